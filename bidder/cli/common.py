@@ -1,0 +1,171 @@
+"""Options, parameter types and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bidder.models import parse_tolerance
+from bidder.units import parse_duration, parse_int_list
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "DEFAULT_DB",
+    "DURATION",
+    "INT_LIST",
+    "TOLERANCE",
+    "api_options",
+    "db_option",
+    "emit_rows",
+    "format_option",
+    "resolve_api_key",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_API_URL = "https://api.runpod.io/graphql"
+DEFAULT_DB = "data/bidder.db"
+USER_CONFIG = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "bidder" / "config.toml"
+
+
+class DurationType(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class IntListType(click.ParamType):
+    name = "list"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_int_list(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class ToleranceType(click.ParamType):
+    name = "tolerance"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_tolerance(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = DurationType()
+INT_LIST = IntListType()
+TOLERANCE = ToleranceType()
+
+
+def resolve_api_key(explicit: str | None = None) -> str | None:
+    """The API key: RUNPOD_API_KEY, else `api_key` in ~/.config/bidder/config.toml, else None.
+
+    The key is never logged or printed; it only travels in the Authorization header.
+    """
+    if explicit:
+        return explicit
+    from_env = os.environ.get("RUNPOD_API_KEY")
+    if from_env:
+        return from_env
+    if USER_CONFIG.is_file():
+        try:
+            data = tomllib.loads(USER_CONFIG.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise click.ClickException(f"cannot read {USER_CONFIG}: {exc}") from None
+        key = data.get("api_key")
+        if isinstance(key, str) and key:
+            return key
+    return None
+
+
+def api_options(func: F) -> F:
+    """--api-url (or RUNPOD_API_URL). The key comes from RUNPOD_API_KEY or the config file only,
+    so it never lands in shell history or a process list."""
+    return click.option(
+        "--api-url",
+        envvar="RUNPOD_API_URL",
+        default=DEFAULT_API_URL,
+        show_default=True,
+        help="GraphQL endpoint: RunPod's, or an emulator's from `bidder sim serve` (env RUNPOD_API_URL).",
+    )(func)
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db",
+        "db_path",
+        envvar="BIDDER_DB",
+        default=DEFAULT_DB,
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="SQLite file holding price history and the ledger (env BIDDER_DB).",
+    )(func)
+
+
+def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices or ("table", "json", "csv")),
+        default=default,
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def emit_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str,
+              headers: Sequence[str] | None = None) -> None:
+    """Print rows as an aligned table, a JSON list, or CSV with a header."""
+    if fmt == "json":
+        click.echo(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=2, default=str))
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+        return
+    heads = list(headers or columns)
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+    numeric = [all(_is_number(r.get(c)) for r in rows if r.get(c) is not None) for c in columns]
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+    click.echo(line(heads))
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo(line(row))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)

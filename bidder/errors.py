@@ -1,0 +1,162 @@
+"""Every error bidder raises, in one tree.
+
+    BidderError                 root: catch this to catch anything bidder raises on purpose
+    ├── ConfigError             bad user input or config (carries the key and the file, if any)
+    ├── StoreError              the SQLite history/ledger could not be used
+    │   ├── SchemaTooNew        the file was written by a newer bidder
+    │   └── LockHeld            another process holds the exclusive tick lock
+    ├── TraceFormatError        a trace CSV is malformed (carries line and column)
+    ├── ApiError                talking to the RunPod API (or the emulator) failed
+    │   ├── AuthError           HTTP 401: the API key is missing or wrong
+    │   ├── RateLimited         HTTP 429 (carries retry_after in seconds, when given)
+    │   ├── TransportError      connection refused/reset, timeout, HTTP 5xx, unreadable body
+    │   └── GraphQLError        the API answered with an `errors` array or HTTP 400
+    │       ├── NoCapacity      "no instances available" / "does not have the resources"
+    │       ├── SpotUnsupported the API no longer knows the spot mutations or fields
+    │       └── PodNotFound     the pod id is unknown
+    ├── InsufficientHistory     too little price history to estimate the market
+    └── Infeasible              no candidate meets the job's constraints (names the constraint)
+
+No message in this tree ever contains the API key: the client builds messages from the operation
+name, HTTP status and the server's error text only.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "BidderError",
+    "ConfigError",
+    "GraphQLError",
+    "Infeasible",
+    "InsufficientHistory",
+    "LockHeld",
+    "NoCapacity",
+    "PodNotFound",
+    "RateLimited",
+    "SchemaTooNew",
+    "SpotUnsupported",
+    "StoreError",
+    "TraceFormatError",
+    "TransportError",
+]
+
+
+class BidderError(Exception):
+    """Root of every error bidder raises on purpose."""
+
+
+class ConfigError(BidderError):
+    """Bad user input or configuration: names the key (and the file) that is wrong."""
+
+    def __init__(self, message: str, *, key: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.path = path
+
+
+class StoreError(BidderError):
+    """The SQLite database could not be opened, migrated or written."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer version of bidder."""
+
+    def __init__(self, message: str, *, found: int, supported: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.supported = supported
+
+
+class LockHeld(StoreError):
+    """Another process holds the exclusive lock (e.g. another `bidder tick`)."""
+
+
+class TraceFormatError(BidderError):
+    """A trace CSV is malformed; `line` is 1-based (the header is line 1)."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 column: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.column = column
+
+
+class ApiError(BidderError):
+    """A call to the RunPod API failed. `operation` is the GraphQL operation (e.g. "podStop")."""
+
+    def __init__(self, message: str, *, operation: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.status = status
+
+
+class AuthError(ApiError):
+    """HTTP 401: the API key is missing, wrong or revoked."""
+
+
+class RateLimited(ApiError):
+    """HTTP 429. `retry_after` is the server's Retry-After in seconds, or None."""
+
+    def __init__(self, message: str, *, operation: str | None = None, status: int | None = 429,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, operation=operation, status=status)
+        self.retry_after = retry_after
+
+
+class TransportError(ApiError):
+    """Connection error, timeout, HTTP 5xx or an unreadable body.
+
+    `maybe_executed` is True when the request may have reached the server (a timeout or a
+    dropped connection after sending): for a create, the pod may exist; look it up by name.
+    """
+
+    def __init__(self, message: str, *, operation: str | None = None, status: int | None = None,
+                 maybe_executed: bool = False) -> None:
+        super().__init__(message, operation=operation, status=status)
+        self.maybe_executed = maybe_executed
+
+
+class GraphQLError(ApiError):
+    """The API answered with GraphQL errors. `messages` and `codes` are as the server sent them."""
+
+    def __init__(self, message: str, *, operation: str | None = None, status: int | None = None,
+                 messages: tuple[str, ...] = (), codes: tuple[str | None, ...] = ()) -> None:
+        super().__init__(message, operation=operation, status=status)
+        self.messages = messages
+        self.codes = codes
+
+
+class NoCapacity(GraphQLError):
+    """No machine can take the pod right now (or, for spot, the bid is under the floor)."""
+
+
+class SpotUnsupported(GraphQLError):
+    """The API does not know the spot mutation or field: RunPod is retiring spot pods."""
+
+
+class PodNotFound(GraphQLError):
+    """The pod id is unknown to the API."""
+
+    def __init__(self, message: str, *, pod_id: str | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.pod_id = pod_id
+
+
+class InsufficientHistory(BidderError):
+    """Too little price history to estimate a market (names the GPU type and the sample count)."""
+
+    def __init__(self, message: str, *, gpu_type_id: str | None = None, samples: int = 0) -> None:
+        super().__init__(message)
+        self.gpu_type_id = gpu_type_id
+        self.samples = samples
+
+
+class Infeasible(BidderError):
+    """No candidate meets the job's constraints. `constraint` names the one that ruled the last out."""
+
+    def __init__(self, message: str, *, constraint: str) -> None:
+        super().__init__(message)
+        self.constraint = constraint

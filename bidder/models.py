@@ -1,0 +1,173 @@
+"""Neutral types shared by the collector, store, market statistics, optimizer and executor.
+
+Nothing here knows RunPod: `bidder/runpod/` turns RunPod's answers into these types, so another
+bid market can plug in through its own client. Money is USD per GPU-hour unless a name says
+otherwise; bids are always per GPU. Timestamps are timezone-aware UTC `datetime`s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+__all__ = [
+    "CLOUDS",
+    "TOLERANCE_PRESETS",
+    "Action",
+    "Decision",
+    "JobProgress",
+    "JobSpec",
+    "Policy",
+    "PriceQuote",
+    "parse_tolerance",
+]
+
+#: Clouds a quote can come from. A JobSpec may also say "ANY".
+CLOUDS: tuple[str, ...] = ("SECURE", "COMMUNITY")
+
+#: Interruption tolerance presets: the most expected interruptions per day a job accepts.
+TOLERANCE_PRESETS: dict[str, float] = {"none": 0.0, "low": 0.5, "medium": 2.0, "high": 6.0}
+
+Action = Literal["spot", "on_demand", "wait"]
+
+
+def parse_tolerance(value: str | float) -> float:
+    """A preset name ("none", "low", "medium", "high") or a number of interruptions per day."""
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = value.strip().lower()
+        if text in TOLERANCE_PRESETS:
+            return TOLERANCE_PRESETS[text]
+        try:
+            number = float(text)
+        except ValueError:
+            names = ", ".join(TOLERANCE_PRESETS)
+            raise ValueError(f"tolerance {value!r} is neither a preset ({names}) nor a number") from None
+    if math.isnan(number) or number < 0:
+        raise ValueError(f"tolerance must be >= 0 interruptions per day, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    """One market quote: what one GPU type costs in one cloud at one GPU count, at time `ts`.
+
+    `minimum_bid_price` is the spot floor (None = no spot capacity right now, never 0);
+    `uninterruptable_price` the on-demand price (None = no on-demand capacity). Both USD per GPU-hour.
+    """
+
+    ts: datetime
+    gpu_type_id: str
+    cloud: str
+    gpu_count: int
+    minimum_bid_price: float | None
+    uninterruptable_price: float | None
+    stock_status: str | None = None
+    available_gpu_counts: tuple[int, ...] = ()
+    max_unreserved_gpu_count: int | None = None
+    memory_in_gb: int | None = None
+    display_name: str | None = None
+    list_spot_price: float | None = None
+    list_on_demand_price: float | None = None
+
+    @property
+    def has_spot(self) -> bool:
+        return self.minimum_bid_price is not None
+
+    @property
+    def spot_discount(self) -> float | None:
+        """Share saved by bidding the floor instead of paying on-demand (0.4 = 40%)."""
+        if self.minimum_bid_price is None or not self.uninterruptable_price:
+            return None
+        return 1.0 - self.minimum_bid_price / self.uninterruptable_price
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the user needs.
+
+    `work_hours` is running time needed at the reference speed (speed factor 1.0), in hours of a
+    pod with `gpu_count` GPUs; None only when `keep_running` (a service with no end). `deadline`
+    is absolute; None means no deadline. `restart_overhead_hours` is the work lost per
+    interruption (time to resume plus work since the last checkpoint). `speed_factors` maps a GPU
+    type to its speed relative to the reference (e.g. {"NVIDIA H100 80GB HBM3": 3.0}); types not
+    named run at 1.0.
+    """
+
+    gpu_types: tuple[str, ...] = ()
+    min_vram_gb: int | None = None
+    gpu_count: int = 1
+    cloud: str = "ANY"
+    work_hours: float | None = None
+    keep_running: bool = False
+    deadline: datetime | None = None
+    restart_overhead_hours: float = 10 / 60
+    speed_factors: tuple[tuple[str, float], ...] = ()
+
+    def speed_of(self, gpu_type_id: str) -> float:
+        for name, factor in self.speed_factors:
+            if name == gpu_type_id:
+                return factor
+        return 1.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the user wants to pay.
+
+    `max_price`: the most per GPU-hour, bid or on-demand (None = no cap of the user's own).
+    `budget`: the most in USD for the whole job (None = no budget).
+    `tolerance`: the most expected interruptions per day (0 = on-demand only; see TOLERANCE_PRESETS).
+    `min_savings`: spot must beat the best on-demand candidate by this share, after overheads.
+    `allow_spot` / `allow_on_demand`: switch a kind of pod off entirely (e.g. spot retired).
+    """
+
+    max_price: float | None = None
+    budget: float | None = None
+    tolerance: float = TOLERANCE_PRESETS["medium"]
+    min_savings: float = 0.15
+    allow_spot: bool = True
+    allow_on_demand: bool = True
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Where a running job stands, for re-deciding at a cron tick or a backtest step.
+
+    `current_*` describe the pod the job has now (None = no pod); `spent` is USD so far.
+    """
+
+    work_done_hours: float = 0.0
+    spent: float = 0.0
+    interruptions: int = 0
+    current_gpu_type_id: str | None = None
+    current_cloud: str | None = None
+    current_action: Action | None = None
+    current_bid_per_gpu: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do now, with the numbers behind it.
+
+    `expected_cost_per_hour` is USD per GPU-hour of useful work (restart losses included);
+    `expected_total_cost` is USD for the remaining work (for keep-running jobs: per day).
+    For `wait`, `act_below` is the spot floor at which it would act, and gpu_type_id/cloud name
+    the market it is waiting on. `alternatives` are the other candidates weighed, best first.
+    """
+
+    action: Action
+    gpu_type_id: str | None
+    cloud: str | None
+    gpu_count: int
+    bid_per_gpu: float | None
+    expected_cost_per_hour: float | None
+    expected_interruptions_per_day: float
+    expected_total_cost: float | None
+    expected_completion_hours: float | None
+    reasons: tuple[str, ...] = ()
+    alternatives: tuple[Decision, ...] = field(default=(), compare=False)
+    act_below: float | None = None

@@ -1,0 +1,46 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bidder.models import TOLERANCE_PRESETS, parse_tolerance
+from bidder.units import format_duration, parse_duration, parse_int_list, parse_timestamp, to_iso
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("1.5h", 5400), ("3d", 259200), ("2w", 1209600), ("42", 42)],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "5 parsecs", "-3h", "1h30m"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (5, 600, 5400, 3 * 86400)] == ["5s", "10m", "1.5h", "3.0d"]
+
+
+def test_parse_int_list():
+    assert parse_int_list("8, 1,2,2") == (1, 2, 8)
+    with pytest.raises(ValueError, match="positive whole number"):
+        parse_int_list("1,0")
+
+
+def test_timestamps_round_trip_in_utc():
+    ts = parse_timestamp("2026-01-02T03:04:05+02:00")
+    assert ts == datetime(2026, 1, 2, 1, 4, 5, tzinfo=UTC)
+    assert to_iso(ts) == "2026-01-02T01:04:05Z"
+    assert parse_timestamp("2026-01-02T01:04:05") == ts
+
+
+def test_tolerance_presets_and_numbers():
+    assert parse_tolerance("LOW") == TOLERANCE_PRESETS["low"] == 0.5
+    assert parse_tolerance("3") == 3.0
+    with pytest.raises(ValueError, match="preset"):
+        parse_tolerance("sometimes")
+    with pytest.raises(ValueError, match=">= 0"):
+        parse_tolerance("-1")
