@@ -1,0 +1,82 @@
+"""The emulator's clock: virtual time that moves only when told, plus an optional pacer that moves
+it with the wall clock (`bidder sim serve --speed N`: N market seconds per real second).
+
+Time is kept as float epoch seconds so that billing per second is exact; `datetime`s are made only
+at the edges (the HTTP answers and the Python API).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+__all__ = ["GRID_S", "Pacer", "VirtualClock", "from_epoch", "to_epoch"]
+
+#: The market's internal grid: prices step and interruptions are checked every GRID_S seconds
+#: of virtual time, whatever chunks time is advanced in (so a seed gives one history).
+GRID_S = 60
+
+
+def to_epoch(value: datetime) -> float:
+    if value.tzinfo is None:
+        raise ValueError(f"datetime {value!r} has no time zone: give an aware UTC datetime")
+    return value.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class VirtualClock:
+    """Epoch seconds that only move forward, and only through `advance`."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = to_epoch(start)
+
+    @property
+    def now_s(self) -> float:
+        return self._now
+
+    @property
+    def now(self) -> datetime:
+        return from_epoch(self._now)
+
+    def advance(self, seconds: float) -> float:
+        if not seconds >= 0:  # also rejects NaN
+            raise ValueError(f"cannot move time backwards or by a non-number: {seconds!r}")
+        self._now += float(seconds)
+        return self._now
+
+
+class Pacer:
+    """A daemon thread that calls `advance(seconds)` with `speed` virtual seconds per real second.
+
+    `advance` is the emulator's own (it takes the world lock), so the pacer never touches the
+    world directly. `stop()` wakes the thread at once and joins it.
+    """
+
+    def __init__(self, speed: float, advance: Callable[[float], object], interval_s: float = 0.1) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be a positive number of market seconds per real second, got {speed!r}")
+        self.speed = float(speed)
+        self._advance = advance
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bidder-sim-pacer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self._interval):
+            now = time.monotonic()
+            self._advance((now - last) * self.speed)
+            last = now
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)

@@ -1,0 +1,138 @@
+"""`Emulator`: a RunPod-compatible API on 127.0.0.1 over a seeded world on a virtual clock.
+
+    from bidder.sim import Emulator, TEST_API_KEY
+    with Emulator(seed=0) as emu:          # serves on a free port in a background thread
+        emu.url                            # http://127.0.0.1:PORT/graphql
+        emu.advance(3600)                  # an hour passes: prices move, pods bill, spot pods may stop
+        emu.world.set_floor("NVIDIA RTX A6000", "COMMUNITY", 0.9)
+
+Time moves only through `advance` (or `POST /sim/advance`), unless `speed` is given: then a pacer
+moves it by `speed` market seconds per real second (for `bidder sim serve --speed N`).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from bidder.errors import ConfigError
+from bidder.sim.clock import Pacer
+from bidder.sim.faults import FaultInjector, FaultSpec
+from bidder.sim.server import EmulatorHTTPServer
+from bidder.sim.world import World
+
+__all__ = ["TEST_API_KEY", "Emulator"]
+
+#: The key the emulator accepts unless told otherwise. Not a secret: it only opens the emulator.
+TEST_API_KEY = "rpa_BIDDERTESTKEY0000000000000000000000000000EMULATOR"
+
+
+def _faults(value: FaultSpec | str | None) -> FaultSpec | None:
+    if value is None or isinstance(value, FaultSpec):
+        return value
+    if isinstance(value, str):
+        return FaultSpec.parse(value)
+    raise ConfigError(f"faults must be a FaultSpec, a text like '429=0.2,drop=0.05' or None, got {value!r}",
+                      key="faults")
+
+
+class Emulator:
+    """A started-on-demand RunPod emulator. Use as a context manager, or `start()`/`stop()`."""
+
+    def __init__(self, seed: int = 0, api_key: str = TEST_API_KEY, start: datetime | None = None,
+                 trace: str | Path | None = None, faults: FaultSpec | str | None = None,
+                 spot_enabled: bool = True, *, port: int = 0, speed: float | None = None,
+                 reclaim_rate_per_hour: float = 0.01, client_balance: float = 1000.0,
+                 spend_limit: float = 80.0) -> None:
+        if not api_key:
+            raise ConfigError("the emulator needs a non-empty API key to accept", key="api_key")
+        if speed is not None and not speed > 0:
+            raise ConfigError(f"speed must be > 0 market seconds per real second, got {speed!r}", key="speed")
+        self.seed = seed
+        self.api_key = api_key
+        self.port = port
+        self.speed = speed
+        self.world = World(seed=seed, start=start, trace=trace, reclaim_rate_per_hour=reclaim_rate_per_hour,
+                           client_balance=client_balance, spend_limit=spend_limit)
+        self.fault_injector: FaultInjector | None = None
+        self.set_faults(faults)
+        self.set_spot_enabled(spot_enabled)
+        self._server: EmulatorHTTPServer | None = None
+        self._pacer: Pacer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        if self._server is not None:
+            return self
+        self._server = EmulatorHTTPServer(self, self.port)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="bidder-sim-server", daemon=True)
+        self._thread.start()
+        if self.speed is not None:
+            self._pacer = Pacer(self.speed, self.advance)
+            self._pacer.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the pacer and the server, close every connection, join every thread."""
+        if self._pacer is not None:
+            self._pacer.stop()
+            self._pacer = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:  # never shows the key
+        state = self.url if self._server is not None else "stopped"
+        return f"Emulator(seed={self.seed}, {state}, now={self.now.isoformat()})"
+
+    # -- what tests and the CLI use ------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: use `with Emulator() as emu:` or emu.start()")
+        return self._server.url
+
+    @property
+    def base_url(self) -> str:
+        """http://127.0.0.1:PORT (for /sim/advance and /sim/now)."""
+        return self.url.removesuffix("/graphql")
+
+    @property
+    def now(self) -> datetime:
+        return self.world.now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move virtual time forward; returns the new time."""
+        return self.world.advance(seconds)
+
+    def set_faults(self, faults: FaultSpec | str | None) -> None:
+        """Turn fault injection on (a FaultSpec or its text form) or off (None). Seeded by the seed."""
+        spec = _faults(faults)
+        self.fault_injector = FaultInjector(spec, self.seed) if spec is not None and spec.active else None
+
+    @property
+    def faults(self) -> FaultSpec | None:
+        return None if self.fault_injector is None else self.fault_injector.spec
+
+    @property
+    def spot_enabled(self) -> bool:
+        return self.world.spot_enabled
+
+    def set_spot_enabled(self, enabled: bool) -> None:
+        """False: the schema loses podRentInterruptable/podBidResume and every floor reads null."""
+        with self.world.lock:
+            self.world.spot_enabled = bool(enabled)

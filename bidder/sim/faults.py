@@ -1,0 +1,125 @@
+"""Fault injection for the emulator: what a flaky API does to a client. Off by default.
+
+A `FaultSpec` gives, per GraphQL request, the chance of each fault (they exclude each other):
+
+    429       HTTP 429 with a Retry-After header; a share `html` of them with an HTML body
+    500       HTTP 500 (the request is not executed)
+    internal  HTTP 200 with RunPod's INTERNAL_SERVER_ERROR entry (not executed)
+    timeout   the answer comes `delay` seconds late (the request IS executed: a client that gave
+              up cannot know whether its create happened)
+    drop      the connection is closed before the request is executed, without an answer
+
+and, for create mutations (podRentInterruptable, podFindAndDeployOnDemand) only:
+
+    lost_create  the create is executed, then the connection is closed without an answer
+
+As text: "429=0.2,500=0.1,timeout=0.05,drop=0.05,lost_create=1,delay=0.7,retry_after=2,html=0.5".
+Draws come from one seeded stream, so a single-threaded client sees the same faults every run.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, fields
+
+from bidder.errors import ConfigError
+
+__all__ = ["FAULT_KINDS", "FaultInjector", "FaultSpec"]
+
+#: Per-request fault kinds, in the order the draw tests them.
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "internal", "timeout", "drop")
+
+_RATE_KEYS = {"429": "rate_429", "500": "rate_500", "internal": "rate_internal", "timeout": "rate_timeout",
+              "drop": "rate_drop", "lost_create": "lost_create"}
+_PARAM_KEYS = {"delay": "timeout_delay", "retry_after": "retry_after", "html": "html_share"}
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_internal: float = 0.0
+    rate_timeout: float = 0.0
+    rate_drop: float = 0.0
+    lost_create: float = 0.0
+    timeout_delay: float = 2.0   # seconds a "timeout" answer is held back
+    retry_after: float = 1.0     # seconds, sent in Retry-After with every 429
+    html_share: float = 0.5      # share of 429s whose body is an HTML page, not JSON
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or value != value or value < 0:
+                raise ConfigError(f"fault setting {f.name} must be a number >= 0, got {value!r}", key=f.name)
+        for name in ("rate_429", "rate_500", "rate_internal", "rate_timeout", "rate_drop", "lost_create",
+                     "html_share"):
+            if getattr(self, name) > 1:
+                raise ConfigError(f"fault setting {name} is a probability: give 0..1, got {getattr(self, name)}",
+                                  key=name)
+        if self.request_rate > 1 + 1e-9:
+            raise ConfigError(f"the per-request fault rates add up to {self.request_rate:g}; they must total <= 1",
+                              key="faults")
+
+    @property
+    def request_rate(self) -> float:
+        return self.rate_429 + self.rate_500 + self.rate_internal + self.rate_timeout + self.rate_drop
+
+    @property
+    def active(self) -> bool:
+        return self.request_rate > 0 or self.lost_create > 0
+
+    @classmethod
+    def parse(cls, text: str) -> FaultSpec:
+        """Parse "429=0.2,500=0.1,timeout=0.05,drop=0.05,lost_create=1,delay=0.7" (see module doc)."""
+        values: dict[str, float] = {}
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            name, sep, raw = part.partition("=")
+            name = name.strip().lower()
+            attr = _RATE_KEYS.get(name) or _PARAM_KEYS.get(name)
+            if not sep or attr is None:
+                known = ", ".join([*_RATE_KEYS, *_PARAM_KEYS])
+                raise ConfigError(f"bad fault item {part!r}: use NAME=NUMBER with NAME one of {known}", key="faults")
+            try:
+                values[attr] = float(raw)
+            except ValueError:
+                raise ConfigError(f"bad fault item {part!r}: {raw.strip()!r} is not a number", key="faults") from None
+        return cls(**values)
+
+    def __str__(self) -> str:
+        names = {**{v: k for k, v in _RATE_KEYS.items()}, **{v: k for k, v in _PARAM_KEYS.items()}}
+        return ",".join(f"{names[f.name]}={getattr(self, f.name):g}" for f in fields(self))
+
+
+class FaultInjector:
+    """Seeded draws of faults for one emulator (thread-safe)."""
+
+    def __init__(self, spec: FaultSpec, seed: int = 0) -> None:
+        self.spec = spec
+        self._rng = random.Random(f"{seed}|faults")
+        self._lock = threading.Lock()
+
+    def draw(self) -> str | None:
+        """The fault for this request (one of FAULT_KINDS), or None."""
+        if self.spec.request_rate <= 0:
+            return None
+        with self._lock:
+            u = self._rng.random()
+        edge = 0.0
+        for kind in FAULT_KINDS:
+            edge += getattr(self.spec, _RATE_KEYS[kind])
+            if u < edge:
+                return kind
+        return None
+
+    def html(self) -> bool:
+        with self._lock:
+            return self._rng.random() < self.spec.html_share
+
+    def lose_create(self) -> bool:
+        if self.spec.lost_create <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < self.spec.lost_create

@@ -1,0 +1,290 @@
+"""The emulator's HTTP front: RunPod's wire behaviour on 127.0.0.1.
+
+    POST /graphql      {"query", "variables", "operationName"}; Bearer auth as RunPod does it:
+                       wrong key -> 401, no key -> anonymous (gpuTypes readable, myself null,
+                       pod queries and mutations refused), malformed document or unknown field
+                       -> 400, business refusals -> 200 with `errors`.
+    POST /sim/advance  {"seconds": N} -> {"now": iso}   (moves the virtual clock)
+    GET  /sim/now      -> {"now": iso}
+
+A stdlib ThreadingHTTPServer with HTTP/1.1 keep-alive. Every open connection is tracked so that
+`close()` can shut them down and join every handler thread: nothing outlives the emulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute, parse, validate
+
+from bidder.sim.resolvers import CREATE_MUTATIONS, build_schema, context_for
+from bidder.units import to_iso
+
+if TYPE_CHECKING:
+    from bidder.sim.emulator import Emulator
+
+__all__ = ["INTERNAL_ERROR_TEXT", "EmulatorHTTPServer"]
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR_TEXT = "Something went wrong. Please try again later or contact support."
+_HTML_429 = (b"<html><head><title>429 Too Many Requests</title></head><body><center><h1>429 Too Many "
+             b"Requests</h1></center><hr><center>cloudflare</center></body></html>\n")
+_MAX_BODY = 1 << 20
+# graphql-core quotes names as 'X'; RunPod's server (graphql-js) as "X". Clients match on the text.
+_QUOTED_NAME = re.compile(r"'([$A-Za-z_][\w$!.\[\]]*)'")
+
+
+class _Drop(Exception):
+    """Close the connection without answering."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: EmulatorHTTPServer
+    server_version = "bidder-sim"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without NODELAY, Nagle plus delayed ACKs
+        # add ~40 ms to every keep-alive answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), headers=headers)
+
+    def _errors(self, status: int, *messages: str, code: str | None = None) -> None:
+        errors = [{"message": m, **({"extensions": {"code": code}} if code else {})} for m in messages]
+        self._json(status, {"errors": errors})
+
+    def _body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit() or int(length) > _MAX_BODY:
+            self.close_connection = True
+            raise ValueError("a JSON body with a Content-Length (at most 1 MiB) is required")
+        return self.rfile.read(int(length))
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    # -- routes --------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/sim/now":
+            self._json(200, {"now": to_iso(self.server.emulator.now)})
+        elif path == "/graphql":
+            self._errors(405, "use POST for /graphql")
+        else:
+            self._errors(404, f"no route {path}")
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            body = self._body()
+        except ValueError as exc:
+            self._errors(400, str(exc))
+            return
+        try:
+            if path == "/graphql":
+                self._graphql(body)
+            elif path == "/sim/advance":
+                self._advance(body)
+            else:
+                self._errors(404, f"no route {path}")
+        except _Drop:
+            self._drop()
+
+    def _advance(self, body: bytes) -> None:
+        try:
+            seconds = json.loads(body or b"{}").get("seconds")
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+                raise ValueError
+        except (ValueError, AttributeError):
+            self._errors(400, 'give {"seconds": N} with N a number >= 0')
+            return
+        self._json(200, {"now": to_iso(self.server.emulator.advance(seconds))})
+
+    def _auth(self) -> bool | None:
+        """True = the right key, False = no key, None = a wrong key."""
+        emu = self.server.emulator
+        header = self.headers.get("Authorization")
+        query_key = parse_qs(urlsplit(self.path).query).get("api_key", [None])[0]
+        if header is None and query_key is None:
+            return False
+        if header is not None:
+            scheme, _, key = header.partition(" ")
+            if scheme.lower() != "bearer" or key.strip() != emu.api_key:
+                return None
+        if query_key is not None and query_key != emu.api_key:
+            return None
+        return True
+
+    def _graphql(self, body: bytes) -> None:
+        emu = self.server.emulator
+        injector = emu.fault_injector
+        fault = injector.draw() if injector is not None else None
+        if fault == "429":
+            headers = {"Retry-After": f"{injector.spec.retry_after:g}"}  # type: ignore[union-attr]
+            if injector.html():  # type: ignore[union-attr]
+                self._send(429, _HTML_429, "text/html", headers)
+            else:
+                self._json(429, {"errors": [{"message": "Too Many Requests"}]}, headers)
+            return
+        if fault == "500":
+            self._errors(500, INTERNAL_ERROR_TEXT, code="INTERNAL_SERVER_ERROR")
+            return
+        if fault == "internal":
+            self._json(200, {"data": None, "errors": [{"message": INTERNAL_ERROR_TEXT,
+                                                       "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]})
+            return
+        if fault == "drop":
+            raise _Drop
+        if fault == "timeout":
+            self.server.stopping.wait(injector.spec.timeout_delay)  # type: ignore[union-attr]
+            if self.server.stopping.is_set():
+                raise _Drop
+
+        authenticated = self._auth()
+        if authenticated is None:
+            self._errors(401, "Unauthorized: the API key is invalid", code="UNAUTHENTICATED")
+            return
+        try:
+            request = json.loads(body)
+            if not isinstance(request, dict) or not isinstance(request.get("query"), str):
+                raise ValueError
+            variables = request.get("variables") or {}
+            if not isinstance(variables, dict):
+                raise ValueError
+        except ValueError:
+            self._errors(400, 'the body must be JSON: {"query": "...", "variables": {...}}')
+            return
+        schema = build_schema(emu.spot_enabled)
+        try:
+            document = parse(request["query"])
+        except GraphQLSyntaxError as exc:
+            self._json(400, {"errors": [_requoted(exc)]})
+            return
+        problems = validate(schema, document)
+        if problems:
+            self._json(400, {"errors": [_requoted(e) for e in problems]})
+            return
+        with emu.world.lock:
+            result = execute(schema, document, variable_values=variables,
+                             operation_name=request.get("operationName"),
+                             context_value=context_for(emu.world, authenticated))
+        if result.data is None and result.errors:  # bad variables or operation name: never executed
+            self._json(400, {"errors": [_requoted(e) for e in result.errors]})
+            return
+        if injector is not None and _has_create(document) and injector.lose_create():
+            raise _Drop  # executed, but the answer is lost on the way
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            payload["errors"] = [_format(e) for e in result.errors]
+        self._json(200, payload)
+
+
+def _requoted(error: GraphQLError) -> dict[str, Any]:
+    formatted = dict(error.formatted)
+    formatted["message"] = _QUOTED_NAME.sub(r'"\1"', formatted["message"])
+    return formatted
+
+
+def _format(error: GraphQLError) -> dict[str, Any]:
+    formatted = error.formatted
+    original = error.original_error
+    if original is not None and not hasattr(original, "extensions"):
+        # A bug of the emulator's own, not a business answer: say so as RunPod would, and log it.
+        log.error("emulator resolver failed", exc_info=original)
+        formatted = {**formatted, "message": INTERNAL_ERROR_TEXT, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+    return formatted
+
+
+def _has_create(document: Any) -> bool:
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode) and node.operation.value == "mutation":
+            for selection in node.selection_set.selections:
+                if getattr(getattr(selection, "name", None), "value", None) in CREATE_MUTATIONS:
+                    return True
+    return False
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    """Serves one Emulator. Handler threads are daemons and tracked; `close()` ends them all."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, emulator: Emulator, port: int = 0) -> None:
+        self.emulator = emulator
+        self.stopping = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._handler_threads: set[threading.Thread] = set()
+        self._conn_lock = threading.Lock()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                  name="bidder-sim-request", daemon=True)
+        with self._conn_lock:
+            self._handler_threads = {t for t in self._handler_threads if t.is_alive()}
+            self._handler_threads.add(thread)
+        thread.start()
+
+    def track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._conn_lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up mid-answer (e.g. after its own timeout) is normal here.
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.shutdown()
+        self.server_close()
+        with self._conn_lock:
+            conns, threads = list(self._conns), list(self._handler_threads)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(timeout)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/graphql"
