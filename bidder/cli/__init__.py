@@ -17,6 +17,7 @@ __all__ = ["main"]
 
 # Modules that each register their commands on `main` when imported.
 _COMMAND_MODULES: tuple[str, ...] = (
+    "sim",
 )
 
 

@@ -1,0 +1,149 @@
+"""`bidder sim serve` (run the RunPod emulator) and `bidder sim trace` (sample its market model)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from bidder.cli import main
+from bidder.cli.common import DURATION
+from bidder.errors import ConfigError
+from bidder.units import parse_timestamp, to_iso
+
+__all__ = ["sim"]
+
+
+def _faults(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    if value is None:
+        return None
+    from bidder.sim import FaultSpec
+
+    try:
+        return FaultSpec.parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z",
+                                 ctx=ctx, param=param) from None
+
+
+@main.group("sim")
+def sim() -> None:
+    """bidder's RunPod-compatible emulator: same GraphQL API, seeded market, virtual clock.
+
+    \b
+    Example:
+      bidder sim serve --port 8765 --seed 1
+    """
+
+
+@sim.command("serve")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0 = any free port).")
+@click.option("--api-key", default=None, metavar="KEY",
+              help="The key to accept (default: the fixed test key, printed at start).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the market, capacity, reclaims and faults.")
+@click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Replay this trace CSV (DESIGN.md format) instead of the market model.")
+@click.option("--start", callback=_start, default=None, metavar="TIME",
+              help="Virtual start time, ISO 8601 (default 2026-01-01T00:00:00Z, or the trace's first row).")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
+              help="Move the clock N market seconds per real second (default: only on POST /sim/advance).")
+@click.option("--faults", callback=_faults, default=None, metavar="SPEC",
+              help="Inject faults, e.g. '429=0.2,500=0.1,timeout=0.05,drop=0.05,lost_create=1,delay=2'.")
+@click.option("--no-spot", is_flag=True, help="Serve the schema without spot mutations (RunPod after spot ends).")
+@click.option("--reclaim-rate", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              help="Spot reclaims per running hour that no bid avoids.")
+def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: datetime | None,
+          speed: float | None, faults: object, no_spot: bool, reclaim_rate: float) -> None:
+    """Run the emulator until Ctrl-C. The first line of output is its GraphQL URL.
+
+    Point any bidder command at it with --api-url URL (or RUNPOD_API_URL) and RUNPOD_API_KEY set
+    to the printed key. Move its clock with: curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'.
+
+    \b
+    Example:
+      bidder sim serve --port 8765 --seed 1 --faults '429=0.1,drop=0.02'
+    """
+    from bidder.sim import TEST_API_KEY, Emulator
+
+    emu = Emulator(seed=seed, api_key=api_key or TEST_API_KEY, start=start, trace=trace, faults=faults,  # type: ignore[arg-type]
+                   spot_enabled=not no_spot, port=port, speed=speed, reclaim_rate_per_hour=reclaim_rate)
+    try:
+        emu.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; "
+                                   f"pick another --port (0 = any free one)") from None
+    stop = threading.Event()
+
+    def _on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        click.echo(emu.url)
+        click.echo(f"API key: {emu.api_key}")
+        clock = (f"moves {speed:g} market seconds per real second" if speed
+                 else f"moves on POST {emu.base_url}/sim/advance {{\"seconds\": N}}")
+        click.echo(f"Virtual clock at {to_iso(emu.now)}; it {clock}.")
+        click.echo(f"Market: {'trace ' + str(trace) if trace else f'model, seed {seed}'}; spot "
+                   f"{'off' if no_spot else 'on'}; faults {emu.faults or 'off'}.")
+        click.echo("Press Ctrl-C to stop.")
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        emu.stop()
+    click.echo(f"Stopped at virtual time {to_iso(emu.now)}.")
+
+
+@sim.command("trace")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the market model.")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+              help="Length of the trace in days.")
+@click.option("--step", type=DURATION, default="5m", show_default=True, help="Sampling step, e.g. 60s, 5m.")
+@click.option("--gpu-type", "gpu_types", multiple=True, metavar="ID",
+              help="A gpuTypeId to include (repeatable; default: every type in the catalogue).")
+@click.option("--start", callback=_start, default=None, metavar="TIME",
+              help="First timestamp, ISO 8601 (default 2026-01-01T00:00:00Z).")
+def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[str, ...],
+              start: datetime | None) -> None:
+    """Write the emulator's market model, sampled on a grid, as a trace CSV (DESIGN.md format).
+
+    The prices are those `bidder sim serve --seed SEED` quotes at the same instants.
+
+    \b
+    Example:
+      bidder sim trace data/traces/sim-seed1.csv --seed 1 --days 14 --step 5m
+    """
+    from bidder.sim import generate_trace, write_trace
+    from bidder.sim.prices import DEFAULT_START
+
+    step_s = int(step.total_seconds())  # type: ignore[attr-defined]
+    if step_s < 1:
+        raise click.BadParameter("the step must be at least 1 second", param_hint="--step")
+    try:
+        rows = generate_trace(seed, days, step_s, gpu_types or None, start=start or DEFAULT_START)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gpu-type") from None
+    try:
+        count = write_trace(rows, out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"Wrote {count} rows to {out}.")
