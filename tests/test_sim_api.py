@@ -3,10 +3,9 @@ Raw httpx against the running emulator (the client under test elsewhere must not
 
 from __future__ import annotations
 
-import httpx
 import pytest
+from sim_helpers import A6000, DEPLOY, RENT, gql, rent
 
-from bidder.sim import TEST_API_KEY, Emulator
 from bidder.sim.world import (
     CANNOT_RESUME_SPOT,
     MACHINE_FULL,
@@ -14,25 +13,6 @@ from bidder.sim.world import (
     SPOT_NO_INSTANCES,
     TERMINATE_NOT_FOUND,
 )
-
-AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
-A6000 = "NVIDIA RTX A6000"
-POD_FIELDS = """id name desiredStatus podType costPerHr gpuCount lastStatusChange lowestBidPriceToResume
-    machineId machine { podHostId gpuDisplayName } runtime { uptimeInSeconds }"""
-RENT = f"mutation($input: PodRentInterruptableInput!) {{ podRentInterruptable(input: $input) {{ {POD_FIELDS} }} }}"
-DEPLOY = (f"mutation($input: PodFindAndDeployOnDemandInput!) {{ podFindAndDeployOnDemand(input: $input) "
-          f"{{ {POD_FIELDS} }} }}")
-
-
-def gql(emu: Emulator, query: str, variables: dict | None = None, headers: dict | None = AUTH) -> httpx.Response:
-    return httpx.post(emu.url, json={"query": query, "variables": variables or {}}, headers=headers, timeout=10)
-
-
-def rent(emu: Emulator, bid: float, *, count: int = 1, name: str = "job", cloud: str = "COMMUNITY",
-         gpu: str = A6000) -> httpx.Response:
-    spec = {"gpuTypeId": gpu, "cloudType": cloud, "gpuCount": count, "bidPerGpu": bid, "name": name,
-            "imageName": "runpod/pytorch", "ports": "8888/http,22/tcp"}
-    return gql(emu, RENT, {"input": spec})
 
 
 def test_unknown_field_is_http_400_with_runpods_message(emulator):
