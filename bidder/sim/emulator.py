@@ -67,6 +67,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is not None:
             return self
+        self.world.warm()
         self._server = EmulatorHTTPServer(self, self.port)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="bidder-sim-server", daemon=True)

@@ -278,6 +278,13 @@ class World:
                 return self._pins[key]
             return self.markets[key].floor_at(self.now_s)
 
+    def warm(self) -> None:
+        """Compute today's prices of every market now (and import scipy), so that the first
+        request to a fresh emulator is as fast as the rest."""
+        with self.lock:
+            for key in self.markets:
+                self.floor(*key)
+
     def on_demand(self, gpu_type_id: str, cloud: str) -> float | None:
         with self.lock:
             market = self.markets.get((gpu_type_id, cloud))

@@ -1,0 +1,135 @@
+"""`bidder sim serve` and `bidder sim trace`, the wall-clock mode, and clean shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY, Emulator, read_trace
+
+SERVE = [sys.executable, "-c", "from bidder.cli import main; main()", "sim", "serve"]
+
+
+def _serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([*SERVE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    proc.terminate()
+    out, _ = proc.communicate(timeout=15)
+    return out
+
+
+def test_serve_prints_the_url_first_and_answers():
+    proc, first = _serve("--port", "0", "--seed", "3")
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/graphql", first)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"API key: {TEST_API_KEY}"
+        response = httpx.post(first, json={"query": "{ myself { id } gpuTypes { id } }"},
+                              headers={"Authorization": f"Bearer {TEST_API_KEY}"}, timeout=10)
+        assert response.status_code == 200
+        assert response.json()["data"]["myself"]["id"].startswith("user_")
+        assert len(response.json()["data"]["gpuTypes"]) >= 12
+        moved = httpx.post(first.removesuffix("/graphql") + "/sim/advance", json={"seconds": 3600}, timeout=10)
+        assert moved.json() == {"now": "2026-01-01T01:00:00Z"}
+    finally:
+        rest = _finish(proc)
+    assert proc.returncode == 0
+    assert "Stopped at virtual time 2026-01-01T01:00:00Z." in rest
+
+
+def test_serve_with_own_key_and_no_spot():
+    proc, url = _serve("--api-key", "my-local-key", "--no-spot")
+    try:
+        good = httpx.post(url, json={"query": "{ myself { id } }"}, headers={"Authorization": "Bearer my-local-key"},
+                          timeout=10)
+        assert good.json()["data"]["myself"] is not None
+        bad = httpx.post(url, json={"query": "{ myself { id } }"},
+                         headers={"Authorization": f"Bearer {TEST_API_KEY}"}, timeout=10)
+        assert bad.status_code == 401
+        spot = httpx.post(url, json={"query": "mutation { podRentInterruptable(input: {bidPerGpu: 1}) { id } }"},
+                          headers={"Authorization": "Bearer my-local-key"}, timeout=10)
+        assert spot.status_code == 400
+    finally:
+        _finish(proc)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--faults", "boom=1"], "Invalid value for '--faults': bad fault item 'boom=1'"),
+    (["--speed", "0"], "Invalid value for '--speed'"),
+    (["--start", "yesterday"], "'yesterday' is not an ISO 8601 time"),
+    (["--trace", "/nonexistent/trace.csv"], "does not exist"),
+])
+def test_serve_rejects_bad_options_in_one_line(args, needle):
+    result = CliRunner().invoke(main, ["sim", "serve", *args])
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_reports_a_bad_trace_file(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("ts,gpu_type\n")
+    result = CliRunner().invoke(main, ["sim", "serve", "--trace", str(path)])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(f"Error: {path}:1: header lacks column(s) minimum_bid_price")
+
+
+def test_trace_command_writes_a_readable_trace(tmp_path):
+    out = tmp_path / "sim.csv"
+    result = CliRunner().invoke(main, ["sim", "trace", str(out), "--seed", "4", "--days", "1", "--step", "10m",
+                                       "--gpu-type", "NVIDIA RTX A6000", "--gpu-type", "NVIDIA L4"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"Wrote 432 rows to {out}.\n"   # 144 steps x (A6000 x 2 clouds + L4 x 1)
+    series = read_trace(out)
+    assert set(series) == {("NVIDIA RTX A6000", "SECURE", 1), ("NVIDIA RTX A6000", "COMMUNITY", 1),
+                           ("NVIDIA L4", "SECURE", 1)}
+    bad = CliRunner().invoke(main, ["sim", "trace", str(out), "--gpu-type", "NVIDIA GTX 9999"])
+    assert bad.exit_code == 2 and "unknown GPU type" in bad.output
+
+
+def test_speed_mode_moves_the_clock_by_itself():
+    with Emulator(speed=36000) as emu:
+        start = emu.now
+        deadline = time.monotonic() + 10
+        while emu.now - start < timedelta(hours=1) and time.monotonic() < deadline:
+            time.sleep(0.02)  # wall-clock mode is what is under test here
+        assert emu.now - start >= timedelta(hours=1)
+
+
+def test_stop_leaves_no_thread_and_no_port_behind():
+    before = threading.active_count()
+    emu = Emulator(speed=60, faults="timeout=1,delay=30").start()
+    url = emu.url
+    keep_alive = httpx.Client(timeout=10)
+    keep_alive.get(emu.base_url + "/sim/now")          # an idle keep-alive connection stays open
+    pending = threading.Thread(target=lambda: _swallow(lambda: httpx.post(url, json={"query": "{ myself { id } }"},
+                                                                          timeout=60)))
+    pending.start()                                     # a request parked on the timeout fault
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    emu.stop()
+    assert time.monotonic() - t0 < 5
+    pending.join(10)
+    keep_alive.close()
+    assert threading.active_count() == before
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url.removesuffix("/graphql") + "/sim/now", timeout=2)
+
+
+def _swallow(call):
+    with contextlib.suppress(httpx.HTTPError):  # the parked request is cut off by stop(): expected
+        call()
