@@ -128,3 +128,16 @@ def test_capacity_runs_out(emulator):
                  'secureCloud: false}) { stockStatus availableGpuCounts minimumBidPrice } } }')
     assert lowest.json()["data"]["gpuTypes"][0]["lowestPrice"] == {
         "stockStatus": "None", "availableGpuCounts": [], "minimumBidPrice": None}
+
+
+def test_create_honours_type_list_and_data_center(emulator):
+    world = emulator.world
+    listed = {"gpuTypeIdList": ["NVIDIA GTX 9999", A6000], "cloudType": "SECURE", "name": "from-list"}
+    pod = gql(emulator, DEPLOY, {"input": listed}).json()["data"]["podFindAndDeployOnDemand"]
+    assert pod["machine"]["gpuDisplayName"] == "RTX A6000"
+    data_center = world.machines[pod["machineId"]].data_center_id
+    pinned = {"gpuTypeId": A6000, "cloudType": "SECURE", "name": "dc", "dataCenterId": data_center}
+    placed = gql(emulator, DEPLOY, {"input": pinned}).json()["data"]["podFindAndDeployOnDemand"]
+    assert world.machines[placed["machineId"]].data_center_id == data_center
+    nowhere = gql(emulator, DEPLOY, {"input": {**pinned, "dataCenterId": "XX-NONE-1"}}).json()
+    assert nowhere["errors"][0]["message"] == ON_DEMAND_NO_INSTANCES

@@ -140,7 +140,7 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
         raise click.BadParameter("the step must be at least 1 second", param_hint="--step")
     try:
         rows = generate_trace(seed, days, step_s, gpu_types or None, start=start or DEFAULT_START)
-    except ValueError as exc:
+    except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--gpu-type") from None
     try:
         count = write_trace(rows, out)

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bidder.errors import ConfigError
+
 __all__ = ["GRID_S", "Pacer", "VirtualClock", "from_epoch", "to_epoch"]
 
 #: The market's internal grid: prices step and interruptions are checked every GRID_S seconds
@@ -21,7 +23,7 @@ GRID_S = 60
 
 def to_epoch(value: datetime) -> float:
     if value.tzinfo is None:
-        raise ValueError(f"datetime {value!r} has no time zone: give an aware UTC datetime")
+        raise ConfigError(f"datetime {value!r} has no time zone: give an aware UTC datetime")
     return value.timestamp()
 
 
@@ -45,7 +47,7 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> float:
         if not seconds >= 0:  # also rejects NaN
-            raise ValueError(f"cannot move time backwards or by a non-number: {seconds!r}")
+            raise ConfigError(f"cannot move time backwards or by a non-number: {seconds!r}")
         self._now += float(seconds)
         return self._now
 
@@ -59,7 +61,7 @@ class Pacer:
 
     def __init__(self, speed: float, advance: Callable[[float], object], interval_s: float = 0.1) -> None:
         if not speed > 0:
-            raise ValueError(f"speed must be a positive number of market seconds per real second, got {speed!r}")
+            raise ConfigError(f"speed must be a positive number of market seconds per real second, got {speed!r}")
         self.speed = float(speed)
         self._advance = advance
         self._interval = interval_s

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bidder.errors import TraceFormatError
+from bidder.errors import ConfigError, TraceFormatError
 from bidder.sim.catalog import GpuTypeInfo, load_catalog
 from bidder.sim.clock import GRID_S, to_epoch
 from bidder.units import parse_timestamp, to_iso
@@ -93,7 +93,7 @@ class MarketParams:
 def market_params(seed: int, info: GpuTypeInfo, cloud: str) -> MarketParams:
     on_demand = info.on_demand(cloud)
     if on_demand is None:
-        raise ValueError(f"{info.id} is not offered in {cloud}")
+        raise ConfigError(f"{info.id} is not offered in {cloud}", key="cloud")
     rng = np.random.default_rng([seed, _market_key(info.id, cloud), 0])
     regime = str(rng.choice(list(_REGIMES), p=[0.3, 0.4, 0.3]))
     sigma, tau, spikes, above, outages = _REGIMES[regime]
@@ -338,12 +338,12 @@ def generate_trace(seed: int, days: float, step_s: int = 300, gpu_types: Sequenc
     cloud give rows whose minimum_bid_price is always None.
     """
     if days <= 0 or step_s <= 0:
-        raise ValueError(f"days and step_s must be positive, got days={days!r}, step_s={step_s!r}")
+        raise ConfigError(f"days and step_s must be positive, got days={days!r}, step_s={step_s!r}")
     catalog = {info.id: info for info in load_catalog()}
     wanted = list(gpu_types) if gpu_types is not None else list(catalog)
     unknown = [g for g in wanted if g not in catalog]
     if unknown:
-        raise ValueError(f"unknown GPU type(s) {unknown}; known: {', '.join(catalog)}")
+        raise ConfigError(f"unknown GPU type(s) {unknown}; known: {', '.join(catalog)}", key="gpu_types")
     t0 = to_epoch(start)
     times = t0 + np.arange(int(days * 86400 // step_s)) * float(step_s)
     stamps = [to_iso(datetime.fromtimestamp(t, tz=UTC)) for t in times]

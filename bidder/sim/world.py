@@ -14,6 +14,9 @@ Semantics (RunPod's, see RUNPOD_API.md):
   which the floor is above its bid, and at a seeded random reclaim rate per running hour that no
   bid avoids ("Exited by Runpod: reclaimed"). A period with no spot capacity (null floor) does not
   stop running pods; it only refuses new bids.
+- Only GPU time is billed (disk and volume storage are free here). The balance may go negative:
+  pods are not stopped when it does. A create needs one hour of credit and must keep the total
+  spend per hour within the spend limit (those two texts are the emulator's own wording).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bidder.errors import ConfigError
 from bidder.sim.catalog import CLOUD_NAMES, GpuTypeInfo, load_catalog
 from bidder.sim.clock import VirtualClock, from_epoch, to_epoch
 from bidder.sim.prices import DEFAULT_START, ModelMarket, PriceSource, TraceMarket, market_params, read_trace
@@ -122,6 +126,21 @@ class SimPod:
         return self.pod_type == "INTERRUPTABLE"
 
     @property
+    def status(self) -> str:
+        """Alias of desired_status."""
+        return self.desired_status
+
+    @property
+    def bid(self) -> float | None:
+        """Alias of bid_per_gpu (None for on-demand pods)."""
+        return self.bid_per_gpu
+
+    @property
+    def machine(self) -> str:
+        """Alias of machine_id."""
+        return self.machine_id
+
+    @property
     def cost_per_hr(self) -> float:
         return self.price_per_gpu * self.gpu_count
 
@@ -138,7 +157,7 @@ class World:
                  reclaim_rate_per_hour: float = 0.01, client_balance: float = 1000.0,
                  spend_limit: float = 80.0) -> None:
         if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+            raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
         self.lock = threading.RLock()
         self.seed = seed
         self.reclaim_rate_per_hour = reclaim_rate_per_hour
@@ -226,7 +245,7 @@ class World:
         happens, bill every running pod per second up to the new time."""
         with self.lock:
             if not seconds >= 0:
-                raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+                raise ConfigError(f"seconds must be >= 0, got {seconds!r}")
             t0, t1 = self.clock.now_s, self.clock.now_s + float(seconds)
             grids: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
             for pod in list(self.pods.values()):
@@ -312,7 +331,7 @@ class World:
         the rest), filling machines in order; adds machines when needed."""
         with self.lock:
             if gpus < 0:
-                raise ValueError(f"capacity must be >= 0 GPUs, got {gpus}")
+                raise ConfigError(f"capacity must be >= 0 GPUs, got {gpus}")
             key = self._market(gpu_type_id, cloud)
             machines = self.market_machines[key]
             per_machine = min(self.gpu_types[gpu_type_id].max_gpu_count, 8)
@@ -335,7 +354,7 @@ class World:
         key = (gpu_type_id, cloud)
         if key not in self.markets:
             known = ", ".join(f"{g}/{c}" for g, c in self.markets)
-            raise KeyError(f"no market {gpu_type_id}/{cloud}; known: {known}")
+            raise ConfigError(f"no market {gpu_type_id}/{cloud}; known: {known}", key="market")
         return key
 
     def lowest_price(self, gpu_type_id: str, gpu_count: int, secure: bool | None) -> dict | None:
@@ -370,8 +389,9 @@ class World:
             return base
 
     # -- pods ----------------------------------------------------------------------------------
-    def _place(self, key: tuple[str, str], gpu_count: int) -> Machine | None:
-        return next((m for m in self.market_machines.get(key, ()) if m.free >= gpu_count), None)
+    def _place(self, key: tuple[str, str], gpu_count: int, data_center_id: str | None = None) -> Machine | None:
+        return next((m for m in self.market_machines.get(key, ())
+                     if m.free >= gpu_count and data_center_id in (None, m.data_center_id)), None)
 
     def _check_account(self, extra_per_hr: float) -> None:
         if self.current_spend_per_hr() + extra_per_hr > self.spend_limit + 1e-9:
@@ -379,22 +399,25 @@ class World:
         if self.client_balance() < extra_per_hr:
             raise BusinessError(LOW_BALANCE)
 
-    def _clouds(self, cloud_type: str | None, gpu_type_id: str | None) -> list[tuple[str, str]]:
+    def _clouds(self, spec: dict) -> list[tuple[str, str]]:
+        """The markets a create may use: its GPU type(s) (gpuTypeId, else gpuTypeIdList) x cloud(s)."""
+        cloud_type = spec.get("cloudType")
         clouds = CLOUD_NAMES if cloud_type in (None, "ALL") else (cloud_type,)
-        return [(gpu_type_id, c) for c in clouds if gpu_type_id and (gpu_type_id, c) in self.markets]
+        types = [spec["gpuTypeId"]] if spec.get("gpuTypeId") else [t for t in spec.get("gpuTypeIdList") or [] if t]
+        return [(t, c) for t in types for c in clouds if (t, c) in self.markets]
 
     def rent_interruptable(self, spec: dict, bid_per_gpu: float | None) -> SimPod:
         """podRentInterruptable: a spot pod at `bid_per_gpu` (per GPU) in the cheapest cloud whose
         floor the bid meets and which has a machine with room."""
         with self.lock:
             count = int(spec.get("gpuCount") or 1)
-            keys = self._clouds(spec.get("cloudType"), spec.get("gpuTypeId"))
+            keys = self._clouds(spec)
             keys.sort(key=lambda k: self.floor(*k) or math.inf)
             for key in keys:
                 floor = self.floor(*key)
                 if bid_per_gpu is None or floor is None or bid_per_gpu < floor - 1e-9 or count < 1:
                     continue
-                machine = self._place(key, count)
+                machine = self._place(key, count, spec.get("dataCenterId"))
                 if machine is None:
                     continue
                 self._check_account(bid_per_gpu * count)
@@ -405,11 +428,11 @@ class World:
         """podFindAndDeployOnDemand: an on-demand pod in the cheapest cloud with room."""
         with self.lock:
             count = int(spec.get("gpuCount") or 1)
-            keys = self._clouds(spec.get("cloudType"), spec.get("gpuTypeId"))
+            keys = self._clouds(spec)
             keys.sort(key=lambda k: self.on_demand(*k) or math.inf)
             for key in keys:
                 price = self.on_demand(*key)
-                machine = self._place(key, count) if count >= 1 else None
+                machine = self._place(key, count, spec.get("dataCenterId")) if count >= 1 else None
                 if price is None or machine is None:
                     continue
                 self._check_account(price * count)
