@@ -133,3 +133,31 @@ def test_stop_leaves_no_thread_and_no_port_behind():
 def _swallow(call):
     with contextlib.suppress(httpx.HTTPError):  # the parked request is cut off by stop(): expected
         call()
+
+
+def test_concurrent_creates_never_oversell_capacity(emulator):
+    from sim_helpers import AUTH, DEPLOY
+
+    from bidder.sim.world import ON_DEMAND_NO_INSTANCES
+
+    gpu = "NVIDIA RTX A6000"
+    emulator.world.set_capacity(gpu, "COMMUNITY", 10)
+    results: list[dict] = []
+
+    def worker(i: int) -> None:
+        with httpx.Client(headers=AUTH, timeout=10) as http:
+            for j in range(3):
+                spec = {"gpuTypeId": gpu, "cloudType": "COMMUNITY", "name": f"w{i}-{j}"}
+                results.append(http.post(emulator.url, json={"query": DEPLOY, "variables": {"input": spec}}).json())
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    created = [r["data"]["podFindAndDeployOnDemand"] for r in results if r["data"]["podFindAndDeployOnDemand"]]
+    refused = [r["errors"][0]["message"] for r in results if not r["data"]["podFindAndDeployOnDemand"]]
+    assert len(results) == 24
+    assert len({p["id"] for p in created}) == len(created) == 10
+    assert refused == [ON_DEMAND_NO_INSTANCES] * 14
+    assert emulator.world.free_gpus(gpu, "COMMUNITY") == 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
     ObjectTypeDefinitionNode,
@@ -199,7 +200,9 @@ def build_schema(spot_enabled: bool = True) -> GraphQLSchema:
     query.fields["gpuTypes"].resolve = _gpu_types
     query.fields["myself"].resolve = _myself
     query.fields["pod"].resolve = _pod
-    schema.type_map["GpuType"].fields["lowestPrice"].resolve = _lowest_price  # type: ignore[union-attr]
+    gpu_type = schema.type_map["GpuType"]
+    assert isinstance(gpu_type, GraphQLObjectType)
+    gpu_type.fields["lowestPrice"].resolve = _lowest_price
     resolvers = {"podFindAndDeployOnDemand": _deploy_on_demand, "podRentInterruptable": _rent_interruptable,
                  "podResume": _resume, "podBidResume": _bid_resume, "podStop": _stop, "podTerminate": _terminate}
     for name, fn in resolvers.items():

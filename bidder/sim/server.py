@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute, parse, validate
+from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute_sync, parse, validate
 
 from bidder.sim.resolvers import CREATE_MUTATIONS, build_schema, context_for
 from bidder.units import to_iso
@@ -201,9 +201,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"errors": [_requoted(e) for e in problems]})
             return
         with emu.world.lock:
-            result = execute(schema, document, variable_values=variables,
-                             operation_name=request.get("operationName"),
-                             context_value=context_for(emu.world, authenticated))
+            result = execute_sync(schema, document, variable_values=variables,
+                                  operation_name=request.get("operationName"),
+                                  context_value=context_for(emu.world, authenticated))
         if result.data is None and result.errors:  # bad variables or operation name: never executed
             self._json(400, {"errors": [_requoted(e) for e in result.errors]})
             return
@@ -216,13 +216,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _requoted(error: GraphQLError) -> dict[str, Any]:
-    formatted = dict(error.formatted)
-    formatted["message"] = _QUOTED_NAME.sub(r'"\1"', formatted["message"])
+    formatted: dict[str, Any] = dict(error.formatted)
+    formatted["message"] = _QUOTED_NAME.sub(r'"\1"', str(formatted["message"]))
     return formatted
 
 
 def _format(error: GraphQLError) -> dict[str, Any]:
-    formatted = error.formatted
+    formatted: dict[str, Any] = dict(error.formatted)
     original = error.original_error
     if original is not None and not hasattr(original, "extensions"):
         # A bug of the emulator's own, not a business answer: say so as RunPod would, and log it.

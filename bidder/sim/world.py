@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -256,7 +257,7 @@ class World:
                     grids[key] = self._floors_on_grid(key, t0, t1)
                 times, floors = grids[key]
                 when, reason = math.inf, ""
-                over = np.flatnonzero(floors > pod.bid_per_gpu + 1e-9)
+                over = np.flatnonzero(floors > (pod.bid_per_gpu or 0.0) + 1e-9)
                 if over.size:
                     when, reason = float(times[over[0]]), "outbid"
                 reclaim_at = self._reclaim_at(pod)
@@ -363,7 +364,7 @@ class World:
             info = self.gpu_types[gpu_type_id]
             clouds = CLOUD_NAMES if secure is None else (("SECURE",) if secure else ("COMMUNITY",))
             keys = [(gpu_type_id, c) for c in clouds if (gpu_type_id, c) in self.markets]
-            base = {"gpuName": info.display_name, "gpuTypeId": gpu_type_id, "minimumBidPrice": None,
+            base: dict[str, Any] = {"gpuName": info.display_name, "gpuTypeId": gpu_type_id, "minimumBidPrice": None,
                     "uninterruptablePrice": None, "minMemory": None, "minVcpu": None, "stockStatus": None,
                     "maxUnreservedGpuCount": 0, "availableGpuCounts": [], "totalCount": 0, "rentedCount": 0,
                     "rentalPercentage": None}
