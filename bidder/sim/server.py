@@ -40,6 +40,7 @@ _HTML_429 = (b"<html><head><title>429 Too Many Requests</title></head><body><cen
              b"Requests</h1></center><hr><center>cloudflare</center></body></html>\n")
 _MAX_BODY = 1 << 20
 # graphql-core quotes names as 'X'; RunPod's server (graphql-js) as "X". Clients match on the text.
+_KEY_IN_URL = re.compile(r"(api_key=)[^&\s]*")
 _QUOTED_NAME = re.compile(r"'([$A-Za-z_][\w$!.\[\]]*)'")
 
 
@@ -67,7 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.track(self.connection, add=False)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        # The request line may carry ?api_key=...: keep keys out of logs.
+        scrubbed = tuple(_KEY_IN_URL.sub(r"\1***", a) if isinstance(a, str) else a for a in args)
+        log.debug("%s " + format, self.address_string(), *scrubbed)
 
     # -- plumbing ------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
