@@ -1,0 +1,243 @@
+"""Opening bidder's SQLite file: schema upgrades, WAL, busy timeout, write transactions, the
+exclusive lock, and the conversions shared by the history and ledger halves of `Store`."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import math
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import sqlite_utils
+
+from bidder.errors import LockHeld, SchemaTooNew, StoreError
+from bidder.store.schema import MIGRATIONS, SCHEMA_VERSION
+from bidder.units import parse_timestamp, to_iso
+
+__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_DB_PATH", "StoreBase", "epoch_to_datetime"]
+
+log = logging.getLogger("bidder.store")
+
+DEFAULT_DB_PATH = "data/bidder.db"
+BUSY_TIMEOUT_S = 30.0
+
+# Columns holding timestamps, returned to callers as datetimes.
+_TIME_COLUMNS = frozenset({"ts", "finished_ts", "created", "last_seen", "ended", "started", "finished",
+                           "updated", "first_ts", "last_ts"})
+
+
+def _iso(value: datetime | str | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return to_iso(parse_timestamp(value))
+    if value.tzinfo is None:
+        raise StoreError(f"naive datetime {value!r}: bidder stores only timezone-aware UTC times")
+    return to_iso(value)
+
+
+def _price(value: float | None) -> float | None:
+    """NULL for missing, NaN or 0 (RunPod's 0 floor means no capacity, never a price of 0)."""
+    if value is None:
+        return None
+    number = float(value)
+    if math.isnan(number) or number <= 0:
+        return None
+    return number
+
+
+def _flag(value: Any) -> int | None:
+    return None if value is None else int(bool(value))
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    return value
+
+
+def _from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ledger row as a dict, with time columns as aware datetimes."""
+    out = dict(row)
+    for key, value in out.items():
+        if key in _TIME_COLUMNS and isinstance(value, str):
+            out[key] = parse_timestamp(value)
+    return out
+
+
+
+class StoreBase:
+    """One connection to bidder's SQLite file. One per thread; `Store.open(path)` makes one."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+
+    # -- opening, schema, transactions ------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path = DEFAULT_DB_PATH, *, create: bool = True,
+             busy_timeout_s: float = BUSY_TIMEOUT_S) -> Self:
+        """Open (and create, unless `create=False`) the database, upgrading an older schema.
+
+        WAL journal (readers never block the writer) and a busy timeout (a second process waits
+        for a write lock instead of failing). Raises SchemaTooNew for a file from a newer bidder,
+        StoreError when the file is missing (create=False), not SQLite, or not writable.
+        """
+        file = Path(path)
+        if not file.exists():
+            if not create:
+                raise StoreError(f"no bidder database at {file}: collect prices first with `bidder collect` "
+                                 f"(or point --db / BIDDER_DB at an existing file)")
+            try:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder for {file}: {exc.strerror or exc}") from None
+        try:
+            # isolation_level=None: bidder opens every transaction itself (BEGIN IMMEDIATE for writes).
+            conn = sqlite3.connect(str(file), timeout=busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {file}: {exc}") from None
+        conn.row_factory = sqlite3.Row
+        store = cls(file, conn)
+        try:
+            store._setup(busy_timeout_s)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _setup(self, busy_timeout_s: float) -> None:
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("%s: journal mode %s, not WAL (readers may block the writer)", self.path, mode)
+            # WAL + NORMAL: a commit survives a process crash; only a power cut may lose the last one.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot use {self.path} as a bidder database: {exc}") from None
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version == SCHEMA_VERSION:
+            return
+        self._check_version(version)
+        with self._write():
+            version = self.schema_version()  # re-read under the write lock: another process may have won
+            self._check_version(version)
+            if version == 0 and self._conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]:
+                raise StoreError(f"{self.path} is an SQLite file but not a bidder database (it has tables "
+                                 f"and no bidder schema version); point --db / BIDDER_DB at another file")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {target}")
+                log.info("%s: schema upgraded to version %d", self.path, target)
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{self.path} was written by a newer bidder (schema version {version}; this bidder reads "
+                f"versions up to {SCHEMA_VERSION}): upgrade bidder, or point --db / BIDDER_DB at another file",
+                found=version, supported=SCHEMA_VERSION)
+
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. BEGIN IMMEDIATE takes the write lock up front (waiting up to the
+        busy timeout), so a read-then-write never fails on a snapshot upgrade under concurrency."""
+        if self._conn.in_transaction:
+            yield self._conn  # nested: part of the enclosing transaction
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+        try:
+            yield self._conn
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+        except BaseException:
+            self._rollback()
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:  # an error may already have ended it
+            self._conn.execute("ROLLBACK")
+
+    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- the exclusive lock ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def exclusive_lock(self, name: str = "tick") -> Iterator[None]:
+        """Hold an OS lock (fcntl.flock on `<db>.<name>.lock`) for the block; LockHeld at once if
+        another holder has it. Not a database lock, so the holder's own writes never wait on it,
+        and the OS drops it when a crashed process exits."""
+        lock_path = self.path.with_name(f"{self.path.name}.{name}.lock")
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 (closed in finally)
+        except OSError as exc:
+            raise StoreError(f"cannot create lock file {lock_path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise LockHeld(f"another bidder ({holder}) holds the {name!r} lock on {self.path}; "
+                               f"it releases it when it finishes") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        finally:
+            handle.close()
+
+
+
+def epoch_to_datetime(seconds: float) -> datetime:
+    """Epoch seconds (as in FloorSeries.ts) back to an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, tz=UTC)

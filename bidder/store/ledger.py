@@ -1,0 +1,228 @@
+"""The ledger half of `Store` (issue 5): every mutation bidder sends or would send (`actions`,
+written before the call and completed after it), the pods it manages (`pods`), each poll of them
+(`pod_observations`), per-job state (`jobs`) and small settings (`settings`)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bidder.errors import StoreError
+from bidder.store.base import StoreBase, _db_value, _from_row, _iso
+from bidder.store.schema import ACTION_KINDS
+
+__all__ = ["LedgerStore", "estimate_spend"]
+
+_JOB_COLUMNS = ("state", "pod_id", "work_done_hours", "spent", "interruptions", "started", "finished", "updated")
+_POD_COLUMNS = ("job", "name", "gpu_type_id", "cloud", "gpu_count", "kind", "bid_per_gpu", "created", "state",
+                "desired_status", "last_seen", "ended", "interruptions", "note")
+
+
+class LedgerStore(StoreBase):
+    """The executor's ledger."""
+
+    # -- ledger: actions ----------------------------------------------------------------------------
+    def begin_action(self, ts: datetime, *, job: str | None, kind: str, pod_id: str | None = None,
+                     gpu_type_id: str | None = None, cloud: str | None = None, gpu_count: int | None = None,
+                     bid_per_gpu: float | None = None, expected_cost_per_hour: float | None = None,
+                     reason: str | None = None, dry_run: bool = False) -> int:
+        """Write the intent row BEFORE sending a mutation; returns its id.
+
+        Outcome "pending" (completed by finish_action after the call, so a crash in between stays
+        visible) or "dry_run" (complete as written: nothing is sent). `bid_per_gpu` is per GPU.
+        """
+        if kind not in ACTION_KINDS:
+            raise StoreError(f"unknown action kind {kind!r}; use one of {', '.join(ACTION_KINDS)}")
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO actions (ts, job, kind, pod_id, gpu_type_id, cloud, gpu_count, bid_per_gpu, "
+                "expected_cost_per_hour, reason, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_iso(ts), job, kind, pod_id, gpu_type_id, cloud, gpu_count, bid_per_gpu, expected_cost_per_hour,
+                 reason, "dry_run" if dry_run else "pending"))
+            return int(cursor.lastrowid or 0)
+
+    def finish_action(self, action_id: int, *, outcome: str, pod_id: str | None = None,
+                      error: str | None = None, ts: datetime | None = None) -> None:
+        """Complete a pending action: outcome "ok" or "error" (with the error text); `pod_id` fills in
+        the id a create returned. `ts` is when the call returned (optional)."""
+        if outcome not in ("ok", "error"):
+            raise StoreError(f"finish_action outcome must be 'ok' or 'error', got {outcome!r}")
+        with self._write() as conn:
+            row = conn.execute("SELECT outcome FROM actions WHERE id = ?", (action_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no action with id {action_id} in {self.path}")
+            if row["outcome"] != "pending":
+                raise StoreError(f"action {action_id} is already complete (outcome {row['outcome']!r})")
+            conn.execute(
+                "UPDATE actions SET outcome = ?, pod_id = coalesce(?, pod_id), error = ?, finished_ts = ? "
+                "WHERE id = ?", (outcome, pod_id, error, _iso(ts), action_id))
+
+    def actions(self, job: str | None = None, *, outcome: str | None = None,
+                pod_id: str | None = None) -> list[dict[str, Any]]:
+        """Ledger rows, oldest first, optionally for one job / outcome / pod (times as datetimes)."""
+        clauses, params = [], []
+        for column, value in (("job", job), ("outcome", outcome), ("pod_id", pod_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = " AND ".join(clauses) or "1"
+        return [_from_row(r) for r in self._rows(f"SELECT * FROM actions WHERE {where} ORDER BY id", params)]
+
+    # -- ledger: pods and observations --------------------------------------------------------------
+    def add_pod(self, pod_id: str, *, job: str | None, name: str | None, gpu_type_id: str | None,
+                cloud: str | None, gpu_count: int | None, kind: str, bid_per_gpu: float | None,
+                created: datetime) -> None:
+        """Start managing a pod (kind "spot" or "on_demand"). Adding a known id updates its fields."""
+        if kind not in ("spot", "on_demand"):
+            raise StoreError(f"pod kind must be 'spot' or 'on_demand', got {kind!r}")
+        values = (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, _iso(created))
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO pods (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET job = excluded.job, "
+                "name = excluded.name, gpu_type_id = excluded.gpu_type_id, cloud = excluded.cloud, "
+                "gpu_count = excluded.gpu_count, kind = excluded.kind, bid_per_gpu = excluded.bid_per_gpu, "
+                "created = excluded.created", values)
+
+    def managed_pods(self, job: str | None = None, *, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Pods bidder manages, oldest first; optionally one job's, or only those in `states`."""
+        clauses, params = [], []
+        if job is not None:
+            clauses.append("job = ?")
+            params.append(job)
+        if states is not None:
+            wanted = list(states)
+            clauses.append(f"state IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        where = " AND ".join(clauses) or "1"
+        sql = f"SELECT * FROM pods WHERE {where} ORDER BY created, pod_id"
+        return [_from_row(r) for r in self._rows(sql, params)]
+
+    def pod(self, pod_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM pods WHERE pod_id = ?", (pod_id,))
+        return _from_row(rows[0]) if rows else None
+
+    def set_pod_state(self, pod_id: str, **fields: Any) -> None:
+        """Update columns of a managed pod, e.g. set_pod_state(id, state="ended", ended=now)."""
+        unknown = sorted(set(fields) - set(_POD_COLUMNS))
+        if unknown:
+            raise StoreError(f"pods has no column(s) {', '.join(unknown)}; columns: {', '.join(_POD_COLUMNS)}")
+        if not fields:
+            return
+        names = sorted(fields)
+        with self._write() as conn:
+            cursor = conn.execute(f"UPDATE pods SET {', '.join(f'{n} = ?' for n in names)} WHERE pod_id = ?",
+                                  [_db_value(fields[n]) for n in names] + [pod_id])
+            if cursor.rowcount == 0:
+                raise StoreError(f"pod {pod_id!r} is not managed by bidder (not in the pods table)")
+
+    def record_observation(self, ts: datetime, pod_id: str, *, desired_status: str | None,
+                           cost_per_hr: float | None, uptime_seconds: float | None) -> None:
+        """One poll of a pod. `cost_per_hr` is per pod (USD/hour). A second poll at the same ts replaces it."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO pod_observations (pod_id, ts, desired_status, cost_per_hr, "
+                         "uptime_seconds) VALUES (?, ?, ?, ?, ?)",
+                         (pod_id, _iso(ts), desired_status, cost_per_hr, uptime_seconds))
+
+    def observations(self, pod_id: str) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts", (pod_id,))
+        return [_from_row(r) for r in rows]
+
+    def last_observation(self, pod_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts DESC LIMIT 1", (pod_id,))
+        return _from_row(rows[0]) if rows else None
+
+    def spend_by_pod(self, job: str | None = None) -> dict[str, float]:
+        """USD spent per managed pod, estimated from its observations (see `estimate_spend`)."""
+        return {p["pod_id"]: estimate_spend(self.observations(p["pod_id"])) for p in self.managed_pods(job)}
+
+    # -- ledger: jobs and settings ------------------------------------------------------------------
+    def job_state(self, name: str) -> dict[str, Any] | None:
+        """A job's saved state: its columns plus the extra fields saved with it (None if never saved)."""
+        rows = self._rows("SELECT * FROM jobs WHERE name = ?", (name,))
+        return self._job_dict(rows[0]) if rows else None
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return [self._job_dict(r) for r in self._rows("SELECT * FROM jobs ORDER BY name")]
+
+    @staticmethod
+    def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
+        out = _from_row(row)
+        extra = out.pop("extra")
+        if extra:
+            out.update({k: v for k, v in json.loads(extra).items() if k not in out})
+        return out
+
+    def save_job_state(self, name: str, **fields: Any) -> None:
+        """Merge fields into a job's state. Known columns (state, pod_id, work_done_hours, spent,
+        interruptions, started, finished, updated) are columns; any other key is kept as JSON in
+        `extra` (datetimes as ISO text). A value of None clears a field."""
+        with self._write() as conn:
+            row = conn.execute("SELECT extra FROM jobs WHERE name = ?", (name,)).fetchone()
+            extra = json.loads(row["extra"]) if row is not None and row["extra"] else {}
+            columns = {k: _db_value(v) for k, v in fields.items() if k in _JOB_COLUMNS}
+            for key, value in fields.items():
+                if key not in _JOB_COLUMNS:
+                    if key == "name":
+                        raise StoreError("save_job_state: the job name is the first argument, not a field")
+                    extra[key] = _db_value(value)
+            extra = {k: v for k, v in extra.items() if v is not None}
+            columns["extra"] = json.dumps(extra, sort_keys=True) if extra else None
+            if row is None:
+                names = ["name", *columns]
+                conn.execute(f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                             [name, *columns.values()])
+            else:
+                conn.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in columns)} WHERE name = ?",
+                             [*columns.values(), name])
+
+    def settings_get(self, key: str, default: str | None = None) -> str | None:
+        rows = self._rows("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows and rows[0][0] is not None else default
+
+    def settings_set(self, key: str, value: str | None, *, ts: datetime | None = None) -> None:
+        """Set (or, with None, delete) a small piece of state, e.g. "spot_unsupported_since"."""
+        with self._write() as conn:
+            if value is None:
+                conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                conn.execute("INSERT OR REPLACE INTO settings (key, value, updated) VALUES (?, ?, ?)",
+                             (key, str(value), _iso(ts)))
+
+
+def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
+    """USD a pod cost, from its polls (ts, desired_status, cost_per_hr per pod, uptime_seconds).
+
+    Between two polls a and b, if a was RUNNING: when b is RUNNING with a larger uptime, the pod
+    ran for the uptime difference; when b's uptime is smaller, it restarted in between (the uptime
+    since the restart, plus half of the rest before the stop); when b is not RUNNING, it stopped
+    at an unknown moment in between (half the interval: unbiased for a uniform stop time). If a
+    was not RUNNING and b is, it ran for b's uptime (at most the interval). The first poll adds
+    the uptime before it. Each stretch is priced at the cost of the poll that saw it running.
+    """
+    if not observations:
+        return 0.0
+    total = 0.0
+    first = observations[0]
+    if first.get("desired_status") == "RUNNING" and first.get("uptime_seconds"):
+        total += float(first["cost_per_hr"] or 0) * float(first["uptime_seconds"]) / 3600
+    for a, b in itertools.pairwise(observations):
+        dt = (b["ts"] - a["ts"]).total_seconds() if isinstance(a["ts"], datetime) else float(b["ts"] - a["ts"])
+        a_run, b_run = a.get("desired_status") == "RUNNING", b.get("desired_status") == "RUNNING"
+        a_up, b_up = a.get("uptime_seconds"), b.get("uptime_seconds")
+        a_cost, b_cost = float(a.get("cost_per_hr") or 0), float(b.get("cost_per_hr") or 0)
+        if a_run and b_run and a_up is not None and b_up is not None and b_up >= a_up:
+            total += a_cost * min(b_up - a_up, dt) / 3600
+        elif b_run and b_up is not None:
+            after = min(float(b_up), dt)
+            total += b_cost * after / 3600
+            if a_run:
+                total += a_cost * (dt - after) / 2 / 3600
+        elif a_run:
+            total += a_cost * dt / 2 / 3600
+    return total
+

@@ -1,0 +1,131 @@
+"""The schema of bidder's SQLite file, as frozen migrations.
+
+`user_version` (PRAGMA) is the schema version; `MIGRATIONS[v]` turns a version v-1 file into
+version v. Migrations are literal SQL (never generated from code), so an old file always upgrades
+the same way. Never edit a released migration: add the next one. `data/README.md` documents every
+table and column.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACTION_KINDS", "ACTION_OUTCOMES", "MIGRATIONS", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 2
+
+#: Mutations the ledger records (issue 5), and the outcomes an action row can have.
+ACTION_KINDS: tuple[str, ...] = ("rent_spot", "bid_resume", "deploy_on_demand", "resume", "stop", "terminate")
+ACTION_OUTCOMES: tuple[str, ...] = ("pending", "ok", "error", "dry_run")
+
+# Version 1: market history. Version 2: the executor's ledger.
+MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE gpu_types (
+    id TEXT PRIMARY KEY,
+    display_name TEXT,
+    manufacturer TEXT,
+    memory_in_gb INTEGER,
+    secure_cloud INTEGER,
+    community_cloud INTEGER,
+    max_gpu_count INTEGER,
+    secure_price REAL,
+    community_price REAL,
+    secure_spot_price REAL,
+    community_spot_price REAL,
+    updated TEXT
+);
+CREATE TABLE prices (
+    ts TEXT NOT NULL,
+    gpu_type_id TEXT NOT NULL,
+    cloud TEXT NOT NULL,
+    gpu_count INTEGER NOT NULL,
+    minimum_bid_price REAL,
+    uninterruptable_price REAL,
+    stock_status TEXT,
+    available_gpu_counts TEXT,
+    max_unreserved_gpu_count INTEGER,
+    list_spot_price REAL,
+    list_on_demand_price REAL,
+    PRIMARY KEY (ts, gpu_type_id, cloud, gpu_count)
+) WITHOUT ROWID;
+CREATE INDEX prices_market_ts ON prices (gpu_type_id, cloud, gpu_count, ts);
+CREATE TABLE markets (
+    gpu_type_id TEXT NOT NULL,
+    cloud TEXT NOT NULL,
+    gpu_count INTEGER NOT NULL,
+    first_ts TEXT NOT NULL,
+    last_ts TEXT NOT NULL,
+    PRIMARY KEY (gpu_type_id, cloud, gpu_count)
+);
+CREATE TABLE collections (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    quotes INTEGER NOT NULL,
+    gpu_types INTEGER,
+    error TEXT
+);
+CREATE INDEX collections_ts ON collections (ts);
+""",
+    2: """
+CREATE TABLE actions (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    job TEXT,
+    kind TEXT NOT NULL,
+    pod_id TEXT,
+    gpu_type_id TEXT,
+    cloud TEXT,
+    gpu_count INTEGER,
+    bid_per_gpu REAL,
+    expected_cost_per_hour REAL,
+    reason TEXT,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    finished_ts TEXT
+);
+CREATE INDEX actions_job ON actions (job, id);
+CREATE TABLE pods (
+    pod_id TEXT PRIMARY KEY,
+    job TEXT,
+    name TEXT,
+    gpu_type_id TEXT,
+    cloud TEXT,
+    gpu_count INTEGER,
+    kind TEXT,
+    bid_per_gpu REAL,
+    created TEXT,
+    state TEXT NOT NULL DEFAULT 'active',
+    desired_status TEXT,
+    last_seen TEXT,
+    ended TEXT,
+    interruptions INTEGER NOT NULL DEFAULT 0,
+    note TEXT
+);
+CREATE INDEX pods_job ON pods (job);
+CREATE TABLE pod_observations (
+    pod_id TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    desired_status TEXT,
+    cost_per_hr REAL,
+    uptime_seconds REAL,
+    PRIMARY KEY (pod_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE jobs (
+    name TEXT PRIMARY KEY,
+    state TEXT,
+    pod_id TEXT,
+    work_done_hours REAL,
+    spent REAL,
+    interruptions INTEGER,
+    started TEXT,
+    finished TEXT,
+    updated TEXT,
+    extra TEXT
+);
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT,
+    updated TEXT
+);
+""",
+}
