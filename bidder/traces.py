@@ -1,0 +1,173 @@
+"""Trace files: the CSV exchange format for price history (DESIGN.md).
+
+A header row, then one row per quote. Required columns: `ts` (ISO 8601, UTC), `gpu_type`,
+`minimum_bid_price` (empty or 0 = no spot capacity), `uninterruptable_price` (empty = no
+on-demand), both USD per GPU-hour. Optional: `cloud` (SECURE | COMMUNITY, default COMMUNITY),
+`gpu_count` (default 1), `stock_status`. Other columns are ignored; rows may come in any order.
+
+    quotes = read_trace("data/traces/sim-seed7-14d.csv")     # TraceFormatError names line + column
+    write_trace(quotes, sys.stdout)
+
+`bidder import-trace`, `bidder export`, the backtest and `bidder sim serve --trace` speak it.
+Timestamps are kept to the second (as the store keeps them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from bidder.errors import TraceFormatError
+from bidder.models import CLOUDS, PriceQuote
+from bidder.units import parse_timestamp, to_iso
+
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace", "trace_text",
+           "write_trace"]
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("ts", "gpu_type", "minimum_bid_price", "uninterruptable_price")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("cloud", "gpu_count", "stock_status")
+#: The columns `write_trace` writes, in order.
+TRACE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+class _Row:
+    """Reads one CSV record's cells, raising TraceFormatError that names the line and column."""
+
+    def __init__(self, name: str, line: int, cells: dict[str, str]) -> None:
+        self.name, self.line, self.cells = name, line, cells
+
+    def fail(self, column: str, problem: str) -> TraceFormatError:
+        return TraceFormatError(f"{self.name} line {self.line}, column {column}: {problem}",
+                                path=self.name, line=self.line, column=column)
+
+    def text(self, column: str) -> str:
+        return (self.cells.get(column) or "").strip()
+
+    def price(self, column: str) -> float | None:
+        text = self.text(column)
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.fail(column, f"{text!r} is not a number (USD per GPU-hour, e.g. 0.35)") from None
+        if not math.isfinite(value) or value < 0:
+            raise self.fail(column, f"{text!r} is not a price >= 0 (USD per GPU-hour)")
+        return value if value > 0 else None  # RunPod's 0 means "none available", never free
+
+
+def iter_trace(source: str | Path | IO[str], *, name: str | None = None) -> Iterator[PriceQuote]:
+    """Yield the quotes of a trace, validating as it goes (a file path or an open text stream).
+
+    Raises TraceFormatError naming the line (the header is line 1) and column of the first problem,
+    including a second row for the same (ts, gpu_type, cloud, gpu_count).
+    """
+    label = name or (str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "<trace>"))
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, (str, Path)):
+            try:
+                handle: IO[str] = stack.enter_context(open(source, newline="", encoding="utf-8-sig"))
+            except OSError as exc:
+                raise TraceFormatError(f"cannot read trace {label}: {exc.strerror or exc}", path=label) from None
+        else:
+            handle = source
+        reader = csv.reader(handle)
+        try:
+            yield from _parse(reader, label)
+        except UnicodeDecodeError:
+            line = reader.line_num + 1
+            raise TraceFormatError(f"{label} line {line}: not UTF-8 text (save the trace as UTF-8 CSV)",
+                                   path=label, line=line) from None
+        except csv.Error as exc:
+            raise TraceFormatError(f"{label} line {reader.line_num}: malformed CSV: {exc}",
+                                   path=label, line=reader.line_num) from None
+
+
+def _parse(reader: Any, label: str) -> Iterator[PriceQuote]:
+    header = next(reader, None)
+    if header is None:
+        raise TraceFormatError(f"{label} is empty: a trace needs a header row "
+                               f"({','.join(REQUIRED_COLUMNS)}) and data rows", path=label, line=1)
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    for column in REQUIRED_COLUMNS:
+        if column not in header:
+            raise TraceFormatError(f"{label} line 1: the header lacks column {column}; a trace needs "
+                                   f"{','.join(REQUIRED_COLUMNS)} (optional: {','.join(OPTIONAL_COLUMNS)})",
+                                   path=label, line=1, column=column)
+    doubled = sorted({h for h in header if h and header.count(h) > 1})
+    if doubled:
+        raise TraceFormatError(f"{label} line 1: column {doubled[0]} appears twice in the header",
+                               path=label, line=1, column=doubled[0])
+    seen: dict[tuple[str, str, str, int], int] = {}
+    for record in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue  # blank line
+        if len(record) != len(header):
+            raise TraceFormatError(f"{label} line {line}: {len(record)} fields, but the header has "
+                                   f"{len(header)}", path=label, line=line)
+        row = _Row(label, line, dict(zip(header, record, strict=True)))
+        try:
+            ts = parse_timestamp(row.text("ts"))
+        except ValueError:
+            raise row.fail("ts", f"{row.text('ts')!r} is not an ISO 8601 time "
+                                 f"(e.g. 2026-01-01T00:05:00Z)") from None
+        gpu_type = row.text("gpu_type")
+        if not gpu_type:
+            raise row.fail("gpu_type", "empty: give a GPU type id such as NVIDIA RTX A6000")
+        cloud = row.text("cloud").upper() or "COMMUNITY"
+        if cloud not in CLOUDS:
+            raise row.fail("cloud", f"{row.text('cloud')!r} is not SECURE or COMMUNITY")
+        count_text = row.text("gpu_count") or "1"
+        if not count_text.isdigit() or int(count_text) < 1:
+            raise row.fail("gpu_count", f"{count_text!r} is not a positive whole number")
+        floor = row.price("minimum_bid_price")
+        on_demand = row.price("uninterruptable_price")
+        key = (to_iso(ts), gpu_type, cloud, int(count_text))
+        if key in seen:
+            raise row.fail("ts", f"a second row for {gpu_type} {cloud} x{count_text} at {key[0]} "
+                                 f"(the first is line {seen[key]})")
+        seen[key] = line
+        yield PriceQuote(ts=ts.replace(microsecond=0), gpu_type_id=gpu_type, cloud=cloud,
+                         gpu_count=int(count_text), minimum_bid_price=floor, uninterruptable_price=on_demand,
+                         stock_status=row.text("stock_status") or None)
+
+
+def read_trace(source: str | Path | IO[str], *, name: str | None = None) -> list[PriceQuote]:
+    """All the quotes of a trace (see iter_trace); raises TraceFormatError if any row is bad."""
+    quotes = list(iter_trace(source, name=name))
+    if not quotes:
+        label = name or str(source)
+        raise TraceFormatError(f"{label} has a header but no data rows", path=label, line=2)
+    return quotes
+
+
+def write_trace(quotes: Iterable[PriceQuote], out: str | Path | IO[str]) -> int:
+    """Write quotes as a trace CSV (header + rows, floats written exactly); returns the row count."""
+    if isinstance(out, (str, Path)):
+        with open(out, "w", newline="", encoding="utf-8") as handle:
+            return write_trace(quotes, handle)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TRACE_COLUMNS)
+    count = 0
+    for q in quotes:
+        writer.writerow([to_iso(q.ts), q.gpu_type_id, _number(q.minimum_bid_price),
+                         _number(q.uninterruptable_price), q.cloud, q.gpu_count, q.stock_status or ""])
+        count += 1
+    return count
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def trace_text(quotes: Iterable[PriceQuote]) -> str:
+    """The trace CSV as a string (small exports and tests)."""
+    buffer = io.StringIO()
+    write_trace(quotes, buffer)
+    return buffer.getvalue()
