@@ -18,6 +18,7 @@ __all__ = ["main"]
 # Modules that each register their commands on `main` when imported.
 _COMMAND_MODULES: tuple[str, ...] = (
     "sim",
+    "collect",
 )
 
 

@@ -1,0 +1,165 @@
+"""The price collector: one snapshot of the whole market per cycle, stored in one transaction.
+
+One cycle is ONE `lowestPrice` request (every GPU type × both clouds × the configured GPU counts,
+through GraphQL aliases) plus a `gpuTypes` catalogue refresh at most daily. All quotes of a cycle
+share one timestamp. A failed cycle writes only its `collections` row with the error, never part
+of a snapshot, then raises the API error.
+
+    result = collect_once(client, store, now=datetime.now(UTC), gpu_counts=(1, 2))
+    run_every(300, lambda t: collect_once(client, store, now=t), now=clock, sleep=time.sleep)
+
+`run_every` runs cycles aligned to multiples of the interval (no drift), retries failed cycles
+with exponential backoff inside the interval (honouring Retry-After), and takes `now`/`sleep` so
+tests drive it on the emulator's virtual clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bidder.errors import ApiError, AuthError, BidderError, RateLimited
+from bidder.models import CLOUDS, PriceQuote
+from bidder.store import Store
+
+__all__ = ["GPU_TYPES_MAX_AGE", "CycleResult", "LoopStats", "PriceClient", "collect_once", "run_every"]
+
+log = logging.getLogger(__name__)
+
+#: The catalogue (names, VRAM, list prices) changes rarely: refresh it at most this often.
+GPU_TYPES_MAX_AGE = timedelta(days=1)
+
+
+class PriceClient(Protocol):
+    """What the collector needs of `bidder.runpod.RunPodClient`."""
+
+    def lowest_prices(self, gpu_counts: Sequence[int] = ..., clouds: Sequence[str] = ..., *,
+                      ts: datetime) -> list[PriceQuote]: ...
+
+    def gpu_types(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one cycle stored. `duration_s` is the wall time of the API calls and the write."""
+
+    ts: datetime
+    quotes: int
+    markets: int
+    gpu_types_refreshed: int | None
+    duration_s: float
+    collection_id: int
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the `collections.error` column: the error class and its message (never the key)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def collect_once(client: PriceClient, store: Store, *, now: datetime, gpu_counts: Sequence[int] = (1,),
+                 clouds: Sequence[str] = CLOUDS, gpu_types_max_age: timedelta = GPU_TYPES_MAX_AGE,
+                 timer: Callable[[], float] = time.perf_counter) -> CycleResult:
+    """Run one collector cycle at `now` and store it; raises the ApiError of a failed cycle after
+    recording it. `timer` only measures the cycle's duration (it is not market time)."""
+    ts = now.astimezone(UTC).replace(microsecond=0)
+    started = timer()
+    try:
+        quotes = client.lowest_prices(tuple(gpu_counts), tuple(clouds), ts=ts)
+    except ApiError as exc:
+        store.record_collection(ts, [], duration_s=timer() - started, error=describe(exc))
+        raise
+    catalogue = None
+    refreshed = store.gpu_types_updated()
+    if refreshed is None or ts - refreshed >= gpu_types_max_age:
+        try:
+            catalogue = client.gpu_types()
+        except ApiError as exc:
+            # The snapshot is complete without it; the next cycle tries the catalogue again.
+            log.warning("gpu_types refresh failed (prices stored anyway): %s", describe(exc))
+    collection_id = store.record_collection(ts, quotes, duration_s=timer() - started, gpu_types=catalogue)
+    markets = len({(q.gpu_type_id, q.cloud) for q in quotes})
+    return CycleResult(ts=ts, quotes=len(quotes), markets=markets,
+                       gpu_types_refreshed=None if catalogue is None else len(catalogue),
+                       duration_s=timer() - started, collection_id=collection_id)
+
+
+@dataclass
+class LoopStats:
+    """Counters of a `run_every` loop (updated in place, so they survive a Ctrl-C)."""
+
+    slots: int = 0
+    ok: int = 0
+    failures: int = 0
+    skipped_slots: int = 0
+    last_error: str | None = None
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+def run_every(interval_s: float, cycle: Callable[[datetime], object], *, now: Callable[[], datetime],
+              sleep: Callable[[float], object], max_cycles: int | None = None,
+              backoff_initial_s: float = 15.0, backoff_max_s: float | None = None,
+              on_error: Callable[[BaseException, float | None], object] | None = None,
+              stats: LoopStats | None = None) -> LoopStats:
+    """Call `cycle(now())` at every multiple of `interval_s` (epoch-aligned: a 5-minute loop runs
+    at :00, :05, ...), for `max_cycles` slots or until interrupted.
+
+    A cycle that raises ApiError is retried inside its slot after 15 s, 30 s, 60 s... (at least
+    the server's Retry-After), never past the next slot; the delay keeps growing over consecutive
+    failures (up to `backoff_max_s`, default the interval) and resets on success. Slots that pass
+    while waiting are skipped, never run in a burst. AuthError (a wrong key) and other errors end
+    the loop. `on_error(exc, retry_in_s or None)` hears each failure.
+    """
+    if interval_s <= 0 or not math.isfinite(interval_s):
+        raise BidderError(f"the collection interval must be a positive number of seconds, got {interval_s!r}")
+    stats = stats if stats is not None else LoopStats()
+    backoff_max = backoff_max_s if backoff_max_s is not None else interval_s
+    delay = backoff_initial_s
+    last_slot: int | None = None
+    not_before = -math.inf
+    while max_cycles is None or stats.slots < max_cycles:
+        t = _epoch(now())
+        slot = max(math.ceil(max(t, not_before) / interval_s - 1e-9),
+                   last_slot + 1 if last_slot is not None else -math.inf)
+        if last_slot is not None and slot > last_slot + 1:
+            stats.skipped_slots += int(slot - last_slot - 1)
+        wait = slot * interval_s - t
+        if wait > 0:
+            sleep(wait)
+        last_slot = int(slot)
+        slot_end = (slot + 1) * interval_s
+        stats.slots += 1
+        while True:
+            try:
+                cycle(now())
+            except AuthError:
+                raise
+            except ApiError as exc:
+                stats.failures += 1
+                stats.last_error = describe(exc)
+                retry_in = delay
+                if isinstance(exc, RateLimited) and exc.retry_after:
+                    retry_in = max(retry_in, float(exc.retry_after))
+                delay = min(delay * 2, backoff_max)
+                t = _epoch(now())
+                if t + retry_in >= slot_end:
+                    not_before = t + retry_in  # the next slot's cycle is the retry
+                    if on_error is not None:
+                        on_error(exc, None)
+                    break
+                if on_error is not None:
+                    on_error(exc, retry_in)
+                sleep(retry_in)
+                continue
+            stats.ok += 1
+            delay = backoff_initial_s
+            break
+    return stats
