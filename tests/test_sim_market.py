@@ -12,8 +12,10 @@ import pytest
 from sim_helpers import A6000, AUTH, gql, rent
 
 from bidder.errors import TraceFormatError
-from bidder.sim import Emulator, World, generate_trace, write_trace
+from bidder.models import PriceQuote
+from bidder.sim import Emulator, World, generate_quotes, generate_trace
 from bidder.sim.world import SPOT_NO_INSTANCES, BusinessError
+from bidder.traces import write_trace
 
 COMMUNITY = "COMMUNITY"
 
@@ -192,14 +194,12 @@ def test_pods_are_found_by_name_in_myself(emulator):
 
 
 def test_trace_replay_holds_values_between_rows(tmp_path):
-    rows = [
-        {"ts": "2016-06-22T12:00:00Z", "gpu_type": "g2.2xlarge/us-east-1a", "minimum_bid_price": 0.12,
-         "uninterruptable_price": 0.65, "cloud": "COMMUNITY", "gpu_count": 1},
-        {"ts": "2016-06-22T12:30:00Z", "gpu_type": "g2.2xlarge/us-east-1a", "minimum_bid_price": None,
-         "uninterruptable_price": 0.65, "cloud": "COMMUNITY", "gpu_count": 1},
-        {"ts": "2016-06-22T12:10:00Z", "gpu_type": "g2.2xlarge/us-east-1a", "minimum_bid_price": 0.9,
-         "uninterruptable_price": 0.65, "cloud": "COMMUNITY", "gpu_count": 1},
-    ]
+    def quote(ts: str, floor: float | None) -> PriceQuote:
+        return PriceQuote(ts=datetime.fromisoformat(ts), gpu_type_id="g2.2xlarge/us-east-1a", cloud=COMMUNITY,
+                          gpu_count=1, minimum_bid_price=floor, uninterruptable_price=0.65)
+
+    rows = [quote("2016-06-22T12:00:00+00:00", 0.12), quote("2016-06-22T12:30:00+00:00", None),
+            quote("2016-06-22T12:10:00+00:00", 0.9)]
     path = tmp_path / "trace.csv"
     write_trace(rows, path)
     with Emulator(trace=path) as emu:
@@ -218,9 +218,17 @@ def test_trace_replay_holds_values_between_rows(tmp_path):
 def test_trace_errors_name_line_and_column(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n2026-01-01T00:00:00Z,x,cheap,1\n")
-    with pytest.raises(TraceFormatError, match=r"bad\.csv:2: column minimum_bid_price") as info:
+    with pytest.raises(TraceFormatError, match=r"bad\.csv line 2, column minimum_bid_price") as info:
         World(trace=path)
     assert info.value.line == 2
+
+
+def test_generate_quotes_are_the_trace_rows():
+    rows = generate_trace(9, 0.25, step_s=900, gpu_types=["NVIDIA L4"])
+    quotes = generate_quotes(9, 0.25, step_s=900, gpu_types=["NVIDIA L4"])
+    assert [(r["ts"], r["minimum_bid_price"]) for r in rows] == \
+           [(q.ts.strftime("%Y-%m-%dT%H:%M:%SZ"), q.minimum_bid_price) for q in quotes]
+    assert {(q.cloud, q.memory_in_gb, q.uninterruptable_price) for q in quotes} == {("SECURE", 24, 0.43)}
 
 
 def test_generate_trace_matches_the_emulator():

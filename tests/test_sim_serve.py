@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from bidder.cli import main
-from bidder.sim import TEST_API_KEY, Emulator, read_trace
+from bidder.sim import TEST_API_KEY, Emulator
+from bidder.traces import read_trace
 
 SERVE = [sys.executable, "-c", "from bidder.cli import main; main()", "sim", "serve"]
 
@@ -85,7 +86,7 @@ def test_serve_reports_a_bad_trace_file(tmp_path):
     path.write_text("ts,gpu_type\n")
     result = CliRunner().invoke(main, ["sim", "serve", "--trace", str(path)])
     assert result.exit_code == 1
-    assert result.output.strip().startswith(f"Error: {path}:1: header lacks column(s) minimum_bid_price")
+    assert result.output.strip().startswith(f"Error: {path} line 1: the header lacks column minimum_bid_price")
 
 
 def test_trace_command_writes_a_readable_trace(tmp_path):
@@ -94,8 +95,8 @@ def test_trace_command_writes_a_readable_trace(tmp_path):
                                        "--gpu-type", "NVIDIA RTX A6000", "--gpu-type", "NVIDIA L4"])
     assert result.exit_code == 0, result.output
     assert result.output == f"Wrote 432 rows to {out}.\n"   # 144 steps x (A6000 x 2 clouds + L4 x 1)
-    series = read_trace(out)
-    assert set(series) == {("NVIDIA RTX A6000", "SECURE", 1), ("NVIDIA RTX A6000", "COMMUNITY", 1),
+    series = {(q.gpu_type_id, q.cloud, q.gpu_count) for q in read_trace(out)}
+    assert series == {("NVIDIA RTX A6000", "SECURE", 1), ("NVIDIA RTX A6000", "COMMUNITY", 1),
                            ("NVIDIA L4", "SECURE", 1)}
     bad = CliRunner().invoke(main, ["sim", "trace", str(out), "--gpu-type", "NVIDIA GTX 9999"])
     assert bad.exit_code == 2 and "unknown GPU type" in bad.output

@@ -132,18 +132,19 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
     Example:
       bidder sim trace data/traces/sim-seed1.csv --seed 1 --days 14 --step 5m
     """
-    from bidder.sim import generate_trace, write_trace
+    from bidder.sim import generate_quotes
     from bidder.sim.prices import DEFAULT_START
+    from bidder.traces import write_trace
 
     step_s = int(step.total_seconds())  # type: ignore[attr-defined]
     if step_s < 1:
         raise click.BadParameter("the step must be at least 1 second", param_hint="--step")
     try:
-        rows = generate_trace(seed, days, step_s, gpu_types or None, start=start or DEFAULT_START)
+        quotes = generate_quotes(seed, days, step_s, gpu_types or None, start=start or DEFAULT_START)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--gpu-type") from None
     try:
-        count = write_trace(rows, out)
+        count = write_trace(quotes, out)
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
     click.echo(f"Wrote {count} rows to {out}.")

@@ -1,9 +1,9 @@
 """bidder's RunPod-compatible emulator: RunPod's GraphQL wire format on 127.0.0.1, over a seeded
 market of real RunPod GPU types on a virtual clock, with fault injection and a spot switch.
 
-    from bidder.sim import Emulator, TEST_API_KEY, FaultSpec, generate_trace
+    from bidder.sim import Emulator, TEST_API_KEY, FaultSpec, generate_trace, generate_quotes
 
-Modules: `catalog` (GPU types), `prices` (floor model, trace replay, generate_trace), `world`
+Modules: `catalog` (GPU types), `prices` (floor model, trace replay, generate_trace/generate_quotes), `world`
 (machines, pods, billing, interruptions), `clock`, `faults`, `resolvers` (schema + resolvers),
 `server` (HTTP), `emulator` (the `Emulator` that ties them together).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bidder.sim.emulator import TEST_API_KEY, Emulator
 from bidder.sim.faults import FaultSpec
-from bidder.sim.prices import generate_trace, read_trace, write_trace
+from bidder.sim.prices import generate_quotes, generate_trace
 from bidder.sim.world import World
 
-__all__ = ["TEST_API_KEY", "Emulator", "FaultSpec", "World", "generate_trace", "read_trace", "write_trace"]
+__all__ = ["TEST_API_KEY", "Emulator", "FaultSpec", "World", "generate_quotes", "generate_trace"]

@@ -16,11 +16,10 @@ instant does not depend on how time was advanced, and any instant can be read di
 
 from __future__ import annotations
 
-import csv
 import math
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +27,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bidder.errors import ConfigError, TraceFormatError
+from bidder.errors import ConfigError
+from bidder.models import PriceQuote
 from bidder.sim.catalog import GpuTypeInfo, load_catalog
 from bidder.sim.clock import GRID_S, to_epoch
-from bidder.units import parse_timestamp, to_iso
+from bidder.units import to_iso
 
 __all__ = [
     "DEFAULT_START",
@@ -39,16 +39,15 @@ __all__ = [
     "ModelMarket",
     "PriceSource",
     "TraceMarket",
+    "generate_quotes",
     "generate_trace",
+    "load_trace_series",
     "market_params",
-    "read_trace",
-    "write_trace",
 ]
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 _STEPS = 86400 // GRID_S          # grid steps per block (one day)
 _MAX_EVENT_STEPS = 2 * _STEPS - 1  # events last < 2 days, so a block looks back 2 blocks at most
-_TRACE_COLUMNS = ("ts", "gpu_type", "minimum_bid_price", "uninterruptable_price", "cloud", "gpu_count")
 
 # Regime name -> (stationary log-sd, mean-reversion time in s, spikes/day, share of spikes above
 # on-demand, no-capacity periods/day)
@@ -250,63 +249,18 @@ class TraceMarket:
 
 # -- trace files -----------------------------------------------------------------------------------
 
-def _number(text: str, path: str, line: int, column: str, *, optional: bool) -> float:
-    text = text.strip()
-    if not text:
-        if optional:
-            return math.nan
-        raise TraceFormatError(f"{path}:{line}: column {column} is empty", path=path, line=line, column=column)
-    try:
-        value = float(text)
-    except ValueError:
-        raise TraceFormatError(f"{path}:{line}: column {column} is not a number: {text!r}",
-                               path=path, line=line, column=column) from None
-    if not math.isfinite(value) or value < 0:
-        raise TraceFormatError(f"{path}:{line}: column {column} must be a price >= 0, got {text!r}",
-                               path=path, line=line, column=column)
-    return value if value > 0 or column == "uninterruptable_price" else math.nan  # 0 floor = no spot
+def load_trace_series(path: str | Path) -> dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Read a trace CSV (parsed by `bidder.traces`, so errors name the line and column) into
+    {(gpu_type, cloud, gpu_count): (epoch times, floors with NaN for no spot, on-demand prices with
+    NaN for none)}, each sorted by time."""
+    from bidder.traces import read_trace
 
-
-def read_trace(path: str | Path) -> dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Read a trace CSV (DESIGN.md format) into {(gpu_type, cloud, gpu_count): (epoch times,
-    floors with NaN for no spot, on-demand prices with NaN for none)}, each sorted by time.
-    Raises TraceFormatError naming the line and column of the first problem."""
-    name = str(path)
     rows: dict[tuple[str, str, int], list[tuple[float, float, float]]] = {}
-    try:
-        handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        raise TraceFormatError(f"cannot read trace {name}: {exc.strerror or exc}", path=name) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in _TRACE_COLUMNS[:4] if c not in (reader.fieldnames or [])]
-        if missing:
-            raise TraceFormatError(f"{name}:1: header lacks column(s) {', '.join(missing)}; need "
-                                   f"ts,gpu_type,minimum_bid_price,uninterruptable_price",
-                                   path=name, line=1, column=missing[0])
-        for line, row in enumerate(reader, start=2):
-            try:
-                ts = parse_timestamp(row["ts"] or "").timestamp()
-            except ValueError:
-                raise TraceFormatError(f"{name}:{line}: column ts is not an ISO 8601 time: {row['ts']!r}",
-                                       path=name, line=line, column="ts") from None
-            gpu_type = (row["gpu_type"] or "").strip()
-            if not gpu_type:
-                raise TraceFormatError(f"{name}:{line}: column gpu_type is empty", path=name, line=line,
-                                       column="gpu_type")
-            cloud = (row.get("cloud") or "COMMUNITY").strip().upper()
-            if cloud not in ("SECURE", "COMMUNITY"):
-                raise TraceFormatError(f"{name}:{line}: column cloud must be SECURE or COMMUNITY, got {cloud!r}",
-                                       path=name, line=line, column="cloud")
-            count_text = (row.get("gpu_count") or "1").strip()
-            if not count_text.isdigit() or int(count_text) < 1:
-                raise TraceFormatError(f"{name}:{line}: column gpu_count must be a positive whole number",
-                                       path=name, line=line, column="gpu_count")
-            floor = _number(row["minimum_bid_price"] or "", name, line, "minimum_bid_price", optional=True)
-            od = _number(row["uninterruptable_price"] or "", name, line, "uninterruptable_price", optional=True)
-            rows.setdefault((gpu_type, cloud, int(count_text)), []).append((ts, floor, od))
-    if not rows:
-        raise TraceFormatError(f"{name}: the trace has no rows", path=name, line=2)
+    for q in read_trace(path):
+        rows.setdefault((q.gpu_type_id, q.cloud, q.gpu_count), []).append((
+            q.ts.timestamp(),
+            math.nan if q.minimum_bid_price is None else q.minimum_bid_price,
+            math.nan if q.uninterruptable_price is None else q.uninterruptable_price))
     out = {}
     for key, values in rows.items():
         values.sort(key=lambda r: r[0])
@@ -315,16 +269,37 @@ def read_trace(path: str | Path) -> dict[tuple[str, str, int], tuple[np.ndarray,
     return out
 
 
-def write_trace(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
-    """Write rows (as from `generate_trace`) as a trace CSV; returns the number of rows."""
-    count = 0
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, _TRACE_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in _TRACE_COLUMNS})
-            count += 1
-    return count
+def _sample(seed: int, days: float, step_s: int, gpu_types: Sequence[str] | None, start: datetime,
+            clouds: Sequence[str]) -> Iterator[tuple[datetime, GpuTypeInfo, str, float | None]]:
+    if not days > 0 or not step_s > 0:
+        raise ConfigError(f"days and step_s must be positive, got days={days!r}, step_s={step_s!r}", key="days")
+    catalog = {info.id: info for info in load_catalog()}
+    wanted = list(gpu_types) if gpu_types is not None else list(catalog)
+    unknown = [g for g in wanted if g not in catalog]
+    if unknown:
+        raise ConfigError(f"unknown GPU type(s) {unknown}; known: {', '.join(catalog)}", key="gpu_types")
+    t0 = to_epoch(start)
+    times = t0 + np.arange(int(days * 86400 // step_s)) * float(step_s)
+    stamps = [datetime.fromtimestamp(t, tz=UTC) for t in times]
+    for gpu_type in wanted:
+        info = catalog[gpu_type]
+        for cloud in clouds:
+            if info.on_demand(cloud) is None:
+                continue
+            market = ModelMarket(seed, market_params(seed, info, cloud))
+            for stamp, value in zip(stamps, market.values_at(times), strict=True):
+                yield stamp, info, cloud, None if math.isnan(value) else float(value)
+
+
+def generate_quotes(seed: int, days: float, step_s: int = 300, gpu_types: Sequence[str] | None = None,
+                    *, start: datetime = DEFAULT_START, clouds: Sequence[str] = ("SECURE", "COMMUNITY"),
+                    ) -> list[PriceQuote]:
+    """`generate_trace` as `PriceQuote`s (gpu_count 1), ready for `bidder.traces.write_trace` or a Store."""
+    return [PriceQuote(ts=ts, gpu_type_id=info.id, cloud=cloud, gpu_count=1, minimum_bid_price=floor,
+                       uninterruptable_price=info.on_demand(cloud), memory_in_gb=info.memory_in_gb,
+                       display_name=info.display_name, list_spot_price=info.list_spot(cloud),
+                       list_on_demand_price=info.on_demand(cloud))
+            for ts, info, cloud, floor in _sample(seed, days, step_s, gpu_types, start, clouds)]
 
 
 def generate_trace(seed: int, days: float, step_s: int = 300, gpu_types: Sequence[str] | None = None,
@@ -337,26 +312,6 @@ def generate_trace(seed: int, days: float, step_s: int = 300, gpu_types: Sequenc
     `gpu_types` limits the GPU types (default: the whole catalogue); types without spot in a
     cloud give rows whose minimum_bid_price is always None.
     """
-    if days <= 0 or step_s <= 0:
-        raise ConfigError(f"days and step_s must be positive, got days={days!r}, step_s={step_s!r}")
-    catalog = {info.id: info for info in load_catalog()}
-    wanted = list(gpu_types) if gpu_types is not None else list(catalog)
-    unknown = [g for g in wanted if g not in catalog]
-    if unknown:
-        raise ConfigError(f"unknown GPU type(s) {unknown}; known: {', '.join(catalog)}", key="gpu_types")
-    t0 = to_epoch(start)
-    times = t0 + np.arange(int(days * 86400 // step_s)) * float(step_s)
-    stamps = [to_iso(datetime.fromtimestamp(t, tz=UTC)) for t in times]
-    rows: list[dict[str, Any]] = []
-    for gpu_type in wanted:
-        info = catalog[gpu_type]
-        for cloud in clouds:
-            if info.on_demand(cloud) is None:
-                continue
-            market = ModelMarket(seed, market_params(seed, info, cloud))
-            values = market.values_at(times)
-            for stamp, value in zip(stamps, values, strict=True):
-                rows.append({"ts": stamp, "gpu_type": gpu_type,
-                             "minimum_bid_price": None if math.isnan(value) else float(value),
-                             "uninterruptable_price": info.on_demand(cloud), "cloud": cloud, "gpu_count": 1})
-    return rows
+    return [{"ts": to_iso(ts), "gpu_type": info.id, "minimum_bid_price": floor,
+             "uninterruptable_price": info.on_demand(cloud), "cloud": cloud, "gpu_count": 1}
+            for ts, info, cloud, floor in _sample(seed, days, step_s, gpu_types, start, clouds)]

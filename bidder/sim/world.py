@@ -35,7 +35,14 @@ import numpy as np
 from bidder.errors import ConfigError
 from bidder.sim.catalog import CLOUD_NAMES, GpuTypeInfo, load_catalog
 from bidder.sim.clock import VirtualClock, from_epoch, to_epoch
-from bidder.sim.prices import DEFAULT_START, ModelMarket, PriceSource, TraceMarket, market_params, read_trace
+from bidder.sim.prices import (
+    DEFAULT_START,
+    ModelMarket,
+    PriceSource,
+    TraceMarket,
+    load_trace_series,
+    market_params,
+)
 
 __all__ = [
     "BAD_BID_RESUME",
@@ -190,7 +197,7 @@ class World:
                 self.markets[(info.id, cloud)] = ModelMarket(seed, market_params(seed, info, cloud))
 
     def _build_trace(self, path: str | Path, start: datetime | None) -> float:
-        series = read_trace(path)
+        series = load_trace_series(path)
         first = min(float(times[0]) for times, _, _ in series.values())
         offset = (to_epoch(start) - first) if start is not None else 0.0
         catalog = {info.id: info for info in load_catalog()}
