@@ -16,7 +16,7 @@ import numpy as np
 from bidder.errors import StoreError
 from bidder.models import PriceQuote
 from bidder.store.base import StoreBase, _flag, _from_row, _iso, _price
-from bidder.units import parse_timestamp, to_iso
+from bidder.units import parse_timestamp
 
 __all__ = ["FloorSeries", "GpuTypeInfo", "HistoryStore"]
 
@@ -99,7 +99,7 @@ class HistoryStore(StoreBase):
         `gpu_types` (client GpuType objects or GpuTypeInfo) refresh the `gpu_types` table.
         A snapshot at the same `ts` as an earlier one replaces its rows (two collectors at once).
         """
-        stamp = to_iso(ts)
+        stamp = _iso(ts) or ""
         with self._write() as conn:
             if error is None:
                 rows = [_quote_row(stamp, q) for q in quotes]
