@@ -197,11 +197,12 @@ class LedgerStore(StoreBase):
 def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     """USD a pod cost, from its polls (ts, desired_status, cost_per_hr per pod, uptime_seconds).
 
-    Between two polls a and b, if a was RUNNING: when b is RUNNING with a larger uptime, the pod
-    ran for the uptime difference; when b's uptime is smaller, it restarted in between (the uptime
-    since the restart, plus half of the rest before the stop); when b is not RUNNING, it stopped
-    at an unknown moment in between (half the interval: unbiased for a uniform stop time). If a
-    was not RUNNING and b is, it ran for b's uptime (at most the interval). The first poll adds
+    Between two polls a and b, if a was RUNNING: when b is RUNNING and its uptime grew by about the
+    interval, the pod ran for the uptime difference; when it grew less (or fell), the pod stopped
+    and restarted in between (the uptime since the restart, plus half of the rest before the
+    stop); when b is not RUNNING, it stopped at an unknown moment in between (half the interval:
+    unbiased for a uniform stop time). If a was not RUNNING and b is, it ran for b's uptime (at
+    most the interval). The first poll adds
     the uptime before it. Each stretch is priced at the cost of the poll that saw it running.
     """
     if not observations:
@@ -215,7 +216,10 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
         a_run, b_run = a.get("desired_status") == "RUNNING", b.get("desired_status") == "RUNNING"
         a_up, b_up = a.get("uptime_seconds"), b.get("uptime_seconds")
         a_cost, b_cost = float(a.get("cost_per_hr") or 0), float(b.get("cost_per_hr") or 0)
-        if a_run and b_run and a_up is not None and b_up is not None and b_up >= a_up:
+        # Uptime grew by about the interval: one continuous run (slack for container start and clock skew).
+        continuous = (a_run and b_run and a_up is not None and b_up is not None
+                      and b_up - a_up >= dt - max(30.0, 0.1 * dt))
+        if continuous:
             total += a_cost * min(b_up - a_up, dt) / 3600
         elif b_run and b_up is not None:
             after = min(float(b_up), dt)
