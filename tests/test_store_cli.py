@@ -1,0 +1,135 @@
+"""`bidder prices` and `bidder history` through click's CliRunner on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.models import PriceQuote
+from bidder.store import Store
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+A6000, RTX4090, H100 = "NVIDIA RTX A6000", "NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3"
+CATALOGUE = [{"id": A6000, "display_name": "RTX A6000", "memory_in_gb": 48},
+             {"id": RTX4090, "display_name": "RTX 4090", "memory_in_gb": 24},
+             {"id": H100, "display_name": "H100 SXM", "memory_in_gb": 80}]
+
+
+def q(ts, gpu, cloud, floor, od, stock="High", count=1):
+    return PriceQuote(ts=ts, gpu_type_id=gpu, cloud=cloud, gpu_count=count, minimum_bid_price=floor,
+                      uninterruptable_price=od, stock_status=stock)
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "bidder.db"
+    with Store.open(path) as store:
+        store.record_collection(T0 - timedelta(minutes=5), [q(T0, A6000, "COMMUNITY", 0.5, 0.6)], duration_s=0.1,
+                                gpu_types=CATALOGUE)
+        store.record_collection(T0, [
+            q(T0, A6000, "COMMUNITY", 0.2, 0.33), q(T0, A6000, "SECURE", None, 0.49, "Low"),
+            q(T0, RTX4090, "COMMUNITY", 0.18, 0.34), q(T0, H100, "SECURE", 1.5, 2.99, "Medium"),
+            q(T0, H100, "SECURE", None, None, "None", count=2)], duration_s=0.1)
+    return str(path)
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_prices_table_cheapest_first(db):
+    result = run("prices", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"Snapshot of 2026-01-01T00:00:00Z from {db}: 5 of 5 quotes.\n"
+        "GPU type                 VRAM GB  cloud      GPUs  spot floor  on-demand  spot discount %  stock\n"
+        "-----------------------  -------  ---------  ----  ----------  ---------  ---------------  ------\n"
+        "NVIDIA GeForce RTX 4090       24  COMMUNITY     1       0.180      0.340               47  High\n"
+        "NVIDIA RTX A6000              48  COMMUNITY     1       0.200      0.330               39  High\n"
+        "NVIDIA RTX A6000              48  SECURE        1           -      0.490                -  Low\n"
+        "NVIDIA H100 80GB HBM3         80  SECURE        1       1.500      2.990               50  Medium\n"
+        "NVIDIA H100 80GB HBM3         80  SECURE        2           -          -                -  None\n")
+
+
+def test_prices_filters_and_json(db):
+    result = run("prices", "--db", db, "--min-vram", "40", "--cloud", "secure", "--gpu-count", "1",
+                 "--format", "json")
+    rows = json.loads(result.output)
+    assert [(r["gpu_type_id"], r["spot_floor"], r["spot_discount_pct"]) for r in rows] == [
+        (A6000, None, None), (H100, 1.5, 50)]
+    assert rows[0]["display_name"] == "RTX A6000" and rows[0]["memory_in_gb"] == 48
+    csv_out = run("prices", "--db", db, "--gpu", "4090", "--format", "csv").output.splitlines()
+    assert csv_out[0].startswith("gpu_type_id,display_name,memory_in_gb,cloud,gpu_count,spot_floor,on_demand")
+    assert csv_out[1].startswith(f"{RTX4090},RTX 4090,24,COMMUNITY,1,0.18,0.34,47,High")
+    assert len(csv_out) == 2
+
+
+def test_prices_errors_are_one_line(db, tmp_path):
+    result = run("prices", "--db", db, "--gpu", "H200")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: unknown GPU type 'H200'; close matches: H100 SXM, {H100}\n"
+    result = run("prices", "--db", db, "--min-vram", "200")
+    assert (result.exit_code, result.stderr) == (
+        1, "Error: no quote in the snapshot of 2026-01-01T00:00:00Z matches these filters\n")
+    missing = str(tmp_path / "none.db")
+    result = run("prices", "--db", missing)
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: no bidder database at {missing}: collect prices first with `bidder collect` "
+                             f"(or point --db / BIDDER_DB at an existing file)\n")
+    empty = str(tmp_path / "empty.db")
+    Store.open(empty).close()
+    result = run("prices", "--db", empty)
+    assert result.exit_code == 1 and "no price snapshot in" in result.stderr
+    assert "`bidder collect`" in result.stderr and "bidder import-trace FILE" in result.stderr
+
+
+def test_prices_reads_bidder_db_from_the_environment(db):
+    result = CliRunner(env={"BIDDER_DB": db}).invoke(main, ["prices", "--format", "json"])
+    assert result.exit_code == 0 and len(json.loads(result.output)) == 5
+
+
+@pytest.fixture
+def history_db(tmp_path):
+    """A6000 community: 100 samples 5 minutes apart, floor 0.01..1.00 with every 4th sample unavailable."""
+    path = tmp_path / "history.db"
+    floors = [None if i % 4 == 3 else round(0.01 * (i + 1), 2) for i in range(100)]
+    with Store.open(path) as store:
+        store.import_quotes([q(T0 + timedelta(minutes=5 * i), A6000, "COMMUNITY", f, 0.33)
+                             for i, f in enumerate(floors)])
+    return str(path), np.array([f for f in floors if f is not None])
+
+
+def test_history_summary_matches_numpy(history_db):
+    db, spot = history_db
+    result = run("history", "RTX A6000", "--since", "all", "--db", db, "--format", "json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert row["samples"] == 100 and row["from"] == "2026-01-01T00:00:00Z" and row["to"] == "2026-01-01T08:15:00Z"
+    assert row["min"] == pytest.approx(spot.min()) and row["max"] == pytest.approx(spot.max())
+    assert row["median"] == pytest.approx(np.median(spot))
+    assert row["p90"] == pytest.approx(np.percentile(spot, 90), abs=1e-4)
+    assert row["spot_available_pct"] == 75.0 and row["on_demand"] == 0.33
+    table = run("history", "a6000", "--since", "2026-01-01T04:00:00Z", "--db", db)
+    assert table.output.splitlines()[0] == f"{A6000}: spot floor, USD per GPU-hour, since 2026-01-01T04:00:00Z."
+    assert "COMMUNITY     1       52  2026-01-01T04:00:00Z" in table.output
+
+
+def test_history_errors(history_db, tmp_path):
+    db, _ = history_db
+    result = run("history", "A6000", "--db", db, "--since", "7d")  # the wall clock is long past 2026-01-01
+    assert result.exit_code == 1
+    assert "no samples of NVIDIA RTX A6000 since" in result.stderr
+    assert "its history runs from 2026-01-01T00:00:00Z to 2026-01-01T08:15:00Z (try --since all)" in result.stderr
+    result = run("history", "A6000", "--db", db, "--since", "last tuesday")
+    assert result.exit_code == 2 and "is neither a duration (e.g. 7d, 12h) nor an ISO 8601 time" in result.stderr
+    result = run("history", "RTX 4090", "--db", db, "--since", "all")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: unknown GPU type 'RTX 4090'")
+    empty = str(tmp_path / "empty.db")
+    Store.open(empty).close()
+    result = run("history", "A6000", "--db", empty)
+    assert result.exit_code == 1 and "no price history in" in result.stderr and "bidder collect" in result.stderr
