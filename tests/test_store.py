@@ -87,7 +87,8 @@ CREATE TABLE prices (ts TEXT NOT NULL, gpu_type_id TEXT NOT NULL, cloud TEXT NOT
     minimum_bid_price REAL, uninterruptable_price REAL, stock_status TEXT, available_gpu_counts TEXT,
     max_unreserved_gpu_count INTEGER, list_spot_price REAL, list_on_demand_price REAL,
     PRIMARY KEY (ts, gpu_type_id, cloud, gpu_count)) WITHOUT ROWID;
-CREATE INDEX prices_market_ts ON prices (gpu_type_id, cloud, gpu_count, ts);
+CREATE INDEX prices_market_ts ON prices (gpu_type_id, cloud, gpu_count, ts, minimum_bid_price,
+    uninterruptable_price);
 CREATE TABLE markets (gpu_type_id TEXT NOT NULL, cloud TEXT NOT NULL, gpu_count INTEGER NOT NULL,
     first_ts TEXT NOT NULL, last_ts TEXT NOT NULL, PRIMARY KEY (gpu_type_id, cloud, gpu_count));
 CREATE TABLE collections (id INTEGER PRIMARY KEY, ts TEXT NOT NULL, duration_s REAL NOT NULL,

@@ -4,6 +4,7 @@ collections)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -78,8 +79,17 @@ class GpuTypeInfo:
     updated: datetime | None = field(default=None, compare=False)
 
 
+# unixepoch() (SQLite >= 3.38) is faster than strftime('%s') for the epoch seconds of floor_series.
+_EPOCH = "unixepoch(ts)" if sqlite3.sqlite_version_info >= (3, 38) else "CAST(strftime('%s', ts) AS INTEGER)"
+
+
+@functools.lru_cache(maxsize=256)
+def _counts_json(counts: tuple[int, ...]) -> str:
+    return json.dumps(list(counts))
+
+
 def _quote_row(ts: str, quote: PriceQuote) -> tuple[Any, ...]:
-    counts = json.dumps(list(quote.available_gpu_counts)) if quote.available_gpu_counts else None
+    counts = _counts_json(tuple(quote.available_gpu_counts)) if quote.available_gpu_counts else None
     return (ts, quote.gpu_type_id, quote.cloud, int(quote.gpu_count), _price(quote.minimum_bid_price),
             _price(quote.uninterruptable_price), quote.stock_status, counts, quote.max_unreserved_gpu_count,
             _price(quote.list_spot_price), _price(quote.list_on_demand_price))
@@ -242,7 +252,7 @@ class HistoryStore(StoreBase):
 
         Read straight from the cursor into a structured array; NULL prices become NaN.
         """
-        sql = ("SELECT CAST(strftime('%s', ts) AS REAL), coalesce(minimum_bid_price, -1.0), "
+        sql = (f"SELECT {_EPOCH}, coalesce(minimum_bid_price, -1.0), "
                "coalesce(uninterruptable_price, -1.0) FROM prices "
                "WHERE gpu_type_id = ? AND cloud = ? AND gpu_count = ? AND ts >= ? AND ts < ? ORDER BY ts")
         params = (gpu_type_id, cloud, int(gpu_count), _iso(since) if since else "",
