@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,3 +306,16 @@ def test_exclusive_lock_across_processes_and_released_when_the_holder_exits(tmp_
         holder.communicate("", timeout=30)
     with Store.open(path) as store, store.exclusive_lock("tick"):
         pass
+
+
+def test_every_table_and_column_is_documented_in_data_readme(store):
+    readme = (Path(__file__).resolve().parent.parent / "data" / "README.md").read_text()
+    tables = [r[0] for r in store._conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    assert len(tables) == 9
+    for table in tables:
+        section = readme.split(f"### `{table}`\n", 1)
+        assert len(section) == 2, f"data/README.md has no section for table {table}"
+        body = section[1].split("\n### ", 1)[0]
+        for column in (r[1] for r in store._conn.execute(f"PRAGMA table_info({table})")):
+            assert f"| `{column}` |" in body, f"data/README.md does not document {table}.{column}"
