@@ -270,6 +270,31 @@ def test_two_writers_at_once_on_one_file(tmp_path):
         assert len(s.collections(limit=1000)) == 80
 
 
+
+def test_many_connections_opening_a_fresh_file_at_once(tmp_path):
+    """Creating the file, switching it to WAL and migrating race safely (SQLite refuses a
+    concurrent WAL switch at once, without waiting: the store retries)."""
+    for trial in range(5):
+        path = tmp_path / f"fresh{trial}.db"
+        errors: list[BaseException] = []
+
+        def opener(k: int, path=path, errors=errors) -> None:
+            try:
+                with Store.open(path) as s:
+                    s.settings_set(f"k{k}", "v")
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=opener, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with Store.open(path) as s:
+            assert s.schema_version() == SCHEMA_VERSION and s.settings_get("k7") == "v"
+
+
 LOCK_HOLDER = textwrap.dedent("""
     import sys
     from bidder.store import Store

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,8 +117,8 @@ class StoreBase:
     def _setup(self, busy_timeout_s: float) -> None:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            mode = self._wal(busy_timeout_s)
+            if mode != "wal":
                 log.warning("%s: journal mode %s, not WAL (readers may block the writer)", self.path, mode)
             # WAL + NORMAL: a commit survives a process crash; only a power cut may lose the last one.
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -125,6 +126,23 @@ class StoreBase:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use {self.path} as a bidder database: {exc}") from None
+
+    def _wal(self, busy_timeout_s: float) -> str:
+        """Switch to WAL (persistent in the file). SQLite answers "database is locked" at once,
+        without the busy handler, when two connections convert a fresh file together: retry."""
+        deadline = time.monotonic() + busy_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                mode = str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+                if mode == "wal":
+                    return mode
+                return str(self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)  # lock contention, not market time
+                delay = min(delay * 2, 0.2)
 
     def _migrate(self) -> None:
         version = self.schema_version()
