@@ -1,0 +1,636 @@
+"""Backtests: replay a price history through a strategy, against baselines and a hindsight bound.
+
+    history = load_trace("data/traces/sim-seed1-14d.csv")          # or load_store(store)
+    job = BacktestJob(gpu_types=("NVIDIA RTX A6000",), work_hours=100, deadline_hours=168)
+    report = run_backtest(history, job, Policy(tolerance=2.0), every_hours=84)
+    report.summary()      # the `bidder backtest --format json` object
+
+The simulated world follows RunPod's rules, as the emulator does:
+- prices are a step function: each sample holds until the next one (the last one for `step_s`);
+- a spot pod pays its bid per second (`bid * gpu_count` per hour), an on-demand pod the current
+  on-demand price (held through gaps with no on-demand quote); nothing is paid while no pod runs;
+- a spot pod is interrupted at the first sample whose floor is above its bid, or that has no spot
+  capacity (NaN floor), and after an Exp(rate) running time when a reclaim rate is set (seeded);
+  it can only start when the floor is at or under its bid; on-demand never interrupts and starts
+  whenever the market quotes an on-demand price;
+- when a run ends without finishing the job (interrupted, or stopped by the strategy to switch),
+  the work done since the run started is lost, up to `restart_overhead_hours` (the job resumes
+  from its last checkpoint and spends time restarting);
+- a batch job runs until its work is done (past the deadline if need be: a missed deadline is
+  reported, not rescued), or until the history ends; a keep-running job runs for its whole span.
+
+Strategies (`analysis.strategies`) are called at each decision point (every sample by default,
+or every `decide_every_s`) and right after each interruption. They see a `HistoryView` whose
+buffers the engine fills sample by sample: the future is not in memory the strategy can reach.
+
+`hindsight` is the lower bound: the job's work in the cheapest slots before the deadline, each at
+min(floor, on-demand), with no interruption cost (keep-running: every slot at that price). No
+strategy that finishes its work by the deadline can cost less (`tests/test_backtest_props.py`).
+With different speed factors per GPU type, slots of several markets may be used at the same time
+(a relaxation), so the bound stays a bound.
+
+Metrics per run: cost (USD), work hours done, deadline met, interruptions, hours of work lost to
+restarts, completion time (hours from the job's start), peak hourly rate (USD per pod-hour).
+`run_backtest` adds cost / hindsight and cost / on-demand per window, and `summary()` gives the
+mean and the worst of each over the rolling windows.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from analysis.backtest_history import Market, PriceHistory, history_from_quotes, load_store, load_trace
+from analysis.strategies import (
+    STRATEGY_NAMES,
+    Action,
+    PodInfo,
+    RunState,
+    Strategy,
+    StrategyFactory,
+    baseline_factory,
+)
+from bidder.errors import ConfigError
+from bidder.models import JobSpec, Policy
+
+__all__ = [
+    "DEFAULT_WARMUP_HOURS",
+    "METRIC_KEYS",
+    "BacktestJob",
+    "BacktestReport",
+    "HistoryView",
+    "Market",
+    "PriceHistory",
+    "RunResult",
+    "Window",
+    "hindsight",
+    "history_from_quotes",
+    "load_store",
+    "load_trace",
+    "replay",
+    "run_backtest",
+    "strategy_factory",
+    "window_starts",
+]
+
+#: History a strategy gets before the first window starts, unless a start is given.
+DEFAULT_WARMUP_HOURS = 48.0
+
+#: The per-strategy metrics of the summary, in report order.
+METRIC_KEYS: tuple[str, ...] = ("cost", "cost_vs_hindsight", "cost_vs_on_demand", "work_hours",
+                                "deadline_met_share", "interruptions", "restart_hours_lost",
+                                "completion_hours", "peak_rate")
+# Which way is worse, for the "worst window" of each metric.
+_WORST_IS_LOW = {"work_hours", "deadline_met_share"}
+
+
+# -- the job ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BacktestJob:
+    """A job placed at any start time: a batch of `work_hours` with a deadline `deadline_hours`
+    after its start (None = none), or a service kept running `keep_running_hours`."""
+
+    gpu_types: tuple[str, ...] = ()
+    min_vram_gb: int | None = None
+    gpu_count: int = 1
+    cloud: str = "ANY"
+    work_hours: float | None = 100.0
+    deadline_hours: float | None = 168.0
+    keep_running_hours: float | None = None
+    restart_overhead_hours: float = 0.25
+    speed_factors: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.keep_running_hours is None and (self.work_hours is None or self.work_hours <= 0):
+            raise ConfigError("a batch job needs work_hours > 0 (or keep it running)", key="hours")
+        if self.keep_running_hours is not None and self.keep_running_hours <= 0:
+            raise ConfigError("a kept-running job needs a span > 0", key="days")
+        if self.deadline_hours is not None and self.deadline_hours <= 0:
+            raise ConfigError("the deadline must be after the start", key="deadline")
+
+    @property
+    def keep_running(self) -> bool:
+        return self.keep_running_hours is not None
+
+    def speed_of(self, gpu_type_id: str) -> float:
+        return dict(self.speed_factors).get(gpu_type_id, 1.0)
+
+    @property
+    def span_hours(self) -> float | None:
+        """How long after its start a window must have data: the deadline, the service span, or
+        (no deadline) the work itself."""
+        if self.keep_running_hours is not None:
+            return self.keep_running_hours
+        return self.deadline_hours if self.deadline_hours is not None else self.work_hours
+
+    def spec(self, start: datetime) -> JobSpec:
+        """The production JobSpec for a start time (absolute deadline)."""
+        deadline = None
+        if not self.keep_running and self.deadline_hours is not None:
+            deadline = start + timedelta(hours=self.deadline_hours)
+        return JobSpec(gpu_types=self.gpu_types, min_vram_gb=self.min_vram_gb, gpu_count=self.gpu_count,
+                       cloud=self.cloud, work_hours=None if self.keep_running else self.work_hours,
+                       keep_running=self.keep_running, deadline=deadline,
+                       restart_overhead_hours=self.restart_overhead_hours, speed_factors=self.speed_factors)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"gpu_types": list(self.gpu_types), "min_vram_gb": self.min_vram_gb, "gpu_count": self.gpu_count,
+                "cloud": self.cloud, "work_hours": None if self.keep_running else self.work_hours,
+                "keep_running": self.keep_running,
+                "keep_running_days": None if self.keep_running_hours is None else self.keep_running_hours / 24,
+                "deadline_hours": None if self.keep_running else self.deadline_hours,
+                "restart_overhead_hours": self.restart_overhead_hours}
+
+
+# -- what a strategy sees --------------------------------------------------------------------------------
+class HistoryView:
+    """The market as it has been shown so far: samples 0..n-1 of every market, and `now`.
+
+    The engine writes each sample into these buffers only when its time comes, so nothing here
+    (not even `.base` of a returned array) holds a future price. Arrays are read-only views.
+    """
+
+    __slots__ = ("_floor", "_n", "_now", "_on_demand", "_ts", "markets")
+
+    def __init__(self, markets: Sequence[Market], capacity: int) -> None:
+        self.markets: tuple[Market, ...] = tuple(markets)
+        self._ts = np.full(capacity, np.nan)
+        self._floor = np.full((len(self.markets), capacity), np.nan)
+        self._on_demand = np.full((len(self.markets), capacity), np.nan)
+        self._n = 0
+        self._now = math.nan
+        for array in (self._ts, self._floor, self._on_demand):
+            array.flags.writeable = False
+
+    @property
+    def n(self) -> int:
+        """Samples seen so far (the latest is index n - 1)."""
+        return self._n
+
+    @property
+    def now(self) -> float:
+        """The decision time, epoch seconds (at or after the latest sample)."""
+        return self._now
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self._ts[: self._n]
+
+    def floor(self, market: int) -> np.ndarray:
+        return self._floor[market, : self._n]
+
+    def on_demand(self, market: int) -> np.ndarray:
+        return self._on_demand[market, : self._n]
+
+    def floors_now(self) -> np.ndarray:
+        """The latest floor of every market (a copy; NaN = no spot now)."""
+        return self._floor[:, self._n - 1].copy()
+
+    def on_demand_now(self) -> np.ndarray:
+        return self._on_demand[:, self._n - 1].copy()
+
+
+class _Feeder:
+    """The engine's side of a HistoryView: the only code that holds the full history."""
+
+    def __init__(self, history: PriceHistory) -> None:
+        self.history = history
+        self.view = HistoryView(history.markets, len(history))
+
+    def fill_to(self, n: int) -> None:
+        """Reveal samples up to index n - 1 (never moves backwards)."""
+        view, h = self.view, self.history
+        lo = view._n
+        if n <= lo:
+            return
+        for array, source in ((view._ts, h.ts), (view._floor, h.floor), (view._on_demand, h.on_demand)):
+            array.flags.writeable = True
+            array[..., lo:n] = source[..., lo:n]
+            array.flags.writeable = False
+        view._n = n
+
+
+# -- one run ---------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """One strategy over one window. Times in hours from the window start; money in USD."""
+
+    name: str
+    start: float                      # epoch seconds
+    cost: float = 0.0
+    work_hours: float = 0.0
+    deadline_met: bool | None = None  # None for keep-running jobs
+    interruptions: int = 0
+    restart_hours_lost: float = 0.0
+    completion_hours: float | None = None
+    peak_rate: float = 0.0            # USD per hour of the pod (bid or on-demand x GPU count)
+    failed_starts: int = 0            # starts refused (bid under the floor, no capacity)
+    decisions: int = 0
+    # Filled when the run is recorded (charts, tests):
+    curve: list[tuple[float, float]] = field(default_factory=list)         # (hours, cumulative cost)
+    interruption_hours: list[float] = field(default_factory=list)
+    log: list[tuple[float, Action]] = field(default_factory=list)          # (epoch, action) per decision
+
+
+def strategy_factory(name: str) -> StrategyFactory:
+    """The factory of a replayed strategy by its report name ("bidder" or a baseline)."""
+    if name == "bidder":
+        from analysis.strategies import BidderStrategy  # the optimizer, when present
+
+        return BidderStrategy
+    return baseline_factory(name)
+
+
+def replay(history: PriceHistory, job: BacktestJob, policy: Policy, strategy: Strategy, start_index: int = 0,
+           *, seed: int = 0, reclaim_rate_per_hour: float = 0.0, decide_every_s: float | None = None,
+           record: bool = False, progress: Callable[[int], None] | None = None) -> RunResult:
+    """Run `strategy` on `job` from sample `start_index` (see the module docstring for the rules).
+
+    `policy` is the strategy's business (its factory got it); the engine only enforces the market.
+    """
+    return _Run(history, job, strategy, start_index, seed, reclaim_rate_per_hour, decide_every_s, record,
+                progress).run()
+
+
+class _Run:
+    """The state of one replay. Times are seconds from the window start (small, exact numbers)."""
+
+    def __init__(self, history: PriceHistory, job: BacktestJob, strategy: Strategy, start_index: int, seed: int,
+                 reclaim_rate: float, decide_every_s: float | None, record: bool,
+                 progress: Callable[[int], None] | None) -> None:
+        self.history, self.job, self.strategy = history, job, strategy
+        self.floor, self.od_raw, self.od_held = history.floor, history.on_demand, history.on_demand_held()
+        self.start_index = start_index
+        self.t0 = float(history.ts[start_index])
+        self.rel = history.ts - self.t0
+        self.data_end = history.end - self.t0
+        span = job.keep_running_hours
+        self.stop = self.data_end if span is None else min(self.data_end, span * 3600)
+        self.needed = None if job.keep_running else float(job.work_hours)  # type: ignore[arg-type]
+        self.deadline = None if job.keep_running or job.deadline_hours is None else job.deadline_hours * 3600
+        self.speeds = [1.0 if job.keep_running else job.speed_of(m.gpu_type_id) for m in history.markets]
+        self.reclaim_rate = reclaim_rate
+        self.rng = random.Random(f"{seed}|{start_index}")
+        self.decide_every_s, self.record, self.progress = decide_every_s, record, progress
+        self.feeder = _Feeder(history)
+        self.result = RunResult(name=getattr(strategy, "name", type(strategy).__name__), start=self.t0)
+        self.work = 0.0
+        self.i = start_index
+        # The pod, if any: kind "spot" | "on_demand" | "" (none), market, bid, run start, work this run.
+        self.kind, self.market, self.bid, self.started, self.run_work = "", -1, math.nan, 0.0, 0.0
+        self.reclaim_at = math.inf
+
+    def pod_info(self) -> PodInfo | None:
+        if not self.kind:
+            return None
+        return PodInfo(self.kind, self.market, None if self.kind == "on_demand" else self.bid,
+                       self.t0 + self.started, self.run_work)
+
+    def end_run(self, t: float, forced: bool) -> None:
+        lost = min(self.job.restart_overhead_hours * self.speeds[self.market], self.run_work)
+        self.work -= lost
+        self.result.restart_hours_lost += lost
+        if forced:
+            self.result.interruptions += 1
+            if self.record:
+                self.result.interruption_hours.append(t / 3600)
+        self.kind, self.market, self.bid, self.run_work, self.reclaim_at = "", -1, math.nan, 0.0, math.inf
+
+    def act(self, t: float, interrupted: bool) -> None:
+        result, view = self.result, self.feeder.view
+        now = self.t0 + t
+        view._now = now
+        state = RunState(now=now, start=self.t0,
+                         deadline=None if self.deadline is None else self.t0 + self.deadline,
+                         end=None if self.job.keep_running_hours is None else self.t0 + self.stop,
+                         work_done_hours=self.work,
+                         work_left_hours=None if self.needed is None else self.needed - self.work,
+                         spent=result.cost, interruptions=result.interruptions, pod=self.pod_info(),
+                         just_interrupted=interrupted)
+        action = self.strategy.decide(view, state)
+        result.decisions += 1
+        if self.record:
+            result.log.append((now, action))
+        kind = action.kind
+        if kind == "keep":
+            return
+        if self.kind:
+            if kind == self.kind and action.market == self.market and (kind == "on_demand" or action.bid == self.bid):
+                return
+            self.end_run(t, forced=False)
+        if kind == "wait":
+            return
+        m = action.market
+        if m is None or not 0 <= m < len(self.history.markets):
+            raise ValueError(f"strategy {result.name} chose market {m!r}; "
+                             f"markets are 0..{len(self.history.markets) - 1}")
+        if kind == "spot":
+            if action.bid is None or not self.floor[m, self.i] <= action.bid:  # NaN floor: no spot capacity
+                result.failed_starts += 1
+                return
+            self.bid = float(action.bid)
+            if self.reclaim_rate > 0:
+                self.reclaim_at = t + self.rng.expovariate(self.reclaim_rate) * 3600
+        elif kind == "on_demand":
+            if math.isnan(self.od_raw[m, self.i]):
+                result.failed_starts += 1
+                return
+        else:
+            raise ValueError(f"strategy {result.name} returned an unknown action {kind!r}")
+        self.kind, self.market, self.started, self.run_work = kind, m, t, 0.0
+
+    def run(self) -> RunResult:
+        result, rel, n_samples = self.result, self.rel, len(self.history)
+        count, needed, stop = self.job.gpu_count, self.needed, self.stop
+        next_decision, done = 0.0, False
+        while self.i < n_samples and not done:
+            i = self.i
+            t = float(rel[i])
+            if t >= stop:
+                break
+            self.feeder.fill_to(i + 1)
+            seg_end = min(float(rel[i + 1]) if i + 1 < n_samples else self.data_end, stop)
+            interrupted = False
+            if self.kind == "spot" and not self.floor[self.market, i] <= self.bid:
+                self.end_run(t, forced=True)
+                interrupted = True
+            if interrupted or t >= next_decision:
+                self.act(t, interrupted)
+                if t >= next_decision:
+                    next_decision = t + self.decide_every_s if self.decide_every_s else t
+            while self.kind and t < seg_end:
+                m = self.market
+                rate = (self.bid if self.kind == "spot" else float(self.od_held[m, i])) * count
+                speed = self.speeds[m]
+                t_next, event = seg_end, ""
+                if needed is not None:
+                    t_done = t + (needed - self.work) / speed * 3600
+                    if t_done <= t_next:
+                        t_next, event = t_done, "done"
+                if self.reclaim_at < t_next:
+                    t_next, event = self.reclaim_at, "reclaimed"
+                hours = (t_next - t) / 3600
+                if hours > 0:
+                    result.cost += rate * hours
+                    self.work += speed * hours
+                    self.run_work += speed * hours
+                    if rate > result.peak_rate:
+                        result.peak_rate = rate
+                t = t_next
+                if event == "done":
+                    self.work = needed  # type: ignore[assignment]
+                    result.completion_hours = t / 3600
+                    self.kind, done = "", True
+                elif event == "reclaimed":
+                    self.end_run(t, forced=True)
+                    self.act(t, True)
+            if self.record:
+                result.curve.append((t / 3600, result.cost))
+            self.i += 1
+            if self.progress is not None and (self.i - self.start_index) % 4096 == 0:
+                self.progress(4096)
+        if self.progress is not None:
+            self.progress((self.i - self.start_index) % 4096)
+        result.work_hours = self.work
+        if needed is not None:
+            result.deadline_met = result.completion_hours is not None and (
+                self.deadline is None or result.completion_hours * 3600 <= self.deadline + 1e-6)
+        return result
+
+
+# -- the hindsight bound ---------------------------------------------------------------------------------
+def hindsight(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, work_hours: float | None = None,
+              horizon_hours: float | None = None, record: bool = False) -> RunResult:
+    """The lower bound from `start_index`: `work_hours` (default: the job's) in the cheapest slots
+    before `horizon_hours` (default: the deadline, else the end of the history), each slot at
+    min(floor, on-demand) per unit of work, no interruption cost. Keep-running: every slot of the
+    span at that price (slots with no price at all count as down time). When not enough slots
+    exist, the result has the work it could do, cost of all of it, and deadline_met False."""
+    ts = history.ts
+    t0 = float(ts[start_index])
+    result = RunResult(name="hindsight", start=t0)
+    data_end = history.end - t0
+    if job.keep_running_hours is not None:
+        horizon = min(job.keep_running_hours * 3600, data_end)
+    elif horizon_hours is not None:
+        horizon = min(horizon_hours * 3600, data_end)
+    else:
+        horizon = min(job.deadline_hours * 3600, data_end) if job.deadline_hours is not None else data_end
+    rel = ts[start_index:] - t0
+    k = int(np.searchsorted(rel, horizon, side="left"))
+    starts = rel[:k]
+    ends = np.minimum(np.append(rel[1:k + 1], data_end)[:k], horizon)
+    hours = (ends - starts) / 3600
+    price = np.fmin(history.floor[:, start_index:start_index + k],
+                    history.on_demand_held()[:, start_index:start_index + k]) * job.gpu_count  # USD per pod-hour
+    if job.keep_running:
+        cheapest = np.fmin.reduce(price, axis=0)
+        up = ~np.isnan(cheapest)
+        result.cost = float(np.sum(cheapest[up] * hours[up]))
+        result.work_hours = float(np.sum(hours[up]))
+        result.peak_rate = float(np.max(cheapest[up])) if up.any() else 0.0
+        if record:
+            spent = np.cumsum(np.where(up, cheapest * hours, 0.0))
+            result.curve = [(0.0, 0.0), *zip((ends / 3600).tolist(), spent.tolist(), strict=True)]
+        return result
+    needed = float(job.work_hours if work_hours is None else work_hours)  # type: ignore[arg-type]
+    speeds = np.array([job.speed_of(m.gpu_type_id) for m in history.markets])
+    if np.all(speeds == speeds[0]):
+        # One pod at a time: per slot, the cheapest market.
+        rate = np.fmin.reduce(price, axis=0)
+        per_work = rate / speeds[0]
+        capacity = hours * speeds[0]
+        slot_start, slot_speed = starts, np.full(k, speeds[0])
+    else:
+        rate = price.ravel()
+        per_work = (price / speeds[:, None]).ravel()
+        capacity = (hours[None, :] * speeds[:, None]).ravel()
+        slot_start = np.tile(starts, len(speeds))
+        slot_speed = np.repeat(speeds, k)
+    usable = ~np.isnan(per_work) & (capacity > 0)
+    order = np.argsort(np.where(usable, per_work, np.inf), kind="stable")[: int(usable.sum())]
+    if order.size == 0:
+        result.deadline_met = needed <= 0
+        return result
+    cumulative = np.cumsum(capacity[order])
+    if needed <= 0:
+        result.deadline_met, result.completion_hours = True, 0.0
+        return result
+    if cumulative[-1] < needed * (1 - 1e-12):
+        result.cost = float(np.sum(per_work[order] * capacity[order]))
+        result.work_hours = float(cumulative[-1])
+        result.peak_rate = float(np.max(rate[order]))
+        result.deadline_met = False
+        return result
+    j = int(np.searchsorted(cumulative, needed * (1 - 1e-12)))
+    used = order[: j + 1]
+    amount = capacity[used].copy()
+    amount[-1] = needed - (float(cumulative[j - 1]) if j > 0 else 0.0)
+    result.cost = float(np.sum(per_work[used] * amount))
+    result.work_hours = needed
+    result.peak_rate = float(np.max(rate[used]))
+    result.completion_hours = float(np.max(slot_start[used] + amount / slot_speed[used] * 3600)) / 3600
+    result.deadline_met = True
+    if record:
+        # Cumulative cost in time order of the slots used (for charts).
+        when = slot_start[used] + amount / slot_speed[used] * 3600
+        by_time = np.argsort(when, kind="stable")
+        spent = np.cumsum((per_work[used] * amount)[by_time])
+        result.curve = [(0.0, 0.0), *zip((when[by_time] / 3600).tolist(), spent.tolist(), strict=True)]
+    return result
+
+
+# -- rolling windows and the report ----------------------------------------------------------------------
+@dataclass
+class Window:
+    """Every strategy's run from one start time (`results` includes "hindsight")."""
+
+    start: float
+    results: dict[str, RunResult]
+    on_demand_cost: float | None
+
+    def metrics(self, name: str) -> dict[str, float | None]:
+        """The METRIC_KEYS of one strategy in this window (None = not applicable)."""
+        r, bound = self.results[name], self.results.get("hindsight")
+        feasible = bound is not None and bound.cost > 0 and bound.deadline_met is not False
+        return {
+            "cost": r.cost,
+            "cost_vs_hindsight": r.cost / bound.cost if feasible else None,  # type: ignore[union-attr]
+            "cost_vs_on_demand": r.cost / self.on_demand_cost if self.on_demand_cost else None,
+            "work_hours": r.work_hours,
+            "deadline_met_share": None if r.deadline_met is None else float(r.deadline_met),
+            "interruptions": float(r.interruptions),
+            "restart_hours_lost": r.restart_hours_lost,
+            "completion_hours": r.completion_hours,
+            "peak_rate": r.peak_rate,
+        }
+
+
+@dataclass
+class BacktestReport:
+    """The windows of a backtest and what they were run with; `summary()` is the JSON object."""
+
+    job: BacktestJob
+    policy: Policy
+    history: PriceHistory
+    strategies: tuple[str, ...]
+    windows: list[Window]
+    params: dict[str, Any]
+
+    def aggregate(self, name: str) -> dict[str, Any]:
+        """Mean and worst of each metric over the windows. A metric that does not apply (None) is
+        left out of the mean; the worst completion time is None when some window never finished."""
+        per_window = [w.metrics(name) for w in self.windows]
+        out: dict[str, Any] = {"name": name}
+        worst: dict[str, float | None] = {}
+        for key in METRIC_KEYS:
+            values = [m[key] for m in per_window]
+            present = [v for v in values if v is not None]
+            out[key] = float(np.mean(present)) if present else None
+            if not present or (key == "completion_hours" and not self.job.keep_running and len(present) < len(values)):
+                worst[key] = None
+            else:
+                worst[key] = float(min(present) if key in _WORST_IS_LOW else max(present))
+        out["worst"] = worst
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """`{"job": {...}, "windows": N, "strategies": [{"name", <metric means>, "worst": {...}}, ...]}`
+        plus "policy" and "history" (what the numbers were computed on)."""
+        h = self.history
+        return {
+            "job": {**self.job.as_dict(), **self.params},
+            "policy": {"max_price": self.policy.max_price, "budget": self.policy.budget,
+                       "tolerance": self.policy.tolerance, "min_savings": self.policy.min_savings},
+            "history": {"from": _iso(float(h.ts[0])), "to": _iso(h.end), "samples": len(h),
+                        "markets": [m.label for m in h.markets]},
+            "windows": len(self.windows),
+            "strategies": [self.aggregate(name) for name in self.strategies],
+        }
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def window_starts(history: PriceHistory, job: BacktestJob, *, start: float | None = None,
+                  every_hours: float | None = None, warmup_hours: float = DEFAULT_WARMUP_HOURS) -> list[int]:
+    """Sample indices where windows start: from `start` (default: after `warmup_hours` of history),
+    then every `every_hours`, as long as the job's span (deadline or service span) fits the history."""
+    first = float(history.ts[0]) + warmup_hours * 3600 if start is None else start
+    span = (job.span_hours or 0.0) * 3600
+    last = history.end - span
+    have = f"the history runs {_iso(float(history.ts[0]))} to {_iso(history.end)}"
+    if first > last + 1e-6:
+        reason = ("after the warm-up of " + f"{warmup_hours:g} hours") if start is None else f"from {_iso(start)}"
+        raise ConfigError(f"{have}: too short for a job spanning {span / 3600:g} hours {reason}; "
+                          "give an earlier --start, a shorter --deadline/--days, or more history", key="start")
+    if every_hours is not None and every_hours <= 0:
+        raise ConfigError("--every must be a positive duration, e.g. 3.5d", key="every")
+    times = [first] if every_hours is None else list(np.arange(first, last + 1e-6, every_hours * 3600))
+    indices = sorted({int(np.searchsorted(history.ts, t, side="left")) for t in times})
+    return [i for i in indices if i < len(history) and history.ts[i] <= last + 1e-6] or \
+        [int(np.searchsorted(history.ts, first, side="left"))]
+
+
+def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
+                 strategies: Sequence[str] = STRATEGY_NAMES, *, start: float | None = None, end: float | None = None,
+                 every_hours: float | None = None, warmup_hours: float = DEFAULT_WARMUP_HOURS, seed: int = 0,
+                 reclaim_rate_per_hour: float = 0.0, decide_every_s: float | None = None,
+                 record_window: int | None = 0, factories: Mapping[str, StrategyFactory] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> BacktestReport:
+    """Run each named strategy (and the hindsight bound) over rolling windows of `history`.
+
+    `start`/`end` are epoch seconds (history before `start` is the strategies' warm-up); the
+    on-demand strategy always runs, as the reference of cost / on-demand. `factories` adds or
+    overrides strategies by name. `record_window` (an index) keeps curves and logs for charts.
+    `progress(done, total)` is called as replay steps complete.
+    """
+    unknown = [s for s in strategies if s not in STRATEGY_NAMES and s not in (factories or {})]
+    if unknown:
+        raise ConfigError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGY_NAMES)} or all",
+                          key="strategies")
+    history = history.select(job)
+    if end is not None:
+        history = history.between(None, end)
+    starts = window_starts(history, job, start=start, every_hours=every_hours, warmup_hours=warmup_hours)
+    makers = {name: (factories or {}).get(name) or strategy_factory(name)
+              for name in dict.fromkeys([*strategies, "on-demand"]) if name != "hindsight"}
+    span = (job.span_hours or 0.0) * 3600
+    step = float(np.median(np.diff(history.ts))) if len(history) > 1 else history.step_s
+    total = int(len(starts) * len(makers) * max(1.0, span / max(step, 1.0)))
+    done = 0
+
+    def tick(steps: int) -> None:
+        nonlocal done, total
+        done += steps
+        total = max(total, done)
+        if progress is not None:
+            progress(done, total)
+
+    windows = []
+    for w, index in enumerate(starts):
+        record = record_window is not None and w == record_window
+        start_dt = datetime.fromtimestamp(float(history.ts[index]), UTC)
+        spec = job.spec(start_dt)
+        results: dict[str, RunResult] = {}
+        for name, make in makers.items():
+            strategy = make(history.markets, spec, policy)
+            results[name] = replay(history, job, policy, strategy, index, seed=seed,
+                                   reclaim_rate_per_hour=reclaim_rate_per_hour, decide_every_s=decide_every_s,
+                                   record=record, progress=tick)
+            results[name].name = name
+        results["hindsight"] = hindsight(history, job, index, record=record)
+        on_demand = results["on-demand"]
+        windows.append(Window(start=float(history.ts[index]), results=results,
+                              on_demand_cost=on_demand.cost if on_demand.cost > 0 else None))
+    names = tuple(s for s in STRATEGY_NAMES if s in strategies) + tuple(s for s in strategies if s not in STRATEGY_NAMES)
+    params = {"start": _iso(windows[0].start), "end": _iso(history.end), "every_hours": every_hours,
+              "seed": seed, "reclaim_rate_per_hour": reclaim_rate_per_hour, "decide_every_s": decide_every_s}
+    return BacktestReport(job=job, policy=policy, history=history, strategies=names, windows=windows, params=params)

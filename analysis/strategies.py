@@ -1,0 +1,216 @@
+"""What a backtest strategy is, and the ones bidder is compared with.
+
+A strategy is a small object with one method, `decide(view, state) -> Action`, called by the
+replay engine (`analysis.backtest`) at each decision point and right after each interruption:
+
+    view   what the market has shown so far (`analysis.backtest.HistoryView`): samples up to now
+           only; the future is not in memory the view can reach
+    state  where the job stands (`RunState`): work done and left, money spent, the pod it has
+
+    Action("spot", market, bid)    run a spot pod on market `market` (index into view.markets) at `bid`
+    Action("on_demand", market)    run an on-demand pod there
+    WAIT                           run nothing (stops the pod if there is one)
+    KEEP                           leave things as they are
+
+Returning the pod the job already has is the same as KEEP; anything else stops it (and loses the
+restart overhead) before starting the new one.
+
+The baselines are the rules people use today; they do not plan, so a deadline they miss is
+reported missed, not rescued. Each picks, when it has no pod, the cheapest market by current
+price per unit of work, and stays there until interrupted. The spot rules never bid above the
+market's on-demand price (nobody knowingly pays more for spot than for on-demand; the DESIGN.md
+yardstick for these rules, 2.3-5.1x of hindsight on the AWS trace, assumes the same): while every
+floor is above it they wait. `FloorBid(..., above_on_demand=True)` is the uncapped variant.
+
+    on-demand       always on-demand
+    floor           bid the current floor; after an interruption, bid the new floor (what SkyPilot
+                    and dstack do on RunPod)
+    floor+0.10      the floor plus 10 cents (a common hand rule)
+    bid-on-demand   bid the on-demand price (the old AWS advice)
+    bidder          the production optimizer (`bidder.optimizer.decide`) fed by one incremental
+                    `bidder.market.FloorTracker` per market
+
+All of them respect `policy.max_price`, `allow_spot` and `allow_on_demand`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import numpy as np
+
+from bidder.models import JobSpec, Policy
+
+if TYPE_CHECKING:
+    from analysis.backtest import HistoryView, Market
+
+__all__ = [
+    "BASELINE_NAMES",
+    "KEEP",
+    "STRATEGY_NAMES",
+    "WAIT",
+    "Action",
+    "BidOnDemand",
+    "FloorBid",
+    "OnDemand",
+    "PodInfo",
+    "RunState",
+    "Strategy",
+    "StrategyFactory",
+    "baseline_factory",
+]
+
+Kind = Literal["spot", "on_demand", "wait", "keep"]
+
+#: Every strategy name the backtest knows, in report order ("hindsight" is computed, not replayed).
+STRATEGY_NAMES: tuple[str, ...] = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "hindsight")
+BASELINE_NAMES: tuple[str, ...] = ("on-demand", "floor", "floor+0.10", "bid-on-demand")
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What a strategy wants now. `market` indexes `view.markets`; `bid` is USD per GPU-hour (spot)."""
+
+    kind: Kind
+    market: int | None = None
+    bid: float | None = None
+
+
+KEEP = Action("keep")
+WAIT = Action("wait")
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """The pod the job has: `kind` "spot" | "on_demand", its market index, bid (spot), run start."""
+
+    kind: str
+    market: int
+    bid: float | None
+    started: float          # epoch seconds the current run started
+    run_work_hours: float   # work done in this run (lost, up to the restart overhead, if interrupted)
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """Where the job stands at a decision point (times are epoch seconds)."""
+
+    now: float
+    start: float
+    deadline: float | None        # batch jobs; None = no deadline
+    end: float | None             # keep-running jobs: when the service may stop
+    work_done_hours: float
+    work_left_hours: float | None  # None for keep-running
+    spent: float
+    interruptions: int
+    pod: PodInfo | None
+    just_interrupted: bool
+
+
+class Strategy(Protocol):
+    name: str
+
+    def decide(self, view: HistoryView, state: RunState) -> Action: ...
+
+
+#: Builds a fresh strategy for one run: (markets, job, policy) -> Strategy.
+StrategyFactory = Callable[[Sequence["Market"], JobSpec, Policy], Strategy]
+
+
+def _cost_per_work(prices: np.ndarray, speeds: np.ndarray) -> np.ndarray:
+    """Price per unit of work; NaN prices (no capacity) become +inf so argmin skips them."""
+    with np.errstate(invalid="ignore"):
+        per_work = prices / speeds
+    return np.where(np.isnan(per_work), np.inf, per_work)
+
+
+class _Baseline:
+    """Shared parts: speeds per market and the user's cap."""
+
+    name = "baseline"
+
+    def __init__(self, markets: Sequence[Market], job: JobSpec, policy: Policy) -> None:
+        self.speeds = np.array([job.speed_of(m.gpu_type_id) for m in markets], dtype=float)
+        self.cap = math.inf if policy.max_price is None else float(policy.max_price)
+        self.policy = policy
+
+    def _cheapest(self, prices: np.ndarray) -> int | None:
+        """Index of the cheapest market per unit of work among those at or under the cap."""
+        allowed = np.where(prices <= self.cap, prices, np.nan)
+        per_work = _cost_per_work(allowed, self.speeds)
+        best = int(np.argmin(per_work))
+        return None if math.isinf(per_work[best]) else best
+
+
+class OnDemand(_Baseline):
+    """Always on-demand, on the market with the cheapest on-demand price when it starts."""
+
+    name = "on-demand"
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        if state.pod is not None or not self.policy.allow_on_demand:
+            return KEEP
+        best = self._cheapest(view.on_demand_now())
+        return WAIT if best is None else Action("on_demand", best)
+
+
+class FloorBid(_Baseline):
+    """Bid the current floor plus `markup` on the cheapest market by floor; after an interruption,
+    bid again at the new floor. The bid never exceeds max_price nor, unless `above_on_demand`, the
+    market's on-demand price: while every floor is above that, it waits (a spot-only rule)."""
+
+    def __init__(self, markets: Sequence[Market], job: JobSpec, policy: Policy, markup: float = 0.0,
+                 above_on_demand: bool = False) -> None:
+        super().__init__(markets, job, policy)
+        self.markup = markup
+        self.above_on_demand = above_on_demand
+        self.name = "floor" if markup == 0 else f"floor+{markup:.2f}"
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        if state.pod is not None or not self.policy.allow_spot:
+            return KEEP
+        floors = view.floors_now()
+        caps = np.full(floors.shape, self.cap)
+        if not self.above_on_demand:
+            caps = np.fmin(caps, view.on_demand_now())  # NaN on-demand: only the user's cap applies
+        with np.errstate(invalid="ignore"):
+            usable = np.where(floors <= caps, floors, np.nan)
+        best = self._cheapest(usable)
+        if best is None:
+            return WAIT
+        return Action("spot", best, min(float(floors[best]) + self.markup, float(caps[best])))
+
+
+class BidOnDemand(_Baseline):
+    """Bid the on-demand price (capped) on the cheapest market by floor whose floor is at or under
+    that bid; wait while every floor is above it."""
+
+    name = "bid-on-demand"
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        if state.pod is not None or not self.policy.allow_spot:
+            return KEEP
+        floors = view.floors_now()
+        bids = np.minimum(view.on_demand_now(), self.cap)
+        with np.errstate(invalid="ignore"):
+            usable = np.where(floors <= bids, floors, np.nan)
+        best = self._cheapest(usable)
+        if best is None:
+            return WAIT
+        return Action("spot", best, float(bids[best]))
+
+
+def baseline_factory(name: str) -> StrategyFactory:
+    """The factory of a baseline by its report name."""
+    if name == "on-demand":
+        return OnDemand
+    if name == "floor":
+        return FloorBid
+    if name == "floor+0.10":
+        return lambda markets, job, policy: FloorBid(markets, job, policy, markup=0.10)
+    if name == "bid-on-demand":
+        return BidOnDemand
+    raise ValueError(f"{name!r} is not a baseline; baselines: {', '.join(BASELINE_NAMES)}")
