@@ -1,0 +1,519 @@
+"""Managed jobs: the `bidder.toml` file that `bidder tick` runs from, and the one table of settings
+that drives it, `bidder launch`'s options and the README.
+
+    max_spend_per_hour = 5.0          # global settings first (all jobs together)
+
+    [defaults]                        # applies to every job
+    tolerance = "low"
+    image = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+
+    [jobs.train]                      # one table per job; keys = launch/recommend long options, - as _
+    gpu = ["NVIDIA RTX A6000"]
+    hours = 20
+    budget = 50
+
+Every key is checked when the file is read: a wrong one is one `ConfigError` naming the key, the
+table and the file. `SETTINGS` lists every key with its default and help; the README documents
+each (a test keeps them in step). Nothing here talks to the API or reads the clock: a relative
+`deadline = "3d"` becomes absolute through `JobConfig.job_spec(started)`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bidder.errors import ConfigError
+from bidder.models import TOLERANCE_PRESETS, JobSpec, Policy, parse_tolerance
+from bidder.units import parse_duration, parse_timestamp
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "GLOBAL_SETTINGS",
+    "JOB_SETTINGS",
+    "SETTINGS",
+    "Config",
+    "JobConfig",
+    "PodTemplate",
+    "Setting",
+    "job_from_values",
+    "load_config",
+    "parse_config",
+    "pod_name",
+]
+
+DEFAULT_CONFIG = "bidder.toml"
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+_PORT = re.compile(r"^\d{1,5}/(http|tcp|udp)$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# -- value parsers: each takes what TOML (or the command line) gave and returns the clean value, or
+#    raises ValueError with the reason (the caller adds the key, table and file) ---------------------
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError("must be a number") from None
+        else:
+            raise ValueError("must be a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+def _positive(value: Any) -> float:
+    number = _number(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _fraction(value: Any) -> float:
+    number = _number(value)
+    if not 0 <= number < 1:
+        raise ValueError("must be a share from 0 up to (not including) 1, e.g. 0.15 for 15%")
+    return number
+
+
+def _whole(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}")
+        return value
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError("must be true or false")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _text_list(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError('must be a string or a list of strings, e.g. ["NVIDIA RTX A6000"]')
+    return tuple(_text(item) for item in items)
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError("must be a duration such as 90s, 10m, 2h or 3d")
+    return parse_duration(value)
+
+
+def _positive_duration(value: Any) -> timedelta:
+    span = _duration(value)
+    if span.total_seconds() <= 0:
+        raise ValueError("must be longer than 0")
+    return span
+
+
+def _cloud(value: Any) -> str:
+    text = _text(value).upper()
+    text = "ANY" if text == "ALL" else text
+    if text not in ("ANY", "SECURE", "COMMUNITY"):
+        raise ValueError("must be any, secure or community")
+    return text
+
+
+def _tolerance(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a preset ({', '.join(TOLERANCE_PRESETS)}) or interruptions per day")
+    return parse_tolerance(value)
+
+
+def _deadline(value: Any) -> timedelta | datetime:
+    """A duration after the job's first launch ("3d") or an absolute time (ISO 8601 / TOML datetime)."""
+    if isinstance(value, (timedelta, datetime)) and not (isinstance(value, datetime) and value.tzinfo is None):
+        return value
+    if isinstance(value, datetime):
+        return parse_timestamp(value.isoformat())
+    if isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value):
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 time such as 2026-03-01T12:00:00Z") from None
+    try:
+        return _positive_duration(value)
+    except ValueError:
+        raise ValueError("must be a duration after the job starts (e.g. 3d) or a time "
+                         "(e.g. 2026-03-01T12:00:00Z)") from None
+
+
+def _ports(value: Any) -> str:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError('must be a string such as "8888/http,22/tcp"')
+    ports = [str(p).strip() for p in items if str(p).strip()]
+    if not ports:
+        raise ValueError('must name at least one port, e.g. "8888/http,22/tcp"')
+    for port in ports:
+        if not _PORT.match(port) or not 0 < int(port.split("/")[0]) < 65536:
+            raise ValueError(f"{port!r} is not PORT/http, PORT/tcp or PORT/udp (e.g. 8888/http)")
+    return ",".join(ports)
+
+
+def _env(value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, Mapping):
+        pairs = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        pairs = []
+        for item in value:
+            if not isinstance(item, str) or "=" not in item:
+                raise ValueError(f"{item!r} is not KEY=VALUE")
+            key, _, val = item.partition("=")
+            pairs.append((key.strip(), val))
+    else:
+        raise ValueError('must be a table {KEY = "value"} or a list of "KEY=VALUE" strings')
+    out = []
+    for key, val in pairs:
+        if not _ENV_KEY.match(key):
+            raise ValueError(f"{key!r} is not a valid environment variable name")
+        if isinstance(val, bool) or not isinstance(val, (str, int, float)):
+            raise ValueError(f"the value of {key} must be a string or a number")
+        out.append((key, str(val)))
+    return tuple(out)
+
+
+def _speed(value: Any) -> tuple[tuple[str, float], ...]:
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError('must be a table of GPU type = speed factor, e.g. {"NVIDIA H100 80GB HBM3" = 3.0}')
+    out = []
+    for gpu, factor in value.items():
+        try:
+            out.append((str(gpu), _positive(factor)))
+        except ValueError as exc:
+            raise ValueError(f"speed of {gpu!r} {exc}") from None
+    return tuple(out)
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value).lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+    return parse
+
+
+def _name_prefix(value: Any) -> str:
+    text = _text(value)
+    if not _JOB_NAME.match(text):
+        raise ValueError("must be letters, digits, - and _ (at most 48), starting with a letter or digit")
+    return text
+
+
+# -- the settings table ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of bidder.toml. `scope` "job" keys go in [defaults] and [jobs.NAME] (and are launch or
+    recommend options); "global" keys sit at the top of the file, before any table."""
+
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = field(repr=False, compare=False)
+    scope: str = "job"
+
+
+JOB_SETTINGS: tuple[Setting, ...] = (
+    # What the job needs (JobSpec).
+    Setting("gpu", (), "Acceptable GPU types (RunPod gpuTypeId, e.g. \"NVIDIA RTX A6000\"); or use min_vram.",
+            _text_list),
+    Setting("min_vram", None, "Any GPU type with at least this many GB of VRAM (instead of gpu).",
+            _whole(1)),
+    Setting("gpus", 1, "GPUs per pod (bids and prices are per GPU; a pod costs bid x gpus per hour).", _whole(1)),
+    Setting("cloud", "any", "any, secure or community.", _cloud),
+    Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
+            "observed uptime reaches it.", _positive),
+    Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
+    Setting("deadline", None, "Finish by then: a duration after the first launch (3d) or a time "
+            "(2026-03-01T12:00:00Z). Needs hours.", _deadline),
+    Setting("restart_overhead", "10m", "Work lost per interruption (time to resume plus work since the last "
+            "checkpoint).", _duration),
+    Setting("speed", None, "Speed of GPU types relative to the reference, e.g. {\"NVIDIA H100 80GB HBM3\" = 3.0}.",
+            _speed),
+    # How to pay (Policy).
+    Setting("max_price", None, "The most per GPU-hour, bid or on-demand (USD). No bid is ever above it.",
+            _positive),
+    Setting("budget", None, "The most the job may spend in total (USD): a running pod is stopped before "
+            "spend plus its next hour would pass it.", _positive),
+    Setting("tolerance", "medium", "Interruptions per day accepted: none (on-demand only), low (0.5), "
+            "medium (2), high (6) or a number.", _tolerance),
+    Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses.", _fraction),
+    Setting("allow_spot", True, "false: never rent spot pods.", _bool),
+    Setting("allow_on_demand", True, "false: never rent on-demand pods.", _bool),
+    # The pod (PodSpec template).
+    Setting("image", None, "Docker image of the pod (required unless template_id gives one).", _text),
+    Setting("name", None, "Pod name prefix (default: the job name); pods are named PREFIX-ATTEMPT.",
+            _name_prefix),
+    Setting("disk", 40, "Container disk in GB (wiped when a pod stops).", _whole(1)),
+    Setting("volume", 0, "Volume disk in GB at mount (kept while the pod is stopped; stays on its machine).",
+            _whole(0)),
+    Setting("mount", "/workspace", "Where the volume is mounted.", _text),
+    Setting("ports", None, "Ports to expose, e.g. \"8888/http,22/tcp\".", _ports),
+    Setting("env", (), "Environment: a table {KEY = \"value\"} or a list of \"KEY=VALUE\".", _env),
+    Setting("template_id", None, "A RunPod template id.", _text),
+    Setting("network_volume", None, "A network volume id: data that follows the job to any machine.", _text),
+    Setting("data_center", None, "Only this data center (e.g. US-TX-3).", _text),
+    Setting("docker_args", None, "Docker arguments (command) of the container.", _text),
+    # What the executor does.
+    Setting("on_finish", "stop", "When the job is done: stop (keep the volume, billed while stopped) or "
+            "terminate (delete the pod).", _choice("stop", "terminate")),
+    Setting("launch_attempts", 4, "How many alternatives a launch tries when one has no capacity.", _whole(1)),
+)
+
+GLOBAL_SETTINGS: tuple[Setting, ...] = (
+    Setting("max_spend_per_hour", None, "USD per hour that all running managed pods together may cost; "
+            "a launch or resume that would pass it waits.", _positive, "global"),
+    Setting("collect_interval", "5m", "A tick collects prices when the newest snapshot is older than this.",
+            _positive_duration, "global"),
+    Setting("spot_recheck", "1d", "After RunPod refused spot (SpotUnsupported), offer spot again only after "
+            "this long and when a fresh snapshot shows a spot price.", _positive_duration, "global"),
+)
+
+SETTINGS: tuple[Setting, ...] = JOB_SETTINGS + GLOBAL_SETTINGS
+_JOB_BY_NAME = {s.name: s for s in JOB_SETTINGS}
+_GLOBAL_BY_NAME = {s.name: s for s in GLOBAL_SETTINGS}
+# Keys where naming one in a job table overrides the others from [defaults].
+_EXCLUSIVE = (("gpu", "min_vram"), ("hours", "keep_running"))
+
+
+# -- the loaded shapes -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PodTemplate:
+    """Everything of a pod but its GPU type, cloud and count (the decision picks those) and its
+    name (the executor numbers attempts)."""
+
+    image: str | None = None
+    name_prefix: str = "bidder"
+    disk: int = 40
+    volume: int = 0
+    mount: str = "/workspace"
+    ports: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    template_id: str | None = None
+    network_volume: str | None = None
+    data_center: str | None = None
+    docker_args: str | None = None
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One managed job. `job.deadline` is None here: use `job_spec(started)` for the absolute one."""
+
+    name: str
+    job: JobSpec
+    policy: Policy
+    template: PodTemplate
+    deadline: timedelta | datetime | None = None
+    on_finish: str = "stop"
+    launch_attempts: int = 4
+    values: tuple[tuple[str, Any], ...] = field(default=(), compare=False, repr=False)
+
+    def job_spec(self, started: datetime | None) -> JobSpec:
+        """The JobSpec with an absolute deadline: `started` + a relative one (None: not started yet,
+        so the deadline counts from `started` when it is given, else stays open)."""
+        if isinstance(self.deadline, datetime):
+            return replace(self.job, deadline=self.deadline)
+        if isinstance(self.deadline, timedelta) and started is not None:
+            return replace(self.job, deadline=started + self.deadline)
+        return self.job
+
+    def value(self, key: str) -> Any:
+        """The cleaned value of one setting (its default when not given)."""
+        return dict(self.values).get(key, _JOB_BY_NAME[key].default)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded bidder.toml."""
+
+    path: str | None
+    jobs: dict[str, JobConfig]
+    max_spend_per_hour: float | None = None
+    collect_interval: timedelta = timedelta(minutes=5)
+    spot_recheck: timedelta = timedelta(days=1)
+
+    def job(self, name: str) -> JobConfig:
+        if name not in self.jobs:
+            known = ", ".join(self.jobs) or "none"
+            raise ConfigError(f"no job {name!r} in {self.path or 'the config'} (jobs: {known})", key=name,
+                              path=self.path)
+        return self.jobs[name]
+
+
+def pod_name(prefix: str, attempt: int) -> str:
+    """The deterministic name of a job's `attempt`-th create: how a lost create is found again."""
+    return f"{prefix}-{attempt}"
+
+
+# -- loading -----------------------------------------------------------------------------------------
+
+def _fail(message: str, key: str | None, path: str | None) -> ConfigError:
+    return ConfigError(f"{path}: {message}" if path else message, key=key, path=path)
+
+
+def _clean(setting: Setting, raw: Any, where: str, path: str | None) -> Any:
+    try:
+        return setting.parse(raw)
+    except ValueError as exc:
+        raise _fail(f"{where} {setting.name} = {raw!r}: {exc}", setting.name, path) from None
+
+
+def _check_keys(table: Mapping[str, Any], where: str, path: str | None) -> None:
+    for key in table:
+        if key in _JOB_BY_NAME:
+            continue
+        hint = key.replace("-", "_")
+        if hint in _JOB_BY_NAME:
+            raise _fail(f"{where} unknown key {key!r}: write it {hint!r} (options' - becomes _)", key, path)
+        if key in _GLOBAL_BY_NAME:
+            raise _fail(f"{where} {key!r} is a global setting: put it at the top of the file, before any table",
+                        key, path)
+        known = ", ".join(sorted(_JOB_BY_NAME))
+        raise _fail(f"{where} unknown key {key!r}; known keys: {known}", key, path)
+
+
+def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[str, Any] | None = None,
+                    path: str | None = None, where: str | None = None) -> JobConfig:
+    """Build a JobConfig from raw values (a [jobs.NAME] table, or launch's options) over `defaults`
+    (a [defaults] table). Raises ConfigError naming the key (and the file) on the first bad one."""
+    where = where or f"[jobs.{name}]"
+    if not _JOB_NAME.match(name):
+        raise _fail(f"{where}: job name {name!r} must be letters, digits, - and _ (at most 48), starting with "
+                    "a letter or digit", name, path)
+    _check_keys(values, where, path)
+    merged: dict[str, tuple[Any, str]] = {}
+    for key, raw in (defaults or {}).items():
+        merged[key] = (raw, "[defaults]")
+    for group in _EXCLUSIVE:
+        given = [k for k in group if k in values]
+        if len(given) > 1:
+            raise _fail(f"{where} sets both {given[0]} and {given[1]}: give one of them", given[1], path)
+        if given:
+            for other in group:
+                merged.pop(other, None)
+    for key, raw in values.items():
+        merged[key] = (raw, where)
+    clean: dict[str, Any] = {}
+    for key, (raw, origin) in merged.items():
+        if raw is None:
+            continue
+        clean[key] = _clean(_JOB_BY_NAME[key], raw, origin, path)
+    for group in _EXCLUSIVE:
+        given = [k for k in group if k in clean and clean[k] not in (False, ())]
+        if len(given) > 1:
+            raise _fail(f"{where} gets both {given[0]} and {given[1]} (from [defaults]): give one of them",
+                        given[1], path)
+    get = lambda key: clean.get(key, _parsed_default(key))  # noqa: E731
+    if get("deadline") is not None and get("hours") is None:
+        raise _fail(f"{where} deadline needs hours (the work to finish by then)", "deadline", path)
+    if get("hours") is None and "keep_running" in clean and not clean["keep_running"]:
+        raise _fail(f"{where} keep_running = false needs hours (the work to do)", "keep_running", path)
+    if get("image") is None and get("template_id") is None:
+        raise _fail(f"{where} needs image (a Docker image, e.g. runpod/pytorch:latest) or template_id",
+                    "image", path)
+    if not get("allow_spot") and not get("allow_on_demand"):
+        raise _fail(f"{where} allows neither spot nor on-demand pods: set one of them to true",
+                    "allow_on_demand", path)
+    if get("tolerance") == 0 and not get("allow_on_demand"):
+        raise _fail(f"{where} tolerance none means on-demand only, but allow_on_demand is false",
+                    "tolerance", path)
+    job = JobSpec(gpu_types=get("gpu"), min_vram_gb=get("min_vram"), gpu_count=get("gpus"), cloud=get("cloud"),
+                  work_hours=get("hours"), keep_running=get("hours") is None,
+                  restart_overhead_hours=get("restart_overhead").total_seconds() / 3600,
+                  speed_factors=get("speed") or ())
+    policy = Policy(max_price=get("max_price"), budget=get("budget"), tolerance=get("tolerance"),
+                    min_savings=get("min_savings"), allow_spot=get("allow_spot"),
+                    allow_on_demand=get("allow_on_demand"))
+    template = PodTemplate(image=get("image"), name_prefix=get("name") or f"bidder-{name}", disk=get("disk"),
+                           volume=get("volume"), mount=get("mount"), ports=get("ports"), env=get("env"),
+                           template_id=get("template_id"), network_volume=get("network_volume"),
+                           data_center=get("data_center"), docker_args=get("docker_args"))
+    return JobConfig(name=name, job=job, policy=policy, template=template, deadline=get("deadline"),
+                     on_finish=get("on_finish"), launch_attempts=get("launch_attempts"),
+                     values=tuple(sorted(clean.items())))
+
+
+def _parsed_default(key: str) -> Any:
+    setting = _JOB_BY_NAME.get(key) or _GLOBAL_BY_NAME[key]
+    # None and () are "not given" (no GPU list, no env): everything else is written as a user would.
+    return setting.default if setting.default in (None, ()) else setting.parse(setting.default)
+
+
+def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
+    """A Config from a parsed TOML document (see the module docstring for its shape)."""
+    globals_: dict[str, Any] = {}
+    defaults: Mapping[str, Any] = {}
+    jobs_table: Mapping[str, Any] = {}
+    for key, value in data.items():
+        if key == "defaults":
+            if not isinstance(value, Mapping):
+                raise _fail("defaults must be a table: write [defaults]", key, path)
+            defaults = value
+        elif key == "jobs":
+            if not isinstance(value, Mapping):
+                raise _fail("jobs must hold tables: write [jobs.NAME]", key, path)
+            jobs_table = value
+        elif key in _GLOBAL_BY_NAME:
+            globals_[key] = _clean(_GLOBAL_BY_NAME[key], value, "global", path)
+        elif key in _JOB_BY_NAME:
+            raise _fail(f"{key!r} is a job setting: put it under [defaults] or [jobs.NAME]", key, path)
+        else:
+            known = ", ".join(["defaults", "jobs", *_GLOBAL_BY_NAME])
+            raise _fail(f"unknown top-level key {key!r}; known: {known}", key, path)
+    _check_keys(defaults, "[defaults]", path)
+    jobs: dict[str, JobConfig] = {}
+    for name, table in jobs_table.items():
+        if not isinstance(table, Mapping):
+            raise _fail(f"jobs.{name} must be a table: write [jobs.{name}]", name, path)
+        jobs[name] = job_from_values(name, table, defaults=defaults, path=path)
+    get = lambda key: globals_.get(key, _parsed_default(key))  # noqa: E731
+    return Config(path=path, jobs=jobs, max_spend_per_hour=get("max_spend_per_hour"),
+                  collect_interval=get("collect_interval"), spot_recheck=get("spot_recheck"))
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
+    """Read and validate bidder.toml. Raises ConfigError (naming the key and the file) on any problem."""
+    text_path = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {text_path} not found: create it (see the README's bidder.toml "
+                          "example) or pass --config PATH", path=text_path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
+    return parse_config(data, text_path)

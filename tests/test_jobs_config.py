@@ -1,0 +1,153 @@
+"""bidder.toml: loading, defaults, validation (one clear ConfigError naming key and file), and the
+settings table kept in step with the README."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bidder.errors import ConfigError
+from bidder.jobs import SETTINGS, job_from_values, load_config, pod_name
+from bidder.models import JobSpec, Policy
+
+EXAMPLE = """
+max_spend_per_hour = 3.5
+collect_interval = "10m"
+
+[defaults]
+tolerance = "low"
+image = "runpod/pytorch:latest"
+max_price = 0.6
+min_vram = 24
+
+[jobs.train]
+gpu = ["NVIDIA RTX A6000", "NVIDIA A40"]
+gpus = 2
+hours = 20
+deadline = "3d"
+budget = 50
+restart_overhead = "15m"
+ports = "8888/http,22/tcp"
+env = {WANDB_PROJECT = "demo", SEED = 3}
+volume = 40
+on_finish = "terminate"
+speed = {"NVIDIA A40" = 1.2}
+
+[jobs.notebook]
+keep_running = true
+cloud = "secure"
+deadline_free = false
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bidder.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_full_file_loads_into_jobspec_policy_and_template(tmp_path):
+    cfg = load_config(write(tmp_path, EXAMPLE.replace("deadline_free = false\n", "")))
+    assert cfg.max_spend_per_hour == 3.5
+    assert cfg.collect_interval == timedelta(minutes=10)
+    assert cfg.spot_recheck == timedelta(days=1)
+    assert list(cfg.jobs) == ["train", "notebook"]
+    train = cfg.job("train")
+    # gpu in the job table replaces min_vram from [defaults].
+    assert train.job == JobSpec(gpu_types=("NVIDIA RTX A6000", "NVIDIA A40"), min_vram_gb=None, gpu_count=2,
+                                cloud="ANY", work_hours=20.0, keep_running=False, deadline=None,
+                                restart_overhead_hours=0.25, speed_factors=(("NVIDIA A40", 1.2),))
+    assert train.policy == Policy(max_price=0.6, budget=50.0, tolerance=0.5, min_savings=0.15)
+    assert train.template.image == "runpod/pytorch:latest"
+    assert train.template.ports == "8888/http,22/tcp"
+    assert train.template.env == (("WANDB_PROJECT", "demo"), ("SEED", "3"))
+    assert (train.template.volume, train.template.disk, train.template.mount) == (40, 40, "/workspace")
+    assert train.template.name_prefix == "bidder-train"
+    assert train.on_finish == "terminate"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert train.job_spec(start).deadline == start + timedelta(days=3)
+    assert train.job_spec(None).deadline is None
+    notebook = cfg.job("notebook")
+    assert notebook.job.keep_running and notebook.job.work_hours is None
+    assert notebook.job.min_vram_gb == 24 and notebook.job.cloud == "SECURE"
+    assert notebook.on_finish == "stop" and notebook.launch_attempts == 4
+    assert notebook.value("tolerance") == 0.5 and notebook.value("disk") == 40
+
+
+def test_absolute_deadline_and_pod_names(tmp_path):
+    cfg = load_config(write(tmp_path, '[jobs.a]\nimage = "x"\nhours = 5\ndeadline = 2026-02-01T00:00:00Z\n'
+                                      'name = "exp7"\n'))
+    a = cfg.job("a")
+    assert a.job_spec(None).deadline == datetime(2026, 2, 1, tzinfo=UTC)
+    assert a.template.name_prefix == "exp7"
+    assert pod_name(a.template.name_prefix, 3) == "exp7-3"
+
+
+@pytest.mark.parametrize(("text", "key", "fragment"), [
+    ('[jobs.a]\nimage = "x"\ngpus = 0\n', "gpus", "[jobs.a] gpus = 0: must be >= 1"),
+    ('[jobs.a]\nimage = "x"\nmax_price = "cheap"\n', "max_price", "max_price = 'cheap': must be a number"),
+    ('[jobs.a]\nimage = "x"\ntolerance = "sometimes"\n', "tolerance", "neither a preset"),
+    ('[jobs.a]\nimage = "x"\ncloud = "moon"\n', "cloud", "must be any, secure or community"),
+    ('[jobs.a]\nimage = "x"\nports = "8888"\n', "ports", "'8888' is not PORT/http"),
+    ('[jobs.a]\nimage = "x"\nmax-price = 1\n', "max-price", "write it 'max_price'"),
+    ('[jobs.a]\nimage = "x"\nbogus = 1\n', "bogus", "unknown key 'bogus'"),
+    ('[jobs.a]\nhours = 3\n', "image", "needs image"),
+    ('[jobs.a]\nimage = "x"\ndeadline = "2d"\n', "deadline", "deadline needs hours"),
+    ('[jobs.a]\nimage = "x"\nhours = 2\nkeep_running = true\n', "keep_running", "sets both hours and keep_running"),
+    ('[jobs.a]\nimage = "x"\ngpu = ["A"]\nmin_vram = 3\n', "min_vram", "sets both gpu and min_vram"),
+    ('[jobs.a]\nimage = "x"\nrestart_overhead = "soon"\n', "restart_overhead", "is not a duration"),
+    ('[jobs.a]\nimage = "x"\non_finish = "explode"\n', "on_finish", "must be one of stop, terminate"),
+    ('[jobs.a]\nimage = "x"\nenv = ["NOEQUALS"]\n', "env", "'NOEQUALS' is not KEY=VALUE"),
+    ('[jobs.a]\nimage = "x"\nallow_spot = false\nallow_on_demand = false\n', "allow_on_demand", "neither"),
+    ('[jobs.a]\nimage = "x"\ntolerance = "none"\nallow_on_demand = false\n', "tolerance", "on-demand only"),
+    ('[jobs."bad name"]\nimage = "x"\n', "bad name", "job name 'bad name'"),
+    ('[jobs.a]\nimage = "x"\nmax_spend_per_hour = 3\n', "max_spend_per_hour", "is a global setting"),
+    ('budget = 3\n', "budget", "is a job setting"),
+    ('colour = "red"\n', "colour", "unknown top-level key 'colour'"),
+    ('collect_interval = "0s"\n', "collect_interval", "must be longer than 0"),
+    ('[defaults]\ngpus = "two"\n[jobs.a]\nimage = "x"\n', "gpus", "[defaults] gpus = 'two'"),
+    ('jobs = 3\n', "jobs", "jobs must hold tables"),
+])
+def test_a_bad_key_is_one_error_naming_key_and_file(tmp_path, text, key, fragment):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert fragment in message
+    assert "\n" not in message
+    assert info.value.key == key and info.value.path == str(path)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found: create it"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[jobs.a\n"))
+
+
+def test_launch_options_go_through_the_same_validation():
+    cfg = job_from_values("launch", {"gpu": ("NVIDIA RTX A6000",), "gpus": 1, "max_price": 0.5, "image": "img",
+                                      "env": ("A=1", "B=two=2"), "ports": "22/tcp"}, where="option")
+    assert cfg.template.env == (("A", "1"), ("B", "two=2"))
+    assert cfg.job.keep_running and cfg.policy.max_price == 0.5
+    with pytest.raises(ConfigError, match=r"^option max_price = -1: must be greater than 0$"):
+        job_from_values("launch", {"max_price": -1, "image": "img"}, where="option")
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### bidder.toml settings", 1)
+    assert len(section) == 2, "the README needs a '### bidder.toml settings' section"
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section[1], flags=re.MULTILINE))
+    names = {s.name for s in SETTINGS}
+    assert names - documented == set(), "settings missing from the README table"
+    assert documented - names == set(), "README documents settings that do not exist"
+    assert len({s.name for s in SETTINGS}) == len(SETTINGS)
+    for setting in SETTINGS:
+        assert setting.help.endswith(".") and setting.scope in ("job", "global")
+        if setting.default not in (None, ()):
+            setting.parse(setting.default)  # every default passes its own validation
