@@ -371,7 +371,7 @@ class _Run:
                 t_next, event = seg_end, ""
                 if needed is not None:
                     t_done = t + (needed - self.work) / speed * 3600
-                    if t_done <= t_next:
+                    if t_done <= t_next + 1e-6:  # a microsecond of rounding must not cost a sample
                         t_next, event = t_done, "done"
                 if self.reclaim_at < t_next:
                     t_next, event = self.reclaim_at, "reclaimed"

@@ -1,0 +1,333 @@
+"""Backtest engine: hand-checkable traces, baselines, hindsight, windows, a future the strategies cannot see."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from analysis.backtest import (
+    BacktestJob,
+    HistoryView,
+    Market,
+    PriceHistory,
+    hindsight,
+    replay,
+    run_backtest,
+    strategy_factory,
+    window_starts,
+)
+from analysis.backtest_history import history_from_series
+from analysis.strategies import BASELINE_NAMES, KEEP, WAIT, Action, FloorBid, RunState
+from bidder.errors import ConfigError
+from bidder.models import Policy
+
+STEP = 300.0
+T0 = 1_767_225_600.0  # 2026-01-01T00:00Z
+
+
+def make_history(floors: Sequence[Sequence[float]] | np.ndarray, on_demand: float | np.ndarray = 1.0,
+                 names: Sequence[str] | None = None, step: float = STEP) -> PriceHistory:
+    """Markets on one 5-minute grid from T0; `floors` is (markets, samples); NaN = no spot."""
+    floors = np.atleast_2d(np.asarray(floors, dtype=float))
+    ods = np.broadcast_to(np.asarray(on_demand, dtype=float), floors.shape)
+    ts = T0 + step * np.arange(floors.shape[1])
+    names = names or [f"GPU{i}" for i in range(floors.shape[0])]
+    return history_from_series([(Market(name, "COMMUNITY"), ts, floors[i].copy(), ods[i].copy())
+                                for i, name in enumerate(names)])
+
+
+def square_wave(hours: float, low: float, high: float, period_h: float = 2.0) -> np.ndarray:
+    """`low` for the first half of each period, `high` for the second, sampled every 5 minutes."""
+    half = round(period_h * 3600 / STEP / 2)
+    return np.where((np.arange(round(hours * 3600 / STEP)) // half) % 2 == 0, low, high)
+
+
+def run(name: str, history: PriceHistory, job: BacktestJob, policy: Policy | None = None, start: int = 0,
+        **kwargs: object):
+    policy = policy or Policy()
+    strategy = strategy_factory(name)(history.markets, job.spec(_dt(history.ts[start])), policy)
+    return replay(history, job, policy, strategy, start, **kwargs)  # type: ignore[arg-type]
+
+
+def _dt(epoch: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(float(epoch), UTC)
+
+
+# -- hand-checkable traces -------------------------------------------------------------------------------
+def test_constant_floor_costs_floor_times_hours() -> None:
+    history = make_history([np.full(2000, 0.3)], on_demand=0.6)
+    job = BacktestJob(work_hours=100, deadline_hours=None)
+    r = run("floor", history, job)
+    assert r.cost == pytest.approx(0.3 * 100, rel=1e-12)
+    assert (r.work_hours, r.interruptions, r.restart_hours_lost) == (100, 0, 0)
+    assert r.completion_hours == pytest.approx(100)
+    assert r.peak_rate == 0.3 and r.deadline_met is True
+    on_demand = run("on-demand", history, job)
+    assert on_demand.cost == pytest.approx(60.0, rel=1e-12)
+    bound = hindsight(history, job)
+    assert bound.cost == pytest.approx(30.0, rel=1e-12) and bound.deadline_met
+
+
+def test_square_wave_gives_the_exact_interruptions() -> None:
+    # Floor 0.2 for an hour, 1.5 (above on-demand 1.0) for an hour. `floor` bids 0.2, is interrupted
+    # at each rise, loses 15 minutes, waits (it never bids above on-demand) and restarts at 0.2:
+    # 0.75 h of net work per 2-hour cycle, so 12 cycles (9 h), then 30 minutes of the 13th.
+    history = make_history([square_wave(60, 0.2, 1.5)], on_demand=1.0)
+    job = BacktestJob(work_hours=9.5, deadline_hours=None, restart_overhead_hours=0.25)
+    r = run("floor", history, job, record=True)
+    assert r.interruptions == 12
+    assert r.interruption_hours == pytest.approx([1 + 2 * k for k in range(12)])
+    assert r.restart_hours_lost == pytest.approx(12 * 0.25)
+    assert r.completion_hours == pytest.approx(24.5)
+    assert r.cost == pytest.approx(0.2 * 12.5)
+    # bid-on-demand does the same here (the high phase is above its bid); on-demand never stops.
+    assert run("bid-on-demand", history, job).interruptions == 12
+    assert run("on-demand", history, job).interruptions == 0
+    # The bound: 9.5 low hours at 0.2, the last half hour ending at 18.5 h.
+    bound = hindsight(history, job)
+    assert bound.cost == pytest.approx(1.9) and bound.completion_hours == pytest.approx(18.5)
+
+
+def test_floor_rebids_at_the_new_floor_after_an_interruption() -> None:
+    # Under on-demand, `floor` resumes at once at the higher floor and then pays that bid.
+    history = make_history([square_wave(30, 0.2, 0.5)], on_demand=1.0)
+    job = BacktestJob(work_hours=10, deadline_hours=None, restart_overhead_hours=0.25)
+    r = run("floor", history, job, record=True)
+    assert r.interruptions == 1 and r.interruption_hours == [1.0]
+    assert r.cost == pytest.approx(0.2 * 1 + 0.5 * 9.25)
+    assert [a.bid for _, a in r.log if a.kind == "spot"] == [0.2, 0.5]
+    r10 = run("floor+0.10", history, job)
+    assert r10.interruptions == 1 and r10.cost == pytest.approx(0.3 * 1 + 0.6 * 9.25)
+
+
+def test_restart_loss_is_capped_at_the_work_of_the_run() -> None:
+    # 10 minutes low, 10 minutes high: each run does 10 minutes, less than the 15-minute overhead.
+    history = make_history([square_wave(10, 0.2, 1.5, period_h=1 / 3)])
+    job = BacktestJob(work_hours=1, deadline_hours=None, restart_overhead_hours=0.25)
+    r = run("floor", history, job)
+    assert r.work_hours == 0 and r.completion_hours is None and r.deadline_met is False
+    assert r.restart_hours_lost == pytest.approx(r.interruptions * 10 / 60)
+
+
+def test_a_missed_deadline_is_reported_not_rescued() -> None:
+    history = make_history([square_wave(60, 0.2, 1.5)], on_demand=1.0)
+    job = BacktestJob(work_hours=9.5, deadline_hours=20, restart_overhead_hours=0.25)
+    r = run("floor", history, job)
+    assert r.deadline_met is False and r.completion_hours == pytest.approx(24.5)
+    assert run("on-demand", history, job).deadline_met is True
+
+
+def test_no_spot_capacity_interrupts_and_blocks_spot_but_not_on_demand() -> None:
+    floors = np.full(48, 0.3)
+    floors[12:24] = np.nan                      # hour 1 to 2: no spot capacity
+    ods = np.full(48, 0.8)
+    ods[12:24] = np.nan                         # and no on-demand quote either
+    history = make_history([floors], on_demand=ods)
+    job = BacktestJob(work_hours=3, deadline_hours=None, restart_overhead_hours=0.0)
+    r = run("floor", history, job)
+    assert r.interruptions == 1 and r.completion_hours == pytest.approx(4.0)
+    od = run("on-demand", history, job)          # keeps running, paying the last on-demand price
+    assert od.interruptions == 0 and od.cost == pytest.approx(0.8 * 3)
+
+
+def test_on_demand_cannot_start_without_a_quote() -> None:
+    ods = np.full(24, 0.8)
+    ods[:6] = np.nan
+    history = make_history([np.full(24, 0.3)], on_demand=ods)
+    r = run("on-demand", history, BacktestJob(work_hours=1, deadline_hours=None))
+    assert r.failed_starts == 0 and r.completion_hours == pytest.approx(1.5)  # waits for the first quote
+
+
+def test_baselines_pick_the_cheapest_market_and_stay() -> None:
+    a = np.full(200, 0.4)
+    b = np.full(200, 0.3)
+    b[100:] = 0.9                               # B gets dearer (still under on-demand 1.0)
+    history = make_history([a, b], names=["A", "B"])
+    job = BacktestJob(work_hours=12, deadline_hours=None)
+    r = run("floor", history, job, record=True)
+    assert r.log[0][1] == Action("spot", 1, 0.3)
+    assert r.interruptions == 1                 # outbid on B at 0.9 ...
+    assert [a for _, a in r.log if a.kind != "keep"][-1] == Action("spot", 0, 0.4)  # ... then A is cheaper
+    assert r.cost == pytest.approx(0.3 * (100 / 12) + 0.4 * (12 - 100 / 12 + 0.25))
+
+
+def test_gpu_count_and_speed_factors() -> None:
+    history = make_history([np.full(200, 0.3), np.full(200, 0.5)], names=["slow", "fast"], on_demand=2.0)
+    job = BacktestJob(work_hours=10, deadline_hours=None, gpu_count=2, speed_factors=(("fast", 2.0),))
+    r = run("floor", history, job, record=True)
+    assert r.log[0][1].market == 1              # 0.5 per unit of work at speed 2 beats 0.3 at speed 1
+    assert r.completion_hours == pytest.approx(5.0)
+    assert r.cost == pytest.approx(0.5 * 2 * 5.0) and r.peak_rate == pytest.approx(1.0)
+    bound = hindsight(history, job)
+    assert bound.cost == pytest.approx(5.0) and bound.cost <= r.cost
+
+
+def test_max_price_and_allow_flags_are_respected() -> None:
+    history = make_history([square_wave(30, 0.2, 0.5)], on_demand=0.8)
+    job = BacktestJob(work_hours=5, deadline_hours=None)
+    capped = run("floor+0.10", history, job, Policy(max_price=0.25), record=True)
+    assert max(a.bid for _, a in capped.log if a.kind == "spot") <= 0.25
+    none = run("floor", history, job, Policy(allow_spot=False))
+    assert none.cost == 0 and none.work_hours == 0
+    assert run("on-demand", history, job, Policy(max_price=0.5)).work_hours == 0   # on-demand 0.8 > cap
+
+
+def test_uncapped_floor_bids_into_a_spike() -> None:
+    history = make_history([square_wave(30, 0.2, 1.5)], on_demand=1.0)
+    job = BacktestJob(work_hours=5, deadline_hours=None, restart_overhead_hours=0.25)
+    strategy = FloorBid(history.markets, job.spec(_dt(T0)), Policy(), above_on_demand=True)
+    r = replay(history, job, Policy(), strategy)
+    assert r.interruptions == 1 and r.peak_rate == 1.5
+
+
+def test_keep_running_covers_the_span() -> None:
+    history = make_history([np.full(24 * 12 * 3, 0.3)], on_demand=0.7)
+    job = BacktestJob(work_hours=None, keep_running_hours=48)
+    r = run("floor", history, job)
+    assert r.cost == pytest.approx(0.3 * 48) and r.work_hours == pytest.approx(48)
+    assert r.deadline_met is None and r.completion_hours is None
+    bound = hindsight(history, job)
+    assert bound.cost == pytest.approx(0.3 * 48)
+
+
+def test_reclaims_are_seeded() -> None:
+    history = make_history([np.full(2000, 0.3)])
+    job = BacktestJob(work_hours=100, deadline_hours=None)
+    a = run("floor", history, job, seed=1, reclaim_rate_per_hour=0.05, record=True)
+    b = run("floor", history, job, seed=1, reclaim_rate_per_hour=0.05, record=True)
+    c = run("floor", history, job, seed=2, reclaim_rate_per_hour=0.05, record=True)
+    assert a.interruptions > 0 and a.interruption_hours == b.interruption_hours
+    assert a.interruption_hours != c.interruption_hours
+    # A reclaim mid-sample is followed at once by a new pod (same floor): work keeps moving.
+    assert a.completion_hours == pytest.approx(100 + a.restart_hours_lost)
+
+
+def test_decision_interval() -> None:
+    history = make_history([np.full(200, 0.3)])
+    job = BacktestJob(work_hours=5, deadline_hours=None)
+    every = run("floor", history, job)
+    hourly = run("floor", history, job, decide_every_s=3600)
+    assert every.decisions == 60 and hourly.decisions == 5
+
+
+# -- the future is out of reach -------------------------------------------------------------------------
+class _Peeker:
+    """A strategy that tries every way the view offers to see a later sample."""
+
+    name = "peeker"
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        floors = view.floor(0)
+        assert floors.size == view.n and view.ts[-1] <= view.now
+        base = floors.base if floors.base is not None else floors
+        future = np.asarray(base).reshape(-1)[view.n:]
+        assert np.all(np.isnan(future))              # the buffer beyond now holds nothing
+        with pytest.raises(ValueError):
+            floors[0] = 0.0                          # and the view is read-only
+        self.seen.append(float(floors[-1]))
+        return KEEP if state.pod else Action("spot", 0, float(floors[-1]))
+
+
+def test_a_view_holds_no_future_sample() -> None:
+    history = make_history([square_wave(10, 0.2, 0.5)])
+    peeker = _Peeker()
+    replay(history, BacktestJob(work_hours=3, deadline_hours=None), Policy(), peeker)
+    assert peeker.seen
+
+
+def _random_history(seed: int, markets: int = 2, samples: int = 600) -> PriceHistory:
+    rng = np.random.default_rng(seed)
+    floors = 0.3 + 0.05 * rng.standard_normal((markets, samples)).cumsum(axis=1) / 5
+    spikes = rng.random((markets, samples)) < 0.05
+    floors = np.where(spikes, floors + rng.uniform(0.2, 2.0, (markets, samples)), np.abs(floors))
+    floors[rng.random((markets, samples)) < 0.02] = np.nan
+    return make_history(floors, on_demand=0.7)
+
+
+@pytest.mark.parametrize("name", BASELINE_NAMES)
+def test_poisoning_the_future_changes_no_earlier_decision(name: str) -> None:
+    history = _random_history(3)
+    job = BacktestJob(work_hours=20, deadline_hours=40, restart_overhead_hours=0.25)
+    clean = run(name, history, job, record=True)
+    for cut in (50, 200, 400):
+        floor, od = history.floor.copy(), history.on_demand.copy()
+        floor[:, cut:] = np.where(np.arange(floor.shape[1] - cut) % 2, 1e6, 1e-6)
+        od[:, cut:] = np.nan
+        poisoned = PriceHistory(ts=history.ts, floor=floor, on_demand=od, markets=history.markets,
+                                step_s=history.step_s)
+        dirty = run(name, poisoned, job, record=True)
+        before = history.ts[cut]
+        assert [e for e in clean.log if e[0] < before] == [e for e in dirty.log if e[0] < before]
+        assert len([e for e in clean.log if e[0] < before]) > 0
+
+
+# -- windows and selection -------------------------------------------------------------------------------
+def test_rolling_windows() -> None:
+    history = make_history([np.full(12 * 24 * 10, 0.3)])           # 10 days
+    job = BacktestJob(work_hours=10, deadline_hours=48)
+    starts = window_starts(history, job, every_hours=24, warmup_hours=24)
+    assert [(history.ts[i] - T0) / 3600 for i in starts] == [24, 48, 72, 96, 120, 144, 168, 192]
+    report = run_backtest(history, job, Policy(), every_hours=24, warmup_hours=24,
+                          strategies=["on-demand", "floor", "hindsight"])
+    summary = report.summary()
+    assert summary["windows"] == 8
+    floor = summary["strategies"][1]
+    assert floor["name"] == "floor" and floor["cost"] == pytest.approx(3.0)
+    assert floor["cost_vs_hindsight"] == pytest.approx(1.0) and floor["cost_vs_on_demand"] == pytest.approx(0.3)
+    assert floor["worst"]["deadline_met_share"] == 1.0
+
+
+def test_worst_window_and_means() -> None:
+    # Day 3 has a spike that interrupts `floor` in the window starting then only.
+    floors = np.full(12 * 24 * 6, 0.3)
+    floors[12 * 24 * 3 + 12: 12 * 24 * 3 + 24] = 2.0
+    history = make_history([floors], on_demand=1.0)
+    job = BacktestJob(work_hours=5, deadline_hours=24, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(), every_hours=24, warmup_hours=24, strategies=["floor", "hindsight"])
+    floor = report.aggregate("floor")
+    assert report.summary()["windows"] == 5
+    assert floor["worst"]["interruptions"] == 1 and floor["interruptions"] == pytest.approx(0.2)
+    assert floor["worst"]["restart_hours_lost"] == pytest.approx(0.25)
+    assert floor["worst"]["completion_hours"] == pytest.approx(6.25)
+
+
+def test_too_short_history_and_unknown_names() -> None:
+    history = make_history([np.full(12 * 24, 0.3)])               # one day
+    with pytest.raises(ConfigError, match="too short"):
+        run_backtest(history, BacktestJob(work_hours=10, deadline_hours=48), Policy())
+    with pytest.raises(ConfigError, match="unknown strategy 'cheap'"):
+        run_backtest(history, BacktestJob(work_hours=1, deadline_hours=2), Policy(), strategies=["cheap"],
+                     warmup_hours=0)
+    with pytest.raises(ConfigError, match="no market in the history matches"):
+        run_backtest(history, BacktestJob(gpu_types=("H100",), work_hours=1), Policy())
+
+
+def test_hindsight_is_infeasible_when_too_few_slots() -> None:
+    floors = np.full(12 * 10, np.nan)
+    history = make_history([floors], on_demand=np.nan)
+    bound = hindsight(history, BacktestJob(work_hours=5, deadline_hours=None))
+    assert bound.deadline_met is False and bound.cost == 0 and bound.work_hours == 0
+    assert math.isclose(hindsight(make_history([np.full(24, 0.3)]), BacktestJob(work_hours=5)).work_hours, 2.0)
+
+
+def test_wait_stops_a_pod_and_loses_the_overhead() -> None:
+    class StartThenStop:
+        name = "start-stop"
+
+        def decide(self, view: HistoryView, state: RunState) -> Action:
+            return WAIT if state.pod and view.now - state.pod.started >= 3600 else Action("spot", 0, 0.5)
+
+    history = make_history([np.full(200, 0.3)])
+    r = replay(history, BacktestJob(work_hours=3, deadline_hours=None, restart_overhead_hours=0.25), Policy(),
+               StartThenStop())
+    # Run 1 h, stop (lose 0.25 h), start at the next sample (5 min later) and so on.
+    assert r.interruptions == 0 and r.restart_hours_lost == pytest.approx(0.75)
+    assert r.cost == pytest.approx(0.5 * 3.75)
