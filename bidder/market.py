@@ -1,0 +1,531 @@
+"""Market statistics of one spot market (GPU type × cloud × GPU count) from its floor history.
+
+For a bid `b` on a fixed price grid, from the spot floor series (a step function: each sample holds
+until the next one; NaN = no spot capacity, which no bid can run on):
+
+    A(b)        availability: share of observed time with floor <= b (a pod bidding b could run);
+    λ(b)        interruption rate per running hour: upcrossings of b by the floor per hour spent at
+                or below b (an upper confidence bound when events are few), plus a reclaim rate no
+                bid avoids (a prior, `reclaim_rate_per_hour`);
+    W(b)        mean wait to get back under b once outbid (mean excursion above b);
+    R(b)        mean uninterrupted run length at b;
+    λ(b | a)    the hazard of a run that has already lasted `a` (the floor has stayed <= b for a):
+                real bid markets are bursty (a spike comes back several times within minutes, then
+                calm lasts hours), so the hazard falls with the age of the calm; this is what tells
+                the optimizer to let a spike settle before it restarts.
+
+Run lengths and waits are kept as histograms on doubling age bins (5 min, 10 min, ... 85 h), so
+quantiles and conditional hazards come from them. Recent history weighs more: every time and event
+carries the weight 2^(-(now - t) / half_life). Small samples are honest: rates are the upper
+confidence bound of a Poisson rate with k (weighted) events in X (weighted) hours, the gamma quantile
+`Γ⁻¹(c; k + 1) / X` in the Wilson–Hilferty form (within 1% of scipy's for k >= 0, no scipy call on
+the hot path), so a market that showed no spike in two hours does not look safe for a week.
+
+`FloorTracker.update` is O(1) per sample for the time and event sums (difference arrays over the
+grid, summed once per `stats`) and O(levels crossed) for the run/wait histograms; `stats(now)` is
+O(grid × age bins). `market_stats` computes the same numbers from a whole `FloorSeries` at once
+(vectorised) and agrees with feeding the tracker sample by sample (a test checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bidder.errors import InsufficientHistory
+
+__all__ = [
+    "AGE_EDGES_HOURS",
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_HALF_LIFE_HOURS",
+    "DEFAULT_MAX_GAP_HOURS",
+    "DEFAULT_MIN_SAMPLES",
+    "DEFAULT_MIN_SPAN_HOURS",
+    "DEFAULT_RECLAIM_RATE_PER_HOUR",
+    "RELATIVE_GRID",
+    "FloorTracker",
+    "MarketStats",
+    "bid_grid",
+    "market_stats",
+    "poisson_rate_upper",
+]
+
+#: Recency half-life: a week-long storm still counts, last month's calm fades.
+DEFAULT_HALF_LIFE_HOURS = 72.0
+#: Reclaims no bid avoids (the provider takes the machine back): a small, non-zero prior.
+DEFAULT_RECLAIM_RATE_PER_HOUR = 0.01
+#: One-sided confidence of the upper bound on rates.
+DEFAULT_CONFIDENCE = 0.8
+#: An interval between samples longer than this counts only this long (the collector was down).
+DEFAULT_MAX_GAP_HOURS = 1.0
+#: Less history than this raises InsufficientHistory.
+DEFAULT_MIN_SAMPLES = 12
+DEFAULT_MIN_SPAN_HOURS = 1.0
+#: A history whose last sample is older than this (before `now`) is too stale to describe the market.
+DEFAULT_MAX_STALENESS_HOURS = 24.0
+
+#: Bid levels relative to the reference (on-demand) price: fine (1%) through the band where floors
+#: live and bids pay off, coarser above on-demand (only spikes live there).
+RELATIVE_GRID: np.ndarray = np.unique(np.round(np.concatenate([
+    np.arange(0.05, 0.20, 0.01),
+    np.arange(0.20, 0.80, 0.01),
+    np.arange(0.80, 1.00, 0.02),
+    np.arange(1.00, 1.5001, 0.05),
+]), 6))
+
+#: Age bins (hours) for run lengths and waits: doubling from 5 minutes; the last bin is open.
+AGE_EDGES_HOURS: np.ndarray = np.array([0.0] + [5 / 60 * 2 ** i for i in range(11)])
+
+_RESCALE_AT = 40.0  # renormalise decayed sums before exp() gets large
+
+
+def bid_grid(reference_price: float) -> np.ndarray:
+    """The absolute bid grid (USD per GPU-hour) of a market whose on-demand price is `reference_price`."""
+    if not (reference_price > 0 and math.isfinite(reference_price)):
+        raise ValueError(f"reference price must be a positive number, got {reference_price!r}")
+    return np.round(RELATIVE_GRID * reference_price, 6)
+
+
+def _z_score(confidence: float) -> float:
+    from statistics import NormalDist  # stdlib, cheap; scipy stays off the import path of a cron tick
+
+    return NormalDist().inv_cdf(confidence)
+
+
+def poisson_rate_upper(events: np.ndarray | float, exposure: np.ndarray | float,
+                       confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
+    """Upper confidence bound of a Poisson rate: Γ⁻¹(confidence; events + 1) / exposure.
+
+    Wilson–Hilferty approximation of the gamma quantile; `events` may be fractional (weighted).
+    Zero exposure gives +inf (nothing is known).
+    """
+    k = np.asarray(events, dtype=float) + 1.0
+    x = np.asarray(exposure, dtype=float)
+    z = _z_score(confidence)
+    quantile = k * (1.0 - 1.0 / (9.0 * k) + z / (3.0 * np.sqrt(k))) ** 3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, quantile / np.where(x > 0, x, 1.0), np.inf)
+
+
+@dataclass(frozen=True, eq=False)
+class MarketStats:
+    """Statistics of one market at time `now` (epoch seconds), vectorised over the bid grid `bids`.
+
+    Rates are per running hour; times in hours; prices USD per GPU-hour. Sums are recency-weighted,
+    so `outbid_events` and `running_hours` are effective (weighted) sample sizes; `samples` is the raw
+    number of samples seen and `span_hours` the time they cover.
+
+    `hazard_by_age[i, j]`: interruption rate at bid `bids[i]` for a run that has already lasted at
+    least `age_edges_hours[j]` (upper-bounded, reclaim included), from `events_by_age` (weighted runs
+    that outlived that age) over `exposure_by_age` (weighted hours of calm beyond it, so
+    `exposure_by_age / observed_hours` is the share of time a pod that waits for that much calm before
+    starting could run); `calm_hours[i]`: how long the floor
+    has stayed at or below `bids[i]` up to now (0 when it is above). `run_counts`/`run_hours` and
+    `wait_counts`/`wait_hours` are the weighted histograms (count, summed length) of completed runs
+    and completed waits on the age bins: bin j holds lengths in (edges[j], edges[j+1]].
+    """
+
+    gpu_type_id: str
+    cloud: str
+    gpu_count: int
+    bids: np.ndarray
+    availability: np.ndarray
+    interruption_rate: np.ndarray
+    mean_wait_hours: np.ndarray
+    samples: int
+    span_hours: float
+    floor_now: float | None
+    on_demand_now: float | None
+    now: float
+    outbid_rate: np.ndarray
+    outbid_events: np.ndarray
+    running_hours: np.ndarray
+    observed_hours: float
+    mean_run_hours: np.ndarray
+    calm_hours: np.ndarray
+    age_edges_hours: np.ndarray
+    hazard_by_age: np.ndarray
+    events_by_age: np.ndarray
+    exposure_by_age: np.ndarray
+    run_counts: np.ndarray
+    run_hours: np.ndarray
+    wait_counts: np.ndarray
+    wait_hours: np.ndarray
+    reclaim_rate: float
+    half_life_hours: float | None
+    confidence: float
+
+    def index_of(self, bid: float) -> int:
+        """Index of the highest grid level at or below `bid` (-1 if `bid` is under the grid)."""
+        return int(np.searchsorted(self.bids, bid + 1e-12, side="right")) - 1
+
+    def age_index(self, age_hours: np.ndarray | float) -> np.ndarray:
+        """Age bin whose lower edge is the largest at or below `age_hours`."""
+        return np.clip(np.searchsorted(self.age_edges_hours, np.asarray(age_hours) + 1e-9, side="right") - 1,
+                       0, len(self.age_edges_hours) - 1)
+
+    def hazard_now(self) -> np.ndarray:
+        """λ(b | the calm the floor has shown at b so far): the rate a pod bidding b now would face."""
+        return self.hazard_by_age[np.arange(len(self.bids)), self.age_index(self.calm_hours)]
+
+    def interruptions_per_day(self) -> np.ndarray:
+        return 24.0 * self.interruption_rate
+
+    def wait_quantile(self, q: float) -> np.ndarray:
+        """Hours to get back under each bid that a share `q` of completed waits did not exceed
+        (upper bin edge; +inf where the quantile lies in the open last bin or nothing is known)."""
+        return _hist_quantile(self.wait_counts, self.age_edges_hours, q)
+
+    def run_quantile(self, q: float) -> np.ndarray:
+        """Run length (hours) at each bid that a share `q` of completed runs did not exceed."""
+        return _hist_quantile(self.run_counts, self.age_edges_hours, q)
+
+    def summary(self, bid: float) -> dict[str, Any]:
+        """The numbers at one bid (the grid level at or below it), for reports and reasons."""
+        i = max(self.index_of(bid), 0)
+        return {
+            "bid": float(self.bids[i]),
+            "availability": float(self.availability[i]),
+            "interruptions_per_day": float(24.0 * self.interruption_rate[i]),
+            "outbid_events": float(self.outbid_events[i]),
+            "mean_wait_hours": float(self.mean_wait_hours[i]),
+            "mean_run_hours": float(self.mean_run_hours[i]),
+            "samples": self.samples,
+        }
+
+
+def _hist_quantile(counts: np.ndarray, edges: np.ndarray, q: float) -> np.ndarray:
+    total = counts.sum(axis=1)
+    cum = np.cumsum(counts, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        j = np.argmax(cum >= q * total[:, None] - 1e-12, axis=1)
+    upper = np.append(edges[1:], np.inf)
+    return np.where(total > 0, upper[j], np.inf)
+
+
+class _Params:
+    """Validated parameters shared by the tracker and the batch function."""
+
+    def __init__(self, half_life_hours: float | None, reclaim_rate_per_hour: float, confidence: float,
+                 max_gap_hours: float, min_samples: int, min_span_hours: float,
+                 max_staleness_hours: float | None) -> None:
+        if half_life_hours is not None and not half_life_hours > 0:
+            raise ValueError(f"half_life_hours must be > 0 or None (no decay), got {half_life_hours!r}")
+        if not reclaim_rate_per_hour >= 0:
+            raise ValueError(f"reclaim_rate_per_hour must be >= 0, got {reclaim_rate_per_hour!r}")
+        if not 0.5 <= confidence < 1:
+            raise ValueError(f"confidence must be in [0.5, 1), got {confidence!r}")
+        if not max_gap_hours > 0:
+            raise ValueError(f"max_gap_hours must be > 0, got {max_gap_hours!r}")
+        self.half_life_hours = half_life_hours
+        self.decay = 0.0 if half_life_hours is None else math.log(2) / (half_life_hours * 3600.0)
+        self.reclaim = float(reclaim_rate_per_hour)
+        self.confidence = float(confidence)
+        self.max_gap_s = max_gap_hours * 3600.0
+        self.min_samples = int(min_samples)
+        self.min_span_s = min_span_hours * 3600.0
+        self.max_stale_s = None if max_staleness_hours is None else max_staleness_hours * 3600.0
+
+
+class FloorTracker:
+    """Incremental statistics of one market: feed samples in time order, ask `stats(now)` at any time.
+
+    The grid is fixed at the first sample (relative to its on-demand price, or to three times its
+    floor when it has none) unless `grid` or `reference_price` is given. Samples at or before the last
+    one are ignored (a replay may repeat a timestamp).
+    """
+
+    def __init__(self, gpu_type_id: str, cloud: str = "COMMUNITY", gpu_count: int = 1, *,
+                 half_life_hours: float | None = DEFAULT_HALF_LIFE_HOURS,
+                 reclaim_rate_per_hour: float = DEFAULT_RECLAIM_RATE_PER_HOUR,
+                 confidence: float = DEFAULT_CONFIDENCE,
+                 max_gap_hours: float = DEFAULT_MAX_GAP_HOURS,
+                 min_samples: int = DEFAULT_MIN_SAMPLES,
+                 min_span_hours: float = DEFAULT_MIN_SPAN_HOURS,
+                 max_staleness_hours: float | None = DEFAULT_MAX_STALENESS_HOURS,
+                 reference_price: float | None = None,
+                 grid: Sequence[float] | np.ndarray | None = None) -> None:
+        self.gpu_type_id = gpu_type_id
+        self.cloud = cloud
+        self.gpu_count = int(gpu_count)
+        self._p = _Params(half_life_hours, reclaim_rate_per_hour, confidence, max_gap_hours,
+                          min_samples, min_span_hours, max_staleness_hours)
+        self.grid: np.ndarray | None = None
+        if grid is not None:
+            self._init_grid(np.asarray(grid, dtype=float))
+        elif reference_price is not None:
+            self._init_grid(bid_grid(reference_price))
+        self.samples = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.last_floor: float | None = None
+        self.last_on_demand: float | None = None
+        self._last_idx = 0  # levels >= this index were running after the last sample
+
+    def _init_grid(self, grid: np.ndarray) -> None:
+        if grid.ndim != 1 or len(grid) < 2 or np.any(np.diff(grid) <= 0):
+            raise ValueError("grid must be a strictly ascending 1-D array of at least two bids")
+        self.grid = grid
+        n, m = len(grid), len(AGE_EDGES_HOURS)
+        self._t0 = 0.0
+        self._observed = 0.0
+        self._d_below = np.zeros(n + 1)  # difference array: running time at levels >= index
+        self._d_up = np.zeros(n + 1)  # difference array: upcrossings at levels in [i_prev, i_new)
+        self._run_start = np.full(n, np.nan)  # when the current run at each level began
+        self._wait_start = np.full(n, np.nan)  # when the current wait at each level began
+        self._run_n = np.zeros((n, m))
+        self._run_h = np.zeros((n, m))
+        self._wait_n = np.zeros((n, m))
+        self._wait_h = np.zeros((n, m))
+
+    def _index(self, floor: float | None) -> int:
+        assert self.grid is not None
+        if floor is None or not math.isfinite(floor):
+            return len(self.grid)
+        return int(np.searchsorted(self.grid, floor - 1e-12, side="left"))
+
+    def _weight(self, ts: float) -> float:
+        return math.exp(self._p.decay * (ts - self._t0))
+
+    def _rescale(self, ts: float) -> None:
+        factor = math.exp(-self._p.decay * (ts - self._t0))
+        for arr in (self._d_below, self._d_up, self._run_n, self._run_h, self._wait_n, self._wait_h):
+            arr *= factor
+        self._observed *= factor
+        self._t0 = ts
+
+    def update(self, ts_epoch: float, floor: float | None, on_demand: float | None) -> None:
+        """Add one sample: the floor (None/NaN = no spot) and on-demand price at `ts_epoch` seconds."""
+        ts = float(ts_epoch)
+        if self.last_ts is not None and ts <= self.last_ts:
+            return
+        if floor is not None and not math.isfinite(floor):
+            floor = None
+        if on_demand is not None and not math.isfinite(on_demand):
+            on_demand = None
+        if self.grid is None:
+            ref = on_demand if on_demand else (3.0 * floor if floor else None)
+            if ref is None:
+                return  # nothing to anchor a grid on yet
+            self._init_grid(bid_grid(ref))
+        if self.first_ts is None:
+            self.first_ts = ts
+            self._t0 = ts
+        if self._p.decay and self._p.decay * (ts - self._t0) > _RESCALE_AT:
+            self._rescale(ts)
+        w = self._weight(ts)
+        idx = self._index(floor)
+        n = len(self.grid)  # type: ignore[arg-type]
+        if self.last_ts is None:
+            self._run_start[idx:] = ts
+            self._wait_start[:idx] = ts
+        else:
+            prev_w = self._weight(self.last_ts)
+            dur = min(ts - self.last_ts, self._p.max_gap_s) / 3600.0
+            self._observed += prev_w * dur
+            if self._last_idx < n:
+                self._d_below[self._last_idx] += prev_w * dur
+            prev = self._last_idx
+            if idx > prev:  # floor rose: runs at levels [prev, idx) end, waits begin
+                self._d_up[prev] += w
+                self._d_up[idx] -= w
+                self._close(self._run_start, self._run_n, self._run_h, prev, idx, ts, w)
+                self._wait_start[prev:idx] = ts
+            elif idx < prev:  # floor fell: waits at [idx, prev) end, runs begin
+                self._close(self._wait_start, self._wait_n, self._wait_h, idx, prev, ts, w)
+                self._run_start[idx:prev] = ts
+        self._last_idx = idx
+        self.samples += 1
+        self.last_ts = ts
+        self.last_floor = floor
+        if on_demand is not None:
+            self.last_on_demand = on_demand
+
+    @staticmethod
+    def _close(start: np.ndarray, counts: np.ndarray, hours: np.ndarray, lo: int, hi: int, ts: float,
+               w: float) -> None:
+        lengths = (ts - start[lo:hi]) / 3600.0
+        bins = _age_bin(lengths)
+        rows = np.arange(lo, hi)
+        counts[rows, bins] += w
+        hours[rows, bins] += w * lengths
+
+    def stats(self, now_epoch: float | None = None) -> MarketStats:
+        """The statistics at `now_epoch` (default: the last sample). Raises InsufficientHistory."""
+        p = self._p
+        if self.grid is None or self.last_ts is None or self.first_ts is None:
+            raise InsufficientHistory(f"no price history for {self.gpu_type_id} ({self.cloud})",
+                                      gpu_type_id=self.gpu_type_id, samples=0)
+        now = self.last_ts if now_epoch is None else float(now_epoch)
+        _check_history(self.gpu_type_id, self.cloud, self.samples, self.last_ts - self.first_ts,
+                       now - self.last_ts, p)
+        factor = math.exp(-p.decay * (now - self._t0))
+        below = np.cumsum(self._d_below[:-1]) * factor
+        up = np.cumsum(self._d_up[:-1]) * factor
+        age_end = self.last_ts + min(max(now - self.last_ts, 0.0), p.max_gap_s)
+        calm = np.zeros(len(self.grid))
+        calm[self._last_idx:] = (age_end - self._run_start[self._last_idx:]) / 3600.0
+        return _assemble(self.gpu_type_id, self.cloud, self.gpu_count, self.grid, below, up,
+                         self._observed * factor, self._run_n * factor, self._run_h * factor,
+                         self._wait_n * factor, self._wait_h * factor, calm, self.samples,
+                         (self.last_ts - self.first_ts) / 3600.0, self.last_floor, self.last_on_demand, now, p)
+
+
+def _age_bin(lengths: np.ndarray) -> np.ndarray:
+    """Bin j holds lengths in (edges[j], edges[j+1]]; the last bin is open above."""
+    return np.clip(np.searchsorted(AGE_EDGES_HOURS, lengths - 1e-9, side="left") - 1, 0, len(AGE_EDGES_HOURS) - 1)
+
+
+def _check_history(gpu_type_id: str, cloud: str, samples: int, span_s: float, stale_s: float,
+                   p: _Params) -> None:
+    if samples < p.min_samples or span_s < p.min_span_s:
+        raise InsufficientHistory(
+            f"too little price history for {gpu_type_id} ({cloud}): {samples} samples over "
+            f"{span_s / 3600:.1f} h; need at least {p.min_samples} samples over {p.min_span_s / 3600:.1f} h "
+            f"(collect more with `bidder collect`)", gpu_type_id=gpu_type_id, samples=samples)
+    if p.max_stale_s is not None and stale_s > p.max_stale_s:
+        raise InsufficientHistory(
+            f"price history for {gpu_type_id} ({cloud}) is stale: the last sample is {stale_s / 3600:.1f} h old "
+            f"(run `bidder collect`)", gpu_type_id=gpu_type_id, samples=samples)
+
+
+def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, below: np.ndarray,
+              up: np.ndarray, observed: float, run_n: np.ndarray, run_h: np.ndarray, wait_n: np.ndarray,
+              wait_h: np.ndarray, calm: np.ndarray, samples: int, span_hours: float,
+              floor_now: float | None, on_demand_now: float | None, now: float, p: _Params) -> MarketStats:
+    """Rates, bounds and conditional hazards from the weighted sums (shared by tracker and batch)."""
+    below = np.maximum(below, 0.0)
+    up = np.maximum(up, 0.0)
+    above = np.maximum(observed - below, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        availability = np.where(observed > 0, below / observed, 0.0) if observed > 0 else np.zeros_like(below)
+        outbid_rate = np.where(below > 0, up / np.where(below > 0, below, 1.0), np.inf)
+        mean_wait = np.where(up > 0, above / np.where(up > 0, up, 1.0), np.where(above > 0, np.inf, 0.0))
+        mean_run = np.where(up > 0, below / np.where(up > 0, up, 1.0), np.inf)
+    rate = poisson_rate_upper(up, below, p.confidence) + p.reclaim
+    # λ(b | run age >= a_j): completed runs longer than a_j are the events; their time beyond a_j,
+    # plus the current (censored) run's, is the exposure.
+    edges = AGE_EDGES_HOURS
+    events = np.cumsum(run_n[:, ::-1], axis=1)[:, ::-1]
+    hours_beyond = np.cumsum(run_h[:, ::-1], axis=1)[:, ::-1] - events * edges[None, :]
+    exposure = np.maximum(hours_beyond, 0.0) + np.maximum(calm[:, None] - edges[None, :], 0.0)
+    hazard = poisson_rate_upper(events, exposure, p.confidence) + p.reclaim
+    return MarketStats(
+        gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=gpu_count, bids=grid, availability=availability,
+        interruption_rate=rate, mean_wait_hours=mean_wait, samples=samples, span_hours=span_hours,
+        floor_now=floor_now, on_demand_now=on_demand_now, now=now, outbid_rate=outbid_rate,
+        outbid_events=up, running_hours=below, observed_hours=observed, mean_run_hours=mean_run,
+        calm_hours=calm, age_edges_hours=edges, hazard_by_age=hazard, events_by_age=events,
+        exposure_by_age=exposure, run_counts=run_n, run_hours=run_h,
+        wait_counts=wait_n, wait_hours=wait_h, reclaim_rate=p.reclaim, half_life_hours=p.half_life_hours,
+        confidence=p.confidence)
+
+
+def market_stats(series: Any, now_epoch: float | None = None, *,
+                 half_life_hours: float | None = DEFAULT_HALF_LIFE_HOURS,
+                 reclaim_rate_per_hour: float = DEFAULT_RECLAIM_RATE_PER_HOUR,
+                 confidence: float = DEFAULT_CONFIDENCE,
+                 max_gap_hours: float = DEFAULT_MAX_GAP_HOURS,
+                 min_samples: int = DEFAULT_MIN_SAMPLES,
+                 min_span_hours: float = DEFAULT_MIN_SPAN_HOURS,
+                 max_staleness_hours: float | None = DEFAULT_MAX_STALENESS_HOURS,
+                 reference_price: float | None = None,
+                 grid: Sequence[float] | np.ndarray | None = None,
+                 gpu_type_id: str | None = None, cloud: str | None = None,
+                 gpu_count: int | None = None) -> MarketStats:
+    """The statistics of a whole `FloorSeries` (ts, floor, on_demand arrays) at once, vectorised.
+
+    Same numbers as feeding a FloorTracker sample by sample (samples after `now_epoch` are ignored).
+    """
+    p = _Params(half_life_hours, reclaim_rate_per_hour, confidence, max_gap_hours, min_samples,
+                min_span_hours, max_staleness_hours)
+    name = gpu_type_id if gpu_type_id is not None else getattr(series, "gpu_type_id", "") or ""
+    cloud_name = cloud if cloud is not None else getattr(series, "cloud", "") or "COMMUNITY"
+    count = int(gpu_count if gpu_count is not None else getattr(series, "gpu_count", 1) or 1)
+    ts = np.asarray(series.ts, dtype=float)
+    floor = np.asarray(series.floor, dtype=float)
+    od = np.asarray(series.on_demand, dtype=float)
+    if len(ts) > 1 and np.any(np.diff(ts) <= 0):  # keep the first of repeated times, in order
+        keep = np.concatenate([[True], ts[1:] > np.maximum.accumulate(ts)[:-1]])
+        ts, floor, od = ts[keep], floor[keep], od[keep]
+    if now_epoch is not None:
+        cut = int(np.searchsorted(ts, float(now_epoch), side="right"))
+        ts, floor, od = ts[:cut], floor[:cut], od[:cut]
+    # The grid anchors on the first sample that has a price (as the tracker does).
+    has_price = np.isfinite(od) & (od > 0) | np.isfinite(floor) & (floor > 0)
+    if grid is not None:
+        g = np.asarray(grid, dtype=float)
+    elif reference_price is not None:
+        g = bid_grid(reference_price)
+    else:
+        first = np.flatnonzero(has_price)
+        if len(first) == 0:
+            raise InsufficientHistory(f"no price history for {name} ({cloud_name})", gpu_type_id=name, samples=0)
+        i0 = first[0]
+        g = bid_grid(od[i0] if np.isfinite(od[i0]) and od[i0] > 0 else 3.0 * floor[i0])
+        ts, floor, od = ts[i0:], floor[i0:], od[i0:]
+    n_samples = len(ts)
+    if n_samples == 0:
+        raise InsufficientHistory(f"no price history for {name} ({cloud_name})", gpu_type_id=name, samples=0)
+    now = float(ts[-1]) if now_epoch is None else float(now_epoch)
+    _check_history(name, cloud_name, n_samples, float(ts[-1] - ts[0]), now - float(ts[-1]), p)
+    n = len(g)
+    finite = np.isfinite(floor)
+    idx = np.where(finite, np.searchsorted(g, np.where(finite, floor, 0.0) - 1e-12, side="left"), n)
+    # The tracker renormalises its weights now and then; weights relative to `now` are the same numbers.
+    logw = p.decay * (ts - now)
+    w = np.exp(logw)
+    dur = np.minimum(np.diff(ts), p.max_gap_s) / 3600.0
+    wd = w[:-1] * dur
+    observed = float(wd.sum())
+    d_below = np.zeros(n + 1)
+    np.add.at(d_below, idx[:-1], wd)
+    below = np.cumsum(d_below[:-1])
+    rises = np.flatnonzero(idx[1:] > idx[:-1]) + 1
+    d_up = np.zeros(n + 1)
+    np.add.at(d_up, idx[rises - 1], w[rises])
+    np.add.at(d_up, idx[rises], -w[rises])
+    up = np.cumsum(d_up[:-1])
+    # Run and wait lengths per level: one pass per level over the boolean "running" series.
+    m = len(AGE_EDGES_HOURS)
+    run_n = np.zeros((n, m))
+    run_h = np.zeros((n, m))
+    wait_n = np.zeros((n, m))
+    wait_h = np.zeros((n, m))
+    calm = np.zeros(n)
+    age_end = float(ts[-1]) + min(max(now - float(ts[-1]), 0.0), p.max_gap_s)
+    lo_idx, hi_idx = int(idx.min()), int(min(idx.max(), n - 1))
+    for level in range(n):
+        if level < lo_idx:  # never running at this level: one wait, never closed
+            continue
+        running = idx <= level
+        change = np.flatnonzero(running[1:] != running[:-1]) + 1
+        starts = np.concatenate([[0], change])  # segment starts (sample indices)
+        seg_running = running[starts]
+        if len(change):
+            ends = change
+            lengths = (ts[ends] - ts[starts[:-1]]) / 3600.0
+            weights = w[ends]
+            bins = _age_bin(lengths)
+            was_run = seg_running[:-1]
+            np.add.at(run_n[level], bins[was_run], weights[was_run])
+            np.add.at(run_h[level], bins[was_run], weights[was_run] * lengths[was_run])
+            np.add.at(wait_n[level], bins[~was_run], weights[~was_run])
+            np.add.at(wait_h[level], bins[~was_run], weights[~was_run] * lengths[~was_run])
+        if running[-1]:
+            calm[level] = (age_end - ts[starts[-1]]) / 3600.0
+        if level > hi_idx and not len(change):
+            # every higher level has the same (all-running) history: copy and stop
+            run_n[level + 1:], run_h[level + 1:] = run_n[level], run_h[level]
+            wait_n[level + 1:], wait_h[level + 1:] = wait_n[level], wait_h[level]
+            calm[level + 1:] = calm[level]
+            break
+    last_floor = float(floor[-1]) if finite[-1] else None
+    known_od = od[np.isfinite(od)]
+    return _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, wait_n, wait_h, calm,
+                     n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
+                     float(known_od[-1]) if len(known_od) else None, now, p)

@@ -1,0 +1,451 @@
+"""The optimizer: spot (at which bid), on-demand, or wait, for one job right now. Pure: no I/O, no clock.
+
+Cost model (pay-as-bid)
+-----------------------
+A spot pod bidding `b` pays `b` per GPU per running hour, whatever the floor does below `b`. Let `λ`
+be its interruption rate per running hour (outbids plus reclaims, from `bidder.market`) and `r` the
+restart overhead (hours of work lost per interruption: the time to resume plus the work since the last
+checkpoint). Over a long run of `H` running hours the pod suffers `λH` interruptions and loses `λHr`
+hours of work, so it does `H(1 - λr)` hours of useful work for `bH` dollars:
+
+    cost per useful hour   c(b) = b / (1 - λ(b)·r)          (no finite cost when λ(b)·r >= 1)
+
+and with speed factor `s` (work per hour relative to the reference GPU) `c(b) / s` per unit of work.
+On-demand has λ = 0: `c = price / s`. While the floor is above `b` the job waits (no spend, no
+progress); the share of time a bid-`b` pod can run is the availability `A(b)`, so spot makes useful
+progress at `ρ(b) = s·A(b)·(1 - λ(b)·r)` units of work per wall-clock hour.
+
+Bursty markets: a spike often comes back several times within minutes, then calm lasts hours. The
+market statistics give the hazard `λ(b | a)` of a run that has already been calm for `a`, and the share
+of time `A(b, a)` that lies beyond such a settling age. A standing plan "bid `b`, start once the floor
+has stayed under `b` for `a`" has cost `c(b | a)` and progress `ρ(b, a)` from those; a pod bid now uses
+the hazard at the calm the floor has shown so far (a long calm means a low hazard).
+
+Deadlines ("Can't Be Late", Wu et al., NSDI 2024)
+------------------------------------------------
+Slack = time left − work left at on-demand speed. A plan runs spot while slack lasts and falls back to
+on-demand when slack reaches the reserve `R = 2r + 0.5 h` (one more interruption plus the restart on
+on-demand, and half an hour for the decision interval): with progress `ρ` below on-demand speed `s_od`,
+slack shrinks at `1 − ρ/s_od` per hour, so spot runs for `t_sw = (S − R) / (1 − ρ/s_od)` hours and does
+`min(W, ρ·t_sw)` of the `W` units left; the rest is on-demand. The plan's expected cost per unit of work
+blends the two; it is the figure every candidate is ranked by (`expected_cost_per_hour`). When slack is
+at the reserve the job goes on-demand and, since on-demand keeps slack constant, stays there.
+
+Waiting (DrAFTS-like reading of the market, Wolski and Brevik): the best standing plan over every
+market, bid and settling age has cost `κ`. If the best thing to do now costs more than `κ` (the floor is
+above the plan's bid, or just came back under it and has not settled), the job waits with `act_below`
+set to the plan's bid; as slack runs out the plans shift to higher bids and on-demand, so `κ` rises and
+the job acts. Without a deadline, plans must finish within `NO_DEADLINE_PATIENCE` × the work.
+
+A running pod is kept unless an alternative beats it by more than the work its restart would lose
+(hysteresis: a re-bid costs a restart), so calling `decide` at every tick does not thrash.
+Keep-running jobs (a service) minimise cost per hour among pods that can run now.
+
+Constraints: bid <= `policy.max_price` and <= the on-demand price; interruptions per day (24·λ) <= the
+tolerance (0: on-demand only); expected total <= the budget left; the deadline; spot only when it
+saves at least `policy.min_savings` over the best on-demand price (per unit of work, after overheads).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+
+from bidder.errors import Infeasible
+from bidder.market import MarketStats
+from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
+
+__all__ = [
+    "DEADLINE_MARGIN_HOURS",
+    "MAX_ALTERNATIVES",
+    "NO_DEADLINE_PATIENCE",
+    "decide",
+    "reserve_hours",
+    "select_quotes",
+]
+
+#: Extra slack kept on top of two restarts before falling back to on-demand (a decision interval or two).
+DEADLINE_MARGIN_HOURS = 0.5
+#: Without a deadline, a plan must finish within this many times the work (at least a day).
+NO_DEADLINE_PATIENCE = 3.0
+#: How many alternatives a Decision carries.
+MAX_ALTERNATIVES = 12
+
+MarketKey = tuple[str, str, int]
+
+
+def reserve_hours(restart_overhead_hours: float) -> float:
+    """Slack kept in reserve: below it the job goes on-demand and stays there."""
+    return 2.0 * restart_overhead_hours + DEADLINE_MARGIN_HOURS
+
+
+@dataclass
+class _Candidate:
+    """One thing the job could do now (or wait for), with the numbers it is ranked by."""
+
+    action: str
+    quote: PriceQuote
+    bid: float | None
+    cost: float  # plan cost per unit of work (USD per GPU-hour at reference speed)
+    run_cost: float  # cost per unit of work while on this pod
+    per_day: float
+    total: float | None
+    completion: float | None
+    spot_share: float
+    act_below: float | None = None
+    current: bool = False
+    note: str = ""
+
+
+@dataclass
+class _Rejections:
+    """Why candidates were ruled out; the cheapest ruled-out one names the constraint."""
+
+    best: tuple[float, str, str] | None = None
+
+    def add(self, cost: float, constraint: str, message: str) -> None:
+        if self.best is None or cost < self.best[0]:
+            self.best = (cost, constraint, message)
+
+
+def select_quotes(job: JobSpec, quotes: Sequence[PriceQuote]) -> list[PriceQuote]:
+    """The newest quote of every market the job accepts (GPU type by id/display name or min VRAM,
+    GPU count, cloud), in a stable order."""
+    wanted = {name.strip().lower() for name in job.gpu_types}
+    cloud = job.cloud.upper()
+    newest: dict[MarketKey, PriceQuote] = {}
+    for q in quotes:
+        if q.gpu_count != job.gpu_count or (cloud not in ("ANY", "ALL") and q.cloud.upper() != cloud):
+            continue
+        if wanted:
+            if q.gpu_type_id.lower() not in wanted and (q.display_name or "").lower() not in wanted:
+                continue
+        elif job.min_vram_gb is not None and (q.memory_in_gb is None or q.memory_in_gb < job.min_vram_gb):
+            continue
+        key = (q.gpu_type_id, q.cloud, q.gpu_count)
+        if key not in newest or q.ts > newest[key].ts:
+            newest[key] = q
+    return [newest[k] for k in sorted(newest)]
+
+
+def _short(name: str) -> str:
+    """'NVIDIA RTX A6000' -> 'RTX A6000' for reasons."""
+    return name[7:] if name.startswith("NVIDIA ") else name
+
+
+def _plan(c: np.ndarray, rho: np.ndarray, work: float, slack: float, reserve: float, od_cost: float | None,
+          od_speed: float, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected cost per unit of work, spot share and completion hours of "spot (cost c, progress rho)
+    while slack lasts, then on-demand" for arrays of spot options."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if od_cost is None:  # no on-demand fallback: spot must finish alone
+            done = np.where(rho > 0, work / rho, np.inf)
+            ok = done <= horizon - reserve
+            return np.where(ok, c, np.inf), np.where(ok, 1.0, 0.0), done
+        erosion = 1.0 - rho / od_speed
+        t_switch = np.where(erosion > 0, (slack - reserve) / np.where(erosion > 0, erosion, 1.0), np.inf)
+        t_switch = np.maximum(t_switch, 0.0)
+        spot_work = np.minimum(work, rho * t_switch)
+        spot_work = np.where(np.isfinite(spot_work), spot_work, work)
+        share = spot_work / work if work > 0 else np.ones_like(c)
+        cost = np.where(share > 0, share * c + (1.0 - share) * od_cost, od_cost)
+        completion = np.where(share >= 1.0, np.where(rho > 0, work / rho, np.inf),
+                              t_switch + (work - spot_work) / od_speed)
+    return cost, share, completion
+
+
+def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
+           stats: Mapping[tuple[str, str, int], MarketStats], now: datetime,
+           progress: JobProgress | None = None) -> Decision:
+    """The best action for `job` now, with ranked alternatives. Raises Infeasible naming the constraint.
+
+    `quotes` are the current quotes (the newest per market is used); `stats` the market statistics per
+    (gpu_type_id, cloud, gpu_count); a market without statistics gets on-demand candidates only.
+    """
+    progress = progress or JobProgress()
+    markets = select_quotes(job, quotes)
+    if not markets:
+        what = (", ".join(job.gpu_types) if job.gpu_types else
+                f">= {job.min_vram_gb} GB VRAM" if job.min_vram_gb is not None else "any GPU")
+        raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}; "
+                         "collect prices first (`bidder collect`) or widen --gpu/--min-vram/--cloud",
+                         constraint="gpu_type")
+    r = max(float(job.restart_overhead_hours), 0.0)
+    g = job.gpu_count
+    keep_running = job.keep_running or job.work_hours is None
+    work = 0.0 if keep_running else max(float(job.work_hours or 0.0) - progress.work_done_hours, 0.0)
+    if not keep_running and work <= 0.0:
+        return Decision(action="wait", gpu_type_id=None, cloud=None, gpu_count=g, bid_per_gpu=None,
+                        expected_cost_per_hour=0.0, expected_interruptions_per_day=0.0,
+                        expected_total_cost=0.0, expected_completion_hours=0.0,
+                        reasons=("the work is done: nothing left to run",))
+    budget_left = None if policy.budget is None else policy.budget - progress.spent
+    cap = math.inf if policy.max_price is None else float(policy.max_price)
+    tolerance = float(policy.tolerance)
+    spot_ok = policy.allow_spot and tolerance > 0
+    time_left = math.inf if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
+    reserve = reserve_hours(r)
+
+    # On-demand reference: the cheapest on-demand price per unit of work of any market the job accepts.
+    od_ref = min((q.uninterruptable_price / job.speed_of(q.gpu_type_id) for q in markets
+                  if q.uninterruptable_price), default=None)
+    rejected = _Rejections()
+    ondemand: list[_Candidate] = []
+    for q in markets:
+        price = q.uninterruptable_price
+        if price is None or not policy.allow_on_demand:
+            continue
+        s = job.speed_of(q.gpu_type_id)
+        cost = price / s
+        current = progress.current_action == "on_demand" and _same_market(progress, q)
+        if price > cap:
+            rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at ${price:.3f} is over the "
+                         f"max price ${cap:.3f}")
+            continue
+        hours = None if keep_running else work / s
+        total = cost * g * (24.0 if keep_running else work)
+        if budget_left is not None and total > budget_left + 1e-9:
+            rejected.add(cost, "budget", _budget_message(q, "on-demand", total, budget_left, keep_running))
+            continue
+        if hours is not None and hours > time_left + 1e-9:
+            rejected.add(cost, "deadline", f"{_short(q.gpu_type_id)} on-demand needs {hours:.1f} h of running "
+                         f"but the deadline is {max(time_left, 0):.1f} h away")
+            continue
+        ondemand.append(_Candidate("on_demand", q, None, cost, cost, 0.0, total, hours, 0.0, current=current))
+    best_od = min(ondemand, key=lambda c: c.cost, default=None)
+    od_cost = best_od.cost if best_od else None
+    od_speed = job.speed_of(best_od.quote.gpu_type_id) if best_od else 1.0
+    slack = math.inf if od_cost is None else time_left - work / od_speed
+    horizon = time_left if job.deadline is not None else max(24.0, NO_DEADLINE_PATIENCE * work)
+    if job.deadline is None and od_cost is not None:
+        slack = horizon - work / od_speed
+    must_run_on_demand = not keep_running and best_od is not None and slack <= reserve
+    max_savings_cost = math.inf if od_ref is None else (1.0 - policy.min_savings) * od_ref
+
+    spot_now: list[_Candidate] = []
+    plans: list[_Candidate] = []
+    if spot_ok and not must_run_on_demand:
+        for q in markets:
+            st = stats.get((q.gpu_type_id, q.cloud, q.gpu_count))
+            if st is None:
+                continue
+            _spot_candidates(job, q, st, r, g, work, keep_running, cap, tolerance, max_savings_cost,
+                             budget_left, slack, reserve, od_cost, od_speed, horizon, progress,
+                             spot_now, plans, rejected)
+
+    if must_run_on_demand:
+        chosen = best_od
+        assert chosen is not None
+        chosen.note = (f"slack {max(slack, 0):.1f} h is at the {reserve:.1f} h reserve: on-demand until done "
+                       "so the deadline is met")
+        ranked = sorted(ondemand, key=lambda c: c.cost)
+        return _decision(chosen, ranked, g, od_ref, keep_running)
+
+    acting = ondemand + spot_now
+    kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
+    if not acting and kappa is None:
+        if rejected.best is not None:
+            _, constraint, message = rejected.best
+            raise Infeasible(f"no candidate meets the {constraint.replace('_', ' ')}: {message}",
+                             constraint=constraint)
+        raise Infeasible("no candidate can run: no on-demand price and no spot history for the accepted GPU "
+                         "types (collect more history with `bidder collect`)", constraint="history")
+
+    def rank_key(c: _Candidate) -> tuple[float, float, str]:
+        return (c.cost, c.bid or 0.0, c.quote.gpu_type_id)
+
+    # Hysteresis: leaving a running pod loses its restart overhead of work.
+    current = next((c for c in acting if c.current), None)
+    if current is not None:
+        penalised: list[_Candidate] = []
+        for c in acting:
+            if not c.current:
+                c = replace(c, cost=c.cost + _switch_penalty(c, r, work, job, keep_running))
+            penalised.append(c)
+        acting = penalised
+        if kappa is not None:
+            kappa = replace(kappa, cost=kappa.cost + _switch_penalty(kappa, r, work, job, keep_running))
+    best_act = min(acting, key=rank_key, default=None)
+    if keep_running:
+        chosen = best_act if best_act is not None else kappa
+    elif best_act is not None and (kappa is None or best_act.cost <= kappa.cost + 1e-12):
+        chosen = best_act
+    else:
+        chosen = kappa
+    assert chosen is not None
+    others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key)
+    return _decision(chosen, others, g, od_ref, keep_running)
+
+
+def _same_market(progress: JobProgress, q: PriceQuote) -> bool:
+    return progress.current_gpu_type_id == q.gpu_type_id and (
+        progress.current_cloud is None or progress.current_cloud == q.cloud)
+
+
+def _budget_message(q: PriceQuote, kind: str, total: float, budget_left: float, keep_running: bool) -> str:
+    span = "a day" if keep_running else "the remaining work"
+    return (f"{_short(q.gpu_type_id)} {kind} would cost ${total:.2f} for {span}, over the "
+            f"${max(budget_left, 0.0):.2f} left in the budget")
+
+
+def _switch_penalty(c: _Candidate, r: float, work: float, job: JobSpec, keep_running: bool) -> float:
+    """Cost per unit of work of the restart a switch causes, spread over the work the new pod does."""
+    s = job.speed_of(c.quote.gpu_type_id)
+    span = 24.0 * s if keep_running else max(work, 1e-6)  # units of work the switch is amortised over
+    return c.run_cost * r * s / span
+
+
+def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: int, work: float,
+                     keep_running: bool, cap: float, tolerance: float, max_savings_cost: float,
+                     budget_left: float | None, slack: float, reserve: float, od_cost: float | None,
+                     od_speed: float, horizon: float, progress: JobProgress, spot_now: list[_Candidate],
+                     plans: list[_Candidate], rejected: _Rejections) -> None:
+    """Add this market's best spot-now candidate and its best standing plan (for waiting)."""
+    s = job.speed_of(q.gpu_type_id)
+    bids = st.bids
+    top = min(cap, q.uninterruptable_price if q.uninterruptable_price else math.inf)
+    in_range = bids <= top + 1e-12
+    if not in_range.any():
+        rejected.add(bids[0] / s, "max_price", f"{_short(q.gpu_type_id)} spot: no bid fits under the max price "
+                     f"${cap:.3f}")
+        return
+    per_day_limit = tolerance / 24.0
+    floor = q.minimum_bid_price
+    # -- bid now: levels at or above the current floor, hazard at the calm they have shown --------------
+    lam_now = st.hazard_now()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        run_cost = np.where(lam_now * r < 1.0, bids / (1.0 - lam_now * r) / s, np.inf)
+        rho_now = s * st.availability * np.clip(1.0 - lam_now * r, 0.0, None)
+    actionable = in_range & (floor is not None) & (bids >= (floor if floor is not None else math.inf) - 1e-12)
+    current_bid = progress.current_bid_per_gpu if (progress.current_action == "spot"
+                                                   and _same_market(progress, q)) else None
+    if keep_running:
+        cost_now, share_now, completion_now = run_cost, np.ones_like(run_cost), np.full_like(run_cost, np.nan)
+    else:
+        cost_now, share_now, completion_now = _plan(run_cost, rho_now, work, slack, reserve, od_cost, od_speed,
+                                                    horizon)
+    ok = actionable & (lam_now <= per_day_limit) & (run_cost <= max_savings_cost) & np.isfinite(cost_now)
+    totals = cost_now * g * (24.0 if keep_running else work)
+    if budget_left is not None:
+        ok &= totals <= budget_left + 1e-9
+    if actionable.any() and not ok.any():
+        i = int(np.flatnonzero(actionable)[np.argmin(cost_now[actionable])])
+        _reject_spot(q, st, i, lam_now[i], run_cost[i], tolerance, max_savings_cost, totals[i], budget_left,
+                     keep_running, rejected)
+    if ok.any():
+        i = int(np.flatnonzero(ok)[np.argmin(cost_now[ok])])
+        spot_now.append(_Candidate("spot", q, float(bids[i]), float(cost_now[i]), float(run_cost[i]),
+                                   float(24.0 * lam_now[i]), float(totals[i]),
+                                   None if keep_running else float(completion_now[i]), float(share_now[i])))
+    # -- the running pod, at its own bid (kept unless something beats it by more than a restart) --------
+    if current_bid is not None and floor is not None and current_bid >= floor - 1e-12 and current_bid <= top + 1e-12:
+        i = st.index_of(current_bid)
+        if i >= 0 and lam_now[i] <= per_day_limit:
+            lam = lam_now[i]
+            rc = current_bid / (1.0 - lam * r) / s if lam * r < 1 else math.inf
+            if keep_running:
+                cc, sh, comp = rc, 1.0, None
+            else:
+                arr = _plan(np.array([rc]), np.array([rho_now[i]]), work, slack, reserve, od_cost, od_speed,
+                            horizon)
+                cc, sh, comp = float(arr[0][0]), float(arr[1][0]), float(arr[2][0])
+            total = cc * g * (24.0 if keep_running else work)
+            if math.isfinite(cc) and (budget_left is None or total <= budget_left + 1e-9):
+                spot_now.append(_Candidate("spot", q, float(current_bid), cc, rc, 24.0 * lam, total, comp, sh,
+                                           current=True, note="keeps the running pod (a re-bid costs a restart)"))
+    # -- standing plans: bid b once the floor has stayed under b for a; the best one is what waiting buys --
+    lam = st.hazard_by_age
+    avail = st.exposure_by_age / st.observed_hours if st.observed_hours > 0 else np.zeros_like(lam)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plan_run = np.where(lam * r < 1.0, bids[:, None] / (1.0 - lam * r) / s, np.inf)
+        rho = s * avail * np.clip(1.0 - lam * r, 0.0, None)
+    valid = in_range[:, None] & (lam <= per_day_limit) & (plan_run <= max_savings_cost) & (rho > 0)
+    if not valid.any():
+        return
+    if keep_running:
+        pcost, pshare, pcomp = plan_run, np.ones_like(plan_run), np.full_like(plan_run, np.nan)
+    else:
+        pcost, pshare, pcomp = _plan(plan_run, rho, work, slack, reserve, od_cost, od_speed, horizon)
+    ptotal = pcost * g * (24.0 if keep_running else work)
+    if budget_left is not None:
+        valid &= ptotal <= budget_left + 1e-9
+    valid &= np.isfinite(pcost)
+    if not valid.any():
+        return
+    flat = np.flatnonzero(valid.ravel())
+    k = int(flat[np.argmin(pcost.ravel()[flat])])
+    i, j = divmod(k, lam.shape[1])
+    bid = float(bids[i])
+    settle = float(st.age_edges_hours[j])
+    note = (f"wait for the floor to stay under ${bid:.3f}" + (f" for {_fmt_hours(settle)}" if settle > 0 else "")
+            + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
+    plans.append(_Candidate("wait", q, None, float(pcost[i, j]), float(plan_run[i, j]), float(24.0 * lam[i, j]),
+                            float(ptotal[i, j]), None if keep_running else float(pcomp[i, j]),
+                            float(pshare[i, j]), act_below=bid, note=note))
+
+
+def _reject_spot(q: PriceQuote, st: MarketStats, i: int, lam: float, run_cost: float, tolerance: float,
+                 max_savings_cost: float, total: float, budget_left: float | None, keep_running: bool,
+                 rejected: _Rejections) -> None:
+    name = f"{_short(q.gpu_type_id)} spot at ${st.bids[i]:.3f}"
+    if 24.0 * lam > tolerance:
+        rejected.add(run_cost, "tolerance", f"{name} expects {24 * lam:.1f} interruptions/day, over the "
+                     f"tolerance of {tolerance:g}/day")
+    elif run_cost > max_savings_cost:
+        rejected.add(run_cost, "min_savings", f"{name} costs ${run_cost:.3f} per useful hour after restarts, "
+                     "not enough under on-demand")
+    elif budget_left is not None and total > budget_left:
+        rejected.add(run_cost, "budget", _budget_message(q, f"spot at ${st.bids[i]:.3f}", total, budget_left,
+                                                         keep_running))
+    else:
+        rejected.add(run_cost, "deadline", f"{name} cannot finish before the deadline")
+
+
+def _fmt_hours(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 1.5 else f"{hours:.1f} h"
+
+
+def _reason(c: _Candidate, od_ref: float | None, keep_running: bool) -> str:
+    name = _short(c.quote.gpu_type_id)
+    if c.action == "on_demand":
+        head = f"{name} on-demand at ${c.quote.uninterruptable_price:.3f}: no interruptions"
+    elif c.action == "spot":
+        head = f"{name} spot at ${c.bid:.3f}: {c.per_day:.1f} interruptions/day"
+    else:
+        head = f"wait for {name} spot under ${c.act_below:.3f}: {c.per_day:.1f} interruptions/day expected then"
+    parts = [head]
+    if od_ref and c.action != "on_demand":
+        saving = 1.0 - c.cost / od_ref
+        parts.append(f"{saving * 100:.0f}% under on-demand" if saving >= 0 else
+                     f"{-saving * 100:.0f}% over on-demand")
+    if not keep_running and c.action != "on_demand" and c.spot_share < 0.999:
+        parts.append(f"{c.spot_share * 100:.0f}% of the work on spot, the rest on-demand before the deadline")
+    if c.note:
+        parts.append(c.note)
+    return ", ".join(parts)
+
+
+def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: float | None,
+              keep_running: bool) -> Decision:
+    def build(c: _Candidate, alternatives: tuple[Decision, ...] = ()) -> Decision:
+        return Decision(
+            action=c.action,  # type: ignore[arg-type]
+            gpu_type_id=c.quote.gpu_type_id,
+            cloud=c.quote.cloud,
+            gpu_count=g,
+            bid_per_gpu=c.bid if c.action == "spot" else None,
+            expected_cost_per_hour=round(c.cost, 6),
+            expected_interruptions_per_day=round(c.per_day, 4),
+            expected_total_cost=None if c.total is None else round(c.total, 4),
+            expected_completion_hours=None if keep_running or c.completion is None else round(c.completion, 3),
+            reasons=(_reason(c, od_ref, keep_running),),
+            alternatives=alternatives,
+            act_below=c.act_below,
+        )
+
+    alts = tuple(build(c) for c in ranked if c is not chosen)[:MAX_ALTERNATIVES]
+    return build(chosen, alts)
