@@ -1,0 +1,384 @@
+"""`RunPodClient`: one typed method per RunPod GraphQL operation, over an injectable httpx.Client.
+
+    with RunPodClient(api_key=key) as client:                       # or url=emulator.url
+        quotes = client.lowest_prices((1, 2), ts=now)               # ONE request, every market
+        pod = client.rent_interruptable(PodSpec(name="job-1", image_name="runpod/pytorch",
+                                                gpu_type_id="NVIDIA RTX A6000"), bid_per_gpu=0.25)
+        print(client.build_stop(pod.id).to_json())                  # what stop() would send
+
+The key travels only in `Authorization: Bearer` (never in the URL, a log record, a repr or an
+error). Errors are mapped in `errors_map` and raised here with `raise ... from exc`.
+
+Retries (`RetryPolicy`) apply only to operations that are safe to repeat: the read queries,
+`podStop` and `podTerminate`, on 429 (honouring Retry-After up to a cap), 5xx, timeouts and
+connection errors, with exponential backoff and seeded jitter, bounded in attempts and in total
+time. Creates (`podRentInterruptable`, `podFindAndDeployOnDemand`) and resumes are sent once:
+after a timeout the pod may exist, which `TransportError.maybe_executed` tells the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from bidder import __version__
+from bidder.errors import ApiError, AuthError, ConfigError, PodNotFound, RateLimited, TransportError
+from bidder.models import CLOUDS, PriceQuote
+from bidder.runpod import operations as ops
+from bidder.runpod.errors_map import decode_response, from_httpx, shape_error
+from bidder.runpod.operations import GraphQLRequest
+from bidder.runpod.types import (
+    Account,
+    GpuType,
+    Pod,
+    PodSpec,
+    parse_account,
+    parse_gpu_type,
+    parse_pod,
+    price_or_none,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "USER_AGENT", "RetryPolicy", "RunPodClient"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://api.runpod.io/graphql"
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = f"bidder/{__version__}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a safe-to-repeat request is retried.
+
+    At most `attempts` sends in all (1 = never retry). Before retry k (k = 1, 2, ...) the client
+    waits `min(max_delay, base * 2**(k-1))`, jittered to between half and all of it by `rng`
+    ("equal jitter": never a burst of near-zero waits), and at least the server's Retry-After.
+    A Retry-After above `retry_after_cap` is not waited for: the RateLimited error goes to the
+    caller at once (a collector loop can skip to its next slot). The waits plus the time spent in
+    requests never exceed `max_total` seconds. `sleep` and `rng` are injectable so tests run fast
+    and repeatably; `clock` measures request time (monotonic seconds).
+    """
+
+    attempts: int = 4
+    base: float = 0.5
+    max_delay: float = 8.0
+    max_total: float = 60.0
+    retry_after_cap: float = 30.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0), compare=False, repr=False)
+    sleep: Callable[[float], object] = field(default=time.sleep, compare=False, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ConfigError(f"retry attempts must be a whole number >= 1, got {self.attempts!r}", key="attempts")
+        for name in ("base", "max_delay", "max_total", "retry_after_cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ConfigError(f"retry {name} must be a number of seconds >= 0, got {value!r}", key=name)
+
+    def backoff(self, retry: int) -> float:
+        """The jittered wait before retry number `retry` (1-based), before Retry-After is applied."""
+        full = min(self.max_delay, self.base * 2.0 ** (retry - 1))
+        return full / 2 + self.rng.uniform(0, full / 2)
+
+    def delay(self, retry: int, error: ApiError) -> float | None:
+        """Seconds to wait before retry `retry` after `error`, or None when it must not be retried."""
+        if retry >= self.attempts or not retryable(error):
+            return None
+        wait = self.backoff(retry)
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            if error.retry_after > self.retry_after_cap:
+                return None
+            wait = max(wait, error.retry_after)
+        return wait
+
+
+def retryable(error: ApiError) -> bool:
+    """Worth sending again (if the operation is safe to repeat): 429, 5xx/408, no answer."""
+    if isinstance(error, RateLimited):
+        return True
+    return isinstance(error, TransportError) and (error.status is None or error.status >= 500
+                                                  or error.status == 408)
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"the API URL must be an http(s) URL such as {DEFAULT_URL}, got {url!r}", key="api_url")
+    if "api_key" in parse_qs(parts.query) or parts.username or parts.password:
+        # Keys in URLs end up in logs and shell history: only the Authorization header carries it.
+        raise ConfigError("the API URL must not carry the key (?api_key= or user:pass@): give the key in "
+                          "RUNPOD_API_KEY instead", key="api_url")
+    return url
+
+
+class RunPodClient:
+    """RunPod's GraphQL API (or bidder's emulator) as typed calls. See the module docstring.
+
+    `api_key=None` sends no key: the catalogue and prices still work, `myself()` answers None and
+    pod operations raise AuthError. `http` is an httpx.Client to use (not closed by this client);
+    by default the client makes and owns one. `timeout` (seconds) applies to every request,
+    whichever httpx client sends it.
+    """
+
+    def __init__(self, api_key: str | None = None, url: str = DEFAULT_URL, http: httpx.Client | None = None,
+                 retry: RetryPolicy | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+            raise ConfigError("the API key is empty: set RUNPOD_API_KEY or leave it unset", key="api_key")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}", key="timeout")
+        self.url = _check_url(url)
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.timeout = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
+        self._key = api_key.strip() if api_key is not None else None
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=self.timeout)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the httpx client if this client made it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> RunPodClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunPodClient(url={self.url!r}, key={'set' if self._key else 'none'})"
+
+    @property
+    def has_key(self) -> bool:
+        return self._key is not None
+
+    # -- transport -----------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self._key is not None:
+            headers["Authorization"] = f"Bearer {self._key}"
+        return headers
+
+    def _send_once(self, request: GraphQLRequest, pod_id: str | None) -> Mapping[str, Any]:
+        try:
+            response = self._http.post(self.url, json=request.payload(), headers=self._headers(),
+                                       timeout=self.timeout)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise from_httpx(exc, request.operation, self.url, self._key) from exc
+        return decode_response(response, request.operation, pod_id=pod_id, secret=self._key)
+
+    def execute(self, request: GraphQLRequest, *, pod_id: str | None = None) -> Mapping[str, Any]:
+        """Send `request` (retried per the policy if `request.idempotent`); return its `data`.
+
+        `pod_id` names the pod for a PodNotFound error. Raises ApiError subclasses.
+        """
+        return self._execute(request, pod_id=pod_id)
+
+    def _execute(self, request: GraphQLRequest, *, pod_id: str | None = None,
+                 gone_means_done: bool = False) -> Mapping[str, Any]:
+        # gone_means_done: a PodNotFound on a retry that follows an attempt which may have
+        # executed means that attempt did the job (terminate). Answers None as `data`.
+        policy = self.retry
+        waited = spent = 0.0
+        sends = 0
+        maybe_executed = False
+        while True:
+            sends += 1
+            started = policy.clock()
+            try:
+                data = self._send_once(request, pod_id)
+            except PodNotFound:
+                if gone_means_done and maybe_executed:
+                    log.info("%s: pod %s is gone after an unanswered attempt: done", request.operation, pod_id)
+                    return {}
+                raise
+            except ApiError as error:
+                spent += policy.clock() - started
+                maybe_executed = maybe_executed or getattr(error, "maybe_executed", False)
+                wait = policy.delay(sends, error) if request.idempotent else None
+                if wait is None or waited + spent + wait > policy.max_total:
+                    log.debug("%s failed after %d send(s): %s", request.operation, sends, type(error).__name__)
+                    raise
+                log.info("%s: %s; retry %d in %.2f s", request.operation, type(error).__name__, sends, wait)
+                policy.sleep(wait)
+                waited += wait
+                continue
+            log.debug("%s ok after %d send(s) in %.3f s", request.operation, sends, policy.clock() - started)
+            return data
+
+    def _parse(self, operation: str, parse: Callable[[Any], Any], value: Any) -> Any:
+        try:
+            return parse(value)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise shape_error(operation, exc) from exc
+
+    # -- catalogue and prices ------------------------------------------------------------------
+    def build_gpu_types(self) -> GraphQLRequest:
+        return ops.build_gpu_types()
+
+    def gpu_types(self) -> list[GpuType]:
+        """The GPU catalogue (names, VRAM, clouds, list prices). Works without a key."""
+        data = self.execute(self.build_gpu_types())
+        return self._parse("gpuTypes", lambda d: [parse_gpu_type(g) for g in _items(d, "gpuTypes")], data)
+
+    def build_lowest_prices(self, gpu_counts: Sequence[int] = (1,),
+                            clouds: Sequence[str] = CLOUDS) -> GraphQLRequest:
+        return ops.build_lowest_prices(gpu_counts, clouds)
+
+    def lowest_prices(self, gpu_counts: Sequence[int] = (1,), clouds: Sequence[str] = CLOUDS, *,
+                      ts: datetime) -> list[PriceQuote]:
+        """Every GPU type x cloud x GPU count in ONE request, as PriceQuotes stamped `ts`.
+
+        One quote per combination, also for a cloud the type is not offered in (secureCloud or
+        communityCloud false): that row has no prices, so a snapshot always has the same shape.
+        A 0 or null minimumBidPrice (no spot capacity) reads None, as does a 0 or null price.
+        """
+        if not isinstance(ts, datetime) or ts.tzinfo is None:
+            raise ConfigError(f"ts must be a timezone-aware datetime, got {ts!r}", key="ts")
+        request = self.build_lowest_prices(gpu_counts, clouds)
+        counts, wanted = ops.price_markets(gpu_counts, clouds)
+        data = self.execute(request)
+        return self._parse(request.operation, lambda d: _quotes(d, ts, counts, wanted), data)
+
+    # -- account and pods ----------------------------------------------------------------------
+    def build_myself(self) -> GraphQLRequest:
+        return ops.build_myself()
+
+    def myself(self) -> Account | None:
+        """The account (balance, spend, pods), or None when no key was given (RunPod's answer)."""
+        data = self.execute(self.build_myself())
+        value = data.get("myself")
+        return None if value is None else self._parse("myself", parse_account, value)
+
+    def pods(self) -> list[Pod]:
+        """Every pod of the account (terminated pods are gone). Needs a key."""
+        account = self.myself()
+        if account is None:
+            raise AuthError("myself: the API did not recognise an account: give an API key (RUNPOD_API_KEY) "
+                            "to list pods", operation="myself")
+        return list(account.pods)
+
+    def build_pod(self, pod_id: str) -> GraphQLRequest:
+        return ops.build_pod(pod_id)
+
+    def pod(self, pod_id: str) -> Pod:
+        """One pod; raises PodNotFound for an unknown (or terminated) id."""
+        request = self.build_pod(pod_id)
+        value = self.execute(request, pod_id=pod_id).get("pod")
+        if value is None:
+            raise PodNotFound(f"pod: pod not found: {pod_id}", pod_id=pod_id, operation="pod", status=200,
+                              messages=("pod not found",), codes=(None,))
+        return self._parse("pod", parse_pod, value)
+
+    # -- mutations: each has a build_* twin that returns exactly what it sends -------------------
+    def _pod_of(self, request: GraphQLRequest, pod_id: str | None = None) -> Pod:
+        data = self.execute(request, pod_id=pod_id)
+        value = data.get(request.operation)
+        if value is None:
+            raise shape_error(request.operation, ValueError("no pod in the answer"))
+        return self._parse(request.operation, parse_pod, value)
+
+    def build_rent_interruptable(self, spec: PodSpec, bid_per_gpu: float) -> GraphQLRequest:
+        return ops.build_rent_interruptable(spec, bid_per_gpu)
+
+    def rent_interruptable(self, spec: PodSpec, bid_per_gpu: float) -> Pod:
+        """Create a spot pod bidding `bid_per_gpu` USD per GPU-hour. Sent once, never retried."""
+        return self._pod_of(self.build_rent_interruptable(spec, bid_per_gpu))
+
+    def build_deploy_on_demand(self, spec: PodSpec) -> GraphQLRequest:
+        return ops.build_deploy_on_demand(spec)
+
+    def deploy_on_demand(self, spec: PodSpec) -> Pod:
+        """Create an on-demand pod. Sent once, never retried."""
+        return self._pod_of(self.build_deploy_on_demand(spec))
+
+    def build_bid_resume(self, pod_id: str, bid_per_gpu: float, gpu_count: int) -> GraphQLRequest:
+        return ops.build_bid_resume(pod_id, bid_per_gpu, gpu_count)
+
+    def bid_resume(self, pod_id: str, bid_per_gpu: float, gpu_count: int) -> Pod:
+        """Restart a stopped spot pod with a new bid per GPU. Sent once, never retried."""
+        return self._pod_of(self.build_bid_resume(pod_id, bid_per_gpu, gpu_count), pod_id)
+
+    def build_resume(self, pod_id: str, gpu_count: int | None = None) -> GraphQLRequest:
+        return ops.build_resume(pod_id, gpu_count)
+
+    def resume(self, pod_id: str, gpu_count: int | None = None) -> Pod:
+        """Restart a stopped on-demand pod. Sent once, never retried."""
+        return self._pod_of(self.build_resume(pod_id, gpu_count), pod_id)
+
+    def build_stop(self, pod_id: str) -> GraphQLRequest:
+        return ops.build_stop(pod_id)
+
+    def stop(self, pod_id: str) -> Pod:
+        """Stop a pod (it comes back EXITED; the volume stays, and is billed). Retried."""
+        return self._pod_of(self.build_stop(pod_id), pod_id)
+
+    def build_terminate(self, pod_id: str) -> GraphQLRequest:
+        return ops.build_terminate(pod_id)
+
+    def terminate(self, pod_id: str) -> None:
+        """Delete a pod for good. Retried; when a retry finds the pod gone after an attempt that
+        may have executed, the pod was terminated by that attempt and this returns normally."""
+        self._execute(self.build_terminate(pod_id), pod_id=pod_id, gone_means_done=True)
+
+
+def _items(data: Mapping[str, Any], name: str) -> list[Any]:
+    value = data.get(name)
+    if not isinstance(value, list):
+        raise ValueError(f"{name} should be a list, got {type(value).__name__}")
+    return [v for v in value if v is not None]
+
+
+def _quotes(data: Mapping[str, Any], ts: datetime, counts: tuple[int, ...],
+            clouds: tuple[str, ...]) -> list[PriceQuote]:
+    quotes = []
+    for raw in _items(data, "gpuTypes"):
+        gpu = parse_gpu_type(raw)
+        for cloud in clouds:
+            offered = gpu.offered_in(cloud)
+            for count in counts:
+                alias = ops.price_alias(cloud, count)
+                lowest = raw.get(alias) if offered else None
+                if lowest is not None and not isinstance(lowest, Mapping):
+                    raise ValueError(f"{alias} of {gpu.id} should be an object")
+                quotes.append(_quote(gpu, cloud, count, lowest or {}, ts))
+    return quotes
+
+
+def _quote(gpu: GpuType, cloud: str, count: int, lowest: Mapping[str, Any], ts: datetime) -> PriceQuote:
+    def number(name: str) -> float | None:
+        value = lowest.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} of {gpu.id} should be a number, got {value!r}")
+        return float(value)
+
+    counts = lowest.get("availableGpuCounts") or []
+    if not isinstance(counts, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
+        raise ValueError(f"availableGpuCounts of {gpu.id} should be a list of whole numbers")
+    stock = lowest.get("stockStatus")
+    max_unreserved = lowest.get("maxUnreservedGpuCount")
+    return PriceQuote(
+        ts=ts, gpu_type_id=gpu.id, cloud=cloud, gpu_count=count,
+        minimum_bid_price=price_or_none(number("minimumBidPrice")),
+        uninterruptable_price=price_or_none(number("uninterruptablePrice")),
+        stock_status=str(stock) if stock is not None else None,
+        available_gpu_counts=tuple(counts),
+        max_unreserved_gpu_count=int(max_unreserved) if isinstance(max_unreserved, int) else None,
+        memory_in_gb=gpu.memory_in_gb, display_name=gpu.display_name,
+        list_spot_price=gpu.list_spot_price(cloud), list_on_demand_price=gpu.list_on_demand_price(cloud),
+    )

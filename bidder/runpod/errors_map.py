@@ -1,0 +1,219 @@
+"""The one place where httpx exceptions and RunPod's answers become bidder errors.
+
+    httpx.ConnectError, ConnectTimeout, PoolTimeout,     -> TransportError(maybe_executed=False)
+      UnsupportedProtocol, ProxyError, LocalProtocolError   (the request never left)
+    httpx.ReadTimeout, WriteTimeout, ReadError, WriteError,  -> TransportError(maybe_executed=True)
+      RemoteProtocolError, CloseError, DecodingError, ...    (it may have reached the server)
+    HTTP 401                                                 -> AuthError
+    HTTP 429 (JSON or an HTML page)                          -> RateLimited(retry_after)
+    HTTP 5xx, 408, other unexpected status, non-JSON body    -> TransportError
+    HTTP 400 / 200 with `errors`                             -> GraphQLError, or by the message TEXT:
+        validation error naming a spot field or input type   -> SpotUnsupported
+        "no instances available", "no longer any instances",
+        "does not have the resources"                        -> NoCapacity
+        "pod not found ..."                                  -> PodNotFound
+        code UNAUTHENTICATED / "must be authenticated"       -> AuthError
+    a 200 whose data has the wrong shape                     -> ApiError
+
+RunPod's status codes are not reliable (business errors come as 200), so GraphQL errors are
+classified by their text (RUNPOD_API.md, "Error messages seen"). Messages are built from the
+operation name, the status and the server's text only; `scrub` removes the API key from server
+text too, in case a server ever echoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from bidder.errors import (
+    ApiError,
+    AuthError,
+    GraphQLError,
+    NoCapacity,
+    PodNotFound,
+    RateLimited,
+    SpotUnsupported,
+    TransportError,
+)
+
+__all__ = [
+    "NOT_SENT",
+    "NO_CAPACITY_TEXTS",
+    "POD_NOT_FOUND_TEXTS",
+    "SPOT_NAMES",
+    "classify_graphql",
+    "decode_response",
+    "from_httpx",
+    "parse_retry_after",
+    "scrub",
+    "shape_error",
+]
+
+#: Lower-case fragments of RunPod's "no capacity" messages.
+NO_CAPACITY_TEXTS = ("no instances available", "no longer any instances", "does not have the resources")
+#: Lower-case fragments of "unknown pod" messages ("pod not found to terminate", "... to stop").
+POD_NOT_FOUND_TEXTS = ("pod not found", "could not find pod", "pod does not exist")
+#: Names that exist only for spot pods: a validation error naming one means RunPod dropped spot.
+SPOT_NAMES = ("podRentInterruptable", "podBidResume", "bidPerGpu", "PodRentInterruptableInput",
+              "PodBidResumeInput", "minimumBidPrice", "secureSpotPrice", "communitySpotPrice",
+              "lowestBidPriceToResume")
+_VALIDATION = re.compile(r"cannot query field|unknown type|unknown argument|is not defined by type|"
+                         r"unknown field|field .* is not defined|does not exist on type", re.IGNORECASE)
+_SPOT_RETIRED = re.compile(r"(spot|interruptable|interruptible|bid).*(no longer (supported|available)|"
+                           r"not supported|been removed|deprecated|retired)", re.IGNORECASE)
+_QUOTED_SPOT = re.compile(r"[\"'](" + "|".join(SPOT_NAMES) + r")[\"']")
+_AUTH_TEXTS = ("must be authenticated", "unauthorized", "invalid api key", "api key is invalid")
+
+#: httpx errors raised before a single byte of the request reached a server.
+NOT_SENT: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                                          httpx.UnsupportedProtocol, httpx.ProxyError, httpx.LocalProtocolError,
+                                          httpx.InvalidURL)
+_MAX_TEXT = 300
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """`text` on one line, shortened, with the secret (if any) replaced by ***."""
+    if secret:
+        text = text.replace(secret, "***")
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT - 3] + "..."
+
+
+def _what(exc: BaseException) -> str:
+    kinds = {httpx.ConnectTimeout: "connecting timed out", httpx.ReadTimeout: "no answer within the timeout",
+             httpx.WriteTimeout: "sending timed out", httpx.PoolTimeout: "no free connection within the timeout",
+             httpx.ConnectError: "cannot connect", httpx.RemoteProtocolError: "the server closed the connection",
+             httpx.ReadError: "the connection broke while reading the answer",
+             httpx.WriteError: "the connection broke while sending"}
+    for cls, text in kinds.items():
+        if isinstance(exc, cls):
+            return text
+    return type(exc).__name__
+
+
+def from_httpx(exc: Exception, operation: str, url: str, secret: str | None = None) -> ApiError:
+    """The bidder error for an exception httpx raised while sending `operation` to `url`."""
+    detail = scrub(str(exc), secret)
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return TransportError(f"{operation}: the API URL {scrub(url, secret)!r} is not usable: {detail}",
+                              operation=operation, maybe_executed=False)
+    maybe_executed = not isinstance(exc, NOT_SENT)
+    text = f"{operation}: {_what(exc)} ({scrub(url, secret)})"
+    if detail and detail not in text:
+        text += f": {detail}"
+    if maybe_executed:
+        text += "; the request may have been executed"
+    return TransportError(text, operation=operation, maybe_executed=maybe_executed)
+
+
+def parse_retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds: a number, or an HTTP date taken relative to the response's own Date
+    header (so no clock is read here). None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+            sent = parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None or sent is None:
+            return None
+        seconds = (when - sent).total_seconds()
+    return max(0.0, seconds) if seconds == seconds and seconds != float("inf") else None
+
+
+def _errors_of(body: Any) -> tuple[tuple[str, ...], tuple[str | None, ...]] | None:
+    if not isinstance(body, Mapping) or not isinstance(body.get("errors"), list) or not body["errors"]:
+        return None
+    messages, codes = [], []
+    for entry in body["errors"]:
+        if isinstance(entry, Mapping):
+            messages.append(str(entry.get("message") or "(no message)"))
+            ext = entry.get("extensions")
+            code = ext.get("code") if isinstance(ext, Mapping) else None
+            codes.append(str(code) if code is not None else None)
+        else:
+            messages.append(str(entry))
+            codes.append(None)
+    return tuple(messages), tuple(codes)
+
+
+def classify_graphql(messages: tuple[str, ...], codes: tuple[str | None, ...], *, operation: str,
+                     status: int | None, pod_id: str | None = None, secret: str | None = None) -> ApiError:
+    """The bidder error for GraphQL `errors` entries, chosen by their text (first match wins, in
+    the order spot retired > not authenticated > no capacity > pod not found > generic)."""
+    clean = tuple(scrub(m, secret) for m in messages)
+    text = f"{operation}: " + "; ".join(clean)
+    kwargs: dict[str, Any] = {"operation": operation, "status": status, "messages": clean, "codes": codes}
+    lowered = [m.lower() for m in clean]
+    if any((_VALIDATION.search(m) and _QUOTED_SPOT.search(m)) or _SPOT_RETIRED.search(m) for m in clean):
+        return SpotUnsupported(text + " (RunPod no longer offers spot pods through this API)", **kwargs)
+    if "UNAUTHENTICATED" in codes or any(t in m for m in lowered for t in _AUTH_TEXTS):
+        return AuthError(text + " (check RUNPOD_API_KEY)", operation=operation, status=status)
+    if any(t in m for m in lowered for t in NO_CAPACITY_TEXTS):
+        return NoCapacity(text, **kwargs)
+    if any(t in m for m in lowered for t in POD_NOT_FOUND_TEXTS):
+        return PodNotFound(text, pod_id=pod_id, **kwargs)
+    return GraphQLError(text, **kwargs)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def decode_response(response: httpx.Response, operation: str, *, pod_id: str | None = None,
+                    secret: str | None = None) -> Mapping[str, Any]:
+    """The `data` object of a successful answer; raises the bidder error of any other answer."""
+    status = response.status_code
+    body = _json_or_none(response)
+    errors = _errors_of(body)
+    if status == 401:
+        raise AuthError(f"{operation}: the API refused the key (HTTP 401): check RUNPOD_API_KEY",
+                        operation=operation, status=401)
+    if status == 429:
+        retry_after = parse_retry_after(response)
+        when = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+        raise RateLimited(f"{operation}: rate limited (HTTP 429){when}", operation=operation,
+                          retry_after=retry_after)
+    if status >= 500 or status == 408:
+        said = f": {'; '.join(scrub(m, secret) for m in errors[0])}" if errors else ""
+        raise TransportError(f"{operation}: server error (HTTP {status}){said}", operation=operation,
+                             status=status, maybe_executed=True)
+    if status == 400:
+        if errors is None:
+            first = scrub(response.text, secret) if body is None else scrub(json.dumps(body), secret)
+            errors = ((f"HTTP 400: {first}",), (None,))
+        raise classify_graphql(*errors, operation=operation, status=400, pod_id=pod_id, secret=secret)
+    if status != 200:
+        raise TransportError(f"{operation}: unexpected HTTP {status} from the API (is the URL a GraphQL "
+                             f"endpoint?)", operation=operation, status=status, maybe_executed=status >= 300)
+    if body is None:
+        kind = response.headers.get("Content-Type", "no content type")
+        raise TransportError(f"{operation}: the API answered HTTP 200 with a body that is not JSON ({kind})",
+                             operation=operation, status=status, maybe_executed=True)
+    if errors is not None:
+        raise classify_graphql(*errors, operation=operation, status=status, pod_id=pod_id, secret=secret)
+    data = body.get("data") if isinstance(body, Mapping) else None
+    if not isinstance(data, Mapping):
+        raise ApiError(f"{operation}: the API answered without data or errors", operation=operation,
+                       status=status)
+    return data
+
+
+def shape_error(operation: str, exc: Exception) -> ApiError:
+    """A well-formed JSON answer whose content has the wrong shape (the API changed)."""
+    return ApiError(f"{operation}: unexpected answer from the API: {exc}", operation=operation, status=200)
