@@ -19,6 +19,7 @@ __all__ = ["main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "sim",
     "collect",
+    "backtest",
 )
 
 

@@ -1,0 +1,258 @@
+"""`bidder backtest`: replay price history through bidder and the usual rules, against hindsight.
+
+The work happens in `analysis.backtest` (pandas-free, but numpy-heavy and with matplotlib for
+charts), imported inside the command so other commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bidder.cli import main
+from bidder.cli.common import DEFAULT_DB, DURATION, TOLERANCE, emit_rows
+from bidder.errors import ConfigError
+from bidder.units import parse_timestamp
+
+__all__ = ["backtest"]
+
+_STRATEGIES = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "hindsight")
+_COLUMNS = ("name", "cost", "cost_vs_hindsight", "cost_vs_on_demand", "work_hours", "deadline_met_share",
+            "interruptions", "restart_hours_lost", "completion_hours", "peak_rate")
+_HEADERS = ("strategy", "cost $", "x hindsight", "x on-demand", "work h", "deadline met", "interruptions",
+            "restart h lost", "completion h", "peak $/h")
+
+
+class _Timestamp(click.ParamType):
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_timestamp(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)", param, ctx)
+
+
+def _strategies(text: str) -> tuple[str, ...]:
+    if text.strip().lower() == "all":
+        return _STRATEGIES
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if n not in _STRATEGIES]
+    if bad or not names:
+        raise click.BadParameter(f"{(bad or [text])[0]!r} is not a strategy; choose from "
+                                 f"{', '.join(_STRATEGIES)} (comma-separated) or all", param_hint="--strategies")
+    return names
+
+
+class _Progress:
+    """A plain progress bar on stderr, only on a terminal and only once a run has taken 2 s."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.shown = False
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.started < 2.0 or now - self.last < 0.2:
+            return
+        self.last, self.shown = now, True
+        share = min(1.0, done / max(total, 1))
+        bar = "#" * int(share * 30)
+        rate = done / max(now - self.started, 1e-9)
+        click.echo(f"\rbacktest [{bar:<30}] {share:4.0%} {done:,} steps, {rate:,.0f}/s", nl=False, err=True)
+
+    def close(self) -> None:
+        if self.shown:
+            click.echo("\r" + " " * 79 + "\r", nl=False, err=True)
+
+
+def _load(trace: str | None, db_path: str | None) -> tuple[Any, dict[str, str | None]]:
+    from analysis.backtest import load_store, load_trace
+
+    if trace is not None:
+        if not Path(trace).is_file():
+            raise ConfigError(f"no trace file at {trace}: give the path of a CSV in the trace format "
+                              "(see data/traces/README.md)", key="trace")
+        history = load_trace(trace)
+    else:
+        from bidder.store import Store
+
+        with Store.open(db_path or DEFAULT_DB, create=False) as store:
+            history = load_store(store)
+    known: dict[str, str | None] = {}
+    for m in history.markets:
+        known.setdefault(m.gpu_type_id, m.display_name)
+    return history, known
+
+
+def _table(summary: dict[str, Any], key: str | None) -> list[dict[str, Any]]:
+    rows = []
+    for s in summary["strategies"]:
+        values = s if key is None else {"name": s["name"], **s[key]}
+        rows.append({c: values.get(c) for c in _COLUMNS})
+    return rows
+
+
+_EXAMPLE = """\b
+Example:
+  bidder backtest --trace data/traces/sim-seed1-14d.csv --gpu A6000 --hours 100 --deadline 7d --every 1d
+  bidder backtest --db --keep-running --days 30 --tolerance low --format json
+"""
+
+
+@main.command(epilog=_EXAMPLE)
+@click.option("--trace", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Replay a trace CSV (DESIGN.md format), e.g. data/traces/sim-seed1-14d.csv.")
+@click.option("--db", "db_path", is_flag=False, flag_value=DEFAULT_DB, default=None, metavar="[PATH]",
+              help=f"Replay the history in the database instead (default path {DEFAULT_DB}).")
+@click.option("--gpu", "gpus", multiple=True, metavar="NAME",
+              help="Allowed GPU type (id, name or part of it); repeat for several. Default: every type.")
+@click.option("--min-vram", type=click.IntRange(min=0), default=None, metavar="GB",
+              help="Instead of --gpu: every type with at least this much VRAM.")
+@click.option("--gpus", "gpu_count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="GPUs per pod.")
+@click.option("--cloud", type=click.Choice(["secure", "community", "any"], case_sensitive=False), default="any",
+              show_default=True, help="Only this cloud.")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None, metavar="H",
+              help="Work to do, in hours of a pod at reference speed (default 100).")
+@click.option("--keep-running", is_flag=True, help="A service kept running for --days instead of a batch job.")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="D",
+              help="How long a --keep-running service runs (default 30).")
+@click.option("--deadline", type=DURATION, default="7d", show_default=True, metavar="DURATION",
+              help="Time from each start to the batch job's deadline.")
+@click.option("--restart-overhead", type=DURATION, default="15m", show_default=True, metavar="DURATION",
+              help="Work lost per interruption (resume time plus work since the last checkpoint).")
+@click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
+              help="Interruptions per day bidder accepts: none, low, medium, high or a number.")
+@click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
+              help="Most per GPU-hour any strategy may pay (bid or on-demand).")
+@click.option("--strategies", "strategy_text", default="all", show_default=True, metavar="LIST",
+              help=f"Comma-separated: {', '.join(_STRATEGIES)}; or all.")
+@click.option("--start", type=_Timestamp(), default=None,
+              help="First job start (ISO 8601); history before it is the strategies' warm-up. "
+                   "Default: 2 days after the history begins.")
+@click.option("--end", type=_Timestamp(), default=None, help="Ignore history from this time on (ISO 8601).")
+@click.option("--every", type=DURATION, default=None, metavar="DURATION",
+              help="Start the same job again every DURATION across the history (rolling windows) and "
+                   "report the mean and the worst window.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reclaim draws.")
+@click.option("--reclaim-rate", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="PER_HOUR",
+              help="Random reclaims per running hour of a spot pod, that no bid avoids.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="Output format.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json (with every window's metrics).")
+@click.option("--chart", type=click.Path(dir_okay=False, writable=True), default=None, metavar="PNG",
+              help="Draw cumulative cost of the first window per strategy, interruptions marked.")
+def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_vram: int | None, gpu_count: int,
+             cloud: str, hours: float | None, keep_running: bool, days: float | None, deadline: timedelta,
+             restart_overhead: timedelta, tolerance: float, max_price: float | None, strategy_text: str,
+             start: datetime | None, end: datetime | None, every: timedelta | None, seed: int,
+             reclaim_rate: float, fmt: str, as_json: bool, chart: str | None) -> None:
+    """Replay price history through bidder and the usual rules, against the hindsight bound.
+
+    Prints one row per strategy: bidder (the production optimizer), on-demand, floor (bid the
+    floor, rebid after each interruption), floor+0.10, bid-on-demand, and hindsight (the cheapest
+    possible, knowing the future). With --every, the job starts again at each offset and the
+    mean and the worst window of each metric are shown.
+    """
+    if (trace is None) == (db_path is None):
+        raise click.UsageError("give exactly one of --trace FILE or --db [PATH]")
+    if keep_running and hours is not None:
+        raise click.UsageError("--hours is for batch jobs; a --keep-running service takes --days")
+    if days is not None and not keep_running:
+        raise click.UsageError("--days goes with --keep-running (a batch job takes --hours and --deadline)")
+    if gpus and min_vram is not None:
+        raise click.UsageError("give --gpu or --min-vram, not both")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter("must be after --start", param_hint="--end")
+    names = _strategies(strategy_text)
+    fmt = "json" if as_json else fmt
+
+    from analysis.backtest import BacktestJob, run_backtest  # lazily: numpy-heavy
+    from bidder.cli.collect import resolve_gpu_types
+    from bidder.models import Policy
+
+    history, known = _load(trace, db_path)
+    gpu_types = tuple(resolve_gpu_types(gpus, known)) if gpus else ()
+    job = BacktestJob(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
+                      work_hours=None if keep_running else (hours if hours is not None else 100.0),
+                      deadline_hours=deadline.total_seconds() / 3600,
+                      keep_running_hours=(days if days is not None else 30.0) * 24 if keep_running else None,
+                      restart_overhead_hours=restart_overhead.total_seconds() / 3600)
+    policy = Policy(max_price=max_price, tolerance=tolerance)
+    progress = _Progress()
+    try:
+        report = run_backtest(history, job, policy, names, start=start.timestamp() if start else None,
+                              end=end.timestamp() if end else None,
+                              every_hours=every.total_seconds() / 3600 if every else None, seed=seed,
+                              reclaim_rate_per_hour=reclaim_rate, record_window=0 if chart else None,
+                              progress=progress)
+    finally:
+        progress.close()
+    summary = report.summary()
+    if chart:
+        _write_chart(report, chart)
+    if fmt == "json":
+        summary["per_window"] = [{"start": _iso(w.start), "strategies": {n: w.metrics(n) for n in report.strategies}}
+                                 for w in report.windows]
+        click.echo(json.dumps(summary, indent=2))
+        return
+    if fmt == "csv":
+        rows = []
+        for s in summary["strategies"]:
+            rows.append({**{c: s.get(c) for c in _COLUMNS}, **{f"worst_{c}": s["worst"].get(c) for c in _COLUMNS[1:]}})
+        emit_rows(rows, [*_COLUMNS, *(f"worst_{c}" for c in _COLUMNS[1:])], "csv")
+        return
+    _print_table(summary)
+
+
+def _print_table(summary: dict[str, Any]) -> None:
+    job, hist = summary["job"], summary["history"]
+    what = (f"service kept running {job['keep_running_days']:g} days" if job["keep_running"] else
+            f"{job['work_hours']:g} GPU-hour job, deadline {job['deadline_hours']:g} h")
+    windows = summary["windows"]
+    click.echo(f"{what}, restart overhead {job['restart_overhead_hours'] * 60:g} min, "
+               f"tolerance {summary['policy']['tolerance']:g}/day; {len(hist['markets'])} market(s): "
+               f"{', '.join(hist['markets'][:4])}{' ...' if len(hist['markets']) > 4 else ''}")
+    click.echo(f"{windows} window(s) from {job['start']}" + (f" every {job['every_hours']:g} h" if job["every_hours"]
+                                                             else "") + f"; history to {hist['to']}")
+    click.echo("")
+    if windows > 1:
+        click.echo("mean over windows:")
+    emit_rows(_table(summary, None), _COLUMNS, "table", headers=_HEADERS)
+    if windows > 1:
+        click.echo("\nworst window:")
+        emit_rows(_table(summary, "worst"), _COLUMNS, "table", headers=_HEADERS)
+
+
+def _iso(epoch: float) -> str:
+    from bidder.store import epoch_to_datetime
+    from bidder.units import to_iso
+
+    return to_iso(epoch_to_datetime(epoch))
+
+
+def _write_chart(report: Any, path: str) -> None:
+    from analysis.charts import cumulative_cost
+
+    fig = cumulative_cost(report)
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the chart to {path}: {exc.strerror or exc}", key="chart") from None
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
