@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
 
+from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import Emulator
 
 
@@ -17,3 +19,13 @@ def emulator() -> Iterator[Emulator]:
     reclaims out). Stopped, with every thread joined, after the test."""
     with Emulator(seed=0) as emu:
         yield emu
+
+
+# -- client (owner: client area) -------------------------------------------------------------------
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[RunPodClient]:
+    """A RunPodClient on the `emulator` with its key, a 5 s timeout and fast, seeded retries
+    (3 sends, 10-50 ms apart: reads and stop/terminate only)."""
+    retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05, max_total=10.0, rng=random.Random(0))
+    with RunPodClient(api_key=emulator.api_key, url=emulator.url, retry=retry, timeout=5.0) as c:
+        yield c
