@@ -96,10 +96,12 @@ def _gpu_filter(store: Store, gpus: Sequence[str]) -> list[str] | None:
               help="GPU counts to quote, e.g. 1,2,4,8 (one request covers them all).")
 @click.option("--cycles", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --every: stop after N intervals.")
+@click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
+              help="Attempts per request on a transient error (429, 5xx, timeout); 1 = fail at once.")
 @db_option
 @api_options
-def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | None, db_path: str,
-            api_url: str) -> None:
+def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | None, retries: int,
+            db_path: str, api_url: str) -> None:
     """Record one price snapshot of every GPU type, both clouds and the given GPU counts.
 
     One API request per snapshot; the catalogue (names, VRAM) is refreshed at most daily. For
@@ -112,14 +114,14 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
       bidder collect --every 5m
     """
     from bidder.collector import LoopStats, collect_once, run_every
-    from bidder.runpod import RunPodClient
+    from bidder.runpod import RetryPolicy, RunPodClient
 
     if every is not None and every.total_seconds() < 1:
         raise click.BadParameter("the interval must be at least 1s (5m is a good choice)", param_hint="--every")
     if cycles is not None and every is None:
         raise click.UsageError("--cycles only makes sense with --every")
     store = _open(db_path, create=True)
-    client = RunPodClient(api_key=resolve_api_key(), url=api_url)
+    client = RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=retries))
 
     def cycle(now: datetime) -> None:
         result = collect_once(client, store, now=now, gpu_counts=gpu_counts)

@@ -1,0 +1,257 @@
+"""The collector against the real emulator over HTTP: one request per cycle, every type × cloud ×
+count stored, nulls, failed cycles, the aligned loop on the virtual clock, two collectors at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.collector import LoopStats, collect_once, run_every
+from bidder.errors import ApiError, AuthError, TransportError
+from bidder.models import CLOUDS
+from bidder.runpod import RetryPolicy, RunPodClient
+from bidder.sim import TEST_API_KEY
+from bidder.store import Store
+from bidder.units import to_iso
+
+A6000 = "NVIDIA RTX A6000"
+NO_RETRY = RetryPolicy(attempts=1)
+MAIN = "from bidder.cli import main; main()"
+
+
+class Counting:
+    """An httpx client that counts the GraphQL requests it sends (the transport seam, no patching)."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+        self.http = httpx.Client(timeout=10.0, event_hooks={"request": [self._count]})
+
+    def _count(self, request: httpx.Request) -> None:
+        self.operations.append(request.content.decode()[:200])
+
+
+def make_client(emulator, *, key: str = TEST_API_KEY, http: httpx.Client | None = None,
+                retry: RetryPolicy = NO_RETRY) -> RunPodClient:
+    return RunPodClient(api_key=key, url=emulator.url, http=http, retry=retry)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "bidder.db") as s:
+        yield s
+
+
+def test_a_cycle_stores_every_type_cloud_and_count_in_one_request(emulator, store):
+    counting = Counting()
+    client = make_client(emulator, http=counting.http)
+    result = collect_once(client, store, now=emulator.now, gpu_counts=(1, 2, 4, 8))
+    types = sorted(emulator.world.gpu_types)
+    assert len(counting.operations) == 2  # lowestPrice for everything + the daily catalogue
+    stored = store.price_history()
+    assert {(q.gpu_type_id, q.cloud, q.gpu_count) for q in stored} == {
+        (t, c, n) for t in types for c in CLOUDS for n in (1, 2, 4, 8)}
+    assert len(stored) == result.quotes == len(types) * 2 * 4
+    assert {q.ts for q in stored} == {emulator.now.replace(microsecond=0)}
+    for q in stored:
+        if q.gpu_count == 1 and q.minimum_bid_price is not None:
+            assert q.minimum_bid_price == pytest.approx(emulator.world.floor(q.gpu_type_id, q.cloud))
+    [row] = store.collections()
+    assert row["error"] is None and row["quotes"] == len(stored) and row["gpu_types"] == len(types)
+    assert {i.id for i in store.gpu_type_infos()} == set(types)
+    # Five minutes later: one request only, the catalogue is fresh.
+    emulator.advance(300)
+    collect_once(client, store, now=emulator.now, gpu_counts=(1, 2, 4, 8))
+    assert len(counting.operations) == 3
+    assert store.collections()[0]["gpu_types"] is None
+    emulator.advance(86400)  # a day later the catalogue is refreshed again
+    collect_once(client, store, now=emulator.now)
+    assert len(counting.operations) == 5 and store.collections()[0]["gpu_types"] == len(types)
+
+
+def test_no_spot_and_no_capacity_are_stored_as_nulls(emulator, store):
+    emulator.world.set_floor(A6000, "COMMUNITY", None)
+    emulator.world.set_capacity(A6000, "SECURE", 0)
+    collect_once(make_client(emulator), store, now=emulator.now)
+    got = {(q.gpu_type_id, q.cloud): q for q in store.latest_quotes()}
+    community, secure = got[A6000, "COMMUNITY"], got[A6000, "SECURE"]
+    assert community.minimum_bid_price is None and community.uninterruptable_price is not None
+    assert secure.minimum_bid_price is None and secure.uninterruptable_price is None
+    assert secure.stock_status == "None"
+    b200 = got["NVIDIA B200", "SECURE"]  # listed without a spot price: never any spot
+    assert b200.minimum_bid_price is None and b200.uninterruptable_price is not None
+    raw = store._conn.execute("SELECT count(*) FROM prices WHERE minimum_bid_price = 0").fetchone()[0]
+    assert raw == 0
+
+
+@pytest.mark.parametrize(("faults", "error"), [("500=1", TransportError), ("429=1", ApiError)])
+def test_a_failed_cycle_stores_only_its_error_row(emulator, store, faults, error):
+    collect_once(make_client(emulator), store, now=emulator.now)
+    before = store.price_history()
+    emulator.advance(300)
+    emulator.set_faults(faults)
+    with pytest.raises(error):
+        collect_once(make_client(emulator), store, now=emulator.now)
+    assert store.price_history() == before
+    failed, ok = store.collections()
+    assert failed["quotes"] == 0 and failed["error"].startswith(error.__name__ if faults == "500=1" else "RateLimited")
+    assert ok["error"] is None
+    assert store.last_collection_ts() == ok["ts"]
+    assert store.last_collection_ts(successful=False) == failed["ts"]
+
+
+def test_a_wrong_key_is_an_auth_error_row(emulator, store):
+    with pytest.raises(AuthError):
+        collect_once(make_client(emulator, key="wrong-key"), store, now=emulator.now)
+    [row] = store.collections()
+    assert row["error"].startswith("AuthError") and "wrong-key" not in row["error"]
+
+
+def test_every_runs_aligned_on_the_virtual_clock_and_retries_with_backoff(emulator, store):
+    client = make_client(emulator)
+    emulator.advance(100)  # start off the grid: the first cycle waits for 00:05
+    attempts = []
+
+    def cycle(now):
+        attempts.append(now)
+        # The second interval's first attempt meets a broken API; its retry 15 s later does not.
+        emulator.set_faults("500=1" if len(attempts) == 2 else None)
+        collect_once(client, store, now=now)
+
+    errors = []
+    stats = run_every(300, cycle, now=lambda: emulator.now, sleep=emulator.advance, max_cycles=4,
+                      on_error=lambda exc, retry_in: errors.append(retry_in))
+    assert (stats.slots, stats.ok, stats.failures, stats.skipped_slots) == (4, 4, 1, 0)
+    assert errors == [15.0]
+    start = emulator.now.replace(hour=0, minute=0, second=0)
+    assert [to_iso(t) for t in attempts] == [to_iso(start + timedelta(seconds=s))
+                                             for s in (300, 600, 615, 900, 1200)]
+    ok = sorted(r["ts"] for r in store.collections() if r["error"] is None)
+    assert [to_iso(t) for t in ok] == [to_iso(start + timedelta(seconds=s)) for s in (300, 615, 900, 1200)]
+
+
+def test_every_honours_retry_after_and_skips_intervals_instead_of_bursting(emulator, store):
+    client = make_client(emulator)
+    emulator.set_faults("429=1,retry_after=700")
+    attempts = []
+
+    def cycle(now):
+        attempts.append(now)
+        if len(attempts) == 2:
+            emulator.set_faults(None)
+        collect_once(client, store, now=now)
+
+    stats = run_every(300, cycle, now=lambda: emulator.now, sleep=emulator.advance, max_cycles=2)
+    start = attempts[0]
+    # Told to wait 700 s at 00:00: the next try is the first interval after that, 00:15.
+    assert [(t - start).total_seconds() for t in attempts] == [0, 900]
+    assert (stats.ok, stats.failures, stats.skipped_slots) == (1, 1, 2)
+
+
+def test_every_stops_on_a_wrong_key(emulator, store):
+    stats = LoopStats()
+    with pytest.raises(AuthError):
+        run_every(300, lambda now: collect_once(make_client(emulator, key="nope"), store, now=now),
+                  now=lambda: emulator.now, sleep=emulator.advance, stats=stats)
+    assert stats.slots == 1 and stats.ok == 0
+
+
+def test_two_collectors_at_once_on_one_file(emulator, tmp_path):
+    """Two threads, each with its own client and connection, collect the same instants: no lock
+    error, both cycles recorded, the snapshot stored once."""
+    path = tmp_path / "shared.db"
+    Store.open(path).close()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def collector() -> None:
+        try:
+            with Store.open(path) as mine:
+                client = make_client(emulator)
+                for _ in range(5):
+                    barrier.wait()
+                    collect_once(client, mine, now=emulator.now, gpu_counts=(1, 2))
+                    if barrier.wait() == 0:
+                        emulator.advance(300)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=collector) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Store.open(path) as s:
+        assert len(s.collections()) == 10 and all(r["error"] is None for r in s.collections())
+        assert len(s.price_history()) == 5 * len(emulator.world.gpu_types) * 2 * 2
+
+
+def _cli(emulator, db, *args: str, key: str = TEST_API_KEY) -> subprocess.Popen:
+    env = {**os.environ, "RUNPOD_API_KEY": key, "RUNPOD_API_URL": emulator.url, "BIDDER_DB": str(db)}
+    return subprocess.Popen([sys.executable, "-c", MAIN, "collect", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_collect_processes_at_once(emulator, tmp_path):
+    db = tmp_path / "bidder.db"
+    procs = [_cli(emulator, db, "--gpu-counts", "1,2") for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    for out, err in outs:
+        assert " stored " in out and err == ""
+    with Store.open(db) as s:
+        assert [r["error"] for r in s.collections()] == [None, None]
+
+
+def test_cli_collect_errors_are_one_line(emulator, tmp_path):
+    db = tmp_path / "bidder.db"
+    out, err = _cli(emulator, db, key="wrong").communicate(timeout=60)
+    assert out == "" and err.count("\n") == 1 and err.startswith("Error: ") and "wrong" not in err
+    assert "HTTP 401" in err
+    emulator.set_faults("429=1,retry_after=0.05")
+    proc = _cli(emulator, db, "--retries", "1")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and err.count("\n") == 1 and err.startswith("Error: ") and "HTTP 429" in err
+    emulator.set_faults(None)
+    env = {**os.environ, "RUNPOD_API_KEY": TEST_API_KEY, "BIDDER_DB": str(db)}
+    closed = subprocess.run([sys.executable, "-c", MAIN, "collect", "--api-url",
+                             "http://127.0.0.1:9/graphql", "--retries", "1"], env=env, capture_output=True, text=True, timeout=60)
+    assert closed.returncode == 1 and closed.stderr.count("\n") == 1 and closed.stderr.startswith("Error: ")
+    assert "cannot connect" in closed.stderr
+    with Store.open(db) as s:
+        assert [r["quotes"] for r in s.collections()] == [0, 0, 0] and s.price_history() == []
+
+
+def test_cli_collect_every_loops_for_n_intervals(emulator, tmp_path):
+    """The CLI loop on the wall clock, kept short: two 1-second intervals."""
+    db = str(tmp_path / "bidder.db")
+    result = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
+        main, ["collect", "--every", "1s", "--cycles", "2", "--db", db, "--api-url", emulator.url])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"Collecting every 1s into {db} (Ctrl-C stops)."
+    assert len(lines) == 4 and all(" stored " in line for line in lines[1:3])
+    assert lines[3] == "2 snapshots stored, 0 failed attempts, 0 intervals skipped."
+    with Store.open(db) as s:
+        stamps = sorted(r["ts"] for r in s.collections())
+        assert len(stamps) == 2 and (stamps[1] - stamps[0]).total_seconds() == 1.0
+
+
+def test_cli_collect_rejects_bad_options(tmp_path):
+    db = str(tmp_path / "bidder.db")
+    runner = CliRunner()
+    result = runner.invoke(main, ["collect", "--gpu-counts", "1,x", "--db", db])
+    assert result.exit_code == 2 and "'x' in '1,x' is not a positive whole number" in result.stderr
+    result = runner.invoke(main, ["collect", "--cycles", "2", "--db", db])
+    assert result.exit_code == 2 and "--cycles only makes sense with --every" in result.stderr
+    result = runner.invoke(main, ["collect", "--every", "soon", "--db", db])
+    assert result.exit_code == 2 and "is not a duration" in result.stderr
