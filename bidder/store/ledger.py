@@ -204,17 +204,24 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     unbiased for a uniform stop time). If a was not RUNNING and b is, it ran for b's uptime (at
     most the interval). The first poll adds
     the uptime before it. Each stretch is priced at the cost of the poll that saw it running.
+    An exit observation (not RUNNING, `uptime_seconds` = the length of the run that ended at its
+    `ts`; see bidder.executor) counts like a RUNNING poll at that instant, so a stop between polls
+    whose time is known is integrated exactly instead of by halves.
     """
     if not observations:
         return 0.0
     total = 0.0
     first = observations[0]
-    if first.get("desired_status") == "RUNNING" and first.get("uptime_seconds"):
+    # An observation that is not RUNNING but carries an uptime is an *exit observation* (written by the
+    # executor at the moment a run ended, read from lastStatusChange): the run lasted that long.
+    if first.get("uptime_seconds"):
         total += float(first["cost_per_hr"] or 0) * float(first["uptime_seconds"]) / 3600
     for a, b in itertools.pairwise(observations):
         dt = (b["ts"] - a["ts"]).total_seconds() if isinstance(a["ts"], datetime) else float(b["ts"] - a["ts"])
-        a_run, b_run = a.get("desired_status") == "RUNNING", b.get("desired_status") == "RUNNING"
+        a_run = a.get("desired_status") == "RUNNING"
         a_up, b_up = a.get("uptime_seconds"), b.get("uptime_seconds")
+        # b ran up to its own time: a RUNNING poll, or an exit observation (not RUNNING, with an uptime).
+        b_run = b.get("desired_status") == "RUNNING" or b_up is not None
         a_cost, b_cost = float(a.get("cost_per_hr") or 0), float(b.get("cost_per_hr") or 0)
         # Uptime grew by about the interval: one continuous run (slack for container start and clock skew).
         continuous = (a_run and b_run and a_up is not None and b_up is not None
