@@ -32,10 +32,18 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from bidder import __version__
-from bidder.errors import ApiError, AuthError, ConfigError, PodNotFound, RateLimited, TransportError
+from bidder.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    GraphQLError,
+    PodNotFound,
+    RateLimited,
+    TransportError,
+)
 from bidder.models import CLOUDS, PriceQuote
 from bidder.runpod import operations as ops
-from bidder.runpod.errors_map import decode_response, from_httpx, shape_error
+from bidder.runpod.errors_map import HTTPX_CAUGHT, decode_response, from_httpx, shape_error
 from bidder.runpod.operations import GraphQLRequest
 from bidder.runpod.types import (
     Account,
@@ -48,7 +56,7 @@ from bidder.runpod.types import (
     price_or_none,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "USER_AGENT", "RetryPolicy", "RunPodClient"]
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "USER_AGENT", "RetryPolicy", "RunPodClient", "retryable"]
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +113,12 @@ class RetryPolicy:
 
 
 def retryable(error: ApiError) -> bool:
-    """Worth sending again (if the operation is safe to repeat): 429, 5xx/408, no answer."""
+    """Worth sending again (if the operation is safe to repeat): 429, 5xx/408, no answer, and
+    RunPod's generic "Something went wrong" (code INTERNAL_SERVER_ERROR, HTTP 200)."""
     if isinstance(error, RateLimited):
         return True
+    if type(error) is GraphQLError:
+        return "INTERNAL_SERVER_ERROR" in error.codes
     return isinstance(error, TransportError) and (error.status is None or error.status >= 500
                                                   or error.status == 408)
 
@@ -176,7 +187,7 @@ class RunPodClient:
         try:
             response = self._http.post(self.url, json=request.payload(), headers=self._headers(),
                                        timeout=self.timeout)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except HTTPX_CAUGHT as exc:
             raise from_httpx(exc, request.operation, self.url, self._key) from exc
         return decode_response(response, request.operation, pod_id=pod_id, secret=self._key)
 

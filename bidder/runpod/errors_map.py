@@ -43,6 +43,7 @@ from bidder.errors import (
 )
 
 __all__ = [
+    "HTTPX_CAUGHT",
     "NOT_SENT",
     "NO_CAPACITY_TEXTS",
     "POD_NOT_FOUND_TEXTS",
@@ -74,6 +75,8 @@ _AUTH_TEXTS = ("must be authenticated", "unauthorized", "invalid api key", "api 
 NOT_SENT: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                                           httpx.UnsupportedProtocol, httpx.ProxyError, httpx.LocalProtocolError,
                                           httpx.InvalidURL)
+#: What the client catches around a send: every exception httpx raises from `Client.post`.
+HTTPX_CAUGHT: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL)
 _MAX_TEXT = 300
 
 
