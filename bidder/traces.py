@@ -67,7 +67,7 @@ def iter_trace(source: str | Path | IO[str], *, name: str | None = None) -> Iter
     Raises TraceFormatError naming the line (the header is line 1) and column of the first problem,
     including a second row for the same (ts, gpu_type, cloud, gpu_count).
     """
-    label = name or (str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "<trace>"))
+    label = name or str(source if isinstance(source, (str, Path)) else getattr(source, "name", "<trace>"))
     with contextlib.ExitStack() as stack:
         if isinstance(source, (str, Path)):
             try:

@@ -63,7 +63,7 @@ def _db_value(value: Any) -> Any:
     return value
 
 
-def _from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def _from_row(row: Mapping[str, Any] | sqlite3.Row) -> dict[str, Any]:
     """A ledger row as a dict, with time columns as aware datetimes."""
     out = dict(row)
     for key, value in out.items():

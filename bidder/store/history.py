@@ -138,12 +138,12 @@ class HistoryStore(StoreBase):
             before = conn.total_changes
             batch: list[tuple[Any, ...]] = []
             for quote in quotes:
-                stamp = _iso(quote.ts)
-                row = _quote_row(stamp, quote)  # type: ignore[arg-type]
+                stamp = _iso(quote.ts) or ""
+                row = _quote_row(stamp, quote)
                 batch.append(row)
                 key = (row[1], row[2], row[3])
                 first, last = spans.get(key, (stamp, stamp))
-                spans[key] = (min(first, stamp), max(last, stamp))  # type: ignore[type-var]
+                spans[key] = (min(first, stamp), max(last, stamp))
                 if len(batch) >= 10_000:
                     conn.executemany(_INSERT_PRICE, batch)
                     total += len(batch)
