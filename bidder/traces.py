@@ -5,7 +5,7 @@ A header row, then one row per quote. Required columns: `ts` (ISO 8601, UTC), `g
 on-demand), both USD per GPU-hour. Optional: `cloud` (SECURE | COMMUNITY, default COMMUNITY),
 `gpu_count` (default 1), `stock_status`. Other columns are ignored; rows may come in any order.
 
-    quotes = read_trace("data/traces/sim-seed7-14d.csv")     # TraceFormatError names line + column
+    quotes = read_trace("data/traces/sim-seed1-14d.csv")     # TraceFormatError names line + column
     write_trace(quotes, sys.stdout)
 
 `bidder import-trace`, `bidder export`, the backtest and `bidder sim serve --trace` speak it.

@@ -133,3 +133,10 @@ def test_history_errors(history_db, tmp_path):
     Store.open(empty).close()
     result = run("history", "A6000", "--db", empty)
     assert result.exit_code == 1 and "no price history in" in result.stderr and "bidder collect" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["collect", "prices", "history", "import-trace", "export"])
+def test_help_ends_with_an_example(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert result.output.rstrip().splitlines()[-1].strip().startswith(f"bidder {command}")

@@ -37,6 +37,33 @@ _EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes fro
                "or load history with `bidder import-trace FILE`")
 
 
+# Each command's --help ends with these examples (click prints the epilog last).
+_EXAMPLE_COLLECT = """\b
+Example:
+  bidder collect --gpu-counts 1,2,4,8
+  bidder collect --every 5m
+"""
+_EXAMPLE_PRICES = """\b
+Example:
+  bidder prices --min-vram 24 --cloud community
+  bidder prices --gpu 4090 --format json
+"""
+_EXAMPLE_HISTORY = """\b
+Example:
+  bidder history "RTX A6000" --since 7d
+  bidder history "NVIDIA GeForce RTX 4090" --since all --cloud community
+"""
+_EXAMPLE_IMPORT_TRACE = """\b
+Example:
+  bidder import-trace data/traces/sim-seed1-14d.csv
+"""
+_EXAMPLE_EXPORT = """\b
+Example:
+  bidder export --since 30d --gpu "RTX A6000" > a6000.csv
+  bidder export -o all-history.csv
+"""
+
+
 # -- shared helpers ----------------------------------------------------------------------------------
 def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None]) -> list[str]:
     """GPU type ids matching what the user typed: an exact id or display name (any case), else
@@ -89,7 +116,7 @@ def _gpu_filter(store: Store, gpus: Sequence[str]) -> list[str] | None:
 
 
 # -- collect -----------------------------------------------------------------------------------------
-@main.command("collect")
+@main.command("collect", epilog=_EXAMPLE_COLLECT)
 @click.option("--every", type=DURATION, default=None, metavar="DURATION",
               help="Loop: collect at every multiple of this interval (e.g. 5m) until Ctrl-C.")
 @click.option("--gpu-counts", type=INT_LIST, default="1", show_default=True, metavar="LIST",
@@ -107,11 +134,6 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     One API request per snapshot; the catalogue (names, VRAM) is refreshed at most daily. For
     cron, run it without --every: exit 0 on success, one line and exit 1 on failure (the failure
     is recorded in the `collections` table).
-
-    \b
-    Example:
-      bidder collect --gpu-counts 1,2,4,8
-      bidder collect --every 5m
     """
     from bidder.collector import LoopStats, collect_once, run_every
     from bidder.runpod import RetryPolicy, RunPodClient
@@ -149,7 +171,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
 
 
 # -- prices ------------------------------------------------------------------------------------------
-@main.command("prices")
+@main.command("prices", epilog=_EXAMPLE_PRICES)
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
               help="Only this GPU type (id, display name or part of one; repeatable).")
 @click.option("--min-vram", type=click.IntRange(min=0), default=None, metavar="GB", help="At least this much VRAM.")
@@ -164,11 +186,6 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
 
     `spot floor` is the lowest accepted bid (minimumBidPrice; `-` = no spot capacity now),
     `spot discount %` what bidding the floor saves against on-demand.
-
-    \b
-    Example:
-      bidder prices --min-vram 24 --cloud community
-      bidder prices --gpu 4090 --format json
     """
     with _open(db_path) as store:
         quotes = store.latest_quotes()
@@ -204,7 +221,7 @@ def _cheapest(quote: PriceQuote) -> float | None:
 
 
 # -- history -----------------------------------------------------------------------------------------
-@main.command("history")
+@main.command("history", epilog=_EXAMPLE_HISTORY)
 @click.argument("gpu")
 @click.option("--since", default="7d", show_default=True, metavar="WHEN",
               help="Window start: a duration before now (7d, 12h), an ISO 8601 time, or 'all'.")
@@ -217,11 +234,6 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
             db_path: str) -> None:
     """Summarise one GPU type's spot floor over a window: min, median, p90, max (USD per GPU-hour)
     and the share of time spot capacity was available, per cloud and GPU count.
-
-    \b
-    Example:
-      bidder history "RTX A6000" --since 7d
-      bidder history "NVIDIA GeForce RTX 4090" --since all --cloud community
     """
     now = datetime.now(UTC)
     start = parse_since(since, now)
@@ -286,7 +298,7 @@ def _summary(series: Any) -> dict[str, Any]:
 
 
 # -- import-trace and export -------------------------------------------------------------------------
-@main.command("import-trace")
+@main.command("import-trace", epilog=_EXAMPLE_IMPORT_TRACE)
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @db_option
 def import_trace(file: str, db_path: str) -> None:
@@ -294,10 +306,6 @@ def import_trace(file: str, db_path: str) -> None:
 
     All or nothing: a malformed row (named by line and column) stores nothing. Idempotent:
     importing the same file again changes no row.
-
-    \b
-    Example:
-      bidder import-trace data/traces/sim-seed7-14d.csv
     """
     from bidder.traces import iter_trace
 
@@ -331,7 +339,7 @@ class _Tally:
             yield q
 
 
-@main.command("export")
+@main.command("export", epilog=_EXAMPLE_EXPORT)
 @click.option("--since", default=None, metavar="WHEN",
               help="Only from this time: a duration before now (7d), an ISO 8601 time, or 'all' (default).")
 @click.option("--until", default=None, metavar="TIME", help="Only before this ISO 8601 time.")
@@ -344,11 +352,6 @@ class _Tally:
 def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: str, gpu_count: int | None,
            output: str | None, db_path: str) -> None:
     """Write price history as a trace CSV (DESIGN.md format), for another machine or a backtest.
-
-    \b
-    Example:
-      bidder export --since 30d --gpu "RTX A6000" > a6000.csv
-      bidder export -o all-history.csv
     """
     from bidder.traces import write_trace
 
