@@ -219,15 +219,16 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     for a, b in itertools.pairwise(observations):
         dt = (b["ts"] - a["ts"]).total_seconds() if isinstance(a["ts"], datetime) else float(b["ts"] - a["ts"])
         a_run = a.get("desired_status") == "RUNNING"
-        a_up, b_up = a.get("uptime_seconds"), b.get("uptime_seconds")
+        a_up: float | None = a.get("uptime_seconds")
+        b_up: float | None = b.get("uptime_seconds")
         # b ran up to its own time: a RUNNING poll, or an exit observation (not RUNNING, with an uptime).
         b_run = b.get("desired_status") == "RUNNING" or b_up is not None
         a_cost, b_cost = float(a.get("cost_per_hr") or 0), float(b.get("cost_per_hr") or 0)
         # Uptime grew by about the interval: one continuous run (slack for container start and clock skew).
-        continuous = (a_run and b_run and a_up is not None and b_up is not None
-                      and b_up - a_up >= dt - max(30.0, 0.1 * dt))
-        if continuous:
-            total += a_cost * min(b_up - a_up, dt) / 3600
+        grew = None if a_up is None or b_up is None else float(b_up) - float(a_up)
+        continuous = a_run and b_run and grew is not None and grew >= dt - max(30.0, 0.1 * dt)
+        if continuous and grew is not None:
+            total += a_cost * min(grew, dt) / 3600
         elif b_run and b_up is not None:
             after = min(float(b_up), dt)
             total += b_cost * after / 3600
