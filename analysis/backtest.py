@@ -50,6 +50,7 @@ from analysis.backtest_history import Market, PriceHistory, history_from_quotes,
 from analysis.strategies import (
     STRATEGY_NAMES,
     Action,
+    BidderFactory,
     PodInfo,
     RunState,
     Strategy,
@@ -241,9 +242,7 @@ class RunResult:
 def strategy_factory(name: str) -> StrategyFactory:
     """The factory of a replayed strategy by its report name ("bidder" or a baseline)."""
     if name == "bidder":
-        from analysis.strategies import BidderStrategy  # the optimizer, when present
-
-        return BidderStrategy
+        return BidderFactory()  # one pool of warmed trackers per backtest
     return baseline_factory(name)
 
 

@@ -35,14 +35,20 @@ All of them respect `policy.max_price`, `allow_spot` and `allow_on_demand`.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from bidder.models import JobSpec, Policy
+from bidder.errors import Infeasible, InsufficientHistory
+from bidder.market import FloorTracker, MarketStats
+from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
+from bidder.optimizer import decide
 
 if TYPE_CHECKING:
     from analysis.backtest import HistoryView, Market
@@ -54,12 +60,15 @@ __all__ = [
     "WAIT",
     "Action",
     "BidOnDemand",
+    "BidderFactory",
+    "BidderStrategy",
     "FloorBid",
     "OnDemand",
     "PodInfo",
     "RunState",
     "Strategy",
     "StrategyFactory",
+    "WarmTrackers",
     "baseline_factory",
 ]
 
@@ -214,3 +223,131 @@ def baseline_factory(name: str) -> StrategyFactory:
     if name == "bid-on-demand":
         return BidOnDemand
     raise ValueError(f"{name!r} is not a baseline; baselines: {', '.join(BASELINE_NAMES)}")
+
+
+def _feed(trackers: Sequence[FloorTracker], view: HistoryView, lo: int, hi: int) -> None:
+    """Give each market's tracker the samples lo..hi-1 the view has revealed, in time order."""
+    if hi <= lo:
+        return
+    times = view.ts[lo:hi].tolist()
+    for m, tracker in enumerate(trackers):
+        update = tracker.update
+        for t, floor, on_demand in zip(times, view.floor(m)[lo:hi].tolist(), view.on_demand(m)[lo:hi].tolist(),
+                                       strict=True):
+            update(t, floor, on_demand)  # NaN means none; the tracker turns it into None
+
+
+class WarmTrackers:
+    """Trackers fed with the history before a window's start, shared by the windows of one backtest.
+
+    Windows start in time order, so each new window feeds only the samples since the previous one
+    (from its own view: nothing unrevealed) and takes a deep copy, instead of replaying all the
+    history before it. A copy fed the same samples in the same order is the same state.
+    """
+
+    def __init__(self, markets: Sequence[Market], tracker_params: Mapping[str, Any] | None = None) -> None:
+        self.markets = tuple(markets)
+        self.params = dict(tracker_params or {})
+        self.trackers: list[FloorTracker] = []
+        self.seen = 0
+        self.first_ts = math.nan
+
+    def fresh(self) -> list[FloorTracker]:
+        return [FloorTracker(m.gpu_type_id, m.cloud, m.gpu_count, **self.params) for m in self.markets]
+
+    def fork(self, view: HistoryView) -> list[FloorTracker]:
+        """Trackers fed with every sample the view has revealed (a private copy)."""
+        n = view.n
+        if not self.trackers or n < self.seen or view.ts[0] != self.first_ts:
+            self.trackers, self.seen, self.first_ts = self.fresh(), 0, float(view.ts[0])
+        _feed(self.trackers, view, self.seen, n)
+        self.seen = n
+        return copy.deepcopy(self.trackers)
+
+
+class BidderFactory:
+    """Makes the `bidder` strategy for each window of one backtest, sharing one WarmTrackers."""
+
+    def __init__(self, tracker_params: Mapping[str, Any] | None = None) -> None:
+        self.tracker_params = tracker_params
+        self.warm: WarmTrackers | None = None
+
+    def __call__(self, markets: Sequence[Market], job: JobSpec, policy: Policy) -> BidderStrategy:
+        if self.warm is None or self.warm.markets != tuple(markets):
+            self.warm = WarmTrackers(markets, self.tracker_params)
+        return BidderStrategy(markets, job, policy, tracker_params=self.tracker_params, warm=self.warm)
+
+
+class BidderStrategy:
+    """bidder itself: the production `bidder.optimizer.decide`, fed like `bidder tick` would be.
+
+    One `FloorTracker` per market takes each sample once, as the view reveals it (incremental,
+    never recomputed); at each decision the trackers' statistics, the latest quote of every market
+    and the job's progress (the running pod, so the optimizer's hysteresis applies) go to `decide`.
+    A market whose tracker still lacks history gets no statistics (on-demand only there, as in
+    production). When `decide` raises Infeasible, the strategy runs on-demand if the deadline is
+    the constraint (finish as soon as possible), else keeps what it has; `notes` counts such calls.
+    """
+
+    name = "bidder"
+
+    def __init__(self, markets: Sequence[Market], job: JobSpec, policy: Policy,
+                 tracker_params: Mapping[str, Any] | None = None, warm: WarmTrackers | None = None) -> None:
+        self.markets = tuple(markets)
+        self.job, self.policy = job, policy
+        self.warm = warm or WarmTrackers(self.markets, tracker_params)
+        self.trackers: list[FloorTracker] = []
+        self.index = {m.key: i for i, m in enumerate(self.markets)}
+        self.seen = 0
+        self.notes: Counter[str] = Counter()
+        self.fallback = OnDemand(self.markets, job, policy)
+
+    def _catch_up(self, view: HistoryView) -> None:
+        if not self.trackers:
+            self.trackers = self.warm.fork(view)
+        else:
+            _feed(self.trackers, view, self.seen, view.n)
+        self.seen = view.n
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        self._catch_up(view)
+        now = view.now
+        stats: dict[tuple[str, str, int], MarketStats] = {}
+        for market, tracker in zip(self.markets, self.trackers, strict=True):
+            try:
+                stats[market.key] = tracker.stats(now)
+            except InsufficientHistory:
+                self.notes["insufficient history"] += 1
+        sampled = datetime.fromtimestamp(float(view.ts[-1]), UTC)
+        floors, on_demand = view.floors_now(), view.on_demand_now()
+        quotes = [PriceQuote(ts=sampled, gpu_type_id=m.gpu_type_id, cloud=m.cloud, gpu_count=m.gpu_count,
+                             minimum_bid_price=None if math.isnan(floors[i]) else float(floors[i]),
+                             uninterruptable_price=None if math.isnan(on_demand[i]) else float(on_demand[i]),
+                             memory_in_gb=m.memory_in_gb, display_name=m.display_name)
+                  for i, m in enumerate(self.markets)]
+        pod = state.pod
+        current = self.markets[pod.market] if pod else None
+        progress = JobProgress(work_done_hours=state.work_done_hours, spent=state.spent,
+                               interruptions=state.interruptions,
+                               current_gpu_type_id=current.gpu_type_id if current else None,
+                               current_cloud=current.cloud if current else None,
+                               current_action=pod.kind if pod else None,  # type: ignore[arg-type]
+                               current_bid_per_gpu=pod.bid if pod else None)
+        try:
+            decision = decide(self.job, self.policy, quotes, stats, datetime.fromtimestamp(now, UTC), progress)
+        except Infeasible as exc:
+            self.notes[f"infeasible: {exc.constraint}"] += 1
+            if exc.constraint == "deadline" and (pod is None or pod.kind != "on_demand"):
+                return self.fallback.decide(view, replace(state, pod=None))
+            return KEEP
+        return self._action(decision)
+
+    def _action(self, decision: Decision) -> Action:
+        if decision.action == "wait" or decision.gpu_type_id is None:
+            return WAIT
+        market = self.index.get((decision.gpu_type_id, decision.cloud or "", decision.gpu_count))
+        if market is None:
+            raise ValueError(f"the optimizer chose {decision.gpu_type_id} {decision.cloud}, not a market of the run")
+        if decision.action == "on_demand":
+            return Action("on_demand", market)
+        return Action("spot", market, decision.bid_per_gpu)

@@ -20,7 +20,7 @@ from analysis.backtest import (
     window_starts,
 )
 from analysis.backtest_history import history_from_series
-from analysis.strategies import BASELINE_NAMES, KEEP, WAIT, Action, FloorBid, RunState
+from analysis.strategies import BASELINE_NAMES, KEEP, WAIT, Action, BidderStrategy, FloorBid, RunState
 from bidder.errors import ConfigError
 from bidder.models import Policy
 
@@ -252,7 +252,7 @@ def _random_history(seed: int, markets: int = 2, samples: int = 600) -> PriceHis
     return make_history(floors, on_demand=0.7)
 
 
-@pytest.mark.parametrize("name", BASELINE_NAMES)
+@pytest.mark.parametrize("name", ["bidder", *BASELINE_NAMES])
 def test_poisoning_the_future_changes_no_earlier_decision(name: str) -> None:
     history = _random_history(3)
     job = BacktestJob(work_hours=20, deadline_hours=40, restart_overhead_hours=0.25)
@@ -267,6 +267,34 @@ def test_poisoning_the_future_changes_no_earlier_decision(name: str) -> None:
         before = history.ts[cut]
         assert [e for e in clean.log if e[0] < before] == [e for e in dirty.log if e[0] < before]
         assert len([e for e in clean.log if e[0] < before]) > 0
+
+
+def test_bidder_warm_trackers_match_fresh_ones() -> None:
+    # Windows share one pool of warmed trackers; each window must decide exactly as with trackers
+    # fed from scratch.
+    history = _random_history(5, samples=1500)
+    job = BacktestJob(work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
+    policy = Policy(tolerance=6.0)
+    report = run_backtest(history, job, policy, ["bidder"], every_hours=12, warmup_hours=8, record_window=None)
+    assert len(report.windows) >= 5
+    for window in report.windows:
+        index = int(np.searchsorted(history.ts, window.start))
+        fresh = BidderStrategy(history.markets, job.spec(_dt(window.start)), policy)
+        alone = replay(history, job, policy, fresh, index)
+        shared = window.results["bidder"]
+        assert (alone.cost, alone.interruptions, alone.decisions, alone.completion_hours) == (
+            shared.cost, shared.interruptions, shared.decisions, shared.completion_hours)
+
+
+def test_bidder_meets_the_deadline_and_beats_on_demand_on_a_calm_market() -> None:
+    rng = np.random.default_rng(1)
+    floors = 0.3 + 0.01 * rng.standard_normal(12 * 24 * 6)
+    history = make_history([floors], on_demand=1.0)
+    job = BacktestJob(work_hours=24, deadline_hours=48, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(), ["bidder", "on-demand", "hindsight"], every_hours=24)
+    bidder = report.aggregate("bidder")
+    assert bidder["deadline_met_share"] == 1.0
+    assert bidder["worst"]["cost_vs_on_demand"] < 0.6
 
 
 # -- windows and selection -------------------------------------------------------------------------------

@@ -86,13 +86,14 @@ def test_hindsight_is_never_above_any_strategy(history: PriceHistory, data: st.D
         gpu_count=data.draw(st.integers(1, 2)),
         speed_factors=tuple((m.gpu_type_id, s) for m, s in zip(history.markets, speeds, strict=True)),
     )
-    policy = Policy(max_price=data.draw(st.one_of(st.none(), st.floats(0.1, 3))))
+    policy = Policy(max_price=data.draw(st.one_of(st.none(), st.floats(0.1, 3))),
+                    tolerance=data.draw(st.sampled_from([0.0, 0.5, 2.0, 6.0])))
     reclaim = data.draw(st.sampled_from([0.0, 0.5]))
     start = data.draw(st.integers(0, len(history) - 1))
     bound = hindsight(history, job, start)
     spec = job.spec(datetime.fromtimestamp(float(history.ts[start]), UTC))
     runs = [replay(history, job, policy, strategy_factory(name)(history.markets, spec, policy), start,
-                   reclaim_rate_per_hour=reclaim) for name in BASELINE_NAMES]
+                   reclaim_rate_per_hour=reclaim) for name in ("bidder", *BASELINE_NAMES)]
     runs.append(replay(history, job, policy, RandomStrategy(data.draw(st.integers(0, 99))), start,
                        reclaim_rate_per_hour=reclaim))
     for r in runs:

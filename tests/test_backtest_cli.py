@@ -1,0 +1,155 @@
+"""`bidder backtest` through click's CliRunner on small generated traces in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.models import PriceQuote
+from bidder.store import Store
+from bidder.traces import write_trace
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+NAMES = ["bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "hindsight"]
+METRICS = ["cost", "cost_vs_hindsight", "cost_vs_on_demand", "work_hours", "deadline_met_share", "interruptions",
+           "restart_hours_lost", "completion_hours", "peak_rate"]
+
+
+def _quotes(days: float = 6, step_min: int = 15, seed: int = 0) -> list[PriceQuote]:
+    """Two GPU types: a calm A6000 (floor about 0.25, on-demand 0.49) and a spiky 4090."""
+    rng = np.random.default_rng(seed)
+    n = int(days * 24 * 60 / step_min)
+    out = []
+    for gpu, base, od, spike in (("NVIDIA RTX A6000", 0.25, 0.49, 0.0), ("NVIDIA GeForce RTX 4090", 0.2, 0.34, 0.08)):
+        floors = base + 0.01 * rng.standard_normal(n)
+        spikes = rng.random(n) < spike
+        floors[spikes] = od * rng.uniform(1.1, 3.0, spikes.sum())
+        for k in range(n):
+            out.append(PriceQuote(ts=START + timedelta(minutes=step_min * k), gpu_type_id=gpu, cloud="COMMUNITY",
+                                  gpu_count=1, minimum_bid_price=round(float(floors[k]), 4),
+                                  uninterruptable_price=od))
+    return out
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    path = tmp_path / "small.csv"
+    write_trace(_quotes(), path)
+    return path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["backtest", *args])
+
+
+def test_json_shape(trace: Path) -> None:
+    result = invoke("--trace", str(trace), "--hours", "20", "--deadline", "2d", "--every", "1d", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["windows"] == 3                           # starts at day 2, 3, 4 (a 2-day deadline fits)
+    assert data["job"]["work_hours"] == 20 and data["job"]["deadline_hours"] == 48
+    assert [s["name"] for s in data["strategies"]] == NAMES
+    for s in data["strategies"]:
+        assert list(s) == ["name", *METRICS, "worst"]
+        assert list(s["worst"]) == METRICS
+    by_name = {s["name"]: s for s in data["strategies"]}
+    assert by_name["hindsight"]["cost_vs_hindsight"] == 1.0
+    assert by_name["on-demand"]["cost_vs_on_demand"] == 1.0
+    # 20 hours on the cheapest on-demand (the 4090 at 0.34), never interrupted.
+    assert by_name["on-demand"]["cost"] == pytest.approx(20 * 0.34)
+    assert by_name["on-demand"]["interruptions"] == 0
+    for s in data["strategies"]:
+        assert s["cost"] >= by_name["hindsight"]["cost"] - 1e-9
+    assert by_name["bidder"]["deadline_met_share"] == 1.0
+    assert len(data["per_window"]) == 3 and set(data["per_window"][0]["strategies"]) == set(NAMES)
+
+
+def test_json_flag_table_and_csv(trace: Path) -> None:
+    args = ("--trace", str(trace), "--gpu", "A6000", "--hours", "10", "--deadline", "1d",
+            "--strategies", "on-demand,floor,hindsight")
+    as_json = invoke(*args, "--json")
+    assert as_json.exit_code == 0 and [s["name"] for s in json.loads(as_json.stdout)["strategies"]] == [
+        "on-demand", "floor", "hindsight"]
+    table = invoke(*args)
+    assert table.exit_code == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("10 GPU-hour job, deadline 24 h, restart overhead 15 min")
+    assert "1 market(s): NVIDIA RTX A6000 COMMUNITY" in lines[0]
+    header = next(line for line in lines if line.startswith("strategy"))
+    assert header.split()[:3] == ["strategy", "cost", "$"]
+    assert any(line.startswith("on-demand") and "4.900" in line for line in lines)   # 10 h x 0.49
+    csv_out = invoke(*args, "--format", "csv")
+    rows = csv_out.stdout.splitlines()
+    assert rows[0].startswith("name,cost,cost_vs_hindsight") and "worst_peak_rate" in rows[0]
+    assert [r.split(",")[0] for r in rows[1:]] == ["on-demand", "floor", "hindsight"]
+
+
+def test_keep_running(trace: Path) -> None:
+    result = invoke("--trace", str(trace), "--gpu", "A6000", "--keep-running", "--days", "2", "--tolerance", "low",
+                    "--strategies", "on-demand,hindsight", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["job"]["keep_running"] is True and data["job"]["keep_running_days"] == 2
+    od = data["strategies"][0]
+    assert od["cost"] == pytest.approx(48 * 0.49) and od["work_hours"] == pytest.approx(48)
+    assert od["deadline_met_share"] is None and od["completion_hours"] is None
+
+
+def test_db_gives_the_same_numbers_as_the_trace(tmp_path: Path, trace: Path) -> None:
+    db = tmp_path / "bidder.db"
+    with Store.open(db) as store:
+        store.import_quotes(_quotes())
+    args = ("--hours", "10", "--deadline", "1d", "--every", "1d", "--strategies", "on-demand,floor,hindsight",
+            "--format", "json")
+    from_db = json.loads(invoke("--db", str(db), *args).stdout)
+    from_trace = json.loads(invoke("--trace", str(trace), *args).stdout)
+    assert from_db["strategies"] == from_trace["strategies"]
+    assert from_db["windows"] == from_trace["windows"] == 4     # starts at day 2, 3, 4, 5
+
+
+def test_chart(tmp_path: Path, trace: Path) -> None:
+    out = tmp_path / "cost.png"
+    result = invoke("--trace", str(trace), "--hours", "10", "--deadline", "1d", "--strategies",
+                    "on-demand,floor,hindsight", "--chart", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_bad_inputs_give_one_line(tmp_path: Path, trace: Path) -> None:
+    _one_line_error(invoke("--trace", str(tmp_path / "missing.csv")), "no trace file at", "missing.csv")
+    _one_line_error(invoke("--trace", str(trace), "--gpu", "H200"), "unknown GPU type 'H200'")
+    _one_line_error(invoke("--trace", str(trace), "--min-vram", "4000"), "no market in the history matches")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+                   "2026-01-01T00:00:00Z,A,0.2,0.5\n2026-01-01T00:05:00Z,A,cheap,0.5\n")
+    _one_line_error(invoke("--trace", str(bad)), "line 3, column minimum_bid_price", "'cheap' is not a number")
+    _one_line_error(invoke("--trace", str(trace), "--hours", "10", "--deadline", "30d"), "too short")
+    missing_db = tmp_path / "nothing.db"
+    _one_line_error(invoke("--db", str(missing_db)), "no bidder database at")
+    assert not missing_db.exists()
+    for args in (["--trace", str(trace), "--db", str(missing_db)], [], ["--trace", str(trace), "--keep-running",
+                 "--hours", "3"], ["--trace", str(trace), "--strategies", "cheapest"]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr.strip().splitlines()[-1].startswith("Error:")
+
+
+def test_help_ends_with_an_example() -> None:
+    result = CliRunner().invoke(main, ["backtest", "--help"])
+    assert result.exit_code == 0
+    assert result.output.rstrip().splitlines()[-1].strip().startswith("bidder backtest")
