@@ -82,7 +82,7 @@ class _Canned(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.seen.append({k.lower(): v for k, v in self.headers.items()})
         status, headers, body, declared = self.server.answer
-        self.send_response(status)
+        self.send_response_only(status)  # no automatic Date/Server: the test sets every header
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(declared if declared is not None else len(body)))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -128,11 +129,13 @@ def parse_retry_after(response: httpx.Response) -> float | None:
         try:
             when = parsedate_to_datetime(value)
             sent = parsedate_to_datetime(response.headers.get("Date", ""))
+            if when is None or sent is None:
+                return None
+            # "-0000" dates parse naive: HTTP dates are always GMT.
+            seconds = (when.replace(tzinfo=when.tzinfo or UTC) - sent.replace(tzinfo=sent.tzinfo or UTC)
+                       ).total_seconds()
         except (TypeError, ValueError, IndexError):
             return None
-        if when is None or sent is None:
-            return None
-        seconds = (when - sent).total_seconds()
     return max(0.0, seconds) if seconds == seconds and seconds != float("inf") else None
 
 
