@@ -234,7 +234,7 @@ class RunPodClient:
         try:
             return parse(value)
         except (ValueError, TypeError, KeyError) as exc:
-            raise shape_error(operation, exc) from exc
+            raise shape_error(operation, exc, self._key) from exc
 
     # -- catalogue and prices ------------------------------------------------------------------
     def build_gpu_types(self) -> GraphQLRequest:
@@ -375,7 +375,7 @@ def _quote(gpu: GpuType, cloud: str, count: int, lowest: Mapping[str, Any], ts: 
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} of {gpu.id} should be a number, got {value!r}")
+            raise ValueError(f"{name} of {gpu.id} should be a number, got a {type(value).__name__} value")
         return float(value)
 
     counts = lowest.get("availableGpuCounts") or []

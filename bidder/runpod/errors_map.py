@@ -220,6 +220,8 @@ def decode_response(response: httpx.Response, operation: str, *, pod_id: str | N
     return data
 
 
-def shape_error(operation: str, exc: Exception) -> ApiError:
-    """A well-formed JSON answer whose content has the wrong shape (the API changed)."""
-    return ApiError(f"{operation}: unexpected answer from the API: {exc}", operation=operation, status=200)
+def shape_error(operation: str, exc: Exception, secret: str | None = None) -> ApiError:
+    """A well-formed JSON answer whose content has the wrong shape (the API changed). The parsers
+    name fields and JSON types, never values; the text is scrubbed all the same."""
+    return ApiError(f"{operation}: unexpected answer from the API: {scrub(str(exc), secret)}", operation=operation,
+                    status=200)

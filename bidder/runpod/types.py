@@ -38,6 +38,13 @@ SPOT_POD_TYPES = frozenset({"INTERRUPTABLE", "BID"})
 
 # -- field readers: absent/null -> None, wrong type -> ValueError ---------------------------------
 
+def _kind(value: Any) -> str:
+    # Names the JSON type only: a server value never enters an error message (it could be anything).
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a non-finite number"
+    return f"a {type(value).__name__} value"
+
+
 def _str(obj: Mapping[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is None:
@@ -52,7 +59,7 @@ def _int(obj: Mapping[str, Any], name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise ValueError(f"field {name} should be a whole number, got {value!r}")
+        raise ValueError(f"field {name} should be a whole number, got {_kind(value)}")
     return int(value)
 
 
@@ -61,7 +68,7 @@ def _float(obj: Mapping[str, Any], name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"field {name} should be a number, got {value!r}")
+        raise ValueError(f"field {name} should be a number, got {_kind(value)}")
     return float(value)
 
 
@@ -70,7 +77,7 @@ def _bool(obj: Mapping[str, Any], name: str) -> bool | None:
     if value is None:
         return None
     if not isinstance(value, bool):
-        raise ValueError(f"field {name} should be true or false, got {value!r}")
+        raise ValueError(f"field {name} should be true or false, got {_kind(value)}")
     return value
 
 

@@ -1,0 +1,120 @@
+"""The API key never leaks: a known key goes through every success and failure path of the client
+(401, 429 JSON/HTML, 500, timeout, dropped and refused connections, a lost create, GraphQL errors,
+servers that echo the key), and every log record at DEBUG, every exception's str/repr/traceback,
+every repr and every dry-run print is searched for it."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import traceback
+
+import pytest
+from client_helpers import A6000, NO_RETRY, Recorder, canned_server, fast_retry
+
+from bidder.errors import BidderError
+from bidder.runpod import PodSpec, RunPodClient
+from bidder.sim import Emulator
+
+SECRET = "rpa_S3CRET0KEY0THAT0MUST0NEVER0SHOW0UP0ANYWHERE0000"
+SPEC = PodSpec(name="job", image_name="runpod/pytorch", gpu_type_id=A6000, cloud_type="COMMUNITY")
+
+
+class Collected:
+    """Everything a user or an operator could see."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.errors = 0
+
+    def error(self, exc: BaseException) -> None:
+        self.errors += 1
+        chain: BaseException | None = exc
+        while chain is not None:
+            self.texts += [str(chain), repr(chain), *map(str, chain.args)]
+            chain = chain.__cause__ or chain.__context__
+        self.texts.append("".join(traceback.format_exception(exc)))
+        for name in ("messages", "operation", "retry_after"):
+            self.texts.append(repr(getattr(exc, name, None)))
+
+    def call(self, fn, *args) -> None:
+        try:
+            result = fn(*args)
+        except BidderError as exc:
+            self.error(exc)
+        else:
+            self.texts.append(repr(result))
+
+
+@pytest.fixture
+def secret_emulator():
+    with Emulator(seed=0, api_key=SECRET) as emu:
+        yield emu
+
+
+def test_the_key_appears_nowhere(secret_emulator, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
+    emu = secret_emulator
+    seen = Collected()
+    recorder = Recorder()
+    client = RunPodClient(api_key=SECRET, url=emu.url, http=recorder.http, retry=fast_retry(attempts=2),
+                          timeout=0.2)
+    # Successes (and a retry that logs).
+    emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+    seen.texts.append(repr(client.lowest_prices((1,), ts=emu.now)))
+    pod = client.rent_interruptable(SPEC, 0.3)
+    seen.texts += [repr(pod), repr(client.myself()), repr(client.pods()), repr(client)]
+    # Dry-run output of every mutation.
+    for request in (client.build_rent_interruptable(SPEC, 0.3), client.build_deploy_on_demand(SPEC),
+                    client.build_bid_resume(pod.id, 0.3, 1), client.build_resume(pod.id, 1),
+                    client.build_stop(pod.id), client.build_terminate(pod.id), client.build_lowest_prices()):
+        seen.texts += [request.to_json(), repr(request)]
+    # Every fault the emulator can inject, on a read (retried) and on a create (sent once).
+    for fault in ("429=1,html=0", "429=1,html=1", "500=1", "internal=1", "timeout=1,delay=0.5", "drop=1",
+                  "lost_create=1"):
+        emu.set_faults(fault)
+        seen.call(client.gpu_types)
+        seen.call(client.rent_interruptable, SPEC, 0.3)
+    emu.set_faults(None)
+    # GraphQL errors: no capacity, unknown pod, spot retired, a malformed document.
+    emu.world.set_floor(A6000, "COMMUNITY", 5.0)
+    seen.call(client.rent_interruptable, SPEC, 0.3)
+    seen.call(client.terminate, "missing")
+    seen.call(client.resume, pod.id, 1)
+    emu.set_spot_enabled(False)
+    seen.call(client.bid_resume, pod.id, 0.3, 1)
+    # A wrong key (HTTP 401): the client's key is the secret, the server wants another.
+    with Emulator(seed=0) as other:
+        wrong = RunPodClient(api_key=SECRET, url=other.url, retry=NO_RETRY)
+        seen.call(wrong.gpu_types)
+        seen.call(wrong.rent_interruptable, SPEC, 0.3)
+        seen.texts.append(repr(wrong))
+    # A refused connection.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    seen.call(RunPodClient(api_key=SECRET, url=f"http://127.0.0.1:{port}/graphql", retry=NO_RETRY).gpu_types)
+    # Servers that echo the key back in their error texts.
+    with canned_server() as server:
+        echo = RunPodClient(api_key=SECRET, url=server.url, retry=NO_RETRY, timeout=2)
+        for status, body in ((200, {"errors": [{"message": f"bad token Bearer {SECRET}"}]}),
+                             (400, f"<html>token {SECRET} rejected</html>"),
+                             (500, {"errors": [{"message": f"crash for {SECRET}"}]}),
+                             (200, {"data": {"gpuTypes": [{"id": "X", "memoryInGb": SECRET}]}}),
+                             (401, f"<html>{SECRET}</html>"), (429, f"<html>{SECRET}</html>")):
+            server.set(status, body)
+            seen.call(echo.gpu_types)
+        # The canned server saw the key in the header: the search below would find it if it leaked.
+        assert server.seen[-1]["authorization"] == f"Bearer {SECRET}"
+    assert not any(SECRET in repr(r.headers) for r in recorder.requests)  # httpx masks it in reprs
+    assert recorder.requests[0].headers["Authorization"] == f"Bearer {SECRET}"  # positive control
+    recorder.close()
+
+    assert seen.errors == 26  # every path above that fails did fail
+    logs = [caplog.text, *(r.getMessage() for r in caplog.records),
+            *("".join(traceback.format_exception(*r.exc_info)) for r in caplog.records if r.exc_info)]
+    assert any("podRentInterruptable" in t for t in logs)  # the capture did see the client's traffic
+    leaks = [t for t in seen.texts + logs if SECRET in t]
+    assert leaks == []
+    # Not even a fragment long enough to be useful.
+    assert not any(SECRET[4:24] in t for t in seen.texts + logs)
