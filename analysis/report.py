@@ -1,0 +1,543 @@
+"""Cost reports: what bidder's pods cost over a period, against what on-demand would have cost.
+
+    from analysis.report import spend_report, price_chart_data
+    with Store.open("data/bidder.db", create=False) as store:
+        report = spend_report(store, since=now - timedelta(days=7), until=now)
+    report.jobs / report.pods / report.totals / report.markets     # plain dataclasses
+    report.to_dict()                                                # JSON-ready
+
+Spend comes from the ledger's observation-based estimate (`bidder.store.estimate_spend`). That
+estimate is a sum over the pod's polls (the uptime before the first poll, then one term per pair
+of consecutive polls), so each term is recovered from the same function as
+`estimate_spend([a, b]) - estimate_spend([a])` and placed on the stretch of time it covers. A
+report period that cuts a stretch takes the share of it inside the period (linear in time); a
+period that covers a pod's whole life gives exactly `estimate_spend` of all its polls. Running
+hours are the same integral at 1 USD per hour (as `bidder.executor.running_hours`).
+
+The on-demand comparison prices each stretch's running hours at the on-demand price of the pod's
+GPU type and cloud (pods of its GPU count, else 1-GPU quotes) from the `prices` table: at every
+moment the nearest earlier snapshot that had an on-demand price (before the first one, the first).
+A pod in cloud "ALL" is compared with the cheaper cloud.
+
+An interruption is a stop of a pod that bidder did not ask for: a poll (or exit observation) that
+is not RUNNING right after one that was, with no `stop`/`terminate` action of bidder's for that pod
+between the two. It is dated at that observation.
+
+Nothing here reads the clock: `since`/`until` are passed in (None = unbounded).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from bidder.store import FloorSeries, Store, estimate_spend
+from bidder.units import to_iso
+
+__all__ = [
+    "JobSpend",
+    "MarketSummary",
+    "PodSpend",
+    "PodTrack",
+    "SpendReport",
+    "market_summary",
+    "pod_track",
+    "price_chart_data",
+    "spend_report",
+]
+
+_STOP_KINDS = ("stop", "terminate")
+_BID_KINDS = ("rent_spot", "bid_resume")
+_CLOUDS = ("SECURE", "COMMUNITY")
+
+
+# -- result types ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PodSpend:
+    """One managed pod over the period. Money in USD; `avg_per_gpu_hour` USD per GPU-hour.
+
+    `hours` are running hours of the pod in the period; `gpu_hours` = hours x gpu_count.
+    `on_demand_cost` is what those hours would have cost on-demand (None: no on-demand price was
+    ever recorded for its GPU type and cloud); `saving` = on_demand_cost - spend, `saving_pct` its
+    share of on_demand_cost (0-100).
+    """
+
+    pod_id: str
+    job: str | None
+    name: str | None
+    gpu_type_id: str | None
+    cloud: str | None
+    gpu_count: int
+    kind: str
+    bid_per_gpu: float | None
+    state: str | None
+    created: datetime | None
+    last_poll: datetime | None
+    hours: float
+    gpu_hours: float
+    spend: float
+    interruptions: int
+    avg_per_gpu_hour: float | None
+    on_demand_cost: float | None
+    saving: float | None
+    saving_pct: float | None
+    interruption_times: tuple[datetime, ...] = field(default=(), repr=False)
+    # Cumulative curve inside the period, for charts: (epoch seconds, USD spent, USD on-demand).
+    curve: tuple[tuple[float, float, float], ...] = field(default=(), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("curve")
+        out["interruption_times"] = [to_iso(t) for t in self.interruption_times]
+        for key in ("created", "last_poll"):
+            out[key] = to_iso(out[key]) if out[key] is not None else None
+        return out
+
+
+@dataclass(frozen=True)
+class JobSpend:
+    """A job's pods together over the period (or the totals of the report, with job "TOTAL").
+
+    `gpu_types`, `clouds`, `kinds` list what its pods used; other fields as in PodSpend, summed.
+    `curve` is the job's cumulative spend and on-demand cost over time (for the spend chart).
+    """
+
+    job: str
+    pods: tuple[str, ...]
+    gpu_types: tuple[str, ...]
+    clouds: tuple[str, ...]
+    kinds: tuple[str, ...]
+    hours: float
+    gpu_hours: float
+    spend: float
+    interruptions: int
+    avg_per_gpu_hour: float | None
+    on_demand_cost: float | None
+    saving: float | None
+    saving_pct: float | None
+    interruption_times: tuple[datetime, ...] = field(default=(), repr=False)
+    curve: tuple[tuple[float, float, float], ...] = field(default=(), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("curve")
+        out["interruption_times"] = [to_iso(t) for t in self.interruption_times]
+        for key in ("pods", "gpu_types", "clouds", "kinds"):
+            out[key] = list(out[key])
+        return out
+
+
+@dataclass(frozen=True)
+class MarketSummary:
+    """One market over the period: median spot floor and on-demand price (USD per GPU-hour; None =
+    never seen), the floor's range, and the share of time spot capacity was offered (0-1)."""
+
+    gpu_type_id: str
+    cloud: str
+    gpu_count: int
+    samples: int
+    first: datetime | None
+    last: datetime | None
+    median_floor: float | None
+    min_floor: float | None
+    max_floor: float | None
+    median_on_demand: float | None
+    spot_share: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("first", "last"):
+            out[key] = to_iso(out[key]) if out[key] is not None else None
+        return out
+
+
+@dataclass(frozen=True)
+class SpendReport:
+    """The report: pods, jobs, totals and markets over [since, until) (None = unbounded).
+
+    `managed_pods` counts every pod in the ledger (of the chosen job), in the period or not, so
+    an empty report can say whether nothing ran at all or nothing ran in this period. `notes` are
+    caveats worth showing (unknown on-demand prices, actions left pending by a crash).
+    """
+
+    since: datetime | None
+    until: datetime | None
+    job: str | None
+    pods: tuple[PodSpend, ...]
+    jobs: tuple[JobSpend, ...]
+    totals: JobSpend
+    markets: tuple[MarketSummary, ...]
+    managed_pods: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.pods
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"since": to_iso(self.since) if self.since else None,
+                "until": to_iso(self.until) if self.until else None,
+                "job": self.job,
+                "jobs": [j.to_dict() for j in self.jobs],
+                "pods": [p.to_dict() for p in self.pods],
+                "totals": self.totals.to_dict(),
+                "markets": [m.to_dict() for m in self.markets],
+                "managed_pods": self.managed_pods,
+                "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class PodTrack:
+    """A managed pod drawn on a price chart: its bid over time (a step function: `bid_ts` epoch
+    seconds, `bids` USD per GPU-hour, the last one held to `end`) and its interruptions."""
+
+    pod_id: str
+    gpu_type_id: str | None
+    cloud: str | None
+    kind: str
+    bid_ts: tuple[float, ...]
+    bids: tuple[float, ...]
+    end: float | None
+    interruptions: tuple[float, ...]
+
+
+# -- time helpers ----------------------------------------------------------------------------------
+def _epoch(value: datetime | None, default: float) -> float:
+    return value.timestamp() if value is not None else default
+
+
+def _dt(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+class _Step:
+    """A price held from each snapshot to the next (nearest earlier snapshot), with its integral."""
+
+    def __init__(self, ts: np.ndarray, values: np.ndarray) -> None:
+        keep = ~np.isnan(values)
+        self.ts, self.values = ts[keep], values[keep]
+        widths = np.diff(self.ts)
+        self.area = np.concatenate(([0.0], np.cumsum(self.values[:-1] * widths)))
+
+    def __bool__(self) -> bool:
+        return bool(self.ts.size)
+
+    def integral(self, x: np.ndarray) -> np.ndarray:
+        """Integral from the first snapshot to x (before it, the first price extends backwards)."""
+        k = np.searchsorted(self.ts, x, side="right") - 1
+        kc = np.clip(k, 0, None)
+        return np.where(k < 0, self.values[0] * (x - self.ts[0]), self.area[kc] + self.values[kc] * (x - self.ts[kc]))
+
+    def mean(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Mean price over each [a, b] (the price at a when b == a)."""
+        width = b - a
+        at_a = self.values[np.clip(np.searchsorted(self.ts, a, side="right") - 1, 0, None)]
+        safe = np.where(width > 0, width, 1.0)
+        return np.where(width > 0, (self.integral(b) - self.integral(a)) / safe, at_a)
+
+
+# -- spend of one pod ------------------------------------------------------------------------------
+def _segments(observations: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """(start, end, USD, running hours) per stretch of time covered by estimate_spend's terms."""
+    rows: list[tuple[float, float, float, float]] = []
+    if not observations:
+        return np.zeros((0, 4))
+
+    def hours(obs: Sequence[Mapping[str, Any]]) -> float:
+        return estimate_spend([{**o, "cost_per_hr": 1.0} for o in obs])
+
+    first = observations[0]
+    t0 = first["ts"].timestamp()
+    h0 = hours([first])
+    if h0 > 0:
+        rows.append((t0 - float(first["uptime_seconds"]), t0, estimate_spend([first]), h0))
+    for a, b in itertools.pairwise(observations):
+        usd = estimate_spend([a, b]) - estimate_spend([a])
+        run = hours([a, b]) - hours([a])
+        rows.append((a["ts"].timestamp(), b["ts"].timestamp(), usd, run))
+    return np.array(rows, dtype=float).reshape(-1, 4)
+
+
+def _share_inside(seg: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Share of each stretch inside [lo, hi) (a zero-length stretch: 1 if its time is inside)."""
+    start, end = seg[:, 0], seg[:, 1]
+    length = end - start
+    overlap = np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0.0, None)
+    point = ((start >= lo) & (start < hi)).astype(float)
+    return np.where(length > 0, overlap / np.where(length > 0, length, 1.0), point)
+
+
+def _interruptions(observations: Sequence[Mapping[str, Any]], stops: Sequence[datetime]) -> list[datetime]:
+    """Times the pod stopped without bidder asking (see the module docstring)."""
+    out = []
+    last_running: datetime | None = None
+    for obs in observations:
+        if obs.get("desired_status") == "RUNNING":
+            last_running = obs["ts"]
+            continue
+        if last_running is not None and not any(last_running <= s <= obs["ts"] for s in stops):
+            out.append(obs["ts"])
+        last_running = None
+    return out
+
+
+class _OnDemand:
+    """On-demand price lookups per (GPU type, cloud, GPU count), read once per report."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.markets = set(store.markets())
+        self._cache: dict[tuple[str, str, int], _Step] = {}
+
+    def market_for(self, gpu_type_id: str, cloud: str, gpu_count: int) -> tuple[str, str, int] | None:
+        """The market whose quotes price this pod: its own GPU count, else 1, else any count."""
+        for count in (gpu_count, 1):
+            if (gpu_type_id, cloud, count) in self.markets:
+                return gpu_type_id, cloud, count
+        counts = sorted(c for g, cl, c in self.markets if g == gpu_type_id and cl == cloud)
+        return (gpu_type_id, cloud, counts[0]) if counts else None
+
+    def step(self, market: tuple[str, str, int]) -> _Step:
+        if market not in self._cache:
+            series = self.store.floor_series(*market)
+            self._cache[market] = _Step(series.ts, series.on_demand)
+        return self._cache[market]
+
+    def mean(self, gpu_type_id: str | None, cloud: str | None, gpu_count: int, a: np.ndarray,
+             b: np.ndarray) -> np.ndarray | None:
+        """Mean on-demand price per GPU-hour over each [a, b]; None when never recorded."""
+        if gpu_type_id is None:
+            return None
+        clouds = _CLOUDS if cloud in (None, "ALL", "ANY") else (cloud,)
+        found = []
+        for c in clouds:
+            market = self.market_for(gpu_type_id, c, gpu_count)
+            step = self.step(market) if market else None
+            if step:
+                found.append(step.mean(a, b))
+        if not found:
+            return None
+        return np.min(np.vstack(found), axis=0)  # cloud "ALL": the cheaper cloud
+
+
+def _pct(saving: float | None, base: float | None) -> float | None:
+    if saving is None or not base:
+        return None
+    return 100.0 * saving / base
+
+
+def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: float, hi: float) -> PodSpend | None:
+    """The pod's numbers inside [lo, hi), or None when it did not exist or run in it."""
+    pod_id = row["pod_id"]
+    observations = store.observations(pod_id)
+    stops = [a["ts"] for a in store.actions(pod_id=pod_id)
+             if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    seg = _segments(observations)
+    gpu_count = int(row.get("gpu_count") or 1)
+    created = row.get("created")
+    seen = [t for t in (created, row.get("last_seen"), row.get("ended")) if t is not None]
+    seen += [o["ts"] for o in observations[-1:]]
+    if seg.size:
+        seen.append(_dt(float(seg[0, 0])))
+    if not seen or min(seen).timestamp() >= hi or max(seen).timestamp() < lo:
+        return None
+
+    share = _share_inside(seg, lo, hi) if seg.size else np.zeros(0)
+    usd = seg[:, 2] * share if seg.size else np.zeros(0)
+    run = seg[:, 3] * share if seg.size else np.zeros(0)
+    spend, hours = float(usd.sum()), float(run.sum())
+    on_demand_cost: float | None = 0.0
+    od = np.zeros(0)
+    if seg.size:
+        a = np.maximum(seg[:, 0], lo)
+        b = np.maximum(np.minimum(seg[:, 1], hi), a)
+        mean = prices.mean(row.get("gpu_type_id"), row.get("cloud"), gpu_count, a, b)
+        if mean is None:
+            on_demand_cost = None if hours > 0 else 0.0
+            od = np.zeros(len(seg))
+        else:
+            od = run * mean * gpu_count
+            on_demand_cost = float(od.sum())
+    saving = None if on_demand_cost is None else on_demand_cost - spend
+    gpu_hours = hours * gpu_count
+    cut = [t for t in _interruptions(observations, stops) if lo <= t.timestamp() < hi]
+    curve: tuple[tuple[float, float, float], ...] = ()
+    if seg.size:
+        inside = share > 0
+        ends = np.minimum(seg[inside, 1], hi)
+        order = np.argsort(ends, kind="stable")
+        curve = tuple(zip(ends[order].tolist(), np.cumsum(usd[inside][order]).tolist(),
+                          np.cumsum(od[inside][order]).tolist(), strict=True))
+    return PodSpend(
+        pod_id=pod_id, job=row.get("job"), name=row.get("name"), gpu_type_id=row.get("gpu_type_id"),
+        cloud=row.get("cloud"), gpu_count=gpu_count, kind=row.get("kind") or "spot",
+        bid_per_gpu=row.get("bid_per_gpu"), state=row.get("state"), created=created,
+        last_poll=observations[-1]["ts"] if observations else None, hours=hours, gpu_hours=gpu_hours,
+        spend=spend, interruptions=len(cut), avg_per_gpu_hour=spend / gpu_hours if gpu_hours > 0 else None,
+        on_demand_cost=on_demand_cost, saving=saving, saving_pct=_pct(saving, on_demand_cost),
+        interruption_times=tuple(cut), curve=curve)
+
+
+def _merge_curves(curves: Iterable[tuple[tuple[float, float, float], ...]]) -> tuple[tuple[float, float, float], ...]:
+    """Cumulative curves of several pods as one: increments merged in time order."""
+    steps: list[tuple[float, float, float]] = []
+    for curve in curves:
+        prev_usd = prev_od = 0.0
+        for t, usd, od in curve:
+            steps.append((t, usd - prev_usd, od - prev_od))
+            prev_usd, prev_od = usd, od
+    steps.sort(key=lambda s: s[0])
+    out, usd_total, od_total = [], 0.0, 0.0
+    for t, d_usd, d_od in steps:
+        usd_total += d_usd
+        od_total += d_od
+        out.append((t, usd_total, od_total))
+    return tuple(out)
+
+
+def _combine(name: str, pods: Sequence[PodSpend]) -> JobSpend:
+    spend = sum(p.spend for p in pods)
+    gpu_hours = sum(p.gpu_hours for p in pods)
+    unknown = any(p.on_demand_cost is None for p in pods)
+    on_demand_cost = None if unknown else sum(p.on_demand_cost or 0.0 for p in pods)
+    saving = None if on_demand_cost is None else on_demand_cost - spend
+
+    def distinct(values: Iterable[str | None]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v for v in values if v))
+
+    return JobSpend(
+        job=name, pods=tuple(p.pod_id for p in pods), gpu_types=distinct(p.gpu_type_id for p in pods),
+        clouds=distinct(p.cloud for p in pods), kinds=distinct(p.kind for p in pods),
+        hours=sum(p.hours for p in pods), gpu_hours=gpu_hours, spend=spend,
+        interruptions=sum(p.interruptions for p in pods),
+        avg_per_gpu_hour=spend / gpu_hours if gpu_hours > 0 else None, on_demand_cost=on_demand_cost,
+        saving=saving, saving_pct=_pct(saving, on_demand_cost),
+        interruption_times=tuple(sorted(t for p in pods for t in p.interruption_times)),
+        curve=_merge_curves(p.curve for p in pods))
+
+
+# -- markets ---------------------------------------------------------------------------------------
+def _summarise(series: FloorSeries) -> MarketSummary:
+    ts, floor, on_demand = series.ts, series.floor, series.on_demand
+    n = len(series)
+    if n == 0:
+        return MarketSummary(series.gpu_type_id, series.cloud, series.gpu_count, 0, None, None, None, None,
+                             None, None, None)
+    have = ~np.isnan(floor)
+    # Time-weighted: each snapshot stands for the time to the next, capped at twice the usual step,
+    # so a gap in collection counts neither as spot nor as its absence.
+    step = float(np.median(np.diff(ts))) if n > 1 else 300.0
+    weights = np.minimum(np.diff(ts, append=ts[-1] + step), 2 * step)
+    total = float(weights.sum())
+    share = float(weights[have].sum() / total) if total > 0 else float(have.mean())
+    spot = floor[have]
+    od = on_demand[~np.isnan(on_demand)]
+
+    def stat(values: np.ndarray, fn: Any) -> float | None:
+        return float(fn(values)) if values.size else None
+
+    return MarketSummary(
+        gpu_type_id=series.gpu_type_id, cloud=series.cloud, gpu_count=series.gpu_count, samples=n,
+        first=_dt(float(ts[0])), last=_dt(float(ts[-1])), median_floor=stat(spot, np.median),
+        min_floor=stat(spot, np.min), max_floor=stat(spot, np.max), median_on_demand=stat(od, np.median),
+        spot_share=share)
+
+
+def market_summary(store: Store, since: datetime | None = None, until: datetime | None = None,
+                   markets: Iterable[tuple[str, str, int]] | None = None) -> list[MarketSummary]:
+    """Per market (GPU type, cloud, GPU count; default: every market with history) over
+    [since, until): median floor and on-demand, floor range, share of time with spot. Markets
+    without a sample in the period are left out."""
+    chosen = list(dict.fromkeys(markets)) if markets is not None else store.markets()
+    out = []
+    for gpu_type_id, cloud, gpu_count in chosen:
+        series = store.floor_series(gpu_type_id, cloud, gpu_count, since=since, until=until)
+        if len(series):
+            out.append(_summarise(series))
+    return out
+
+
+# -- the report ------------------------------------------------------------------------------------
+def spend_report(store: Store, since: datetime | None = None, until: datetime | None = None, *,
+                 job: str | None = None) -> SpendReport:
+    """Spend per pod and per job over [since, until) (None = unbounded), against on-demand, with
+    totals and a summary of the markets the pods ran in. `job` keeps one job's pods."""
+    lo, hi = _epoch(since, -math.inf), _epoch(until, math.inf)
+    rows = store.managed_pods(job)
+    prices = _OnDemand(store)
+    pods = [p for p in (_pod_spend(store, row, prices, lo, hi) for row in rows) if p is not None]
+    by_job: dict[str, list[PodSpend]] = {}
+    for p in pods:
+        by_job.setdefault(p.job or "-", []).append(p)
+    jobs = tuple(_combine(name, group) for name, group in sorted(by_job.items()))
+    totals = _combine("TOTAL", pods)
+
+    used: list[tuple[str, str, int]] = []
+    for p in pods:
+        if p.gpu_type_id is None:
+            continue
+        for cloud in _CLOUDS if p.cloud in (None, "ALL", "ANY") else (p.cloud,):
+            market = prices.market_for(p.gpu_type_id, cloud, p.gpu_count)
+            if market is not None:
+                used.append(market)
+    markets = tuple(market_summary(store, since, until, used)) if used else ()
+
+    notes = []
+    unknown = sorted({f"{p.gpu_type_id} ({p.cloud})" for p in pods if p.on_demand_cost is None})
+    if unknown:
+        notes.append(f"no on-demand price recorded for {', '.join(unknown)}: saving unknown "
+                     "(collect prices with `bidder collect`)")
+    pending = [a for a in store.actions(job, outcome="pending") if lo <= a["ts"].timestamp() < hi]
+    if pending:
+        notes.append(f"{len(pending)} action(s) still pending (sent but never completed: a crash between the "
+                     f"call and its answer?): ids {', '.join(str(a['id']) for a in pending[:10])}")
+    return SpendReport(since=since, until=until, job=job, pods=tuple(pods), jobs=jobs, totals=totals,
+                       markets=markets, managed_pods=len(rows), notes=tuple(notes))
+
+
+# -- price chart data ------------------------------------------------------------------------------
+def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTrack | None:
+    """A managed pod's bids (from its rent_spot/bid_resume actions, else its recorded bid) and
+    interruptions, for the price chart; None if bidder does not manage it."""
+    row = store.pod(pod_id)
+    if row is None:
+        return None
+    actions = store.actions(pod_id=pod_id)
+    bids = [(a["ts"].timestamp(), float(a["bid_per_gpu"])) for a in actions
+            if a["kind"] in _BID_KINDS and a["outcome"] == "ok" and a["bid_per_gpu"] is not None]
+    if not bids and row.get("bid_per_gpu") is not None and row.get("created") is not None:
+        bids = [(row["created"].timestamp(), float(row["bid_per_gpu"]))]
+    observations = store.observations(pod_id)
+    stops = [a["ts"] for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    ends = [t for t in (row.get("ended"), row.get("last_seen")) if t is not None]
+    ends += [o["ts"] for o in observations[-1:]]
+    end = max(ends).timestamp() if ends else None
+    if until is not None and end is not None:
+        end = min(end, until.timestamp())
+    return PodTrack(pod_id=pod_id, gpu_type_id=row.get("gpu_type_id"), cloud=row.get("cloud"),
+                    kind=row.get("kind") or "spot", bid_ts=tuple(t for t, _ in bids),
+                    bids=tuple(b for _, b in bids), end=end,
+                    interruptions=tuple(t.timestamp() for t in _interruptions(observations, stops)))
+
+
+def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence[str] | None = None,
+                     gpu_count: int = 1, since: datetime | None = None,
+                     until: datetime | None = None) -> list[FloorSeries]:
+    """The floor and on-demand series of each GPU type in each cloud (default: both) over
+    [since, until), for `analysis.report_charts.price_chart`; markets without samples are left out."""
+    known = set(store.markets())
+    out = []
+    for gpu_type_id in gpu_type_ids:
+        for cloud in clouds or _CLOUDS:
+            if (gpu_type_id, cloud, gpu_count) not in known:
+                continue
+            series = store.floor_series(gpu_type_id, cloud, gpu_count, since=since, until=until)
+            if len(series):
+                out.append(series)
+    return out
