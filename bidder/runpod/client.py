@@ -56,7 +56,15 @@ from bidder.runpod.types import (
     price_or_none,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "USER_AGENT", "RetryPolicy", "RunPodClient", "retryable"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_URL",
+    "USER_AGENT",
+    "RetryPolicy",
+    "RunPodClient",
+    "parse_quotes",
+    "retryable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +270,7 @@ class RunPodClient:
         request = self.build_lowest_prices(gpu_counts, clouds)
         counts, wanted = ops.price_markets(gpu_counts, clouds)
         data = self.execute(request)
-        return self._parse(request.operation, lambda d: _quotes(d, ts, counts, wanted), data)
+        return self._parse(request.operation, lambda d: parse_quotes(d, ts, counts, wanted), data)
 
     # -- account and pods ----------------------------------------------------------------------
     def build_myself(self) -> GraphQLRequest:
@@ -353,8 +361,9 @@ def _items(data: Mapping[str, Any], name: str) -> list[Any]:
     return [v for v in value if v is not None]
 
 
-def _quotes(data: Mapping[str, Any], ts: datetime, counts: tuple[int, ...],
-            clouds: tuple[str, ...]) -> list[PriceQuote]:
+def parse_quotes(data: Mapping[str, Any], ts: datetime, counts: tuple[int, ...],
+                 clouds: tuple[str, ...]) -> list[PriceQuote]:
+    """The PriceQuotes of a `build_lowest_prices(counts, clouds)` answer's data (see lowest_prices)."""
     quotes = []
     for raw in _items(data, "gpuTypes"):
         gpu = parse_gpu_type(raw)
