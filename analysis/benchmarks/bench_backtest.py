@@ -1,0 +1,114 @@
+"""How fast is the backtest replay? One strategy over a year of 5-minute samples of one GPU type.
+
+    python3 analysis/benchmarks/bench_backtest.py               # 365 days = 105,120 steps, RTX 4090 community
+    python3 analysis/benchmarks/bench_backtest.py --days 30     # a quick run
+    python3 analysis/benchmarks/bench_backtest.py --clouds SECURE,COMMUNITY   # two markets to choose from
+
+The history is the emulator's market model (`bidder.sim.generate_quotes`, seed 1). Each strategy
+runs once as a service kept running over the whole span (so every step is replayed, and decided:
+the decision interval is every sample). Prints, per strategy, wall time, replay steps per second,
+and the ratio to the engine alone (a strategy that never runs a pod, measured in the same run).
+For `bidder`, also where its time goes: FloorTracker.update per sample, FloorTracker.stats and
+bidder.optimizer.decide per call (measured on the same history, outside the replay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+
+from analysis.backtest import (
+    BacktestJob,
+    HistoryView,
+    hindsight,
+    history_from_quotes,
+    replay,
+    strategy_factory,
+)
+from analysis.strategies import KEEP, Action, RunState
+from bidder.market import FloorTracker
+from bidder.models import JobProgress, Policy, PriceQuote
+from bidder.optimizer import decide
+from bidder.sim import generate_quotes
+
+
+class Idle:
+    """Never runs a pod: what the engine costs by itself."""
+
+    name = "engine alone"
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        return KEEP
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=float, default=365.0)
+    parser.add_argument("--gpu", default="NVIDIA GeForce RTX 4090")
+    parser.add_argument("--clouds", default="COMMUNITY", help="comma-separated: SECURE, COMMUNITY")
+    parser.add_argument("--tolerance", type=float, default=2.0)
+    args = parser.parse_args()
+
+    t = time.perf_counter()
+    quotes = generate_quotes(seed=1, days=args.days, step_s=300, gpu_types=[args.gpu],
+                             clouds=tuple(args.clouds.split(",")))
+    history = history_from_quotes(quotes)
+    steps = len(history)
+    print(f"history: {steps:,} steps x {len(history.markets)} market(s) ({args.gpu}, {args.clouds}), "
+          f"built in {time.perf_counter() - t:.2f} s")
+    span_h = (history.end - history.ts[0]) / 3600
+    job = BacktestJob(work_hours=None, keep_running_hours=span_h, restart_overhead_hours=0.25)
+    policy = Policy(tolerance=args.tolerance)
+    spec = job.spec(datetime.fromtimestamp(float(history.ts[0]), UTC))
+
+    def timed(strategy: object) -> tuple[float, int]:
+        t0 = time.perf_counter()
+        result = replay(history, job, policy, strategy, 0)  # type: ignore[arg-type]
+        return time.perf_counter() - t0, result.decisions
+
+    timed(Idle())  # warm-up: first-call costs (imports, caches) stay out of the figures
+    base_s, _ = timed(Idle())
+    print(f"\n{'strategy':<14} {'seconds':>8} {'steps/s':>10} {'decisions':>10} {'x engine alone':>15}")
+    print(f"{'engine alone':<14} {base_s:8.2f} {steps / base_s:10,.0f} {'':>10} {1.0:15.1f}")
+    for name in ("on-demand", "floor", "floor+0.10", "bid-on-demand", "bidder"):
+        seconds, decisions = timed(strategy_factory(name)(history.markets, spec, policy))
+        print(f"{name:<14} {seconds:8.2f} {steps / seconds:10,.0f} {decisions:10,} {seconds / base_s:15.1f}")
+    t0 = time.perf_counter()
+    hindsight(history, job, 0)
+    seconds = time.perf_counter() - t0
+    print(f"{'hindsight':<14} {seconds:8.3f} {steps / seconds:10,.0f} {'(vectorised)':>10}")
+
+    # Where the bidder's time goes, per call, on the same history.
+    trackers = [FloorTracker(m.gpu_type_id, m.cloud, m.gpu_count) for m in history.markets]
+    t0 = time.perf_counter()
+    for m, tracker in enumerate(trackers):
+        for ts, floor, od in zip(history.ts.tolist(), history.floor[m].tolist(), history.on_demand[m].tolist(),
+                                 strict=True):
+            tracker.update(ts, floor, od)
+    update_us = (time.perf_counter() - t0) / (steps * len(trackers)) * 1e6
+    now = float(history.ts[-1])
+    calls = 2000
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        stats = {(m.gpu_type_id, m.cloud, m.gpu_count): tr.stats(now) for m, tr in zip(history.markets, trackers,
+                                                                                     strict=True)}
+    stats_ms = (time.perf_counter() - t0) / calls * 1e3
+    at = datetime.fromtimestamp(now, UTC)
+    quotes_now = [PriceQuote(ts=at, gpu_type_id=m.gpu_type_id, cloud=m.cloud, gpu_count=1,
+                             minimum_bid_price=None if np.isnan(history.floor[i, -1]) else float(history.floor[i, -1]),
+                             uninterruptable_price=float(history.on_demand[i, -1]))
+                  for i, m in enumerate(history.markets)]
+    service = spec
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        decide(service, policy, quotes_now, stats, at, JobProgress())
+    decide_ms = (time.perf_counter() - t0) / calls * 1e3
+    print(f"\nbidder per step: FloorTracker.update {update_us:.1f} us per market-sample; "
+          f"stats of {len(trackers)} market(s) {stats_ms:.3f} ms; decide {decide_ms:.3f} ms per call")
+
+
+if __name__ == "__main__":
+    main()
