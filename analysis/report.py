@@ -372,8 +372,10 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
         inside = share > 0
         ends = np.minimum(seg[inside, 1], hi)
         order = np.argsort(ends, kind="stable")
-        curve = tuple(zip(ends[order].tolist(), np.cumsum(usd[inside][order]).tolist(),
-                          np.cumsum(od[inside][order]).tolist(), strict=True))
+        if ends.size:  # from 0 where the first stretch inside the period begins
+            start = max(float(seg[inside, 0].min()), lo)
+            curve = ((start, 0.0, 0.0), *zip(ends[order].tolist(), np.cumsum(usd[inside][order]).tolist(),
+                                              np.cumsum(od[inside][order]).tolist(), strict=True))
     return PodSpend(
         pod_id=pod_id, job=row.get("job"), name=row.get("name"), gpu_type_id=row.get("gpu_type_id"),
         cloud=row.get("cloud"), gpu_count=gpu_count, kind=row.get("kind") or "spot",

@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "sim",
     "collect",
     "backtest",
+    "report",
 )
 
 

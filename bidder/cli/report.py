@@ -1,0 +1,397 @@
+"""Cost report commands: `bidder report` (what was spent and saved, per job and pod) and
+`bidder chart prices|spend` (PNG charts).
+
+The numbers come from `analysis.report` and the drawings from `analysis.report_charts`, imported
+inside the command functions so that other commands (a cron `bidder tick`) never pay for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bidder.cli import main
+from bidder.cli.common import db_option, emit_rows
+from bidder.errors import ConfigError
+from bidder.store import Store
+from bidder.units import parse_duration, parse_timestamp, to_iso
+
+__all__ = ["chart", "chart_prices", "chart_spend", "report"]
+
+_EXAMPLE_REPORT = """\b
+Example:
+  bidder report --since 7d
+  bidder report --job train --since 2026-01-01T00:00:00Z --format json
+  bidder report --since 30d --chart spend.png
+"""
+_EXAMPLE_CHART = """\b
+Example:
+  bidder chart prices --gpu "RTX A6000" --gpu 4090 --since 3d prices.png
+  bidder chart spend --since 30d spend.png
+"""
+_EXAMPLE_CHART_PRICES = """\b
+Example:
+  bidder chart prices --gpu "RTX A6000" --gpu 4090 --cloud community --since 3d prices.png
+  bidder chart prices --pod abc123xyz --since 2d pod.png
+"""
+_EXAMPLE_CHART_SPEND = """\b
+Example:
+  bidder chart spend --since 30d spend.png
+  bidder chart spend --job train --since all train.png
+"""
+
+_CLOUD_CHOICE = click.Choice(["secure", "community", "any"], case_sensitive=False)
+_NO_PODS = ("launch one with `bidder launch --gpu NAME --image IMAGE`, or add jobs to bidder.toml and run "
+            "`bidder tick` from cron (see the README)")
+_NO_PRICES = ("collect prices with `bidder collect` (every 5 minutes from cron, see the README) or load "
+              "history with `bidder import-trace FILE`")
+_MAX_CHART_TYPES = 6
+
+_JOB_COLUMNS = ("job", "gpu_types", "clouds", "kinds", "hours", "gpu_hours", "spend", "avg_per_gpu_hour",
+                "interruptions", "on_demand_cost", "saving", "saving_pct")
+_JOB_HEADERS = ("job", "GPU type", "cloud", "kind", "pod-h", "GPU-h", "spent $", "$/GPU-h", "interruptions",
+                "on-demand $", "saved $", "saved %")
+_POD_COLUMNS = ("pod_id", "job", "gpu_type_id", "cloud", "kind", "gpu_count", "bid_per_gpu", "hours", "spend",
+                "avg_per_gpu_hour", "interruptions", "on_demand_cost", "saving", "saving_pct", "state")
+_POD_HEADERS = ("pod", "job", "GPU type", "cloud", "kind", "GPUs", "bid $/GPU-h", "pod-h", "spent $", "$/GPU-h",
+                "interruptions", "on-demand $", "saved $", "saved %", "state")
+_MARKET_COLUMNS = ("gpu_type_id", "cloud", "gpu_count", "samples", "median_floor", "min_floor", "max_floor",
+                   "median_on_demand", "spot_pct")
+_MARKET_HEADERS = ("GPU type", "cloud", "GPUs", "samples", "median floor", "min floor", "max floor",
+                   "median on-demand", "spot available %")
+_CSV_COLUMNS = ("level", "job", "pod_id", "gpu_type_id", "cloud", "kind", "gpu_count", "hours", "gpu_hours",
+                "spend", "avg_per_gpu_hour", "interruptions", "on_demand_cost", "saving", "saving_pct")
+
+
+# -- shared options and helpers ------------------------------------------------------------------------
+def _window_options(func: Any) -> Any:
+    func = click.option("--now", "now_text", metavar="TIME", default=None,
+                        help="Act as if it were TIME (ISO 8601; default: the wall clock), e.g. to report on an "
+                             "emulator's virtual time.")(func)
+    func = click.option("--until", "until_text", metavar="WHEN", default=None,
+                        help="Period end: an ISO 8601 time or a duration before now (default: now).")(func)
+    func = click.option("--since", "since_text", metavar="WHEN", default="7d", show_default=True,
+                        help="Period start: a duration before now (7d, 12h), an ISO 8601 time, or 'all'.")(func)
+    return func
+
+
+def _when(text: str, now: datetime, hint: str) -> datetime:
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither a duration before now (e.g. 7d, 12h) nor an ISO 8601 "
+                                 "time (e.g. 2026-01-01T00:00:00Z)", param_hint=hint) from None
+
+
+def _window(since_text: str, until_text: str | None, now_text: str | None) -> tuple[datetime | None, datetime]:
+    """The report period [since, until) from the options; only CLI entry points read the clock."""
+    if now_text is None:
+        now = datetime.now(UTC)
+    else:
+        try:
+            now = parse_timestamp(now_text)
+        except ValueError:
+            raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
+                                     param_hint="--now") from None
+    until = _when(until_text, now, "--until") if until_text else now
+    since = None if since_text.strip().lower() == "all" else _when(since_text, now, "--since")
+    if since is not None and since >= until:
+        raise click.BadParameter(f"the period is empty: {to_iso(since)} is not before --until {to_iso(until)}",
+                                 param_hint="--since")
+    return since, until
+
+
+def _open(db_path: str) -> Store:
+    if not Path(db_path).exists():
+        raise ConfigError(f"no bidder database at {db_path}: nothing to report yet; {_NO_PODS} (or point --db / "
+                          "BIDDER_DB at your database)", key="db")
+    return Store.open(db_path, create=False)
+
+
+def _period(since: datetime | None, until: datetime) -> str:
+    return f"from {to_iso(since)} to {to_iso(until)}" if since else f"up to {to_iso(until)}"
+
+
+def _check_job(store: Store, job: str | None) -> None:
+    """An unknown --job is a bad option (listing the known ones), unless no pod exists at all."""
+    if job is None or not store.managed_pods():
+        return
+    known = sorted({p["job"] for p in store.managed_pods() if p["job"]} | {j["name"] for j in store.jobs()})
+    if job not in known:
+        listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        raise click.BadParameter(f"unknown job {job!r}; known jobs: {listed or 'none'}", param_hint="--job")
+
+
+def _empty_message(report: Any, db_path: str) -> str:
+    period = _period(report.since, report.until)
+    if report.managed_pods == 0 and report.job is not None:
+        return f"Job {report.job!r} has no pods in {db_path} yet: nothing spent. Its first `bidder tick` launches one."
+    if report.managed_pods == 0:
+        return f"No managed pods in {db_path} yet: nothing spent. To start, {_NO_PODS}."
+    what = f"job {report.job!r}'s {report.managed_pods}" if report.job else f"all {report.managed_pods}"
+    return (f"No managed pod ran {period}: {what} pod(s) ran outside this period; widen it, "
+            f"e.g. --since all.")
+
+
+def _rounded(value: Any, digits: int = 6) -> Any:
+    """Floats rounded for output (3.0, not 2.999999999999999), recursively."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
+def _save(fig: Any, out: str) -> None:
+    """Write the figure to `out` all at once (a temporary file renamed into place), then close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(out)
+    kind = path.suffix.lstrip(".").lower() or "png"
+    try:
+        supported = fig.canvas.get_supported_filetypes()
+        if kind not in supported:
+            raise click.BadParameter(f"cannot write a .{kind} chart; use one of "
+                                     f"{', '.join('.' + k for k in sorted(supported))} (e.g. out.png)",
+                                     param_hint="OUT")
+        if not path.parent.is_dir():
+            raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist", key="chart")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=120, format=kind)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the chart to {out}: {exc.strerror or exc}", key="chart") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    finally:
+        plt.close(fig)
+
+
+# -- bidder report -------------------------------------------------------------------------------------
+@main.command("report", epilog=_EXAMPLE_REPORT)
+@_window_options
+@click.option("--job", default=None, metavar="NAME", help="Only this job's pods.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="Output format.")
+@click.option("--chart", type=click.Path(dir_okay=False), default=None, metavar="PNG",
+              help="Also draw cumulative spend per job against on-demand into this file.")
+@db_option
+def report(since_text: str, until_text: str | None, now_text: str | None, job: str | None, fmt: str,
+           chart: str | None, db_path: str) -> None:
+    """What bidder's pods cost over a period, and what they saved against on-demand.
+
+    Per job and per pod: GPU type, cloud, spot or on-demand, running hours, USD spent (estimated
+    from each poll of the pod, pay-as-bid), interruptions, the average paid per GPU-hour, what the
+    same running hours would have cost on-demand at the prices recorded then, and the saving. Then
+    the markets the pods ran in: median spot floor, on-demand, and the share of time with spot.
+    An empty period is not an error (exit 0).
+    """
+    since, until = _window(since_text, until_text, now_text)
+    from analysis.report import spend_report  # lazily: `bidder tick` must not pay for analysis
+
+    with _open(db_path) as store:
+        _check_job(store, job)
+        result = spend_report(store, since, until, job=job)
+    if result.is_empty:
+        message = _empty_message(result, db_path)
+        if fmt == "json":
+            payload = result.to_dict()
+            payload["notes"] = [message, *payload["notes"]]
+            click.echo(json.dumps({"db": db_path, **_rounded(payload)}, indent=2))
+        elif fmt == "csv":
+            emit_rows([], _CSV_COLUMNS, "csv")
+            click.echo(message, err=True)
+        else:
+            click.echo(message)
+        if chart:
+            click.echo(f"No chart written to {chart}: nothing ran in the period.", err=True)
+        return
+    if chart:
+        from analysis.report_charts import spend_chart
+
+        _save(spend_chart(result), chart)
+    if fmt == "json":
+        click.echo(json.dumps({"db": db_path, **_rounded(result.to_dict())}, indent=2))
+    elif fmt == "csv":
+        emit_rows(_csv_rows(result), _CSV_COLUMNS, "csv")
+    else:
+        _print_table(result, db_path)
+    if chart:
+        click.echo(f"Wrote {chart}.", err=fmt != "table")
+
+
+def _job_row(job: Any) -> dict[str, Any]:
+    row = _rounded(job.to_dict(), 4)
+    for key in ("gpu_types", "clouds", "kinds"):
+        row[key] = ", ".join(row[key]) or None
+    if row["saving_pct"] is not None:
+        row["saving_pct"] = round(row["saving_pct"])
+    return row
+
+
+def _pod_row(pod: Any) -> dict[str, Any]:
+    row = _rounded(pod.to_dict(), 4)
+    if row["saving_pct"] is not None:
+        row["saving_pct"] = round(row["saving_pct"])
+    return row
+
+
+def _print_table(result: Any, db_path: str) -> None:
+    jobs, pods = len(result.jobs), len(result.pods)
+    click.echo(f"Spend {_period(result.since, result.until)} ({db_path}): {jobs} job{'s' * (jobs != 1)}, "
+               f"{pods} pod{'s' * (pods != 1)}. Money in USD; pod-h = running hours.")
+    click.echo("")
+    rows = [_job_row(j) for j in result.jobs] + [_job_row(result.totals)]
+    rows[-1].update(gpu_types=None, clouds=None, kinds=None)
+    emit_rows(rows, _JOB_COLUMNS, "table", headers=_JOB_HEADERS)
+    click.echo("")
+    emit_rows([_pod_row(p) for p in result.pods], _POD_COLUMNS, "table", headers=_POD_HEADERS)
+    if result.markets:
+        click.echo("")
+        click.echo("Markets over the period (USD per GPU-hour):")
+        markets = []
+        for m in result.markets:
+            row = _rounded(m.to_dict(), 4)
+            row["spot_pct"] = None if m.spot_share is None else round(100 * m.spot_share)
+            markets.append(row)
+        emit_rows(markets, _MARKET_COLUMNS, "table", headers=_MARKET_HEADERS)
+    for note in result.notes:
+        click.echo(f"Note: {note}")
+
+
+def _csv_rows(result: Any) -> list[dict[str, Any]]:
+    rows = [{"level": "pod", **_rounded(p.to_dict())} for p in result.pods]
+    for j in (*result.jobs, result.totals):
+        row = _rounded(j.to_dict())
+        rows.append({**row, "level": "total" if j is result.totals else "job",
+                     "job": None if j is result.totals else j.job,
+                     "gpu_type_id": "; ".join(row["gpu_types"]), "cloud": "; ".join(row["clouds"]),
+                     "kind": "; ".join(row["kinds"])})
+    return rows
+
+
+# -- bidder chart --------------------------------------------------------------------------------------
+@main.group("chart", epilog=_EXAMPLE_CHART)
+def chart() -> None:
+    """Draw cost-report charts as PNG files: market prices, or spend against on-demand."""
+
+
+def _default_gpus(store: Store, pod_row: dict[str, Any] | None, gpu_count: int) -> list[str]:
+    """With no --gpu: the pod's type, else the types bidder's pods ran on, else the 3 cheapest spot
+    floors of the newest snapshot."""
+    if pod_row is not None and pod_row.get("gpu_type_id"):
+        return [pod_row["gpu_type_id"]]
+    used = list(dict.fromkeys(p["gpu_type_id"] for p in store.managed_pods() if p["gpu_type_id"]))
+    if used:
+        return used[:_MAX_CHART_TYPES]
+    quotes = [q for q in store.latest_quotes() if q.gpu_count == gpu_count and q.minimum_bid_price is not None]
+    quotes.sort(key=lambda q: q.minimum_bid_price or 0.0)
+    return list(dict.fromkeys(q.gpu_type_id for q in quotes))[:3]
+
+
+def _resolve(store: Store, gpus: Sequence[str]) -> list[str]:
+    from bidder.cli.collect import resolve_gpu_types
+
+    ids = resolve_gpu_types(gpus, store.gpu_type_names())
+    if len(ids) > _MAX_CHART_TYPES:
+        raise click.BadParameter(f"{', '.join(repr(g) for g in gpus)} match {len(ids)} GPU types "
+                                 f"({', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''}); a chart shows at most "
+                                 f"{_MAX_CHART_TYPES}: name them more exactly", param_hint="--gpu")
+    return ids
+
+
+@chart.command("prices", epilog=_EXAMPLE_CHART_PRICES)
+@click.argument("out", metavar="OUT.png", type=click.Path(dir_okay=False))
+@click.option("--gpu", "gpus", multiple=True, metavar="NAME",
+              help="GPU type (id, display name or part of one; repeatable). Default: the types bidder's pods "
+                   "ran on, else the 3 cheapest spot floors now.")
+@click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
+@click.option("--gpu-count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Prices quoted for pods of N GPUs.")
+@click.option("--pod", "pod_id", default=None, metavar="POD_ID",
+              help="Mark this managed pod's bid and its interruptions (adds its GPU type).")
+@_window_options
+@db_option
+def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, pod_id: str | None,
+                 since_text: str, until_text: str | None, now_text: str | None, db_path: str) -> None:
+    """Spot floor and on-demand price over time for chosen GPU types (USD per GPU-hour), with a
+    managed pod's bid and interruptions when --pod is given. Writes OUT.png.
+    """
+    since, until = _window(since_text, until_text, now_text)
+    from analysis.report import pod_track, price_chart_data
+    from analysis.report_charts import price_chart
+
+    with _open(db_path) as store:
+        pod_row = None
+        if pod_id is not None:
+            pod_row = store.pod(pod_id)
+            if pod_row is None:
+                known = [p["pod_id"] for p in store.managed_pods()][-10:]
+                raise click.BadParameter(f"bidder manages no pod {pod_id!r}; "
+                                         + (f"recent pods: {', '.join(known)}" if known else
+                                            f"it manages none yet ({_NO_PODS})"), param_hint="--pod")
+        if not store.markets():
+            click.echo(f"No price history in {db_path} yet: no chart written. First {_NO_PRICES}.")
+            return
+        ids = _resolve(store, gpus) if gpus else _default_gpus(store, pod_row, gpu_count)
+        if pod_row is not None and pod_row.get("gpu_type_id") and pod_row["gpu_type_id"] not in ids:
+            ids.append(pod_row["gpu_type_id"])
+        clouds = None if cloud.lower() == "any" else [cloud.upper()]
+        series = price_chart_data(store, ids, clouds, gpu_count, since, until)
+        track = pod_track(store, pod_id, until) if pod_id is not None else None
+        names = store.gpu_type_names()
+        spans = [s for s in store.market_spans() if s["gpu_type_id"] in ids]
+    if not series:
+        history = (f"their history runs from {to_iso(min(s['first_ts'] for s in spans))} to "
+                   f"{to_iso(max(s['last_ts'] for s in spans))}; try --since all" if spans
+                   else f"none is recorded; {_NO_PRICES}")
+        click.echo(f"No prices of {', '.join(ids) or 'any GPU type'} ({cloud} cloud, {gpu_count} GPU) "
+                   f"{_period(since, until)}: {history}. No chart written.")
+        return
+    _save(price_chart(series, track, names), out)
+    markets = ", ".join(f"{s.gpu_type_id} {s.cloud.lower()}" for s in series)
+    click.echo(f"Wrote {out}: {markets}, {_period(since, until)}"
+               + (f"; pod {pod_id} bid and {len(track.interruptions)} interruption(s) marked" if track else "")
+               + ".")
+
+
+@chart.command("spend", epilog=_EXAMPLE_CHART_SPEND)
+@click.argument("out", metavar="OUT.png", type=click.Path(dir_okay=False))
+@click.option("--job", default=None, metavar="NAME", help="Only this job.")
+@_window_options
+@db_option
+def chart_spend(out: str, job: str | None, since_text: str, until_text: str | None, now_text: str | None,
+                db_path: str) -> None:
+    """Cumulative spend per job over the period against what the same running hours would have cost
+    on-demand, interruptions marked. Writes OUT.png (the chart of `bidder report --chart`).
+    """
+    since, until = _window(since_text, until_text, now_text)
+    from analysis.report import spend_report
+    from analysis.report_charts import spend_chart
+
+    with _open(db_path) as store:
+        _check_job(store, job)
+        result = spend_report(store, since, until, job=job)
+    if result.is_empty:
+        click.echo(f"{_empty_message(result, db_path)} No chart written.")
+        return
+    _save(spend_chart(result), out)
+    click.echo(f"Wrote {out}: {len(result.jobs)} job(s), ${result.totals.spend:,.2f} spent "
+               f"{_period(since, until)}.")
