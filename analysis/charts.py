@@ -23,11 +23,18 @@ from matplotlib.figure import Figure
 if TYPE_CHECKING:
     from analysis.backtest import BacktestReport
 
-__all__ = ["COLORS", "cumulative_cost", "ratio_bars"]
+__all__ = ["COLORS", "color_of", "cumulative_cost", "ratio_bars"]
 
 #: One colour per strategy, the same in every chart.
 COLORS: dict[str, str] = {"bidder": "#1f77b4", "on-demand": "#7f7f7f", "floor": "#d62728",
-                          "floor+0.10": "#ff7f0e", "bid-on-demand": "#9467bd", "hindsight": "#2ca02c"}
+                          "floor+0.10": "#ff7f0e", "bid-on-demand": "#9467bd", "hindsight": "#2ca02c",
+                          "floor (uncapped)": "#8c564b"}
+_SPARE = ("#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939")
+
+
+def color_of(name: str) -> str:
+    """The strategy's colour; names outside COLORS get a spare one, stable per name."""
+    return COLORS.get(name) or _SPARE[sum(map(ord, name)) % len(_SPARE)]
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -49,7 +56,7 @@ def cumulative_cost(report: BacktestReport, window: int = 0, ax: Axes | None = N
         if r is None or not r.curve:
             continue
         hours, spent = np.array([(0.0, 0.0), *r.curve]).T
-        color = COLORS.get(name)
+        color = color_of(name)
         style = "--" if name == "hindsight" else "-"
         ax.plot(hours, spent, style, color=color, lw=1.6,
                 label=f"{name}: ${r.cost:,.2f}" + (f", {r.interruptions} interruptions" if r.interruptions else ""))
@@ -82,6 +89,7 @@ def ratio_bars(summaries: Sequence[tuple[str, dict[str, Any]]], metric: str = "c
     names = [s["name"] for s in summaries[0][1]["strategies"]] if summaries else []
     width = 0.8 / max(1, len(names))
     x = np.arange(len(summaries))
+    values: list[float] = []
     for k, name in enumerate(names):
         means, worsts = [], []
         for _, summary in summaries:
@@ -89,8 +97,14 @@ def ratio_bars(summaries: Sequence[tuple[str, dict[str, Any]]], metric: str = "c
             means.append(np.nan if row is None or row[metric] is None else row[metric])
             worsts.append(np.nan if row is None or row["worst"][metric] is None else row["worst"][metric])
         pos = x - 0.4 + width * (k + 0.5)
-        ax.bar(pos, means, width, color=COLORS.get(name), label=name)
+        ax.bar(pos, means, width, color=color_of(name), label=name)
         ax.plot(pos, worsts, "_", color="black", ms=8)
+        values.extend(v for v in (*means, *worsts) if np.isfinite(v) and v > 0)
+    if values and max(values) / min(values) > 8:
+        ax.set_yscale("log")  # one runaway strategy must not flatten the others
+        ticks = [t for t in (0.5, 1, 2, 3, 5, 10, 20, 50, 100) if min(values) / 1.5 <= t <= max(values) * 1.5]
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
     ax.set_xticks(x, [label for label, _ in summaries], fontsize=8, rotation=15, ha="right")
     ax.set_ylabel(metric.replace("_", " ") + " (bar: mean, tick: worst window)")
     if metric == "cost_vs_hindsight":
