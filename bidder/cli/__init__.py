@@ -21,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "collect",
     "backtest",
     "report",
+    "execute",
 )
 
 

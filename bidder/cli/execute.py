@@ -1,0 +1,518 @@
+"""Executor commands: `bidder launch`, `tick`, `jobs` (list, stop, start), `pods`, `stop`.
+
+Logic lives in bidder.executor / bidder.tick / bidder.jobs; this module parses options, reads the
+wall clock (or `--now`), prints, and maps outcomes to exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from bidder.cli import main
+from bidder.cli.common import (
+    DURATION,
+    TOLERANCE,
+    api_options,
+    db_option,
+    emit_rows,
+    format_option,
+    resolve_api_key,
+)
+from bidder.collector import collect_once
+from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
+from bidder.executor import Executor, LaunchResult
+from bidder.jobs import DEFAULT_CONFIG, JobConfig, job_from_values, load_config
+from bidder.models import Decision
+from bidder.runpod import Pod, RunPodClient
+from bidder.store import Store, estimate_spend
+from bidder.tick import job_progress, run_tick
+from bidder.units import format_duration, parse_timestamp, to_iso
+
+__all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
+
+_EXAMPLE_LAUNCH = """\b
+Example:
+  bidder launch --gpu "RTX A6000" --gpu "A40" --max-price 0.6 --hours 10 \\
+      --image runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04 --ports 8888/http,22/tcp
+  bidder launch --min-vram 24 --tolerance none --image runpod/pytorch:latest --dry-run
+"""
+_EXAMPLE_TICK = """\b
+Example (crontab, every 5 minutes):
+  */5 * * * * cd /srv/bidder && bidder tick --config bidder.toml --log tick.jsonl
+"""
+_EXAMPLE_JOBS = """\b
+Example:
+  bidder jobs --config bidder.toml
+  bidder jobs stop train
+"""
+_EXAMPLE_PODS = """\b
+Example:
+  bidder pods
+  bidder pods --refresh --format json
+"""
+_EXAMPLE_STOP = """\b
+Example:
+  bidder stop abc123xyz
+  bidder stop --job train --terminate
+"""
+
+
+# -- shared helpers ----------------------------------------------------------------------------------
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
+                                 param_hint="--now") from None
+
+
+def now_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--now", "now_text", metavar="TIME", default=None,
+                        help="Act as if it were TIME (ISO 8601; default: the wall clock). For replays against "
+                             "`bidder sim serve`, whose clock is virtual.")(func)
+
+
+def _client(api_url: str) -> RunPodClient:
+    return RunPodClient(api_key=resolve_api_key(), url=api_url)
+
+
+def decision_dict(d: Decision) -> dict[str, Any]:
+    """The decision as `bidder recommend --format json` prints it."""
+    return {"action": d.action, "gpu_type": d.gpu_type_id, "cloud": d.cloud, "gpu_count": d.gpu_count,
+            "bid_per_gpu": d.bid_per_gpu, "expected_cost_per_hour": d.expected_cost_per_hour,
+            "expected_interruptions_per_day": d.expected_interruptions_per_day,
+            "expected_total_cost": d.expected_total_cost, "expected_completion_hours": d.expected_completion_hours,
+            "act_below": d.act_below, "reasons": list(d.reasons)}
+
+
+def _plan_line(d: Decision) -> str:
+    if d.action == "wait":
+        below = f" (acts when the floor is at or below ${d.act_below:.3f})" if d.act_below is not None else ""
+        return f"wait{below}: {d.reasons[0] if d.reasons else ''}"
+    if d.action == "spot":
+        assert d.bid_per_gpu is not None  # a spot decision carries its bid
+        price = (f"spot, bid ${d.bid_per_gpu:.3f}/GPU-h x {d.gpu_count} GPU = ${d.bid_per_gpu * d.gpu_count:.3f}/h, "
+                 f"{d.expected_interruptions_per_day:.1f} interruptions/day expected")
+    else:
+        price = "on-demand, no interruptions"
+    cost = (f"; about ${d.expected_total_cost:.2f} in all" if d.expected_total_cost is not None
+            and d.expected_completion_hours is not None else "")
+    return f"{d.gpu_type_id} ({d.cloud}) {price}{cost}"
+
+
+def _pod_access(pod: Pod) -> list[str]:
+    lines = []
+    for port in pod.ports:
+        if port.type == "http":
+            lines.append(f"https://{pod.id}-{port.private_port}.proxy.runpod.net  ({port.private_port}/http)")
+        elif port.ip and port.public_port:
+            lines.append(f"ssh root@{port.ip} -p {port.public_port}  ({port.private_port}/tcp)"
+                         if port.private_port == 22 else f"{port.ip}:{port.public_port}  ({port.private_port}/tcp)")
+    return lines
+
+
+def _pod_dict(pod: Pod) -> dict[str, Any]:
+    return {"id": pod.id, "name": pod.name, "desired_status": pod.desired_status, "pod_type": pod.pod_type,
+            "cost_per_hr": pod.cost_per_hr, "gpu_count": pod.gpu_count, "gpu": pod.gpu_display_name,
+            "machine_id": pod.machine_id, "uptime_seconds": pod.uptime_seconds, "access": _pod_access(pod)}
+
+
+def _print_requests(result: LaunchResult) -> None:
+    click.echo("Dry run: nothing was sent. The request it would send (header Authorization: Bearer ****):")
+    for request in result.requests:
+        click.echo(f"# {request.operation}")
+        click.echo(request.to_json())
+
+
+# -- launch ------------------------------------------------------------------------------------------
+@main.command("launch", epilog=_EXAMPLE_LAUNCH)
+@click.option("--gpu", "gpu", multiple=True, metavar="NAME", help="Acceptable GPU type (repeat); id or name.")
+@click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
+              help="Any GPU type with at least this much VRAM (instead of --gpu).")
+@click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True, help="GPUs in the pod.")
+@click.option("--cloud", type=click.Choice(["any", "secure", "community"], case_sensitive=False), default="any",
+              show_default=True)
+@click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
+              help="Interruptions per day accepted: none, low, medium, high or a number.")
+@click.option("--max-price", type=float, default=None, metavar="USD", help="Most per GPU-hour, bid or on-demand.")
+@click.option("--hours", type=float, default=None, help="Work in running hours (default: keep running).")
+@click.option("--keep-running", is_flag=True, default=False, help="A service with no end (the default).")
+@click.option("--deadline", type=DURATION, default=None, help="Finish within this long (needs --hours), e.g. 3d.")
+@click.option("--budget", type=float, default=None, metavar="USD", help="Most to spend on the job.")
+@click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
+              help="Work lost per interruption.")
+@click.option("--image", default=None, help="Docker image (required unless --template-id).")
+@click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch).")
+@click.option("--disk", type=click.IntRange(min=1), default=40, show_default=True, help="Container disk, GB.")
+@click.option("--volume", type=click.IntRange(min=0), default=0, show_default=True, help="Volume disk, GB.")
+@click.option("--mount", default="/workspace", show_default=True, help="Volume mount path.")
+@click.option("--ports", default=None, help="Ports to expose, e.g. 8888/http,22/tcp.")
+@click.option("--env", multiple=True, metavar="K=V", help="Environment variable (repeat).")
+@click.option("--template-id", default=None, help="RunPod template id.")
+@click.option("--network-volume", default=None, help="Network volume id (data that follows the job).")
+@click.option("--max-attempts", "launch_attempts", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Alternatives to try when one has no capacity.")
+@click.option("--dry-run", is_flag=True, help="Print the exact GraphQL requests (key masked); send nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before spending.")
+@format_option("table", "json")
+@now_option
+@db_option
+@api_options
+def launch(dry_run: bool, yes: bool, fmt: str, now_text: str | None, db_path: str, api_url: str,
+           **options: Any) -> None:
+    """Rent the cheapest GPU that fits, now: spot at the optimizer's bid, or on-demand.
+
+    Takes a fresh price snapshot, decides from the stored history, shows the plan and asks before
+    spending (unless --yes). On "no capacity" it moves to the next alternative; if RunPod no longer
+    offers spot it says so and continues on-demand when your max price and budget allow.
+    """
+    now = _now(now_text)
+    name = options.pop("name") or "bidder-launch"
+    if options.pop("keep_running") and options.get("hours") is not None:
+        raise click.UsageError("give --hours or --keep-running, not both")
+    values = {k: v for k, v in options.items() if v is not None and v != ()}
+    try:
+        config = job_from_values(name, {**values, "name": name}, where="option")
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    with Store.open(db_path) as store, _client(api_url) as client:
+        counts = sorted({1, config.job.gpu_count})
+        collect_once(client, store, now=now, gpu_counts=counts)
+        if config.job.gpu_types:
+            from bidder.cli.collect import resolve_gpu_types
+
+            ids = tuple(resolve_gpu_types(config.job.gpu_types, store.gpu_type_names()))
+            config = _with_gpus(config, ids)
+        ex = Executor(client, store, dry_run=dry_run)
+        job = config.job_spec(now)
+        decision = ex.decide(job, config.policy, now)
+        if fmt == "table":
+            click.echo(f"Plan: {_plan_line(decision)}")
+            for reason in decision.reasons[1:]:
+                click.echo(f"  {reason}")
+        if decision.action == "wait":
+            if fmt == "json":
+                click.echo(json.dumps({"decision": decision_dict(decision), "attempts": [], "pod": None,
+                                       "notes": ["the optimizer chose to wait: nothing launched"],
+                                       "dry_run": dry_run}, indent=2))
+            else:
+                click.echo("Nothing launched: the optimizer chose to wait (run it again later, or use `bidder tick`).")
+            return
+        if not (yes or dry_run) and not click.confirm("Launch it?", default=False, err=True):
+            raise click.Abort()
+        result = ex.launch(config, job, config.policy, decision, now)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "decision": decision_dict(decision),
+            "attempts": [vars(a) for a in result.attempts],
+            "pod": None if result.pod is None else _pod_dict(result.pod),
+            "notes": list(result.notes), "dry_run": dry_run,
+            "requests": [{"operation": r.operation, **r.payload()} for r in result.requests],
+        }, indent=2))
+    else:
+        _print_launch(result)
+    if result.pod is None and not (dry_run and result.requests):
+        why = "; ".join([*(f"{a.gpu_type_id}/{a.cloud} {a.kind}: {a.outcome}" for a in result.attempts),
+                         *result.notes]) or "no alternative could be tried"
+        raise BidderError(f"nothing launched: {why}")
+
+
+def _with_gpus(config: JobConfig, ids: tuple[str, ...]) -> JobConfig:
+    return replace(config, job=replace(config.job, gpu_types=ids))
+
+
+def _print_launch(result: LaunchResult) -> None:
+    for i, a in enumerate(result.attempts, 1):
+        price = f"bid ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" and a.bid_per_gpu else "on-demand"
+        tail = f": {a.message}" if a.message and a.outcome not in ("ok",) else ""
+        click.echo(f"Attempt {i}: {a.kind} {a.gpu_type_id} ({a.cloud}) {price} -> {a.outcome}{tail}")
+    for note in result.notes:
+        click.echo(f"Note: {note}")
+    if result.requests:
+        _print_requests(result)
+        return
+    if result.pod is not None and result.attempt is not None:
+        pod, a = result.pod, result.attempt
+        rate = pod.cost_per_hr if pod.cost_per_hr is not None else a.cost_per_hour
+        kind = f"spot at ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
+        click.echo(f"Launched pod {pod.id} ({a.name}): {a.gpu_type_id} x{a.gpu_count} ({a.cloud}) {kind}, "
+                   f"${rate or 0:.3f}/h")
+        access = _pod_access(pod)
+        for line in access:
+            click.echo(f"  {line}")
+        if not access:
+            click.echo("  ports appear once the container is up: `bidder pods --refresh`")
+        click.echo(f"  stop it: bidder stop {pod.id}")
+
+
+# -- tick --------------------------------------------------------------------------------------------
+def _config_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+                        type=click.Path(dir_okay=False), help="The managed jobs file.")(func)
+
+
+def _log_writer(path: str | None) -> tuple[Callable[[dict[str, Any]], None] | None, IO[str] | None]:
+    if path is None:
+        return None, None
+    try:
+        handle = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 (closed by the caller)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot append to {path}: {exc.strerror}", param_hint="--log") from None
+
+    def write(event: dict[str, Any]) -> None:
+        handle.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+        handle.flush()
+
+    return write, handle
+
+
+@main.command("tick", epilog=_EXAMPLE_TICK)
+@_config_option
+@click.option("--log", "log_path", default=None, metavar="FILE", help="Append one JSON line per action to FILE.")
+@click.option("--dry-run", is_flag=True, help="Decide and record dry_run actions; send no mutation.")
+@now_option
+@db_option
+@api_options
+def tick(config_path: str, log_path: str | None, dry_run: bool, now_text: str | None, db_path: str,
+         api_url: str) -> None:
+    """One cron cycle of the managed jobs in bidder.toml.
+
+    Collects prices when the last snapshot is older than collect_interval, polls every managed
+    pod, then per job launches, resumes after an interruption (podBidResume), waits, moves to
+    on-demand, stops at the budget, or stops/terminates a finished job. Exit 0 when the cycle ran
+    (even if it waited; also when another tick holds the lock), 1 with one line on stderr when it
+    could not (bad config, API down).
+    """
+    now = _now(now_text)
+    config = load_config(config_path)
+    writer, handle = _log_writer(log_path)
+    try:
+        with Store.open(db_path) as store, _client(api_url) as client:
+            try:
+                report = run_tick(client, store, config, now, dry_run=dry_run, events=writer)
+            except LockHeld:
+                click.echo("another bidder tick is running (its lock is held): this one exits without acting")
+                return
+    finally:
+        if handle is not None:
+            handle.close()
+    prefix = "[dry run] " if dry_run else ""
+    if report.collected:
+        click.echo(f"{prefix}collected a price snapshot at {to_iso(now)}")
+    for job in report.jobs:
+        click.echo(f"{prefix}{job.name}: {job.state}: {job.message} (spent ${job.spent:.2f}, "
+                   f"{job.work_done_hours:.2f} h done)")
+    for event in report.events:
+        if event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
+            click.echo(f"{prefix}{event['event']}: {event.get('message', '')}")
+    if not report.jobs:
+        click.echo(f"{prefix}no jobs in {config_path}")
+
+
+# -- jobs --------------------------------------------------------------------------------------------
+@main.group("jobs", invoke_without_command=True, epilog=_EXAMPLE_JOBS)
+@_config_option
+@format_option("table", "json")
+@db_option
+@click.pass_context
+def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
+    """The managed jobs of bidder.toml with their state (`bidder jobs stop NAME` to end one)."""
+    ctx.obj = {"config_path": config_path, "db_path": db_path}
+    if ctx.invoked_subcommand is not None:
+        return
+    config = load_config(config_path)
+    rows = []
+    with Store.open(db_path) as store:
+        for jc in config.jobs.values():
+            state = store.job_state(jc.name) or {}
+            work, spent, interruptions = job_progress(store, jc)
+            active = store.managed_pods(jc.name, states=["active"])
+            pod = active[-1] if active else None
+            rows.append({
+                "job": jc.name, "state": state.get("state") or "new", "pod": pod["pod_id"] if pod else None,
+                "gpu": pod["gpu_type_id"] if pod else None, "kind": pod["kind"] if pod else None,
+                "bid": pod.get("bid_per_gpu") if pod else None, "spent": round(spent, 4),
+                "budget": jc.policy.budget, "work_h": round(work, 3), "hours": jc.job.work_hours,
+                "interruptions": interruptions, "note": state.get("note"),
+            })
+    columns = ["job", "state", "pod", "gpu", "kind", "bid", "spent", "budget", "work_h", "hours", "interruptions"]
+    if fmt == "json":
+        emit_rows(rows, [*columns, "note"], "json")
+    elif rows:
+        emit_rows(rows, columns, "table")
+    else:
+        click.echo(f"no jobs in {config_path}")
+
+
+def _job_names(ctx: click.Context, name: str) -> tuple[JobConfig, str, str]:
+    config = load_config(ctx.obj["config_path"])
+    return config.job(name), ctx.obj["db_path"], ctx.obj["config_path"]
+
+
+@jobs.command("stop", epilog="\b\nExample:\n  bidder jobs stop train")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Show what it would send; change nothing.")
+@now_option
+@api_options
+@click.pass_context
+def jobs_stop(ctx: click.Context, name: str, dry_run: bool, now_text: str | None, api_url: str) -> None:
+    """End a job: stop or terminate its pod (per on_finish) and mark it finished."""
+    jc, db_path, _ = _job_names(ctx, name)
+    now = _now(now_text)
+    with Store.open(db_path) as store:
+        if not dry_run:
+            store.save_job_state(name, stop_requested=True, updated=now)
+        try:
+            with store.exclusive_lock("tick"), _client(api_url) as client:
+                ex = Executor(client, store, dry_run=dry_run)
+                done = _finish_job(ex, store, jc, now)
+        except LockHeld:
+            click.echo(f"{name}: a tick is running; the next tick stops the job's pod ({jc.on_finish})")
+            return
+    click.echo(f"{name}: {done}")
+
+
+def _finish_job(ex: Executor, store: Store, jc: JobConfig, now: datetime) -> str:
+    rows = store.managed_pods(jc.name, states=["active"])
+    parts = []
+    for row in rows:
+        try:
+            pod = ex.client.pod(row["pod_id"])
+        except PodNotFound:
+            pod = None
+        ex.observe(row, pod, now)
+        row = store.pod(row["pod_id"]) or row
+        if pod is None:
+            continue
+        terminate = jc.on_finish == "terminate"
+        if terminate or pod.desired_status == "RUNNING":
+            request = ex.stop_pod(row, now, reason="stopped by `bidder jobs stop`", terminate=terminate)
+            parts.append(f"{'would ' if request else ''}{'terminate' if terminate else 'stop'} pod {row['pod_id']}"
+                         + (f": {request.to_json(indent=None)}" if request else ""))
+        elif not ex.dry_run:
+            store.set_pod_state(row["pod_id"], state="stopped", ended=now, note="stopped by `bidder jobs stop`")
+            parts.append(f"pod {row['pod_id']} was already stopped")
+    if not ex.dry_run:
+        store.save_job_state(jc.name, state="finished", finished=now, stop_requested=None,
+                             note="stopped by `bidder jobs stop`", updated=now)
+    return ("finished; " if not ex.dry_run else "[dry run] ") + ("; ".join(parts) or "it had no pod")
+
+
+@jobs.command("start", epilog="\b\nExample:\n  bidder jobs start train")
+@click.argument("name")
+@click.pass_context
+def jobs_start(ctx: click.Context, name: str) -> None:
+    """Let the tick run a held job again (held after a stop outside bidder, or at its budget)."""
+    _, db_path, config_path = _job_names(ctx, name)  # the job must exist in the config
+    with Store.open(db_path) as store:
+        state = store.job_state(name) or {}
+        if state.get("state") == "finished":
+            raise BidderError(f"job {name} is finished; to run it again give it a new name in {config_path}")
+        store.save_job_state(name, state="new", note=None, stop_requested=None, budget_at_stop=None,
+                             resume_failures=None)
+    click.echo(f"{name}: the next tick runs it")
+
+
+# -- pods and stop -----------------------------------------------------------------------------------
+@main.command("pods", epilog=_EXAMPLE_PODS)
+@click.option("--all", "show_all", is_flag=True, help="Also pods that bidder stopped, retired or lost.")
+@click.option("--refresh", is_flag=True, help="Poll the API first (records an observation of each pod).")
+@format_option("table", "json", "csv")
+@now_option
+@db_option
+@api_options
+def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, db_path: str, api_url: str) -> None:
+    """Managed pods with status, price, uptime and spend (from the ledger)."""
+    now = _now(now_text)
+    with Store.open(db_path) as store:
+        if refresh:
+            with _client(api_url) as client:
+                listing = {p.id: p for p in client.pods()}
+                ex = Executor(client, store)
+                for row in store.managed_pods(states=["active"]):
+                    ex.observe(row, listing.get(row["pod_id"]), now)
+        rows = []
+        for row in store.managed_pods(states=None if show_all else ["active"]):
+            observations = store.observations(row["pod_id"])
+            last = observations[-1] if observations else None
+            uptime = last.get("uptime_seconds") if last and last["desired_status"] == "RUNNING" else None
+            rows.append({"pod": row["pod_id"], "job": row.get("job"), "name": row.get("name"),
+                         "gpu": row.get("gpu_type_id"), "cloud": row.get("cloud"), "gpus": row.get("gpu_count"),
+                         "kind": row.get("kind"), "bid": row.get("bid_per_gpu"),
+                         "status": row.get("desired_status"), "state": row.get("state"),
+                         "cost_per_hr": last.get("cost_per_hr") if last else None,
+                         "uptime": format_duration(uptime) if uptime is not None else None,
+                         "spent": round(estimate_spend(observations), 4),
+                         "interruptions": row.get("interruptions"),
+                         "last_seen": to_iso(row["last_seen"]) if row.get("last_seen") else None})
+    columns = ["pod", "job", "gpu", "kind", "bid", "status", "cost_per_hr", "uptime", "spent", "interruptions"]
+    if fmt != "table":
+        columns = list(rows[0]) if rows else columns
+    if not rows and fmt == "table":
+        click.echo("no managed pods" + ("" if show_all else " running (use --all for stopped ones)"))
+        return
+    emit_rows(rows, columns, fmt)
+
+
+@main.command("stop", epilog=_EXAMPLE_STOP)
+@click.argument("pod_id", required=False)
+@click.option("--job", "job_name", default=None, help="Stop the pod of this managed job instead.")
+@click.option("--terminate", is_flag=True, help="Delete the pod (and its volume) instead of stopping it.")
+@click.option("--dry-run", is_flag=True, help="Show the request; send nothing.")
+@now_option
+@db_option
+@api_options
+def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: bool, now_text: str | None,
+         db_path: str, api_url: str) -> None:
+    """Stop (or --terminate) a pod by id, or the pod of a managed job (--job). A managed job whose
+    pod you stop is held: the tick does not restart it until `bidder jobs start NAME`."""
+    if (pod_id is None) == (job_name is None):
+        raise click.UsageError("give a POD id or --job NAME (one of them)")
+    now = _now(now_text)
+    with Store.open(db_path) as store, _client(api_url) as client:
+        if job_name is not None:
+            rows = store.managed_pods(job_name, states=["active"])
+            if not rows:
+                raise BidderError(f"job {job_name} has no active pod in the ledger (see `bidder pods --all`)")
+        else:
+            row = store.pod(pod_id or "")
+            rows = [row] if row is not None else []
+        ex = Executor(client, store, dry_run=dry_run)
+        if not rows:  # a pod bidder does not manage: still the user's to stop
+            request = client.build_terminate(pod_id or "") if terminate else client.build_stop(pod_id or "")
+            if dry_run:
+                click.echo(request.to_json())
+                return
+            if terminate:
+                client.terminate(pod_id or "")
+            else:
+                client.stop(pod_id or "")
+            click.echo(f"{'terminated' if terminate else 'stopped'} pod {pod_id} (not managed by bidder)")
+            return
+        for row in rows:
+            try:
+                ex.observe(row, client.pod(row["pod_id"]), now)
+            except PodNotFound:
+                ex.observe(row, None, now)
+                click.echo(f"pod {row['pod_id']} no longer exists (marked gone in the ledger)")
+                continue
+            row = store.pod(row["pod_id"]) or row
+            request = ex.stop_pod(row, now, reason="stopped by `bidder stop`", terminate=terminate)
+            if request is not None:
+                click.echo(request.to_json())
+                continue
+            if row.get("job") and not dry_run:
+                store.save_job_state(row["job"], state="held", updated=now,
+                                     note=f"held: pod stopped by `bidder stop`; `bidder jobs start {row['job']}` "
+                                          "to continue")
+            click.echo(f"{'terminated' if terminate else 'stopped'} pod {row['pod_id']}"
+                       + (f" (job {row['job']} is held)" if row.get("job") else ""))

@@ -1,0 +1,678 @@
+"""The executor: the part of bidder that spends the user's money. Decisions become pods, safely.
+
+    ex = Executor(client, store, max_spend_per_hour=5.0)
+    result = ex.launch(job_config, job_spec, policy, decision, now)   # with fallback on NoCapacity
+    ex.observe(pod_row, polled_pod, now)                                # one poll into the ledger
+    ex.resume(job_config, pod_row, decision, policy, now)               # podBidResume / podResume
+    ex.stop_pod(pod_row, now, reason="budget", terminate=False)
+
+Safety rules, each enforced here (not left to callers):
+- Every mutation is written to the ledger before it is sent (`begin_action`, outcome "pending") and
+  completed after (`finish_action`), so a crash in between stays visible. A dry run writes
+  "dry_run" actions and builds the exact `GraphQLRequest` the client would send; nothing is sent.
+- Creates are idempotent by name: a job's pods are named PREFIX-ATTEMPT with the attempt counter
+  saved (and the name remembered as `pending_name`) BEFORE the create. After a TransportError (a
+  timeout or a lost answer), the pod list is read and a pod with that name is adopted; nothing is
+  created again until that check has been made, in this call or at the next tick.
+- No bid above the policy's max price is ever sent; a launch or resume that would take the job's
+  spend plus the next hour past its budget, or all managed pods past `max_spend_per_hour`, is refused.
+- SpotUnsupported (RunPod retired spot) is remembered in the store settings
+  (`spot_unsupported_since`); later launches offer no spot until a fresh price snapshot shows a
+  spot floor again after `spot_recheck`.
+
+Spend accounting (pay-as-bid, per second): every poll is an observation (status, cost per hour,
+uptime). A pod that stopped between two polls also gets an *exit observation* at the moment it
+stopped: for an interruption that moment is read from `lastStatusChange` ("Exited by Runpod: ... at
+<date>"); for a stop bidder sent it is the time of the call. Its `uptime_seconds` is the length of
+the run that ended then, so `bidder.store.estimate_spend` integrates each run exactly rather than
+guessing half the interval. Without a readable time it falls back to that unbiased half.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bidder.errors import (
+    ApiError,
+    BidderError,
+    GraphQLError,
+    Infeasible,
+    InsufficientHistory,
+    NoCapacity,
+    PodNotFound,
+    SpotUnsupported,
+    TransportError,
+)
+from bidder.jobs import JobConfig, PodTemplate, pod_name
+from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
+from bidder.runpod import GraphQLRequest, Pod, PodSpec, RunPodClient
+from bidder.store import Store, estimate_spend
+from bidder.units import parse_timestamp, to_iso
+
+__all__ = [
+    "SPOT_FLAG",
+    "SPOT_GONE_MESSAGE",
+    "Attempt",
+    "Executor",
+    "LaunchResult",
+    "exit_time",
+    "pod_spec",
+    "running_hours",
+]
+
+log = logging.getLogger(__name__)
+
+#: Store setting holding when RunPod first refused spot (ISO time); absent = spot allowed.
+SPOT_FLAG = "spot_unsupported_since"
+SPOT_GONE_MESSAGE = "RunPod no longer offers spot (interruptable) pods for this account"
+_START_KINDS = ("rent_spot", "deploy_on_demand", "bid_resume", "resume")
+_JS_DATE = re.compile(r"(?:[A-Z][a-z]{2} )?([A-Z][a-z]{2}) (\d{1,2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT([+-]\d{4})")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+_CAP_SLACK = 1e-9
+
+
+def exit_time(last_status_change: str | None) -> datetime | None:
+    """The moment in RunPod's `lastStatusChange` text ("Exited by Runpod: outbid at Thu Jan 01 2026
+    00:05:00 GMT+0000 (...)" or an ISO time), or None when it carries none."""
+    if not last_status_change:
+        return None
+    match = _JS_DATE.search(last_status_change)
+    if match:
+        month, day, year, hh, mm, ss, offset = match.groups()
+        try:
+            return datetime.strptime(f"{month} {day} {year} {hh}:{mm}:{ss} {offset}",
+                                     "%b %d %Y %H:%M:%S %z").astimezone(UTC)
+        except ValueError:
+            return None
+    match = _ISO_DATE.search(last_status_change)
+    if match:
+        try:
+            return parse_timestamp(match.group(0))
+        except ValueError:
+            return None
+    return None
+
+
+def running_hours(observations: Sequence[dict[str, Any]]) -> float:
+    """Hours a pod ran, from its observations (the spend integral at 1 USD per hour)."""
+    return estimate_spend([{**o, "cost_per_hr": 1.0} for o in observations])
+
+
+def pod_spec(template: PodTemplate, name: str, gpu_type_id: str, gpu_count: int, cloud: str) -> PodSpec:
+    """The create input for one attempt: the job's template on the chosen market."""
+    has_volume = template.volume > 0 or template.network_volume is not None
+    return PodSpec(name=name, image_name=template.image, gpu_type_id=gpu_type_id, gpu_count=gpu_count,
+                   cloud_type=cloud, container_disk_in_gb=template.disk,
+                   volume_in_gb=template.volume if template.volume > 0 else None,
+                   volume_mount_path=template.mount if has_volume else None, ports=template.ports,
+                   env=template.env, template_id=template.template_id, network_volume_id=template.network_volume,
+                   data_center_id=template.data_center, docker_args=template.docker_args)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a launch or resume. `cost_per_hour` is the pod's rate (USD per hour, all GPUs).
+
+    outcome: ok | adopted (created, answer lost, found by name) | no_capacity | spot_unsupported |
+    refused (a guard said no: cap, budget, global spend) | error | dry_run.
+    """
+
+    kind: str
+    gpu_type_id: str
+    cloud: str
+    gpu_count: int
+    bid_per_gpu: float | None
+    cost_per_hour: float | None
+    name: str
+    outcome: str
+    message: str = ""
+    pod_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """What a launch did: the decision, each attempt in order, the pod (if any), the requests a dry
+    run would have sent, and notes for the user (spot retired, volume warnings...)."""
+
+    decision: Decision | None
+    attempts: tuple[Attempt, ...] = ()
+    pod: Pod | None = None
+    requests: tuple[GraphQLRequest, ...] = ()
+    notes: tuple[str, ...] = ()
+    attempt: Attempt | None = None
+
+    @property
+    def launched(self) -> bool:
+        return self.pod is not None
+
+    @property
+    def waited(self) -> bool:
+        return self.decision is not None and self.decision.action == "wait"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    kind: str
+    gpu_type_id: str
+    cloud: str
+    bid_per_gpu: float | None
+    reason: str
+    decision: Decision
+
+
+class _StopLaunch(BidderError):
+    """Internal: an error after which trying other alternatives is pointless (spend limit, API down)."""
+
+
+class Executor:
+    """Carries decisions out against one API and one ledger. See the module docstring.
+
+    `events` hears one dict per thing done or decided (what `bidder tick --log` writes as JSON lines).
+    `advise` is how the executor re-decides (e.g. on-demand only after SpotUnsupported); by default
+    `bidder.advisor.advise` over this store.
+    """
+
+    def __init__(self, client: RunPodClient, store: Store, *, dry_run: bool = False,
+                 events: Callable[[dict[str, Any]], None] | None = None, max_spend_per_hour: float | None = None,
+                 spot_recheck: timedelta = timedelta(days=1),
+                 advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None) -> None:
+        self.client = client
+        self.store = store
+        self.dry_run = dry_run
+        self.max_spend_per_hour = max_spend_per_hour
+        self.spot_recheck = spot_recheck
+        self._events = events
+        self._advise = advise
+        self.log: list[dict[str, Any]] = []
+
+    # -- events ------------------------------------------------------------------------------------
+    def emit(self, now: datetime, event: str, **fields: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {"ts": to_iso(now), "event": event}
+        record.update({k: v for k, v in fields.items() if v is not None})
+        if self.dry_run:
+            record["dry_run"] = True
+        self.log.append(record)
+        if self._events is not None:
+            self._events(record)
+        return record
+
+    # -- deciding ----------------------------------------------------------------------------------
+    def decide(self, job: JobSpec, policy: Policy, now: datetime, progress: JobProgress | None = None) -> Decision:
+        """The optimizer's decision through the advisor (latest quotes + history), with the spot
+        memory applied to the policy."""
+        policy = self.effective_policy(policy)
+        if self._advise is not None:
+            return self._advise(job, policy, now, progress)
+        from bidder.advisor import advise
+
+        decision, _info = advise(self.store, job, policy, now, progress=progress)
+        return decision
+
+    # -- spot availability memory -----------------------------------------------------------------
+    def spot_blocked(self) -> bool:
+        return self.store.settings_get(SPOT_FLAG) is not None
+
+    def effective_policy(self, policy: Policy) -> Policy:
+        return replace(policy, allow_spot=False) if policy.allow_spot and self.spot_blocked() else policy
+
+    def mark_spot_unsupported(self, now: datetime, exc: BaseException | None = None) -> None:
+        if not self.spot_blocked() and not self.dry_run:
+            self.store.settings_set(SPOT_FLAG, to_iso(now), ts=now)
+        self.emit(now, "spot_unsupported", message=SPOT_GONE_MESSAGE, error=None if exc is None else str(exc))
+
+    def recheck_spot(self, now: datetime, quotes: Sequence[PriceQuote] | None = None) -> bool:
+        """After `spot_recheck` has passed since spot was refused, a snapshot with any spot floor
+        (`quotes`, default the newest stored) clears the memory (the next spot mutation tells whether
+        it is really back). True if cleared."""
+        since = self.store.settings_get(SPOT_FLAG)
+        if since is None:
+            return False
+        if now - parse_timestamp(since) < self.spot_recheck:
+            return False
+        if quotes is None:
+            quotes = self.store.latest_quotes()
+        if not any(q.minimum_bid_price is not None for q in quotes):
+            return False
+        if not self.dry_run:
+            self.store.settings_set(SPOT_FLAG, None)
+        self.emit(now, "spot_recheck", message="a fresh snapshot shows spot prices again: offering spot again")
+        return True
+
+    # -- money -------------------------------------------------------------------------------------
+    def job_spend(self, job: str) -> float:
+        """USD the job's pods cost so far (from their observations)."""
+        return sum(self.store.spend_by_pod(job).values())
+
+    def running_rate(self, exclude_pod: str | None = None) -> float:
+        """USD per hour all managed pods bidder believes RUNNING cost together."""
+        total = 0.0
+        for row in self.store.managed_pods(states=["active"]):
+            if row["pod_id"] == exclude_pod or row.get("desired_status") != "RUNNING":
+                continue
+            last = self.store.last_observation(row["pod_id"])
+            rate = last["cost_per_hr"] if last is not None and last.get("cost_per_hr") else None
+            # A (re)start after the last poll sets the rate: its ledger row carries the pod's cost per hour.
+            starts = [a for a in self.store.actions(pod_id=row["pod_id"], outcome="ok") if a["kind"] in _START_KINDS]
+            if starts and (last is None or starts[-1]["ts"] >= last["ts"]) and starts[-1]["expected_cost_per_hour"]:
+                rate = starts[-1]["expected_cost_per_hour"]
+            if rate is None:
+                rate = (row.get("bid_per_gpu") or 0.0) * (row.get("gpu_count") or 1)
+            total += float(rate)
+        return total
+
+    def refusal(self, policy: Policy, *, kind: str, price_per_gpu: float | None, gpu_count: int,
+                job_spent: float, exclude_pod: str | None = None) -> str | None:
+        """Why a pod at this price must not start now (None: it may). Checks the max price (never a bid
+        above it), the job's budget (spend + the next hour) and the global spend per hour."""
+        if price_per_gpu is None:
+            return f"no known {kind.replace('_', '-')} price"
+        if policy.max_price is not None and price_per_gpu > policy.max_price + _CAP_SLACK:
+            return (f"${price_per_gpu:.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
+                    + (" (no bid above the cap is ever sent)" if kind == "spot" else ""))
+        rate = price_per_gpu * gpu_count
+        if policy.budget is not None and job_spent + rate > policy.budget + _CAP_SLACK:
+            return (f"the budget ${policy.budget:.2f} does not cover another hour: spent ${job_spent:.2f} + "
+                    f"${rate:.2f}/h")
+        if self.max_spend_per_hour is not None:
+            others = self.running_rate(exclude_pod)
+            if others + rate > self.max_spend_per_hour + _CAP_SLACK:
+                return (f"max_spend_per_hour ${self.max_spend_per_hour:.2f}: running pods cost ${others:.2f}/h, "
+                        f"this one would add ${rate:.2f}/h")
+        return None
+
+    def _on_demand_price(self, gpu_type_id: str, cloud: str, gpu_count: int) -> float | None:
+        best = None
+        for q in self.store.latest_quotes():
+            if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
+                best = q.uninterruptable_price
+        return best
+
+    # -- launching ---------------------------------------------------------------------------------
+    def _candidates(self, decision: Decision, bound: int) -> list[_Candidate]:
+        out: list[_Candidate] = []
+        seen: set[tuple[str, str, str]] = set()
+        for d in (decision, *decision.alternatives):
+            if d.action == "wait" or d.gpu_type_id is None or d.cloud is None:
+                continue
+            key = (d.action, d.gpu_type_id, d.cloud)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(_Candidate(d.action, d.gpu_type_id, d.cloud, d.bid_per_gpu,
+                                  d.reasons[0] if d.reasons else "", d))
+        return out[:bound]
+
+    def launch(self, config: JobConfig, job: JobSpec, policy: Policy, decision: Decision, now: datetime, *,
+               job_spent: float = 0.0) -> LaunchResult:
+        """Create the decided pod, moving to the next alternative on NoCapacity (up to
+        `config.launch_attempts`), falling back to on-demand when spot is gone and the policy allows it.
+        Never raises for one refused alternative; raises ApiError when the API cannot be used at all."""
+        policy = self.effective_policy(policy)
+        attempts: list[Attempt] = []
+        notes: list[str] = []
+        requests: list[GraphQLRequest] = []
+        if decision.action == "wait":
+            return LaunchResult(decision)
+        queue = self._candidates(decision, config.launch_attempts)
+        tried_fallback = False
+        while queue:
+            cand = queue.pop(0)
+            if cand.kind == "spot" and not policy.allow_spot:
+                continue
+            try:
+                attempt, pod, request = self._create(config, cand, policy, now, job_spent)
+            except SpotUnsupported as exc:
+                self.mark_spot_unsupported(now, exc)
+                policy = replace(policy, allow_spot=False)
+                attempts.append(self._attempt(config, cand, "spot_unsupported", SPOT_GONE_MESSAGE))
+                queue = [c for c in queue if c.kind != "spot"]
+                if not policy.allow_on_demand:
+                    notes.append(f"{SPOT_GONE_MESSAGE}, and this job does not allow on-demand pods "
+                                 "(allow_on_demand = false): nothing launched")
+                    break
+                if not queue and not tried_fallback:
+                    tried_fallback = True
+                    fallback, why = self._on_demand_fallback(job, policy, now, job_spent)
+                    if fallback is None:
+                        notes.append(f"{SPOT_GONE_MESSAGE}, and on-demand is not within the policy: {why}")
+                        break
+                    queue = self._candidates(fallback, config.launch_attempts)
+                notes.append(f"{SPOT_GONE_MESSAGE}: continuing with on-demand")
+                continue
+            except _StopLaunch as exc:
+                attempts.append(self._attempt(config, cand, "error", str(exc)))
+                notes.append(str(exc))
+                break
+            attempts.append(attempt)
+            if request is not None:
+                requests.append(request)
+                break  # a dry run shows the first request it would send; capacity is unknown
+            if pod is not None:
+                return LaunchResult(decision, tuple(attempts), pod, tuple(requests), tuple(notes), attempt)
+        if not attempts and not notes:
+            notes.append("no alternative could be tried (spot not allowed and no on-demand alternative)")
+        return LaunchResult(decision, tuple(attempts), None, tuple(requests), tuple(notes))
+
+    def _on_demand_fallback(self, job: JobSpec, policy: Policy, now: datetime,
+                            job_spent: float) -> tuple[Decision | None, str]:
+        try:
+            decision = self.decide(job, replace(policy, allow_spot=False), now, JobProgress(spent=job_spent))
+        except (Infeasible, InsufficientHistory) as exc:
+            return None, str(exc)
+        if decision.action != "on_demand":
+            return None, decision.reasons[0] if decision.reasons else "the optimizer chose to wait"
+        return decision, ""
+
+    def _attempt(self, config: JobConfig, cand: _Candidate, outcome: str, message: str,
+                 name: str = "", pod_id: str | None = None, cost: float | None = None) -> Attempt:
+        return Attempt(cand.kind, cand.gpu_type_id, cand.cloud, config.job.gpu_count, cand.bid_per_gpu, cost,
+                       name, outcome, message, pod_id)
+
+    def next_name(self, config: JobConfig) -> tuple[int, str]:
+        state = self.store.job_state(config.name) or {}
+        attempt = int(state.get("attempts") or 0) + 1
+        return attempt, pod_name(config.template.name_prefix, attempt)
+
+    def _create(self, config: JobConfig, cand: _Candidate, policy: Policy, now: datetime,
+                job_spent: float) -> tuple[Attempt, Pod | None, GraphQLRequest | None]:
+        g = config.job.gpu_count
+        price = cand.bid_per_gpu if cand.kind == "spot" else self._on_demand_price(cand.gpu_type_id, cand.cloud, g)
+        if cand.kind == "on_demand" and price is None:
+            price = cand.decision.expected_cost_per_hour  # optimizer's own figure when no quote is stored
+        why_not = self.refusal(policy, kind=cand.kind, price_per_gpu=price, gpu_count=g, job_spent=job_spent)
+        cost = None if price is None else price * g
+        if why_not is not None:
+            self.emit(now, "refused", job=config.name, kind=cand.kind, gpu_type=cand.gpu_type_id, cloud=cand.cloud,
+                      bid_per_gpu=cand.bid_per_gpu, message=why_not)
+            return self._attempt(config, cand, "refused", why_not, cost=cost), None, None
+        attempt_no, name = self.next_name(config)
+        spec = pod_spec(config.template, name, cand.gpu_type_id, g, cand.cloud)
+        kind = "rent_spot" if cand.kind == "spot" else "deploy_on_demand"
+        ledger = {"job": config.name, "kind": kind, "gpu_type_id": cand.gpu_type_id, "cloud": cand.cloud,
+                  "gpu_count": g, "bid_per_gpu": cand.bid_per_gpu, "expected_cost_per_hour": cost,
+                  "reason": cand.reason}
+        if self.dry_run:
+            request = (self.client.build_rent_interruptable(spec, cand.bid_per_gpu) if cand.kind == "spot"
+                       else self.client.build_deploy_on_demand(spec))
+            self.store.begin_action(now, dry_run=True, **ledger)
+            self.emit(now, kind, name=name, outcome="dry_run", **_event_fields(ledger))
+            return self._attempt(config, cand, "dry_run", "not sent (dry run)", name, cost=cost), None, request
+        # The name is reserved before the call: a lost answer is found by it later, never re-created blindly.
+        self.store.save_job_state(config.name, attempts=attempt_no, pending_name=name, pending_since=now)
+        action = self.store.begin_action(now, **ledger)
+        try:
+            if cand.kind == "spot":
+                assert cand.bid_per_gpu is not None  # a spot decision always carries its bid
+                pod = self.client.rent_interruptable(spec, cand.bid_per_gpu)
+            else:
+                pod = self.client.deploy_on_demand(spec)
+        except SpotUnsupported as exc:
+            self._finish(action, now, "error", error=str(exc))
+            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+            self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
+            raise
+        except NoCapacity as exc:
+            self._finish(action, now, "error", error=str(exc))
+            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+            self.emit(now, kind, name=name, outcome="no_capacity", error=str(exc), **_event_fields(ledger))
+            return self._attempt(config, cand, "no_capacity", str(exc), name, cost=cost), None, None
+        except TransportError as exc:
+            # Timeout or lost answer: the pod may exist. Look for it by name before anything else.
+            found = self.find_by_name(name)  # raises ApiError if the list cannot be read: pending stays
+            if found is None:
+                self._finish(action, now, "error", error=f"{exc} (no pod named {name} exists: not created)")
+                self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+                self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
+                raise _StopLaunch(f"the API failed during the create ({exc}); no pod named {name} was made; "
+                                  "the next tick tries again") from exc
+            self._finish(action, now, "ok", pod_id=found.id)
+            self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
+            self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
+                      message=f"the create's answer was lost ({exc}); found pod {found.id} by its name")
+            return self._attempt(config, cand, "adopted", str(exc), name, found.id, cost), found, None
+        except GraphQLError as exc:
+            # Spend limit, balance, a refused input...: other alternatives would meet the same refusal.
+            self._finish(action, now, "error", error=str(exc))
+            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+            self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
+            raise _StopLaunch(str(exc)) from exc
+        except ApiError as exc:  # rate limited, auth: nothing was created (the server refused to start)
+            self._finish(action, now, "error", error=str(exc))
+            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+            self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
+            raise _StopLaunch(str(exc)) from exc
+        self._finish(action, now, "ok", pod_id=pod.id)
+        self.adopt(config, pod, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
+        self.emit(now, kind, pod_id=pod.id, name=name, outcome="ok", **_event_fields(ledger))
+        return self._attempt(config, cand, "ok", "", name, pod.id, cost), pod, None
+
+    def _finish(self, action_id: int, now: datetime, outcome: str, *, pod_id: str | None = None,
+                error: str | None = None) -> None:
+        self.store.finish_action(action_id, outcome=outcome, pod_id=pod_id, error=error, ts=now)
+
+    def find_by_name(self, name: str) -> Pod | None:
+        """The account's pod with this name (the newest if several), read from the API."""
+        matches = [p for p in self.client.pods() if p.name == name]
+        return matches[-1] if matches else None
+
+    def adopt(self, config: JobConfig, pod: Pod, kind: str, gpu_type_id: str, cloud: str, bid: float | None,
+              now: datetime, *, name: str) -> None:
+        """Start managing `pod` as the job's pod."""
+        self.store.add_pod(pod.id, job=config.name, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
+                           gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind,
+                           bid_per_gpu=bid if kind == "spot" else None, created=now)
+        self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
+        state = self.store.job_state(config.name) or {}
+        self.store.save_job_state(config.name, pod_id=pod.id, state="running", started=state.get("started") or now,
+                                  pending_name=None, pending_since=None, updated=now)
+
+    def adopt_pending(self, config: JobConfig, listing: Sequence[Pod], now: datetime) -> Pod | None:
+        """At a tick: a create whose answer never came (a crash, a lost response) left `pending_name`;
+        if a pod with that name exists, it is the job's pod. Returns it (or None, clearing the name)."""
+        state = self.store.job_state(config.name) or {}
+        name = state.get("pending_name")
+        if not name:
+            return None
+        matches = [p for p in listing if p.name == name]
+        if not matches:
+            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+            self.emit(now, "pending_cleared", job=config.name, name=name,
+                      message=f"no pod named {name} exists: the earlier create did not happen")
+            return None
+        pod = matches[-1]
+        pending = [a for a in self.store.actions(config.name, outcome="pending")
+                   if a["kind"] in ("rent_spot", "deploy_on_demand")]
+        last = pending[-1] if pending else None
+        kind = "spot" if pod.is_spot else "on_demand"
+        gpu_type_id = (last or {}).get("gpu_type_id") or (pod.gpu_display_name or "unknown")
+        cloud = (last or {}).get("cloud") or "ALL"
+        bid = (last or {}).get("bid_per_gpu")
+        if last is not None:
+            self._finish(last["id"], now, "ok", pod_id=pod.id)
+        self.adopt(config, pod, kind, gpu_type_id, cloud, bid, now, name=name)
+        self.emit(now, "adopted", job=config.name, pod_id=pod.id, name=name,
+                  message=f"found pod {pod.id} named {name} from a create whose answer was lost")
+        return pod
+
+    # -- polling -----------------------------------------------------------------------------------
+    def run_start(self, pod_id: str, before: datetime) -> datetime | None:
+        """When the pod's current (or last) run began, from the ledger: the later of its last successful
+        start action and (last RUNNING poll - its uptime)."""
+        best: datetime | None = None
+        for action in self.store.actions(pod_id=pod_id, outcome="ok"):
+            if action["kind"] in _START_KINDS and action["ts"] <= before:
+                best = action["ts"] if best is None else max(best, action["ts"])
+        for obs in reversed(self.store.observations(pod_id)):
+            if obs["ts"] > before:
+                continue
+            if obs["desired_status"] == "RUNNING" and obs.get("uptime_seconds") is not None:
+                started = obs["ts"] - timedelta(seconds=float(obs["uptime_seconds"]))
+                best = started if best is None else max(best, started)
+                break
+            if obs["desired_status"] != "RUNNING":
+                break
+        return best
+
+    def observe(self, row: dict[str, Any], pod: Pod | None, now: datetime) -> str:
+        """Record one poll of a managed pod. Returns what happened since the last poll:
+        "running", "exited" (still stopped), "interrupted" (stopped by RunPod, not by bidder: counted),
+        "stopped_outside" (stopped by the user outside bidder), or "gone" (terminated/unknown)."""
+        pod_id = row["pod_id"]
+        if pod is None:
+            if not self.dry_run:
+                self.store.set_pod_state(pod_id, state="gone", ended=now, desired_status="TERMINATED", last_seen=now)
+            self.emit(now, "pod_gone", job=row.get("job"), pod_id=pod_id,
+                      message="the API no longer shows this pod (terminated outside bidder?)")
+            return "gone"
+        status = pod.desired_status or "UNKNOWN"
+        was_running = row.get("desired_status") == "RUNNING"
+        if status == "RUNNING":
+            outcome = "running"
+        elif not was_running:
+            outcome = "exited"
+        elif (pod.last_status_change or "").lower().startswith("exited by user"):
+            outcome = "stopped_outside"
+        else:
+            outcome = "interrupted"
+        if self.dry_run:
+            return outcome
+        if status == "RUNNING":
+            uptime: float | None = pod.uptime_seconds
+            if uptime is None:  # container still starting: billed from the start of the run
+                start = self.run_start(pod_id, now)
+                uptime = max((now - start).total_seconds(), 0.0) if start is not None else None
+            self.store.record_observation(now, pod_id, desired_status=status, cost_per_hr=pod.cost_per_hr,
+                                          uptime_seconds=uptime)
+        else:
+            exit_at = self._record_exit(pod_id, pod.cost_per_hr, now, exit_time(pod.last_status_change)) \
+                if was_running else None
+            if exit_at != now:  # an exit observation at the poll's own time already says EXITED
+                self.store.record_observation(now, pod_id, desired_status=status, cost_per_hr=pod.cost_per_hr,
+                                              uptime_seconds=None)
+        fields: dict[str, Any] = {"desired_status": status, "last_seen": now}
+        if outcome == "interrupted":
+            fields["interruptions"] = int(row.get("interruptions") or 0) + 1
+        self.store.set_pod_state(pod_id, **fields)
+        return outcome
+
+    def _record_exit(self, pod_id: str, cost_per_hr: float | None, now: datetime,
+                     when: datetime | None) -> datetime | None:
+        """Write the exit observation: at `when` the run that began at `run_start` ended (see the
+        module docstring). Call it before the poll at `now` is recorded. Returns the time written,
+        or None when there is no usable time (estimate_spend then takes half the interval)."""
+        last = self.store.last_observation(pod_id)
+        if when is None or when > now + timedelta(seconds=5):
+            return None
+        when = min(when, now).replace(microsecond=0)
+        if last is not None and when < last["ts"]:
+            return None  # before the last poll that saw it running: the text is not about this run
+        start = self.run_start(pod_id, when)
+        if start is None:
+            return None
+        cost = cost_per_hr if cost_per_hr is not None else (last or {}).get("cost_per_hr")
+        uptime = max((when - start).total_seconds(), 0.0)
+        self.store.record_observation(when, pod_id, desired_status="EXITED", cost_per_hr=cost, uptime_seconds=uptime)
+        return when
+
+    # -- resuming and stopping ---------------------------------------------------------------------
+    def resume(self, config: JobConfig, row: dict[str, Any], decision: Decision, policy: Policy, now: datetime,
+               *, job_spent: float) -> tuple[Attempt, GraphQLRequest | None]:
+        """Restart the job's stopped pod on its machine: podBidResume at the decision's bid (spot) or
+        podResume (on-demand). Raises SpotUnsupported (the caller moves the job)."""
+        policy = self.effective_policy(policy)
+        pod_id, g = row["pod_id"], int(row.get("gpu_count") or config.job.gpu_count)
+        spot = row["kind"] == "spot"
+        cand = _Candidate(row["kind"], row["gpu_type_id"], row["cloud"], decision.bid_per_gpu if spot else None,
+                          decision.reasons[0] if decision.reasons else "", decision)
+        price = cand.bid_per_gpu if spot else self._on_demand_price(row["gpu_type_id"], row["cloud"], g)
+        if not spot and price is None:
+            price = decision.expected_cost_per_hour
+        cost = None if price is None else price * g
+        why_not = self.refusal(policy, kind=row["kind"], price_per_gpu=price, gpu_count=g, job_spent=job_spent,
+                               exclude_pod=pod_id)
+        if why_not is not None:
+            self.emit(now, "refused", job=config.name, pod_id=pod_id, kind=row["kind"], bid_per_gpu=cand.bid_per_gpu,
+                      message=why_not)
+            return self._attempt(config, cand, "refused", why_not, row.get("name") or "", pod_id, cost), None
+        kind = "bid_resume" if spot else "resume"
+        ledger = {"job": config.name, "kind": kind, "pod_id": pod_id, "gpu_type_id": row["gpu_type_id"],
+                  "cloud": row["cloud"], "gpu_count": g, "bid_per_gpu": cand.bid_per_gpu,
+                  "expected_cost_per_hour": cost, "reason": cand.reason}
+        if self.dry_run:
+            request = (self.client.build_bid_resume(pod_id, cand.bid_per_gpu, g) if spot
+                       else self.client.build_resume(pod_id, g))
+            self.store.begin_action(now, dry_run=True, **ledger)
+            self.emit(now, kind, outcome="dry_run", **_event_fields(ledger))
+            return self._attempt(config, cand, "dry_run", "not sent (dry run)", row.get("name") or "", pod_id,
+                                 cost), request
+        action = self.store.begin_action(now, **ledger)
+        try:
+            if spot:
+                assert cand.bid_per_gpu is not None  # a spot decision always carries its bid
+                pod = self.client.bid_resume(pod_id, cand.bid_per_gpu, g)
+            else:
+                pod = self.client.resume(pod_id, g)
+        except ApiError as exc:
+            self._finish(action, now, "error", error=str(exc))
+            outcome = ("spot_unsupported" if isinstance(exc, SpotUnsupported) else
+                       "no_capacity" if isinstance(exc, NoCapacity) else "error")
+            self.emit(now, kind, outcome=outcome, error=str(exc), **_event_fields(ledger))
+            if isinstance(exc, SpotUnsupported):
+                raise
+            return self._attempt(config, cand, outcome, str(exc), row.get("name") or "", pod_id, cost), None
+        self._finish(action, now, "ok", pod_id=pod_id)
+        fields: dict[str, Any] = {"desired_status": pod.desired_status or "RUNNING", "last_seen": now}
+        if spot:
+            fields["bid_per_gpu"] = cand.bid_per_gpu
+        self.store.set_pod_state(pod_id, **fields)
+        self.emit(now, kind, outcome="ok", **_event_fields(ledger))
+        return self._attempt(config, cand, "ok", "", row.get("name") or "", pod_id, cost), None
+
+    def stop_pod(self, row: dict[str, Any], now: datetime, *, reason: str, terminate: bool = False,
+                 state: str | None = None) -> GraphQLRequest | None:
+        """Stop (or terminate) a managed pod and mark it so the tick never counts it as interrupted.
+        `state` is the ledger state it ends in (default "stopped" / "terminated")."""
+        pod_id = row["pod_id"]
+        kind = "terminate" if terminate else "stop"
+        ledger = {"job": row.get("job"), "kind": kind, "pod_id": pod_id, "gpu_type_id": row.get("gpu_type_id"),
+                  "cloud": row.get("cloud"), "gpu_count": row.get("gpu_count"), "reason": reason}
+        if self.dry_run:
+            self.store.begin_action(now, dry_run=True, **ledger)
+            self.emit(now, kind, outcome="dry_run", **_event_fields(ledger))
+            return self.client.build_terminate(pod_id) if terminate else self.client.build_stop(pod_id)
+        was_running = row.get("desired_status") == "RUNNING"
+        action = self.store.begin_action(now, **ledger)
+        try:
+            if terminate:
+                self.client.terminate(pod_id)
+            else:
+                self.client.stop(pod_id)
+        except PodNotFound as exc:
+            # Already gone: nothing runs, nothing bills. The ledger says so.
+            self._finish(action, now, "error", error=str(exc))
+            self.store.set_pod_state(pod_id, state="gone", ended=now, desired_status="TERMINATED", last_seen=now)
+            self.emit(now, kind, outcome="error", error=str(exc), **_event_fields(ledger))
+            return None
+        except ApiError as exc:
+            self._finish(action, now, "error", error=str(exc))
+            self.emit(now, kind, outcome="error", error=str(exc), **_event_fields(ledger))
+            raise
+        self._finish(action, now, "ok", pod_id=pod_id)
+        if was_running:
+            self._record_exit(pod_id, None, now, now)
+        self.store.set_pod_state(pod_id, state=state or ("terminated" if terminate else "stopped"),
+                                 desired_status="TERMINATED" if terminate else "EXITED", ended=now, last_seen=now,
+                                 note=reason)
+        self.emit(now, kind, outcome="ok", **_event_fields(ledger))
+        return None
+
+
+def _event_fields(ledger: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in ledger.items() if k != "kind"}
+    out["gpu_type"] = out.pop("gpu_type_id", None)
+    return out

@@ -1,0 +1,370 @@
+"""One cron cycle of managed jobs (`bidder tick`): collect, poll, then decide and act per job.
+
+    with store.exclusive_lock("tick"):                # run_tick takes it: LockHeld if another runs
+        report = run_tick(client, store, config, now)
+
+The cycle, safe to run every minute:
+1. Collect a price snapshot if the newest is older than `collect_interval`; after `spot_recheck`,
+   a snapshot with spot prices lifts the memory that RunPod refused spot.
+2. Poll every managed pod in ONE request (`myself.pods`) and record an observation of each; a
+   create whose answer was lost is adopted here by its name before anything else is created.
+3. Per job in bidder.toml:
+   - finished (observed work reached `hours`, or `bidder jobs stop NAME`) → stop or terminate
+     its pod per `on_finish`;
+   - no pod → decide and launch (fallback through alternatives on NoCapacity);
+   - RUNNING → stop it if spend + the next hour at its rate would pass the budget;
+   - EXITED and bidder did not stop it → an interruption (counted once): decide again with the
+     job's progress: `podBidResume` at the new bid when spot on that GPU type and cloud is still
+     best (the volume is on that machine), wait (saying below which floor it acts), or move (a new
+     pod elsewhere, e.g. on-demand; the old one is retired so the job never runs two pods);
+   - stopped or terminated outside bidder → held until `bidder jobs start NAME`.
+Nothing reads the clock here: `now` comes from the caller (wall clock, or the emulator's).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from bidder.collector import collect_once
+from bidder.errors import Infeasible, InsufficientHistory, SpotUnsupported
+from bidder.executor import SPOT_GONE_MESSAGE, Executor, running_hours
+from bidder.jobs import Config, JobConfig
+from bidder.models import Decision, JobProgress, JobSpec, Policy
+from bidder.runpod import Pod, RunPodClient
+from bidder.store import Store, estimate_spend
+from bidder.units import parse_timestamp, to_iso
+
+__all__ = ["RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress", "run_tick"]
+
+log = logging.getLogger(__name__)
+
+#: A spot pod whose machine refuses `podBidResume` this many ticks in a row is replaced elsewhere.
+RESUME_FAILURES_BEFORE_MOVE = 3
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """One job's line of the tick: its state after the cycle and what happened."""
+
+    name: str
+    state: str
+    message: str
+    pod_id: str | None = None
+    spent: float = 0.0
+    work_done_hours: float = 0.0
+
+
+@dataclass
+class TickReport:
+    ts: datetime
+    collected: bool = False
+    jobs: list[JobReport] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple[float, float, int]:
+    """(work done in hours at speed 1.0, USD spent, interruptions) of a job, from the ledger: each
+    pod's observed running hours times its GPU type's speed, less `restart_overhead` per interruption.
+
+    Spend and hours are sums over consecutive observation pairs, so they are kept per pod up to the
+    second-newest observation (job state `progress_cache`) and only newer pairs are read at each tick:
+    a tick stays as fast in a job's third month as in its first hour. `save=False` leaves the cache.
+    """
+    state = store.job_state(config.name) or {}
+    cache: dict[str, list[Any]] = dict(state.get("progress_cache") or {})
+    spent = hours = 0.0
+    interruptions = 0
+    for row in store.managed_pods(config.name):
+        pod_id = row["pod_id"]
+        pod_spent, pod_hours, anchor = _pod_totals(store, pod_id, cache.get(pod_id))
+        if anchor is not None:
+            cache[pod_id] = anchor
+        spent += pod_spent
+        hours += pod_hours * config.job.speed_of(row.get("gpu_type_id") or "")
+        interruptions += int(row.get("interruptions") or 0)
+    if save and cache != (state.get("progress_cache") or {}):
+        store.save_job_state(config.name, progress_cache=cache)
+    work = max(hours - interruptions * config.job.restart_overhead_hours, 0.0)
+    return work, spent, interruptions
+
+
+def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[float, float, list[Any] | None]:
+    """(USD, running hours, new cache entry [ts, USD, hours] up to the second-newest observation)."""
+    base_spent = base_hours = 0.0
+    observations = None
+    if cached is not None:
+        since = parse_timestamp(cached[0])
+        observations = store.observations(pod_id, since=since)
+        if observations and observations[0]["ts"] == since:
+            base_spent, base_hours = float(cached[1]), float(cached[2])
+            # The cached sums already hold the anchor's own first term: count only later pairs.
+            base_spent -= estimate_spend(observations[:1])
+            base_hours -= running_hours(observations[:1])
+        else:
+            observations = None
+    if observations is None:
+        observations = store.observations(pod_id)
+    spent = base_spent + estimate_spend(observations)
+    hours = base_hours + running_hours(observations)
+    if len(observations) < 2:
+        return spent, hours, None
+    anchor = [to_iso(observations[-2]["ts"]), base_spent + estimate_spend(observations[:-1]),
+              base_hours + running_hours(observations[:-1])]
+    return spent, hours, anchor
+
+
+class _Tick:
+    def __init__(self, client: RunPodClient, store: Store, config: Config, now: datetime, ex: Executor) -> None:
+        self.client, self.store, self.config, self.now, self.ex = client, store, config, now, ex
+        self.report = TickReport(now)
+        self.listing: list[Pod] = []
+        self.outcomes: dict[str, str] = {}
+
+    # -- the cycle ---------------------------------------------------------------------------------
+    def run(self) -> TickReport:
+        self.collect()
+        self.ex.recheck_spot(self.now)
+        self.poll()
+        for job in self.config.jobs.values():
+            self.report.jobs.append(self.handle(job))
+        known = set(self.config.jobs)
+        for row in self.store.managed_pods(states=["active"]):
+            if row.get("job") not in known and row.get("desired_status") == "RUNNING":
+                self.ex.emit(self.now, "unmanaged", pod_id=row["pod_id"], job=row.get("job"),
+                             message=f"pod {row['pod_id']} (job {row.get('job')}) is running but its job is not "
+                                     f"in {self.config.path}: stop it with `bidder stop {row['pod_id']}`")
+        self.report.events = list(self.ex.log)
+        return self.report
+
+    def collect(self) -> None:
+        last = self.store.last_collection_ts()
+        if last is not None and self.now - last < self.config.collect_interval:
+            return
+        counts = sorted({1} | {j.job.gpu_count for j in self.config.jobs.values()})
+        result = collect_once(self.client, self.store, now=self.now, gpu_counts=counts)
+        self.report.collected = True
+        self.ex.emit(self.now, "collect", quotes=result.quotes)
+
+    def poll(self) -> None:
+        active = self.store.managed_pods(states=["active"])
+        pending = any((self.store.job_state(name) or {}).get("pending_name") for name in self.config.jobs)
+        if not active and not pending:
+            return
+        self.listing = self.client.pods()
+        by_id = {p.id: p for p in self.listing}
+        for row in active:
+            outcome = self.ex.observe(row, by_id.get(row["pod_id"]), self.now)
+            self.outcomes[row["pod_id"]] = outcome
+            if outcome == "interrupted":
+                pod = by_id[row["pod_id"]]
+                self.ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
+                             message=pod.last_status_change)
+
+    # -- one job -----------------------------------------------------------------------------------
+    def handle(self, jc: JobConfig) -> JobReport:
+        state = self.store.job_state(jc.name) or {}
+        if state.get("state") == "held":
+            return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
+        if not self.ex.dry_run and state.get("pending_name"):
+            rows = self.store.managed_pods(jc.name, states=["active"])
+            if not rows:
+                self.ex.adopt_pending(jc, self.listing, self.now)
+        rows = self.store.managed_pods(jc.name, states=["active"])
+        row = rows[-1] if rows else None
+        for extra in rows[:-1]:  # never two pods for one job: keep the newest
+            self.ex.stop_pod(extra, self.now, reason="a job has one pod: retiring an older one", state="retired")
+        work, spent, interruptions = job_progress(self.store, jc)
+        started = state.get("started")
+        job = jc.job_spec(started if started is not None else self.now)
+        if not self.ex.dry_run:
+            self.store.save_job_state(jc.name, work_done_hours=round(work, 6), spent=round(spent, 6),
+                                      interruptions=interruptions, updated=self.now)
+        if state.get("state") == "finished":
+            if row is not None:
+                self._finish(jc, row, "finished earlier")
+            return self._report(jc, "finished", state.get("note") or "finished")
+        reason = None
+        if state.get("stop_requested"):
+            reason = "stopped by `bidder jobs stop`"
+        elif job.work_hours is not None and work >= job.work_hours - 1e-9:
+            reason = f"work done: {work:.2f} of {job.work_hours:g} h"
+        if reason is not None:
+            if row is not None:
+                self._finish(jc, row, reason)
+            self._save(jc, state="finished", finished=self.now, note=reason, stop_requested=None)
+            return self._report(jc, "finished", reason)
+        policy = jc.policy
+        if state.get("state") == "budget_stopped" and (policy.budget or 0) <= float(state.get("budget_at_stop") or 0):
+            return self._report(jc, "budget_stopped", state.get("note") or "stopped at its budget")
+        if row is None:
+            return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
+                                                             interruptions=interruptions), spent)
+        outcome = self.outcomes.get(row["pod_id"], "running" if row.get("desired_status") == "RUNNING" else "exited")
+        if outcome in ("gone", "stopped_outside"):
+            why = ("its pod was terminated outside bidder" if outcome == "gone"
+                   else "its pod was stopped outside bidder")
+            note = f"held: {why}; `bidder jobs start {jc.name}` to continue"
+            if outcome == "stopped_outside" and not self.ex.dry_run:
+                self.store.set_pod_state(row["pod_id"], state="stopped", ended=self.now, note=why)
+            self._save(jc, state="held", note=note)
+            return self._report(jc, "held", note, row["pod_id"])
+        if outcome == "running":
+            return self._running(jc, row, policy, spent, work)
+        progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions,
+                               current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
+                               current_action="spot" if row["kind"] == "spot" else "on_demand",
+                               current_bid_per_gpu=row.get("bid_per_gpu"))
+        return self._restart(jc, job, policy, row, progress, state)
+
+    def _running(self, jc: JobConfig, row: dict[str, Any], policy: Policy, spent: float, work: float) -> JobReport:
+        last = self.store.last_observation(row["pod_id"])
+        rate = float((last or {}).get("cost_per_hr") or 0.0)
+        if policy.budget is not None and spent + rate > policy.budget + 1e-9:
+            why = (f"budget: spent ${spent:.2f} + the next hour at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
+                   f"pod {row['pod_id']} stopped")
+            self.ex.stop_pod(row, self.now, reason=why)
+            self._save(jc, state="budget_stopped", note=why, budget_at_stop=policy.budget)
+            return self._report(jc, "budget_stopped", why, row["pod_id"])
+        kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
+        message = f"running on {row['gpu_type_id']} ({row['cloud']}) {kind}: ${rate:.3f}/h"
+        self._save(jc, state="running", pod_id=row["pod_id"], note=message, resume_failures=None)
+        return self._report(jc, "running", message, row["pod_id"])
+
+    def _decide(self, job: JobSpec, policy: Policy, progress: JobProgress) -> Decision | str:
+        """The decision, or the reason it cannot be made now (a wait)."""
+        try:
+            return self.ex.decide(job, policy, self.now, progress)
+        except Infeasible as exc:
+            if exc.constraint == "max_price" and policy.max_price is not None:
+                return f"{exc}; acts when a price is at or below ${policy.max_price:.3f}"
+            return str(exc)
+        except InsufficientHistory as exc:
+            return f"{exc}; collect more history"
+
+    def _wait(self, jc: JobConfig, decision: Decision | str, pod_id: str | None = None) -> JobReport:
+        if isinstance(decision, str):
+            message = f"waiting: {decision}"
+        else:
+            why = decision.reasons[0] if decision.reasons else "the optimizer waits"
+            if decision.act_below is not None:
+                message = (f"waiting: acts when the {decision.gpu_type_id} ({decision.cloud}) spot floor is at or "
+                           f"below ${decision.act_below:.3f} ({why})")
+            else:
+                message = f"waiting: {why}"
+        self.ex.emit(self.now, "wait", job=jc.name, pod_id=pod_id, message=message,
+                     act_below=None if isinstance(decision, str) else decision.act_below)
+        self._save(jc, state="waiting", note=message)
+        return self._report(jc, "waiting", message, pod_id)
+
+    def _launch(self, jc: JobConfig, job: JobSpec, policy: Policy, progress: JobProgress,
+                spent: float) -> JobReport:
+        decision = self._decide(job, policy, progress)
+        if isinstance(decision, str) or decision.action == "wait":
+            return self._wait(jc, decision)
+        result = self.ex.launch(jc, job, policy, decision, self.now, job_spent=spent)
+        tries = "; ".join(f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message
+                                                                                 and a.outcome != "ok" else "")
+                          for a in result.attempts)
+        notes = " ".join(result.notes)
+        if result.pod is not None and result.attempt is not None:
+            a = result.attempt
+            what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
+            message = f"launched {a.name} on {a.gpu_type_id} ({a.cloud}) {what}" + (f"; {notes}" if notes else "")
+            self._save(jc, state="running", pod_id=result.pod.id, note=message)
+            return self._report(jc, "running", message, result.pod.id)
+        if self.ex.dry_run and result.requests:
+            return self._report(jc, "dry_run", f"would launch: {tries}")
+        message = "not launched: " + "; ".join(x for x in (tries, notes) if x)
+        self._save(jc, state="waiting", note=message)
+        return self._report(jc, "waiting", message)
+
+    def _restart(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], progress: JobProgress,
+                 state: dict[str, Any]) -> JobReport:
+        """The job's pod is stopped and bidder did not stop it: resume, wait, or move."""
+        decision = self._decide(job, policy, progress)
+        if isinstance(decision, str) or decision.action == "wait":
+            return self._wait(jc, decision, row["pod_id"])
+        same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
+                and decision.action == ("spot" if row["kind"] == "spot" else "on_demand"))
+        failures = int(state.get("resume_failures") or 0)
+        if same and failures < RESUME_FAILURES_BEFORE_MOVE:
+            try:
+                attempt, request = self.ex.resume(jc, row, decision, policy, self.now, job_spent=progress.spent)
+            except SpotUnsupported as exc:
+                self.ex.mark_spot_unsupported(self.now, exc)
+                fallback = self._decide(job, replace(policy, allow_spot=False), progress)
+                if isinstance(fallback, str) or fallback.action == "wait":
+                    return self._wait(jc, f"{SPOT_GONE_MESSAGE}; on-demand is not possible within the policy: "
+                                          f"{fallback if isinstance(fallback, str) else fallback.reasons[0]}",
+                                      row["pod_id"])
+                return self._move(jc, job, policy, row, fallback, progress.spent, note=SPOT_GONE_MESSAGE)
+            if attempt.outcome == "ok":
+                what = f"podBidResume at ${attempt.bid_per_gpu:.3f}/GPU-h" if row["kind"] == "spot" else "podResume"
+                message = f"resumed {row['pod_id']} on {row['gpu_type_id']} ({row['cloud']}): {what}"
+                self._save(jc, state="running", note=message, resume_failures=None)
+                return self._report(jc, "running", message, row["pod_id"])
+            if attempt.outcome == "dry_run":
+                return self._report(jc, "dry_run", f"would resume {row['pod_id']} ({request.operation if request else ''})",
+                                    row["pod_id"])
+            if attempt.outcome == "no_capacity":
+                self._save(jc, resume_failures=failures + 1)
+            return self._wait(jc, f"could not resume {row['pod_id']}: {attempt.message}", row["pod_id"])
+        return self._move(jc, job, policy, row, decision, progress.spent)
+
+    def _move(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], decision: Decision,
+              spent: float, note: str | None = None) -> JobReport:
+        """A new pod where the decision says; the old (stopped) one is retired so the job has one pod."""
+        result = self.ex.launch(jc, job, policy, decision, self.now, job_spent=spent)
+        if result.pod is None or result.attempt is None:
+            tries = "; ".join(f"{a.kind} {a.gpu_type_id}: {a.outcome}" for a in result.attempts)
+            if self.ex.dry_run and result.requests:
+                return self._report(jc, "dry_run", f"would move to {tries}", row["pod_id"])
+            return self._wait(jc, "could not move the job: " + "; ".join(x for x in (tries, *result.notes) if x),
+                              row["pod_id"])
+        terminate = jc.on_finish == "terminate"
+        self.ex.stop_pod(row, self.now, reason=f"the job moved to pod {result.pod.id}", terminate=terminate,
+                         state="retired")
+        a = result.attempt
+        what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
+        parts = [f"moved to {a.name} on {a.gpu_type_id} ({a.cloud}) {what}"]
+        if note:
+            parts.insert(0, note)
+        if jc.template.volume > 0 and jc.template.network_volume is None:
+            parts.append(f"warning: the volume stays with the old pod {row['pod_id']} "
+                         + ("(terminated with it)" if terminate else "(stopped, still billed)")
+                         + "; the new pod starts with an empty volume (use network_volume to carry data)")
+        message = "; ".join(parts)
+        self.ex.emit(self.now, "moved", job=jc.name, pod_id=result.pod.id, message=message)
+        self._save(jc, state="running", pod_id=result.pod.id, note=message, resume_failures=None)
+        return self._report(jc, "running", message, result.pod.id)
+
+    def _finish(self, jc: JobConfig, row: dict[str, Any], reason: str) -> None:
+        terminate = jc.on_finish == "terminate"
+        if terminate or row.get("desired_status") == "RUNNING":
+            self.ex.stop_pod(row, self.now, reason=reason, terminate=terminate)
+        elif not self.ex.dry_run:
+            self.store.set_pod_state(row["pod_id"], state="stopped", ended=self.now, note=reason)
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+    def _save(self, jc: JobConfig, **fields: Any) -> None:
+        if not self.ex.dry_run:
+            self.store.save_job_state(jc.name, updated=self.now, **fields)
+
+    def _report(self, jc: JobConfig, state: str, message: str, pod_id: str | None = None) -> JobReport:
+        job_state = self.store.job_state(jc.name) or {}
+        return JobReport(jc.name, state, message, pod_id, float(job_state.get("spent") or 0.0),
+                         float(job_state.get("work_done_hours") or 0.0))
+
+
+def run_tick(client: RunPodClient, store: Store, config: Config, now: datetime, *, dry_run: bool = False,
+             events: Callable[[dict[str, Any]], None] | None = None,
+             advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None) -> TickReport:
+    """One cycle under the exclusive tick lock (LockHeld at once if another tick holds it)."""
+    with store.exclusive_lock("tick"):
+        ex = Executor(client, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
+                      spot_recheck=config.spot_recheck, advise=advise)
+        return _Tick(client, store, config, now, ex).run()

@@ -1,0 +1,88 @@
+"""Helpers shared by the executor, tick and launch tests: the emulator with days of stored price
+history (the emulator's own model, so history and live prices agree), bidder.toml files, ticks on
+the virtual clock."""
+
+from __future__ import annotations
+
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bidder.jobs import Config, parse_config
+from bidder.runpod import RunPodClient
+from bidder.sim import Emulator, generate_quotes
+from bidder.sim.world import SimPod
+from bidder.store import Store
+from bidder.tick import TickReport, run_tick
+
+A6000 = "NVIDIA RTX A6000"
+RTX4090 = "NVIDIA GeForce RTX 4090"
+A40 = "NVIDIA A40"
+GPUS = (A6000, RTX4090, A40)
+HISTORY_DAYS = 3.0
+
+
+def seed_history(store: Store, emu: Emulator, days: float = HISTORY_DAYS, gpus: tuple[str, ...] = GPUS) -> None:
+    """Store `days` of 5-minute snapshots of the emulator's market for `gpus` (the same prices the
+    emulator quotes), then advance the emulator's clock to their end: history ends where now begins."""
+    by_ts = defaultdict(list)
+    for quote in generate_quotes(emu.seed, days, 300, gpus, start=emu.now):
+        by_ts[quote.ts].append(quote)
+    for ts in sorted(by_ts):
+        store.record_collection(ts, by_ts[ts], duration_s=0.0)
+    emu.advance(days * 86400)
+
+
+@dataclass
+class Env:
+    """The emulator, a client on it and a fresh SQLite ledger with history."""
+
+    emu: Emulator
+    client: RunPodClient
+    store: Store
+    tmp: Path
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def config(self, text: str, name: str = "bidder.toml") -> Config:
+        path = self.tmp / name
+        path.write_text(text)
+        return parse_config(tomllib.loads(text), str(path))
+
+    def tick(self, config: Config, **kwargs: Any) -> TickReport:
+        return run_tick(self.client, self.store, config, self.emu.now, events=self.events.append, **kwargs)
+
+    def run(self, config: Config, minutes: float, every: float = 5.0) -> list[TickReport]:
+        """Tick every `every` minutes for `minutes` of virtual time (ticking first, then advancing)."""
+        reports = []
+        for _ in range(int(minutes / every)):
+            reports.append(self.tick(config))
+            self.emu.advance(every * 60)
+        return reports
+
+    def live_pods(self) -> list[SimPod]:
+        """Pods the emulator has that are not terminated."""
+        return [p for p in self.emu.world.pods.values() if p.desired_status != "TERMINATED"]
+
+    def running(self) -> list[SimPod]:
+        return [p for p in self.emu.world.pods.values() if p.desired_status == "RUNNING"]
+
+    def kinds(self, job: str | None = None) -> list[str]:
+        """The ledger's actions as "kind:outcome", oldest first."""
+        return [f"{a['kind']}:{a['outcome']}" for a in self.store.actions(job)]
+
+
+def make_env(emulator: Emulator, client: RunPodClient, tmp_path: Path, *, history: bool = True) -> Env:
+    store = Store.open(tmp_path / "bidder.db")
+    if history:
+        seed_history(store, emulator)
+    return Env(emulator, client, store, tmp_path)
+
+
+JOB = f"""
+[jobs.train]
+gpu = ["{A6000}", "{RTX4090}", "{A40}"]
+image = "runpod/pytorch:latest"
+ports = "8888/http,22/tcp"
+"""

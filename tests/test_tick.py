@@ -1,0 +1,293 @@
+"""`bidder tick` scenarios against the emulator over HTTP, on its virtual clock: launch, interruption
+and podBidResume, waiting out a spike, moving to on-demand, the budget stop, spot retired, lost
+creates, finishing, and jobs touched outside bidder."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from executor_helpers import A6000, JOB, RTX4090, make_env
+
+from bidder.executor import SPOT_FLAG
+from bidder.tick import run_tick
+
+SERVICE_A6000 = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+keep_running = true
+tolerance = "high"
+image = "runpod/pytorch:latest"
+"""
+
+
+@pytest.fixture
+def env(emulator, client, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0  # only the interruptions a test makes
+    e = make_env(emulator, client, tmp_path)
+    yield e
+    e.store.close()
+
+
+def the_pod(env):
+    pods = env.live_pods()
+    assert len(pods) == 1, [(p.id, p.name, p.desired_status) for p in pods]
+    return pods[0]
+
+
+def test_first_tick_launches_spot_and_an_interruption_is_resumed_at_the_new_bid(env):
+    config = env.config(SERVICE_A6000)
+    report = env.tick(config)
+    assert report.collected
+    job = report.jobs[0]
+    assert job.state == "running" and job.message.startswith("launched bidder-train-1 on NVIDIA RTX A6000")
+    pod = the_pod(env)
+    assert (pod.name, pod.gpu_type_id, pod.cloud, pod.pod_type) == ("bidder-train-1", A6000, "COMMUNITY",
+                                                                     "INTERRUPTABLE")
+    first_bid = pod.bid
+    assert first_bid >= env.emu.world.floor(A6000, "COMMUNITY") - 1e-9
+    env.emu.advance(600)
+    assert env.tick(config).jobs[0].state == "running"
+    # The floor jumps over the bid: the emulator interrupts the pod between two ticks.
+    spike = round(first_bid + 0.03, 3)
+    env.emu.world.set_floor(A6000, "COMMUNITY", spike)
+    env.emu.advance(300)
+    assert pod.desired_status == "EXITED"
+    report = env.tick(config)
+    assert report.jobs[0].state == "running", report.jobs[0].message
+    assert "podBidResume" in report.jobs[0].message
+    assert [e["event"] for e in report.events if e["event"] in ("interrupted", "bid_resume")] == [
+        "interrupted", "bid_resume"]
+    assert env.kinds("train") == ["rent_spot:ok", "bid_resume:ok"]
+    resume = env.store.actions("train")[-1]
+    assert resume["pod_id"] == pod.id and resume["bid_per_gpu"] >= spike
+    # The same pod runs again on its machine at the new bid (pay-as-bid: cost = bid x GPUs).
+    assert pod.desired_status == "RUNNING" and pod.bid == pytest.approx(resume["bid_per_gpu"])
+    assert len(env.live_pods()) == 1
+    row = env.store.pod(pod.id)
+    assert row["interruptions"] == 1 and row["bid_per_gpu"] == pytest.approx(pod.bid)
+    assert env.store.job_state("train")["interruptions"] == 1
+
+
+def test_a_spike_above_the_max_price_waits_then_resumes(env):
+    config = env.config(SERVICE_A6000 + "max_price = 0.2\n")
+    env.tick(config)
+    pod = the_pod(env)
+    env.emu.advance(300)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.25)  # over the cap: no bid may follow it
+    env.emu.advance(300)
+    for _ in range(3):
+        report = env.tick(config)
+        job = report.jobs[0]
+        assert job.state == "waiting", job.message
+        assert "acts when" in job.message and "at or below $" in job.message
+        waits = [e for e in report.events if e["event"] == "wait"]
+        assert waits and waits[0]["pod_id"] == pod.id
+        env.emu.advance(300)
+    assert pod.desired_status == "EXITED"
+    assert env.kinds("train") == ["rent_spot:ok"]  # nothing sent while waiting
+    env.emu.world.release_floor(A6000, "COMMUNITY")  # the spike is over
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "running", report.jobs[0].message
+    assert env.kinds("train") == ["rent_spot:ok", "bid_resume:ok"]
+    bid = env.store.actions("train")[-1]["bid_per_gpu"]
+    assert bid <= 0.2 and pod.desired_status == "RUNNING" and pod.bid == pytest.approx(bid)
+    assert all((a["bid_per_gpu"] or 0) <= 0.2 for a in env.store.actions())
+
+
+def test_an_interruption_moves_the_job_to_on_demand_when_spot_is_out_of_reach(env):
+    config = env.config(SERVICE_A6000 + "volume = 20\non_finish = \"terminate\"\n")
+    env.tick(config)
+    old = the_pod(env)
+    env.emu.advance(300)
+    env.emu.world.set_floor(A6000, "COMMUNITY", None)  # spot capacity gone in this market
+    env.emu.world.set_floor(A6000, "COMMUNITY", 5.0)   # and the pod outbid
+    env.emu.advance(300)
+    report = env.tick(config)
+    job = report.jobs[0]
+    assert job.state == "running" and "moved to bidder-train-2" in job.message and "on-demand" in job.message
+    assert "the volume stays with the old pod" in job.message
+    new = the_pod(env)  # the old one is terminated: one pod for one job
+    assert new.id != old.id and new.pod_type == "RESERVED" and new.gpu_type_id == A6000
+    assert old.desired_status == "TERMINATED"
+    assert env.kinds("train") == ["rent_spot:ok", "deploy_on_demand:ok", "terminate:ok"]
+    assert env.store.pod(old.id)["state"] == "retired"
+    assert [p["pod_id"] for p in env.store.managed_pods("train", states=["active"])] == [new.id]
+
+
+def test_the_budget_stops_a_running_pod(env):
+    # On-demand A6000 in community cloud costs 0.33/h; 10 h of work fits a 3.5 USD budget, but the
+    # pod must stop once spend + the next hour would pass it (after about 9.6 h).
+    config = env.config(SERVICE_A6000.replace("keep_running = true", "hours = 10").replace('"high"', '"none"')
+                        + "budget = 3.5\n")
+    reports = env.run(config, minutes=11 * 60, every=15)
+    pod = next(iter(env.emu.world.pods.values()))
+    assert pod.pod_type == "RESERVED" and pod.desired_status == "EXITED"
+    states = [r.jobs[0].state for r in reports]
+    stop_at = states.index("budget_stopped")
+    assert set(states[:stop_at]) == {"running"} and set(states[stop_at:]) == {"budget_stopped"}
+    assert env.kinds("train") == ["deploy_on_demand:ok", "stop:ok"]
+    spent = env.emu.world.true_spend(pod.id)
+    assert spent <= 3.5 - 0.33 + 0.33 * 0.25 + 1e-6  # stopped within one tick of the threshold
+    assert spent > 3.5 - 0.33 - 0.33 * 0.25 - 1e-6
+    assert env.store.job_state("train")["spent"] == pytest.approx(spent, rel=1e-3)
+    assert reports[-1].jobs[0].message.startswith("budget")
+
+
+def test_spot_removed_falls_back_to_on_demand_and_is_remembered_until_a_recheck(env):
+    config = env.config('collect_interval = "1h"\nspot_recheck = "2h"\n' + SERVICE_A6000)
+    env.tick(config)
+    old = the_pod(env)
+    env.emu.advance(300)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 5.0)  # interrupted...
+    env.emu.set_spot_enabled(False)                    # ...and RunPod retires spot meanwhile
+    env.emu.advance(300)
+    report = env.tick(config)  # the last snapshot still shows spot: it tries podBidResume first
+    job = report.jobs[0]
+    assert job.state == "running", job.message
+    assert "RunPod no longer offers spot" in job.message and "on-demand" in job.message
+    assert env.kinds("train") == ["rent_spot:ok", "bid_resume:error", "deploy_on_demand:ok", "stop:ok"]
+    assert any(e["event"] == "spot_unsupported" for e in report.events)
+    assert env.store.settings_get(SPOT_FLAG) is not None
+    new = next(p for p in env.running())
+    assert new.pod_type == "RESERVED" and old.desired_status == "EXITED"
+    # Later ticks offer no spot, even once RunPod shows spot prices again, until the recheck is due.
+    env.emu.set_spot_enabled(True)
+    env.emu.world.release_floor(A6000, "COMMUNITY")
+    env.emu.advance(3600)
+    env.tick(config)
+    assert env.store.settings_get(SPOT_FLAG) is not None
+    env.emu.advance(3600)
+    report = env.tick(config)
+    assert report.collected and any(e["event"] == "spot_recheck" for e in report.events)
+    assert env.store.settings_get(SPOT_FLAG) is None
+
+
+def test_a_create_whose_answer_is_lost_leaves_exactly_one_pod(env):
+    config = env.config(SERVICE_A6000)
+    env.emu.set_faults("lost_create=1")  # every create runs, and its answer never arrives
+    report = env.tick(config)
+    assert report.jobs[0].state == "running", report.jobs[0].message
+    pod = the_pod(env)
+    assert pod.name == "bidder-train-1"
+    assert [e["event"] for e in report.events if e["event"] in ("rent_spot", "adopted")] == ["adopted"]
+    action = env.store.actions("train")[-1]
+    assert (action["kind"], action["outcome"], action["pod_id"]) == ("rent_spot", "ok", pod.id)
+    for _ in range(3):  # later ticks see the adopted pod: nothing is created again
+        env.emu.advance(300)
+        assert env.tick(config).jobs[0].state == "running"
+    assert len(env.emu.world.pods) == 1
+    assert env.store.job_state("train")["attempts"] == 1
+
+
+def test_a_create_left_pending_by_a_crash_is_adopted_at_the_next_tick(env):
+    from bidder.runpod import PodSpec
+
+    config = env.config(SERVICE_A6000)
+    # A previous tick reserved the name and sent the create, then died before recording the pod.
+    env.store.save_job_state("train", attempts=1, pending_name="bidder-train-1", pending_since=env.emu.now)
+    env.store.begin_action(env.emu.now, job="train", kind="rent_spot", gpu_type_id=A6000, cloud="COMMUNITY",
+                           gpu_count=1, bid_per_gpu=0.2)
+    created = env.client.rent_interruptable(PodSpec(name="bidder-train-1", image_name="runpod/pytorch:latest",
+                                                    gpu_type_id=A6000, cloud_type="COMMUNITY"), 0.2)
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "running"
+    assert [p.id for p in env.live_pods()] == [created.id]
+    assert env.kinds("train") == ["rent_spot:ok"]
+    assert env.store.actions("train")[0]["pod_id"] == created.id
+    state = env.store.job_state("train")
+    assert state["pod_id"] == created.id and "pending_name" not in state
+
+
+def test_finished_work_terminates_the_pod_per_on_finish(env):
+    config = env.config(SERVICE_A6000.replace("keep_running = true", "hours = 1").replace('"high"', '"none"')
+                        + 'on_finish = "terminate"\n')
+    reports = env.run(config, minutes=90, every=10)
+    states = [r.jobs[0].state for r in reports]
+    assert states[0] == "running" and states[-1] == "finished"
+    assert "work done" in reports[-1].jobs[0].message
+    pod = next(iter(env.emu.world.pods.values()))
+    assert pod.desired_status == "TERMINATED"
+    assert env.kinds("train") == ["deploy_on_demand:ok", "terminate:ok"]
+    # Work is counted from observed uptime: the pod ran one hour (to the tick), no more.
+    assert env.emu.world.true_spend(pod.id) == pytest.approx(0.33 * 1.0, rel=0.01)
+    assert env.store.job_state("train")["state"] == "finished"
+
+
+def test_a_pod_stopped_outside_bidder_holds_the_job(env):
+    config = env.config(SERVICE_A6000)
+    env.tick(config)
+    pod = the_pod(env)
+    env.client.stop(pod.id)  # the user, in RunPod's console
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "held" and "stopped outside bidder" in report.jobs[0].message
+    env.emu.advance(300)
+    assert env.tick(config).jobs[0].state == "held"
+    assert env.kinds("train") == ["rent_spot:ok"]  # never restarted against the user's wish
+
+
+def test_max_spend_per_hour_caps_all_jobs_together(env):
+    text = f"""max_spend_per_hour = 0.5
+
+[defaults]
+tolerance = "none"
+keep_running = true
+image = "img"
+
+[jobs.a]
+gpu = ["{A6000}"]
+cloud = "community"
+
+[jobs.b]
+gpu = ["{RTX4090}"]
+cloud = "community"
+"""
+    report = env.tick(env.config(text))
+    states = {j.name: j.state for j in report.jobs}
+    assert states == {"a": "running", "b": "waiting"}
+    assert "max_spend_per_hour" in report.jobs[1].message
+    assert len(env.running()) == 1
+    refused = [e for e in report.events if e["event"] == "refused"]
+    assert refused and refused[0]["job"] == "b"
+
+
+def test_a_deadline_without_slack_goes_on_demand_from_the_start(env):
+    # 10 h of work due in 10.2 h: no room for an interruption, so the policy says on-demand.
+    config = env.config(JOB + 'hours = 10\ndeadline = "10.2h"\ntolerance = "high"\ncloud = "community"\n')
+    report = env.tick(config)
+    assert report.jobs[0].state == "running"
+    pod = the_pod(env)
+    assert pod.pod_type == "RESERVED" and pod.gpu_type_id == A6000  # the cheapest on-demand of the three
+
+
+def test_a_second_tick_while_one_holds_the_lock_raises_lock_held(env):
+    from bidder.errors import LockHeld
+
+    config = env.config(SERVICE_A6000)
+    with env.store.exclusive_lock("tick"), pytest.raises(LockHeld):
+        run_tick(env.client, env.store, config, env.emu.now)
+    assert env.emu.world.pods == {}
+
+
+def test_dry_run_tick_sends_nothing_and_records_dry_run_actions(env):
+    config = env.config(SERVICE_A6000)
+    report = env.tick(config, dry_run=True)
+    assert report.jobs[0].state == "dry_run" and "would launch" in report.jobs[0].message
+    assert env.emu.world.pods == {}
+    assert env.kinds("train") == ["rent_spot:dry_run"]
+    assert env.store.job_state("train") is None or "attempts" not in env.store.job_state("train")
+    assert all(e.get("dry_run") for e in report.events)
+
+
+def test_interruptions_are_counted_once_while_waiting(env):
+    config = env.config(SERVICE_A6000 + "max_price = 0.2\n")
+    env.tick(config)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.5)
+    for _ in range(4):
+        env.emu.advance(timedelta(minutes=5).total_seconds())
+        env.tick(config)
+    assert env.store.job_state("train")["interruptions"] == 1
