@@ -128,8 +128,14 @@ class LedgerStore(StoreBase):
                          "uptime_seconds) VALUES (?, ?, ?, ?, ?)",
                          (pod_id, _iso(ts), desired_status, cost_per_hr, uptime_seconds))
 
-    def observations(self, pod_id: str) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts", (pod_id,))
+    def observations(self, pod_id: str, *, since: datetime | None = None) -> list[dict[str, Any]]:
+        """A pod's polls, oldest first; `since` (inclusive) reads only the newer ones (the executor's
+        incremental spend)."""
+        if since is None:
+            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts", (pod_id,))
+        else:
+            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? AND ts >= ? ORDER BY ts",
+                              (pod_id, _iso(since)))
         return [_from_row(r) for r in rows]
 
     def last_observation(self, pod_id: str) -> dict[str, Any] | None:
