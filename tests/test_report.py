@@ -1,0 +1,271 @@
+"""analysis.report against a real SQLite store filled through its public API, with numbers that can
+be checked by hand (a spot pod at 0.30 for 10 hours when on-demand was 0.79: spend 3.00, saving 62%)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from analysis.report import market_summary, pod_track, price_chart_data, spend_report
+from bidder.models import PriceQuote
+from bidder.store import Store, estimate_spend
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+A6000 = "NVIDIA RTX A6000"
+RTX4090 = "NVIDIA GeForce RTX 4090"
+
+
+def h(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "bidder.db") as s:
+        yield s
+
+
+def prices(store: Store, hours, gpu=A6000, cloud="COMMUNITY", floor=0.25, on_demand=0.79, gpu_count=1) -> None:
+    """One snapshot per hour in `hours`; floor/on_demand may be callables of the hour."""
+    for hour in hours:
+        f = floor(hour) if callable(floor) else floor
+        o = on_demand(hour) if callable(on_demand) else on_demand
+        store.record_collection(h(hour), [PriceQuote(h(hour), gpu, cloud, gpu_count, f, o)], duration_s=0.1)
+
+
+def running_pod(store: Store, pod_id="p1", *, job="train", start=0.0, hours=10, bid=0.30, gpu=A6000,
+                cloud="COMMUNITY", gpu_count=1, kind="spot") -> None:
+    """A pod polled every hour from `start`, RUNNING throughout, at bid x gpu_count per hour."""
+    store.add_pod(pod_id, job=job, name=f"{job}-1", gpu_type_id=gpu, cloud=cloud, gpu_count=gpu_count, kind=kind,
+                  bid_per_gpu=bid if kind == "spot" else None, created=h(start))
+    action = store.begin_action(h(start), job=job, kind="rent_spot" if kind == "spot" else "deploy_on_demand",
+                                gpu_type_id=gpu, cloud=cloud, gpu_count=gpu_count,
+                                bid_per_gpu=bid if kind == "spot" else None)
+    store.finish_action(action, outcome="ok", pod_id=pod_id)
+    for k in range(hours + 1):
+        store.record_observation(h(start + k), pod_id, desired_status="RUNNING", cost_per_hr=bid * gpu_count,
+                                 uptime_seconds=k * 3600.0)
+
+
+def test_spot_pod_at_0_30_for_10_hours_against_0_79_on_demand(store):
+    prices(store, range(13))
+    running_pod(store)
+    report = spend_report(store)
+    [pod] = report.pods
+    assert (pod.pod_id, pod.job, pod.gpu_type_id, pod.cloud, pod.kind, pod.gpu_count) == (
+        "p1", "train", A6000, "COMMUNITY", "spot", 1)
+    assert pod.hours == pytest.approx(10.0)
+    assert pod.spend == pytest.approx(3.00)
+    assert pod.avg_per_gpu_hour == pytest.approx(0.30)
+    assert pod.on_demand_cost == pytest.approx(7.90)
+    assert pod.saving == pytest.approx(4.90)
+    assert round(pod.saving_pct) == 62
+    assert pod.interruptions == 0 and pod.last_poll == h(10)
+    [job] = report.jobs
+    assert (job.job, job.pods, job.spend, job.saving) == ("train", ("p1",), pod.spend, pod.saving)
+    assert report.totals.spend == pytest.approx(3.00) and report.totals.on_demand_cost == pytest.approx(7.90)
+    assert report.managed_pods == 1 and not report.is_empty and report.notes == ()
+    # The cumulative curve ends at the totals.
+    assert job.curve[0][1:] == (0.0, 0.0)
+    assert job.curve[-1] == pytest.approx((h(10).timestamp(), 3.0, 7.9))
+
+
+def test_the_report_agrees_with_the_stores_spend_estimate(store):
+    prices(store, range(13))
+    running_pod(store)
+    assert spend_report(store).pods[0].spend == pytest.approx(store.spend_by_pod()["p1"], abs=1e-12)
+
+
+def test_a_period_takes_the_share_of_each_stretch_inside_it(store):
+    prices(store, range(13))
+    running_pod(store)
+    report = spend_report(store, since=h(3), until=h(5.5))
+    assert report.totals.hours == pytest.approx(2.5)
+    assert report.totals.spend == pytest.approx(0.75)
+    assert report.totals.on_demand_cost == pytest.approx(2.5 * 0.79)
+    assert report.since == h(3) and report.until == h(5.5)
+    # Adjacent periods add up to the whole.
+    parts = [spend_report(store, since=a, until=b).totals.spend
+             for a, b in [(None, h(2.2)), (h(2.2), h(7.9)), (h(7.9), None)]]
+    assert sum(parts) == pytest.approx(3.0)
+
+
+def test_pods_outside_the_period_are_left_out(store):
+    prices(store, range(13))
+    running_pod(store, "early", start=0, hours=2)
+    running_pod(store, "late", job="other", start=6, hours=4)
+    report = spend_report(store, since=h(4), until=h(12))
+    assert [p.pod_id for p in report.pods] == ["late"] and report.managed_pods == 2
+    assert spend_report(store, since=h(20)).is_empty
+    assert spend_report(store, until=h(-1)).is_empty
+
+
+def test_uneven_polls_stops_and_restarts_add_up_to_estimate_spend(store):
+    """Whatever the polls look like, the whole report equals estimate_spend and periods add up."""
+    rng = random.Random(7)
+    prices(store, range(0, 60))
+    for n in range(8):
+        pod_id = f"pod{n}"
+        store.add_pod(pod_id, job="j", name=pod_id, gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1, kind="spot",
+                      bid_per_gpu=0.3, created=h(0))
+        t, uptime, running = 0.0, rng.uniform(0, 3600), True
+        for _ in range(40):
+            step = rng.uniform(120, 4000)
+            t += step / 3600
+            if running and rng.random() < 0.2:
+                running = False
+            elif not running and rng.random() < 0.5:
+                running, uptime = True, rng.uniform(0, step)
+            elif running:
+                uptime += step - (rng.uniform(0, step) if rng.random() < 0.1 else 0)  # a stop+resume unseen
+            store.record_observation(h(t), pod_id, desired_status="RUNNING" if running else "EXITED",
+                                     cost_per_hr=rng.choice([0.3, 0.35, None]) if running else 0.3,
+                                     uptime_seconds=uptime if running else None)
+    whole = spend_report(store)
+    for pod in whole.pods:
+        assert pod.spend == pytest.approx(estimate_spend(store.observations(pod.pod_id)), abs=1e-9)
+        assert pod.spend > 0
+    cuts = [None, h(5), h(11.3), h(17), h(30), None]
+    parts = [spend_report(store, since=a, until=b).totals for a, b in itertools.pairwise(cuts)]
+    assert sum(p.spend for p in parts) == pytest.approx(whole.totals.spend)
+    assert sum(p.hours for p in parts) == pytest.approx(whole.totals.hours)
+    assert sum(p.on_demand_cost or 0 for p in parts) == pytest.approx(whole.totals.on_demand_cost)
+
+
+def test_on_demand_price_is_the_nearest_earlier_snapshot(store):
+    # 0.80 until hour 5, then 1.00; a snapshot without on-demand capacity at hour 7 keeps 1.00.
+    store.record_collection(h(0), [PriceQuote(h(0), A6000, "COMMUNITY", 1, 0.3, 0.80)], duration_s=0)
+    store.record_collection(h(5), [PriceQuote(h(5), A6000, "COMMUNITY", 1, 0.3, 1.00)], duration_s=0)
+    store.record_collection(h(7), [PriceQuote(h(7), A6000, "COMMUNITY", 1, 0.3, None)], duration_s=0)
+    running_pod(store, hours=10)
+    [pod] = spend_report(store).pods
+    assert pod.on_demand_cost == pytest.approx(5 * 0.80 + 5 * 1.00)
+    # Before the first snapshot, the first one stands in.
+    running_pod(store, "before", start=-2, hours=2)
+    before = next(p for p in spend_report(store).pods if p.pod_id == "before")
+    assert before.on_demand_cost == pytest.approx(2 * 0.80)
+
+
+def test_multi_gpu_pod_pays_per_gpu_and_falls_back_to_one_gpu_quotes(store):
+    prices(store, range(12))  # 1-GPU quotes only
+    running_pod(store, gpu_count=2, bid=0.30)  # costPerHr 0.60 per pod
+    [pod] = spend_report(store).pods
+    assert (pod.spend, pod.gpu_hours) == (pytest.approx(6.0), pytest.approx(20.0))
+    assert pod.avg_per_gpu_hour == pytest.approx(0.30)
+    assert pod.on_demand_cost == pytest.approx(2 * 10 * 0.79)
+    prices(store, range(12), on_demand=0.70, gpu_count=2)  # with quotes for 2-GPU pods, those count
+    assert spend_report(store).pods[0].on_demand_cost == pytest.approx(2 * 10 * 0.70)
+
+
+def test_interruption_resume_and_bidder_stop(store):
+    """Runs 0-3.5 h at 0.30 (interrupted: exit observation at 3.5 h), resumes at 5 h with a 0.35 bid,
+    bidder stops it at 8 h. Spend 3.5x0.30 + 3x0.35 = 2.10 over 6.5 h; one interruption."""
+    prices(store, range(10))
+    store.add_pod("p", job="train", name="train-1", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1, kind="spot",
+                  bid_per_gpu=0.30, created=h(0))
+    store.finish_action(store.begin_action(h(0), job="train", kind="rent_spot", bid_per_gpu=0.30), outcome="ok",
+                        pod_id="p")
+    obs = store.record_observation
+    for k in range(4):
+        obs(h(k), "p", desired_status="RUNNING", cost_per_hr=0.30, uptime_seconds=k * 3600.0)
+    obs(h(3.5), "p", desired_status="EXITED", cost_per_hr=0.30, uptime_seconds=3.5 * 3600)  # exit observation
+    obs(h(4), "p", desired_status="EXITED", cost_per_hr=0.30, uptime_seconds=None)
+    store.finish_action(store.begin_action(h(5), job="train", kind="bid_resume", pod_id="p", bid_per_gpu=0.35),
+                        outcome="ok")
+    store.set_pod_state("p", bid_per_gpu=0.35, interruptions=1)
+    for k in range(3):
+        obs(h(5 + k), "p", desired_status="RUNNING", cost_per_hr=0.35, uptime_seconds=k * 3600.0)
+    store.finish_action(store.begin_action(h(8), job="train", kind="stop", pod_id="p"), outcome="ok")
+    obs(h(8), "p", desired_status="EXITED", cost_per_hr=0.35, uptime_seconds=3 * 3600.0)
+    obs(h(9), "p", desired_status="EXITED", cost_per_hr=0.35, uptime_seconds=None)
+
+    [pod] = spend_report(store).pods
+    assert pod.hours == pytest.approx(6.5)
+    assert pod.spend == pytest.approx(3.5 * 0.30 + 3 * 0.35)
+    assert pod.interruptions == 1 and pod.interruption_times == (h(3.5),)
+    assert pod.on_demand_cost == pytest.approx(6.5 * 0.79)
+    assert pod.saving_pct == pytest.approx(100 * (1 - 2.10 / (6.5 * 0.79)))
+    assert spend_report(store, since=h(4)).pods[0].interruptions == 0
+    track = pod_track(store, "p")
+    assert track.bids == (0.30, 0.35) and track.bid_ts == (h(0).timestamp(), h(5).timestamp())
+    assert track.interruptions == (h(3.5).timestamp(),) and track.end == h(9).timestamp()
+    assert pod_track(store, "nope") is None
+
+
+def test_jobs_totals_and_job_filter(store):
+    prices(store, range(12))
+    prices(store, range(12), gpu=RTX4090, floor=0.20, on_demand=0.69)
+    running_pod(store, "a", job="train", hours=10, bid=0.30)
+    running_pod(store, "b", job="serve", hours=4, bid=0.25, gpu=RTX4090)
+    running_pod(store, "c", job="serve", start=5, hours=2, gpu=RTX4090, kind="on_demand", bid=0.69)
+    report = spend_report(store)
+    assert [j.job for j in report.jobs] == ["serve", "train"]
+    serve = report.jobs[0]
+    assert serve.pods == ("b", "c") and serve.kinds == ("spot", "on_demand") and serve.gpu_types == (RTX4090,)
+    assert serve.spend == pytest.approx(4 * 0.25 + 2 * 0.69)
+    assert serve.on_demand_cost == pytest.approx(6 * 0.69)
+    assert serve.saving == pytest.approx(4 * (0.69 - 0.25))
+    assert report.totals.spend == pytest.approx(3.0 + 1.0 + 1.38)
+    assert report.totals.gpu_types == (A6000, RTX4090)
+    assert report.totals.on_demand_cost == pytest.approx(7.9 + 6 * 0.69)
+    only = spend_report(store, job="train")
+    assert [p.pod_id for p in only.pods] == ["a"] and only.managed_pods == 1 and only.job == "train"
+    assert {(m.gpu_type_id, m.cloud) for m in report.markets} == {(A6000, "COMMUNITY"), (RTX4090, "COMMUNITY")}
+
+
+def test_unknown_on_demand_price_and_pending_actions_are_noted(store):
+    running_pod(store, gpu="NVIDIA H100 80GB HBM3")  # no price ever recorded for it
+    store.begin_action(h(3), job="train", kind="bid_resume", pod_id="p1", bid_per_gpu=0.3)  # never finished
+    report = spend_report(store)
+    assert report.pods[0].on_demand_cost is None and report.pods[0].saving is None
+    assert report.totals.on_demand_cost is None and report.totals.spend == pytest.approx(3.0)
+    assert report.notes[0].startswith("no on-demand price recorded for NVIDIA H100 80GB HBM3 (COMMUNITY)")
+    assert "1 action(s) still pending" in report.notes[1]
+
+
+def test_cloud_all_compares_with_the_cheaper_cloud(store):
+    prices(store, range(12), cloud="SECURE", on_demand=0.99)
+    prices(store, range(12), cloud="COMMUNITY", on_demand=0.79)
+    running_pod(store, cloud="ALL")
+    report = spend_report(store)
+    assert report.pods[0].on_demand_cost == pytest.approx(7.9)
+    assert {m.cloud for m in report.markets} == {"SECURE", "COMMUNITY"}
+
+
+def test_market_summary_weights_time(store):
+    # Hourly snapshots, spot at 0.20/0.30/0.40 then none for one hour; one 10-hour gap is capped at 2 hours.
+    floors = {0: 0.20, 1: 0.30, 2: 0.40, 3: None}
+    prices(store, range(4), floor=lambda k: floors[k], on_demand=0.79)
+    [m] = market_summary(store)
+    assert (m.samples, m.median_floor, m.min_floor, m.max_floor, m.median_on_demand) == (4, 0.30, 0.20, 0.40, 0.79)
+    assert m.spot_share == pytest.approx(3 / 4)
+    assert (m.first, m.last) == (h(0), h(3))
+    prices(store, [13], floor=0.5)  # after a 10 h gap: hour 3 counts 2 h without spot, hour 13 one with
+    [m] = market_summary(store)
+    assert m.spot_share == pytest.approx(4 / 6)  # (1 + 1 + 1 + 1) of (1 + 1 + 1 + 2 + 1) hours
+    assert market_summary(store, since=h(20)) == []
+    assert market_summary(store, markets=[(A6000, "COMMUNITY", 1)], until=h(2))[0].samples == 2
+
+
+def test_price_chart_data_reads_the_chosen_markets(store):
+    prices(store, range(5))
+    prices(store, range(5), cloud="SECURE", floor=0.4, on_demand=0.99)
+    both = price_chart_data(store, [A6000])
+    assert [(s.gpu_type_id, s.cloud, len(s)) for s in both] == [(A6000, "SECURE", 5), (A6000, "COMMUNITY", 5)]
+    assert [s.cloud for s in price_chart_data(store, [A6000], ["COMMUNITY"], since=h(2))] == ["COMMUNITY"]
+    assert price_chart_data(store, [RTX4090]) == [] and price_chart_data(store, [A6000], gpu_count=2) == []
+
+
+def test_report_to_dict_is_json_ready(store):
+    import json
+
+    prices(store, range(13))
+    running_pod(store)
+    data = json.loads(json.dumps(spend_report(store, since=h(0), until=h(12)).to_dict()))
+    assert set(data) == {"since", "until", "job", "jobs", "pods", "totals", "markets", "managed_pods", "notes"}
+    assert data["since"] == "2026-01-01T00:00:00Z" and data["until"] == "2026-01-01T12:00:00Z"
+    assert data["pods"][0]["created"] == "2026-01-01T00:00:00Z" and "curve" not in data["pods"][0]
+    assert data["markets"][0]["spot_share"] == 1.0
