@@ -531,11 +531,11 @@ class BacktestReport:
         for key in METRIC_KEYS:
             values = [m[key] for m in per_window]
             present = [v for v in values if v is not None]
-            out[key] = float(np.mean(present)) if present else None
+            out[key] = _round(float(np.mean(present))) if present else None
             if not present or (key == "completion_hours" and not self.job.keep_running and len(present) < len(values)):
                 worst[key] = None
             else:
-                worst[key] = float(min(present) if key in _WORST_IS_LOW else max(present))
+                worst[key] = _round(float(min(present) if key in _WORST_IS_LOW else max(present)))
         out["worst"] = worst
         return out
 
@@ -552,6 +552,11 @@ class BacktestReport:
             "windows": len(self.windows),
             "strategies": [self.aggregate(name) for name in self.strategies],
         }
+
+
+def _round(value: float) -> float:
+    """Six decimals: a micro-dollar, a few milliseconds; hides float noise such as 100.00000000000131."""
+    return round(value, 6)
 
 
 def _iso(epoch: float) -> str:

@@ -203,8 +203,9 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     if chart:
         _write_chart(report, chart)
     if fmt == "json":
-        summary["per_window"] = [{"start": _iso(w.start), "strategies": {n: w.metrics(n) for n in report.strategies}}
-                                 for w in report.windows]
+        summary["per_window"] = [{"start": _iso(w.start), "strategies": {
+            n: {k: None if v is None else round(v, 6) for k, v in w.metrics(n).items()} for n in report.strategies}}
+            for w in report.windows]
         click.echo(json.dumps(summary, indent=2))
         return
     if fmt == "csv":
