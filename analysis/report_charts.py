@@ -65,6 +65,20 @@ def _span(epochs: Sequence[float]) -> str:
     return f"{str(first)[:16].replace('T', ' ')} to {str(last)[:16].replace('T', ' ')} UTC"
 
 
+def _bid_line(track: PodTrack, end: float) -> tuple[list[float], list[float]]:
+    """Each bid held from when it was placed until the next bid, an interruption, or `end`; a gap
+    (NaN) from an interruption to the next bid, when the pod was not bidding."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, (t, bid) in enumerate(zip(track.bid_ts, track.bids, strict=True)):
+        stop = track.bid_ts[i + 1] if i + 1 < len(track.bid_ts) else max(end, t)
+        cut = [x for x in track.interruptions if t <= x < stop]
+        finish = cut[0] if cut else stop
+        xs += [t, finish, finish]
+        ys += [bid, bid, float("nan") if cut else bid]
+    return xs, ys
+
+
 def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
                 names: Mapping[str, str | None] | None = None, ax: Axes | None = None) -> Figure:
     """Spot floor (solid steps) and on-demand price (dashed) of each market over time, USD per
@@ -88,10 +102,8 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
         spans += [float(s.ts[0]), float(s.ts[-1])]
     if track is not None and track.bids:
         end = track.end if track.end is not None else (max(spans) if spans else track.bid_ts[-1])
-        bid_x = [*track.bid_ts, max(end, track.bid_ts[-1])]
-        bid_y = [*track.bids, track.bids[-1]]
-        ax.plot(_dates(bid_x), bid_y, drawstyle="steps-post", color="black", lw=1.6,
-                label=f"pod {track.pod_id} bid")
+        bid_x, bid_y = _bid_line(track, end)
+        ax.plot(_dates(bid_x), bid_y, color="black", lw=1.6, label=f"pod {track.pod_id} bid")
         if track.interruptions:
             # the bid in force then: the last one at or before each interruption
             idx = np.clip(np.searchsorted(track.bid_ts, track.interruptions, side="right") - 1, 0, None)
@@ -121,9 +133,10 @@ def spend_chart(report: SpendReport, ax: Axes | None = None) -> Figure:
         color = _PALETTE[k % len(_PALETTE)]
         t, spent, on_demand = (np.array(col) for col in zip(*job.curve, strict=True))
         x = _dates(t)
-        label = f"{job.job}: ${job.spend:,.2f}"
+        # "USD", not "$": matplotlib reads $...$ as mathematics
+        label = f"{job.job}: USD {job.spend:,.2f}"
         if job.on_demand_cost is not None and job.saving_pct is not None:
-            label += f" (on-demand ${job.on_demand_cost:,.2f}, saved {job.saving_pct:.0f}%)"
+            label += f" (on-demand USD {job.on_demand_cost:,.2f}, saved {job.saving_pct:.0f}%)"
         ax.plot(x, spent, color=color, lw=1.8, label=label)
         if job.on_demand_cost is not None:
             ax.plot(x, on_demand, color=color, lw=1.2, ls="--", alpha=0.8, label=f"{job.job} at on-demand prices")

@@ -1,0 +1,235 @@
+"""`bidder report` and `bidder chart prices|spend` through click's CliRunner on a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.models import PriceQuote
+from bidder.store import Store
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+A6000, RTX4090 = "NVIDIA RTX A6000", "NVIDIA GeForce RTX 4090"
+NOW = ["--now", "2026-01-01T12:00:00Z"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def h(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def fill(store: Store) -> None:
+    """Hourly prices for 12 h; job train: a spot A6000 at 0.30 for 10 h, interrupted once at 4 h and
+    resumed at 5 h (so 9 running hours: 2.70 USD against 9 x 0.79 = 7.11 on-demand)."""
+    for k in range(13):
+        store.record_collection(h(k), [
+            PriceQuote(h(k), A6000, "COMMUNITY", 1, 0.25 if k != 4 else None, 0.79),
+            PriceQuote(h(k), RTX4090, "COMMUNITY", 1, 0.20, 0.69)], duration_s=0.1,
+            gpu_types=[{"id": A6000, "display_name": "RTX A6000", "memory_in_gb": 48},
+                       {"id": RTX4090, "display_name": "RTX 4090", "memory_in_gb": 24}] if k == 0 else None)
+    store.add_pod("pod-a", job="train", name="train-1", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1,
+                  kind="spot", bid_per_gpu=0.30, created=h(0))
+    store.finish_action(store.begin_action(h(0), job="train", kind="rent_spot", gpu_type_id=A6000,
+                                           cloud="COMMUNITY", gpu_count=1, bid_per_gpu=0.30), outcome="ok",
+                        pod_id="pod-a")
+    for k in range(5):
+        store.record_observation(h(k), "pod-a", desired_status="RUNNING", cost_per_hr=0.30, uptime_seconds=k * 3600.0)
+    store.record_observation(h(4.5), "pod-a", desired_status="EXITED", cost_per_hr=0.30, uptime_seconds=4.5 * 3600)
+    store.finish_action(store.begin_action(h(5), job="train", kind="bid_resume", pod_id="pod-a", bid_per_gpu=0.30),
+                        outcome="ok")
+    for k in range(6):
+        store.record_observation(h(5 + k * 0.9), "pod-a", desired_status="RUNNING", cost_per_hr=0.30,
+                                 uptime_seconds=k * 0.9 * 3600)
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "bidder.db"
+    with Store.open(path) as store:
+        fill(store)
+    return str(path)
+
+
+@pytest.fixture
+def empty_db(tmp_path):
+    path = tmp_path / "empty.db"
+    Store.open(path).close()
+    return str(path)
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_report_table(db):
+    result = run("report", "--db", db, "--since", "12h", *NOW)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == (f"Spend from 2026-01-01T00:00:00Z to 2026-01-01T12:00:00Z ({db}): 1 job, 1 pod. "
+                        "Money in USD; pod-h = running hours.")
+    assert lines[2].split() == ["job", "GPU", "type", "cloud", "kind", "pod-h", "GPU-h", "spent", "$", "$/GPU-h",
+                                "interruptions", "on-demand", "$", "saved", "$", "saved", "%"]
+    assert lines[4].split() == ["train", "NVIDIA", "RTX", "A6000", "COMMUNITY", "spot", "9.000", "9.000", "2.700",
+                                "0.300", "1", "7.110", "4.410", "62"]
+    assert lines[5].split() == ["TOTAL", "-", "-", "-", "9.000", "9.000", "2.700", "0.300", "1", "7.110", "4.410",
+                                "62"]
+    assert lines[9].split() == ["pod-a", "train", "NVIDIA", "RTX", "A6000", "COMMUNITY", "spot", "1", "0.300",
+                                "9.000", "2.700", "0.300", "1", "7.110", "4.410", "62", "active"]
+    assert lines[11] == "Markets over the period (USD per GPU-hour):"
+    # 12 hourly snapshots in [0 h, 12 h), one without spot.
+    assert lines[14].split() == ["NVIDIA", "RTX", "A6000", "COMMUNITY", "1", "12", "0.250", "0.250", "0.250",
+                                 "0.790", "92"]
+
+
+def test_report_json_shape(db):
+    result = run("report", "--db", db, "--since", "all", "--format", "json", *NOW)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"db", "since", "until", "job", "jobs", "pods", "totals", "markets", "managed_pods", "notes"}
+    assert (data["db"], data["since"], data["until"], data["job"]) == (db, None, "2026-01-01T12:00:00Z", None)
+    [pod] = data["pods"]
+    assert (pod["pod_id"], pod["spend"], pod["hours"], pod["on_demand_cost"], pod["interruptions"]) == (
+        "pod-a", 2.7, 9.0, 7.11, 1)
+    assert pod["interruption_times"] == ["2026-01-01T04:30:00Z"]
+    assert data["jobs"][0]["pods"] == ["pod-a"] and data["jobs"][0]["gpu_types"] == [A6000]
+    assert data["totals"]["job"] == "TOTAL" and data["totals"]["saving"] == 4.41
+    assert round(data["totals"]["saving_pct"], 1) == 62.0
+    assert [(m["gpu_type_id"], m["samples"]) for m in data["markets"]] == [(A6000, 12)]  # until is exclusive
+
+
+def test_report_csv_has_pod_job_and_total_rows(db):
+    result = run("report", "--db", db, "--since", "all", "--format", "csv", *NOW)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["level"], r["job"], r["pod_id"]) for r in rows] == [
+        ("pod", "train", "pod-a"), ("job", "train", ""), ("total", "", "")]
+    assert {r["spend"] for r in rows} == {"2.7"} and rows[0]["gpu_type_id"] == A6000
+    assert rows[2]["saving"] == "4.41" and rows[2]["interruptions"] == "1"
+
+
+def test_report_for_one_job_and_unknown_job(db):
+    result = run("report", "--db", db, "--since", "all", "--job", "train", "--format", "json", *NOW)
+    assert result.exit_code == 0 and json.loads(result.stdout)["job"] == "train"
+    result = run("report", "--db", db, "--job", "trian")
+    assert result.exit_code == 2
+    assert "Invalid value for --job: unknown job 'trian'; known jobs: train" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_report_chart_is_a_png(db, tmp_path):
+    out = tmp_path / "spend.png"
+    result = run("report", "--db", db, "--since", "all", "--chart", str(out), *NOW)
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(f"Wrote {out}.\n")
+    data = out.read_bytes()
+    assert data[:8] == PNG and len(data) > 10_000
+    assert list(tmp_path.glob(".spend.png.*")) == []  # no temporary file left behind
+
+
+def test_chart_spend_and_prices_are_pngs(db, tmp_path):
+    spend = tmp_path / "spend.png"
+    result = run("chart", "spend", "--db", db, "--since", "all", *NOW, str(spend))
+    assert result.exit_code == 0, result.output
+    assert result.output == f"Wrote {spend}: 1 job(s), $2.70 spent up to 2026-01-01T12:00:00Z.\n"
+    assert spend.read_bytes()[:8] == PNG
+    prices = tmp_path / "prices.png"
+    result = run("chart", "prices", "--db", db, "--gpu", "4090", "--pod", "pod-a", "--since", "12h", *NOW,
+                 str(prices))
+    assert result.exit_code == 0, result.output
+    assert result.output == (f"Wrote {prices}: {RTX4090} community, {A6000} community, from 2026-01-01T00:00:00Z "
+                             "to 2026-01-01T12:00:00Z; pod pod-a bid and 1 interruption(s) marked.\n")
+    data = prices.read_bytes()
+    assert data[:8] == PNG and len(data) > 10_000
+
+
+def test_chart_prices_defaults_to_the_types_pods_ran_on(db, tmp_path):
+    out = tmp_path / "p.png"
+    result = run("chart", "prices", "--db", db, "--since", "all", "--cloud", "community", *NOW, str(out))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Wrote {out}: {A6000} community, up to")
+    assert out.read_bytes()[:8] == PNG
+
+
+def test_empty_database_is_an_empty_report_not_an_error(empty_db, tmp_path):
+    result = run("report", "--db", empty_db)
+    assert result.exit_code == 0
+    assert result.output == (f"No managed pods in {empty_db} yet: nothing spent. To start, launch one with "
+                             "`bidder launch --gpu NAME --image IMAGE`, or add jobs to bidder.toml and run "
+                             "`bidder tick` from cron (see the README).\n")
+    result = run("report", "--db", empty_db, "--format", "json", "--job", "train")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert (data["pods"], data["jobs"], data["totals"]["spend"]) == ([], [], 0)
+    assert data["notes"][0].startswith(f"Job 'train' has no pods in {empty_db} yet")
+    result = run("report", "--db", empty_db, "--format", "csv")
+    assert result.exit_code == 0 and result.stdout == (
+        "level,job,pod_id,gpu_type_id,cloud,kind,gpu_count,hours,gpu_hours,spend,avg_per_gpu_hour,interruptions,"
+        "on_demand_cost,saving,saving_pct\n")
+    assert result.stderr.startswith("No managed pods")
+    out = tmp_path / "x.png"
+    for args in (["report", "--chart", str(out)], ["chart", "spend", str(out)], ["chart", "prices", str(out)]):
+        result = run(*args, "--db", empty_db)
+        assert result.exit_code == 0, result.output
+        assert "no chart written" in (result.output + result.stderr).lower()
+        assert not out.exists()
+    assert "First collect prices with `bidder collect`" in run("chart", "prices", "--db", empty_db, str(out)).output
+
+
+def test_a_period_without_pods_says_how_to_widen_it(db):
+    result = run("report", "--db", db, "--since", "2026-01-02T00:00:00Z", "--now", "2026-01-03T00:00:00Z")
+    assert result.exit_code == 0
+    assert result.output == ("No managed pod ran from 2026-01-02T00:00:00Z to 2026-01-03T00:00:00Z: all 1 pod(s) "
+                             "ran outside this period; widen it, e.g. --since all.\n")
+
+
+def test_bad_options_are_one_line_and_non_zero(db, tmp_path):
+    missing = tmp_path / "nope.db"
+    result = run("report", "--db", str(missing))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: no bidder database at {missing}: nothing to report yet;")
+    assert not missing.exists()
+    result = run("chart", "prices", "--db", db, "--gpu", "A6001", str(tmp_path / "p.png"))
+    assert (result.exit_code, result.output) == (1, "Error: unknown GPU type 'A6001'; close matches: "
+                                                    f"{A6000}, RTX A6000\n")
+    result = run("chart", "prices", "--db", db, "--pod", "pod-z", str(tmp_path / "p.png"))
+    assert result.exit_code == 2 and "bidder manages no pod 'pod-z'; recent pods: pod-a" in result.output
+    result = run("report", "--db", db, "--since", "last week")
+    assert result.exit_code == 2 and "'last week' is neither a duration before now" in result.output
+    result = run("report", "--db", db, "--since", "1h", "--until", "2h")
+    assert result.exit_code == 2 and "the period is empty" in result.output
+    result = run("report", "--db", db, "--now", "noon")
+    assert result.exit_code == 2 and "'noon' is not an ISO 8601 time" in result.output
+    result = run("chart", "spend", "--db", db, "--since", "all", *NOW, str(tmp_path / "spend.xyz"))
+    assert result.exit_code == 2 and "cannot write a .xyz chart; use one of" in result.output
+    result = run("chart", "spend", "--db", db, "--since", "all", *NOW, str(tmp_path / "no" / "spend.png"))
+    assert result.exit_code == 1 and "folder" in result.output and "does not exist" in result.output
+    for result in [run("report", "--db", db, "--job", "x"), run("chart", "prices", "--db", db, "--gpu", "zzz", "o.png")]:
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["report"], ["chart"], ["chart", "prices"], ["chart", "spend"]])
+def test_help_ends_with_an_example(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    tail = result.output.rstrip().splitlines()
+    example = max(i for i, line in enumerate(tail) if line.strip() == "Example:")
+    assert all(line.strip().startswith("bidder ") for line in tail[example + 1:])
+    assert tail[-1].strip().startswith(f"bidder {command[0]}")
+
+
+def test_loading_the_cli_does_not_import_the_report_analysis():
+    """A cron `bidder tick` must not pay for analysis: the report modules (and matplotlib) are
+    imported only inside the report commands."""
+    code = ("import sys, bidder.cli; "
+            "print(sorted(m for m in ('analysis.report', 'analysis.report_charts', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
