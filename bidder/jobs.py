@@ -386,6 +386,9 @@ def _clean(setting: Setting, raw: Any, where: str, path: str | None) -> Any:
     try:
         return setting.parse(raw)
     except ValueError as exc:
+        if where == "option":  # launch's command line: name the option as the user typed it
+            shown = " ".join(raw) if isinstance(raw, (list, tuple)) else raw
+            raise _fail(f"--{setting.name.replace('_', '-')} {shown}: {exc}", setting.name, path) from None
         raise _fail(f"{where} {setting.name} = {raw!r}: {exc}", setting.name, path) from None
 
 

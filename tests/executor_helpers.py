@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tomllib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,14 @@ GPUS = (A6000, RTX4090, A40)
 HISTORY_DAYS = 3.0
 
 
-def seed_history(store: Store, emu: Emulator, days: float = HISTORY_DAYS, gpus: tuple[str, ...] = GPUS) -> None:
+def seed_history(store: Store, emu: Emulator, days: float = HISTORY_DAYS, gpus: tuple[str, ...] = GPUS,
+                 gpu_counts: tuple[int, ...] = (1, 2)) -> None:
     """Store `days` of 5-minute snapshots of the emulator's market for `gpus` (the same prices the
-    emulator quotes), then advance the emulator's clock to their end: history ends where now begins."""
+    emulator quotes, per GPU for every count), then advance the emulator's clock to their end:
+    history ends where now begins."""
     by_ts = defaultdict(list)
     for quote in generate_quotes(emu.seed, days, 300, gpus, start=emu.now):
-        by_ts[quote.ts].append(quote)
+        by_ts[quote.ts].extend(replace(quote, gpu_count=n) for n in gpu_counts)
     for ts in sorted(by_ts):
         store.record_collection(ts, by_ts[ts], duration_s=0.0)
     emu.advance(days * 86400)

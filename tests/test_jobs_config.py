@@ -134,7 +134,7 @@ def test_launch_options_go_through_the_same_validation():
                                       "env": ("A=1", "B=two=2"), "ports": "22/tcp"}, where="option")
     assert cfg.template.env == (("A", "1"), ("B", "two=2"))
     assert cfg.job.keep_running and cfg.policy.max_price == 0.5
-    with pytest.raises(ConfigError, match=r"^option max_price = -1: must be greater than 0$"):
+    with pytest.raises(ConfigError, match=r"^--max-price -1: must be greater than 0$"):
         job_from_values("launch", {"max_price": -1, "image": "img"}, where="option")
 
 

@@ -1,0 +1,224 @@
+"""`bidder launch` through the CLI (CliRunner) and `Executor.launch`, against the emulator over HTTP:
+cheapest feasible type, fallback on NoCapacity, dry runs that send nothing, spot retired, guards."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+from executor_helpers import A40, A6000, GPUS, RTX4090, make_env
+
+from bidder.cli import main
+from bidder.collector import collect_once
+from bidder.executor import SPOT_FLAG, SPOT_GONE_MESSAGE, Executor
+from bidder.jobs import job_from_values
+from bidder.models import Decision
+from bidder.sim import TEST_API_KEY
+from bidder.units import to_iso
+
+
+@pytest.fixture
+def env(emulator, client, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    e = make_env(emulator, client, tmp_path)
+    yield e
+    e.store.close()
+
+
+def launch(env, *args: str, input: str | None = None):
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY})
+    return runner.invoke(main, ["launch", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url,
+                                "--now", to_iso(env.emu.now), *args], input=input)
+
+
+def cheapest_on_demand(env, gpus, clouds=("SECURE", "COMMUNITY"), cap=None):
+    world = env.emu.world
+    prices = [(world.on_demand(g, c), g, c) for g in gpus for c in clouds if (g, c) in world.markets]
+    return min((p, g, c) for p, g, c in prices if p is not None and (cap is None or p <= cap))
+
+
+@pytest.mark.parametrize(("extra", "clouds", "cap"), [
+    ((), ("SECURE", "COMMUNITY"), None),
+    (("--cloud", "secure"), ("SECURE",), None),
+    (("--max-price", "0.335"), ("SECURE", "COMMUNITY"), 0.335),
+])
+def test_launch_picks_the_cheapest_feasible_type(env, extra, clouds, cap):
+    price, gpu, cloud = cheapest_on_demand(env, GPUS, clouds, cap)
+    result = launch(env, "--gpu", "RTX A6000", "--gpu", "4090", "--gpu", A40, "--tolerance", "none",
+                    "--image", "runpod/pytorch:latest", "--ports", "8888/http,22/tcp", "--yes", *extra)
+    assert result.exit_code == 0, result.output + result.stderr
+    pods = env.live_pods()
+    assert len(pods) == 1
+    pod = pods[0]
+    assert (pod.gpu_type_id, pod.cloud, pod.pod_type) == (gpu, cloud, "RESERVED")
+    assert pod.cost_per_hr == pytest.approx(price)
+    assert pod.name == "bidder-launch-1" and pod.ports == "8888/http,22/tcp"
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"Plan: {gpu} ({cloud}) on-demand")
+    assert f"Launched pod {pod.id} (bidder-launch-1): {gpu} x1 ({cloud}) on-demand, ${price:.3f}/h" in result.output
+    assert f"https://{pod.id}-8888.proxy.runpod.net" in result.output
+    assert "ssh root@" in result.output
+    # The snapshot it took is stored like any collection, and the create is in the ledger.
+    assert env.store.last_collection_ts() == env.emu.now
+    actions = env.store.actions("bidder-launch")
+    assert [(a["kind"], a["outcome"], a["pod_id"]) for a in actions] == [("deploy_on_demand", "ok", pod.id)]
+    assert actions[0]["expected_cost_per_hour"] == pytest.approx(price)
+
+
+def test_launch_spot_bids_per_gpu_and_json_output(env):
+    result = launch(env, "--gpu", A6000, "--gpus", "2", "--tolerance", "high", "--image", "img", "--name", "exp",
+                    "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output + result.stderr
+    out = json.loads(result.output)
+    decision, pod = out["decision"], out["pod"]
+    assert decision["action"] == "spot" and decision["gpu_count"] == 2
+    sim = env.emu.world.pods[pod["id"]]
+    assert sim.pod_type == "INTERRUPTABLE" and sim.name == "exp-1" and sim.gpu_count == 2
+    # bidPerGpu is per GPU: the pod costs bid x 2 per hour (the bug two tools shipped, avoided).
+    assert sim.bid == pytest.approx(decision["bid_per_gpu"])
+    assert pod["cost_per_hr"] == pytest.approx(2 * decision["bid_per_gpu"])
+    assert sim.bid >= env.emu.world.floor(A6000, sim.cloud) - 1e-9
+    assert [a["outcome"] for a in out["attempts"]] == ["ok"] and out["dry_run"] is False
+
+
+def test_dry_run_sends_nothing_and_prints_the_mutation_without_the_key(env):
+    before = env.emu.world.current_spend_per_hr()
+    result = launch(env, "--gpu", A6000, "--tolerance", "high", "--keep-running", "--image", "img",
+                    "--env", "TOKEN=abc", "--dry-run")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert env.emu.world.pods == {} and env.emu.world.current_spend_per_hr() == before
+    out = result.output
+    assert "Dry run: nothing was sent" in out and "Authorization: Bearer ****" in out
+    assert "# podRentInterruptable" in out
+    body = json.loads(out[out.index("# podRentInterruptable") + len("# podRentInterruptable"):])
+    assert body["query"].startswith("mutation podRentInterruptable($input: PodRentInterruptableInput!)")
+    fields = body["variables"]["input"]
+    assert fields["gpuTypeId"] == A6000 and fields["name"] == "bidder-launch-1" and fields["gpuCount"] == 1
+    assert fields["bidPerGpu"] > 0 and fields["env"] == [{"key": "TOKEN", "value": "abc"}]
+    assert TEST_API_KEY not in out and TEST_API_KEY not in result.stderr
+    actions = env.store.actions()
+    assert [(a["kind"], a["outcome"]) for a in actions] == [("rent_spot", "dry_run")]
+    assert actions[0]["bid_per_gpu"] == pytest.approx(fields["bidPerGpu"])
+    assert env.store.job_state("bidder-launch") is None  # no attempt number was used up
+
+
+def test_a_capacity_error_moves_to_the_next_alternative(env):
+    config = job_from_values("cap", {"gpu": list(GPUS), "tolerance": "none", "image": "img", "cloud": "community"})
+    ex = Executor(env.client, env.store)
+    now = env.emu.now
+    collect_once(env.client, env.store, now=now)
+    job = config.job_spec(now)
+    decision = ex.decide(job, config.policy, now)
+    assert (decision.action, decision.gpu_type_id) == ("on_demand", A6000)
+    env.emu.world.set_capacity(A6000, "COMMUNITY", 0)  # gone between the snapshot and the create
+    result = ex.launch(config, job, config.policy, decision, now)
+    assert [(a.gpu_type_id, a.outcome) for a in result.attempts] == [(A6000, "no_capacity"), (RTX4090, "ok")]
+    assert "no longer any instances available" in result.attempts[0].message
+    assert result.pod is not None and env.emu.world.pods[result.pod.id].gpu_type_id == RTX4090
+    assert [a.name for a in result.attempts] == ["bidder-cap-1", "bidder-cap-2"]
+    assert [f"{a['kind']}:{a['outcome']}" for a in env.store.actions("cap")] == [
+        "deploy_on_demand:error", "deploy_on_demand:ok"]
+
+
+def test_the_fallback_is_bounded_and_reports_each_attempt(env):
+    config = job_from_values("cap", {"gpu": list(GPUS), "tolerance": "none", "image": "img", "cloud": "community",
+                                     "launch_attempts": 2})
+    ex = Executor(env.client, env.store)
+    now = env.emu.now
+    collect_once(env.client, env.store, now=now)
+    job = config.job_spec(now)
+    decision = ex.decide(job, config.policy, now)
+    for gpu in GPUS:
+        if (gpu, "COMMUNITY") in env.emu.world.markets:
+            env.emu.world.set_capacity(gpu, "COMMUNITY", 0)
+    result = ex.launch(config, job, config.policy, decision, now)
+    assert [a.outcome for a in result.attempts] == ["no_capacity", "no_capacity"]
+    assert result.pod is None and env.emu.world.pods == {}
+
+
+def test_spot_unsupported_continues_on_demand_and_is_remembered(env):
+    config = job_from_values("svc", {"gpu": [A6000], "tolerance": "high", "image": "img", "keep_running": True,
+                                     "cloud": "community"})
+    ex = Executor(env.client, env.store)
+    now = env.emu.now
+    collect_once(env.client, env.store, now=now)
+    decision = ex.decide(config.job, config.policy, now)
+    assert decision.action == "spot"
+    env.emu.set_spot_enabled(False)  # RunPod drops the spot mutations after the snapshot
+    result = ex.launch(config, config.job, config.policy, decision, now)
+    assert [(a.kind, a.outcome) for a in result.attempts] == [("spot", "spot_unsupported"), ("on_demand", "ok")]
+    assert any(SPOT_GONE_MESSAGE in n for n in result.notes)
+    assert env.emu.world.pods[result.pod.id].pod_type == "RESERVED"
+    assert env.store.settings_get(SPOT_FLAG) == to_iso(now)
+    # Remembered: the next decision offers no spot, though the policy allows it.
+    assert ex.decide(config.job, config.policy, now).action == "on_demand"
+
+
+def test_spot_unsupported_stops_when_on_demand_is_over_the_max_price(env):
+    config = job_from_values("svc", {"gpu": [A6000], "tolerance": "high", "image": "img", "keep_running": True,
+                                     "cloud": "community", "max_price": 0.3})
+    ex = Executor(env.client, env.store)
+    now = env.emu.now
+    collect_once(env.client, env.store, now=now)
+    decision = ex.decide(config.job, config.policy, now)
+    assert decision.action == "spot"
+    env.emu.set_spot_enabled(False)
+    result = ex.launch(config, config.job, config.policy, decision, now)
+    assert result.pod is None and env.emu.world.pods == {}
+    assert result.notes and result.notes[-1].startswith(SPOT_GONE_MESSAGE + ", and on-demand is not within the policy")
+
+
+def test_no_bid_above_the_cap_is_ever_sent(env):
+    config = job_from_values("cap", {"gpu": [A6000], "image": "img", "max_price": 0.2})
+    ex = Executor(env.client, env.store)
+    greedy = Decision(action="spot", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1, bid_per_gpu=0.25,
+                      expected_cost_per_hour=0.25, expected_interruptions_per_day=0.0, expected_total_cost=None,
+                      expected_completion_hours=None, reasons=("a hand-made decision over the cap",))
+    result = ex.launch(config, config.job, config.policy, greedy, env.emu.now)
+    assert [a.outcome for a in result.attempts] == ["refused"]
+    assert "above the max price $0.200" in result.attempts[0].message
+    assert env.emu.world.pods == {} and env.store.actions() == []
+    budget = replace(config.policy, max_price=None, budget=0.1)
+    result = ex.launch(config, config.job, budget, greedy, env.emu.now)
+    assert "does not cover another hour" in result.attempts[0].message and env.emu.world.pods == {}
+
+
+def test_launch_asks_before_spending(env):
+    result = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", input="n\n")
+    assert result.exit_code == 1 and env.emu.world.pods == {}
+    assert "Launch it?" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "code", "fragment"), [
+    (("--gpu", A6000), 2, "needs image"),
+    (("--gpu", A6000, "--image", "img", "--hours", "3", "--keep-running"), 2, "--hours or --keep-running"),
+    (("--gpu", A6000, "--image", "img", "--ports", "8888"), 2, "--ports 8888: '8888' is not PORT/http"),
+    (("--gpu", A6000, "--image", "img", "--max-price", "0.01", "--yes"), 1, "Error: no candidate meets the max"),
+    (("--gpu", "H900", "--image", "img"), 1, "Error: unknown GPU type 'H900'"),
+])
+def test_launch_errors_are_one_line(env, args, code, fragment):
+    result = launch(env, *args)
+    assert result.exit_code == code, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and fragment in last, result.stderr
+    assert "Traceback" not in result.stderr
+    assert env.emu.world.pods == {}
+
+
+def test_launch_with_the_api_down_exits_1_with_one_line(env, tmp_path):
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY})
+    result = runner.invoke(main, ["launch", "--db", str(tmp_path / "x.db"), "--api-url", "http://127.0.0.1:9/graphql",
+                                  "--gpu", A6000, "--image", "img", "--yes"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_every_execute_command_help_ends_with_an_example():
+    for args in (["launch"], ["tick"], ["jobs"], ["jobs", "stop"], ["jobs", "start"], ["pods"], ["stop"]):
+        result = CliRunner().invoke(main, [*args, "--help"])
+        assert result.exit_code == 0
+        tail = result.output.rstrip().splitlines()
+        assert any(line.strip().startswith("Example") for line in tail[-6:]), args
+        assert tail[-1].strip().startswith("bidder ") or tail[-1].strip().startswith("*/5"), args

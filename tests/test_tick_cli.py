@@ -1,0 +1,172 @@
+"""The cron side through the real CLI: `bidder tick` (lock, exit codes, --log, --dry-run), `bidder
+jobs` / `jobs stop` / `jobs start`, `bidder pods` and `bidder stop`, against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from executor_helpers import A6000, make_env
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY
+from bidder.units import to_iso
+
+CONFIG = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+keep_running = true
+tolerance = "high"
+image = "runpod/pytorch:latest"
+"""
+
+
+@pytest.fixture
+def env(emulator, client, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    e = make_env(emulator, client, tmp_path)
+    (tmp_path / "bidder.toml").write_text(CONFIG)
+    yield e
+    e.store.close()
+
+
+def cli(env, *args: str):
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY})
+    return runner.invoke(main, [*args])
+
+
+def common(env) -> list[str]:
+    return ["--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url, "--now", to_iso(env.emu.now)]
+
+
+def tick(env, *extra: str):
+    return cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), *common(env), *extra)
+
+
+def test_tick_runs_a_cycle_and_logs_one_json_line_per_action(env):
+    log = env.tmp / "tick.jsonl"
+    result = tick(env, "--log", str(log))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert f"collected a price snapshot at {to_iso(env.emu.now)}" in result.output
+    assert "train: running: launched bidder-train-1 on NVIDIA RTX A6000 (COMMUNITY) spot @ $" in result.output
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["collect", "rent_spot"]
+    create = events[1]
+    assert create["outcome"] == "ok" and create["job"] == "train" and create["name"] == "bidder-train-1"
+    assert create["pod_id"] == next(iter(env.emu.world.pods)) and create["bid_per_gpu"] > 0
+    assert TEST_API_KEY not in log.read_text()
+    env.emu.advance(300)
+    result = tick(env, "--log", str(log))
+    assert result.exit_code == 0 and "train: running: running on NVIDIA RTX A6000" in result.output
+    assert len(log.read_text().splitlines()) == 3  # appended: the second cycle collected, nothing else
+
+
+def test_a_second_tick_while_another_runs_exits_0_saying_so(env):
+    # This process holds the tick lock; a real second process (the installed CLI) must give way.
+    with env.store.exclusive_lock("tick"):
+        proc = subprocess.run(
+            [sys.executable, "-c", "from bidder.cli import main; main()", "tick", "--config",
+             str(env.tmp / "bidder.toml"), *common(env)],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "RUNPOD_API_KEY": TEST_API_KEY})
+        in_process = tick(env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "another bidder tick is running (its lock is held): this one exits without acting"
+    assert in_process.exit_code == 0 and "another bidder tick is running" in in_process.output
+    assert env.emu.world.pods == {}
+    # Once the lock is free, a tick runs.
+    assert tick(env).exit_code == 0 and len(env.emu.world.pods) == 1
+
+
+def test_a_bad_config_exits_1_with_one_line_naming_key_and_file(env):
+    path = env.tmp / "bidder.toml"
+    path.write_text(CONFIG + "max_price = -2\n")
+    result = tick(env)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {path}: [jobs.train] max_price = -2: must be greater than 0\n"
+    assert env.emu.world.pods == {}
+
+
+def test_the_api_down_exits_1_with_one_line(env):
+    result = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                 "--api-url", "http://127.0.0.1:9/graphql", "--now", to_iso(env.emu.now))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_dry_run_tick_sends_no_mutation(env):
+    result = tick(env, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "[dry run] train: dry_run: would launch: spot NVIDIA RTX A6000/COMMUNITY: dry_run" in result.output
+    assert env.emu.world.pods == {}
+    assert [a["outcome"] for a in env.store.actions()] == ["dry_run"]
+
+
+def test_jobs_lists_stops_and_starts(env):
+    assert tick(env).exit_code == 0
+    pod = next(iter(env.emu.world.pods.values()))
+    env.emu.advance(3600)
+    assert tick(env).exit_code == 0
+    listing = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                  "--format", "json")
+    assert listing.exit_code == 0, listing.stderr
+    row = json.loads(listing.output)[0]
+    assert (row["job"], row["state"], row["pod"], row["kind"]) == ("train", "running", pod.id, "spot")
+    assert row["spent"] == pytest.approx(env.emu.world.true_spend(pod.id), rel=1e-3)
+    assert row["work_h"] == pytest.approx(1.0, abs=0.01)
+    table = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"))
+    assert table.output.splitlines()[0].split()[:4] == ["job", "state", "pod", "gpu"]
+    stopped = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"), "stop",
+                  "train", "--api-url", env.emu.url, "--now", to_iso(env.emu.now))
+    assert stopped.exit_code == 0, stopped.stderr
+    assert stopped.output.strip() == f"train: finished; stop pod {pod.id}"
+    assert pod.desired_status == "EXITED"
+    env.emu.advance(300)
+    result = tick(env)
+    assert "train: finished: stopped by `bidder jobs stop`" in result.output
+    assert pod.desired_status == "EXITED" and len(env.emu.world.pods) == 1
+    again = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"), "start",
+                "train")
+    assert again.exit_code == 1 and "is finished" in again.stderr
+    missing = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"), "stop",
+                  "nope")
+    assert missing.exit_code == 1 and "no job 'nope'" in missing.stderr
+
+
+def test_pods_and_stop_by_id_hold_the_job_until_started(env):
+    assert tick(env).exit_code == 0
+    pod = next(iter(env.emu.world.pods.values()))
+    env.emu.advance(1800)
+    assert tick(env).exit_code == 0
+    listing = cli(env, "pods", "--db", str(env.tmp / "bidder.db"), "--format", "json")
+    rows = json.loads(listing.output)
+    assert [(r["pod"], r["job"], r["status"], r["kind"]) for r in rows] == [(pod.id, "train", "RUNNING", "spot")]
+    assert rows[0]["spent"] == pytest.approx(env.emu.world.true_spend(pod.id), rel=1e-3)
+    assert rows[0]["uptime"] == "30m"
+    result = cli(env, "stop", pod.id, *common(env))
+    assert result.exit_code == 0, result.stderr
+    assert result.output.strip() == f"stopped pod {pod.id} (job train is held)"
+    assert pod.desired_status == "EXITED"
+    env.emu.advance(300)
+    assert "train: held: held: pod stopped by `bidder stop`" in tick(env).output
+    assert len(env.emu.world.pods) == 1
+    assert cli(env, "pods", "--db", str(env.tmp / "bidder.db")).output.startswith("no managed pods running")
+    started = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                  "start", "train")
+    assert started.exit_code == 0 and started.output.strip() == "train: the next tick runs it"
+    env.emu.advance(300)
+    assert "train: running: launched bidder-train-2" in tick(env).output
+    assert len(env.running()) == 1
+
+
+def test_stop_needs_a_pod_or_a_job(env):
+    result = cli(env, "stop", *common(env))
+    assert result.exit_code == 2 and "give a POD id or --job NAME" in result.stderr
+    result = cli(env, "stop", "--job", "ghost", *common(env))
+    assert result.exit_code == 1 and result.stderr.startswith("Error: job ghost has no active pod")
