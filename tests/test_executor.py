@@ -1,0 +1,132 @@
+"""Executor pieces against the emulator: polls into observations, exit observations dated from
+lastStatusChange (spend exact to the second), stops, the incremental job progress, idempotent names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from executor_helpers import A6000, make_env
+
+from bidder.executor import Executor, exit_time
+from bidder.jobs import job_from_values
+from bidder.models import Decision
+from bidder.store import estimate_spend
+from bidder.tick import job_progress
+from bidder.units import to_iso
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def obs(minutes: float, status: str, cost: float, uptime: float | None) -> dict:
+    return {"ts": T0 + timedelta(minutes=minutes), "desired_status": status, "cost_per_hr": cost,
+            "uptime_seconds": uptime}
+
+
+def test_an_exit_observation_integrates_a_stop_between_polls_exactly():
+    # Polls at 0 and 5 min see it running; it stopped at 7.5 min (read from lastStatusChange);
+    # the poll at 10 min sees it stopped; resumed at 10 min at a new price, polled at 15 min.
+    polls = [obs(0, "RUNNING", 0.6, 120), obs(5, "RUNNING", 0.6, 420), obs(7.5, "EXITED", 0.6, 570),
+             obs(10, "EXITED", 0.6, None), obs(15, "RUNNING", 0.9, 300)]
+    assert estimate_spend(polls) == pytest.approx(0.6 * 570 / 3600 + 0.9 * 300 / 3600)
+    # Without the exit observation the stop is guessed at half the interval.
+    guessed = [p for p in polls if p["ts"] != T0 + timedelta(minutes=7.5)]
+    assert estimate_spend(guessed) == pytest.approx(0.6 * (420 + 150) / 3600 + 0.9 * 300 / 3600)
+    # A pod that ran and stopped before its first poll: the exit observation alone carries the run.
+    assert estimate_spend([obs(3, "EXITED", 1.2, 180), obs(5, "EXITED", 1.2, None)]) == pytest.approx(1.2 * 180 / 3600)
+
+
+@pytest.fixture
+def env(emulator, client, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    e = make_env(emulator, client, tmp_path, history=False)
+    yield e
+    e.store.close()
+
+
+def spot_decision(bid: float) -> Decision:
+    return Decision(action="spot", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1, bid_per_gpu=bid,
+                    expected_cost_per_hour=bid, expected_interruptions_per_day=1.0, expected_total_cost=None,
+                    expected_completion_hours=None, reasons=("test",))
+
+
+def test_polls_record_interruptions_once_with_their_exit_time(env):
+    config = job_from_values("t", {"gpu": [A6000], "image": "img"})
+    ex = Executor(env.client, env.store)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+    result = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now)
+    pod = result.pod
+    assert pod is not None and [a.name for a in result.attempts] == ["bidder-t-1"]
+    env.emu.advance(300)
+    row = env.store.pod(pod.id)
+    assert ex.observe(row, env.client.pod(pod.id), env.emu.now) == "running"
+    env.emu.advance(130)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.3)  # outbid 430 s after the start
+    stopped_at = env.emu.now
+    env.emu.advance(170)
+    polled = env.client.pod(pod.id)
+    assert exit_time(polled.last_status_change) == stopped_at
+    assert ex.observe(env.store.pod(pod.id), polled, env.emu.now) == "interrupted"
+    rows = env.store.observations(pod.id)
+    assert [(r["ts"], r["desired_status"], r["uptime_seconds"]) for r in rows] == [
+        (stopped_at - timedelta(seconds=130), "RUNNING", 300), (stopped_at, "EXITED", 430),
+        (env.emu.now, "EXITED", None)]
+    assert estimate_spend(rows) == pytest.approx(env.emu.world.true_spend(pod.id), rel=1e-9)
+    env.emu.advance(300)
+    assert ex.observe(env.store.pod(pod.id), env.client.pod(pod.id), env.emu.now) == "exited"  # counted once
+    assert env.store.pod(pod.id)["interruptions"] == 1
+
+
+def test_a_stop_sent_by_bidder_is_dated_and_not_an_interruption(env):
+    config = job_from_values("t", {"gpu": [A6000], "image": "img", "volume": 10})
+    ex = Executor(env.client, env.store)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+    pod = ex.launch(config, config.job, config.policy, spot_decision(0.31), env.emu.now).pod
+    assert env.emu.world.pods[pod.id].volume_in_gb == 10
+    env.emu.advance(600)
+    ex.observe(env.store.pod(pod.id), env.client.pod(pod.id), env.emu.now)
+    env.emu.advance(1000)
+    ex.stop_pod(env.store.pod(pod.id), env.emu.now, reason="test")
+    row = env.store.pod(pod.id)
+    assert (row["state"], row["desired_status"], row["interruptions"]) == ("stopped", "EXITED", 0)
+    env.emu.advance(600)
+    assert env.emu.world.pods[pod.id].desired_status == "EXITED"
+    spend = estimate_spend(env.store.observations(pod.id))
+    assert spend == pytest.approx(0.31 * 1600 / 3600) and spend == pytest.approx(env.emu.world.true_spend(pod.id))
+
+
+def test_incremental_progress_equals_a_full_recount(env):
+    config = job_from_values("t", {"gpu": [A6000], "image": "img", "hours": 5, "restart_overhead": "6m"})
+    ex = Executor(env.client, env.store)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+    pod = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
+    for step in range(30):
+        env.emu.advance(300)
+        if step == 10:
+            env.emu.world.set_floor(A6000, "COMMUNITY", 0.4)
+        if step == 14:
+            env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+            ex.resume(config, env.store.pod(pod.id), spot_decision(0.22), config.policy, env.emu.now, job_spent=0)
+        ex.observe(env.store.pod(pod.id), env.client.pod(pod.id), env.emu.now)
+        work, spent, interruptions = job_progress(env.store, config)  # uses and updates the cache
+        fresh = job_progress(env.store, config, save=False)
+        assert (work, spent, interruptions) == pytest.approx(fresh)
+    assert interruptions == 1
+    assert spent == pytest.approx(env.emu.world.true_spend(pod.id), rel=1e-9)
+    # The cache holds the sums up to the second-newest observation: a tick reads two rows, not all.
+    anchor = env.store.job_state("t")["progress_cache"][pod.id]
+    assert anchor[0] == to_iso(env.store.observations(pod.id)[-2]["ts"])
+    assert anchor[1] == pytest.approx(estimate_spend(env.store.observations(pod.id)[:-1]))
+
+
+def test_names_are_deterministic_per_attempt_and_dry_runs_use_none(env):
+    config = job_from_values("train", {"gpu": [A6000], "image": "img", "name": "exp"})
+    ex = Executor(env.client, env.store)
+    assert ex.next_name(config) == (1, "exp-1")
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+    dry = Executor(env.client, env.store, dry_run=True)
+    result = dry.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now)
+    assert result.requests and result.requests[0].variables["input"]["name"] == "exp-1"
+    assert ex.next_name(config) == (1, "exp-1") and env.emu.world.pods == {}
+    pod = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
+    assert pod.name == "exp-1" and ex.next_name(config) == (2, "exp-2")
