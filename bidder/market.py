@@ -279,6 +279,8 @@ class FloorTracker:
         self._wait_start = np.full(n, np.nan)  # when the current wait at each level began
         self._run_n = np.zeros((n, m))
         self._run_h = np.zeros((n, m))
+        self._ev = np.zeros((n, m))  # weighted runs that outlived age edge j
+        self._ex = np.zeros((n, m))  # weighted (decay-integrated) run hours beyond age edge j
         self._wait_n = np.zeros((n, m))
         self._wait_h = np.zeros((n, m))
 
@@ -293,7 +295,8 @@ class FloorTracker:
 
     def _rescale(self, ts: float) -> None:
         factor = math.exp(-self._p.decay * (ts - self._t0))
-        for arr in (self._d_below, self._d_up, self._run_n, self._run_h, self._wait_n, self._wait_h):
+        for arr in (self._d_below, self._d_up, self._run_n, self._run_h, self._wait_n, self._wait_h, self._ev,
+                    self._ex):
             arr *= factor
         self._observed *= factor
         self._t0 = ts
@@ -333,7 +336,10 @@ class FloorTracker:
             if idx > prev:  # floor rose: runs at levels [prev, idx) end, waits begin
                 self._d_up[prev] += w
                 self._d_up[idx] -= w
-                self._close(self._run_start, self._run_n, self._run_h, prev, idx, ts, w)
+                lengths = self._close(self._run_start, self._run_n, self._run_h, prev, idx, ts, w)
+                ev, ex = _beyond_ages(lengths, w, self._p.decay)
+                self._ev[prev:idx] += ev
+                self._ex[prev:idx] += ex
                 self._wait_start[prev:idx] = ts
             elif idx < prev:  # floor fell: waits at [idx, prev) end, runs begin
                 self._close(self._wait_start, self._wait_n, self._wait_h, idx, prev, ts, w)
@@ -347,12 +353,13 @@ class FloorTracker:
 
     @staticmethod
     def _close(start: np.ndarray, counts: np.ndarray, hours: np.ndarray, lo: int, hi: int, ts: float,
-               w: float) -> None:
+               w: float) -> np.ndarray:
         lengths = (ts - start[lo:hi]) / 3600.0
         bins = _age_bin(lengths)
         rows = np.arange(lo, hi)
         counts[rows, bins] += w
         hours[rows, bins] += w * lengths
+        return lengths
 
     def stats(self, now_epoch: float | None = None) -> MarketStats:
         """The statistics at `now_epoch` (default: the last sample). Raises InsufficientHistory."""
@@ -371,8 +378,29 @@ class FloorTracker:
         calm[self._last_idx:] = (age_end - self._run_start[self._last_idx:]) / 3600.0
         return _assemble(self.gpu_type_id, self.cloud, self.gpu_count, self.grid, below, up,
                          self._observed * factor, self._run_n * factor, self._run_h * factor,
-                         self._wait_n * factor, self._wait_h * factor, calm, self.samples,
+                         self._wait_n * factor, self._wait_h * factor, self._ev * factor, self._ex * factor,
+                         calm, self.samples,
                          (self.last_ts - self.first_ts) / 3600.0, self.last_floor, self.last_on_demand, now, p)
+
+
+def _decayed_hours(hours: np.ndarray, decay_per_s: float) -> np.ndarray:
+    """∫ of the recency weight over the last `hours` before a moment of weight 1 (= hours without decay)."""
+    hours = np.maximum(hours, 0.0)
+    if decay_per_s == 0.0:
+        return hours
+    k = decay_per_s * 3600.0
+    return -np.expm1(-k * hours) / k
+
+
+def _beyond_ages(lengths: np.ndarray, w_end: np.ndarray | float, decay_per_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per run (rows) and age edge (columns): the run's weight if it outlived the edge, and its
+    recency-weighted hours beyond the edge (the run ended with weight `w_end`)."""
+    beyond = lengths[:, None] - AGE_EDGES_HOURS[None, :]
+    outlived = beyond > 1e-9
+    w = np.broadcast_to(np.asarray(w_end, dtype=float).reshape(-1, 1) if np.ndim(w_end) else w_end, beyond.shape)
+    events = np.where(outlived, w, 0.0)
+    exposure = np.where(outlived, w * _decayed_hours(beyond, decay_per_s), 0.0)
+    return events, exposure
 
 
 def _age_bin(lengths: np.ndarray) -> np.ndarray:
@@ -395,7 +423,8 @@ def _check_history(gpu_type_id: str, cloud: str, samples: int, span_s: float, st
 
 def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, below: np.ndarray,
               up: np.ndarray, observed: float, run_n: np.ndarray, run_h: np.ndarray, wait_n: np.ndarray,
-              wait_h: np.ndarray, calm: np.ndarray, samples: int, span_hours: float,
+              wait_h: np.ndarray, ev: np.ndarray, ex: np.ndarray, calm: np.ndarray, samples: int,
+              span_hours: float,
               floor_now: float | None, on_demand_now: float | None, now: float, p: _Params) -> MarketStats:
     """Rates, bounds and conditional hazards from the weighted sums (shared by tracker and batch)."""
     below = np.maximum(below, 0.0)
@@ -407,13 +436,14 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
         mean_wait = np.where(up > 0, above / np.where(up > 0, up, 1.0), np.where(above > 0, np.inf, 0.0))
         mean_run = np.where(up > 0, below / np.where(up > 0, up, 1.0), np.inf)
     rate = poisson_rate_upper(up, below, p.confidence) + p.reclaim
-    # λ(b | run age >= a_j): completed runs longer than a_j are the events; their time beyond a_j,
-    # plus the current (censored) run's, is the exposure.
+    # λ(b | run age >= a_j): completed runs longer than a_j are the events; their (recency-weighted)
+    # time beyond a_j, plus the current censored run's, is the exposure.
     edges = AGE_EDGES_HOURS
-    events = np.cumsum(run_n[:, ::-1], axis=1)[:, ::-1]
-    hours_beyond = np.cumsum(run_h[:, ::-1], axis=1)[:, ::-1] - events * edges[None, :]
-    exposure = np.maximum(hours_beyond, 0.0) + np.maximum(calm[:, None] - edges[None, :], 0.0)
-    hazard = poisson_rate_upper(events, exposure, p.confidence) + p.reclaim
+    events = ev
+    exposure = ex + _decayed_hours(calm[:, None] - edges[None, :], p.decay)
+    # A run that has lasted a has lasted every shorter age too, so each of those bounds applies to it:
+    # take the tightest (thin data at long ages must not make a long calm look riskier than a short one).
+    hazard = np.minimum.accumulate(poisson_rate_upper(events, exposure, p.confidence), axis=1) + p.reclaim
     return MarketStats(
         gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=gpu_count, bids=grid, availability=availability,
         interruption_rate=rate, mean_wait_hours=mean_wait, samples=samples, span_hours=span_hours,
@@ -494,6 +524,8 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
     m = len(AGE_EDGES_HOURS)
     run_n = np.zeros((n, m))
     run_h = np.zeros((n, m))
+    ev = np.zeros((n, m))
+    ex = np.zeros((n, m))
     wait_n = np.zeros((n, m))
     wait_h = np.zeros((n, m))
     calm = np.zeros(n)
@@ -514,6 +546,9 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
             was_run = seg_running[:-1]
             np.add.at(run_n[level], bins[was_run], weights[was_run])
             np.add.at(run_h[level], bins[was_run], weights[was_run] * lengths[was_run])
+            run_ev, run_ex = _beyond_ages(lengths[was_run], weights[was_run], p.decay)
+            ev[level] = run_ev.sum(axis=0)
+            ex[level] = run_ex.sum(axis=0)
             np.add.at(wait_n[level], bins[~was_run], weights[~was_run])
             np.add.at(wait_h[level], bins[~was_run], weights[~was_run] * lengths[~was_run])
         if running[-1]:
@@ -521,11 +556,12 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
         if level > hi_idx and not len(change):
             # every higher level has the same (all-running) history: copy and stop
             run_n[level + 1:], run_h[level + 1:] = run_n[level], run_h[level]
+            ev[level + 1:], ex[level + 1:] = ev[level], ex[level]
             wait_n[level + 1:], wait_h[level + 1:] = wait_n[level], wait_h[level]
             calm[level + 1:] = calm[level]
             break
     last_floor = float(floor[-1]) if finite[-1] else None
     known_od = od[np.isfinite(od)]
-    return _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, wait_n, wait_h, calm,
+    return _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, wait_n, wait_h, ev, ex, calm,
                      n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
                      float(known_od[-1]) if len(known_od) else None, now, p)

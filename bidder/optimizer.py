@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -61,6 +61,7 @@ from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 
 __all__ = [
     "DEADLINE_MARGIN_HOURS",
+    "KEEP_MARGIN",
     "MAX_ALTERNATIVES",
     "NO_DEADLINE_PATIENCE",
     "decide",
@@ -72,6 +73,8 @@ __all__ = [
 DEADLINE_MARGIN_HOURS = 0.5
 #: Without a deadline, a plan must finish within this many times the work (at least a day).
 NO_DEADLINE_PATIENCE = 3.0
+#: A running pod is kept while its expected interruptions stay within this factor of the tolerance.
+KEEP_MARGIN = 1.1
 #: How many alternatives a Decision carries.
 MAX_ALTERNATIVES = 12
 
@@ -92,7 +95,8 @@ class _Candidate:
     bid: float | None
     cost: float  # plan cost per unit of work (USD per GPU-hour at reference speed)
     run_cost: float  # cost per unit of work while on this pod
-    per_day: float
+    per_day: float  # interruptions per day of the job's life (running share of the time × 24 λ)
+    rate: float  # interruptions per running hour (λ)
     total: float | None
     completion: float | None
     spot_share: float
@@ -215,7 +219,7 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             rejected.add(cost, "deadline", f"{_short(q.gpu_type_id)} on-demand needs {hours:.1f} h of running "
                          f"but the deadline is {max(time_left, 0):.1f} h away")
             continue
-        ondemand.append(_Candidate("on_demand", q, None, cost, cost, 0.0, total, hours, 0.0, current=current))
+        ondemand.append(_Candidate("on_demand", q, None, cost, cost, 0.0, 0.0, total, hours, 0.0, current=current))
     best_od = min(ondemand, key=lambda c: c.cost, default=None)
     od_cost = best_od.cost if best_od else None
     od_speed = job.speed_of(best_od.quote.gpu_type_id) if best_od else 1.0
@@ -234,7 +238,7 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             if st is None:
                 continue
             _spot_candidates(job, q, st, r, g, work, keep_running, cap, tolerance, max_savings_cost,
-                             budget_left, slack, reserve, od_cost, od_speed, horizon, progress,
+                             budget_left, slack, reserve, od_cost, od_speed, horizon, time_left, progress,
                              spot_now, plans, rejected)
 
     if must_run_on_demand:
@@ -258,18 +262,8 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     def rank_key(c: _Candidate) -> tuple[float, float, str]:
         return (c.cost, c.bid or 0.0, c.quote.gpu_type_id)
 
-    # Hysteresis: leaving a running pod loses its restart overhead of work.
-    current = next((c for c in acting if c.current), None)
-    if current is not None:
-        penalised: list[_Candidate] = []
-        for c in acting:
-            if not c.current:
-                c = replace(c, cost=c.cost + _switch_penalty(c, r, work, job, keep_running))
-            penalised.append(c)
-        acting = penalised
-        if kappa is not None:
-            kappa = replace(kappa, cost=kappa.cost + _switch_penalty(kappa, r, work, job, keep_running))
-    best_act = min(acting, key=rank_key, default=None)
+    # The best fresh choice, as if the job had no pod: act now if that is no dearer than waiting.
+    best_act = min((c for c in acting if not c.current), key=rank_key, default=None)
     if keep_running:
         chosen = best_act if best_act is not None else kappa
     elif best_act is not None and (kappa is None or best_act.cost <= kappa.cost + 1e-12):
@@ -277,6 +271,12 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     else:
         chosen = kappa
     assert chosen is not None
+    # Hysteresis: a running pod that still meets every constraint is kept unless leaving it pays for the
+    # work its restart loses, within the time the gain lasts.
+    current = next((c for c in acting if c.current), None)
+    if current is not None and not _same_pod(chosen, current) and not _worth_switching(
+            current, chosen, r, work, job, keep_running):
+        chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key)
     return _decision(chosen, others, g, od_ref, keep_running)
 
@@ -292,19 +292,37 @@ def _budget_message(q: PriceQuote, kind: str, total: float, budget_left: float, 
             f"${max(budget_left, 0.0):.2f} left in the budget")
 
 
-def _switch_penalty(c: _Candidate, r: float, work: float, job: JobSpec, keep_running: bool) -> float:
-    """Cost per unit of work of the restart a switch causes, spread over the work the new pod does."""
-    s = job.speed_of(c.quote.gpu_type_id)
-    span = 24.0 * s if keep_running else max(work, 1e-6)  # units of work the switch is amortised over
-    return c.run_cost * r * s / span
+def _same_pod(a: _Candidate, b: _Candidate) -> bool:
+    return (a.action == b.action and a.quote.gpu_type_id == b.quote.gpu_type_id and a.quote.cloud == b.quote.cloud
+            and (a.action != "spot" or abs((a.bid or 0.0) - (b.bid or 0.0)) < 1e-9))
+
+
+def _worth_switching(current: _Candidate, new: _Candidate, r: float, work: float, job: JobSpec,
+                     keep_running: bool) -> bool:
+    """Leave the running pod for `new` (another pod, or waiting) only if the saving per unit of work (in
+    the plan costs every choice is ranked by), over the work during which it lasts (the new run's
+    expected length; when waiting, the current run's), beats the restart: `r` hours of the current
+    pod's work done again at the new price."""
+    gain = current.cost - new.cost
+    if gain <= 0:
+        return False
+    lasting = new if new.action != "wait" else current
+    s = job.speed_of(lasting.quote.gpu_type_id)
+    horizon = 24.0 * s if keep_running else work
+    rate = lasting.rate
+    if rate > 0:
+        horizon = min(horizon, s / rate)
+    lost = r * job.speed_of(current.quote.gpu_type_id) * new.run_cost
+    return gain * horizon > lost
 
 
 def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: int, work: float,
                      keep_running: bool, cap: float, tolerance: float, max_savings_cost: float,
                      budget_left: float | None, slack: float, reserve: float, od_cost: float | None,
-                     od_speed: float, horizon: float, progress: JobProgress, spot_now: list[_Candidate],
-                     plans: list[_Candidate], rejected: _Rejections) -> None:
-    """Add this market's best spot-now candidate and its best standing plan (for waiting)."""
+                     od_speed: float, horizon: float, time_left: float, progress: JobProgress,
+                     spot_now: list[_Candidate], plans: list[_Candidate], rejected: _Rejections) -> None:
+    """Add this market's best spot-now candidate (and the running pod's, if it is here) and its best
+    standing plan (what waiting buys)."""
     s = job.speed_of(q.gpu_type_id)
     bids = st.bids
     top = min(cap, q.uninterruptable_price if q.uninterruptable_price else math.inf)
@@ -313,87 +331,85 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         rejected.add(bids[0] / s, "max_price", f"{_short(q.gpu_type_id)} spot: no bid fits under the max price "
                      f"${cap:.3f}")
         return
-    per_day_limit = tolerance / 24.0
     floor = q.minimum_bid_price
-    # -- bid now: levels at or above the current floor, hazard at the calm they have shown --------------
+
+    def evaluate(price: np.ndarray, lam: np.ndarray, avail: np.ndarray) -> dict[str, np.ndarray]:
+        """Cost per useful hour, plan cost/share/completion, job interruptions per day, totals."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            keep = np.clip(1.0 - lam * r, 0.0, None)
+            run = np.where(keep > 0, price / np.where(keep > 0, keep, 1.0) / s, np.inf)
+            if keep_running:
+                cost, share, done = run, np.ones_like(run), np.full_like(run, np.nan)
+                duty = np.ones_like(run)
+            else:
+                cost, share, done = _plan(run, s * avail * keep, work, slack, reserve, od_cost, od_speed, horizon)
+                # Interruptions per day of the job's window: its running hours over the time to the
+                # deadline (without one, to the expected completion).
+                running = share * work / (s * np.where(keep > 0, keep, 1.0))
+                window = np.full_like(done, time_left) if math.isfinite(time_left) else done
+                duty = np.where(np.isfinite(window) & (window > 0), np.clip(running / window, 0.0, 1.0), 1.0)
+            per_day = 24.0 * lam * duty
+            total = cost * g * (24.0 if keep_running else work)
+            ok = (per_day <= tolerance + 1e-12) & (run <= max_savings_cost) & np.isfinite(cost)
+            if budget_left is not None:
+                ok &= total <= budget_left + 1e-9
+        return {"run": run, "cost": cost, "share": share, "done": done, "per_day": per_day, "total": total,
+                "ok": ok}
+
+    def candidate(action: str, e: dict[str, np.ndarray], index: tuple[int, ...], lam: np.ndarray,
+                  bid: float | None, **extra: object) -> _Candidate:
+        return _Candidate(action, q, bid, float(e["cost"][index]), float(e["run"][index]),
+                          float(e["per_day"][index]), float(lam[index]), float(e["total"][index]),
+                          None if keep_running else float(e["done"][index]), float(e["share"][index]),
+                          **extra)  # type: ignore[arg-type]
+
+    # -- bid now: levels at or above the current floor, at the hazard their calm so far implies --------
     lam_now = st.hazard_now()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        run_cost = np.where(lam_now * r < 1.0, bids / (1.0 - lam_now * r) / s, np.inf)
-        rho_now = s * st.availability * np.clip(1.0 - lam_now * r, 0.0, None)
+    now = evaluate(bids, lam_now, st.availability)
     actionable = in_range & (floor is not None) & (bids >= (floor if floor is not None else math.inf) - 1e-12)
+    ok = actionable & now["ok"]
+    if ok.any():
+        i = int(np.flatnonzero(ok)[np.argmin(now["cost"][ok])])
+        spot_now.append(candidate("spot", now, (i,), lam_now, float(bids[i])))
+    elif actionable.any():
+        i = int(np.flatnonzero(actionable)[np.argmin(now["cost"][actionable])])
+        _reject_spot(q, st, i, float(now["per_day"][i]), float(now["run"][i]), tolerance, max_savings_cost,
+                     float(now["total"][i]), budget_left, keep_running, rejected)
+    # -- the running pod at its own bid: kept unless leaving it pays for the restart ------------------
     current_bid = progress.current_bid_per_gpu if (progress.current_action == "spot"
                                                    and _same_market(progress, q)) else None
-    if keep_running:
-        cost_now, share_now, completion_now = run_cost, np.ones_like(run_cost), np.full_like(run_cost, np.nan)
-    else:
-        cost_now, share_now, completion_now = _plan(run_cost, rho_now, work, slack, reserve, od_cost, od_speed,
-                                                    horizon)
-    ok = actionable & (lam_now <= per_day_limit) & (run_cost <= max_savings_cost) & np.isfinite(cost_now)
-    totals = cost_now * g * (24.0 if keep_running else work)
-    if budget_left is not None:
-        ok &= totals <= budget_left + 1e-9
-    if actionable.any() and not ok.any():
-        i = int(np.flatnonzero(actionable)[np.argmin(cost_now[actionable])])
-        _reject_spot(q, st, i, lam_now[i], run_cost[i], tolerance, max_savings_cost, totals[i], budget_left,
-                     keep_running, rejected)
-    if ok.any():
-        i = int(np.flatnonzero(ok)[np.argmin(cost_now[ok])])
-        spot_now.append(_Candidate("spot", q, float(bids[i]), float(cost_now[i]), float(run_cost[i]),
-                                   float(24.0 * lam_now[i]), float(totals[i]),
-                                   None if keep_running else float(completion_now[i]), float(share_now[i])))
-    # -- the running pod, at its own bid (kept unless something beats it by more than a restart) --------
-    if current_bid is not None and floor is not None and current_bid >= floor - 1e-12 and current_bid <= top + 1e-12:
+    if current_bid is not None and floor is not None and floor - 1e-12 <= current_bid <= top + 1e-12:
         i = st.index_of(current_bid)
-        if i >= 0 and lam_now[i] <= per_day_limit:
-            lam = lam_now[i]
-            rc = current_bid / (1.0 - lam * r) / s if lam * r < 1 else math.inf
-            if keep_running:
-                cc, sh, comp = rc, 1.0, None
-            else:
-                arr = _plan(np.array([rc]), np.array([rho_now[i]]), work, slack, reserve, od_cost, od_speed,
-                            horizon)
-                cc, sh, comp = float(arr[0][0]), float(arr[1][0]), float(arr[2][0])
-            total = cc * g * (24.0 if keep_running else work)
-            if math.isfinite(cc) and (budget_left is None or total <= budget_left + 1e-9):
-                spot_now.append(_Candidate("spot", q, float(current_bid), cc, rc, 24.0 * lam, total, comp, sh,
-                                           current=True, note="keeps the running pod (a re-bid costs a restart)"))
+        if i >= 0:
+            cur = evaluate(np.array([current_bid]), lam_now[i:i + 1], st.availability[i:i + 1])
+            # Schmitt trigger: the estimate moves with every sample, so a running pod is kept while it
+            # stays within KEEP_MARGIN of the tolerance (a new pod must meet it outright).
+            if cur["per_day"][0] <= tolerance * KEEP_MARGIN and (cur["ok"][0] or cur["per_day"][0] > tolerance):
+                spot_now.append(candidate("spot", cur, (0,), lam_now[i:i + 1], float(current_bid), current=True,
+                                          note="keeps the running pod (a re-bid costs a restart)"))
     # -- standing plans: bid b once the floor has stayed under b for a; the best one is what waiting buys --
     lam = st.hazard_by_age
     avail = st.exposure_by_age / st.observed_hours if st.observed_hours > 0 else np.zeros_like(lam)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plan_run = np.where(lam * r < 1.0, bids[:, None] / (1.0 - lam * r) / s, np.inf)
-        rho = s * avail * np.clip(1.0 - lam * r, 0.0, None)
-    valid = in_range[:, None] & (lam <= per_day_limit) & (plan_run <= max_savings_cost) & (rho > 0)
-    if not valid.any():
-        return
-    if keep_running:
-        pcost, pshare, pcomp = plan_run, np.ones_like(plan_run), np.full_like(plan_run, np.nan)
-    else:
-        pcost, pshare, pcomp = _plan(plan_run, rho, work, slack, reserve, od_cost, od_speed, horizon)
-    ptotal = pcost * g * (24.0 if keep_running else work)
-    if budget_left is not None:
-        valid &= ptotal <= budget_left + 1e-9
-    valid &= np.isfinite(pcost)
+    plan = evaluate(np.broadcast_to(bids[:, None], lam.shape), lam, avail)
+    valid = in_range[:, None] & plan["ok"] & (avail > 0)
     if not valid.any():
         return
     flat = np.flatnonzero(valid.ravel())
-    k = int(flat[np.argmin(pcost.ravel()[flat])])
+    k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
     i, j = divmod(k, lam.shape[1])
     bid = float(bids[i])
     settle = float(st.age_edges_hours[j])
     note = (f"wait for the floor to stay under ${bid:.3f}" + (f" for {_fmt_hours(settle)}" if settle > 0 else "")
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
-    plans.append(_Candidate("wait", q, None, float(pcost[i, j]), float(plan_run[i, j]), float(24.0 * lam[i, j]),
-                            float(ptotal[i, j]), None if keep_running else float(pcomp[i, j]),
-                            float(pshare[i, j]), act_below=bid, note=note))
+    plans.append(candidate("wait", plan, (i, j), lam, None, act_below=bid, note=note))
 
 
-def _reject_spot(q: PriceQuote, st: MarketStats, i: int, lam: float, run_cost: float, tolerance: float,
+def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cost: float, tolerance: float,
                  max_savings_cost: float, total: float, budget_left: float | None, keep_running: bool,
                  rejected: _Rejections) -> None:
     name = f"{_short(q.gpu_type_id)} spot at ${st.bids[i]:.3f}"
-    if 24.0 * lam > tolerance:
-        rejected.add(run_cost, "tolerance", f"{name} expects {24 * lam:.1f} interruptions/day, over the "
+    if per_day > tolerance:
+        rejected.add(run_cost, "tolerance", f"{name} expects {per_day:.1f} interruptions/day, over the "
                      f"tolerance of {tolerance:g}/day")
     elif run_cost > max_savings_cost:
         rejected.add(run_cost, "min_savings", f"{name} costs ${run_cost:.3f} per useful hour after restarts, "
