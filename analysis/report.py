@@ -28,7 +28,6 @@ Nothing here reads the clock: `since`/`until` are passed in (None = unbounded).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -245,21 +244,20 @@ class _Step:
 # -- spend of one pod ------------------------------------------------------------------------------
 def _segments(observations: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """(start, end, USD, running hours) per stretch of time covered by estimate_spend's terms."""
-    rows: list[tuple[float, float, float, float]] = []
     if not observations:
         return np.zeros((0, 4))
-
-    def hours(obs: Sequence[Mapping[str, Any]]) -> float:
-        return estimate_spend([{**o, "cost_per_hr": 1.0} for o in obs])
-
+    ones = [{**o, "cost_per_hr": 1.0} for o in observations]  # running hours: the same integral at 1 USD/h
+    alone = [estimate_spend([o]) for o in observations]       # each poll's own term (uptime before it)
+    alone_h = [estimate_spend([o]) for o in ones]
+    rows: list[tuple[float, float, float, float]] = []
     first = observations[0]
     t0 = first["ts"].timestamp()
-    h0 = hours([first])
-    if h0 > 0:
-        rows.append((t0 - float(first["uptime_seconds"]), t0, estimate_spend([first]), h0))
-    for a, b in itertools.pairwise(observations):
-        usd = estimate_spend([a, b]) - estimate_spend([a])
-        run = hours([a, b]) - hours([a])
+    if alone_h[0] > 0:
+        rows.append((t0 - float(first["uptime_seconds"]), t0, alone[0], alone_h[0]))
+    for i in range(1, len(observations)):
+        a, b = observations[i - 1], observations[i]
+        usd = estimate_spend([a, b]) - alone[i - 1]
+        run = estimate_spend([ones[i - 1], ones[i]]) - alone_h[i - 1]
         rows.append((a["ts"].timestamp(), b["ts"].timestamp(), usd, run))
     return np.array(rows, dtype=float).reshape(-1, 4)
 
