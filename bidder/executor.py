@@ -220,10 +220,13 @@ class Executor:
     def effective_policy(self, policy: Policy) -> Policy:
         return replace(policy, allow_spot=False) if policy.allow_spot and self.spot_blocked() else policy
 
-    def mark_spot_unsupported(self, now: datetime, exc: BaseException | None = None) -> None:
+    def mark_spot_unsupported(self, now: datetime, exc: BaseException | None = None, *,
+                              reason: str | None = None) -> None:
+        """Remember that RunPod refused spot (or shows none anywhere): no spot until `recheck_spot`."""
         if not self.spot_blocked() and not self.dry_run:
             self.store.settings_set(SPOT_FLAG, to_iso(now), ts=now)
-        self.emit(now, "spot_unsupported", message=SPOT_GONE_MESSAGE, error=None if exc is None else str(exc))
+        message = SPOT_GONE_MESSAGE + (f" ({reason})" if reason else "") + ": on-demand only until a recheck"
+        self.emit(now, "spot_unsupported", message=message, error=None if exc is None else str(exc))
 
     def recheck_spot(self, now: datetime, quotes: Sequence[PriceQuote] | None = None) -> bool:
         """After `spot_recheck` has passed since spot was refused, a snapshot with any spot floor

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bidder.collector import collect_once
@@ -38,10 +38,12 @@ from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.units import parse_timestamp, to_iso
 
-__all__ = ["RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress", "run_tick"]
+__all__ = ["DECISION_FRESHNESS", "RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress", "run_tick"]
 
 log = logging.getLogger(__name__)
 
+#: Before a decision, prices older than this are collected again (whatever `collect_interval` says).
+DECISION_FRESHNESS = timedelta(minutes=1)
 #: A spot pod whose machine refuses `podBidResume` this many ticks in a row is replaced elsewhere.
 RESUME_FAILURES_BEFORE_MOVE = 3
 
@@ -126,9 +128,11 @@ class _Tick:
 
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
-        self.collect()
+        self.collect(self.config.collect_interval)
         self.ex.recheck_spot(self.now)
         self.poll()
+        if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
+            self.collect(DECISION_FRESHNESS)
         for job in self.config.jobs.values():
             self.report.jobs.append(self.handle(job))
         known = set(self.config.jobs)
@@ -140,14 +144,29 @@ class _Tick:
         self.report.events = list(self.ex.log)
         return self.report
 
-    def collect(self) -> None:
+    def needs_decision(self) -> bool:
+        """True when some job will decide this cycle: a pod stopped without bidder, or no pod yet."""
+        if any(o in ("interrupted", "exited") for o in self.outcomes.values()):
+            return True
+        for name in self.config.jobs:
+            state = (self.store.job_state(name) or {}).get("state")
+            if state not in ("finished", "held", "budget_stopped") and not self.store.managed_pods(name, states=["active"]):
+                return True
+        return False
+
+    def collect(self, max_age: timedelta) -> None:
         last = self.store.last_collection_ts()
-        if last is not None and self.now - last < self.config.collect_interval:
+        if last is not None and self.now - last < max_age:
             return
         counts = sorted({1} | {j.job.gpu_count for j in self.config.jobs.values()})
         result = collect_once(self.client, self.store, now=self.now, gpu_counts=counts)
         self.report.collected = True
         self.ex.emit(self.now, "collect", quotes=result.quotes)
+        quotes = self.store.latest_quotes()
+        if (not self.ex.spot_blocked() and any(q.uninterruptable_price for q in quotes)
+                and not any(q.minimum_bid_price for q in quotes)):
+            # RunPod's other sign of the end of spot: on-demand prices, and no spot floor on any type.
+            self.ex.mark_spot_unsupported(self.now, reason="the newest snapshot: no GPU type shows a spot price")
 
     def poll(self) -> None:
         active = self.store.managed_pods(states=["active"])

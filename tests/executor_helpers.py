@@ -4,6 +4,9 @@ the virtual clock."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -75,11 +78,35 @@ class Env:
         return [f"{a['kind']}:{a['outcome']}" for a in self.store.actions(job)]
 
 
+_TEMPLATES: dict[tuple[Any, ...], Path] = {}
+
+
+def _history_template(emu: Emulator) -> Path:
+    """A database holding the standard history for this emulator's seed and start, built once per
+    test process and copied for each test (building it takes longer than a test should)."""
+    key = (emu.seed, emu.now.isoformat())
+    if key not in _TEMPLATES:
+        folder = Path(tempfile.mkdtemp(prefix="bidder-history-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = folder / "history.db"
+        with Store.open(path) as store:
+            by_ts = defaultdict(list)
+            for quote in generate_quotes(emu.seed, HISTORY_DAYS, 300, GPUS, start=emu.now):
+                by_ts[quote.ts].extend(replace(quote, gpu_count=n) for n in (1, 2))
+            for ts in sorted(by_ts):
+                store.record_collection(ts, by_ts[ts], duration_s=0.0)
+        _TEMPLATES[key] = path
+    return _TEMPLATES[key]
+
+
 def make_env(emulator: Emulator, client: RunPodClient, tmp_path: Path, *, history: bool = True) -> Env:
-    store = Store.open(tmp_path / "bidder.db")
+    """A fresh ledger in tmp_path; with `history`, HISTORY_DAYS of the emulator's prices (as
+    `seed_history` stores them) and the emulator's clock moved to their end."""
+    path = tmp_path / "bidder.db"
     if history:
-        seed_history(store, emulator)
-    return Env(emulator, client, store, tmp_path)
+        shutil.copyfile(_history_template(emulator), path)
+        emulator.advance(HISTORY_DAYS * 86400)
+    return Env(emulator, client, Store.open(path), tmp_path)
 
 
 JOB = f"""

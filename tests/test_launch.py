@@ -210,7 +210,7 @@ def test_launch_errors_are_one_line(env, args, code, fragment):
 def test_launch_with_the_api_down_exits_1_with_one_line(env, tmp_path):
     runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY})
     result = runner.invoke(main, ["launch", "--db", str(tmp_path / "x.db"), "--api-url", "http://127.0.0.1:9/graphql",
-                                  "--gpu", A6000, "--image", "img", "--yes"])
+                                  "--gpu", A6000, "--image", "img", "--yes", "--retries", "1"])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
 

@@ -11,6 +11,7 @@ from executor_helpers import A6000, JOB, RTX4090, make_env
 
 from bidder.executor import SPOT_FLAG
 from bidder.tick import run_tick
+from bidder.units import to_iso
 
 SERVICE_A6000 = f"""
 [jobs.train]
@@ -137,32 +138,46 @@ def test_the_budget_stops_a_running_pod(env):
 
 
 def test_spot_removed_falls_back_to_on_demand_and_is_remembered_until_a_recheck(env):
-    config = env.config('collect_interval = "1h"\nspot_recheck = "2h"\n' + SERVICE_A6000)
+    config = env.config('spot_recheck = "2h"\n' + SERVICE_A6000)
     env.tick(config)
     old = the_pod(env)
     env.emu.advance(300)
-    env.emu.world.set_floor(A6000, "COMMUNITY", 5.0)  # interrupted...
-    env.emu.set_spot_enabled(False)                    # ...and RunPod retires spot meanwhile
-    env.emu.advance(300)
-    report = env.tick(config)  # the last snapshot still shows spot: it tries podBidResume first
+    env.tick(config)  # a fresh snapshot that still shows spot prices
+    # At this instant RunPod outbids the pod and drops the spot mutations from its API.
+    env.emu.world.set_floor(A6000, "COMMUNITY", 5.0)
+    env.emu.set_spot_enabled(False)
+    report = env.tick(config)  # prices still show spot: it tries podBidResume, which the API no longer knows
     job = report.jobs[0]
     assert job.state == "running", job.message
-    assert "RunPod no longer offers spot" in job.message and "on-demand" in job.message
+    assert job.message.startswith("RunPod no longer offers spot (interruptable) pods for this account; moved to "
+                                  "bidder-train-2") and "on-demand" in job.message
     assert env.kinds("train") == ["rent_spot:ok", "bid_resume:error", "deploy_on_demand:ok", "stop:ok"]
+    assert "podBidResume" in env.store.actions("train")[1]["error"]
     assert any(e["event"] == "spot_unsupported" for e in report.events)
-    assert env.store.settings_get(SPOT_FLAG) is not None
-    new = next(p for p in env.running())
+    assert env.store.settings_get(SPOT_FLAG) == to_iso(env.emu.now)
+    new = env.running()[0]
     assert new.pod_type == "RESERVED" and old.desired_status == "EXITED"
     # Later ticks offer no spot, even once RunPod shows spot prices again, until the recheck is due.
     env.emu.set_spot_enabled(True)
     env.emu.world.release_floor(A6000, "COMMUNITY")
     env.emu.advance(3600)
-    env.tick(config)
-    assert env.store.settings_get(SPOT_FLAG) is not None
+    report = env.tick(config)
+    assert report.collected and env.store.settings_get(SPOT_FLAG) is not None
     env.emu.advance(3600)
     report = env.tick(config)
-    assert report.collected and any(e["event"] == "spot_recheck" for e in report.events)
+    assert any(e["event"] == "spot_recheck" for e in report.events)
     assert env.store.settings_get(SPOT_FLAG) is None
+
+
+def test_a_snapshot_without_any_spot_price_means_spot_is_gone(env):
+    env.emu.set_spot_enabled(False)  # RunPod after spot: no minimumBidPrice anywhere
+    config = env.config(SERVICE_A6000)
+    report = env.tick(config)
+    assert any(e["event"] == "spot_unsupported" and "no GPU type shows a spot price" in e["message"]
+               for e in report.events)
+    assert env.store.settings_get(SPOT_FLAG) is not None
+    assert report.jobs[0].state == "running" and the_pod(env).pod_type == "RESERVED"
+    assert env.kinds("train") == ["deploy_on_demand:ok"]
 
 
 def test_a_create_whose_answer_is_lost_leaves_exactly_one_pod(env):

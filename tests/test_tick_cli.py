@@ -94,7 +94,7 @@ def test_a_bad_config_exits_1_with_one_line_naming_key_and_file(env):
 
 def test_the_api_down_exits_1_with_one_line(env):
     result = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
-                 "--api-url", "http://127.0.0.1:9/graphql", "--now", to_iso(env.emu.now))
+                 "--api-url", "http://127.0.0.1:9/graphql", "--now", to_iso(env.emu.now), "--retries", "1")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.stderr

@@ -30,7 +30,7 @@ from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
 from bidder.jobs import DEFAULT_CONFIG, JobConfig, job_from_values, load_config
 from bidder.models import Decision
-from bidder.runpod import Pod, RunPodClient
+from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.tick import job_progress, run_tick
 from bidder.units import format_duration, parse_timestamp, to_iso
@@ -81,8 +81,14 @@ def now_option(func: Callable[..., Any]) -> Callable[..., Any]:
                              "`bidder sim serve`, whose clock is virtual.")(func)
 
 
-def _client(api_url: str) -> RunPodClient:
-    return RunPodClient(api_key=resolve_api_key(), url=api_url)
+def _client(api_url: str, retries: int = 4) -> RunPodClient:
+    return RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=retries))
+
+
+def retries_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
+                        help="Sends of a read, stop or terminate before giving up (creates and resumes are "
+                             "sent once).")(func)
 
 
 def decision_dict(d: Decision) -> dict[str, Any]:
@@ -164,10 +170,11 @@ def _print_requests(result: LaunchResult) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the exact GraphQL requests (key masked); send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending.")
 @format_option("table", "json")
+@retries_option
 @now_option
 @db_option
 @api_options
-def launch(dry_run: bool, yes: bool, fmt: str, now_text: str | None, db_path: str, api_url: str,
+def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | None, db_path: str, api_url: str,
            **options: Any) -> None:
     """Rent the cheapest GPU that fits, now: spot at the optimizer's bid, or on-demand.
 
@@ -184,18 +191,27 @@ def launch(dry_run: bool, yes: bool, fmt: str, now_text: str | None, db_path: st
         config = job_from_values(name, {**values, "name": name}, where="option")
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    with Store.open(db_path) as store, _client(api_url) as client:
+    with Store.open(db_path) as store, _client(api_url, retries) as client:
         counts = sorted({1, config.job.gpu_count})
         collect_once(client, store, now=now, gpu_counts=counts)
+        quotes = store.latest_quotes()
+        spot_note = None
+        if any(q.uninterruptable_price for q in quotes) and not any(q.minimum_bid_price for q in quotes):
+            spot_note = ("no GPU type shows a spot price: RunPod no longer offers spot (interruptable) pods "
+                         "for this account, it seems; on-demand only")
         if config.job.gpu_types:
             from bidder.cli.collect import resolve_gpu_types
 
             ids = tuple(resolve_gpu_types(config.job.gpu_types, store.gpu_type_names()))
             config = _with_gpus(config, ids)
         ex = Executor(client, store, dry_run=dry_run)
+        if spot_note is not None:
+            ex.mark_spot_unsupported(now, reason="no GPU type shows a spot price")
         job = config.job_spec(now)
         decision = ex.decide(job, config.policy, now)
         if fmt == "table":
+            if spot_note is not None:
+                click.echo(f"Note: {spot_note}")
             click.echo(f"Plan: {_plan_line(decision)}")
             for reason in decision.reasons[1:]:
                 click.echo(f"  {reason}")
@@ -279,10 +295,11 @@ def _log_writer(path: str | None) -> tuple[Callable[[dict[str, Any]], None] | No
 @_config_option
 @click.option("--log", "log_path", default=None, metavar="FILE", help="Append one JSON line per action to FILE.")
 @click.option("--dry-run", is_flag=True, help="Decide and record dry_run actions; send no mutation.")
+@retries_option
 @now_option
 @db_option
 @api_options
-def tick(config_path: str, log_path: str | None, dry_run: bool, now_text: str | None, db_path: str,
+def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, now_text: str | None, db_path: str,
          api_url: str) -> None:
     """One cron cycle of the managed jobs in bidder.toml.
 
@@ -296,7 +313,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, now_text: str | 
     config = load_config(config_path)
     writer, handle = _log_writer(log_path)
     try:
-        with Store.open(db_path) as store, _client(api_url) as client:
+        with Store.open(db_path) as store, _client(api_url, retries) as client:
             try:
                 report = run_tick(client, store, config, now, dry_run=dry_run, events=writer)
             except LockHeld:
