@@ -1,0 +1,106 @@
+"""From the database to a decision: the newest snapshot plus each market's history, through the optimizer.
+
+    decision, info = advise(store, job, policy, now)               # `bidder recommend` and the executor
+    decision, info = advise(store, job, policy, now, progress=JobProgress(...))   # a running job
+
+`advise` reads `store.latest_quotes()` (the current prices), keeps the markets the job accepts
+(`bidder.optimizer.select_quotes`), reads each one's floor series over the last `history_days`
+(`store.floor_series`, numpy arrays) and computes its statistics in one vectorised pass
+(`bidder.market.market_stats`), then calls `bidder.optimizer.decide`. A market with too little or
+too stale history gets no statistics, so only its on-demand price is considered; `HistoryInfo.notes`
+says which and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bidder.errors import InsufficientHistory
+from bidder.market import DEFAULT_MAX_STALENESS_HOURS, MarketStats, market_stats
+from bidder.models import Decision, JobProgress, JobSpec, Policy
+from bidder.optimizer import decide, select_quotes
+from bidder.units import format_duration
+
+__all__ = ["DEFAULT_HISTORY_DAYS", "HistoryInfo", "advise", "gather_stats"]
+
+#: History read per market: with the default 72 h half-life, older samples weigh under 0.1%.
+DEFAULT_HISTORY_DAYS = 30.0
+
+
+@dataclass(frozen=True)
+class HistoryInfo:
+    """The history a decision rests on: first and last sample time over the markets used, the number
+    of samples, and notes on markets left to on-demand for lack of history."""
+
+    from_ts: datetime | None
+    to_ts: datetime | None
+    samples: int
+    markets: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+
+def gather_stats(store: Any, keys: list[tuple[str, str, int]], now: datetime, *,
+                 history_days: float = DEFAULT_HISTORY_DAYS, **stats_params: Any
+                 ) -> tuple[dict[tuple[str, str, int], MarketStats], HistoryInfo]:
+    """Market statistics for each (gpu_type_id, cloud, gpu_count) from the store's history up to `now`."""
+    since = now - timedelta(days=history_days)
+    until = now + timedelta(seconds=1)  # the snapshot taken at `now` belongs to the history
+    stats: dict[tuple[str, str, int], MarketStats] = {}
+    notes: list[str] = []
+    first: float | None = None
+    last: float | None = None
+    samples = 0
+    for key in keys:
+        series = store.floor_series(*key, since=since, until=until)
+        if len(series):
+            first = float(series.ts[0]) if first is None else min(first, float(series.ts[0]))
+            last = float(series.ts[-1]) if last is None else max(last, float(series.ts[-1]))
+            samples += len(series)
+        try:
+            stats[key] = market_stats(series, now.timestamp(), **stats_params)
+        except InsufficientHistory as exc:
+            notes.append(f"{key[0]} ({key[1]}): on-demand only: {exc}")
+    info = HistoryInfo(from_ts=None if first is None else datetime.fromtimestamp(first, UTC),
+                       to_ts=None if last is None else datetime.fromtimestamp(last, UTC),
+                       samples=samples, markets=len(stats), notes=tuple(notes))
+    return stats, info
+
+
+def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress: JobProgress | None = None,
+           history_days: float = DEFAULT_HISTORY_DAYS,
+           max_snapshot_age_hours: float = DEFAULT_MAX_STALENESS_HOURS,
+           **stats_params: Any) -> tuple[Decision, HistoryInfo]:
+    """The optimizer's decision for `job` from the store's newest snapshot and history, and the history
+    it used. Raises InsufficientHistory when there is no usable snapshot, Infeasible as `decide` does."""
+    quotes = _quotes_at(store, now, max_snapshot_age_hours)
+    if not quotes:
+        raise InsufficientHistory("no prices in the database yet: collect a snapshot with `bidder collect` "
+                                  "(or load history with `bidder import-trace FILE`)")
+    newest = max(q.ts for q in quotes)
+    age_hours = (now - newest).total_seconds() / 3600.0
+    if age_hours > max_snapshot_age_hours:
+        raise InsufficientHistory(f"the newest price snapshot is {format_duration(age_hours * 3600)} old "
+                                  f"({newest.isoformat()}): collect a fresh one with `bidder collect` "
+                                  "(or pass --refresh)", samples=len(quotes))
+    chosen = select_quotes(job, quotes)
+    stats, info = gather_stats(store, [(q.gpu_type_id, q.cloud, q.gpu_count) for q in chosen], now,
+                               history_days=history_days, **stats_params)
+    decision = decide(job, policy, quotes, stats, now, progress)
+    return decision, info
+
+
+def _quotes_at(store: Any, now: datetime, max_age_hours: float) -> list[Any]:
+    """The newest snapshot at or before `now` (the store's newest, unless it holds later prices, as a
+    replayed trace does)."""
+    quotes = store.latest_quotes()
+    if not quotes or max(q.ts for q in quotes) <= now:
+        return list(quotes)
+    newest: dict[tuple[str, str, int], Any] = {}
+    for q in store.price_history(since=now - timedelta(hours=max_age_hours), until=now + timedelta(seconds=1)):
+        newest[(q.gpu_type_id, q.cloud, q.gpu_count)] = q  # ordered by time: the last one wins
+    if not newest:
+        return []
+    last = max(q.ts for q in newest.values())
+    return [q for q in newest.values() if q.ts == last]

@@ -1,0 +1,215 @@
+"""`bidder recommend`: what to buy for a job now, from the price history in the database.
+
+The logic is `bidder.advisor.advise` (latest snapshot + history -> market statistics -> optimizer);
+this module parses options, reads the wall clock (or `--now`), optionally takes a fresh snapshot,
+and prints the decision, the alternatives and the reasons as a table or one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from bidder.cli import main
+from bidder.cli.common import (
+    DURATION,
+    TOLERANCE,
+    api_options,
+    db_option,
+    emit_rows,
+    format_option,
+    resolve_api_key,
+)
+from bidder.errors import ApiError
+from bidder.models import Decision, JobSpec, Policy
+from bidder.store import Store
+from bidder.units import format_duration, parse_timestamp, to_iso
+
+__all__ = ["decision_dict", "recommend"]
+
+_EXAMPLE = """\b
+Examples:
+  bidder recommend --gpu "RTX A6000" --hours 40 --deadline 3d --tolerance low
+  bidder recommend --min-vram 48 --gpus 2 --keep-running --max-price 0.5 --format json
+"""
+
+_CLOUD = click.Choice(["secure", "community", "any"], case_sensitive=False)
+
+
+def decision_dict(d: Decision) -> dict[str, Any]:
+    """One decision in the JSON shape scripts rely on (`bidder recommend --format json`)."""
+    return {
+        "action": d.action,
+        "gpu_type": d.gpu_type_id,
+        "cloud": d.cloud,
+        "gpu_count": d.gpu_count,
+        "bid_per_gpu": d.bid_per_gpu if d.action == "spot" else None,
+        "expected_cost_per_hour": d.expected_cost_per_hour,
+        "expected_interruptions_per_day": d.expected_interruptions_per_day,
+        "expected_total_cost": d.expected_total_cost,
+        "expected_completion_hours": d.expected_completion_hours,
+        "reasons": list(d.reasons),
+    }
+
+
+def _now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)",
+                                 param_hint="--now") from None
+
+
+def _refresh(store: Store, api_url: str, gpus: int, now: datetime) -> str | None:
+    """Take one snapshot through the collector; a failure is a warning, the stored history still serves."""
+    from bidder.collector import collect_once
+    from bidder.runpod import RetryPolicy, RunPodClient
+
+    client = RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=2))
+    try:
+        result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
+    except ApiError as exc:
+        return f"could not refresh prices from {api_url} ({exc}); using the stored history"
+    return f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}"
+
+
+@main.command("recommend", epilog=_EXAMPLE)
+@click.option("--gpu", "gpus_named", multiple=True, metavar="NAME",
+              help="Acceptable GPU type (id, display name or part of one; repeatable).")
+@click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
+              help="Any GPU type with at least this much VRAM (instead of --gpu).")
+@click.option("--gpus", "gpu_count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="GPUs per pod.")
+@click.option("--cloud", type=_CLOUD, default="any", show_default=True, help="Which cloud.")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Work to do, in GPU-hours at reference speed (a batch job).")
+@click.option("--keep-running", is_flag=True, help="A service with no end: optimise cost per hour.")
+@click.option("--deadline", type=DURATION, default=None, help="Finish within this long from now, e.g. 3d.")
+@click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Most to pay per GPU-hour, bid or on-demand (USD).")
+@click.option("--budget", type=click.FloatRange(min=0), default=None, help="Most to spend on the whole job (USD).")
+@click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
+              help="Interruptions per day you accept: none, low (0.5), medium (2), high (6) or a number.")
+@click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
+              help="Work lost per interruption (resume time plus work since the last checkpoint).")
+@click.option("--min-savings", type=click.FloatRange(min=0, max=1), default=0.15, show_default=True,
+              help="Spot must beat on-demand by this share, after overheads.")
+@click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
+@click.option("--now", "now_text", default=None, metavar="TIME",
+              help="Decide as of this ISO 8601 time instead of the clock (e.g. for imported traces).")
+@format_option("table", "json")
+@db_option
+@api_options
+def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int, cloud: str, hours: float | None,
+              keep_running: bool, deadline: Any, max_price: float | None, budget: float | None, tolerance: float,
+              restart_overhead: Any, min_savings: float, refresh: bool, now_text: str | None, fmt: str,
+              db_path: str, api_url: str) -> None:
+    """Recommend how to buy GPU time for a job: spot at which bid, on-demand, or wait.
+
+    Reads the price history in the database (see `bidder collect`), estimates each market's
+    availability and interruption rate per bid, and prints the best choice within your price cap,
+    budget, deadline and interruption tolerance, with the alternatives it weighed and why.
+    """
+    from bidder.advisor import advise
+    from bidder.cli.collect import resolve_gpu_types
+
+    if hours is None and not keep_running:
+        raise click.UsageError("give the work with --hours N, or --keep-running for a service")
+    if hours is not None and keep_running:
+        raise click.UsageError("--hours and --keep-running exclude each other")
+    if keep_running and deadline is not None:
+        raise click.UsageError("--deadline applies to --hours jobs, not to --keep-running services")
+    if gpus_named and min_vram is not None:
+        raise click.UsageError("give either --gpu or --min-vram, not both")
+    if deadline is not None and deadline.total_seconds() <= 0:
+        raise click.BadParameter("the deadline must be in the future, e.g. 3d", param_hint="--deadline")
+    now = _now(now_text)
+    if refresh and now_text is not None:
+        raise click.UsageError("--refresh takes a snapshot now; it cannot be combined with --now")
+    store = Store.open(db_path, create=refresh)
+    notes: list[str] = []
+    try:
+        if refresh:
+            note = _refresh(store, api_url, gpu_count, now)
+            if note:
+                notes.append(note)
+        gpu_types: tuple[str, ...] = ()
+        if gpus_named:
+            gpu_types = tuple(resolve_gpu_types(gpus_named, store.gpu_type_names()))
+        job = JobSpec(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
+                      work_hours=hours, keep_running=keep_running,
+                      deadline=None if deadline is None else now + deadline,
+                      restart_overhead_hours=restart_overhead.total_seconds() / 3600.0)
+        policy = Policy(max_price=max_price, budget=budget, tolerance=tolerance, min_savings=min_savings)
+        decision, info = advise(store, job, policy, now)
+    finally:
+        store.close()
+    notes.extend(info.notes)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "decision": decision_dict(decision),
+            "alternatives": [decision_dict(a) for a in decision.alternatives],
+            "history": {"from": None if info.from_ts is None else to_iso(info.from_ts),
+                        "to": None if info.to_ts is None else to_iso(info.to_ts),
+                        "samples": info.samples},
+        }, indent=2))
+        for note in notes:
+            click.echo(note, err=True)
+        return
+    _print_table(decision, info, notes, keep_running)
+
+
+def _headline(d: Decision) -> str:
+    where = f"{d.gpu_type_id} ({d.cloud}) x{d.gpu_count}"
+    if d.action == "spot":
+        return f"SPOT  {where}, bid ${d.bid_per_gpu:.4f} per GPU-hour"
+    if d.action == "on_demand":
+        return f"ON-DEMAND  {where}"
+    if d.gpu_type_id is None:
+        return "NOTHING TO DO"
+    below = f" until its spot floor is under ${d.act_below:.4f}" if d.act_below is not None else ""
+    return f"WAIT  for {where}{below}"
+
+
+def _row(rank: int | str, d: Decision) -> dict[str, Any]:
+    return {"rank": rank, "action": d.action, "gpu": d.gpu_type_id, "cloud": d.cloud,
+            "bid": d.bid_per_gpu if d.action == "spot" else d.act_below,
+            "cost_h": d.expected_cost_per_hour, "intr_day": d.expected_interruptions_per_day,
+            "total": d.expected_total_cost, "done_h": d.expected_completion_hours}
+
+
+def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool) -> None:
+    click.echo(_headline(d))
+    total = "per day" if keep_running else "for the work left"
+    parts = []
+    if d.expected_cost_per_hour is not None:
+        parts.append(f"expected ${d.expected_cost_per_hour:.4f} per useful GPU-hour")
+    parts.append(f"{d.expected_interruptions_per_day:.2f} interruptions/day")
+    if d.expected_total_cost is not None:
+        parts.append(f"${d.expected_total_cost:.2f} {total}")
+    if d.expected_completion_hours is not None:
+        parts.append(f"done in about {format_duration(d.expected_completion_hours * 3600)}")
+    click.echo("  " + ", ".join(parts))
+    for reason in d.reasons:
+        click.echo(f"  why: {reason}")
+    if d.alternatives:
+        click.echo("")
+        click.echo("Alternatives weighed (best first; bid = spot bid, or for wait the floor it waits for):")
+        rows = [_row("*", d)] + [_row(i, a) for i, a in enumerate(d.alternatives, start=1)]
+        emit_rows(rows, ("rank", "action", "gpu", "cloud", "bid", "cost_h", "intr_day", "total", "done_h"), "table",
+                  headers=("#", "action", "gpu type", "cloud", "bid $", "$/useful h", "intr/day", "total $",
+                           "done h"))
+        click.echo("")
+        for i, a in enumerate(d.alternatives, start=1):
+            click.echo(f"  {i}. {a.reasons[0] if a.reasons else ''}")
+    span = (f"{to_iso(info.from_ts)} to {to_iso(info.to_ts)}" if info.from_ts and info.to_ts else "none")
+    click.echo("")
+    click.echo(f"History: {info.samples} samples over {info.markets} market(s) with statistics, {span}")
+    for note in notes:
+        click.echo(f"Note: {note}")
+
