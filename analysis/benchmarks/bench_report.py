@@ -5,7 +5,8 @@
 
 Builds, in a temporary SQLite file: `--days` days of 5-minute snapshots for `--types` GPU types x
 2 clouds, and `--pods` spot pods polled every 5 minutes for the whole period (interrupted about
-once a day, resumed an hour later; seeded). Then prints, median of `--repeat` runs:
+once a day, resumed an hour later; seeded). Then prints, median of `--repeat` runs (report and
+baseline alternate, so load on the machine slows both alike):
   1. `analysis.report.spend_report` over all history (per-pod stretches, on-demand prices,
      interruptions, jobs, totals, market summary),
   2. the baseline: `Store.spend_by_pod()`, the bare spend estimate over the same polls (what the
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30)
     parser.add_argument("--types", type=int, default=10)
     parser.add_argument("--pods", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     from analysis.report import price_chart_data, spend_report
@@ -96,8 +97,10 @@ def main() -> None:
             print(f"ledger: {args.pods} pods x {args.days:g} days of 5-minute polls = {observations:,} observations; "
                   f"{args.types} types x 2 clouds of prices ({os.path.getsize(path) / 1e6:.0f} MB, built in "
                   f"{build:.1f} s)")
-            t_report, report = timed(lambda: spend_report(store), args.repeat)
-            t_base, base = timed(store.spend_by_pod, args.repeat)
+            # Alternate the two, so that a busy machine slows both alike; medians of each.
+            runs = [(timed(lambda: spend_report(store), 1), timed(store.spend_by_pod, 1)) for _ in range(args.repeat)]
+            t_report, report = statistics.median(r[0][0] for r in runs), runs[-1][0][1]
+            t_base, base = statistics.median(r[1][0] for r in runs), runs[-1][1][1]
             assert abs(sum(base.values()) - report.totals.spend) < 1e-6 * max(1.0, report.totals.spend)
             print(f"spend_report (all history):    {t_report * 1000:8.0f} ms   "
                   f"({report.totals.spend:,.2f} USD, {report.totals.interruptions} interruptions)")
