@@ -20,8 +20,10 @@ moment the nearest earlier snapshot that had an on-demand price (before the firs
 A pod in cloud "ALL" is compared with the cheaper cloud.
 
 An interruption is a stop of a pod that bidder did not ask for: a poll (or exit observation) that
-is not RUNNING right after one that was, with no `stop`/`terminate` action of bidder's for that pod
-between the two. It is dated at that observation.
+is not RUNNING right after one that was (or after a successful rent/resume action), with no
+`stop`/`terminate` action of bidder's for that pod between the two. It is dated at that
+observation. The ledger cannot tell a stop made by hand outside bidder from one made by RunPod, so
+such a stop counts here (the executor, which reads RunPod's status text, does not count it).
 
 Nothing here reads the clock: `since`/`until` are passed in (None = unbounded).
 """
@@ -53,6 +55,7 @@ __all__ = [
 
 _STOP_KINDS = ("stop", "terminate")
 _BID_KINDS = ("rent_spot", "bid_resume")
+_START_KINDS = ("rent_spot", "bid_resume", "deploy_on_demand", "resume")
 _CLOUDS = ("SECURE", "COMMUNITY")
 
 
@@ -271,16 +274,23 @@ def _share_inside(seg: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.where(length > 0, overlap / np.where(length > 0, length, 1.0), point)
 
 
-def _interruptions(observations: Sequence[Mapping[str, Any]], stops: Sequence[datetime]) -> list[datetime]:
-    """Times the pod stopped without bidder asking (see the module docstring)."""
+def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]]) -> list[datetime]:
+    """Times the pod stopped without bidder asking (see the module docstring). A successful start
+    (rent, resume) counts as running from its time, like a RUNNING poll: a pod resumed and outbid
+    again before the next poll was interrupted too. At equal times a poll comes before an action
+    (a tick polls first, then acts)."""
+    stops = [a["ts"] for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    starts = [(a["ts"], 1, "RUNNING") for a in actions if a["kind"] in _START_KINDS and a["outcome"] == "ok"]
+    timeline = sorted([(o["ts"], 0, o.get("desired_status")) for o in observations] + starts,
+                      key=lambda item: (item[0], item[1]))
     out = []
     last_running: datetime | None = None
-    for obs in observations:
-        if obs.get("desired_status") == "RUNNING":
-            last_running = obs["ts"]
+    for ts, _, status in timeline:
+        if status == "RUNNING":
+            last_running = ts
             continue
-        if last_running is not None and not any(last_running <= s <= obs["ts"] for s in stops):
-            out.append(obs["ts"])
+        if last_running is not None and not any(last_running <= s <= ts for s in stops):
+            out.append(ts)
         last_running = None
     return out
 
@@ -334,8 +344,7 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
     """The pod's numbers inside [lo, hi), or None when it did not exist or run in it."""
     pod_id = row["pod_id"]
     observations = store.observations(pod_id)
-    stops = [a["ts"] for a in store.actions(pod_id=pod_id)
-             if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    actions = store.actions(pod_id=pod_id)
     seg = _segments(observations)
     gpu_count = int(row.get("gpu_count") or 1)
     created = row.get("created")
@@ -364,7 +373,7 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
             on_demand_cost = float(od.sum())
     saving = None if on_demand_cost is None else on_demand_cost - spend
     gpu_hours = hours * gpu_count
-    cut = [t for t in _interruptions(observations, stops) if lo <= t.timestamp() < hi]
+    cut = [t for t in _interruptions(observations, actions) if lo <= t.timestamp() < hi]
     curve: tuple[tuple[float, float, float], ...] = ()
     if seg.size:
         inside = share > 0
@@ -514,7 +523,6 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTr
     if not bids and row.get("bid_per_gpu") is not None and row.get("created") is not None:
         bids = [(row["created"].timestamp(), float(row["bid_per_gpu"]))]
     observations = store.observations(pod_id)
-    stops = [a["ts"] for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
     ends = [t for t in (row.get("ended"), row.get("last_seen")) if t is not None]
     ends += [o["ts"] for o in observations[-1:]]
     end = max(ends).timestamp() if ends else None
@@ -523,7 +531,7 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTr
     return PodTrack(pod_id=pod_id, gpu_type_id=row.get("gpu_type_id"), cloud=row.get("cloud"),
                     kind=row.get("kind") or "spot", bid_ts=tuple(t for t, _ in bids),
                     bids=tuple(b for _, b in bids), end=end,
-                    interruptions=tuple(t.timestamp() for t in _interruptions(observations, stops)))
+                    interruptions=tuple(t.timestamp() for t in _interruptions(observations, actions)))
 
 
 def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence[str] | None = None,

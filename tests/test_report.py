@@ -269,3 +269,21 @@ def test_report_to_dict_is_json_ready(store):
     assert data["since"] == "2026-01-01T00:00:00Z" and data["until"] == "2026-01-01T12:00:00Z"
     assert data["pods"][0]["created"] == "2026-01-01T00:00:00Z" and "curve" not in data["pods"][0]
     assert data["markets"][0]["spot_share"] == 1.0
+
+
+def test_a_pod_resumed_and_outbid_before_the_next_poll_was_interrupted(store):
+    """Polls see EXITED at 2 h, bidder resumes at 2 h, the next poll (2.5 h) sees EXITED again: two
+    interruptions, as the executor counts them, though no poll ever saw the second run."""
+    prices(store, range(4))
+    running_pod(store, hours=1)
+    store.record_observation(h(2), "p1", desired_status="EXITED", cost_per_hr=0.3, uptime_seconds=None)
+    store.finish_action(store.begin_action(h(2), job="train", kind="bid_resume", pod_id="p1", bid_per_gpu=0.4),
+                        outcome="ok")
+    store.record_observation(h(2.5), "p1", desired_status="EXITED", cost_per_hr=0.4, uptime_seconds=None)
+    # A failed resume is no start: the next EXITED poll is not another interruption.
+    store.finish_action(store.begin_action(h(2.5), job="train", kind="bid_resume", pod_id="p1", bid_per_gpu=0.5),
+                        outcome="error", error="NoCapacity")
+    store.record_observation(h(3), "p1", desired_status="EXITED", cost_per_hr=0.4, uptime_seconds=None)
+    [pod] = spend_report(store).pods
+    assert pod.interruption_times == (h(2), h(2.5))
+    assert pod_track(store, "p1").bids == (0.30, 0.4)
