@@ -136,7 +136,7 @@ def spend_chart(report: SpendReport, ax: Axes | None = None) -> Figure:
         # "USD", not "$": matplotlib reads $...$ as mathematics
         label = f"{job.job}: USD {job.spend:,.2f}"
         if job.on_demand_cost is not None and job.saving_pct is not None:
-            label += f" (on-demand USD {job.on_demand_cost:,.2f}, saved {job.saving_pct:.0f}%)"
+            label += f" (on-demand USD {job.on_demand_cost:,.2f}, saved {round(job.saving_pct) + 0}%)"
         ax.plot(x, spent, color=color, lw=1.8, label=label)
         if job.on_demand_cost is not None:
             ax.plot(x, on_demand, color=color, lw=1.2, ls="--", alpha=0.8, label=f"{job.job} at on-demand prices")

@@ -233,3 +233,21 @@ def test_loading_the_cli_does_not_import_the_report_analysis():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_on_demand_pod_saves_zero_not_minus_zero(tmp_path):
+    path = tmp_path / "od.db"
+    with Store.open(path) as store:
+        store.record_collection(h(0), [PriceQuote(h(0), "NVIDIA A40", "SECURE", 1, 0.2, 0.69)], duration_s=0)
+        store.add_pod("od", job="batch", name="batch-1", gpu_type_id="NVIDIA A40", cloud="SECURE", gpu_count=1,
+                      kind="on_demand", bid_per_gpu=None, created=h(0))
+        for k in range(13):  # 2.6 h at 0.69 polled every 13 minutes: the saving comes out as -2e-16
+            store.record_observation(h(k * 13 / 60), "od", desired_status="RUNNING", cost_per_hr=0.69,
+                                     uptime_seconds=k * 780.0)
+    result = run("report", "--db", str(path), "--since", "all", *NOW)
+    assert result.exit_code == 0, result.output
+    row = result.output.splitlines()[4].split()
+    assert row == ["batch", "NVIDIA", "A40", "SECURE", "on_demand", "2.600", "2.600", "1.794", "0.690", "0", "1.794",
+                   "0.000", "0"]
+    data = json.loads(run("report", "--db", str(path), "--since", "all", "--format", "json", *NOW).stdout)
+    assert str(data["totals"]["saving"]) == "0.0"

@@ -148,7 +148,7 @@ def _empty_message(report: Any, db_path: str) -> str:
 def _rounded(value: Any, digits: int = 6) -> Any:
     """Floats rounded for output (3.0, not 2.999999999999999), recursively."""
     if isinstance(value, float):
-        return round(value, digits)
+        return round(value, digits) + 0.0  # + 0.0: never print -0.0
     if isinstance(value, dict):
         return {k: _rounded(v, digits) for k, v in value.items()}
     if isinstance(value, list):
@@ -242,14 +242,14 @@ def _job_row(job: Any) -> dict[str, Any]:
     for key in ("gpu_types", "clouds", "kinds"):
         row[key] = ", ".join(row[key]) or None
     if row["saving_pct"] is not None:
-        row["saving_pct"] = round(row["saving_pct"])
+        row["saving_pct"] = round(row["saving_pct"]) + 0
     return row
 
 
 def _pod_row(pod: Any) -> dict[str, Any]:
     row = _rounded(pod.to_dict(), 4)
     if row["saving_pct"] is not None:
-        row["saving_pct"] = round(row["saving_pct"])
+        row["saving_pct"] = round(row["saving_pct"]) + 0
     return row
 
 
