@@ -280,9 +280,9 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
     again before the next poll was interrupted too. At equal times a poll comes before an action
     (a tick polls first, then acts)."""
     stops = [a["ts"] for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
-    starts = [(a["ts"], 1, "RUNNING") for a in actions if a["kind"] in _START_KINDS and a["outcome"] == "ok"]
-    timeline = sorted([(o["ts"], 0, o.get("desired_status")) for o in observations] + starts,
-                      key=lambda item: (item[0], item[1]))
+    timeline: list[tuple[datetime, int, str | None]] = [(o["ts"], 0, o.get("desired_status")) for o in observations]
+    timeline += [(a["ts"], 1, "RUNNING") for a in actions if a["kind"] in _START_KINDS and a["outcome"] == "ok"]
+    timeline.sort(key=lambda item: (item[0], item[1]))
     out = []
     last_running: datetime | None = None
     for ts, _, status in timeline:
