@@ -266,14 +266,14 @@ class _Tick:
 
     def _wait(self, jc: JobConfig, decision: Decision | str, pod_id: str | None = None) -> JobReport:
         if isinstance(decision, str):
-            message = f"waiting: {decision}"
+            message = decision
         else:
             why = decision.reasons[0] if decision.reasons else "the optimizer waits"
             if decision.act_below is not None:
-                message = (f"waiting: acts when the {decision.gpu_type_id} ({decision.cloud}) spot floor is at or "
-                           f"below ${decision.act_below:.3f} ({why})")
+                message = (f"until the {decision.gpu_type_id} ({decision.cloud}) spot floor is at or below "
+                           f"${decision.act_below:.3f}: {why}")
             else:
-                message = f"waiting: {why}"
+                message = why
         self.ex.emit(self.now, "wait", job=jc.name, pod_id=pod_id, message=message,
                      act_below=None if isinstance(decision, str) else decision.act_below)
         self._save(jc, state="waiting", note=message)

@@ -82,7 +82,7 @@ def test_a_spike_above_the_max_price_waits_then_resumes(env):
         report = env.tick(config)
         job = report.jobs[0]
         assert job.state == "waiting", job.message
-        assert "acts when" in job.message and "at or below $" in job.message
+        assert job.message.startswith(f"until the {A6000} (COMMUNITY) spot floor is at or below $")
         waits = [e for e in report.events if e["event"] == "wait"]
         assert waits and waits[0]["pod_id"] == pod.id
         env.emu.advance(300)

@@ -42,6 +42,9 @@ image = "runpod/pytorch:latest"
     for pod_id, usd in billed.items():
         assert ledger[pod_id] == pytest.approx(usd, rel=0.01, abs=0.005), pod_id
     assert sum(ledger.values()) == pytest.approx(sum(billed.values()), rel=0.01)
+    # The issue asks for 1%. Dating each stop from lastStatusChange does far better; guessing stop
+    # times (half the poll interval) was 0.7% off on this week, so this line tells the two apart.
+    assert sum(ledger.values()) == pytest.approx(sum(billed.values()), rel=0.001)
     assert env.store.job_state("svc")["spent"] == pytest.approx(sum(billed.values()), rel=0.01)
 
 
