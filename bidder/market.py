@@ -40,6 +40,7 @@ from bidder.errors import InsufficientHistory
 
 __all__ = [
     "AGE_EDGES_HOURS",
+    "AGE_PRIOR_EVENTS",
     "DEFAULT_CONFIDENCE",
     "DEFAULT_HALF_LIFE_HOURS",
     "DEFAULT_MAX_GAP_HOURS",
@@ -77,6 +78,9 @@ RELATIVE_GRID: np.ndarray = np.unique(np.round(np.concatenate([
     np.arange(1.00, 1.5001, 0.05),
 ]), 6))
 
+#: Strength, in events, of the prior that ties each age's hazard to the previous age's.
+AGE_PRIOR_EVENTS = 1.0
+
 #: Age bins (hours) for run lengths and waits: doubling from 5 minutes; the last bin is open.
 AGE_EDGES_HOURS: np.ndarray = np.array([0.0] + [5 / 60 * 2 ** i for i in range(11)])
 
@@ -111,6 +115,37 @@ def poisson_rate_upper(events: np.ndarray | float, exposure: np.ndarray | float,
         return np.where(x > 0, quantile / np.where(x > 0, x, 1.0), np.inf)
 
 
+def _gamma_upper(shape: np.ndarray, rate: np.ndarray, confidence: float) -> np.ndarray:
+    """Upper `confidence` quantile of a Gamma(shape, rate) (Wilson–Hilferty); +inf where rate is 0."""
+    z = _z_score(confidence)
+    shape = np.maximum(shape, 1e-9)
+    quantile = shape * np.clip(1.0 - 1.0 / (9.0 * shape) + z / (3.0 * np.sqrt(shape)), 0.0, None) ** 3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rate > 0, quantile / np.where(rate > 0, rate, 1.0), np.inf)
+
+
+def _age_hazard_bounds(events: np.ndarray, exposure: np.ndarray, confidence: float) -> np.ndarray:
+    """Upper bounds on λ(b | age >= a_j), each age shrunk toward the one before it.
+
+    Age 0 is the plain Poisson bound Γ⁻¹(c; k + 1) / X. Each longer age starts from a Gamma prior
+    worth AGE_PRIOR_EVENTS events at the previous age's posterior mean and adds its own events and
+    exposure: where long calms are rare (a few runs, little exposure), the bound stays near the
+    shorter age's instead of blowing up; where they are common, the data decide, whether the hazard
+    falls with age (bursty spikes) or rises (a regular cycle).
+    """
+    out = np.empty_like(events)
+    shape = events[:, 0] + 1.0
+    rate = exposure[:, 0].copy()
+    out[:, 0] = _gamma_upper(shape, rate, confidence)
+    for j in range(1, events.shape[1]):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prior_rate = np.where(shape > 0, AGE_PRIOR_EVENTS * rate / shape, 0.0)  # n0 / previous mean
+        shape = AGE_PRIOR_EVENTS + events[:, j]
+        rate = prior_rate + exposure[:, j]
+        out[:, j] = _gamma_upper(shape, rate, confidence)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class MarketStats:
     """Statistics of one market at time `now` (epoch seconds), vectorised over the bid grid `bids`.
@@ -120,7 +155,8 @@ class MarketStats:
     number of samples seen and `span_hours` the time they cover.
 
     `hazard_by_age[i, j]`: interruption rate at bid `bids[i]` for a run that has already lasted at
-    least `age_edges_hours[j]` (upper-bounded, reclaim included), from `events_by_age` (weighted runs
+    least `age_edges_hours[j]` (upper-bounded, each age shrunk toward the shorter one where its data
+    is thin, reclaim included), from `events_by_age` (weighted runs
     that outlived that age) over `exposure_by_age` (weighted hours of calm beyond it, so
     `exposure_by_age / observed_hours` is the share of time a pod that waits for that much calm before
     starting could run); `calm_hours[i]`: how long the floor
@@ -441,9 +477,7 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
     edges = AGE_EDGES_HOURS
     events = ev
     exposure = ex + _decayed_hours(calm[:, None] - edges[None, :], p.decay)
-    # A run that has lasted a has lasted every shorter age too, so each of those bounds applies to it:
-    # take the tightest (thin data at long ages must not make a long calm look riskier than a short one).
-    hazard = np.minimum.accumulate(poisson_rate_upper(events, exposure, p.confidence), axis=1) + p.reclaim
+    hazard = _age_hazard_bounds(events, exposure, p.confidence) + p.reclaim
     return MarketStats(
         gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=gpu_count, bids=grid, availability=availability,
         interruption_rate=rate, mean_wait_hours=mean_wait, samples=samples, span_hours=span_hours,
