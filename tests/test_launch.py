@@ -216,7 +216,7 @@ def test_launch_with_the_api_down_exits_1_with_one_line(env, tmp_path):
 
 
 def test_every_execute_command_help_ends_with_an_example():
-    for args in (["launch"], ["tick"], ["jobs"], ["jobs", "stop"], ["jobs", "start"], ["pods"], ["stop"]):
+    for args in (["launch"], ["tick"], ["jobs"], ["jobs", "stop"], ["jobs", "start"], ["pods"], ["stop"], ["demo"]):
         result = CliRunner().invoke(main, [*args, "--help"])
         assert result.exit_code == 0
         tail = result.output.rstrip().splitlines()

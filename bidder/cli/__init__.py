@@ -22,6 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "backtest",
     "report",
     "execute",
+    "demo",
     "recommend",
 )
 

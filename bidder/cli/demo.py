@@ -1,0 +1,47 @@
+"""`bidder demo`: the emulator, history, a recommendation and a managed job with ticks, in one command."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from bidder.cli import main
+from bidder.demo import run_demo
+
+__all__ = ["demo"]
+
+_EXAMPLE = """\b
+Example:
+  bidder demo
+  bidder demo --days 2 --seed 7 --keep ./demo-run
+"""
+
+
+@main.command("demo", epilog=_EXAMPLE)
+@click.option("--days", type=float, default=3.0, show_default=True,
+              help="Simulated days of `bidder tick` for the managed job (0.25 to 14).")
+@click.option("--history-days", type=float, default=2.0, show_default=True,
+              help="Simulated days of price history collected first (0.5 to 14).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The emulator's market seed.")
+@click.option("--keep", "keep", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Keep the database and bidder.toml in DIR (default: a temporary folder, removed).")
+def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
+    """Run all of bidder against its embedded RunPod emulator: no account, no money, about 20 s.
+
+    Starts the emulator on a free port, collects price history on its virtual clock, shows prices and
+    a recommendation, then runs a managed job with `bidder tick` every 10 simulated minutes
+    (launch, interruptions, podBidResume, waits) and reports its spend against on-demand.
+    """
+    started = time.perf_counter()
+    if keep is not None:
+        workdir = Path(keep)
+        workdir.mkdir(parents=True, exist_ok=True)
+        run_demo(seed=seed, days=days, history_days=history_days, workdir=workdir, say=click.echo)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bidder-demo-") as folder:
+            run_demo(seed=seed, days=days, history_days=history_days, workdir=Path(folder), say=click.echo)
+    click.echo(f"Done in {time.perf_counter() - started:.1f} s of real time. Try it on your own jobs: "
+               "`bidder sim serve`, then point --api-url at it.")

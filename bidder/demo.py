@@ -1,0 +1,235 @@
+"""`bidder demo`: the whole of bidder in half a minute, against its own emulator, no account needed.
+
+    result = run_demo(seed=0, days=3.0, workdir=Path(tmp), say=print)
+
+1. Starts the RunPod emulator in-process on a free port (real HTTP, virtual clock).
+2. Collects `history_days` of price history through the real client, 10 virtual minutes apart.
+3. Shows the current prices of the demo job's GPU types and the optimizer's recommendation.
+4. Runs a managed job (a bidder.toml written in the work folder) with `bidder tick` cycles every
+   10 virtual minutes for `days`: launches, interruptions, podBidResume, waits, moves.
+5. Reports what it spent (the ledger, checked against the emulator's own billing) against
+   running the same hours on-demand.
+Everything goes through the same code as real use: collector, store, advisor, executor, tick.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bidder.advisor import advise
+from bidder.collector import collect_once
+from bidder.errors import ConfigError, Infeasible, InsufficientHistory
+from bidder.executor import running_hours
+from bidder.jobs import parse_config
+from bidder.runpod import RetryPolicy, RunPodClient
+from bidder.sim import Emulator
+from bidder.store import Store
+from bidder.tick import job_progress, run_tick
+from bidder.units import to_iso
+
+__all__ = ["DEMO_GPUS", "DemoResult", "demo_config", "run_demo"]
+
+DEMO_GPUS = ("NVIDIA RTX A6000", "NVIDIA GeForce RTX 4090", "NVIDIA A40")
+_STEP = timedelta(minutes=10)
+
+
+def demo_config(days: float) -> str:
+    """The bidder.toml of the demo job: 24 GPU-hours of training, due by the end of the demo."""
+    hours = round(min(24.0, days * 24 * 0.5), 1)
+    gpus = ", ".join(f'"{g}"' for g in DEMO_GPUS)
+    return f"""# written by `bidder demo`
+max_spend_per_hour = 2.0
+
+[jobs.train]
+gpu = [{gpus}]
+hours = {hours:g}
+deadline = "{days * 24:g}h"
+tolerance = "high"
+restart_overhead = "10m"
+max_price = 0.6
+budget = 20
+image = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+ports = "8888/http,22/tcp"
+on_finish = "terminate"
+"""
+
+
+@dataclass
+class DemoResult:
+    """What the demo did, for the CLI's last lines and for tests."""
+
+    url: str
+    history_snapshots: int
+    ticks: int
+    actions: dict[str, int] = field(default_factory=dict)
+    interruptions: int = 0
+    run_hours: float = 0.0
+    work_hours: float = 0.0
+    spent: float = 0.0
+    billed: float = 0.0
+    on_demand_cost: float = 0.0
+    on_demand_price: float | None = None
+    finished: bool = False
+    pods: int = 0
+
+
+def _validate(seed: int, days: float, history_days: float) -> None:
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"--seed must be a whole number >= 0, got {seed!r}", key="seed")
+    if not 0.25 <= days <= 14:
+        raise ConfigError(f"--days must be between 0.25 and 14 (simulated days of ticks), got {days:g}", key="days")
+    if not 0.5 <= history_days <= 14:
+        raise ConfigError(f"--history-days must be between 0.5 and 14, got {history_days:g}", key="history_days")
+
+
+def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, workdir: Path,
+             say: Callable[[str], None]) -> DemoResult:
+    """Run the demo in `workdir` (its database and bidder.toml land there), narrating through `say`."""
+    _validate(seed, days, history_days)
+    with Emulator(seed=seed) as emu:
+        retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05)
+        with RunPodClient(api_key=emu.api_key, url=emu.url, retry=retry) as client, \
+                Store.open(workdir / "bidder.db") as store:
+            say(f"Emulator: RunPod's GraphQL API on {emu.url} (seed {seed}); virtual time {to_iso(emu.now)}")
+            snapshots = _collect_history(emu, client, store, history_days)
+            say(f"Collected {snapshots} price snapshots over {history_days:g} simulated days "
+                f"({int(_STEP.total_seconds() // 60)} minutes apart) into {workdir / 'bidder.db'}")
+            _show_prices(store, say)
+            text = demo_config(days)
+            (workdir / "bidder.toml").write_text(text)
+            config = parse_config(tomllib.loads(text), str(workdir / "bidder.toml"))
+            job = config.job("train")
+            _show_recommendation(store, job.job_spec(emu.now), job.policy, emu, say)
+            say(f"Managed job 'train' ({workdir / 'bidder.toml'}): {job.job.work_hours:g} GPU-hours within "
+                f"{days * 24:g} h, tolerance high, max $0.60/GPU-h; `bidder tick` every "
+                f"{int(_STEP.total_seconds() // 60)} minutes:")
+            ticks = _run_ticks(emu, client, store, config, days, say)
+            return _report(emu, store, config, snapshots, ticks, say, emu.url)
+
+
+def _collect_history(emu: Emulator, client: RunPodClient, store: Store, days: float) -> int:
+    count = 0
+    end = emu.now + timedelta(days=days)
+    while emu.now < end:
+        collect_once(client, store, now=emu.now)
+        count += 1
+        emu.advance(_STEP.total_seconds())
+    return count
+
+
+def _show_prices(store: Store, say: Callable[[str], None]) -> None:
+    say("Prices now (USD per GPU-hour):")
+    say(f"  {'GPU type':26s} {'cloud':9s} {'spot floor':>10s} {'on-demand':>9s}  saving")
+    for q in sorted((q for q in store.latest_quotes() if q.gpu_type_id in DEMO_GPUS and q.gpu_count == 1),
+                    key=lambda q: (q.gpu_type_id, q.cloud)):
+        if q.uninterruptable_price is None and q.minimum_bid_price is None:
+            continue
+        floor = "-" if q.minimum_bid_price is None else f"{q.minimum_bid_price:.3f}"
+        od = "-" if q.uninterruptable_price is None else f"{q.uninterruptable_price:.3f}"
+        saving = "" if q.spot_discount is None else f"{q.spot_discount * 100:.0f}%"
+        say(f"  {q.gpu_type_id:26s} {q.cloud:9s} {floor:>10s} {od:>9s}  {saving}")
+
+
+def _show_recommendation(store: Store, job: Any, policy: Any, emu: Emulator, say: Callable[[str], None]) -> None:
+    try:
+        decision, info = advise(store, job, policy, emu.now)
+    except (Infeasible, InsufficientHistory) as exc:
+        say(f"Recommendation: none ({exc})")
+        return
+    what = (f"spot on {decision.gpu_type_id} ({decision.cloud}) at ${decision.bid_per_gpu:.3f}/GPU-h"
+            if decision.action == "spot" else
+            f"on-demand {decision.gpu_type_id} ({decision.cloud})" if decision.action == "on_demand" else
+            f"wait (acts at a floor of ${decision.act_below:.3f} or less)" if decision.act_below is not None else "wait")
+    say(f"Recommendation ({info.samples} samples of history): {what}")
+    for reason in decision.reasons:
+        say(f"  {reason}")
+
+
+_SHOWN = {"rent_spot": "rented spot", "deploy_on_demand": "deployed on-demand", "bid_resume": "podBidResume",
+          "resume": "podResume", "stop": "stopped", "terminate": "terminated"}
+
+
+def _run_ticks(emu: Emulator, client: RunPodClient, store: Store, config: Any, days: float,
+               say: Callable[[str], None]) -> int:
+    start = emu.now
+    ticks = 0
+    last_state = None
+    waiting = [False]  # say "waiting" once per wait, not at every tick of it
+
+    def stamp() -> str:
+        return f"  +{(emu.now - start).total_seconds() / 3600:5.1f} h"
+
+    def hear(event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind in _SHOWN and event.get("outcome") == "ok":
+            bid = f" at ${event['bid_per_gpu']:.3f}/GPU-h" if event.get("bid_per_gpu") else ""
+            gpu = f" {event['gpu_type']} ({event.get('cloud')})" if event.get("gpu_type") else ""
+            say(f"{stamp()}  {_SHOWN[kind]}{gpu}{bid}" + (f"  [{event['pod_id']}]" if event.get("pod_id") else ""))
+        elif kind == "interrupted":
+            text = event.get("message") or ""
+            why = text.split(":", 1)[1].split(" at ", 1)[0].strip() if ":" in text else "stopped by RunPod"
+            say(f"{stamp()}  interrupted ({why})")
+        elif kind == "wait" and event.get("act_below") is not None and not waiting[0]:
+            waiting[0] = True
+            say(f"{stamp()}  waiting: acts when the spot floor is at or below ${event['act_below']:.3f}")
+        elif kind == "wait" and not waiting[0]:
+            waiting[0] = True
+            say(f"{stamp()}  waiting: {event.get('message')}")
+        elif kind in ("moved", "spot_unsupported", "adopted"):
+            say(f"{stamp()}  {event.get('message')}")
+        if kind in _SHOWN:
+            waiting[0] = False
+
+    end = start + timedelta(days=days)
+    while emu.now < end:
+        report = run_tick(client, store, config, emu.now, events=hear)
+        ticks += 1
+        job = report.jobs[0]
+        if job.state != last_state and job.state in ("finished", "budget_stopped", "held"):
+            say(f"{stamp()}  {job.state}: {job.message}")
+        last_state = job.state
+        if job.state == "finished":
+            break
+        emu.advance(_STEP.total_seconds())
+    return ticks
+
+
+def _report(emu: Emulator, store: Store, config: Any, snapshots: int, ticks: int, say: Callable[[str], None],
+            url: str) -> DemoResult:
+    job = config.job("train")
+    work, spent, interruptions = job_progress(store, job, save=False)
+    pods = store.managed_pods("train")
+    observations = {p["pod_id"]: store.observations(p["pod_id"]) for p in pods}
+    run_hours = sum(running_hours(o) for o in observations.values())
+    billed = sum(emu.world.true_spend(p["pod_id"]) for p in pods)
+    od_prices = [q.uninterruptable_price for q in store.latest_quotes()
+                 if q.gpu_type_id in DEMO_GPUS and q.gpu_count == 1 and q.uninterruptable_price]
+    od_price = min(od_prices) if od_prices else None
+    # On-demand does the same work without interruptions: the work done, at the cheapest on-demand price.
+    od_cost = (od_price or 0.0) * work
+    actions: dict[str, int] = {}
+    for a in store.actions("train"):
+        if a["outcome"] == "ok":
+            actions[a["kind"]] = actions.get(a["kind"], 0) + 1
+    state = (store.job_state("train") or {}).get("state")
+    result = DemoResult(url=url, history_snapshots=snapshots, ticks=ticks, actions=actions,
+                        interruptions=interruptions, run_hours=run_hours, work_hours=work, spent=spent, billed=billed,
+                        on_demand_cost=od_cost, on_demand_price=od_price, finished=state == "finished",
+                        pods=len(pods))
+    say("Spend report:")
+    say(f"  {ticks} ticks, {len(pods)} pod(s), {interruptions} interruption(s); actions: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+    say(f"  ran {run_hours:.2f} h, useful work {work:.2f} of {job.job.work_hours:g} h"
+        + (" (finished)" if result.finished else " (not finished)"))
+    say(f"  spent ${spent:.2f} by the ledger; the emulator billed ${billed:.2f}")
+    if od_price is not None and od_cost > 0:
+        saving = 1 - spent / od_cost
+        say(f"  the same {work:.2f} h of work on-demand (no interruptions) at ${od_price:.3f}/h, the cheapest "
+            f"of these types: ${od_cost:.2f}; bidder {'saved' if saving >= 0 else 'paid'} {abs(saving) * 100:.0f}%"
+            + (" more" if saving < 0 else ""))
+    return result

@@ -1,0 +1,44 @@
+"""`bidder demo` through the CLI: emulator, history, recommendation, managed job with ticks, spend
+report (ledger equal to the emulator's billing), in well under 30 s."""
+
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.jobs import load_config
+from bidder.store import Store
+
+
+def test_demo_runs_the_whole_flow_and_reports_spend(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--days", "1.5", "--history-days", "1", "--seed", "0",
+                                       "--keep", str(tmp_path)])
+    assert result.exit_code == 0, result.output + result.stderr
+    out = result.output
+    assert re.match(r"Emulator: RunPod's GraphQL API on http://127\.0\.0\.1:\d+/graphql \(seed 0\)", out)
+    assert "Collected 144 price snapshots over 1 simulated days" in out
+    assert "Prices now (USD per GPU-hour):" in out and "NVIDIA RTX A6000           COMMUNITY" in out
+    assert "Recommendation (" in out
+    assert "rented spot NVIDIA RTX A6000 (COMMUNITY)" in out
+    assert "interrupted (outbid)" in out and "podBidResume" in out
+    spent = re.search(r"spent \$(\d+\.\d\d) by the ledger; the emulator billed \$(\d+\.\d\d)", out)
+    assert spent and spent.group(1) == spent.group(2) and float(spent.group(1)) > 0
+    assert re.search(r"on-demand \(no interruptions\) at \$0\.330/h.*bidder saved \d+%", out)
+    assert out.rstrip().splitlines()[-1].startswith("Done in ")
+    # What it leaves behind is an ordinary bidder setup: a valid bidder.toml and a ledger.
+    config = load_config(tmp_path / "bidder.toml")
+    assert list(config.jobs) == ["train"] and config.job("train").job.work_hours == 18
+    with Store.open(tmp_path / "bidder.db") as store:
+        kinds = {a["kind"] for a in store.actions("train")}
+        assert {"rent_spot", "bid_resume"} <= kinds
+        assert len(store.latest_quotes()) > 0
+
+
+def test_demo_rejects_bad_options_in_one_line():
+    result = CliRunner().invoke(main, ["demo", "--days", "40"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: --days must be between 0.25 and 14 (simulated days of ticks), got 40\n"
+    result = CliRunner().invoke(main, ["demo", "--seed", "-1"])
+    assert result.exit_code == 2 and "--seed" in result.stderr
