@@ -86,7 +86,7 @@ def ratio_bars(summaries: Sequence[tuple[str, dict[str, Any]]], metric: str = "c
     """Grouped bars of a metric's mean per strategy for each labelled summary (`BacktestReport.summary()`),
     with the worst window as a tick above each bar."""
     fig, ax = _axes(ax, (max(6.0, 1.6 * len(summaries) + 2), 4.5))
-    names = [s["name"] for s in summaries[0][1]["strategies"]] if summaries else []
+    names = list(dict.fromkeys(s["name"] for _, summary in summaries for s in summary["strategies"]))
     width = 0.8 / max(1, len(names))
     x = np.arange(len(summaries))
     values: list[float] = []

@@ -21,9 +21,11 @@ import argparse
 import math
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,10 @@ SCENARIOS = (
 )
 
 
+class BidderCrashed(Exception):
+    """The optimizer raised something other than a BidderError: the study records where and goes on."""
+
+
 class _Timed:
     """Wraps the bidder strategy to time its decisions (the optimizer plus its market statistics)."""
 
@@ -77,7 +83,14 @@ class _Timed:
 
     def decide(self, view: HistoryView, state: RunState) -> Action:
         t0 = time.perf_counter()
-        action = self.inner.decide(view, state)
+        try:
+            action = self.inner.decide(view, state)
+        except (AssertionError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            when = datetime.fromtimestamp(view.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise BidderCrashed(f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno} "
+                                f"({frame.line}) at {when}, window from "
+                                f"{datetime.fromtimestamp(state.start, UTC):%Y-%m-%dT%H:%MZ}") from exc
         self.clock["seconds"] += time.perf_counter() - t0
         self.clock["calls"] += 1
         return action
@@ -128,15 +141,22 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
                     return FloorBid(markets, spec, pol, above_on_demand=True)
 
                 t0 = time.perf_counter()
-                report = run_backtest(history, job, policy, [*STRATEGY_NAMES, UNCAPPED], every_hours=every_h,
-                                      factories={"bidder": bidder, UNCAPPED: uncapped})
+                crash = None
+                try:
+                    report = run_backtest(history, job, policy, [*STRATEGY_NAMES, UNCAPPED], every_hours=every_h,
+                                          factories={"bidder": bidder, UNCAPPED: uncapped})
+                except BidderCrashed as exc:
+                    crash = str(exc)
+                    print(f"  {scenario.key:8s} {label:28s} bidder crashed: {crash}", file=log)
+                    report = run_backtest(history, job, policy, [n for n in (*STRATEGY_NAMES, UNCAPPED) if n != "bidder"],
+                                          every_hours=every_h, factories={UNCAPPED: uncapped})
                 wall = time.perf_counter() - t0
                 notes = sum((Counter(b.notes) for b in made), Counter())
                 summary = report.summary()
                 summaries.append((label, summary))
                 rows.append({"trace": trace.name, "scenario": scenario, "group": label, "days": days,
                              "report": report, "summary": summary, "wall_s": wall, "bidder_s": clock["seconds"],
-                             "bidder_calls": int(clock["calls"]), "notes": dict(notes)})
+                             "bidder_calls": int(clock["calls"]), "notes": dict(notes), "crash": crash})
                 print(f"  {scenario.key:8s} {label:28s} {summary['windows']:3d} windows {wall:6.1f} s "
                       f"(bidder {clock['seconds']:.1f} s, {int(clock['calls']):,} decisions)", file=log)
                 if label == _groups(history, trace)[-1][0]:
@@ -190,7 +210,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
             span_h = None if row["days"] is None else row["days"] * 24
             job = row["group"] + ("" if row["days"] in (None, scenario.keep_running_days) else
                                   f" ({row['days']:g} days: trace too short for {scenario.keep_running_days:g})")
-            cells = [_cell(by[n], scenario.keep_running_days is not None, span_h) for n in SHOWN]
+            cells = [_cell(by[n], scenario.keep_running_days is not None, span_h) if n in by else "crashed (below)"
+                     for n in SHOWN]
             lines.append(f"| {row['trace']} | {job} | {summary['windows']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## bidder in detail", "",
@@ -199,8 +220,13 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
               "| scenario | trace | job | cost $ | x on-demand | interruptions | restart h lost | completion h | "
               "peak $/h | decisions | ms / decision | wall s | notes |",
               "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    crashes = [row for row in rows if row["crash"]]
     for row in rows:
-        b = next(s for s in row["summary"]["strategies"] if s["name"] == "bidder")
+        b = next((s for s in row["summary"]["strategies"] if s["name"] == "bidder"), None)
+        if b is None:
+            lines.append(f"| {row['scenario'].key} | {row['trace']} | {row['group']} | crashed: {row['crash']} |"
+                         + " |" * 9)
+            continue
         w = b["worst"]
 
         def pair(key: str, digits: int = 2, _b: dict[str, Any] = b, _w: dict[str, Any] = w) -> str:
@@ -215,6 +241,10 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
                      f"{pair('cost_vs_on_demand')} | {pair('interruptions', 1)} | {pair('restart_hours_lost')} | "
                      f"{pair('completion_hours', 1)} | {pair('peak_rate', 3)} | {row['bidder_calls']:,} | "
                      f"{per_call:.2f} | {row['wall_s']:.1f} | {notes} |")
+    if crashes:
+        lines += ["", f"**The optimizer crashed in {len(crashes)} of {len(rows)} runs** (the bidder strategy calls "
+                  "`bidder.optimizer.decide` unguarded, as production does; those runs report the other strategies "
+                  "only):", ""] + [f"- {r['scenario'].key}, {r['trace']}, {r['group']}: {r['crash']}" for r in crashes]
     lines += ["", "## Every metric", ""]
     for row in rows:
         summary = row["summary"]
