@@ -39,7 +39,8 @@ the job acts. Without a deadline, plans must finish within `NO_DEADLINE_PATIENCE
 
 A running pod is kept unless an alternative beats it by more than the work its restart would lose
 (hysteresis: a re-bid costs a restart), so calling `decide` at every tick does not thrash.
-Keep-running jobs (a service) minimise cost per hour among pods that can run now.
+Keep-running jobs (a service) minimise cost per hour the same way (a plan is pure spot; its cost is
+its cost per useful hour), and a service's running pod is never stopped just to wait.
 
 Constraints: bid <= `policy.max_price` and <= the on-demand price; interruptions per day (24·λ) <= the
 tolerance (0: on-demand only); expected total <= the budget left; the deadline; spot only when it
@@ -264,18 +265,18 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
 
     # The best fresh choice, as if the job had no pod: act now if that is no dearer than waiting.
     best_act = min((c for c in acting if not c.current), key=rank_key, default=None)
-    if keep_running:
-        chosen = best_act if best_act is not None else kappa
-    elif best_act is not None and (kappa is None or best_act.cost <= kappa.cost + 1e-12):
+    if best_act is not None and (kappa is None or best_act.cost <= kappa.cost + 1e-12):
         chosen = best_act
     else:
         chosen = kappa
     assert chosen is not None
     # Hysteresis: a running pod that still meets every constraint is kept unless leaving it pays for the
     # work its restart loses, within the time the gain lasts.
+    # A service's running pod is never stopped just to wait: it stays up until a better pod replaces it.
     current = next((c for c in acting if c.current), None)
-    if current is not None and not _same_pod(chosen, current) and not _worth_switching(
-            current, chosen, r, work, job, keep_running):
+    if current is not None and not _same_pod(chosen, current) and (
+            (keep_running and chosen.action == "wait") or not _worth_switching(current, chosen, r, work, job,
+                                                                               keep_running)):
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key)
     return _decision(chosen, others, g, od_ref, keep_running)
@@ -394,6 +395,17 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     valid = in_range[:, None] & plan["ok"] & (avail > 0)
     if not valid.any():
         return
+    # A plan whose condition already holds (the floor has stayed under b for at least a) is a bid now.
+    ready = valid & actionable[:, None] & (st.age_edges_hours[None, :] <= st.calm_hours[:, None] + 1e-9)
+    if ready.any():
+        flat = np.flatnonzero(ready.ravel())
+        k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
+        i, j = divmod(k, lam.shape[1])
+        best_now = next((c for c in spot_now if c.quote is q and not c.current), None)
+        if best_now is None or plan["cost"][i, j] < best_now.cost:
+            if best_now is not None:
+                spot_now.remove(best_now)
+            spot_now.append(candidate("spot", plan, (i, j), lam, float(bids[i])))
     flat = np.flatnonzero(valid.ravel())
     k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
     i, j = divmod(k, lam.shape[1])
