@@ -1,0 +1,165 @@
+"""`bidder recommend` through click's CliRunner on real SQLite files filled through the Store API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from bidder.advisor import advise
+from bidder.cli import main
+from bidder.models import JobSpec, Policy, PriceQuote
+from bidder.sim import Emulator
+from bidder.store import GpuTypeInfo, Store
+from bidder.units import to_iso
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+KEYS = {"action", "gpu_type", "cloud", "gpu_count", "bid_per_gpu", "expected_cost_per_hour",
+        "expected_interruptions_per_day", "expected_total_cost", "expected_completion_hours", "reasons"}
+CATALOGUE = [GpuTypeInfo(id="NVIDIA RTX A6000", display_name="RTX A6000", memory_in_gb=48),
+             GpuTypeInfo(id="NVIDIA GeForce RTX 4090", display_name="RTX 4090", memory_in_gb=24)]
+
+
+def fill(path: Path, end: datetime = NOW, days: float = 3.0, seed: int = 0) -> int:
+    """Two GPU types, 5-minute snapshots over `days` up to `end`: calm floors with a few spikes."""
+    rng = np.random.default_rng(seed)
+    n = int(days * 288)
+    quotes = []
+    for gpu, od, calm in (("NVIDIA RTX A6000", 0.49, 0.23), ("NVIDIA GeForce RTX 4090", 0.69, 0.35)):
+        floor = calm * rng.uniform(0.9, 1.1, n)
+        floor[rng.random(n) < 1 / 288] = od * 1.2
+        for i in range(n):
+            ts = end - timedelta(minutes=5 * (n - 1 - i))
+            quotes.append(PriceQuote(ts=ts, gpu_type_id=gpu, cloud="COMMUNITY", gpu_count=1,
+                                     minimum_bid_price=round(float(floor[i]), 4), uninterruptable_price=od))
+    with Store.open(path) as store:
+        store.import_quotes([q for q in quotes if q.ts != end])
+        # The newest snapshot arrives as the collector writes it, with the catalogue.
+        store.record_collection(end, [q for q in quotes if q.ts == end], duration_s=0.3, gpu_types=CATALOGUE)
+    return n
+
+
+def run(db: Path, *args: str, now: datetime | None = NOW) -> Result:
+    extra = ["--now", to_iso(now)] if now is not None else []
+    return CliRunner().invoke(main, ["recommend", "--db", str(db), *extra, *args])
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "bidder.db"
+    fill(path)
+    return path
+
+
+def test_json_has_the_shape_scripts_rely_on(db: Path) -> None:
+    result = run(db, "--gpu", "RTX A6000", "--hours", "40", "--deadline", "3d", "--tolerance", "medium",
+                 "--restart-overhead", "10m", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"decision", "alternatives", "history"}
+    assert set(data["decision"]) == KEYS
+    assert all(set(a) == KEYS for a in data["alternatives"])
+    decision = data["decision"]
+    assert decision["action"] in {"spot", "on_demand", "wait"}
+    assert decision["gpu_type"] == "NVIDIA RTX A6000" and decision["gpu_count"] == 1
+    assert (decision["bid_per_gpu"] is None) == (decision["action"] != "spot")
+    assert decision["reasons"] and all(isinstance(r, str) for r in decision["reasons"])
+    assert data["history"] == {"from": "2026-02-26T12:05:00Z", "to": "2026-03-01T12:00:00Z", "samples": 864}
+    # The same numbers as the library call.
+    with Store.open(db) as store:
+        d, info = advise(store, JobSpec(gpu_types=("NVIDIA RTX A6000",), work_hours=40,
+                                        deadline=NOW + timedelta(days=3), restart_overhead_hours=1 / 6),
+                         Policy(tolerance=2.0), NOW)
+    assert decision["expected_cost_per_hour"] == d.expected_cost_per_hour
+    assert info.samples == 864
+
+
+def test_table_shows_decision_alternatives_reasons_and_history(db: Path) -> None:
+    result = run(db, "--min-vram", "24", "--hours", "20", "--deadline", "2d")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.splitlines()[0].split()[0] in {"SPOT", "ON-DEMAND", "WAIT"}
+    assert "why: " in out and "Alternatives weighed" in out
+    assert "NVIDIA GeForce RTX 4090" in out and "NVIDIA RTX A6000" in out
+    assert "History: 1728 samples over 2 market(s)" in out
+
+
+def test_tolerance_none_recommends_on_demand_and_keep_running_has_no_completion(db: Path) -> None:
+    none = json.loads(run(db, "--hours", "10", "--tolerance", "none", "--format", "json").stdout)
+    assert none["decision"]["action"] == "on_demand"
+    assert none["decision"]["gpu_type"] == "NVIDIA RTX A6000"  # the cheaper on-demand price
+    assert none["decision"]["expected_interruptions_per_day"] == 0
+    service = json.loads(run(db, "--keep-running", "--tolerance", "high", "--format", "json").stdout)
+    assert service["decision"]["expected_completion_hours"] is None
+    assert all(a["expected_completion_hours"] is None for a in service["alternatives"])
+
+
+def test_infeasible_is_one_line_naming_the_constraint(db: Path) -> None:
+    result = run(db, "--gpu", "RTX A6000", "--hours", "10", "--max-price", "0.05")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: no candidate meets the max price: ")
+    assert "Traceback" not in result.output
+    budget = run(db, "--hours", "100", "--budget", "2", "--tolerance", "none")
+    assert budget.exit_code == 1 and "Error: no candidate meets the budget" in budget.stderr
+    late = run(db, "--hours", "100", "--deadline", "1d")
+    assert late.exit_code == 1 and "Error: no candidate meets the deadline" in late.stderr
+
+
+def test_bad_input_exits_with_a_clear_line(db: Path, tmp_path: Path) -> None:
+    assert run(db).exit_code == 2 and "give the work with --hours N" in run(db).stderr
+    both = run(db, "--hours", "3", "--keep-running")
+    assert both.exit_code == 2 and "exclude each other" in both.stderr
+    unknown = run(db, "--gpu", "RTX 4900", "--hours", "3")
+    assert unknown.exit_code == 1 and "unknown GPU type 'RTX 4900'" in unknown.stderr
+    assert "RTX 4090" in unknown.stderr  # close matches
+    bad_deadline = run(db, "--hours", "3", "--deadline", "soon")
+    assert bad_deadline.exit_code == 2 and "is not a duration" in bad_deadline.stderr
+    empty = run(tmp_path / "empty.db", "--hours", "3")
+    assert empty.exit_code == 1 and "Error: no bidder database at" in empty.stderr
+    with Store.open(tmp_path / "blank.db"):
+        pass
+    blank = run(tmp_path / "blank.db", "--hours", "3")
+    assert blank.exit_code == 1 and "no prices in the database yet" in blank.stderr
+    stale = run(db, "--hours", "3", now=NOW + timedelta(days=3))
+    assert stale.exit_code == 1 and "the newest price snapshot is 3.0d old" in stale.stderr
+
+
+def test_wall_clock_history_and_help_example(tmp_path: Path) -> None:
+    path = tmp_path / "now.db"
+    fill(path, end=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1), days=1)
+    result = run(path, "--hours", "5", "--format", "json", now=None)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["history"]["samples"] == 576
+    help_text = CliRunner().invoke(main, ["recommend", "--help"]).output
+    assert help_text.rstrip().splitlines()[-1].strip().startswith("bidder recommend ")
+
+
+def test_refresh_takes_a_snapshot_from_the_emulator(tmp_path: Path, emulator: Emulator,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_API_KEY", emulator.api_key)
+    path = tmp_path / "fresh.db"
+    result = run(path, "--refresh", "--api-url", emulator.url, "--gpu", "RTX A6000", "--hours", "5",
+                 "--format", "json", now=None)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    # One snapshot is too little history for spot statistics: on-demand, and a note says why.
+    assert data["decision"]["action"] == "on_demand"
+    assert data["history"]["samples"] in (1, 2)  # one snapshot of the A6000 in each cloud it is offered in
+    assert "refreshed:" in result.stderr and "on-demand only" in result.stderr
+    with Store.open(path) as store:
+        assert store.last_collection_ts() is not None
+
+
+def test_refresh_failure_warns_and_uses_the_stored_history(tmp_path: Path) -> None:
+    path = tmp_path / "stored.db"
+    fill(path, end=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2), days=1)
+    result = run(path, "--refresh", "--api-url", "http://127.0.0.1:9/graphql", "--hours", "5", "--format", "json",
+                 now=None)
+    assert result.exit_code == 0, result.output
+    assert "could not refresh prices" in result.stderr
+    assert json.loads(result.stdout)["history"]["samples"] == 576
