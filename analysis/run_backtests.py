@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import sys
 import time
 import traceback
@@ -184,11 +185,24 @@ def _cell(s: dict[str, Any], keep_running: bool, span_h: float | None) -> str:
     return text + ("" if share is None else f", met {100 * share:.0f}%")
 
 
-def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, command: str) -> None:
+def _code_version() -> str:
+    """The commit the study runs on, '+ uncommitted changes' when bidder/ or analysis/ differ from it."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout; give --code-version)"
+    dirty = git("status", "--porcelain", "--", "bidder", "analysis")
+    return f"commit {commit}" + (" + uncommitted changes" if dirty else "")
+
+
+def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, command: str, version: str) -> None:
     lines = [
         "# Backtests: bidder against the usual rules and the hindsight bound",
         "",
-        f"Produced by `{command}` (see `analysis/run_backtests.py`). Every job starts again every "
+        f"Produced by `{command}` (see `analysis/run_backtests.py`) on {version}. Every job starts again every "
         f"{every_h:g} hours across each trace (rolling windows), after {DEFAULT_WARMUP_HOURS:g} hours of "
         "history the strategies may learn from; restart overhead 15 minutes; no random reclaims "
         "(the trace is the world). Cells: mean cost / hindsight over the windows, (the worst window), and "
@@ -272,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="trace CSVs (default: data/traces/*.csv and the public AWS trace when present)")
     parser.add_argument("--every", default="3.5d", help="start a job every DURATION (default 3.5d)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for backtests.md and the PNGs")
+    parser.add_argument("--code-version", default=None,
+                        help="what to call the code in the report (default: the git commit, marked when "
+                             "bidder/ or analysis/ has uncommitted changes)")
     args = parser.parse_args(argv)
     traces = args.traces
     if traces is None:
@@ -284,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     every_h = parse_duration(args.every).total_seconds() / 3600
     rows = run_study(traces, every_h, args.out)
     command = "python3 analysis/run_backtests.py" + ("" if args.every == "3.5d" else f" --every {args.every}")
-    write_markdown(rows, args.out / "backtests.md", every_h, command)
+    write_markdown(rows, args.out / "backtests.md", every_h, command, args.code_version or _code_version())
     print(f"wrote {args.out / 'backtests.md'}", file=sys.stderr)
     return 0
 
