@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sim_helpers import A6000, DEPLOY, RENT, gql, rent
 
+from bidder.errors import ConfigError
 from bidder.sim.world import (
     CANNOT_RESUME_SPOT,
     MACHINE_FULL,
@@ -141,3 +142,31 @@ def test_create_honours_type_list_and_data_center(emulator):
     assert world.machines[placed["machineId"]].data_center_id == data_center
     nowhere = gql(emulator, DEPLOY, {"input": {**pinned, "dataCenterId": "XX-NONE-1"}}).json()
     assert nowhere["errors"][0]["message"] == ON_DEMAND_NO_INSTANCES
+
+
+def test_spot_fields_removed_is_the_second_stage_of_the_switch(emulator):
+    """spot_enabled=False keeps the spot price fields (reading null); fields=False removes them
+    too, so asking for one is RunPod's HTTP 400, while on-demand prices keep answering."""
+    prices = "{ gpuTypes { id securePrice secureSpotPrice lowestPrice(input: {gpuCount: 1}) { minimumBidPrice } } }"
+    emulator.set_spot_enabled(False)
+    kept = gql(emulator, prices)
+    assert kept.status_code == 200
+    assert all(t["secureSpotPrice"] is None and t["lowestPrice"]["minimumBidPrice"] is None
+               for t in kept.json()["data"]["gpuTypes"])
+    emulator.set_spot_enabled(False, fields=False)
+    assert not emulator.spot_enabled and not emulator.spot_fields
+    removed = gql(emulator, prices)
+    assert removed.status_code == 400
+    assert [e["message"].split(" Did you")[0] for e in removed.json()["errors"]] == [
+        'Cannot query field "secureSpotPrice" on type "GpuType".',
+        'Cannot query field "minimumBidPrice" on type "LowestPrice".']
+    assert gql(emulator, "{ gpuTypes { communitySpotPrice } }").status_code == 400
+    assert rent(emulator, 1.0).status_code == 400  # the mutations stay gone
+    on_demand = gql(emulator, "{ gpuTypes { id securePrice lowestPrice(input: {gpuCount: 1}) "
+                              "{ uninterruptablePrice stockStatus } } }")
+    assert on_demand.status_code == 200
+    assert any(t["lowestPrice"]["uninterruptablePrice"] for t in on_demand.json()["data"]["gpuTypes"])
+    with pytest.raises(ConfigError, match="together with the spot mutations"):
+        emulator.set_spot_enabled(True, fields=False)
+    emulator.set_spot_enabled(True)  # back to stage 0: fields and floors return
+    assert gql(emulator, prices).status_code == 200 and emulator.spot_fields

@@ -162,3 +162,22 @@ def test_concurrent_creates_never_oversell_capacity(emulator):
     assert len({p["id"] for p in created}) == len(created) == 10
     assert refused == [ON_DEMAND_NO_INSTANCES] * 14
     assert emulator.world.free_gpus(gpu, "COMMUNITY") == 0
+
+
+def test_serve_with_no_spot_fields():
+    proc, url = _serve("--no-spot-fields")
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        assert lines[2].endswith("spot off, spot price fields removed; faults off.")
+        auth = {"Authorization": f"Bearer {TEST_API_KEY}"}
+        floor = httpx.post(url, json={"query": "{ gpuTypes { lowestPrice(input: {gpuCount: 1}) { minimumBidPrice } } }"},
+                           headers=auth, timeout=10)
+        assert floor.status_code == 400
+        assert floor.json()["errors"][0]["message"] == 'Cannot query field "minimumBidPrice" on type "LowestPrice".'
+        on_demand = httpx.post(url, json={"query": "{ gpuTypes { lowestPrice(input: {gpuCount: 1}) "
+                                                   "{ uninterruptablePrice } } }"}, headers=auth, timeout=10)
+        assert on_demand.status_code == 200
+    finally:
+        _finish(proc)
+    assert proc.returncode == 0

@@ -65,10 +65,12 @@ def sim() -> None:
 @click.option("--faults", callback=_faults, default=None, metavar="SPEC",
               help="Inject faults, e.g. '429=0.2,500=0.1,timeout=0.05,drop=0.05,lost_create=1,delay=2'.")
 @click.option("--no-spot", is_flag=True, help="Serve the schema without spot mutations (RunPod after spot ends).")
+@click.option("--no-spot-fields", is_flag=True,
+              help="Also drop the spot price fields (minimumBidPrice, secure/communitySpotPrice); implies --no-spot.")
 @click.option("--reclaim-rate", type=click.FloatRange(min=0), default=0.01, show_default=True,
               help="Spot reclaims per running hour that no bid avoids.")
 def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: datetime | None,
-          speed: float | None, faults: object, no_spot: bool, reclaim_rate: float) -> None:
+          speed: float | None, faults: object, no_spot: bool, no_spot_fields: bool, reclaim_rate: float) -> None:
     """Run the emulator until Ctrl-C. The first line of output is its GraphQL URL.
 
     Point any bidder command at it with --api-url URL (or RUNPOD_API_URL) and RUNPOD_API_KEY set
@@ -81,7 +83,8 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
     from bidder.sim import TEST_API_KEY, Emulator
 
     emu = Emulator(seed=seed, api_key=api_key or TEST_API_KEY, start=start, trace=trace, faults=faults,  # type: ignore[arg-type]
-                   spot_enabled=not no_spot, port=port, speed=speed, reclaim_rate_per_hour=reclaim_rate)
+                   spot_enabled=not (no_spot or no_spot_fields), spot_fields=not no_spot_fields, port=port,
+                   speed=speed, reclaim_rate_per_hour=reclaim_rate)
     try:
         emu.start()
     except OSError as exc:
@@ -99,8 +102,9 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
         clock = (f"moves {speed:g} market seconds per real second" if speed
                  else f"moves on POST {emu.base_url}/sim/advance {{\"seconds\": N}}")
         click.echo(f"Virtual clock at {to_iso(emu.now)}; it {clock}.")
-        click.echo(f"Market: {'trace ' + str(trace) if trace else f'model, seed {seed}'}; spot "
-                   f"{'off' if no_spot else 'on'}; faults {emu.faults or 'off'}.")
+        spot = ("off, spot price fields removed" if no_spot_fields else "off" if no_spot else "on")
+        click.echo(f"Market: {'trace ' + str(trace) if trace else f'model, seed {seed}'}; spot {spot}; "
+                   f"faults {emu.faults or 'off'}.")
         click.echo("Press Ctrl-C to stop.")
         while not stop.wait(0.5):
             pass

@@ -6,6 +6,11 @@
         emu.advance(3600)                  # an hour passes: prices move, pods bill, spot pods may stop
         emu.world.set_floor("NVIDIA RTX A6000", "COMMUNITY", 0.9)
 
+Spot can be retired in two stages, as RunPod is doing: `spot_enabled=False` (or
+`set_spot_enabled(False)`) removes the spot mutations and every floor reads null; adding
+`spot_fields=False` also removes the spot price fields (minimumBidPrice, secure/communitySpotPrice)
+from the schema, so a price query that still asks for them gets HTTP 400.
+
 Time moves only through `advance` (or `POST /sim/advance`), unless `speed` is given: then a pacer
 moves it by `speed` market seconds per real second (for `bidder sim serve --speed N`).
 """
@@ -45,7 +50,7 @@ class Emulator:
                  trace: str | Path | None = None, faults: FaultSpec | str | None = None,
                  spot_enabled: bool = True, *, port: int = 0, speed: float | None = None,
                  reclaim_rate_per_hour: float = 0.01, client_balance: float = 1000.0,
-                 spend_limit: float = 80.0) -> None:
+                 spend_limit: float = 80.0, spot_fields: bool = True) -> None:
         if not api_key:
             raise ConfigError("the emulator needs a non-empty API key to accept", key="api_key")
         if speed is not None and not speed > 0:
@@ -58,7 +63,7 @@ class Emulator:
                            client_balance=client_balance, spend_limit=spend_limit)
         self.fault_injector: FaultInjector | None = None
         self.set_faults(faults)
-        self.set_spot_enabled(spot_enabled)
+        self.set_spot_enabled(spot_enabled, fields=spot_fields)
         self._server: EmulatorHTTPServer | None = None
         self._pacer: Pacer | None = None
         self._thread: threading.Thread | None = None
@@ -133,7 +138,12 @@ class Emulator:
     def spot_enabled(self) -> bool:
         return self.world.spot_enabled
 
-    def set_spot_enabled(self, enabled: bool) -> None:
-        """False: the schema loses podRentInterruptable/podBidResume and every floor reads null."""
+    def set_spot_enabled(self, enabled: bool, *, fields: bool = True) -> None:
+        """False: the schema loses podRentInterruptable/podBidResume and every floor reads null.
+        With `fields=False` too, the spot price fields leave the schema as well (see the module doc)."""
+        if enabled and not fields:
+            raise ConfigError("the spot price fields can only be removed together with the spot mutations: "
+                              "pass spot_enabled=False as well", key="spot_fields")
         with self.world.lock:
             self.world.spot_enabled = bool(enabled)
+            self.spot_fields = bool(fields)

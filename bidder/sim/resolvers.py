@@ -1,8 +1,10 @@
 """The emulator's GraphQL layer: RunPod's schema (schema.graphql) with resolvers over a World.
 
-`build_schema(spot_enabled)` gives the executable schema; with spot off, the spot mutations and
-their input types are removed from the document before it is built, so a request that uses them
-fails validation (HTTP 400, "Cannot query field ...") as RunPod has announced it will.
+`build_schema(spot_enabled, spot_fields)` gives the executable schema; with spot off, the spot
+mutations and their input types are removed from the document before it is built, so a request
+that uses them fails validation (HTTP 400, "Cannot query field ...") as RunPod has announced it
+will. With `spot_fields=False` as well, the spot price fields go too (`SPOT_FIELDS`): the next
+stage, when the GraphQL API moves on and a price query that asks for them is refused.
 Resolvers find the world and whether the caller is authenticated in `info.context`.
 """
 
@@ -26,12 +28,15 @@ from bidder.sim.clock import from_epoch
 from bidder.sim.world import BusinessError, SimPod, World
 from bidder.units import to_iso
 
-__all__ = ["CREATE_MUTATIONS", "SPOT_ONLY", "UNAUTHENTICATED", "build_schema", "context_for"]
+__all__ = ["CREATE_MUTATIONS", "SPOT_FIELDS", "SPOT_ONLY", "UNAUTHENTICATED", "build_schema", "context_for"]
 
 #: Mutations that make a new pod (the `lost_create` fault applies to these).
 CREATE_MUTATIONS = frozenset({"podRentInterruptable", "podFindAndDeployOnDemand"})
 #: What disappears from the schema when spot is switched off.
 SPOT_ONLY = frozenset({"podRentInterruptable", "podBidResume", "PodRentInterruptableInput", "PodBidResumeInput"})
+#: The spot price fields, per type, that also disappear when the spot fields are removed.
+SPOT_FIELDS: dict[str, frozenset[str]] = {"LowestPrice": frozenset({"minimumBidPrice"}),
+                                          "GpuType": frozenset({"secureSpotPrice", "communitySpotPrice"})}
 UNAUTHENTICATED = "You must be authenticated to do this: send an API key in the Authorization header."
 
 
@@ -173,7 +178,13 @@ def _pod_view(world: World, pod: SimPod) -> dict:
 
 # -- schema --------------------------------------------------------------------------------------
 
-def _document(spot_enabled: bool) -> DocumentNode:
+def _without(node: ObjectTypeDefinitionNode, names: frozenset[str]) -> ObjectTypeDefinitionNode:
+    kept = tuple(f for f in node.fields if f.name.value not in names)
+    return ObjectTypeDefinitionNode(name=node.name, fields=kept, interfaces=node.interfaces,
+                                    directives=node.directives, description=node.description)
+
+
+def _document(spot_enabled: bool, spot_fields: bool = True) -> DocumentNode:
     sdl = resources.files("bidder.sim").joinpath("schema.graphql").read_text(encoding="utf-8")
     document = parse(sdl)
     if spot_enabled:
@@ -184,17 +195,17 @@ def _document(spot_enabled: bool) -> DocumentNode:
         if name in SPOT_ONLY:
             continue
         if isinstance(node, ObjectTypeDefinitionNode) and name == "Mutation":
-            kept = tuple(f for f in node.fields if f.name.value not in SPOT_ONLY)
-            node = ObjectTypeDefinitionNode(name=node.name, fields=kept, interfaces=node.interfaces,
-                                            directives=node.directives, description=node.description)
+            node = _without(node, SPOT_ONLY)
+        elif isinstance(node, ObjectTypeDefinitionNode) and not spot_fields and name in SPOT_FIELDS:
+            node = _without(node, SPOT_FIELDS[name])
         definitions.append(node)
     return DocumentNode(definitions=tuple(definitions))
 
 
 @functools.cache
-def build_schema(spot_enabled: bool = True) -> GraphQLSchema:
-    """The executable schema (cached: one per spot setting)."""
-    schema = build_ast_schema(_document(spot_enabled))
+def build_schema(spot_enabled: bool = True, spot_fields: bool = True) -> GraphQLSchema:
+    """The executable schema (cached: one per spot setting). `spot_fields` counts only with spot off."""
+    schema = build_ast_schema(_document(spot_enabled, spot_fields))
     query, mutation = schema.query_type, schema.mutation_type
     assert query is not None and mutation is not None  # the SDL defines both
     query.fields["gpuTypes"].resolve = _gpu_types

@@ -193,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._errors(400, 'the body must be JSON: {"query": "...", "variables": {...}}')
             return
-        schema = build_schema(emu.spot_enabled)
+        schema = build_schema(emu.spot_enabled, emu.spot_fields)
         try:
             document = parse(request["query"])
         except GraphQLSyntaxError as exc:
