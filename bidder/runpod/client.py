@@ -14,6 +14,11 @@ Retries (`RetryPolicy`) apply only to operations that are safe to repeat: the re
 connection errors, with exponential backoff and seeded jitter, bounded in attempts and in total
 time. Creates (`podRentInterruptable`, `podFindAndDeployOnDemand`) and resumes are sent once:
 after a timeout the pod may exist, which `TransportError.maybe_executed` tells the caller.
+
+When RunPod refuses the spot price fields (`minimumBidPrice`, `secureSpotPrice`,
+`communitySpotPrice`: a validation error, SpotUnsupported), `lowest_prices` and `gpu_types` send
+their query once more without them and the client asks without them from then on
+(`spot_fields_supported` is False): on-demand prices keep coming, every spot floor reads None.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from bidder.errors import (
     GraphQLError,
     PodNotFound,
     RateLimited,
+    SpotUnsupported,
     TransportError,
 )
 from bidder.models import CLOUDS, PriceQuote
@@ -163,6 +169,7 @@ class RunPodClient:
         self._key = api_key.strip() if api_key is not None else None
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
+        self._spot_fields: bool | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -183,6 +190,12 @@ class RunPodClient:
     @property
     def has_key(self) -> bool:
         return self._key is not None
+
+    @property
+    def spot_fields_supported(self) -> bool | None:
+        """Whether RunPod still serves the spot price fields: None until a price or catalogue query
+        has been answered, False once one was refused for asking for them (for this client's life)."""
+        return self._spot_fields
 
     # -- transport -----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -245,17 +258,37 @@ class RunPodClient:
             raise shape_error(operation, exc, self._key) from exc
 
     # -- catalogue and prices ------------------------------------------------------------------
+    def _spot_fields_query(self, build: Callable[[bool], GraphQLRequest]) -> tuple[GraphQLRequest, Mapping[str, Any]]:
+        """Send `build(spot)`; if RunPod refuses its spot price fields, send `build(False)` once and
+        remember it, so later queries leave them out from the start. Returns what was sent and its data."""
+        spot = self._spot_fields is not False
+        request = build(spot)
+        try:
+            data = self.execute(request)
+        except SpotUnsupported as exc:
+            if not spot:
+                raise
+            log.info("%s; asking again without the spot price fields (on-demand prices only)", exc)
+            request = build(False)
+            data = self.execute(request)
+            self._spot_fields = False
+            return request, data
+        if spot:
+            self._spot_fields = True
+        return request, data
+
     def build_gpu_types(self) -> GraphQLRequest:
-        return ops.build_gpu_types()
+        return ops.build_gpu_types(spot=self._spot_fields is not False)
 
     def gpu_types(self) -> list[GpuType]:
-        """The GPU catalogue (names, VRAM, clouds, list prices). Works without a key."""
-        data = self.execute(self.build_gpu_types())
+        """The GPU catalogue (names, VRAM, clouds, list prices). Works without a key. Spot list
+        prices read None once RunPod no longer serves them (see `spot_fields_supported`)."""
+        _, data = self._spot_fields_query(lambda spot: ops.build_gpu_types(spot=spot))
         return self._parse("gpuTypes", lambda d: [parse_gpu_type(g) for g in _items(d, "gpuTypes")], data)
 
     def build_lowest_prices(self, gpu_counts: Sequence[int] = (1,),
                             clouds: Sequence[str] = CLOUDS) -> GraphQLRequest:
-        return ops.build_lowest_prices(gpu_counts, clouds)
+        return ops.build_lowest_prices(gpu_counts, clouds, spot=self._spot_fields is not False)
 
     def lowest_prices(self, gpu_counts: Sequence[int] = (1,), clouds: Sequence[str] = CLOUDS, *,
                       ts: datetime) -> list[PriceQuote]:
@@ -263,13 +296,14 @@ class RunPodClient:
 
         One quote per combination, also for a cloud the type is not offered in (secureCloud or
         communityCloud false): that row has no prices, so a snapshot always has the same shape.
-        A 0 or null minimumBidPrice (no spot capacity) reads None, as does a 0 or null price.
+        A 0 or null minimumBidPrice (no spot capacity) reads None, as does a 0 or null price; so
+        does every floor once RunPod no longer serves the spot fields (one extra request, the
+        first time: see `spot_fields_supported`).
         """
         if not isinstance(ts, datetime) or ts.tzinfo is None:
             raise ConfigError(f"ts must be a timezone-aware datetime, got {ts!r}", key="ts")
-        request = self.build_lowest_prices(gpu_counts, clouds)
         counts, wanted = ops.price_markets(gpu_counts, clouds)
-        data = self.execute(request)
+        request, data = self._spot_fields_query(lambda spot: ops.build_lowest_prices(counts, wanted, spot=spot))
         return self._parse(request.operation, lambda d: parse_quotes(d, ts, counts, wanted), data)
 
     # -- account and pods ----------------------------------------------------------------------

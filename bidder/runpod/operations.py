@@ -28,6 +28,7 @@ __all__ = [
     "GPU_TYPE_FIELDS",
     "LOWEST_PRICE_FIELDS",
     "POD_FIELDS",
+    "SPOT_PRICE_FIELDS",
     "GraphQLRequest",
     "build_bid_resume",
     "build_deploy_on_demand",
@@ -72,9 +73,18 @@ class GraphQLRequest:
 GPU_TYPE_FIELDS = ("id displayName manufacturer memoryInGb secureCloud communityCloud securePrice "
                    "communityPrice secureSpotPrice communitySpotPrice maxGpuCount")
 LOWEST_PRICE_FIELDS = "minimumBidPrice uninterruptablePrice stockStatus availableGpuCounts maxUnreservedGpuCount"
+#: The spot price fields of GpuType and LowestPrice: left out of the documents with `spot=False`,
+#: once RunPod has dropped them (asking for an unknown field fails the whole request).
+SPOT_PRICE_FIELDS = frozenset({"minimumBidPrice", "secureSpotPrice", "communitySpotPrice"})
 POD_FIELDS = ("id name imageName desiredStatus podType costPerHr adjustedCostPerHr gpuCount lastStatusChange "
               "lowestBidPriceToResume machineId machine { podHostId gpuDisplayName location } "
               "runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } }")
+
+
+
+
+def _fields(selection: str, spot: bool) -> str:
+    return selection if spot else " ".join(f for f in selection.split() if f not in SPOT_PRICE_FIELDS)
 
 
 # -- argument checks (library code: ConfigError, never assert) -----------------------------------
@@ -106,8 +116,10 @@ def _spec(spec: object) -> PodSpec:
 
 # -- queries --------------------------------------------------------------------------------------
 
-def build_gpu_types() -> GraphQLRequest:
-    return GraphQLRequest("gpuTypes", f"query gpuTypes {{ gpuTypes {{ {GPU_TYPE_FIELDS} }} }}", {}, idempotent=True)
+def build_gpu_types(spot: bool = True) -> GraphQLRequest:
+    """The catalogue; `spot=False` leaves out the spot list prices."""
+    return GraphQLRequest("gpuTypes", f"query gpuTypes {{ gpuTypes {{ {_fields(GPU_TYPE_FIELDS, spot)} }} }}", {},
+                          idempotent=True)
 
 
 def price_alias(cloud: str, gpu_count: int) -> str:
@@ -131,14 +143,15 @@ def price_markets(gpu_counts: Sequence[int], clouds: Sequence[str]) -> tuple[tup
     return counts, tuple(dict.fromkeys(wanted))
 
 
-def build_lowest_prices(gpu_counts: Sequence[int] = (1,),
-                        clouds: Sequence[str] = CLOUDS) -> GraphQLRequest:
-    """ONE document for every GPU type x cloud x count: a `lowestPrice` alias per (cloud, count)."""
+def build_lowest_prices(gpu_counts: Sequence[int] = (1,), clouds: Sequence[str] = CLOUDS,
+                        spot: bool = True) -> GraphQLRequest:
+    """ONE document for every GPU type x cloud x count: a `lowestPrice` alias per (cloud, count).
+    `spot=False` leaves out the spot price fields (`SPOT_PRICE_FIELDS`)."""
     counts, wanted = price_markets(gpu_counts, clouds)
     params = [*(f"${c.lower()}: Boolean!" for c in wanted), *(f"$gc{n}: Int!" for n in counts)]
     selections = [f"{price_alias(c, n)}: lowestPrice(input: {{gpuCount: $gc{n}, secureCloud: ${c.lower()}}}) "
-                  f"{{ {LOWEST_PRICE_FIELDS} }}" for c in wanted for n in counts]
-    query = (f"query lowestPrices({', '.join(params)}) {{ gpuTypes {{ {GPU_TYPE_FIELDS} "
+                  f"{{ {_fields(LOWEST_PRICE_FIELDS, spot)} }}" for c in wanted for n in counts]
+    query = (f"query lowestPrices({', '.join(params)}) {{ gpuTypes {{ {_fields(GPU_TYPE_FIELDS, spot)} "
              f"{' '.join(selections)} }} }}")
     variables: dict[str, Any] = {**{c.lower(): c == "SECURE" for c in wanted}, **{f"gc{n}": n for n in counts}}
     return GraphQLRequest("lowestPrice", query, variables, idempotent=True)
