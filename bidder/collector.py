@@ -5,6 +5,10 @@ through GraphQL aliases) plus a `gpuTypes` catalogue refresh at most daily. All 
 share one timestamp. A failed cycle writes only its `collections` row with the error, never part
 of a snapshot, then raises the API error.
 
+When RunPod no longer serves the spot price fields (the client then asks without them), the
+snapshot is stored with NULL floors and the store setting `spot_unsupported_since` (the
+executor's `SPOT_FLAG`: no spot offered until spot prices show again) is written, once.
+
     result = collect_once(client, store, now=datetime.now(UTC), gpu_counts=(1, 2))
     run_every(300, lambda t: collect_once(client, store, now=t), now=clock, sleep=time.sleep)
 
@@ -24,15 +28,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bidder.errors import ApiError, AuthError, BidderError, RateLimited
+from bidder.executor import SPOT_FLAG
 from bidder.models import CLOUDS, PriceQuote
 from bidder.store import Store
+from bidder.units import to_iso
 
-__all__ = ["GPU_TYPES_MAX_AGE", "CycleResult", "LoopStats", "PriceClient", "collect_once", "run_every"]
+__all__ = ["GPU_TYPES_MAX_AGE", "SPOT_FIELDS_GONE_MESSAGE", "CycleResult", "LoopStats", "PriceClient", "collect_once",
+           "run_every"]
 
 log = logging.getLogger(__name__)
 
 #: The catalogue (names, VRAM, list prices) changes rarely: refresh it at most this often.
 GPU_TYPES_MAX_AGE = timedelta(days=1)
+SPOT_FIELDS_GONE_MESSAGE = ("RunPod no longer reports spot prices (its API refuses the spot price fields); "
+                            "on-demand prices are still being recorded")
 
 
 class PriceClient(Protocol):
@@ -43,10 +52,15 @@ class PriceClient(Protocol):
 
     def gpu_types(self) -> list[Any]: ...
 
+    @property
+    def spot_fields_supported(self) -> bool | None: ...
+
 
 @dataclass(frozen=True)
 class CycleResult:
-    """What one cycle stored. `duration_s` is the wall time of the API calls and the write."""
+    """What one cycle stored. `duration_s` is the wall time of the API calls and the write.
+    `spot_prices` is False when RunPod no longer serves the spot price fields (every floor NULL);
+    `spot_flag_set` when this cycle wrote the `spot_unsupported_since` setting."""
 
     ts: datetime
     quotes: int
@@ -54,6 +68,8 @@ class CycleResult:
     gpu_types_refreshed: int | None
     duration_s: float
     collection_id: int
+    spot_prices: bool = True
+    spot_flag_set: bool = False
 
 
 def describe(exc: BaseException) -> str:
@@ -83,10 +99,18 @@ def collect_once(client: PriceClient, store: Store, *, now: datetime, gpu_counts
             # The snapshot is complete without it; the next cycle tries the catalogue again.
             log.warning("gpu_types refresh failed (prices stored anyway): %s", describe(exc))
     collection_id = store.record_collection(ts, quotes, duration_s=timer() - started, gpu_types=catalogue)
+    spot_prices = client.spot_fields_supported is not False
+    flag_set = False
+    if not spot_prices and store.settings_get(SPOT_FLAG) is None:
+        store.settings_set(SPOT_FLAG, to_iso(ts), ts=ts)
+        flag_set = True
+        log.warning("%s. Spot is marked unsupported from %s (%s): on-demand only.", SPOT_FIELDS_GONE_MESSAGE,
+                    to_iso(ts), SPOT_FLAG)
     markets = len({(q.gpu_type_id, q.cloud) for q in quotes})
     return CycleResult(ts=ts, quotes=len(quotes), markets=markets,
                        gpu_types_refreshed=None if catalogue is None else len(catalogue),
-                       duration_s=timer() - started, collection_id=collection_id)
+                       duration_s=timer() - started, collection_id=collection_id,
+                       spot_prices=spot_prices, spot_flag_set=flag_set)
 
 
 @dataclass

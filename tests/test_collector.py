@@ -3,6 +3,7 @@ count stored, nulls, failed cycles, the aligned loop on the virtual clock, two c
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -12,11 +13,13 @@ from datetime import timedelta
 import httpx
 import pytest
 from click.testing import CliRunner
+from client_helpers import Recorder
 
 from bidder.cli import main
 from bidder.collector import LoopStats, collect_once, run_every
 from bidder.errors import ApiError, AuthError, TransportError
-from bidder.models import CLOUDS
+from bidder.executor import SPOT_FLAG, Executor
+from bidder.models import CLOUDS, Policy
 from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store
@@ -255,3 +258,69 @@ def test_cli_collect_rejects_bad_options(tmp_path):
     assert result.exit_code == 2 and "--cycles only makes sense with --every" in result.stderr
     result = runner.invoke(main, ["collect", "--every", "soon", "--db", db])
     assert result.exit_code == 2 and "is not a duration" in result.stderr
+
+
+# -- RunPod without the spot price fields (the emulator's second stage of the spot switch) ----------
+
+def test_collector_keeps_storing_on_demand_prices_when_the_spot_fields_are_gone(emulator, store, caplog):
+    emulator.set_spot_enabled(False, fields=False)
+    recorder = Recorder()
+    client = make_client(emulator, http=recorder.http)
+    with caplog.at_level(logging.DEBUG, logger="bidder"):
+        first = collect_once(client, store, now=emulator.now, gpu_counts=(1, 2))
+        emulator.advance(300)
+        second = collect_once(client, store, now=emulator.now, gpu_counts=(1, 2))
+    # The refused lowestPrice and its reduced twin (one extra request, once), the catalogue asked
+    # without the fields, then the next cycle's single reduced request.
+    sent = [(b["query"].split()[1].split("(")[0], "minimumBidPrice" in b["query"], "SpotPrice" in b["query"])
+            for b in recorder.bodies]
+    assert sent == [("lowestPrices", True, True), ("lowestPrices", False, False), ("gpuTypes", False, False),
+                    ("lowestPrices", False, False)]
+    recorder.close()
+    assert (first.spot_prices, first.spot_flag_set) == (False, True)
+    assert (second.spot_prices, second.spot_flag_set) == (False, False)
+    stored = store.price_history()
+    assert len(stored) == 2 * len(emulator.world.gpu_types) * 2 * 2
+    assert all(q.minimum_bid_price is None for q in stored)
+    quote = next(q for q in store.latest_quotes() if (q.gpu_type_id, q.cloud, q.gpu_count) == (A6000, "COMMUNITY", 1))
+    assert quote.uninterruptable_price == pytest.approx(
+        emulator.world.lowest_price(A6000, 1, False)["uninterruptablePrice"])
+    raw = store._conn.execute("SELECT count(*) FROM prices WHERE minimum_bid_price IS NOT NULL").fetchone()[0]
+    assert raw == 0
+    assert [r["error"] for r in store.collections()] == [None, None]
+    # The executor's own setting, dated by the first cycle, and the executor now offers no spot.
+    assert store.settings_get(SPOT_FLAG) == to_iso(first.ts)
+    policy = Executor(client, store).effective_policy(Policy(max_price=5.0))
+    assert policy.allow_spot is False
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "no longer reports spot prices" in warnings[0].getMessage()
+    assert TEST_API_KEY not in caplog.text
+
+
+def test_collector_keeps_an_earlier_spot_flag_and_leaves_it_alone_while_the_fields_exist(emulator, store):
+    emulator.set_spot_enabled(False)  # stage one: mutations gone, floors null but the fields answer
+    collect_once(make_client(emulator), store, now=emulator.now)
+    assert store.settings_get(SPOT_FLAG) is None  # the executor decides on a refused mutation
+    store.settings_set(SPOT_FLAG, "2025-12-31T00:00:00Z")
+    emulator.set_spot_enabled(False, fields=False)
+    emulator.advance(300)
+    result = collect_once(make_client(emulator), store, now=emulator.now)
+    assert not result.spot_prices and not result.spot_flag_set
+    assert store.settings_get(SPOT_FLAG) == "2025-12-31T00:00:00Z"
+
+
+def test_cli_collect_says_once_that_spot_prices_are_gone(emulator, tmp_path):
+    emulator.set_spot_enabled(False, fields=False)
+    db = str(tmp_path / "bidder.db")
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY})
+    line = ("RunPod no longer reports spot prices (its API refuses the spot price fields); on-demand prices "
+            "are still being recorded.")
+    once = runner.invoke(main, ["collect", "--db", db, "--api-url", emulator.url])
+    assert once.exit_code == 0, once.output
+    assert once.stdout.splitlines()[1:] == [line]
+    looped = runner.invoke(main, ["collect", "--every", "1s", "--cycles", "2", "--db", db, "--api-url", emulator.url])
+    assert looped.exit_code == 0, looped.output
+    assert looped.stdout.splitlines().count(line) == 1
+    assert TEST_API_KEY not in once.output + looped.output
+    with Store.open(db) as s:
+        assert s.settings_get(SPOT_FLAG) is not None and len(s.collections()) == 3

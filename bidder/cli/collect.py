@@ -135,7 +135,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     cron, run it without --every: exit 0 on success, one line and exit 1 on failure (the failure
     is recorded in the `collections` table).
     """
-    from bidder.collector import LoopStats, collect_once, run_every
+    from bidder.collector import SPOT_FIELDS_GONE_MESSAGE, LoopStats, collect_once, run_every
     from bidder.runpod import RetryPolicy, RunPodClient
 
     if every is not None and every.total_seconds() < 1:
@@ -145,11 +145,17 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     store = _open(db_path, create=True)
     client = RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=retries))
 
+    told_no_spot = False
+
     def cycle(now: datetime) -> None:
+        nonlocal told_no_spot
         result = collect_once(client, store, now=now, gpu_counts=gpu_counts)
         catalogue = f", catalogue of {result.gpu_types_refreshed} types refreshed" if result.gpu_types_refreshed else ""
         click.echo(f"{to_iso(result.ts)}  stored {result.quotes} quotes ({result.markets} GPU type × cloud "
                    f"markets, GPU counts {','.join(map(str, gpu_counts))}) in {result.duration_s:.2f}s{catalogue}")
+        if not result.spot_prices and not told_no_spot:
+            told_no_spot = True  # once per run: the loop would repeat it every interval
+            click.echo(f"{SPOT_FIELDS_GONE_MESSAGE}.")
 
     if every is None:
         cycle(datetime.now(UTC))
