@@ -265,15 +265,16 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
 
     # The best fresh choice, as if the job had no pod: act now if that is no dearer than waiting.
     best_act = min((c for c in acting if not c.current), key=rank_key, default=None)
+    current = next((c for c in acting if c.current), None)
+    chosen: _Candidate | None
     if best_act is not None and (kappa is None or best_act.cost <= kappa.cost + 1e-12):
         chosen = best_act
     else:
-        chosen = kappa
-    assert chosen is not None
+        chosen = kappa if kappa is not None else current  # only the running pod is left: keep it
+    assert chosen is not None  # acting or kappa is non-empty (checked above)
     # Hysteresis: a running pod that still meets every constraint is kept unless leaving it pays for the
     # work its restart loses, within the time the gain lasts.
     # A service's running pod is never stopped just to wait: it stays up until a better pod replaces it.
-    current = next((c for c in acting if c.current), None)
     if current is not None and not _same_pod(chosen, current) and (
             (keep_running and chosen.action == "wait") or not _worth_switching(current, chosen, r, work, job,
                                                                                keep_running)):
@@ -364,48 +365,49 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                           None if keep_running else float(e["done"][index]), float(e["share"][index]),
                           **extra)  # type: ignore[arg-type]
 
-    # -- bid now: levels at or above the current floor, at the hazard their calm so far implies --------
-    lam_now = st.hazard_now()
-    now = evaluate(bids, lam_now, st.availability)
     actionable = in_range & (floor is not None) & (bids >= (floor if floor is not None else math.inf) - 1e-12)
-    ok = actionable & now["ok"]
-    if ok.any():
-        i = int(np.flatnonzero(ok)[np.argmin(now["cost"][ok])])
-        spot_now.append(candidate("spot", now, (i,), lam_now, float(bids[i])))
-    elif actionable.any():
-        i = int(np.flatnonzero(actionable)[np.argmin(now["cost"][actionable])])
-        _reject_spot(q, st, i, float(now["per_day"][i]), float(now["run"][i]), tolerance, max_savings_cost,
-                     float(now["total"][i]), budget_left, keep_running, rejected)
     # -- the running pod at its own bid: kept unless leaving it pays for the restart ------------------
+    # It is judged like a ready plan (any settling age its calm already passed), so that keeping it and
+    # starting it afresh rest on the same numbers.
     current_bid = progress.current_bid_per_gpu if (progress.current_action == "spot"
                                                    and _same_market(progress, q)) else None
     if current_bid is not None and floor is not None and floor - 1e-12 <= current_bid <= top + 1e-12:
         i = st.index_of(current_bid)
         if i >= 0:
-            cur = evaluate(np.array([current_bid]), lam_now[i:i + 1], st.availability[i:i + 1])
+            lam_i = st.hazard_by_age[i]
+            avail_i = (st.exposure_by_age[i] / st.observed_hours if st.observed_hours > 0
+                       else np.zeros_like(lam_i))
+            cur = evaluate(np.full(lam_i.shape, float(current_bid)), lam_i, avail_i)
             # Schmitt trigger: the estimate moves with every sample, so a running pod is kept while it
             # stays within KEEP_MARGIN of the tolerance (a new pod must meet it outright).
-            if cur["per_day"][0] <= tolerance * KEEP_MARGIN and (cur["ok"][0] or cur["per_day"][0] > tolerance):
-                spot_now.append(candidate("spot", cur, (0,), lam_now[i:i + 1], float(current_bid), current=True,
+            keepable = ((st.age_edges_hours <= st.calm_hours[i] + 1e-9) & (avail_i > 0)
+                        & (cur["per_day"] <= tolerance * KEEP_MARGIN)
+                        & (cur["ok"] | (cur["per_day"] > tolerance)))
+            if keepable.any():
+                j = int(np.flatnonzero(keepable)[np.argmin(cur["cost"][keepable])])
+                spot_now.append(candidate("spot", cur, (j,), lam_i, float(current_bid), current=True,
                                           note="keeps the running pod (a re-bid costs a restart)"))
-    # -- standing plans: bid b once the floor has stayed under b for a; the best one is what waiting buys --
+    # -- standing plans: "bid b once the floor has stayed under b for a" for every (b, a). A plan whose
+    # condition already holds is a bid now; the best of all is what waiting buys.
     lam = st.hazard_by_age
     avail = st.exposure_by_age / st.observed_hours if st.observed_hours > 0 else np.zeros_like(lam)
     plan = evaluate(np.broadcast_to(bids[:, None], lam.shape), lam, avail)
-    valid = in_range[:, None] & plan["ok"] & (avail > 0)
-    if not valid.any():
-        return
-    # A plan whose condition already holds (the floor has stayed under b for at least a) is a bid now.
-    ready = valid & actionable[:, None] & (st.age_edges_hours[None, :] <= st.calm_hours[:, None] + 1e-9)
+    settled = actionable[:, None] & (st.age_edges_hours[None, :] <= st.calm_hours[:, None] + 1e-9) & (avail > 0)
+    ready = settled & plan["ok"]
     if ready.any():
         flat = np.flatnonzero(ready.ravel())
         k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
         i, j = divmod(k, lam.shape[1])
-        best_now = next((c for c in spot_now if c.quote is q and not c.current), None)
-        if best_now is None or plan["cost"][i, j] < best_now.cost:
-            if best_now is not None:
-                spot_now.remove(best_now)
-            spot_now.append(candidate("spot", plan, (i, j), lam, float(bids[i])))
+        spot_now.append(candidate("spot", plan, (i, j), lam, float(bids[i])))
+    elif settled.any():  # something could run now: say which constraint stops the cheapest
+        flat = np.flatnonzero(settled.ravel())
+        k = int(flat[np.argmin(plan["run"].ravel()[flat])])
+        i, j = divmod(k, lam.shape[1])
+        _reject_spot(q, st, i, float(plan["per_day"][i, j]), float(plan["run"][i, j]), tolerance,
+                     max_savings_cost, float(plan["total"][i, j]), budget_left, keep_running, rejected)
+    valid = in_range[:, None] & plan["ok"] & (avail > 0)
+    if not valid.any():
+        return
     flat = np.flatnonzero(valid.ravel())
     k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
     i, j = divmod(k, lam.shape[1])
