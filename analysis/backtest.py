@@ -233,6 +233,7 @@ class RunResult:
     peak_rate: float = 0.0            # USD per hour of the pod (bid or on-demand x GPU count)
     failed_starts: int = 0            # starts refused (bid under the floor, no capacity)
     decisions: int = 0
+    steps: int = 0                    # samples replayed
     # Filled when the run is recorded (charts, tests):
     curve: list[tuple[float, float]] = field(default_factory=list)         # (hours, cumulative cost)
     interruption_hours: list[float] = field(default_factory=list)
@@ -397,6 +398,7 @@ class _Run:
         if self.progress is not None:
             self.progress((self.i - self.start_index) % 4096)
         result.work_hours = self.work
+        result.steps = self.i - self.start_index
         if needed is not None:
             result.deadline_met = result.completion_hours is not None and (
                 self.deadline is None or result.completion_hours * 3600 <= self.deadline + 1e-6)
