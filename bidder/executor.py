@@ -321,6 +321,17 @@ class Executor:
         requests: list[GraphQLRequest] = []
         if decision.action == "wait":
             return LaunchResult(decision)
+        if not self.dry_run and (self.store.job_state(config.name) or {}).get("pending_name"):
+            # An earlier create of this job never got its answer: find that pod before creating another.
+            found = self.adopt_pending(config, self.client.pods(), now)
+            if found is not None:
+                row = self.store.pod(found.id) or {}
+                attempt = Attempt("spot" if found.is_spot else "on_demand", row.get("gpu_type_id") or "",
+                                  row.get("cloud") or "", config.job.gpu_count, row.get("bid_per_gpu"),
+                                  found.cost_per_hr, found.name or "", "adopted",
+                                  "created earlier; its answer was lost", found.id)
+                return LaunchResult(decision, (attempt,), found, (), (f"adopted pod {found.id} ({found.name}) "
+                                                                      "from an earlier create",), attempt)
         queue = self._candidates(decision, config.launch_attempts)
         tried_fallback = False
         while queue:

@@ -189,14 +189,15 @@ class _Tick:
         if state.get("state") == "held":
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if not self.ex.dry_run and state.get("pending_name"):
-            rows = self.store.managed_pods(jc.name, states=["active"])
-            if not rows:
-                self.ex.adopt_pending(jc, self.listing, self.now)
+            # A create whose answer never came: before anything else, the pod is found by its name.
+            self.ex.adopt_pending(jc, self.listing, self.now)
         rows = self.store.managed_pods(jc.name, states=["active"])
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
-            self.ex.stop_pod(extra, self.now, reason="a job has one pod: retiring an older one", state="retired")
-        work, spent, interruptions = job_progress(self.store, jc)
+            terminate = jc.on_finish == "terminate"
+            self.ex.stop_pod(extra, self.now, reason=f"the job moved to pod {rows[-1]['pod_id']}",
+                             terminate=terminate, state="retired")
+        work, spent, interruptions = job_progress(self.store, jc, save=not self.ex.dry_run)
         started = state.get("started")
         job = jc.job_spec(started if started is not None else self.now)
         if not self.ex.dry_run:

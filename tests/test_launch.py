@@ -33,6 +33,28 @@ def launch(env, *args: str, input: str | None = None):
                                 "--now", to_iso(env.emu.now), *args], input=input)
 
 
+def launch_when_spot(env, *args: str):
+    """`bidder launch` until the optimizer buys spot (it may wait for a calmer market first)."""
+    for _ in range(48):
+        result = launch(env, *args)
+        if "spot" in result.output and "Nothing launched" not in result.output and '"action": "wait"' not in result.output:
+            return result
+        env.emu.advance(1800)
+    raise AssertionError(f"no spot decision within a day: {result.output}")
+
+
+def spot_decision_now(env, ex, config):
+    """Collect and decide until the decision is spot (advancing the clock); returns (decision, now)."""
+    for _ in range(96):
+        now = env.emu.now
+        collect_once(env.client, env.store, now=now)
+        decision = ex.decide(config.job, config.policy, now)
+        if decision.action == "spot":
+            return decision, now
+        env.emu.advance(900)
+    raise AssertionError(f"no spot decision within a day: {decision}")
+
+
 def cheapest_on_demand(env, gpus, clouds=("SECURE", "COMMUNITY"), cap=None):
     world = env.emu.world
     prices = [(world.on_demand(g, c), g, c) for g in gpus for c in clouds if (g, c) in world.markets]
@@ -68,8 +90,8 @@ def test_launch_picks_the_cheapest_feasible_type(env, extra, clouds, cap):
 
 
 def test_launch_spot_bids_per_gpu_and_json_output(env):
-    result = launch(env, "--gpu", A6000, "--gpus", "2", "--tolerance", "high", "--image", "img", "--name", "exp",
-                    "--yes", "--format", "json")
+    result = launch_when_spot(env, "--gpu", A6000, "--gpus", "2", "--tolerance", "high", "--image", "img",
+                              "--name", "exp", "--yes", "--format", "json")
     assert result.exit_code == 0, result.output + result.stderr
     out = json.loads(result.output)
     decision, pod = out["decision"], out["pod"]
@@ -85,8 +107,8 @@ def test_launch_spot_bids_per_gpu_and_json_output(env):
 
 def test_dry_run_sends_nothing_and_prints_the_mutation_without_the_key(env):
     before = env.emu.world.current_spend_per_hr()
-    result = launch(env, "--gpu", A6000, "--tolerance", "high", "--keep-running", "--image", "img",
-                    "--env", "TOKEN=abc", "--dry-run")
+    result = launch_when_spot(env, "--gpu", A6000, "--tolerance", "high", "--keep-running", "--image", "img",
+                              "--env", "TOKEN=abc", "--dry-run")
     assert result.exit_code == 0, result.output + result.stderr
     assert env.emu.world.pods == {} and env.emu.world.current_spend_per_hr() == before
     out = result.output
@@ -142,10 +164,7 @@ def test_spot_unsupported_continues_on_demand_and_is_remembered(env):
     config = job_from_values("svc", {"gpu": [A6000], "tolerance": "high", "image": "img", "keep_running": True,
                                      "cloud": "community"})
     ex = Executor(env.client, env.store)
-    now = env.emu.now
-    collect_once(env.client, env.store, now=now)
-    decision = ex.decide(config.job, config.policy, now)
-    assert decision.action == "spot"
+    decision, now = spot_decision_now(env, ex, config)
     env.emu.set_spot_enabled(False)  # RunPod drops the spot mutations after the snapshot
     result = ex.launch(config, config.job, config.policy, decision, now)
     assert [(a.kind, a.outcome) for a in result.attempts] == [("spot", "spot_unsupported"), ("on_demand", "ok")]
@@ -160,10 +179,7 @@ def test_spot_unsupported_stops_when_on_demand_is_over_the_max_price(env):
     config = job_from_values("svc", {"gpu": [A6000], "tolerance": "high", "image": "img", "keep_running": True,
                                      "cloud": "community", "max_price": 0.3})
     ex = Executor(env.client, env.store)
-    now = env.emu.now
-    collect_once(env.client, env.store, now=now)
-    decision = ex.decide(config.job, config.policy, now)
-    assert decision.action == "spot"
+    decision, now = spot_decision_now(env, ex, config)
     env.emu.set_spot_enabled(False)
     result = ex.launch(config, config.job, config.policy, decision, now)
     assert result.pod is None and env.emu.world.pods == {}

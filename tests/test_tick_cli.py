@@ -21,7 +21,7 @@ CONFIG = f"""
 gpu = ["{A6000}"]
 cloud = "community"
 keep_running = true
-tolerance = "high"
+tolerance = "none"
 image = "runpod/pytorch:latest"
 """
 
@@ -53,12 +53,13 @@ def test_tick_runs_a_cycle_and_logs_one_json_line_per_action(env):
     result = tick(env, "--log", str(log))
     assert result.exit_code == 0, result.output + result.stderr
     assert f"collected a price snapshot at {to_iso(env.emu.now)}" in result.output
-    assert "train: running: launched bidder-train-1 on NVIDIA RTX A6000 (COMMUNITY) spot @ $" in result.output
+    assert "train: running: launched bidder-train-1 on NVIDIA RTX A6000 (COMMUNITY) on-demand" in result.output
     events = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [e["event"] for e in events] == ["collect", "rent_spot"]
+    assert [e["event"] for e in events] == ["collect", "deploy_on_demand"]
     create = events[1]
     assert create["outcome"] == "ok" and create["job"] == "train" and create["name"] == "bidder-train-1"
-    assert create["pod_id"] == next(iter(env.emu.world.pods)) and create["bid_per_gpu"] > 0
+    assert create["pod_id"] == next(iter(env.emu.world.pods))
+    assert create["expected_cost_per_hour"] == pytest.approx(0.33)
     assert TEST_API_KEY not in log.read_text()
     env.emu.advance(300)
     result = tick(env, "--log", str(log))
@@ -103,7 +104,7 @@ def test_the_api_down_exits_1_with_one_line(env):
 def test_dry_run_tick_sends_no_mutation(env):
     result = tick(env, "--dry-run")
     assert result.exit_code == 0, result.stderr
-    assert "[dry run] train: dry_run: would launch: spot NVIDIA RTX A6000/COMMUNITY: dry_run" in result.output
+    assert "[dry run] train: dry_run: would launch: on_demand NVIDIA RTX A6000/COMMUNITY: dry_run" in result.output
     assert env.emu.world.pods == {}
     assert [a["outcome"] for a in env.store.actions()] == ["dry_run"]
 
@@ -117,7 +118,7 @@ def test_jobs_lists_stops_and_starts(env):
                   "--format", "json")
     assert listing.exit_code == 0, listing.stderr
     row = json.loads(listing.output)[0]
-    assert (row["job"], row["state"], row["pod"], row["kind"]) == ("train", "running", pod.id, "spot")
+    assert (row["job"], row["state"], row["pod"], row["kind"]) == ("train", "running", pod.id, "on_demand")
     assert row["spent"] == pytest.approx(env.emu.world.true_spend(pod.id), rel=1e-3)
     assert row["work_h"] == pytest.approx(1.0, abs=0.01)
     table = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"))
@@ -146,7 +147,7 @@ def test_pods_and_stop_by_id_hold_the_job_until_started(env):
     assert tick(env).exit_code == 0
     listing = cli(env, "pods", "--db", str(env.tmp / "bidder.db"), "--format", "json")
     rows = json.loads(listing.output)
-    assert [(r["pod"], r["job"], r["status"], r["kind"]) for r in rows] == [(pod.id, "train", "RUNNING", "spot")]
+    assert [(r["pod"], r["job"], r["status"], r["kind"]) for r in rows] == [(pod.id, "train", "RUNNING", "on_demand")]
     assert rows[0]["spent"] == pytest.approx(env.emu.world.true_spend(pod.id), rel=1e-3)
     assert rows[0]["uptime"] == "30m"
     result = cli(env, "stop", pod.id, *common(env))

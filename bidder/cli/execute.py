@@ -351,7 +351,7 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
     with Store.open(db_path) as store:
         for jc in config.jobs.values():
             state = store.job_state(jc.name) or {}
-            work, spent, interruptions = job_progress(store, jc)
+            work, spent, interruptions = job_progress(store, jc, save=False)
             active = store.managed_pods(jc.name, states=["active"])
             pod = active[-1] if active else None
             rows.append({
