@@ -407,12 +407,15 @@ class Executor:
         attempt_no, name = self.next_name(config)
         spec = pod_spec(config.template, name, cand.gpu_type_id, g, cand.cloud)
         kind = "rent_spot" if cand.kind == "spot" else "deploy_on_demand"
-        ledger = {"job": config.name, "kind": kind, "gpu_type_id": cand.gpu_type_id, "cloud": cand.cloud,
-                  "gpu_count": g, "bid_per_gpu": cand.bid_per_gpu, "expected_cost_per_hour": cost,
-                  "reason": cand.reason}
+        ledger: dict[str, Any] = {"job": config.name, "kind": kind, "gpu_type_id": cand.gpu_type_id,
+                                  "cloud": cand.cloud, "gpu_count": g, "bid_per_gpu": cand.bid_per_gpu,
+                                  "expected_cost_per_hour": cost, "reason": cand.reason}
         if self.dry_run:
-            request = (self.client.build_rent_interruptable(spec, cand.bid_per_gpu) if cand.kind == "spot"
-                       else self.client.build_deploy_on_demand(spec))
+            if cand.kind == "spot":
+                assert cand.bid_per_gpu is not None  # refusal() turned a spot candidate without a bid away
+                request = self.client.build_rent_interruptable(spec, cand.bid_per_gpu)
+            else:
+                request = self.client.build_deploy_on_demand(spec)
             self.store.begin_action(now, dry_run=True, **ledger)
             self.emit(now, kind, name=name, outcome="dry_run", **_event_fields(ledger))
             return self._attempt(config, cand, "dry_run", "not sent (dry run)", name, cost=cost), None, request
@@ -614,12 +617,16 @@ class Executor:
                       message=why_not)
             return self._attempt(config, cand, "refused", why_not, row.get("name") or "", pod_id, cost), None
         kind = "bid_resume" if spot else "resume"
-        ledger = {"job": config.name, "kind": kind, "pod_id": pod_id, "gpu_type_id": row["gpu_type_id"],
-                  "cloud": row["cloud"], "gpu_count": g, "bid_per_gpu": cand.bid_per_gpu,
-                  "expected_cost_per_hour": cost, "reason": cand.reason}
+        ledger: dict[str, Any] = {"job": config.name, "kind": kind, "pod_id": pod_id,
+                                  "gpu_type_id": row["gpu_type_id"], "cloud": row["cloud"], "gpu_count": g,
+                                  "bid_per_gpu": cand.bid_per_gpu, "expected_cost_per_hour": cost,
+                                  "reason": cand.reason}
         if self.dry_run:
-            request = (self.client.build_bid_resume(pod_id, cand.bid_per_gpu, g) if spot
-                       else self.client.build_resume(pod_id, g))
+            if spot:
+                assert cand.bid_per_gpu is not None  # refusal() turned a spot resume without a bid away
+                request = self.client.build_bid_resume(pod_id, cand.bid_per_gpu, g)
+            else:
+                request = self.client.build_resume(pod_id, g)
             self.store.begin_action(now, dry_run=True, **ledger)
             self.emit(now, kind, outcome="dry_run", **_event_fields(ledger))
             return self._attempt(config, cand, "dry_run", "not sent (dry run)", row.get("name") or "", pod_id,
@@ -653,8 +660,9 @@ class Executor:
         `state` is the ledger state it ends in (default "stopped" / "terminated")."""
         pod_id = row["pod_id"]
         kind = "terminate" if terminate else "stop"
-        ledger = {"job": row.get("job"), "kind": kind, "pod_id": pod_id, "gpu_type_id": row.get("gpu_type_id"),
-                  "cloud": row.get("cloud"), "gpu_count": row.get("gpu_count"), "reason": reason}
+        ledger: dict[str, Any] = {"job": row.get("job"), "kind": kind, "pod_id": pod_id,
+                                  "gpu_type_id": row.get("gpu_type_id"), "cloud": row.get("cloud"),
+                                  "gpu_count": row.get("gpu_count"), "reason": reason}
         if self.dry_run:
             self.store.begin_action(now, dry_run=True, **ledger)
             self.emit(now, kind, outcome="dry_run", **_event_fields(ledger))

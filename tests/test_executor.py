@@ -130,3 +130,25 @@ def test_names_are_deterministic_per_attempt_and_dry_runs_use_none(env):
     assert ex.next_name(config) == (1, "exp-1") and env.emu.world.pods == {}
     pod = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
     assert pod.name == "exp-1" and ex.next_name(config) == (2, "exp-2")
+
+
+def test_a_launch_finds_a_pending_create_before_creating_again(env):
+    from bidder.runpod import PodSpec
+
+    config = job_from_values("train", {"gpu": [A6000], "image": "img"})
+    ex = Executor(env.client, env.store)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+    # An earlier run reserved bidder-train-1 and sent the create; the answer never came back.
+    env.store.save_job_state("train", attempts=1, pending_name="bidder-train-1", pending_since=env.emu.now)
+    env.store.begin_action(env.emu.now, job="train", kind="rent_spot", gpu_type_id=A6000, cloud="COMMUNITY",
+                           gpu_count=1, bid_per_gpu=0.25)
+    earlier = env.client.rent_interruptable(PodSpec(name="bidder-train-1", image_name="img", gpu_type_id=A6000,
+                                                    cloud_type="COMMUNITY"), 0.25)
+    result = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now)
+    assert result.pod is not None and result.pod.id == earlier.id
+    assert [a.outcome for a in result.attempts] == ["adopted"]
+    assert list(env.emu.world.pods) == [earlier.id]
+    assert [(a["kind"], a["outcome"], a["pod_id"]) for a in env.store.actions("train")] == [
+        ("rent_spot", "ok", earlier.id)]
+    # With nothing pending any more, the next launch creates the next attempt.
+    assert ex.next_name(config) == (2, "bidder-train-2")

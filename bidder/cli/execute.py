@@ -523,9 +523,9 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 click.echo(f"pod {row['pod_id']} no longer exists (marked gone in the ledger)")
                 continue
             row = store.pod(row["pod_id"]) or row
-            request = ex.stop_pod(row, now, reason="stopped by `bidder stop`", terminate=terminate)
-            if request is not None:
-                click.echo(request.to_json())
+            would_send = ex.stop_pod(row, now, reason="stopped by `bidder stop`", terminate=terminate)
+            if would_send is not None:
+                click.echo(would_send.to_json())
                 continue
             if row.get("job") and not dry_run:
                 store.save_job_state(row["job"], state="held", updated=now,
