@@ -29,6 +29,7 @@ O(grid × age bins). `market_stats` computes the same numbers from a whole `Floo
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ def bid_grid(reference_price: float) -> np.ndarray:
     return np.round(RELATIVE_GRID * reference_price, 6)
 
 
+@functools.lru_cache(maxsize=8)
 def _z_score(confidence: float) -> float:
     from statistics import NormalDist  # stdlib, cheap; scipy stays off the import path of a cron tick
 
@@ -133,17 +135,13 @@ def _age_hazard_bounds(events: np.ndarray, exposure: np.ndarray, confidence: flo
     shorter age's instead of blowing up; where they are common, the data decide, whether the hazard
     falls with age (bursty spikes) or rises (a regular cycle).
     """
-    out = np.empty_like(events)
-    shape = events[:, 0] + 1.0
-    rate = exposure[:, 0].copy()
-    out[:, 0] = _gamma_upper(shape, rate, confidence)
+    shapes = AGE_PRIOR_EVENTS + events
+    shapes[:, 0] = events[:, 0] + 1.0
+    rates = exposure.copy()
     for j in range(1, events.shape[1]):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            prior_rate = np.where(shape > 0, AGE_PRIOR_EVENTS * rate / shape, 0.0)  # n0 / previous mean
-        shape = AGE_PRIOR_EVENTS + events[:, j]
-        rate = prior_rate + exposure[:, j]
-        out[:, j] = _gamma_upper(shape, rate, confidence)
-    return out
+        # prior worth n0 events at the previous age's posterior mean: rate n0 / mean
+        rates[:, j] += AGE_PRIOR_EVENTS * rates[:, j - 1] / shapes[:, j - 1]
+    return _gamma_upper(shapes, rates, confidence)
 
 
 @dataclass(frozen=True, eq=False)
@@ -315,8 +313,7 @@ class FloorTracker:
         self._wait_start = np.full(n, np.nan)  # when the current wait at each level began
         self._run_n = np.zeros((n, m))
         self._run_h = np.zeros((n, m))
-        self._ev = np.zeros((n, m))  # weighted runs that outlived age edge j
-        self._ex = np.zeros((n, m))  # weighted (decay-integrated) run hours beyond age edge j
+        self._run_d = np.zeros((n, m))  # Σ w·exp(-k·length) of completed runs (decayed exposure)
         self._wait_n = np.zeros((n, m))
         self._wait_h = np.zeros((n, m))
 
@@ -331,8 +328,7 @@ class FloorTracker:
 
     def _rescale(self, ts: float) -> None:
         factor = math.exp(-self._p.decay * (ts - self._t0))
-        for arr in (self._d_below, self._d_up, self._run_n, self._run_h, self._wait_n, self._wait_h, self._ev,
-                    self._ex):
+        for arr in (self._d_below, self._d_up, self._run_n, self._run_h, self._run_d, self._wait_n, self._wait_h):
             arr *= factor
         self._observed *= factor
         self._t0 = ts
@@ -372,10 +368,8 @@ class FloorTracker:
             if idx > prev:  # floor rose: runs at levels [prev, idx) end, waits begin
                 self._d_up[prev] += w
                 self._d_up[idx] -= w
-                lengths = self._close(self._run_start, self._run_n, self._run_h, prev, idx, ts, w)
-                ev, ex = _beyond_ages(lengths, w, self._p.decay)
-                self._ev[prev:idx] += ev
-                self._ex[prev:idx] += ex
+                lengths, bins = self._close(self._run_start, self._run_n, self._run_h, prev, idx, ts, w)
+                self._run_d[np.arange(prev, idx), bins] += w * np.exp(-self._p.decay * 3600.0 * lengths)
                 self._wait_start[prev:idx] = ts
             elif idx < prev:  # floor fell: waits at [idx, prev) end, runs begin
                 self._close(self._wait_start, self._wait_n, self._wait_h, idx, prev, ts, w)
@@ -389,13 +383,13 @@ class FloorTracker:
 
     @staticmethod
     def _close(start: np.ndarray, counts: np.ndarray, hours: np.ndarray, lo: int, hi: int, ts: float,
-               w: float) -> np.ndarray:
+               w: float) -> tuple[np.ndarray, np.ndarray]:
         lengths = (ts - start[lo:hi]) / 3600.0
         bins = _age_bin(lengths)
         rows = np.arange(lo, hi)
         counts[rows, bins] += w
         hours[rows, bins] += w * lengths
-        return lengths
+        return lengths, bins
 
     def stats(self, now_epoch: float | None = None) -> MarketStats:
         """The statistics at `now_epoch` (default: the last sample). Raises InsufficientHistory."""
@@ -414,7 +408,7 @@ class FloorTracker:
         calm[self._last_idx:] = (age_end - self._run_start[self._last_idx:]) / 3600.0
         return _assemble(self.gpu_type_id, self.cloud, self.gpu_count, self.grid, below, up,
                          self._observed * factor, self._run_n * factor, self._run_h * factor,
-                         self._wait_n * factor, self._wait_h * factor, self._ev * factor, self._ex * factor,
+                         self._run_d * factor, self._wait_n * factor, self._wait_h * factor,
                          calm, self.samples,
                          (self.last_ts - self.first_ts) / 3600.0, self.last_floor, self.last_on_demand, now, p)
 
@@ -428,15 +422,22 @@ def _decayed_hours(hours: np.ndarray, decay_per_s: float) -> np.ndarray:
     return -np.expm1(-k * hours) / k
 
 
-def _beyond_ages(lengths: np.ndarray, w_end: np.ndarray | float, decay_per_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per run (rows) and age edge (columns): the run's weight if it outlived the edge, and its
-    recency-weighted hours beyond the edge (the run ended with weight `w_end`)."""
-    beyond = lengths[:, None] - AGE_EDGES_HOURS[None, :]
-    outlived = beyond > 1e-9
-    w = np.broadcast_to(np.asarray(w_end, dtype=float).reshape(-1, 1) if np.ndim(w_end) else w_end, beyond.shape)
-    events = np.where(outlived, w, 0.0)
-    exposure = np.where(outlived, w * _decayed_hours(beyond, decay_per_s), 0.0)
-    return events, exposure
+def _beyond_ages(counts: np.ndarray, hours: np.ndarray, decayed: np.ndarray, decay_per_s: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per level and age edge a_j: the weight of completed runs that outlived a_j, and their
+    recency-weighted hours beyond it, from the run histogram (bin j holds lengths in (a_j, a_j+1], so
+    the runs longer than a_j are bins j and up). A run of length L ending with weight w has
+    ∫ weight over its part beyond a_j = w·(1 - e^(-k(L - a_j)))/k = (w - e^(k·a_j)·w·e^(-kL))/k."""
+    def from_top(a: np.ndarray) -> np.ndarray:
+        return np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
+
+    events = from_top(counts)
+    if decay_per_s == 0.0:
+        exposure = from_top(hours) - events * AGE_EDGES_HOURS[None, :]
+    else:
+        k = decay_per_s * 3600.0
+        exposure = (events - np.exp(k * AGE_EDGES_HOURS)[None, :] * from_top(decayed)) / k
+    return events, np.maximum(exposure, 0.0)
 
 
 def _age_bin(lengths: np.ndarray) -> np.ndarray:
@@ -458,8 +459,8 @@ def _check_history(gpu_type_id: str, cloud: str, samples: int, span_s: float, st
 
 
 def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, below: np.ndarray,
-              up: np.ndarray, observed: float, run_n: np.ndarray, run_h: np.ndarray, wait_n: np.ndarray,
-              wait_h: np.ndarray, ev: np.ndarray, ex: np.ndarray, calm: np.ndarray, samples: int,
+              up: np.ndarray, observed: float, run_n: np.ndarray, run_h: np.ndarray, run_d: np.ndarray,
+              wait_n: np.ndarray, wait_h: np.ndarray, calm: np.ndarray, samples: int,
               span_hours: float,
               floor_now: float | None, on_demand_now: float | None, now: float, p: _Params) -> MarketStats:
     """Rates, bounds and conditional hazards from the weighted sums (shared by tracker and batch)."""
@@ -475,8 +476,8 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
     # λ(b | run age >= a_j): completed runs longer than a_j are the events; their (recency-weighted)
     # time beyond a_j, plus the current censored run's, is the exposure.
     edges = AGE_EDGES_HOURS
-    events = ev
-    exposure = ex + _decayed_hours(calm[:, None] - edges[None, :], p.decay)
+    events, completed = _beyond_ages(run_n, run_h, run_d, p.decay)
+    exposure = completed + _decayed_hours(calm[:, None] - edges[None, :], p.decay)
     hazard = _age_hazard_bounds(events, exposure, p.confidence) + p.reclaim
     return MarketStats(
         gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=gpu_count, bids=grid, availability=availability,
@@ -546,56 +547,50 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
     dur = np.minimum(np.diff(ts), p.max_gap_s) / 3600.0
     wd = w[:-1] * dur
     observed = float(wd.sum())
-    d_below = np.zeros(n + 1)
-    np.add.at(d_below, idx[:-1], wd)
-    below = np.cumsum(d_below[:-1])
+    below = np.cumsum(np.bincount(idx[:-1], wd, minlength=n + 1)[:n])
     rises = np.flatnonzero(idx[1:] > idx[:-1]) + 1
-    d_up = np.zeros(n + 1)
-    np.add.at(d_up, idx[rises - 1], w[rises])
-    np.add.at(d_up, idx[rises], -w[rises])
-    up = np.cumsum(d_up[:-1])
-    # Run and wait lengths per level: one pass per level over the boolean "running" series.
+    d_up = (np.bincount(idx[rises - 1], w[rises], minlength=n + 1)
+            - np.bincount(idx[rises], w[rises], minlength=n + 1))
+    up = np.cumsum(d_up[:n])
+    # Run and wait lengths per level, vectorised over the level crossings: a move of the floor from
+    # index i to j crosses the levels between them; at each crossed level the segment that began at its
+    # previous crossing (or at the first sample) ends here: a run if the floor rose, a wait if it fell.
     m = len(AGE_EDGES_HOURS)
-    run_n = np.zeros((n, m))
-    run_h = np.zeros((n, m))
-    ev = np.zeros((n, m))
-    ex = np.zeros((n, m))
-    wait_n = np.zeros((n, m))
-    wait_h = np.zeros((n, m))
-    calm = np.zeros(n)
+    run_n, run_h, run_d = np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m))
+    wait_n, wait_h = np.zeros((n, m)), np.zeros((n, m))
+    prev_i, new_i = idx[:-1], idx[1:]
+    moves = np.abs(new_i - prev_i)
+    total = int(moves.sum())
+    sample = np.repeat(np.arange(1, len(idx)), moves)
+    first = np.repeat(np.cumsum(moves) - moves, moves)
+    level = np.repeat(np.minimum(prev_i, new_i), moves) + (np.arange(total) - first)
+    rose = np.repeat(new_i > prev_i, moves)
+    order = np.argsort(level, kind="stable")  # by level, in time order within a level
+    level, sample, rose = level[order], sample[order], rose[order]
+    t_event = ts[sample]
+    new_level = np.ones(total, dtype=bool)
+    new_level[1:] = level[1:] != level[:-1]
+    began = np.where(new_level, ts[0], np.roll(t_event, 1))
+    lengths = (t_event - began) / 3600.0
+    weights = w[sample]
+    bins = _age_bin(lengths)
+    flat = level * m + bins
+    size = n * m
+    run_n += np.bincount(flat[rose], weights[rose], size).reshape(n, m)
+    run_h += np.bincount(flat[rose], (weights * lengths)[rose], size).reshape(n, m)
+    run_d += np.bincount(flat[rose], (weights * np.exp(-p.decay * 3600.0 * lengths))[rose], size).reshape(n, m)
+    wait_n += np.bincount(flat[~rose], weights[~rose], size).reshape(n, m)
+    wait_h += np.bincount(flat[~rose], (weights * lengths)[~rose], size).reshape(n, m)
+    # The current run at each running level began at its last crossing (or at the first sample).
     age_end = float(ts[-1]) + min(max(now - float(ts[-1]), 0.0), p.max_gap_s)
-    lo_idx, hi_idx = int(idx.min()), int(min(idx.max(), n - 1))
-    for level in range(n):
-        if level < lo_idx:  # never running at this level: one wait, never closed
-            continue
-        running = idx <= level
-        change = np.flatnonzero(running[1:] != running[:-1]) + 1
-        starts = np.concatenate([[0], change])  # segment starts (sample indices)
-        seg_running = running[starts]
-        if len(change):
-            ends = change
-            lengths = (ts[ends] - ts[starts[:-1]]) / 3600.0
-            weights = w[ends]
-            bins = _age_bin(lengths)
-            was_run = seg_running[:-1]
-            np.add.at(run_n[level], bins[was_run], weights[was_run])
-            np.add.at(run_h[level], bins[was_run], weights[was_run] * lengths[was_run])
-            run_ev, run_ex = _beyond_ages(lengths[was_run], weights[was_run], p.decay)
-            ev[level] = run_ev.sum(axis=0)
-            ex[level] = run_ex.sum(axis=0)
-            np.add.at(wait_n[level], bins[~was_run], weights[~was_run])
-            np.add.at(wait_h[level], bins[~was_run], weights[~was_run] * lengths[~was_run])
-        if running[-1]:
-            calm[level] = (age_end - ts[starts[-1]]) / 3600.0
-        if level > hi_idx and not len(change):
-            # every higher level has the same (all-running) history: copy and stop
-            run_n[level + 1:], run_h[level + 1:] = run_n[level], run_h[level]
-            ev[level + 1:], ex[level + 1:] = ev[level], ex[level]
-            wait_n[level + 1:], wait_h[level + 1:] = wait_n[level], wait_h[level]
-            calm[level + 1:] = calm[level]
-            break
+    run_start = np.full(n, float(ts[0]))
+    if total:
+        last = np.ones(total, dtype=bool)
+        last[:-1] = level[:-1] != level[1:]
+        run_start[level[last]] = t_event[last]
+    calm = np.where(np.arange(n) >= idx[-1], (age_end - run_start) / 3600.0, 0.0)
     last_floor = float(floor[-1]) if finite[-1] else None
     known_od = od[np.isfinite(od)]
-    return _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, wait_n, wait_h, ev, ex, calm,
+    return _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, run_d, wait_n, wait_h, calm,
                      n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
                      float(known_od[-1]) if len(known_od) else None, now, p)
