@@ -313,7 +313,7 @@ class Executor:
     def launch(self, config: JobConfig, job: JobSpec, policy: Policy, decision: Decision, now: datetime, *,
                job_spent: float = 0.0) -> LaunchResult:
         """Create the decided pod, moving to the next alternative on NoCapacity (up to
-        `config.launch_attempts`), falling back to on-demand when spot is gone and the policy allows it.
+        `config.max_attempts`), falling back to on-demand when spot is gone and the policy allows it.
         Never raises for one refused alternative; raises ApiError when the API cannot be used at all."""
         policy = self.effective_policy(policy)
         attempts: list[Attempt] = []
@@ -332,7 +332,7 @@ class Executor:
                                   "created earlier; its answer was lost", found.id)
                 return LaunchResult(decision, (attempt,), found, (), (f"adopted pod {found.id} ({found.name}) "
                                                                       "from an earlier create",), attempt)
-        queue = self._candidates(decision, config.launch_attempts)
+        queue = self._candidates(decision, config.max_attempts)
         tried_fallback = False
         while queue:
             cand = queue.pop(0)
@@ -355,7 +355,7 @@ class Executor:
                     if fallback is None:
                         notes.append(f"{SPOT_GONE_MESSAGE}, and on-demand is not within the policy: {why}")
                         break
-                    queue = self._candidates(fallback, config.launch_attempts)
+                    queue = self._candidates(fallback, config.max_attempts)
                 notes.append(f"{SPOT_GONE_MESSAGE}: continuing with on-demand")
                 continue
             except _StopLaunch as exc:

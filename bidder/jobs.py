@@ -287,7 +287,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     # What the executor does.
     Setting("on_finish", "stop", "When the job is done: stop (keep the volume, billed while stopped) or "
             "terminate (delete the pod).", _choice("stop", "terminate")),
-    Setting("launch_attempts", 4, "How many alternatives a launch tries when one has no capacity.", _whole(1)),
+    Setting("max_attempts", 4, "How many alternatives a launch tries when one has no capacity.", _whole(1)),
 )
 
 GLOBAL_SETTINGS: tuple[Setting, ...] = (
@@ -336,7 +336,7 @@ class JobConfig:
     template: PodTemplate
     deadline: timedelta | datetime | None = None
     on_finish: str = "stop"
-    launch_attempts: int = 4
+    max_attempts: int = 4
     values: tuple[tuple[str, Any], ...] = field(default=(), compare=False, repr=False)
 
     def job_spec(self, started: datetime | None) -> JobSpec:
@@ -463,7 +463,7 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
                            template_id=get("template_id"), network_volume=get("network_volume"),
                            data_center=get("data_center"), docker_args=get("docker_args"))
     return JobConfig(name=name, job=job, policy=policy, template=template, deadline=get("deadline"),
-                     on_finish=get("on_finish"), launch_attempts=get("launch_attempts"),
+                     on_finish=get("on_finish"), max_attempts=get("max_attempts"),
                      values=tuple(sorted(clean.items())))
 
 

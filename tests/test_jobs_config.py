@@ -73,7 +73,7 @@ def test_a_full_file_loads_into_jobspec_policy_and_template(tmp_path):
     notebook = cfg.job("notebook")
     assert notebook.job.keep_running and notebook.job.work_hours is None
     assert notebook.job.min_vram_gb == 24 and notebook.job.cloud == "SECURE"
-    assert notebook.on_finish == "stop" and notebook.launch_attempts == 4
+    assert notebook.on_finish == "stop" and notebook.max_attempts == 4
     assert notebook.value("tolerance") == 0.5 and notebook.value("disk") == 40
 
 
@@ -151,3 +151,16 @@ def test_every_setting_is_documented_in_the_readme():
         assert setting.help.endswith(".") and setting.scope in ("job", "global")
         if setting.default not in (None, ()):
             setting.parse(setting.default)  # every default passes its own validation
+
+
+def test_every_job_option_of_launch_and_recommend_is_a_config_key():
+    from bidder.cli import main
+
+    names = {s.name for s in SETTINGS}
+    not_job = {"--dry-run", "--yes", "--format", "--retries", "--now", "--db", "--api-url", "--refresh"}
+    for command in ("launch", "recommend"):
+        for param in main.commands[command].params:
+            option = param.opts[0]
+            if option in not_job:
+                continue
+            assert option.lstrip("-").replace("-", "_") in names, f"{command} {option} has no bidder.toml key"

@@ -146,7 +146,7 @@ def test_a_capacity_error_moves_to_the_next_alternative(env):
 
 def test_the_fallback_is_bounded_and_reports_each_attempt(env):
     config = job_from_values("cap", {"gpu": list(GPUS), "tolerance": "none", "image": "img", "cloud": "community",
-                                     "launch_attempts": 2})
+                                     "max_attempts": 2})
     ex = Executor(env.client, env.store)
     now = env.emu.now
     collect_once(env.client, env.store, now=now)

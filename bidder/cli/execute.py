@@ -165,7 +165,7 @@ def _print_requests(result: LaunchResult) -> None:
 @click.option("--env", multiple=True, metavar="K=V", help="Environment variable (repeat).")
 @click.option("--template-id", default=None, help="RunPod template id.")
 @click.option("--network-volume", default=None, help="Network volume id (data that follows the job).")
-@click.option("--max-attempts", "launch_attempts", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Alternatives to try when one has no capacity.")
 @click.option("--dry-run", is_flag=True, help="Print the exact GraphQL requests (key masked); send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending.")
