@@ -164,3 +164,11 @@ def test_every_job_option_of_launch_and_recommend_is_a_config_key():
             if option in not_job:
                 continue
             assert option.lstrip("-").replace("-", "_") in names, f"{command} {option} has no bidder.toml key"
+
+
+def test_the_readme_example_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = readme.split("### bidder.toml\n", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load_config(write(tmp_path, example))
+    assert list(config.jobs) == ["train", "notebook"] and config.max_spend_per_hour == 4.0
+    assert config.job("notebook").policy.tolerance == 0.0
