@@ -7,7 +7,7 @@ of a snapshot, then raises the API error.
 
 When RunPod no longer serves the spot price fields (the client then asks without them), the
 snapshot is stored with NULL floors and the store setting `spot_unsupported_since` (the
-executor's `SPOT_FLAG`: no spot offered until spot prices show again) is written, once.
+executor reads it: no spot offered until spot prices show again) is written, once.
 
     result = collect_once(client, store, now=datetime.now(UTC), gpu_counts=(1, 2))
     run_every(300, lambda t: collect_once(client, store, now=t), now=clock, sleep=time.sleep)
@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bidder.errors import ApiError, AuthError, BidderError, RateLimited
-from bidder.executor import SPOT_FLAG
 from bidder.models import CLOUDS, PriceQuote
+from bidder.store import SPOT_UNSUPPORTED_SINCE as SPOT_FLAG
 from bidder.store import Store
 from bidder.units import to_iso
 

@@ -51,7 +51,7 @@ from bidder.errors import (
 from bidder.jobs import JobConfig, PodTemplate, pod_name
 from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.runpod import GraphQLRequest, Pod, PodSpec, RunPodClient
-from bidder.store import Store, estimate_spend
+from bidder.store import SPOT_UNSUPPORTED_SINCE, Store, estimate_spend
 from bidder.units import parse_timestamp, to_iso
 
 __all__ = [
@@ -68,7 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Store setting holding when RunPod first refused spot (ISO time); absent = spot allowed.
-SPOT_FLAG = "spot_unsupported_since"
+SPOT_FLAG = SPOT_UNSUPPORTED_SINCE
 SPOT_GONE_MESSAGE = "RunPod no longer offers spot (interruptable) pods for this account"
 _START_KINDS = ("rent_spot", "deploy_on_demand", "bid_resume", "resume")
 _JS_DATE = re.compile(r"(?:[A-Z][a-z]{2} )?([A-Z][a-z]{2}) (\d{1,2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT([+-]\d{4})")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bidder.store.base import BUSY_TIMEOUT_S, DEFAULT_DB_PATH, epoch_to_datetime
 from bidder.store.history import FloorSeries, GpuTypeInfo, HistoryStore
-from bidder.store.ledger import LedgerStore, estimate_spend
+from bidder.store.ledger import SPOT_UNSUPPORTED_SINCE, LedgerStore, estimate_spend
 from bidder.store.schema import ACTION_KINDS, ACTION_OUTCOMES, SCHEMA_VERSION
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "BUSY_TIMEOUT_S",
     "DEFAULT_DB_PATH",
     "SCHEMA_VERSION",
+    "SPOT_UNSUPPORTED_SINCE",
     "FloorSeries",
     "GpuTypeInfo",
     "Store",

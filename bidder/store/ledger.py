@@ -15,7 +15,11 @@ from bidder.errors import StoreError
 from bidder.store.base import StoreBase, _db_value, _from_row, _iso
 from bidder.store.schema import ACTION_KINDS
 
-__all__ = ["LedgerStore", "estimate_spend"]
+__all__ = ["SPOT_UNSUPPORTED_SINCE", "LedgerStore", "estimate_spend"]
+
+#: Setting holding when the API first refused spot (ISO time); absent = spot allowed. Written by the
+#: collector (spot price fields gone) and the executor (spot mutations gone); read by the executor.
+SPOT_UNSUPPORTED_SINCE = "spot_unsupported_since"
 
 _JOB_COLUMNS = ("state", "pod_id", "work_done_hours", "spent", "interruptions", "started", "finished", "updated")
 _POD_COLUMNS = ("job", "name", "gpu_type_id", "cloud", "gpu_count", "kind", "bid_per_gpu", "created", "state",
