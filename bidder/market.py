@@ -158,7 +158,8 @@ class MarketStats:
     that outlived that age) over `exposure_by_age` (weighted hours of calm beyond it, so
     `exposure_by_age / observed_hours` is the share of time a pod that waits for that much calm before
     starting could run); `calm_hours[i]`: how long the floor
-    has stayed at or below `bids[i]` up to now (0 when it is above). `run_counts`/`run_hours` and
+    has stayed at or below `bids[i]` up to now (0 when it is above); `excursion_hours[i]` how long it has
+    been above `bids[i]` (0 when it is at or below). `run_counts`/`run_hours` and
     `wait_counts`/`wait_hours` are the weighted histograms (count, summed length) of completed runs
     and completed waits on the age bins: bin j holds lengths in (edges[j], edges[j+1]].
     """
@@ -181,6 +182,7 @@ class MarketStats:
     observed_hours: float
     mean_run_hours: np.ndarray
     calm_hours: np.ndarray
+    excursion_hours: np.ndarray
     age_edges_hours: np.ndarray
     hazard_by_age: np.ndarray
     events_by_age: np.ndarray
@@ -213,6 +215,20 @@ class MarketStats:
         """Hours to get back under each bid that a share `q` of completed waits did not exceed
         (upper bin edge; +inf where the quantile lies in the open last bin or nothing is known)."""
         return _hist_quantile(self.wait_counts, self.age_edges_hours, q)
+
+    def residual_wait_hours(self) -> np.ndarray:
+        """Expected hours until the floor is back at or under each bid, given how long it has been above
+        (0 where it is under now): the mean excess over the elapsed time of the completed waits that
+        lasted at least as long. A wait longer than any seen is expected to last as long again."""
+        e = self.excursion_hours
+        j = self.age_index(e)
+        counts = np.cumsum(self.wait_counts[:, ::-1], axis=1)[:, ::-1]
+        hours = np.cumsum(self.wait_hours[:, ::-1], axis=1)[:, ::-1]
+        rows = np.arange(len(e))
+        c, h = counts[rows, j], hours[rows, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beyond = np.where(c > 0, h / np.where(c > 0, c, 1.0) - e, e)
+        return np.where(e > 0, np.maximum(beyond, 0.0), 0.0)
 
     def run_quantile(self, q: float) -> np.ndarray:
         """Run length (hours) at each bid that a share `q` of completed runs did not exceed."""
@@ -406,10 +422,12 @@ class FloorTracker:
         age_end = self.last_ts + min(max(now - self.last_ts, 0.0), p.max_gap_s)
         calm = np.zeros(len(self.grid))
         calm[self._last_idx:] = (age_end - self._run_start[self._last_idx:]) / 3600.0
+        excursion = np.zeros(len(self.grid))
+        excursion[:self._last_idx] = (age_end - self._wait_start[:self._last_idx]) / 3600.0
         return _assemble(self.gpu_type_id, self.cloud, self.gpu_count, self.grid, below, up,
                          self._observed * factor, self._run_n * factor, self._run_h * factor,
                          self._run_d * factor, self._wait_n * factor, self._wait_h * factor,
-                         calm, self.samples,
+                         calm, excursion, self.samples,
                          (self.last_ts - self.first_ts) / 3600.0, self.last_floor, self.last_on_demand, now, p)
 
 
@@ -460,7 +478,7 @@ def _check_history(gpu_type_id: str, cloud: str, samples: int, span_s: float, st
 
 def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, below: np.ndarray,
               up: np.ndarray, observed: float, run_n: np.ndarray, run_h: np.ndarray, run_d: np.ndarray,
-              wait_n: np.ndarray, wait_h: np.ndarray, calm: np.ndarray, samples: int,
+              wait_n: np.ndarray, wait_h: np.ndarray, calm: np.ndarray, excursion: np.ndarray, samples: int,
               span_hours: float,
               floor_now: float | None, on_demand_now: float | None, now: float, p: _Params) -> MarketStats:
     """Rates, bounds and conditional hazards from the weighted sums (shared by tracker and batch)."""
@@ -484,7 +502,7 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
         interruption_rate=rate, mean_wait_hours=mean_wait, samples=samples, span_hours=span_hours,
         floor_now=floor_now, on_demand_now=on_demand_now, now=now, outbid_rate=outbid_rate,
         outbid_events=up, running_hours=below, observed_hours=observed, mean_run_hours=mean_run,
-        calm_hours=calm, age_edges_hours=edges, hazard_by_age=hazard, events_by_age=events,
+        calm_hours=calm, excursion_hours=excursion, age_edges_hours=edges, hazard_by_age=hazard, events_by_age=events,
         exposure_by_age=exposure, run_counts=run_n, run_hours=run_h,
         wait_counts=wait_n, wait_hours=wait_h, reclaim_rate=p.reclaim, half_life_hours=p.half_life_hours,
         confidence=p.confidence)
@@ -581,16 +599,19 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
     run_d += np.bincount(flat[rose], (weights * np.exp(-p.decay * 3600.0 * lengths))[rose], size).reshape(n, m)
     wait_n += np.bincount(flat[~rose], weights[~rose], size).reshape(n, m)
     wait_h += np.bincount(flat[~rose], (weights * lengths)[~rose], size).reshape(n, m)
-    # The current run at each running level began at its last crossing (or at the first sample).
+    # The current run (or wait) at each level began at its last crossing (or at the first sample).
     age_end = float(ts[-1]) + min(max(now - float(ts[-1]), 0.0), p.max_gap_s)
-    run_start = np.full(n, float(ts[0]))
+    segment_start = np.full(n, float(ts[0]))
     if total:
         last = np.ones(total, dtype=bool)
         last[:-1] = level[:-1] != level[1:]
-        run_start[level[last]] = t_event[last]
-    calm = np.where(np.arange(n) >= idx[-1], (age_end - run_start) / 3600.0, 0.0)
+        segment_start[level[last]] = t_event[last]
+    running_now = np.arange(n) >= idx[-1]
+    calm = np.where(running_now, (age_end - segment_start) / 3600.0, 0.0)
+    excursion = np.where(running_now, 0.0, (age_end - segment_start) / 3600.0)
     last_floor = float(floor[-1]) if finite[-1] else None
     known_od = od[np.isfinite(od)]
     return _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, run_d, wait_n, wait_h, calm,
+                     excursion,
                      n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
                      float(known_od[-1]) if len(known_od) else None, now, p)

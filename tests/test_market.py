@@ -105,6 +105,18 @@ def test_square_wave_gives_exact_upcrossings_availability_runs_and_waits() -> No
     del stats_ts
 
 
+def test_excursion_and_residual_wait() -> None:
+    s = series(square_wave(50))  # ends 55 minutes into a 1-hour excursion above 0.2..0.5
+    stats = market_stats(s, half_life_hours=None)
+    tracker = feed(FloorTracker("GPU", half_life_hours=None), s).stats()
+    i = stats.index_of(0.3)
+    assert stats.excursion_hours[i] == pytest.approx(55 / 60)
+    assert np.allclose(stats.excursion_hours, tracker.excursion_hours)
+    assert stats.residual_wait_hours()[i] == pytest.approx(5 / 60)  # every wait lasted one hour
+    assert stats.residual_wait_hours()[stats.index_of(0.6)] == 0.0  # a bid above the floor: no wait
+    assert stats.excursion_hours[stats.index_of(0.6)] == 0.0
+
+
 def test_upper_bound_matches_the_gamma_quantile() -> None:
     k = np.array([0, 1, 2, 5, 10, 50, 500], dtype=float)
     exact = gamma.ppf(0.8, k + 1) / 100.0
