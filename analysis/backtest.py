@@ -233,6 +233,7 @@ class RunResult:
     peak_rate: float = 0.0            # USD per hour of the pod (bid or on-demand x GPU count)
     failed_starts: int = 0            # starts refused (bid under the floor, no capacity)
     decisions: int = 0
+    switches: int = 0                 # runs the strategy ended itself (to wait, re-bid or move)
     steps: int = 0                    # samples replayed
     # Filled when the run is recorded (charts, tests):
     curve: list[tuple[float, float]] = field(default_factory=list)         # (hours, cumulative cost)
@@ -300,6 +301,8 @@ class _Run:
             self.result.interruptions += 1
             if self.record:
                 self.result.interruption_hours.append(t / 3600)
+        else:
+            self.result.switches += 1
         self.kind, self.market, self.bid, self.run_work, self.reclaim_at = "", -1, math.nan, 0.0, math.inf
 
     def act(self, t: float, interrupted: bool) -> None:

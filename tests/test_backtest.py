@@ -335,5 +335,5 @@ def test_wait_stops_a_pod_and_loses_the_overhead() -> None:
     r = replay(history, BacktestJob(work_hours=3, deadline_hours=None, restart_overhead_hours=0.25), Policy(),
                StartThenStop())
     # Run 1 h, stop (lose 0.25 h), start at the next sample (5 min later) and so on.
-    assert r.interruptions == 0 and r.restart_hours_lost == pytest.approx(0.75)
+    assert r.interruptions == 0 and r.switches == 3 and r.restart_hours_lost == pytest.approx(0.75)
     assert r.cost == pytest.approx(0.5 * 3.75)
