@@ -411,9 +411,12 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     flat = np.flatnonzero(valid.ravel())
     k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
     i, j = divmod(k, lam.shape[1])
+    if ready[i, j]:
+        return  # the best plan can start now: it is this market's bid now, nothing to wait for
     bid = float(bids[i])
     settle = float(st.age_edges_hours[j])
-    note = (f"wait for the floor to stay under ${bid:.3f}" + (f" for {_fmt_hours(settle)}" if settle > 0 else "")
+    note = ("bids once the floor " + (f"has stayed under ${bid:.3f} for {_fmt_hours(settle)}" if settle > 0
+                                      else f"is under ${bid:.3f}")
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
     plans.append(candidate("wait", plan, (i, j), lam, None, act_below=bid, note=note))
 
