@@ -17,9 +17,11 @@ progress at `ρ(b) = s·A(b)·(1 - λ(b)·r)` units of work per wall-clock hour.
 
 Bursty markets: a spike often comes back several times within minutes, then calm lasts hours. The
 market statistics give the hazard `λ(b | a)` of a run that has already been calm for `a`, and the share
-of time `A(b, a)` that lies beyond such a settling age. A standing plan "bid `b`, start once the floor
-has stayed under `b` for `a`" has cost `c(b | a)` and progress `ρ(b, a)` from those; a pod bid now uses
-the hazard at the calm the floor has shown so far (a long calm means a low hazard).
+of time `A(b, a)` that lies beyond such a settling age. A standing plan "bid `b`, (re)start once the
+floor has stayed under `b` for `a`" has cost `c(b | a)` and progress `ρ(b, a)` from those. Every choice
+is such a plan: a bid now is a plan whose condition already holds (the floor is under `b` and has been
+for at least `a`), and the running pod is judged on the same numbers, so keeping and restarting a pod
+never disagree.
 
 Deadlines ("Can't Be Late", Wu et al., NSDI 2024)
 ------------------------------------------------
@@ -37,14 +39,19 @@ above the plan's bid, or just came back under it and has not settled), the job w
 set to the plan's bid; as slack runs out the plans shift to higher bids and on-demand, so `κ` rises and
 the job acts. Without a deadline, plans must finish within `NO_DEADLINE_PATIENCE` × the work.
 
-A running pod is kept unless an alternative beats it by more than the work its restart would lose
-(hysteresis: a re-bid costs a restart), so calling `decide` at every tick does not thrash.
+A running pod is kept unless leaving it pays for its restart: the saving per unit of work times the work
+during which it lasts (the new pod's expected run, at most the work left; when stopping to wait, the
+current pod's) must exceed `r` hours of work redone at the new price. A running pod is also kept while
+its expected interruptions stay within `KEEP_MARGIN` of the tolerance (the estimates move with every
+sample). So calling `decide` at every tick (a backtest calls it every 5 minutes) does not thrash.
 Keep-running jobs (a service) minimise cost per hour the same way (a plan is pure spot; its cost is
 its cost per useful hour), and a service's running pod is never stopped just to wait.
 
-Constraints: bid <= `policy.max_price` and <= the on-demand price; interruptions per day (24·λ) <= the
-tolerance (0: on-demand only); expected total <= the budget left; the deadline; spot only when it
-saves at least `policy.min_savings` over the best on-demand price (per unit of work, after overheads).
+Constraints: bid <= `policy.max_price` and <= the on-demand price; expected interruptions per day <=
+the tolerance (0: on-demand only), counted per day of the job's window: 24·λ times the share of the time
+to the deadline (without one, to the expected completion) the plan keeps a spot pod running, and 24·λ
+for a service; expected total <= the budget left; the deadline; spot only when its cost per useful hour
+saves at least `policy.min_savings` over the best on-demand price per unit of work.
 """
 
 from __future__ import annotations
