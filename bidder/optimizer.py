@@ -213,7 +213,7 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             continue
         s = job.speed_of(q.gpu_type_id)
         cost = price / s
-        current = progress.current_action == "on_demand" and _same_market(progress, q)
+        is_current = progress.current_action == "on_demand" and _same_market(progress, q)
         if price > cap:
             rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at ${price:.3f} is over the "
                          f"max price ${cap:.3f}")
@@ -227,7 +227,8 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             rejected.add(cost, "deadline", f"{_short(q.gpu_type_id)} on-demand needs {hours:.1f} h of running "
                          f"but the deadline is {max(time_left, 0):.1f} h away")
             continue
-        ondemand.append(_Candidate("on_demand", q, None, cost, cost, 0.0, 0.0, total, hours, 0.0, current=current))
+        ondemand.append(_Candidate("on_demand", q, None, cost, cost, 0.0, 0.0, total, hours, 0.0,
+                                   current=is_current))
     best_od = min(ondemand, key=lambda c: c.cost, default=None)
     od_cost = best_od.cost if best_od else None
     od_speed = job.speed_of(best_od.quote.gpu_type_id) if best_od else 1.0
@@ -250,12 +251,11 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                              spot_now, plans, rejected)
 
     if must_run_on_demand:
-        chosen = best_od
-        assert chosen is not None
-        chosen.note = (f"slack {max(slack, 0):.1f} h is at the {reserve:.1f} h reserve: on-demand until done "
-                       "so the deadline is met")
+        assert best_od is not None
+        best_od.note = (f"slack {max(slack, 0):.1f} h is at the {reserve:.1f} h reserve: on-demand until done "
+                        "so the deadline is met")
         ranked = sorted(ondemand, key=lambda c: c.cost)
-        return _decision(chosen, ranked, g, od_ref, keep_running)
+        return _decision(best_od, ranked, g, od_ref, keep_running)
 
     acting = ondemand + spot_now
     kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
