@@ -41,8 +41,9 @@ the job acts. Without a deadline, plans must finish within `NO_DEADLINE_PATIENCE
 
 A running pod is kept unless leaving it pays for its restart: the saving per unit of work times the work
 during which it lasts (the new pod's expected run, at most the work left; when stopping to wait, the
-current pod's) must exceed `r` hours of work redone at the new price. A running pod is also kept while
-its expected interruptions stay within `KEEP_MARGIN` of the tolerance (the estimates move with every
+current pod's) must exceed the restart's cost: `r` hours of work redone at the new price or, with a
+deadline, the new plan's extra cost for that work and the slack the restart spends, if more. A
+running pod is also kept while its expected interruptions stay within `KEEP_MARGIN` of the tolerance (the estimates move with every
 sample). So calling `decide` at every tick (a backtest calls it every 5 minutes) does not thrash.
 Keep-running jobs (a service) minimise cost per hour the same way (a plan is pure spot; its cost is
 its cost per useful hour), and a service's running pod is never stopped just to wait.
@@ -57,7 +58,7 @@ saves at least `policy.min_savings` over the best on-demand price per unit of wo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -110,6 +111,7 @@ class _Candidate:
     spot_share: float
     act_below: float | None = None
     current: bool = False
+    progress_rate: float = 0.0  # work per wall-clock hour on this candidate's plan (rho; on-demand: speed)
     note: str = ""
 
 
@@ -228,7 +230,7 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                          f"but the deadline is {max(time_left, 0):.1f} h away")
             continue
         ondemand.append(_Candidate("on_demand", q, None, cost, cost, 0.0, 0.0, total, hours, 0.0,
-                                   current=is_current))
+                                   current=is_current, progress_rate=s))
     best_od = min(ondemand, key=lambda c: c.cost, default=None)
     od_cost = best_od.cost if best_od else None
     od_speed = job.speed_of(best_od.quote.gpu_type_id) if best_od else 1.0
@@ -282,9 +284,22 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     # Hysteresis: a running pod that still meets every constraint is kept unless leaving it pays for the
     # work its restart loses, within the time the gain lasts.
     # A service's running pod is never stopped just to wait: it stays up until a better pod replaces it.
+    def restart_cost(new: _Candidate, redone: float) -> float:
+        """What redoing `redone` units of work after a restart adds to the remaining work's expected cost
+        under `new`'s plan: the work itself, and the slack the restart spends (with little slack left,
+        that slack would have bought spot work that now runs on-demand)."""
+        if new.action == "on_demand":
+            return redone * new.run_cost
+        totals = []
+        for units, slack_then in ((work + redone, slack - redone / od_speed), (work, slack)):
+            cost, _, _ = _plan(np.array([new.run_cost]), np.array([new.progress_rate]), units, slack_then,
+                               reserve, od_cost, od_speed, horizon)
+            totals.append(float(cost[0]) * units)
+        return totals[0] - totals[1]
+
     if current is not None and not _same_pod(chosen, current) and (
             (keep_running and chosen.action == "wait") or not _worth_switching(current, chosen, r, work, job,
-                                                                               keep_running)):
+                                                                               keep_running, restart_cost)):
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key)
     return _decision(chosen, others, g, od_ref, keep_running)
@@ -307,11 +322,12 @@ def _same_pod(a: _Candidate, b: _Candidate) -> bool:
 
 
 def _worth_switching(current: _Candidate, new: _Candidate, r: float, work: float, job: JobSpec,
-                     keep_running: bool) -> bool:
+                     keep_running: bool, restart_cost: Callable[[_Candidate, float], float]) -> bool:
     """Leave the running pod for `new` (another pod, or waiting) only if the saving per unit of work (in
     the plan costs every choice is ranked by), over the work during which it lasts (the new run's
     expected length; when waiting, the current run's), beats the restart: `r` hours of the current
-    pod's work done again at the new price."""
+    pod's work done again at the new price and, for a job with a deadline, the slack those hours take
+    (priced by the new plan: less slack moves work from spot to on-demand)."""
     gain = current.cost - new.cost
     if gain <= 0:
         return False
@@ -321,7 +337,10 @@ def _worth_switching(current: _Candidate, new: _Candidate, r: float, work: float
     rate = lasting.rate
     if rate > 0:
         horizon = min(horizon, s / rate)
-    lost = r * job.speed_of(current.quote.gpu_type_id) * new.run_cost
+    redone = r * job.speed_of(current.quote.gpu_type_id)
+    lost = redone * new.run_cost
+    if not keep_running:
+        lost = max(lost, restart_cost(new, redone))
     return gain * horizon > lost
 
 
@@ -363,14 +382,14 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
             if budget_left is not None:
                 ok &= total <= budget_left + 1e-9
         return {"run": run, "cost": cost, "share": share, "done": done, "per_day": per_day, "total": total,
-                "ok": ok}
+                "ok": ok, "rho": s * avail * keep}
 
     def candidate(action: str, e: dict[str, np.ndarray], index: tuple[int, ...], lam: np.ndarray,
                   bid: float | None, **extra: object) -> _Candidate:
         return _Candidate(action, q, bid, float(e["cost"][index]), float(e["run"][index]),
                           float(e["per_day"][index]), float(lam[index]), float(e["total"][index]),
                           None if keep_running else float(e["done"][index]), float(e["share"][index]),
-                          **extra)  # type: ignore[arg-type]
+                          progress_rate=float(e["rho"][index]), **extra)  # type: ignore[arg-type]
 
     actionable = in_range & (floor is not None) & (bids >= (floor if floor is not None else math.inf) - 1e-12)
     # -- the running pod at its own bid: kept unless leaving it pays for the restart ------------------
