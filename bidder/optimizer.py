@@ -43,8 +43,8 @@ A running pod is kept unless leaving it pays for its restart: the saving per uni
 during which it lasts (the new pod's expected run, at most the work left; when stopping to wait, the
 current pod's) must exceed the restart's cost: `r` hours of work redone at the new price or, with a
 deadline, the new plan's extra cost for that work and the slack the restart spends, if more. A
-running pod is also kept while its expected interruptions stay within `KEEP_MARGIN` of the tolerance (the estimates move with every
-sample). So calling `decide` at every tick (a backtest calls it every 5 minutes) does not thrash.
+running pod is also kept while its expected interruptions stay within `KEEP_MARGIN` of the tolerance
+(the estimates move with every sample). So calling `decide` at every tick (a backtest calls it every 5 minutes) does not thrash.
 Keep-running jobs (a service) minimise cost per hour the same way (a plan is pure spot; its cost is
 its cost per useful hour), and a service's running pod is never stopped just to wait.
 
