@@ -32,7 +32,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from analysis.backtest import (
+from bidder.backtest.charts import cumulative_cost, ratio_bars
+from bidder.backtest.engine import (
     DEFAULT_WARMUP_HOURS,
     BacktestJob,
     HistoryView,
@@ -41,8 +42,14 @@ from analysis.backtest import (
     load_trace,
     run_backtest,
 )
-from analysis.charts import cumulative_cost, ratio_bars
-from analysis.strategies import STRATEGY_NAMES, Action, BidderFactory, BidderStrategy, FloorBid, RunState
+from bidder.backtest.strategies import (
+    STRATEGY_NAMES,
+    Action,
+    BidderFactory,
+    BidderStrategy,
+    FloorBid,
+    RunState,
+)
 from bidder.models import JobSpec, Policy, parse_tolerance
 from bidder.units import parse_duration
 

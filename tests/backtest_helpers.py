@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from analysis.backtest import Market, PriceHistory
-from analysis.backtest_history import history_from_series
+from bidder.backtest.engine import Market, PriceHistory
+from bidder.backtest.history import history_from_series
 
 __all__ = ["STEP", "T0", "make_history", "square_wave"]
 

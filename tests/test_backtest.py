@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from backtest_helpers import T0, make_history, square_wave
 
-from analysis.backtest import (
+from bidder.backtest.engine import (
     BacktestJob,
     HistoryView,
     PriceHistory,
@@ -18,7 +18,7 @@ from analysis.backtest import (
     strategy_factory,
     window_starts,
 )
-from analysis.strategies import BASELINE_NAMES, KEEP, WAIT, Action, BidderStrategy, FloorBid, RunState
+from bidder.backtest.strategies import BASELINE_NAMES, KEEP, WAIT, Action, BidderStrategy, FloorBid, RunState
 from bidder.errors import ConfigError
 from bidder.models import Policy
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from backtest_helpers import make_history, square_wave
 
-from analysis.backtest import BacktestJob, run_backtest
-from analysis.charts import color_of, cumulative_cost, ratio_bars
+from bidder.backtest.charts import color_of, cumulative_cost, ratio_bars
+from bidder.backtest.engine import BacktestJob, run_backtest
 from bidder.models import Policy
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.backtest import (
+from bidder.backtest.engine import (
     BacktestJob,
     HistoryView,
     Market,
@@ -18,8 +18,8 @@ from analysis.backtest import (
     replay,
     strategy_factory,
 )
-from analysis.backtest_history import history_from_series
-from analysis.strategies import BASELINE_NAMES, KEEP, WAIT, Action, RunState
+from bidder.backtest.history import history_from_series
+from bidder.backtest.strategies import BASELINE_NAMES, KEEP, WAIT, Action, RunState
 from bidder.models import Policy
 
 T0 = 1_767_225_600.0

@@ -1,4 +1,4 @@
-"""analysis.report against a real SQLite store filled through its public API, with numbers that can
+"""bidder.report.data against a real SQLite store filled through its public API, with numbers that can
 be checked by hand (a spot pod at 0.30 for 10 hours when on-demand was 0.79: spend 3.00, saving 62%)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from analysis.report import market_summary, pod_track, price_chart_data, spend_report
 from bidder.models import PriceQuote
+from bidder.report.data import market_summary, pod_track, price_chart_data, spend_report
 from bidder.store import Store, estimate_spend
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""analysis.report_charts: figures drawn from real report data, on the Agg backend, never shown."""
+"""bidder.report.charts: figures drawn from real report data, on the Agg backend, never shown."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import matplotlib
 import pytest
 from test_report_cli import A6000, PNG, RTX4090, fill
 
-from analysis.report import PodTrack, pod_track, price_chart_data, spend_report
-from analysis.report_charts import _bid_line, price_chart, spend_chart
+from bidder.report.charts import _bid_line, price_chart, spend_chart
+from bidder.report.data import PodTrack, pod_track, price_chart_data, spend_report
 from bidder.store import Store
 
 matplotlib.use("Agg")

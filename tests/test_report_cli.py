@@ -229,7 +229,7 @@ def test_loading_the_cli_does_not_import_the_report_analysis():
     """A cron `bidder tick` must not pay for analysis: the report modules (and matplotlib) are
     imported only inside the report commands."""
     code = ("import sys, bidder.cli; "
-            "print(sorted(m for m in ('analysis.report', 'analysis.report_charts', 'matplotlib') "
+            "print(sorted(m for m in ('bidder.report.data', 'bidder.report.charts', 'matplotlib') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

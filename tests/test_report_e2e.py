@@ -13,8 +13,8 @@ pytest.importorskip("bidder.tick", reason="the executor (bidder.tick) is not in 
 
 from executor_helpers import GPUS, make_env
 
-from analysis.report import spend_report
 from bidder.cli import main
+from bidder.report.data import spend_report
 from bidder.units import to_iso
 
 

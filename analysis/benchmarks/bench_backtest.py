@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.backtest import (
+from bidder.backtest.engine import (
     BacktestJob,
     HistoryView,
     hindsight,
@@ -32,7 +32,7 @@ from analysis.backtest import (
     replay,
     strategy_factory,
 )
-from analysis.strategies import KEEP, Action, RunState
+from bidder.backtest.strategies import KEEP, Action, RunState
 from bidder.market import FloorTracker
 from bidder.models import JobProgress, Policy, PriceQuote
 from bidder.optimizer import decide

@@ -7,7 +7,7 @@ Builds, in a temporary SQLite file: `--days` days of 5-minute snapshots for `--t
 2 clouds, and `--pods` spot pods polled every 5 minutes for the whole period (interrupted about
 once a day, resumed an hour later; seeded). Then prints, median of `--repeat` runs (report and
 baseline alternate, so load on the machine slows both alike):
-  1. `analysis.report.spend_report` over all history (per-pod stretches, on-demand prices,
+  1. `bidder.report.data.spend_report` over all history (per-pod stretches, on-demand prices,
      interruptions, jobs, totals, market summary),
   2. the baseline: `Store.spend_by_pod()`, the bare spend estimate over the same polls (what the
      report must at least do), and the ratio of the two,
@@ -84,8 +84,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    from analysis.report import price_chart_data, spend_report
-    from analysis.report_charts import price_chart, spend_chart
+    from bidder.report.charts import price_chart, spend_chart
+    from bidder.report.data import price_chart_data, spend_report
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"

@@ -1,6 +1,6 @@
 """`bidder backtest`: replay price history through bidder and the usual rules, against hindsight.
 
-The work happens in `analysis.backtest` (pandas-free, but numpy-heavy and with matplotlib for
+The work happens in `bidder.backtest.engine` (pandas-free, but numpy-heavy and with matplotlib for
 charts), imported inside the command so other commands start fast.
 """
 
@@ -77,7 +77,7 @@ class _Progress:
 
 
 def _load(trace: str | None, db_path: str | None) -> tuple[Any, dict[str, str | None]]:
-    from analysis.backtest import load_store, load_trace
+    from bidder.backtest.engine import load_store, load_trace
 
     if trace is not None:
         if not Path(trace).is_file():
@@ -178,7 +178,7 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     names = _strategies(strategy_text)
     fmt = "json" if as_json else fmt
 
-    from analysis.backtest import BacktestJob, run_backtest  # lazily: numpy-heavy
+    from bidder.backtest.engine import BacktestJob, run_backtest  # lazily: numpy-heavy
     from bidder.cli.collect import resolve_gpu_types
     from bidder.models import Policy
 
@@ -244,7 +244,7 @@ def _iso(epoch: float) -> str:
 
 
 def _write_chart(report: Any, path: str) -> None:
-    from analysis.charts import cumulative_cost
+    from bidder.backtest.charts import cumulative_cost
 
     fig = cumulative_cost(report)
     try:

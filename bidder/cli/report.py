@@ -1,7 +1,7 @@
 """Cost report commands: `bidder report` (what was spent and saved, per job and pod) and
 `bidder chart prices|spend` (PNG charts).
 
-The numbers come from `analysis.report` and the drawings from `analysis.report_charts`, imported
+The numbers come from `bidder.report.data` and the drawings from `bidder.report.charts`, imported
 inside the command functions so that other commands (a cron `bidder tick`) never pay for them.
 """
 
@@ -204,7 +204,7 @@ def report(since_text: str, until_text: str | None, now_text: str | None, job: s
     An empty period is not an error (exit 0).
     """
     since, until = _window(since_text, until_text, now_text)
-    from analysis.report import spend_report  # lazily: `bidder tick` must not pay for analysis
+    from bidder.report.data import spend_report  # lazily: `bidder tick` must not pay for analysis
 
     with _open(db_path) as store:
         _check_job(store, job)
@@ -224,7 +224,7 @@ def report(since_text: str, until_text: str | None, now_text: str | None, job: s
             click.echo(f"No chart written to {chart}: nothing ran in the period.", err=True)
         return
     if chart:
-        from analysis.report_charts import spend_chart
+        from bidder.report.charts import spend_chart
 
         _save(spend_chart(result), chart)
     if fmt == "json":
@@ -335,8 +335,8 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     managed pod's bid and interruptions when --pod is given. Writes OUT.png.
     """
     since, until = _window(since_text, until_text, now_text)
-    from analysis.report import pod_track, price_chart_data
-    from analysis.report_charts import price_chart
+    from bidder.report.charts import price_chart
+    from bidder.report.data import pod_track, price_chart_data
 
     with _open(db_path) as store:
         pod_row = None
@@ -383,8 +383,8 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
     on-demand, interruptions marked. Writes OUT.png (the chart of `bidder report --chart`).
     """
     since, until = _window(since_text, until_text, now_text)
-    from analysis.report import spend_report
-    from analysis.report_charts import spend_chart
+    from bidder.report.charts import spend_chart
+    from bidder.report.data import spend_report
 
     with _open(db_path) as store:
         _check_job(store, job)

@@ -19,7 +19,7 @@ The simulated world follows RunPod's rules, as the emulator does:
 - a batch job runs until its work is done (past the deadline if need be: a missed deadline is
   reported, not rescued), or until the history ends; a keep-running job runs for its whole span.
 
-Strategies (`analysis.strategies`) are called at each decision point (every sample by default,
+Strategies (`bidder.backtest.strategies`) are called at each decision point (every sample by default,
 or every `decide_every_s`) and right after each interruption. They see a `HistoryView` whose
 buffers the engine fills sample by sample: the future is not in memory the strategy can reach.
 
@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.backtest_history import Market, PriceHistory, history_from_quotes, load_store, load_trace
-from analysis.strategies import (
+from bidder.backtest.history import Market, PriceHistory, history_from_quotes, load_store, load_trace
+from bidder.backtest.strategies import (
     STRATEGY_NAMES,
     Action,
     BidderFactory,

@@ -1,9 +1,9 @@
 """What a backtest strategy is, and the ones bidder is compared with.
 
 A strategy is a small object with one method, `decide(view, state) -> Action`, called by the
-replay engine (`analysis.backtest`) at each decision point and right after each interruption:
+replay engine (`bidder.backtest.engine`) at each decision point and right after each interruption:
 
-    view   what the market has shown so far (`analysis.backtest.HistoryView`): samples up to now
+    view   what the market has shown so far (`bidder.backtest.engine.HistoryView`): samples up to now
            only; the future is not in memory the view can reach
     state  where the job stands (`RunState`): work done and left, money spent, the pod it has
 
@@ -51,7 +51,7 @@ from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.optimizer import decide
 
 if TYPE_CHECKING:
-    from analysis.backtest import HistoryView, Market
+    from bidder.backtest.engine import HistoryView, Market
 
 __all__ = [
     "BASELINE_NAMES",

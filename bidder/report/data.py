@@ -1,6 +1,6 @@
 """Cost reports: what bidder's pods cost over a period, against what on-demand would have cost.
 
-    from analysis.report import spend_report, price_chart_data
+    from bidder.report.data import spend_report, price_chart_data
     with Store.open("data/bidder.db", create=False) as store:
         report = spend_report(store, since=now - timedelta(days=7), until=now)
     report.jobs / report.pods / report.totals / report.markets     # plain dataclasses
@@ -538,7 +538,7 @@ def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence
                      gpu_count: int = 1, since: datetime | None = None,
                      until: datetime | None = None) -> list[FloorSeries]:
     """The floor and on-demand series of each GPU type in each cloud (default: both) over
-    [since, until), for `analysis.report_charts.price_chart`; markets without samples are left out."""
+    [since, until), for `bidder.report.charts.price_chart`; markets without samples are left out."""
     known = set(store.markets())
     out = []
     for gpu_type_id in gpu_type_ids:

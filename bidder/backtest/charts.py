@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from analysis.backtest import BacktestReport
+    from bidder.backtest.engine import BacktestReport
 
 __all__ = ["COLORS", "color_of", "cumulative_cost", "ratio_bars"]
 

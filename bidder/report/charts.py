@@ -6,7 +6,7 @@ shows it; the caller saves and closes it.
     fig = spend_chart(spend_report(store, since, until))            # cumulative spend per job vs on-demand
     fig.savefig("spend.png", dpi=120)
 
-(Backtest charts live in `analysis.charts`.)
+(Backtest charts live in `bidder.backtest.charts`.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from analysis.report import PodTrack, SpendReport
+    from bidder.report.data import PodTrack, SpendReport
     from bidder.store import FloorSeries
 
 __all__ = ["price_chart", "spend_chart"]

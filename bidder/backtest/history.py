@@ -23,7 +23,7 @@ from bidder.errors import ConfigError
 from bidder.models import PriceQuote
 
 if TYPE_CHECKING:
-    from analysis.backtest import BacktestJob
+    from bidder.backtest.engine import BacktestJob
 
 __all__ = ["Market", "PriceHistory", "ffill", "history_from_quotes", "history_from_series", "load_store",
            "load_trace"]
