@@ -1,0 +1,58 @@
+"""Vast.ai offers (asks) as bidder sees them, and the one place per-instance prices become per GPU.
+
+Vast prices an offer per instance (all its GPUs); bidder thinks in USD per GPU-hour. Every
+conversion between the two goes through `per_gpu` / `per_instance` here, nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Offer", "per_gpu", "per_instance"]
+
+
+def per_gpu(instance_price: float | None, num_gpus: int) -> float | None:
+    """USD per instance-hour -> USD per GPU-hour (None stays None)."""
+    if instance_price is None:
+        return None
+    if num_gpus < 1:
+        raise ValueError(f"an offer has at least one GPU, got {num_gpus}")
+    return instance_price / num_gpus
+
+
+def per_instance(gpu_price: float, num_gpus: int) -> float:
+    """USD per GPU-hour -> USD per instance-hour (what Vast's `price` field takes)."""
+    if num_gpus < 1:
+        raise ValueError(f"an offer has at least one GPU, got {num_gpus}")
+    return gpu_price * num_gpus
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One Vast offer from a search, prices as Vast states them (per instance, USD per hour).
+
+    `id` is the ask id used to rent; it changes when the machine is relisted, so time series key on
+    `(machine_id, num_gpus)`. `min_bid` is the lowest bid that runs it as interruptible now (None:
+    no bid possible); `dph_total` its on-demand price including storage for the searched disk size.
+    """
+
+    id: int
+    machine_id: int
+    host_id: int
+    gpu_name: str
+    num_gpus: int
+    gpu_ram_mb: int
+    min_bid: float | None
+    dph_total: float | None
+    reliability: float
+    verified: bool
+    storage_cost: float
+    geolocation: str | None = None
+
+    @property
+    def spot_floor_per_gpu(self) -> float | None:
+        return per_gpu(self.min_bid, self.num_gpus)
+
+    @property
+    def on_demand_per_gpu(self) -> float | None:
+        return per_gpu(self.dph_total, self.num_gpus)
