@@ -15,36 +15,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from bidder.backtest.types import BacktestJob, Market
 from bidder.errors import ConfigError
 from bidder.models import PriceQuote
 
-if TYPE_CHECKING:
-    from bidder.backtest.engine import BacktestJob
-
 __all__ = ["Market", "PriceHistory", "ffill", "history_from_quotes", "history_from_series", "load_store",
            "load_trace"]
-
-
-@dataclass(frozen=True)
-class Market:
-    gpu_type_id: str
-    cloud: str
-    gpu_count: int = 1
-    memory_in_gb: int | None = None
-    display_name: str | None = None
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.gpu_type_id, self.cloud, self.gpu_count)
-
-    @property
-    def label(self) -> str:
-        count = f" x{self.gpu_count}" if self.gpu_count != 1 else ""
-        return f"{self.gpu_type_id} {self.cloud}{count}"
 
 
 @dataclass(frozen=True, eq=False)

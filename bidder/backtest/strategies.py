@@ -41,17 +41,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from bidder.backtest.types import HistoryView, Market
 from bidder.errors import Infeasible, InsufficientHistory
 from bidder.market import FloorTracker, MarketStats
 from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.optimizer import decide
-
-if TYPE_CHECKING:
-    from bidder.backtest.engine import HistoryView, Market
 
 __all__ = [
     "BASELINE_NAMES",
