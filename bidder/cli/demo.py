@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from bidder.cli import main
-from bidder.demo import run_demo
 
 __all__ = ["demo"]
 
@@ -35,6 +34,8 @@ def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
     a recommendation, then runs a managed job with `bidder tick` every 10 simulated minutes
     (launch, interruptions, podBidResume, waits) and reports its spend against on-demand.
     """
+    from bidder.demo import run_demo  # here, not at the top: it loads the emulator
+
     started = time.perf_counter()
     if keep is not None:
         workdir = Path(keep)
