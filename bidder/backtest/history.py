@@ -142,7 +142,7 @@ def history_from_quotes(quotes: Iterable[PriceQuote], vram: Mapping[str, int | N
 
 
 def load_trace(path: str | Path) -> PriceHistory:
-    """A trace CSV (DESIGN.md format, read by `bidder.traces`); raises TraceFormatError naming the
+    """A trace CSV (docs/traces.md, read by `bidder.traces`); raises TraceFormatError naming the
     line and column of a bad row. VRAM comes from RunPod's catalogue for the types it knows."""
     from bidder.sim.catalog import load_catalog
     from bidder.traces import read_trace

@@ -18,7 +18,7 @@ restart overhead) before starting the new one.
 The baselines are the rules people use today; they do not plan, so a deadline they miss is
 reported missed, not rescued. Each picks, when it has no pod, the cheapest market by current
 price per unit of work, and stays there until interrupted. The spot rules never bid above the
-market's on-demand price (nobody knowingly pays more for spot than for on-demand; the DESIGN.md
+market's on-demand price (nobody knowingly pays more for spot than for on-demand; the
 yardstick for these rules, 2.3-5.1x of hindsight on the AWS trace, assumes the same): while every
 floor is above it they wait. `FloorBid(..., above_on_demand=True)` is the uncapped variant.
 

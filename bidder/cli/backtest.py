@@ -112,7 +112,7 @@ Example:
 
 @main.command(epilog=_EXAMPLE)
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Replay a trace CSV (DESIGN.md format), e.g. data/traces/sim-seed1-14d.csv.")
+              help="Replay a trace CSV (format: docs/traces.md), e.g. data/traces/sim-seed1-14d.csv.")
 @click.option("--db", "db_path", is_flag=False, flag_value=DEFAULT_DB, default=None, metavar="[PATH]",
               help=f"Replay the history in the database instead (default path {DEFAULT_DB}).")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",

@@ -308,7 +308,7 @@ def _summary(series: Any) -> dict[str, Any]:
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @db_option
 def import_trace(file: str, db_path: str) -> None:
-    """Load a trace CSV (DESIGN.md format; '-' reads stdin) into the price history.
+    """Load a trace CSV (format: docs/traces.md; '-' reads stdin) into the price history.
 
     All or nothing: a malformed row (named by line and column) stores nothing. Idempotent:
     importing the same file again changes no row.
@@ -357,7 +357,7 @@ class _Tally:
 @db_option
 def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: str, gpu_count: int | None,
            output: str | None, db_path: str) -> None:
-    """Write price history as a trace CSV (DESIGN.md format), for another machine or a backtest.
+    """Write price history as a trace CSV (format: docs/traces.md), for another machine or a backtest.
     """
     from bidder.traces import write_trace
 

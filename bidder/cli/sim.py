@@ -57,7 +57,7 @@ def sim() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the market, capacity, reclaims and faults.")
 @click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Replay this trace CSV (DESIGN.md format) instead of the market model.")
+              help="Replay this trace CSV (format: docs/traces.md) instead of the market model.")
 @click.option("--start", callback=_start, default=None, metavar="TIME",
               help="Virtual start time, ISO 8601 (default 2026-01-01T00:00:00Z, or the trace's first row).")
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
@@ -128,7 +128,7 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
               help="First timestamp, ISO 8601 (default 2026-01-01T00:00:00Z).")
 def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[str, ...],
               start: datetime | None) -> None:
-    """Write the emulator's market model, sampled on a grid, as a trace CSV (DESIGN.md format).
+    """Write the emulator's market model, sampled on a grid, as a trace CSV (format: docs/traces.md).
 
     The prices are those `bidder sim serve --seed SEED` quotes at the same instants.
 
