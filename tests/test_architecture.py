@@ -206,3 +206,23 @@ def test_confined_third_party_imports(package):
             if not any(source == r or source.startswith(r + ".") for r in rooms):
                 wrong.append(f"{MODULES[source].relative_to(ROOT)}:{line} imports {target}")
     assert wrong == [], f"{package} may be imported only in {rooms or 'no module'}:\n" + "\n".join(wrong)
+
+
+PACKAGES = sorted(m for m, p in MODULES.items() if p.name == "__init__.py")
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_package_says_what_it_is_and_exports(package):
+    """Each `__init__.py` opens with a docstring of a few lines and lists its exports in `__all__`,
+    every one of which it really provides."""
+    import importlib
+
+    tree = ast.parse(MODULES[package].read_text())
+    doc = ast.get_docstring(tree)
+    assert doc and len(doc) >= 60, f"{package}/__init__.py: say in a few lines what the package is"
+    declared = [n for n in tree.body if isinstance(n, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)]
+    assert declared, f"{package}/__init__.py has no __all__"
+    module = importlib.import_module(package)
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == [], f"{package}.__all__ names what it does not provide: {missing}"

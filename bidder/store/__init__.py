@@ -15,6 +15,7 @@ Money is USD per GPU-hour unless a column name says otherwise.
 
 Modules: `schema` (versioned migrations), `base` (opening, transactions, the lock), `history`
 (prices, collections, catalogue), `ledger` (actions, pods, observations, jobs, settings).
+Exports (`__all__`): `Store`, the schema's constants, `FloorSeries`, `GpuTypeInfo`, `estimate_spend`.
 """
 
 from __future__ import annotations
