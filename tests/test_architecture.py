@@ -108,7 +108,9 @@ def _layer_of(module: str) -> tuple[int, Layer] | None:
     best: tuple[int, int, Layer] | None = None
     for rank, layer in enumerate(LAYERS):
         for prefix in layer.prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
+            # The root package matches only itself: a new module under it must be placed by name.
+            inside = module.startswith(prefix + ".") and prefix != "bidder"
+            if (module == prefix or inside) and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), rank, layer)
     return None if best is None else (best[1], best[2])
 

@@ -6,8 +6,10 @@ Runs each command in a fresh interpreter --runs times, interleaved (so a busy mo
 machine hits all of them alike), and prints the median wall time of each, its ratio to
 `python -c pass` and what `bidder` adds to it. The commands: `python -c pass` (the baseline),
 `python -c "import bidder.cli"`, `bidder tick --help` (what the cron path imports: the store,
-the client, the executor, never the emulator, pandas or matplotlib) and `bidder --help` (every
-command module, but none of their heavy parts). Run from the repository root.
+the client, the executor, never the emulator, pandas or matplotlib), `bidder --help` (every
+command module, but none of their heavy parts), and `bidder tick --help` with everything imported
+up front as before lazy loading ("eager": every command module, the emulator and the demo).
+Run from the repository root.
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIDDER = "from bidder.cli import main; main(prog_name='bidder')"
+# What every start paid before commands were loaded lazily: all command modules, the emulator
+# (graphql-core) and the demo imported up front.
+EAGER = ("import bidder.cli.sim, bidder.cli.collect, bidder.cli.backtest, bidder.cli.report, bidder.cli.execute, "
+         "bidder.cli.recommend, bidder.cli.demo, bidder.sim, bidder.demo; " + BIDDER)
 
 COMMANDS: dict[str, list[str]] = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "import bidder.cli": [sys.executable, "-c", "import bidder.cli"],
     "bidder tick --help": [sys.executable, "-c", BIDDER, "tick", "--help"],
     "bidder --help": [sys.executable, "-c", BIDDER, "--help"],
+    "tick --help, eager": [sys.executable, "-c", EAGER, "tick", "--help"],
 }
 
 
