@@ -377,7 +377,7 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
 def _after_subcommand(func: Callable[..., Any]) -> Callable[..., Any]:
     """`bidder jobs`'s --config and --db, accepted after the subcommand too (`bidder jobs stop x --db f`)."""
     func = click.option("--config", "sub_config_path", default=None, type=click.Path(dir_okay=False),
-                        metavar="PATH", help=f"The managed jobs file (as `bidder jobs --config`; default "
+                        metavar="FILE", help=f"The managed jobs file (as `bidder jobs --config`; default "
                         f"{DEFAULT_CONFIG}).")(func)
     return click.option("--db", "sub_db_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
                         help="SQLite file holding price history and the ledger (as `bidder jobs --db`; "
