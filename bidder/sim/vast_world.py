@@ -223,6 +223,8 @@ class VastWorld:
         self._pin_bid: dict[int, float | None] = {}     # machine index -> competing bid per GPU (None: none)
         self._pin_od: dict[int, bool] = {}              # machine index -> on-demand renter present
         self.paused_intended_status = PAUSED_INTENDED_STATUS
+        #: Emulate the known overspend: a server that ignores `price` and rents on-demand (tests).
+        self.ignore_price = False
 
     @property
     def now_s(self) -> float:
@@ -386,7 +388,7 @@ class VastWorld:
         with self.lock:
             self.catch_up()
             i = self._machine_of_offer(offer_id)
-            price = body.get("price")
+            price = None if self.ignore_price else body.get("price")
             if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))
                                       or not 0.001 <= price <= 128):
                 raise VastError(400, "invalid_price", "price must be a number between 0.001 and 128.")
