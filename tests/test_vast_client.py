@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import httpx
 import pytest
@@ -192,6 +193,7 @@ def test_server_errors_and_broken_connections_are_transport_errors(emu, vast):
                 flaky.create_on_demand(offer.id, spec(f"f-{fault[:3]}"))
             assert create.value.maybe_executed  # the client cannot tell: look it up by label
     emu.set_faults(None)
+    time.sleep(0.8)  # the delayed answer executes after its delay
     assert [i.label for i in vast.instances()] == ["f-tim"]  # only the late answer had executed
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
