@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from bidder.cli import main
@@ -53,3 +54,30 @@ def test_trace_market_vast_writes_tiers_and_a_market_column(tmp_path):
     assert again.read_text() == out.read_text()  # seeded
     bad = CliRunner().invoke(main, ["sim", "trace", str(tmp_path / "x.csv"), "--market", "vast", "--gpu-type", "RTX 9999"])
     assert bad.exit_code == 2 and "RTX 9999" in bad.output and "Traceback" not in bad.output
+
+
+def test_the_vast_trace_quotes_what_the_emulator_serves_at_the_same_instants():
+    from datetime import timedelta
+
+    from vast_helpers import vast_client
+
+    from bidder.sim import Emulator, generate_vast_quotes, generate_vast_trace
+    from bidder.sim.prices import DEFAULT_START
+
+    quotes = generate_vast_quotes(4, 1.0, 6 * 3600)
+    assert generate_vast_trace(4, 1.0, 6 * 3600)[5]["minimum_bid_price"] == quotes[5].minimum_bid_price
+    with Emulator(seed=4) as emu, vast_client(emu) as vast:
+        for hours in (0, 6, 12):
+            emu.advance(hours * 3600 - (emu.now - DEFAULT_START).total_seconds())
+            offers = [o for o in vast.search_offers() if o.reliability >= 0.95]
+            at = [q for q in quotes if q.ts == DEFAULT_START + timedelta(hours=hours)]
+            assert len(at) == 6 * 4 * 2
+            for q in at:
+                mine = [o for o in offers if o.gpu_name == q.gpu_type_id and o.num_gpus == q.gpu_count
+                        and o.verified == (q.cloud == "VERIFIED")]
+                assert q.stock_status == f"{len(mine)} offers"
+                if not mine:
+                    assert q.minimum_bid_price is None and q.uninterruptable_price is None
+                    continue
+                assert q.minimum_bid_price == pytest.approx(min(o.spot_floor_per_gpu for o in mine), abs=1e-6)
+                assert q.uninterruptable_price == pytest.approx(min(o.on_demand_per_gpu for o in mine), abs=1e-6)

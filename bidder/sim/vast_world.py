@@ -41,6 +41,8 @@ import numpy as np
 from bidder.errors import ConfigError
 from bidder.models import PriceQuote
 from bidder.sim.clock import from_epoch, to_epoch
+from bidder.sim.prices import DEFAULT_START
+from bidder.units import to_iso
 from bidder.vast.offers import per_gpu
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "VastMarket",
     "VastWorld",
     "generate_vast_quotes",
+    "generate_vast_trace",
 ]
 
 #: (Vast gpu_name, gpu_ram MB per GPU, typical on-demand USD per GPU-hour), after Vast's listings.
@@ -506,7 +509,7 @@ def per_gpu_needed(floor_per_gpu: float, competing_per_gpu: float) -> float:
 # -- the market as a trace ----------------------------------------------------------------------------
 
 def generate_vast_quotes(seed: int, days: float, step_s: int = 300, gpu_names: Sequence[str] | None = None, *,
-                         start: datetime, machines: int = 300, min_reliability: float = 0.95,
+                         start: datetime = DEFAULT_START, machines: int = 300, min_reliability: float = 0.95,
                          disk_gb: float = 10.0) -> list[PriceQuote]:
     """The Vast market of `bidder sim serve --seed SEED` as quotes: one per (instant, GPU name, GPU
     count, tier), the cheapest floor (`min_bid`) and on-demand price (`dph_total`, storage for
@@ -549,3 +552,16 @@ def generate_vast_quotes(seed: int, days: float, step_s: int = 300, gpu_names: S
                                      uninterruptable_price=None if on_demand is None else round(on_demand, 6),
                                      stock_status=f"{idx.size} offers"))
     return quotes
+
+
+def generate_vast_trace(seed: int, days: float, step_s: int = 300, gpu_names: Sequence[str] | None = None, *,
+                        start: datetime = DEFAULT_START, machines: int = 300,
+                        min_reliability: float = 0.95) -> list[dict[str, Any]]:
+    """`generate_vast_quotes` as trace rows (dicts): ts (ISO text), gpu_type, minimum_bid_price,
+    uninterruptable_price (USD per GPU-hour, None = no offer), cloud (the tier), gpu_count,
+    market ("vast") and offers (how many offers are behind the row)."""
+    return [{"ts": to_iso(q.ts), "gpu_type": q.gpu_type_id, "minimum_bid_price": q.minimum_bid_price,
+             "uninterruptable_price": q.uninterruptable_price, "cloud": q.cloud, "gpu_count": q.gpu_count,
+             "market": "vast", "offers": int((q.stock_status or "0").split()[0])}
+            for q in generate_vast_quotes(seed, days, step_s, gpu_names, start=start, machines=machines,
+                                          min_reliability=min_reliability)]
