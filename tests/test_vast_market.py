@@ -114,3 +114,35 @@ def test_min_bid_moves_with_competing_bidders(emu):
                 floors.setdefault(o.machine_id, set()).add(o.min_bid)
             emu.advance(SLOT_S)
     assert sum(len(v) > 1 for v in floors.values()) > len(floors) // 4
+
+
+def test_the_state_mapping_also_reads_dstacks_view_of_an_outbid_instance(emu):
+    emu.vast.paused_intended_status = "stopped"  # [?] actual == intended == next == "stopped" when outbid
+    with vast_client(emu) as vast:
+        offers = vast.search_offers(num_gpus=1)
+        outbid_offer, stopped_offer = sorted(offers, key=lambda o: o.min_bid or 0)[:2]
+        outbid = vast.create_interruptible(outbid_offer.id, spec("a"), outbid_offer.spot_floor_per_gpu, num_gpus=1)
+        stopped = vast.create_interruptible(stopped_offer.id, spec("b"), stopped_offer.spot_floor_per_gpu,
+                                            num_gpus=1)
+        emu.vast.set_competitor(outbid_offer.machine_id, outbid_offer.spot_floor_per_gpu * 2)
+        vast.stop(stopped.id)
+        a, b = vast.instance(outbid.id), vast.instance(stopped.id)
+        assert (a.actual_status, a.intended_status, a.next_state) == ("stopped", "stopped", "stopped")
+        assert (b.actual_status, b.intended_status, b.next_state) == ("stopped", "stopped", "stopped")
+        assert a.state is InstanceState.PAUSED_OUTBID and b.state is InstanceState.STOPPED
+
+
+@pytest.mark.parametrize(("fields", "state"), [
+    ({"actual_status": None, "intended_status": "running"}, InstanceState.LOADING),
+    ({"actual_status": "loading", "intended_status": "running"}, InstanceState.LOADING),
+    ({"actual_status": "running", "intended_status": "running"}, InstanceState.RUNNING),
+    ({"actual_status": "stopped", "intended_status": "running", "is_bid": True}, InstanceState.PAUSED_OUTBID),
+    ({"actual_status": "stopped", "intended_status": "stopped", "is_bid": True}, InstanceState.STOPPED),
+    ({"actual_status": "exited", "intended_status": "stopped", "is_bid": False}, InstanceState.STOPPED),
+    ({"actual_status": "offline", "intended_status": "running", "is_bid": True}, InstanceState.UNKNOWN),
+    ({"actual_status": "stopped", "intended_status": "running", "is_bid": False}, InstanceState.UNKNOWN),
+])
+def test_instance_state_mapping(fields, state):
+    from bidder.vast.types import parse_instance
+
+    assert parse_instance({"id": 1, **fields}).state is state
