@@ -146,3 +146,20 @@ def test_instance_state_mapping(fields, state):
     from bidder.vast.types import parse_instance
 
     assert parse_instance({"id": 1, **fields}).state is state
+
+
+def test_a_loading_period_reads_as_loading_then_running(emu):
+    emu.vast.loading_s = 120
+    with vast_client(emu) as vast:
+        offer = cheapest(vast.search_offers(num_gpus=1), 1)
+        emu.vast.set_competitor(offer.machine_id, None)
+        emu.vast.set_on_demand_renter(offer.machine_id, False)
+        inst = vast.create_interruptible(offer.id, spec(), offer.spot_floor_per_gpu, num_gpus=1)
+        assert inst.actual_status is None and inst.is_bid and inst.state is InstanceState.LOADING
+        emu.advance(90)
+        assert vast.instance(inst.id).actual_status == "loading"
+        emu.advance(60)
+        assert vast.instance(inst.id).state is InstanceState.RUNNING
+        vast.stop(inst.id)
+        vast.start(inst.id)
+        assert vast.instance(inst.id).state is InstanceState.LOADING

@@ -74,7 +74,8 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
     """Run the emulator until Ctrl-C. The first line of output is its GraphQL URL.
 
     Point any bidder command at it with --api-url URL (or RUNPOD_API_URL) and RUNPOD_API_KEY set
-    to the printed key. Move its clock with: curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'.
+    to the printed key. The same port serves Vast's REST API (its base URL is printed last; use it
+    as --vast-url / VAST_URL with VAST_API_KEY set to the same key). Move its clock with: curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'.
 
     \b
     Example:

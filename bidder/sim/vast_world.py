@@ -206,6 +206,7 @@ class VastInstance:
     interruptions: int = 0
     was_running: bool = False
     destroyed: bool = False
+    loading_until_s: float = 0.0       # the view shows actual_status null/"loading" until then
 
     @property
     def compute_per_hr(self) -> float:
@@ -228,6 +229,9 @@ class VastWorld:
         self.paused_intended_status = PAUSED_INTENDED_STATUS
         #: Emulate the known overspend: a server that ignores `price` and rents on-demand (tests).
         self.ignore_price = False
+        #: Seconds a created or started instance shows actual_status null (first half) then
+        #: "loading" before "running" (0: running at once). [?] Billed as running meanwhile.
+        self.loading_s = 0.0
 
     @property
     def now_s(self) -> float:
@@ -345,6 +349,10 @@ class VastWorld:
     # -- offers --------------------------------------------------------------------------------
     def offers(self, storage_gb: float = 10.0, kind: str = "on-demand") -> list[dict[str, Any]]:
         """Every listed offer now, as Vast's search answers them (before filters)."""
+        with self.lock:
+            return self._offers(storage_gb, kind)
+
+    def _offers(self, storage_gb: float, kind: str) -> list[dict[str, Any]]:
         m = self.market
         k = VastMarket.slot_of(self.now_s)
         od, comp = self._slot_state(k)
@@ -411,7 +419,7 @@ class VastWorld:
                 is_bid=price is not None, price=float(price) if price is not None else None,
                 od_price=round(float(m.od_per_gpu[i]) * int(m.num_gpus[i]), 6),
                 storage_per_hr=m.storage_per_hr(i, float(disk)), created_s=self.now_s,
-                billed_until_s=self.now_s)
+                billed_until_s=self.now_s, loading_until_s=self.now_s + self.loading_s)
             self.instances[inst.id] = inst
             self._refresh(inst)
             if inst.is_bid and not inst.was_running:
@@ -451,6 +459,8 @@ class VastWorld:
             inst = self._live(instance_id)
             if state not in ("running", "stopped"):
                 raise VastError(400, "invalid_args", "state must be 'running' or 'stopped'.")
+            if state == "running" and inst.intended == "stopped":
+                inst.loading_until_s = self.now_s + self.loading_s
             inst.intended = state
             self._refresh(inst)
 
@@ -474,7 +484,10 @@ class VastWorld:
     def _view(self, inst: VastInstance) -> dict[str, Any]:
         m, i = self.market, inst.machine
         running = inst.was_running
-        if running:
+        if running and self.now_s < inst.loading_until_s:
+            half = inst.loading_until_s - self.loading_s / 2
+            actual, intended, msg = (None if self.now_s < half else "loading"), "running", "Loading image."
+        elif running:
             actual, intended, msg = "running", "running", RUNNING_MSG
         elif inst.intended == "stopped":
             actual, intended, msg = "stopped", "stopped", STOPPED_MSG
