@@ -354,7 +354,7 @@ def _offers(body: Mapping[str, Any]) -> list[Offer]:
 
 
 def _page(body: Mapping[str, Any]) -> tuple[list[Instance], str | None]:
-    # [?] The v1 listing's page shape is assumed {"instances": [...], "next_token": str | null}.
+    # {"instances": [...], "next_token": str | null}, the next page asked with after_token (vast-cli).
     raw = body.get("instances")
     if not isinstance(raw, list):
         raise ValueError(f"instances should be a list, got {type(raw).__name__}")

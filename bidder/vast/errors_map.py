@@ -9,7 +9,7 @@
     a 200 with "success": false                     -> by its error code, as above
 
 Vast's error bodies look like `{"success": false, "error": "no_such_ask", "msg": "..."}` [docs for
-the codes; the `msg` key is [?]]; rate limits like `{"detail": "API requests too frequent ..."}`.
+the codes; vast-cli reads `msg`]; rate limits like `{"detail": "API requests too frequent ..."}`.
 Messages carry the operation, the status and Vast's own text, scrubbed of the key.
 """
 
