@@ -177,6 +177,9 @@ def test_429_is_retried_with_a_computed_backoff_and_reported(emu):
         vast.search_offers()
     assert len(sleeps) == 2 and sleeps[1] >= sleeps[0] > 0
     assert caught.value.retry_after == pytest.approx(0.04)  # 0.01 * 2**2: what to wait next
+    with vast_client(emu) as vast, pytest.raises(RateLimited) as create:
+        vast.create_on_demand(1, spec())
+    assert create.value.retry_after == pytest.approx(0.01) and emu.vast.instances == {}
     emu.set_faults("429=0.5")
     with vast_client(emu, attempts=6) as vast:
         assert vast.search_offers(num_gpus=1)

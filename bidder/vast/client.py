@@ -242,7 +242,11 @@ class VastClient:
             raise NoCapacity(f"{error}; the bid did not win: {fate}", operation=request.operation,
                              status=response.status_code, messages=getattr(error, "messages", ()),
                              codes=getattr(error, "codes", ())) from None
-        body = decode_response(response, request.operation, secret=self._key)
+        try:
+            body = decode_response(response, request.operation, secret=self._key)
+        except RateLimited as error:
+            error.retry_after = self.rate_limit_wait(1)  # not retried (a create), but say when to try
+            raise
         instance_id = _contract_id(body.get("new_contract"))
         if instance_id is None:
             raise unexpected(request.operation, ValueError("field new_contract is missing or not a whole number"),
