@@ -163,3 +163,14 @@ def test_a_loading_period_reads_as_loading_then_running(emu):
         vast.stop(inst.id)
         vast.start(inst.id)
         assert vast.instance(inst.id).state is InstanceState.LOADING
+
+
+def test_a_machine_is_relisted_under_a_new_offer_id_after_our_rental_ends(emu):
+    with vast_client(emu) as vast:
+        offer = cheapest(vast.search_offers(num_gpus=1), 1)
+        inst = vast.create_on_demand(offer.id, spec())
+        assert offer.machine_id not in {o.machine_id for o in vast.search_offers()}  # rented: unlisted
+        vast.destroy(inst.id)
+        again = next(o for o in vast.search_offers() if o.machine_id == offer.machine_id)
+        assert again.id != offer.id
+        vast.create_on_demand(again.id, spec("again"))  # the new id rents

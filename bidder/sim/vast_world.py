@@ -8,7 +8,8 @@ Market (`VastMarket`, a pure function of the seed and the instant):
   on-demand renter may hold the machine (it is then not listed and displaces any bidder), and a
   competing bidder may bid on it, which lifts the machine's `min_bid` above the host's floor.
 - An offer's id is a hash of the machine and the slot its current listing began (after the last
-  on-demand rental, or at the latest a whole day of slots): it changes when the machine is relisted.
+  on-demand rental, or at the latest a whole day of slots): it changes when the machine is relisted,
+  also after one of our rentals on it ends (`VastWorld` renews the id then).
 
 Our instances (`VastWorld`): a bid instance runs while its owner wants it running, no on-demand
 renter holds the machine, and its bid (per instance) is at least the host's floor and the competing
@@ -226,6 +227,7 @@ class VastWorld:
         self._next_id = 4_000_000 + self._ids.randrange(1_000_000)
         self._pin_bid: dict[int, float | None] = {}     # machine index -> competing bid per GPU (None: none)
         self._pin_od: dict[int, bool] = {}              # machine index -> on-demand renter present
+        self._relists: dict[int, int] = {}              # machine index -> our rentals ended on it
         self.paused_intended_status = PAUSED_INTENDED_STATUS
         #: Emulate the known overspend: a server that ignores `price` and rents on-demand (tests).
         self.ignore_price = False
@@ -356,7 +358,7 @@ class VastWorld:
         m = self.market
         k = VastMarket.slot_of(self.now_s)
         od, comp = self._slot_state(k)
-        ids = m.offer_ids(k)
+        ids = self._offer_ids(k)
         ours = self._ours()
         floor = np.fmax(m.floor_per_gpu, comp)
         out = []
@@ -380,10 +382,18 @@ class VastWorld:
             })
         return out
 
+    def _offer_ids(self, k: int) -> np.ndarray:
+        """The market's offer ids, renewed on machines where one of our rentals ended (relisted)."""
+        ids = self.market.offer_ids(k)
+        if self._relists:
+            ids = ids.copy()
+            for i, count in self._relists.items():
+                ids[i] = 10_000_000 + _crc(self.seed, int(ids[i]), "relisted", count) % 89_999_999
+        return ids
+
     def _machine_of_offer(self, offer_id: int) -> int:
-        m = self.market
         k = VastMarket.slot_of(self.now_s)
-        hits = np.flatnonzero(m.offer_ids(k) == offer_id)
+        hits = np.flatnonzero(self._offer_ids(k) == offer_id)
         if hits.size == 0:
             raise VastError(404, "no_such_ask", f"Instance type by id {offer_id} is not available.")
         i = int(hits[0])
@@ -470,6 +480,7 @@ class VastWorld:
             inst = self._live(instance_id)
             inst.destroyed = True
             inst.was_running = False
+            self._relists[inst.machine] = self._relists.get(inst.machine, 0) + 1
 
     def view(self, instance_id: int) -> dict[str, Any]:
         with self.lock:
