@@ -127,7 +127,8 @@ class VastSource:
 
 @dataclass(frozen=True)
 class MarketResult:
-    """One market's part of a cycle: quotes stored (0 when it failed), its `collections` row, its error."""
+    """One market's part of a cycle: quotes stored (0 when it failed), distinct (GPU type, cloud/tier)
+    among them, its `collections` row, the offers seen (Vast), its error."""
 
     market: str
     quotes: int
@@ -136,6 +137,7 @@ class MarketResult:
     offers: int | None = None
     gpu_types_refreshed: int | None = None
     error: str | None = None
+    markets: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,8 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
             results.append(MarketResult(source.market, len(answer.quotes), took, row,
                                         offers=None if answer.offers is None else len(answer.offers),
                                         gpu_types_refreshed=None if answer.gpu_types is None
-                                        else len(answer.gpu_types)))
+                                        else len(answer.gpu_types),
+                                        markets=len({(q.gpu_type_id, q.cloud) for q in answer.quotes})))
     failures = [a for _, a, _ in fetched if isinstance(a, ApiError)]
     if len(failures) == len(fetched):
         raise failures[0]

@@ -22,12 +22,15 @@ __all__ = [
     "DEFAULT_DB",
     "DURATION",
     "INT_LIST",
+    "MARKET_CHOICES",
     "TOLERANCE",
     "api_options",
     "db_option",
     "emit_rows",
     "format_option",
+    "market_option",
     "resolve_api_key",
+    "resolve_vast_key",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,6 +100,31 @@ def resolve_api_key(explicit: str | None = None) -> str | None:
         if isinstance(key, str) and key:
             return key
     return None
+
+
+def resolve_vast_key() -> str | None:
+    """Vast's API key: VAST_API_KEY, else `vast_api_key` in ~/.config/bidder/config.toml, else None."""
+    from_env = os.environ.get("VAST_API_KEY")
+    if from_env:
+        return from_env
+    if USER_CONFIG.is_file():
+        try:
+            data = tomllib.loads(USER_CONFIG.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise click.ClickException(f"cannot read {USER_CONFIG}: {exc}") from None
+        key = data.get("vast_api_key")
+        if isinstance(key, str) and key:
+            return key
+    return None
+
+
+#: `--market` values: one market, or every one ("any").
+MARKET_CHOICES = ("runpod", "vast", "any")
+
+
+def market_option(default: str, help: str) -> Callable[[F], F]:
+    return click.option("--market", type=click.Choice(MARKET_CHOICES, case_sensitive=False), default=default,
+                        show_default=True, help=help)
 
 
 def api_options(func: F) -> F:
