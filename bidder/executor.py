@@ -246,7 +246,7 @@ class Executor:
         if now - parse_timestamp(since) < self.spot_recheck:
             return False
         if quotes is None:
-            quotes = self.store.latest_quotes()
+            quotes = self.store.latest_quotes("runpod")  # a Vast floor says nothing about RunPod's spot
         if not any(q.minimum_bid_price is not None for q in quotes):
             return False
         if not self.dry_run:

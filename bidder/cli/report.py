@@ -301,7 +301,8 @@ def _default_gpus(store: Store, pod_row: dict[str, Any] | None, gpu_count: int) 
     used = list(dict.fromkeys(p["gpu_type_id"] for p in store.managed_pods() if p["gpu_type_id"]))
     if used:
         return used[:_MAX_CHART_TYPES]
-    quotes = [q for q in store.latest_quotes() if q.gpu_count == gpu_count and q.minimum_bid_price is not None]
+    quotes = [q for q in store.latest_quotes("runpod")  # the charts show RunPod's clouds
+              if q.gpu_count == gpu_count and q.minimum_bid_price is not None]
     quotes.sort(key=lambda q: q.minimum_bid_price or 0.0)
     return list(dict.fromkeys(q.gpu_type_id for q in quotes))[:3]
 
