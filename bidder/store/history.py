@@ -243,7 +243,8 @@ class HistoryStore(StoreBase):
             "SELECT DISTINCT market FROM markets ORDER BY market")]
         out: list[PriceQuote] = []
         for name in names:
-            row = self._rows("SELECT max(ts) FROM prices WHERE market = ?", (name,))[0]
+            # `markets.last_ts` is each market's newest prices.ts (kept by every write), read without a scan.
+            row = self._rows("SELECT max(last_ts) FROM markets WHERE market = ?", (name,))[0]
             if row[0] is not None:
                 out.extend(self._iter_prices("p.market = ? AND p.ts = ?", [name, row[0]],
                                              "p.gpu_type_id, p.cloud, p.gpu_count"))
@@ -265,6 +266,12 @@ class HistoryStore(StoreBase):
         if market is not None:
             clauses.append("p.market = ?")
             params.append(market)
+        elif gpu_type_id is not None:
+            # The market index leads with `market`: naming every market lets SQLite probe it per market
+            # instead of scanning the table.
+            names = self.market_names() or [DEFAULT_MARKET]
+            clauses.append(f"p.market IN ({', '.join('?' * len(names))})")
+            params.extend(names)
         if gpu_type_id is not None:
             ids = [gpu_type_id] if isinstance(gpu_type_id, str) else list(gpu_type_id)
             clauses.append(f"p.gpu_type_id IN ({', '.join('?' * len(ids))})")
