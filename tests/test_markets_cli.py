@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,3 +144,33 @@ def test_collect_vast_without_a_key_is_one_line(tmp_path, monkeypatch):
     result = run("collect", "--market", "vast", "--db", str(tmp_path / "x.db"))
     assert result.exit_code == 1 and "no Vast API key: set VAST_API_KEY" in result.output
     assert not (tmp_path / "x.db").exists()
+
+
+def test_the_runpod_executor_decides_among_runpods_quotes_and_refuses_vast(dbs, emulator):
+    from bidder.executor import Executor
+    from bidder.models import JobSpec, Policy
+    from bidder.runpod import RunPodClient
+    from bidder.sim import TEST_API_KEY
+
+    both, _ = dbs
+    job = JobSpec(min_vram_gb=24, work_hours=40, deadline=NOW + timedelta(days=3))
+    with Store.open(both) as store, RunPodClient(api_key=TEST_API_KEY, url=emulator.url) as client:
+        ex = Executor(client, store, dry_run=True)
+        assert ex.decide(job, Policy(), NOW).market == "runpod"  # Vast is cheaper here, but not actionable
+        with pytest.raises(ConfigError, match="cannot act on market 'vast'"):
+            ex.decide(replace(job, market="vast"), Policy(), NOW)
+
+
+def test_a_market_whose_snapshot_is_stale_is_left_out_of_decisions(tmp_path):
+    path = tmp_path / "stale.db"
+    fill(path)
+    later = NOW + timedelta(days=2)
+    with Store.open(path) as store:  # RunPod goes on being collected, Vast stopped two days ago
+        store.record_collection(later, [PriceQuote(ts=later, gpu_type_id=RP4090, cloud="COMMUNITY", gpu_count=1,
+                                                   minimum_bid_price=0.35, uninterruptable_price=0.69)],
+                                duration_s=0.1)
+    result = run("recommend", "--db", str(path), "--now", to_iso(later), "--min-vram", "24", "--hours", "4",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {d["market"] for d in [data["decision"], *data["alternatives"]]} == {"runpod"}
