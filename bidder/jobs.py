@@ -34,6 +34,7 @@ from bidder.models import TOLERANCE_PRESETS, JobSpec, Policy, parse_tolerance
 from bidder.units import parse_duration, parse_timestamp
 
 __all__ = [
+    "COLLECT_KEYS",
     "DEFAULT_CONFIG",
     "GLOBAL_SETTINGS",
     "JOB_SETTINGS",
@@ -42,6 +43,7 @@ __all__ = [
     "JobConfig",
     "PodTemplate",
     "Setting",
+    "collect_settings",
     "job_from_values",
     "load_config",
     "parse_config",
@@ -520,6 +522,31 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
     return Config(path=path, jobs=jobs, max_spend_per_hour=get("max_spend_per_hour"),
                   collect_interval=get("collect_interval"), spot_recheck=get("spot_recheck"),
                   vast_verified_only=get("vast_verified_only"), vast_min_reliability=get("vast_min_reliability"))
+
+
+#: The global keys `bidder collect` reads from bidder.toml.
+COLLECT_KEYS = ("vast_verified_only", "vast_min_reliability")
+
+
+def collect_settings(path: str | Path = DEFAULT_CONFIG) -> dict[str, Any]:
+    """`vast_verified_only` and `vast_min_reliability` from bidder.toml (defaults when the file does
+    not exist), validated; the rest of the file is not read, so a job's typo never stops a collector."""
+    text_path = str(path)
+    values = {key: _parsed_default(key) for key in COLLECT_KEYS}
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return values
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
+    for key in COLLECT_KEYS:
+        if key in data:
+            values[key] = _clean(_GLOBAL_BY_NAME[key], data[key], "global", text_path)
+    return values
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:

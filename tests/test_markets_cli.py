@@ -174,3 +174,18 @@ def test_a_market_whose_snapshot_is_stale_is_left_out_of_decisions(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {d["market"] for d in [data["decision"], *data["alternatives"]]} == {"runpod"}
+
+
+def test_collect_reads_the_vast_filters_from_bidder_toml(tmp_path):
+    from bidder.jobs import collect_settings, load_config
+
+    assert collect_settings(tmp_path / "none.toml") == {"vast_verified_only": True, "vast_min_reliability": 0.95}
+    path = tmp_path / "bidder.toml"
+    path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\n[jobs.x]\nimage = 1\n")
+    assert collect_settings(path) == {"vast_verified_only": False, "vast_min_reliability": 0.9}  # job typo ignored
+    path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\n")
+    config = load_config(path)
+    assert (config.vast_verified_only, config.vast_min_reliability) == (False, 0.9)
+    path.write_text("vast_min_reliability = 95\n")
+    with pytest.raises(ConfigError, match="vast_min_reliability = 95: must be a reliability score from 0 to 1"):
+        collect_settings(path)

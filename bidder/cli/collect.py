@@ -148,16 +148,19 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
               help="Attempts per request on a transient error (429, 5xx, timeout); 1 = fail at once.")
 @market_option("any", "Markets to collect; any = every market with a configured API key (RUNPOD_API_KEY, "
                "VAST_API_KEY).")
-@click.option("--vast-min-reliability", type=click.FloatRange(0, 1), default=0.95, show_default=True,
-              metavar="SCORE", help="Vast: summarise only offers with at least this reliability (every offer "
-              "is stored).")
-@click.option("--vast-unverified", is_flag=True, help="Vast: count unverified machines too (tier UNVERIFIED).")
+@click.option("--vast-min-reliability", type=click.FloatRange(0, 1), default=None, metavar="SCORE",
+              help="Vast: summarise only offers with at least this reliability (every offer is stored; default: "
+              "vast_min_reliability in ./bidder.toml, else 0.95).")
+@click.option("--vast-verified-only/--vast-unverified", default=None,
+              help="Vast: verified machines only, or unverified ones too (tier UNVERIFIED); default: "
+              "vast_verified_only in ./bidder.toml, else verified only.")
 @click.option("--vast-url", envvar="VAST_URL", default=DEFAULT_VAST_URL, show_default=True,
               help="Vast's API: its console, or an emulator's (env VAST_URL).")
 @db_option
 @api_options
 def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | None, retries: int, market: str,
-            vast_min_reliability: float, vast_unverified: bool, vast_url: str, db_path: str, api_url: str) -> None:
+            vast_min_reliability: float | None, vast_verified_only: bool | None, vast_url: str, db_path: str,
+            api_url: str) -> None:
     """Record one price snapshot of every market: RunPod (every GPU type, both clouds, the given
     GPU counts) and Vast (every offer, summarised per GPU, GPU count and tier).
 
@@ -186,9 +189,13 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         client = RunPodClient(api_key=runpod_key, url=api_url, retry=RetryPolicy(attempts=retries))
         sources.append(RunPodSource(client, gpu_counts))
     if "vast" in wanted:
-        sources.append(_vast_source(vast_key or "", vast_url, retries,
-                                    OfferFilters(verified_only=not vast_unverified,
-                                                 min_reliability=vast_min_reliability)))
+        from bidder.jobs import collect_settings
+
+        saved = collect_settings()
+        filters = OfferFilters(
+            verified_only=saved["vast_verified_only"] if vast_verified_only is None else vast_verified_only,
+            min_reliability=saved["vast_min_reliability"] if vast_min_reliability is None else vast_min_reliability)
+        sources.append(_vast_source(vast_key or "", vast_url, retries, filters))
     store = _open(db_path, create=True)
 
     told_no_spot = False
