@@ -52,3 +52,11 @@ def test_history_keeps_each_markets_series_apart(tmp_path):
         loaded = load_store(store)
     assert [m.key for m in loaded.markets] == [m.key for m in history.markets]
     np.testing.assert_array_equal(loaded.floor, history.floor)  # NaN where a market has no sample yet
+
+
+def test_the_cloud_option_picks_a_vast_tier(tmp_path):
+    vast = tmp_path / "vast.csv"
+    write_trace(as_vast(_quotes()), vast)
+    assert backtest(vast, "--cloud", "verified")["windows"] == 3
+    result = CliRunner().invoke(main, ["backtest", "--trace", str(vast), "--hours", "20", "--cloud", "secure"])
+    assert result.exit_code != 0 and "RTX 4090 VERIFIED (vast)" in result.output

@@ -121,8 +121,9 @@ Example:
               help="Instead of --gpu: every type with at least this much VRAM.")
 @click.option("--gpus", "gpu_count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="GPUs per pod.")
-@click.option("--cloud", type=click.Choice(["secure", "community", "any"], case_sensitive=False), default="any",
-              show_default=True, help="Only this cloud.")
+@click.option("--cloud", type=click.Choice(["secure", "community", "verified", "unverified", "any"],
+                                          case_sensitive=False), default="any",
+              show_default=True, help="Only this cloud (RunPod) or tier (Vast).")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None, metavar="H",
               help="Work to do, in hours of a pod at reference speed (default 100).")
 @click.option("--keep-running", is_flag=True, help="A service kept running for --days instead of a batch job.")
