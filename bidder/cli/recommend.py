@@ -207,9 +207,13 @@ def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool) -
         click.echo("")
         click.echo("Alternatives weighed (best first; bid = spot bid, or for wait the floor it waits for):")
         rows = [_row("*", d)] + [_row(i, a) for i, a in enumerate(d.alternatives, start=1)]
-        emit_rows(rows, ("rank", "action", "gpu", "cloud", "bid", "cost_h", "intr_day", "total", "done_h"), "table",
-                  headers=("#", "action", "gpu type", "cloud", "bid $", "$/useful h", "intr/day", "total $",
-                           "done h"))
+        # RunPod-only tables read as before; with another market in them, each row names its market.
+        lead = ("market",) if any(a.market not in (None, "runpod") for a in (d, *d.alternatives)) else ()
+        for row, a in zip(rows, (d, *d.alternatives), strict=True):
+            row["market"] = a.market
+        emit_rows(rows, (*lead, "rank", "action", "gpu", "cloud", "bid", "cost_h", "intr_day", "total", "done_h"),
+                  "table", headers=(*lead, "#", "action", "gpu type", "cloud", "bid $", "$/useful h", "intr/day",
+                                    "total $", "done h"))
         click.echo("")
         for i, a in enumerate(d.alternatives, start=1):
             click.echo(f"  {i}. {a.reasons[0] if a.reasons else ''}")
