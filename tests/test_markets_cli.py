@@ -189,3 +189,15 @@ def test_collect_reads_the_vast_filters_from_bidder_toml(tmp_path):
     path.write_text("vast_min_reliability = 95\n")
     with pytest.raises(ConfigError, match="vast_min_reliability = 95: must be a reliability score from 0 to 1"):
         collect_settings(path)
+
+
+def test_recommend_table_names_markets_only_when_vast_is_in_it(dbs):
+    both, _ = dbs
+    base = ["recommend", "--db", str(both), "--now", to_iso(NOW), "--min-vram", "24", "--hours", "40"]
+    mixed = run(*base).output.splitlines()
+    assert " on vast, bid $" in mixed[0]
+    header = next(line for line in mixed if line.lstrip().startswith("market"))
+    assert header.split()[:3] == ["market", "#", "action"]
+    alone = run(*base, "--market", "runpod").output
+    assert not any(line.lstrip().startswith("market") for line in alone.splitlines())
+    assert " on " not in alone.splitlines()[0] and "on RunPod" not in alone
