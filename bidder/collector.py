@@ -41,7 +41,7 @@ from bidder.vast.offers import Offer
 from bidder.vast.summary import OfferFilters, summarize_offers
 
 __all__ = ["GPU_TYPES_MAX_AGE", "SPOT_FIELDS_GONE_MESSAGE", "CycleResult", "LoopStats", "MarketFetch", "MarketResult",
-           "MarketSource", "OfferSearch", "PriceClient", "RunPodSource", "VastSource", "collect_markets",
+           "MarketSource", "OfferSearch", "PriceClient", "RunPodSource", "VastSource", "as_source", "collect_markets",
            "collect_once", "run_every"]
 
 log = logging.getLogger(__name__)
