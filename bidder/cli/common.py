@@ -18,17 +18,20 @@ from bidder.models import parse_tolerance
 from bidder.units import parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
+    "CLOUD_CHOICE",
     "DEFAULT_API_URL",
     "DEFAULT_DB",
     "DEFAULT_VAST_URL",
     "DURATION",
     "HOURS_HELP",
     "INT_LIST",
+    "MARKET_CHOICES",
     "TOLERANCE",
     "api_options",
     "db_option",
     "emit_rows",
     "format_option",
+    "market_option",
     "parse_when",
     "resolve_api_key",
     "resolve_vast_api_key",
@@ -157,6 +160,18 @@ def vast_options(func: F) -> F:
         show_default=True,
         help="Vast's API base URL, or an emulator's from `bidder sim serve` (env VAST_URL).",
     )(func)
+
+
+#: `--cloud` values: RunPod's clouds, Vast's tiers, or any.
+CLOUD_CHOICE = click.Choice(["secure", "community", "verified", "unverified", "any"], case_sensitive=False)
+
+#: `--market` values: one market, or every one ("any").
+MARKET_CHOICES = ("runpod", "vast", "any")
+
+
+def market_option(default: str, help: str) -> Callable[[F], F]:
+    return click.option("--market", type=click.Choice(MARKET_CHOICES, case_sensitive=False), default=default,
+                        show_default=True, help=help)
 
 
 def api_options(func: F) -> F:

@@ -14,7 +14,7 @@ in `sqlite3` or Datasette and sorts as text; `data/README.md` documents every ta
 Money is USD per GPU-hour unless a column name says otherwise.
 
 Modules: `schema` (versioned migrations), `base` (opening, transactions, the lock), `history`
-(prices, collections, catalogue), `ledger` (actions, pods, observations, jobs, settings).
+(prices, collections, catalogue, Vast offers), `ledger` (actions, pods, observations, jobs, settings).
 Exports (`__all__`): `Store`, the schema's constants, `FloorSeries`, `GpuTypeInfo`, `estimate_spend`.
 """
 
