@@ -31,12 +31,12 @@ from typing import Any
 
 from bidder.collector import collect_once
 from bidder.errors import Infeasible, InsufficientHistory, SpotUnsupported
-from bidder.executor import SPOT_GONE_MESSAGE, Executor, running_hours
+from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Executor, running_hours
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend
-from bidder.units import parse_timestamp, to_iso
+from bidder.units import format_duration, parse_timestamp, to_iso
 
 __all__ = ["DECISION_FRESHNESS", "RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress", "run_tick"]
 
@@ -170,8 +170,9 @@ class _Tick:
 
     def poll(self) -> None:
         active = self.store.managed_pods(states=["active"])
-        pending = any((self.store.job_state(name) or {}).get("pending_name") for name in self.config.jobs)
-        if not active and not pending:
+        # Any job that ever created a pod: a create that lands late is found by its name in the listing.
+        created = any((self.store.job_state(name) or {}).get("attempts") for name in self.config.jobs)
+        if not active and not created:
             return
         self.listing = self.client.pods()
         by_id = {p.id: p for p in self.listing}
@@ -187,10 +188,20 @@ class _Tick:
     def handle(self, jc: JobConfig) -> JobReport:
         state = self.store.job_state(jc.name) or {}
         if state.get("state") == "held":
+            if not self.ex.dry_run:  # even a held job's late creates are watched, and retired
+                for stray in self.ex.strays(jc, self.listing, include_pending=True):
+                    self.ex.take_stray(jc, stray, self.now, keep=False)
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if not self.ex.dry_run and state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
             self.ex.adopt_pending(jc, self.listing, self.now)
+        if not self.ex.dry_run:
+            for stray in self.ex.strays(jc, self.listing):
+                # A create that landed after bidder stopped looking: watched from now on, never left running.
+                keep = (not self.store.managed_pods(jc.name, states=["active"]) and not self.ex.pending(jc)
+                        and state.get("state") not in ("finished", "budget_stopped")
+                        and not state.get("stop_requested"))
+                self.ex.take_stray(jc, stray, self.now, keep=keep)
         rows = self.store.managed_pods(jc.name, states=["active"])
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
@@ -220,6 +231,12 @@ class _Tick:
         policy = jc.policy
         if state.get("state") == "budget_stopped" and (policy.budget or 0) <= float(state.get("budget_at_stop") or 0):
             return self._report(jc, "budget_stopped", state.get("note") or "stopped at its budget")
+        pending = None if self.ex.dry_run else self.ex.pending(jc)
+        if pending is not None and (row is None or row.get("desired_status") != "RUNNING"):
+            # Its create may still land: no launch, resume or move until it is found or its grace ends.
+            return self._wait(jc, f"the create of {pending} got no answer and may still land: nothing else is "
+                                  f"rented for this job until it is found (or {format_duration(CREATE_GRACE.total_seconds())} "
+                                  "pass)", row["pod_id"] if row else None)
         if row is None:
             return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                              interruptions=interruptions), spent)

@@ -1,0 +1,106 @@
+"""Issue 14: lost answers and races, each against the emulator over HTTP: a create that lands after
+the client's timeout, bidder's own stop interrupted, and `bidder stop` / `bidder jobs` racing a tick."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from executor_helpers import A6000, make_env
+
+from bidder.executor import CREATE_GRACE
+from bidder.runpod import RetryPolicy, RunPodClient
+
+ON_DEMAND = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+keep_running = true
+tolerance = "none"
+image = "runpod/pytorch:latest"
+"""
+
+
+@pytest.fixture
+def env(emulator, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05, max_total=10.0, rng=random.Random(0))
+    # A short client timeout: a create held longer than it reaches the server after the client gave up.
+    with RunPodClient(api_key=emulator.api_key, url=emulator.url, retry=retry, timeout=1.0) as client:
+        e = make_env(emulator, client, tmp_path)
+        yield e
+        e.store.close()
+
+
+def live(env):
+    return [p for p in env.emu.world.pods.values() if p.desired_status != "TERMINATED"]
+
+
+def wait_for(predicate, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("not reached in time")
+        time.sleep(0.05)
+
+
+# -- 1. a create executed after the client's timeout ------------------------------------------------
+def test_a_create_that_lands_after_the_timeout_is_adopted_not_duplicated(env):
+    config = env.config(ON_DEMAND)
+    env.emu.set_faults("late_create=1,late_delay=2.5")
+    report = env.tick(config)
+    # The client gave up at 1 s; the name was looked up at once and nothing was there yet.
+    assert report.jobs[0].state == "waiting", report.jobs[0].message
+    assert "may still" in report.jobs[0].message
+    assert env.store.job_state("train")["pending_name"] == "bidder-train-1"
+    env.emu.set_faults(None)
+    wait_for(lambda: len(env.emu.world.pods) == 1)  # the create lands, 1.5 s after the client's timeout
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "running", report.jobs[0].message
+    assert [p.name for p in live(env)] == ["bidder-train-1"]
+    for _ in range(3):
+        env.emu.advance(300)
+        assert env.tick(config).jobs[0].state == "running"
+    assert len(env.emu.world.pods) == 1
+    assert env.store.job_state("train")["attempts"] == 1
+    assert [f"{a['kind']}:{a['outcome']}" for a in env.store.actions("train")] == ["deploy_on_demand:ok"]
+
+
+def test_within_the_grace_nothing_else_is_rented_and_after_it_the_name_is_reused(env):
+    config = env.config(ON_DEMAND)
+    env.emu.set_faults("late_create=1,late_delay=30")  # lands (much) later, if the emulator lives that long
+    assert env.tick(config).jobs[0].state == "waiting"
+    env.emu.set_faults(None)
+    ticks = int(CREATE_GRACE.total_seconds() // 300)
+    for _ in range(ticks - 1):
+        env.emu.advance(300)
+        report = env.tick(config)
+        assert report.jobs[0].state == "waiting" and "bidder-train-1" in report.jobs[0].message
+    assert env.emu.world.pods == {}
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "running", report.jobs[0].message
+    assert [p.name for p in live(env)] == ["bidder-train-1"]  # the same name, not bidder-train-2
+    assert env.store.job_state("train")["attempts"] == 1
+
+
+def test_a_create_landing_after_its_grace_is_found_by_name_and_retired(env):
+    config = env.config(ON_DEMAND)
+    env.emu.set_faults("late_create=1,late_delay=3")
+    assert env.tick(config).jobs[0].state == "waiting"
+    env.emu.set_faults(None)
+    # The grace runs out on the virtual clock before the late create lands (3 s of real time).
+    env.emu.advance(CREATE_GRACE.total_seconds() + 60)
+    report = env.tick(config)
+    assert report.jobs[0].state == "running"
+    first = report.jobs[0].pod_id
+    wait_for(lambda: len(env.emu.world.pods) == 2)
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "running" and report.jobs[0].pod_id == first
+    late = next(p for p in env.emu.world.pods.values() if p.id != first)
+    assert late.name == "bidder-train-1" and late.desired_status != "RUNNING"
+    assert env.store.pod(late.id)["state"] == "retired"
+    assert [p.id for p in env.emu.world.pods.values() if p.desired_status == "RUNNING"] == [first]
