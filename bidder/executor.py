@@ -623,6 +623,11 @@ class Executor:
         "stopped_outside" (stopped by the user outside bidder), or "gone" (terminated/unknown)."""
         pod_id = row["pod_id"]
         if pod is None:
+            own = self.own_stop(pod_id, terminate=True)
+            if own is not None:  # bidder's own terminate, whose answer never came
+                if not self.dry_run:
+                    self._confirm_own_stop(row, own, now, state="terminated", desired_status="TERMINATED")
+                return "stopped_by_bidder"
             if not self.dry_run:
                 self.store.set_pod_state(pod_id, state="gone", ended=now, desired_status="TERMINATED", last_seen=now)
             self.emit(now, "pod_gone", job=row.get("job"), pod_id=pod_id,
@@ -630,12 +635,16 @@ class Executor:
             return "gone"
         status = pod.desired_status or "UNKNOWN"
         was_running = row.get("desired_status") == "RUNNING"
+        own = None
         if status == "RUNNING":
             outcome = "running"
         elif not was_running:
             outcome = "exited"
         elif (pod.last_status_change or "").lower().startswith("exited by user"):
-            outcome = "stopped_outside"
+            # A stop of bidder's own whose answer never came (the tick was killed, or the stop answered
+            # errors after it had executed) explains this exit: it is not the user's.
+            own = self.own_stop(pod_id)
+            outcome = "stopped_outside" if own is None else "stopped_by_bidder"
         else:
             outcome = "interrupted"
         if self.dry_run:
@@ -657,7 +666,35 @@ class Executor:
         if outcome == "interrupted":
             fields["interruptions"] = int(row.get("interruptions") or 0) + 1
         self.store.set_pod_state(pod_id, **fields)
+        if own is not None:
+            self._confirm_own_stop(row, own, now, state="stopped", desired_status=status)
         return outcome
+
+    def own_stop(self, pod_id: str, *, terminate: bool = False) -> dict[str, Any] | None:
+        """bidder's last stop (or terminate) of this pod when it is newer than the pod's last start and
+        was never confirmed (outcome pending or error); None otherwise."""
+        kinds = ("terminate",) if terminate else ("stop", "terminate")
+        last = None
+        for action in self.store.actions(pod_id=pod_id):
+            if action["kind"] in _START_KINDS and action["outcome"] in ("ok", "pending"):
+                last = None
+            elif action["kind"] in kinds and action["outcome"] in ("pending", "error"):
+                last = action
+        return last
+
+    def _confirm_own_stop(self, row: dict[str, Any], action: dict[str, Any], now: datetime, *, state: str,
+                          desired_status: str) -> None:
+        """The pod stopped as bidder's unconfirmed stop asked: complete the ledger, end the pod's row."""
+        if action["outcome"] == "pending":
+            self._finish(action["id"], now, "ok", pod_id=row["pod_id"])
+        intent = (self.store.job_state(row.get("job") or "") or {}).get("stop_intent") or {}
+        if intent.get("pod_id") == row["pod_id"] and intent.get("pod_state"):
+            state = str(intent["pod_state"])
+        self.store.set_pod_state(row["pod_id"], state=state, desired_status=desired_status, ended=now, last_seen=now,
+                                 note=action.get("reason"))
+        self.emit(now, "own_stop", job=row.get("job"), pod_id=row["pod_id"],
+                  message=f"the {action['kind']} bidder sent at {to_iso(action['ts'])} ({action.get('reason')}) "
+                          "was never confirmed; the pod is stopped as it asked")
 
     def _record_exit(self, pod_id: str, cost_per_hr: float | None, now: datetime,
                      when: datetime | None) -> datetime | None:

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bidder.collector import collect_once
-from bidder.errors import Infeasible, InsufficientHistory, SpotUnsupported
+from bidder.errors import ApiError, Infeasible, InsufficientHistory, SpotUnsupported
 from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Executor, running_hours
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
@@ -179,10 +179,22 @@ class _Tick:
         for row in active:
             outcome = self.ex.observe(row, by_id.get(row["pod_id"]), self.now)
             self.outcomes[row["pod_id"]] = outcome
+            if outcome == "stopped_by_bidder":
+                self._own_stop_done(row)
             if outcome == "interrupted":
                 pod = by_id[row["pod_id"]]
                 self.ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
                              message=pod.last_status_change)
+
+    def _own_stop_done(self, row: dict[str, Any]) -> None:
+        """bidder's own stop of this pod went through unconfirmed: the job ends where that stop meant
+        it to (its `stop_intent`, e.g. budget_stopped), never `held` as after a stop by the user."""
+        name = row.get("job")
+        if not name or self.ex.dry_run:
+            return
+        intent = (self.store.job_state(name) or {}).get("stop_intent") or {}
+        if intent.get("pod_id") == row["pod_id"]:
+            self.store.save_job_state(name, **(intent.get("job") or {}), stop_intent=None, updated=self.now)
 
     # -- one job -----------------------------------------------------------------------------------
     def handle(self, jc: JobConfig) -> JobReport:
@@ -263,8 +275,16 @@ class _Tick:
         if policy.budget is not None and spent + rate > policy.budget + 1e-9:
             why = (f"budget: spent ${spent:.2f} + the next hour at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
                    f"pod {row['pod_id']} stopped")
-            self.ex.stop_pod(row, self.now, reason=why)
-            self._save(jc, state="budget_stopped", note=why, budget_at_stop=policy.budget)
+            # What the stop is for is written before it is sent: if its answer never comes (the tick is
+            # killed, the API errs after stopping), the next tick reads the exit as this stop, not the user's.
+            done = {"state": "budget_stopped", "note": why, "budget_at_stop": policy.budget}
+            self._save(jc, stop_intent={"pod_id": row["pod_id"], "job": done})
+            try:
+                self.ex.stop_pod(row, self.now, reason=why)
+            except ApiError as exc:
+                message = f"{why}? not confirmed: the stop failed ({exc}); the next tick looks again"
+                return self._report(jc, "running", message, row["pod_id"])
+            self._save(jc, **done, stop_intent=None)
             return self._report(jc, "budget_stopped", why, row["pod_id"])
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
         message = f"running on {row['gpu_type_id']} ({row['cloud']}) {kind}: ${rate:.3f}/h"

@@ -3,7 +3,11 @@ the client's timeout, bidder's own stop interrupted, and `bidder stop` / `bidder
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,6 +15,7 @@ from executor_helpers import A6000, make_env
 
 from bidder.executor import CREATE_GRACE
 from bidder.runpod import RetryPolicy, RunPodClient
+from bidder.units import to_iso
 
 ON_DEMAND = f"""
 [jobs.train]
@@ -104,3 +109,67 @@ def test_a_create_landing_after_its_grace_is_found_by_name_and_retired(env):
     assert late.name == "bidder-train-1" and late.desired_status != "RUNNING"
     assert env.store.pod(late.id)["state"] == "retired"
     assert [p.id for p in env.emu.world.pods.values() if p.desired_status == "RUNNING"] == [first]
+
+
+# -- 3. bidder's own stop, interrupted ----------------------------------------------------------------
+# $0.33/h on-demand, 10 h of work: $3.50 covers it. Lowered to $0.90 after 2 h ($0.66 spent), the
+# next hour would pass it: the tick stops the pod at its budget.
+BUDGET = ON_DEMAND.replace("keep_running = true", "hours = 10") + "budget = 3.5\n"
+LOWERED = BUDGET.replace("budget = 3.5", "budget = 0.9")
+
+
+def cli_args(env, *args: str) -> list[str]:
+    return [sys.executable, "-c", "from bidder.cli import main; main()", *args, "--db", str(env.tmp / "bidder.db"),
+            "--api-url", env.emu.url, "--now", to_iso(env.emu.now)]
+
+
+def test_a_budget_stop_whose_tick_is_killed_before_the_answer_ends_budget_stopped(env):
+    config = env.config(BUDGET)
+    assert env.tick(config).jobs[0].state == "running"
+    pod = live(env)[0]
+    env.emu.advance(2 * 3600)
+    config = env.config(LOWERED)
+    env.emu.set_faults("slow_stop=1,late_delay=60")  # the stop executes; its answer waits a minute
+    proc = subprocess.Popen(cli_args(env, "tick", "--config", str(env.tmp / "bidder.toml")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "RUNPOD_API_KEY": env.emu.api_key})
+    try:
+        wait_for(lambda: pod.desired_status == "EXITED", seconds=60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    env.emu.set_faults(None)
+    assert [a["outcome"] for a in env.store.actions("train") if a["kind"] == "stop"] == ["pending"]
+    assert env.store.job_state("train")["state"] == "running"  # the killed tick never saved
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "budget_stopped", report.jobs[0].message
+    assert [a["outcome"] for a in env.store.actions("train") if a["kind"] == "stop"] == ["ok"]
+    assert env.store.pod(pod.id)["state"] == "stopped"
+    assert not any(e["event"] == "interrupted" for e in report.events)
+    env.emu.advance(300)
+    assert env.tick(config).jobs[0].state == "budget_stopped"
+    assert len(env.emu.world.pods) == 1 and pod.desired_status == "EXITED"
+    # A budget raise resumes it, as after any budget stop (a held job would wait for `jobs start`).
+    raised = env.config(BUDGET)
+    env.emu.advance(300)
+    assert env.tick(raised).jobs[0].state == "running"
+
+
+def test_a_budget_stop_that_executes_but_answers_errors_is_still_bidders_own(env, tmp_path):
+    config = env.config(BUDGET)
+    assert env.tick(config).jobs[0].state == "running"
+    pod = live(env)[0]
+    env.emu.advance(2 * 3600)
+    config = env.config(LOWERED)
+    env.emu.set_faults("slow_stop=1,late_delay=1.5")  # each send executes and times out (client: 1 s)
+    report = env.tick(config)
+    assert pod.desired_status == "EXITED"
+    assert report.jobs[0].state == "running" and "not confirmed" in report.jobs[0].message
+    assert [a["outcome"] for a in env.store.actions("train") if a["kind"] == "stop"] == ["error"]
+    env.emu.set_faults(None)
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "budget_stopped", report.jobs[0].message
+    assert env.store.pod(pod.id)["state"] == "stopped"
+    assert len(env.emu.world.pods) == 1
