@@ -125,6 +125,8 @@ class _Tick:
         self.report = TickReport(now)
         self.listing: list[Pod] = []
         self.outcomes: dict[str, str] = {}
+        self.seen: dict[str, dict[str, Any]] = {}   # each job's state as this tick first read it
+        self.overruled: set[str] = set()             # jobs the user stopped while this tick acted
 
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
@@ -134,7 +136,7 @@ class _Tick:
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
             self.collect(DECISION_FRESHNESS)
         for job in self.config.jobs.values():
-            self.report.jobs.append(self.handle(job))
+            self.report.jobs.append(self.handle_job(job))
         known = set(self.config.jobs)
         for row in self.store.managed_pods(states=["active"]):
             if row.get("job") not in known and row.get("desired_status") == "RUNNING":
@@ -197,8 +199,32 @@ class _Tick:
             self.store.save_job_state(name, **(intent.get("job") or {}), stop_intent=None, updated=self.now)
 
     # -- one job -----------------------------------------------------------------------------------
+    def handle_job(self, jc: JobConfig) -> JobReport:
+        """`handle`, then: if the user stopped the job meanwhile (another process, not under the tick's
+        lock), their decision stands: nothing this tick saved undoes it, and a pod it started is stopped."""
+        report = self.handle(jc)
+        if jc.name not in self.overruled or self.ex.dry_run:
+            return report
+        current = self.store.job_state(jc.name) or {}
+        for row in self.store.managed_pods(jc.name):
+            if row.get("desired_status") == "RUNNING" and row.get("state") in ("active", "stopped"):
+                self.ex.stop_pod(row, self.now, reason="the user stopped the job while a tick acted on it",
+                                 state="stopped" if row.get("state") == "active" else row["state"])
+        message = current.get("note") or f"{current.get('state')}: stopped by the user during this tick"
+        self.ex.emit(self.now, "overruled", job=jc.name, message="the user stopped the job while this tick acted; "
+                     "their stop stands")
+        return self._report(jc, str(current.get("state") or "held"), message)
+
+    def _intervened(self, jc: JobConfig, current: dict[str, Any]) -> bool:
+        """True when the job's stored state says the user stopped it after this tick first read it."""
+        seen = self.seen.get(jc.name) or {}
+        if current.get("stop_requested") and not seen.get("stop_requested"):
+            return True
+        return current.get("state") in ("held", "finished") and current.get("state") != seen.get("state")
+
     def handle(self, jc: JobConfig) -> JobReport:
         state = self.store.job_state(jc.name) or {}
+        self.seen[jc.name] = state
         if state.get("state") == "held":
             if not self.ex.dry_run:  # even a held job's late creates are watched, and retired
                 for stray in self.ex.strays(jc, self.listing, include_pending=True):
@@ -249,6 +275,9 @@ class _Tick:
             return self._wait(jc, f"the create of {pending} got no answer and may still land: nothing else is "
                                   f"rented for this job until it is found (or {format_duration(CREATE_GRACE.total_seconds())} "
                                   "pass)", row["pod_id"] if row else None)
+        if not self.ex.dry_run and self._intervened(jc, self.store.job_state(jc.name) or {}):
+            self.overruled.add(jc.name)  # re-read before acting: the user's stop came in meanwhile
+            return self._report(jc, "held", "stopped by the user during this tick")
         if row is None:
             return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                              interruptions=interruptions), spent)
@@ -408,7 +437,12 @@ class _Tick:
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def _save(self, jc: JobConfig, **fields: Any) -> None:
-        if not self.ex.dry_run:
+        if self.ex.dry_run:
+            return
+        with self.store.transaction():  # re-read and write with no other writer in between
+            if "state" in fields and self._intervened(jc, self.store.job_state(jc.name) or {}):
+                self.overruled.add(jc.name)  # the user's stop stands: handle_job stops what this tick started
+                return
             self.store.save_job_state(jc.name, updated=self.now, **fields)
 
     def _report(self, jc: JobConfig, state: str, message: str, pod_id: str | None = None) -> JobReport:

@@ -11,8 +11,10 @@ import sys
 import time
 
 import pytest
+from click.testing import CliRunner
 from executor_helpers import A6000, make_env
 
+from bidder.cli import main
 from bidder.executor import CREATE_GRACE
 from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.units import to_iso
@@ -173,3 +175,108 @@ def test_a_budget_stop_that_executes_but_answers_errors_is_still_bidders_own(env
     assert report.jobs[0].state == "budget_stopped", report.jobs[0].message
     assert env.store.pod(pod.id)["state"] == "stopped"
     assert len(env.emu.world.pods) == 1
+
+
+# -- 4. `bidder stop` and `bidder jobs` racing a tick ---------------------------------------------------
+SPOT = ON_DEMAND.replace('"none"', '"high"')
+
+
+def cli(env, *args: str):
+    runner = CliRunner(env={"RUNPOD_API_KEY": env.emu.api_key})
+    return runner.invoke(main, list(args))
+
+
+def interrupted_spot_pod(env, config):
+    """A spot pod of job train, outbid a moment ago (the next tick decides podBidResume or waits)."""
+    for _ in range(100):
+        if env.tick(config).jobs[0].state == "running":
+            break
+        env.emu.advance(300)
+    pod = live(env)[0]
+    assert pod.pod_type == "INTERRUPTABLE"
+    env.emu.advance(600)
+    env.tick(config)
+    env.emu.world.set_floor(A6000, "COMMUNITY", round(pod.bid + 0.03, 3))
+    env.emu.advance(300)
+    env.emu.world.release_floor(A6000, "COMMUNITY")
+    assert pod.desired_status == "EXITED"
+    return pod
+
+
+def resume_in_flight(env, config):
+    """Run `bidder tick` (a real process) until it has sent a podBidResume that the emulator holds for
+    3 s; returns the process while the resume is in flight."""
+    env.emu.set_faults("late_resume=1,late_delay=3")
+    for _ in range(60):
+        proc = subprocess.Popen(cli_args(env, "tick", "--config", str(env.tmp / "bidder.toml")),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "RUNPOD_API_KEY": env.emu.api_key})
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(a["kind"] == "bid_resume" and a["outcome"] == "pending" for a in env.store.actions("train")):
+                return proc
+            time.sleep(0.02)
+        proc.communicate(timeout=60)
+        env.emu.advance(300)  # the tick waited for the market to settle: try the next cycle
+    raise AssertionError("no tick resumed the pod")
+
+
+def test_bidder_stop_job_waits_for_the_tick_and_is_not_undone(env):
+    config = env.config(SPOT)
+    pod = interrupted_spot_pod(env, config)
+    proc = resume_in_flight(env, config)
+    try:
+        stopped = cli(env, "stop", "--job", "train", "--wait", "30", "--db", str(env.tmp / "bidder.db"),
+                      "--api-url", env.emu.url, "--now", to_iso(env.emu.now))
+    finally:
+        _out, err = proc.communicate(timeout=60)
+    env.emu.set_faults(None)
+    assert proc.returncode == 0, err
+    assert stopped.exit_code == 0, stopped.output + stopped.stderr
+    assert stopped.output.strip() == f"stopped pod {pod.id} (job train is held)"
+    assert pod.desired_status == "EXITED"
+    assert env.store.job_state("train")["state"] == "held"
+    for _ in range(3):
+        env.emu.advance(300)
+        assert env.tick(config).jobs[0].state == "held"
+    assert len(env.emu.world.pods) == 1 and pod.desired_status == "EXITED"
+
+
+def test_a_stop_written_while_the_tick_resumes_stands_and_the_resumed_pod_is_stopped(env):
+    # A writer that does not take the tick's lock (an older bidder, a script): the tick re-reads the
+    # job's state before it saves, keeps the user's stop, and stops the pod its resume restarted.
+    config = env.config(SPOT)
+    pod = interrupted_spot_pod(env, config)
+    proc = resume_in_flight(env, config)
+    try:
+        env.store.save_job_state("train", state="held", note="held: stopped by the user")
+    finally:
+        out, err = proc.communicate(timeout=60)
+    env.emu.set_faults(None)
+    assert proc.returncode == 0, err
+    assert "train: held" in out, out
+    assert env.store.job_state("train")["state"] == "held"
+    assert pod.desired_status == "EXITED"
+    env.emu.advance(300)
+    assert env.tick(config).jobs[0].state == "held"
+    assert len(env.emu.world.pods) == 1 and pod.desired_status == "EXITED"
+
+
+def test_stop_and_jobs_start_give_up_after_wait_saying_a_tick_runs(env):
+    config = env.config(ON_DEMAND)
+    assert env.tick(config).jobs[0].state == "running"
+    pod = live(env)[0]
+    db = ["--db", str(env.tmp / "bidder.db")]
+    with env.store.exclusive_lock("tick"):
+        stopped = cli(env, "stop", "--job", "train", "--wait", "0.3", *db, "--api-url", env.emu.url)
+        started = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), *db, "start", "train", "--wait", "0.3")
+        ended = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), *db, "stop", "train", "--wait", "0.3",
+                    "--api-url", env.emu.url)
+    for result in (stopped, started, ended):
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: a bidder tick is running (pid {os.getpid()})")
+        assert "after 0.3 s" in lines[0]
+    assert "nothing was stopped" in stopped.stderr
+    assert "the next tick stops the job's pod" in ended.stderr
+    assert pod.desired_status == "RUNNING"
