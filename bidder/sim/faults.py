@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass, fields
 
 from bidder.errors import ConfigError
@@ -127,6 +128,8 @@ class FaultInjector:
         self.spec = spec
         self._rng = random.Random(f"{seed}|faults")
         self._lock = threading.Lock()
+        #: Faults injected so far, by kind ("429", "429_html", "lost_create", "slow_stop"...).
+        self.counts: Counter[str] = Counter()
 
     def draw(self) -> str | None:
         """The fault for this request (one of FAULT_KINDS), or None."""
@@ -138,12 +141,17 @@ class FaultInjector:
         for kind in FAULT_KINDS:
             edge += getattr(self.spec, _RATE_KEYS[kind])
             if u < edge:
+                with self._lock:
+                    self.counts[kind] += 1
                 return kind
         return None
 
     def html(self) -> bool:
         with self._lock:
-            return self._rng.random() < self.spec.html_share
+            html = self._rng.random() < self.spec.html_share
+            if html:
+                self.counts["429_html"] += 1
+            return html
 
     def lose_create(self) -> bool:
         return self.operation_fault("lost_create")
@@ -155,7 +163,10 @@ class FaultInjector:
         if rate <= 0:
             return False
         with self._lock:
-            return self._rng.random() < rate
+            hit = self._rng.random() < rate
+            if hit:
+                self.counts[kind] += 1
+            return hit
 
     def late(self, operations: set[str]) -> tuple[str | None, str | None]:
         """(a delay-before-executing fault, a delay-after-executing fault) for a request carrying
