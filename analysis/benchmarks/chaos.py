@@ -10,7 +10,7 @@ a dropped connection; creates lose their answer or land late; spot is switched o
 mid-run. Three managed jobs of different tolerances (bidder.toml) run throughout. Four scenarios
 replay issue 14's situations inside the run, each tagged so a violation names the scenario it came
 from: `late_create` (a create that lands after the client's timeout), `poisoned` (one poll answering
-an uptime of 31 years), `own_stop` (bidder's budget stop executes, the tick is SIGKILLed before the
+uptimeInSeconds = 10^12), `own_stop` (bidder's budget stop executes, the tick is SIGKILLed before the
 answer) and `stop_race` (`bidder stop --job` while a tick's podBidResume is in flight).
 
 The invariants (`check_invariants`, shared with tests/test_chaos.py), after every cycle:
@@ -67,8 +67,8 @@ BASE_FAULTS = ("429=0.10,html=0.5,retry_after=0.02,500=0.05,timeout=0.05,delay=0
                "lost_create=0.2,late_create=0.05,late_delay=0.9")
 SCENARIOS = ("late_create", "poisoned", "own_stop", "stop_race")
 HISTORY_DAYS = 2.0
-#: The `poisoned` scenario's uptime: impossible (31 years), yet a date the emulator can still print.
-POISON_UPTIME = 1e9
+#: The `poisoned` scenario's uptime (seconds): issue 14's 10^12, far beyond the time since any create.
+POISON_UPTIME = 1e12
 CYCLE_S = 300
 
 CONFIG = f"""
@@ -99,7 +99,7 @@ gpu = ["{A6000}"]
 cloud = "community"
 keep_running = true
 tolerance = "none"
-budget = 4.0
+budget = 10.0
 image = "runpod/pytorch:latest"
 """
 LATE_JOB = f"""
@@ -133,6 +133,7 @@ class ChaosResult:
     ticks: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     retries: int = 0
+    failures: Counter[str] = field(default_factory=Counter)   # failed in-process ticks, by error class
     recovered: Counter[str] = field(default_factory=Counter)
     scenarios: dict[str, str] = field(default_factory=dict)   # name -> "ran at cycle N" or why skipped
     violations: list[Violation] = field(default_factory=list)
@@ -146,6 +147,8 @@ class ChaosResult:
         out.append("ticks: " + ", ".join(f"{k} {n}" for k, n in sorted(self.ticks.items())))
         out.append("faults: " + ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())))
         out.append(f"retries: {self.retries}")
+        out.append("failed ticks (one line, exit 1 in the CLI): " + (", ".join(
+            f"{k} {n}" for k, n in sorted(self.failures.items())) or "none"))
         out.append(f"pods recovered: {sum(self.recovered.values())} ("
                    + ", ".join(f"{k} {n}" for k, n in sorted(self.recovered.items())) + ")")
         per = self.by_scenario()
@@ -323,8 +326,10 @@ class _Run:
                 self.result.ticks[kind] += 1
             except LockHeld:
                 self.result.ticks["lock_held"] += 1
-            except BidderError:
+            except BidderError as exc:
                 self.result.ticks["failed"] += 1   # the CLI prints it as one line, exit 1
+                self.result.failures[type(exc).__name__] += 1
+                self.outputs[f"tick {self.cycle} error"] = str(exc)
             except Exception as exc:
                 self.violation("traceback", f"tick raised {type(exc).__name__}: {exc}")
 
@@ -397,7 +402,7 @@ class _Run:
             started = pod.run_started_s
             if started is None:
                 return False
-            pod.run_started_s = self.emu.world.now_s - POISON_UPTIME   # one poll answers an uptime of 31 years
+            pod.run_started_s = self.emu.world.now_s - POISON_UPTIME   # one poll answers uptimeInSeconds = 10^12
         try:
             self.tick_in_process("scenario")
         finally:
@@ -412,13 +417,16 @@ class _Run:
             return False
         job, row = found
         self.tag("own_stop", 6)
-        with Store.open(self.db) as store:
-            spent = sum(store.spend_by_pod(job).values())
+        # A budget just above what the emulator billed so far, below that plus the next hour: the
+        # tick decides a budget stop now (and no pod was billed past the new budget before it).
+        with self.emu.world.lock:
+            billed = sum(p.spend for p in self.emu.world.pods.values() if _job_of(p.name, self.config) == job)
+        spent = billed + 0.03
         old = f"budget = {self.config.jobs[job].policy.budget}"
         section = self.config_text.index(f"[jobs.{job}]")
         at = self.config_text.index("budget = ", section)
         end = self.config_text.index("\n", at)
-        self.config_text = self.config_text[:at] + f"budget = {spent + 0.02:.4f}" + self.config_text[end:]
+        self.config_text = self.config_text[:at] + f"budget = {spent:.4f}" + self.config_text[end:]
         self.write_config()
         self.set_faults("slow_stop=1,late_delay=30")   # the stop executes; its answer never comes in time
         pod = self.emu.world.pods[row["pod_id"]]
