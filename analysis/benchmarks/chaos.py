@@ -9,8 +9,8 @@ Retry-After), 5% with 500, 5% late (`timeout`: executed, answered after the clie
 a dropped connection; creates lose their answer or land late; spot is switched off and back on
 mid-run. Three managed jobs of different tolerances (bidder.toml) run throughout. Four scenarios
 replay issue 14's situations inside the run, each tagged so a violation names the scenario it came
-from: `late_create` (a create that lands after the client's timeout), `poisoned` (one poll answering
-uptimeInSeconds = 10^12), `own_stop` (bidder's budget stop executes, the tick is SIGKILLed before the
+from: `late_create` (a create that lands after the client's timeout), `poisoned` (the first poll of a
+new pod answering an uptime of 63 years), `own_stop` (bidder's budget stop executes, the tick is SIGKILLed before the
 answer) and `stop_race` (`bidder stop --job` while a tick's podBidResume is in flight).
 
 The invariants (`check_invariants`, shared with tests/test_chaos.py), after every cycle:
@@ -67,8 +67,9 @@ BASE_FAULTS = ("429=0.10,html=0.5,retry_after=0.02,500=0.05,timeout=0.05,delay=0
                "lost_create=0.2,late_create=0.05,late_delay=0.9")
 SCENARIOS = ("late_create", "poisoned", "own_stop", "stop_race")
 HISTORY_DAYS = 2.0
-#: The `poisoned` scenario's uptime (seconds): issue 14's 10^12, far beyond the time since any create.
-POISON_UPTIME = 1e12
+#: The `poisoned` scenario's uptime (seconds): 63 years, far beyond the time since any create (issue 14
+#: saw 10^12; GraphQL's Int, 32 bits, cannot carry that much: the emulator would answer an error).
+POISON_UPTIME = 2e9
 CYCLE_S = 300
 
 CONFIG = f"""
@@ -101,6 +102,16 @@ keep_running = true
 tolerance = "none"
 budget = 10.0
 image = "runpod/pytorch:latest"
+"""
+FRESH_JOB = f"""
+[jobs.fresh]
+gpu = ["{A6000}"]
+cloud = "community"
+hours = 1
+tolerance = "none"
+budget = 1.0
+image = "runpod/pytorch:latest"
+on_finish = "terminate"
 """
 LATE_JOB = f"""
 [jobs.late]
@@ -384,25 +395,47 @@ class _Run:
     def scenario_late_create(self) -> None:
         # A new job whose first create reaches the server after the client's timeout.
         self.tag("late_create", 6)
-        self.config_text = CONFIG + LATE_JOB
+        self.config_text += LATE_JOB
         self.write_config()
         self.set_faults("late_create=1,late_delay=1.0")
         self.tick_in_process("scenario")
         self.set_faults(BASE_FAULTS)
 
     def scenario_poisoned(self) -> bool:
-        found = self.running_job_pod(("svc", "steady", "batch"))
-        if found is None:
+        # A new job; at the first poll of its pod, the emulator answers an impossible uptime (as a
+        # pod's first observation, it would count all of it as spend and work).
+        if "[jobs.fresh]" not in self.config_text:
+            self.tag("poisoned", 12)
+            self.config_text += FRESH_JOB
+            self.write_config()
+            self.tick_in_process("scenario")
+            self.result.scenarios["poisoned"] = "waiting for its pod"
+            return True
+        with Store.open(self.db) as store:
+            rows = [r for r in store.managed_pods("fresh", states=["active"])
+                    if r.get("desired_status") == "RUNNING" and not store.observations(r["pod_id"])]
+        if not rows:
             return False
-        _job, row = found
+        pod_id = rows[-1]["pod_id"]
+        self.poisoned.add(pod_id)
         self.tag("poisoned", 4)
-        self.poisoned.add(row["pod_id"])
+
+        def check(store: Store) -> None:
+            state = store.job_state("fresh") or {}
+            with self.emu.world.lock:
+                ran = sum(p.spend / p.price_per_gpu / p.gpu_count for p in self.emu.world.pods.values()
+                          if _job_of(p.name, self.config) == "fresh" and p.price_per_gpu)
+            if state.get("state") == "finished" and ran < 0.95:
+                self.violation("poisoned", f"job fresh declared finished ({state.get('note')}) after {ran:.2f} h "
+                                           "of billed running", "poisoned")
+
+        self.checks.append((self.cycle + 3, "poisoned", check))
         with self.emu.world.lock:
-            pod = self.emu.world.pods[row["pod_id"]]
+            pod = self.emu.world.pods[pod_id]
             started = pod.run_started_s
             if started is None:
                 return False
-            pod.run_started_s = self.emu.world.now_s - POISON_UPTIME   # one poll answers uptimeInSeconds = 10^12
+            pod.run_started_s = self.emu.world.now_s - POISON_UPTIME
         try:
             self.tick_in_process("scenario")
         finally:
@@ -519,7 +552,8 @@ class _Run:
             before = set(self.emu.world.pods)
         ran_scenario = False
         for frac, name in ((0.15, "late_create"), (0.3, "poisoned"), (0.45, "own_stop"), (0.7, "stop_race")):
-            if name not in self.result.scenarios and c >= int(n * frac):
+            state = self.result.scenarios.get(name)
+            if (state is None or not state.startswith(("ran", "skipped"))) and c >= int(n * frac):
                 fn = getattr(self, f"scenario_{name}")
                 done = fn()
                 ran_scenario = done is not False
@@ -565,8 +599,11 @@ class _Run:
         return out
 
     def scenario_of(self, problem: tuple[str, str]) -> str | None:
-        if any(pod_id in problem[1] for pod_id in self.poisoned):
+        """The scenario a violation comes from when it names that scenario's pod or job."""
+        if any(pod_id in problem[1] for pod_id in self.poisoned) or "fresh" in problem[1]:
             return "poisoned"
+        if "bidder-late-" in problem[1] or "job late " in problem[1]:
+            return "late_create"
         return None
 
     def finish(self) -> None:
