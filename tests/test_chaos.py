@@ -59,7 +59,7 @@ def test_the_invariant_checks_catch_two_pods_an_unwatched_pod_and_a_spend_gap(em
     from bidder.runpod import PodSpec
     from bidder.store import Store
 
-    text = chaos.CONFIG
+    text = chaos.config_text()
     config = parse_config(tomllib.loads(text), str(tmp_path / "bidder.toml"))
     with Store.open(tmp_path / "bidder.db") as store:
         spec = PodSpec(name="bidder-svc-1", image_name="x", gpu_type_id=chaos.A6000, cloud_type="COMMUNITY")

@@ -57,7 +57,7 @@ from bidder.store import Store, estimate_spend  # noqa: E402
 from bidder.tick import run_tick  # noqa: E402
 from bidder.units import to_iso  # noqa: E402
 
-__all__ = ["BASE_FAULTS", "SCENARIOS", "ChaosResult", "Violation", "check_invariants", "main", "run_chaos"]
+__all__ = ["BASE_FAULTS", "SCENARIOS", "ChaosResult", "Violation", "check_invariants", "config_text", "main", "run_chaos"]
 
 A6000, RTX4090, A40 = "NVIDIA RTX A6000", "NVIDIA GeForce RTX 4090", "NVIDIA A40"
 #: The key the run's emulator accepts: distinctive, so that finding it anywhere is certain.
@@ -72,7 +72,7 @@ HISTORY_DAYS = 2.0
 POISON_UPTIME = 2e9
 CYCLE_S = 300
 
-CONFIG = f"""
+CONFIG = """
 max_spend_per_hour = 3.0
 collect_interval = "10m"
 spot_recheck = "2h"
@@ -80,10 +80,10 @@ spot_recheck = "2h"
 [jobs.batch]
 gpu = ["{A6000}", "{A40}"]
 cloud = "community"
-hours = 6
+hours = {batch_hours:g}
 tolerance = "high"
 max_price = 0.45
-budget = 2.5
+budget = {batch_budget:g}
 image = "runpod/pytorch:latest"
 on_finish = "terminate"
 
@@ -92,7 +92,7 @@ gpu = ["{RTX4090}", "{A6000}"]
 keep_running = true
 tolerance = "low"
 max_price = 0.8
-budget = 6.0
+budget = {steady_budget:g}
 image = "runpod/pytorch:latest"
 
 [jobs.svc]
@@ -100,7 +100,7 @@ gpu = ["{A6000}"]
 cloud = "community"
 keep_running = true
 tolerance = "none"
-budget = 10.0
+budget = {svc_budget:g}
 image = "runpod/pytorch:latest"
 """
 FRESH_JOB = f"""
@@ -123,6 +123,12 @@ budget = 1.0
 image = "runpod/pytorch:latest"
 on_finish = "terminate"
 """
+
+
+def config_text(scale: float = 1.0) -> str:
+    """bidder.toml of the run: three jobs (tolerance high, low, none), work and budgets x `scale`."""
+    return CONFIG.format(A6000=A6000, RTX4090=RTX4090, A40=A40, batch_hours=6 * scale, batch_budget=2.5 * scale, steady_budget=6.0 * scale,
+                         svc_budget=10.0 * scale)
 
 
 @dataclass(frozen=True)
@@ -270,7 +276,9 @@ class _Run:
         self.config_path = workdir / "bidder.toml"
         self.log_path = workdir / "tick.jsonl"
         self.outputs: dict[str, str] = {}
-        self.config_text = CONFIG
+        # Longer runs get longer jobs and larger budgets: there is still work at the last cycle.
+        scale = max(1.0, cycles / 150)
+        self.config_text = config_text(scale)
         self.active: dict[int, str] = {}       # cycle -> scenario tag
         self.seen: set[str] | None = None
         self.poisoned: set[str] = set()
