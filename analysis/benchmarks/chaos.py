@@ -280,7 +280,8 @@ class _Run:
         scale = max(1.0, cycles / 150)
         self.config_text = config_text(scale)
         self.active: dict[int, str] = {}       # cycle -> scenario tag
-        self.seen: set[str] | None = None
+        self.seen: set[str] = set()            # pods that a completed tick could have seen
+        self.completed = False
         self.poisoned: set[str] = set()
         self.checks: list[Any] = []            # scenario checks: (until_cycle, name, fn)
         self.cycle = 0
@@ -343,6 +344,7 @@ class _Run:
             try:
                 run_tick(client, store, self.config, self.emu.now, events=self.event)
                 self.result.ticks[kind] += 1
+                self.completed = True
             except LockHeld:
                 self.result.ticks["lock_held"] += 1
             except BidderError as exc:
@@ -558,6 +560,7 @@ class _Run:
             self.collect()
         with self.emu.world.lock:
             before = set(self.emu.world.pods)
+        self.completed = False
         ran_scenario = False
         for frac, name in ((0.15, "late_create"), (0.3, "poisoned"), (0.45, "own_stop"), (0.7, "stop_race")):
             state = self.result.scenarios.get(name)
@@ -579,10 +582,13 @@ class _Run:
                 proc = self.bidder(*self.tick_args(), tag="tick")
                 if proc is not None:
                     self.result.ticks["cli"] += 1
+                    self.completed = proc.returncode == 0 and "another bidder tick" not in proc.stdout
             else:
                 self.tick_in_process()
-        # A clean tick after the chaotic one: what the ledger knows is compared with what it must know.
-        self.seen = before
+        # Pods are judged once a tick ran to its end after they appeared: one killed or failed tick
+        # (or one that found the lock held) could not have taken them into the ledger.
+        if self.completed:
+            self.seen = before
         with Store.open(self.db) as store:
             for problem in check_invariants(self.emu.world, store, self.config, seen=self.seen,
                                             spend_pods=self.polled_now(store)):
