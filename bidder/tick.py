@@ -208,12 +208,26 @@ class _Tick:
         current = self.store.job_state(jc.name) or {}
         for row in self.store.managed_pods(jc.name):
             if row.get("desired_status") == "RUNNING" and row.get("state") in ("active", "stopped"):
-                self.ex.stop_pod(row, self.now, reason="the user stopped the job while a tick acted on it",
-                                 state="stopped" if row.get("state") == "active" else row["state"])
+                self._restop(jc, row)
+        current = self.store.job_state(jc.name) or {}
         message = current.get("note") or f"{current.get('state')}: stopped by the user during this tick"
         self.ex.emit(self.now, "overruled", job=jc.name, message="the user stopped the job while this tick acted; "
                      "their stop stands")
         return self._report(jc, str(current.get("state") or "held"), message)
+
+    def _restop(self, jc: JobConfig, row: dict[str, Any]) -> None:
+        """Stop a pod this tick (re)started after the user stopped its job. Until that stop is
+        confirmed the pod stays watched (`active`) and named in `restop`, which the next tick retries."""
+        self.store.set_pod_state(row["pod_id"], state="active")
+        self.store.save_job_state(jc.name, restop=row["pod_id"])
+        try:
+            self.ex.stop_pod(self.store.pod(row["pod_id"]) or row, self.now,
+                             reason="the user stopped the job while a tick acted on it", state="stopped")
+        except ApiError as exc:
+            log.warning("job %s: pod %s could not be stopped again (%s); the next tick tries again",
+                        jc.name, row["pod_id"], exc)
+            return
+        self.store.save_job_state(jc.name, restop=None)
 
     def _intervened(self, jc: JobConfig, current: dict[str, Any]) -> bool:
         """True when the job's stored state says the user stopped it after this tick first read it."""
@@ -226,6 +240,11 @@ class _Tick:
         state = self.store.job_state(jc.name) or {}
         self.seen[jc.name] = state
         if state.get("state") == "held":
+            restop = None if self.ex.dry_run else self.store.pod(state.get("restop") or "")
+            if restop is not None and restop.get("state") == "active" and restop.get("desired_status") == "RUNNING":
+                self._restop(jc, restop)  # a stop that the user asked for and a tick's resume undid
+            elif restop is not None:
+                self.store.save_job_state(jc.name, restop=None)
             if not self.ex.dry_run:  # even a held job's late creates are watched, and retired
                 for stray in self.ex.strays(jc, self.listing, include_pending=True):
                     self.ex.take_stray(jc, stray, self.now, keep=False)

@@ -55,14 +55,14 @@ def wait_for(predicate, seconds: float = 15.0) -> None:
 # -- 1. a create executed after the client's timeout ------------------------------------------------
 def test_a_create_that_lands_after_the_timeout_is_adopted_not_duplicated(env):
     config = env.config(ON_DEMAND)
-    env.emu.set_faults("late_create=1,late_delay=2.5")
+    env.emu.set_faults("late_create=1,late_delay=4")
     report = env.tick(config)
     # The client gave up at 1 s; the name was looked up at once and nothing was there yet.
     assert report.jobs[0].state == "waiting", report.jobs[0].message
     assert "may still" in report.jobs[0].message
     assert env.store.job_state("train")["pending_name"] == "bidder-train-1"
     env.emu.set_faults(None)
-    wait_for(lambda: len(env.emu.world.pods) == 1)  # the create lands, 1.5 s after the client's timeout
+    wait_for(lambda: len(env.emu.world.pods) == 1)  # the create lands, 3 s after the client's timeout
     env.emu.advance(300)
     report = env.tick(config)
     assert report.jobs[0].state == "running", report.jobs[0].message
@@ -95,10 +95,10 @@ def test_within_the_grace_nothing_else_is_rented_and_after_it_the_name_is_reused
 
 def test_a_create_landing_after_its_grace_is_found_by_name_and_retired(env):
     config = env.config(ON_DEMAND)
-    env.emu.set_faults("late_create=1,late_delay=3")
+    env.emu.set_faults("late_create=1,late_delay=5")
     assert env.tick(config).jobs[0].state == "waiting"
     env.emu.set_faults(None)
-    # The grace runs out on the virtual clock before the late create lands (3 s of real time).
+    # The grace runs out on the virtual clock before the late create lands (5 s of real time).
     env.emu.advance(CREATE_GRACE.total_seconds() + 60)
     report = env.tick(config)
     assert report.jobs[0].state == "running"
