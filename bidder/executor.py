@@ -13,7 +13,13 @@ Safety rules, each enforced here (not left to callers):
 - Creates are idempotent by name: a job's pods are named PREFIX-ATTEMPT with the attempt counter
   saved (and the name remembered as `pending_name`) BEFORE the create. After a TransportError (a
   timeout or a lost answer), the pod list is read and a pod with that name is adopted; nothing is
-  created again until that check has been made, in this call or at the next tick.
+  created again until that check has been made, in this call or at the next tick. A create that may
+  have executed and is not found yet keeps its name for CREATE_GRACE (it may land late): ticks look
+  it up again and rent nothing else for the job; after that the next create reuses the name, and a
+  pod carrying a job's name that the ledger does not know (`strays`) is watched from then on.
+- A stop of bidder's own whose answer never came (pending or error in the ledger, newer than the
+  pod's last start) explains an "Exited by User": `observe` says "stopped_by_bidder", not
+  "stopped_outside", and completes the ledger's action.
 - No bid above the policy's max price is ever sent; a launch or resume that would take the job's
   spend plus the next hour past its budget, or all managed pods past `max_spend_per_hour`, is refused.
 - SpotUnsupported (RunPod retired spot) is remembered in the store settings

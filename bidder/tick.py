@@ -17,7 +17,11 @@ The cycle, safe to run every minute:
      job's progress: `podBidResume` at the new bid when spot on that GPU type and cloud is still
      best (the volume is on that machine), wait (saying below which floor it acts), or move (a new
      pod elsewhere, e.g. on-demand; the old one is retired so the job never runs two pods);
-   - stopped or terminated outside bidder → held until `bidder jobs start NAME`.
+   - stopped or terminated outside bidder → held until `bidder jobs start NAME`; a stop of bidder's
+     own whose answer never came is not that: the job ends where the stop meant (`stop_intent`);
+   - a create that may still land (`pending_name`) → nothing else is rented for the job meanwhile.
+A job's state is re-read before the tick acts on it and, in one transaction, before it is saved: a
+stop the user decided meanwhile stands, and a pod this tick restarted is stopped again.
 Nothing reads the clock here: `now` comes from the caller (wall clock, or the emulator's).
 """
 

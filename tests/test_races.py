@@ -280,3 +280,16 @@ def test_stop_and_jobs_start_give_up_after_wait_saying_a_tick_runs(env):
     assert "nothing was stopped" in stopped.stderr
     assert "the next tick stops the job's pod" in ended.stderr
     assert pod.desired_status == "RUNNING"
+
+
+def test_the_late_fault_kinds_parse_print_and_count():
+    from bidder.sim.faults import FaultInjector, FaultSpec
+
+    spec = FaultSpec.parse("late_create=1,late_resume=0.5,slow_stop=0.25,late_delay=3")
+    assert (spec.late_create, spec.late_resume, spec.slow_stop, spec.late_delay) == (1.0, 0.5, 0.25, 3.0)
+    assert spec.active and FaultSpec.parse(str(spec)) == spec
+    injector = FaultInjector(FaultSpec.parse("late_create=1,slow_stop=1"), seed=0)
+    assert injector.late({"podFindAndDeployOnDemand"}) == ("late_create", None)
+    assert injector.late({"podStop"}) == (None, "slow_stop")
+    assert injector.late({"podBidResume"}) == (None, None)  # late_resume is 0: nothing drawn
+    assert injector.counts == {"late_create": 1, "slow_stop": 1}
