@@ -293,3 +293,27 @@ def test_the_late_fault_kinds_parse_print_and_count():
     assert injector.late({"podStop"}) == (None, "slow_stop")
     assert injector.late({"podBidResume"}) == (None, None)  # late_resume is 0: nothing drawn
     assert injector.counts == {"late_create": 1, "slow_stop": 1}
+
+
+def test_a_terminate_whose_tick_is_killed_before_the_answer_is_not_taken_for_the_users(env):
+    config = env.config(ON_DEMAND.replace("keep_running = true", "hours = 1") + 'on_finish = "terminate"\n')
+    assert env.tick(config).jobs[0].state == "running"
+    pod = live(env)[0]
+    env.emu.advance(3600 + 300)  # the work is done: the next tick terminates the pod
+    env.emu.set_faults("slow_stop=1,late_delay=60")
+    proc = subprocess.Popen(cli_args(env, "tick", "--config", str(env.tmp / "bidder.toml")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "RUNPOD_API_KEY": env.emu.api_key})
+    try:
+        wait_for(lambda: pod.desired_status == "TERMINATED", seconds=60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    env.emu.set_faults(None)
+    assert [a["outcome"] for a in env.store.actions("train") if a["kind"] == "terminate"] == ["pending"]
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "finished", report.jobs[0].message
+    assert not any(e["event"] == "pod_gone" for e in report.events)
+    assert [a["outcome"] for a in env.store.actions("train") if a["kind"] == "terminate"] == ["ok"]
+    assert env.store.pod(pod.id)["state"] == "terminated"
