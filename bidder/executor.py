@@ -39,12 +39,14 @@ from typing import Any
 
 from bidder.errors import (
     ApiError,
+    AuthError,
     BidderError,
     GraphQLError,
     Infeasible,
     InsufficientHistory,
     NoCapacity,
     PodNotFound,
+    RateLimited,
     SpotUnsupported,
     TransportError,
 )
@@ -55,12 +57,15 @@ from bidder.store import SPOT_UNSUPPORTED_SINCE, Store, estimate_spend
 from bidder.units import parse_timestamp, to_iso
 
 __all__ = [
+    "COST_FACTOR",
     "SPOT_FLAG",
     "SPOT_GONE_MESSAGE",
+    "UPTIME_SLACK_S",
     "Attempt",
     "Executor",
     "LaunchResult",
     "exit_time",
+    "maybe_executed",
     "pod_spec",
     "running_hours",
 ]
@@ -74,6 +79,10 @@ _START_KINDS = ("rent_spot", "deploy_on_demand", "bid_resume", "resume")
 _JS_DATE = re.compile(r"(?:[A-Z][a-z]{2} )?([A-Z][a-z]{2}) (\d{1,2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT([+-]\d{4})")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _CAP_SLACK = 1e-9
+#: A poll is impossible when its uptime passes the time since the create by more than this (clock
+#: skew between RunPod and cron), or its cost per hour passes COST_FACTOR x the agreed rate.
+UPTIME_SLACK_S = 600.0
+COST_FACTOR = 2.0
 
 
 def exit_time(last_status_change: str | None) -> datetime | None:
@@ -96,6 +105,20 @@ def exit_time(last_status_change: str | None) -> datetime | None:
         except ValueError:
             return None
     return None
+
+
+def maybe_executed(error: ApiError) -> bool:
+    """Whether the server may have done what a mutation asked, although `error` came back: a timeout
+    or lost answer, a 5xx, a malformed answer (`MalformedAnswer`), RunPod's generic "Something went
+    wrong" at HTTP 200. Not a 429, a 401, a validation error (HTTP 400) or a named business refusal."""
+    if isinstance(error, TransportError):
+        return True
+    if isinstance(error, RateLimited | AuthError | NoCapacity | SpotUnsupported | PodNotFound):
+        return False
+    if isinstance(error, GraphQLError):
+        return error.status != 400 and (not error.codes or "INTERNAL_SERVER_ERROR" in error.codes
+                                        or None in error.codes)
+    return True
 
 
 def running_hours(observations: Sequence[dict[str, Any]]) -> float:
@@ -438,27 +461,24 @@ class Executor:
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
             self.emit(now, kind, name=name, outcome="no_capacity", error=str(exc), **_event_fields(ledger))
             return self._attempt(config, cand, "no_capacity", str(exc), name, cost=cost), None, None
-        except TransportError as exc:
-            # Timeout or lost answer: the pod may exist. Look for it by name before anything else.
-            found = self.find_by_name(name)  # raises ApiError if the list cannot be read: pending stays
-            if found is None:
-                self._finish(action, now, "error", error=f"{exc} (no pod named {name} exists: not created)")
-                self.store.save_job_state(config.name, pending_name=None, pending_since=None)
-                self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
-                raise _StopLaunch(f"the API failed during the create ({exc}); no pod named {name} was made; "
-                                  "the next tick tries again") from exc
-            self._finish(action, now, "ok", pod_id=found.id)
-            self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
-            self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
-                      message=f"the create's answer was lost ({exc}); found pod {found.id} by its name")
-            return self._attempt(config, cand, "adopted", str(exc), name, found.id, cost), found, None
-        except GraphQLError as exc:
-            # Spend limit, balance, a refused input...: other alternatives would meet the same refusal.
-            self._finish(action, now, "error", error=str(exc))
-            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
-            self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
-            raise _StopLaunch(str(exc)) from exc
-        except ApiError as exc:  # rate limited, auth: nothing was created (the server refused to start)
+        except ApiError as exc:
+            if maybe_executed(exc):
+                # Timeout, lost or malformed answer, "Something went wrong": the pod may exist.
+                # Look for it by name before anything else.
+                found = self.find_by_name(name)  # raises ApiError if the list cannot be read: pending stays
+                if found is None:
+                    self._finish(action, now, "error", error=f"{exc} (no pod named {name} exists: not created)")
+                    self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+                    self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
+                    raise _StopLaunch(f"the API failed during the create ({exc}); no pod named {name} was made; "
+                                      "the next tick tries again") from exc
+                self._finish(action, now, "ok", pod_id=found.id)
+                self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
+                self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
+                          message=f"the create's answer was lost ({exc}); found pod {found.id} by its name")
+                return self._attempt(config, cand, "adopted", str(exc), name, found.id, cost), found, None
+            # Spend limit, balance, a refused input, rate limited, auth: nothing was created, and other
+            # alternatives would meet the same refusal.
             self._finish(action, now, "error", error=str(exc))
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
             self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
@@ -517,6 +537,39 @@ class Executor:
         return pod
 
     # -- polling -----------------------------------------------------------------------------------
+    def confirm(self, pod_id: str) -> Pod | None:
+        """Ask for one pod (`pod(input: {podId})`) that a listing left out: the pod, or None when the
+        API says it does not exist. Any other failure raises ApiError: the pod's state is unknown."""
+        try:
+            return self.client.pod(pod_id)
+        except PodNotFound:
+            return None
+
+    def implausible(self, row: dict[str, Any], pod: Pod, now: datetime) -> str | None:
+        """Why this poll of a managed pod cannot be true (None: it can): an uptime longer than the time
+        since bidder created the pod, or a cost per hour far above any rate bidder agreed to for it.
+        Such a poll is not stored; the job goes on from the last good observation."""
+        created = row.get("created")
+        if pod.uptime_seconds is not None and isinstance(created, datetime):
+            since = (now - created).total_seconds()
+            if pod.uptime_seconds > since + UPTIME_SLACK_S:
+                return (f"pod {row['pod_id']}: uptime {pod.uptime_seconds:.0f} s is longer than the "
+                        f"{max(since, 0):.0f} s since it was created")
+        agreed = self.agreed_rate(row)
+        if pod.cost_per_hr is not None and agreed is not None and pod.cost_per_hr > agreed * COST_FACTOR + 0.01:
+            return (f"pod {row['pod_id']}: cost ${pod.cost_per_hr:.3f}/h is far above the ${agreed:.3f}/h "
+                    "bidder agreed to")
+        return None
+
+    def agreed_rate(self, row: dict[str, Any]) -> float | None:
+        """The highest rate (USD per hour, whole pod) bidder ever agreed to for this pod: its bids and
+        the expected cost of its starts. None when unknown."""
+        rates = [float(a["expected_cost_per_hour"]) for a in self.store.actions(pod_id=row["pod_id"])
+                 if a["kind"] in _START_KINDS and a.get("expected_cost_per_hour")]
+        if row.get("kind") == "spot" and row.get("bid_per_gpu"):
+            rates.append(float(row["bid_per_gpu"]) * int(row.get("gpu_count") or 1))
+        return max(rates) if rates else None
+
     def run_start(self, pod_id: str, before: datetime) -> datetime | None:
         """When the pod's current (or last) run began, from the ledger: the later of its last successful
         start action and (last RUNNING poll - its uptime)."""
@@ -548,6 +601,12 @@ class Executor:
             return "gone"
         status = pod.desired_status or "UNKNOWN"
         was_running = row.get("desired_status") == "RUNNING"
+        why = self.implausible(row, pod, now)
+        if why is not None:
+            log.warning("ignored an impossible poll: %s", why)
+            self.emit(now, "rejected_observation", job=row.get("job"), pod_id=pod_id,
+                      message=f"ignored an impossible poll: {why}; the job goes on from the last good one")
+            return "running" if was_running else "exited"
         if status == "RUNNING":
             outcome = "running"
         elif not was_running:

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bidder.collector import collect_once
-from bidder.errors import Infeasible, InsufficientHistory, SpotUnsupported
+from bidder.errors import ApiError, Infeasible, InsufficientHistory, SpotUnsupported
 from bidder.executor import SPOT_GONE_MESSAGE, Executor, running_hours
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
@@ -125,6 +125,9 @@ class _Tick:
         self.report = TickReport(now)
         self.listing: list[Pod] = []
         self.outcomes: dict[str, str] = {}
+        # False when the listing left out a pod the ledger has active: its absences prove nothing.
+        self.listing_trusted = True
+        self.unknown: dict[str, str] = {}  # job -> why one of its pods is in an unknown state
 
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
@@ -176,10 +179,22 @@ class _Tick:
         self.listing = self.client.pods()
         by_id = {p.id: p for p in self.listing}
         for row in active:
-            outcome = self.ex.observe(row, by_id.get(row["pod_id"]), self.now)
+            pod = by_id.get(row["pod_id"])
+            if pod is None:
+                # A listing without a pod bidder did not end is no proof that it ended: ask for it.
+                self.listing_trusted = False
+                try:
+                    pod = self.ex.confirm(row["pod_id"])
+                except ApiError as exc:
+                    self.outcomes[row["pod_id"]] = "unknown"
+                    self.unknown[row.get("job") or ""] = (f"pod {row['pod_id']} is missing from the pod list and "
+                                                          f"could not be looked up ({exc}); nothing is done for "
+                                                          "this job until its state is known")
+                    self.ex.emit(self.now, "unknown", job=row.get("job"), pod_id=row["pod_id"], error=str(exc))
+                    continue
+            outcome = self.ex.observe(row, pod, self.now)
             self.outcomes[row["pod_id"]] = outcome
-            if outcome == "interrupted":
-                pod = by_id[row["pod_id"]]
+            if outcome == "interrupted" and pod is not None:
                 self.ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
                              message=pod.last_status_change)
 
@@ -188,6 +203,11 @@ class _Tick:
         state = self.store.job_state(jc.name) or {}
         if state.get("state") == "held":
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
+        if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
+            return self._report(jc, "unknown", self.unknown[jc.name])
+        if state.get("pending_name") and not self.listing_trusted:
+            return self._report(jc, "unknown", f"the pod list contradicts the ledger; a pod named "
+                                               f"{state['pending_name']} may exist: nothing is created this tick")
         if not self.ex.dry_run and state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
             self.ex.adopt_pending(jc, self.listing, self.now)

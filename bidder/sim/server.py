@@ -203,6 +203,10 @@ class _Handler(BaseHTTPRequestHandler):
         if problems:
             self._json(400, {"errors": [_requoted(e) for e in problems]})
             return
+        rule = emu.malformed.take(_names(document)) if emu.malformed else None
+        if rule is not None and not rule.execute:
+            self._send(rule.status, rule.render(None), rule.content_type, rule.headers)
+            return
         with emu.world.lock:
             result = execute_sync(schema, document, variable_values=variables,
                                   operation_name=request.get("operationName"),
@@ -215,6 +219,9 @@ class _Handler(BaseHTTPRequestHandler):
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             payload["errors"] = [_format(e) for e in result.errors]
+        if rule is not None:
+            self._send(rule.status, rule.render(payload), rule.content_type, rule.headers)
+            return
         self._json(200, payload)
 
 
@@ -232,6 +239,20 @@ def _format(error: GraphQLError) -> dict[str, Any]:
         log.error("emulator resolver failed", exc_info=original)
         formatted = {**formatted, "message": INTERNAL_ERROR_TEXT, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
     return formatted
+
+
+def _names(document: Any) -> set[str]:
+    """The operation names and top-level field names of a document (what a malformed rule matches)."""
+    names: set[str] = set()
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode):
+            if node.name is not None:
+                names.add(node.name.value)
+            for selection in node.selection_set.selections:
+                name = getattr(getattr(selection, "name", None), "value", None)
+                if name:
+                    names.add(name)
+    return names
 
 
 def _has_create(document: Any) -> bool:
