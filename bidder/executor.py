@@ -292,17 +292,19 @@ class Executor:
         return total
 
     def refusal(self, policy: Policy, *, kind: str, price_per_gpu: float | None, gpu_count: int,
-                job_spent: float, exclude_pod: str | None = None) -> str | None:
+                job_spent: float, exclude_pod: str | None = None, hours_ahead: float = 1.0) -> str | None:
         """Why a pod at this price must not start now (None: it may). Checks the max price (never a bid
-        above it), the job's budget (spend + the next hour) and the global spend per hour."""
+        above it), the job's budget (spend + `hours_ahead` at this rate: the next hour, or the work
+        left when less) and the global spend per hour."""
         if price_per_gpu is None:
             return f"no known {kind.replace('_', '-')} price"
         if policy.max_price is not None and price_per_gpu > policy.max_price + _CAP_SLACK:
             return (f"${price_per_gpu:.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
                     + (" (no bid above the cap is ever sent)" if kind == "spot" else ""))
         rate = price_per_gpu * gpu_count
-        if policy.budget is not None and job_spent + rate > policy.budget + _CAP_SLACK:
-            return (f"the budget ${policy.budget:.2f} does not cover another hour: spent ${job_spent:.2f} + "
+        if policy.budget is not None and job_spent + rate * hours_ahead > policy.budget + _CAP_SLACK:
+            what = "another hour" if hours_ahead >= 1.0 else f"the {hours_ahead:.2f} h of work left"
+            return (f"the budget ${policy.budget:.2f} does not cover {what}: spent ${job_spent:.2f} + "
                     f"${rate:.2f}/h")
         if self.max_spend_per_hour is not None:
             others = self.running_rate(exclude_pod)
@@ -334,7 +336,7 @@ class Executor:
         return out[:bound]
 
     def launch(self, config: JobConfig, job: JobSpec, policy: Policy, decision: Decision, now: datetime, *,
-               job_spent: float = 0.0) -> LaunchResult:
+               job_spent: float = 0.0, hours_ahead: float = 1.0) -> LaunchResult:
         """Create the decided pod, moving to the next alternative on NoCapacity (up to
         `config.max_attempts`), falling back to on-demand when spot is gone and the policy allows it.
         Never raises for one refused alternative; raises ApiError when the API cannot be used at all."""
@@ -362,7 +364,7 @@ class Executor:
             if cand.kind == "spot" and not policy.allow_spot:
                 continue
             try:
-                attempt, pod, request = self._create(config, cand, policy, now, job_spent)
+                attempt, pod, request = self._create(config, cand, policy, now, job_spent, hours_ahead)
             except SpotUnsupported as exc:
                 self.mark_spot_unsupported(now, exc)
                 policy = replace(policy, allow_spot=False)
@@ -416,12 +418,13 @@ class Executor:
         return attempt, pod_name(config.template.name_prefix, attempt)
 
     def _create(self, config: JobConfig, cand: _Candidate, policy: Policy, now: datetime,
-                job_spent: float) -> tuple[Attempt, Pod | None, GraphQLRequest | None]:
+                job_spent: float, hours_ahead: float = 1.0) -> tuple[Attempt, Pod | None, GraphQLRequest | None]:
         g = config.job.gpu_count
         price = cand.bid_per_gpu if cand.kind == "spot" else self._on_demand_price(cand.gpu_type_id, cand.cloud, g)
         if cand.kind == "on_demand" and price is None:
             price = cand.decision.expected_cost_per_hour  # optimizer's own figure when no quote is stored
-        why_not = self.refusal(policy, kind=cand.kind, price_per_gpu=price, gpu_count=g, job_spent=job_spent)
+        why_not = self.refusal(policy, kind=cand.kind, price_per_gpu=price, gpu_count=g, job_spent=job_spent,
+                               hours_ahead=hours_ahead)
         cost = None if price is None else price * g
         if why_not is not None:
             self.emit(now, "refused", job=config.name, kind=cand.kind, gpu_type=cand.gpu_type_id, cloud=cand.cloud,
@@ -657,7 +660,7 @@ class Executor:
 
     # -- resuming and stopping ---------------------------------------------------------------------
     def resume(self, config: JobConfig, row: dict[str, Any], decision: Decision, policy: Policy, now: datetime,
-               *, job_spent: float) -> tuple[Attempt, GraphQLRequest | None]:
+               *, job_spent: float, hours_ahead: float = 1.0) -> tuple[Attempt, GraphQLRequest | None]:
         """Restart the job's stopped pod on its machine: podBidResume at the decision's bid (spot) or
         podResume (on-demand). Raises SpotUnsupported (the caller moves the job)."""
         policy = self.effective_policy(policy)
@@ -670,7 +673,7 @@ class Executor:
             price = decision.expected_cost_per_hour
         cost = None if price is None else price * g
         why_not = self.refusal(policy, kind=row["kind"], price_per_gpu=price, gpu_count=g, job_spent=job_spent,
-                               exclude_pod=pod_id)
+                               exclude_pod=pod_id, hours_ahead=hours_ahead)
         if why_not is not None:
             self.emit(now, "refused", job=config.name, pod_id=pod_id, kind=row["kind"], bid_per_gpu=cand.bid_per_gpu,
                       message=why_not)

@@ -30,8 +30,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bidder.collector import collect_once
-from bidder.errors import ApiError, Infeasible, InsufficientHistory, SpotUnsupported
+from bidder.errors import ApiError, ConfigError, Infeasible, InsufficientHistory, SpotUnsupported
 from bidder.executor import SPOT_GONE_MESSAGE, Executor, running_hours
+from bidder.gpu_names import resolve_gpu_types
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
@@ -132,6 +133,7 @@ class _Tick:
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
         self.collect(self.config.collect_interval)
+        self.resolve_gpus()
         self.ex.recheck_spot(self.now)
         self.poll()
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
@@ -146,6 +148,22 @@ class _Tick:
                                      f"in {self.config.path}: stop it with `bidder stop {row['pod_id']}`")
         self.report.events = list(self.ex.log)
         return self.report
+
+    def resolve_gpus(self) -> None:
+        """bidder.toml's GPU names resolved exactly as `--gpu` resolves them ("4090" -> the RunPod id);
+        an unknown name is a ConfigError naming the job, with close matches."""
+        known = self.store.gpu_type_names()
+        jobs = {}
+        for name, jc in self.config.jobs.items():
+            if jc.job.gpu_types:
+                try:
+                    ids = tuple(resolve_gpu_types(jc.job.gpu_types, known))
+                except ConfigError as exc:
+                    where = f"{self.config.path}: " if self.config.path else ""
+                    raise ConfigError(f"{where}[jobs.{name}] gpu: {exc}", key="gpu", path=self.config.path) from None
+                jc = replace(jc, job=replace(jc.job, gpu_types=ids))
+            jobs[name] = jc
+        self.config = replace(self.config, jobs=jobs)
 
     def needs_decision(self) -> bool:
         """True when some job will decide this cycle: a pod stopped without bidder, or no pod yet."""
@@ -260,11 +278,21 @@ class _Tick:
                                current_bid_per_gpu=row.get("bid_per_gpu"))
         return self._restart(jc, job, policy, row, progress, state)
 
+    def hours_ahead(self, jc: JobConfig, work: float, gpu_type_id: str | None) -> float:
+        """How far the budget guard looks ahead: one hour, or the work left when less (at the speed
+        of the job's GPU type), so a job that fits its budget is never stopped for an hour it won't run."""
+        if jc.job.work_hours is None:
+            return 1.0
+        speed = jc.job.speed_of(gpu_type_id or "") or 1.0
+        return max(min(1.0, (jc.job.work_hours - work) / speed), 0.0)
+
     def _running(self, jc: JobConfig, row: dict[str, Any], policy: Policy, spent: float, work: float) -> JobReport:
         last = self.store.last_observation(row["pod_id"])
         rate = float((last or {}).get("cost_per_hr") or 0.0)
-        if policy.budget is not None and spent + rate > policy.budget + 1e-9:
-            why = (f"budget: spent ${spent:.2f} + the next hour at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
+        ahead = self.hours_ahead(jc, work, row.get("gpu_type_id"))
+        if policy.budget is not None and spent + rate * ahead > policy.budget + 1e-9:
+            span = "the next hour" if ahead >= 1.0 else f"the {ahead:.2f} h of work left"
+            why = (f"budget: spent ${spent:.2f} + {span} at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
                    f"pod {row['pod_id']} stopped")
             self.ex.stop_pod(row, self.now, reason=why)
             self._save(jc, state="budget_stopped", note=why, budget_at_stop=policy.budget)
@@ -305,7 +333,8 @@ class _Tick:
         decision = self._decide(job, policy, progress)
         if isinstance(decision, str) or decision.action == "wait":
             return self._wait(jc, decision)
-        result = self.ex.launch(jc, job, policy, decision, self.now, job_spent=spent)
+        result = self.ex.launch(jc, job, policy, decision, self.now, job_spent=spent,
+                                hours_ahead=self.hours_ahead(jc, progress.work_done_hours, None))
         tries = "; ".join(f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message
                                                                                  and a.outcome != "ok" else "")
                           for a in result.attempts)
@@ -333,7 +362,9 @@ class _Tick:
         failures = int(state.get("resume_failures") or 0)
         if same and failures < RESUME_FAILURES_BEFORE_MOVE:
             try:
-                attempt, request = self.ex.resume(jc, row, decision, policy, self.now, job_spent=progress.spent)
+                attempt, request = self.ex.resume(
+                    jc, row, decision, policy, self.now, job_spent=progress.spent,
+                    hours_ahead=self.hours_ahead(jc, progress.work_done_hours, row["gpu_type_id"]))
             except SpotUnsupported as exc:
                 self.ex.mark_spot_unsupported(self.now, exc)
                 fallback = self._decide(job, replace(policy, allow_spot=False), progress)

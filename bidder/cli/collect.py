@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from bidder.cli.common import (
     resolve_api_key,
 )
 from bidder.errors import ConfigError
+from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
 from bidder.models import PriceQuote
 from bidder.store import Store
 from bidder.units import format_duration, parse_duration, parse_timestamp, to_iso
@@ -33,8 +33,7 @@ from bidder.units import format_duration, parse_duration, parse_timestamp, to_is
 __all__ = ["collect", "export", "history", "import_trace", "parse_since", "prices", "resolve_gpu_types"]
 
 _CLOUD_CHOICE = click.Choice(["secure", "community", "any"], case_sensitive=False)
-_EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from cron, see the README), "
-               "or load history with `bidder import-trace FILE`")
+_EMPTY_HINT = EMPTY_HINT
 
 
 # Each command's --help ends with these examples (click prints the epilog last).
@@ -65,29 +64,6 @@ Example:
 
 
 # -- shared helpers ----------------------------------------------------------------------------------
-def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None]) -> list[str]:
-    """GPU type ids matching what the user typed: an exact id or display name (any case), else
-    every id or name containing it. Raises ConfigError listing close matches when nothing fits."""
-    out: list[str] = []
-    for query in queries:
-        text = query.strip().lower()
-        exact = [i for i, name in known.items() if text in (i.lower(), (name or "").lower())]
-        partial = [i for i, name in known.items() if text in i.lower() or text in (name or "").lower()]
-        found = exact or partial
-        if not found:
-            labels = sorted(set(known) | {n for n in known.values() if n})
-            # Compare with whole names and with their words ("4900" is close to "... RTX 4090").
-            close = [label for label in labels
-                     if difflib.get_close_matches(text, [label.lower(), *label.lower().split()], n=1, cutoff=0.7)]
-            close = close[:5] or difflib.get_close_matches(query, labels, n=5, cutoff=0.5)
-            hint = (f"close matches: {', '.join(close)}" if close else
-                    f"{len(known)} types are known; `bidder prices` lists them" if known else
-                    "no GPU types are known yet; " + _EMPTY_HINT)
-            raise ConfigError(f"unknown GPU type {query!r}; {hint}", key="gpu")
-        out.extend(i for i in sorted(found) if i not in out)
-    return out
-
-
 def parse_since(text: str | None, now: datetime) -> datetime | None:
     """"7d"/"12h" (before `now`), an ISO 8601 time, or "all"/None (no limit)."""
     if text is None or text.strip().lower() == "all":

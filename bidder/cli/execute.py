@@ -458,7 +458,9 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, db_path:
                 listing = {p.id: p for p in client.pods()}
                 ex = Executor(client, store)
                 for row in store.managed_pods(states=["active"]):
-                    ex.observe(row, listing.get(row["pod_id"]), now)
+                    # A pod missing from the list is asked for by id: a list is no proof that it ended.
+                    pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
+                    ex.observe(row, pod, now)
         rows = []
         for row in store.managed_pods(states=None if show_all else ["active"]):
             observations = store.observations(row["pod_id"])

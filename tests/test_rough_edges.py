@@ -1,0 +1,130 @@
+"""The executor's rough edges found by trying bidder as a new user would (issue 13), each against
+the emulator over HTTP or the real CLI: the budget guard's look-ahead, GPU names in bidder.toml,
+jobs without an end or without a GPU, and the listing confirmation of `bidder pods --refresh`."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from executor_helpers import A6000, make_env
+
+from bidder.cli import main
+from bidder.errors import ConfigError
+from bidder.jobs import load_config
+from bidder.sim import TEST_API_KEY
+from bidder.units import to_iso
+
+
+@pytest.fixture
+def env(emulator, client, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    e = make_env(emulator, client, tmp_path)
+    yield e
+    e.store.close()
+
+
+def cli(env, *args: str):
+    return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, [*args])
+
+
+def tick(env, *extra: str):
+    return cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+               "--api-url", env.emu.url, "--now", to_iso(env.emu.now), *extra)
+
+
+# -- the budget guard looks ahead min(one hour, the work left) -------------------------------------
+
+def test_a_job_that_fits_its_budget_is_not_stopped_by_the_look_ahead(env):
+    rate = env.emu.world.on_demand(A6000, "COMMUNITY")
+    hours = 3
+    budget = round(rate * hours * 1.2, 2)  # 20% headroom, less than one more hour at the end
+    assert budget - rate * hours < rate  # the old rule (spent + a whole hour) trips in the last hour
+    (env.tmp / "bidder.toml").write_text(f"""
+[jobs.fit]
+gpu = ["{A6000}"]
+cloud = "community"
+hours = {hours}
+budget = {budget}
+tolerance = "none"
+image = "runpod/pytorch:latest"
+""")
+    states = []
+    for _ in range(int(hours * 60 / 10) + 3):
+        result = tick(env)
+        assert result.exit_code == 0, result.output + result.stderr
+        states.append(result.output)
+        if "fit: finished" in result.output:
+            break
+        env.emu.advance(600)
+    assert "fit: finished: work done" in states[-1], states[-3:]
+    assert not any("budget_stopped" in s for s in states)
+    assert env.store.job_state("fit")["spent"] <= budget
+
+
+# -- bidder.toml: GPU names as the command line resolves them; jobs need an end and a GPU -----------
+
+def test_a_short_gpu_name_in_bidder_toml_resolves_like_the_command_line(env):
+    (env.tmp / "bidder.toml").write_text("""
+[jobs.short]
+gpu = ["a6000"]
+cloud = "community"
+keep_running = true
+tolerance = "none"
+image = "runpod/pytorch:latest"
+""")
+    result = tick(env)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "short: running: launched bidder-short-1 on NVIDIA RTX A6000 (COMMUNITY)" in result.output
+
+
+def test_an_unknown_gpu_name_in_bidder_toml_is_one_error_with_close_matches(env):
+    (env.tmp / "bidder.toml").write_text("""
+[jobs.typo]
+gpu = ["RTX A6001"]
+keep_running = true
+image = "runpod/pytorch:latest"
+""")
+    result = tick(env)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "RTX A6001" in lines[0] and "close matches" in lines[0] and "typo" in lines[0]
+    assert not env.live_pods()
+
+
+@pytest.mark.parametrize(("table", "keys"), [
+    ('gpu = ["NVIDIA RTX A6000"]\nimage = "img"\n', ("hours", "keep_running")),
+    ('hours = 3\nimage = "img"\n', ("gpu", "min_vram")),
+])
+def test_a_job_without_an_end_or_without_a_gpu_is_an_error(tmp_path, table, keys):
+    path = tmp_path / "bidder.toml"
+    path.write_text(f"[jobs.vague]\n{table}")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "[jobs.vague]" in message and all(k in message for k in keys)
+
+
+def test_defaults_can_give_the_end_and_the_gpu(tmp_path):
+    path = tmp_path / "bidder.toml"
+    path.write_text('[defaults]\nmin_vram = 24\nkeep_running = true\nimage = "img"\n\n[jobs.ok]\n')
+    assert load_config(path).job("ok").job.keep_running
+
+
+# -- bidder pods --refresh: a listing is no proof either ---------------------------------------------
+
+def test_pods_refresh_confirms_a_pod_missing_from_the_listing(env):
+    (env.tmp / "bidder.toml").write_text(f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+keep_running = true
+tolerance = "none"
+image = "runpod/pytorch:latest"
+""")
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    env.emu.malform("myself", lambda p: {"data": {"myself": {**p["data"]["myself"], "pods": []}}})
+    result = cli(env, "pods", "--refresh", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url,
+                 "--now", to_iso(env.emu.now))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert env.store.pod(pod.id)["state"] == "active" and pod.id in result.output
