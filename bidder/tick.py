@@ -39,7 +39,8 @@ from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.units import parse_timestamp, to_iso
 
-__all__ = ["DECISION_FRESHNESS", "RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress", "run_tick"]
+__all__ = ["DECISION_FRESHNESS", "RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress",
+           "reopen_stopped_pod", "run_tick"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,18 @@ def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[fl
     anchor = [to_iso(observations[-2]["ts"]), base_spent + estimate_spend(observations[:-1]),
               base_hours + running_hours(observations[:-1])]
     return spent, hours, anchor
+
+
+def reopen_stopped_pod(store: Store, name: str) -> str | None:
+    """For `bidder jobs start`: the job's newest pod, if it was stopped (by `bidder stop`, outside
+    bidder, or at the budget; not retired, not terminated), is the job's pod again, so the next tick
+    resumes it where its volume and work are (podResume / podBidResume) instead of renting another.
+    Returns its id, or None when there is none to resume."""
+    pods = store.managed_pods(name)
+    if not pods or pods[-1].get("state") != "stopped":
+        return None
+    store.set_pod_state(pods[-1]["pod_id"], state="active", ended=None)
+    return str(pods[-1]["pod_id"])
 
 
 class _Tick:
@@ -313,7 +326,17 @@ class _Tick:
         except InsufficientHistory as exc:
             return f"{exc}; collect more history"
 
-    def _wait(self, jc: JobConfig, decision: Decision | str, pod_id: str | None = None) -> JobReport:
+    def _volume_note(self, jc: JobConfig, row: dict[str, Any]) -> str | None:
+        """What a user must know while a stopped pod waits: its volume (and the work on it) stays there."""
+        if jc.template.volume <= 0 or jc.template.network_volume is not None:
+            return None
+        return (f"the volume stays on pod {row['pod_id']} (stopped, still billed): bidder resumes that pod when "
+                f"its machine has room (after {RESUME_FAILURES_BEFORE_MOVE} refusals it moves the job to a new pod "
+                f"with an empty volume); to start afresh now: `bidder stop --job {jc.name} --terminate`, then "
+                f"`bidder jobs start {jc.name}`")
+
+    def _wait(self, jc: JobConfig, decision: Decision | str, pod_id: str | None = None,
+              note: str | None = None) -> JobReport:
         if isinstance(decision, str):
             message = decision
         else:
@@ -323,6 +346,8 @@ class _Tick:
                            f"${decision.act_below:.3f}: {why}")
             else:
                 message = why
+        if note:
+            message = f"{message}; {note}"
         self.ex.emit(self.now, "wait", job=jc.name, pod_id=pod_id, message=message,
                      act_below=None if isinstance(decision, str) else decision.act_below)
         self._save(jc, state="waiting", note=message)
@@ -356,7 +381,7 @@ class _Tick:
         """The job's pod is stopped and bidder did not stop it: resume, wait, or move."""
         decision = self._decide(job, policy, progress)
         if isinstance(decision, str) or decision.action == "wait":
-            return self._wait(jc, decision, row["pod_id"])
+            return self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
         same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
                 and decision.action == ("spot" if row["kind"] == "spot" else "on_demand"))
         failures = int(state.get("resume_failures") or 0)
@@ -383,7 +408,8 @@ class _Tick:
                                     row["pod_id"])
             if attempt.outcome == "no_capacity":
                 self._save(jc, resume_failures=failures + 1)
-            return self._wait(jc, f"could not resume {row['pod_id']}: {attempt.message}", row["pod_id"])
+            return self._wait(jc, f"could not resume {row['pod_id']}: {attempt.message}", row["pod_id"],
+                              note=self._volume_note(jc, row))
         return self._move(jc, job, policy, row, decision, progress.spent)
 
     def _move(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], decision: Decision,

@@ -128,3 +128,52 @@ image = "runpod/pytorch:latest"
                  "--now", to_iso(env.emu.now))
     assert result.exit_code == 0, result.output + result.stderr
     assert env.store.pod(pod.id)["state"] == "active" and pod.id in result.output
+
+
+# -- bidder jobs start after bidder stop --job: the job's own pod, with its volume ------------------
+
+SERVICE = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+keep_running = true
+tolerance = "none"
+volume = 40
+image = "runpod/pytorch:latest"
+"""
+
+
+def _stop_and_start(env):
+    (env.tmp / "bidder.toml").write_text(SERVICE)
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    env.emu.advance(3600)
+    assert tick(env).exit_code == 0
+    stopped = cli(env, "stop", "--job", "train", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url,
+                  "--now", to_iso(env.emu.now))
+    assert stopped.exit_code == 0 and "held" in stopped.output, stopped.output + stopped.stderr
+    env.emu.advance(600)
+    started = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                  "start", "train")
+    assert started.exit_code == 0, started.output + started.stderr
+    return pod
+
+
+def test_jobs_start_after_stop_resumes_the_jobs_own_pod(env):
+    pod = _stop_and_start(env)
+    result = tick(env)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert f"train: running: resumed {pod.id}" in result.output and "podResume" in result.output
+    assert [p.id for p in env.live_pods()] == [pod.id] and pod.desired_status == "RUNNING"
+    assert len(env.emu.world.pods) == 1
+    assert env.store.job_state("train")["work_done_hours"] >= 0.99  # the first hour still counts
+
+
+def test_jobs_start_says_where_the_volume_is_when_its_pod_cannot_resume(env):
+    pod = _stop_and_start(env)
+    env.emu.world.set_capacity(A6000, "COMMUNITY", 0)
+    result = tick(env)
+    assert result.exit_code == 0, result.output + result.stderr
+    line = next(x for x in result.output.splitlines() if x.startswith("train: "))
+    assert "train: waiting" in line and f"the volume stays on pod {pod.id}" in line and "--terminate" in line
+    assert len(env.emu.world.pods) == 1  # nothing new rented behind the user's back

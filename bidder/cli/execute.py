@@ -32,7 +32,7 @@ from bidder.jobs import DEFAULT_CONFIG, JobConfig, job_from_values, load_config
 from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import Store, estimate_spend
-from bidder.tick import job_progress, run_tick
+from bidder.tick import job_progress, reopen_stopped_pod, run_tick
 from bidder.units import format_duration, parse_timestamp, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
@@ -438,7 +438,8 @@ def jobs_start(ctx: click.Context, name: str) -> None:
             raise BidderError(f"job {name} is finished; to run it again give it a new name in {config_path}")
         store.save_job_state(name, state="new", note=None, stop_requested=None, budget_at_stop=None,
                              resume_failures=None)
-    click.echo(f"{name}: the next tick runs it")
+        pod_id = reopen_stopped_pod(store, name)
+    click.echo(f"{name}: the next tick runs it" + (f" (it resumes pod {pod_id}, where its volume is)" if pod_id else ""))
 
 
 # -- pods and stop -----------------------------------------------------------------------------------
