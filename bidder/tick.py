@@ -31,7 +31,7 @@ from typing import Any
 
 from bidder.collector import collect_once
 from bidder.errors import ApiError, ConfigError, Infeasible, InsufficientHistory, SpotUnsupported
-from bidder.executor import SPOT_GONE_MESSAGE, Executor, running_hours
+from bidder.executor import SPOT_GONE_MESSAGE, Executor, exit_time, running_hours
 from bidder.gpu_names import resolve_gpu_types
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
@@ -39,8 +39,16 @@ from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.units import parse_timestamp, to_iso
 
-__all__ = ["DECISION_FRESHNESS", "RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress",
-           "reopen_stopped_pod", "run_tick"]
+__all__ = [
+    "DECISION_FRESHNESS",
+    "RESUME_FAILURES_BEFORE_MOVE",
+    "JobReport",
+    "TickReport",
+    "interruption_summary",
+    "job_progress",
+    "reopen_stopped_pod",
+    "run_tick",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +127,15 @@ def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[fl
     anchor = [to_iso(observations[-2]["ts"]), base_spent + estimate_spend(observations[:-1]),
               base_hours + running_hours(observations[:-1])]
     return spent, hours, anchor
+
+
+def interruption_summary(last_status_change: str | None) -> str:
+    """"interrupted (outbid at 05:47)" from RunPod's "Exited by Runpod: outbid at <date>" (UTC)."""
+    text = last_status_change or ""
+    why = text.split(":", 1)[1].split(" at ", 1)[0].strip() if ":" in text else ""
+    when = exit_time(text)
+    inside = " ".join(x for x in (why or "stopped by RunPod", f"at {when:%H:%M}" if when else "") if x)
+    return f"interrupted ({inside})"
 
 
 def reopen_stopped_pod(store: Store, name: str) -> str | None:
@@ -227,7 +244,7 @@ class _Tick:
             self.outcomes[row["pod_id"]] = outcome
             if outcome == "interrupted" and pod is not None:
                 self.ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
-                             message=pod.last_status_change)
+                             message=pod.last_status_change, summary=interruption_summary(pod.last_status_change))
 
     # -- one job -----------------------------------------------------------------------------------
     def handle(self, jc: JobConfig) -> JobReport:
@@ -340,12 +357,9 @@ class _Tick:
         if isinstance(decision, str):
             message = decision
         else:
-            why = decision.reasons[0] if decision.reasons else "the optimizer waits"
-            if decision.act_below is not None:
-                message = (f"until the {decision.gpu_type_id} ({decision.cloud}) spot floor is at or below "
-                           f"${decision.act_below:.3f}: {why}")
-            else:
-                message = why
+            # The optimizer's reason states the real rule (the bid, and how long the floor must stay
+            # under it: the settling time), which a bare "until the floor is below" would hide.
+            message = decision.reasons[0] if decision.reasons else "the optimizer waits"
         if note:
             message = f"{message}; {note}"
         self.ex.emit(self.now, "wait", job=jc.name, pod_id=pod_id, message=message,

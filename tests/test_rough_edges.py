@@ -177,3 +177,32 @@ def test_jobs_start_says_where_the_volume_is_when_its_pod_cannot_resume(env):
     line = next(x for x in result.output.splitlines() if x.startswith("train: "))
     assert "train: waiting" in line and f"the volume stays on pod {pod.id}" in line and "--terminate" in line
     assert len(env.emu.world.pods) == 1  # nothing new rented behind the user's back
+
+
+# -- an interruption is said on stdout; the wait line states the real rule ---------------------------
+
+def test_an_interruption_is_one_line_on_stdout(env):
+    text = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+keep_running = true
+tolerance = "high"
+image = "runpod/pytorch:latest"
+"""
+    (env.tmp / "bidder.toml").write_text(text)
+    config = env.config(text)
+    env.tick_until(config, lambda r: r.jobs[0].state == "running")
+    [pod] = env.live_pods()
+    env.emu.advance(300)
+    env.emu.world.set_floor(A6000, "COMMUNITY", round(pod.bid + 0.05, 3))
+    env.emu.advance(300)
+    assert pod.desired_status == "EXITED"
+    result = tick(env)
+    assert result.exit_code == 0, result.output + result.stderr
+    lines = [x for x in result.output.splitlines() if x.startswith("train: ")]
+    assert lines[0].startswith("train: interrupted (outbid at "), lines
+    assert len(lines) == 2
+    wait = lines[1]
+    if "waiting" in wait:  # the floor is over the bid now: the line says what it waits for, never "until"
+        assert not wait.startswith("train: waiting: until the") and "floor" in wait

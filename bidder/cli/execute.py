@@ -325,6 +325,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     prefix = "[dry run] " if dry_run else ""
     if report.collected:
         click.echo(f"{prefix}collected a price snapshot at {to_iso(now)}")
+    for event in report.events:  # what happened before what each job does now
+        if event["event"] == "interrupted":
+            click.echo(f"{prefix}{event.get('job')}: {event.get('summary') or 'interrupted'}")
     for job in report.jobs:
         click.echo(f"{prefix}{job.name}: {job.state}: {job.message} (spent ${job.spent:.2f}, "
                    f"{job.work_done_hours:.2f} h done)")
