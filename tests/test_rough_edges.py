@@ -12,6 +12,7 @@ from bidder.cli import main
 from bidder.errors import ConfigError
 from bidder.jobs import load_config
 from bidder.sim import TEST_API_KEY
+from bidder.store import Store
 from bidder.units import to_iso
 
 
@@ -206,3 +207,26 @@ image = "runpod/pytorch:latest"
     wait = lines[1]
     if "waiting" in wait:  # the floor is over the bid now: the line says what it waits for, never "until"
         assert not wait.startswith("train: waiting: until the") and "floor" in wait
+
+
+# -- import-trace of rows already collected changes nothing ------------------------------------------
+
+def test_importing_collected_rows_changes_nothing(emulator, client, tmp_path):
+    from bidder.collector import collect_once
+
+    db = tmp_path / "bidder.db"
+    with Store.open(db) as store:
+        collect_once(client, store, now=emulator.now, gpu_counts=(1,))
+        before = store._rows("SELECT * FROM prices ORDER BY gpu_type_id, cloud, gpu_count", ())
+        before = [tuple(r) for r in before]
+    assert any(r[7] is not None for r in before) and any(r[10] is not None for r in before)  # counts, list prices
+    trace = tmp_path / "trace.csv"
+    runner = CliRunner()
+    exported = runner.invoke(main, ["export", "--db", str(db), "-o", str(trace)])
+    assert exported.exit_code == 0, exported.output + exported.stderr
+    imported = runner.invoke(main, ["import-trace", str(trace), "--db", str(db)])
+    assert imported.exit_code == 0, imported.output + imported.stderr
+    assert ": 0 new or changed" in imported.output
+    with Store.open(db) as store:
+        after = [tuple(r) for r in store._rows("SELECT * FROM prices ORDER BY gpu_type_id, cloud, gpu_count", ())]
+    assert after == before
