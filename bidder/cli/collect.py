@@ -21,6 +21,7 @@ from bidder.cli.common import (
     api_options,
     db_option,
     emit_rows,
+    file_mode,
     format_option,
     resolve_api_key,
 )
@@ -147,9 +148,17 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         run_every(every.total_seconds(), cycle, now=lambda: datetime.now(UTC), sleep=time.sleep,
                   max_cycles=cycles, on_error=on_error, stats=stats)
     except KeyboardInterrupt:
+        interrupted = True
         click.echo("Interrupted.", err=True)
+    else:
+        interrupted = False
     click.echo(f"{stats.ok} snapshots stored, {stats.failures} failed attempts, {stats.skipped_slots} "
                f"intervals skipped.")
+    if interrupted:
+        sys.exit(130)  # the shell's convention for Ctrl-C
+    if stats.ok == 0 and stats.failures > 0:
+        click.echo("Error: every collection attempt failed", err=True)
+        sys.exit(1)
 
 
 # -- prices ------------------------------------------------------------------------------------------
@@ -349,10 +358,14 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
             count = write_trace(quotes, sys.stdout)
         else:
             target = Path(output)
+            if not (target.parent if str(target.parent) else Path(".")).is_dir():
+                raise ConfigError(f"cannot write {output}: folder {target.parent} does not exist (create it first)",
+                                  key="output")
             fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", suffix=".part")
             try:
                 with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
                     count = write_trace(quotes, handle)
+                os.chmod(tmp, file_mode())
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
