@@ -80,3 +80,22 @@ def test_collect_every_exits_130_on_ctrl_c(emulator, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_naive_times_in_a_trace_are_read_as_utc_and_said_once(tmp_path):
+    trace = tmp_path / "naive.csv"
+    trace.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+                     "2026-01-01T00:00:00,X,0.2,0.5\n2026-01-01T00:05:00,X,0.2,0.5\n2026-01-01T00:10:00Z,X,0.2,0.5\n")
+    result = CliRunner().invoke(main, ["import-trace", str(trace), "--db", str(tmp_path / "b.db")])
+    assert result.exit_code == 0, result.output + result.stderr
+    notes = [x for x in result.stderr.splitlines() if "read as UTC" in x]
+    assert len(notes) == 1 and "line 2" in notes[0]
+    assert "2026-01-01T00:00:00Z to 2026-01-01T00:10:00Z" in result.output
+
+
+def test_a_naive_now_is_read_as_utc_and_said(db):
+    result = CliRunner().invoke(main, ["pods", "--db", str(db), "--now", "2026-01-01T00:00:00"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "--now 2026-01-01T00:00:00 has no timezone: read as UTC" in result.stderr
+    quiet = CliRunner().invoke(main, ["pods", "--db", str(db), "--now", "2026-01-01T00:00:00Z"])
+    assert quiet.exit_code == 0 and "UTC" not in quiet.stderr

@@ -304,8 +304,12 @@ def import_trace(file: str, db_path: str) -> None:
     if file != "-" and not Path(file).is_file():
         raise click.BadParameter(f"{file!r} is not a file", param_hint="FILE")
     seen = _Tally()
+    notes: list[str] = []
     with _open(db_path, create=True) as store:
-        total, changed = store.import_quotes(seen.count(iter_trace(source, name="<stdin>" if file == "-" else None)))
+        total, changed = store.import_quotes(seen.count(iter_trace(source, name="<stdin>" if file == "-" else None,
+                                                                   notes=notes)))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     if not total:
         raise click.ClickException(f"{file} has a header but no data rows; nothing imported")
     click.echo(f"Imported {total} rows from {file} into {db_path}: {changed} new or changed; "

@@ -33,7 +33,7 @@ from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.tick import job_progress, reopen_stopped_pod, run_tick
-from bidder.units import format_duration, parse_timestamp, to_iso
+from bidder.units import format_duration, is_naive, parse_timestamp, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
 
@@ -69,10 +69,13 @@ def _now(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
     try:
-        return parse_timestamp(value)
+        now = parse_timestamp(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
                                  param_hint="--now") from None
+    if is_naive(value):
+        click.echo(f"note: --now {value} has no timezone: read as UTC", err=True)
+    return now
 
 
 def now_option(func: Callable[..., Any]) -> Callable[..., Any]:
