@@ -264,7 +264,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("max_price", None, "The most per GPU-hour, bid or on-demand (USD). No bid is ever above it.",
             _positive),
     Setting("budget", None, "The most the job may spend in total (USD): a running pod is stopped before "
-            "spend plus its next hour would pass it.", _positive),
+            "spend plus its next hour (or the work left, if less) would pass it.", _positive),
     Setting("tolerance", "medium", "Interruptions per day accepted: none (on-demand only), low (0.5), "
             "medium (2), high (6) or a number.", _tolerance),
     Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses.", _fraction),
