@@ -279,3 +279,21 @@ def test_a_poisoned_poll_is_rejected_and_the_job_goes_on(env, where, field, valu
     state = env.store.job_state("train")
     assert 0 < state["spent"] < 1.0 and 0.2 < state["work_done_hours"] < 0.4
     assert [p.id for p in env.live_pods()] == [pod.id] and pod.desired_status == "RUNNING"
+
+
+# -- collect: a malformed snapshot is one error line and an error row, nothing else ----------------
+
+@pytest.mark.parametrize("body", [DEEP, b"<html>oops</html>", b'{"data": {"gpuTypes": [{"id": "X", "memoryInGb": 1e12}]}}'],
+                         ids=["deep", "html", "huge"])
+def test_a_malformed_snapshot_is_one_error_and_an_error_row(emulator, tmp_path, body):
+    from bidder.store import Store
+
+    emulator.malform("lowestPrices", body, content_type="application/json")
+    db = tmp_path / "b.db"
+    result = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
+        main, ["collect", "--db", str(db), "--api-url", emulator.url, "--retries", "1"])
+    one_line_error(result)
+    with Store.open(db) as store:
+        assert store._rows("SELECT count(*) FROM prices", ())[0][0] == 0
+        errors = store._rows("SELECT error FROM collections", ())
+        assert len(errors) == 1 and errors[0][0]
