@@ -297,3 +297,21 @@ def test_a_malformed_snapshot_is_one_error_and_an_error_row(emulator, tmp_path, 
         assert store._rows("SELECT count(*) FROM prices", ())[0][0] == 0
         errors = store._rows("SELECT error FROM collections", ())
         assert len(errors) == 1 and errors[0][0]
+
+
+# -- the emulator's malformed-answer fault itself ------------------------------------------------
+
+def test_malform_spoils_the_given_number_of_answers_then_stops(emulator, client):
+    from bidder.errors import ConfigError
+
+    rule = emulator.malform("*", b"<html>x</html>", content_type="text/html", times=2)
+    for _ in range(2):
+        with pytest.raises(MalformedAnswer):
+            client.gpu_types()
+    assert rule.times == 0 and not emulator.malformed and emulator.malformed.spoiled == 2
+    assert client.gpu_types()
+    emulator.malform("pod", {"data": None}, times=None)  # every answer until cleared
+    assert client.gpu_types() and client.pods() == []
+    emulator.clear_malformed()
+    with pytest.raises(ConfigError):
+        emulator.malform("myself", b"", times=0)
