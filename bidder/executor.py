@@ -549,9 +549,12 @@ class Executor:
             return None
 
     def implausible(self, row: dict[str, Any], pod: Pod, now: datetime) -> str | None:
-        """Why this poll of a managed pod cannot be true (None: it can): an uptime longer than the time
-        since bidder created the pod, or a cost per hour far above any rate bidder agreed to for it.
+        """Why this poll of a managed pod cannot be true (None: it can): a number the client found
+        impossible (negative, non-finite, huge: `Pod.invalid`), an uptime longer than the time since
+        bidder created the pod, or a cost per hour far above any rate bidder agreed to for it.
         Such a poll is not stored; the job goes on from the last good observation."""
+        if pod.invalid is not None:  # a number the client found impossible (negative, non-finite, huge)
+            return f"pod {row['pod_id']}: {pod.invalid}"
         created = row.get("created")
         if pod.uptime_seconds is not None and isinstance(created, datetime):
             since = (now - created).total_seconds()

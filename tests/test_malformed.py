@@ -110,8 +110,7 @@ def test_a_null_pod_list_is_not_an_empty_account(emulator, client, field, value,
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("costPerHr", "0.33"), ("costPerHr", -4.63), ("costPerHr", 1e12), ("costPerHr", float("inf")),
-    ("costPerHr", 10 ** 400), ("gpuCount", 1.5), ("gpuCount", -1), ("id", None), ("id", 7),
+    ("costPerHr", "0.33"), ("gpuCount", 1.5), ("id", None), ("id", 7),
     ("desiredStatus", "ON_FIRE"), ("podType", "FREE"), ("name", ["a"]), ("runtime", "up"),
 ])
 def test_a_pod_of_the_wrong_shape_is_one_malformed_answer(emulator, client, field, value):
@@ -122,13 +121,28 @@ def test_a_pod_of_the_wrong_shape_is_one_malformed_answer(emulator, client, fiel
     assert [p.name for p in client.pods()] == ["probe"]  # the next answer is read as before
 
 
-@pytest.mark.parametrize("uptime", [-5, 1e12, 10 ** 30, float("nan")])
-def test_an_impossible_uptime_is_one_malformed_answer(emulator, client, uptime):
-    client.rent_interruptable(SPEC, 0.9)
+@pytest.mark.parametrize(("where", "field", "value"), [
+    ("pod", "costPerHr", -4.63), ("pod", "costPerHr", 1e12), ("pod", "costPerHr", float("inf")),
+    ("pod", "costPerHr", 10 ** 400), ("pod", "gpuCount", -1), ("runtime", "uptimeInSeconds", -5),
+    ("runtime", "uptimeInSeconds", 1e12), ("runtime", "uptimeInSeconds", 10 ** 30),
+    ("runtime", "uptimeInSeconds", float("nan")),
+])
+def test_an_impossible_number_marks_the_pod_and_is_never_read(emulator, client, where, field, value):
+    # In a pod list, one pod's impossible number must not hide the other pods: the pod comes back
+    # marked invalid with the number read as None (the executor stores nothing of it). Asked for
+    # alone (pod, a create, a resume), it is one MalformedAnswer.
+    pod = client.rent_interruptable(SPEC, 0.9)
     emulator.advance(60)
-    emulator.malform("myself", runtime_field("uptimeInSeconds", uptime))
-    with pytest.raises(MalformedAnswer, match="uptimeInSeconds"):
-        client.pods()
+    spoil = pod_field(field, value) if where == "pod" else runtime_field(field, value)
+    emulator.malform("myself", spoil)
+    [listed] = client.pods()
+    assert listed.id == pod.id and listed.invalid is not None and field in listed.invalid
+    assert getattr(listed, {"costPerHr": "cost_per_hr", "gpuCount": "gpu_count",
+                            "uptimeInSeconds": "uptime_seconds"}[field]) is None
+    emulator.malform("pod", lambda p: {"data": {"pod": spoil({"data": {"myself": {"pods": [p["data"]["pod"]]}}})[
+        "data"]["myself"]["pods"][0]}})
+    with pytest.raises(MalformedAnswer, match=field):
+        client.pod(pod.id)
 
 
 def test_a_huge_price_in_a_snapshot_is_one_malformed_answer(emulator, client):
@@ -229,11 +243,8 @@ def test_a_listing_without_the_pod_and_no_pod_answer_leaves_the_job_alone(env):
 
 # -- the tick: impossible numbers are never stored ----------------------------------------------
 
-@pytest.mark.parametrize(("where", "field", "value"), [
-    ("pod", "costPerHr", -4.63), ("runtime", "uptimeInSeconds", 1e12), ("runtime", "uptimeInSeconds", -1),
-    ("deep", None, None),
-])
-def test_an_impossible_poll_is_one_error_and_stores_nothing(env, where, field, value):
+@pytest.mark.parametrize(("where", "field", "value"), [("deep", None, None), ("pod", "podType", "FREE")])
+def test_an_unreadable_poll_is_one_error_and_stores_nothing(env, where, field, value):
     assert tick(env).exit_code == 0
     [pod] = env.live_pods()
     env.emu.advance(300)
@@ -258,6 +269,10 @@ def test_an_impossible_poll_is_one_error_and_stores_nothing(env, where, field, v
 @pytest.mark.parametrize(("where", "field", "value", "why"), [
     ("runtime", "uptimeInSeconds", 10 ** 6, "longer than"),   # plausible alone, not for a 10-minute-old pod
     ("pod", "costPerHr", 25.0, "far above"),                  # the pod was agreed at about $0.33/h
+    ("runtime", "uptimeInSeconds", 1e12, "uptimeInSeconds"),  # issue 14: 277,777,777 hours "done"
+    ("runtime", "uptimeInSeconds", -1, "uptimeInSeconds"),
+    ("pod", "costPerHr", -4.63, "costPerHr"),                 # a negative spend
+    ("pod", "costPerHr", float("nan"), "costPerHr"),
 ])
 def test_a_poisoned_poll_is_rejected_and_the_job_goes_on(env, where, field, value, why):
     assert tick(env).exit_code == 0

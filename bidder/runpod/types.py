@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bidder.errors import ConfigError
@@ -27,6 +27,7 @@ __all__ = [
     "SPOT_POD_TYPES",
     "Account",
     "GpuType",
+    "ImpossibleValue",
     "Pod",
     "PodPort",
     "PodSpec",
@@ -79,14 +80,20 @@ def _str(obj: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+class ImpossibleValue(ValueError):
+    """A number of the right JSON type that cannot be true: negative, non-finite or out of range."""
+
+
 def _int(obj: Mapping[str, Any], name: str, hi: float | None = None) -> int | None:
     value = obj.get(name)
     if value is None:
         return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not finite_number(value):
+        raise ImpossibleValue(f"field {name} should be a whole number, got {_kind(value)}")
     if not finite_number(value) or value != int(value):
         raise ValueError(f"field {name} should be a whole number, got {_kind(value)}")
     if hi is not None and not 0 <= value <= hi:
-        raise ValueError(f"field {name} should be a whole number from 0 to {hi:g}, got one outside")
+        raise ImpossibleValue(f"field {name} should be a whole number from 0 to {hi:g}, got one outside")
     return int(value)
 
 
@@ -95,9 +102,10 @@ def _float(obj: Mapping[str, Any], name: str, hi: float | None = None) -> float 
     if value is None:
         return None
     if not finite_number(value):
-        raise ValueError(f"field {name} should be a number, got {_kind(value)}")
+        error = ImpossibleValue if isinstance(value, (int, float)) and not isinstance(value, bool) else ValueError
+        raise error(f"field {name} should be a number, got {_kind(value)}")
     if hi is not None and not 0 <= value <= hi:
-        raise ValueError(f"field {name} should be a number from 0 to {hi:g}, got one outside")
+        raise ImpossibleValue(f"field {name} should be a number from 0 to {hi:g}, got one outside")
     return float(value)
 
 
@@ -144,7 +152,7 @@ def _price(obj: Mapping[str, Any], name: str) -> float | None:
     # A negative list price is RunPod's "none" (as 0 is); a huge one cannot be true.
     value = _float(obj, name)
     if value is not None and value > MAX_PRICE:
-        raise ValueError(f"field {name} should be a price up to {MAX_PRICE:g} USD per hour, got one above")
+        raise ImpossibleValue(f"field {name} should be a price up to {MAX_PRICE:g} USD per hour, got one above")
     return price_or_none(value)
 
 
@@ -218,7 +226,9 @@ class Pod:
     (on-demand). `cost_per_hr` is USD per hour for the whole pod. `uptime_seconds` and `ports`
     come from `runtime`, which RunPod sends as null until the container is up and after a stop:
     then `uptime_seconds` is None and `ports` is empty. `last_status_change` is RunPod's free text
-    ("Rented by User: ...", "Exited by Runpod: ...").
+    ("Rented by User: ...", "Exited by Runpod: ..."). `invalid` is set (and the impossible numbers
+    read None) when a pod list carried a number for this pod that cannot be true: the poll must
+    not be stored (see `parse_pod(lenient=True)`).
     """
 
     id: str
@@ -236,6 +246,7 @@ class Pod:
     ports: tuple[PodPort, ...] = ()
     adjusted_cost_per_hr: float | None = None
     location: str | None = None
+    invalid: str | None = None
 
     @property
     def is_spot(self) -> bool:
@@ -260,7 +271,19 @@ def _port(obj: Any) -> PodPort:
                    type=_str(obj, "type"))
 
 
-def parse_pod(obj: Any) -> Pod:
+def parse_pod(obj: Any, *, lenient: bool = False) -> Pod:
+    """A Pod from RunPod's JSON. Any problem raises ValueError; with `lenient`, a pod whose only
+    problem is an impossible number (`ImpossibleValue`) comes back with those numbers None and
+    `invalid` saying why, so that one bad pod in a listing does not hide the others."""
+    try:
+        return _parse_pod(obj, strict=True)
+    except ImpossibleValue as exc:
+        if not lenient:
+            raise
+        return replace(_parse_pod(obj, strict=False), invalid=str(exc))
+
+
+def _parse_pod(obj: Any, *, strict: bool) -> Pod:
     if not isinstance(obj, Mapping):
         raise ValueError(f"a pod should be an object, got {type(obj).__name__}")
     pod_id = _str(obj, "id")
@@ -268,17 +291,29 @@ def parse_pod(obj: Any) -> Pod:
         raise ValueError("a pod came without an id")
     machine = _obj(obj, "machine") or {}
     runtime = _obj(obj, "runtime")
+    num, whole = (_float, _int) if strict else (_or_none(_float), _or_none(_int))
     return Pod(
         id=pod_id, name=_str(obj, "name"), image_name=_str(obj, "imageName"),
         desired_status=_enum(obj, "desiredStatus", POD_STATUSES), pod_type=_enum(obj, "podType", POD_TYPES),
-        cost_per_hr=_float(obj, "costPerHr", hi=MAX_PRICE), gpu_count=_int(obj, "gpuCount", hi=MAX_GPU_COUNT),
+        cost_per_hr=num(obj, "costPerHr", hi=MAX_PRICE), gpu_count=whole(obj, "gpuCount", hi=MAX_GPU_COUNT),
         last_status_change=_str(obj, "lastStatusChange"),
-        lowest_bid_price_to_resume=_price(obj, "lowestBidPriceToResume"), machine_id=_str(obj, "machineId"),
+        lowest_bid_price_to_resume=_or_none(_price)(obj, "lowestBidPriceToResume") if not strict
+        else _price(obj, "lowestBidPriceToResume"), machine_id=_str(obj, "machineId"),
         gpu_display_name=_str(machine, "gpuDisplayName"),
-        uptime_seconds=None if runtime is None else _int(runtime, "uptimeInSeconds", hi=MAX_UPTIME_S),
+        uptime_seconds=None if runtime is None else whole(runtime, "uptimeInSeconds", hi=MAX_UPTIME_S),
         ports=() if runtime is None else tuple(_port(p) for p in _list(runtime, "ports") if p is not None),
-        adjusted_cost_per_hr=_float(obj, "adjustedCostPerHr", hi=MAX_PRICE), location=_str(machine, "location"),
+        adjusted_cost_per_hr=num(obj, "adjustedCostPerHr", hi=MAX_PRICE), location=_str(machine, "location"),
     )
+
+
+def _or_none(reader: Any) -> Any:
+    """`reader`, reading an impossible number as None (the lenient pass of parse_pod)."""
+    def read(obj: Mapping[str, Any], name: str, **kwargs: Any) -> Any:
+        try:
+            return reader(obj, name, **kwargs)
+        except ImpossibleValue:
+            return None
+    return read
 
 
 # -- account ---------------------------------------------------------------------------------------
@@ -304,7 +339,7 @@ def parse_account(obj: Any) -> Account:
         raise ValueError("myself.pods should be a list of pods")
     return Account(id=_str(obj, "id") or "", client_balance=_float(obj, "clientBalance"),
                    current_spend_per_hr=_float(obj, "currentSpendPerHr"), spend_limit=_float(obj, "spendLimit"),
-                   pods=tuple(parse_pod(p) for p in pods))
+                   pods=tuple(parse_pod(p, lenient=True) for p in pods))
 
 
 # -- the create input ------------------------------------------------------------------------------
