@@ -115,9 +115,9 @@ def maybe_executed(error: ApiError) -> bool:
         return True
     if isinstance(error, RateLimited | AuthError | NoCapacity | SpotUnsupported | PodNotFound):
         return False
-    if isinstance(error, GraphQLError):
-        return error.status != 400 and (not error.codes or "INTERNAL_SERVER_ERROR" in error.codes
-                                        or None in error.codes)
+    if isinstance(error, GraphQLError):  # a named refusal (spend limit, bad input) was not executed
+        return error.status != 400 and ("INTERNAL_SERVER_ERROR" in error.codes or not error.messages
+                                        or any("something went wrong" in m.lower() for m in error.messages))
     return True
 
 

@@ -330,3 +330,18 @@ def test_malform_spoils_the_given_number_of_answers_then_stops(emulator, client)
     emulator.clear_malformed()
     with pytest.raises(ConfigError):
         emulator.malform("myself", b"", times=0)
+
+
+def test_maybe_executed_tells_refusals_from_lost_answers():
+    from bidder.errors import GraphQLError, NoCapacity, RateLimited, TransportError
+    from bidder.executor import maybe_executed
+
+    wrong = "Something went wrong. Please try again later or contact support."
+    assert maybe_executed(MalformedAnswer("x"))
+    assert maybe_executed(TransportError("x", maybe_executed=True))
+    assert maybe_executed(GraphQLError("x", status=200, messages=(wrong,), codes=("INTERNAL_SERVER_ERROR",)))
+    assert maybe_executed(GraphQLError("x", status=200, messages=(wrong,), codes=(None,)))
+    assert not maybe_executed(GraphQLError("x", status=200, messages=("spend limit reached",), codes=(None,)))
+    assert not maybe_executed(GraphQLError("x", status=400, messages=(wrong,), codes=(None,)))
+    assert not maybe_executed(RateLimited("x"))
+    assert not maybe_executed(NoCapacity("x", status=200, messages=("no instances available",)))
