@@ -205,8 +205,10 @@ image = "runpod/pytorch:latest"
     assert lines[0].startswith("train: interrupted (outbid at "), lines
     assert len(lines) == 2
     wait = lines[1]
-    if "waiting" in wait:  # the floor is over the bid now: the line says what it waits for, never "until"
-        assert not wait.startswith("train: waiting: until the") and "floor" in wait
+    # The floor is over the bid now: the line says what it waits for (the bid and the settling
+    # time), not a condition like "until the floor is at or below" that may already hold.
+    assert wait.startswith("train: waiting: wait for RTX A6000 spot under $"), wait
+    assert "bids once the floor" in wait and "until the" not in wait
 
 
 # -- import-trace of rows already collected changes nothing ------------------------------------------
