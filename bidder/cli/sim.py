@@ -74,7 +74,9 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
     """Run the emulator until Ctrl-C. The first line of output is its GraphQL URL.
 
     Point any bidder command at it with --api-url URL (or RUNPOD_API_URL) and RUNPOD_API_KEY set
-    to the printed key. Move its clock with: curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'.
+    to the printed key. Move its clock with: curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}';
+    read it with: curl URL_BASE/sim/now. Every answer carries the virtual time in the
+    X-Bidder-Sim-Now header, and every bidder command pointed at the emulator runs on that clock.
 
     \b
     Example:
@@ -105,6 +107,8 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
         spot = ("off, spot price fields removed" if no_spot_fields else "off" if no_spot else "on")
         click.echo(f"Market: {'trace ' + str(trace) if trace else f'model, seed {seed}'}; spot {spot}; "
                    f"faults {emu.faults or 'off'}.")
+        click.echo(f"Read it with GET {emu.base_url}/sim/now; every answer carries it in the X-Bidder-Sim-Now "
+                   "header, and bidder commands pointed here run on it.")
         click.echo("Press Ctrl-C to stop.")
         while not stop.wait(0.5):
             pass

@@ -7,6 +7,11 @@
     POST /sim/advance  {"seconds": N} -> {"now": iso}   (moves the virtual clock)
     GET  /sim/now      -> {"now": iso}
 
+Every answer, on every route (added ones too: the header is written in `end_headers`, the one
+place all responses pass), carries `X-Bidder-Sim-Now: <ISO UTC>`, the virtual time. RunPod never
+sends it, so a client that sees it knows it talks to the emulator and takes its clock
+(`bidder.clock`).
+
 A stdlib ThreadingHTTPServer with HTTP/1.1 keep-alive. Every open connection is tracked so that
 `close()` can shut them down and join every handler thread: nothing outlives the emulator.
 """
@@ -25,13 +30,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute_sync, parse, validate
 
+from bidder.clock import SIM_NOW_HEADER
 from bidder.sim.resolvers import CREATE_MUTATIONS, build_schema, context_for
 from bidder.units import to_iso
 
 if TYPE_CHECKING:
     from bidder.sim.emulator import Emulator
 
-__all__ = ["INTERNAL_ERROR_TEXT", "EmulatorHTTPServer"]
+__all__ = ["INTERNAL_ERROR_TEXT", "SIM_NOW_HEADER", "EmulatorHTTPServer"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,11 @@ class _Handler(BaseHTTPRequestHandler):
         # The request line may carry ?api_key=...: keep keys out of logs.
         scrubbed = tuple(_KEY_IN_URL.sub(r"\1***", a) if isinstance(a, str) else a for a in args)
         log.debug("%s " + format, self.address_string(), *scrubbed)
+
+    def end_headers(self) -> None:
+        # Every response passes here (also send_error's): the virtual time goes out with each one.
+        self.send_header(SIM_NOW_HEADER, to_iso(self.server.emulator.now))
+        super().end_headers()
 
     # -- plumbing ------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
