@@ -60,7 +60,7 @@ def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(SchemaTooNew, match=r"newer bidder \(schema version 3; this bidder reads versions up to 2\)"
+    with pytest.raises(SchemaTooNew, match=rf"newer bidder \(schema version {SCHEMA_VERSION + 1}; this bidder reads versions up to {SCHEMA_VERSION}\)"
                        r": upgrade bidder") as info:
         Store.open(path)
     assert (info.value.found, info.value.supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)

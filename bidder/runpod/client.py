@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from bidder import __version__
+from bidder.clock import server_time
 from bidder.errors import (
     ApiError,
     AuthError,
@@ -137,6 +138,9 @@ def retryable(error: ApiError) -> bool:
                                                   or error.status == 408)
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -170,6 +174,9 @@ class RunPodClient:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
         self._spot_fields: bool | None = None
+        # The emulator's virtual time from the newest answer's X-Bidder-Sim-Now (RunPod never sends it).
+        self._server_now: datetime | None = None
+        self._probed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -197,6 +204,35 @@ class RunPodClient:
         has been answered, False once one was refused for asking for them (for this client's life)."""
         return self._spot_fields
 
+    @property
+    def server_now(self) -> datetime | None:
+        """The server's own time from the newest answer, when the server is bidder's emulator (its
+        X-Bidder-Sim-Now header); None against RunPod, and before any answer."""
+        return self._server_now
+
+    def probe_server_now(self) -> datetime | None:
+        """Ask the server for its time with `GET /sim/now`, only when it may be bidder's emulator:
+        a server on this machine (the emulator listens on 127.0.0.1 only) that has not already
+        answered without the header. Never sends a request to RunPod; sends no key. None when the
+        server does not tell its time (then the caller uses the wall clock)."""
+        host = urlsplit(self.url).hostname or ""
+        if host not in _LOOPBACK or (self._probed and self._server_now is None):
+            return None
+        self._probed = True
+        try:
+            answer = self._http.get(str(httpx.URL(self.url).copy_with(path="/sim/now", query=None)),
+                                    headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
+        except HTTPX_CAUGHT:
+            return self._server_now
+        self._note_time(answer)
+        return self._server_now
+
+    def _note_time(self, response: httpx.Response) -> None:
+        seen = server_time(response.headers)
+        if seen is not None:
+            self._server_now = seen
+        self._probed = True
+
     # -- transport -----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -210,6 +246,7 @@ class RunPodClient:
                                        timeout=self.timeout)
         except HTTPX_CAUGHT as exc:
             raise from_httpx(exc, request.operation, self.url, self._key) from exc
+        self._note_time(response)
         return decode_response(response, request.operation, pod_id=pod_id, secret=self._key)
 
     def execute(self, request: GraphQLRequest, *, pod_id: str | None = None) -> Mapping[str, Any]:

@@ -122,9 +122,9 @@ class HistoryStore(StoreBase):
                 if gpu_types is not None:
                     self._upsert_gpu_types(conn, gpu_types, stamp)
             cursor = conn.execute(
-                "INSERT INTO collections (ts, duration_s, quotes, gpu_types, error) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO collections (ts, duration_s, quotes, gpu_types, error, clock) VALUES (?, ?, ?, ?, ?, ?)",
                 (stamp, float(duration_s), 0 if error is not None else len(quotes),
-                 None if error is not None or gpu_types is None else len(gpu_types), error))
+                 None if error is not None or gpu_types is None else len(gpu_types), error, self.clock))
             return int(cursor.lastrowid or 0)
 
     def import_quotes(self, quotes: Iterable[PriceQuote]) -> tuple[int, int]:

@@ -126,29 +126,61 @@ class LedgerStore(StoreBase):
 
     def record_observation(self, ts: datetime, pod_id: str, *, desired_status: str | None,
                            cost_per_hr: float | None, uptime_seconds: float | None) -> None:
-        """One poll of a pod. `cost_per_hr` is per pod (USD/hour). A second poll at the same ts replaces it."""
+        """One poll of a pod. `cost_per_hr` is per pod (USD/hour). A second poll at the same ts (the
+        same second) is kept beside it (`seq`), never over it; `clock` is the store's `clock`."""
+        stamp = _iso(ts)
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO pod_observations (pod_id, ts, desired_status, cost_per_hr, "
-                         "uptime_seconds) VALUES (?, ?, ?, ?, ?)",
-                         (pod_id, _iso(ts), desired_status, cost_per_hr, uptime_seconds))
+            conn.execute("INSERT INTO pod_observations (pod_id, ts, seq, desired_status, cost_per_hr, uptime_seconds, "
+                         "clock) VALUES (?, ?, (SELECT count(*) FROM pod_observations WHERE pod_id = ? AND ts = ?), "
+                         "?, ?, ?, ?)",
+                         (pod_id, stamp, pod_id, stamp, desired_status, cost_per_hr, uptime_seconds, self.clock))
 
     def observations(self, pod_id: str, *, since: datetime | None = None) -> list[dict[str, Any]]:
         """A pod's polls, oldest first; `since` (inclusive) reads only the newer ones (the executor's
         incremental spend)."""
         if since is None:
-            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts", (pod_id,))
+            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts, seq", (pod_id,))
         else:
-            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? AND ts >= ? ORDER BY ts",
+            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? AND ts >= ? ORDER BY ts, seq",
                               (pod_id, _iso(since)))
         return [_from_row(r) for r in rows]
 
     def last_observation(self, pod_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts DESC LIMIT 1", (pod_id,))
+        rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts DESC, seq DESC LIMIT 1", (pod_id,))
         return _from_row(rows[0]) if rows else None
 
     def spend_by_pod(self, job: str | None = None) -> dict[str, float]:
         """USD spent per managed pod, estimated from its observations (see `estimate_spend`)."""
         return {p["pod_id"]: estimate_spend(self.observations(p["pod_id"])) for p in self.managed_pods(job)}
+
+    # -- the clock ----------------------------------------------------------------------------------
+    def newest_time(self) -> tuple[datetime, str] | None:
+        """The newest time in the database and what holds it: a snapshot (collections), a poll
+        (pod_observations) or a ledger action; None when empty. A command's time must not be earlier
+        (bidder.clock.check_not_past)."""
+        found: list[tuple[str, str]] = []
+        for sql, what in (("SELECT max(ts) FROM collections", "snapshot"),
+                          ("SELECT max(ts) FROM pod_observations", "pod observation"),
+                          ("SELECT max(ts) FROM actions", "ledger action")):
+            value = self._rows(sql)[0][0]
+            if value is not None:
+                found.append((value, what))
+        if not found:
+            return None
+        stamp, what = max(found)
+        return _from_row({"ts": stamp})["ts"], what
+
+    def emulator_time(self) -> datetime | None:
+        """When the newest snapshot (the last collection written) was stamped by the emulator's clock:
+        the newest time that clock stamped (snapshots and polls). None otherwise (wall clock, --now,
+        or no snapshot): commands that only read the database then use the wall clock."""
+        last = self._rows("SELECT clock FROM collections ORDER BY id DESC LIMIT 1")
+        if not last or last[0][0] != "emulator":
+            return None
+        stamps = [self._rows(f"SELECT max(ts) FROM {table} WHERE clock = 'emulator'")[0][0]
+                  for table in ("collections", "pod_observations")]
+        newest = max((s for s in stamps if s is not None), default=None)
+        return None if newest is None else _from_row({"ts": newest})["ts"]
 
     # -- ledger: jobs and settings ------------------------------------------------------------------
     def job_state(self, name: str) -> dict[str, Any] | None:
@@ -217,6 +249,11 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     An exit observation (not RUNNING, `uptime_seconds` = the length of the run that ended at its
     `ts`; see bidder.executor) counts like a RUNNING poll at that instant, so a stop between polls
     whose time is known is integrated exactly instead of by halves.
+
+    Two polls stamped by different clocks (`clock`: the wall clock against the emulator's virtual
+    one or a --now) have no interval between them that means anything: such a pair adds only what
+    the pod's own uptime vouches for (its growth, when it grew), never a guess from the timestamps,
+    so spend never exceeds uptime x rate however the clocks were mixed.
     """
     if not observations:
         return 0.0
@@ -234,6 +271,10 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
         # b ran up to its own time: a RUNNING poll, or an exit observation (not RUNNING, with an uptime).
         b_run = b.get("desired_status") == "RUNNING" or b_up is not None
         a_cost, b_cost = float(a.get("cost_per_hr") or 0), float(b.get("cost_per_hr") or 0)
+        if _time_base(a) != _time_base(b):
+            if a_run and b_run and a_up is not None and b_up is not None and b_up > a_up:
+                total += a_cost * (float(b_up) - float(a_up)) / 3600
+            continue
         # Uptime grew by about the interval: one continuous run (slack for container start and clock skew).
         grew = None if a_up is None or b_up is None else float(b_up) - float(a_up)
         continuous = a_run and b_run and grew is not None and grew >= dt - max(30.0, 0.1 * dt)
@@ -248,3 +289,8 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
             total += a_cost * dt / 2 / 3600
     return total
 
+
+
+def _time_base(observation: Mapping[str, Any]) -> str:
+    """"wall" or "virtual" (the emulator's clock and a --now share one time line in practice)."""
+    return "wall" if observation.get("clock", "wall") == "wall" else "virtual"
