@@ -25,6 +25,7 @@ from bidder.cli.common import (
     format_option,
     resolve_api_key,
 )
+from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now
 from bidder.errors import ConfigError
 from bidder.models import PriceQuote
 from bidder.store import Store
@@ -103,6 +104,17 @@ def parse_since(text: str | None, now: datetime) -> datetime | None:
                                  f"(e.g. 2026-01-01T00:00:00Z) nor 'all'", param_hint="--since") from None
 
 
+def _relative(since: str | None) -> bool:
+    """A --since that counts back from now (7d), rather than 'all' or an ISO time."""
+    if since is None or since.strip().lower() == "all":
+        return False
+    try:
+        parse_duration(since)
+    except ValueError:
+        return False
+    return True
+
+
 def _open(db_path: str, *, create: bool = False) -> Store:
     return Store.open(db_path, create=create)
 
@@ -125,10 +137,12 @@ def _gpu_filter(store: Store, gpus: Sequence[str]) -> list[str] | None:
               help="With --every: stop after N intervals.")
 @click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
               help="Attempts per request on a transient error (429, 5xx, timeout); 1 = fail at once.")
+@now_option
+@allow_past_option
 @db_option
 @api_options
 def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | None, retries: int,
-            db_path: str, api_url: str) -> None:
+            now_text: str | None, allow_past: bool, db_path: str, api_url: str) -> None:
     """Record one price snapshot of every GPU type, both clouds and the given GPU counts.
 
     One API request per snapshot; the catalogue (names, VRAM) is refreshed at most daily. For
@@ -142,13 +156,20 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         raise click.BadParameter("the interval must be at least 1s (5m is a good choice)", param_hint="--every")
     if cycles is not None and every is None:
         raise click.UsageError("--cycles only makes sense with --every")
+    if now_text is not None and every is not None:
+        raise click.UsageError("--now stamps one snapshot; it cannot be combined with --every")
+    parse_now(now_text)
     store = _open(db_path, create=True)
     client = RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=retries))
 
     told_no_spot = False
 
-    def cycle(now: datetime) -> None:
+    def cycle(slot: datetime | None) -> None:
         nonlocal told_no_spot
+        # The emulator's time when it is the API (asked afresh each cycle), else the loop's slot time.
+        now = api_now(store, client, now_text, allow_past=allow_past, fresh=slot is not None)
+        if slot is not None and store.clock == "wall":
+            now = slot
         result = collect_once(client, store, now=now, gpu_counts=gpu_counts)
         catalogue = f", catalogue of {result.gpu_types_refreshed} types refreshed" if result.gpu_types_refreshed else ""
         click.echo(f"{to_iso(result.ts)}  stored {result.quotes} quotes ({result.markets} GPU type × cloud "
@@ -158,7 +179,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
             click.echo(f"{SPOT_FIELDS_GONE_MESSAGE}.")
 
     if every is None:
-        cycle(datetime.now(UTC))
+        cycle(None)
         return
 
     def on_error(exc: BaseException, retry_in: float | None) -> None:
@@ -235,19 +256,20 @@ def _cheapest(quote: PriceQuote) -> float | None:
 @click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
 @format_option("table", "json", "csv")
+@now_option(reads_only=True)
 @db_option
 def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int | None, fmt: str,
-            db_path: str) -> None:
+            now_text: str | None, db_path: str) -> None:
     """Summarise one GPU type's spot floor over a window: min, median, p90, max (USD per GPU-hour)
     and the share of time spot capacity was available, per cloud and GPU count.
     """
-    now = datetime.now(UTC)
-    start = parse_since(since, now)
+    parse_now(now_text)
     try:
         end = parse_timestamp(until) if until else None
     except ValueError:
         raise click.BadParameter(f"{until!r} is not an ISO 8601 time", param_hint="--until") from None
     with _open(db_path) as store:
+        start = parse_since(since, db_now(store, now_text) if _relative(since) else datetime.now(UTC))
         names = store.gpu_type_names()
         if not names:
             raise click.ClickException(f"no price history in {db_path} yet; {_EMPTY_HINT}")
@@ -361,12 +383,13 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
     """
     from bidder.traces import write_trace
 
-    start = parse_since(since, datetime.now(UTC))
     try:
         end = parse_timestamp(until) if until else None
     except ValueError:
         raise click.BadParameter(f"{until!r} is not an ISO 8601 time", param_hint="--until") from None
     with _open(db_path) as store:
+        now = db_now(store, None, allow_past=True, say=False) if _relative(since) else datetime.now(UTC)
+        start = parse_since(since, now)
         wanted = _gpu_filter(store, gpus)
         quotes = store.iter_prices(wanted, _cloud_filter(cloud), gpu_count, start, end)
         if output is None:
