@@ -257,9 +257,10 @@ def _cheapest(quote: PriceQuote) -> float | None:
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
 @format_option("table", "json", "csv")
 @now_option(reads_only=True)
+@allow_past_option
 @db_option
 def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int | None, fmt: str,
-            now_text: str | None, db_path: str) -> None:
+            now_text: str | None, allow_past: bool, db_path: str) -> None:
     """Summarise one GPU type's spot floor over a window: min, median, p90, max (USD per GPU-hour)
     and the share of time spot capacity was available, per cloud and GPU count.
     """
@@ -269,7 +270,8 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     except ValueError:
         raise click.BadParameter(f"{until!r} is not an ISO 8601 time", param_hint="--until") from None
     with _open(db_path) as store:
-        start = parse_since(since, db_now(store, now_text) if _relative(since) else datetime.now(UTC))
+        now = db_now(store, now_text, allow_past=allow_past) if _relative(since) else datetime.now(UTC)
+        start = parse_since(since, now)
         names = store.gpu_type_names()
         if not names:
             raise click.ClickException(f"no price history in {db_path} yet; {_EMPTY_HINT}")

@@ -239,10 +239,11 @@ class LedgerStore(StoreBase):
 def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     """USD a pod cost, from its polls (ts, desired_status, cost_per_hr per pod, uptime_seconds).
 
-    Between two polls a and b, if a was RUNNING: when b is RUNNING and its uptime grew by about the
-    interval, the pod ran for the uptime difference; when it grew less (or fell), the pod stopped
-    and restarted in between (the uptime since the restart, plus half of the rest before the
-    stop); when b is not RUNNING, it stopped at an unknown moment in between (half the interval:
+    Between two polls a and b, if a was RUNNING: when b is RUNNING and its uptime did not fall, one
+    run went on and the pod ran for the uptime difference (never more than the interval; a run can
+    never be billed beyond what its own uptime vouches for, even when the polls' clocks jumped);
+    when the uptime fell, the pod stopped and restarted in between (the uptime since the restart,
+    plus half of the rest before the stop); when b is not RUNNING, it stopped at an unknown moment in between (half the interval:
     unbiased for a uniform stop time). If a was not RUNNING and b is, it ran for b's uptime (at
     most the interval). The first poll adds
     the uptime before it. Each stretch is priced at the cost of the poll that saw it running.
@@ -275,9 +276,10 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
             if a_run and b_run and a_up is not None and b_up is not None and b_up > a_up:
                 total += a_cost * (float(b_up) - float(a_up)) / 3600
             continue
-        # Uptime grew by about the interval: one continuous run (slack for container start and clock skew).
+        # Uptime did not fall: one continuous run. (Counting its growth, not the interval, is what keeps
+        # a jump of the polls' clock, e.g. a --now far from the API's own time, from booking a fortune.)
         grew = None if a_up is None or b_up is None else float(b_up) - float(a_up)
-        continuous = a_run and b_run and grew is not None and grew >= dt - max(30.0, 0.1 * dt)
+        continuous = a_run and b_run and grew is not None and grew >= min(0.0, dt - max(30.0, 0.1 * dt))
         if continuous and grew is not None:
             total += a_cost * min(grew, dt) / 3600
         elif b_run and b_up is not None:
