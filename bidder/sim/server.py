@@ -6,6 +6,8 @@
                        -> 400, business refusals -> 200 with `errors`.
     POST /sim/advance  {"seconds": N} -> {"now": iso}   (moves the virtual clock)
     GET  /sim/now      -> {"now": iso}
+    GET  /sim/pods     -> {"now": iso, "pods": [{id, name, ..., billed, running_hours, interruptions}]}
+                          (the emulator's own account of every pod, billed up to now)
 
 Every answer, on every route (added ones too: the header is written in `end_headers`, the one
 place all responses pass), carries `X-Bidder-Sim-Now: <ISO UTC>`, the virtual time. RunPod never
@@ -118,6 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/sim/now":
             self._json(200, {"now": to_iso(self.server.emulator.now)})
+        elif path == "/sim/pods":
+            world = self.server.emulator.world
+            self._json(200, {"now": to_iso(world.now), "pods": world.account()})
         elif path == "/graphql":
             self._errors(405, "use POST for /graphql")
         else:
