@@ -162,3 +162,28 @@ def test_polls_of_two_clocks_book_no_more_than_the_uptime_grew() -> None:
              {"ts": datetime(2026, 12, 2, tzinfo=UTC), "desired_status": "RUNNING", "cost_per_hr": 0.33,
               "uptime_seconds": 1800, "clock": "wall"}]  # the wall clock's poll, months "later"
     assert estimate_spend(polls) == pytest.approx(0.33 * 4200 / 3600)
+
+
+def test_an_emulator_still_starting_is_waited_for_not_taken_for_the_wall_clock() -> None:
+    # `bidder sim serve ... &` then `bidder collect` at once: the first connection is refused.
+    import threading
+
+    port = _free_port()
+    emu = Emulator(seed=0, port=port)
+    starter = threading.Timer(0.3, emu.start)
+    starter.start()
+    try:
+        with RunPodClient(api_key=TEST_API_KEY, url=f"http://127.0.0.1:{port}/graphql") as client:
+            clock = Clock(None, client, wall=lambda: WALL)
+            assert clock.now() == datetime(2026, 1, 1, tzinfo=UTC) and clock.source == "emulator"
+    finally:
+        starter.join()
+        emu.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

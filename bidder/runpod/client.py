@@ -214,17 +214,23 @@ class RunPodClient:
         """Ask the server for its time with `GET /sim/now`, only when it may be bidder's emulator:
         a server on this machine (the emulator listens on 127.0.0.1 only) that has not already
         answered without the header. Never sends a request to RunPod; sends no key. None when the
-        server does not tell its time (then the caller uses the wall clock)."""
+        server does not tell its time (then the caller uses the wall clock). A server that does not
+        answer yet (an emulator just started with `&`) is asked again as the retry policy says, as
+        the command's own first request would be: concluding "wall clock" from a refused connection
+        would stamp the emulator's data with the wrong time."""
         host = urlsplit(self.url).hostname or ""
         if host not in _LOOPBACK or (self._probed and self._server_now is None):
             return None
-        self._probed = True
-        try:
-            answer = self._http.get(str(httpx.URL(self.url).copy_with(path="/sim/now", query=None)),
-                                    headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
-        except HTTPX_CAUGHT:
-            return self._server_now
-        self._note_time(answer)
+        url = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                answer = self._http.get(url, headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
+            except HTTPX_CAUGHT:
+                if attempt < self.retry.attempts:
+                    self.retry.sleep(self.retry.backoff(attempt))
+                continue
+            self._note_time(answer)
+            break
         return self._server_now
 
     def _note_time(self, response: httpx.Response) -> None:
