@@ -187,3 +187,22 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_sim_pods_is_the_emulators_own_account(emulator: Emulator, client) -> None:
+    from bidder.runpod import PodSpec
+
+    emulator.world.reclaim_rate_per_hour = 0.0
+    emulator.world.set_floor("NVIDIA RTX A6000", "COMMUNITY", 0.2)
+    spec = PodSpec(name="acct-1", image_name="img", gpu_type_id="NVIDIA RTX A6000", gpu_count=2,
+                   cloud_type="COMMUNITY")
+    pod = client.rent_interruptable(spec, bid_per_gpu=0.25)
+    emulator.advance(5400)
+    answer = httpx.get(emulator.base_url + "/sim/pods", timeout=10)
+    assert answer.text.endswith("}\n")
+    body = answer.json()
+    assert body["now"] == "2026-01-01T01:30:00Z"
+    (row,) = body["pods"]
+    assert row["id"] == pod.id and row["name"] == "acct-1" and row["interruptions"] == 0
+    assert row["running_hours"] == pytest.approx(1.5)
+    assert row["billed"] == pytest.approx(emulator.world.true_spend(pod.id)) == pytest.approx(1.5 * 0.5)

@@ -99,6 +99,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode(), headers=headers)
 
+    def _sim(self, status: int, payload: Any) -> None:
+        # bidder's own routes end their JSON with a newline, so `curl` output reads well in a shell.
+        self._send(status, json.dumps(payload).encode() + b"\n")
+
     def _errors(self, status: int, *messages: str, code: str | None = None) -> None:
         errors = [{"message": m, **({"extensions": {"code": code}} if code else {})} for m in messages]
         self._json(status, {"errors": errors})
@@ -119,10 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/sim/now":
-            self._json(200, {"now": to_iso(self.server.emulator.now)})
+            self._sim(200, {"now": to_iso(self.server.emulator.now)})
         elif path == "/sim/pods":
             world = self.server.emulator.world
-            self._json(200, {"now": to_iso(world.now), "pods": world.account()})
+            self._sim(200, {"now": to_iso(world.now), "pods": world.account()})
         elif path == "/graphql":
             self._errors(405, "use POST for /graphql")
         else:
@@ -153,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, AttributeError):
             self._errors(400, 'give {"seconds": N} with N a number >= 0')
             return
-        self._json(200, {"now": to_iso(self.server.emulator.advance(seconds))})
+        self._sim(200, {"now": to_iso(self.server.emulator.advance(seconds))})
 
     def _auth(self) -> bool | None:
         """True = the right key, False = no key, None = a wrong key."""
