@@ -206,3 +206,50 @@ def test_sim_pods_is_the_emulators_own_account(emulator: Emulator, client) -> No
     assert row["id"] == pod.id and row["name"] == "acct-1" and row["interruptions"] == 0
     assert row["running_hours"] == pytest.approx(1.5)
     assert row["billed"] == pytest.approx(emulator.world.true_spend(pod.id)) == pytest.approx(1.5 * 0.5)
+
+
+_JOB = """
+[jobs.train]
+gpu = ["NVIDIA RTX A6000"]
+cloud = "community"
+keep_running = true
+tolerance = "none"
+image = "runpod/pytorch:latest"
+"""
+
+
+def test_pods_and_report_agree_with_the_bill_when_clocks_are_mixed(emulator: Emulator, client, tmp_path: Path) -> None:
+    """The reproduced bug: a `pods --refresh` between two `--now` ticks booked $1,327.56 for a pod the
+    emulator billed $0.33. Now the refresh takes the emulator's time by itself; a refresh --now far
+    in the future books only what the uptime grew, and the tick after it is refused."""
+    from executor_helpers import make_env
+
+    emulator.world.reclaim_rate_per_hour = 0.0
+    env = make_env(emulator, client, tmp_path)
+    env.store.close()
+    (tmp_path / "bidder.toml").write_text(_JOB)
+    base = ["--db", str(tmp_path / "bidder.db"), "--api-url", emulator.url]
+    tick = ["tick", "--config", str(tmp_path / "bidder.toml"), *base]
+
+    def now() -> list[str]:
+        return ["--now", emulator.now.strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+    assert _cli(*tick, *now()).exit_code == 0
+    emulator.advance(1800)
+    assert _cli("pods", "--refresh", *base).exit_code == 0                    # the emulator's time, no flag
+    emulator.advance(1800)
+    assert _cli(*tick, *now()).exit_code == 0
+    jump = _cli("pods", "--refresh", *base, "--now", "2026-12-02T06:00:00Z")  # a --now months ahead
+    assert jump.exit_code == 0, jump.output
+    emulator.advance(1800)
+    late = _cli(*tick, *now())
+    assert late.exit_code == 1 and "time would run backwards" in late.stderr
+    listed = json.loads(_cli("pods", "--all", "--format", "json", *base[:2]).stdout)
+    report = json.loads(_cli("report", "--since", "all", "--format", "json", "--db", base[1],
+                             "--now", "2026-12-02T06:00:00Z").stdout)
+    (pod,) = listed
+    (reported,) = report["pods"]
+    billed_then = 0.33 * 1.0  # on-demand A6000 community, one hour up to the last poll that counts
+    assert pod["spent"] == pytest.approx(billed_then, abs=0.01)
+    assert reported["spend"] == pytest.approx(pod["spent"], abs=1e-3)
+    assert pod["spent"] <= emulator.world.true_spend(pod["pod"]) + 1e-9
