@@ -20,7 +20,7 @@ purpose. Neutral: no client, store or emulator import; the CLI passes a `Clock` 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bidder.errors import TimeRunsBackwards
@@ -29,6 +29,7 @@ from bidder.units import parse_timestamp, to_iso
 __all__ = [
     "CLOCK_SOURCES",
     "SIM_NOW_HEADER",
+    "WALL_SLACK",
     "Clock",
     "ServerTime",
     "check_not_past",
@@ -90,9 +91,16 @@ class Clock:
                 "wall": "the wall clock"}[self.source]
 
 
-def check_not_past(now: datetime, newest: tuple[datetime, str] | None, *, where: str) -> None:
-    """Refuse a time earlier than the newest data: (ts, what) from `Store.newest_time()`."""
-    if newest is None or now >= newest[0]:
+#: On the wall clock, data up to this far ahead is not "the future": two cron jobs started together
+#: (collect and tick) may write in either order, and machines' clocks differ by a few seconds.
+WALL_SLACK = timedelta(seconds=60)
+
+
+def check_not_past(now: datetime, newest: tuple[datetime, str] | None, *, where: str,
+                   slack: timedelta = timedelta(0)) -> None:
+    """Refuse a time earlier than the newest data: (ts, what) from `Store.newest_time()`; `slack`
+    tolerates data that far ahead (WALL_SLACK on the wall clock, none on a virtual one)."""
+    if newest is None or now + slack >= newest[0]:
         return
     ts, what = newest
     raise TimeRunsBackwards(

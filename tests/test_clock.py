@@ -253,3 +253,16 @@ def test_pods_and_report_agree_with_the_bill_when_clocks_are_mixed(emulator: Emu
     assert pod["spent"] == pytest.approx(billed_then, abs=0.01)
     assert reported["spend"] == pytest.approx(pod["spent"], abs=1e-3)
     assert pod["spent"] <= emulator.world.true_spend(pod["pod"]) + 1e-9
+
+
+def test_the_wall_clock_tolerates_a_minute_of_skew_a_virtual_clock_none() -> None:
+    from bidder.clock import WALL_SLACK, check_not_past
+    from bidder.errors import TimeRunsBackwards
+
+    newest = (WALL, "snapshot")
+    check_not_past(WALL - timedelta(seconds=30), newest, where="db", slack=WALL_SLACK)  # cron jobs racing
+    with pytest.raises(TimeRunsBackwards):
+        check_not_past(WALL - timedelta(seconds=90), newest, where="db", slack=WALL_SLACK)
+    with pytest.raises(TimeRunsBackwards):
+        check_not_past(WALL - timedelta(seconds=1), newest, where="db")
+    check_not_past(WALL, newest, where="db")

@@ -9,12 +9,12 @@ time fall before the newest data in the database unless `--allow-past` says it i
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
-from bidder.clock import Clock, ServerTime, check_not_past
+from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past
 from bidder.store import Store
 from bidder.units import parse_timestamp, to_iso
 
@@ -58,7 +58,8 @@ def api_now(store: Store, server: ServerTime | None, now_text: str | None, *, al
     now = clock.now(fresh=fresh)
     store.clock = clock.source
     if not allow_past:
-        check_not_past(now, store.newest_time(), where=str(store.path))
+        check_not_past(now, store.newest_time(), where=str(store.path),
+                       slack=WALL_SLACK if clock.source == "wall" else timedelta(0))
     return now
 
 
@@ -81,5 +82,5 @@ def db_now(store: Store, now_text: str | None, *, allow_past: bool = False, say:
         return emulated
     now = datetime.now(UTC)
     if not allow_past:
-        check_not_past(now, store.newest_time(), where=str(store.path))
+        check_not_past(now, store.newest_time(), where=str(store.path), slack=WALL_SLACK)
     return now
