@@ -1,7 +1,8 @@
 """Executor commands: `bidder launch`, `tick`, `jobs` (list, stop, start), `pods`, `stop`.
 
-Logic lives in bidder.executor / bidder.tick / bidder.jobs; this module parses options, reads the
-wall clock (or `--now`), prints, and maps outcomes to exit codes.
+Logic lives in bidder.executor / bidder.tick / bidder.jobs; this module parses options, finds the
+command's time (`--now`, else the API's clock: the emulator's virtual one or the wall clock; see
+bidder.cli.timing), prints, and maps outcomes to exit codes.
 """
 
 from __future__ import annotations

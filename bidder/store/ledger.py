@@ -174,13 +174,14 @@ class LedgerStore(StoreBase):
         """When the newest snapshot (the last collection written) was stamped by the emulator's clock:
         the newest time that clock stamped (snapshots and polls). None otherwise (wall clock, --now,
         or no snapshot): commands that only read the database then use the wall clock."""
-        last = self._rows("SELECT clock FROM collections ORDER BY id DESC LIMIT 1")
+        last = self._rows("SELECT clock, ts FROM collections ORDER BY id DESC LIMIT 1")
         if not last or last[0][0] != "emulator":
             return None
-        stamps = [self._rows(f"SELECT max(ts) FROM {table} WHERE clock = 'emulator'")[0][0]
-                  for table in ("collections", "pod_observations")]
-        newest = max((s for s in stamps if s is not None), default=None)
-        return None if newest is None else _from_row({"ts": newest})["ts"]
+        snapshot = last[0][1]
+        # Polls after that snapshot (ticks poll more often than they collect), read through the ts index.
+        polled = self._rows("SELECT max(ts) FROM pod_observations WHERE ts >= ? AND clock = 'emulator'",
+                            (snapshot,))[0][0]
+        return _from_row({"ts": max(snapshot, polled or snapshot)})["ts"]
 
     # -- ledger: jobs and settings ------------------------------------------------------------------
     def job_state(self, name: str) -> dict[str, Any] | None:

@@ -148,5 +148,7 @@ INSERT INTO pod_observations_v3 (pod_id, ts, desired_status, cost_per_hr, uptime
     SELECT pod_id, ts, desired_status, cost_per_hr, uptime_seconds FROM pod_observations;
 DROP TABLE pod_observations;
 ALTER TABLE pod_observations_v3 RENAME TO pod_observations;
+-- The newest poll of all pods, for the check that a command's time does not run backwards.
+CREATE INDEX pod_observations_ts ON pod_observations (ts);
 """,
 }
