@@ -176,6 +176,15 @@ def test_the_readme_emulator_story_tells_one_consistent_story(tmp_path: Path, mo
     assert train["work_h"] == pytest.approx(emulator_hours - emulator_interruptions * restart_h, abs=0.01)
     assert train["spent"] == pytest.approx(emulator_billed, rel=0.005)
 
+    # What the README's comments say the commands print is what they print.
+    lines = {line.split("  #")[0].strip(): line.split("  #", 1)[1] for line in story_lines() if "  #" in line}
+    said = re.search(r"([\d.]+) h of work done, \$([\d.]+), (\d+) interruptions", lines["bidder jobs"])
+    assert said is not None
+    assert (f"{train['work_h']:.2f}", f"{train['spent']:.2f}", train["interruptions"]) == \
+        (said.group(1), said.group(2), int(said.group(3)))
+    floor = re.search(r"\$([\d.]+)", lines[next(k for k in lines if k.startswith("bidder recommend"))])
+    assert floor is not None and f"${floor.group(1)}" in shell.output_of("bidder recommend")
+
     # `pods` and `report` agree with each other on every pod, and with what the emulator billed.
     listed = {p["pod"]: p for p in _cli_json(env, "pods", "--all", "--format", "json")}
     report = _cli_json(env, "report", "--since", "2d", "--format", "json")
