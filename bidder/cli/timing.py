@@ -73,8 +73,8 @@ def db_now(store: Store, now_text: str | None, *, allow_past: bool = False, say:
         return given
     emulated = store.emulator_time()
     if emulated is not None:
-        text = (f"time {to_iso(emulated)} is the emulator's clock (the newest snapshot in {store.path} came from "
-                f"`bidder sim serve`); --now TIME to choose another")
+        text = (f"time {to_iso(emulated)} is the emulator's clock (the newest snapshot in {store.path} was "
+                f"stamped by bidder's emulator); --now TIME to choose another")
         if notes is not None:
             notes.append(text)
         elif say:
