@@ -95,6 +95,7 @@ def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, wor
         retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05)
         with RunPodClient(api_key=emu.api_key, url=emu.url, retry=retry) as client, \
                 Store.open(workdir / "bidder.db") as store:
+            store.clock = "emulator"  # every row below is stamped emu.now: `bidder report` in --keep DIR runs on it
             say(f"Emulator: RunPod's GraphQL API on {emu.url} (seed {seed}); virtual time {to_iso(emu.now)}")
             snapshots = _collect_history(emu, client, store, history_days)
             say(f"Collected {snapshots} price snapshots over {history_days:g} simulated days "
