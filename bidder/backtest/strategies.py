@@ -74,8 +74,10 @@ __all__ = [
 
 Kind = Literal["spot", "on_demand", "wait", "keep"]
 
-#: Every strategy name the backtest knows, in report order ("hindsight" is computed, not replayed).
-STRATEGY_NAMES: tuple[str, ...] = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "hindsight")
+#: Every strategy name the backtest knows, in report order ("optimum" and "hindsight" are computed
+#: from the whole window, not replayed decision by decision).
+STRATEGY_NAMES: tuple[str, ...] = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "optimum",
+                                   "hindsight")
 BASELINE_NAMES: tuple[str, ...] = ("on-demand", "floor", "floor+0.10", "bid-on-demand")
 
 

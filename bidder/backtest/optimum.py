@@ -1,0 +1,398 @@
+"""The offline optimum of the backtest's own model: what a job could pay knowing the whole window.
+
+    plan = solve_optimum(history, job, start_index)   # OptimumPlan: lower, upper, segments
+    result = optimum(history, job, start_index)       # the plan replayed by the engine (a RunResult)
+
+`hindsight` (the cheapest slots, no restart cost) cannot be bought; this can. The model is the
+replay engine's (`bidder.backtest.engine`): the job runs segments on the sample grid before its
+deadline; a spot segment at bid b on market m needs floor <= b at every sample it spans and pays
+b per hour (pay-as-bid), so its cheapest bid is the highest floor it spans; an on-demand segment
+starts where the market quotes on-demand and pays the (held) on-demand price; every segment but
+the last loses the restart overhead of work (`restart_overhead_hours` x the market's speed); the
+job must finish its work by the deadline. The optimum chooses segments and markets at least cost.
+
+Dynamic programming, one sample at a time, over (state, work done): state is idle, on-demand on
+market m, or spot on market m at price level l. Work is counted in units of one sample's work at
+the slowest speed, so a 100-hour job on 5-minute samples has 1,200 units. At each sample
+boundary, every run may end (its work minus the overhead goes to idle), runs whose level is
+under the floor die (interrupted), and idle may start any run the market allows; then each run
+pays its level (or the on-demand price) for the sample and gains its work. A run that reaches the
+work needed is done (the last segment: no overhead lost; a partial sample pays its share).
+
+Levels: a window's floors as they are when there are few distinct ones (then the DP is exact),
+else the floors rounded DOWN to a geometric grid (ratio `DEFAULT_GRID_RATIO`). Rounding down lets
+every real plan through at a price no higher, so the DP's cost is a valid **lower bound**; the
+plan it finds, run at its real cheapest bids (each spot segment's highest floor, at most one grid
+step above its level), is a real plan: its cost is an **upper bound** (`upper`), and the gap is
+under `ratio - 1` of the spot money. Spot levels above a market's highest on-demand price in the
+window are left out when that market always quotes on-demand (on-demand over the same span is
+never dearer). The optimum ignores `--max-price` and reclaims: it bounds every strategy under any
+cap. Speed: a few seconds per window and market (numpy over levels x work, a band of the work
+axis that can still finish); `analysis/benchmarks/bench_backtest.py` prints it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from bidder.backtest.engine import BacktestJob, HistoryView, RunResult
+    from bidder.backtest.history import PriceHistory
+    from bidder.backtest.strategies import Action, RunState
+
+__all__ = ["DEFAULT_GRID_RATIO", "EXACT_LEVELS", "OptimumPlan", "PlanStrategy", "Segment", "optimum",
+           "solve_optimum"]
+
+#: Price grid of the lower bound: floors rounded down to powers of this ratio (gap < ratio - 1).
+DEFAULT_GRID_RATIO = 1.005
+#: A market with at most this many distinct floors in a window keeps them exact (no rounding).
+EXACT_LEVELS = 160
+
+_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One run of the plan: samples `start`..`end - 1` (history indices; the last segment may stop
+    inside its last sample). `bid` is the cheapest bid that holds (spot), `level` what the lower
+    bound charged for it."""
+
+    kind: str            # "spot" | "on_demand"
+    market: int
+    start: int
+    end: int
+    bid: float | None = None
+    level: float | None = None
+
+
+@dataclass
+class OptimumPlan:
+    """The optimum of one window. `lower` <= the cost of any plan that finishes by the deadline <=
+    `upper` (the cost of `segments` at their real bids). `feasible` False: no plan can finish."""
+
+    feasible: bool
+    lower: float = math.nan
+    upper: float = math.nan
+    segments: list[Segment] = field(default_factory=list)
+    exact: bool = False              # every market's levels were its real floors, work exact
+    levels: int = 0                  # price levels of the DP (all markets)
+    work_units: int = 0
+
+    @property
+    def gap(self) -> float:
+        """(upper - lower) / upper: how far the bound may be from the true optimum."""
+        return (self.upper - self.lower) / self.upper if self.feasible and self.upper > 0 else 0.0
+
+
+def _window(history: PriceHistory, job: BacktestJob, start_index: int) -> tuple[int, np.ndarray, float]:
+    """(samples before the deadline, their durations in hours, deadline in seconds from the start)."""
+    ts = history.ts
+    t0 = float(ts[start_index])
+    data_end = history.end - t0
+    horizon = data_end if job.deadline_hours is None else min(job.deadline_hours * 3600, data_end)
+    rel = ts[start_index:] - t0
+    k = int(np.searchsorted(rel, horizon, side="left"))
+    ends = np.minimum(np.append(rel[1:k + 1], data_end)[:k], horizon)
+    return k, (ends - rel[:k]) / 3600, horizon
+
+
+def _integral(x: np.ndarray | float) -> np.ndarray:
+    """Snap values within a hair of an integer to it (100 / (1/12) is 1200.0000000000002)."""
+    x = np.asarray(x, dtype=float)
+    r = np.round(x)
+    return np.where(np.abs(x - r) < 1e-6, r, x)
+
+
+def _levels(floor: np.ndarray, cap: float, ratio: float, exact_levels: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Price levels of one market and, per sample, how many levels the floor kills (all of them
+    when there is no spot capacity or the floor is above `cap`). Returns (levels, dead, exact)."""
+    ok = ~np.isnan(floor)
+    with np.errstate(invalid="ignore"):
+        ok &= floor <= cap
+    values = floor[ok]
+    exact = True
+    distinct = np.unique(values)
+    if distinct.size > exact_levels:
+        exact = False
+        positive = values > 0
+        k = np.floor(np.log(np.where(positive, values, 1.0)) / math.log(ratio))
+        g = np.power(ratio, k)
+        g = np.where(g > values, np.power(ratio, k - 1), g)           # never above the floor
+        g = np.where(g * ratio <= values, np.power(ratio, k + 1), g)  # the largest grid price under it
+        values = np.where(positive, np.minimum(g, values), values)
+        distinct = np.unique(values)
+    rounded = np.full(floor.shape, np.inf)
+    rounded[ok] = values
+    dead = np.searchsorted(distinct, rounded, side="left")  # levels below the floor die; inf kills all
+    return distinct, dead.astype(np.int64), exact
+
+
+def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *,
+                  ratio: float = DEFAULT_GRID_RATIO, exact_levels: int = EXACT_LEVELS) -> OptimumPlan:
+    """The cheapest way to do `job.work_hours` by the deadline from sample `start_index` (batch
+    jobs only; see the module docstring for the model and the bounds)."""
+    if job.keep_running or job.work_hours is None:
+        raise ValueError("the optimum is defined for batch jobs (work by a deadline), not kept-running services")
+    if ratio <= 1:
+        raise ValueError("the price grid ratio must be above 1")
+    k_steps, hours, _ = _window(history, job, start_index)
+    sl = slice(start_index, start_index + k_steps)
+    count = job.gpu_count
+    n_markets = len(history.markets)
+    speeds = np.array([job.speed_of(m.gpu_type_id) for m in history.markets], dtype=float)
+    floor = history.floor[:, sl]
+    od_raw = history.on_demand[:, sl]
+    od_held = history.on_demand_held()[:, sl]
+
+    # Work units: one sample of the usual length at the slowest speed, split in q when speeds need it.
+    h0 = float(np.median(hours[:-1])) if k_steps > 1 else float(hours[0]) if k_steps else 1.0
+    s0 = float(speeds.min())
+    q = next((q for q in (1, 2, 3, 4, 5, 6, 8, 10) if np.all(np.abs(_integral(speeds / s0 * q) - speeds / s0 * q) == 0)),
+             1)
+    unit = h0 * s0 / q
+    gain = _integral(speeds[:, None] * hours[None, :] / unit)          # true work units per sample
+    shift = np.ceil(gain - 1e-9).astype(np.int64)                       # what the DP credits (>= true)
+    needed = float(_integral(job.work_hours / unit))                    # type: ignore[operator]
+    n_units = math.ceil(needed - 1e-9)
+    loss = np.floor(_integral(job.restart_overhead_hours * speeds / unit) + 1e-9).astype(np.int64)
+    work_exact = bool(np.all(gain[:, :-1] == shift[:, :-1])) if k_steps > 1 else True
+    if n_units <= 0:
+        return OptimumPlan(feasible=True, lower=0.0, upper=0.0, exact=True)
+
+    levels, dead, exact = [], [], work_exact
+    for m in range(n_markets):
+        always_od = bool(np.all(~np.isnan(od_raw[m]))) and k_steps > 0
+        cap = float(np.max(od_held[m])) if always_od else math.inf
+        lv, dd, ex = _levels(floor[m], cap, ratio, exact_levels)
+        levels.append(lv)
+        dead.append(dd)
+        exact = exact and ex
+    inf = math.inf
+    idle = np.full(n_units, inf)
+    idle[0] = 0.0
+    spot = [np.full((lv.size, n_units), inf) for lv in levels]
+    ond = [np.full(n_units, inf) for _ in range(n_markets)]
+    od_ok = ~np.isnan(od_raw)
+    # Per sample: the highest work any run can have reached, and what is left to do after it.
+    most = shift.max(axis=0) if n_markets else np.zeros(k_steps, dtype=np.int64)
+    reach = np.concatenate([[0], np.cumsum(most)])
+    rest = np.concatenate([np.cumsum(gain.max(axis=0)[::-1])[::-1], [0.0]])
+    idle_hist = np.full((k_steps, n_units), inf)
+    code_hist = np.full((k_steps, n_units), -1, dtype=np.int64)
+    stride = max((lv.size for lv in levels), default=0) + 1  # code = m * stride + level (stride - 1: on-demand)
+    best = (inf, -1, -1, -1, -1)  # (cost, sample, market, level or -1 for on-demand, work before it)
+
+    for j in range(k_steps):
+        lo = max(0, math.ceil(needed - rest[j] - 1e-9))
+        hi = min(n_units, int(reach[j]) + 1)
+        if lo >= hi:
+            break
+        # (a) any run may end here: its work minus the overhead goes to idle.
+        if j > 0:
+            for m in range(n_markets):
+                o = int(loss[m])
+                a, b = max(lo, o), hi
+                if a >= b:
+                    continue
+                s = spot[m][:, a:b]
+                ended = np.minimum(s.min(axis=0), ond[m][a:b]) if s.shape[0] else ond[m][a:b].copy()
+                target = idle[a - o:b - o]
+                better = ended < target
+                if better.any():
+                    cols = np.nonzero(better)[0]
+                    target[cols] = ended[cols]
+                    if s.shape[0]:
+                        arg = s[:, cols].argmin(axis=0)
+                        from_spot = s[arg, cols] <= ond[m][a + cols]
+                        code = np.where(from_spot, m * stride + arg, m * stride + stride - 1)
+                    else:
+                        code = np.full(cols.size, m * stride + stride - 1)
+                    code_hist[j, a - o + cols] = code
+        idle_hist[j, lo:hi] = idle[lo:hi]
+        h = float(hours[j])
+        for m in range(n_markets):
+            s = spot[m]
+            d = int(dead[m][j])
+            # (b) runs under the floor are interrupted; (c) idle may start any live level.
+            if d:
+                s[:d, lo:hi] = inf
+            if d < s.shape[0]:
+                np.minimum(s[d:, lo:hi], idle[None, lo:hi], out=s[d:, lo:hi])
+            od = ond[m]
+            if od_ok[m, j]:
+                np.minimum(od[lo:hi], idle[lo:hi], out=od[lo:hi])
+            # (d) the sample: runs pay and work; those that reach the work needed are done.
+            c_true, c = float(gain[m, j]), int(shift[m, j])
+            price = levels[m] * (count * h)
+            od_price = float(od_held[m, j]) * count * h
+            first = max(lo, math.ceil(needed - c_true - 1e-9))
+            if first < hi and c_true > 0:
+                share = (needed - np.arange(first, hi)) / c_true
+                if s.shape[0] > d:
+                    fin = s[d:, first:hi] + price[d:, None] * share[None, :]
+                    flat = int(np.argmin(fin))
+                    value = float(fin.flat[flat])
+                    if value < best[0]:
+                        lvl, col = divmod(flat, hi - first)
+                        best = (value, j, m, d + lvl, first + col)
+                if not math.isnan(od_price):
+                    fin_od = od[first:hi] + od_price * share
+                    col = int(np.argmin(fin_od))
+                    if fin_od[col] < best[0]:
+                        best = (float(fin_od[col]), j, m, -1, first + col)
+            if c > 0:
+                top = min(hi, n_units - c)
+                if s.shape[0]:
+                    if top > lo:
+                        s[:, lo + c:top + c] = s[:, lo:top] + price[:, None]
+                    s[:, lo:min(lo + c, n_units)] = inf
+                if top > lo:
+                    od[lo + c:top + c] = od[lo:top] + od_price
+                od[lo:min(lo + c, n_units)] = inf
+
+    plan = OptimumPlan(feasible=math.isfinite(best[0]), exact=exact, levels=sum(lv.size for lv in levels),
+                       work_units=n_units)
+    if not plan.feasible:
+        return plan
+    plan.lower = best[0]
+    plan.segments = _backtrack(best, start_index, levels, dead, od_ok, od_held, hours, gain, shift, loss,
+                               needed, count, idle_hist, code_hist, stride, floor)
+    plan.upper = _plan_cost(plan.segments, history, job, start_index, hours, gain, needed,
+                            job.restart_overhead_hours * speeds / unit)
+    return plan
+
+
+def _backtrack(best: tuple[float, int, int, int, int], start_index: int, levels: Sequence[np.ndarray],
+               dead: Sequence[np.ndarray], od_ok: np.ndarray, od_held: np.ndarray, hours: np.ndarray,
+               gain: np.ndarray, shift: np.ndarray, loss: np.ndarray, needed: float, count: int,
+               idle_hist: np.ndarray, code_hist: np.ndarray, stride: int, floor: np.ndarray) -> list[Segment]:
+    """The segments behind the DP's best cost, from the idle values kept per sample."""
+
+    def price(m: int, lvl: int, j: int) -> float:
+        return (float(levels[m][lvl]) if lvl >= 0 else float(od_held[m, j])) * count * float(hours[j])
+
+    def alive(m: int, lvl: int, j: int) -> bool:
+        return lvl < 0 or lvl >= dead[m][j]
+
+    def can_start(m: int, lvl: int, j: int) -> bool:
+        return bool(od_ok[m, j]) if lvl < 0 else lvl >= dead[m][j]
+
+    def find_start(m: int, lvl: int, b: int, w: int, value: float, include_b: bool) -> tuple[int, int]:
+        """The sample a run started at, and its work then: the run is at work w at boundary b
+        with cost `value` (it was running through b - 1; or starts at b when include_b)."""
+        tol = 1e-7 * max(1.0, abs(value))
+        acc = 0.0
+        if include_b and can_start(m, lvl, b) and abs(idle_hist[b, w] - value) <= tol:
+            return b, w
+        a = b
+        while a > 0:
+            a -= 1
+            if not alive(m, lvl, a):
+                break
+            acc += price(m, lvl, a)
+            w -= int(shift[m, a])
+            if w < 0:
+                break
+            if can_start(m, lvl, a) and abs(idle_hist[a, w] + acc - value) <= tol:
+                return a, w
+        raise RuntimeError(f"optimum backtrack lost the run ending at sample {start_index + b}")
+
+    segments: list[tuple[int, int, int, int]] = []  # (market, level, first sample, end sample)
+    value, j, m, lvl, w = best
+    final_share = (needed - w) / float(gain[m, j])
+    a, w = find_start(m, lvl, j, w, value - price(m, lvl, j) * final_share, include_b=True)
+    segments.append((m, lvl, a, j + 1))
+    while not (w == 0 and idle_hist[a, 0] == 0.0):
+        cost = float(idle_hist[a, w])
+        b = a
+        while b > 0 and code_hist[b, w] < 0:
+            b -= 1
+        code = int(code_hist[b, w])
+        if code < 0:
+            raise RuntimeError("optimum backtrack found no run behind an idle state")
+        m, lvl = divmod(code, stride)
+        if lvl == stride - 1:
+            lvl = -1
+        a, w = find_start(m, lvl, b, w + int(loss[m]), cost, include_b=False)
+        segments.append((m, lvl, a, b))
+    out = []
+    for m, lvl, a, b in reversed(segments):
+        if lvl < 0:
+            out.append(Segment("on_demand", m, start_index + a, start_index + b))
+        else:
+            out.append(Segment("spot", m, start_index + a, start_index + b, bid=float(np.max(floor[m, a:b])),
+                               level=float(levels[m][lvl])))
+    return out
+
+
+def _plan_cost(segments: Sequence[Segment], history: PriceHistory, job: BacktestJob, start_index: int,
+               hours: np.ndarray, gain: np.ndarray, needed: float, loss_true: np.ndarray) -> float:
+    """The plan's cost under the engine's rules: spot at its bid, on-demand at the held price; each
+    segment but the last loses the overhead (at most its work); the last stops when the work is
+    done, paying a share of the sample it finishes in. inf if the plan does not finish."""
+    od_held = history.on_demand_held()
+    total, done = 0.0, 0.0
+    for n, seg in enumerate(segments):
+        a, b = seg.start - start_index, seg.end - start_index
+        if seg.kind == "spot":
+            rates = np.full(b - a, float(seg.bid) * job.gpu_count)  # type: ignore[arg-type]
+        else:
+            rates = od_held[seg.market, seg.start:seg.end] * job.gpu_count
+        if n < len(segments) - 1:
+            total += float(np.sum(rates * hours[a:b]))
+            work = float(np.sum(gain[seg.market, a:b]))
+            done += work - min(float(loss_true[seg.market]), work)
+            continue
+        left = needed - done
+        for rate, h, g in zip(rates.tolist(), hours[a:b].tolist(), gain[seg.market, a:b].tolist(), strict=True):
+            if g >= left - _TOL:
+                return total + rate * h * max(left, 0.0) / g
+            total += rate * h
+            left -= g
+    return math.inf
+
+
+class PlanStrategy:
+    """Carries out an OptimumPlan in the replay engine: starts each segment at its first sample,
+    waits between segments, keeps the pod inside one."""
+
+    name = "optimum"
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        self.segments = sorted(segments, key=lambda s: s.start)
+        self.starts = [s.start for s in self.segments]
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        from bidder.backtest.strategies import KEEP, WAIT, Action
+
+        i = view.n - 1
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        seg = self.segments[k] if k >= 0 and self.segments[k].end > i else None
+        if seg is None:
+            return WAIT if state.pod is not None else KEEP
+        if state.pod is not None and seg.start < i:
+            return KEEP
+        return Action("spot", seg.market, seg.bid) if seg.kind == "spot" else Action("on_demand", seg.market)
+
+
+def optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, ratio: float = DEFAULT_GRID_RATIO,
+            record: bool = False) -> tuple[RunResult, OptimumPlan]:
+    """The optimum's plan replayed by the engine (its cost is the plan's, the upper bound), with
+    `lower_bound` set to the DP's lower bound. An infeasible window gives an empty run with
+    deadline_met False."""
+    from bidder.backtest.engine import RunResult, replay
+    from bidder.models import Policy
+
+    plan = solve_optimum(history, job, start_index, ratio=ratio)
+    if not plan.feasible:
+        result = RunResult(name="optimum", start=float(history.ts[start_index]), deadline_met=False)
+        return result, plan
+    result = replay(history, job, Policy(), PlanStrategy(plan.segments), start_index, record=record)
+    result.name = "optimum"
+    result.lower_bound = plan.lower
+    return result, plan
