@@ -54,6 +54,7 @@ DEFAULT_GRID_RATIO = 1.005
 EXACT_LEVELS = 160
 
 _TOL = 1e-9
+_MAX_UNITS = 6000
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class OptimumPlan:
     upper: float = math.nan
     segments: list[Segment] = field(default_factory=list)
     exact: bool = False              # every market's levels were its real floors, work exact
+    work_exact: bool = True          # work in whole units (else rounded in the bound's favour: the
+                                     # plan may not finish when replayed; upper is then inf)
     levels: int = 0                  # price levels of the DP (all markets)
     work_units: int = 0
 
@@ -132,6 +135,25 @@ def _levels(floor: np.ndarray, cap: float, ratio: float, exact_levels: int) -> t
     return distinct, dead.astype(np.int64), exact
 
 
+def _work_unit(hours: np.ndarray, speeds: np.ndarray, work_hours: float, overhead_hours: float) -> float:
+    """Work hours per DP unit: the greatest common divisor (whole seconds) of the steps and the
+    restart overhead, at the slowest speed, split in q when the speeds need it, so that every full
+    sample gains, and every restart loses, a whole number of units (exact).
+    If that makes the job more than `_MAX_UNITS` units, the usual step instead (then a sample's
+    gain is rounded up: still a lower bound, but looser)."""
+    s0 = float(speeds.min()) if speeds.size else 1.0
+    ratios = speeds / s0
+    q = next((q for q in (1, 2, 3, 4, 5, 6, 8, 10, 12) if np.all(_integral(ratios * q) == np.round(ratios * q))), 1)
+    full = hours[:-1] if hours.size > 1 else hours
+    seconds = np.round(full * 3600).astype(np.int64)
+    overhead_s = round(overhead_hours * 3600)
+    step_s = int(np.gcd.reduce(np.append(seconds[seconds > 0], overhead_s))) if np.any(seconds > 0) else 3600
+    unit = step_s / 3600 * s0 / q
+    if work_hours / unit > _MAX_UNITS or not np.allclose(seconds, full * 3600, rtol=0, atol=1e-6):
+        unit = float(np.median(full)) * s0 / q if full.size else 1.0
+    return unit
+
+
 def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *,
                   ratio: float = DEFAULT_GRID_RATIO, exact_levels: int = EXACT_LEVELS) -> OptimumPlan:
     """The cheapest way to do `job.work_hours` by the deadline from sample `start_index` (batch
@@ -149,18 +171,15 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
     od_raw = history.on_demand[:, sl]
     od_held = history.on_demand_held()[:, sl]
 
-    # Work units: one sample of the usual length at the slowest speed, split in q when speeds need it.
-    h0 = float(np.median(hours[:-1])) if k_steps > 1 else float(hours[0]) if k_steps else 1.0
-    s0 = float(speeds.min())
-    q = next((q for q in (1, 2, 3, 4, 5, 6, 8, 10) if np.all(np.abs(_integral(speeds / s0 * q) - speeds / s0 * q) == 0)),
-             1)
-    unit = h0 * s0 / q
+    unit = _work_unit(hours, speeds, float(job.work_hours), job.restart_overhead_hours)  # type: ignore[arg-type]
     gain = _integral(speeds[:, None] * hours[None, :] / unit)          # true work units per sample
     shift = np.ceil(gain - 1e-9).astype(np.int64)                       # what the DP credits (>= true)
     needed = float(_integral(job.work_hours / unit))                    # type: ignore[operator]
     n_units = math.ceil(needed - 1e-9)
-    loss = np.floor(_integral(job.restart_overhead_hours * speeds / unit) + 1e-9).astype(np.int64)
-    work_exact = bool(np.all(gain[:, :-1] == shift[:, :-1])) if k_steps > 1 else True
+    loss_true = _integral(job.restart_overhead_hours * speeds / unit)
+    loss = np.floor(loss_true + 1e-9).astype(np.int64)                # what the DP takes (<= true)
+    work_exact = (bool(np.all(gain[:, :-1] == shift[:, :-1])) if k_steps > 1 else True) and bool(
+        np.all(loss == loss_true))
     if n_units <= 0:
         return OptimumPlan(feasible=True, lower=0.0, upper=0.0, exact=True)
 
@@ -255,15 +274,14 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
                     od[lo + c:top + c] = od[lo:top] + od_price
                 od[lo:min(lo + c, n_units)] = inf
 
-    plan = OptimumPlan(feasible=math.isfinite(best[0]), exact=exact, levels=sum(lv.size for lv in levels),
-                       work_units=n_units)
+    plan = OptimumPlan(feasible=math.isfinite(best[0]), exact=exact, work_exact=work_exact,
+                       levels=sum(lv.size for lv in levels), work_units=n_units)
     if not plan.feasible:
         return plan
     plan.lower = best[0]
     plan.segments = _backtrack(best, start_index, levels, dead, od_ok, od_held, hours, gain, shift, loss,
                                needed, count, idle_hist, code_hist, stride, floor)
-    plan.upper = _plan_cost(plan.segments, history, job, start_index, hours, gain, needed,
-                            job.restart_overhead_hours * speeds / unit)
+    plan.upper = _plan_cost(plan.segments, history, job, start_index, hours, gain, needed, loss_true)
     return plan
 
 
