@@ -122,6 +122,7 @@ class Policy:
     `budget`: the most in USD for the whole job (None = no budget).
     `tolerance`: the most expected interruptions per day (0 = on-demand only; see TOLERANCE_PRESETS).
     `min_savings`: spot must beat the best on-demand candidate by this share, after overheads.
+    `min_wait_savings`: a wait must save at least this share of the best thing that can start now.
     `allow_spot` / `allow_on_demand`: switch a kind of pod off entirely (e.g. spot retired).
     """
 
@@ -129,6 +130,7 @@ class Policy:
     budget: float | None = None
     tolerance: float = TOLERANCE_PRESETS["medium"]
     min_savings: float = 0.15
+    min_wait_savings: float = 0.05
     allow_spot: bool = True
     allow_on_demand: bool = True
 

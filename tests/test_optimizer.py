@@ -293,3 +293,67 @@ def test_identical_inputs_give_identical_decisions(data: st.DataObject) -> None:
     assert first.reasons == second.reasons
     assert [(a.action, a.gpu_type_id, a.bid_per_gpu, a.expected_cost_per_hour) for a in first.alternatives] == \
         [(a.action, a.gpu_type_id, a.bid_per_gpu, a.expected_cost_per_hour) for a in second.alternatives]
+
+
+def test_a_wait_must_save_min_wait_savings_of_what_can_start_now() -> None:
+    spiking = market(last=1.1)  # a spike: spot cannot start now, on-demand can
+    quotes, stats = inputs(spiking)
+    work = job(hours=10, deadline_h=None)
+    waits = decide(work, Policy(min_wait_savings=0.0), quotes, stats, NOW)
+    assert waits.action == "wait"
+    od = next(a for a in waits.alternatives if a.action == "on_demand")
+    saving = 1 - waits.expected_cost_per_hour / od.expected_cost_per_hour
+    assert f"waiting saves {saving * 100:.1f}%" in waits.reasons[0]
+    assert "against RTX A6000 on-demand now" in waits.reasons[0]
+    # The same wait under a threshold above what it saves is not worth it: on-demand starts now.
+    starts = decide(work, Policy(min_wait_savings=saving + 0.01), quotes, stats, NOW)
+    assert starts.action == "on_demand"
+    assert f"would save only {saving * 100:.1f}%" in starts.reasons[0]
+    assert decide(work, Policy(min_wait_savings=saving - 0.01), quotes, stats, NOW).action == "wait"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data(), st.floats(0.0, 1.0))
+def test_a_wait_taken_always_saves_at_least_min_wait_savings(data: st.DataObject, threshold: float) -> None:
+    quotes, stats, jobspec, policy = _policy_job(data)
+    policy = Policy(max_price=policy.max_price, budget=policy.budget, tolerance=policy.tolerance,
+                    min_wait_savings=threshold)
+    try:
+        d = decide(jobspec, policy, quotes, stats, NOW)
+        now = decide(jobspec, Policy(max_price=policy.max_price, budget=policy.budget,
+                                     tolerance=policy.tolerance, min_wait_savings=1.0), quotes, stats, NOW)
+    except Infeasible:
+        return
+    if d.action == "wait" and now.action != "wait" and jobspec.deadline is None:
+        assert d.expected_cost_per_hour <= (1 - threshold) * now.expected_cost_per_hour + 1e-6
+
+
+def test_a_job_on_on_demand_moves_to_spot_when_the_move_pays_for_its_restart() -> None:
+    # On-demand is not a one-way door: the pod the job has on on-demand is judged by the same
+    # keep-or-switch rule as a spot pod.
+    quotes, stats = inputs(CALM)
+    on_od = JobProgress(work_done_hours=5, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
+                        current_action="on_demand")
+    moved = decide(job(hours=40, deadline_h=96), Policy(), quotes, stats, NOW, on_od)
+    assert moved.action == "spot" and moved.bid_per_gpu is not None and moved.bid_per_gpu < 0.8
+    # With a few minutes of work left the saving does not pay for a restart: it stays on on-demand.
+    nearly = JobProgress(work_done_hours=39.9, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
+                         current_action="on_demand")
+    kept = decide(job(hours=40, deadline_h=96), Policy(), quotes, stats, NOW, nearly)
+    assert kept.action == "on_demand"
+    # At the slack reserve it stays on on-demand so the deadline is met.
+    reserve = reserve_hours(0.25)
+    tight = decide(job(hours=40, deadline_h=35 + reserve - 0.01), Policy(), quotes, stats, NOW, on_od)
+    assert tight.action == "on_demand"
+
+
+def test_a_decision_made_for_lack_of_history_says_so() -> None:
+    quote, _ = CALM
+    notes = {("NVIDIA RTX A6000", "COMMUNITY", 1): "not enough price history for spot yet: 3 of 12 samples"}
+    d = decide(job(), Policy(), [quote], {}, NOW, history_notes=notes)
+    assert d.action == "on_demand"
+    assert d.reasons[0] == ("RTX A6000 on-demand at $0.800: no interruptions, "
+                            "not enough price history for spot yet: 3 of 12 samples")
+    # With statistics, the note does not apply.
+    _, stats = inputs(CALM)
+    assert "history" not in decide(job(), Policy(), [quote], stats, NOW, history_notes=notes).reasons[0]

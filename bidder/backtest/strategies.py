@@ -336,7 +336,8 @@ class BidderStrategy:
                                current_action=pod.kind if pod else None,  # type: ignore[arg-type]
                                current_bid_per_gpu=pod.bid if pod else None)
         try:
-            decision = decide(self.job, self.policy, quotes, stats, datetime.fromtimestamp(now, UTC), progress)
+            decision = decide(self.job, self.policy, quotes, stats, datetime.fromtimestamp(now, UTC), progress,
+                              alternatives=False)
         except Infeasible as exc:
             self.notes[f"infeasible: {exc.constraint}"] += 1
             if exc.constraint == "deadline" and (pod is None or pod.kind != "on_demand"):
