@@ -132,7 +132,7 @@ def _service_days(history: PriceHistory, every_h: float, wanted: float) -> float
 
 
 def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.stderr,
-              scenarios: Sequence[Scenario] = SCENARIOS) -> list[dict[str, Any]]:
+              scenarios: Sequence[Scenario] = SCENARIOS, bidder: bool = True) -> list[dict[str, Any]]:
     """Run every scenario on every trace and GPU group; write charts into `out`; return the rows."""
     rows: list[dict[str, Any]] = []
     for trace in traces:
@@ -164,11 +164,14 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
                 t0 = time.perf_counter()
                 crash = None
                 try:
+                    if not bidder:
+                        raise BidderCrashed("")  # the same path as a crash: every strategy but bidder
                     report = run_backtest(history, job, policy, [*STRATEGY_NAMES, UNCAPPED], every_hours=every_h,
                                           factories={"bidder": bidder, UNCAPPED: uncapped})
                 except BidderCrashed as exc:
-                    crash = str(exc)
-                    print(f"  {scenario.key:8s} {label:28s} bidder crashed: {crash}", file=log)
+                    crash = str(exc) or None
+                    if crash:
+                        print(f"  {scenario.key:8s} {label:28s} bidder crashed: {crash}", file=log)
                     report = run_backtest(history, job, policy, [n for n in (*STRATEGY_NAMES, UNCAPPED) if n != "bidder"],
                                           every_hours=every_h, factories={UNCAPPED: uncapped})
                 wall = time.perf_counter() - t0
@@ -256,7 +259,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
         for row in (r for r in rows if r["scenario"] is scenario):
             summary = row["summary"]
             by = {s["name"]: s for s in summary["strategies"]}
-            cells = [_vs_optimum(by[n]) if n in by else "crashed (below)" for n in shown]
+            cells = [_vs_optimum(by[n]) if n in by else "crashed (below)" if row["crash"] else "-" for n in shown]
             best = by.get("optimum")
             ratio = "-" if best is None or best["cost_vs_hindsight"] is None else (
                 f"{best['cost_vs_hindsight']:.2f}x ({best['worst']['cost_vs_hindsight']:.2f}x)")
@@ -275,7 +278,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
             job = row["group"] + ("" if row["days"] in (None, scenario.keep_running_days) else
                                   f" ({row['days']:g} days: trace too short for {scenario.keep_running_days:g})")
             cells = [_cell(by[n], scenario.keep_running_days is not None, span_h) if n in by else
-                     "-" if n == "optimum" else "crashed (below)" for n in SHOWN]
+                     "crashed (below)" if row["crash"] and n == "bidder" else "-" for n in SHOWN]
             lines.append(f"| {row['trace']} | {job} | {summary['windows']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## bidder in detail", "",
@@ -287,6 +290,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
     crashes = [row for row in rows if row["crash"]]
     for row in rows:
         b = next((s for s in row["summary"]["strategies"] if s["name"] == "bidder"), None)
+        if b is None and not row["crash"]:
+            continue
         if b is None:
             lines.append(f"| {row['scenario'].key} | {row['trace']} | {row['group']} | crashed: {row['crash']} |"
                          + " |" * 9)
@@ -336,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="trace CSVs (instead of --markets)")
     parser.add_argument("--markets", default="shipped,aws",
                         help=f"comma-separated: {', '.join(MARKETS)}, or all (default shipped,aws)")
+    parser.add_argument("--no-bidder", action="store_true",
+                        help="leave bidder out: the baselines against the optimum only (quick)")
     parser.add_argument("--scenarios", default="batch,service",
                         help="comma-separated: " + ", ".join(sc.key for sc in SCENARIOS) + " (default both)")
     parser.add_argument("--every", default="3.5d", help="start a job every DURATION (default 3.5d)")
@@ -371,10 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not traces:
             print("no traces: data/traces/ is empty and the AWS trace is absent", file=sys.stderr)
             return 1
-        rows = run_study(traces, every_h, args.out, scenarios=scenarios)
+        rows = run_study(traces, every_h, args.out, scenarios=scenarios, bidder=not args.no_bidder)
     command = "python3 analysis/run_backtests.py" + ("" if args.every == "3.5d" else f" --every {args.every}") + (
         "" if args.markets == "shipped,aws" else f" --markets {args.markets}") + (
-        "" if args.scenarios == "batch,service" else f" --scenarios {args.scenarios}")
+        "" if args.scenarios == "batch,service" else f" --scenarios {args.scenarios}") + (
+        " --no-bidder" if args.no_bidder else "")
     write_markdown(rows, args.out / "backtests.md", every_h, command, args.code_version or _code_version())
     print(f"wrote {args.out / 'backtests.md'}", file=sys.stderr)
     return 0

@@ -205,6 +205,7 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
     code_hist = np.full((k_steps, n_units), -1, dtype=np.int64)
     stride = max((lv.size for lv in levels), default=0) + 1  # code = m * stride + level (stride - 1: on-demand)
     best = (inf, -1, -1, -1, -1)  # (cost, sample, market, level or -1 for on-demand, work before it)
+    low = np.zeros(n_markets, dtype=np.int64)  # per market: rows under it hold only inf
 
     for j in range(k_steps):
         lo = max(0, math.ceil(needed - rest[j] - 1e-9))
@@ -218,7 +219,8 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
                 a, b = max(lo, o), hi
                 if a >= b:
                     continue
-                s = spot[m][:, a:b]
+                top = int(low[m])  # rows under it are inf (dead at the last sample and not restarted)
+                s = spot[m][top:, a:b]
                 ended = np.minimum(s.min(axis=0), ond[m][a:b]) if s.shape[0] else ond[m][a:b].copy()
                 target = idle[a - o:b - o]
                 better = ended < target
@@ -228,32 +230,34 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
                     if s.shape[0]:
                         arg = s[:, cols].argmin(axis=0)
                         from_spot = s[arg, cols] <= ond[m][a + cols]
-                        code = np.where(from_spot, m * stride + arg, m * stride + stride - 1)
+                        code = np.where(from_spot, m * stride + top + arg, m * stride + stride - 1)
                     else:
                         code = np.full(cols.size, m * stride + stride - 1)
                     code_hist[j, a - o + cols] = code
         idle_hist[j, lo:hi] = idle[lo:hi]
         h = float(hours[j])
         for m in range(n_markets):
-            s = spot[m]
             d = int(dead[m][j])
-            # (b) runs under the floor are interrupted; (c) idle may start any live level.
-            if d:
-                s[:d, lo:hi] = inf
-            if d < s.shape[0]:
-                np.minimum(s[d:, lo:hi], idle[None, lo:hi], out=s[d:, lo:hi])
+            # (b) runs under the floor are interrupted; (c) idle may start any live level. Only
+            # rows d.. are touched from here on: the rows under d are inf in the band and stay so.
+            if d > low[m]:
+                spot[m][int(low[m]):d, lo:hi] = inf
+            low[m] = d
+            s = spot[m][d:]
+            if s.shape[0]:
+                np.minimum(s[:, lo:hi], idle[None, lo:hi], out=s[:, lo:hi])
             od = ond[m]
             if od_ok[m, j]:
                 np.minimum(od[lo:hi], idle[lo:hi], out=od[lo:hi])
             # (d) the sample: runs pay and work; those that reach the work needed are done.
             c_true, c = float(gain[m, j]), int(shift[m, j])
-            price = levels[m] * (count * h)
+            price = levels[m][d:] * (count * h)
             od_price = float(od_held[m, j]) * count * h
             first = max(lo, math.ceil(needed - c_true - 1e-9))
             if first < hi and c_true > 0:
                 share = (needed - np.arange(first, hi)) / c_true
-                if s.shape[0] > d:
-                    fin = s[d:, first:hi] + price[d:, None] * share[None, :]
+                if s.shape[0]:
+                    fin = s[:, first:hi] + price[:, None] * share[None, :]
                     flat = int(np.argmin(fin))
                     value = float(fin.flat[flat])
                     if value < best[0]:
