@@ -132,7 +132,7 @@ def _service_days(history: PriceHistory, every_h: float, wanted: float) -> float
 
 
 def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.stderr,
-              scenarios: Sequence[Scenario] = SCENARIOS, bidder: bool = True) -> list[dict[str, Any]]:
+              scenarios: Sequence[Scenario] = SCENARIOS, with_bidder: bool = True) -> list[dict[str, Any]]:
     """Run every scenario on every trace and GPU group; write charts into `out`; return the rows."""
     rows: list[dict[str, Any]] = []
     for trace in traces:
@@ -164,7 +164,7 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
                 t0 = time.perf_counter()
                 crash = None
                 try:
-                    if not bidder:
+                    if not with_bidder:
                         raise BidderCrashed("")  # the same path as a crash: every strategy but bidder
                     report = run_backtest(history, job, policy, [*STRATEGY_NAMES, UNCAPPED], every_hours=every_h,
                                           factories={"bidder": bidder, UNCAPPED: uncapped})
@@ -378,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not traces:
             print("no traces: data/traces/ is empty and the AWS trace is absent", file=sys.stderr)
             return 1
-        rows = run_study(traces, every_h, args.out, scenarios=scenarios, bidder=not args.no_bidder)
+        rows = run_study(traces, every_h, args.out, scenarios=scenarios, with_bidder=not args.no_bidder)
     command = "python3 analysis/run_backtests.py" + ("" if args.every == "3.5d" else f" --every {args.every}") + (
         "" if args.markets == "shipped,aws" else f" --markets {args.markets}") + (
         "" if args.scenarios == "batch,service" else f" --scenarios {args.scenarios}") + (
