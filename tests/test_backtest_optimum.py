@@ -76,6 +76,19 @@ def test_hand_checked_one_market_waits_out_the_spike() -> None:
     assert not plan.feasible and result.deadline_met is False
 
 
+def test_on_demand_only_once_quoted_and_spot_only_with_capacity() -> None:
+    # No spot capacity at all; on-demand quoted from hour 2 on (at 1.0, then 0.8 from hour 4).
+    # 2 hours of work by hour 6: on-demand from hour 4 ($1.60) beats hour 2 ($2.00).
+    nan = float("nan")
+    od = np.array([nan, nan, 1.0, 1.0, 0.8, 0.8, 0.8, 0.8])
+    history = make_history([[nan] * 8], on_demand=od, step=HOUR)
+    plan = solve_optimum(history, BacktestJob(work_hours=2, deadline_hours=6, restart_overhead_hours=0.5))
+    assert plan.lower == pytest.approx(1.6) and [(s.kind, s.start, s.end) for s in plan.segments] == [
+        ("on_demand", 4, 6)]
+    plan = solve_optimum(history, BacktestJob(work_hours=3, deadline_hours=5, restart_overhead_hours=0.5))
+    assert plan.lower == pytest.approx(2.8) and [(s.kind, s.start) for s in plan.segments] == [("on_demand", 2)]
+
+
 def test_the_price_grid_brackets_the_exact_optimum() -> None:
     rng = np.random.default_rng(3)
     floors = 0.3 * np.exp(0.4 * rng.standard_normal((2, 12 * 24 * 3)).cumsum(axis=1) / 20)

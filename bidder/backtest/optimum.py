@@ -194,13 +194,20 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
     inf = math.inf
     idle = np.full(n_units, inf)
     idle[0] = 0.0
-    spot = [np.full((lv.size, n_units), inf) for lv in levels]
-    ond = [np.full(n_units, inf) for _ in range(n_markets)]
+    # Runs are stored along diagonals: work w at sample j sits in column w + offset[m, j], and the
+    # offset falls by the sample's work, so a running state keeps its column (no copying).
+    cum = np.concatenate([np.zeros((n_markets, 1), dtype=np.int64), np.cumsum(shift, axis=1)], axis=1)
+    offset = cum[:, -1:] - cum
+    width = n_units + int(cum[:, -1].max(initial=0)) + 1
+    spot = [np.full((lv.size, width), inf) for lv in levels]
+    ond = [np.full(width, inf) for _ in range(n_markets)]
     od_ok = ~np.isnan(od_raw)
     # Per sample: the highest work any run can have reached, and what is left to do after it.
     most = shift.max(axis=0) if n_markets else np.zeros(k_steps, dtype=np.int64)
     reach = np.concatenate([[0], np.cumsum(most)])
-    rest = np.concatenate([np.cumsum(gain.max(axis=0)[::-1])[::-1], [0.0]])
+    # The band of work that can still finish, counted in credited (rounded-up) work: a run below it
+    # can never climb back in, so columns that leave the band are never read again.
+    rest = np.concatenate([np.cumsum(most[::-1])[::-1], [0]])
     idle_hist = np.full((k_steps, n_units), inf)
     code_hist = np.full((k_steps, n_units), -1, dtype=np.int64)
     stride = max((lv.size for lv in levels), default=0) + 1  # code = m * stride + level (stride - 1: on-demand)
@@ -219,9 +226,10 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
                 a, b = max(lo, o), hi
                 if a >= b:
                     continue
-                top = int(low[m])  # rows under it are inf (dead at the last sample and not restarted)
-                s = spot[m][top:, a:b]
-                ended = np.minimum(s.min(axis=0), ond[m][a:b]) if s.shape[0] else ond[m][a:b].copy()
+                top, off = int(low[m]), int(offset[m, j])  # rows under `top` are inf in the band
+                s = spot[m][top:, a + off:b + off]
+                od_end = ond[m][a + off:b + off]
+                ended = np.minimum(s.min(axis=0), od_end) if s.shape[0] else od_end.copy()
                 target = idle[a - o:b - o]
                 better = ended < target
                 if better.any():
@@ -229,7 +237,7 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
                     target[cols] = ended[cols]
                     if s.shape[0]:
                         arg = s[:, cols].argmin(axis=0)
-                        from_spot = s[arg, cols] <= ond[m][a + cols]
+                        from_spot = s[arg, cols] <= od_end[cols]
                         code = np.where(from_spot, m * stride + top + arg, m * stride + stride - 1)
                     else:
                         code = np.full(cols.size, m * stride + stride - 1)
@@ -237,18 +245,19 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
         idle_hist[j, lo:hi] = idle[lo:hi]
         h = float(hours[j])
         for m in range(n_markets):
-            d = int(dead[m][j])
+            d, off = int(dead[m][j]), int(offset[m, j])
+            pl, ph = lo + off, hi + off
             # (b) runs under the floor are interrupted; (c) idle may start any live level. Only
             # rows d.. are touched from here on: the rows under d are inf in the band and stay so.
             if d > low[m]:
-                spot[m][int(low[m]):d, lo:hi] = inf
+                spot[m][int(low[m]):d, pl:ph] = inf
             low[m] = d
             s = spot[m][d:]
             if s.shape[0]:
-                np.minimum(s[:, lo:hi], idle[None, lo:hi], out=s[:, lo:hi])
+                np.minimum(s[:, pl:ph], idle[None, lo:hi], out=s[:, pl:ph])
             od = ond[m]
             if od_ok[m, j]:
-                np.minimum(od[lo:hi], idle[lo:hi], out=od[lo:hi])
+                np.minimum(od[pl:ph], idle[lo:hi], out=od[pl:ph])
             # (d) the sample: runs pay and work; those that reach the work needed are done.
             c_true, c = float(gain[m, j]), int(shift[m, j])
             price = levels[m][d:] * (count * h)
@@ -257,26 +266,24 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
             if first < hi and c_true > 0:
                 share = (needed - np.arange(first, hi)) / c_true
                 if s.shape[0]:
-                    fin = s[:, first:hi] + price[:, None] * share[None, :]
+                    fin = s[:, first + off:ph] + price[:, None] * share[None, :]
                     flat = int(np.argmin(fin))
                     value = float(fin.flat[flat])
                     if value < best[0]:
                         lvl, col = divmod(flat, hi - first)
                         best = (value, j, m, d + lvl, first + col)
                 if not math.isnan(od_price):
-                    fin_od = od[first:hi] + od_price * share
+                    fin_od = od[first + off:ph] + od_price * share
                     col = int(np.argmin(fin_od))
                     if fin_od[col] < best[0]:
                         best = (float(fin_od[col]), j, m, -1, first + col)
-            if c > 0:
-                top = min(hi, n_units - c)
+            if c > 0:  # (the offset moves the runs to w + c; those past the work needed are done)
                 if s.shape[0]:
-                    if top > lo:
-                        s[:, lo + c:top + c] = s[:, lo:top] + price[:, None]
-                    s[:, lo:min(lo + c, n_units)] = inf
-                if top > lo:
-                    od[lo + c:top + c] = od[lo:top] + od_price
-                od[lo:min(lo + c, n_units)] = inf
+                    s[:, pl:ph] += price[:, None]
+                if math.isnan(od_price):  # no on-demand quote yet: no on-demand run can exist
+                    od[pl:ph] = inf
+                else:
+                    od[pl:ph] += od_price
 
     plan = OptimumPlan(feasible=math.isfinite(best[0]), exact=exact, work_exact=work_exact,
                        levels=sum(lv.size for lv in levels), work_units=n_units)
