@@ -24,6 +24,7 @@ from bidder.backtest.engine import (
 from bidder.backtest.history import history_from_series
 from bidder.backtest.optimum import optimum, solve_optimum
 from bidder.backtest.strategies import BASELINE_NAMES, KEEP, WAIT, Action, RunState
+from bidder.errors import ConfigError
 from bidder.models import Policy
 
 T0 = 1_767_225_600.0
@@ -198,3 +199,19 @@ def test_optimum_is_between_hindsight_and_every_strategy(history: PriceHistory, 
             # It did the job's work by the deadline: the optimum's lower bound is at or under it.
             assert plan.feasible, r.name
             assert plan.lower <= r.cost * (1 + 1e-9) + 1e-12, (r.name, plan.lower, r.cost)
+
+
+def test_a_window_too_large_to_solve_is_left_out_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bidder.backtest.optimum as optimum_module
+
+    monkeypatch.setattr(optimum_module, "MAX_CELLS", 20)   # 7 samples x 4 work units = 28 cells
+    history = two_markets()
+    job = BacktestJob(work_hours=3.5, deadline_hours=7, restart_overhead_hours=1.0)
+    with pytest.raises(ConfigError, match="shorter --deadline"):
+        solve_optimum(history, job)
+    report = run_backtest(history, job, Policy(), ["floor", "optimum", "hindsight"], warmup_hours=0)
+    summary = report.summary()
+    assert [s["name"] for s in summary["strategies"]] == ["floor", "hindsight"]
+    assert "optimum" in summary["job"]["optimum_skipped"] and summary["strategies"][0]["cost_vs_optimum"] is None
+    with pytest.raises(ConfigError):
+        run_backtest(history, job, Policy(), ["optimum"], warmup_hours=0)

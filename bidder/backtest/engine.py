@@ -649,7 +649,8 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         if progress is not None:
             progress(done, total)
 
-    windows = []
+    windows: list[Window] = []
+    skipped = ""
     for w, index in enumerate(starts):
         record = record_window is not None and w == record_window
         start_dt = datetime.fromtimestamp(float(history.ts[index]), UTC)
@@ -665,11 +666,22 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         if solve:
             from bidder.backtest.optimum import optimum
 
-            results["optimum"] = optimum(history, job, index, record=record)[0]
+            try:
+                results["optimum"] = optimum(history, job, index, record=record)[0]
+            except ConfigError as exc:  # too large to solve: report the rest, and say why
+                if "optimum" in strategies and len(strategies) > 1:
+                    strategies = [s for s in strategies if s != "optimum"]
+                    solve, skipped = False, exc.args[0] if exc.args else str(exc)
+                    for done_window in windows:
+                        done_window.results.pop("optimum", None)
+                else:
+                    raise
         on_demand = results["on-demand"]
         windows.append(Window(start=float(history.ts[index]), results=results,
                               on_demand_cost=on_demand.cost if on_demand.cost > 0 else None))
     names = tuple(s for s in STRATEGY_NAMES if s in strategies) + tuple(s for s in strategies if s not in STRATEGY_NAMES)
     params = {"start": _iso(windows[0].start), "end": _iso(history.end), "every_hours": every_hours,
               "seed": seed, "reclaim_rate_per_hour": reclaim_rate_per_hour, "decide_every_s": decide_every_s}
+    if skipped:
+        params["optimum_skipped"] = skipped
     return BacktestReport(job=job, policy=policy, history=history, strategies=names, windows=windows, params=params)

@@ -40,12 +40,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bidder.errors import ConfigError
+
 if TYPE_CHECKING:
     from bidder.backtest.engine import BacktestJob, HistoryView, RunResult
     from bidder.backtest.history import PriceHistory
     from bidder.backtest.strategies import Action, RunState
 
-__all__ = ["DEFAULT_GRID_RATIO", "EXACT_LEVELS", "OptimumPlan", "PlanStrategy", "Segment", "optimum",
+__all__ = ["DEFAULT_GRID_RATIO", "EXACT_LEVELS", "MAX_CELLS", "OptimumPlan", "PlanStrategy", "Segment", "optimum",
            "solve_optimum"]
 
 #: Price grid of the lower bound: floors rounded down to powers of this ratio (gap < ratio - 1).
@@ -53,6 +55,8 @@ DEFAULT_GRID_RATIO = 1.005
 #: A market with at most this many distinct floors in a window keeps them exact (no rounding).
 EXACT_LEVELS = 160
 
+#: Largest samples x work units of one window (the backtrack keeps 12 bytes per cell: 240 MB).
+MAX_CELLS = 20_000_000
 _TOL = 1e-9
 _MAX_UNITS = 6000
 
@@ -182,6 +186,10 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
         np.all(loss == loss_true))
     if n_units <= 0:
         return OptimumPlan(feasible=True, lower=0.0, upper=0.0, exact=True)
+    if k_steps * n_units > MAX_CELLS:
+        raise ConfigError(f"the optimum of this job needs {k_steps:,} samples x {n_units:,} work units, more than "
+                          f"{MAX_CELLS:,} (memory): use a shorter --deadline or less work, or leave it out "
+                          "(--strategies without optimum)", key="strategies")
 
     levels, dead, exact = [], [], work_exact
     for m in range(n_markets):
@@ -209,7 +217,7 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
     # can never climb back in, so columns that leave the band are never read again.
     rest = np.concatenate([np.cumsum(most[::-1])[::-1], [0]])
     idle_hist = np.full((k_steps, n_units), inf)
-    code_hist = np.full((k_steps, n_units), -1, dtype=np.int64)
+    code_hist = np.full((k_steps, n_units), -1, dtype=np.int32)
     stride = max((lv.size for lv in levels), default=0) + 1  # code = m * stride + level (stride - 1: on-demand)
     best = (inf, -1, -1, -1, -1)  # (cost, sample, market, level or -1 for on-demand, work before it)
     low = np.zeros(n_markets, dtype=np.int64)  # per market: rows under it hold only inf
