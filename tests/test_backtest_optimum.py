@@ -22,7 +22,7 @@ from bidder.backtest.engine import (
     strategy_factory,
 )
 from bidder.backtest.history import history_from_series
-from bidder.backtest.optimum import optimum, solve_optimum
+from bidder.backtest.optimum import PlanStrategy, Segment, optimum, solve_optimum
 from bidder.backtest.strategies import BASELINE_NAMES, KEEP, WAIT, Action, RunState
 from bidder.errors import ConfigError
 from bidder.models import Policy
@@ -215,3 +215,50 @@ def test_a_window_too_large_to_solve_is_left_out_with_the_reason(monkeypatch: py
     assert "optimum" in summary["job"]["optimum_skipped"] and summary["strategies"][0]["cost_vs_optimum"] is None
     with pytest.raises(ConfigError):
         run_backtest(history, job, Policy(), ["optimum"], warmup_hours=0)
+
+
+def _every_plan(floor: np.ndarray, od_raw: np.ndarray, k: int) -> list[list[Segment]]:
+    """Every plan of segments over samples 0..k-1: each sample idle or in a run; a spot run bids the
+    highest floor it spans (needs capacity throughout), an on-demand run needs a quote at its start."""
+    plans: list[list[Segment]] = []
+
+    def walk(i: int, done: list[Segment]) -> None:
+        plans.append(done)
+        for a in range(i, k):
+            for m in range(floor.shape[0]):
+                for e in range(a + 1, k + 1):
+                    if not np.isnan(od_raw[m, a]):
+                        walk(e, [*done, Segment("on_demand", m, a, e)])
+                    if not np.any(np.isnan(floor[m, a:e])):
+                        walk(e, [*done, Segment("spot", m, a, e, bid=float(np.max(floor[m, a:e])))])
+
+    walk(0, [])
+    return plans
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), markets=st.integers(1, 2), data=st.data())
+def test_optimum_equals_the_cheapest_of_every_plan_on_tiny_traces(seed: int, markets: int,
+                                                                  data: st.DataObject) -> None:
+    # Brute force, independent of the DP: every plan of segments, each replayed by the engine.
+    rng = np.random.default_rng(seed)
+    k = data.draw(st.integers(3, 6 if markets == 1 else 4))
+    floors = np.round(rng.uniform(0.1, 1.5, (markets, k)), 1)
+    floors[rng.random((markets, k)) < 0.15] = np.nan
+    od = np.round(rng.uniform(0.6, 1.2, (markets, 1)), 1) * np.ones((markets, k))
+    od[rng.random((markets, k)) < 0.15] = np.nan
+    history = make_history(floors, on_demand=od, step=HOUR)
+    job = BacktestJob(work_hours=data.draw(st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])), deadline_hours=k,
+                      restart_overhead_hours=data.draw(st.sampled_from([0.0, 0.5, 1.0])))
+    plan = solve_optimum(history, job)
+    best = np.inf
+    for segments in _every_plan(history.floor, history.on_demand, k):
+        if segments:
+            r = replay(history, job, Policy(), PlanStrategy(segments), 0)
+            if r.deadline_met:
+                best = min(best, r.cost)
+    if not np.isfinite(best):
+        assert not plan.feasible
+    else:
+        assert plan.feasible and plan.exact
+        assert plan.lower == pytest.approx(best, rel=1e-9) and plan.upper == pytest.approx(best, rel=1e-9)
