@@ -152,7 +152,8 @@ def _time_optimum(history: object, windows: int) -> None:
     markets = len(history.markets)  # type: ignore[attr-defined]
     print(f"\noptimum, 100 GPU-h job, 7-day deadline, {markets} market(s), {len(starts)} window(s): "
           f"{np.mean(solve_s):.2f} s per window to solve (max {max(solve_s):.2f}) + {np.mean(replay_s):.2f} s "
-          f"to replay its plan; {np.mean(levels):.0f} price levels; bound gap <= {100 * max(gaps):.2f}%")
+          f"to replay its plan (solve = {np.mean(solve_s) / np.mean(replay_s):.0f}x one replay of the window); "
+          f"{np.mean(levels):.0f} price levels; bound gap <= {100 * max(gaps):.2f}%")
 
 
 if __name__ == "__main__":
