@@ -36,8 +36,8 @@ With different speed factors per GPU type, slots of several markets may be used 
 
 Metrics per run: cost (USD), work hours done, deadline met, interruptions, hours of work lost to
 restarts, completion time (hours from the job's start), peak hourly rate (USD per pod-hour).
-`run_backtest` adds cost / hindsight, cost / optimum and cost / on-demand per window, and `summary()` gives the
-mean and the worst of each over the rolling windows.
+`run_backtest` adds cost / hindsight, cost / optimum and cost / on-demand per window, and
+`summary()` gives the mean and the worst of each over the rolling windows.
 """
 
 from __future__ import annotations
@@ -617,10 +617,12 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
                  progress: Callable[[int, int], None] | None = None) -> BacktestReport:
     """Run each named strategy (and the hindsight bound) over rolling windows of `history`.
 
-    "optimum" (batch jobs; dropped for a kept-running service) is solved, not replayed strategy
-    by strategy: `bidder.backtest.optimum`. `start`/`end` are epoch seconds (history before `start` is the strategies' warm-up); the
-    on-demand strategy always runs, as the reference of cost / on-demand. `factories` adds or
-    overrides strategies by name. `record_window` (an index) keeps curves and logs for charts.
+    "optimum" (batch jobs; dropped for a kept-running service, and with the reason in
+    `params["optimum_skipped"]` when a window is too large to solve) is solved by
+    `bidder.backtest.optimum`, not replayed decision by decision. `start`/`end` are epoch seconds
+    (history before `start` is the strategies' warm-up); the on-demand strategy always runs, as
+    the reference of cost / on-demand. `factories` adds or overrides strategies by name.
+    `record_window` (an index) keeps curves and logs for charts.
     `progress(done, total)` is called as replay steps complete.
     """
     unknown = [s for s in strategies if s not in STRATEGY_NAMES and s not in (factories or {})]
