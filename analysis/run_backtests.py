@@ -132,7 +132,8 @@ def _service_days(history: PriceHistory, every_h: float, wanted: float) -> float
 
 
 def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.stderr,
-              scenarios: Sequence[Scenario] = SCENARIOS, with_bidder: bool = True) -> list[dict[str, Any]]:
+              scenarios: Sequence[Scenario] = SCENARIOS, with_bidder: bool = True,
+              charts: bool = True) -> list[dict[str, Any]]:
     """Run every scenario on every trace and GPU group; write charts into `out`; return the rows."""
     rows: list[dict[str, Any]] = []
     for trace in traces:
@@ -183,9 +184,10 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
                              "bidder_calls": int(clock["calls"]), "notes": dict(notes), "crash": crash})
                 print(f"  {scenario.key:8s} {label:28s} {summary['windows']:3d} windows {wall:6.1f} s "
                       f"(bidder {clock['seconds']:.1f} s, {int(clock['calls']):,} decisions)", file=log)
-                if label == _groups(history, trace)[-1][0]:
+                if charts and label == _groups(history, trace)[-1][0]:
                     _save(cumulative_cost(report), out / f"backtest-{_stem(trace)}-{scenario.key}-window1.png")
-            _save(ratio_bars(summaries), out / f"backtest-{_stem(trace)}-{scenario.key}.png")
+            if charts:
+                _save(ratio_bars(summaries), out / f"backtest-{_stem(trace)}-{scenario.key}.png")
     return rows
 
 
@@ -230,7 +232,9 @@ def _code_version() -> str:
 
 def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, command: str, version: str) -> None:
     lines = [
-        "# Backtests: bidder against the usual rules and the hindsight bound",
+        "# Backtests: bidder against the usual rules and the hindsight bound" if any(
+            s["name"] == "bidder" for r in rows for s in r["summary"]["strategies"]) else
+        "# Backtests: the usual rules against the optimum and the hindsight bound (bidder left out)",
         "",
         f"Produced by `{command}` (see `analysis/run_backtests.py`) on {version}. Every job starts again every "
         f"{every_h:g} hours across each trace (rolling windows), after {DEFAULT_WARMUP_HOURS:g} hours of "
@@ -331,7 +335,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
             lines.append(f"| {s['name']} | " + " | ".join(cells) + " |")
         lines.append("")
     charts = sorted(p.name for p in path.parent.glob("backtest-*.png"))
-    lines += ["## Charts", ""] + [f"- [`{name}`]({name})" for name in charts] + [""]
+    if charts and path.name == "backtests.md":
+        lines += ["## Charts", ""] + [f"- [`{name}`]({name})" for name in charts] + [""]
     path.write_text("\n".join(lines))
 
 
@@ -341,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="trace CSVs (instead of --markets)")
     parser.add_argument("--markets", default="shipped,aws",
                         help=f"comma-separated: {', '.join(MARKETS)}, or all (default shipped,aws)")
+    parser.add_argument("--report", default="backtests.md", help="name of the report in --out (default backtests.md)")
+    parser.add_argument("--no-charts", action="store_true", help="write the report only, no PNGs")
     parser.add_argument("--no-bidder", action="store_true",
                         help="leave bidder out: the baselines against the optimum only (quick)")
     parser.add_argument("--scenarios", default="batch,service",
@@ -378,13 +385,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not traces:
             print("no traces: data/traces/ is empty and the AWS trace is absent", file=sys.stderr)
             return 1
-        rows = run_study(traces, every_h, args.out, scenarios=scenarios, with_bidder=not args.no_bidder)
+        rows = run_study(traces, every_h, args.out, scenarios=scenarios, with_bidder=not args.no_bidder,
+                         charts=not args.no_charts)
     command = "python3 analysis/run_backtests.py" + ("" if args.every == "3.5d" else f" --every {args.every}") + (
         "" if args.markets == "shipped,aws" else f" --markets {args.markets}") + (
         "" if args.scenarios == "batch,service" else f" --scenarios {args.scenarios}") + (
-        " --no-bidder" if args.no_bidder else "")
-    write_markdown(rows, args.out / "backtests.md", every_h, command, args.code_version or _code_version())
-    print(f"wrote {args.out / 'backtests.md'}", file=sys.stderr)
+        " --no-bidder" if args.no_bidder else "") + ("" if args.report == "backtests.md" else f" --report {args.report}") + (
+        " --no-charts" if args.no_charts else "")
+    write_markdown(rows, args.out / args.report, every_h, command, args.code_version or _code_version())
+    print(f"wrote {args.out / args.report}", file=sys.stderr)
     return 0
 
 
