@@ -22,8 +22,9 @@ from bidder.backtest.engine import (
     strategy_factory,
 )
 from bidder.backtest.history import history_from_series
-from bidder.backtest.optimum import optimum, solve_optimum
+from bidder.backtest.optimum import PlanStrategy, Segment, optimum, solve_optimum
 from bidder.backtest.strategies import BASELINE_NAMES, KEEP, WAIT, Action, RunState
+from bidder.errors import ConfigError
 from bidder.models import Policy
 
 T0 = 1_767_225_600.0
@@ -74,6 +75,19 @@ def test_hand_checked_one_market_waits_out_the_spike() -> None:
     # And one hour more work than the window can hold: infeasible, reported as a missed deadline.
     result, plan = optimum(history, BacktestJob(work_hours=8, deadline_hours=7, restart_overhead_hours=1.0))
     assert not plan.feasible and result.deadline_met is False
+
+
+def test_on_demand_only_once_quoted_and_spot_only_with_capacity() -> None:
+    # No spot capacity at all; on-demand quoted from hour 2 on (at 1.0, then 0.8 from hour 4).
+    # 2 hours of work by hour 6: on-demand from hour 4 ($1.60) beats hour 2 ($2.00).
+    nan = float("nan")
+    od = np.array([nan, nan, 1.0, 1.0, 0.8, 0.8, 0.8, 0.8])
+    history = make_history([[nan] * 8], on_demand=od, step=HOUR)
+    plan = solve_optimum(history, BacktestJob(work_hours=2, deadline_hours=6, restart_overhead_hours=0.5))
+    assert plan.lower == pytest.approx(1.6) and [(s.kind, s.start, s.end) for s in plan.segments] == [
+        ("on_demand", 4, 6)]
+    plan = solve_optimum(history, BacktestJob(work_hours=3, deadline_hours=5, restart_overhead_hours=0.5))
+    assert plan.lower == pytest.approx(2.8) and [(s.kind, s.start) for s in plan.segments] == [("on_demand", 2)]
 
 
 def test_the_price_grid_brackets_the_exact_optimum() -> None:
@@ -185,3 +199,66 @@ def test_optimum_is_between_hindsight_and_every_strategy(history: PriceHistory, 
             # It did the job's work by the deadline: the optimum's lower bound is at or under it.
             assert plan.feasible, r.name
             assert plan.lower <= r.cost * (1 + 1e-9) + 1e-12, (r.name, plan.lower, r.cost)
+
+
+def test_a_window_too_large_to_solve_is_left_out_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bidder.backtest.optimum as optimum_module
+
+    monkeypatch.setattr(optimum_module, "MAX_CELLS", 20)   # 7 samples x 4 work units = 28 cells
+    history = two_markets()
+    job = BacktestJob(work_hours=3.5, deadline_hours=7, restart_overhead_hours=1.0)
+    with pytest.raises(ConfigError, match="shorter --deadline"):
+        solve_optimum(history, job)
+    report = run_backtest(history, job, Policy(), ["floor", "optimum", "hindsight"], warmup_hours=0)
+    summary = report.summary()
+    assert [s["name"] for s in summary["strategies"]] == ["floor", "hindsight"]
+    assert "optimum" in summary["job"]["optimum_skipped"] and summary["strategies"][0]["cost_vs_optimum"] is None
+    with pytest.raises(ConfigError):
+        run_backtest(history, job, Policy(), ["optimum"], warmup_hours=0)
+
+
+def _every_plan(floor: np.ndarray, od_raw: np.ndarray, k: int) -> list[list[Segment]]:
+    """Every plan of segments over samples 0..k-1: each sample idle or in a run; a spot run bids the
+    highest floor it spans (needs capacity throughout), an on-demand run needs a quote at its start."""
+    plans: list[list[Segment]] = []
+
+    def walk(i: int, done: list[Segment]) -> None:
+        plans.append(done)
+        for a in range(i, k):
+            for m in range(floor.shape[0]):
+                for e in range(a + 1, k + 1):
+                    if not np.isnan(od_raw[m, a]):
+                        walk(e, [*done, Segment("on_demand", m, a, e)])
+                    if not np.any(np.isnan(floor[m, a:e])):
+                        walk(e, [*done, Segment("spot", m, a, e, bid=float(np.max(floor[m, a:e])))])
+
+    walk(0, [])
+    return plans
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), markets=st.integers(1, 2), data=st.data())
+def test_optimum_equals_the_cheapest_of_every_plan_on_tiny_traces(seed: int, markets: int,
+                                                                  data: st.DataObject) -> None:
+    # Brute force, independent of the DP: every plan of segments, each replayed by the engine.
+    rng = np.random.default_rng(seed)
+    k = data.draw(st.integers(3, 6 if markets == 1 else 4))
+    floors = np.round(rng.uniform(0.1, 1.5, (markets, k)), 1)
+    floors[rng.random((markets, k)) < 0.15] = np.nan
+    od = np.round(rng.uniform(0.6, 1.2, (markets, 1)), 1) * np.ones((markets, k))
+    od[rng.random((markets, k)) < 0.15] = np.nan
+    history = make_history(floors, on_demand=od, step=HOUR)
+    job = BacktestJob(work_hours=data.draw(st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])), deadline_hours=k,
+                      restart_overhead_hours=data.draw(st.sampled_from([0.0, 0.5, 1.0])))
+    plan = solve_optimum(history, job)
+    best = np.inf
+    for segments in _every_plan(history.floor, history.on_demand, k):
+        if segments:
+            r = replay(history, job, Policy(), PlanStrategy(segments), 0)
+            if r.deadline_met:
+                best = min(best, r.cost)
+    if not np.isfinite(best):
+        assert not plan.feasible
+    else:
+        assert plan.feasible and plan.exact
+        assert plan.lower == pytest.approx(best, rel=1e-9) and plan.upper == pytest.approx(best, rel=1e-9)

@@ -36,8 +36,8 @@ With different speed factors per GPU type, slots of several markets may be used 
 
 Metrics per run: cost (USD), work hours done, deadline met, interruptions, hours of work lost to
 restarts, completion time (hours from the job's start), peak hourly rate (USD per pod-hour).
-`run_backtest` adds cost / hindsight, cost / optimum and cost / on-demand per window, and `summary()` gives the
-mean and the worst of each over the rolling windows.
+`run_backtest` adds cost / hindsight, cost / optimum and cost / on-demand per window, and
+`summary()` gives the mean and the worst of each over the rolling windows.
 """
 
 from __future__ import annotations
@@ -617,10 +617,12 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
                  progress: Callable[[int, int], None] | None = None) -> BacktestReport:
     """Run each named strategy (and the hindsight bound) over rolling windows of `history`.
 
-    "optimum" (batch jobs; dropped for a kept-running service) is solved, not replayed strategy
-    by strategy: `bidder.backtest.optimum`. `start`/`end` are epoch seconds (history before `start` is the strategies' warm-up); the
-    on-demand strategy always runs, as the reference of cost / on-demand. `factories` adds or
-    overrides strategies by name. `record_window` (an index) keeps curves and logs for charts.
+    "optimum" (batch jobs; dropped for a kept-running service, and with the reason in
+    `params["optimum_skipped"]` when a window is too large to solve) is solved by
+    `bidder.backtest.optimum`, not replayed decision by decision. `start`/`end` are epoch seconds
+    (history before `start` is the strategies' warm-up); the on-demand strategy always runs, as
+    the reference of cost / on-demand. `factories` adds or overrides strategies by name.
+    `record_window` (an index) keeps curves and logs for charts.
     `progress(done, total)` is called as replay steps complete.
     """
     unknown = [s for s in strategies if s not in STRATEGY_NAMES and s not in (factories or {})]
@@ -649,7 +651,8 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         if progress is not None:
             progress(done, total)
 
-    windows = []
+    windows: list[Window] = []
+    skipped = ""
     for w, index in enumerate(starts):
         record = record_window is not None and w == record_window
         start_dt = datetime.fromtimestamp(float(history.ts[index]), UTC)
@@ -665,11 +668,22 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         if solve:
             from bidder.backtest.optimum import optimum
 
-            results["optimum"] = optimum(history, job, index, record=record)[0]
+            try:
+                results["optimum"] = optimum(history, job, index, record=record)[0]
+            except ConfigError as exc:  # too large to solve: report the rest, and say why
+                if "optimum" in strategies and len(strategies) > 1:
+                    strategies = [s for s in strategies if s != "optimum"]
+                    solve, skipped = False, exc.args[0] if exc.args else str(exc)
+                    for done_window in windows:
+                        done_window.results.pop("optimum", None)
+                else:
+                    raise
         on_demand = results["on-demand"]
         windows.append(Window(start=float(history.ts[index]), results=results,
                               on_demand_cost=on_demand.cost if on_demand.cost > 0 else None))
     names = tuple(s for s in STRATEGY_NAMES if s in strategies) + tuple(s for s in strategies if s not in STRATEGY_NAMES)
     params = {"start": _iso(windows[0].start), "end": _iso(history.end), "every_hours": every_hours,
               "seed": seed, "reclaim_rate_per_hour": reclaim_rate_per_hour, "decide_every_s": decide_every_s}
+    if skipped:
+        params["optimum_skipped"] = skipped
     return BacktestReport(job=job, policy=policy, history=history, strategies=names, windows=windows, params=params)

@@ -40,12 +40,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bidder.errors import ConfigError
+
 if TYPE_CHECKING:
     from bidder.backtest.engine import BacktestJob, HistoryView, RunResult
     from bidder.backtest.history import PriceHistory
     from bidder.backtest.strategies import Action, RunState
 
-__all__ = ["DEFAULT_GRID_RATIO", "EXACT_LEVELS", "OptimumPlan", "PlanStrategy", "Segment", "optimum",
+__all__ = ["DEFAULT_GRID_RATIO", "EXACT_LEVELS", "MAX_CELLS", "OptimumPlan", "PlanStrategy", "Segment", "optimum",
            "solve_optimum"]
 
 #: Price grid of the lower bound: floors rounded down to powers of this ratio (gap < ratio - 1).
@@ -53,6 +55,8 @@ DEFAULT_GRID_RATIO = 1.005
 #: A market with at most this many distinct floors in a window keeps them exact (no rounding).
 EXACT_LEVELS = 160
 
+#: Largest samples x work units of one window (the backtrack keeps 12 bytes per cell: 240 MB).
+MAX_CELLS = 20_000_000
 _TOL = 1e-9
 _MAX_UNITS = 6000
 
@@ -182,6 +186,10 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
         np.all(loss == loss_true))
     if n_units <= 0:
         return OptimumPlan(feasible=True, lower=0.0, upper=0.0, exact=True)
+    if k_steps * n_units > MAX_CELLS:
+        raise ConfigError(f"the optimum of this job needs {k_steps:,} samples x {n_units:,} work units, more than "
+                          f"{MAX_CELLS:,} (memory): use a shorter --deadline or less work, or leave it out "
+                          "(--strategies without optimum)", key="strategies")
 
     levels, dead, exact = [], [], work_exact
     for m in range(n_markets):
@@ -194,17 +202,25 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
     inf = math.inf
     idle = np.full(n_units, inf)
     idle[0] = 0.0
-    spot = [np.full((lv.size, n_units), inf) for lv in levels]
-    ond = [np.full(n_units, inf) for _ in range(n_markets)]
+    # Runs are stored along diagonals: work w at sample j sits in column w + offset[m, j], and the
+    # offset falls by the sample's work, so a running state keeps its column (no copying).
+    cum = np.concatenate([np.zeros((n_markets, 1), dtype=np.int64), np.cumsum(shift, axis=1)], axis=1)
+    offset = cum[:, -1:] - cum
+    width = n_units + int(cum[:, -1].max(initial=0)) + 1
+    spot = [np.full((lv.size, width), inf) for lv in levels]
+    ond = [np.full(width, inf) for _ in range(n_markets)]
     od_ok = ~np.isnan(od_raw)
     # Per sample: the highest work any run can have reached, and what is left to do after it.
     most = shift.max(axis=0) if n_markets else np.zeros(k_steps, dtype=np.int64)
     reach = np.concatenate([[0], np.cumsum(most)])
-    rest = np.concatenate([np.cumsum(gain.max(axis=0)[::-1])[::-1], [0.0]])
+    # The band of work that can still finish, counted in credited (rounded-up) work: a run below it
+    # can never climb back in, so columns that leave the band are never read again.
+    rest = np.concatenate([np.cumsum(most[::-1])[::-1], [0]])
     idle_hist = np.full((k_steps, n_units), inf)
-    code_hist = np.full((k_steps, n_units), -1, dtype=np.int64)
+    code_hist = np.full((k_steps, n_units), -1, dtype=np.int32)
     stride = max((lv.size for lv in levels), default=0) + 1  # code = m * stride + level (stride - 1: on-demand)
     best = (inf, -1, -1, -1, -1)  # (cost, sample, market, level or -1 for on-demand, work before it)
+    low = np.zeros(n_markets, dtype=np.int64)  # per market: rows under it hold only inf
 
     for j in range(k_steps):
         lo = max(0, math.ceil(needed - rest[j] - 1e-9))
@@ -218,8 +234,10 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
                 a, b = max(lo, o), hi
                 if a >= b:
                     continue
-                s = spot[m][:, a:b]
-                ended = np.minimum(s.min(axis=0), ond[m][a:b]) if s.shape[0] else ond[m][a:b].copy()
+                top, off = int(low[m]), int(offset[m, j])  # rows under `top` are inf in the band
+                s = spot[m][top:, a + off:b + off]
+                od_end = ond[m][a + off:b + off]
+                ended = np.minimum(s.min(axis=0), od_end) if s.shape[0] else od_end.copy()
                 target = idle[a - o:b - o]
                 better = ended < target
                 if better.any():
@@ -227,52 +245,53 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
                     target[cols] = ended[cols]
                     if s.shape[0]:
                         arg = s[:, cols].argmin(axis=0)
-                        from_spot = s[arg, cols] <= ond[m][a + cols]
-                        code = np.where(from_spot, m * stride + arg, m * stride + stride - 1)
+                        from_spot = s[arg, cols] <= od_end[cols]
+                        code = np.where(from_spot, m * stride + top + arg, m * stride + stride - 1)
                     else:
                         code = np.full(cols.size, m * stride + stride - 1)
                     code_hist[j, a - o + cols] = code
         idle_hist[j, lo:hi] = idle[lo:hi]
         h = float(hours[j])
         for m in range(n_markets):
-            s = spot[m]
-            d = int(dead[m][j])
-            # (b) runs under the floor are interrupted; (c) idle may start any live level.
-            if d:
-                s[:d, lo:hi] = inf
-            if d < s.shape[0]:
-                np.minimum(s[d:, lo:hi], idle[None, lo:hi], out=s[d:, lo:hi])
+            d, off = int(dead[m][j]), int(offset[m, j])
+            pl, ph = lo + off, hi + off
+            # (b) runs under the floor are interrupted; (c) idle may start any live level. Only
+            # rows d.. are touched from here on: the rows under d are inf in the band and stay so.
+            if d > low[m]:
+                spot[m][int(low[m]):d, pl:ph] = inf
+            low[m] = d
+            s = spot[m][d:]
+            if s.shape[0]:
+                np.minimum(s[:, pl:ph], idle[None, lo:hi], out=s[:, pl:ph])
             od = ond[m]
             if od_ok[m, j]:
-                np.minimum(od[lo:hi], idle[lo:hi], out=od[lo:hi])
+                np.minimum(od[pl:ph], idle[lo:hi], out=od[pl:ph])
             # (d) the sample: runs pay and work; those that reach the work needed are done.
             c_true, c = float(gain[m, j]), int(shift[m, j])
-            price = levels[m] * (count * h)
+            price = levels[m][d:] * (count * h)
             od_price = float(od_held[m, j]) * count * h
             first = max(lo, math.ceil(needed - c_true - 1e-9))
             if first < hi and c_true > 0:
                 share = (needed - np.arange(first, hi)) / c_true
-                if s.shape[0] > d:
-                    fin = s[d:, first:hi] + price[d:, None] * share[None, :]
+                if s.shape[0]:
+                    fin = s[:, first + off:ph] + price[:, None] * share[None, :]
                     flat = int(np.argmin(fin))
                     value = float(fin.flat[flat])
                     if value < best[0]:
                         lvl, col = divmod(flat, hi - first)
                         best = (value, j, m, d + lvl, first + col)
                 if not math.isnan(od_price):
-                    fin_od = od[first:hi] + od_price * share
+                    fin_od = od[first + off:ph] + od_price * share
                     col = int(np.argmin(fin_od))
                     if fin_od[col] < best[0]:
                         best = (float(fin_od[col]), j, m, -1, first + col)
-            if c > 0:
-                top = min(hi, n_units - c)
+            if c > 0:  # (the offset moves the runs to w + c; those past the work needed are done)
                 if s.shape[0]:
-                    if top > lo:
-                        s[:, lo + c:top + c] = s[:, lo:top] + price[:, None]
-                    s[:, lo:min(lo + c, n_units)] = inf
-                if top > lo:
-                    od[lo + c:top + c] = od[lo:top] + od_price
-                od[lo:min(lo + c, n_units)] = inf
+                    s[:, pl:ph] += price[:, None]
+                if math.isnan(od_price):  # no on-demand quote yet: no on-demand run can exist
+                    od[pl:ph] = inf
+                else:
+                    od[pl:ph] += od_price
 
     plan = OptimumPlan(feasible=math.isfinite(best[0]), exact=exact, work_exact=work_exact,
                        levels=sum(lv.size for lv in levels), work_units=n_units)

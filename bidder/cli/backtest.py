@@ -228,6 +228,8 @@ def _print_table(summary: dict[str, Any]) -> None:
                f"{', '.join(hist['markets'][:4])}{' ...' if len(hist['markets']) > 4 else ''}")
     click.echo(f"{windows} window(s) from {job['start']}" + (f" every {job['every_hours']:g} h" if job["every_hours"]
                                                              else "") + f"; history to {hist['to']}")
+    if job.get("optimum_skipped"):
+        click.echo(f"no optimum row: {job['optimum_skipped']}")
     click.echo("")
     if windows > 1:
         click.echo("mean over windows:")
