@@ -149,6 +149,9 @@ class JobProgress:
     current_cloud: str | None = None
     current_action: Action | None = None
     current_bid_per_gpu: float | None = None
+    #: When the job started (None = unknown): with a deadline, the interruptions it has had come out of
+    #: its window's budget of `tolerance` per day.
+    started: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,12 @@ its cost per useful hour), and a service's running pod is never stopped just to 
 Constraints: bid <= `policy.max_price` and <= the on-demand price; expected interruptions per day <=
 the tolerance (0: on-demand only), counted per day of the job's window: 24·λ times the share of the time
 to the deadline (without one, to the expected completion) the plan keeps a spot pod running, and 24·λ
-for a service; expected total <= the budget left; the deadline; spot only when its cost per useful hour
-saves at least `policy.min_savings` over the best on-demand price per unit of work.
+for a service (with a deadline and a known start, `progress.started`, the window has a budget of
+`tolerance × window days` interruptions: those already suffered come out of it, and the rest of the
+window may expect at most what is left per day left, never more than the tolerance; so the realised
+count, not only the expected one, is held to the tolerance); expected total <= the budget left; the
+deadline; spot only when its cost per useful hour saves at least `policy.min_savings` over the best
+on-demand price per unit of work.
 """
 
 from __future__ import annotations
@@ -222,8 +226,9 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     budget_left = None if policy.budget is None else policy.budget - progress.spent
     cap = math.inf if policy.max_price is None else float(policy.max_price)
     tolerance = float(policy.tolerance)
-    spot_ok = policy.allow_spot and tolerance > 0
     time_left = math.inf if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
+    tolerance = _interruption_budget(tolerance, job, progress, now, time_left)
+    spot_ok = policy.allow_spot and tolerance > 0
     reserve = reserve_hours(r)
 
     # On-demand reference: the cheapest on-demand price per unit of work of any market the job accepts.
@@ -341,6 +346,18 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
     return _decision(chosen, others, g, od_ref, keep_running, missing if chosen.action != "spot" else ())
+
+
+def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, now: datetime,
+                         time_left: float) -> float:
+    """The tolerance is per day of the job's window (start to deadline): `tolerance × window days`
+    interruptions in all. What the job has already suffered comes out of that budget, so the rest of
+    the window may expect at most what is left of it per day left (never more than the tolerance)."""
+    if job.deadline is None or progress.started is None or not math.isfinite(time_left) or time_left <= 0:
+        return tolerance
+    window_days = (job.deadline - progress.started).total_seconds() / 86400.0
+    left = tolerance * window_days - progress.interruptions
+    return min(tolerance, max(left, 0.0) / (time_left / 24.0))
 
 
 def _join(a: str, b: str) -> str:

@@ -357,3 +357,24 @@ def test_a_decision_made_for_lack_of_history_says_so() -> None:
     # With statistics, the note does not apply.
     _, stats = inputs(CALM)
     assert "history" not in decide(job(), Policy(), [quote], stats, NOW, history_notes=notes).reasons[0]
+
+
+def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None:
+    # Tolerance 2/day over a 4-day window is 8 interruptions in all. A job 2 days in that has had 3
+    # may still expect up to 2/day; one that has had 8 has used the budget: on-demand for the rest.
+    quotes, stats = inputs(CALM)
+    spec = job(hours=40, deadline_h=48)
+    started = NOW - timedelta(hours=48)
+    fresh = decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
+                   JobProgress(work_done_hours=10, interruptions=3, started=started))
+    assert fresh.action == "spot" and fresh.expected_interruptions_per_day <= 2.0
+    spent = decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
+                   JobProgress(work_done_hours=10, interruptions=8, started=started))
+    assert spent.action == "on_demand"
+    # Half the budget left over the days left: the plan's expected rate stays within what is left.
+    half = decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
+                  JobProgress(work_done_hours=10, interruptions=6, started=started))
+    assert half.action == "on_demand" or half.expected_interruptions_per_day <= 1.0 + 1e-9
+    # Without a start time (or a deadline) the tolerance applies as it is.
+    assert decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
+                  JobProgress(work_done_hours=10, interruptions=8)).action == "spot"

@@ -334,7 +334,8 @@ class BidderStrategy:
                                current_gpu_type_id=current.gpu_type_id if current else None,
                                current_cloud=current.cloud if current else None,
                                current_action=pod.kind if pod else None,  # type: ignore[arg-type]
-                               current_bid_per_gpu=pod.bid if pod else None)
+                               current_bid_per_gpu=pod.bid if pod else None,
+                               started=datetime.fromtimestamp(state.start, UTC))
         try:
             decision = decide(self.job, self.policy, quotes, stats, datetime.fromtimestamp(now, UTC), progress,
                               alternatives=False)
