@@ -23,6 +23,8 @@ Synthetic market (`synth-seed<S>-<D>d.csv`): `--types` GPU types SYN-A, SYN-B, .
   one (weekends cheaper);
 - supply trend: capacity arriving or leaving over the span (floor x 0.75..1.3 from start to end);
 - noise: log-space AR(1) (a few hours' memory), part shared by all types;
+- the order book: a fast jitter from sample to sample (log-sd 0.1-0.3 per seed, 5-15 minutes'
+  memory) and 2-8 short spikes a day (5-20 minutes at 1.5-4x the floor, some above on-demand);
 - outages: periods of 30 minutes to 8 hours with no spot capacity (empty floor), per type and
   occasionally market-wide.
 
@@ -107,6 +109,8 @@ def synthetic_floors(seed: int, days: float, types: int = 4) -> tuple[np.ndarray
     hours = (t - START.timestamp()) / 3600
     on_demand = np.round(0.65 * rng.uniform(0.9, 1.1, types), 2)
     daily_amp = rng.uniform(0.05, 0.25)
+    jitter_sd = rng.uniform(0.1, 0.3)
+    spikes_per_day = rng.uniform(2.0, 8.0)
     weekend_cut = rng.uniform(0.05, 0.25)
     hour_of_day = (hours % 24)
     daily = 1 + daily_amp * np.cos(2 * np.pi * (hour_of_day - 20) / 24)  # busiest 20:00 UTC (US afternoon)
@@ -124,10 +128,16 @@ def synthetic_floors(seed: int, days: float, types: int = 4) -> tuple[np.ndarray
         regime = _regime_path(rng, n)
         regime = np.where(wide_surge, 3, regime)
         noise = 0.6 * _ar1(rng, n, memory_steps=rng.uniform(6, 36)) + 0.4 * shared_noise
+        # The order book: bids come and go, so the floor jitters from one sample to the next, and
+        # short spikes (5-20 minutes) jump it to 1.5-4x, some above on-demand.
+        jitter = jitter_sd * _ar1(rng, n, memory_steps=rng.uniform(1.0, 3.0))
+        spikes = np.zeros(n)
+        for s in np.nonzero(rng.random(n) < spikes_per_day * STEP_S / 86400)[0]:
+            spikes[s:s + int(rng.integers(1, 5))] = np.log(rng.uniform(1.5, 4.0))
         level = levels[regime] * rng.uniform(0.9, 1.1)
         # Smooth regime changes over ~30 minutes (prices move fast, not instantly).
         level = np.convolve(np.pad(level, (3, 3), mode="edge"), np.ones(7) / 7, mode="valid")
-        floor = on_demand[k] * level * daily * weekly * trend * np.exp(sds[regime] * noise)
+        floor = on_demand[k] * level * daily * weekly * trend * np.exp(sds[regime] * noise + jitter + spikes)
         floor = np.maximum(np.round(floor, 4), round(0.05 * on_demand[k], 4))
         floor[_outages(rng, n, per_day=rng.uniform(0.1, 0.4)) | wide_down] = np.nan
         floors[k] = floor

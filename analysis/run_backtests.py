@@ -3,6 +3,8 @@
     python3 analysis/run_backtests.py                     # writes analysis/results/backtests.md + PNGs
     python3 analysis/run_backtests.py --traces data/traces/sim-seed1-14d.csv --every 3.5d
     python3 analysis/run_backtests.py --markets all --scenarios batch     # + synthetic and emulator seeds
+    python3 analysis/run_backtests.py --markets all --scenarios batch --no-bidder --report optimum-markets.md \
+        --no-charts                  # the baselines against the optimum only (analysis/results/optimum-markets.md)
 
 Markets (`--markets`, comma-separated): `shipped` (data/traces/*.csv), `aws` (the public AWS 2016
 trace, when present), `synthetic` (regime-switching markets of `analysis/make_markets.py`, seeds

@@ -162,3 +162,8 @@ def test_help_ends_with_an_example() -> None:
     result = CliRunner().invoke(main, ["backtest", "--help"])
     assert result.exit_code == 0
     assert result.output.rstrip().splitlines()[-1].strip().startswith("bidder backtest")
+
+
+def test_optimum_alone_for_a_service_is_a_usage_error(trace: Path) -> None:
+    result = invoke("--trace", str(trace), "--keep-running", "--days", "2", "--strategies", "optimum")
+    assert result.exit_code == 2 and "batch job" in result.output and "Traceback" not in result.output

@@ -177,6 +177,9 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("must be after --start", param_hint="--end")
     names = _strategies(strategy_text)
+    if keep_running and set(names) <= {"optimum", "hindsight"} and "optimum" in names:
+        raise click.UsageError("the optimum is for a batch job (--hours by a --deadline), not a --keep-running "
+                               "service; add other strategies, e.g. --strategies on-demand,floor,hindsight")
     fmt = "json" if as_json else fmt
 
     from bidder.backtest.engine import BacktestJob, run_backtest  # lazily: numpy-heavy
