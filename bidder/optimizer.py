@@ -525,10 +525,14 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                          rejected)
     # Waiting first spends slack: the expected rest of the floor's current excursion above b, then the
     # settling age the plan still needs.
-    delay = (st.residual_wait_hours()[:, None]
-             + np.maximum(st.age_edges_hours[None, :] - st.calm_hours[:, None], 0.0))
-    plan = evaluate(price, lam, avail, delay=None if keep_running else delay)
-    valid = in_range[:, None] & plan["ok"] & (avail > 0) & ~settled
+    # Only bids in range with some time under them can make a plan (the rest are never valid).
+    rows = np.flatnonzero(in_range & (avail > 0).any(axis=1) & ~settled.all(axis=1))
+    if not len(rows):
+        return
+    delay = (st.residual_wait_hours()[rows, None]
+             + np.maximum(st.age_edges_hours[None, :] - st.calm_hours[rows, None], 0.0))
+    plan = evaluate(price[rows], lam[rows], avail[rows], delay=None if keep_running else delay)
+    valid = plan["ok"] & (avail[rows] > 0) & ~settled[rows]
     if not valid.any():
         return
     flat = np.flatnonzero(valid.ravel())
@@ -536,13 +540,15 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     i, j = divmod(k, lam.shape[1])
     if float(plan["cost"][i, j]) >= best_ready:
         return  # this market's bid now is no dearer than anything waiting buys
+    wait_delay = float(delay[i, j])
+    i = int(rows[i])
     bid = float(bids[i])
     settle = float(st.age_edges_hours[j])
     note = ("bids once the floor " + (f"has stayed under ${bid:.3f} for {_fmt_hours(settle)}" if settle > 0
                                       else f"is under ${bid:.3f}")
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
-    plans.append(candidate("wait", plan, (i, j), lam, None, act_below=bid, note=note,
-                           delay=0.0 if keep_running else float(delay[i, j]),
+    plans.append(candidate("wait", plan, (k // lam.shape[1], j), lam[rows], None, act_below=bid, note=note,
+                           delay=0.0 if keep_running else wait_delay,
                            waits_for_floor=floor is None or floor > bid + 1e-12))
 
 
