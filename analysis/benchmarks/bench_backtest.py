@@ -3,6 +3,8 @@
     python3 analysis/benchmarks/bench_backtest.py               # 365 days = 105,120 steps, RTX 4090 community
     python3 analysis/benchmarks/bench_backtest.py --days 30     # a quick run
     python3 analysis/benchmarks/bench_backtest.py --clouds SECURE,COMMUNITY   # two markets to choose from
+    python3 analysis/benchmarks/bench_backtest.py --gpu "NVIDIA GeForce RTX 4090,NVIDIA RTX A6000" \
+        --clouds SECURE,COMMUNITY                                # four markets
 
 The history is the emulator's market model (`bidder.sim.generate_quotes`, seed 1). Each strategy
 runs once as a service kept running over the whole span (so every step is replayed, and decided:
@@ -56,14 +58,14 @@ class Idle:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=365.0)
-    parser.add_argument("--gpu", default="NVIDIA GeForce RTX 4090")
+    parser.add_argument("--gpu", default="NVIDIA GeForce RTX 4090", help="comma-separated GPU types")
     parser.add_argument("--clouds", default="COMMUNITY", help="comma-separated: SECURE, COMMUNITY")
     parser.add_argument("--tolerance", type=float, default=2.0)
     parser.add_argument("--optimum-windows", type=int, default=3, help="windows the optimum is timed on (0: skip)")
     args = parser.parse_args()
 
     t = time.perf_counter()
-    quotes = generate_quotes(seed=1, days=args.days, step_s=300, gpu_types=[args.gpu],
+    quotes = generate_quotes(seed=1, days=args.days, step_s=300, gpu_types=args.gpu.split(","),
                              clouds=tuple(args.clouds.split(",")))
     history = history_from_quotes(quotes)
     steps = len(history)
