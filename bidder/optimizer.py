@@ -529,9 +529,9 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     rows = np.flatnonzero(in_range & (avail > 0).any(axis=1) & ~settled.all(axis=1))
     if not len(rows):
         return
-    delay = (st.residual_wait_hours()[rows, None]
-             + np.maximum(st.age_edges_hours[None, :] - st.calm_hours[rows, None], 0.0))
-    plan = evaluate(price[rows], lam[rows], avail[rows], delay=None if keep_running else delay)
+    delay = None if keep_running else (  # a service's plan has no slack to spend
+        st.residual_wait_hours()[rows, None] + np.maximum(st.age_edges_hours[None, :] - st.calm_hours[rows, None], 0.0))
+    plan = evaluate(price[rows], lam[rows], avail[rows], delay=delay)
     valid = plan["ok"] & (avail[rows] > 0) & ~settled[rows]
     if not valid.any():
         return
@@ -540,7 +540,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     i, j = divmod(k, lam.shape[1])
     if float(plan["cost"][i, j]) >= best_ready:
         return  # this market's bid now is no dearer than anything waiting buys
-    wait_delay = float(delay[i, j])
+    wait_delay = 0.0 if delay is None else float(delay[i, j])
     i = int(rows[i])
     bid = float(bids[i])
     settle = float(st.age_edges_hours[j])
@@ -548,7 +548,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                                       else f"is under ${bid:.3f}")
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
     plans.append(candidate("wait", plan, (k // lam.shape[1], j), lam[rows], None, act_below=bid, note=note,
-                           delay=0.0 if keep_running else wait_delay,
+                           delay=wait_delay,
                            waits_for_floor=floor is None or floor > bid + 1e-12))
 
 
