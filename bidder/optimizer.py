@@ -449,7 +449,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                                                od_speed, horizon)
             else:
                 slack_then = slack if delay is None else slack - delay
-                cost, share, done = _plan(run, rho, work, slack_then, reserve, od_cost, od_speed, horizon)
+                horizon_then = horizon if delay is None else horizon - delay
+                cost, share, done = _plan(run, rho, work, slack_then, reserve, od_cost, od_speed, horizon_then)
                 if delay is not None:
                     done = done + delay
             if not keep_running:
