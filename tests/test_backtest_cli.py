@@ -76,6 +76,9 @@ def test_json_shape(trace: Path) -> None:
     assert 1.0 <= best["cost_vs_optimum"] < 1.01
     assert data["optimum_bounds"]["lower"] <= data["optimum_bounds"]["upper"] == pytest.approx(best["cost"])
     assert data["optimum_bounds"]["worst_gap"] < 0.01
+    for window in data["per_window"]:
+        lower, upper = window["optimum_bounds"]["lower"], window["optimum_bounds"]["upper"]
+        assert lower <= upper < lower * 1.01 and window["strategies"]["optimum"]["cost"] == upper
     assert len(data["per_window"]) == 3 and set(data["per_window"][0]["strategies"]) == set(NAMES)
 
 

@@ -56,6 +56,10 @@ def test_hand_checked_switch_between_markets() -> None:
     # The spike at hour 3 ends the first run (an interruption the plan counted on), 1 hour lost.
     assert result.interruptions == 1 and result.switches == 0 and result.restart_hours_lost == pytest.approx(1.0)
     assert hindsight(history, job).cost == pytest.approx(0.475)
+    split = plan.breakdown(history)
+    assert split["on_demand_hours"] == 0 and split["spot_hours"] == pytest.approx(5.0) and split["restarts"] == 1
+    assert split["bid_over_floor"] == pytest.approx(1.0)
+    assert split["starts"] == {"A COMMUNITY": 1, "B COMMUNITY": 1}
 
 
 def test_hand_checked_one_market_waits_out_the_spike() -> None:

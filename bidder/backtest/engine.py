@@ -565,7 +565,8 @@ class BacktestReport:
             extra["optimum_bounds"] = {
                 "lower": _round(float(np.mean([r.lower_bound for r in bounds]))),
                 "upper": _round(float(np.mean([r.cost for r in bounds]))),
-                "worst_gap": _round(max((r.cost - r.lower_bound) / r.cost if r.cost else 0.0 for r in bounds)),
+                "worst_gap": _round(max(max(0.0, (r.cost - r.lower_bound) / r.cost) if r.cost else 0.0
+                                        for r in bounds)),
                 "infeasible_windows": sum(1 for w in self.windows if "optimum" in w.results
                                           and not w.results["optimum"].deadline_met)}
         return {

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -94,6 +94,26 @@ class OptimumPlan:
     def gap(self) -> float:
         """(upper - lower) / upper: how far the bound may be from the true optimum."""
         return (self.upper - self.lower) / self.upper if self.feasible and self.upper > 0 else 0.0
+
+    def breakdown(self, history: PriceHistory) -> dict[str, Any]:
+        """Where the plan's time goes, to compare a strategy's with: hours on on-demand and on spot
+        (whole samples, the last segment's last sample counted whole), restarts, the spot hours'
+        mean bid over the mean floor they ran on, and runs started per market label."""
+        hours = np.append(np.diff(history.ts), history.step_s) / 3600
+        od_h = spot_h = paid = floor_paid = 0.0
+        starts: dict[str, int] = {}
+        for seg in self.segments:
+            h = hours[seg.start:seg.end]
+            label = history.markets[seg.market].label
+            starts[label] = starts.get(label, 0) + 1
+            if seg.kind == "on_demand":
+                od_h += float(h.sum())
+            else:
+                spot_h += float(h.sum())
+                paid += float(seg.bid) * float(h.sum())  # type: ignore[arg-type]
+                floor_paid += float(np.sum(history.floor[seg.market, seg.start:seg.end] * h))
+        return {"on_demand_hours": od_h, "spot_hours": spot_h, "restarts": max(0, len(self.segments) - 1),
+                "bid_over_floor": paid / floor_paid if floor_paid > 0 else None, "starts": starts}
 
 
 def _window(history: PriceHistory, job: BacktestJob, start_index: int) -> tuple[int, np.ndarray, float]:

@@ -208,8 +208,8 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
         _write_chart(report, chart)
     if fmt == "json":
         summary["per_window"] = [{"start": _iso(w.start), "strategies": {
-            n: {k: None if v is None else round(v, 6) for k, v in w.metrics(n).items()} for n in report.strategies}}
-            for w in report.windows]
+            n: {k: None if v is None else round(v, 6) for k, v in w.metrics(n).items()} for n in report.strategies},
+            **_bounds(w)} for w in report.windows]
         click.echo(json.dumps(summary, indent=2))
         return
     if fmt == "csv":
@@ -240,6 +240,20 @@ def _print_table(summary: dict[str, Any]) -> None:
     if windows > 1:
         click.echo("\nworst window:")
         emit_rows(_table(summary, "worst"), _COLUMNS, "table", headers=_HEADERS)
+    bounds = summary.get("optimum_bounds")
+    if bounds:
+        click.echo(f"\noptimum: lower bound ${bounds['lower']:,.3f}, its plan ${bounds['upper']:,.3f} (mean over "
+                   f"windows; gap at most {100 * bounds['worst_gap']:.2f}%); x optimum is cost / the lower bound"
+                   + (f"; no plan finishes in {bounds['infeasible_windows']} window(s)"
+                      if bounds["infeasible_windows"] else ""))
+
+
+def _bounds(window: Any) -> dict[str, Any]:
+    """The optimum's bounds in one window (JSON): lower <= the true optimum <= upper (its plan)."""
+    best = window.results.get("optimum")
+    if best is None or not best.deadline_met or best.lower_bound is None:
+        return {}
+    return {"optimum_bounds": {"lower": round(best.lower_bound, 6), "upper": round(best.cost, 6)}}
 
 
 def _iso(epoch: float) -> str:
