@@ -384,3 +384,24 @@ def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None
     # Without a start time (or a deadline) the tolerance applies as it is.
     assert decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
                   JobProgress(work_done_hours=10, interruptions=8)).action == "spot"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data(), st.integers(0, 30), st.floats(0.1, 0.9))
+def test_a_decision_never_expects_more_than_the_windows_interruption_budget_left(
+        data: st.DataObject, suffered: int, elapsed_share: float) -> None:
+    quotes, stats, jobspec, policy = _policy_job(data)
+    assume(jobspec.deadline is not None and policy.tolerance > 0)
+    window_h = (jobspec.deadline - NOW).total_seconds() / 3600 / (1 - elapsed_share)
+    started = jobspec.deadline - timedelta(hours=window_h)
+    progress = JobProgress(interruptions=suffered, started=started)
+    try:
+        d = decide(jobspec, policy, quotes, stats, NOW, progress)
+    except Infeasible:
+        return
+    left_days = (jobspec.deadline - NOW).total_seconds() / 86400
+    allowed = max(policy.tolerance * window_h / 24 - suffered, 0.0) / left_days
+    if d.action == "spot":
+        assert d.expected_interruptions_per_day <= min(allowed, policy.tolerance) + 1e-6
+    if allowed <= 0:
+        assert d.action != "spot"
