@@ -390,8 +390,11 @@ def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None
 @given(st.data(), st.integers(0, 30), st.floats(0.1, 0.9))
 def test_a_decision_never_expects_more_than_the_windows_interruption_budget_left(
         data: st.DataObject, suffered: int, elapsed_share: float) -> None:
-    quotes, stats, jobspec, policy = _policy_job(data)
-    assume(jobspec.deadline is not None and policy.tolerance > 0)
+    chosen = data.draw(st.lists(st.sampled_from(range(len(MARKETS))), min_size=1, max_size=3, unique=True))
+    quotes, stats = inputs(*(MARKETS[i] for i in chosen))
+    hours = data.draw(st.floats(1, 200))
+    jobspec = job(hours=hours, deadline_h=data.draw(st.floats(hours * 1.02, hours * 4)))
+    policy = Policy(tolerance=data.draw(st.sampled_from([0.5, 2.0, 6.0, 50.0])))
     window_h = (jobspec.deadline - NOW).total_seconds() / 3600 / (1 - elapsed_share)
     started = jobspec.deadline - timedelta(hours=window_h)
     progress = JobProgress(interruptions=suffered, started=started)
