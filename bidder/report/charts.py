@@ -44,6 +44,7 @@ FLOOR = "#1f77b4"
 ON_DEMAND = "#6b6b6b"
 BID = "#000000"
 INTERRUPTION = "#d62728"
+_MAX_CURVE_POINTS = 2000
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
@@ -147,6 +148,12 @@ def spend_chart(report: SpendReport, ax: Axes | None = None) -> Figure:
     for k, job in enumerate(jobs):
         color = _PALETTE[k % len(_PALETTE)]
         t, spent, on_demand = (np.array(col) for col in zip(*job.curve, strict=True))
+        if len(t) > _MAX_CURVE_POINTS:  # cumulative curves: every k-th point (and the last) keeps the shape
+            keep = np.unique(np.r_[np.arange(0, len(t), len(t) // _MAX_CURVE_POINTS + 1), len(t) - 1])
+            t_all, spent_all = t, spent
+            t, spent, on_demand = t[keep], spent[keep], on_demand[keep]
+        else:
+            t_all, spent_all = t, spent
         x = _dates(t)
         # "USD", not "$": matplotlib reads $...$ as mathematics
         label = f"{job.job}: USD {job.spend:,.2f}"
@@ -157,7 +164,7 @@ def spend_chart(report: SpendReport, ax: Axes | None = None) -> Figure:
             ax.plot(x, on_demand, color=color, lw=1.2, ls="--", alpha=0.8, label=f"{job.job} at on-demand prices")
         if job.interruption_times:
             when = np.array([w.timestamp() for w in job.interruption_times])
-            ax.plot(_dates(when), np.interp(when, t, spent), "x", color=INTERRUPTION, ms=7, mew=1.8,
+            ax.plot(_dates(when), np.interp(when, t_all, spent_all), "x", color=INTERRUPTION, ms=7, mew=1.8,
                     label=f"{job.job} interrupted ({len(when)})")
         spans += [float(t[0]), float(t[-1])]
     ax.set_title(f"Cumulative spend per job (solid) vs on-demand (dashed)\n{_span(spans)}", fontsize=10)

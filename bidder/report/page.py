@@ -48,6 +48,7 @@ Progress = Callable[[int, int, str], None]
 _DEFAULT_OVERHEAD_HOURS = 10 / 60
 _NICE_BUCKETS_S = (300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 _MAX_POINTS = 500
+_CURRENT_ROWS = 30
 
 _STYLE = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0 auto;max-width:1100px;
@@ -120,10 +121,13 @@ class _Page:
         data = base64.b64encode(png).decode("ascii")
         self.parts.append(f'<p><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"></p>')
 
-    def table(self, name: str, headers: Sequence[str], rows: list[Sequence[Any]], left: int = 1) -> None:
+    def table(self, name: str, headers: Sequence[str], rows: list[Sequence[Any]], left: int = 1,
+              shown: int | None = None) -> None:
+        """A table on the page (its first `shown` rows) and all of it in DIR/name.csv."""
         self.tables[name] = (headers, rows)
-        self.parts.append(_table(headers, rows, left))
-        self.parts.append(f'<p class="muted">Table as CSV: {html.escape(name)}.csv</p>')
+        self.parts.append(_table(headers, rows[:shown], left))
+        more = f"{len(rows) - shown} more rows in " if shown is not None and shown < len(rows) else "Table as CSV: "
+        self.parts.append(f'<p class="muted">{more}{html.escape(name)}.csv</p>')
 
     def add(self, text: str) -> None:
         self.parts.append(text)
@@ -249,13 +253,14 @@ def _current(page: _Page, store: Store, states: Sequence[Mapping[str, Any]]) -> 
     page.add(f'<h2 id="current">Current market</h2><p class="muted">The newest snapshot'
              f"{' (' + when + ')' if when else ''}, cheapest spot floor first; USD per GPU-hour.</p>")
     if quotes:
+        shown = _CURRENT_ROWS if len(quotes) > _CURRENT_ROWS + 5 else len(quotes)
         page.table("current-market", ("GPU type", "cloud", "GPUs", "spot floor", "on-demand", "spot discount %",
                                       "stock"),
                    [(q.display_name or q.gpu_type_id, q.cloud, q.gpu_count, q.minimum_bid_price,
                      q.uninterruptable_price,
                      None if not (q.minimum_bid_price and q.uninterruptable_price)
                      else round(100 * (1 - q.minimum_bid_price / q.uninterruptable_price)), q.stock_status)
-                    for q in quotes], left=2)
+                    for q in quotes], left=2, shown=shown)
     else:
         page.add('<p class="empty">No prices collected yet: run <code>bidder collect</code>.</p>')
     page.add('<h2 id="states">Job states</h2>')
