@@ -3,7 +3,7 @@
     python3 analysis/run_backtests.py                     # writes analysis/results/backtests.md + PNGs
     python3 analysis/run_backtests.py --traces data/traces/sim-seed1-14d.csv --every 3.5d
 
-Scenarios (DESIGN.md, issue 6): a 100 GPU-hour batch job with a 7-day deadline (tolerance medium),
+Scenarios (issue 6): a 100 GPU-hour batch job with a 7-day deadline (tolerance medium),
 and a service kept running 30 days (tolerance low); restart overhead 15 minutes; a new start every
 3.5 days across each trace (rolling windows) after 2 days of warm-up history. A trace too short for
 a 30-day service gets the longest whole number of days that still fits two windows (said in the

@@ -1,4 +1,4 @@
-"""Trace files: the CSV exchange format for price history (DESIGN.md).
+"""Trace files: the CSV exchange format for price history (documented in docs/traces.md).
 
 A header row, then one row per quote. Required columns: `ts` (ISO 8601, UTC), `gpu_type`,
 `minimum_bid_price` (empty or 0 = no spot capacity), `uninterruptable_price` (empty = no

@@ -79,7 +79,7 @@ def test_json_flag_table_and_csv(trace: Path) -> None:
     table = invoke(*args)
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
-    assert lines[0].startswith("10 GPU-hour job, deadline 24 h, restart overhead 15 min")
+    assert lines[0].startswith("10 GPU-hour job, deadline 24 h, restart overhead 10 min")  # the default, as in launch
     assert "1 market(s): NVIDIA RTX A6000 COMMUNITY" in lines[0]
     header = next(line for line in lines if line.startswith("strategy"))
     assert header.split()[:3] == ["strategy", "cost", "$"]

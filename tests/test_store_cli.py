@@ -126,7 +126,7 @@ def test_history_errors(history_db, tmp_path):
     assert "no samples of NVIDIA RTX A6000 since" in result.stderr
     assert "its history runs from 2026-01-01T00:00:00Z to 2026-01-01T08:15:00Z (try --since all)" in result.stderr
     result = run("history", "A6000", "--db", db, "--since", "last tuesday")
-    assert result.exit_code == 2 and "is neither a duration (e.g. 7d, 12h) nor an ISO 8601 time" in result.stderr
+    assert result.exit_code == 2 and "is neither a duration before now (e.g. 7d, 12h) nor an ISO 8601 time" in result.stderr
     result = run("history", "RTX 4090", "--db", db, "--since", "all")
     assert result.exit_code == 1 and result.stderr.startswith("Error: unknown GPU type 'RTX 4090'")
     empty = str(tmp_path / "empty.db")

@@ -15,36 +15,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from bidder.backtest.types import BacktestJob, Market
 from bidder.errors import ConfigError
 from bidder.models import PriceQuote
 
-if TYPE_CHECKING:
-    from bidder.backtest.engine import BacktestJob
-
 __all__ = ["Market", "PriceHistory", "ffill", "history_from_quotes", "history_from_series", "load_store",
            "load_trace"]
-
-
-@dataclass(frozen=True)
-class Market:
-    gpu_type_id: str
-    cloud: str
-    gpu_count: int = 1
-    memory_in_gb: int | None = None
-    display_name: str | None = None
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.gpu_type_id, self.cloud, self.gpu_count)
-
-    @property
-    def label(self) -> str:
-        count = f" x{self.gpu_count}" if self.gpu_count != 1 else ""
-        return f"{self.gpu_type_id} {self.cloud}{count}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +142,7 @@ def history_from_quotes(quotes: Iterable[PriceQuote], vram: Mapping[str, int | N
 
 
 def load_trace(path: str | Path) -> PriceHistory:
-    """A trace CSV (DESIGN.md format, read by `bidder.traces`); raises TraceFormatError naming the
+    """A trace CSV (docs/traces.md, read by `bidder.traces`); raises TraceFormatError naming the
     line and column of a bad row. VRAM comes from RunPod's catalogue for the types it knows."""
     from bidder.sim.catalog import load_catalog
     from bidder.traces import read_trace

@@ -18,7 +18,7 @@ restart overhead) before starting the new one.
 The baselines are the rules people use today; they do not plan, so a deadline they miss is
 reported missed, not rescued. Each picks, when it has no pod, the cheapest market by current
 price per unit of work, and stays there until interrupted. The spot rules never bid above the
-market's on-demand price (nobody knowingly pays more for spot than for on-demand; the DESIGN.md
+market's on-demand price (nobody knowingly pays more for spot than for on-demand; the
 yardstick for these rules, 2.3-5.1x of hindsight on the AWS trace, assumes the same): while every
 floor is above it they wait. `FloorBid(..., above_on_demand=True)` is the uncapped variant.
 
@@ -41,17 +41,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from bidder.backtest.types import HistoryView, Market
 from bidder.errors import Infeasible, InsufficientHistory
 from bidder.market import FloorTracker, MarketStats
 from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.optimizer import decide
-
-if TYPE_CHECKING:
-    from bidder.backtest.engine import HistoryView, Market
 
 __all__ = [
     "BASELINE_NAMES",

@@ -1,19 +1,29 @@
-"""The `bidder` command line. Each area's commands live in their own module of this package;
-only this package prints or knows click. Library code raises BidderError, turned here into one
-line on stderr and a non-zero exit."""
+"""The `bidder` command line: `main` (the `bidder` console script) and one module per area, each
+registering its commands on `main` (`collect`: collect/prices/history/import-trace/export,
+`recommend`, `execute`: launch/tick/jobs/pods/stop, `backtest`, `report`: report/chart, `sim`,
+`demo`; `common`: shared option types and row output). Only this package prints or knows click;
+library code raises BidderError, turned here into one line on stderr and a non-zero exit.
+
+A command's module is imported only when that command runs (or `bidder --help` lists them all), so
+`bidder tick` from cron never loads the emulator, the backtest or the report code.
+
+Exports: `main`.
+"""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
 from bidder import __version__
 from bidder.errors import BidderError
 
-__all__ = ["main"]
+__all__ = ["COMMAND_MODULES", "main"]
 
 # Modules that each register their commands on `main` when imported.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -26,9 +36,66 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "recommend",
 )
 
+#: Which module registers each command, so running one imports only its module. A command missing
+#: here still works (every module is then imported to find it); tests/test_cli_house.py keeps the
+#: map complete.
+COMMAND_MODULES: dict[str, str] = {
+    "sim": "sim",
+    "collect": "collect", "prices": "collect", "history": "collect", "import-trace": "collect",
+    "export": "collect",
+    "backtest": "backtest",
+    "report": "report", "chart": "report",
+    "launch": "execute", "tick": "execute", "jobs": "execute", "pods": "execute", "stop": "execute",
+    "demo": "demo",
+    "recommend": "recommend",
+}
+
+
+def _load(module: str) -> None:
+    importlib.import_module(f"bidder.cli.{module}")
+
 
 class BidderGroup(click.Group):
-    """Turns any BidderError into `Error: <message>` and exit code 1, never a traceback."""
+    """The `bidder` group: loads a command's module on first use, and turns any BidderError into
+    `Error: <message>` and exit code 1, never a traceback.
+
+    `commands` (what click and tests read) is the full table, loading every module; lookups by
+    name through `get_command` load only the module that registers that name.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        self._lazy = dict(lazy or {})
+        self._registered: dict[str, click.Command] = {}
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        self._load_all()
+        return self._registered
+
+    @commands.setter
+    def commands(self, value: Mapping[str, click.Command]) -> None:
+        self._registered = dict(value)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name is None:
+            raise TypeError("Command has no name.")
+        self._registered[name] = cmd
+
+    def _load_all(self) -> None:
+        for module in _COMMAND_MODULES:
+            _load(module)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._registered and cmd_name in self._lazy:
+            _load(self._lazy[cmd_name])
+        if cmd_name not in self._registered:
+            self._load_all()
+        return self._registered.get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -38,7 +105,7 @@ class BidderGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=BidderGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BidderGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bidder")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug) to stderr.")
 def main(verbose: int) -> None:
@@ -50,7 +117,3 @@ def main(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-
-
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"bidder.cli.{_name}")

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from bidder.cli import main
-from bidder.cli.common import DEFAULT_DB, DURATION, TOLERANCE, emit_rows
+from bidder.cli.common import DEFAULT_DB, DURATION, HOURS_HELP, TOLERANCE, emit_rows
 from bidder.errors import ConfigError
 from bidder.units import parse_timestamp
 
@@ -112,25 +112,25 @@ Example:
 
 @main.command(epilog=_EXAMPLE)
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Replay a trace CSV (DESIGN.md format), e.g. data/traces/sim-seed1-14d.csv.")
-@click.option("--db", "db_path", is_flag=False, flag_value=DEFAULT_DB, default=None, metavar="[PATH]",
-              help=f"Replay the history in the database instead (default path {DEFAULT_DB}).")
+              help="Replay a trace CSV (format: docs/traces.md), e.g. data/traces/sim-seed1-14d.csv.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help=f"Replay the history in this database instead (bidder's is {DEFAULT_DB}).")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
               help="Allowed GPU type (id, name or part of it); repeat for several. Default: every type.")
-@click.option("--min-vram", type=click.IntRange(min=0), default=None, metavar="GB",
+@click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
               help="Instead of --gpu: every type with at least this much VRAM.")
 @click.option("--gpus", "gpu_count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="GPUs per pod.")
 @click.option("--cloud", type=click.Choice(["secure", "community", "any"], case_sensitive=False), default="any",
               show_default=True, help="Only this cloud.")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None, metavar="H",
-              help="Work to do, in hours of a pod at reference speed (default 100).")
+              help=f"{HOURS_HELP} (default 100).")
 @click.option("--keep-running", is_flag=True, help="A service kept running for --days instead of a batch job.")
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="D",
               help="How long a --keep-running service runs (default 30).")
 @click.option("--deadline", type=DURATION, default="7d", show_default=True, metavar="DURATION",
               help="Time from each start to the batch job's deadline.")
-@click.option("--restart-overhead", type=DURATION, default="15m", show_default=True, metavar="DURATION",
+@click.option("--restart-overhead", type=DURATION, default="10m", show_default=True, metavar="DURATION",
               help="Work lost per interruption (resume time plus work since the last checkpoint).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day bidder accepts: none, low, medium, high or a number.")
@@ -145,7 +145,7 @@ Example:
 @click.option("--every", type=DURATION, default=None, metavar="DURATION",
               help="Start the same job again every DURATION across the history (rolling windows) and "
                    "report the mean and the worst window.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reclaim draws.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the reclaim draws.")
 @click.option("--reclaim-rate", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="PER_HOUR",
               help="Random reclaims per running hour of a spot pod, that no bid avoids.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
@@ -166,7 +166,7 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     mean and the worst window of each metric are shown.
     """
     if (trace is None) == (db_path is None):
-        raise click.UsageError("give exactly one of --trace FILE or --db [PATH]")
+        raise click.UsageError("give exactly one of --trace FILE or --db FILE")
     if keep_running and hours is not None:
         raise click.UsageError("--hours is for batch jobs; a --keep-running service takes --days")
     if days is not None and not keep_running:

@@ -23,12 +23,13 @@ from bidder.cli.common import (
     db_option,
     emit_rows,
     format_option,
+    parse_when,
     resolve_api_key,
 )
 from bidder.errors import ConfigError
 from bidder.models import PriceQuote
 from bidder.store import Store
-from bidder.units import format_duration, parse_duration, parse_timestamp, to_iso
+from bidder.units import format_duration, to_iso
 
 __all__ = ["collect", "export", "history", "import_trace", "parse_since", "prices", "resolve_gpu_types"]
 
@@ -89,18 +90,8 @@ def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None]) -
 
 
 def parse_since(text: str | None, now: datetime) -> datetime | None:
-    """"7d"/"12h" (before `now`), an ISO 8601 time, or "all"/None (no limit)."""
-    if text is None or text.strip().lower() == "all":
-        return None
-    try:
-        return now - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        return parse_timestamp(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither a duration (e.g. 7d, 12h) nor an ISO 8601 time "
-                                 f"(e.g. 2026-01-01T00:00:00Z) nor 'all'", param_hint="--since") from None
+    """"7d"/"12h" (before `now`), an ISO 8601 time, or "all"/None (no limit): `parse_when`."""
+    return parse_when(text, now, "--since", allow_all=True)
 
 
 def _open(db_path: str, *, create: bool = False) -> Store:
@@ -180,7 +171,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
 @main.command("prices", epilog=_EXAMPLE_PRICES)
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
               help="Only this GPU type (id, display name or part of one; repeatable).")
-@click.option("--min-vram", type=click.IntRange(min=0), default=None, metavar="GB", help="At least this much VRAM.")
+@click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB", help="At least this much VRAM.")
 @click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N",
               help="Only quotes for pods of N GPUs (default: every count collected).")
@@ -231,7 +222,8 @@ def _cheapest(quote: PriceQuote) -> float | None:
 @click.argument("gpu")
 @click.option("--since", default="7d", show_default=True, metavar="WHEN",
               help="Window start: a duration before now (7d, 12h), an ISO 8601 time, or 'all'.")
-@click.option("--until", default=None, metavar="TIME", help="Window end, ISO 8601 (default: now).")
+@click.option("--until", default=None, metavar="WHEN",
+              help="Window end: an ISO 8601 time or a duration before now (default: now).")
 @click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
 @format_option("table", "json", "csv")
@@ -243,10 +235,7 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     """
     now = datetime.now(UTC)
     start = parse_since(since, now)
-    try:
-        end = parse_timestamp(until) if until else None
-    except ValueError:
-        raise click.BadParameter(f"{until!r} is not an ISO 8601 time", param_hint="--until") from None
+    end = parse_when(until, now, "--until")
     with _open(db_path) as store:
         names = store.gpu_type_names()
         if not names:
@@ -308,7 +297,7 @@ def _summary(series: Any) -> dict[str, Any]:
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @db_option
 def import_trace(file: str, db_path: str) -> None:
-    """Load a trace CSV (DESIGN.md format; '-' reads stdin) into the price history.
+    """Load a trace CSV (format: docs/traces.md; '-' reads stdin) into the price history.
 
     All or nothing: a malformed row (named by line and column) stores nothing. Idempotent:
     importing the same file again changes no row.
@@ -348,7 +337,8 @@ class _Tally:
 @main.command("export", epilog=_EXAMPLE_EXPORT)
 @click.option("--since", default=None, metavar="WHEN",
               help="Only from this time: a duration before now (7d), an ISO 8601 time, or 'all' (default).")
-@click.option("--until", default=None, metavar="TIME", help="Only before this ISO 8601 time.")
+@click.option("--until", default=None, metavar="WHEN",
+              help="Only before this: an ISO 8601 time or a duration before now (default: no end).")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="Only this GPU type (repeatable).")
 @click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
@@ -357,15 +347,13 @@ class _Tally:
 @db_option
 def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: str, gpu_count: int | None,
            output: str | None, db_path: str) -> None:
-    """Write price history as a trace CSV (DESIGN.md format), for another machine or a backtest.
+    """Write price history as a trace CSV (format: docs/traces.md), for another machine or a backtest.
     """
     from bidder.traces import write_trace
 
-    start = parse_since(since, datetime.now(UTC))
-    try:
-        end = parse_timestamp(until) if until else None
-    except ValueError:
-        raise click.BadParameter(f"{until!r} is not an ISO 8601 time", param_hint="--until") from None
+    now = datetime.now(UTC)
+    start = parse_since(since, now)
+    end = parse_when(until, now, "--until")
     with _open(db_path) as store:
         wanted = _gpu_filter(store, gpus)
         quotes = store.iter_prices(wanted, _cloud_filter(cloud), gpu_count, start, end)

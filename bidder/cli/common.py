@@ -8,25 +8,27 @@ import os
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from bidder.models import parse_tolerance
-from bidder.units import parse_duration, parse_int_list
+from bidder.units import parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_DB",
     "DURATION",
+    "HOURS_HELP",
     "INT_LIST",
     "TOLERANCE",
     "api_options",
     "db_option",
     "emit_rows",
     "format_option",
+    "parse_when",
     "resolve_api_key",
 ]
 
@@ -71,6 +73,28 @@ class ToleranceType(click.ParamType):
             return parse_tolerance(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+#: How every command's --hours begins (the same words as bidder.toml's `hours`).
+HOURS_HELP = "Work to do, in running hours of one pod at speed 1.0"
+
+
+def parse_when(text: str | None, now: datetime, option: str, *, allow_all: bool = False) -> datetime | None:
+    """The one reading of --since and --until: a duration before `now` ("7d", "12h") or an ISO 8601
+    time; with `allow_all`, "all" (or None) is no limit and gives None. Anything else is a usage
+    error naming the option."""
+    if text is None or (allow_all and text.strip().lower() == "all"):
+        return None
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        also = " nor 'all'" if allow_all else ""
+        raise click.BadParameter(f"{text!r} is neither a duration before now (e.g. 7d, 12h) nor an ISO 8601 time "
+                                 f"(e.g. 2026-01-01T00:00:00Z){also}", param_hint=option) from None
 
 
 DURATION = DurationType()

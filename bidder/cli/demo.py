@@ -10,7 +10,6 @@ import click
 
 from bidder.cli import main
 from bidder.cli.progress import Progress
-from bidder.demo import run_demo
 
 __all__ = ["demo"]
 
@@ -38,6 +37,8 @@ def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
     (launch, interruptions, podBidResume, waits) and reports its spend against on-demand. Ends by
     writing the HTML cost report and printing its path.
     """
+    from bidder.demo import run_demo  # here, not at the top: it loads the emulator
+
     started = time.perf_counter()
     progress = Progress("demo")
 

@@ -18,6 +18,7 @@ import click
 from bidder.cli import main
 from bidder.cli.common import (
     DURATION,
+    HOURS_HELP,
     TOLERANCE,
     api_options,
     db_option,
@@ -149,13 +150,16 @@ def _print_requests(result: LaunchResult) -> None:
               show_default=True)
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day accepted: none, low, medium, high or a number.")
-@click.option("--max-price", type=float, default=None, metavar="USD", help="Most per GPU-hour, bid or on-demand.")
-@click.option("--hours", type=float, default=None, help="Work in running hours (default: keep running).")
+@click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
+              help="Most per GPU-hour, bid or on-demand.")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help=f"{HOURS_HELP} (default: keep running).")
 @click.option("--keep-running", is_flag=True, default=False, help="A service with no end (the default).")
 @click.option("--deadline", type=DURATION, default=None, help="Finish within this long (needs --hours), e.g. 3d.")
-@click.option("--budget", type=float, default=None, metavar="USD", help="Most to spend on the job.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
+              help="Most to spend on the job.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
-              help="Work lost per interruption.")
+              help="Work lost per interruption (resume time plus work since the last checkpoint).")
 @click.option("--image", default=None, help="Docker image (required unless --template-id).")
 @click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch).")
 @click.option("--disk", type=click.IntRange(min=1), default=40, show_default=True, help="Container disk, GB.")
@@ -338,7 +342,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
 # -- jobs --------------------------------------------------------------------------------------------
 @main.group("jobs", invoke_without_command=True, epilog=_EXAMPLE_JOBS)
 @_config_option
-@format_option("table", "json")
+@format_option("table", "json", "csv")
 @db_option
 @click.pass_context
 def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
@@ -362,17 +366,29 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
                 "interruptions": interruptions, "note": state.get("note"),
             })
     columns = ["job", "state", "pod", "gpu", "kind", "bid", "spent", "budget", "work_h", "hours", "interruptions"]
-    if fmt == "json":
-        emit_rows(rows, [*columns, "note"], "json")
+    if fmt in ("json", "csv"):
+        emit_rows(rows, [*columns, "note"], fmt)
     elif rows:
         emit_rows(rows, columns, "table")
     else:
         click.echo(f"no jobs in {config_path}")
 
 
-def _job_names(ctx: click.Context, name: str) -> tuple[JobConfig, str, str]:
-    config = load_config(ctx.obj["config_path"])
-    return config.job(name), ctx.obj["db_path"], ctx.obj["config_path"]
+def _after_subcommand(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`bidder jobs`'s --config and --db, accepted after the subcommand too (`bidder jobs stop x --db f`)."""
+    func = click.option("--config", "sub_config_path", default=None, type=click.Path(dir_okay=False),
+                        metavar="FILE", help=f"The managed jobs file (as `bidder jobs --config`; default "
+                        f"{DEFAULT_CONFIG}).")(func)
+    return click.option("--db", "sub_db_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+                        help="SQLite file holding price history and the ledger (as `bidder jobs --db`; "
+                             "env BIDDER_DB).")(func)
+
+
+def _job_names(ctx: click.Context, name: str, config_path: str | None = None,
+               db_path: str | None = None) -> tuple[JobConfig, str, str]:
+    config_path = config_path or ctx.obj["config_path"]
+    config = load_config(config_path)
+    return config.job(name), db_path or ctx.obj["db_path"], config_path
 
 
 @jobs.command("stop", epilog="\b\nExample:\n  bidder jobs stop train")
@@ -380,10 +396,12 @@ def _job_names(ctx: click.Context, name: str) -> tuple[JobConfig, str, str]:
 @click.option("--dry-run", is_flag=True, help="Show what it would send; change nothing.")
 @now_option
 @api_options
+@_after_subcommand
 @click.pass_context
-def jobs_stop(ctx: click.Context, name: str, dry_run: bool, now_text: str | None, api_url: str) -> None:
+def jobs_stop(ctx: click.Context, name: str, dry_run: bool, now_text: str | None, api_url: str,
+              sub_config_path: str | None, sub_db_path: str | None) -> None:
     """End a job: stop or terminate its pod (per on_finish) and mark it finished."""
-    jc, db_path, _ = _job_names(ctx, name)
+    jc, db_path, _ = _job_names(ctx, name, sub_config_path, sub_db_path)
     now = _now(now_text)
     with Store.open(db_path) as store:
         if not dry_run:
@@ -426,10 +444,11 @@ def _finish_job(ex: Executor, store: Store, jc: JobConfig, now: datetime) -> str
 
 @jobs.command("start", epilog="\b\nExample:\n  bidder jobs start train")
 @click.argument("name")
+@_after_subcommand
 @click.pass_context
-def jobs_start(ctx: click.Context, name: str) -> None:
+def jobs_start(ctx: click.Context, name: str, sub_config_path: str | None, sub_db_path: str | None) -> None:
     """Let the tick run a held job again (held after a stop outside bidder, or at its budget)."""
-    _, db_path, config_path = _job_names(ctx, name)  # the job must exist in the config
+    _, db_path, config_path = _job_names(ctx, name, sub_config_path, sub_db_path)  # the job must exist in the config
     with Store.open(db_path) as store:
         state = store.job_state(name) or {}
         if state.get("state") == "finished":

@@ -16,6 +16,7 @@ import click
 from bidder.cli import main
 from bidder.cli.common import (
     DURATION,
+    HOURS_HELP,
     TOLERANCE,
     api_options,
     db_option,
@@ -87,12 +88,12 @@ def _refresh(store: Store, api_url: str, gpus: int, now: datetime) -> str | None
               help="GPUs per pod.")
 @click.option("--cloud", type=_CLOUD, default="any", show_default=True, help="Which cloud.")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Work to do, in GPU-hours at reference speed (a batch job).")
+              help=f"{HOURS_HELP} (a batch job).")
 @click.option("--keep-running", is_flag=True, help="A service with no end: optimise cost per hour.")
 @click.option("--deadline", type=DURATION, default=None, help="Finish within this long from now, e.g. 3d.")
 @click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Most to pay per GPU-hour, bid or on-demand (USD).")
-@click.option("--budget", type=click.FloatRange(min=0), default=None, help="Most to spend on the whole job (USD).")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, help="Most to spend on the whole job (USD).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day you accept: none, low (0.5), medium (2), high (6) or a number.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,

@@ -19,10 +19,10 @@ from typing import Any
 import click
 
 from bidder.cli import main
-from bidder.cli.common import db_option, emit_rows
+from bidder.cli.common import db_option, emit_rows, parse_when
 from bidder.errors import ConfigError
 from bidder.store import Store
-from bidder.units import parse_duration, parse_timestamp, to_iso
+from bidder.units import parse_timestamp, to_iso
 
 __all__ = ["chart", "chart_prices", "chart_spend", "report"]
 
@@ -83,18 +83,6 @@ def _window_options(func: Any) -> Any:
     return func
 
 
-def _when(text: str, now: datetime, hint: str) -> datetime:
-    try:
-        return now - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        return parse_timestamp(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither a duration before now (e.g. 7d, 12h) nor an ISO 8601 "
-                                 "time (e.g. 2026-01-01T00:00:00Z)", param_hint=hint) from None
-
-
 def _window(since_text: str, until_text: str | None, now_text: str | None) -> tuple[datetime | None, datetime]:
     """The report period [since, until) from the options; only CLI entry points read the clock."""
     if now_text is None:
@@ -105,8 +93,8 @@ def _window(since_text: str, until_text: str | None, now_text: str | None) -> tu
         except ValueError:
             raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
                                      param_hint="--now") from None
-    until = _when(until_text, now, "--until") if until_text else now
-    since = None if since_text.strip().lower() == "all" else _when(since_text, now, "--since")
+    until = parse_when(until_text, now, "--until") or now
+    since = parse_when(since_text, now, "--since", allow_all=True)
     if since is not None and since >= until:
         raise click.BadParameter(f"the period is empty: {to_iso(since)} is not before --until {to_iso(until)}",
                                  param_hint="--since")

@@ -57,7 +57,7 @@ def sim() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the market, capacity, reclaims and faults.")
 @click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Replay this trace CSV (DESIGN.md format) instead of the market model.")
+              help="Replay this trace CSV (format: docs/traces.md) instead of the market model.")
 @click.option("--start", callback=_start, default=None, metavar="TIME",
               help="Virtual start time, ISO 8601 (default 2026-01-01T00:00:00Z, or the trace's first row).")
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
@@ -122,13 +122,14 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
               help="Length of the trace in days.")
 @click.option("--step", type=DURATION, default="5m", show_default=True, help="Sampling step, e.g. 60s, 5m.")
-@click.option("--gpu-type", "gpu_types", multiple=True, metavar="ID",
+@click.option("--gpu", "gpu_types", multiple=True, metavar="ID",
               help="A gpuTypeId to include (repeatable; default: every type in the catalogue).")
+@click.option("--gpu-type", "old_gpu_types", multiple=True, hidden=True)  # the old spelling of --gpu
 @click.option("--start", callback=_start, default=None, metavar="TIME",
               help="First timestamp, ISO 8601 (default 2026-01-01T00:00:00Z).")
 def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[str, ...],
-              start: datetime | None) -> None:
-    """Write the emulator's market model, sampled on a grid, as a trace CSV (DESIGN.md format).
+              old_gpu_types: tuple[str, ...], start: datetime | None) -> None:
+    """Write the emulator's market model, sampled on a grid, as a trace CSV (format: docs/traces.md).
 
     The prices are those `bidder sim serve --seed SEED` quotes at the same instants.
 
@@ -140,13 +141,14 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
     from bidder.sim.prices import DEFAULT_START
     from bidder.traces import write_trace
 
+    gpu_types = gpu_types + old_gpu_types
     step_s = int(step.total_seconds())  # type: ignore[attr-defined]
     if step_s < 1:
         raise click.BadParameter("the step must be at least 1 second", param_hint="--step")
     try:
         quotes = generate_quotes(seed, days, step_s, gpu_types or None, start=start or DEFAULT_START)
     except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--gpu-type") from None
+        raise click.BadParameter(str(exc), param_hint="--gpu") from None
     try:
         count = write_trace(quotes, out)
     except OSError as exc:

@@ -5,6 +5,9 @@
 - `data`: the numbers, from the store's ledger and pod observations (`spend_report`, `pod_track`,
   `price_chart_data`, `market_summary`).
 - `charts`: matplotlib figures of them (imported on its own: it loads matplotlib).
+
+Exports (`__all__`): `spend_report` and its `SpendReport`/`JobSpend`/`PodSpend`, `market_summary`
+(`MarketSummary`), `pod_track` (`PodTrack`) and `price_chart_data`.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ steps, interruptions x markers), and label what they draw, so they read in grey 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from bidder.store import FloorSeries, PriceBuckets
 
 __all__ = ["BID", "FLOOR", "INTERRUPTION", "ON_DEMAND", "bid_tradeoff_chart", "discount_heatmap", "market_chart",
-           "price_chart", "spend_chart"]
+           "png_bytes", "price_chart", "spend_chart"]
 
 #: One colour per meaning, the same in every chart of one market.
 FLOOR = "#1f77b4"
@@ -48,6 +49,16 @@ _MAX_CURVE_POINTS = 2000
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes; the figure is closed (its memory freed) either way."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:

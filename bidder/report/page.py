@@ -109,14 +109,9 @@ class _Page:
         self.parts: list[str] = []
 
     def chart(self, name: str, alt: str, fig: Any) -> None:
-        import matplotlib.pyplot as plt
+        from bidder.report.charts import png_bytes
 
-        buffer = io.BytesIO()
-        try:
-            fig.savefig(buffer, format="png", dpi=100)
-        finally:
-            plt.close(fig)
-        png = buffer.getvalue()
+        png = png_bytes(fig)
         self.charts.append(_Chart(name, alt, png))
         data = base64.b64encode(png).decode("ascii")
         self.parts.append(f'<p><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"></p>')

@@ -5,7 +5,8 @@
 Modules: `types` (GpuType, Pod, PodSpec, Account: frozen dataclasses parsed from RunPod's JSON),
 `operations` (GraphQLRequest and one builder per query/mutation; what --dry-run prints),
 `errors_map` (httpx exceptions and RunPod answers -> BidderError subclasses, in one place),
-`client` (RunPodClient, RetryPolicy).
+`client` (RunPodClient, RetryPolicy). Exports (`__all__`): the names imported above, plus
+`GraphQLRequest`, `PodPort`, `DEFAULT_TIMEOUT` and `USER_AGENT`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ market of real RunPod GPU types on a virtual clock, with fault injection and a s
 
 Modules: `catalog` (GPU types), `prices` (floor model, trace replay, generate_trace/generate_quotes), `world`
 (machines, pods, billing, interruptions), `clock`, `faults`, `resolvers` (schema + resolvers),
-`server` (HTTP), `emulator` (the `Emulator` that ties them together).
+`server` (HTTP, serving any `ServedEmulator`), `emulator` (the `Emulator` that ties them together).
+It imports only bidder's neutral types (`models`, `units`, `errors`, `traces`), never a client, the
+store, the executor or the CLI: it stands beside bidder as RunPod does.
+Exports (`__all__`): `Emulator`, `TEST_API_KEY`, `FaultSpec`, `World`, `generate_trace`, `generate_quotes`.
 """
 
 from __future__ import annotations

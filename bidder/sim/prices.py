@@ -307,7 +307,7 @@ def generate_trace(seed: int, days: float, step_s: int = 300, gpu_types: Sequenc
                    ) -> list[dict[str, Any]]:
     """Sample the emulator's market model on a grid: the same prices `Emulator(seed=seed)` quotes.
 
-    Returns trace rows (DESIGN.md format) as dicts: ts (ISO text), gpu_type, minimum_bid_price
+    Returns trace rows (docs/traces.md) as dicts: ts (ISO text), gpu_type, minimum_bid_price
     (None = no spot), uninterruptable_price, cloud, gpu_count (1), ordered by market then time.
     `gpu_types` limits the GPU types (default: the whole catalogue); types without spot in a
     cloud give rows whose minimum_bid_price is always None.

@@ -19,19 +19,19 @@ import logging
 import re
 import socket
 import threading
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute_sync, parse, validate
 
+from bidder.sim.faults import FaultInjector
 from bidder.sim.resolvers import CREATE_MUTATIONS, build_schema, context_for
+from bidder.sim.world import World
 from bidder.units import to_iso
 
-if TYPE_CHECKING:
-    from bidder.sim.emulator import Emulator
-
-__all__ = ["INTERNAL_ERROR_TEXT", "EmulatorHTTPServer"]
+__all__ = ["INTERNAL_ERROR_TEXT", "EmulatorHTTPServer", "ServedEmulator"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,26 @@ _MAX_BODY = 1 << 20
 # graphql-core quotes names as 'X'; RunPod's server (graphql-js) as "X". Clients match on the text.
 _KEY_IN_URL = re.compile(r"(api_key=)[^&\s]*")
 _QUOTED_NAME = re.compile(r"'([$A-Za-z_][\w$!.\[\]]*)'")
+
+
+class ServedEmulator(Protocol):
+    """What the HTTP front needs of the emulator it serves (`bidder.sim.Emulator` is one). A protocol
+    here, so that the server never imports the emulator that imports it."""
+
+    api_key: str
+    world: World
+    fault_injector: FaultInjector | None
+
+    @property
+    def now(self) -> datetime: ...
+
+    @property
+    def spot_enabled(self) -> bool: ...
+
+    @property
+    def spot_fields(self) -> bool: ...
+
+    def advance(self, seconds: float) -> datetime: ...
 
 
 class _Drop(Exception):
@@ -249,7 +269,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, emulator: Emulator, port: int = 0) -> None:
+    def __init__(self, emulator: ServedEmulator, port: int = 0) -> None:
         self.emulator = emulator
         self.stopping = threading.Event()
         self._conns: set[socket.socket] = set()
