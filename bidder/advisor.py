@@ -19,7 +19,7 @@ from typing import Any
 
 from bidder.errors import InsufficientHistory
 from bidder.market import DEFAULT_MAX_STALENESS_HOURS, MarketStats, market_stats
-from bidder.models import Decision, JobProgress, JobSpec, Policy
+from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, market_of
 from bidder.optimizer import decide, select_quotes
 from bidder.units import format_duration
 
@@ -41,19 +41,19 @@ class HistoryInfo:
     notes: tuple[str, ...] = field(default=())
 
 
-def gather_stats(store: Any, keys: list[tuple[str, str, int]], now: datetime, *,
+def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
                  history_days: float = DEFAULT_HISTORY_DAYS, **stats_params: Any
-                 ) -> tuple[dict[tuple[str, str, int], MarketStats], HistoryInfo]:
-    """Market statistics for each (gpu_type_id, cloud, gpu_count) from the store's history up to `now`."""
+                 ) -> tuple[dict[MarketKey, MarketStats], HistoryInfo]:
+    """Market statistics for each market key (`PriceQuote.key`) from the store's history up to `now`."""
     since = now - timedelta(days=history_days)
     until = now + timedelta(seconds=1)  # the snapshot taken at `now` belongs to the history
-    stats: dict[tuple[str, str, int], MarketStats] = {}
+    stats: dict[MarketKey, MarketStats] = {}
     notes: list[str] = []
     first: float | None = None
     last: float | None = None
     samples = 0
     for key in keys:
-        series = store.floor_series(*key, since=since, until=until)
+        series = store.floor_series(key[0], key[1], key[2], since=since, until=until, market=market_of(key))
         if len(series):
             first = float(series.ts[0]) if first is None else min(first, float(series.ts[0]))
             last = float(series.ts[-1]) if last is None else max(last, float(series.ts[-1]))
@@ -61,7 +61,8 @@ def gather_stats(store: Any, keys: list[tuple[str, str, int]], now: datetime, *,
         try:
             stats[key] = market_stats(series, now.timestamp(), **stats_params)
         except InsufficientHistory as exc:
-            notes.append(f"{key[0]} ({key[1]}): on-demand only: {exc}")
+            where = "" if market_of(key) == DEFAULT_MARKET else f", {market_of(key)}"
+            notes.append(f"{key[0]} ({key[1]}{where}): on-demand only: {exc}")
     info = HistoryInfo(from_ts=None if first is None else datetime.fromtimestamp(first, UTC),
                        to_ts=None if last is None else datetime.fromtimestamp(last, UTC),
                        samples=samples, markets=len(stats), notes=tuple(notes))
@@ -85,22 +86,26 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
                                   f"({newest.isoformat()}): collect a fresh one with `bidder collect` "
                                   "(or pass --refresh)", samples=len(quotes))
     chosen = select_quotes(job, quotes)
-    stats, info = gather_stats(store, [(q.gpu_type_id, q.cloud, q.gpu_count) for q in chosen], now,
+    stats, info = gather_stats(store, [q.key for q in chosen], now,
                                history_days=history_days, **stats_params)
     decision = decide(job, policy, quotes, stats, now, progress)
     return decision, info
 
 
 def _quotes_at(store: Any, now: datetime, max_age_hours: float) -> list[Any]:
-    """The newest snapshot at or before `now` (the store's newest, unless it holds later prices, as a
-    replayed trace does)."""
+    """The newest snapshot of each market at or before `now` (the store's newest, unless it holds later
+    prices, as a replayed trace does). A market whose snapshot is over `max_age_hours` older than the
+    newest market's is left out (its prices are no longer current)."""
     quotes = store.latest_quotes()
-    if not quotes or max(q.ts for q in quotes) <= now:
-        return list(quotes)
-    newest: dict[tuple[str, str, int], Any] = {}
-    for q in store.price_history(since=now - timedelta(hours=max_age_hours), until=now + timedelta(seconds=1)):
-        newest[(q.gpu_type_id, q.cloud, q.gpu_count)] = q  # ordered by time: the last one wins
-    if not newest:
+    if quotes and max(q.ts for q in quotes) > now:
+        newest: dict[MarketKey, Any] = {}
+        for q in store.price_history(since=now - timedelta(hours=max_age_hours), until=now + timedelta(seconds=1)):
+            newest[q.key] = q  # ordered by time: the last one wins
+        last_of: dict[str, datetime] = {}
+        for q in newest.values():
+            last_of[q.market] = max(last_of.get(q.market, q.ts), q.ts)
+        quotes = [q for q in newest.values() if q.ts == last_of[q.market]]
+    if not quotes:
         return []
-    last = max(q.ts for q in newest.values())
-    return [q for q in newest.values() if q.ts == last]
+    last = max(q.ts for q in quotes)
+    return [q for q in quotes if (last - q.ts).total_seconds() <= max_age_hours * 3600.0]

@@ -1,15 +1,20 @@
-"""The price collector: one snapshot of the whole market per cycle, stored in one transaction.
+"""The price collector: one snapshot of every market per cycle, stored in one transaction.
 
-One cycle is ONE `lowestPrice` request (every GPU type × both clouds × the configured GPU counts,
-through GraphQL aliases) plus a `gpuTypes` catalogue refresh at most daily. All quotes of a cycle
-share one timestamp. A failed cycle writes only its `collections` row with the error, never part
-of a snapshot, then raises the API error.
+A cycle asks each market source once: RunPod with ONE `lowestPrice` request (every GPU type × both
+clouds × the configured GPU counts, through GraphQL aliases) plus a `gpuTypes` catalogue refresh at
+most daily; Vast with ONE offer search (every offer), stored whole in `offers` and reduced to one
+quote per (GPU name, GPU count, tier) by `bidder.vast.summary.summarize_offers`. All quotes of a
+cycle share one timestamp and go to the store in one transaction, with one `collections` row per
+market. A failed market writes only its `collections` row with the error (never part of a
+snapshot) and does not block the other; `collect_markets` raises only when every market failed,
+`collect_once` (RunPod alone) raises the API error as it always did.
 
 When RunPod no longer serves the spot price fields (the client then asks without them), the
 snapshot is stored with NULL floors and the store setting `spot_unsupported_since` (the
 executor reads it: no spot offered until spot prices show again) is written, once.
 
     result = collect_once(client, store, now=datetime.now(UTC), gpu_counts=(1, 2))
+    result = collect_markets([RunPodSource(client), VastSource(vast_client)], store, now=now)
     run_every(300, lambda t: collect_once(client, store, now=t), now=clock, sleep=time.sleep)
 
 `run_every` runs cycles aligned to multiples of the interval (no drift), retries failed cycles
@@ -32,9 +37,12 @@ from bidder.models import CLOUDS, PriceQuote
 from bidder.store import SPOT_UNSUPPORTED_SINCE as SPOT_FLAG
 from bidder.store import Store
 from bidder.units import to_iso
+from bidder.vast.offers import Offer
+from bidder.vast.summary import OfferFilters, summarize_offers
 
-__all__ = ["GPU_TYPES_MAX_AGE", "SPOT_FIELDS_GONE_MESSAGE", "CycleResult", "LoopStats", "PriceClient", "collect_once",
-           "run_every"]
+__all__ = ["GPU_TYPES_MAX_AGE", "SPOT_FIELDS_GONE_MESSAGE", "CycleResult", "LoopStats", "MarketFetch", "MarketResult",
+           "MarketSource", "OfferSearch", "PriceClient", "RunPodSource", "VastSource", "as_source", "collect_markets",
+           "collect_once", "run_every"]
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +64,88 @@ class PriceClient(Protocol):
     def spot_fields_supported(self) -> bool | None: ...
 
 
+class OfferSearch(Protocol):
+    """What the collector needs of Vast's client: one search returning every offer."""
+
+    def search_offers(self) -> list[Offer]: ...
+
+
+@dataclass(frozen=True)
+class MarketFetch:
+    """One market's answer in one cycle, before it is stored."""
+
+    quotes: list[PriceQuote]
+    gpu_types: list[Any] | None = None
+    offers: list[Offer] | None = None
+
+
+class MarketSource(Protocol):
+    """One market for the collector: its name, and one fetch per cycle (raises ApiError on failure)."""
+
+    market: str
+
+    def fetch(self, store: Store, ts: datetime) -> MarketFetch: ...
+
+
+class RunPodSource:
+    """RunPod through its client: one `lowestPrice` request, the catalogue at most daily."""
+
+    market = "runpod"
+
+    def __init__(self, client: PriceClient, gpu_counts: Sequence[int] = (1,), clouds: Sequence[str] = CLOUDS,
+                 gpu_types_max_age: timedelta = GPU_TYPES_MAX_AGE) -> None:
+        self.client, self.gpu_counts, self.clouds = client, tuple(gpu_counts), tuple(clouds)
+        self.gpu_types_max_age = gpu_types_max_age
+
+    def fetch(self, store: Store, ts: datetime) -> MarketFetch:
+        quotes = self.client.lowest_prices(self.gpu_counts, self.clouds, ts=ts)
+        catalogue = None
+        refreshed = store.gpu_types_updated()
+        if refreshed is None or ts - refreshed >= self.gpu_types_max_age:
+            try:
+                catalogue = self.client.gpu_types()
+            except ApiError as exc:
+                # The snapshot is complete without it; the next cycle tries the catalogue again.
+                log.warning("gpu_types refresh failed (prices stored anyway): %s", describe(exc))
+        return MarketFetch(quotes=quotes, gpu_types=catalogue)
+
+
+class VastSource:
+    """Vast through anything with `search_offers()`: one search, every offer kept, reduced to quotes
+    per (GPU name, GPU count, tier) among the offers passing `filters`."""
+
+    market = "vast"
+
+    def __init__(self, client: OfferSearch, filters: OfferFilters | None = None) -> None:
+        self.client = client
+        self.filters = filters or OfferFilters()
+
+    def fetch(self, store: Store, ts: datetime) -> MarketFetch:
+        offers = list(self.client.search_offers())
+        return MarketFetch(quotes=summarize_offers(offers, ts, self.filters), offers=offers)
+
+
+@dataclass(frozen=True)
+class MarketResult:
+    """One market's part of a cycle: quotes stored (0 when it failed), distinct (GPU type, cloud/tier)
+    among them, its `collections` row, the offers seen (Vast), its error."""
+
+    market: str
+    quotes: int
+    duration_s: float
+    collection_id: int
+    offers: int | None = None
+    gpu_types_refreshed: int | None = None
+    error: str | None = None
+    markets: int = 0
+
+
 @dataclass(frozen=True)
 class CycleResult:
     """What one cycle stored. `duration_s` is the wall time of the API calls and the write.
     `spot_prices` is False when RunPod no longer serves the spot price fields (every floor NULL);
-    `spot_flag_set` when this cycle wrote the `spot_unsupported_since` setting."""
+    `spot_flag_set` when this cycle wrote the `spot_unsupported_since` setting. `by_market` has one
+    entry per market source, failed ones with their error; `collection_id` is the first market's row."""
 
     ts: datetime
     quotes: int
@@ -70,6 +155,12 @@ class CycleResult:
     collection_id: int
     spot_prices: bool = True
     spot_flag_set: bool = False
+    by_market: tuple[MarketResult, ...] = ()
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Market -> error of each market that failed in this cycle."""
+        return {m.market: m.error for m in self.by_market if m.error is not None}
 
 
 def describe(exc: BaseException) -> str:
@@ -81,36 +172,75 @@ def describe(exc: BaseException) -> str:
 def collect_once(client: PriceClient, store: Store, *, now: datetime, gpu_counts: Sequence[int] = (1,),
                  clouds: Sequence[str] = CLOUDS, gpu_types_max_age: timedelta = GPU_TYPES_MAX_AGE,
                  timer: Callable[[], float] = time.perf_counter) -> CycleResult:
-    """Run one collector cycle at `now` and store it; raises the ApiError of a failed cycle after
-    recording it. `timer` only measures the cycle's duration (it is not market time)."""
+    """Run one RunPod collector cycle at `now` and store it; raises the ApiError of a failed cycle
+    after recording it. `timer` only measures the cycle's duration (it is not market time)."""
+    return collect_markets([RunPodSource(client, gpu_counts, clouds, gpu_types_max_age)], store, now=now,
+                           timer=timer)
+
+
+def as_source(item: Any, *, gpu_counts: Sequence[int] = (1,), vast_filters: OfferFilters | None = None
+              ) -> MarketSource:
+    """A market source from a source, a RunPod client (`lowest_prices`) or a Vast client (`search_offers`)."""
+    if hasattr(item, "fetch") and hasattr(item, "market"):
+        return item  # type: ignore[no-any-return]
+    if hasattr(item, "search_offers"):
+        return VastSource(item, vast_filters)
+    if hasattr(item, "lowest_prices"):
+        return RunPodSource(item, gpu_counts)
+    raise BidderError(f"{type(item).__name__} is not a market source (no lowest_prices or search_offers)")
+
+
+def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
+                    timer: Callable[[], float] = time.perf_counter) -> CycleResult:
+    """One cycle over several markets at `now`: one request per market, then every market's rows
+    (snapshot or error row) in one transaction. A failed market does not block the others; when
+    every market failed, the first one's ApiError is raised (after the error rows are stored)."""
+    if not sources:
+        raise BidderError("no market to collect: configure a RunPod or Vast API key")
     ts = now.astimezone(UTC).replace(microsecond=0)
     started = timer()
-    try:
-        quotes = client.lowest_prices(tuple(gpu_counts), tuple(clouds), ts=ts)
-    except ApiError as exc:
-        store.record_collection(ts, [], duration_s=timer() - started, error=describe(exc))
-        raise
-    catalogue = None
-    refreshed = store.gpu_types_updated()
-    if refreshed is None or ts - refreshed >= gpu_types_max_age:
+    fetched: list[tuple[MarketSource, MarketFetch | ApiError, float]] = []
+    for item in sources:
+        source = as_source(item)
+        begun = timer()
         try:
-            catalogue = client.gpu_types()
+            answer: MarketFetch | ApiError = source.fetch(store, ts)
         except ApiError as exc:
-            # The snapshot is complete without it; the next cycle tries the catalogue again.
-            log.warning("gpu_types refresh failed (prices stored anyway): %s", describe(exc))
-    collection_id = store.record_collection(ts, quotes, duration_s=timer() - started, gpu_types=catalogue)
-    spot_prices = client.spot_fields_supported is not False
-    flag_set = False
-    if not spot_prices and store.settings_get(SPOT_FLAG) is None:
-        store.settings_set(SPOT_FLAG, to_iso(ts), ts=ts)
-        flag_set = True
-        log.warning("%s. Spot is marked unsupported from %s (%s): on-demand only.", SPOT_FIELDS_GONE_MESSAGE,
-                    to_iso(ts), SPOT_FLAG)
-    markets = len({(q.gpu_type_id, q.cloud) for q in quotes})
+            answer = exc
+        fetched.append((source, answer, timer() - begun))
+    results: list[MarketResult] = []
+    with store.transaction():
+        for source, answer, took in fetched:
+            if isinstance(answer, ApiError):
+                row = store.record_collection(ts, [], duration_s=took, error=describe(answer), market=source.market)
+                results.append(MarketResult(source.market, 0, took, row, error=describe(answer)))
+                continue
+            row = store.record_collection(ts, answer.quotes, duration_s=took, gpu_types=answer.gpu_types,
+                                          market=source.market, offers=answer.offers)
+            results.append(MarketResult(source.market, len(answer.quotes), took, row,
+                                        offers=None if answer.offers is None else len(answer.offers),
+                                        gpu_types_refreshed=None if answer.gpu_types is None
+                                        else len(answer.gpu_types),
+                                        markets=len({(q.gpu_type_id, q.cloud) for q in answer.quotes})))
+    failures = [a for _, a, _ in fetched if isinstance(a, ApiError)]
+    if len(failures) == len(fetched):
+        raise failures[0]
+    spot_prices, flag_set = True, False
+    for source, answer, _ in fetched:
+        if isinstance(source, RunPodSource) and not isinstance(answer, ApiError):
+            spot_prices = source.client.spot_fields_supported is not False
+            if not spot_prices and store.settings_get(SPOT_FLAG) is None:
+                store.settings_set(SPOT_FLAG, to_iso(ts), ts=ts)
+                flag_set = True
+                log.warning("%s. Spot is marked unsupported from %s (%s): on-demand only.",
+                            SPOT_FIELDS_GONE_MESSAGE, to_iso(ts), SPOT_FLAG)
+    quotes = [q for _, a, _ in fetched if not isinstance(a, ApiError) for q in a.quotes]
+    markets = len({(q.market, q.gpu_type_id, q.cloud) for q in quotes})
+    refreshed = [r.gpu_types_refreshed for r in results if r.gpu_types_refreshed is not None]
     return CycleResult(ts=ts, quotes=len(quotes), markets=markets,
-                       gpu_types_refreshed=None if catalogue is None else len(catalogue),
-                       duration_s=timer() - started, collection_id=collection_id,
-                       spot_prices=spot_prices, spot_flag_set=flag_set)
+                       gpu_types_refreshed=refreshed[0] if refreshed else None,
+                       duration_s=timer() - started, collection_id=results[0].collection_id,
+                       spot_prices=spot_prices, spot_flag_set=flag_set, by_market=tuple(results))
 
 
 @dataclass

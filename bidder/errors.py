@@ -10,6 +10,7 @@
     │   ├── AuthError           HTTP 401: the API key is missing or wrong
     │   ├── RateLimited         HTTP 429 (carries retry_after in seconds, when given)
     │   ├── TransportError      connection refused/reset, timeout, HTTP 5xx, unreadable body
+    │   ├── NotInterruptible    Vast rented on-demand although a bid was sent (is_bid false)
     │   └── GraphQLError        the API answered with an `errors` array or HTTP 400
     │       ├── NoCapacity      "no instances available" / "does not have the resources"
     │       ├── SpotUnsupported the API no longer knows the spot mutations or fields
@@ -33,6 +34,7 @@ __all__ = [
     "InsufficientHistory",
     "LockHeld",
     "NoCapacity",
+    "NotInterruptible",
     "PodNotFound",
     "RateLimited",
     "SchemaTooNew",
@@ -117,6 +119,17 @@ class TransportError(ApiError):
                  maybe_executed: bool = False) -> None:
         super().__init__(message, operation=operation, status=status)
         self.maybe_executed = maybe_executed
+
+
+class NotInterruptible(ApiError):
+    """A Vast create sent with a bid came back as an on-demand rental (`is_bid` false): the known
+    way to overspend on Vast. `destroyed` says whether bidder destroyed it at once."""
+
+    def __init__(self, message: str, *, instance_id: int | None = None, destroyed: bool = False,
+                 operation: str | None = None) -> None:
+        super().__init__(message, operation=operation)
+        self.instance_id = instance_id
+        self.destroyed = destroyed
 
 
 class GraphQLError(ApiError):

@@ -40,6 +40,7 @@ from typing import Any
 from bidder.errors import (
     ApiError,
     BidderError,
+    ConfigError,
     GraphQLError,
     Infeasible,
     InsufficientHistory,
@@ -204,8 +205,15 @@ class Executor:
     # -- deciding ----------------------------------------------------------------------------------
     def decide(self, job: JobSpec, policy: Policy, now: datetime, progress: JobProgress | None = None) -> Decision:
         """The optimizer's decision through the advisor (latest quotes + history), with the spot
-        memory applied to the policy."""
+        memory applied to the policy. This executor acts on RunPod only, so a job open to any market
+        is decided among RunPod's (a Vast job is refused before anything is sent)."""
         policy = self.effective_policy(policy)
+        market = (job.market or "any").lower()
+        if market not in ("any", "runpod"):
+            raise ConfigError(f"the executor cannot act on market {job.market!r} yet (RunPod only): "
+                              "use --market runpod, or `bidder recommend` to compare markets", key="market")
+        if market == "any":
+            job = replace(job, market="runpod")
         if self._advise is not None:
             return self._advise(job, policy, now, progress)
         from bidder.advisor import advise
@@ -238,7 +246,7 @@ class Executor:
         if now - parse_timestamp(since) < self.spot_recheck:
             return False
         if quotes is None:
-            quotes = self.store.latest_quotes()
+            quotes = self.store.latest_quotes("runpod")  # a Vast floor says nothing about RunPod's spot
         if not any(q.minimum_bid_price is not None for q in quotes):
             return False
         if not self.dry_run:
@@ -291,7 +299,7 @@ class Executor:
     def _on_demand_price(self, gpu_type_id: str, cloud: str, gpu_count: int) -> float | None:
         best = None
         for q in self.store.latest_quotes():
-            if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
+            if q.key == (gpu_type_id, cloud, gpu_count):  # a RunPod key (the only market acted on here)
                 best = q.uninterruptable_price
         return best
 

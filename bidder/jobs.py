@@ -34,6 +34,7 @@ from bidder.models import TOLERANCE_PRESETS, JobSpec, Policy, parse_tolerance
 from bidder.units import parse_duration, parse_timestamp
 
 __all__ = [
+    "COLLECT_KEYS",
     "DEFAULT_CONFIG",
     "GLOBAL_SETTINGS",
     "JOB_SETTINGS",
@@ -42,6 +43,7 @@ __all__ = [
     "JobConfig",
     "PodTemplate",
     "Setting",
+    "collect_settings",
     "job_from_values",
     "load_config",
     "parse_config",
@@ -137,9 +139,16 @@ def _positive_duration(value: Any) -> timedelta:
 def _cloud(value: Any) -> str:
     text = _text(value).upper()
     text = "ANY" if text == "ALL" else text
-    if text not in ("ANY", "SECURE", "COMMUNITY"):
-        raise ValueError("must be any, secure or community")
+    if text not in ("ANY", "SECURE", "COMMUNITY", "VERIFIED", "UNVERIFIED"):
+        raise ValueError("must be any, secure or community (RunPod), verified or unverified (Vast)")
     return text
+
+
+def _reliability(value: Any) -> float:
+    number = _number(value)
+    if not 0 <= number <= 1:
+        raise ValueError("must be a reliability score from 0 to 1, e.g. 0.95")
+    return number
 
 
 def _tolerance(value: Any) -> float:
@@ -250,7 +259,10 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("min_vram", None, "Any GPU type with at least this many GB of VRAM (instead of gpu).",
             _whole(1)),
     Setting("gpus", 1, "GPUs per pod (bids and prices are per GPU; a pod costs bid x gpus per hour).", _whole(1)),
-    Setting("cloud", "any", "any, secure or community.", _cloud),
+    Setting("cloud", "any", "any, secure or community (RunPod's clouds), verified or unverified (Vast's tiers).",
+            _cloud),
+    Setting("market", "any", "Where the job runs: any (the cheapest plan over the markets with history), "
+            "runpod or vast.", _choice("any", "runpod", "vast")),
     Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
             "observed uptime reaches it.", _positive),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
@@ -297,6 +309,10 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
             _positive_duration, "global"),
     Setting("spot_recheck", "1d", "After RunPod refused spot (SpotUnsupported), offer spot again only after "
             "this long and when a fresh snapshot shows a spot price.", _positive_duration, "global"),
+    Setting("vast_verified_only", True, "Collect Vast prices from verified machines only (false: unverified "
+            "offers form the UNVERIFIED tier).", _bool, "global"),
+    Setting("vast_min_reliability", 0.95, "Collect Vast prices only from offers with at least this reliability "
+            "score (0 to 1).", _reliability, "global"),
 )
 
 SETTINGS: tuple[Setting, ...] = JOB_SETTINGS + GLOBAL_SETTINGS
@@ -362,6 +378,8 @@ class Config:
     max_spend_per_hour: float | None = None
     collect_interval: timedelta = timedelta(minutes=5)
     spot_recheck: timedelta = timedelta(days=1)
+    vast_verified_only: bool = True
+    vast_min_reliability: float = 0.95
 
     def job(self, name: str) -> JobConfig:
         if name not in self.jobs:
@@ -454,7 +472,7 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
     job = JobSpec(gpu_types=get("gpu"), min_vram_gb=get("min_vram"), gpu_count=get("gpus"), cloud=get("cloud"),
                   work_hours=get("hours"), keep_running=get("hours") is None,
                   restart_overhead_hours=get("restart_overhead").total_seconds() / 3600,
-                  speed_factors=get("speed") or ())
+                  speed_factors=get("speed") or (), market=get("market"))
     policy = Policy(max_price=get("max_price"), budget=get("budget"), tolerance=get("tolerance"),
                     min_savings=get("min_savings"), allow_spot=get("allow_spot"),
                     allow_on_demand=get("allow_on_demand"))
@@ -502,7 +520,33 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
         jobs[name] = job_from_values(name, table, defaults=defaults, path=path)
     get = lambda key: globals_.get(key, _parsed_default(key))  # noqa: E731
     return Config(path=path, jobs=jobs, max_spend_per_hour=get("max_spend_per_hour"),
-                  collect_interval=get("collect_interval"), spot_recheck=get("spot_recheck"))
+                  collect_interval=get("collect_interval"), spot_recheck=get("spot_recheck"),
+                  vast_verified_only=get("vast_verified_only"), vast_min_reliability=get("vast_min_reliability"))
+
+
+#: The global keys `bidder collect` reads from bidder.toml.
+COLLECT_KEYS = ("vast_verified_only", "vast_min_reliability")
+
+
+def collect_settings(path: str | Path = DEFAULT_CONFIG) -> dict[str, Any]:
+    """`vast_verified_only` and `vast_min_reliability` from bidder.toml (defaults when the file does
+    not exist), validated; the rest of the file is not read, so a job's typo never stops a collector."""
+    text_path = str(path)
+    values = {key: _parsed_default(key) for key in COLLECT_KEYS}
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return values
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
+    for key in COLLECT_KEYS:
+        if key in data:
+            values[key] = _clean(_GLOBAL_BY_NAME[key], data[key], "global", text_path)
+    return values
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:

@@ -1,4 +1,4 @@
-"""Market statistics of one spot market (GPU type × cloud × GPU count) from its floor history.
+"""Market statistics of one spot market (market × GPU type × cloud/tier × GPU count) from its floor history.
 
 For a bid `b` on a fixed price grid, from the spot floor series (a step function: each sample holds
 until the next one; NaN = no spot capacity, which no bid can run on):
@@ -32,12 +32,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from bidder.errors import InsufficientHistory
+from bidder.models import DEFAULT_MARKET, MarketKey, market_key
 
 __all__ = [
     "AGE_EDGES_HOURS",
@@ -194,6 +195,12 @@ class MarketStats:
     reclaim_rate: float
     half_life_hours: float | None
     confidence: float
+    market: str = DEFAULT_MARKET
+
+    @property
+    def key(self) -> MarketKey:
+        """This market's key in stats dicts (`bidder.models.market_key`)."""
+        return market_key(self.gpu_type_id, self.cloud, self.gpu_count, self.market)
 
     def index_of(self, bid: float) -> int:
         """Index of the highest grid level at or below `bid` (-1 if `bid` is under the grid)."""
@@ -298,10 +305,12 @@ class FloorTracker:
                  min_span_hours: float = DEFAULT_MIN_SPAN_HOURS,
                  max_staleness_hours: float | None = DEFAULT_MAX_STALENESS_HOURS,
                  reference_price: float | None = None,
-                 grid: Sequence[float] | np.ndarray | None = None) -> None:
+                 grid: Sequence[float] | np.ndarray | None = None,
+                 market: str = DEFAULT_MARKET) -> None:
         self.gpu_type_id = gpu_type_id
         self.cloud = cloud
         self.gpu_count = int(gpu_count)
+        self.market = market
         self._p = _Params(half_life_hours, reclaim_rate_per_hour, confidence, max_gap_hours,
                           min_samples, min_span_hours, max_staleness_hours)
         self.grid: np.ndarray | None = None
@@ -424,11 +433,12 @@ class FloorTracker:
         calm[self._last_idx:] = (age_end - self._run_start[self._last_idx:]) / 3600.0
         excursion = np.zeros(len(self.grid))
         excursion[:self._last_idx] = (age_end - self._wait_start[:self._last_idx]) / 3600.0
-        return _assemble(self.gpu_type_id, self.cloud, self.gpu_count, self.grid, below, up,
-                         self._observed * factor, self._run_n * factor, self._run_h * factor,
-                         self._run_d * factor, self._wait_n * factor, self._wait_h * factor,
-                         calm, excursion, self.samples,
-                         (self.last_ts - self.first_ts) / 3600.0, self.last_floor, self.last_on_demand, now, p)
+        stats = _assemble(self.gpu_type_id, self.cloud, self.gpu_count, self.grid, below, up,
+                          self._observed * factor, self._run_n * factor, self._run_h * factor,
+                          self._run_d * factor, self._wait_n * factor, self._wait_h * factor,
+                          calm, excursion, self.samples,
+                          (self.last_ts - self.first_ts) / 3600.0, self.last_floor, self.last_on_demand, now, p)
+        return stats if self.market == DEFAULT_MARKET else replace(stats, market=self.market)
 
 
 def _decayed_hours(hours: np.ndarray, decay_per_s: float) -> np.ndarray:
@@ -519,11 +529,13 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
                  reference_price: float | None = None,
                  grid: Sequence[float] | np.ndarray | None = None,
                  gpu_type_id: str | None = None, cloud: str | None = None,
-                 gpu_count: int | None = None) -> MarketStats:
+                 gpu_count: int | None = None, market: str | None = None) -> MarketStats:
     """The statistics of a whole `FloorSeries` (ts, floor, on_demand arrays) at once, vectorised.
 
     Same numbers as feeding a FloorTracker sample by sample (samples after `now_epoch` are ignored).
+    The market is `market`, else the series' `market` attribute, else RunPod.
     """
+    market_name = market if market is not None else getattr(series, "market", None) or DEFAULT_MARKET
     p = _Params(half_life_hours, reclaim_rate_per_hour, confidence, max_gap_hours, min_samples,
                 min_span_hours, max_staleness_hours)
     name = gpu_type_id if gpu_type_id is not None else getattr(series, "gpu_type_id", "") or ""
@@ -611,7 +623,8 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
     excursion = np.where(running_now, 0.0, (age_end - segment_start) / 3600.0)
     last_floor = float(floor[-1]) if finite[-1] else None
     known_od = od[np.isfinite(od)]
-    return _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, run_d, wait_n, wait_h, calm,
-                     excursion,
-                     n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
-                     float(known_od[-1]) if len(known_od) else None, now, p)
+    stats = _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, run_d, wait_n, wait_h, calm,
+                      excursion,
+                      n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
+                      float(known_od[-1]) if len(known_od) else None, now, p)
+    return stats if market_name == DEFAULT_MARKET else replace(stats, market=market_name)

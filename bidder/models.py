@@ -14,18 +14,47 @@ from typing import Literal
 
 __all__ = [
     "CLOUDS",
+    "DEFAULT_MARKET",
+    "MARKETS",
+    "MARKET_CLOUDS",
     "TOLERANCE_PRESETS",
     "Action",
     "Decision",
     "JobProgress",
     "JobSpec",
+    "MarketKey",
     "Policy",
     "PriceQuote",
+    "market_key",
+    "market_of",
     "parse_tolerance",
 ]
 
-#: Clouds a quote can come from. A JobSpec may also say "ANY".
+#: RunPod's clouds. A JobSpec may also say "ANY".
 CLOUDS: tuple[str, ...] = ("SECURE", "COMMUNITY")
+
+#: Bid markets a quote can come from; a quote without one is RunPod's (all history before Vast).
+MARKETS: tuple[str, ...] = ("runpod", "vast")
+DEFAULT_MARKET = "runpod"
+#: The tiers ("clouds") of each market. Vast's tier is the offer's `verified` flag (data/README.md).
+MARKET_CLOUDS: dict[str, tuple[str, ...]] = {"runpod": CLOUDS, "vast": ("VERIFIED", "UNVERIFIED")}
+
+#: A market's key: (gpu_type_id, cloud, gpu_count) for RunPod, as it always was, and
+#: (gpu_type_id, cloud, gpu_count, market) for any other market (see `market_key`).
+MarketKey = tuple[str, str, int] | tuple[str, str, int, str]
+
+
+def market_key(gpu_type_id: str, cloud: str, gpu_count: int, market: str = DEFAULT_MARKET) -> MarketKey:
+    """The key of one market in stats dicts and `Store.markets()`. RunPod's keeps its three-part
+    shape so every existing caller, file and test reads it unchanged; other markets add their name."""
+    if market == DEFAULT_MARKET:
+        return (gpu_type_id, cloud, int(gpu_count))
+    return (gpu_type_id, cloud, int(gpu_count), market)
+
+
+def market_of(key: tuple[object, ...]) -> str:
+    """The market named by a key from `market_key` (a three-part key is RunPod's)."""
+    return str(key[3]) if len(key) > 3 else DEFAULT_MARKET
 
 #: Interruption tolerance presets: the most expected interruptions per day a job accepts.
 TOLERANCE_PRESETS: dict[str, float] = {"none": 0.0, "low": 0.5, "medium": 2.0, "high": 6.0}
@@ -57,6 +86,8 @@ class PriceQuote:
 
     `minimum_bid_price` is the spot floor (None = no spot capacity right now, never 0);
     `uninterruptable_price` the on-demand price (None = no on-demand capacity). Both USD per GPU-hour.
+    `market` is where it came from ("runpod" or "vast"); for Vast, `cloud` is the tier
+    (VERIFIED / UNVERIFIED) and `offer_count` the number of offers the quote summarises.
     """
 
     ts: datetime
@@ -72,6 +103,13 @@ class PriceQuote:
     display_name: str | None = None
     list_spot_price: float | None = None
     list_on_demand_price: float | None = None
+    market: str = DEFAULT_MARKET
+    offer_count: int | None = None
+
+    @property
+    def key(self) -> MarketKey:
+        """This quote's market (see `market_key`)."""
+        return market_key(self.gpu_type_id, self.cloud, self.gpu_count, self.market)
 
     @property
     def has_spot(self) -> bool:
@@ -94,7 +132,7 @@ class JobSpec:
     is absolute; None means no deadline. `restart_overhead_hours` is the work lost per
     interruption (time to resume plus work since the last checkpoint). `speed_factors` maps a GPU
     type to its speed relative to the reference (e.g. {"NVIDIA H100 80GB HBM3": 3.0}); types not
-    named run at 1.0.
+    named run at 1.0. `market` is "runpod", "vast" or "any" (the optimizer ranks across markets).
     """
 
     gpu_types: tuple[str, ...] = ()
@@ -106,6 +144,7 @@ class JobSpec:
     deadline: datetime | None = None
     restart_overhead_hours: float = 10 / 60
     speed_factors: tuple[tuple[str, float], ...] = ()
+    market: str = "any"
 
     def speed_of(self, gpu_type_id: str) -> float:
         for name, factor in self.speed_factors:
@@ -147,6 +186,7 @@ class JobProgress:
     current_cloud: str | None = None
     current_action: Action | None = None
     current_bid_per_gpu: float | None = None
+    current_market: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +196,8 @@ class Decision:
     `expected_cost_per_hour` is USD per GPU-hour of useful work (restart losses included);
     `expected_total_cost` is USD for the remaining work (for keep-running jobs: per day).
     For `wait`, `act_below` is the spot floor at which it would act, and gpu_type_id/cloud name
-    the market it is waiting on. `alternatives` are the other candidates weighed, best first.
+    the market it is waiting on; `market` is the market ("runpod", "vast") of the pod or wait.
+    `alternatives` are the other candidates weighed, best first.
     """
 
     action: Action
@@ -171,3 +212,4 @@ class Decision:
     reasons: tuple[str, ...] = ()
     alternatives: tuple[Decision, ...] = field(default=(), compare=False)
     act_below: float | None = None
+    market: str | None = None

@@ -66,7 +66,7 @@ import numpy as np
 
 from bidder.errors import Infeasible
 from bidder.market import MarketStats
-from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
+from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, PriceQuote
 
 __all__ = [
     "DEADLINE_MARGIN_HOURS",
@@ -87,7 +87,6 @@ KEEP_MARGIN = 1.1
 #: How many alternatives a Decision carries.
 MAX_ALTERNATIVES = 12
 
-MarketKey = tuple[str, str, int]
 
 
 def reserve_hours(restart_overhead_hours: float) -> float:
@@ -127,23 +126,26 @@ class _Rejections:
 
 
 def select_quotes(job: JobSpec, quotes: Sequence[PriceQuote]) -> list[PriceQuote]:
-    """The newest quote of every market the job accepts (GPU type by id/display name or min VRAM,
-    GPU count, cloud), in a stable order."""
+    """The newest quote of every market the job accepts (market, GPU type by id/display name or min
+    VRAM, GPU count, cloud), in a stable order (RunPod's first)."""
     wanted = {name.strip().lower() for name in job.gpu_types}
     cloud = job.cloud.upper()
+    market = (job.market or "any").lower()
     newest: dict[MarketKey, PriceQuote] = {}
     for q in quotes:
         if q.gpu_count != job.gpu_count or (cloud not in ("ANY", "ALL") and q.cloud.upper() != cloud):
+            continue
+        if market != "any" and q.market != market:
             continue
         if wanted:
             if q.gpu_type_id.lower() not in wanted and (q.display_name or "").lower() not in wanted:
                 continue
         elif job.min_vram_gb is not None and (q.memory_in_gb is None or q.memory_in_gb < job.min_vram_gb):
             continue
-        key = (q.gpu_type_id, q.cloud, q.gpu_count)
+        key = q.key
         if key not in newest or q.ts > newest[key].ts:
             newest[key] = q
-    return [newest[k] for k in sorted(newest)]
+    return [newest[k] for k in sorted(newest, key=lambda k: (len(k) > 3, k))]
 
 
 def _short(name: str) -> str:
@@ -173,21 +175,25 @@ def _plan(c: np.ndarray, rho: np.ndarray, work: float, slack: float, reserve: fl
 
 
 def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
-           stats: Mapping[tuple[str, str, int], MarketStats], now: datetime,
+           stats: Mapping[MarketKey, MarketStats], now: datetime,
            progress: JobProgress | None = None) -> Decision:
     """The best action for `job` now, with ranked alternatives. Raises Infeasible naming the constraint.
 
     `quotes` are the current quotes (the newest per market is used); `stats` the market statistics per
-    (gpu_type_id, cloud, gpu_count); a market without statistics gets on-demand candidates only.
+    market key (`PriceQuote.key`: (gpu_type_id, cloud, gpu_count) for RunPod, plus the market name for
+    others); a market without statistics gets on-demand candidates only. With quotes from more than
+    one market, every reason names the market.
     """
     progress = progress or JobProgress()
     markets = select_quotes(job, quotes)
     if not markets:
         what = (", ".join(job.gpu_types) if job.gpu_types else
                 f">= {job.min_vram_gb} GB VRAM" if job.min_vram_gb is not None else "any GPU")
-        raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}; "
+        where = "" if (job.market or "any").lower() == "any" else f" on market {job.market}"
+        raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}{where}; "
                          "collect prices first (`bidder collect`) or widen --gpu/--min-vram/--cloud",
                          constraint="gpu_type")
+    multi = len({q.market for q in markets}) > 1
     r = max(float(job.restart_overhead_hours), 0.0)
     g = job.gpu_count
     keep_running = job.keep_running or job.work_hours is None
@@ -245,7 +251,7 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     plans: list[_Candidate] = []
     if spot_ok and not must_run_on_demand:
         for q in markets:
-            st = stats.get((q.gpu_type_id, q.cloud, q.gpu_count))
+            st = stats.get(q.key)
             if st is None:
                 continue
             _spot_candidates(job, q, st, r, g, work, keep_running, cap, tolerance, max_savings_cost,
@@ -257,7 +263,7 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         best_od.note = (f"slack {max(slack, 0):.1f} h is at the {reserve:.1f} h reserve: on-demand until done "
                         "so the deadline is met")
         ranked = sorted(ondemand, key=lambda c: c.cost)
-        return _decision(best_od, ranked, g, od_ref, keep_running)
+        return _decision(best_od, ranked, g, od_ref, keep_running, multi)
 
     acting = ondemand + spot_now
     kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
@@ -302,12 +308,13 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                                                                                keep_running, restart_cost)):
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key)
-    return _decision(chosen, others, g, od_ref, keep_running)
+    return _decision(chosen, others, g, od_ref, keep_running, multi)
 
 
 def _same_market(progress: JobProgress, q: PriceQuote) -> bool:
     return progress.current_gpu_type_id == q.gpu_type_id and (
-        progress.current_cloud is None or progress.current_cloud == q.cloud)
+        progress.current_cloud is None or progress.current_cloud == q.cloud) and (
+        (progress.current_market or DEFAULT_MARKET) == q.market)
 
 
 def _budget_message(q: PriceQuote, kind: str, total: float, budget_left: float, keep_running: bool) -> str:
@@ -318,7 +325,7 @@ def _budget_message(q: PriceQuote, kind: str, total: float, budget_left: float, 
 
 def _same_pod(a: _Candidate, b: _Candidate) -> bool:
     return (a.action == b.action and a.quote.gpu_type_id == b.quote.gpu_type_id and a.quote.cloud == b.quote.cloud
-            and (a.action != "spot" or abs((a.bid or 0.0) - (b.bid or 0.0)) < 1e-9))
+            and a.quote.market == b.quote.market and (a.action != "spot" or abs((a.bid or 0.0) - (b.bid or 0.0)) < 1e-9))
 
 
 def _worth_switching(current: _Candidate, new: _Candidate, r: float, work: float, job: JobSpec,
@@ -468,8 +475,14 @@ def _fmt_hours(hours: float) -> str:
     return f"{hours * 60:.0f} min" if hours < 1.5 else f"{hours:.1f} h"
 
 
-def _reason(c: _Candidate, od_ref: float | None, keep_running: bool) -> str:
+#: How reasons name a market.
+MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
+
+
+def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool = False) -> str:
     name = _short(c.quote.gpu_type_id)
+    if multi or c.quote.market != DEFAULT_MARKET:  # RunPod-only reasons read as they always did
+        name = f"{name} {c.quote.cloud.lower()} on {MARKET_NAMES.get(c.quote.market, c.quote.market)}"
     if c.action == "on_demand":
         head = f"{name} on-demand at ${c.quote.uninterruptable_price:.3f}: no interruptions"
     elif c.action == "spot":
@@ -489,7 +502,7 @@ def _reason(c: _Candidate, od_ref: float | None, keep_running: bool) -> str:
 
 
 def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: float | None,
-              keep_running: bool) -> Decision:
+              keep_running: bool, multi: bool = False) -> Decision:
     def build(c: _Candidate, alternatives: tuple[Decision, ...] = ()) -> Decision:
         return Decision(
             action=c.action,  # type: ignore[arg-type]
@@ -501,9 +514,10 @@ def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: floa
             expected_interruptions_per_day=round(c.per_day, 4),
             expected_total_cost=None if c.total is None else round(c.total, 4),
             expected_completion_hours=None if keep_running or c.completion is None else round(c.completion, 3),
-            reasons=(_reason(c, od_ref, keep_running),),
+            reasons=(_reason(c, od_ref, keep_running, multi),),
             alternatives=alternatives,
             act_below=c.act_below,
+            market=c.quote.market,
         )
 
     alts = tuple(build(c) for c in ranked if c is not chosen)[:MAX_ALTERNATIVES]

@@ -155,14 +155,14 @@ class _Tick:
         return False
 
     def collect(self, max_age: timedelta) -> None:
-        last = self.store.last_collection_ts()
+        last = self.store.last_collection_ts(market="runpod")  # the market this tick collects
         if last is not None and self.now - last < max_age:
             return
         counts = sorted({1} | {j.job.gpu_count for j in self.config.jobs.values()})
         result = collect_once(self.client, self.store, now=self.now, gpu_counts=counts)
         self.report.collected = True
         self.ex.emit(self.now, "collect", quotes=result.quotes)
-        quotes = self.store.latest_quotes()
+        quotes = self.store.latest_quotes("runpod")  # spot's end is RunPod's alone
         if (not self.ex.spot_blocked() and any(q.uninterruptable_price for q in quotes)
                 and not any(q.minimum_bid_price for q in quotes)):
             # RunPod's other sign of the end of spot: on-demand prices, and no spot floor on any type.

@@ -2,8 +2,10 @@
 
 A header row, then one row per quote. Required columns: `ts` (ISO 8601, UTC), `gpu_type`,
 `minimum_bid_price` (empty or 0 = no spot capacity), `uninterruptable_price` (empty = no
-on-demand), both USD per GPU-hour. Optional: `cloud` (SECURE | COMMUNITY, default COMMUNITY),
-`gpu_count` (default 1), `stock_status`. Other columns are ignored; rows may come in any order.
+on-demand), both USD per GPU-hour. Optional: `cloud` (the tier: SECURE | COMMUNITY for RunPod,
+default COMMUNITY; VERIFIED | UNVERIFIED for Vast, default VERIFIED), `gpu_count` (default 1),
+`stock_status`, `market` (runpod | vast; empty or absent = runpod, so every older trace is RunPod's).
+Other columns are ignored; rows may come in any order.
 
     quotes = read_trace("data/traces/sim-seed1-14d.csv")     # TraceFormatError names line + column
     write_trace(quotes, sys.stdout)
@@ -18,21 +20,24 @@ import contextlib
 import csv
 import io
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from bidder.errors import TraceFormatError
-from bidder.models import CLOUDS, PriceQuote
+from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, PriceQuote
 from bidder.units import parse_timestamp, to_iso
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace", "trace_text",
-           "write_trace"]
+__all__ = ["MARKET_COLUMN", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace",
+           "trace_text", "write_trace"]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("ts", "gpu_type", "minimum_bid_price", "uninterruptable_price")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("cloud", "gpu_count", "stock_status")
-#: The columns `write_trace` writes, in order.
-TRACE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+MARKET_COLUMN = "market"
+OPTIONAL_COLUMNS: tuple[str, ...] = ("cloud", "gpu_count", "stock_status", MARKET_COLUMN)
+#: The columns `write_trace` writes, in order (`market` last, and only when asked for or needed).
+TRACE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:-1]
+#: A trace row's tier when its `cloud` is empty, per market.
+_DEFAULT_CLOUD = {"runpod": "COMMUNITY", "vast": "VERIFIED"}
 
 
 class _Row:
@@ -103,7 +108,7 @@ def _parse(reader: Any, label: str) -> Iterator[PriceQuote]:
     if doubled:
         raise TraceFormatError(f"{label} line 1: column {doubled[0]} appears twice in the header",
                                path=label, line=1, column=doubled[0])
-    seen: dict[tuple[str, str, str, int], int] = {}
+    seen: dict[tuple[str, str, str, str, int], int] = {}
     for record in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in record):
@@ -120,22 +125,28 @@ def _parse(reader: Any, label: str) -> Iterator[PriceQuote]:
         gpu_type = row.text("gpu_type")
         if not gpu_type:
             raise row.fail("gpu_type", "empty: give a GPU type id such as NVIDIA RTX A6000")
-        cloud = row.text("cloud").upper() or "COMMUNITY"
-        if cloud not in CLOUDS:
-            raise row.fail("cloud", f"{row.text('cloud')!r} is not SECURE or COMMUNITY")
+        market = row.text(MARKET_COLUMN).lower() or DEFAULT_MARKET
+        if market not in MARKETS:
+            raise row.fail(MARKET_COLUMN, f"{row.text(MARKET_COLUMN)!r} is not a market ({' or '.join(MARKETS)}; "
+                                          "empty = runpod)")
+        cloud = row.text("cloud").upper() or _DEFAULT_CLOUD[market]
+        if cloud not in MARKET_CLOUDS[market]:
+            raise row.fail("cloud", f"{row.text('cloud')!r} is not {' or '.join(MARKET_CLOUDS[market])}"
+                                    + ("" if market == DEFAULT_MARKET else f" (the tiers of market {market})"))
         count_text = row.text("gpu_count") or "1"
         if not count_text.isdigit() or int(count_text) < 1:
             raise row.fail("gpu_count", f"{count_text!r} is not a positive whole number")
         floor = row.price("minimum_bid_price")
         on_demand = row.price("uninterruptable_price")
-        key = (to_iso(ts), gpu_type, cloud, int(count_text))
+        key = (to_iso(ts), market, gpu_type, cloud, int(count_text))
         if key in seen:
-            raise row.fail("ts", f"a second row for {gpu_type} {cloud} x{count_text} at {key[0]} "
+            where = "" if market == DEFAULT_MARKET else f" on {market}"
+            raise row.fail("ts", f"a second row for {gpu_type} {cloud} x{count_text}{where} at {key[0]} "
                                  f"(the first is line {seen[key]})")
         seen[key] = line
         yield PriceQuote(ts=ts.replace(microsecond=0), gpu_type_id=gpu_type, cloud=cloud,
                          gpu_count=int(count_text), minimum_bid_price=floor, uninterruptable_price=on_demand,
-                         stock_status=row.text("stock_status") or None)
+                         stock_status=row.text("stock_status") or None, market=market)
 
 
 def read_trace(source: str | Path | IO[str], *, name: str | None = None) -> list[PriceQuote]:
@@ -147,17 +158,30 @@ def read_trace(source: str | Path | IO[str], *, name: str | None = None) -> list
     return quotes
 
 
-def write_trace(quotes: Iterable[PriceQuote], out: str | Path | IO[str]) -> int:
-    """Write quotes as a trace CSV (header + rows, floats written exactly); returns the row count."""
+def write_trace(quotes: Iterable[PriceQuote], out: str | Path | IO[str], *, market: bool | None = None) -> int:
+    """Write quotes as a trace CSV (header + rows, floats written exactly); returns the row count.
+
+    The `market` column is written when `market` is True, or (None) when any quote is not RunPod's:
+    a RunPod-only trace stays exactly what it always was. With None, `quotes` is read whole first
+    unless it is a sequence; a streaming caller that knows its markets passes True or False.
+    """
     if isinstance(out, (str, Path)):
         with open(out, "w", newline="", encoding="utf-8") as handle:
-            return write_trace(quotes, handle)
+            return write_trace(quotes, handle, market=market)
+    if market is None:
+        quotes = quotes if isinstance(quotes, Sequence) else list(quotes)
+        market = any(q.market != DEFAULT_MARKET for q in quotes)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(TRACE_COLUMNS)
+    writer.writerow(TRACE_COLUMNS + ((MARKET_COLUMN,) if market else ()))
     count = 0
     for q in quotes:
-        writer.writerow([to_iso(q.ts), q.gpu_type_id, _number(q.minimum_bid_price),
-                         _number(q.uninterruptable_price), q.cloud, q.gpu_count, q.stock_status or ""])
+        row: list[Any] = [to_iso(q.ts), q.gpu_type_id, _number(q.minimum_bid_price),
+                          _number(q.uninterruptable_price), q.cloud, q.gpu_count, q.stock_status or ""]
+        if market:
+            row.append(q.market)
+        elif q.market != DEFAULT_MARKET:
+            raise ValueError(f"a {q.market} quote in a trace written without the market column")
+        writer.writerow(row)
         count += 1
     return count
 

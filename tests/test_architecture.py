@@ -33,7 +33,10 @@ class Layer:
 #: Data flows down this list: what the clients fetch, the store keeps; the market reads it, the
 #: optimizer decides on it, the executor acts, the tick runs them, the CLI prints.
 LAYERS: tuple[Layer, ...] = (
-    Layer("neutral", ("bidder", "bidder.errors", "bidder.models", "bidder.units", "bidder.traces")),
+    # bidder.vast.offers is Vast's neutral offer type and its one per-instance <-> per-GPU conversion:
+    # the emulator's Vast world prices with it as the client does.
+    Layer("neutral", ("bidder", "bidder.errors", "bidder.models", "bidder.units", "bidder.traces",
+                      "bidder.vast.offers")),
     Layer("clients", ("bidder.runpod", "bidder.vast")),
     Layer("store", ("bidder.store", "bidder.collector")),
     Layer("market", ("bidder.market",)),

@@ -19,7 +19,8 @@ from bidder.units import to_iso
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEYS = {"action", "gpu_type", "cloud", "gpu_count", "bid_per_gpu", "expected_cost_per_hour",
-        "expected_interruptions_per_day", "expected_total_cost", "expected_completion_hours", "reasons"}
+        "expected_interruptions_per_day", "expected_total_cost", "expected_completion_hours", "reasons",
+        "market"}  # market: added with Vast (issue 10)
 CATALOGUE = [GpuTypeInfo(id="NVIDIA RTX A6000", display_name="RTX A6000", memory_in_gb=48),
              GpuTypeInfo(id="NVIDIA GeForce RTX 4090", display_name="RTX 4090", memory_in_gb=24)]
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from bidder.backtest.types import BacktestJob, Market
 from bidder.errors import ConfigError
-from bidder.models import PriceQuote
+from bidder.models import MarketKey, PriceQuote, market_of
 
 __all__ = ["Market", "PriceHistory", "ffill", "history_from_quotes", "history_from_series", "load_store",
            "load_trace"]
@@ -72,6 +72,8 @@ class PriceHistory:
             if m.gpu_count != job.gpu_count:
                 continue
             if job.cloud != "ANY" and m.cloud != job.cloud:
+                continue
+            if getattr(job, "market", "any") not in ("any", m.market):
                 continue
             if job.gpu_types and m.gpu_type_id not in job.gpu_types:
                 continue
@@ -126,18 +128,19 @@ def history_from_quotes(quotes: Iterable[PriceQuote], vram: Mapping[str, int | N
                         names: Mapping[str, str | None] | None = None) -> PriceHistory:
     """A PriceHistory from quotes (any order). `vram` / `names` map GPU type ids to VRAM and display
     names (for `--min-vram` and labels); quotes that carry them win."""
-    groups: dict[tuple[str, str, int], list[PriceQuote]] = {}
+    groups: dict[MarketKey, list[PriceQuote]] = {}
     for q in quotes:
-        groups.setdefault((q.gpu_type_id, q.cloud, q.gpu_count), []).append(q)
+        groups.setdefault(q.key, []).append(q)
     series = []
-    for key in sorted(groups):
+    for key in sorted(groups, key=lambda k: (len(k) > 3, k)):  # RunPod's first, as the store lists them
         rows = groups[key]
         memory = next((q.memory_in_gb for q in rows if q.memory_in_gb), None) or (vram or {}).get(key[0])
         display = next((q.display_name for q in rows if q.display_name), None) or (names or {}).get(key[0])
         ts = np.array([q.ts.timestamp() for q in rows])
         fl = np.array([np.nan if q.minimum_bid_price is None else q.minimum_bid_price for q in rows])
         od = np.array([np.nan if q.uninterruptable_price is None else q.uninterruptable_price for q in rows])
-        series.append((Market(*key, memory_in_gb=memory, display_name=display), ts, fl, od))
+        series.append((Market(key[0], key[1], key[2], memory_in_gb=memory, display_name=display,
+                              market=market_of(key)), ts, fl, od))
     return history_from_series(series)
 
 
@@ -156,10 +159,11 @@ def load_store(store: Any, since: datetime | None = None, until: datetime | None
     """Every market's history from a `bidder.store.Store` (through `floor_series`)."""
     infos = {g.id: g for g in store.gpu_type_infos()}
     series = []
-    for gpu_type_id, cloud, count in store.markets():
-        fs = store.floor_series(gpu_type_id, cloud, count, since=since, until=until)
+    for key in store.markets():
+        gpu_type_id, cloud, count = key[0], key[1], key[2]
+        fs = store.floor_series(gpu_type_id, cloud, count, since=since, until=until, market=market_of(key))
         info = infos.get(gpu_type_id)
         market = Market(gpu_type_id, cloud, count, memory_in_gb=info.memory_in_gb if info else None,
-                        display_name=info.display_name if info else None)
+                        display_name=info.display_name if info else None, market=market_of(key))
         series.append((market, fs.ts, fs.floor, fs.on_demand))
     return history_from_series(series)

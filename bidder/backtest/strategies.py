@@ -48,7 +48,16 @@ import numpy as np
 from bidder.backtest.types import HistoryView, Market
 from bidder.errors import Infeasible, InsufficientHistory
 from bidder.market import FloorTracker, MarketStats
-from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
+from bidder.models import (
+    DEFAULT_MARKET,
+    Decision,
+    JobProgress,
+    JobSpec,
+    MarketKey,
+    Policy,
+    PriceQuote,
+    market_key,
+)
 from bidder.optimizer import decide
 
 __all__ = [
@@ -251,7 +260,8 @@ class WarmTrackers:
         self.first_ts = math.nan
 
     def fresh(self) -> list[FloorTracker]:
-        return [FloorTracker(m.gpu_type_id, m.cloud, m.gpu_count, **self.params) for m in self.markets]
+        return [FloorTracker(m.gpu_type_id, m.cloud, m.gpu_count, market=m.market, **self.params)
+                for m in self.markets]
 
     def fork(self, view: HistoryView) -> list[FloorTracker]:
         """Trackers fed with every sample the view has revealed (a private copy)."""
@@ -310,7 +320,7 @@ class BidderStrategy:
     def decide(self, view: HistoryView, state: RunState) -> Action:
         self._catch_up(view)
         now = view.now
-        stats: dict[tuple[str, str, int], MarketStats] = {}
+        stats: dict[MarketKey, MarketStats] = {}
         for market, tracker in zip(self.markets, self.trackers, strict=True):
             try:
                 stats[market.key] = tracker.stats(now)
@@ -321,7 +331,7 @@ class BidderStrategy:
         quotes = [PriceQuote(ts=sampled, gpu_type_id=m.gpu_type_id, cloud=m.cloud, gpu_count=m.gpu_count,
                              minimum_bid_price=None if math.isnan(floors[i]) else float(floors[i]),
                              uninterruptable_price=None if math.isnan(on_demand[i]) else float(on_demand[i]),
-                             memory_in_gb=m.memory_in_gb, display_name=m.display_name)
+                             memory_in_gb=m.memory_in_gb, display_name=m.display_name, market=m.market)
                   for i, m in enumerate(self.markets)]
         pod = state.pod
         current = self.markets[pod.market] if pod else None
@@ -330,7 +340,8 @@ class BidderStrategy:
                                current_gpu_type_id=current.gpu_type_id if current else None,
                                current_cloud=current.cloud if current else None,
                                current_action=pod.kind if pod else None,  # type: ignore[arg-type]
-                               current_bid_per_gpu=pod.bid if pod else None)
+                               current_bid_per_gpu=pod.bid if pod else None,
+                               current_market=current.market if current else None)
         try:
             decision = decide(self.job, self.policy, quotes, stats, datetime.fromtimestamp(now, UTC), progress)
         except Infeasible as exc:
@@ -343,7 +354,8 @@ class BidderStrategy:
     def _action(self, decision: Decision) -> Action:
         if decision.action == "wait" or decision.gpu_type_id is None:
             return WAIT
-        market = self.index.get((decision.gpu_type_id, decision.cloud or "", decision.gpu_count))
+        market = self.index.get(market_key(decision.gpu_type_id, decision.cloud or "", decision.gpu_count,
+                                           decision.market or DEFAULT_MARKET))
         if market is None:
             raise ValueError(f"the optimizer chose {decision.gpu_type_id} {decision.cloud}, not a market of the run")
         if decision.action == "on_demand":

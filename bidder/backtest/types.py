@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from bidder.errors import ConfigError
-from bidder.models import JobSpec
+from bidder.models import DEFAULT_MARKET, JobSpec, MarketKey, market_key
 
 __all__ = ["BacktestJob", "HistoryView", "Market"]
 
@@ -27,15 +27,17 @@ class Market:
     gpu_count: int = 1
     memory_in_gb: int | None = None
     display_name: str | None = None
+    market: str = DEFAULT_MARKET
 
     @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.gpu_type_id, self.cloud, self.gpu_count)
+    def key(self) -> MarketKey:
+        return market_key(self.gpu_type_id, self.cloud, self.gpu_count, self.market)
 
     @property
     def label(self) -> str:
         count = f" x{self.gpu_count}" if self.gpu_count != 1 else ""
-        return f"{self.gpu_type_id} {self.cloud}{count}"
+        where = "" if self.market == DEFAULT_MARKET else f" ({self.market})"
+        return f"{self.gpu_type_id} {self.cloud}{count}{where}"
 
 
 # -- the job ---------------------------------------------------------------------------------------------

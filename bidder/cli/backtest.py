@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from bidder.cli import main
-from bidder.cli.common import DEFAULT_DB, DURATION, HOURS_HELP, TOLERANCE, emit_rows
+from bidder.cli.common import CLOUD_CHOICE, DEFAULT_DB, DURATION, HOURS_HELP, TOLERANCE, emit_rows
 from bidder.errors import ConfigError
 from bidder.units import parse_timestamp
 
@@ -121,8 +121,8 @@ Example:
               help="Instead of --gpu: every type with at least this much VRAM.")
 @click.option("--gpus", "gpu_count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="GPUs per pod.")
-@click.option("--cloud", type=click.Choice(["secure", "community", "any"], case_sensitive=False), default="any",
-              show_default=True, help="Only this cloud.")
+@click.option("--cloud", type=CLOUD_CHOICE, default="any",
+              show_default=True, help="Only this cloud (RunPod) or tier (Vast).")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None, metavar="H",
               help=f"{HOURS_HELP} (default 100).")
 @click.option("--keep-running", is_flag=True, help="A service kept running for --days instead of a batch job.")

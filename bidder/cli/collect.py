@@ -17,23 +17,26 @@ import numpy as np
 
 from bidder.cli import main
 from bidder.cli.common import (
+    CLOUD_CHOICE,
     DURATION,
     INT_LIST,
     api_options,
     db_option,
     emit_rows,
     format_option,
+    market_option,
     parse_when,
     resolve_api_key,
+    resolve_vast_api_key,
 )
 from bidder.errors import ConfigError
 from bidder.models import PriceQuote
 from bidder.store import Store
 from bidder.units import format_duration, to_iso
 
-__all__ = ["collect", "export", "history", "import_trace", "parse_since", "prices", "resolve_gpu_types"]
+__all__ = ["collect", "export", "gpu_names", "history", "import_trace", "market_filter", "parse_since", "prices",
+           "resolve_gpu_types"]
 
-_CLOUD_CHOICE = click.Choice(["secure", "community", "any"], case_sensitive=False)
 _EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from cron, see the README), "
                "or load history with `bidder import-trace FILE`")
 
@@ -43,7 +46,9 @@ _EXAMPLE_COLLECT = """\b
 Example:
   bidder collect --gpu-counts 1,2,4,8
   bidder collect --every 5m
+  bidder collect --market vast --vast-min-reliability 0.9
 """
+DEFAULT_VAST_URL = "https://console.vast.ai"
 _EXAMPLE_PRICES = """\b
 Example:
   bidder prices --min-vram 24 --cloud community
@@ -102,8 +107,24 @@ def _cloud_filter(cloud: str) -> str | None:
     return None if cloud.lower() == "any" else cloud.upper()
 
 
-def _gpu_filter(store: Store, gpus: Sequence[str]) -> list[str] | None:
-    return resolve_gpu_types(gpus, store.gpu_type_names()) if gpus else None
+def market_filter(market: str) -> str | None:
+    return None if market.lower() == "any" else market.lower()
+
+
+def gpu_names(store: Store, market: str | None = None) -> dict[str, str | None]:
+    """GPU type ids (with display names) known, limited to those with history in `market` if given."""
+    names = store.gpu_type_names()
+    if market is None:
+        return names
+    ids = {key[0] for key in store.markets(market)}
+    return {i: n for i, n in names.items() if i in ids}
+
+
+def _gpu_filter(store: Store, gpus: Sequence[str], market: str | None = None) -> list[str] | None:
+    return resolve_gpu_types(gpus, gpu_names(store, market)) if gpus else None
+
+
+_MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the database."
 
 
 # -- collect -----------------------------------------------------------------------------------------
@@ -116,37 +137,80 @@ def _gpu_filter(store: Store, gpus: Sequence[str]) -> list[str] | None:
               help="With --every: stop after N intervals.")
 @click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
               help="Attempts per request on a transient error (429, 5xx, timeout); 1 = fail at once.")
+@market_option("any", "Markets to collect; any = every market with a configured API key (RUNPOD_API_KEY, "
+               "VAST_API_KEY).")
+@click.option("--vast-min-reliability", type=click.FloatRange(0, 1), default=None, metavar="SCORE",
+              help="Vast: summarise only offers with at least this reliability (every offer is stored; default: "
+              "vast_min_reliability in ./bidder.toml, else 0.95).")
+@click.option("--vast-verified-only/--vast-unverified", default=None,
+              help="Vast: verified machines only, or unverified ones too (tier UNVERIFIED); default: "
+              "vast_verified_only in ./bidder.toml, else verified only.")
+@click.option("--vast-url", envvar="VAST_URL", default=DEFAULT_VAST_URL, show_default=True,
+              help="Vast's API: its console, or an emulator's (env VAST_URL).")
 @db_option
 @api_options
-def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | None, retries: int,
-            db_path: str, api_url: str) -> None:
-    """Record one price snapshot of every GPU type, both clouds and the given GPU counts.
+def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | None, retries: int, market: str,
+            vast_min_reliability: float | None, vast_verified_only: bool | None, vast_url: str, db_path: str,
+            api_url: str) -> None:
+    """Record one price snapshot of every market: RunPod (every GPU type, both clouds, the given
+    GPU counts) and Vast (every offer, summarised per GPU, GPU count and tier).
 
-    One API request per snapshot; the catalogue (names, VRAM) is refreshed at most daily. For
-    cron, run it without --every: exit 0 on success, one line and exit 1 on failure (the failure
-    is recorded in the `collections` table).
+    One API request per market per snapshot; RunPod's catalogue (names, VRAM) is refreshed at most
+    daily. For cron, run it without --every: exit 0 on success, one line and exit 1 on failure
+    (the failure is recorded in the `collections` table, one row per market; a market that fails
+    does not keep the other from being stored).
     """
-    from bidder.collector import SPOT_FIELDS_GONE_MESSAGE, LoopStats, collect_once, run_every
+    from bidder.collector import SPOT_FIELDS_GONE_MESSAGE, LoopStats, RunPodSource, collect_markets, run_every
     from bidder.runpod import RetryPolicy, RunPodClient
+    from bidder.vast.summary import OfferFilters
 
     if every is not None and every.total_seconds() < 1:
         raise click.BadParameter("the interval must be at least 1s (5m is a good choice)", param_hint="--every")
     if cycles is not None and every is None:
         raise click.UsageError("--cycles only makes sense with --every")
+    runpod_key, vast_key = resolve_api_key(), resolve_vast_api_key()
+    market = market.lower()
+    wanted = [market] if market != "any" else [m for m, key in (("runpod", runpod_key), ("vast", vast_key)) if key]
+    if market == "vast" and not vast_key:
+        raise ConfigError("no Vast API key: set VAST_API_KEY (or vast_api_key in ~/.config/bidder/config.toml)",
+                          key="market")
+    wanted = wanted or ["runpod"]  # no key at all: RunPod's request says what is missing
+    sources: list[Any] = []
+    if "runpod" in wanted:
+        client = RunPodClient(api_key=runpod_key, url=api_url, retry=RetryPolicy(attempts=retries))
+        sources.append(RunPodSource(client, gpu_counts))
+    if "vast" in wanted:
+        from bidder.jobs import collect_settings
+
+        saved = collect_settings()
+        filters = OfferFilters(
+            verified_only=saved["vast_verified_only"] if vast_verified_only is None else vast_verified_only,
+            min_reliability=saved["vast_min_reliability"] if vast_min_reliability is None else vast_min_reliability)
+        sources.append(_vast_source(vast_key or "", vast_url, retries, filters))
     store = _open(db_path, create=True)
-    client = RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=retries))
 
     told_no_spot = False
 
     def cycle(now: datetime) -> None:
         nonlocal told_no_spot
-        result = collect_once(client, store, now=now, gpu_counts=gpu_counts)
-        catalogue = f", catalogue of {result.gpu_types_refreshed} types refreshed" if result.gpu_types_refreshed else ""
-        click.echo(f"{to_iso(result.ts)}  stored {result.quotes} quotes ({result.markets} GPU type × cloud "
-                   f"markets, GPU counts {','.join(map(str, gpu_counts))}) in {result.duration_s:.2f}s{catalogue}")
+        result = collect_markets(sources, store, now=now)
+        for part in result.by_market:
+            if part.error is not None:
+                click.echo(f"{to_iso(result.ts)}  {part.market}: collection failed: {part.error}", err=True)
+            elif part.market == "runpod":
+                catalogue = (f", catalogue of {part.gpu_types_refreshed} types refreshed"
+                             if part.gpu_types_refreshed else "")
+                click.echo(f"{to_iso(result.ts)}  stored {part.quotes} quotes ({part.markets} GPU type × cloud "
+                           f"markets, GPU counts {','.join(map(str, gpu_counts))}) in {part.duration_s:.2f}s"
+                           f"{catalogue}")
+            else:
+                click.echo(f"{to_iso(result.ts)}  {part.market}: stored {part.quotes} quotes (GPU × count × tier) "
+                           f"from {part.offers} offers in {part.duration_s:.2f}s")
         if not result.spot_prices and not told_no_spot:
             told_no_spot = True  # once per run: the loop would repeat it every interval
             click.echo(f"{SPOT_FIELDS_GONE_MESSAGE}.")
+        if result.errors and every is None:
+            raise click.ClickException(f"{', '.join(result.errors)} failed (the other market was stored)")
 
     if every is None:
         cycle(datetime.now(UTC))
@@ -167,28 +231,40 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
                f"intervals skipped.")
 
 
+def _vast_source(key: str, url: str, retries: int, filters: Any) -> Any:
+    """The collector's Vast source over Vast's REST client (`bidder/vast/client.py`)."""
+    from bidder.collector import VastSource
+    from bidder.runpod import RetryPolicy
+    from bidder.vast.client import VastClient
+
+    return VastSource(VastClient(api_key=key or None, url=url, retry=RetryPolicy(attempts=retries)), filters)
+
+
 # -- prices ------------------------------------------------------------------------------------------
 @main.command("prices", epilog=_EXAMPLE_PRICES)
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
               help="Only this GPU type (id, display name or part of one; repeatable).")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB", help="At least this much VRAM.")
-@click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
+@click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N",
               help="Only quotes for pods of N GPUs (default: every count collected).")
+@market_option("any", _MARKET_HELP)
 @format_option("table", "json", "csv")
 @db_option
-def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: int | None, fmt: str,
+def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: int | None, market: str, fmt: str,
            db_path: str) -> None:
-    """Show the newest price snapshot, cheapest first (prices in USD per GPU-hour).
+    """Show the newest price snapshot of each market, cheapest first (prices in USD per GPU-hour).
 
-    `spot floor` is the lowest accepted bid (minimumBidPrice; `-` = no spot capacity now),
-    `spot discount %` what bidding the floor saves against on-demand.
+    `spot floor` is the lowest accepted bid (minimumBidPrice; for Vast the cheapest offer's
+    min_bid per GPU; `-` = no spot capacity now), `spot discount %` what bidding the floor saves
+    against on-demand. A `market` column appears when Vast quotes are shown.
     """
     with _open(db_path) as store:
-        quotes = store.latest_quotes()
+        quotes = store.latest_quotes(market_filter(market))
         if not quotes:
-            raise click.ClickException(f"no price snapshot in {db_path} yet; {_EMPTY_HINT}")
-        wanted = _gpu_filter(store, gpus)
+            where = "" if market_filter(market) is None else f" of market {market.lower()}"
+            raise click.ClickException(f"no price snapshot{where} in {db_path} yet; {_EMPTY_HINT}")
+        wanted = _gpu_filter(store, gpus, market_filter(market))
     chosen = [q for q in quotes
               if (wanted is None or q.gpu_type_id in wanted)
               and (min_vram is None or (q.memory_in_gb is not None and q.memory_in_gb >= min_vram))
@@ -196,18 +272,25 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
               and (gpu_count is None or q.gpu_count == gpu_count)]
     if not chosen:
         raise click.ClickException(f"no quote in the snapshot of {to_iso(quotes[0].ts)} matches these filters")
-    chosen.sort(key=lambda q: (_cheapest(q) is None, _cheapest(q) or 0.0, q.gpu_type_id, q.cloud, q.gpu_count))
+    chosen.sort(key=lambda q: (_cheapest(q) is None, _cheapest(q) or 0.0, q.gpu_type_id, q.cloud, q.gpu_count,
+                               q.market))
+    # RunPod-only output stays as it always was; any other market adds the market (and offer count).
+    several = any(q.market != "runpod" for q in chosen)
     rows = [{"gpu_type_id": q.gpu_type_id, "display_name": q.display_name, "memory_in_gb": q.memory_in_gb,
              "cloud": q.cloud, "gpu_count": q.gpu_count, "spot_floor": q.minimum_bid_price,
              "on_demand": q.uninterruptable_price,
              "spot_discount_pct": None if q.spot_discount is None else round(100 * q.spot_discount),
-             "stock_status": q.stock_status, "ts": to_iso(q.ts)} for q in chosen]
+             "stock_status": q.stock_status, "ts": to_iso(q.ts)}
+            | ({"market": q.market, "offers": q.offer_count} if several else {}) for q in chosen]
     if fmt == "table":
-        click.echo(f"Snapshot of {to_iso(quotes[0].ts)} from {db_path}: {len(rows)} of {len(quotes)} quotes.")
-        emit_rows(rows, ["gpu_type_id", "memory_in_gb", "cloud", "gpu_count", "spot_floor", "on_demand",
-                         "spot_discount_pct", "stock_status"], fmt,
-                  headers=["GPU type", "VRAM GB", "cloud", "GPUs", "spot floor", "on-demand", "spot discount %",
-                           "stock"])
+        stamps = sorted({to_iso(q.ts) for q in quotes})
+        click.echo(f"Snapshot of {' and '.join(stamps)} from {db_path}: {len(rows)} of {len(quotes)} quotes.")
+        columns = ["gpu_type_id", "memory_in_gb", "cloud", "gpu_count", "spot_floor", "on_demand",
+                   "spot_discount_pct", "stock_status"]
+        headers = ["GPU type", "VRAM GB", "cloud", "GPUs", "spot floor", "on-demand", "spot discount %", "stock"]
+        if several:
+            columns, headers = ["market", *columns, "offers"], ["market", *headers, "offers"]
+        emit_rows(rows, columns, fmt, headers=headers)
     else:
         emit_rows(rows, list(rows[0]), fmt)
 
@@ -224,11 +307,12 @@ def _cheapest(quote: PriceQuote) -> float | None:
               help="Window start: a duration before now (7d, 12h), an ISO 8601 time, or 'all'.")
 @click.option("--until", default=None, metavar="WHEN",
               help="Window end: an ISO 8601 time or a duration before now (default: now).")
-@click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
+@click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
+@market_option("any", _MARKET_HELP)
 @format_option("table", "json", "csv")
 @db_option
-def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int | None, fmt: str,
+def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int | None, market: str, fmt: str,
             db_path: str) -> None:
     """Summarise one GPU type's spot floor over a window: min, median, p90, max (USD per GPU-hour)
     and the share of time spot capacity was available, per cloud and GPU count.
@@ -237,24 +321,29 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     start = parse_since(since, now)
     end = parse_when(until, now, "--until")
     with _open(db_path) as store:
-        names = store.gpu_type_names()
+        names = gpu_names(store, market_filter(market))
         if not names:
-            raise click.ClickException(f"no price history in {db_path} yet; {_EMPTY_HINT}")
+            where = "" if market_filter(market) is None else f" of market {market.lower()}"
+            raise click.ClickException(f"no price history{where} in {db_path} yet; {_EMPTY_HINT}")
         ids = resolve_gpu_types([gpu], names)
         if len(ids) > 1:
             raise ConfigError(f"{gpu!r} matches {len(ids)} GPU types ({', '.join(ids[:6])}"
-                              f"{', ...' if len(ids) > 6 else ''}); give one exactly", key="gpu")
+                              f"{', ...' if len(ids) > 6 else ''}); give one exactly"
+                              + (" or choose a market with --market" if market_filter(market) is None else ""),
+                              key="gpu")
         gpu_id = ids[0]
-        spans = [s for s in store.market_spans() if s["gpu_type_id"] == gpu_id
+        spans = [s for s in store.market_spans(market_filter(market)) if s["gpu_type_id"] == gpu_id
                  and _cloud_filter(cloud) in (None, s["cloud"]) and gpu_count in (None, s["gpu_count"])]
         if not spans:
             raise click.ClickException(f"no price history of {gpu_id} in {db_path} (for these filters); "
                                        f"{_EMPTY_HINT}")
         rows = []
+        several = any(s["market"] != "runpod" for s in spans)
         for span in spans:
-            series = store.floor_series(gpu_id, span["cloud"], span["gpu_count"], since=start, until=end)
+            series = store.floor_series(gpu_id, span["cloud"], span["gpu_count"], since=start, until=end,
+                                        market=span["market"])
             if len(series):
-                rows.append(_summary(series))
+                rows.append(({"market": span["market"]} if several else {}) | _summary(series))
     if not rows:
         first, last = min(s["first_ts"] for s in spans), max(s["last_ts"] for s in spans)
         raise click.ClickException(f"no samples of {gpu_id} since {to_iso(start) if start else 'the start'}; its "
@@ -262,9 +351,10 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     if fmt == "table":
         window = f"since {to_iso(start)}" if start else "all history"
         click.echo(f"{gpu_id}: spot floor, USD per GPU-hour, {window}.")
-        emit_rows(rows, ["cloud", "gpu_count", "samples", "from", "to", "min", "median", "p90", "max",
+        lead = ["market"] if "market" in rows[0] else []
+        emit_rows(rows, [*lead, "cloud", "gpu_count", "samples", "from", "to", "min", "median", "p90", "max",
                          "spot_available_pct", "on_demand"], fmt,
-                  headers=["cloud", "GPUs", "samples", "from", "to", "min", "median", "p90", "max",
+                  headers=[*lead, "cloud", "GPUs", "samples", "from", "to", "min", "median", "p90", "max",
                            "spot available %", "on-demand"])
     else:
         emit_rows(rows, list(rows[0]), fmt)
@@ -321,14 +411,14 @@ class _Tally:
     """Counts what streams past on its way into the store."""
 
     def __init__(self) -> None:
-        self.markets: set[tuple[str, str, int]] = set()
+        self.markets: set[tuple[Any, ...]] = set()
         self.types: set[str] = set()
         self.first = datetime.max.replace(tzinfo=UTC)
         self.last = datetime.min.replace(tzinfo=UTC)
 
     def count(self, quotes: Iterable[PriceQuote]) -> Iterator[PriceQuote]:
         for q in quotes:
-            self.markets.add((q.gpu_type_id, q.cloud, q.gpu_count))
+            self.markets.add(q.key)
             self.types.add(q.gpu_type_id)
             self.first, self.last = min(self.first, q.ts), max(self.last, q.ts)
             yield q
@@ -340,14 +430,17 @@ class _Tally:
 @click.option("--until", default=None, metavar="WHEN",
               help="Only before this: an ISO 8601 time or a duration before now (default: no end).")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="Only this GPU type (repeatable).")
-@click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
+@click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write to this file (written whole or not at all) instead of stdout.")
+@market_option("any", _MARKET_HELP)
 @db_option
 def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: str, gpu_count: int | None,
-           output: str | None, db_path: str) -> None:
+           output: str | None, market: str, db_path: str) -> None:
     """Write price history as a trace CSV (format: docs/traces.md), for another machine or a backtest.
+
+    The trace has a `market` column only when it holds rows of a market other than RunPod.
     """
     from bidder.traces import write_trace
 
@@ -355,16 +448,21 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
     start = parse_since(since, now)
     end = parse_when(until, now, "--until")
     with _open(db_path) as store:
-        wanted = _gpu_filter(store, gpus)
-        quotes = store.iter_prices(wanted, _cloud_filter(cloud), gpu_count, start, end)
+        chosen = market_filter(market)
+        wanted = _gpu_filter(store, gpus, chosen)
+        # Streamed, so ask first whether any non-RunPod row is in the selection (then the column is needed).
+        with_market = any(
+            next(iter(store.iter_prices(wanted, _cloud_filter(cloud), gpu_count, start, end, market=other)), None)
+            is not None for other in store.market_names() if other != "runpod" and chosen in (None, other))
+        quotes = store.iter_prices(wanted, _cloud_filter(cloud), gpu_count, start, end, market=chosen)
         if output is None:
-            count = write_trace(quotes, sys.stdout)
+            count = write_trace(quotes, sys.stdout, market=with_market)
         else:
             target = Path(output)
             fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", suffix=".part")
             try:
                 with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-                    count = write_trace(quotes, handle)
+                    count = write_trace(quotes, handle, market=with_market)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

@@ -18,24 +18,31 @@ from bidder.models import parse_tolerance
 from bidder.units import parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
+    "CLOUD_CHOICE",
     "DEFAULT_API_URL",
     "DEFAULT_DB",
+    "DEFAULT_VAST_URL",
     "DURATION",
     "HOURS_HELP",
     "INT_LIST",
+    "MARKET_CHOICES",
     "TOLERANCE",
     "api_options",
     "db_option",
     "emit_rows",
     "format_option",
+    "market_option",
     "parse_when",
     "resolve_api_key",
+    "resolve_vast_api_key",
+    "vast_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_API_URL = "https://api.runpod.io/graphql"
 DEFAULT_DB = "data/bidder.db"
+DEFAULT_VAST_URL = "https://console.vast.ai"
 USER_CONFIG = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "bidder" / "config.toml"
 
 
@@ -121,6 +128,50 @@ def resolve_api_key(explicit: str | None = None) -> str | None:
         if isinstance(key, str) and key:
             return key
     return None
+
+
+def resolve_vast_api_key(explicit: str | None = None) -> str | None:
+    """Vast's API key: VAST_API_KEY, else `vast_api_key` in ~/.config/bidder/config.toml, else None.
+
+    Like RunPod's key, it only ever travels in the Authorization header.
+    """
+    if explicit:
+        return explicit
+    from_env = os.environ.get("VAST_API_KEY")
+    if from_env:
+        return from_env
+    if USER_CONFIG.is_file():
+        try:
+            data = tomllib.loads(USER_CONFIG.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise click.ClickException(f"cannot read {USER_CONFIG}: {exc}") from None
+        key = data.get("vast_api_key")
+        if isinstance(key, str) and key:
+            return key
+    return None
+
+
+def vast_options(func: F) -> F:
+    """--vast-url (or VAST_URL, as Vast's own CLI). The key comes from VAST_API_KEY or the config file."""
+    return click.option(
+        "--vast-url",
+        envvar="VAST_URL",
+        default=DEFAULT_VAST_URL,
+        show_default=True,
+        help="Vast's API base URL, or an emulator's from `bidder sim serve` (env VAST_URL).",
+    )(func)
+
+
+#: `--cloud` values: RunPod's clouds, Vast's tiers, or any.
+CLOUD_CHOICE = click.Choice(["secure", "community", "verified", "unverified", "any"], case_sensitive=False)
+
+#: `--market` values: one market, or every one ("any").
+MARKET_CHOICES = ("runpod", "vast", "any")
+
+
+def market_option(default: str, help: str) -> Callable[[F], F]:
+    return click.option("--market", type=click.Choice(MARKET_CHOICES, case_sensitive=False), default=default,
+                        show_default=True, help=help)
 
 
 def api_options(func: F) -> F:

@@ -17,6 +17,7 @@ import click
 
 from bidder.cli import main
 from bidder.cli.common import (
+    CLOUD_CHOICE,
     DURATION,
     HOURS_HELP,
     TOLERANCE,
@@ -24,6 +25,7 @@ from bidder.cli.common import (
     db_option,
     emit_rows,
     format_option,
+    market_option,
     resolve_api_key,
 )
 from bidder.collector import collect_once
@@ -98,7 +100,7 @@ def decision_dict(d: Decision) -> dict[str, Any]:
             "bid_per_gpu": d.bid_per_gpu, "expected_cost_per_hour": d.expected_cost_per_hour,
             "expected_interruptions_per_day": d.expected_interruptions_per_day,
             "expected_total_cost": d.expected_total_cost, "expected_completion_hours": d.expected_completion_hours,
-            "act_below": d.act_below, "reasons": list(d.reasons)}
+            "act_below": d.act_below, "reasons": list(d.reasons), "market": d.market}
 
 
 def _plan_line(d: Decision) -> str:
@@ -146,8 +148,8 @@ def _print_requests(result: LaunchResult) -> None:
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
               help="Any GPU type with at least this much VRAM (instead of --gpu).")
 @click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True, help="GPUs in the pod.")
-@click.option("--cloud", type=click.Choice(["any", "secure", "community"], case_sensitive=False), default="any",
-              show_default=True)
+@click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True)
+@market_option("any", "Which market: runpod, vast, or any (the cheapest plan over the markets with history).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day accepted: none, low, medium, high or a number.")
 @click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
@@ -198,7 +200,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     with Store.open(db_path) as store, _client(api_url, retries) as client:
         counts = sorted({1, config.job.gpu_count})
         collect_once(client, store, now=now, gpu_counts=counts)
-        quotes = store.latest_quotes()
+        quotes = store.latest_quotes("runpod")  # the snapshot just taken
         spot_note = None
         if any(q.uninterruptable_price for q in quotes) and not any(q.minimum_bid_price for q in quotes):
             spot_note = ("no GPU type shows a spot price: RunPod no longer offers spot (interruptable) pods "

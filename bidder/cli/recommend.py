@@ -15,6 +15,7 @@ import click
 
 from bidder.cli import main
 from bidder.cli.common import (
+    CLOUD_CHOICE,
     DURATION,
     HOURS_HELP,
     TOLERANCE,
@@ -22,6 +23,7 @@ from bidder.cli.common import (
     db_option,
     emit_rows,
     format_option,
+    market_option,
     resolve_api_key,
 )
 from bidder.errors import ApiError
@@ -37,7 +39,6 @@ Examples:
   bidder recommend --min-vram 48 --gpus 2 --keep-running --max-price 0.5 --format json
 """
 
-_CLOUD = click.Choice(["secure", "community", "any"], case_sensitive=False)
 
 
 def decision_dict(d: Decision) -> dict[str, Any]:
@@ -53,6 +54,7 @@ def decision_dict(d: Decision) -> dict[str, Any]:
         "expected_total_cost": d.expected_total_cost,
         "expected_completion_hours": d.expected_completion_hours,
         "reasons": list(d.reasons),
+        "market": d.market,
     }
 
 
@@ -86,7 +88,9 @@ def _refresh(store: Store, api_url: str, gpus: int, now: datetime) -> str | None
               help="Any GPU type with at least this much VRAM (instead of --gpu).")
 @click.option("--gpus", "gpu_count", type=click.IntRange(min=1), default=1, show_default=True,
               help="GPUs per pod.")
-@click.option("--cloud", type=_CLOUD, default="any", show_default=True, help="Which cloud.")
+@click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True,
+              help="Which cloud (RunPod: secure, community) or tier (Vast: verified, unverified).")
+@market_option("any", "Which market: runpod, vast, or any (the cheapest plan over the markets with history).")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
               help=f"{HOURS_HELP} (a batch job).")
 @click.option("--keep-running", is_flag=True, help="A service with no end: optimise cost per hour.")
@@ -106,7 +110,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now: datetime) -> str | None
 @format_option("table", "json")
 @db_option
 @api_options
-def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int, cloud: str, hours: float | None,
+def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int, cloud: str, market: str,
+              hours: float | None,
               keep_running: bool, deadline: Any, max_price: float | None, budget: float | None, tolerance: float,
               restart_overhead: Any, min_savings: float, refresh: bool, now_text: str | None, fmt: str,
               db_path: str, api_url: str) -> None:
@@ -117,7 +122,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     budget, deadline and interruption tolerance, with the alternatives it weighed and why.
     """
     from bidder.advisor import advise
-    from bidder.cli.collect import resolve_gpu_types
+    from bidder.cli.collect import gpu_names, market_filter, resolve_gpu_types
 
     if hours is None and not keep_running:
         raise click.UsageError("give the work with --hours N, or --keep-running for a service")
@@ -141,11 +146,11 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
                 notes.append(note)
         gpu_types: tuple[str, ...] = ()
         if gpus_named:
-            gpu_types = tuple(resolve_gpu_types(gpus_named, store.gpu_type_names()))
+            gpu_types = tuple(resolve_gpu_types(gpus_named, gpu_names(store, market_filter(market))))
         job = JobSpec(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
                       work_hours=hours, keep_running=keep_running,
                       deadline=None if deadline is None else now + deadline,
-                      restart_overhead_hours=restart_overhead.total_seconds() / 3600.0)
+                      restart_overhead_hours=restart_overhead.total_seconds() / 3600.0, market=market.lower())
         policy = Policy(max_price=max_price, budget=budget, tolerance=tolerance, min_savings=min_savings)
         decision, info = advise(store, job, policy, now)
     finally:
@@ -166,7 +171,8 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
 
 
 def _headline(d: Decision) -> str:
-    where = f"{d.gpu_type_id} ({d.cloud}) x{d.gpu_count}"
+    where = f"{d.gpu_type_id} ({d.cloud}) x{d.gpu_count}" + (f" on {d.market}" if d.market not in (None, "runpod")
+                                                            else "")
     if d.action == "spot":
         return f"SPOT  {where}, bid ${d.bid_per_gpu:.4f} per GPU-hour"
     if d.action == "on_demand":
@@ -202,9 +208,13 @@ def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool) -
         click.echo("")
         click.echo("Alternatives weighed (best first; bid = spot bid, or for wait the floor it waits for):")
         rows = [_row("*", d)] + [_row(i, a) for i, a in enumerate(d.alternatives, start=1)]
-        emit_rows(rows, ("rank", "action", "gpu", "cloud", "bid", "cost_h", "intr_day", "total", "done_h"), "table",
-                  headers=("#", "action", "gpu type", "cloud", "bid $", "$/useful h", "intr/day", "total $",
-                           "done h"))
+        # RunPod-only tables read as before; with another market in them, each row names its market.
+        lead = ("market",) if any(a.market not in (None, "runpod") for a in (d, *d.alternatives)) else ()
+        for row, a in zip(rows, (d, *d.alternatives), strict=True):
+            row["market"] = a.market
+        emit_rows(rows, (*lead, "rank", "action", "gpu", "cloud", "bid", "cost_h", "intr_day", "total", "done_h"),
+                  "table", headers=(*lead, "#", "action", "gpu type", "cloud", "bid $", "$/useful h", "intr/day",
+                                    "total $", "done h"))
         click.echo("")
         for i, a in enumerate(d.alternatives, start=1):
             click.echo(f"  {i}. {a.reasons[0] if a.reasons else ''}")

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from bidder.cli import main
-from bidder.cli.common import db_option, emit_rows, parse_when
+from bidder.cli.common import CLOUD_CHOICE, db_option, emit_rows, parse_when
 from bidder.errors import ConfigError
 from bidder.store import Store
 from bidder.units import parse_timestamp, to_iso
@@ -48,7 +48,6 @@ Example:
   bidder chart spend --job train --since all train.png
 """
 
-_CLOUD_CHOICE = click.Choice(["secure", "community", "any"], case_sensitive=False)
 _NO_PODS = ("launch one with `bidder launch --gpu NAME --image IMAGE`, or add jobs to bidder.toml and run "
             "`bidder tick` from cron (see the README)")
 _NO_PRICES = ("collect prices with `bidder collect` (every 5 minutes from cron, see the README) or load "
@@ -327,7 +326,8 @@ def _default_gpus(store: Store, pod_row: dict[str, Any] | None, gpu_count: int) 
     used = list(dict.fromkeys(p["gpu_type_id"] for p in store.managed_pods() if p["gpu_type_id"]))
     if used:
         return used[:_MAX_CHART_TYPES]
-    quotes = [q for q in store.latest_quotes() if q.gpu_count == gpu_count and q.minimum_bid_price is not None]
+    quotes = [q for q in store.latest_quotes("runpod")  # the charts show RunPod's clouds
+              if q.gpu_count == gpu_count and q.minimum_bid_price is not None]
     quotes.sort(key=lambda q: q.minimum_bid_price or 0.0)
     return list(dict.fromkeys(q.gpu_type_id for q in quotes))[:3]
 
@@ -348,7 +348,7 @@ def _resolve(store: Store, gpus: Sequence[str]) -> list[str]:
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
               help="GPU type (id, display name or part of one; repeatable). Default: the types bidder's pods "
                    "ran on, else the 3 cheapest spot floors now.")
-@click.option("--cloud", type=_CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
+@click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Prices quoted for pods of N GPUs.")
 @click.option("--pod", "pod_id", default=None, metavar="POD_ID",

@@ -74,7 +74,8 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
     """Run the emulator until Ctrl-C. The first line of output is its GraphQL URL.
 
     Point any bidder command at it with --api-url URL (or RUNPOD_API_URL) and RUNPOD_API_KEY set
-    to the printed key. Move its clock with: curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'.
+    to the printed key. The same port serves Vast's REST API (its base URL is printed last; use it
+    as --vast-url / VAST_URL with VAST_API_KEY set to the same key). Move its clock with: curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'.
 
     \b
     Example:
@@ -106,6 +107,7 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
         click.echo(f"Market: {'trace ' + str(trace) if trace else f'model, seed {seed}'}; spot {spot}; "
                    f"faults {emu.faults or 'off'}.")
         click.echo("Press Ctrl-C to stop.")
+        click.echo(f"Vast API (VAST_URL, same key): {emu.vast_url}")
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -127,11 +129,16 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
 @click.option("--gpu-type", "old_gpu_types", multiple=True, hidden=True)  # the old spelling of --gpu
 @click.option("--start", callback=_start, default=None, metavar="TIME",
               help="First timestamp, ISO 8601 (default 2026-01-01T00:00:00Z).")
+@click.option("--market", type=click.Choice(["runpod", "vast"]), default="runpod", show_default=True,
+              help="Which emulated market: RunPod's (clouds SECURE/COMMUNITY) or Vast's (tiers VERIFIED/UNVERIFIED).")
 def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[str, ...],
-              old_gpu_types: tuple[str, ...], start: datetime | None) -> None:
+              old_gpu_types: tuple[str, ...], start: datetime | None, market: str) -> None:
     """Write the emulator's market model, sampled on a grid, as a trace CSV (format: docs/traces.md).
 
-    The prices are those `bidder sim serve --seed SEED` quotes at the same instants.
+    The prices are those `bidder sim serve --seed SEED` quotes at the same instants. With
+    `--market vast`: one row per instant, Vast GPU name (--gpu 'RTX 4090'), GPU count and tier
+    (VERIFIED/UNVERIFIED, in the `cloud` column), the cheapest floor and on-demand price per GPU among
+    offers with reliability >= 0.95, and a `market` column (vast).
 
     \b
     Example:
@@ -145,12 +152,18 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
     step_s = int(step.total_seconds())  # type: ignore[attr-defined]
     if step_s < 1:
         raise click.BadParameter("the step must be at least 1 second", param_hint="--step")
+    if market == "vast":
+        from bidder.sim.vast_trace import write_vast_trace
+        from bidder.sim.vast_world import generate_vast_quotes
+        generate, write = generate_vast_quotes, write_vast_trace
+    else:
+        generate, write = generate_quotes, write_trace  # type: ignore[assignment]
     try:
-        quotes = generate_quotes(seed, days, step_s, gpu_types or None, start=start or DEFAULT_START)
+        quotes = generate(seed, days, step_s, gpu_types or None, start=start or DEFAULT_START)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--gpu") from None
     try:
-        count = write_trace(quotes, out)
+        count = write(quotes, out)
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
     click.echo(f"Wrote {count} rows to {out}.")

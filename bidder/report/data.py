@@ -302,7 +302,7 @@ class _OnDemand:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.markets = set(store.markets())
+        self.markets = set(store.markets("runpod"))  # the ledger's pods are RunPod's
         self._cache: dict[tuple[str, str, int], _Step] = {}
 
     def market_for(self, gpu_type_id: str, cloud: str, gpu_count: int) -> tuple[str, str, int] | None:
@@ -467,8 +467,8 @@ def market_summary(store: Store, since: datetime | None = None, until: datetime 
     without a sample in the period are left out."""
     chosen = list(dict.fromkeys(markets)) if markets is not None else store.markets()
     out = []
-    for gpu_type_id, cloud, gpu_count in chosen:
-        series = store.floor_series(gpu_type_id, cloud, gpu_count, since=since, until=until)
+    for key in chosen:
+        series = store.series_of(key, since=since, until=until)
         if len(series):
             out.append(_summarise(series))
     return out

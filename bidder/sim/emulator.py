@@ -11,6 +11,9 @@ Spot can be retired in two stages, as RunPod is doing: `spot_enabled=False` (or
 `spot_fields=False` also removes the spot price fields (minimumBidPrice, secure/communitySpotPrice)
 from the schema, so a price query that still asks for them gets HTTP 400.
 
+The same server speaks Vast's REST API (`vast_url`, `vast`: the `VastWorld`) with the same key
+and clock; `spot_enabled` is RunPod's alone.
+
 Time moves only through `advance` (or `POST /sim/advance`), unless `speed` is given: then a pacer
 moves it by `speed` market seconds per real second (for `bidder sim serve --speed N`).
 """
@@ -26,6 +29,7 @@ from bidder.errors import ConfigError
 from bidder.sim.clock import Pacer
 from bidder.sim.faults import FaultInjector, FaultSpec
 from bidder.sim.server import EmulatorHTTPServer
+from bidder.sim.vast_world import VastWorld
 from bidder.sim.world import World
 
 __all__ = ["TEST_API_KEY", "Emulator"]
@@ -50,7 +54,7 @@ class Emulator:
                  trace: str | Path | None = None, faults: FaultSpec | str | None = None,
                  spot_enabled: bool = True, *, port: int = 0, speed: float | None = None,
                  reclaim_rate_per_hour: float = 0.01, client_balance: float = 1000.0,
-                 spend_limit: float = 80.0, spot_fields: bool = True) -> None:
+                 spend_limit: float = 80.0, spot_fields: bool = True, vast_machines: int = 300) -> None:
         if not api_key:
             raise ConfigError("the emulator needs a non-empty API key to accept", key="api_key")
         if speed is not None and not speed > 0:
@@ -61,6 +65,7 @@ class Emulator:
         self.speed = speed
         self.world = World(seed=seed, start=start, trace=trace, reclaim_rate_per_hour=reclaim_rate_per_hour,
                            client_balance=client_balance, spend_limit=spend_limit)
+        self.vast = VastWorld(seed, lambda: self.world.now_s, self.world.lock, machines=vast_machines)
         self.fault_injector: FaultInjector | None = None
         self.set_faults(faults)
         self.set_spot_enabled(spot_enabled, fields=spot_fields)
@@ -111,6 +116,11 @@ class Emulator:
         if self._server is None:
             raise RuntimeError("the emulator is not running: use `with Emulator() as emu:` or emu.start()")
         return self._server.url
+
+    @property
+    def vast_url(self) -> str:
+        """Vast's base URL (http://127.0.0.1:PORT): give it to VastClient(url=...) or VAST_URL."""
+        return self.url.removesuffix("/graphql")
 
     @property
     def base_url(self) -> str:

@@ -4,6 +4,7 @@
                        wrong key -> 401, no key -> anonymous (gpuTypes readable, myself null,
                        pod queries and mutations refused), malformed document or unknown field
                        -> 400, business refusals -> 200 with `errors`.
+    /api/v0/..., /api/v1/instances/   Vast's REST API (`vast_routes`): same key, same clock
     POST /sim/advance  {"seconds": N} -> {"now": iso}   (moves the virtual clock)
     GET  /sim/now      -> {"now": iso}
 
@@ -26,8 +27,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute_sync, parse, validate
 
+from bidder.sim import vast_routes
 from bidder.sim.faults import FaultInjector
 from bidder.sim.resolvers import CREATE_MUTATIONS, build_schema, context_for
+from bidder.sim.vast_world import VastWorld
 from bidder.sim.world import World
 from bidder.units import to_iso
 
@@ -50,6 +53,7 @@ class ServedEmulator(Protocol):
 
     api_key: str
     world: World
+    vast: VastWorld
     fault_injector: FaultInjector | None
 
     @property
@@ -125,7 +129,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes --------------------------------------------------------------------------------
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        if path == "/sim/now":
+        if vast_routes.is_vast_path(path):
+            self._vast_safely("GET", b"")
+        elif path == "/sim/now":
             self._json(200, {"now": to_iso(self.server.emulator.now)})
         elif path == "/graphql":
             self._errors(405, "use POST for /graphql")
@@ -140,7 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._errors(400, str(exc))
             return
         try:
-            if path == "/graphql":
+            if vast_routes.is_vast_path(path):
+                self._vast("POST", body)
+            elif path == "/graphql":
                 self._graphql(body)
             elif path == "/sim/advance":
                 self._advance(body)
@@ -148,6 +156,60 @@ class _Handler(BaseHTTPRequestHandler):
                 self._errors(404, f"no route {path}")
         except _Drop:
             self._drop()
+
+    def do_PUT(self) -> None:
+        self._vast_with_body("PUT")
+
+    def do_DELETE(self) -> None:
+        self._vast_with_body("DELETE")
+
+    def _vast_with_body(self, method: str) -> None:
+        path = urlsplit(self.path).path
+        if not vast_routes.is_vast_path(path):
+            self._errors(404, f"no route {method} {path}")
+            return
+        body = b""
+        if self.headers.get("Content-Length") not in (None, "0"):
+            try:
+                body = self._body()
+            except ValueError as exc:
+                self._json(400, {"success": False, "error": "invalid_args", "msg": str(exc)})
+                return
+        self._vast_safely(method, body)
+
+    def _vast_safely(self, method: str, body: bytes) -> None:
+        try:
+            self._vast(method, body)
+        except _Drop:
+            self._drop()
+
+    def _vast(self, method: str, body: bytes) -> None:
+        """Vast's REST routes: faults as Vast shows them (429 without Retry-After), then auth."""
+        emu = self.server.emulator
+        parts = urlsplit(self.path)
+        injector = emu.fault_injector
+        fault = injector.draw() if injector is not None else None
+        if fault == "429":
+            self._json(429, {"detail": vast_routes.RATE_LIMIT_TEXT})
+            return
+        if fault in ("500", "internal"):
+            self._json(500, {"success": False, "error": "server_error", "msg": "Internal Server Error"})
+            return
+        if fault == "drop":
+            raise _Drop
+        if fault == "timeout":
+            self.server.stopping.wait(injector.spec.timeout_delay)  # type: ignore[union-attr]
+            if self.server.stopping.is_set():
+                raise _Drop
+        authenticated = self._auth()
+        if authenticated is None:
+            self._json(401, {"success": False, "error": "invalid_user_key", "msg": "Invalid API key."})
+            return
+        status, payload = vast_routes.answer(emu, method, parts.path, parse_qs(parts.query), body, authenticated)
+        if (injector is not None and status == 200 and vast_routes.is_create(method, parts.path)
+                and injector.lose_create()):
+            raise _Drop  # executed, but the answer is lost on the way
+        self._json(status, payload)
 
     def _advance(self, body: bytes) -> None:
         try:
@@ -311,3 +373,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/graphql"
+
+    @property
+    def vast_url(self) -> str:
+        """Vast's base URL on this server (the client appends /api/v0/...)."""
+        return f"http://127.0.0.1:{self.server_address[1]}"

@@ -14,8 +14,8 @@ in `sqlite3` or Datasette and sorts as text; `data/README.md` documents every ta
 Money is USD per GPU-hour unless a column name says otherwise.
 
 Modules: `schema` (versioned migrations), `base` (opening, transactions, the lock), `history`
-(prices, collections, catalogue), `aggregates` (time buckets and hour-of-week profiles computed by
-SQLite, for reports), `ledger` (actions, pods, observations, jobs, settings).
+(prices, collections, catalogue, Vast offers), `aggregates` (time buckets and hour-of-week profiles
+computed by SQLite, for reports), `ledger` (actions, pods, observations, jobs, settings).
 Exports (`__all__`): `Store`, the schema's constants, `FloorSeries`, `GpuTypeInfo`, `PriceBuckets`,
 `estimate_spend`.
 """

@@ -12,6 +12,7 @@ from datetime import datetime
 import numpy as np
 
 from bidder.errors import StoreError
+from bidder.models import DEFAULT_MARKET
 from bidder.store.base import StoreBase, _iso
 from bidder.store.history import _EPOCH
 
@@ -35,19 +36,20 @@ class PriceBuckets:
         return int(self.start.shape[0])
 
 
-def _where(gpu_type_id: str, cloud: str, gpu_count: int, since: datetime | None,
-           until: datetime | None) -> tuple[str, tuple[object, ...]]:
-    return ("gpu_type_id = ? AND cloud = ? AND gpu_count = ? AND ts >= ? AND ts < ?",
-            (gpu_type_id, cloud, int(gpu_count), _iso(since) if since else "", _iso(until) if until else "~"))
+def _where(gpu_type_id: str, cloud: str, gpu_count: int, since: datetime | None, until: datetime | None,
+           market: str) -> tuple[str, tuple[object, ...]]:
+    return ("market = ? AND gpu_type_id = ? AND cloud = ? AND gpu_count = ? AND ts >= ? AND ts < ?",
+            (market, gpu_type_id, cloud, int(gpu_count), _iso(since) if since else "", _iso(until) if until else "~"))
 
 
 class AggregateStore(StoreBase):
     """Time buckets and hour-of-week profiles of one market, computed by SQLite."""
 
     def price_buckets(self, gpu_type_id: str, cloud: str, gpu_count: int = 1, *, since: datetime | None = None,
-                      until: datetime | None = None, bucket_s: float = 3600.0) -> PriceBuckets:
+                      until: datetime | None = None, bucket_s: float = 3600.0,
+                      market: str = DEFAULT_MARKET) -> PriceBuckets:
         """The market's floor (max and min) and on-demand (mean) per `bucket_s` seconds."""
-        where, params = _where(gpu_type_id, cloud, gpu_count, since, until)
+        where, params = _where(gpu_type_id, cloud, gpu_count, since, until, market)
         size = max(1, int(bucket_s))
         sql = (f"SELECT ({_EPOCH} / {size}) * {size} AS b, coalesce(max(minimum_bid_price), -1.0), "
                "coalesce(min(minimum_bid_price), -1.0), coalesce(avg(uninterruptable_price), -1.0), "
@@ -59,11 +61,11 @@ class AggregateStore(StoreBase):
         return PriceBuckets(data["b"].copy(), *cols, data["s"].copy(), float(size))
 
     def discount_by_hour_of_week(self, gpu_type_id: str, cloud: str, gpu_count: int = 1, *,
-                                 since: datetime | None = None, until: datetime | None = None
-                                 ) -> tuple[np.ndarray, np.ndarray]:
+                                 since: datetime | None = None, until: datetime | None = None,
+                                 market: str = DEFAULT_MARKET) -> tuple[np.ndarray, np.ndarray]:
         """Mean spot discount (1 - floor / on-demand) per (weekday Monday=0, hour UTC): a 7 x 24 array
         (NaN where no sample had both prices), and the number of samples per cell."""
-        where, params = _where(gpu_type_id, cloud, gpu_count, since, until)
+        where, params = _where(gpu_type_id, cloud, gpu_count, since, until, market)
         # strftime('%w') counts from Sunday = 0; (w + 6) % 7 makes Monday 0
         sql = ("SELECT (CAST(strftime('%w', ts) AS INTEGER) + 6) % 7, CAST(strftime('%H', ts) AS INTEGER), "
                "avg(1.0 - minimum_bid_price / uninterruptable_price), count(*) FROM prices "

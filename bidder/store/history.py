@@ -1,9 +1,11 @@
 """The market-history half of `Store`: collector snapshots, trace imports, and the reads that
 statistics, `bidder prices` and `bidder history` need (tables gpu_types, prices, markets,
-collections)."""
+collections, offers). Every price key carries its market (`runpod` or `vast`); RunPod's market keys
+keep their three-part shape (`bidder.models.market_key`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sqlite3
@@ -15,30 +17,37 @@ from typing import Any
 import numpy as np
 
 from bidder.errors import StoreError
-from bidder.models import PriceQuote
+from bidder.models import DEFAULT_MARKET, MarketKey, PriceQuote, market_key
 from bidder.store.base import StoreBase, _flag, _from_row, _iso, _price
 from bidder.units import parse_timestamp
 
 __all__ = ["FloorSeries", "GpuTypeInfo", "HistoryStore"]
 
-_PRICE_COLUMNS = ("ts", "gpu_type_id", "cloud", "gpu_count", "minimum_bid_price", "uninterruptable_price",
-                  "stock_status", "available_gpu_counts", "max_unreserved_gpu_count", "list_spot_price",
-                  "list_on_demand_price")
+_PRICE_KEY = ("ts", "market", "gpu_type_id", "cloud", "gpu_count")
+_PRICE_COLUMNS = (*_PRICE_KEY, "minimum_bid_price", "uninterruptable_price", "stock_status",
+                  "available_gpu_counts", "max_unreserved_gpu_count", "list_spot_price", "list_on_demand_price",
+                  "offer_count")
+_PRICE_VALUES = _PRICE_COLUMNS[len(_PRICE_KEY):]
+_OFFER_COLUMNS = ("ts", "offer_id", "machine_id", "host_id", "gpu_name", "num_gpus", "gpu_ram_mb", "min_bid",
+                  "dph_total", "reliability", "verified", "storage_cost", "geolocation")
 _GPU_TYPE_COLUMNS = ("id", "display_name", "manufacturer", "memory_in_gb", "secure_cloud", "community_cloud",
                      "max_gpu_count", "secure_price", "community_price", "secure_spot_price",
                      "community_spot_price")
 
 _INSERT_PRICE = (
     f"INSERT INTO prices ({', '.join(_PRICE_COLUMNS)}) VALUES ({', '.join('?' * len(_PRICE_COLUMNS))}) "
-    "ON CONFLICT (ts, gpu_type_id, cloud, gpu_count) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _PRICE_COLUMNS[4:])
+    f"ON CONFLICT ({', '.join(_PRICE_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _PRICE_VALUES)
     # Only count a row as changed when a value differs: re-importing a trace changes nothing.
-    + " WHERE " + " OR ".join(f"{c} IS NOT excluded.{c}" for c in _PRICE_COLUMNS[4:])
+    + " WHERE " + " OR ".join(f"{c} IS NOT excluded.{c}" for c in _PRICE_VALUES)
 )
 _UPSERT_MARKET = (
-    "INSERT INTO markets (gpu_type_id, cloud, gpu_count, first_ts, last_ts) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (gpu_type_id, cloud, gpu_count) DO UPDATE SET "
+    "INSERT INTO markets (market, gpu_type_id, cloud, gpu_count, first_ts, last_ts) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (market, gpu_type_id, cloud, gpu_count) DO UPDATE SET "
     "first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)"
+)
+_INSERT_OFFER = (
+    f"INSERT OR REPLACE INTO offers ({', '.join(_OFFER_COLUMNS)}) VALUES ({', '.join('?' * len(_OFFER_COLUMNS))})"
 )
 
 
@@ -56,6 +65,7 @@ class FloorSeries:
     gpu_type_id: str = ""
     cloud: str = ""
     gpu_count: int = 1
+    market: str = DEFAULT_MARKET
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -90,9 +100,17 @@ def _counts_json(counts: tuple[int, ...]) -> str:
 
 def _quote_row(ts: str, quote: PriceQuote) -> tuple[Any, ...]:
     counts = _counts_json(tuple(quote.available_gpu_counts)) if quote.available_gpu_counts else None
-    return (ts, quote.gpu_type_id, quote.cloud, int(quote.gpu_count), _price(quote.minimum_bid_price),
-            _price(quote.uninterruptable_price), quote.stock_status, counts, quote.max_unreserved_gpu_count,
-            _price(quote.list_spot_price), _price(quote.list_on_demand_price))
+    return (ts, quote.market, quote.gpu_type_id, quote.cloud, int(quote.gpu_count),
+            _price(quote.minimum_bid_price), _price(quote.uninterruptable_price), quote.stock_status, counts,
+            quote.max_unreserved_gpu_count, _price(quote.list_spot_price), _price(quote.list_on_demand_price),
+            quote.offer_count)
+
+
+def _offer_row(ts: str, offer: Any) -> tuple[Any, ...]:
+    """A `bidder.vast.Offer` as an `offers` row: prices per instance, as Vast states them."""
+    return (ts, int(offer.id), int(offer.machine_id), offer.host_id, offer.gpu_name, int(offer.num_gpus),
+            offer.gpu_ram_mb, offer.min_bid, offer.dph_total, offer.reliability, _flag(offer.verified),
+            offer.storage_cost, offer.geolocation)
 
 
 
@@ -100,13 +118,21 @@ class HistoryStore(StoreBase):
     """Price history: written by the collector and `import-trace`, read by everything else."""
 
     # -- market history: writing ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction around several writes (a cycle over several markets): all or nothing."""
+        with self._write():
+            yield
+
     def record_collection(self, ts: datetime, quotes: Sequence[PriceQuote], *, duration_s: float,
-                          error: str | None = None, gpu_types: Sequence[Any] | None = None) -> int:
-        """Store one collector cycle in one transaction; returns the `collections` row id.
+                          error: str | None = None, gpu_types: Sequence[Any] | None = None,
+                          market: str = DEFAULT_MARKET, offers: Sequence[Any] | None = None) -> int:
+        """Store one market's collector cycle in one transaction; returns the `collections` row id.
 
         Every quote is stored at `ts` (a cycle's quotes share one timestamp). With `error`, only the
-        `collections` row is written (quotes and gpu_types are ignored): never part of a snapshot.
-        `gpu_types` (client GpuType objects or GpuTypeInfo) refresh the `gpu_types` table.
+        `collections` row is written (quotes, offers and gpu_types are ignored): never part of a
+        snapshot. `gpu_types` (client GpuType objects or GpuTypeInfo) refresh the `gpu_types` table;
+        `offers` (`bidder.vast.Offer`) go to the `offers` table. `market` names the collections row.
         A snapshot at the same `ts` as an earlier one replaces its rows (two collectors at once).
         """
         stamp = _iso(ts) or ""
@@ -117,14 +143,16 @@ class HistoryStore(StoreBase):
                     conn.executemany(_INSERT_PRICE, rows)
                 except sqlite3.IntegrityError as exc:
                     raise StoreError(f"a quote could not be stored: {exc}") from None
-                conn.executemany(_UPSERT_MARKET, {(r[1], r[2], r[3], stamp, stamp) for r in rows})
+                conn.executemany(_UPSERT_MARKET, {(r[1], r[2], r[3], r[4], stamp, stamp) for r in rows})
                 self._note_types(conn, quotes)
                 if gpu_types is not None:
                     self._upsert_gpu_types(conn, gpu_types, stamp)
+                if offers:
+                    conn.executemany(_INSERT_OFFER, [_offer_row(stamp, o) for o in offers])
             cursor = conn.execute(
-                "INSERT INTO collections (ts, duration_s, quotes, gpu_types, error) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO collections (ts, duration_s, quotes, gpu_types, error, market) VALUES (?, ?, ?, ?, ?, ?)",
                 (stamp, float(duration_s), 0 if error is not None else len(quotes),
-                 None if error is not None or gpu_types is None else len(gpu_types), error))
+                 None if error is not None or gpu_types is None else len(gpu_types), error, market))
             return int(cursor.lastrowid or 0)
 
     def import_quotes(self, quotes: Iterable[PriceQuote]) -> tuple[int, int]:
@@ -133,7 +161,7 @@ class HistoryStore(StoreBase):
         Returns (rows read, rows new or changed): importing the same rows again changes nothing.
         """
         total = changed = 0
-        spans: dict[tuple[str, str, int], tuple[str, str]] = {}
+        spans: dict[tuple[str, str, str, int], tuple[str, str]] = {}
         with self._write() as conn:
             before = conn.total_changes
             batch: list[tuple[Any, ...]] = []
@@ -141,7 +169,7 @@ class HistoryStore(StoreBase):
                 stamp = _iso(quote.ts) or ""
                 row = _quote_row(stamp, quote)
                 batch.append(row)
-                key = (row[1], row[2], row[3])
+                key = (row[1], row[2], row[3], row[4])
                 first, last = spans.get(key, (stamp, stamp))
                 spans[key] = (min(first, stamp), max(last, stamp))
                 if len(batch) >= 10_000:
@@ -177,41 +205,73 @@ class HistoryStore(StoreBase):
             "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns[1:]), rows)
 
     # -- market history: reading ------------------------------------------------------------------
-    def last_collection_ts(self, successful: bool = True) -> datetime | None:
-        """Time of the newest collector cycle (only those without error, by default)."""
-        where = "WHERE error IS NULL" if successful else ""
-        row = self._rows(f"SELECT max(ts) FROM collections {where}")[0]
+    def last_collection_ts(self, successful: bool = True, market: str | None = None) -> datetime | None:
+        """Time of the newest collector cycle (only those without error, by default; of one market)."""
+        clauses = (["error IS NULL"] if successful else []) + (["market = ?"] if market is not None else [])
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        row = self._rows(f"SELECT max(ts) FROM collections {where}", [market] if market is not None else [])[0]
         return parse_timestamp(row[0]) if row[0] else None
 
     def collections(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest collector cycles, newest first (ts, duration_s, quotes, gpu_types, error)."""
+        """The newest collector rows (one per market per cycle), newest first (ts, duration_s, quotes,
+        gpu_types, error, market)."""
         rows = self._rows("SELECT * FROM collections ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
         return [_from_row(r) for r in rows]
+
+    def offers_at(self, ts: datetime | None = None) -> list[dict[str, Any]]:
+        """The Vast offers stored by the cycle at `ts` (default: the newest), by offer id; prices per
+        instance, as Vast states them."""
+        stamp = _iso(ts) if ts is not None else self._rows("SELECT max(ts) FROM offers")[0][0]
+        if stamp is None:
+            return []
+        out = []
+        for r in self._rows("SELECT * FROM offers WHERE ts = ? ORDER BY offer_id", (stamp,)):
+            row = _from_row(r)
+            row["verified"] = None if row["verified"] is None else bool(row["verified"])
+            out.append(row)
+        return out
 
     def gpu_types_updated(self) -> datetime | None:
         """When the catalogue was last refreshed from `gpuTypes` (None: never)."""
         row = self._rows("SELECT max(updated) FROM gpu_types")[0]
         return parse_timestamp(row[0]) if row[0] else None
 
-    def latest_quotes(self) -> list[PriceQuote]:
-        """The newest snapshot: every row at the newest `ts` in `prices` (failed cycles write no rows)."""
-        row = self._rows("SELECT max(ts) FROM prices")[0]
-        if row[0] is None:
-            return []
-        return list(self._iter_prices("p.ts = ?", [row[0]], "p.gpu_type_id, p.cloud, p.gpu_count"))
+    def latest_quotes(self, market: str | None = None) -> list[PriceQuote]:
+        """The newest snapshot of each market (of `market` alone, if given): every row at that
+        market's newest `ts` in `prices` (failed cycles write no rows). RunPod's rows come first."""
+        names = [market] if market is not None else [r[0] for r in self._rows(
+            "SELECT DISTINCT market FROM markets ORDER BY market")]
+        out: list[PriceQuote] = []
+        for name in names:
+            # `markets.last_ts` is each market's newest prices.ts (kept by every write), read without a scan.
+            row = self._rows("SELECT max(last_ts) FROM markets WHERE market = ?", (name,))[0]
+            if row[0] is not None:
+                out.extend(self._iter_prices("p.market = ? AND p.ts = ?", [name, row[0]],
+                                             "p.gpu_type_id, p.cloud, p.gpu_count"))
+        return out
 
     def price_history(self, gpu_type_id: str | None = None, cloud: str | None = None,
                       gpu_count: int | None = None, since: datetime | None = None,
-                      until: datetime | None = None) -> list[PriceQuote]:
-        """Stored quotes matching the filters (since inclusive, until exclusive), ordered by time."""
-        return list(self.iter_prices(gpu_type_id, cloud, gpu_count, since, until))
+                      until: datetime | None = None, *, market: str | None = None) -> list[PriceQuote]:
+        """Stored quotes matching the filters (since inclusive, until exclusive), ordered by time;
+        `market` None = every market."""
+        return list(self.iter_prices(gpu_type_id, cloud, gpu_count, since, until, market=market))
 
     def iter_prices(self, gpu_type_id: str | Sequence[str] | None = None, cloud: str | None = None,
                     gpu_count: int | None = None, since: datetime | None = None,
-                    until: datetime | None = None) -> Iterator[PriceQuote]:
+                    until: datetime | None = None, *, market: str | None = None) -> Iterator[PriceQuote]:
         """Like price_history, streamed (for exports); `gpu_type_id` may be a list of ids."""
         clauses: list[str] = []
         params: list[Any] = []
+        if market is not None:
+            clauses.append("p.market = ?")
+            params.append(market)
+        elif gpu_type_id is not None:
+            # The market index leads with `market`: naming every market lets SQLite probe it per market
+            # instead of scanning the table.
+            names = self.market_names() or [DEFAULT_MARKET]
+            clauses.append(f"p.market IN ({', '.join('?' * len(names))})")
+            params.extend(names)
         if gpu_type_id is not None:
             ids = [gpu_type_id] if isinstance(gpu_type_id, str) else list(gpu_type_id)
             clauses.append(f"p.gpu_type_id IN ({', '.join('?' * len(ids))})")
@@ -226,7 +286,8 @@ class HistoryStore(StoreBase):
         if until is not None:
             clauses.append("p.ts < ?")
             params.append(_iso(until))
-        return self._iter_prices(" AND ".join(clauses) or "1", params, "p.ts, p.gpu_type_id, p.cloud, p.gpu_count")
+        return self._iter_prices(" AND ".join(clauses) or "1", params,
+                                 "p.ts, p.market, p.gpu_type_id, p.cloud, p.gpu_count")
 
     def _iter_prices(self, where: str, params: Sequence[Any], order: str) -> Iterator[PriceQuote]:
         sql = (f"SELECT p.*, g.display_name, g.memory_in_gb FROM prices p "
@@ -244,18 +305,18 @@ class HistoryStore(StoreBase):
                 else (),
                 max_unreserved_gpu_count=r["max_unreserved_gpu_count"], memory_in_gb=r["memory_in_gb"],
                 display_name=r["display_name"], list_spot_price=r["list_spot_price"],
-                list_on_demand_price=r["list_on_demand_price"])
+                list_on_demand_price=r["list_on_demand_price"], market=r["market"], offer_count=r["offer_count"])
 
     def floor_series(self, gpu_type_id: str, cloud: str, gpu_count: int = 1, since: datetime | None = None,
-                     until: datetime | None = None) -> FloorSeries:
+                     until: datetime | None = None, *, market: str = DEFAULT_MARKET) -> FloorSeries:
         """One market's floor and on-demand price as numpy arrays (since inclusive, until exclusive).
 
         Read straight from the cursor into a structured array; NULL prices become NaN.
         """
         sql = (f"SELECT {_EPOCH}, coalesce(minimum_bid_price, -1.0), "
-               "coalesce(uninterruptable_price, -1.0) FROM prices "
-               "WHERE gpu_type_id = ? AND cloud = ? AND gpu_count = ? AND ts >= ? AND ts < ? ORDER BY ts")
-        params = (gpu_type_id, cloud, int(gpu_count), _iso(since) if since else "",
+               "coalesce(uninterruptable_price, -1.0) FROM prices WHERE market = ? AND "
+               "gpu_type_id = ? AND cloud = ? AND gpu_count = ? AND ts >= ? AND ts < ? ORDER BY ts")
+        params = (market, gpu_type_id, cloud, int(gpu_count), _iso(since) if since else "",
                   _iso(until) if until else "~")  # "~" sorts after every ISO time
         cursor = self._conn.cursor()
         cursor.row_factory = None  # plain tuples: numpy reads them without a Python-level loop of ours
@@ -268,16 +329,31 @@ class HistoryStore(StoreBase):
         floor[floor < 0] = np.nan
         on_demand[on_demand < 0] = np.nan
         return FloorSeries(ts=data["t"].copy(), floor=floor, on_demand=on_demand,
-                           gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=int(gpu_count))
+                           gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=int(gpu_count), market=market)
 
-    def markets(self) -> list[tuple[str, str, int]]:
-        """(gpu_type_id, cloud, gpu_count) of every market with stored history."""
-        rows = self._rows("SELECT gpu_type_id, cloud, gpu_count FROM markets ORDER BY 1, 2, 3")
-        return [(r[0], r[1], int(r[2])) for r in rows]
+    def series_of(self, key: MarketKey, since: datetime | None = None,
+                  until: datetime | None = None) -> FloorSeries:
+        """`floor_series` of a key from `markets()` / `PriceQuote.key` (any market)."""
+        market = str(key[3]) if len(key) > 3 else DEFAULT_MARKET
+        return self.floor_series(key[0], key[1], int(key[2]), since=since, until=until, market=market)
 
-    def market_spans(self) -> list[dict[str, Any]]:
+    def markets(self, market: str | None = None) -> list[MarketKey]:
+        """The key of every market with stored history (`bidder.models.market_key`: RunPod's are
+        (gpu_type_id, cloud, gpu_count), others add their market name), RunPod's first."""
+        where, params = ("WHERE market = ?", [market]) if market is not None else ("", [])
+        rows = self._rows(f"SELECT market, gpu_type_id, cloud, gpu_count FROM markets {where} "
+                          "ORDER BY 1, 2, 3, 4", params)
+        return [market_key(r[1], r[2], int(r[3]), r[0]) for r in rows]
+
+    def market_names(self) -> list[str]:
+        """The markets (runpod, vast) with stored history."""
+        return [r[0] for r in self._rows("SELECT DISTINCT market FROM markets ORDER BY 1")]
+
+    def market_spans(self, market: str | None = None) -> list[dict[str, Any]]:
         """Every market with the first and last time it was seen (first_ts, last_ts as datetimes)."""
-        return [_from_row(r) for r in self._rows("SELECT * FROM markets ORDER BY 1, 2, 3")]
+        where, params = ("WHERE market = ?", [market]) if market is not None else ("", [])
+        return [_from_row(r) for r in self._rows(
+            f"SELECT * FROM markets {where} ORDER BY market, gpu_type_id, cloud, gpu_count", params)]
 
     def gpu_type_infos(self) -> list[GpuTypeInfo]:
         """The `gpu_types` table (the catalogue), ordered by id."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 __all__ = ["ACTION_KINDS", "ACTION_OUTCOMES", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Mutations the ledger records (issue 5), and the outcomes an action row can have.
 ACTION_KINDS: tuple[str, ...] = ("rent_spot", "bid_resume", "deploy_on_demand", "resume", "stop", "terminate")
 ACTION_OUTCOMES: tuple[str, ...] = ("pending", "ok", "error", "dry_run")
 
-# Version 1: market history. Version 2: the executor's ledger.
+# Version 1: market history. Version 2: the executor's ledger. Version 3: the market (runpod | vast)
+# in every price key, Vast's offers, offer counts, and the market of each collection row.
 MIGRATIONS: dict[int, str] = {
     1: """
 CREATE TABLE gpu_types (
@@ -129,5 +130,65 @@ CREATE TABLE settings (
     value TEXT,
     updated TEXT
 );
+""",
+    # SQLite cannot change a primary key in place: prices and markets are rebuilt with `market` in
+    # their keys; every existing row is RunPod's (the only market before version 3).
+    3: """
+ALTER TABLE prices RENAME TO prices_v2;
+CREATE TABLE prices (
+    ts TEXT NOT NULL,
+    market TEXT NOT NULL DEFAULT 'runpod',
+    gpu_type_id TEXT NOT NULL,
+    cloud TEXT NOT NULL,
+    gpu_count INTEGER NOT NULL,
+    minimum_bid_price REAL,
+    uninterruptable_price REAL,
+    stock_status TEXT,
+    available_gpu_counts TEXT,
+    max_unreserved_gpu_count INTEGER,
+    list_spot_price REAL,
+    list_on_demand_price REAL,
+    offer_count INTEGER,
+    PRIMARY KEY (ts, market, gpu_type_id, cloud, gpu_count)
+) WITHOUT ROWID;
+INSERT INTO prices (ts, market, gpu_type_id, cloud, gpu_count, minimum_bid_price, uninterruptable_price,
+    stock_status, available_gpu_counts, max_unreserved_gpu_count, list_spot_price, list_on_demand_price)
+    SELECT ts, 'runpod', gpu_type_id, cloud, gpu_count, minimum_bid_price, uninterruptable_price,
+    stock_status, available_gpu_counts, max_unreserved_gpu_count, list_spot_price, list_on_demand_price
+    FROM prices_v2;
+DROP TABLE prices_v2;
+CREATE INDEX prices_market_ts ON prices (market, gpu_type_id, cloud, gpu_count, ts, minimum_bid_price,
+    uninterruptable_price);
+ALTER TABLE markets RENAME TO markets_v2;
+CREATE TABLE markets (
+    market TEXT NOT NULL DEFAULT 'runpod',
+    gpu_type_id TEXT NOT NULL,
+    cloud TEXT NOT NULL,
+    gpu_count INTEGER NOT NULL,
+    first_ts TEXT NOT NULL,
+    last_ts TEXT NOT NULL,
+    PRIMARY KEY (market, gpu_type_id, cloud, gpu_count)
+);
+INSERT INTO markets (market, gpu_type_id, cloud, gpu_count, first_ts, last_ts)
+    SELECT 'runpod', gpu_type_id, cloud, gpu_count, first_ts, last_ts FROM markets_v2;
+DROP TABLE markets_v2;
+ALTER TABLE collections ADD COLUMN market TEXT NOT NULL DEFAULT 'runpod';
+CREATE TABLE offers (
+    ts TEXT NOT NULL,
+    offer_id INTEGER NOT NULL,
+    machine_id INTEGER NOT NULL,
+    host_id INTEGER,
+    gpu_name TEXT NOT NULL,
+    num_gpus INTEGER NOT NULL,
+    gpu_ram_mb INTEGER,
+    min_bid REAL,
+    dph_total REAL,
+    reliability REAL,
+    verified INTEGER,
+    storage_cost REAL,
+    geolocation TEXT,
+    PRIMARY KEY (ts, offer_id)
+) WITHOUT ROWID;
+CREATE INDEX offers_machine ON offers (machine_id, num_gpus, ts);
 """,
 }

@@ -1,0 +1,122 @@
+"""The one place where Vast's answers become bidder errors (httpx exceptions: `bidder.runpod.errors_map.from_httpx`).
+
+    HTTP 401 / 403                                  -> AuthError
+    HTTP 429 (no Retry-After from Vast)             -> RateLimited(retry_after = the client's computed back-off)
+    HTTP 5xx, 408, a body that is not JSON          -> TransportError(maybe_executed=True)
+    error "no_such_instance" (any status)           -> PodNotFound
+    error "no_such_ask", HTTP 404 / 410             -> NoCapacity
+    error "invalid_args" / "invalid_price", HTTP 400 -> GraphQLError (the generic API refusal)
+    a 200 with "success": false                     -> by its error code, as above
+
+Vast's error bodies look like `{"success": false, "error": "no_such_ask", "msg": "..."}` [docs for
+the codes; vast-cli reads `msg`]; rate limits like `{"detail": "API requests too frequent ..."}`.
+Messages carry the operation, the status and Vast's own text, scrubbed of the key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from bidder.errors import (
+    ApiError,
+    AuthError,
+    GraphQLError,
+    NoCapacity,
+    PodNotFound,
+    RateLimited,
+    TransportError,
+)
+from bidder.runpod.errors_map import scrub
+
+__all__ = [
+    "NOT_FOUND_CODES",
+    "NO_CAPACITY_CODES",
+    "classify",
+    "decode_response",
+    "error_fields",
+    "unexpected",
+]
+
+#: Error codes meaning "this offer cannot be rented now" [docs].
+NO_CAPACITY_CODES = frozenset({"no_such_ask"})
+#: Error codes meaning "no such instance" [docs].
+NOT_FOUND_CODES = frozenset({"no_such_instance"})
+_KEY_HINT = "check VAST_API_KEY"
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def error_fields(body: Any) -> tuple[str | None, str | None]:
+    """(error code, human text) of a Vast error body; (None, None) when it has neither."""
+    if not isinstance(body, Mapping):
+        return None, None
+    code = body.get("error")
+    text = body.get("msg") or body.get("message") or body.get("detail")
+    return (str(code) if code is not None and not isinstance(code, bool) else None,
+            str(text) if text is not None else None)
+
+
+def classify(operation: str, status: int | None, code: str | None, text: str | None, *,
+             instance_id: int | None = None, secret: str | None = None) -> ApiError:
+    """The bidder error for a Vast refusal (see the module docstring)."""
+    said = "; ".join(scrub(part, secret) for part in (code, text) if part) or "no details"
+    message = f"{operation}: {said}" + (f" (HTTP {status})" if status else "")
+    kwargs: dict[str, Any] = {"operation": operation, "status": status,
+                              "messages": (scrub(text, secret),) if text else (), "codes": (code,)}
+    if code in NOT_FOUND_CODES:
+        return PodNotFound(message, pod_id=None if instance_id is None else str(instance_id), **kwargs)
+    if code in NO_CAPACITY_CODES or (code is None and status in (404, 410)):
+        return NoCapacity(message, **kwargs)
+    return GraphQLError(message, **kwargs)
+
+
+def decode_response(response: httpx.Response, operation: str, *, instance_id: int | None = None,
+                    secret: str | None = None) -> Mapping[str, Any]:
+    """The JSON object of a successful answer; raises the bidder error of any other answer.
+
+    A 429 raises RateLimited with retry_after None: the client puts its own computed back-off
+    there before the error reaches the caller (Vast sends no Retry-After [docs]).
+    """
+    status = response.status_code
+    body = _json_or_none(response)
+    code, text = error_fields(body)
+    if status in (401, 403):
+        detail = f": {scrub(text, secret)}" if text else ""
+        raise AuthError(f"{operation}: Vast refused the key (HTTP {status}){detail}; {_KEY_HINT}",
+                        operation=operation, status=status)
+    if status == 429:
+        detail = f": {scrub(text, secret)}" if text else ""
+        raise RateLimited(f"{operation}: rate limited by Vast (HTTP 429){detail}", operation=operation)
+    if status >= 500 or status == 408:
+        detail = f": {scrub(text, secret)}" if text else ""
+        raise TransportError(f"{operation}: server error (HTTP {status}){detail}", operation=operation,
+                             status=status, maybe_executed=True)
+    if status >= 400:
+        if code is None and text is None and body is None:
+            text = scrub(response.text, secret) or None
+        raise classify(operation, status, code, text, instance_id=instance_id, secret=secret)
+    if status != 200 and status != 201:
+        raise TransportError(f"{operation}: unexpected HTTP {status} from Vast (is the URL Vast's console?)",
+                             operation=operation, status=status, maybe_executed=status >= 300)
+    if not isinstance(body, Mapping):
+        kind = response.headers.get("Content-Type", "no content type")
+        raise TransportError(f"{operation}: Vast answered HTTP {status} with a body that is not a JSON object "
+                             f"({kind})", operation=operation, status=status, maybe_executed=True)
+    if body.get("success") is False:
+        raise classify(operation, status, code, text, instance_id=instance_id, secret=secret)
+    return body
+
+
+def unexpected(operation: str, exc: Exception, secret: str | None = None) -> ApiError:
+    """A well-formed JSON answer of the wrong shape (Vast changed). Parsers name fields, never values."""
+    return ApiError(f"{operation}: unexpected answer from Vast: {scrub(str(exc), secret)}", operation=operation,
+                    status=200)

@@ -1,0 +1,203 @@
+"""RunPod and Vast history side by side in one database, through the real CLI (click's CliRunner):
+`prices`, `history`, `export`/`import-trace`, `recommend --market`, the `market` job key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.errors import ConfigError
+from bidder.jobs import job_from_values
+from bidder.models import PriceQuote
+from bidder.store import GpuTypeInfo, Store
+from bidder.units import to_iso
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+RP4090, A6000 = "NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000"
+CATALOGUE = [GpuTypeInfo(id=A6000, display_name="RTX A6000", memory_in_gb=48),
+             GpuTypeInfo(id=RP4090, display_name="RTX 4090", memory_in_gb=24)]
+# (market, gpu, tier, on-demand, calm floor)
+MARKETS = [("runpod", A6000, "COMMUNITY", 0.49, 0.23), ("runpod", RP4090, "COMMUNITY", 0.69, 0.35),
+           ("vast", "RTX 4090", "VERIFIED", 0.40, 0.20)]
+
+
+def fill(path: Path, markets=MARKETS, days: float = 3.0) -> None:
+    """5-minute snapshots over `days` up to NOW; the newest one arrives as a collector cycle writes it."""
+    rng = np.random.default_rng(0)
+    n = int(days * 288)
+    quotes = []
+    for market, gpu, tier, od, calm in markets:
+        floor = calm * rng.uniform(0.9, 1.1, n)
+        floor[rng.random(n) < 1 / 288] = od * 1.2
+        for i in range(n):
+            quotes.append(PriceQuote(ts=NOW - timedelta(minutes=5 * (n - 1 - i)), gpu_type_id=gpu, cloud=tier,
+                                     gpu_count=1, minimum_bid_price=round(float(floor[i]), 4),
+                                     uninterruptable_price=od, market=market,
+                                     memory_in_gb=24 if market == "vast" else None,
+                                     display_name=gpu if market == "vast" else None,
+                                     offer_count=12 if market == "vast" else None))
+    with Store.open(path) as store:
+        store.import_quotes([q for q in quotes if q.ts != NOW])
+        with store.transaction():
+            for market in sorted({m[0] for m in markets}):
+                store.record_collection(NOW, [q for q in quotes if q.ts == NOW and q.market == market],
+                                        duration_s=0.1, market=market,
+                                        gpu_types=CATALOGUE if market == "runpod" else None)
+
+
+@pytest.fixture(scope="module")
+def dbs(tmp_path_factory) -> tuple[Path, Path]:
+    """(both markets, RunPod alone) with the same RunPod rows."""
+    both, alone = tmp_path_factory.mktemp("both") / "b.db", tmp_path_factory.mktemp("alone") / "a.db"
+    fill(both)
+    fill(alone, [m for m in MARKETS if m[0] == "runpod"])
+    return both, alone
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_prices_shows_the_market_column_only_when_vast_is_in_it(dbs):
+    both, alone = dbs
+    mixed = run("prices", "--db", str(both))
+    assert mixed.exit_code == 0, mixed.output
+    header = mixed.output.splitlines()[1].split()
+    assert header[0] == "market" and header[-1] == "offers"
+    cheapest = mixed.output.splitlines()[3].split()
+    assert cheapest[:2] == ["vast", "RTX"] and cheapest[-1] == "12"
+    # --market runpod prints exactly what a RunPod-only database prints
+    only = run("prices", "--db", str(both), "--market", "runpod").output
+    assert only == run("prices", "--db", str(alone)).output.replace(str(alone), str(both))
+    assert "market" not in only
+    data = json.loads(run("prices", "--db", str(both), "--market", "vast", "--format", "json").output)
+    assert [(r["market"], r["gpu_type_id"], r["cloud"], r["offers"]) for r in data] == [
+        ("vast", "RTX 4090", "VERIFIED", 12)]
+    assert run("prices", "--db", str(alone), "--market", "vast").exit_code == 1
+
+
+def test_history_resolves_names_per_market(dbs):
+    both, _ = dbs
+    ambiguous = run("history", "RTX 4090", "--db", str(both), "--since", "all")
+    assert ambiguous.exit_code == 1 and "choose a market with --market" in ambiguous.output
+    vast = run("history", "RTX 4090", "--db", str(both), "--since", "all", "--market", "vast", "--format", "json")
+    assert vast.exit_code == 0, vast.output
+    [row] = json.loads(vast.output)
+    assert (row["market"], row["cloud"], row["samples"]) == ("vast", "VERIFIED", 864)
+    runpod = run("history", "RTX 4090", "--db", str(both), "--since", "all", "--market", "runpod", "--format", "json")
+    [row] = json.loads(runpod.output)
+    assert "market" not in row and row["cloud"] == "COMMUNITY"
+
+
+def test_export_adds_the_market_column_only_for_vast_rows_and_round_trips(dbs, tmp_path):
+    both, alone = dbs
+    runpod_only = run("export", "--db", str(both), "--market", "runpod").stdout
+    assert runpod_only == run("export", "--db", str(alone)).stdout  # byte-identical to a RunPod-only file
+    assert runpod_only.splitlines()[0] == "ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,gpu_count,stock_status"
+    assert run("export", "--db", str(both), "--gpu", "RTX A6000").stdout.splitlines()[0].endswith("stock_status")
+    out = tmp_path / "all.csv"
+    assert run("export", "--db", str(both), "-o", str(out)).exit_code == 0
+    assert out.read_text().splitlines()[0].endswith(",market")
+    again = tmp_path / "again.db"
+    imported = run("import-trace", str(out), "--db", str(again))
+    assert imported.exit_code == 0 and "3 markets" in imported.output
+    with Store.open(both) as a, Store.open(again) as b:
+        assert b.markets() == a.markets()
+        assert [(q.ts, q.market, q.gpu_type_id, q.minimum_bid_price) for q in b.price_history()] == [
+            (q.ts, q.market, q.gpu_type_id, q.minimum_bid_price) for q in a.price_history()]
+
+
+def test_recommend_ranks_across_markets_and_names_the_market(dbs):
+    both, _ = dbs
+    base = ["recommend", "--db", str(both), "--now", to_iso(NOW), "--min-vram", "24", "--hours", "40",
+            "--deadline", "3d", "--format", "json"]
+    anywhere = json.loads(run(*base).stdout)
+    decision = anywhere["decision"]
+    assert (decision["market"], decision["gpu_type"], decision["action"]) == ("vast", "RTX 4090", "spot")
+    assert "on Vast" in decision["reasons"][0]
+    assert {a["market"] for a in anywhere["alternatives"]} >= {"runpod"}
+    assert all(" on RunPod" in a["reasons"][0] for a in anywhere["alternatives"] if a["market"] == "runpod")
+    runpod = json.loads(run(*base, "--market", "runpod").stdout)["decision"]
+    assert runpod["market"] == "runpod" and "on RunPod" not in runpod["reasons"][0]  # RunPod alone reads as before
+    assert json.loads(run(*base, "--market", "vast", "--cloud", "verified").stdout)["decision"]["market"] == "vast"
+    none = run(*base[:-2], "--market", "vast", "--cloud", "secure")
+    assert none.exit_code == 1 and "on market vast" in none.output
+
+
+def test_the_market_job_key():
+    job = job_from_values("j", {"market": "Vast", "cloud": "verified", "image": "img", "hours": 2}).job
+    assert (job.market, job.cloud) == ("vast", "VERIFIED")
+    assert job_from_values("j", {"image": "img"}).job.market == "any"
+    with pytest.raises(ConfigError, match="market"):
+        job_from_values("j", {"market": "lambda", "image": "img"})
+
+
+def test_collect_vast_without_a_key_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAST_API_KEY", raising=False)
+    result = run("collect", "--market", "vast", "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 1 and "no Vast API key: set VAST_API_KEY" in result.output
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_the_runpod_executor_decides_among_runpods_quotes_and_refuses_vast(dbs, emulator):
+    from bidder.executor import Executor
+    from bidder.models import JobSpec, Policy
+    from bidder.runpod import RunPodClient
+    from bidder.sim import TEST_API_KEY
+
+    both, _ = dbs
+    job = JobSpec(min_vram_gb=24, work_hours=40, deadline=NOW + timedelta(days=3))
+    with Store.open(both) as store, RunPodClient(api_key=TEST_API_KEY, url=emulator.url) as client:
+        ex = Executor(client, store, dry_run=True)
+        assert ex.decide(job, Policy(), NOW).market == "runpod"  # Vast is cheaper here, but not actionable
+        with pytest.raises(ConfigError, match="cannot act on market 'vast'"):
+            ex.decide(replace(job, market="vast"), Policy(), NOW)
+
+
+def test_a_market_whose_snapshot_is_stale_is_left_out_of_decisions(tmp_path):
+    path = tmp_path / "stale.db"
+    fill(path)
+    later = NOW + timedelta(days=2)
+    with Store.open(path) as store:  # RunPod goes on being collected, Vast stopped two days ago
+        store.record_collection(later, [PriceQuote(ts=later, gpu_type_id=RP4090, cloud="COMMUNITY", gpu_count=1,
+                                                   minimum_bid_price=0.35, uninterruptable_price=0.69)],
+                                duration_s=0.1)
+    result = run("recommend", "--db", str(path), "--now", to_iso(later), "--min-vram", "24", "--hours", "4",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {d["market"] for d in [data["decision"], *data["alternatives"]]} == {"runpod"}
+
+
+def test_collect_reads_the_vast_filters_from_bidder_toml(tmp_path):
+    from bidder.jobs import collect_settings, load_config
+
+    assert collect_settings(tmp_path / "none.toml") == {"vast_verified_only": True, "vast_min_reliability": 0.95}
+    path = tmp_path / "bidder.toml"
+    path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\n[jobs.x]\nimage = 1\n")
+    assert collect_settings(path) == {"vast_verified_only": False, "vast_min_reliability": 0.9}  # job typo ignored
+    path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\n")
+    config = load_config(path)
+    assert (config.vast_verified_only, config.vast_min_reliability) == (False, 0.9)
+    path.write_text("vast_min_reliability = 95\n")
+    with pytest.raises(ConfigError, match="vast_min_reliability = 95: must be a reliability score from 0 to 1"):
+        collect_settings(path)
+
+
+def test_recommend_table_names_markets_only_when_vast_is_in_it(dbs):
+    both, _ = dbs
+    base = ["recommend", "--db", str(both), "--now", to_iso(NOW), "--min-vram", "24", "--hours", "40"]
+    mixed = run(*base).output.splitlines()
+    assert " on vast, bid $" in mixed[0]
+    header = next(line for line in mixed if line.lstrip().startswith("market"))
+    assert header.split()[:3] == ["market", "#", "action"]
+    alone = run(*base, "--market", "runpod").output
+    assert not any(line.lstrip().startswith("market") for line in alone.splitlines())
+    assert " on " not in alone.splitlines()[0] and "on RunPod" not in alone
