@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ class DemoResult:
     on_demand_price: float | None = None
     finished: bool = False
     pods: int = 0
+    report: Path | None = None
 
 
 def _validate(seed: int, days: float, history_days: float) -> None:
@@ -88,8 +89,10 @@ def _validate(seed: int, days: float, history_days: float) -> None:
 
 
 def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, workdir: Path,
-             say: Callable[[str], None]) -> DemoResult:
-    """Run the demo in `workdir` (its database and bidder.toml land there), narrating through `say`."""
+             say: Callable[[str], None], report_dir: Path | None = None,
+             progress: Callable[[int, int, str], None] | None = None) -> DemoResult:
+    """Run the demo in `workdir` (its database and bidder.toml land there), narrating through `say`;
+    with `report_dir`, end by writing the HTML cost report there (`DemoResult.report`)."""
     _validate(seed, days, history_days)
     with Emulator(seed=seed) as emu:
         retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05)
@@ -109,8 +112,17 @@ def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, wor
             say(f"Managed job 'train' ({workdir / 'bidder.toml'}): {job.job.work_hours:g} GPU-hours within "
                 f"{days * 24:g} h, tolerance high, max $0.60/GPU-h; `bidder tick` every "
                 f"{int(_STEP.total_seconds() // 60)} minutes:")
-            ticks = _run_ticks(emu, client, store, config, days, say)
-            return _report(emu, store, config, snapshots, ticks, say, emu.url)
+            ticks = _run_ticks(emu, client, store, config, days, say, progress)
+            result = _report(emu, store, config, snapshots, ticks, say, emu.url)
+            if report_dir is not None:
+                # matplotlib loads only when a report is asked for
+                from bidder.report.page import write_html_report
+
+                page = write_html_report(store, report_dir, since=None, until=emu.now, now=emu.now,
+                                         restart_overhead_hours={"train": job.job.restart_overhead_hours},
+                                         db_label=str(workdir / "bidder.db"))
+                result = replace(result, report=page)
+            return result
 
 
 def _collect_history(emu: Emulator, client: RunPodClient, store: Store, days: float) -> int:
@@ -156,7 +168,7 @@ _SHOWN = {"rent_spot": "rented spot", "deploy_on_demand": "deployed on-demand", 
 
 
 def _run_ticks(emu: Emulator, client: RunPodClient, store: Store, config: Any, days: float,
-               say: Callable[[str], None]) -> int:
+               say: Callable[[str], None], progress: Callable[[int, int, str], None] | None = None) -> int:
     start = emu.now
     ticks = 0
     last_state = None
@@ -190,6 +202,8 @@ def _run_ticks(emu: Emulator, client: RunPodClient, store: Store, config: Any, d
     while emu.now < end:
         report = run_tick(client, store, config, emu.now, events=hear)
         ticks += 1
+        if progress is not None:
+            progress(ticks, int(days * 86400 // _STEP.total_seconds()), "simulated ticks")
         job = report.jobs[0]
         if job.state != last_state and job.state in ("finished", "budget_stopped", "held"):
             say(f"{stamp()}  {job.state}: {job.message}")

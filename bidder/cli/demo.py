@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from bidder.cli import main
+from bidder.cli.progress import Progress
 
 __all__ = ["demo"]
 
@@ -26,23 +27,36 @@ Example:
               help="Simulated days of price history collected first (0.5 to 14).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The emulator's market seed.")
 @click.option("--keep", "keep", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Keep the database and bidder.toml in DIR (default: a temporary folder, removed).")
+              help="Keep the database, bidder.toml and the HTML report (DIR/report) in DIR (default: a "
+                   "temporary folder, removed; the report goes to a folder of its own, printed at the end).")
 def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
     """Run all of bidder against its embedded RunPod emulator: no account, no money, about 20 s.
 
     Starts the emulator on a free port, collects price history on its virtual clock, shows prices and
     a recommendation, then runs a managed job with `bidder tick` every 10 simulated minutes
-    (launch, interruptions, podBidResume, waits) and reports its spend against on-demand.
+    (launch, interruptions, podBidResume, waits) and reports its spend against on-demand. Ends by
+    writing the HTML cost report and printing its path.
     """
     from bidder.demo import run_demo  # here, not at the top: it loads the emulator
 
     started = time.perf_counter()
+    progress = Progress("demo")
+
+    def say(line: str) -> None:
+        progress.close()
+        click.echo(line)
+
     if keep is not None:
         workdir = Path(keep)
         workdir.mkdir(parents=True, exist_ok=True)
-        run_demo(seed=seed, days=days, history_days=history_days, workdir=workdir, say=click.echo)
+        result = run_demo(seed=seed, days=days, history_days=history_days, workdir=workdir, say=say,
+                          report_dir=workdir / "report", progress=progress)
     else:
+        report_dir = Path(tempfile.mkdtemp(prefix="bidder-demo-report-"))
         with tempfile.TemporaryDirectory(prefix="bidder-demo-") as folder:
-            run_demo(seed=seed, days=days, history_days=history_days, workdir=Path(folder), say=click.echo)
+            result = run_demo(seed=seed, days=days, history_days=history_days, workdir=Path(folder), say=say,
+                              report_dir=report_dir, progress=progress)
+    progress.close()
+    click.echo(f"Cost report: {result.report} (open it in a browser; charts and tables beside it)")
     click.echo(f"Done in {time.perf_counter() - started:.1f} s of real time. Try it on your own jobs: "
                "`bidder sim serve`, then point --api-url at it.")

@@ -176,18 +176,27 @@ def _save(fig: Any, out: str) -> None:
               help="Output format.")
 @click.option("--chart", type=click.Path(dir_okay=False), default=None, metavar="PNG",
               help="Also draw cumulative spend per job against on-demand into this file.")
+@click.option("--html", "html_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write the report as one self-contained page, DIR/report.html (charts embedded; each chart "
+                   "as a PNG and each table as a CSV beside it), and print its path.")
+@click.option("--config", "config_path", default="bidder.toml", show_default=True, type=click.Path(dir_okay=False),
+              help="The managed jobs file, read (if present) for each job's restart overhead in --html.")
 @db_option
 def report(since_text: str, until_text: str | None, now_text: str | None, allow_past: bool, job: str | None,
-           fmt: str, chart: str | None, db_path: str) -> None:
+           fmt: str, chart: str | None, html_dir: str | None, config_path: str, db_path: str) -> None:
     """What bidder's pods cost over a period, and what they saved against on-demand.
 
     Per job and per pod: GPU type, cloud, spot or on-demand, running hours, USD spent (estimated
     from each poll of the pod, pay-as-bid), interruptions, the average paid per GPU-hour, what the
     same running hours would have cost on-demand at the prices recorded then, and the saving. Then
     the markets the pods ran in: median spot floor, on-demand, and the share of time with spot.
-    An empty period is not an error (exit 0).
+    An empty period is not an error (exit 0). With --html DIR, the same numbers as a page to open and
+    forward, with the markets the jobs ran in drawn (prices, bids, interruptions, when spot is cheapest).
     """
-    since, until = _window(since_text, until_text, now_text)
+    _window(since_text, until_text, now_text)  # bad options fail before any file is opened
+    if html_dir is not None:
+        _html_report(db_path, Path(html_dir), since_text, until_text, now_text, allow_past, job, config_path)
+        return
     from bidder.report.data import spend_report  # lazily: `bidder tick` must not pay for analysis
 
     with _open(db_path) as store:
@@ -221,6 +230,33 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
         _print_table(result, db_path)
     if chart:
         click.echo(f"Wrote {chart}.", err=fmt != "table")
+
+
+def _restart_overheads(config_path: str) -> dict[str, float]:
+    """Each job's restart overhead (hours) from bidder.toml, if the file is there."""
+    if not Path(config_path).is_file():
+        return {}
+    from bidder.jobs import load_config
+
+    config = load_config(config_path)
+    return {name: job.job.restart_overhead_hours for name, job in config.jobs.items()}
+
+
+def _html_report(db_path: str, out: Path, since_text: str, until_text: str | None, now_text: str | None,
+                 allow_past: bool, job: str | None, config_path: str) -> None:
+    from bidder.cli.progress import Progress
+    from bidder.report.page import write_html_report
+
+    overheads = _restart_overheads(config_path)
+    progress = Progress("report")
+    with _open(db_path) as store:
+        now = db_now(store, now_text, allow_past=allow_past)
+        since, until = _window(since_text, until_text, now_text, now)
+        _check_job(store, job)
+        page = write_html_report(store, out, since=since, until=until, now=now, job=job,
+                                 restart_overhead_hours=overheads, db_label=db_path, progress=progress)
+    progress.close()
+    click.echo(f"Wrote {page}")
 
 
 def _job_row(job: Any) -> dict[str, Any]:

@@ -42,12 +42,14 @@ from bidder.store import FloorSeries, Store, estimate_spend
 from bidder.units import to_iso
 
 __all__ = [
+    "Coverage",
     "JobSpend",
     "MarketSummary",
     "PodSpend",
     "PodTrack",
     "SpendReport",
     "market_summary",
+    "observation_coverage",
     "pod_track",
     "price_chart_data",
     "spend_report",
@@ -549,3 +551,40 @@ def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence
             if len(series):
                 out.append(series)
     return out
+
+
+# -- observation coverage --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the pods' lives in the period bidder's polls saw. `observed_hours` of
+    `span_hours` (from each pod's first to last poll, clipped to the period) lie between polls no
+    further apart than `max_gap_hours`; `gaps` are the longer silences (pod id, start, end)."""
+
+    span_hours: float
+    observed_hours: float
+    max_gap_hours: float
+    gaps: tuple[tuple[str, datetime, datetime], ...]
+
+    @property
+    def share(self) -> float | None:
+        return self.observed_hours / self.span_hours if self.span_hours > 0 else None
+
+
+def observation_coverage(store: Store, pod_ids: Iterable[str], since: datetime | None = None,
+                         until: datetime | None = None, *, max_gap_hours: float = 0.5) -> Coverage:
+    """The share of each pod's polled life in [since, until) that its polls cover (see Coverage)."""
+    lo, hi = _epoch(since, -math.inf), _epoch(until, math.inf)
+    span = observed = 0.0
+    gaps: list[tuple[str, datetime, datetime]] = []
+    for pod_id in pod_ids:
+        ts = np.array([o["ts"].timestamp() for o in store.observations(pod_id)], dtype=float)
+        if len(ts) < 2:
+            continue
+        a, b = np.clip(ts[:-1], lo, hi), np.clip(ts[1:], lo, hi)
+        length = b - a
+        span += float(length.sum()) / 3600
+        long = (ts[1:] - ts[:-1]) > max_gap_hours * 3600
+        observed += float(length[~long].sum()) / 3600
+        gaps += [(pod_id, _dt(x), _dt(y)) for x, y, keep in zip(a, b, long & (length > 0), strict=True) if keep]
+    gaps.sort(key=lambda g: g[1])
+    return Coverage(span_hours=span, observed_hours=observed, max_gap_hours=max_gap_hours, gaps=tuple(gaps))

@@ -14,12 +14,15 @@ in `sqlite3` or Datasette and sorts as text; `data/README.md` documents every ta
 Money is USD per GPU-hour unless a column name says otherwise.
 
 Modules: `schema` (versioned migrations), `base` (opening, transactions, the lock), `history`
-(prices, collections, catalogue, Vast offers), `ledger` (actions, pods, observations, jobs, settings).
-Exports (`__all__`): `Store`, the schema's constants, `FloorSeries`, `GpuTypeInfo`, `estimate_spend`.
+(prices, collections, catalogue, Vast offers), `aggregates` (time buckets and hour-of-week profiles
+computed by SQLite, for reports), `ledger` (actions, pods, observations, jobs, settings).
+Exports (`__all__`): `Store`, the schema's constants, `FloorSeries`, `GpuTypeInfo`, `PriceBuckets`,
+`estimate_spend`.
 """
 
 from __future__ import annotations
 
+from bidder.store.aggregates import AggregateStore, PriceBuckets
 from bidder.store.base import BUSY_TIMEOUT_S, DEFAULT_DB_PATH, epoch_to_datetime
 from bidder.store.history import FloorSeries, GpuTypeInfo, HistoryStore
 from bidder.store.ledger import SPOT_UNSUPPORTED_SINCE, LedgerStore, estimate_spend
@@ -34,13 +37,14 @@ __all__ = [
     "SPOT_UNSUPPORTED_SINCE",
     "FloorSeries",
     "GpuTypeInfo",
+    "PriceBuckets",
     "Store",
     "epoch_to_datetime",
     "estimate_spend",
 ]
 
 
-class Store(HistoryStore, LedgerStore):
+class Store(HistoryStore, LedgerStore, AggregateStore):
     """bidder's SQLite file: price history and the ledger. One Store per thread (one connection).
 
     Use `Store.open(path)` (default `data/bidder.db`); close with `close()` or a `with` block.
