@@ -10,14 +10,15 @@ from __future__ import annotations
 
 __all__ = ["ACTION_KINDS", "ACTION_OUTCOMES", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Mutations the ledger records (issue 5), and the outcomes an action row can have.
 ACTION_KINDS: tuple[str, ...] = ("rent_spot", "bid_resume", "deploy_on_demand", "resume", "stop", "terminate")
 ACTION_OUTCOMES: tuple[str, ...] = ("pending", "ok", "error", "dry_run")
 
 # Version 1: market history. Version 2: the executor's ledger. Version 3: the market (runpod | vast)
-# in every price key, Vast's offers, offer counts, and the market of each collection row.
+# in every price key, Vast's offers, offer counts, and the market of each collection row. Version 4:
+# the market of each managed pod, and the storage a Vast instance bills (running, paused or stopped).
 MIGRATIONS: dict[int, str] = {
     1: """
 CREATE TABLE gpu_types (
@@ -190,5 +191,9 @@ CREATE TABLE offers (
     PRIMARY KEY (ts, offer_id)
 ) WITHOUT ROWID;
 CREATE INDEX offers_machine ON offers (machine_id, num_gpus, ts);
+""",
+    4: """
+ALTER TABLE pods ADD COLUMN market TEXT NOT NULL DEFAULT 'runpod';
+ALTER TABLE pod_observations ADD COLUMN storage_per_hr REAL;
 """,
 }
