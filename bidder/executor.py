@@ -436,7 +436,8 @@ class Executor:
             self.emit(now, kind, name=name, outcome="dry_run", **_event_fields(ledger))
             return self._attempt(config, cand, "dry_run", "not sent (dry run)", name, cost=cost), None, request
         # The name is reserved before the call: a lost answer is found by it later, never re-created blindly.
-        self.store.save_job_state(config.name, attempts=attempt_no, pending_name=name, pending_since=now)
+        self.store.save_job_state(config.name, attempts=attempt_no, pending_name=name, pending_since=now,
+                                  pending_market=self.market)
         action = self.store.begin_action(now, **ledger)
         try:
             if cand.kind == "spot":

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bidder.collector import collect_once
+from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import Infeasible, InsufficientHistory, SpotUnsupported
 from bidder.executor import SPOT_GONE_MESSAGE, Executor, running_hours
 from bidder.jobs import Config, JobConfig
@@ -120,11 +120,19 @@ def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[fl
 
 
 class _Tick:
-    def __init__(self, client: RunPodClient, store: Store, config: Config, now: datetime, ex: Executor) -> None:
+    def __init__(self, client: RunPodClient, store: Store, config: Config, now: datetime, ex: Executor,
+                 others: dict[str, Executor] | None = None) -> None:
         self.client, self.store, self.config, self.now, self.ex = client, store, config, now, ex
+        #: One executor per market (same store and event log): RunPod's is `ex`, Vast's when configured.
+        self.exs: dict[str, Executor] = {ex.market: ex, **(others or {})}
         self.report = TickReport(now)
         self.listing: list[Pod] = []
+        self.listings: dict[str, list[Pod]] = {}
         self.outcomes: dict[str, str] = {}
+
+    def ex_for(self, market: str | None) -> Executor:
+        """The executor acting on `market` (a pod row's market, a decision's market)."""
+        return self.exs.get(market or "runpod", self.ex)
 
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
@@ -155,11 +163,15 @@ class _Tick:
         return False
 
     def collect(self, max_age: timedelta) -> None:
-        last = self.store.last_collection_ts(market="runpod")  # the market this tick collects
-        if last is not None and self.now - last < max_age:
+        lasts = [self.store.last_collection_ts(market=m) for m in self.exs]  # the markets this tick collects
+        if all(last is not None and self.now - last < max_age for last in lasts):
             return
         counts = sorted({1} | {j.job.gpu_count for j in self.config.jobs.values()})
-        result = collect_once(self.client, self.store, now=self.now, gpu_counts=counts)
+        sources: list[object] = [RunPodSource(self.client, counts)]
+        vast = self.exs.get("vast")
+        if vast is not None:  # one cycle, one request per market, one transaction
+            sources.append(VastSource(vast.client.client, vast.client.filters))
+        result = collect_markets(sources, self.store, now=self.now)
         self.report.collected = True
         self.ex.emit(self.now, "collect", quotes=result.quotes)
         quotes = self.store.latest_quotes("runpod")  # spot's end is RunPod's alone
@@ -169,19 +181,26 @@ class _Tick:
             self.ex.mark_spot_unsupported(self.now, reason="the newest snapshot: no GPU type shows a spot price")
 
     def poll(self) -> None:
+        """One listing per market with a managed pod or a create awaiting its answer."""
         active = self.store.managed_pods(states=["active"])
-        pending = any((self.store.job_state(name) or {}).get("pending_name") for name in self.config.jobs)
-        if not active and not pending:
-            return
-        self.listing = self.client.pods()
-        by_id = {p.id: p for p in self.listing}
-        for row in active:
-            outcome = self.ex.observe(row, by_id.get(row["pod_id"]), self.now)
-            self.outcomes[row["pod_id"]] = outcome
-            if outcome == "interrupted":
-                pod = by_id[row["pod_id"]]
-                self.ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
-                             message=pod.last_status_change)
+        states = [self.store.job_state(name) or {} for name in self.config.jobs]
+        for market, ex in self.exs.items():
+            rows = [r for r in active if (r.get("market") or "runpod") == market]
+            pending = any(s.get("pending_name") and (s.get("pending_market") or "runpod") == market for s in states)
+            if not rows and not pending:
+                continue
+            listing = ex.client.pods()
+            self.listings[market] = listing
+            if market == self.ex.market:
+                self.listing = listing
+            by_id = {p.id: p for p in listing}
+            for row in rows:
+                outcome = ex.observe(row, by_id.get(row["pod_id"]), self.now)
+                self.outcomes[row["pod_id"]] = outcome
+                if outcome == "interrupted":
+                    pod = by_id[row["pod_id"]]
+                    ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
+                            message=pod.last_status_change)
 
     # -- one job -----------------------------------------------------------------------------------
     def handle(self, jc: JobConfig) -> JobReport:
@@ -190,12 +209,13 @@ class _Tick:
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if not self.ex.dry_run and state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
-            self.ex.adopt_pending(jc, self.listing, self.now)
+            market = state.get("pending_market") or "runpod"
+            self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now)
         rows = self.store.managed_pods(jc.name, states=["active"])
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
-            terminate = jc.on_finish == "terminate"
-            self.ex.stop_pod(extra, self.now, reason=f"the job moved to pod {rows[-1]['pod_id']}",
+            terminate = jc.on_finish == "terminate" or extra.get("market") == "vast"
+            self.ex_for(extra.get("market")).stop_pod(extra, self.now, reason=f"the job moved to pod {rows[-1]['pod_id']}",
                              terminate=terminate, state="retired")
         work, spent, interruptions = job_progress(self.store, jc, save=not self.ex.dry_run)
         started = state.get("started")
@@ -237,20 +257,21 @@ class _Tick:
         progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions,
                                current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
                                current_action="spot" if row["kind"] == "spot" else "on_demand",
-                               current_bid_per_gpu=row.get("bid_per_gpu"))
+                               current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
         return self._restart(jc, job, policy, row, progress, state)
 
     def _running(self, jc: JobConfig, row: dict[str, Any], policy: Policy, spent: float, work: float) -> JobReport:
         last = self.store.last_observation(row["pod_id"])
-        rate = float((last or {}).get("cost_per_hr") or 0.0)
+        # Vast bills storage on top of the compute rate: the next hour costs both.
+        rate = float((last or {}).get("cost_per_hr") or 0.0) + float((last or {}).get("storage_per_hr") or 0.0)
         if policy.budget is not None and spent + rate > policy.budget + 1e-9:
             why = (f"budget: spent ${spent:.2f} + the next hour at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
                    f"pod {row['pod_id']} stopped")
-            self.ex.stop_pod(row, self.now, reason=why)
+            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why)
             self._save(jc, state="budget_stopped", note=why, budget_at_stop=policy.budget)
             return self._report(jc, "budget_stopped", why, row["pod_id"])
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
-        message = f"running on {row['gpu_type_id']} ({row['cloud']}) {kind}: ${rate:.3f}/h"
+        message = f"running on {row['gpu_type_id']} ({_where(row['cloud'], row.get('market'))}) {kind}: ${rate:.3f}/h"
         self._save(jc, state="running", pod_id=row["pod_id"], note=message, resume_failures=None)
         return self._report(jc, "running", message, row["pod_id"])
 
@@ -285,7 +306,7 @@ class _Tick:
         decision = self._decide(job, policy, progress)
         if isinstance(decision, str) or decision.action == "wait":
             return self._wait(jc, decision)
-        result = self.ex.launch(jc, job, policy, decision, self.now, job_spent=spent)
+        result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent)
         tries = "; ".join(f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message
                                                                                  and a.outcome != "ok" else "")
                           for a in result.attempts)
@@ -293,7 +314,8 @@ class _Tick:
         if result.pod is not None and result.attempt is not None:
             a = result.attempt
             what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
-            message = f"launched {a.name} on {a.gpu_type_id} ({a.cloud}) {what}" + (f"; {notes}" if notes else "")
+            message = (f"launched {a.name} on {a.gpu_type_id} ({_where(a.cloud, decision.market)}) {what}"
+                       + (f"; {notes}" if notes else ""))
             self._save(jc, state="running", pod_id=result.pod.id, note=message)
             return self._report(jc, "running", message, result.pod.id)
         if self.ex.dry_run and result.requests:
@@ -309,11 +331,17 @@ class _Tick:
         if isinstance(decision, str) or decision.action == "wait":
             return self._wait(jc, decision, row["pod_id"])
         same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
-                and decision.action == ("spot" if row["kind"] == "spot" else "on_demand"))
+                and decision.action == ("spot" if row["kind"] == "spot" else "on_demand")
+                and (decision.market or "runpod") == (row.get("market") or "runpod"))
         failures = int(state.get("resume_failures") or 0)
+        if same and row.get("market") == "vast" and row["kind"] == "spot" and not _raises(decision, row):
+            # Vast: an outbid instance resumes by itself when its bid is the highest again; a bid at or
+            # below the standing one changes nothing, so nothing is sent.
+            return self._vast_resumed(jc, row, row.get("bid_per_gpu"))
         if same and failures < RESUME_FAILURES_BEFORE_MOVE:
             try:
-                attempt, request = self.ex.resume(jc, row, decision, policy, self.now, job_spent=progress.spent)
+                attempt, request = self.ex_for(row.get("market")).resume(jc, row, decision, policy, self.now,
+                                                                         job_spent=progress.spent)
             except SpotUnsupported as exc:
                 self.ex.mark_spot_unsupported(self.now, exc)
                 fallback = self._decide(job, replace(policy, allow_spot=False), progress)
@@ -322,6 +350,8 @@ class _Tick:
                                           f"{fallback if isinstance(fallback, str) else fallback.reasons[0]}",
                                       row["pod_id"])
                 return self._move(jc, job, policy, row, fallback, progress.spent, note=SPOT_GONE_MESSAGE)
+            if attempt.outcome == "ok" and row.get("market") == "vast":
+                return self._vast_resumed(jc, row, attempt.bid_per_gpu)
             if attempt.outcome == "ok":
                 what = f"podBidResume at ${attempt.bid_per_gpu:.3f}/GPU-h" if row["kind"] == "spot" else "podResume"
                 message = f"resumed {row['pod_id']} on {row['gpu_type_id']} ({row['cloud']}): {what}"
@@ -338,22 +368,23 @@ class _Tick:
     def _move(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], decision: Decision,
               spent: float, note: str | None = None) -> JobReport:
         """A new pod where the decision says; the old (stopped) one is retired so the job has one pod."""
-        result = self.ex.launch(jc, job, policy, decision, self.now, job_spent=spent)
+        result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent)
         if result.pod is None or result.attempt is None:
             tries = "; ".join(f"{a.kind} {a.gpu_type_id}: {a.outcome}" for a in result.attempts)
             if self.ex.dry_run and result.requests:
                 return self._report(jc, "dry_run", f"would move to {tries}", row["pod_id"])
             return self._wait(jc, "could not move the job: " + "; ".join(x for x in (tries, *result.notes) if x),
                               row["pod_id"])
-        terminate = jc.on_finish == "terminate"
-        self.ex.stop_pod(row, self.now, reason=f"the job moved to pod {result.pod.id}", terminate=terminate,
-                         state="retired")
+        # A Vast instance left behind bills storage and cannot carry its disk elsewhere: destroyed.
+        terminate = jc.on_finish == "terminate" or row.get("market") == "vast"
+        self.ex_for(row.get("market")).stop_pod(row, self.now, reason=f"the job moved to pod {result.pod.id}",
+                                                terminate=terminate, state="retired")
         a = result.attempt
         what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
-        parts = [f"moved to {a.name} on {a.gpu_type_id} ({a.cloud}) {what}"]
+        parts = [f"moved to {a.name} on {a.gpu_type_id} ({_where(a.cloud, decision.market)}) {what}"]
         if note:
             parts.insert(0, note)
-        if jc.template.volume > 0 and jc.template.network_volume is None:
+        if jc.template.volume > 0 and jc.template.network_volume is None and row.get("market") != "vast":
             parts.append(f"warning: the volume stays with the old pod {row['pod_id']} "
                          + ("(terminated with it)" if terminate else "(stopped, still billed)")
                          + "; the new pod starts with an empty volume (use network_volume to carry data)")
@@ -364,10 +395,28 @@ class _Tick:
 
     def _finish(self, jc: JobConfig, row: dict[str, Any], reason: str) -> None:
         terminate = jc.on_finish == "terminate"
-        if terminate or row.get("desired_status") == "RUNNING":
-            self.ex.stop_pod(row, self.now, reason=reason, terminate=terminate)
+        # A paused Vast instance resumes by itself: a finished job's instance is stopped even when paused.
+        if terminate or row.get("desired_status") == "RUNNING" or row.get("market") == "vast":
+            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=reason, terminate=terminate)
         elif not self.ex.dry_run:
             self.store.set_pod_state(row["pod_id"], state="stopped", ended=self.now, note=reason)
+
+    def _vast_resumed(self, jc: JobConfig, row: dict[str, Any], bid: float | None) -> JobReport:
+        """After a Vast bid_resume: the bid now stands; the instance runs if it is the highest, else it
+        waits paused (billing storage) and resumes by itself when it is."""
+        pod = self.store.pod(row["pod_id"]) or row
+        old = row.get("bid_per_gpu")
+        raised = bid is not None and old is not None and bid > old + 1e-9
+        what = f"bid raised from ${old:.3f} to ${bid:.3f}/GPU-h" if raised else f"bid ${bid or 0:.3f}/GPU-h kept"
+        if pod.get("desired_status") == "RUNNING":
+            message = f"{row['pod_id']} on {row['gpu_type_id']} (vast) runs again: {what}"
+            self._save(jc, state="running", note=message, resume_failures=None)
+            return self._report(jc, "running", message, row["pod_id"])
+        message = (f"{row['pod_id']} on {row['gpu_type_id']} (vast) is paused (outbid): {what}; it resumes by itself "
+                   "when its bid is the highest again (storage billed meanwhile)")
+        self.ex.emit(self.now, "wait", job=jc.name, pod_id=row["pod_id"], message=message)
+        self._save(jc, state="waiting", note=message)
+        return self._report(jc, "waiting", message, row["pod_id"])
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def _save(self, jc: JobConfig, **fields: Any) -> None:
@@ -380,11 +429,31 @@ class _Tick:
                          float(job_state.get("work_done_hours") or 0.0))
 
 
+def _raises(decision: Decision, row: dict[str, Any]) -> bool:
+    """True when the decision bids above the pod's standing bid (or the pod has none)."""
+    old = row.get("bid_per_gpu")
+    return old is None or (decision.bid_per_gpu is not None and decision.bid_per_gpu > float(old) + 1e-9)
+
+
+def _where(cloud: str | None, market: str | None) -> str:
+    return f"{cloud}, vast" if market == "vast" else f"{cloud}"
+
+
 def run_tick(client: RunPodClient, store: Store, config: Config, now: datetime, *, dry_run: bool = False,
              events: Callable[[dict[str, Any]], None] | None = None,
-             advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None) -> TickReport:
-    """One cycle under the exclusive tick lock (LockHeld at once if another tick holds it)."""
+             advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None,
+             vast: Any | None = None) -> TickReport:
+    """One cycle under the exclusive tick lock (LockHeld at once if another tick holds it). `vast` (a
+    `bidder.vast_pods.VastPodApi`) adds Vast: collected in the same cycle, its pods polled, and jobs
+    with market `vast` or `any` decided and acted on there too."""
+    markets = ("runpod", "vast") if vast is not None else ("runpod",)
     with store.exclusive_lock("tick"):
         ex = Executor(client, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
-                      spot_recheck=config.spot_recheck, advise=advise)
-        return _Tick(client, store, config, now, ex).run()
+                      spot_recheck=config.spot_recheck, advise=advise, markets=markets)
+        others: dict[str, Executor] = {}
+        if vast is not None:
+            vex = Executor(vast, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
+                           spot_recheck=config.spot_recheck, advise=advise, markets=markets)
+            vex.log = ex.log  # one event log for the report
+            others["vast"] = vex
+        return _Tick(client, store, config, now, ex, others).run()
