@@ -4,31 +4,16 @@ equal to Vast's billing within 1% over a week with pauses, and `any` landing whe
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import replace
-from datetime import timedelta
-
 import pytest
-from executor_helpers import HISTORY_DAYS, RTX4090, Env, seed_history
-from vast_helpers import vast_client
+from executor_helpers import RTX4090, Env, seed_history
+from vast_helpers import seed_vast_history, vast_client
 
-from bidder.sim.vast_world import generate_vast_quotes
 from bidder.store import Store, estimate_spend
 from bidder.tick import run_tick
 from bidder.vast.summary import OfferFilters
 from bidder.vast_pods import VastPodApi
 
 VAST4090 = "RTX 4090"
-
-
-def seed_vast_history(store: Store, emu, days: float = HISTORY_DAYS) -> None:
-    """`days` of the emulator's Vast market as stored quotes, ending at the emulator's now."""
-    start = emu.now - timedelta(days=days)
-    by_ts = defaultdict(list)
-    for q in generate_vast_quotes(emu.seed, days, 300, [VAST4090], start=start):
-        by_ts[q.ts].append(replace(q, market="vast"))
-    for ts in sorted(by_ts):
-        store.record_collection(ts, by_ts[ts], duration_s=0.0, market="vast")
 
 
 @pytest.fixture

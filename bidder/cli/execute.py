@@ -158,7 +158,8 @@ def _plan_line(d: Decision) -> str:
         price = "on-demand, no interruptions"
     cost = (f"; about ${d.expected_total_cost:.2f} in all" if d.expected_total_cost is not None
             and d.expected_completion_hours is not None else "")
-    return f"{d.gpu_type_id} ({d.cloud}) {price}{cost}"
+    where = f"{d.cloud}, vast" if d.market == "vast" else d.cloud
+    return f"{d.gpu_type_id} ({where}) {price}{cost}"
 
 
 def _pod_access(pod: Pod) -> list[str]:
