@@ -72,7 +72,12 @@ class SchemaTooNew(StoreError):
 
 
 class LockHeld(StoreError):
-    """Another process holds the exclusive lock (e.g. another `bidder tick`)."""
+    """Another process holds the exclusive lock (e.g. another `bidder tick`). `holder` is what it
+    wrote in the lock file ("pid 1234"), when readable."""
+
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class TraceFormatError(BidderError):

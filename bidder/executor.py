@@ -13,7 +13,13 @@ Safety rules, each enforced here (not left to callers):
 - Creates are idempotent by name: a job's pods are named PREFIX-ATTEMPT with the attempt counter
   saved (and the name remembered as `pending_name`) BEFORE the create. After a TransportError (a
   timeout or a lost answer), the pod list is read and a pod with that name is adopted; nothing is
-  created again until that check has been made, in this call or at the next tick.
+  created again until that check has been made, in this call or at the next tick. A create that may
+  have executed and is not found yet keeps its name for CREATE_GRACE (it may land late): ticks look
+  it up again and rent nothing else for the job; after that the next create reuses the name, and a
+  pod carrying a job's name that the ledger does not know (`strays`) is watched from then on.
+- A stop of bidder's own whose answer never came (pending or error in the ledger, newer than the
+  pod's last start) explains an "Exited by User": `observe` says "stopped_by_bidder", not
+  "stopped_outside", and completes the ledger's action.
 - No bid above the policy's max price is ever sent; a launch or resume that would take the job's
   spend plus the next hour past its budget, or all managed pods past `max_spend_per_hour`, is refused.
 - SpotUnsupported (RunPod retired spot) is remembered in the store settings
@@ -54,9 +60,10 @@ from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.pod_api import as_pod_api, runpod_pod_spec
 from bidder.runpod import GraphQLRequest, Pod, PodSpec, RunPodClient
 from bidder.store import SPOT_UNSUPPORTED_SINCE, Store, estimate_spend
-from bidder.units import parse_timestamp, to_iso
+from bidder.units import format_duration, parse_timestamp, to_iso
 
 __all__ = [
+    "CREATE_GRACE",
     "SPOT_FLAG",
     "SPOT_GONE_MESSAGE",
     "Attempt",
@@ -69,6 +76,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: How long a create whose answer was lost is looked up again by its name before another is sent.
+CREATE_GRACE = timedelta(minutes=15)
 #: Store setting holding when RunPod first refused spot (ISO time); absent = spot allowed.
 SPOT_FLAG = SPOT_UNSUPPORTED_SINCE
 SPOT_GONE_MESSAGE = "RunPod no longer offers spot (interruptable) pods for this account"
@@ -348,6 +357,11 @@ class Executor:
                                   "created earlier; its answer was lost", found.id)
                 return LaunchResult(decision, (attempt,), found, (), (f"adopted pod {found.id} ({found.name}) "
                                                                       "from an earlier create",), attempt)
+            name = self.pending(config)
+            if name is not None:
+                return LaunchResult(decision, (), None, (), (f"the create of {name} may still land: nothing else "
+                                                             "is rented for this job until it is found or its "
+                                                             "grace ends",))
         queue = self._candidates(decision, config.max_attempts)
         tried_fallback = False
         while queue:
@@ -404,9 +418,29 @@ class Executor:
                        name, outcome, message, pod_id)
 
     def next_name(self, config: JobConfig) -> tuple[int, str]:
+        """(attempt number, name) of the next create: a new number, or the name of a create that
+        may still land (`reuse_name`, set when its grace ran out)."""
         state = self.store.job_state(config.name) or {}
-        attempt = int(state.get("attempts") or 0) + 1
-        return attempt, pod_name(config.template.name_prefix, attempt)
+        attempts = int(state.get("attempts") or 0)
+        if state.get("reuse_name"):
+            return attempts, str(state["reuse_name"])
+        return attempts + 1, pod_name(config.template.name_prefix, attempts + 1)
+
+    def pending(self, config: JobConfig) -> str | None:
+        """The name of a create of this job whose answer was lost and that is still looked up."""
+        return (self.store.job_state(config.name) or {}).get("pending_name") or None
+
+    def strays(self, config: JobConfig, listing: Sequence[Pod], *, include_pending: bool = False) -> list[Pod]:
+        """Pods in `listing` carrying one of this job's create names (PREFIX-1..PREFIX-attempts) that
+        the ledger does not know: creates that landed after bidder stopped looking for them. The
+        pending name is adopt_pending's, unless `include_pending`."""
+        state = self.store.job_state(config.name) or {}
+        attempts = int(state.get("attempts") or 0)
+        names = {pod_name(config.template.name_prefix, n) for n in range(1, attempts + 1)}
+        if not include_pending:
+            names.discard(state.get("pending_name") or "")
+        return [p for p in listing if p.name in names and p.desired_status != "TERMINATED"
+                and self.store.pod(p.id) is None]
 
     def _create(self, config: JobConfig, cand: _Candidate, policy: Policy, now: datetime,
                 job_spent: float) -> tuple[Attempt, Pod | None, GraphQLRequest | None]:
@@ -437,7 +471,7 @@ class Executor:
             return self._attempt(config, cand, "dry_run", "not sent (dry run)", name, cost=cost), None, request
         # The name is reserved before the call: a lost answer is found by it later, never re-created blindly.
         self.store.save_job_state(config.name, attempts=attempt_no, pending_name=name, pending_since=now,
-                                  pending_market=self.market)
+                                  reuse_name=None, pending_market=self.market)
         action = self.store.begin_action(now, **ledger)
         try:
             if cand.kind == "spot":
@@ -458,12 +492,21 @@ class Executor:
         except TransportError as exc:
             # Timeout or lost answer: the pod may exist. Look for it by name before anything else.
             found = self.find_by_name(name)  # raises ApiError if the list cannot be read: pending stays
-            if found is None:
-                self._finish(action, now, "error", error=f"{exc} (no pod named {name} exists: not created)")
+            if found is None and not exc.maybe_executed:
+                self._finish(action, now, "error", error=f"{exc} (never sent: no pod was created)")
                 self.store.save_job_state(config.name, pending_name=None, pending_since=None)
                 self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
-                raise _StopLaunch(f"the API failed during the create ({exc}); no pod named {name} was made; "
-                                  "the next tick tries again") from exc
+                raise _StopLaunch(f"the API failed before the create was sent ({exc}); the next tick tries "
+                                  "again") from exc
+            if found is None:
+                # It may still land (a create that reaches RunPod after the client gave up): the name
+                # stays reserved and the action pending; nothing else is rented for this job until the
+                # name has been looked up again for CREATE_GRACE.
+                until = now + CREATE_GRACE
+                self.emit(now, kind, name=name, outcome="unconfirmed", error=str(exc), **_event_fields(ledger))
+                raise _StopLaunch(f"the create's answer was lost ({exc}) and no pod named {name} exists yet; "
+                                  f"it may still appear: bidder looks it up again before renting anything "
+                                  f"else for this job (until {to_iso(until)})") from exc
             self._finish(action, now, "ok", pod_id=found.id)
             self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
             self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
@@ -513,11 +556,26 @@ class Executor:
         name = state.get("pending_name")
         if not name:
             return None
-        matches = [p for p in listing if p.name == name]
+        matches = [p for p in listing if p.name == name and self.store.pod(p.id) is None]
         if not matches:
-            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
-            self.emit(now, "pending_cleared", job=config.name, name=name,
-                      message=f"no pod named {name} exists: the earlier create did not happen")
+            since = state.get("pending_since")
+            since_at = parse_timestamp(since) if isinstance(since, str) else since
+            if since_at is not None and now - since_at < CREATE_GRACE:
+                # A create sent after a lost answer may still land: keep the name, rent nothing else.
+                self.emit(now, "pending_create", job=config.name, name=name,
+                          message=f"no pod named {name} yet; its create may still land: looked up again until "
+                                  f"{to_iso(since_at + CREATE_GRACE)} before anything else is rented")
+                return None
+            # The grace is over: the next create reuses this name (next_name), so a create that
+            # lands later still carries the job's name and is found (`strays`) rather than run unwatched.
+            self.emit(now, "pending_expired", job=config.name, name=name,
+                      message=f"no pod named {name} appeared within {format_duration(CREATE_GRACE.total_seconds())}: the next "
+                              f"create reuses the name")
+            for action in self.store.actions(config.name, outcome="pending"):
+                if action["kind"] in ("rent_spot", "deploy_on_demand"):
+                    self._finish(action["id"], now, "error",
+                                 error=f"no pod named {name} appeared within {format_duration(CREATE_GRACE.total_seconds())}")
+            self.store.save_job_state(config.name, pending_since=None, reuse_name=name, pending_name=None)
             return None
         pod = matches[-1]
         pending = [a for a in self.store.actions(config.name, outcome="pending")
@@ -533,6 +591,36 @@ class Executor:
         self.emit(now, "adopted", job=config.name, pod_id=pod.id, name=name,
                   message=f"found pod {pod.id} named {name} from a create whose answer was lost")
         return pod
+
+    def take_stray(self, config: JobConfig, pod: Pod, now: datetime, *, keep: bool) -> None:
+        """Start watching a pod found by one of the job's names that the ledger did not know (see
+        `strays`): as the job's pod when `keep` (the job has none), else retired at once."""
+        creates = [a for a in self.store.actions(config.name) if a["kind"] in ("rent_spot", "deploy_on_demand")
+                   and not a.get("pod_id")]
+        last = creates[-1] if creates else {}
+        kind = "spot" if pod.is_spot else "on_demand"
+        gpu_type_id = last.get("gpu_type_id") or pod.gpu_display_name or "unknown"
+        cloud, bid = last.get("cloud") or "ALL", last.get("bid_per_gpu") if kind == "spot" else None
+        name = pod.name or ""
+        if keep:
+            self.adopt(config, pod, kind, gpu_type_id, cloud, bid, now, name=name)
+            self.emit(now, "adopted", job=config.name, pod_id=pod.id, name=name,
+                      message=f"pod {pod.id} named {name} appeared late (its create's answer was lost): it is "
+                              f"the job's pod")
+            return
+        self.store.add_pod(pod.id, job=config.name, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
+                           gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind, bid_per_gpu=bid, created=now,
+                           market=self.market)
+        self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
+        self.observe(self.store.pod(pod.id) or {"pod_id": pod.id}, pod, now)
+        why = f"pod {pod.id} named {name} appeared late, after the job had moved on: retired"
+        self.emit(now, "stray", job=config.name, pod_id=pod.id, name=name, message=why)
+        row = self.store.pod(pod.id) or {"pod_id": pod.id, "job": config.name}
+        terminate = config.on_finish == "terminate"
+        if terminate or row.get("desired_status") == "RUNNING":
+            self.stop_pod(row, now, reason=why, terminate=terminate, state="retired")
+        else:
+            self.store.set_pod_state(pod.id, state="retired", ended=now, note=why)
 
     # -- polling -----------------------------------------------------------------------------------
     def run_start(self, pod_id: str, before: datetime) -> datetime | None:
@@ -559,6 +647,11 @@ class Executor:
         "stopped_outside" (stopped by the user outside bidder), or "gone" (terminated/unknown)."""
         pod_id = row["pod_id"]
         if pod is None:
+            own = self.own_stop(pod_id, terminate=True)
+            if own is not None:  # bidder's own terminate, whose answer never came
+                if not self.dry_run:
+                    self._confirm_own_stop(row, own, now, state="terminated", desired_status="TERMINATED")
+                return "stopped_by_bidder"
             if not self.dry_run:
                 self.store.set_pod_state(pod_id, state="gone", ended=now, desired_status="TERMINATED", last_seen=now)
             self.emit(now, "pod_gone", job=row.get("job"), pod_id=pod_id,
@@ -567,12 +660,16 @@ class Executor:
         status = pod.desired_status or "UNKNOWN"
         was_running = row.get("desired_status") == "RUNNING"
         billing = _billing(pod)
+        own = None
         if status == "RUNNING":
             outcome = "running"
         elif not was_running:
             outcome = "exited"
         elif (pod.last_status_change or "").lower().startswith("exited by user"):
-            outcome = "stopped_outside"
+            # A stop of bidder's own whose answer never came (the tick was killed, or the stop answered
+            # errors after it had executed) explains this exit: it is not the user's.
+            own = self.own_stop(pod_id)
+            outcome = "stopped_outside" if own is None else "stopped_by_bidder"
         else:
             outcome = "interrupted"
         if self.dry_run:
@@ -596,7 +693,35 @@ class Executor:
         if outcome == "interrupted":
             fields["interruptions"] = int(row.get("interruptions") or 0) + 1
         self.store.set_pod_state(pod_id, **fields)
+        if own is not None:
+            self._confirm_own_stop(row, own, now, state="stopped", desired_status=status)
         return outcome
+
+    def own_stop(self, pod_id: str, *, terminate: bool = False) -> dict[str, Any] | None:
+        """bidder's last stop (or terminate) of this pod when it is newer than the pod's last start and
+        was never confirmed (outcome pending or error); None otherwise."""
+        kinds = ("terminate",) if terminate else ("stop", "terminate")
+        last = None
+        for action in self.store.actions(pod_id=pod_id):
+            if action["kind"] in _START_KINDS and action["outcome"] in ("ok", "pending"):
+                last = None
+            elif action["kind"] in kinds and action["outcome"] in ("pending", "error"):
+                last = action
+        return last
+
+    def _confirm_own_stop(self, row: dict[str, Any], action: dict[str, Any], now: datetime, *, state: str,
+                          desired_status: str) -> None:
+        """The pod stopped as bidder's unconfirmed stop asked: complete the ledger, end the pod's row."""
+        if action["outcome"] == "pending":
+            self._finish(action["id"], now, "ok", pod_id=row["pod_id"])
+        intent = (self.store.job_state(row.get("job") or "") or {}).get("stop_intent") or {}
+        if intent.get("pod_id") == row["pod_id"] and intent.get("pod_state"):
+            state = str(intent["pod_state"])
+        self.store.set_pod_state(row["pod_id"], state=state, desired_status=desired_status, ended=now, last_seen=now,
+                                 note=action.get("reason"))
+        self.emit(now, "own_stop", job=row.get("job"), pod_id=row["pod_id"],
+                  message=f"the {action['kind']} bidder sent at {to_iso(action['ts'])} ({action.get('reason')}) "
+                          "was never confirmed; the pod is stopped as it asked")
 
     def _record_exit(self, pod_id: str, cost_per_hr: float | None, now: datetime,
                      when: datetime | None) -> datetime | None:

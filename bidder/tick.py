@@ -17,7 +17,11 @@ The cycle, safe to run every minute:
      job's progress: `podBidResume` at the new bid when spot on that GPU type and cloud is still
      best (the volume is on that machine), wait (saying below which floor it acts), or move (a new
      pod elsewhere, e.g. on-demand; the old one is retired so the job never runs two pods);
-   - stopped or terminated outside bidder → held until `bidder jobs start NAME`.
+   - stopped or terminated outside bidder → held until `bidder jobs start NAME`; a stop of bidder's
+     own whose answer never came is not that: the job ends where the stop meant (`stop_intent`);
+   - a create that may still land (`pending_name`) → nothing else is rented for the job meanwhile.
+A job's state is re-read before the tick acts on it and, in one transaction, before it is saved: a
+stop the user decided meanwhile stands, and a pod this tick restarted is stopped again.
 Nothing reads the clock here: `now` comes from the caller (wall clock, or the emulator's).
 """
 
@@ -30,13 +34,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bidder.collector import RunPodSource, VastSource, collect_markets
-from bidder.errors import Infeasible, InsufficientHistory, SpotUnsupported
-from bidder.executor import SPOT_GONE_MESSAGE, Executor, running_hours
+from bidder.errors import ApiError, Infeasible, InsufficientHistory, SpotUnsupported
+from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Executor, running_hours
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend
-from bidder.units import parse_timestamp, to_iso
+from bidder.units import format_duration, parse_timestamp, to_iso
 
 __all__ = ["DECISION_FRESHNESS", "RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress", "run_tick"]
 
@@ -129,6 +133,8 @@ class _Tick:
         self.listing: list[Pod] = []
         self.listings: dict[str, list[Pod]] = {}
         self.outcomes: dict[str, str] = {}
+        self.seen: dict[str, dict[str, Any]] = {}   # each job's state as this tick first read it
+        self.overruled: set[str] = set()             # jobs the user stopped while this tick acted
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market)."""
@@ -142,7 +148,7 @@ class _Tick:
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
             self.collect(DECISION_FRESHNESS)
         for job in self.config.jobs.values():
-            self.report.jobs.append(self.handle(job))
+            self.report.jobs.append(self.handle_job(job))
         known = set(self.config.jobs)
         for row in self.store.managed_pods(states=["active"]):
             if row.get("job") not in known and row.get("desired_status") == "RUNNING":
@@ -183,11 +189,13 @@ class _Tick:
     def poll(self) -> None:
         """One listing per market with a managed pod or a create awaiting its answer."""
         active = self.store.managed_pods(states=["active"])
-        states = [self.store.job_state(name) or {} for name in self.config.jobs]
+        # Any job that ever created a pod: a create that lands late is found by its name in the listing.
+        created = any((self.store.job_state(name) or {}).get("attempts") for name in self.config.jobs)
+        if not active and not created:
+            return
         for market, ex in self.exs.items():
             rows = [r for r in active if (r.get("market") or "runpod") == market]
-            pending = any(s.get("pending_name") and (s.get("pending_market") or "runpod") == market for s in states)
-            if not rows and not pending:
+            if not rows and not created:
                 continue
             listing = ex.client.pods()
             self.listings[market] = listing
@@ -197,20 +205,88 @@ class _Tick:
             for row in rows:
                 outcome = ex.observe(row, by_id.get(row["pod_id"]), self.now)
                 self.outcomes[row["pod_id"]] = outcome
+                if outcome == "stopped_by_bidder":
+                    self._own_stop_done(row)
                 if outcome == "interrupted":
                     pod = by_id[row["pod_id"]]
                     ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
                             message=pod.last_status_change)
 
+    def _own_stop_done(self, row: dict[str, Any]) -> None:
+        """bidder's own stop of this pod went through unconfirmed: the job ends where that stop meant
+        it to (its `stop_intent`, e.g. budget_stopped), never `held` as after a stop by the user."""
+        name = row.get("job")
+        if not name or self.ex.dry_run:
+            return
+        intent = (self.store.job_state(name) or {}).get("stop_intent") or {}
+        if intent.get("pod_id") == row["pod_id"]:
+            self.store.save_job_state(name, **(intent.get("job") or {}), stop_intent=None, updated=self.now)
+
     # -- one job -----------------------------------------------------------------------------------
+    def handle_job(self, jc: JobConfig) -> JobReport:
+        """`handle`, then: if the user stopped the job meanwhile (another process, not under the tick's
+        lock), their decision stands: nothing this tick saved undoes it, and a pod it started is stopped."""
+        report = self.handle(jc)
+        if jc.name not in self.overruled or self.ex.dry_run:
+            return report
+        current = self.store.job_state(jc.name) or {}
+        for row in self.store.managed_pods(jc.name):
+            if row.get("desired_status") == "RUNNING" and row.get("state") in ("active", "stopped"):
+                self._restop(jc, row)
+        current = self.store.job_state(jc.name) or {}
+        message = current.get("note") or f"{current.get('state')}: stopped by the user during this tick"
+        self.ex.emit(self.now, "overruled", job=jc.name, message="the user stopped the job while this tick acted; "
+                     "their stop stands")
+        return self._report(jc, str(current.get("state") or "held"), message)
+
+    def _restop(self, jc: JobConfig, row: dict[str, Any]) -> None:
+        """Stop a pod this tick (re)started after the user stopped its job. Until that stop is
+        confirmed the pod stays watched (`active`) and named in `restop`, which the next tick retries."""
+        self.store.set_pod_state(row["pod_id"], state="active")
+        self.store.save_job_state(jc.name, restop=row["pod_id"])
+        try:
+            self.ex_for(row.get("market")).stop_pod(self.store.pod(row["pod_id"]) or row, self.now,
+                                                    reason="the user stopped the job while a tick acted on it",
+                                                    state="stopped")
+        except ApiError as exc:
+            log.warning("job %s: pod %s could not be stopped again (%s); the next tick tries again",
+                        jc.name, row["pod_id"], exc)
+            return
+        self.store.save_job_state(jc.name, restop=None)
+
+    def _intervened(self, jc: JobConfig, current: dict[str, Any]) -> bool:
+        """True when the job's stored state says the user stopped it after this tick first read it."""
+        seen = self.seen.get(jc.name) or {}
+        if current.get("stop_requested") and not seen.get("stop_requested"):
+            return True
+        return current.get("state") in ("held", "finished") and current.get("state") != seen.get("state")
+
     def handle(self, jc: JobConfig) -> JobReport:
         state = self.store.job_state(jc.name) or {}
+        self.seen[jc.name] = state
         if state.get("state") == "held":
+            restop = None if self.ex.dry_run else self.store.pod(state.get("restop") or "")
+            if restop is not None and restop.get("state") == "active" and restop.get("desired_status") == "RUNNING":
+                self._restop(jc, restop)  # a stop that the user asked for and a tick's resume undid
+            elif restop is not None:
+                self.store.save_job_state(jc.name, restop=None)
+            if not self.ex.dry_run:  # even a held job's late creates are watched, and retired
+                for market, ex in self.exs.items():
+                    for stray in ex.strays(jc, self.listings.get(market, []), include_pending=True):
+                        ex.take_stray(jc, stray, self.now, keep=False)
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if not self.ex.dry_run and state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
             market = state.get("pending_market") or "runpod"
             self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now)
+        if not self.ex.dry_run:
+            for market, ex in self.exs.items():
+                for stray in ex.strays(jc, self.listings.get(market, [])):
+                    # A create that landed after bidder stopped looking: watched from now on, never left running.
+                    keep = (not self.store.managed_pods(jc.name, states=["active"]) and not ex.pending(jc)
+                            and state.get("state") not in ("finished", "budget_stopped")
+                            and not state.get("stop_requested"))
+                    ex.take_stray(jc, stray, self.now, keep=keep)
         rows = self.store.managed_pods(jc.name, states=["active"])
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
@@ -240,6 +316,15 @@ class _Tick:
         policy = jc.policy
         if state.get("state") == "budget_stopped" and (policy.budget or 0) <= float(state.get("budget_at_stop") or 0):
             return self._report(jc, "budget_stopped", state.get("note") or "stopped at its budget")
+        pending = None if self.ex.dry_run else self.ex.pending(jc)
+        if pending is not None and (row is None or row.get("desired_status") != "RUNNING"):
+            # Its create may still land: no launch, resume or move until it is found or its grace ends.
+            return self._wait(jc, f"the create of {pending} got no answer and may still land: nothing else is "
+                                  f"rented for this job until it is found (or {format_duration(CREATE_GRACE.total_seconds())} "
+                                  "pass)", row["pod_id"] if row else None)
+        if not self.ex.dry_run and self._intervened(jc, self.store.job_state(jc.name) or {}):
+            self.overruled.add(jc.name)  # re-read before acting: the user's stop came in meanwhile
+            return self._report(jc, "held", "stopped by the user during this tick")
         if row is None:
             return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                              interruptions=interruptions), spent)
@@ -267,8 +352,16 @@ class _Tick:
         if policy.budget is not None and spent + rate > policy.budget + 1e-9:
             why = (f"budget: spent ${spent:.2f} + the next hour at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
                    f"pod {row['pod_id']} stopped")
-            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why)
-            self._save(jc, state="budget_stopped", note=why, budget_at_stop=policy.budget)
+            # What the stop is for is written before it is sent: if its answer never comes (the tick is
+            # killed, the API errs after stopping), the next tick reads the exit as this stop, not the user's.
+            done = {"state": "budget_stopped", "note": why, "budget_at_stop": policy.budget}
+            self._save(jc, stop_intent={"pod_id": row["pod_id"], "job": done})
+            try:
+                self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why)
+            except ApiError as exc:
+                message = f"{why}? not confirmed: the stop failed ({exc}); the next tick looks again"
+                return self._report(jc, "running", message, row["pod_id"])
+            self._save(jc, **done, stop_intent=None)
             return self._report(jc, "budget_stopped", why, row["pod_id"])
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
         message = f"running on {row['gpu_type_id']} ({_where(row['cloud'], row.get('market'))}) {kind}: ${rate:.3f}/h"
@@ -420,7 +513,12 @@ class _Tick:
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def _save(self, jc: JobConfig, **fields: Any) -> None:
-        if not self.ex.dry_run:
+        if self.ex.dry_run:
+            return
+        with self.store.transaction():  # re-read and write with no other writer in between
+            if "state" in fields and self._intervened(jc, self.store.job_state(jc.name) or {}):
+                self.overruled.add(jc.name)  # the user's stop stands: handle_job stops what this tick started
+                return
             self.store.save_job_state(jc.name, updated=self.now, **fields)
 
     def _report(self, jc: JobConfig, state: str, message: str, pod_id: str | None = None) -> JobReport:

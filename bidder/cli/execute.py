@@ -6,8 +6,9 @@ wall clock (or `--now`), prints, and maps outcomes to exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,6 +185,30 @@ def _print_requests(result: LaunchResult) -> None:
     for request in result.requests:
         click.echo(f"# {request.operation}")
         click.echo(request.to_json())
+
+
+#: Seconds `bidder stop` and `bidder jobs stop/start` wait for a running tick to finish (`--wait`).
+LOCK_WAIT = 60.0
+
+
+def wait_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--wait", "lock_wait", type=click.FloatRange(min=0), default=LOCK_WAIT, show_default=True,
+                        metavar="SECONDS",
+                        help="How long to wait for a running `bidder tick` to finish (they never act at once: "
+                             "a tick could undo this command).")(func)
+
+
+@contextlib.contextmanager
+def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
+    """The tick's lock for a command that changes a job or its pod: a tick running at the same time
+    could undo it (resume a pod just stopped, save a job as running). `undone` says what did not happen."""
+    try:
+        with store.exclusive_lock("tick", wait=wait):
+            yield
+    except LockHeld as exc:
+        who = f" ({exc.holder})" if exc.holder else ""
+        raise BidderError(f"a bidder tick is running{who} and still held the lock after {wait:g} s: {undone}; "
+                          f"run this again when it has finished (or give --wait longer)") from None
 
 
 # -- launch ------------------------------------------------------------------------------------------
@@ -470,26 +495,27 @@ def _job_names(ctx: click.Context, name: str, config_path: str | None = None,
 @jobs.command("stop", epilog="\b\nExample:\n  bidder jobs stop train")
 @click.argument("name")
 @click.option("--dry-run", is_flag=True, help="Show what it would send; change nothing.")
+@wait_option
 @now_option
 @api_options
 @vast_options
 @_after_subcommand
 @click.pass_context
-def jobs_stop(ctx: click.Context, name: str, dry_run: bool, now_text: str | None, api_url: str, vast_url: str,
-              sub_config_path: str | None, sub_db_path: str | None) -> None:
-    """End a job: stop or terminate its pod (per on_finish) and mark it finished."""
+def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, now_text: str | None,
+              api_url: str, vast_url: str, sub_config_path: str | None, sub_db_path: str | None) -> None:
+    """End a job: stop or terminate its pod (per on_finish) and mark it finished. Waits for a
+    running tick to finish first (--wait)."""
     jc, db_path, _ = _job_names(ctx, name, sub_config_path, sub_db_path)
     now = _now(now_text)
     with Store.open(db_path) as store:
         if not dry_run:
+            # Recorded first: the tick re-reads it before it acts, so even a tick that outlasts --wait ends the job.
             store.save_job_state(name, stop_requested=True, updated=now)
-        try:
-            with store.exclusive_lock("tick"), _client(api_url) as client:
-                exs = _executors(client, _vast_api(vast_url), store, dry_run=dry_run)
-                done = _finish_job(exs, store, jc, now)
-        except LockHeld:
-            click.echo(f"{name}: a tick is running; the next tick stops the job's pod ({jc.on_finish})")
-            return
+        undone = ("nothing was sent" if dry_run else
+                  f"the stop is recorded and the next tick stops the job's pod ({jc.on_finish})")
+        with _tick_lock(store, lock_wait, undone), _client(api_url) as client:
+            exs = _executors(client, _vast_api(vast_url), store, dry_run=dry_run)
+            done = _finish_job(exs, store, jc, now)
     click.echo(f"{name}: {done}")
 
 
@@ -524,12 +550,14 @@ def _finish_job(exs: dict[str, Executor], store: Store, jc: JobConfig, now: date
 
 @jobs.command("start", epilog="\b\nExample:\n  bidder jobs start train")
 @click.argument("name")
+@wait_option
 @_after_subcommand
 @click.pass_context
-def jobs_start(ctx: click.Context, name: str, sub_config_path: str | None, sub_db_path: str | None) -> None:
+def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path: str | None,
+               sub_db_path: str | None) -> None:
     """Let the tick run a held job again (held after a stop outside bidder, or at its budget)."""
     _, db_path, config_path = _job_names(ctx, name, sub_config_path, sub_db_path)  # the job must exist in the config
-    with Store.open(db_path) as store:
+    with Store.open(db_path) as store, _tick_lock(store, lock_wait, f"job {name} was not changed"):
         state = store.job_state(name) or {}
         if state.get("state") == "finished":
             raise BidderError(f"job {name} is finished; to run it again give it a new name in {config_path}")
@@ -599,18 +627,21 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, db_path:
 @click.option("--job", "job_name", default=None, help="Stop the pod of this managed job instead.")
 @click.option("--terminate", is_flag=True, help="Delete the pod (and its volume) instead of stopping it.")
 @click.option("--dry-run", is_flag=True, help="Show the request; send nothing.")
+@wait_option
 @now_option
 @db_option
 @api_options
 @vast_options
-def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: bool, now_text: str | None,
-         db_path: str, api_url: str, vast_url: str) -> None:
+def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: bool, lock_wait: float,
+         now_text: str | None, db_path: str, api_url: str, vast_url: str) -> None:
     """Stop (or --terminate) a pod by id, or the pod of a managed job (--job). A managed job whose
-    pod you stop is held: the tick does not restart it until `bidder jobs start NAME`."""
+    pod you stop is held: the tick does not restart it until `bidder jobs start NAME`. Waits for a
+    running tick to finish first (--wait), so the tick cannot undo the stop."""
     if (pod_id is None) == (job_name is None):
         raise click.UsageError("give a POD id or --job NAME (one of them)")
     now = _now(now_text)
-    with Store.open(db_path) as store, _client(api_url) as client:
+    with Store.open(db_path) as store, _client(api_url) as client, \
+            (contextlib.nullcontext() if dry_run else _tick_lock(store, lock_wait, "nothing was stopped")):
         if job_name is not None:
             rows = store.managed_pods(job_name, states=["active"])
             if not rows:
@@ -640,14 +671,18 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 click.echo(f"pod {row['pod_id']} no longer exists (marked gone in the ledger)")
                 continue
             row = store.pod(row["pod_id"]) or row
+            held = (f"held: pod stopped by `bidder stop`; `bidder jobs start {row['job']}` to continue"
+                    if row.get("job") else None)
+            if held is not None and not dry_run:
+                # Written before the stop is sent: a stop whose answer never comes still ends the job held.
+                store.save_job_state(row["job"], stop_intent={"pod_id": row["pod_id"],
+                                                              "job": {"state": "held", "note": held}})
             would_send = ex.stop_pod(row, now, reason="stopped by `bidder stop`", terminate=terminate)
             if would_send is not None:
                 click.echo(would_send.to_json())
                 continue
-            if row.get("job") and not dry_run:
-                store.save_job_state(row["job"], state="held", updated=now,
-                                     note=f"held: pod stopped by `bidder stop`; `bidder jobs start {row['job']}` "
-                                          "to continue")
+            if held is not None and not dry_run:
+                store.save_job_state(row["job"], state="held", updated=now, note=held, stop_intent=None)
             market = row.get("market") or "runpod"
             click.echo(f"{'terminated' if terminate else 'stopped'} pod {row['pod_id']}"
                        + (f" on {market}" if market != "runpod" else "")

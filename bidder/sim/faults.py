@@ -12,8 +12,22 @@ A `FaultSpec` gives, per GraphQL request, the chance of each fault (they exclude
 and, for create mutations (podRentInterruptable, podFindAndDeployOnDemand) only:
 
     lost_create  the create is executed, then the connection is closed without an answer
+    late_create  the create is held `late_delay` seconds, THEN executed and answered: a client that
+                 gave up at its timeout and looked the name up at once finds nothing; the pod
+                 appears later (a create that reached RunPod after the client's timeout)
 
-As text: "429=0.2,500=0.1,timeout=0.05,drop=0.05,lost_create=1,delay=0.7,retry_after=2,html=0.5".
+for podResume / podBidResume:
+
+    late_resume  held `late_delay` seconds, then executed and answered (a slow resume: what a
+                 command run meanwhile sees is the pod still stopped)
+
+and for podStop / podTerminate:
+
+    slow_stop    executed at once, answered `late_delay` seconds later (a process killed while it
+                 waits never learns that its stop happened)
+
+As text: "429=0.2,500=0.1,timeout=0.05,drop=0.05,lost_create=1,delay=0.7,retry_after=2,html=0.5";
+"late_create=1,late_delay=3".
 Draws come from one seeded stream, so a single-threaded client sees the same faults every run.
 """
 
@@ -21,18 +35,28 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass, fields
 
 from bidder.errors import ConfigError
 
-__all__ = ["FAULT_KINDS", "FaultInjector", "FaultSpec"]
+__all__ = ["FAULT_KINDS", "OPERATION_FAULTS", "FaultInjector", "FaultSpec"]
 
 #: Per-request fault kinds, in the order the draw tests them.
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "internal", "timeout", "drop")
 
 _RATE_KEYS = {"429": "rate_429", "500": "rate_500", "internal": "rate_internal", "timeout": "rate_timeout",
-              "drop": "rate_drop", "lost_create": "lost_create"}
-_PARAM_KEYS = {"delay": "timeout_delay", "retry_after": "retry_after", "html": "html_share"}
+              "drop": "rate_drop", "lost_create": "lost_create", "late_create": "late_create",
+              "late_resume": "late_resume", "slow_stop": "slow_stop"}
+_PARAM_KEYS = {"delay": "timeout_delay", "retry_after": "retry_after", "html": "html_share",
+               "late_delay": "late_delay"}
+#: Faults drawn per mutation of one kind (not per request), with the operations they apply to.
+OPERATION_FAULTS: dict[str, frozenset[str]] = {
+    "lost_create": frozenset({"podRentInterruptable", "podFindAndDeployOnDemand"}),
+    "late_create": frozenset({"podRentInterruptable", "podFindAndDeployOnDemand"}),
+    "late_resume": frozenset({"podResume", "podBidResume"}),
+    "slow_stop": frozenset({"podStop", "podTerminate"}),
+}
 
 
 @dataclass(frozen=True)
@@ -43,9 +67,13 @@ class FaultSpec:
     rate_timeout: float = 0.0
     rate_drop: float = 0.0
     lost_create: float = 0.0
+    late_create: float = 0.0
+    late_resume: float = 0.0
+    slow_stop: float = 0.0
     timeout_delay: float = 2.0   # seconds a "timeout" answer is held back
     retry_after: float = 1.0     # seconds, sent in Retry-After with every 429
     html_share: float = 0.5      # share of 429s whose body is an HTML page, not JSON
+    late_delay: float = 2.0      # seconds a late_create / late_resume / slow_stop is held back
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -53,7 +81,7 @@ class FaultSpec:
             if not isinstance(value, (int, float)) or value != value or value < 0:
                 raise ConfigError(f"fault setting {f.name} must be a number >= 0, got {value!r}", key=f.name)
         for name in ("rate_429", "rate_500", "rate_internal", "rate_timeout", "rate_drop", "lost_create",
-                     "html_share"):
+                     "late_create", "late_resume", "slow_stop", "html_share"):
             if getattr(self, name) > 1:
                 raise ConfigError(f"fault setting {name} is a probability: give 0..1, got {getattr(self, name)}",
                                   key=name)
@@ -67,7 +95,7 @@ class FaultSpec:
 
     @property
     def active(self) -> bool:
-        return self.request_rate > 0 or self.lost_create > 0
+        return self.request_rate > 0 or any(getattr(self, k) > 0 for k in OPERATION_FAULTS)
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -100,6 +128,8 @@ class FaultInjector:
         self.spec = spec
         self._rng = random.Random(f"{seed}|faults")
         self._lock = threading.Lock()
+        #: Faults injected so far, by kind ("429", "429_html", "lost_create", "slow_stop"...).
+        self.counts: Counter[str] = Counter()
 
     def draw(self) -> str | None:
         """The fault for this request (one of FAULT_KINDS), or None."""
@@ -111,15 +141,40 @@ class FaultInjector:
         for kind in FAULT_KINDS:
             edge += getattr(self.spec, _RATE_KEYS[kind])
             if u < edge:
+                with self._lock:
+                    self.counts[kind] += 1
                 return kind
         return None
 
     def html(self) -> bool:
         with self._lock:
-            return self._rng.random() < self.spec.html_share
+            html = self._rng.random() < self.spec.html_share
+            if html:
+                self.counts["429_html"] += 1
+            return html
 
     def lose_create(self) -> bool:
-        if self.spec.lost_create <= 0:
+        return self.operation_fault("lost_create")
+
+    def operation_fault(self, kind: str) -> bool:
+        """Draw one of OPERATION_FAULTS (a kind whose rate is 0 draws nothing: the stream of the
+        other faults is the same with or without it)."""
+        rate = float(getattr(self.spec, kind))
+        if rate <= 0:
             return False
         with self._lock:
-            return self._rng.random() < self.spec.lost_create
+            hit = self._rng.random() < rate
+            if hit:
+                self.counts[kind] += 1
+            return hit
+
+    def late(self, operations: set[str]) -> tuple[str | None, str | None]:
+        """(a delay-before-executing fault, a delay-after-executing fault) for a request carrying
+        these mutations: "late_create" / "late_resume", and "slow_stop"."""
+        before = after = None
+        for kind in ("late_create", "late_resume"):
+            if operations & OPERATION_FAULTS[kind] and self.operation_fault(kind):
+                before = kind
+        if operations & OPERATION_FAULTS["slow_stop"] and self.operation_fault("slow_stop"):
+            after = "slow_stop"
+        return before, after

@@ -153,6 +153,16 @@ def _runtime(world: World, pod: SimPod) -> dict | None:
             "container": {"cpuPercent": 0, "memoryPercent": 0}}
 
 
+def _started_at(pod: SimPod) -> str | None:
+    # A start time no date can hold (a test poisoning the uptime) prints as null, as RunPod would not crash.
+    if pod.run_started_s is None:
+        return None
+    try:
+        return to_iso(from_epoch(pod.run_started_s))
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def _pod_view(world: World, pod: SimPod) -> dict:
     machine = world.machines[pod.machine_id]
     gpu = world.gpu_types[pod.gpu_type_id]
@@ -166,7 +176,7 @@ def _pod_view(world: World, pod: SimPod) -> dict:
         "volumeMountPath": pod.volume_mount_path, "ports": pod.ports,
         "env": [f"{k}={v}" for k, v in pod.env], "dockerArgs": pod.docker_args, "templateId": pod.template_id,
         "uptimeSeconds": uptime, "lastStatusChange": pod.last_status_change,
-        "lastStartedAt": to_iso(from_epoch(pod.run_started_s)) if pod.run_started_s is not None else None,
+        "lastStartedAt": _started_at(pod),
         "lowestBidPriceToResume": world.lowest_bid_to_resume(pod), "machineId": machine.id,
         "machine": {"id": machine.id, "podHostId": f"{pod.id}-{machine.id[:8]}",
                     "gpuDisplayName": gpu.display_name, "gpuTypeId": gpu.id,

@@ -285,6 +285,12 @@ class _Handler(BaseHTTPRequestHandler):
         if problems:
             self._json(400, {"errors": [_requoted(e) for e in problems]})
             return
+        mutations = _mutations(document)
+        late, slow = injector.late(mutations) if injector is not None and mutations else (None, None)
+        if late is not None:  # executed only after the wait: a client that gave up sees nothing yet
+            self.server.stopping.wait(injector.spec.late_delay)  # type: ignore[union-attr]
+            if self.server.stopping.is_set():
+                raise _Drop
         with emu.world.lock:
             result = execute_sync(schema, document, variable_values=variables,
                                   operation_name=request.get("operationName"),
@@ -292,8 +298,12 @@ class _Handler(BaseHTTPRequestHandler):
         if result.data is None and result.errors:  # bad variables or operation name: never executed
             self._json(400, {"errors": [_requoted(e) for e in result.errors]})
             return
-        if injector is not None and _has_create(document) and injector.lose_create():
+        if injector is not None and mutations & CREATE_MUTATIONS and injector.lose_create():
             raise _Drop  # executed, but the answer is lost on the way
+        if slow is not None:  # executed; the answer comes late (or never, to a client that gave up)
+            self.server.stopping.wait(injector.spec.late_delay)  # type: ignore[union-attr]
+            if self.server.stopping.is_set():
+                raise _Drop
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             payload["errors"] = [_format(e) for e in result.errors]
@@ -316,13 +326,16 @@ def _format(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
-def _has_create(document: Any) -> bool:
+def _mutations(document: Any) -> set[str]:
+    """The mutation fields a document calls (e.g. {"podStop"})."""
+    out: set[str] = set()
     for node in document.definitions:
         if isinstance(node, OperationDefinitionNode) and node.operation.value == "mutation":
             for selection in node.selection_set.selections:
-                if getattr(getattr(selection, "name", None), "value", None) in CREATE_MUTATIONS:
-                    return True
-    return False
+                name = getattr(getattr(selection, "name", None), "value", None)
+                if name:
+                    out.add(name)
+    return out
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):

@@ -199,6 +199,11 @@ class StoreBase:
                 self._conn.execute("ROLLBACK")
             raise StoreError(f"cannot write to {self.path}: {exc}") from None
 
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE) for a read-then-write that must see no other
+        writer in between; the store's own writes inside it join it."""
+        return self._write()
+
     def _rollback(self) -> None:
         if self._conn.in_transaction:  # an error may already have ended it
             self._conn.execute("ROLLBACK")
@@ -223,23 +228,30 @@ class StoreBase:
 
     # -- the exclusive lock ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def exclusive_lock(self, name: str = "tick") -> Iterator[None]:
-        """Hold an OS lock (fcntl.flock on `<db>.<name>.lock`) for the block; LockHeld at once if
-        another holder has it. Not a database lock, so the holder's own writes never wait on it,
-        and the OS drops it when a crashed process exits."""
+    def exclusive_lock(self, name: str = "tick", *, wait: float = 0.0) -> Iterator[None]:
+        """Hold an OS lock (fcntl.flock on `<db>.<name>.lock`) for the block; LockHeld if another
+        holder has it (at once, or after waiting up to `wait` seconds for it). Not a database lock,
+        so the holder's own writes never wait on it, and the OS drops it when a crashed process exits."""
         lock_path = self.path.with_name(f"{self.path.name}.{name}.lock")
         try:
             handle = open(lock_path, "a+")  # noqa: SIM115 (closed in finally)
         except OSError as exc:
             raise StoreError(f"cannot create lock file {lock_path}: {exc.strerror or exc}") from None
         try:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise LockHeld(f"another bidder ({holder}) holds the {name!r} lock on {self.path}; "
-                               f"it releases it when it finishes") from None
+            deadline = time.monotonic() + max(wait, 0.0)
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() < deadline:
+                        time.sleep(0.05)  # waiting for another process, not market time
+                        continue
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    waited = f" (waited {wait:g} s)" if wait > 0 else ""
+                    raise LockHeld(f"another bidder ({holder}) holds the {name!r} lock on {self.path}{waited}; "
+                                   f"it releases it when it finishes", holder=holder) from None
             handle.seek(0)
             handle.truncate()
             handle.write(f"pid {os.getpid()}")
