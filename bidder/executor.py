@@ -206,6 +206,8 @@ class Executor:
     def emit(self, now: datetime, event: str, **fields: Any) -> dict[str, Any]:
         record: dict[str, Any] = {"ts": to_iso(now), "event": event}
         record.update({k: v for k, v in fields.items() if v is not None})
+        if self.market != "runpod":  # RunPod's events read as they always did
+            record.setdefault("market", self.market)
         if self.dry_run:
             record["dry_run"] = True
         self.log.append(record)
