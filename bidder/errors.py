@@ -10,6 +10,8 @@
     │   ├── AuthError           HTTP 401: the API key is missing or wrong
     │   ├── RateLimited         HTTP 429 (carries retry_after in seconds, when given)
     │   ├── TransportError      connection refused/reset, timeout, HTTP 5xx, unreadable body
+    │   │   └── MalformedAnswer an answer that is not what the operation returns (wrong types,
+    │   │                       missing fields, impossible numbers, data null): maybe executed
     │   ├── NotInterruptible    Vast rented on-demand although a bid was sent (is_bid false)
     │   └── GraphQLError        the API answered with an `errors` array or HTTP 400
     │       ├── NoCapacity      "no instances available" / "does not have the resources"
@@ -33,6 +35,7 @@ __all__ = [
     "Infeasible",
     "InsufficientHistory",
     "LockHeld",
+    "MalformedAnswer",
     "NoCapacity",
     "NotInterruptible",
     "PodNotFound",
@@ -135,6 +138,17 @@ class NotInterruptible(ApiError):
         super().__init__(message, operation=operation)
         self.instance_id = instance_id
         self.destroyed = destroyed
+
+
+class MalformedAnswer(TransportError):
+    """The API answered HTTP 200, but not with what the operation returns: not JSON, `data` null
+    without errors, a field of the wrong type or missing, an unknown enum value, an impossible number.
+    Nothing of it is stored. For a mutation it counts as a lost answer (`maybe_executed`): the server
+    may have done it, so a create is looked up by its name before anything else."""
+
+    def __init__(self, message: str, *, operation: str | None = None, status: int | None = 200,
+                 maybe_executed: bool = True) -> None:
+        super().__init__(message, operation=operation, status=status, maybe_executed=maybe_executed)
 
 
 class GraphQLError(ApiError):

@@ -45,6 +45,7 @@ from typing import Any
 
 from bidder.errors import (
     ApiError,
+    AuthError,
     BidderError,
     ConfigError,
     GraphQLError,
@@ -52,6 +53,7 @@ from bidder.errors import (
     InsufficientHistory,
     NoCapacity,
     PodNotFound,
+    RateLimited,
     SpotUnsupported,
     TransportError,
 )
@@ -63,13 +65,16 @@ from bidder.store import SPOT_UNSUPPORTED_SINCE, Store, estimate_spend
 from bidder.units import format_duration, parse_timestamp, to_iso
 
 __all__ = [
+    "COST_FACTOR",
     "CREATE_GRACE",
     "SPOT_FLAG",
     "SPOT_GONE_MESSAGE",
+    "UPTIME_SLACK_S",
     "Attempt",
     "Executor",
     "LaunchResult",
     "exit_time",
+    "maybe_executed",
     "pod_spec",
     "running_hours",
 ]
@@ -85,6 +90,10 @@ _START_KINDS = ("rent_spot", "deploy_on_demand", "bid_resume", "resume")
 _JS_DATE = re.compile(r"(?:[A-Z][a-z]{2} )?([A-Z][a-z]{2}) (\d{1,2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT([+-]\d{4})")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _CAP_SLACK = 1e-9
+#: A poll is impossible when its uptime passes the time since the create by more than this (clock
+#: skew between RunPod and cron), or its cost per hour passes COST_FACTOR x the agreed rate.
+UPTIME_SLACK_S = 600.0
+COST_FACTOR = 2.0
 
 
 def exit_time(last_status_change: str | None) -> datetime | None:
@@ -107,6 +116,20 @@ def exit_time(last_status_change: str | None) -> datetime | None:
         except ValueError:
             return None
     return None
+
+
+def maybe_executed(error: ApiError) -> bool:
+    """Whether the server may have done what a mutation asked, although `error` came back: a timeout
+    or lost answer, a 5xx, a malformed answer (`MalformedAnswer`), RunPod's generic "Something went
+    wrong" at HTTP 200. Not a 429, a 401, a validation error (HTTP 400) or a named business refusal."""
+    if isinstance(error, TransportError):  # a malformed answer, a timeout, a 5xx: unless it never left
+        return error.maybe_executed
+    if isinstance(error, RateLimited | AuthError | NoCapacity | SpotUnsupported | PodNotFound):
+        return False
+    if isinstance(error, GraphQLError):  # a named refusal (spend limit, bad input) was not executed
+        return error.status != 400 and ("INTERNAL_SERVER_ERROR" in error.codes or not error.messages
+                                        or any("something went wrong" in m.lower() for m in error.messages))
+    return True
 
 
 def running_hours(observations: Sequence[dict[str, Any]]) -> float:
@@ -294,17 +317,19 @@ class Executor:
         return total
 
     def refusal(self, policy: Policy, *, kind: str, price_per_gpu: float | None, gpu_count: int,
-                job_spent: float, exclude_pod: str | None = None) -> str | None:
+                job_spent: float, exclude_pod: str | None = None, hours_ahead: float = 1.0) -> str | None:
         """Why a pod at this price must not start now (None: it may). Checks the max price (never a bid
-        above it), the job's budget (spend + the next hour) and the global spend per hour."""
+        above it), the job's budget (spend + `hours_ahead` at this rate: the next hour, or the work
+        left when less) and the global spend per hour."""
         if price_per_gpu is None:
             return f"no known {kind.replace('_', '-')} price"
         if policy.max_price is not None and price_per_gpu > policy.max_price + _CAP_SLACK:
             return (f"${price_per_gpu:.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
                     + (" (no bid above the cap is ever sent)" if kind == "spot" else ""))
         rate = price_per_gpu * gpu_count
-        if policy.budget is not None and job_spent + rate > policy.budget + _CAP_SLACK:
-            return (f"the budget ${policy.budget:.2f} does not cover another hour: spent ${job_spent:.2f} + "
+        if policy.budget is not None and job_spent + rate * hours_ahead > policy.budget + _CAP_SLACK:
+            what = "another hour" if hours_ahead >= 1.0 else f"the {hours_ahead:.2f} h of work left"
+            return (f"the budget ${policy.budget:.2f} does not cover {what}: spent ${job_spent:.2f} + "
                     f"${rate:.2f}/h")
         if self.max_spend_per_hour is not None:
             others = self.running_rate(exclude_pod)
@@ -338,7 +363,7 @@ class Executor:
         return out[:bound]
 
     def launch(self, config: JobConfig, job: JobSpec, policy: Policy, decision: Decision, now: datetime, *,
-               job_spent: float = 0.0) -> LaunchResult:
+               job_spent: float = 0.0, hours_ahead: float = 1.0) -> LaunchResult:
         """Create the decided pod, moving to the next alternative on NoCapacity (up to
         `config.max_attempts`), falling back to on-demand when spot is gone and the policy allows it.
         Never raises for one refused alternative; raises ApiError when the API cannot be used at all."""
@@ -371,7 +396,7 @@ class Executor:
             if cand.kind == "spot" and not policy.allow_spot:
                 continue
             try:
-                attempt, pod, request = self._create(config, cand, policy, now, job_spent)
+                attempt, pod, request = self._create(config, cand, policy, now, job_spent, hours_ahead)
             except SpotUnsupported as exc:
                 self.mark_spot_unsupported(now, exc)
                 policy = replace(policy, allow_spot=False)
@@ -445,12 +470,13 @@ class Executor:
                 and self.store.pod(p.id) is None]
 
     def _create(self, config: JobConfig, cand: _Candidate, policy: Policy, now: datetime,
-                job_spent: float) -> tuple[Attempt, Pod | None, GraphQLRequest | None]:
+                job_spent: float, hours_ahead: float = 1.0) -> tuple[Attempt, Pod | None, GraphQLRequest | None]:
         g = config.job.gpu_count
         price = cand.bid_per_gpu if cand.kind == "spot" else self._on_demand_price(cand.gpu_type_id, cand.cloud, g)
         if cand.kind == "on_demand" and price is None:
             price = cand.decision.expected_cost_per_hour  # optimizer's own figure when no quote is stored
-        why_not = self.refusal(policy, kind=cand.kind, price_per_gpu=price, gpu_count=g, job_spent=job_spent)
+        why_not = self.refusal(policy, kind=cand.kind, price_per_gpu=price, gpu_count=g, job_spent=job_spent,
+                               hours_ahead=hours_ahead)
         cost = None if price is None else price * g
         if why_not is not None:
             self.emit(now, "refused", job=config.name, kind=cand.kind, gpu_type=cand.gpu_type_id, cloud=cand.cloud,
@@ -491,36 +517,27 @@ class Executor:
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
             self.emit(now, kind, name=name, outcome="no_capacity", error=str(exc), **_event_fields(ledger))
             return self._attempt(config, cand, "no_capacity", str(exc), name, cost=cost), None, None
-        except TransportError as exc:
-            # Timeout or lost answer: the pod may exist. Look for it by name before anything else.
-            found = self.find_by_name(name)  # raises ApiError if the list cannot be read: pending stays
-            if found is None and not exc.maybe_executed:
-                self._finish(action, now, "error", error=f"{exc} (never sent: no pod was created)")
-                self.store.save_job_state(config.name, pending_name=None, pending_since=None)
-                self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
-                raise _StopLaunch(f"the API failed before the create was sent ({exc}); the next tick tries "
-                                  "again") from exc
-            if found is None:
-                # It may still land (a create that reaches RunPod after the client gave up): the name
-                # stays reserved and the action pending; nothing else is rented for this job until the
-                # name has been looked up again for CREATE_GRACE.
-                until = now + CREATE_GRACE
-                self.emit(now, kind, name=name, outcome="unconfirmed", error=str(exc), **_event_fields(ledger))
-                raise _StopLaunch(f"the create's answer was lost ({exc}) and no pod named {name} exists yet; "
-                                  f"it may still appear: bidder looks it up again before renting anything "
-                                  f"else for this job (until {to_iso(until)})") from exc
-            self._finish(action, now, "ok", pod_id=found.id)
-            self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
-            self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
-                      message=f"the create's answer was lost ({exc}); found pod {found.id} by its name")
-            return self._attempt(config, cand, "adopted", str(exc), name, found.id, cost), found, None
-        except GraphQLError as exc:
-            # Spend limit, balance, a refused input...: other alternatives would meet the same refusal.
-            self._finish(action, now, "error", error=str(exc))
-            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
-            self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
-            raise _StopLaunch(str(exc)) from exc
-        except ApiError as exc:  # rate limited, auth: nothing was created (the server refused to start)
+        except ApiError as exc:
+            if maybe_executed(exc):
+                # Timeout, lost or malformed answer, "Something went wrong": the pod may exist.
+                # Look for it by name before anything else.
+                found = self.find_by_name(name)  # raises ApiError if the list cannot be read: pending stays
+                if found is None:
+                    # It may still land (a create that reaches RunPod after the client gave up): the name
+                    # stays reserved and the action pending; nothing else is rented for this job until the
+                    # name has been looked up again for CREATE_GRACE.
+                    until = now + CREATE_GRACE
+                    self.emit(now, kind, name=name, outcome="unconfirmed", error=str(exc), **_event_fields(ledger))
+                    raise _StopLaunch(f"the create's answer was lost ({exc}) and no pod named {name} exists yet; "
+                                      f"it may still appear: bidder looks it up again before renting anything "
+                                      f"else for this job (until {to_iso(until)})") from exc
+                self._finish(action, now, "ok", pod_id=found.id)
+                self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
+                self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
+                          message=f"the create's answer was lost ({exc}); found pod {found.id} by its name")
+                return self._attempt(config, cand, "adopted", str(exc), name, found.id, cost), found, None
+            # Spend limit, balance, a refused input, rate limited, auth, or a request that never left this
+            # machine: nothing was created, and other alternatives would meet the same refusal.
             self._finish(action, now, "error", error=str(exc))
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
             self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
@@ -625,6 +642,42 @@ class Executor:
             self.store.set_pod_state(pod.id, state="retired", ended=now, note=why)
 
     # -- polling -----------------------------------------------------------------------------------
+    def confirm(self, pod_id: str) -> Pod | None:
+        """Ask for one pod (`pod(input: {podId})`) that a listing left out: the pod, or None when the
+        API says it does not exist. Any other failure raises ApiError: the pod's state is unknown."""
+        try:
+            return self.client.pod(pod_id)
+        except PodNotFound:
+            return None
+
+    def implausible(self, row: dict[str, Any], pod: Pod, now: datetime) -> str | None:
+        """Why this poll of a managed pod cannot be true (None: it can): a number the client found
+        impossible (negative, non-finite, huge: `Pod.invalid`), an uptime longer than the time since
+        bidder created the pod, or a cost per hour far above any rate bidder agreed to for it.
+        Such a poll is not stored; the job goes on from the last good observation."""
+        if pod.invalid is not None:  # a number the client found impossible (negative, non-finite, huge)
+            return f"pod {row['pod_id']}: {pod.invalid}"
+        created = row.get("created")
+        if pod.uptime_seconds is not None and isinstance(created, datetime):
+            since = (now - created).total_seconds()
+            if pod.uptime_seconds > since + UPTIME_SLACK_S:
+                return (f"pod {row['pod_id']}: uptime {pod.uptime_seconds:.0f} s is longer than the "
+                        f"{max(since, 0):.0f} s since it was created")
+        agreed = self.agreed_rate(row)
+        if pod.cost_per_hr is not None and agreed is not None and pod.cost_per_hr > agreed * COST_FACTOR + 0.01:
+            return (f"pod {row['pod_id']}: cost ${pod.cost_per_hr:.3f}/h is far above the ${agreed:.3f}/h "
+                    "bidder agreed to")
+        return None
+
+    def agreed_rate(self, row: dict[str, Any]) -> float | None:
+        """The highest rate (USD per hour, whole pod) bidder ever agreed to for this pod: its bids and
+        the expected cost of its starts. None when unknown."""
+        rates = [float(a["expected_cost_per_hour"]) for a in self.store.actions(pod_id=row["pod_id"])
+                 if a["kind"] in _START_KINDS and a.get("expected_cost_per_hour")]
+        if row.get("kind") == "spot" and row.get("bid_per_gpu"):
+            rates.append(float(row["bid_per_gpu"]) * int(row.get("gpu_count") or 1))
+        return max(rates) if rates else None
+
     def run_start(self, pod_id: str, before: datetime) -> datetime | None:
         """When the pod's current (or last) run began, from the ledger: the later of its last successful
         start action and (last RUNNING poll - its uptime)."""
@@ -662,6 +715,12 @@ class Executor:
         status = pod.desired_status or "UNKNOWN"
         was_running = row.get("desired_status") == "RUNNING"
         billing = _billing(pod)
+        why = self.implausible(row, pod, now)
+        if why is not None:
+            log.warning("ignored an impossible poll: %s", why)
+            self.emit(now, "rejected_observation", job=row.get("job"), pod_id=pod_id,
+                      message=f"ignored an impossible poll: {why}; the job goes on from the last good one")
+            return "running" if was_running else "exited"
         own = None
         if status == "RUNNING":
             outcome = "running"
@@ -755,7 +814,7 @@ class Executor:
 
     # -- resuming and stopping ---------------------------------------------------------------------
     def resume(self, config: JobConfig, row: dict[str, Any], decision: Decision, policy: Policy, now: datetime,
-               *, job_spent: float) -> tuple[Attempt, GraphQLRequest | None]:
+               *, job_spent: float, hours_ahead: float = 1.0) -> tuple[Attempt, GraphQLRequest | None]:
         """Restart the job's stopped pod on its machine: podBidResume at the decision's bid (spot) or
         podResume (on-demand). Raises SpotUnsupported (the caller moves the job)."""
         policy = self.effective_policy(policy)
@@ -768,7 +827,7 @@ class Executor:
             price = decision.expected_cost_per_hour
         cost = None if price is None else price * g
         why_not = self.refusal(policy, kind=row["kind"], price_per_gpu=price, gpu_count=g, job_spent=job_spent,
-                               exclude_pod=pod_id)
+                               exclude_pod=pod_id, hours_ahead=hours_ahead)
         if why_not is not None:
             self.emit(now, "refused", job=config.name, pod_id=pod_id, kind=row["kind"], bid_per_gpu=cand.bid_per_gpu,
                       message=why_not)

@@ -276,7 +276,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("max_price", None, "The most per GPU-hour, bid or on-demand (USD). No bid is ever above it.",
             _positive),
     Setting("budget", None, "The most the job may spend in total (USD): a running pod is stopped before "
-            "spend plus its next hour would pass it.", _positive),
+            "spend plus its next hour (or the work left, if less) would pass it.", _positive),
     Setting("tolerance", "medium", "Interruptions per day accepted: none (on-demand only), low (0.5), "
             "medium (2), high (6) or a number.", _tolerance),
     Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses.", _fraction),
@@ -491,6 +491,17 @@ def _parsed_default(key: str) -> Any:
     return setting.default if setting.default in (None, ()) else setting.parse(setting.default)
 
 
+def _check_complete(name: str, values: Mapping[str, Any], path: str | None) -> None:
+    """A managed job must say when it ends and what it runs on (else it would run forever, or on
+    the cheapest GPU of all). `bidder launch` may leave both open: it starts one pod, once."""
+    if values.get("hours") is None and not values.get("keep_running"):
+        raise _fail(f"[jobs.{name}] has neither hours (the work to do) nor keep_running = true (a service): "
+                    "give one of them", "hours", path)
+    if not values.get("gpu") and values.get("min_vram") is None:
+        raise _fail(f'[jobs.{name}] has neither gpu (GPU types, e.g. ["RTX A6000"]) nor min_vram (GB): '
+                    "give one of them", "gpu", path)
+
+
 def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
     """A Config from a parsed TOML document (see the module docstring for its shape)."""
     globals_: dict[str, Any] = {}
@@ -518,6 +529,7 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
         if not isinstance(table, Mapping):
             raise _fail(f"jobs.{name} must be a table: write [jobs.{name}]", name, path)
         jobs[name] = job_from_values(name, table, defaults=defaults, path=path)
+        _check_complete(name, {**defaults, **table}, path)
     get = lambda key: globals_.get(key, _parsed_default(key))  # noqa: E731
     return Config(path=path, jobs=jobs, max_spend_per_hour=get("max_spend_per_hour"),
                   collect_interval=get("collect_interval"), spot_recheck=get("spot_recheck"),

@@ -34,15 +34,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bidder.collector import RunPodSource, VastSource, collect_markets
-from bidder.errors import ApiError, Infeasible, InsufficientHistory, SpotUnsupported
-from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Executor, running_hours
+from bidder.errors import ApiError, ConfigError, Infeasible, InsufficientHistory, SpotUnsupported
+from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Executor, exit_time, running_hours
+from bidder.gpu_names import resolve_gpu_types
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.units import format_duration, parse_timestamp, to_iso
 
-__all__ = ["DECISION_FRESHNESS", "RESUME_FAILURES_BEFORE_MOVE", "JobReport", "TickReport", "job_progress", "run_tick"]
+__all__ = [
+    "DECISION_FRESHNESS",
+    "RESUME_FAILURES_BEFORE_MOVE",
+    "JobReport",
+    "TickReport",
+    "interruption_summary",
+    "job_progress",
+    "reopen_stopped_pod",
+    "run_tick",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +133,27 @@ def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[fl
     return spent, hours, anchor
 
 
+def interruption_summary(last_status_change: str | None) -> str:
+    """"interrupted (outbid at 05:47)" from RunPod's "Exited by Runpod: outbid at <date>" (UTC)."""
+    text = last_status_change or ""
+    why = text.split(":", 1)[1].split(" at ", 1)[0].strip() if ":" in text else ""
+    when = exit_time(text)
+    inside = " ".join(x for x in (why or "stopped by RunPod", f"at {when:%H:%M}" if when else "") if x)
+    return f"interrupted ({inside})"
+
+
+def reopen_stopped_pod(store: Store, name: str) -> str | None:
+    """For `bidder jobs start`: the job's newest pod, if it was stopped (by `bidder stop`, outside
+    bidder, or at the budget; not retired, not terminated), is the job's pod again, so the next tick
+    resumes it where its volume and work are (podResume / podBidResume) instead of renting another.
+    Returns its id, or None when there is none to resume."""
+    pods = store.managed_pods(name)
+    if not pods or pods[-1].get("state") != "stopped":
+        return None
+    store.set_pod_state(pods[-1]["pod_id"], state="active", ended=None)
+    return str(pods[-1]["pod_id"])
+
+
 class _Tick:
     def __init__(self, client: RunPodClient, store: Store, config: Config, now: datetime, ex: Executor,
                  others: dict[str, Executor] | None = None) -> None:
@@ -135,6 +166,9 @@ class _Tick:
         self.outcomes: dict[str, str] = {}
         self.seen: dict[str, dict[str, Any]] = {}   # each job's state as this tick first read it
         self.overruled: set[str] = set()             # jobs the user stopped while this tick acted
+        # False when the listing left out a pod the ledger has active: its absences prove nothing.
+        self.listing_trusted = True
+        self.unknown: dict[str, str] = {}  # job -> why one of its pods is in an unknown state
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market)."""
@@ -143,6 +177,7 @@ class _Tick:
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
         self.collect(self.config.collect_interval)
+        self.resolve_gpus()
         self.ex.recheck_spot(self.now)
         self.poll()
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
@@ -157,6 +192,22 @@ class _Tick:
                                      f"in {self.config.path}: stop it with `bidder stop {row['pod_id']}`")
         self.report.events = list(self.ex.log)
         return self.report
+
+    def resolve_gpus(self) -> None:
+        """bidder.toml's GPU names resolved exactly as `--gpu` resolves them ("4090" -> the RunPod id);
+        an unknown name is a ConfigError naming the job, with close matches."""
+        known = self.store.gpu_type_names()
+        jobs = {}
+        for name, jc in self.config.jobs.items():
+            if jc.job.gpu_types:
+                try:
+                    ids = tuple(resolve_gpu_types(jc.job.gpu_types, known))
+                except ConfigError as exc:
+                    where = f"{self.config.path}: " if self.config.path else ""
+                    raise ConfigError(f"{where}[jobs.{name}] gpu: {exc}", key="gpu", path=self.config.path) from None
+                jc = replace(jc, job=replace(jc.job, gpu_types=ids))
+            jobs[name] = jc
+        self.config = replace(self.config, jobs=jobs)
 
     def needs_decision(self) -> bool:
         """True when some job will decide this cycle: a pod stopped without bidder, or no pod yet."""
@@ -203,14 +254,26 @@ class _Tick:
                 self.listing = listing
             by_id = {p.id: p for p in listing}
             for row in rows:
-                outcome = ex.observe(row, by_id.get(row["pod_id"]), self.now)
+                pod = by_id.get(row["pod_id"])
+                if pod is None:
+                    # A listing without a pod bidder did not end is no proof that it ended: ask for it.
+                    self.listing_trusted = False
+                    try:
+                        pod = ex.confirm(row["pod_id"])
+                    except ApiError as exc:
+                        self.outcomes[row["pod_id"]] = "unknown"
+                        self.unknown[row.get("job") or ""] = (f"pod {row['pod_id']} is missing from the pod list and "
+                                                              f"could not be looked up ({exc}); nothing is done for "
+                                                              "this job until its state is known")
+                        ex.emit(self.now, "unknown", job=row.get("job"), pod_id=row["pod_id"], error=str(exc))
+                        continue
+                outcome = ex.observe(row, pod, self.now)
                 self.outcomes[row["pod_id"]] = outcome
                 if outcome == "stopped_by_bidder":
                     self._own_stop_done(row)
-                if outcome == "interrupted":
-                    pod = by_id[row["pod_id"]]
+                if outcome == "interrupted" and pod is not None:
                     ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
-                            message=pod.last_status_change)
+                            message=pod.last_status_change, summary=interruption_summary(pod.last_status_change))
 
     def _own_stop_done(self, row: dict[str, Any]) -> None:
         """bidder's own stop of this pod went through unconfirmed: the job ends where that stop meant
@@ -275,6 +338,11 @@ class _Tick:
                     for stray in ex.strays(jc, self.listings.get(market, []), include_pending=True):
                         ex.take_stray(jc, stray, self.now, keep=False)
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
+        if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
+            return self._report(jc, "unknown", self.unknown[jc.name])
+        if state.get("pending_name") and not self.listing_trusted:
+            return self._report(jc, "unknown", f"the pod list contradicts the ledger; a pod named "
+                                               f"{state['pending_name']} may exist: nothing is created this tick")
         if not self.ex.dry_run and state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
             market = state.get("pending_market") or "runpod"
@@ -345,12 +413,22 @@ class _Tick:
                                current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
         return self._restart(jc, job, policy, row, progress, state)
 
+    def hours_ahead(self, jc: JobConfig, work: float, gpu_type_id: str | None) -> float:
+        """How far the budget guard looks ahead: one hour, or the work left when less (at the speed
+        of the job's GPU type), so a job that fits its budget is never stopped for an hour it won't run."""
+        if jc.job.work_hours is None:
+            return 1.0
+        speed = jc.job.speed_of(gpu_type_id or "") or 1.0
+        return max(min(1.0, (jc.job.work_hours - work) / speed), 0.0)
+
     def _running(self, jc: JobConfig, row: dict[str, Any], policy: Policy, spent: float, work: float) -> JobReport:
         last = self.store.last_observation(row["pod_id"])
-        # Vast bills storage on top of the compute rate: the next hour costs both.
+        # Vast bills storage on top of the compute rate: the hours ahead cost both.
         rate = float((last or {}).get("cost_per_hr") or 0.0) + float((last or {}).get("storage_per_hr") or 0.0)
-        if policy.budget is not None and spent + rate > policy.budget + 1e-9:
-            why = (f"budget: spent ${spent:.2f} + the next hour at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
+        ahead = self.hours_ahead(jc, work, row.get("gpu_type_id"))
+        if policy.budget is not None and spent + rate * ahead > policy.budget + 1e-9:
+            span = "the next hour" if ahead >= 1.0 else f"the {ahead:.2f} h of work left"
+            why = (f"budget: spent ${spent:.2f} + {span} at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
                    f"pod {row['pod_id']} stopped")
             # What the stop is for is written before it is sent: if its answer never comes (the tick is
             # killed, the API errs after stopping), the next tick reads the exit as this stop, not the user's.
@@ -379,16 +457,25 @@ class _Tick:
         except InsufficientHistory as exc:
             return f"{exc}; collect more history"
 
-    def _wait(self, jc: JobConfig, decision: Decision | str, pod_id: str | None = None) -> JobReport:
+    def _volume_note(self, jc: JobConfig, row: dict[str, Any]) -> str | None:
+        """What a user must know while a stopped pod waits: its volume (and the work on it) stays there."""
+        if jc.template.volume <= 0 or jc.template.network_volume is not None:
+            return None
+        return (f"the volume stays on pod {row['pod_id']} (stopped, still billed): bidder resumes that pod when "
+                f"its machine has room (after {RESUME_FAILURES_BEFORE_MOVE} refusals it moves the job to a new pod "
+                f"with an empty volume); to start afresh now: `bidder stop --job {jc.name} --terminate`, then "
+                f"`bidder jobs start {jc.name}`")
+
+    def _wait(self, jc: JobConfig, decision: Decision | str, pod_id: str | None = None,
+              note: str | None = None) -> JobReport:
         if isinstance(decision, str):
             message = decision
         else:
-            why = decision.reasons[0] if decision.reasons else "the optimizer waits"
-            if decision.act_below is not None:
-                message = (f"until the {decision.gpu_type_id} ({decision.cloud}) spot floor is at or below "
-                           f"${decision.act_below:.3f}: {why}")
-            else:
-                message = why
+            # The optimizer's reason states the real rule (the bid, and how long the floor must stay
+            # under it: the settling time), which a bare "until the floor is below" would hide.
+            message = decision.reasons[0] if decision.reasons else "the optimizer waits"
+        if note:
+            message = f"{message}; {note}"
         self.ex.emit(self.now, "wait", job=jc.name, pod_id=pod_id, message=message,
                      act_below=None if isinstance(decision, str) else decision.act_below)
         self._save(jc, state="waiting", note=message)
@@ -399,7 +486,8 @@ class _Tick:
         decision = self._decide(job, policy, progress)
         if isinstance(decision, str) or decision.action == "wait":
             return self._wait(jc, decision)
-        result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent)
+        result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent,
+                                                     hours_ahead=self.hours_ahead(jc, progress.work_done_hours, None))
         tries = "; ".join(f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message
                                                                                  and a.outcome != "ok" else "")
                           for a in result.attempts)
@@ -422,7 +510,7 @@ class _Tick:
         """The job's pod is stopped and bidder did not stop it: resume, wait, or move."""
         decision = self._decide(job, policy, progress)
         if isinstance(decision, str) or decision.action == "wait":
-            return self._wait(jc, decision, row["pod_id"])
+            return self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
         same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
                 and decision.action == ("spot" if row["kind"] == "spot" else "on_demand")
                 and (decision.market or "runpod") == (row.get("market") or "runpod"))
@@ -433,8 +521,9 @@ class _Tick:
             return self._vast_resumed(jc, row, row.get("bid_per_gpu"))
         if same and failures < RESUME_FAILURES_BEFORE_MOVE:
             try:
-                attempt, request = self.ex_for(row.get("market")).resume(jc, row, decision, policy, self.now,
-                                                                         job_spent=progress.spent)
+                attempt, request = self.ex_for(row.get("market")).resume(
+                    jc, row, decision, policy, self.now, job_spent=progress.spent,
+                    hours_ahead=self.hours_ahead(jc, progress.work_done_hours, row["gpu_type_id"]))
             except SpotUnsupported as exc:
                 self.ex.mark_spot_unsupported(self.now, exc)
                 fallback = self._decide(job, replace(policy, allow_spot=False), progress)
@@ -455,7 +544,8 @@ class _Tick:
                                     row["pod_id"])
             if attempt.outcome == "no_capacity":
                 self._save(jc, resume_failures=failures + 1)
-            return self._wait(jc, f"could not resume {row['pod_id']}: {attempt.message}", row["pod_id"])
+            return self._wait(jc, f"could not resume {row['pod_id']}: {attempt.message}", row["pod_id"],
+                              note=self._volume_note(jc, row))
         return self._move(jc, job, policy, row, decision, progress.spent)
 
     def _move(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], decision: Decision,

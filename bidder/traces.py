@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -26,7 +27,9 @@ from typing import IO, Any
 
 from bidder.errors import TraceFormatError
 from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, PriceQuote
-from bidder.units import parse_timestamp, to_iso
+from bidder.units import is_naive, parse_timestamp, to_iso
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MARKET_COLUMN", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace",
            "trace_text", "write_trace"]
@@ -66,8 +69,12 @@ class _Row:
         return value if value > 0 else None  # RunPod's 0 means "none available", never free
 
 
-def iter_trace(source: str | Path | IO[str], *, name: str | None = None) -> Iterator[PriceQuote]:
+def iter_trace(source: str | Path | IO[str], *, name: str | None = None,
+               notes: list[str] | None = None) -> Iterator[PriceQuote]:
     """Yield the quotes of a trace, validating as it goes (a file path or an open text stream).
+
+    Times without a timezone are read as UTC, and said once: appended to `notes` when given, else
+    logged as a warning.
 
     Raises TraceFormatError naming the line (the header is line 1) and column of the first problem,
     including a second row for the same (ts, gpu_type, cloud, gpu_count).
@@ -83,7 +90,7 @@ def iter_trace(source: str | Path | IO[str], *, name: str | None = None) -> Iter
             handle = source
         reader = csv.reader(handle)
         try:
-            yield from _parse(reader, label)
+            yield from _parse(reader, label, notes)
         except UnicodeDecodeError:
             line = reader.line_num + 1
             raise TraceFormatError(f"{label} line {line}: not UTF-8 text (save the trace as UTF-8 CSV)",
@@ -93,7 +100,7 @@ def iter_trace(source: str | Path | IO[str], *, name: str | None = None) -> Iter
                                    path=label, line=reader.line_num) from None
 
 
-def _parse(reader: Any, label: str) -> Iterator[PriceQuote]:
+def _parse(reader: Any, label: str, notes: list[str] | None = None) -> Iterator[PriceQuote]:
     header = next(reader, None)
     if header is None:
         raise TraceFormatError(f"{label} is empty: a trace needs a header row "
@@ -109,6 +116,7 @@ def _parse(reader: Any, label: str) -> Iterator[PriceQuote]:
         raise TraceFormatError(f"{label} line 1: column {doubled[0]} appears twice in the header",
                                path=label, line=1, column=doubled[0])
     seen: dict[tuple[str, str, str, str, int], int] = {}
+    told_naive = False
     for record in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in record):
@@ -122,6 +130,14 @@ def _parse(reader: Any, label: str) -> Iterator[PriceQuote]:
         except ValueError:
             raise row.fail("ts", f"{row.text('ts')!r} is not an ISO 8601 time "
                                  f"(e.g. 2026-01-01T00:05:00Z)") from None
+        if not told_naive and is_naive(row.text("ts")):
+            told_naive = True  # once per trace: a trace is usually naive throughout
+            note = (f"{label} line {line}: time {row.text('ts')!r} has no timezone: read as UTC (and so is every "
+                    "such time in it); write 2026-01-01T00:05:00Z to say so")
+            if notes is not None:
+                notes.append(note)
+            else:
+                log.warning("%s", note)
         gpu_type = row.text("gpu_type")
         if not gpu_type:
             raise row.fail("gpu_type", "empty: give a GPU type id such as NVIDIA RTX A6000")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_duration", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso"]
+__all__ = ["format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -56,6 +56,14 @@ def parse_timestamp(text: str) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def is_naive(text: str) -> bool:
+    """True for an ISO 8601 time without a timezone ("2026-01-02T03:04:05"), which bidder reads as UTC."""
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).tzinfo is None
+    except ValueError:
+        return False
 
 
 def to_iso(value: datetime) -> str:

@@ -44,8 +44,6 @@ def test_the_short_chaos_run_keeps_every_invariant(short_run):
     assert short_run.lines()[-1] == f"violations: {len(short_run.violations)}"
 
 
-@pytest.mark.xfail(reason="impossible observations are rejected by the 'safety' branch (issue 14 item 2); "
-                          "strict once merged", strict=False)
 def test_the_poisoned_observation_scenario_breaks_nothing(short_run):
     assert short_run.scenarios["poisoned"].startswith("ran at cycle")
     assert [str(v) for v in short_run.violations if v.scenario == "poisoned"] == []

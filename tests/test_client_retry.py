@@ -122,10 +122,26 @@ def test_errors_that_a_retry_cannot_fix_are_not_retried(emulator, recorder):
     assert len(recorder.requests) == 3 and sleep.waits == []
 
 
-# -- creates and resumes: never retried --------------------------------------------------------------
+# -- creates and resumes: never retried, but on a 429 ------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["spot", "on_demand"])
+def test_a_create_refused_with_429_is_retried_a_bounded_number_of_times(emulator, recorder, kind):
+    # A 429 means the server did not execute it: sending it again cannot make a second pod.
+    emulator.world.set_floor(A6000, "COMMUNITY", 0.2)
+    sleep = FakeSleep()
+    client = make_client(emulator, recorder=recorder, retry=fast_retry(attempts=5, sleep=sleep), timeout=0.5)
+    emulator.set_faults("429=1,retry_after=0")
+    with pytest.raises(RateLimited):
+        if kind == "spot":
+            client.rent_interruptable(SPEC, 0.3)
+        else:
+            client.deploy_on_demand(SPEC)
+    assert len(recorder.requests) == 5 and len(sleep.waits) == 4
+    assert len(emulator.world.pods) == 0
+
 
 @pytest.mark.parametrize(("fault", "created"), [
-    ("500=1", 0), ("429=1,retry_after=0", 0), ("drop=1", 0), ("internal=1", 0),
+    ("500=1", 0), ("drop=1", 0), ("internal=1", 0),
     ("lost_create=1", 1), ("timeout=1,delay=0.4", 1),
 ])
 @pytest.mark.parametrize("kind", ["spot", "on_demand"])

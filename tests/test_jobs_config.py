@@ -78,7 +78,7 @@ def test_a_full_file_loads_into_jobspec_policy_and_template(tmp_path):
 
 
 def test_absolute_deadline_and_pod_names(tmp_path):
-    cfg = load_config(write(tmp_path, '[jobs.a]\nimage = "x"\nhours = 5\ndeadline = 2026-02-01T00:00:00Z\n'
+    cfg = load_config(write(tmp_path, '[jobs.a]\nimage = "x"\nmin_vram = 24\nhours = 5\ndeadline = 2026-02-01T00:00:00Z\n'
                                       'name = "exp7"\n'))
     a = cfg.job("a")
     assert a.job_spec(None).deadline == datetime(2026, 2, 1, tzinfo=UTC)

@@ -128,11 +128,11 @@ def test_an_interruption_moves_the_job_to_on_demand_when_the_policy_says_so(env)
 
 
 def test_the_budget_stops_a_running_pod(env):
-    # On-demand A6000 in community cloud costs 0.33/h; 10 h of work fits a 3.5 USD budget, but the
-    # pod must stop once spend + the next hour would pass it (after about 9.6 h).
-    config = env.config(SERVICE_A6000.replace("keep_running = true", "hours = 10").replace('"high"', '"none"')
-                        + "budget = 3.5\n")
-    reports = env.run(config, minutes=11 * 60, every=15)
+    # On-demand A6000 in community cloud costs 0.33/h; 10 h of work fits a 3.5 USD budget, which the
+    # user cuts to 2.0 after 4 h: the pod must stop once spend + the next hour would pass it (~5.1 h).
+    job = SERVICE_A6000.replace("keep_running = true", "hours = 10").replace('"high"', '"none"')
+    reports = env.run(env.config(job + "budget = 3.5\n"), minutes=4 * 60, every=15)
+    reports += env.run(env.config(job + "budget = 2.0\n"), minutes=3 * 60, every=15)
     pod = next(iter(env.emu.world.pods.values()))
     assert pod.pod_type == "RESERVED" and pod.desired_status == "EXITED"
     states = [r.jobs[0].state for r in reports]
@@ -140,8 +140,8 @@ def test_the_budget_stops_a_running_pod(env):
     assert set(states[:stop_at]) == {"running"} and set(states[stop_at:]) == {"budget_stopped"}
     assert env.kinds("train") == ["deploy_on_demand:ok", "stop:ok"]
     spent = env.emu.world.true_spend(pod.id)
-    assert spent <= 3.5 - 0.33 + 0.33 * 0.25 + 1e-6  # stopped within one tick of the threshold
-    assert spent > 3.5 - 0.33 - 0.33 * 0.25 - 1e-6
+    assert spent <= 2.0 - 0.33 + 0.33 * 0.25 + 1e-6  # stopped within one tick of the threshold
+    assert spent > 2.0 - 0.33 - 0.33 * 0.25 - 1e-6
     assert env.store.job_state("train")["spent"] == pytest.approx(spent, rel=1e-3)
     assert reports[-1].jobs[0].message.startswith("budget")
 

@@ -160,10 +160,11 @@ def test_pods_and_stop_by_id_hold_the_job_until_started(env):
     assert cli(env, "pods", "--db", str(env.tmp / "bidder.db")).output.startswith("no managed pods running")
     started = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
                   "start", "train")
-    assert started.exit_code == 0 and started.output.strip() == "train: the next tick runs it"
+    assert started.exit_code == 0
+    assert started.output.strip() == f"train: the next tick runs it (it resumes pod {pod.id}, where its volume is)"
     env.emu.advance(300)
-    assert "train: running: launched bidder-train-2" in tick(env).output
-    assert len(env.running()) == 1
+    assert f"train: running: resumed {pod.id}" in tick(env).output  # its own pod, not a second one
+    assert len(env.running()) == 1 and len(env.emu.world.pods) == 1
 
 
 def test_stop_needs_a_pod_or_a_job(env):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from bidder.cli.common import (
     api_options,
     db_option,
     emit_rows,
+    file_mode,
     format_option,
     market_option,
     parse_when,
@@ -30,6 +30,7 @@ from bidder.cli.common import (
     resolve_vast_api_key,
 )
 from bidder.errors import ConfigError
+from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
 from bidder.models import PriceQuote
 from bidder.store import Store
 from bidder.units import format_duration, to_iso
@@ -37,8 +38,7 @@ from bidder.units import format_duration, to_iso
 __all__ = ["collect", "export", "gpu_names", "history", "import_trace", "market_filter", "parse_since", "prices",
            "resolve_gpu_types"]
 
-_EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from cron, see the README), "
-               "or load history with `bidder import-trace FILE`")
+_EMPTY_HINT = EMPTY_HINT
 
 
 # Each command's --help ends with these examples (click prints the epilog last).
@@ -71,29 +71,6 @@ Example:
 
 
 # -- shared helpers ----------------------------------------------------------------------------------
-def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None]) -> list[str]:
-    """GPU type ids matching what the user typed: an exact id or display name (any case), else
-    every id or name containing it. Raises ConfigError listing close matches when nothing fits."""
-    out: list[str] = []
-    for query in queries:
-        text = query.strip().lower()
-        exact = [i for i, name in known.items() if text in (i.lower(), (name or "").lower())]
-        partial = [i for i, name in known.items() if text in i.lower() or text in (name or "").lower()]
-        found = exact or partial
-        if not found:
-            labels = sorted(set(known) | {n for n in known.values() if n})
-            # Compare with whole names and with their words ("4900" is close to "... RTX 4090").
-            close = [label for label in labels
-                     if difflib.get_close_matches(text, [label.lower(), *label.lower().split()], n=1, cutoff=0.7)]
-            close = close[:5] or difflib.get_close_matches(query, labels, n=5, cutoff=0.5)
-            hint = (f"close matches: {', '.join(close)}" if close else
-                    f"{len(known)} types are known; `bidder prices` lists them" if known else
-                    "no GPU types are known yet; " + _EMPTY_HINT)
-            raise ConfigError(f"unknown GPU type {query!r}; {hint}", key="gpu")
-        out.extend(i for i in sorted(found) if i not in out)
-    return out
-
-
 def parse_since(text: str | None, now: datetime) -> datetime | None:
     """"7d"/"12h" (before `now`), an ISO 8601 time, or "all"/None (no limit): `parse_when`."""
     return parse_when(text, now, "--since", allow_all=True)
@@ -226,9 +203,17 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         run_every(every.total_seconds(), cycle, now=lambda: datetime.now(UTC), sleep=time.sleep,
                   max_cycles=cycles, on_error=on_error, stats=stats)
     except KeyboardInterrupt:
+        interrupted = True
         click.echo("Interrupted.", err=True)
+    else:
+        interrupted = False
     click.echo(f"{stats.ok} snapshots stored, {stats.failures} failed attempts, {stats.skipped_slots} "
                f"intervals skipped.")
+    if interrupted:
+        sys.exit(130)  # the shell's convention for Ctrl-C
+    if stats.ok == 0 and stats.failures > 0:
+        click.echo("Error: every collection attempt failed", err=True)
+        sys.exit(1)
 
 
 def _vast_source(key: str, url: str, retries: int, filters: Any) -> Any:
@@ -398,8 +383,12 @@ def import_trace(file: str, db_path: str) -> None:
     if file != "-" and not Path(file).is_file():
         raise click.BadParameter(f"{file!r} is not a file", param_hint="FILE")
     seen = _Tally()
+    notes: list[str] = []
     with _open(db_path, create=True) as store:
-        total, changed = store.import_quotes(seen.count(iter_trace(source, name="<stdin>" if file == "-" else None)))
+        total, changed = store.import_quotes(seen.count(iter_trace(source, name="<stdin>" if file == "-" else None,
+                                                                   notes=notes)))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     if not total:
         raise click.ClickException(f"{file} has a header but no data rows; nothing imported")
     click.echo(f"Imported {total} rows from {file} into {db_path}: {changed} new or changed; "
@@ -459,10 +448,14 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
             count = write_trace(quotes, sys.stdout, market=with_market)
         else:
             target = Path(output)
+            if not (target.parent if str(target.parent) else Path(".")).is_dir():
+                raise ConfigError(f"cannot write {output}: folder {target.parent} does not exist (create it first)",
+                                  key="output")
             fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", suffix=".part")
             try:
                 with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
                     count = write_trace(quotes, handle, market=with_market)
+                os.chmod(tmp, file_mode())
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

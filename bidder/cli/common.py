@@ -30,6 +30,7 @@ __all__ = [
     "api_options",
     "db_option",
     "emit_rows",
+    "file_mode",
     "format_option",
     "market_option",
     "parse_when",
@@ -244,3 +245,11 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the current umask (0644 under umask 022): what a file written
+    through a temporary file (0600 from mkstemp) is given before it replaces its target."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -38,8 +38,8 @@ from bidder.jobs import DEFAULT_CONFIG, JobConfig, job_from_values, load_config
 from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import Store, estimate_spend
-from bidder.tick import job_progress, run_tick
-from bidder.units import format_duration, parse_timestamp, to_iso
+from bidder.tick import job_progress, reopen_stopped_pod, run_tick
+from bidder.units import format_duration, is_naive, parse_timestamp, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
 
@@ -75,10 +75,13 @@ def _now(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
     try:
-        return parse_timestamp(value)
+        now = parse_timestamp(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
                                  param_hint="--now") from None
+    if is_naive(value):
+        click.echo(f"note: --now {value} has no timezone: read as UTC", err=True)
+    return now
 
 
 def now_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -426,12 +429,17 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     prefix = "[dry run] " if dry_run else ""
     if report.collected:
         click.echo(f"{prefix}collected a price snapshot at {to_iso(now)}")
+    for event in report.events:  # what happened before what each job does now
+        if event["event"] == "interrupted":
+            click.echo(f"{prefix}{event.get('job')}: {event.get('summary') or 'interrupted'}")
     for job in report.jobs:
         click.echo(f"{prefix}{job.name}: {job.state}: {job.message} (spent ${job.spent:.2f}, "
                    f"{job.work_done_hours:.2f} h done)")
     for event in report.events:
         if event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
             click.echo(f"{prefix}{event['event']}: {event.get('message', '')}")
+        elif event["event"] == "rejected_observation":
+            click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
         click.echo(f"{prefix}no jobs in {config_path}")
 
@@ -563,7 +571,8 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
             raise BidderError(f"job {name} is finished; to run it again give it a new name in {config_path}")
         store.save_job_state(name, state="new", note=None, stop_requested=None, budget_at_stop=None,
                              resume_failures=None)
-    click.echo(f"{name}: the next tick runs it")
+        pod_id = reopen_stopped_pod(store, name)
+    click.echo(f"{name}: the next tick runs it" + (f" (it resumes pod {pod_id}, where its volume is)" if pod_id else ""))
 
 
 # -- pods and stop -----------------------------------------------------------------------------------
@@ -592,7 +601,9 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, db_path:
                         continue
                     listing = {p.id: p for p in ex.client.pods()}
                     for row in rows:
-                        ex.observe(row, listing.get(row["pod_id"]), now)
+                        # A pod missing from the list is asked for by id: a list is no proof that it ended.
+                        pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
+                        ex.observe(row, pod, now)
             if vast is not None:
                 vast.close()
         rows = []

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from bidder.cli import main
-from bidder.cli.common import CLOUD_CHOICE, db_option, emit_rows, parse_when
+from bidder.cli.common import CLOUD_CHOICE, db_option, emit_rows, file_mode, parse_when
 from bidder.errors import ConfigError
 from bidder.store import Store
 from bidder.units import parse_timestamp, to_iso
@@ -161,6 +161,7 @@ def _save(fig: Any, out: str) -> None:
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=120, format=kind)
+            os.chmod(tmp, file_mode())  # mkstemp made it 0600: the chart gets the usual permissions
             os.replace(tmp, path)
         except OSError as exc:
             raise ConfigError(f"cannot write the chart to {out}: {exc.strerror or exc}", key="chart") from None

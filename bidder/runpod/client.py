@@ -12,8 +12,11 @@ error). Errors are mapped in `errors_map` and raised here with `raise ... from e
 Retries (`RetryPolicy`) apply only to operations that are safe to repeat: the read queries,
 `podStop` and `podTerminate`, on 429 (honouring Retry-After up to a cap), 5xx, timeouts and
 connection errors, with exponential backoff and seeded jitter, bounded in attempts and in total
-time. Creates (`podRentInterruptable`, `podFindAndDeployOnDemand`) and resumes are sent once:
-after a timeout the pod may exist, which `TransportError.maybe_executed` tells the caller.
+time. Creates (`podRentInterruptable`, `podFindAndDeployOnDemand`) and resumes are retried on a 429
+only (the server refused them unexecuted); on anything else they are sent once: after a timeout,
+a 5xx or a malformed answer the pod may exist, which `TransportError.maybe_executed` tells the
+caller. Every answer is validated into its typed result; one that is not (see `types`) raises
+`MalformedAnswer` and nothing of it reaches the caller.
 
 When RunPod refuses the spot price fields (`minimumBidPrice`, `secureSpotPrice`,
 `communitySpotPrice`: a validation error, SpotUnsupported), `lowest_prices` and `gpu_types` send
@@ -24,7 +27,6 @@ their query once more without them and the client asks without them from then on
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,10 +54,12 @@ from bidder.runpod import operations as ops
 from bidder.runpod.errors_map import HTTPX_CAUGHT, decode_response, from_httpx, shape_error
 from bidder.runpod.operations import GraphQLRequest
 from bidder.runpod.types import (
+    MAX_PRICE,
     Account,
     GpuType,
     Pod,
     PodSpec,
+    finite_number,
     parse_account,
     parse_gpu_type,
     parse_pod,
@@ -240,7 +244,9 @@ class RunPodClient:
             except ApiError as error:
                 spent += policy.clock() - started
                 maybe_executed = maybe_executed or getattr(error, "maybe_executed", False)
-                wait = policy.delay(sends, error) if request.idempotent else None
+                # A 429 was refused unexecuted: even a create may be sent again.
+                again = request.idempotent or isinstance(error, RateLimited)
+                wait = policy.delay(sends, error) if again else None
                 if wait is None or waited + spent + wait > policy.max_total:
                     log.debug("%s failed after %d send(s): %s", request.operation, sends, type(error).__name__)
                     raise
@@ -254,7 +260,7 @@ class RunPodClient:
     def _parse(self, operation: str, parse: Callable[[Any], Any], value: Any) -> Any:
         try:
             return parse(value)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
             raise shape_error(operation, exc, self._key) from exc
 
     # -- catalogue and prices ------------------------------------------------------------------
@@ -417,8 +423,10 @@ def _quote(gpu: GpuType, cloud: str, count: int, lowest: Mapping[str, Any], ts: 
         value = lowest.get(name)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not finite_number(value):
             raise ValueError(f"{name} of {gpu.id} should be a number, got a {type(value).__name__} value")
+        if value > MAX_PRICE:
+            raise ValueError(f"{name} of {gpu.id} should be a price up to {MAX_PRICE:g} USD per GPU-hour")
         return float(value)
 
     counts = lowest.get("availableGpuCounts") or []

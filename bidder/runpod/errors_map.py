@@ -6,14 +6,16 @@
       RemoteProtocolError, CloseError, DecodingError, ...    (it may have reached the server)
     HTTP 401                                                 -> AuthError
     HTTP 429 (JSON or an HTML page)                          -> RateLimited(retry_after)
-    HTTP 5xx, 408, other unexpected status, non-JSON body    -> TransportError
+    HTTP 5xx, 408, other unexpected status                   -> TransportError
+    HTTP 200 with a body that is not JSON (HTML, truncated,  -> MalformedAnswer (maybe executed)
+      nested too deep), or without data and errors
     HTTP 400 / 200 with `errors`                             -> GraphQLError, or by the message TEXT:
         validation error naming a spot field or input type   -> SpotUnsupported
         "no instances available", "no longer any instances",
         "does not have the resources"                        -> NoCapacity
         "pod not found ..."                                  -> PodNotFound
         code UNAUTHENTICATED / "must be authenticated"       -> AuthError
-    a 200 whose data has the wrong shape                     -> ApiError
+    a 200 whose data has the wrong shape                     -> MalformedAnswer (maybe executed)
 
 RunPod's status codes are not reliable (business errors come as 200), so GraphQL errors are
 classified by their text (RUNPOD_API.md, "Error messages seen"). Messages are built from the
@@ -36,6 +38,7 @@ from bidder.errors import (
     ApiError,
     AuthError,
     GraphQLError,
+    MalformedAnswer,
     NoCapacity,
     PodNotFound,
     RateLimited,
@@ -177,7 +180,7 @@ def classify_graphql(messages: tuple[str, ...], codes: tuple[str | None, ...], *
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         return None
 
 
@@ -209,19 +212,19 @@ def decode_response(response: httpx.Response, operation: str, *, pod_id: str | N
                              f"endpoint?)", operation=operation, status=status, maybe_executed=status >= 300)
     if body is None:
         kind = response.headers.get("Content-Type", "no content type")
-        raise TransportError(f"{operation}: the API answered HTTP 200 with a body that is not JSON ({kind})",
-                             operation=operation, status=status, maybe_executed=True)
+        raise MalformedAnswer(f"{operation}: the API answered HTTP 200 with a body that is not JSON ({kind})",
+                              operation=operation, status=status)
     if errors is not None:
         raise classify_graphql(*errors, operation=operation, status=status, pod_id=pod_id, secret=secret)
     data = body.get("data") if isinstance(body, Mapping) else None
     if not isinstance(data, Mapping):
-        raise ApiError(f"{operation}: the API answered without data or errors", operation=operation,
-                       status=status)
+        raise MalformedAnswer(f"{operation}: the API answered without data or errors", operation=operation,
+                              status=status)
     return data
 
 
-def shape_error(operation: str, exc: Exception, secret: str | None = None) -> ApiError:
-    """A well-formed JSON answer whose content has the wrong shape (the API changed). The parsers
-    name fields and JSON types, never values; the text is scrubbed all the same."""
-    return ApiError(f"{operation}: unexpected answer from the API: {scrub(str(exc), secret)}", operation=operation,
-                    status=200)
+def shape_error(operation: str, exc: BaseException, secret: str | None = None) -> MalformedAnswer:
+    """A well-formed JSON answer whose content has the wrong shape (the API changed, or it answered
+    wrongly). The parsers name fields and JSON types, never values; the text is scrubbed all the same."""
+    detail = "nested too deep" if isinstance(exc, RecursionError) else scrub(str(exc), secret)
+    return MalformedAnswer(f"{operation}: unexpected answer from the API: {detail}", operation=operation)

@@ -1,8 +1,9 @@
 """Typed, frozen views of RunPod's answers: `GpuType`, `Pod`, `Account`, and the create input `PodSpec`.
 
-Parsing is strict about shape (a field of the wrong type is a protocol error: `ValueError`, which
-the client turns into an `ApiError`) and lenient about absence (a field the server left out is
-None), because RunPod adds and drops fields over time. Prices are USD per GPU-hour, except
+Parsing is strict about shape (a field of the wrong type, an unknown enum value or a number that
+cannot be true -- negative, non-finite, a price above `MAX_PRICE`, an uptime above `MAX_UPTIME_S`
+-- is a protocol error: `ValueError`, which the client turns into `MalformedAnswer`) and lenient
+about absence (a field the server left out is None), because RunPod adds and drops fields over time. Prices are USD per GPU-hour, except
 `Pod.cost_per_hr`, which is per pod (`bid_per_gpu * gpu_count` for a spot pod). A price of 0 or
 less means "none" and reads as None, so no caller can mistake it for a free GPU.
 """
@@ -11,19 +12,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bidder.errors import ConfigError
 
 __all__ = [
     "CLOUD_TYPES",
+    "MAX_GPU_COUNT",
+    "MAX_PRICE",
+    "MAX_UPTIME_S",
+    "POD_STATUSES",
+    "POD_TYPES",
     "SPOT_POD_TYPES",
     "Account",
     "GpuType",
+    "ImpossibleValue",
     "Pod",
     "PodPort",
     "PodSpec",
+    "finite_number",
     "parse_account",
     "parse_gpu_type",
     "parse_pod",
@@ -34,13 +42,31 @@ __all__ = [
 CLOUD_TYPES: tuple[str, ...] = ("ALL", "SECURE", "COMMUNITY")
 #: `podType` values of a bid (spot) pod. RunPod answers INTERRUPTABLE; BID is the older name.
 SPOT_POD_TYPES = frozenset({"INTERRUPTABLE", "BID"})
+#: RunPod's `PodStatus` and `PodType` enums: any other value is a malformed answer.
+POD_STATUSES = frozenset({"CREATED", "RUNNING", "RESTARTING", "EXITED", "PAUSED", "DEAD", "TERMINATED"})
+POD_TYPES = frozenset({"INTERRUPTABLE", "RESERVED", "BID", "BACKGROUND"})
+#: Bounds no true answer passes (USD per hour of a pod or a GPU; seconds; GPUs of one pod). They keep
+#: impossible numbers out of the ledger and every later sum (no OverflowError on a 1e12 uptime).
+MAX_PRICE = 1000.0
+MAX_UPTIME_S = 10 * 365 * 86400
+MAX_GPU_COUNT = 1024
 
 
 # -- field readers: absent/null -> None, wrong type -> ValueError ---------------------------------
 
+def finite_number(value: Any) -> bool:
+    """A JSON number bidder can compute with: not a bool, finite, and (an int) within float range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int of 400 digits
+        return False
+
+
 def _kind(value: Any) -> str:
     # Names the JSON type only: a server value never enters an error message (it could be anything).
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not finite_number(value):
         return "a non-finite number"
     return f"a {type(value).__name__} value"
 
@@ -54,22 +80,40 @@ def _str(obj: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def _int(obj: Mapping[str, Any], name: str) -> int | None:
+class ImpossibleValue(ValueError):
+    """A number of the right JSON type that cannot be true: negative, non-finite or out of range."""
+
+
+def _int(obj: Mapping[str, Any], name: str, hi: float | None = None) -> int | None:
     value = obj.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not finite_number(value):
+        raise ImpossibleValue(f"field {name} should be a whole number, got {_kind(value)}")
+    if not finite_number(value) or value != int(value):
         raise ValueError(f"field {name} should be a whole number, got {_kind(value)}")
+    if hi is not None and not 0 <= value <= hi:
+        raise ImpossibleValue(f"field {name} should be a whole number from 0 to {hi:g}, got one outside")
     return int(value)
 
 
-def _float(obj: Mapping[str, Any], name: str) -> float | None:
+def _float(obj: Mapping[str, Any], name: str, hi: float | None = None) -> float | None:
     value = obj.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"field {name} should be a number, got {_kind(value)}")
+    if not finite_number(value):
+        error = ImpossibleValue if isinstance(value, (int, float)) and not isinstance(value, bool) else ValueError
+        raise error(f"field {name} should be a number, got {_kind(value)}")
+    if hi is not None and not 0 <= value <= hi:
+        raise ImpossibleValue(f"field {name} should be a number from 0 to {hi:g}, got one outside")
     return float(value)
+
+
+def _enum(obj: Mapping[str, Any], name: str, allowed: frozenset[str]) -> str | None:
+    value = _str(obj, name)
+    if value is not None and value not in allowed:
+        raise ValueError(f"field {name} has a value that is not one of {', '.join(sorted(allowed))}")
+    return value
 
 
 def _bool(obj: Mapping[str, Any], name: str) -> bool | None:
@@ -105,7 +149,11 @@ def price_or_none(value: float | None) -> float | None:
 
 
 def _price(obj: Mapping[str, Any], name: str) -> float | None:
-    return price_or_none(_float(obj, name))
+    # A negative list price is RunPod's "none" (as 0 is); a huge one cannot be true.
+    value = _float(obj, name)
+    if value is not None and value > MAX_PRICE:
+        raise ImpossibleValue(f"field {name} should be a price up to {MAX_PRICE:g} USD per hour, got one above")
+    return price_or_none(value)
 
 
 # -- GPU types -------------------------------------------------------------------------------------
@@ -150,10 +198,10 @@ def parse_gpu_type(obj: Any) -> GpuType:
         raise ValueError("a GPU type came without an id")
     return GpuType(
         id=gpu_id, display_name=_str(obj, "displayName"), manufacturer=_str(obj, "manufacturer"),
-        memory_in_gb=_int(obj, "memoryInGb"), secure_cloud=_bool(obj, "secureCloud"),
+        memory_in_gb=_int(obj, "memoryInGb", hi=1e6), secure_cloud=_bool(obj, "secureCloud"),
         community_cloud=_bool(obj, "communityCloud"), secure_price=_price(obj, "securePrice"),
         community_price=_price(obj, "communityPrice"), secure_spot_price=_price(obj, "secureSpotPrice"),
-        community_spot_price=_price(obj, "communitySpotPrice"), max_gpu_count=_int(obj, "maxGpuCount"),
+        community_spot_price=_price(obj, "communitySpotPrice"), max_gpu_count=_int(obj, "maxGpuCount", hi=MAX_GPU_COUNT),
     )
 
 
@@ -178,7 +226,9 @@ class Pod:
     (on-demand). `cost_per_hr` is USD per hour for the whole pod. `uptime_seconds` and `ports`
     come from `runtime`, which RunPod sends as null until the container is up and after a stop:
     then `uptime_seconds` is None and `ports` is empty. `last_status_change` is RunPod's free text
-    ("Rented by User: ...", "Exited by Runpod: ...").
+    ("Rented by User: ...", "Exited by Runpod: ..."). `invalid` is set (and the impossible numbers
+    read None) when a pod list carried a number for this pod that cannot be true: the poll must
+    not be stored (see `parse_pod(lenient=True)`).
     """
 
     id: str
@@ -196,6 +246,7 @@ class Pod:
     ports: tuple[PodPort, ...] = ()
     adjusted_cost_per_hr: float | None = None
     location: str | None = None
+    invalid: str | None = None
 
     @property
     def is_spot(self) -> bool:
@@ -220,7 +271,19 @@ def _port(obj: Any) -> PodPort:
                    type=_str(obj, "type"))
 
 
-def parse_pod(obj: Any) -> Pod:
+def parse_pod(obj: Any, *, lenient: bool = False) -> Pod:
+    """A Pod from RunPod's JSON. Any problem raises ValueError; with `lenient`, a pod whose only
+    problem is an impossible number (`ImpossibleValue`) comes back with those numbers None and
+    `invalid` saying why, so that one bad pod in a listing does not hide the others."""
+    try:
+        return _parse_pod(obj, strict=True)
+    except ImpossibleValue as exc:
+        if not lenient:
+            raise
+        return replace(_parse_pod(obj, strict=False), invalid=str(exc))
+
+
+def _parse_pod(obj: Any, *, strict: bool) -> Pod:
     if not isinstance(obj, Mapping):
         raise ValueError(f"a pod should be an object, got {type(obj).__name__}")
     pod_id = _str(obj, "id")
@@ -228,17 +291,29 @@ def parse_pod(obj: Any) -> Pod:
         raise ValueError("a pod came without an id")
     machine = _obj(obj, "machine") or {}
     runtime = _obj(obj, "runtime")
+    num, whole = (_float, _int) if strict else (_or_none(_float), _or_none(_int))
     return Pod(
         id=pod_id, name=_str(obj, "name"), image_name=_str(obj, "imageName"),
-        desired_status=_str(obj, "desiredStatus"), pod_type=_str(obj, "podType"),
-        cost_per_hr=_float(obj, "costPerHr"), gpu_count=_int(obj, "gpuCount"),
+        desired_status=_enum(obj, "desiredStatus", POD_STATUSES), pod_type=_enum(obj, "podType", POD_TYPES),
+        cost_per_hr=num(obj, "costPerHr", hi=MAX_PRICE), gpu_count=whole(obj, "gpuCount", hi=MAX_GPU_COUNT),
         last_status_change=_str(obj, "lastStatusChange"),
-        lowest_bid_price_to_resume=_price(obj, "lowestBidPriceToResume"), machine_id=_str(obj, "machineId"),
+        lowest_bid_price_to_resume=_or_none(_price)(obj, "lowestBidPriceToResume") if not strict
+        else _price(obj, "lowestBidPriceToResume"), machine_id=_str(obj, "machineId"),
         gpu_display_name=_str(machine, "gpuDisplayName"),
-        uptime_seconds=None if runtime is None else _int(runtime, "uptimeInSeconds"),
+        uptime_seconds=None if runtime is None else whole(runtime, "uptimeInSeconds", hi=MAX_UPTIME_S),
         ports=() if runtime is None else tuple(_port(p) for p in _list(runtime, "ports") if p is not None),
-        adjusted_cost_per_hr=_float(obj, "adjustedCostPerHr"), location=_str(machine, "location"),
+        adjusted_cost_per_hr=num(obj, "adjustedCostPerHr", hi=MAX_PRICE), location=_str(machine, "location"),
     )
+
+
+def _or_none(reader: Any) -> Any:
+    """`reader`, reading an impossible number as None (the lenient pass of parse_pod)."""
+    def read(obj: Mapping[str, Any], name: str, **kwargs: Any) -> Any:
+        try:
+            return reader(obj, name, **kwargs)
+        except ImpossibleValue:
+            return None
+    return read
 
 
 # -- account ---------------------------------------------------------------------------------------
@@ -258,9 +333,13 @@ class Account:
 def parse_account(obj: Any) -> Account:
     if not isinstance(obj, Mapping):
         raise ValueError(f"myself should be an object, got {type(obj).__name__}")
+    # A null pod list (or a null entry) is not "no pods": it proves nothing, so it is refused.
+    pods = obj.get("pods")
+    if not isinstance(pods, list) or any(p is None for p in pods):
+        raise ValueError("myself.pods should be a list of pods")
     return Account(id=_str(obj, "id") or "", client_balance=_float(obj, "clientBalance"),
                    current_spend_per_hr=_float(obj, "currentSpendPerHr"), spend_limit=_float(obj, "spendLimit"),
-                   pods=tuple(parse_pod(p) for p in _list(obj, "pods") if p is not None))
+                   pods=tuple(parse_pod(p, lenient=True) for p in pods))
 
 
 # -- the create input ------------------------------------------------------------------------------

@@ -24,10 +24,11 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from bidder.errors import ConfigError
 from bidder.sim.clock import Pacer
-from bidder.sim.faults import FaultInjector, FaultSpec
+from bidder.sim.faults import FaultInjector, FaultSpec, Malformed, MalformedRules
 from bidder.sim.server import EmulatorHTTPServer
 from bidder.sim.vast_world import VastWorld
 from bidder.sim.world import World
@@ -67,6 +68,7 @@ class Emulator:
                            client_balance=client_balance, spend_limit=spend_limit)
         self.vast = VastWorld(seed, lambda: self.world.now_s, self.world.lock, machines=vast_machines)
         self.fault_injector: FaultInjector | None = None
+        self.malformed = MalformedRules()
         self.set_faults(faults)
         self.set_spot_enabled(spot_enabled, fields=spot_fields)
         self._server: EmulatorHTTPServer | None = None
@@ -139,6 +141,16 @@ class Emulator:
         """Turn fault injection on (a FaultSpec or its text form) or off (None). Seeded by the seed."""
         spec = _faults(faults)
         self.fault_injector = FaultInjector(spec, self.seed) if spec is not None and spec.active else None
+
+    def malform(self, operation: str, body: Any, *, status: int = 200, execute: bool = True,
+                times: int | None = 1, headers: dict[str, str] | None = None,
+                content_type: str = "application/json") -> Malformed:
+        """Spoil the next `times` answers to `operation` (see bidder.sim.faults: Malformed)."""
+        return self.malformed.add(Malformed(operation, body, status=status, execute=execute, times=times,
+                                            headers=dict(headers or {}), content_type=content_type))
+
+    def clear_malformed(self) -> None:
+        self.malformed.clear()
 
     @property
     def faults(self) -> FaultSpec | None:

@@ -29,18 +29,35 @@ and for podStop / podTerminate:
 As text: "429=0.2,500=0.1,timeout=0.05,drop=0.05,lost_create=1,delay=0.7,retry_after=2,html=0.5";
 "late_create=1,late_delay=3".
 Draws come from one seeded stream, so a single-threaded client sees the same faults every run.
+
+Malformed answers (an API that answers *wrongly*, not late) are given one by one, per operation:
+
+    emu.malform("myself", lambda payload: {"data": {"myself": {**payload["data"]["myself"], "pods": None}}})
+    emu.malform("podRentInterruptable", {"data": None})              # executed, the pod exists
+    emu.malform("podRentInterruptable", b"<html>oops</html>", content_type="text/html")
+    emu.malform("podRentInterruptable", {"errors": [...]}, status=429, execute=False,
+                headers={"Retry-After": "1"})                         # refused unexecuted
+
+`operation` is a top-level field (myself, pod, gpuTypes, podStop, ...), an operation name
+(lowestPrices) or "*"; `body` is the bytes/str sent, a JSON value, or a function of the real
+answer's JSON payload returning the JSON (or bytes) to send instead. `execute=True` runs the request
+first (a create makes its pod), `times` answers are spoiled (None: all). Rules are taken in the order
+given; `emu.clear_malformed()` removes them.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import Counter
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from bidder.errors import ConfigError
 
-__all__ = ["FAULT_KINDS", "OPERATION_FAULTS", "FaultInjector", "FaultSpec"]
+__all__ = ["FAULT_KINDS", "OPERATION_FAULTS", "FaultInjector", "FaultSpec", "Malformed", "MalformedRules"]
 
 #: Per-request fault kinds, in the order the draw tests them.
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "internal", "timeout", "drop")
@@ -178,3 +195,67 @@ class FaultInjector:
         if operations & OPERATION_FAULTS["slow_stop"] and self.operation_fault("slow_stop"):
             after = "slow_stop"
         return before, after
+
+
+@dataclass
+class Malformed:
+    """One spoiled answer rule (see the module docstring). `times` counts down as answers are spoiled."""
+
+    operation: str
+    body: bytes | str | Callable[[Any], Any] | Any
+    status: int = 200
+    execute: bool = True
+    times: int | None = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.operation, str) or not self.operation:
+            raise ConfigError("a malformed answer needs an operation name (e.g. 'myself') or '*'", key="operation")
+        if self.times is not None and (isinstance(self.times, bool) or not isinstance(self.times, int)
+                                       or self.times < 1):
+            raise ConfigError(f"times must be a whole number >= 1 or None, got {self.times!r}", key="times")
+
+    def render(self, payload: Any) -> bytes:
+        """The bytes to send, given the real answer's JSON payload (None when not executed)."""
+        body = self.body(payload) if callable(self.body) else self.body
+        if isinstance(body, bytes):
+            return body
+        if isinstance(body, str):
+            return body.encode()
+        return json.dumps(body, allow_nan=True).encode()
+
+
+class MalformedRules:
+    """The pending malformed-answer rules of one emulator (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._rules: list[Malformed] = []
+        self._lock = threading.Lock()
+        self.spoiled = 0  # answers spoiled so far
+
+    def add(self, rule: Malformed) -> Malformed:
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def take(self, names: Iterable[str]) -> Malformed | None:
+        """The first rule matching any of `names` (or "*"), counted as used; None when none does."""
+        wanted = set(names)
+        with self._lock:
+            for rule in self._rules:
+                if rule.operation == "*" or rule.operation in wanted:
+                    if rule.times is not None:
+                        rule.times -= 1
+                        if rule.times <= 0:
+                            self._rules.remove(rule)
+                    self.spoiled += 1
+                    return rule
+        return None

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute_sync, parse, validate
 
 from bidder.sim import vast_routes
-from bidder.sim.faults import FaultInjector
+from bidder.sim.faults import FaultInjector, MalformedRules
 from bidder.sim.resolvers import CREATE_MUTATIONS, build_schema, context_for
 from bidder.sim.vast_world import VastWorld
 from bidder.sim.world import World
@@ -55,6 +55,7 @@ class ServedEmulator(Protocol):
     world: World
     vast: VastWorld
     fault_injector: FaultInjector | None
+    malformed: MalformedRules
 
     @property
     def now(self) -> datetime: ...
@@ -291,6 +292,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.stopping.wait(injector.spec.late_delay)  # type: ignore[union-attr]
             if self.server.stopping.is_set():
                 raise _Drop
+        rule = emu.malformed.take(_names(document)) if emu.malformed else None
+        if rule is not None and not rule.execute:
+            self._send(rule.status, rule.render(None), rule.content_type, rule.headers)
+            return
         with emu.world.lock:
             result = execute_sync(schema, document, variable_values=variables,
                                   operation_name=request.get("operationName"),
@@ -307,6 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             payload["errors"] = [_format(e) for e in result.errors]
+        if rule is not None:
+            self._send(rule.status, rule.render(payload), rule.content_type, rule.headers)
+            return
         self._json(200, payload)
 
 
@@ -324,6 +332,20 @@ def _format(error: GraphQLError) -> dict[str, Any]:
         log.error("emulator resolver failed", exc_info=original)
         formatted = {**formatted, "message": INTERNAL_ERROR_TEXT, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
     return formatted
+
+
+def _names(document: Any) -> set[str]:
+    """The operation names and top-level field names of a document (what a malformed rule matches)."""
+    names: set[str] = set()
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode):
+            if node.name is not None:
+                names.add(node.name.value)
+            for selection in node.selection_set.selections:
+                name = getattr(getattr(selection, "name", None), "value", None)
+                if name:
+                    names.add(name)
+    return names
 
 
 def _mutations(document: Any) -> set[str]:

@@ -74,6 +74,21 @@ def _from_row(row: Mapping[str, Any] | sqlite3.Row) -> dict[str, Any]:
 
 
 
+def _stays_empty(file: Path, wait_s: float) -> bool:
+    """True when `file` exists with 0 bytes and stays so for a moment (up to 2 s): another bidder
+    that is creating the database right now writes its first page within milliseconds."""
+    deadline = time.monotonic() + min(wait_s, 2.0)
+    while True:
+        try:
+            if not file.is_file() or file.stat().st_size > 0:
+                return False
+        except OSError:
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+
+
 class StoreBase:
     """One connection to bidder's SQLite file. One per thread; `Store.open(path)` makes one."""
 
@@ -92,6 +107,10 @@ class StoreBase:
         StoreError when the file is missing (create=False), not SQLite, or not writable.
         """
         file = Path(path)
+        if _stays_empty(file, busy_timeout_s):
+            # SQLite would quietly make any empty file a database: an empty file is more likely a mistake.
+            raise StoreError(f"{file} is an empty file, not a bidder database: remove it (bidder then creates "
+                             "the database) or point --db / BIDDER_DB at another file")
         if not file.exists():
             if not create:
                 raise StoreError(f"no bidder database at {file}: collect prices first with `bidder collect` "

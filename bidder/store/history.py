@@ -41,6 +41,18 @@ _INSERT_PRICE = (
     # Only count a row as changed when a value differs: re-importing a trace changes nothing.
     + " WHERE " + " OR ".join(f"{c} IS NOT excluded.{c}" for c in _PRICE_VALUES)
 )
+#: Columns a trace CSV carries (besides the key): an import sets them. The others (available GPU
+#: counts, list prices...) are not in a trace: an import keeps what a collection stored there.
+_TRACE_VALUES = ("minimum_bid_price", "uninterruptable_price")
+_IMPORT_PRICE = (
+    f"INSERT INTO prices ({', '.join(_PRICE_COLUMNS)}) VALUES ({', '.join('?' * len(_PRICE_COLUMNS))}) "
+    f"ON CONFLICT ({', '.join(_PRICE_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" if c in _TRACE_VALUES else f"{c} = coalesce(excluded.{c}, {c})"
+                for c in _PRICE_VALUES)
+    + " WHERE " + " OR ".join(f"{c} IS NOT excluded.{c}" if c in _TRACE_VALUES
+                              else f"(excluded.{c} IS NOT NULL AND {c} IS NOT excluded.{c})"
+                              for c in _PRICE_VALUES)
+)
 _UPSERT_MARKET = (
     "INSERT INTO markets (market, gpu_type_id, cloud, gpu_count, first_ts, last_ts) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (market, gpu_type_id, cloud, gpu_count) DO UPDATE SET "
@@ -158,7 +170,8 @@ class HistoryStore(StoreBase):
     def import_quotes(self, quotes: Iterable[PriceQuote]) -> tuple[int, int]:
         """Bulk-write quotes, each at its own `ts` (trace import), in one transaction.
 
-        Returns (rows read, rows new or changed): importing the same rows again changes nothing.
+        Returns (rows read, rows new or changed): importing the same rows again changes nothing, and
+        a row already collected keeps the columns a trace does not carry (GPU counts, list prices).
         """
         total = changed = 0
         spans: dict[tuple[str, str, str, int], tuple[str, str]] = {}
@@ -173,10 +186,10 @@ class HistoryStore(StoreBase):
                 first, last = spans.get(key, (stamp, stamp))
                 spans[key] = (min(first, stamp), max(last, stamp))
                 if len(batch) >= 10_000:
-                    conn.executemany(_INSERT_PRICE, batch)
+                    conn.executemany(_IMPORT_PRICE, batch)
                     total += len(batch)
                     batch.clear()
-            conn.executemany(_INSERT_PRICE, batch)
+            conn.executemany(_IMPORT_PRICE, batch)
             total += len(batch)
             changed = conn.total_changes - before
             conn.executemany(_UPSERT_MARKET, [(*key, first, last) for key, (first, last) in spans.items()])

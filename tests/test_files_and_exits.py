@@ -1,0 +1,101 @@
+"""Smaller rough edges of issue 13: files written through a temporary file get the usual umask
+permissions; `collect --every` exits 130 on Ctrl-C and non-zero when every attempt failed; an
+export under a missing folder is one error; a 0-byte file is not silently made a database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.collector import collect_once
+from bidder.sim import TEST_API_KEY
+from bidder.store import Store
+
+
+@pytest.fixture
+def db(emulator, client, tmp_path):
+    path = tmp_path / "bidder.db"
+    with Store.open(path) as store:
+        collect_once(client, store, now=emulator.now, gpu_counts=(1,))
+    return path
+
+
+def test_an_export_file_gets_the_umask_permissions(db, tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "all.csv"
+        result = CliRunner().invoke(main, ["export", "--db", str(db), "-o", str(out)])
+        assert result.exit_code == 0, result.output + result.stderr
+        assert (out.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_an_export_under_a_missing_folder_is_one_error(db, tmp_path):
+    result = CliRunner().invoke(main, ["export", "--db", str(db), "-o", str(tmp_path / "nope" / "all.csv")])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nope" in lines[0] and "does not exist" in lines[0]
+
+
+def test_a_zero_byte_file_is_not_made_a_database(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(main, ["prices", "--db", str(empty)])
+    assert result.exit_code == 1, result.output
+    assert "empty" in result.stderr and result.stderr.count("\n") == 1
+    assert empty.stat().st_size == 0
+
+
+def test_collect_every_fails_when_every_attempt_failed(tmp_path):
+    result = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
+        main, ["collect", "--every", "1s", "--cycles", "1", "--retries", "1", "--db", str(tmp_path / "b.db"),
+               "--api-url", "http://127.0.0.1:9/graphql"])
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "0 snapshots stored" in result.output
+
+
+def test_collect_every_exits_130_on_ctrl_c(emulator, tmp_path):
+    env = {**os.environ, "RUNPOD_API_KEY": TEST_API_KEY}
+    proc = subprocess.Popen([sys.executable, "-c", "from bidder.cli import main; main()", "collect", "--every", "1s", "--db",
+                             str(tmp_path / "b.db"), "--api-url", emulator.url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "stored" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        assert "stored" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_naive_times_in_a_trace_are_read_as_utc_and_said_once(tmp_path):
+    trace = tmp_path / "naive.csv"
+    trace.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+                     "2026-01-01T00:00:00,X,0.2,0.5\n2026-01-01T00:05:00,X,0.2,0.5\n2026-01-01T00:10:00Z,X,0.2,0.5\n")
+    result = CliRunner().invoke(main, ["import-trace", str(trace), "--db", str(tmp_path / "b.db")])
+    assert result.exit_code == 0, result.output + result.stderr
+    notes = [x for x in result.stderr.splitlines() if "read as UTC" in x]
+    assert len(notes) == 1 and "line 2" in notes[0]
+    assert "2026-01-01T00:00:00Z to 2026-01-01T00:10:00Z" in result.output
+
+
+def test_a_naive_now_is_read_as_utc_and_said(db):
+    result = CliRunner().invoke(main, ["pods", "--db", str(db), "--now", "2026-01-01T00:00:00"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "--now 2026-01-01T00:00:00 has no timezone: read as UTC" in result.stderr
+    quiet = CliRunner().invoke(main, ["pods", "--db", str(db), "--now", "2026-01-01T00:00:00Z"])
+    assert quiet.exit_code == 0 and "UTC" not in quiet.stderr
