@@ -96,6 +96,13 @@ def test_tick_pods_jobs_and_stop_on_vast(env):
     assert header.split()[:2] == ["pod", "market"] and line.split()[:2] == [str(inst.id), "vast"]
     jobs = cli(env, "jobs", *config, "--format", "json", apis=False)
     assert json.loads(jobs.output)[0]["market"] == "vast"
+    report = cli(env, "report", "--since", "all", "--format", "json", apis=False)
+    assert report.exit_code == 0, report.output
+    [pod] = json.loads(report.output)["pods"]
+    assert pod["market"] == "vast" and pod["pod_id"] == str(inst.id) and pod["spend"] > 0
+    assert pod["hours"] == pytest.approx(inst.running_s / 3600, rel=0.01)  # storage is money, not hours
+    table = cli(env, "report", "--since", "all", apis=False)
+    assert "market" in table.output and " vast " in table.output
     stopped = cli(env, "stop", str(inst.id), "--terminate")
     assert stopped.exit_code == 0, stopped.output
     assert f"terminated pod {inst.id} on vast (job v is held)" in stopped.output

@@ -90,6 +90,7 @@ class PodSpend:
     saving: float | None
     saving_pct: float | None
     interruption_times: tuple[datetime, ...] = field(default=(), repr=False)
+    market: str = "runpod"
     # Cumulative curve inside the period, for charts: (epoch seconds, USD spent, USD on-demand).
     curve: tuple[tuple[float, float, float], ...] = field(default=(), repr=False, compare=False)
 
@@ -249,7 +250,9 @@ def _segments(observations: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """(start, end, USD, running hours) per stretch of time covered by estimate_spend's terms."""
     if not observations:
         return np.zeros((0, 4))
-    ones = [{**o, "cost_per_hr": 1.0} for o in observations]  # running hours: the same integral at 1 USD/h
+    # Running hours: the same integral at 1 USD/h (and, for Vast's billing polls, no storage).
+    ones = [{**o, "cost_per_hr": 1.0, **({"storage_per_hr": 0.0} if o.get("storage_per_hr") is not None else {})}
+            for o in observations]
     alone = [estimate_spend([o]) for o in observations]       # each poll's own term (uptime before it)
     alone_h = [estimate_spend([o]) for o in ones]
     rows: list[tuple[float, float, float, float]] = []
@@ -390,7 +393,7 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
         last_poll=observations[-1]["ts"] if observations else None, hours=hours, gpu_hours=gpu_hours,
         spend=spend, interruptions=len(cut), avg_per_gpu_hour=spend / gpu_hours if gpu_hours > 0 else None,
         on_demand_cost=on_demand_cost, saving=saving, saving_pct=_pct(saving, on_demand_cost),
-        interruption_times=tuple(cut), curve=curve)
+        interruption_times=tuple(cut), curve=curve, market=row.get("market") or "runpod")
 
 
 def _merge_curves(curves: Iterable[tuple[tuple[float, float, float], ...]]) -> tuple[tuple[float, float, float], ...]:
