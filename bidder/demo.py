@@ -188,6 +188,8 @@ def _run_ticks(emu: Emulator, client: RunPodClient, vast: VastPodApi, store: Sto
             gpu = f" {event['gpu_type']} ({where})" if event.get("gpu_type") else ""
             shown = (_SHOWN_VAST if on_vast else _SHOWN)[kind]
             say(f"{stamp()}  {shown}{gpu}{bid}" + (f"  [{event['pod_id']}]" if event.get("pod_id") else ""))
+        elif kind == "resumed":
+            say(f"{stamp()}  resumed on Vast by itself (its bid is the highest again)")
         elif kind == "interrupted" and on_vast:
             say(f"{stamp()}  interrupted on Vast (outbid: paused, resumes by itself when its bid is the highest)")
         elif kind == "interrupted":

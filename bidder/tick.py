@@ -22,6 +22,11 @@ The cycle, safe to run every minute:
    - a create that may still land (`pending_name`) → nothing else is rented for the job meanwhile.
 A job's state is re-read before the tick acts on it and, in one transaction, before it is saved: a
 stop the user decided meanwhile stands, and a pod this tick restarted is stopped again.
+Markets: with `vast` (a `bidder.vast_pods.VastPodApi`), Vast is collected in the same cycle, its
+instances are listed once per tick, and each pod is acted on by its market's executor (one per
+market, sharing the store and the event log); a job open to `any` market is decided over both. An
+outbid Vast instance is paused, not stopped: the same plan at the same bid sends nothing (it resumes
+by itself), a higher bid is sent as a change of bid, and a move destroys it.
 Nothing reads the clock here: `now` comes from the caller (wall clock, or the emulator's).
 """
 
@@ -271,6 +276,9 @@ class _Tick:
                 self.outcomes[row["pod_id"]] = outcome
                 if outcome == "stopped_by_bidder":
                     self._own_stop_done(row)
+                if outcome == "running" and market == "vast" and row.get("desired_status") != "RUNNING":
+                    ex.emit(self.now, "resumed", job=row.get("job"), pod_id=row["pod_id"],
+                            message="resumed by itself: its bid is the highest again")
                 if outcome == "interrupted" and pod is not None:
                     ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
                             message=pod.last_status_change, summary=interruption_summary(pod.last_status_change))

@@ -26,6 +26,7 @@ def test_demo_runs_the_whole_flow_and_reports_spend(tmp_path):
     # The job is open to both markets: this seed runs on both (the cheaper plan at each decision).
     assert "rented spot NVIDIA RTX A6000 (COMMUNITY)" in out and "rented spot RTX 4090 (VERIFIED, vast)" in out
     assert "interrupted (outbid)" in out and "podBidResume" in out and "interrupted on Vast" in out
+    assert "resumed on Vast by itself" in out
     assert re.search(r"\d+ pod\(s\) \(\d+ on runpod, \d+ on vast\)", out)
     spent = re.search(r"spent \$(\d+\.\d\d) by the ledger; the emulator billed \$(\d+\.\d\d)", out)
     assert spent and spent.group(1) == spent.group(2) and float(spent.group(1)) > 0
