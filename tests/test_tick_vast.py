@@ -152,3 +152,26 @@ def test_an_outbid_instance_gets_its_bid_raised_when_the_plan_says_so(both):
     report = tick(env, api, config, advise=plan)
     assert report.jobs[0].state == "waiting" and "resumes by itself" in report.jobs[0].message
     assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot", "bid_resume"]
+
+
+def test_the_budget_holds_on_vast_with_storage_in_the_ledger(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=100))
+    for _ in range(12):  # two virtual hours, a tick every 10 minutes
+        assert tick(env, api, config).jobs[0].state in ("running", "waiting")
+        env.emu.advance(600)
+    [inst] = vast_live(env.emu)
+    spent = env.emu.vast.total_spend()  # every instance the job had (it may have moved)
+    # The user lowers the budget to a little more than what is spent: the next hour no longer fits.
+    lowered = env.config(job("v", "vast", hours=100).replace("budget = 60", f"budget = {spent + 0.05:.4f}"))
+    report = tick(env, api, lowered)
+    assert report.jobs[0].state == "budget_stopped", report.jobs[0].message
+    truth = env.emu.vast.total_spend()
+    state = env.store.job_state("v")
+    assert state["spent"] == pytest.approx(truth, rel=0.01)  # storage included, as Vast bills it
+    assert inst.intended == "stopped" and not inst.was_running  # stopped (disk kept), not running on
+    [stop] = [a for a in env.store.actions("v") if a["kind"] == "stop"]
+    assert stop["outcome"] == "ok" and "budget" in stop["reason"]
+    env.emu.advance(600)
+    assert tick(env, api, lowered).jobs[0].state == "budget_stopped"  # and it stays stopped
+    assert not inst.was_running
