@@ -107,3 +107,20 @@ def test_tick_pods_jobs_and_stop_on_vast(env):
     assert stopped.exit_code == 0, stopped.output
     assert f"terminated pod {inst.id} on vast (job v is held)" in stopped.output
     assert live(emu) == []
+
+
+def test_tick_dry_run_and_jobs_stop_on_vast(env):
+    emu, tmp = env
+    config = ["--config", str(tmp / "bidder.toml")]
+    dry = cli(env, "tick", *config, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "[dry run] v: dry_run: would launch: spot RTX 4090/" in dry.output and live(emu) == []
+    assert cli(env, "tick", *config).exit_code == 0
+    [inst] = live(emu)
+    emu.advance(600)
+    stopped = cli(env, "jobs", "stop", "v", *config)
+    assert stopped.exit_code == 0, stopped.output
+    assert f"v: finished; stop pod {inst.id}" in stopped.output
+    assert inst.intended == "stopped" and not inst.was_running  # on_finish = stop: its disk kept
+    again = cli(env, "tick", *config)
+    assert "v: finished" in again.output and inst.intended == "stopped"
