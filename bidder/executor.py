@@ -635,7 +635,7 @@ class Executor:
         why = f"pod {pod.id} named {name} appeared late, after the job had moved on: retired"
         self.emit(now, "stray", job=config.name, pod_id=pod.id, name=name, message=why)
         row = self.store.pod(pod.id) or {"pod_id": pod.id, "job": config.name}
-        terminate = config.on_finish == "terminate"
+        terminate = config.on_finish == "terminate" or self.market == "vast"  # a Vast disk bills until destroyed
         if terminate or row.get("desired_status") == "RUNNING":
             self.stop_pod(row, now, reason=why, terminate=terminate, state="retired")
         else:

@@ -175,3 +175,19 @@ def test_the_budget_holds_on_vast_with_storage_in_the_ledger(both):
     env.emu.advance(600)
     assert tick(env, api, lowered).jobs[0].state == "budget_stopped"  # and it stays stopped
     assert not inst.was_running
+
+
+def test_a_late_vast_create_carrying_the_jobs_label_is_destroyed_not_left_billing(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=20))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [ours] = vast_live(env.emu)
+    # A create of this job that landed late (its answer lost, its grace over): same label, not in the ledger.
+    spec = api.spec(config.job("v").template, "bidder-v-1", VAST4090, 1, "VERIFIED")
+    offer = min((o for o in api.offers(spec) if o.on_demand_per_gpu), key=lambda o: o.on_demand_per_gpu)
+    late = api.client.create_on_demand(offer.id, spec.instance)
+    env.emu.advance(600)
+    report = tick(env, api, config)
+    assert [i.id for i in vast_live(env.emu)] == [ours.id] and late.id != ours.id  # one instance for the job
+    assert any(e["event"] == "stray" and e["pod_id"] == str(late.id) for e in report.events)
+    assert env.store.pod(str(late.id))["state"] == "retired"
