@@ -191,3 +191,26 @@ def test_a_late_vast_create_carrying_the_jobs_label_is_destroyed_not_left_billin
     assert [i.id for i in vast_live(env.emu)] == [ours.id] and late.id != ours.id  # one instance for the job
     assert any(e["event"] == "stray" and e["pod_id"] == str(late.id) for e in report.events)
     assert env.store.pod(str(late.id))["state"] == "retired"
+
+
+def test_near_the_deadline_a_paused_instance_is_replaced_by_an_on_demand_one(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=20))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [paused] = vast_live(env.emu)
+    env.emu.vast.set_competitor(int(env.emu.vast.market.machine_id[paused.machine]), 0.59)
+    env.emu.advance(600)
+
+    def on_demand(job, policy, now, progress):  # the plan the optimizer makes when the deadline is near
+        from bidder.models import Decision
+
+        return Decision(action="on_demand", gpu_type_id=VAST4090, cloud="VERIFIED", gpu_count=1, bid_per_gpu=None,
+                        expected_cost_per_hour=0.45, expected_interruptions_per_day=0.0, expected_total_cost=None,
+                        expected_completion_hours=None, reasons=("deadline",), market="vast")
+
+    report = tick(env, api, config, advise=on_demand)
+    assert report.jobs[0].state == "running" and "moved to bidder-v-2" in report.jobs[0].message
+    [now_live] = vast_live(env.emu)
+    assert now_live.id != paused.id and not now_live.is_bid and paused.destroyed  # one instance, on-demand
+    assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot", "deploy_on_demand", "terminate"]
+    assert now_live.compute_per_hr <= 0.6 + 1e-9  # never above the cap per GPU
