@@ -106,6 +106,7 @@ def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, wor
                 VastClient(api_key=emu.api_key, url=emu.vast_url, retry=retry) as vast_client, \
                 Store.open(workdir / "bidder.db") as store:
             vast = VastPodApi(vast_client, OfferFilters())
+            store.clock = "emulator"  # every row below is stamped emu.now: `bidder report` in --keep DIR runs on it
             say(f"Emulator: RunPod's GraphQL API on {emu.url} (seed {seed}); virtual time {to_iso(emu.now)}")
             say(f"          Vast's REST API on {emu.vast_url} (same key, same clock)")
             snapshots = _collect_history(emu, client, vast, store, history_days)

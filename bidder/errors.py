@@ -18,6 +18,7 @@
     │       ├── SpotUnsupported the API no longer knows the spot mutations or fields
     │       └── PodNotFound     the pod id is unknown
     ├── InsufficientHistory     too little price history to estimate the market
+    ├── TimeRunsBackwards       a command's time is before the newest data (carries now, newest)
     └── Infeasible              no candidate meets the job's constraints (names the constraint)
 
 No message in this tree ever contains the API key: the client builds messages from the operation
@@ -43,6 +44,7 @@ __all__ = [
     "SchemaTooNew",
     "SpotUnsupported",
     "StoreError",
+    "TimeRunsBackwards",
     "TraceFormatError",
     "TransportError",
 ]
@@ -192,3 +194,13 @@ class Infeasible(BidderError):
     def __init__(self, message: str, *, constraint: str) -> None:
         super().__init__(message)
         self.constraint = constraint
+
+
+class TimeRunsBackwards(BidderError):
+    """A command's time is earlier than the newest snapshot, observation or action in the database
+    (see bidder.clock): the one clock would run backwards."""
+
+    def __init__(self, message: str, *, now: object, newest: object) -> None:
+        super().__init__(message)
+        self.now = now
+        self.newest = newest

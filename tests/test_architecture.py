@@ -36,7 +36,7 @@ LAYERS: tuple[Layer, ...] = (
     # bidder.vast.offers is Vast's neutral offer type and its one per-instance <-> per-GPU conversion:
     # the emulator's Vast world prices with it as the client does.
     Layer("neutral", ("bidder", "bidder.errors", "bidder.models", "bidder.units", "bidder.traces",
-                      "bidder.vast.offers", "bidder.gpu_names")),
+                      "bidder.vast.offers", "bidder.gpu_names", "bidder.clock")),
     Layer("clients", ("bidder.runpod", "bidder.vast")),
     Layer("store", ("bidder.store", "bidder.collector")),
     Layer("market", ("bidder.market",)),

@@ -108,8 +108,12 @@ def test_observations_and_spend_estimate(store):
 
 def test_spend_estimate_counts_a_restart_between_polls():
     # Running at both polls, but the uptime fell: stopped and resumed in between.
-    got = estimate_spend([obs(0, "RUNNING", 1.0, 60), obs(10, "RUNNING", 2.0, 240)])
-    assert got == pytest.approx(1.0 * 60 / 3600 + 2.0 * 240 / 3600 + 1.0 * (600 - 240) / 2 / 3600)
+    got = estimate_spend([obs(0, "RUNNING", 1.0, 300), obs(10, "RUNNING", 2.0, 240)])
+    assert got == pytest.approx(1.0 * 300 / 3600 + 2.0 * 240 / 3600 + 1.0 * (600 - 240) / 2 / 3600)
+    # Uptime that grew less than the interval but did not fall: the same run, billed by its growth
+    # (a clock jump between the polls books nothing beyond uptime x rate; issue 9).
+    jumped = estimate_spend([obs(0, "RUNNING", 1.0, 60), obs(60 * 24 * 30, "RUNNING", 1.0, 240)])
+    assert jumped == pytest.approx(1.0 * 240 / 3600)
     assert estimate_spend([]) == 0.0
     assert estimate_spend([obs(0, "EXITED", 1.0, None), obs(10, "EXITED", 1.0, None)]) == 0.0
 

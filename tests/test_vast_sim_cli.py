@@ -19,11 +19,11 @@ def test_serve_prints_the_vast_url_after_the_existing_lines_and_answers_with_the
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline().strip() for _ in range(6)]
-        assert lines[4] == "Press Ctrl-C to stop."
+        lines = [proc.stdout.readline().strip() for _ in range(7)]
+        assert lines[5] == "Press Ctrl-C to stop."
         prefix = "Vast API (VAST_URL, same key): "
-        assert lines[5].startswith(prefix)
-        vast_url = lines[5].removeprefix(prefix)
+        assert lines[6].startswith(prefix)
+        vast_url = lines[6].removeprefix(prefix)
         assert lines[0] == vast_url + "/graphql"
         offers = httpx.post(vast_url + "/api/v0/bundles/", json={"num_gpus": {"eq": 1}}, timeout=10).json()["offers"]
         assert offers and all(o["num_gpus"] == 1 for o in offers)

@@ -29,11 +29,12 @@ from bidder.cli.common import (
     resolve_api_key,
     resolve_vast_api_key,
 )
+from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now
 from bidder.errors import ConfigError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
 from bidder.models import PriceQuote
 from bidder.store import Store
-from bidder.units import format_duration, to_iso
+from bidder.units import format_duration, parse_duration, to_iso
 
 __all__ = ["collect", "export", "gpu_names", "history", "import_trace", "market_filter", "parse_since", "prices",
            "resolve_gpu_types"]
@@ -74,6 +75,17 @@ Example:
 def parse_since(text: str | None, now: datetime) -> datetime | None:
     """"7d"/"12h" (before `now`), an ISO 8601 time, or "all"/None (no limit): `parse_when`."""
     return parse_when(text, now, "--since", allow_all=True)
+
+
+def _relative(since: str | None) -> bool:
+    """A --since that counts back from now (7d), rather than 'all' or an ISO time."""
+    if since is None or since.strip().lower() == "all":
+        return False
+    try:
+        parse_duration(since)
+    except ValueError:
+        return False
+    return True
 
 
 def _open(db_path: str, *, create: bool = False) -> Store:
@@ -124,11 +136,13 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
               "vast_verified_only in ./bidder.toml, else verified only.")
 @click.option("--vast-url", envvar="VAST_URL", default=DEFAULT_VAST_URL, show_default=True,
               help="Vast's API: its console, or an emulator's (env VAST_URL).")
+@now_option
+@allow_past_option
 @db_option
 @api_options
 def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | None, retries: int, market: str,
-            vast_min_reliability: float | None, vast_verified_only: bool | None, vast_url: str, db_path: str,
-            api_url: str) -> None:
+            vast_min_reliability: float | None, vast_verified_only: bool | None, vast_url: str,
+            now_text: str | None, allow_past: bool, db_path: str, api_url: str) -> None:
     """Record one price snapshot of every market: RunPod (every GPU type, both clouds, the given
     GPU counts) and Vast (every offer, summarised per GPU, GPU count and tier).
 
@@ -145,6 +159,9 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         raise click.BadParameter("the interval must be at least 1s (5m is a good choice)", param_hint="--every")
     if cycles is not None and every is None:
         raise click.UsageError("--cycles only makes sense with --every")
+    if now_text is not None and every is not None:
+        raise click.UsageError("--now stamps one snapshot; it cannot be combined with --every")
+    parse_now(now_text)
     runpod_key, vast_key = resolve_api_key(), resolve_vast_api_key()
     market = market.lower()
     wanted = [market] if market != "any" else [m for m, key in (("runpod", runpod_key), ("vast", vast_key)) if key]
@@ -153,6 +170,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
                           key="market")
     wanted = wanted or ["runpod"]  # no key at all: RunPod's request says what is missing
     sources: list[Any] = []
+    client = None  # RunPod's client tells the emulator's time (its answers carry it)
     if "runpod" in wanted:
         client = RunPodClient(api_key=runpod_key, url=api_url, retry=RetryPolicy(attempts=retries))
         sources.append(RunPodSource(client, gpu_counts))
@@ -168,8 +186,12 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
 
     told_no_spot = False
 
-    def cycle(now: datetime) -> None:
+    def cycle(slot: datetime | None) -> None:
         nonlocal told_no_spot
+        # The emulator's time when it is the API (asked afresh each cycle), else the loop's slot time.
+        now = api_now(store, client, now_text, allow_past=allow_past, fresh=slot is not None)
+        if slot is not None and store.clock == "wall":
+            now = slot
         result = collect_markets(sources, store, now=now)
         for part in result.by_market:
             if part.error is not None:
@@ -190,7 +212,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
             raise click.ClickException(f"{', '.join(result.errors)} failed (the other market was stored)")
 
     if every is None:
-        cycle(datetime.now(UTC))
+        cycle(None)
         return
 
     def on_error(exc: BaseException, retry_in: float | None) -> None:
@@ -296,16 +318,19 @@ def _cheapest(quote: PriceQuote) -> float | None:
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
 @market_option("any", _MARKET_HELP)
 @format_option("table", "json", "csv")
+@now_option(reads_only=True)
+@allow_past_option
 @db_option
 def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int | None, market: str, fmt: str,
-            db_path: str) -> None:
+            now_text: str | None, allow_past: bool, db_path: str) -> None:
     """Summarise one GPU type's spot floor over a window: min, median, p90, max (USD per GPU-hour)
     and the share of time spot capacity was available, per cloud and GPU count.
     """
-    now = datetime.now(UTC)
-    start = parse_since(since, now)
-    end = parse_when(until, now, "--until")
+    parse_now(now_text)
     with _open(db_path) as store:
+        now = db_now(store, now_text, allow_past=allow_past) if _relative(since) else datetime.now(UTC)
+        start = parse_since(since, now)
+        end = parse_when(until, now, "--until")
         names = gpu_names(store, market_filter(market))
         if not names:
             where = "" if market_filter(market) is None else f" of market {market.lower()}"
@@ -433,10 +458,10 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
     """
     from bidder.traces import write_trace
 
-    now = datetime.now(UTC)
-    start = parse_since(since, now)
-    end = parse_when(until, now, "--until")
     with _open(db_path) as store:
+        now = db_now(store, None, allow_past=True, say=False) if _relative(since) else datetime.now(UTC)
+        start = parse_since(since, now)
+        end = parse_when(until, now, "--until")
         chosen = market_filter(market)
         wanted = _gpu_filter(store, gpus, chosen)
         # Streamed, so ask first whether any non-RunPod row is in the selection (then the column is needed).

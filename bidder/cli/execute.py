@@ -1,7 +1,8 @@
 """Executor commands: `bidder launch`, `tick`, `jobs` (list, stop, start), `pods`, `stop`.
 
-Logic lives in bidder.executor / bidder.tick / bidder.jobs; this module parses options, reads the
-wall clock (or `--now`), prints, and maps outcomes to exit codes.
+Logic lives in bidder.executor / bidder.tick / bidder.jobs; this module parses options, finds the
+command's time (`--now`, else the API's clock: the emulator's virtual one or the wall clock; see
+bidder.cli.timing), prints, and maps outcomes to exit codes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +32,7 @@ from bidder.cli.common import (
     resolve_vast_api_key,
     vast_options,
 )
+from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
@@ -39,7 +41,7 @@ from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.tick import job_progress, reopen_stopped_pod, run_tick
-from bidder.units import format_duration, is_naive, parse_timestamp, to_iso
+from bidder.units import format_duration, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
 
@@ -71,25 +73,6 @@ Example:
 
 
 # -- shared helpers ----------------------------------------------------------------------------------
-def _now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        now = parse_timestamp(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
-                                 param_hint="--now") from None
-    if is_naive(value):
-        click.echo(f"note: --now {value} has no timezone: read as UTC", err=True)
-    return now
-
-
-def now_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--now", "now_text", metavar="TIME", default=None,
-                        help="Act as if it were TIME (ISO 8601; default: the wall clock). For replays against "
-                             "`bidder sim serve`, whose clock is virtual.")(func)
-
-
 def _client(api_url: str, retries: int = 4) -> RunPodClient:
     return RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=retries))
 
@@ -250,18 +233,19 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @format_option("table", "json")
 @retries_option
 @now_option
+@allow_past_option
 @db_option
 @api_options
 @vast_options
-def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | None, db_path: str, api_url: str,
-           vast_url: str, **options: Any) -> None:
+def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | None, allow_past: bool, db_path: str,
+           api_url: str, vast_url: str, **options: Any) -> None:
     """Rent the cheapest GPU that fits, now: spot at the optimizer's bid, or on-demand.
 
     Takes a fresh price snapshot, decides from the stored history, shows the plan and asks before
     spending (unless --yes). On "no capacity" it moves to the next alternative; if RunPod no longer
     offers spot it says so and continues on-demand when your max price and budget allow.
     """
-    now = _now(now_text)
+    parse_now(now_text)
     name = options.pop("name") or "bidder-launch"
     if options.pop("keep_running") and options.get("hours") is not None:
         raise click.UsageError("give --hours or --keep-running, not both")
@@ -281,6 +265,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     markets = tuple(m for m in ("runpod", "vast") if (m == market or market == "any")
                     and (m != "vast" or vast is not None))
     with Store.open(db_path) as store, _client(api_url, retries) as client:
+        now = api_now(store, client, now_text, allow_past=allow_past)
         counts = sorted({1, config.job.gpu_count})
         sources: list[Any] = [RunPodSource(client, counts)] if "runpod" in markets else []
         if vast is not None:
@@ -395,11 +380,12 @@ def _log_writer(path: str | None) -> tuple[Callable[[dict[str, Any]], None] | No
 @click.option("--dry-run", is_flag=True, help="Decide and record dry_run actions; send no mutation.")
 @retries_option
 @now_option
+@allow_past_option
 @db_option
 @api_options
 @vast_options
-def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, now_text: str | None, db_path: str,
-         api_url: str, vast_url: str) -> None:
+def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, now_text: str | None,
+         allow_past: bool, db_path: str, api_url: str, vast_url: str) -> None:
     """One cron cycle of the managed jobs in bidder.toml.
 
     Collects prices when the last snapshot is older than collect_interval, polls every managed
@@ -409,13 +395,14 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     could not (bad config, API down). With a Vast key (VAST_API_KEY), Vast is collected in the
     same cycle and jobs with market vast or any act there too.
     """
-    now = _now(now_text)
+    parse_now(now_text)
     config = load_config(config_path)
     vast = _vast_api(vast_url, retries, verified_only=config.vast_verified_only,
                      min_reliability=config.vast_min_reliability)
     writer, handle = _log_writer(log_path)
     try:
         with Store.open(db_path) as store, _client(api_url, retries) as client:
+            now = api_now(store, client, now_text, allow_past=allow_past)
             try:
                 report = run_tick(client, store, config, now, dry_run=dry_run, events=writer, vast=vast)
             except LockHeld:
@@ -505,23 +492,26 @@ def _job_names(ctx: click.Context, name: str, config_path: str | None = None,
 @click.option("--dry-run", is_flag=True, help="Show what it would send; change nothing.")
 @wait_option
 @now_option
+@allow_past_option
 @api_options
 @vast_options
 @_after_subcommand
 @click.pass_context
 def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, now_text: str | None,
-              api_url: str, vast_url: str, sub_config_path: str | None, sub_db_path: str | None) -> None:
+              allow_past: bool, api_url: str, vast_url: str, sub_config_path: str | None, sub_db_path: str | None
+              ) -> None:
     """End a job: stop or terminate its pod (per on_finish) and mark it finished. Waits for a
     running tick to finish first (--wait)."""
     jc, db_path, _ = _job_names(ctx, name, sub_config_path, sub_db_path)
-    now = _now(now_text)
-    with Store.open(db_path) as store:
+    parse_now(now_text)
+    with Store.open(db_path) as store, _client(api_url) as client:
+        now = api_now(store, client, now_text, allow_past=allow_past)
         if not dry_run:
             # Recorded first: the tick re-reads it before it acts, so even a tick that outlasts --wait ends the job.
             store.save_job_state(name, stop_requested=True, updated=now)
         undone = ("nothing was sent" if dry_run else
                   f"the stop is recorded and the next tick stops the job's pod ({jc.on_finish})")
-        with _tick_lock(store, lock_wait, undone), _client(api_url) as client:
+        with _tick_lock(store, lock_wait, undone):
             exs = _executors(client, _vast_api(vast_url), store, dry_run=dry_run)
             done = _finish_job(exs, store, jc, now)
     click.echo(f"{name}: {done}")
@@ -581,25 +571,30 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
 @click.option("--refresh", is_flag=True, help="Poll the API first (records an observation of each pod).")
 @format_option("table", "json", "csv")
 @now_option
+@allow_past_option
 @db_option
 @api_options
 @vast_options
-def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, db_path: str, api_url: str,
-         vast_url: str) -> None:
-    """Managed pods of every market with status, price, uptime and spend (from the ledger)."""
-    now = _now(now_text)
+def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_past: bool, db_path: str,
+         api_url: str, vast_url: str) -> None:
+    """Managed pods of every market with status, price, uptime and spend (from the ledger). --refresh polls on the
+    API's clock (the emulator's when pointed at `bidder sim serve`) or --now."""
+    parse_now(now_text)
     with Store.open(db_path) as store:
         if refresh:
             active = store.managed_pods(states=["active"])
             wanted = {row.get("market") or "runpod" for row in active}
             vast = _vast_api(vast_url) if "vast" in wanted else None
             with _client(api_url) as client:
+                listing = {p.id: p for p in client.pods()} if "runpod" in wanted else {}  # tells the emulator's time
+                now = api_now(store, client, now_text, allow_past=allow_past)
                 exs = _executors(client, vast, store)
                 for market, ex in exs.items():
                     rows = [r for r in active if (r.get("market") or "runpod") == market]
                     if not rows:
                         continue
-                    listing = {p.id: p for p in ex.client.pods()}
+                    if market != "runpod":
+                        listing = {p.id: p for p in ex.client.pods()}
                     for row in rows:
                         # A pod missing from the list is asked for by id: a list is no proof that it ended.
                         pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
@@ -640,19 +635,21 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, db_path:
 @click.option("--dry-run", is_flag=True, help="Show the request; send nothing.")
 @wait_option
 @now_option
+@allow_past_option
 @db_option
 @api_options
 @vast_options
 def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: bool, lock_wait: float,
-         now_text: str | None, db_path: str, api_url: str, vast_url: str) -> None:
+         now_text: str | None, allow_past: bool, db_path: str, api_url: str, vast_url: str) -> None:
     """Stop (or --terminate) a pod by id, or the pod of a managed job (--job). A managed job whose
     pod you stop is held: the tick does not restart it until `bidder jobs start NAME`. Waits for a
     running tick to finish first (--wait), so the tick cannot undo the stop."""
     if (pod_id is None) == (job_name is None):
         raise click.UsageError("give a POD id or --job NAME (one of them)")
-    now = _now(now_text)
+    parse_now(now_text)
     with Store.open(db_path) as store, _client(api_url) as client, \
             (contextlib.nullcontext() if dry_run else _tick_lock(store, lock_wait, "nothing was stopped")):
+        now = api_now(store, client, now_text, allow_past=allow_past)
         if job_name is not None:
             rows = store.managed_pods(job_name, states=["active"])
             if not rows:

@@ -1,14 +1,15 @@
 """`bidder recommend`: what to buy for a job now, from the price history in the database.
 
 The logic is `bidder.advisor.advise` (latest snapshot + history -> market statistics -> optimizer);
-this module parses options, reads the wall clock (or `--now`), optionally takes a fresh snapshot,
+this module parses options, finds the time (`--now`, the emulator's, or the wall clock: bidder.cli.timing),
+optionally takes a fresh snapshot,
 and prints the decision, the alternatives and the reasons as a table or one JSON object.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -26,10 +27,11 @@ from bidder.cli.common import (
     market_option,
     resolve_api_key,
 )
+from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now
 from bidder.errors import ApiError
 from bidder.models import Decision, JobSpec, Policy
 from bidder.store import Store
-from bidder.units import format_duration, parse_timestamp, to_iso
+from bidder.units import format_duration, to_iso
 
 __all__ = ["decision_dict", "recommend"]
 
@@ -58,27 +60,22 @@ def decision_dict(d: Decision) -> dict[str, Any]:
     }
 
 
-def _now(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        return parse_timestamp(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)",
-                                 param_hint="--now") from None
-
-
-def _refresh(store: Store, api_url: str, gpus: int, now: datetime) -> str | None:
-    """Take one snapshot through the collector; a failure is a warning, the stored history still serves."""
+def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_past: bool,
+             notes: list[str]) -> datetime:
+    """Take one snapshot through the collector, on the API's clock (or --now); a failure is a
+    warning, the stored history still serves. Returns the command's time."""
     from bidder.collector import collect_once
     from bidder.runpod import RetryPolicy, RunPodClient
 
-    client = RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=2))
-    try:
-        result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
-    except ApiError as exc:
-        return f"could not refresh prices from {api_url} ({exc}); using the stored history"
-    return f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}"
+    with RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=2)) as client:
+        now = api_now(store, client, now_text, allow_past=allow_past)
+        try:
+            result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
+        except ApiError as exc:
+            notes.append(f"could not refresh prices from {api_url} ({exc}); using the stored history")
+            return now
+    notes.append(f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}")
+    return now
 
 
 @main.command("recommend", epilog=_EXAMPLE)
@@ -106,15 +103,17 @@ def _refresh(store: Store, api_url: str, gpus: int, now: datetime) -> str | None
               help="Spot must beat on-demand by this share, after overheads.")
 @click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
 @click.option("--now", "now_text", default=None, metavar="TIME",
-              help="Decide as of this ISO 8601 time instead of the clock (e.g. for imported traces).")
+              help="Decide as of this ISO 8601 time (e.g. for imported traces). Default: the emulator's "
+                   "time when the newest snapshot (or --refresh) came from `bidder sim serve`, else the wall clock.")
+@allow_past_option
 @format_option("table", "json")
 @db_option
 @api_options
 def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int, cloud: str, market: str,
               hours: float | None,
               keep_running: bool, deadline: Any, max_price: float | None, budget: float | None, tolerance: float,
-              restart_overhead: Any, min_savings: float, refresh: bool, now_text: str | None, fmt: str,
-              db_path: str, api_url: str) -> None:
+              restart_overhead: Any, min_savings: float, refresh: bool, now_text: str | None, allow_past: bool,
+              fmt: str, db_path: str, api_url: str) -> None:
     """Recommend how to buy GPU time for a job: spot at which bid, on-demand, or wait.
 
     Reads the price history in the database (see `bidder collect`), estimates each market's
@@ -134,16 +133,14 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         raise click.UsageError("give either --gpu or --min-vram, not both")
     if deadline is not None and deadline.total_seconds() <= 0:
         raise click.BadParameter("the deadline must be in the future, e.g. 3d", param_hint="--deadline")
-    now = _now(now_text)
-    if refresh and now_text is not None:
-        raise click.UsageError("--refresh takes a snapshot now; it cannot be combined with --now")
+    parse_now(now_text)
     store = Store.open(db_path, create=refresh)
     notes: list[str] = []
     try:
         if refresh:
-            note = _refresh(store, api_url, gpu_count, now)
-            if note:
-                notes.append(note)
+            now = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
+        else:
+            now = db_now(store, now_text, allow_past=allow_past, notes=notes)
         gpu_types: tuple[str, ...] = ()
         if gpus_named:
             gpu_types = tuple(resolve_gpu_types(gpus_named, gpu_names(store, market_filter(market))))

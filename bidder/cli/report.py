@@ -20,9 +20,10 @@ import click
 
 from bidder.cli import main
 from bidder.cli.common import CLOUD_CHOICE, db_option, emit_rows, file_mode, parse_when
+from bidder.cli.timing import allow_past_option, db_now, now_option, parse_now
 from bidder.errors import ConfigError
 from bidder.store import Store
-from bidder.units import parse_timestamp, to_iso
+from bidder.units import to_iso
 
 __all__ = ["chart", "chart_prices", "chart_spend", "report"]
 
@@ -72,9 +73,8 @@ _CSV_COLUMNS = ("level", "job", "pod_id", "gpu_type_id", "cloud", "kind", "gpu_c
 
 # -- shared options and helpers ------------------------------------------------------------------------
 def _window_options(func: Any) -> Any:
-    func = click.option("--now", "now_text", metavar="TIME", default=None,
-                        help="Act as if it were TIME (ISO 8601; default: the wall clock), e.g. to report on an "
-                             "emulator's virtual time.")(func)
+    func = allow_past_option(func)
+    func = now_option(func, reads_only=True)
     func = click.option("--until", "until_text", metavar="WHEN", default=None,
                         help="Period end: an ISO 8601 time or a duration before now (default: now).")(func)
     func = click.option("--since", "since_text", metavar="WHEN", default="7d", show_default=True,
@@ -82,16 +82,12 @@ def _window_options(func: Any) -> Any:
     return func
 
 
-def _window(since_text: str, until_text: str | None, now_text: str | None) -> tuple[datetime | None, datetime]:
-    """The report period [since, until) from the options; only CLI entry points read the clock."""
-    if now_text is None:
-        now = datetime.now(UTC)
-    else:
-        try:
-            now = parse_timestamp(now_text)
-        except ValueError:
-            raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
-                                     param_hint="--now") from None
+def _window(since_text: str, until_text: str | None, now_text: str | None,
+            now: datetime | None = None) -> tuple[datetime | None, datetime]:
+    """The report period [since, until) from the options; only CLI entry points read the clock.
+    `now`: the database's time (bidder.cli.timing.db_now); without it --now or the wall clock."""
+    if now is None:
+        now = parse_now(now_text) or datetime.now(UTC)
     until = parse_when(until_text, now, "--until") or now
     since = parse_when(since_text, now, "--since", allow_all=True)
     if since is not None and since >= until:
@@ -181,8 +177,8 @@ def _save(fig: Any, out: str) -> None:
 @click.option("--chart", type=click.Path(dir_okay=False), default=None, metavar="PNG",
               help="Also draw cumulative spend per job against on-demand into this file.")
 @db_option
-def report(since_text: str, until_text: str | None, now_text: str | None, job: str | None, fmt: str,
-           chart: str | None, db_path: str) -> None:
+def report(since_text: str, until_text: str | None, now_text: str | None, allow_past: bool, job: str | None,
+           fmt: str, chart: str | None, db_path: str) -> None:
     """What bidder's pods cost over a period, and what they saved against on-demand.
 
     Per job and per pod: GPU type, cloud, spot or on-demand, running hours, USD spent (estimated
@@ -195,6 +191,8 @@ def report(since_text: str, until_text: str | None, now_text: str | None, job: s
     from bidder.report.data import spend_report  # lazily: `bidder tick` must not pay for analysis
 
     with _open(db_path) as store:
+        since, until = _window(since_text, until_text, now_text,
+                               db_now(store, now_text, allow_past=allow_past, say=fmt == "table"))
         _check_job(store, job)
         result = spend_report(store, since, until, job=job)
     if result.is_empty:
@@ -323,7 +321,8 @@ def _resolve(store: Store, gpus: Sequence[str]) -> list[str]:
 @_window_options
 @db_option
 def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, pod_id: str | None,
-                 since_text: str, until_text: str | None, now_text: str | None, db_path: str) -> None:
+                 since_text: str, until_text: str | None, now_text: str | None, allow_past: bool,
+                 db_path: str) -> None:
     """Spot floor and on-demand price over time for chosen GPU types (USD per GPU-hour), with a
     managed pod's bid and interruptions when --pod is given. Writes OUT.png.
     """
@@ -332,6 +331,7 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     from bidder.report.data import pod_track, price_chart_data
 
     with _open(db_path) as store:
+        since, until = _window(since_text, until_text, now_text, db_now(store, now_text, allow_past=allow_past))
         pod_row = None
         if pod_id is not None:
             pod_row = store.pod(pod_id)
@@ -371,7 +371,7 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
 @_window_options
 @db_option
 def chart_spend(out: str, job: str | None, since_text: str, until_text: str | None, now_text: str | None,
-                db_path: str) -> None:
+                allow_past: bool, db_path: str) -> None:
     """Cumulative spend per job over the period against what the same running hours would have cost
     on-demand, interruptions marked. Writes OUT.png (the chart of `bidder report --chart`).
     """
@@ -380,6 +380,7 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
     from bidder.report.data import spend_report
 
     with _open(db_path) as store:
+        since, until = _window(since_text, until_text, now_text, db_now(store, now_text, allow_past=allow_past))
         _check_job(store, job)
         result = spend_report(store, since, until, job=job)
     if result.is_empty:

@@ -75,7 +75,11 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
 
     Point any bidder command at it with --api-url URL (or RUNPOD_API_URL) and RUNPOD_API_KEY set
     to the printed key. The same port serves Vast's REST API (its base URL is printed last; use it
-    as --vast-url / VAST_URL with VAST_API_KEY set to the same key). Move its clock with: curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'.
+    as --vast-url / VAST_URL with VAST_API_KEY set to the same key). Move its clock with:
+    curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'; read it with: curl URL_BASE/sim/now.
+    Every answer carries the virtual time in the X-Bidder-Sim-Now header, and every bidder command
+    pointed at the emulator runs on that clock. Its own account of every pod (billed, running hours,
+    interruptions): curl URL_BASE/sim/pods.
 
     \b
     Example:
@@ -106,6 +110,8 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
         spot = ("off, spot price fields removed" if no_spot_fields else "off" if no_spot else "on")
         click.echo(f"Market: {'trace ' + str(trace) if trace else f'model, seed {seed}'}; spot {spot}; "
                    f"faults {emu.faults or 'off'}.")
+        click.echo(f"Read it with GET {emu.base_url}/sim/now; every answer carries it in the X-Bidder-Sim-Now "
+                   "header, and bidder commands pointed here run on it.")
         click.echo("Press Ctrl-C to stop.")
         click.echo(f"Vast API (VAST_URL, same key): {emu.vast_url}")
         while not stop.wait(0.5):

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from bidder import __version__
+from bidder.clock import server_time
 from bidder.errors import (
     ApiError,
     AuthError,
@@ -141,6 +142,9 @@ def retryable(error: ApiError) -> bool:
                                                   or error.status == 408)
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -174,6 +178,9 @@ class RunPodClient:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
         self._spot_fields: bool | None = None
+        # The emulator's virtual time from the newest answer's X-Bidder-Sim-Now (RunPod never sends it).
+        self._server_now: datetime | None = None
+        self._probed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -201,6 +208,41 @@ class RunPodClient:
         has been answered, False once one was refused for asking for them (for this client's life)."""
         return self._spot_fields
 
+    @property
+    def server_now(self) -> datetime | None:
+        """The server's own time from the newest answer, when the server is bidder's emulator (its
+        X-Bidder-Sim-Now header); None against RunPod, and before any answer."""
+        return self._server_now
+
+    def probe_server_now(self) -> datetime | None:
+        """Ask the server for its time with `GET /sim/now`, only when it may be bidder's emulator:
+        a server on this machine (the emulator listens on 127.0.0.1 only) that has not already
+        answered without the header. Never sends a request to RunPod; sends no key. None when the
+        server does not tell its time (then the caller uses the wall clock). A server that does not
+        answer yet (an emulator just started with `&`) is asked again as the retry policy says, as
+        the command's own first request would be: concluding "wall clock" from a refused connection
+        would stamp the emulator's data with the wrong time."""
+        host = urlsplit(self.url).hostname or ""
+        if host not in _LOOPBACK or (self._probed and self._server_now is None):
+            return None
+        url = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                answer = self._http.get(url, headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
+            except HTTPX_CAUGHT:
+                if attempt < self.retry.attempts:
+                    self.retry.sleep(self.retry.backoff(attempt))
+                continue
+            self._note_time(answer)
+            break
+        return self._server_now
+
+    def _note_time(self, response: httpx.Response) -> None:
+        seen = server_time(response.headers)
+        if seen is not None:
+            self._server_now = seen
+        self._probed = True
+
     # -- transport -----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -214,6 +256,7 @@ class RunPodClient:
                                        timeout=self.timeout)
         except HTTPX_CAUGHT as exc:
             raise from_httpx(exc, request.operation, self.url, self._key) from exc
+        self._note_time(response)
         return decode_response(response, request.operation, pod_id=pod_id, secret=self._key)
 
     def execute(self, request: GraphQLRequest, *, pod_id: str | None = None) -> Mapping[str, Any]:

@@ -15,7 +15,10 @@ The same server speaks Vast's REST API (`vast_url`, `vast`: the `VastWorld`) wit
 and clock; `spot_enabled` is RunPod's alone.
 
 Time moves only through `advance` (or `POST /sim/advance`), unless `speed` is given: then a pacer
-moves it by `speed` market seconds per real second (for `bidder sim serve --speed N`).
+moves it by `speed` market seconds per real second (for `bidder sim serve --speed N`). Every HTTP
+answer carries the virtual time in `X-Bidder-Sim-Now` (RunPod never sends it): bidder's commands
+take it as their clock (`bidder.clock`). `GET /sim/now` reads it; `GET /sim/pods` is the world's own
+account of every pod (billed, running hours, interruptions).
 """
 
 from __future__ import annotations

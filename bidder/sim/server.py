@@ -7,6 +7,13 @@
     /api/v0/..., /api/v1/instances/   Vast's REST API (`vast_routes`): same key, same clock
     POST /sim/advance  {"seconds": N} -> {"now": iso}   (moves the virtual clock)
     GET  /sim/now      -> {"now": iso}
+    GET  /sim/pods     -> {"now": iso, "pods": [{id, name, ..., billed, running_hours, interruptions}]}
+                          (the emulator's own account of every pod, billed up to now)
+
+Every answer, on every route (added ones too: the header is written in `end_headers`, the one
+place all responses pass), carries `X-Bidder-Sim-Now: <ISO UTC>`, the virtual time. RunPod never
+sends it, so a client that sees it knows it talks to the emulator and takes its clock
+(`bidder.clock`).
 
 A stdlib ThreadingHTTPServer with HTTP/1.1 keep-alive. Every open connection is tracked so that
 `close()` can shut them down and join every handler thread: nothing outlives the emulator.
@@ -27,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute_sync, parse, validate
 
+from bidder.clock import SIM_NOW_HEADER
 from bidder.sim import vast_routes
 from bidder.sim.faults import FaultInjector, MalformedRules
 from bidder.sim.resolvers import CREATE_MUTATIONS, build_schema, context_for
@@ -34,7 +42,7 @@ from bidder.sim.vast_world import VastWorld
 from bidder.sim.world import World
 from bidder.units import to_iso
 
-__all__ = ["INTERNAL_ERROR_TEXT", "EmulatorHTTPServer", "ServedEmulator"]
+__all__ = ["INTERNAL_ERROR_TEXT", "SIM_NOW_HEADER", "EmulatorHTTPServer", "ServedEmulator"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,11 @@ class _Handler(BaseHTTPRequestHandler):
         scrubbed = tuple(_KEY_IN_URL.sub(r"\1***", a) if isinstance(a, str) else a for a in args)
         log.debug("%s " + format, self.address_string(), *scrubbed)
 
+    def end_headers(self) -> None:
+        # Every response passes here (also send_error's): the virtual time goes out with each one.
+        self.send_header(SIM_NOW_HEADER, to_iso(self.server.emulator.now))
+        super().end_headers()
+
     # -- plumbing ------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
               headers: dict[str, str] | None = None) -> None:
@@ -110,6 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode(), headers=headers)
+
+    def _sim(self, status: int, payload: Any) -> None:
+        # bidder's own routes end their JSON with a newline, so `curl` output reads well in a shell.
+        self._send(status, json.dumps(payload).encode() + b"\n")
 
     def _errors(self, status: int, *messages: str, code: str | None = None) -> None:
         errors = [{"message": m, **({"extensions": {"code": code}} if code else {})} for m in messages]
@@ -133,7 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
         if vast_routes.is_vast_path(path):
             self._vast_safely("GET", b"")
         elif path == "/sim/now":
-            self._json(200, {"now": to_iso(self.server.emulator.now)})
+            self._sim(200, {"now": to_iso(self.server.emulator.now)})
+        elif path == "/sim/pods":
+            world = self.server.emulator.world
+            self._sim(200, {"now": to_iso(world.now), "pods": world.account()})
         elif path == "/graphql":
             self._errors(405, "use POST for /graphql")
         else:
@@ -220,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, AttributeError):
             self._errors(400, 'give {"seconds": N} with N a number >= 0')
             return
-        self._json(200, {"now": to_iso(self.server.emulator.advance(seconds))})
+        self._sim(200, {"now": to_iso(self.server.emulator.advance(seconds))})
 
     def _auth(self) -> bool | None:
         """True = the right key, False = no key, None = a wrong key."""

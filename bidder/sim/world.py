@@ -118,6 +118,7 @@ class SimPod:
     run_started_s: float | None = None
     billed_until_s: float = 0.0
     spend: float = 0.0
+    run_s: float = 0.0               # seconds billed as RUNNING, over all runs
     interruptions: int = 0
     exit_reason: str | None = None   # "user" | "outbid" | "reclaimed" while EXITED
     reclaim_exp: float = math.inf    # an Exp(1) draw per run: reclaimed after reclaim_exp / rate hours
@@ -292,6 +293,7 @@ class World:
     def _bill(self, pod: SimPod, until: float) -> None:
         if pod.desired_status == "RUNNING" and until > pod.billed_until_s:
             pod.spend += pod.cost_per_hr * (until - pod.billed_until_s) / 3600.0
+            pod.run_s += until - pod.billed_until_s
         pod.billed_until_s = max(pod.billed_until_s, until)
 
     # -- prices and capacity -------------------------------------------------------------------
@@ -558,6 +560,20 @@ class World:
         """USD billed for this pod so far (per second while RUNNING, at its bid or on-demand price)."""
         with self.lock:
             return self.pods[pod_id].spend
+
+    def account(self) -> list[dict[str, Any]]:
+        """The emulator's own account of every pod it ever made (terminated ones too), billed up to
+        now: what `GET /sim/pods` answers, to check a client's ledger against."""
+        with self.lock:
+            out = []
+            for pod in self.pods.values():
+                self._bill(pod, self.now_s)
+                out.append({"id": pod.id, "name": pod.name, "gpu_type_id": pod.gpu_type_id, "cloud": pod.cloud,
+                            "gpu_count": pod.gpu_count, "pod_type": pod.pod_type,
+                            "desired_status": pod.desired_status, "bid_per_gpu": pod.bid_per_gpu,
+                            "cost_per_hr": pod.cost_per_hr, "billed": pod.spend,
+                            "running_hours": pod.run_s / 3600.0, "interruptions": pod.interruptions})
+            return out
 
     def total_spend(self) -> float:
         with self.lock:

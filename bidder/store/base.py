@@ -95,6 +95,9 @@ class StoreBase:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self._conn = conn
+        #: Which clock stamps the snapshots and polls this connection writes (bidder.clock.CLOCK_SOURCES):
+        #: the CLI sets it once it knows its time ("emulator" against bidder's emulator).
+        self.clock = "wall"
 
     # -- opening, schema, transactions ------------------------------------------------------------
     @classmethod

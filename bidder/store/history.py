@@ -162,9 +162,10 @@ class HistoryStore(StoreBase):
                 if offers:
                     conn.executemany(_INSERT_OFFER, [_offer_row(stamp, o) for o in offers])
             cursor = conn.execute(
-                "INSERT INTO collections (ts, duration_s, quotes, gpu_types, error, market) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO collections (ts, duration_s, quotes, gpu_types, error, market, clock) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (stamp, float(duration_s), 0 if error is not None else len(quotes),
-                 None if error is not None or gpu_types is None else len(gpu_types), error, market))
+                 None if error is not None or gpu_types is None else len(gpu_types), error, market, self.clock))
             return int(cursor.lastrowid or 0)
 
     def import_quotes(self, quotes: Iterable[PriceQuote]) -> tuple[int, int]:

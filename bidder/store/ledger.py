@@ -128,30 +128,64 @@ class LedgerStore(StoreBase):
     def record_observation(self, ts: datetime, pod_id: str, *, desired_status: str | None,
                            cost_per_hr: float | None, uptime_seconds: float | None,
                            storage_per_hr: float | None = None) -> None:
-        """One poll of a pod. `cost_per_hr` is per pod (USD/hour). A second poll at the same ts replaces it.
+        """One poll of a pod. `cost_per_hr` is per pod (USD/hour). A second poll at the same ts (the
+        same second) is kept beside it (`seq`), never over it; `clock` is the store's `clock`.
         `storage_per_hr` (Vast only) marks a *billing observation*: see `estimate_spend`."""
+        stamp = _iso(ts)
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO pod_observations (pod_id, ts, desired_status, cost_per_hr, "
-                         "uptime_seconds, storage_per_hr) VALUES (?, ?, ?, ?, ?, ?)",
-                         (pod_id, _iso(ts), desired_status, cost_per_hr, uptime_seconds, storage_per_hr))
+            conn.execute("INSERT INTO pod_observations (pod_id, ts, seq, desired_status, cost_per_hr, uptime_seconds, "
+                         "clock, storage_per_hr) VALUES (?, ?, (SELECT count(*) FROM pod_observations WHERE pod_id = ? "
+                         "AND ts = ?), ?, ?, ?, ?, ?)",
+                         (pod_id, stamp, pod_id, stamp, desired_status, cost_per_hr, uptime_seconds, self.clock,
+                          storage_per_hr))
 
     def observations(self, pod_id: str, *, since: datetime | None = None) -> list[dict[str, Any]]:
         """A pod's polls, oldest first; `since` (inclusive) reads only the newer ones (the executor's
         incremental spend)."""
         if since is None:
-            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts", (pod_id,))
+            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts, seq", (pod_id,))
         else:
-            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? AND ts >= ? ORDER BY ts",
+            rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? AND ts >= ? ORDER BY ts, seq",
                               (pod_id, _iso(since)))
         return [_from_row(r) for r in rows]
 
     def last_observation(self, pod_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts DESC LIMIT 1", (pod_id,))
+        rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts DESC, seq DESC LIMIT 1", (pod_id,))
         return _from_row(rows[0]) if rows else None
 
     def spend_by_pod(self, job: str | None = None) -> dict[str, float]:
         """USD spent per managed pod, estimated from its observations (see `estimate_spend`)."""
         return {p["pod_id"]: estimate_spend(self.observations(p["pod_id"])) for p in self.managed_pods(job)}
+
+    # -- the clock ----------------------------------------------------------------------------------
+    def newest_time(self) -> tuple[datetime, str] | None:
+        """The newest time in the database and what holds it: a snapshot (collections), a poll
+        (pod_observations) or a ledger action; None when empty. A command's time must not be earlier
+        (bidder.clock.check_not_past)."""
+        found: list[tuple[str, str]] = []
+        for sql, what in (("SELECT max(ts) FROM collections", "snapshot"),
+                          ("SELECT max(ts) FROM pod_observations", "pod observation"),
+                          ("SELECT max(ts) FROM actions", "ledger action")):
+            value = self._rows(sql)[0][0]
+            if value is not None:
+                found.append((value, what))
+        if not found:
+            return None
+        stamp, what = max(found)
+        return _from_row({"ts": stamp})["ts"], what
+
+    def emulator_time(self) -> datetime | None:
+        """When the newest snapshot (the last collection written) was stamped by the emulator's clock:
+        the newest time that clock stamped (snapshots and polls). None otherwise (wall clock, --now,
+        or no snapshot): commands that only read the database then use the wall clock."""
+        last = self._rows("SELECT clock, ts FROM collections ORDER BY id DESC LIMIT 1")
+        if not last or last[0][0] != "emulator":
+            return None
+        snapshot = last[0][1]
+        # Polls after that snapshot (ticks poll more often than they collect), read through the ts index.
+        polled = self._rows("SELECT max(ts) FROM pod_observations WHERE ts >= ? AND clock = 'emulator'",
+                            (snapshot,))[0][0]
+        return _from_row({"ts": max(snapshot, polled or snapshot)})["ts"]
 
     # -- ledger: jobs and settings ------------------------------------------------------------------
     def job_state(self, name: str) -> dict[str, Any] | None:
@@ -210,16 +244,22 @@ class LedgerStore(StoreBase):
 def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     """USD a pod cost, from its polls (ts, desired_status, cost_per_hr per pod, uptime_seconds).
 
-    Between two polls a and b, if a was RUNNING: when b is RUNNING and its uptime grew by about the
-    interval, the pod ran for the uptime difference; when it grew less (or fell), the pod stopped
-    and restarted in between (the uptime since the restart, plus half of the rest before the
-    stop); when b is not RUNNING, it stopped at an unknown moment in between (half the interval:
+    Between two polls a and b, if a was RUNNING: when b is RUNNING and its uptime did not fall, one
+    run went on and the pod ran for the uptime difference (never more than the interval; a run can
+    never be billed beyond what its own uptime vouches for, even when the polls' clocks jumped);
+    when the uptime fell, the pod stopped and restarted in between (the uptime since the restart,
+    plus half of the rest before the stop); when b is not RUNNING, it stopped at an unknown moment in between (half the interval:
     unbiased for a uniform stop time). If a was not RUNNING and b is, it ran for b's uptime (at
     most the interval). The first poll adds
     the uptime before it. Each stretch is priced at the cost of the poll that saw it running.
     An exit observation (not RUNNING, `uptime_seconds` = the length of the run that ended at its
     `ts`; see bidder.executor) counts like a RUNNING poll at that instant, so a stop between polls
     whose time is known is integrated exactly instead of by halves.
+
+    Two polls stamped by different clocks (`clock`: the wall clock against the emulator's virtual
+    one or a --now) have no interval between them that means anything: such a pair adds only what
+    the pod's own uptime vouches for (its growth, when it grew), never a guess from the timestamps,
+    so spend never exceeds uptime x rate however the clocks were mixed.
     """
     if not observations:
         return 0.0
@@ -239,9 +279,14 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
         # b ran up to its own time: a RUNNING poll, or an exit observation (not RUNNING, with an uptime).
         b_run = b.get("desired_status") == "RUNNING" or b_up is not None
         a_cost, b_cost = float(a.get("cost_per_hr") or 0), float(b.get("cost_per_hr") or 0)
-        # Uptime grew by about the interval: one continuous run (slack for container start and clock skew).
+        if _time_base(a) != _time_base(b):
+            if a_run and b_run and a_up is not None and b_up is not None and b_up > a_up:
+                total += a_cost * (float(b_up) - float(a_up)) / 3600
+            continue
+        # Uptime did not fall: one continuous run. (Counting its growth, not the interval, is what keeps
+        # a jump of the polls' clock, e.g. a --now far from the API's own time, from booking a fortune.)
         grew = None if a_up is None or b_up is None else float(b_up) - float(a_up)
-        continuous = a_run and b_run and grew is not None and grew >= dt - max(30.0, 0.1 * dt)
+        continuous = a_run and b_run and grew is not None and grew >= min(0.0, dt - max(30.0, 0.1 * dt))
         if continuous and grew is not None:
             total += a_cost * min(grew, dt) / 3600
         elif b_run and b_up is not None:
@@ -270,6 +315,14 @@ def _billing_spend(observations: Sequence[Mapping[str, Any]]) -> float:
             ran = min(max(float(b_up) - float(a_up), 0.0), dt)
         else:
             ran = dt / 2 if a.get("desired_status") == "RUNNING" else 0.0
+        if _time_base(a) != _time_base(b):  # two clocks: only the running total vouches for anything
+            ran = max(float(b_up) - float(a_up), 0.0) if a_up is not None and b_up is not None else 0.0
+            dt = 0.0
         total += float(a.get("cost_per_hr") or 0) * ran / 3600
         total += float(a.get("storage_per_hr") or 0) * dt / 3600
     return total
+
+
+def _time_base(observation: Mapping[str, Any]) -> str:
+    """"wall" or "virtual" (the emulator's clock and a --now share one time line in practice)."""
+    return "wall" if observation.get("clock", "wall") == "wall" else "virtual"

@@ -1,0 +1,93 @@
+"""A command's one clock (bidder.clock) as options: `--now TIME`, `--allow-past`.
+
+Commands that talk to the API take the emulator's virtual time when the API is bidder's emulator
+(`api_now`), else the wall clock; commands that only read the database take the emulator's time
+when the newest snapshot came from it (`db_now`). `--now` overrides both. Neither lets a command's
+time fall before the newest data in the database unless `--allow-past` says it is a replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past
+from bidder.store import Store
+from bidder.units import is_naive, parse_timestamp, to_iso
+
+__all__ = ["allow_past_option", "api_now", "db_now", "now_option", "parse_now"]
+
+_NOW_HELP = ("Act as if it were TIME (ISO 8601). Default: the API's clock: the virtual clock of `bidder sim "
+             "serve` when pointed at it, else the wall clock.")
+_DB_NOW_HELP = ("As of TIME (ISO 8601). Default: the emulator's time when the newest snapshot came from "
+                "`bidder sim serve`, else the wall clock.")
+
+
+_told_naive: set[str] = set()  # a --now without a timezone is said once per process, not per parse
+
+
+def parse_now(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        now = parse_timestamp(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
+                                 param_hint="--now") from None
+    if is_naive(text) and text not in _told_naive:
+        _told_naive.add(text)
+        click.echo(f"note: --now {text} has no timezone: read as UTC", err=True)
+    return now
+
+
+def now_option(func: Callable[..., Any] | None = None, *, reads_only: bool = False) -> Any:
+    """--now TIME (as `now_text`). `reads_only`: the help of a command that only reads the database."""
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        return click.option("--now", "now_text", metavar="TIME", default=None,
+                            help=_DB_NOW_HELP if reads_only else _NOW_HELP)(f)
+    return decorate(func) if func is not None else decorate
+
+
+def allow_past_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--allow-past", is_flag=True,
+                        help="Run even if TIME is before the newest data in the database (a replay on purpose).")(func)
+
+
+def api_now(store: Store, server: ServerTime | None, now_text: str | None, *, allow_past: bool = False,
+            fresh: bool = False) -> datetime:
+    """The time of a command that talks to the API: --now, else the emulator's (asked of the client:
+    the header of an earlier answer, or one GET /sim/now to a server on this machine), else the wall
+    clock. Marks what the store writes with that clock and refuses a time before the newest data."""
+    clock = Clock(parse_now(now_text), server)
+    now = clock.now(fresh=fresh)
+    store.clock = clock.source
+    if not allow_past:
+        check_not_past(now, store.newest_time(), where=str(store.path),
+                       slack=WALL_SLACK if clock.source == "wall" else timedelta(0))
+    return now
+
+
+def db_now(store: Store, now_text: str | None, *, allow_past: bool = False, say: bool = True,
+           notes: list[str] | None = None) -> datetime:
+    """The time of a command that only reads the database: --now (an as-of time: never refused),
+    else the emulator's when the newest snapshot came from it (said on stderr, or added to `notes`),
+    else the wall clock, refused when earlier than the newest data unless `allow_past`."""
+    given = parse_now(now_text)
+    if given is not None:
+        return given
+    emulated = store.emulator_time()
+    if emulated is not None:
+        text = (f"time {to_iso(emulated)} is the emulator's clock (the newest snapshot in {store.path} was "
+                f"stamped by bidder's emulator); --now TIME to choose another")
+        if notes is not None:
+            notes.append(text)
+        elif say:
+            click.echo(f"Note: {text}.", err=True)
+        return emulated
+    now = datetime.now(UTC)
+    if not allow_past:
+        check_not_past(now, store.newest_time(), where=str(store.path), slack=WALL_SLACK)
+    return now

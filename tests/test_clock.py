@@ -1,0 +1,268 @@
+"""One clock with the emulator (issue 9, part 1): the emulator tells its time on every answer, the
+client remembers it, commands run on it, and time never runs backwards silently."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.clock import SIM_NOW_HEADER, Clock, server_time
+from bidder.runpod import RunPodClient
+from bidder.sim import TEST_API_KEY, Emulator
+from bidder.store import Store, estimate_spend
+
+WALL = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+
+
+# -- 1. the emulator tells its time ------------------------------------------------------------------
+@pytest.mark.parametrize("method, path", [("GET", "/sim/now"), ("POST", "/graphql"), ("POST", "/sim/advance"),
+                                          ("GET", "/graphql"), ("GET", "/no/such/route"), ("PUT", "/graphql"),
+                                          ("POST", "/api/v0/bundles/")])
+def test_every_answer_carries_the_virtual_time(emulator: Emulator, method: str, path: str) -> None:
+    emulator.advance(90)
+    body = {"seconds": 0} if path == "/sim/advance" else {"query": "{ myself { id } }"}
+    answer = httpx.request(method, emulator.base_url + path, json=body if method != "GET" else None, timeout=10)
+    assert answer.headers[SIM_NOW_HEADER] == "2026-01-01T00:01:30Z"
+    assert server_time(answer.headers) == emulator.now
+
+
+def test_sim_now_answers_the_time_and_moves_with_advance(emulator: Emulator) -> None:
+    assert httpx.get(emulator.base_url + "/sim/now", timeout=10).json() == {"now": "2026-01-01T00:00:00Z"}
+    httpx.post(emulator.base_url + "/sim/advance", json={"seconds": 3600}, timeout=10)
+    answer = httpx.get(emulator.base_url + "/sim/now", timeout=10)
+    assert answer.json() == {"now": "2026-01-01T01:00:00Z"}
+    assert answer.headers[SIM_NOW_HEADER] == "2026-01-01T01:00:00Z"
+
+
+# -- 2. the client remembers it; commands that talk to the API run on it --------------------------------
+def test_the_client_remembers_the_emulators_time(emulator: Emulator, client) -> None:
+    assert client.server_now is None
+    client.myself()
+    assert client.server_now == emulator.now
+    emulator.advance(3600)
+    client.gpu_types()
+    assert client.server_now == emulator.now == datetime(2026, 1, 1, 1, tzinfo=UTC)
+
+
+def test_the_probe_goes_only_to_a_server_on_this_machine() -> None:
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(404, json={"errors": [{"message": "no route"}]})
+
+    transport = httpx.MockTransport(answer)  # the transport seam: what would go out, nothing patched
+    with httpx.Client(transport=transport) as http:
+        runpod = RunPodClient(api_key="k", url="https://api.runpod.io/graphql", http=http)
+        assert runpod.probe_server_now() is None and sent == []  # never an extra request to RunPod
+        assert Clock(server=runpod, wall=lambda: WALL).now() == WALL
+        local = RunPodClient(api_key="k", url="http://127.0.0.1:9/graphql", http=http)
+        assert local.probe_server_now() is None and sent == ["http://127.0.0.1:9/sim/now"]
+        assert local.probe_server_now() is None and len(sent) == 1  # it answered without the header: once
+
+
+def test_clock_order_given_then_emulator_then_wall(emulator: Emulator, client) -> None:
+    emulator.advance(120)
+    given = datetime(2026, 3, 1, tzinfo=UTC)
+    assert Clock(given, client).now() == given
+    clock = Clock(None, client, wall=lambda: WALL)
+    assert clock.now() == emulator.now and clock.source == "emulator"  # one GET /sim/now: no request made yet
+    emulator.advance(60)
+    assert clock.now() == emulator.now - timedelta(seconds=60)  # cheap: the last answer's time
+    assert clock.now(fresh=True) == emulator.now                 # a loop's next cycle asks again
+    assert Clock(None, None, wall=lambda: WALL).now() == WALL
+
+
+def _cli(*args: str):
+    return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, list(args))
+
+
+def _collections(db: Path) -> list[tuple[datetime, str]]:
+    with Store.open(db) as store:
+        return [(r["ts"], r["clock"]) for r in reversed(store.collections())]
+
+
+def test_collect_stamps_the_emulators_time_and_takes_now(emulator: Emulator, tmp_path: Path) -> None:
+    db = tmp_path / "bidder.db"
+    emulator.advance(7200)
+    assert _cli("collect", "--db", str(db), "--api-url", emulator.url).exit_code == 0
+    later = _cli("collect", "--db", str(db), "--api-url", emulator.url, "--now", "2026-01-01T03:00:00Z")
+    assert later.exit_code == 0, later.output
+    assert _collections(db) == [(datetime(2026, 1, 1, 2, tzinfo=UTC), "emulator"),
+                                (datetime(2026, 1, 1, 3, tzinfo=UTC), "given")]
+    both = _cli("collect", "--db", str(db), "--api-url", emulator.url, "--now", "2026-01-01T04:00:00Z",
+                "--every", "5m")
+    assert both.exit_code == 2 and "--now stamps one snapshot" in both.output
+
+
+def test_recommend_refresh_works_with_now_and_reads_the_emulators_time(emulator: Emulator, tmp_path: Path) -> None:
+    db = str(tmp_path / "bidder.db")
+    for _ in range(4):
+        assert _cli("collect", "--db", db, "--api-url", emulator.url).exit_code == 0
+        emulator.advance(1800)
+    # Read-only: the newest snapshot came from the emulator, so its time is the command's time.
+    result = _cli("recommend", "--db", db, "--gpu", "RTX A6000", "--hours", "10", "--format", "json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["history"]["to"] == "2026-01-01T01:30:00Z"
+    assert "the emulator's clock" in result.stderr
+    refreshed = _cli("recommend", "--db", db, "--api-url", emulator.url, "--gpu", "RTX A6000", "--hours", "10",
+                     "--refresh", "--now", "2026-01-01T02:00:00Z", "--format", "json")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert json.loads(refreshed.stdout)["history"]["to"] == "2026-01-01T02:00:00Z"
+    assert "refreshed: " in refreshed.stderr
+
+
+# -- 4. time never runs backwards silently ------------------------------------------------------------
+def test_a_time_before_the_newest_data_is_refused_in_one_line(emulator: Emulator, tmp_path: Path) -> None:
+    db = str(tmp_path / "bidder.db")
+    emulator.advance(7200)
+    assert _cli("collect", "--db", db, "--api-url", emulator.url).exit_code == 0
+    back = _cli("collect", "--db", db, "--api-url", emulator.url, "--now", "2026-01-01T01:00:00Z")
+    assert back.exit_code == 1 and "Traceback" not in back.output
+    assert back.stderr.splitlines() == [
+        f"Error: time would run backwards: this command's time 2026-01-01T01:00:00Z is before the newest snapshot "
+        f"in {db} (2026-01-01T02:00:00Z); give --now at or after it, or --allow-past to replay an earlier time "
+        f"on purpose"]
+    assert len(_collections(Path(db))) == 1  # nothing written
+    replay = _cli("collect", "--db", db, "--api-url", emulator.url, "--now", "2026-01-01T01:00:00Z", "--allow-past")
+    assert replay.exit_code == 0, replay.output
+    # A read-only command on the wall clock refuses data from its future; --now is an as-of time.
+    future = str(tmp_path / "future.db")
+    assert _cli("collect", "--db", future, "--api-url", emulator.url, "--now", "2099-01-01T00:00:00Z").exit_code == 0
+    wall = _cli("history", "RTX A6000", "--db", future, "--since", "7d")
+    assert wall.exit_code == 1 and "time would run backwards" in wall.stderr
+    assert _cli("history", "RTX A6000", "--db", future, "--since", "7d", "--allow-past").exit_code == 0
+    assert _cli("history", "RTX A6000", "--db", future, "--since", "1d", "--now", "2099-01-01T00:00:00Z",
+                "--format", "json").exit_code == 0
+
+
+def test_two_polls_in_the_same_second_are_both_kept(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "bidder.db") as store:
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        store.record_observation(at, "p1", desired_status="RUNNING", cost_per_hr=0.5, uptime_seconds=600)
+        store.record_observation(at + timedelta(microseconds=400_000), "p1", desired_status="EXITED",
+                                 cost_per_hr=0.5, uptime_seconds=None)
+        rows = store.observations("p1")
+        assert [(r["ts"], r["seq"], r["desired_status"]) for r in rows] == [(at, 0, "RUNNING"), (at, 1, "EXITED")]
+        assert store.last_observation("p1")["desired_status"] == "EXITED"
+
+
+def test_polls_of_two_clocks_book_no_more_than_the_uptime_grew() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    polls = [{"ts": t0, "desired_status": "RUNNING", "cost_per_hr": 0.33, "uptime_seconds": 600, "clock": "given"},
+             {"ts": t0 + timedelta(hours=1), "desired_status": "RUNNING", "cost_per_hr": 0.33,
+              "uptime_seconds": 4200, "clock": "given"},
+             {"ts": datetime(2026, 12, 2, tzinfo=UTC), "desired_status": "RUNNING", "cost_per_hr": 0.33,
+              "uptime_seconds": 1800, "clock": "wall"}]  # the wall clock's poll, months "later"
+    assert estimate_spend(polls) == pytest.approx(0.33 * 4200 / 3600)
+
+
+def test_an_emulator_still_starting_is_waited_for_not_taken_for_the_wall_clock() -> None:
+    # `bidder sim serve ... &` then `bidder collect` at once: the first connection is refused.
+    import threading
+
+    port = _free_port()
+    emu = Emulator(seed=0, port=port)
+    starter = threading.Timer(0.3, emu.start)
+    starter.start()
+    try:
+        with RunPodClient(api_key=TEST_API_KEY, url=f"http://127.0.0.1:{port}/graphql") as client:
+            clock = Clock(None, client, wall=lambda: WALL)
+            assert clock.now() == datetime(2026, 1, 1, tzinfo=UTC) and clock.source == "emulator"
+    finally:
+        starter.join()
+        emu.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sim_pods_is_the_emulators_own_account(emulator: Emulator, client) -> None:
+    from bidder.runpod import PodSpec
+
+    emulator.world.reclaim_rate_per_hour = 0.0
+    emulator.world.set_floor("NVIDIA RTX A6000", "COMMUNITY", 0.2)
+    spec = PodSpec(name="acct-1", image_name="img", gpu_type_id="NVIDIA RTX A6000", gpu_count=2,
+                   cloud_type="COMMUNITY")
+    pod = client.rent_interruptable(spec, bid_per_gpu=0.25)
+    emulator.advance(5400)
+    answer = httpx.get(emulator.base_url + "/sim/pods", timeout=10)
+    assert answer.text.endswith("}\n")
+    body = answer.json()
+    assert body["now"] == "2026-01-01T01:30:00Z"
+    (row,) = body["pods"]
+    assert row["id"] == pod.id and row["name"] == "acct-1" and row["interruptions"] == 0
+    assert row["running_hours"] == pytest.approx(1.5)
+    assert row["billed"] == pytest.approx(emulator.world.true_spend(pod.id)) == pytest.approx(1.5 * 0.5)
+
+
+_JOB = """
+[jobs.train]
+gpu = ["NVIDIA RTX A6000"]
+cloud = "community"
+keep_running = true
+tolerance = "none"
+image = "runpod/pytorch:latest"
+"""
+
+
+def test_pods_and_report_agree_with_the_bill_when_clocks_are_mixed(emulator: Emulator, client, tmp_path: Path) -> None:
+    """The reproduced bug: a `pods --refresh` between two `--now` ticks booked $1,327.56 for a pod the
+    emulator billed $0.33. Now the refresh takes the emulator's time by itself; a refresh --now far
+    in the future books only what the uptime grew, and the tick after it is refused."""
+    from executor_helpers import make_env
+
+    emulator.world.reclaim_rate_per_hour = 0.0
+    env = make_env(emulator, client, tmp_path)
+    env.store.close()
+    (tmp_path / "bidder.toml").write_text(_JOB)
+    base = ["--db", str(tmp_path / "bidder.db"), "--api-url", emulator.url]
+    tick = ["tick", "--config", str(tmp_path / "bidder.toml"), *base]
+
+    def now() -> list[str]:
+        return ["--now", emulator.now.strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+    assert _cli(*tick, *now()).exit_code == 0
+    emulator.advance(1800)
+    assert _cli("pods", "--refresh", *base).exit_code == 0                    # the emulator's time, no flag
+    emulator.advance(1800)
+    assert _cli(*tick, *now()).exit_code == 0
+    jump = _cli("pods", "--refresh", *base, "--now", "2026-12-02T06:00:00Z")  # a --now months ahead
+    assert jump.exit_code == 0, jump.output
+    emulator.advance(1800)
+    late = _cli(*tick, *now())
+    assert late.exit_code == 1 and "time would run backwards" in late.stderr
+    listed = json.loads(_cli("pods", "--all", "--format", "json", *base[:2]).stdout)
+    report = json.loads(_cli("report", "--since", "all", "--format", "json", "--db", base[1],
+                             "--now", "2026-12-02T06:00:00Z").stdout)
+    (pod,) = listed
+    (reported,) = report["pods"]
+    billed_then = 0.33 * 1.0  # on-demand A6000 community, one hour up to the last poll that counts
+    assert pod["spent"] == pytest.approx(billed_then, abs=0.01)
+    assert reported["spend"] == pytest.approx(pod["spent"], abs=1e-3)
+    assert pod["spent"] <= emulator.world.true_spend(pod["pod"]) + 1e-9
+
+
+def test_the_wall_clock_tolerates_a_minute_of_skew_a_virtual_clock_none() -> None:
+    from bidder.clock import WALL_SLACK, check_not_past
+    from bidder.errors import TimeRunsBackwards
+
+    newest = (WALL, "snapshot")
+    check_not_past(WALL - timedelta(seconds=30), newest, where="db", slack=WALL_SLACK)  # cron jobs racing
+    with pytest.raises(TimeRunsBackwards):
+        check_not_past(WALL - timedelta(seconds=90), newest, where="db", slack=WALL_SLACK)
+    with pytest.raises(TimeRunsBackwards):
+        check_not_past(WALL - timedelta(seconds=1), newest, where="db")
+    check_not_past(WALL, newest, where="db")
