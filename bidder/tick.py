@@ -160,7 +160,7 @@ def reopen_stopped_pod(store: Store, name: str) -> str | None:
 
 
 class _Tick:
-    def __init__(self, client: RunPodClient, store: Store, config: Config, now: datetime, ex: Executor,
+    def __init__(self, client: RunPodClient | None, store: Store, config: Config, now: datetime, ex: Executor,
                  others: dict[str, Executor] | None = None) -> None:
         self.client, self.store, self.config, self.now, self.ex = client, store, config, now, ex
         #: One executor per market (same store and event log): RunPod's is `ex`, Vast's when configured.
@@ -176,8 +176,12 @@ class _Tick:
         self.unknown: dict[str, str] = {}  # job -> why one of its pods is in an unknown state
 
     def ex_for(self, market: str | None) -> Executor:
-        """The executor acting on `market` (a pod row's market, a decision's market)."""
-        return self.exs.get(market or "runpod", self.ex)
+        """The executor acting on `market` (a pod row's market, a decision's market); never another
+        market's (`handle` leaves a job whose pod is on a market this tick cannot reach)."""
+        ex = self.exs.get(market or "runpod")
+        if ex is None:
+            raise ConfigError(f"market {market or 'runpod'} is not configured for this tick", key="market")
+        return ex
 
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
@@ -229,14 +233,14 @@ class _Tick:
         if all(last is not None and self.now - last < max_age for last in lasts):
             return
         counts = sorted({1} | {j.job.gpu_count for j in self.config.jobs.values()})
-        sources: list[object] = [RunPodSource(self.client, counts)]
+        sources: list[object] = [RunPodSource(self.client, counts)] if "runpod" in self.exs else []
         vast = self.exs.get("vast")
         if vast is not None:  # one cycle, one request per market, one transaction
             sources.append(VastSource(vast.client.client, vast.client.filters))
         result = collect_markets(sources, self.store, now=self.now)
         self.report.collected = True
         self.ex.emit(self.now, "collect", quotes=result.quotes)
-        quotes = self.store.latest_quotes("runpod")  # spot's end is RunPod's alone
+        quotes = self.store.latest_quotes("runpod") if "runpod" in self.exs else []  # spot's end is RunPod's alone
         if (not self.ex.spot_blocked() and any(q.uninterruptable_price for q in quotes)
                 and not any(q.minimum_bid_price for q in quotes)):
             # RunPod's other sign of the end of spot: on-demand prices, and no spot floor on any type.
@@ -354,6 +358,9 @@ class _Tick:
         if not self.ex.dry_run and state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
             market = state.get("pending_market") or "runpod"
+            if market not in self.exs:  # never create again while a create on an unreachable market may land
+                return self._report(jc, "unknown", f"a create on {market} named {state['pending_name']} awaits its "
+                                                   f"answer, and this tick cannot reach {market}: nothing is created")
             self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now)
         if not self.ex.dry_run:
             for market, ex in self.exs.items():
@@ -364,6 +371,11 @@ class _Tick:
                             and not state.get("stop_requested"))
                     ex.take_stray(jc, stray, self.now, keep=keep)
         rows = self.store.managed_pods(jc.name, states=["active"])
+        unreachable = sorted({r.get("market") or "runpod" for r in rows} - set(self.exs))
+        if unreachable:  # a pod on a market this tick has no key for: nothing is known of it, nothing is done
+            why = (f"its pod is on {unreachable[0]}, which this tick cannot reach: set "
+                   f"{'VAST_API_KEY' if unreachable[0] == 'vast' else 'RUNPOD_API_KEY'}; nothing is done for it")
+            return self._report(jc, "unknown", why, rows[-1]["pod_id"])
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
             terminate = jc.on_finish == "terminate" or extra.get("market") == "vast"
@@ -635,19 +647,22 @@ def _where(cloud: str | None, market: str | None) -> str:
     return f"{cloud}, vast" if market == "vast" else f"{cloud}"
 
 
-def run_tick(client: RunPodClient, store: Store, config: Config, now: datetime, *, dry_run: bool = False,
+def run_tick(client: RunPodClient | None, store: Store, config: Config, now: datetime, *, dry_run: bool = False,
              events: Callable[[dict[str, Any]], None] | None = None,
              advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None,
              vast: Any | None = None) -> TickReport:
     """One cycle under the exclusive tick lock (LockHeld at once if another tick holds it). `vast` (a
     `bidder.vast_pods.VastPodApi`) adds Vast: collected in the same cycle, its pods polled, and jobs
-    with market `vast` or `any` decided and acted on there too."""
-    markets = ("runpod", "vast") if vast is not None else ("runpod",)
+    with market `vast` or `any` decided and acted on there too. `client` None (no RunPod key): Vast alone."""
+    if client is None and vast is None:
+        raise ConfigError("no market to act on: set RUNPOD_API_KEY or VAST_API_KEY", key="api_key")
+    markets = tuple(m for m, api in (("runpod", client), ("vast", vast)) if api is not None)
     with store.exclusive_lock("tick"):
-        ex = Executor(client, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
+        first = client if client is not None else vast
+        ex = Executor(first, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
                       spot_recheck=config.spot_recheck, advise=advise, markets=markets)
         others: dict[str, Executor] = {}
-        if vast is not None:
+        if vast is not None and client is not None:
             vex = Executor(vast, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
                            spot_recheck=config.spot_recheck, advise=advise, markets=markets)
             vex.log = ex.log  # one event log for the report

@@ -214,3 +214,15 @@ def test_near_the_deadline_a_paused_instance_is_replaced_by_an_on_demand_one(bot
     assert now_live.id != paused.id and not now_live.is_bid and paused.destroyed  # one instance, on-demand
     assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot", "deploy_on_demand", "terminate"]
     assert now_live.compute_per_hr <= 0.6 + 1e-9  # never above the cap per GPU
+
+
+def test_a_pod_on_a_market_the_tick_cannot_reach_is_left_alone(both):
+    env, api = both
+    config = env.config(job("r", "runpod", gpus=f'"{RTX4090}"', hours=20))
+    assert run_tick(env.client, env.store, config, env.emu.now).jobs[0].state == "running"
+    [pod] = runpod_live(env.emu)
+    env.emu.advance(600)
+    report = run_tick(None, env.store, config, env.emu.now, vast=api)  # Vast's key alone this time
+    assert report.jobs[0].state == "unknown" and "cannot reach" in report.jobs[0].message
+    assert [p.id for p in runpod_live(env.emu)] == [pod.id] and pod.desired_status == "RUNNING"
+    assert env.store.pod(pod.id)["state"] == "active" and vast_live(env.emu) == []

@@ -124,3 +124,15 @@ def test_tick_dry_run_and_jobs_stop_on_vast(env):
     assert inst.intended == "stopped" and not inst.was_running  # on_finish = stop: its disk kept
     again = cli(env, "tick", *config)
     assert "v: finished" in again.output and inst.intended == "stopped"
+
+
+def test_tick_with_a_vast_key_alone_runs_vast_jobs(env):
+    emu, tmp = env
+    keys = {"RUNPOD_API_KEY": "", "VAST_API_KEY": TEST_API_KEY}
+    args = ["tick", "--config", str(tmp / "bidder.toml"), "--db", str(tmp / "bidder.db"), "--api-url", emu.url,
+            "--vast-url", emu.vast_url, "--now", to_iso(emu.now)]
+    result = CliRunner(env=keys).invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "v: running: launched bidder-v-1 on RTX 4090 (" in result.output and len(live(emu)) == 1
+    with Store.open(tmp / "bidder.db") as store:
+        assert {c["market"] for c in store.collections() if c["ts"] == store.collections()[-1]["ts"]} == {"vast"}

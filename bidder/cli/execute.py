@@ -404,7 +404,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
         with Store.open(db_path) as store, _client(api_url, retries) as client:
             now = api_now(store, client, now_text, allow_past=allow_past)
             try:
-                report = run_tick(client, store, config, now, dry_run=dry_run, events=writer, vast=vast)
+                # Without a RunPod key but with Vast's, the tick runs on Vast alone.
+                runpod = client if (vast is None or resolve_api_key()) else None
+                report = run_tick(runpod, store, config, now, dry_run=dry_run, events=writer, vast=vast)
             except LockHeld:
                 click.echo("another bidder tick is running (its lock is held): this one exits without acting")
                 return
