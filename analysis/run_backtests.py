@@ -2,6 +2,14 @@
 
     python3 analysis/run_backtests.py                     # writes analysis/results/backtests.md + PNGs
     python3 analysis/run_backtests.py --traces data/traces/sim-seed1-14d.csv --every 3.5d
+    python3 analysis/run_backtests.py --markets all --scenarios batch     # + synthetic and emulator seeds
+    python3 analysis/run_backtests.py --markets all --scenarios batch --no-bidder --report optimum-markets.md \
+        --no-charts                  # the baselines against the optimum only (analysis/results/optimum-markets.md)
+
+Markets (`--markets`, comma-separated): `shipped` (data/traces/*.csv), `aws` (the public AWS 2016
+trace, when present), `synthetic` (regime-switching markets of `analysis/make_markets.py`, seeds
+11-13, 28 days, four GPU types) and `emulator` (the emulator's model, seeds 2 and 3, 14 days);
+`all` is all four. Generated markets are written to a temporary folder and removed afterwards.
 
 Scenarios (issue 6): a 100 GPU-hour batch job with a 7-day deadline (tolerance medium),
 and a service kept running 30 days (tolerance low); restart overhead 15 minutes; a new start every
@@ -11,7 +19,8 @@ table). Each GPU type of a trace is its own job (both clouds allowed); on the AW
 "GPU types" are two zones of the same instance type, both zones together are a third job.
 
 Strategies: bidder (the production optimizer), on-demand, floor, floor+0.10, bid-on-demand,
-hindsight (the lower bound), plus `floor (uncapped)`: the floor rule allowed to bid above the
+optimum (the exact offline optimum of the backtest's model, batch jobs: `bidder.backtest.optimum`),
+hindsight (the lower bound no plan reaches), plus `floor (uncapped)`: the floor rule allowed to bid above the
 on-demand price, to show what the cap in the baselines is worth.
 """
 
@@ -21,6 +30,7 @@ import argparse
 import math
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter
@@ -59,7 +69,8 @@ ROOT = Path(__file__).resolve().parent.parent
 AWS_TRACE = Path("/work/shared/traces/aws-g2-2016-us-east-1ac.csv")
 RESULTS = ROOT / "analysis" / "results"
 UNCAPPED = "floor (uncapped)"
-SHOWN = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", UNCAPPED)
+SHOWN = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", UNCAPPED, "optimum")
+MARKETS = ("shipped", "aws", "synthetic", "emulator")
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,9 @@ class _Timed:
 
 def _groups(history: PriceHistory, trace: Path) -> list[tuple[str, tuple[str, ...]]]:
     types = sorted({m.gpu_type_id for m in history.markets})
+    if trace.name.startswith("synth-"):
+        # Interchangeable types: one alone, and a job that accepts all of them.
+        return [(types[0], (types[0],)), (f"all {len(types)} types", tuple(types))]
     groups = [(t, (t,)) for t in types]
     if trace.name.startswith("aws-") and len(types) > 1:
         groups.append(("both zones", tuple(types)))
@@ -119,7 +133,9 @@ def _service_days(history: PriceHistory, every_h: float, wanted: float) -> float
     return max(1.0, math.floor((available_h - every_h) / 24))
 
 
-def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.stderr) -> list[dict[str, Any]]:
+def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.stderr,
+              scenarios: Sequence[Scenario] = SCENARIOS, with_bidder: bool = True,
+              charts: bool = True) -> list[dict[str, Any]]:
     """Run every scenario on every trace and GPU group; write charts into `out`; return the rows."""
     rows: list[dict[str, Any]] = []
     for trace in traces:
@@ -127,7 +143,7 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
         history = load_trace(trace)
         print(f"{trace.name}: {len(history):,} steps x {len(history.markets)} markets "
               f"({time.perf_counter() - t0:.1f} s to load)", file=log)
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             days = None if scenario.keep_running_days is None else _service_days(
                 history, every_h, scenario.keep_running_days)
             summaries = []
@@ -151,11 +167,14 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
                 t0 = time.perf_counter()
                 crash = None
                 try:
+                    if not with_bidder:
+                        raise BidderCrashed("")  # the same path as a crash: every strategy but bidder
                     report = run_backtest(history, job, policy, [*STRATEGY_NAMES, UNCAPPED], every_hours=every_h,
                                           factories={"bidder": bidder, UNCAPPED: uncapped})
                 except BidderCrashed as exc:
-                    crash = str(exc)
-                    print(f"  {scenario.key:8s} {label:28s} bidder crashed: {crash}", file=log)
+                    crash = str(exc) or None
+                    if crash:
+                        print(f"  {scenario.key:8s} {label:28s} bidder crashed: {crash}", file=log)
                     report = run_backtest(history, job, policy, [n for n in (*STRATEGY_NAMES, UNCAPPED) if n != "bidder"],
                                           every_hours=every_h, factories={UNCAPPED: uncapped})
                 wall = time.perf_counter() - t0
@@ -167,9 +186,10 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
                              "bidder_calls": int(clock["calls"]), "notes": dict(notes), "crash": crash})
                 print(f"  {scenario.key:8s} {label:28s} {summary['windows']:3d} windows {wall:6.1f} s "
                       f"(bidder {clock['seconds']:.1f} s, {int(clock['calls']):,} decisions)", file=log)
-                if label == _groups(history, trace)[-1][0]:
+                if charts and label == _groups(history, trace)[-1][0]:
                     _save(cumulative_cost(report), out / f"backtest-{_stem(trace)}-{scenario.key}-window1.png")
-            _save(ratio_bars(summaries), out / f"backtest-{_stem(trace)}-{scenario.key}.png")
+            if charts:
+                _save(ratio_bars(summaries), out / f"backtest-{_stem(trace)}-{scenario.key}.png")
     return rows
 
 
@@ -192,6 +212,13 @@ def _cell(s: dict[str, Any], keep_running: bool, span_h: float | None) -> str:
     return text + ("" if share is None else f", met {100 * share:.0f}%")
 
 
+def _vs_optimum(s: dict[str, Any]) -> str:
+    ratio, worst = s["cost_vs_optimum"], s["worst"]["cost_vs_optimum"]
+    text = "-" if ratio is None else f"{ratio:.2f}x ({worst:.2f}x)"
+    share = s["deadline_met_share"]
+    return text + ("" if share is None else f", met {100 * share:.0f}%")
+
+
 def _code_version() -> str:
     """The commit the study runs on, '+ uncommitted changes' when bidder/ or analysis/ differ from it."""
     def git(*args: str) -> str:
@@ -207,7 +234,9 @@ def _code_version() -> str:
 
 def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, command: str, version: str) -> None:
     lines = [
-        "# Backtests: bidder against the usual rules and the hindsight bound",
+        "# Backtests: bidder against the usual rules and the hindsight bound" if any(
+            s["name"] == "bidder" for r in rows for s in r["summary"]["strategies"]) else
+        "# Backtests: the usual rules against the optimum and the hindsight bound (bidder left out)",
         "",
         f"Produced by `{command}` (see `analysis/run_backtests.py`) on {version}. Every job starts again every "
         f"{every_h:g} hours across each trace (rolling windows), after {DEFAULT_WARMUP_HOURS:g} hours of "
@@ -221,7 +250,30 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
         f"while the floor is above it; `{UNCAPPED}` is the floor rule without that cap (it rebids into spikes).",
         "",
     ]
-    for scenario in SCENARIOS:
+    ran = [sc for sc in SCENARIOS if any(r["scenario"] is sc for r in rows)]
+    batch = [sc for sc in ran if sc.keep_running_days is None]
+    for scenario in batch:
+        lines += [f"## Against the optimum: {scenario.title}", "",
+                  "Mean cost / the optimum's lower bound over the windows (the worst window), and the share of "
+                  "windows whose deadline was met. The optimum (`bidder.backtest.optimum`) is the cheapest plan "
+                  "of run segments, bids and markets that finishes by the deadline in the backtest's own model "
+                  "(pay-as-bid, restart overhead lost at every restart), knowing the whole window; its own "
+                  "column is its ratio to hindsight, and its bounds are within the gap shown.", ""]
+        shown = [n for n in SHOWN if n != "optimum"]
+        lines.append("| trace | job | windows | " + " | ".join(shown) + " | optimum / hindsight | optimum gap |")
+        lines.append("| --- | --- | ---: | " + " | ".join("---" for _ in shown) + " | ---: | ---: |")
+        for row in (r for r in rows if r["scenario"] is scenario):
+            summary = row["summary"]
+            by = {s["name"]: s for s in summary["strategies"]}
+            cells = [_vs_optimum(by[n]) if n in by else "crashed (below)" if row["crash"] else "-" for n in shown]
+            best = by.get("optimum")
+            ratio = "-" if best is None or best["cost_vs_hindsight"] is None else (
+                f"{best['cost_vs_hindsight']:.2f}x ({best['worst']['cost_vs_hindsight']:.2f}x)")
+            gap = summary.get("optimum_bounds", {}).get("worst_gap")
+            lines.append(f"| {row['trace']} | {row['group']} | {summary['windows']} | " + " | ".join(cells)
+                         + f" | {ratio} | {'-' if gap is None else f'{100 * gap:.2f}%'} |")
+        lines.append("")
+    for scenario in ran:
         lines += [f"## {scenario.title}", ""]
         lines.append("| trace | job | windows | " + " | ".join(SHOWN) + " |")
         lines.append("| --- | --- | ---: | " + " | ".join("---" for _ in SHOWN) + " |")
@@ -231,8 +283,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
             span_h = None if row["days"] is None else row["days"] * 24
             job = row["group"] + ("" if row["days"] in (None, scenario.keep_running_days) else
                                   f" ({row['days']:g} days: trace too short for {scenario.keep_running_days:g})")
-            cells = [_cell(by[n], scenario.keep_running_days is not None, span_h) if n in by else "crashed (below)"
-                     for n in SHOWN]
+            cells = [_cell(by[n], scenario.keep_running_days is not None, span_h) if n in by else
+                     "crashed (below)" if row["crash"] and n == "bidder" else "-" for n in SHOWN]
             lines.append(f"| {row['trace']} | {job} | {summary['windows']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## bidder in detail", "",
@@ -244,6 +296,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
     crashes = [row for row in rows if row["crash"]]
     for row in rows:
         b = next((s for s in row["summary"]["strategies"] if s["name"] == "bidder"), None)
+        if b is None and not row["crash"]:
+            continue
         if b is None:
             lines.append(f"| {row['scenario'].key} | {row['trace']} | {row['group']} | crashed: {row['crash']} |"
                          + " |" * 9)
@@ -271,45 +325,77 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
         summary = row["summary"]
         lines += [f"### {row['scenario'].key}: {row['trace']}, {row['group']} ({summary['windows']} windows from "
                   f"{summary['job']['start']})", "",
-                  "| strategy | cost $ | x hindsight | x on-demand | work h | deadline met | interruptions | "
-                  "restart h lost | completion h | peak $/h |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| strategy | cost $ | x hindsight | x optimum | x on-demand | work h | deadline met | "
+                  "interruptions | restart h lost | completion h | peak $/h |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for s in summary["strategies"]:
             cells = []
-            for key in ("cost", "cost_vs_hindsight", "cost_vs_on_demand", "work_hours", "deadline_met_share",
-                        "interruptions", "restart_hours_lost", "completion_hours", "peak_rate"):
+            for key in ("cost", "cost_vs_hindsight", "cost_vs_optimum", "cost_vs_on_demand", "work_hours",
+                        "deadline_met_share", "interruptions", "restart_hours_lost", "completion_hours", "peak_rate"):
                 mean, worst = s[key], s["worst"][key]
                 cells.append("-" if mean is None else f"{mean:.2f}" + ("" if worst is None else f" ({worst:.2f})"))
             lines.append(f"| {s['name']} | " + " | ".join(cells) + " |")
         lines.append("")
     charts = sorted(p.name for p in path.parent.glob("backtest-*.png"))
-    lines += ["## Charts", ""] + [f"- [`{name}`]({name})" for name in charts] + [""]
+    if charts and path.name == "backtests.md":
+        lines += ["## Charts", ""] + [f"- [`{name}`]({name})" for name in charts] + [""]
     path.write_text("\n".join(lines))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traces", nargs="*", type=Path, default=None,
-                        help="trace CSVs (default: data/traces/*.csv and the public AWS trace when present)")
+                        help="trace CSVs (instead of --markets)")
+    parser.add_argument("--markets", default="shipped,aws",
+                        help=f"comma-separated: {', '.join(MARKETS)}, or all (default shipped,aws)")
+    parser.add_argument("--report", default="backtests.md", help="name of the report in --out (default backtests.md)")
+    parser.add_argument("--no-charts", action="store_true", help="write the report only, no PNGs")
+    parser.add_argument("--no-bidder", action="store_true",
+                        help="leave bidder out: the baselines against the optimum only (quick)")
+    parser.add_argument("--scenarios", default="batch,service",
+                        help="comma-separated: " + ", ".join(sc.key for sc in SCENARIOS) + " (default both)")
     parser.add_argument("--every", default="3.5d", help="start a job every DURATION (default 3.5d)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for backtests.md and the PNGs")
     parser.add_argument("--code-version", default=None,
                         help="what to call the code in the report (default: the git commit, marked when "
                              "bidder/ or analysis/ has uncommitted changes)")
     args = parser.parse_args(argv)
-    traces = args.traces
-    if traces is None:
-        traces = sorted((ROOT / "data" / "traces").glob("*.csv"))
-        if AWS_TRACE.is_file():
-            traces.append(AWS_TRACE)
-    if not traces:
-        print("no traces: data/traces/ is empty and the AWS trace is absent", file=sys.stderr)
-        return 1
+    markets = MARKETS if args.markets.strip() == "all" else tuple(m.strip() for m in args.markets.split(",") if m.strip())
+    keys = tuple(k.strip() for k in args.scenarios.split(",") if k.strip())
+    bad = [m for m in markets if m not in MARKETS] + [k for k in keys if k not in {sc.key for sc in SCENARIOS}]
+    if bad or not markets or not keys:
+        print(f"unknown market or scenario {bad[0] if bad else '(none)'!r}: markets are {', '.join(MARKETS)} or all; "
+              f"scenarios {', '.join(sc.key for sc in SCENARIOS)}", file=sys.stderr)
+        return 2
+    scenarios = [sc for sc in SCENARIOS if sc.key in keys]
     every_h = parse_duration(args.every).total_seconds() / 3600
-    rows = run_study(traces, every_h, args.out)
-    command = "python3 analysis/run_backtests.py" + ("" if args.every == "3.5d" else f" --every {args.every}")
-    write_markdown(rows, args.out / "backtests.md", every_h, command, args.code_version or _code_version())
-    print(f"wrote {args.out / 'backtests.md'}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="bidder-markets-") as tmp:
+        traces = args.traces
+        if traces is None:
+            traces = []
+            if "shipped" in markets:
+                traces += sorted((ROOT / "data" / "traces").glob("*.csv"))
+            if "aws" in markets and AWS_TRACE.is_file():
+                traces.append(AWS_TRACE)
+            if "synthetic" in markets or "emulator" in markets:
+                sys.path.insert(0, str(ROOT / "analysis"))
+                from make_markets import DEFAULT_EMULATOR_SEEDS, DEFAULT_SEEDS, write_markets
+
+                made = write_markets(Path(tmp), DEFAULT_SEEDS if "synthetic" in markets else (),
+                                     emulator_seeds=DEFAULT_EMULATOR_SEEDS if "emulator" in markets else ())
+                traces += made["synthetic"] + made["emulator"]
+        if not traces:
+            print("no traces: data/traces/ is empty and the AWS trace is absent", file=sys.stderr)
+            return 1
+        rows = run_study(traces, every_h, args.out, scenarios=scenarios, with_bidder=not args.no_bidder,
+                         charts=not args.no_charts)
+    command = "python3 analysis/run_backtests.py" + ("" if args.every == "3.5d" else f" --every {args.every}") + (
+        "" if args.markets == "shipped,aws" else f" --markets {args.markets}") + (
+        "" if args.scenarios == "batch,service" else f" --scenarios {args.scenarios}") + (
+        " --no-bidder" if args.no_bidder else "") + ("" if args.report == "backtests.md" else f" --report {args.report}") + (
+        " --no-charts" if args.no_charts else "")
+    write_markdown(rows, args.out / args.report, every_h, command, args.code_version or _code_version())
+    print(f"wrote {args.out / args.report}", file=sys.stderr)
     return 0
 
 

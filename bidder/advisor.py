@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bidder.errors import InsufficientHistory
-from bidder.market import DEFAULT_MAX_STALENESS_HOURS, MarketStats, market_stats
+from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, MarketStats, market_stats
 from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, market_of
 from bidder.optimizer import decide, select_quotes
 from bidder.units import format_duration
 
-__all__ = ["DEFAULT_HISTORY_DAYS", "HistoryInfo", "advise", "gather_stats"]
+__all__ = ["DEFAULT_HISTORY_DAYS", "HistoryInfo", "advise", "gather_stats", "history_note"]
 
 #: History read per market: with the default 72 h half-life, older samples weigh under 0.1%.
 DEFAULT_HISTORY_DAYS = 30.0
@@ -39,6 +39,15 @@ class HistoryInfo:
     samples: int
     markets: int = 0
     notes: tuple[str, ...] = field(default=())
+    #: Why a market has no statistics, per (gpu_type_id, cloud, gpu_count), for the decision's reasons.
+    missing: dict[tuple[str, str, int], str] = field(default_factory=dict)
+
+
+def history_note(exc: InsufficientHistory, min_samples: int) -> str:
+    """The reason line of a decision made without a market's spot statistics."""
+    if exc.samples < min_samples:
+        return f"not enough price history for spot yet: {exc.samples} of {min_samples} samples"
+    return f"no spot statistics yet: {exc}"
 
 
 def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
@@ -49,6 +58,7 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
     until = now + timedelta(seconds=1)  # the snapshot taken at `now` belongs to the history
     stats: dict[MarketKey, MarketStats] = {}
     notes: list[str] = []
+    missing: dict[tuple[str, str, int], str] = {}
     first: float | None = None
     last: float | None = None
     samples = 0
@@ -63,9 +73,10 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
         except InsufficientHistory as exc:
             where = "" if market_of(key) == DEFAULT_MARKET else f", {market_of(key)}"
             notes.append(f"{key[0]} ({key[1]}{where}): on-demand only: {exc}")
+            missing[key] = history_note(exc, stats_params.get("min_samples", DEFAULT_MIN_SAMPLES))
     info = HistoryInfo(from_ts=None if first is None else datetime.fromtimestamp(first, UTC),
                        to_ts=None if last is None else datetime.fromtimestamp(last, UTC),
-                       samples=samples, markets=len(stats), notes=tuple(notes))
+                       samples=samples, markets=len(stats), notes=tuple(notes), missing=missing)
     return stats, info
 
 
@@ -88,7 +99,7 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
     chosen = select_quotes(job, quotes)
     stats, info = gather_stats(store, [q.key for q in chosen], now,
                                history_days=history_days, **stats_params)
-    decision = decide(job, policy, quotes, stats, now, progress)
+    decision = decide(job, policy, quotes, stats, now, progress, history_notes=info.missing)
     return decision, info
 
 

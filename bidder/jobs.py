@@ -280,6 +280,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("tolerance", "medium", "Interruptions per day accepted: none (on-demand only), low (0.5), "
             "medium (2), high (6) or a number.", _tolerance),
     Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses.", _fraction),
+    Setting("min_wait_savings", 0.05, "Without a deadline, a wait for a lower floor must save this share of "
+            "what can start now.", _fraction),
     Setting("allow_spot", True, "false: never rent spot pods.", _bool),
     Setting("allow_on_demand", True, "false: never rent on-demand pods.", _bool),
     # The pod (PodSpec template).
@@ -474,7 +476,8 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
                   restart_overhead_hours=get("restart_overhead").total_seconds() / 3600,
                   speed_factors=get("speed") or (), market=get("market"))
     policy = Policy(max_price=get("max_price"), budget=get("budget"), tolerance=get("tolerance"),
-                    min_savings=get("min_savings"), allow_spot=get("allow_spot"),
+                    min_savings=get("min_savings"), min_wait_savings=get("min_wait_savings"),
+                    allow_spot=get("allow_spot"),
                     allow_on_demand=get("allow_on_demand"))
     template = PodTemplate(image=get("image"), name_prefix=get("name") or f"bidder-{name}", disk=get("disk"),
                            volume=get("volume"), mount=get("mount"), ports=get("ports"), env=get("env"),

@@ -122,7 +122,7 @@ def _gamma_upper(shape: np.ndarray, rate: np.ndarray, confidence: float) -> np.n
     """Upper `confidence` quantile of a Gamma(shape, rate) (Wilson–Hilferty); +inf where rate is 0."""
     z = _z_score(confidence)
     shape = np.maximum(shape, 1e-9)
-    quantile = shape * np.clip(1.0 - 1.0 / (9.0 * shape) + z / (3.0 * np.sqrt(shape)), 0.0, None) ** 3
+    quantile = shape * np.maximum(1.0 - 1.0 / (9.0 * shape) + z / (3.0 * np.sqrt(shape)), 0.0) ** 3
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(rate > 0, quantile / np.where(rate > 0, rate, 1.0), np.inf)
 
@@ -208,8 +208,8 @@ class MarketStats:
 
     def age_index(self, age_hours: np.ndarray | float) -> np.ndarray:
         """Age bin whose lower edge is the largest at or below `age_hours`."""
-        return np.clip(np.searchsorted(self.age_edges_hours, np.asarray(age_hours) + 1e-9, side="right") - 1,
-                       0, len(self.age_edges_hours) - 1)
+        found = np.searchsorted(self.age_edges_hours, np.asarray(age_hours) + 1e-9, side="right") - 1
+        return np.minimum(np.maximum(found, 0), len(self.age_edges_hours) - 1)
 
     def hazard_now(self) -> np.ndarray:
         """λ(b | the calm the floor has shown at b so far): the rate a pod bidding b now would face."""

@@ -161,6 +161,7 @@ class Policy:
     `budget`: the most in USD for the whole job (None = no budget).
     `tolerance`: the most expected interruptions per day (0 = on-demand only; see TOLERANCE_PRESETS).
     `min_savings`: spot must beat the best on-demand candidate by this share, after overheads.
+    `min_wait_savings`: a wait must save at least this share of the best thing that can start now.
     `allow_spot` / `allow_on_demand`: switch a kind of pod off entirely (e.g. spot retired).
     """
 
@@ -168,6 +169,7 @@ class Policy:
     budget: float | None = None
     tolerance: float = TOLERANCE_PRESETS["medium"]
     min_savings: float = 0.15
+    min_wait_savings: float = 0.05
     allow_spot: bool = True
     allow_on_demand: bool = True
 
@@ -187,6 +189,9 @@ class JobProgress:
     current_action: Action | None = None
     current_bid_per_gpu: float | None = None
     current_market: str | None = None
+    #: When the job started (None = unknown): with a deadline, the interruptions it has had come out of
+    #: its window's budget of `tolerance` per day.
+    started: datetime | None = None
 
 
 @dataclass(frozen=True)

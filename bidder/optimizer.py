@@ -33,11 +33,27 @@ slack shrinks at `1 − ρ/s_od` per hour, so spot runs for `t_sw = (S − R) / 
 blends the two; it is the figure every candidate is ranked by (`expected_cost_per_hour`). When slack is
 at the reserve the job goes on-demand and, since on-demand keeps slack constant, stays there.
 
+A pod started now (or running) is not an average member of its plan: its first run faces the hazard
+`λ₁ = λ(b | the calm the floor has shown so far)` and no wait. So a bid now is two phases: the first run
+lasts `E[min(X, T)] = (1 − e^(−λ₁T))/λ₁` hours (`X ~ Exp(λ₁)`, `T` the hours the work needs), does that
+much work and, with probability `1 − e^(−λ₁T)`, loses `r` of it; the standing plan takes the rest of the
+work with the slack left after it. Its cost per unit of work is the money of both phases over the work.
+
 Waiting (DrAFTS-like reading of the market, Wolski and Brevik): the best standing plan over every
 market, bid and settling age has cost `κ`. If the best thing to do now costs more than `κ` (the floor is
 above the plan's bid, or just came back under it and has not settled), the job waits with `act_below`
 set to the plan's bid; as slack runs out the plans shift to higher bids and on-demand, so `κ` rises and
-the job acts. Without a deadline, plans must finish within `NO_DEADLINE_PATIENCE` × the work.
+the job acts. Waiting first spends slack: the expected rest of the floor's current excursion above
+the plan's bid (`MarketStats.residual_wait_hours`, from the completed waits that lasted as long) plus the
+settling age still missing; the plan is priced with the slack left after that. Without a deadline,
+plans must finish within `NO_DEADLINE_PATIENCE` × the work, and since the time a wait takes is not priced
+there, a wait for the floor to fall is taken only if it saves at least `policy.min_wait_savings` (5%) of
+the best thing that can start now; the reasons say what waiting saves (share and dollars).
+
+On-demand is not a one-way door: a job on on-demand is judged by the same keep-or-switch rule as a
+spot pod, so it moves to spot when the saving pays for the restart (above the reserve). A market
+without statistics gets on-demand candidates only, and the reasons say why (`history_notes`: "not
+enough price history for spot yet: N of M samples").
 
 A running pod is kept unless leaving it pays for its restart: the saving per unit of work times the work
 during which it lasts (the new pod's expected run, at most the work left; when stopping to wait, the
@@ -51,8 +67,12 @@ its cost per useful hour), and a service's running pod is never stopped just to 
 Constraints: bid <= `policy.max_price` and <= the on-demand price; expected interruptions per day <=
 the tolerance (0: on-demand only), counted per day of the job's window: 24·λ times the share of the time
 to the deadline (without one, to the expected completion) the plan keeps a spot pod running, and 24·λ
-for a service; expected total <= the budget left; the deadline; spot only when its cost per useful hour
-saves at least `policy.min_savings` over the best on-demand price per unit of work.
+for a service (with a deadline and a known start, `progress.started`, the window has a budget of
+`tolerance × window days` interruptions: those already suffered come out of it, and the rest of the
+window may expect at most what is left per day left, never more than the tolerance; so the realised
+count, not only the expected one, is held to the tolerance); expected total <= the budget left; the
+deadline; spot only when its cost per useful hour saves at least `policy.min_savings` over the best
+on-demand price per unit of work.
 """
 
 from __future__ import annotations
@@ -111,6 +131,8 @@ class _Candidate:
     act_below: float | None = None
     current: bool = False
     progress_rate: float = 0.0  # work per wall-clock hour on this candidate's plan (rho; on-demand: speed)
+    delay: float = 0.0  # wait: expected hours until the plan's condition holds (slack it spends first)
+    waits_for_floor: bool = False  # wait: for the floor to fall under the bid (not only to settle under it)
     note: str = ""
 
 
@@ -153,8 +175,8 @@ def _short(name: str) -> str:
     return name[7:] if name.startswith("NVIDIA ") else name
 
 
-def _plan(c: np.ndarray, rho: np.ndarray, work: float, slack: float, reserve: float, od_cost: float | None,
-          od_speed: float, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _plan(c: np.ndarray, rho: np.ndarray, work: float | np.ndarray, slack: float | np.ndarray, reserve: float, od_cost: float | None,
+          od_speed: float, horizon: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected cost per unit of work, spot share and completion hours of "spot (cost c, progress rho)
     while slack lasts, then on-demand" for arrays of spot options."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -167,7 +189,7 @@ def _plan(c: np.ndarray, rho: np.ndarray, work: float, slack: float, reserve: fl
         t_switch = np.maximum(t_switch, 0.0)
         spot_work = np.minimum(work, rho * t_switch)
         spot_work = np.where(np.isfinite(spot_work), spot_work, work)
-        share = spot_work / work if work > 0 else np.ones_like(c)
+        share = np.where(work > 0, spot_work / np.where(work > 0, work, 1.0), 1.0)
         cost = np.where(share > 0, share * c + (1.0 - share) * od_cost, od_cost)
         completion = np.where(share >= 1.0, np.where(rho > 0, work / rho, np.inf),
                               t_switch + (work - spot_work) / od_speed)
@@ -176,13 +198,17 @@ def _plan(c: np.ndarray, rho: np.ndarray, work: float, slack: float, reserve: fl
 
 def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
            stats: Mapping[MarketKey, MarketStats], now: datetime,
-           progress: JobProgress | None = None) -> Decision:
+           progress: JobProgress | None = None, *, history_notes: Mapping[MarketKey, str] | None = None,
+           alternatives: bool = True) -> Decision:
     """The best action for `job` now, with ranked alternatives. Raises Infeasible naming the constraint.
 
     `quotes` are the current quotes (the newest per market is used); `stats` the market statistics per
     market key (`PriceQuote.key`: (gpu_type_id, cloud, gpu_count) for RunPod, plus the market name for
-    others); a market without statistics gets on-demand candidates only. With quotes from more than
-    one market, every reason names the market.
+    others); a market without statistics gets on-demand candidates only, and `history_notes` may say
+    why (e.g. "not enough price history for spot yet: 3 of 12 samples"): a decision that lacks spot for
+    that reason says so in its reasons. With quotes from more than one market, every reason names the
+    market. `alternatives=False` leaves the ranked alternatives out (a backtest never reads them); the
+    decision itself is the same.
     """
     progress = progress or JobProgress()
     markets = select_quotes(job, quotes)
@@ -206,8 +232,9 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     budget_left = None if policy.budget is None else policy.budget - progress.spent
     cap = math.inf if policy.max_price is None else float(policy.max_price)
     tolerance = float(policy.tolerance)
-    spot_ok = policy.allow_spot and tolerance > 0
     time_left = math.inf if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
+    tolerance = _interruption_budget(tolerance, job, progress, now, time_left)
+    spot_ok = policy.allow_spot and tolerance > 0
     reserve = reserve_hours(r)
 
     # On-demand reference: the cheapest on-demand price per unit of work of any market the job accepts.
@@ -258,12 +285,17 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                              budget_left, slack, reserve, od_cost, od_speed, horizon, time_left, progress,
                              spot_now, plans, rejected)
 
+    missing = [] if not spot_ok else [
+        f"{_short(q.gpu_type_id)}: {(history_notes or {}).get((q.gpu_type_id, q.cloud, q.gpu_count))}"
+        if len(markets) > 1 else str((history_notes or {}).get((q.gpu_type_id, q.cloud, q.gpu_count)))
+        for q in markets if (q.gpu_type_id, q.cloud, q.gpu_count) not in stats
+        and (q.gpu_type_id, q.cloud, q.gpu_count) in (history_notes or {})]
     if must_run_on_demand:
         assert best_od is not None
         best_od.note = (f"slack {max(slack, 0):.1f} h is at the {reserve:.1f} h reserve: on-demand until done "
                         "so the deadline is met")
         ranked = sorted(ondemand, key=lambda c: c.cost)
-        return _decision(best_od, ranked, g, od_ref, keep_running, multi)
+        return _decision(best_od, ranked if alternatives else [], g, od_ref, keep_running, missing, multi)
 
     acting = ondemand + spot_now
     kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
@@ -278,14 +310,25 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     def rank_key(c: _Candidate) -> tuple[float, float, str]:
         return (c.cost, c.bid or 0.0, c.quote.gpu_type_id)
 
-    # The best fresh choice, as if the job had no pod: act now if that is no dearer than waiting.
+    # The best fresh choice, as if the job had no pod: act now if that is no dearer than waiting, or
+    # (no deadline: the time a wait takes is not priced) if waiting saves less than `min_wait_savings`.
     best_act = min((c for c in acting if not c.current), key=rank_key, default=None)
     current = next((c for c in acting if c.current), None)
+    best_now = min((c for c in acting), key=rank_key, default=None)
     chosen: _Candidate | None
     if best_act is not None and (kappa is None or best_act.cost <= kappa.cost + 1e-12):
         chosen = best_act
+    elif job.deadline is None and kappa is not None and best_now is not None and kappa.waits_for_floor and (
+            best_now.cost - kappa.cost < policy.min_wait_savings * best_now.cost):
+        chosen = best_now
+        best_now.note = _join(best_now.note, f"waiting for {_short(kappa.quote.gpu_type_id)} spot under "
+                              f"${kappa.act_below:.3f} would save only {_saving(best_now, kappa)}, under the "
+                              f"{policy.min_wait_savings * 100:.0f}% worth a wait")
     else:
         chosen = kappa if kappa is not None else current  # only the running pod is left: keep it
+        if kappa is not None and best_now is not None:
+            kappa.note = _join(kappa.note, f"waiting saves {_saving(best_now, kappa)} against "
+                               f"{_what(best_now)} now")
     assert chosen is not None  # acting or kappa is non-empty (checked above)
     # Hysteresis: a running pod that still meets every constraint is kept unless leaving it pays for the
     # work its restart loses, within the time the gain lasts.
@@ -307,8 +350,36 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             (keep_running and chosen.action == "wait") or not _worth_switching(current, chosen, r, work, job,
                                                                                keep_running, restart_cost)):
         chosen = current
-    others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key)
-    return _decision(chosen, others, g, od_ref, keep_running, multi)
+    others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
+    return _decision(chosen, others, g, od_ref, keep_running, missing if chosen.action != "spot" else (),
+                     multi)
+
+
+def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, now: datetime,
+                         time_left: float) -> float:
+    """The tolerance is per day of the job's window (start to deadline): `tolerance × window days`
+    interruptions in all. What the job has already suffered comes out of that budget, so the rest of
+    the window may expect at most what is left of it per day left (never more than the tolerance)."""
+    if job.deadline is None or progress.started is None or not math.isfinite(time_left) or time_left <= 0:
+        return tolerance
+    window_days = (job.deadline - progress.started).total_seconds() / 86400.0
+    left = tolerance * window_days - progress.interruptions
+    return min(tolerance, max(left, 0.0) / (time_left / 24.0))
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b
+
+
+def _saving(now: _Candidate, later: _Candidate) -> str:
+    share = (now.cost - later.cost) / now.cost if now.cost > 0 else 0.0
+    dollars = "" if now.total is None or later.total is None else f", ${max(now.total - later.total, 0.0):.2f}"
+    return f"{share * 100:.1f}%{dollars}"
+
+
+def _what(c: _Candidate) -> str:
+    name = _short(c.quote.gpu_type_id)
+    return f"{name} on-demand" if c.action == "on_demand" else f"{name} spot at ${c.bid:.3f}"
 
 
 def _same_market(progress: JobProgress, q: PriceQuote) -> bool:
@@ -368,28 +439,41 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         return
     floor = q.minimum_bid_price
 
-    def evaluate(price: np.ndarray, lam: np.ndarray, avail: np.ndarray) -> dict[str, np.ndarray]:
-        """Cost per useful hour, plan cost/share/completion, job interruptions per day, totals."""
+    def evaluate(price: np.ndarray, lam: np.ndarray, avail: np.ndarray, lam_now: np.ndarray | None = None,
+                 delay: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Cost per useful hour, plan cost/share/completion, job interruptions per day, totals.
+
+        `lam_now`: the hazard of a pod started (or running) now, whose run comes first (two phases);
+        `delay`: hours before the plan can start (slack spent waiting)."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            keep = np.clip(1.0 - lam * r, 0.0, None)
+            keep = np.maximum(1.0 - lam * r, 0.0)  # (np.clip is slower on small arrays)
             run = np.where(keep > 0, price / np.where(keep > 0, keep, 1.0) / s, np.inf)
+            rho = s * avail * keep
             if keep_running:
                 cost, share, done = run, np.ones_like(run), np.full_like(run, np.nan)
                 duty = np.ones_like(run)
+            elif lam_now is not None:
+                cost, share, done = _two_phase(price, run, rho, lam_now, s, r, work, slack, reserve, od_cost,
+                                               od_speed, horizon)
             else:
-                cost, share, done = _plan(run, s * avail * keep, work, slack, reserve, od_cost, od_speed, horizon)
+                slack_then = slack if delay is None else slack - delay
+                horizon_then = horizon if delay is None else horizon - delay
+                cost, share, done = _plan(run, rho, work, slack_then, reserve, od_cost, od_speed, horizon_then)
+                if delay is not None:
+                    done = done + delay
+            if not keep_running:
                 # Interruptions per day of the job's window: its running hours over the time to the
                 # deadline (without one, to the expected completion).
                 running = share * work / (s * np.where(keep > 0, keep, 1.0))
                 window = np.full_like(done, time_left) if math.isfinite(time_left) else done
-                duty = np.where(np.isfinite(window) & (window > 0), np.clip(running / window, 0.0, 1.0), 1.0)
+                duty = np.where(np.isfinite(window) & (window > 0), np.minimum(np.maximum(running / window, 0.0), 1.0), 1.0)
             per_day = 24.0 * lam * duty
             total = cost * g * (24.0 if keep_running else work)
             ok = (per_day <= tolerance + 1e-12) & (run <= max_savings_cost) & np.isfinite(cost)
             if budget_left is not None:
                 ok &= total <= budget_left + 1e-9
         return {"run": run, "cost": cost, "share": share, "done": done, "per_day": per_day, "total": total,
-                "ok": ok, "rho": s * avail * keep}
+                "ok": ok, "rho": rho}
 
     def candidate(action: str, e: dict[str, np.ndarray], index: tuple[int, ...], lam: np.ndarray,
                   bid: float | None, **extra: object) -> _Candidate:
@@ -410,7 +494,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
             lam_i = st.hazard_by_age[i]
             avail_i = (st.exposure_by_age[i] / st.observed_hours if st.observed_hours > 0
                        else np.zeros_like(lam_i))
-            cur = evaluate(np.full(lam_i.shape, float(current_bid)), lam_i, avail_i)
+            lam_run = np.full(lam_i.shape, float(lam_i[st.age_index(st.calm_hours[i])]))
+            cur = evaluate(np.full(lam_i.shape, float(current_bid)), lam_i, avail_i, lam_now=lam_run)
             # Schmitt trigger: the estimate moves with every sample, so a running pod is kept while it
             # stays within KEEP_MARGIN of the tolerance (a new pod must meet it outright).
             keepable = ((st.age_edges_hours <= st.calm_hours[i] + 1e-9) & (avail_i > 0)
@@ -421,37 +506,83 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                 spot_now.append(candidate("spot", cur, (j,), lam_i, float(current_bid), current=True,
                                           note="keeps the running pod (a re-bid costs a restart)"))
     # -- standing plans: "bid b once the floor has stayed under b for a" for every (b, a). A plan whose
-    # condition already holds is a bid now; the best of all is what waiting buys.
+    # condition already holds is a bid now (its first run is judged by the hazard at the calm it has
+    # shown so far); the best of the others is what waiting buys.
     lam = st.hazard_by_age
     avail = st.exposure_by_age / st.observed_hours if st.observed_hours > 0 else np.zeros_like(lam)
-    plan = evaluate(np.broadcast_to(bids[:, None], lam.shape), lam, avail)
+    price = np.broadcast_to(bids[:, None], lam.shape)
     settled = actionable[:, None] & (st.age_edges_hours[None, :] <= st.calm_hours[:, None] + 1e-9) & (avail > 0)
-    ready = settled & plan["ok"]
-    if ready.any():
-        flat = np.flatnonzero(ready.ravel())
-        k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
-        i, j = divmod(k, lam.shape[1])
-        spot_now.append(candidate("spot", plan, (i, j), lam, float(bids[i])))
-    elif settled.any():  # something could run now: say which constraint stops the cheapest
-        flat = np.flatnonzero(settled.ravel())
-        k = int(flat[np.argmin(plan["run"].ravel()[flat])])
-        i, j = divmod(k, lam.shape[1])
-        _reject_spot(q, st, i, float(plan["per_day"][i, j]), float(plan["run"][i, j]), tolerance,
-                     max_savings_cost, float(plan["total"][i, j]), budget_left, keep_running, rejected)
-    valid = in_range[:, None] & plan["ok"] & (avail > 0)
+    best_ready = math.inf
+    rows = np.flatnonzero(settled.any(axis=1))  # only bids that can start now have a first run
+    if len(rows):
+        lam_now = st.hazard_by_age[rows, st.age_index(st.calm_hours[rows])]
+        now_plan = evaluate(price[rows], lam[rows], avail[rows], lam_now=np.broadcast_to(
+            lam_now[:, None], (len(rows), lam.shape[1])))
+        ready = settled[rows] & now_plan["ok"]
+        if ready.any():
+            flat = np.flatnonzero(ready.ravel())
+            k = int(flat[np.argmin(now_plan["cost"].ravel()[flat])])
+            i, j = divmod(k, lam.shape[1])
+            spot_now.append(candidate("spot", now_plan, (i, j), lam[rows], float(bids[rows[i]])))
+            best_ready = float(now_plan["cost"][i, j])
+        else:  # something could run now: say which constraint stops the cheapest
+            flat = np.flatnonzero(settled[rows].ravel())
+            k = int(flat[np.argmin(now_plan["run"].ravel()[flat])])
+            i, j = divmod(k, lam.shape[1])
+            _reject_spot(q, st, int(rows[i]), float(now_plan["per_day"][i, j]), float(now_plan["run"][i, j]),
+                         tolerance, max_savings_cost, float(now_plan["total"][i, j]), budget_left, keep_running,
+                         rejected)
+    # Waiting first spends slack: the expected rest of the floor's current excursion above b, then the
+    # settling age the plan still needs.
+    # Only bids in range with some time under them can make a plan (the rest are never valid).
+    rows = np.flatnonzero(in_range & (avail > 0).any(axis=1) & ~settled.all(axis=1))
+    if not len(rows):
+        return
+    delay = None if keep_running else (  # a service's plan has no slack to spend
+        st.residual_wait_hours()[rows, None] + np.maximum(st.age_edges_hours[None, :] - st.calm_hours[rows, None], 0.0))
+    plan = evaluate(price[rows], lam[rows], avail[rows], delay=delay)
+    valid = plan["ok"] & (avail[rows] > 0) & ~settled[rows]
     if not valid.any():
         return
     flat = np.flatnonzero(valid.ravel())
     k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
     i, j = divmod(k, lam.shape[1])
-    if ready[i, j]:
-        return  # the best plan can start now: it is this market's bid now, nothing to wait for
+    if float(plan["cost"][i, j]) >= best_ready:
+        return  # this market's bid now is no dearer than anything waiting buys
+    wait_delay = 0.0 if delay is None else float(delay[i, j])
+    i = int(rows[i])
     bid = float(bids[i])
     settle = float(st.age_edges_hours[j])
     note = ("bids once the floor " + (f"has stayed under ${bid:.3f} for {_fmt_hours(settle)}" if settle > 0
                                       else f"is under ${bid:.3f}")
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
-    plans.append(candidate("wait", plan, (i, j), lam, None, act_below=bid, note=note))
+    plans.append(candidate("wait", plan, (k // lam.shape[1], j), lam[rows], None, act_below=bid, note=note,
+                           delay=wait_delay,
+                           waits_for_floor=floor is None or floor > bid + 1e-12))
+
+
+def _two_phase(price: np.ndarray, run: np.ndarray, rho: np.ndarray, lam_now: np.ndarray, s: float, r: float,
+               work: float, slack: float, reserve: float, od_cost: float | None, od_speed: float, horizon: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cost per unit of work, spot share and completion of a pod started now: its first run lasts until
+    the first interruption (hazard `lam_now`, that of the calm the floor has already shown) or the end
+    of the work, with no waiting; the standing plan (`run`, `rho`) takes the rest of the work and the
+    slack left after it."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        hours = work / s
+        p_int = -np.expm1(-lam_now * hours)
+        ran = np.where(lam_now > 0, p_int / np.where(lam_now > 0, lam_now, 1.0), hours)  # E[min(run, hours)]
+        gross = s * ran
+        net = np.maximum(gross - p_int * r * s, 0.0)
+        rest = np.maximum(work - net, 0.0)
+        slack_then = slack - ran + net / od_speed
+        cost2, share2, done2 = _plan(run, rho, np.maximum(rest, 1e-9), slack_then, reserve, od_cost, od_speed,
+                                     horizon - ran)
+        money = price / s * gross + np.where(rest > 1e-9, cost2 * rest, 0.0)
+        cost = money / work
+        share = np.minimum(np.maximum((net + np.where(rest > 1e-9, share2 * rest, 0.0)) / work, 0.0), 1.0)
+        done = ran + np.where(rest > 1e-9, done2, 0.0)
+    return cost, share, done
 
 
 def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cost: float, tolerance: float,
@@ -502,8 +633,8 @@ def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool
 
 
 def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: float | None,
-              keep_running: bool, multi: bool = False) -> Decision:
-    def build(c: _Candidate, alternatives: tuple[Decision, ...] = ()) -> Decision:
+              keep_running: bool, notes: Sequence[str] = (), multi: bool = False) -> Decision:
+    def build(c: _Candidate, alternatives: tuple[Decision, ...] = (), extra: Sequence[str] = ()) -> Decision:
         return Decision(
             action=c.action,  # type: ignore[arg-type]
             gpu_type_id=c.quote.gpu_type_id,
@@ -514,11 +645,11 @@ def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: floa
             expected_interruptions_per_day=round(c.per_day, 4),
             expected_total_cost=None if c.total is None else round(c.total, 4),
             expected_completion_hours=None if keep_running or c.completion is None else round(c.completion, 3),
-            reasons=(_reason(c, od_ref, keep_running, multi),),
+            reasons=(", ".join([_reason(c, od_ref, keep_running, multi), *extra]),),
             alternatives=alternatives,
             act_below=c.act_below,
             market=c.quote.market,
         )
 
-    alts = tuple(build(c) for c in ranked if c is not chosen)[:MAX_ALTERNATIVES]
-    return build(chosen, alts)
+    alts = tuple(build(c) for c in ranked[:MAX_ALTERNATIVES + 1] if c is not chosen)[:MAX_ALTERNATIVES]
+    return build(chosen, alts, tuple(notes))

@@ -16,8 +16,8 @@ from bidder.store import Store
 from bidder.traces import write_trace
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-NAMES = ["bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "hindsight"]
-METRICS = ["cost", "cost_vs_hindsight", "cost_vs_on_demand", "work_hours", "deadline_met_share", "interruptions",
+NAMES = ["bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "optimum", "hindsight"]
+METRICS = ["cost", "cost_vs_hindsight", "cost_vs_optimum", "cost_vs_on_demand", "work_hours", "deadline_met_share", "interruptions",
            "restart_hours_lost", "completion_hours", "peak_rate"]
 
 
@@ -67,6 +67,18 @@ def test_json_shape(trace: Path) -> None:
     for s in data["strategies"]:
         assert s["cost"] >= by_name["hindsight"]["cost"] - 1e-9
     assert by_name["bidder"]["deadline_met_share"] == 1.0
+    # The optimum: a real plan (deadline met) between hindsight and every strategy that finishes.
+    best = by_name["optimum"]
+    assert best["deadline_met_share"] == 1.0 and best["cost"] >= by_name["hindsight"]["cost"] - 1e-9
+    for s in data["strategies"]:
+        if s["name"] != "hindsight" and s["deadline_met_share"] == 1.0:
+            assert s["cost_vs_optimum"] >= 1.0
+    assert 1.0 <= best["cost_vs_optimum"] < 1.01
+    assert data["optimum_bounds"]["lower"] <= data["optimum_bounds"]["upper"] == pytest.approx(best["cost"])
+    assert data["optimum_bounds"]["worst_gap"] < 0.01
+    for window in data["per_window"]:
+        lower, upper = window["optimum_bounds"]["lower"], window["optimum_bounds"]["upper"]
+        assert lower <= upper < lower * 1.01 and window["strategies"]["optimum"]["cost"] == upper
     assert len(data["per_window"]) == 3 and set(data["per_window"][0]["strategies"]) == set(NAMES)
 
 
@@ -153,3 +165,8 @@ def test_help_ends_with_an_example() -> None:
     result = CliRunner().invoke(main, ["backtest", "--help"])
     assert result.exit_code == 0
     assert result.output.rstrip().splitlines()[-1].strip().startswith("bidder backtest")
+
+
+def test_optimum_alone_for_a_service_is_a_usage_error(trace: Path) -> None:
+    result = invoke("--trace", str(trace), "--keep-running", "--days", "2", "--strategies", "optimum")
+    assert result.exit_code == 2 and "batch job" in result.output and "Traceback" not in result.output

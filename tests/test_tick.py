@@ -337,3 +337,30 @@ def test_interruptions_are_counted_once_while_waiting(env):
         env.emu.advance(timedelta(minutes=5).total_seconds())
         env.tick(config)
     assert env.store.job_state("train")["interruptions"] == 1
+
+
+def test_a_job_started_without_history_moves_from_on_demand_to_spot_once_spot_pays(emulator, client, tmp_path):
+    # A new user: no price history at the first tick, so on-demand, and the reason says why. On-demand
+    # is not a one-way door: once the collector has history, the keep-or-switch rule moves the job to
+    # spot (the on-demand pod is stopped first: never two pods for one job).
+    emulator.world.reclaim_rate_per_hour = 0.0
+    env = make_env(emulator, client, tmp_path, history=False)
+    try:
+        config = env.config(f'[jobs.train]\ngpu = ["{A6000}"]\ncloud = "community"\nhours = 40\n'
+                            'tolerance = "high"\nimage = "runpod/pytorch:latest"\n')
+        first = env.tick(config)
+        assert first.jobs[0].state == "running"
+        pod = the_pod(env)
+        assert pod.pod_type == "RESERVED"
+        reason = next(e["reason"] for e in env.events if e["event"] == "deploy_on_demand")
+        assert reason == ("RTX A6000 on-demand at $0.330: no interruptions, "
+                          "not enough price history for spot yet: 1 of 12 samples")
+        moved = env.tick_until(config, lambda r: any(p.pod_type == "INTERRUPTABLE" for p in env.running()),
+                               hours=30.0)
+        assert moved.jobs[0].state == "running"
+        running = env.running()
+        assert len(running) == 1 and running[0].pod_type == "INTERRUPTABLE"
+        assert pod.desired_status in ("EXITED", "TERMINATED")  # the on-demand pod was stopped
+        assert env.kinds("train")[:3] == ["deploy_on_demand:ok", "stop:ok", "rent_spot:ok"]
+    finally:
+        env.store.close()

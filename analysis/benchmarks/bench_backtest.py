@@ -3,6 +3,8 @@
     python3 analysis/benchmarks/bench_backtest.py               # 365 days = 105,120 steps, RTX 4090 community
     python3 analysis/benchmarks/bench_backtest.py --days 30     # a quick run
     python3 analysis/benchmarks/bench_backtest.py --clouds SECURE,COMMUNITY   # two markets to choose from
+    python3 analysis/benchmarks/bench_backtest.py --gpu "NVIDIA GeForce RTX 4090,NVIDIA RTX A6000" \
+        --clouds SECURE,COMMUNITY                                # four markets
 
 The history is the emulator's market model (`bidder.sim.generate_quotes`, seed 1). Each strategy
 runs once as a service kept running over the whole span (so every step is replayed, and decided:
@@ -12,6 +14,10 @@ measured in the same run). If the optimizer crashes on the service job, the cras
 `bidder` is measured on a batch job over the same span (40% of it as work, deadline at the end).
 For `bidder`, also where its time goes: FloorTracker.update per sample, FloorTracker.stats and
 bidder.optimizer.decide per call (measured on the same history, outside the replay).
+
+Last, the `optimum` (`bidder.backtest.optimum`): seconds per window for the issue's job (100 GPU-hours,
+7-day deadline, 15-minute restart overhead) on the first `--optimum-windows` weekly windows of the
+same history (solve = the DP and its backtrack; replay = running the plan through the engine).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from bidder.backtest.engine import (
     history_from_quotes,
     replay,
     strategy_factory,
+    window_starts,
 )
 from bidder.backtest.strategies import KEEP, Action, RunState
 from bidder.market import FloorTracker
@@ -51,13 +58,14 @@ class Idle:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=365.0)
-    parser.add_argument("--gpu", default="NVIDIA GeForce RTX 4090")
+    parser.add_argument("--gpu", default="NVIDIA GeForce RTX 4090", help="comma-separated GPU types")
     parser.add_argument("--clouds", default="COMMUNITY", help="comma-separated: SECURE, COMMUNITY")
     parser.add_argument("--tolerance", type=float, default=2.0)
+    parser.add_argument("--optimum-windows", type=int, default=3, help="windows the optimum is timed on (0: skip)")
     args = parser.parse_args()
 
     t = time.perf_counter()
-    quotes = generate_quotes(seed=1, days=args.days, step_s=300, gpu_types=[args.gpu],
+    quotes = generate_quotes(seed=1, days=args.days, step_s=300, gpu_types=args.gpu.split(","),
                              clouds=tuple(args.clouds.split(",")))
     history = history_from_quotes(quotes)
     steps = len(history)
@@ -123,6 +131,31 @@ def main() -> None:
     decide_ms = (time.perf_counter() - t0) / calls * 1e3
     print(f"\nbidder per step: FloorTracker.update {update_us:.1f} us per market-sample; "
           f"stats of {len(trackers)} market(s) {stats_ms:.3f} ms; decide {decide_ms:.3f} ms per call")
+    if args.optimum_windows > 0:
+        _time_optimum(history, args.optimum_windows)
+
+
+def _time_optimum(history: object, windows: int) -> None:
+    """Seconds per window of the optimum (solve, then replay of its plan), the issue's batch job."""
+    from bidder.backtest.optimum import PlanStrategy, solve_optimum
+
+    job = BacktestJob(work_hours=100, deadline_hours=168, restart_overhead_hours=0.25)
+    starts = window_starts(history, job, every_hours=168, warmup_hours=0)[:windows]  # type: ignore[arg-type]
+    solve_s, replay_s, gaps, levels = [], [], [], []
+    for index in starts:
+        t0 = time.perf_counter()
+        plan = solve_optimum(history, job, index)  # type: ignore[arg-type]
+        solve_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        replay(history, job, Policy(), PlanStrategy(plan.segments), index)  # type: ignore[arg-type]
+        replay_s.append(time.perf_counter() - t0)
+        gaps.append(plan.gap)
+        levels.append(plan.levels)
+    markets = len(history.markets)  # type: ignore[attr-defined]
+    print(f"\noptimum, 100 GPU-h job, 7-day deadline, {markets} market(s), {len(starts)} window(s): "
+          f"{np.mean(solve_s):.2f} s per window to solve (max {max(solve_s):.2f}) + {np.mean(replay_s):.2f} s "
+          f"to replay its plan (solve = {np.mean(solve_s) / np.mean(replay_s):.0f}x one replay of the window); "
+          f"{np.mean(levels):.0f} price levels; bound gap <= {100 * max(gaps):.2f}%")
 
 
 if __name__ == "__main__":

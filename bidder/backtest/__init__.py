@@ -7,6 +7,7 @@
   rolling windows and the report (`run_backtest`, `BacktestJob`, `BacktestReport`).
 - `history`: price history as aligned numpy arrays (`PriceHistory`, `load_trace`, `load_store`).
 - `strategies`: bidder's own strategy (the real `bidder.optimizer.decide`) and the baselines.
+- `optimum`: the exact offline optimum of the engine's model (a DP with lower and upper bounds).
 - `charts`: matplotlib figures of a report (imported on its own: it loads matplotlib).
 
 Exports the names below (`__all__`): the job, the history and its loaders, the replay, the

@@ -28,7 +28,7 @@ __all__ = ["COLORS", "color_of", "cumulative_cost", "ratio_bars"]
 #: One colour per strategy, the same in every chart.
 COLORS: dict[str, str] = {"bidder": "#1f77b4", "on-demand": "#7f7f7f", "floor": "#d62728",
                           "floor+0.10": "#ff7f0e", "bid-on-demand": "#9467bd", "hindsight": "#2ca02c",
-                          "floor (uncapped)": "#8c564b"}
+                          "floor (uncapped)": "#8c564b", "optimum": "#17becf"}
 _SPARE = ("#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939")
 
 

@@ -23,6 +23,11 @@ Strategies (`bidder.backtest.strategies`) are called at each decision point (eve
 or every `decide_every_s`) and right after each interruption. They see a `HistoryView` whose
 buffers the engine fills sample by sample: the future is not in memory the strategy can reach.
 
+`optimum` (`bidder.backtest.optimum`, batch jobs) is the exact offline optimum of this model: the
+cheapest plan of run segments, bids and markets that finishes by the deadline, knowing the whole
+window (a DP with a lower bound within 1% of the plan it replays). `cost_vs_optimum` divides by
+its lower bound, so no strategy is under 1.0 (the optimum's own row shows 1 + its gap).
+
 `hindsight` is the lower bound: the job's work in the cheapest slots before the deadline, each at
 min(floor, on-demand), with no interruption cost (keep-running: every slot at that price). No
 strategy that finishes its work by the deadline can cost less (`tests/test_backtest_props.py`).
@@ -31,8 +36,8 @@ With different speed factors per GPU type, slots of several markets may be used 
 
 Metrics per run: cost (USD), work hours done, deadline met, interruptions, hours of work lost to
 restarts, completion time (hours from the job's start), peak hourly rate (USD per pod-hour).
-`run_backtest` adds cost / hindsight and cost / on-demand per window, and `summary()` gives the
-mean and the worst of each over the rolling windows.
+`run_backtest` adds cost / hindsight, cost / optimum and cost / on-demand per window, and
+`summary()` gives the mean and the worst of each over the rolling windows.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from bidder.backtest.history import PriceHistory, history_from_quotes, load_store, load_trace
+from bidder.backtest.optimum import DEFAULT_GRID_RATIO, OptimumPlan, PlanStrategy, solve_optimum
 from bidder.backtest.strategies import (
     STRATEGY_NAMES,
     Action,
@@ -75,6 +81,7 @@ __all__ = [
     "history_from_quotes",
     "load_store",
     "load_trace",
+    "optimum",
     "replay",
     "run_backtest",
     "strategy_factory",
@@ -85,7 +92,7 @@ __all__ = [
 DEFAULT_WARMUP_HOURS = 48.0
 
 #: The per-strategy metrics of the summary, in report order.
-METRIC_KEYS: tuple[str, ...] = ("cost", "cost_vs_hindsight", "cost_vs_on_demand", "work_hours",
+METRIC_KEYS: tuple[str, ...] = ("cost", "cost_vs_hindsight", "cost_vs_optimum", "cost_vs_on_demand", "work_hours",
                                 "deadline_met_share", "interruptions", "restart_hours_lost",
                                 "completion_hours", "peak_rate")
 # Which way is worse, for the "worst window" of each metric.
@@ -130,6 +137,7 @@ class RunResult:
     decisions: int = 0
     switches: int = 0                 # runs the strategy ended itself (to wait, re-bid or move)
     steps: int = 0                    # samples replayed
+    lower_bound: float | None = None  # the optimum only: its DP lower bound (USD)
     # Filled when the run is recorded (charts, tests):
     curve: list[tuple[float, float]] = field(default_factory=list)         # (hours, cumulative cost)
     interruption_hours: list[float] = field(default_factory=list)
@@ -398,9 +406,12 @@ class Window:
         """The METRIC_KEYS of one strategy in this window (None = not applicable)."""
         r, bound = self.results[name], self.results.get("hindsight")
         feasible = bound is not None and bound.cost > 0 and bound.deadline_met is not False
+        best = self.results.get("optimum")
+        lower = None if best is None or not best.deadline_met else best.lower_bound
         return {
             "cost": r.cost,
             "cost_vs_hindsight": r.cost / bound.cost if feasible else None,  # type: ignore[union-attr]
+            "cost_vs_optimum": r.cost / lower if lower else None,
             "cost_vs_on_demand": r.cost / self.on_demand_cost if self.on_demand_cost else None,
             "work_hours": r.work_hours,
             "deadline_met_share": None if r.deadline_met is None else float(r.deadline_met),
@@ -443,6 +454,18 @@ class BacktestReport:
         """`{"job": {...}, "windows": N, "strategies": [{"name", <metric means>, "worst": {...}}, ...]}`
         plus "policy" and "history" (what the numbers were computed on)."""
         h = self.history
+        bounds = [w.results["optimum"] for w in self.windows if "optimum" in w.results]
+        bounds = [r for r in bounds if r.deadline_met and r.lower_bound is not None]
+        extra: dict[str, Any] = {}
+        if bounds:
+            # The optimum's bounds: `lower` <= the true optimum <= `upper` (its replayed plan).
+            extra["optimum_bounds"] = {
+                "lower": _round(float(np.mean([r.lower_bound for r in bounds]))),
+                "upper": _round(float(np.mean([r.cost for r in bounds]))),
+                "worst_gap": _round(max(max(0.0, (r.cost - r.lower_bound) / r.cost) if r.cost else 0.0
+                                        for r in bounds)),
+                "infeasible_windows": sum(1 for w in self.windows if "optimum" in w.results
+                                          and not w.results["optimum"].deadline_met)}
         return {
             "job": {**self.job.as_dict(), **self.params},
             "policy": {"max_price": self.policy.max_price, "budget": self.policy.budget,
@@ -451,6 +474,7 @@ class BacktestReport:
                         "markets": [m.label for m in h.markets]},
             "windows": len(self.windows),
             "strategies": [self.aggregate(name) for name in self.strategies],
+            **extra,
         }
 
 
@@ -491,9 +515,12 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
                  progress: Callable[[int, int], None] | None = None) -> BacktestReport:
     """Run each named strategy (and the hindsight bound) over rolling windows of `history`.
 
-    `start`/`end` are epoch seconds (history before `start` is the strategies' warm-up); the
-    on-demand strategy always runs, as the reference of cost / on-demand. `factories` adds or
-    overrides strategies by name. `record_window` (an index) keeps curves and logs for charts.
+    "optimum" (batch jobs; dropped for a kept-running service, and with the reason in
+    `params["optimum_skipped"]` when a window is too large to solve) is solved by
+    `bidder.backtest.optimum`, not replayed decision by decision. `start`/`end` are epoch seconds
+    (history before `start` is the strategies' warm-up); the on-demand strategy always runs, as
+    the reference of cost / on-demand. `factories` adds or overrides strategies by name.
+    `record_window` (an index) keeps curves and logs for charts.
     `progress(done, total)` is called as replay steps complete.
     """
     unknown = [s for s in strategies if s not in STRATEGY_NAMES and s not in (factories or {})]
@@ -504,8 +531,12 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
     if end is not None:
         history = history.between(None, end)
     starts = window_starts(history, job, start=start, every_hours=every_hours, warmup_hours=warmup_hours)
+    if job.keep_running:  # the optimum is for a batch job (work by a deadline)
+        strategies = [s for s in strategies if s != "optimum" or s in (factories or {})]
+    solve = "optimum" in strategies and "optimum" not in (factories or {})
     makers = {name: (factories or {}).get(name) or strategy_factory(name)
-              for name in dict.fromkeys([*strategies, "on-demand"]) if name != "hindsight"}
+              for name in dict.fromkeys([*strategies, "on-demand"]) if name != "hindsight"
+              and not (solve and name == "optimum")}
     span = (job.span_hours or 0.0) * 3600
     step = float(np.median(np.diff(history.ts))) if len(history) > 1 else history.step_s
     total = int(len(starts) * len(makers) * max(1.0, span / max(step, 1.0)))
@@ -518,7 +549,8 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         if progress is not None:
             progress(done, total)
 
-    windows = []
+    windows: list[Window] = []
+    skipped = ""
     for w, index in enumerate(starts):
         record = record_window is not None and w == record_window
         start_dt = datetime.fromtimestamp(float(history.ts[index]), UTC)
@@ -531,10 +563,38 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
                                    record=record, progress=tick)
             results[name].name = name
         results["hindsight"] = hindsight(history, job, index, record=record)
+        if solve:
+            try:
+                results["optimum"] = optimum(history, job, index, record=record)[0]
+            except ConfigError as exc:  # too large to solve: report the rest, and say why
+                if "optimum" in strategies and len(strategies) > 1:
+                    strategies = [s for s in strategies if s != "optimum"]
+                    solve, skipped = False, exc.args[0] if exc.args else str(exc)
+                    for done_window in windows:
+                        done_window.results.pop("optimum", None)
+                else:
+                    raise
         on_demand = results["on-demand"]
         windows.append(Window(start=float(history.ts[index]), results=results,
                               on_demand_cost=on_demand.cost if on_demand.cost > 0 else None))
     names = tuple(s for s in STRATEGY_NAMES if s in strategies) + tuple(s for s in strategies if s not in STRATEGY_NAMES)
     params = {"start": _iso(windows[0].start), "end": _iso(history.end), "every_hours": every_hours,
               "seed": seed, "reclaim_rate_per_hour": reclaim_rate_per_hour, "decide_every_s": decide_every_s}
+    if skipped:
+        params["optimum_skipped"] = skipped
     return BacktestReport(job=job, policy=policy, history=history, strategies=names, windows=windows, params=params)
+
+
+def optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, ratio: float = DEFAULT_GRID_RATIO,
+            record: bool = False) -> tuple[RunResult, OptimumPlan]:
+    """The optimum's plan replayed by the engine (its cost is the plan's, the upper bound), with
+    `lower_bound` set to the DP's lower bound. An infeasible window gives an empty run with
+    deadline_met False."""
+    plan = solve_optimum(history, job, start_index, ratio=ratio)
+    if not plan.feasible:
+        result = RunResult(name="optimum", start=float(history.ts[start_index]), deadline_met=False)
+        return result, plan
+    result = replay(history, job, Policy(), PlanStrategy(plan.segments), start_index, record=record)
+    result.name = "optimum"
+    result.lower_bound = plan.lower
+    return result, plan

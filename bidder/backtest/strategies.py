@@ -81,8 +81,10 @@ __all__ = [
 
 Kind = Literal["spot", "on_demand", "wait", "keep"]
 
-#: Every strategy name the backtest knows, in report order ("hindsight" is computed, not replayed).
-STRATEGY_NAMES: tuple[str, ...] = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "hindsight")
+#: Every strategy name the backtest knows, in report order ("optimum" and "hindsight" are computed
+#: from the whole window, not replayed decision by decision).
+STRATEGY_NAMES: tuple[str, ...] = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "optimum",
+                                   "hindsight")
 BASELINE_NAMES: tuple[str, ...] = ("on-demand", "floor", "floor+0.10", "bid-on-demand")
 
 
@@ -341,9 +343,11 @@ class BidderStrategy:
                                current_cloud=current.cloud if current else None,
                                current_action=pod.kind if pod else None,  # type: ignore[arg-type]
                                current_bid_per_gpu=pod.bid if pod else None,
-                               current_market=current.market if current else None)
+                               current_market=current.market if current else None,
+                               started=datetime.fromtimestamp(state.start, UTC))
         try:
-            decision = decide(self.job, self.policy, quotes, stats, datetime.fromtimestamp(now, UTC), progress)
+            decision = decide(self.job, self.policy, quotes, stats, datetime.fromtimestamp(now, UTC), progress,
+                              alternatives=False)
         except Infeasible as exc:
             self.notes[f"infeasible: {exc.constraint}"] += 1
             if exc.constraint == "deadline" and (pod is None or pod.kind != "on_demand"):

@@ -22,11 +22,11 @@ from bidder.units import parse_timestamp
 
 __all__ = ["backtest"]
 
-_STRATEGIES = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "hindsight")
-_COLUMNS = ("name", "cost", "cost_vs_hindsight", "cost_vs_on_demand", "work_hours", "deadline_met_share",
-            "interruptions", "restart_hours_lost", "completion_hours", "peak_rate")
-_HEADERS = ("strategy", "cost $", "x hindsight", "x on-demand", "work h", "deadline met", "interruptions",
-            "restart h lost", "completion h", "peak $/h")
+_STRATEGIES = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "optimum", "hindsight")
+_COLUMNS = ("name", "cost", "cost_vs_hindsight", "cost_vs_optimum", "cost_vs_on_demand", "work_hours",
+            "deadline_met_share", "interruptions", "restart_hours_lost", "completion_hours", "peak_rate")
+_HEADERS = ("strategy", "cost $", "x hindsight", "x optimum", "x on-demand", "work h", "deadline met",
+            "interruptions", "restart h lost", "completion h", "peak $/h")
 
 
 class _Timestamp(click.ParamType):
@@ -161,9 +161,10 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     """Replay price history through bidder and the usual rules, against the hindsight bound.
 
     Prints one row per strategy: bidder (the production optimizer), on-demand, floor (bid the
-    floor, rebid after each interruption), floor+0.10, bid-on-demand, and hindsight (the cheapest
-    possible, knowing the future). With --every, the job starts again at each offset and the
-    mean and the worst window of each metric are shown.
+    floor, rebid after each interruption), floor+0.10, bid-on-demand, optimum (the cheapest plan
+    of runs and bids that finishes by the deadline, knowing the whole window; batch jobs) and
+    hindsight (the cheapest hours with no restart cost: a bound no plan reaches). With --every,
+    the job starts again at each offset and the mean and the worst window of each metric are shown.
     """
     if (trace is None) == (db_path is None):
         raise click.UsageError("give exactly one of --trace FILE or --db FILE")
@@ -176,6 +177,9 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("must be after --start", param_hint="--end")
     names = _strategies(strategy_text)
+    if keep_running and set(names) <= {"optimum", "hindsight"} and "optimum" in names:
+        raise click.UsageError("the optimum is for a batch job (--hours by a --deadline), not a --keep-running "
+                               "service; add other strategies, e.g. --strategies on-demand,floor,hindsight")
     fmt = "json" if as_json else fmt
 
     from bidder.backtest.engine import BacktestJob, run_backtest  # lazily: numpy-heavy
@@ -204,8 +208,8 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
         _write_chart(report, chart)
     if fmt == "json":
         summary["per_window"] = [{"start": _iso(w.start), "strategies": {
-            n: {k: None if v is None else round(v, 6) for k, v in w.metrics(n).items()} for n in report.strategies}}
-            for w in report.windows]
+            n: {k: None if v is None else round(v, 6) for k, v in w.metrics(n).items()} for n in report.strategies},
+            **_bounds(w)} for w in report.windows]
         click.echo(json.dumps(summary, indent=2))
         return
     if fmt == "csv":
@@ -227,6 +231,8 @@ def _print_table(summary: dict[str, Any]) -> None:
                f"{', '.join(hist['markets'][:4])}{' ...' if len(hist['markets']) > 4 else ''}")
     click.echo(f"{windows} window(s) from {job['start']}" + (f" every {job['every_hours']:g} h" if job["every_hours"]
                                                              else "") + f"; history to {hist['to']}")
+    if job.get("optimum_skipped"):
+        click.echo(f"no optimum row: {job['optimum_skipped']}")
     click.echo("")
     if windows > 1:
         click.echo("mean over windows:")
@@ -234,6 +240,20 @@ def _print_table(summary: dict[str, Any]) -> None:
     if windows > 1:
         click.echo("\nworst window:")
         emit_rows(_table(summary, "worst"), _COLUMNS, "table", headers=_HEADERS)
+    bounds = summary.get("optimum_bounds")
+    if bounds:
+        click.echo(f"\noptimum: lower bound ${bounds['lower']:,.3f}, its plan ${bounds['upper']:,.3f} (mean over "
+                   f"windows; gap at most {100 * bounds['worst_gap']:.2f}%); x optimum is cost / the lower bound"
+                   + (f"; no plan finishes in {bounds['infeasible_windows']} window(s)"
+                      if bounds["infeasible_windows"] else ""))
+
+
+def _bounds(window: Any) -> dict[str, Any]:
+    """The optimum's bounds in one window (JSON): lower <= the true optimum <= upper (its plan)."""
+    best = window.results.get("optimum")
+    if best is None or not best.deadline_met or best.lower_bound is None:
+        return {}
+    return {"optimum_bounds": {"lower": round(best.lower_bound, 6), "upper": round(best.cost, 6)}}
 
 
 def _iso(epoch: float) -> str:

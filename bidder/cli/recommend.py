@@ -101,6 +101,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
               help="Work lost per interruption (resume time plus work since the last checkpoint).")
 @click.option("--min-savings", type=click.FloatRange(min=0, max=1), default=0.15, show_default=True,
               help="Spot must beat on-demand by this share, after overheads.")
+@click.option("--min-wait-savings", type=click.FloatRange(min=0, max=1), default=0.05, show_default=True,
+              help="Without a deadline, a wait for a lower floor must save this share of what can start now.")
 @click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="Decide as of this ISO 8601 time (e.g. for imported traces). Default: the emulator's "
@@ -112,8 +114,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int, cloud: str, market: str,
               hours: float | None,
               keep_running: bool, deadline: Any, max_price: float | None, budget: float | None, tolerance: float,
-              restart_overhead: Any, min_savings: float, refresh: bool, now_text: str | None, allow_past: bool,
-              fmt: str, db_path: str, api_url: str) -> None:
+              restart_overhead: Any, min_savings: float, min_wait_savings: float, refresh: bool, now_text: str | None,
+              allow_past: bool, fmt: str, db_path: str, api_url: str) -> None:
     """Recommend how to buy GPU time for a job: spot at which bid, on-demand, or wait.
 
     Reads the price history in the database (see `bidder collect`), estimates each market's
@@ -148,7 +150,8 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
                       work_hours=hours, keep_running=keep_running,
                       deadline=None if deadline is None else now + deadline,
                       restart_overhead_hours=restart_overhead.total_seconds() / 3600.0, market=market.lower())
-        policy = Policy(max_price=max_price, budget=budget, tolerance=tolerance, min_savings=min_savings)
+        policy = Policy(max_price=max_price, budget=budget, tolerance=tolerance, min_savings=min_savings,
+                        min_wait_savings=min_wait_savings)
         decision, info = advise(store, job, policy, now)
     finally:
         store.close()
