@@ -2,13 +2,16 @@
 
     result = run_demo(seed=0, days=3.0, workdir=Path(tmp), say=print)
 
-1. Starts the RunPod emulator in-process on a free port (real HTTP, virtual clock).
-2. Collects `history_days` of price history through the real client, 10 virtual minutes apart.
+1. Starts the emulator in-process on a free port (real HTTP, virtual clock): RunPod's GraphQL API
+   and Vast's REST API on the same server.
+2. Collects `history_days` of price history of both markets through the real clients, 10 virtual
+   minutes apart (one cycle, one request per market).
 3. Shows the current prices of the demo job's GPU types and the optimizer's recommendation.
-4. Runs a managed job (a bidder.toml written in the work folder) with `bidder tick` cycles every
-   10 virtual minutes for `days`: launches, interruptions, podBidResume, waits, moves.
-5. Reports what it spent (the ledger, checked against the emulator's own billing) against
-   running the same hours on-demand.
+4. Runs a managed job open to both markets (`market = "any"`, a bidder.toml written in the work
+   folder) with `bidder tick` cycles every 10 virtual minutes for `days`: launches, interruptions,
+   podBidResume or Vast's pause and resume, waits, moves, on whichever market is cheaper.
+5. Reports what it spent (the ledger, checked against the emulator's own billing of both markets)
+   against running the same hours on-demand.
 Everything goes through the same code as real use: collector, store, advisor, executor, tick.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bidder.advisor import advise
-from bidder.collector import collect_once
+from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import ConfigError, Infeasible, InsufficientHistory
 from bidder.executor import running_hours
 from bidder.jobs import parse_config
@@ -31,22 +34,28 @@ from bidder.sim import Emulator
 from bidder.store import Store
 from bidder.tick import job_progress, run_tick
 from bidder.units import to_iso
+from bidder.vast import VastClient
+from bidder.vast.summary import OfferFilters
+from bidder.vast_pods import VastPodApi
 
 __all__ = ["DEMO_GPUS", "DemoResult", "demo_config", "run_demo"]
 
 DEMO_GPUS = ("NVIDIA RTX A6000", "NVIDIA GeForce RTX 4090", "NVIDIA A40")
+#: The same cards on Vast (Vast's names): the demo job may run on either market.
+DEMO_VAST_GPUS = ("RTX A6000", "RTX 4090")
 _STEP = timedelta(minutes=10)
 
 
 def demo_config(days: float) -> str:
     """The bidder.toml of the demo job: 24 GPU-hours of training, due by the end of the demo."""
     hours = round(min(24.0, days * 24 * 0.5), 1)
-    gpus = ", ".join(f'"{g}"' for g in DEMO_GPUS)
+    gpus = ", ".join(f'"{g}"' for g in (*DEMO_GPUS, *DEMO_VAST_GPUS))
     return f"""# written by `bidder demo`
 max_spend_per_hour = 2.0
 
 [jobs.train]
 gpu = [{gpus}]
+market = "any"
 hours = {hours:g}
 deadline = "{days * 24:g}h"
 tolerance = "high"
@@ -97,10 +106,13 @@ def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, wor
     with Emulator(seed=seed) as emu:
         retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05)
         with RunPodClient(api_key=emu.api_key, url=emu.url, retry=retry) as client, \
+                VastClient(api_key=emu.api_key, url=emu.vast_url, retry=retry) as vast_client, \
                 Store.open(workdir / "bidder.db") as store:
+            vast = VastPodApi(vast_client, OfferFilters())
             store.clock = "emulator"  # every row below is stamped emu.now: `bidder report` in --keep DIR runs on it
             say(f"Emulator: RunPod's GraphQL API on {emu.url} (seed {seed}); virtual time {to_iso(emu.now)}")
-            snapshots = _collect_history(emu, client, store, history_days)
+            say(f"          Vast's REST API on {emu.vast_url} (same key, same clock)")
+            snapshots = _collect_history(emu, client, vast, store, history_days)
             say(f"Collected {snapshots} price snapshots over {history_days:g} simulated days "
                 f"({int(_STEP.total_seconds() // 60)} minutes apart) into {workdir / 'bidder.db'}")
             _show_prices(store, say)
@@ -112,7 +124,7 @@ def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, wor
             say(f"Managed job 'train' ({workdir / 'bidder.toml'}): {job.job.work_hours:g} GPU-hours within "
                 f"{days * 24:g} h, tolerance high, max $0.60/GPU-h; `bidder tick` every "
                 f"{int(_STEP.total_seconds() // 60)} minutes:")
-            ticks = _run_ticks(emu, client, store, config, days, say, progress)
+            ticks = _run_ticks(emu, client, vast, store, config, days, say, progress)
             result = _report(emu, store, config, snapshots, ticks, say, emu.url)
             if report_dir is not None:
                 # matplotlib loads only when a report is asked for
@@ -125,11 +137,11 @@ def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, wor
             return result
 
 
-def _collect_history(emu: Emulator, client: RunPodClient, store: Store, days: float) -> int:
+def _collect_history(emu: Emulator, client: RunPodClient, vast: VastPodApi, store: Store, days: float) -> int:
     count = 0
     end = emu.now + timedelta(days=days)
     while emu.now < end:
-        collect_once(client, store, now=emu.now)
+        collect_markets([RunPodSource(client), VastSource(vast.client, vast.filters)], store, now=emu.now)
         count += 1
         emu.advance(_STEP.total_seconds())
     return count
@@ -137,15 +149,15 @@ def _collect_history(emu: Emulator, client: RunPodClient, store: Store, days: fl
 
 def _show_prices(store: Store, say: Callable[[str], None]) -> None:
     say("Prices now (USD per GPU-hour):")
-    say(f"  {'GPU type':26s} {'cloud':9s} {'spot floor':>10s} {'on-demand':>9s}  saving")
-    for q in sorted((q for q in store.latest_quotes() if q.gpu_type_id in DEMO_GPUS and q.gpu_count == 1),
-                    key=lambda q: (q.gpu_type_id, q.cloud)):
+    say(f"  {'GPU type':26s} {'cloud':10s} {'spot floor':>10s} {'on-demand':>9s}  saving  market")
+    for q in sorted((q for q in store.latest_quotes() if q.gpu_type_id in (*DEMO_GPUS, *DEMO_VAST_GPUS)
+                     and q.gpu_count == 1), key=lambda q: (q.market, q.gpu_type_id, q.cloud)):
         if q.uninterruptable_price is None and q.minimum_bid_price is None:
             continue
         floor = "-" if q.minimum_bid_price is None else f"{q.minimum_bid_price:.3f}"
         od = "-" if q.uninterruptable_price is None else f"{q.uninterruptable_price:.3f}"
         saving = "" if q.spot_discount is None else f"{q.spot_discount * 100:.0f}%"
-        say(f"  {q.gpu_type_id:26s} {q.cloud:9s} {floor:>10s} {od:>9s}  {saving}")
+        say(f"  {q.gpu_type_id:26s} {q.cloud:10s} {floor:>10s} {od:>9s}  {saving:>6s}  {q.market}")
 
 
 def _show_recommendation(store: Store, job: Any, policy: Any, emu: Emulator, say: Callable[[str], None]) -> None:
@@ -154,9 +166,10 @@ def _show_recommendation(store: Store, job: Any, policy: Any, emu: Emulator, say
     except (Infeasible, InsufficientHistory) as exc:
         say(f"Recommendation: none ({exc})")
         return
-    what = (f"spot on {decision.gpu_type_id} ({decision.cloud}) at ${decision.bid_per_gpu:.3f}/GPU-h"
+    where = f"{decision.cloud}, {decision.market or 'runpod'}"
+    what = (f"spot on {decision.gpu_type_id} ({where}) at ${decision.bid_per_gpu:.3f}/GPU-h"
             if decision.action == "spot" else
-            f"on-demand {decision.gpu_type_id} ({decision.cloud})" if decision.action == "on_demand" else
+            f"on-demand {decision.gpu_type_id} ({where})" if decision.action == "on_demand" else
             f"wait (acts at a floor of ${decision.act_below:.3f} or less)" if decision.act_below is not None else "wait")
     say(f"Recommendation ({info.samples} samples of history): {what}")
     for reason in decision.reasons:
@@ -165,9 +178,11 @@ def _show_recommendation(store: Store, job: Any, policy: Any, emu: Emulator, say
 
 _SHOWN = {"rent_spot": "rented spot", "deploy_on_demand": "deployed on-demand", "bid_resume": "podBidResume",
           "resume": "podResume", "stop": "stopped", "terminate": "terminated"}
+_SHOWN_VAST = {**_SHOWN, "bid_resume": "raised the bid (change bid)", "resume": "started",
+               "terminate": "destroyed"}
 
 
-def _run_ticks(emu: Emulator, client: RunPodClient, store: Store, config: Any, days: float,
+def _run_ticks(emu: Emulator, client: RunPodClient, vast: VastPodApi, store: Store, config: Any, days: float,
                say: Callable[[str], None], progress: Callable[[int, int, str], None] | None = None) -> int:
     start = emu.now
     ticks = 0
@@ -179,10 +194,17 @@ def _run_ticks(emu: Emulator, client: RunPodClient, store: Store, config: Any, d
 
     def hear(event: dict[str, Any]) -> None:
         kind = event["event"]
+        on_vast = event.get("market") == "vast"
         if kind in _SHOWN and event.get("outcome") == "ok":
             bid = f" at ${event['bid_per_gpu']:.3f}/GPU-h" if event.get("bid_per_gpu") else ""
-            gpu = f" {event['gpu_type']} ({event.get('cloud')})" if event.get("gpu_type") else ""
-            say(f"{stamp()}  {_SHOWN[kind]}{gpu}{bid}" + (f"  [{event['pod_id']}]" if event.get("pod_id") else ""))
+            where = f"{event.get('cloud')}, vast" if on_vast else f"{event.get('cloud')}"
+            gpu = f" {event['gpu_type']} ({where})" if event.get("gpu_type") else ""
+            shown = (_SHOWN_VAST if on_vast else _SHOWN)[kind]
+            say(f"{stamp()}  {shown}{gpu}{bid}" + (f"  [{event['pod_id']}]" if event.get("pod_id") else ""))
+        elif kind == "resumed":
+            say(f"{stamp()}  resumed on Vast by itself (its bid is the highest again)")
+        elif kind == "interrupted" and on_vast:
+            say(f"{stamp()}  interrupted on Vast (outbid: paused, resumes by itself when its bid is the highest)")
         elif kind == "interrupted":
             text = event.get("message") or ""
             why = text.split(":", 1)[1].split(" at ", 1)[0].strip() if ":" in text else "stopped by RunPod"
@@ -200,7 +222,7 @@ def _run_ticks(emu: Emulator, client: RunPodClient, store: Store, config: Any, d
 
     end = start + timedelta(days=days)
     while emu.now < end:
-        report = run_tick(client, store, config, emu.now, events=hear)
+        report = run_tick(client, store, config, emu.now, events=hear, vast=vast)
         ticks += 1
         if progress is not None:
             progress(ticks, int(days * 86400 // _STEP.total_seconds()), "simulated ticks")
@@ -221,9 +243,10 @@ def _report(emu: Emulator, store: Store, config: Any, snapshots: int, ticks: int
     pods = store.managed_pods("train")
     observations = {p["pod_id"]: store.observations(p["pod_id"]) for p in pods}
     run_hours = sum(running_hours(o) for o in observations.values())
-    billed = sum(emu.world.true_spend(p["pod_id"]) for p in pods)
+    billed = sum(emu.vast.true_spend(int(p["pod_id"])) if p.get("market") == "vast" else emu.world.true_spend(p["pod_id"])
+                 for p in pods)
     od_prices = [q.uninterruptable_price for q in store.latest_quotes()
-                 if q.gpu_type_id in DEMO_GPUS and q.gpu_count == 1 and q.uninterruptable_price]
+                 if q.gpu_type_id in (*DEMO_GPUS, *DEMO_VAST_GPUS) and q.gpu_count == 1 and q.uninterruptable_price]
     od_price = min(od_prices) if od_prices else None
     # On-demand does the same work without interruptions: the work done, at the cheapest on-demand price.
     od_cost = (od_price or 0.0) * work
@@ -237,8 +260,11 @@ def _report(emu: Emulator, store: Store, config: Any, snapshots: int, ticks: int
                         on_demand_cost=od_cost, on_demand_price=od_price, finished=state == "finished",
                         pods=len(pods))
     say("Spend report:")
-    say(f"  {ticks} ticks, {len(pods)} pod(s), {interruptions} interruption(s); actions: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+    by_market: dict[str, int] = {}
+    for p in pods:
+        by_market[p.get("market") or "runpod"] = by_market.get(p.get("market") or "runpod", 0) + 1
+    say(f"  {ticks} ticks, {len(pods)} pod(s) ({', '.join(f'{n} on {m}' for m, n in sorted(by_market.items()))}), "
+        f"{interruptions} interruption(s); actions: " + ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
     say(f"  ran {run_hours:.2f} h, useful work {work:.2f} of {job.job.work_hours:g} h"
         + (" (finished)" if result.finished else " (not finished)"))
     say(f"  spent ${spent:.2f} by the ledger; the emulator billed ${billed:.2f}")

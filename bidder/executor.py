@@ -59,6 +59,7 @@ from bidder.errors import (
 )
 from bidder.jobs import JobConfig, PodTemplate, pod_name
 from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
+from bidder.pod_api import as_pod_api, runpod_pod_spec
 from bidder.runpod import GraphQLRequest, Pod, PodSpec, RunPodClient
 from bidder.store import SPOT_UNSUPPORTED_SINCE, Store, estimate_spend
 from bidder.units import format_duration, parse_timestamp, to_iso
@@ -132,19 +133,14 @@ def maybe_executed(error: ApiError) -> bool:
 
 
 def running_hours(observations: Sequence[dict[str, Any]]) -> float:
-    """Hours a pod ran, from its observations (the spend integral at 1 USD per hour)."""
-    return estimate_spend([{**o, "cost_per_hr": 1.0} for o in observations])
+    """Hours a pod ran, from its observations (the spend integral at 1 USD per hour, no storage)."""
+    return estimate_spend([{**o, "cost_per_hr": 1.0, **({"storage_per_hr": 0.0} if o.get("storage_per_hr") is not None
+                                                        else {})} for o in observations])
 
 
 def pod_spec(template: PodTemplate, name: str, gpu_type_id: str, gpu_count: int, cloud: str) -> PodSpec:
-    """The create input for one attempt: the job's template on the chosen market."""
-    has_volume = template.volume > 0 or template.network_volume is not None
-    return PodSpec(name=name, image_name=template.image, gpu_type_id=gpu_type_id, gpu_count=gpu_count,
-                   cloud_type=cloud, container_disk_in_gb=template.disk,
-                   volume_in_gb=template.volume if template.volume > 0 else None,
-                   volume_mount_path=template.mount if has_volume else None, ports=template.ports,
-                   env=template.env, template_id=template.template_id, network_volume_id=template.network_volume,
-                   data_center_id=template.data_center, docker_args=template.docker_args)
+    """The create input for one attempt: the job's template on the chosen RunPod market."""
+    return runpod_pod_spec(template, name, gpu_type_id, gpu_count, cloud)
 
 
 @dataclass(frozen=True)
@@ -213,8 +209,14 @@ class Executor:
     def __init__(self, client: RunPodClient, store: Store, *, dry_run: bool = False,
                  events: Callable[[dict[str, Any]], None] | None = None, max_spend_per_hour: float | None = None,
                  spot_recheck: timedelta = timedelta(days=1),
-                 advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None) -> None:
+                 advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None,
+                 markets: Sequence[str] | None = None) -> None:
+        # `client` is a PodApi (bidder.pod_api): RunPod's client as it is, or bidder.vast_pods.VastPodApi.
         self.client = client
+        self.api = as_pod_api(client)
+        self.market: str = self.api.market
+        #: The markets a decision may choose among (`any`): this one, unless the tick routes several.
+        self.markets: tuple[str, ...] = tuple(markets) if markets else (self.market,)
         self.store = store
         self.dry_run = dry_run
         self.max_spend_per_hour = max_spend_per_hour
@@ -227,6 +229,8 @@ class Executor:
     def emit(self, now: datetime, event: str, **fields: Any) -> dict[str, Any]:
         record: dict[str, Any] = {"ts": to_iso(now), "event": event}
         record.update({k: v for k, v in fields.items() if v is not None})
+        if self.market != "runpod":  # RunPod's events read as they always did
+            record.setdefault("market", self.market)
         if self.dry_run:
             record["dry_run"] = True
         self.log.append(record)
@@ -237,15 +241,19 @@ class Executor:
     # -- deciding ----------------------------------------------------------------------------------
     def decide(self, job: JobSpec, policy: Policy, now: datetime, progress: JobProgress | None = None) -> Decision:
         """The optimizer's decision through the advisor (latest quotes + history), with the spot
-        memory applied to the policy. This executor acts on RunPod only, so a job open to any market
-        is decided among RunPod's (a Vast job is refused before anything is sent)."""
-        policy = self.effective_policy(policy)
+        memory applied to the policy (RunPod's spot memory says nothing about Vast: a job open to
+        both keeps Vast's spot). A job open to any market is decided among `self.markets`; a job
+        on a market that is not configured is refused before anything is sent."""
         market = (job.market or "any").lower()
-        if market not in ("any", "runpod"):
-            raise ConfigError(f"the executor cannot act on market {job.market!r} yet (RunPod only): "
-                              "use --market runpod, or `bidder recommend` to compare markets", key="market")
-        if market == "any":
-            job = replace(job, market="runpod")
+        if market != "any" and market not in self.markets:
+            raise ConfigError(f"market {job.market!r} is not configured here (markets: {', '.join(self.markets)}): "
+                              + ("set VAST_API_KEY (or vast_api_key in the config file) for Vast" if market == "vast"
+                                 else "set RUNPOD_API_KEY for RunPod"), key="market")
+        if market == "any" and len(self.markets) == 1:
+            job = replace(job, market=self.markets[0])
+            market = self.markets[0]
+        if market == "runpod":
+            policy = self.effective_policy(policy)
         if self._advise is not None:
             return self._advise(job, policy, now, progress)
         from bidder.advisor import advise
@@ -332,8 +340,8 @@ class Executor:
 
     def _on_demand_price(self, gpu_type_id: str, cloud: str, gpu_count: int) -> float | None:
         best = None
-        for q in self.store.latest_quotes():
-            if q.key == (gpu_type_id, cloud, gpu_count):  # a RunPod key (the only market acted on here)
+        for q in self.store.latest_quotes(self.market):
+            if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
                 best = q.uninterruptable_price
         return best
 
@@ -343,6 +351,8 @@ class Executor:
         seen: set[tuple[str, str, str]] = set()
         for d in (decision, *decision.alternatives):
             if d.action == "wait" or d.gpu_type_id is None or d.cloud is None:
+                continue
+            if (d.market or "runpod") != self.market:  # another market's plan: its own executor acts on it
                 continue
             key = (d.action, d.gpu_type_id, d.cloud)
             if key in seen:
@@ -473,7 +483,7 @@ class Executor:
                       bid_per_gpu=cand.bid_per_gpu, message=why_not)
             return self._attempt(config, cand, "refused", why_not, cost=cost), None, None
         attempt_no, name = self.next_name(config)
-        spec = pod_spec(config.template, name, cand.gpu_type_id, g, cand.cloud)
+        spec = self.api.spec(config.template, name, cand.gpu_type_id, g, cand.cloud, max_price_per_gpu=policy.max_price)
         kind = "rent_spot" if cand.kind == "spot" else "deploy_on_demand"
         ledger: dict[str, Any] = {"job": config.name, "kind": kind, "gpu_type_id": cand.gpu_type_id,
                                   "cloud": cand.cloud, "gpu_count": g, "bid_per_gpu": cand.bid_per_gpu,
@@ -489,7 +499,7 @@ class Executor:
             return self._attempt(config, cand, "dry_run", "not sent (dry run)", name, cost=cost), None, request
         # The name is reserved before the call: a lost answer is found by it later, never re-created blindly.
         self.store.save_job_state(config.name, attempts=attempt_no, pending_name=name, pending_since=now,
-                                  reuse_name=None)
+                                  reuse_name=None, pending_market=self.market)
         action = self.store.begin_action(now, **ledger)
         try:
             if cand.kind == "spot":
@@ -551,8 +561,9 @@ class Executor:
         """Start managing `pod` as the job's pod."""
         self.store.add_pod(pod.id, job=config.name, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
                            gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind,
-                           bid_per_gpu=bid if kind == "spot" else None, created=now)
+                           bid_per_gpu=bid if kind == "spot" else None, created=now, market=self.market)
         self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
+        self._record_billing(pod.id, pod, now)  # Vast bills storage from the create on
         state = self.store.job_state(config.name) or {}
         self.store.save_job_state(config.name, pod_id=pod.id, state="running", started=state.get("started") or now,
                                   pending_name=None, pending_since=None, updated=now)
@@ -617,13 +628,14 @@ class Executor:
                               f"the job's pod")
             return
         self.store.add_pod(pod.id, job=config.name, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
-                           gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind, bid_per_gpu=bid, created=now)
+                           gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind, bid_per_gpu=bid, created=now,
+                           market=self.market)
         self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
         self.observe(self.store.pod(pod.id) or {"pod_id": pod.id}, pod, now)
         why = f"pod {pod.id} named {name} appeared late, after the job had moved on: retired"
         self.emit(now, "stray", job=config.name, pod_id=pod.id, name=name, message=why)
         row = self.store.pod(pod.id) or {"pod_id": pod.id, "job": config.name}
-        terminate = config.on_finish == "terminate"
+        terminate = config.on_finish == "terminate" or self.market == "vast"  # a Vast disk bills until destroyed
         if terminate or row.get("desired_status") == "RUNNING":
             self.stop_pod(row, now, reason=why, terminate=terminate, state="retired")
         else:
@@ -702,6 +714,7 @@ class Executor:
             return "gone"
         status = pod.desired_status or "UNKNOWN"
         was_running = row.get("desired_status") == "RUNNING"
+        billing = _billing(pod)
         why = self.implausible(row, pod, now)
         if why is not None:
             log.warning("ignored an impossible poll: %s", why)
@@ -722,7 +735,9 @@ class Executor:
             outcome = "interrupted"
         if self.dry_run:
             return outcome
-        if status == "RUNNING":
+        if billing is not None:  # Vast: what it bills (total running time, compute rate, storage), exact
+            self._record_billing(pod_id, pod, now)
+        elif status == "RUNNING":
             uptime: float | None = pod.uptime_seconds
             if uptime is None:  # container still starting: billed from the start of the run
                 start = self.run_start(pod_id, now)
@@ -788,6 +803,15 @@ class Executor:
         self.store.record_observation(when, pod_id, desired_status="EXITED", cost_per_hr=cost, uptime_seconds=uptime)
         return when
 
+    def _record_billing(self, pod_id: str, pod: Pod | None, now: datetime) -> None:
+        """A billing observation (Vast): see `bidder.store.estimate_spend`. Nothing for RunPod's pods."""
+        billing = _billing(pod)
+        if billing is None or self.dry_run or pod is None:
+            return
+        storage, compute, running = billing
+        self.store.record_observation(now, pod_id, desired_status=pod.desired_status or "UNKNOWN",
+                                      cost_per_hr=compute, uptime_seconds=running, storage_per_hr=storage)
+
     # -- resuming and stopping ---------------------------------------------------------------------
     def resume(self, config: JobConfig, row: dict[str, Any], decision: Decision, policy: Policy, now: datetime,
                *, job_spent: float, hours_ahead: float = 1.0) -> tuple[Attempt, GraphQLRequest | None]:
@@ -839,6 +863,7 @@ class Executor:
                 raise
             return self._attempt(config, cand, outcome, str(exc), row.get("name") or "", pod_id, cost), None
         self._finish(action, now, "ok", pod_id=pod_id)
+        self._record_billing(pod_id, pod, now)  # a new bid bills from now (Vast)
         fields: dict[str, Any] = {"desired_status": pod.desired_status or "RUNNING", "last_seen": now}
         if spot:
             fields["bid_per_gpu"] = cand.bid_per_gpu
@@ -877,13 +902,21 @@ class Executor:
             self.emit(now, kind, outcome="error", error=str(exc), **_event_fields(ledger))
             raise
         self._finish(action, now, "ok", pod_id=pod_id)
-        if was_running:
+        if was_running and self.market == "runpod":  # a Vast pod's poll at `now` holds its running total
             self._record_exit(pod_id, None, now, now)
         self.store.set_pod_state(pod_id, state=state or ("terminated" if terminate else "stopped"),
                                  desired_status="TERMINATED" if terminate else "EXITED", ended=now, last_seen=now,
                                  note=reason)
         self.emit(now, kind, outcome="ok", **_event_fields(ledger))
         return None
+
+
+def _billing(pod: Pod | None) -> tuple[float, float | None, float | None] | None:
+    """(storage, compute rate, total running seconds) of a pod whose market bills storage (Vast), or None."""
+    storage = getattr(pod, "storage_per_hr", None)
+    if pod is None or storage is None:
+        return None
+    return float(storage), pod.cost_per_hr, getattr(pod, "running_seconds", None)
 
 
 def _event_fields(ledger: dict[str, Any]) -> dict[str, Any]:

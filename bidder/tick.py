@@ -22,6 +22,11 @@ The cycle, safe to run every minute:
    - a create that may still land (`pending_name`) → nothing else is rented for the job meanwhile.
 A job's state is re-read before the tick acts on it and, in one transaction, before it is saved: a
 stop the user decided meanwhile stands, and a pod this tick restarted is stopped again.
+Markets: with `vast` (a `bidder.vast_pods.VastPodApi`), Vast is collected in the same cycle, its
+instances are listed once per tick, and each pod is acted on by its market's executor (one per
+market, sharing the store and the event log); a job open to `any` market is decided over both. An
+outbid Vast instance is paused, not stopped: the same plan at the same bid sends nothing (it resumes
+by itself), a higher bid is sent as a change of bid, and a move destroys it.
 Nothing reads the clock here: `now` comes from the caller (wall clock, or the emulator's).
 """
 
@@ -33,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bidder.collector import collect_once
+from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import ApiError, ConfigError, Infeasible, InsufficientHistory, SpotUnsupported
 from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Executor, exit_time, running_hours
 from bidder.gpu_names import resolve_gpu_types
@@ -155,16 +160,28 @@ def reopen_stopped_pod(store: Store, name: str) -> str | None:
 
 
 class _Tick:
-    def __init__(self, client: RunPodClient, store: Store, config: Config, now: datetime, ex: Executor) -> None:
+    def __init__(self, client: RunPodClient | None, store: Store, config: Config, now: datetime, ex: Executor,
+                 others: dict[str, Executor] | None = None) -> None:
         self.client, self.store, self.config, self.now, self.ex = client, store, config, now, ex
+        #: One executor per market (same store and event log): RunPod's is `ex`, Vast's when configured.
+        self.exs: dict[str, Executor] = {ex.market: ex, **(others or {})}
         self.report = TickReport(now)
         self.listing: list[Pod] = []
+        self.listings: dict[str, list[Pod]] = {}
         self.outcomes: dict[str, str] = {}
         self.seen: dict[str, dict[str, Any]] = {}   # each job's state as this tick first read it
         self.overruled: set[str] = set()             # jobs the user stopped while this tick acted
         # False when the listing left out a pod the ledger has active: its absences prove nothing.
         self.listing_trusted = True
         self.unknown: dict[str, str] = {}  # job -> why one of its pods is in an unknown state
+
+    def ex_for(self, market: str | None) -> Executor:
+        """The executor acting on `market` (a pod row's market, a decision's market); never another
+        market's (`handle` leaves a job whose pod is on a market this tick cannot reach)."""
+        ex = self.exs.get(market or "runpod")
+        if ex is None:
+            raise ConfigError(f"market {market or 'runpod'} is not configured for this tick", key="market")
+        return ex
 
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
@@ -212,48 +229,63 @@ class _Tick:
         return False
 
     def collect(self, max_age: timedelta) -> None:
-        last = self.store.last_collection_ts(market="runpod")  # the market this tick collects
-        if last is not None and self.now - last < max_age:
+        lasts = [self.store.last_collection_ts(market=m) for m in self.exs]  # the markets this tick collects
+        if all(last is not None and self.now - last < max_age for last in lasts):
             return
         counts = sorted({1} | {j.job.gpu_count for j in self.config.jobs.values()})
-        result = collect_once(self.client, self.store, now=self.now, gpu_counts=counts)
+        sources: list[object] = [RunPodSource(self.client, counts)] if "runpod" in self.exs else []
+        vast = self.exs.get("vast")
+        if vast is not None:  # one cycle, one request per market, one transaction
+            sources.append(VastSource(vast.client.client, vast.client.filters))
+        result = collect_markets(sources, self.store, now=self.now)
         self.report.collected = True
         self.ex.emit(self.now, "collect", quotes=result.quotes)
-        quotes = self.store.latest_quotes("runpod")  # spot's end is RunPod's alone
+        quotes = self.store.latest_quotes("runpod") if "runpod" in self.exs else []  # spot's end is RunPod's alone
         if (not self.ex.spot_blocked() and any(q.uninterruptable_price for q in quotes)
                 and not any(q.minimum_bid_price for q in quotes)):
             # RunPod's other sign of the end of spot: on-demand prices, and no spot floor on any type.
             self.ex.mark_spot_unsupported(self.now, reason="the newest snapshot: no GPU type shows a spot price")
 
     def poll(self) -> None:
+        """One listing per market with a managed pod or a create awaiting its answer."""
         active = self.store.managed_pods(states=["active"])
         # Any job that ever created a pod: a create that lands late is found by its name in the listing.
         created = any((self.store.job_state(name) or {}).get("attempts") for name in self.config.jobs)
         if not active and not created:
             return
-        self.listing = self.client.pods()
-        by_id = {p.id: p for p in self.listing}
-        for row in active:
-            pod = by_id.get(row["pod_id"])
-            if pod is None:
-                # A listing without a pod bidder did not end is no proof that it ended: ask for it.
-                self.listing_trusted = False
-                try:
-                    pod = self.ex.confirm(row["pod_id"])
-                except ApiError as exc:
-                    self.outcomes[row["pod_id"]] = "unknown"
-                    self.unknown[row.get("job") or ""] = (f"pod {row['pod_id']} is missing from the pod list and "
-                                                          f"could not be looked up ({exc}); nothing is done for "
-                                                          "this job until its state is known")
-                    self.ex.emit(self.now, "unknown", job=row.get("job"), pod_id=row["pod_id"], error=str(exc))
-                    continue
-            outcome = self.ex.observe(row, pod, self.now)
-            self.outcomes[row["pod_id"]] = outcome
-            if outcome == "stopped_by_bidder":
-                self._own_stop_done(row)
-            if outcome == "interrupted" and pod is not None:
-                self.ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
-                             message=pod.last_status_change, summary=interruption_summary(pod.last_status_change))
+        for market, ex in self.exs.items():
+            rows = [r for r in active if (r.get("market") or "runpod") == market]
+            if not rows and not created:
+                continue
+            listing = ex.client.pods()
+            self.listings[market] = listing
+            if market == self.ex.market:
+                self.listing = listing
+            by_id = {p.id: p for p in listing}
+            for row in rows:
+                pod = by_id.get(row["pod_id"])
+                if pod is None:
+                    # A listing without a pod bidder did not end is no proof that it ended: ask for it.
+                    self.listing_trusted = False
+                    try:
+                        pod = ex.confirm(row["pod_id"])
+                    except ApiError as exc:
+                        self.outcomes[row["pod_id"]] = "unknown"
+                        self.unknown[row.get("job") or ""] = (f"pod {row['pod_id']} is missing from the pod list and "
+                                                              f"could not be looked up ({exc}); nothing is done for "
+                                                              "this job until its state is known")
+                        ex.emit(self.now, "unknown", job=row.get("job"), pod_id=row["pod_id"], error=str(exc))
+                        continue
+                outcome = ex.observe(row, pod, self.now)
+                self.outcomes[row["pod_id"]] = outcome
+                if outcome == "stopped_by_bidder":
+                    self._own_stop_done(row)
+                if outcome == "running" and market == "vast" and row.get("desired_status") != "RUNNING":
+                    ex.emit(self.now, "resumed", job=row.get("job"), pod_id=row["pod_id"],
+                            message="resumed by itself: its bid is the highest again")
+                if outcome == "interrupted" and pod is not None:
+                    ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
+                            message=pod.last_status_change, summary=interruption_summary(pod.last_status_change))
 
     def _own_stop_done(self, row: dict[str, Any]) -> None:
         """bidder's own stop of this pod went through unconfirmed: the job ends where that stop meant
@@ -288,8 +320,9 @@ class _Tick:
         self.store.set_pod_state(row["pod_id"], state="active")
         self.store.save_job_state(jc.name, restop=row["pod_id"])
         try:
-            self.ex.stop_pod(self.store.pod(row["pod_id"]) or row, self.now,
-                             reason="the user stopped the job while a tick acted on it", state="stopped")
+            self.ex_for(row.get("market")).stop_pod(self.store.pod(row["pod_id"]) or row, self.now,
+                                                    reason="the user stopped the job while a tick acted on it",
+                                                    state="stopped")
         except ApiError as exc:
             log.warning("job %s: pod %s could not be stopped again (%s); the next tick tries again",
                         jc.name, row["pod_id"], exc)
@@ -313,8 +346,9 @@ class _Tick:
             elif restop is not None:
                 self.store.save_job_state(jc.name, restop=None)
             if not self.ex.dry_run:  # even a held job's late creates are watched, and retired
-                for stray in self.ex.strays(jc, self.listing, include_pending=True):
-                    self.ex.take_stray(jc, stray, self.now, keep=False)
+                for market, ex in self.exs.items():
+                    for stray in ex.strays(jc, self.listings.get(market, []), include_pending=True):
+                        ex.take_stray(jc, stray, self.now, keep=False)
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
             return self._report(jc, "unknown", self.unknown[jc.name])
@@ -323,19 +357,29 @@ class _Tick:
                                                f"{state['pending_name']} may exist: nothing is created this tick")
         if not self.ex.dry_run and state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
-            self.ex.adopt_pending(jc, self.listing, self.now)
+            market = state.get("pending_market") or "runpod"
+            if market not in self.exs:  # never create again while a create on an unreachable market may land
+                return self._report(jc, "unknown", f"a create on {market} named {state['pending_name']} awaits its "
+                                                   f"answer, and this tick cannot reach {market}: nothing is created")
+            self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now)
         if not self.ex.dry_run:
-            for stray in self.ex.strays(jc, self.listing):
-                # A create that landed after bidder stopped looking: watched from now on, never left running.
-                keep = (not self.store.managed_pods(jc.name, states=["active"]) and not self.ex.pending(jc)
-                        and state.get("state") not in ("finished", "budget_stopped")
-                        and not state.get("stop_requested"))
-                self.ex.take_stray(jc, stray, self.now, keep=keep)
+            for market, ex in self.exs.items():
+                for stray in ex.strays(jc, self.listings.get(market, [])):
+                    # A create that landed after bidder stopped looking: watched from now on, never left running.
+                    keep = (not self.store.managed_pods(jc.name, states=["active"]) and not ex.pending(jc)
+                            and state.get("state") not in ("finished", "budget_stopped")
+                            and not state.get("stop_requested"))
+                    ex.take_stray(jc, stray, self.now, keep=keep)
         rows = self.store.managed_pods(jc.name, states=["active"])
+        unreachable = sorted({r.get("market") or "runpod" for r in rows} - set(self.exs))
+        if unreachable:  # a pod on a market this tick has no key for: nothing is known of it, nothing is done
+            why = (f"its pod is on {unreachable[0]}, which this tick cannot reach: set "
+                   f"{'VAST_API_KEY' if unreachable[0] == 'vast' else 'RUNPOD_API_KEY'}; nothing is done for it")
+            return self._report(jc, "unknown", why, rows[-1]["pod_id"])
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
-            terminate = jc.on_finish == "terminate"
-            self.ex.stop_pod(extra, self.now, reason=f"the job moved to pod {rows[-1]['pod_id']}",
+            terminate = jc.on_finish == "terminate" or extra.get("market") == "vast"
+            self.ex_for(extra.get("market")).stop_pod(extra, self.now, reason=f"the job moved to pod {rows[-1]['pod_id']}",
                              terminate=terminate, state="retired")
         work, spent, interruptions = job_progress(self.store, jc, save=not self.ex.dry_run)
         started = state.get("started")
@@ -386,7 +430,7 @@ class _Tick:
         progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions,
                                current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
                                current_action="spot" if row["kind"] == "spot" else "on_demand",
-                               current_bid_per_gpu=row.get("bid_per_gpu"))
+                               current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
         return self._restart(jc, job, policy, row, progress, state)
 
     def hours_ahead(self, jc: JobConfig, work: float, gpu_type_id: str | None) -> float:
@@ -400,7 +444,8 @@ class _Tick:
     def _running(self, jc: JobConfig, job: JobSpec, row: dict[str, Any], policy: Policy, spent: float, work: float,
                  interruptions: int) -> JobReport:
         last = self.store.last_observation(row["pod_id"])
-        rate = float((last or {}).get("cost_per_hr") or 0.0)
+        # Vast bills storage on top of the compute rate: the hours ahead cost both.
+        rate = float((last or {}).get("cost_per_hr") or 0.0) + float((last or {}).get("storage_per_hr") or 0.0)
         ahead = self.hours_ahead(jc, work, row.get("gpu_type_id"))
         if policy.budget is not None and spent + rate * ahead > policy.budget + 1e-9:
             span = "the next hour" if ahead >= 1.0 else f"the {ahead:.2f} h of work left"
@@ -411,7 +456,7 @@ class _Tick:
             done = {"state": "budget_stopped", "note": why, "budget_at_stop": policy.budget}
             self._save(jc, stop_intent={"pod_id": row["pod_id"], "job": done})
             try:
-                self.ex.stop_pod(row, self.now, reason=why)
+                self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why)
             except ApiError as exc:
                 message = f"{why}? not confirmed: the stop failed ({exc}); the next tick looks again"
                 return self._report(jc, "running", message, row["pod_id"])
@@ -431,7 +476,7 @@ class _Tick:
                 return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                                  interruptions=interruptions), spent)
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
-        message = f"running on {row['gpu_type_id']} ({row['cloud']}) {kind}: ${rate:.3f}/h"
+        message = f"running on {row['gpu_type_id']} ({_where(row['cloud'], row.get('market'))}) {kind}: ${rate:.3f}/h"
         self._save(jc, state="running", pod_id=row["pod_id"], note=message, resume_failures=None)
         return self._report(jc, "running", message, row["pod_id"])
 
@@ -475,8 +520,8 @@ class _Tick:
         decision = self._decide(job, policy, progress)
         if isinstance(decision, str) or decision.action == "wait":
             return self._wait(jc, decision)
-        result = self.ex.launch(jc, job, policy, decision, self.now, job_spent=spent,
-                                hours_ahead=self.hours_ahead(jc, progress.work_done_hours, None))
+        result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent,
+                                                     hours_ahead=self.hours_ahead(jc, progress.work_done_hours, None))
         tries = "; ".join(f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message
                                                                                  and a.outcome != "ok" else "")
                           for a in result.attempts)
@@ -484,7 +529,8 @@ class _Tick:
         if result.pod is not None and result.attempt is not None:
             a = result.attempt
             what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
-            message = f"launched {a.name} on {a.gpu_type_id} ({a.cloud}) {what}" + (f"; {notes}" if notes else "")
+            message = (f"launched {a.name} on {a.gpu_type_id} ({_where(a.cloud, decision.market)}) {what}"
+                       + (f"; {notes}" if notes else ""))
             self._save(jc, state="running", pod_id=result.pod.id, note=message)
             return self._report(jc, "running", message, result.pod.id)
         if self.ex.dry_run and result.requests:
@@ -500,11 +546,16 @@ class _Tick:
         if isinstance(decision, str) or decision.action == "wait":
             return self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
         same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
-                and decision.action == ("spot" if row["kind"] == "spot" else "on_demand"))
+                and decision.action == ("spot" if row["kind"] == "spot" else "on_demand")
+                and (decision.market or "runpod") == (row.get("market") or "runpod"))
         failures = int(state.get("resume_failures") or 0)
+        if same and row.get("market") == "vast" and row["kind"] == "spot" and not _raises(decision, row):
+            # Vast: an outbid instance resumes by itself when its bid is the highest again; a bid at or
+            # below the standing one changes nothing, so nothing is sent.
+            return self._vast_resumed(jc, row, row.get("bid_per_gpu"))
         if same and failures < RESUME_FAILURES_BEFORE_MOVE:
             try:
-                attempt, request = self.ex.resume(
+                attempt, request = self.ex_for(row.get("market")).resume(
                     jc, row, decision, policy, self.now, job_spent=progress.spent,
                     hours_ahead=self.hours_ahead(jc, progress.work_done_hours, row["gpu_type_id"]))
             except SpotUnsupported as exc:
@@ -515,6 +566,8 @@ class _Tick:
                                           f"{fallback if isinstance(fallback, str) else fallback.reasons[0]}",
                                       row["pod_id"])
                 return self._move(jc, job, policy, row, fallback, progress.spent, note=SPOT_GONE_MESSAGE)
+            if attempt.outcome == "ok" and row.get("market") == "vast":
+                return self._vast_resumed(jc, row, attempt.bid_per_gpu)
             if attempt.outcome == "ok":
                 what = f"podBidResume at ${attempt.bid_per_gpu:.3f}/GPU-h" if row["kind"] == "spot" else "podResume"
                 message = f"resumed {row['pod_id']} on {row['gpu_type_id']} ({row['cloud']}): {what}"
@@ -532,22 +585,23 @@ class _Tick:
     def _move(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], decision: Decision,
               spent: float, note: str | None = None) -> JobReport:
         """A new pod where the decision says; the old (stopped) one is retired so the job has one pod."""
-        result = self.ex.launch(jc, job, policy, decision, self.now, job_spent=spent)
+        result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent)
         if result.pod is None or result.attempt is None:
             tries = "; ".join(f"{a.kind} {a.gpu_type_id}: {a.outcome}" for a in result.attempts)
             if self.ex.dry_run and result.requests:
                 return self._report(jc, "dry_run", f"would move to {tries}", row["pod_id"])
             return self._wait(jc, "could not move the job: " + "; ".join(x for x in (tries, *result.notes) if x),
                               row["pod_id"])
-        terminate = jc.on_finish == "terminate"
-        self.ex.stop_pod(row, self.now, reason=f"the job moved to pod {result.pod.id}", terminate=terminate,
-                         state="retired")
+        # A Vast instance left behind bills storage and cannot carry its disk elsewhere: destroyed.
+        terminate = jc.on_finish == "terminate" or row.get("market") == "vast"
+        self.ex_for(row.get("market")).stop_pod(row, self.now, reason=f"the job moved to pod {result.pod.id}",
+                                                terminate=terminate, state="retired")
         a = result.attempt
         what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
-        parts = [f"moved to {a.name} on {a.gpu_type_id} ({a.cloud}) {what}"]
+        parts = [f"moved to {a.name} on {a.gpu_type_id} ({_where(a.cloud, decision.market)}) {what}"]
         if note:
             parts.insert(0, note)
-        if jc.template.volume > 0 and jc.template.network_volume is None:
+        if jc.template.volume > 0 and jc.template.network_volume is None and row.get("market") != "vast":
             parts.append(f"warning: the volume stays with the old pod {row['pod_id']} "
                          + ("(terminated with it)" if terminate else "(stopped, still billed)")
                          + "; the new pod starts with an empty volume (use network_volume to carry data)")
@@ -558,10 +612,28 @@ class _Tick:
 
     def _finish(self, jc: JobConfig, row: dict[str, Any], reason: str) -> None:
         terminate = jc.on_finish == "terminate"
-        if terminate or row.get("desired_status") == "RUNNING":
-            self.ex.stop_pod(row, self.now, reason=reason, terminate=terminate)
+        # A paused Vast instance resumes by itself: a finished job's instance is stopped even when paused.
+        if terminate or row.get("desired_status") == "RUNNING" or row.get("market") == "vast":
+            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=reason, terminate=terminate)
         elif not self.ex.dry_run:
             self.store.set_pod_state(row["pod_id"], state="stopped", ended=self.now, note=reason)
+
+    def _vast_resumed(self, jc: JobConfig, row: dict[str, Any], bid: float | None) -> JobReport:
+        """After a Vast bid_resume: the bid now stands; the instance runs if it is the highest, else it
+        waits paused (billing storage) and resumes by itself when it is."""
+        pod = self.store.pod(row["pod_id"]) or row
+        old = row.get("bid_per_gpu")
+        raised = bid is not None and old is not None and bid > old + 1e-9
+        what = f"bid raised from ${old:.3f} to ${bid:.3f}/GPU-h" if raised else f"bid ${bid or 0:.3f}/GPU-h kept"
+        if pod.get("desired_status") == "RUNNING":
+            message = f"{row['pod_id']} on {row['gpu_type_id']} (vast) runs again: {what}"
+            self._save(jc, state="running", note=message, resume_failures=None)
+            return self._report(jc, "running", message, row["pod_id"])
+        message = (f"{row['pod_id']} on {row['gpu_type_id']} (vast) is paused (outbid): {what}; it resumes by itself "
+                   "when its bid is the highest again (storage billed meanwhile)")
+        self.ex.emit(self.now, "wait", job=jc.name, pod_id=row["pod_id"], message=message)
+        self._save(jc, state="waiting", note=message)
+        return self._report(jc, "waiting", message, row["pod_id"])
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def _save(self, jc: JobConfig, **fields: Any) -> None:
@@ -579,11 +651,34 @@ class _Tick:
                          float(job_state.get("work_done_hours") or 0.0))
 
 
-def run_tick(client: RunPodClient, store: Store, config: Config, now: datetime, *, dry_run: bool = False,
+def _raises(decision: Decision, row: dict[str, Any]) -> bool:
+    """True when the decision bids above the pod's standing bid (or the pod has none)."""
+    old = row.get("bid_per_gpu")
+    return old is None or (decision.bid_per_gpu is not None and decision.bid_per_gpu > float(old) + 1e-9)
+
+
+def _where(cloud: str | None, market: str | None) -> str:
+    return f"{cloud}, vast" if market == "vast" else f"{cloud}"
+
+
+def run_tick(client: RunPodClient | None, store: Store, config: Config, now: datetime, *, dry_run: bool = False,
              events: Callable[[dict[str, Any]], None] | None = None,
-             advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None) -> TickReport:
-    """One cycle under the exclusive tick lock (LockHeld at once if another tick holds it)."""
+             advise: Callable[[JobSpec, Policy, datetime, JobProgress | None], Decision] | None = None,
+             vast: Any | None = None) -> TickReport:
+    """One cycle under the exclusive tick lock (LockHeld at once if another tick holds it). `vast` (a
+    `bidder.vast_pods.VastPodApi`) adds Vast: collected in the same cycle, its pods polled, and jobs
+    with market `vast` or `any` decided and acted on there too. `client` None (no RunPod key): Vast alone."""
+    if client is None and vast is None:
+        raise ConfigError("no market to act on: set RUNPOD_API_KEY or VAST_API_KEY", key="api_key")
+    markets = tuple(m for m, api in (("runpod", client), ("vast", vast)) if api is not None)
     with store.exclusive_lock("tick"):
-        ex = Executor(client, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
-                      spot_recheck=config.spot_recheck, advise=advise)
-        return _Tick(client, store, config, now, ex).run()
+        first = client if client is not None else vast
+        ex = Executor(first, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
+                      spot_recheck=config.spot_recheck, advise=advise, markets=markets)
+        others: dict[str, Executor] = {}
+        if vast is not None and client is not None:
+            vex = Executor(vast, store, dry_run=dry_run, events=events, max_spend_per_hour=config.max_spend_per_hour,
+                           spot_recheck=config.spot_recheck, advise=advise, markets=markets)
+            vex.log = ex.log  # one event log for the report
+            others["vast"] = vex
+        return _Tick(client, store, config, now, ex, others).run()

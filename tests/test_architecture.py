@@ -41,7 +41,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("store", ("bidder.store", "bidder.collector")),
     Layer("market", ("bidder.market",)),
     Layer("optimizer", ("bidder.optimizer", "bidder.advisor")),
-    Layer("executor", ("bidder.executor", "bidder.jobs")),
+    Layer("executor", ("bidder.executor", "bidder.jobs", "bidder.pod_api", "bidder.vast_pods")),
     Layer("tick", ("bidder.tick",)),
     # The emulator stands beside the house: it speaks the APIs' wire formats and shares only
     # neutral types; it never imports a client, the store, the executor or the CLI.

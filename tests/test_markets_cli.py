@@ -157,7 +157,7 @@ def test_the_runpod_executor_decides_among_runpods_quotes_and_refuses_vast(dbs, 
     with Store.open(both) as store, RunPodClient(api_key=TEST_API_KEY, url=emulator.url) as client:
         ex = Executor(client, store, dry_run=True)
         assert ex.decide(job, Policy(), NOW).market == "runpod"  # Vast is cheaper here, but not actionable
-        with pytest.raises(ConfigError, match="cannot act on market 'vast'"):
+        with pytest.raises(ConfigError, match="market 'vast' is not configured"):
             ex.decide(replace(job, market="vast"), Policy(), NOW)
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections import defaultdict
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
 
 import httpx
 
@@ -30,3 +34,15 @@ def spec(label: str = "bidder-job-1") -> InstanceSpec:
 def cheapest(offers: list[Offer], num_gpus: int | None = None) -> Offer:
     fits = [o for o in offers if o.min_bid is not None and (num_gpus is None or o.num_gpus == num_gpus)]
     return min(fits, key=lambda o: o.min_bid or 0)
+
+
+def seed_vast_history(store: Any, emu: Emulator, days: float = 3.5, gpu_names: tuple[str, ...] = ("RTX 4090",)) -> None:
+    """`days` of the emulator's Vast market (5-minute quotes, as `bidder sim trace --market vast`
+    writes them) stored as Vast's history, ending at the emulator's now."""
+    from bidder.sim.vast_world import generate_vast_quotes
+
+    by_ts: dict[Any, list[Any]] = defaultdict(list)
+    for q in generate_vast_quotes(emu.seed, days, 300, list(gpu_names), start=emu.now - timedelta(days=days)):
+        by_ts[q.ts].append(replace(q, market="vast"))
+    for ts in sorted(by_ts):
+        store.record_collection(ts, by_ts[ts], duration_s=0.0, market="vast")

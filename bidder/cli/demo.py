@@ -30,11 +30,12 @@ Example:
               help="Keep the database, bidder.toml and the HTML report (DIR/report) in DIR (default: a "
                    "temporary folder, removed; the report goes to a folder of its own, printed at the end).")
 def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
-    """Run all of bidder against its embedded RunPod emulator: no account, no money, about 20 s.
+    """Run all of bidder against its embedded emulator (RunPod and Vast): no account, no money, about 20 s.
 
-    Starts the emulator on a free port, collects price history on its virtual clock, shows prices and
-    a recommendation, then runs a managed job with `bidder tick` every 10 simulated minutes
-    (launch, interruptions, podBidResume, waits) and reports its spend against on-demand. Ends by
+    Starts the emulator on a free port, collects both markets' price history on its virtual clock,
+    shows prices and a recommendation, then runs a managed job open to both markets with `bidder
+    tick` every 10 simulated minutes (launch, interruptions, podBidResume or Vast's pause and
+    resume, waits, moves) and reports its spend against on-demand. Ends by
     writing the HTML cost report and printing its path.
     """
     from bidder.demo import run_demo  # here, not at the top: it loads the emulator

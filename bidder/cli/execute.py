@@ -29,9 +29,11 @@ from bidder.cli.common import (
     format_option,
     market_option,
     resolve_api_key,
+    resolve_vast_api_key,
+    vast_options,
 )
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
-from bidder.collector import collect_once
+from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
 from bidder.jobs import DEFAULT_CONFIG, JobConfig, job_from_values, load_config
@@ -75,6 +77,47 @@ def _client(api_url: str, retries: int = 4) -> RunPodClient:
     return RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=retries))
 
 
+def _vast_api(vast_url: str, retries: int = 4, *, verified_only: bool = True,
+              min_reliability: float = 0.95, required: bool = False) -> Any | None:
+    """Vast behind the executor's PodApi when a Vast key is configured (VAST_API_KEY or the config
+    file), else None (or, `required`, one line saying how to configure it)."""
+    key = resolve_vast_api_key()
+    if not key:
+        if required:
+            raise ConfigError("no Vast API key: set VAST_API_KEY (or vast_api_key in ~/.config/bidder/config.toml)",
+                              key="vast_api_key")
+        return None
+    from bidder.vast.client import VastClient
+    from bidder.vast.summary import OfferFilters
+    from bidder.vast_pods import VastPodApi
+
+    return VastPodApi(VastClient(api_key=key, url=vast_url, retry=RetryPolicy(attempts=retries)),
+                      OfferFilters(verified_only=verified_only, min_reliability=min_reliability))
+
+
+def _executors(client: RunPodClient, vast: Any | None, store: Store, *, dry_run: bool = False,
+               markets: tuple[str, ...] = ("runpod",)) -> dict[str, Executor]:
+    """One executor per configured market, sharing the store and the event log."""
+    exs = {"runpod": Executor(client, store, dry_run=dry_run, markets=markets)}
+    if vast is not None:
+        exs["vast"] = Executor(vast, store, dry_run=dry_run, markets=markets)
+        exs["vast"].log = exs["runpod"].log
+    return exs
+
+
+def _executor_for(exs: dict[str, Executor], row: dict[str, Any]) -> Executor:
+    market = row.get("market") or "runpod"
+    if market not in exs:
+        raise ConfigError(f"pod {row['pod_id']} is on {market}: set VAST_API_KEY (or vast_api_key in "
+                          "~/.config/bidder/config.toml) and --vast-url / VAST_URL to act on it", key="vast_api_key")
+    return exs[market]
+
+
+def _market_column(rows: list[dict[str, Any]]) -> list[str]:
+    """RunPod-only tables read as they always did; with a Vast pod in them, each row names its market."""
+    return ["market"] if any(r.get("market") not in (None, "runpod") for r in rows) else []
+
+
 def retries_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
                         help="Sends of a read, stop or terminate before giving up (creates and resumes are "
@@ -102,7 +145,8 @@ def _plan_line(d: Decision) -> str:
         price = "on-demand, no interruptions"
     cost = (f"; about ${d.expected_total_cost:.2f} in all" if d.expected_total_cost is not None
             and d.expected_completion_hours is not None else "")
-    return f"{d.gpu_type_id} ({d.cloud}) {price}{cost}"
+    where = f"{d.cloud}, vast" if d.market == "vast" else d.cloud
+    return f"{d.gpu_type_id} ({where}) {price}{cost}"
 
 
 def _pod_access(pod: Pod) -> list[str]:
@@ -192,8 +236,9 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @allow_past_option
 @db_option
 @api_options
+@vast_options
 def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | None, allow_past: bool, db_path: str,
-           api_url: str, **options: Any) -> None:
+           api_url: str, vast_url: str, **options: Any) -> None:
     """Rent the cheapest GPU that fits, now: spot at the optimizer's bid, or on-demand.
 
     Takes a fresh price snapshot, decides from the stored history, shows the plan and asks before
@@ -209,21 +254,35 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         config = job_from_values(name, {**values, "name": name}, where="option")
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    market = (config.job.market or "any").lower()
+    vast = None
+    if market in ("vast", "any"):
+        from bidder.jobs import collect_settings
+
+        saved = collect_settings()
+        vast = _vast_api(vast_url, retries, verified_only=saved["vast_verified_only"],
+                         min_reliability=saved["vast_min_reliability"], required=market == "vast")
+    markets = tuple(m for m in ("runpod", "vast") if (m == market or market == "any")
+                    and (m != "vast" or vast is not None))
     with Store.open(db_path) as store, _client(api_url, retries) as client:
         now = api_now(store, client, now_text, allow_past=allow_past)
         counts = sorted({1, config.job.gpu_count})
-        collect_once(client, store, now=now, gpu_counts=counts)
-        quotes = store.latest_quotes("runpod")  # the snapshot just taken
+        sources: list[Any] = [RunPodSource(client, counts)] if "runpod" in markets else []
+        if vast is not None:
+            sources.append(VastSource(vast.client, vast.filters))
+        collect_markets(sources, store, now=now)  # one cycle over the job's markets
+        quotes = store.latest_quotes("runpod") if "runpod" in markets else []  # the snapshot just taken
         spot_note = None
         if any(q.uninterruptable_price for q in quotes) and not any(q.minimum_bid_price for q in quotes):
             spot_note = ("no GPU type shows a spot price: RunPod no longer offers spot (interruptable) pods "
                          "for this account, it seems; on-demand only")
         if config.job.gpu_types:
-            from bidder.cli.collect import resolve_gpu_types
+            from bidder.cli.collect import gpu_names, market_filter, resolve_gpu_types
 
-            ids = tuple(resolve_gpu_types(config.job.gpu_types, store.gpu_type_names()))
+            ids = tuple(resolve_gpu_types(config.job.gpu_types, gpu_names(store, market_filter(market))))
             config = _with_gpus(config, ids)
-        ex = Executor(client, store, dry_run=dry_run)
+        exs = _executors(client, vast, store, dry_run=dry_run, markets=markets)
+        ex = exs["runpod"]
         if spot_note is not None:
             ex.mark_spot_unsupported(now, reason="no GPU type shows a spot price")
         job = config.job_spec(now)
@@ -244,7 +303,9 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             return
         if not (yes or dry_run) and not click.confirm("Launch it?", default=False, err=True):
             raise click.Abort()
-        result = ex.launch(config, job, config.policy, decision, now)
+        result = exs.get(decision.market or "runpod", ex).launch(config, job, config.policy, decision, now)
+        if vast is not None:
+            vast.close()
     if fmt == "json":
         click.echo(json.dumps({
             "decision": decision_dict(decision),
@@ -254,7 +315,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             "requests": [{"operation": r.operation, **r.payload()} for r in result.requests],
         }, indent=2))
     else:
-        _print_launch(result)
+        _print_launch(result, decision.market)
     if result.pod is None and not (dry_run and result.requests):
         why = "; ".join([*(f"{a.gpu_type_id}/{a.cloud} {a.kind}: {a.outcome}" for a in result.attempts),
                          *result.notes]) or "no alternative could be tried"
@@ -265,7 +326,7 @@ def _with_gpus(config: JobConfig, ids: tuple[str, ...]) -> JobConfig:
     return replace(config, job=replace(config.job, gpu_types=ids))
 
 
-def _print_launch(result: LaunchResult) -> None:
+def _print_launch(result: LaunchResult, market: str | None = None) -> None:
     for i, a in enumerate(result.attempts, 1):
         price = f"bid ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" and a.bid_per_gpu else "on-demand"
         tail = f": {a.message}" if a.message and a.outcome not in ("ok",) else ""
@@ -279,7 +340,10 @@ def _print_launch(result: LaunchResult) -> None:
         pod, a = result.pod, result.attempt
         rate = pod.cost_per_hr if pod.cost_per_hr is not None else a.cost_per_hour
         kind = f"spot at ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
-        click.echo(f"Launched pod {pod.id} ({a.name}): {a.gpu_type_id} x{a.gpu_count} ({a.cloud}) {kind}, "
+        where = f"{a.cloud}, vast" if market == "vast" else a.cloud
+        if market == "vast":  # Vast's compute rate (pay-as-bid) plus the storage it bills even when paused
+            rate = (rate or 0) + float(getattr(pod, "storage_per_hr", 0) or 0)
+        click.echo(f"Launched pod {pod.id} ({a.name}): {a.gpu_type_id} x{a.gpu_count} ({where}) {kind}, "
                    f"${rate or 0:.3f}/h")
         access = _pod_access(pod)
         for line in access:
@@ -319,30 +383,38 @@ def _log_writer(path: str | None) -> tuple[Callable[[dict[str, Any]], None] | No
 @allow_past_option
 @db_option
 @api_options
+@vast_options
 def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, now_text: str | None,
-         allow_past: bool, db_path: str, api_url: str) -> None:
+         allow_past: bool, db_path: str, api_url: str, vast_url: str) -> None:
     """One cron cycle of the managed jobs in bidder.toml.
 
     Collects prices when the last snapshot is older than collect_interval, polls every managed
     pod, then per job launches, resumes after an interruption (podBidResume), waits, moves to
     on-demand, stops at the budget, or stops/terminates a finished job. Exit 0 when the cycle ran
     (even if it waited; also when another tick holds the lock), 1 with one line on stderr when it
-    could not (bad config, API down).
+    could not (bad config, API down). With a Vast key (VAST_API_KEY), Vast is collected in the
+    same cycle and jobs with market vast or any act there too.
     """
     parse_now(now_text)
     config = load_config(config_path)
+    vast = _vast_api(vast_url, retries, verified_only=config.vast_verified_only,
+                     min_reliability=config.vast_min_reliability)
     writer, handle = _log_writer(log_path)
     try:
         with Store.open(db_path) as store, _client(api_url, retries) as client:
             now = api_now(store, client, now_text, allow_past=allow_past)
             try:
-                report = run_tick(client, store, config, now, dry_run=dry_run, events=writer)
+                # Without a RunPod key but with Vast's, the tick runs on Vast alone.
+                runpod = client if (vast is None or resolve_api_key()) else None
+                report = run_tick(runpod, store, config, now, dry_run=dry_run, events=writer, vast=vast)
             except LockHeld:
                 click.echo("another bidder tick is running (its lock is held): this one exits without acting")
                 return
     finally:
         if handle is not None:
             handle.close()
+        if vast is not None:
+            vast.close()
     prefix = "[dry run] " if dry_run else ""
     if report.collected:
         click.echo(f"{prefix}collected a price snapshot at {to_iso(now)}")
@@ -382,12 +454,16 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
             pod = active[-1] if active else None
             rows.append({
                 "job": jc.name, "state": state.get("state") or "new", "pod": pod["pod_id"] if pod else None,
+                "market": (pod.get("market") or "runpod") if pod else None,
                 "gpu": pod["gpu_type_id"] if pod else None, "kind": pod["kind"] if pod else None,
                 "bid": pod.get("bid_per_gpu") if pod else None, "spent": round(spent, 4),
                 "budget": jc.policy.budget, "work_h": round(work, 3), "hours": jc.job.work_hours,
                 "interruptions": interruptions, "note": state.get("note"),
             })
-    columns = ["job", "state", "pod", "gpu", "kind", "bid", "spent", "budget", "work_h", "hours", "interruptions"]
+    columns = ["job", "state", "pod", *_market_column(rows), "gpu", "kind", "bid", "spent", "budget", "work_h",
+               "hours", "interruptions"]
+    if fmt in ("json", "csv"):
+        columns = ["job", "state", "pod", "market", *columns[3 + len(_market_column(rows)):]]
     if fmt in ("json", "csv"):
         emit_rows(rows, [*columns, "note"], fmt)
     elif rows:
@@ -420,10 +496,12 @@ def _job_names(ctx: click.Context, name: str, config_path: str | None = None,
 @now_option
 @allow_past_option
 @api_options
+@vast_options
 @_after_subcommand
 @click.pass_context
 def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, now_text: str | None,
-              allow_past: bool, api_url: str, sub_config_path: str | None, sub_db_path: str | None) -> None:
+              allow_past: bool, api_url: str, vast_url: str, sub_config_path: str | None, sub_db_path: str | None
+              ) -> None:
     """End a job: stop or terminate its pod (per on_finish) and mark it finished. Waits for a
     running tick to finish first (--wait)."""
     jc, db_path, _ = _job_names(ctx, name, sub_config_path, sub_db_path)
@@ -436,15 +514,17 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
         undone = ("nothing was sent" if dry_run else
                   f"the stop is recorded and the next tick stops the job's pod ({jc.on_finish})")
         with _tick_lock(store, lock_wait, undone):
-            ex = Executor(client, store, dry_run=dry_run)
-            done = _finish_job(ex, store, jc, now)
+            exs = _executors(client, _vast_api(vast_url), store, dry_run=dry_run)
+            done = _finish_job(exs, store, jc, now)
     click.echo(f"{name}: {done}")
 
 
-def _finish_job(ex: Executor, store: Store, jc: JobConfig, now: datetime) -> str:
+def _finish_job(exs: dict[str, Executor], store: Store, jc: JobConfig, now: datetime) -> str:
     rows = store.managed_pods(jc.name, states=["active"])
     parts = []
+    ex = exs["runpod"]
     for row in rows:
+        ex = _executor_for(exs, row)
         try:
             pod = ex.client.pod(row["pod_id"])
         except PodNotFound:
@@ -454,7 +534,8 @@ def _finish_job(ex: Executor, store: Store, jc: JobConfig, now: datetime) -> str
         if pod is None:
             continue
         terminate = jc.on_finish == "terminate"
-        if terminate or pod.desired_status == "RUNNING":
+        # A paused Vast instance resumes by itself: stopped even when it is not running now.
+        if terminate or pod.desired_status == "RUNNING" or row.get("market") == "vast":
             request = ex.stop_pod(row, now, reason="stopped by `bidder jobs stop`", terminate=terminate)
             parts.append(f"{'would ' if request else ''}{'terminate' if terminate else 'stop'} pod {row['pod_id']}"
                          + (f": {request.to_json(indent=None)}" if request else ""))
@@ -495,36 +576,52 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
 @allow_past_option
 @db_option
 @api_options
+@vast_options
 def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_past: bool, db_path: str,
-         api_url: str) -> None:
-    """Managed pods with status, price, uptime and spend (from the ledger). --refresh polls on the
+         api_url: str, vast_url: str) -> None:
+    """Managed pods of every market with status, price, uptime and spend (from the ledger). --refresh polls on the
     API's clock (the emulator's when pointed at `bidder sim serve`) or --now."""
     parse_now(now_text)
     with Store.open(db_path) as store:
         if refresh:
+            active = store.managed_pods(states=["active"])
+            wanted = {row.get("market") or "runpod" for row in active}
+            vast = _vast_api(vast_url) if "vast" in wanted else None
             with _client(api_url) as client:
-                listing = {p.id: p for p in client.pods()}  # the first answer tells the emulator's time
+                listing = {p.id: p for p in client.pods()} if "runpod" in wanted else {}  # tells the emulator's time
                 now = api_now(store, client, now_text, allow_past=allow_past)
-                ex = Executor(client, store)
-                for row in store.managed_pods(states=["active"]):
-                    # A pod missing from the list is asked for by id: a list is no proof that it ended.
-                    pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
-                    ex.observe(row, pod, now)
+                exs = _executors(client, vast, store)
+                for market, ex in exs.items():
+                    rows = [r for r in active if (r.get("market") or "runpod") == market]
+                    if not rows:
+                        continue
+                    if market != "runpod":
+                        listing = {p.id: p for p in ex.client.pods()}
+                    for row in rows:
+                        # A pod missing from the list is asked for by id: a list is no proof that it ended.
+                        pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
+                        ex.observe(row, pod, now)
+            if vast is not None:
+                vast.close()
         rows = []
         for row in store.managed_pods(states=None if show_all else ["active"]):
             observations = store.observations(row["pod_id"])
             last = observations[-1] if observations else None
             uptime = last.get("uptime_seconds") if last and last["desired_status"] == "RUNNING" else None
-            rows.append({"pod": row["pod_id"], "job": row.get("job"), "name": row.get("name"),
+            rate = None if last is None or last.get("cost_per_hr") is None else (
+                float(last["cost_per_hr"]) + float(last.get("storage_per_hr") or 0.0))  # Vast: + storage
+            rows.append({"pod": row["pod_id"], "market": row.get("market") or "runpod", "job": row.get("job"),
+                         "name": row.get("name"),
                          "gpu": row.get("gpu_type_id"), "cloud": row.get("cloud"), "gpus": row.get("gpu_count"),
                          "kind": row.get("kind"), "bid": row.get("bid_per_gpu"),
                          "status": row.get("desired_status"), "state": row.get("state"),
-                         "cost_per_hr": last.get("cost_per_hr") if last else None,
+                         "cost_per_hr": rate,
                          "uptime": format_duration(uptime) if uptime is not None else None,
                          "spent": round(estimate_spend(observations), 4),
                          "interruptions": row.get("interruptions"),
                          "last_seen": to_iso(row["last_seen"]) if row.get("last_seen") else None})
-    columns = ["pod", "job", "gpu", "kind", "bid", "status", "cost_per_hr", "uptime", "spent", "interruptions"]
+    columns = ["pod", *_market_column(rows), "job", "gpu", "kind", "bid", "status", "cost_per_hr", "uptime", "spent",
+               "interruptions"]
     if fmt != "table":
         columns = list(rows[0]) if rows else columns
     if not rows and fmt == "table":
@@ -543,8 +640,9 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
 @allow_past_option
 @db_option
 @api_options
+@vast_options
 def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: bool, lock_wait: float,
-         now_text: str | None, allow_past: bool, db_path: str, api_url: str) -> None:
+         now_text: str | None, allow_past: bool, db_path: str, api_url: str, vast_url: str) -> None:
     """Stop (or --terminate) a pod by id, or the pod of a managed job (--job). A managed job whose
     pod you stop is held: the tick does not restart it until `bidder jobs start NAME`. Waits for a
     running tick to finish first (--wait), so the tick cannot undo the stop."""
@@ -561,8 +659,9 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
         else:
             row = store.pod(pod_id or "")
             rows = [row] if row is not None else []
-        ex = Executor(client, store, dry_run=dry_run)
-        if not rows:  # a pod bidder does not manage: still the user's to stop
+        vast = _vast_api(vast_url) if any(r.get("market") == "vast" for r in rows) else None
+        exs = _executors(client, vast, store, dry_run=dry_run)
+        if not rows:  # a pod bidder does not manage: still the user's to stop (RunPod's)
             request = client.build_terminate(pod_id or "") if terminate else client.build_stop(pod_id or "")
             if dry_run:
                 click.echo(request.to_json())
@@ -574,8 +673,9 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
             click.echo(f"{'terminated' if terminate else 'stopped'} pod {pod_id} (not managed by bidder)")
             return
         for row in rows:
+            ex = _executor_for(exs, row)
             try:
-                ex.observe(row, client.pod(row["pod_id"]), now)
+                ex.observe(row, ex.client.pod(row["pod_id"]), now)
             except PodNotFound:
                 ex.observe(row, None, now)
                 click.echo(f"pod {row['pod_id']} no longer exists (marked gone in the ledger)")
@@ -593,5 +693,7 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 continue
             if held is not None and not dry_run:
                 store.save_job_state(row["job"], state="held", updated=now, note=held, stop_intent=None)
+            market = row.get("market") or "runpod"
             click.echo(f"{'terminated' if terminate else 'stopped'} pod {row['pod_id']}"
+                       + (f" on {market}" if market != "runpod" else "")
                        + (f" (job {row['job']} is held)" if row.get("job") else ""))

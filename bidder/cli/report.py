@@ -284,7 +284,11 @@ def _print_table(result: Any, db_path: str) -> None:
     rows[-1].update(gpu_types=None, clouds=None, kinds=None)
     emit_rows(rows, _JOB_COLUMNS, "table", headers=_JOB_HEADERS)
     click.echo("")
-    emit_rows([_pod_row(p) for p in result.pods], _POD_COLUMNS, "table", headers=_POD_HEADERS)
+    if any(p.market != "runpod" for p in result.pods):  # with a Vast pod in it, each row names its market
+        emit_rows([_pod_row(p) for p in result.pods], ("pod_id", "market", *_POD_COLUMNS[1:]), "table",
+                  headers=("pod", "market", *_POD_HEADERS[1:]))
+    else:
+        emit_rows([_pod_row(p) for p in result.pods], _POD_COLUMNS, "table", headers=_POD_HEADERS)
     if result.markets:
         click.echo("")
         click.echo("Markets over the period (USD per GPU-hour):")

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MarketKey, market_key, market_of
 from bidder.store import FloorSeries, Store, estimate_spend
 from bidder.units import to_iso
 
@@ -92,6 +93,7 @@ class PodSpend:
     saving: float | None
     saving_pct: float | None
     interruption_times: tuple[datetime, ...] = field(default=(), repr=False)
+    market: str = "runpod"
     # Cumulative curve inside the period, for charts: (epoch seconds, USD spent, USD on-demand).
     curve: tuple[tuple[float, float, float], ...] = field(default=(), repr=False, compare=False)
 
@@ -153,6 +155,7 @@ class MarketSummary:
     max_floor: float | None
     median_on_demand: float | None
     spot_share: float | None
+    market: str = DEFAULT_MARKET
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -251,7 +254,9 @@ def _segments(observations: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """(start, end, USD, running hours) per stretch of time covered by estimate_spend's terms."""
     if not observations:
         return np.zeros((0, 4))
-    ones = [{**o, "cost_per_hr": 1.0} for o in observations]  # running hours: the same integral at 1 USD/h
+    # Running hours: the same integral at 1 USD/h (and, for Vast's billing polls, no storage).
+    ones = [{**o, "cost_per_hr": 1.0, **({"storage_per_hr": 0.0} if o.get("storage_per_hr") is not None else {})}
+            for o in observations]
     alone = [estimate_spend([o]) for o in observations]       # each poll's own term (uptime before it)
     alone_h = [estimate_spend([o]) for o in ones]
     rows: list[tuple[float, float, float, float]] = []
@@ -298,42 +303,53 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
 
 
 class _OnDemand:
-    """On-demand price lookups per (GPU type, cloud, GPU count), read once per report."""
+    """On-demand price lookups per market key (market, GPU type, cloud or tier, GPU count), read once
+    per report."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.markets = set(store.markets("runpod"))  # the ledger's pods are RunPod's
-        self._cache: dict[tuple[str, str, int], _Step] = {}
+        self.markets = set(store.markets())
+        self._cache: dict[MarketKey, _Step] = {}
 
-    def market_for(self, gpu_type_id: str, cloud: str, gpu_count: int) -> tuple[str, str, int] | None:
+    def market_for(self, gpu_type_id: str, cloud: str, gpu_count: int,
+                   market: str = DEFAULT_MARKET) -> MarketKey | None:
         """The market whose quotes price this pod: its own GPU count, else 1, else any count."""
         for count in (gpu_count, 1):
-            if (gpu_type_id, cloud, count) in self.markets:
-                return gpu_type_id, cloud, count
-        counts = sorted(c for g, cl, c in self.markets if g == gpu_type_id and cl == cloud)
-        return (gpu_type_id, cloud, counts[0]) if counts else None
+            key = market_key(gpu_type_id, cloud, count, market)
+            if key in self.markets:
+                return key
+        counts = sorted(int(k[2]) for k in self.markets
+                        if k[0] == gpu_type_id and k[1] == cloud and market_of(k) == market)
+        return market_key(gpu_type_id, cloud, counts[0], market) if counts else None
 
-    def step(self, market: tuple[str, str, int]) -> _Step:
-        if market not in self._cache:
-            series = self.store.floor_series(*market)
-            self._cache[market] = _Step(series.ts, series.on_demand)
-        return self._cache[market]
+    def step(self, key: MarketKey) -> _Step:
+        if key not in self._cache:
+            series = self.store.series_of(key)
+            self._cache[key] = _Step(series.ts, series.on_demand)
+        return self._cache[key]
 
     def mean(self, gpu_type_id: str | None, cloud: str | None, gpu_count: int, a: np.ndarray,
-             b: np.ndarray) -> np.ndarray | None:
+             b: np.ndarray, market: str = DEFAULT_MARKET) -> np.ndarray | None:
         """Mean on-demand price per GPU-hour over each [a, b]; None when never recorded."""
         if gpu_type_id is None:
             return None
-        clouds = _CLOUDS if cloud in (None, "ALL", "ANY") else (cloud,)
+        clouds = _clouds_of(cloud, market)
         found = []
         for c in clouds:
-            market = self.market_for(gpu_type_id, c, gpu_count)
-            step = self.step(market) if market else None
+            key = self.market_for(gpu_type_id, c, gpu_count, market)
+            step = self.step(key) if key else None
             if step:
                 found.append(step.mean(a, b))
         if not found:
             return None
         return np.min(np.vstack(found), axis=0)  # cloud "ALL": the cheaper cloud
+
+
+def _clouds_of(cloud: str | None, market: str) -> tuple[str, ...]:
+    """A pod's cloud (RunPod) or tier (Vast); "ALL"/"ANY"/unknown: every one of its market."""
+    if cloud not in (None, "ALL", "ANY"):
+        return (str(cloud),)
+    return MARKET_CLOUDS.get(market, _CLOUDS)
 
 
 def _pct(saving: float | None, base: float | None) -> float | None:
@@ -366,7 +382,8 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
     if seg.size:
         a = np.maximum(seg[:, 0], lo)
         b = np.maximum(np.minimum(seg[:, 1], hi), a)
-        mean = prices.mean(row.get("gpu_type_id"), row.get("cloud"), gpu_count, a, b)
+        mean = prices.mean(row.get("gpu_type_id"), row.get("cloud"), gpu_count, a, b,
+                           market=row.get("market") or DEFAULT_MARKET)
         if mean is None:
             on_demand_cost = None if hours > 0 else 0.0
             od = np.zeros(len(seg))
@@ -392,7 +409,7 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
         last_poll=observations[-1]["ts"] if observations else None, hours=hours, gpu_hours=gpu_hours,
         spend=spend, interruptions=len(cut), avg_per_gpu_hour=spend / gpu_hours if gpu_hours > 0 else None,
         on_demand_cost=on_demand_cost, saving=saving, saving_pct=_pct(saving, on_demand_cost),
-        interruption_times=tuple(cut), curve=curve)
+        interruption_times=tuple(cut), curve=curve, market=row.get("market") or "runpod")
 
 
 def _merge_curves(curves: Iterable[tuple[tuple[float, float, float], ...]]) -> tuple[tuple[float, float, float], ...]:
@@ -457,7 +474,7 @@ def _summarise(series: FloorSeries) -> MarketSummary:
         gpu_type_id=series.gpu_type_id, cloud=series.cloud, gpu_count=series.gpu_count, samples=n,
         first=_dt(float(ts[0])), last=_dt(float(ts[-1])), median_floor=stat(spot, np.median),
         min_floor=stat(spot, np.min), max_floor=stat(spot, np.max), median_on_demand=stat(od, np.median),
-        spot_share=share)
+        spot_share=share, market=getattr(series, "market", DEFAULT_MARKET))
 
 
 def market_summary(store: Store, since: datetime | None = None, until: datetime | None = None,
@@ -493,8 +510,8 @@ def spend_report(store: Store, since: datetime | None = None, until: datetime | 
     for p in pods:
         if p.gpu_type_id is None:
             continue
-        for cloud in _CLOUDS if p.cloud in (None, "ALL", "ANY") else (p.cloud,):
-            market = prices.market_for(p.gpu_type_id, cloud, p.gpu_count)
+        for cloud in _clouds_of(p.cloud, p.market):
+            market = prices.market_for(p.gpu_type_id, cloud, p.gpu_count, p.market)
             if market is not None:
                 used.append(market)
     markets = tuple(market_summary(store, since, until, used)) if used else ()

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bidder.errors import ConfigError, InsufficientHistory
+from bidder.models import market_key
 from bidder.report.data import (
     PodSpend,
     SpendReport,
@@ -207,10 +208,10 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower()).strip("-") or "x"
 
 
-def _market_key(pod: PodSpend) -> tuple[str, str, int] | None:
+def _market_key(pod: PodSpend) -> tuple[str, str, int, str] | None:
     if pod.gpu_type_id is None or pod.cloud in (None, "ALL", "ANY"):
         return None
-    return pod.gpu_type_id, pod.cloud, pod.gpu_count
+    return pod.gpu_type_id, pod.cloud, pod.gpu_count, pod.market
 
 
 def _markets(page: _Page, store: Store, report: SpendReport, until: datetime,
@@ -218,7 +219,7 @@ def _markets(page: _Page, store: Store, report: SpendReport, until: datetime,
     from bidder.market import market_stats
     from bidder.report.charts import bid_tradeoff_chart, discount_heatmap, market_chart
 
-    by_market: dict[tuple[str, str, int], list[PodSpend]] = {}
+    by_market: dict[tuple[str, str, int, str], list[PodSpend]] = {}
     for pod in report.pods:
         key = _market_key(pod)
         if key is not None:
@@ -228,26 +229,29 @@ def _markets(page: _Page, store: Store, report: SpendReport, until: datetime,
     if not by_market:
         page.add('<p class="muted">No pod ran in a known market in the period.</p>')
     names = store.gpu_type_names()
-    for (gpu, cloud, count), pods in sorted(by_market.items()):
+    for (gpu, cloud, count, market), pods in sorted(by_market.items()):
         progress(f"market {gpu} {cloud}")
-        label = f"{names.get(gpu) or gpu} ({cloud.lower()}, {count} GPU{'s' * (count != 1)})"
+        where = "" if market == "runpod" else f"{market.capitalize()}, "
+        label = f"{names.get(gpu) or gpu} ({where}{cloud.lower()}, {count} GPU{'s' * (count != 1)})"
         page.add(f"<h3>{html.escape(label)}</h3>")
-        if (gpu, cloud, count) not in known:
+        if market_key(gpu, cloud, count, market) not in known:
             page.add('<p class="muted">No price history recorded for this market.</p>')
             continue
         tracks = [t for t in (pod_track(store, p.pod_id, until) for p in pods) if t is not None]
         first = report.since.timestamp() if report.since else min(
-            [s["first_ts"].timestamp() for s in store.market_spans() if s["gpu_type_id"] == gpu] or [0.0])
+            [s["first_ts"].timestamp() for s in store.market_spans()
+             if s["gpu_type_id"] == gpu and s.get("market", "runpod") == market] or [0.0])
         buckets = store.price_buckets(gpu, cloud, count, since=report.since, until=until,
-                                      bucket_s=_bucket_seconds(first, until.timestamp()))
+                                      bucket_s=_bucket_seconds(first, until.timestamp()), market=market)
         if len(buckets) or any(t.bids for t in tracks):
             page.chart(f"market-{_slug(gpu)}-{cloud.lower()}-{count}", f"Prices and bids of {label}",
                        market_chart(buckets, tracks, f"{label}: spot floor, on-demand and bidder's bids"))
-        mean, samples = store.discount_by_hour_of_week(gpu, cloud, count, since=report.since, until=until)
+        mean, samples = store.discount_by_hour_of_week(gpu, cloud, count, since=report.since, until=until,
+                                                       market=market)
         if samples.sum() > 0:
             page.chart(f"discount-{_slug(gpu)}-{cloud.lower()}-{count}", f"Spot discount by hour of week, {label}",
                        discount_heatmap(mean, samples, label))
-        series = store.floor_series(gpu, cloud, count, since=report.since, until=until)
+        series = store.floor_series(gpu, cloud, count, since=report.since, until=until, market=market)
         last_bid = next((t.bids[-1] for t in sorted(tracks, key=lambda t: t.bid_ts[-1] if t.bids else 0)[::-1]
                          if t.bids), None)
         try:

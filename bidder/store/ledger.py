@@ -23,7 +23,7 @@ SPOT_UNSUPPORTED_SINCE = "spot_unsupported_since"
 
 _JOB_COLUMNS = ("state", "pod_id", "work_done_hours", "spent", "interruptions", "started", "finished", "updated")
 _POD_COLUMNS = ("job", "name", "gpu_type_id", "cloud", "gpu_count", "kind", "bid_per_gpu", "created", "state",
-                "desired_status", "last_seen", "ended", "interruptions", "note")
+                "desired_status", "last_seen", "ended", "interruptions", "note", "market")
 
 
 class LedgerStore(StoreBase):
@@ -79,18 +79,19 @@ class LedgerStore(StoreBase):
     # -- ledger: pods and observations --------------------------------------------------------------
     def add_pod(self, pod_id: str, *, job: str | None, name: str | None, gpu_type_id: str | None,
                 cloud: str | None, gpu_count: int | None, kind: str, bid_per_gpu: float | None,
-                created: datetime) -> None:
-        """Start managing a pod (kind "spot" or "on_demand"). Adding a known id updates its fields."""
+                created: datetime, market: str = "runpod") -> None:
+        """Start managing a pod (kind "spot" or "on_demand") of `market` (runpod | vast). Adding a known
+        id updates its fields."""
         if kind not in ("spot", "on_demand"):
             raise StoreError(f"pod kind must be 'spot' or 'on_demand', got {kind!r}")
-        values = (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, _iso(created))
+        values = (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, _iso(created), market)
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO pods (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET job = excluded.job, "
+                "INSERT INTO pods (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, created, "
+                "market) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET job = excluded.job, "
                 "name = excluded.name, gpu_type_id = excluded.gpu_type_id, cloud = excluded.cloud, "
                 "gpu_count = excluded.gpu_count, kind = excluded.kind, bid_per_gpu = excluded.bid_per_gpu, "
-                "created = excluded.created", values)
+                "created = excluded.created, market = excluded.market", values)
 
     def managed_pods(self, job: str | None = None, *, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Pods bidder manages, oldest first; optionally one job's, or only those in `states`."""
@@ -125,15 +126,18 @@ class LedgerStore(StoreBase):
                 raise StoreError(f"pod {pod_id!r} is not managed by bidder (not in the pods table)")
 
     def record_observation(self, ts: datetime, pod_id: str, *, desired_status: str | None,
-                           cost_per_hr: float | None, uptime_seconds: float | None) -> None:
+                           cost_per_hr: float | None, uptime_seconds: float | None,
+                           storage_per_hr: float | None = None) -> None:
         """One poll of a pod. `cost_per_hr` is per pod (USD/hour). A second poll at the same ts (the
-        same second) is kept beside it (`seq`), never over it; `clock` is the store's `clock`."""
+        same second) is kept beside it (`seq`), never over it; `clock` is the store's `clock`.
+        `storage_per_hr` (Vast only) marks a *billing observation*: see `estimate_spend`."""
         stamp = _iso(ts)
         with self._write() as conn:
             conn.execute("INSERT INTO pod_observations (pod_id, ts, seq, desired_status, cost_per_hr, uptime_seconds, "
-                         "clock) VALUES (?, ?, (SELECT count(*) FROM pod_observations WHERE pod_id = ? AND ts = ?), "
-                         "?, ?, ?, ?)",
-                         (pod_id, stamp, pod_id, stamp, desired_status, cost_per_hr, uptime_seconds, self.clock))
+                         "clock, storage_per_hr) VALUES (?, ?, (SELECT count(*) FROM pod_observations WHERE pod_id = ? "
+                         "AND ts = ?), ?, ?, ?, ?, ?)",
+                         (pod_id, stamp, pod_id, stamp, desired_status, cost_per_hr, uptime_seconds, self.clock,
+                          storage_per_hr))
 
     def observations(self, pod_id: str, *, since: datetime | None = None) -> list[dict[str, Any]]:
         """A pod's polls, oldest first; `since` (inclusive) reads only the newer ones (the executor's
@@ -259,6 +263,8 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     """
     if not observations:
         return 0.0
+    if observations[0].get("storage_per_hr") is not None:
+        return _billing_spend(observations)
     total = 0.0
     first = observations[0]
     # An observation that is not RUNNING but carries an uptime is an *exit observation* (written by the
@@ -292,6 +298,29 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
             total += a_cost * dt / 2 / 3600
     return total
 
+
+def _billing_spend(observations: Sequence[Mapping[str, Any]]) -> float:
+    """USD of a Vast instance from its *billing observations* (`storage_per_hr` set): `uptime_seconds`
+    is the instance's total running time so far (Vast's `uptime_mins`), `cost_per_hr` its compute
+    rate (pay-as-bid per instance, or on-demand) and `storage_per_hr` the storage it bills whether it
+    runs, is paused by a higher bid, or is stopped. Between two polls it ran exactly the growth of
+    the total running time (at the earlier poll's compute rate: a new bid is written as a poll), and
+    stored for the whole interval. Without a running total, half the interval as for RunPod."""
+    first = observations[0]
+    total = float(first.get("cost_per_hr") or 0) * float(first.get("uptime_seconds") or 0) / 3600
+    for a, b in itertools.pairwise(observations):
+        dt = (b["ts"] - a["ts"]).total_seconds() if isinstance(a["ts"], datetime) else float(b["ts"] - a["ts"])
+        a_up, b_up = a.get("uptime_seconds"), b.get("uptime_seconds")
+        if a_up is not None and b_up is not None:
+            ran = min(max(float(b_up) - float(a_up), 0.0), dt)
+        else:
+            ran = dt / 2 if a.get("desired_status") == "RUNNING" else 0.0
+        if _time_base(a) != _time_base(b):  # two clocks: only the running total vouches for anything
+            ran = max(float(b_up) - float(a_up), 0.0) if a_up is not None and b_up is not None else 0.0
+            dt = 0.0
+        total += float(a.get("cost_per_hr") or 0) * ran / 3600
+        total += float(a.get("storage_per_hr") or 0) * dt / 3600
+    return total
 
 
 def _time_base(observation: Mapping[str, Any]) -> str:

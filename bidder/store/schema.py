@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["ACTION_KINDS", "ACTION_OUTCOMES", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Mutations the ledger records (issue 5), and the outcomes an action row can have.
 ACTION_KINDS: tuple[str, ...] = ("rent_spot", "bid_resume", "deploy_on_demand", "resume", "stop", "terminate")
@@ -19,7 +19,8 @@ ACTION_OUTCOMES: tuple[str, ...] = ("pending", "ok", "error", "dry_run")
 # Version 1: market history. Version 2: the executor's ledger. Version 3: the market (runpod | vast)
 # in every price key, Vast's offers, offer counts, and the market of each collection row. Version 4:
 # which clock stamped each snapshot and poll (`clock`: wall | emulator | given; older rows wall), and
-# polls in the same second kept apart (`seq` in the key of pod_observations).
+# polls in the same second kept apart (`seq` in the key of pod_observations). Version 5:
+# the market of each managed pod, and the storage a Vast instance bills (running, paused or stopped).
 MIGRATIONS: dict[int, str] = {
     1: """
 CREATE TABLE gpu_types (
@@ -211,5 +212,9 @@ DROP TABLE pod_observations;
 ALTER TABLE pod_observations_v3 RENAME TO pod_observations;
 -- The newest poll of all pods, for the check that a command's time does not run backwards.
 CREATE INDEX pod_observations_ts ON pod_observations (ts);
+""",
+    5: """
+ALTER TABLE pods ADD COLUMN market TEXT NOT NULL DEFAULT 'runpod';
+ALTER TABLE pod_observations ADD COLUMN storage_per_hr REAL;
 """,
 }

@@ -1,0 +1,240 @@
+"""Vast.ai behind the executor's `PodApi`: instances as pods, offers picked per create.
+
+    api = VastPodApi(VastClient(api_key=key, url=url), filters=OfferFilters(min_reliability=0.95))
+    ex = Executor(api, store)                      # the same executor, guarantees and ledger as RunPod
+
+What the executor calls, and what it means on Vast:
+- `spec(template, name, gpu, count, tier)`: a `VastCreate`; the pod name is the instance's `label`
+  (deterministic per attempt, how a lost create is found again by `pods()`).
+- `rent_interruptable(spec, bid)`: ONE search for offers of that GPU name, count and tier passing the
+  filters, the cheapest whose spot floor (`min_bid` per GPU) is at or below the bid, then ONE create
+  with `price` = bid x GPUs (`bidder.vast.offers.per_instance`, the only conversion). The client
+  reads it back and destroys it if Vast made it on-demand or the bid lost (NoCapacity).
+- `deploy_on_demand(spec)`: the cheapest on-demand offer, never one above the spec's
+  `max_price_per_gpu` (the job's cap) per GPU.
+- `bid_resume(id, bid, n)`: Vast has no resume at a bid: an outbid instance is paused and resumes by
+  itself when its bid is the highest again. So: change the bid when it differs (raise it), start
+  it when its owner had stopped it. `resume` starts it. `stop` stops it (storage still billed);
+  `terminate` destroys it.
+
+A pod (`VastPod`, a `bidder.runpod.Pod`) reads RUNNING while the instance runs or loads, else
+EXITED; `last_status_change` says "Exited by Vast: outbid ..." for a paused bid instance (the
+executor counts an interruption) and "Exited by user ..." for one its owner stopped. It carries
+what Vast bills: `cost_per_hr` the compute rate per instance (pay-as-bid), `storage_per_hr`, and
+`running_seconds` (total running time): the executor writes them as billing observations
+(`bidder.store.estimate_spend`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bidder.errors import NoCapacity, PodNotFound
+from bidder.jobs import PodTemplate
+from bidder.runpod import Pod
+from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
+from bidder.vast.offers import per_gpu
+from bidder.vast.summary import OfferFilters, passes, tier_of
+
+__all__ = ["VastCreate", "VastDryRun", "VastPod", "VastPodApi", "to_pod"]
+
+_SLACK = 1e-9
+
+
+@dataclass(frozen=True)
+class VastPod(Pod):
+    """A Vast instance as the executor's pod view, with what it bills (USD per hour, per instance)."""
+
+    storage_per_hr: float | None = None
+    running_seconds: float | None = None
+    bid_price: float | None = None
+    state: str | None = None
+    market: str = "vast"
+
+
+@dataclass(frozen=True)
+class VastCreate:
+    """A create on Vast: which offers fit (GPU name, count, tier) and the instance to make."""
+
+    instance: InstanceSpec
+    gpu_name: str
+    num_gpus: int
+    tier: str
+    max_price_per_gpu: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.instance.label
+
+
+@dataclass(frozen=True)
+class VastDryRun:
+    """A Vast request as a dry run shows it: method, URL and body, the key masked."""
+
+    request: VastRequest
+    base_url: str
+
+    @property
+    def operation(self) -> str:
+        return self.request.operation
+
+    def payload(self) -> dict[str, Any]:
+        return self.request.to_dict(self.base_url)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.request.to_text(self.base_url, indent=indent)
+
+
+def to_pod(inst: Instance) -> VastPod:
+    """The executor's view of an instance (see the module docstring)."""
+    state = inst.state
+    if state in (InstanceState.RUNNING, InstanceState.LOADING):
+        status, change = "RUNNING", None
+    elif state == InstanceState.PAUSED_OUTBID:
+        status, change = "EXITED", f"Exited by Vast: outbid or displaced ({inst.status_msg or 'paused'})"
+    elif state == InstanceState.STOPPED:
+        status, change = "EXITED", f"Exited by user: stopped ({inst.status_msg or 'stopped'})"
+    else:
+        status, change = "EXITED", f"Exited by Vast: {inst.status_msg or inst.actual_status or 'unknown status'}"
+    storage = None
+    if inst.storage_cost is not None and inst.disk_gb is not None:
+        storage = inst.storage_cost * inst.disk_gb / 720.0  # $/GB/month over 720 h, as Vast bills it
+    elif inst.dph_total is not None and inst.dph_base is not None:
+        storage = max(inst.dph_total - inst.dph_base, 0.0)
+    compute = inst.dph_base if inst.dph_base is not None else inst.bid_price
+    return VastPod(id=str(inst.id), name=inst.label, desired_status=status,
+                   pod_type="INTERRUPTABLE" if inst.is_bid else "RESERVED", cost_per_hr=compute,
+                   gpu_count=inst.num_gpus, last_status_change=change, machine_id=None if inst.machine_id is None
+                   else str(inst.machine_id), gpu_display_name=inst.gpu_name, uptime_seconds=None,
+                   storage_per_hr=storage if storage is not None else 0.0,
+                   running_seconds=None if inst.uptime_mins is None else inst.uptime_mins * 60.0,
+                   bid_price=inst.bid_price, state=str(state))
+
+
+class VastPodApi:
+    """Vast's client as the executor's `PodApi` (see the module docstring)."""
+
+    market = "vast"
+
+    def __init__(self, client: VastClient, filters: OfferFilters | None = None) -> None:
+        self.client = client
+        self.filters = filters if filters is not None else OfferFilters()
+
+    @property
+    def url(self) -> str:
+        return self.client.url
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> VastPodApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- creating ------------------------------------------------------------------------------
+    def spec(self, template: PodTemplate, name: str, gpu_type_id: str, gpu_count: int, cloud: str, *,
+             max_price_per_gpu: float | None = None) -> VastCreate:
+        instance = InstanceSpec(label=name, image=template.image or "", disk_gb=float(template.disk + template.volume),
+                                env=template.env, onstart=template.docker_args)
+        return VastCreate(instance, gpu_type_id, gpu_count, cloud.upper(), max_price_per_gpu)
+
+    def offers(self, spec: VastCreate) -> list[Offer]:
+        """The offers this create may take (one search), cheapest spot floor first."""
+        found = self.client.search_offers([spec.gpu_name], [spec.num_gpus], disk_gb=spec.instance.disk_gb,
+                                          verified=True if spec.tier == "VERIFIED" else None,
+                                          min_reliability=self.filters.min_reliability)
+        return [o for o in found if o.gpu_name == spec.gpu_name and o.num_gpus == spec.num_gpus
+                and passes(o, _tier_filters(self.filters, spec.tier))
+                and (spec.tier in ("ALL", "ANY") or tier_of(o) == spec.tier)]
+
+    def _spot_offer(self, spec: VastCreate, bid_per_gpu: float) -> Offer:
+        fits = [o for o in self.offers(spec) if o.spot_floor_per_gpu is not None
+                and o.spot_floor_per_gpu <= bid_per_gpu + _SLACK]
+        if not fits:
+            raise NoCapacity(f"no Vast offer of {spec.num_gpus} x {spec.gpu_name} ({spec.tier.lower()}) takes a bid "
+                             f"of ${bid_per_gpu:.3f}/GPU-h now", operation="create_interruptible")
+        return min(fits, key=lambda o: (o.spot_floor_per_gpu or 0.0, -o.reliability, o.id))
+
+    def _on_demand_offer(self, spec: VastCreate) -> Offer:
+        fits = [o for o in self.offers(spec) if o.on_demand_per_gpu is not None and (
+            spec.max_price_per_gpu is None or o.on_demand_per_gpu <= spec.max_price_per_gpu + _SLACK)]
+        if not fits:
+            cap = "" if spec.max_price_per_gpu is None else f" at or below ${spec.max_price_per_gpu:.3f}/GPU-h"
+            raise NoCapacity(f"no Vast on-demand offer of {spec.num_gpus} x {spec.gpu_name} "
+                             f"({spec.tier.lower()}){cap} now", operation="create_on_demand")
+        return min(fits, key=lambda o: (o.on_demand_per_gpu or 0.0, -o.reliability, o.id))
+
+    def rent_interruptable(self, spec: VastCreate, bid_per_gpu: float) -> VastPod:
+        offer = self._spot_offer(spec, bid_per_gpu)
+        return to_pod(self.client.create_interruptible(offer.id, spec.instance, bid_per_gpu, num_gpus=offer.num_gpus))
+
+    def deploy_on_demand(self, spec: VastCreate) -> VastPod:
+        offer = self._on_demand_offer(spec)
+        return to_pod(self.client.create_on_demand(offer.id, spec.instance))
+
+    def build_rent_interruptable(self, spec: VastCreate, bid_per_gpu: float) -> VastDryRun:
+        offer = self._spot_offer(spec, bid_per_gpu)
+        return self._dry(self.client.build_create_interruptible(offer.id, spec.instance, bid_per_gpu,
+                                                                 num_gpus=offer.num_gpus))
+
+    def build_deploy_on_demand(self, spec: VastCreate) -> VastDryRun:
+        return self._dry(self.client.build_create_on_demand(self._on_demand_offer(spec).id, spec.instance))
+
+    # -- reading ---------------------------------------------------------------------------------
+    def pods(self) -> list[VastPod]:
+        return [to_pod(i) for i in self.client.iter_instances()]
+
+    def pod(self, pod_id: str) -> VastPod:
+        return to_pod(self.client.instance(_id(pod_id)))
+
+    # -- bids, resume, stop ----------------------------------------------------------------------
+    def bid_resume(self, pod_id: str, bid_per_gpu: float, gpu_count: int) -> VastPod:
+        inst = self.client.instance(_id(pod_id))
+        n = inst.num_gpus or gpu_count
+        current = per_gpu(inst.bid_price, n)
+        if current is None or abs(current - bid_per_gpu) > _SLACK:
+            self.client.change_bid(inst.id, bid_per_gpu, n)
+        if inst.state == InstanceState.STOPPED:
+            self.client.start(inst.id)
+        return to_pod(self.client.instance(inst.id))
+
+    def resume(self, pod_id: str, gpu_count: int) -> VastPod:
+        self.client.start(_id(pod_id))
+        return self.pod(pod_id)
+
+    def stop(self, pod_id: str) -> None:
+        self.client.stop(_id(pod_id))
+
+    def terminate(self, pod_id: str) -> None:
+        self.client.destroy(_id(pod_id))
+
+    def build_bid_resume(self, pod_id: str, bid_per_gpu: float, gpu_count: int) -> VastDryRun:
+        return self._dry(self.client.build_change_bid(_id(pod_id), bid_per_gpu, gpu_count))
+
+    def build_resume(self, pod_id: str, gpu_count: int) -> VastDryRun:
+        return self._dry(self.client.build_start(_id(pod_id)))
+
+    def build_stop(self, pod_id: str) -> VastDryRun:
+        return self._dry(self.client.build_stop(_id(pod_id)))
+
+    def build_terminate(self, pod_id: str) -> VastDryRun:
+        return self._dry(self.client.build_destroy(_id(pod_id)))
+
+    def _dry(self, request: VastRequest) -> VastDryRun:
+        return VastDryRun(request, self.client.url)
+
+
+def _tier_filters(filters: OfferFilters, tier: str) -> OfferFilters:
+    # A job that asked for the unverified tier takes unverified offers even when collection skips them.
+    return OfferFilters(verified_only=filters.verified_only and tier != "UNVERIFIED",
+                        min_reliability=filters.min_reliability)
+
+
+def _id(pod_id: str) -> int:
+    try:
+        return int(pod_id)
+    except (TypeError, ValueError):
+        raise PodNotFound(f"{pod_id!r} is not a Vast instance id (a whole number)", pod_id=str(pod_id)) from None

@@ -1,0 +1,228 @@
+"""The tick on both markets against the emulator over HTTP: a Vast job and a job open to any market,
+collected in one cycle, polled per market, never two live instances for one job, the ledger's spend
+equal to Vast's billing within 1% over a week with pauses, and `any` landing where it is cheapest."""
+
+from __future__ import annotations
+
+import pytest
+from executor_helpers import RTX4090, Env, seed_history
+from vast_helpers import seed_vast_history, vast_client
+
+from bidder.store import Store, estimate_spend
+from bidder.tick import run_tick
+from bidder.vast.summary import OfferFilters
+from bidder.vast_pods import VastPodApi
+
+VAST4090 = "RTX 4090"
+
+
+@pytest.fixture
+def both(emulator, client, tmp_path):
+    store = Store.open(tmp_path / "bidder.db")
+    seed_history(store, emulator, gpus=(RTX4090,))
+    seed_vast_history(store, emulator)
+    vclient = vast_client(emulator)
+    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.95))
+    env = Env(emulator, client, store, tmp_path)
+    yield env, api
+    store.close()
+    vclient.close()
+
+
+def tick(env: Env, api: VastPodApi, config, **kw):
+    return run_tick(env.client, env.store, config, env.emu.now, events=env.events.append, vast=api, **kw)
+
+
+def vast_live(emu) -> list:
+    return [i for i in emu.vast.instances.values() if not i.destroyed]
+
+
+def runpod_live(emu) -> list:
+    return [p for p in emu.world.pods.values() if p.desired_status != "TERMINATED"]
+
+
+JOB = """
+[jobs.{name}]
+gpu = [{gpus}]
+market = "{market}"
+hours = {hours}
+tolerance = "{tolerance}"
+max_price = 0.6
+budget = 60
+image = "pytorch/pytorch"
+disk = 20
+on_finish = "terminate"
+"""
+
+
+def job(name: str, market: str, *, gpus: str = f'"{VAST4090}"', hours: float = 30, tolerance: str = "high") -> str:
+    return JOB.format(name=name, market=market, gpus=gpus, hours=hours, tolerance=tolerance)
+
+
+def test_a_vast_job_runs_three_days_with_pauses_one_instance_and_spend_within_one_percent(both):
+    env, api = both
+    config = env.config('collect_interval = "2h"\n' + job("v", "vast", hours=100))
+    seen_ids: set[int] = set()
+    interrupted = 0
+    for _ in range(3 * 24 * 4):  # every 15 virtual minutes for three days (the executor's test: a week)
+        report = tick(env, api, config)
+        interrupted += sum(1 for e in report.events if e["event"] == "interrupted")
+        live = vast_live(env.emu)
+        assert len(live) <= 1, [i.id for i in live]  # never two live instances for one job
+        seen_ids |= {i.id for i in live}
+        env.emu.advance(900)
+    tick(env, api, config)
+    truth = sum(env.emu.vast.true_spend(i) for i in env.emu.vast.instances)
+    ledger = sum(estimate_spend(env.store.observations(p["pod_id"])) for p in env.store.managed_pods("v"))
+    assert interrupted >= 1 and seen_ids  # it was paused at least once, and it ran
+    assert ledger == pytest.approx(truth, rel=0.01)
+    state = env.store.job_state("v")
+    assert state["spent"] == pytest.approx(truth, rel=0.01)
+    assert all(p["market"] == "vast" for p in env.store.managed_pods("v"))
+    assert runpod_live(env.emu) == []
+    # Every mutation has its ledger row, written first and completed.
+    assert env.store.actions("v", outcome="pending") == []
+
+
+def test_a_job_open_to_any_market_lands_on_the_cheaper_on_demand_market(both):
+    env, api = both
+    config = env.config(job("a", "any", gpus=f'"{RTX4090}", "{VAST4090}"', hours=2, tolerance="none"))
+    report = tick(env, api, config)
+    assert report.collected  # both markets in one cycle
+    markets = {c["market"] for c in env.store.collections()[-2:]}
+    assert markets == {"runpod", "vast"}
+    quotes = [q for q in env.store.latest_quotes() if q.gpu_count == 1 and q.uninterruptable_price
+              and q.gpu_type_id in (RTX4090, VAST4090) and q.cloud in ("SECURE", "COMMUNITY", "VERIFIED")]
+    cheapest = min(quotes, key=lambda q: q.uninterruptable_price)
+    [pod] = env.store.managed_pods("a")
+    assert pod["market"] == cheapest.market and pod["kind"] == "on_demand"
+    assert len(vast_live(env.emu)) + len(runpod_live(env.emu)) == 1
+
+
+def test_a_paused_vast_instance_waits_raises_or_moves_never_two(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=20))
+    report = tick(env, api, config)
+    assert report.jobs[0].state == "running", report.jobs[0].message
+    [inst] = vast_live(env.emu)
+    machine = int(env.emu.vast.market.machine_id[inst.machine])
+    env.emu.advance(600)
+    tick(env, api, config)
+    env.emu.vast.set_competitor(machine, 0.59)  # outbid hard, just under the job's cap
+    for _ in range(12):
+        env.emu.advance(600)
+        report = tick(env, api, config)
+        assert len(vast_live(env.emu)) <= 1
+    kinds = [a["kind"] for a in env.store.actions("v")]
+    assert kinds[0] == "rent_spot"
+    # Whatever the optimizer chose (wait paused, raise the bid, or move), the job has one instance,
+    # and no bid above the cap x GPUs was ever sent.
+    assert all(a["bid_per_gpu"] is None or a["bid_per_gpu"] <= 0.6 + 1e-9 for a in env.store.actions("v"))
+    assert all((i.price or 0) <= 0.6 * env.emu.vast.market.num_gpus[i.machine] + 1e-9
+               for i in env.emu.vast.instances.values() if i.is_bid)
+    assert report.jobs[0].state in ("running", "waiting")
+
+
+def test_an_outbid_instance_gets_its_bid_raised_when_the_plan_says_so(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=20))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    [row] = env.store.managed_pods("v")
+    bid, tier = row["bid_per_gpu"], row["cloud"]
+    machine = int(env.emu.vast.market.machine_id[inst.machine])
+    env.emu.vast.set_competitor(machine, bid + 0.05)
+    env.emu.advance(600)
+
+    def plan(job, policy, now, progress):  # the plan a tick would follow: same machine, a higher bid
+        from bidder.models import Decision
+
+        assert progress.current_market == "vast" and progress.current_bid_per_gpu in (bid, bid + 0.1)
+        return Decision(action="spot", gpu_type_id=VAST4090, cloud=tier, gpu_count=1, bid_per_gpu=bid + 0.1,
+                        expected_cost_per_hour=bid + 0.1, expected_interruptions_per_day=1.0, expected_total_cost=None,
+                        expected_completion_hours=None, reasons=("raise",), market="vast")
+
+    report = tick(env, api, config, advise=plan)
+    assert report.jobs[0].state == "running" and "bid raised" in report.jobs[0].message, report.jobs[0].message
+    assert inst.price == pytest.approx(bid + 0.1) and inst.was_running and vast_live(env.emu) == [inst]
+    assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot", "bid_resume"]
+    # The same plan again while it runs changes nothing; a plan at the standing bid while paused waits.
+    env.emu.vast.set_competitor(machine, bid + 0.2)
+    env.emu.advance(600)
+    report = tick(env, api, config, advise=plan)
+    assert report.jobs[0].state == "waiting" and "resumes by itself" in report.jobs[0].message
+    assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot", "bid_resume"]
+
+
+def test_the_budget_holds_on_vast_with_storage_in_the_ledger(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=100))
+    for _ in range(12):  # two virtual hours, a tick every 10 minutes
+        assert tick(env, api, config).jobs[0].state in ("running", "waiting")
+        env.emu.advance(600)
+    [inst] = vast_live(env.emu)
+    spent = env.emu.vast.total_spend()  # every instance the job had (it may have moved)
+    # The user lowers the budget to a little more than what is spent: the next hour no longer fits.
+    lowered = env.config(job("v", "vast", hours=100).replace("budget = 60", f"budget = {spent + 0.05:.4f}"))
+    report = tick(env, api, lowered)
+    assert report.jobs[0].state == "budget_stopped", report.jobs[0].message
+    truth = env.emu.vast.total_spend()
+    state = env.store.job_state("v")
+    assert state["spent"] == pytest.approx(truth, rel=0.01)  # storage included, as Vast bills it
+    assert inst.intended == "stopped" and not inst.was_running  # stopped (disk kept), not running on
+    [stop] = [a for a in env.store.actions("v") if a["kind"] == "stop"]
+    assert stop["outcome"] == "ok" and "budget" in stop["reason"]
+    env.emu.advance(600)
+    assert tick(env, api, lowered).jobs[0].state == "budget_stopped"  # and it stays stopped
+    assert not inst.was_running
+
+
+def test_a_late_vast_create_carrying_the_jobs_label_is_destroyed_not_left_billing(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=20))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [ours] = vast_live(env.emu)
+    # A create of this job that landed late (its answer lost, its grace over): same label, not in the ledger.
+    spec = api.spec(config.job("v").template, "bidder-v-1", VAST4090, 1, "VERIFIED")
+    offer = min((o for o in api.offers(spec) if o.on_demand_per_gpu), key=lambda o: o.on_demand_per_gpu)
+    late = api.client.create_on_demand(offer.id, spec.instance)
+    env.emu.advance(600)
+    report = tick(env, api, config)
+    assert [i.id for i in vast_live(env.emu)] == [ours.id] and late.id != ours.id  # one instance for the job
+    assert any(e["event"] == "stray" and e["pod_id"] == str(late.id) for e in report.events)
+    assert env.store.pod(str(late.id))["state"] == "retired"
+
+
+def test_near_the_deadline_a_paused_instance_is_replaced_by_an_on_demand_one(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=20))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [paused] = vast_live(env.emu)
+    env.emu.vast.set_competitor(int(env.emu.vast.market.machine_id[paused.machine]), 0.59)
+    env.emu.advance(600)
+
+    def on_demand(job, policy, now, progress):  # the plan the optimizer makes when the deadline is near
+        from bidder.models import Decision
+
+        return Decision(action="on_demand", gpu_type_id=VAST4090, cloud="VERIFIED", gpu_count=1, bid_per_gpu=None,
+                        expected_cost_per_hour=0.45, expected_interruptions_per_day=0.0, expected_total_cost=None,
+                        expected_completion_hours=None, reasons=("deadline",), market="vast")
+
+    report = tick(env, api, config, advise=on_demand)
+    assert report.jobs[0].state == "running" and "moved to bidder-v-2" in report.jobs[0].message
+    [now_live] = vast_live(env.emu)
+    assert now_live.id != paused.id and not now_live.is_bid and paused.destroyed  # one instance, on-demand
+    assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot", "deploy_on_demand", "terminate"]
+    assert now_live.compute_per_hr <= 0.6 + 1e-9  # never above the cap per GPU
+
+
+def test_a_pod_on_a_market_the_tick_cannot_reach_is_left_alone(both):
+    env, api = both
+    config = env.config(job("r", "runpod", gpus=f'"{RTX4090}"', hours=20))
+    assert run_tick(env.client, env.store, config, env.emu.now).jobs[0].state == "running"
+    [pod] = runpod_live(env.emu)
+    env.emu.advance(600)
+    report = run_tick(None, env.store, config, env.emu.now, vast=api)  # Vast's key alone this time
+    assert report.jobs[0].state == "unknown" and "cannot reach" in report.jobs[0].message
+    assert [p.id for p in runpod_live(env.emu)] == [pod.id] and pod.desired_status == "RUNNING"
+    assert env.store.pod(pod.id)["state"] == "active" and vast_live(env.emu) == []

@@ -1,0 +1,138 @@
+"""Vast through the real CLI against the emulator (both markets on one server): `launch --market vast
+--dry-run` prints Vast's exact request (key masked), `launch --market any` lands on a market and says
+which, `tick` collects both markets and acts on Vast, `pods`, `jobs` and `stop` name each pod's market."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from executor_helpers import RTX4090, seed_history
+from vast_helpers import seed_vast_history
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY
+from bidder.store import Store
+from bidder.units import to_iso
+
+VAST4090 = "RTX 4090"
+CONFIG = f"""
+[jobs.v]
+gpu = ["{VAST4090}"]
+market = "vast"
+hours = 10
+tolerance = "high"
+max_price = 0.6
+image = "pytorch/pytorch"
+disk = 20
+"""
+
+
+@pytest.fixture
+def env(emulator, tmp_path):
+    with Store.open(tmp_path / "bidder.db") as store:
+        seed_history(store, emulator, gpus=(RTX4090,))
+        seed_vast_history(store, emulator)
+    (tmp_path / "bidder.toml").write_text(CONFIG)
+    return emulator, tmp_path
+
+
+def cli(env, *args: str, vast_key: bool = True, apis: bool = True):
+    emu, tmp = env
+    keys = {"RUNPOD_API_KEY": TEST_API_KEY, **({"VAST_API_KEY": TEST_API_KEY} if vast_key else {"VAST_API_KEY": ""})}
+    urls = ["--api-url", emu.url, "--vast-url", emu.vast_url, "--now", to_iso(emu.now)] if apis else []
+    return CliRunner(env=keys).invoke(main, [*args, "--db", str(tmp / "bidder.db"), *urls])
+
+
+def live(emu) -> list:
+    return [i for i in emu.vast.instances.values() if not i.destroyed]
+
+
+def test_launch_on_vast_dry_run_prints_the_exact_request_with_the_key_masked(env):
+    emu, _ = env
+    result = cli(env, "launch", "--market", "vast", "--gpu", VAST4090, "--max-price", "0.6", "--hours", "4",
+                 "--tolerance", "high", "--image", "pytorch/pytorch", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert TEST_API_KEY not in result.output and '"Authorization": "Bearer ***"' in result.output
+    assert "/api/v0/asks/" in result.output and '"label": "bidder-launch-1"' in result.output
+    assert live(emu) == []
+    body = json.loads(result.output[result.output.index("{"):])["body"]
+    plan = next(line for line in result.output.splitlines() if line.startswith("Plan:"))
+    assert plan.startswith(f"Plan: {VAST4090} (") and ", vast) spot, bid $" in plan
+    assert body["price"] <= 0.6 + 1e-9  # one GPU: bid per instance = bid per GPU, under the cap
+
+
+def test_launch_on_vast_without_a_key_is_one_line(env):
+    result = cli(env, "launch", "--market", "vast", "--gpu", VAST4090, "--hours", "4", "--image", "img", "--yes",
+                 vast_key=False)
+    assert result.exit_code == 1 and "no Vast API key" in result.output and "Traceback" not in result.output
+
+
+def test_launch_any_names_the_market_it_landed_on(env):
+    emu, _ = env
+    result = cli(env, "launch", "--market", "any", "--gpu", RTX4090, "--gpu", VAST4090, "--max-price", "0.6",
+                 "--hours", "4", "--tolerance", "high", "--image", "pytorch/pytorch", "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    market = data["decision"]["market"]
+    runpod_live = [p for p in emu.world.pods.values() if p.desired_status != "TERMINATED"]
+    assert (len(live(emu)), len(runpod_live)) == ((1, 0) if market == "vast" else (0, 1))
+
+
+def test_tick_pods_jobs_and_stop_on_vast(env):
+    emu, tmp = env
+    config = ["--config", str(tmp / "bidder.toml")]
+    result = cli(env, "tick", *config)
+    assert result.exit_code == 0, result.output
+    assert "v: running: launched bidder-v-1 on RTX 4090 (" in result.output and ", vast) spot @" in result.output
+    with Store.open(tmp / "bidder.db") as store:
+        assert {c["market"] for c in store.collections()[-2:]} == {"runpod", "vast"}
+    [inst] = live(emu)
+    emu.advance(600)
+    pods = cli(env, "pods", "--refresh")
+    assert pods.exit_code == 0, pods.output
+    header, _, line = pods.output.splitlines()[:3]
+    assert header.split()[:2] == ["pod", "market"] and line.split()[:2] == [str(inst.id), "vast"]
+    jobs = cli(env, "jobs", *config, "--format", "json", apis=False)
+    assert json.loads(jobs.output)[0]["market"] == "vast"
+    report = cli(env, "report", "--since", "all", "--format", "json", apis=False)
+    assert report.exit_code == 0, report.output
+    [pod] = json.loads(report.output)["pods"]
+    assert pod["market"] == "vast" and pod["pod_id"] == str(inst.id) and pod["spend"] > 0
+    assert pod["hours"] == pytest.approx(inst.running_s / 3600, rel=0.01)  # storage is money, not hours
+    table = cli(env, "report", "--since", "all", apis=False)
+    assert "market" in table.output and " vast " in table.output
+    stopped = cli(env, "stop", str(inst.id), "--terminate")
+    assert stopped.exit_code == 0, stopped.output
+    assert f"terminated pod {inst.id} on vast (job v is held)" in stopped.output
+    assert live(emu) == []
+
+
+def test_tick_dry_run_and_jobs_stop_on_vast(env):
+    emu, tmp = env
+    config = ["--config", str(tmp / "bidder.toml")]
+    dry = cli(env, "tick", *config, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "[dry run] v: dry_run: would launch: spot RTX 4090/" in dry.output and live(emu) == []
+    assert cli(env, "tick", *config).exit_code == 0
+    [inst] = live(emu)
+    emu.advance(600)
+    stopped = cli(env, "jobs", "stop", "v", *config)
+    assert stopped.exit_code == 0, stopped.output
+    assert f"v: finished; stop pod {inst.id}" in stopped.output
+    assert inst.intended == "stopped" and not inst.was_running  # on_finish = stop: its disk kept
+    again = cli(env, "tick", *config)
+    assert "v: finished" in again.output and inst.intended == "stopped"
+
+
+def test_tick_with_a_vast_key_alone_runs_vast_jobs(env):
+    emu, tmp = env
+    keys = {"RUNPOD_API_KEY": "", "VAST_API_KEY": TEST_API_KEY}
+    args = ["tick", "--config", str(tmp / "bidder.toml"), "--db", str(tmp / "bidder.db"), "--api-url", emu.url,
+            "--vast-url", emu.vast_url, "--now", to_iso(emu.now)]
+    result = CliRunner(env=keys).invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "v: running: launched bidder-v-1 on RTX 4090 (" in result.output and len(live(emu)) == 1
+    with Store.open(tmp / "bidder.db") as store:
+        assert {c["market"] for c in store.collections() if c["ts"] == store.collections()[-1]["ts"]} == {"vast"}
