@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MarketKey, market_key, market_of
-from bidder.store import FloorSeries, Store, estimate_spend
+from bidder.store import FloorSeries, Store, spend_terms
 from bidder.units import to_iso
 
 __all__ = [
@@ -254,21 +254,14 @@ def _segments(observations: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """(start, end, USD, running hours) per stretch of time covered by estimate_spend's terms."""
     if not observations:
         return np.zeros((0, 4))
-    # Running hours: the same integral at 1 USD/h (and, for Vast's billing polls, no storage).
-    ones = [{**o, "cost_per_hr": 1.0, **({"storage_per_hr": 0.0} if o.get("storage_per_hr") is not None else {})}
-            for o in observations]
-    alone = [estimate_spend([o]) for o in observations]       # each poll's own term (uptime before it)
-    alone_h = [estimate_spend([o]) for o in ones]
-    rows: list[tuple[float, float, float, float]] = []
+    terms = spend_terms(observations)
     first = observations[0]
     t0 = first["ts"].timestamp()
-    if alone_h[0] > 0:
-        rows.append((t0 - float(first["uptime_seconds"]), t0, alone[0], alone_h[0]))
-    for i in range(1, len(observations)):
-        a, b = observations[i - 1], observations[i]
-        usd = estimate_spend([a, b]) - alone[i - 1]
-        run = estimate_spend([ones[i - 1], ones[i]]) - alone_h[i - 1]
-        rows.append((a["ts"].timestamp(), b["ts"].timestamp(), usd, run))
+    rows: list[tuple[float, float, float, float]] = []
+    if terms[0][1] > 0:
+        rows.append((t0 - terms[0][1], t0, terms[0][0], terms[0][1] / 3600))
+    ts = [o["ts"].timestamp() for o in observations]
+    rows += [(ts[i - 1], ts[i], usd, run / 3600) for i, (usd, run) in enumerate(terms[1:], start=1)]
     return np.array(rows, dtype=float).reshape(-1, 4)
 
 

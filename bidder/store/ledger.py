@@ -15,7 +15,7 @@ from bidder.errors import StoreError
 from bidder.store.base import StoreBase, _db_value, _from_row, _iso
 from bidder.store.schema import ACTION_KINDS
 
-__all__ = ["SPOT_UNSUPPORTED_SINCE", "LedgerStore", "estimate_spend"]
+__all__ = ["SPOT_UNSUPPORTED_SINCE", "LedgerStore", "estimate_spend", "spend_terms"]
 
 #: Setting holding when the API first refused spot (ISO time); absent = spot allowed. Written by the
 #: collector (spot price fields gone) and the executor (spot mutations gone); read by the executor.
@@ -261,16 +261,22 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     the pod's own uptime vouches for (its growth, when it grew), never a guess from the timestamps,
     so spend never exceeds uptime x rate however the clocks were mixed.
     """
+    return sum(usd for usd, _ in spend_terms(observations))
+
+
+def spend_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """`estimate_spend`'s terms, each (USD, running seconds): the first is the run before the first
+    poll, then one per pair of consecutive polls (the stretch between them). Reports place each term
+    on the time it covers; their sum is `estimate_spend`."""
     if not observations:
-        return 0.0
+        return []
     if observations[0].get("storage_per_hr") is not None:
-        return _billing_spend(observations)
-    total = 0.0
+        return _billing_terms(observations)
     first = observations[0]
     # An observation that is not RUNNING but carries an uptime is an *exit observation* (written by the
     # executor at the moment a run ended, read from lastStatusChange): the run lasted that long.
-    if first.get("uptime_seconds"):
-        total += float(first["cost_per_hr"] or 0) * float(first["uptime_seconds"]) / 3600
+    before = float(first["uptime_seconds"]) if first.get("uptime_seconds") else 0.0
+    terms = [(float(first.get("cost_per_hr") or 0) * before / 3600, before)]
     for a, b in itertools.pairwise(observations):
         dt = (b["ts"] - a["ts"]).total_seconds() if isinstance(a["ts"], datetime) else float(b["ts"] - a["ts"])
         a_run = a.get("desired_status") == "RUNNING"
@@ -279,35 +285,42 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
         # b ran up to its own time: a RUNNING poll, or an exit observation (not RUNNING, with an uptime).
         b_run = b.get("desired_status") == "RUNNING" or b_up is not None
         a_cost, b_cost = float(a.get("cost_per_hr") or 0), float(b.get("cost_per_hr") or 0)
+        usd = run = 0.0
         if _time_base(a) != _time_base(b):
             if a_run and b_run and a_up is not None and b_up is not None and b_up > a_up:
-                total += a_cost * (float(b_up) - float(a_up)) / 3600
+                run = float(b_up) - float(a_up)
+                usd = a_cost * run / 3600
+            terms.append((usd, run))
             continue
         # Uptime did not fall: one continuous run. (Counting its growth, not the interval, is what keeps
         # a jump of the polls' clock, e.g. a --now far from the API's own time, from booking a fortune.)
         grew = None if a_up is None or b_up is None else float(b_up) - float(a_up)
         continuous = a_run and b_run and grew is not None and grew >= min(0.0, dt - max(30.0, 0.1 * dt))
         if continuous and grew is not None:
-            total += a_cost * min(grew, dt) / 3600
+            run = min(grew, dt)
+            usd = a_cost * run / 3600
         elif b_run and b_up is not None:
             after = min(float(b_up), dt)
-            total += b_cost * after / 3600
+            usd, run = b_cost * after / 3600, after
             if a_run:
-                total += a_cost * (dt - after) / 2 / 3600
+                usd += a_cost * (dt - after) / 2 / 3600
+                run += (dt - after) / 2
         elif a_run:
-            total += a_cost * dt / 2 / 3600
-    return total
+            usd, run = a_cost * dt / 2 / 3600, dt / 2
+        terms.append((usd, run))
+    return terms
 
 
-def _billing_spend(observations: Sequence[Mapping[str, Any]]) -> float:
-    """USD of a Vast instance from its *billing observations* (`storage_per_hr` set): `uptime_seconds`
-    is the instance's total running time so far (Vast's `uptime_mins`), `cost_per_hr` its compute
-    rate (pay-as-bid per instance, or on-demand) and `storage_per_hr` the storage it bills whether it
-    runs, is paused by a higher bid, or is stopped. Between two polls it ran exactly the growth of
-    the total running time (at the earlier poll's compute rate: a new bid is written as a poll), and
-    stored for the whole interval. Without a running total, half the interval as for RunPod."""
+def _billing_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """The terms of a Vast instance from its *billing observations* (`storage_per_hr` set):
+    `uptime_seconds` is the instance's total running time so far (Vast's `uptime_mins`), `cost_per_hr`
+    its compute rate (pay-as-bid per instance, or on-demand) and `storage_per_hr` the storage it bills
+    whether it runs, is paused by a higher bid, or is stopped. Between two polls it ran exactly the
+    growth of the total running time (at the earlier poll's compute rate: a new bid is written as a
+    poll), and stored for the whole interval. Without a running total, half the interval as for RunPod."""
     first = observations[0]
-    total = float(first.get("cost_per_hr") or 0) * float(first.get("uptime_seconds") or 0) / 3600
+    before = float(first.get("uptime_seconds") or 0)
+    terms = [(float(first.get("cost_per_hr") or 0) * before / 3600, before)]
     for a, b in itertools.pairwise(observations):
         dt = (b["ts"] - a["ts"]).total_seconds() if isinstance(a["ts"], datetime) else float(b["ts"] - a["ts"])
         a_up, b_up = a.get("uptime_seconds"), b.get("uptime_seconds")
@@ -318,9 +331,9 @@ def _billing_spend(observations: Sequence[Mapping[str, Any]]) -> float:
         if _time_base(a) != _time_base(b):  # two clocks: only the running total vouches for anything
             ran = max(float(b_up) - float(a_up), 0.0) if a_up is not None and b_up is not None else 0.0
             dt = 0.0
-        total += float(a.get("cost_per_hr") or 0) * ran / 3600
-        total += float(a.get("storage_per_hr") or 0) * dt / 3600
-    return total
+        usd = float(a.get("cost_per_hr") or 0) * ran / 3600 + float(a.get("storage_per_hr") or 0) * dt / 3600
+        terms.append((usd, ran))
+    return terms
 
 
 def _time_base(observation: Mapping[str, Any]) -> str:
