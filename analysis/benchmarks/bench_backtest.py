@@ -149,12 +149,22 @@ def _bench(args: argparse.Namespace, gpu: str, clouds: str, optimum: bool) -> tu
                              uninterruptable_price=float(history.on_demand[i, -1]))
                   for i, m in enumerate(history.markets)]
     service = spec
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        decide(service, policy, quotes_now, stats, at, JobProgress())
-    decide_ms = (time.perf_counter() - t0) / calls * 1e3
+    # decide with no pod, then with the pod it chooses running (the replay's usual case: more work)
+    first = decide(service, policy, quotes_now, stats, at, JobProgress(), alternatives=False)
+    running = JobProgress(current_gpu_type_id=first.gpu_type_id, current_cloud=first.cloud,
+                          current_action=first.action if first.action != "wait" else None,
+                          current_bid_per_gpu=first.bid_per_gpu, current_market=first.market,
+                          started=datetime.fromtimestamp(float(history.ts[0]), UTC))
+    per_call = []
+    for progress in (JobProgress(), running):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            decide(service, policy, quotes_now, stats, at, progress, alternatives=False)
+        per_call.append((time.perf_counter() - t0) / calls * 1e3)
     print(f"\nbidder per step: FloorTracker.update {update_us:.1f} us per market-sample; "
-          f"stats of {len(trackers)} market(s) {stats_ms:.3f} ms; decide {decide_ms:.3f} ms per call")
+          f"stats of {len(trackers)} market(s) {stats_ms:.3f} ms; decide {per_call[0]:.3f} ms per call without a "
+          f"pod, " + (f"{per_call[1]:.3f} ms with its {first.action} pod running" if first.action != "wait"
+                     else "(it waits: no pod to run)"))
     if optimum and args.optimum_windows > 0:
         _time_optimum(history, args.optimum_windows)
     bidder_rate = rates.get("bidder", rates.get("bidder (batch)", math.nan))
