@@ -163,8 +163,8 @@ def _bench(args: argparse.Namespace, gpu: str, clouds: str, optimum: bool) -> tu
         per_call.append((time.perf_counter() - t0) / calls * 1e3)
     print(f"\nbidder per step: FloorTracker.update {update_us:.1f} us per market-sample; "
           f"stats of {len(trackers)} market(s) {stats_ms:.3f} ms; decide {per_call[0]:.3f} ms per call without a "
-          f"pod, " + (f"{per_call[1]:.3f} ms with its {first.action} pod running" if first.action != "wait"
-                     else "(it waits: no pod to run)"))
+          f"pod" + (f", {per_call[1]:.3f} ms with its {first.action} pod running" if first.action != "wait"
+                   else " (it waits: no pod to run)"))
     if optimum and args.optimum_windows > 0:
         _time_optimum(history, args.optimum_windows)
     bidder_rate = rates.get("bidder", rates.get("bidder (batch)", math.nan))
