@@ -1,14 +1,15 @@
-"""How fast is the backtest replay? One strategy over a year of 5-minute samples of one GPU type.
+"""How fast is the backtest replay? Each strategy over a span of 5-minute samples, one market and four.
 
-    python3 analysis/benchmarks/bench_backtest.py               # 365 days = 105,120 steps, RTX 4090 community
+    python3 analysis/benchmarks/bench_backtest.py               # 365 days = 105,120 steps: 1 market, then 4
     python3 analysis/benchmarks/bench_backtest.py --days 30     # a quick run
-    python3 analysis/benchmarks/bench_backtest.py --clouds SECURE,COMMUNITY   # two markets to choose from
-    python3 analysis/benchmarks/bench_backtest.py --gpu "NVIDIA GeForce RTX 4090,NVIDIA RTX A6000" \
-        --clouds SECURE,COMMUNITY                                # four markets
+    python3 analysis/benchmarks/bench_backtest.py --markets 1   # one market only (RTX 4090 COMMUNITY)
+    python3 analysis/benchmarks/bench_backtest.py --gpu "NVIDIA RTX A6000" --clouds SECURE   # your own choice
 
+The one-market run is the RTX 4090 in COMMUNITY; the four-market run the RTX 4090 and the RTX A6000
+in SECURE and COMMUNITY (the issue-11 targets: 20,000 and 5,000 bidder decisions per second).
 The history is the emulator's market model (`bidder.sim.generate_quotes`, seed 1). Each strategy
 runs once as a service kept running over the whole span (so every step is replayed, and decided:
-the decision interval is every sample). Prints, per strategy, wall time, steps replayed, steps per
+the decision interval is every sample, so steps/s is decisions/s). Prints, per strategy, wall time, steps replayed, steps per
 second, and the time per step relative to the engine alone (a strategy that never runs a pod,
 measured in the same run). If the optimizer crashes on the service job, the crash is printed and
 `bidder` is measured on a batch job over the same span (40% of it as work, deadline at the end).
@@ -23,6 +24,7 @@ same history (solve = the DP and its backtrack; replay = running the plan throug
 from __future__ import annotations
 
 import argparse
+import math
 import time
 import traceback
 from datetime import UTC, datetime
@@ -58,18 +60,37 @@ class Idle:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=365.0)
-    parser.add_argument("--gpu", default="NVIDIA GeForce RTX 4090", help="comma-separated GPU types")
-    parser.add_argument("--clouds", default="COMMUNITY", help="comma-separated: SECURE, COMMUNITY")
+    parser.add_argument("--markets", default="1,4",
+                        help="comma-separated: 1 (RTX 4090 COMMUNITY), 4 (RTX 4090 + RTX A6000, both clouds)")
+    parser.add_argument("--gpu", help="comma-separated GPU types (instead of --markets)")
+    parser.add_argument("--clouds", default="COMMUNITY", help="with --gpu; comma-separated: SECURE, COMMUNITY")
     parser.add_argument("--tolerance", type=float, default=2.0)
     parser.add_argument("--optimum-windows", type=int, default=3, help="windows the optimum is timed on (0: skip)")
     args = parser.parse_args()
+    if args.gpu:
+        runs = [(args.gpu, args.clouds)]
+    else:
+        presets = {"1": ("NVIDIA GeForce RTX 4090", "COMMUNITY"),
+                   "4": ("NVIDIA GeForce RTX 4090,NVIDIA RTX A6000", "SECURE,COMMUNITY")}
+        runs = [presets[k] for k in args.markets.split(",")]
+    speeds: list[tuple[int, float, float]] = []
+    for i, (gpu, clouds) in enumerate(runs):
+        speeds.append(_bench(args, gpu, clouds, optimum=i == 0))
+        print()
+    for markets, bidder_rate, baseline_rate in speeds:
+        target = {1: " (target 20,000)", 4: " (target 5,000)"}.get(markets, "")
+        print(f"bidder: {bidder_rate:,.0f} decisions/s with {markets} market(s){target}; the baselines "
+              f"{baseline_rate:,.0f}/s (slowest) in the same run, {baseline_rate / bidder_rate:.0f}x faster")
 
+
+def _bench(args: argparse.Namespace, gpu: str, clouds: str, optimum: bool) -> tuple[int, float, float]:
+    """One history: every strategy timed. Returns (markets, bidder decisions/s, slowest baseline's)."""
     t = time.perf_counter()
-    quotes = generate_quotes(seed=1, days=args.days, step_s=300, gpu_types=args.gpu.split(","),
-                             clouds=tuple(args.clouds.split(",")))
+    quotes = generate_quotes(seed=1, days=args.days, step_s=300, gpu_types=gpu.split(","),
+                             clouds=tuple(clouds.split(",")))
     history = history_from_quotes(quotes)
     steps = len(history)
-    print(f"history: {steps:,} steps x {len(history.markets)} market(s) ({args.gpu}, {args.clouds}), "
+    print(f"history: {steps:,} steps x {len(history.markets)} market(s) ({gpu}, {clouds}), "
           f"built in {time.perf_counter() - t:.2f} s")
     span_h = (history.end - history.ts[0]) / 3600
     job = BacktestJob(work_hours=None, keep_running_hours=span_h, restart_overhead_hours=0.25)
@@ -81,7 +102,10 @@ def main() -> None:
         result = replay(history, run_job, policy, strategy, 0)  # type: ignore[arg-type]
         return time.perf_counter() - t0, result.steps, result.decisions
 
+    rates: dict[str, float] = {}
+
     def row(name: str, seconds: float, replayed: int, decisions: int) -> None:
+        rates[name] = decisions / seconds
         print(f"{name:<14} {seconds:8.2f} {replayed:10,} {replayed / seconds:10,.0f} {decisions:10,} "
               f"{seconds / replayed / (base_s / steps):15.1f}")
 
@@ -125,14 +149,26 @@ def main() -> None:
                              uninterruptable_price=float(history.on_demand[i, -1]))
                   for i, m in enumerate(history.markets)]
     service = spec
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        decide(service, policy, quotes_now, stats, at, JobProgress())
-    decide_ms = (time.perf_counter() - t0) / calls * 1e3
+    # decide with no pod, then with the pod it chooses running (the replay's usual case: more work)
+    first = decide(service, policy, quotes_now, stats, at, JobProgress(), alternatives=False)
+    running = JobProgress(current_gpu_type_id=first.gpu_type_id, current_cloud=first.cloud,
+                          current_action=first.action if first.action != "wait" else None,
+                          current_bid_per_gpu=first.bid_per_gpu, current_market=first.market,
+                          started=datetime.fromtimestamp(float(history.ts[0]), UTC))
+    per_call = []
+    for progress in (JobProgress(), running):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            decide(service, policy, quotes_now, stats, at, progress, alternatives=False)
+        per_call.append((time.perf_counter() - t0) / calls * 1e3)
     print(f"\nbidder per step: FloorTracker.update {update_us:.1f} us per market-sample; "
-          f"stats of {len(trackers)} market(s) {stats_ms:.3f} ms; decide {decide_ms:.3f} ms per call")
-    if args.optimum_windows > 0:
+          f"stats of {len(trackers)} market(s) {stats_ms:.3f} ms; decide {per_call[0]:.3f} ms per call without a "
+          f"pod" + (f", {per_call[1]:.3f} ms with its {first.action} pod running" if first.action != "wait"
+                   else " (it waits: no pod to run)"))
+    if optimum and args.optimum_windows > 0:
         _time_optimum(history, args.optimum_windows)
+    bidder_rate = rates.get("bidder", rates.get("bidder (batch)", math.nan))
+    return len(history.markets), bidder_rate, min(v for k, v in rates.items() if not k.startswith("bidder"))
 
 
 def _time_optimum(history: object, windows: int) -> None:
