@@ -7,8 +7,6 @@ charts), imported inside the command so other commands start fast.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import click
 
 from bidder.cli import main
 from bidder.cli.common import CLOUD_CHOICE, DEFAULT_DB, DURATION, HOURS_HELP, TOLERANCE, emit_rows
+from bidder.cli.progress import Progress
 from bidder.errors import ConfigError
 from bidder.units import parse_timestamp
 
@@ -50,30 +49,6 @@ def _strategies(text: str) -> tuple[str, ...]:
         raise click.BadParameter(f"{(bad or [text])[0]!r} is not a strategy; choose from "
                                  f"{', '.join(_STRATEGIES)} (comma-separated) or all", param_hint="--strategies")
     return names
-
-
-class _Progress:
-    """A plain progress bar on stderr, only on a terminal and only once a run has taken 2 s."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.started = time.monotonic()
-        self.shown = False
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.started < 2.0 or now - self.last < 0.2:
-            return
-        self.last, self.shown = now, True
-        share = min(1.0, done / max(total, 1))
-        bar = "#" * int(share * 30)
-        rate = done / max(now - self.started, 1e-9)
-        click.echo(f"\rbacktest [{bar:<30}] {share:4.0%} {done:,} steps, {rate:,.0f}/s", nl=False, err=True)
-
-    def close(self) -> None:
-        if self.shown:
-            click.echo("\r" + " " * 79 + "\r", nl=False, err=True)
 
 
 def _load(trace: str | None, db_path: str | None) -> tuple[Any, dict[str, str | None]]:
@@ -194,13 +169,13 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
                       keep_running_hours=(days if days is not None else 30.0) * 24 if keep_running else None,
                       restart_overhead_hours=restart_overhead.total_seconds() / 3600)
     policy = Policy(max_price=max_price, tolerance=tolerance)
-    progress = _Progress()
+    progress = Progress("backtest")
     try:
         report = run_backtest(history, job, policy, names, start=start.timestamp() if start else None,
                               end=end.timestamp() if end else None,
                               every_hours=every.total_seconds() / 3600 if every else None, seed=seed,
                               reclaim_rate_per_hour=reclaim_rate, record_window=0 if chart else None,
-                              progress=progress)
+                              progress=lambda done, total: progress(done, total, "replay steps"))
     finally:
         progress.close()
     summary = report.summary()

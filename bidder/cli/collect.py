@@ -29,6 +29,7 @@ from bidder.cli.common import (
     resolve_api_key,
     resolve_vast_api_key,
 )
+from bidder.cli.progress import Progress
 from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now
 from bidder.errors import ConfigError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
@@ -407,11 +408,12 @@ def import_trace(file: str, db_path: str) -> None:
     source: Any = sys.stdin if file == "-" else file
     if file != "-" and not Path(file).is_file():
         raise click.BadParameter(f"{file!r} is not a file", param_hint="FILE")
-    seen = _Tally()
+    seen = _Tally(None if file == "-" else Path(file), Progress("import-trace"))
     notes: list[str] = []
     with _open(db_path, create=True) as store:
         total, changed = store.import_quotes(seen.count(iter_trace(source, name="<stdin>" if file == "-" else None,
                                                                    notes=notes)))
+    seen.progress.close()
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not total:
@@ -422,19 +424,29 @@ def import_trace(file: str, db_path: str) -> None:
 
 
 class _Tally:
-    """Counts what streams past on its way into the store."""
+    """Counts what streams past on its way into the store, and shows how far along a file it is (rows
+    read against the rows its size holds at the length of its first lines: a terminal's estimate)."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None, progress: Any = None) -> None:
         self.markets: set[tuple[Any, ...]] = set()
         self.types: set[str] = set()
         self.first = datetime.max.replace(tzinfo=UTC)
         self.last = datetime.min.replace(tzinfo=UTC)
+        self.progress = progress if progress is not None else (lambda *_: None)
+        self.expected = 0
+        if path is not None and getattr(progress, "enabled", False):
+            with path.open("rb") as handle:
+                head = handle.read(1 << 16)
+            lines = max(head.count(b"\n"), 1)
+            self.expected = int(path.stat().st_size / (len(head) / lines))
 
     def count(self, quotes: Iterable[PriceQuote]) -> Iterator[PriceQuote]:
-        for q in quotes:
+        for rows, q in enumerate(quotes, start=1):
             self.markets.add(q.key)
             self.types.add(q.gpu_type_id)
             self.first, self.last = min(self.first, q.ts), max(self.last, q.ts)
+            if self.expected and rows % 10_000 == 0:
+                self.progress(min(rows, self.expected), self.expected, "rows")
             yield q
 
 
