@@ -8,6 +8,10 @@ Against a fresh emulator on 127.0.0.1 (real HTTP, keep-alive) whose Vast market 
   2. baseline, same run and interleaved call by call (so both see the same machine load): the
      identical request sent with plain httpx and `response.json()`; the ratio is the client's own
      cost (headers, error mapping, parsing), also measured alone (parse of an already-decoded body).
+  3. one whole collection cycle as `bidder collect --market vast` runs it (`collect_markets` with a
+     `VastSource`: the search, the reduction to quotes per GPU, count and tier, and the store of the
+     quotes and every offer in one SQLite transaction, a fresh file per run), interleaved with the
+     same bare request: its ratio is what a cycle costs beyond the HTTP request itself.
 Figures are medians (and 90th percentiles) of single calls, in milliseconds.
 """
 
@@ -71,8 +75,40 @@ def main() -> None:
         ratio = statistics.median(client_t) / statistics.median(bare_t)
         print(f"client / bare request    : {ratio:.3f}x  (parse share of the client call: "
               f"{statistics.median(parse_t) / statistics.median(client_t):.1%})")
+        cycle_t, bare2_t = _cycles(emu, client, plain, args.seconds)
+        print(f"whole Vast cycle (search, reduce, store): {summary(cycle_t)}")
+        print(f"bare httpx + .json(), same run          : {summary(bare2_t)}")
+        print(f"cycle / bare request    : {statistics.median(cycle_t) / statistics.median(bare2_t):.3f}x")
         bare.close()
         client.close()
+
+
+def _cycles(emu: Emulator, client: VastClient, plain: Callable[[], object],
+            seconds: float) -> tuple[list[float], list[float]]:
+    """Whole collection cycles, each into a fresh database, interleaved with the bare request."""
+    import tempfile
+    from pathlib import Path
+
+    from bidder.collector import VastSource, collect_markets
+    from bidder.store import Store
+
+    source = VastSource(client)
+    cycle_t: list[float] = []
+    bare_t: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        end = time.perf_counter() + seconds
+        k = 0
+        while time.perf_counter() < end or k < 3:
+            with Store.open(Path(tmp) / f"c{k}.db") as store:
+                t = time.perf_counter()
+                result = collect_markets([source], store, now=emu.now)
+                cycle_t.append(time.perf_counter() - t)
+            assert not result.errors and result.by_market[0].offers >= 2000
+            t = time.perf_counter()
+            plain()
+            bare_t.append(time.perf_counter() - t)
+            k += 1
+    return cycle_t, bare_t
 
 
 if __name__ == "__main__":
