@@ -109,7 +109,7 @@ class BidderGroup(click.Group):
 @click.version_option(__version__, prog_name="bidder")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug) to stderr.")
 def main(verbose: int) -> None:
-    """Buy GPU time on RunPod as cheaply as your risk allows.
+    """Buy GPU time on bid markets (RunPod spot, Vast.ai interruptible) as cheaply as your risk allows.
 
     \b
     Example:

@@ -41,7 +41,7 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 
 @main.group("sim")
 def sim() -> None:
-    """bidder's RunPod-compatible emulator: same GraphQL API, seeded market, virtual clock.
+    """bidder's emulator of RunPod's GraphQL API and Vast's REST API: seeded markets, one virtual clock.
 
     \b
     Example:
