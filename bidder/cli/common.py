@@ -110,14 +110,13 @@ INT_LIST = IntListType()
 TOLERANCE = ToleranceType()
 
 
-def resolve_api_key(explicit: str | None = None) -> str | None:
-    """The API key: RUNPOD_API_KEY, else `api_key` in ~/.config/bidder/config.toml, else None.
-
-    The key is never logged or printed; it only travels in the Authorization header.
-    """
+def _key(explicit: str | None, env: str, config_key: str) -> str | None:
+    """An API key: `explicit`, else the environment variable `env`, else `config_key` in
+    ~/.config/bidder/config.toml, else None. Keys are never logged or printed; they only travel in
+    the Authorization header."""
     if explicit:
         return explicit
-    from_env = os.environ.get("RUNPOD_API_KEY")
+    from_env = os.environ.get(env)
     if from_env:
         return from_env
     if USER_CONFIG.is_file():
@@ -125,31 +124,20 @@ def resolve_api_key(explicit: str | None = None) -> str | None:
             data = tomllib.loads(USER_CONFIG.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise click.ClickException(f"cannot read {USER_CONFIG}: {exc}") from None
-        key = data.get("api_key")
+        key = data.get(config_key)
         if isinstance(key, str) and key:
             return key
     return None
+
+
+def resolve_api_key(explicit: str | None = None) -> str | None:
+    """RunPod's API key: RUNPOD_API_KEY, else `api_key` in ~/.config/bidder/config.toml, else None."""
+    return _key(explicit, "RUNPOD_API_KEY", "api_key")
 
 
 def resolve_vast_api_key(explicit: str | None = None) -> str | None:
-    """Vast's API key: VAST_API_KEY, else `vast_api_key` in ~/.config/bidder/config.toml, else None.
-
-    Like RunPod's key, it only ever travels in the Authorization header.
-    """
-    if explicit:
-        return explicit
-    from_env = os.environ.get("VAST_API_KEY")
-    if from_env:
-        return from_env
-    if USER_CONFIG.is_file():
-        try:
-            data = tomllib.loads(USER_CONFIG.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise click.ClickException(f"cannot read {USER_CONFIG}: {exc}") from None
-        key = data.get("vast_api_key")
-        if isinstance(key, str) and key:
-            return key
-    return None
+    """Vast's API key: VAST_API_KEY, else `vast_api_key` in ~/.config/bidder/config.toml, else None."""
+    return _key(explicit, "VAST_API_KEY", "vast_api_key")
 
 
 def vast_options(func: F) -> F:
