@@ -301,6 +301,24 @@ def test_identical_inputs_give_identical_decisions(data: st.DataObject) -> None:
         [(a.action, a.gpu_type_id, a.bid_per_gpu, a.expected_cost_per_hour) for a in second.alternatives]
 
 
+def test_a_running_spot_pod_of_a_batch_job_is_not_stopped_just_to_wait() -> None:
+    # The floor is up (0.5 of an on-demand 0.8) in a market that is usually at 0.35: a fresh job waits.
+    quotes, stats = inputs(market(last=0.5))
+    work = job(hours=40, deadline_h=160)
+    assert decide(work, Policy(), quotes, stats, NOW).action == "wait"
+
+    def running(bid: float) -> JobProgress:
+        return JobProgress(work_done_hours=5, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
+                           current_action="spot", current_bid_per_gpu=bid, started=NOW - timedelta(hours=10))
+
+    # A pod already running at 0.55 keeps running: stopping it bets on the floor falling soon.
+    kept = decide(work, Policy(), quotes, stats, NOW, running(0.55))
+    assert kept.action == "spot" and kept.bid_per_gpu == 0.55
+    assert "keeps the running pod" in kept.reasons[0]
+    # A pod that no longer meets the constraints (0.79 is not 15% under on-demand) may still stop to wait.
+    assert decide(work, Policy(), quotes, stats, NOW, running(0.79)).action == "wait"
+
+
 def test_a_wait_must_save_min_wait_savings_of_what_can_start_now() -> None:
     spiking = market(last=1.1)  # a spike: spot cannot start now, on-demand can
     quotes, stats = inputs(spiking)
