@@ -64,9 +64,13 @@ def test_collect_every_fails_when_every_attempt_failed(tmp_path):
 
 def test_collect_every_exits_130_on_ctrl_c(emulator, tmp_path):
     env = {**os.environ, "RUNPOD_API_KEY": TEST_API_KEY}
+    # Ctrl-C at a terminal reaches a foreground process whose SIGINT is the default. A test run started
+    # in the background by a shell without job control (as CI may be) inherits SIGINT ignored, and
+    # Python then keeps ignoring it: give the child the foreground's default, as a terminal would.
     proc = subprocess.Popen([sys.executable, "-c", "from bidder.cli import main; main()", "collect", "--every", "1s", "--db",
                              str(tmp_path / "b.db"), "--api-url", emulator.url],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         line = ""
