@@ -415,7 +415,7 @@ class _Tick:
             return self._report(jc, "held", "stopped by the user during this tick")
         if row is None:
             return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
-                                                             interruptions=interruptions), spent)
+                                                             interruptions=interruptions, started=started), spent)
         outcome = self.outcomes.get(row["pod_id"], "running" if row.get("desired_status") == "RUNNING" else "exited")
         if outcome in ("gone", "stopped_outside"):
             why = ("its pod was terminated outside bidder" if outcome == "gone"
@@ -426,8 +426,8 @@ class _Tick:
             self._save(jc, state="held", note=note)
             return self._report(jc, "held", note, row["pod_id"])
         if outcome == "running":
-            return self._running(jc, job, row, policy, spent, work, interruptions)
-        progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions,
+            return self._running(jc, job, row, policy, spent, work, interruptions, started)
+        progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions, started=started,
                                current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
                                current_action="spot" if row["kind"] == "spot" else "on_demand",
                                current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
@@ -442,7 +442,7 @@ class _Tick:
         return max(min(1.0, (jc.job.work_hours - work) / speed), 0.0)
 
     def _running(self, jc: JobConfig, job: JobSpec, row: dict[str, Any], policy: Policy, spent: float, work: float,
-                 interruptions: int) -> JobReport:
+                 interruptions: int, started: datetime | None = None) -> JobReport:
         last = self.store.last_observation(row["pod_id"])
         # Vast bills storage on top of the compute rate: the hours ahead cost both.
         rate = float((last or {}).get("cost_per_hr") or 0.0) + float((last or {}).get("storage_per_hr") or 0.0)
@@ -466,15 +466,15 @@ class _Tick:
             # On-demand is not a one-way door: the optimizer's keep-or-switch rule (the running pod is
             # in the progress) says when a move to spot pays for its restart. The on-demand pod is
             # stopped before the spot one is launched, so the job never has two pods.
-            progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions,
+            progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions, started=started,
                                    current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
-                                   current_action="on_demand")
+                                   current_action="on_demand", current_market=row.get("market") or "runpod")
             decision = self._decide(job, policy, progress)
             if not isinstance(decision, str) and decision.action == "spot" and not self.ex.dry_run:
                 self.ex.stop_pod(row, self.now, reason=f"moving to spot: {decision.reasons[0]}",
                                  terminate=jc.on_finish == "terminate", state="retired")
                 return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
-                                                                 interruptions=interruptions), spent)
+                                                                 interruptions=interruptions, started=started), spent)
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
         message = f"running on {row['gpu_type_id']} ({_where(row['cloud'], row.get('market'))}) {kind}: ${rate:.3f}/h"
         self._save(jc, state="running", pod_id=row["pod_id"], note=message, resume_failures=None)
