@@ -106,6 +106,23 @@ def _bid_line(track: PodTrack, end: float) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
+def _bid_at_interruptions(track: PodTrack) -> np.ndarray:
+    """The bid in force at each interruption: the last one placed at or before it."""
+    idx = np.clip(np.searchsorted(track.bid_ts, track.interruptions, side="right") - 1, 0, None)
+    return np.asarray(track.bids)[idx]
+
+
+def _price_axes(fig: Figure, ax: Axes) -> Figure:
+    """The shared finish of the charts in USD per GPU-hour over time: axis, grid, legend outside."""
+    ax.set_ylabel("USD per GPU-hour")
+    ax.set_ylim(bottom=0)
+    _date_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return fig
+
+
 def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
                 names: Mapping[str, str | None] | None = None, ax: Axes | None = None) -> Figure:
     """Spot floor (solid steps) and on-demand price (dashed) of each market over time, USD per
@@ -132,20 +149,11 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
         bid_x, bid_y = _bid_line(track, end)
         ax.plot(_dates(bid_x), bid_y, color="black", lw=1.6, label=f"pod {track.pod_id} bid")
         if track.interruptions:
-            # the bid in force then: the last one at or before each interruption
-            idx = np.clip(np.searchsorted(track.bid_ts, track.interruptions, side="right") - 1, 0, None)
-            at = np.asarray(track.bids)[idx]
-            ax.plot(_dates(track.interruptions), at, "x", color=INTERRUPTION, ms=8, mew=2,
+            ax.plot(_dates(track.interruptions), _bid_at_interruptions(track), "x", color=INTERRUPTION, ms=8, mew=2,
                     label=f"interrupted ({len(track.interruptions)})")
         spans += [track.bid_ts[0], end]
     ax.set_title(f"Spot floor (solid) and on-demand (dashed), USD per GPU-hour\n{_span(spans)}", fontsize=10)
-    ax.set_ylabel("USD per GPU-hour")
-    ax.set_ylim(bottom=0)
-    _date_axis(ax)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    return fig
+    return _price_axes(fig, ax)
 
 
 def spend_chart(report: SpendReport, ax: Axes | None = None) -> Figure:
@@ -216,19 +224,12 @@ def market_chart(buckets: PriceBuckets, tracks: Sequence[PodTrack] = (), title: 
         ax.plot(_dates(bid_x), bid_y, color=BID, lw=2.0, ls=("-", "-.", ":")[k % 3],
                 label=f"bid of pod {track.pod_id}")
         if track.interruptions:
-            idx = np.clip(np.searchsorted(track.bid_ts, track.interruptions, side="right") - 1, 0, None)
-            ax.plot(_dates(track.interruptions), np.asarray(track.bids)[idx], markers[k % len(markers)],
+            ax.plot(_dates(track.interruptions), _bid_at_interruptions(track), markers[k % len(markers)],
                     color=INTERRUPTION, ms=9, mew=2.2,
                     label=f"pod {track.pod_id} interrupted ({len(track.interruptions)}x)")
         spans += [track.bid_ts[0], end]
     ax.set_title(f"{title or 'Spot floor, on-demand price and bids'}\n{_span(spans)}", fontsize=10)
-    ax.set_ylabel("USD per GPU-hour")
-    ax.set_ylim(bottom=0)
-    _date_axis(ax)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    return fig
+    return _price_axes(fig, ax)
 
 
 def discount_heatmap(mean: np.ndarray, count: np.ndarray | None = None, title: str = "",
