@@ -39,6 +39,7 @@ import numpy as np
 
 from bidder.errors import InsufficientHistory
 from bidder.models import DEFAULT_MARKET, MarketKey, market_key
+from bidder.planner import FloorModel, block_maxima, fit_floor_model
 
 __all__ = [
     "AGE_EDGES_HOURS",
@@ -196,6 +197,10 @@ class MarketStats:
     half_life_hours: float | None
     confidence: float
     market: str = DEFAULT_MARKET
+    #: The floor's price-state model for plans (`bidder.planner`), when the market quotes on-demand.
+    floor_model: FloorModel | None = None
+    #: The highest floor of the model's last block (NaN: no capacity in it): the floor's state now.
+    recent_max: float = math.nan
 
     @property
     def key(self) -> MarketKey:
@@ -627,4 +632,9 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
                       excursion,
                       n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
                       float(known_od[-1]) if len(known_od) else None, now, p)
+    if len(known_od):
+        model = fit_floor_model(ts, floor, float(known_od[-1]), now)
+        if model is not None:
+            recent = block_maxima(ts, floor, now, model.step_h, 1)[0]
+            stats = replace(stats, floor_model=model, recent_max=float(recent))
     return stats if market_name == DEFAULT_MARKET else replace(stats, market=market_name)

@@ -92,6 +92,7 @@ import numpy as np
 from bidder.errors import Infeasible
 from bidder.market import MarketStats
 from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, PriceQuote
+from bidder.planner import Choice, MarketNow, PodNow, choose
 
 __all__ = [
     "DEADLINE_MARGIN_HOURS",
@@ -99,6 +100,9 @@ __all__ = [
     "MAX_ALTERNATIVES",
     "NO_DEADLINE_PATIENCE",
     "decide",
+    "decide_by_rates",
+    "plan_markets",
+    "planned_choice",
     "reserve_hours",
     "select_quotes",
 ]
@@ -205,6 +209,126 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
            stats: Mapping[MarketKey, MarketStats], now: datetime,
            progress: JobProgress | None = None, *, history_notes: Mapping[MarketKey, str] | None = None,
            alternatives: bool = True) -> Decision:
+    """The best action for `job` now, with ranked alternatives. Raises Infeasible naming the constraint.
+
+    A batch job with a deadline whose markets all have a price-state model (`MarketStats.floor_model`)
+    follows its plan (`bidder.planner`, see "Plans" above); every other job, or a plan that breaks the
+    budget, is decided by the rates (`decide_by_rates`). `quotes` are the current quotes (the newest
+    per market is used); `stats` the market statistics per market key (`PriceQuote.key`).
+    `alternatives=False` leaves the ranked alternatives out (a backtest never reads them).
+    """
+    progress = progress or JobProgress()
+    planned = _planned_decision(job, policy, quotes, stats, now, progress, alternatives, history_notes)
+    if planned is not None:
+        return planned
+    return decide_by_rates(job, policy, quotes, stats, now, progress, history_notes=history_notes,
+                           alternatives=alternatives)
+
+
+def plan_markets(job: JobSpec, markets: Sequence[PriceQuote], stats: Mapping[MarketKey, MarketStats]
+                 ) -> list[MarketNow] | None:
+    """The planner's view of each market (None unless every one has a price-state model)."""
+    out = []
+    for q in markets:
+        st = stats.get(q.key)
+        if st is None or st.floor_model is None:
+            return None
+        out.append(MarketNow(st.floor_model, st.recent_max, q.minimum_bid_price, job.speed_of(q.gpu_type_id)))
+    return out
+
+
+def planned_choice(job: JobSpec, policy: Policy, markets: Sequence[MarketNow], pod: PodNow | None,
+                   now: datetime, progress: JobProgress, *, whole_job: bool = False) -> Choice | None:
+    """The plan's action for a batch job with a deadline (None: the job is not one, spot is off, or no
+    market has a model). `whole_job` solves the plan for the job's whole size and window (a backtest
+    reuses it for every decision until the models are refitted); else for what is left of it."""
+    if job.keep_running or job.work_hours is None or job.deadline is None or not policy.allow_spot \
+            or not policy.allow_on_demand:
+        return None
+    work_left = max(float(job.work_hours) - progress.work_done_hours, 0.0)
+    time_left = (job.deadline - now).total_seconds() / 3600.0
+    tolerance = _interruption_budget(float(policy.tolerance), job, progress, now, time_left)
+    if tolerance <= 0 or work_left <= 0 or time_left <= 0:
+        return None
+    started = progress.started or now
+    window = (job.deadline - started).total_seconds() / 3600.0 if whole_job else time_left
+    cap = math.inf if policy.max_price is None else float(policy.max_price)
+    return choose(markets, work_h=float(job.work_hours) if whole_job else work_left,
+                  window_h=max(window, time_left), work_left_h=work_left, time_left_h=time_left,
+                  restart_h=max(float(job.restart_overhead_hours), 0.0), pod=pod,
+                  interruptions_allowed=tolerance * time_left / 24.0, cap=cap)
+
+
+def _pod_now(progress: JobProgress, markets: Sequence[PriceQuote]) -> PodNow | None:
+    if progress.current_action not in ("spot", "on_demand"):
+        return None
+    for i, q in enumerate(markets):
+        if _same_market(progress, q):
+            return PodNow(i, progress.current_action, progress.current_bid_per_gpu)
+    return None
+
+
+def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
+                      stats: Mapping[MarketKey, MarketStats], now: datetime, progress: JobProgress,
+                      alternatives: bool, history_notes: Mapping[MarketKey, str] | None) -> Decision | None:
+    """The plan's decision as a Decision (None: the rates decide)."""
+    if job.keep_running or job.work_hours is None or job.deadline is None:
+        return None
+    markets = select_quotes(job, quotes)
+    views = plan_markets(job, markets, stats) if markets else None
+    if views is None:
+        return None
+    choice = planned_choice(job, policy, views, _pod_now(progress, markets), now, progress)
+    if choice is None or choice.market is None:
+        return None
+    g = job.gpu_count
+    work_left = max(float(job.work_hours) - progress.work_done_hours, 0.0)
+    total = choice.expected_cost * g
+    if policy.budget is not None and total > policy.budget - progress.spent + 1e-9:
+        return None  # the rates name the budget constraint (or find what fits it)
+    q = markets[choice.market]
+    model = views[choice.market].model
+    time_left = (job.deadline - now).total_seconds() / 3600.0
+    action, bid = choice.action, choice.bid
+    if action == "keep":
+        action = progress.current_action  # type: ignore[assignment]
+        bid = progress.current_bid_per_gpu if action == "spot" else None
+    where = _short(q.gpu_type_id) + (f" ({q.market})" if len({m.market for m in markets}) > 1 else "")
+    if action == "wait":
+        what = (f"wait: the plan starts spot on {where} when the floor is under ${choice.start_below:.3f}"
+                if choice.start_below is not None else f"wait: the plan expects {where}'s floor to fall")
+    elif action == "on_demand":
+        what = f"{where} on-demand at ${q.uninterruptable_price:.3f}: the plan's cheapest way to the deadline now"
+    else:
+        what = (f"{'keep ' if choice.action == 'keep' else ''}{where} spot at ${bid:.3f} (floor "
+                f"${q.minimum_bid_price:.3f}): the plan's bid level for the floor's state now")
+    reasons = [what,
+               f"plan over {model.levels + 1} price states of the last {model.blocks * model.step_h:.0f} h: "
+               f"expected ${total:.2f} for the {work_left:.1f} h of work left, "
+               f"{choice.expected_interruptions:.1f} interruptions in the {time_left:.0f} h to the deadline"]
+    if choice.interruption_price > 0:
+        reasons.append(f"interruptions priced at {choice.interruption_price:g} h of on-demand each to stay "
+                       f"within the tolerance")
+    alts: tuple[Decision, ...] = ()
+    if alternatives:
+        try:
+            by_rates = decide_by_rates(job, policy, quotes, stats, now, progress, history_notes=history_notes)
+            alts = (by_rates, *by_rates.alternatives)[:MAX_ALTERNATIVES]
+        except Infeasible:
+            alts = ()
+    return Decision(action=action, gpu_type_id=q.gpu_type_id, cloud=q.cloud, gpu_count=g,  # type: ignore[arg-type]
+                    bid_per_gpu=bid if action == "spot" else None,
+                    expected_cost_per_hour=round(choice.expected_cost / work_left, 6) if work_left > 0 else 0.0,
+                    expected_interruptions_per_day=round(choice.expected_interruptions / max(time_left / 24, 1e-9), 4),
+                    expected_total_cost=round(total, 4), expected_completion_hours=None,
+                    reasons=tuple(reasons), alternatives=alts,
+                    act_below=choice.start_below if action == "wait" else None, market=q.market)
+
+
+def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
+                    stats: Mapping[MarketKey, MarketStats], now: datetime,
+                    progress: JobProgress | None = None, *, history_notes: Mapping[MarketKey, str] | None = None,
+                    alternatives: bool = True) -> Decision:
     """The best action for `job` now, with ranked alternatives. Raises Infeasible naming the constraint.
 
     `quotes` are the current quotes (the newest per market is used); `stats` the market statistics per

@@ -58,7 +58,8 @@ from bidder.models import (
     PriceQuote,
     market_key,
 )
-from bidder.optimizer import decide
+from bidder.optimizer import decide, planned_choice
+from bidder.planner import FloorModel, MarketNow, PodNow, fit_floor_model
 
 __all__ = [
     "BASELINE_NAMES",
@@ -281,11 +282,42 @@ class BidderFactory:
     def __init__(self, tracker_params: Mapping[str, Any] | None = None) -> None:
         self.tracker_params = tracker_params
         self.warm: WarmTrackers | None = None
+        self.models: FloorModels | None = None
 
     def __call__(self, markets: Sequence[Market], job: JobSpec, policy: Policy) -> BidderStrategy:
         if self.warm is None or self.warm.markets != tuple(markets):
             self.warm = WarmTrackers(markets, self.tracker_params)
-        return BidderStrategy(markets, job, policy, tracker_params=self.tracker_params, warm=self.warm)
+            self.models = FloorModels(markets)
+        return BidderStrategy(markets, job, policy, tracker_params=self.tracker_params, warm=self.warm,
+                              models=self.models)
+
+
+#: A backtest refits each market's price-state model once per this many hours of the trace (at whole
+#: multiples of it, so every window of a backtest shares the fits); `bidder tick` refits at every tick.
+REFIT_HOURS = 24.0
+
+
+class FloorModels:
+    """Each market's price-state model (`bidder.planner`), fitted on what the view has revealed up to
+    the last refit time, and shared by the windows of one backtest."""
+
+    def __init__(self, markets: Sequence[Market]) -> None:
+        self.markets = tuple(markets)
+        self.fits: dict[tuple[int, float], FloorModel | None] = {}
+
+    def at(self, view: HistoryView, now: float) -> list[FloorModel | None]:
+        epoch = math.floor(now / (REFIT_HOURS * 3600.0)) * REFIT_HOURS * 3600.0
+        out = []
+        for i in range(len(self.markets)):
+            key = (i, epoch)
+            if key not in self.fits:
+                n = int(np.searchsorted(view.ts, epoch, side="right"))
+                od = view.on_demand(i)[:n]
+                known = od[~np.isnan(od)]
+                self.fits[key] = None if not len(known) else fit_floor_model(
+                    view.ts[:n], view.floor(i)[:n], float(known[-1]), epoch)
+            out.append(self.fits[key])
+        return out
 
 
 class BidderStrategy:
@@ -302,8 +334,12 @@ class BidderStrategy:
     name = "bidder"
 
     def __init__(self, markets: Sequence[Market], job: JobSpec, policy: Policy,
-                 tracker_params: Mapping[str, Any] | None = None, warm: WarmTrackers | None = None) -> None:
+                 tracker_params: Mapping[str, Any] | None = None, warm: WarmTrackers | None = None,
+                 models: FloorModels | None = None) -> None:
         self.markets = tuple(markets)
+        self.models = models or FloorModels(self.markets)
+        self.planned = (not job.keep_running and job.work_hours is not None and job.deadline is not None
+                        and policy.budget is None)
         self.job, self.policy = job, policy
         self.warm = warm or WarmTrackers(self.markets, tracker_params)
         self.trackers: list[FloorTracker] = []
@@ -320,6 +356,10 @@ class BidderStrategy:
         self.seen = view.n
 
     def decide(self, view: HistoryView, state: RunState) -> Action:
+        if self.planned:
+            action = self._planned(view, state)
+            if action is not None:
+                return action
         self._catch_up(view)
         now = view.now
         stats: dict[MarketKey, MarketStats] = {}
@@ -354,6 +394,39 @@ class BidderStrategy:
                 return self.fallback.decide(view, replace(state, pod=None))
             return KEEP
         return self._action(decision)
+
+    def _planned(self, view: HistoryView, state: RunState) -> Action | None:
+        """The plan's action (the production `planned_choice`), or None when a market has no model yet."""
+        now = view.now
+        models = self.models.at(view, now)
+        if any(m is None for m in models):
+            return None
+        ts = view.ts
+        lo = max(int(np.searchsorted(ts, now - models[0].step_h * 3600.0, side="right")) - 1, 0)  # type: ignore[union-attr]
+        floors = view.floors_now()
+        markets = []
+        for i, model in enumerate(models):
+            recent = view.floor(i)[lo:]
+            recent_max = math.inf if np.isnan(recent).any() else float(recent.max())
+            floor = float(floors[i])
+            markets.append(MarketNow(model, recent_max, None if math.isnan(floor) else floor,  # type: ignore[arg-type]
+                                     self.job.speed_of(self.markets[i].gpu_type_id)))
+        pod = state.pod
+        progress = JobProgress(work_done_hours=state.work_done_hours, spent=state.spent,
+                               interruptions=state.interruptions,
+                               started=datetime.fromtimestamp(state.start, UTC))
+        choice = planned_choice(self.job, self.policy, markets,
+                                None if pod is None else PodNow(pod.market, pod.kind, pod.bid),
+                                datetime.fromtimestamp(now, UTC), progress, whole_job=True)
+        if choice is None or choice.market is None:
+            return None
+        if choice.action == "keep":
+            return KEEP
+        if choice.action == "wait":
+            return WAIT
+        if choice.action == "on_demand":
+            return Action("on_demand", choice.market)
+        return Action("spot", choice.market, choice.bid)
 
     def _action(self, decision: Decision) -> Action:
         if decision.action == "wait" or decision.gpu_type_id is None:

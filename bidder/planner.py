@@ -1,0 +1,393 @@
+"""The price-state planner: a Markov model of the floor and the job's plan over it (a stochastic DP).
+
+Pure: numpy in, numpy out; no I/O, no clock.
+
+The model (`fit_floor_model`)
+-----------------------------
+Time is cut into blocks of `step_h` hours ending at the fit time. A block's price is the highest floor
+in it (no spot capacity = +inf): a spot pod bidding `b` runs through a block exactly when that maximum
+is at most `b`. The bid levels `edges` are quantiles of those maxima below on-demand (the prices
+worth bidding); a block's state is the lowest level at or above its maximum (state K: above every
+level). The state moves from block to block as a Markov chain whose transition counts are weighted by
+recency (half-life `half_life_h`) and smoothed towards the overall mix of states, so a spike, a calm
+spell or a regime shows up as what it predicts for the next blocks.
+
+The plan (`solve_plan`)
+-----------------------
+The job's state at a block boundary: blocks left to the deadline `τ`, work left `w` (blocks of work at
+reference speed), the floor's state `k`, and the pod: none, on-demand, or spot at level `j`. Each
+block it may wait (no cost, no work), run on-demand (pays on-demand, one block of work), start spot at
+level `j` (pays `edges[j]` per hour, pay-as-bid; the block's work if the next state is at most `j`, else
+it is interrupted half-way on average: half the block paid, no work) or keep its pod; a pod it ends
+(to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the restart
+overhead), as in the backtest engine. Missing the deadline costs `DEADLINE_PENALTY` x on-demand per
+block of work left. An interruption costs `interruption_cost` dollars on top (the user's interruption
+tolerance priced as a penalty, see `bidder.optimizer`). Backward induction over `τ` (vectorised over
+`w` and `k`) gives the expected cost of every state and the best action in each; the table is the
+plan for every job of that size and deadline until the model is refitted, so a decision is a lookup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DEADLINE_PENALTY", "INTERRUPTION_PRICES", "Choice", "FloorModel", "MarketNow", "Plan", "PodNow", "block_maxima",
+           "choose", "fit_floor_model", "plan_for", "solve_plan"]
+
+#: Missing the deadline costs this many times on-demand per block of work left at the deadline.
+DEADLINE_PENALTY = 20.0
+
+# Action codes in a plan's tables: WAIT, ON_DEMAND, then SPOT + j (spot at level j).
+WAIT, ON_DEMAND, SPOT = 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class FloorModel:
+    """Bid levels (USD per GPU-hour, ascending, below on-demand) and the block-to-block transition
+    matrix of the floor's state (K + 1 states: state j = block maximum at most edges[j]; K = above)."""
+
+    step_h: float
+    edges: np.ndarray
+    trans: np.ndarray
+    on_demand: float
+    blocks: int  # how many blocks of history it was fitted on
+
+    @property
+    def levels(self) -> int:
+        return int(self.edges.shape[0])
+
+    def state_of(self, block_max: float) -> int:
+        """The state of a block whose highest floor is `block_max` (NaN: no capacity)."""
+        if not block_max <= self.edges[-1] if self.levels else True:
+            return self.levels
+        return int(np.searchsorted(self.edges, block_max, side="left"))
+
+    def level_of_bid(self, bid: float) -> int:
+        """The highest level a bid covers (-1: under every level)."""
+        return int(np.searchsorted(self.edges, bid, side="right")) - 1
+
+
+def block_maxima(ts: np.ndarray, floor: np.ndarray, end: float, step_h: float, blocks: int) -> np.ndarray:
+    """The highest floor in each of the `blocks` blocks of `step_h` hours ending at `end` (oldest
+    first): the price in force at the block's start and every sample inside it; NaN floors count as
+    +inf (no capacity); a block before the first sample is NaN."""
+    step = step_h * 3600.0
+    bounds = end - step * np.arange(blocks, -1, -1, dtype=float)
+    values = np.where(np.isnan(floor), np.inf, floor)
+    # first[i]: the sample in force at bound i; block i spans samples first[i]..first[i+1] (the last
+    # one only if it starts inside the block).
+    first = np.searchsorted(ts, bounds, side="right") - 1
+    out = np.full(blocks, np.nan)
+    valid = first[:-1] >= 0
+    if not valid.any():
+        return out
+    lo = int(np.flatnonzero(valid)[0])
+    starts = first[lo:]
+    inner = np.maximum.reduceat(values, starts[:-1]) if len(starts) > 1 else np.empty(0)
+    # reduceat gives max(values[a:b]) for b > a and values[a] when b == a; add the sample in force at
+    # the next bound when it started inside this block.
+    nxt = starts[1:]
+    if len(starts) > 1:  # reduceat's last range runs to the end of the array: cut it at the last bound
+        a, b = int(starts[-2]), int(starts[-1])
+        inner[-1] = values[a:max(b, a + 1)].max()
+    inside = (ts[nxt] < bounds[lo + 1:]) & (nxt > starts[:-1])
+    inner = np.where(inside, np.maximum(inner, values[nxt]), inner)
+    out[lo:] = inner
+    return out
+
+
+def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: float, *, step_h: float = 0.5,
+                    lookback_h: float = 30 * 24.0, half_life_h: float = 168.0, levels: int = 12,
+                    prior: float = 2.0, grid_ratio: float = 0.0, context_h: float = 0.0,
+                    context_bw: float = 0.5, context_floor: float = 0.0) -> FloorModel | None:
+    """The floor's model from its history up to `now` (None when there are fewer than a day of blocks)."""
+    blocks = int(lookback_h / step_h)
+    start = float(ts[0]) if len(ts) else now
+    blocks = min(blocks, int((now - start) / (step_h * 3600.0)))
+    if blocks < int(24 / step_h):
+        return None
+    maxima = block_maxima(ts, floor, now, step_h, blocks)
+    age_h = step_h * np.arange(blocks - 1, -1, -1, dtype=float)
+    weight = 0.5 ** (age_h / half_life_h)
+    known = ~np.isnan(maxima)
+    if context_h > 0:  # weight blocks by how much the day before them looked like the day before now
+        n_ctx = max(1, int(context_h / step_h))
+        logs = np.log(np.clip(np.where(known, maxima, np.nan), 1e-6, on_demand * 1.5))
+        filled = np.where(np.isnan(logs), np.log(on_demand * 1.5), logs)
+        csum = np.concatenate([[0.0], np.cumsum(filled)])
+        idx = np.arange(blocks)
+        lo_i = np.maximum(idx - n_ctx, 0)
+        ctx = (csum[idx] - csum[lo_i]) / np.maximum(idx - lo_i, 1)
+        ctx_now = (csum[blocks] - csum[max(blocks - n_ctx, 0)]) / min(n_ctx, blocks)
+        valid = idx >= n_ctx
+        spread = float(np.std(ctx[valid])) if valid.sum() > 2 else 0.0
+        if spread > 0:
+            sim = np.exp(-0.5 * ((ctx - ctx_now) / (context_bw * spread)) ** 2)
+            weight = weight * np.where(valid, context_floor + sim, context_floor + 0.5)
+    below = known & (maxima < on_demand)
+    if below.sum() < 2:
+        edges = np.empty(0)
+    else:
+        values, w = maxima[below], weight[below]
+        order = np.argsort(values)
+        values, cum = values[order], np.cumsum(w[order])
+        share = cum[-1] / weight[known].sum()  # weighted share of blocks a bid under on-demand survives
+        targets = share * np.arange(1, levels + 1) / levels * weight[known].sum()
+        picks = np.searchsorted(cum, targets - 1e-12, side="left").clip(0, len(values) - 1)
+        edges = np.unique(values[picks])
+        if grid_ratio > 0:  # a geometric price grid from the lowest level to the highest
+            lo_e, hi_e = float(values[picks[0]]), float(values[-1])
+            n_e = max(1, int(math.ceil(math.log(hi_e / lo_e) / math.log(1 + grid_ratio)))) if hi_e > lo_e else 0
+            edges = np.unique(np.append(lo_e * (1 + grid_ratio) ** np.arange(n_e), hi_e))
+            edges = edges[edges <= hi_e]
+    k = len(edges)
+    state = np.where(known, np.searchsorted(edges, np.where(known, maxima, 0.0), side="left"), k) if k else \
+        np.zeros(blocks, dtype=int)
+    state = np.minimum(state, k)
+    counts = np.zeros((k + 1, k + 1))
+    pair_w = weight[1:] * (known[1:] & known[:-1])
+    np.add.at(counts, (state[:-1], state[1:]), pair_w)
+    mix = np.bincount(state[known], weights=weight[known], minlength=k + 1)
+    mix = mix / mix.sum()
+    trans = (counts + prior * mix) / (counts.sum(axis=1, keepdims=True) + prior)
+    return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=float(on_demand), blocks=blocks)
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Best action, expected cost and expected interruptions of every state of one job on one market.
+
+    Arrays are indexed [τ, w, k, pod]: τ blocks left, w blocks of work left (reference speed), k the
+    floor's state, pod 0 none / 1 on-demand / 2 + j spot at level j. `value` is USD per GPU, including
+    `interruption_cost` per expected interruption."""
+
+    model: FloorModel
+    action: np.ndarray
+    value: np.ndarray
+    interruptions: np.ndarray
+    restart_h: float
+    speed: float
+    interruption_cost: float
+
+    def at(self, blocks_left: int, work_blocks: int, state: int, pod: int) -> tuple[int, float, float]:
+        """(action, expected cost, expected interruptions) in one state (clipped to the table)."""
+        t = min(max(blocks_left, 0), self.action.shape[0] - 1)
+        w = min(max(work_blocks, 0), self.action.shape[1] - 1)
+        return (int(self.action[t, w, state, pod]), float(self.value[t, w, state, pod]),
+                float(self.interruptions[t, w, state, pod]))
+
+
+def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
+               interruption_cost: float = 0.0, cap: float = math.inf) -> Plan:
+    """Backward induction of the job's plan on `model` (see the module docstring). Levels above `cap`
+    are not bid; on-demand above it is not used (the deadline then rests on spot alone)."""
+    dt = model.step_h
+    k = int(np.searchsorted(model.edges, cap, side="right")) if math.isfinite(cap) else model.levels
+    n_states, n_pods = model.levels + 1, model.levels + 2
+    od = model.on_demand
+    od_ok = od <= cap
+    edges = model.edges[:k]
+    P_T = np.ascontiguousarray(model.trans.T)
+    work_blocks = int(math.ceil(work_h / dt - 1e-9))
+    horizon = max(1, int(math.ceil(deadline_h / dt - 1e-9)))
+    loss = restart_h * speed / dt  # blocks of work a restart loses
+    W = work_blocks + int(math.ceil(loss)) + 2
+    wi = np.arange(W + 1, dtype=float)
+
+    def interp(arr: np.ndarray, x: np.ndarray, done: bool) -> np.ndarray:
+        """arr at fractional rows x (linear; past the end the last slope continues; x <= 0 is the
+        finished job when `done`)."""
+        lo = np.floor(x).astype(int)
+        frac = (x - lo).reshape((-1,) + (1,) * (arr.ndim - 1))
+        lo_c, hi_c = np.clip(lo, 0, W), np.clip(lo + 1, 0, W)
+        out = arr[lo_c] * (1 - frac) + arr[hi_c] * frac
+        over = x > W
+        if over.any():
+            out[over] = arr[W] + (arr[W] - arr[W - 1]) * (x[over] - W).reshape((-1,) + (1,) * (arr.ndim - 1))
+        if done:
+            out[x <= 0] = 0.0
+        return out
+
+    after_run = wi - speed  # a block of running does `speed` blocks of reference work
+    after_loss = wi + loss
+    share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
+    action = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.int8)
+    value = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.float32)
+    count = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.float16)
+    # τ = 0 with work left: the deadline is missed.
+    V = np.broadcast_to((DEADLINE_PENALTY * od * dt * wi)[:, None, None], (W + 1, n_states, n_pods)).copy()
+    N = np.zeros_like(V)
+    value[0], action[0] = V, ON_DEMAND
+    below = (np.arange(n_states)[None, :] <= np.arange(k)[:, None])[:, None, :]  # (j, 1, k')
+    can_start = below  # the floor must be at or under the level now to start there
+    paid = (edges * dt)[:, None, None] * share[None]  # (j, W+1, 1)
+    half = (edges * dt / 2)[:, None, None] + interruption_cost
+    for tau in range(1, horizon + 1):
+        idle_v, idle_n = V[:, :, 0], N[:, :, 0]
+        opts_v = [idle_v @ P_T]
+        opts_n = [idle_n @ P_T]
+        od_v = od * dt * share + interp(V[:, :, 1], after_run, True) @ P_T if od_ok else np.full_like(idle_v, np.inf)
+        od_n = interp(N[:, :, 1], after_run, True) @ P_T
+        opts_v.append(od_v)
+        opts_n.append(od_n)
+        if k:
+            run_v = interp(V[:, :, SPOT:SPOT + k], after_run, True).transpose(2, 0, 1)  # (j, W+1, k')
+            run_n = interp(N[:, :, SPOT:SPOT + k], after_run, True).transpose(2, 0, 1)
+            lost_v, lost_n = interp(idle_v, after_loss, False), interp(idle_n, after_loss, False)
+            ok_v = paid + run_v
+            start_v = np.where(below, ok_v, half + idle_v[None]) @ P_T
+            start_n = np.where(below, run_n, 1.0 + idle_n[None]) @ P_T
+            keep_v = np.where(below, ok_v, half + lost_v[None]) @ P_T
+            keep_n = np.where(below, run_n, 1.0 + lost_n[None]) @ P_T
+            start_v = np.where(can_start, start_v, np.inf)
+            all_v = np.concatenate([np.stack(opts_v), start_v])
+            all_n = np.concatenate([np.stack(opts_n), start_n])
+        else:
+            all_v, all_n = np.stack(opts_v), np.stack(opts_n)
+        best = all_v.argmin(axis=0)
+        fresh_v = np.take_along_axis(all_v, best[None], axis=0)[0]
+        fresh_n = np.take_along_axis(all_n, best[None], axis=0)[0]
+        # Ending a pod (to switch or wait) loses the restart's work, then the job acts as a fresh one.
+        end_v, end_n = interp(fresh_v, after_loss, False), interp(fresh_n, after_loss, False)
+        newV, newN = np.empty_like(V), np.empty_like(N)
+        newA = np.empty((W + 1, n_states, n_pods), dtype=np.int8)
+        newV[:, :, 0], newN[:, :, 0], newA[:, :, 0] = fresh_v, fresh_n, best
+        keep = od_v <= end_v
+        newV[:, :, 1] = np.where(keep, od_v, end_v)
+        newN[:, :, 1] = np.where(keep, od_n, end_n)
+        newA[:, :, 1] = np.where(keep, ON_DEMAND, best)
+        for j in range(model.levels):
+            if j < k:
+                keep = keep_v[j] <= end_v
+                newV[:, :, SPOT + j] = np.where(keep, keep_v[j], end_v)
+                newN[:, :, SPOT + j] = np.where(keep, keep_n[j], end_n)
+                newA[:, :, SPOT + j] = np.where(keep, SPOT + j, best)
+            else:  # a pod above the cap is ended
+                newV[:, :, SPOT + j], newN[:, :, SPOT + j], newA[:, :, SPOT + j] = end_v, end_n, best
+        newV[0], newN[0] = 0.0, 0.0
+        V, N = newV, newN
+        value[tau], count[tau], action[tau] = V, N, newA
+    return Plan(model=model, action=action, value=value, interruptions=count, restart_h=restart_h, speed=speed,
+                interruption_cost=interruption_cost)
+
+
+#: The plans kept between decisions (a backtest reuses a plan for every decision until the next refit).
+PLAN_CACHE_SIZE = 6
+_plans: OrderedDict[tuple, Plan] = OrderedDict()
+
+
+def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float,
+             interruption_cost: float, cap: float) -> Plan:
+    """`solve_plan`, remembered for the last few (model, job shape) pairs: the same model and job give
+    the same table, so solving it once per refit is enough."""
+    key = (id(model), round(work_h, 6), round(deadline_h, 6), restart_h, speed, interruption_cost, cap)
+    plan = _plans.get(key)
+    if plan is None or plan.model is not model:
+        plan = solve_plan(model, work_h, deadline_h, restart_h=restart_h, speed=speed,
+                          interruption_cost=interruption_cost, cap=cap)
+        _plans[key] = plan
+        while len(_plans) > PLAN_CACHE_SIZE:
+            _plans.popitem(last=False)
+    else:
+        _plans.move_to_end(key)
+    return plan
+
+
+#: The price of one interruption tried in turn (x the market's on-demand price per GPU-hour): the
+#: first whose plan expects no more interruptions than the job may still have is the one followed.
+INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5, 2.0, 8.0)
+#: Slack kept out of the plan's deadline (a decision interval or two).
+PLAN_MARGIN_H = 0.5
+
+
+@dataclass(frozen=True)
+class MarketNow:
+    """One market as the planner sees it now: its model, the highest floor of the last block (NaN: no
+    capacity), the current floor (None: none) and the job's speed on it."""
+
+    model: FloorModel
+    recent_max: float
+    floor_now: float | None
+    speed: float = 1.0
+
+
+@dataclass(frozen=True)
+class PodNow:
+    """The job's pod: index into the markets, "spot" or "on_demand", and its bid (spot)."""
+
+    market: int
+    kind: str
+    bid: float | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the plan does now. `action`: keep | wait | spot | on_demand; `expected_cost` USD per GPU for
+    the rest of the work; `expected_interruptions` for the rest of the window; `start_below` (wait):
+    the floor under which the plan would start spot soonest."""
+
+    action: str
+    market: int | None
+    bid: float | None
+    expected_cost: float
+    expected_interruptions: float
+    interruption_price: float
+    start_below: float | None = None
+
+
+def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work_left_h: float,
+           time_left_h: float, restart_h: float, pod: PodNow | None, interruptions_allowed: float,
+           cap: float = math.inf) -> Choice | None:
+    """The planned action now over every market (None: no market has a model). The job's plans are
+    solved for its whole size (`work_h` by `window_h`) and looked up at its current state, once per
+    interruption price, cheapest first, until one keeps the expected interruptions within
+    `interruptions_allowed`."""
+    usable = [i for i, m in enumerate(markets) if m.model is not None]
+    if not usable:
+        return None
+    best: Choice | None = None
+    for price in INTERRUPTION_PRICES:
+        best = None
+        for i in usable:
+            m = markets[i]
+            model = m.model
+            dt = model.step_h
+            icost = price * model.on_demand  # per interruption: `price` hours of on-demand
+            plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
+                            interruption_cost=icost, cap=cap)
+            tau = int(math.floor((time_left_h - PLAN_MARGIN_H) / dt))
+            w = int(math.ceil(work_left_h / dt - 1e-9))
+            state = model.state_of(m.recent_max)
+            mode = 0
+            if pod is not None and pod.market == i:
+                mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
+            elif pod is not None:  # moving here ends the pod elsewhere: its restart's work is lost
+                w += int(round(restart_h * m.speed / dt))
+            code, cost, expected = plan.at(tau, w, state, mode)
+            cost -= icost * expected  # the plan's money, without the interruption price
+            if code == mode and mode:
+                choice = Choice("keep", i, pod.bid if pod else None, cost, expected, price)
+            elif code == WAIT:
+                # The highest floor state under which the plan would start now: it waits for that.
+                starts = [j for j in range(state) if plan.at(tau, w, j, 0)[0] >= SPOT]
+                choice = Choice("wait", i, None, cost, expected, price,
+                                start_below=float(model.edges[starts[-1]]) if starts else None)
+            elif code == ON_DEMAND:
+                choice = Choice("on_demand", i, None, cost, expected, price)
+            else:
+                bid = float(model.edges[code - SPOT])
+                if m.floor_now is None or not m.floor_now <= bid:
+                    choice = Choice("wait", i, None, cost, expected, price, start_below=bid)
+                else:
+                    choice = Choice("spot", i, bid, cost, expected, price)
+            rank = cost + icost * expected
+            if best is None or rank < best_rank:
+                best, best_rank = choice, rank
+        if best is not None and best.expected_interruptions <= interruptions_allowed + 1e-9:
+            return best
+    return best
