@@ -41,6 +41,9 @@ __all__ = ["DEADLINE_PENALTY", "INTERRUPTION_PRICES", "Choice", "FloorModel", "M
 
 #: Missing the deadline costs this many times on-demand per block of work left at the deadline.
 DEADLINE_PENALTY = 20.0
+#: A block of waiting costs this share of a block of on-demand: time has a little value, so between two
+#: plans of the same cost the one that finishes sooner wins (and acting now wins a tie with waiting).
+WAIT_COST = 1e-4
 
 # Action codes in a plan's tables: WAIT, ON_DEMAND, then SPOT + j (spot at level j).
 WAIT, ON_DEMAND, SPOT = 0, 1, 2
@@ -220,16 +223,20 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     value = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.float32)
     count = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.float16)
     # τ = 0 with work left: the deadline is missed.
-    V = np.broadcast_to((DEADLINE_PENALTY * od * dt * wi)[:, None, None], (W + 1, n_states, n_pods)).copy()
+    # Missing it at all costs more than the whole job on-demand, so no saving is worth the risk.
+    miss = od * dt * (DEADLINE_PENALTY * wi + W)
+    miss[0] = 0.0
+    V = np.broadcast_to(miss[:, None, None], (W + 1, n_states, n_pods)).copy()
     N = np.zeros_like(V)
     value[0], action[0] = V, ON_DEMAND
     below = (np.arange(n_states)[None, :] <= np.arange(k)[:, None])[:, None, :]  # (j, 1, k')
     can_start = below  # the floor must be at or under the level now to start there
     paid = (edges * dt)[:, None, None] * share[None]  # (j, W+1, 1)
     half = (edges * dt / 2)[:, None, None] + interruption_cost
+    wait_cost = WAIT_COST * od * dt
     for tau in range(1, horizon + 1):
         idle_v, idle_n = V[:, :, 0], N[:, :, 0]
-        opts_v = [idle_v @ P_T]
+        opts_v = [wait_cost + idle_v @ P_T]
         opts_n = [idle_n @ P_T]
         od_v = od * dt * share + interp(V[:, :, 1], after_run, True) @ P_T if od_ok else np.full_like(idle_v, np.inf)
         od_n = interp(N[:, :, 1], after_run, True) @ P_T

@@ -1,4 +1,5 @@
-"""The optimizer on constructed markets: choices, constraints, deadlines, hysteresis, properties."""
+"""The rates model (`decide_by_rates`) on constructed markets: choices, constraints, deadlines, hysteresis,
+properties. `decide` follows a plan for batch jobs with a deadline: tests/test_planner.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from bidder.errors import Infeasible
 from bidder.market import MarketStats, market_stats
 from bidder.models import JobProgress, JobSpec, Policy, PriceQuote
-from bidder.optimizer import decide, reserve_hours, select_quotes
+from bidder.optimizer import decide_by_rates, reserve_hours, select_quotes
 
 NOW = datetime(2026, 1, 8, tzinfo=UTC)
 STEP = 300.0
@@ -65,7 +66,7 @@ FAST = market("NVIDIA H100 80GB HBM3", od=2.5, calm=0.5, spikes=0.5, seed=3, vra
 
 def test_calm_market_with_slack_bids_spot_within_the_cap_and_explains() -> None:
     quotes, stats = inputs(CALM, SPIKY)
-    d = decide(job(), Policy(tolerance=2.0), quotes, stats, NOW)
+    d = decide_by_rates(job(), Policy(tolerance=2.0), quotes, stats, NOW)
     assert d.action == "spot"
     q = next(q for q in quotes if q.gpu_type_id == d.gpu_type_id)
     assert q.minimum_bid_price <= d.bid_per_gpu <= q.uninterruptable_price
@@ -82,7 +83,7 @@ def test_calm_market_with_slack_bids_spot_within_the_cap_and_explains() -> None:
 
 def test_tolerance_none_means_on_demand_only() -> None:
     quotes, stats = inputs(CALM, SPIKY)
-    d = decide(job(), Policy(tolerance=0.0), quotes, stats, NOW)
+    d = decide_by_rates(job(), Policy(tolerance=0.0), quotes, stats, NOW)
     assert d.action == "on_demand" and d.gpu_type_id == "NVIDIA RTX 4090"  # the cheaper on-demand
     assert all(a.action == "on_demand" for a in d.alternatives)
     assert d.expected_interruptions_per_day == 0.0 and d.bid_per_gpu is None
@@ -90,42 +91,42 @@ def test_tolerance_none_means_on_demand_only() -> None:
 
 def test_max_price_caps_the_bid_and_infeasible_names_it() -> None:
     quotes, stats = inputs(CALM)
-    d = decide(job(), Policy(max_price=0.35), quotes, stats, NOW)
+    d = decide_by_rates(job(), Policy(max_price=0.35), quotes, stats, NOW)
     assert d.action == "spot" and d.bid_per_gpu <= 0.35
     assert all(a.bid_per_gpu is None or a.bid_per_gpu <= 0.35 for a in d.alternatives)
     assert all(a.action != "on_demand" for a in d.alternatives)  # on-demand at 0.80 is over the cap
     # Under 0.32 only the noisy band is left, and on-demand is over the cap: the cheapest spot bid
     # left names what rules it out.
     with pytest.raises(Infeasible, match=r"RTX A6000 spot at \$0\.3[0-2]") as info:
-        decide(job(), Policy(max_price=0.32), quotes, stats, NOW)
+        decide_by_rates(job(), Policy(max_price=0.32), quotes, stats, NOW)
     assert info.value.constraint in {"tolerance", "deadline"}
     with pytest.raises(Infeasible, match="no candidate meets the max price") as info:
-        decide(job(), Policy(max_price=0.05), quotes, stats, NOW)
+        decide_by_rates(job(), Policy(max_price=0.05), quotes, stats, NOW)
     assert info.value.constraint == "max_price"
 
 
 def test_budget_infeasible_and_gpu_type_infeasible() -> None:
     quotes, stats = inputs(CALM)
     with pytest.raises(Infeasible, match="budget") as info:
-        decide(job(hours=40), Policy(budget=1.0), quotes, stats, NOW)
+        decide_by_rates(job(hours=40), Policy(budget=1.0), quotes, stats, NOW)
     assert info.value.constraint == "budget"
     assert "$1.00 left in the budget" in str(info.value)
     with pytest.raises(Infeasible, match="no current quote for NVIDIA B200") as info:
-        decide(job(gpu_types=("NVIDIA B200",)), Policy(), quotes, stats, NOW)
+        decide_by_rates(job(gpu_types=("NVIDIA B200",)), Policy(), quotes, stats, NOW)
     assert info.value.constraint == "gpu_type"
 
 
 def test_deadline_that_even_on_demand_cannot_meet() -> None:
     quotes, stats = inputs(CALM)
     with pytest.raises(Infeasible, match=r"no candidate meets the deadline: .* before the deadline") as info:
-        decide(job(hours=10, deadline_h=5), Policy(), quotes, stats, NOW)
+        decide_by_rates(job(hours=10, deadline_h=5), Policy(), quotes, stats, NOW)
     assert info.value.constraint == "deadline"
 
 
 def test_slack_at_the_reserve_goes_on_demand() -> None:
     quotes, stats = inputs(CALM)
     reserve = reserve_hours(0.25)
-    d = decide(job(hours=40, deadline_h=40 + reserve - 0.01), Policy(), quotes, stats, NOW)
+    d = decide_by_rates(job(hours=40, deadline_h=40 + reserve - 0.01), Policy(), quotes, stats, NOW)
     assert d.action == "on_demand"
     assert "reserve" in d.reasons[0] and "deadline is met" in d.reasons[0]
 
@@ -134,48 +135,48 @@ def test_a_spike_with_slack_waits_and_as_slack_runs_out_it_acts() -> None:
     # The floor is above on-demand right now (a spike) in an otherwise calm market.
     spiking = market(last=1.1)
     quotes, stats = inputs(spiking)
-    relaxed = decide(job(hours=40, deadline_h=160), Policy(), quotes, stats, NOW)
+    relaxed = decide_by_rates(job(hours=40, deadline_h=160), Policy(), quotes, stats, NOW)
     assert relaxed.action == "wait"
     assert relaxed.act_below is not None and relaxed.act_below < 0.8
     assert relaxed.gpu_type_id == "NVIDIA RTX A6000" and relaxed.bid_per_gpu is None
     assert "wait for RTX A6000 spot under" in relaxed.reasons[0]
-    tight = decide(job(hours=40, deadline_h=40 + reserve_hours(0.25) / 2), Policy(), quotes, stats, NOW)
+    tight = decide_by_rates(job(hours=40, deadline_h=40 + reserve_hours(0.25) / 2), Policy(), quotes, stats, NOW)
     assert tight.action == "on_demand"
     # Expected cost rises as the slack shrinks: less time to wait for cheap hours.
-    costs = [decide(job(hours=40, deadline_h=h), Policy(), quotes, stats, NOW).expected_cost_per_hour
+    costs = [decide_by_rates(job(hours=40, deadline_h=h), Policy(), quotes, stats, NOW).expected_cost_per_hour
              for h in (160, 80, 50, 42)]
     assert costs == sorted(costs)
 
 
 def test_running_pod_is_kept_unless_leaving_pays_for_the_restart() -> None:
     quotes, stats = inputs(CALM)
-    fresh = decide(job(), Policy(), quotes, stats, NOW)
+    fresh = decide_by_rates(job(), Policy(), quotes, stats, NOW)
     assert fresh.action == "spot"
     grid = stats[("NVIDIA RTX A6000", "COMMUNITY", 1)].bids
     near = float(grid[np.searchsorted(grid, fresh.bid_per_gpu) + 1])  # one grid step dearer
     # With 2 hours of work left, a cent an hour does not pay for 15 minutes of lost work.
     running = JobProgress(work_done_hours=38, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
                           current_action="spot", current_bid_per_gpu=near)
-    kept = decide(job(), Policy(), quotes, stats, NOW, running)
+    kept = decide_by_rates(job(), Policy(), quotes, stats, NOW, running)
     assert kept.action == "spot" and kept.bid_per_gpu == near
     assert "keeps the running pod" in kept.reasons[0]
     # With 35 hours left it does: the saving lasts as long as the new run is expected to.
-    early = decide(job(), Policy(), quotes, stats, NOW, JobProgress(
+    early = decide_by_rates(job(), Policy(), quotes, stats, NOW, JobProgress(
         work_done_hours=5, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
         current_action="spot", current_bid_per_gpu=near))
     assert early.bid_per_gpu == fresh.bid_per_gpu
     dear = JobProgress(work_done_hours=5, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
                        current_action="spot", current_bid_per_gpu=0.79)
-    moved = decide(job(), Policy(), quotes, stats, NOW, dear)
+    moved = decide_by_rates(job(), Policy(), quotes, stats, NOW, dear)
     assert moved.bid_per_gpu is not None and moved.bid_per_gpu < 0.6
 
 
 def test_speed_factors_let_a_faster_gpu_win_at_a_higher_price() -> None:
     quotes, stats = inputs(CALM, FAST)
-    plain = decide(job(), Policy(tolerance=0.0), quotes, stats, NOW)
+    plain = decide_by_rates(job(), Policy(tolerance=0.0), quotes, stats, NOW)
     assert plain.gpu_type_id == "NVIDIA RTX A6000"
     fast = job(speed_factors=(("NVIDIA H100 80GB HBM3", 4.0),))
-    d = decide(fast, Policy(tolerance=0.0), quotes, stats, NOW)
+    d = decide_by_rates(fast, Policy(tolerance=0.0), quotes, stats, NOW)
     assert d.gpu_type_id == "NVIDIA H100 80GB HBM3"
     assert d.expected_cost_per_hour == pytest.approx(2.5 / 4.0)
     assert d.expected_completion_hours == pytest.approx(10.0)
@@ -194,7 +195,7 @@ def test_selection_by_name_vram_cloud_and_gpu_count() -> None:
 
 def test_keep_running_service_minimises_cost_per_hour() -> None:
     quotes, stats = inputs(CALM, SPIKY)
-    d = decide(job(hours=None, deadline_h=None), Policy(tolerance=2.0), quotes, stats, NOW)
+    d = decide_by_rates(job(hours=None, deadline_h=None), Policy(tolerance=2.0), quotes, stats, NOW)
     assert d.action == "spot" and d.gpu_type_id == "NVIDIA RTX A6000"
     assert d.expected_completion_hours is None
     assert d.expected_total_cost == pytest.approx(d.expected_cost_per_hour * 24, rel=1e-4)
@@ -204,9 +205,9 @@ def test_keep_running_service_minimises_cost_per_hour() -> None:
 def test_market_without_statistics_gets_on_demand_only_and_done_work_waits() -> None:
     quotes, stats = inputs(CALM, SPIKY)
     del stats[("NVIDIA RTX A6000", "COMMUNITY", 1)]
-    d = decide(job(), Policy(), quotes, stats, NOW)
+    d = decide_by_rates(job(), Policy(), quotes, stats, NOW)
     assert all(a.gpu_type_id != "NVIDIA RTX A6000" or a.action == "on_demand" for a in (d, *d.alternatives))
-    done = decide(job(hours=10), Policy(), quotes, stats, NOW, JobProgress(work_done_hours=10))
+    done = decide_by_rates(job(hours=10), Policy(), quotes, stats, NOW, JobProgress(work_done_hours=10))
     assert done.action == "wait" and done.expected_total_cost == 0.0 and "done" in done.reasons[0]
 
 
@@ -227,7 +228,7 @@ def _policy_job(data: st.DataObject) -> tuple[list[PriceQuote], dict, JobSpec, P
 
 def _cost(jobspec: JobSpec, policy: Policy, quotes: list[PriceQuote], stats: dict) -> float | None:
     try:
-        return decide(jobspec, policy, quotes, stats, NOW).expected_cost_per_hour
+        return decide_by_rates(jobspec, policy, quotes, stats, NOW).expected_cost_per_hour
     except Infeasible:
         return None
 
@@ -237,7 +238,7 @@ def _cost(jobspec: JobSpec, policy: Policy, quotes: list[PriceQuote], stats: dic
 def test_chosen_bid_never_exceeds_cap_or_on_demand_and_none_is_never_spot(data: st.DataObject) -> None:
     quotes, stats, jobspec, policy = _policy_job(data)
     try:
-        d = decide(jobspec, policy, quotes, stats, NOW)
+        d = decide_by_rates(jobspec, policy, quotes, stats, NOW)
     except Infeasible as exc:
         assert exc.constraint in {"max_price", "budget", "deadline", "tolerance", "min_savings", "history"}
         return
@@ -288,13 +289,13 @@ def _wait_slack(jobspec: JobSpec) -> float:
 def test_identical_inputs_give_identical_decisions(data: st.DataObject) -> None:
     quotes, stats, jobspec, policy = _policy_job(data)
     try:
-        first = decide(jobspec, policy, quotes, stats, NOW)
+        first = decide_by_rates(jobspec, policy, quotes, stats, NOW)
     except Infeasible as exc:
         with pytest.raises(Infeasible) as again:
-            decide(jobspec, policy, quotes, stats, NOW)
+            decide_by_rates(jobspec, policy, quotes, stats, NOW)
         assert str(again.value) == str(exc)
         return
-    second = decide(jobspec, policy, list(quotes), dict(stats), NOW)
+    second = decide_by_rates(jobspec, policy, list(quotes), dict(stats), NOW)
     assert first == second
     assert first.reasons == second.reasons
     assert [(a.action, a.gpu_type_id, a.bid_per_gpu, a.expected_cost_per_hour) for a in first.alternatives] == \
@@ -305,35 +306,35 @@ def test_a_running_spot_pod_of_a_batch_job_is_not_stopped_just_to_wait() -> None
     # The floor is up (0.5 of an on-demand 0.8) in a market that is usually at 0.35: a fresh job waits.
     quotes, stats = inputs(market(last=0.5))
     work = job(hours=40, deadline_h=160)
-    assert decide(work, Policy(), quotes, stats, NOW).action == "wait"
+    assert decide_by_rates(work, Policy(), quotes, stats, NOW).action == "wait"
 
     def running(bid: float) -> JobProgress:
         return JobProgress(work_done_hours=5, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
                            current_action="spot", current_bid_per_gpu=bid, started=NOW - timedelta(hours=10))
 
     # A pod already running at 0.55 keeps running: stopping it bets on the floor falling soon.
-    kept = decide(work, Policy(), quotes, stats, NOW, running(0.55))
+    kept = decide_by_rates(work, Policy(), quotes, stats, NOW, running(0.55))
     assert kept.action == "spot" and kept.bid_per_gpu == 0.55
     assert "keeps the running pod" in kept.reasons[0]
     # A pod that no longer meets the constraints (0.79 is not 15% under on-demand) may still stop to wait.
-    assert decide(work, Policy(), quotes, stats, NOW, running(0.79)).action == "wait"
+    assert decide_by_rates(work, Policy(), quotes, stats, NOW, running(0.79)).action == "wait"
 
 
 def test_a_wait_must_save_min_wait_savings_of_what_can_start_now() -> None:
     spiking = market(last=1.1)  # a spike: spot cannot start now, on-demand can
     quotes, stats = inputs(spiking)
     work = job(hours=10, deadline_h=None)
-    waits = decide(work, Policy(min_wait_savings=0.0), quotes, stats, NOW)
+    waits = decide_by_rates(work, Policy(min_wait_savings=0.0), quotes, stats, NOW)
     assert waits.action == "wait"
     od = next(a for a in waits.alternatives if a.action == "on_demand")
     saving = 1 - waits.expected_cost_per_hour / od.expected_cost_per_hour
     assert f"waiting saves {saving * 100:.1f}%" in waits.reasons[0]
     assert "against RTX A6000 on-demand now" in waits.reasons[0]
     # The same wait under a threshold above what it saves is not worth it: on-demand starts now.
-    starts = decide(work, Policy(min_wait_savings=saving + 0.01), quotes, stats, NOW)
+    starts = decide_by_rates(work, Policy(min_wait_savings=saving + 0.01), quotes, stats, NOW)
     assert starts.action == "on_demand"
     assert f"would save only {saving * 100:.1f}%" in starts.reasons[0]
-    assert decide(work, Policy(min_wait_savings=saving - 0.01), quotes, stats, NOW).action == "wait"
+    assert decide_by_rates(work, Policy(min_wait_savings=saving - 0.01), quotes, stats, NOW).action == "wait"
 
 
 @settings(max_examples=40, deadline=None)
@@ -343,8 +344,8 @@ def test_a_wait_taken_always_saves_at_least_min_wait_savings(data: st.DataObject
     policy = Policy(max_price=policy.max_price, budget=policy.budget, tolerance=policy.tolerance,
                     min_wait_savings=threshold)
     try:
-        d = decide(jobspec, policy, quotes, stats, NOW)
-        now = decide(jobspec, Policy(max_price=policy.max_price, budget=policy.budget,
+        d = decide_by_rates(jobspec, policy, quotes, stats, NOW)
+        now = decide_by_rates(jobspec, Policy(max_price=policy.max_price, budget=policy.budget,
                                      tolerance=policy.tolerance, min_wait_savings=1.0), quotes, stats, NOW)
     except Infeasible:
         return
@@ -358,29 +359,29 @@ def test_a_job_on_on_demand_moves_to_spot_when_the_move_pays_for_its_restart() -
     quotes, stats = inputs(CALM)
     on_od = JobProgress(work_done_hours=5, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
                         current_action="on_demand")
-    moved = decide(job(hours=40, deadline_h=96), Policy(), quotes, stats, NOW, on_od)
+    moved = decide_by_rates(job(hours=40, deadline_h=96), Policy(), quotes, stats, NOW, on_od)
     assert moved.action == "spot" and moved.bid_per_gpu is not None and moved.bid_per_gpu < 0.8
     # With a few minutes of work left the saving does not pay for a restart: it stays on on-demand.
     nearly = JobProgress(work_done_hours=39.9, current_gpu_type_id="NVIDIA RTX A6000", current_cloud="COMMUNITY",
                          current_action="on_demand")
-    kept = decide(job(hours=40, deadline_h=96), Policy(), quotes, stats, NOW, nearly)
+    kept = decide_by_rates(job(hours=40, deadline_h=96), Policy(), quotes, stats, NOW, nearly)
     assert kept.action == "on_demand"
     # At the slack reserve it stays on on-demand so the deadline is met.
     reserve = reserve_hours(0.25)
-    tight = decide(job(hours=40, deadline_h=35 + reserve - 0.01), Policy(), quotes, stats, NOW, on_od)
+    tight = decide_by_rates(job(hours=40, deadline_h=35 + reserve - 0.01), Policy(), quotes, stats, NOW, on_od)
     assert tight.action == "on_demand"
 
 
 def test_a_decision_made_for_lack_of_history_says_so() -> None:
     quote, _ = CALM
     notes = {("NVIDIA RTX A6000", "COMMUNITY", 1): "not enough price history for spot yet: 3 of 12 samples"}
-    d = decide(job(), Policy(), [quote], {}, NOW, history_notes=notes)
+    d = decide_by_rates(job(), Policy(), [quote], {}, NOW, history_notes=notes)
     assert d.action == "on_demand"
     assert d.reasons[0] == ("RTX A6000 on-demand at $0.800: no interruptions, "
                             "not enough price history for spot yet: 3 of 12 samples")
     # With statistics, the note does not apply.
     _, stats = inputs(CALM)
-    assert "history" not in decide(job(), Policy(), [quote], stats, NOW, history_notes=notes).reasons[0]
+    assert "history" not in decide_by_rates(job(), Policy(), [quote], stats, NOW, history_notes=notes).reasons[0]
 
 
 def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None:
@@ -389,18 +390,18 @@ def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None
     quotes, stats = inputs(CALM)
     spec = job(hours=40, deadline_h=48)
     started = NOW - timedelta(hours=48)
-    fresh = decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
+    fresh = decide_by_rates(spec, Policy(tolerance=2.0), quotes, stats, NOW,
                    JobProgress(work_done_hours=10, interruptions=3, started=started))
     assert fresh.action == "spot" and fresh.expected_interruptions_per_day <= 2.0
-    spent = decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
+    spent = decide_by_rates(spec, Policy(tolerance=2.0), quotes, stats, NOW,
                    JobProgress(work_done_hours=10, interruptions=8, started=started))
     assert spent.action == "on_demand"
     # Half the budget left over the days left: the plan's expected rate stays within what is left.
-    half = decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
+    half = decide_by_rates(spec, Policy(tolerance=2.0), quotes, stats, NOW,
                   JobProgress(work_done_hours=10, interruptions=6, started=started))
     assert half.action == "on_demand" or half.expected_interruptions_per_day <= 1.0 + 1e-9
     # Without a start time (or a deadline) the tolerance applies as it is.
-    assert decide(spec, Policy(tolerance=2.0), quotes, stats, NOW,
+    assert decide_by_rates(spec, Policy(tolerance=2.0), quotes, stats, NOW,
                   JobProgress(work_done_hours=10, interruptions=8)).action == "spot"
 
 
@@ -417,7 +418,7 @@ def test_a_decision_never_expects_more_than_the_windows_interruption_budget_left
     started = jobspec.deadline - timedelta(hours=window_h)
     progress = JobProgress(interruptions=suffered, started=started)
     try:
-        d = decide(jobspec, policy, quotes, stats, NOW, progress)
+        d = decide_by_rates(jobspec, policy, quotes, stats, NOW, progress)
     except Infeasible:
         return
     left_days = (jobspec.deadline - NOW).total_seconds() / 86400
