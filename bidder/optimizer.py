@@ -1,5 +1,21 @@
 """The optimizer: spot (at which bid), on-demand, or wait, for one job right now. Pure: no I/O, no clock.
 
+Plans (batch jobs with a deadline)
+----------------------------------
+A batch job with a deadline follows a plan (`bidder.planner`): the floor's half-hour maxima form a
+Markov chain over price levels (quantiles under on-demand; transitions recency-weighted over 30 days,
+half-life a week), and a stochastic DP over (blocks to the deadline, work left, floor state, pod) gives
+the cheapest expected way to finish: wait, on-demand, start spot at a level (pay-as-bid), keep the pod,
+or end it (losing the restart's work). The plan knows what the current state predicts (a spike
+that usually passes, a calm that usually lasts) and prices slack exactly, where the rates below average
+over all time. Interruptions are held to the window's budget by pricing them: the plan is solved with
+each price in `planner.INTERRUPTION_PRICES` (0, then 0.5, 2, 8 hours of on-demand per interruption) and
+the first whose expected interruptions fit what is left of the budget is followed. Replayed on the
+AWS 2016 trace (100 GPU-h, 7 days, 15-minute restarts, tolerance high) this cut the mean cost from
+1.53x to 1.39x the offline optimum on us-east-1a and from 1.57x to 1.42x on us-east-1c
+(`analysis/results/optimizer-pass4.md`). Everything else (services, jobs without a deadline, a plan
+over the budget, a job too long for one table, markets without a model) is decided by the rates:
+
 Cost model (pay-as-bid)
 -----------------------
 A spot pod bidding `b` pays `b` per GPU per running hour, whatever the floor does below `b`. Let `λ`

@@ -106,8 +106,7 @@ def block_maxima(ts: np.ndarray, floor: np.ndarray, end: float, step_h: float, b
 
 def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: float, *, step_h: float = 0.5,
                     lookback_h: float = 30 * 24.0, half_life_h: float = 168.0, levels: int = 12,
-                    prior: float = 2.0, grid_ratio: float = 0.0, context_h: float = 0.0,
-                    context_bw: float = 0.5, context_floor: float = 0.0) -> FloorModel | None:
+                    prior: float = 2.0) -> FloorModel | None:
     """The floor's model from its history up to `now` (None when there are fewer than a day of blocks)."""
     blocks = int(lookback_h / step_h)
     start = float(ts[0]) if len(ts) else now
@@ -118,20 +117,6 @@ def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: fl
     age_h = step_h * np.arange(blocks - 1, -1, -1, dtype=float)
     weight = 0.5 ** (age_h / half_life_h)
     known = ~np.isnan(maxima)
-    if context_h > 0:  # weight blocks by how much the day before them looked like the day before now
-        n_ctx = max(1, int(context_h / step_h))
-        logs = np.log(np.clip(np.where(known, maxima, np.nan), 1e-6, on_demand * 1.5))
-        filled = np.where(np.isnan(logs), np.log(on_demand * 1.5), logs)
-        csum = np.concatenate([[0.0], np.cumsum(filled)])
-        idx = np.arange(blocks)
-        lo_i = np.maximum(idx - n_ctx, 0)
-        ctx = (csum[idx] - csum[lo_i]) / np.maximum(idx - lo_i, 1)
-        ctx_now = (csum[blocks] - csum[max(blocks - n_ctx, 0)]) / min(n_ctx, blocks)
-        valid = idx >= n_ctx
-        spread = float(np.std(ctx[valid])) if valid.sum() > 2 else 0.0
-        if spread > 0:
-            sim = np.exp(-0.5 * ((ctx - ctx_now) / (context_bw * spread)) ** 2)
-            weight = weight * np.where(valid, context_floor + sim, context_floor + 0.5)
     below = known & (maxima < on_demand)
     if below.sum() < 2:
         edges = np.empty(0)
@@ -143,11 +128,6 @@ def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: fl
         targets = share * np.arange(1, levels + 1) / levels * weight[known].sum()
         picks = np.searchsorted(cum, targets - 1e-12, side="left").clip(0, len(values) - 1)
         edges = np.unique(values[picks])
-        if grid_ratio > 0:  # a geometric price grid from the lowest level to the highest
-            lo_e, hi_e = float(values[picks[0]]), float(values[-1])
-            n_e = max(1, int(math.ceil(math.log(hi_e / lo_e) / math.log(1 + grid_ratio)))) if hi_e > lo_e else 0
-            edges = np.unique(np.append(lo_e * (1 + grid_ratio) ** np.arange(n_e), hi_e))
-            edges = edges[edges <= hi_e]
     k = len(edges)
     state = np.where(known, np.searchsorted(edges, np.where(known, maxima, 0.0), side="left"), k) if k else \
         np.zeros(blocks, dtype=int)
@@ -196,10 +176,10 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     od_ok = od <= cap
     edges = model.edges[:k]
     P_T = np.ascontiguousarray(model.trans.T)
-    work_blocks = int(math.ceil(work_h / dt - 1e-9))
-    horizon = max(1, int(math.ceil(deadline_h / dt - 1e-9)))
+    work_blocks = math.ceil(work_h / dt - 1e-9)
+    horizon = max(1, math.ceil(deadline_h / dt - 1e-9))
     loss = restart_h * speed / dt  # blocks of work a restart loses
-    W = work_blocks + int(math.ceil(loss)) + 2
+    W = work_blocks + math.ceil(loss) + 2
     wi = np.arange(W + 1, dtype=float)
 
     def interp(arr: np.ndarray, x: np.ndarray, done: bool) -> np.ndarray:
@@ -308,6 +288,9 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
 #: The price of one interruption tried in turn (x the market's on-demand price per GPU-hour): the
 #: first whose plan expects no more interruptions than the job may still have is the one followed.
 INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5, 2.0, 8.0)
+#: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
+#: 7-day deadline is 69,000 cells (about 90 MB and half a second); longer jobs are left to the rates.
+MAX_PLAN_CELLS = 100_000
 #: Slack kept out of the plan's deadline (a decision interval or two).
 PLAN_MARGIN_H = 0.5
 
@@ -357,9 +340,12 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     usable = [i for i, m in enumerate(markets) if m.model is not None]
     if not usable:
         return None
+    step = markets[usable[0]].model.step_h
+    if (window_h / step + 1) * (work_h / step + 4) > MAX_PLAN_CELLS:
+        return None  # too long a job for one table: the rates decide
     best: Choice | None = None
     for price in INTERRUPTION_PRICES:
-        best = None
+        best, best_rank = None, math.inf
         for i in usable:
             m = markets[i]
             model = m.model
@@ -367,14 +353,14 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             icost = price * model.on_demand  # per interruption: `price` hours of on-demand
             plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
                             interruption_cost=icost, cap=cap)
-            tau = int(math.floor((time_left_h - PLAN_MARGIN_H) / dt))
-            w = int(math.ceil(work_left_h / dt - 1e-9))
+            tau = math.floor((time_left_h - PLAN_MARGIN_H) / dt)
+            w = math.ceil(work_left_h / dt - 1e-9)
             state = model.state_of(m.recent_max)
             mode = 0
             if pod is not None and pod.market == i:
                 mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
             elif pod is not None:  # moving here ends the pod elsewhere: its restart's work is lost
-                w += int(round(restart_h * m.speed / dt))
+                w += round(restart_h * m.speed / dt)
             code, cost, expected = plan.at(tau, w, state, mode)
             cost -= icost * expected  # the plan's money, without the interruption price
             if code == mode and mode:
@@ -393,7 +379,7 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 else:
                     choice = Choice("spot", i, bid, cost, expected, price)
             rank = cost + icost * expected
-            if best is None or rank < best_rank:
+            if rank < best_rank or best is None:
                 best, best_rank = choice, rank
         if best is not None and best.expected_interruptions <= interruptions_allowed + 1e-9:
             return best

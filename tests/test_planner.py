@@ -18,7 +18,6 @@ from bidder.planner import (
     SPOT,
     WAIT,
     MarketNow,
-    PodNow,
     block_maxima,
     choose,
     fit_floor_model,
@@ -27,7 +26,6 @@ from bidder.planner import (
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 STEP = 300.0
-
 
 def test_block_maxima_match_a_brute_force_over_irregular_samples() -> None:
     rng = np.random.default_rng(7)
@@ -42,11 +40,9 @@ def test_block_maxima_match_a_brute_force_over_irregular_samples() -> None:
         want = max(math.inf if math.isnan(floor[j]) else floor[j] for j in inside)
         assert got[i] == pytest.approx(want), i
 
-
 def _series(floor: np.ndarray, od: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     ts = NOW.timestamp() - STEP * np.arange(len(floor), 0, -1)
     return ts, floor
-
 
 def test_the_model_learns_that_spikes_pass_and_calm_persists() -> None:
     # Calm at 0.2 for 5 hours, a one-hour spike to 0.8, again and again, for ten days.
@@ -60,11 +56,9 @@ def test_the_model_learns_that_spikes_pass_and_calm_persists() -> None:
     assert model.trans[calm, calm] > 0.8          # calm half-hours are followed by calm
     assert model.trans[spike, calm] > 0.3         # a spike's half-hour is often followed by calm
 
-
 def test_too_little_history_has_no_model() -> None:
     ts, floor = _series(np.full(100, 0.2))  # 8 hours
     assert fit_floor_model(ts, floor, 1.0, NOW.timestamp()) is None
-
 
 def test_a_steady_floor_is_bought_at_its_level_and_a_tight_deadline_goes_on_demand() -> None:
     ts, floor = _series(np.full(2000, 0.2))
@@ -79,7 +73,6 @@ def test_a_steady_floor_is_bought_at_its_level_and_a_tight_deadline_goes_on_dema
     code, cost, _ = plan.at(20, 20, model.levels, 0)  # the floor is above every level now
     assert code == ON_DEMAND and cost == pytest.approx(10 * 1.0, rel=0.01)
 
-
 def test_a_spike_with_slack_waits_and_without_slack_runs_on_demand() -> None:
     cycle = np.r_[np.full(60, 0.2), np.full(12, 3.0)]  # the spike is above on-demand
     ts, floor = _series(np.tile(cycle, 40))
@@ -89,7 +82,6 @@ def test_a_spike_with_slack_waits_and_without_slack_runs_on_demand() -> None:
     above = model.levels
     assert plan.at(140, 20, above, 0)[0] == WAIT
     assert plan.at(20, 20, above, 0)[0] == ON_DEMAND  # no slack left
-
 
 @settings(max_examples=25, deadline=None)
 @given(cap=st.floats(0.05, 1.5), floor_level=st.floats(0.05, 0.9))
@@ -105,7 +97,6 @@ def test_choose_never_bids_above_the_cap(cap: float, floor_level: float) -> None
     assert choice.bid is None or choice.bid <= cap + 1e-12
     assert choice.action != "on_demand" or cap >= 1.0
 
-
 def _quotes_and_stats(floor: np.ndarray, od: float = 1.0):
     ts, floor = _series(floor)
     series = SimpleNamespace(ts=ts, floor=floor, on_demand=np.full(len(ts), od), gpu_type_id="NVIDIA RTX A6000",
@@ -115,11 +106,9 @@ def _quotes_and_stats(floor: np.ndarray, od: float = 1.0):
                        minimum_bid_price=float(floor[-1]), uninterruptable_price=od, memory_in_gb=48)
     return [quote], {quote.key: stats}
 
-
 def _job(hours: float = 20.0, deadline_h: float = 72.0) -> JobSpec:
     return JobSpec(gpu_types=("NVIDIA RTX A6000",), work_hours=hours,
                    deadline=NOW + timedelta(hours=deadline_h), restart_overhead_hours=0.25)
-
 
 def test_decide_follows_the_plan_for_a_batch_job_with_a_deadline_and_says_so() -> None:
     from bidder.optimizer import decide
@@ -139,7 +128,6 @@ def test_decide_follows_the_plan_for_a_batch_job_with_a_deadline_and_says_so() -
     assert again.action == "spot" and again.bid_per_gpu == d.bid_per_gpu
     assert again.reasons[0].startswith("keep ")
 
-
 def test_a_job_with_no_interruptions_left_in_its_budget_prices_them() -> None:
     from bidder.optimizer import decide
 
@@ -151,7 +139,6 @@ def test_a_job_with_no_interruptions_left_in_its_budget_prices_them() -> None:
     assert strict.expected_interruptions_per_day <= 0.3 + 1e-9 or any("priced" in r for r in strict.reasons)
     assert strict.expected_total_cost >= free.expected_total_cost - 1e-9
 
-
 def test_services_and_jobs_without_a_deadline_are_decided_by_the_rates() -> None:
     from bidder.optimizer import decide
 
@@ -160,7 +147,6 @@ def test_services_and_jobs_without_a_deadline_are_decided_by_the_rates() -> None
     job = JobSpec(gpu_types=("NVIDIA RTX A6000",), keep_running=True)
     d = decide(job, Policy(tolerance=6.0), quotes, stats, NOW)
     assert not any(r.startswith("plan over") for r in d.reasons)
-
 
 def test_the_backtest_replays_the_plan_and_meets_every_deadline() -> None:
     from bidder.backtest.engine import BacktestJob, load_trace, run_backtest
