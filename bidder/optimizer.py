@@ -266,6 +266,11 @@ def planned_choice(job: JobSpec, policy: Policy, markets: Sequence[MarketNow], p
     tolerance = _interruption_budget(float(policy.tolerance), job, progress, now, time_left)
     if tolerance <= 0 or work_left <= 0 or time_left <= 0:
         return None
+    if work_left / max(m.speed for m in markets) > time_left:
+        return None  # even on-demand is too late: the rates name the deadline
+    if policy.max_price is not None and all(m.model is None or m.model.on_demand > policy.max_price
+                                            for m in markets):
+        return None  # no on-demand fallback under the cap: the rates decide (or name the max price)
     started = progress.started or now
     window = (job.deadline - started).total_seconds() / 3600.0 if whole_job else time_left
     cap = math.inf if policy.max_price is None else float(policy.max_price)
@@ -309,7 +314,9 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     if action == "keep":
         action = progress.current_action  # type: ignore[assignment]
         bid = progress.current_bid_per_gpu if action == "spot" else None
-    where = _short(q.gpu_type_id) + (f" ({q.market})" if len({m.market for m in markets}) > 1 else "")
+    where = _short(q.gpu_type_id)
+    if len({m.market for m in markets}) > 1 or q.market != DEFAULT_MARKET:  # as the rates name markets
+        where = f"{where} {q.cloud.lower()} on {MARKET_NAMES.get(q.market, q.market)}"
     if action == "wait":
         what = (f"wait: the plan starts spot on {where} when the floor is under ${choice.start_below:.3f}"
                 if choice.start_below is not None else f"wait: the plan expects {where}'s floor to fall")

@@ -120,7 +120,8 @@ def test_recommend_ranks_across_markets_and_names_the_market(dbs):
             "--deadline", "3d", "--format", "json"]
     anywhere = json.loads(run(*base).stdout)
     decision = anywhere["decision"]
-    assert (decision["market"], decision["gpu_type"], decision["action"]) == ("vast", "RTX 4090", "spot")
+    assert (decision["market"], decision["gpu_type"]) == ("vast", "RTX 4090")
+    assert decision["action"] in ("spot", "wait")  # the plan may wait for this market's floor to fall
     assert "on Vast" in decision["reasons"][0]
     assert {a["market"] for a in anywhere["alternatives"]} >= {"runpod"}
     assert all(" on RunPod" in a["reasons"][0] for a in anywhere["alternatives"] if a["market"] == "runpod")
