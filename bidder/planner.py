@@ -20,8 +20,9 @@ block it may wait (no cost, no work), run on-demand (pays on-demand, one block o
 level `j` (pays `edges[j]` per hour, pay-as-bid; the block's work if the next state is at most `j`, else
 it is interrupted half-way on average: half the block paid, no work) or keep its pod; a pod it ends
 (to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the restart
-overhead), as in the backtest engine. Missing the deadline costs `DEADLINE_PENALTY` x on-demand per
-block of work left. An interruption costs `interruption_cost` dollars on top (the user's interruption
+overhead), as in the backtest engine. Missing the deadline costs more than the whole job on-demand
+(plus `DEADLINE_PENALTY` x on-demand per block of work left), and a block of waiting `WAIT_COST` of
+one on-demand block, so a tie goes to acting now. An interruption costs `interruption_cost` dollars on top (the user's interruption
 tolerance priced as a penalty, see `bidder.optimizer`). Backward induction over `τ` (vectorised over
 `w` and `k`) gives the expected cost of every state and the best action in each; the table is the
 plan for every job of that size and deadline until the model is refitted, so a decision is a lookup.
@@ -66,7 +67,7 @@ class FloorModel:
 
     def state_of(self, block_max: float) -> int:
         """The state of a block whose highest floor is `block_max` (NaN: no capacity)."""
-        if not block_max <= self.edges[-1] if self.levels else True:
+        if self.levels == 0 or not block_max <= self.edges[-1]:  # NaN compares False: no capacity
             return self.levels
         return int(np.searchsorted(self.edges, block_max, side="left"))
 
@@ -124,14 +125,11 @@ def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: fl
         values, w = maxima[below], weight[below]
         order = np.argsort(values)
         values, cum = values[order], np.cumsum(w[order])
-        share = cum[-1] / weight[known].sum()  # weighted share of blocks a bid under on-demand survives
-        targets = share * np.arange(1, levels + 1) / levels * weight[known].sum()
+        targets = cum[-1] * np.arange(1, levels + 1) / levels  # equal weighted shares of those blocks
         picks = np.searchsorted(cum, targets - 1e-12, side="left").clip(0, len(values) - 1)
         edges = np.unique(values[picks])
     k = len(edges)
-    state = np.where(known, np.searchsorted(edges, np.where(known, maxima, 0.0), side="left"), k) if k else \
-        np.zeros(blocks, dtype=int)
-    state = np.minimum(state, k)
+    state = np.where(known, np.searchsorted(edges, np.where(known, maxima, 0.0), side="left"), k)
     counts = np.zeros((k + 1, k + 1))
     pair_w = weight[1:] * (known[1:] & known[:-1])
     np.add.at(counts, (state[:-1], state[1:]), pair_w)
