@@ -155,12 +155,18 @@ class Plan:
     speed: float
     interruption_cost: float
 
-    def at(self, blocks_left: int, work_blocks: int, state: int, pod: int) -> tuple[int, float, float]:
-        """(action, expected cost, expected interruptions) in one state (clipped to the table)."""
+    def at(self, blocks_left: int, work_blocks: float, state: int, pod: int) -> tuple[int, float, float]:
+        """(action, expected cost, expected interruptions) in one state (clipped to the table). Work
+        between two rows reads the costs in between, and the action of the row with more work."""
         t = min(max(blocks_left, 0), self.action.shape[0] - 1)
-        w = min(max(work_blocks, 0), self.action.shape[1] - 1)
-        return (int(self.action[t, w, state, pod]), float(self.value[t, w, state, pod]),
-                float(self.interruptions[t, w, state, pod]))
+        top = self.action.shape[1] - 1
+        w = min(max(work_blocks, 0.0), float(top))
+        lo = math.floor(w)
+        hi = min(lo + 1, top)
+        f = w - lo
+        value = float(self.value[t, lo, state, pod]) * (1 - f) + float(self.value[t, hi, state, pod]) * f
+        count = float(self.interruptions[t, lo, state, pod]) * (1 - f) + float(self.interruptions[t, hi, state, pod]) * f
+        return int(self.action[t, math.ceil(w), state, pod]), value, count
 
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
@@ -352,13 +358,13 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
                             interruption_cost=icost, cap=cap)
             tau = math.floor((time_left_h - PLAN_MARGIN_H) / dt)
-            w = math.ceil(work_left_h / dt - 1e-9)
+            w = work_left_h / dt
             state = model.state_of(m.recent_max)
             mode = 0
             if pod is not None and pod.market == i:
                 mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
             elif pod is not None:  # moving here ends the pod elsewhere: its restart's work is lost
-                w += round(restart_h * m.speed / dt)
+                w += restart_h * markets[pod.market].speed / dt
             code, cost, expected = plan.at(tau, w, state, mode)
             cost -= icost * expected  # the plan's money, without the interruption price
             if code == mode and mode:
