@@ -39,7 +39,7 @@ import numpy as np
 
 from bidder.errors import InsufficientHistory
 from bidder.models import DEFAULT_MARKET, MarketKey, market_key
-from bidder.planner import FloorModel, block_maxima, fit_floor_model
+from bidder.planner import FloorModel, fit_floor_model, recent_max
 
 __all__ = [
     "AGE_EDGES_HOURS",
@@ -635,6 +635,5 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
     if len(known_od):
         model = fit_floor_model(ts, floor, float(known_od[-1]), now)
         if model is not None:
-            recent = block_maxima(ts, floor, now, model.step_h, 1)[0]
-            stats = replace(stats, floor_model=model, recent_max=float(recent))
+            stats = replace(stats, floor_model=model, recent_max=recent_max(ts, floor, now, model.step_h))
     return stats if market_name == DEFAULT_MARKET else replace(stats, market=market_name)

@@ -37,8 +37,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEADLINE_PENALTY", "INTERRUPTION_PRICES", "Choice", "FloorModel", "MarketNow", "Plan", "PodNow", "block_maxima",
-           "choose", "fit_floor_model", "plan_for", "solve_plan"]
+__all__ = [
+    "DEADLINE_PENALTY",
+    "INTERRUPTION_PRICES",
+    "STATE_WINDOW_H",
+    "Choice",
+    "FloorModel",
+    "MarketNow",
+    "Plan",
+    "PodNow",
+    "block_maxima",
+    "choose",
+    "fit_floor_model",
+    "plan_for",
+    "recent_max",
+    "solve_plan",
+]
 
 #: Missing the deadline costs this many times on-demand per block of work left at the deadline.
 DEADLINE_PENALTY = 20.0
@@ -103,6 +117,20 @@ def block_maxima(ts: np.ndarray, floor: np.ndarray, end: float, step_h: float, b
     inner = np.where(inside, np.maximum(inner, values[nxt]), inner)
     out[lo:] = inner
     return out
+
+
+#: How far back the floor's state now looks (hours; None: one block, as the model's states do).
+STATE_WINDOW_H: float | None = None
+
+
+def recent_max(ts: np.ndarray, floor: np.ndarray, now: float, step_h: float) -> float:
+    """The highest floor over the state window before `now` (the price in force at its start
+    included; +inf when a sample in it had no capacity): what `FloorModel.state_of` reads."""
+    window = (step_h if STATE_WINDOW_H is None else STATE_WINDOW_H) * 3600.0
+    lo = max(int(np.searchsorted(ts, now - window, side="right")) - 1, 0)
+    hi = int(np.searchsorted(ts, now, side="right"))
+    recent = floor[lo:max(hi, lo + 1)]
+    return math.inf if np.isnan(recent).any() else float(recent.max())
 
 
 def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: float, *, step_h: float = 0.5,

@@ -59,7 +59,7 @@ from bidder.models import (
     market_key,
 )
 from bidder.optimizer import decide, planned_choice
-from bidder.planner import FloorModel, MarketNow, PodNow, fit_floor_model
+from bidder.planner import FloorModel, MarketNow, PodNow, fit_floor_model, recent_max
 
 __all__ = [
     "BASELINE_NAMES",
@@ -402,15 +402,12 @@ class BidderStrategy:
         if any(m is None for m in models):
             return None
         ts = view.ts
-        lo = max(int(np.searchsorted(ts, now - models[0].step_h * 3600.0, side="right")) - 1, 0)  # type: ignore[union-attr]
         floors = view.floors_now()
         markets = []
         for i, model in enumerate(models):
-            recent = view.floor(i)[lo:]
-            recent_max = math.inf if np.isnan(recent).any() else float(recent.max())
             floor = float(floors[i])
-            markets.append(MarketNow(model, recent_max, None if math.isnan(floor) else floor,  # type: ignore[arg-type]
-                                     self.job.speed_of(self.markets[i].gpu_type_id)))
+            markets.append(MarketNow(model, recent_max(ts, view.floor(i), now, model.step_h),  # type: ignore[union-attr]
+                                     None if math.isnan(floor) else floor, self.job.speed_of(self.markets[i].gpu_type_id)))
         pod = state.pod
         progress = JobProgress(work_done_hours=state.work_done_hours, spent=state.spent,
                                interruptions=state.interruptions,
