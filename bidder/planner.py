@@ -74,6 +74,7 @@ class FloorModel:
     trans: np.ndarray
     on_demand: float
     blocks: int  # how many blocks of history it was fitted on
+    mix: np.ndarray | None = None  # the (recency-weighted) share of blocks in each state
 
     @property
     def levels(self) -> int:
@@ -164,7 +165,7 @@ def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: fl
     mix = np.bincount(state[known], weights=weight[known], minlength=k + 1)
     mix = mix / mix.sum()
     trans = (counts + prior * mix) / (counts.sum(axis=1, keepdims=True) + prior)
-    return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=float(on_demand), blocks=blocks)
+    return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=float(on_demand), blocks=blocks, mix=mix)
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,6 +196,12 @@ class Plan:
         value = float(self.value[t, lo, state, pod]) * (1 - f) + float(self.value[t, hi, state, pod]) * f
         count = float(self.interruptions[t, lo, state, pod]) * (1 - f) + float(self.interruptions[t, hi, state, pod]) * f
         return int(self.action[t, math.ceil(w), state, pod]), value, count
+
+    def typical_interruptions(self, blocks_left: int, work_blocks: float, pod: int) -> float:
+        """Expected interruptions from here, averaged over the floor's states as often as they occur:
+        what the tolerance is held to, so the choice of price does not flip with every move of the floor."""
+        mix = self.model.mix if self.model.mix is not None else np.full(self.model.levels + 1, 1 / (self.model.levels + 1))
+        return float(sum(share * self.at(blocks_left, work_blocks, k, pod)[2] for k, share in enumerate(mix) if share))
 
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
@@ -272,7 +279,8 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         fresh_v = np.take_along_axis(all_v, best[None], axis=0)[0]
         fresh_n = np.take_along_axis(all_n, best[None], axis=0)[0]
         # Ending a pod (to switch or wait) loses the restart's work, then the job acts as a fresh one.
-        end_v, end_n = interp(fresh_v, after_loss, False), interp(fresh_n, after_loss, False)
+        # Ending a pod by choice is priced as an interruption would be: to the job it is the same restart.
+        end_v, end_n = interp(fresh_v, after_loss, False) + interruption_cost, interp(fresh_n, after_loss, False)
         newV, newN = np.empty_like(V), np.empty_like(N)
         newA = np.empty((W + 1, n_states, n_pods), dtype=np.int8)
         newV[:, :, 0], newN[:, :, 0], newA[:, :, 0] = fresh_v, fresh_n, best
@@ -378,6 +386,7 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     if (window_h / step + 1) * (work_h / step + 4) > MAX_PLAN_CELLS:
         return None  # too long a job for one table: the rates decide
     best: Choice | None = None
+    typical = math.inf
     for price in INTERRUPTION_PRICES:
         best, best_rank = None, math.inf
         for i in usable:
@@ -413,8 +422,10 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 else:
                     choice = Choice("spot", i, bid, cost, expected, price)
             rank = cost + icost * expected
+            if pod is not None and pod.market != i:
+                rank += icost  # moving ends the pod: priced as the plan prices ending it
             if rank < best_rank or best is None:
-                best, best_rank = choice, rank
-        if best is not None and best.expected_interruptions <= interruptions_allowed + 1e-9:
+                best, best_rank, typical = choice, rank, plan.typical_interruptions(tau, w, mode)
+        if best is not None and typical <= interruptions_allowed + 1e-9:
             return best
     return best
