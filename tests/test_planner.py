@@ -18,6 +18,7 @@ from bidder.planner import (
     SPOT,
     WAIT,
     MarketNow,
+    PodNow,
     block_maxima,
     choose,
     fit_floor_model,
@@ -158,3 +159,33 @@ def test_the_backtest_replays_the_plan_and_meets_every_deadline() -> None:
         bidder, on_demand = window.results["bidder"], window.results["on-demand"]
         assert bidder.deadline_met
         assert bidder.cost < on_demand.cost
+
+
+def test_a_pod_is_not_moved_to_an_identical_market_for_free() -> None:
+    # Two clouds with the same prices: a pod running on one is kept, not moved to the other (a move
+    # loses the restart's work; it used to be rounded away and jobs hopped every 5 minutes).
+    ts, floor = _series(np.tile(np.r_[np.full(120, 0.6), np.full(120, 0.2)], 12)[:-108])  # calm just began
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None
+    state = model.state_of(0.2)
+    markets = [MarketNow(model, 0.2, 0.2), MarketNow(model, 0.2, 0.2)]
+    first = choose(markets, work_h=40, window_h=120, work_left_h=40, time_left_h=120, restart_h=0.25, pod=None,
+                   interruptions_allowed=100)
+    assert first is not None and first.action == "spot" and first.bid is not None
+    running = PodNow(1, "spot", first.bid)  # on the second market: the first one is weighed before it
+    again = choose(markets, work_h=40, window_h=120, work_left_h=39.9, time_left_h=119.9, restart_h=0.25,
+                   pod=running, interruptions_allowed=100)
+    assert again is not None and again.action == "keep" and again.market == 1
+    assert state <= model.level_of_bid(first.bid)
+
+
+def test_work_between_table_rows_reads_the_costs_in_between() -> None:
+    ts, floor = _series(np.full(2000, 0.2))
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None
+    plan = solve_plan(model, 10.0, 48.0, restart_h=0.25)
+    state = model.state_of(0.2)
+    _, low, _ = plan.at(96, 10, state, 0)
+    _, high, _ = plan.at(96, 11, state, 0)
+    _, mid, _ = plan.at(96, 10.5, state, 0)
+    assert low < mid < high and mid == pytest.approx((low + high) / 2)
