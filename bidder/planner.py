@@ -328,8 +328,12 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
 
 
 #: The price of one interruption tried in turn (x the market's on-demand price per GPU-hour): the
-#: first whose plan expects no more interruptions than the job may still have is the one followed.
-INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5, 2.0, 8.0)
+#: first whose plan expects no more interruptions than the job may still have is the one followed;
+#: when none does, the rates decide. Only 0 by default: with (0, 0.5, 2, 8) at tolerance medium the
+#: plans kept to 0.4-1.4 interruptions a day of the 2 allowed and cost 0.1-0.6x the optimum more than
+#: the rates on the emulator's H100 and L40S and the synthetic markets, while the rates hold the
+#: budget to 1.9-2.0 (analysis/results/optimizer-pass4.md).
+INTERRUPTION_PRICES: tuple[float, ...] = (0.0,)
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
 #: 7-day deadline is 69,000 cells (about 90 MB and half a second); longer jobs are left to the rates.
 MAX_PLAN_CELLS = 100_000
@@ -375,10 +379,10 @@ class Choice:
 def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work_left_h: float,
            time_left_h: float, restart_h: float, pod: PodNow | None, interruptions_allowed: float,
            cap: float = math.inf) -> Choice | None:
-    """The planned action now over every market (None: no market has a model). The job's plans are
-    solved for its whole size (`work_h` by `window_h`) and looked up at its current state, once per
-    interruption price, cheapest first, until one keeps the expected interruptions within
-    `interruptions_allowed`."""
+    """The planned action now over every market. The job's plans are solved for its whole size
+    (`work_h` by `window_h`) and looked up at its current state, once per interruption price, cheapest
+    first, until one keeps the expected interruptions within `interruptions_allowed`. None: no market
+    has a model, or no price keeps them within it (the rates then decide)."""
     usable = [i for i, m in enumerate(markets) if m.model is not None]
     if not usable:
         return None
@@ -428,4 +432,4 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 best, best_rank, typical = choice, rank, plan.typical_interruptions(tau, w, mode)
         if best is not None and typical <= interruptions_allowed + 1e-9:
             return best
-    return best
+    return None  # no plan keeps the interruptions within what is left: the rates decide
