@@ -9,10 +9,10 @@ the cheapest expected way to finish: wait, on-demand, start spot at a level (pay
 or end it (losing the restart's work). The plan knows what the current state predicts (a spike
 that usually passes, a calm that usually lasts) and prices slack exactly, where the rates below average
 over all time. The plan is followed while its expected interruptions, averaged over the floor's usual
-states, fit what is left of the window's budget; when they do not (the tolerance binds), the rates
-decide, since they hold the budget to the tolerance more closely (pricing interruptions inside the
-plan, `planner.INTERRUPTION_PRICES`, was measured and kept the plans far under the budget at a
-higher cost; a pod ended by choice or moved pays the same price there). Replayed on the AWS 2016 trace (100 GPU-h, 7 days, 15-minute
+states, fit what is left of the window's budget, first as it is, then with each interruption priced
+at half an hour of on-demand (`planner.INTERRUPTION_PRICES`; a pod ended by choice or moved pays the
+same price); when neither fits (the tolerance binds), the rates decide, as they hold the budget to the
+tolerance more closely (dearer prices kept plans far under the budget, at a higher cost). Replayed on the AWS 2016 trace (100 GPU-h, 7 days, 15-minute
 restarts, tolerance high) this cut the mean cost from 1.53x to 1.39x the offline optimum on us-east-1a
 and from 1.57x to 1.42x on us-east-1c, and on markets never tuned on it is cheaper than the rates too
 (`analysis/results/optimizer-pass4.md`). Everything else (services, jobs without a deadline, a plan

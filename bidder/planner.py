@@ -329,11 +329,12 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
 
 #: The price of one interruption tried in turn (x the market's on-demand price per GPU-hour): the
 #: first whose plan expects no more interruptions than the job may still have is the one followed;
-#: when none does, the rates decide. Only 0 by default: with (0, 0.5, 2, 8) at tolerance medium the
-#: plans kept to 0.4-1.4 interruptions a day of the 2 allowed and cost 0.1-0.6x the optimum more than
-#: the rates on the emulator's H100 and L40S and the synthetic markets, while the rates hold the
-#: budget to 1.9-2.0 (analysis/results/optimizer-pass4.md).
-INTERRUPTION_PRICES: tuple[float, ...] = (0.0,)
+#: when none does, the rates decide. With (0, 0.5, 2, 8) at tolerance medium the dear prices kept plans
+#: to 0.6-1.4 interruptions a day of the 2 allowed and cost up to 0.57x the optimum more than the rates
+#: on the synthetic markets; with 0 alone, jobs near the tolerance at high flipped between the plan and
+#: the rates (synthetic seed 12: 1.58x against 1.49x); (0, 0.5) does neither
+#: (analysis/results/optimizer-pass4.md).
+INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
 #: 7-day deadline is 69,000 cells (about 90 MB and half a second); longer jobs are left to the rates.
 MAX_PLAN_CELLS = 100_000
