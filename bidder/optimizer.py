@@ -279,7 +279,8 @@ def planned_choice(job: JobSpec, policy: Policy, markets: Sequence[MarketNow], p
     return choose(markets, work_h=float(job.work_hours) if whole_job else work_left,
                   window_h=max(window, time_left), work_left_h=work_left, time_left_h=time_left,
                   restart_h=max(float(job.restart_overhead_hours), 0.0), pod=pod,
-                  interruptions_allowed=tolerance * time_left / 24.0, cap=cap)
+                  interruptions_allowed=tolerance * time_left / 24.0, cap=cap,
+                  whole_table=whole_job)
 
 
 def _pod_now(progress: JobProgress, markets: Sequence[PriceQuote]) -> PodNow | None:

@@ -172,9 +172,10 @@ def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: fl
 class Plan:
     """Best action, expected cost and expected interruptions of every state of one job on one market.
 
-    Arrays are indexed [τ, w, k, pod]: τ blocks left, w blocks of work left (reference speed), k the
-    floor's state, pod 0 none / 1 on-demand / 2 + j spot at level j. `value` is USD per GPU, including
-    `interruption_cost` per expected interruption."""
+    Arrays are indexed [τ - first_row, w, k, pod]: τ blocks left, w blocks of work left (reference
+    speed), k the floor's state, pod 0 none / 1 on-demand / 2 + j spot at level j. `value` is USD per
+    GPU, including `interruption_cost` per expected interruption. A plan solved for one decision keeps
+    only its rows from `first_row` (τ now) up: the rest are needed while solving, not after."""
 
     model: FloorModel
     action: np.ndarray
@@ -183,11 +184,12 @@ class Plan:
     restart_h: float
     speed: float
     interruption_cost: float
+    first_row: int = 0
 
     def at(self, blocks_left: int, work_blocks: float, state: int, pod: int) -> tuple[int, float, float]:
         """(action, expected cost, expected interruptions) in one state (clipped to the table). Work
         between two rows reads the costs in between, and the action of the row with more work."""
-        t = min(max(blocks_left, 0), self.action.shape[0] - 1)
+        t = min(max(blocks_left - self.first_row, 0), self.action.shape[0] - 1)
         top = self.action.shape[1] - 1
         w = min(max(work_blocks, 0.0), float(top))
         lo = math.floor(w)
@@ -205,9 +207,10 @@ class Plan:
 
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
-               interruption_cost: float = 0.0, cap: float = math.inf) -> Plan:
+               interruption_cost: float = 0.0, cap: float = math.inf, first_row: int = 0) -> Plan:
     """Backward induction of the job's plan on `model` (see the module docstring). Levels above `cap`
-    are not bid; on-demand above it is not used (the deadline then rests on spot alone)."""
+    are not bid; on-demand above it is not used (the deadline then rests on spot alone). Only the
+    rows τ >= `first_row` are kept (a table for every τ of a 7-day plan is about 90 MB)."""
     dt = model.step_h
     k = int(np.searchsorted(model.edges, cap, side="right")) if math.isfinite(cap) else model.levels
     n_states, n_pods = model.levels + 1, model.levels + 2
@@ -238,16 +241,19 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     after_run = wi - speed  # a block of running does `speed` blocks of reference work
     after_loss = wi + loss
     share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
-    action = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.int8)
-    value = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.float32)
-    count = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.float16)
+    first_row = min(max(first_row, 0), horizon)
+    rows = horizon + 1 - first_row
+    action = np.zeros((rows, W + 1, n_states, n_pods), dtype=np.int8)
+    value = np.zeros((rows, W + 1, n_states, n_pods), dtype=np.float32)
+    count = np.zeros((rows, W + 1, n_states, n_pods), dtype=np.float16)
     # τ = 0 with work left: the deadline is missed.
     # Missing it at all costs more than the whole job on-demand, so no saving is worth the risk.
     miss = od * dt * (DEADLINE_PENALTY * wi + W)
     miss[0] = 0.0
     V = np.broadcast_to(miss[:, None, None], (W + 1, n_states, n_pods)).copy()
     N = np.zeros_like(V)
-    value[0], action[0] = V, ON_DEMAND
+    if first_row == 0:
+        value[0], action[0] = V, ON_DEMAND
     below = (np.arange(n_states)[None, :] <= np.arange(k)[:, None])[:, None, :]  # (j, 1, k')
     can_start = below  # the floor must be at or under the level now to start there
     paid = (edges * dt)[:, None, None] * share[None]  # (j, W+1, 1)
@@ -298,9 +304,10 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
                 newV[:, :, SPOT + j], newN[:, :, SPOT + j], newA[:, :, SPOT + j] = end_v, end_n, best
         newV[0], newN[0] = 0.0, 0.0
         V, N = newV, newN
-        value[tau], count[tau], action[tau] = V, N, newA
+        if tau >= first_row:
+            value[tau - first_row], count[tau - first_row], action[tau - first_row] = V, N, newA
     return Plan(model=model, action=action, value=value, interruptions=count, restart_h=restart_h, speed=speed,
-                interruption_cost=interruption_cost)
+                interruption_cost=interruption_cost, first_row=first_row)
 
 
 #: The plans kept between decisions (a backtest reuses a plan for every decision until the next refit):
@@ -379,36 +386,53 @@ class Choice:
 
 def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work_left_h: float,
            time_left_h: float, restart_h: float, pod: PodNow | None, interruptions_allowed: float,
-           cap: float = math.inf) -> Choice | None:
+           cap: float = math.inf, whole_table: bool = True) -> Choice | None:
     """The planned action now over every market. The job's plans are solved for its whole size
     (`work_h` by `window_h`) and looked up at its current state, once per interruption price, cheapest
     first, until one keeps the expected interruptions within `interruptions_allowed`. None: no market
-    has a model, or no price keeps them within it (the rates then decide)."""
+    has a model, or no price keeps them within it (the rates then decide). `whole_table`: keep each
+    plan's whole table in `plan_for`'s cache for later decisions (a backtest); else solve it for this
+    decision alone and keep only the row of now (tick, recommend, launch: a process per decision).
+
+    Markets are planned cheapest bound first, and a market whose bound (all the work left at its
+    cheapest price, no restarts) is above the best plan found is not planned at all: with many
+    markets, most are skipped without changing the choice."""
     usable = [i for i, m in enumerate(markets) if m.model is not None]
     if not usable:
         return None
     step = markets[usable[0]].model.step_h
     if (window_h / step + 1) * (work_h / step + 4) > MAX_PLAN_CELLS:
         return None  # too long a job for one table: the rates decide
+    work = {}
+    for i in usable:
+        work[i] = work_left_h / markets[i].model.step_h
+        if pod is not None and pod.market != i:  # moving here ends the pod elsewhere: its restart's work is lost
+            work[i] += restart_h * markets[pod.market].speed / markets[i].model.step_h
+    bounds = {i: _cost_bound(markets[i], work[i], cap) for i in usable}
+    order = sorted(usable, key=lambda i: (bounds[i], i))
     best: Choice | None = None
     typical = math.inf
     for price in INTERRUPTION_PRICES:
-        best, best_rank = None, math.inf
-        for i in usable:
+        best, best_rank, best_i = None, math.inf, -1
+        for i in order:
+            if best is not None and bounds[i] > best_rank * (1 + 1e-6):
+                break  # this market (and every later one) cannot beat the best plan
             m = markets[i]
             model = m.model
             dt = model.step_h
             icost = price * model.on_demand  # per interruption: `price` hours of on-demand
-            plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
-                            interruption_cost=icost, cap=cap)
             tau = math.floor((time_left_h - PLAN_MARGIN_H) / dt)
-            w = work_left_h / dt
+            if whole_table:
+                plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
+                                interruption_cost=icost, cap=cap)
+            else:
+                plan = solve_plan(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
+                                  interruption_cost=icost, cap=cap, first_row=tau)
+            w = work[i]
             state = model.state_of(m.recent_max)
             mode = 0
             if pod is not None and pod.market == i:
                 mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
-            elif pod is not None:  # moving here ends the pod elsewhere: its restart's work is lost
-                w += restart_h * markets[pod.market].speed / dt
             code, cost, expected = plan.at(tau, w, state, mode)
             cost -= icost * expected  # the plan's money, without the interruption price
             if code == mode and mode:
@@ -429,8 +453,19 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             rank = cost + icost * expected
             if pod is not None and pod.market != i:
                 rank += icost  # moving ends the pod: priced as the plan prices ending it
-            if rank < best_rank or best is None:
-                best, best_rank, typical = choice, rank, plan.typical_interruptions(tau, w, mode)
+            if best is None or rank < best_rank or (rank == best_rank and i < best_i):  # ties: first market
+                best, best_rank, best_i, typical = choice, rank, i, plan.typical_interruptions(tau, w, mode)
         if best is not None and typical <= interruptions_allowed + 1e-9:
             return best
     return None  # no plan keeps the interruptions within what is left: the rates decide
+
+
+def _cost_bound(market: MarketNow, work_blocks: float, cap: float) -> float:
+    """A lower bound on any plan's cost on `market` (USD per GPU): every block of work is paid at least
+    the cheapest price the plan may pay; restarts, interruptions and waiting only add (0: no price
+    under the cap, no bound)."""
+    model = market.model
+    prices = [float(p) for p in model.edges if p <= cap]
+    if model.on_demand <= cap:
+        prices.append(model.on_demand)
+    return min(prices) * model.step_h * work_blocks / market.speed if prices else 0.0

@@ -19,6 +19,7 @@ from bidder.planner import (
     WAIT,
     MarketNow,
     PodNow,
+    _cost_bound,
     block_maxima,
     choose,
     fit_floor_model,
@@ -190,3 +191,44 @@ def test_work_between_table_rows_reads_the_costs_in_between() -> None:
     _, high, _ = plan.at(96, 11, state, 0)
     _, mid, _ = plan.at(96, 10.5, state, 0)
     assert low < mid < high and mid == pytest.approx((low + high) / 2)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), speed=st.sampled_from([0.5, 1.0, 1.7]), cap=st.sampled_from([0.3, 0.8, 5.0]),
+       price=st.sampled_from([0.0, 0.5]))
+def test_no_plan_costs_less_than_its_bound(seed: int, speed: float, cap: float, price: float) -> None:
+    # The bound that lets `choose` skip markets: all the work at the cheapest price under the cap.
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(0.1, 0.7)
+    ts, floor = _series(np.clip(level * rng.lognormal(0, 0.4, 3000), 0.01, 5.0))
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None
+    plan = solve_plan(model, 8.0, 30.0, restart_h=0.25, speed=speed, interruption_cost=price, cap=cap)
+    rows = np.arange(plan.value.shape[1], dtype=float)
+    bound = np.array([_cost_bound(MarketNow(model, 0.0, None, speed), w, cap) for w in rows])
+    assert np.all(plan.value >= bound[None, :, None, None] * (1 - 1e-6))
+
+
+def _market_at(scale: float, seed: int) -> MarketNow:
+    rng = np.random.default_rng(seed)
+    ts, floor = _series(np.clip(scale * 0.3 * rng.lognormal(0, 0.3, 3000), 0.01, 50.0))
+    model = fit_floor_model(ts, floor, scale, NOW.timestamp())
+    assert model is not None
+    return MarketNow(model, float(floor[-6:].max()), float(floor[-1]))
+
+
+def test_many_markets_choose_what_planning_each_alone_would() -> None:
+    # Six markets from $0.4 to $3 on-demand: the dear ones are skipped by their bound, and the choice is
+    # still the cheapest plan of all; a decision's one-row plan chooses as the whole table does.
+    markets = [_market_at(scale, seed) for seed, scale in enumerate([3.0, 0.5, 2.0, 0.4, 1.0, 0.45])]
+    args = dict(work_h=20, window_h=60, work_left_h=20, time_left_h=60, restart_h=0.25, pod=None,
+                interruptions_allowed=100)
+    alone = [choose([m], **args) for m in markets]  # type: ignore[arg-type]
+    costs = [c.expected_cost if c is not None else math.inf for c in alone]
+    together = choose(markets, **args)  # type: ignore[arg-type]
+    assert together is not None and together.market == int(np.argmin(costs))
+    assert together.expected_cost == pytest.approx(min(costs))
+    one_row = choose(markets, whole_table=False, **args)  # type: ignore[arg-type]
+    assert one_row == together
+    solved = solve_plan(markets[0].model, 20, 60, restart_h=0.25, first_row=100)
+    assert solved.value.shape[0] == 121 - 100 and solved.first_row == 100
