@@ -231,7 +231,7 @@ def _code_version() -> str:
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return "unknown (not a git checkout; give --code-version)"
-    dirty = git("status", "--porcelain", "--", "bidder", "analysis")
+    dirty = git("status", "--porcelain", "--", "bidder", "analysis", ":!analysis/results")  # not its own output
     return f"commit {commit}" + (" + uncommitted changes" if dirty else "")
 
 
@@ -372,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     scenarios = [sc for sc in SCENARIOS if sc.key in keys]
     every_h = parse_duration(args.every).total_seconds() / 3600
+    version = args.code_version or _code_version()  # the code as it runs, before the study writes anything
     with tempfile.TemporaryDirectory(prefix="bidder-markets-") as tmp:
         traces = args.traces
         if traces is None:
@@ -397,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "" if args.scenarios == "batch-high,batch,service" else f" --scenarios {args.scenarios}") + (
         " --no-bidder" if args.no_bidder else "") + ("" if args.report == "backtests.md" else f" --report {args.report}") + (
         " --no-charts" if args.no_charts else "")
-    write_markdown(rows, args.out / args.report, every_h, command, args.code_version or _code_version())
+    write_markdown(rows, args.out / args.report, every_h, command, version)
     print(f"wrote {args.out / args.report}", file=sys.stderr)
     return 0
 
