@@ -250,7 +250,8 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         if not np.array_equal(run, np.arange(a, b)):  # not one run: gather every row
             a = b = 0
         others = np.setdiff1d(rest, np.arange(a, b))
-        omf_ab, frac_ab = omf[a:b], frac[a:b]
+        # Weights as whole (rows, K+1) blocks, not columns: numpy then runs one long loop per matrix.
+        omf_ab, frac_ab = (np.repeat(f[a:b], n_states, axis=1) for f in (omf, frac))
         scratch: dict[tuple[int, ...], np.ndarray] = {}
 
         def interp(arr: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -284,12 +285,14 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     V = np.broadcast_to(miss[None, :, None], (n_pods, rows, n_states)).copy()  # [pod, w, k]
     N = np.zeros_like(V)
     value[0], action[0] = V, ON_DEMAND
-    below = np.arange(n_states)[None, None, :] <= np.arange(k)[:, None, None]  # (j, 1, k'): k' <= j
+    # (j, w, k'): k' <= j. Masks and weights are spelled out to full (j, w, k') blocks: broadcasting a
+    # column makes numpy loop over rows of K+1 elements, several times slower.
+    below = np.broadcast_to(np.arange(n_states)[None, None, :] <= np.arange(k)[:, None, None], (k, rows, n_states)).copy()
     above = ~below  # the floor must be at or under the level now to start there
-    paid = (edges * dt)[:, None, None] * share[None]  # (j, W+1, 1)
+    paid = np.repeat((edges * dt)[:, None, None] * share[None], n_states, axis=2)  # (j, W+1, k')
     half = (edges * dt / 2)[:, None, None] + interruption_cost
     wait_cost = WAIT_COST * od * dt
-    od_paid = od * dt * share
+    od_paid = np.repeat(od * dt * share, n_states, axis=1)
     codes = (SPOT + np.arange(k, dtype=np.int8))[:, None, None]
     # One step's inputs to the transition product, batched: [idle N, od N, start N (k), idle V, od V,
     # start V (k), keep V (k), keep N (k)]; the product's first 2 + k matrices are the fresh job's
@@ -331,7 +334,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
             od_v.fill(np.inf)
         np.copyto(all_v[2:], np.inf, where=above)
         best = all_v.argmin(axis=0)
-        fresh_v = np.take_along_axis(all_v, best[None], axis=0)[0]
+        fresh_v = all_v.min(axis=0)  # all_v[best]: the minimum is exact
         fresh_n = np.take_along_axis(all_n, best[None], axis=0)[0]
         # Ending a pod (to switch or wait) loses the restart's work, then the job acts as a fresh one.
         # Ending a pod by choice is priced as an interruption would be: to the job it is the same restart.
