@@ -300,11 +300,12 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     ins = np.empty((4 + 4 * k, rows, n_states))
     prod = np.empty_like(ins)
     s_n, s_v, k_v, k_n = slice(2, 2 + k), slice(4 + k, 4 + 2 * k), slice(4 + 2 * k, 4 + 3 * k), slice(4 + 3 * k, 4 + 4 * k)
-    run_v, run_n = np.empty((k, rows, n_states)), np.empty((k, rows, n_states))
+    run_v, run_n, ok_v = np.empty((k, rows, n_states)), np.empty((k, rows, n_states)), np.empty((k, rows, n_states))
     lost_v, lost_n = np.empty((rows, n_states)), np.empty((rows, n_states))
     end_v, end_n = np.empty((rows, n_states)), np.empty((rows, n_states))
     all_n, all_v = prod[:2 + k], prod[2 + k:4 + 2 * k]
     newA = np.empty((n_pods, rows, n_states), dtype=np.int8)
+    cells = np.arange(rows * n_states)
     for tau in range(1, horizon + 1):
         idle_v, idle_n = V[0], N[0]
         ins[2 + k], ins[0] = idle_v, idle_n
@@ -315,14 +316,15 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
             run_interp(N[SPOT:SPOT + k], run_n)
             loss_interp(idle_v, lost_v)
             loss_interp(idle_n, lost_n)
+            np.add(paid, run_v, out=ok_v)
             # Start: paid + run where the next state is at or under the level, else interrupted.
             np.add(half, idle_v, out=ins[s_v])
-            np.add(paid, run_v, out=ins[s_v], where=below)
+            np.copyto(ins[s_v], ok_v, where=below)
             np.add(1.0, idle_n, out=ins[s_n])
             np.copyto(ins[s_n], run_n, where=below)
             # Keep: the same, but an interruption loses the restart's work.
             np.add(half, lost_v, out=ins[k_v])
-            np.add(paid, run_v, out=ins[k_v], where=below)
+            np.copyto(ins[k_v], ok_v, where=below)
             np.add(1.0, lost_n, out=ins[k_n])
             np.copyto(ins[k_n], run_n, where=below)
         np.matmul(ins, P_T, out=prod)
@@ -333,9 +335,9 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         else:
             od_v.fill(np.inf)
         np.copyto(all_v[2:], np.inf, where=above)
-        best = all_v.argmin(axis=0)
+        best = all_v.argmin(axis=0).astype(np.int8)
         fresh_v = all_v.min(axis=0)  # all_v[best]: the minimum is exact
-        fresh_n = np.take_along_axis(all_n, best[None], axis=0)[0]
+        fresh_n = all_n.reshape(2 + k, -1)[best.ravel(), cells].reshape(rows, n_states)
         # Ending a pod (to switch or wait) loses the restart's work, then the job acts as a fresh one.
         # Ending a pod by choice is priced as an interruption would be: to the job it is the same restart.
         loss_interp(fresh_v, end_v)
@@ -343,21 +345,29 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         loss_interp(fresh_n, end_n)
         newV, newN = np.empty_like(V), np.empty_like(N)
         newV[0], newN[0], newA[0] = fresh_v, fresh_n, best
+        # A pod is kept when keeping costs no more than ending it. The tables hold no NaN (and no -0),
+        # so the kept-or-ended cost, where(keep <= end, keep, end), is exactly minimum(keep, end).
         keep = od_v <= end_v
-        np.copyto(newV[1], np.where(keep, od_v, end_v))
+        np.minimum(od_v, end_v, out=newV[1])
         np.copyto(newN[1], np.where(keep, all_n[1], end_n))
         newA[1] = np.where(keep, ON_DEMAND, best)
         if k:
             keep_v, keep_n = prod[k_v], prod[k_n]
             keep = keep_v <= end_v
-            newV[SPOT:SPOT + k] = np.where(keep, keep_v, end_v)
+            np.minimum(keep_v, end_v, out=newV[SPOT:SPOT + k])
             newN[SPOT:SPOT + k] = np.where(keep, keep_n, end_n)
-            newA[SPOT:SPOT + k] = np.where(keep, codes, best)
+            # The action: best + keep * (code - best), exact in int8 (codes are under 127).
+            acts = newA[SPOT:SPOT + k]
+            np.subtract(codes, best, out=acts)
+            acts *= keep
+            acts += best
         # a pod above the cap is ended
         newV[SPOT + k:], newN[SPOT + k:], newA[SPOT + k:] = end_v, end_n, best
         newV[:, 0], newN[:, 0] = 0.0, 0.0
         V, N = newV, newN
-        value[tau], count[tau], action[tau] = V, N, newA
+        value[tau] = V
+        count[tau] = N
+        action[tau] = newA
     return Plan(model=model, action=action.transpose(0, 2, 3, 1), value=value.transpose(0, 2, 3, 1),
                 interruptions=count.transpose(0, 2, 3, 1), restart_h=restart_h, speed=speed,
                 interruption_cost=interruption_cost)
