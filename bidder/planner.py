@@ -288,7 +288,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     # (j, w, k'): k' <= j. Masks and weights are spelled out to full (j, w, k') blocks: broadcasting a
     # column makes numpy loop over rows of K+1 elements, several times slower.
     below = np.broadcast_to(np.arange(n_states)[None, None, :] <= np.arange(k)[:, None, None], (k, rows, n_states)).copy()
-    above = ~below  # the floor must be at or under the level now to start there
+    no_start = np.where(below, -np.inf, np.inf)  # the floor must be at or under the level now to start there
     paid = np.repeat((edges * dt)[:, None, None] * share[None], n_states, axis=2)  # (j, W+1, k')
     half = (edges * dt / 2)[:, None, None] + interruption_cost
     wait_cost = WAIT_COST * od * dt
@@ -306,6 +306,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     all_n, all_v = prod[:2 + k], prod[2 + k:4 + 2 * k]
     newA = np.empty((n_pods, rows, n_states), dtype=np.int8)
     cells = np.arange(rows * n_states)
+    spare = np.empty_like(V), np.empty_like(N)
     for tau in range(1, horizon + 1):
         idle_v, idle_n = V[0], N[0]
         ins[2 + k], ins[0] = idle_v, idle_n
@@ -334,7 +335,8 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
             np.add(od_paid, od_v, out=od_v)
         else:
             od_v.fill(np.inf)
-        np.copyto(all_v[2:], np.inf, where=above)
+        # inf where the floor is above the level, else as is (the tables hold no NaN)
+        np.maximum(all_v[2:], no_start, out=all_v[2:])
         best = all_v.argmin(axis=0).astype(np.int8)
         fresh_v = all_v.min(axis=0)  # all_v[best]: the minimum is exact
         fresh_n = all_n.reshape(2 + k, -1)[best.ravel(), cells].reshape(rows, n_states)
@@ -343,7 +345,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         loss_interp(fresh_v, end_v)
         end_v += interruption_cost
         loss_interp(fresh_n, end_n)
-        newV, newN = np.empty_like(V), np.empty_like(N)
+        newV, newN = spare  # last step's tables are still read above: two sets of buffers, swapped
         newV[0], newN[0], newA[0] = fresh_v, fresh_n, best
         # A pod is kept when keeping costs no more than ending it. The tables hold no NaN (and no -0),
         # so the kept-or-ended cost, where(keep <= end, keep, end), is exactly minimum(keep, end).
@@ -355,7 +357,8 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
             keep_v, keep_n = prod[k_v], prod[k_n]
             keep = keep_v <= end_v
             np.minimum(keep_v, end_v, out=newV[SPOT:SPOT + k])
-            newN[SPOT:SPOT + k] = np.where(keep, keep_n, end_n)
+            newN[SPOT:SPOT + k] = end_n
+            np.copyto(newN[SPOT:SPOT + k], keep_n, where=keep)
             # The action: best + keep * (code - best), exact in int8 (codes are under 127).
             acts = newA[SPOT:SPOT + k]
             np.subtract(codes, best, out=acts)
@@ -364,7 +367,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         # a pod above the cap is ended
         newV[SPOT + k:], newN[SPOT + k:], newA[SPOT + k:] = end_v, end_n, best
         newV[:, 0], newN[:, 0] = 0.0, 0.0
-        V, N = newV, newN
+        spare, (V, N) = (V, N), (newV, newN)
         value[tau] = V
         count[tau] = N
         action[tau] = newA
