@@ -201,7 +201,24 @@ class Plan:
         """Expected interruptions from here, averaged over the floor's states as often as they occur:
         what the tolerance is held to, so the choice of price does not flip with every move of the floor."""
         mix = self.model.mix if self.model.mix is not None else np.full(self.model.levels + 1, 1 / (self.model.levels + 1))
-        return float(sum(share * self.at(blocks_left, work_blocks, k, pod)[2] for k, share in enumerate(mix) if share))
+        # `at`'s reading of every state at once: the same float64 products, summed by `sum` in the same
+        # order (states that never occur are left out), so the figure is the per-state loop's to the bit.
+        t = min(max(blocks_left, 0), self.action.shape[0] - 1)
+        top = self.action.shape[1] - 1
+        w = min(max(work_blocks, 0.0), float(top))
+        lo = math.floor(w)
+        hi = min(lo + 1, top)
+        f = w - lo
+        occur = np.flatnonzero(mix)
+        counts = (self.interruptions[t, lo, occur, pod].astype(float) * (1 - f)
+                  + self.interruptions[t, hi, occur, pod].astype(float) * f)
+        return float(sum(mix[occur] * counts))  # numpy scalars, as the loop summed
+
+    def actions_at(self, blocks_left: int, work_blocks: float, pod: int) -> np.ndarray:
+        """The action of every floor state (as `at` reads it) for one pod."""
+        t = min(max(blocks_left, 0), self.action.shape[0] - 1)
+        w = min(max(work_blocks, 0.0), float(self.action.shape[1] - 1))
+        return self.action[t, math.ceil(w), :, pod]
 
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
@@ -464,9 +481,8 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     if (window_h / step + 1) * (work_h / step + 4) > MAX_PLAN_CELLS:
         return None  # too long a job for one table: the rates decide
     best: Choice | None = None
-    typical = math.inf
     for price in INTERRUPTION_PRICES:
-        best, best_rank = None, math.inf
+        best, best_rank, held = None, math.inf, None
         for i in usable:
             m = markets[i]
             model = m.model
@@ -488,9 +504,9 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 choice = Choice("keep", i, pod.bid if pod else None, cost, expected, price)
             elif code == WAIT:
                 # The highest floor state under which the plan would start now: it waits for that.
-                starts = [j for j in range(state) if plan.at(tau, w, j, 0)[0] >= SPOT]
+                starts = np.flatnonzero(plan.actions_at(tau, w, 0)[:state] >= SPOT)
                 choice = Choice("wait", i, None, cost, expected, price,
-                                start_below=float(model.edges[starts[-1]]) if starts else None)
+                                start_below=float(model.edges[starts[-1]]) if len(starts) else None)
             elif code == ON_DEMAND:
                 choice = Choice("on_demand", i, None, cost, expected, price)
             else:
@@ -503,7 +519,9 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             if pod is not None and pod.market != i:
                 rank += icost  # moving ends the pod: priced as the plan prices ending it
             if rank < best_rank or best is None:
-                best, best_rank, typical = choice, rank, plan.typical_interruptions(tau, w, mode)
-        if best is not None and typical <= interruptions_allowed + 1e-9:
+                best, best_rank, held = choice, rank, (plan, tau, w, mode)
+        # The tolerance is held to the best market's typical interruptions (read once, for it alone).
+        if best is not None and held is not None and \
+                held[0].typical_interruptions(*held[1:]) <= interruptions_allowed + 1e-9:
             return best
     return None  # no plan keeps the interruptions within what is left: the rates decide

@@ -340,3 +340,16 @@ def test_solve_plan_matches_an_independent_scalar_dp(case: int) -> None:
             assert int(plan.action[t, w, s, pod]) == act[t, w, s, pod], (t, w, s, pod)
             compared += 1
     assert compared > len(V) // 3
+
+
+def test_typical_interruptions_and_actions_read_every_state_as_at_does() -> None:
+    rng = np.random.default_rng(5)
+    ts, floor = _series(np.clip(0.3 * rng.lognormal(0, 0.4, 3000), 0.01, 2.0))
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None
+    plan = solve_plan(model, 12.0, 40.0, restart_h=0.25, interruption_cost=0.5)
+    for tau, w, pod in [(0, 0.0, 0), (50, 7.3, 0), (80, 24.0, 1), (79, 13.5, SPOT + 1), (500, 99.0, 0), (30, -2.0, 0)]:
+        loop = sum(share * plan.at(tau, w, k, pod)[2] for k, share in enumerate(model.mix) if share)
+        assert plan.typical_interruptions(tau, w, pod) == float(loop)
+        assert [int(a) for a in plan.actions_at(tau, w, pod)] == [plan.at(tau, w, k, pod)[0]
+                                                                  for k in range(model.levels + 1)]
