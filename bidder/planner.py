@@ -426,7 +426,7 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
 #: (analysis/results/optimizer-pass4.md).
 INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
-#: 7-day deadline is 69,000 cells (about 90 MB and half a second); longer jobs are left to the rates.
+#: 7-day deadline is 69,000 cells (about 90 MB and 0.2 s to solve); longer jobs are left to the rates.
 MAX_PLAN_CELLS = 100_000
 #: Slack kept out of the plan's deadline (a decision interval or two).
 PLAN_MARGIN_H = 0.5
