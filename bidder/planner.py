@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,14 +203,38 @@ class Plan:
         """Expected interruptions from here, averaged over the floor's states as often as they occur:
         what the tolerance is held to, so the choice of price does not flip with every move of the floor."""
         mix = self.model.mix if self.model.mix is not None else np.full(self.model.levels + 1, 1 / (self.model.levels + 1))
-        return float(sum(share * self.at(blocks_left, work_blocks, k, pod)[2] for k, share in enumerate(mix) if share))
+        # `at`'s reading of every state at once: the same float64 products, summed by `sum` in the same
+        # order (states that never occur are left out), so the figure is the per-state loop's to the bit.
+        t = min(max(blocks_left - self.first_row, 0), self.action.shape[0] - 1)
+        top = self.action.shape[1] - 1
+        w = min(max(work_blocks, 0.0), float(top))
+        lo = math.floor(w)
+        hi = min(lo + 1, top)
+        f = w - lo
+        occur = np.flatnonzero(mix)
+        counts = (self.interruptions[t, lo, occur, pod].astype(float) * (1 - f)
+                  + self.interruptions[t, hi, occur, pod].astype(float) * f)
+        return float(sum(mix[occur] * counts))  # numpy scalars, as the loop summed
+
+    def actions_at(self, blocks_left: int, work_blocks: float, pod: int) -> np.ndarray:
+        """The action of every floor state (as `at` reads it) for one pod."""
+        t = min(max(blocks_left - self.first_row, 0), self.action.shape[0] - 1)
+        w = min(max(work_blocks, 0.0), float(self.action.shape[1] - 1))
+        return self.action[t, math.ceil(w), :, pod]
 
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
                interruption_cost: float = 0.0, cap: float = math.inf, first_row: int = 0) -> Plan:
     """Backward induction of the job's plan on `model` (see the module docstring). Levels above `cap`
     are not bid; on-demand above it is not used (the deadline then rests on spot alone). Only the
-    rows τ >= `first_row` are kept (a table for every τ of a 7-day plan is about 90 MB)."""
+    rows τ >= `first_row` are kept (a table for every τ of a 7-day plan is about 90 MB).
+
+    Written for speed, with every table entry computed by the same floating-point operations in the
+    same order as the plain vectorised form (analysis/benchmarks/bench_planner.py keeps that form and
+    checks the tables are bit-identical): the working arrays are pod-major, [pod, w, k], so each
+    option is one contiguous (W+1, K+1) matrix and all of a step's products with the transition
+    matrix are one batched matmul (numpy calls the same gemm on each matrix of the batch as on it
+    alone, so the products do not change)."""
     dt = model.step_h
     k = int(np.searchsorted(model.edges, cap, side="right")) if math.isfinite(cap) else model.levels
     n_states, n_pods = model.levels + 1, model.levels + 2
@@ -223,90 +247,156 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     loss = restart_h * speed / dt  # blocks of work a restart loses
     W = work_blocks + math.ceil(loss) + 2
     wi = np.arange(W + 1, dtype=float)
+    rows = W + 1
 
-    def interp(arr: np.ndarray, x: np.ndarray, done: bool) -> np.ndarray:
-        """arr at fractional rows x (linear; past the end the last slope continues; x <= 0 is the
-        finished job when `done`)."""
+    def interpolation(x: np.ndarray, done: bool) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """arr[..., x, :] at fractional rows x (linear; past the end the last slope continues; x <= 0
+        is the finished job when `done`), into `out`. x is the same at every step, so its indices and
+        weights are worked out once here."""
         lo = np.floor(x).astype(int)
-        frac = (x - lo).reshape((-1,) + (1,) * (arr.ndim - 1))
+        frac = (x - lo)[:, None]
         lo_c, hi_c = np.clip(lo, 0, W), np.clip(lo + 1, 0, W)
-        out = arr[lo_c] * (1 - frac) + arr[hi_c] * frac
-        over = x > W
-        if over.any():
-            out[over] = arr[W] + (arr[W] - arr[W - 1]) * (x[over] - W).reshape((-1,) + (1,) * (arr.ndim - 1))
-        if done:
-            out[x <= 0] = 0.0
-        return out
+        omf = 1 - frac
+        over = np.flatnonzero(x > W)
+        beyond = (x[over] - W)[:, None]
+        finished = np.flatnonzero(x <= 0) if done else over[:0]
+        # Rows overwritten below (past the end, finished) need no interpolation. Of the others, the run
+        # whose rows lo, hi are rows a + d, a + d + 1 (no clipping) reads two slices of arr instead of
+        # gathering copies; the rest (if any) are gathered.
+        rest = np.setdiff1d(np.arange(rows), np.union1d(over, finished))
+        d = int(lo[rest[0]] - rest[0]) if len(rest) else 0
+        run = rest[(lo[rest] == rest + d) & (lo[rest] >= 0) & (lo[rest] + 1 <= W)]
+        a, b = (int(run[0]), int(run[-1]) + 1) if len(run) else (0, 0)
+        if not np.array_equal(run, np.arange(a, b)):  # not one run: gather every row
+            a = b = 0
+        others = np.setdiff1d(rest, np.arange(a, b))
+        # Weights as whole (rows, K+1) blocks, not columns: numpy then runs one long loop per matrix.
+        omf_ab, frac_ab = (np.repeat(f[a:b], n_states, axis=1) for f in (omf, frac))
+        scratch: dict[tuple[int, ...], np.ndarray] = {}
 
-    after_run = wi - speed  # a block of running does `speed` blocks of reference work
-    after_loss = wi + loss
+        def interp(arr: np.ndarray, out: np.ndarray) -> np.ndarray:
+            if b > a:
+                tmp = scratch.get(out.shape)
+                if tmp is None:
+                    tmp = scratch[out.shape] = np.empty_like(out)
+                np.multiply(arr[..., a + d:b + d, :], omf_ab, out=out[..., a:b, :])
+                out[..., a:b, :] += np.multiply(arr[..., a + d + 1:b + d + 1, :], frac_ab, out=tmp[..., a:b, :])
+            if len(others):
+                out[..., others, :] = arr[..., lo_c[others], :] * omf[others] + arr[..., hi_c[others], :] * frac[others]
+            if len(over):
+                out[..., over, :] = arr[..., W:, :] + (arr[..., W:, :] - arr[..., W - 1:W, :]) * beyond
+            out[..., finished, :] = 0.0
+            return out
+
+        return interp
+
+    run_interp = interpolation(wi - speed, True)  # a block of running does `speed` blocks of reference work
+    loss_interp = interpolation(wi + loss, False)
     share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
+    # The tables are filled pod-major, [τ, pod, w, k], as the working arrays are (a transposing copy
+    # of every step would cost more than the step), and returned as [τ, w, k, pod] views.
     first_row = min(max(first_row, 0), horizon)
-    rows = horizon + 1 - first_row
-    action = np.zeros((rows, W + 1, n_states, n_pods), dtype=np.int8)
-    value = np.zeros((rows, W + 1, n_states, n_pods), dtype=np.float32)
-    count = np.zeros((rows, W + 1, n_states, n_pods), dtype=np.float16)
+    kept = horizon + 1 - first_row
+    action = np.zeros((kept, n_pods, W + 1, n_states), dtype=np.int8)
+    value = np.zeros((kept, n_pods, W + 1, n_states), dtype=np.float32)
+    count = np.zeros((kept, n_pods, W + 1, n_states), dtype=np.float16)
     # τ = 0 with work left: the deadline is missed.
     # Missing it at all costs more than the whole job on-demand, so no saving is worth the risk.
     miss = od * dt * (DEADLINE_PENALTY * wi + W)
     miss[0] = 0.0
-    V = np.broadcast_to(miss[:, None, None], (W + 1, n_states, n_pods)).copy()
+    V = np.broadcast_to(miss[None, :, None], (n_pods, rows, n_states)).copy()  # [pod, w, k]
     N = np.zeros_like(V)
     if first_row == 0:
         value[0], action[0] = V, ON_DEMAND
-    below = (np.arange(n_states)[None, :] <= np.arange(k)[:, None])[:, None, :]  # (j, 1, k')
-    can_start = below  # the floor must be at or under the level now to start there
-    paid = (edges * dt)[:, None, None] * share[None]  # (j, W+1, 1)
+    # (j, w, k'): k' <= j. Masks and weights are spelled out to full (j, w, k') blocks: broadcasting a
+    # column makes numpy loop over rows of K+1 elements, several times slower.
+    below = np.broadcast_to(np.arange(n_states)[None, None, :] <= np.arange(k)[:, None, None], (k, rows, n_states)).copy()
+    no_start = np.where(below, -np.inf, np.inf)  # the floor must be at or under the level now to start there
+    paid = np.repeat((edges * dt)[:, None, None] * share[None], n_states, axis=2)  # (j, W+1, k')
     half = (edges * dt / 2)[:, None, None] + interruption_cost
     wait_cost = WAIT_COST * od * dt
+    od_paid = np.repeat(od * dt * share, n_states, axis=1)
+    codes = (SPOT + np.arange(k, dtype=np.int8))[:, None, None]
+    # One step's inputs to the transition product, batched: [idle N, od N, start N (k), idle V, od V,
+    # start V (k), keep V (k), keep N (k)]; the product's first 2 + k matrices are the fresh job's
+    # expected interruptions per option and the next 2 + k (once priced) its expected costs.
+    ins = np.empty((4 + 4 * k, rows, n_states))
+    prod = np.empty_like(ins)
+    s_n, s_v, k_v, k_n = slice(2, 2 + k), slice(4 + k, 4 + 2 * k), slice(4 + 2 * k, 4 + 3 * k), slice(4 + 3 * k, 4 + 4 * k)
+    run_v, run_n, ok_v = np.empty((k, rows, n_states)), np.empty((k, rows, n_states)), np.empty((k, rows, n_states))
+    lost_v, lost_n = np.empty((rows, n_states)), np.empty((rows, n_states))
+    end_v, end_n = np.empty((rows, n_states)), np.empty((rows, n_states))
+    all_n, all_v = prod[:2 + k], prod[2 + k:4 + 2 * k]
+    newA = np.empty((n_pods, rows, n_states), dtype=np.int8)
+    cells = np.arange(rows * n_states)
+    spare = np.empty_like(V), np.empty_like(N)
     for tau in range(1, horizon + 1):
-        idle_v, idle_n = V[:, :, 0], N[:, :, 0]
-        opts_v = [wait_cost + idle_v @ P_T]
-        opts_n = [idle_n @ P_T]
-        od_v = od * dt * share + interp(V[:, :, 1], after_run, True) @ P_T if od_ok else np.full_like(idle_v, np.inf)
-        od_n = interp(N[:, :, 1], after_run, True) @ P_T
-        opts_v.append(od_v)
-        opts_n.append(od_n)
+        idle_v, idle_n = V[0], N[0]
+        ins[2 + k], ins[0] = idle_v, idle_n
+        run_interp(V[1], ins[3 + k])
+        run_interp(N[1], ins[1])
         if k:
-            run_v = interp(V[:, :, SPOT:SPOT + k], after_run, True).transpose(2, 0, 1)  # (j, W+1, k')
-            run_n = interp(N[:, :, SPOT:SPOT + k], after_run, True).transpose(2, 0, 1)
-            lost_v, lost_n = interp(idle_v, after_loss, False), interp(idle_n, after_loss, False)
-            ok_v = paid + run_v
-            start_v = np.where(below, ok_v, half + idle_v[None]) @ P_T
-            start_n = np.where(below, run_n, 1.0 + idle_n[None]) @ P_T
-            keep_v = np.where(below, ok_v, half + lost_v[None]) @ P_T
-            keep_n = np.where(below, run_n, 1.0 + lost_n[None]) @ P_T
-            start_v = np.where(can_start, start_v, np.inf)
-            all_v = np.concatenate([np.stack(opts_v), start_v])
-            all_n = np.concatenate([np.stack(opts_n), start_n])
+            run_interp(V[SPOT:SPOT + k], run_v)
+            run_interp(N[SPOT:SPOT + k], run_n)
+            loss_interp(idle_v, lost_v)
+            loss_interp(idle_n, lost_n)
+            np.add(paid, run_v, out=ok_v)
+            # Start: paid + run where the next state is at or under the level, else interrupted.
+            np.add(half, idle_v, out=ins[s_v])
+            np.copyto(ins[s_v], ok_v, where=below)
+            np.add(1.0, idle_n, out=ins[s_n])
+            np.copyto(ins[s_n], run_n, where=below)
+            # Keep: the same, but an interruption loses the restart's work.
+            np.add(half, lost_v, out=ins[k_v])
+            np.copyto(ins[k_v], ok_v, where=below)
+            np.add(1.0, lost_n, out=ins[k_n])
+            np.copyto(ins[k_n], run_n, where=below)
+        np.matmul(ins, P_T, out=prod)
+        all_v[0] += wait_cost
+        od_v = all_v[1]
+        if od_ok:
+            np.add(od_paid, od_v, out=od_v)
         else:
-            all_v, all_n = np.stack(opts_v), np.stack(opts_n)
-        best = all_v.argmin(axis=0)
-        fresh_v = np.take_along_axis(all_v, best[None], axis=0)[0]
-        fresh_n = np.take_along_axis(all_n, best[None], axis=0)[0]
+            od_v.fill(np.inf)
+        # inf where the floor is above the level, else as is (the tables hold no NaN)
+        np.maximum(all_v[2:], no_start, out=all_v[2:])
+        best = all_v.argmin(axis=0).astype(np.int8)
+        fresh_v = all_v.min(axis=0)  # all_v[best]: the minimum is exact
+        fresh_n = all_n.reshape(2 + k, -1)[best.ravel(), cells].reshape(rows, n_states)
         # Ending a pod (to switch or wait) loses the restart's work, then the job acts as a fresh one.
         # Ending a pod by choice is priced as an interruption would be: to the job it is the same restart.
-        end_v, end_n = interp(fresh_v, after_loss, False) + interruption_cost, interp(fresh_n, after_loss, False)
-        newV, newN = np.empty_like(V), np.empty_like(N)
-        newA = np.empty((W + 1, n_states, n_pods), dtype=np.int8)
-        newV[:, :, 0], newN[:, :, 0], newA[:, :, 0] = fresh_v, fresh_n, best
+        loss_interp(fresh_v, end_v)
+        end_v += interruption_cost
+        loss_interp(fresh_n, end_n)
+        newV, newN = spare  # last step's tables are still read above: two sets of buffers, swapped
+        newV[0], newN[0], newA[0] = fresh_v, fresh_n, best
+        # A pod is kept when keeping costs no more than ending it. The tables hold no NaN (and no -0),
+        # so the kept-or-ended cost, where(keep <= end, keep, end), is exactly minimum(keep, end).
         keep = od_v <= end_v
-        newV[:, :, 1] = np.where(keep, od_v, end_v)
-        newN[:, :, 1] = np.where(keep, od_n, end_n)
-        newA[:, :, 1] = np.where(keep, ON_DEMAND, best)
-        for j in range(model.levels):
-            if j < k:
-                keep = keep_v[j] <= end_v
-                newV[:, :, SPOT + j] = np.where(keep, keep_v[j], end_v)
-                newN[:, :, SPOT + j] = np.where(keep, keep_n[j], end_n)
-                newA[:, :, SPOT + j] = np.where(keep, SPOT + j, best)
-            else:  # a pod above the cap is ended
-                newV[:, :, SPOT + j], newN[:, :, SPOT + j], newA[:, :, SPOT + j] = end_v, end_n, best
-        newV[0], newN[0] = 0.0, 0.0
-        V, N = newV, newN
+        np.minimum(od_v, end_v, out=newV[1])
+        np.copyto(newN[1], np.where(keep, all_n[1], end_n))
+        newA[1] = np.where(keep, ON_DEMAND, best)
+        if k:
+            keep_v, keep_n = prod[k_v], prod[k_n]
+            keep = keep_v <= end_v
+            np.minimum(keep_v, end_v, out=newV[SPOT:SPOT + k])
+            newN[SPOT:SPOT + k] = end_n
+            np.copyto(newN[SPOT:SPOT + k], keep_n, where=keep)
+            # The action: best + keep * (code - best), exact in int8 (codes are under 127).
+            acts = newA[SPOT:SPOT + k]
+            np.subtract(codes, best, out=acts)
+            acts *= keep
+            acts += best
+        # a pod above the cap is ended
+        newV[SPOT + k:], newN[SPOT + k:], newA[SPOT + k:] = end_v, end_n, best
+        newV[:, 0], newN[:, 0] = 0.0, 0.0
+        spare, (V, N) = (V, N), (newV, newN)
         if tau >= first_row:
-            value[tau - first_row], count[tau - first_row], action[tau - first_row] = V, N, newA
-    return Plan(model=model, action=action, value=value, interruptions=count, restart_h=restart_h, speed=speed,
+            value[tau - first_row] = V
+            count[tau - first_row] = N
+            action[tau - first_row] = newA
+    return Plan(model=model, action=action.transpose(0, 2, 3, 1), value=value.transpose(0, 2, 3, 1),
+                interruptions=count.transpose(0, 2, 3, 1), restart_h=restart_h, speed=speed,
                 interruption_cost=interruption_cost, first_row=first_row)
 
 
@@ -344,7 +434,7 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
 #: (analysis/results/optimizer-pass4.md).
 INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
-#: 7-day deadline is 69,000 cells (about 90 MB and half a second); longer jobs are left to the rates.
+#: 7-day deadline is 69,000 cells (about 90 MB and 0.2 s to solve); longer jobs are left to the rates.
 MAX_PLAN_CELLS = 100_000
 #: Slack kept out of the plan's deadline (a decision interval or two).
 PLAN_MARGIN_H = 0.5
@@ -412,9 +502,8 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     bounds = {i: _cost_bound(markets[i], work[i], cap) for i in usable}
     order = sorted(usable, key=lambda i: (bounds[i], i))
     best: Choice | None = None
-    typical = math.inf
     for price in INTERRUPTION_PRICES:
-        best, best_rank, best_i = None, math.inf, -1
+        best, best_rank, best_i, held = None, math.inf, -1, None
         for i in order:
             if best is not None and bounds[i] > best_rank * (1 + 1e-6):
                 break  # this market (and every later one) cannot beat the best plan
@@ -440,9 +529,9 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 choice = Choice("keep", i, pod.bid if pod else None, cost, expected, price)
             elif code == WAIT:
                 # The highest floor state under which the plan would start now: it waits for that.
-                starts = [j for j in range(state) if plan.at(tau, w, j, 0)[0] >= SPOT]
+                starts = np.flatnonzero(plan.actions_at(tau, w, 0)[:state] >= SPOT)
                 choice = Choice("wait", i, None, cost, expected, price,
-                                start_below=float(model.edges[starts[-1]]) if starts else None)
+                                start_below=float(model.edges[starts[-1]]) if len(starts) else None)
             elif code == ON_DEMAND:
                 choice = Choice("on_demand", i, None, cost, expected, price)
             else:
@@ -455,8 +544,10 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             if pod is not None and pod.market != i:
                 rank += icost  # moving ends the pod: priced as the plan prices ending it
             if best is None or rank < best_rank or (rank == best_rank and i < best_i):  # ties: first market
-                best, best_rank, best_i, typical = choice, rank, i, plan.typical_interruptions(tau, w, mode)
-        if best is not None and typical <= interruptions_allowed + 1e-9:
+                best, best_rank, best_i, held = choice, rank, i, (plan, tau, w, mode)
+        # The tolerance is held to the best market's typical interruptions (read once, for it alone).
+        if best is not None and held is not None and \
+                held[0].typical_interruptions(*held[1:]) <= interruptions_allowed + 1e-9:
             return best
     return None  # no plan keeps the interruptions within what is left: the rates decide
 

@@ -14,9 +14,12 @@ from hypothesis import strategies as st
 from bidder.market import market_stats
 from bidder.models import JobProgress, JobSpec, Policy, PriceQuote
 from bidder.planner import (
+    DEADLINE_PENALTY,
     ON_DEMAND,
     SPOT,
     WAIT,
+    WAIT_COST,
+    FloorModel,
     MarketNow,
     PodNow,
     _cost_bound,
@@ -232,3 +235,163 @@ def test_many_markets_choose_what_planning_each_alone_would() -> None:
     assert one_row == together
     solved = solve_plan(markets[0].model, 20, 60, restart_h=0.25, first_row=100)
     assert solved.value.shape[0] == 121 - 100 and solved.first_row == 100
+
+
+# ---- an independent scalar DP: the module docstring's rules, one state at a time ----------------------
+
+
+def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float,
+                 interruption_cost: float, cap: float):
+    """The plan by explicit loops over τ, w, k and the pod, from the rules in the planner's docstring.
+    Returns (values, interruptions, best action, gap to the second-best action) as dicts of
+    (τ, w, k, pod); work between integer rows is read linearly (the last slope continuing past the
+    top row), and work at or under 0 is the finished job."""
+    dt, od, levels = model.step_h, model.on_demand, model.levels
+    P = model.trans
+    bid_levels = [j for j in range(levels) if model.edges[j] <= cap]
+    blocks = math.ceil(work_h / dt - 1e-9)
+    horizon = max(1, math.ceil(deadline_h / dt - 1e-9))
+    loss = restart_h * speed / dt
+    top = blocks + math.ceil(loss) + 2
+    pods = range(levels + 2)
+    V: dict = {}
+    N: dict = {}
+    act: dict = {}
+    gap: dict = {}
+
+    def read(table: dict, t: int, w: float, s: int, pod: int, finished: bool) -> float:
+        if finished and w <= 0:
+            return 0.0
+        if w > top:  # past the top row the last slope continues
+            hi, lo = table[t, top, s, pod], table[t, top - 1, s, pod]
+            return hi + (hi - lo) * (w - top)
+        lo_w = max(math.floor(w), 0)
+        f = w - math.floor(w)
+        return table[t, lo_w, s, pod] * (1 - f) + table[t, min(lo_w + 1, top), s, pod] * f
+
+    for w in range(top + 1):
+        for s in range(levels + 1):
+            for pod in pods:
+                V[0, w, s, pod] = 0.0 if w == 0 else od * dt * (DEADLINE_PENALTY * w + top)
+                N[0, w, s, pod] = 0.0
+    for t in range(1, horizon + 1):
+        fresh: dict = {}
+        for w in range(top + 1):
+            pay = min(w / speed, 1.0)  # the job may end inside the block
+            for s in range(levels + 1):
+                opts = []  # (code, cost, interruptions)
+                wait_c = wait_n = 0.0
+                for s2 in range(levels + 1):
+                    wait_c += P[s, s2] * V[t - 1, w, s2, 0]
+                    wait_n += P[s, s2] * N[t - 1, w, s2, 0]
+                opts.append((WAIT, WAIT_COST * od * dt + wait_c, wait_n))
+                if od <= cap:
+                    c = n = 0.0
+                    for s2 in range(levels + 1):
+                        c += P[s, s2] * (od * dt * pay + read(V, t - 1, w - speed, s2, 1, True))
+                        n += P[s, s2] * read(N, t - 1, w - speed, s2, 1, True)
+                    opts.append((ON_DEMAND, c, n))
+                for j in bid_levels:
+                    if s > j:
+                        continue  # the floor is above the level now: no start there
+                    c = n = 0.0
+                    for s2 in range(levels + 1):
+                        if s2 <= j:  # runs the block, pays its bid
+                            c += P[s, s2] * (model.edges[j] * dt * pay + read(V, t - 1, w - speed, s2, SPOT + j, True))
+                            n += P[s, s2] * read(N, t - 1, w - speed, s2, SPOT + j, True)
+                        else:  # interrupted half-way: half the block paid, no work, no pod
+                            c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost + V[t - 1, w, s2, 0])
+                            n += P[s, s2] * (1 + N[t - 1, w, s2, 0])
+                    opts.append((SPOT + j, c, n))
+                opts.sort(key=lambda o: o[1])
+                code, c, n = opts[0]
+                fresh[w, s] = (code, c, n, (opts[1][1] - c) if len(opts) > 1 else math.inf)
+        for w in range(top + 1):
+            for s in range(levels + 1):
+                code, c, n, g = fresh[w, s]
+                V[t, w, s, 0], N[t, w, s, 0], act[t, w, s, 0], gap[t, w, s, 0] = c, n, code, g
+        for w in range(top + 1):
+            pay = min(w / speed, 1.0)
+            for s in range(levels + 1):
+                # Ending the pod loses the restart's work and is priced as an interruption.
+                x = w + loss
+                if x > top:
+                    hi, lo = fresh[top, s], fresh[top - 1, s]
+                    end_c, end_n = hi[1] + (hi[1] - lo[1]) * (x - top), hi[2] + (hi[2] - lo[2]) * (x - top)
+                else:
+                    f = x - math.floor(x)
+                    a, b = fresh[math.floor(x), s], fresh[min(math.floor(x) + 1, top), s]
+                    end_c, end_n = a[1] * (1 - f) + b[1] * f, a[2] * (1 - f) + b[2] * f
+                end_c += interruption_cost
+                end_code = fresh[w, s][0]
+                for pod in range(1, levels + 2):
+                    keep_c = keep_n = math.inf
+                    if pod == 1 and od <= cap:
+                        keep_c = keep_n = 0.0
+                        for s2 in range(levels + 1):
+                            keep_c += P[s, s2] * (od * dt * pay + read(V, t - 1, w - speed, s2, 1, True))
+                            keep_n += P[s, s2] * read(N, t - 1, w - speed, s2, 1, True)
+                    elif pod >= SPOT and pod - SPOT in bid_levels:
+                        j = pod - SPOT
+                        keep_c = keep_n = 0.0
+                        for s2 in range(levels + 1):
+                            if s2 <= j:
+                                keep_c += P[s, s2] * (model.edges[j] * dt * pay + read(V, t - 1, w - speed, s2, pod, True))
+                                keep_n += P[s, s2] * read(N, t - 1, w - speed, s2, pod, True)
+                            else:  # interrupted: the restart's work is lost too
+                                keep_c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost
+                                                      + read(V, t - 1, w + loss, s2, 0, False))
+                                keep_n += P[s, s2] * (1 + read(N, t - 1, w + loss, s2, 0, False))
+                    if keep_c <= end_c:
+                        V[t, w, s, pod], N[t, w, s, pod], act[t, w, s, pod] = keep_c, keep_n, pod
+                    else:
+                        V[t, w, s, pod], N[t, w, s, pod], act[t, w, s, pod] = end_c, end_n, end_code
+                    gap[t, w, s, pod] = min(abs(keep_c - end_c), fresh[w, s][3])
+        for s in range(levels + 1):  # no work left: nothing to pay
+            for pod in pods:
+                V[t, 0, s, pod] = N[t, 0, s, pod] = 0.0
+    return V, N, act, gap
+
+
+def _tiny_model(levels: int, rng: np.random.Generator, step_h: float) -> FloorModel:
+    edges = np.sort(rng.uniform(0.1, 0.9, levels))
+    trans = rng.uniform(0.05, 1.0, (levels + 1, levels + 1))
+    trans /= trans.sum(axis=1, keepdims=True)
+    return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=1.0, blocks=100)
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_solve_plan_matches_an_independent_scalar_dp(case: int) -> None:
+    rng = np.random.default_rng(100 + case)
+    levels = (2, 3, 2, 3, 2, 3, 0, 1, 3, 2)[case]
+    model = _tiny_model(levels, rng, step_h=(1.0, 0.5)[case % 2])
+    job = {"work_h": float(rng.uniform(1.0, 3.0)), "deadline_h": float(rng.uniform(3.0, 6.0)),
+           "restart_h": (0.0, 0.25, 1.0, 0.4)[case % 4], "speed": (1.0, 1.7, 0.5, 1.0)[case // 2 % 4],
+           "interruption_cost": (0.0, 0.5, 2.0)[case % 3],
+           "cap": (math.inf, 0.95, float(model.edges[0]) + 1e-6 if levels else 0.5, 0.05)[case % 4]}
+    plan = solve_plan(model, **job)
+    V, N, act, gap = _scalar_plan(model, **job)
+    compared = 0
+    for (t, w, s, pod), want in V.items():
+        got = float(plan.value[t, w, s, pod])
+        # The table is float32, the interruptions float16: agreement to their rounding is the most
+        # there is to check (the DP itself runs in float64).
+        assert got == pytest.approx(want, rel=2e-7, abs=1e-12), (t, w, s, pod)
+        assert float(plan.interruptions[t, w, s, pod]) == pytest.approx(N[t, w, s, pod], rel=1e-3, abs=1e-7)
+        if t and gap[t, w, s, pod] > 1e-9 * max(abs(want), 1.0):
+            assert int(plan.action[t, w, s, pod]) == act[t, w, s, pod], (t, w, s, pod)
+            compared += 1
+    assert compared > len(V) // 3
+
+
+def test_typical_interruptions_and_actions_read_every_state_as_at_does() -> None:
+    rng = np.random.default_rng(5)
+    ts, floor = _series(np.clip(0.3 * rng.lognormal(0, 0.4, 3000), 0.01, 2.0))
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None
+    plan = solve_plan(model, 12.0, 40.0, restart_h=0.25, interruption_cost=0.5)
+    for tau, w, pod in [(0, 0.0, 0), (50, 7.3, 0), (80, 24.0, 1), (79, 13.5, SPOT + 1), (500, 99.0, 0), (30, -2.0, 0)]:
+        loop = sum(share * plan.at(tau, w, k, pod)[2] for k, share in enumerate(model.mix) if share)
+        assert plan.typical_interruptions(tau, w, pod) == float(loop)
+        assert [int(a) for a in plan.actions_at(tau, w, pod)] == [plan.at(tau, w, k, pod)[0]
+                                                                  for k in range(model.levels + 1)]

@@ -1,9 +1,12 @@
 """How fast is the backtest replay? Each strategy over a span of 5-minute samples, one market and four.
 
-    python3 analysis/benchmarks/bench_backtest.py               # 365 days = 105,120 steps: 1 market, then 4
+    python3 analysis/benchmarks/bench_backtest.py               # 240 days = 69,120 steps: 1 market, then 4
+    python3 analysis/benchmarks/bench_backtest.py --days 365    # the service figure over a year (as before)
     python3 analysis/benchmarks/bench_backtest.py --days 30     # a quick run
     python3 analysis/benchmarks/bench_backtest.py --markets 1   # one market only (RTX 4090 COMMUNITY)
     python3 analysis/benchmarks/bench_backtest.py --gpu "NVIDIA RTX A6000" --clouds SECURE   # your own choice
+    python3 analysis/benchmarks/bench_backtest.py --days 0 --planned-days 60   # the planned path only
+    python3 analysis/benchmarks/bench_backtest.py --days 0 --reference-solver   # planned path, solve_plan as it was
 
 The one-market run is the RTX 4090 in COMMUNITY; the four-market run the RTX 4090 and the RTX A6000
 in SECURE and COMMUNITY (the issue-11 targets: 20,000 and 5,000 bidder decisions per second).
@@ -19,12 +22,27 @@ bidder.optimizer.decide per call (measured on the same history, outside the repl
 Last, the `optimum` (`bidder.backtest.optimum`): seconds per window for the issue's job (100 GPU-hours,
 7-day deadline, 15-minute restart overhead) on the first `--optimum-windows` weekly windows of the
 same history (solve = the DP and its backtrack; replay = running the plan through the engine).
+
+The service job above never reaches the planner (a kept-running job is decided by the rates). The
+path users get for a batch job is the plan (`bidder.planner`): the last section times the `bidder`
+strategy on the issue's batch job (100 GPU-hours, 7-day deadline, 15-minute restart overhead), in
+windows every 3.5 days across `--planned-days` of the same market model (after the engine's 48-hour
+warm-up), by repeated `replay` as `run_backtest` does (one `BidderFactory`, so the windows share the
+daily model fits and the plan cache), for 1 market and 4. It prints decisions per second (the runs'
+`decisions` summed over the wall time of the replays) and the share of that time spent in
+`bidder.planner.solve_plan` (timed by wrapping the module's function from here: `plan_for` calls
+it on every cache miss; nothing else changes). The defaults, 240 days for the service section (it
+was 365, 3m12s alone) and 20 days (4 windows, about 35 s) for the planned one, keep the whole
+default run near 3 minutes on a 2-core machine; `--reference-solver` swaps in the pre-
+optimisation `solve_plan` kept in bench_planner.py, for a before/after in the same code.
+The summary's last lines give both paths, the service (rates) and the planned, against the targets.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 import traceback
 from datetime import UTC, datetime
@@ -59,13 +77,18 @@ class Idle:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=365.0)
+    parser.add_argument("--days", type=float, default=240.0,
+                        help="days of history for the service section (0: skip)")
     parser.add_argument("--markets", default="1,4",
                         help="comma-separated: 1 (RTX 4090 COMMUNITY), 4 (RTX 4090 + RTX A6000, both clouds)")
     parser.add_argument("--gpu", help="comma-separated GPU types (instead of --markets)")
     parser.add_argument("--clouds", default="COMMUNITY", help="with --gpu; comma-separated: SECURE, COMMUNITY")
     parser.add_argument("--tolerance", type=float, default=2.0)
     parser.add_argument("--optimum-windows", type=int, default=3, help="windows the optimum is timed on (0: skip)")
+    parser.add_argument("--planned-days", type=float, default=20.0,
+                        help="days of history for the planned (batch job) section (0: skip)")
+    parser.add_argument("--reference-solver", action="store_true",
+                        help="the planned section with solve_plan as it was before it was optimised")
     args = parser.parse_args()
     if args.gpu:
         runs = [(args.gpu, args.clouds)]
@@ -74,13 +97,25 @@ def main() -> None:
                    "4": ("NVIDIA GeForce RTX 4090,NVIDIA RTX A6000", "SECURE,COMMUNITY")}
         runs = [presets[k] for k in args.markets.split(",")]
     speeds: list[tuple[int, float, float]] = []
-    for i, (gpu, clouds) in enumerate(runs):
-        speeds.append(_bench(args, gpu, clouds, optimum=i == 0))
+    if args.days > 0:
+        for i, (gpu, clouds) in enumerate(runs):
+            speeds.append(_bench(args, gpu, clouds, optimum=i == 0))
+            print()
+    planned: list[tuple[int, float, float]] = []
+    if args.planned_days > 0:
+        print(f"planned path: bidder on the batch job (100 GPU-h, 7-day deadline, 15-min restart), windows every "
+              f"3.5 days over {args.planned_days:g} days" + (" -- REFERENCE solve_plan" if args.reference_solver else ""))
+        for gpu, clouds in runs:
+            planned.append(_bench_planned(args, gpu, clouds))
         print()
+    targets = {1: " (target 20,000)", 4: " (target 5,000)"}
     for markets, bidder_rate, baseline_rate in speeds:
-        target = {1: " (target 20,000)", 4: " (target 5,000)"}.get(markets, "")
-        print(f"bidder: {bidder_rate:,.0f} decisions/s with {markets} market(s){target}; the baselines "
-              f"{baseline_rate:,.0f}/s (slowest) in the same run, {baseline_rate / bidder_rate:.0f}x faster")
+        print(f"bidder, service job (rates): {bidder_rate:,.0f} decisions/s with {markets} market(s)"
+              f"{targets.get(markets, '')}; the baselines {baseline_rate:,.0f}/s (slowest) in the same run, "
+              f"{baseline_rate / bidder_rate:.0f}x faster")
+    for markets, rate, share in planned:
+        print(f"bidder, batch job (planned): {rate:,.0f} decisions/s with {markets} market(s)"
+              f"{targets.get(markets, '')}; {100 * share:.0f}% of the time in solve_plan")
 
 
 def _bench(args: argparse.Namespace, gpu: str, clouds: str, optimum: bool) -> tuple[int, float, float]:
@@ -169,6 +204,55 @@ def _bench(args: argparse.Namespace, gpu: str, clouds: str, optimum: bool) -> tu
         _time_optimum(history, args.optimum_windows)
     bidder_rate = rates.get("bidder", rates.get("bidder (batch)", math.nan))
     return len(history.markets), bidder_rate, min(v for k, v in rates.items() if not k.startswith("bidder"))
+
+
+def _bench_planned(args: argparse.Namespace, gpu: str, clouds: str) -> tuple[int, float, float]:
+    """The bidder strategy on the issue's batch job, windows every 3.5 days. Returns (markets,
+    decisions/s, share of the time in solve_plan)."""
+    import bidder.planner as planner
+
+    quotes = generate_quotes(seed=1, days=args.planned_days, step_s=300, gpu_types=gpu.split(","),
+                             clouds=tuple(clouds.split(",")))
+    job = BacktestJob(work_hours=100, deadline_hours=168, restart_overhead_hours=0.25)
+    history = history_from_quotes(quotes).select(job)
+    policy = Policy(tolerance=args.tolerance)
+    starts = window_starts(history, job, every_hours=84)
+    solver = planner.solve_plan
+    if args.reference_solver:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_planner import reference_solve_plan
+        solver = reference_solve_plan
+    solves: list[float] = []
+
+    def timed_solve(*a: object, **kw: object) -> object:
+        t0 = time.perf_counter()
+        try:
+            return solver(*a, **kw)  # type: ignore[arg-type]
+        finally:
+            solves.append(time.perf_counter() - t0)
+
+    original = planner.solve_plan
+    planner.solve_plan = timed_solve  # type: ignore[assignment]
+    planner._plans.clear()  # every run solves its own plans
+    try:
+        factory = strategy_factory("bidder")
+        decisions, wall, costs = 0, 0.0, []
+        for index in starts:
+            spec = job.spec(datetime.fromtimestamp(float(history.ts[index]), UTC))
+            t0 = time.perf_counter()
+            result = replay(history, job, policy, factory(history.markets, spec, policy), index)
+            wall += time.perf_counter() - t0
+            decisions += result.decisions
+            costs.append((result.cost, result.interruptions))
+    finally:
+        planner.solve_plan = original
+    rate, share = decisions / wall, sum(solves) / wall
+    print(f"  {len(history.markets)} market(s) ({gpu}, {clouds}): {len(starts)} windows, {decisions:,} decisions in "
+          f"{wall:.1f} s = {rate:,.0f} decisions/s; {len(solves)} solves, {sum(solves):.1f} s "
+          f"({1e3 * sum(solves) / max(len(solves), 1):.0f} ms each) = {100 * share:.0f}% of the time; "
+          f"{1e6 * (wall - sum(solves)) / decisions:.0f} us per decision besides; cost per window "
+          f"{', '.join(f'${c:.2f}/{n}i' for c, n in costs)}")
+    return len(history.markets), rate, share
 
 
 def _time_optimum(history: object, windows: int) -> None:
