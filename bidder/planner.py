@@ -186,18 +186,22 @@ class Plan:
     interruption_cost: float
     first_row: int = 0
 
-    def at(self, blocks_left: int, work_blocks: float, state: int, pod: int) -> tuple[int, float, float]:
-        """(action, expected cost, expected interruptions) in one state (clipped to the table). Work
-        between two rows reads the costs in between, and the action of the row with more work."""
+    def _cell(self, blocks_left: int, work_blocks: float) -> tuple[int, int, int, float, int]:
+        """Where a state is read (clipped to the table): the row of τ, the work rows below and above
+        it with the weight of the upper one, and the row whose action applies (the one with more work)."""
         t = min(max(blocks_left - self.first_row, 0), self.action.shape[0] - 1)
         top = self.action.shape[1] - 1
         w = min(max(work_blocks, 0.0), float(top))
         lo = math.floor(w)
-        hi = min(lo + 1, top)
-        f = w - lo
+        return t, lo, min(lo + 1, top), w - lo, math.ceil(w)
+
+    def at(self, blocks_left: int, work_blocks: float, state: int, pod: int) -> tuple[int, float, float]:
+        """(action, expected cost, expected interruptions) in one state (clipped to the table). Work
+        between two rows reads the costs in between, and the action of the row with more work."""
+        t, lo, hi, f, act = self._cell(blocks_left, work_blocks)
         value = float(self.value[t, lo, state, pod]) * (1 - f) + float(self.value[t, hi, state, pod]) * f
         count = float(self.interruptions[t, lo, state, pod]) * (1 - f) + float(self.interruptions[t, hi, state, pod]) * f
-        return int(self.action[t, math.ceil(w), state, pod]), value, count
+        return int(self.action[t, act, state, pod]), value, count
 
     def typical_interruptions(self, blocks_left: int, work_blocks: float, pod: int) -> float:
         """Expected interruptions from here, averaged over the floor's states as often as they occur:
@@ -205,12 +209,7 @@ class Plan:
         mix = self.model.mix if self.model.mix is not None else np.full(self.model.levels + 1, 1 / (self.model.levels + 1))
         # `at`'s reading of every state at once: the same float64 products, summed by `sum` in the same
         # order (states that never occur are left out), so the figure is the per-state loop's to the bit.
-        t = min(max(blocks_left - self.first_row, 0), self.action.shape[0] - 1)
-        top = self.action.shape[1] - 1
-        w = min(max(work_blocks, 0.0), float(top))
-        lo = math.floor(w)
-        hi = min(lo + 1, top)
-        f = w - lo
+        t, lo, hi, f, _ = self._cell(blocks_left, work_blocks)
         occur = np.flatnonzero(mix)
         counts = (self.interruptions[t, lo, occur, pod].astype(float) * (1 - f)
                   + self.interruptions[t, hi, occur, pod].astype(float) * f)
@@ -218,9 +217,8 @@ class Plan:
 
     def actions_at(self, blocks_left: int, work_blocks: float, pod: int) -> np.ndarray:
         """The action of every floor state (as `at` reads it) for one pod."""
-        t = min(max(blocks_left - self.first_row, 0), self.action.shape[0] - 1)
-        w = min(max(work_blocks, 0.0), float(self.action.shape[1] - 1))
-        return self.action[t, math.ceil(w), :, pod]
+        t, _, _, _, act = self._cell(blocks_left, work_blocks)
+        return self.action[t, act, :, pod]
 
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
