@@ -517,6 +517,7 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 plan = solve_plan(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
                                   interruption_cost=icost, cap=cap, first_row=tau)
             w = work[i]
+            loss = restart_h * m.speed / dt  # blocks of work a restart of a pod here loses
             state = model.state_of(m.recent_max)
             mode = 0
             if pod is not None and pod.market == i:
@@ -542,12 +543,26 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             if pod is not None and pod.market != i:
                 rank += icost  # moving ends the pod: priced as the plan prices ending it
             if best is None or rank < best_rank or (rank == best_rank and i < best_i):  # ties: first market
-                best, best_rank, best_i, held = choice, rank, i, (plan, tau, w, mode)
+                best, best_rank, best_i, held = choice, rank, i, (plan, tau, *_after(choice, model, w, mode, loss))
         # The tolerance is held to the best market's typical interruptions (read once, for it alone).
         if best is not None and held is not None and \
                 held[0].typical_interruptions(*held[1:]) <= interruptions_allowed + 1e-9:
             return best
     return None  # no plan keeps the interruptions within what is left: the rates decide
+
+
+def _after(choice: Choice, model: FloorModel, work_blocks: float, mode: int, loss: float) -> tuple[float, int]:
+    """The job's (work left, pod) once `choice` ends its running pod (for another, or to wait): the
+    state the next decision will check the tolerance in. Checked in the pod it had, a job on on-demand
+    near its end passed a switch to spot whose restart then put it over the budget: the next decision
+    handed it back to on-demand, losing a restart each time, until the deadline forced on-demand (a
+    10-hour job on a market whose floor spikes above on-demand paid 1.3x on-demand)."""
+    if choice.action == "keep" or not mode:  # no pod here to end
+        return work_blocks, mode
+    after = {"wait": 0, "on_demand": ON_DEMAND}.get(choice.action)
+    if after is None:  # spot at the choice's bid
+        after = SPOT + max(model.level_of_bid(choice.bid or 0.0), 0)
+    return work_blocks + loss, after  # ending the running pod loses its restart's work
 
 
 def _cost_bound(market: MarketNow, work_blocks: float, cap: float) -> float:

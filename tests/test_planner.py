@@ -11,6 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bidder.backtest.engine import run_backtest
+from bidder.backtest.history import load_trace
+from bidder.backtest.types import BacktestJob
 from bidder.market import market_stats
 from bidder.models import JobProgress, JobSpec, Policy, PriceQuote
 from bidder.planner import (
@@ -395,3 +398,26 @@ def test_typical_interruptions_and_actions_read_every_state_as_at_does() -> None
         assert plan.typical_interruptions(tau, w, pod) == float(loop)
         assert [int(a) for a in plan.actions_at(tau, w, pod)] == [plan.at(tau, w, k, pod)[0]
                                                                   for k in range(model.levels + 1)]
+
+
+def test_a_job_near_its_end_is_not_handed_back_and_forth_between_on_demand_and_spot(tmp_path) -> None:
+    # A floor of $0.20 whose samples spike to $5 (over on-demand) one time in twenty: a job on on-demand
+    # near its end was sent to spot by the plan, then back to on-demand by the tolerance at the next
+    # decision (the restart put it over the budget), a restart lost each time: 1.3x on-demand.
+    rng = np.random.default_rng(5)
+    samples = 12 * 24 * 6
+    floor = np.where(rng.random(samples) < 0.05, 5.0, 0.2)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    lines = ["ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,gpu_count,stock_status"]
+    lines += [f"{(start + timedelta(minutes=5 * i)).strftime('%Y-%m-%dT%H:%M:%SZ')},X,{floor[i]:.4f},1.0,COMMUNITY,1,"
+              for i in range(samples)]
+    (tmp_path / "spiky.csv").write_text("\n".join(lines) + "\n")
+    history = load_trace(tmp_path / "spiky.csv")
+    job = BacktestJob(gpu_types=("X",), work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(tolerance=0.5), ("bidder", "on-demand"), every_hours=36)
+    assert len(report.windows) >= 2
+    for window in report.windows:
+        ours, on_demand = window.results["bidder"], window.results["on-demand"]
+        assert ours.deadline_met
+        assert ours.cost <= on_demand.cost * 1.05, (ours.cost, on_demand.cost, ours.switches)
+        assert ours.switches <= 2
