@@ -12,7 +12,10 @@ over all time. The plan is followed while its expected interruptions, averaged o
 states, fit what is left of the window's budget, first as it is, then with each interruption priced
 at half an hour of on-demand (`planner.INTERRUPTION_PRICES`; a pod ended by choice or moved pays the
 same price); when neither fits (the tolerance binds), the rates decide, as they hold the budget to the
-tolerance more closely (dearer prices kept plans far under the budget, at a higher cost). Replayed on the AWS 2016 trace (100 GPU-h, 7 days, 15-minute
+tolerance more closely (dearer prices kept plans far under the budget, at a higher cost). A switch
+away from the running pod is checked in the pod and work it leaves the job with (its restart
+included), where the next decision will check it; so the plan and the rates do not hand a job back
+and forth, a restart lost at each hand-over. Replayed on the AWS 2016 trace (100 GPU-h, 7 days, 15-minute
 restarts, tolerance high) this cut the mean cost from 1.53x to 1.39x the offline optimum on us-east-1a
 and from 1.57x to 1.42x on us-east-1c, and on markets never tuned on it is cheaper than the rates too
 (`analysis/results/optimizer-pass4.md`). Everything else (services, jobs without a deadline, a plan
