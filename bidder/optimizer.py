@@ -88,7 +88,10 @@ constraints is never stopped just to wait: it runs until a cheaper pod replaces 
 switch rule) or the floor takes it. A wait's saving rests on the floor falling soon after the stop;
 replayed on the AWS trace, stopping to wait lost more than it saved (mean cost / optimum 1.44x ->
 1.42x on us-east-1a, 1.51x -> 1.49x on us-east-1c without those stops). A job on on-demand may still
-stop to wait.
+stop to wait for the floor to fall under a bid, not for a floor already under it to settle: it runs on
+until the spot pod is ready and worth its restart (stopped for each settling wait, on a floor spiking
+over on-demand in one sample in twenty, a job went on-demand, idle, on-demand every few minutes as each
+spike reset the calm, a restart lost each time: 1.3-1.4x on-demand).
 
 Constraints: bid <= `policy.max_price` and <= the on-demand price; expected interruptions per day <=
 the tolerance (0: on-demand only), counted per day of the job's window: 24·λ times the share of the time
@@ -492,7 +495,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     # work its restart loses, within the time the gain lasts.
     # A running spot pod (a service's, or a batch job's) is never stopped just to wait: it stays up until
     # a better pod replaces it or the floor takes it (a wait bets on the floor falling soon, and on the AWS
-    # trace that bet lost: stopping a pod at $0.143 to wait for $0.13 waited 5 hours).
+    # trace that bet lost: stopping a pod at $0.143 to wait for $0.13 waited 5 hours). Nor is on-demand
+    # stopped to wait for a floor already under the bid to settle: it runs until the spot pod is ready.
     def restart_cost(new: _Candidate, redone: float) -> float:
         """What redoing `redone` units of work after a restart adds to the remaining work's expected cost
         under `new`'s plan: the work itself, and the slack the restart spends (with little slack left,
@@ -507,7 +511,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         return totals[0] - totals[1]
 
     if current is not None and not _same_pod(chosen, current) and (
-            (chosen.action == "wait" and (keep_running or current.action == "spot"))
+            (chosen.action == "wait" and (keep_running or current.action == "spot" or not chosen.waits_for_floor))
             or not _worth_switching(current, chosen, r, work, job, keep_running, restart_cost)):
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
