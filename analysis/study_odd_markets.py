@@ -18,6 +18,7 @@ exceeded, or a cost above on-demand's.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,7 @@ def markets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     print(f"{'market':18s} {'tolerance':9s} {'job':>9s}  met   x on-demand  interruptions/day")
     with tempfile.TemporaryDirectory(prefix="bidder-odd-") as tmp:
         for name, (floor, od, holes) in markets().items():
