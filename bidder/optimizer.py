@@ -286,7 +286,12 @@ def planned_choice(job: JobSpec, policy: Policy, markets: Sequence[MarketNow], p
                   window_h=max(window, time_left), work_left_h=work_left, time_left_h=time_left,
                   restart_h=max(float(job.restart_overhead_hours), 0.0), pod=pod,
                   interruptions_allowed=tolerance * time_left / 24.0, cap=cap,
-                  whole_table=whole_job)
+                  whole_table=whole_job, clock_h=_clock_hours(now))
+
+
+def _clock_hours(now: datetime) -> float:
+    """The time of day of `now` in hours, UTC (the clock the floor models' daily phases are fitted on)."""
+    return (now.timestamp() % 86400.0) / 3600.0
 
 
 def _pod_now(progress: JobProgress, markets: Sequence[PriceQuote]) -> PodNow | None:

@@ -75,10 +75,19 @@ class FloorModel:
     on_demand: float
     blocks: int  # how many blocks of history it was fitted on
     mix: np.ndarray | None = None  # the (recency-weighted) share of blocks in each state
+    # The transitions into a block by the block's time of day: `phase_trans[p]` for blocks starting in
+    # the p-th of len(phase_trans) equal parts of the UTC day (None: the floor has no daily model).
+    phase_trans: np.ndarray | None = None
+    phase_mix: np.ndarray | None = None  # the share of blocks in each state, by phase (as `mix`)
 
     @property
     def levels(self) -> int:
         return int(self.edges.shape[0])
+
+    def phase_of(self, clock_h: float) -> int:
+        """The daily phase of a block starting at `clock_h` hours (UTC, any multiple of 24 added)."""
+        phases = 1 if self.phase_trans is None else len(self.phase_trans)
+        return min(int((clock_h % 24.0) * phases / 24.0), phases - 1)
 
     def state_of(self, block_max: float) -> int:
         """The state of a block whose highest floor is `block_max` (NaN: no capacity)."""
@@ -134,10 +143,20 @@ def recent_max(ts: np.ndarray, floor: np.ndarray, now: float, step_h: float) -> 
     return math.inf if np.isnan(recent).any() else float(recent.max())
 
 
+#: The parts of the day the transitions are told apart by (1: no daily model) and the weights (in
+#: transitions) tried for pulling each part's row towards the all-day row (`_daily_transitions`
+#: keeps what forecasts best): a market without a daily cycle keeps the all-day matrix, one with a
+#: cycle (AWS: the floor 0.7x its daily median in the US morning, 1.7x at night) learns when spikes
+#: come and when they pass.
+DAILY_PHASES = 4
+PHASE_PRIORS = (64.0, 16.0, 4.0)
+
+
 def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: float, *, step_h: float = 0.5,
                     lookback_h: float = 30 * 24.0, half_life_h: float = 168.0, levels: int = 12,
-                    prior: float = 2.0) -> FloorModel | None:
+                    prior: float = 2.0, phases: int | None = None) -> FloorModel | None:
     """The floor's model from its history up to `now` (None when there are fewer than a day of blocks)."""
+    phases = DAILY_PHASES if phases is None else phases
     blocks = int(lookback_h / step_h)
     start = float(ts[0]) if len(ts) else now
     blocks = min(blocks, int((now - start) / (step_h * 3600.0)))
@@ -165,7 +184,94 @@ def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: fl
     mix = np.bincount(state[known], weights=weight[known], minlength=k + 1)
     mix = mix / mix.sum()
     trans = (counts + prior * mix) / (counts.sum(axis=1, keepdims=True) + prior)
-    return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=float(on_demand), blocks=blocks, mix=mix)
+    phase_trans = phase_mix = None
+    if phases > 1:
+        start_h = (now - step_h * 3600.0 * np.arange(blocks, 0, -1, dtype=float)) / 3600.0  # each block's start
+        phase_trans = _daily_transitions(state, pair_w, start_h, mix, prior, phases, step_h)
+        if phase_trans is not None:
+            phase = np.minimum(((start_h % 24.0) * phases / 24.0).astype(int), phases - 1)
+            phase_mix = np.zeros((phases, k + 1))
+            np.add.at(phase_mix, (phase[known], state[known]), weight[known])
+            phase_mix = (phase_mix + mix) / (phase_mix.sum(axis=1, keepdims=True) + 1.0)  # a phase never seen: the mix
+    return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=float(on_demand), blocks=blocks, mix=mix,
+                      phase_trans=phase_trans, phase_mix=phase_mix)
+
+
+#: How far ahead (hours) the daily model must forecast the floor better than the all-day one, and
+#: how many days with their hours shuffled it must also beat (see `_daily_transitions`).
+PHASE_CHECK_H = 8.0
+PHASE_NULLS = 2
+
+
+def _daily_transitions(state: np.ndarray, weight: np.ndarray, start_h: np.ndarray, mix: np.ndarray, prior: float,
+                       phases: int, step_h: float) -> np.ndarray | None:
+    """The transition matrix of each daily phase, each row pulled towards the all-day row by one of
+    `PHASE_PRIORS` transitions (the pull that forecasts best); None when the time of day does not
+    forecast the floor better.
+
+    `state[i]` is block i's state, `start_h[i]` its start (hours since the epoch, UTC), `weight[i]`
+    the weight of the transition from block i to i + 1 (0: one of them unknown). Judged out of
+    sample, on alternate days: matrices fitted on the odd days' transitions forecast the state
+    `PHASE_CHECK_H` ahead of every even-day block (recency-weighted log-likelihood of the state that
+    came), and the other way round. Hours ahead, not one step: a daily cycle shows in where the floor
+    is by morning, while one step is mostly "stays where it is". The phases must beat the all-day
+    matrix and also the same model fitted with each day's hours rotated by a random amount (the
+    same number of matrices, no daily alignment): more matrices alone fit a little better, so only
+    a real daily cycle passes. A market without one keeps the all-day matrix."""
+    n = len(mix)
+    src, dst = state[:-1], state[1:]
+    ahead = max(1, round(PHASE_CHECK_H / step_h))
+    if len(state) <= ahead + round(24.0 / step_h):
+        return None
+    calendar_day = np.floor(start_h / 24.0).astype(int)
+    fold = calendar_day % 2
+
+    def labels(rotation: np.ndarray | None) -> np.ndarray:
+        hour = start_h % 24.0
+        if rotation is not None:
+            hour = (hour + rotation[calendar_day - calendar_day[0]]) % 24.0
+        return np.minimum((hour * phases / 24.0).astype(int), phases - 1)
+
+    def fitted(mask: np.ndarray, phase: np.ndarray | None, pull: float) -> np.ndarray:
+        counts = np.zeros((n, n))
+        np.add.at(counts, (src[mask], dst[mask]), weight[mask])
+        all_day = (counts + prior * mix) / (counts.sum(axis=1, keepdims=True) + prior)
+        if phase is None:
+            return all_day[None]
+        by_phase = np.zeros((phases, n, n))
+        np.add.at(by_phase, (phase[1:][mask], src[mask], dst[mask]), weight[mask])
+        return (by_phase + pull * all_day[None]) / (by_phase.sum(axis=2, keepdims=True) + pull)
+
+    # Forecasts from block i to i + ahead, weighted by the later transition's weight when both ends
+    # are known (a transition's weight is 0 when either of its blocks is unknown).
+    first = np.arange(len(state) - ahead)
+    w_ahead = weight[first + ahead - 1] * (weight[first] > 0)
+
+    def score(phase: np.ndarray | None, pull: float) -> float:
+        total = 0.0
+        for f in (0, 1):
+            trans = fitted(fold[1:] != f, phase, pull)  # a transition's day: the block it leads into
+            test = first[(fold[first] == f) & (w_ahead > 0)]
+            dist = np.zeros((len(test), n))
+            dist[np.arange(len(test)), state[test]] = 1.0
+            for j in range(1, ahead + 1):  # the state's distribution, block by block
+                if phase is None:
+                    dist = dist @ trans[0]
+                else:
+                    dist = np.einsum("tn,tnm->tm", dist, trans[phase[test + j]])
+            total += float(np.sum(w_ahead[test] * np.log(dist[np.arange(len(test)), state[test + ahead]])))
+        return total
+
+    def best(phase: np.ndarray) -> tuple[float, float]:
+        return max((score(phase, pull), pull) for pull in PHASE_PRIORS)
+
+    real, pull = best(labels(None))
+    rng = np.random.default_rng(0)  # fixed: the same history always gets the same model
+    days = int(calendar_day[-1] - calendar_day[0]) + 1
+    nulls = [best(labels(rng.uniform(0.0, 24.0, days)))[0] for _ in range(PHASE_NULLS)]
+    if not real > max([score(None, 0.0), *nulls]):
+        return None
+    return fitted(np.ones(len(src), dtype=bool), labels(None), pull)
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,6 +291,7 @@ class Plan:
     speed: float
     interruption_cost: float
     first_row: int = 0
+    clock_h: float | None = None  # the deadline's time of day when the plan followed the daily phases
 
     def _cell(self, blocks_left: int, work_blocks: float) -> tuple[int, int, int, float, int]:
         """Where a state is read (clipped to the table): the row of τ, the work rows below and above
@@ -204,9 +311,12 @@ class Plan:
         return int(self.action[t, act, state, pod]), value, count
 
     def typical_interruptions(self, blocks_left: int, work_blocks: float, pod: int) -> float:
-        """Expected interruptions from here, averaged over the floor's states as often as they occur:
-        what the tolerance is held to, so the choice of price does not flip with every move of the floor."""
+        """Expected interruptions from here, averaged over the floor's states as often as they occur
+        (at this time of day, when the plan follows the daily phases): what the tolerance is held to,
+        so the choice of price does not flip with every move of the floor."""
         mix = self.model.mix if self.model.mix is not None else np.full(self.model.levels + 1, 1 / (self.model.levels + 1))
+        if self.clock_h is not None and self.model.phase_mix is not None:
+            mix = self.model.phase_mix[self.model.phase_of(self.clock_h - blocks_left * self.model.step_h)]
         # `at`'s reading of every state at once: the same float64 products, summed by `sum` in the same
         # order (states that never occur are left out), so the figure is the per-state loop's to the bit.
         t, lo, hi, f, _ = self._cell(blocks_left, work_blocks)
@@ -222,7 +332,8 @@ class Plan:
 
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
-               interruption_cost: float = 0.0, cap: float = math.inf, first_row: int = 0) -> Plan:
+               interruption_cost: float = 0.0, cap: float = math.inf, first_row: int = 0,
+               clock_h: float | None = None) -> Plan:
     """Backward induction of the job's plan on `model` (see the module docstring). Levels above `cap`
     are not bid; on-demand above it is not used (the deadline then rests on spot alone). Only the
     rows τ >= `first_row` are kept (a table for every τ of a 7-day plan is about 90 MB).
@@ -232,7 +343,11 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     checks the tables are bit-identical): the working arrays are pod-major, [pod, w, k], so each
     option is one contiguous (W+1, K+1) matrix and all of a step's products with the transition
     matrix are one batched matmul (numpy calls the same gemm on each matrix of the batch as on it
-    alone, so the products do not change)."""
+    alone, so the products do not change).
+
+    `clock_h`: the time of day (hours, UTC) of the plan's deadline (τ = 0). Given it and a model with
+    daily phases, the step into the block starting at `clock_h - τ·step_h` uses that phase's
+    transitions; without it, the all-day matrix (the plan then ignores the time of day)."""
     dt = model.step_h
     k = int(np.searchsorted(model.edges, cap, side="right")) if math.isfinite(cap) else model.levels
     n_states, n_pods = model.levels + 1, model.levels + 2
@@ -240,6 +355,9 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     od_ok = od <= cap
     edges = model.edges[:k]
     P_T = np.ascontiguousarray(model.trans.T)
+    phased = clock_h is not None and model.phase_trans is not None
+    if phased:
+        phase_P_T = [np.ascontiguousarray(t.T) for t in model.phase_trans]  # type: ignore[union-attr]
     work_blocks = math.ceil(work_h / dt - 1e-9)
     horizon = max(1, math.ceil(deadline_h / dt - 1e-9))
     loss = restart_h * speed / dt  # blocks of work a restart loses
@@ -349,7 +467,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
             np.copyto(ins[k_v], ok_v, where=below)
             np.add(1.0, lost_n, out=ins[k_n])
             np.copyto(ins[k_n], run_n, where=below)
-        np.matmul(ins, P_T, out=prod)
+        np.matmul(ins, phase_P_T[model.phase_of(clock_h - tau * dt)] if phased else P_T, out=prod)  # type: ignore[operator]
         all_v[0] += wait_cost
         od_v = all_v[1]
         if od_ok:
@@ -395,7 +513,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
             action[tau - first_row] = newA
     return Plan(model=model, action=action.transpose(0, 2, 3, 1), value=value.transpose(0, 2, 3, 1),
                 interruptions=count.transpose(0, 2, 3, 1), restart_h=restart_h, speed=speed,
-                interruption_cost=interruption_cost, first_row=first_row)
+                interruption_cost=interruption_cost, first_row=first_row, clock_h=clock_h if phased else None)
 
 
 #: The plans kept between decisions (a backtest reuses a plan for every decision until the next refit,
@@ -407,14 +525,14 @@ _plans: OrderedDict[tuple, Plan] = OrderedDict()
 
 
 def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float,
-             interruption_cost: float, cap: float) -> Plan:
+             interruption_cost: float, cap: float, clock_h: float | None = None) -> Plan:
     """`solve_plan`, remembered for the last few (model, job shape) pairs: the same model and job give
     the same table, so solving it once per refit is enough."""
-    key = (id(model), round(work_h, 6), round(deadline_h, 6), restart_h, speed, interruption_cost, cap)
+    key = (id(model), round(work_h, 6), round(deadline_h, 6), restart_h, speed, interruption_cost, cap, clock_h)
     plan = _plans.get(key)
     if plan is None or plan.model is not model:
         plan = solve_plan(model, work_h, deadline_h, restart_h=restart_h, speed=speed,
-                          interruption_cost=interruption_cost, cap=cap)
+                          interruption_cost=interruption_cost, cap=cap, clock_h=clock_h)
         _plans[key] = plan
         while len(_plans) > PLAN_CACHE_SIZE:
             _plans.popitem(last=False)
@@ -475,13 +593,14 @@ class Choice:
 
 def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work_left_h: float,
            time_left_h: float, restart_h: float, pod: PodNow | None, interruptions_allowed: float,
-           cap: float = math.inf, whole_table: bool = True) -> Choice | None:
+           cap: float = math.inf, whole_table: bool = True, clock_h: float | None = None) -> Choice | None:
     """The planned action now over every market. The job's plans are solved for its whole size
     (`work_h` by `window_h`) and looked up at its current state, once per interruption price, cheapest
     first, until one keeps the expected interruptions within `interruptions_allowed`. None: no market
     has a model, or no price keeps them within it (the rates then decide). `whole_table`: keep each
     plan's whole table in `plan_for`'s cache for later decisions (a backtest); else solve it for this
     decision alone and keep only the row of now (tick, recommend, launch: a process per decision).
+    `clock_h`: the time of day now (hours, UTC), for models with daily phases (None: plans ignore it).
 
     Markets are planned cheapest bound first, and a market whose bound (all the work left at its
     cheapest price, no restarts) is above the best plan found is not planned at all: with many
@@ -497,6 +616,9 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
         work[i] = work_left_h / markets[i].model.step_h
         if pod is not None and pod.market != i:  # moving here ends the pod elsewhere: its restart's work is lost
             work[i] += restart_h * markets[pod.market].speed / markets[i].model.step_h
+    # The time of day of the plans' deadline (τ = 0 is PLAN_MARGIN_H before the job's): fixed for a
+    # job, so a backtest's plan is reused until the next refit (to the minute, against float drift).
+    deadline_clock = None if clock_h is None else round((clock_h + time_left_h - PLAN_MARGIN_H) * 60) % 1440 / 60
     bounds = {i: _cost_bound(markets[i], work[i], cap) for i in usable}
     order = sorted(usable, key=lambda i: (bounds[i], i))
     best: Choice | None = None
@@ -512,10 +634,10 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             tau = math.floor((time_left_h - PLAN_MARGIN_H) / dt)
             if whole_table:
                 plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
-                                interruption_cost=icost, cap=cap)
+                                interruption_cost=icost, cap=cap, clock_h=deadline_clock)
             else:
                 plan = solve_plan(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
-                                  interruption_cost=icost, cap=cap, first_row=tau)
+                                  interruption_cost=icost, cap=cap, first_row=tau, clock_h=deadline_clock)
             w = work[i]
             loss = restart_h * m.speed / dt  # blocks of work a restart of a pod here loses
             state = model.state_of(m.recent_max)

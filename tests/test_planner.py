@@ -244,13 +244,13 @@ def test_many_markets_choose_what_planning_each_alone_would() -> None:
 
 
 def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float,
-                 interruption_cost: float, cap: float):
+                 interruption_cost: float, cap: float, clock_h: float | None = None):
     """The plan by explicit loops over τ, w, k and the pod, from the rules in the planner's docstring.
     Returns (values, interruptions, best action, gap to the second-best action) as dicts of
     (τ, w, k, pod); work between integer rows is read linearly (the last slope continuing past the
-    top row), and work at or under 0 is the finished job."""
+    top row), and work at or under 0 is the finished job. With `clock_h` (the deadline's time of day),
+    the block starting at clock_h - τ·dt moves by its daily phase's matrix."""
     dt, od, levels = model.step_h, model.on_demand, model.levels
-    P = model.trans
     bid_levels = [j for j in range(levels) if model.edges[j] <= cap]
     blocks = math.ceil(work_h / dt - 1e-9)
     horizon = max(1, math.ceil(deadline_h / dt - 1e-9))
@@ -279,6 +279,11 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
                 N[0, w, s, pod] = 0.0
     for t in range(1, horizon + 1):
         fresh: dict = {}
+        if clock_h is None or model.phase_trans is None:
+            P = model.trans
+        else:  # the phase of the block's start, by the hour: 4 phases are 6 hours each
+            hour = (clock_h - t * dt) % 24.0
+            P = model.phase_trans[int(hour // (24.0 / len(model.phase_trans)))]
         for w in range(top + 1):
             pay = min(w / speed, 1.0)  # the job may end inside the block
             for s in range(levels + 1):
@@ -356,22 +361,25 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
     return V, N, act, gap
 
 
-def _tiny_model(levels: int, rng: np.random.Generator, step_h: float) -> FloorModel:
+def _tiny_model(levels: int, rng: np.random.Generator, step_h: float, phases: int = 1) -> FloorModel:
     edges = np.sort(rng.uniform(0.1, 0.9, levels))
-    trans = rng.uniform(0.05, 1.0, (levels + 1, levels + 1))
-    trans /= trans.sum(axis=1, keepdims=True)
-    return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=1.0, blocks=100)
+    trans = rng.uniform(0.05, 1.0, (phases, levels + 1, levels + 1))
+    trans /= trans.sum(axis=2, keepdims=True)
+    return FloorModel(step_h=step_h, edges=edges, trans=trans[0], on_demand=1.0, blocks=100,
+                      phase_trans=trans if phases > 1 else None)
 
 
-@pytest.mark.parametrize("case", range(10))
+@pytest.mark.parametrize("case", range(13))
 def test_solve_plan_matches_an_independent_scalar_dp(case: int) -> None:
     rng = np.random.default_rng(100 + case)
-    levels = (2, 3, 2, 3, 2, 3, 0, 1, 3, 2)[case]
-    model = _tiny_model(levels, rng, step_h=(1.0, 0.5)[case % 2])
-    job = {"work_h": float(rng.uniform(1.0, 3.0)), "deadline_h": float(rng.uniform(3.0, 6.0)),
+    levels = (2, 3, 2, 3, 2, 3, 0, 1, 3, 2, 2, 3, 1)[case]
+    phased = case >= 10  # daily phases, the deadline at some time of day
+    model = _tiny_model(levels, rng, step_h=(1.0, 0.5)[case % 2], phases=4 if phased else 1)
+    job = {"work_h": float(rng.uniform(1.0, 3.0)), "deadline_h": float(rng.uniform(3.0, 6.0)) * (3 if phased else 1),
            "restart_h": (0.0, 0.25, 1.0, 0.4)[case % 4], "speed": (1.0, 1.7, 0.5, 1.0)[case // 2 % 4],
            "interruption_cost": (0.0, 0.5, 2.0)[case % 3],
-           "cap": (math.inf, 0.95, float(model.edges[0]) + 1e-6 if levels else 0.5, 0.05)[case % 4]}
+           "cap": (math.inf, 0.95, float(model.edges[0]) + 1e-6 if levels else 0.5, 0.05)[case % 4],
+           "clock_h": float(rng.uniform(0, 24)) if phased else None}
     plan = solve_plan(model, **job)
     V, N, act, gap = _scalar_plan(model, **job)
     compared = 0
@@ -440,3 +448,50 @@ def test_on_demand_is_not_stopped_to_wait_for_a_floor_to_settle(tmp_path) -> Non
         ours, on_demand = window.results["bidder"], window.results["on-demand"]
         assert ours.switches <= 5, ours.switches
         assert ours.cost <= on_demand.cost * 1.1, (ours.cost, on_demand.cost)
+
+
+def _daily_floor(days: int = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Cheap (0.2) from 12:00 to 18:00 UTC, dear (0.8) the rest of the day, 1% noise; on-demand 1.0."""
+    ts = NOW.timestamp() - STEP * np.arange(days * 288, 0, -1)
+    hour = (ts % 86400) / 3600
+    noise = np.random.default_rng(seed).uniform(0.99, 1.01, len(ts))
+    return ts, np.where((hour >= 12) & (hour < 18), 0.2, 0.8) * noise
+
+
+def test_a_daily_cycle_is_learned_and_a_floor_without_one_keeps_one_matrix() -> None:
+    ts, floor = _daily_floor()
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None and model.phase_trans is not None and model.phase_mix is not None
+    assert model.phase_trans.shape == (4, model.levels + 1, model.levels + 1)
+    assert np.allclose(model.phase_trans.sum(axis=2), 1.0) and np.allclose(model.phase_mix.sum(axis=1), 1.0)
+    cheap = model.level_of_bid(0.21)  # the levels at or under it are the cheap hours' states
+    dear = model.state_of(0.8)
+    into_cheap = model.phase_trans[:, dear, :cheap + 1].sum(axis=1)
+    assert into_cheap[2] > 2 * max(into_cheap[0], into_cheap[1])  # the floor falls at noon, not at night
+    assert model.phase_mix[2, :cheap + 1].sum() > 0.8 and model.phase_mix[0, :cheap + 1].sum() < 0.1
+    # The same prices in a 7-hour cycle, and the same prices drawn at random: no daily cycle to learn.
+    hours = (ts - ts[0]) / 3600
+    for other in (np.where(hours % 7 < 1.75, 0.2, 0.8), np.random.default_rng(2).choice([0.2, 0.8], len(ts))):
+        plain = fit_floor_model(ts, other, 1.0, NOW.timestamp())
+        assert plain is not None and plain.phase_trans is None
+
+
+def test_a_plan_on_a_daily_cycle_knows_when_the_cheap_hours_come() -> None:
+    ts, floor = _daily_floor()
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None
+    market = MarketNow(model, 0.81, 0.8)  # dear now
+    job = {"work_h": 4.0, "window_h": 11.0, "work_left_h": 4.0, "time_left_h": 11.0, "restart_h": 0.25,
+           "pod": None, "interruptions_allowed": 10.0}
+    morning = choose([market], **job, clock_h=6.0)  # the cheap hours come before the deadline (17:00)
+    evening = choose([market], **job, clock_h=18.0)  # they do not (deadline 05:00)
+    timeless = [choose([market], **job, clock_h=None) for _ in range(2)]
+    assert morning is not None and evening is not None and timeless[0] is not None
+    assert morning.expected_cost < 0.8 * evening.expected_cost
+    assert evening.expected_cost == pytest.approx(4 * 0.8, rel=0.05)  # it knows the night stays dear
+    assert timeless[0].expected_cost == timeless[1].expected_cost  # without a clock: one plan for any hour
+    # The tables follow the clock: the same model at a deadline 12 hours later is another plan.
+    a = solve_plan(model, 4.0, 11.0, restart_h=0.25, clock_h=16.5)
+    b = solve_plan(model, 4.0, 11.0, restart_h=0.25, clock_h=4.5)
+    assert not np.array_equal(a.value, b.value)
+    assert a.typical_interruptions(10, 4, 0) != b.typical_interruptions(10, 4, 0)
