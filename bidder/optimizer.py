@@ -340,7 +340,8 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
         what = (f"{'keep ' if choice.action == 'keep' else ''}{where} spot at ${bid:.3f} (floor "
                 f"${q.minimum_bid_price:.3f}): the plan's bid level for the floor's state now")
     reasons = [what,
-               f"plan over {model.levels + 1} price states of the last {model.blocks * model.step_h:.0f} h: "
+               f"plan over {model.levels + 1} price states of the last {model.blocks * model.step_h:.0f} h"
+               f"{' and the floor by time of day' if model.phase_trans is not None else ''}: "
                f"expected ${total:.2f} for the {work_left:.1f} h of work left, "
                f"{choice.expected_interruptions:.1f} interruptions in the {time_left:.0f} h to the deadline"]
     if choice.interruption_price > 0:

@@ -495,3 +495,17 @@ def test_a_plan_on_a_daily_cycle_knows_when_the_cheap_hours_come() -> None:
     b = solve_plan(model, 4.0, 11.0, restart_h=0.25, clock_h=4.5)
     assert not np.array_equal(a.value, b.value)
     assert a.typical_interruptions(10, 4, 0) != b.typical_interruptions(10, 4, 0)
+
+
+def test_a_decision_on_a_daily_cycle_says_it_plans_by_time_of_day() -> None:
+    from bidder.optimizer import decide
+
+    _, floor = _daily_floor()  # it is midnight: dear until noon, cheap from noon to 18:00
+    quotes, stats = _quotes_and_stats(floor)
+    d = decide(_job(hours=4.0, deadline_h=20.0), Policy(tolerance=6.0), quotes, stats, NOW)
+    assert d.action == "wait"  # for the cheap hours, not on at the night's price
+    assert any(r.startswith("plan over") and "by time of day" in r for r in d.reasons)
+    # A cycle of 20 hours is no daily one.
+    quotes, stats = _quotes_and_stats(np.tile(np.r_[np.full(120, 0.6), np.full(120, 0.2)], 12)[:-108])
+    d = decide(_job(), Policy(tolerance=6.0), quotes, stats, NOW)
+    assert any(r.startswith("plan over") for r in d.reasons) and not any("time of day" in r for r in d.reasons)
