@@ -281,7 +281,8 @@ class Plan:
     Arrays are indexed [τ - first_row, w, k, pod]: τ blocks left, w blocks of work left (reference
     speed), k the floor's state, pod 0 none / 1 on-demand / 2 + j spot at level j. `value` is USD per
     GPU, including `interruption_cost` per expected interruption. A plan solved for one decision keeps
-    only its rows from `first_row` (τ now) up: the rest are needed while solving, not after."""
+    only its rows from `first_row` (τ now) up: the rest are needed while solving, not after; one solved
+    for a job part-way to its deadline, only the rows up to its τ then (`last_row`)."""
 
     model: FloorModel
     action: np.ndarray
@@ -292,6 +293,11 @@ class Plan:
     interruption_cost: float
     first_row: int = 0
     clock_h: float | None = None  # the deadline's time of day when the plan followed the daily phases
+
+    @property
+    def last_row(self) -> int:
+        """The highest τ the table holds."""
+        return self.first_row + self.action.shape[0] - 1
 
     def _cell(self, blocks_left: int, work_blocks: float) -> tuple[int, int, int, float, int]:
         """Where a state is read (clipped to the table): the row of τ, the work rows below and above
@@ -333,10 +339,13 @@ class Plan:
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
                interruption_cost: float = 0.0, cap: float = math.inf, first_row: int = 0,
-               clock_h: float | None = None) -> Plan:
+               last_row: int | None = None, clock_h: float | None = None) -> Plan:
     """Backward induction of the job's plan on `model` (see the module docstring). Levels above `cap`
     are not bid; on-demand above it is not used (the deadline then rests on spot alone). Only the
-    rows τ >= `first_row` are kept (a table for every τ of a 7-day plan is about 90 MB).
+    rows τ >= `first_row` are kept (a table for every τ of a 7-day plan is about 90 MB), and only the rows
+    τ <= `last_row` are solved (None: up to the deadline's τ): backward induction works up from τ = 0,
+    so every row solved is the same however far it goes, and a job already τ blocks from its deadline
+    never reads a row above τ.
 
     Written for speed, with every table entry computed by the same floating-point operations in the
     same order as the plain vectorised form (analysis/benchmarks/bench_planner.py keeps that form and
@@ -411,8 +420,9 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
     # The tables are filled pod-major, [τ, pod, w, k], as the working arrays are (a transposing copy
     # of every step would cost more than the step), and returned as [τ, w, k, pod] views.
-    first_row = min(max(first_row, 0), horizon)
-    kept = horizon + 1 - first_row
+    top = horizon if last_row is None else min(max(last_row, first_row, 1), horizon)
+    first_row = min(max(first_row, 0), top)
+    kept = top + 1 - first_row
     action = np.zeros((kept, n_pods, W + 1, n_states), dtype=np.int8)
     value = np.zeros((kept, n_pods, W + 1, n_states), dtype=np.float32)
     count = np.zeros((kept, n_pods, W + 1, n_states), dtype=np.float16)
@@ -446,7 +456,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     newA = np.empty((n_pods, rows, n_states), dtype=np.int8)
     cells = np.arange(rows * n_states)
     spare = np.empty_like(V), np.empty_like(N)
-    for tau in range(1, horizon + 1):
+    for tau in range(1, top + 1):
         idle_v, idle_n = V[0], N[0]
         ins[2 + k], ins[0] = idle_v, idle_n
         run_interp(V[1], ins[3 + k])
@@ -525,14 +535,16 @@ _plans: OrderedDict[tuple, Plan] = OrderedDict()
 
 
 def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float,
-             interruption_cost: float, cap: float, clock_h: float | None = None) -> Plan:
+             interruption_cost: float, cap: float, clock_h: float | None = None, rows: int | None = None) -> Plan:
     """`solve_plan`, remembered for the last few (model, job shape) pairs: the same model and job give
-    the same table, so solving it once per refit is enough."""
+    the same table, so solving it once per refit is enough. `rows`: the table must reach τ = rows (a
+    job's τ only falls, so solving up to its τ now covers its later decisions; a remembered table too
+    short for another job of the same shape is solved again, further)."""
     key = (id(model), round(work_h, 6), round(deadline_h, 6), restart_h, speed, interruption_cost, cap, clock_h)
     plan = _plans.get(key)
-    if plan is None or plan.model is not model:
+    if plan is None or plan.model is not model or (rows is not None and plan.last_row < rows):
         plan = solve_plan(model, work_h, deadline_h, restart_h=restart_h, speed=speed,
-                          interruption_cost=interruption_cost, cap=cap, clock_h=clock_h)
+                          interruption_cost=interruption_cost, cap=cap, clock_h=clock_h, last_row=rows)
         _plans[key] = plan
         while len(_plans) > PLAN_CACHE_SIZE:
             _plans.popitem(last=False)
@@ -634,7 +646,7 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             tau = math.floor((time_left_h - PLAN_MARGIN_H) / dt)
             if whole_table:
                 plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
-                                interruption_cost=icost, cap=cap, clock_h=deadline_clock)
+                                interruption_cost=icost, cap=cap, clock_h=deadline_clock, rows=tau)
             else:
                 plan = solve_plan(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
                                   interruption_cost=icost, cap=cap, first_row=tau, clock_h=deadline_clock)

@@ -509,3 +509,24 @@ def test_a_decision_on_a_daily_cycle_says_it_plans_by_time_of_day() -> None:
     quotes, stats = _quotes_and_stats(np.tile(np.r_[np.full(120, 0.6), np.full(120, 0.2)], 12)[:-108])
     d = decide(_job(), Policy(tolerance=6.0), quotes, stats, NOW)
     assert any(r.startswith("plan over") for r in d.reasons) and not any("time of day" in r for r in d.reasons)
+
+
+def test_a_plan_solved_up_to_a_row_is_the_whole_plan_up_to_it() -> None:
+    from bidder.planner import _plans, plan_for
+
+    ts, floor = _daily_floor()
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None
+    job = {"restart_h": 0.25, "speed": 1.0, "interruption_cost": 0.5, "cap": math.inf, "clock_h": 7.5}
+    whole = solve_plan(model, 6.0, 30.0, **job)
+    part = solve_plan(model, 6.0, 30.0, **job, last_row=25)
+    assert part.last_row == 25 and whole.last_row == 60
+    for table in ("action", "value", "interruptions"):
+        assert np.array_equal(getattr(part, table), getattr(whole, table)[:26])
+    # The cache solves a shape again, further, when a job needs a row its table lacks.
+    _plans.clear()
+    assert plan_for(model, 6.0, 30.0, **job, rows=25).last_row == 25
+    assert plan_for(model, 6.0, 30.0, **job, rows=10).last_row == 25  # covered: the same table
+    again = plan_for(model, 6.0, 30.0, **job, rows=40)
+    assert again.last_row == 40 and np.array_equal(again.value, whole.value[:41])
+    _plans.clear()
