@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -92,15 +93,18 @@ def test_a_spike_with_slack_waits_and_without_slack_runs_on_demand() -> None:
     assert plan.at(20, 20, above, 0)[0] == ON_DEMAND  # no slack left
 
 @settings(max_examples=25, deadline=None)
-@given(cap=st.floats(0.05, 1.5), floor_level=st.floats(0.05, 0.9))
-def test_choose_never_bids_above_the_cap(cap: float, floor_level: float) -> None:
+@given(cap=st.floats(0.05, 1.5), floor_level=st.floats(0.05, 0.9), daily=st.floats(0.0, 0.8),
+       clock=st.none() | st.floats(0.0, 24.0, exclude_max=True))
+def test_choose_never_bids_above_the_cap(cap: float, floor_level: float, daily: float, clock: float | None) -> None:
     rng = np.random.default_rng(3)
-    ts, floor = _series(np.clip(floor_level * rng.lognormal(0, 0.3, 3000), 0.01, 5.0))
+    hours = (NOW.timestamp() - STEP * np.arange(3000, 0, -1)) / 3600  # a daily cycle of any strength
+    cycle = 1 + daily * np.sin(2 * np.pi * hours / 24)
+    ts, floor = _series(np.clip(floor_level * cycle * rng.lognormal(0, 0.3, 3000), 0.01, 5.0))
     model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
     assert model is not None
     market = MarketNow(model, float(floor[-6:].max()), float(floor[-1]))
     choice = choose([market], work_h=20, window_h=60, work_left_h=20, time_left_h=60, restart_h=0.25, pod=None,
-                    interruptions_allowed=50, cap=cap)
+                    interruptions_allowed=50, cap=cap, clock_h=clock)
     assert choice is not None
     assert choice.bid is None or choice.bid <= cap + 1e-12
     assert choice.action != "on_demand" or cap >= 1.0
@@ -201,15 +205,20 @@ def test_work_between_table_rows_reads_the_costs_in_between() -> None:
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), speed=st.sampled_from([0.5, 1.0, 1.7]), cap=st.sampled_from([0.3, 0.8, 5.0]),
-       price=st.sampled_from([0.0, 0.5]))
-def test_no_plan_costs_less_than_its_bound(seed: int, speed: float, cap: float, price: float) -> None:
+       price=st.sampled_from([0.0, 0.5]), clock=st.none() | st.floats(0.0, 24.0, exclude_max=True))
+def test_no_plan_costs_less_than_its_bound(seed: int, speed: float, cap: float, price: float,
+                                           clock: float | None) -> None:
     # The bound that lets `choose` skip markets: all the work at the cheapest price under the cap.
     rng = np.random.default_rng(seed)
     level = rng.uniform(0.1, 0.7)
     ts, floor = _series(np.clip(level * rng.lognormal(0, 0.4, 3000), 0.01, 5.0))
     model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
     assert model is not None
-    plan = solve_plan(model, 8.0, 30.0, restart_h=0.25, speed=speed, interruption_cost=price, cap=cap)
+    if clock is not None:  # any daily phases: the bound holds whatever the transitions
+        phases = rng.uniform(0.01, 1.0, (4, model.levels + 1, model.levels + 1))
+        model = replace(model, phase_trans=phases / phases.sum(axis=2, keepdims=True))
+    plan = solve_plan(model, 8.0, 30.0, restart_h=0.25, speed=speed, interruption_cost=price, cap=cap,
+                      clock_h=clock)
     rows = np.arange(plan.value.shape[1], dtype=float)
     bound = np.array([_cost_bound(MarketNow(model, 0.0, None, speed), w, cap) for w in rows])
     assert np.all(plan.value >= bound[None, :, None, None] * (1 - 1e-6))
