@@ -10,7 +10,11 @@ is at most `b`. The bid levels `edges` are quantiles of those maxima below on-de
 worth bidding); a block's state is the lowest level at or above its maximum (state K: above every
 level). The state moves from block to block as a Markov chain whose transition counts are weighted by
 recency (half-life `half_life_h`) and smoothed towards the overall mix of states, so a spike, a calm
-spell or a regime shows up as what it predicts for the next blocks.
+spell or a regime shows up as what it predicts for the next blocks. Where the floor has a daily cycle,
+the transitions into a block also depend on its quarter of the UTC day (`DAILY_PHASES`), each phase's
+rows pulled towards the all-day rows; the daily model is kept only when it forecasts the floor hours
+ahead better out of sample than the all-day chain and than the same model on days whose hours were
+shuffled (`_daily_transitions`).
 
 The plan (`solve_plan`)
 -----------------------
@@ -23,9 +27,11 @@ it is interrupted half-way on average: half the block paid, no work) or keep its
 overhead), as in the backtest engine. Missing the deadline costs more than the whole job on-demand
 (plus `DEADLINE_PENALTY` x on-demand per block of work left), and a block of waiting `WAIT_COST` of
 one on-demand block, so a tie goes to acting now. An interruption costs `interruption_cost` dollars on top (the user's interruption
-tolerance priced as a penalty, see `bidder.optimizer`). Backward induction over `τ` (vectorised over
-`w` and `k`) gives the expected cost of every state and the best action in each; the table is the
-plan for every job of that size and deadline until the model is refitted, so a decision is a lookup.
+tolerance priced as a penalty, see `bidder.optimizer`). With a daily model, the step τ blocks before
+the deadline uses the transitions of its block's phase, counted back from the deadline's time of day.
+Backward induction over `τ` (vectorised over `w` and `k`) gives the expected cost of every state and
+the best action in each; the table is the plan for every job of that size and deadline until the
+model is refitted, so a decision is a lookup.
 """
 
 from __future__ import annotations
