@@ -20,7 +20,7 @@ from typing import Any
 from bidder.errors import InsufficientHistory
 from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, MarketStats, market_stats
 from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, market_of
-from bidder.optimizer import decide, select_quotes
+from bidder.optimizer import decide, select_quotes, uses_plan
 from bidder.units import format_duration
 
 __all__ = ["DEFAULT_HISTORY_DAYS", "HistoryInfo", "advise", "gather_stats", "history_note"]
@@ -97,6 +97,7 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
                                   f"({newest.isoformat()}): collect a fresh one with `bidder collect` "
                                   "(or pass --refresh)", samples=len(quotes))
     chosen = select_quotes(job, quotes)
+    stats_params.setdefault("floor_model", uses_plan(job, policy))  # services and open-ended jobs need none
     stats, info = gather_stats(store, [q.key for q in chosen], now,
                                history_days=history_days, **stats_params)
     decision = decide(job, policy, quotes, stats, now, progress, history_notes=info.missing)

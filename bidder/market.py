@@ -534,11 +534,14 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
                  reference_price: float | None = None,
                  grid: Sequence[float] | np.ndarray | None = None,
                  gpu_type_id: str | None = None, cloud: str | None = None,
-                 gpu_count: int | None = None, market: str | None = None) -> MarketStats:
+                 gpu_count: int | None = None, market: str | None = None,
+                 floor_model: bool = True) -> MarketStats:
     """The statistics of a whole `FloorSeries` (ts, floor, on_demand arrays) at once, vectorised.
 
     Same numbers as feeding a FloorTracker sample by sample (samples after `now_epoch` are ignored).
-    The market is `market`, else the series' `market` attribute, else RunPod.
+    The market is `market`, else the series' `market` attribute, else RunPod. `floor_model`: also fit
+    the planner's price-state model (`bidder.planner`; about 30 ms a market with its daily check),
+    which only batch jobs with a deadline use.
     """
     market_name = market if market is not None else getattr(series, "market", None) or DEFAULT_MARKET
     p = _Params(half_life_hours, reclaim_rate_per_hour, confidence, max_gap_hours, min_samples,
@@ -632,7 +635,7 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
                       excursion,
                       n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
                       float(known_od[-1]) if len(known_od) else None, now, p)
-    if len(known_od):
+    if len(known_od) and floor_model:
         model = fit_floor_model(ts, floor, float(known_od[-1]), now)
         if model is not None:
             stats = replace(stats, floor_model=model, recent_max=recent_max(ts, floor, now, model.step_h))

@@ -127,6 +127,7 @@ __all__ = [
     "decide_by_rates",
     "plan_markets",
     "planned_choice",
+    "uses_plan",
     "reserve_hours",
     "select_quotes",
 ]
@@ -261,13 +262,19 @@ def plan_markets(job: JobSpec, markets: Sequence[PriceQuote], stats: Mapping[Mar
     return out
 
 
+def uses_plan(job: JobSpec, policy: Policy) -> bool:
+    """Whether `decide` may follow a plan for this job (a batch job with a deadline, spot and on-demand
+    both allowed): only then are the markets' price-state models needed."""
+    return not job.keep_running and job.work_hours is not None and job.deadline is not None \
+        and policy.allow_spot and policy.allow_on_demand
+
+
 def planned_choice(job: JobSpec, policy: Policy, markets: Sequence[MarketNow], pod: PodNow | None,
                    now: datetime, progress: JobProgress, *, whole_job: bool = False) -> Choice | None:
     """The plan's action for a batch job with a deadline (None: the job is not one, spot is off, or no
     market has a model). `whole_job` solves the plan for the job's whole size and window (a backtest
     reuses it for every decision until the models are refitted); else for what is left of it."""
-    if job.keep_running or job.work_hours is None or job.deadline is None or not policy.allow_spot \
-            or not policy.allow_on_demand:
+    if not uses_plan(job, policy):
         return None
     work_left = max(float(job.work_hours) - progress.work_done_hours, 0.0)
     time_left = (job.deadline - now).total_seconds() / 3600.0
@@ -307,7 +314,7 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
                       stats: Mapping[MarketKey, MarketStats], now: datetime, progress: JobProgress,
                       alternatives: bool, history_notes: Mapping[MarketKey, str] | None) -> Decision | None:
     """The plan's decision as a Decision (None: the rates decide)."""
-    if job.keep_running or job.work_hours is None or job.deadline is None:
+    if not uses_plan(job, policy):
         return None
     markets = select_quotes(job, quotes)
     views = plan_markets(job, markets, stats) if markets else None

@@ -539,3 +539,19 @@ def test_a_plan_solved_up_to_a_row_is_the_whole_plan_up_to_it() -> None:
     again = plan_for(model, 6.0, 30.0, **job, rows=40)
     assert again.last_row == 40 and np.array_equal(again.value, whole.value[:41])
     _plans.clear()
+
+
+def test_statistics_for_jobs_that_never_plan_skip_the_floor_model() -> None:
+    from bidder.optimizer import uses_plan
+
+    ts, floor = _daily_floor(days=5)
+    series = SimpleNamespace(ts=ts, floor=floor, on_demand=np.full(len(ts), 1.0), gpu_type_id="NVIDIA RTX A6000",
+                             cloud="COMMUNITY", gpu_count=1)
+    with_model = market_stats(series, NOW.timestamp())
+    without = market_stats(series, NOW.timestamp(), floor_model=False)
+    assert with_model.floor_model is not None and without.floor_model is None
+    assert np.array_equal(with_model.interruption_rate, without.interruption_rate)  # the rates' numbers unchanged
+    assert uses_plan(_job(), Policy())
+    assert not uses_plan(JobSpec(gpu_types=("NVIDIA RTX A6000",), keep_running=True), Policy())
+    assert not uses_plan(JobSpec(gpu_types=("NVIDIA RTX A6000",), work_hours=10.0), Policy())  # no deadline
+    assert not uses_plan(_job(), Policy(allow_spot=False))

@@ -255,7 +255,7 @@ def _markets(page: _Page, store: Store, report: SpendReport, until: datetime,
         last_bid = next((t.bids[-1] for t in sorted(tracks, key=lambda t: t.bid_ts[-1] if t.bids else 0)[::-1]
                          if t.bids), None)
         try:
-            stats = market_stats(series, max_staleness_hours=None)
+            stats = market_stats(series, max_staleness_hours=None, floor_model=False)  # the chart needs no plan
         except InsufficientHistory as exc:
             page.add(f'<p class="muted">Not enough history for the bid chart: {html.escape(str(exc))}.</p>')
             continue
