@@ -540,7 +540,7 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
 
     Same numbers as feeding a FloorTracker sample by sample (samples after `now_epoch` are ignored).
     The market is `market`, else the series' `market` attribute, else RunPod. `floor_model`: also fit
-    the planner's price-state model (`bidder.planner`; about 30 ms a market with its daily check),
+    the planner's price-state model (`bidder.planner`; about 13 ms a market with its daily check),
     which only batch jobs with a deadline use.
     """
     market_name = market if market is not None else getattr(series, "market", None) or DEFAULT_MARKET

@@ -238,46 +238,48 @@ def _daily_transitions(state: np.ndarray, weight: np.ndarray, start_h: np.ndarra
             hour = (hour + rotation[calendar_day - calendar_day[0]]) % 24.0
         return np.minimum((hour * phases / 24.0).astype(int), phases - 1)
 
-    def fitted(mask: np.ndarray, phase: np.ndarray | None, pull: float) -> np.ndarray:
+    pulls = np.asarray(PHASE_PRIORS, dtype=float)[:, None, None, None]
+
+    def fitted(mask: np.ndarray, phase: np.ndarray | None) -> np.ndarray:
+        """The matrices fitted on the transitions in `mask`: (1, 1, n, n) all-day, else (pulls, phases, n, n)."""
         counts = np.zeros((n, n))
         np.add.at(counts, (src[mask], dst[mask]), weight[mask])
         all_day = (counts + prior * mix) / (counts.sum(axis=1, keepdims=True) + prior)
         if phase is None:
-            return all_day[None]
+            return all_day[None, None]
         by_phase = np.zeros((phases, n, n))
         np.add.at(by_phase, (phase[1:][mask], src[mask], dst[mask]), weight[mask])
-        return (by_phase + pull * all_day[None]) / (by_phase.sum(axis=2, keepdims=True) + pull)
+        return (by_phase[None] + pulls * all_day[None, None]) / (by_phase.sum(axis=2, keepdims=True)[None] + pulls)
 
     # Forecasts from block i to i + ahead, weighted by the later transition's weight when both ends
     # are known (a transition's weight is 0 when either of its blocks is unknown).
     first = np.arange(len(state) - ahead)
     w_ahead = weight[first + ahead - 1] * (weight[first] > 0)
 
-    def score(phase: np.ndarray | None, pull: float) -> float:
+    def scores(phase: np.ndarray | None) -> np.ndarray:
+        """The out-of-sample score of each pull (all-day: one score)."""
         total = 0.0
         for f in (0, 1):
-            trans = fitted(fold[1:] != f, phase, pull)  # a transition's day: the block it leads into
+            trans = fitted(fold[1:] != f, phase)  # a transition's day: the block it leads into
             test = first[(fold[first] == f) & (w_ahead > 0)]
-            dist = np.zeros((len(test), n))
-            dist[np.arange(len(test)), state[test]] = 1.0
-            for j in range(1, ahead + 1):  # the state's distribution, block by block
-                if phase is None:
-                    dist = dist @ trans[0]
-                else:
-                    dist = np.einsum("tn,tnm->tm", dist, trans[phase[test + j]])
-            total += float(np.sum(w_ahead[test] * np.log(dist[np.arange(len(test)), state[test + ahead]])))
-        return total
+            dist = np.zeros((trans.shape[0], len(test), n))
+            dist[:, np.arange(len(test)), state[test]] = 1.0
+            for j in range(1, ahead + 1):  # the state's distribution, block by block, by the block's phase
+                now_phase = np.zeros(len(test), dtype=int) if phase is None else phase[test + j]
+                for p in range(trans.shape[1]):
+                    rows = np.flatnonzero(now_phase == p)
+                    dist[:, rows] = dist[:, rows] @ trans[:, p]
+            came = dist[:, np.arange(len(test)), state[test + ahead]]
+            total = total + np.sum(w_ahead[test] * np.log(came), axis=1)
+        return np.asarray(total)
 
-    def best(phase: np.ndarray) -> tuple[float, float]:
-        return max((score(phase, pull), pull) for pull in PHASE_PRIORS)
-
-    real, pull = best(labels(None))
+    real = scores(labels(None))
     rng = np.random.default_rng(0)  # fixed: the same history always gets the same model
     days = int(calendar_day[-1] - calendar_day[0]) + 1
-    nulls = [best(labels(rng.uniform(0.0, 24.0, days)))[0] for _ in range(PHASE_NULLS)]
-    if not real > max([score(None, 0.0), *nulls]):
+    nulls = [float(scores(labels(rng.uniform(0.0, 24.0, days))).max()) for _ in range(PHASE_NULLS)]
+    if not real.max() > max([float(scores(None)[0]), *nulls]):
         return None
-    return fitted(np.ones(len(src), dtype=bool), labels(None), pull)
+    return fitted(np.ones(len(src), dtype=bool), labels(None))[int(np.argmax(real))]
 
 
 @dataclass(frozen=True, eq=False)
