@@ -127,9 +127,9 @@ __all__ = [
     "decide_by_rates",
     "plan_markets",
     "planned_choice",
-    "uses_plan",
     "reserve_hours",
     "select_quotes",
+    "uses_plan",
 ]
 
 #: Extra slack kept on top of two restarts before falling back to on-demand (a decision interval or two).
