@@ -152,7 +152,7 @@ def recent_max(ts: np.ndarray, floor: np.ndarray, now: float, step_h: float) -> 
 #: The parts of the day the transitions are told apart by (1: no daily model) and the weights (in
 #: transitions) tried for pulling each part's row towards the all-day row (`_daily_transitions`
 #: keeps what forecasts best): a market without a daily cycle keeps the all-day matrix, one with a
-#: cycle (AWS: the floor 0.7x its daily median in the US morning, 1.7x at night) learns when spikes
+#: cycle (AWS: the floor 0.7x its daily median at 16:00 UTC, 1.7x at 02:00) learns when spikes
 #: come and when they pass.
 DAILY_PHASES = 4
 PHASE_PRIORS = (64.0, 16.0, 4.0)
