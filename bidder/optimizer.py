@@ -4,12 +4,13 @@ Plans (batch jobs with a deadline)
 ----------------------------------
 A batch job with a deadline follows a plan (`bidder.planner`): the floor's half-hour maxima form a
 Markov chain over price levels (quantiles under on-demand; transitions recency-weighted over 30 days,
-half-life a week), and a stochastic DP over (blocks to the deadline, work left, floor state, pod) gives
+half-life a week; by quarter of the UTC day where the floor has a daily cycle that forecasts it better
+out of sample), and a stochastic DP over (blocks to the deadline, work left, floor state, pod) gives
 the cheapest expected way to finish: wait, on-demand, start spot at a level (pay-as-bid), keep the pod,
 or end it (losing the restart's work). The plan knows what the current state predicts (a spike
 that usually passes, a calm that usually lasts) and prices slack exactly, where the rates below average
 over all time. The plan is followed while its expected interruptions, averaged over the floor's usual
-states, fit what is left of the window's budget, first as it is, then with each interruption priced
+states (at that hour, with a daily model), fit what is left of the window's budget, first as it is, then with each interruption priced
 at half an hour of on-demand (`planner.INTERRUPTION_PRICES`; a pod ended by choice or moved pays the
 same price); when neither fits (the tolerance binds), the rates decide, as they hold the budget to the
 tolerance more closely (dearer prices kept plans far under the budget, at a higher cost). A switch
