@@ -1,15 +1,16 @@
 """Odd markets through bidder: does it meet its deadlines, hold its tolerance and beat on-demand?
 
-    python3 analysis/study_odd_markets.py            # 10 markets x 3 tolerances x 3 jobs, about a minute
+    python3 analysis/study_odd_markets.py            # 11 markets x 3 tolerances x 3 jobs, about a minute
 
 Last output: `analysis/results/odd-markets.txt`.
 
-Ten one-type markets of 16 days of 5-minute samples, on-demand $1.00 (unless said), written as
+Eleven one-type markets of 16 days of 5-minute samples, on-demand $1.00 (unless said), written as
 trace CSVs in a temporary folder: no spot capacity ever; spot always above on-demand; a constant
 floor; a floor that steps down (0.6 -> 0.1) or up (0.1 -> 0.9) half-way; a random walk whose
 on-demand price halves half-way; the walk with 8-hour holes in the samples (a collector that was
 down); the walk with half its samples without capacity; a floor of 0.2 with 5% of samples spiking to
-5.0 (spot useless); a floor alternating 0.2 / 0.7 every 3 hours. Each runs the `bidder` strategy and
+5.0 (spot useless); a floor alternating 0.2 / 0.7 every 3 hours; a daily cycle, 0.2 from 12:00 to
+18:00 UTC and 0.8 the rest of the day (the planner's daily model). Each runs the `bidder` strategy and
 on-demand over windows every 3.5 days for a 100 h / 7-day, a 10 h / 1-day and a 2 h / 3 h job at
 tolerance low, medium and high. Prints, per run, the share of deadlines met, bidder's cost against
 on-demand's and the interruptions per day of the window, flagging a missed deadline, a tolerance
@@ -65,6 +66,7 @@ def markets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         "half no capacity": (np.where(rng.random(SAMPLES) < 0.5, np.nan, walk), od, None),
         "5% spikes": (np.where(rng.random(SAMPLES) < 0.05, 5.0, 0.2), od, None),
         "two prices": (np.where((i // 36) % 2 == 0, 0.2, 0.7), od, None),
+        "cheap afternoons": (np.where((i // 12) % 24 >= 12, np.where((i // 12) % 24 < 18, 0.2, 0.8), 0.8), od, None),
     }
 
 
