@@ -92,8 +92,7 @@ class FloorModel:
 
     def phase_of(self, clock_h: float) -> int:
         """The daily phase of a block starting at `clock_h` hours (UTC, any multiple of 24 added)."""
-        phases = 1 if self.phase_trans is None else len(self.phase_trans)
-        return min(int((clock_h % 24.0) * phases / 24.0), phases - 1)
+        return 0 if self.phase_trans is None else int(daily_phase(np.asarray(clock_h), len(self.phase_trans)))
 
     def state_of(self, block_max: float) -> int:
         """The state of a block whose highest floor is `block_max` (NaN: no capacity)."""
@@ -158,6 +157,12 @@ DAILY_PHASES = 4
 PHASE_PRIORS = (64.0, 16.0, 4.0)
 
 
+def daily_phase(hours: np.ndarray, phases: int) -> np.ndarray:
+    """Which of `phases` equal parts of the UTC day blocks starting at `hours` (UTC, any multiple of 24
+    added) fall in."""
+    return np.minimum(((hours % 24.0) * phases / 24.0).astype(int), phases - 1)
+
+
 def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: float, *, step_h: float = 0.5,
                     lookback_h: float = 30 * 24.0, half_life_h: float = 168.0, levels: int = 12,
                     prior: float = 2.0, phases: int | None = None) -> FloorModel | None:
@@ -195,7 +200,7 @@ def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: fl
         start_h = (now - step_h * 3600.0 * np.arange(blocks, 0, -1, dtype=float)) / 3600.0  # each block's start
         phase_trans = _daily_transitions(state, pair_w, start_h, mix, prior, phases, step_h)
         if phase_trans is not None:
-            phase = np.minimum(((start_h % 24.0) * phases / 24.0).astype(int), phases - 1)
+            phase = daily_phase(start_h, phases)
             phase_mix = np.zeros((phases, k + 1))
             np.add.at(phase_mix, (phase[known], state[known]), weight[known])
             phase_mix = (phase_mix + mix) / (phase_mix.sum(axis=1, keepdims=True) + 1.0)  # a phase never seen: the mix
@@ -233,10 +238,8 @@ def _daily_transitions(state: np.ndarray, weight: np.ndarray, start_h: np.ndarra
     fold = calendar_day % 2
 
     def labels(rotation: np.ndarray | None) -> np.ndarray:
-        hour = start_h % 24.0
-        if rotation is not None:
-            hour = (hour + rotation[calendar_day - calendar_day[0]]) % 24.0
-        return np.minimum((hour * phases / 24.0).astype(int), phases - 1)
+        return daily_phase(start_h if rotation is None else start_h + rotation[calendar_day - calendar_day[0]],
+                           phases)
 
     pulls = np.asarray(PHASE_PRIORS, dtype=float)[:, None, None, None]
 
