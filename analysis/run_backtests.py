@@ -17,7 +17,8 @@ the same job at tolerance high, where issue 11's targets are measured), and a se
 3.5 days across each trace (rolling windows) after 2 days of warm-up history. A trace too short for
 a 30-day service gets the longest whole number of days that still fits two windows (said in the
 table). Each GPU type of a trace is its own job (both clouds allowed); on the AWS trace, whose two
-"GPU types" are two zones of the same instance type, both zones together are a third job.
+"GPU types" are two zones of the same instance type, both zones together are a third job; on an
+emulator trace (`sim-*`), a job that accepts every GPU type is one more (same speed on each).
 
 Strategies: bidder (the production optimizer), on-demand, floor, floor+0.10, bid-on-demand,
 optimum (the exact offline optimum of the backtest's model, batch jobs: `bidder.backtest.optimum`),
@@ -126,6 +127,10 @@ def _groups(history: PriceHistory, trace: Path) -> list[tuple[str, tuple[str, ..
     groups = [(t, (t,)) for t in types]
     if trace.name.startswith("aws-") and len(types) > 1:
         groups.append(("both zones", tuple(types)))
+    elif trace.name.startswith("sim-") and len(types) > 1:
+        # The emulator's types differ in price, not in what they can run: a job that accepts every
+        # one of them (issue 11's "a job that accepts several types" on the emulator's trace).
+        groups.append((f"all {len(types)} types", tuple(types)))
     return groups
 
 
