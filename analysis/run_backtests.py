@@ -65,7 +65,7 @@ from bidder.backtest.strategies import (
 from bidder.models import JobSpec, Policy, parse_tolerance
 from bidder.units import parse_duration
 
-__all__ = ["SCENARIOS", "Scenario", "main", "run_study"]
+__all__ = ["SCENARIOS", "Scenario", "job_groups", "main", "run_study"]
 
 ROOT = Path(__file__).resolve().parent.parent
 AWS_TRACE = Path("/work/shared/traces/aws-g2-2016-us-east-1ac.csv")
@@ -119,7 +119,8 @@ class _Timed:
         return action
 
 
-def _groups(history: PriceHistory, trace: Path) -> list[tuple[str, tuple[str, ...]]]:
+def job_groups(history: PriceHistory, trace: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """The jobs of a trace: (label, GPU types it accepts)."""
     types = sorted({m.gpu_type_id for m in history.markets})
     if trace.name.startswith("synth-"):
         # Interchangeable types: one alone, and a job that accepts all of them.
@@ -155,7 +156,7 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
             days = None if scenario.keep_running_days is None else _service_days(
                 history, every_h, scenario.keep_running_days)
             summaries = []
-            for label, types in _groups(history, trace):
+            for label, types in job_groups(history, trace):
                 job = BacktestJob(gpu_types=types, work_hours=scenario.work_hours,
                                   deadline_hours=scenario.deadline_hours,
                                   keep_running_hours=None if days is None else days * 24, restart_overhead_hours=0.25)
@@ -194,7 +195,7 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
                              "bidder_calls": int(clock["calls"]), "notes": dict(notes), "crash": crash})
                 print(f"  {scenario.key:8s} {label:28s} {summary['windows']:3d} windows {wall:6.1f} s "
                       f"(bidder {clock['seconds']:.1f} s, {int(clock['calls']):,} decisions)", file=log)
-                if charts and label == _groups(history, trace)[-1][0]:
+                if charts and label == job_groups(history, trace)[-1][0]:
                     _save(cumulative_cost(report), out / f"backtest-{_stem(trace)}-{scenario.key}-window1.png")
             if charts:
                 _save(ratio_bars(summaries), out / f"backtest-{_stem(trace)}-{scenario.key}.png")
