@@ -36,6 +36,7 @@ from bidder.backtest.engine import BacktestJob, Market, load_trace, run_backtest
 from bidder.backtest.history import PriceHistory
 from bidder.backtest.strategies import REFIT_HOURS, BidderStrategy, FloorModels, StrategyFactory, WarmTrackers
 from bidder.backtest.types import HistoryView
+from bidder.errors import BidderError
 from bidder.models import JobSpec, Policy, parse_tolerance
 from bidder.planner import FloorModel, fit_floor_model
 
@@ -99,17 +100,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if traces is None:
         traces = ([AWS_TRACE] if AWS_TRACE.is_file() else []) + sorted((ROOT / "data" / "traces").glob("*.csv"))
     tolerances = [t.strip() for t in args.tolerances.split(",") if t.strip()]
+    try:
+        policies = {tol: Policy(tolerance=parse_tolerance(tol)) for tol in tolerances}
+        histories = [(trace, load_trace(trace)) for trace in traces]
+    except (BidderError, ValueError) as exc:
+        print(f"study_model_oracle: {exc}", file=sys.stderr)
+        return 2
     print(f"cost / the optimum's lower bound, mean (worst) over the windows; interruptions per day. "
           f"Clairvoyant: the model fitted on {args.ahead:g} h after each refit ({args.lookback:g} h in all).")
     print(f"{'trace':30s} {'job':26s} {'tol':6s} {'win':>3s}  {'bidder':>20s}  {'clairvoyant':>20s}")
-    for trace in traces:
-        history = load_trace(trace)
+    for trace, history in histories:
         for label, types in job_groups(history, trace):
             job = BacktestJob(gpu_types=types, work_hours=100, deadline_hours=168, restart_overhead_hours=0.25)
             selected = history.select(job)
             for tol in tolerances:
                 t0 = time.perf_counter()
-                report = run_backtest(history, job, Policy(tolerance=parse_tolerance(tol)),
+                report = run_backtest(history, job, policies[tol],
                                       ["bidder", CLAIRVOYANT, "optimum"], every_hours=args.every,
                                       factories={CLAIRVOYANT: clairvoyant_factory(selected, args.ahead, args.lookback)})
                 cells = []
