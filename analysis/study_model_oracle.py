@@ -119,11 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       ["bidder", CLAIRVOYANT, "optimum"], every_hours=args.every,
                                       factories={CLAIRVOYANT: clairvoyant_factory(selected, args.ahead, args.lookback)})
                 cells = []
+                solved = [w for w in report.windows if w.results["optimum"].lower_bound]  # no bound: no ratio
                 for name in ("bidder", CLAIRVOYANT):
-                    ratios = [w.results[name].cost / w.results["optimum"].lower_bound for w in report.windows]
+                    ratios = [w.results[name].cost / w.results["optimum"].lower_bound for w in solved] or [math.nan]
                     per_day = np.mean([w.results[name].interruptions / 7.0 for w in report.windows])
                     cells.append(f"{np.mean(ratios):.3f} ({max(ratios):.2f}) {per_day:4.1f}/d")
-                print(f"{trace.name:30s} {label:26s} {tol:6s} {len(report.windows):3d}  {cells[0]:>20s}  {cells[1]:>20s}"
+                print(f"{trace.name:30s} {label:26s} {tol:6s} {len(solved):3d}  {cells[0]:>20s}  {cells[1]:>20s}"
                       f"   [{time.perf_counter() - t0:.0f} s]", flush=True)
     return 0
 
