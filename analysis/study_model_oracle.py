@@ -100,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if traces is None:
         traces = ([AWS_TRACE] if AWS_TRACE.is_file() else []) + sorted((ROOT / "data" / "traces").glob("*.csv"))
     tolerances = [t.strip() for t in args.tolerances.split(",") if t.strip()]
+    problem = ("--tolerances names none: give presets or numbers, e.g. high,medium" if not tolerances else
+               "--lookback and --every must be above 0 hours, --ahead at least 0"
+               if args.lookback <= 0 or args.every <= 0 or args.ahead < 0 else None)
+    if problem:
+        print(f"study_model_oracle: {problem}", file=sys.stderr)
+        return 2
     try:
         policies = {tol: Policy(tolerance=parse_tolerance(tol)) for tol in tolerances}
         histories = [(trace, load_trace(trace)) for trace in traces]
