@@ -12,7 +12,8 @@ trace, when present), `synthetic` (regime-switching markets of `analysis/make_ma
 `all` is all four. Generated markets are written to a temporary folder and removed afterwards.
 
 Scenarios (issue 6): a 100 GPU-hour batch job with a 7-day deadline (tolerance medium; `batch-high`:
-the same job at tolerance high, where issue 11's targets are measured), and a service kept running
+the same job at tolerance high, where issue 11's targets are measured; `batch-low`: at tolerance
+low, half an interruption a day), and a service kept running
 30 days (tolerance low); restart overhead 15 minutes; a new start every
 3.5 days across each trace (rolling windows) after 2 days of warm-up history. A trace too short for
 a 30-day service gets the longest whole number of days that still fits two windows (said in the
@@ -89,6 +90,7 @@ SCENARIOS = (
     Scenario("batch-high", "100 GPU-hour batch job, 7-day deadline, tolerance high (issue 11's targets)",
              100.0, 168.0, None, "high"),
     Scenario("batch", "100 GPU-hour batch job, 7-day deadline, tolerance medium", 100.0, 168.0, None, "medium"),
+    Scenario("batch-low", "100 GPU-hour batch job, 7-day deadline, tolerance low", 100.0, 168.0, None, "low"),
     Scenario("service", "service kept running 30 days, tolerance low", None, None, 30.0, "low"),
 )
 
@@ -361,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-charts", action="store_true", help="write the report only, no PNGs")
     parser.add_argument("--no-bidder", action="store_true",
                         help="leave bidder out: the baselines against the optimum only (quick)")
-    parser.add_argument("--scenarios", default="batch-high,batch,service",
+    parser.add_argument("--scenarios", default="batch-high,batch,batch-low,service",
                         help="comma-separated: " + ", ".join(sc.key for sc in SCENARIOS) + " (default all)")
     parser.add_argument("--every", default="3.5d", help="start a job every DURATION (default 3.5d)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for backtests.md and the PNGs")
@@ -401,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          charts=not args.no_charts)
     command = "python3 analysis/run_backtests.py" + ("" if args.every == "3.5d" else f" --every {args.every}") + (
         "" if args.markets == "shipped,aws" else f" --markets {args.markets}") + (
-        "" if args.scenarios == "batch-high,batch,service" else f" --scenarios {args.scenarios}") + (
+        "" if args.scenarios == "batch-high,batch,batch-low,service" else f" --scenarios {args.scenarios}") + (
         " --no-bidder" if args.no_bidder else "") + ("" if args.report == "backtests.md" else f" --report {args.report}") + (
         " --no-charts" if args.no_charts else "")
     write_markdown(rows, args.out / args.report, every_h, command, version)
