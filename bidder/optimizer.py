@@ -294,7 +294,8 @@ def planned_choice(job: JobSpec, policy: Policy, markets: Sequence[MarketNow], p
                   window_h=max(window, time_left), work_left_h=work_left, time_left_h=time_left,
                   restart_h=max(float(job.restart_overhead_hours), 0.0), pod=pod,
                   interruptions_allowed=tolerance * time_left / 24.0, cap=cap,
-                  whole_table=whole_job, clock_h=_clock_hours(now))
+                  whole_table=whole_job, clock_h=_clock_hours(now),
+                  reserve_h=reserve_hours(max(float(job.restart_overhead_hours), 0.0)))
 
 
 def _clock_hours(now: datetime) -> float:

@@ -616,7 +616,8 @@ class Choice:
 
 def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work_left_h: float,
            time_left_h: float, restart_h: float, pod: PodNow | None, interruptions_allowed: float,
-           cap: float = math.inf, whole_table: bool = True, clock_h: float | None = None) -> Choice | None:
+           cap: float = math.inf, whole_table: bool = True, clock_h: float | None = None,
+           reserve_h: float = 0.0) -> Choice | None:
     """The planned action now over every market. The job's plans are solved for its whole size
     (`work_h` by `window_h`) and looked up at its current state, once per interruption price, cheapest
     first, until one keeps the expected interruptions within `interruptions_allowed`. None: no market
@@ -627,7 +628,15 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
 
     Markets are planned cheapest bound first, and a market whose bound (all the work left at its
     cheapest price, no restarts) is above the best plan found is not planned at all: with many
-    markets, most are skipped without changing the choice."""
+    markets, most are skipped without changing the choice.
+
+    `reserve_h`: a running pod is not ended for a new spot pod or a wait (here or on another market),
+    nor an on-demand pod moved to an on-demand pod no cheaper, when the restart would leave less slack
+    than this (the rates' on-demand reserve); it is kept, or a spot pod replaced by on-demand. Within a restart of the deadline the plan's values are all penalty edge
+    (its blocks are half an hour, the decisions five minutes apart, and it counts a young pod as
+    losing a whole restart), and on the AWS trace at tolerance low two zones' plans each found the
+    other zone's fresh start cheaper than keeping: the job moved every five minutes, losing each
+    run's work, and missed its deadline."""
     usable = [i for i, m in enumerate(markets) if m.model is not None]
     if not usable:
         return None
@@ -669,6 +678,15 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
             code, cost, expected = plan.at(tau, w, state, mode)
             cost -= icost * expected  # the plan's money, without the interruption price
+            if pod is not None and not (code == mode and mode) and not (code == ON_DEMAND and (
+                    pod.kind == "spot" or _cheaper_on_demand(m, markets[pod.market]))):
+                # This ends the running pod (for spot, a wait, or on-demand no cheaper than the one
+                # running): not when its restart eats the reserve.
+                lost = loss if mode else 0.0  # moving here: the loss is already in w
+                if time_left_h - (w + lost) * dt / m.speed < reserve_h:
+                    if not mode:
+                        continue  # the pod is elsewhere: this market is not an option now
+                    code = mode  # the pod is here: keep it
             if code == mode and mode:
                 choice = Choice("keep", i, pod.bid if pod else None, cost, expected, price)
             elif code == WAIT:
@@ -708,6 +726,11 @@ def _after(choice: Choice, model: FloorModel, work_blocks: float, mode: int, los
     if after is None:  # spot at the choice's bid
         after = SPOT + max(model.level_of_bid(choice.bid or 0.0), 0)
     return work_blocks + loss, after  # ending the running pod loses its restart's work
+
+
+def _cheaper_on_demand(market: MarketNow, than: MarketNow) -> bool:
+    """Whether on-demand on `market` costs less per unit of work than on `than`."""
+    return market.model.on_demand / market.speed < than.model.on_demand / than.speed * (1 - 1e-9)
 
 
 def _cost_bound(market: MarketNow, work_blocks: float, cap: float) -> float:

@@ -191,6 +191,40 @@ def test_a_pod_is_not_moved_to_an_identical_market_for_free() -> None:
     assert state <= model.level_of_bid(first.bid)
 
 
+def _two_noisy_markets(seed: int) -> list[MarketNow]:
+    rng = np.random.default_rng(seed)
+    markets = []
+    for _ in range(2):
+        ts, floor = _series(np.clip(rng.uniform(0.15, 0.4) * rng.lognormal(0, 0.35, 3000), 0.02, 3.0))
+        model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
+        assert model is not None
+        markets.append(MarketNow(model, float(floor[-6:].max()), float(floor[-1])))
+    return markets
+
+
+@pytest.mark.parametrize("slack_h", [0.9, 1.1, 1.2])
+def test_a_running_pod_is_not_restarted_into_the_reserve(slack_h: float) -> None:
+    # With slack within a restart of the on-demand reserve, the plan's values are all deadline-penalty
+    # edge: left alone it re-bids the running pod (a restart that spends the slack); with the reserve
+    # it keeps the pod, and an on-demand pod is kept rather than sent back to spot.
+    markets = _two_noisy_markets(0)
+    model = markets[1].model
+    bid = float(model.edges[3])
+    assert markets[1].floor_now is not None and markets[1].floor_now <= bid
+    args = dict(work_h=20, window_h=48, work_left_h=10, time_left_h=10 + slack_h, restart_h=0.25,
+                interruptions_allowed=100)
+    free = choose(markets, pod=PodNow(1, "spot", bid), **args)  # type: ignore[arg-type]
+    assert free is not None and free.action == "spot" and free.bid != bid  # what the guard is for
+    held = choose(markets, pod=PodNow(1, "spot", bid), reserve_h=1.0, **args)  # type: ignore[arg-type]
+    assert held is not None and (held.action, held.market) in {("keep", 1), ("on_demand", 0), ("on_demand", 1)}
+    on_demand = choose(markets, pod=PodNow(1, "on_demand"), reserve_h=1.0, **args)  # type: ignore[arg-type]
+    assert on_demand is not None and on_demand.action == "keep" and on_demand.market == 1  # same price elsewhere
+    # Far from the reserve the guard changes nothing.
+    far = dict(args, time_left_h=30.0)
+    assert choose(markets, pod=PodNow(1, "spot", bid), reserve_h=1.0, **far) == \
+        choose(markets, pod=PodNow(1, "spot", bid), **far)  # type: ignore[arg-type]
+
+
 def test_work_between_table_rows_reads_the_costs_in_between() -> None:
     ts, floor = _series(np.full(2000, 0.2))
     model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
