@@ -630,9 +630,11 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     cheapest price, no restarts) is above the best plan found is not planned at all: with many
     markets, most are skipped without changing the choice.
 
-    `reserve_h`: a running pod is not ended for a new spot pod or a wait (here or on another market),
-    nor an on-demand pod moved to an on-demand pod no cheaper, when the restart would leave less slack
-    than this (the rates' on-demand reserve); it is kept, or a spot pod replaced by on-demand. Within a restart of the deadline the plan's values are all penalty edge
+    `reserve_h`: a running spot pod is not ended to wait or for spot on another market, nor an
+    on-demand pod moved to an on-demand pod no cheaper, when the restart would leave less slack than
+    this (the rates' on-demand reserve); the pod is kept. A spot pod may still be re-bid in place or
+    replaced by on-demand, and on-demand by spot: a job of 2 hours in 3 has no more slack than the
+    reserve, and re-bidding when the cheap hours come is most of what it saves. Within a restart of the deadline the plan's values are all penalty edge
     (its blocks are half an hour, the decisions five minutes apart, and it counts a young pod as
     losing a whole restart), and on the AWS trace at tolerance low two zones' plans each found the
     other zone's fresh start cheaper than keeping: the job moved every five minutes, losing each
@@ -678,10 +680,11 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
             code, cost, expected = plan.at(tau, w, state, mode)
             cost -= icost * expected  # the plan's money, without the interruption price
-            if pod is not None and not (code == mode and mode) and not (code == ON_DEMAND and (
-                    pod.kind == "spot" or _cheaper_on_demand(m, markets[pod.market]))):
-                # This ends the running pod (for spot, a wait, or on-demand no cheaper than the one
-                # running): not when its restart eats the reserve.
+            if pod is not None and not (code == mode and mode) and (
+                    (code == WAIT or pod.market != i) and code != ON_DEMAND if pod.kind == "spot" else
+                    code == ON_DEMAND and not _cheaper_on_demand(m, markets[pod.market])):
+                # This ends a spot pod to wait or for spot on another market, or moves an on-demand
+                # pod to on-demand no cheaper: not when its restart eats the reserve.
                 lost = loss if mode else 0.0  # moving here: the loss is already in w
                 if time_left_h - (w + lost) * dt / m.speed < reserve_h:
                     if not mode:

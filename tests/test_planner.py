@@ -203,22 +203,23 @@ def _two_noisy_markets(seed: int) -> list[MarketNow]:
 
 
 @pytest.mark.parametrize("slack_h", [0.9, 1.1, 1.2])
-def test_a_running_pod_is_not_restarted_into_the_reserve(slack_h: float) -> None:
+def test_a_running_pod_is_not_moved_into_the_reserve(slack_h: float) -> None:
     # With slack within a restart of the on-demand reserve, the plan's values are all deadline-penalty
-    # edge: left alone it re-bids the running pod (a restart that spends the slack); with the reserve
-    # it keeps the pod, and an on-demand pod is kept rather than sent back to spot.
-    markets = _two_noisy_markets(0)
-    model = markets[1].model
-    bid = float(model.edges[3])
+    # edge: left alone it moves the running spot pod to the other market (a restart that spends the
+    # slack; two AWS zones once swapped a pod every five minutes until the deadline was missed); with
+    # the reserve it keeps the pod or goes on-demand, and an on-demand pod is not moved to the same
+    # price elsewhere.
+    markets = _two_noisy_markets(2)
+    bid = float(markets[1].model.edges[3])
     assert markets[1].floor_now is not None and markets[1].floor_now <= bid
     args = dict(work_h=20, window_h=48, work_left_h=10, time_left_h=10 + slack_h, restart_h=0.25,
                 interruptions_allowed=100)
     free = choose(markets, pod=PodNow(1, "spot", bid), **args)  # type: ignore[arg-type]
-    assert free is not None and free.action == "spot" and free.bid != bid  # what the guard is for
+    assert free is not None and (free.action, free.market) == ("spot", 0)  # what the guard is for
     held = choose(markets, pod=PodNow(1, "spot", bid), reserve_h=1.0, **args)  # type: ignore[arg-type]
-    assert held is not None and (held.action, held.market) in {("keep", 1), ("on_demand", 0), ("on_demand", 1)}
+    assert held is not None and held.action in ("keep", "on_demand") and held.market == 1
     on_demand = choose(markets, pod=PodNow(1, "on_demand"), reserve_h=1.0, **args)  # type: ignore[arg-type]
-    assert on_demand is not None and on_demand.action == "keep" and on_demand.market == 1  # same price elsewhere
+    assert on_demand is not None and not (on_demand.action == "on_demand" and on_demand.market == 0)
     # Far from the reserve the guard changes nothing.
     far = dict(args, time_left_h=30.0)
     assert choose(markets, pod=PodNow(1, "spot", bid), reserve_h=1.0, **far) == \
