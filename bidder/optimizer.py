@@ -16,10 +16,10 @@ same price); when neither fits (the tolerance binds), the rates decide, as they 
 tolerance more closely (dearer prices kept plans far under the budget, at a higher cost). A switch
 away from the running pod is checked in the pod and work it leaves the job with (its restart
 included), where the next decision will check it; so the plan and the rates do not hand a job back
-and forth, a restart lost at each hand-over. Nor does the plan end a running pod for spot or a wait
-when the restart would leave less slack than the reserve `R` below (its values are all deadline
-penalty there: two zones' plans once moved a pod between them every five minutes until the deadline
-was missed); it keeps the pod or goes on-demand. Replayed on the AWS 2016 trace (100 GPU-h, 7 days, 15-minute
+and forth, a restart lost at each hand-over. Nor does the plan move a running spot pod to another
+market or stop it to wait when the restart would leave less slack than the reserve `R` below (its
+values are all deadline penalty there: two zones' plans once moved a pod between them every five
+minutes until the deadline was missed); it keeps the pod or goes on-demand. Replayed on the AWS 2016 trace (100 GPU-h, 7 days, 15-minute
 restarts, tolerance high) this cut the mean cost from 1.53x to 1.39x the offline optimum on us-east-1a
 and from 1.57x to 1.42x on us-east-1c, and on markets never tuned on it is cheaper than the rates too
 (`analysis/results/optimizer-pass4.md`). Everything else (services, jobs without a deadline, a plan

@@ -630,15 +630,15 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     cheapest price, no restarts) is above the best plan found is not planned at all: with many
     markets, most are skipped without changing the choice.
 
-    `reserve_h`: a running spot pod is not ended to wait or for spot on another market, nor an
-    on-demand pod moved to an on-demand pod no cheaper, when the restart would leave less slack than
-    this (the rates' on-demand reserve); the pod is kept. A spot pod may still be re-bid in place or
-    replaced by on-demand, and on-demand by spot: a job of 2 hours in 3 has no more slack than the
-    reserve, and re-bidding when the cheap hours come is most of what it saves. Within a restart of the deadline the plan's values are all penalty edge
-    (its blocks are half an hour, the decisions five minutes apart, and it counts a young pod as
-    losing a whole restart), and on the AWS trace at tolerance low two zones' plans each found the
-    other zone's fresh start cheaper than keeping: the job moved every five minutes, losing each
-    run's work, and missed its deadline."""
+    `reserve_h`: a running spot pod is not stopped to wait or moved to spot on another market, nor an
+    on-demand pod moved to on-demand no cheaper, when the restart would leave less slack than this
+    (the rates' on-demand reserve); the pod is kept. Near the deadline the plan's values are all
+    penalty edge (its blocks are half an hour, the decisions five minutes apart, and it counts a pod
+    a few minutes old as losing a whole restart): on the AWS trace at tolerance low two zones' plans
+    each found the other zone's fresh start cheaper than keeping, and the job moved every five
+    minutes, losing each run's work, until it missed its deadline. A spot pod may still be re-bid in
+    place or replaced by on-demand, and on-demand by spot: a job of 2 hours in 3 has no more slack
+    than the reserve, and its re-bid when the cheap hours come is most of what it saves."""
     usable = [i for i, m in enumerate(markets) if m.model is not None]
     if not usable:
         return None
@@ -680,11 +680,8 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
             code, cost, expected = plan.at(tau, w, state, mode)
             cost -= icost * expected  # the plan's money, without the interruption price
-            if pod is not None and not (code == mode and mode) and (
-                    (code == WAIT or pod.market != i) and code != ON_DEMAND if pod.kind == "spot" else
-                    code == ON_DEMAND and not _cheaper_on_demand(m, markets[pod.market])):
-                # This ends a spot pod to wait or for spot on another market, or moves an on-demand
-                # pod to on-demand no cheaper: not when its restart eats the reserve.
+            if pod is not None and not (code == mode and mode) and _held_in_reserve(code, i, pod, markets):
+                # Not when its restart eats the reserve.
                 lost = loss if mode else 0.0  # moving here: the loss is already in w
                 if time_left_h - (w + lost) * dt / m.speed < reserve_h:
                     if not mode:
@@ -731,9 +728,14 @@ def _after(choice: Choice, model: FloorModel, work_blocks: float, mode: int, los
     return work_blocks + loss, after  # ending the running pod loses its restart's work
 
 
-def _cheaper_on_demand(market: MarketNow, than: MarketNow) -> bool:
-    """Whether on-demand on `market` costs less per unit of work than on `than`."""
-    return market.model.on_demand / market.speed < than.model.on_demand / than.speed * (1 - 1e-9)
+def _held_in_reserve(code: int, market: int, pod: PodNow, markets: Sequence[MarketNow]) -> bool:
+    """Whether action `code` on `market` is one the reserve holds back (see `choose`): it stops the
+    running spot pod to wait or moves it to spot on another market, or moves the on-demand pod to
+    on-demand no cheaper per unit of work."""
+    if pod.kind == "spot":
+        return code == WAIT or (code >= SPOT and pod.market != market)
+    here, there = markets[market], markets[pod.market]
+    return code == ON_DEMAND and not here.model.on_demand / here.speed < there.model.on_demand / there.speed * (1 - 1e-9)
 
 
 def _cost_bound(market: MarketNow, work_blocks: float, cap: float) -> float:
