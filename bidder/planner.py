@@ -686,7 +686,7 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 if time_left_h - (w + lost) * dt / m.speed < reserve_h:
                     if not mode:
                         continue  # the pod is elsewhere: this market is not an option now
-                    code = mode  # the pod is here: keep it
+                    code = mode  # the pod is here: keep it (ranked by the state's value, the plan's best)
             if code == mode and mode:
                 choice = Choice("keep", i, pod.bid if pod else None, cost, expected, price)
             elif code == WAIT:
