@@ -19,7 +19,11 @@ included), where the next decision will check it; so the plan and the rates do n
 and forth, a restart lost at each hand-over. Nor does the plan move a running spot pod to another
 market or stop it to wait when the restart would leave less slack than the reserve `R` below (its
 values are all deadline penalty there: two zones' plans once moved a pod between them every five
-minutes until the deadline was missed); it keeps the pod or goes on-demand. Replayed on the AWS 2016 trace (100 GPU-h, 7 days, 15-minute
+minutes until the deadline was missed); it keeps the pod or goes on-demand. Markets the job runs on at
+the same speed (zones or clouds of one GPU, interchangeable types) are also planned as one pool
+(`planner.pooled_model`): a chain over the floor of whichever market was calmest in the block before,
+so the plan knows that when one market spikes the next start can go to another; the pool is one more
+option beside each market alone, and its spot starts go to its calmest market under the bid. Replayed on the AWS 2016 trace (100 GPU-h, 7 days, 15-minute
 restarts, tolerance high) this cut the mean cost from 1.53x to 1.39x the offline optimum on us-east-1a
 and from 1.57x to 1.42x on us-east-1c, and on markets never tuned on it is cheaper than the rates too
 (`analysis/results/optimizer-pass4.md`). Everything else (services, jobs without a deadline, a plan
@@ -356,6 +360,9 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
                f"{' and the floor by time of day' if model.phase_trans is not None else ''}: "
                f"expected ${total:.2f} for the {work_left:.1f} h of work left, "
                f"{choice.expected_interruptions:.1f} interruptions in the {time_left:.0f} h to the deadline"]
+    if choice.pool:
+        reasons.append(f"planned over {choice.pool} interchangeable markets as one pool: each start goes to the one "
+                       f"whose floor was calmest over the last {model.step_h * 60:.0f} min")
     if choice.interruption_price > 0:
         reasons.append(f"interruptions priced at {choice.interruption_price:g} h of on-demand each to stay "
                        f"within the tolerance")

@@ -30,6 +30,7 @@ from bidder.planner import (
     block_maxima,
     choose,
     fit_floor_model,
+    pooled_model,
     solve_plan,
 )
 
@@ -224,6 +225,54 @@ def test_a_running_pod_is_not_moved_into_the_reserve(slack_h: float) -> None:
     far = dict(args, time_left_h=30.0)
     assert choose(markets, pod=PodNow(1, "spot", bid), reserve_h=1.0, **far) == \
         choose(markets, pod=PodNow(1, "spot", bid), **far)  # type: ignore[arg-type]
+
+
+def _zones_taking_turns(hours: float = 6.0, days: float = 4.0) -> tuple[list[MarketNow], int]:
+    """Two zones of one GPU that take turns: each calm ($0.20) for `hours` while the other is busy
+    ($0.80, on-demand $1); zone 0 is calm now. Also the number of turns in the history."""
+    n, period = int(days * 24 * 3600 / STEP), int(hours * 3600 / STEP)
+    turn = (np.arange(n) - n) // period  # the last period (now) is turn -1
+    calm0 = turn % 2 == 1
+    markets = []
+    for floor in (np.where(calm0, 0.2, 0.8), np.where(calm0, 0.8, 0.2)):
+        ts, floor = _series(floor)
+        model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
+        assert model is not None
+        markets.append(MarketNow(model, float(floor[-6:].max()), float(floor[-1])))
+    return markets, int(turn[-1] - turn[0])
+
+
+def test_a_pool_of_zones_starts_each_run_on_the_calm_one() -> None:
+    # Each zone alone is busy half the time; the pool (each block on the zone that was calm in the
+    # block before) pays the busy price only in the first block after a turn.
+    markets, turns = _zones_taking_turns()
+    alone = [m.model.maxima for m in markets]
+    pooled = pooled_model([m.model for m in markets])
+    assert pooled is not None and pooled.maxima is not None and pooled.on_demand == 1.0
+    assert all(np.mean(a == 0.8) > 0.45 for a in alone)
+    assert np.all((pooled.maxima == 0.2) | (pooled.maxima == 0.8))
+    assert 1 <= np.sum(pooled.maxima == 0.8) <= turns
+    assert pooled_model([markets[0].model]) is None  # one market is no pool
+    later = fit_floor_model(*_series(np.full(2000, 0.3)), 1.0, NOW.timestamp() + 600.0, phases=1)
+    assert later is not None and pooled_model([markets[0].model, later]) is None  # fitted at other times
+
+
+def test_a_job_on_zones_taking_turns_plans_over_the_pool() -> None:
+    # 40 hours of work in 60: a zone alone is calm for 30 of them and must pay the busy price or
+    # on-demand for the rest; over the pool the job hops to the calm zone at each turn.
+    markets, _ = _zones_taking_turns()
+    args = dict(work_h=40, window_h=60, work_left_h=40, time_left_h=60, restart_h=0.25, pod=None,
+                interruptions_allowed=100)
+    alone = [choose([m], **args) for m in markets]  # type: ignore[arg-type]
+    together = choose(markets, **args)  # type: ignore[arg-type]
+    assert together is not None and together.pool == 2
+    assert (together.action, together.market) == ("spot", 0) and together.bid is not None
+    assert 0.2 <= together.bid < 0.8
+    assert all(c is not None and together.expected_cost < 0.9 * c.expected_cost for c in alone)
+    # A pod paying the busy price is ended for a start on the calm zone; on-demand too.
+    for pod in (PodNow(1, "spot", 0.8), PodNow(1, "on_demand")):
+        moved = choose(markets, **dict(args, pod=pod))  # type: ignore[arg-type]
+        assert moved is not None and (moved.action, moved.market) == ("spot", 0), pod
 
 
 def test_work_between_table_rows_reads_the_costs_in_between() -> None:
