@@ -275,6 +275,26 @@ def test_a_job_on_zones_taking_turns_plans_over_the_pool() -> None:
         assert moved is not None and (moved.action, moved.market) == ("spot", 0), pod
 
 
+def test_decide_on_clouds_taking_turns_starts_on_the_calm_one_and_says_it_plans_the_pool() -> None:
+    from bidder.optimizer import decide
+
+    n, period = 4 * 288, 72  # four days of turns of six hours; the COMMUNITY cloud is calm now
+    calm = ((np.arange(n) - n) // period) % 2 == 1
+    quotes, stats = [], {}
+    for cloud, floor in (("SECURE", np.where(calm, 0.8, 0.2)), ("COMMUNITY", np.where(calm, 0.2, 0.8))):
+        ts, floor = _series(floor)
+        series = SimpleNamespace(ts=ts, floor=floor, on_demand=np.full(len(ts), 1.0), gpu_type_id="NVIDIA RTX A6000",
+                                 cloud=cloud, gpu_count=1)
+        quote = PriceQuote(ts=NOW, gpu_type_id="NVIDIA RTX A6000", cloud=cloud, gpu_count=1,
+                           minimum_bid_price=float(floor[-1]), uninterruptable_price=1.0, memory_in_gb=48)
+        quotes.append(quote)
+        stats[quote.key] = market_stats(series, NOW.timestamp())
+    d = decide(_job(40, 60), Policy(tolerance=6.0), quotes, stats, NOW)
+    assert (d.action, d.cloud) == ("spot", "COMMUNITY") and d.bid_per_gpu is not None and d.bid_per_gpu < 0.8
+    assert any("2 interchangeable markets as one pool" in r for r in d.reasons), d.reasons
+    assert d.expected_total_cost is not None and d.expected_total_cost < 40 * 0.3
+
+
 def test_work_between_table_rows_reads_the_costs_in_between() -> None:
     ts, floor = _series(np.full(2000, 0.2))
     model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
