@@ -109,6 +109,19 @@ def test_choose_never_bids_above_the_cap(cap: float, floor_level: float, daily: 
     assert choice is not None
     assert choice.bid is None or choice.bid <= cap + 1e-12
     assert choice.action != "on_demand" or cap >= 1.0
+    # The same with a second, dearer market: the pool of the two (whose on-demand is the cheaper
+    # one's) never bids over the cap either, nor runs on-demand over it on the market it acts on.
+    ts2, floor2 = _series(np.clip(1.3 * floor_level * cycle * rng.lognormal(0, 0.3, 3000), 0.01, 5.0))
+    model2 = fit_floor_model(ts2, floor2, 1.3, NOW.timestamp())
+    assert model2 is not None
+    markets = [MarketNow(model2, float(floor2[-6:].max()), float(floor2[-1])), market]
+    both = choose(markets, work_h=20, window_h=60, work_left_h=20, time_left_h=60, restart_h=0.25, pod=None,
+                  interruptions_allowed=50, cap=cap, clock_h=clock)
+    assert both is not None and both.market is not None
+    assert both.bid is None or both.bid <= cap + 1e-12
+    assert both.action != "on_demand" or markets[both.market].model.on_demand <= cap
+    if both.action == "spot":
+        assert markets[both.market].floor_now is not None and markets[both.market].floor_now <= both.bid
 
 def _quotes_and_stats(floor: np.ndarray, od: float = 1.0):
     ts, floor = _series(floor)
