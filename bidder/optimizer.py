@@ -124,7 +124,7 @@ import numpy as np
 from bidder.errors import Infeasible
 from bidder.market import MarketStats
 from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, PriceQuote
-from bidder.planner import Choice, MarketNow, PodNow, choose
+from bidder.planner import Choice, MarketNow, PodNow, choose, pooled_model
 
 __all__ = [
     "DEADLINE_MARGIN_HOURS",
@@ -338,7 +338,9 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     if policy.budget is not None and total > policy.budget - progress.spent + 1e-9:
         return None  # the rates name the budget constraint (or find what fits it)
     q = markets[choice.market]
-    model = views[choice.market].model
+    # The model the plan followed: the market's own, or the pool's (remembered since `choose` fitted it).
+    model = pooled_model([views[i].model for i in choice.pool]) if choice.pool else None
+    model = model or views[choice.market].model
     time_left = (job.deadline - now).total_seconds() / 3600.0
     action, bid = choice.action, choice.bid
     if action == "keep":
@@ -361,8 +363,8 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
                f"expected ${total:.2f} for the {work_left:.1f} h of work left, "
                f"{choice.expected_interruptions:.1f} interruptions in the {time_left:.0f} h to the deadline"]
     if choice.pool:
-        reasons.append(f"planned over {choice.pool} interchangeable markets as one pool: each start goes to the one "
-                       f"whose floor was calmest over the last {model.step_h * 60:.0f} min")
+        reasons.append(f"planned over {len(choice.pool)} interchangeable markets as one pool: each start goes to the "
+                       f"one whose floor was calmest over the last {model.step_h * 60:.0f} min")
     if choice.interruption_price > 0:
         reasons.append(f"interruptions priced at {choice.interruption_price:g} h of on-demand each to stay "
                        f"within the tolerance")

@@ -678,7 +678,7 @@ class Choice:
     expected_interruptions: float
     interruption_price: float
     start_below: float | None = None
-    pool: int = 0  # followed the plan of a pool of this many markets (0: of `market` alone)
+    pool: tuple[int, ...] = ()  # followed the plan of the pool of these markets (empty: of `market` alone)
 
 
 def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work_left_h: float,
@@ -790,7 +790,7 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 else:
                     choice = Choice("spot", target, bid, cost, expected, price)
             if m.members:
-                choice = replace(choice, pool=len(m.members))
+                choice = replace(choice, pool=m.members)
             rank = cost + icost * expected
             if pod is not None and not here:
                 rank += icost  # moving ends the pod: priced as the plan prices ending it

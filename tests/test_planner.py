@@ -278,7 +278,7 @@ def test_a_job_on_zones_taking_turns_plans_over_the_pool() -> None:
                 interruptions_allowed=100)
     alone = [choose([m], **args) for m in markets]  # type: ignore[arg-type]
     together = choose(markets, **args)  # type: ignore[arg-type]
-    assert together is not None and together.pool == 2
+    assert together is not None and together.pool == (0, 1)
     assert (together.action, together.market) == ("spot", 0) and together.bid is not None
     assert 0.2 <= together.bid < 0.8
     assert all(c is not None and together.expected_cost < 0.9 * c.expected_cost for c in alone)
