@@ -155,7 +155,8 @@ def test_bad_inputs_give_one_line(tmp_path: Path, trace: Path) -> None:
     _one_line_error(invoke("--db", str(missing_db)), "no bidder database at")
     assert not missing_db.exists()
     for args in (["--trace", str(trace), "--db", str(missing_db)], [], ["--trace", str(trace), "--keep-running",
-                 "--hours", "3"], ["--trace", str(trace), "--strategies", "cheapest"]):
+                 "--hours", "3"], ["--trace", str(trace), "--strategies", "cheapest"],
+                 ["--trace", str(trace), "--every", "0d"]):
         result = invoke(*args)
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert result.stderr.strip().splitlines()[-1].startswith("Error:")

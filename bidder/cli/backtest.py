@@ -151,6 +151,8 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
         raise click.UsageError("give --gpu or --min-vram, not both")
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("must be after --start", param_hint="--end")
+    if every is not None and every.total_seconds() <= 0:  # 0 would quietly replay one window
+        raise click.BadParameter("must be above 0, e.g. 3.5d", param_hint="--every")
     names = _strategies(strategy_text)
     if keep_running and set(names) <= {"optimum", "hindsight"} and "optimum" in names:
         raise click.UsageError("the optimum is for a batch job (--hours by a --deadline), not a --keep-running "
