@@ -27,6 +27,9 @@ name, HTTP status and the server's error text only.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 __all__ = [
     "ApiError",
     "AuthError",
@@ -61,6 +64,9 @@ class ConfigError(BidderError):
         super().__init__(message)
         self.key = key
         self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps key and path across processes (a backtest's workers)
+        return (functools.partial(type(self), key=self.key, path=self.path), self.args)
 
 
 class StoreError(BidderError):

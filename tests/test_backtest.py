@@ -264,6 +264,30 @@ def test_bidder_warm_trackers_match_fresh_ones() -> None:
             shared.cost, shared.interruptions, shared.decisions, shared.completion_hours)
 
 
+def test_windows_in_worker_processes_give_the_same_report() -> None:
+    # Each process replays a run of consecutive windows with its own warm trackers, fits and plans:
+    # every window's every figure and log must be what one process gives, and the progress must
+    # count every step.
+    history = _random_history(6, samples=2000)
+    job = BacktestJob(work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
+    policy = Policy(tolerance=6.0)
+    names = ["bidder", "floor", "optimum", "hindsight"]
+    steps: dict[int, list[tuple[int, int]]] = {1: [], 3: []}
+    reports = {workers: run_backtest(history, job, policy, names, every_hours=12, warmup_hours=8, record_window=2,
+                                     workers=workers, progress=lambda d, t, w=workers: steps[w].append((d, t)))
+               for workers in (1, 3)}
+    one, three = reports[1], reports[3]
+    assert len(one.windows) >= 6 and one.summary() == three.summary()
+    for a, b in zip(one.windows, three.windows, strict=True):
+        assert a.start == b.start and a.results.keys() == b.results.keys()
+        for name, r in a.results.items():
+            other = b.results[name]
+            assert (r.cost, r.interruptions, r.decisions, r.log) == (other.cost, other.interruptions, other.decisions,
+                                                                     other.log), name
+    assert one.windows[2].results["bidder"].log  # the recorded window has its log in both
+    assert steps[3][-1] == steps[1][-1] and len(steps[3]) > 1  # every step counted, in more than one report
+
+
 def test_bidder_meets_the_deadline_and_beats_on_demand_on_a_calm_market() -> None:
     rng = np.random.default_rng(1)
     floors = 0.3 + 0.01 * rng.standard_normal(12 * 24 * 6)

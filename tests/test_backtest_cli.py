@@ -82,6 +82,14 @@ def test_json_shape(trace: Path) -> None:
     assert len(data["per_window"]) == 3 and set(data["per_window"][0]["strategies"]) == set(NAMES)
 
 
+def test_workers_give_the_same_report(trace: Path) -> None:
+    args = ["--trace", str(trace), "--hours", "20", "--deadline", "2d", "--every", "1d", "--format", "json",
+            "--tolerance", "high"]
+    one, two = invoke(*args), invoke(*args, "--workers", "2")
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    assert json.loads(one.stdout) == json.loads(two.stdout) and json.loads(two.stdout)["windows"] == 3
+
+
 def test_json_flag_table_and_csv(trace: Path) -> None:
     args = ("--trace", str(trace), "--gpu", "A6000", "--hours", "10", "--deadline", "1d",
             "--strategies", "on-demand,floor,hindsight")
@@ -156,7 +164,7 @@ def test_bad_inputs_give_one_line(tmp_path: Path, trace: Path) -> None:
     assert not missing_db.exists()
     for args in (["--trace", str(trace), "--db", str(missing_db)], [], ["--trace", str(trace), "--keep-running",
                  "--hours", "3"], ["--trace", str(trace), "--strategies", "cheapest"],
-                 ["--trace", str(trace), "--every", "0d"]):
+                 ["--trace", str(trace), "--every", "0d"], ["--trace", str(trace), "--workers", "0"]):
         result = invoke(*args)
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert result.stderr.strip().splitlines()[-1].startswith("Error:")

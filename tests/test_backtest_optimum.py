@@ -220,6 +220,13 @@ def test_a_window_too_large_to_solve_is_left_out_with_the_reason(monkeypatch: py
     assert "optimum" in summary["job"]["optimum_skipped"] and summary["strategies"][0]["cost_vs_optimum"] is None
     with pytest.raises(ConfigError):
         run_backtest(history, job, Policy(), ["optimum"], warmup_hours=0)
+    # The same from worker processes (the limit is inherited; the error crosses back with its key).
+    windows = dict(warmup_hours=0, every_hours=1.0, workers=2)
+    many = run_backtest(history, job, Policy(), ["floor", "optimum", "hindsight"], **windows)  # type: ignore[arg-type]
+    assert len(many.windows) == 2 and many.summary()["job"]["optimum_skipped"] == summary["job"]["optimum_skipped"]
+    with pytest.raises(ConfigError) as raised:
+        run_backtest(history, job, Policy(), ["optimum"], **windows)  # type: ignore[arg-type]
+    assert raised.value.key == "strategies"
 
 
 def _every_plan(floor: np.ndarray, od_raw: np.ndarray, k: int) -> list[list[Segment]]:

@@ -35,6 +35,9 @@ it on every cache miss; nothing else changes). The defaults, 240 days for the se
 was 365, 3m12s alone) and 20 days (4 windows, about 35 s) for the planned one, keep the whole
 default run near 3 minutes on a 2-core machine; `--reference-solver` swaps in the pre-
 optimisation `solve_plan` kept in bench_planner.py, for a before/after in the same code.
+With `--workers N` (default 2; 1 skips it) the planned section's windows also go through
+`run_backtest` in one process and in N (`workers=N`: each process replays a run of consecutive
+windows), timed in the same run, with a check that both give the same report.
 The summary's last lines give both paths, the service (rates) and the planned, against the targets.
 """
 
@@ -56,6 +59,7 @@ from bidder.backtest.engine import (
     hindsight,
     history_from_quotes,
     replay,
+    run_backtest,
     strategy_factory,
     window_starts,
 )
@@ -89,6 +93,8 @@ def main() -> None:
                         help="days of history for the planned (batch job) section (0: skip)")
     parser.add_argument("--reference-solver", action="store_true",
                         help="the planned section with solve_plan as it was before it was optimised")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="the planned section also through run_backtest in this many processes (1: skip)")
     args = parser.parse_args()
     if args.gpu:
         runs = [(args.gpu, args.clouds)]
@@ -102,11 +108,14 @@ def main() -> None:
             speeds.append(_bench(args, gpu, clouds, optimum=i == 0))
             print()
     planned: list[tuple[int, float, float]] = []
+    parallel: list[tuple[int, float, float]] = []
     if args.planned_days > 0:
         print(f"planned path: bidder on the batch job (100 GPU-h, 7-day deadline, 15-min restart), windows every "
               f"3.5 days over {args.planned_days:g} days" + (" -- REFERENCE solve_plan" if args.reference_solver else ""))
         for gpu, clouds in runs:
             planned.append(_bench_planned(args, gpu, clouds))
+            if args.workers > 1 and not args.reference_solver:
+                parallel.append(_bench_workers(args, gpu, clouds))
         print()
     targets = {1: " (target 20,000)", 4: " (target 5,000)"}
     for markets, bidder_rate, baseline_rate in speeds:
@@ -116,6 +125,9 @@ def main() -> None:
     for markets, rate, share in planned:
         print(f"bidder, batch job (planned): {rate:,.0f} decisions/s with {markets} market(s)"
               f"{targets.get(markets, '')}; {100 * share:.0f}% of the time in solve_plan")
+    for markets, rate, serial in parallel:
+        print(f"bidder, batch job (planned), windows in {args.workers} processes: {rate:,.0f} decisions/s with "
+              f"{markets} market(s){targets.get(markets, '')}; {rate / serial:.1f}x one process in the same run")
 
 
 def _bench(args: argparse.Namespace, gpu: str, clouds: str, optimum: bool) -> tuple[int, float, float]:
@@ -253,6 +265,32 @@ def _bench_planned(args: argparse.Namespace, gpu: str, clouds: str) -> tuple[int
           f"{1e6 * (wall - sum(solves)) / decisions:.0f} us per decision besides; cost per window "
           f"{', '.join(f'${c:.2f}/{n}i' for c, n in costs)}")
     return len(history.markets), rate, share
+
+
+def _bench_workers(args: argparse.Namespace, gpu: str, clouds: str) -> tuple[int, float, float]:
+    """The planned section's windows through `run_backtest` (bidder and the on-demand reference it
+    always runs), in one process and in `--workers` (same reports, checked). Returns (markets,
+    decisions/s with the workers, decisions/s in one process)."""
+    import bidder.planner as planner
+
+    quotes = generate_quotes(seed=1, days=args.planned_days, step_s=300, gpu_types=gpu.split(","),
+                             clouds=tuple(clouds.split(",")))
+    job = BacktestJob(work_hours=100, deadline_hours=168, restart_overhead_hours=0.25)
+    history = history_from_quotes(quotes)
+    policy = Policy(tolerance=args.tolerance)
+    rates, summaries = {}, {}
+    for workers in (1, args.workers):
+        planner._plans.clear()  # no plan solved before (a forked worker would inherit it)
+        planner._pools.clear()
+        t0 = time.perf_counter()
+        report = run_backtest(history, job, policy, ["bidder"], every_hours=84, record_window=None, workers=workers)
+        wall = time.perf_counter() - t0
+        rates[workers] = sum(w.results["bidder"].decisions for w in report.windows) / wall
+        summaries[workers] = report.summary()
+    same = "same report" if summaries[1] == summaries[args.workers] else "DIFFERENT REPORTS"
+    print(f"  through run_backtest: {rates[1]:,.0f} decisions/s in one process, {rates[args.workers]:,.0f}/s in "
+          f"{args.workers} ({rates[args.workers] / rates[1]:.1f}x, {same}, {len(report.windows)} windows)")
+    return len(history.markets), rates[args.workers], rates[1]
 
 
 def _time_optimum(history: object, windows: int) -> None:

@@ -512,7 +512,7 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
                  every_hours: float | None = None, warmup_hours: float = DEFAULT_WARMUP_HOURS, seed: int = 0,
                  reclaim_rate_per_hour: float = 0.0, decide_every_s: float | None = None,
                  record_window: int | None = 0, factories: Mapping[str, StrategyFactory] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> BacktestReport:
+                 progress: Callable[[int, int], None] | None = None, workers: int = 1) -> BacktestReport:
     """Run each named strategy (and the hindsight bound) over rolling windows of `history`.
 
     "optimum" (batch jobs; dropped for a kept-running service, and with the reason in
@@ -522,6 +522,9 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
     the reference of cost / on-demand. `factories` adds or overrides strategies by name.
     `record_window` (an index) keeps curves and logs for charts.
     `progress(done, total)` is called as replay steps complete.
+    `workers` > 1 replays the windows in that many processes, each a run of consecutive windows (so
+    they share model fits and plans as one process does); the report is the same as with one, since
+    every window's replay depends only on the history (not with `factories`, which stay in-process).
     """
     unknown = [s for s in strategies if s not in STRATEGY_NAMES and s not in (factories or {})]
     if unknown:
@@ -534,12 +537,11 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
     if job.keep_running:  # the optimum is for a batch job (work by a deadline)
         strategies = [s for s in strategies if s != "optimum" or s in (factories or {})]
     solve = "optimum" in strategies and "optimum" not in (factories or {})
-    makers = {name: (factories or {}).get(name) or strategy_factory(name)
-              for name in dict.fromkeys([*strategies, "on-demand"]) if name != "hindsight"
-              and not (solve and name == "optimum")}
+    names = [name for name in dict.fromkeys([*strategies, "on-demand"]) if name != "hindsight"
+             and not (solve and name == "optimum")]
     span = (job.span_hours or 0.0) * 3600
     step = float(np.median(np.diff(history.ts))) if len(history) > 1 else history.step_s
-    total = int(len(starts) * len(makers) * max(1.0, span / max(step, 1.0)))
+    total = int(len(starts) * len(names) * max(1.0, span / max(step, 1.0)))
     done = 0
 
     def tick(steps: int) -> None:
@@ -549,40 +551,128 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         if progress is not None:
             progress(done, total)
 
-    windows: list[Window] = []
-    skipped = ""
-    for w, index in enumerate(starts):
-        record = record_window is not None and w == record_window
-        start_dt = datetime.fromtimestamp(float(history.ts[index]), UTC)
-        spec = job.spec(start_dt)
-        results: dict[str, RunResult] = {}
-        for name, make in makers.items():
-            strategy = make(history.markets, spec, policy)
-            results[name] = replay(history, job, policy, strategy, index, seed=seed,
-                                   reclaim_rate_per_hour=reclaim_rate_per_hour, decide_every_s=decide_every_s,
-                                   record=record, progress=tick)
-            results[name].name = name
-        results["hindsight"] = hindsight(history, job, index, record=record)
-        if solve:
-            try:
-                results["optimum"] = optimum(history, job, index, record=record)[0]
-            except ConfigError as exc:  # too large to solve: report the rest, and say why
-                if "optimum" in strategies and len(strategies) > 1:
-                    strategies = [s for s in strategies if s != "optimum"]
-                    solve, skipped = False, exc.args[0] if exc.args else str(exc)
-                    for done_window in windows:
-                        done_window.results.pop("optimum", None)
-                else:
-                    raise
-        on_demand = results["on-demand"]
-        windows.append(Window(start=float(history.ts[index]), results=results,
-                              on_demand_cost=on_demand.cost if on_demand.cost > 0 else None))
+    runs = _Runs(history, job, policy, names, solve, solve and len(strategies) <= 1, record_window, seed,
+                 reclaim_rate_per_hour, decide_every_s)
+    workers = max(1, min(workers, len(starts)))
+    if workers > 1 and not factories:
+        found = _replay_in_processes(runs, starts, workers, tick)
+    else:
+        runs.makers = {name: (factories or {}).get(name) or strategy_factory(name) for name in names}
+        found = runs.windows(list(enumerate(starts)), tick)
+    windows = [window for window, _ in found]
+    skipped = next((why for _, why in found if why), "")
+    if skipped:  # a window too large to solve: report the rest, and say why (or fail if it was all)
+        if not ("optimum" in strategies and len(strategies) > 1):
+            raise ConfigError(skipped, key="strategies")
+        strategies = [s for s in strategies if s != "optimum"]
+        for window in windows:
+            window.results.pop("optimum", None)
     names = tuple(s for s in STRATEGY_NAMES if s in strategies) + tuple(s for s in strategies if s not in STRATEGY_NAMES)
     params = {"start": _iso(windows[0].start), "end": _iso(history.end), "every_hours": every_hours,
               "seed": seed, "reclaim_rate_per_hour": reclaim_rate_per_hour, "decide_every_s": decide_every_s}
     if skipped:
         params["optimum_skipped"] = skipped
     return BacktestReport(job=job, policy=policy, history=history, strategies=names, windows=windows, params=params)
+
+
+@dataclass
+class _Runs:
+    """What every window of one backtest replays (picklable, for worker processes)."""
+
+    history: PriceHistory
+    job: BacktestJob
+    policy: Policy
+    names: list[str]
+    solve: bool
+    optimum_only: bool  # a window too large to solve is then an error, raised at once
+    record_window: int | None
+    seed: int
+    reclaim_rate_per_hour: float
+    decide_every_s: float | None
+    makers: dict[str, StrategyFactory] | None = None
+
+    def windows(self, starts: Sequence[tuple[int, int]], tick: Callable[[int], None]) -> list[tuple[Window, str]]:
+        """Each (window number, start index) replayed by every strategy, in order, with why the optimum
+        was not solved ("" when it was, or was not asked for). The first window too large to solve
+        stops the solving: the optimum is then left out of the whole report."""
+        if self.makers is None:
+            self.makers = {name: strategy_factory(name) for name in self.names}
+        history, out, skipped = self.history, [], ""
+        for w, index in starts:
+            record = self.record_window is not None and w == self.record_window
+            spec = self.job.spec(datetime.fromtimestamp(float(history.ts[index]), UTC))
+            results: dict[str, RunResult] = {}
+            for name, make in self.makers.items():
+                results[name] = replay(history, self.job, self.policy, make(history.markets, spec, self.policy), index,
+                                       seed=self.seed, reclaim_rate_per_hour=self.reclaim_rate_per_hour,
+                                       decide_every_s=self.decide_every_s, record=record, progress=tick)
+                results[name].name = name
+            results["hindsight"] = hindsight(history, self.job, index, record=record)
+            if self.solve and not skipped:
+                try:
+                    results["optimum"] = optimum(history, self.job, index, record=record)[0]
+                except ConfigError as exc:
+                    if self.optimum_only:
+                        raise
+                    skipped = exc.args[0] if exc.args else str(exc)
+            on_demand = results["on-demand"]
+            out.append((Window(start=float(history.ts[index]), results=results,
+                               on_demand_cost=on_demand.cost if on_demand.cost > 0 else None), skipped))
+        return out
+
+
+_worker_steps: Any = None  # a worker process's shared count of replay steps done
+
+
+def _start_worker(steps: Any) -> None:
+    global _worker_steps
+    _worker_steps = steps
+
+
+def _worker_tick(steps: int) -> None:
+    with _worker_steps.get_lock():
+        _worker_steps.value += steps
+
+
+def _worker_windows(runs: _Runs, starts: Sequence[tuple[int, int]]) -> list[tuple[Window, str]]:
+    return runs.windows(starts, _worker_tick)
+
+
+def _replay_in_processes(runs: _Runs, starts: Sequence[int], workers: int,
+                         tick: Callable[[int], None]) -> list[tuple[Window, str]]:
+    """`_Runs.windows` over `workers` processes, each given consecutive windows (consecutive windows
+    share most of their history: one process refits and re-solves what they share once), its steps
+    counted in shared memory for `tick`."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from itertools import pairwise
+
+    numbered = list(enumerate(starts))
+    bounds = np.linspace(0, len(numbered), workers + 1).round().astype(int)
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    steps = context.Value("q", 0)
+    reported = 0
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(steps,))
+    try:
+        futures = [pool.submit(_worker_windows, runs, numbered[a:b]) for a, b in pairwise(bounds)]
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                future.result()  # a worker's error is raised here, as it would have been in one process
+            now = steps.value
+            if now > reported:
+                tick(now - reported)
+                reported = now
+        return [found for future in futures for found in future.result()]
+    except BaseException:
+        # Ctrl-C or a worker's error: stop the other workers now (shutdown alone waits for them to finish
+        # their windows). The executor has no public way to; its processes are in `_processes`.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, ratio: float = DEFAULT_GRID_RATIO,
