@@ -288,6 +288,20 @@ def test_windows_in_worker_processes_give_the_same_report() -> None:
     assert steps[3][-1] == steps[1][-1] and len(steps[3]) > 1  # every step counted, in more than one report
 
 
+def test_spawned_workers_give_the_same_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where the platform cannot fork (macOS, Windows), the workers are spawned: everything they need
+    # is pickled over, and the report must not change.
+    import bidder.backtest.engine as engine
+
+    history = _random_history(7, samples=1200)
+    job = BacktestJob(work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
+    args = (history, job, Policy(tolerance=6.0), ["bidder", "floor", "hindsight"])
+    one = run_backtest(*args, every_hours=12, warmup_hours=8)  # type: ignore[arg-type]
+    monkeypatch.setattr(engine, "WORKER_START", "spawn")
+    two = run_backtest(*args, every_hours=12, warmup_hours=8, workers=2)  # type: ignore[arg-type]
+    assert len(one.windows) >= 4 and one.summary() == two.summary()
+
+
 def test_bidder_meets_the_deadline_and_beats_on_demand_on_a_calm_market() -> None:
     rng = np.random.default_rng(1)
     floors = 0.3 + 0.01 * rng.standard_normal(12 * 24 * 6)

@@ -621,6 +621,9 @@ class _Runs:
         return out
 
 
+#: How worker processes start (None: fork where the platform has it, as on Linux, so they share the
+#: parent's history without copying it; else spawn, as on macOS and Windows, which pickles it over).
+WORKER_START: str | None = None
 _worker_steps: Any = None  # a worker process's shared count of replay steps done
 
 
@@ -649,7 +652,8 @@ def _replay_in_processes(runs: _Runs, starts: Sequence[int], workers: int,
 
     numbered = list(enumerate(starts))
     bounds = np.linspace(0, len(numbered), workers + 1).round().astype(int)
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    method = WORKER_START or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    context = multiprocessing.get_context(method)
     steps = context.Value("q", 0)
     reported = 0
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(steps,))
