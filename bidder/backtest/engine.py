@@ -561,9 +561,7 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         found = runs.windows(list(enumerate(starts)), tick)
     windows = [window for window, _ in found]
     skipped = next((why for _, why in found if why), "")
-    if skipped:  # a window too large to solve: report the rest, and say why (or fail if it was all)
-        if not ("optimum" in strategies and len(strategies) > 1):
-            raise ConfigError(skipped, key="strategies")
+    if skipped:  # a window too large to solve: report the rest, and say why (alone, it raised)
         strategies = [s for s in strategies if s != "optimum"]
         for window in windows:
             window.results.pop("optimum", None)
