@@ -1,0 +1,100 @@
+"""Does the planner's chain forecast the floor's level hours ahead? Predicted against realised.
+
+    python3 analysis/study_chain_calibration.py                          # the AWS trace and the shipped one
+    python3 analysis/study_chain_calibration.py --traces T.csv --hours 72
+    python3 analysis/study_chain_calibration.py --out analysis/results/chain-calibration.txt
+
+For each market of each trace, once a day (from the third day), the floor's model is fitted on the
+history so far as a backtest fits it (`bidder.planner.fit_floor_model`, all-day chain: the daily
+phases left out, so that the chain's own memory is what is measured). Then, from each half-hour block
+of the following day, it forecasts the share of the next `--hours` hours whose block maximum is in the
+cheap states (the lowest `--cheap` levels: with 12 levels, the cheapest third of the blocks below
+on-demand) by powers of the transition matrix, and that share is compared with what came. The blocks
+are grouped by the state they start from (cheap, middle, dear, above every level); a calibrated chain
+predicts what is realised in every group. A chain that predicts too little of the cheap share after
+cheap blocks and too much after dear ones forgets a spell too soon: the market has more memory than
+one half-hour step carries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bidder.backtest.engine import load_trace
+from bidder.planner import block_maxima, fit_floor_model
+
+ROOT = Path(__file__).resolve().parent.parent
+AWS_TRACE = Path("/work/shared/traces/aws-g2-2016-us-east-1ac.csv")
+DAY = 86400.0
+
+
+def calibration(ts: np.ndarray, floor: np.ndarray, on_demand: float, hours: float, cheap: int
+                ) -> list[tuple[float, float, float]]:
+    """(start state / levels, predicted cheap share, realised cheap share) for every block forecast."""
+    rows = []
+    steps = int(hours / 0.5)
+    first = math.ceil(float(ts[0]) / DAY) * DAY + 2 * DAY
+    for epoch in np.arange(first, float(ts[-1]) - DAY - hours * 3600, DAY):
+        n = int(np.searchsorted(ts, epoch, side="right"))
+        model = fit_floor_model(ts[:n], floor[:n], on_demand, float(epoch), phases=1)
+        if model is None or model.levels <= cheap:
+            continue
+        ahead = block_maxima(ts, floor, float(epoch) + (24 + hours) * 3600, 0.5, 48 + steps)
+        states = np.array([model.state_of(x) for x in ahead])
+        power, shares = np.eye(model.levels + 1), []
+        for _ in range(steps):
+            power = power @ model.trans
+            shares.append(power[:, :cheap].sum(axis=1))
+        predicted = np.mean(shares, axis=0)  # by start state
+        for i in range(48):
+            rows.append((states[i] / model.levels, float(predicted[states[i]]),
+                         float(np.mean(states[i + 1:i + 1 + steps] < cheap))))
+    return rows
+
+
+BANDS = (("cheap", 0.0, 0.34), ("middle", 0.34, 0.67), ("dear", 0.67, 0.99), ("above every level", 0.99, 1.01))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--traces", nargs="*", type=Path, default=None,
+                        help="trace CSVs (default: the AWS 2016 trace, when present, and data/traces/*.csv)")
+    parser.add_argument("--hours", type=float, default=24.0, help="how far ahead the share is forecast (default 24)")
+    parser.add_argument("--cheap", type=int, default=4, help="the cheap states: the lowest N levels (default 4)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    traces = args.traces
+    if traces is None:
+        traces = ([AWS_TRACE] if AWS_TRACE.is_file() else []) + sorted((ROOT / "data" / "traces").glob("*.csv"))
+    lines = [f"Chain calibration: the share of the next {args.hours:g} h in the {args.cheap} cheapest states, "
+             "predicted by the chain fitted that day and realised, by the state a block starts from",
+             "", "| trace | market | start state | blocks | predicted | realised |", "| --- | --- | --- | ---: | ---: | ---: |"]
+    for trace in traces:
+        history = load_trace(trace)
+        for m, market in enumerate(history.markets):
+            od = history.on_demand[m][~np.isnan(history.on_demand[m])]
+            if not len(od):
+                continue
+            rows = np.array(calibration(history.ts, history.floor[m], float(od.max()), args.hours, args.cheap))
+            if not len(rows):
+                continue
+            for name, lo, hi in BANDS:
+                sel = (rows[:, 0] >= lo) & (rows[:, 0] < hi)
+                if sel.any():
+                    lines.append(f"| {trace.name} | {market.label} | {name} | {int(sel.sum()):,} | "
+                                 f"{rows[sel, 1].mean():.3f} | {rows[sel, 2].mean():.3f} |")
+            print(lines[-1], file=sys.stderr, flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
