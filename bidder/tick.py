@@ -471,8 +471,10 @@ class _Tick:
                                    current_action="on_demand", current_market=row.get("market") or "runpod")
             decision = self._decide(job, policy, progress)
             if not isinstance(decision, str) and decision.action == "spot" and not self.ex.dry_run:
-                self.ex.stop_pod(row, self.now, reason=f"moving to spot: {decision.reasons[0]}",
-                                 terminate=jc.on_finish == "terminate", state="retired")
+                # Ended on its own market: asked of RunPod, a Vast instance was "not found", taken as
+                # gone, and left running beside the new spot one.
+                self.ex_for(row.get("market")).stop_pod(row, self.now, reason=f"moving to spot: {decision.reasons[0]}",
+                                                        terminate=jc.on_finish == "terminate", state="retired")
                 return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                                  interruptions=interruptions, started=started), spent)
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"

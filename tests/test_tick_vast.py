@@ -226,3 +226,32 @@ def test_a_pod_on_a_market_the_tick_cannot_reach_is_left_alone(both):
     assert report.jobs[0].state == "unknown" and "cannot reach" in report.jobs[0].message
     assert [p.id for p in runpod_live(env.emu)] == [pod.id] and pod.desired_status == "RUNNING"
     assert env.store.pod(pod.id)["state"] == "active" and vast_live(env.emu) == []
+
+
+def test_a_vast_job_on_on_demand_moves_to_spot_and_ends_its_on_demand_instance(emulator, client, tmp_path):
+    # No Vast history at the first tick: on-demand. Once the collector has history, the keep-or-switch
+    # rule moves the job to spot; the on-demand instance is ended on Vast (not asked of RunPod, which
+    # would answer "not found") before the spot one is rented: never two live instances.
+    store = Store.open(tmp_path / "bidder.db")
+    vclient = vast_client(emulator)
+    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.95))
+    env = Env(emulator, client, store, tmp_path)
+    try:
+        config = env.config('collect_interval = "15m"\n' + job("m", "vast", hours=40))
+        tick(env, api, config)
+        [first] = vast_live(emulator)
+        assert [e["event"] for e in env.events if e.get("job") == "m"] == ["deploy_on_demand"]
+        for _ in range(4 * 48):
+            emulator.advance(900)
+            tick(env, api, config)
+            assert len(vast_live(emulator)) <= 1, [i.id for i in vast_live(emulator)]
+            if any(e["event"] == "rent_spot" for e in env.events):
+                break
+        ended = [e for e in env.events if e["event"] in ("stop", "terminate") and e.get("pod_id") == str(first.id)]
+        assert ended and ended[0]["outcome"] == "ok" and ended[0]["market"] == "vast", ended
+        assert emulator.vast.instances[first.id].destroyed
+        [spot] = vast_live(emulator)
+        assert spot.id != first.id and any(e["event"] == "rent_spot" for e in env.events)
+    finally:
+        store.close()
+        vclient.close()
