@@ -876,6 +876,11 @@ class Executor:
         """Stop (or terminate) a managed pod and mark it so the tick never counts it as interrupted.
         `state` is the ledger state it ends in (default "stopped" / "terminated")."""
         pod_id = row["pod_id"]
+        if (row.get("market") or "runpod") != self.market:
+            # Another market's API answers "not found" for this pod, which would be taken as gone while
+            # it runs on: a caller's mistake, stopped here before anything is sent.
+            raise ValueError(f"pod {pod_id} is on {row.get('market') or 'runpod'}, not {self.market}: "
+                             "stop it with that market's executor")
         kind = "terminate" if terminate else "stop"
         ledger: dict[str, Any] = {"job": row.get("job"), "kind": kind, "pod_id": pod_id,
                                   "gpu_type_id": row.get("gpu_type_id"), "cloud": row.get("cloud"),

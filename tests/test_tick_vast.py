@@ -8,6 +8,7 @@ import pytest
 from executor_helpers import RTX4090, Env, seed_history
 from vast_helpers import seed_vast_history, vast_client
 
+from bidder.executor import Executor
 from bidder.store import Store, estimate_spend
 from bidder.tick import run_tick
 from bidder.vast.summary import OfferFilters
@@ -252,6 +253,12 @@ def test_a_vast_job_on_on_demand_moves_to_spot_and_ends_its_on_demand_instance(e
         assert emulator.vast.instances[first.id].destroyed
         [spot] = vast_live(emulator)
         assert spot.id != first.id and any(e["event"] == "rent_spot" for e in env.events)
+        # The RunPod executor refuses to stop a Vast pod outright, before sending anything.
+        row = next(p for p in store.managed_pods("m") if p["pod_id"] == str(spot.id))
+        actions = len(store.actions("m"))
+        with pytest.raises(ValueError, match="is on vast, not runpod"):
+            Executor(client, store).stop_pod(row, emulator.now, reason="test")
+        assert len(store.actions("m")) == actions and not emulator.vast.instances[spot.id].destroyed
     finally:
         store.close()
         vclient.close()
