@@ -107,7 +107,10 @@ to the deadline (without one, to the expected completion) the plan keeps a spot 
 for a service (with a deadline and a known start, `progress.started`, the window has a budget of
 `tolerance × window days` interruptions: those already suffered come out of it, and the rest of the
 window may expect at most what is left per day left, never more than the tolerance; so the realised
-count, not only the expected one, is held to the tolerance); expected total <= the budget left; the
+count, not only the expected one, is held to the tolerance; without a deadline, a service with a
+known start has `tolerance × (days lived + 1)` for its life so far and the day ahead: on the shipped
+trace's RTX A6000 a service at tolerance low took 5.5 interruptions in 8 days where 4 were allowed,
+its hazard estimates alone running low after each interruption); expected total <= the budget left; the
 deadline; spot only when its cost per useful hour saves at least `policy.min_savings` over the best
 on-demand price per unit of work.
 """
@@ -550,8 +553,15 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
                          time_left: float) -> float:
     """The tolerance is per day of the job's window (start to deadline): `tolerance × window days`
     interruptions in all. What the job has already suffered comes out of that budget, so the rest of
-    the window may expect at most what is left of it per day left (never more than the tolerance)."""
-    if job.deadline is None or progress.started is None or not math.isfinite(time_left) or time_left <= 0:
+    the window may expect at most what is left of it per day left (never more than the tolerance).
+    A job without a deadline (a service) has no window: its budget is `tolerance × days` over its life
+    so far and the day ahead, so a spell of interruptions is paid back by a quieter day after it."""
+    if progress.started is None:
+        return tolerance
+    if job.deadline is None:
+        lived_days = max((now - progress.started).total_seconds() / 86400.0, 0.0)
+        return min(tolerance, max(tolerance * (lived_days + 1.0) - progress.interruptions, 0.0))
+    if not math.isfinite(time_left) or time_left <= 0:
         return tolerance
     window_days = (job.deadline - progress.started).total_seconds() / 86400.0
     left = tolerance * window_days - progress.interruptions

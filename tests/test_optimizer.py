@@ -405,6 +405,24 @@ def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None
                   JobProgress(work_done_hours=10, interruptions=8)).action == "spot"
 
 
+def test_a_service_holds_its_interruptions_to_the_tolerance_over_its_life() -> None:
+    # No deadline, no window: a service's budget is the tolerance times the days it has lived and
+    # the day ahead, so a spell of interruptions is paid back by a quieter day after it.
+    quotes, stats = inputs(CALM, SPIKY)
+    service, policy = job(hours=None, deadline_h=None), Policy(tolerance=2.0)
+
+    def lived(interruptions: int) -> JobProgress:
+        return JobProgress(started=NOW - timedelta(days=3), interruptions=interruptions)
+
+    assert decide_by_rates(service, policy, quotes, stats, NOW, lived(0)).action == "spot"
+    # 8 in three days and the day ahead (2 a day): none left, so no spot at all.
+    assert decide_by_rates(service, policy, quotes, stats, NOW, lived(8)).action == "on_demand"
+    some = decide_by_rates(service, policy, quotes, stats, NOW, lived(7))  # one left for the day ahead
+    assert some.action == "on_demand" or some.expected_interruptions_per_day <= 1.0 + 1e-9
+    # Without a start the tolerance alone holds, as before.
+    assert decide_by_rates(service, policy, quotes, stats, NOW, JobProgress(interruptions=50)).action == "spot"
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.data(), st.integers(0, 30), st.floats(0.1, 0.9))
 def test_a_decision_never_expects_more_than_the_windows_interruption_budget_left(
