@@ -168,8 +168,6 @@ def run_study(traces: Sequence[Path], every_h: float, out: Path, log: Any = sys.
 
         with ProcessPoolExecutor(workers) as pool:
             rows = list(pool.map(_study_job, jobs))
-        for row, job in zip(rows, jobs, strict=True):
-            row["scenario"] = job[1]  # the report groups rows by the scenario object itself
     else:
         rows = [_study_job(job, log) for job in jobs]
     if charts:
@@ -290,7 +288,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
         f"while the floor is above it; `{UNCAPPED}` is the floor rule without that cap (it rebids into spikes).",
         "",
     ]
-    ran = [sc for sc in SCENARIOS if any(r["scenario"] is sc for r in rows)]
+    ran = [sc for sc in SCENARIOS if any(r["scenario"] == sc for r in rows)]
     batch = [sc for sc in ran if sc.keep_running_days is None]
     for scenario in batch:
         lines += [f"## Against the optimum: {scenario.title}", "",
@@ -302,7 +300,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
         shown = [n for n in SHOWN if n != "optimum"]
         lines.append("| trace | job | windows | " + " | ".join(shown) + " | optimum / hindsight | optimum gap |")
         lines.append("| --- | --- | ---: | " + " | ".join("---" for _ in shown) + " | ---: | ---: |")
-        for row in (r for r in rows if r["scenario"] is scenario):
+        for row in (r for r in rows if r["scenario"] == scenario):
             summary = row["summary"]
             by = {s["name"]: s for s in summary["strategies"]}
             cells = [_vs_optimum(by[n]) if n in by else "crashed (below)" if row["crash"] else "-" for n in shown]
@@ -317,7 +315,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, every_h: float, comma
         lines += [f"## {scenario.title}", ""]
         lines.append("| trace | job | windows | " + " | ".join(SHOWN) + " |")
         lines.append("| --- | --- | ---: | " + " | ".join("---" for _ in SHOWN) + " |")
-        for row in (r for r in rows if r["scenario"] is scenario):
+        for row in (r for r in rows if r["scenario"] == scenario):
             summary = row["summary"]
             by = {s["name"]: s for s in summary["strategies"]}
             span_h = None if row["days"] is None else row["days"] * 24

@@ -537,11 +537,11 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
     if job.keep_running:  # the optimum is for a batch job (work by a deadline)
         strategies = [s for s in strategies if s != "optimum" or s in (factories or {})]
     solve = "optimum" in strategies and "optimum" not in (factories or {})
-    names = [name for name in dict.fromkeys([*strategies, "on-demand"]) if name != "hindsight"
-             and not (solve and name == "optimum")]
+    replayed = [name for name in dict.fromkeys([*strategies, "on-demand"]) if name != "hindsight"
+                and not (solve and name == "optimum")]
     span = (job.span_hours or 0.0) * 3600
     step = float(np.median(np.diff(history.ts))) if len(history) > 1 else history.step_s
-    total = int(len(starts) * len(names) * max(1.0, span / max(step, 1.0)))
+    total = int(len(starts) * len(replayed) * max(1.0, span / max(step, 1.0)))
     done = 0
 
     def tick(steps: int) -> None:
@@ -551,13 +551,13 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         if progress is not None:
             progress(done, total)
 
-    runs = _Runs(history, job, policy, names, solve, solve and len(strategies) <= 1, record_window, seed,
+    runs = _Runs(history, job, policy, replayed, solve, solve and len(strategies) <= 1, record_window, seed,
                  reclaim_rate_per_hour, decide_every_s)
     workers = max(1, min(workers, len(starts)))
     if workers > 1 and not factories:
         found = _replay_in_processes(runs, starts, workers, tick)
     else:
-        runs.makers = {name: (factories or {}).get(name) or strategy_factory(name) for name in names}
+        runs.makers = {name: (factories or {}).get(name) or strategy_factory(name) for name in replayed}
         found = runs.windows(list(enumerate(starts)), tick)
     windows = [window for window, _ in found]
     skipped = next((why for _, why in found if why), "")
