@@ -379,8 +379,9 @@ class _Tick:
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
             terminate = jc.on_finish == "terminate" or extra.get("market") == "vast"
-            self.ex_for(extra.get("market")).stop_pod(extra, self.now, reason=f"the job moved to pod {rows[-1]['pod_id']}",
-                             terminate=terminate, state="retired")
+            failed = self._retire(jc, extra, f"the job moved to pod {rows[-1]['pod_id']}", terminate=terminate)
+            if failed is not None:
+                return self._report(jc, str(state.get("state") or "unknown"), f"two pods: {failed}", extra["pod_id"])
         work, spent, interruptions = job_progress(self.store, jc, save=not self.ex.dry_run)
         started = state.get("started")
         job = jc.job_spec(started if started is not None else self.now)
@@ -473,8 +474,11 @@ class _Tick:
             if not isinstance(decision, str) and decision.action == "spot" and not self.ex.dry_run:
                 # Ended on its own market: asked of RunPod, a Vast instance was "not found", taken as
                 # gone, and left running beside the new spot one.
-                self.ex_for(row.get("market")).stop_pod(row, self.now, reason=f"moving to spot: {decision.reasons[0]}",
-                                                        terminate=jc.on_finish == "terminate", state="retired")
+                failed = self._retire(jc, row, f"moving to spot: {decision.reasons[0]}",
+                                      terminate=jc.on_finish == "terminate")
+                if failed is not None:
+                    message = f"running on-demand; the move to spot waits: {failed}"
+                    return self._report(jc, "running", message, row["pod_id"])
                 return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                                  interruptions=interruptions, started=started), spent)
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
@@ -584,20 +588,35 @@ class _Tick:
                               note=self._volume_note(jc, row))
         return self._move(jc, job, policy, row, decision, progress.spent)
 
+    def _retire(self, jc: JobConfig, row: dict[str, Any], reason: str, *, terminate: bool) -> str | None:
+        """End the job's pod before another is rented (None), or say why it could not be ended: then
+        nothing new is rented, since a pod whose stop failed may run on (a paused Vast instance resumes
+        by itself when its bid is the highest again)."""
+        try:
+            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=reason, terminate=terminate,
+                                                    state="retired")
+        except ApiError as exc:
+            return (f"pod {row['pod_id']} could not be ended ({exc}); nothing new is rented for this job until it "
+                    "is: the next tick tries again")
+        return None
+
     def _move(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], decision: Decision,
               spent: float, note: str | None = None) -> JobReport:
-        """A new pod where the decision says; the old (stopped) one is retired so the job has one pod."""
+        """A new pod where the decision says. The old (stopped) one is retired first, so the job never has
+        two pods: if it cannot be, nothing is rented; if the new one cannot be rented, the job waits."""
+        # A Vast instance left behind bills storage and cannot carry its disk elsewhere: destroyed.
+        terminate = jc.on_finish == "terminate" or row.get("market") == "vast"
+        failed = self._retire(jc, row, f"the job moves: {decision.reasons[0] if decision.reasons else decision.action}",
+                              terminate=terminate)
+        if failed is not None:
+            return self._wait(jc, f"could not move the job: {failed}", row["pod_id"])
         result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent)
         if result.pod is None or result.attempt is None:
             tries = "; ".join(f"{a.kind} {a.gpu_type_id}: {a.outcome}" for a in result.attempts)
             if self.ex.dry_run and result.requests:
-                return self._report(jc, "dry_run", f"would move to {tries}", row["pod_id"])
-            return self._wait(jc, "could not move the job: " + "; ".join(x for x in (tries, *result.notes) if x),
-                              row["pod_id"])
-        # A Vast instance left behind bills storage and cannot carry its disk elsewhere: destroyed.
-        terminate = jc.on_finish == "terminate" or row.get("market") == "vast"
-        self.ex_for(row.get("market")).stop_pod(row, self.now, reason=f"the job moved to pod {result.pod.id}",
-                                                terminate=terminate, state="retired")
+                return self._report(jc, "dry_run", f"would end {row['pod_id']} and move to {tries}", row["pod_id"])
+            return self._wait(jc, f"pod {row['pod_id']} ended to move the job, but no new pod: "
+                                  + "; ".join(x for x in (tries, *result.notes) if x))
         a = result.attempt
         what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
         parts = [f"moved to {a.name} on {a.gpu_type_id} ({_where(a.cloud, decision.market)}) {what}"]

@@ -122,9 +122,32 @@ def test_an_interruption_moves_the_job_to_on_demand_when_the_policy_says_so(env)
     new = the_pod(env)  # the old one is terminated: one pod for one job
     assert new.id != old.id and new.pod_type == "RESERVED" and new.gpu_type_id == A6000
     assert old.desired_status == "TERMINATED"
-    assert env.kinds("train") == ["rent_spot:ok", "deploy_on_demand:ok", "terminate:ok"]
+    assert env.kinds("train") == ["rent_spot:ok", "terminate:ok", "deploy_on_demand:ok"]  # ended first
     assert env.store.pod(old.id)["state"] == "retired"
     assert [p["pod_id"] for p in env.store.managed_pods("train", states=["active"])] == [new.id]
+
+
+def test_a_move_whose_old_pod_cannot_be_ended_rents_nothing_until_it_is(env):
+    config = env.config(SERVICE_A6000 + "on_finish = \"terminate\"\n")
+    env.tick_until(config, running)
+    old = the_pod(env)
+    env.emu.advance(300)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.5)  # outbid, and the user turns to on-demand
+    env.emu.advance(300)
+    config = env.config(SERVICE_A6000.replace('"high"', '"none"') + "on_finish = \"terminate\"\n")
+    env.emu.malform("podTerminate", {"errors": [{"message": "Something went wrong. Please try again later."}]},
+                    status=500, execute=False, times=None)
+    job = env.tick(config).jobs[0]
+    assert job.state == "waiting" and "could not be ended" in job.message, job.message
+    # The stopped spot pod was not ended, so nothing new was rented beside it (it could be resumed).
+    assert list(env.emu.world.pods) == [old.id] and old.desired_status == "EXITED"
+    assert env.kinds("train") == ["rent_spot:ok", "terminate:error"]
+    env.emu.clear_malformed()
+    env.emu.advance(300)
+    job = env.tick(config).jobs[0]
+    assert job.state == "running" and "moved to bidder-train-2" in job.message, job.message
+    assert old.desired_status == "TERMINATED" and len(env.emu.world.pods) == 2
+    assert env.kinds("train") == ["rent_spot:ok", "terminate:error", "terminate:ok", "deploy_on_demand:ok"]
 
 
 def test_the_budget_stops_a_running_pod(env):
@@ -160,7 +183,7 @@ def test_spot_removed_falls_back_to_on_demand_and_is_remembered_until_a_recheck(
     assert job.state == "running", job.message
     assert job.message.startswith("RunPod no longer offers spot (interruptable) pods for this account; moved to "
                                   "bidder-train-2") and "on-demand" in job.message
-    assert env.kinds("train") == ["rent_spot:ok", "bid_resume:error", "deploy_on_demand:ok", "stop:ok"]
+    assert env.kinds("train") == ["rent_spot:ok", "bid_resume:error", "stop:ok", "deploy_on_demand:ok"]
     assert "podBidResume" in env.store.actions("train")[1]["error"]
     assert any(e["event"] == "spot_unsupported" for e in report.events)
     assert env.store.settings_get(SPOT_FLAG) == to_iso(env.emu.now)

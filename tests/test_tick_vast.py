@@ -213,8 +213,42 @@ def test_near_the_deadline_a_paused_instance_is_replaced_by_an_on_demand_one(bot
     assert report.jobs[0].state == "running" and "moved to bidder-v-2" in report.jobs[0].message
     [now_live] = vast_live(env.emu)
     assert now_live.id != paused.id and not now_live.is_bid and paused.destroyed  # one instance, on-demand
-    assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot", "deploy_on_demand", "terminate"]
+    assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot", "terminate", "deploy_on_demand"]
     assert now_live.compute_per_hr <= 0.6 + 1e-9  # never above the cap per GPU
+
+
+def test_a_paused_instance_that_cannot_be_destroyed_is_never_joined_by_a_second(both):
+    env, api = both
+    config = env.config(job("v", "vast", hours=20))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [paused] = vast_live(env.emu)
+    machine = int(env.emu.vast.market.machine_id[paused.machine])
+    env.emu.vast.set_competitor(machine, 0.59)
+    env.emu.advance(600)
+
+    def on_demand(job, policy, now, progress):  # a move away from the paused instance
+        from bidder.models import Decision
+
+        return Decision(action="on_demand", gpu_type_id=VAST4090, cloud="VERIFIED", gpu_count=1, bid_per_gpu=None,
+                        expected_cost_per_hour=0.45, expected_interruptions_per_day=0.0, expected_total_cost=None,
+                        expected_completion_hours=None, reasons=("deadline",), market="vast")
+
+    env.emu.malform("vast:destroy", {"success": False, "error": "server_error", "msg": "Internal Server Error"},
+                    status=500, execute=False, times=None)
+    report = tick(env, api, config, advise=on_demand)
+    assert report.jobs[0].state == "waiting" and "could not be ended" in report.jobs[0].message
+    assert [i.id for i in env.emu.vast.instances.values() if not i.destroyed] == [paused.id]
+    env.emu.vast.set_competitor(machine, None)  # outbidder gone: the paused instance resumes by itself
+    env.emu.advance(600)
+    report = tick(env, api, config, advise=on_demand)
+    assert len(vast_live(env.emu)) == 1 and not paused.destroyed  # still one, still the job's
+    env.emu.clear_malformed()
+    env.emu.vast.set_competitor(machine, 0.59)
+    env.emu.advance(600)
+    report = tick(env, api, config, advise=on_demand)
+    assert report.jobs[0].state == "running" and "moved to" in report.jobs[0].message, report.jobs[0].message
+    [now_live] = vast_live(env.emu)
+    assert now_live.id != paused.id and paused.destroyed and not now_live.is_bid
 
 
 def test_a_pod_on_a_market_the_tick_cannot_reach_is_left_alone(both):

@@ -39,7 +39,8 @@ Malformed answers (an API that answers *wrongly*, not late) are given one by one
                 headers={"Retry-After": "1"})                         # refused unexecuted
 
 `operation` is a top-level field (myself, pod, gpuTypes, podStop, ...), an operation name
-(lowestPrices) or "*"; `body` is the bytes/str sent, a JSON value, or a function of the real
+(lowestPrices), a Vast request (vast:search, vast:create, vast:bid_price, vast:show, vast:set_state,
+vast:destroy, vast:list) or "*"; `body` is the bytes/str sent, a JSON value, or a function of the real
 answer's JSON payload returning the JSON (or bytes) to send instead. `execute=True` runs the request
 first (a create makes its pod), `times` answers are spoiled (None: all). Rules are taken in the order
 given; `emu.clear_malformed()` removes them.

@@ -226,10 +226,17 @@ class _Handler(BaseHTTPRequestHandler):
         if authenticated is None:
             self._json(401, {"success": False, "error": "invalid_user_key", "msg": "Invalid API key."})
             return
+        rule = emu.malformed.take([vast_routes.operation(method, parts.path)]) if emu.malformed else None
+        if rule is not None and not rule.execute:
+            self._send(rule.status, rule.render(None), rule.content_type, rule.headers)
+            return
         status, payload = vast_routes.answer(emu, method, parts.path, parse_qs(parts.query), body, authenticated)
         if (injector is not None and status == 200 and vast_routes.is_create(method, parts.path)
                 and injector.lose_create()):
             raise _Drop  # executed, but the answer is lost on the way
+        if rule is not None:
+            self._send(rule.status, rule.render(payload), rule.content_type, rule.headers)
+            return
         self._json(status, payload)
 
     def _advance(self, body: bytes) -> None:

@@ -10,6 +10,7 @@
     DELETE /api/v0/instances/{id}/               destroy
 
 `answer` returns (status, JSON payload); faults and auth are the server's (`server.py`).
+`operation` names a request for the emulator's malformed-answer rules ("vast:destroy", ...).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from bidder.sim.vast_world import VastError, VastWorld
 
-__all__ = ["RATE_LIMIT_TEXT", "answer", "is_create", "is_vast_path"]
+__all__ = ["RATE_LIMIT_TEXT", "answer", "is_create", "is_vast_path", "operation"]
 
 
 class Emulator(Protocol):
@@ -45,6 +46,22 @@ def is_vast_path(path: str) -> bool:
 
 def is_create(method: str, path: str) -> bool:
     return method == "PUT" and _ASK.match(path) is not None
+
+
+def operation(method: str, path: str) -> str:
+    """The name a malformed-answer rule gives this request: vast:search, vast:create, vast:bid_price,
+    vast:show, vast:set_state, vast:destroy, vast:list (vast:other for a path with no route)."""
+    if path.rstrip("/") == "/api/v0/bundles":
+        return "vast:search"
+    if _ASK.match(path):
+        return "vast:create"
+    if _BID.match(path):
+        return "vast:bid_price"
+    if _INSTANCE.match(path):
+        return {"GET": "vast:show", "PUT": "vast:set_state", "DELETE": "vast:destroy"}.get(method, "vast:other")
+    if path.rstrip("/") in ("/api/v0/instances", "/api/v1/instances"):
+        return "vast:list"
+    return "vast:other"
 
 
 def _json(body: bytes) -> Any:
