@@ -192,7 +192,14 @@ class _Tick:
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
             self.collect(DECISION_FRESHNESS)
         for job in self.config.jobs.values():
-            self.report.jobs.append(self.handle_job(job))
+            try:
+                self.report.jobs.append(self.handle_job(job))
+            except ApiError as exc:
+                # One job's failed call (a stop the API refused) must not leave the others unattended.
+                # What was sent is in the ledger; the next tick reads the pods afresh and goes on.
+                message = f"this tick could not finish acting for the job ({exc}); the next tick looks again"
+                self.ex.emit(self.now, "error", job=job.name, error=str(exc))
+                self.report.jobs.append(self._report(job, "error", message))
         known = set(self.config.jobs)
         for row in self.store.managed_pods(states=["active"]):
             if row.get("job") not in known and row.get("desired_status") == "RUNNING":

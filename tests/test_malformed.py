@@ -241,6 +241,24 @@ def test_a_listing_without_the_pod_and_no_pod_answer_leaves_the_job_alone(env):
     assert [a["kind"] for a in env.store.actions("train")] == ["deploy_on_demand"]
 
 
+def test_a_stop_answered_wrongly_is_one_line_and_the_next_tick_finishes_it(env):
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    env.emu.advance(300)
+    env.store.save_job_state("train", stop_requested=True)  # what `bidder jobs stop train` writes
+    env.emu.malform("podStop", b"<html>502</html>", content_type="text/html", times=None)
+    result = tick(env)
+    line = one_line_error(result)
+    assert "could not finish acting for train" in line and "train: error:" in result.output
+    # The stop was executed, its answer spoiled: bidder cannot know, so the pod stays watched.
+    assert pod.desired_status == "EXITED" and env.store.pod(pod.id)["state"] == "active"
+    env.emu.clear_malformed()
+    env.emu.advance(300)
+    result = tick(env)
+    assert result.exit_code == 0 and "train: finished" in result.output, result.output + result.stderr
+    assert pod.desired_status == "EXITED"
+
+
 # -- the tick: impossible numbers are never stored ----------------------------------------------
 
 @pytest.mark.parametrize(("where", "field", "value"), [("deep", None, None), ("pod", "podType", "FREE")])

@@ -150,6 +150,28 @@ def test_a_move_whose_old_pod_cannot_be_ended_rents_nothing_until_it_is(env):
     assert env.kinds("train") == ["rent_spot:ok", "terminate:error", "terminate:ok", "deploy_on_demand:ok"]
 
 
+def test_a_job_whose_stop_fails_leaves_the_other_jobs_handled(env):
+    both = SERVICE_A6000.replace('"high"', '"none"') + SERVICE_A6000.replace("jobs.train", "jobs.other").replace(
+        '"high"', '"none"')
+    config = env.config(both)
+    assert [j.state for j in env.tick(config).jobs] == ["running", "running"]
+    env.emu.advance(600)
+    env.store.save_job_state("train", stop_requested=True)  # what `bidder jobs stop train` writes
+    [other] = [p for p in env.live_pods() if p.name == "bidder-other-1"]
+    other.desired_status = "EXITED"  # and RunPod stops the other job's pod meanwhile
+    env.emu.malform("podStop", {"errors": [{"message": "Something went wrong. Please try again later."}]},
+                    status=500, execute=False, times=None)
+    report = env.tick(config)
+    train, second = report.jobs
+    assert train.state == "error" and "podStop" in train.message and "next tick" in train.message
+    assert second.state in ("running", "waiting") and second.name == "other"  # handled all the same
+    assert any(e["event"] == "error" and e["job"] == "train" for e in report.events)
+    env.emu.clear_malformed()
+    env.emu.advance(600)
+    assert env.tick(config).jobs[0].state == "finished"  # the stop goes through at the next tick
+    assert [p.name for p in env.running()] in ([], ["bidder-other-1"], ["bidder-other-2"])
+
+
 def test_the_budget_stops_a_running_pod(env):
     # On-demand A6000 in community cloud costs 0.33/h; 10 h of work fits a 3.5 USD budget, which the
     # user cuts to 2.0 after 4 h: the pod must stop once spend + the next hour would pass it (~5.1 h).

@@ -431,6 +431,10 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
         click.echo(f"{prefix}no jobs in {config_path}")
+    failed = [job.name for job in report.jobs if job.state == "error"]
+    if failed:  # non-zero, so cron says so; the other jobs were handled
+        raise BidderError(f"the tick could not finish acting for {', '.join(failed)} (see above); "
+                          "the next tick tries again")
 
 
 # -- jobs --------------------------------------------------------------------------------------------
