@@ -218,16 +218,22 @@ def _bench(args: argparse.Namespace, gpu: str, clouds: str, optimum: bool) -> tu
     return len(history.markets), bidder_rate, min(v for k, v in rates.items() if not k.startswith("bidder"))
 
 
+def _planned_setup(args: argparse.Namespace, gpu: str, clouds: str) -> tuple[object, BacktestJob, Policy]:
+    """The planned sections' history (`--planned-days` of the market model), the issue's batch job and
+    the policy."""
+    quotes = generate_quotes(seed=1, days=args.planned_days, step_s=300, gpu_types=gpu.split(","),
+                             clouds=tuple(clouds.split(",")))
+    job = BacktestJob(work_hours=100, deadline_hours=168, restart_overhead_hours=0.25)
+    return history_from_quotes(quotes), job, Policy(tolerance=args.tolerance)
+
+
 def _bench_planned(args: argparse.Namespace, gpu: str, clouds: str) -> tuple[int, float, float]:
     """The bidder strategy on the issue's batch job, windows every 3.5 days. Returns (markets,
     decisions/s, share of the time in solve_plan)."""
     import bidder.planner as planner
 
-    quotes = generate_quotes(seed=1, days=args.planned_days, step_s=300, gpu_types=gpu.split(","),
-                             clouds=tuple(clouds.split(",")))
-    job = BacktestJob(work_hours=100, deadline_hours=168, restart_overhead_hours=0.25)
-    history = history_from_quotes(quotes).select(job)
-    policy = Policy(tolerance=args.tolerance)
+    history, job, policy = _planned_setup(args, gpu, clouds)
+    history = history.select(job)
     starts = window_starts(history, job, every_hours=84)
     solver = planner.solve_plan
     if args.reference_solver:
@@ -273,11 +279,7 @@ def _bench_workers(args: argparse.Namespace, gpu: str, clouds: str) -> tuple[int
     decisions/s with the workers, decisions/s in one process)."""
     import bidder.planner as planner
 
-    quotes = generate_quotes(seed=1, days=args.planned_days, step_s=300, gpu_types=gpu.split(","),
-                             clouds=tuple(clouds.split(",")))
-    job = BacktestJob(work_hours=100, deadline_hours=168, restart_overhead_hours=0.25)
-    history = history_from_quotes(quotes)
-    policy = Policy(tolerance=args.tolerance)
+    history, job, policy = _planned_setup(args, gpu, clouds)
     rates, summaries = {}, {}
     for workers in (1, args.workers):
         planner._plans.clear()  # no plan solved before (a forked worker would inherit it)
