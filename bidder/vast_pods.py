@@ -27,10 +27,11 @@ what Vast bills: `cost_per_hr` the compute rate per instance (pay-as-bid), `stor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from bidder.errors import NoCapacity, PodNotFound
+from bidder.errors import MalformedAnswer, NoCapacity, PodNotFound
 from bidder.jobs import PodTemplate
 from bidder.runpod import Pod
 from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
@@ -103,13 +104,18 @@ def to_pod(inst: Instance) -> VastPod:
     elif inst.dph_total is not None and inst.dph_base is not None:
         storage = max(inst.dph_total - inst.dph_base, 0.0)
     compute = inst.dph_base if inst.dph_base is not None else inst.bid_price
+    # A negative or non-finite figure cannot be true: the poll is set aside (`invalid`), never booked.
+    bad = [f"{name} {value!r}" for name, value in (("dph_base", compute), ("storage", storage),
+                                                    ("uptime_mins", inst.uptime_mins))
+           if value is not None and not (math.isfinite(value) and value >= 0)]
     return VastPod(id=str(inst.id), name=inst.label, desired_status=status,
                    pod_type="INTERRUPTABLE" if inst.is_bid else "RESERVED", cost_per_hr=compute,
                    gpu_count=inst.num_gpus, last_status_change=change, machine_id=None if inst.machine_id is None
                    else str(inst.machine_id), gpu_display_name=inst.gpu_name, uptime_seconds=None,
                    storage_per_hr=storage if storage is not None else 0.0,
                    running_seconds=None if inst.uptime_mins is None else inst.uptime_mins * 60.0,
-                   bid_price=inst.bid_price, state=str(state))
+                   bid_price=inst.bid_price, state=str(state),
+                   invalid="impossible " + ", ".join(bad) if bad else None)
 
 
 class VastPodApi:
@@ -192,14 +198,19 @@ class VastPodApi:
 
     # -- bids, resume, stop ----------------------------------------------------------------------
     def bid_resume(self, pod_id: str, bid_per_gpu: float, gpu_count: int) -> VastPod:
-        inst = self.client.instance(_id(pod_id))
-        n = inst.num_gpus or gpu_count
-        current = per_gpu(inst.bid_price, n)
+        wanted = _id(pod_id)
+        inst = self.client.instance(wanted)
+        # The bid is priced on the GPU count the executor checked against the cap, never on a count
+        # read from the answer; an answer about another instance, or another count, sends nothing.
+        if inst.id != wanted or (inst.num_gpus is not None and inst.num_gpus != gpu_count):
+            raise MalformedAnswer(f"instance {wanted}: Vast answered for instance {inst.id} with {inst.num_gpus} "
+                                  f"GPU(s), expected {gpu_count}: no bid sent", operation="instance")
+        current = per_gpu(inst.bid_price, gpu_count)
         if current is None or abs(current - bid_per_gpu) > _SLACK:
-            self.client.change_bid(inst.id, bid_per_gpu, n)
+            self.client.change_bid(wanted, bid_per_gpu, gpu_count)
         if inst.state == InstanceState.STOPPED:
-            self.client.start(inst.id)
-        return to_pod(self.client.instance(inst.id))
+            self.client.start(wanted)
+        return to_pod(self.client.instance(wanted))
 
     def resume(self, pod_id: str, gpu_count: int) -> VastPod:
         self.client.start(_id(pod_id))

@@ -236,8 +236,10 @@ class VastClient:
             code, text = error_fields(body)
             instance_id = _contract_id(contract)
             destroyed = instance_id is not None and self._destroy_quietly(instance_id)
+            # The server's `new_contract` is never echoed into a message (it could carry anything).
             fate = (f"instance {instance_id} it created stopped was destroyed" if destroyed
-                    else f"instance {contract!r} it created stopped could NOT be destroyed: destroy it now")
+                    else f"instance {instance_id if instance_id is not None else '(unreadable id)'} it created "
+                         "stopped could NOT be destroyed: destroy it now")
             error = classify(request.operation, response.status_code, code, text, secret=self._key)
             raise NoCapacity(f"{error}; the bid did not win: {fate}", operation=request.operation,
                              status=response.status_code, messages=getattr(error, "messages", ()),

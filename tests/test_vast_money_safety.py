@@ -1,0 +1,136 @@
+"""Money safety on Vast's paths of the tick and executor when Vast answers wrongly (empty, null, an impossible
+number, another instance) or fails: never a bid above the cap, never two instances for one job, never a
+budget passed, never the key in the ledger. Against the emulator over HTTP; each test failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from executor_helpers import RTX4090, Env, seed_history
+from vast_helpers import seed_vast_history, vast_client
+
+from bidder.executor import Executor
+from bidder.jobs import job_from_values
+from bidder.models import Decision
+from bidder.store import Store
+from bidder.tick import run_tick
+from bidder.vast.summary import OfferFilters
+from bidder.vast_pods import VastPodApi
+
+VAST4090 = "RTX 4090"
+
+
+@pytest.fixture
+def both(emulator, client, tmp_path):
+    store = Store.open(tmp_path / "bidder.db")
+    seed_history(store, emulator, gpus=(RTX4090,))
+    seed_vast_history(store, emulator)
+    vclient = vast_client(emulator)
+    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.95))
+    env = Env(emulator, client, store, tmp_path)
+    yield env, api
+    store.close()
+    vclient.close()
+
+
+@pytest.fixture
+def vx(emulator, tmp_path):
+    c = vast_client(emulator)
+    api = VastPodApi(c, OfferFilters(verified_only=True, min_reliability=0.9))
+    store = Store.open(tmp_path / "ledger.db")
+    yield emulator, api, store
+    store.close()
+    c.close()
+
+
+def tick(env: Env, api: VastPodApi, config, **kw):
+    return run_tick(env.client, env.store, config, env.emu.now, events=env.events.append, vast=api, **kw)
+
+
+def vast_live(emu) -> list:
+    return [i for i in emu.vast.instances.values() if not i.destroyed]
+
+
+JOB = """
+[jobs.{name}]
+gpu = [{gpus}]
+market = "{market}"
+hours = {hours}
+tolerance = "high"
+max_price = {max_price}
+budget = {budget}
+image = "pytorch/pytorch"
+disk = 20
+on_finish = "terminate"
+"""
+
+
+def job(name: str, market: str = "vast", *, gpus: str = f'"{VAST4090}"', hours: float = 20, max_price: float = 0.6,
+        budget: float = 60) -> str:
+    return JOB.format(name=name, market=market, gpus=gpus, hours=hours, max_price=max_price, budget=budget)
+
+
+def plan(action: str, bid: float | None, tier: str = "VERIFIED", alternatives: tuple = ()) -> Decision:
+    return Decision(action=action, gpu_type_id=VAST4090, cloud=tier, gpu_count=1, bid_per_gpu=bid,
+                    expected_cost_per_hour=bid or 0.45, expected_interruptions_per_day=1.0, expected_total_cost=None,
+                    expected_completion_hours=None, reasons=("review",), market="vast", alternatives=alternatives)
+
+
+# -- a raised bid multiplies by the GPU count Vast's answer states, not the one the cap was checked for -------
+def test_a_raised_bid_is_priced_on_the_checked_gpu_count_not_the_answers(both):
+    env, api = both
+    config = env.config(job("v"))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    [row] = env.store.managed_pods("v")
+    bid, tier = row["bid_per_gpu"], row["cloud"]
+    machine = int(env.emu.vast.market.machine_id[inst.machine])
+    assert int(env.emu.vast.market.num_gpus[inst.machine]) == 1
+    env.emu.vast.set_competitor(machine, bid + 0.05)
+    env.emu.advance(600)
+    # One spoiled read of the instance says it has 4 GPUs.
+    env.emu.malform("vast:show", lambda p: {"instances": {**p["instances"], "num_gpus": 4}}, times=1)
+    tick(env, api, config, advise=lambda *a: plan("spot", round(bid + 0.1, 4), tier))
+    # max_price 0.6 per GPU-hour on a 1-GPU instance: never a price above 0.6 per instance-hour.
+    assert inst.price <= 0.6 + 1e-9, f"instance bid ${inst.price:.3f}/h on 1 GPU, cap $0.60"
+
+
+# -- the key leaks through the create's new_contract echoed in an error ----------------------------------
+def test_a_key_echoed_in_new_contract_never_reaches_the_ledger(vx):
+    emu, api, store = vx
+    cfg = job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
+                                "disk": 20, "max_price": 5.0})
+    spec = api.spec(cfg.template, "probe", VAST4090, 1, "VERIFIED")
+    bid = round(min(o.spot_floor_per_gpu for o in api.offers(spec) if o.spot_floor_per_gpu) + 0.02, 4)
+    emu.malform("vast:create", {"success": False, "error": "invalid_price", "msg": "bid too low",
+                                "new_contract": f"token {emu.api_key}"}, status=400, execute=False, times=1)
+    events: list = []
+    Executor(api, store, events=events.append).launch(cfg, cfg.job, cfg.policy, plan("spot", bid), emu.now)
+    texts = [str(a.get("error")) for a in store.actions("t")] + [repr(e) for e in events]
+    assert not [t for t in texts if emu.api_key in t]
+
+
+# -- an impossible (negative) rate in one Vast listing is stored and lowers the job's spend: budget passed ----
+def test_a_negative_rate_in_a_listing_is_set_aside_and_the_budget_holds(both):
+    env, api = both
+    config = env.config(job("v"))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    machine = int(env.emu.vast.market.machine_id[inst.machine])
+    env.emu.vast.set_competitor(machine, None)  # a calm machine: the instance runs throughout
+    env.emu.vast.set_on_demand_renter(machine, False)
+    rate = inst.compute_per_hr + inst.storage_per_hr
+    env.emu.advance(1800)
+    env.emu.malform("vast:list", lambda p: {**p, "instances": [{**i, "dph_base": -100.0} for i in p["instances"]]},
+                    times=1)
+    tick(env, api, config)
+    # The user lowers the budget to what is spent plus about 80 minutes of the instance.
+    budget = round(env.emu.vast.total_spend() + rate * 1.3, 4)
+    config = env.config(job("v", budget=budget))
+    for _ in range(16):  # eight more hours, a tick every 30 minutes
+        env.emu.advance(1800)
+        tick(env, api, config)
+    total = env.emu.vast.total_spend()
+    assert total <= budget + rate * 0.5 + 1e-6, (
+        f"spent ${total:.2f} against a budget of ${budget:.2f}; the ledger says ${env.store.job_state('v')['spent']:.2f}")
+
+
