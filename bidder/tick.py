@@ -174,6 +174,7 @@ class _Tick:
         # False when the listing left out a pod the ledger has active: its absences prove nothing.
         self.listing_trusted = True
         self.unknown: dict[str, str] = {}  # job -> why one of its pods is in an unknown state
+        self.unreadable: dict[str, str] = {}  # market -> why its pod list could not be read this tick
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market); never another
@@ -264,7 +265,16 @@ class _Tick:
             rows = [r for r in active if (r.get("market") or "runpod") == market]
             if not rows and not created:
                 continue
-            listing = ex.client.pods()
+            try:
+                listing = ex.client.pods()
+            except ApiError as exc:
+                # One market's failed listing leaves its jobs unknown this tick; the other market's jobs
+                # (a budget to enforce, an interruption to answer) are still handled.
+                if len(self.exs) == 1:
+                    raise
+                self.unreadable[market] = f"the {market} pod list could not be read ({exc})"
+                ex.emit(self.now, "unknown", message=self.unreadable[market], error=str(exc))
+                continue
             self.listings[market] = listing
             if market == self.ex.market:
                 self.listing = listing
@@ -293,6 +303,20 @@ class _Tick:
                 if outcome == "interrupted" and pod is not None:
                     ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
                             message=pod.last_status_change, summary=interruption_summary(pod.last_status_change))
+
+    def _blind_spot(self, jc: JobConfig, state: dict[str, Any]) -> str | None:
+        """Why this job cannot be acted on this tick (None: it can): a market whose pod list could not be
+        read holds one of its pods, a create awaiting its answer, or a create that may land late."""
+        if not self.unreadable:
+            return None
+        markets = {r.get("market") or "runpod" for r in self.store.managed_pods(jc.name, states=["active"])}
+        if state.get("pending_name"):
+            markets.add(state.get("pending_market") or "runpod")
+        if state.get("attempts"):
+            where = (jc.job.market or "any").lower()  # its late creates are only seen in a listing
+            markets |= set(self.exs) if where == "any" else {where}
+        blind = sorted(markets & set(self.unreadable))
+        return self.unreadable[blind[0]] if blind else None
 
     def _own_stop_done(self, row: dict[str, Any]) -> None:
         """bidder's own stop of this pod went through unconfirmed: the job ends where that stop meant
@@ -359,6 +383,9 @@ class _Tick:
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
             return self._report(jc, "unknown", self.unknown[jc.name])
+        blind = self._blind_spot(jc, state)
+        if blind is not None:
+            return self._report(jc, "unknown", f"{blind}: nothing is done for this job until it can be")
         if state.get("pending_name") and not self.listing_trusted:
             return self._report(jc, "unknown", f"the pod list contradicts the ledger; a pod named "
                                                f"{state['pending_name']} may exist: nothing is created this tick")

@@ -134,3 +134,25 @@ def test_a_negative_rate_in_a_listing_is_set_aside_and_the_budget_holds(both):
         f"spent ${total:.2f} against a budget of ${budget:.2f}; the ledger says ${env.store.job_state('v')['spent']:.2f}")
 
 
+
+
+# -- one market's failed listing: the other market's jobs are still handled, its own are left alone -------
+def test_a_failed_vast_listing_leaves_vast_jobs_alone_and_runpod_budgets_enforced(both):
+    env, api = both
+    config = env.config(job("r", "runpod", gpus=f'"{RTX4090}"') + job("v"))
+    assert [j.state for j in tick(env, api, config).jobs] == ["running", "running"]
+    [pod] = [p for p in env.emu.world.pods.values() if p.desired_status == "RUNNING"]
+    [inst] = vast_live(env.emu)
+    env.emu.advance(600)
+    tick(env, api, config)
+    lowered = env.config(job("r", "runpod", gpus=f'"{RTX4090}"', budget=0.01) + job("v"))
+    env.emu.malform("vast:list", {"success": False, "error": "server_error", "msg": "Internal Server Error"},
+                    status=500, execute=False, times=None)
+    env.emu.advance(600)
+    r, v = tick(env, api, lowered).jobs
+    assert r.state == "budget_stopped" and pod.desired_status != "RUNNING"  # RunPod's budget still holds
+    assert v.state == "unknown" and "pod list could not be read" in v.message, v.message
+    assert vast_live(env.emu) == [inst] and env.store.pod(str(inst.id))["state"] == "active"  # nothing assumed
+    env.emu.clear_malformed()
+    env.emu.advance(600)
+    assert [j.state for j in tick(env, api, lowered).jobs] == ["budget_stopped", "running"]
