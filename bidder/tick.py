@@ -449,6 +449,12 @@ class _Tick:
             self.overruled.add(jc.name)  # re-read before acting: the user's stop came in meanwhile
             return self._report(jc, "held", "stopped by the user during this tick")
         if row is None:
+            # A pod found gone this tick (terminated outside bidder) is no longer active: held below,
+            # never relaunched against the user's wish.
+            gone = [pid for pid, what in self.outcomes.items() if what == "gone"
+                    and (self.store.pod(pid) or {}).get("job") == jc.name]
+            row = self.store.pod(gone[-1]) if gone else None
+        if row is None:
             return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                              interruptions=interruptions, started=started), spent)
         outcome = self.outcomes.get(row["pod_id"], "running" if row.get("desired_status") == "RUNNING" else "exited")

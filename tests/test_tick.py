@@ -172,6 +172,19 @@ def test_a_job_whose_stop_fails_leaves_the_other_jobs_handled(env):
     assert [p.name for p in env.running()] in ([], ["bidder-other-1"], ["bidder-other-2"])
 
 
+def test_a_pod_terminated_outside_bidder_holds_the_job_instead_of_relaunching(env):
+    config = env.config(SERVICE_A6000.replace('"high"', '"none"'))
+    env.tick_until(config, running)
+    pod = the_pod(env)
+    env.client.terminate(pod.id)  # the user ends it in RunPod's console
+    env.emu.advance(600)
+    job = env.tick(config).jobs[0]
+    assert job.state == "held" and "terminated outside bidder" in job.message, job.message
+    assert env.live_pods() == [] and env.kinds("train") == ["deploy_on_demand:ok"]  # nothing rented again
+    env.emu.advance(600)
+    assert env.tick(config).jobs[0].state == "held" and env.live_pods() == []
+
+
 def test_the_budget_stops_a_running_pod(env):
     # On-demand A6000 in community cloud costs 0.33/h; 10 h of work fits a 3.5 USD budget, which the
     # user cuts to 2.0 after 4 h: the pod must stop once spend + the next hour would pass it (~5.1 h).

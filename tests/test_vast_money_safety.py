@@ -156,3 +156,19 @@ def test_a_failed_vast_listing_leaves_vast_jobs_alone_and_runpod_budgets_enforce
     env.emu.clear_malformed()
     env.emu.advance(600)
     assert [j.state for j in tick(env, api, lowered).jobs] == ["budget_stopped", "running"]
+
+
+# -- an instance missing from a listing and answered `"instances": null` is unknown, not gone -----------------
+def test_an_instance_answered_null_is_unknown_and_never_joined_by_a_second(both):
+    env, api = both
+    config = env.config(job("v"))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    env.emu.advance(600)
+    env.emu.malform("vast:list", {"instances": [], "next_token": None}, times=1)
+    env.emu.malform("vast:show", {"instances": None}, times=1)
+    report = tick(env, api, config)
+    assert report.jobs[0].state == "unknown" and "no proof" in report.jobs[0].message, report.jobs[0].message
+    assert vast_live(env.emu) == [inst] and env.store.pod(str(inst.id))["state"] == "active"  # still watched
+    env.emu.advance(600)
+    assert tick(env, api, config).jobs[0].state == "running" and vast_live(env.emu) == [inst]

@@ -33,6 +33,7 @@ from bidder import __version__
 from bidder.errors import (
     ApiError,
     ConfigError,
+    MalformedAnswer,
     NoCapacity,
     NotInterruptible,
     PodNotFound,
@@ -282,13 +283,14 @@ class VastClient:
         return ops.build_instance(instance_id)
 
     def instance(self, instance_id: int) -> Instance:
-        """One instance. PodNotFound when Vast does not know it (or answers `"instances": null`)."""
+        """One instance. PodNotFound when Vast says it does not know it (404 `no_such_instance`); an
+        answer without it (`"instances": null`) is a MalformedAnswer: no proof that it ended."""
         request = ops.build_instance(instance_id)
         body = self.execute(request, instance_id=instance_id)
         raw = body.get("instances")
         if raw is None:
-            raise PodNotFound(f"instance: Vast has no instance {instance_id}", pod_id=str(instance_id),
-                              operation="instance", codes=("no_such_instance",))
+            raise MalformedAnswer(f"instance: Vast answered no instance for {instance_id} (\"instances\": null), "
+                                  "which is no proof that it ended", operation="instance")
         return self._parse(request.operation, parse_instance, raw)
 
     def iter_instances(self) -> Iterator[Instance]:
