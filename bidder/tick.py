@@ -589,13 +589,23 @@ class _Tick:
                  state: dict[str, Any]) -> JobReport:
         """The job's pod is stopped and bidder did not stop it: resume, wait, or move."""
         decision = self._decide(job, policy, progress)
+        # A paused Vast instance resumes by itself at its standing bid: a bid the policy no longer allows
+        # (a lowered cap, budget or max_spend_per_hour) must not stand while it waits.
+        standing_refused = self._standing_bid_refused(jc, policy, row, progress)
         if isinstance(decision, str) or decision.action == "wait":
+            if standing_refused is not None:
+                failed = self._retire(jc, row, f"its standing bid is no longer allowed: {standing_refused}",
+                                      terminate=True)
+                note = failed or (f"paused instance {row['pod_id']} destroyed: its standing bid is no longer "
+                                  f"allowed ({standing_refused})")
+                return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
             return self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
         same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
                 and decision.action == ("spot" if row["kind"] == "spot" else "on_demand")
                 and (decision.market or "runpod") == (row.get("market") or "runpod"))
         failures = int(state.get("resume_failures") or 0)
-        if same and row.get("market") == "vast" and row["kind"] == "spot" and not _raises(decision, row):
+        if (same and row.get("market") == "vast" and row["kind"] == "spot" and not _raises(decision, row)
+                and standing_refused is None):
             # Vast: an outbid instance resumes by itself when its bid is the highest again; a bid at or
             # below the standing one changes nothing, so nothing is sent.
             return self._vast_resumed(jc, row, row.get("bid_per_gpu"))
@@ -627,6 +637,17 @@ class _Tick:
             return self._wait(jc, f"could not resume {row['pod_id']}: {attempt.message}", row["pod_id"],
                               note=self._volume_note(jc, row))
         return self._move(jc, job, policy, row, decision, progress.spent)
+
+    def _standing_bid_refused(self, jc: JobConfig, policy: Policy, row: dict[str, Any],
+                              progress: JobProgress) -> str | None:
+        """Why a paused Vast instance's standing bid is no longer allowed (None: it is, or not such a pod)."""
+        if row.get("market") != "vast" or row["kind"] != "spot" or row.get("bid_per_gpu") is None:
+            return None
+        ex = self.ex_for("vast")
+        return ex.refusal(ex.effective_policy(policy), kind="spot", price_per_gpu=float(row["bid_per_gpu"]),
+                          gpu_count=int(row.get("gpu_count") or jc.job.gpu_count), job_spent=progress.spent,
+                          exclude_pod=row["pod_id"],
+                          hours_ahead=self.hours_ahead(jc, progress.work_done_hours, row["gpu_type_id"]))
 
     def _retire(self, jc: JobConfig, row: dict[str, Any], reason: str, *, terminate: bool) -> str | None:
         """End the job's pod before another is rented (None), or say why it could not be ended: then

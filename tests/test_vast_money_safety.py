@@ -172,3 +172,42 @@ def test_an_instance_answered_null_is_unknown_and_never_joined_by_a_second(both)
     assert vast_live(env.emu) == [inst] and env.store.pod(str(inst.id))["state"] == "active"  # still watched
     env.emu.advance(600)
     assert tick(env, api, config).jobs[0].state == "running" and vast_live(env.emu) == [inst]
+
+
+# -- a paused instance's standing bid is held to the policy as it stands now --------------------------------
+def _paused_at_its_bid(env, api):
+    config = env.config(job("v"))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    [row] = env.store.managed_pods("v")
+    machine = int(env.emu.vast.market.machine_id[inst.machine])
+    env.emu.vast.set_competitor(machine, 0.59)
+    env.emu.advance(600)
+    tick(env, api, config, advise=lambda *a: plan("spot", row["bid_per_gpu"], row["cloud"]))  # waits at its bid
+    assert not inst.was_running and not inst.destroyed
+    return inst, row, machine
+
+
+def test_a_paused_instance_gets_its_bid_lowered_to_a_lowered_cap(both):
+    env, api = both
+    inst, row, machine = _paused_at_its_bid(env, api)
+    cap = round(row["bid_per_gpu"] - 0.05, 4)  # the user lowers max_price below the standing bid
+    lowered = env.config(job("v", max_price=cap))
+    report = tick(env, api, lowered, advise=lambda *a: plan("spot", cap, row["cloud"]))  # a plan within the cap
+    assert inst.price <= cap + 1e-9 and not inst.destroyed, report.jobs[0].message
+    env.emu.vast.set_competitor(machine, None)  # if it resumes by itself, it is at the new bid
+    env.emu.advance(600)
+    tick(env, api, lowered, advise=lambda *a: plan("spot", cap, row["cloud"]))
+    assert inst.price <= cap + 1e-9 and vast_live(env.emu) == [inst]
+
+
+def test_a_paused_instance_whose_bid_is_no_longer_allowed_is_destroyed_while_the_job_waits(both):
+    env, api = both
+    inst, row, machine = _paused_at_its_bid(env, api)
+    lowered = env.config(job("v", max_price=round(row["bid_per_gpu"] - 0.05, 4)))
+    report = tick(env, api, lowered, advise=lambda *a: "the floor is above the cap")  # the plan waits
+    line = report.jobs[0]
+    assert line.state == "waiting" and "no longer allowed" in line.message and inst.destroyed, line.message
+    env.emu.vast.set_competitor(machine, None)
+    env.emu.advance(600)
+    assert vast_live(env.emu) == []  # nothing resumed by itself above the cap
