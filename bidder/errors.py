@@ -50,6 +50,7 @@ __all__ = [
     "TimeRunsBackwards",
     "TraceFormatError",
     "TransportError",
+    "UnwantedInstance",
 ]
 
 
@@ -137,15 +138,21 @@ class TransportError(ApiError):
         self.maybe_executed = maybe_executed
 
 
-class NotInterruptible(ApiError):
-    """A Vast create sent with a bid came back as an on-demand rental (`is_bid` false): the known
-    way to overspend on Vast. `destroyed` says whether bidder destroyed it at once."""
+class UnwantedInstance(ApiError):
+    """A Vast create made an instance bidder does not want (a losing bid's, created stopped; an
+    on-demand rental despite the bid), which it tried to destroy at once: `destroyed` says whether
+    that worked. When it did not, the instance still bills: the caller must see it ended."""
 
     def __init__(self, message: str, *, instance_id: int | None = None, destroyed: bool = False,
                  operation: str | None = None) -> None:
         super().__init__(message, operation=operation)
         self.instance_id = instance_id
         self.destroyed = destroyed
+
+
+class NotInterruptible(UnwantedInstance):
+    """A Vast create sent with a bid came back as an on-demand rental (`is_bid` false): the known
+    way to overspend on Vast. `destroyed` says whether bidder destroyed it at once."""
 
 
 class MalformedAnswer(TransportError):

@@ -56,6 +56,7 @@ from bidder.errors import (
     RateLimited,
     SpotUnsupported,
     TransportError,
+    UnwantedInstance,
 )
 from bidder.jobs import JobConfig, PodTemplate, pod_name
 from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
@@ -512,6 +513,15 @@ class Executor:
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
             self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
             raise
+        except UnwantedInstance as exc:
+            # Vast made an instance bidder did not ask for (on-demand despite the bid, a losing bid's):
+            # nothing else is rented this tick; one it could not destroy is destroyed before anything else.
+            self._finish(action, now, "error", error=str(exc))
+            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+            self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
+            if not exc.destroyed and exc.instance_id is not None:
+                self.keep_retiring(config, str(exc.instance_id), name, cand, now, why=str(exc))
+            raise _StopLaunch(str(exc)) from exc
         except NoCapacity as exc:
             self._finish(action, now, "error", error=str(exc))
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
@@ -531,6 +541,13 @@ class Executor:
                     raise _StopLaunch(f"the create's answer was lost ({exc}) and no pod named {name} exists yet; "
                                       f"it may still appear: bidder looks it up again before renting anything "
                                       f"else for this job (until {to_iso(until)})") from exc
+                if cand.kind == "spot" and not found.is_spot:
+                    # A bid that came back an on-demand rental: not the job's pod at the bid asked for.
+                    why = f"pod {found.id} named {name} was created on-demand although a bid was sent"
+                    self._finish(action, now, "error", pod_id=found.id, error=why)
+                    self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+                    self.keep_retiring(config, found.id, name, cand, now, why=why)
+                    raise _StopLaunch(why) from exc
                 self._finish(action, now, "ok", pod_id=found.id)
                 self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
                 self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
@@ -610,6 +627,16 @@ class Executor:
         self.emit(now, "adopted", job=config.name, pod_id=pod.id, name=name,
                   message=f"found pod {pod.id} named {name} from a create whose answer was lost")
         return pod
+
+    def keep_retiring(self, config: JobConfig, pod_id: str, name: str, cand: _Candidate, now: datetime, *,
+                      why: str) -> None:
+        """A pod the job does not want that could not be ended: in the ledger as `retiring`, never the
+        job's pod; each tick ends it before doing anything else for the job (`bidder.tick`)."""
+        self.store.add_pod(pod_id, job=config.name, name=name, gpu_type_id=cand.gpu_type_id, cloud=cand.cloud,
+                           gpu_count=config.job.gpu_count, kind=cand.kind, bid_per_gpu=cand.bid_per_gpu,
+                           created=now, market=self.market)
+        self.store.set_pod_state(pod_id, state="retiring", desired_status="RUNNING", note=why)
+        self.emit(now, "retiring", job=config.name, pod_id=pod_id, name=name, message=why)
 
     def take_stray(self, config: JobConfig, pod: Pod, now: datetime, *, keep: bool) -> None:
         """Start watching a pod found by one of the job's names that the ledger did not know (see

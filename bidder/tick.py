@@ -386,6 +386,13 @@ class _Tick:
         blind = self._blind_spot(jc, state)
         if blind is not None:
             return self._report(jc, "unknown", f"{blind}: nothing is done for this job until it can be")
+        if not self.ex.dry_run:
+            for unwanted in self.store.managed_pods(jc.name, states=["retiring"]):
+                # A pod the job did not want whose destroy failed: ended before anything else is done.
+                failed = self._retire(jc, unwanted, f"not wanted: {unwanted.get('note') or 'see the ledger'}",
+                                      terminate=True)
+                if failed is not None:
+                    return self._report(jc, "unknown", failed, unwanted["pod_id"])
         if state.get("pending_name") and not self.listing_trusted:
             return self._report(jc, "unknown", f"the pod list contradicts the ledger; a pod named "
                                                f"{state['pending_name']} may exist: nothing is created this tick")

@@ -75,7 +75,7 @@ def plan(action: str, bid: float | None, tier: str = "VERIFIED", alternatives: t
                     expected_completion_hours=None, reasons=("review",), market="vast", alternatives=alternatives)
 
 
-# -- a raised bid multiplies by the GPU count Vast's answer states, not the one the cap was checked for -------
+# -- a raised bid is priced on the GPU count checked against the cap, never on the count an answer states ----
 def test_a_raised_bid_is_priced_on_the_checked_gpu_count_not_the_answers(both):
     env, api = both
     config = env.config(job("v"))
@@ -94,7 +94,7 @@ def test_a_raised_bid_is_priced_on_the_checked_gpu_count_not_the_answers(both):
     assert inst.price <= 0.6 + 1e-9, f"instance bid ${inst.price:.3f}/h on 1 GPU, cap $0.60"
 
 
-# -- the key leaks through the create's new_contract echoed in an error ----------------------------------
+# -- a key echoed in a create's new_contract never reaches the ledger or the events ------------------------
 def test_a_key_echoed_in_new_contract_never_reaches_the_ledger(vx):
     emu, api, store = vx
     cfg = job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
@@ -109,7 +109,7 @@ def test_a_key_echoed_in_new_contract_never_reaches_the_ledger(vx):
     assert not [t for t in texts if emu.api_key in t]
 
 
-# -- an impossible (negative) rate in one Vast listing is stored and lowers the job's spend: budget passed ----
+# -- an impossible (negative) rate in a listing is set aside: the spend and the budget hold ----------------
 def test_a_negative_rate_in_a_listing_is_set_aside_and_the_budget_holds(both):
     env, api = both
     config = env.config(job("v"))
@@ -211,3 +211,71 @@ def test_a_paused_instance_whose_bid_is_no_longer_allowed_is_destroyed_while_the
     env.emu.vast.set_competitor(machine, None)
     env.emu.advance(600)
     assert vast_live(env.emu) == []  # nothing resumed by itself above the cap
+
+
+# -- a losing bid whose stopped instance could not be destroyed: nothing else is rented, it is retiring -----
+def test_a_losing_bids_instance_that_cannot_be_destroyed_stops_the_launch_and_is_retiring(vx):
+    emu, api, store = vx
+    cfg = job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
+                                "disk": 20, "max_price": 5.0})
+    spec = api.spec(cfg.template, "probe", VAST4090, 1, "VERIFIED")
+    bid = round(min(o.spot_floor_per_gpu for o in api.offers(spec) if o.spot_floor_per_gpu) + 0.02, 4)
+    # Vast answers the create as a losing bid (HTTP 400 naming new_contract: the instance exists),
+    # and the destroy of that instance fails (500s).
+    emu.malform("vast:create", lambda p: {"success": False, "error": "invalid_price",
+                                          "msg": "Your bid is below the current minimum bid",
+                                          "new_contract": p["new_contract"]}, status=400, times=1)
+    emu.malform("vast:destroy", {"success": False, "error": "server_error", "msg": "Internal Server Error"},
+                status=500, execute=False, times=None)
+    decision = plan("spot", bid, alternatives=(plan("on_demand", None),))
+    result = Executor(api, store).launch(cfg, cfg.job, cfg.policy, decision, emu.now)
+    [left] = vast_live(emu)  # the losing bid's instance: no on-demand one was rented beside it
+    assert result.pod is None and left.is_bid, [a.outcome for a in result.attempts]
+    assert store.pod(str(left.id))["state"] == "retiring" and store.managed_pods("t", states=["active"]) == []
+
+
+# -- a bid create rented on-demand whose destroy failed is never taken as the job's pod ------------------
+def test_an_on_demand_rental_despite_a_bid_that_cannot_be_destroyed_is_never_the_jobs_pod(vx):
+    emu, api, store = vx
+    spec = api.spec(job_from_values("p", {"gpu": [VAST4090], "image": "x", "market": "vast", "disk": 20}).template,
+                    "probe", VAST4090, 1, "VERIFIED")
+    offers = [o for o in api.offers(spec) if o.spot_floor_per_gpu and o.on_demand_per_gpu]
+    cheapest_floor = min(o.spot_floor_per_gpu for o in offers)
+    pick = min(offers, key=lambda o: (o.spot_floor_per_gpu, -o.reliability, o.id))
+    cap = round(cheapest_floor + 0.01, 4)
+    assert pick.on_demand_per_gpu > cap  # its on-demand price is above the job's cap
+    cfg = job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
+                                "disk": 20, "max_price": cap})
+    emu.vast.ignore_price = True  # the known overspend: Vast rents on-demand although a bid was sent
+    emu.malform("vast:destroy", {"success": False, "error": "server_error", "msg": "Internal Server Error"},
+                status=500, execute=False, times=None)
+    result = Executor(api, store).launch(cfg, cfg.job, cfg.policy, plan("spot", cap), emu.now)
+    emu.clear_malformed()
+    emu.vast.ignore_price = False
+    rows = store.managed_pods("t", states=["active"])
+    # An instance that runs above the cap may exist (the destroy failed), but bidder must not take it as
+    # the job's pod and go on paying it: it is to be ended, not kept.
+    kept = [r for r in rows if not emu.vast.instances[int(r["pod_id"])].is_bid]
+    assert not kept, (
+        [a.outcome for a in result.attempts], rows, [(i.id, i.is_bid, i.od_price) for i in vast_live(emu)])
+    [left] = vast_live(emu)
+    assert store.pod(str(left.id))["state"] == "retiring"
+
+
+def test_the_tick_destroys_a_retiring_instance_before_renting_anything(both):
+    env, api = both
+    config = env.config(job("v"))
+    env.emu.vast.ignore_price = True  # Vast rents on-demand although a bid was sent...
+    env.emu.malform("vast:destroy", {"success": False, "error": "server_error", "msg": "Internal Server Error"},
+                    status=500, execute=False, times=None)  # ...and the destroy fails
+    report = tick(env, api, config)
+    [left] = vast_live(env.emu)
+    assert report.jobs[0].state == "waiting" and not left.is_bid, report.jobs[0].message
+    env.emu.vast.ignore_price = False
+    env.emu.advance(600)
+    assert tick(env, api, config).jobs[0].state == "unknown" and vast_live(env.emu) == [left]  # still failing
+    env.emu.clear_malformed()
+    env.emu.advance(600)
+    tick(env, api, config)  # destroyed first, then the job goes on
+    assert left.destroyed and env.store.pod(str(left.id))["state"] == "retired"
+    assert all(i.is_bid for i in vast_live(env.emu)) and len(vast_live(env.emu)) <= 1

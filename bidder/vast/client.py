@@ -38,6 +38,7 @@ from bidder.errors import (
     NotInterruptible,
     PodNotFound,
     RateLimited,
+    UnwantedInstance,
 )
 from bidder.runpod.client import RetryPolicy
 from bidder.runpod.errors_map import HTTPX_CAUGHT, from_httpx
@@ -242,6 +243,9 @@ class VastClient:
                     else f"instance {instance_id if instance_id is not None else '(unreadable id)'} it created "
                          "stopped could NOT be destroyed: destroy it now")
             error = classify(request.operation, response.status_code, code, text, secret=self._key)
+            if not destroyed:
+                raise UnwantedInstance(f"{error}; the bid did not win: {fate}", instance_id=instance_id,
+                                       operation=request.operation)
             raise NoCapacity(f"{error}; the bid did not win: {fate}", operation=request.operation,
                              status=response.status_code, messages=getattr(error, "messages", ()),
                              codes=getattr(error, "codes", ())) from None
