@@ -279,3 +279,49 @@ def test_the_tick_destroys_a_retiring_instance_before_renting_anything(both):
     tick(env, api, config)  # destroyed first, then the job goes on
     assert left.destroyed and env.store.pod(str(left.id))["state"] == "retired"
     assert all(i.is_bid for i in vast_live(env.emu)) and len(vast_live(env.emu)) <= 1
+
+
+# -- an empty 200 answer to a stop proves nothing: the instance stays watched ---------------------------------
+def test_a_stop_answered_without_success_is_not_taken_as_done_and_the_budget_holds(both):
+    env, api = both
+    config = env.config(job("v"))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    env.emu.advance(600)
+    tick(env, api, config)
+    spent = env.emu.vast.total_spend()
+    lowered = env.config(job("v", budget=round(spent + 0.05, 4)))
+    # Vast answers the stop with an empty object and does not execute it (no "success": true).
+    env.emu.malform("vast:set_state", {}, execute=False, times=1)
+    report = tick(env, api, lowered)
+    line = report.jobs[0]
+    assert line.state == "running" and "not confirmed" in line.message, line.message  # still watched
+    assert env.store.pod(str(inst.id))["state"] == "active"
+    budget = round(spent + 0.05, 4)
+    rate = inst.compute_per_hr + inst.storage_per_hr
+    for _ in range(12):  # six more hours of ticks, every 30 minutes
+        env.emu.advance(1800)
+        tick(env, api, lowered)
+    # The rule: the budget is passed by at most one tick's spend (30 minutes here).
+    total = env.emu.vast.total_spend()
+    assert total <= budget + rate * 0.5 + 1e-6, (
+        f"spent ${total:.3f} against a budget of ${budget:.3f}; instance intended={inst.intended}, ledger row "
+        f"{env.store.pod(str(inst.id))['state']} (no longer polled)")
+    assert not inst.was_running and (inst.intended == "stopped" or inst.destroyed)  # a later tick ended it
+
+
+# -- an empty 200 answer to a destroy proves nothing: no second instance beside a paused one ------------------
+def test_a_destroy_answered_without_success_is_not_taken_as_done_and_nothing_is_rented(both):
+    env, api = both
+    config = env.config(job("v"))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [paused] = vast_live(env.emu)
+    machine = int(env.emu.vast.market.machine_id[paused.machine])
+    env.emu.vast.set_competitor(machine, 0.59)
+    env.emu.advance(600)
+    env.emu.malform("vast:destroy", {}, execute=False, times=1)
+    report = tick(env, api, config, advise=lambda *a: plan("on_demand", None))
+    env.emu.vast.set_competitor(machine, None)  # the paused one resumes by itself
+    env.emu.advance(600)
+    live = vast_live(env.emu)
+    assert len(live) <= 1, (report.jobs[0].message, [(i.id, i.was_running) for i in live])

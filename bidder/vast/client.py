@@ -281,7 +281,29 @@ class VastClient:
     def change_bid(self, instance_id: int, bid_per_gpu: float, num_gpus: int) -> None:
         """Set the bid of an interruptible instance to `bid_per_gpu` x `num_gpus` per hour. A paused
         instance whose new bid is the highest resumes by itself. Retried (an absolute price)."""
-        self.execute(self.build_change_bid(instance_id, bid_per_gpu, num_gpus), instance_id=instance_id)
+        request = self.build_change_bid(instance_id, bid_per_gpu, num_gpus)
+        price = request.body["price"] if request.body else None
+        self._confirmed(request, self.execute(request, instance_id=instance_id), instance_id,
+                        lambda inst: inst.bid_price is not None and price is not None
+                        and abs(inst.bid_price - price) <= 1e-6)
+
+    def _confirmed(self, request: VastRequest, body: Mapping[str, Any], instance_id: int,
+                   done: Callable[[Instance], bool] | None) -> None:
+        """A mutation is done when Vast says `"success": true`; an answer without it (`{}`, anything
+        else) proves nothing, so the instance is read back and must show it done (`done` None: gone,
+        for a destroy). Otherwise a MalformedAnswer: the mutation may or may not have happened."""
+        if body.get("success") is True:
+            return
+        try:
+            inst = self.instance(instance_id)
+        except PodNotFound:
+            if done is None:
+                return
+            raise
+        if done is not None and done(inst):
+            return
+        raise MalformedAnswer(f"{request.operation}: Vast answered instance {instance_id}'s request without "
+                              "\"success\": true, and the instance does not show it done", operation=request.operation)
 
     def build_instance(self, instance_id: int) -> VastRequest:
         return ops.build_instance(instance_id)
@@ -322,24 +344,31 @@ class VastClient:
 
     def stop(self, instance_id: int) -> None:
         """Stop an instance (its disk stays, and bills storage). Retried."""
-        self.execute(self.build_stop(instance_id), instance_id=instance_id)
+        request = self.build_stop(instance_id)
+        self._confirmed(request, self.execute(request, instance_id=instance_id), instance_id,
+                        lambda inst: inst.intended_status == "stopped")
 
     def build_start(self, instance_id: int) -> VastRequest:
         return ops.build_set_state(instance_id, "running")
 
     def start(self, instance_id: int) -> None:
         """Start a stopped instance (a bid instance runs only while its bid is the highest). Retried."""
-        self.execute(self.build_start(instance_id), instance_id=instance_id)
+        request = self.build_start(instance_id)
+        self._confirmed(request, self.execute(request, instance_id=instance_id), instance_id,
+                        lambda inst: inst.intended_status == "running")
 
     def build_destroy(self, instance_id: int) -> VastRequest:
         return ops.build_destroy(instance_id)
 
     def destroy(self, instance_id: int) -> None:
         """Destroy an instance for good. Retried; `no_such_instance` means it is already gone: done."""
+        request = self.build_destroy(instance_id)
         try:
-            self.execute(self.build_destroy(instance_id), instance_id=instance_id, gone_means_done=True)
+            body = self.execute(request, instance_id=instance_id, gone_means_done=True)
         except PodNotFound:
             log.info("destroy: instance %s is already gone", instance_id)
+            return
+        self._confirmed(request, body, instance_id, None)  # ({} after an unanswered attempt found it gone)
 
 
 def _bid(value: float) -> float:
