@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso"]
+__all__ = ["DurationTooLong", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_MAX_DURATION_S = 100 * 365.25 * 86400
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+
+
+class DurationTooLong(ValueError):
+    """A duration over 100 years: well-formed, but no date that far off fits."""
 
 
 def parse_duration(text: str | float | int, *, default_unit: str = "s") -> timedelta:
@@ -23,6 +28,8 @@ def parse_duration(text: str | float | int, *, default_unit: str = "s") -> timed
         seconds = float(match.group(1)) * _UNITS[unit]
     if seconds < 0:
         raise ValueError(f"duration must not be negative, got {text!r}")
+    if not seconds <= _MAX_DURATION_S:  # also nan; past it a date before or after it would not fit
+        raise DurationTooLong(f"duration {text!r} is over 100 years: give a shorter one")
     return timedelta(seconds=seconds)
 
 

@@ -143,6 +143,22 @@ def test_a_time_before_the_newest_data_is_refused_in_one_line(emulator: Emulator
                 "--format", "json").exit_code == 0
 
 
+def test_a_collect_that_could_not_reach_the_emulator_does_not_stop_the_next_ones(emulator: Emulator,
+                                                                                tmp_path: Path) -> None:
+    db = str(tmp_path / "bidder.db")
+    assert _cli("collect", "--db", db, "--api-url", emulator.url).exit_code == 0
+    # A mistyped URL: no answer, so no emulator clock; the error row is stamped with the wall clock.
+    failed = _cli("collect", "--db", db, "--api-url", "http://127.0.0.1:1/graphql", "--retries", "1")
+    assert failed.exit_code == 1 and len(failed.stderr.strip().splitlines()) == 1
+    emulator.advance(600)
+    again = _cli("collect", "--db", db, "--api-url", emulator.url)
+    assert again.exit_code == 0, again.output + again.stderr
+    stamps = _collections(Path(db))
+    assert [ts for ts, clock in stamps if clock == "emulator"] == [datetime(2026, 1, 1, tzinfo=UTC),
+                                                                    datetime(2026, 1, 1, 0, 10, tzinfo=UTC)]
+    assert [clock for _, clock in stamps].count("wall") == 1  # the failed cycle's error row is kept
+
+
 def test_two_polls_in_the_same_second_are_both_kept(tmp_path: Path) -> None:
     with Store.open(tmp_path / "bidder.db") as store:
         at = datetime(2026, 1, 1, tzinfo=UTC)

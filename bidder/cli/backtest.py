@@ -14,10 +14,21 @@ from typing import Any
 import click
 
 from bidder.cli import main
-from bidder.cli.common import CLOUD_CHOICE, DEFAULT_DB, DURATION, HOURS_HELP, TOLERANCE, emit_rows
+from bidder.cli.common import (
+    CLOUD_CHOICE,
+    DEFAULT_DB,
+    DURATION,
+    HOURS_HELP,
+    MAX_DAYS,
+    MAX_HOURS,
+    MAX_RECLAIM_RATE,
+    TOLERANCE,
+    FiniteRange,
+    emit_rows,
+)
 from bidder.cli.progress import Progress
 from bidder.errors import ConfigError
-from bidder.units import parse_timestamp
+from bidder.units import format_duration, parse_timestamp
 
 __all__ = ["backtest"]
 
@@ -98,10 +109,10 @@ Example:
               help="GPUs per pod.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any",
               show_default=True, help="Only this cloud (RunPod) or tier (Vast).")
-@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None, metavar="H",
+@click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None, metavar="H",
               help=f"{HOURS_HELP} (default 100).")
 @click.option("--keep-running", is_flag=True, help="A service kept running for --days instead of a batch job.")
-@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="D",
+@click.option("--days", type=FiniteRange(min=0, min_open=True, max=MAX_DAYS), default=None, metavar="D",
               help="How long a --keep-running service runs (default 30).")
 @click.option("--deadline", type=DURATION, default="7d", show_default=True, metavar="DURATION",
               help="Time from each start to the batch job's deadline.")
@@ -109,7 +120,7 @@ Example:
               help="Work lost per interruption (resume time plus work since the last checkpoint).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day bidder accepts: none, low, medium, high or a number.")
-@click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
+@click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Most per GPU-hour any strategy may pay (bid or on-demand).")
 @click.option("--strategies", "strategy_text", default="all", show_default=True, metavar="LIST",
               help=f"Comma-separated: {', '.join(_STRATEGIES)}; or all.")
@@ -121,7 +132,7 @@ Example:
               help="Start the same job again every DURATION across the history (rolling windows) and "
                    "report the mean and the worst window.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the reclaim draws.")
-@click.option("--reclaim-rate", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="PER_HOUR",
+@click.option("--reclaim-rate", type=FiniteRange(min=0, max=MAX_RECLAIM_RATE), default=0.0, show_default=True, metavar="PER_HOUR",
               help="Random reclaims per running hour of a spot pod, that no bid avoids.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="Output format.")
@@ -156,6 +167,13 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
         raise click.BadParameter("must be after --start", param_hint="--end")
     if every is not None and every.total_seconds() <= 0:  # 0 would quietly replay one window
         raise click.BadParameter("must be above 0, e.g. 3.5d", param_hint="--every")
+    if chart:
+        from bidder.cli.report import check_chart_path
+
+        check_chart_path(chart, param_hint="--chart")  # before the replay, not after it
+    if not keep_running and restart_overhead >= deadline:
+        raise click.BadParameter(f"must be shorter than the deadline ({format_duration(deadline.total_seconds())})",
+                                 param_hint="--restart-overhead")
     names = _strategies(strategy_text)
     if keep_running and set(names) <= {"optimum", "hindsight"} and "optimum" in names:
         raise click.UsageError("the optimum is for a batch job (--hours by a --deadline), not a --keep-running "
@@ -245,15 +263,8 @@ def _iso(epoch: float) -> str:
 
 def _write_chart(report: Any, path: str) -> None:
     from bidder.backtest.charts import cumulative_cost
+    from bidder.cli.report import save_chart
 
-    fig = cumulative_cost(report)
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the chart to {path}: {exc.strerror or exc}", key="chart") from None
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+    save_chart(cumulative_cost(report), path, param_hint="--chart")
 
 

@@ -19,6 +19,7 @@ from bidder.cli.common import (
     CLOUD_CHOICE,
     DURATION,
     INT_LIST,
+    FiniteRange,
     api_options,
     db_option,
     emit_rows,
@@ -129,7 +130,7 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
               help="Attempts per request on a transient error (429, 5xx, timeout); 1 = fail at once.")
 @market_option("any", "Markets to collect; any = every market with a configured API key (RUNPOD_API_KEY, "
                "VAST_API_KEY).")
-@click.option("--vast-min-reliability", type=click.FloatRange(0, 1), default=None, metavar="SCORE",
+@click.option("--vast-min-reliability", type=FiniteRange(0, 1), default=None, metavar="SCORE",
               help="Vast: summarise only offers with at least this reliability (every offer is stored; default: "
               "vast_min_reliability in ./bidder.toml, else 0.95).")
 @click.option("--vast-verified-only/--vast-unverified", default=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 import tomllib
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from bidder.models import parse_tolerance
-from bidder.units import parse_duration, parse_int_list, parse_timestamp
+from bidder.units import DurationTooLong, parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
     "CLOUD_CHOICE",
@@ -26,7 +27,11 @@ __all__ = [
     "HOURS_HELP",
     "INT_LIST",
     "MARKET_CHOICES",
+    "MAX_DAYS",
+    "MAX_HOURS",
+    "MAX_RECLAIM_RATE",
     "TOLERANCE",
+    "FiniteRange",
     "api_options",
     "db_option",
     "emit_rows",
@@ -45,6 +50,23 @@ DEFAULT_API_URL = "https://api.runpod.io/graphql"
 DEFAULT_DB = "data/bidder.db"
 DEFAULT_VAST_URL = "https://console.vast.ai"
 USER_CONFIG = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "bidder" / "config.toml"
+
+
+#: The largest values the numeric options take: past them a figure is a typo (and some would not fit a date).
+MAX_HOURS = 1_000_000.0
+MAX_DAYS = 3660.0
+MAX_RECLAIM_RATE = 60.0  # reclaims per hour: once a minute
+
+
+class FiniteRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf: nan passes every range check, and neither is a
+    price, a number of hours or a rate."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class DurationType(click.ParamType):
@@ -95,6 +117,8 @@ def parse_when(text: str | None, now: datetime, option: str, *, allow_all: bool 
         return None
     try:
         return now - parse_duration(text)
+    except DurationTooLong as exc:
+        raise click.BadParameter(f"{exc}, or 'all'" if allow_all else str(exc), param_hint=option) from None
     except ValueError:
         pass
     try:
@@ -241,3 +265,4 @@ def file_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+

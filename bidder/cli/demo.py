@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from bidder.cli import main
+from bidder.cli.common import MAX_DAYS, FiniteRange
 from bidder.cli.progress import Progress
 
 __all__ = ["demo"]
@@ -21,9 +22,9 @@ Example:
 
 
 @main.command("demo", epilog=_EXAMPLE)
-@click.option("--days", type=float, default=3.0, show_default=True,
+@click.option("--days", type=FiniteRange(min=0, min_open=True, max=MAX_DAYS), default=3.0, show_default=True,
               help="Simulated days of `bidder tick` for the managed job (0.25 to 14).")
-@click.option("--history-days", type=float, default=2.0, show_default=True,
+@click.option("--history-days", type=FiniteRange(min=0, min_open=True, max=MAX_DAYS), default=2.0, show_default=True,
               help="Simulated days of price history collected first (0.5 to 14).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The emulator's market seed.")
 @click.option("--keep", "keep", type=click.Path(file_okay=False), default=None, metavar="DIR",

@@ -22,7 +22,9 @@ from bidder.cli.common import (
     CLOUD_CHOICE,
     DURATION,
     HOURS_HELP,
+    MAX_HOURS,
     TOLERANCE,
+    FiniteRange,
     api_options,
     db_option,
     emit_rows,
@@ -178,7 +180,7 @@ LOCK_WAIT = 60.0
 
 
 def wait_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--wait", "lock_wait", type=click.FloatRange(min=0), default=LOCK_WAIT, show_default=True,
+    return click.option("--wait", "lock_wait", type=FiniteRange(min=0, max=86400), default=LOCK_WAIT, show_default=True,
                         metavar="SECONDS",
                         help="How long to wait for a running `bidder tick` to finish (they never act at once: "
                              "a tick could undo this command).")(func)
@@ -207,13 +209,13 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @market_option("any", "Which market: runpod, vast, or any (the cheapest plan over the markets with history).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day accepted: none, low, medium, high or a number.")
-@click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
+@click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Most per GPU-hour, bid or on-demand.")
-@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None,
               help=f"{HOURS_HELP} (default: keep running).")
 @click.option("--keep-running", is_flag=True, default=False, help="A service with no end (the default).")
 @click.option("--deadline", type=DURATION, default=None, help="Finish within this long (needs --hours), e.g. 3d.")
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
+@click.option("--budget", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Most to spend on the job.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
               help="Work lost per interruption (resume time plus work since the last checkpoint).")

@@ -19,7 +19,9 @@ from bidder.cli.common import (
     CLOUD_CHOICE,
     DURATION,
     HOURS_HELP,
+    MAX_HOURS,
     TOLERANCE,
+    FiniteRange,
     api_options,
     db_option,
     emit_rows,
@@ -88,20 +90,20 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True,
               help="Which cloud (RunPod: secure, community) or tier (Vast: verified, unverified).")
 @market_option("any", "Which market: runpod, vast, or any (the cheapest plan over the markets with history).")
-@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None,
               help=f"{HOURS_HELP} (a batch job).")
 @click.option("--keep-running", is_flag=True, help="A service with no end: optimise cost per hour.")
 @click.option("--deadline", type=DURATION, default=None, help="Finish within this long from now, e.g. 3d.")
-@click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None,
               help="Most to pay per GPU-hour, bid or on-demand (USD).")
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, help="Most to spend on the whole job (USD).")
+@click.option("--budget", type=FiniteRange(min=0, min_open=True), default=None, help="Most to spend on the whole job (USD).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day you accept: none, low (0.5), medium (2), high (6) or a number.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
               help="Work lost per interruption (resume time plus work since the last checkpoint).")
-@click.option("--min-savings", type=click.FloatRange(min=0, max=1), default=0.15, show_default=True,
+@click.option("--min-savings", type=FiniteRange(min=0, max=1), default=0.15, show_default=True,
               help="Spot must beat on-demand by this share, after overheads.")
-@click.option("--min-wait-savings", type=click.FloatRange(min=0, max=1), default=0.05, show_default=True,
+@click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
               help="Without a deadline, a wait for a lower floor must save this share of what can start now.")
 @click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
 @click.option("--now", "now_text", default=None, metavar="TIME",

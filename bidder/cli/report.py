@@ -139,20 +139,30 @@ def _rounded(value: Any, digits: int = 6) -> Any:
     return value
 
 
-def _save(fig: Any, out: str) -> None:
-    """Write the figure to `out` all at once (a temporary file renamed into place), then close it."""
-    import matplotlib.pyplot as plt
+def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
+    """The image format of chart file `out` (its suffix; none: png), checked before any work is done:
+    one matplotlib can write, in a folder that exists. A usage error or ConfigError otherwise."""
+    from matplotlib.backend_bases import FigureCanvasBase
 
     path = Path(out)
     kind = path.suffix.lstrip(".").lower() or "png"
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if kind not in supported:
+        raise click.BadParameter(f"cannot write a .{kind} chart; use one of "
+                                 f"{', '.join('.' + k for k in sorted(supported))} (e.g. out.png)",
+                                 param_hint=param_hint)
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist", key="chart")
+    return kind
+
+
+def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
+    """Write the figure to `out` all at once (a temporary file renamed into place), then close it."""
+    import matplotlib.pyplot as plt
+
     try:
-        supported = fig.canvas.get_supported_filetypes()
-        if kind not in supported:
-            raise click.BadParameter(f"cannot write a .{kind} chart; use one of "
-                                     f"{', '.join('.' + k for k in sorted(supported))} (e.g. out.png)",
-                                     param_hint="OUT")
-        if not path.parent.is_dir():
-            raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist", key="chart")
+        kind = check_chart_path(out, param_hint=param_hint)
+        path = Path(out)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(fd)
         try:
@@ -221,7 +231,7 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     if chart:
         from bidder.report.charts import spend_chart
 
-        _save(spend_chart(result), chart)
+        save_chart(spend_chart(result), chart, param_hint="--chart")
     if fmt == "json":
         click.echo(json.dumps({"db": db_path, **_rounded(result.to_dict())}, indent=2))
     elif fmt == "csv":
@@ -394,7 +404,7 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
         click.echo(f"No prices of {', '.join(ids) or 'any GPU type'} ({cloud} cloud, {gpu_count} GPU) "
                    f"{_period(since, until)}: {history}. No chart written.")
         return
-    _save(price_chart(series, track, names), out)
+    save_chart(price_chart(series, track, names), out)
     markets = ", ".join(f"{s.gpu_type_id} {s.cloud.lower()}" for s in series)
     click.echo(f"Wrote {out}: {markets}, {_period(since, until)}"
                + (f"; pod {pod_id} bid and {len(track.interruptions)} interruption(s) marked" if track else "")
@@ -422,6 +432,6 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
     if result.is_empty:
         click.echo(f"{_empty_message(result, db_path)} No chart written.")
         return
-    _save(spend_chart(result), out)
+    save_chart(spend_chart(result), out)
     click.echo(f"Wrote {out}: {len(result.jobs)} job(s), ${result.totals.spend:,.2f} spent "
                f"{_period(since, until)}.")

@@ -11,7 +11,7 @@ from types import FrameType
 import click
 
 from bidder.cli import main
-from bidder.cli.common import DURATION
+from bidder.cli.common import DURATION, MAX_DAYS, MAX_RECLAIM_RATE, FiniteRange
 from bidder.errors import ConfigError
 from bidder.units import parse_timestamp, to_iso
 
@@ -60,14 +60,14 @@ def sim() -> None:
               help="Replay this trace CSV (format: docs/traces.md) instead of the market model.")
 @click.option("--start", callback=_start, default=None, metavar="TIME",
               help="Virtual start time, ISO 8601 (default 2026-01-01T00:00:00Z, or the trace's first row).")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
+@click.option("--speed", type=FiniteRange(min=0, min_open=True, max=1e6), default=None, metavar="N",
               help="Move the clock N market seconds per real second (default: only on POST /sim/advance).")
 @click.option("--faults", callback=_faults, default=None, metavar="SPEC",
               help="Inject faults, e.g. '429=0.2,500=0.1,timeout=0.05,drop=0.05,lost_create=1,delay=2'.")
 @click.option("--no-spot", is_flag=True, help="Serve the schema without spot mutations (RunPod after spot ends).")
 @click.option("--no-spot-fields", is_flag=True,
               help="Also drop the spot price fields (minimumBidPrice, secure/communitySpotPrice); implies --no-spot.")
-@click.option("--reclaim-rate", type=click.FloatRange(min=0), default=0.01, show_default=True,
+@click.option("--reclaim-rate", type=FiniteRange(min=0, max=MAX_RECLAIM_RATE), default=0.01, show_default=True,
               help="Spot reclaims per running hour that no bid avoids.")
 def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: datetime | None,
           speed: float | None, faults: object, no_spot: bool, no_spot_fields: bool, reclaim_rate: float) -> None:
@@ -127,7 +127,7 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
 @sim.command("trace")
 @click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the market model.")
-@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+@click.option("--days", type=FiniteRange(min=0, min_open=True, max=MAX_DAYS), default=7.0, show_default=True,
               help="Length of the trace in days.")
 @click.option("--step", type=DURATION, default="5m", show_default=True, help="Sampling step, e.g. 60s, 5m.")
 @click.option("--gpu", "gpu_types", multiple=True, metavar="ID",

@@ -161,9 +161,11 @@ class LedgerStore(StoreBase):
     def newest_time(self) -> tuple[datetime, str] | None:
         """The newest time in the database and what holds it: a snapshot (collections), a poll
         (pod_observations) or a ledger action; None when empty. A command's time must not be earlier
-        (bidder.clock.check_not_past)."""
+        (bidder.clock.check_not_past). A failed collection's error row holds no data: it does not count
+        (a cycle that could not reach the emulator is stamped with the wall clock, and would otherwise
+        refuse every later command on the emulator's clock)."""
         found: list[tuple[str, str]] = []
-        for sql, what in (("SELECT max(ts) FROM collections", "snapshot"),
+        for sql, what in (("SELECT max(ts) FROM collections WHERE error IS NULL", "snapshot"),
                           ("SELECT max(ts) FROM pod_observations", "pod observation"),
                           ("SELECT max(ts) FROM actions", "ledger action")):
             value = self._rows(sql)[0][0]

@@ -1,0 +1,50 @@
+"""Numbers no user means: nan, inf, durations past any date, overheads longer than the deadline, chart
+files matplotlib cannot write. Each is refused by the real CLI before any work, with an error naming the
+option: never a traceback, a hang, a 300-digit dollar amount or a silent change of decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.store import Store
+
+TRACE = str(Path(__file__).resolve().parents[1] / "data" / "traces" / "sim-seed1-14d.csv")
+BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("recommend", "--gpu", "A6000", "--hours", "nan"), "'--hours': 'nan' is not a finite number"),
+    (("recommend", "--gpu", "A6000", "--hours", "1e308"), "'--hours': 1e+308 is not in the range"),
+    (("recommend", "--gpu", "A6000", "--hours", "10", "--max-price", "nan"), "'--max-price': 'nan' is not a finite"),
+    (("recommend", "--gpu", "A6000", "--hours", "10", "--budget", "nan"), "'--budget': 'nan' is not a finite"),
+    (("recommend", "--gpu", "A6000", "--hours", "10", "--min-savings", "nan"), "'--min-savings': 'nan'"),
+    (("recommend", "--gpu", "A6000", "--hours", "10", "--deadline", "99999999d"), "is over 100 years"),
+    (("launch", "--gpu", "A6000", "--hours", "10", "--deadline", "99999999d", "--image", "x", "--dry-run"),
+     "is over 100 years"),
+    (("history", "A6000", "--since", "99999999d"), "--since: duration '99999999d' is over 100 years"),
+    (("report", "--since", "9999999999d"), "is over 100 years"),
+    ((*BATCH[:3], "--hours", "inf"), "'--hours': inf is not in the range"),
+    ((*BATCH, "--reclaim-rate", "inf"), "'--reclaim-rate': inf is not in the range"),
+    ((*BATCH, "--max-price", "nan"), "'--max-price': 'nan' is not a finite number"),
+    ((*BATCH, "--restart-overhead", "2d"), "--restart-overhead: must be shorter than the deadline (24.0h)"),
+    ((*BATCH, "--chart", "out.txt"), "--chart: cannot write a .txt chart; use one of"),
+    (("sim", "trace", "out.csv", "--days", "1e9"), "'--days': 1000000000.0 is not in the range"),
+    (("sim", "trace", "out.csv", "--days", "nan"), "'--days': 'nan' is not a finite number"),
+    (("sim", "serve", "--speed", "inf"), "'--speed': inf is not in the range"),
+    (("stop", "abc", "--wait", "nan"), "'--wait': 'nan' is not a finite number"),
+    (("collect", "--vast-min-reliability", "nan"), "'--vast-min-reliability': 'nan' is not a finite number"),
+])
+def test_a_number_no_user_means_is_refused_naming_the_option(tmp_path, monkeypatch, args, said):
+    monkeypatch.chdir(tmp_path)
+    reads = args[0] in ("recommend", "history", "report")
+    if reads:  # an empty database: these read the window after opening it
+        Store.open(tmp_path / "x.db").close()
+    result = CliRunner().invoke(main, [*args, *(("--db", "x.db") if reads else ())])
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output + result.stderr, result.output
+    assert len(error) == 1 and said in error[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["x.db"])  # nothing else written
