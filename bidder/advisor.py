@@ -88,6 +88,11 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
     it used. Raises InsufficientHistory when there is no usable snapshot, Infeasible as `decide` does."""
     quotes = _quotes_at(store, now, max_snapshot_age_hours)
     if not quotes:
+        held = store.latest_quotes()
+        if held:  # prices, but none in the hours before `now` (a --now before or far past the history)
+            raise InsufficientHistory(f"no prices in the {format_duration(max_snapshot_age_hours * 3600)} before "
+                                      f"{now.isoformat()} in the database (its newest snapshot is "
+                                      f"{max(q.ts for q in held).isoformat()}): give a --now within its history")
         raise InsufficientHistory("no prices in the database yet: collect a snapshot with `bidder collect` "
                                   "(or load history with `bidder import-trace FILE`)")
     newest = max(q.ts for q in quotes)

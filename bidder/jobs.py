@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "GLOBAL_SETTINGS",
     "JOB_SETTINGS",
+    "MAX_DISK_GB",
     "SETTINGS",
     "Config",
     "JobConfig",
@@ -88,7 +89,7 @@ def _fraction(value: Any) -> float:
     return number
 
 
-def _whole(minimum: int) -> Callable[[Any], int]:
+def _whole(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
@@ -96,8 +97,15 @@ def _whole(minimum: int) -> Callable[[Any], int]:
             raise ValueError("must be a whole number")
         if value < minimum:
             raise ValueError(f"must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be <= {maximum:,}")
         return value
     return parse
+
+
+#: The largest disk or volume a job may ask for, in GB (100 TB): past it a figure is a typo, and
+#: RunPod's GraphQL Int (32 bits) would refuse it after a create was already on its way.
+MAX_DISK_GB = 100_000
 
 
 def _bool(value: Any) -> bool:
@@ -288,9 +296,9 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("image", None, "Docker image of the pod (required unless template_id gives one).", _text),
     Setting("name", None, "Pod name prefix (default: the job name); pods are named PREFIX-ATTEMPT.",
             _name_prefix),
-    Setting("disk", 40, "Container disk in GB (wiped when a pod stops).", _whole(1)),
+    Setting("disk", 40, "Container disk in GB (wiped when a pod stops).", _whole(1, MAX_DISK_GB)),
     Setting("volume", 0, "Volume disk in GB at mount (kept while the pod is stopped; stays on its machine).",
-            _whole(0)),
+            _whole(0, MAX_DISK_GB)),
     Setting("mount", "/workspace", "Where the volume is mounted.", _text),
     Setting("ports", None, "Ports to expose, e.g. \"8888/http,22/tcp\".", _ports),
     Setting("env", (), "Environment: a table {KEY = \"value\"} or a list of \"KEY=VALUE\".", _env),
@@ -402,6 +410,16 @@ def _fail(message: str, key: str | None, path: str | None) -> ConfigError:
     return ConfigError(f"{path}: {message}" if path else message, key=key, path=path)
 
 
+def _named(key: str, where: str) -> str:
+    """A key as the user wrote it: bidder.toml's name, or launch's option (`where` "option")."""
+    return f"--{key.replace('_', '-')}" if where == "option" else key
+
+
+def _lead(where: str) -> str:
+    """The start of a message about `where` ("[jobs.train] ", or "bidder launch " for its options)."""
+    return "bidder launch " if where == "option" else f"{where} "
+
+
 def _clean(setting: Setting, raw: Any, where: str, path: str | None) -> Any:
     try:
         return setting.parse(raw)
@@ -441,7 +459,8 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
     for group in _EXCLUSIVE:
         given = [k for k in group if k in values]
         if len(given) > 1:
-            raise _fail(f"{where} sets both {given[0]} and {given[1]}: give one of them", given[1], path)
+            raise _fail(f"{_lead(where)}sets both {_named(given[0], where)} and {_named(given[1], where)}: give one "
+                        "of them", given[1], path)
         if given:
             for other in group:
                 merged.pop(other, None)
@@ -459,12 +478,13 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
                         given[1], path)
     get = lambda key: clean.get(key, _parsed_default(key))  # noqa: E731
     if get("deadline") is not None and get("hours") is None:
-        raise _fail(f"{where} deadline needs hours (the work to finish by then)", "deadline", path)
+        raise _fail(f"{_lead(where)}{_named('deadline', where)} needs {_named('hours', where)} (the work to finish "
+                    "by then)", "deadline", path)
     if get("hours") is None and "keep_running" in clean and not clean["keep_running"]:
         raise _fail(f"{where} keep_running = false needs hours (the work to do)", "keep_running", path)
     if get("image") is None and get("template_id") is None:
-        raise _fail(f"{where} needs image (a Docker image, e.g. runpod/pytorch:latest) or template_id",
-                    "image", path)
+        raise _fail(f"{_lead(where)}needs {_named('image', where)} (a Docker image, e.g. runpod/pytorch:latest) or "
+                    f"{_named('template_id', where)}", "image", path)
     if not get("allow_spot") and not get("allow_on_demand"):
         raise _fail(f"{where} allows neither spot nor on-demand pods: set one of them to true",
                     "allow_on_demand", path)

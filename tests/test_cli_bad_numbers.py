@@ -1,5 +1,5 @@
-"""Numbers no user means: nan, inf, durations past any date, overheads longer than the deadline, chart
-files matplotlib cannot write. Each is refused by the real CLI before any work, with an error naming the
+"""Numbers no user means: nan, inf, durations past any date, overheads longer than the deadline, disks
+past any machine, chart files matplotlib cannot write (and launch's options named as typed). Each is refused by the real CLI before any work, with an error naming the
 option: never a traceback, a hang, a 300-digit dollar amount or a silent change of decision."""
 
 from __future__ import annotations
@@ -25,8 +25,15 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("recommend", "--gpu", "A6000", "--hours", "10", "--deadline", "99999999d"), "is over 100 years"),
     (("launch", "--gpu", "A6000", "--hours", "10", "--deadline", "99999999d", "--image", "x", "--dry-run"),
      "is over 100 years"),
+    (("launch", "--gpu", "A6000", "--hours", "10", "--image", "x", "--disk", "99999999999999999999", "--dry-run"),
+     "'--disk': 99999999999999999999 is not in the range 1<=x<=100000"),
+    (("launch", "--gpu", "A6000", "--min-vram", "24", "--hours", "10", "--image", "x", "--dry-run"),
+     "bidder launch sets both --gpu and --min-vram: give one of them"),
+    (("launch", "--gpu", "A6000", "--hours", "10", "--dry-run"), "bidder launch needs --image (a Docker image"),
     (("history", "A6000", "--since", "99999999d"), "--since: duration '99999999d' is over 100 years"),
     (("report", "--since", "9999999999d"), "is over 100 years"),
+    (("history", "A6000", "--since", "2026-01-10T00:00:00Z", "--until", "2026-01-05T00:00:00Z"),
+     "--until: the window is empty: 2026-01-05T00:00:00Z is not after --since 2026-01-10T00:00:00Z"),
     ((*BATCH[:3], "--hours", "inf"), "'--hours': inf is not in the range"),
     ((*BATCH, "--reclaim-rate", "inf"), "'--reclaim-rate': inf is not in the range"),
     ((*BATCH, "--max-price", "nan"), "'--max-price': 'nan' is not a finite number"),
@@ -48,3 +55,14 @@ def test_a_number_no_user_means_is_refused_naming_the_option(tmp_path, monkeypat
     assert result.exit_code in (1, 2) and "Traceback" not in result.output + result.stderr, result.output
     assert len(error) == 1 and said in error[0], result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["x.db"])  # nothing else written
+
+
+def test_a_now_outside_the_history_says_where_the_history_is(tmp_path):
+    db = str(tmp_path / "t.db")
+    assert CliRunner().invoke(main, ["import-trace", TRACE, "--db", db]).exit_code == 0
+    result = CliRunner().invoke(main, ["recommend", "--hours", "100", "--deadline", "7d", "--db", db,
+                                       "--now", "2016-09-06T12:00:00Z"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip() == ("Error: no prices in the 24.0h before 2016-09-06T12:00:00+00:00 in the database "
+                                     "(its newest snapshot is 2026-01-14T23:55:00+00:00): give a --now within its "
+                                     "history")

@@ -54,6 +54,15 @@ def test_a_zero_byte_file_is_not_made_a_database(tmp_path):
     assert empty.stat().st_size == 0
 
 
+@pytest.mark.parametrize("rows", ["2026-01-01T00:00:00Z,NVIDIA RTX A6000,abc,0.5\n", ""])
+def test_a_failed_import_into_a_new_file_leaves_no_database(tmp_path, rows):
+    trace = tmp_path / "t.csv"
+    trace.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n" + rows)
+    result = CliRunner().invoke(main, ["import-trace", str(trace), "--db", str(tmp_path / "new.db")])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]  # no empty new.db (nor -wal, -shm)
+
+
 def test_collect_every_fails_when_every_attempt_failed(tmp_path):
     result = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
         main, ["collect", "--every", "1s", "--cycles", "1", "--retries", "1", "--db", str(tmp_path / "b.db"),

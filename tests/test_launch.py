@@ -208,7 +208,7 @@ def test_launch_asks_before_spending(env):
 
 
 @pytest.mark.parametrize(("args", "code", "fragment"), [
-    (("--gpu", A6000), 2, "needs image"),
+    (("--gpu", A6000), 2, "needs --image"),
     (("--gpu", A6000, "--image", "img", "--hours", "3", "--keep-running"), 2, "--hours or --keep-running"),
     (("--gpu", A6000, "--image", "img", "--ports", "8888"), 2, "--ports 8888: '8888' is not PORT/http"),
     (("--gpu", A6000, "--image", "img", "--max-price", "0.01", "--yes"), 1, "Error: no candidate meets the max"),

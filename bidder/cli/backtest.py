@@ -92,7 +92,7 @@ def _table(summary: dict[str, Any], key: str | None) -> list[dict[str, Any]]:
 _EXAMPLE = """\b
 Example:
   bidder backtest --trace data/traces/sim-seed1-14d.csv --gpu A6000 --hours 100 --deadline 7d --every 1d
-  bidder backtest --db --keep-running --days 30 --tolerance low --format json
+  bidder backtest --db data/bidder.db --keep-running --days 30 --tolerance low --format json
 """
 
 

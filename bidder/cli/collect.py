@@ -332,7 +332,7 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     with _open(db_path) as store:
         now = db_now(store, now_text, allow_past=allow_past) if _relative(since) else datetime.now(UTC)
         start = parse_since(since, now)
-        end = parse_when(until, now, "--until")
+        end = _not_before(parse_when(until, now, "--until"), start)
         names = gpu_names(store, market_filter(market))
         if not names:
             where = "" if market_filter(market) is None else f" of market {market.lower()}"
@@ -411,10 +411,17 @@ def import_trace(file: str, db_path: str) -> None:
         raise click.BadParameter(f"{file!r} is not a file", param_hint="FILE")
     seen = _Tally(None if file == "-" else Path(file), Progress("import-trace"))
     notes: list[str] = []
-    with _open(db_path, create=True) as store:
-        total, changed = store.import_quotes(seen.count(iter_trace(source, name="<stdin>" if file == "-" else None,
-                                                                   notes=notes)))
-    seen.progress.close()
+    created = not Path(db_path).exists()
+    total = 0
+    try:
+        with _open(db_path, create=True) as store:
+            total, changed = store.import_quotes(seen.count(iter_trace(
+                source, name="<stdin>" if file == "-" else None, notes=notes)))
+    finally:
+        seen.progress.close()
+        if created and not total:  # a failed import into a new file leaves no empty database behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(db_path + suffix).unlink(missing_ok=True)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not total:
@@ -422,6 +429,14 @@ def import_trace(file: str, db_path: str) -> None:
     click.echo(f"Imported {total} rows from {file} into {db_path}: {changed} new or changed; "
                f"{len(seen.markets)} markets ({len(seen.types)} GPU types), "
                f"{to_iso(seen.first)} to {to_iso(seen.last)}.")
+
+
+def _not_before(end: datetime | None, start: datetime | None) -> datetime | None:
+    """--until, refused when it is not after --since (the window would be empty)."""
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter(f"the window is empty: {to_iso(end)} is not after --since {to_iso(start)}",
+                                 param_hint="--until")
+    return end
 
 
 class _Tally:
@@ -474,7 +489,7 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
     with _open(db_path) as store:
         now = db_now(store, None, allow_past=True, say=False) if _relative(since) else datetime.now(UTC)
         start = parse_since(since, now)
-        end = parse_when(until, now, "--until")
+        end = _not_before(parse_when(until, now, "--until"), start)
         chosen = market_filter(market)
         wanted = _gpu_filter(store, gpus, chosen)
         # Streamed, so ask first whether any non-RunPod row is in the selection (then the column is needed).

@@ -38,7 +38,7 @@ from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
-from bidder.jobs import DEFAULT_CONFIG, JobConfig, job_from_values, load_config
+from bidder.jobs import DEFAULT_CONFIG, MAX_DISK_GB, JobConfig, job_from_values, load_config
 from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import Store, estimate_spend
@@ -221,8 +221,8 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
               help="Work lost per interruption (resume time plus work since the last checkpoint).")
 @click.option("--image", default=None, help="Docker image (required unless --template-id).")
 @click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch).")
-@click.option("--disk", type=click.IntRange(min=1), default=40, show_default=True, help="Container disk, GB.")
-@click.option("--volume", type=click.IntRange(min=0), default=0, show_default=True, help="Volume disk, GB.")
+@click.option("--disk", type=click.IntRange(min=1, max=MAX_DISK_GB), default=40, show_default=True, help="Container disk, GB.")
+@click.option("--volume", type=click.IntRange(min=0, max=MAX_DISK_GB), default=0, show_default=True, help="Volume disk, GB.")
 @click.option("--mount", default="/workspace", show_default=True, help="Volume mount path.")
 @click.option("--ports", default=None, help="Ports to expose, e.g. 8888/http,22/tcp.")
 @click.option("--env", multiple=True, metavar="K=V", help="Environment variable (repeat).")
