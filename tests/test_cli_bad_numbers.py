@@ -1,5 +1,6 @@
 """Numbers no user means: nan, inf, durations past any date, overheads longer than the deadline, disks
-past any machine, chart files matplotlib cannot write (and launch's options named as typed). Each is refused by the real CLI before any work, with an error naming the
+past any machine, chart files matplotlib cannot write, options that contradict each other (and launch's
+options named as typed). Each is refused by the real CLI before any work, with an error naming the
 option: never a traceback, a hang, a 300-digit dollar amount or a silent change of decision."""
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     ((*BATCH, "--max-price", "nan"), "'--max-price': 'nan' is not a finite number"),
     ((*BATCH, "--restart-overhead", "2d"), "--restart-overhead: must be shorter than the deadline (24.0h)"),
     ((*BATCH, "--chart", "out.txt"), "--chart: cannot write a .txt chart; use one of"),
+    ((*BATCH, "--format", "csv", "--json"), "--json is --format json: give one of --json and --format csv"),
     (("sim", "trace", "out.csv", "--days", "1e9"), "'--days': 1000000000.0 is not in the range"),
     (("sim", "trace", "out.csv", "--days", "nan"), "'--days': 'nan' is not a finite number"),
     (("sim", "serve", "--speed", "inf"), "'--speed': inf is not in the range"),

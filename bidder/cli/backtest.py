@@ -178,6 +178,9 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     if keep_running and set(names) <= {"optimum", "hindsight"} and "optimum" in names:
         raise click.UsageError("the optimum is for a batch job (--hours by a --deadline), not a --keep-running "
                                "service; add other strategies, e.g. --strategies on-demand,floor,hindsight")
+    if as_json and fmt != "json" and click.get_current_context().get_parameter_source("fmt") \
+            == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(f"--json is --format json: give one of --json and --format {fmt}")
     fmt = "json" if as_json else fmt
 
     from bidder.backtest.engine import BacktestJob, run_backtest  # lazily: numpy-heavy
