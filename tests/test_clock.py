@@ -119,6 +119,17 @@ def test_recommend_refresh_works_with_now_and_reads_the_emulators_time(emulator:
     assert "refreshed: " in refreshed.stderr
 
 
+def test_the_emulator_clock_note_follows_success_and_never_sits_above_an_error(emulator: Emulator,
+                                                                              tmp_path: Path) -> None:
+    db = str(tmp_path / "bidder.db")
+    assert _cli("collect", "--db", db, "--api-url", emulator.url).exit_code == 0
+    ok = _cli("history", "RTX A6000", "--db", db, "--since", "1d")
+    assert ok.exit_code == 0 and ok.stderr.startswith("Note: time 2026-01-01T00:00:00Z is the emulator's clock")
+    bad = _cli("chart", "prices", "--gpu", "4900", "--db", db, str(tmp_path / "x.png"))
+    assert bad.exit_code == 1 and bad.stderr.splitlines() == [bad.stderr.strip()]  # the error alone
+    assert bad.stderr.startswith("Error: unknown GPU type '4900'")
+
+
 # -- 4. time never runs backwards silently ------------------------------------------------------------
 def test_a_time_before_the_newest_data_is_refused_in_one_line(emulator: Emulator, tmp_path: Path) -> None:
     db = str(tmp_path / "bidder.db")

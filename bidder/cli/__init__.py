@@ -23,7 +23,7 @@ import click
 from bidder import __version__
 from bidder.errors import BidderError
 
-__all__ = ["COMMAND_MODULES", "main"]
+__all__ = ["COMMAND_MODULES", "NOTES_KEY", "main"]
 
 # Modules that each register their commands on `main` when imported.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -53,6 +53,11 @@ COMMAND_MODULES: dict[str, str] = {
 
 def _load(module: str) -> None:
     importlib.import_module(f"bidder.cli.{module}")
+
+
+#: Where lines for after a command's success wait (`bidder.cli.timing.say_after`), in the click
+#: context's meta (shared by the group and its command).
+NOTES_KEY = "bidder.notes"
 
 
 class BidderGroup(click.Group):
@@ -99,10 +104,13 @@ class BidderGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except BidderError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
+        for line in ctx.meta.get(NOTES_KEY, ()):  # bidder.cli.timing.say_after: after success only
+            click.echo(line, err=True)
+        return result
 
 
 @click.group(cls=BidderGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})

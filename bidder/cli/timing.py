@@ -14,11 +14,12 @@ from typing import Any
 
 import click
 
+from bidder.cli import NOTES_KEY
 from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past
 from bidder.store import Store
 from bidder.units import is_naive, parse_timestamp, to_iso
 
-__all__ = ["allow_past_option", "api_now", "db_now", "now_option", "parse_now"]
+__all__ = ["allow_past_option", "api_now", "db_now", "now_option", "parse_now", "say_after"]
 
 _NOW_HELP = ("Act as if it were TIME (ISO 8601). Default: the API's clock: the virtual clock of `bidder sim "
              "serve` when pointed at it, else the wall clock.")
@@ -70,6 +71,16 @@ def api_now(store: Store, server: ServerTime | None, now_text: str | None, *, al
     return now
 
 
+def say_after(line: str) -> None:
+    """A line for stderr once the command has succeeded (`bidder.cli.BidderGroup` prints it): a note
+    about how the command read its time must not sit above the one line of an error."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        click.echo(line, err=True)
+        return
+    ctx.meta.setdefault(NOTES_KEY, []).append(line)
+
+
 def db_now(store: Store, now_text: str | None, *, allow_past: bool = False, say: bool = True,
            notes: list[str] | None = None) -> datetime:
     """The time of a command that only reads the database: --now (an as-of time: never refused),
@@ -85,7 +96,7 @@ def db_now(store: Store, now_text: str | None, *, allow_past: bool = False, say:
         if notes is not None:
             notes.append(text)
         elif say:
-            click.echo(f"Note: {text}.", err=True)
+            say_after(f"Note: {text}.")
         return emulated
     now = datetime.now(UTC)
     if not allow_past:
