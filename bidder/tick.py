@@ -499,6 +499,11 @@ class _Tick:
             span = "the next hour" if ahead >= 1.0 else f"the {ahead:.2f} h of work left"
             why = (f"budget: spent ${spent:.2f} + {span} at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
                    f"pod {row['pod_id']} stopped")
+            storage = float((last or {}).get("storage_per_hr") or 0.0)
+            if row.get("market") == "vast" and storage > 0:
+                # Stopped, the instance keeps its disk, which Vast bills on, outside the ledger from now.
+                why += (f" (its disk is kept: Vast bills ${storage:.3f}/h of storage until "
+                        f"`bidder stop {row['pod_id']} --terminate`)")
             # What the stop is for is written before it is sent: if its answer never comes (the tick is
             # killed, the API errs after stopping), the next tick reads the exit as this stop, not the user's.
             done = {"state": "budget_stopped", "note": why, "budget_at_stop": policy.budget}

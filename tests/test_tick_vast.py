@@ -167,6 +167,8 @@ def test_the_budget_holds_on_vast_with_storage_in_the_ledger(both):
     lowered = env.config(job("v", "vast", hours=100).replace("budget = 60", f"budget = {spent + 0.05:.4f}"))
     report = tick(env, api, lowered)
     assert report.jobs[0].state == "budget_stopped", report.jobs[0].message
+    assert f"Vast bills ${inst.storage_per_hr:.3f}/h of storage until `bidder stop {inst.id} --terminate`" \
+        in report.jobs[0].message  # the disk kept bills on, outside the ledger: said
     truth = env.emu.vast.total_spend()
     state = env.store.job_state("v")
     assert state["spent"] == pytest.approx(truth, rel=0.01)  # storage included, as Vast bills it
