@@ -45,6 +45,9 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("sim", "trace", "out.csv", "--days", "nan"), "'--days': 'nan' is not a finite number"),
     (("sim", "serve", "--speed", "inf"), "'--speed': inf is not in the range"),
     (("stop", "abc", "--wait", "nan"), "'--wait': 'nan' is not a finite number"),
+    (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--name", "", "--dry-run"),
+     "--name: must not be empty"),
+    (("sim", "serve", "--api-key", " "), "--api-key: must not be empty"),
     (("collect", "--vast-min-reliability", "nan"), "'--vast-min-reliability': 'nan' is not a finite number"),
 ])
 def test_a_number_no_user_means_is_refused_naming_the_option(tmp_path, monkeypatch, args, said):

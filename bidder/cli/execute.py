@@ -248,7 +248,10 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     offers spot it says so and continues on-demand when your max price and budget allow.
     """
     parse_now(now_text)
-    name = options.pop("name") or "bidder-launch"
+    name = options.pop("name")
+    if name is not None and not name.strip():
+        raise click.BadParameter("must not be empty (leave it out for bidder-launch)", param_hint="--name")
+    name = name or "bidder-launch"
     if options.pop("keep_running") and options.get("hours") is not None:
         raise click.UsageError("give --hours or --keep-running, not both")
     values = {k: v for k, v in options.items() if v is not None and v != ()}

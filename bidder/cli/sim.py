@@ -87,6 +87,8 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
     """
     from bidder.sim import TEST_API_KEY, Emulator
 
+    if api_key is not None and not api_key.strip():
+        raise click.BadParameter("must not be empty (leave it out for the test key)", param_hint="--api-key")
     emu = Emulator(seed=seed, api_key=api_key or TEST_API_KEY, start=start, trace=trace, faults=faults,  # type: ignore[arg-type]
                    spot_enabled=not (no_spot or no_spot_fields), spot_fields=not no_spot_fields, port=port,
                    speed=speed, reclaim_rate_per_hour=reclaim_rate)
