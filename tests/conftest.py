@@ -6,9 +6,14 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from executor_helpers import RTX4090, Env, seed_history
+from vast_helpers import seed_vast_history, vast_client
 
 from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import Emulator
+from bidder.store import Store
+from bidder.vast.summary import OfferFilters
+from bidder.vast_pods import VastPodApi
 
 
 # -- emulator (owner: emulator area) ---------------------------------------------------------------
@@ -29,3 +34,30 @@ def client(emulator: Emulator) -> Iterator[RunPodClient]:
     retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05, max_total=10.0, rng=random.Random(0))
     with RunPodClient(api_key=emulator.api_key, url=emulator.url, retry=retry, timeout=5.0) as c:
         yield c
+
+
+# -- Vast, and both markets at once (owner: executor area) ------------------------------------------
+@pytest.fixture
+def both(emulator, client, tmp_path):
+    """(Env, VastPodApi): the tick's RunPod client and a store with RunPod's and Vast's history
+    (`executor_helpers.Env`), and Vast's pod API on the same emulator (helpers: tests/two_markets.py)."""
+    store = Store.open(tmp_path / "bidder.db")
+    seed_history(store, emulator, gpus=(RTX4090,))
+    seed_vast_history(store, emulator)
+    vclient = vast_client(emulator)
+    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.95))
+    env = Env(emulator, client, store, tmp_path)
+    yield env, api
+    store.close()
+    vclient.close()
+
+
+@pytest.fixture
+def vx(emulator, tmp_path):
+    """(emulator, a VastPodApi on it, an empty ledger) for the executor on Vast."""
+    client = vast_client(emulator)
+    api = VastPodApi(client, OfferFilters(verified_only=True, min_reliability=0.9))
+    store = Store.open(tmp_path / "ledger.db")
+    yield emulator, api, store
+    store.close()
+    client.close()

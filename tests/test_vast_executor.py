@@ -8,26 +8,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from vast_helpers import vast_client
 
 from bidder.executor import Executor
 from bidder.jobs import job_from_values
 from bidder.models import Decision
-from bidder.store import Store, estimate_spend
-from bidder.vast.summary import OfferFilters
+from bidder.store import estimate_spend
 from bidder.vast_pods import VastPodApi
 
 GPU = "RTX 4090"
-
-
-@pytest.fixture
-def vx(emulator, tmp_path):
-    client = vast_client(emulator)
-    api = VastPodApi(client, OfferFilters(verified_only=True, min_reliability=0.9))
-    store = Store.open(tmp_path / "ledger.db")
-    yield emulator, api, store
-    store.close()
-    client.close()
 
 
 def decision(action: str, bid: float | None, gpus: int = 1, tier: str = "VERIFIED") -> Decision:

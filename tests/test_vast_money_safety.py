@@ -4,51 +4,12 @@ budget passed, never the key in the ledger. Against the emulator over HTTP; each
 
 from __future__ import annotations
 
-import pytest
-from executor_helpers import RTX4090, Env, seed_history
-from vast_helpers import seed_vast_history, vast_client
+from executor_helpers import RTX4090
+from two_markets import VAST4090, tick, vast_live
 
 from bidder.executor import Executor
 from bidder.jobs import job_from_values
 from bidder.models import Decision
-from bidder.store import Store
-from bidder.tick import run_tick
-from bidder.vast.summary import OfferFilters
-from bidder.vast_pods import VastPodApi
-
-VAST4090 = "RTX 4090"
-
-
-@pytest.fixture
-def both(emulator, client, tmp_path):
-    store = Store.open(tmp_path / "bidder.db")
-    seed_history(store, emulator, gpus=(RTX4090,))
-    seed_vast_history(store, emulator)
-    vclient = vast_client(emulator)
-    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.95))
-    env = Env(emulator, client, store, tmp_path)
-    yield env, api
-    store.close()
-    vclient.close()
-
-
-@pytest.fixture
-def vx(emulator, tmp_path):
-    c = vast_client(emulator)
-    api = VastPodApi(c, OfferFilters(verified_only=True, min_reliability=0.9))
-    store = Store.open(tmp_path / "ledger.db")
-    yield emulator, api, store
-    store.close()
-    c.close()
-
-
-def tick(env: Env, api: VastPodApi, config, **kw):
-    return run_tick(env.client, env.store, config, env.emu.now, events=env.events.append, vast=api, **kw)
-
-
-def vast_live(emu) -> list:
-    return [i for i in emu.vast.instances.values() if not i.destroyed]
-
 
 JOB = """
 [jobs.{name}]
