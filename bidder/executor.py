@@ -669,6 +669,19 @@ class Executor:
             self.store.set_pod_state(pod.id, state="retired", ended=now, note=why)
 
     # -- polling -----------------------------------------------------------------------------------
+    def bill_kept(self, row: dict[str, Any], pod: Pod | None, now: datetime) -> None:
+        """A poll of a pod that bills without being a job's pod (one to retire; a stopped Vast instance,
+        whose disk bills storage): what it costs goes into the ledger. Nothing when the listing leaves
+        it out (no proof either way; the next poll's observation covers the time between)."""
+        if pod is None or self.dry_run or pod.invalid is not None:  # (its price is not one bidder agreed to)
+            return
+        if _billing(pod) is not None:
+            self._record_billing(row["pod_id"], pod, now)
+        else:
+            self.store.record_observation(now, row["pod_id"], desired_status=pod.desired_status or "UNKNOWN",
+                                          cost_per_hr=pod.cost_per_hr, uptime_seconds=pod.uptime_seconds)
+        self.store.set_pod_state(row["pod_id"], last_seen=now)
+
     def confirm(self, pod_id: str) -> Pod | None:
         """Ask for one pod (`pod(input: {podId})`) that a listing left out: the pod, or None when the
         API says it does not exist. Any other failure raises ApiError: the pod's state is unknown."""
@@ -735,6 +748,14 @@ class Executor:
                     self._confirm_own_stop(row, own, now, state="terminated", desired_status="TERMINATED")
                 return "stopped_by_bidder"
             if not self.dry_run:
+                last = self.store.last_observation(pod_id)
+                if last is not None and (row.get("desired_status") == "RUNNING"
+                                         or last.get("storage_per_hr") is not None):
+                    # It ended at an unknown moment since the last poll: half of that interval is booked
+                    # (unbiased for a uniform end time), not none of it.
+                    self.store.record_observation(now, pod_id, desired_status="TERMINATED",
+                                                  cost_per_hr=last.get("cost_per_hr"), uptime_seconds=None,
+                                                  storage_per_hr=last.get("storage_per_hr"))
                 self.store.set_pod_state(pod_id, state="gone", ended=now, desired_status="TERMINATED", last_seen=now)
             self.emit(now, "pod_gone", job=row.get("job"), pod_id=pod_id,
                       message="the API no longer shows this pod (terminated outside bidder?)")

@@ -257,13 +257,18 @@ class _Tick:
     def poll(self) -> None:
         """One listing per market with a managed pod or a create awaiting its answer."""
         active = self.store.managed_pods(states=["active"])
+        # Pods that bill without being a job's pod: one to retire (`retiring`), and a stopped Vast
+        # instance, whose disk bills storage until it is destroyed. Their cost goes into the ledger.
+        kept = [r for r in self.store.managed_pods(states=["retiring", "stopped"])
+                if r.get("state") == "retiring" or r.get("market") == "vast"]
         # Any job that ever created a pod: a create that lands late is found by its name in the listing.
         created = any((self.store.job_state(name) or {}).get("attempts") for name in self.config.jobs)
-        if not active and not created:
+        if not active and not created and not kept:
             return
         for market, ex in self.exs.items():
             rows = [r for r in active if (r.get("market") or "runpod") == market]
-            if not rows and not created:
+            billed = [r for r in kept if (r.get("market") or "runpod") == market]
+            if not rows and not created and not billed:
                 continue
             try:
                 listing = ex.client.pods()
@@ -279,6 +284,8 @@ class _Tick:
             if market == self.ex.market:
                 self.listing = listing
             by_id = {p.id: p for p in listing}
+            for row in billed:
+                ex.bill_kept(row, by_id.get(row["pod_id"]), self.now)
             for row in rows:
                 pod = by_id.get(row["pod_id"])
                 if pod is None:
@@ -380,6 +387,7 @@ class _Tick:
                 for market, ex in self.exs.items():
                     for stray in ex.strays(jc, self.listings.get(market, []), include_pending=True):
                         ex.take_stray(jc, stray, self.now, keep=False)
+            self._progress(jc)  # what its pods cost up to their stop, read since: the job's line says it
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
             return self._report(jc, "unknown", self.unknown[jc.name])
@@ -419,16 +427,13 @@ class _Tick:
             return self._report(jc, "unknown", why, rows[-1]["pod_id"])
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
-            terminate = jc.on_finish == "terminate" or extra.get("market") == "vast"
-            failed = self._retire(jc, extra, f"the job moved to pod {rows[-1]['pod_id']}", terminate=terminate)
+            failed = self._retire(jc, extra, f"the job moved to pod {rows[-1]['pod_id']}",
+                                  terminate=_ends_for_good(jc, extra))
             if failed is not None:
                 return self._report(jc, str(state.get("state") or "unknown"), f"two pods: {failed}", extra["pod_id"])
-        work, spent, interruptions = job_progress(self.store, jc, save=not self.ex.dry_run)
+        work, spent, interruptions = self._progress(jc)
         started = state.get("started")
         job = jc.job_spec(started if started is not None else self.now)
-        if not self.ex.dry_run:
-            self.store.save_job_state(jc.name, work_done_hours=round(work, 6), spent=round(spent, 6),
-                                      interruptions=interruptions, updated=self.now)
         if state.get("state") == "finished":
             if row is not None:
                 self._finish(jc, row, "finished earlier")
@@ -481,6 +486,14 @@ class _Tick:
                                current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
         return self._restart(jc, job, policy, row, progress, state)
 
+    def _progress(self, jc: JobConfig) -> tuple[float, float, int]:
+        """The job's (work done, spent, interruptions) from the ledger, saved in its state."""
+        work, spent, interruptions = job_progress(self.store, jc, save=not self.ex.dry_run)
+        if not self.ex.dry_run:
+            self.store.save_job_state(jc.name, work_done_hours=round(work, 6), spent=round(spent, 6),
+                                      interruptions=interruptions, updated=self.now)
+        return work, spent, interruptions
+
     def hours_ahead(self, jc: JobConfig, work: float, gpu_type_id: str | None) -> float:
         """How far the budget guard looks ahead: one hour, or the work left when less (at the speed
         of the job's GPU type), so a job that fits its budget is never stopped for an hour it won't run."""
@@ -527,7 +540,7 @@ class _Tick:
                 # Ended on its own market: asked of RunPod, a Vast instance was "not found", taken as
                 # gone, and left running beside the new spot one.
                 failed = self._retire(jc, row, f"moving to spot: {decision.reasons[0]}",
-                                      terminate=jc.on_finish == "terminate")
+                                      terminate=_ends_for_good(jc, row))
                 if failed is not None:
                     message = f"running on-demand; the move to spot waits: {failed}"
                     return self._report(jc, "running", message, row["pod_id"])
@@ -677,8 +690,7 @@ class _Tick:
               spent: float, note: str | None = None) -> JobReport:
         """A new pod where the decision says. The old (stopped) one is retired first, so the job never has
         two pods: if it cannot be, nothing is rented; if the new one cannot be rented, the job waits."""
-        # A Vast instance left behind bills storage and cannot carry its disk elsewhere: destroyed.
-        terminate = jc.on_finish == "terminate" or row.get("market") == "vast"
+        terminate = _ends_for_good(jc, row)
         failed = self._retire(jc, row, f"the job moves: {decision.reasons[0] if decision.reasons else decision.action}",
                               terminate=terminate)
         if failed is not None:
@@ -743,6 +755,12 @@ class _Tick:
         job_state = self.store.job_state(jc.name) or {}
         return JobReport(jc.name, state, message, pod_id, float(job_state.get("spent") or 0.0),
                          float(job_state.get("work_done_hours") or 0.0))
+
+
+def _ends_for_good(jc: JobConfig, row: dict[str, Any]) -> bool:
+    """Whether a pod the job leaves behind (it moves, or has two) is terminated rather than stopped:
+    per `on_finish`, and always on Vast, whose disk cannot follow the job and bills until destroyed."""
+    return jc.on_finish == "terminate" or row.get("market") == "vast"
 
 
 def _raises(decision: Decision, row: dict[str, Any]) -> bool:
