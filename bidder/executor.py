@@ -301,9 +301,11 @@ class Executor:
         return sum(self.store.spend_by_pod(job).values())
 
     def running_rate(self, exclude_pod: str | None = None) -> float:
-        """USD per hour all managed pods bidder believes RUNNING cost together."""
-        total = 0.0
-        for row in self.store.managed_pods(states=["active"]):
+        """USD per hour all managed pods bidder believes RUNNING cost together, with a pod to retire
+        and a create whose answer was lost (it may have landed: counted until found or given up)."""
+        total = sum(float(a["expected_cost_per_hour"] or 0.0) for a in self.store.actions(outcome="pending")
+                    if a["kind"] in ("rent_spot", "deploy_on_demand"))
+        for row in self.store.managed_pods(states=["active", "retiring"]):
             if row["pod_id"] == exclude_pod or row.get("desired_status") != "RUNNING":
                 continue
             last = self.store.last_observation(row["pod_id"])
@@ -574,20 +576,28 @@ class Executor:
         return matches[-1] if matches else None
 
     def adopt(self, config: JobConfig, pod: Pod, kind: str, gpu_type_id: str, cloud: str, bid: float | None,
-              now: datetime, *, name: str) -> None:
-        """Start managing `pod` as the job's pod."""
+              now: datetime, *, name: str, created: datetime | None = None) -> None:
+        """Start managing `pod` as the job's pod. `created`: when its create was sent (default: now, less
+        the uptime it reports): later polls are checked against it, so a pod found after a gap is not
+        taken as younger than it is (every poll of it would be rejected, its cost never booked)."""
+        if created is None:
+            up = pod.uptime_seconds if pod.invalid is None else None
+            # (an uptime over a day is no create bidder could have lost track of: read as now)
+            created = now - timedelta(seconds=up) if up is not None and 0 < up < 86400 else now
         self.store.add_pod(pod.id, job=config.name, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
                            gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind,
-                           bid_per_gpu=bid if kind == "spot" else None, created=now, market=self.market)
+                           bid_per_gpu=bid if kind == "spot" else None, created=min(created, now), market=self.market)
         self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
         self._record_billing(pod.id, pod, now)  # Vast bills storage from the create on
         state = self.store.job_state(config.name) or {}
         self.store.save_job_state(config.name, pod_id=pod.id, state="running", started=state.get("started") or now,
                                   pending_name=None, pending_since=None, updated=now)
 
-    def adopt_pending(self, config: JobConfig, listing: Sequence[Pod], now: datetime) -> Pod | None:
+    def adopt_pending(self, config: JobConfig, listing: Sequence[Pod], now: datetime, *,
+                      keep: bool = True) -> Pod | None:
         """At a tick: a create whose answer never came (a crash, a lost response) left `pending_name`;
-        if a pod with that name exists, it is the job's pod. Returns it (or None, clearing the name)."""
+        if a pod with that name exists, it is the job's pod (or, unless `keep`, for a job that was ended
+        meanwhile, retired at once). Returns the job's pod (or None, clearing the name)."""
         state = self.store.job_state(config.name) or {}
         name = state.get("pending_name")
         if not name:
@@ -614,6 +624,8 @@ class Executor:
             self.store.save_job_state(config.name, pending_since=None, reuse_name=name, pending_name=None)
             return None
         pod = matches[-1]
+        since = state.get("pending_since")
+        sent = parse_timestamp(since) if isinstance(since, str) else since
         pending = [a for a in self.store.actions(config.name, outcome="pending")
                    if a["kind"] in ("rent_spot", "deploy_on_demand")]
         last = pending[-1] if pending else None
@@ -623,7 +635,11 @@ class Executor:
         bid = (last or {}).get("bid_per_gpu")
         if last is not None:
             self._finish(last["id"], now, "ok", pod_id=pod.id)
-        self.adopt(config, pod, kind, gpu_type_id, cloud, bid, now, name=name)
+        if not keep:  # the job was ended (by the user, its budget) while its create was lost: no pod for it
+            self.store.save_job_state(config.name, pending_name=None, pending_since=None)
+            self.take_stray(config, pod, now, keep=False)
+            return None
+        self.adopt(config, pod, kind, gpu_type_id, cloud, bid, now, name=name, created=sent)
         self.emit(now, "adopted", job=config.name, pod_id=pod.id, name=name,
                   message=f"found pod {pod.id} named {name} from a create whose answer was lost")
         return pod
@@ -770,11 +786,17 @@ class Executor:
                       message=f"ignored an impossible poll: {why}; the job goes on from the last good one")
             return "running" if was_running else "exited"
         own = None
+        by_user = (pod.last_status_change or "").lower().startswith("exited by user")
         if status == "RUNNING":
             outcome = "running"
         elif not was_running:
-            outcome = "exited"
-        elif (pod.last_status_change or "").lower().startswith("exited by user"):
+            # Still stopped, as last seen; unless the user stopped it since (it ran in between: a resume
+            # whose answer was lost went through), which is theirs to undo, not the tick's.
+            stopped_at = exit_time(pod.last_status_change) if by_user else None
+            seen = row.get("last_seen")
+            outcome = ("stopped_outside" if stopped_at is not None and isinstance(seen, datetime)
+                       and stopped_at > seen and self.own_stop(pod_id) is None else "exited")
+        elif by_user:
             # A stop of bidder's own whose answer never came (the tick was killed, or the stop answered
             # errors after it had executed) explains this exit: it is not the user's.
             own = self.own_stop(pod_id)

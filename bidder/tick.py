@@ -286,6 +286,7 @@ class _Tick:
             by_id = {p.id: p for p in listing}
             for row in billed:
                 ex.bill_kept(row, by_id.get(row["pod_id"]), self.now)
+            rows += self._reappeared(market, by_id)
             for row in rows:
                 pod = by_id.get(row["pod_id"])
                 if pod is None:
@@ -310,6 +311,25 @@ class _Tick:
                 if outcome == "interrupted" and pod is not None:
                     ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
                             message=pod.last_status_change, summary=interruption_summary(pod.last_status_change))
+
+    def _reappeared(self, market: str, by_id: dict[str, Pod]) -> list[dict[str, Any]]:
+        """Pods the ledger took for gone that this listing shows alive (a wrong answer is no proof that
+        a pod ended): watched again, and a job held for their loss goes on with them."""
+        back = []
+        for row in self.store.managed_pods(states=["gone"]):
+            pod = by_id.get(row["pod_id"])
+            if (row.get("market") or "runpod") != market or pod is None or pod.desired_status == "TERMINATED" \
+                    or self.ex.dry_run:
+                continue
+            self.store.set_pod_state(row["pod_id"], state="active", ended=None)
+            message = f"pod {row['pod_id']} taken for gone is listed again ({pod.desired_status}): watched again"
+            job = row.get("job")
+            held = self.store.job_state(job) or {} if job else {}
+            if held.get("state") == "held" and held.get("pod_id") == row["pod_id"]:
+                self.store.save_job_state(job, state="running", note=message, updated=self.now)
+            self.exs[market].emit(self.now, "reappeared", job=job, pod_id=row["pod_id"], message=message)
+            back.append(self.store.pod(row["pod_id"]) or row)
+        return back
 
     def _blind_spot(self, jc: JobConfig, state: dict[str, Any]) -> str | None:
         """Why this job cannot be acted on this tick (None: it can): a market whose pod list could not be
@@ -404,20 +424,21 @@ class _Tick:
         if state.get("pending_name") and not self.listing_trusted:
             return self._report(jc, "unknown", f"the pod list contradicts the ledger; a pod named "
                                                f"{state['pending_name']} may exist: nothing is created this tick")
+        # A job the user or its budget ended takes no pod from a create that lands late: it is retired.
+        ended = state.get("state") in ("finished", "budget_stopped") or bool(state.get("stop_requested"))
         if not self.ex.dry_run and state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
             market = state.get("pending_market") or "runpod"
             if market not in self.exs:  # never create again while a create on an unreachable market may land
                 return self._report(jc, "unknown", f"a create on {market} named {state['pending_name']} awaits its "
                                                    f"answer, and this tick cannot reach {market}: nothing is created")
-            self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now)
+            self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now, keep=not ended)
         if not self.ex.dry_run:
             for market, ex in self.exs.items():
                 for stray in ex.strays(jc, self.listings.get(market, [])):
                     # A create that landed after bidder stopped looking: watched from now on, never left running.
-                    keep = (not self.store.managed_pods(jc.name, states=["active"]) and not ex.pending(jc)
-                            and state.get("state") not in ("finished", "budget_stopped")
-                            and not state.get("stop_requested"))
+                    keep = (not ended and not self.store.managed_pods(jc.name, states=["active"])
+                            and not ex.pending(jc))
                     ex.take_stray(jc, stray, self.now, keep=keep)
         rows = self.store.managed_pods(jc.name, states=["active"])
         unreachable = sorted({r.get("market") or "runpod" for r in rows} - set(self.exs))
