@@ -333,15 +333,13 @@ class _Tick:
 
     def _blind_spot(self, jc: JobConfig, state: dict[str, Any]) -> str | None:
         """Why this job cannot be acted on this tick (None: it can): a market whose pod list could not be
-        read holds one of its pods, a create awaiting its answer, or a create that may land late."""
+        read holds one of its pods, or a create of it awaiting its answer. (A create landing late there
+        after its grace is found by its name at the next listing, as every tick looks for strays.)"""
         if not self.unreadable:
             return None
         markets = {r.get("market") or "runpod" for r in self.store.managed_pods(jc.name, states=["active"])}
         if state.get("pending_name"):
             markets.add(state.get("pending_market") or "runpod")
-        if state.get("attempts"):
-            where = (jc.job.market or "any").lower()  # its late creates are only seen in a listing
-            markets |= set(self.exs) if where == "any" else {where}
         blind = sorted(markets & set(self.unreadable))
         return self.unreadable[blind[0]] if blind else None
 
@@ -535,7 +533,8 @@ class _Tick:
                    f"pod {row['pod_id']} stopped")
             storage = float((last or {}).get("storage_per_hr") or 0.0)
             if row.get("market") == "vast" and storage > 0:
-                # Stopped, the instance keeps its disk, which Vast bills on, outside the ledger from now.
+                # Stopped, the instance keeps its disk (the work on it), which Vast bills on: say so, and
+                # how to end it. (The ticks keep booking that storage into the ledger.)
                 why += (f" (its disk is kept: Vast bills ${storage:.3f}/h of storage until "
                         f"`bidder stop {row['pod_id']} --terminate`)")
             # What the stop is for is written before it is sent: if its answer never comes (the tick is
