@@ -245,7 +245,7 @@ class VastClient:
             error = classify(request.operation, response.status_code, code, text, secret=self._key)
             if not destroyed:
                 raise UnwantedInstance(f"{error}; the bid did not win: {fate}", instance_id=instance_id,
-                                       operation=request.operation)
+                                       operation=request.operation) from None
             raise NoCapacity(f"{error}; the bid did not win: {fate}", operation=request.operation,
                              status=response.status_code, messages=getattr(error, "messages", ()),
                              codes=getattr(error, "codes", ())) from None
