@@ -55,10 +55,12 @@ def test_a_number_no_user_means_is_refused_naming_the_option(tmp_path, monkeypat
     reads = args[0] in ("recommend", "history", "report")
     if reads:  # an empty database: these read the window after opening it
         Store.open(tmp_path / "x.db").close()
-    result = CliRunner().invoke(main, [*args, *(("--db", "x.db") if reads else ())])
-    error = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    result = CliRunner().invoke(main, [*args, *(("--db", "x.db") if reads else ())], prog_name="bidder")
     assert result.exit_code in (1, 2) and "Traceback" not in result.output + result.stderr, result.output
-    assert len(error) == 1 and said in error[0], result.stderr
+    [error] = result.stderr.strip().splitlines()  # one line, usage errors too (no usage block above it)
+    assert error.startswith("Error: ") and said in error, result.stderr
+    if result.exit_code == 2:
+        assert error.endswith(f"(see `bidder {' '.join(args[:2] if args[0] == 'sim' else args[:1])} --help`)")
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["x.db"])  # nothing else written
 
 

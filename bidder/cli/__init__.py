@@ -108,6 +108,10 @@ class BidderGroup(click.Group):
         except BidderError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
+        except click.UsageError as exc:  # one line, as every error (click's own prints the usage first)
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"Error: {exc.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(exc.exit_code)
         for line in ctx.meta.get(NOTES_KEY, ()):  # bidder.cli.timing.say_after: after success only
             click.echo(line, err=True)
         return result
