@@ -5,17 +5,19 @@ the virtual clock."""
 from __future__ import annotations
 
 import atexit
+import random
 import shutil
 import tempfile
+import time
 import tomllib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bidder.jobs import Config, parse_config
-from bidder.runpod import RunPodClient
+from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import Emulator, generate_quotes
 from bidder.sim.world import SimPod
 from bidder.store import Store
@@ -129,3 +131,29 @@ gpu = ["{A6000}", "{RTX4090}", "{A40}"]
 image = "runpod/pytorch:latest"
 ports = "8888/http,22/tcp"
 """
+
+
+def impatient_env(emulator: Emulator, tmp_path: Path) -> Iterator[Env]:
+    """An Env whose client gives up after 1 s (no reclaims): a create or resume the emulator holds
+    longer reaches the server after the client gave up. Use as `env = pytest.fixture(impatient_env,
+    name="env")`."""
+    emulator.world.reclaim_rate_per_hour = 0.0
+    retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05, max_total=10.0, rng=random.Random(0))
+    with RunPodClient(api_key=emulator.api_key, url=emulator.url, retry=retry, timeout=1.0) as client:
+        e = make_env(emulator, client, tmp_path)
+        yield e
+        e.store.close()
+
+
+def live(env: Env) -> list[SimPod]:
+    """The emulator's RunPod pods that are not terminated."""
+    return [p for p in env.emu.world.pods.values() if p.desired_status != "TERMINATED"]
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 15.0) -> None:
+    """Wait (real time) until `predicate()`; fails the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("not reached in time")
+        time.sleep(0.05)

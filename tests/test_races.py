@@ -4,7 +4,6 @@ the client's timeout, bidder's own stop interrupted, and `bidder stop` / `bidder
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -12,11 +11,10 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, make_env
+from executor_helpers import A6000, impatient_env, live, wait_for
 
 from bidder.cli import main
 from bidder.executor import CREATE_GRACE
-from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.units import to_iso
 
 ON_DEMAND = f"""
@@ -29,27 +27,7 @@ image = "runpod/pytorch:latest"
 """
 
 
-@pytest.fixture
-def env(emulator, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05, max_total=10.0, rng=random.Random(0))
-    # A short client timeout: a create held longer than it reaches the server after the client gave up.
-    with RunPodClient(api_key=emulator.api_key, url=emulator.url, retry=retry, timeout=1.0) as client:
-        e = make_env(emulator, client, tmp_path)
-        yield e
-        e.store.close()
-
-
-def live(env):
-    return [p for p in env.emu.world.pods.values() if p.desired_status != "TERMINATED"]
-
-
-def wait_for(predicate, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("not reached in time")
-        time.sleep(0.05)
+env = pytest.fixture(impatient_env, name="env")
 
 
 # -- 1. a create executed after the client's timeout ------------------------------------------------
