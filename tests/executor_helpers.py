@@ -157,3 +157,21 @@ def wait_for(predicate: Callable[[], bool], seconds: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("not reached in time")
         time.sleep(0.05)
+
+
+def interrupted_spot_pod(env: Env, config: Config) -> SimPod:
+    """The spot pod of a job on the RTX A6000 in COMMUNITY (`config`), outbid a moment ago (the next tick
+    decides podBidResume or waits)."""
+    for _ in range(100):
+        if env.tick(config).jobs[0].state == "running":
+            break
+        env.emu.advance(300)
+    [pod] = live(env)
+    assert pod.pod_type == "INTERRUPTABLE"
+    env.emu.advance(600)
+    env.tick(config)
+    env.emu.world.set_floor(A6000, "COMMUNITY", round(pod.bid + 0.03, 3))
+    env.emu.advance(300)
+    env.emu.world.release_floor(A6000, "COMMUNITY")
+    assert pod.desired_status == "EXITED"
+    return pod

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, impatient_env, live, wait_for
+from executor_helpers import A6000, impatient_env, interrupted_spot_pod, live, wait_for
 
 from bidder.cli import main
 from bidder.units import to_iso
@@ -91,21 +91,6 @@ def test_max_spend_per_hour_counts_a_create_that_may_still_land(env):
 
 
 # -- 3. a user's stop of a pod whose resume answer was lost is undone -------------------------------
-def interrupted_spot_pod(env, config):
-    """A spot pod of job train, outbid a moment ago."""
-    for _ in range(100):
-        if env.tick(config).jobs[0].state == "running":
-            break
-        env.emu.advance(300)
-    [pod] = live(env)
-    assert pod.pod_type == "INTERRUPTABLE"
-    env.emu.advance(600)
-    env.tick(config)
-    env.emu.world.set_floor(A6000, "COMMUNITY", round(pod.bid + 0.03, 3))
-    env.emu.advance(300)
-    env.emu.world.release_floor(A6000, "COMMUNITY")
-    assert pod.desired_status == "EXITED"
-    return pod
 
 
 def test_a_stop_outside_bidder_after_a_late_resume_holds_the_job(env):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, impatient_env, live, wait_for
+from executor_helpers import A6000, impatient_env, interrupted_spot_pod, live, wait_for
 
 from bidder.cli import main
 from bidder.executor import CREATE_GRACE
@@ -162,23 +162,6 @@ SPOT = ON_DEMAND.replace('"none"', '"high"')
 def cli(env, *args: str):
     runner = CliRunner(env={"RUNPOD_API_KEY": env.emu.api_key})
     return runner.invoke(main, list(args))
-
-
-def interrupted_spot_pod(env, config):
-    """A spot pod of job train, outbid a moment ago (the next tick decides podBidResume or waits)."""
-    for _ in range(100):
-        if env.tick(config).jobs[0].state == "running":
-            break
-        env.emu.advance(300)
-    pod = live(env)[0]
-    assert pod.pod_type == "INTERRUPTABLE"
-    env.emu.advance(600)
-    env.tick(config)
-    env.emu.world.set_floor(A6000, "COMMUNITY", round(pod.bid + 0.03, 3))
-    env.emu.advance(300)
-    env.emu.world.release_floor(A6000, "COMMUNITY")
-    assert pod.desired_status == "EXITED"
-    return pod
 
 
 def resume_in_flight(env, config):

@@ -30,6 +30,18 @@ def job(name: str, market: str = "vast", *, gpus: str = f'"{VAST4090}"', hours: 
     return JOB.format(name=name, market=market, gpus=gpus, hours=hours, max_price=max_price, budget=budget)
 
 
+def vast_job(max_price: float = 5.0):
+    """Job t: one RTX 4090 on Vast (the executor's tests launch it directly)."""
+    return job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
+                                 "disk": 20, "max_price": max_price})
+
+
+def cheapest_floor(api) -> float:
+    """The lowest spot floor per GPU of the verified RTX 4090 offers."""
+    spec = api.spec(vast_job().template, "probe", VAST4090, 1, "VERIFIED")
+    return min(o.spot_floor_per_gpu for o in api.offers(spec) if o.spot_floor_per_gpu)
+
+
 def plan(action: str, bid: float | None, tier: str = "VERIFIED", alternatives: tuple = ()) -> Decision:
     return Decision(action=action, gpu_type_id=VAST4090, cloud=tier, gpu_count=1, bid_per_gpu=bid,
                     expected_cost_per_hour=bid or 0.45, expected_interruptions_per_day=1.0, expected_total_cost=None,
@@ -58,10 +70,8 @@ def test_a_raised_bid_is_priced_on_the_checked_gpu_count_not_the_answers(both):
 # -- a key echoed in a create's new_contract never reaches the ledger or the events ------------------------
 def test_a_key_echoed_in_new_contract_never_reaches_the_ledger(vx):
     emu, api, store = vx
-    cfg = job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
-                                "disk": 20, "max_price": 5.0})
-    spec = api.spec(cfg.template, "probe", VAST4090, 1, "VERIFIED")
-    bid = round(min(o.spot_floor_per_gpu for o in api.offers(spec) if o.spot_floor_per_gpu) + 0.02, 4)
+    cfg = vast_job()
+    bid = round(cheapest_floor(api) + 0.02, 4)
     emu.malform("vast:create", {"success": False, "error": "invalid_price", "msg": "bid too low",
                                 "new_contract": f"token {emu.api_key}"}, status=400, execute=False, times=1)
     events: list = []
@@ -177,10 +187,8 @@ def test_a_paused_instance_whose_bid_is_no_longer_allowed_is_destroyed_while_the
 # -- a losing bid whose stopped instance could not be destroyed: nothing else is rented, it is retiring -----
 def test_a_losing_bids_instance_that_cannot_be_destroyed_stops_the_launch_and_is_retiring(vx):
     emu, api, store = vx
-    cfg = job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
-                                "disk": 20, "max_price": 5.0})
-    spec = api.spec(cfg.template, "probe", VAST4090, 1, "VERIFIED")
-    bid = round(min(o.spot_floor_per_gpu for o in api.offers(spec) if o.spot_floor_per_gpu) + 0.02, 4)
+    cfg = vast_job()
+    bid = round(cheapest_floor(api) + 0.02, 4)
     # Vast answers the create as a losing bid (HTTP 400 naming new_contract: the instance exists),
     # and the destroy of that instance fails (500s).
     emu.malform("vast:create", lambda p: {"success": False, "error": "invalid_price",
@@ -198,15 +206,12 @@ def test_a_losing_bids_instance_that_cannot_be_destroyed_stops_the_launch_and_is
 # -- a bid create rented on-demand whose destroy failed is never taken as the job's pod ------------------
 def test_an_on_demand_rental_despite_a_bid_that_cannot_be_destroyed_is_never_the_jobs_pod(vx):
     emu, api, store = vx
-    spec = api.spec(job_from_values("p", {"gpu": [VAST4090], "image": "x", "market": "vast", "disk": 20}).template,
-                    "probe", VAST4090, 1, "VERIFIED")
+    spec = api.spec(vast_job().template, "probe", VAST4090, 1, "VERIFIED")
     offers = [o for o in api.offers(spec) if o.spot_floor_per_gpu and o.on_demand_per_gpu]
-    cheapest_floor = min(o.spot_floor_per_gpu for o in offers)
     pick = min(offers, key=lambda o: (o.spot_floor_per_gpu, -o.reliability, o.id))
-    cap = round(cheapest_floor + 0.01, 4)
+    cap = round(min(o.spot_floor_per_gpu for o in offers) + 0.01, 4)
     assert pick.on_demand_per_gpu > cap  # its on-demand price is above the job's cap
-    cfg = job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
-                                "disk": 20, "max_price": cap})
+    cfg = vast_job(max_price=cap)
     emu.vast.ignore_price = True  # the known overspend: Vast rents on-demand although a bid was sent
     emu.malform("vast:destroy", {"success": False, "error": "server_error", "msg": "Internal Server Error"},
                 status=500, execute=False, times=None)
