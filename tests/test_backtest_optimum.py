@@ -206,6 +206,22 @@ def test_optimum_is_between_hindsight_and_every_strategy(history: PriceHistory, 
             assert plan.lower <= r.cost * (1 + 1e-9) + 1e-12, (r.name, plan.lower, r.cost)
 
 
+def test_a_single_run_is_exact_when_only_the_restart_loss_was_rounded() -> None:
+    # Found by the property test above: a deadline 787.5 s into an irregular trace has no whole-second
+    # grid, so the work unit is the step and the 6-minute restart rounds down to 0 units. The best
+    # plan is one run, which never restarts: it is real, and the optimum (it had been flagged inexact).
+    steps = [900.0, 600.0, 600.0, 300.0, 300.0, 300.0, 300.0, 300.0, 300.0, 900.0, 600.0]
+    ts = T0 + np.concatenate([[0.0], np.cumsum(steps)])
+    floor = np.array([0.7, 0.66, 0.59, 0.56, 0.56, 0.46, 0.45, 0.4, 0.38, 0.36, 0.35, 0.37])
+    history = history_from_series([(Market("GPU0", "COMMUNITY"), ts, floor, np.full(12, 0.95))], step_s=300.0)
+    job = BacktestJob(work_hours=0.125, deadline_hours=0.21875, restart_overhead_hours=0.1)
+    result, plan = optimum(history, job, 0)
+    assert plan.feasible and len(plan.segments) == 1
+    assert plan.work_exact and plan.exact
+    assert plan.lower == pytest.approx(plan.upper) == pytest.approx(0.7 * 0.125)
+    assert result.deadline_met and result.cost == pytest.approx(plan.upper, rel=1e-9)
+
+
 def test_a_window_too_large_to_solve_is_left_out_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     import bidder.backtest.optimum as optimum_module
 

@@ -211,14 +211,15 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
                           f"{MAX_CELLS:,} (memory): use a shorter --deadline or less work, or leave it out "
                           "(--strategies without optimum)", key="strategies")
 
-    levels, dead, exact = [], [], work_exact
+    levels, dead, levels_exact = [], [], True
     for m in range(n_markets):
         always_od = bool(np.all(~np.isnan(od_raw[m]))) and k_steps > 0
         cap = float(np.max(od_held[m])) if always_od else math.inf
         lv, dd, ex = _levels(floor[m], cap, ratio, exact_levels)
         levels.append(lv)
         dead.append(dd)
-        exact = exact and ex
+        levels_exact = levels_exact and ex
+    exact = work_exact and levels_exact
     inf = math.inf
     idle = np.full(n_units, inf)
     idle[0] = 0.0
@@ -321,6 +322,11 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
     plan.segments = _backtrack(best, start_index, levels, dead, od_ok, od_held, hours, gain, shift, loss,
                                needed, count, idle_hist, code_hist, stride, floor)
     plan.upper = _plan_cost(plan.segments, history, job, start_index, hours, gain, needed, loss_true)
+    gain_exact = k_steps == 1 or bool(np.all(gain[:, :-1] == shift[:, :-1]))
+    if not work_exact and gain_exact and len(plan.segments) == 1:
+        # Only the restart's loss was rounded (down), and a plan of one run never restarts: it replays
+        # exactly, and as the best plan under the kinder rounded loss it is the optimum under the real one.
+        plan.work_exact, plan.exact = True, levels_exact
     return plan
 
 
