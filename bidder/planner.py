@@ -22,9 +22,11 @@ The job's state at a block boundary: blocks left to the deadline `τ`, work left
 reference speed), the floor's state `k`, and the pod: none, on-demand, or spot at level `j`. Each
 block it may wait (no cost, no work), run on-demand (pays on-demand, one block of work), start spot at
 level `j` (pays `edges[j]` per hour, pay-as-bid; the block's work if the next state is at most `j`, else
-it is interrupted half-way on average: half the block paid, no work) or keep its pod; a pod it ends
-(to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the restart
-overhead), as in the backtest engine. Missing the deadline costs more than the whole job on-demand
+it is interrupted half-way on average: half the block paid and half its work done) or keep its pod; a
+pod it ends (to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the
+restart overhead; a run started in the block loses at most the work it did), as in the backtest
+engine. (Until pass 5 an interrupted block did no work at all: a kept pod's interruption cost twice
+the work it costs in the engine, and plans bid higher than they needed to.) Missing the deadline costs more than the whole job on-demand
 (plus `DEADLINE_PENALTY` x on-demand per block of work left), and a block of waiting `WAIT_COST` of
 one on-demand block, so a tie goes to acting now. An interruption costs `interruption_cost` dollars on top (the user's interruption
 tolerance priced as a penalty, see `bidder.optimizer`). With a daily model, the step τ blocks before
@@ -490,6 +492,12 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
 
     run_interp = interpolation(wi - speed, True)  # a block of running does `speed` blocks of reference work
     loss_interp = interpolation(wi + loss, False)
+    # An interrupted block ran half-way: its half block of work is done, and the run's restart work is
+    # lost (the engine's rule: the run loses min(restart, its work)). A kept pod has run at least a
+    # restart's worth; a pod started in this block loses what it did up to the restart's worth.
+    cut_interp = interpolation(wi + loss - speed / 2, True)
+    start_gain = max(speed / 2 - loss, 0.0)
+    start_cut = interpolation(wi - start_gain, True) if start_gain > 0 else None
     share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
     # The tables are filled pod-major, [τ, pod, w, k], as the working arrays are (a transposing copy
     # of every step would cost more than the step), and returned as [τ, w, k, pod] views.
@@ -537,13 +545,17 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         if k:
             run_interp(V[SPOT:SPOT + k], run_v)
             run_interp(N[SPOT:SPOT + k], run_n)
-            loss_interp(idle_v, lost_v)
-            loss_interp(idle_n, lost_n)
+            cut_interp(idle_v, lost_v)
+            cut_interp(idle_n, lost_n)
             np.add(paid, run_v, out=ok_v)
             # Start: paid + run where the next state is at or under the level, else interrupted.
-            np.add(half, idle_v, out=ins[s_v])
+            if start_cut is None:
+                cut_v, cut_n = idle_v, idle_n
+            else:
+                cut_v, cut_n = start_cut(idle_v, end_v), start_cut(idle_n, end_n)  # end_*: free until later
+            np.add(half, cut_v, out=ins[s_v])
             np.copyto(ins[s_v], ok_v, where=below)
-            np.add(1.0, idle_n, out=ins[s_n])
+            np.add(1.0, cut_n, out=ins[s_n])
             np.copyto(ins[s_n], run_n, where=below)
             # Keep: the same, but an interruption loses the restart's work.
             np.add(half, lost_v, out=ins[k_v])

@@ -223,8 +223,8 @@ def test_a_running_pod_is_not_moved_into_the_reserve(slack_h: float) -> None:
     # slack; two AWS zones once swapped a pod every five minutes until the deadline was missed); with
     # the reserve it keeps the pod or goes on-demand, and an on-demand pod is not moved to the same
     # price elsewhere.
-    markets = _two_noisy_markets(2)
-    bid = float(markets[1].model.edges[3])
+    markets = _two_noisy_markets(3)
+    bid = float(markets[1].model.edges[1])
     assert markets[1].floor_now is not None and markets[1].floor_now <= bid
     args = dict(work_h=20, window_h=48, work_left_h=10, time_left_h=10 + slack_h, restart_h=0.25,
                 interruptions_allowed=100)
@@ -433,9 +433,10 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
                         if s2 <= j:  # runs the block, pays its bid
                             c += P[s, s2] * (model.edges[j] * dt * pay + read(V, t - 1, w - speed, s2, SPOT + j, True))
                             n += P[s, s2] * read(N, t - 1, w - speed, s2, SPOT + j, True)
-                        else:  # interrupted half-way: half the block paid, no work, no pod
-                            c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost + V[t - 1, w, s2, 0])
-                            n += P[s, s2] * (1 + N[t - 1, w, s2, 0])
+                        else:  # interrupted half-way: half the block paid, its work lost up to the restart's
+                            x = w - max(speed / 2 - loss, 0.0)
+                            c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost + read(V, t - 1, x, s2, 0, True))
+                            n += P[s, s2] * (1 + read(N, t - 1, x, s2, 0, True))
                     opts.append((SPOT + j, c, n))
                 opts.sort(key=lambda o: o[1])
                 code, c, n = opts[0]
@@ -472,10 +473,11 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
                             if s2 <= j:
                                 keep_c += P[s, s2] * (model.edges[j] * dt * pay + read(V, t - 1, w - speed, s2, pod, True))
                                 keep_n += P[s, s2] * read(N, t - 1, w - speed, s2, pod, True)
-                            else:  # interrupted: the restart's work is lost too
+                            else:  # interrupted half-way: half the block's work done, the restart's lost
+                                x = w - speed / 2 + loss
                                 keep_c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost
-                                                      + read(V, t - 1, w + loss, s2, 0, False))
-                                keep_n += P[s, s2] * (1 + read(N, t - 1, w + loss, s2, 0, False))
+                                                      + read(V, t - 1, x, s2, 0, True))
+                                keep_n += P[s, s2] * (1 + read(N, t - 1, x, s2, 0, True))
                     if keep_c <= end_c:
                         V[t, w, s, pod], N[t, w, s, pod], act[t, w, s, pod] = keep_c, keep_n, pod
                     else:
