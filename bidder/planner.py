@@ -393,14 +393,23 @@ class Plan:
 
     def typical_interruptions(self, blocks_left: int, work_blocks: float, pod: int) -> float:
         """Expected interruptions from here, averaged over the floor's states as often as they occur
-        (at this time of day, when the plan follows the daily phases): what the tolerance is held to,
-        so the choice of price does not flip with every move of the floor."""
+        (at this time of day, when the plan follows the daily phases; for a running spot pod, over the
+        states at or under its level, the only ones it can be running in): what the tolerance is held
+        to, so the choice of price does not flip with every move of the floor."""
         mix = self.model.mix if self.model.mix is not None else np.full(self.model.levels + 1, 1 / (self.model.levels + 1))
         if self.clock_h is not None and self.model.phase_mix is not None:
             mix = self.model.phase_mix[self.model.phase_of(self.clock_h - blocks_left * self.model.step_h)]
         # `at`'s reading of every state at once: the same float64 products, summed by `sum` in the same
         # order (states that never occur are left out), so the figure is the per-state loop's to the bit.
         t, lo, hi, f, _ = self._cell(blocks_left, work_blocks)
+        if pod >= SPOT:
+            # A running spot pod tells the floor is at or under its level: the states above it are not
+            # where the job can be (averaged in, they charged a kept pod an interruption it cannot
+            # have, and a start that fitted the budget was refused five minutes later).
+            mix = mix[:pod - SPOT + 1]
+            if not mix.sum() > 0:
+                mix = np.ones(pod - SPOT + 1)
+            mix = mix / mix.sum()
         occur = np.flatnonzero(mix)
         counts = (self.interruptions[t, lo, occur, pod].astype(float) * (1 - f)
                   + self.interruptions[t, hi, occur, pod].astype(float) * f)
@@ -646,9 +655,12 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
 #: when none does, the rates decide. With (0, 0.5, 2, 8) at tolerance medium the dear prices kept plans
 #: to 0.6-1.4 interruptions a day of the 2 allowed and cost up to 0.57x the optimum more than the rates
 #: on the synthetic markets; with 0 alone, jobs near the tolerance at high flipped between the plan and
-#: the rates (synthetic seed 12: 1.58x against 1.49x); (0, 0.5) does neither
-#: (analysis/results/optimizer-pass4.md).
-INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
+#: the rates (synthetic seed 12: 1.58x against 1.49x); (0, 0.5) did neither (analysis/results/
+#: optimizer-pass4.md). Since pass 5 an interrupted block does half its work, so an interruption no
+#: longer costs the plan an extra quarter hour of work; (0, 0.25, 0.75) are the old rule's (0, 0.5) with
+#: that quarter hour (at on-demand) added back where the tolerance binds: with (0, 0.5) the AWS jobs at
+#: medium cost 0.02-0.09x the optimum more (optimizer-pass5.md).
+INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.25, 0.75)
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
 #: 7-day deadline is 69,000 cells (about 90 MB and 0.2 s to solve); longer jobs are left to the rates.
 MAX_PLAN_CELLS = 100_000
