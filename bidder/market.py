@@ -164,25 +164,22 @@ class MarketStats:
     been above `bids[i]` (0 when it is at or below). `run_counts`/`run_hours` and
     `wait_counts`/`wait_hours` are the weighted histograms (count, summed length) of completed runs
     and completed waits on the age bins: bin j holds lengths in (edges[j], edges[j+1]].
+    `availability`, `interruption_rate`, `outbid_rate`, `mean_wait_hours` and `mean_run_hours` are
+    computed from `running_hours`, `outbid_events` and `observed_hours` when first read.
     """
 
     gpu_type_id: str
     cloud: str
     gpu_count: int
     bids: np.ndarray
-    availability: np.ndarray
-    interruption_rate: np.ndarray
-    mean_wait_hours: np.ndarray
     samples: int
     span_hours: float
     floor_now: float | None
     on_demand_now: float | None
     now: float
-    outbid_rate: np.ndarray
     outbid_events: np.ndarray
     running_hours: np.ndarray
     observed_hours: float
-    mean_run_hours: np.ndarray
     calm_hours: np.ndarray
     excursion_hours: np.ndarray
     age_edges_hours: np.ndarray
@@ -206,6 +203,43 @@ class MarketStats:
     def key(self) -> MarketKey:
         """This market's key in stats dicts (`bidder.models.market_key`)."""
         return market_key(self.gpu_type_id, self.cloud, self.gpu_count, self.market)
+
+    # The per-bid rates below derive from the weighted sums on first use (the optimizer reads only the
+    # hazards; a backtest asks for statistics at every step).
+
+    @functools.cached_property
+    def availability(self) -> np.ndarray:
+        """A(b): share of observed time with the floor at or below each bid."""
+        below, observed = self.running_hours, self.observed_hours
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(observed > 0, below / observed, 0.0) if observed > 0 else np.zeros_like(below)
+
+    @functools.cached_property
+    def interruption_rate(self) -> np.ndarray:
+        """λ(b) per running hour: the upper bound on the outbid rate, plus the reclaim rate."""
+        return poisson_rate_upper(self.outbid_events, self.running_hours, self.confidence) + self.reclaim_rate
+
+    @functools.cached_property
+    def outbid_rate(self) -> np.ndarray:
+        """Upcrossings per running hour (the point estimate; +inf where the floor was never under the bid)."""
+        below, up = self.running_hours, self.outbid_events
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(below > 0, up / np.where(below > 0, below, 1.0), np.inf)
+
+    @functools.cached_property
+    def mean_wait_hours(self) -> np.ndarray:
+        """W(b): mean excursion above each bid (0 if the floor never went above it, +inf if it never came back)."""
+        up = self.outbid_events
+        above = np.maximum(self.observed_hours - self.running_hours, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(up > 0, above / np.where(up > 0, up, 1.0), np.where(above > 0, np.inf, 0.0))
+
+    @functools.cached_property
+    def mean_run_hours(self) -> np.ndarray:
+        """R(b): mean uninterrupted run at each bid (+inf without an outbid)."""
+        below, up = self.running_hours, self.outbid_events
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(up > 0, below / np.where(up > 0, up, 1.0), np.inf)
 
     def index_of(self, bid: float) -> int:
         """Index of the highest grid level at or below `bid` (-1 if `bid` is under the grid)."""
@@ -499,13 +533,6 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
     """Rates, bounds and conditional hazards from the weighted sums (shared by tracker and batch)."""
     below = np.maximum(below, 0.0)
     up = np.maximum(up, 0.0)
-    above = np.maximum(observed - below, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        availability = np.where(observed > 0, below / observed, 0.0) if observed > 0 else np.zeros_like(below)
-        outbid_rate = np.where(below > 0, up / np.where(below > 0, below, 1.0), np.inf)
-        mean_wait = np.where(up > 0, above / np.where(up > 0, up, 1.0), np.where(above > 0, np.inf, 0.0))
-        mean_run = np.where(up > 0, below / np.where(up > 0, up, 1.0), np.inf)
-    rate = poisson_rate_upper(up, below, p.confidence) + p.reclaim
     # λ(b | run age >= a_j): completed runs longer than a_j are the events; their (recency-weighted)
     # time beyond a_j, plus the current censored run's, is the exposure.
     edges = AGE_EDGES_HOURS
@@ -513,10 +540,9 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
     exposure = completed + _decayed_hours(calm[:, None] - edges[None, :], p.decay)
     hazard = _age_hazard_bounds(events, exposure, p.confidence) + p.reclaim
     return MarketStats(
-        gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=gpu_count, bids=grid, availability=availability,
-        interruption_rate=rate, mean_wait_hours=mean_wait, samples=samples, span_hours=span_hours,
-        floor_now=floor_now, on_demand_now=on_demand_now, now=now, outbid_rate=outbid_rate,
-        outbid_events=up, running_hours=below, observed_hours=observed, mean_run_hours=mean_run,
+        gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=gpu_count, bids=grid, samples=samples,
+        span_hours=span_hours, floor_now=floor_now, on_demand_now=on_demand_now, now=now,
+        outbid_events=up, running_hours=below, observed_hours=observed,
         calm_hours=calm, excursion_hours=excursion, age_edges_hours=edges, hazard_by_age=hazard, events_by_age=events,
         exposure_by_age=exposure, run_counts=run_n, run_hours=run_h,
         wait_counts=wait_n, wait_hours=wait_h, reclaim_rate=p.reclaim, half_life_hours=p.half_life_hours,
