@@ -677,10 +677,11 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         return {"run": run, "cost": cost, "share": share, "done": done, "per_day": per_day, "total": total,
                 "ok": ok, "rho": rho}
 
-    def candidate(action: str, e: dict[str, np.ndarray], index: tuple[int, ...], lam: np.ndarray,
+    def candidate(action: str, e: dict[str, np.ndarray], index: tuple[int, ...], lam_row: np.ndarray,
                   bid: float | None, **extra: object) -> _Candidate:
+        """The candidate at `index` of the evaluation `e`; `lam_row`: its bid's hazards by age."""
         return _Candidate(action, q, bid, float(e["cost"][index]), float(e["run"][index]),
-                          float(e["per_day"][index]), float(lam[index]), float(e["total"][index]),
+                          float(e["per_day"][index]), float(lam_row[index[-1]]), float(e["total"][index]),
                           None if keep_running else float(e["done"][index]), float(e["share"][index]),
                           progress_rate=float(e["rho"][index]), **extra)  # type: ignore[arg-type]
 
@@ -696,7 +697,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
             lam_i = st.hazard_by_age[i]
             avail_i = (st.exposure_by_age[i] / st.observed_hours if st.observed_hours > 0
                        else np.zeros_like(lam_i))
-            lam_run = np.full(lam_i.shape, float(lam_i[st.age_index(st.calm_hours[i])]))
+            lam_run = None if keep_running else np.full(lam_i.shape, float(lam_i[st.age_index(st.calm_hours[i])]))
             cur = evaluate(np.full(lam_i.shape, float(current_bid)), lam_i, avail_i, lam_now=lam_run)
             # Schmitt trigger: the estimate moves with every sample, so a running pod is kept while it
             # stays within KEEP_MARGIN of the tolerance (a new pod must meet it outright).
@@ -712,55 +713,68 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     # shown so far); the best of the others is what waiting buys.
     lam = st.hazard_by_age
     avail = st.exposure_by_age / st.observed_hours if st.observed_hours > 0 else np.zeros_like(lam)
-    price = np.broadcast_to(bids[:, None], lam.shape)
     settled = actionable[:, None] & (st.age_edges_hours[None, :] <= st.calm_hours[:, None] + 1e-9) & (avail > 0)
+    # A service's plan has neither a first run nor slack to spend waiting, so one evaluation over the
+    # whole grid holds the numbers of its bids now and of its plans (`rows` None: every row, in place).
+    # A batch job's differ (two phases, delays): each is evaluated on the rows that can use it.
+    service = evaluate(bids[:, None], lam, avail) if keep_running else None
     best_ready = math.inf
-    rows = np.flatnonzero(settled.any(axis=1))  # only bids that can start now have a first run
-    if len(rows):
+    rows: np.ndarray | None = None
+    if service is not None:
+        now_plan, now_settled = service, settled
+    else:
+        rows = np.flatnonzero(settled.any(axis=1))  # only bids that can start now have a first run
         lam_now = st.hazard_by_age[rows, st.age_index(st.calm_hours[rows])]
-        now_plan = evaluate(price[rows], lam[rows], avail[rows], lam_now=np.broadcast_to(
-            lam_now[:, None], (len(rows), lam.shape[1])))
-        ready = settled[rows] & now_plan["ok"]
-        if ready.any():
-            flat = np.flatnonzero(ready.ravel())
-            k = int(flat[np.argmin(now_plan["cost"].ravel()[flat])])
-            i, j = divmod(k, lam.shape[1])
-            spot_now.append(candidate("spot", now_plan, (i, j), lam[rows], float(bids[rows[i]])))
-            best_ready = float(now_plan["cost"][i, j])
-        else:  # something could run now: say which constraint stops the cheapest
-            flat = np.flatnonzero(settled[rows].ravel())
-            k = int(flat[np.argmin(now_plan["run"].ravel()[flat])])
-            i, j = divmod(k, lam.shape[1])
-            _reject_spot(q, st, int(rows[i]), float(now_plan["per_day"][i, j]), float(now_plan["run"][i, j]),
-                         tolerance, max_savings_cost, float(now_plan["total"][i, j]), budget_left, keep_running,
-                         rejected)
+        now_plan = evaluate(np.broadcast_to(bids[rows, None], (len(rows), lam.shape[1])), lam[rows], avail[rows],
+                            lam_now=np.broadcast_to(lam_now[:, None], (len(rows), lam.shape[1]))) if len(rows) else {}
+        now_settled = settled[rows]
+    ready = now_settled & now_plan["ok"] if now_plan else now_settled
+    if ready.any():
+        i, j = _cheapest(now_plan["cost"], ready)
+        row = i if rows is None else int(rows[i])
+        spot_now.append(candidate("spot", now_plan, (i, j), lam[row], float(bids[row])))
+        best_ready = float(now_plan["cost"][i, j])
+    elif now_settled.any():  # something could run now: say which constraint stops the cheapest
+        i, j = _cheapest(now_plan["run"], now_settled)
+        _reject_spot(q, st, i if rows is None else int(rows[i]), float(now_plan["per_day"][i, j]),
+                     float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
+                     budget_left, keep_running, rejected)
     # Waiting first spends slack: the expected rest of the floor's current excursion above b, then the
     # settling age the plan still needs.
     # Only bids in range with some time under them can make a plan (the rest are never valid).
-    rows = np.flatnonzero(in_range & (avail > 0).any(axis=1) & ~settled.all(axis=1))
-    if not len(rows):
-        return
-    delay = None if keep_running else (  # a service's plan has no slack to spend
-        st.residual_wait_hours()[rows, None] + np.maximum(st.age_edges_hours[None, :] - st.calm_hours[rows, None], 0.0))
-    plan = evaluate(price[rows], lam[rows], avail[rows], delay=delay)
-    valid = plan["ok"] & (avail[rows] > 0) & ~settled[rows]
+    delay = None
+    if service is not None:
+        plan, valid, rows = service, service["ok"] & (avail > 0) & ~settled & in_range[:, None], None
+    else:
+        rows = np.flatnonzero(in_range & (avail > 0).any(axis=1) & ~settled.all(axis=1))
+        if not len(rows):
+            return
+        delay = st.residual_wait_hours()[rows, None] + np.maximum(
+            st.age_edges_hours[None, :] - st.calm_hours[rows, None], 0.0)
+        plan = evaluate(np.broadcast_to(bids[rows, None], (len(rows), lam.shape[1])), lam[rows], avail[rows],
+                        delay=delay)
+        valid = plan["ok"] & (avail[rows] > 0) & ~settled[rows]
     if not valid.any():
         return
-    flat = np.flatnonzero(valid.ravel())
-    k = int(flat[np.argmin(plan["cost"].ravel()[flat])])
-    i, j = divmod(k, lam.shape[1])
+    i, j = _cheapest(plan["cost"], valid)
     if float(plan["cost"][i, j]) >= best_ready:
         return  # this market's bid now is no dearer than anything waiting buys
     wait_delay = 0.0 if delay is None else float(delay[i, j])
-    i = int(rows[i])
-    bid = float(bids[i])
+    row = i if rows is None else int(rows[i])
+    bid = float(bids[row])
     settle = float(st.age_edges_hours[j])
     note = ("bids once the floor " + (f"has stayed under ${bid:.3f} for {_fmt_hours(settle)}" if settle > 0
                                       else f"is under ${bid:.3f}")
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
-    plans.append(candidate("wait", plan, (k // lam.shape[1], j), lam[rows], None, act_below=bid, note=note,
-                           delay=wait_delay,
+    plans.append(candidate("wait", plan, (i, j), lam[row], None, act_below=bid, note=note, delay=wait_delay,
                            waits_for_floor=floor is None or floor > bid + 1e-12))
+
+
+def _cheapest(values: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
+    """(row, column) of the smallest of `values` where `mask` holds (the first in row-major order on a tie)."""
+    flat = np.flatnonzero(mask.ravel())
+    k = int(flat[np.argmin(values.ravel()[flat])])
+    return divmod(k, mask.shape[1])
 
 
 def _two_phase(price: np.ndarray, run: np.ndarray, rho: np.ndarray, lam_now: np.ndarray, s: float, r: float,
