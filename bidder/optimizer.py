@@ -649,12 +649,17 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         `delay`: hours before the plan can start (slack spent waiting)."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             keep = np.maximum(1.0 - lam * r, 0.0)  # (np.clip is slower on small arrays)
-            run = np.where(keep > 0, price / np.where(keep > 0, keep, 1.0) / s, np.inf)
+            positive = keep > 0
+            run = np.where(positive, price / np.where(positive, keep, 1.0) / s, np.inf)
             rho = s * avail * keep
-            if keep_running:
-                cost, share, done = run, np.ones_like(run), np.full_like(run, np.nan)
-                duty = np.ones_like(run)
-            elif lam_now is not None:
+            if keep_running:  # pure spot, all the time: its cost is its cost per useful hour
+                per_day = 24.0 * lam
+                ok = (per_day <= tolerance + 1e-12) & (run <= max_savings_cost) & np.isfinite(run)
+                total = run * g * 24.0
+                if budget_left is not None:
+                    ok &= total <= budget_left + 1e-9
+                return {"run": run, "cost": run, "per_day": per_day, "total": total, "ok": ok, "rho": rho}
+            if lam_now is not None:
                 cost, share, done = _two_phase(price, run, rho, lam_now, s, r, work, slack, reserve, od_cost,
                                                od_speed, horizon)
             else:
@@ -663,14 +668,13 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                 cost, share, done = _plan(run, rho, work, slack_then, reserve, od_cost, od_speed, horizon_then)
                 if delay is not None:
                     done = done + delay
-            if not keep_running:
-                # Interruptions per day of the job's window: its running hours over the time to the
-                # deadline (without one, to the expected completion).
-                running = share * work / (s * np.where(keep > 0, keep, 1.0))
-                window = np.full_like(done, time_left) if math.isfinite(time_left) else done
-                duty = np.where(np.isfinite(window) & (window > 0), np.minimum(np.maximum(running / window, 0.0), 1.0), 1.0)
+            # Interruptions per day of the job's window: its running hours over the time to the
+            # deadline (without one, to the expected completion).
+            running = share * work / (s * np.where(positive, keep, 1.0))
+            window = np.full_like(done, time_left) if math.isfinite(time_left) else done
+            duty = np.where(np.isfinite(window) & (window > 0), np.minimum(np.maximum(running / window, 0.0), 1.0), 1.0)
             per_day = 24.0 * lam * duty
-            total = cost * g * (24.0 if keep_running else work)
+            total = cost * g * work
             ok = (per_day <= tolerance + 1e-12) & (run <= max_savings_cost) & np.isfinite(cost)
             if budget_left is not None:
                 ok &= total <= budget_left + 1e-9
@@ -682,10 +686,17 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         """The candidate at `index` of the evaluation `e`; `lam_row`: its bid's hazards by age."""
         return _Candidate(action, q, bid, float(e["cost"][index]), float(e["run"][index]),
                           float(e["per_day"][index]), float(lam_row[index[-1]]), float(e["total"][index]),
-                          None if keep_running else float(e["done"][index]), float(e["share"][index]),
+                          None if keep_running else float(e["done"][index]),
+                          1.0 if keep_running else float(e["share"][index]),
                           progress_rate=float(e["rho"][index]), **extra)  # type: ignore[arg-type]
 
     actionable = in_range & (floor is not None) & (bids >= (floor if floor is not None else math.inf) - 1e-12)
+    lam = st.hazard_by_age
+    avail = st.exposure_by_age / st.observed_hours if st.observed_hours > 0 else np.zeros_like(lam)
+    # A service's plan has neither a first run nor slack to spend waiting, so one evaluation over the
+    # whole grid holds the numbers of its bids now, of its plans and of a running pod at a grid bid.
+    # A batch job's differ (two phases, delays): each is evaluated on the rows that can use it.
+    service = evaluate(bids[:, None], lam, avail) if keep_running else None
     # -- the running pod at its own bid: kept unless leaving it pays for the restart ------------------
     # It is judged like a ready plan (any settling age its calm already passed), so that keeping it and
     # starting it afresh rest on the same numbers.
@@ -694,11 +705,12 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     if current_bid is not None and floor is not None and floor - 1e-12 <= current_bid <= top + 1e-12:
         i = st.index_of(current_bid)
         if i >= 0:
-            lam_i = st.hazard_by_age[i]
-            avail_i = (st.exposure_by_age[i] / st.observed_hours if st.observed_hours > 0
-                       else np.zeros_like(lam_i))
-            lam_run = None if keep_running else np.full(lam_i.shape, float(lam_i[st.age_index(st.calm_hours[i])]))
-            cur = evaluate(np.full(lam_i.shape, float(current_bid)), lam_i, avail_i, lam_now=lam_run)
+            lam_i, avail_i = lam[i], avail[i]
+            if service is not None and current_bid == bids[i]:
+                cur = {k: v[i] for k, v in service.items()}
+            else:
+                lam_run = None if keep_running else np.full(lam_i.shape, float(lam_i[st.age_index(st.calm_hours[i])]))
+                cur = evaluate(np.full(lam_i.shape, float(current_bid)), lam_i, avail_i, lam_now=lam_run)
             # Schmitt trigger: the estimate moves with every sample, so a running pod is kept while it
             # stays within KEEP_MARGIN of the tolerance (a new pod must meet it outright).
             keepable = ((st.age_edges_hours <= st.calm_hours[i] + 1e-9) & (avail_i > 0)
@@ -711,15 +723,9 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     # -- standing plans: "bid b once the floor has stayed under b for a" for every (b, a). A plan whose
     # condition already holds is a bid now (its first run is judged by the hazard at the calm it has
     # shown so far); the best of the others is what waiting buys.
-    lam = st.hazard_by_age
-    avail = st.exposure_by_age / st.observed_hours if st.observed_hours > 0 else np.zeros_like(lam)
     settled = actionable[:, None] & (st.age_edges_hours[None, :] <= st.calm_hours[:, None] + 1e-9) & (avail > 0)
-    # A service's plan has neither a first run nor slack to spend waiting, so one evaluation over the
-    # whole grid holds the numbers of its bids now and of its plans (`rows` None: every row, in place).
-    # A batch job's differ (two phases, delays): each is evaluated on the rows that can use it.
-    service = evaluate(bids[:, None], lam, avail) if keep_running else None
     best_ready = math.inf
-    rows: np.ndarray | None = None
+    rows: np.ndarray | None = None  # the rows an evaluation holds (None: every row, in place)
     if service is not None:
         now_plan, now_settled = service, settled
     else:
