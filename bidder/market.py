@@ -124,8 +124,9 @@ def _gamma_upper(shape: np.ndarray, rate: np.ndarray, confidence: float) -> np.n
     z = _z_score(confidence)
     shape = np.maximum(shape, 1e-9)
     quantile = shape * np.maximum(1.0 - 1.0 / (9.0 * shape) + z / (3.0 * np.sqrt(shape)), 0.0) ** 3
+    known = rate > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(rate > 0, quantile / np.where(rate > 0, rate, 1.0), np.inf)
+        return np.where(known, quantile / np.where(known, rate, 1.0), np.inf)
 
 
 def _age_hazard_bounds(events: np.ndarray, exposure: np.ndarray, confidence: float) -> np.ndarray:
@@ -141,8 +142,9 @@ def _age_hazard_bounds(events: np.ndarray, exposure: np.ndarray, confidence: flo
     shapes[:, 0] = events[:, 0] + 1.0
     rates = exposure.copy()
     for j in range(1, events.shape[1]):
-        # prior worth n0 events at the previous age's posterior mean: rate n0 / mean
-        rates[:, j] += AGE_PRIOR_EVENTS * rates[:, j - 1] / shapes[:, j - 1]
+        # prior worth n0 events at the previous age's posterior mean: rate n0 / mean (1 · r is r, exactly)
+        prior = rates[:, j - 1] if AGE_PRIOR_EVENTS == 1.0 else AGE_PRIOR_EVENTS * rates[:, j - 1]
+        rates[:, j] += prior / shapes[:, j - 1]
     return _gamma_upper(shapes, rates, confidence)
 
 
@@ -465,8 +467,8 @@ class FloorTracker:
         _check_history(self.gpu_type_id, self.cloud, self.samples, self.last_ts - self.first_ts,
                        now - self.last_ts, p)
         factor = math.exp(-p.decay * (now - self._t0))
-        below = np.cumsum(self._d_below[:-1]) * factor
-        up = np.cumsum(self._d_up[:-1]) * factor
+        below = self._d_below[:-1].cumsum() * factor
+        up = self._d_up[:-1].cumsum() * factor
         age_end = self.last_ts + min(max(now - self.last_ts, 0.0), p.max_gap_s)
         calm = np.zeros(len(self.grid))
         calm[self._last_idx:] = (age_end - self._run_start[self._last_idx:]) / 3600.0
@@ -496,15 +498,20 @@ def _beyond_ages(counts: np.ndarray, hours: np.ndarray, decayed: np.ndarray, dec
     the runs longer than a_j are bins j and up). A run of length L ending with weight w has
     ∫ weight over its part beyond a_j = w·(1 - e^(-k(L - a_j)))/k = (w - e^(k·a_j)·w·e^(-kL))/k."""
     def from_top(a: np.ndarray) -> np.ndarray:
-        return np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
+        return a[:, ::-1].cumsum(axis=1)[:, ::-1]
 
     events = from_top(counts)
     if decay_per_s == 0.0:
         exposure = from_top(hours) - events * AGE_EDGES_HOURS[None, :]
     else:
-        k = decay_per_s * 3600.0
-        exposure = (events - np.exp(k * AGE_EDGES_HOURS)[None, :] * from_top(decayed)) / k
+        exposure = (events - _edge_growth(decay_per_s) * from_top(decayed)) / (decay_per_s * 3600.0)
     return events, np.maximum(exposure, 0.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _edge_growth(decay_per_s: float) -> np.ndarray:
+    """e^(k·a_j) of every age edge a_j (k = the decay per hour): the same for every stats call."""
+    return np.exp(decay_per_s * 3600.0 * AGE_EDGES_HOURS)
 
 
 def _age_bin(lengths: np.ndarray) -> np.ndarray:
