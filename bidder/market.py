@@ -56,6 +56,7 @@ __all__ = [
     "bid_grid",
     "market_stats",
     "poisson_rate_upper",
+    "stats_of",
 ]
 
 #: Recency half-life: a week-long storm still counts, last month's calm fades.
@@ -459,6 +460,11 @@ class FloorTracker:
 
     def stats(self, now_epoch: float | None = None) -> MarketStats:
         """The statistics at `now_epoch` (default: the last sample). Raises InsufficientHistory."""
+        return _assemble(**self._sums(now_epoch))
+
+    def _sums(self, now_epoch: float | None) -> dict[str, Any]:
+        """`_assemble`'s arguments at `now_epoch`: the weighted sums decayed to then, the calm and excursion
+        ages. Raises InsufficientHistory."""
         p = self._p
         if self.grid is None or self.last_ts is None or self.first_ts is None:
             raise InsufficientHistory(f"no price history for {self.gpu_type_id} ({self.cloud})",
@@ -474,12 +480,41 @@ class FloorTracker:
         calm[self._last_idx:] = (age_end - self._run_start[self._last_idx:]) / 3600.0
         excursion = np.zeros(len(self.grid))
         excursion[:self._last_idx] = (age_end - self._wait_start[:self._last_idx]) / 3600.0
-        stats = _assemble(self.gpu_type_id, self.cloud, self.gpu_count, self.grid, below, up,
-                          self._observed * factor, self._run_n * factor, self._run_h * factor,
-                          self._run_d * factor, self._wait_n * factor, self._wait_h * factor,
-                          calm, excursion, self.samples,
-                          (self.last_ts - self.first_ts) / 3600.0, self.last_floor, self.last_on_demand, now, p)
-        return stats if self.market == DEFAULT_MARKET else replace(stats, market=self.market)
+        return dict(gpu_type_id=self.gpu_type_id, cloud=self.cloud, gpu_count=self.gpu_count, grid=self.grid,
+                    below=below, up=up, observed=self._observed * factor, run_n=self._run_n * factor,
+                    run_h=self._run_h * factor, run_d=self._run_d * factor, wait_n=self._wait_n * factor,
+                    wait_h=self._wait_h * factor, calm=calm, excursion=excursion, samples=self.samples,
+                    span_hours=(self.last_ts - self.first_ts) / 3600.0, floor_now=self.last_floor,
+                    on_demand_now=self.last_on_demand, now=now, p=p, market=self.market)
+
+
+def stats_of(trackers: Sequence[FloorTracker], now_epoch: float | None = None) -> list[MarketStats | None]:
+    """Each tracker's `stats(now_epoch)` (None where it raises InsufficientHistory), the same numbers.
+
+    The hazards of trackers whose grids have one length and whose parameters agree are computed as one
+    stack of rows (each row's numbers are its own): numpy's cost per call, which dominates on arrays
+    this small, is paid once for all the markets of a backtest step instead of once per market.
+    """
+    sums: list[dict[str, Any] | None] = []
+    for tracker in trackers:
+        try:
+            sums.append(tracker._sums(now_epoch))
+        except InsufficientHistory:
+            sums.append(None)
+    groups: dict[tuple[int, float, float, float], list[dict[str, Any]]] = {}
+    for part in sums:
+        if part is not None:
+            p = part["p"]
+            groups.setdefault((len(part["grid"]), p.decay, p.confidence, p.reclaim), []).append(part)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        stacked = _hazards(*(np.concatenate([part[name] for part in group]) for name in ("run_n", "run_h", "run_d",
+                                                                                          "calm")), group[0]["p"])
+        n = len(group[0]["grid"])
+        for k, part in enumerate(group):
+            part["hazards"] = tuple(a[k * n:(k + 1) * n] for a in stacked)
+    return [None if part is None else _assemble(**part) for part in sums]
 
 
 def _decayed_hours(hours: np.ndarray, decay_per_s: float) -> np.ndarray:
@@ -536,16 +571,15 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
               up: np.ndarray, observed: float, run_n: np.ndarray, run_h: np.ndarray, run_d: np.ndarray,
               wait_n: np.ndarray, wait_h: np.ndarray, calm: np.ndarray, excursion: np.ndarray, samples: int,
               span_hours: float,
-              floor_now: float | None, on_demand_now: float | None, now: float, p: _Params) -> MarketStats:
-    """Rates, bounds and conditional hazards from the weighted sums (shared by tracker and batch)."""
+              floor_now: float | None, on_demand_now: float | None, now: float, p: _Params,
+              market: str = DEFAULT_MARKET,
+              hazards: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> MarketStats:
+    """Rates, bounds and conditional hazards from the weighted sums (shared by tracker and batch);
+    `hazards`: `_hazards` of these sums, when already computed (`stats_of`)."""
     below = np.maximum(below, 0.0)
     up = np.maximum(up, 0.0)
-    # λ(b | run age >= a_j): completed runs longer than a_j are the events; their (recency-weighted)
-    # time beyond a_j, plus the current censored run's, is the exposure.
+    events, exposure, hazard = hazards or _hazards(run_n, run_h, run_d, calm, p)
     edges = AGE_EDGES_HOURS
-    events, completed = _beyond_ages(run_n, run_h, run_d, p.decay)
-    exposure = completed + _decayed_hours(calm[:, None] - edges[None, :], p.decay)
-    hazard = _age_hazard_bounds(events, exposure, p.confidence) + p.reclaim
     return MarketStats(
         gpu_type_id=gpu_type_id, cloud=cloud, gpu_count=gpu_count, bids=grid, samples=samples,
         span_hours=span_hours, floor_now=floor_now, on_demand_now=on_demand_now, now=now,
@@ -553,7 +587,17 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
         calm_hours=calm, excursion_hours=excursion, age_edges_hours=edges, hazard_by_age=hazard, events_by_age=events,
         exposure_by_age=exposure, run_counts=run_n, run_hours=run_h,
         wait_counts=wait_n, wait_hours=wait_h, reclaim_rate=p.reclaim, half_life_hours=p.half_life_hours,
-        confidence=p.confidence)
+        confidence=p.confidence, market=market)
+
+
+def _hazards(run_n: np.ndarray, run_h: np.ndarray, run_d: np.ndarray, calm: np.ndarray, p: _Params
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """λ(b | run age >= a_j), row by row: completed runs longer than a_j are the events; their
+    (recency-weighted) time beyond a_j, plus the current censored run's, is the exposure.
+    Returns (events, exposure, hazard)."""
+    events, completed = _beyond_ages(run_n, run_h, run_d, p.decay)
+    exposure = completed + _decayed_hours(calm[:, None] - AGE_EDGES_HOURS[None, :], p.decay)
+    return events, exposure, _age_hazard_bounds(events, exposure, p.confidence) + p.reclaim
 
 
 def market_stats(series: Any, now_epoch: float | None = None, *,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,6 +18,7 @@ from bidder.market import (
     AGE_EDGES_HOURS,
     RELATIVE_GRID,
     FloorTracker,
+    MarketStats,
     bid_grid,
     market_stats,
     poisson_rate_upper,
@@ -228,3 +231,39 @@ def test_summary_and_bad_parameters() -> None:
         FloorTracker("GPU", half_life_hours=0)
     with pytest.raises(ValueError, match="confidence"):
         FloorTracker("GPU", confidence=1.5)
+
+
+def test_stats_of_several_trackers_equals_each_trackers_stats_bit_for_bit() -> None:
+    """`stats_of` stacks the markets' hazards into one computation: every number must be the tracker's own."""
+    from bidder.backtest import load_trace
+    from bidder.market import stats_of
+
+    history = load_trace(Path(__file__).resolve().parents[1] / "data" / "traces" / "sim-seed1-14d.csv")
+    markets = history.markets[:4]
+    trackers = [FloorTracker(m.gpu_type_id, m.cloud, m.gpu_count, market=m.market) for m in markets]
+    trackers.append(FloorTracker("NVIDIA RTX A6000", "SECURE", half_life_hours=24.0))  # other parameters
+    trackers.append(FloorTracker("NVIDIA RTX A6000", "COMMUNITY", grid=[0.1, 0.2, 0.3]))  # another grid
+    trackers.append(FloorTracker("late", "COMMUNITY"))  # never fed: no history
+    feeds = [0, 1, 2, 3, 0, 1]
+    fields = [f.name for f in dataclasses.fields(MarketStats)] + [
+        "availability", "interruption_rate", "outbid_rate", "mean_wait_hours", "mean_run_hours"]
+    checked = 0
+    for n in range(0, len(history.ts), 97):
+        for tracker, m in zip(trackers, feeds, strict=False):
+            tracker.update(float(history.ts[n]), float(history.floor[m, n]), float(history.on_demand[m, n]))
+        now = float(history.ts[n]) + 60.0
+        together = stats_of(trackers, now)
+        for tracker, stacked in zip(trackers, together, strict=True):
+            try:
+                alone = tracker.stats(now)
+            except InsufficientHistory:
+                assert stacked is None
+                continue
+            for name in fields:
+                a, b = getattr(alone, name), getattr(stacked, name)
+                if isinstance(a, np.ndarray):
+                    assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
+                else:
+                    assert a == b or (a != a and b != b), name
+            checked += 1
+    assert checked > 100

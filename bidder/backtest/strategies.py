@@ -46,8 +46,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from bidder.backtest.types import HistoryView, Market
-from bidder.errors import Infeasible, InsufficientHistory
-from bidder.market import FloorTracker, MarketStats
+from bidder.errors import Infeasible
+from bidder.market import FloorTracker, MarketStats, stats_of
 from bidder.models import (
     DEFAULT_MARKET,
     Decision,
@@ -363,11 +363,11 @@ class BidderStrategy:
         self._catch_up(view)
         now = view.now
         stats: dict[MarketKey, MarketStats] = {}
-        for market, tracker in zip(self.markets, self.trackers, strict=True):
-            try:
-                stats[market.key] = tracker.stats(now)
-            except InsufficientHistory:
+        for market, st in zip(self.markets, stats_of(self.trackers, now), strict=True):
+            if st is None:
                 self.notes["insufficient history"] += 1
+            else:
+                stats[market.key] = st
         sampled = datetime.fromtimestamp(float(view.ts[-1]), UTC)
         floors, on_demand = view.floors_now(), view.on_demand_now()
         quotes = [PriceQuote(ts=sampled, gpu_type_id=m.gpu_type_id, cloud=m.cloud, gpu_count=m.gpu_count,
