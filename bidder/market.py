@@ -29,6 +29,7 @@ O(grid × age bins). `market_stats` computes the same numbers from a whole `Floo
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Sequence
@@ -371,6 +372,7 @@ class FloorTracker:
         if grid.ndim != 1 or len(grid) < 2 or np.any(np.diff(grid) <= 0):
             raise ValueError("grid must be a strictly ascending 1-D array of at least two bids")
         self.grid = grid
+        self._levels = grid.tolist()  # for bisect: np.searchsorted costs more on one value
         n, m = len(grid), len(AGE_EDGES_HOURS)
         self._t0 = 0.0
         self._observed = 0.0
@@ -388,7 +390,7 @@ class FloorTracker:
         assert self.grid is not None
         if floor is None or not math.isfinite(floor):
             return len(self.grid)
-        return int(np.searchsorted(self.grid, floor - 1e-12, side="left"))
+        return bisect.bisect_left(self._levels, floor - 1e-12)  # = np.searchsorted(grid, ..., side="left")
 
     def _weight(self, ts: float) -> float:
         return math.exp(self._p.decay * (ts - self._t0))
@@ -551,7 +553,8 @@ def _edge_growth(decay_per_s: float) -> np.ndarray:
 
 def _age_bin(lengths: np.ndarray) -> np.ndarray:
     """Bin j holds lengths in (edges[j], edges[j+1]]; the last bin is open above."""
-    return np.clip(np.searchsorted(AGE_EDGES_HOURS, lengths - 1e-9, side="left") - 1, 0, len(AGE_EDGES_HOURS) - 1)
+    found = np.searchsorted(AGE_EDGES_HOURS, lengths - 1e-9, side="left") - 1
+    return np.minimum(np.maximum(found, 0), len(AGE_EDGES_HOURS) - 1)  # (np.clip costs more on small arrays)
 
 
 def _check_history(gpu_type_id: str, cloud: str, samples: int, span_s: float, stale_s: float,
