@@ -239,6 +239,12 @@ def _feed(trackers: Sequence[FloorTracker], view: HistoryView, lo: int, hi: int)
     """Give each market's tracker the samples lo..hi-1 the view has revealed, in time order."""
     if hi <= lo:
         return
+    if hi == lo + 1 == view.n:  # a replay step's one new sample, every market's latest (fewer numpy calls)
+        ts = float(view.ts[lo])
+        for tracker, floor, on_demand in zip(trackers, view.floors_now().tolist(), view.on_demand_now().tolist(),
+                                             strict=True):
+            tracker.update(ts, floor, on_demand)
+        return
     times = view.ts[lo:hi].tolist()
     for m, tracker in enumerate(trackers):
         update = tracker.update
@@ -347,6 +353,7 @@ class BidderStrategy:
         self.seen = 0
         self.notes: Counter[str] = Counter()
         self.fallback = OnDemand(self.markets, job, policy)
+        self._start: tuple[float, datetime] | None = None
 
     def _catch_up(self, view: HistoryView) -> None:
         if not self.trackers:
@@ -368,7 +375,9 @@ class BidderStrategy:
                 self.notes["insufficient history"] += 1
             else:
                 stats[market.key] = st
-        sampled = datetime.fromtimestamp(float(view.ts[-1]), UTC)
+        last = float(view.ts[-1])
+        at = datetime.fromtimestamp(now, UTC)
+        sampled = at if last == now else datetime.fromtimestamp(last, UTC)
         floors, on_demand = view.floors_now(), view.on_demand_now()
         quotes = [PriceQuote(ts=sampled, gpu_type_id=m.gpu_type_id, cloud=m.cloud, gpu_count=m.gpu_count,
                              minimum_bid_price=None if math.isnan(floors[i]) else float(floors[i]),
@@ -384,16 +393,21 @@ class BidderStrategy:
                                current_action=pod.kind if pod else None,  # type: ignore[arg-type]
                                current_bid_per_gpu=pod.bid if pod else None,
                                current_market=current.market if current else None,
-                               started=datetime.fromtimestamp(state.start, UTC))
+                               started=self._started(state.start))
         try:
-            decision = decide(self.job, self.policy, quotes, stats, datetime.fromtimestamp(now, UTC), progress,
-                              alternatives=False)
+            decision = decide(self.job, self.policy, quotes, stats, at, progress, alternatives=False)
         except Infeasible as exc:
             self.notes[f"infeasible: {exc.constraint}"] += 1
             if exc.constraint == "deadline" and (pod is None or pod.kind != "on_demand"):
                 return self.fallback.decide(view, replace(state, pod=None))
             return KEEP
         return self._action(decision)
+
+    def _started(self, start: float) -> datetime:
+        """The run's start as a datetime (the same every step: made once)."""
+        if self._start is None or self._start[0] != start:
+            self._start = (start, datetime.fromtimestamp(start, UTC))
+        return self._start[1]
 
     def _planned(self, view: HistoryView, state: RunState) -> Action | None:
         """The plan's action (the production `planned_choice`), or None when a market has no model yet."""
@@ -411,7 +425,7 @@ class BidderStrategy:
         pod = state.pod
         progress = JobProgress(work_done_hours=state.work_done_hours, spent=state.spent,
                                interruptions=state.interruptions,
-                               started=datetime.fromtimestamp(state.start, UTC))
+                               started=self._started(state.start))
         choice = planned_choice(self.job, self.policy, markets,
                                 None if pod is None else PodNow(pod.market, pod.kind, pod.bid),
                                 datetime.fromtimestamp(now, UTC), progress, whole_job=True)
