@@ -650,7 +650,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             keep = np.maximum(1.0 - lam * r, 0.0)  # (np.clip is slower on small arrays)
             positive = keep > 0
-            run = np.where(positive, price / np.where(positive, keep, 1.0) / s, np.inf)
+            run = price / keep / s  # (two np.where cost more than dividing everywhere and masking)
+            run[~positive] = np.inf
             rho = s * avail * keep
             if keep_running:  # pure spot, all the time: its cost is its cost per useful hour
                 per_day = 24.0 * lam
