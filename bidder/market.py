@@ -23,8 +23,9 @@ the hot path), so a market that showed no spike in two hours does not look safe 
 
 `FloorTracker.update` is O(1) per sample for the time and event sums (difference arrays over the
 grid, summed once per `stats`) and O(levels crossed) for the run/wait histograms; `stats(now)` is
-O(grid × age bins). `market_stats` computes the same numbers from a whole `FloorSeries` at once
-(vectorised) and agrees with feeding the tracker sample by sample (a test checks it).
+O(grid × age bins); `stats_of(trackers, now)` gives several markets' at once (the same numbers).
+`market_stats` computes the same numbers from a whole `FloorSeries` at once (vectorised) and agrees
+with feeding the tracker sample by sample (a test checks it).
 """
 
 from __future__ import annotations

@@ -735,7 +735,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         now_plan = evaluate(np.broadcast_to(bids[rows, None], (len(rows), lam.shape[1])), lam[rows], avail[rows],
                             lam_now=np.broadcast_to(lam_now[:, None], (len(rows), lam.shape[1]))) if len(rows) else {}
         now_settled = settled[rows]
-    ready = now_settled & now_plan["ok"] if now_plan else now_settled
+    ready = now_settled & now_plan["ok"] if now_plan else now_settled  # (no rows: none is settled)
     if ready.any():
         i, j = _cheapest(now_plan["cost"], ready)
         row = i if rows is None else int(rows[i])
