@@ -89,6 +89,7 @@ AGE_PRIOR_EVENTS = 1.0
 
 #: Age bins (hours) for run lengths and waits: doubling from 5 minutes; the last bin is open.
 AGE_EDGES_HOURS: np.ndarray = np.array([0.0] + [5 / 60 * 2 ** i for i in range(11)])
+_AGE_EDGES = AGE_EDGES_HOURS.tolist()  # for bisect on one length
 
 _RESCALE_AT = 40.0  # renormalise decayed sums before exp() gets large
 
@@ -127,9 +128,10 @@ def _gamma_upper(shape: np.ndarray, rate: np.ndarray, confidence: float) -> np.n
     z = _z_score(confidence)
     shape = np.maximum(shape, 1e-9)
     quantile = shape * np.maximum(1.0 - 1.0 / (9.0 * shape) + z / (3.0 * np.sqrt(shape)), 0.0) ** 3
-    known = rate > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(known, quantile / np.where(known, rate, 1.0), np.inf)
+        upper = quantile / rate  # (dividing everywhere and masking costs less than two np.where)
+    upper[~(rate > 0)] = np.inf
+    return upper
 
 
 def _age_hazard_bounds(events: np.ndarray, exposure: np.ndarray, confidence: float) -> np.ndarray:
@@ -438,8 +440,8 @@ class FloorTracker:
             if idx > prev:  # floor rose: runs at levels [prev, idx) end, waits begin
                 self._d_up[prev] += w
                 self._d_up[idx] -= w
-                lengths, bins = self._close(self._run_start, self._run_n, self._run_h, prev, idx, ts, w)
-                self._run_d[np.arange(prev, idx), bins] += w * np.exp(-self._p.decay * 3600.0 * lengths)
+                lengths, levels, bins = self._close(self._run_start, self._run_n, self._run_h, prev, idx, ts, w)
+                self._run_d[levels, bins] += w * np.exp(-self._p.decay * 3600.0 * lengths)
                 self._wait_start[prev:idx] = ts
             elif idx < prev:  # floor fell: waits at [idx, prev) end, runs begin
                 self._close(self._wait_start, self._wait_n, self._wait_h, idx, prev, ts, w)
@@ -453,13 +455,19 @@ class FloorTracker:
 
     @staticmethod
     def _close(start: np.ndarray, counts: np.ndarray, hours: np.ndarray, lo: int, hi: int, ts: float,
-               w: float) -> tuple[np.ndarray, np.ndarray]:
-        lengths = (ts - start[lo:hi]) / 3600.0
-        bins = _age_bin(lengths)
-        rows = np.arange(lo, hi)
-        counts[rows, bins] += w
-        hours[rows, bins] += w * lengths
-        return lengths, bins
+               w: float) -> tuple[Any, Any, Any]:
+        """Add the runs (or waits) at levels [lo, hi) ending at `ts` to the histograms. Returns their
+        lengths, levels and age bins: numpy scalars and ints when one level closes (the usual sample,
+        where fancy indexing costs more than the arithmetic; the same numbers), else arrays."""
+        if hi == lo + 1:
+            lengths = (ts - start[lo]) / 3600.0
+            levels, bins = lo, min(max(bisect.bisect_left(_AGE_EDGES, lengths - 1e-9) - 1, 0), len(_AGE_EDGES) - 1)
+        else:
+            lengths = (ts - start[lo:hi]) / 3600.0
+            levels, bins = np.arange(lo, hi), _age_bin(lengths)
+        counts[levels, bins] += w
+        hours[levels, bins] += w * lengths
+        return lengths, levels, bins
 
     def stats(self, now_epoch: float | None = None) -> MarketStats:
         """The statistics at `now_epoch` (default: the last sample). Raises InsufficientHistory."""
