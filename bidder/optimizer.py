@@ -10,10 +10,9 @@ the cheapest expected way to finish: wait, on-demand, start spot at a level (pay
 or end it (losing the restart's work). The plan knows what the current state predicts (a spike
 that usually passes, a calm that usually lasts) and prices slack exactly, where the rates below average
 over all time. The plan is followed while its expected interruptions, averaged over the floor's usual
-states (at that hour, with a daily model; for a running spot pod, the states it can be running in),
-fit what is left of the window's budget, first as it is, then with each interruption priced at a
-quarter, then three quarters of an hour of on-demand (`planner.INTERRUPTION_PRICES`; a pod ended by
-choice or moved pays the same price); when none fits (the tolerance binds), the rates decide, as they hold the budget to the
+states (at that hour, with a daily model), fit what is left of the window's budget, first as it is, then with each interruption priced
+at half an hour of on-demand (`planner.INTERRUPTION_PRICES`; a pod ended by choice or moved pays the
+same price); when neither fits (the tolerance binds), the rates decide, as they hold the budget to the
 tolerance more closely (dearer prices kept plans far under the budget, at a higher cost). A switch
 away from the running pod is checked in the pod and work it leaves the job with (its restart
 included), where the next decision will check it; so the plan and the rates do not hand a job back

@@ -22,11 +22,9 @@ The job's state at a block boundary: blocks left to the deadline `τ`, work left
 reference speed), the floor's state `k`, and the pod: none, on-demand, or spot at level `j`. Each
 block it may wait (no cost, no work), run on-demand (pays on-demand, one block of work), start spot at
 level `j` (pays `edges[j]` per hour, pay-as-bid; the block's work if the next state is at most `j`, else
-it is interrupted half-way on average: half the block paid and half its work done) or keep its pod; a
-pod it ends (to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the
-restart overhead; a run started in the block loses at most the work it did), as in the backtest
-engine. (Until pass 5 an interrupted block did no work at all: a kept pod's interruption cost twice
-the work it costs in the engine, and plans bid higher than they needed to.) Missing the deadline costs more than the whole job on-demand
+it is interrupted half-way on average: half the block paid, no work) or keep its pod; a pod it ends
+(to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the restart
+overhead), as in the backtest engine. Missing the deadline costs more than the whole job on-demand
 (plus `DEADLINE_PENALTY` x on-demand per block of work left), and a block of waiting `WAIT_COST` of
 one on-demand block, so a tie goes to acting now. An interruption costs `interruption_cost` dollars on top (the user's interruption
 tolerance priced as a penalty, see `bidder.optimizer`). With a daily model, the step τ blocks before
@@ -393,23 +391,14 @@ class Plan:
 
     def typical_interruptions(self, blocks_left: int, work_blocks: float, pod: int) -> float:
         """Expected interruptions from here, averaged over the floor's states as often as they occur
-        (at this time of day, when the plan follows the daily phases; for a running spot pod, over the
-        states at or under its level, the only ones it can be running in): what the tolerance is held
-        to, so the choice of price does not flip with every move of the floor."""
+        (at this time of day, when the plan follows the daily phases): what the tolerance is held to,
+        so the choice of price does not flip with every move of the floor."""
         mix = self.model.mix if self.model.mix is not None else np.full(self.model.levels + 1, 1 / (self.model.levels + 1))
         if self.clock_h is not None and self.model.phase_mix is not None:
             mix = self.model.phase_mix[self.model.phase_of(self.clock_h - blocks_left * self.model.step_h)]
         # `at`'s reading of every state at once: the same float64 products, summed by `sum` in the same
         # order (states that never occur are left out), so the figure is the per-state loop's to the bit.
         t, lo, hi, f, _ = self._cell(blocks_left, work_blocks)
-        if pod >= SPOT:
-            # A running spot pod tells the floor is at or under its level: the states above it are not
-            # where the job can be (averaged in, they charged a kept pod an interruption it cannot
-            # have, and a start that fitted the budget was refused five minutes later).
-            mix = mix[:pod - SPOT + 1]
-            if not mix.sum() > 0:
-                mix = np.ones(pod - SPOT + 1)
-            mix = mix / mix.sum()
         occur = np.flatnonzero(mix)
         counts = (self.interruptions[t, lo, occur, pod].astype(float) * (1 - f)
                   + self.interruptions[t, hi, occur, pod].astype(float) * f)
@@ -501,12 +490,6 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
 
     run_interp = interpolation(wi - speed, True)  # a block of running does `speed` blocks of reference work
     loss_interp = interpolation(wi + loss, False)
-    # An interrupted block ran half-way: its half block of work is done, and the run's restart work is
-    # lost (the engine's rule: the run loses min(restart, its work)). A kept pod has run at least a
-    # restart's worth; a pod started in this block loses what it did up to the restart's worth.
-    cut_interp = interpolation(wi + loss - speed / 2, True)
-    start_gain = max(speed / 2 - loss, 0.0)
-    start_cut = interpolation(wi - start_gain, True) if start_gain > 0 else None
     share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
     # The tables are filled pod-major, [τ, pod, w, k], as the working arrays are (a transposing copy
     # of every step would cost more than the step), and returned as [τ, w, k, pod] views.
@@ -554,17 +537,13 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         if k:
             run_interp(V[SPOT:SPOT + k], run_v)
             run_interp(N[SPOT:SPOT + k], run_n)
-            cut_interp(idle_v, lost_v)
-            cut_interp(idle_n, lost_n)
+            loss_interp(idle_v, lost_v)
+            loss_interp(idle_n, lost_n)
             np.add(paid, run_v, out=ok_v)
             # Start: paid + run where the next state is at or under the level, else interrupted.
-            if start_cut is None:
-                cut_v, cut_n = idle_v, idle_n
-            else:
-                cut_v, cut_n = start_cut(idle_v, end_v), start_cut(idle_n, end_n)  # end_*: free until later
-            np.add(half, cut_v, out=ins[s_v])
+            np.add(half, idle_v, out=ins[s_v])
             np.copyto(ins[s_v], ok_v, where=below)
-            np.add(1.0, cut_n, out=ins[s_n])
+            np.add(1.0, idle_n, out=ins[s_n])
             np.copyto(ins[s_n], run_n, where=below)
             # Keep: the same, but an interruption loses the restart's work.
             np.add(half, lost_v, out=ins[k_v])
@@ -655,12 +634,9 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
 #: when none does, the rates decide. With (0, 0.5, 2, 8) at tolerance medium the dear prices kept plans
 #: to 0.6-1.4 interruptions a day of the 2 allowed and cost up to 0.57x the optimum more than the rates
 #: on the synthetic markets; with 0 alone, jobs near the tolerance at high flipped between the plan and
-#: the rates (synthetic seed 12: 1.58x against 1.49x); (0, 0.5) did neither (analysis/results/
-#: optimizer-pass4.md). Since pass 5 an interrupted block does half its work, so an interruption no
-#: longer costs the plan an extra quarter hour of work; (0, 0.25, 0.75) are the old rule's (0, 0.5) with
-#: that quarter hour (at on-demand) added back where the tolerance binds: with (0, 0.5) the AWS jobs at
-#: medium cost 0.02-0.09x the optimum more (optimizer-pass5.md).
-INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.25, 0.75)
+#: the rates (synthetic seed 12: 1.58x against 1.49x); (0, 0.5) does neither
+#: (analysis/results/optimizer-pass4.md).
+INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
 #: 7-day deadline is 69,000 cells (about 90 MB and 0.2 s to solve); longer jobs are left to the rates.
 MAX_PLAN_CELLS = 100_000

@@ -157,10 +157,7 @@ def test_decide_follows_the_plan_for_a_batch_job_with_a_deadline_and_says_so() -
 def test_a_tolerance_the_plan_would_break_is_left_to_the_rates() -> None:
     from bidder.optimizer import decide
 
-    # Frequent short spikes just under on-demand: a bid over them saves too little to be worth it, so
-    # at every interruption price the plan takes the spikes' interruptions (a bid of 0.6 over spikes
-    # to 0.6, as this test once had, is a plan with none, at any tolerance).
-    cycle = np.r_[np.full(30, 0.2), np.full(6, 0.9)]
+    cycle = np.r_[np.full(30, 0.2), np.full(6, 0.6)]  # frequent short spikes under on-demand
     quotes, stats = _quotes_and_stats(np.tile(cycle, 80))
     free = decide(_job(), Policy(tolerance=6.0), quotes, stats, NOW)
     strict = decide(_job(), Policy(tolerance=0.3), quotes, stats, NOW)
@@ -226,8 +223,8 @@ def test_a_running_pod_is_not_moved_into_the_reserve(slack_h: float) -> None:
     # slack; two AWS zones once swapped a pod every five minutes until the deadline was missed); with
     # the reserve it keeps the pod or goes on-demand, and an on-demand pod is not moved to the same
     # price elsewhere.
-    markets = _two_noisy_markets(3)
-    bid = float(markets[1].model.edges[1])
+    markets = _two_noisy_markets(2)
+    bid = float(markets[1].model.edges[3])
     assert markets[1].floor_now is not None and markets[1].floor_now <= bid
     args = dict(work_h=20, window_h=48, work_left_h=10, time_left_h=10 + slack_h, restart_h=0.25,
                 interruptions_allowed=100)
@@ -436,10 +433,9 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
                         if s2 <= j:  # runs the block, pays its bid
                             c += P[s, s2] * (model.edges[j] * dt * pay + read(V, t - 1, w - speed, s2, SPOT + j, True))
                             n += P[s, s2] * read(N, t - 1, w - speed, s2, SPOT + j, True)
-                        else:  # interrupted half-way: half the block paid, its work lost up to the restart's
-                            x = w - max(speed / 2 - loss, 0.0)
-                            c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost + read(V, t - 1, x, s2, 0, True))
-                            n += P[s, s2] * (1 + read(N, t - 1, x, s2, 0, True))
+                        else:  # interrupted half-way: half the block paid, no work, no pod
+                            c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost + V[t - 1, w, s2, 0])
+                            n += P[s, s2] * (1 + N[t - 1, w, s2, 0])
                     opts.append((SPOT + j, c, n))
                 opts.sort(key=lambda o: o[1])
                 code, c, n = opts[0]
@@ -476,11 +472,10 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
                             if s2 <= j:
                                 keep_c += P[s, s2] * (model.edges[j] * dt * pay + read(V, t - 1, w - speed, s2, pod, True))
                                 keep_n += P[s, s2] * read(N, t - 1, w - speed, s2, pod, True)
-                            else:  # interrupted half-way: half the block's work done, the restart's lost
-                                x = w - speed / 2 + loss
+                            else:  # interrupted: the restart's work is lost too
                                 keep_c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost
-                                                      + read(V, t - 1, x, s2, 0, True))
-                                keep_n += P[s, s2] * (1 + read(N, t - 1, x, s2, 0, True))
+                                                      + read(V, t - 1, w + loss, s2, 0, False))
+                                keep_n += P[s, s2] * (1 + read(N, t - 1, w + loss, s2, 0, False))
                     if keep_c <= end_c:
                         V[t, w, s, pod], N[t, w, s, pod], act[t, w, s, pod] = keep_c, keep_n, pod
                     else:
@@ -533,10 +528,7 @@ def test_typical_interruptions_and_actions_read_every_state_as_at_does() -> None
     assert model is not None
     plan = solve_plan(model, 12.0, 40.0, restart_h=0.25, interruption_cost=0.5)
     for tau, w, pod in [(0, 0.0, 0), (50, 7.3, 0), (80, 24.0, 1), (79, 13.5, SPOT + 1), (500, 99.0, 0), (30, -2.0, 0)]:
-        mix = model.mix  # a running spot pod: the states at or under its level, as often as they occur
-        if pod >= SPOT:
-            mix = model.mix[:pod - SPOT + 1] / model.mix[:pod - SPOT + 1].sum()
-        loop = sum(share * plan.at(tau, w, k, pod)[2] for k, share in enumerate(mix) if share)
+        loop = sum(share * plan.at(tau, w, k, pod)[2] for k, share in enumerate(model.mix) if share)
         assert plan.typical_interruptions(tau, w, pod) == float(loop)
         assert [int(a) for a in plan.actions_at(tau, w, pod)] == [plan.at(tau, w, k, pod)[0]
                                                                   for k in range(model.levels + 1)]
@@ -680,26 +672,3 @@ def test_statistics_for_jobs_that_never_plan_skip_the_floor_model() -> None:
     assert not uses_plan(JobSpec(gpu_types=("NVIDIA RTX A6000",), keep_running=True), Policy())
     assert not uses_plan(JobSpec(gpu_types=("NVIDIA RTX A6000",), work_hours=10.0), Policy())  # no deadline
     assert not uses_plan(_job(), Policy(allow_spot=False))
-
-
-def test_a_running_spot_pod_is_held_to_the_tolerance_in_the_states_it_can_be_in() -> None:
-    # A month at 0.6, then a day at 0.1: the month's mix is nearly all the 0.6 state, but a pod
-    # bidding 0.1 runs only while the floor is in the 0.1 state. Averaged over the whole mix, keeping
-    # it was charged the interruption a 0.6 floor would bring at once, and a 2-hour job that started at
-    # 0.1 within its budget was refused by the plan 25 minutes later (the rates then sent it on-demand).
-    ts, floor = _series(np.r_[np.full(12 * 24 * 29, 0.6), np.full(12 * 24, 0.1)])
-    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
-    assert model is not None and model.mix is not None and model.mix[0] < 0.1
-    plan = solve_plan(model, 2.0, 2.5, restart_h=0.25)
-    kept = SPOT + model.level_of_bid(0.1)
-    assert kept == SPOT
-    assert plan.typical_interruptions(4, 3.2, kept) == pytest.approx(plan.at(4, 3.2, 0, kept)[2])
-    market = [MarketNow(model, 0.1, 0.1)]
-    pod = None
-    for minutes in range(0, 60, 5):
-        left = 2.0 - minutes / 60 if pod else 2.0
-        choice = choose(market, work_h=2.0, window_h=3.0, work_left_h=left, time_left_h=3.0 - minutes / 60,
-                        restart_h=0.25, pod=pod, interruptions_allowed=0.75 * (1 - minutes / 180))
-        assert choice is not None, minutes
-        assert choice.action in ("spot", "keep") and choice.bid == pytest.approx(0.1), (minutes, choice)
-        pod = PodNow(0, "spot", choice.bid)

@@ -4,9 +4,8 @@
     python3 analysis/benchmarks/bench_planner.py --check         # timing, then identity on 240 (model, job) pairs
     python3 analysis/benchmarks/bench_planner.py --check 40 --repeats 3   # a quick run
 
-`reference_solve_plan` below is a copy of `solve_plan` as it was before it was optimised (commit
-db35d42), with the rules changed since applied to it the same way (pass 5: an interrupted block does
-half its work): the benchmark times both in the same run (median of `--repeats` solves each) on the
+`reference_solve_plan` below is a verbatim copy of `solve_plan` as it was before it was optimised
+(commit db35d42): the benchmark times both in the same run (median of `--repeats` solves each) on the
 issue's job (100 GPU-hours, 7-day deadline, 15-minute restart overhead, interruption price 0) with a
 model fitted by `fit_floor_model` (12 levels, 0.5-hour blocks) on 30 days of the emulator's RTX 4090
 COMMUNITY floor, and prints seconds per solve old and new and the ratio.
@@ -81,8 +80,6 @@ def reference_solve_plan(model: FloorModel, work_h: float, deadline_h: float, *,
 
     after_run = wi - speed  # a block of running does `speed` blocks of reference work
     after_loss = wi + loss
-    after_cut = wi + loss - speed / 2  # pass 5: an interrupted block did half its work
-    start_gain = max(speed / 2 - loss, 0.0)
     share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
     action = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.int8)
     value = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.float32)
@@ -110,14 +107,10 @@ def reference_solve_plan(model: FloorModel, work_h: float, deadline_h: float, *,
         if k:
             run_v = interp(V[:, :, SPOT:SPOT + k], after_run, True).transpose(2, 0, 1)  # (j, W+1, k')
             run_n = interp(N[:, :, SPOT:SPOT + k], after_run, True).transpose(2, 0, 1)
-            lost_v, lost_n = interp(idle_v, after_cut, True), interp(idle_n, after_cut, True)
-            if start_gain > 0:
-                cut_v, cut_n = interp(idle_v, wi - start_gain, True), interp(idle_n, wi - start_gain, True)
-            else:
-                cut_v, cut_n = idle_v, idle_n
+            lost_v, lost_n = interp(idle_v, after_loss, False), interp(idle_n, after_loss, False)
             ok_v = paid + run_v
-            start_v = np.where(below, ok_v, half + cut_v[None]) @ P_T
-            start_n = np.where(below, run_n, 1.0 + cut_n[None]) @ P_T
+            start_v = np.where(below, ok_v, half + idle_v[None]) @ P_T
+            start_n = np.where(below, run_n, 1.0 + idle_n[None]) @ P_T
             keep_v = np.where(below, ok_v, half + lost_v[None]) @ P_T
             keep_n = np.where(below, run_n, 1.0 + lost_n[None]) @ P_T
             start_v = np.where(can_start, start_v, np.inf)

@@ -18,10 +18,9 @@ work, interruptions, ... as exact floats). The cases:
 A missing AWS trace skips its cases (said so). `--check` compares case by case, bit for bit (the
 logs' SHA-256 and the metrics), prints the first differing action, and exits 1 on any difference.
 `analysis/results/decisions.json` (saved with --no-logs: hashes and metrics only) holds the record of
-the optimizer with plans as of issue 11's fifth pass (the decisions of f675e4b, whose plans count an
-interrupted half hour's work as done and hold a running spot pod to the states it can be in; the
-rates' speed commits after it check identical); every speed commit checks against it, and a change
-of the model saves a new one.
+the optimizer with plans (issue 11's fourth pass: the decisions of e64a5df, whose floor models learn a
+daily cycle where there is one and whose jobs on several markets also plan them as one pool); every
+speed commit after it checks against it, and a change of the model saves a new one.
 """
 
 from __future__ import annotations
