@@ -766,10 +766,16 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             cost -= icost * expected  # the plan's money, without the interruption price
             target = _target(code, 0 if restart else mode, members[i], markets, pod, model)
             keeps = code == mode and mode and target == pod.market
-            if pod is not None and not keeps and _held_in_reserve(code, target, pod, markets):
-                # Not when its restart eats the reserve.
+            reserved = pod is not None and not keeps and _held_in_reserve(code, target, pod, markets)
+            # On-demand, which finishes in time, is not left for spot when the restart would leave less
+            # slack than one more restart: the first interruption would then miss the deadline, and
+            # the next decision hands the job back to on-demand, losing another restart (AWS both
+            # zones at tolerance low once finished 5 minutes late that way; optimizer-pass5.md).
+            bare = pod is not None and not keeps and pod.kind == "on_demand" and code >= SPOT
+            if reserved or bare:
+                # Not when its restart eats the reserve (or, leaving on-demand for spot, the slack).
                 lost = loss if mode else 0.0  # moving here: the loss is already in w
-                if time_left_h - (w + lost) * dt / m.speed < reserve_h:
+                if time_left_h - (w + lost) * dt / m.speed < (reserve_h if reserved else restart_h):
                     if not mode:
                         continue  # the pod is elsewhere: this market is not an option now
                     code, target, keeps = mode, pod.market, True  # the pod is here: keep it (ranked by the state's value, the plan's best)
