@@ -706,7 +706,8 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     each found the other zone's fresh start cheaper than keeping, and the job moved every five
     minutes, losing each run's work, until it missed its deadline. A spot pod may still be re-bid in
     place or replaced by on-demand, and on-demand by spot: a job of 2 hours in 3 has no more slack
-    than the reserve, and its re-bid when the cheap hours come is most of what it saves."""
+    than the reserve, and its re-bid when the cheap hours come is most of what it saves; but not
+    on-demand by spot when the restart would leave less slack than one more restart (`restart_h`)."""
     usable = [i for i, m in enumerate(markets) if m.model is not None]
     if not usable:
         return None
