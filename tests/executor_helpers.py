@@ -27,6 +27,17 @@ A6000 = "NVIDIA RTX A6000"
 RTX4090 = "NVIDIA GeForce RTX 4090"
 A40 = "NVIDIA A40"
 GPUS = (A6000, RTX4090, A40)
+
+#: bidder.toml of one kept-running on-demand job on the A6000 (tolerance none): the CLI and race tests' job.
+ON_DEMAND_SERVICE = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+keep_running = true
+tolerance = "none"
+image = "runpod/pytorch:latest"
+"""
+
 #: The emulator (seed 0) is in a calm stretch of the A6000 market at this point: spot is bought at once.
 HISTORY_DAYS = 3.5
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from executor_helpers import A6000, make_env
+from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env
 
 from bidder.cli import COMMAND_MODULES, main
 from bidder.sim import TEST_API_KEY
@@ -27,14 +27,7 @@ _PROBE = ("import atexit, sys\n"
           "from bidder.cli import main\n"
           "main(prog_name='bidder')\n")
 
-CONFIG = f"""
-[jobs.train]
-gpu = ["{A6000}"]
-cloud = "community"
-keep_running = true
-tolerance = "none"
-image = "runpod/pytorch:latest"
-"""
+CONFIG = ON_DEMAND_SERVICE
 
 
 def _loaded(args: list[str]) -> tuple[subprocess.CompletedProcess[str], list[str]]:

@@ -10,19 +10,12 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, impatient_env, interrupted_spot_pod, live, wait_for
+from executor_helpers import A6000, ON_DEMAND_SERVICE, impatient_env, interrupted_spot_pod, live, wait_for
 
 from bidder.cli import main
 from bidder.units import to_iso
 
-ON_DEMAND = f"""
-[jobs.train]
-gpu = ["{A6000}"]
-cloud = "community"
-keep_running = true
-tolerance = "none"
-image = "runpod/pytorch:latest"
-"""
+ON_DEMAND = ON_DEMAND_SERVICE
 SPOT = ON_DEMAND.replace('"none"', '"high"')
 
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, make_env
+from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env
 
 from bidder.cli import main
 from bidder.errors import BidderError, MalformedAnswer
@@ -19,14 +19,7 @@ from bidder.runpod import PodSpec
 from bidder.sim import TEST_API_KEY
 from bidder.units import to_iso
 
-CONFIG = f"""
-[jobs.train]
-gpu = ["{A6000}"]
-cloud = "community"
-keep_running = true
-tolerance = "none"
-image = "runpod/pytorch:latest"
-"""
+CONFIG = ON_DEMAND_SERVICE
 SPEC = PodSpec(name="probe", image_name="runpod/pytorch", gpu_type_id=A6000, cloud_type="COMMUNITY")
 DEEP = b'{"data": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
 

@@ -10,20 +10,13 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, make_env
+from executor_helpers import ON_DEMAND_SERVICE, make_env
 
 from bidder.cli import main
 from bidder.sim import TEST_API_KEY
 from bidder.units import to_iso
 
-CONFIG = f"""
-[jobs.train]
-gpu = ["{A6000}"]
-cloud = "community"
-keep_running = true
-tolerance = "none"
-image = "runpod/pytorch:latest"
-"""
+CONFIG = ON_DEMAND_SERVICE
 
 
 @pytest.fixture
