@@ -548,6 +548,13 @@ class _Tick:
                 return self._report(jc, "running", message, row["pod_id"])
             self._save(jc, **done, stop_intent=None)
             return self._report(jc, "budget_stopped", why, row["pod_id"])
+        bid = row.get("bid_per_gpu")
+        if (row["kind"] == "spot" and bid is not None and policy.max_price is not None
+                and float(bid) > policy.max_price + 1e-9):
+            return self._above_cap(jc, job, policy, row, JobProgress(
+                work_done_hours=work, spent=spent, interruptions=interruptions, started=started,
+                current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"], current_action="spot",
+                current_bid_per_gpu=float(bid), current_market=row.get("market") or "runpod"))
         if row["kind"] != "spot":
             # On-demand is not a one-way door: the optimizer's keep-or-switch rule (the running pod is
             # in the progress) says when a move to spot pays for its restart. The on-demand pod is
@@ -570,6 +577,25 @@ class _Tick:
         message = f"running on {row['gpu_type_id']} ({_where(row['cloud'], row.get('market'))}) {kind}: ${rate:.3f}/h"
         self._save(jc, state="running", pod_id=row["pod_id"], note=message, resume_failures=None)
         return self._report(jc, "running", message, row["pod_id"])
+
+    def _above_cap(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any],
+                   progress: JobProgress) -> JobReport:
+        """A running spot pod whose bid is above the max price (the user lowered it since): its bid does
+        not stand. It is decided again under the new cap, as a stopped pod is: a lower bid on its machine,
+        a move, or a wait. A Vast instance takes the lower bid while it runs; RunPod cannot change a
+        running pod's bid, so the pod is stopped first and bid-resumed (its volume stays with it)."""
+        why = f"its bid ${float(row['bid_per_gpu']):.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
+        if (row.get("market") or "runpod") != "vast":
+            try:
+                # Kept `active`: the job's pod still, stopped by bidder, which the next tick resumes or moves.
+                self.ex.stop_pod(row, self.now, reason=why, state="active")
+            except ApiError as exc:
+                return self._report(jc, "running", f"{why}; the stop failed ({exc}): the next tick tries again",
+                                    row["pod_id"])
+            if not self.ex.dry_run:
+                row = self.store.pod(row["pod_id"]) or row
+        self.ex.emit(self.now, "above_cap", job=jc.name, pod_id=row["pod_id"], message=f"{why}: decided again")
+        return self._restart(jc, job, policy, row, progress, self.store.job_state(jc.name) or {})
 
     def _decide(self, job: JobSpec, policy: Policy, progress: JobProgress) -> Decision | str:
         """The decision, or the reason it cannot be made now (a wait)."""
@@ -641,7 +667,7 @@ class _Tick:
             if standing_refused is not None:
                 failed = self._retire(jc, row, f"its standing bid is no longer allowed: {standing_refused}",
                                       terminate=True)
-                note = failed or (f"paused instance {row['pod_id']} destroyed: its standing bid is no longer "
+                note = failed or (f"instance {row['pod_id']} destroyed: its standing bid is no longer "
                                   f"allowed ({standing_refused})")
                 return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
             return self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
@@ -749,10 +775,13 @@ class _Tick:
         waits paused (billing storage) and resumes by itself when it is."""
         pod = self.store.pod(row["pod_id"]) or row
         old = row.get("bid_per_gpu")
-        raised = bid is not None and old is not None and bid > old + 1e-9
-        what = f"bid raised from ${old:.3f} to ${bid:.3f}/GPU-h" if raised else f"bid ${bid or 0:.3f}/GPU-h kept"
+        if bid is not None and old is not None and abs(bid - old) > 1e-9:
+            what = f"bid {'raised' if bid > old else 'lowered'} from ${old:.3f} to ${bid:.3f}/GPU-h"
+        else:
+            what = f"bid ${bid or 0:.3f}/GPU-h kept"
         if pod.get("desired_status") == "RUNNING":
-            message = f"{row['pod_id']} on {row['gpu_type_id']} (vast) runs again: {what}"
+            again = "" if row.get("desired_status") == "RUNNING" else " again"
+            message = f"{row['pod_id']} on {row['gpu_type_id']} (vast) runs{again}: {what}"
             self._save(jc, state="running", note=message, resume_failures=None)
             return self._report(jc, "running", message, row["pod_id"])
         message = (f"{row['pod_id']} on {row['gpu_type_id']} (vast) is paused (outbid): {what}; it resumes by itself "

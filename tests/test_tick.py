@@ -10,6 +10,7 @@ import pytest
 from executor_helpers import A6000, JOB, RTX4090, make_env
 
 from bidder.executor import SPOT_FLAG
+from bidder.models import Decision
 from bidder.tick import run_tick
 from bidder.units import to_iso
 
@@ -104,6 +105,58 @@ def test_a_spike_above_the_max_price_waits_then_resumes(env):
     bid = env.store.actions("train")[-1]["bid_per_gpu"]
     assert bid <= 0.2 and pod.desired_status == "RUNNING" and pod.bid == pytest.approx(bid)
     assert all((a["bid_per_gpu"] or 0) <= 0.2 for a in env.store.actions())
+
+
+def _running_with_room_under_its_bid(env):
+    """The A6000 service running spot, and a cap between the floor and its bid (the floor is set
+    under the bid, so there is one)."""
+    config = env.config(SERVICE_A6000)
+    env.tick_until(config, running)
+    pod = the_pod(env)
+    env.emu.world.set_floor(A6000, "COMMUNITY", round(pod.bid - 0.06, 3))
+    env.emu.advance(300)
+    assert env.tick(config).jobs[0].state == "running" and pod.desired_status == "RUNNING"
+    return pod, round(pod.bid - 0.03, 3)
+
+
+def spot_at(bid: float):
+    """An `advise` that plans spot on the A6000 at `bid` (what the optimizer would say under the new cap)."""
+    return lambda *a: Decision(action="spot", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1, bid_per_gpu=bid,
+                               expected_cost_per_hour=bid, expected_interruptions_per_day=1.0,
+                               expected_total_cost=None, expected_completion_hours=None, reasons=("review",))
+
+
+def test_a_lowered_max_price_rebids_a_running_spot_pod_under_it(env):
+    pod, cap = _running_with_room_under_its_bid(env)
+    lowered = env.config(SERVICE_A6000 + f"max_price = {cap}\n")
+    env.emu.advance(300)
+    dry = env.tick(lowered, dry_run=True, advise=spot_at(cap))
+    assert dry.jobs[0].state == "dry_run" and pod.desired_status == "RUNNING" and pod.bid > cap, dry.jobs[0]
+    assert env.kinds("train") == ["rent_spot:ok", "stop:dry_run", "bid_resume:dry_run"]
+    report = env.tick(lowered, advise=spot_at(cap))
+    job = report.jobs[0]
+    # RunPod cannot change a running pod's bid: stopped by bidder, bid-resumed on its machine under the cap.
+    assert job.state == "running" and "podBidResume" in job.message, job.message
+    assert env.kinds("train")[3:] == ["stop:ok", "bid_resume:ok"]
+    assert pod.desired_status == "RUNNING" and pod.bid == pytest.approx(cap) and the_pod(env) is pod
+    env.emu.advance(300)
+    assert env.tick(lowered, advise=spot_at(cap)).jobs[0].state == "running"
+    assert env.kinds("train")[5:] == []  # under the cap now: left running
+    assert env.store.job_state("train")["interruptions"] == 0  # bidder's own stop is not an interruption
+
+
+def test_a_max_price_lowered_under_the_floor_stops_the_running_spot_pod(env):
+    pod, _ = _running_with_room_under_its_bid(env)
+    floor = env.emu.world.floor(A6000, "COMMUNITY")
+    lowered = env.config(SERVICE_A6000 + f"max_price = {round(floor - 0.02, 3)}\n")
+    env.emu.advance(300)
+    report = env.tick(lowered)
+    assert report.jobs[0].state == "waiting" and pod.desired_status == "EXITED", report.jobs[0].message
+    assert env.kinds("train") == ["rent_spot:ok", "stop:ok"]
+    env.emu.advance(300)
+    again = env.tick(lowered)  # waits on its stopped pod: no interruption, nothing sent
+    assert again.jobs[0].state == "waiting" and again.jobs[0].pod_id == pod.id, again.jobs[0]
+    assert env.kinds("train") == ["rent_spot:ok", "stop:ok"] and env.store.job_state("train")["interruptions"] == 0
 
 
 def test_an_interruption_moves_the_job_to_on_demand_when_the_policy_says_so(env):

@@ -184,6 +184,41 @@ def test_a_paused_instance_whose_bid_is_no_longer_allowed_is_destroyed_while_the
     assert vast_live(env.emu) == []  # nothing resumed by itself above the cap
 
 
+def _running_above(env, api):
+    """The Vast job's instance running alone on its machine (no competing bid), and a cap between the
+    machine's floor and its bid (the user lowers max_price)."""
+    config = env.config(job("v"))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    [row] = env.store.managed_pods("v")
+    env.emu.vast.set_competitor(int(env.emu.vast.market.machine_id[inst.machine]), None)
+    floor = float(env.emu.vast.market.floor_per_gpu[inst.machine])
+    assert floor < row["bid_per_gpu"] - 0.01, (floor, row["bid_per_gpu"])
+    env.emu.advance(600)
+    return inst, row, round((floor + row["bid_per_gpu"]) / 2, 4)
+
+
+def test_a_running_instance_gets_its_bid_lowered_to_a_lowered_cap(both):
+    env, api = both
+    inst, row, cap = _running_above(env, api)
+    lowered = env.config(job("v", max_price=cap))
+    report = tick(env, api, lowered, advise=lambda *a: plan("spot", cap, row["cloud"]))  # a plan within the cap
+    line = report.jobs[0]
+    assert line.state == "running" and "bid lowered" in line.message, line.message
+    assert inst.price <= cap + 1e-9 and inst.was_running and vast_live(env.emu) == [inst]
+    assert env.store.pod(row["pod_id"])["bid_per_gpu"] == cap
+
+
+def test_a_running_instance_whose_bid_is_no_longer_allowed_is_destroyed_while_the_job_waits(both):
+    env, api = both
+    inst, row, cap = _running_above(env, api)
+    lowered = env.config(job("v", max_price=cap))
+    report = tick(env, api, lowered, advise=lambda *a: "the floor is above the cap")  # the plan waits
+    line = report.jobs[0]
+    assert line.state == "waiting" and "no longer allowed" in line.message and inst.destroyed, line.message
+    assert vast_live(env.emu) == []
+
+
 # -- a losing bid whose stopped instance could not be destroyed: nothing else is rented, it is retiring -----
 def test_a_losing_bids_instance_that_cannot_be_destroyed_stops_the_launch_and_is_retiring(vx):
     emu, api, store = vx
