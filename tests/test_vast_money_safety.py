@@ -211,7 +211,7 @@ def test_a_running_instance_gets_its_bid_lowered_to_a_lowered_cap(both):
 
 def test_a_running_instance_whose_bid_is_no_longer_allowed_is_destroyed_while_the_job_waits(both):
     env, api = both
-    inst, row, cap = _running_above(env, api)
+    inst, _, cap = _running_above(env, api)
     lowered = env.config(job("v", max_price=cap))
     report = tick(env, api, lowered, advise=lambda *a: "the floor is above the cap")  # the plan waits
     line = report.jobs[0]
