@@ -302,13 +302,17 @@ class Executor:
 
     def running_rate(self, exclude_pod: str | None = None) -> float:
         """USD per hour all managed pods bidder believes RUNNING cost together, with a pod to retire
-        and a create whose answer was lost (it may have landed: counted until found or given up)."""
+        and a create whose answer was lost (it may have landed: counted until found or given up), plus
+        the storage Vast bills for every instance it keeps, running, paused or stopped."""
         total = sum(float(a["expected_cost_per_hour"] or 0.0) for a in self.store.actions(outcome="pending")
                     if a["kind"] in ("rent_spot", "deploy_on_demand"))
         for row in self.store.managed_pods(states=["active", "retiring"]):
-            if row["pod_id"] == exclude_pod or row.get("desired_status") != "RUNNING":
+            if row["pod_id"] == exclude_pod:
                 continue
             last = self.store.last_observation(row["pod_id"])
+            total += float((last or {}).get("storage_per_hr") or 0.0)
+            if row.get("desired_status") != "RUNNING":
+                continue
             rate = last["cost_per_hr"] if last is not None and last.get("cost_per_hr") else None
             # A (re)start after the last poll sets the rate: its ledger row carries the pod's cost per hour.
             starts = [a for a in self.store.actions(pod_id=row["pod_id"], outcome="ok") if a["kind"] in _START_KINDS]

@@ -313,8 +313,9 @@ JOB_SETTINGS: tuple[Setting, ...] = (
 )
 
 GLOBAL_SETTINGS: tuple[Setting, ...] = (
-    Setting("max_spend_per_hour", None, "USD per hour that all running managed pods together may cost; "
-            "a launch or resume that would pass it waits.", _positive, "global"),
+    Setting("max_spend_per_hour", None, "USD per hour that all running managed pods together may cost (with "
+            "the storage Vast bills for the instances they keep); a launch or resume that would pass it waits.",
+            _positive, "global"),
     Setting("collect_interval", "5m", "A tick collects prices when the newest snapshot is older than this.",
             _positive_duration, "global"),
     Setting("spot_recheck", "1d", "After RunPod refused spot (SpotUnsupported), offer spot again only after "
