@@ -595,7 +595,10 @@ class _Tick:
             if not self.ex.dry_run:
                 row = self.store.pod(row["pod_id"]) or row
         self.ex.emit(self.now, "above_cap", job=jc.name, pod_id=row["pod_id"], message=f"{why}: decided again")
-        return self._restart(jc, job, policy, row, progress, self.store.job_state(jc.name) or {})
+        report = self._restart(jc, job, policy, row, progress, self.store.job_state(jc.name) or {})
+        stopped = ("" if (row.get("market") or "runpod") == "vast" else
+                   f"; pod {row['pod_id']} {'would be ' if self.ex.dry_run else ''}stopped")
+        return replace(report, message=f"{why}{stopped}: {report.message}")
 
     def _decide(self, job: JobSpec, policy: Policy, progress: JobProgress) -> Decision | str:
         """The decision, or the reason it cannot be made now (a wait)."""
