@@ -201,6 +201,21 @@ def test_no_bid_above_the_cap_is_ever_sent(env):
     assert "does not cover another hour" in result.attempts[0].message and env.emu.world.pods == {}
 
 
+def test_max_spend_per_hour_counts_the_pods_already_running(env):
+    # The first launch runs on-demand; a second one that would take the two past the cap is refused.
+    args = ("--gpu", A6000, "--tolerance", "none", "--image", "img", "--yes")
+    first = launch(env, *args, "--max-spend-per-hour", "0.6")
+    assert first.exit_code == 0, first.output + first.stderr
+    [pod] = env.live_pods()
+    assert pod.cost_per_hr <= 0.6
+    second = launch(env, *args, "--name", "second", "--max-spend-per-hour", f"{pod.cost_per_hr + 0.1:.3f}")
+    assert second.exit_code == 1 and env.live_pods() == [pod], second.output
+    last = second.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: nothing launched") and "max_spend_per_hour" in last, second.stderr
+    third = launch(env, *args, "--name", "third")  # without the cap it launches
+    assert third.exit_code == 0 and len(env.live_pods()) == 2, third.output + third.stderr
+
+
 def test_launch_asks_before_spending(env):
     result = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", input="n\n")
     assert result.exit_code == 1 and env.emu.world.pods == {}

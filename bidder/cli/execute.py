@@ -98,11 +98,11 @@ def _vast_api(vast_url: str, retries: int = 4, *, verified_only: bool = True,
 
 
 def _executors(client: RunPodClient, vast: Any | None, store: Store, *, dry_run: bool = False,
-               markets: tuple[str, ...] = ("runpod",)) -> dict[str, Executor]:
+               markets: tuple[str, ...] = ("runpod",), max_spend_per_hour: float | None = None) -> dict[str, Executor]:
     """One executor per configured market, sharing the store and the event log."""
-    exs = {"runpod": Executor(client, store, dry_run=dry_run, markets=markets)}
+    exs = {"runpod": Executor(client, store, dry_run=dry_run, markets=markets, max_spend_per_hour=max_spend_per_hour)}
     if vast is not None:
-        exs["vast"] = Executor(vast, store, dry_run=dry_run, markets=markets)
+        exs["vast"] = Executor(vast, store, dry_run=dry_run, markets=markets, max_spend_per_hour=max_spend_per_hour)
         exs["vast"].log = exs["runpod"].log
     return exs
 
@@ -219,6 +219,9 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
               help="Most to spend on the job.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
               help="Work lost per interruption (resume time plus work since the last checkpoint).")
+@click.option("--max-spend-per-hour", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
+              help="Launch only if the pods in the ledger (your managed jobs' and earlier launches') and this one "
+                   "together cost at most this per hour, as bidder.toml's max_spend_per_hour caps `bidder tick`.")
 @click.option("--image", default=None, help="Docker image (required unless --template-id).")
 @click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch).")
 @click.option("--disk", type=click.IntRange(min=1, max=MAX_DISK_GB), default=40, show_default=True, help="Container disk, GB.")
@@ -252,6 +255,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     if name is not None and not name.strip():
         raise click.BadParameter("must not be empty (leave it out for bidder-launch)", param_hint="--name")
     name = name or "bidder-launch"
+    max_spend_per_hour = options.pop("max_spend_per_hour")
     if options.pop("keep_running") and options.get("hours") is not None:
         raise click.UsageError("give --hours or --keep-running, not both")
     values = {k: v for k, v in options.items() if v is not None and v != ()}
@@ -286,7 +290,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
 
             ids = tuple(resolve_gpu_types(config.job.gpu_types, gpu_names(store, market_filter(market))))
             config = _with_gpus(config, ids)
-        exs = _executors(client, vast, store, dry_run=dry_run, markets=markets)
+        exs = _executors(client, vast, store, dry_run=dry_run, markets=markets, max_spend_per_hour=max_spend_per_hour)
         ex = exs["runpod"]
         if spot_note is not None:
             ex.mark_spot_unsupported(now, reason="no GPU type shows a spot price")
@@ -322,7 +326,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     else:
         _print_launch(result, decision.market)
     if result.pod is None and not (dry_run and result.requests):
-        why = "; ".join([*(f"{a.gpu_type_id}/{a.cloud} {a.kind}: {a.outcome}" for a in result.attempts),
+        why = "; ".join([*(f"{a.gpu_type_id}/{a.cloud} {a.kind}: {a.outcome}" + (f" ({a.message})" if a.message else "")
+                           for a in result.attempts),
                          *result.notes]) or "no alternative could be tried"
         raise BidderError(f"nothing launched: {why}")
 
