@@ -11,6 +11,7 @@ from executor_helpers import A6000, JOB, RTX4090, make_env
 
 from bidder.executor import SPOT_FLAG
 from bidder.models import Decision
+from bidder.report.data import spend_report
 from bidder.tick import run_tick
 from bidder.units import to_iso
 
@@ -139,10 +140,15 @@ def test_a_lowered_max_price_rebids_a_running_spot_pod_under_it(env):
     assert job.state == "running" and "podBidResume" in job.message, job.message
     assert env.kinds("train")[3:] == ["stop:ok", "bid_resume:ok"]
     assert pod.desired_status == "RUNNING" and pod.bid == pytest.approx(cap) and the_pod(env) is pod
+    assert spend_report(env.store).pods[0].interruptions == 0  # bidder's own stop is not an interruption
+    # Outbid before the next poll: an interruption, for the tick and the report alike (the report had
+    # taken the stop sent in the same tick as the resume for bidder's own stop of this exit).
+    env.emu.world.set_floor(A6000, "COMMUNITY", round(cap + 0.02, 3))
     env.emu.advance(300)
-    assert env.tick(lowered, advise=spot_at(cap)).jobs[0].state == "running"
-    assert env.kinds("train")[5:] == []  # under the cap now: left running
-    assert env.store.job_state("train")["interruptions"] == 0  # bidder's own stop is not an interruption
+    env.tick(lowered, advise=lambda *a: "wait")
+    assert env.kinds("train")[5:] == []  # nothing sent: it waits for the floor to come back under the cap
+    assert env.store.job_state("train")["interruptions"] == 1
+    assert spend_report(env.store).pods[0].interruptions == 1
 
 
 def test_a_max_price_lowered_under_the_floor_stops_the_running_spot_pod(env):

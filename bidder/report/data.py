@@ -278,18 +278,22 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
     """Times the pod stopped without bidder asking (see the module docstring). A successful start
     (rent, resume) counts as running from its time, like a RUNNING poll: a pod resumed and outbid
     again before the next poll was interrupted too. At equal times a poll comes before an action
-    (a tick polls first, then acts)."""
-    stops = [a["ts"] for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
-    timeline: list[tuple[datetime, int, str | None]] = [(o["ts"], 0, o.get("desired_status")) for o in observations]
-    timeline += [(a["ts"], 1, "RUNNING") for a in actions if a["kind"] in _START_KINDS and a["outcome"] == "ok"]
-    timeline.sort(key=lambda item: (item[0], item[1]))
+    (a tick polls first, then acts), and actions keep the ledger's order: a stop and a resume in one
+    tick (a bid above a lowered cap, re-placed) leave the pod running, and its next exit is counted."""
+    stops = [(a["ts"], a.get("id") or 0) for a in actions
+             if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    timeline: list[tuple[datetime, int, int, str | None]] = [(o["ts"], 0, 0, o.get("desired_status"))
+                                                              for o in observations]
+    timeline += [(a["ts"], 1, a.get("id") or 0, "RUNNING") for a in actions
+                 if a["kind"] in _START_KINDS and a["outcome"] == "ok"]
+    timeline.sort(key=lambda item: (item[0], item[1], item[2]))
     out = []
-    last_running: datetime | None = None
-    for ts, _, status in timeline:
+    last_running: tuple[datetime, int] | None = None  # (time, ledger id of the start; 0 for a poll)
+    for ts, _, action_id, status in timeline:
         if status == "RUNNING":
-            last_running = ts
+            last_running = (ts, action_id)
             continue
-        if last_running is not None and not any(last_running <= s <= ts for s in stops):
+        if last_running is not None and not any(last_running <= (s, i) and s <= ts for s, i in stops):
             out.append(ts)
         last_running = None
     return out
