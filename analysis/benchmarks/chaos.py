@@ -341,6 +341,9 @@ class _Run:
 
     def tick_in_process(self, kind: str = "in_process") -> None:
         with Store.open(self.db) as store, self.client() as client:
+            # Stamped with the emulator's time, as the CLI labels it (a "wall" label beside the CLI
+            # ticks' --now made the ledger take their polls for two clocks and book a run by halves).
+            store.clock = "emulator"
             try:
                 run_tick(client, store, self.config, self.emu.now, events=self.event)
                 self.result.ticks[kind] += 1
@@ -363,6 +366,7 @@ class _Run:
 
     def collect(self) -> None:
         with Store.open(self.db) as store, self.client() as client:
+            store.clock = "emulator"
             try:
                 collect_once(client, store, now=self.emu.now, gpu_counts=(1,))
                 self.result.ticks["collect"] += 1
