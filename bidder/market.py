@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -53,9 +54,13 @@ __all__ = [
     "DEFAULT_MIN_SPAN_HOURS",
     "DEFAULT_RECLAIM_RATE_PER_HOUR",
     "RELATIVE_GRID",
+    "SILENCE_LOOKBACK_HOURS",
+    "SILENCE_MIN_HOURS",
     "FloorTracker",
     "MarketStats",
+    "SilenceLog",
     "bid_grid",
+    "longest_silence_hours",
     "market_stats",
     "poisson_rate_upper",
     "stats_of",
@@ -69,6 +74,12 @@ DEFAULT_RECLAIM_RATE_PER_HOUR = 0.01
 DEFAULT_CONFIDENCE = 0.8
 #: An interval between samples longer than this counts only this long (the collector was down).
 DEFAULT_MAX_GAP_HOURS = 1.0
+#: A time without samples at least this long is a silence: the collector, and the tick beside it, did
+#: not run, so nothing could act on the market (a job waiting on its slack loses the whole of it).
+#: Shorter gaps are left to the optimizer's deadline margin (half an hour) and its decision intervals.
+SILENCE_MIN_HOURS = 1.0
+#: Silences that ended this long before now are forgotten (a host down once a month is not down now).
+SILENCE_LOOKBACK_HOURS = 168.0
 #: Less history than this raises InsufficientHistory.
 DEFAULT_MIN_SAMPLES = 12
 DEFAULT_MIN_SPAN_HOURS = 1.0
@@ -205,6 +216,9 @@ class MarketStats:
     floor_model: FloorModel | None = None
     #: The highest floor of the model's last block (NaN: no capacity in it): the floor's state now.
     recent_max: float = math.nan
+    #: The longest silence (no sample for at least SILENCE_MIN_HOURS) that ended in the last
+    #: SILENCE_LOOKBACK_HOURS, or the time since the last sample if longer; 0 when there was none.
+    longest_silence_hours: float = 0.0
 
     @property
     def key(self) -> MarketKey:
@@ -334,6 +348,42 @@ class _Params:
         self.max_stale_s = None if max_staleness_hours is None else max_staleness_hours * 3600.0
 
 
+class SilenceLog:
+    """The silences of a stream of sample times (gaps of at least SILENCE_MIN_HOURS), kept for
+    SILENCE_LOOKBACK_HOURS: O(1) per sample. `longest(now)` is `longest_silence_hours` of the times fed."""
+
+    def __init__(self) -> None:
+        self.last_ts: float | None = None
+        self._gaps: deque[tuple[float, float]] = deque()  # (end, length in seconds), oldest first
+
+    def add(self, ts: float) -> None:
+        """One sample at `ts` (epoch seconds, after the last one)."""
+        if self.last_ts is not None and ts - self.last_ts >= SILENCE_MIN_HOURS * 3600.0:
+            self._gaps.append((ts, ts - self.last_ts))
+            while self._gaps and self._gaps[0][0] <= ts - SILENCE_LOOKBACK_HOURS * 3600.0:
+                self._gaps.popleft()
+        self.last_ts = ts
+
+    def longest(self, now: float) -> float:
+        """Hours: the longest silence that ended in the lookback before `now`, or the one going on."""
+        if self.last_ts is None:
+            return 0.0
+        since = SILENCE_LOOKBACK_HOURS * 3600.0
+        longest = max((length for end, length in self._gaps if end > now - since), default=0.0)
+        longest = max(longest, now - self.last_ts)
+        return longest / 3600.0 if longest >= SILENCE_MIN_HOURS * 3600.0 else 0.0
+
+
+def longest_silence_hours(ts: np.ndarray, now: float) -> float:
+    """`SilenceLog.longest(now)` of the sample times `ts` (ascending, none after `now`), vectorised."""
+    if len(ts) == 0:
+        return 0.0
+    gaps = np.diff(ts)
+    recent = gaps[ts[1:] > now - SILENCE_LOOKBACK_HOURS * 3600.0]
+    longest = max(float(recent.max()) if len(recent) else 0.0, now - float(ts[-1]))
+    return longest / 3600.0 if longest >= SILENCE_MIN_HOURS * 3600.0 else 0.0
+
+
 class FloorTracker:
     """Incremental statistics of one market: feed samples in time order, ask `stats(now)` at any time.
 
@@ -370,6 +420,7 @@ class FloorTracker:
         self.last_floor: float | None = None
         self.last_on_demand: float | None = None
         self._last_idx = 0  # levels >= this index were running after the last sample
+        self._silences = SilenceLog()
 
     def _init_grid(self, grid: np.ndarray) -> None:
         if grid.ndim != 1 or len(grid) < 2 or np.any(np.diff(grid) <= 0):
@@ -422,6 +473,7 @@ class FloorTracker:
         if self.first_ts is None:
             self.first_ts = ts
             self._t0 = ts
+        self._silences.add(ts)
         if self._p.decay and self._p.decay * (ts - self._t0) > _RESCALE_AT:
             self._rescale(ts)
         w = self._weight(ts)
@@ -496,7 +548,8 @@ class FloorTracker:
                     run_h=self._run_h * factor, run_d=self._run_d * factor, wait_n=self._wait_n * factor,
                     wait_h=self._wait_h * factor, calm=calm, excursion=excursion, samples=self.samples,
                     span_hours=(self.last_ts - self.first_ts) / 3600.0, floor_now=self.last_floor,
-                    on_demand_now=self.last_on_demand, now=now, p=p, market=self.market)
+                    on_demand_now=self.last_on_demand, now=now, p=p, market=self.market,
+                    longest_silence_hours=self._silences.longest(now))
 
 
 def stats_of(trackers: Sequence[FloorTracker], now_epoch: float | None = None) -> list[MarketStats | None]:
@@ -585,7 +638,8 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
               span_hours: float,
               floor_now: float | None, on_demand_now: float | None, now: float, p: _Params,
               market: str = DEFAULT_MARKET,
-              hazards: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> MarketStats:
+              hazards: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+              longest_silence_hours: float = 0.0) -> MarketStats:
     """Rates, bounds and conditional hazards from the weighted sums (shared by tracker and batch);
     `hazards`: `_hazards` of these sums, when already computed (`stats_of`)."""
     below = np.maximum(below, 0.0)
@@ -599,7 +653,7 @@ def _assemble(gpu_type_id: str, cloud: str, gpu_count: int, grid: np.ndarray, be
         calm_hours=calm, excursion_hours=excursion, age_edges_hours=edges, hazard_by_age=hazard, events_by_age=events,
         exposure_by_age=exposure, run_counts=run_n, run_hours=run_h,
         wait_counts=wait_n, wait_hours=wait_h, reclaim_rate=p.reclaim, half_life_hours=p.half_life_hours,
-        confidence=p.confidence, market=market)
+        confidence=p.confidence, market=market, longest_silence_hours=longest_silence_hours)
 
 
 def _hazards(run_n: np.ndarray, run_h: np.ndarray, run_d: np.ndarray, calm: np.ndarray, p: _Params
@@ -723,7 +777,8 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
     stats = _assemble(name, cloud_name, count, g, below, up, observed, run_n, run_h, run_d, wait_n, wait_h, calm,
                       excursion,
                       n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
-                      float(known_od[-1]) if len(known_od) else None, now, p)
+                      float(known_od[-1]) if len(known_od) else None, now, p,
+                      longest_silence_hours=longest_silence_hours(ts, now))
     if len(known_od) and floor_model:
         model = fit_floor_model(ts, floor, float(known_od[-1]), now)
         if model is not None:

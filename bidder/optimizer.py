@@ -113,14 +113,20 @@ trace's RTX A6000 a service at tolerance low took 5.5 interruptions in 8 days wh
 its hazard estimates alone running low after each interruption); expected total <= the budget left; the
 deadline; spot only when its cost per useful hour saves at least `policy.min_savings` over the best
 on-demand price per unit of work.
+
+Gaps in the history (`MarketStats.longest_silence_hours`: no sample for an hour or more in the last week,
+so neither the collector nor the tick ran, and nothing could act) are kept in hand: a batch job's
+deadline is taken that much earlier (`hold_for_silence`), for the plan and the rates alike, so a job
+waiting on its slack when the next gap comes still finishes; with less slack than the gap, the rates
+run it on-demand.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -136,6 +142,7 @@ __all__ = [
     "NO_DEADLINE_PATIENCE",
     "decide",
     "decide_by_rates",
+    "hold_for_silence",
     "plan_markets",
     "planned_choice",
     "reserve_hours",
@@ -254,11 +261,50 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     `alternatives=False` leaves the ranked alternatives out (a backtest never reads them).
     """
     progress = progress or JobProgress()
-    planned = _planned_decision(job, policy, quotes, stats, now, progress, alternatives, history_notes)
-    if planned is not None:
-        return planned
-    return decide_by_rates(job, policy, quotes, stats, now, progress, history_notes=history_notes,
-                           alternatives=alternatives)
+    silence, held, short = 0.0, 0.0, False
+    if job.deadline is not None and job.work_hours is not None and not job.keep_running:
+        markets = select_quotes(job, quotes)
+        silence = max((st.longest_silence_hours for q in markets if (st := stats.get(q.key)) is not None),
+                      default=0.0)
+        job, held, short = hold_for_silence(job, progress, now, silence, [
+            job.speed_of(q.gpu_type_id) for q in markets if q.uninterruptable_price])
+    planned = None if short else _planned_decision(job, policy, quotes, stats, now, progress, alternatives,
+                                                   history_notes)
+    decision = planned or decide_by_rates(job, policy, quotes, stats, now, progress, history_notes=history_notes,
+                                          alternatives=alternatives)
+    if held > 0 or short:
+        decision = replace(decision, reasons=(*decision.reasons, _silence_note(silence, held, short)))
+    return decision
+
+
+def hold_for_silence(job: JobSpec, progress: JobProgress, now: datetime, silence_h: float,
+                     on_demand_speeds: Sequence[float]) -> tuple[JobSpec, float, bool]:
+    """The job as planned after a silence in its markets' history (`MarketStats.longest_silence_hours`:
+    hours in which neither the collector nor the tick ran): its deadline `silence_h` earlier, so a job
+    waiting on its slack when the next silence comes still finishes. Returns (job, hours held, short);
+    `short`: less than the silence is left before on-demand must start (the deadline is then moved to
+    where the fastest on-demand pod (`on_demand_speeds`) just finishes, and the rates decide: they run
+    on-demand with no slack left). A job without a deadline, or no silence, is returned as it is.
+
+    On a market with 8-hour holes in its samples, a 10-hour job with a 24-hour deadline waited on its
+    slack into a hole and finished 4 hours late (`analysis/study_odd_markets.py`)."""
+    if silence_h <= 0 or job.deadline is None or job.work_hours is None or job.keep_running or not on_demand_speeds:
+        return job, 0.0, False
+    work_left = max(float(job.work_hours) - progress.work_done_hours, 0.0)
+    time_left = (job.deadline - now).total_seconds() / 3600.0
+    room = time_left - work_left / max(on_demand_speeds)
+    held = min(silence_h, room)
+    if held <= 0:
+        return job, 0.0, False  # no slack to hold: the deadline decides as it is
+    return replace(job, deadline=job.deadline - timedelta(hours=held)), held, held < silence_h
+
+
+def _silence_note(silence_h: float, held: float, short: bool) -> str:
+    gap = (f"the price history has a gap of {silence_h:.1f} h in the last week (neither the collector nor the tick "
+           f"ran: nothing could act), so the deadline is taken")
+    if short:
+        return f"{gap} {held:.1f} h early, all the slack left: on-demand until done"
+    return f"{gap} {held:.1f} h early, in case the next gap comes while the job waits"
 
 
 def plan_markets(job: JobSpec, markets: Sequence[PriceQuote], stats: Mapping[MarketKey, MarketStats]

@@ -17,6 +17,7 @@ from bidder.errors import InsufficientHistory
 from bidder.market import (
     AGE_EDGES_HOURS,
     RELATIVE_GRID,
+    SILENCE_LOOKBACK_HOURS,
     FloorTracker,
     MarketStats,
     bid_grid,
@@ -147,6 +148,7 @@ def test_tracker_equals_batch_with_gaps_nans_and_decay() -> None:
         assert np.allclose(a, b, rtol=1e-9, atol=1e-9, equal_nan=True), name
     assert batch.samples == tracker.samples == n
     assert batch.observed_hours == pytest.approx(tracker.observed_hours)
+    assert batch.longest_silence_hours == tracker.longest_silence_hours == 4.0  # the 4-hour gaps of the last week
     assert (batch.gpu_type_id, batch.cloud, batch.gpu_count) == ("X", "SECURE", 2)
 
 
@@ -170,6 +172,31 @@ def test_gaps_count_at_most_max_gap() -> None:
     s.ts[10:] += 10 * 3600.0  # the collector was down for 10 hours
     stats = market_stats(s, half_life_hours=None, max_gap_hours=1.0, max_staleness_hours=None)
     assert stats.observed_hours == pytest.approx(18 * STEP / 3600 + 1.0 + STEP / 3600 * 0)
+
+
+def test_the_longest_silence_of_the_last_week() -> None:
+    s = series(np.full(12 * 24 * 10, 0.2))  # ten days of 5-minute samples
+    s.ts[-12 * 24 * 3:] += 8 * 3600.0  # then nothing for 8 hours, three days before the end
+    s.ts[-12 * 24 * 2:] += 1200.0  # a 25-minute gap is not a silence
+    silence_end = float(s.ts[-12 * 24 * 3])
+    tracker = feed(FloorTracker("GPU"), s)
+    end = float(s.ts[-1])
+    for now, hours in ((end, 8 + 5 / 60),  # the 8 hours and the sample interval
+                       (end + 9.5 * 3600, 9.5)):  # the silence going on now is longer
+        assert tracker.stats(now).longest_silence_hours == pytest.approx(hours)
+        assert market_stats(s, now, max_staleness_hours=None).longest_silence_hours == pytest.approx(hours)
+    before = series(s.floor[:12 * 24 * 7], t0=T0)  # the history before the silence has none
+    assert market_stats(before).longest_silence_hours == 0.0
+    # A week after it ended, the silence is forgotten.
+    later = series(np.full(12 * 24 * 5, 0.2), t0=end + STEP)
+    for t, f, o in zip(later.ts, later.floor, later.on_demand, strict=True):
+        tracker.update(float(t), float(f), float(o))
+    assert later.ts[-1] - silence_end > SILENCE_LOOKBACK_HOURS * 3600
+    assert tracker.stats().longest_silence_hours == 0.0
+    whole = SimpleNamespace(**{**vars(s), "ts": np.r_[s.ts, later.ts], "floor": np.r_[s.floor, later.floor],
+                               "on_demand": np.r_[s.on_demand, later.on_demand]})
+    assert market_stats(whole).longest_silence_hours == 0.0
+    assert market_stats(whole, float(later.ts[0])).longest_silence_hours == pytest.approx(8 + 5 / 60)
 
 
 def test_recent_history_weighs_more() -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bidder.errors import Infeasible
 from bidder.market import MarketStats, market_stats
 from bidder.models import JobProgress, JobSpec, Policy, PriceQuote
-from bidder.optimizer import decide_by_rates, reserve_hours, select_quotes
+from bidder.optimizer import decide, decide_by_rates, reserve_hours, select_quotes
 
 NOW = datetime(2026, 1, 8, tzinfo=UTC)
 STEP = 300.0
@@ -129,6 +129,32 @@ def test_slack_at_the_reserve_goes_on_demand() -> None:
     d = decide_by_rates(job(hours=40, deadline_h=40 + reserve - 0.01), Policy(), quotes, stats, NOW)
     assert d.action == "on_demand"
     assert "reserve" in d.reasons[0] and "deadline is met" in d.reasons[0]
+
+
+def test_a_silence_in_the_history_is_kept_in_hand_before_the_deadline() -> None:
+    # The same calm market with a spike now, once with no sample for 8 hours two days ago (the
+    # collector, and the tick, did not run: a job waiting then lost those hours).
+    floor = floor_series(0.8, 0.35, 0.5, 10.0, 1)
+    floor[-1] = 1.1
+    ts = NOW.timestamp() - STEP * np.arange(len(floor))[::-1]
+    ts[:-576] -= 8 * 3600.0
+    s = SimpleNamespace(ts=ts, floor=floor, on_demand=np.full(len(floor), 0.8), gpu_type_id="NVIDIA RTX A6000",
+                        cloud="COMMUNITY", gpu_count=1)
+    silent = (market(last=1.1)[0], market_stats(s, NOW.timestamp()))
+    assert silent[1].longest_silence_hours == pytest.approx(8 + 5 / 60)
+    for hours, deadline_h in ((40, 160), (40, 46)):
+        plain = decide(job(hours=hours, deadline_h=deadline_h), Policy(), *inputs(market(last=1.1)), NOW)
+        assert not any("gap" in r for r in plain.reasons)
+        assert plain.action == "wait"  # the spike passes; slack enough to wait for it
+    relaxed = decide(job(hours=40, deadline_h=160), Policy(), *inputs(silent), NOW)
+    assert relaxed.action == "wait"
+    assert "a gap of 8.1 h" in relaxed.reasons[-1] and "taken 8.1 h early" in relaxed.reasons[-1]
+    # 6 hours of slack: less than the silence, so none is left to wait with.
+    tight = decide(job(hours=40, deadline_h=46), Policy(), *inputs(silent), NOW)
+    assert tight.action == "on_demand"
+    assert "taken 6.0 h early, all the slack left: on-demand until done" in tight.reasons[-1]
+    # Without a deadline nothing is held.
+    assert not any("gap" in r for r in decide(job(hours=40, deadline_h=None), Policy(), *inputs(silent), NOW).reasons)
 
 
 def test_a_spike_with_slack_waits_and_as_slack_runs_out_it_acts() -> None:

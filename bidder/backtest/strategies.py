@@ -47,7 +47,7 @@ import numpy as np
 
 from bidder.backtest.types import HistoryView, Market
 from bidder.errors import Infeasible
-from bidder.market import FloorTracker, MarketStats, stats_of
+from bidder.market import SILENCE_LOOKBACK_HOURS, FloorTracker, MarketStats, longest_silence_hours, stats_of
 from bidder.models import (
     DEFAULT_MARKET,
     Decision,
@@ -58,7 +58,7 @@ from bidder.models import (
     PriceQuote,
     market_key,
 )
-from bidder.optimizer import decide, planned_choice
+from bidder.optimizer import decide, hold_for_silence, planned_choice
 from bidder.planner import FloorModel, MarketNow, PodNow, fit_floor_model, recent_max
 
 __all__ = [
@@ -426,9 +426,20 @@ class BidderStrategy:
         progress = JobProgress(work_done_hours=state.work_done_hours, spent=state.spent,
                                interruptions=state.interruptions,
                                started=self._started(state.start))
-        choice = planned_choice(self.job, self.policy, markets,
+        at = datetime.fromtimestamp(now, UTC)
+        job = self.job
+        # The silences `decide` reads from the trackers, read here from the view's times.
+        silence = longest_silence_hours(ts[max(int(np.searchsorted(ts, now - SILENCE_LOOKBACK_HOURS * 3600.0)) - 1, 0):],
+                                        now)
+        if silence > 0:
+            od = view.on_demand_now()
+            job, _, short = hold_for_silence(job, progress, at, silence, [
+                job.speed_of(m.gpu_type_id) for i, m in enumerate(self.markets) if not math.isnan(od[i])])
+            if short:
+                return None  # no slack beside the silence: the rates run on-demand
+        choice = planned_choice(job, self.policy, markets,
                                 None if pod is None else PodNow(pod.market, pod.kind, pod.bid),
-                                datetime.fromtimestamp(now, UTC), progress, whole_job=True)
+                                at, progress, whole_job=True)
         if choice is None or choice.market is None:
             return None
         if choice.action == "keep":
