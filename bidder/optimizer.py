@@ -115,10 +115,10 @@ deadline; spot only when its cost per useful hour saves at least `policy.min_sav
 on-demand price per unit of work.
 
 Gaps in the history (`MarketStats.longest_silence_hours`: no sample for an hour or more in the last week,
-so neither the collector nor the tick ran, and nothing could act) are kept in hand: a batch job's
-deadline is taken that much earlier (`hold_for_silence`), for the plan and the rates alike, so a job
-waiting on its slack when the next gap comes still finishes; with less slack than the gap, the rates
-run it on-demand.
+in any of the job's markets, so neither the collector nor the tick ran, and nothing could act) are kept
+in hand: a batch job's deadline is taken that much earlier (`hold_for_silence`), for the plan and the
+rates alike, so a job waiting on its slack when the next gap comes still finishes; with less slack
+than the gap, the rates run it on-demand.
 """
 
 from __future__ import annotations
@@ -264,7 +264,9 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     silence, held, short = 0.0, 0.0, False
     if job.deadline is not None and job.work_hours is not None and not job.keep_running:
         markets = select_quotes(job, quotes)
-        silence = max((st.longest_silence_hours for q in markets if (st := stats.get(q.key)) is not None),
+        # The shortest of the markets' gaps: a market missing from some snapshots (a Vast GPU with no offer
+        # then) does not silence the others; a collector or tick that did not run silences every one.
+        silence = min((st.longest_silence_hours for q in markets if (st := stats.get(q.key)) is not None),
                       default=0.0)
         job, held, short = hold_for_silence(job, progress, now, silence, [
             job.speed_of(q.gpu_type_id) for q in markets if q.uninterruptable_price])

@@ -153,6 +153,9 @@ def test_a_silence_in_the_history_is_kept_in_hand_before_the_deadline() -> None:
     tight = decide(job(hours=40, deadline_h=46), Policy(), *inputs(silent), NOW)
     assert tight.action == "on_demand"
     assert "taken 6.0 h early, all the slack left: on-demand until done" in tight.reasons[-1]
+    # A market of the job sampled through the gap: the collector ran (the silent market had no quote then).
+    assert not any("gap" in r for r in decide(job(hours=40, deadline_h=46), Policy(), *inputs(silent, SPIKY),
+                                              NOW).reasons)
     # Without a deadline nothing is held.
     assert not any("gap" in r for r in decide(job(hours=40, deadline_h=None), Policy(), *inputs(silent), NOW).reasons)
 
