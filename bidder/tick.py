@@ -586,12 +586,17 @@ class _Tick:
         running pod's bid, so the pod is stopped first and bid-resumed (its volume stays with it)."""
         why = f"its bid ${float(row['bid_per_gpu']):.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
         if (row.get("market") or "runpod") != "vast":
+            # Kept `active`: the job's pod still, stopped by bidder, which the next tick resumes or moves.
+            # Written before the stop is sent: if it executes but its answer is lost, the next tick reads
+            # the exit as this stop and keeps the pod the job's (it had been ended, and a new pod rented
+            # beside the old one's volume).
+            self._save(jc, stop_intent={"pod_id": row["pod_id"], "pod_state": "active"})
             try:
-                # Kept `active`: the job's pod still, stopped by bidder, which the next tick resumes or moves.
                 self.ex.stop_pod(row, self.now, reason=why, state="active")
             except ApiError as exc:
                 return self._report(jc, "running", f"{why}; the stop failed ({exc}): the next tick tries again",
                                     row["pod_id"])
+            self._save(jc, stop_intent=None)
             if not self.ex.dry_run:
                 row = self.store.pod(row["pod_id"]) or row
         self.ex.emit(self.now, "above_cap", job=jc.name, pod_id=row["pod_id"], message=f"{why}: decided again")

@@ -165,6 +165,27 @@ def test_a_max_price_lowered_under_the_floor_stops_the_running_spot_pod(env):
     assert env.kinds("train") == ["rent_spot:ok", "stop:ok"] and env.store.job_state("train")["interruptions"] == 0
 
 
+def test_a_cap_stop_whose_answer_is_lost_keeps_the_job_on_its_pod(env):
+    pod, cap = _running_with_room_under_its_bid(env)
+    lowered = env.config(SERVICE_A6000 + f"max_price = {cap}\n")
+    env.emu.advance(300)
+    # The stop executes; every answer to it (and its retries) is an error. Nothing is sent after an
+    # unconfirmed stop.
+    env.emu.malform("podStop", {"errors": [{"message": "Something went wrong. Please try again later."}]},
+                    status=500, execute=True, times=None)
+    first = env.tick(lowered, advise=spot_at(cap))
+    assert pod.desired_status == "EXITED" and env.kinds("train") == ["rent_spot:ok", "stop:error"], first.jobs[0]
+    env.emu.clear_malformed()
+    env.emu.advance(300)
+    # The next tick reads the exit as bidder's own stop and bid-resumes the same pod (its volume, its
+    # work) under the cap: the job does not rent a new pod and leave the old one stopped.
+    report = env.tick(lowered, advise=spot_at(cap))
+    assert report.jobs[0].state == "running", report.jobs[0].message
+    assert env.kinds("train") == ["rent_spot:ok", "stop:error", "bid_resume:ok"]
+    assert the_pod(env) is pod and pod.desired_status == "RUNNING" and pod.bid == pytest.approx(cap)
+    assert len(env.emu.world.pods) == 1 and env.store.job_state("train")["interruptions"] == 0
+
+
 def test_an_interruption_moves_the_job_to_on_demand_when_the_policy_says_so(env):
     config = env.config(SERVICE_A6000 + "volume = 20\non_finish = \"terminate\"\n")
     env.tick_until(config, running)
