@@ -429,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not traces:
             print("no traces: data/traces/ is empty and the AWS trace is absent", file=sys.stderr)
             return 1
+        args.out.mkdir(parents=True, exist_ok=True)  # before the study: its report is written at the end
         rows = run_study(traces, every_h, args.out, scenarios=scenarios, with_bidder=not args.no_bidder,
                          charts=not args.no_charts, workers=max(1, args.workers))
     command = "python3 analysis/run_backtests.py" + ("" if args.every == "3.5d" else f" --every {args.every}") + (
