@@ -276,8 +276,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
     Setting("deadline", None, "Finish by then: a duration after the first launch (3d) or a time "
             "(2026-03-01T12:00:00Z). Needs hours.", _deadline),
-    Setting("restart_overhead", "10m", "Work lost per interruption (time to resume plus work since the last "
-            "checkpoint).", _duration),
+    Setting("restart_overhead", "10m", "Work lost at each restart, an interruption or a stop or move of "
+            "bidder's own (time to resume plus work since the last checkpoint).", _duration),
     Setting("speed", None, "Speed of GPU types relative to the reference, e.g. {\"NVIDIA H100 80GB HBM3\" = 3.0}.",
             _speed),
     # How to pay (Policy).

@@ -33,7 +33,7 @@ Nothing reads the clock here: `now` comes from the caller (wall clock, or the em
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,7 +89,11 @@ class TickReport:
 
 def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple[float, float, int]:
     """(work done in hours at speed 1.0, USD spent, interruptions) of a job, from the ledger: each
-    pod's observed running hours times its GPU type's speed, less `restart_overhead` per interruption.
+    pod's observed running hours times its GPU type's speed, less `restart_overhead` per restart: every
+    run but the job's first (a run starts where a pod's polls turn RUNNING), or every interruption while
+    the job waits to run again, if more. A move or a stop and resume of bidder's own restarts the work
+    as an interruption does (the backtest and the optimizer count it so; counted per interruption
+    alone, a job moved three times was taken for finished 30 minutes of work early).
 
     Spend and hours are sums over consecutive observation pairs, so they are kept per pod up to the
     second-newest observation (job state `progress_cache`) and only newer pairs are read at each tick:
@@ -98,30 +102,35 @@ def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple
     state = store.job_state(config.name) or {}
     cache: dict[str, list[Any]] = dict(state.get("progress_cache") or {})
     spent = hours = 0.0
-    interruptions = 0
+    interruptions = runs = 0
     for row in store.managed_pods(config.name):
         pod_id = row["pod_id"]
-        pod_spent, pod_hours, anchor = _pod_totals(store, pod_id, cache.get(pod_id))
+        pod_spent, pod_hours, pod_runs, anchor = _pod_totals(store, pod_id, cache.get(pod_id))
         if anchor is not None:
             cache[pod_id] = anchor
         spent += pod_spent
         hours += pod_hours * config.job.speed_of(row.get("gpu_type_id") or "")
+        runs += pod_runs
         interruptions += int(row.get("interruptions") or 0)
     if save and cache != (state.get("progress_cache") or {}):
         store.save_job_state(config.name, progress_cache=cache)
-    work = max(hours - interruptions * config.job.restart_overhead_hours, 0.0)
+    restarts = max(runs - 1, interruptions)
+    work = max(hours - restarts * config.job.restart_overhead_hours, 0.0)
     return work, spent, interruptions
 
 
-def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[float, float, list[Any] | None]:
-    """(USD, running hours, new cache entry [ts, USD, hours] up to the second-newest observation)."""
+def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[float, float, int, list[Any] | None]:
+    """(USD, running hours, runs, new cache entry [ts, USD, hours, runs, running] up to the second-newest
+    observation). A run starts at each observation RUNNING whose one before is not (or that is the first)."""
     base_spent = base_hours = 0.0
+    base_runs, running = 0, False  # runs up to the anchor, and whether the anchor saw the pod running
     observations = None
-    if cached is not None:
+    if cached is not None and len(cached) == 5:  # (an entry of three, from before runs were counted: read all)
         since = parse_timestamp(cached[0])
         observations = store.observations(pod_id, since=since)
         if observations and observations[0]["ts"] == since:
             base_spent, base_hours = float(cached[1]), float(cached[2])
+            base_runs, running = int(cached[3]), bool(cached[4])
             # The cached sums already hold the anchor's own first term: count only later pairs.
             base_spent -= estimate_spend(observations[:1])
             base_hours -= running_hours(observations[:1])
@@ -129,13 +138,29 @@ def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[fl
             observations = None
     if observations is None:
         observations = store.observations(pod_id)
+        base_runs, running = 0, False
+        fresh = observations  # every observation's run start counts
+    else:
+        fresh = observations[1:]  # the anchor's own is in base_runs
     spent = base_spent + estimate_spend(observations)
     hours = base_hours + running_hours(observations)
+    runs = base_runs + _runs(fresh, running)
     if len(observations) < 2:
-        return spent, hours, None
-    anchor = [to_iso(observations[-2]["ts"]), base_spent + estimate_spend(observations[:-1]),
-              base_hours + running_hours(observations[:-1])]
-    return spent, hours, anchor
+        return spent, hours, runs, None
+    head = observations[:-1]
+    anchor = [to_iso(head[-1]["ts"]), base_spent + estimate_spend(head), base_hours + running_hours(head),
+              base_runs + _runs(fresh[:-1], running), head[-1].get("desired_status") == "RUNNING"]
+    return spent, hours, runs, anchor
+
+
+def _runs(observations: Sequence[dict[str, Any]], running_before: bool) -> int:
+    """How many runs start in these observations (oldest first): each RUNNING after one that is not."""
+    runs, running = 0, running_before
+    for o in observations:
+        now_running = o.get("desired_status") == "RUNNING"
+        runs += now_running and not running
+        running = now_running
+    return runs
 
 
 def interruption_summary(last_status_change: str | None) -> str:

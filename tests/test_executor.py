@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from executor_helpers import A6000, make_env
 
-from bidder.executor import Executor, exit_time
+from bidder.executor import Executor, exit_time, running_hours
 from bidder.jobs import job_from_values
 from bidder.models import Decision
 from bidder.store import estimate_spend
@@ -117,6 +117,38 @@ def test_incremental_progress_equals_a_full_recount(env):
     anchor = env.store.job_state("t")["progress_cache"][pod.id]
     assert anchor[0] == to_iso(env.store.observations(pod.id)[-2]["ts"])
     assert anchor[1] == pytest.approx(estimate_spend(env.store.observations(pod.id)[:-1]))
+
+
+def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
+    # The backtest and the optimizer lose `restart_overhead` of work at every run after the first: a
+    # stop and resume of bidder's own, or a move to another pod, restarts the work as an outbid does.
+    config = job_from_values("t", {"gpu": [A6000], "image": "img", "hours": 5, "restart_overhead": "6m"})
+    ex = Executor(env.client, env.store)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+
+    def run(pod_id: str, polls: int) -> None:
+        for _ in range(polls):
+            env.emu.advance(300)
+            ex.observe(env.store.pod(pod_id), env.client.pod(pod_id), env.emu.now)
+
+    def ran() -> float:
+        return sum(running_hours(env.store.observations(p["pod_id"])) for p in env.store.managed_pods("t"))
+
+    first = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
+    run(first.id, 12)
+    ex.stop_pod(env.store.pod(first.id), env.emu.now, reason="a move of bidder's own", state="active")
+    run(first.id, 2)  # stopped: nothing is lost until the work starts again
+    work, _, interruptions = job_progress(env.store, config, save=False)
+    assert interruptions == 0 and work == pytest.approx(ran()) and ran() > 0.9
+    ex.resume(config, env.store.pod(first.id), spot_decision(0.25), config.policy, env.emu.now, job_spent=0)
+    run(first.id, 12)
+    assert job_progress(env.store, config)[0] == pytest.approx(ran() - 0.1)  # one restart
+    ex.stop_pod(env.store.pod(first.id), env.emu.now, reason="moving", terminate=True)
+    second = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
+    run(second.id, 6)
+    work, _, interruptions = job_progress(env.store, config)
+    fresh = job_progress(env.store, config, save=False)  # the cached sums agree with a full recount
+    assert interruptions == 0 and work == pytest.approx(ran() - 0.2) and fresh[0] == pytest.approx(work)
 
 
 def test_names_are_deterministic_per_attempt_and_dry_runs_use_none(env):

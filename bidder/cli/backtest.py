@@ -117,7 +117,7 @@ Example:
 @click.option("--deadline", type=DURATION, default="7d", show_default=True, metavar="DURATION",
               help="Time from each start to the batch job's deadline.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True, metavar="DURATION",
-              help="Work lost per interruption (resume time plus work since the last checkpoint).")
+              help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day bidder accepts: none, low, medium, high or a number.")
 @click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",

@@ -218,7 +218,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--budget", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Most to spend on the job.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
-              help="Work lost per interruption (resume time plus work since the last checkpoint).")
+              help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--max-spend-per-hour", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Launch only if the pods in the ledger (your managed jobs' and earlier launches') and this one "
                    "together cost at most this per hour, as bidder.toml's max_spend_per_hour caps `bidder tick`.")

@@ -100,7 +100,7 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day you accept: none, low (0.5), medium (2), high (6) or a number.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
-              help="Work lost per interruption (resume time plus work since the last checkpoint).")
+              help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--min-savings", type=FiniteRange(min=0, max=1), default=0.15, show_default=True,
               help="Spot must beat on-demand by this share, after overheads.")
 @click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
