@@ -33,7 +33,7 @@ Nothing reads the clock here: `now` comes from the caller (wall clock, or the em
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,7 +45,7 @@ from bidder.gpu_names import resolve_gpu_types
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
-from bidder.store import Store, estimate_spend
+from bidder.store import Store, estimate_spend, run_starts
 from bidder.units import format_duration, parse_timestamp, to_iso
 
 __all__ = [
@@ -120,47 +120,34 @@ def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple
 
 
 def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[float, float, int, list[Any] | None]:
-    """(USD, running hours, runs, new cache entry [ts, USD, hours, runs, running] up to the second-newest
-    observation). A run starts at each observation RUNNING whose one before is not (or that is the first)."""
+    """(USD, running hours, runs started, new cache entry [ts, USD, hours, runs] up to the second-newest
+    observation)."""
     base_spent = base_hours = 0.0
-    base_runs, running = 0, False  # runs up to the anchor, and whether the anchor saw the pod running
+    base_runs = 0
     observations = None
-    if cached is not None and len(cached) == 5:  # (an entry of three, from before runs were counted: read all)
+    if cached is not None and len(cached) == 4:  # (an entry of three, from before runs were counted: read all)
         since = parse_timestamp(cached[0])
         observations = store.observations(pod_id, since=since)
         if observations and observations[0]["ts"] == since:
-            base_spent, base_hours = float(cached[1]), float(cached[2])
-            base_runs, running = int(cached[3]), bool(cached[4])
+            base_spent, base_hours, base_runs = float(cached[1]), float(cached[2]), int(cached[3])
             # The cached sums already hold the anchor's own first term: count only later pairs.
             base_spent -= estimate_spend(observations[:1])
             base_hours -= running_hours(observations[:1])
+            base_runs -= len(run_starts(observations[:1]))
         else:
             observations = None
     if observations is None:
         observations = store.observations(pod_id)
-        base_runs, running = 0, False
-        fresh = observations  # every observation's run start counts
-    else:
-        fresh = observations[1:]  # the anchor's own is in base_runs
+        base_runs = 0
     spent = base_spent + estimate_spend(observations)
     hours = base_hours + running_hours(observations)
-    runs = base_runs + _runs(fresh, running)
+    runs = base_runs + len(run_starts(observations))
     if len(observations) < 2:
         return spent, hours, runs, None
     head = observations[:-1]
     anchor = [to_iso(head[-1]["ts"]), base_spent + estimate_spend(head), base_hours + running_hours(head),
-              base_runs + _runs(fresh[:-1], running), head[-1].get("desired_status") == "RUNNING"]
+              base_runs + len(run_starts(head))]
     return spent, hours, runs, anchor
-
-
-def _runs(observations: Sequence[dict[str, Any]], running_before: bool) -> int:
-    """How many runs start in these observations (oldest first): each RUNNING after one that is not."""
-    runs, running = 0, running_before
-    for o in observations:
-        now_running = o.get("desired_status") == "RUNNING"
-        runs += now_running and not running
-        running = now_running
-    return runs
 
 
 def interruption_summary(last_status_change: str | None) -> str:

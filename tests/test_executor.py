@@ -11,6 +11,7 @@ from executor_helpers import A6000, make_env
 from bidder.executor import Executor, exit_time, running_hours
 from bidder.jobs import job_from_values
 from bidder.models import Decision
+from bidder.report.page import write_html_report
 from bidder.store import estimate_spend
 from bidder.tick import job_progress
 from bidder.units import to_iso
@@ -149,6 +150,10 @@ def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
     work, _, interruptions = job_progress(env.store, config)
     fresh = job_progress(env.store, config, save=False)  # the cached sums agree with a full recount
     assert interruptions == 0 and work == pytest.approx(ran() - 0.2) and fresh[0] == pytest.approx(work)
+    # The report's "hours lost to restarts" counts them the same way (it counted interruptions: 0.0 h).
+    page = write_html_report(env.store, env.tmp / "report", since=None, until=env.emu.now, now=env.emu.now,
+                             restart_overhead_hours={"t": 0.1}).read_text()
+    assert "<span>Hours lost to restarts</span><b>0.2 h</b>" in page
 
 
 def test_names_are_deterministic_per_attempt_and_dry_runs_use_none(env):

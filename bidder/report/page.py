@@ -32,13 +32,14 @@ from typing import Any
 from bidder.errors import ConfigError, InsufficientHistory
 from bidder.models import market_key
 from bidder.report.data import (
+    JobSpend,
     PodSpend,
     SpendReport,
     observation_coverage,
     pod_track,
     spend_report,
 )
-from bidder.store import Store
+from bidder.store import Store, run_starts
 from bidder.units import to_iso
 
 __all__ = ["Progress", "write_html_report"]
@@ -148,9 +149,23 @@ class _Page:
         self.parts.append(text)
 
 
+def _restarts(store: Store, report: SpendReport, job: JobSpend) -> int:
+    """A job's restarts in the report's period, as the tick counts them: runs started in it but the
+    job's first, or its interruptions in it, if more (a job waiting to run again after one)."""
+    owned = [p["pod_id"] for p in store.managed_pods(job.job)]
+    # Pods of no job (`bidder launch`; the report's job "-") are each their own: each one's first run is new.
+    groups = [set(owned) | set(job.pods)] if owned else [{pod} for pod in job.pods]
+    inside = 0
+    for pods in groups:
+        starts = sorted(ts for pod in pods for ts in run_starts(store.observations(pod)))
+        inside += sum(1 for ts in starts[1:] if (report.since is None or ts >= report.since)
+                      and (report.until is None or ts < report.until))
+    return max(inside, job.interruptions)
+
+
 def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], store: Store) -> None:
     t = report.totals
-    lost = sum(j.interruptions * overhead.get(j.job, _DEFAULT_OVERHEAD_HOURS) for j in report.jobs)
+    lost = sum(_restarts(store, report, j) * overhead.get(j.job, _DEFAULT_OVERHEAD_HOURS) for j in report.jobs)
     saving = "-" if t.saving is None else f"{_money(t.saving)} ({t.saving_pct:.0f}%)"
     coverage = observation_coverage(store, [p.pod_id for p in report.pods], report.since, report.until)
     share = coverage.share
@@ -159,7 +174,7 @@ def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], s
              ("Saved", saving, "against on-demand"),
              ("Hours run", f"{t.hours:,.1f} h", f"{t.gpu_hours:,.1f} GPU-hours"),
              ("Interruptions", f"{t.interruptions:,}", "stops bidder did not ask for"),
-             ("Hours lost to restarts", f"{lost:,.1f} h", "interruptions x each job's restart overhead"),
+             ("Hours lost to restarts", f"{lost:,.1f} h", "restarts x each job's restart overhead"),
              ("Poll coverage", "-" if share is None else f"{100 * share:.0f}%",
               f"of {coverage.span_hours:,.1f} pod-hours between polls")]
     page.add('<h2 id="headline">Headline</h2><div class="cards">' + "".join(
@@ -322,7 +337,7 @@ def write_html_report(store: Store, out: Path, *, since: datetime | None, until:
     """Write DIR/report.html (+ PNGs and CSVs) for [since, until); returns the page's path.
 
     `restart_overhead_hours` per job (from bidder.toml) prices the hours lost to restarts (10 min per
-    interruption for jobs not listed). Raises ConfigError if `out` cannot be made or written."""
+    restart for jobs not listed). Raises ConfigError if `out` cannot be made or written."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -266,6 +266,25 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     return sum(usd for usd, _ in spend_terms(observations))
 
 
+def run_starts(observations: Sequence[Mapping[str, Any]], before: Mapping[str, Any] | None = None) -> list[Any]:
+    """When a pod's runs started, as its polls show (oldest first; `before`: the poll before them, if
+    any): each poll RUNNING after one that was not (or after none), and each RUNNING poll whose uptime
+    fell below the one before's (RunPod: it stopped and restarted in between; a Vast poll's running
+    total never falls). Each is dated by the poll that saw it."""
+    starts = []
+    prev = before
+    for o in observations:
+        if o.get("desired_status") == "RUNNING":
+            fresh = prev is None or prev.get("desired_status") != "RUNNING"
+            restarted = (o.get("storage_per_hr") is None and o.get("uptime_seconds") is not None
+                         and prev is not None and prev.get("uptime_seconds") is not None
+                         and o["uptime_seconds"] < prev["uptime_seconds"])
+            if fresh or restarted:
+                starts.append(o["ts"])
+        prev = o
+    return starts
+
+
 def spend_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
     """`estimate_spend`'s terms, each (USD, running seconds): the first is the run before the first
     poll, then one per pair of consecutive polls (the stretch between them). Reports place each term
