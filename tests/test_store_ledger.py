@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bidder.errors import StoreError
-from bidder.store import ACTION_KINDS, Store, estimate_spend
+from bidder.store import ACTION_KINDS, Store, estimate_spend, run_starts
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -139,3 +139,16 @@ def test_settings_round_trip(store):
     assert store.settings_get("spot_unsupported_since") == "2026-09-11T00:00:00Z"
     store.settings_set("spot_unsupported_since", None)
     assert store.settings_get("spot_unsupported_since") is None
+
+
+def test_run_starts_are_where_the_polls_turn_running_or_the_uptime_falls(tmp_path):
+    # Stored and read back, as the tick and the report read them: a first run, a restart between two
+    # RUNNING polls (RunPod's uptime fell), an exit, and a resume.
+    with Store.open(tmp_path / "b.db") as store:
+        for minutes, status, uptime in [(0, "RUNNING", 60), (5, "RUNNING", 360), (10, "RUNNING", 30),
+                                        (15, "EXITED", None), (20, "EXITED", None), (25, "RUNNING", 20)]:
+            store.record_observation(T0 + timedelta(minutes=minutes), "p1", desired_status=status,
+                                     cost_per_hr=0.3, uptime_seconds=uptime)
+        polls = store.observations("p1")
+    assert run_starts(polls) == [T0, T0 + timedelta(minutes=10), T0 + timedelta(minutes=25)]
+    assert run_starts(polls[3:5]) == [] and run_starts([]) == []

@@ -266,13 +266,13 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     return sum(usd for usd, _ in spend_terms(observations))
 
 
-def run_starts(observations: Sequence[Mapping[str, Any]], before: Mapping[str, Any] | None = None) -> list[Any]:
-    """When a pod's runs started, as its polls show (oldest first; `before`: the poll before them, if
-    any): each poll RUNNING after one that was not (or after none), and each RUNNING poll whose uptime
-    fell below the one before's (RunPod: it stopped and restarted in between; a Vast poll's running
-    total never falls). Each is dated by the poll that saw it."""
+def run_starts(observations: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """When a pod's runs started, as its polls show (oldest first): the first poll if RUNNING, each poll
+    RUNNING after one that was not, and each RUNNING poll whose uptime fell below the one before's
+    (RunPod: it stopped and restarted in between; a Vast poll's running total never falls). Each is
+    dated by the poll that saw it."""
     starts = []
-    prev = before
+    prev: Mapping[str, Any] | None = None
     for o in observations:
         if o.get("desired_status") == "RUNNING":
             fresh = prev is None or prev.get("desired_status") != "RUNNING"
