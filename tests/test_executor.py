@@ -118,6 +118,10 @@ def test_incremental_progress_equals_a_full_recount(env):
     anchor = env.store.job_state("t")["progress_cache"][pod.id]
     assert anchor[0] == to_iso(env.store.observations(pod.id)[-2]["ts"])
     assert anchor[1] == pytest.approx(estimate_spend(env.store.observations(pod.id)[:-1]))
+    # A cache entry of an older bidder (no run count: three fields) is recounted, not misread.
+    env.store.save_job_state("t", progress_cache={pod.id: anchor[:3]})
+    assert job_progress(env.store, config) == pytest.approx(fresh)
+    assert len(env.store.job_state("t")["progress_cache"][pod.id]) == 4
 
 
 def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
