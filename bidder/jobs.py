@@ -272,7 +272,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("market", "any", "Where the job runs: any (the cheapest plan over the markets with history), "
             "runpod or vast.", _choice("any", "runpod", "vast")),
     Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
-            "observed uptime reaches it.", _positive),
+            "observed uptime, less restart_overhead per restart, reaches it.", _positive),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
     Setting("deadline", None, "Finish by then: a duration after the first launch (3d) or a time "
             "(2026-03-01T12:00:00Z). Needs hours.", _deadline),
