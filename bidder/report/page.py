@@ -152,14 +152,15 @@ class _Page:
 def _restarts(store: Store, report: SpendReport, job: JobSpend) -> int:
     """A job's restarts in the report's period, as the tick counts them: runs started in it but the
     job's first, or its interruptions in it, if more (a job waiting to run again after one)."""
-    owned = [p["pod_id"] for p in store.managed_pods(job.job)]
-    # Pods of no job (`bidder launch`; the report's job "-") are each their own: each one's first run is new.
-    groups = [set(owned) | set(job.pods)] if owned else [{pod} for pod in job.pods]
+    owned = [p["pod_id"] for p in store.managed_pods(job.job)]  # oldest first
+    # The job's first run is its oldest pod's that ran; pods of no job (`bidder launch`; the report's
+    # job "-") are each their own job.
+    groups = [(owned, job.pods)] if owned else [((pod,), (pod,)) for pod in job.pods]
     inside = 0
-    for pods in groups:
-        starts = sorted(ts for pod in pods for ts in run_starts(store.observations(pod)))
-        inside += sum(1 for ts in starts[1:] if (report.since is None or ts >= report.since)
-                      and (report.until is None or ts < report.until))
+    for pods, in_period in groups:
+        first = next((starts[0] for pod in pods if (starts := run_starts(store.observations(pod)))), None)
+        inside += sum(1 for pod in in_period for ts in run_starts(store.observations(pod)) if ts != first
+                      and (report.since is None or ts >= report.since) and (report.until is None or ts < report.until))
     return max(inside, job.interruptions)
 
 
