@@ -211,6 +211,12 @@ def test_bad_options_are_one_line_and_non_zero(db, tmp_path):
     assert result.exit_code == 2 and "cannot write a .xyz chart; use one of" in result.output
     result = run("chart", "spend", "--db", db, "--since", "all", *NOW, str(tmp_path / "no" / "spend.png"))
     assert result.exit_code == 1 and "folder" in result.output and "does not exist" in result.output
+    out = tmp_path / "page"  # a mistyped --config would report the default restart overhead without a word
+    result = run("report", "--db", db, "--since", "all", *NOW, "--html", str(out), "--config", str(tmp_path / "bidder.tml"))
+    assert (result.exit_code, result.output) == (1, f"Error: no jobs file at {tmp_path / 'bidder.tml'}; give --config "
+                                                    "the bidder.toml your jobs run from, or leave it out to use the "
+                                                    "default restart overhead\n")
+    assert not out.exists()
     for result in [run("report", "--db", db, "--job", "x"), run("chart", "prices", "--db", db, "--gpu", "zzz", "o.png")]:
         assert "Traceback" not in result.output
 

@@ -189,11 +189,12 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
 @click.option("--html", "html_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write the report as one self-contained page, DIR/report.html (charts embedded; each chart "
                    "as a PNG and each table as a CSV beside it), and print its path.")
-@click.option("--config", "config_path", default="bidder.toml", show_default=True, type=click.Path(dir_okay=False),
-              help="The managed jobs file, read (if present) for each job's restart overhead in --html.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="The managed jobs file, read for each job's restart overhead in --html (default: "
+                   "bidder.toml, if present).")
 @db_option
 def report(since_text: str, until_text: str | None, now_text: str | None, allow_past: bool, job: str | None,
-           fmt: str, chart: str | None, html_dir: str | None, config_path: str, db_path: str) -> None:
+           fmt: str, chart: str | None, html_dir: str | None, config_path: str | None, db_path: str) -> None:
     """What bidder's pods cost over a period, and what they saved against on-demand.
 
     Per job and per pod: GPU type, cloud, spot or on-demand, running hours, USD spent (estimated
@@ -242,18 +243,25 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
         click.echo(f"Wrote {chart}.", err=fmt != "table")
 
 
-def _restart_overheads(config_path: str) -> dict[str, float]:
-    """Each job's restart overhead (hours) from bidder.toml, if the file is there."""
-    if not Path(config_path).is_file():
-        return {}
-    from bidder.jobs import load_config
+def _restart_overheads(config_path: str | None) -> dict[str, float]:
+    """Each job's restart overhead (hours) from the --config file, or from bidder.toml if it is there.
+    A file named with --config must exist: a mistyped path would silently report the default overhead."""
+    from bidder.jobs import DEFAULT_CONFIG, load_config
+
+    if config_path is None:
+        if not Path(DEFAULT_CONFIG).is_file():
+            return {}
+        config_path = DEFAULT_CONFIG
+    elif not Path(config_path).is_file():
+        raise ConfigError(f"no jobs file at {config_path}; give --config the bidder.toml your jobs run from, "
+                          "or leave it out to use the default restart overhead", key="config")
 
     config = load_config(config_path)
     return {name: job.job.restart_overhead_hours for name, job in config.jobs.items()}
 
 
 def _html_report(db_path: str, out: Path, since_text: str, until_text: str | None, now_text: str | None,
-                 allow_past: bool, job: str | None, config_path: str) -> None:
+                 allow_past: bool, job: str | None, config_path: str | None) -> None:
     from bidder.cli.progress import Progress
     from bidder.report.page import write_html_report
 
