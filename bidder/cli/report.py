@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from bidder.cli import main
 from bidder.cli.common import CLOUD_CHOICE, db_option, emit_rows, file_mode, parse_when
@@ -189,12 +190,12 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
 @click.option("--html", "html_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write the report as one self-contained page, DIR/report.html (charts embedded; each chart "
                    "as a PNG and each table as a CSV beside it), and print its path.")
-@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
-              help="The managed jobs file, read for each job's restart overhead in --html (default: "
-                   "bidder.toml, if present).")
+@click.option("--config", "config_path", default="bidder.toml", show_default=True, type=click.Path(dir_okay=False),
+              help="The managed jobs file, read for each job's restart overhead in --html (the default "
+                   "only if present).")
 @db_option
 def report(since_text: str, until_text: str | None, now_text: str | None, allow_past: bool, job: str | None,
-           fmt: str, chart: str | None, html_dir: str | None, config_path: str | None, db_path: str) -> None:
+           fmt: str, chart: str | None, html_dir: str | None, config_path: str, db_path: str) -> None:
     """What bidder's pods cost over a period, and what they saved against on-demand.
 
     Per job and per pod: GPU type, cloud, spot or on-demand, running hours, USD spent (estimated
@@ -206,7 +207,9 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     """
     _window(since_text, until_text, now_text)  # bad options fail before any file is opened
     if html_dir is not None:
-        _html_report(db_path, Path(html_dir), since_text, until_text, now_text, allow_past, job, config_path)
+        given = click.get_current_context().get_parameter_source("config_path") is not ParameterSource.DEFAULT
+        _html_report(db_path, Path(html_dir), since_text, until_text, now_text, allow_past, job,
+                     config_path if given else None)
         return
     from bidder.report.data import spend_report  # lazily: `bidder tick` must not pay for analysis
 
