@@ -12,7 +12,8 @@ processes running beside them, since the fault shows under load.
 Why it exists: on the 2-core Firecracker VMs this project is built on (kernel 6.18), rare test
 failures came from arithmetic, not code: `bidder report` over a fixed database gave 9.000007 hours
 where the polls add to 9.0, and a share computed as x / x came out 1.000004 and 3.99999997. Runs with
-wrong answers, measured with this script: 9 of 30 with AVX2 kernels, 0 of 30 without. `.ci/run`
+wrong answers, measured with this loop (a first version of this script, with a busy numpy process
+beside it): 13 of 55 with AVX2 kernels, 0 of 57 without. `.ci/run`
 therefore turns numpy's AVX2 kernels off where numpy has them (results then come from the SSE
 kernels, which this machine computes right).
 """
