@@ -324,26 +324,45 @@ class Executor:
         return total
 
     def refusal(self, policy: Policy, *, kind: str, price_per_gpu: float | None, gpu_count: int,
-                job_spent: float, exclude_pod: str | None = None, hours_ahead: float = 1.0) -> str | None:
+                job_spent: float, exclude_pod: str | None = None, hours_ahead: float = 1.0,
+                storage_per_hr: float = 0.0) -> str | None:
         """Why a pod at this price must not start now (None: it may). Checks the max price (never a bid
         above it), the job's budget (spend + `hours_ahead` at this rate: the next hour, or the work
-        left when less) and the global spend per hour."""
+        left when less) and the global spend per hour. `storage_per_hr`: what the pod bills on top of
+        its price (a kept Vast instance's disk; a new one's is checked when its offer is chosen, see
+        `cost_ceiling`)."""
         if price_per_gpu is None:
             return f"no known {kind.replace('_', '-')} price"
         if policy.max_price is not None and price_per_gpu > policy.max_price + _CAP_SLACK:
             return (f"${price_per_gpu:.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
                     + (" (no bid above the cap is ever sent)" if kind == "spot" else ""))
-        rate = price_per_gpu * gpu_count
+        rate = price_per_gpu * gpu_count + storage_per_hr
+        with_storage = f" with ${storage_per_hr:.3f}/h of storage" if storage_per_hr > 0 else ""
         if policy.budget is not None and job_spent + rate * hours_ahead > policy.budget + _CAP_SLACK:
             what = "another hour" if hours_ahead >= 1.0 else f"the {hours_ahead:.2f} h of work left"
             return (f"the budget ${policy.budget:.2f} does not cover {what}: spent ${job_spent:.2f} + "
-                    f"${rate:.2f}/h")
+                    f"${rate:.2f}/h{with_storage}")
         if self.max_spend_per_hour is not None:
             others = self.running_rate(exclude_pod)
             if others + rate > self.max_spend_per_hour + _CAP_SLACK:
                 return (f"max_spend_per_hour ${self.max_spend_per_hour:.2f}: running pods cost ${others:.2f}/h, "
-                        f"this one would add ${rate:.2f}/h")
+                        f"this one would add ${rate:.2f}/h{with_storage}")
         return None
+
+    def cost_ceiling(self, policy: Policy, *, job_spent: float, hours_ahead: float = 1.0) -> float | None:
+        """The most a new pod may cost per hour in all (price and storage) within the job's budget over
+        `hours_ahead` and `max_spend_per_hour` (None: neither limits it). `refusal` checks the price; a
+        market that bills more (Vast's storage, known once an offer is chosen) rents only within this."""
+        limits = []
+        if policy.budget is not None and hours_ahead > 0:
+            limits.append((policy.budget - job_spent) / hours_ahead)
+        if self.max_spend_per_hour is not None:
+            limits.append(self.max_spend_per_hour - self.running_rate())
+        return min(limits) if limits else None
+
+    def storage_of(self, pod_id: str) -> float:
+        """USD per hour the pod bills for storage whatever it does (Vast; 0 for RunPod), as last seen."""
+        return float((self.store.last_observation(pod_id) or {}).get("storage_per_hr") or 0.0)
 
     def _on_demand_price(self, gpu_type_id: str, cloud: str, gpu_count: int) -> float | None:
         best = None
@@ -490,17 +509,22 @@ class Executor:
                       bid_per_gpu=cand.bid_per_gpu, message=why_not)
             return self._attempt(config, cand, "refused", why_not, cost=cost), None, None
         attempt_no, name = self.next_name(config)
-        spec = self.api.spec(config.template, name, cand.gpu_type_id, g, cand.cloud, max_price_per_gpu=policy.max_price)
+        spec = self.api.spec(config.template, name, cand.gpu_type_id, g, cand.cloud, max_price_per_gpu=policy.max_price,
+                             max_cost_per_hr=self.cost_ceiling(policy, job_spent=job_spent, hours_ahead=hours_ahead))
         kind = "rent_spot" if cand.kind == "spot" else "deploy_on_demand"
         ledger: dict[str, Any] = {"job": config.name, "kind": kind, "gpu_type_id": cand.gpu_type_id,
                                   "cloud": cand.cloud, "gpu_count": g, "bid_per_gpu": cand.bid_per_gpu,
                                   "expected_cost_per_hour": cost, "reason": cand.reason}
         if self.dry_run:
-            if cand.kind == "spot":
-                assert cand.bid_per_gpu is not None  # refusal() turned a spot candidate without a bid away
-                request = self.client.build_rent_interruptable(spec, cand.bid_per_gpu)
-            else:
-                request = self.client.build_deploy_on_demand(spec)
+            try:  # a market that picks an offer per create (Vast) may find none to show
+                if cand.kind == "spot":
+                    assert cand.bid_per_gpu is not None  # refusal() turned a spot candidate without a bid away
+                    request = self.client.build_rent_interruptable(spec, cand.bid_per_gpu)
+                else:
+                    request = self.client.build_deploy_on_demand(spec)
+            except NoCapacity as exc:
+                self.emit(now, kind, name=name, outcome="no_capacity", error=str(exc), **_event_fields(ledger))
+                return self._attempt(config, cand, "no_capacity", str(exc), name, cost=cost), None, None
             self.store.begin_action(now, dry_run=True, **ledger)
             self.emit(now, kind, name=name, outcome="dry_run", **_event_fields(ledger))
             return self._attempt(config, cand, "dry_run", "not sent (dry run)", name, cost=cost), None, request
@@ -901,7 +925,7 @@ class Executor:
             price = decision.expected_cost_per_hour
         cost = None if price is None else price * g
         why_not = self.refusal(policy, kind=row["kind"], price_per_gpu=price, gpu_count=g, job_spent=job_spent,
-                               exclude_pod=pod_id, hours_ahead=hours_ahead)
+                               exclude_pod=pod_id, hours_ahead=hours_ahead, storage_per_hr=self.storage_of(pod_id))
         if why_not is not None:
             self.emit(now, "refused", job=config.name, pod_id=pod_id, kind=row["kind"], bid_per_gpu=cand.bid_per_gpu,
                       message=why_not)

@@ -4,7 +4,9 @@
     api = VastPodApi(VastClient(...))          # Vast: bidder.vast_pods, the same operations
 
 `Executor` (and the tick) speak only `PodApi`: list and read pods (`bidder.runpod.Pod`, the
-executor's neutral view of a pod), build a create input from a job's template, rent at a bid or
+executor's neutral view of a pod), build a create input from a job's template (with the most the pod
+may cost per hour in all, for a market that bills more than the price the executor checks: Vast's
+storage), rent at a bid or
 on-demand (sent once: a lost answer is found again by the pod's name), resume at a bid, resume,
 stop, terminate, and the `build_*` twins a dry run prints. `market` names the market in the
 ledger (`pods.market`). The safety rules stay in the executor, for every market alike.
@@ -28,7 +30,7 @@ class PodApi(Protocol):
     market: str
 
     def spec(self, template: PodTemplate, name: str, gpu_type_id: str, gpu_count: int, cloud: str, *,
-             max_price_per_gpu: float | None = None) -> Any: ...
+             max_price_per_gpu: float | None = None, max_cost_per_hr: float | None = None) -> Any: ...
     def pods(self) -> list[Pod]: ...
     def pod(self, pod_id: str) -> Pod: ...
     def rent_interruptable(self, spec: Any, bid_per_gpu: float) -> Pod: ...
@@ -65,7 +67,8 @@ class RunPodApi:
         self.raw = client
 
     def spec(self, template: PodTemplate, name: str, gpu_type_id: str, gpu_count: int, cloud: str, *,
-             max_price_per_gpu: float | None = None) -> PodSpec:
+             max_price_per_gpu: float | None = None, max_cost_per_hr: float | None = None) -> PodSpec:
+        # The limits are the executor's to check here: a RunPod pod costs the price it checked.
         return runpod_pod_spec(template, name, gpu_type_id, gpu_count, cloud)
 
     def __getattr__(self, name: str) -> Any:

@@ -737,7 +737,7 @@ class _Tick:
         ex = self.ex_for("vast")
         return ex.refusal(ex.effective_policy(policy), kind="spot", price_per_gpu=float(row["bid_per_gpu"]),
                           gpu_count=int(row.get("gpu_count") or jc.job.gpu_count), job_spent=progress.spent,
-                          exclude_pod=row["pod_id"],
+                          exclude_pod=row["pod_id"], storage_per_hr=ex.storage_of(row["pod_id"]),
                           hours_ahead=self.hours_ahead(jc, progress.work_done_hours, row["gpu_type_id"]))
 
     def _retire(self, jc: JobConfig, row: dict[str, Any], reason: str, *, terminate: bool) -> str | None:

@@ -12,6 +12,9 @@ What the executor calls, and what it means on Vast:
   reads it back and destroys it if Vast made it on-demand or the bid lost (NoCapacity).
 - `deploy_on_demand(spec)`: the cheapest on-demand offer, never one above the spec's
   `max_price_per_gpu` (the job's cap) per GPU.
+- Both take only offers whose instance costs at most the spec's `max_cost_per_hr` in all (compute and
+  the storage Vast bills for the disk): what the job's budget and `max_spend_per_hour` leave. The
+  executor checks the price before the create; the storage is known only once the offer is.
 - `bid_resume(id, bid, n)`: Vast has no resume at a bid: an outbid instance is paused and resumes by
   itself when its bid is the highest again. So: change the bid when it differs (raise it), start
   it when its owner had stopped it. `resume` starts it. `stop` stops it (storage still billed);
@@ -35,7 +38,7 @@ from bidder.errors import MalformedAnswer, NoCapacity, PodNotFound
 from bidder.jobs import PodTemplate
 from bidder.runpod import Pod
 from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
-from bidder.vast.offers import per_gpu
+from bidder.vast.offers import per_gpu, storage_per_hour
 from bidder.vast.summary import OfferFilters, passes, tier_of
 
 __all__ = ["VastCreate", "VastDryRun", "VastPod", "VastPodApi", "to_pod"]
@@ -63,6 +66,7 @@ class VastCreate:
     num_gpus: int
     tier: str
     max_price_per_gpu: float | None = None
+    max_cost_per_hr: float | None = None  # the instance in all, compute and storage (None: no limit)
 
     @property
     def name(self) -> str:
@@ -100,7 +104,7 @@ def to_pod(inst: Instance) -> VastPod:
         status, change = "EXITED", f"Exited by Vast: {inst.status_msg or inst.actual_status or 'unknown status'}"
     storage = None
     if inst.storage_cost is not None and inst.disk_gb is not None:
-        storage = inst.storage_cost * inst.disk_gb / 720.0  # $/GB/month over 720 h, as Vast bills it
+        storage = storage_per_hour(inst.storage_cost, inst.disk_gb)
     elif inst.dph_total is not None and inst.dph_base is not None:
         storage = max(inst.dph_total - inst.dph_base, 0.0)
     compute = inst.dph_base if inst.dph_base is not None else inst.bid_price
@@ -142,10 +146,10 @@ class VastPodApi:
 
     # -- creating ------------------------------------------------------------------------------
     def spec(self, template: PodTemplate, name: str, gpu_type_id: str, gpu_count: int, cloud: str, *,
-             max_price_per_gpu: float | None = None) -> VastCreate:
+             max_price_per_gpu: float | None = None, max_cost_per_hr: float | None = None) -> VastCreate:
         instance = InstanceSpec(label=name, image=template.image or "", disk_gb=float(template.disk + template.volume),
                                 env=template.env, onstart=template.docker_args)
-        return VastCreate(instance, gpu_type_id, gpu_count, cloud.upper(), max_price_per_gpu)
+        return VastCreate(instance, gpu_type_id, gpu_count, cloud.upper(), max_price_per_gpu, max_cost_per_hr)
 
     def offers(self, spec: VastCreate) -> list[Offer]:
         """The offers this create may take (one search), cheapest spot floor first."""
@@ -159,19 +163,35 @@ class VastPodApi:
     def _spot_offer(self, spec: VastCreate, bid_per_gpu: float) -> Offer:
         fits = [o for o in self.offers(spec) if o.spot_floor_per_gpu is not None
                 and o.spot_floor_per_gpu <= bid_per_gpu + _SLACK]
+        what = f"{spec.num_gpus} x {spec.gpu_name} ({spec.tier.lower()})"
         if not fits:
-            raise NoCapacity(f"no Vast offer of {spec.num_gpus} x {spec.gpu_name} ({spec.tier.lower()}) takes a bid "
-                             f"of ${bid_per_gpu:.3f}/GPU-h now", operation="create_interruptible")
-        return min(fits, key=lambda o: (o.spot_floor_per_gpu or 0.0, -o.reliability, o.id))
+            raise NoCapacity(f"no Vast offer of {what} takes a bid of ${bid_per_gpu:.3f}/GPU-h now",
+                             operation="create_interruptible")
+        compute = bid_per_gpu * spec.num_gpus
+        affordable = [o for o in fits if _within(compute + o.storage_per_hr(spec.instance.disk_gb), spec)]
+        if not affordable:
+            storage = min(o.storage_per_hr(spec.instance.disk_gb) for o in fits)
+            raise NoCapacity(f"no Vast offer of {what} at a bid of ${bid_per_gpu:.3f}/GPU-h fits "
+                             f"${spec.max_cost_per_hr:.3f}/h in all: the bid costs ${compute:.3f}/h and the "
+                             f"{spec.instance.disk_gb:g} GB disk at least ${storage:.3f}/h of storage (what the job's "
+                             "budget or max_spend_per_hour leaves)", operation="create_interruptible")
+        return min(affordable, key=lambda o: (o.spot_floor_per_gpu or 0.0, -o.reliability, o.id))
 
     def _on_demand_offer(self, spec: VastCreate) -> Offer:
         fits = [o for o in self.offers(spec) if o.on_demand_per_gpu is not None and (
             spec.max_price_per_gpu is None or o.on_demand_per_gpu <= spec.max_price_per_gpu + _SLACK)]
+        what = f"{spec.num_gpus} x {spec.gpu_name} ({spec.tier.lower()})"
         if not fits:
             cap = "" if spec.max_price_per_gpu is None else f" at or below ${spec.max_price_per_gpu:.3f}/GPU-h"
-            raise NoCapacity(f"no Vast on-demand offer of {spec.num_gpus} x {spec.gpu_name} "
-                             f"({spec.tier.lower()}){cap} now", operation="create_on_demand")
-        return min(fits, key=lambda o: (o.on_demand_per_gpu or 0.0, -o.reliability, o.id))
+            raise NoCapacity(f"no Vast on-demand offer of {what}{cap} now", operation="create_on_demand")
+        # `dph_total` is the instance's on-demand price with the storage of the searched disk.
+        affordable = [o for o in fits if o.dph_total is not None and _within(o.dph_total, spec)]
+        if not affordable:
+            cheapest = min(o.dph_total or 0.0 for o in fits)
+            raise NoCapacity(f"no Vast on-demand offer of {what} fits ${spec.max_cost_per_hr:.3f}/h in all "
+                             f"(the cheapest costs ${cheapest:.3f}/h with its storage): that is what the job's "
+                             "budget or max_spend_per_hour leaves", operation="create_on_demand")
+        return min(affordable, key=lambda o: (o.on_demand_per_gpu or 0.0, -o.reliability, o.id))
 
     def rent_interruptable(self, spec: VastCreate, bid_per_gpu: float) -> VastPod:
         offer = self._spot_offer(spec, bid_per_gpu)
@@ -236,6 +256,11 @@ class VastPodApi:
 
     def _dry(self, request: VastRequest) -> VastDryRun:
         return VastDryRun(request, self.client.url)
+
+
+def _within(cost_per_hr: float, spec: VastCreate) -> bool:
+    """Whether an instance costing `cost_per_hr` in all fits the spec's `max_cost_per_hr`."""
+    return spec.max_cost_per_hr is None or cost_per_hr <= spec.max_cost_per_hr + _SLACK
 
 
 def _tier_filters(filters: OfferFilters, tier: str) -> OfferFilters:

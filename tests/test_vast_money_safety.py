@@ -349,3 +349,79 @@ def test_a_destroy_answered_without_success_is_not_taken_as_done_and_nothing_is_
     env.emu.advance(600)
     live = vast_live(env.emu)
     assert len(live) <= 1, (report.jobs[0].message, [(i.id, i.was_running) for i in live])
+
+
+# -- the storage Vast bills on top of a bid is held to the budget and max_spend_per_hour ---------------------
+def _offers_at(api, bid: float) -> list:
+    """The verified RTX 4090 offers a bid per GPU takes now (1 GPU, the 20 GB disk of `vast_job`)."""
+    spec = api.spec(vast_job().template, "probe", VAST4090, 1, "VERIFIED")
+    return [o for o in api.offers(spec) if o.spot_floor_per_gpu is not None and o.spot_floor_per_gpu <= bid]
+
+
+def test_a_new_instance_whose_storage_would_pass_max_spend_per_hour_is_not_rented(vx):
+    emu, api, store = vx
+    cfg = vast_job()
+    bid = round(cheapest_floor(api) + 0.02, 4)
+    storage = [o.storage_per_hr(20.0) for o in _offers_at(api, bid)]
+    assert min(storage) > 0
+    # The bid alone fits the cap; with any offer's storage, the instance would cost more than it.
+    result = Executor(api, store, max_spend_per_hour=bid + min(storage) / 2).launch(
+        cfg, cfg.job, cfg.policy, plan("spot", bid), emu.now)
+    assert result.pod is None and vast_live(emu) == [], [a.message for a in result.attempts]
+    [attempt] = result.attempts
+    assert attempt.outcome == "no_capacity" and "storage" in attempt.message, attempt.message
+    # With room for the storage, the same bid rents, and what the instance bills fits the cap.
+    cap = bid + max(storage) + 0.001
+    result = Executor(api, store, max_spend_per_hour=cap).launch(cfg, cfg.job, cfg.policy, plan("spot", bid), emu.now)
+    [inst] = vast_live(emu)
+    assert result.pod is not None and inst.compute_per_hr + inst.storage_per_hr <= cap + 1e-9
+
+
+def test_a_new_instance_whose_storage_would_pass_the_budget_is_not_rented(vx):
+    emu, api, store = vx
+    bid = round(cheapest_floor(api) + 0.02, 4)
+    storage = min(o.storage_per_hr(20.0) for o in _offers_at(api, bid))
+    cfg = job_from_values("t", {"gpu": [VAST4090], "gpus": 1, "image": "pytorch/pytorch", "market": "vast",
+                                "disk": 20, "max_price": 5.0, "budget": round(bid + storage / 2, 6)})
+    # Nothing spent yet: the budget covers the next hour of the bid, not of the bid and the disk.
+    result = Executor(api, store).launch(cfg, cfg.job, cfg.policy, plan("spot", bid), emu.now)
+    assert result.pod is None and vast_live(emu) == []
+    assert "storage" in result.attempts[0].message, result.attempts[0].message
+
+
+def test_an_on_demand_instance_is_held_to_max_spend_per_hour_with_its_storage(vx):
+    emu, api, store = vx
+    cfg = vast_job()
+    spec = api.spec(cfg.template, "probe", VAST4090, 1, "VERIFIED")
+    cheapest = min(o.dph_total for o in api.offers(spec) if o.dph_total is not None)
+    # The price the executor checks (no quote stored: the plan's) fits; no offer's price with storage does.
+    on_demand = Decision(action="on_demand", gpu_type_id=VAST4090, cloud="VERIFIED", gpu_count=1, bid_per_gpu=None,
+                         expected_cost_per_hour=cheapest / 2, expected_interruptions_per_day=0.0,
+                         expected_total_cost=None, expected_completion_hours=None, reasons=("review",), market="vast")
+    result = Executor(api, store, max_spend_per_hour=cheapest - 0.001).launch(
+        cfg, cfg.job, cfg.policy, on_demand, emu.now)
+    assert result.pod is None and vast_live(emu) == [], [a.message for a in result.attempts]
+    assert "in all" in result.attempts[0].message, result.attempts[0].message
+
+
+def test_a_dry_run_that_finds_no_vast_offer_says_so_without_raising(vx):
+    emu, api, store = vx
+    cfg = vast_job()
+    bid = round(cheapest_floor(api) - 0.01, 4)  # below every offer's floor
+    result = Executor(api, store, dry_run=True).launch(cfg, cfg.job, cfg.policy, plan("spot", bid), emu.now)
+    assert result.requests == () and [a.outcome for a in result.attempts] == ["no_capacity"]
+    assert "takes a bid" in result.attempts[0].message and store.actions("t") == []
+
+
+def test_a_paused_instance_whose_bid_and_storage_pass_max_spend_per_hour_is_not_kept_bidding(both):
+    env, api = both
+    inst, row, machine = _paused_at_its_bid(env, api)
+    storage = env.store.last_observation(row["pod_id"])["storage_per_hr"]
+    assert storage and storage > 0
+    # Alone, the instance would resume at its bid and bill its disk on top: more than the cap.
+    capped = env.config(f"max_spend_per_hour = {row['bid_per_gpu'] + storage / 2}\n" + job("v"))
+    line = tick(env, api, capped, advise=lambda *a: "the floor is above the cap").jobs[0]  # the plan waits
+    assert line.state == "waiting" and "no longer allowed" in line.message and inst.destroyed, line.message
+    env.emu.vast.set_competitor(machine, None)
+    env.emu.advance(600)
+    assert vast_live(env.emu) == []  # nothing resumed by itself above the cap

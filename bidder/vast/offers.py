@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Offer", "per_gpu", "per_instance"]
+__all__ = ["Offer", "per_gpu", "per_instance", "storage_per_hour"]
 
 
 def per_gpu(instance_price: float | None, num_gpus: int) -> float | None:
@@ -25,6 +25,12 @@ def per_instance(gpu_price: float, num_gpus: int) -> float:
     if num_gpus < 1:
         raise ValueError(f"an offer has at least one GPU, got {num_gpus}")
     return gpu_price * num_gpus
+
+
+def storage_per_hour(storage_cost: float, disk_gb: float) -> float:
+    """USD per hour Vast bills for `disk_gb` of an instance's disk at `storage_cost` USD per GB-month
+    (a month of 720 hours), whether the instance runs, is paused or is stopped."""
+    return storage_cost * disk_gb / 720.0
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,7 @@ class Offer:
     @property
     def on_demand_per_gpu(self) -> float | None:
         return per_gpu(self.dph_total, self.num_gpus)
+
+    def storage_per_hr(self, disk_gb: float) -> float:
+        """What an instance of this offer with `disk_gb` of disk bills for storage, USD per hour."""
+        return storage_per_hour(self.storage_cost, disk_gb)
