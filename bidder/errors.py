@@ -31,6 +31,7 @@ import functools
 from typing import Any
 
 __all__ = [
+    "AboveCostLimit",
     "ApiError",
     "AuthError",
     "BidderError",
@@ -178,6 +179,11 @@ class GraphQLError(ApiError):
 
 class NoCapacity(GraphQLError):
     """No machine can take the pod right now (or, for spot, the bid is under the floor)."""
+
+
+class AboveCostLimit(NoCapacity):
+    """Offers take the bid, but none costs (with the storage it bills) within what the job's budget
+    and max_spend_per_hour leave: the executor's refusal, found once the offer is known (Vast)."""
 
 
 class SpotUnsupported(GraphQLError):

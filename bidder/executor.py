@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bidder.errors import (
+    AboveCostLimit,
     ApiError,
     AuthError,
     BidderError,
@@ -523,8 +524,9 @@ class Executor:
                 else:
                     request = self.client.build_deploy_on_demand(spec)
             except NoCapacity as exc:
-                self.emit(now, kind, name=name, outcome="no_capacity", error=str(exc), **_event_fields(ledger))
-                return self._attempt(config, cand, "no_capacity", str(exc), name, cost=cost), None, None
+                outcome = "refused" if isinstance(exc, AboveCostLimit) else "no_capacity"
+                self.emit(now, kind, name=name, outcome=outcome, error=str(exc), **_event_fields(ledger))
+                return self._attempt(config, cand, outcome, str(exc), name, cost=cost), None, None
             self.store.begin_action(now, dry_run=True, **ledger)
             self.emit(now, kind, name=name, outcome="dry_run", **_event_fields(ledger))
             return self._attempt(config, cand, "dry_run", "not sent (dry run)", name, cost=cost), None, request
@@ -555,8 +557,9 @@ class Executor:
         except NoCapacity as exc:
             self._finish(action, now, "error", error=str(exc))
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
-            self.emit(now, kind, name=name, outcome="no_capacity", error=str(exc), **_event_fields(ledger))
-            return self._attempt(config, cand, "no_capacity", str(exc), name, cost=cost), None, None
+            outcome = "refused" if isinstance(exc, AboveCostLimit) else "no_capacity"
+            self.emit(now, kind, name=name, outcome=outcome, error=str(exc), **_event_fields(ledger))
+            return self._attempt(config, cand, outcome, str(exc), name, cost=cost), None, None
         except ApiError as exc:
             if maybe_executed(exc):
                 # Timeout, lost or malformed answer, "Something went wrong": the pod may exist.

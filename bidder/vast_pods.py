@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bidder.errors import MalformedAnswer, NoCapacity, PodNotFound
+from bidder.errors import AboveCostLimit, MalformedAnswer, NoCapacity, PodNotFound
 from bidder.jobs import PodTemplate
 from bidder.runpod import Pod
 from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
@@ -171,7 +171,7 @@ class VastPodApi:
         affordable = [o for o in fits if _within(compute + o.storage_per_hr(spec.instance.disk_gb), spec)]
         if not affordable:
             storage = min(o.storage_per_hr(spec.instance.disk_gb) for o in fits)
-            raise NoCapacity(f"no Vast offer of {what} at a bid of ${bid_per_gpu:.3f}/GPU-h fits "
+            raise AboveCostLimit(f"no Vast offer of {what} at a bid of ${bid_per_gpu:.3f}/GPU-h fits "
                              f"${spec.max_cost_per_hr:.3f}/h in all: the bid costs ${compute:.3f}/h and the "
                              f"{spec.instance.disk_gb:g} GB disk at least ${storage:.3f}/h of storage (what the job's "
                              "budget or max_spend_per_hour leaves)", operation="create_interruptible")
@@ -188,7 +188,7 @@ class VastPodApi:
         affordable = [o for o in fits if o.dph_total is not None and _within(o.dph_total, spec)]
         if not affordable:
             cheapest = min(o.dph_total or 0.0 for o in fits)
-            raise NoCapacity(f"no Vast on-demand offer of {what} fits ${spec.max_cost_per_hr:.3f}/h in all "
+            raise AboveCostLimit(f"no Vast on-demand offer of {what} fits ${spec.max_cost_per_hr:.3f}/h in all "
                              f"(the cheapest costs ${cheapest:.3f}/h with its storage): that is what the job's "
                              "budget or max_spend_per_hour leaves", operation="create_on_demand")
         return min(affordable, key=lambda o: (o.on_demand_per_gpu or 0.0, -o.reliability, o.id))

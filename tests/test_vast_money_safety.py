@@ -369,7 +369,7 @@ def test_a_new_instance_whose_storage_would_pass_max_spend_per_hour_is_not_rente
         cfg, cfg.job, cfg.policy, plan("spot", bid), emu.now)
     assert result.pod is None and vast_live(emu) == [], [a.message for a in result.attempts]
     [attempt] = result.attempts
-    assert attempt.outcome == "no_capacity" and "storage" in attempt.message, attempt.message
+    assert attempt.outcome == "refused" and "storage" in attempt.message, attempt.message
     # With room for the storage, the same bid rents, and what the instance bills fits the cap.
     cap = bid + max(storage) + 0.001
     result = Executor(api, store, max_spend_per_hour=cap).launch(cfg, cfg.job, cfg.policy, plan("spot", bid), emu.now)
