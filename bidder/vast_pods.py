@@ -38,7 +38,7 @@ from bidder.errors import AboveCostLimit, MalformedAnswer, NoCapacity, PodNotFou
 from bidder.jobs import PodTemplate
 from bidder.runpod import Pod
 from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
-from bidder.vast.offers import per_gpu, storage_per_hour
+from bidder.vast.offers import per_gpu, per_instance, storage_per_hour
 from bidder.vast.summary import OfferFilters, passes, tier_of
 
 __all__ = ["VastCreate", "VastDryRun", "VastPod", "VastPodApi", "to_pod"]
@@ -167,14 +167,14 @@ class VastPodApi:
         if not fits:
             raise NoCapacity(f"no Vast offer of {what} takes a bid of ${bid_per_gpu:.3f}/GPU-h now",
                              operation="create_interruptible")
-        compute = bid_per_gpu * spec.num_gpus
+        compute = per_instance(bid_per_gpu, spec.num_gpus)
         affordable = [o for o in fits if _within(compute + o.storage_per_hr(spec.instance.disk_gb), spec)]
         if not affordable:
             storage = min(o.storage_per_hr(spec.instance.disk_gb) for o in fits)
-            raise AboveCostLimit(f"no Vast offer of {what} at a bid of ${bid_per_gpu:.3f}/GPU-h fits "
-                             f"${spec.max_cost_per_hr:.3f}/h in all: the bid costs ${compute:.3f}/h and the "
-                             f"{spec.instance.disk_gb:g} GB disk at least ${storage:.3f}/h of storage (what the job's "
-                             "budget or max_spend_per_hour leaves)", operation="create_interruptible")
+            raise AboveCostLimit(f"no Vast offer of {what} at a bid of ${bid_per_gpu:.3f}/GPU-h fits the "
+                                 f"${spec.max_cost_per_hr:.3f}/h the job's budget or max_spend_per_hour leaves: the "
+                                 f"bid costs ${compute:.3f}/h and the {spec.instance.disk_gb:g} GB disk at least "
+                                 f"${storage:.3f}/h of storage", operation="create_interruptible")
         return min(affordable, key=lambda o: (o.spot_floor_per_gpu or 0.0, -o.reliability, o.id))
 
     def _on_demand_offer(self, spec: VastCreate) -> Offer:
@@ -188,9 +188,9 @@ class VastPodApi:
         affordable = [o for o in fits if o.dph_total is not None and _within(o.dph_total, spec)]
         if not affordable:
             cheapest = min(o.dph_total or 0.0 for o in fits)
-            raise AboveCostLimit(f"no Vast on-demand offer of {what} fits ${spec.max_cost_per_hr:.3f}/h in all "
-                             f"(the cheapest costs ${cheapest:.3f}/h with its storage): that is what the job's "
-                             "budget or max_spend_per_hour leaves", operation="create_on_demand")
+            raise AboveCostLimit(f"no Vast on-demand offer of {what} fits the ${spec.max_cost_per_hr:.3f}/h the "
+                                 f"job's budget or max_spend_per_hour leaves: the cheapest costs ${cheapest:.3f}/h "
+                                 "with its storage", operation="create_on_demand")
         return min(affordable, key=lambda o: (o.on_demand_per_gpu or 0.0, -o.reliability, o.id))
 
     def rent_interruptable(self, spec: VastCreate, bid_per_gpu: float) -> VastPod:

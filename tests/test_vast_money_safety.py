@@ -401,7 +401,7 @@ def test_an_on_demand_instance_is_held_to_max_spend_per_hour_with_its_storage(vx
     result = Executor(api, store, max_spend_per_hour=cheapest - 0.001).launch(
         cfg, cfg.job, cfg.policy, on_demand, emu.now)
     assert result.pod is None and vast_live(emu) == [], [a.message for a in result.attempts]
-    assert "in all" in result.attempts[0].message, result.attempts[0].message
+    assert "with its storage" in result.attempts[0].message, result.attempts[0].message
 
 
 def test_a_dry_run_that_finds_no_vast_offer_says_so_without_raising(vx):
