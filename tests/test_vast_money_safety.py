@@ -425,3 +425,19 @@ def test_a_paused_instance_whose_bid_and_storage_pass_max_spend_per_hour_is_not_
     env.emu.vast.set_competitor(machine, None)
     env.emu.advance(600)
     assert vast_live(env.emu) == []  # nothing resumed by itself above the cap
+
+
+def test_a_tick_whose_budget_leaves_no_room_for_the_storage_rents_nothing_and_says_so(both):
+    env, api = both
+    # What the tick would rent with room to spare: the plan's bid and the storage of the offer it took.
+    probe = env.config(job("probe"))
+    assert tick(env, api, probe).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    [row] = env.store.managed_pods("probe")
+    bid, storage = row["bid_per_gpu"], inst.storage_per_hr
+    inst_count = len(env.emu.vast.instances)
+    # A second job planned the same way, whose whole budget is its first hour at the bid and half the storage.
+    tight = env.config(job("probe", budget=9999) + job("v", hours=0.9, budget=round(bid * 0.9 + storage / 4, 6)))
+    line = tick(env, api, tight, advise=lambda j, *a: plan("spot", bid, row["cloud"])).jobs[1]
+    assert len(env.emu.vast.instances) == inst_count, line.message  # nothing created for job v
+    assert line.state != "running" and "storage" in line.message, (line.state, line.message)
