@@ -48,13 +48,19 @@ def plan(action: str, bid: float | None, tier: str = "VERIFIED", alternatives: t
                     expected_completion_hours=None, reasons=("review",), market="vast", alternatives=alternatives)
 
 
+def _running(env, api, name: str = "v"):
+    """Job `name` after its first tick: (its config, the one Vast instance it runs on, its ledger row)."""
+    config = env.config(job(name))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    [row] = env.store.managed_pods(name)
+    return config, inst, row
+
+
 # -- a raised bid is priced on the GPU count checked against the cap, never on the count an answer states ----
 def test_a_raised_bid_is_priced_on_the_checked_gpu_count_not_the_answers(both):
     env, api = both
-    config = env.config(job("v"))
-    assert tick(env, api, config).jobs[0].state == "running"
-    [inst] = vast_live(env.emu)
-    [row] = env.store.managed_pods("v")
+    config, inst, row = _running(env, api)
     bid, tier = row["bid_per_gpu"], row["cloud"]
     machine = int(env.emu.vast.market.machine_id[inst.machine])
     assert int(env.emu.vast.market.num_gpus[inst.machine]) == 1
@@ -430,13 +436,11 @@ def test_a_paused_instance_whose_bid_and_storage_pass_max_spend_per_hour_is_not_
 def test_a_tick_whose_budget_leaves_no_room_for_the_storage_rents_nothing_and_says_so(both):
     env, api = both
     # What the tick would rent with room to spare: the plan's bid and the storage of the offer it took.
-    probe = env.config(job("probe"))
-    assert tick(env, api, probe).jobs[0].state == "running"
-    [inst] = vast_live(env.emu)
-    [row] = env.store.managed_pods("probe")
+    _, inst, row = _running(env, api, "probe")
     bid, storage = row["bid_per_gpu"], inst.storage_per_hr
     inst_count = len(env.emu.vast.instances)
-    # A second job planned the same way, whose whole budget is its first hour at the bid and half the storage.
+    # A second job at the same bid with 0.9 hours of work, whose budget covers those hours at the bid
+    # and only a quarter hour of the storage on top.
     tight = env.config(job("probe", budget=9999) + job("v", hours=0.9, budget=round(bid * 0.9 + storage / 4, 6)))
     line = tick(env, api, tight, advise=lambda j, *a: plan("spot", bid, row["cloud"])).jobs[1]
     assert len(env.emu.vast.instances) == inst_count, line.message  # nothing created for job v
