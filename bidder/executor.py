@@ -524,7 +524,7 @@ class Executor:
                 else:
                     request = self.client.build_deploy_on_demand(spec)
             except NoCapacity as exc:
-                outcome = "refused" if isinstance(exc, AboveCostLimit) else "no_capacity"
+                outcome = _no_offer_outcome(exc)
                 self.emit(now, kind, name=name, outcome=outcome, error=str(exc), **_event_fields(ledger))
                 return self._attempt(config, cand, outcome, str(exc), name, cost=cost), None, None
             self.store.begin_action(now, dry_run=True, **ledger)
@@ -557,7 +557,7 @@ class Executor:
         except NoCapacity as exc:
             self._finish(action, now, "error", error=str(exc))
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
-            outcome = "refused" if isinstance(exc, AboveCostLimit) else "no_capacity"
+            outcome = _no_offer_outcome(exc)
             self.emit(now, kind, name=name, outcome=outcome, error=str(exc), **_event_fields(ledger))
             return self._attempt(config, cand, outcome, str(exc), name, cost=cost), None, None
         except ApiError as exc:
@@ -1015,6 +1015,12 @@ class Executor:
                                  note=reason)
         self.emit(now, kind, outcome="ok", **_event_fields(ledger))
         return None
+
+
+def _no_offer_outcome(exc: NoCapacity) -> str:
+    """A create's attempt outcome when no pod could be made: `refused` when offers took the bid but none
+    fitted the job's spending limits with its storage (Vast), else `no_capacity`."""
+    return "refused" if isinstance(exc, AboveCostLimit) else "no_capacity"
 
 
 def _billing(pod: Pod | None) -> tuple[float, float | None, float | None] | None:
