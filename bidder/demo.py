@@ -99,9 +99,10 @@ def _validate(seed: int, days: float, history_days: float) -> None:
 
 def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, workdir: Path,
              say: Callable[[str], None], report_dir: Path | None = None,
-             progress: Callable[[int, int, str], None] | None = None) -> DemoResult:
+             progress: Callable[[int, int, str], None] | None = None, db_label: str | None = None) -> DemoResult:
     """Run the demo in `workdir` (its database and bidder.toml land there), narrating through `say`;
-    with `report_dir`, end by writing the HTML cost report there (`DemoResult.report`)."""
+    with `report_dir`, end by writing the HTML cost report there (`DemoResult.report`), naming the
+    database as `db_label` (default: its path)."""
     _validate(seed, days, history_days)
     with Emulator(seed=seed) as emu:
         retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05)
@@ -132,7 +133,7 @@ def run_demo(*, seed: int = 0, days: float = 3.0, history_days: float = 2.0, wor
 
                 page = write_html_report(store, report_dir, since=None, until=emu.now, now=emu.now,
                                          restart_overhead_hours={"train": job.job.restart_overhead_hours},
-                                         db_label=str(workdir / "bidder.db"))
+                                         db_label=db_label or str(workdir / "bidder.db"))
                 result = replace(result, report=page)
             return result
 
@@ -273,4 +274,12 @@ def _report(emu: Emulator, store: Store, config: Any, snapshots: int, ticks: int
         say(f"  the same {work:.2f} h of work on-demand (no interruptions) at ${od_price:.3f}/h, the cheapest "
             f"of these types: ${od_cost:.2f}; bidder {'saved' if saving >= 0 else 'paid'} {abs(saving) * 100:.0f}%"
             + (" more" if saving < 0 else ""))
+    # The cost report measures differently; say its figure too, so the page and this line agree.
+    from bidder.report.data import spend_report
+
+    t = spend_report(store, None, emu.now, job="train").totals
+    if t.on_demand_cost and t.saving is not None:
+        say(f"  the cost report's measure (each pod's {t.hours:.2f} running hours, restarts included, at its own "
+            f"market's on-demand price): ${t.on_demand_cost:.2f}; {'saved' if t.saving >= 0 else 'paid'} "
+            f"{abs(t.saving_pct or 0.0):.0f}%" + (" more" if t.saving < 0 else ""))
     return result

@@ -31,6 +31,11 @@ def test_demo_runs_the_whole_flow_and_reports_spend(tmp_path):
     spent = re.search(r"spent \$(\d+\.\d\d) by the ledger; the emulator billed \$(\d+\.\d\d)", out)
     assert spent and spent.group(1) == spent.group(2) and float(spent.group(1)) > 0
     assert re.search(r"on-demand \(no interruptions\) at \$0\.330/h.*bidder saved \d+%", out)
+    # The console also gives the cost report's own measure, and it is the page's figure.
+    measure = re.search(r"the cost report's measure \(each pod's [\d.]+ running hours.*\): (\$[\d.]+); saved (\d+%)", out)
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert measure and f"On-demand would have cost</span><b>{measure.group(1)}</b>" in page
+    assert re.search(rf"Saved</span><b>\$[\d.]+ \({measure.group(2)}\)</b>", page)
     assert out.rstrip().splitlines()[-1].startswith("Done in ")
     # What it leaves behind is an ordinary bidder setup: a valid bidder.toml and a ledger.
     config = load_config(tmp_path / "bidder.toml")
@@ -42,8 +47,23 @@ def test_demo_runs_the_whole_flow_and_reports_spend(tmp_path):
 
 
 def test_demo_rejects_bad_options_in_one_line():
-    result = CliRunner().invoke(main, ["demo", "--days", "40"])
-    assert result.exit_code == 1
-    assert result.stderr == "Error: --days must be between 0.25 and 14 (simulated days of ticks), got 40\n"
+    for option, value in (("--days", "40"), ("--days", "0.1"), ("--history-days", "0.2")):
+        result = CliRunner().invoke(main, ["demo", option, value])
+        assert result.exit_code == 2, (option, value, result.output)
+        assert result.stderr.startswith(f"Error: Invalid value for '{option}': ") and "is not in the range" in result.stderr
+        assert len(result.stderr.splitlines()) == 1
     result = CliRunner().invoke(main, ["demo", "--seed", "-1"])
     assert result.exit_code == 2 and "--seed" in result.stderr
+
+
+def test_demo_refuses_a_keep_folder_that_is_not_empty_or_not_a_folder(tmp_path):
+    # A second demo in the same folder would collect into the first one's database and mix both runs.
+    (tmp_path / "bidder.db").write_bytes(b"an earlier run")
+    result = CliRunner().invoke(main, ["demo", "--keep", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: Invalid value for '--keep': {tmp_path} is not empty")
+    assert (tmp_path / "bidder.db").read_bytes() == b"an earlier run" and len(list(tmp_path.iterdir())) == 1
+    (tmp_path / "afile").write_text("")
+    result = CliRunner().invoke(main, ["demo", "--keep", str(tmp_path / "afile" / "sub")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: Invalid value for '--keep': cannot use {tmp_path / 'afile' / 'sub'}")

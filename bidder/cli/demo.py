@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import click
 
 from bidder.cli import main
-from bidder.cli.common import MAX_DAYS, FiniteRange
+from bidder.cli.common import FiniteRange
 from bidder.cli.progress import Progress
 
 __all__ = ["demo"]
@@ -22,14 +23,15 @@ Example:
 
 
 @main.command("demo", epilog=_EXAMPLE)
-@click.option("--days", type=FiniteRange(min=0, min_open=True, max=MAX_DAYS), default=3.0, show_default=True,
-              help="Simulated days of `bidder tick` for the managed job (0.25 to 14).")
-@click.option("--history-days", type=FiniteRange(min=0, min_open=True, max=MAX_DAYS), default=2.0, show_default=True,
-              help="Simulated days of price history collected first (0.5 to 14).")
+@click.option("--days", type=FiniteRange(min=0.25, max=14), default=3.0, show_default=True,
+              help="Simulated days of `bidder tick` for the managed job.")
+@click.option("--history-days", type=FiniteRange(min=0.5, max=14), default=2.0, show_default=True,
+              help="Simulated days of price history collected first.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The emulator's market seed.")
 @click.option("--keep", "keep", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Keep the database, bidder.toml and the HTML report (DIR/report) in DIR (default: a "
-                   "temporary folder, removed; the report goes to a folder of its own, printed at the end).")
+              help="Keep the database, bidder.toml and the HTML report (DIR/report) in DIR, a new or empty "
+                   "folder (default: a temporary folder, removed; the report goes to a folder of its own, "
+                   "printed at the end).")
 def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
     """Run all of bidder against its embedded emulator (RunPod and Vast): no account, no money, about 20 s.
 
@@ -49,16 +51,36 @@ def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
         click.echo(line)
 
     if keep is not None:
-        workdir = Path(keep)
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = _keep_folder(keep)
         result = run_demo(seed=seed, days=days, history_days=history_days, workdir=workdir, say=say,
                           report_dir=workdir / "report", progress=progress)
     else:
         report_dir = Path(tempfile.mkdtemp(prefix="bidder-demo-report-"))
-        with tempfile.TemporaryDirectory(prefix="bidder-demo-") as folder:
-            result = run_demo(seed=seed, days=days, history_days=history_days, workdir=Path(folder), say=say,
-                              report_dir=report_dir, progress=progress)
+        try:
+            with tempfile.TemporaryDirectory(prefix="bidder-demo-") as folder:
+                result = run_demo(seed=seed, days=days, history_days=history_days, workdir=Path(folder), say=say,
+                                  report_dir=report_dir, progress=progress,
+                                  db_label="the demo's temporary database (removed; --keep DIR keeps it)")
+        except BaseException:  # Ctrl-C or a failure: no empty report folder left behind
+            shutil.rmtree(report_dir, ignore_errors=True)
+            raise
     progress.close()
     click.echo(f"Cost report: {result.report} (open it in a browser; charts and tables beside it)")
     click.echo(f"Done in {time.perf_counter() - started:.1f} s of real time. Try it on your own jobs: "
                "`bidder sim serve`, then point --api-url at it.")
+
+
+def _keep_folder(keep: str) -> Path:
+    """The --keep folder, made if missing. A folder that already holds files is refused: a second demo
+    would collect into the first one's database and report a mix of both runs."""
+    folder = Path(keep)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        taken = next(folder.iterdir(), None) is not None
+    except OSError as exc:
+        raise click.BadParameter(f"cannot use {keep} as the demo's folder: {exc.strerror or exc}; give a new "
+                                 "folder in a place you can write", param_hint="'--keep'") from None
+    if taken:
+        raise click.BadParameter(f"{keep} is not empty (a previous demo run?); give a new or empty folder, "
+                                 "or remove it first", param_hint="'--keep'")
+    return folder
