@@ -472,6 +472,10 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     cap = math.inf if policy.max_price is None else float(policy.max_price)
     tolerance = float(policy.tolerance)
     time_left = math.inf if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
+    if time_left <= 0 and not keep_running:
+        # Not "no candidate meets the deadline" (which reads as if a later tick might find one).
+        raise Infeasible(f"the deadline {job.deadline.strftime('%Y-%m-%dT%H:%M:%SZ')} has passed with "  # type: ignore[union-attr]
+                         f"{work:.2f} h of work left: set a later deadline to go on", constraint="deadline")
     tolerance = _interruption_budget(tolerance, job, progress, now, time_left)
     spot_ok = policy.allow_spot and tolerance > 0
     reserve = reserve_hours(r)

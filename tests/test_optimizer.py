@@ -121,6 +121,11 @@ def test_deadline_that_even_on_demand_cannot_meet() -> None:
     with pytest.raises(Infeasible, match=r"no candidate meets the deadline: .* before the deadline") as info:
         decide_by_rates(job(hours=10, deadline_h=5), Policy(), quotes, stats, NOW)
     assert info.value.constraint == "deadline"
+    # A deadline already past says so, not that no candidate meets it (as if a later tick might).
+    with pytest.raises(Infeasible, match=r"^the deadline 2026-01-07T23:00:00Z has passed with 10\.00 h of work "
+                       r"left: set a later deadline") as info:
+        decide_by_rates(job(hours=10, deadline_h=-1), Policy(), quotes, stats, NOW)
+    assert info.value.constraint == "deadline"
 
 
 def test_slack_at_the_reserve_goes_on_demand() -> None:
