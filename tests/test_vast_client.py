@@ -234,3 +234,21 @@ def test_dry_run_twins_show_the_exact_request_with_the_key_masked(emu, vast):
     for r in (req, vast.build_destroy(7), vast.build_change_bid(7, 0.25, 2)):
         assert emu.api_key not in r.to_text(vast.url)
     assert emu.vast.instances == {}  # building sends nothing
+
+
+def test_sim_pods_accounts_for_vast_instances_too(emu, vast):
+    # GET /sim/pods is the emulator's own account of every pod: the Vast ledger is checked against it too.
+    offer = cheapest(vast.search_offers(num_gpus=1), 1)
+    inst = vast.create_interruptible(offer.id, spec("acct"), offer.spot_floor_per_gpu, num_gpus=1)
+    emu.advance(3600)
+    emu.vast.set_competitor(offer.machine_id, offer.spot_floor_per_gpu * 2)  # outbid: paused
+    emu.advance(1800)
+    body = httpx.get(emu.base_url + "/sim/pods", timeout=10).json()
+    (row,) = body["vast_instances"]
+    assert row["id"] == inst.id and row["label"] == "acct" and row["type"] == "bid" and not row["destroyed"]
+    assert row["interruptions"] >= 1 and 0 < row["running_hours"] <= 1.0 + 1e-9  # paused for the last half hour
+    assert row["running_hours"] == pytest.approx(emu.vast.instances[inst.id].running_s / 3600)
+    assert row["billed"] == pytest.approx(emu.vast.true_spend(inst.id)) and row["billed"] > 0
+    vast.destroy(inst.id)
+    (row,) = httpx.get(emu.base_url + "/sim/pods", timeout=10).json()["vast_instances"]
+    assert row["destroyed"] is True

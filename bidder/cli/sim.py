@@ -78,8 +78,8 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
     as --vast-url / VAST_URL with VAST_API_KEY set to the same key). Move its clock with:
     curl -X POST URL_BASE/sim/advance -d '{"seconds": 3600}'; read it with: curl URL_BASE/sim/now.
     Every answer carries the virtual time in the X-Bidder-Sim-Now header, and every bidder command
-    pointed at the emulator runs on that clock. Its own account of every pod (billed, running hours,
-    interruptions): curl URL_BASE/sim/pods.
+    pointed at the emulator runs on that clock. Its own account of every pod and Vast instance (billed,
+    running hours, interruptions): curl URL_BASE/sim/pods.
 
     \b
     Example:

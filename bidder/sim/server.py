@@ -7,7 +7,8 @@
     /api/v0/..., /api/v1/instances/   Vast's REST API (`vast_routes`): same key, same clock
     POST /sim/advance  {"seconds": N} -> {"now": iso}   (moves the virtual clock)
     GET  /sim/now      -> {"now": iso}
-    GET  /sim/pods     -> {"now": iso, "pods": [{id, name, ..., billed, running_hours, interruptions}]}
+    GET  /sim/pods     -> {"now": iso, "pods": [{id, name, ..., billed, running_hours, interruptions}],
+                           "vast_instances": [{id, label, ..., billed, running_hours, interruptions}]}
                           (the emulator's own account of every pod, billed up to now)
 
 Every answer, on every route (added ones too: the header is written in `end_headers`, the one
@@ -152,8 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/sim/now":
             self._sim(200, {"now": to_iso(self.server.emulator.now)})
         elif path == "/sim/pods":
-            world = self.server.emulator.world
-            self._sim(200, {"now": to_iso(world.now), "pods": world.account()})
+            emulator = self.server.emulator
+            self._sim(200, {"now": to_iso(emulator.world.now), "pods": emulator.world.account(),
+                            "vast_instances": emulator.vast.account()})
         elif path == "/graphql":
             self._errors(405, "use POST for /graphql")
         else:

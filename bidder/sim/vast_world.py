@@ -348,6 +348,20 @@ class VastWorld:
         with self.lock:
             return sum(self.true_spend(i) for i in self.instances)
 
+    def account(self) -> list[dict[str, Any]]:
+        """The emulator's own account of every instance it ever made (destroyed ones too), billed up
+        to now: the Vast half of `GET /sim/pods`, to check a client's ledger against."""
+        with self.lock:
+            out = []
+            for inst in sorted(self.instances.values(), key=lambda x: x.id):
+                billed = self.true_spend(inst.id)
+                out.append({"id": inst.id, "label": inst.label, "type": "bid" if inst.is_bid else "on-demand",
+                            "intended_status": inst.intended, "destroyed": inst.destroyed,
+                            "bid_per_hr": inst.price if inst.is_bid else None, "compute_per_hr": inst.compute_per_hr,
+                            "storage_per_hr": inst.storage_per_hr, "billed": billed,
+                            "running_hours": inst.running_s / 3600.0, "interruptions": inst.interruptions})
+            return out
+
     # -- offers --------------------------------------------------------------------------------
     def offers(self, storage_gb: float = 10.0, kind: str = "on-demand") -> list[dict[str, Any]]:
         """Every listed offer now, as Vast's search answers them (before filters)."""
