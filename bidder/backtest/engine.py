@@ -494,7 +494,7 @@ def window_starts(history: PriceHistory, job: BacktestJob, *, start: float | Non
     first = float(history.ts[0]) + warmup_hours * 3600 if start is None else start
     span = (job.span_hours or 0.0) * 3600
     last = history.end - span
-    have = f"the history runs {_iso(float(history.ts[0]))} to {_iso(history.end)}"
+    have = f"the history runs {_iso(float(history.ts[0]))} to its last sample at {_iso(float(history.ts[-1]))}"
     if first > last + 1e-6:
         reason = ("after the warm-up of " + f"{warmup_hours:g} hours") if start is None else f"from {_iso(start)}"
         raise ConfigError(f"{have}: too short for a job spanning {span / 3600:g} hours {reason}; "

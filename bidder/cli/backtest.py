@@ -7,7 +7,8 @@ charts), imported inside the command so other commands start fast.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,13 @@ _COLUMNS = ("name", "cost", "cost_vs_hindsight", "cost_vs_optimum", "cost_vs_on_
 _HEADERS = ("strategy", "cost $", "x hindsight", "x optimum", "x on-demand", "work h", "deadline met",
             "interruptions", "restart h lost", "completion h", "peak $/h")
 
+#: The speed of the fastest GPU a job may get (work hours per running hour). The command takes no
+#: speed factors, so every type runs at 1.0; a job whose work takes longer than its deadline at this
+#: speed cannot finish in any window.
+_FASTEST_SPEED = 1.0
+#: The latest time Python's datetime holds (9999-12-31T23:59:59Z): every window must end by then.
+_LAST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
 
 class _Timestamp(click.ParamType):
     name = "time"
@@ -47,6 +55,8 @@ class _Timestamp(click.ParamType):
             return value
         try:
             return parse_timestamp(str(value))
+        except OverflowError:  # an offset that moves it out of years 1-9999 in UTC
+            self.fail(f"{value!r} is out of range: in UTC it must fall in the years 1 to 9999", param, ctx)
         except ValueError:
             self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)", param, ctx)
 
@@ -174,6 +184,11 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     if not keep_running and restart_overhead >= deadline:
         raise click.BadParameter(f"must be shorter than the deadline ({format_duration(deadline.total_seconds())})",
                                  param_hint="--restart-overhead")
+    work_hours = None if keep_running else (hours if hours is not None else 100.0)
+    deadline_hours = deadline.total_seconds() / 3600
+    if work_hours is not None and work_hours / _FASTEST_SPEED > deadline_hours:
+        raise click.UsageError(f"{work_hours:g} h of work cannot finish within a {deadline_hours:g} h deadline "
+                               "(even on-demand, at the fastest GPU's speed): give a later --deadline or fewer --hours")
     names = _strategies(strategy_text)
     if keep_running and set(names) <= {"optimum", "hindsight"} and "optimum" in names:
         raise click.UsageError("the optimum is for a batch job (--hours by a --deadline), not a --keep-running "
@@ -190,10 +205,13 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     history, known = _load(trace, db_path)
     gpu_types = tuple(resolve_gpu_types(gpus, known)) if gpus else ()
     job = BacktestJob(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
-                      work_hours=None if keep_running else (hours if hours is not None else 100.0),
-                      deadline_hours=deadline.total_seconds() / 3600,
+                      work_hours=work_hours, deadline_hours=deadline_hours,
                       keep_running_hours=(days if days is not None else 30.0) * 24 if keep_running else None,
                       restart_overhead_hours=restart_overhead.total_seconds() / 3600)
+    _check_representable(history, job, end)
+    if start is not None and start.timestamp() < float(history.ts[0]):
+        click.echo(f"note: --start {_iso(start.timestamp())} is before the history begins: the first window starts "
+                   f"at its first sample, {_iso(float(history.ts[0]))}, with no warm-up", err=True)
     policy = Policy(max_price=max_price, tolerance=tolerance)
     progress = Progress("backtest")
     try:
@@ -205,11 +223,14 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     finally:
         progress.close()
     summary = report.summary()
+    infeasible = _optimum_infeasible(report, summary)
+    summary["history"]["last_sample"] = _iso(float(report.history.ts[-1]))
     if chart:
         _write_chart(report, chart)
     if fmt == "json":
         summary["per_window"] = [{"start": _iso(w.start), "strategies": {
-            n: {k: None if v is None else round(v, 6) for k, v in w.metrics(n).items()} for n in report.strategies},
+            n: {k: None if v is None or (n == "optimum" and id(w) in infeasible) else round(v, 6)
+                for k, v in w.metrics(n).items()} for n in report.strategies},
             **_bounds(w)} for w in report.windows]
         click.echo(json.dumps(summary, indent=2))
         return
@@ -231,9 +252,14 @@ def _print_table(summary: dict[str, Any]) -> None:
                f"tolerance {summary['policy']['tolerance']:g}/day; {len(hist['markets'])} market(s): "
                f"{', '.join(hist['markets'][:4])}{' ...' if len(hist['markets']) > 4 else ''}")
     click.echo(f"{windows} window(s) from {job['start']}" + (f" every {job['every_hours']:g} h" if job["every_hours"]
-                                                             else "") + f"; history to {hist['to']}")
+                                                             else "") + f"; history to {hist['last_sample']} (last sample)")
     if job.get("optimum_skipped"):
         click.echo(f"no optimum row: {job['optimum_skipped']}")
+    bad = summary.get("optimum_infeasible_windows")
+    if bad:
+        click.echo("optimum: infeasible (no plan does the work by the deadline with these prices) in "
+                   + ("every window: its row is blank" if bad == windows else
+                      f"{bad} of {windows} windows: its row is over the other {windows - bad}"))
     click.echo("")
     if windows > 1:
         click.echo("mean over windows:")
@@ -244,9 +270,40 @@ def _print_table(summary: dict[str, Any]) -> None:
     bounds = summary.get("optimum_bounds")
     if bounds:
         click.echo(f"\noptimum: lower bound ${bounds['lower']:,.3f}, its plan ${bounds['upper']:,.3f} (mean over "
-                   f"windows; gap at most {100 * bounds['worst_gap']:.2f}%); x optimum is cost / the lower bound"
-                   + (f"; no plan finishes in {bounds['infeasible_windows']} window(s)"
-                      if bounds["infeasible_windows"] else ""))
+                   f"windows; gap at most {100 * bounds['worst_gap']:.2f}%); x optimum is cost / the lower bound")
+
+
+def _check_representable(history: Any, job: Any, end: datetime | None) -> None:
+    """Refuse a history whose windows (with a deadline's or a span's margin) would run past the
+    latest time a datetime holds: the replay would crash formatting or placing a time there."""
+    span = (job.span_hours or 0.0) * 3600
+    cut = history if end is None else history.between(None, end.timestamp())  # as run_backtest cuts it
+    if cut.end + span > _LAST_EPOCH:
+        latest = min(float(history.ts[-1]), _LAST_EPOCH - span)  # an --end at or before the last sample drops it
+        raise click.ClickException(
+            f"the history's last sample, {_iso(float(cut.ts[-1]))}, is too close to the year 10000 for a "
+            f"backtest: its windows ({span / 3600:g} h each) would run past {_iso(_LAST_EPOCH)}, the latest time "
+            f"bidder can represent; give --end {_iso(latest)} or earlier")
+
+
+def _optimum_infeasible(report: Any, summary: dict[str, Any]) -> set[int]:
+    """The windows (ids) where the optimum found no plan that does the work by the deadline. Such a
+    window has no optimum cost (its run is empty, $0), so the optimum's row in `summary` is taken
+    over the other windows only, and is all None when none is left; `optimum_infeasible_windows`
+    counts them."""
+    from bidder.backtest.engine import METRIC_KEYS
+
+    if "optimum" not in report.strategies:
+        return set()
+    bad = {id(w) for w in report.windows if "optimum" in w.results and not w.results["optimum"].deadline_met}
+    if not bad:
+        return bad
+    rest = [w for w in report.windows if id(w) not in bad]
+    row = replace(report, windows=rest).aggregate("optimum") if rest else {
+        "name": "optimum", **dict.fromkeys(METRIC_KEYS), "worst": dict.fromkeys(METRIC_KEYS)}
+    summary["strategies"] = [row if s["name"] == "optimum" else s for s in summary["strategies"]]
+    summary["optimum_infeasible_windows"] = len(bad)
+    return bad
 
 
 def _bounds(window: Any) -> dict[str, Any]:
