@@ -127,6 +127,9 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None) -> Iterator[
         row = _Row(label, line, dict(zip(header, record, strict=True)))
         try:
             ts = parse_timestamp(row.text("ts"))
+        except OverflowError:  # its offset moves it out of the years 1-9999 in UTC
+            raise row.fail("ts", f"{row.text('ts')!r} is out of range: in UTC it must fall in the years "
+                                 "1 to 9999") from None
         except ValueError:
             raise row.fail("ts", f"{row.text('ts')!r} is not an ISO 8601 time "
                                  f"(e.g. 2026-01-01T00:05:00Z)") from None

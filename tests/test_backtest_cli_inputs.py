@@ -108,6 +108,13 @@ def test_times_near_the_year_10000_are_refused_in_one_line(tmp_path: Path) -> No
     line = _one_line_error(invoke("--trace", str(trace), "--hours", "1", "--deadline", "2h",
                                   "--start", "9999-12-31T23:00:00-05:00"), 2)
     assert "'9999-12-31T23:00:00-05:00' is out of range: in UTC it must fall in the years 1 to 9999" in line
+    # So is such a time in the trace itself: the reader names the file, line and column.
+    beyond = tmp_path / "beyond.csv"
+    beyond.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+                      "9999-12-31T23:00:00-05:00,A,0.1,0.3\n", encoding="utf-8")
+    line = _one_line_error(invoke("--trace", str(beyond), "--hours", "1", "--deadline", "2h"), 1)
+    assert line == (f"Error: {beyond} line 2, column ts: '9999-12-31T23:00:00-05:00' is out of range: in UTC it "
+                    "must fall in the years 1 to 9999")
 
 
 def test_history_times_name_the_last_sample_in_z(tmp_path: Path) -> None:
