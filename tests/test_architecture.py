@@ -50,7 +50,7 @@ LAYERS: tuple[Layer, ...] = (
     # optimizer, and the backtest reads GPU types from the emulator's catalogue).
     Layer("features", ("bidder.backtest", "bidder.report")),
     Layer("demo", ("bidder.demo",)),
-    Layer("cli", ("bidder.cli",)),
+    Layer("cli", ("bidder.cli", "bidder.__main__")),  # `python3 -m bidder` is the CLI
 )
 
 #: Third-party packages that only some rooms may import (anything else may be imported anywhere).
