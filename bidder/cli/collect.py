@@ -153,6 +153,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     (the failure is recorded in the `collections` table, one row per market; a market that fails
     does not keep the other from being stored).
     """
+    from bidder.clock import ServerTimes
     from bidder.collector import SPOT_FIELDS_GONE_MESSAGE, LoopStats, RunPodSource, collect_markets, run_every
     from bidder.runpod import RetryPolicy, RunPodClient
     from bidder.vast.summary import OfferFilters
@@ -172,10 +173,11 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
                           key="market")
     wanted = wanted or ["runpod"]  # no key at all: RunPod's request says what is missing
     sources: list[Any] = []
-    client = None  # RunPod's client tells the emulator's time (its answers carry it)
+    times: list[Any] = []  # every market's client tells the emulator's time (its answers carry it)
     if "runpod" in wanted:
         client = RunPodClient(api_key=runpod_key, url=api_url, retry=RetryPolicy(attempts=retries))
         sources.append(RunPodSource(client, gpu_counts))
+        times.append(client)
     if "vast" in wanted:
         from bidder.jobs import collect_settings
 
@@ -183,7 +185,9 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         filters = OfferFilters(
             verified_only=saved["vast_verified_only"] if vast_verified_only is None else vast_verified_only,
             min_reliability=saved["vast_min_reliability"] if vast_min_reliability is None else vast_min_reliability)
-        sources.append(_vast_source(vast_key or "", vast_url, retries, filters))
+        vast_source, vast_time = _vast_source(vast_key or "", vast_url, retries, filters)
+        sources.append(vast_source)
+        times.append(vast_time)
     store = _open(db_path, create=True)
 
     told_no_spot = False
@@ -191,7 +195,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     def cycle(slot: datetime | None) -> None:
         nonlocal told_no_spot
         # The emulator's time when it is the API (asked afresh each cycle), else the loop's slot time.
-        now = api_now(store, client, now_text, allow_past=allow_past, fresh=slot is not None)
+        now = api_now(store, ServerTimes(*times), now_text, allow_past=allow_past, fresh=slot is not None)
         if slot is not None and store.clock == "wall":
             now = slot
         result = collect_markets(sources, store, now=now)
@@ -240,13 +244,66 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         sys.exit(1)
 
 
-def _vast_source(key: str, url: str, retries: int, filters: Any) -> Any:
-    """The collector's Vast source over Vast's REST client (`bidder/vast/client.py`)."""
+def _vast_source(key: str, url: str, retries: int, filters: Any) -> tuple[Any, _HeardTime]:
+    """The collector's Vast source over Vast's REST client (`bidder/vast/client.py`), and the
+    emulator's time as Vast's answers tell it (bidder's emulator answers for Vast too)."""
     from bidder.collector import VastSource
     from bidder.runpod import RetryPolicy
     from bidder.vast.client import VastClient
 
-    return VastSource(VastClient(api_key=key or None, url=url, retry=RetryPolicy(attempts=retries)), filters)
+    retry = RetryPolicy(attempts=retries)
+    heard = _HeardTime(url, retry)
+    return VastSource(VastClient(api_key=key or None, url=url, retry=retry, http=heard.http), filters), heard
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _HeardTime:
+    """A `bidder.clock.ServerTime` for Vast's client, which keeps no time itself: the newest
+    X-Bidder-Sim-Now header among the answers of `http` (the httpx client it is given), else one
+    `GET /sim/now` (no key) to a Vast URL on this machine, as RunPod's client probes its own URL."""
+
+    def __init__(self, url: str, retry: Any) -> None:
+        import httpx
+
+        self.url, self.retry = url, retry
+        self.http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0),
+                                 event_hooks={"response": [self._note]})
+        self._server_now: datetime | None = None
+        self._probed = False
+
+    def _note(self, response: Any) -> None:
+        from bidder.clock import server_time
+
+        seen = server_time(response.headers)
+        if seen is not None:
+            self._server_now = seen
+        self._probed = True
+
+    @property
+    def server_now(self) -> datetime | None:
+        return self._server_now
+
+    def probe_server_now(self) -> datetime | None:
+        from urllib.parse import urlsplit
+
+        import httpx
+
+        from bidder.runpod.errors_map import HTTPX_CAUGHT
+
+        if (urlsplit(self.url).hostname or "") not in _LOOPBACK or (self._probed and self._server_now is None):
+            return None
+        probe = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                self.http.get(probe)  # the response hook notes its time
+            except HTTPX_CAUGHT:
+                if attempt < self.retry.attempts:
+                    self.retry.sleep(self.retry.backoff(attempt))
+                continue
+            break
+        return self._server_now
 
 
 # -- prices ------------------------------------------------------------------------------------------
