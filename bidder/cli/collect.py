@@ -378,8 +378,13 @@ def _cheapest(quote: PriceQuote) -> float | None:
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
 @market_option("any", _MARKET_HELP)
 @format_option("table", "json", "csv")
-@now_option(reads_only=True)
-@allow_past_option
+@click.option("--now", "now_text", metavar="TIME", default=None,
+              help="As of TIME (ISO 8601): durations count back from it and the window ends at it (samples at "
+              "TIME included; any time, before the newest data too). Default: the emulator's time when the "
+              "newest snapshot came from `bidder sim serve`, else the wall clock.")
+@click.option("--allow-past", is_flag=True,
+              help="Count durations back from the wall clock even though the database holds later data (written "
+              "on a clock ahead of this machine's). Not needed with --now.")
 @db_option
 def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int | None, market: str, fmt: str,
             now_text: str | None, allow_past: bool, db_path: str) -> None:
@@ -388,9 +393,12 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     """
     parse_now(now_text)
     with _open(db_path) as store:
-        now = db_now(store, now_text, allow_past=allow_past) if _relative(since) else datetime.now(UTC)
+        counted = now_text is not None or _relative(since) or _relative(until)
+        now = db_now(store, now_text, allow_past=allow_past) if counted else datetime.now(UTC)
         start = parse_since(since, now)
-        end = _not_before(parse_when(until, now, "--until"), start)
+        # --until is exclusive; the window as of --now ends at it, its samples at that second included.
+        as_of = until is None and now_text is not None
+        end = _not_before(now + timedelta(seconds=1) if as_of else parse_when(until, now, "--until"), start)
         names = gpu_names(store, market_filter(market))
         if not names:
             where = "" if market_filter(market) is None else f" of market {market.lower()}"
@@ -416,10 +424,13 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
                 rows.append(({"market": span["market"]} if several else {}) | _summary(series))
     if not rows:
         first, last = min(s["first_ts"] for s in spans), max(s["last_ts"] for s in spans)
-        raise click.ClickException(f"no samples of {gpu_id} since {to_iso(start) if start else 'the start'}; its "
-                                   f"history runs from {to_iso(first)} to {to_iso(last)} (try --since all)")
+        window = f"since {to_iso(start) if start else 'the start'}" + (
+            f" as of {to_iso(now)}" if as_of else f" until {to_iso(end)}" if end is not None else "")
+        raise click.ClickException(f"no samples of {gpu_id} {window}; its history runs from {to_iso(first)} to "
+                                   f"{to_iso(last)} (try --since all)")
     if fmt == "table":
         window = f"since {to_iso(start)}" if start else "all history"
+        window += f" as of {to_iso(now)}" if as_of else f" until {to_iso(end)}" if end is not None else ""
         click.echo(f"{gpu_id}: spot floor, USD per GPU-hour, {window}.")
         lead = ["market"] if "market" in rows[0] else []
         emit_rows(rows, [*lead, "cloud", "gpu_count", "samples", "from", "to", "min", "median", "p90", "max",
@@ -545,7 +556,8 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
     from bidder.traces import write_trace
 
     with _open(db_path) as store:
-        now = db_now(store, None, allow_past=True, say=False) if _relative(since) else datetime.now(UTC)
+        counted = _relative(since) or _relative(until)
+        now = db_now(store, None, allow_past=True, say=False) if counted else datetime.now(UTC)
         start = parse_since(since, now)
         end = _not_before(parse_when(until, now, "--until"), start)
         chosen = market_filter(market)
