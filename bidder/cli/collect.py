@@ -53,6 +53,10 @@ Example:
   bidder collect --market vast --vast-min-reliability 0.9
 """
 DEFAULT_VAST_URL = "https://console.vast.ai"
+#: The most GPUs `collect --gpu-counts` asks RunPod to quote for one pod: its catalogue offers at most 12
+#: (maxGpuCount in the 2025-06-21 catalogue); 16 leaves room for larger pods. A count no pod has stored
+#: only empty rows. (Vast is not asked per count: its one search returns every offer.)
+MAX_GPU_COUNT = 16
 _EXAMPLE_PRICES = """\b
 Example:
   bidder prices --min-vram 24 --cloud community
@@ -113,7 +117,17 @@ def gpu_names(store: Store, market: str | None = None) -> dict[str, str | None]:
 
 
 def _gpu_filter(store: Store, gpus: Sequence[str], market: str | None = None) -> list[str] | None:
+    for name in gpus:
+        _named(name, "--gpu")
     return resolve_gpu_types(gpus, gpu_names(store, market)) if gpus else None
+
+
+def _named(name: str, param_hint: str) -> str:
+    """A GPU name, refused when empty: "" is part of every name and would match every GPU type."""
+    if not name.strip():
+        raise click.BadParameter("a GPU name must not be empty (give an id, a display name or part of one)",
+                                 param_hint=param_hint)
+    return name
 
 
 _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the database."
@@ -124,7 +138,8 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
 @click.option("--every", type=DURATION, default=None, metavar="DURATION",
               help="Loop: collect at every multiple of this interval (e.g. 5m) until Ctrl-C.")
 @click.option("--gpu-counts", type=INT_LIST, default="1", show_default=True, metavar="LIST",
-              help="GPU counts to quote, e.g. 1,2,4,8 (one request covers them all).")
+              help=f"RunPod: GPU counts to quote, e.g. 1,2,4,8 (one request covers them all; at most "
+              f"{MAX_GPU_COUNT}). Vast's search returns every GPU count offered anyway.")
 @click.option("--cycles", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --every: stop after N intervals.")
 @click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
@@ -163,6 +178,10 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         raise click.BadParameter("the interval must be at least 1s (5m is a good choice)", param_hint="--every")
     if cycles is not None and every is None:
         raise click.UsageError("--cycles only makes sense with --every")
+    too_many = [n for n in gpu_counts if n > MAX_GPU_COUNT]
+    if too_many:
+        raise click.BadParameter(f"{too_many[0]} GPUs is more than any pod offers (at most {MAX_GPU_COUNT}); "
+                                 f"give counts such as 1,2,4,8", param_hint="--gpu-counts")
     if now_text is not None and every is not None:
         raise click.UsageError("--now stamps one snapshot; it cannot be combined with --every")
     parse_now(now_text)
@@ -192,6 +211,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     store = _open(db_path, create=True)
 
     told_no_spot = False
+    told_each: set[int] = set()  # errors already said market by market (every market failed)
 
     def cycle(slot: datetime | None) -> None:
         nonlocal told_no_spot
@@ -199,7 +219,18 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         now = api_now(store, ServerTimes(*times), now_text, allow_past=allow_past, fresh=slot is not None)
         if slot is not None and store.clock == "wall":
             now = slot
-        result = collect_markets(sources, store, now=now)
+        result = collect_markets(sources, store, now=now, raise_if_all_failed=False, warn_spot_gone=False)
+        failed = [part for part in result.by_market if part.exception is not None]
+        if failed and len(failed) == len(result.by_market):
+            if len(failed) == 1 or every is not None:
+                if len(failed) > 1:  # the loop says each market's error, then retries (or stops on a wrong key)
+                    for part in failed:
+                        click.echo(f"{to_iso(result.ts)}  {part.market}: collection failed: {part.error}", err=True)
+                    told_each.add(id(failed[0].exception))
+                raise failed[0].exception  # type: ignore[misc]
+            for part in failed[:-1]:  # one line per market, the last one the command's error
+                click.echo(f"Error: {part.market}: {part.exception}", err=True)
+            raise click.ClickException(f"{failed[-1].market}: {failed[-1].exception}")
         for part in result.by_market:
             if part.error is not None:
                 click.echo(f"{to_iso(result.ts)}  {part.market}: collection failed: {part.error}", err=True)
@@ -214,7 +245,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
                            f"from {part.offers} offers in {part.duration_s:.2f}s")
         if not result.spot_prices and not told_no_spot:
             told_no_spot = True  # once per run: the loop would repeat it every interval
-            click.echo(f"{SPOT_FIELDS_GONE_MESSAGE}.")
+            click.echo(f"{SPOT_FIELDS_GONE_MESSAGE}.")  # here only: the collector is told not to log it too
         if result.errors and every is None:
             raise click.ClickException(f"{', '.join(result.errors)} failed (the other market was stored)")
 
@@ -224,7 +255,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
 
     def on_error(exc: BaseException, retry_in: float | None) -> None:
         then = f"retrying in {format_duration(retry_in)}" if retry_in else "next try at the next interval"
-        click.echo(f"{to_iso(datetime.now(UTC))}  collection failed: {exc}; {then}", err=True)
+        what = "every market failed" if id(exc) in told_each else f"collection failed: {exc}"
+        click.echo(f"{to_iso(datetime.now(UTC))}  {what}; {then}", err=True)
 
     stats = LoopStats()
     click.echo(f"Collecting every {format_duration(every.total_seconds())} into {db_path} (Ctrl-C stops).")
@@ -326,6 +358,8 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
     min_bid per GPU; `-` = no spot capacity now), `spot discount %` what bidding the floor saves
     against on-demand. A `market` column appears when Vast quotes are shown.
     """
+    for name in gpus:
+        _named(name, "--gpu")
     with _open(db_path) as store:
         quotes = store.latest_quotes(market_filter(market))
         if not quotes:
@@ -392,6 +426,7 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     and the share of time spot capacity was available, per cloud and GPU count.
     """
     parse_now(now_text)
+    _named(gpu, "GPU")
     with _open(db_path) as store:
         counted = now_text is not None or _relative(since) or _relative(until)
         now = db_now(store, now_text, allow_past=allow_past) if counted else datetime.now(UTC)
@@ -494,8 +529,10 @@ def import_trace(file: str, db_path: str) -> None:
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not total:
-        raise click.ClickException(f"{file} has a header but no data rows; nothing imported")
-    click.echo(f"Imported {total} rows from {file} into {db_path}: {changed} new or changed; "
+        raise click.ClickException(f"{'standard input' if file == '-' else file} has a header but no data rows; "
+                                   "nothing imported")
+    click.echo(f"Imported {total} rows from {'standard input' if file == '-' else file} into {db_path}: "
+               f"{changed} new or changed; "
                f"{len(seen.markets)} markets ({len(seen.types)} GPU types), "
                f"{to_iso(seen.first)} to {to_iso(seen.last)}.")
 
@@ -555,6 +592,8 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
     """
     from bidder.traces import write_trace
 
+    for name in gpus:
+        _named(name, "--gpu")
     with _open(db_path) as store:
         counted = _relative(since) or _relative(until)
         now = db_now(store, None, allow_past=True, say=False) if counted else datetime.now(UTC)
