@@ -32,6 +32,7 @@ __all__ = [
     "WALL_SLACK",
     "Clock",
     "ServerTime",
+    "ServerTimes",
     "check_not_past",
     "server_time",
 ]
@@ -60,6 +61,26 @@ class ServerTime(Protocol):
     def server_now(self) -> datetime | None: ...
 
     def probe_server_now(self) -> datetime | None: ...
+
+
+class ServerTimes:
+    """Several clients as one `ServerTime`, for a command that talks to more than one market (RunPod
+    and Vast): the newest time any of them has heard; a probe asks each in turn until one tells. So
+    the emulator's clock is found whichever market it answers for."""
+
+    def __init__(self, *servers: ServerTime | None) -> None:
+        self.servers = [s for s in servers if s is not None]
+
+    @property
+    def server_now(self) -> datetime | None:
+        return max((t for t in (s.server_now for s in self.servers) if t is not None), default=None)
+
+    def probe_server_now(self) -> datetime | None:
+        for server in self.servers:
+            told = server.probe_server_now()
+            if told is not None:
+                return told
+        return self.server_now
 
 
 class Clock:

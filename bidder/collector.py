@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -138,6 +138,8 @@ class MarketResult:
     gpu_types_refreshed: int | None = None
     error: str | None = None
     markets: int = 0
+    #: The ApiError of a failed market (its `error` is this, described).
+    exception: ApiError | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -191,10 +193,14 @@ def as_source(item: Any, *, gpu_counts: Sequence[int] = (1,), vast_filters: Offe
 
 
 def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
-                    timer: Callable[[], float] = time.perf_counter) -> CycleResult:
+                    timer: Callable[[], float] = time.perf_counter, raise_if_all_failed: bool = True,
+                    warn_spot_gone: bool = True) -> CycleResult:
     """One cycle over several markets at `now`: one request per market, then every market's rows
     (snapshot or error row) in one transaction. A failed market does not block the others; when
-    every market failed, the first one's ApiError is raised (after the error rows are stored)."""
+    every market failed, the first one's ApiError is raised (after the error rows are stored),
+    unless `raise_if_all_failed` is False: then the result names every failure (`by_market`).
+    `warn_spot_gone`: log a warning when this cycle marks spot unsupported (False: the caller
+    says so itself, from `spot_prices` / `spot_flag_set`)."""
     if not sources:
         raise BidderError("no market to collect: configure a RunPod or Vast API key")
     ts = now.astimezone(UTC).replace(microsecond=0)
@@ -213,7 +219,7 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
         for source, answer, took in fetched:
             if isinstance(answer, ApiError):
                 row = store.record_collection(ts, [], duration_s=took, error=describe(answer), market=source.market)
-                results.append(MarketResult(source.market, 0, took, row, error=describe(answer)))
+                results.append(MarketResult(source.market, 0, took, row, error=describe(answer), exception=answer))
                 continue
             row = store.record_collection(ts, answer.quotes, duration_s=took, gpu_types=answer.gpu_types,
                                           market=source.market, offers=answer.offers)
@@ -223,7 +229,7 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
                                         else len(answer.gpu_types),
                                         markets=len({(q.gpu_type_id, q.cloud) for q in answer.quotes})))
     failures = [a for _, a, _ in fetched if isinstance(a, ApiError)]
-    if len(failures) == len(fetched):
+    if len(failures) == len(fetched) and raise_if_all_failed:
         raise failures[0]
     spot_prices, flag_set = True, False
     for source, answer, _ in fetched:
@@ -232,7 +238,7 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
             if not spot_prices and store.settings_get(SPOT_FLAG) is None:
                 store.settings_set(SPOT_FLAG, to_iso(ts), ts=ts)
                 flag_set = True
-                log.warning("%s. Spot is marked unsupported from %s (%s): on-demand only.",
+                (log.warning if warn_spot_gone else log.info)("%s. Spot is marked unsupported from %s (%s): on-demand only.",
                             SPOT_FIELDS_GONE_MESSAGE, to_iso(ts), SPOT_FLAG)
     quotes = [q for _, a, _ in fetched if not isinstance(a, ApiError) for q in a.quotes]
     markets = len({(q.market, q.gpu_type_id, q.cloud) for q in quotes})

@@ -101,6 +101,30 @@ def test_collect_stamps_the_emulators_time_and_takes_now(emulator: Emulator, tmp
     assert both.exit_code == 2 and "--now stamps one snapshot" in both.output
 
 
+def _both_cli(emulator: Emulator, *args: str):
+    env = {"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY, "VAST_URL": emulator.vast_url}
+    return CliRunner(env=env).invoke(main, list(args))
+
+
+def test_collect_takes_the_emulators_time_from_vast_too(emulator: Emulator, tmp_path: Path) -> None:
+    """Vast's answers carry the emulator's time as RunPod's do: `--market vast`, or RunPod unreachable,
+    still stamps the emulator's time, and the next collect of both markets is not refused."""
+    db = str(tmp_path / "bidder.db")
+    emulator.advance(3600)
+    vast = _both_cli(emulator, "collect", "--db", db, "--market", "vast")
+    assert vast.exit_code == 0, vast.output
+    assert vast.stdout.startswith("2026-01-01T01:00:00Z  vast: stored ")
+    emulator.advance(600)
+    both = _both_cli(emulator, "collect", "--db", db, "--api-url", emulator.url)
+    assert both.exit_code == 0, both.output
+    emulator.advance(600)
+    down = _both_cli(emulator, "collect", "--db", db, "--api-url", "http://127.0.0.1:1/graphql", "--retries", "1")
+    assert down.exit_code == 1 and "runpod: collection failed" in down.stderr
+    assert _collections(Path(db)) == [(datetime(2026, 1, 1, 1, tzinfo=UTC), "emulator")] + [
+        (datetime(2026, 1, 1, 1, 10, tzinfo=UTC), "emulator")] * 2 + [
+        (datetime(2026, 1, 1, 1, 20, tzinfo=UTC), "emulator")] * 2
+
+
 def test_recommend_refresh_works_with_now_and_reads_the_emulators_time(emulator: Emulator, tmp_path: Path) -> None:
     db = str(tmp_path / "bidder.db")
     for _ in range(4):

@@ -114,6 +114,15 @@ def test_when_every_market_fails_the_first_error_is_raised_after_both_rows(emula
     assert store.price_history() == []
 
 
+def test_every_failure_can_be_returned_rather_than_the_first_raised(emulator, store):
+    vast_error = AuthError("bad Vast key")
+    result = collect_markets([runpod(emulator, key="wrong-key"), ListedOffers([], fails=vast_error)], store,
+                             now=emulator.now, raise_if_all_failed=False)
+    assert [(p.market, type(p.exception)) for p in result.by_market] == [("runpod", AuthError), ("vast", AuthError)]
+    assert result.by_market[1].exception is vast_error and result.quotes == 0
+    assert set(result.errors) == {"runpod", "vast"} and store.price_history() == []
+
+
 def test_a_market_that_cannot_be_stored_leaves_no_part_of_the_cycle(emulator, store):
     broken = Offer(id=9, machine_id=9, host_id=9, gpu_name=None, num_gpus=1, gpu_ram_mb=0,  # type: ignore[arg-type]
                    min_bid=0.2, dph_total=0.4, reliability=0.99, verified=True, storage_cost=0.1)

@@ -45,6 +45,54 @@ def test_an_export_under_a_missing_folder_is_one_error(db, tmp_path):
     assert len(lines) == 1 and "nope" in lines[0] and "does not exist" in lines[0]
 
 
+def _export(db, out) -> object:
+    return CliRunner().invoke(main, ["export", "--db", str(db), "-o", str(out)])
+
+
+def test_an_export_through_a_symlink_replaces_its_target_not_the_link(db, tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "all.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    result = _export(db, link)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text().startswith("ts,gpu_type,") and not list(tmp_path.rglob("*.part"))
+
+
+def test_an_export_into_a_fifo_writes_it_and_leaves_it_a_fifo(db, tmp_path):
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    result = _export(db, fifo)
+    reader.join(10)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert got and got[0].startswith("ts,gpu_type,") and got[0].count("\n") > 10
+
+
+def test_an_export_to_a_place_that_cannot_be_written_is_one_error(db, tmp_path):
+    import socket
+
+    sock_path = tmp_path / "s.sock"  # not a file, and open() refuses it
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        (tmp_path / "plain").write_text("")
+        for out in (sock_path, tmp_path / "plain" / "x.csv", "/proc/bidder-export-test.csv"):
+            result = _export(db, out)
+            assert result.exit_code == 1, (out, result.output)
+            assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write {out}: "), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bidder.db", "plain", "s.sock"]
+
+
 def test_a_zero_byte_file_is_not_made_a_database(tmp_path):
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,3 +205,52 @@ def test_recommend_table_names_markets_only_when_vast_is_in_it(dbs):
     alone = run(*base, "--market", "runpod").output
     assert not any(line.lstrip().startswith("market") for line in alone.splitlines())
     assert " on " not in alone.splitlines()[0] and "on RunPod" not in alone
+
+
+def _bidder(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """bidder in its own process: its logging and streams as a user sees them."""
+    return subprocess.run([sys.executable, "-c", "from bidder.cli import main; main()", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **env})
+
+
+def test_collect_says_each_failed_market_on_its_own_line(tmp_path):
+    env = {"RUNPOD_API_KEY": "k", "VAST_API_KEY": "k"}
+    result = _bidder("collect", "--db", str(tmp_path / "x.db"), "--api-url", "http://127.0.0.1:1/graphql",
+                     "--vast-url", "http://127.0.0.1:1", "--retries", "1", env=env)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(":")[:2] for line in lines] == [["Error", " runpod"], ["Error", " vast"]], lines
+    assert "lowestPrice: cannot connect" in lines[0] and "search_offers: cannot connect" in lines[1]
+
+
+def test_collect_says_once_that_runpod_serves_no_spot_prices(emulator, tmp_path):
+    emulator.set_spot_enabled(False, fields=False)
+    env = {"RUNPOD_API_KEY": emulator.api_key, "VAST_API_KEY": emulator.api_key, "VAST_URL": emulator.vast_url}
+    for run_no in range(2):  # the run that marks spot unsupported, and one after it
+        result = _bidder("collect", "--db", str(tmp_path / "x.db"), "--api-url", emulator.url, env=env)
+        assert result.returncode == 0, result.stderr
+        assert (result.stdout + result.stderr).count("RunPod no longer reports spot prices") == 1, (run_no, result)
+
+
+def test_collect_refuses_gpu_counts_no_pod_has(tmp_path):
+    result = run("collect", "--gpu-counts", "1,100", "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: Invalid value for --gpu-counts: 100 GPUs is more than any pod offers "
+                                    "(at most 16)")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_an_empty_gpu_name_is_refused_not_matched_to_every_gpu(dbs):
+    _, runpod_only = dbs
+    for args in (("prices", "--gpu", ""), ("history", " "), ("export", "--gpu", "")):
+        result = run(*args, "--db", str(runpod_only))
+        assert result.exit_code == 2 and result.stdout == "", args
+        assert "a GPU name must not be empty" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_import_trace_from_stdin_says_standard_input(dbs, tmp_path):
+    _, runpod_only = dbs
+    trace = run("export", "--db", str(runpod_only), "--since", "all").stdout
+    result = CliRunner().invoke(main, ["import-trace", "-", "--db", str(tmp_path / "in.db")], input=trace)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Imported ") and " rows from standard input into " in result.stdout

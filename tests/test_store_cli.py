@@ -135,6 +135,23 @@ def test_history_errors(history_db, tmp_path):
     assert result.exit_code == 1 and "no price history in" in result.stderr and "bidder collect" in result.stderr
 
 
+def test_history_as_of_now_ends_the_window_at_now(history_db):
+    """--now is an as-of time: the window ends at it (its own sample included), as --until would."""
+    db, _ = history_db
+    result = run("history", "A6000", "--db", db, "--now", "2026-01-01T03:00:00Z", "--since", "3h", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert (row["from"], row["to"], row["samples"]) == ("2026-01-01T00:00:00Z", "2026-01-01T03:00:00Z", 37)
+    table = run("history", "A6000", "--db", db, "--now", "2026-01-01T03:00:00Z", "--since", "all")
+    assert table.output.splitlines()[0] == f"{A6000}: spot floor, USD per GPU-hour, all history as of 2026-01-01T03:00:00Z."
+    # A relative --until counts back from --now; an explicit --until still wins over it.
+    before = run("history", "A6000", "--db", db, "--now", "2026-01-01T03:00:00Z", "--since", "all", "--until", "1h",
+                 "--format", "json")
+    assert json.loads(before.stdout)[0]["to"] == "2026-01-01T01:55:00Z"
+    # A --now before the newest data is an as-of time, not refused; the help says --allow-past is not for it.
+    assert "Not needed with --now" in " ".join(run("history", "--help").output.split())
+
+
 @pytest.mark.parametrize("command", ["collect", "prices", "history", "import-trace", "export"])
 def test_help_ends_with_an_example(command):
     result = run(command, "--help")

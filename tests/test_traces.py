@@ -141,7 +141,7 @@ def test_import_from_stdin_and_export_filters_to_a_file(tmp_path):
             for h in range(4) for g in ("NVIDIA RTX A6000", "NVIDIA GeForce RTX 4090") for c in CLOUDS]
     runner = CliRunner()
     result = runner.invoke(main, ["import-trace", "-", "--db", db], input=trace_text(rows))
-    assert result.output == (f"Imported 16 rows from - into {db}: 16 new or changed; 4 markets (2 GPU types), "
+    assert result.output == (f"Imported 16 rows from standard input into {db}: 16 new or changed; 4 markets (2 GPU types), "
                              f"2026-01-01T00:00:00Z to 2026-01-01T03:00:00Z.\n")
     out = tmp_path / "a6000.csv"
     result = runner.invoke(main, ["export", "--db", db, "--gpu", "a6000", "--cloud", "secure",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import numpy as np
@@ -52,6 +53,10 @@ Example:
   bidder collect --market vast --vast-min-reliability 0.9
 """
 DEFAULT_VAST_URL = "https://console.vast.ai"
+#: The most GPUs `collect --gpu-counts` asks RunPod to quote for one pod: its catalogue offers at most 12
+#: (maxGpuCount in the 2025-06-21 catalogue); 16 leaves room for larger pods. A count no pod has stored
+#: only empty rows. (Vast is not asked per count: its one search returns every offer.)
+MAX_GPU_COUNT = 16
 _EXAMPLE_PRICES = """\b
 Example:
   bidder prices --min-vram 24 --cloud community
@@ -112,7 +117,17 @@ def gpu_names(store: Store, market: str | None = None) -> dict[str, str | None]:
 
 
 def _gpu_filter(store: Store, gpus: Sequence[str], market: str | None = None) -> list[str] | None:
+    for name in gpus:
+        _named(name, "--gpu")
     return resolve_gpu_types(gpus, gpu_names(store, market)) if gpus else None
+
+
+def _named(name: str, param_hint: str) -> str:
+    """A GPU name, refused when empty: "" is part of every name and would match every GPU type."""
+    if not name.strip():
+        raise click.BadParameter("a GPU name must not be empty (give an id, a display name or part of one)",
+                                 param_hint=param_hint)
+    return name
 
 
 _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the database."
@@ -123,7 +138,8 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
 @click.option("--every", type=DURATION, default=None, metavar="DURATION",
               help="Loop: collect at every multiple of this interval (e.g. 5m) until Ctrl-C.")
 @click.option("--gpu-counts", type=INT_LIST, default="1", show_default=True, metavar="LIST",
-              help="GPU counts to quote, e.g. 1,2,4,8 (one request covers them all).")
+              help=f"RunPod: GPU counts to quote, e.g. 1,2,4,8 (one request covers them all; at most "
+              f"{MAX_GPU_COUNT}). Vast's search returns every GPU count offered anyway.")
 @click.option("--cycles", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --every: stop after N intervals.")
 @click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
@@ -153,6 +169,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     (the failure is recorded in the `collections` table, one row per market; a market that fails
     does not keep the other from being stored).
     """
+    from bidder.clock import ServerTimes
     from bidder.collector import SPOT_FIELDS_GONE_MESSAGE, LoopStats, RunPodSource, collect_markets, run_every
     from bidder.runpod import RetryPolicy, RunPodClient
     from bidder.vast.summary import OfferFilters
@@ -161,6 +178,10 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         raise click.BadParameter("the interval must be at least 1s (5m is a good choice)", param_hint="--every")
     if cycles is not None and every is None:
         raise click.UsageError("--cycles only makes sense with --every")
+    too_many = [n for n in gpu_counts if n > MAX_GPU_COUNT]
+    if too_many:
+        raise click.BadParameter(f"{too_many[0]} GPUs is more than any pod offers (at most {MAX_GPU_COUNT}); "
+                                 f"give counts such as 1,2,4,8", param_hint="--gpu-counts")
     if now_text is not None and every is not None:
         raise click.UsageError("--now stamps one snapshot; it cannot be combined with --every")
     parse_now(now_text)
@@ -172,10 +193,11 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
                           key="market")
     wanted = wanted or ["runpod"]  # no key at all: RunPod's request says what is missing
     sources: list[Any] = []
-    client = None  # RunPod's client tells the emulator's time (its answers carry it)
+    times: list[Any] = []  # every market's client tells the emulator's time (its answers carry it)
     if "runpod" in wanted:
         client = RunPodClient(api_key=runpod_key, url=api_url, retry=RetryPolicy(attempts=retries))
         sources.append(RunPodSource(client, gpu_counts))
+        times.append(client)
     if "vast" in wanted:
         from bidder.jobs import collect_settings
 
@@ -183,18 +205,32 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         filters = OfferFilters(
             verified_only=saved["vast_verified_only"] if vast_verified_only is None else vast_verified_only,
             min_reliability=saved["vast_min_reliability"] if vast_min_reliability is None else vast_min_reliability)
-        sources.append(_vast_source(vast_key or "", vast_url, retries, filters))
+        vast_source, vast_time = _vast_source(vast_key or "", vast_url, retries, filters)
+        sources.append(vast_source)
+        times.append(vast_time)
     store = _open(db_path, create=True)
 
     told_no_spot = False
+    told_each: set[int] = set()  # errors already said market by market (every market failed)
 
     def cycle(slot: datetime | None) -> None:
         nonlocal told_no_spot
         # The emulator's time when it is the API (asked afresh each cycle), else the loop's slot time.
-        now = api_now(store, client, now_text, allow_past=allow_past, fresh=slot is not None)
+        now = api_now(store, ServerTimes(*times), now_text, allow_past=allow_past, fresh=slot is not None)
         if slot is not None and store.clock == "wall":
             now = slot
-        result = collect_markets(sources, store, now=now)
+        result = collect_markets(sources, store, now=now, raise_if_all_failed=False, warn_spot_gone=False)
+        failed = [part for part in result.by_market if part.exception is not None]
+        if failed and len(failed) == len(result.by_market):
+            if len(failed) == 1 or every is not None:
+                if len(failed) > 1:  # the loop says each market's error, then retries (or stops on a wrong key)
+                    for part in failed:
+                        click.echo(f"{to_iso(result.ts)}  {part.market}: collection failed: {part.error}", err=True)
+                    told_each.add(id(failed[0].exception))
+                raise failed[0].exception  # type: ignore[misc]
+            for part in failed[:-1]:  # one line per market, the last one the command's error
+                click.echo(f"Error: {part.market}: {part.exception}", err=True)
+            raise click.ClickException(f"{failed[-1].market}: {failed[-1].exception}")
         for part in result.by_market:
             if part.error is not None:
                 click.echo(f"{to_iso(result.ts)}  {part.market}: collection failed: {part.error}", err=True)
@@ -209,7 +245,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
                            f"from {part.offers} offers in {part.duration_s:.2f}s")
         if not result.spot_prices and not told_no_spot:
             told_no_spot = True  # once per run: the loop would repeat it every interval
-            click.echo(f"{SPOT_FIELDS_GONE_MESSAGE}.")
+            click.echo(f"{SPOT_FIELDS_GONE_MESSAGE}.")  # here only: the collector is told not to log it too
         if result.errors and every is None:
             raise click.ClickException(f"{', '.join(result.errors)} failed (the other market was stored)")
 
@@ -219,7 +255,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
 
     def on_error(exc: BaseException, retry_in: float | None) -> None:
         then = f"retrying in {format_duration(retry_in)}" if retry_in else "next try at the next interval"
-        click.echo(f"{to_iso(datetime.now(UTC))}  collection failed: {exc}; {then}", err=True)
+        what = "every market failed" if id(exc) in told_each else f"collection failed: {exc}"
+        click.echo(f"{to_iso(datetime.now(UTC))}  {what}; {then}", err=True)
 
     stats = LoopStats()
     click.echo(f"Collecting every {format_duration(every.total_seconds())} into {db_path} (Ctrl-C stops).")
@@ -240,13 +277,66 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         sys.exit(1)
 
 
-def _vast_source(key: str, url: str, retries: int, filters: Any) -> Any:
-    """The collector's Vast source over Vast's REST client (`bidder/vast/client.py`)."""
+def _vast_source(key: str, url: str, retries: int, filters: Any) -> tuple[Any, _HeardTime]:
+    """The collector's Vast source over Vast's REST client (`bidder/vast/client.py`), and the
+    emulator's time as Vast's answers tell it (bidder's emulator answers for Vast too)."""
     from bidder.collector import VastSource
     from bidder.runpod import RetryPolicy
     from bidder.vast.client import VastClient
 
-    return VastSource(VastClient(api_key=key or None, url=url, retry=RetryPolicy(attempts=retries)), filters)
+    retry = RetryPolicy(attempts=retries)
+    heard = _HeardTime(url, retry)
+    return VastSource(VastClient(api_key=key or None, url=url, retry=retry, http=heard.http), filters), heard
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _HeardTime:
+    """A `bidder.clock.ServerTime` for Vast's client, which keeps no time itself: the newest
+    X-Bidder-Sim-Now header among the answers of `http` (the httpx client it is given), else one
+    `GET /sim/now` (no key) to a Vast URL on this machine, as RunPod's client probes its own URL."""
+
+    def __init__(self, url: str, retry: Any) -> None:
+        import httpx
+
+        self.url, self.retry = url, retry
+        self.http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0),
+                                 event_hooks={"response": [self._note]})
+        self._server_now: datetime | None = None
+        self._probed = False
+
+    def _note(self, response: Any) -> None:
+        from bidder.clock import server_time
+
+        seen = server_time(response.headers)
+        if seen is not None:
+            self._server_now = seen
+        self._probed = True
+
+    @property
+    def server_now(self) -> datetime | None:
+        return self._server_now
+
+    def probe_server_now(self) -> datetime | None:
+        from urllib.parse import urlsplit
+
+        import httpx
+
+        from bidder.runpod.errors_map import HTTPX_CAUGHT
+
+        if (urlsplit(self.url).hostname or "") not in _LOOPBACK or (self._probed and self._server_now is None):
+            return None
+        probe = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                self.http.get(probe)  # the response hook notes its time
+            except HTTPX_CAUGHT:
+                if attempt < self.retry.attempts:
+                    self.retry.sleep(self.retry.backoff(attempt))
+                continue
+            break
+        return self._server_now
 
 
 # -- prices ------------------------------------------------------------------------------------------
@@ -268,6 +358,8 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
     min_bid per GPU; `-` = no spot capacity now), `spot discount %` what bidding the floor saves
     against on-demand. A `market` column appears when Vast quotes are shown.
     """
+    for name in gpus:
+        _named(name, "--gpu")
     with _open(db_path) as store:
         quotes = store.latest_quotes(market_filter(market))
         if not quotes:
@@ -320,8 +412,13 @@ def _cheapest(quote: PriceQuote) -> float | None:
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
 @market_option("any", _MARKET_HELP)
 @format_option("table", "json", "csv")
-@now_option(reads_only=True)
-@allow_past_option
+@click.option("--now", "now_text", metavar="TIME", default=None,
+              help="As of TIME (ISO 8601): durations count back from it and the window ends at it (samples at "
+              "TIME included; any time, before the newest data too). Default: the emulator's time when the "
+              "newest snapshot came from `bidder sim serve`, else the wall clock.")
+@click.option("--allow-past", is_flag=True,
+              help="Count durations back from the wall clock even though the database holds later data (written "
+              "on a clock ahead of this machine's). Not needed with --now.")
 @db_option
 def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int | None, market: str, fmt: str,
             now_text: str | None, allow_past: bool, db_path: str) -> None:
@@ -329,10 +426,14 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     and the share of time spot capacity was available, per cloud and GPU count.
     """
     parse_now(now_text)
+    _named(gpu, "GPU")
     with _open(db_path) as store:
-        now = db_now(store, now_text, allow_past=allow_past) if _relative(since) else datetime.now(UTC)
+        counted = now_text is not None or _relative(since) or _relative(until)
+        now = db_now(store, now_text, allow_past=allow_past) if counted else datetime.now(UTC)
         start = parse_since(since, now)
-        end = _not_before(parse_when(until, now, "--until"), start)
+        # --until is exclusive; the window as of --now ends at it, its samples at that second included.
+        as_of = until is None and now_text is not None
+        end = _not_before(now + timedelta(seconds=1) if as_of else parse_when(until, now, "--until"), start)
         names = gpu_names(store, market_filter(market))
         if not names:
             where = "" if market_filter(market) is None else f" of market {market.lower()}"
@@ -358,10 +459,13 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
                 rows.append(({"market": span["market"]} if several else {}) | _summary(series))
     if not rows:
         first, last = min(s["first_ts"] for s in spans), max(s["last_ts"] for s in spans)
-        raise click.ClickException(f"no samples of {gpu_id} since {to_iso(start) if start else 'the start'}; its "
-                                   f"history runs from {to_iso(first)} to {to_iso(last)} (try --since all)")
+        window = f"since {to_iso(start) if start else 'the start'}" + (
+            f" as of {to_iso(now)}" if as_of else f" until {to_iso(end)}" if end is not None else "")
+        raise click.ClickException(f"no samples of {gpu_id} {window}; its history runs from {to_iso(first)} to "
+                                   f"{to_iso(last)} (try --since all)")
     if fmt == "table":
         window = f"since {to_iso(start)}" if start else "all history"
+        window += f" as of {to_iso(now)}" if as_of else f" until {to_iso(end)}" if end is not None else ""
         click.echo(f"{gpu_id}: spot floor, USD per GPU-hour, {window}.")
         lead = ["market"] if "market" in rows[0] else []
         emit_rows(rows, [*lead, "cloud", "gpu_count", "samples", "from", "to", "min", "median", "p90", "max",
@@ -425,8 +529,10 @@ def import_trace(file: str, db_path: str) -> None:
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not total:
-        raise click.ClickException(f"{file} has a header but no data rows; nothing imported")
-    click.echo(f"Imported {total} rows from {file} into {db_path}: {changed} new or changed; "
+        raise click.ClickException(f"{'standard input' if file == '-' else file} has a header but no data rows; "
+                                   "nothing imported")
+    click.echo(f"Imported {total} rows from {'standard input' if file == '-' else file} into {db_path}: "
+               f"{changed} new or changed; "
                f"{len(seen.markets)} markets ({len(seen.types)} GPU types), "
                f"{to_iso(seen.first)} to {to_iso(seen.last)}.")
 
@@ -486,8 +592,11 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
     """
     from bidder.traces import write_trace
 
+    for name in gpus:
+        _named(name, "--gpu")
     with _open(db_path) as store:
-        now = db_now(store, None, allow_past=True, say=False) if _relative(since) else datetime.now(UTC)
+        counted = _relative(since) or _relative(until)
+        now = db_now(store, None, allow_past=True, say=False) if counted else datetime.now(UTC)
         start = parse_since(since, now)
         end = _not_before(parse_when(until, now, "--until"), start)
         chosen = market_filter(market)
@@ -500,17 +609,49 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
         if output is None:
             count = write_trace(quotes, sys.stdout, market=with_market)
         else:
-            target = Path(output)
-            if not (target.parent if str(target.parent) else Path(".")).is_dir():
-                raise ConfigError(f"cannot write {output}: folder {target.parent} does not exist (create it first)",
-                                  key="output")
-            fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", suffix=".part")
-            try:
-                with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-                    count = write_trace(quotes, handle, market=with_market)
-                os.chmod(tmp, file_mode())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            count = _write_file(output, lambda handle: write_trace(quotes, handle, market=with_market))
     click.echo(f"Exported {count} rows{f' to {output}' if output else ''}.", err=True)
+
+
+def _write_file(output: str, write: Callable[[IO[str]], int]) -> int:
+    """Write `output` through `write(handle)`, returning what it returns. A regular file (or a new
+    one) is written whole or not at all: a temporary file beside it, then renamed over it; a symlink's
+    target is the file replaced, never the link. Anything else that is not a folder (a FIFO, a
+    character device such as /dev/stdout) is written directly: replacing it would destroy it. A place
+    that cannot be written is one ConfigError ("cannot write ...: reason"), never a traceback."""
+    given = Path(output)
+    try:
+        mode = given.stat().st_mode  # through symlinks
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise ConfigError(f"cannot write {output}: it is a folder", key="output")
+    if mode is not None and not stat.S_ISREG(mode):
+        try:  # opened by the name given: /dev/stdout's links end in a pipe no path names
+            with given.open("w", newline="", encoding="utf-8") as handle:
+                return write(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    folder = target.parent
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist (create it first)"
+        raise ConfigError(f"cannot write {output}: folder {folder} {why}", key="output")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc} (in folder {folder})", key="output") from None
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            count = write(handle)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
