@@ -164,3 +164,40 @@ def test_refresh_failure_warns_and_uses_the_stored_history(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "could not refresh prices" in result.stderr
     assert json.loads(result.stdout)["history"]["samples"] == 576
+
+
+def test_a_failed_refresh_says_why_and_does_not_suggest_refresh(tmp_path: Path) -> None:
+    """The stored history is stale (measured on the wall clock, the API did not answer): the error
+    names the failed refresh and its cause, not "(or pass --refresh)"."""
+    path = tmp_path / "old.db"
+    fill(path, days=1)
+    result = run(path, "--refresh", "--api-url", "http://127.0.0.1:9/graphql", "--gpu", "RTX A6000",
+                 "--hours", "2", now=None)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Error: --refresh failed: could not take a price snapshot from "
+                               "http://127.0.0.1:9/graphql (") and "Connection refused" in lines[0], lines[0]
+    assert "the newest price snapshot is" in lines[0] and "--refresh)" not in lines[0]
+
+
+def test_empty_gpu_and_unitless_durations_are_refused(db: Path) -> None:
+    empty = run(db, "--gpu", "", "--hours", "3")
+    assert empty.exit_code == 2 and "Invalid value for --gpu: must not be empty" in empty.stderr
+    bare = run(db, "--gpu", "RTX A6000", "--hours", "3", "--deadline", "90")
+    assert bare.exit_code == 2 and "'90' has no unit: give one, e.g. 90s, 90m, 90h or 90d" in bare.stderr
+    assert len(bare.stderr.strip().splitlines()) == 1
+    zero = run(db, "--gpu", "RTX A6000", "--hours", "3", "--deadline", "0")  # 0 needs no unit: it is in the past
+    assert zero.exit_code == 2 and "the deadline must be in the future" in zero.stderr
+
+
+def test_close_matches_rank_a_digit_transposition_first() -> None:
+    from bidder.errors import ConfigError
+    from bidder.gpu_names import resolve_gpu_types
+
+    known = {f"NVIDIA GeForce RTX {n}": f"RTX {n}" for n in ("3070", "3080", "3090", "4070 Ti", "4090")}
+    known["NVIDIA RTX 4000 Ada Generation"] = "RTX 4000 Ada"
+    with pytest.raises(ConfigError) as info:
+        resolve_gpu_types(["RTX 4900"], known)
+    close = str(info.value).split("close matches: ")[1].split(", ")
+    assert close[:2] == ["NVIDIA GeForce RTX 4090", "RTX 4090"], close

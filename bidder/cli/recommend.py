@@ -30,7 +30,7 @@ from bidder.cli.common import (
     resolve_api_key,
 )
 from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now
-from bidder.errors import ApiError
+from bidder.errors import ApiError, BidderError, InsufficientHistory
 from bidder.models import Decision, JobSpec, Policy
 from bidder.store import Store
 from bidder.units import format_duration, to_iso
@@ -63,9 +63,10 @@ def decision_dict(d: Decision) -> dict[str, Any]:
 
 
 def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_past: bool,
-             notes: list[str]) -> datetime:
+             notes: list[str]) -> tuple[datetime, ApiError | None]:
     """Take one snapshot through the collector, on the API's clock (or --now); a failure is a
-    warning, the stored history still serves. Returns the command's time."""
+    warning, the stored history still serves when it is recent enough. Returns the command's time
+    and the refresh's error (None when it worked)."""
     from bidder.collector import collect_once
     from bidder.runpod import RetryPolicy, RunPodClient
 
@@ -75,9 +76,9 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
             result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
         except ApiError as exc:
             notes.append(f"could not refresh prices from {api_url} ({exc}); using the stored history")
-            return now
+            return now, exc
     notes.append(f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}")
-    return now
+    return now, None
 
 
 @main.command("recommend", epilog=_EXAMPLE)
@@ -104,7 +105,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 @click.option("--min-savings", type=FiniteRange(min=0, max=1), default=0.15, show_default=True,
               help="Spot must beat on-demand by this share, after overheads.")
 @click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
-              help="Without a deadline, a wait for a lower floor must save this share of what can start now.")
+              help="Without a deadline, a wait for the spot floor to fall under a bid must save this share of "
+                   "what can start now (a wait for a floor already under the bid to settle is not held to it).")
 @click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="Decide as of this ISO 8601 time (e.g. for imported traces). Default: the emulator's "
@@ -124,7 +126,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     availability and interruption rate per bid, and prints the best choice within your price cap,
     budget, deadline and interruption tolerance, with the alternatives it weighed and why.
     """
-    from bidder.advisor import advise
+    from bidder.advisor import REFRESH_HINT, advise
     from bidder.cli.collect import gpu_names, market_filter, resolve_gpu_types
 
     if hours is None and not keep_running:
@@ -133,6 +135,9 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         raise click.UsageError("--hours and --keep-running exclude each other")
     if keep_running and deadline is not None:
         raise click.UsageError("--deadline applies to --hours jobs, not to --keep-running services")
+    if any(not name.strip() for name in gpus_named):  # "" is in every name: it matched every GPU type
+        raise click.BadParameter("must not be empty: give a GPU name such as \"RTX 4090\" (or leave --gpu out)",
+                                 param_hint="--gpu")
     if gpus_named and min_vram is not None:
         raise click.UsageError("give either --gpu or --min-vram, not both")
     if deadline is not None and deadline.total_seconds() <= 0:
@@ -140,9 +145,10 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     parse_now(now_text)
     store = Store.open(db_path, create=refresh)
     notes: list[str] = []
+    refresh_error: ApiError | None = None
     try:
         if refresh:
-            now = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
+            now, refresh_error = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
         else:
             now = db_now(store, now_text, allow_past=allow_past, notes=notes)
         gpu_types: tuple[str, ...] = ()
@@ -154,7 +160,16 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
                       restart_overhead_hours=restart_overhead.total_seconds() / 3600.0, market=market.lower())
         policy = Policy(max_price=max_price, budget=budget, tolerance=tolerance, min_savings=min_savings,
                         min_wait_savings=min_wait_savings)
-        decision, info = advise(store, job, policy, now)
+        try:
+            decision, info = advise(store, job, policy, now)
+        except InsufficientHistory as exc:
+            if refresh_error is None:
+                raise
+            # The real cause first; the stored history's age is then measured on the wall clock (the
+            # API, whose clock it would be, did not answer).
+            raise BidderError(f"--refresh failed: could not take a price snapshot from {api_url} ({refresh_error}), "
+                              f"and the stored prices cannot serve instead: "
+                              f"{str(exc).removesuffix(REFRESH_HINT)}") from None
     finally:
         store.close()
     notes.extend(info.notes)
