@@ -201,3 +201,22 @@ def test_close_matches_rank_a_digit_transposition_first() -> None:
         resolve_gpu_types(["RTX 4900"], known)
     close = str(info.value).split("close matches: ")[1].split(", ")
     assert close[:2] == ["NVIDIA GeForce RTX 4090", "RTX 4090"], close
+
+
+def test_infeasible_names_the_constraint_that_binds(db: Path) -> None:
+    """10 h of work in a 1 h deadline is the deadline's fault, whatever the tolerance; a budget that
+    rules out every bid the tolerance allows (and on-demand) is the budget's, not the tolerance's."""
+    short = run(db, "--gpu", "RTX A6000", "--hours", "10", "--deadline", "1h")
+    assert short.exit_code == 1
+    assert short.stderr.strip() == ("Error: no candidate meets the deadline: 10.0 h of work cannot finish in the "
+                                    "1.0 h before the deadline, even on-demand at full speed: set a later deadline")
+    free = json.loads(run(db, "--gpu", "RTX A6000", "--keep-running", "--format", "json").stdout)["decision"]
+    assert free["action"] == "on_demand"  # without a budget: spot's bids are over the tolerance
+    poor = run(db, "--gpu", "RTX A6000", "--keep-running", "--budget", "1")
+    assert poor.exit_code == 1
+    assert poor.stderr.startswith("Error: no candidate meets the budget: RTX A6000 on-demand would cost"), poor.stderr
+    from bidder.errors import Infeasible
+    with Store.open(db) as store, pytest.raises(Infeasible) as info:
+        advise(store, JobSpec(gpu_types=("NVIDIA RTX A6000",), keep_running=True), Policy(tolerance=2.0, budget=1.0),
+               NOW)
+    assert info.value.constraint == "budget"
