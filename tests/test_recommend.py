@@ -20,7 +20,7 @@ from bidder.units import to_iso
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEYS = {"action", "gpu_type", "cloud", "gpu_count", "bid_per_gpu", "expected_cost_per_hour",
         "expected_interruptions_per_day", "expected_total_cost", "expected_completion_hours", "reasons",
-        "market"}  # market: added with Vast (issue 10)
+        "market", "expected_interruptions"}  # market: added with Vast (issue 10); expected_interruptions: the count
 CATALOGUE = [GpuTypeInfo(id="NVIDIA RTX A6000", display_name="RTX A6000", memory_in_gb=48),
              GpuTypeInfo(id="NVIDIA GeForce RTX 4090", display_name="RTX 4090", memory_in_gb=24)]
 
@@ -220,3 +220,17 @@ def test_infeasible_names_the_constraint_that_binds(db: Path) -> None:
         advise(store, JobSpec(gpu_types=("NVIDIA RTX A6000",), keep_running=True), Policy(tolerance=2.0, budget=1.0),
                NOW)
     assert info.value.constraint == "budget"
+
+
+def test_interruptions_per_day_is_labelled_per_day_of_the_window_and_the_count_is_given(db: Path) -> None:
+    """The rate is per day of the job's window (the tolerance's unit), so it falls as the deadline grows
+    for the same work; the table says so and the JSON adds the count over the job."""
+    for days in (1, 3, 10):
+        data = json.loads(run(db, "--gpu", "RTX A6000", "--hours", "10", "--deadline", f"{days}d",
+                              "--format", "json").stdout)
+        for d in (data["decision"], *data["alternatives"]):
+            assert d["expected_interruptions"] == pytest.approx(d["expected_interruptions_per_day"] * days, abs=1e-3)
+    service = json.loads(run(db, "--keep-running", "--format", "json").stdout)["decision"]
+    assert service["expected_interruptions"] is None
+    table = run(db, "--gpu", "RTX A6000", "--hours", "10", "--deadline", "3d").stdout
+    assert "interruptions expected (" in table.splitlines()[1] and "per day to the deadline)" in table.splitlines()[1]

@@ -34,6 +34,7 @@ from bidder.cli.common import (
     resolve_vast_api_key,
     vast_options,
 )
+from bidder.cli.recommend import expected_interruptions
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
@@ -135,7 +136,7 @@ def decision_dict(d: Decision) -> dict[str, Any]:
             "act_below": d.act_below, "reasons": list(d.reasons), "market": d.market}
 
 
-def _plan_line(d: Decision, on_demand_price: float | None = None) -> str:
+def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: float | None = None) -> str:
     """The plan before "Launch it?": what, where and at what price per hour (`on_demand_price`: the
     on-demand price per GPU-hour of the decision's market, shown for an on-demand plan)."""
     if d.action == "wait":
@@ -144,8 +145,12 @@ def _plan_line(d: Decision, on_demand_price: float | None = None) -> str:
     gpus = "GPU" if d.gpu_count == 1 else "GPUs"
     if d.action == "spot":
         assert d.bid_per_gpu is not None  # a spot decision carries its bid
+        # A batch job's rate is per day of its window (to the deadline, or to completion): say the count.
+        count = None if d.expected_completion_hours is None else expected_interruptions(d, window_hours)
+        expect = (f"{d.expected_interruptions_per_day:.1f} interruptions/day expected" if count is None
+                  else f"{count:.1f} interruptions expected over the job")
         price = (f"spot, bid ${d.bid_per_gpu:.3f}/GPU-h x {d.gpu_count} {gpus} = ${d.bid_per_gpu * d.gpu_count:.3f}/h, "
-                 f"{d.expected_interruptions_per_day:.1f} interruptions/day expected")
+                 f"{expect}")
     elif on_demand_price is not None:
         price = (f"on-demand, ${on_demand_price:.3f}/GPU-h x {d.gpu_count} {gpus} = "
                  f"${on_demand_price * d.gpu_count:.3f}/h, no interruptions")
@@ -329,7 +334,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         for note in notes:  # (JSON keeps stdout to the one object)
             click.echo(f"Note: {note}", err=fmt == "json")
         if fmt == "table":
-            click.echo(f"Plan: {_plan_line(decision, _on_demand_price(store, decision))}")
+            window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
+            click.echo(f"Plan: {_plan_line(decision, _on_demand_price(store, decision), window)}")
             for reason in decision.reasons[1:]:
                 click.echo(f"  {reason}")
         if decision.action == "wait":

@@ -35,7 +35,7 @@ from bidder.models import Decision, JobSpec, Policy
 from bidder.store import Store
 from bidder.units import format_duration, to_iso
 
-__all__ = ["decision_dict", "recommend"]
+__all__ = ["decision_dict", "expected_interruptions", "recommend"]
 
 _EXAMPLE = """\b
 Examples:
@@ -45,8 +45,20 @@ Examples:
 
 
 
-def decision_dict(d: Decision) -> dict[str, Any]:
-    """One decision in the JSON shape scripts rely on (`bidder recommend --format json`)."""
+def expected_interruptions(d: Decision, window_hours: float | None) -> float | None:
+    """The expected interruptions over the work left: `expected_interruptions_per_day` is per day of
+    the job's window (now to the deadline, `window_hours`; without one, to the expected completion),
+    the unit the tolerance is held to, so the count is that rate times the window's days. None for a
+    service (its rate is per day)."""
+    window = window_hours if window_hours is not None else d.expected_completion_hours
+    if window is None:
+        return None
+    return round(d.expected_interruptions_per_day * window / 24.0, 4)
+
+
+def decision_dict(d: Decision, window_hours: float | None = None) -> dict[str, Any]:
+    """One decision in the JSON shape scripts rely on (`bidder recommend --format json`);
+    `window_hours`: the hours to the deadline, if any (`expected_interruptions`)."""
     return {
         "action": d.action,
         "gpu_type": d.gpu_type_id,
@@ -59,6 +71,7 @@ def decision_dict(d: Decision) -> dict[str, Any]:
         "expected_completion_hours": d.expected_completion_hours,
         "reasons": list(d.reasons),
         "market": d.market,
+        "expected_interruptions": expected_interruptions(d, window_hours),  # added: the count, not a rate
     }
 
 
@@ -173,10 +186,11 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     finally:
         store.close()
     notes.extend(info.notes)
+    window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
     if fmt == "json":
         click.echo(json.dumps({
-            "decision": decision_dict(decision),
-            "alternatives": [decision_dict(a) for a in decision.alternatives],
+            "decision": decision_dict(decision, window),
+            "alternatives": [decision_dict(a, window) for a in decision.alternatives],
             "history": {"from": None if info.from_ts is None else to_iso(info.from_ts),
                         "to": None if info.to_ts is None else to_iso(info.to_ts),
                         "samples": info.samples},
@@ -184,7 +198,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         for note in notes:
             click.echo(note, err=True)
         return
-    _print_table(decision, info, notes, keep_running)
+    _print_table(decision, info, notes, keep_running, window)
 
 
 def _headline(d: Decision) -> str:
@@ -207,13 +221,18 @@ def _row(rank: int | str, d: Decision) -> dict[str, Any]:
             "total": d.expected_total_cost, "done_h": d.expected_completion_hours}
 
 
-def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool) -> None:
+def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool, window: float | None) -> None:
     click.echo(_headline(d))
     total = "per day" if keep_running else "for the work left"
     parts = []
     if d.expected_cost_per_hour is not None:
         parts.append(f"expected ${d.expected_cost_per_hour:.4f} per useful GPU-hour")
-    parts.append(f"{d.expected_interruptions_per_day:.2f} interruptions/day")
+    count = expected_interruptions(d, window)
+    if count is None:  # a service: per day of running
+        parts.append(f"{d.expected_interruptions_per_day:.2f} interruptions/day")
+    else:  # a batch job: the tolerance's unit, per day of the window, and the count it makes
+        span = "to the deadline" if window is not None else "to completion"
+        parts.append(f"{count:.2f} interruptions expected ({d.expected_interruptions_per_day:.2f} per day {span})")
     if d.expected_total_cost is not None:
         parts.append(f"${d.expected_total_cost:.2f} {total}")
     if d.expected_completion_hours is not None:
@@ -223,7 +242,9 @@ def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool) -
         click.echo(f"  why: {reason}")
     if d.alternatives:
         click.echo("")
-        click.echo("Alternatives weighed (best first; bid = spot bid, or for wait the floor it waits for):")
+        per = ("" if keep_running else "; intr/day = per day to the deadline" if window is not None
+               else "; intr/day = per day to completion")
+        click.echo(f"Alternatives weighed (best first; bid = spot bid, or for wait the floor it waits for{per}):")
         rows = [_row("*", d)] + [_row(i, a) for i, a in enumerate(d.alternatives, start=1)]
         # RunPod-only tables read as before; with another market in them, each row names its market.
         lead = ("market",) if any(a.market not in (None, "runpod") for a in (d, *d.alternatives)) else ()
