@@ -23,7 +23,10 @@ from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, Market
 from bidder.optimizer import decide, select_quotes, uses_plan
 from bidder.units import format_duration
 
-__all__ = ["DEFAULT_HISTORY_DAYS", "HistoryInfo", "advise", "gather_stats", "history_note"]
+__all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "HistoryInfo", "advise", "gather_stats", "history_note"]
+
+#: The end of the stale-snapshot message (`bidder recommend` drops it when its --refresh failed).
+REFRESH_HINT = " (or pass --refresh)"
 
 #: History read per market: with the default 72 h half-life, older samples weigh under 0.1%.
 DEFAULT_HISTORY_DAYS = 30.0
@@ -99,8 +102,8 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
     age_hours = (now - newest).total_seconds() / 3600.0
     if age_hours > max_snapshot_age_hours:
         raise InsufficientHistory(f"the newest price snapshot is {format_duration(age_hours * 3600)} old "
-                                  f"({newest.isoformat()}): collect a fresh one with `bidder collect` "
-                                  "(or pass --refresh)", samples=len(quotes))
+                                  f"({newest.isoformat()}): collect a fresh one with `bidder collect`"
+                                  + REFRESH_HINT, samples=len(quotes))
     chosen = select_quotes(job, quotes)
     stats_params.setdefault("floor_model", uses_plan(job, policy))  # services and open-ended jobs need none
     stats, info = gather_stats(store, [q.key for q in chosen], now,

@@ -190,13 +190,17 @@ class _Candidate:
 
 @dataclass
 class _Rejections:
-    """Why candidates were ruled out; the cheapest ruled-out one names the constraint."""
+    """Why candidates were ruled out. The error names the constraint that rules out the cheapest
+    candidate that would otherwise have been chosen: a candidate ruled out by that constraint alone
+    (`alone`) comes before any ruled out by several (lifting one of those would not make it
+    choosable), the cheapest first. So a budget that rules out every bid the tolerance allows is
+    named, not the tolerance that also rules out the cheaper bids."""
 
-    best: tuple[float, str, str] | None = None
+    best: tuple[bool, float, str, str] | None = None  # (not alone, cost, constraint, message)
 
-    def add(self, cost: float, constraint: str, message: str) -> None:
-        if self.best is None or cost < self.best[0]:
-            self.best = (cost, constraint, message)
+    def add(self, cost: float, constraint: str, message: str, *, alone: bool = True) -> None:
+        if self.best is None or (not alone, cost) < self.best[:2]:
+            self.best = (not alone, cost, constraint, message)
 
 
 def select_quotes(job: JobSpec, quotes: Sequence[PriceQuote]) -> list[PriceQuote]:
@@ -492,18 +496,24 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         s = job.speed_of(q.gpu_type_id)
         cost = price / s
         is_current = progress.current_action == "on_demand" and _same_market(progress, q)
-        if price > cap:
-            rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at ${price:.3f} is over the "
-                         f"max price ${cap:.3f}")
-            continue
         hours = None if keep_running else work / s
         total = cost * g * (24.0 if keep_running else work)
-        if budget_left is not None and total > budget_left + 1e-9:
-            rejected.add(cost, "budget", _budget_message(q, "on-demand", total, budget_left, keep_running))
+        over_price = price > cap
+        over_budget = budget_left is not None and total > budget_left + 1e-9
+        late = hours is not None and hours > time_left + 1e-9
+        alone = over_price + over_budget + late == 1  # (for the error's choice of constraint only)
+        if over_price:
+            rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at ${price:.3f} is over the "
+                         f"max price ${cap:.3f}", alone=alone)
             continue
-        if hours is not None and hours > time_left + 1e-9:
+        if over_budget:
+            assert budget_left is not None
+            rejected.add(cost, "budget", _budget_message(q, "on-demand", total, budget_left, keep_running),
+                         alone=alone)
+            continue
+        if late:
             rejected.add(cost, "deadline", f"{_short(q.gpu_type_id)} on-demand needs {hours:.1f} h of running "
-                         f"but the deadline is {max(time_left, 0):.1f} h away")
+                         f"but the deadline is {max(time_left, 0):.1f} h away", alone=alone)
             continue
         ondemand.append(_Candidate("on_demand", q, None, cost, cost, 0.0, 0.0, total, hours, 0.0,
                                    current=is_current, progress_rate=s))
@@ -543,8 +553,13 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     acting = ondemand + spot_now
     kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
     if not acting and kappa is None:
+        fastest = max((job.speed_of(q.gpu_type_id) for q in markets), default=1.0)
+        if not keep_running and work / fastest > time_left + 1e-9:  # nothing else could matter
+            raise Infeasible(f"no candidate meets the deadline: {work:.1f} h of work cannot finish in the "
+                             f"{time_left:.1f} h before the deadline, even on-demand at full speed: set a later "
+                             "deadline", constraint="deadline")
         if rejected.best is not None:
-            _, constraint, message = rejected.best
+            _, _, constraint, message = rejected.best
             raise Infeasible(f"no candidate meets the {constraint.replace('_', ' ')}: {message}",
                              constraint=constraint)
         raise Infeasible("no candidate can run: no on-demand price and no spot history for the accepted GPU "
@@ -793,10 +808,22 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         spot_now.append(candidate("spot", now_plan, (i, j), lam[row], float(bids[row])))
         best_ready = float(now_plan["cost"][i, j])
     elif now_settled.any():  # something could run now: say which constraint stops the cheapest
-        i, j = _cheapest(now_plan["run"], now_settled)
-        _reject_spot(q, st, i if rows is None else int(rows[i]), float(now_plan["per_day"][i, j]),
-                     float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
-                     budget_left, keep_running, rejected)
+        # The cheapest bid, and for each constraint the cheapest bid it alone rules out (the error
+        # names the constraint that rules out the cheapest candidate otherwise choosable).
+        with np.errstate(invalid="ignore"):
+            fails = {"tolerance": now_plan["per_day"] > tolerance + 1e-12,
+                     "min_savings": now_plan["run"] > max_savings_cost,
+                     "budget": (now_plan["total"] > budget_left + 1e-9 if budget_left is not None
+                                else np.zeros(now_settled.shape, dtype=bool)),
+                     "deadline": ~np.isfinite(now_plan["cost"])}
+        count = sum(f.astype(int) for f in fails.values())
+        picks = [(_cheapest(now_plan["run"], now_settled), None)]
+        picks += [(_cheapest(now_plan["run"], now_settled & f & (count == 1)), name)
+                  for name, f in fails.items() if (now_settled & f & (count == 1)).any()]
+        for (i, j), only in picks:
+            _reject_spot(q, st, i if rows is None else int(rows[i]), float(now_plan["per_day"][i, j]),
+                         float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
+                         budget_left, keep_running, rejected, only=only, alone=bool(count[i, j] == 1))
     # Waiting first spends slack: the expected rest of the floor's current excursion above b, then the
     # settling age the plan still needs.
     # Only bids in range with some time under them can make a plan (the rest are never valid).
@@ -861,19 +888,22 @@ def _two_phase(price: np.ndarray, run: np.ndarray, rho: np.ndarray, lam_now: np.
 
 def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cost: float, tolerance: float,
                  max_savings_cost: float, total: float, budget_left: float | None, keep_running: bool,
-                 rejected: _Rejections) -> None:
+                 rejected: _Rejections, *, only: str | None = None, alone: bool = True) -> None:
+    """Record why spot at bid index `i` was ruled out: the first constraint it breaks, or `only`."""
     name = f"{_short(q.gpu_type_id)} spot at ${st.bids[i]:.3f}"
-    if per_day > tolerance:
-        rejected.add(run_cost, "tolerance", f"{name} expects {per_day:.1f} interruptions/day, over the "
-                     f"tolerance of {tolerance:g}/day")
-    elif run_cost > max_savings_cost:
+    per = "day" if keep_running else "day of the window"
+    if only == "tolerance" or (only is None and per_day > tolerance):
+        rejected.add(run_cost, "tolerance", f"{name} expects {per_day:.1f} interruptions per {per}, over the "
+                     f"tolerance of {tolerance:g}/day", alone=alone)
+    elif only == "min_savings" or (only is None and run_cost > max_savings_cost):
         rejected.add(run_cost, "min_savings", f"{name} costs ${run_cost:.3f} per useful hour after restarts, "
-                     "not enough under on-demand")
-    elif budget_left is not None and total > budget_left:
+                     "not enough under on-demand", alone=alone)
+    elif only == "budget" or (only is None and budget_left is not None and total > budget_left):
+        assert budget_left is not None
         rejected.add(run_cost, "budget", _budget_message(q, f"spot at ${st.bids[i]:.3f}", total, budget_left,
-                                                         keep_running))
+                                                         keep_running), alone=alone)
     else:
-        rejected.add(run_cost, "deadline", f"{name} cannot finish before the deadline")
+        rejected.add(run_cost, "deadline", f"{name} cannot finish before the deadline", alone=alone)
 
 
 def _fmt_hours(hours: float) -> str:

@@ -228,6 +228,13 @@ def test_launch_asks_before_spending(env):
     (("--gpu", A6000, "--image", "img", "--ports", "8888"), 2, "--ports 8888: '8888' is not PORT/http"),
     (("--gpu", A6000, "--image", "img", "--max-price", "0.01", "--yes"), 1, "Error: no candidate meets the max"),
     (("--gpu", "H900", "--image", "img"), 1, "Error: unknown GPU type 'H900'"),
+    # As `recommend` validates them (a deadline of 0 gave "no candidate meets the tolerance").
+    (("--gpu", A6000, "--image", "img", "--hours", "5", "--deadline", "0s"), 2, "the deadline must be in the future"),
+    # A bare number was read as seconds.
+    (("--gpu", A6000, "--image", "img", "--hours", "5", "--deadline", "90"), 2, "'90' has no unit: give one, e.g. 90s"),
+    (("--gpu", A6000, "--image", "img", "--restart-overhead", "5"), 2, "'5' has no unit"),
+    # The option, not "option: job name ...".
+    (("--gpu", A6000, "--image", "img", "--name", "../x"), 2, "Invalid value for --name: '../x' must be letters"),
 ])
 def test_launch_errors_are_one_line(env, args, code, fragment):
     result = launch(env, *args)
@@ -236,6 +243,16 @@ def test_launch_errors_are_one_line(env, args, code, fragment):
     assert last.startswith("Error: ") and fragment in last, result.stderr
     assert "Traceback" not in result.stderr
     assert env.emu.world.pods == {}
+
+
+def test_an_on_demand_plan_shows_its_price_before_asking(env):
+    result = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", "--gpus", "2", input="n\n")
+    assert result.exit_code == 1 and env.emu.world.pods == {}
+    plan = next(line for line in result.stdout.splitlines() if line.startswith("Plan: "))
+    cloud = "SECURE" if "(SECURE)" in plan else "COMMUNITY"
+    price = env.emu.world.on_demand(A6000, cloud)
+    assert f"on-demand, ${price:.3f}/GPU-h x 2 GPUs = ${2 * price:.3f}/h, no interruptions" in plan, plan
+    assert result.output.index("Plan: ") < result.output.index("Launch it?")
 
 
 def test_launch_with_the_api_down_exits_1_with_one_line(env, tmp_path):

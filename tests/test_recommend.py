@@ -20,7 +20,7 @@ from bidder.units import to_iso
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEYS = {"action", "gpu_type", "cloud", "gpu_count", "bid_per_gpu", "expected_cost_per_hour",
         "expected_interruptions_per_day", "expected_total_cost", "expected_completion_hours", "reasons",
-        "market"}  # market: added with Vast (issue 10)
+        "market", "expected_interruptions"}  # market: added with Vast (issue 10); expected_interruptions: the count
 CATALOGUE = [GpuTypeInfo(id="NVIDIA RTX A6000", display_name="RTX A6000", memory_in_gb=48),
              GpuTypeInfo(id="NVIDIA GeForce RTX 4090", display_name="RTX 4090", memory_in_gb=24)]
 
@@ -164,3 +164,73 @@ def test_refresh_failure_warns_and_uses_the_stored_history(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "could not refresh prices" in result.stderr
     assert json.loads(result.stdout)["history"]["samples"] == 576
+
+
+def test_a_failed_refresh_says_why_and_does_not_suggest_refresh(tmp_path: Path) -> None:
+    """The stored history is stale (measured on the wall clock, the API did not answer): the error
+    names the failed refresh and its cause, not "(or pass --refresh)"."""
+    path = tmp_path / "old.db"
+    fill(path, days=1)
+    result = run(path, "--refresh", "--api-url", "http://127.0.0.1:9/graphql", "--gpu", "RTX A6000",
+                 "--hours", "2", now=None)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Error: --refresh failed: could not take a price snapshot from "
+                               "http://127.0.0.1:9/graphql (") and "Connection refused" in lines[0], lines[0]
+    assert "the newest price snapshot is" in lines[0] and "--refresh)" not in lines[0]
+
+
+def test_empty_gpu_and_unitless_durations_are_refused(db: Path) -> None:
+    empty = run(db, "--gpu", "", "--hours", "3")
+    assert empty.exit_code == 2 and "Invalid value for --gpu: must not be empty" in empty.stderr
+    bare = run(db, "--gpu", "RTX A6000", "--hours", "3", "--deadline", "90")
+    assert bare.exit_code == 2 and "'90' has no unit: give one, e.g. 90s, 90m, 90h or 90d" in bare.stderr
+    assert len(bare.stderr.strip().splitlines()) == 1
+    zero = run(db, "--gpu", "RTX A6000", "--hours", "3", "--deadline", "0")  # 0 needs no unit: it is in the past
+    assert zero.exit_code == 2 and "the deadline must be in the future" in zero.stderr
+
+
+def test_close_matches_rank_a_digit_transposition_first() -> None:
+    from bidder.errors import ConfigError
+    from bidder.gpu_names import resolve_gpu_types
+
+    known = {f"NVIDIA GeForce RTX {n}": f"RTX {n}" for n in ("3070", "3080", "3090", "4070 Ti", "4090")}
+    known["NVIDIA RTX 4000 Ada Generation"] = "RTX 4000 Ada"
+    with pytest.raises(ConfigError) as info:
+        resolve_gpu_types(["RTX 4900"], known)
+    close = str(info.value).split("close matches: ")[1].split(", ")
+    assert close[:2] == ["NVIDIA GeForce RTX 4090", "RTX 4090"], close
+
+
+def test_infeasible_names_the_constraint_that_binds(db: Path) -> None:
+    """10 h of work in a 1 h deadline is the deadline's fault, whatever the tolerance; a budget that
+    rules out every bid the tolerance allows (and on-demand) is the budget's, not the tolerance's."""
+    short = run(db, "--gpu", "RTX A6000", "--hours", "10", "--deadline", "1h")
+    assert short.exit_code == 1
+    assert short.stderr.strip() == ("Error: no candidate meets the deadline: 10.0 h of work cannot finish in the "
+                                    "1.0 h before the deadline, even on-demand at full speed: set a later deadline")
+    free = json.loads(run(db, "--gpu", "RTX A6000", "--keep-running", "--format", "json").stdout)["decision"]
+    assert free["action"] == "on_demand"  # without a budget: spot's bids are over the tolerance
+    poor = run(db, "--gpu", "RTX A6000", "--keep-running", "--budget", "1")
+    assert poor.exit_code == 1
+    assert poor.stderr.startswith("Error: no candidate meets the budget: RTX A6000 on-demand would cost"), poor.stderr
+    from bidder.errors import Infeasible
+    with Store.open(db) as store, pytest.raises(Infeasible) as info:
+        advise(store, JobSpec(gpu_types=("NVIDIA RTX A6000",), keep_running=True), Policy(tolerance=2.0, budget=1.0),
+               NOW)
+    assert info.value.constraint == "budget"
+
+
+def test_interruptions_per_day_is_labelled_per_day_of_the_window_and_the_count_is_given(db: Path) -> None:
+    """The rate is per day of the job's window (the tolerance's unit), so it falls as the deadline grows
+    for the same work; the table says so and the JSON adds the count over the job."""
+    for days in (1, 3, 10):
+        data = json.loads(run(db, "--gpu", "RTX A6000", "--hours", "10", "--deadline", f"{days}d",
+                              "--format", "json").stdout)
+        for d in (data["decision"], *data["alternatives"]):
+            assert d["expected_interruptions"] == pytest.approx(d["expected_interruptions_per_day"] * days, abs=1e-3)
+    service = json.loads(run(db, "--keep-running", "--format", "json").stdout)["decision"]
+    assert service["expected_interruptions"] is None
+    table = run(db, "--gpu", "RTX A6000", "--hours", "10", "--deadline", "3d").stdout
+    assert "interruptions expected (" in table.splitlines()[1] and "per day to the deadline)" in table.splitlines()[1]

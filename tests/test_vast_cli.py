@@ -80,6 +80,42 @@ def test_launch_any_names_the_market_it_landed_on(env):
     assert (len(live(emu)), len(runpod_live)) == ((1, 0) if market == "vast" else (0, 1))
 
 
+def test_launch_any_with_a_runpod_template_plans_on_runpod(env):
+    """A RunPod template id (or network volume, or ports) keeps `--market any` on RunPod: Vast was
+    chosen, then refused for want of an image."""
+    result = cli(env, "launch", "--gpu", RTX4090, "--gpu", VAST4090, "--tolerance", "none",
+                 "--template-id", "tmpl123", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Note: --template-id is RunPod's: planning on RunPod only" in result.stdout
+    plan = next(line for line in result.stdout.splitlines() if line.startswith("Plan: "))
+    assert plan.startswith(f"Plan: {RTX4090} (") and "vast" not in plan, plan
+    assert "# podFindAndDeployOnDemand" in result.stdout and '"templateId": "tmpl123"' in result.stdout
+
+
+def test_launch_on_vast_refuses_the_options_it_cannot_honour(env):
+    emu, _ = env
+    result = cli(env, "launch", "--market", "vast", "--gpu", VAST4090, "--image", "img", "--ports", "22/tcp",
+                 "--template-id", "t", "--network-volume", "nv", "--dry-run")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: --template-id, --network-volume, --ports are RunPod's: "
+                                                   "a Vast instance cannot honour them"), lines
+    assert live(emu) == []
+
+
+def test_launch_says_when_runpod_prices_could_not_be_refreshed(env):
+    emu, tmp = env
+    keys = {"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY}
+    result = CliRunner(env=keys).invoke(main, [
+        "launch", "--gpu", RTX4090, "--gpu", VAST4090, "--image", "img", "--tolerance", "none", "--dry-run",
+        "--retries", "1", "--db", str(tmp / "bidder.db"), "--api-url", "http://127.0.0.1:9/graphql",
+        "--vast-url", emu.vast_url, "--now", to_iso(emu.now)])
+    assert result.exit_code == 0, result.output
+    note = next(line for line in result.stdout.splitlines() if line.startswith("Note: "))
+    assert note.startswith("Note: RunPod's prices could not be refreshed (") and "Connection refused" in note, note
+    assert "the plan uses its stored prices of" in note and note.endswith("Vast's prices were refreshed"), note
+
+
 def test_tick_pods_jobs_and_stop_on_vast(env):
     emu, tmp = env
     config = ["--config", str(tmp / "bidder.toml")]

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_DB",
     "DEFAULT_VAST_URL",
     "DURATION",
+    "DURATION_WITH_UNIT",
     "HOURS_HELP",
     "INT_LIST",
     "MARKET_CHOICES",
@@ -70,11 +72,20 @@ class FiniteRange(click.FloatRange):
 
 
 class DurationType(click.ParamType):
+    """A duration such as 90s, 15m, 2h, 3d. `unit_required`: a bare number other than 0 is refused
+    (for --deadline and --restart-overhead, where "90" read as 90 seconds surprised users)."""
+
     name = "duration"
+
+    def __init__(self, unit_required: bool = False) -> None:
+        self.unit_required = unit_required
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
             return value
+        if self.unit_required and isinstance(value, str) and _BARE_NUMBER.match(value) and float(value) != 0:
+            self.fail(f"{value.strip()!r} has no unit: give one, e.g. {value.strip()}s, {value.strip()}m, "
+                      f"{value.strip()}h or {value.strip()}d (s, m, h, d, w)", param, ctx)
         try:
             return parse_duration(value)
         except ValueError as exc:
@@ -129,7 +140,10 @@ def parse_when(text: str | None, now: datetime, option: str, *, allow_all: bool 
                                  f"(e.g. 2026-01-01T00:00:00Z){also}", param_hint=option) from None
 
 
+_BARE_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 DURATION = DurationType()
+#: A duration that must carry its unit (a bare 0 aside): `recommend` and `launch`'s --deadline, --restart-overhead.
+DURATION_WITH_UNIT = DurationType(unit_required=True)
 INT_LIST = IntListType()
 TOLERANCE = ToleranceType()
 

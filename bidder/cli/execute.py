@@ -20,7 +20,7 @@ import click
 from bidder.cli import main
 from bidder.cli.common import (
     CLOUD_CHOICE,
-    DURATION,
+    DURATION_WITH_UNIT,
     HOURS_HELP,
     MAX_HOURS,
     TOLERANCE,
@@ -34,11 +34,12 @@ from bidder.cli.common import (
     resolve_vast_api_key,
     vast_options,
 )
+from bidder.cli.recommend import expected_interruptions
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
-from bidder.jobs import DEFAULT_CONFIG, MAX_DISK_GB, JobConfig, job_from_values, load_config
+from bidder.jobs import DEFAULT_CONFIG, JOB_SETTINGS, MAX_DISK_GB, JobConfig, job_from_values, load_config
 from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import Store, estimate_spend
@@ -135,14 +136,24 @@ def decision_dict(d: Decision) -> dict[str, Any]:
             "act_below": d.act_below, "reasons": list(d.reasons), "market": d.market}
 
 
-def _plan_line(d: Decision) -> str:
+def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: float | None = None) -> str:
+    """The plan before "Launch it?": what, where and at what price per hour (`on_demand_price`: the
+    on-demand price per GPU-hour of the decision's market, shown for an on-demand plan)."""
     if d.action == "wait":
         below = f" (acts when the floor is at or below ${d.act_below:.3f})" if d.act_below is not None else ""
         return f"wait{below}: {d.reasons[0] if d.reasons else ''}"
+    gpus = "GPU" if d.gpu_count == 1 else "GPUs"
     if d.action == "spot":
         assert d.bid_per_gpu is not None  # a spot decision carries its bid
-        price = (f"spot, bid ${d.bid_per_gpu:.3f}/GPU-h x {d.gpu_count} GPU = ${d.bid_per_gpu * d.gpu_count:.3f}/h, "
-                 f"{d.expected_interruptions_per_day:.1f} interruptions/day expected")
+        # A batch job's rate is per day of its window (to the deadline, or to completion): say the count.
+        count = None if d.expected_completion_hours is None else expected_interruptions(d, window_hours)
+        expect = (f"{d.expected_interruptions_per_day:.1f} interruptions/day expected" if count is None
+                  else f"{count:.1f} interruptions expected over the job")
+        price = (f"spot, bid ${d.bid_per_gpu:.3f}/GPU-h x {d.gpu_count} {gpus} = ${d.bid_per_gpu * d.gpu_count:.3f}/h, "
+                 f"{expect}")
+    elif on_demand_price is not None:
+        price = (f"on-demand, ${on_demand_price:.3f}/GPU-h x {d.gpu_count} {gpus} = "
+                 f"${on_demand_price * d.gpu_count:.3f}/h, no interruptions")
     else:
         price = "on-demand, no interruptions"
     cost = (f"; about ${d.expected_total_cost:.2f} in all" if d.expected_total_cost is not None
@@ -214,10 +225,11 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None,
               help=f"{HOURS_HELP} (default: keep running).")
 @click.option("--keep-running", is_flag=True, default=False, help="A service with no end (the default).")
-@click.option("--deadline", type=DURATION, default=None, help="Finish within this long (needs --hours), e.g. 3d.")
+@click.option("--deadline", type=DURATION_WITH_UNIT, default=None,
+              help="Finish within this long (needs --hours), e.g. 3d (a unit is required: s, m, h, d, w).")
 @click.option("--budget", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Most to spend on the job.")
-@click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
+@click.option("--restart-overhead", type=DURATION_WITH_UNIT, default="10m", show_default=True,
               help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--max-spend-per-hour", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Launch only if the pods in the ledger (your managed jobs' and earlier launches') and this one "
@@ -227,10 +239,10 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--disk", type=click.IntRange(min=1, max=MAX_DISK_GB), default=40, show_default=True, help="Container disk, GB.")
 @click.option("--volume", type=click.IntRange(min=0, max=MAX_DISK_GB), default=0, show_default=True, help="Volume disk, GB.")
 @click.option("--mount", default="/workspace", show_default=True, help="Volume mount path.")
-@click.option("--ports", default=None, help="Ports to expose, e.g. 8888/http,22/tcp.")
+@click.option("--ports", default=None, help="Ports to expose, e.g. 8888/http,22/tcp (RunPod only).")
 @click.option("--env", multiple=True, metavar="K=V", help="Environment variable (repeat).")
-@click.option("--template-id", default=None, help="RunPod template id.")
-@click.option("--network-volume", default=None, help="Network volume id (data that follows the job).")
+@click.option("--template-id", default=None, help="RunPod template id (RunPod only).")
+@click.option("--network-volume", default=None, help="RunPod network volume id (data that follows the job; RunPod only).")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Alternatives to try when one has no capacity.")
 @click.option("--dry-run", is_flag=True, help="Print the exact GraphQL requests (key masked); send nothing.")
@@ -255,9 +267,30 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     if name is not None and not name.strip():
         raise click.BadParameter("must not be empty (leave it out for bidder-launch)", param_hint="--name")
     name = name or "bidder-launch"
+    try:
+        _NAME_SETTING.parse(name)
+    except ValueError as exc:
+        raise click.BadParameter(f"{name!r} {exc}", param_hint="--name") from None
     max_spend_per_hour = options.pop("max_spend_per_hour")
     if options.pop("keep_running") and options.get("hours") is not None:
         raise click.UsageError("give --hours or --keep-running, not both")
+    if options.get("deadline") is not None and options["deadline"].total_seconds() <= 0:
+        raise click.BadParameter("the deadline must be in the future, e.g. 3d", param_hint="--deadline")
+    # Options only RunPod honours (the Vast create sends image, env and disk; README, "Vast"): with
+    # --market vast they are refused, with any they keep the launch on RunPod.
+    runpod_only = [flag for flag, key in (("--template-id", "template_id"), ("--network-volume", "network_volume"),
+                                          ("--ports", "ports")) if options.get(key) is not None]
+    market_given = (options.get("market") or "any").lower()
+    if runpod_only and market_given == "vast":
+        raise click.UsageError(f"{', '.join(runpod_only)} {'is' if len(runpod_only) == 1 else 'are'} RunPod's: "
+                               "a Vast instance cannot honour "
+                               f"{'it' if len(runpod_only) == 1 else 'them'}; leave "
+                               f"{'it' if len(runpod_only) == 1 else 'them'} out or use --market runpod")
+    market_note = None
+    if runpod_only and market_given == "any":
+        options["market"] = "runpod"
+        market_note = None if not resolve_vast_api_key() else (f"{', '.join(runpod_only)} {'is' if len(runpod_only) == 1 else 'are'} RunPod's: "
+                       "planning on RunPod only")
     values = {k: v for k, v in options.items() if v is not None and v != ()}
     try:
         config = job_from_values(name, {**values, "name": name}, where="option")
@@ -279,7 +312,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         sources: list[Any] = [RunPodSource(client, counts)] if "runpod" in markets else []
         if vast is not None:
             sources.append(VastSource(vast.client, vast.filters))
-        collect_markets(sources, store, now=now)  # one cycle over the job's markets
+        cycle = collect_markets(sources, store, now=now)  # one cycle over the job's markets
+        refresh_note = _refresh_failures(cycle, store)
         quotes = store.latest_quotes("runpod") if "runpod" in markets else []  # the snapshot just taken
         spot_note = None
         if any(q.uninterruptable_price for q in quotes) and not any(q.minimum_bid_price for q in quotes):
@@ -296,10 +330,12 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             ex.mark_spot_unsupported(now, reason="no GPU type shows a spot price")
         job = config.job_spec(now)
         decision = ex.decide(job, config.policy, now)
+        notes = [n for n in (market_note, refresh_note, spot_note) if n is not None]
+        for note in notes:  # (JSON keeps stdout to the one object)
+            click.echo(f"Note: {note}", err=fmt == "json")
         if fmt == "table":
-            if spot_note is not None:
-                click.echo(f"Note: {spot_note}")
-            click.echo(f"Plan: {_plan_line(decision)}")
+            window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
+            click.echo(f"Plan: {_plan_line(decision, _on_demand_price(store, decision), window)}")
             for reason in decision.reasons[1:]:
                 click.echo(f"  {reason}")
         if decision.action == "wait":
@@ -330,6 +366,43 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
                            for a in result.attempts),
                          *result.notes]) or "no alternative could be tried"
         raise BidderError(f"nothing launched: {why}")
+
+
+#: bidder.toml's `name` setting: how launch checks --name (a ledger job name and pod name prefix).
+_NAME_SETTING = next(s for s in JOB_SETTINGS if s.name == "name")
+
+
+def _refresh_failures(cycle: Any, store: Store) -> str | None:
+    """One line when a market's prices could not be refreshed (the others were): what failed, why,
+    and what the plan rests on instead."""
+    failed = [r for r in cycle.by_market if r.error]
+    if not failed:
+        return None
+    from bidder.market import DEFAULT_MAX_STALENESS_HOURS
+
+    names = {"runpod": "RunPod", "vast": "Vast"}
+    parts = []
+    for r in failed:
+        last = max((q.ts for q in store.latest_quotes(r.market)), default=None)
+        age = None if last is None else (cycle.ts - last).total_seconds()
+        if age is not None and age <= DEFAULT_MAX_STALENESS_HOURS * 3600:  # advise() still reads them
+            kept = f"the plan uses its stored prices of {to_iso(last)} ({format_duration(age)} old)"
+        else:
+            kept = ("it has no stored prices" if last is None else
+                    f"its stored prices ({to_iso(last)}) are too old to use") + ", so it is left out"
+        parts.append(f"{names.get(r.market, r.market)}'s prices could not be refreshed ({r.error}): {kept}")
+    fresh = [names.get(r.market, r.market) for r in cycle.by_market if not r.error]
+    return "; ".join(parts) + f"; {' and '.join(fresh)}'s prices were refreshed"
+
+
+def _on_demand_price(store: Store, d: Decision) -> float | None:
+    """The on-demand price per GPU-hour of the decision's market in the newest snapshot (None if absent)."""
+    if d.action != "on_demand":
+        return None
+    for q in store.latest_quotes(d.market or "runpod"):
+        if (q.gpu_type_id, q.cloud, q.gpu_count) == (d.gpu_type_id, d.cloud, d.gpu_count):
+            return q.uninterruptable_price
+    return d.expected_cost_per_hour
 
 
 def _with_gpus(config: JobConfig, ids: tuple[str, ...]) -> JobConfig:

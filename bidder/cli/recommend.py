@@ -17,7 +17,7 @@ import click
 from bidder.cli import main
 from bidder.cli.common import (
     CLOUD_CHOICE,
-    DURATION,
+    DURATION_WITH_UNIT,
     HOURS_HELP,
     MAX_HOURS,
     TOLERANCE,
@@ -30,12 +30,12 @@ from bidder.cli.common import (
     resolve_api_key,
 )
 from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now
-from bidder.errors import ApiError
+from bidder.errors import ApiError, BidderError, InsufficientHistory
 from bidder.models import Decision, JobSpec, Policy
 from bidder.store import Store
 from bidder.units import format_duration, to_iso
 
-__all__ = ["decision_dict", "recommend"]
+__all__ = ["decision_dict", "expected_interruptions", "recommend"]
 
 _EXAMPLE = """\b
 Examples:
@@ -45,8 +45,20 @@ Examples:
 
 
 
-def decision_dict(d: Decision) -> dict[str, Any]:
-    """One decision in the JSON shape scripts rely on (`bidder recommend --format json`)."""
+def expected_interruptions(d: Decision, window_hours: float | None) -> float | None:
+    """The expected interruptions over the work left: `expected_interruptions_per_day` is per day of
+    the job's window (now to the deadline, `window_hours`; without one, to the expected completion),
+    the unit the tolerance is held to, so the count is that rate times the window's days. None for a
+    service (its rate is per day)."""
+    window = window_hours if window_hours is not None else d.expected_completion_hours
+    if window is None:
+        return None
+    return round(d.expected_interruptions_per_day * window / 24.0, 4)
+
+
+def decision_dict(d: Decision, window_hours: float | None = None) -> dict[str, Any]:
+    """One decision in the JSON shape scripts rely on (`bidder recommend --format json`);
+    `window_hours`: the hours to the deadline, if any (`expected_interruptions`)."""
     return {
         "action": d.action,
         "gpu_type": d.gpu_type_id,
@@ -59,13 +71,15 @@ def decision_dict(d: Decision) -> dict[str, Any]:
         "expected_completion_hours": d.expected_completion_hours,
         "reasons": list(d.reasons),
         "market": d.market,
+        "expected_interruptions": expected_interruptions(d, window_hours),  # added: the count, not a rate
     }
 
 
 def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_past: bool,
-             notes: list[str]) -> datetime:
+             notes: list[str]) -> tuple[datetime, ApiError | None]:
     """Take one snapshot through the collector, on the API's clock (or --now); a failure is a
-    warning, the stored history still serves. Returns the command's time."""
+    warning, the stored history still serves when it is recent enough. Returns the command's time
+    and the refresh's error (None when it worked)."""
     from bidder.collector import collect_once
     from bidder.runpod import RetryPolicy, RunPodClient
 
@@ -75,9 +89,9 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
             result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
         except ApiError as exc:
             notes.append(f"could not refresh prices from {api_url} ({exc}); using the stored history")
-            return now
+            return now, exc
     notes.append(f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}")
-    return now
+    return now, None
 
 
 @main.command("recommend", epilog=_EXAMPLE)
@@ -93,18 +107,19 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 @click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None,
               help=f"{HOURS_HELP} (a batch job).")
 @click.option("--keep-running", is_flag=True, help="A service with no end: optimise cost per hour.")
-@click.option("--deadline", type=DURATION, default=None, help="Finish within this long from now, e.g. 3d.")
+@click.option("--deadline", type=DURATION_WITH_UNIT, default=None, help="Finish within this long from now, e.g. 3d (a unit is required: s, m, h, d, w).")
 @click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None,
               help="Most to pay per GPU-hour, bid or on-demand (USD).")
 @click.option("--budget", type=FiniteRange(min=0, min_open=True), default=None, help="Most to spend on the whole job (USD).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day you accept: none, low (0.5), medium (2), high (6) or a number.")
-@click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
+@click.option("--restart-overhead", type=DURATION_WITH_UNIT, default="10m", show_default=True,
               help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--min-savings", type=FiniteRange(min=0, max=1), default=0.15, show_default=True,
               help="Spot must beat on-demand by this share, after overheads.")
 @click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
-              help="Without a deadline, a wait for a lower floor must save this share of what can start now.")
+              help="Without a deadline, a wait for the spot floor to fall under a bid must save this share of "
+                   "what can start now (a wait for a floor already under the bid to settle is not held to it).")
 @click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="Decide as of this ISO 8601 time (e.g. for imported traces). Default: the emulator's "
@@ -124,7 +139,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     availability and interruption rate per bid, and prints the best choice within your price cap,
     budget, deadline and interruption tolerance, with the alternatives it weighed and why.
     """
-    from bidder.advisor import advise
+    from bidder.advisor import REFRESH_HINT, advise
     from bidder.cli.collect import gpu_names, market_filter, resolve_gpu_types
 
     if hours is None and not keep_running:
@@ -133,6 +148,9 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         raise click.UsageError("--hours and --keep-running exclude each other")
     if keep_running and deadline is not None:
         raise click.UsageError("--deadline applies to --hours jobs, not to --keep-running services")
+    if any(not name.strip() for name in gpus_named):  # "" is in every name: it matched every GPU type
+        raise click.BadParameter("must not be empty: give a GPU name such as \"RTX 4090\" (or leave --gpu out)",
+                                 param_hint="--gpu")
     if gpus_named and min_vram is not None:
         raise click.UsageError("give either --gpu or --min-vram, not both")
     if deadline is not None and deadline.total_seconds() <= 0:
@@ -140,9 +158,10 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     parse_now(now_text)
     store = Store.open(db_path, create=refresh)
     notes: list[str] = []
+    refresh_error: ApiError | None = None
     try:
         if refresh:
-            now = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
+            now, refresh_error = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
         else:
             now = db_now(store, now_text, allow_past=allow_past, notes=notes)
         gpu_types: tuple[str, ...] = ()
@@ -154,14 +173,24 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
                       restart_overhead_hours=restart_overhead.total_seconds() / 3600.0, market=market.lower())
         policy = Policy(max_price=max_price, budget=budget, tolerance=tolerance, min_savings=min_savings,
                         min_wait_savings=min_wait_savings)
-        decision, info = advise(store, job, policy, now)
+        try:
+            decision, info = advise(store, job, policy, now)
+        except InsufficientHistory as exc:
+            if refresh_error is None:
+                raise
+            # The real cause first; the stored history's age is then measured on the wall clock (the
+            # API, whose clock it would be, did not answer).
+            raise BidderError(f"--refresh failed: could not take a price snapshot from {api_url} ({refresh_error}), "
+                              f"and the stored prices cannot serve instead: "
+                              f"{str(exc).removesuffix(REFRESH_HINT)}") from None
     finally:
         store.close()
     notes.extend(info.notes)
+    window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
     if fmt == "json":
         click.echo(json.dumps({
-            "decision": decision_dict(decision),
-            "alternatives": [decision_dict(a) for a in decision.alternatives],
+            "decision": decision_dict(decision, window),
+            "alternatives": [decision_dict(a, window) for a in decision.alternatives],
             "history": {"from": None if info.from_ts is None else to_iso(info.from_ts),
                         "to": None if info.to_ts is None else to_iso(info.to_ts),
                         "samples": info.samples},
@@ -169,7 +198,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         for note in notes:
             click.echo(note, err=True)
         return
-    _print_table(decision, info, notes, keep_running)
+    _print_table(decision, info, notes, keep_running, window)
 
 
 def _headline(d: Decision) -> str:
@@ -192,13 +221,18 @@ def _row(rank: int | str, d: Decision) -> dict[str, Any]:
             "total": d.expected_total_cost, "done_h": d.expected_completion_hours}
 
 
-def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool) -> None:
+def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool, window: float | None) -> None:
     click.echo(_headline(d))
     total = "per day" if keep_running else "for the work left"
     parts = []
     if d.expected_cost_per_hour is not None:
         parts.append(f"expected ${d.expected_cost_per_hour:.4f} per useful GPU-hour")
-    parts.append(f"{d.expected_interruptions_per_day:.2f} interruptions/day")
+    count = expected_interruptions(d, window)
+    if count is None:  # a service: per day of running
+        parts.append(f"{d.expected_interruptions_per_day:.2f} interruptions/day")
+    else:  # a batch job: the tolerance's unit, per day of the window, and the count it makes
+        span = "to the deadline" if window is not None else "to completion"
+        parts.append(f"{count:.2f} interruptions expected ({d.expected_interruptions_per_day:.2f} per day {span})")
     if d.expected_total_cost is not None:
         parts.append(f"${d.expected_total_cost:.2f} {total}")
     if d.expected_completion_hours is not None:
@@ -208,7 +242,9 @@ def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool) -
         click.echo(f"  why: {reason}")
     if d.alternatives:
         click.echo("")
-        click.echo("Alternatives weighed (best first; bid = spot bid, or for wait the floor it waits for):")
+        per = ("" if keep_running else "; intr/day = per day to the deadline" if window is not None
+               else "; intr/day = per day to completion")
+        click.echo(f"Alternatives weighed (best first; bid = spot bid, or for wait the floor it waits for{per}):")
         rows = [_row("*", d)] + [_row(i, a) for i, a in enumerate(d.alternatives, start=1)]
         # RunPod-only tables read as before; with another market in them, each row names its market.
         lead = ("market",) if any(a.market not in (None, "runpod") for a in (d, *d.alternatives)) else ()
