@@ -48,6 +48,8 @@ INTERRUPTION = "#d62728"
 _MAX_CURVE_POINTS = 2000
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
+_MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
+
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
@@ -132,10 +134,12 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
         raise ValueError("price_chart needs at least one market series or a pod track")
     fig, ax = _axes(ax, (10, 5.5))
     clouds = {s.cloud for s in series}
+    markets = {s.market for s in series}
     spans: list[float] = []
     for k, s in enumerate(series):
         color = _PALETTE[k % len(_PALETTE)]
-        label = _label(s.gpu_type_id, names) + (f" {s.cloud.lower()}" if len(clouds) > 1 else "")
+        label = (_label(s.gpu_type_id, names) + (f" {_MARKET_NAMES.get(s.market, s.market)}" if len(markets) > 1 else "")
+                 + (f" {s.cloud.lower()}" if len(clouds) > 1 else ""))
         if s.gpu_count != 1:
             label += f" x{s.gpu_count}"
         x = _dates(s.ts)
@@ -152,7 +156,9 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
             ax.plot(_dates(track.interruptions), _bid_at_interruptions(track), "x", color=INTERRUPTION, ms=8, mew=2,
                     label=f"interrupted ({len(track.interruptions)})")
         spans += [track.bid_ts[0], end]
-    ax.set_title(f"Spot floor (solid) and on-demand (dashed), USD per GPU-hour\n{_span(spans)}", fontsize=10)
+    where = f"{_MARKET_NAMES.get(next(iter(markets)), '')}: " if len(markets) == 1 and markets != {"runpod"} else ""
+    ax.set_title(f"{where}Spot floor (solid) and on-demand (dashed), USD per GPU-hour\n{_span(spans)}",
+                 fontsize=10)
     return _price_axes(fig, ax)
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MarketKey, market_key, market_of
+from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, MarketKey, market_key, market_of
 from bidder.store import FloorSeries, Store, spend_terms
 from bidder.units import to_iso
 
@@ -49,6 +49,7 @@ __all__ = [
     "PodSpend",
     "PodTrack",
     "SpendReport",
+    "chart_markets",
     "market_summary",
     "observation_coverage",
     "pod_track",
@@ -550,20 +551,37 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTr
                     interruptions=tuple(t.timestamp() for t in _interruptions(observations, actions)))
 
 
+def chart_markets(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence[str] | None = None,
+                  gpu_count: int | None = 1, market: str | None = None) -> list[MarketKey]:
+    """The keys (`Store.markets()`, as the HTML report reads them) of every market with history for
+    these GPU types: RunPod's clouds and Vast's tiers alike, or only `market`'s, only `clouds`
+    (names as stored: SECURE, COMMUNITY, VERIFIED, UNVERIFIED) and pods of `gpu_count` GPUs (None:
+    any). Ordered by GPU type as given, then market (RunPod first) and cloud (SECURE, COMMUNITY)."""
+    order = {g: k for k, g in reversed(list(enumerate(gpu_type_ids)))}
+    wanted = None if clouds is None else {c.upper() for c in clouds}
+    keys = [k for k in store.markets(market) if k[0] in order and (wanted is None or k[1] in wanted)
+            and (gpu_count is None or int(k[2]) == gpu_count)]
+
+    def rank(key: MarketKey) -> tuple[int, int, int, int]:
+        name = market_of(key)
+        tiers = MARKET_CLOUDS.get(name, ())
+        return (order[key[0]], MARKETS.index(name) if name in MARKETS else len(MARKETS),
+                tiers.index(key[1]) if key[1] in tiers else len(tiers), int(key[2]))
+
+    return sorted(keys, key=rank)
+
+
 def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence[str] | None = None,
-                     gpu_count: int = 1, since: datetime | None = None,
-                     until: datetime | None = None) -> list[FloorSeries]:
-    """The floor and on-demand series of each GPU type in each cloud (default: both) over
-    [since, until), for `bidder.report.charts.price_chart`; markets without samples are left out."""
-    known = set(store.markets())
+                     gpu_count: int = 1, since: datetime | None = None, until: datetime | None = None, *,
+                     market: str | None = None) -> list[FloorSeries]:
+    """The floor and on-demand series of each GPU type in each market with history for it (RunPod's
+    clouds, Vast's tiers; `clouds` and `market` narrow them, see `chart_markets`) over [since, until),
+    for `bidder.report.charts.price_chart`; markets without samples in the period are left out."""
     out = []
-    for gpu_type_id in gpu_type_ids:
-        for cloud in clouds or _CLOUDS:
-            if (gpu_type_id, cloud, gpu_count) not in known:
-                continue
-            series = store.floor_series(gpu_type_id, cloud, gpu_count, since=since, until=until)
-            if len(series):
-                out.append(series)
+    for key in chart_markets(store, gpu_type_ids, clouds, gpu_count, market):
+        series = store.series_of(key, since=since, until=until)
+        if len(series):
+            out.append(series)
     return out
 
 
