@@ -1,16 +1,24 @@
-"""`bidder chart prices` on Vast: Vast's tiers drawn like RunPod's clouds (from a trace imported into a
-real SQLite file), and a hint that never suggests an option the user already gave."""
+"""`bidder chart prices` and the HTML report's market chart on Vast: Vast's tiers drawn like RunPod's
+clouds (from a trace imported into a real SQLite file), a hint that never suggests an option the user
+already gave, and a Vast instance's standing bid drawn through its outbid pauses (a job ticked on the
+emulator over HTTP until it finishes), checked through the data each chart is drawn from."""
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+from itertools import pairwise
+
 import pytest
 from click.testing import CliRunner
-from two_markets import VAST4090
+from test_report_charts import RTX4090 as RUNPOD4090
+from two_markets import VAST4090, tick
 
 from bidder.cli import main
-from bidder.report.charts import png_bytes, price_chart
-from bidder.report.data import price_chart_data
+from bidder.report.charts import _bid_line, _bid_spans, _paused_line, market_chart, png_bytes, price_chart
+from bidder.report.data import PodTrack, pod_track, price_chart_data
 from bidder.store import Store
+from bidder.units import to_iso
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TRACE_NOW = ["--now", "2026-01-03T00:00:00Z"]
@@ -82,3 +90,88 @@ def test_no_prices_names_what_would_help_never_an_option_already_given(vast_db, 
     assert f"{history}; end the period after its start (--until, --now). No chart written." in result.output
     assert "try --since all" not in result.output
     assert not out.exists()
+
+
+def test_a_vast_bid_stands_through_a_pause_until_stopped_or_re_bid():
+    """Bid 0.30 at 0, outbid at 60 (paused; running again at 90), re-bid 0.40 at 120, outbid at 130
+    and destroyed while paused at 140; the pod's life (last poll) ends at 200."""
+    track = PodTrack("v", VAST4090, "VERIFIED", "spot", bid_ts=(0.0, 120.0), bids=(0.3, 0.4), end=200.0,
+                     interruptions=(60.0, 130.0), market="vast", stops=(140.0,), running_again=(90.0, None))
+    assert _bid_spans(track, 200.0) == [(0.0, 60.0, 0.3, False, True), (60.0, 90.0, 0.3, True, True),
+                                        (90.0, 120.0, 0.3, False, False), (120.0, 130.0, 0.4, False, True),
+                                        (130.0, 140.0, 0.4, True, True)]
+    xs, ys = _bid_line(track, 200.0)
+    assert xs == [0.0, 60.0, 60.0, 90.0, 120.0, 120.0, 120.0, 130.0, 130.0]
+    assert [y for y in ys if not math.isnan(y)] == [0.3, 0.3, 0.3, 0.3, 0.3, 0.4, 0.4]
+    assert _paused_line(track, 200.0)[0] == [60.0, 90.0, 90.0, 130.0, 140.0, 140.0]
+    # The same ledger on RunPod: each interruption ends the bid; a resume is a new bid.
+    runpod = PodTrack("r", RUNPOD4090, "COMMUNITY", "spot", bid_ts=(0.0, 120.0), bids=(0.3, 0.4), end=200.0,
+                      interruptions=(60.0, 130.0), stops=(140.0,), running_again=(90.0, None))
+    assert _bid_spans(runpod, 200.0) == [(0.0, 60.0, 0.3, False, True), (120.0, 130.0, 0.4, False, True)]
+    assert _paused_line(runpod, 200.0) == ([], [])
+
+
+JOB = f"""collect_interval = "2h"
+
+[jobs.v]
+gpu = ["{VAST4090}"]
+market = "vast"
+hours = 12
+tolerance = "high"
+max_price = 0.6
+budget = 60
+image = "pytorch/pytorch"
+disk = 20
+on_finish = "terminate"
+"""
+
+
+def test_a_paused_vast_instances_bid_is_drawn_until_it_is_destroyed(both, tmp_path):
+    env, api = both
+    config = env.config(JOB)
+    start = env.emu.now
+    for _ in range(3 * 24 * 4):  # every 15 virtual minutes until the job is done (at most three days)
+        tick(env, api, config)
+        if env.store.job_state("v")["state"] == "finished":
+            break
+        env.emu.advance(900)
+    assert env.store.job_state("v")["state"] == "finished"
+    end = env.emu.now + timedelta(seconds=1)
+    tracks = [pod_track(env.store, p["pod_id"], end) for p in env.store.managed_pods("v")]
+    track = max(tracks, key=lambda t: len(t.interruptions))
+    pod = env.store.pod(track.pod_id)
+    assert track.market == pod["market"] == "vast" and len(track.bids) == 1
+    assert len(track.interruptions) >= 2, "the job must be paused more than once to mean anything"
+    [destroyed] = track.stops
+    spans = _bid_spans(track, track.end)
+    # The bid stands from the rent until the instance is destroyed, without a gap, paused or not;
+    # each interruption starts a paused stretch and lies on the bid.
+    assert spans[0][0] == track.bid_ts[0] and spans[-1][1] == destroyed
+    assert all(a[1] == b[0] for a, b in pairwise(spans))
+    assert [s[0] for s in spans if s[3]] == list(track.interruptions)
+    assert all(s[2] == track.bids[0] for s in spans)
+    running_x = [x for x, y in zip(*_bid_line(track, track.end), strict=True) if not math.isnan(y)]
+    assert max(running_x) == destroyed > track.interruptions[-1]
+    paused_x = _paused_line(track, track.end)[0]
+    assert len(paused_x) == 3 * len(track.interruptions)
+
+    buckets = env.store.price_buckets(VAST4090, "VERIFIED", 1, since=start, until=end, bucket_s=900, market="vast")
+    fig = market_chart(buckets, [track], "RTX 4090 (Vast, verified, 1 GPU)")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert [label for label in labels if pod["pod_id"] in label] == [
+        f"bid of pod {pod['pod_id']}", f"pod {pod['pod_id']} paused (outbid; its bid stands)",
+        f"pod {pod['pod_id']} interrupted ({len(track.interruptions)}x)"]
+    assert png_bytes(fig)[:8] == PNG
+
+    # The CLI on the same file: the pod's market drawn with its bid, and by default the Vast pod's type.
+    db, now = str(env.store.path), ["--now", to_iso(end)]
+    out = tmp_path / "pod.png"
+    result = run("chart", "prices", "--db", db, "--pod", pod["pod_id"], "--market", "vast", "--since", "all", *now,
+                 str(out))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Wrote {out}: RTX 4090 vast verified")
+    assert result.output.endswith(f"pod {pod['pod_id']} bid and {len(track.interruptions)} interruption(s) marked.\n")
+    assert out.read_bytes()[:8] == PNG
+    result = run("chart", "prices", "--db", db, "--since", "all", *now, str(tmp_path / "default.png"))
+    assert result.exit_code == 0, result.output
+    assert "RTX 4090 vast verified" in result.output

@@ -384,8 +384,8 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
                  since_text: str, until_text: str | None, now_text: str | None, allow_past: bool,
                  db_path: str) -> None:
     """Spot floor and on-demand price over time for chosen GPU types (USD per GPU-hour), in RunPod's
-    clouds and Vast's tiers, with a managed pod's bid and interruptions when --pod is given.
-    Writes OUT.png.
+    clouds and Vast's tiers, with a managed pod's bid and interruptions when --pod is given (a
+    paused Vast instance's standing bid dotted). Writes OUT.png.
     """
     from bidder.models import MARKET_CLOUDS
 

@@ -203,7 +203,12 @@ class SpendReport:
 @dataclass(frozen=True)
 class PodTrack:
     """A managed pod drawn on a price chart: its bid over time (a step function: `bid_ts` epoch
-    seconds, `bids` USD per GPU-hour, the last one held to `end`) and its interruptions."""
+    seconds, `bids` USD per GPU-hour, the last one held to `end`) and its interruptions.
+
+    `market` says what an interruption does to the bid: on RunPod it ends it (a resume is a new bid);
+    on Vast the instance is paused and its bid stands until bidder stops, destroys or re-bids it
+    (`stops`: bidder's stop/terminate times). `running_again` is, per interruption, when the pod
+    was next seen running (a poll or a start; None: never), which ends a Vast pause."""
 
     pod_id: str
     gpu_type_id: str | None
@@ -213,6 +218,9 @@ class PodTrack:
     bids: tuple[float, ...]
     end: float | None
     interruptions: tuple[float, ...]
+    market: str = DEFAULT_MARKET
+    stops: tuple[float, ...] = ()
+    running_again: tuple[float | None, ...] = ()
 
 
 # -- time helpers ----------------------------------------------------------------------------------
@@ -545,10 +553,28 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTr
     end = max(ends).timestamp() if ends else None
     if until is not None and end is not None:
         end = min(end, until.timestamp())
+    cut = _interruptions(observations, actions)
+    stops = [a["ts"].timestamp() for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
     return PodTrack(pod_id=pod_id, gpu_type_id=row.get("gpu_type_id"), cloud=row.get("cloud"),
                     kind=row.get("kind") or "spot", bid_ts=tuple(t for t, _ in bids),
-                    bids=tuple(b for _, b in bids), end=end,
-                    interruptions=tuple(t.timestamp() for t in _interruptions(observations, actions)))
+                    bids=tuple(b for _, b in bids), end=end, interruptions=tuple(t.timestamp() for t in cut),
+                    market=row.get("market") or DEFAULT_MARKET, stops=tuple(stops),
+                    running_again=_running_again(observations, actions, cut))
+
+
+def _running_again(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
+                   interruptions: Sequence[datetime]) -> tuple[float | None, ...]:
+    """Per interruption, the first time after it the pod was running again: a RUNNING poll or a
+    successful start (rent, resume), whichever came first; None if neither did. A start in the same
+    tick as the poll that saw the interruption (a bid raised at once) counts: the ledger orders it
+    after that poll."""
+    running = sorted([o["ts"].timestamp() for o in observations if o.get("desired_status") == "RUNNING"]
+                     + [a["ts"].timestamp() for a in actions if a["kind"] in _START_KINDS and a["outcome"] == "ok"])
+    out: list[float | None] = []
+    for t in interruptions:
+        k = int(np.searchsorted(running, t.timestamp(), side="left"))
+        out.append(running[k] if k < len(running) else None)
+    return tuple(out)
 
 
 def chart_markets(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence[str] | None = None,
