@@ -87,7 +87,7 @@ def test_no_prices_names_what_would_help_never_an_option_already_given(vast_db, 
     result = run("chart", "prices", "--db", vast_db, "--since", "all", "--until", "2025-12-01T00:00:00Z",
                  *TRACE_NOW, str(out))
     assert result.exit_code == 0, result.output
-    assert f"{history}; end the period after its start (--until, --now). No chart written." in result.output
+    assert f"{history}; end the period after it begins (--until, --now). No chart written." in result.output
     assert "try --since all" not in result.output
     assert not out.exists()
 

@@ -468,7 +468,7 @@ def _no_prices_hint(store: Store, ids: Sequence[str], market: str | None, clouds
     if since is not None and last < since:
         return f"{runs}; start the period earlier, e.g. --since all"
     if first >= until:
-        return f"{runs}; end the period after its start (--until, --now)"
+        return f"{runs}; end the period after it begins (--until, --now)"
     return f"{runs} with no sample in this period; choose a period inside it (--since, --until)"
 
 
