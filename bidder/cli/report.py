@@ -20,7 +20,7 @@ import click
 from click.core import ParameterSource
 
 from bidder.cli import main
-from bidder.cli.common import CLOUD_CHOICE, db_option, emit_rows, file_mode, parse_when
+from bidder.cli.common import CLOUD_CHOICE, db_option, emit_rows, file_mode, market_option, parse_when
 from bidder.cli.timing import allow_past_option, db_now, now_option, parse_now
 from bidder.errors import ConfigError
 from bidder.store import Store
@@ -42,6 +42,7 @@ Example:
 _EXAMPLE_CHART_PRICES = """\b
 Example:
   bidder chart prices --gpu "RTX A6000" --gpu 4090 --cloud community --since 3d prices.png
+  bidder chart prices --market vast --gpu "RTX 4090" --since all vast.png
   bidder chart prices --pod abc123xyz --since 2d pod.png
 """
 _EXAMPLE_CHART_SPEND = """\b
@@ -340,16 +341,17 @@ def chart() -> None:
     """Draw cost-report charts as PNG files: market prices, or spend against on-demand."""
 
 
-def _default_gpus(store: Store, pod_row: dict[str, Any] | None, gpu_count: int) -> list[str]:
-    """With no --gpu: the pod's type, else the types bidder's pods ran on, else the 3 cheapest spot
-    floors of the newest snapshot."""
+def _default_gpus(store: Store, pod_row: dict[str, Any] | None, gpu_count: int, market: str | None) -> list[str]:
+    """With no --gpu: the pod's type, else the types bidder's pods ran on (in `market`, if given),
+    else the 3 cheapest spot floors of the newest snapshot (for pods of `gpu_count` GPUs if any)."""
     if pod_row is not None and pod_row.get("gpu_type_id"):
         return [pod_row["gpu_type_id"]]
-    used = list(dict.fromkeys(p["gpu_type_id"] for p in store.managed_pods() if p["gpu_type_id"]))
+    used = list(dict.fromkeys(p["gpu_type_id"] for p in store.managed_pods() if p["gpu_type_id"]
+                              and market in (None, p.get("market") or "runpod")))
     if used:
         return used[:_MAX_CHART_TYPES]
-    quotes = [q for q in store.latest_quotes("runpod")  # the charts show RunPod's clouds
-              if q.gpu_count == gpu_count and q.minimum_bid_price is not None]
+    quotes = [q for q in store.latest_quotes(market) if q.minimum_bid_price is not None]
+    quotes = [q for q in quotes if q.gpu_count == gpu_count] or quotes  # none of N GPUs: the hint says so
     quotes.sort(key=lambda q: q.minimum_bid_price or 0.0)
     return list(dict.fromkeys(q.gpu_type_id for q in quotes))[:3]
 
@@ -375,15 +377,23 @@ def _resolve(store: Store, gpus: Sequence[str]) -> list[str]:
               help="Prices quoted for pods of N GPUs.")
 @click.option("--pod", "pod_id", default=None, metavar="POD_ID",
               help="Mark this managed pod's bid and its interruptions (adds its GPU type).")
+@market_option("any", "Only this market (RunPod's clouds or Vast's tiers); any = every market in the database.")
 @_window_options
 @db_option
-def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, pod_id: str | None,
+def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, pod_id: str | None, market: str,
                  since_text: str, until_text: str | None, now_text: str | None, allow_past: bool,
                  db_path: str) -> None:
-    """Spot floor and on-demand price over time for chosen GPU types (USD per GPU-hour), with a
-    managed pod's bid and interruptions when --pod is given. Writes OUT.png.
+    """Spot floor and on-demand price over time for chosen GPU types (USD per GPU-hour), in RunPod's
+    clouds and Vast's tiers, with a managed pod's bid and interruptions when --pod is given (a
+    paused Vast instance's standing bid dotted). Writes OUT.png.
     """
+    from bidder.models import MARKET_CLOUDS
+
     since, until = _window(since_text, until_text, now_text)
+    chosen = None if market.lower() == "any" else market.lower()
+    if chosen is not None and cloud.lower() != "any" and cloud.upper() not in MARKET_CLOUDS[chosen]:
+        raise click.BadParameter(f"{cloud.lower()} is not a cloud of {chosen}; its clouds are "
+                                 f"{', '.join(c.lower() for c in MARKET_CLOUDS[chosen])}", param_hint="--cloud")
     from bidder.report.charts import price_chart
     from bidder.report.data import pod_track, price_chart_data
 
@@ -400,26 +410,66 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
         if not store.markets():
             click.echo(f"No price history in {db_path} yet: no chart written. First {_NO_PRICES}.")
             return
-        ids = _resolve(store, gpus) if gpus else _default_gpus(store, pod_row, gpu_count)
+        ids = _resolve(store, gpus) if gpus else _default_gpus(store, pod_row, gpu_count, chosen)
         if pod_row is not None and pod_row.get("gpu_type_id") and pod_row["gpu_type_id"] not in ids:
             ids.append(pod_row["gpu_type_id"])
         clouds = None if cloud.lower() == "any" else [cloud.upper()]
-        series = price_chart_data(store, ids, clouds, gpu_count, since, until)
+        series = price_chart_data(store, ids, clouds, gpu_count, since, until, market=chosen)
         track = pod_track(store, pod_id, until) if pod_id is not None else None
         names = store.gpu_type_names()
-        spans = [s for s in store.market_spans() if s["gpu_type_id"] in ids]
-    if not series:
-        history = (f"their history runs from {to_iso(min(s['first_ts'] for s in spans))} to "
-                   f"{to_iso(max(s['last_ts'] for s in spans))}; try --since all" if spans
-                   else f"none is recorded; {_NO_PRICES}")
-        click.echo(f"No prices of {', '.join(ids) or 'any GPU type'} ({cloud} cloud, {gpu_count} GPU) "
-                   f"{_period(since, until)}: {history}. No chart written.")
-        return
+        if not series:
+            what = (f"No prices of {', '.join(ids) or 'any GPU type'} ({'any market' if chosen is None else chosen}, "
+                    f"{cloud.lower()} cloud, {gpu_count} GPU{'s' * (gpu_count != 1)}) {_period(since, until)}")
+            hint = _no_prices_hint(store, ids, chosen, clouds, gpu_count, since, until)
+            click.echo(f"{what}: {hint}. No chart written.")
+            return
     save_chart(price_chart(series, track, names), out)
-    markets = ", ".join(f"{s.gpu_type_id} {s.cloud.lower()}" for s in series)
+    markets = ", ".join(f"{s.gpu_type_id} {'' if s.market == 'runpod' else s.market + ' '}{s.cloud.lower()}"
+                        for s in series)
     click.echo(f"Wrote {out}: {markets}, {_period(since, until)}"
                + (f"; pod {pod_id} bid and {len(track.interruptions)} interruption(s) marked" if track else "")
                + ".")
+
+
+def _no_prices_hint(store: Store, ids: Sequence[str], market: str | None, clouds: Sequence[str] | None,
+                    gpu_count: int, since: datetime | None, until: datetime) -> str:
+    """Why `chart prices` found nothing, and what would help. Options no recorded market matches
+    (--market, --cloud, --gpu-count) are a usage error naming what was recorded; history outside the
+    period is not an error, and the hint names the option that would reach it."""
+    from bidder.models import market_of
+    from bidder.report.data import chart_markets
+
+    every = chart_markets(store, ids, gpu_count=None)
+    if not every:
+        others = [m for m in store.market_names() if m != market]
+        if market is not None and others:
+            raise click.BadParameter(f"no price{' of ' + ', '.join(ids) if ids else ''} was ever recorded in market "
+                                     f"{market}; this database has {' and '.join(others)}'s", param_hint="--market")
+        return f"none is recorded; {_NO_PRICES}"
+
+    def listed(keys: Sequence[Any]) -> str:
+        by: dict[str, list[int]] = {}
+        for k in keys:
+            by.setdefault(f"{market_of(k)} {str(k[1]).lower()}", []).append(int(k[2]))
+        return "; ".join(f"{name} ({', '.join(map(str, sorted(set(n))))} GPUs)" for name, n in by.items())
+
+    types = ", ".join(ids)
+    for option, keys, where in (
+            ("--market", chart_markets(store, ids, None, None, market), f"in market {market}"),
+            ("--cloud", chart_markets(store, ids, clouds, None, market), f"in cloud {(clouds or ['any'])[0].lower()}"),
+            ("--gpu-count", chart_markets(store, ids, clouds, gpu_count, market), f"for pods of {gpu_count} GPUs")):
+        if not keys:
+            raise click.BadParameter(f"no price of {types} was ever recorded {where}; recorded: {listed(every)}",
+                                     param_hint=option)
+    spans = [s for s in store.market_spans(market) if s["gpu_type_id"] in ids and int(s["gpu_count"]) == gpu_count
+             and (clouds is None or s["cloud"] in clouds)]
+    first, last = min(s["first_ts"] for s in spans), max(s["last_ts"] for s in spans)
+    runs = f"their history runs from {to_iso(first)} to {to_iso(last)}"
+    if since is not None and last < since:
+        return f"{runs}; start the period earlier, e.g. --since all"
+    if first >= until:
+        return f"{runs}; end the period after it begins (--until, --now)"
+    return f"{runs} with no sample in this period; choose a period inside it (--since, --until)"
 
 
 @chart.command("spend", epilog=_EXAMPLE_CHART_SPEND)

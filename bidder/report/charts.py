@@ -11,7 +11,8 @@ shows it; the caller saves and closes it.
 
 The charts of one market share one colour per meaning (`FLOOR`, `ON_DEMAND`, `BID`,
 `INTERRUPTION`) and one line style per meaning (floor solid, on-demand dashed, bid thick black
-steps, interruptions x markers), and label what they draw, so they read in grey print too.
+steps, a paused Vast instance's standing bid black dots, interruptions x markers), and label what
+they draw, so they read in grey print too.
 
 (Backtest charts live in `bidder.backtest.charts`.)
 """
@@ -47,6 +48,10 @@ BID = "#000000"
 INTERRUPTION = "#d62728"
 _MAX_CURVE_POINTS = 2000
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+_MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
+#: A paused Vast instance's standing bid: dense black dots (on-demand is grey dashes).
+_PAUSED = (0, (1, 1))
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
@@ -92,18 +97,66 @@ def _span(epochs: Sequence[float]) -> str:
     return f"{str(first)[:16].replace('T', ' ')} to {str(last)[:16].replace('T', ' ')} UTC"
 
 
-def _bid_line(track: PodTrack, end: float) -> tuple[list[float], list[float]]:
-    """Each bid held from when it was placed until the next bid, an interruption, or `end`; a gap
-    (NaN) from an interruption to the next bid, when the pod was not bidding."""
-    xs: list[float] = []
-    ys: list[float] = []
+def _bid_spans(track: PodTrack, end: float) -> list[tuple[float, float, float, bool, bool]]:
+    """The pod's bid in force over time: (start, stop, bid, paused, cut) per stretch, oldest first.
+
+    Each bid holds from when it was placed until the next bid or `end`. On RunPod an interruption
+    ends it (the pod exits; a resume is a new bid). On Vast an outbid instance is paused and its bid
+    stands: the bid holds through the pause (`paused` from the interruption until the pod is seen
+    running again) until bidder stops, destroys or re-bids it. `cut`: the stretch ends without a new
+    bid taking over at once (a gap follows, or a paused stretch of the same bid)."""
+    vast = track.market == "vast"
+    spans: list[tuple[float, float, float, bool, bool]] = []
     for i, (t, bid) in enumerate(zip(track.bid_ts, track.bids, strict=True)):
         stop = track.bid_ts[i + 1] if i + 1 < len(track.bid_ts) else max(end, t)
-        cut = [x for x in track.interruptions if t <= x < stop]
-        finish = cut[0] if cut else stop
-        xs += [t, finish, finish]
-        ys += [bid, bid, float("nan") if cut else bid]
+        if not vast:
+            cut = [x for x in track.interruptions if t <= x < stop]
+            spans.append((t, cut[0] if cut else stop, bid, False, bool(cut)))
+            continue
+        ended = [x for x in track.stops if t <= x < stop]
+        finish = ended[0] if ended else stop
+        again = track.running_again or (None,) * len(track.interruptions)
+        pauses: list[list[float]] = []  # [from, to] merged, inside [t, finish]
+        for x, back in sorted(zip(track.interruptions, again, strict=True), key=lambda p: p[0]):
+            if not t <= x < finish:
+                continue
+            to = finish if back is None else min(max(back, x), finish)
+            if pauses and x <= pauses[-1][1]:
+                pauses[-1][1] = max(pauses[-1][1], to)
+            else:
+                pauses.append([x, to])
+        at, before = t, len(spans)
+        for a, b in pauses:
+            if a > at:
+                spans.append((at, a, bid, False, True))
+            spans.append((a, b, bid, True, True))
+            at = b
+        if at < finish or len(spans) == before:
+            spans.append((at, finish, bid, False, bool(ended)))
+    return spans
+
+
+def _steps(spans: Sequence[tuple[float, float, float, bool, bool]], paused: bool) -> tuple[list[float], list[float]]:
+    """x and y of the running (or the paused) stretches as one line: each bid level, NaN after a cut."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for start, stop, bid, is_paused, cut in spans:
+        if is_paused == paused:
+            xs += [start, stop, stop]
+            ys += [bid, bid, float("nan") if cut else bid]
     return xs, ys
+
+
+def _bid_line(track: PodTrack, end: float) -> tuple[list[float], list[float]]:
+    """The bid while the pod could run: each bid held from when it was placed until the next bid or
+    `end`, with a gap (NaN) from an interruption (RunPod) or a stop (Vast) to the next bid, and on
+    Vast a gap over each pause (drawn by `_paused_line`)."""
+    return _steps(_bid_spans(track, end), paused=False)
+
+
+def _paused_line(track: PodTrack, end: float) -> tuple[list[float], list[float]]:
+    """The standing bid of a paused Vast instance, from each outbid pause until it ran again."""
+    return _steps(_bid_spans(track, end), paused=True)
 
 
 def _bid_at_interruptions(track: PodTrack) -> np.ndarray:
@@ -132,10 +185,12 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
         raise ValueError("price_chart needs at least one market series or a pod track")
     fig, ax = _axes(ax, (10, 5.5))
     clouds = {s.cloud for s in series}
+    markets = {s.market for s in series}
     spans: list[float] = []
     for k, s in enumerate(series):
         color = _PALETTE[k % len(_PALETTE)]
-        label = _label(s.gpu_type_id, names) + (f" {s.cloud.lower()}" if len(clouds) > 1 else "")
+        label = (_label(s.gpu_type_id, names) + (f" {_MARKET_NAMES.get(s.market, s.market)}" if len(markets) > 1 else "")
+                 + (f" {s.cloud.lower()}" if len(clouds) > 1 else ""))
         if s.gpu_count != 1:
             label += f" x{s.gpu_count}"
         x = _dates(s.ts)
@@ -148,11 +203,17 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
         end = track.end if track.end is not None else (max(spans) if spans else track.bid_ts[-1])
         bid_x, bid_y = _bid_line(track, end)
         ax.plot(_dates(bid_x), bid_y, color="black", lw=1.6, label=f"pod {track.pod_id} bid")
+        paused_x, paused_y = _paused_line(track, end)
+        if paused_x:
+            ax.plot(_dates(paused_x), paused_y, color="black", lw=1.4, ls=_PAUSED,
+                    label=f"pod {track.pod_id} paused (outbid; its bid stands)")
         if track.interruptions:
             ax.plot(_dates(track.interruptions), _bid_at_interruptions(track), "x", color=INTERRUPTION, ms=8, mew=2,
                     label=f"interrupted ({len(track.interruptions)})")
         spans += [track.bid_ts[0], end]
-    ax.set_title(f"Spot floor (solid) and on-demand (dashed), USD per GPU-hour\n{_span(spans)}", fontsize=10)
+    where = f"{_MARKET_NAMES.get(next(iter(markets)), '')}: " if len(markets) == 1 and markets != {"runpod"} else ""
+    ax.set_title(f"{where}Spot floor (solid) and on-demand (dashed), USD per GPU-hour\n{_span(spans)}",
+                 fontsize=10)
     return _price_axes(fig, ax)
 
 
@@ -223,6 +284,10 @@ def market_chart(buckets: PriceBuckets, tracks: Sequence[PodTrack] = (), title: 
         bid_x, bid_y = _bid_line(track, end)
         ax.plot(_dates(bid_x), bid_y, color=BID, lw=2.0, ls=("-", "-.", ":")[k % 3],
                 label=f"bid of pod {track.pod_id}")
+        paused_x, paused_y = _paused_line(track, end)
+        if paused_x:
+            ax.plot(_dates(paused_x), paused_y, color=BID, lw=1.6, ls=_PAUSED,
+                    label=f"pod {track.pod_id} paused (outbid; its bid stands)")
         if track.interruptions:
             ax.plot(_dates(track.interruptions), _bid_at_interruptions(track), markers[k % len(markers)],
                     color=INTERRUPTION, ms=9, mew=2.2,

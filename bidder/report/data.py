@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MarketKey, market_key, market_of
+from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, MarketKey, market_key, market_of
 from bidder.store import FloorSeries, Store, spend_terms
 from bidder.units import to_iso
 
@@ -49,6 +49,7 @@ __all__ = [
     "PodSpend",
     "PodTrack",
     "SpendReport",
+    "chart_markets",
     "market_summary",
     "observation_coverage",
     "pod_track",
@@ -202,7 +203,12 @@ class SpendReport:
 @dataclass(frozen=True)
 class PodTrack:
     """A managed pod drawn on a price chart: its bid over time (a step function: `bid_ts` epoch
-    seconds, `bids` USD per GPU-hour, the last one held to `end`) and its interruptions."""
+    seconds, `bids` USD per GPU-hour, the last one held to `end`) and its interruptions.
+
+    `market` says what an interruption does to the bid: on RunPod it ends it (a resume is a new bid);
+    on Vast the instance is paused and its bid stands until bidder stops, destroys or re-bids it
+    (`stops`: bidder's stop/terminate times). `running_again` is, per interruption, when the pod
+    was next seen running (a poll or a start; None: never), which ends a Vast pause."""
 
     pod_id: str
     gpu_type_id: str | None
@@ -212,6 +218,9 @@ class PodTrack:
     bids: tuple[float, ...]
     end: float | None
     interruptions: tuple[float, ...]
+    market: str = DEFAULT_MARKET
+    stops: tuple[float, ...] = ()
+    running_again: tuple[float | None, ...] = ()
 
 
 # -- time helpers ----------------------------------------------------------------------------------
@@ -544,26 +553,61 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTr
     end = max(ends).timestamp() if ends else None
     if until is not None and end is not None:
         end = min(end, until.timestamp())
+    cut = _interruptions(observations, actions)
+    stops = [a["ts"].timestamp() for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
     return PodTrack(pod_id=pod_id, gpu_type_id=row.get("gpu_type_id"), cloud=row.get("cloud"),
                     kind=row.get("kind") or "spot", bid_ts=tuple(t for t, _ in bids),
-                    bids=tuple(b for _, b in bids), end=end,
-                    interruptions=tuple(t.timestamp() for t in _interruptions(observations, actions)))
+                    bids=tuple(b for _, b in bids), end=end, interruptions=tuple(t.timestamp() for t in cut),
+                    market=row.get("market") or DEFAULT_MARKET, stops=tuple(stops),
+                    running_again=_running_again(observations, actions, cut))
+
+
+def _running_again(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
+                   interruptions: Sequence[datetime]) -> tuple[float | None, ...]:
+    """Per interruption, the first time after it the pod was running again: a RUNNING poll or a
+    successful start (rent, resume), whichever came first; None if neither did. A start in the same
+    tick as the poll that saw the interruption (a bid raised at once) counts: the ledger orders it
+    after that poll."""
+    running = sorted([o["ts"].timestamp() for o in observations if o.get("desired_status") == "RUNNING"]
+                     + [a["ts"].timestamp() for a in actions if a["kind"] in _START_KINDS and a["outcome"] == "ok"])
+    out: list[float | None] = []
+    for t in interruptions:
+        k = int(np.searchsorted(running, t.timestamp(), side="left"))
+        out.append(running[k] if k < len(running) else None)
+    return tuple(out)
+
+
+def chart_markets(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence[str] | None = None,
+                  gpu_count: int | None = 1, market: str | None = None) -> list[MarketKey]:
+    """The keys (`Store.markets()`, as the HTML report reads them) of every market with history for
+    these GPU types: RunPod's clouds and Vast's tiers alike, or only `market`'s, only `clouds`
+    (names as stored: SECURE, COMMUNITY, VERIFIED, UNVERIFIED) and pods of `gpu_count` GPUs (None:
+    any). Ordered by GPU type as given, then market (RunPod first) and cloud (SECURE, COMMUNITY)."""
+    order = {g: k for k, g in reversed(list(enumerate(gpu_type_ids)))}
+    wanted = None if clouds is None else {c.upper() for c in clouds}
+    keys = [k for k in store.markets(market) if k[0] in order and (wanted is None or k[1] in wanted)
+            and (gpu_count is None or int(k[2]) == gpu_count)]
+
+    def rank(key: MarketKey) -> tuple[int, int, int, int]:
+        name = market_of(key)
+        tiers = MARKET_CLOUDS.get(name, ())
+        return (order[key[0]], MARKETS.index(name) if name in MARKETS else len(MARKETS),
+                tiers.index(key[1]) if key[1] in tiers else len(tiers), int(key[2]))
+
+    return sorted(keys, key=rank)
 
 
 def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence[str] | None = None,
-                     gpu_count: int = 1, since: datetime | None = None,
-                     until: datetime | None = None) -> list[FloorSeries]:
-    """The floor and on-demand series of each GPU type in each cloud (default: both) over
-    [since, until), for `bidder.report.charts.price_chart`; markets without samples are left out."""
-    known = set(store.markets())
+                     gpu_count: int = 1, since: datetime | None = None, until: datetime | None = None, *,
+                     market: str | None = None) -> list[FloorSeries]:
+    """The floor and on-demand series of each GPU type in each market with history for it (RunPod's
+    clouds, Vast's tiers; `clouds` and `market` narrow them, see `chart_markets`) over [since, until),
+    for `bidder.report.charts.price_chart`; markets without samples in the period are left out."""
     out = []
-    for gpu_type_id in gpu_type_ids:
-        for cloud in clouds or _CLOUDS:
-            if (gpu_type_id, cloud, gpu_count) not in known:
-                continue
-            series = store.floor_series(gpu_type_id, cloud, gpu_count, since=since, until=until)
-            if len(series):
-                out.append(series)
+    for key in chart_markets(store, gpu_type_ids, clouds, gpu_count, market):
+        series = store.series_of(key, since=since, until=until)
+        if len(series):
+            out.append(series)
     return out
 
 
