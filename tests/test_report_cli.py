@@ -257,3 +257,22 @@ def test_an_on_demand_pod_saves_zero_not_minus_zero(tmp_path):
                    "0.000", "0"]
     data = json.loads(run("report", "--db", str(path), "--since", "all", "--format", "json", *NOW).stdout)
     assert str(data["totals"]["saving"]) == "0.0"
+
+
+def launched_once(path) -> str:
+    """A database whose only pod was launched at 11 h and polled once: it ran 0 hours so far."""
+    with Store.open(path) as store:
+        store.record_collection(h(11), [PriceQuote(h(11), A6000, "COMMUNITY", 1, 0.25, 0.79)], duration_s=0)
+        store.add_pod("new", job="train", name="train-1", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1,
+                      kind="spot", bid_per_gpu=0.30, created=h(11))
+        store.record_observation(h(11), "new", desired_status="RUNNING", cost_per_hr=0.30, uptime_seconds=0.0)
+    return str(path)
+
+
+def test_the_page_of_a_pod_that_ran_0_hours_shows_no_saving_percentage(tmp_path):
+    db = launched_once(tmp_path / "b.db")
+    out = tmp_path / "page"
+    result = run("report", "--db", db, "--since", "12h", *NOW, "--html", str(out))
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "<span>Saved</span><b>$0.00</b>" in page  # no percentage of a zero on-demand cost

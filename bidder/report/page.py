@@ -167,7 +167,9 @@ def _restarts(store: Store, report: SpendReport, job: JobSpend) -> int:
 def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], store: Store) -> None:
     t = report.totals
     lost = sum(_restarts(store, report, j) * overhead.get(j.job, _DEFAULT_OVERHEAD_HOURS) for j in report.jobs)
-    saving = "-" if t.saving is None else f"{_money(t.saving)} ({t.saving_pct:.0f}%)"
+    saving = "-" if t.saving is None else _money(t.saving)
+    # No percentage without an on-demand cost to take it of (a pod that ran 0 hours, or polled once).
+    saving += "" if t.saving_pct is None else f" ({t.saving_pct:.0f}%)"
     coverage = observation_coverage(store, [p.pod_id for p in report.pods], report.since, report.until)
     share = coverage.share
     cards = [("Spent", _money(t.spend), "pay-as-bid, from each poll of each pod"),
