@@ -287,3 +287,24 @@ def test_a_pod_resumed_and_outbid_before_the_next_poll_was_interrupted(store):
     [pod] = spend_report(store).pods
     assert pod.interruption_times == (h(2), h(2.5))
     assert pod_track(store, "p1").bids == (0.30, 0.4)
+
+
+def test_a_vast_pod_seen_outbid_then_ended_in_the_same_tick_was_interrupted(store):
+    """The ledger of `bidder demo --days 2 --seed 7`: a Vast instance's poll sees it EXITED (outbid) at
+    3 h and the same tick terminates it to move the job. The poll came first: one interruption, as
+    `bidder pods` counts it. (On RunPod an EXITED at a stop's own time is bidder's exit record: see
+    test_interruption_resume_and_bidder_stop.)"""
+    prices(store, range(4), gpu="RTX 4090", cloud="VERIFIED")
+    store.add_pod("v1", job="train", name="train-1", gpu_type_id="RTX 4090", cloud="VERIFIED", gpu_count=1,
+                  kind="spot", bid_per_gpu=0.13, created=h(0), market="vast")
+    store.finish_action(store.begin_action(h(0), job="train", kind="rent_spot", bid_per_gpu=0.13), outcome="ok",
+                        pod_id="v1")
+    for k in range(4):
+        store.record_observation(h(k), "v1", desired_status="RUNNING", cost_per_hr=0.13, uptime_seconds=k * 3600.0,
+                                 storage_per_hr=0.014)
+    store.record_observation(h(3.5), "v1", desired_status="EXITED", cost_per_hr=0.13, uptime_seconds=3 * 3600.0,
+                             storage_per_hr=0.014)
+    store.finish_action(store.begin_action(h(3.5), job="train", kind="terminate", pod_id="v1"), outcome="ok")
+    [pod] = spend_report(store).pods
+    assert pod.interruption_times == (h(3.5),)
+    assert pod_track(store, "v1").interruptions == (h(3.5).timestamp(),)

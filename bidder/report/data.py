@@ -274,14 +274,21 @@ def _share_inside(seg: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.where(length > 0, overlap / np.where(length > 0, length, 1.0), point)
 
 
-def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]]) -> list[datetime]:
+def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
+                   market: str = DEFAULT_MARKET) -> list[datetime]:
     """Times the pod stopped without bidder asking (see the module docstring). A successful start
     (rent, resume) counts as running from its time, like a RUNNING poll: a pod resumed and outbid
     again before the next poll was interrupted too. At equal times a poll comes before an action
     (a tick polls first, then acts), and actions keep the ledger's order: a stop and a resume in one
-    tick (a bid above a lowered cap, re-placed) leave the pod running, and its next exit is counted."""
+    tick (a bid above a lowered cap, re-placed) leave the pod running, and its next exit is counted.
+
+    A stop at the very time of an exit observation: on RunPod that observation is the exit bidder
+    writes as it stops a running pod (after the stop: its own); on Vast bidder writes none when it
+    stops an instance, so it is the tick's poll, made before the stop (an outbid seen, then the pod
+    ended to move the job): an interruption."""
     stops = [(a["ts"], a.get("id") or 0) for a in actions
              if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    exit_after_stop = market != "vast"
     timeline: list[tuple[datetime, int, int, str | None]] = [(o["ts"], 0, 0, o.get("desired_status"))
                                                               for o in observations]
     timeline += [(a["ts"], 1, a.get("id") or 0, "RUNNING") for a in actions
@@ -293,7 +300,8 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
         if status == "RUNNING":
             last_running = (ts, action_id)
             continue
-        if last_running is not None and not any(last_running <= (s, i) and s <= ts for s, i in stops):
+        if last_running is not None and not any(last_running <= (s, i) and (s < ts or (s == ts and exit_after_stop))
+                                                for s, i in stops):
             out.append(ts)
         last_running = None
     return out
@@ -389,7 +397,8 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
             on_demand_cost = float(od.sum())
     saving = None if on_demand_cost is None else on_demand_cost - spend
     gpu_hours = hours * gpu_count
-    cut = [t for t in _interruptions(observations, actions) if lo <= t.timestamp() < hi]
+    cut = [t for t in _interruptions(observations, actions, row.get("market") or DEFAULT_MARKET)
+           if lo <= t.timestamp() < hi]
     curve: tuple[tuple[float, float, float], ...] = ()
     if seg.size:
         inside = share > 0
@@ -547,7 +556,8 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTr
     return PodTrack(pod_id=pod_id, gpu_type_id=row.get("gpu_type_id"), cloud=row.get("cloud"),
                     kind=row.get("kind") or "spot", bid_ts=tuple(t for t, _ in bids),
                     bids=tuple(b for _, b in bids), end=end,
-                    interruptions=tuple(t.timestamp() for t in _interruptions(observations, actions)))
+                    interruptions=tuple(t.timestamp() for t in
+                                        _interruptions(observations, actions, row.get("market") or DEFAULT_MARKET)))
 
 
 def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence[str] | None = None,
