@@ -276,3 +276,41 @@ def test_the_page_of_a_pod_that_ran_0_hours_shows_no_saving_percentage(tmp_path)
     assert result.exit_code == 0, result.output
     page = (out / "report.html").read_text()
     assert "<span>Saved</span><b>$0.00</b>" in page  # no percentage of a zero on-demand cost
+
+
+@pytest.fixture
+def emulated_db(tmp_path):
+    """The `db` ledger as `bidder sim serve` stamps it: its clock is the emulator's, 2026-01-01T12:00Z."""
+    path = tmp_path / "emulated.db"
+    with Store.open(path) as store:
+        store.clock = "emulator"
+        fill(store)
+    return str(path)
+
+
+def test_the_period_counts_back_from_the_emulators_clock(emulated_db, tmp_path):
+    """Not the wall clock's: months after the emulator's time, `--until` alone left an empty period."""
+    result = run("report", "--db", emulated_db, "--until", "2026-01-01T06:00:00Z", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["since"], data["until"]) == ("2025-12-25T12:00:00Z", "2026-01-01T06:00:00Z")
+    out = tmp_path / "spend.png"
+    result = run("chart", "spend", "--db", emulated_db, "--since", "7d", "--until", "6h", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Wrote {out}: 1 job(s), $1.65 spent from 2025-12-25T12:00:00Z to "
+                                    "2026-01-01T06:00:00Z.")
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--since", "0d"], "Invalid value for --since: the period is empty: --since 0d (2026-01-01T12:00:00Z) is not "
+                        "before now (2026-01-01T12:00:00Z)"),
+    (["--until", "3d", "--since", "2d"], "Invalid value for --since/--until: the period is empty: --since 2d "
+                                         "(2025-12-30T12:00:00Z) is not before --until 3d (2025-12-29T12:00:00Z)"),
+    (["--until", "2025-12-01T00:00:00Z"], "Invalid value for --until: the period is empty: the default --since 7d "
+                                          "(2025-12-25T12:00:00Z) is not before --until 2025-12-01T00:00:00Z"),
+])
+def test_an_empty_period_names_the_options_given_on_the_databases_clock(emulated_db, tmp_path, args, error):
+    for command in (["report"], ["chart", "spend", str(tmp_path / "x.png")]):
+        result = run(*command, "--db", emulated_db, *args)
+        assert result.exit_code == 2 and error in result.output, result.output
+        assert "Traceback" not in result.output

@@ -83,17 +83,37 @@ def _window_options(func: Any) -> Any:
     return func
 
 
-def _window(since_text: str, until_text: str | None, now_text: str | None,
-            now: datetime | None = None) -> tuple[datetime | None, datetime]:
-    """The report period [since, until) from the options; only CLI entry points read the clock.
-    `now`: the database's time (bidder.cli.timing.db_now); without it --now or the wall clock."""
-    if now is None:
-        now = parse_now(now_text) or datetime.now(UTC)
+def _check_window_options(since_text: str, until_text: str | None, now_text: str | None) -> None:
+    """Bad --since/--until/--now fail before any file is opened. Whether the period is empty waits for
+    `_window`: a duration counts back from the database's clock, known only once it is open."""
+    now = parse_now(now_text) or datetime.now(UTC)
+    parse_when(until_text, now, "--until")
+    parse_when(since_text, now, "--since", allow_all=True)
+
+
+def _given(option: str) -> bool:
+    """Whether the user gave this option (rather than its default)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(option) not in (None, ParameterSource.DEFAULT)
+
+
+def _said(option: str, text: str, when: datetime) -> str:
+    """An option as the user typed it, with the time it means when that is not the same text."""
+    return f"{option} {text}" + ("" if text.strip() == to_iso(when) else f" ({to_iso(when)})")
+
+
+def _window(since_text: str, until_text: str | None, now: datetime) -> tuple[datetime | None, datetime]:
+    """The report period [since, until) on `now`, the command's one clock (bidder.cli.timing.db_now:
+    --now, the emulator's virtual time or the wall clock). An empty period is a usage error naming
+    the options the user gave."""
     until = parse_when(until_text, now, "--until") or now
     since = parse_when(since_text, now, "--since", allow_all=True)
     if since is not None and since >= until:
-        raise click.BadParameter(f"the period is empty: {to_iso(since)} is not before --until {to_iso(until)}",
-                                 param_hint="--since")
+        start = ("" if _given("since_text") else "the default ") + _said("--since", since_text, since)
+        end = _said("--until", until_text, until) if until_text is not None else f"now ({to_iso(until)})"
+        hint = "/".join(o for o, given in (("--since", _given("since_text")), ("--until", until_text is not None))
+                        if given) or "--since"
+        raise click.BadParameter(f"the period is empty: {start} is not before {end}", param_hint=hint)
     return since, until
 
 
@@ -205,7 +225,7 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     An empty period is not an error (exit 0). With --html DIR, the same numbers as a page to open and
     forward, with the markets the jobs ran in drawn (prices, bids, interruptions, when spot is cheapest).
     """
-    _window(since_text, until_text, now_text)  # bad options fail before any file is opened
+    _check_window_options(since_text, until_text, now_text)  # bad options fail before any file is opened
     if html_dir is not None:
         given = click.get_current_context().get_parameter_source("config_path") is not ParameterSource.DEFAULT
         _html_report(db_path, Path(html_dir), since_text, until_text, now_text, allow_past, job,
@@ -214,7 +234,7 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     from bidder.report.data import spend_report  # lazily: `bidder tick` must not pay for analysis
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text, now_text,
+        since, until = _window(since_text, until_text,
                                db_now(store, now_text, allow_past=allow_past, say=fmt == "table"))
         _check_job(store, job)
         result = spend_report(store, since, until, job=job)
@@ -272,7 +292,7 @@ def _html_report(db_path: str, out: Path, since_text: str, until_text: str | Non
     progress = Progress("report")
     with _open(db_path) as store:
         now = db_now(store, now_text, allow_past=allow_past)
-        since, until = _window(since_text, until_text, now_text, now)
+        since, until = _window(since_text, until_text, now)
         _check_job(store, job)
         page = write_html_report(store, out, since=since, until=until, now=now, job=job,
                                  restart_overhead_hours=overheads, db_label=db_path, progress=progress)
@@ -383,12 +403,12 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     """Spot floor and on-demand price over time for chosen GPU types (USD per GPU-hour), with a
     managed pod's bid and interruptions when --pod is given. Writes OUT.png.
     """
-    since, until = _window(since_text, until_text, now_text)
+    _check_window_options(since_text, until_text, now_text)
     from bidder.report.charts import price_chart
     from bidder.report.data import pod_track, price_chart_data
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text, now_text, db_now(store, now_text, allow_past=allow_past))
+        since, until = _window(since_text, until_text, db_now(store, now_text, allow_past=allow_past))
         pod_row = None
         if pod_id is not None:
             pod_row = store.pod(pod_id)
@@ -432,12 +452,12 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
     """Cumulative spend per job over the period against what the same running hours would have cost
     on-demand, interruptions marked. Writes OUT.png (the chart of `bidder report --chart`).
     """
-    since, until = _window(since_text, until_text, now_text)
+    _check_window_options(since_text, until_text, now_text)
     from bidder.report.charts import spend_chart
     from bidder.report.data import spend_report
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text, now_text, db_now(store, now_text, allow_past=allow_past))
+        since, until = _window(since_text, until_text, db_now(store, now_text, allow_past=allow_past))
         _check_job(store, job)
         result = spend_report(store, since, until, job=job)
     if result.is_empty:
