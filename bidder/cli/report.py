@@ -234,10 +234,10 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     from bidder.report.data import spend_report  # lazily: `bidder tick` must not pay for analysis
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text,
-                               db_now(store, now_text, allow_past=allow_past, say=fmt == "table"))
+        now = db_now(store, now_text, allow_past=allow_past, say=fmt == "table")
+        since, until = _window(since_text, until_text, now)
         _check_job(store, job)
-        result = spend_report(store, since, until, job=job)
+        result = spend_report(store, since, until, job=job, now=now)
     if result.is_empty:
         message = _empty_message(result, db_path)
         if fmt == "json":
@@ -457,9 +457,10 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
     from bidder.report.data import spend_report
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text, db_now(store, now_text, allow_past=allow_past))
+        now = db_now(store, now_text, allow_past=allow_past)
+        since, until = _window(since_text, until_text, now)
         _check_job(store, job)
-        result = spend_report(store, since, until, job=job)
+        result = spend_report(store, since, until, job=job, now=now)
     if result.is_empty:
         click.echo(f"{_empty_message(result, db_path)} No chart written.")
         return
