@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -315,3 +316,21 @@ def test_an_empty_period_names_the_options_given_on_the_databases_clock(emulated
         result = run(*command, "--db", emulated_db, *args)
         assert result.exit_code == 2 and error in result.output, result.output
         assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc and /sys: no file can be made there")
+@pytest.mark.parametrize("out", ["/proc/x.png", "/sys/x.png"])
+@pytest.mark.parametrize("command", [["report", "--chart"], ["chart", "spend"], ["chart", "prices"]])
+def test_an_unwritable_chart_path_is_one_error_line(db, command, out):
+    result = run(*command, out, "--db", db, "--since", "all", *NOW)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"Error: cannot write the chart to {out}: ")
+    assert result.output.endswith("; choose a folder you can write to\n")
+
+
+def test_a_chart_path_that_is_no_file_name_or_whose_folder_is_a_file_is_refused(db, tmp_path):
+    result = run("report", "--db", db, *NOW, "--chart", "")
+    assert result.exit_code == 2 and "Invalid value for --chart: the chart's file name is empty" in result.output
+    result = run("report", "--db", db, *NOW, "--chart", f"{db}/x.png")
+    assert (result.exit_code, result.output) == (1, f"Error: cannot write the chart to {db}/x.png: {db} is a file, "
+                                                    "not a folder; choose a file in a folder\n")

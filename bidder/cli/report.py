@@ -165,6 +165,8 @@ def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
     one matplotlib can write, in a folder that exists. A usage error or ConfigError otherwise."""
     from matplotlib.backend_bases import FigureCanvasBase
 
+    if not out.strip():
+        raise click.BadParameter("the chart's file name is empty; give one, e.g. spend.png", param_hint=param_hint)
     path = Path(out)
     kind = path.suffix.lstrip(".").lower() or "png"
     supported = FigureCanvasBase.get_supported_filetypes()
@@ -172,8 +174,12 @@ def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
         raise click.BadParameter(f"cannot write a .{kind} chart; use one of "
                                  f"{', '.join('.' + k for k in sorted(supported))} (e.g. out.png)",
                                  param_hint=param_hint)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"cannot write the chart to {out}: {path.parent} is a file, not a folder; choose a file in "
+                          "a folder", key="chart")
     if not path.parent.is_dir():
-        raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist", key="chart")
+        raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist; create it first",
+                          key="chart")
     return kind
 
 
@@ -184,7 +190,11 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
     try:
         kind = check_chart_path(out, param_hint=param_hint)
         path = Path(out)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the chart to {out}: {exc.strerror or exc}; choose a folder you can "
+                              "write to", key="chart") from None
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=120, format=kind)
@@ -226,6 +236,8 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     forward, with the markets the jobs ran in drawn (prices, bids, interruptions, when spot is cheapest).
     """
     _check_window_options(since_text, until_text, now_text)  # bad options fail before any file is opened
+    if chart is not None:
+        check_chart_path(chart, param_hint="--chart")
     if html_dir is not None:
         given = click.get_current_context().get_parameter_source("config_path") is not ParameterSource.DEFAULT
         _html_report(db_path, Path(html_dir), since_text, until_text, now_text, allow_past, job,
@@ -404,6 +416,7 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     managed pod's bid and interruptions when --pod is given. Writes OUT.png.
     """
     _check_window_options(since_text, until_text, now_text)
+    check_chart_path(out)
     from bidder.report.charts import price_chart
     from bidder.report.data import pod_track, price_chart_data
 
@@ -453,6 +466,7 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
     on-demand, interruptions marked. Writes OUT.png (the chart of `bidder report --chart`).
     """
     _check_window_options(since_text, until_text, now_text)
+    check_chart_path(out)
     from bidder.report.charts import spend_chart
     from bidder.report.data import spend_report
 
