@@ -209,6 +209,18 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
         plt.close(fig)
 
 
+def _nothing_ran_chart(period: str) -> Any:
+    """The spend chart of a period in which nothing ran, saying so: a cron job that forwards the chart
+    must not send the last one written, which looks current."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3))
+    ax.axis("off")
+    ax.set_title("Cumulative spend per job against on-demand (USD)")
+    ax.text(0.5, 0.5, f"Nothing ran {period}: nothing spent.", ha="center", va="center", fontsize=14)
+    return fig
+
+
 # -- bidder report -------------------------------------------------------------------------------------
 @main.command("report", epilog=_EXAMPLE_REPORT)
 @_window_options
@@ -262,7 +274,8 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
         else:
             click.echo(message)
         if chart:
-            click.echo(f"No chart written to {chart}: nothing ran in the period.", err=True)
+            save_chart(_nothing_ran_chart(_period(result.since, result.until)), chart, param_hint="--chart")
+            click.echo(f"Wrote {chart}: nothing ran in the period, and the chart says so.", err=True)
         return
     if chart:
         from bidder.report.charts import spend_chart
@@ -476,7 +489,8 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
         _check_job(store, job)
         result = spend_report(store, since, until, job=job, now=now)
     if result.is_empty:
-        click.echo(f"{_empty_message(result, db_path)} No chart written.")
+        save_chart(_nothing_ran_chart(_period(since, until)), out)
+        click.echo(f"{_empty_message(result, db_path)} Wrote {out}: nothing ran in the period, and the chart says so.")
         return
     save_chart(spend_chart(result), out)
     click.echo(f"Wrote {out}: {len(result.jobs)} job(s), ${result.totals.spend:,.2f} spent "
