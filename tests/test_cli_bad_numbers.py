@@ -33,6 +33,11 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("launch", "--gpu", "A6000", "--hours", "10", "--dry-run"), "bidder launch needs --image (a Docker image"),
     (("history", "A6000", "--since", "99999999d"), "--since: duration '99999999d' is over 100 years"),
     (("report", "--since", "9999999999d"), "is over 100 years"),
+    (("report", "--since", "20260103"), "--since: '20260103' has no unit: give a duration before now (e.g. 7d, 12h, "
+                                        "30m), an ISO 8601 time (e.g. 2026-01-03T00:00:00Z), or 'all'"),
+    (("report", "--until", "1767400000"), "--until: '1767400000' has no unit: give a duration before now (e.g. 7d, "
+                                          "12h, 30m) or an ISO 8601 time (e.g. 2026-01-03T00:00:00Z)"),
+    (("history", "A6000", "--since", "1.5"), "--since: '1.5' has no unit"),
     (("history", "A6000", "--since", "2026-01-10T00:00:00Z", "--until", "2026-01-05T00:00:00Z"),
      "--until: the window is empty: 2026-01-05T00:00:00Z is not after --since 2026-01-10T00:00:00Z"),
     ((*BATCH[:3], "--hours", "inf"), "'--hours': inf is not in the range"),

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bidder.models import PriceQuote
-from bidder.report.data import market_summary, pod_track, price_chart_data, spend_report
+from bidder.report.data import market_summary, observation_coverage, pod_track, price_chart_data, spend_report
 from bidder.store import Store, estimate_spend
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -97,6 +97,10 @@ def test_pods_outside_the_period_are_left_out(store):
     prices(store, range(13))
     running_pod(store, "early", start=0, hours=2)
     running_pod(store, "late", job="other", start=6, hours=4)
+    # Both ended at their last poll: a pod still active is in every period after its launch (see
+    # test_the_silence_after_a_still_active_pods_last_poll_is_said_and_is_a_coverage_gap).
+    store.set_pod_state("early", state="terminated", ended=h(2))
+    store.set_pod_state("late", state="terminated", ended=h(10))
     report = spend_report(store, since=h(4), until=h(12))
     assert [p.pod_id for p in report.pods] == ["late"] and report.managed_pods == 2
     assert spend_report(store, since=h(20)).is_empty
@@ -287,3 +291,50 @@ def test_a_pod_resumed_and_outbid_before_the_next_poll_was_interrupted(store):
     [pod] = spend_report(store).pods
     assert pod.interruption_times == (h(2), h(2.5))
     assert pod_track(store, "p1").bids == (0.30, 0.4)
+
+
+def test_a_vast_pod_seen_outbid_then_ended_in_the_same_tick_was_interrupted(store):
+    """The ledger of `bidder demo --days 2 --seed 7`: a Vast instance's poll sees it EXITED (outbid) at
+    3 h and the same tick terminates it to move the job. The poll came first: one interruption, as
+    `bidder pods` counts it. (On RunPod an EXITED at a stop's own time is bidder's exit record: see
+    test_interruption_resume_and_bidder_stop.)"""
+    prices(store, range(4), gpu="RTX 4090", cloud="VERIFIED")
+    store.add_pod("v1", job="train", name="train-1", gpu_type_id="RTX 4090", cloud="VERIFIED", gpu_count=1,
+                  kind="spot", bid_per_gpu=0.13, created=h(0), market="vast")
+    store.finish_action(store.begin_action(h(0), job="train", kind="rent_spot", bid_per_gpu=0.13), outcome="ok",
+                        pod_id="v1")
+    for k in range(4):
+        store.record_observation(h(k), "v1", desired_status="RUNNING", cost_per_hr=0.13, uptime_seconds=k * 3600.0,
+                                 storage_per_hr=0.014)
+    store.record_observation(h(3.5), "v1", desired_status="EXITED", cost_per_hr=0.13, uptime_seconds=3 * 3600.0,
+                             storage_per_hr=0.014)
+    store.finish_action(store.begin_action(h(3.5), job="train", kind="terminate", pod_id="v1"), outcome="ok")
+    [pod] = spend_report(store).pods
+    assert pod.interruption_times == (h(3.5),)
+    assert pod_track(store, "v1").interruptions == (h(3.5).timestamp(),)
+
+
+def test_the_silence_after_a_still_active_pods_last_poll_is_said_and_is_a_coverage_gap(store):
+    """Polled hourly to 2 h, then nothing while the ledger still has it active: no spend is invented
+    for 2-5 h, the report says it, and the poll coverage counts those 3 hours as a gap."""
+    prices(store, range(6))
+    running_pod(store, hours=2)
+    report = spend_report(store, since=h(0), until=h(5))
+    [pod] = report.pods
+    assert (pod.spend, pod.unpolled_since) == (pytest.approx(0.6), h(2))
+    assert report.notes == ("1 pod(s) still active were last polled at 2026-01-01T02:00:00Z (3.0 h before the "
+                            "period's end: pod p1): their spend since is not counted (the ledger books only what "
+                            "polls saw; `bidder tick` or `bidder pods --refresh` polls them)",)
+    coverage = observation_coverage(store, ["p1"], h(0), h(5), max_gap_hours=1.5)  # hourly polls: no gap
+    assert (coverage.span_hours, coverage.observed_hours, coverage.unpolled) == (5.0, 2.0, ("p1",))
+    assert coverage.gaps == (("p1", h(2), h(5)),)
+    # A period after its last poll: the pod was still active in it, not "outside" it.
+    assert [p.pod_id for p in spend_report(store, since=h(3), until=h(5)).pods] == ["p1"]
+    # An `until` later than the command's time: the silence runs to now, not to the period's end.
+    assert "(1.0 h before now: pod p1)" in spend_report(store, since=h(0), until=h(9), now=h(3)).notes[0]
+    assert observation_coverage(store, ["p1"], h(0), h(9), now=h(3)).span_hours == 3.0
+    # Within 30 minutes of the end, or once the pod ended, nothing is missing.
+    assert spend_report(store, since=h(0), until=h(2.4)).notes == ()
+    store.set_pod_state("p1", state="terminated", ended=h(2))
+    assert spend_report(store, since=h(0), until=h(5)).notes == ()
+    assert observation_coverage(store, ["p1"], h(0), h(5), max_gap_hours=1.5).gaps == ()

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -175,18 +176,23 @@ def test_empty_database_is_an_empty_report_not_an_error(empty_db, tmp_path):
         "on_demand_cost,saving,saving_pct\n")
     assert result.stderr.startswith("No managed pods")
     out = tmp_path / "x.png"
-    for args in (["report", "--chart", str(out)], ["chart", "spend", str(out)], ["chart", "prices", str(out)]):
-        result = run(*args, "--db", empty_db)
+    result = run("chart", "prices", str(out), "--db", empty_db)
+    assert result.exit_code == 0 and "no chart written" in result.output.lower() and not out.exists()
+    # The spend chart says nothing ran: a cron job forwarding it must not send last week's.
+    for args in (["report", "--chart", str(out)], ["chart", "spend", str(out)]):
+        out.write_bytes(b"last week's chart")
+        result = run(*args, "--db", empty_db, *NOW)
         assert result.exit_code == 0, result.output
-        assert "no chart written" in (result.output + result.stderr).lower()
-        assert not out.exists()
+        assert f"Wrote {out}: nothing ran in the period, and the chart says so." in result.output + result.stderr
+        assert out.read_bytes()[:8] == PNG
     assert "First collect prices with `bidder collect`" in run("chart", "prices", "--db", empty_db, str(out)).output
 
 
 def test_a_period_without_pods_says_how_to_widen_it(db):
-    result = run("report", "--db", db, "--since", "2026-01-02T00:00:00Z", "--now", "2026-01-03T00:00:00Z")
+    # Before its launch: a pod still active is in every period after it (unpolled: see test_report_e2e).
+    result = run("report", "--db", db, "--since", "2025-12-30T00:00:00Z", "--until", "2025-12-31T00:00:00Z", *NOW)
     assert result.exit_code == 0
-    assert result.output == ("No managed pod ran from 2026-01-02T00:00:00Z to 2026-01-03T00:00:00Z: all 1 pod(s) "
+    assert result.output == ("No managed pod ran from 2025-12-30T00:00:00Z to 2025-12-31T00:00:00Z: all 1 pod(s) "
                              "ran outside this period; widen it, e.g. --since all.\n")
 
 
@@ -257,3 +263,78 @@ def test_an_on_demand_pod_saves_zero_not_minus_zero(tmp_path):
                    "0.000", "0"]
     data = json.loads(run("report", "--db", str(path), "--since", "all", "--format", "json", *NOW).stdout)
     assert str(data["totals"]["saving"]) == "0.0"
+
+
+def launched_once(path) -> str:
+    """A database whose only pod was launched at 11 h and polled once: it ran 0 hours so far."""
+    with Store.open(path) as store:
+        store.record_collection(h(11), [PriceQuote(h(11), A6000, "COMMUNITY", 1, 0.25, 0.79)], duration_s=0)
+        store.add_pod("new", job="train", name="train-1", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1,
+                      kind="spot", bid_per_gpu=0.30, created=h(11))
+        store.record_observation(h(11), "new", desired_status="RUNNING", cost_per_hr=0.30, uptime_seconds=0.0)
+    return str(path)
+
+
+def test_the_page_of_a_pod_that_ran_0_hours_shows_no_saving_percentage(tmp_path):
+    db = launched_once(tmp_path / "b.db")
+    out = tmp_path / "page"
+    result = run("report", "--db", db, "--since", "12h", *NOW, "--html", str(out))
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "<span>Saved</span><b>$0.00</b>" in page  # no percentage of a zero on-demand cost
+
+
+@pytest.fixture
+def emulated_db(tmp_path):
+    """The `db` ledger as `bidder sim serve` stamps it: its clock is the emulator's, 2026-01-01T12:00Z."""
+    path = tmp_path / "emulated.db"
+    with Store.open(path) as store:
+        store.clock = "emulator"
+        fill(store)
+    return str(path)
+
+
+def test_the_period_counts_back_from_the_emulators_clock(emulated_db, tmp_path):
+    """Not the wall clock's: months after the emulator's time, `--until` alone left an empty period."""
+    result = run("report", "--db", emulated_db, "--until", "2026-01-01T06:00:00Z", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["since"], data["until"]) == ("2025-12-25T12:00:00Z", "2026-01-01T06:00:00Z")
+    out = tmp_path / "spend.png"
+    result = run("chart", "spend", "--db", emulated_db, "--since", "7d", "--until", "6h", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Wrote {out}: 1 job(s), $1.65 spent from 2025-12-25T12:00:00Z to "
+                                    "2026-01-01T06:00:00Z.")
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--since", "0d"], "Invalid value for --since: the period is empty: --since 0d (2026-01-01T12:00:00Z) is not "
+                        "before now (2026-01-01T12:00:00Z)"),
+    (["--until", "3d", "--since", "2d"], "Invalid value for --since/--until: the period is empty: --since 2d "
+                                         "(2025-12-30T12:00:00Z) is not before --until 3d (2025-12-29T12:00:00Z)"),
+    (["--until", "2025-12-01T00:00:00Z"], "Invalid value for --until: the period is empty: the default --since 7d "
+                                          "(2025-12-25T12:00:00Z) is not before --until 2025-12-01T00:00:00Z"),
+])
+def test_an_empty_period_names_the_options_given_on_the_databases_clock(emulated_db, tmp_path, args, error):
+    for command in (["report"], ["chart", "spend", str(tmp_path / "x.png")]):
+        result = run(*command, "--db", emulated_db, *args)
+        assert result.exit_code == 2 and error in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc and /sys: no file can be made there")
+@pytest.mark.parametrize("out", ["/proc/x.png", "/sys/x.png"])
+@pytest.mark.parametrize("command", [["report", "--chart"], ["chart", "spend"], ["chart", "prices"]])
+def test_an_unwritable_chart_path_is_one_error_line(db, command, out):
+    result = run(*command, out, "--db", db, "--since", "all", *NOW)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"Error: cannot write the chart to {out}: ")
+    assert result.output.endswith("; choose a folder you can write to\n")
+
+
+def test_a_chart_path_that_is_no_file_name_or_whose_folder_is_a_file_is_refused(db, tmp_path):
+    result = run("report", "--db", db, *NOW, "--chart", "")
+    assert result.exit_code == 2 and "Invalid value for --chart: the chart's file name is empty" in result.output
+    result = run("report", "--db", db, *NOW, "--chart", f"{db}/x.png")
+    assert (result.exit_code, result.output) == (1, f"Error: cannot write the chart to {db}/x.png: {db} is a file, "
+                                                    "not a folder; choose a file in a folder\n")

@@ -15,6 +15,7 @@ from executor_helpers import GPUS, make_env
 
 from bidder.cli import main
 from bidder.report.data import spend_report
+from bidder.sim import TEST_API_KEY
 from bidder.units import to_iso
 
 
@@ -71,3 +72,44 @@ image = "runpod/pytorch:latest"
                                        "--now", to_iso(end), str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_pod_silent_since_its_launch_is_said_not_counted_as_spend(emulator, client, tmp_path):
+    """`bidder launch`, then no poll for 3 hours while the pod runs and bills: the report books no spend
+    that no poll vouches for, but says so in the text, the JSON and the page (whose poll coverage
+    counts the silence as a gap); once a poll sees the pod, its spend is there."""
+    emulator.world.reclaim_rate_per_hour = 0.0
+    env = make_env(emulator, client, tmp_path)
+    env.store.close()
+    db, runner = str(tmp_path / "bidder.db"), CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY})
+
+    def cli(*args: str):
+        result = runner.invoke(main, [*args, "--db", db, "--now", to_iso(emulator.now)])
+        assert result.exit_code == 0, result.output
+        return result
+
+    cli("launch", "--api-url", emulator.url, "--gpu", GPUS[0], "--tolerance", "none", "--hours", "6", "--image", "x",
+        "--name", "od", "--yes")
+    launched = to_iso(emulator.now)
+    emulator.advance(3 * 3600)
+    note = (f"1 pod(s) still active were last polled never (pod {{}}, launched at {launched}, 3.0 h before the "
+            "period's end): their spend since is not counted")
+    data = json.loads(cli("report", "--since", "2h", "--format", "json").stdout)
+    [pod] = data["pods"]
+    assert (pod["spend"], pod["unpolled_since"]) == (0, launched)
+    assert data["notes"] == [f"{note.format(pod['pod_id'])} (the ledger books only what polls saw; `bidder tick` "
+                             "or `bidder pods --refresh` polls them)"]
+    text = cli("report", "--since", "2h").output
+    assert "ran outside this period" not in text and f"Note: {note.format(pod['pod_id'])}" in text
+    page = tmp_path / "page"
+    cli("report", "--since", "3h", "--html", str(page))
+    html = (page / "report.html").read_text()
+    assert "<span>Poll coverage</span><b>0%</b>" in html and "No gap longer" not in html
+    assert f"pod {pod['pod_id']} from {launched} to {to_iso(emulator.now)}" in html
+    assert note.format(pod["pod_id"]).replace("'", "&#x27;") in html
+
+    cli("pods", "--refresh", "--api-url", emulator.url)  # a poll: now the ledger books the 3 hours
+    data = json.loads(cli("report", "--since", "3h", "--format", "json").stdout)
+    assert data["pods"][0]["spend"] == pytest.approx(3 * emulator.world.on_demand(GPUS[0], data["pods"][0]["cloud"]),
+                                                     rel=0.02)
+    assert data["pods"][0]["unpolled_since"] is None and data["notes"] == []

@@ -126,6 +126,11 @@ def parse_when(text: str | None, now: datetime, option: str, *, allow_all: bool 
     error naming the option."""
     if text is None or (allow_all and text.strip().lower() == "all"):
         return None
+    also = ", or 'all'" if allow_all else ""
+    if text.strip().replace(".", "", 1).isdigit():  # 20260103: seconds ago? a date? neither is said
+        raise click.BadParameter(f"{text!r} has no unit: give a duration before now (e.g. 7d, 12h, 30m)"
+                                 f"{',' if allow_all else ' or'} an ISO 8601 time (e.g. 2026-01-03T00:00:00Z){also}",
+                                 param_hint=option)
     try:
         return now - parse_duration(text)
     except DurationTooLong as exc:

@@ -84,17 +84,37 @@ def _window_options(func: Any) -> Any:
     return func
 
 
-def _window(since_text: str, until_text: str | None, now_text: str | None,
-            now: datetime | None = None) -> tuple[datetime | None, datetime]:
-    """The report period [since, until) from the options; only CLI entry points read the clock.
-    `now`: the database's time (bidder.cli.timing.db_now); without it --now or the wall clock."""
-    if now is None:
-        now = parse_now(now_text) or datetime.now(UTC)
+def _check_window_options(since_text: str, until_text: str | None, now_text: str | None) -> None:
+    """Bad --since/--until/--now fail before any file is opened. Whether the period is empty waits for
+    `_window`: a duration counts back from the database's clock, known only once it is open."""
+    now = parse_now(now_text) or datetime.now(UTC)
+    parse_when(until_text, now, "--until")
+    parse_when(since_text, now, "--since", allow_all=True)
+
+
+def _given(option: str) -> bool:
+    """Whether the user gave this option (rather than its default)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(option) not in (None, ParameterSource.DEFAULT)
+
+
+def _said(option: str, text: str, when: datetime) -> str:
+    """An option as the user typed it, with the time it means when that is not the same text."""
+    return f"{option} {text}" + ("" if text.strip() == to_iso(when) else f" ({to_iso(when)})")
+
+
+def _window(since_text: str, until_text: str | None, now: datetime) -> tuple[datetime | None, datetime]:
+    """The report period [since, until) on `now`, the command's one clock (bidder.cli.timing.db_now:
+    --now, the emulator's virtual time or the wall clock). An empty period is a usage error naming
+    the options the user gave."""
     until = parse_when(until_text, now, "--until") or now
     since = parse_when(since_text, now, "--since", allow_all=True)
     if since is not None and since >= until:
-        raise click.BadParameter(f"the period is empty: {to_iso(since)} is not before --until {to_iso(until)}",
-                                 param_hint="--since")
+        start = ("" if _given("since_text") else "the default ") + _said("--since", since_text, since)
+        end = _said("--until", until_text, until) if until_text is not None else f"now ({to_iso(until)})"
+        hint = "/".join(o for o, given in (("--since", _given("since_text")), ("--until", until_text is not None))
+                        if given) or "--since"
+        raise click.BadParameter(f"the period is empty: {start} is not before {end}", param_hint=hint)
     return since, until
 
 
@@ -146,6 +166,8 @@ def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
     one matplotlib can write, in a folder that exists. A usage error or ConfigError otherwise."""
     from matplotlib.backend_bases import FigureCanvasBase
 
+    if not out.strip():
+        raise click.BadParameter("the chart's file name is empty; give one, e.g. spend.png", param_hint=param_hint)
     path = Path(out)
     kind = path.suffix.lstrip(".").lower() or "png"
     supported = FigureCanvasBase.get_supported_filetypes()
@@ -153,8 +175,12 @@ def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
         raise click.BadParameter(f"cannot write a .{kind} chart; use one of "
                                  f"{', '.join('.' + k for k in sorted(supported))} (e.g. out.png)",
                                  param_hint=param_hint)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"cannot write the chart to {out}: {path.parent} is a file, not a folder; choose a file in "
+                          "a folder", key="chart")
     if not path.parent.is_dir():
-        raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist", key="chart")
+        raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist; create it first",
+                          key="chart")
     return kind
 
 
@@ -165,7 +191,11 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
     try:
         kind = check_chart_path(out, param_hint=param_hint)
         path = Path(out)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the chart to {out}: {exc.strerror or exc}; choose a folder you can "
+                              "write to", key="chart") from None
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=120, format=kind)
@@ -178,6 +208,18 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
                 os.unlink(tmp)
     finally:
         plt.close(fig)
+
+
+def _nothing_ran_chart(period: str) -> Any:
+    """The spend chart of a period in which nothing ran, saying so: a cron job that forwards the chart
+    must not send the last one written, which looks current."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3))
+    ax.axis("off")
+    ax.set_title("Cumulative spend per job against on-demand (USD)")
+    ax.text(0.5, 0.5, f"Nothing ran {period}: nothing spent.", ha="center", va="center", fontsize=14)
+    return fig
 
 
 # -- bidder report -------------------------------------------------------------------------------------
@@ -206,7 +248,9 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     An empty period is not an error (exit 0). With --html DIR, the same numbers as a page to open and
     forward, with the markets the jobs ran in drawn (prices, bids, interruptions, when spot is cheapest).
     """
-    _window(since_text, until_text, now_text)  # bad options fail before any file is opened
+    _check_window_options(since_text, until_text, now_text)  # bad options fail before any file is opened
+    if chart is not None:
+        check_chart_path(chart, param_hint="--chart")
     if html_dir is not None:
         given = click.get_current_context().get_parameter_source("config_path") is not ParameterSource.DEFAULT
         _html_report(db_path, Path(html_dir), since_text, until_text, now_text, allow_past, job,
@@ -215,10 +259,10 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     from bidder.report.data import spend_report  # lazily: `bidder tick` must not pay for analysis
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text, now_text,
-                               db_now(store, now_text, allow_past=allow_past, say=fmt == "table"))
+        now = db_now(store, now_text, allow_past=allow_past, say=fmt == "table")
+        since, until = _window(since_text, until_text, now)
         _check_job(store, job)
-        result = spend_report(store, since, until, job=job)
+        result = spend_report(store, since, until, job=job, now=now)
     if result.is_empty:
         message = _empty_message(result, db_path)
         if fmt == "json":
@@ -231,7 +275,8 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
         else:
             click.echo(message)
         if chart:
-            click.echo(f"No chart written to {chart}: nothing ran in the period.", err=True)
+            save_chart(_nothing_ran_chart(_period(result.since, result.until)), chart, param_hint="--chart")
+            click.echo(f"Wrote {chart}: nothing ran in the period, and the chart says so.", err=True)
         return
     if chart:
         from bidder.report.charts import spend_chart
@@ -273,7 +318,7 @@ def _html_report(db_path: str, out: Path, since_text: str, until_text: str | Non
     progress = Progress("report")
     with _open(db_path) as store:
         now = db_now(store, now_text, allow_past=allow_past)
-        since, until = _window(since_text, until_text, now_text, now)
+        since, until = _window(since_text, until_text, now)
         _check_job(store, job)
         page = write_html_report(store, out, since=since, until=until, now=now, job=job,
                                  restart_overhead_hours=overheads, db_label=db_path, progress=progress)
@@ -389,7 +434,8 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     """
     from bidder.models import MARKET_CLOUDS
 
-    since, until = _window(since_text, until_text, now_text)
+    _check_window_options(since_text, until_text, now_text)
+    check_chart_path(out)
     chosen = None if market.lower() == "any" else market.lower()
     if chosen is not None and cloud.lower() != "any" and cloud.upper() not in MARKET_CLOUDS[chosen]:
         raise click.BadParameter(f"{cloud.lower()} is not a cloud of {chosen}; its clouds are "
@@ -398,7 +444,7 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     from bidder.report.data import pod_track, price_chart_data
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text, now_text, db_now(store, now_text, allow_past=allow_past))
+        since, until = _window(since_text, until_text, db_now(store, now_text, allow_past=allow_past))
         pod_row = None
         if pod_id is not None:
             pod_row = store.pod(pod_id)
@@ -482,16 +528,19 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
     """Cumulative spend per job over the period against what the same running hours would have cost
     on-demand, interruptions marked. Writes OUT.png (the chart of `bidder report --chart`).
     """
-    since, until = _window(since_text, until_text, now_text)
+    _check_window_options(since_text, until_text, now_text)
+    check_chart_path(out)
     from bidder.report.charts import spend_chart
     from bidder.report.data import spend_report
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text, now_text, db_now(store, now_text, allow_past=allow_past))
+        now = db_now(store, now_text, allow_past=allow_past)
+        since, until = _window(since_text, until_text, now)
         _check_job(store, job)
-        result = spend_report(store, since, until, job=job)
+        result = spend_report(store, since, until, job=job, now=now)
     if result.is_empty:
-        click.echo(f"{_empty_message(result, db_path)} No chart written.")
+        save_chart(_nothing_ran_chart(_period(since, until)), out)
+        click.echo(f"{_empty_message(result, db_path)} Wrote {out}: nothing ran in the period, and the chart says so.")
         return
     save_chart(spend_chart(result), out)
     click.echo(f"Wrote {out}: {len(result.jobs)} job(s), ${result.totals.spend:,.2f} spent "

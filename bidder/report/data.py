@@ -25,7 +25,12 @@ is not RUNNING right after one that was (or after a successful rent/resume actio
 observation. The ledger cannot tell a stop made by hand outside bidder from one made by RunPod, so
 such a stop counts here (the executor, which reads RunPod's status text, does not count it).
 
-Nothing here reads the clock: `since`/`until` are passed in (None = unbounded).
+A pod the ledger still has running (state active or retiring, not ended) that no poll has seen for
+over MAX_POLL_GAP_HOURS by the period's end (or by `now`, if earlier) has spend the ledger cannot
+book: polls vouch for spend, and none vouches for that silence. The report counts none of it, but
+says so (`PodSpend.unpolled_since`, a note), and the poll coverage counts the silence as a gap.
+
+Nothing here reads the clock: `since`/`until`/`now` are passed in (None = unbounded).
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ _STOP_KINDS = ("stop", "terminate")
 _BID_KINDS = ("rent_spot", "bid_resume")
 _START_KINDS = ("rent_spot", "bid_resume", "deploy_on_demand", "resume")
 _CLOUDS = ("SECURE", "COMMUNITY")
+_RUNNING_STATES = ("active", "retiring")  # the ledger's states of a pod that may still bill
+#: Polls further apart than this leave a gap (a cron that did not run): `bidder tick` polls every few minutes.
+MAX_POLL_GAP_HOURS = 0.5
 
 
 # -- result types ----------------------------------------------------------------------------------
@@ -71,7 +79,9 @@ class PodSpend:
     `hours` are running hours of the pod in the period; `gpu_hours` = hours x gpu_count.
     `on_demand_cost` is what those hours would have cost on-demand (None: no on-demand price was
     ever recorded for its GPU type and cloud); `saving` = on_demand_cost - spend, `saving_pct` its
-    share of on_demand_cost (0-100).
+    share of on_demand_cost (0-100). `unpolled_since`: for a pod still active, its last poll (else its
+    launch) when that was over MAX_POLL_GAP_HOURS before the period's end: its spend since is not
+    counted (no poll vouches for it).
     """
 
     pod_id: str
@@ -95,6 +105,7 @@ class PodSpend:
     saving_pct: float | None
     interruption_times: tuple[datetime, ...] = field(default=(), repr=False)
     market: str = "runpod"
+    unpolled_since: datetime | None = None
     # Cumulative curve inside the period, for charts: (epoch seconds, USD spent, USD on-demand).
     curve: tuple[tuple[float, float, float], ...] = field(default=(), repr=False, compare=False)
 
@@ -102,7 +113,7 @@ class PodSpend:
         out = asdict(self)
         out.pop("curve")
         out["interruption_times"] = [to_iso(t) for t in self.interruption_times]
-        for key in ("created", "last_poll"):
+        for key in ("created", "last_poll", "unpolled_since"):
             out[key] = to_iso(out[key]) if out[key] is not None else None
         return out
 
@@ -283,14 +294,36 @@ def _share_inside(seg: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.where(length > 0, overlap / np.where(length > 0, length, 1.0), point)
 
 
-def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]]) -> list[datetime]:
+def _still_running(row: Mapping[str, Any]) -> bool:
+    """Whether the ledger still has the pod running (bidder has not ended it, nor seen it end)."""
+    return row.get("state") in _RUNNING_STATES and row.get("ended") is None
+
+
+def _last_heard(row: Mapping[str, Any], observations: Sequence[Mapping[str, Any]]) -> datetime | None:
+    """The pod's last poll, else its launch: from then on the ledger knows nothing of it."""
+    return observations[-1]["ts"] if observations else row.get("created")
+
+
+def _end(hi: float, now: datetime | None) -> float:
+    """Where a silence in the period stops: its end, or `now` if earlier (no poll is missing yet)."""
+    return min(hi, now.timestamp()) if now is not None else hi
+
+
+def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
+                   market: str = DEFAULT_MARKET) -> list[datetime]:
     """Times the pod stopped without bidder asking (see the module docstring). A successful start
     (rent, resume) counts as running from its time, like a RUNNING poll: a pod resumed and outbid
     again before the next poll was interrupted too. At equal times a poll comes before an action
     (a tick polls first, then acts), and actions keep the ledger's order: a stop and a resume in one
-    tick (a bid above a lowered cap, re-placed) leave the pod running, and its next exit is counted."""
+    tick (a bid above a lowered cap, re-placed) leave the pod running, and its next exit is counted.
+
+    A stop at the very time of an exit observation: on RunPod that observation is the exit bidder
+    writes as it stops a running pod (after the stop: its own); on Vast bidder writes none when it
+    stops an instance, so it is the tick's poll, made before the stop (an outbid seen, then the pod
+    ended to move the job): an interruption."""
     stops = [(a["ts"], a.get("id") or 0) for a in actions
              if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    exit_after_stop = market != "vast"
     timeline: list[tuple[datetime, int, int, str | None]] = [(o["ts"], 0, 0, o.get("desired_status"))
                                                               for o in observations]
     timeline += [(a["ts"], 1, a.get("id") or 0, "RUNNING") for a in actions
@@ -302,7 +335,8 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
         if status == "RUNNING":
             last_running = (ts, action_id)
             continue
-        if last_running is not None and not any(last_running <= (s, i) and s <= ts for s, i in stops):
+        if last_running is not None and not any(last_running <= (s, i) and (s < ts or (s == ts and exit_after_stop))
+                                                for s, i in stops):
             out.append(ts)
         last_running = None
     return out
@@ -364,8 +398,10 @@ def _pct(saving: float | None, base: float | None) -> float | None:
     return 100.0 * saving / base
 
 
-def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: float, hi: float) -> PodSpend | None:
-    """The pod's numbers inside [lo, hi), or None when it did not exist or run in it."""
+def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: float, hi: float,
+               now: datetime | None = None) -> PodSpend | None:
+    """The pod's numbers inside [lo, hi), or None when it did not exist or run in it (a pod still
+    running exists to the period's end, polled or not)."""
     pod_id = row["pod_id"]
     observations = store.observations(pod_id)
     actions = store.actions(pod_id=pod_id)
@@ -376,8 +412,13 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
     seen += [o["ts"] for o in observations[-1:]]
     if seg.size:
         seen.append(_dt(float(seg[0, 0])))
-    if not seen or min(seen).timestamp() >= hi or max(seen).timestamp() < lo:
+    running = _still_running(row)
+    if not seen or min(seen).timestamp() >= hi or (max(seen).timestamp() < lo and not running):
         return None
+    heard = _last_heard(row, observations)
+    end = _end(hi, now)  # an unbounded period with no `now` has no end to fall silent before
+    unpolled = heard if running and heard is not None and math.isfinite(end) and \
+        end - heard.timestamp() > MAX_POLL_GAP_HOURS * 3600 else None
 
     share = _share_inside(seg, lo, hi) if seg.size else np.zeros(0)
     usd = seg[:, 2] * share if seg.size else np.zeros(0)
@@ -398,7 +439,8 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
             on_demand_cost = float(od.sum())
     saving = None if on_demand_cost is None else on_demand_cost - spend
     gpu_hours = hours * gpu_count
-    cut = [t for t in _interruptions(observations, actions) if lo <= t.timestamp() < hi]
+    cut = [t for t in _interruptions(observations, actions, row.get("market") or DEFAULT_MARKET)
+           if lo <= t.timestamp() < hi]
     curve: tuple[tuple[float, float, float], ...] = ()
     if seg.size:
         inside = share > 0
@@ -415,7 +457,7 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
         last_poll=observations[-1]["ts"] if observations else None, hours=hours, gpu_hours=gpu_hours,
         spend=spend, interruptions=len(cut), avg_per_gpu_hour=spend / gpu_hours if gpu_hours > 0 else None,
         on_demand_cost=on_demand_cost, saving=saving, saving_pct=_pct(saving, on_demand_cost),
-        interruption_times=tuple(cut), curve=curve, market=row.get("market") or "runpod")
+        interruption_times=tuple(cut), curve=curve, market=row.get("market") or "runpod", unpolled_since=unpolled)
 
 
 def _merge_curves(curves: Iterable[tuple[tuple[float, float, float], ...]]) -> tuple[tuple[float, float, float], ...]:
@@ -499,13 +541,14 @@ def market_summary(store: Store, since: datetime | None = None, until: datetime 
 
 # -- the report ------------------------------------------------------------------------------------
 def spend_report(store: Store, since: datetime | None = None, until: datetime | None = None, *,
-                 job: str | None = None) -> SpendReport:
+                 job: str | None = None, now: datetime | None = None) -> SpendReport:
     """Spend per pod and per job over [since, until) (None = unbounded), against on-demand, with
-    totals and a summary of the markets the pods ran in. `job` keeps one job's pods."""
+    totals and a summary of the markets the pods ran in. `job` keeps one job's pods. `now`, the
+    command's time, caps a silence after a pod's last poll when `until` is later."""
     lo, hi = _epoch(since, -math.inf), _epoch(until, math.inf)
     rows = store.managed_pods(job)
     prices = _OnDemand(store)
-    pods = [p for p in (_pod_spend(store, row, prices, lo, hi) for row in rows) if p is not None]
+    pods = [p for p in (_pod_spend(store, row, prices, lo, hi, now) for row in rows) if p is not None]
     by_job: dict[str, list[PodSpend]] = {}
     for p in pods:
         by_job.setdefault(p.job or "-", []).append(p)
@@ -527,12 +570,34 @@ def spend_report(store: Store, since: datetime | None = None, until: datetime | 
     if unknown:
         notes.append(f"no on-demand price recorded for {', '.join(unknown)}: saving unknown "
                      "(collect prices with `bidder collect`)")
+    unpolled = _unpolled_note([p for p in pods if p.unpolled_since is not None], hi, now)
+    if unpolled:
+        notes.append(unpolled)
     pending = [a for a in store.actions(job, outcome="pending") if lo <= a["ts"].timestamp() < hi]
     if pending:
         notes.append(f"{len(pending)} action(s) still pending (sent but never completed: a crash between the "
                      f"call and its answer?): ids {', '.join(str(a['id']) for a in pending[:10])}")
     return SpendReport(since=since, until=until, job=job, pods=tuple(pods), jobs=jobs, totals=totals,
                        markets=markets, managed_pods=len(rows), notes=tuple(notes))
+
+
+def _unpolled_note(pods: Sequence[PodSpend], hi: float, now: datetime | None) -> str | None:
+    """What the report leaves out: the spend of pods still active since their last poll."""
+    if not pods:
+        return None
+    end = _end(hi, now)
+    where = "the period's end" if end == hi else "now"
+
+    def heard(p: PodSpend) -> str:
+        assert p.unpolled_since is not None
+        ago = f"{(end - p.unpolled_since.timestamp()) / 3600:.1f} h before {where}"
+        if p.last_poll is None:
+            return f"never (pod {p.pod_id}, launched at {to_iso(p.unpolled_since)}, {ago})"
+        return f"at {to_iso(p.unpolled_since)} ({ago}: pod {p.pod_id})"
+
+    listed = "; ".join(heard(p) for p in pods[:10]) + (f"; and {len(pods) - 10} more" if len(pods) > 10 else "")
+    return (f"{len(pods)} pod(s) still active were last polled {listed}: their spend since is not counted "
+            "(the ledger books only what polls saw; `bidder tick` or `bidder pods --refresh` polls them)")
 
 
 # -- price chart data ------------------------------------------------------------------------------
@@ -553,7 +618,7 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTr
     end = max(ends).timestamp() if ends else None
     if until is not None and end is not None:
         end = min(end, until.timestamp())
-    cut = _interruptions(observations, actions)
+    cut = _interruptions(observations, actions, row.get("market") or DEFAULT_MARKET)
     stops = [a["ts"].timestamp() for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
     return PodTrack(pod_id=pod_id, gpu_type_id=row.get("gpu_type_id"), cloud=row.get("cloud"),
                     kind=row.get("kind") or "spot", bid_ts=tuple(t for t, _ in bids),
@@ -615,13 +680,16 @@ def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence
 @dataclass(frozen=True)
 class Coverage:
     """How much of the pods' lives in the period bidder's polls saw. `observed_hours` of
-    `span_hours` (from each pod's first to last poll, clipped to the period) lie between polls no
-    further apart than `max_gap_hours`; `gaps` are the longer silences (pod id, start, end)."""
+    `span_hours` (from each pod's first to last poll, clipped to the period; for a pod still running,
+    on to the period's end or `now`) lie between polls no further apart than `max_gap_hours`; `gaps`
+    are the longer silences (pod id, start, end), `unpolled` the pods whose silence runs on to the
+    end (after their last poll, or their launch when never polled: spend the report cannot count)."""
 
     span_hours: float
     observed_hours: float
     max_gap_hours: float
     gaps: tuple[tuple[str, datetime, datetime], ...]
+    unpolled: tuple[str, ...] = ()
 
     @property
     def share(self) -> float | None:
@@ -629,20 +697,33 @@ class Coverage:
 
 
 def observation_coverage(store: Store, pod_ids: Iterable[str], since: datetime | None = None,
-                         until: datetime | None = None, *, max_gap_hours: float = 0.5) -> Coverage:
+                         until: datetime | None = None, *, now: datetime | None = None,
+                         max_gap_hours: float = MAX_POLL_GAP_HOURS) -> Coverage:
     """The share of each pod's polled life in [since, until) that its polls cover (see Coverage)."""
     lo, hi = _epoch(since, -math.inf), _epoch(until, math.inf)
+    end = _end(hi, now)
     span = observed = 0.0
     gaps: list[tuple[str, datetime, datetime]] = []
+    unpolled: list[str] = []
     for pod_id in pod_ids:
-        ts = np.array([o["ts"].timestamp() for o in store.observations(pod_id)], dtype=float)
+        observations = store.observations(pod_id)
+        ts = [o["ts"].timestamp() for o in observations]
+        row = store.pod(pod_id)
+        heard = _last_heard(row, observations) if row is not None and _still_running(row) else None
+        trailing = heard is not None and math.isfinite(end) and heard.timestamp() < end
+        if trailing:  # the silence of a pod still running, to the end: a gap like any other
+            ts = ([] if observations else [heard.timestamp()]) + ts + [end]
         if len(ts) < 2:
             continue
-        a, b = np.clip(ts[:-1], lo, hi), np.clip(ts[1:], lo, hi)
+        t = np.array(ts, dtype=float)
+        a, b = np.clip(t[:-1], lo, hi), np.clip(t[1:], lo, hi)
         length = b - a
         span += float(length.sum()) / 3600
-        long = (ts[1:] - ts[:-1]) > max_gap_hours * 3600
+        long = (t[1:] - t[:-1]) > max_gap_hours * 3600
         observed += float(length[~long].sum()) / 3600
         gaps += [(pod_id, _dt(x), _dt(y)) for x, y, keep in zip(a, b, long & (length > 0), strict=True) if keep]
+        if trailing and long[-1] and length[-1] > 0:
+            unpolled.append(pod_id)
     gaps.sort(key=lambda g: g[1])
-    return Coverage(span_hours=span, observed_hours=observed, max_gap_hours=max_gap_hours, gaps=tuple(gaps))
+    return Coverage(span_hours=span, observed_hours=observed, max_gap_hours=max_gap_hours, gaps=tuple(gaps),
+                    unpolled=tuple(unpolled))

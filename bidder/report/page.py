@@ -164,11 +164,14 @@ def _restarts(store: Store, report: SpendReport, job: JobSpend) -> int:
     return max(inside, job.interruptions)
 
 
-def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], store: Store) -> None:
+def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], store: Store,
+              now: datetime) -> None:
     t = report.totals
     lost = sum(_restarts(store, report, j) * overhead.get(j.job, _DEFAULT_OVERHEAD_HOURS) for j in report.jobs)
-    saving = "-" if t.saving is None else f"{_money(t.saving)} ({t.saving_pct:.0f}%)"
-    coverage = observation_coverage(store, [p.pod_id for p in report.pods], report.since, report.until)
+    saving = "-" if t.saving is None else _money(t.saving)
+    # No percentage without an on-demand cost to take it of (a pod that ran 0 hours, or polled once).
+    saving += "" if t.saving_pct is None else f" ({t.saving_pct:.0f}%)"
+    coverage = observation_coverage(store, [p.pod_id for p in report.pods], report.since, report.until, now=now)
     share = coverage.share
     cards = [("Spent", _money(t.spend), "pay-as-bid, from each poll of each pod"),
              ("On-demand would have cost", _money(t.on_demand_cost), "the same GPU hours at on-demand prices"),
@@ -177,7 +180,8 @@ def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], s
              ("Interruptions", f"{t.interruptions:,}", "stops bidder did not ask for"),
              ("Hours lost to restarts", f"{lost:,.1f} h", "restarts x each job's restart overhead"),
              ("Poll coverage", "-" if share is None else f"{100 * share:.0f}%",
-              f"of {coverage.span_hours:,.1f} pod-hours between polls")]
+              f"of {coverage.span_hours:,.1f} pod-hours between polls"
+              + (", and after the last poll of a pod still active" if coverage.unpolled else ""))]
     page.add('<h2 id="headline">Headline</h2><div class="cards">' + "".join(
         f'<div class="card"><span>{html.escape(k)}</span><b>{html.escape(v)}</b><span>{html.escape(h)}</span></div>'
         for k, v, h in cards) + "</div>")
@@ -186,7 +190,9 @@ def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], s
         more = f" and {len(coverage.gaps) - 5} more" if len(coverage.gaps) > 5 else ""
         page.add(f'<p class="note">{len(coverage.gaps)} gap(s) longer than {coverage.max_gap_hours * 60:.0f} min '
                  f"between polls (bidder tick did not run, or could not reach the API): {html.escape(listed)}{more}. "
-                 "Spend over a gap is estimated from the polls on either side.</p>")
+                 "Spend over a gap is estimated from the polls on either side"
+                 + ("; after the last poll of a pod still active it is not counted (see the note below)"
+                    if coverage.unpolled else "") + ".</p>")
     else:
         page.add('<p class="muted">No gap longer than 30 minutes between polls of any pod in the period.</p>')
     for note in report.notes:
@@ -351,7 +357,7 @@ def write_html_report(store: Store, out: Path, *, since: datetime | None, until:
             progress(steps[0], steps[1], what)
 
     store = _ReadOnce(store)  # type: ignore[assignment]  # a Store in every way that matters here
-    report = spend_report(store, since, until, job=job)
+    report = spend_report(store, since, until, job=job, now=now)
     states = [s for s in store.jobs() if job is None or s["name"] == job]
     steps[1] = 3 + len({_market_key(p) for p in report.pods})
     tick("spend")
@@ -366,7 +372,7 @@ def write_html_report(store: Store, out: Path, *, since: datetime | None, until:
                  "Launch one with <code>bidder launch</code>, or add jobs to bidder.toml and run "
                  "<code>bidder tick</code> from cron; widen the period with <code>--since all</code>.</p>")
     else:
-        _headline(page, report, restart_overhead_hours or {}, store)
+        _headline(page, report, restart_overhead_hours or {}, store, now)
         tick("jobs")
         _jobs(page, report, {s["name"]: s for s in states})
         _markets(page, store, report, until, tick)
