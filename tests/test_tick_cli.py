@@ -165,3 +165,23 @@ def test_stop_needs_a_pod_or_a_job(env):
     assert result.exit_code == 2 and "give a POD id or --job NAME" in result.stderr
     result = cli(env, "stop", "--job", "ghost", *common(env))
     assert result.exit_code == 1 and result.stderr.startswith("Error: job ghost has no active pod")
+
+
+def test_jobs_and_pods_refuse_a_missing_database_and_create_nothing(env):
+    # A mistyped --db: one line, exit 1, as `bidder report` says; no file and no folder made.
+    missing = env.tmp / "nonexistent" / "dir" / "x.db"
+    for args in (["jobs", "--config", str(env.tmp / "bidder.toml")], ["jobs", "--format", "json", "--config", str(env.tmp / "bidder.toml")], ["pods"],
+                 ["pods", "--all", "--format", "json"], ["pods", "--refresh", "--api-url", env.emu.url],
+                 ["report"]):
+        result = cli(env, *args, "--db", str(missing))
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.startswith(f"Error: no bidder database at {missing}: "), (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+        assert not (env.tmp / "nonexistent").exists(), args
+    typo = env.tmp / "typo.db"
+    result = cli(env, "pods", "--db", str(typo))
+    assert result.exit_code == 1 and "no bidder database at" in result.output and not typo.exists()
+    # The real database still reads as before.
+    assert tick(env).exit_code == 0
+    result = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"))
+    assert result.exit_code == 0 and "train" in result.output and "running" in result.output

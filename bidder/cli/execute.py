@@ -30,6 +30,7 @@ from bidder.cli.common import (
     emit_rows,
     format_option,
     market_option,
+    open_existing_store,
     resolve_api_key,
     resolve_vast_api_key,
     vast_options,
@@ -460,7 +461,7 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
         return
     config = load_config(config_path)
     rows = []
-    with Store.open(db_path) as store:
+    with open_existing_store(db_path, "no job has run yet") as store:
         for jc in config.jobs.values():
             state = store.job_state(jc.name) or {}
             work, spent, interruptions = job_progress(store, jc, save=False)
@@ -596,7 +597,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
     """Managed pods of every market with status, price, uptime and spend (from the ledger). --refresh polls on the
     API's clock (the emulator's when pointed at `bidder sim serve`) or --now."""
     parse_now(now_text)
-    with Store.open(db_path) as store:
+    with open_existing_store(db_path, "no pods yet") as store:
         if refresh:
             active = store.managed_pods(states=["active"])
             wanted = {row.get("market") or "runpod" for row in active}
