@@ -428,12 +428,16 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             vast.close()
     prefix = "[dry run] " if dry_run else ""
     if report.collected:
-        click.echo(f"{prefix}collected a price snapshot at {to_iso(now)}")
+        only = f" ({', '.join(report.collected_markets)} only)" if report.price_failures else ""
+        click.echo(f"{prefix}collected a price snapshot at {to_iso(now)}{only}")
+    for line in report.price_failures.values():  # the tick goes on, but the user must see it
+        click.echo(f"{prefix}warning: {line}", err=True)
     for event in report.events:  # what happened before what each job does now
         if event["event"] == "interrupted":
             click.echo(f"{prefix}{event.get('job')}: {event.get('summary') or 'interrupted'}")
     for job in report.jobs:
-        click.echo(f"{prefix}{job.name}: {job.state}: {job.message} (spent ${job.spent:.2f}, "
+        message = job.message.removeprefix(f"{job.state}: ")  # "held: held: ..." said the state twice
+        click.echo(f"{prefix}{job.name}: {job.state}: {message} (spent ${job.spent:.2f}, "
                    f"{job.work_done_hours:.2f} h done)")
     for event in report.events:
         if event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
@@ -628,10 +632,12 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             rows.append({"pod": row["pod_id"], "market": row.get("market") or "runpod", "job": row.get("job"),
                          "name": row.get("name"),
                          "gpu": row.get("gpu_type_id"), "cloud": row.get("cloud"), "gpus": row.get("gpu_count"),
-                         "kind": row.get("kind"), "bid": row.get("bid_per_gpu"),
+                         "kind": row.get("kind"), "bid": _money(row.get("bid_per_gpu")),
                          "status": row.get("desired_status"), "state": row.get("state"),
-                         "cost_per_hr": rate,
-                         "uptime": format_duration(uptime) if uptime is not None else None,
+                         "cost_per_hr": _money(rate),
+                         # A table shows "20m"; json and csv give numbers: the uptime in hours.
+                         **({"uptime": format_duration(uptime) if uptime is not None else None} if fmt == "table"
+                            else {"uptime_h": round(float(uptime) / 3600, 4) if uptime is not None else None}),
                          "spent": round(estimate_spend(observations), 4),
                          "interruptions": row.get("interruptions"),
                          "last_seen": to_iso(row["last_seen"]) if row.get("last_seen") else None})
@@ -643,6 +649,11 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
         click.echo("no managed pods" + ("" if show_all else " running (use --all for stopped ones)"))
         return
     emit_rows(rows, columns, fmt)
+
+
+def _money(value: Any) -> float | None:
+    """A price or rate for output: USD to 1/100 of a cent (0.20650000000000002 -> 0.2065)."""
+    return None if value is None else round(float(value), 4)
 
 
 @main.command("stop", epilog=_EXAMPLE_STOP)
