@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bidder.errors import ApiError, AuthError, BidderError, RateLimited
+from bidder.errors import ApiError, AuthError, BidderError, MalformedAnswer, RateLimited
 from bidder.models import CLOUDS, PriceQuote
 from bidder.store import SPOT_UNSUPPORTED_SINCE as SPOT_FLAG
 from bidder.store import Store
@@ -99,6 +99,9 @@ class RunPodSource:
 
     def fetch(self, store: Store, ts: datetime) -> MarketFetch:
         quotes = self.client.lowest_prices(self.gpu_counts, self.clouds, ts=ts)
+        if not quotes:  # RunPod always lists its GPU types: an empty answer is a wrong one, not a market
+            raise MalformedAnswer("lowestPrice: the answer listed no GPU types (an empty catalogue is not a "
+                                  "price snapshot)", operation="lowestPrice")
         catalogue = None
         refreshed = store.gpu_types_updated()
         if refreshed is None or ts - refreshed >= self.gpu_types_max_age:
@@ -122,6 +125,9 @@ class VastSource:
 
     def fetch(self, store: Store, ts: datetime) -> MarketFetch:
         offers = list(self.client.search_offers())
+        if not offers:  # the whole market, unfiltered: none at all is a wrong answer, not a market
+            raise MalformedAnswer("search: the answer listed no offers at all (an empty market is not a price "
+                                  "snapshot)", operation="search")
         return MarketFetch(quotes=summarize_offers(offers, ts, self.filters), offers=offers)
 
 

@@ -795,7 +795,8 @@ class Executor:
                     self._confirm_own_stop(row, own, now, state="terminated", desired_status="TERMINATED")
                 return "stopped_by_bidder"
             if not self.dry_run:
-                last = self.store.last_observation(pod_id)
+                # Never polled: its launch is the evidence it started (at the create's time and price).
+                last = self.store.last_observation(pod_id) or self.store.record_launch(pod_id)
                 if last is not None and (row.get("desired_status") == "RUNNING"
                                          or last.get("storage_per_hr") is not None):
                     # It ended at an unknown moment since the last poll: half of that interval is booked

@@ -35,12 +35,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bidder.collector import RunPodSource, VastSource, collect_markets
-from bidder.errors import ApiError, ConfigError, Infeasible, InsufficientHistory, SpotUnsupported
-from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Executor, exit_time, running_hours
+from bidder.collector import RunPodSource, VastSource, collect_markets, describe
+from bidder.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    Infeasible,
+    InsufficientHistory,
+    MalformedAnswer,
+    SpotUnsupported,
+    TransportError,
+)
+from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Attempt, Executor, exit_time, running_hours
 from bidder.gpu_names import resolve_gpu_types
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
@@ -84,6 +93,11 @@ class TickReport:
     ts: datetime
     collected: bool = False
     jobs: list[JobReport] = field(default_factory=list)
+    #: Markets whose prices this tick could not collect (a failed or wrong answer, an empty catalogue),
+    #: each with one line for the user: what failed, and which snapshot the jobs are decided on instead.
+    price_failures: dict[str, str] = field(default_factory=dict)
+    #: The markets whose snapshot this tick stored (when `collected`).
+    collected_markets: tuple[str, ...] = ()
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -257,14 +271,47 @@ class _Tick:
         vast = self.exs.get("vast")
         if vast is not None:  # one cycle, one request per market, one transaction
             sources.append(VastSource(vast.client.client, vast.client.filters))
-        result = collect_markets(sources, self.store, now=self.now)
+        try:
+            result = collect_markets(sources, self.store, now=self.now)
+        except (AuthError, MalformedAnswer, TransportError) as exc:
+            if not isinstance(exc, MalformedAnswer):
+                raise  # the API cannot be reached (or refuses the key): the tick cannot run (exit 1)
+            result, failed = None, self._failed_collections(exc)
+        except ApiError as exc:  # every market answered wrongly (their error rows are stored): the pods
+            result, failed = None, self._failed_collections(exc)  # still need looking after: the tick goes on
+        else:
+            failed = {part.market: part.error for part in result.by_market if part.error is not None}
+        for market in self.exs:
+            if market in failed:
+                self._price_failure(market, failed[market])
+            elif result is not None:
+                self.report.price_failures.pop(market, None)  # a retry in this tick got them
+        if result is None:
+            return
         self.report.collected = True
+        self.report.collected_markets = tuple(m for m in self.exs if m not in failed)
         self.ex.emit(self.now, "collect", quotes=result.quotes)
         quotes = self.store.latest_quotes("runpod") if "runpod" in self.exs else []  # spot's end is RunPod's alone
         if (not self.ex.spot_blocked() and any(q.uninterruptable_price for q in quotes)
                 and not any(q.minimum_bid_price for q in quotes)):
             # RunPod's other sign of the end of spot: on-demand prices, and no spot floor on any type.
             self.ex.mark_spot_unsupported(self.now, reason="the newest snapshot: no GPU type shows a spot price")
+
+    def _failed_collections(self, exc: ApiError) -> dict[str, str]:
+        """Each market's error row of this cycle (collect_markets raised the first market's error)."""
+        ts = self.now.astimezone(UTC).replace(microsecond=0)
+        rows = [r for r in self.store.collections(limit=2 * len(self.exs)) if r["ts"] == ts and r.get("error")]
+        failed = {str(r["market"]): str(r["error"]) for r in reversed(rows)}  # the newest row of a market wins
+        return {m: failed.get(m) or describe(exc) for m in self.exs}
+
+    def _price_failure(self, market: str, error: str) -> None:
+        """Say (in the report and the log) that `market`'s prices were not collected, and on what the jobs
+        are decided instead: a failure in the `collections` table alone goes unseen."""
+        last = self.store.last_collection_ts(market=market)
+        fallback = f"deciding on the snapshot of {to_iso(last)}" if last is not None else "no earlier snapshot to decide on"
+        message = f"{_MARKET_NAMES.get(market, market)} prices not collected: {error}; {fallback}"
+        self.report.price_failures[market] = message
+        self.ex.emit(self.now, "collect_failed", market=market, error=error, message=message)
 
     def poll(self) -> None:
         """One listing per market with a managed pod or a create awaiting its answer."""
@@ -662,7 +709,8 @@ class _Tick:
         tries = "; ".join(f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message
                                                                                  and a.outcome != "ok" else "")
                           for a in result.attempts)
-        notes = " ".join(result.notes)
+        # (a stopped launch's reason is its last attempt's message too: said once)
+        notes = " ".join(n for n in result.notes if not any(a.message == n for a in result.attempts))
         if result.pod is not None and result.attempt is not None:
             a = result.attempt
             what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
@@ -671,7 +719,8 @@ class _Tick:
             self._save(jc, state="running", pod_id=result.pod.id, note=message)
             return self._report(jc, "running", message, result.pod.id)
         if self.ex.dry_run and result.requests:
-            return self._report(jc, "dry_run", f"would launch: {tries}")
+            return self._report(jc, "dry_run", "would launch: " + "; ".join(_would(a, decision.market)
+                                                                            for a in result.attempts))
         message = "not launched: " + "; ".join(x for x in (tries, notes) if x)
         self._save(jc, state="waiting", note=message)
         return self._report(jc, "waiting", message)
@@ -765,7 +814,8 @@ class _Tick:
         if result.pod is None or result.attempt is None:
             tries = "; ".join(f"{a.kind} {a.gpu_type_id}: {a.outcome}" for a in result.attempts)
             if self.ex.dry_run and result.requests:
-                return self._report(jc, "dry_run", f"would end {row['pod_id']} and move to {tries}", row["pod_id"])
+                moves = "; ".join(_would(a, decision.market) for a in result.attempts)
+                return self._report(jc, "dry_run", f"would end {row['pod_id']} and move to {moves}", row["pod_id"])
             return self._wait(jc, f"pod {row['pod_id']} ended to move the job, but no new pod: "
                                   + "; ".join(x for x in (tries, *result.notes) if x))
         a = result.attempt
@@ -836,6 +886,22 @@ def _raises(decision: Decision, row: dict[str, Any]) -> bool:
     """True when the decision bids above the pod's standing bid (or the pod has none)."""
     old = row.get("bid_per_gpu")
     return old is None or (decision.bid_per_gpu is not None and decision.bid_per_gpu > float(old) + 1e-9)
+
+
+_MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
+
+
+def _would(a: Attempt, market: str | None) -> str:
+    """A dry run's attempt for the user: what would be rented, where, and at what bid or price."""
+    if a.outcome != "dry_run":
+        return f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message else "")
+    where = f"{a.gpu_type_id} ({a.cloud}, {market or 'runpod'})"
+    if a.kind == "spot" and a.bid_per_gpu is not None:
+        price = f"bid ${a.bid_per_gpu:.4f}/GPU-h x {a.gpu_count} GPU{'s' if a.gpu_count != 1 else ''}"
+        price += f" = ${a.cost_per_hour:.4f}/h" if a.cost_per_hour is not None else ""
+    else:
+        price = f"at ${a.cost_per_hour:.4f}/h" if a.cost_per_hour is not None else "at the on-demand price"
+    return f"{'spot' if a.kind == 'spot' else 'on-demand'} {where} {price} (not sent: dry run)"
 
 
 def _where(cloud: str | None, market: str | None) -> str:

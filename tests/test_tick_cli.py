@@ -97,7 +97,9 @@ def test_the_api_down_exits_1_with_one_line(env):
 def test_dry_run_tick_sends_no_mutation(env):
     result = tick(env, "--dry-run")
     assert result.exit_code == 0, result.stderr
-    assert "[dry run] train: dry_run: would launch: on_demand NVIDIA RTX A6000/COMMUNITY: dry_run" in result.output
+    # The market, the GPU, the cloud and the price (on-demand here) are on the line, not only in --log.
+    assert ("[dry run] train: dry_run: would launch: on-demand NVIDIA RTX A6000 (COMMUNITY, runpod) at $0.3300/h "
+            "(not sent: dry run)") in result.output
     assert env.emu.world.pods == {}
     assert [a["outcome"] for a in env.store.actions()] == ["dry_run"]
 
@@ -142,13 +144,17 @@ def test_pods_and_stop_by_id_hold_the_job_until_started(env):
     rows = json.loads(listing.output)
     assert [(r["pod"], r["job"], r["status"], r["kind"]) for r in rows] == [(pod.id, "train", "RUNNING", "on_demand")]
     assert rows[0]["spent"] == pytest.approx(env.emu.world.true_spend(pod.id), rel=1e-3)
-    assert rows[0]["uptime"] == "30m"
+    # Numbers for scripts: the uptime in hours, money to 1/100 of a cent (the table says "30m").
+    assert rows[0]["uptime_h"] == 0.5 and "uptime" not in rows[0]
+    assert rows[0]["cost_per_hr"] == 0.33 and rows[0]["spent"] == round(rows[0]["spent"], 4)
+    assert " 30m " in cli(env, "pods", "--db", str(env.tmp / "bidder.db")).output
     result = cli(env, "stop", pod.id, *common(env))
     assert result.exit_code == 0, result.stderr
     assert result.output.strip() == f"stopped pod {pod.id} (job train is held)"
     assert pod.desired_status == "EXITED"
     env.emu.advance(300)
-    assert "train: held: held: pod stopped by `bidder stop`" in tick(env).output
+    held = tick(env).output
+    assert "train: held: pod stopped by `bidder stop`" in held and "held: held" not in held  # said once
     assert len(env.emu.world.pods) == 1
     assert cli(env, "pods", "--db", str(env.tmp / "bidder.db")).output.startswith("no managed pods running")
     started = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
@@ -165,3 +171,35 @@ def test_stop_needs_a_pod_or_a_job(env):
     assert result.exit_code == 2 and "give a POD id or --job NAME" in result.stderr
     result = cli(env, "stop", "--job", "ghost", *common(env))
     assert result.exit_code == 1 and result.stderr.startswith("Error: job ghost has no active pod")
+
+
+def test_jobs_and_pods_refuse_a_missing_database_and_create_nothing(env):
+    # A mistyped --db: one line, exit 1, as `bidder report` says; no file and no folder made.
+    missing = env.tmp / "nonexistent" / "dir" / "x.db"
+    for args in (["jobs", "--config", str(env.tmp / "bidder.toml")], ["jobs", "--format", "json", "--config", str(env.tmp / "bidder.toml")], ["pods"],
+                 ["pods", "--all", "--format", "json"], ["pods", "--refresh", "--api-url", env.emu.url],
+                 ["report"]):
+        result = cli(env, *args, "--db", str(missing))
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.startswith(f"Error: no bidder database at {missing}: "), (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+        assert not (env.tmp / "nonexistent").exists(), args
+    typo = env.tmp / "typo.db"
+    result = cli(env, "pods", "--db", str(typo))
+    assert result.exit_code == 1 and "no bidder database at" in result.output and not typo.exists()
+    # The real database still reads as before.
+    assert tick(env).exit_code == 0
+    result = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"))
+    assert result.exit_code == 0 and "train" in result.output and "running" in result.output
+
+
+def test_a_lost_create_is_said_once_on_the_job_line(env):
+    # The create's answer is lost and it never ran: the job waits; the reason is one text, not two.
+    env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal"}]}, status=500, execute=False)
+    result = tick(env)
+    assert result.exit_code == 0, result.output
+    [line] = [x for x in result.output.splitlines() if x.startswith("train: ")]
+    assert line.startswith("train: waiting: not launched: on_demand NVIDIA RTX A6000/COMMUNITY: error (the create's "
+                           "answer was lost"), line
+    assert line.count("the create's answer was lost") == 1 and "no pod named bidder-train-1 exists yet" in line
+    assert env.emu.world.pods == {}

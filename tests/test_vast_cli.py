@@ -5,6 +5,7 @@ which, `tick` collects both markets and acts on Vast, `pods`, `jobs` and `stop` 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -150,7 +151,10 @@ def test_tick_dry_run_and_jobs_stop_on_vast(env):
     config = ["--config", str(tmp / "bidder.toml")]
     dry = cli(env, "tick", *config, "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "[dry run] v: dry_run: would launch: spot RTX 4090/" in dry.output and live(emu) == []
+    assert "[dry run] v: dry_run: would launch: spot RTX 4090 (" in dry.output and live(emu) == []
+    # The market and the bid are on the line (as in --log): "spot RTX 4090 (VERIFIED, vast) bid $0.1234/GPU-h x 1 GPU"
+    assert re.search(r"would launch: spot RTX 4090 \(\w+, vast\) bid \$\d\.\d{4}/GPU-h x 1 GPU = \$\d\.\d{4}/h "
+                     r"\(not sent: dry run\)", dry.output), dry.output
     assert cli(env, "tick", *config).exit_code == 0
     [inst] = live(emu)
     emu.advance(600)

@@ -230,6 +230,24 @@ def db_option(func: F) -> F:
     )(func)
 
 
+#: What to do when there is no ledger yet (the read-only commands' missing-database line).
+NO_PODS_HINT = ("launch one with `bidder launch --gpu NAME --image IMAGE`, or add jobs to bidder.toml and run "
+                "`bidder tick` from cron (see the README)")
+
+
+def open_existing_store(db_path: str, nothing: str) -> Any:
+    """The database at `db_path` for a command that only reads it (`report`, `jobs`, `pods`): a missing
+    file is a ConfigError ("no bidder database at ...: `nothing`; ..."), never a new empty database
+    (a mistyped --db would otherwise be created, with its folders, and shown as empty)."""
+    from bidder.errors import ConfigError
+    from bidder.store import Store
+
+    if not Path(db_path).exists():
+        raise ConfigError(f"no bidder database at {db_path}: {nothing}; {NO_PODS_HINT} (or point --db / "
+                          "BIDDER_DB at your database)", key="db")
+    return Store.open(db_path, create=False)
+
+
 def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     return click.option(
         "--format",

@@ -30,6 +30,7 @@ from bidder.cli.common import (
     emit_rows,
     format_option,
     market_option,
+    open_existing_store,
     resolve_api_key,
     resolve_vast_api_key,
     vast_options,
@@ -500,12 +501,16 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             vast.close()
     prefix = "[dry run] " if dry_run else ""
     if report.collected:
-        click.echo(f"{prefix}collected a price snapshot at {to_iso(now)}")
+        only = f" ({', '.join(report.collected_markets)} only)" if report.price_failures else ""
+        click.echo(f"{prefix}collected a price snapshot at {to_iso(now)}{only}")
+    for line in report.price_failures.values():  # the tick goes on, but the user must see it
+        click.echo(f"{prefix}warning: {line}", err=True)
     for event in report.events:  # what happened before what each job does now
         if event["event"] == "interrupted":
             click.echo(f"{prefix}{event.get('job')}: {event.get('summary') or 'interrupted'}")
     for job in report.jobs:
-        click.echo(f"{prefix}{job.name}: {job.state}: {job.message} (spent ${job.spent:.2f}, "
+        message = job.message.removeprefix(f"{job.state}: ")  # "held: held: ..." said the state twice
+        click.echo(f"{prefix}{job.name}: {job.state}: {message} (spent ${job.spent:.2f}, "
                    f"{job.work_done_hours:.2f} h done)")
     for event in report.events:
         if event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
@@ -533,7 +538,7 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
         return
     config = load_config(config_path)
     rows = []
-    with Store.open(db_path) as store:
+    with open_existing_store(db_path, "no job has run yet") as store:
         for jc in config.jobs.values():
             state = store.job_state(jc.name) or {}
             work, spent, interruptions = job_progress(store, jc, save=False)
@@ -669,7 +674,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
     """Managed pods of every market with status, price, uptime and spend (from the ledger). --refresh polls on the
     API's clock (the emulator's when pointed at `bidder sim serve`) or --now."""
     parse_now(now_text)
-    with Store.open(db_path) as store:
+    with open_existing_store(db_path, "no pods yet") as store:
         if refresh:
             active = store.managed_pods(states=["active"])
             wanted = {row.get("market") or "runpod" for row in active}
@@ -700,10 +705,12 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             rows.append({"pod": row["pod_id"], "market": row.get("market") or "runpod", "job": row.get("job"),
                          "name": row.get("name"),
                          "gpu": row.get("gpu_type_id"), "cloud": row.get("cloud"), "gpus": row.get("gpu_count"),
-                         "kind": row.get("kind"), "bid": row.get("bid_per_gpu"),
+                         "kind": row.get("kind"), "bid": _money(row.get("bid_per_gpu")),
                          "status": row.get("desired_status"), "state": row.get("state"),
-                         "cost_per_hr": rate,
-                         "uptime": format_duration(uptime) if uptime is not None else None,
+                         "cost_per_hr": _money(rate),
+                         # A table shows "20m"; json and csv give numbers: the uptime in hours.
+                         **({"uptime": format_duration(uptime) if uptime is not None else None} if fmt == "table"
+                            else {"uptime_h": round(float(uptime) / 3600, 4) if uptime is not None else None}),
                          "spent": round(estimate_spend(observations), 4),
                          "interruptions": row.get("interruptions"),
                          "last_seen": to_iso(row["last_seen"]) if row.get("last_seen") else None})
@@ -715,6 +722,11 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
         click.echo("no managed pods" + ("" if show_all else " running (use --all for stopped ones)"))
         return
     emit_rows(rows, columns, fmt)
+
+
+def _money(value: Any) -> float | None:
+    """A price or rate for output: USD to 1/100 of a cent (0.20650000000000002 -> 0.2065)."""
+    return None if value is None else round(float(value), 4)
 
 
 @main.command("stop", epilog=_EXAMPLE_STOP)

@@ -20,7 +20,16 @@ import click
 from click.core import ParameterSource
 
 from bidder.cli import main
-from bidder.cli.common import CLOUD_CHOICE, db_option, emit_rows, file_mode, market_option, parse_when
+from bidder.cli.common import (
+    CLOUD_CHOICE,
+    NO_PODS_HINT,
+    db_option,
+    emit_rows,
+    file_mode,
+    market_option,
+    open_existing_store,
+    parse_when,
+)
 from bidder.cli.timing import allow_past_option, db_now, now_option, parse_now
 from bidder.errors import ConfigError
 from bidder.store import Store
@@ -51,8 +60,6 @@ Example:
   bidder chart spend --job train --since all train.png
 """
 
-_NO_PODS = ("launch one with `bidder launch --gpu NAME --image IMAGE`, or add jobs to bidder.toml and run "
-            "`bidder tick` from cron (see the README)")
 _NO_PRICES = ("collect prices with `bidder collect` (every 5 minutes from cron, see the README) or load "
               "history with `bidder import-trace FILE`")
 _MAX_CHART_TYPES = 6
@@ -119,10 +126,8 @@ def _window(since_text: str, until_text: str | None, now: datetime) -> tuple[dat
 
 
 def _open(db_path: str) -> Store:
-    if not Path(db_path).exists():
-        raise ConfigError(f"no bidder database at {db_path}: nothing to report yet; {_NO_PODS} (or point --db / "
-                          "BIDDER_DB at your database)", key="db")
-    return Store.open(db_path, create=False)
+    store: Store = open_existing_store(db_path, "nothing to report yet")
+    return store
 
 
 def _period(since: datetime | None, until: datetime) -> str:
@@ -144,7 +149,7 @@ def _empty_message(report: Any, db_path: str) -> str:
     if report.managed_pods == 0 and report.job is not None:
         return f"Job {report.job!r} has no pods in {db_path} yet: nothing spent. Its first `bidder tick` launches one."
     if report.managed_pods == 0:
-        return f"No managed pods in {db_path} yet: nothing spent. To start, {_NO_PODS}."
+        return f"No managed pods in {db_path} yet: nothing spent. To start, {NO_PODS_HINT}."
     what = f"job {report.job!r}'s {report.managed_pods}" if report.job else f"all {report.managed_pods}"
     return (f"No managed pod ran {period}: {what} pod(s) ran outside this period; widen it, "
             f"e.g. --since all.")
@@ -452,7 +457,7 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
                 known = [p["pod_id"] for p in store.managed_pods()][-10:]
                 raise click.BadParameter(f"bidder manages no pod {pod_id!r}; "
                                          + (f"recent pods: {', '.join(known)}" if known else
-                                            f"it manages none yet ({_NO_PODS})"), param_hint="--pod")
+                                            f"it manages none yet ({NO_PODS_HINT})"), param_hint="--pod")
         if not store.markets():
             click.echo(f"No price history in {db_path} yet: no chart written. First {_NO_PRICES}.")
             return

@@ -153,6 +153,33 @@ class LedgerStore(StoreBase):
         rows = self._rows("SELECT * FROM pod_observations WHERE pod_id = ? ORDER BY ts DESC, seq DESC LIMIT 1", (pod_id,))
         return _from_row(rows[0]) if rows else None
 
+    def record_launch(self, pod_id: str) -> dict[str, Any] | None:
+        """For a pod never polled (it ended before its first poll): its create as its first observation,
+        RUNNING with no uptime yet at the pod's `created` time and the price bidder agreed to in the
+        create (the action's expected cost per hour, else bid x GPUs). Returns it, or None when the
+        pod has a poll already, or no successful create with a price is in the ledger (nothing is written).
+        A pod's launch is the evidence that it started: an end found later is then booked for half of
+        the interval since the launch, as after any poll (see `estimate_spend`), not for none of it."""
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM pod_observations WHERE pod_id = ? LIMIT 1", (pod_id,)).fetchone():
+                return None
+            pod = conn.execute("SELECT * FROM pods WHERE pod_id = ?", (pod_id,)).fetchone()
+            if pod is None or pod["created"] is None:
+                return None
+            create = conn.execute(
+                "SELECT expected_cost_per_hour, bid_per_gpu, gpu_count FROM actions WHERE pod_id = ? AND outcome = 'ok' "
+                "AND kind IN ('rent_spot', 'deploy_on_demand') ORDER BY id DESC LIMIT 1", (pod_id,)).fetchone()
+            if create is None:
+                return None
+            cost = create["expected_cost_per_hour"]
+            if cost is None and create["bid_per_gpu"] is not None:
+                cost = float(create["bid_per_gpu"]) * int(create["gpu_count"] or pod["gpu_count"] or 1)
+            if cost is None:
+                return None
+            conn.execute("INSERT INTO pod_observations (pod_id, ts, seq, desired_status, cost_per_hr, uptime_seconds, "
+                         "clock) VALUES (?, ?, 0, 'RUNNING', ?, 0, ?)", (pod_id, pod["created"], float(cost), self.clock))
+        return self.last_observation(pod_id)
+
     def spend_by_pod(self, job: str | None = None) -> dict[str, float]:
         """USD spent per managed pod, estimated from its observations (see `estimate_spend`)."""
         return {p["pod_id"]: estimate_spend(self.observations(p["pod_id"])) for p in self.managed_pods(job)}
