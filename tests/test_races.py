@@ -8,13 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from executor_helpers import ON_DEMAND_SERVICE, impatient_env, interrupted_spot_pod, live, wait_for
 
 from bidder.cli import main
+from bidder.errors import LockHeld
 from bidder.executor import CREATE_GRACE
+from bidder.store import Store
+from bidder.tick import run_tick
 from bidder.units import to_iso
 
 ON_DEMAND = ON_DEMAND_SERVICE
@@ -234,6 +238,29 @@ def test_stop_and_jobs_start_give_up_after_wait_saying_a_tick_runs(env):
     assert "nothing was stopped" in stopped.stderr
     assert "the next tick stops the job's pod" in ended.stderr
     assert pod.desired_status == "RUNNING"
+
+
+def test_a_tick_through_a_symlink_to_the_database_takes_the_same_lock(env, monkeypatch):
+    # `--db link.db` (a symlink) and `--db bidder.db` are one database: one lock, never two ticks at once.
+    config = env.config(ON_DEMAND)
+    link = env.tmp / "link.db"
+    link.symlink_to(env.tmp / "bidder.db")
+    (env.tmp / "sub").mkdir()
+    monkeypatch.chdir(env.tmp)
+    with env.store.exclusive_lock("tick"):
+        through_link = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", "link.db",
+                           "--api-url", env.emu.url, "--now", to_iso(env.emu.now))
+        with Store.open(Path("sub", "..", "link.db")) as other, pytest.raises(LockHeld):
+            run_tick(env.client, other, config, env.emu.now)
+        stop = cli(env, "stop", "--job", "train", "--wait", "0.2", "--db", str(link), "--api-url", env.emu.url)
+    assert through_link.exit_code == 0, through_link.output + through_link.stderr
+    assert "another bidder tick is running" in through_link.output
+    assert stop.exit_code == 1 and "a bidder tick is running" in stop.stderr
+    assert env.emu.world.pods == {}  # nothing was launched while the lock was held
+    assert sorted(p.name for p in env.tmp.glob("*.lock")) == ["bidder.db.tick.lock"]
+    with Store.open(link) as other:  # the lock is free again: a tick through the link runs
+        assert run_tick(env.client, other, config, env.emu.now).jobs[0].state == "running"
+    assert len(live(env)) == 1
 
 
 def test_the_late_fault_kinds_parse_print_and_count():
