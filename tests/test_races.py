@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import ON_DEMAND_SERVICE, impatient_env, interrupted_spot_pod, live, wait_for
+from executor_helpers import ON_DEMAND_SERVICE, impatient_env, interrupted_spot_pod, live, named, wait_for
 
 from bidder.cli import main
 from bidder.errors import LockHeld
@@ -35,13 +35,13 @@ def test_a_create_that_lands_after_the_timeout_is_adopted_not_duplicated(env):
     # The client gave up at 1 s; the name was looked up at once and nothing was there yet.
     assert report.jobs[0].state == "waiting", report.jobs[0].message
     assert "may still" in report.jobs[0].message
-    assert env.store.job_state("train")["pending_name"] == "bidder-train-1"
+    assert env.store.job_state("train")["pending_name"] == named(env.store, "bidder-train", 1)
     env.emu.set_faults(None)
     wait_for(lambda: len(env.emu.world.pods) == 1)  # the create lands, 3 s after the client's timeout
     env.emu.advance(300)
     report = env.tick(config)
     assert report.jobs[0].state == "running", report.jobs[0].message
-    assert [p.name for p in live(env)] == ["bidder-train-1"]
+    assert [p.name for p in live(env)] == [named(env.store, "bidder-train", 1)]
     for _ in range(3):
         env.emu.advance(300)
         assert env.tick(config).jobs[0].state == "running"
@@ -59,12 +59,12 @@ def test_within_the_grace_nothing_else_is_rented_and_after_it_the_name_is_reused
     for _ in range(ticks - 1):
         env.emu.advance(300)
         report = env.tick(config)
-        assert report.jobs[0].state == "waiting" and "bidder-train-1" in report.jobs[0].message
+        assert report.jobs[0].state == "waiting" and named(env.store, "bidder-train", 1) in report.jobs[0].message
     assert env.emu.world.pods == {}
     env.emu.advance(300)
     report = env.tick(config)
     assert report.jobs[0].state == "running", report.jobs[0].message
-    assert [p.name for p in live(env)] == ["bidder-train-1"]  # the same name, not bidder-train-2
+    assert [p.name for p in live(env)] == [named(env.store, "bidder-train", 1)]  # the same name, not ...-2
     assert env.store.job_state("train")["attempts"] == 1
 
 
@@ -83,7 +83,7 @@ def test_a_create_landing_after_its_grace_is_found_by_name_and_retired(env):
     report = env.tick(config)
     assert report.jobs[0].state == "running" and report.jobs[0].pod_id == first
     late = next(p for p in env.emu.world.pods.values() if p.id != first)
-    assert late.name == "bidder-train-1" and late.desired_status != "RUNNING"
+    assert late.name == named(env.store, "bidder-train", 1) and late.desired_status != "RUNNING"
     assert env.store.pod(late.id)["state"] == "retired"
     assert [p.id for p in env.emu.world.pods.values() if p.desired_status == "RUNNING"] == [first]
 
