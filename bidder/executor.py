@@ -10,13 +10,20 @@ Safety rules, each enforced here (not left to callers):
 - Every mutation is written to the ledger before it is sent (`begin_action`, outcome "pending") and
   completed after (`finish_action`), so a crash in between stays visible. A dry run writes
   "dry_run" actions and builds the exact `GraphQLRequest` the client would send; nothing is sent.
-- Creates are idempotent by name: a job's pods are named PREFIX-ATTEMPT with the attempt counter
-  saved (and the name remembered as `pending_name`) BEFORE the create. After a TransportError (a
+- Creates are idempotent by name: a job's pods are named PREFIX-ATTEMPT-LEDGERID (LEDGERID: a short
+  random id the database keeps, `ledger_id`, so two databases on one account never name two pods
+  alike) with the attempt counter saved (and the name remembered as `pending_name`) BEFORE the
+  create. Before a create the pod list is read: a name some pod already has that this ledger did not
+  make is skipped (warned), so a name found later is this ledger's create. After a TransportError (a
   timeout or a lost answer), the pod list is read and a pod with that name is adopted; nothing is
   created again until that check has been made, in this call or at the next tick. A create that may
   have executed and is not found yet keeps its name for CREATE_GRACE (it may land late): ticks look
-  it up again and rent nothing else for the job; after that the next create reuses the name, and a
-  pod carrying a job's name that the ledger does not know (`strays`) is watched from then on.
+  it up again and rent nothing else for the job; after that the name is remembered as lost
+  (`lost_names`), the next create reuses it, and a pod carrying a lost name that the ledger does not
+  know (`strays`) is watched from then on.
+- Never anything by name that this ledger did not lose: a pod carrying one of a job's names that
+  is neither known to the ledger (by id) nor the name of a create of its whose answer was lost is
+  another database's (or the user's): it is left alone, with one `foreign_pod` warning per tick.
 - A stop of bidder's own whose answer never came (pending or error in the ledger, newer than the
   pod's last start) explains an "Exited by User": `observe` says "stopped_by_bidder", not
   "stopped_outside", and completes the ledger's action.
@@ -38,6 +45,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -59,7 +68,7 @@ from bidder.errors import (
     TransportError,
     UnwantedInstance,
 )
-from bidder.jobs import JobConfig, PodTemplate, pod_name
+from bidder.jobs import JobConfig, PodTemplate, pod_attempt, pod_name
 from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.pod_api import as_pod_api, runpod_pod_spec
 from bidder.runpod import GraphQLRequest, Pod, PodSpec, RunPodClient
@@ -69,6 +78,7 @@ from bidder.units import format_duration, parse_timestamp, to_iso
 __all__ = [
     "COST_FACTOR",
     "CREATE_GRACE",
+    "LEDGER_ID",
     "SPOT_FLAG",
     "SPOT_GONE_MESSAGE",
     "UPTIME_SLACK_S",
@@ -85,6 +95,13 @@ log = logging.getLogger(__name__)
 
 #: How long a create whose answer was lost is looked up again by its name before another is sent.
 CREATE_GRACE = timedelta(minutes=15)
+#: Store setting holding the ledger's id, part of every pod name it gives (`Executor.ledger_id`).
+LEDGER_ID = "ledger_id"
+#: The error a create whose answer never came is closed with when its grace ends (`adopt_pending`);
+#: ledgers written before `lost_names` was kept are read by it.
+_GAVE_UP = "no pod named {name} appeared within {grace}"
+_GAVE_UP_RE = re.compile(r"^no pod named (\S+) appeared within ")
+_CREATE_KINDS = ("rent_spot", "deploy_on_demand")
 #: Store setting holding when RunPod first refused spot (ISO time); absent = spot allowed.
 SPOT_FLAG = SPOT_UNSUPPORTED_SINCE
 SPOT_GONE_MESSAGE = "RunPod no longer offers spot (interruptable) pods for this account"
@@ -226,6 +243,7 @@ class Executor:
         self._events = events
         self._advise = advise
         self.log: list[dict[str, Any]] = []
+        self._warned: set[str] = set()  # pods said to be another ledger's (once per executor, i.e. per tick)
 
     # -- events ------------------------------------------------------------------------------------
     def emit(self, now: datetime, event: str, **fields: Any) -> dict[str, Any]:
@@ -400,9 +418,20 @@ class Executor:
         requests: list[GraphQLRequest] = []
         if decision.action == "wait":
             return LaunchResult(decision)
+        listing: list[Pod] = []
+        taken: dict[str, Pod] = {}
+        if not self.dry_run:
+            # The account as it is now (ApiError when it cannot be read: nothing is created unchecked).
+            # A name some pod already has that the ledger does not know is never given to another, so
+            # a pod found by a create's name later is that create's.
+            listing = self.client.pods()
+            taken = {p.name: p for p in listing if p.name and self.store.pod(p.id) is None}
+            # (A lost create of this job's that landed since the tick's listing is the next tick's to
+            # take, as `bidder.tick` does; other databases' pods with the job's names are warned about.)
+            self.strays(config, listing, now=now)
         if not self.dry_run and (self.store.job_state(config.name) or {}).get("pending_name"):
             # An earlier create of this job never got its answer: find that pod before creating another.
-            found = self.adopt_pending(config, self.client.pods(), now)
+            found = self.adopt_pending(config, listing, now)
             if found is not None:
                 row = self.store.pod(found.id) or {}
                 attempt = Attempt("spot" if found.is_spot else "on_demand", row.get("gpu_type_id") or "",
@@ -423,7 +452,7 @@ class Executor:
             if cand.kind == "spot" and not policy.allow_spot:
                 continue
             try:
-                attempt, pod, request = self._create(config, cand, policy, now, job_spent, hours_ahead)
+                attempt, pod, request = self._create(config, cand, policy, now, job_spent, hours_ahead, taken)
             except SpotUnsupported as exc:
                 self.mark_spot_unsupported(now, exc)
                 policy = replace(policy, allow_spot=False)
@@ -471,6 +500,18 @@ class Executor:
         return Attempt(cand.kind, cand.gpu_type_id, cand.cloud, config.job.gpu_count, cand.bid_per_gpu, cost,
                        name, outcome, message, pod_id)
 
+    def ledger_id(self) -> str:
+        """This database's id (letters and digits, made once, at its first create): part of every pod
+        name it gives, so another bidder database on the account (a cron's and an interactive tick's,
+        two project folders with a job of the same name) never gives the same name."""
+        with self.store.transaction():
+            lid = self.store.settings_get(LEDGER_ID)
+            if lid is None:
+                lid = secrets.choice(string.ascii_lowercase) + "".join(
+                    secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4))
+                self.store.settings_set(LEDGER_ID, lid)
+        return lid
+
     def next_name(self, config: JobConfig) -> tuple[int, str]:
         """(attempt number, name) of the next create: a new number, or the name of a create that
         may still land (`reuse_name`, set when its grace ran out)."""
@@ -478,26 +519,64 @@ class Executor:
         attempts = int(state.get("attempts") or 0)
         if state.get("reuse_name"):
             return attempts, str(state["reuse_name"])
-        return attempts + 1, pod_name(config.template.name_prefix, attempts + 1)
+        return attempts + 1, pod_name(config.template.name_prefix, attempts + 1, self.ledger_id())
+
+    def lost_names(self, config: JobConfig) -> set[str]:
+        """Names of this job's creates whose answers this ledger lost and gave up looking for (their
+        grace ended): a pod carrying one is this ledger's, landed late. (The create still looked up,
+        `pending_name`, is not among them.) Read from the job's state, and from the closing errors of
+        the ledger's create actions for a ledger written before that state was kept."""
+        state = self.store.job_state(config.name) or {}
+        names = {str(n) for n in state.get("lost_names") or []}
+        for action in self.store.actions(config.name, outcome="error"):
+            match = _GAVE_UP_RE.match(action.get("error") or "") if action["kind"] in _CREATE_KINDS else None
+            if match:
+                names.add(match.group(1))
+        return names
 
     def pending(self, config: JobConfig) -> str | None:
         """The name of a create of this job whose answer was lost and that is still looked up."""
         return (self.store.job_state(config.name) or {}).get("pending_name") or None
 
-    def strays(self, config: JobConfig, listing: Sequence[Pod], *, include_pending: bool = False) -> list[Pod]:
-        """Pods in `listing` carrying one of this job's create names (PREFIX-1..PREFIX-attempts) that
-        the ledger does not know: creates that landed after bidder stopped looking for them. The
-        pending name is adopt_pending's, unless `include_pending`."""
+    def strays(self, config: JobConfig, listing: Sequence[Pod], *, include_pending: bool = False,
+               now: datetime | None = None) -> list[Pod]:
+        """Pods in `listing` that the ledger does not know carrying the name of a create of this job
+        whose answer it lost (`lost_names`): creates that landed after bidder stopped looking for them.
+        The pending name is adopt_pending's, unless `include_pending`. Any other unknown pod carrying
+        one of the job's names (`pod_attempt`) is not this ledger's: with `now`, it is named in one
+        `foreign_pod` warning (once per executor) and left alone."""
         state = self.store.job_state(config.name) or {}
-        attempts = int(state.get("attempts") or 0)
-        names = {pod_name(config.template.name_prefix, n) for n in range(1, attempts + 1)}
-        if not include_pending:
-            names.discard(state.get("pending_name") or "")
-        return [p for p in listing if p.name in names and p.desired_status != "TERMINATED"
-                and self.store.pod(p.id) is None]
+        pending = state.get("pending_name") or ""
+        names = self.lost_names(config)
+        if include_pending and pending:
+            names.add(pending)
+        else:
+            names.discard(pending)
+        unknown = [p for p in listing if p.desired_status != "TERMINATED" and self.store.pod(p.id) is None]
+        if now is not None:
+            for pod in unknown:
+                if pod.name not in names and pod.name != pending \
+                        and pod_attempt(config.template.name_prefix, pod.name) is not None:
+                    self.warn_foreign(config, pod, now)
+        return [p for p in unknown if p.name in names]
+
+    def warn_foreign(self, config: JobConfig, pod: Pod, now: datetime, *, skipped: str | None = None) -> None:
+        """Say once (per executor: per tick) that `pod`, carrying one of the job's names, is not this
+        ledger's: no create of it was lost here, so it is neither adopted nor retired. `skipped`: the
+        create name this ledger passed over because the pod has it."""
+        if pod.id in self._warned:
+            return
+        self._warned.add(pod.id)
+        status = (pod.desired_status or "unknown status").lower()
+        message = (f"a pod named {pod.name} (id {pod.id}, {status}) is on the {self.market} account but this ledger "
+                   f"({self.store.path}) never created it: another bidder database? left alone"
+                   + (f"; this ledger names its next pod otherwise than {skipped}" if skipped else ""))
+        log.info("job %s: %s", config.name, message)
+        self.emit(now, "foreign_pod", job=config.name, pod_id=pod.id, name=pod.name, message=message)
 
     def _create(self, config: JobConfig, cand: _Candidate, policy: Policy, now: datetime,
-                job_spent: float, hours_ahead: float = 1.0) -> tuple[Attempt, Pod | None, GraphQLRequest | None]:
+                job_spent: float, hours_ahead: float = 1.0, taken: dict[str, Pod] | None = None,
+                ) -> tuple[Attempt, Pod | None, GraphQLRequest | None]:
         g = config.job.gpu_count
         price = cand.bid_per_gpu if cand.kind == "spot" else self._on_demand_price(cand.gpu_type_id, cand.cloud, g)
         if cand.kind == "on_demand" and price is None:
@@ -510,6 +589,14 @@ class Executor:
                       bid_per_gpu=cand.bid_per_gpu, message=why_not)
             return self._attempt(config, cand, "refused", why_not, cost=cost), None, None
         attempt_no, name = self.next_name(config)
+        while taken and name in taken:
+            # A pod not in the ledger has this name: never a second pod of one name (a lookup by it
+            # could find the other). Another database's is warned about; a lost create of this job's
+            # that has just landed is taken by the next tick (`strays`). The next number is free.
+            if name not in self.lost_names(config):
+                self.warn_foreign(config, taken[name], now, skipped=name)
+            attempt_no += 1
+            name = pod_name(config.template.name_prefix, attempt_no, self.ledger_id())
         spec = self.api.spec(config.template, name, cand.gpu_type_id, g, cand.cloud, max_price_per_gpu=policy.max_price,
                              max_cost_per_hr=self.cost_ceiling(policy, job_spent=job_spent, hours_ahead=hours_ahead))
         kind = "rent_spot" if cand.kind == "spot" else "deploy_on_demand"
@@ -602,8 +689,10 @@ class Executor:
         self.store.finish_action(action_id, outcome=outcome, pod_id=pod_id, error=error, ts=now)
 
     def find_by_name(self, name: str) -> Pod | None:
-        """The account's pod with this name (the newest if several), read from the API."""
-        matches = [p for p in self.client.pods() if p.name == name]
+        """The account's pod with this name (the newest if several) that the ledger does not know yet,
+        read from the API: the create of that name this ledger just sent (no pod had the name before it,
+        see `launch`)."""
+        matches = [p for p in self.client.pods() if p.name == name and self.store.pod(p.id) is None]
         return matches[-1] if matches else None
 
     def adopt(self, config: JobConfig, pod: Pod, kind: str, gpu_type_id: str, cloud: str, bid: float | None,
@@ -649,10 +738,13 @@ class Executor:
                       message=f"no pod named {name} appeared within {format_duration(CREATE_GRACE.total_seconds())}: the next "
                               f"create reuses the name")
             for action in self.store.actions(config.name, outcome="pending"):
-                if action["kind"] in ("rent_spot", "deploy_on_demand"):
+                if action["kind"] in _CREATE_KINDS:
                     self._finish(action["id"], now, "error",
-                                 error=f"no pod named {name} appeared within {format_duration(CREATE_GRACE.total_seconds())}")
-            self.store.save_job_state(config.name, pending_since=None, reuse_name=name, pending_name=None)
+                                 error=_GAVE_UP.format(name=name, grace=format_duration(CREATE_GRACE.total_seconds())))
+            # Remembered as lost: a pod that lands with this name later is this ledger's (`strays`).
+            lost = sorted({*(state.get("lost_names") or []), name})
+            self.store.save_job_state(config.name, pending_since=None, reuse_name=name, pending_name=None,
+                                      lost_names=lost)
             return None
         pod = matches[-1]
         since = state.get("pending_since")
@@ -686,8 +778,8 @@ class Executor:
         self.emit(now, "retiring", job=config.name, pod_id=pod_id, name=name, message=why)
 
     def take_stray(self, config: JobConfig, pod: Pod, now: datetime, *, keep: bool) -> None:
-        """Start watching a pod found by one of the job's names that the ledger did not know (see
-        `strays`): as the job's pod when `keep` (the job has none), else retired at once."""
+        """Start watching a pod carrying the name of one of the job's lost creates that the ledger did
+        not know (see `strays`): as the job's pod when `keep` (the job has none), else retired at once."""
         creates = [a for a in self.store.actions(config.name) if a["kind"] in ("rent_spot", "deploy_on_demand")
                    and not a.get("pod_id")]
         last = creates[-1] if creates else {}

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "GLOBAL_SETTINGS",
     "JOB_SETTINGS",
+    "LEDGER_ID_PATTERN",
     "MAX_DISK_GB",
     "SETTINGS",
     "Config",
@@ -48,6 +49,7 @@ __all__ = [
     "job_from_values",
     "load_config",
     "parse_config",
+    "pod_attempt",
     "pod_name",
 ]
 
@@ -400,9 +402,23 @@ class Config:
         return self.jobs[name]
 
 
-def pod_name(prefix: str, attempt: int) -> str:
-    """The deterministic name of a job's `attempt`-th create: how a lost create is found again."""
-    return f"{prefix}-{attempt}"
+#: A ledger id (`bidder.executor.LEDGER_ID`): a letter, then letters and digits, so a name carrying one
+#: never reads as an attempt number.
+LEDGER_ID_PATTERN = r"[a-z][a-z0-9]{3,15}"
+
+
+def pod_name(prefix: str, attempt: int, ledger_id: str | None = None) -> str:
+    """The deterministic name of a job's `attempt`-th create: how a lost create is found again.
+    With `ledger_id` (the database's own, `Executor.ledger_id`), PREFIX-ATTEMPT-LEDGERID: two bidder
+    databases on one account never name two pods alike. Without it, the older PREFIX-ATTEMPT."""
+    return f"{prefix}-{attempt}" + (f"-{ledger_id}" if ledger_id else "")
+
+
+def pod_attempt(prefix: str, name: str | None) -> tuple[int, str | None] | None:
+    """(attempt, ledger id or None) when `name` is one of `prefix`'s pod names (`pod_name`, either
+    form, any ledger's), else None."""
+    match = re.fullmatch(rf"{re.escape(prefix)}-(\d+)(?:-({LEDGER_ID_PATTERN}))?", name or "")
+    return (int(match.group(1)), match.group(2)) if match else None
 
 
 # -- loading -----------------------------------------------------------------------------------------

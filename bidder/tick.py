@@ -462,7 +462,8 @@ class _Tick:
                 self.store.save_job_state(jc.name, restop=None)
             if not self.ex.dry_run:  # even a held job's late creates are watched, and retired
                 for market, ex in self.exs.items():
-                    for stray in ex.strays(jc, self.listings.get(market, []), include_pending=True):
+                    for stray in ex.strays(jc, self.listings.get(market, []), include_pending=True,
+                                           now=self.now):
                         ex.take_stray(jc, stray, self.now, keep=False)
             self._progress(jc)  # what its pods cost up to their stop, read since: the job's line says it
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
@@ -492,7 +493,7 @@ class _Tick:
             self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now, keep=not ended)
         if not self.ex.dry_run:
             for market, ex in self.exs.items():
-                for stray in ex.strays(jc, self.listings.get(market, [])):
+                for stray in ex.strays(jc, self.listings.get(market, []), now=self.now):
                     # A create that landed after bidder stopped looking: watched from now on, never left running.
                     keep = (not ended and not self.store.managed_pods(jc.name, states=["active"])
                             and not ex.pending(jc))

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bidder.jobs import Config, parse_config
+from bidder.executor import LEDGER_ID
+from bidder.jobs import Config, parse_config, pod_name
 from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import Emulator, generate_quotes
 from bidder.sim.world import SimPod
@@ -154,6 +155,14 @@ def impatient_env(emulator: Emulator, tmp_path: Path) -> Iterator[Env]:
         e = make_env(emulator, client, tmp_path)
         yield e
         e.store.close()
+
+
+def named(store: Store, prefix: str, attempt: int) -> str:
+    """The name the ledger in `store` gives its `attempt`-th create of pods named `prefix`
+    (PREFIX-ATTEMPT-LEDGERID, `bidder.jobs.pod_name`)."""
+    lid = store.settings_get(LEDGER_ID)
+    assert lid, "this ledger has made no create yet: it has no id"
+    return pod_name(prefix, attempt, lid)
 
 
 def live(env: Env) -> list[SimPod]:

@@ -3,13 +3,14 @@ lastStatusChange (spend exact to the second), stops, the incremental job progres
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from executor_helpers import A6000, make_env
 
-from bidder.executor import Executor, exit_time, running_hours
-from bidder.jobs import job_from_values
+from bidder.executor import LEDGER_ID, Executor, exit_time, running_hours
+from bidder.jobs import LEDGER_ID_PATTERN, job_from_values
 from bidder.models import Decision
 from bidder.report.page import write_html_report
 from bidder.store import estimate_spend
@@ -57,7 +58,7 @@ def test_polls_record_interruptions_once_with_their_exit_time(env):
     env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
     result = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now)
     pod = result.pod
-    assert pod is not None and [a.name for a in result.attempts] == ["bidder-t-1"]
+    assert pod is not None and [a.name for a in result.attempts] == [f"bidder-t-1-{ex.ledger_id()}"]
     env.emu.advance(300)
     row = env.store.pod(pod.id)
     assert ex.observe(row, env.client.pod(pod.id), env.emu.now) == "running"
@@ -163,14 +164,17 @@ def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
 def test_names_are_deterministic_per_attempt_and_dry_runs_use_none(env):
     config = job_from_values("train", {"gpu": [A6000], "image": "img", "name": "exp"})
     ex = Executor(env.client, env.store)
-    assert ex.next_name(config) == (1, "exp-1")
+    lid = ex.ledger_id()  # the database's own id, made once: part of every name it gives
+    assert re.fullmatch(LEDGER_ID_PATTERN, lid) and env.store.settings_get(LEDGER_ID) == lid
+    assert ex.next_name(config) == (1, f"exp-1-{lid}")
     env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
     dry = Executor(env.client, env.store, dry_run=True)
     result = dry.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now)
-    assert result.requests and result.requests[0].variables["input"]["name"] == "exp-1"
-    assert ex.next_name(config) == (1, "exp-1") and env.emu.world.pods == {}
+    assert result.requests and result.requests[0].variables["input"]["name"] == f"exp-1-{lid}"
+    assert ex.next_name(config) == (1, f"exp-1-{lid}") and env.emu.world.pods == {}
     pod = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
-    assert pod.name == "exp-1" and ex.next_name(config) == (2, "exp-2")
+    assert pod.name == f"exp-1-{lid}" and ex.next_name(config) == (2, f"exp-2-{lid}")
+    assert Executor(env.client, env.store).ledger_id() == lid
 
 
 def test_a_launch_finds_a_pending_create_before_creating_again(env):
@@ -192,4 +196,5 @@ def test_a_launch_finds_a_pending_create_before_creating_again(env):
     assert [(a["kind"], a["outcome"], a["pod_id"]) for a in env.store.actions("train")] == [
         ("rent_spot", "ok", earlier.id)]
     # With nothing pending any more, the next launch creates the next attempt.
-    assert ex.next_name(config) == (2, "bidder-train-2")
+    # (a name reserved before ledger ids, as this one, is still looked up as it was sent)
+    assert ex.next_name(config) == (2, f"bidder-train-2-{ex.ledger_id()}")

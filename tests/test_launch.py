@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A40, A6000, GPUS, RTX4090, make_env
+from executor_helpers import A40, A6000, GPUS, RTX4090, make_env, named
 
 from bidder.cli import main
 from bidder.collector import collect_once
@@ -76,10 +76,11 @@ def test_launch_picks_the_cheapest_feasible_type(env, extra, clouds, cap):
     pod = pods[0]
     assert (pod.gpu_type_id, pod.cloud, pod.pod_type) == (gpu, cloud, "RESERVED")
     assert pod.cost_per_hr == pytest.approx(price)
-    assert pod.name == "bidder-launch-1" and pod.ports == "8888/http,22/tcp"
+    name = named(env.store, "bidder-launch", 1)
+    assert pod.name == name and pod.ports == "8888/http,22/tcp"
     lines = result.output.splitlines()
     assert lines[0].startswith(f"Plan: {gpu} ({cloud}) on-demand")
-    assert f"Launched pod {pod.id} (bidder-launch-1): {gpu} x1 ({cloud}) on-demand, ${price:.3f}/h" in result.output
+    assert f"Launched pod {pod.id} ({name}): {gpu} x1 ({cloud}) on-demand, ${price:.3f}/h" in result.output
     assert f"https://{pod.id}-8888.proxy.runpod.net" in result.output
     assert "ssh root@" in result.output
     # The snapshot it took is stored like any collection, and the create is in the ledger.
@@ -97,7 +98,7 @@ def test_launch_spot_bids_per_gpu_and_json_output(env):
     decision, pod = out["decision"], out["pod"]
     assert decision["action"] == "spot" and decision["gpu_count"] == 2
     sim = env.emu.world.pods[pod["id"]]
-    assert sim.pod_type == "INTERRUPTABLE" and sim.name == "exp-1" and sim.gpu_count == 2
+    assert sim.pod_type == "INTERRUPTABLE" and sim.name == named(env.store, "exp", 1) and sim.gpu_count == 2
     # bidPerGpu is per GPU: the pod costs bid x 2 per hour (the bug two tools shipped, avoided).
     assert sim.bid == pytest.approx(decision["bid_per_gpu"])
     assert pod["cost_per_hr"] == pytest.approx(2 * decision["bid_per_gpu"])
@@ -117,7 +118,7 @@ def test_dry_run_sends_nothing_and_prints_the_mutation_without_the_key(env):
     body = json.loads(out[out.index("# podRentInterruptable") + len("# podRentInterruptable"):])
     assert body["query"].startswith("mutation podRentInterruptable($input: PodRentInterruptableInput!)")
     fields = body["variables"]["input"]
-    assert fields["gpuTypeId"] == A6000 and fields["name"] == "bidder-launch-1" and fields["gpuCount"] == 1
+    assert fields["gpuTypeId"] == A6000 and fields["name"] == named(env.store, "bidder-launch", 1) and fields["gpuCount"] == 1
     assert fields["bidPerGpu"] > 0 and fields["env"] == [{"key": "TOKEN", "value": "abc"}]
     assert TEST_API_KEY not in out and TEST_API_KEY not in result.stderr
     actions = env.store.actions()
@@ -139,7 +140,7 @@ def test_a_capacity_error_moves_to_the_next_alternative(env):
     assert [(a.gpu_type_id, a.outcome) for a in result.attempts] == [(A6000, "no_capacity"), (RTX4090, "ok")]
     assert "no longer any instances available" in result.attempts[0].message
     assert result.pod is not None and env.emu.world.pods[result.pod.id].gpu_type_id == RTX4090
-    assert [a.name for a in result.attempts] == ["bidder-cap-1", "bidder-cap-2"]
+    assert [a.name for a in result.attempts] == [named(env.store, "bidder-cap", 1), named(env.store, "bidder-cap", 2)]
     assert [f"{a['kind']}:{a['outcome']}" for a in env.store.actions("cap")] == [
         "deploy_on_demand:error", "deploy_on_demand:ok"]
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env
+from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env, named
 
 from bidder.cli import main
 from bidder.errors import BidderError, MalformedAnswer
@@ -189,7 +189,7 @@ def test_a_malformed_create_answer_is_adopted_by_its_name(env, spoiler):
         result = tick(env)
         assert result.exit_code == 0, result.output + result.stderr
     pods = env.live_pods()
-    assert [p.name for p in pods] == ["bidder-train-1"], [(p.id, p.name) for p in pods]
+    assert [p.name for p in pods] == [named(env.store, "bidder-train", 1)], [(p.id, p.name) for p in pods]
     row = env.store.pod(pods[0].id)
     assert row is not None and row["job"] == "train" and row["state"] == "active"
 

@@ -8,13 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import ON_DEMAND_SERVICE, impatient_env, interrupted_spot_pod, live, wait_for
+from executor_helpers import ON_DEMAND_SERVICE, impatient_env, interrupted_spot_pod, live, named, wait_for
 
 from bidder.cli import main
+from bidder.errors import LockHeld
 from bidder.executor import CREATE_GRACE
+from bidder.store import Store
+from bidder.tick import run_tick
 from bidder.units import to_iso
 
 ON_DEMAND = ON_DEMAND_SERVICE
@@ -31,13 +35,13 @@ def test_a_create_that_lands_after_the_timeout_is_adopted_not_duplicated(env):
     # The client gave up at 1 s; the name was looked up at once and nothing was there yet.
     assert report.jobs[0].state == "waiting", report.jobs[0].message
     assert "may still" in report.jobs[0].message
-    assert env.store.job_state("train")["pending_name"] == "bidder-train-1"
+    assert env.store.job_state("train")["pending_name"] == named(env.store, "bidder-train", 1)
     env.emu.set_faults(None)
     wait_for(lambda: len(env.emu.world.pods) == 1)  # the create lands, 3 s after the client's timeout
     env.emu.advance(300)
     report = env.tick(config)
     assert report.jobs[0].state == "running", report.jobs[0].message
-    assert [p.name for p in live(env)] == ["bidder-train-1"]
+    assert [p.name for p in live(env)] == [named(env.store, "bidder-train", 1)]
     for _ in range(3):
         env.emu.advance(300)
         assert env.tick(config).jobs[0].state == "running"
@@ -55,12 +59,12 @@ def test_within_the_grace_nothing_else_is_rented_and_after_it_the_name_is_reused
     for _ in range(ticks - 1):
         env.emu.advance(300)
         report = env.tick(config)
-        assert report.jobs[0].state == "waiting" and "bidder-train-1" in report.jobs[0].message
+        assert report.jobs[0].state == "waiting" and named(env.store, "bidder-train", 1) in report.jobs[0].message
     assert env.emu.world.pods == {}
     env.emu.advance(300)
     report = env.tick(config)
     assert report.jobs[0].state == "running", report.jobs[0].message
-    assert [p.name for p in live(env)] == ["bidder-train-1"]  # the same name, not bidder-train-2
+    assert [p.name for p in live(env)] == [named(env.store, "bidder-train", 1)]  # the same name, not ...-2
     assert env.store.job_state("train")["attempts"] == 1
 
 
@@ -79,7 +83,7 @@ def test_a_create_landing_after_its_grace_is_found_by_name_and_retired(env):
     report = env.tick(config)
     assert report.jobs[0].state == "running" and report.jobs[0].pod_id == first
     late = next(p for p in env.emu.world.pods.values() if p.id != first)
-    assert late.name == "bidder-train-1" and late.desired_status != "RUNNING"
+    assert late.name == named(env.store, "bidder-train", 1) and late.desired_status != "RUNNING"
     assert env.store.pod(late.id)["state"] == "retired"
     assert [p.id for p in env.emu.world.pods.values() if p.desired_status == "RUNNING"] == [first]
 
@@ -234,6 +238,29 @@ def test_stop_and_jobs_start_give_up_after_wait_saying_a_tick_runs(env):
     assert "nothing was stopped" in stopped.stderr
     assert "the next tick stops the job's pod" in ended.stderr
     assert pod.desired_status == "RUNNING"
+
+
+def test_a_tick_through_a_symlink_to_the_database_takes_the_same_lock(env, monkeypatch):
+    # `--db link.db` (a symlink) and `--db bidder.db` are one database: one lock, never two ticks at once.
+    config = env.config(ON_DEMAND)
+    link = env.tmp / "link.db"
+    link.symlink_to(env.tmp / "bidder.db")
+    (env.tmp / "sub").mkdir()
+    monkeypatch.chdir(env.tmp)
+    with env.store.exclusive_lock("tick"):
+        through_link = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", "link.db",
+                           "--api-url", env.emu.url, "--now", to_iso(env.emu.now))
+        with Store.open(Path("sub", "..", "link.db")) as other, pytest.raises(LockHeld):
+            run_tick(env.client, other, config, env.emu.now)
+        stop = cli(env, "stop", "--job", "train", "--wait", "0.2", "--db", str(link), "--api-url", env.emu.url)
+    assert through_link.exit_code == 0, through_link.output + through_link.stderr
+    assert "another bidder tick is running" in through_link.output
+    assert stop.exit_code == 1 and "a bidder tick is running" in stop.stderr
+    assert env.emu.world.pods == {}  # nothing was launched while the lock was held
+    assert sorted(p.name for p in env.tmp.glob("*.lock")) == ["bidder.db.tick.lock"]
+    with Store.open(link) as other:  # the lock is free again: a tick through the link runs
+        assert run_tick(env.client, other, config, env.emu.now).jobs[0].state == "running"
+    assert len(live(env)) == 1
 
 
 def test_the_late_fault_kinds_parse_print_and_count():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, make_env
+from executor_helpers import A6000, make_env, named
 
 from bidder.cli import main
 from bidder.errors import ConfigError
@@ -75,7 +75,8 @@ image = "runpod/pytorch:latest"
 """)
     result = tick(env)
     assert result.exit_code == 0, result.output + result.stderr
-    assert "short: running: launched bidder-short-1 on NVIDIA RTX A6000 (COMMUNITY)" in result.output
+    assert f"short: running: launched {named(env.store, 'bidder-short', 1)} on NVIDIA RTX A6000 (COMMUNITY)" \
+        in result.output
 
 
 def test_an_unknown_gpu_name_in_bidder_toml_is_one_error_with_close_matches(env):

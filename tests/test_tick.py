@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from executor_helpers import A6000, JOB, RTX4090, make_env
+from executor_helpers import A6000, JOB, RTX4090, make_env, named
 
 from bidder.executor import SPOT_FLAG
 from bidder.models import Decision
@@ -51,9 +51,10 @@ def test_a_job_launches_spot_and_an_interruption_is_resumed_at_the_new_bid(env):
     config = env.config(SERVICE_A6000)
     report = env.tick_until(config, running)
     assert report.collected
-    assert report.jobs[0].message.startswith("launched bidder-train-1 on NVIDIA RTX A6000 (COMMUNITY) spot @ $")
+    assert report.jobs[0].message.startswith(f"launched {named(env.store, 'bidder-train', 1)} on NVIDIA RTX A6000 "
+                                             "(COMMUNITY) spot @ $")
     pod = the_pod(env)
-    assert (pod.name, pod.gpu_type_id, pod.cloud, pod.pod_type) == ("bidder-train-1", A6000, "COMMUNITY",
+    assert (pod.name, pod.gpu_type_id, pod.cloud, pod.pod_type) == (named(env.store, "bidder-train", 1), A6000, "COMMUNITY",
                                                                      "INTERRUPTABLE")
     first_bid = pod.bid
     assert first_bid >= env.emu.world.floor(A6000, "COMMUNITY") - 1e-9
@@ -197,7 +198,8 @@ def test_an_interruption_moves_the_job_to_on_demand_when_the_policy_says_so(env)
     config = env.config(SERVICE_A6000.replace('"high"', '"none"') + "volume = 20\non_finish = \"terminate\"\n")
     report = env.tick(config)
     job = report.jobs[0]
-    assert job.state == "running" and "moved to bidder-train-2" in job.message and "on-demand" in job.message
+    assert job.state == "running" and f"moved to {named(env.store, 'bidder-train', 2)}" in job.message
+    assert "on-demand" in job.message
     assert "the volume stays with the old pod" in job.message
     new = the_pod(env)  # the old one is terminated: one pod for one job
     assert new.id != old.id and new.pod_type == "RESERVED" and new.gpu_type_id == A6000
@@ -225,7 +227,7 @@ def test_a_move_whose_old_pod_cannot_be_ended_rents_nothing_until_it_is(env):
     env.emu.clear_malformed()
     env.emu.advance(300)
     job = env.tick(config).jobs[0]
-    assert job.state == "running" and "moved to bidder-train-2" in job.message, job.message
+    assert job.state == "running" and f"moved to {named(env.store, 'bidder-train', 2)}" in job.message, job.message
     assert old.desired_status == "TERMINATED" and len(env.emu.world.pods) == 2
     assert env.kinds("train") == ["rent_spot:ok", "terminate:error", "terminate:ok", "deploy_on_demand:ok"]
 
@@ -237,7 +239,7 @@ def test_a_job_whose_stop_fails_leaves_the_other_jobs_handled(env):
     assert [j.state for j in env.tick(config).jobs] == ["running", "running"]
     env.emu.advance(600)
     env.store.save_job_state("train", stop_requested=True)  # what `bidder jobs stop train` writes
-    [other] = [p for p in env.live_pods() if p.name == "bidder-other-1"]
+    [other] = [p for p in env.live_pods() if p.name == named(env.store, "bidder-other", 1)]
     other.desired_status = "EXITED"  # and RunPod stops the other job's pod meanwhile
     env.emu.malform("podStop", {"errors": [{"message": "Something went wrong. Please try again later."}]},
                     status=500, execute=False, times=None)
@@ -249,7 +251,8 @@ def test_a_job_whose_stop_fails_leaves_the_other_jobs_handled(env):
     env.emu.clear_malformed()
     env.emu.advance(600)
     assert env.tick(config).jobs[0].state == "finished"  # the stop goes through at the next tick
-    assert [p.name for p in env.running()] in ([], ["bidder-other-1"], ["bidder-other-2"])
+    assert [p.name for p in env.running()] in ([], [named(env.store, "bidder-other", 1)],
+                                               [named(env.store, "bidder-other", 2)])
 
 
 def test_a_pod_terminated_outside_bidder_holds_the_job_instead_of_relaunching(env):
@@ -297,7 +300,7 @@ def test_spot_removed_falls_back_to_on_demand_and_is_remembered_until_a_recheck(
     job = report.jobs[0]
     assert job.state == "running", job.message
     assert job.message.startswith("RunPod no longer offers spot (interruptable) pods for this account; moved to "
-                                  "bidder-train-2") and "on-demand" in job.message
+                                  + named(env.store, "bidder-train", 2)) and "on-demand" in job.message
     assert env.kinds("train") == ["rent_spot:ok", "bid_resume:error", "stop:ok", "deploy_on_demand:ok"]
     assert "podBidResume" in env.store.actions("train")[1]["error"]
     assert any(e["event"] == "spot_unsupported" for e in report.events)
@@ -333,7 +336,7 @@ def test_a_create_whose_answer_is_lost_leaves_exactly_one_pod(env):
     report = env.tick_until(config, running)
     assert report.jobs[0].state == "running", report.jobs[0].message
     pod = the_pod(env)
-    assert pod.name == "bidder-train-1"
+    assert pod.name == named(env.store, "bidder-train", 1)
     assert [e["event"] for e in report.events if e["event"] in ("rent_spot", "adopted")] == ["adopted"]
     action = env.store.actions("train")[-1]
     assert (action["kind"], action["outcome"], action["pod_id"]) == ("rent_spot", "ok", pod.id)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import ON_DEMAND_SERVICE, make_env
+from executor_helpers import ON_DEMAND_SERVICE, make_env, named
 
 from bidder.cli import main
 from bidder.sim import TEST_API_KEY
@@ -46,11 +46,12 @@ def test_tick_runs_a_cycle_and_logs_one_json_line_per_action(env):
     result = tick(env, "--log", str(log))
     assert result.exit_code == 0, result.output + result.stderr
     assert f"collected a price snapshot at {to_iso(env.emu.now)}" in result.output
-    assert "train: running: launched bidder-train-1 on NVIDIA RTX A6000 (COMMUNITY) on-demand" in result.output
+    name = named(env.store, "bidder-train", 1)
+    assert f"train: running: launched {name} on NVIDIA RTX A6000 (COMMUNITY) on-demand" in result.output
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["event"] for e in events] == ["collect", "deploy_on_demand"]
     create = events[1]
-    assert create["outcome"] == "ok" and create["job"] == "train" and create["name"] == "bidder-train-1"
+    assert create["outcome"] == "ok" and create["job"] == "train" and create["name"] == name
     assert create["pod_id"] == next(iter(env.emu.world.pods))
     assert create["expected_cost_per_hour"] == pytest.approx(0.33)
     assert TEST_API_KEY not in log.read_text()

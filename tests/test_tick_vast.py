@@ -5,11 +5,11 @@ equal to Vast's billing within 1% over a week with pauses, and `any` landing whe
 from __future__ import annotations
 
 import pytest
-from executor_helpers import RTX4090, Env
+from executor_helpers import RTX4090, Env, named
 from two_markets import VAST4090, runpod_live, tick, vast_live
 from vast_helpers import vast_client
 
-from bidder.executor import Executor
+from bidder.executor import CREATE_GRACE, Executor
 from bidder.store import Store, estimate_spend
 from bidder.tick import run_tick
 from bidder.vast.summary import OfferFilters
@@ -158,8 +158,16 @@ def test_a_late_vast_create_carrying_the_jobs_label_is_destroyed_not_left_billin
     config = env.config(job("v", "vast", hours=20))
     assert tick(env, api, config).jobs[0].state == "running"
     [ours] = vast_live(env.emu)
-    # A create of this job that landed late (its answer lost, its grace over): same label, not in the ledger.
-    spec = api.spec(config.job("v").template, "bidder-v-1", VAST4090, 1, "VERIFIED")
+    # A create of this job whose answer was lost (the ledger as `Executor._create` leaves it), its grace
+    # over before it lands: the tick gives it up, and then it lands, with its label, not in the ledger.
+    name, sent = named(env.store, "bidder-v", 2), env.emu.now - CREATE_GRACE
+    env.store.save_job_state("v", attempts=2, pending_name=name, pending_since=sent, pending_market="vast")
+    env.store.begin_action(sent, job="v", kind="deploy_on_demand", gpu_type_id=VAST4090, cloud="VERIFIED",
+                           gpu_count=1, expected_cost_per_hour=0.4)
+    env.emu.advance(60)
+    given_up = tick(env, api, config)
+    assert any(e["event"] == "pending_expired" and e["name"] == name for e in given_up.events)
+    spec = api.spec(config.job("v").template, name, VAST4090, 1, "VERIFIED")
     offer = min((o for o in api.offers(spec) if o.on_demand_per_gpu), key=lambda o: o.on_demand_per_gpu)
     late = api.client.create_on_demand(offer.id, spec.instance)
     env.emu.advance(600)

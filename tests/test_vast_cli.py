@@ -9,7 +9,7 @@ import re
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import RTX4090, seed_history
+from executor_helpers import RTX4090, named, seed_history
 from vast_helpers import seed_vast_history
 
 from bidder.cli import main
@@ -51,12 +51,14 @@ def live(emu) -> list:
 
 
 def test_launch_on_vast_dry_run_prints_the_exact_request_with_the_key_masked(env):
-    emu, _ = env
+    emu, tmp = env
     result = cli(env, "launch", "--market", "vast", "--gpu", VAST4090, "--max-price", "0.6", "--hours", "4",
                  "--tolerance", "high", "--image", "pytorch/pytorch", "--dry-run")
     assert result.exit_code == 0, result.output
     assert TEST_API_KEY not in result.output and '"Authorization": "Bearer ***"' in result.output
-    assert "/api/v0/asks/" in result.output and '"label": "bidder-launch-1"' in result.output
+    with Store.open(tmp / "bidder.db") as store:
+        label = named(store, "bidder-launch", 1)
+    assert "/api/v0/asks/" in result.output and f'"label": "{label}"' in result.output
     assert live(emu) == []
     body = json.loads(result.output[result.output.index("{"):])["body"]
     plan = next(line for line in result.output.splitlines() if line.startswith("Plan:"))
@@ -122,7 +124,9 @@ def test_tick_pods_jobs_and_stop_on_vast(env):
     config = ["--config", str(tmp / "bidder.toml")]
     result = cli(env, "tick", *config)
     assert result.exit_code == 0, result.output
-    assert "v: running: launched bidder-v-1 on RTX 4090 (" in result.output and ", vast) spot @" in result.output
+    with Store.open(tmp / "bidder.db") as store:
+        name = named(store, "bidder-v", 1)
+    assert f"v: running: launched {name} on RTX 4090 (" in result.output and ", vast) spot @" in result.output
     with Store.open(tmp / "bidder.db") as store:
         assert {c["market"] for c in store.collections()[-2:]} == {"runpod", "vast"}
     [inst] = live(emu)
@@ -173,6 +177,8 @@ def test_tick_with_a_vast_key_alone_runs_vast_jobs(env):
             "--vast-url", emu.vast_url, "--now", to_iso(emu.now)]
     result = CliRunner(env=keys).invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "v: running: launched bidder-v-1 on RTX 4090 (" in result.output and len(live(emu)) == 1
+    with Store.open(tmp / "bidder.db") as store:
+        name = named(store, "bidder-v", 1)
+    assert f"v: running: launched {name} on RTX 4090 (" in result.output and len(live(emu)) == 1
     with Store.open(tmp / "bidder.db") as store:
         assert {c["market"] for c in store.collections() if c["ts"] == store.collections()[-1]["ts"]} == {"vast"}

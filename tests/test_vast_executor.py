@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from executor_helpers import named
 
 from bidder.executor import Executor
 from bidder.jobs import job_from_values
@@ -46,7 +47,7 @@ def test_a_spot_launch_on_vast_writes_the_ledger_first_and_bids_per_instance(vx)
     result = ex.launch(cfg, cfg.job, cfg.policy, decision("spot", bid, gpus=2), emu.now)
     assert result.pod is not None and result.attempt.outcome == "ok"
     [inst] = live(emu)
-    assert inst.label == "bidder-t-1" and inst.is_bid and inst.price == pytest.approx(bid * 2)  # bid x GPUs
+    assert inst.label == named(store, "bidder-t", 1) and inst.is_bid and inst.price == pytest.approx(bid * 2)  # bid x GPUs
     [action] = store.actions("t")
     assert (action["kind"], action["outcome"], action["pod_id"]) == ("rent_spot", "ok", str(inst.id))
     row = store.pod(str(inst.id))
@@ -97,9 +98,9 @@ def test_a_lost_create_on_vast_leaves_exactly_one_instance(vx):
     emu.set_faults(None)
     assert [a.outcome for a in result.attempts] == ["adopted"]
     [inst] = live(emu)
-    assert result.pod.id == str(inst.id) and inst.label == "bidder-t-1"
+    assert result.pod.id == str(inst.id) and inst.label == named(store, "bidder-t", 1)
     # A second launch while that name is still looked up (a stale view) creates nothing else.
-    store.save_job_state("t", pending_name="bidder-t-1", pending_since=emu.now)
+    store.save_job_state("t", pending_name=named(store, "bidder-t", 1), pending_since=emu.now)
     again = ex.launch(cfg, cfg.job, cfg.policy, decision("spot", bid), emu.now)
     assert again.pod is None and len(live(emu)) == 1
     assert [a["kind"] for a in store.actions("t")] == ["rent_spot"]
@@ -166,5 +167,5 @@ def test_a_dry_run_on_vast_prints_the_exact_create_with_the_key_masked(vx):
     assert emu.api_key not in text and "Bearer ***" in text
     payload = request.payload()
     assert payload["method"] == "PUT" and "/api/v0/asks/" in payload["url"]
-    assert payload["body"]["price"] == pytest.approx(bid * 2) and payload["body"]["label"] == "bidder-t-1"
+    assert payload["body"]["price"] == pytest.approx(bid * 2) and payload["body"]["label"] == named(store, "bidder-t", 1)
     assert live(emu) == [] and [a["outcome"] for a in store.actions("t")] == ["dry_run"]

@@ -49,7 +49,7 @@ if str(ROOT) not in sys.path:
 
 from bidder.collector import collect_once  # noqa: E402
 from bidder.errors import ApiError, BidderError, LockHeld  # noqa: E402
-from bidder.jobs import Config, parse_config  # noqa: E402
+from bidder.jobs import Config, parse_config, pod_attempt  # noqa: E402
 from bidder.runpod import RetryPolicy, RunPodClient  # noqa: E402
 from bidder.sim import Emulator, generate_quotes  # noqa: E402
 from bidder.sim.world import World  # noqa: E402
@@ -178,8 +178,7 @@ class ChaosResult:
 # -- invariants ----------------------------------------------------------------------------------------
 def _job_of(pod_name_: str, config: Config) -> str | None:
     for name, jc in config.jobs.items():
-        prefix = jc.template.name_prefix + "-"
-        if pod_name_.startswith(prefix) and pod_name_[len(prefix):].isdigit():
+        if pod_attempt(jc.template.name_prefix, pod_name_) is not None:
             return name
     return None
 

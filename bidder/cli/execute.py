@@ -515,7 +515,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     for event in report.events:
         if event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
             click.echo(f"{prefix}{event['event']}: {event.get('message', '')}")
-        elif event["event"] == "rejected_observation":
+        elif event["event"] in ("rejected_observation", "foreign_pod"):
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
         click.echo(f"{prefix}no jobs in {config_path}")

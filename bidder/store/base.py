@@ -249,12 +249,21 @@ class StoreBase:
         return f"Store({str(self.path)!r})"
 
     # -- the exclusive lock ---------------------------------------------------------------------------
+    def lock_path(self, name: str = "tick") -> Path:
+        """The file `exclusive_lock(name)` locks: `<db>.<name>.lock` beside the database's real file,
+        symlinks resolved, so every path to one database names one lock."""
+        real = Path(os.path.realpath(self.path))
+        return real.with_name(f"{real.name}.{name}.lock")
+
     @contextlib.contextmanager
     def exclusive_lock(self, name: str = "tick", *, wait: float = 0.0) -> Iterator[None]:
         """Hold an OS lock (fcntl.flock on `<db>.<name>.lock`) for the block; LockHeld if another
         holder has it (at once, or after waiting up to `wait` seconds for it). Not a database lock,
-        so the holder's own writes never wait on it, and the OS drops it when a crashed process exits."""
-        lock_path = self.path.with_name(f"{self.path.name}.{name}.lock")
+        so the holder's own writes never wait on it, and the OS drops it when a crashed process exits.
+
+        The lock file sits beside the database's real file (`lock_path`): a symlink to the database,
+        a relative or a `..` path all name the same lock, so two ticks on one database never run at once."""
+        lock_path = self.lock_path(name)
         try:
             handle = open(lock_path, "a+")  # noqa: SIM115 (closed in finally)
         except OSError as exc:
