@@ -12,7 +12,9 @@ The cycle, safe to run every minute:
    - finished (observed work reached `hours`, or `bidder jobs stop NAME`) → stop or terminate
      its pod per `on_finish`;
    - no pod → decide and launch (fallback through alternatives on NoCapacity);
-   - RUNNING → stop it if spend + the next hour at its rate would pass the budget;
+   - RUNNING → stop it if spend + the next hour at its rate would pass the budget; a pod bidder.toml
+     no longer allows (GPU type, count, cloud or market no longer the job's, spot where spot is not
+     allowed, an on-demand price above `max_price`) is replaced as a move, or stopped while the job waits;
    - EXITED and bidder did not stop it → an interruption (counted once): decide again with the
      job's progress: `podBidResume` at the new bid when spot on that GPU type and cloud is still
      best (the volume is on that machine), wait (saying below which floor it acts), or move (a new
@@ -560,6 +562,10 @@ class _Tick:
                 return self._report(jc, "running", message, row["pod_id"])
             self._save(jc, **done, stop_intent=None)
             return self._report(jc, "budget_stopped", why, row["pod_id"])
+        forbidden = self._not_allowed(jc, job, policy, row, last)
+        if forbidden is not None:
+            return self._replace_pod(jc, job, policy, row, forbidden, JobProgress(
+                work_done_hours=work, spent=spent, interruptions=interruptions, started=started))
         bid = row.get("bid_per_gpu")
         if (row["kind"] == "spot" and bid is not None and policy.max_price is not None
                 and float(bid) > policy.max_price + 1e-9):
@@ -598,17 +604,9 @@ class _Tick:
         running pod's bid, so the pod is stopped first and bid-resumed (its volume stays with it)."""
         why = f"its bid ${float(row['bid_per_gpu']):.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
         if (row.get("market") or "runpod") != "vast":
-            # Kept `active`: the job's pod still, stopped by bidder, which the next tick resumes or moves.
-            # Written before the stop is sent: if it executes but its answer is lost, the next tick reads
-            # the exit as this stop and keeps the pod the job's (it had been ended, and a new pod rented
-            # beside the old one's volume).
-            self._save(jc, stop_intent={"pod_id": row["pod_id"], "pod_state": "active"})
-            try:
-                self.ex.stop_pod(row, self.now, reason=why, state="active")
-            except ApiError as exc:
-                return self._report(jc, "running", f"{why}; the stop failed ({exc}): the next tick tries again",
-                                    row["pod_id"])
-            self._save(jc, stop_intent=None)
+            failed = self._stop_keeping(jc, row, why)
+            if failed is not None:
+                return self._report(jc, "running", failed, row["pod_id"])
             if not self.ex.dry_run:
                 row = self.store.pod(row["pod_id"]) or row
         self.ex.emit(self.now, "above_cap", job=jc.name, pod_id=row["pod_id"], message=f"{why}: decided again")
@@ -616,6 +614,100 @@ class _Tick:
         stopped = ("" if (row.get("market") or "runpod") == "vast" else
                    f"; pod {row['pod_id']} {'would be ' if self.ex.dry_run else ''}stopped")
         return replace(report, message=f"{why}{stopped}: {report.message}")
+
+    def _stop_keeping(self, jc: JobConfig, row: dict[str, Any], why: str) -> str | None:
+        """Stop a running RunPod pod and keep it the job's (`active`, stopped by bidder: the next tick
+        resumes it where its volume is, or moves the job). None when stopped, else why not (the next
+        tick tries again). The intent is written before the stop is sent: if it executes but its answer
+        is lost, the next tick reads the exit as this stop and keeps the pod the job's (it had been
+        ended, and a new pod rented beside the old one's volume)."""
+        self._save(jc, stop_intent={"pod_id": row["pod_id"], "pod_state": "active"})
+        try:
+            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why, state="active")
+        except ApiError as exc:
+            return f"{why}; the stop failed ({exc}): the next tick tries again"
+        self._save(jc, stop_intent=None)
+        return None
+
+    def _not_allowed(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any],
+                     last: dict[str, Any] | None) -> str | None:
+        """Why the job's running pod is one its bidder.toml no longer allows (None: it still is): its GPU
+        type, GPU count, cloud or market no longer among the job's, spot when spot is not allowed
+        (`allow_spot = false`, `tolerance = "none"`), on-demand when on-demand is not, or an on-demand
+        price above `max_price` ("the most per GPU-hour, bid or on-demand"). A spot bid above the cap is
+        `_above_cap`'s (a lower bid on the same machine may do)."""
+        market = row.get("market") or "runpod"
+        gpu_type = str(row.get("gpu_type_id") or "")
+        known = gpu_type not in ("", "unknown")  # a pod adopted without its create's record: type unknown
+        # (such a pod's type is its display name, "RTX A6000": names and ids both identify it)
+        names = {k.lower(): (v or "").lower() for k, v in self.store.gpu_type_names().items()}
+        same = {gpu_type.lower(), names.get(gpu_type.lower(), "")} - {""}
+        reasons = []
+        if (job.market or "any").lower() not in ("any", market):
+            reasons.append(f"it is on {market}, and market = {job.market!r}")
+        if known and job.gpu_types:
+            wanted = {g.strip().lower() for g in job.gpu_types}
+            if not (same & (wanted | {names.get(w, "") for w in wanted} - {""})):
+                reasons.append(f"its GPU {gpu_type} is not in gpu {list(job.gpu_types)}")
+        elif known and job.min_vram_gb is not None:
+            quotes = self.store.latest_quotes(market)
+            memory = [q.memory_in_gb for q in quotes if q.memory_in_gb is not None
+                      and {q.gpu_type_id.lower(), (q.display_name or "").lower()} & same]
+            if memory and max(memory) < job.min_vram_gb:
+                reasons.append(f"its GPU {gpu_type} has {max(memory):g} GB, under min_vram {job.min_vram_gb}")
+        count = row.get("gpu_count")
+        if count is not None and int(count) != job.gpu_count:
+            reasons.append(f"it has {int(count)} GPU(s), and gpus = {job.gpu_count}")
+        cloud = str(row.get("cloud") or "").upper()
+        if job.cloud.upper() not in ("ANY", "ALL") and cloud not in ("", "ANY", "ALL") and cloud != job.cloud.upper():
+            reasons.append(f"it is in cloud {cloud}, and cloud = {job.cloud.lower()!r}")
+        if row["kind"] == "spot" and policy.tolerance <= 0:
+            reasons.append('it is spot, and tolerance = "none" (on-demand only)')
+        elif row["kind"] == "spot" and not policy.allow_spot:
+            reasons.append("it is spot, and allow_spot = false")
+        if row["kind"] != "spot":
+            if not policy.allow_on_demand:
+                reasons.append("it is on-demand, and allow_on_demand = false")
+            price = self._on_demand_price(row, last)
+            if price is not None and policy.max_price is not None and price > policy.max_price + 1e-9:
+                reasons.append(f"its on-demand price ${price:.3f}/GPU-h is above the max price ${policy.max_price:.3f}")
+        return "; ".join(reasons) or None
+
+    def _on_demand_price(self, row: dict[str, Any], last: dict[str, Any] | None) -> float | None:
+        """What a running on-demand pod costs per GPU-hour (compute; Vast's storage aside): this tick's
+        listing (a pod adopted at this tick has no poll yet), else its last poll."""
+        pod = next((p for p in self.listings.get(row.get("market") or "runpod", []) if p.id == row["pod_id"]), None)
+        rate = pod.cost_per_hr if pod is not None and pod.invalid is None else None
+        if rate is None:
+            rate = (last or {}).get("cost_per_hr")
+        count = int(row.get("gpu_count") or 1)
+        return float(rate) / max(count, 1) if rate is not None else None
+
+    def _replace_pod(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], why: str,
+                     progress: JobProgress) -> JobReport:
+        """A running pod bidder.toml no longer allows (`_not_allowed`) is replaced: decided afresh (as for
+        a job with no pod) and moved as any move is (the old pod ended first: never two pods); when the
+        plan waits, it is stopped all the same (RunPod: kept the job's, stopped, where its volume is, as
+        after an interruption; Vast: destroyed, since its disk cannot follow the job). Never left running."""
+        head = f"the running pod no longer matches bidder.toml: {why}"
+        self.ex.emit(self.now, "not_allowed", job=jc.name, pod_id=row["pod_id"], message=head)
+        decision = self._decide(job, policy, progress)
+        if not isinstance(decision, str) and decision.action != "wait":
+            report = self._move(jc, job, policy, row, decision, progress.spent)
+            return replace(report, message=f"{head}; {report.message}")
+        would = "would be " if self.ex.dry_run else ""
+        if (row.get("market") or "runpod") == "vast":
+            failed = self._retire(jc, row, head, terminate=True)
+            if failed is not None:
+                return self._report(jc, "running", f"{head}; {failed}", row["pod_id"])
+            report = self._wait(jc, decision, note=f"instance {row['pod_id']} {would}destroyed")
+        else:
+            failed = self._stop_keeping(jc, row, head)
+            if failed is not None:
+                return self._report(jc, "running", failed, row["pod_id"])
+            report = self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
+            report = replace(report, message=f"pod {row['pod_id']} {would}stopped; {report.message}")
+        return replace(report, message=f"{head}; {report.message}")
 
     def _decide(self, job: JobSpec, policy: Policy, progress: JobProgress) -> Decision | str:
         """The decision, or the reason it cannot be made now (a wait)."""
