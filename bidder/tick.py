@@ -28,7 +28,9 @@ Markets: with `vast` (a `bidder.vast_pods.VastPodApi`), Vast is collected in the
 instances are listed once per tick, and each pod is acted on by its market's executor (one per
 market, sharing the store and the event log); a job open to `any` market is decided over both. An
 outbid Vast instance is paused, not stopped: the same plan at the same bid sends nothing (it resumes
-by itself), a higher bid is sent as a change of bid, and a move destroys it.
+by itself), a higher bid is sent as a change of bid, and a move destroys it, as does a wait unless the
+plan waits to bid on that same offer type at or above its standing bid (else it would resume by itself
+at a bid the plan does not take).
 Nothing reads the clock here: `now` comes from the caller (wall clock, or the emulator's).
 """
 
@@ -782,6 +784,13 @@ class _Tick:
                 note = failed or (f"instance {row['pod_id']} destroyed: its standing bid is no longer "
                                   f"allowed ({standing_refused})")
                 return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
+            unwanted = _resumes_unplanned(decision, row)
+            if unwanted is not None:
+                # While the job waits, a paused instance must not resume by itself at a bid the plan does
+                # not take (nothing fits the tolerance or budget, or the plan waits elsewhere or lower).
+                failed = self._retire(jc, row, f"the job waits: {unwanted}", terminate=True)
+                note = failed or f"instance {row['pod_id']} {'would be ' if self.ex.dry_run else ''}destroyed: {unwanted}"
+                return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
             return self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
         same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
                 and decision.action == ("spot" if row["kind"] == "spot" else "on_demand")
@@ -922,6 +931,23 @@ def _ends_for_good(jc: JobConfig, row: dict[str, Any]) -> bool:
     """Whether a pod the job leaves behind (it moves, or has two) is terminated rather than stopped:
     per `on_finish`, and always on Vast, whose disk cannot follow the job and bills until destroyed."""
     return jc.on_finish == "terminate" or row.get("market") == "vast"
+
+
+def _resumes_unplanned(decision: Decision | str, row: dict[str, Any]) -> str | None:
+    """Why a Vast spot instance must not stay paused while the job waits (None: it may): it resumes by
+    itself at its standing bid when that bid is the highest again, so it is kept only when the plan
+    waits to bid on that very offer type (GPU type, tier, Vast) at or above that bid."""
+    if row.get("market") != "vast" or row["kind"] != "spot":
+        return None
+    bid = row.get("bid_per_gpu")
+    where = "paused, it would resume by itself at its standing bid" + (f" ${float(bid):.3f}/GPU-h" if bid else "")
+    if isinstance(decision, str):
+        return f"{where}, and nothing fits the job's policy now"
+    if (bid is not None and decision.act_below is not None and decision.gpu_type_id == row.get("gpu_type_id")
+            and decision.cloud == row.get("cloud") and decision.market == "vast"
+            and float(bid) <= decision.act_below + 1e-9):
+        return None
+    return f"{where}, which the plan does not take now"
 
 
 def _raises(decision: Decision, row: dict[str, Any]) -> bool:

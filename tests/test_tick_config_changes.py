@@ -2,7 +2,8 @@
 stands at each tick. An on-demand pod priced above a lowered `max_price` is stopped (also one adopted
 from a lost create at that tick); a pod whose GPU type, market or kind the config no longer allows is
 replaced as any move is (the old pod ended first: never two); a change the pod still satisfies moves
-nothing. Against the emulator over HTTP, real SQLite, the real tick."""
+nothing; and a paused Vast instance is destroyed when the job waits on a plan that does not take its
+standing bid (it would resume by itself). Against the emulator over HTTP, real SQLite, the real tick."""
 
 from __future__ import annotations
 
@@ -164,3 +165,55 @@ def test_a_vast_job_moved_to_runpod_destroys_its_instance(both):
     env.emu.advance(600)
     assert tick(env, api, moved).jobs[0].state == "running" and vast_live(env.emu) == []
     assert runpod_live(env.emu) == [pod]
+
+
+# -- bug 3: a paused Vast instance while the job waits --------------------------------------------------
+VAST_SERVICE = f"""
+[jobs.v]
+gpu = ["{VAST4090}"]
+market = "vast"
+keep_running = true
+tolerance = "high"
+max_price = 0.6
+budget = {{budget}}
+image = "pytorch/pytorch"
+disk = 20
+"""
+
+
+def _paused(env, api):
+    """Job v's instance, outbid and paused at its standing bid (a competitor on its machine)."""
+    config = env.config(VAST_SERVICE.format(budget=60))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    machine = int(env.emu.vast.market.machine_id[inst.machine])
+    env.emu.vast.set_competitor(machine, 0.59)
+    env.emu.advance(600)
+    return inst, machine
+
+
+def test_a_paused_instance_is_destroyed_when_nothing_fits_the_budget_left(both):
+    env, api = both
+    inst, machine = _paused(env, api)
+    # The user lowers the budget: the standing bid's next hour still fits it, but no plan for a day does.
+    report = tick(env, api, env.config(VAST_SERVICE.format(budget=2)))
+    line = report.jobs[0]
+    assert any(e["event"] == "interrupted" for e in report.events)
+    assert line.state == "waiting" and "no candidate meets the budget" in line.message, line.message
+    assert (f"instance {inst.id} destroyed: paused, it would resume by itself at its standing bid" in line.message)
+    assert inst.destroyed and vast_live(env.emu) == []
+    env.emu.vast.set_competitor(machine, None)  # its bid would be the highest again
+    env.emu.advance(1800)
+    assert tick(env, api, env.config(VAST_SERVICE.format(budget=2))).jobs[0].state == "waiting"
+    assert vast_live(env.emu) == []  # nothing resumed, nothing rented
+
+
+def test_a_paused_instance_is_destroyed_when_nothing_meets_the_tolerance(both):
+    env, api = both
+    inst, machine = _paused(env, api)
+    why = "no candidate meets the tolerance: RTX 4090 spot at $0.120 expects 13.6 interruptions/day"
+    line = tick(env, api, env.config(VAST_SERVICE.format(budget=60)), advise=lambda *a: why).jobs[0]
+    assert line.state == "waiting" and line.message.startswith(why) and inst.destroyed, line.message
+    env.emu.vast.set_competitor(machine, None)
+    env.emu.advance(1800)
+    assert vast_live(env.emu) == []  # it cannot resume by itself and bill
