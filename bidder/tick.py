@@ -12,7 +12,9 @@ The cycle, safe to run every minute:
    - finished (observed work reached `hours`, or `bidder jobs stop NAME`) → stop or terminate
      its pod per `on_finish`;
    - no pod → decide and launch (fallback through alternatives on NoCapacity);
-   - RUNNING → stop it if spend + the next hour at its rate would pass the budget;
+   - RUNNING → stop it if spend + the next hour at its rate would pass the budget; a pod bidder.toml
+     no longer allows (GPU type, count, cloud or market no longer the job's, spot where spot is not
+     allowed, an on-demand price above `max_price`) is replaced as a move, or stopped while the job waits;
    - EXITED and bidder did not stop it → an interruption (counted once): decide again with the
      job's progress: `podBidResume` at the new bid when spot on that GPU type and cloud is still
      best (the volume is on that machine), wait (saying below which floor it acts), or move (a new
@@ -26,7 +28,9 @@ Markets: with `vast` (a `bidder.vast_pods.VastPodApi`), Vast is collected in the
 instances are listed once per tick, and each pod is acted on by its market's executor (one per
 market, sharing the store and the event log); a job open to `any` market is decided over both. An
 outbid Vast instance is paused, not stopped: the same plan at the same bid sends nothing (it resumes
-by itself), a higher bid is sent as a change of bid, and a move destroys it.
+by itself), a higher bid is sent as a change of bid, and a move destroys it, as does a wait unless the
+plan waits to bid on that same offer type at or above its standing bid (else it would resume by itself
+at a bid the plan does not take).
 Nothing reads the clock here: `now` comes from the caller (wall clock, or the emulator's).
 """
 
@@ -608,6 +612,10 @@ class _Tick:
                 return self._report(jc, "running", message, row["pod_id"])
             self._save(jc, **done, stop_intent=None)
             return self._report(jc, "budget_stopped", why, row["pod_id"])
+        forbidden = self._not_allowed(jc, job, policy, row, last)
+        if forbidden is not None:
+            return self._replace_pod(jc, job, policy, row, forbidden, JobProgress(
+                work_done_hours=work, spent=spent, interruptions=interruptions, started=started))
         bid = row.get("bid_per_gpu")
         if (row["kind"] == "spot" and bid is not None and policy.max_price is not None
                 and float(bid) > policy.max_price + 1e-9):
@@ -646,17 +654,9 @@ class _Tick:
         running pod's bid, so the pod is stopped first and bid-resumed (its volume stays with it)."""
         why = f"its bid ${float(row['bid_per_gpu']):.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
         if (row.get("market") or "runpod") != "vast":
-            # Kept `active`: the job's pod still, stopped by bidder, which the next tick resumes or moves.
-            # Written before the stop is sent: if it executes but its answer is lost, the next tick reads
-            # the exit as this stop and keeps the pod the job's (it had been ended, and a new pod rented
-            # beside the old one's volume).
-            self._save(jc, stop_intent={"pod_id": row["pod_id"], "pod_state": "active"})
-            try:
-                self.ex.stop_pod(row, self.now, reason=why, state="active")
-            except ApiError as exc:
-                return self._report(jc, "running", f"{why}; the stop failed ({exc}): the next tick tries again",
-                                    row["pod_id"])
-            self._save(jc, stop_intent=None)
+            failed = self._stop_keeping(jc, row, why)
+            if failed is not None:
+                return self._report(jc, "running", failed, row["pod_id"])
             if not self.ex.dry_run:
                 row = self.store.pod(row["pod_id"]) or row
         self.ex.emit(self.now, "above_cap", job=jc.name, pod_id=row["pod_id"], message=f"{why}: decided again")
@@ -664,6 +664,100 @@ class _Tick:
         stopped = ("" if (row.get("market") or "runpod") == "vast" else
                    f"; pod {row['pod_id']} {'would be ' if self.ex.dry_run else ''}stopped")
         return replace(report, message=f"{why}{stopped}: {report.message}")
+
+    def _stop_keeping(self, jc: JobConfig, row: dict[str, Any], why: str) -> str | None:
+        """Stop a running RunPod pod and keep it the job's (`active`, stopped by bidder: the next tick
+        resumes it where its volume is, or moves the job). None when stopped, else why not (the next
+        tick tries again). The intent is written before the stop is sent: if it executes but its answer
+        is lost, the next tick reads the exit as this stop and keeps the pod the job's (it had been
+        ended, and a new pod rented beside the old one's volume)."""
+        self._save(jc, stop_intent={"pod_id": row["pod_id"], "pod_state": "active"})
+        try:
+            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why, state="active")
+        except ApiError as exc:
+            return f"{why}; the stop failed ({exc}): the next tick tries again"
+        self._save(jc, stop_intent=None)
+        return None
+
+    def _not_allowed(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any],
+                     last: dict[str, Any] | None) -> str | None:
+        """Why the job's running pod is one its bidder.toml no longer allows (None: it still is): its GPU
+        type, GPU count, cloud or market no longer among the job's, spot when spot is not allowed
+        (`allow_spot = false`, `tolerance = "none"`), on-demand when on-demand is not, or an on-demand
+        price above `max_price` ("the most per GPU-hour, bid or on-demand"). A spot bid above the cap is
+        `_above_cap`'s (a lower bid on the same machine may do)."""
+        market = row.get("market") or "runpod"
+        gpu_type = str(row.get("gpu_type_id") or "")
+        known = gpu_type not in ("", "unknown")  # a pod adopted without its create's record: type unknown
+        # (such a pod's type is its display name, "RTX A6000": names and ids both identify it)
+        names = {k.lower(): (v or "").lower() for k, v in self.store.gpu_type_names().items()}
+        same = {gpu_type.lower(), names.get(gpu_type.lower(), "")} - {""}
+        reasons = []
+        if (job.market or "any").lower() not in ("any", market):
+            reasons.append(f"it is on {market}, and market = {job.market!r}")
+        if known and job.gpu_types:
+            wanted = {g.strip().lower() for g in job.gpu_types}
+            if not (same & (wanted | {names.get(w, "") for w in wanted} - {""})):
+                reasons.append(f"its GPU {gpu_type} is not in gpu {list(job.gpu_types)}")
+        elif known and job.min_vram_gb is not None:
+            quotes = self.store.latest_quotes(market)
+            memory = [q.memory_in_gb for q in quotes if q.memory_in_gb is not None
+                      and {q.gpu_type_id.lower(), (q.display_name or "").lower()} & same]
+            if memory and max(memory) < job.min_vram_gb:
+                reasons.append(f"its GPU {gpu_type} has {max(memory):g} GB, under min_vram {job.min_vram_gb}")
+        count = row.get("gpu_count")
+        if count is not None and int(count) != job.gpu_count:
+            reasons.append(f"it has {int(count)} GPU(s), and gpus = {job.gpu_count}")
+        cloud = str(row.get("cloud") or "").upper()
+        if job.cloud.upper() not in ("ANY", "ALL") and cloud not in ("", "ANY", "ALL") and cloud != job.cloud.upper():
+            reasons.append(f"it is in cloud {cloud}, and cloud = {job.cloud.lower()!r}")
+        if row["kind"] == "spot" and policy.tolerance <= 0:
+            reasons.append('it is spot, and tolerance = "none" (on-demand only)')
+        elif row["kind"] == "spot" and not policy.allow_spot:
+            reasons.append("it is spot, and allow_spot = false")
+        if row["kind"] != "spot":
+            if not policy.allow_on_demand:
+                reasons.append("it is on-demand, and allow_on_demand = false")
+            price = self._on_demand_price(row, last)
+            if price is not None and policy.max_price is not None and price > policy.max_price + 1e-9:
+                reasons.append(f"its on-demand price ${price:.3f}/GPU-h is above the max price ${policy.max_price:.3f}")
+        return "; ".join(reasons) or None
+
+    def _on_demand_price(self, row: dict[str, Any], last: dict[str, Any] | None) -> float | None:
+        """What a running on-demand pod costs per GPU-hour (compute; Vast's storage aside): this tick's
+        listing (a pod adopted at this tick has no poll yet), else its last poll."""
+        pod = next((p for p in self.listings.get(row.get("market") or "runpod", []) if p.id == row["pod_id"]), None)
+        rate = pod.cost_per_hr if pod is not None and pod.invalid is None else None
+        if rate is None:
+            rate = (last or {}).get("cost_per_hr")
+        count = int(row.get("gpu_count") or 1)
+        return float(rate) / max(count, 1) if rate is not None else None
+
+    def _replace_pod(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], why: str,
+                     progress: JobProgress) -> JobReport:
+        """A running pod bidder.toml no longer allows (`_not_allowed`) is replaced: decided afresh (as for
+        a job with no pod) and moved as any move is (the old pod ended first: never two pods); when the
+        plan waits, it is stopped all the same (RunPod: kept the job's, stopped, where its volume is, as
+        after an interruption; Vast: destroyed, since its disk cannot follow the job). Never left running."""
+        head = f"the running pod no longer matches bidder.toml: {why}"
+        self.ex.emit(self.now, "not_allowed", job=jc.name, pod_id=row["pod_id"], message=head)
+        decision = self._decide(job, policy, progress)
+        if not isinstance(decision, str) and decision.action != "wait":
+            report = self._move(jc, job, policy, row, decision, progress.spent)
+            return replace(report, message=f"{head}; {report.message}")
+        would = "would be " if self.ex.dry_run else ""
+        if (row.get("market") or "runpod") == "vast":
+            failed = self._retire(jc, row, head, terminate=True)
+            if failed is not None:
+                return self._report(jc, "running", f"{head}; {failed}", row["pod_id"])
+            report = self._wait(jc, decision, note=f"instance {row['pod_id']} {would}destroyed")
+        else:
+            failed = self._stop_keeping(jc, row, head)
+            if failed is not None:
+                return self._report(jc, "running", failed, row["pod_id"])
+            report = self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
+            report = replace(report, message=f"pod {row['pod_id']} {would}stopped; {report.message}")
+        return replace(report, message=f"{head}; {report.message}")
 
     def _decide(self, job: JobSpec, policy: Policy, progress: JobProgress) -> Decision | str:
         """The decision, or the reason it cannot be made now (a wait)."""
@@ -739,6 +833,13 @@ class _Tick:
                                       terminate=True)
                 note = failed or (f"instance {row['pod_id']} destroyed: its standing bid is no longer "
                                   f"allowed ({standing_refused})")
+                return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
+            unwanted = _resumes_unplanned(decision, row)
+            if unwanted is not None:
+                # While the job waits, a paused instance must not resume by itself at a bid the plan does
+                # not take (nothing fits the tolerance or budget, or the plan waits elsewhere or lower).
+                failed = self._retire(jc, row, f"the job waits: {unwanted}", terminate=True)
+                note = failed or f"instance {row['pod_id']} {'would be ' if self.ex.dry_run else ''}destroyed: {unwanted}"
                 return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
             return self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
         same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
@@ -881,6 +982,23 @@ def _ends_for_good(jc: JobConfig, row: dict[str, Any]) -> bool:
     """Whether a pod the job leaves behind (it moves, or has two) is terminated rather than stopped:
     per `on_finish`, and always on Vast, whose disk cannot follow the job and bills until destroyed."""
     return jc.on_finish == "terminate" or row.get("market") == "vast"
+
+
+def _resumes_unplanned(decision: Decision | str, row: dict[str, Any]) -> str | None:
+    """Why a Vast spot instance must not stay paused while the job waits (None: it may): it resumes by
+    itself at its standing bid when that bid is the highest again, so it is kept only when the plan
+    waits to bid on that very offer type (GPU type, tier, Vast) at or above that bid."""
+    if row.get("market") != "vast" or row["kind"] != "spot":
+        return None
+    bid = row.get("bid_per_gpu")
+    where = "paused, it would resume by itself at its standing bid" + (f" ${float(bid):.3f}/GPU-h" if bid else "")
+    if isinstance(decision, str):
+        return f"{where}, and nothing fits the job's policy now"
+    if (bid is not None and decision.act_below is not None and decision.gpu_type_id == row.get("gpu_type_id")
+            and decision.cloud == row.get("cloud") and decision.market == "vast"
+            and float(bid) <= decision.act_below + 1e-9):
+        return None
+    return f"{where}, which the plan does not take now"
 
 
 def _raises(decision: Decision, row: dict[str, Any]) -> bool:
