@@ -8,7 +8,7 @@ standing bid (it would resume by itself). Against the emulator over HTTP, real S
 from __future__ import annotations
 
 import pytest
-from executor_helpers import A6000, RTX4090, make_env
+from executor_helpers import A6000, RTX4090, make_env, named
 from two_markets import VAST4090, runpod_live, tick, vast_live
 
 from bidder.runpod import PodSpec
@@ -109,7 +109,7 @@ def test_a_running_spot_pod_moves_when_gpu_and_allow_spot_change(env):
     line = env.tick(changed).jobs[0]
     assert line.state == "running", line.message
     assert line.message.startswith(f"the running pod no longer matches bidder.toml: its GPU {A6000} is not in gpu "
-                                   f"['{RTX4090}']; it is spot, and allow_spot = false; moved to bidder-s-2 on "
+                                   f"['{RTX4090}']; it is spot, and allow_spot = false; moved to {named(env.store, 'bidder-s', 2)} on "
                                    f"{RTX4090}"), line.message
     [new] = running_pods(env)  # one pod for the job, the one the config allows
     assert (new.gpu_type_id, new.pod_type) == (RTX4090, "RESERVED") and new.cost_per_hr <= 0.6 + 1e-9
