@@ -202,5 +202,5 @@ def test_a_lost_create_is_said_once_on_the_job_line(env):
     [line] = [x for x in result.output.splitlines() if x.startswith("train: ")]
     assert line.startswith("train: waiting: not launched: on_demand NVIDIA RTX A6000/COMMUNITY: error (the create's "
                            "answer was lost"), line
-    assert line.count("the create's answer was lost") == 1 and "no pod named bidder-train-1 exists yet" in line
+    assert line.count("the create's answer was lost") == 1 and f"no pod named {named(env.store, 'bidder-train', 1)} exists yet" in line
     assert env.emu.world.pods == {}
