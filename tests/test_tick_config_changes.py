@@ -61,7 +61,7 @@ def until_running(env, config, job: str):
     raise AssertionError(f"job {job} never ran")
 
 
-# -- bug 1: an on-demand pod above a lowered max_price -------------------------------------------------
+# -- an on-demand pod above a lowered max_price -------------------------------------------------
 def test_an_on_demand_pod_above_a_lowered_max_price_is_stopped_and_the_job_waits(env):
     pod = until_running(env, env.config(ON_DEMAND + "max_price = 0.5\n"), "o")
     assert pod.pod_type == "RESERVED" and pod.cost_per_hr > 0.1
@@ -100,7 +100,7 @@ def test_an_on_demand_pod_adopted_from_a_lost_create_above_the_cap_is_stopped_at
     assert [p["pod_id"] for p in env.store.managed_pods("o", states=["active"])] == [late.id]
 
 
-# -- bug 2: gpu, market, allow_spot or tolerance changed while a pod runs ------------------------------
+# -- gpu, market, allow_spot or tolerance changed while a pod runs ------------------------------
 def test_a_running_spot_pod_moves_when_gpu_and_allow_spot_change(env):
     old = until_running(env, env.config(spot_job(A6000)), "s")
     assert old.pod_type == "INTERRUPTABLE"
@@ -167,7 +167,7 @@ def test_a_vast_job_moved_to_runpod_destroys_its_instance(both):
     assert runpod_live(env.emu) == [pod]
 
 
-# -- bug 3: a paused Vast instance while the job waits --------------------------------------------------
+# -- a paused Vast instance while the job waits --------------------------------------------------
 VAST_SERVICE = f"""
 [jobs.v]
 gpu = ["{VAST4090}"]
