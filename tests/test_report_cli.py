@@ -284,6 +284,25 @@ def test_the_page_of_a_pod_that_ran_0_hours_shows_no_saving_percentage(tmp_path)
     assert "<span>Saved</span><b>$0.00</b>" in page  # no percentage of a zero on-demand cost
 
 
+def test_the_page_puts_the_minus_before_the_dollar(tmp_path):
+    """A spot pod that paid more than on-demand (bid 0.80 against 0.79): the page's saving is -$0.01."""
+    path = tmp_path / "dear.db"
+    with Store.open(path) as store:
+        for k in range(2):
+            store.record_collection(h(k), [PriceQuote(h(k), A6000, "COMMUNITY", 1, 0.25, 0.79)], duration_s=0)
+        store.add_pod("dear", job="train", name="train-1", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1,
+                      kind="spot", bid_per_gpu=0.80, created=h(0))
+        for k in range(2):
+            store.record_observation(h(k), "dear", desired_status="RUNNING", cost_per_hr=0.80,
+                                     uptime_seconds=k * 3600.0)
+    out = tmp_path / "page"
+    result = run("report", "--db", str(path), "--since", "all", *NOW, "--html", str(out))
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "<span>Saved</span><b>-$0.01 (-1%)</b>" in page
+    assert "$-" not in page
+
+
 @pytest.fixture
 def emulated_db(tmp_path):
     """The `db` ledger as `bidder sim serve` stamps it: its clock is the emulator's, 2026-01-01T12:00Z."""

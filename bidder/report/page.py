@@ -75,7 +75,11 @@ class _Chart:
 
 
 def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
+    """USD with the sign before the dollar: -$0.01, not $-0.01 (and $0.00, not -$0.00)."""
+    if value is None:
+        return "-"
+    cents = round(value, 2) + 0.0  # + 0.0: no -0.00
+    return f"-${-cents:,.2f}" if cents < 0 else f"${cents:,.2f}"
 
 
 def _num(value: Any, digits: int = 2) -> str:
