@@ -303,6 +303,34 @@ def test_the_page_puts_the_minus_before_the_dollar(tmp_path):
     assert "$-" not in page
 
 
+@pytest.mark.parametrize("given, error", [
+    ("", "Error: Invalid value for --html: the folder's name is empty; give one, e.g. --html report"),
+    ("my-report.html", "Error: Invalid value for --html: 'my-report.html' names a page, but --html takes a folder; "
+                       "the page is DIR/report.html (e.g. --html my-report)"),
+    ("out/Page.HTM/", "Error: Invalid value for --html: 'out/Page.HTM/' names a page, but --html takes a folder; "
+                      "the page is DIR/report.html (e.g. --html out/Page)"),
+])
+def test_html_takes_the_name_of_a_folder(db, tmp_path, monkeypatch, given, error):
+    monkeypatch.chdir(tmp_path)  # an empty name would write into the current folder
+    result = run("report", "--db", db, "--since", "all", *NOW, "--html", given)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"{error} (see `") and result.output.count("\n") == 1, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bidder.db"]  # no report.html, no my-report.html/
+
+
+@pytest.mark.parametrize("other, error", [
+    (["--format", "json"], "--format json prints the report and --html writes it as a page; give one of them"),
+    (["--format", "table"], "--format table prints the report and --html writes it as a page; give one of them"),
+    (["--chart", "spend.png"], "--chart draws the printed report's spend chart; --html draws it on the page"),
+])
+def test_html_is_not_given_with_a_printed_format_or_chart(db, tmp_path, other, error):
+    out = tmp_path / "page"
+    result = run("report", "--db", db, "--since", "all", *NOW, "--html", str(out), *other)
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"Error: {error}")
+    assert not out.exists()
+
+
 @pytest.fixture
 def emulated_db(tmp_path):
     """The `db` ledger as `bidder sim serve` stamps it: its clock is the emulator's, 2026-01-01T12:00Z."""

@@ -232,12 +232,13 @@ def _nothing_ran_chart(period: str) -> Any:
 @_window_options
 @click.option("--job", default=None, metavar="NAME", help="Only this job's pods.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
-              help="Output format.")
+              help="Output format (printed; not with --html, which writes a page).")
 @click.option("--chart", type=click.Path(dir_okay=False), default=None, metavar="PNG",
               help="Also draw cumulative spend per job against on-demand into this file.")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write the report as one self-contained page, DIR/report.html (charts embedded; each chart "
-                   "as a PNG and each table as a CSV beside it), and print its path.")
+                   "as a PNG and each table as a CSV beside it; the files of an earlier report in DIR that this "
+                   "one does not write are removed), and print its path. Instead of --format, not with it.")
 @click.option("--config", "config_path", default="bidder.toml", show_default=True, type=click.Path(dir_okay=False),
               help="The managed jobs file, read for each job's restart overhead in --html (the default "
                    "only if present).")
@@ -257,6 +258,13 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     if chart is not None:
         check_chart_path(chart, param_hint="--chart")
     if html_dir is not None:
+        _check_html_dir(html_dir)
+        if chart is not None:
+            raise click.UsageError("--chart draws the printed report's spend chart; --html draws it on the page "
+                                   "and beside it as DIR/spend-JOB.png: give one of them")
+        if click.get_current_context().get_parameter_source("fmt") is not ParameterSource.DEFAULT:
+            raise click.UsageError(f"--format {fmt} prints the report and --html writes it as a page; give one of "
+                                   "them (the page's tables are CSV files beside it)")
         given = click.get_current_context().get_parameter_source("config_path") is not ParameterSource.DEFAULT
         _html_report(db_path, Path(html_dir), since_text, until_text, now_text, allow_past, job,
                      config_path if given else None)
@@ -312,6 +320,19 @@ def _restart_overheads(config_path: str | None) -> dict[str, float]:
 
     config = load_config(config_path)
     return {name: job.job.restart_overhead_hours for name, job in config.jobs.items()}
+
+
+def _check_html_dir(html_dir: str) -> None:
+    """--html DIR names the folder to write into: not empty (that would write into the current folder)
+    and not a page's name (that would make a folder called report.html)."""
+    if not html_dir.strip():
+        raise click.BadParameter("the folder's name is empty; give one, e.g. --html report", param_hint="--html")
+    if html_dir.rstrip("/\\").lower().endswith((".html", ".htm")):
+        name = html_dir.rstrip("/\\")
+        folder = name[:name.lower().rfind(".htm")]
+        folder = folder if folder and folder[-1] not in "/\\" else folder + "report"
+        raise click.BadParameter(f"{html_dir!r} names a page, but --html takes a folder; the page is "
+                                 f"DIR/report.html (e.g. --html {folder})", param_hint="--html")
 
 
 def _html_report(db_path: str, out: Path, since_text: str, until_text: str | None, now_text: str | None,
