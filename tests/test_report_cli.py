@@ -331,6 +331,54 @@ def test_html_is_not_given_with_a_printed_format_or_chart(db, tmp_path, other, e
     assert not out.exists()
 
 
+def test_a_second_report_into_the_folder_removes_the_files_of_the_first_it_did_not_write(db, tmp_path):
+    out = tmp_path / "page"
+    result = run("report", "--db", db, "--since", "all", *NOW, "--html", str(out))
+    assert result.exit_code == 0, result.output
+    first = {p.name for p in out.iterdir()}
+    assert {"spend-train.png", "pods-train.csv", "market-nvidia-rtx-a6000-community-1.png"} <= first
+    mine = ["notes.txt", "market-notes.txt", "pods.csv", "spend-2025.pdf"]  # the user's own files
+    for name in mine:
+        (out / name).write_text("mine")
+    (out / "bids-old").mkdir()
+    # a period in which no pod ran: a page without the job's and the market's charts and tables
+    result = run("report", "--db", db, "--since", "2025-12-30T00:00:00Z", "--until", "2025-12-31T00:00:00Z",
+                 *NOW, "--html", str(out))
+    assert result.exit_code == 0, result.output
+    assert "Nothing yet" in (out / "report.html").read_text()
+    assert sorted(p.name for p in out.iterdir()) == sorted(["report.html", "current-market.csv", "bids-old", *mine])
+    assert all((out / name).read_text() == "mine" for name in mine)
+
+
+def _report_with_a_full_disk(db: str, out: Path) -> subprocess.CompletedProcess:
+    """`bidder report --html out` in a process that may write no file over 120 kB: the charts (under
+    60 kB each) and tables land, the page (over 200 kB, the charts embedded) does not, as on a full disk."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (120_000, 120_000))  # Python ignores SIGXFSZ: EFBIG
+
+    assert Path(db).stat().st_size < 120_000
+    return subprocess.run([sys.executable, "-m", "bidder", "report", "--db", db, "--since", "all", *NOW, "--html",
+                           str(out)], capture_output=True, text=True, preexec_fn=limit)
+
+
+def test_a_failed_report_leaves_no_folder_it_made_behind(db, tmp_path):
+    result = _report_with_a_full_disk(db, tmp_path / "new" / "page")
+    assert (result.returncode, result.stderr) == (1, f"Error: cannot write the report into {tmp_path / 'new' / 'page'}: "
+                                                     "File too large\n")
+    assert not (tmp_path / "new").exists()  # page/ and new/ both made by the report, both gone again
+    # a folder that was there before stays, and so does what is in it
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    result = _report_with_a_full_disk(db, tmp_path / "mine")
+    assert result.returncode == 1
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    assert _report_with_a_full_disk(db, tmp_path / "empty").returncode == 1
+    assert (tmp_path / "empty").is_dir()
+
+
 @pytest.fixture
 def emulated_db(tmp_path):
     """The `db` ledger as `bidder sim serve` stamps it: its clock is the emulator's, 2026-01-01T12:00Z."""

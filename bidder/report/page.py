@@ -22,6 +22,7 @@ import html
 import io
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -51,6 +52,9 @@ _DEFAULT_OVERHEAD_HOURS = 10 / 60
 _NICE_BUCKETS_S = (300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 _MAX_POINTS = 500
 _CURRENT_ROWS = 30
+#: The names of the files a report writes into DIR (the chart and table names of `_Page`): the only
+#: files an earlier report left there that a new one removes.
+_REPORT_FILE = re.compile(r"report\.html|(?:spend|market|discount|bids)-.+\.png|(?:pods-.+|current-market|job-states)\.csv")
 
 _STYLE = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0 auto;max-width:1100px;
@@ -317,8 +321,9 @@ def _current(page: _Page, store: Store, states: Sequence[Mapping[str, Any]]) -> 
         page.add('<p class="muted">No managed job has run yet.</p>')
 
 
-def _write_files(out: Path, text: str, page: _Page) -> Path:
-    """Every file through a temporary file renamed into place: a reader never sees half a report."""
+def _write_files(out: Path, text: str, page: _Page, written: list[Path]) -> Path:
+    """Every file through a temporary file renamed into place: a reader never sees half a report.
+    Each file's path is appended to `written` as it lands."""
     files: dict[str, bytes] = {f"{c.name}.png": c.png for c in page.charts}
     for name, (headers, rows) in page.tables.items():
         buffer = io.StringIO()
@@ -336,10 +341,44 @@ def _write_files(out: Path, text: str, page: _Page) -> Path:
                 handle.write(data)
             os.chmod(tmp, 0o666 & ~mask)
             os.replace(tmp, out / name)
-        except OSError:
+            written.append(out / name)
+        except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
     return out / "report.html"
+
+
+def _remove_stale(out: Path, written: Sequence[Path]) -> None:
+    """Remove the files an earlier report wrote into `out` that this one did not (a market or job not
+    in this period): named as a report names its files, nothing else (the user's own files stay)."""
+    keep = {p.name for p in written}
+    for entry in os.scandir(out):
+        if entry.name not in keep and _REPORT_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def _created_folders(out: Path) -> list[Path]:
+    """`out` and those of its parents that do not exist yet, deepest first (what mkdir(parents=True) makes)."""
+    missing = []
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _undo(created: Sequence[Path], written: Sequence[Path]) -> None:
+    """After a failed report in folders it made: its files and those folders go again, each folder only
+    if nothing else is in it (a folder that was there before is never touched)."""
+    if not created:
+        return
+    for path in written:
+        path.unlink(missing_ok=True)
+    for folder in created:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (someone else's file), or gone: leave it
+            break
 
 
 def write_html_report(store: Store, out: Path, *, since: datetime | None, until: datetime, now: datetime,
@@ -348,11 +387,34 @@ def write_html_report(store: Store, out: Path, *, since: datetime | None, until:
     """Write DIR/report.html (+ PNGs and CSVs) for [since, until); returns the page's path.
 
     `restart_overhead_hours` per job (from bidder.toml) prices the hours lost to restarts (10 min per
-    restart for jobs not listed). Raises ConfigError if `out` cannot be made or written."""
+    restart for jobs not listed). Files an earlier report wrote into `out` that this one does not are
+    removed once it is written. Raises ConfigError if `out` cannot be made or written; if the report
+    fails, the folders it made are removed again (with its files, when nothing else is in them)."""
+    created = _created_folders(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _undo(created, ())
         raise ConfigError(f"cannot create the report folder {out}: {exc.strerror or exc}", key="html") from None
+    written: list[Path] = []
+    try:
+        page = _write_page(store, out, since=since, until=until, now=now, job=job,
+                           restart_overhead_hours=restart_overhead_hours, db_label=db_label, progress=progress,
+                           written=written)
+    except BaseException:  # a crash, a full disk, Ctrl-C: no new empty folder left behind
+        _undo(created, written)
+        raise
+    try:
+        _remove_stale(out, written)
+    except OSError as exc:
+        raise ConfigError(f"wrote {page}, but cannot remove an earlier report's files from {out}: "
+                          f"{exc.strerror or exc}", key="html") from None
+    return page
+
+
+def _write_page(store: Store, out: Path, *, since: datetime | None, until: datetime, now: datetime,
+                job: str | None, restart_overhead_hours: Mapping[str, float] | None, db_label: str,
+                progress: Progress | None, written: list[Path]) -> Path:
     steps = [0, 0]
 
     def tick(what: str) -> None:
@@ -387,6 +449,6 @@ def write_html_report(store: Store, out: Path, *, since: datetime | None, until:
             f"<title>bidder cost report {html.escape(period)}</title><style>{_STYLE}</style></head><body>"
             + "\n".join(page.parts) + "</body></html>\n")
     try:
-        return _write_files(out, text, page)
+        return _write_files(out, text, page, written)
     except OSError as exc:
         raise ConfigError(f"cannot write the report into {out}: {exc.strerror or exc}", key="html") from None
