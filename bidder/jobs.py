@@ -280,8 +280,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             "(2026-03-01T12:00:00Z). Needs hours.", _deadline),
     Setting("restart_overhead", "10m", "Work lost at each restart, an interruption or a stop or move of "
             "bidder's own (time to resume plus work since the last checkpoint).", _duration),
-    Setting("speed", None, "Speed of GPU types relative to the reference, e.g. {\"NVIDIA H100 80GB HBM3\" = 3.0}.",
-            _speed),
+    Setting("speed", None, "Speed of GPU types relative to the reference, by GPU type id written in full, e.g. "
+            "{\"NVIDIA H100 80GB HBM3\" = 3.0}; an id the price history does not know stops the tick.", _speed),
     # How to pay (Policy).
     Setting("max_price", None, "The most per GPU-hour, bid or on-demand (USD). No bid is ever above it.",
             _positive),
