@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
+from click.core import ParameterSource
 
 from bidder.cli import main
 from bidder.cli.common import (
@@ -292,6 +293,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         options["market"] = "runpod"
         market_note = None if not resolve_vast_api_key() else (f"{', '.join(runpod_only)} {'is' if len(runpod_only) == 1 else 'are'} RunPod's: "
                        "planning on RunPod only")
+    if click.get_current_context().get_parameter_source("restart_overhead") is ParameterSource.DEFAULT:
+        options.pop("restart_overhead")  # the setting's default: job_from_values holds only a given one to the work
     values = {k: v for k, v in options.items() if v is not None and v != ()}
     try:
         config = job_from_values(name, {**values, "name": name}, where="option")
