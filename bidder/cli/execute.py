@@ -44,7 +44,7 @@ from bidder.executor import Executor, LaunchResult
 from bidder.jobs import DEFAULT_CONFIG, JOB_SETTINGS, MAX_DISK_GB, JobConfig, job_from_values, load_config
 from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
-from bidder.store import Store, estimate_spend
+from bidder.store import LAUNCH_JOB, Store, estimate_spend
 from bidder.tick import job_progress, reopen_stopped_pod, run_tick
 from bidder.units import format_duration, to_iso
 
@@ -268,7 +268,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     name = options.pop("name")
     if name is not None and not name.strip():
         raise click.BadParameter("must not be empty (leave it out for bidder-launch)", param_hint="--name")
-    name = name or "bidder-launch"
+    name = name or LAUNCH_JOB
     try:
         _NAME_SETTING.parse(name)
     except ValueError as exc:
@@ -352,6 +352,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             return
         if not (yes or dry_run) and not click.confirm("Launch it?", default=False, err=True):
             raise click.Abort()
+        if not dry_run:  # its pods are the user's to stop: `bidder stop` says so, and holds no job for them
+            store.mark_launch(name)
         result = exs.get(decision.market or "runpod", ex).launch(config, job, config.policy, decision, now)
         if vast is not None:
             vast.close()
@@ -783,7 +785,10 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 click.echo(f"pod {row['pod_id']} no longer exists (marked gone in the ledger)")
                 continue
             row = store.pod(row["pod_id"]) or row
-            held = (f"held: pod stopped by `bidder stop`; `bidder jobs start {row['job']}` to continue"
+            launched = bool(row.get("job")) and store.is_launch(row["job"])
+            # A launch's job is held too (nothing may restart it), but no `jobs start` brings it back.
+            held = (f"pod {row['pod_id']} stopped by `bidder stop`" if launched else
+                    f"held: pod stopped by `bidder stop`; `bidder jobs start {row['job']}` to continue"
                     if row.get("job") else None)
             if held is not None and not dry_run:
                 # Written before the stop is sent: a stop whose answer never comes still ends the job held.
@@ -795,7 +800,19 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 continue
             if held is not None and not dry_run:
                 store.save_job_state(row["job"], state="held", updated=now, note=held, stop_intent=None)
-            market = row.get("market") or "runpod"
-            click.echo(f"{'terminated' if terminate else 'stopped'} pod {row['pod_id']}"
-                       + (f" on {market}" if market != "runpod" else "")
-                       + (f" (job {row['job']} is held)" if row.get("job") else ""))
+            click.echo(_stopped_line(row, terminate, launched))
+
+
+def _stopped_line(row: dict[str, Any], terminate: bool, launched: bool) -> str:
+    """What `bidder stop` did to the pod, and what becomes of it and of its job."""
+    market = row.get("market") or "runpod"
+    done = (f"{'terminated' if terminate else 'stopped'} pod {row['pod_id']}"
+            + (f" on {market}" if market != "runpod" else ""))
+    if not launched:
+        return done + (f" (job {row['job']} is held)" if row.get("job") else "")
+    disk = "disk" if market == "vast" else "volume"
+    if terminate:
+        return f"{done} (launched by `bidder launch`): deleted, with its {disk}"
+    kept = (f"Vast bills its {disk}'s storage until `bidder stop {row['pod_id']} --terminate`" if market == "vast"
+            else f"`bidder stop {row['pod_id']} --terminate` deletes it with its {disk}")
+    return f"{done} (launched by `bidder launch`): it no longer runs and nothing restarts it; {kept}"
