@@ -126,3 +126,14 @@ def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):
                               f"nothing restarts it; Vast bills its disk's storage until `bidder stop {inst.id} "
                               "--terminate`\n")
     assert inst.intended == "stopped" and not inst.destroyed
+
+
+def test_jobs_stop_ends_a_launch_by_its_name(env):
+    # Not a job of bidder.toml, but the user named it: its pod is stopped, not "no job 'nb'".
+    pod = launched(env, "--name", "nb")
+    (env.tmp / "bidder.toml").write_text("")
+    result = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "stop", "nb", *common(env))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.output == (f"nb: launched by `bidder launch`: finished; stop pod {pod.id} "
+                             f"(`bidder stop {pod.id} --terminate` deletes it)\n")
+    assert pod.desired_status == "EXITED" and job_states(env)["nb"]["state"] == "stopped"

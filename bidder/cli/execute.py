@@ -41,7 +41,15 @@ from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
-from bidder.jobs import DEFAULT_CONFIG, JOB_SETTINGS, MAX_DISK_GB, JobConfig, job_from_values, load_config
+from bidder.jobs import (
+    DEFAULT_CONFIG,
+    JOB_SETTINGS,
+    MAX_DISK_GB,
+    Config,
+    JobConfig,
+    job_from_values,
+    load_config,
+)
 from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
@@ -599,25 +607,55 @@ def _job_names(ctx: click.Context, name: str, config_path: str | None = None,
 def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, now_text: str | None,
               allow_past: bool, api_url: str, vast_url: str, sub_config_path: str | None, sub_db_path: str | None
               ) -> None:
-    """End a job: stop or terminate its pod (per on_finish) and mark it finished. Waits for a
+    """End a job: stop or terminate its pod (per on_finish) and mark it finished. A job no longer in
+    bidder.toml (or a `bidder launch`'s) whose pod the ledger has: its pod is stopped. Waits for a
     running tick to finish first (--wait)."""
-    jc, db_path, _ = _job_names(ctx, name, sub_config_path, sub_db_path)
+    config_path = sub_config_path or ctx.obj["config_path"]
+    db_path = sub_db_path or ctx.obj["db_path"]
+    config = load_config(config_path)
     parse_now(now_text)
+    # A job the tick no longer runs is still the user's to end: its pod would run (and bill) unwatched.
+    unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
+    on_finish = config.jobs[name].on_finish if unlisted is None else "stop"  # its on_finish went with it
     with Store.open(db_path) as store, _client(api_url) as client:
         now = api_now(store, client, now_text, allow_past=allow_past)
-        if not dry_run:
+        if not dry_run and unlisted is None:
             # Recorded first: the tick re-reads it before it acts, so even a tick that outlasts --wait ends the job.
             store.save_job_state(name, stop_requested=True, updated=now)
-        undone = ("nothing was sent" if dry_run else
-                  f"the stop is recorded and the next tick stops the job's pod ({jc.on_finish})")
+        undone = ("nothing was sent" if dry_run else "nothing was stopped" if unlisted is not None else
+                  f"the stop is recorded and the next tick stops the job's pod ({on_finish})")
         with _tick_lock(store, lock_wait, undone):
             exs = _executors(client, _vast_api(vast_url), store, dry_run=dry_run)
-            done = _finish_job(exs, store, jc, now)
-    click.echo(f"{name}: {done}")
+            done = _finish_job(exs, store, name, on_finish, now, kept_hint=unlisted is not None)
+    click.echo(f"{name}: {unlisted + ': ' if unlisted else ''}{done}")
 
 
-def _finish_job(exs: dict[str, Executor], store: Store, jc: JobConfig, now: datetime) -> str:
-    rows = store.managed_pods(jc.name, states=["active"])
+def _unlisted_job(config: Config, name: str, db_path: str) -> str:
+    """What a job that is not in bidder.toml is, when the ledger holds a pod of it to stop ("no longer
+    in bidder.toml", or a launch's); else one line saying there is no such job, or nothing to stop."""
+    known = ", ".join(config.jobs) or "none"
+    missing = ConfigError(f"no job {name!r} in {config.path} (jobs: {known}) nor in the ledger {db_path}: "
+                          "`bidder jobs` lists the jobs, `bidder pods --all` the pods", key=name, path=config.path)
+    if not Path(db_path).exists():
+        raise missing
+    with Store.open(db_path, create=False) as store:
+        state = store.job_state(name)
+        pods = store.managed_pods(name)
+        if state is None and not pods:
+            raise missing
+        launched = store.is_launch(name, state)
+        if not store.managed_pods(name, states=["active"]):
+            what = "(a `bidder launch`)" if launched else f"is no longer in {config.path} (jobs: {known}) and"
+            raise BidderError(f"job {name!r} {what} has no pod running in the ledger: nothing to stop (`bidder pods "
+                              "--all` shows its pods; `bidder stop ID --terminate` deletes one)")
+    return "launched by `bidder launch`" if launched else f"no longer in {config.path}"
+
+
+def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: str, now: datetime, *,
+                kept_hint: bool = False) -> str:
+    """Stop (or terminate) a job's pods and mark it finished. `kept_hint`: say how to delete a pod stopped
+    rather than terminated (a job whose on_finish is not known any more)."""
+    rows = store.managed_pods(name, states=["active"])
     parts = []
     ex = exs["runpod"]
     for row in rows:
@@ -630,17 +668,19 @@ def _finish_job(exs: dict[str, Executor], store: Store, jc: JobConfig, now: date
         row = store.pod(row["pod_id"]) or row
         if pod is None:
             continue
-        terminate = jc.on_finish == "terminate"
+        terminate = on_finish == "terminate"
         # A paused Vast instance resumes by itself: stopped even when it is not running now.
         if terminate or pod.desired_status == "RUNNING" or row.get("market") == "vast":
             request = ex.stop_pod(row, now, reason="stopped by `bidder jobs stop`", terminate=terminate)
             parts.append(f"{'would ' if request else ''}{'terminate' if terminate else 'stop'} pod {row['pod_id']}"
-                         + (f": {request.to_json(indent=None)}" if request else ""))
+                         + (f": {request.to_json(indent=None)}" if request else "")
+                         + (f" (`bidder stop {row['pod_id']} --terminate` deletes it)"
+                            if kept_hint and not terminate and not request else ""))
         elif not ex.dry_run:
             store.set_pod_state(row["pod_id"], state="stopped", ended=now, note="stopped by `bidder jobs stop`")
             parts.append(f"pod {row['pod_id']} was already stopped")
     if not ex.dry_run:
-        store.save_job_state(jc.name, state="finished", finished=now, stop_requested=None,
+        store.save_job_state(name, state="finished", finished=now, stop_requested=None,
                              note="stopped by `bidder jobs stop`", updated=now)
     return ("finished; " if not ex.dry_run else "[dry run] ") + ("; ".join(parts) or "it had no pod")
 
