@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from bidder.errors import ConfigError
 
-__all__ = ["EMPTY_HINT", "resolve_gpu_types"]
+__all__ = ["EMPTY_HINT", "check_gpu_ids", "resolve_gpu_types"]
 
 EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from cron, see the README), "
               "or load history with `bidder import-trace FILE`")
@@ -24,18 +24,42 @@ def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None]) -
         partial = [i for i, name in known.items() if text in i.lower() or text in (name or "").lower()]
         found = exact or partial
         if not found:
-            labels = sorted(set(known) | {n for n in known.values() if n})
-            # Compare with whole names and with their words ("4900" is close to "... RTX 4090").
-            # Ranked by likeness, best first ("RTX 4900" -> RTX 4090 before RTX 3090), not alphabetically.
-            scored = sorted((-_likeness(text, label), label) for label in labels)
-            close = [label for score, label in scored if -score >= 0.7][:5]
-            close = close or difflib.get_close_matches(query, labels, n=5, cutoff=0.5)
-            hint = (f"close matches: {', '.join(close)}" if close else
-                    f"{len(known)} types are known; `bidder prices` lists them" if known else
-                    "no GPU types are known yet; " + EMPTY_HINT)
-            raise ConfigError(f"unknown GPU type {query!r}; {hint}", key="gpu")
+            raise ConfigError(f"unknown GPU type {query!r}; {_hint(_close(query, known), known)}", key="gpu")
         out.extend(i for i in sorted(found) if i not in out)
     return out
+
+
+def check_gpu_ids(names: Iterable[str], known: Mapping[str, str | None]) -> None:
+    """Names that must be GPU type ids as written, since they are compared with a pod's type id as
+    they are (bidder.toml's `speed` keys): a ConfigError naming the first that is not a known id,
+    with the ids it may mean (the ones it names in part, else the close ones)."""
+    for name in names:
+        if name in known:
+            continue
+        text = name.strip().lower()
+        partial = sorted(i for i, shown in known.items() if text in i.lower() or text in (shown or "").lower())
+        # A display name ("RTX A6000") is not an id: its id is what to write.
+        ids = {label: [i for i, shown in known.items() if label in (i, shown)] for label in _close(name, known)}
+        close = partial or list(dict.fromkeys(i for label in ids for i in sorted(ids[label])))
+        raise ConfigError(f"unknown GPU type {name!r}; {_hint(close[:5], known)} (write the GPU type id in full)",
+                          key="gpu")
+
+
+def _close(query: str, known: Mapping[str, str | None]) -> list[str]:
+    """Ids and display names close to what the user typed, best first (at most five)."""
+    text = query.strip().lower()
+    labels = sorted(set(known) | {n for n in known.values() if n})
+    # Compare with whole names and with their words ("4900" is close to "... RTX 4090").
+    # Ranked by likeness, best first ("RTX 4900" -> RTX 4090 before RTX 3090), not alphabetically.
+    scored = sorted((-_likeness(text, label), label) for label in labels)
+    close = [label for score, label in scored if -score >= 0.7][:5]
+    return close or difflib.get_close_matches(query, labels, n=5, cutoff=0.5)
+
+
+def _hint(close: list[str], known: Mapping[str, str | None]) -> str:
+    return (f"close matches: {', '.join(close)}" if close else
+            f"{len(known)} types are known; `bidder prices` lists them" if known else
+            "no GPU types are known yet; " + EMPTY_HINT)
 
 
 def _likeness(text: str, label: str) -> float:

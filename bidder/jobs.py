@@ -48,9 +48,11 @@ __all__ = [
     "collect_settings",
     "job_from_values",
     "load_config",
+    "option_shown",
     "parse_config",
     "pod_attempt",
     "pod_name",
+    "restart_overhead_error",
 ]
 
 DEFAULT_CONFIG = "bidder.toml"
@@ -279,9 +281,10 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("deadline", None, "Finish by then: a duration after the first launch (3d) or a time "
             "(2026-03-01T12:00:00Z). Needs hours.", _deadline),
     Setting("restart_overhead", "10m", "Work lost at each restart, an interruption or a stop or move of "
-            "bidder's own (time to resume plus work since the last checkpoint).", _duration),
-    Setting("speed", None, "Speed of GPU types relative to the reference, e.g. {\"NVIDIA H100 80GB HBM3\" = 3.0}.",
-            _speed),
+            "bidder's own (time to resume plus work since the last checkpoint). One given longer than hours, or "
+            "than a deadline given as a duration, is refused.", _duration),
+    Setting("speed", None, "Speed of GPU types relative to the reference, by GPU type id written in full, e.g. "
+            "{\"NVIDIA H100 80GB HBM3\" = 3.0}; an id the price history does not know stops the tick.", _speed),
     # How to pay (Policy).
     Setting("max_price", None, "The most per GPU-hour, bid or on-demand (USD). No bid is ever above it.",
             _positive),
@@ -508,6 +511,19 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
     if get("tolerance") == 0 and not get("allow_on_demand"):
         raise _fail(f"{where} tolerance none means on-demand only, but allow_on_demand is false",
                     "tolerance", path)
+
+    def shown(key: str) -> str:  # a value as the user gave it, and where from
+        if where == "option":
+            return option_shown(key, get(key))
+        raw, origin = merged[key]
+        return f"{key} = {raw!r}" + ("" if origin == where else f" (from {origin})")
+
+    # Only a restart_overhead the user gave: the default 10m may well exceed a few minutes' work (a
+    # quick job whose pod takes longer to start than to run), and was nobody's mistake.
+    overhead = "restart_overhead" in clean and restart_overhead_error(clean["restart_overhead"], get("hours"),
+                                                                      get("deadline"), shown)
+    if overhead:
+        raise _fail(f"{_lead(where)}{overhead}", "restart_overhead", path)
     job = JobSpec(gpu_types=get("gpu"), min_vram_gb=get("min_vram"), gpu_count=get("gpus"), cloud=get("cloud"),
                   work_hours=get("hours"), keep_running=get("hours") is None,
                   restart_overhead_hours=get("restart_overhead").total_seconds() / 3600,
@@ -523,6 +539,33 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
     return JobConfig(name=name, job=job, policy=policy, template=template, deadline=get("deadline"),
                      on_finish=get("on_finish"), max_attempts=get("max_attempts"),
                      values=tuple(sorted(clean.items())))
+
+
+def restart_overhead_error(overhead: timedelta, hours: float | None, deadline: Any,
+                           shown: Callable[[str], str]) -> str | None:
+    """Why a job's restart overhead cannot be what was meant, naming both values as `shown(key)`
+    writes them: longer than its work (a restart would lose more than the whole job) or than its
+    deadline's window (one restart would miss the deadline). None when it fits. A deadline given as a
+    time has its window from the first launch, unknown here: not checked."""
+    if hours is not None and overhead.total_seconds() > hours * 3600:
+        other, why = "hours", "the work: a restart would lose more than the whole job"
+    elif isinstance(deadline, timedelta) and overhead > deadline:
+        other, why = "deadline", "the deadline's window: one restart would miss the deadline"
+    else:
+        return None
+    return (f"{shown('restart_overhead')} is longer than {shown(other)}, {why}; give the time a restart "
+            "really loses (resume time plus the work since the last checkpoint)")
+
+
+def option_shown(key: str, value: Any) -> str:
+    """A launch or recommend option as typed: `--restart-overhead 10h`, `--hours 2`."""
+    if isinstance(value, timedelta):  # in the largest unit that writes it exactly (90m, not 1.5h)
+        seconds = int(value.total_seconds())
+        unit, size = next((u, n) for u, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)) if seconds % n == 0)
+        value = f"{seconds // size}{unit}"
+    elif isinstance(value, float):
+        value = f"{value:g}"
+    return f"--{key.replace('_', '-')} {value}"
 
 
 def _parsed_default(key: str) -> Any:

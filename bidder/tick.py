@@ -54,7 +54,7 @@ from bidder.errors import (
     TransportError,
 )
 from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Attempt, Executor, exit_time, running_hours
-from bidder.gpu_names import resolve_gpu_types
+from bidder.gpu_names import check_gpu_ids, resolve_gpu_types
 from bidder.jobs import Config, JobConfig
 from bidder.models import Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
@@ -242,15 +242,21 @@ class _Tick:
 
     def resolve_gpus(self) -> None:
         """bidder.toml's GPU names resolved exactly as `--gpu` resolves them ("4090" -> the RunPod id);
-        an unknown name is a ConfigError naming the job, with close matches."""
+        an unknown name is a ConfigError naming the job, with close matches. `speed` keys must be
+        GPU type ids as written (a pod's type is looked up in it as it is): one that is not would
+        leave its GPU at speed 1.0 without a word, so it is refused the same way."""
         known = self.store.gpu_type_names()
         jobs = {}
+        where = f"{self.config.path}: " if self.config.path else ""
         for name, jc in self.config.jobs.items():
+            try:
+                check_gpu_ids([gpu for gpu, _ in jc.job.speed_factors], known)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}[jobs.{name}] speed: {exc}", key="speed", path=self.config.path) from None
             if jc.job.gpu_types:
                 try:
                     ids = tuple(resolve_gpu_types(jc.job.gpu_types, known))
                 except ConfigError as exc:
-                    where = f"{self.config.path}: " if self.config.path else ""
                     raise ConfigError(f"{where}[jobs.{name}] gpu: {exc}", key="gpu", path=self.config.path) from None
                 jc = replace(jc, job=replace(jc.job, gpu_types=ids))
             jobs[name] = jc

@@ -110,6 +110,15 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     ('collect_interval = "0s"\n', "collect_interval", "must be longer than 0"),
     ('[defaults]\ngpus = "two"\n[jobs.a]\nimage = "x"\n', "gpus", "[defaults] gpus = 'two'"),
     ('jobs = 3\n', "jobs", "jobs must hold tables"),
+    # A restart that loses more than the whole job, or than the whole window: a unit mistyped (10h for 10m).
+    ('[jobs.a]\nimage = "x"\nhours = 2\nrestart_overhead = "10h"\n', "restart_overhead",
+     "[jobs.a] restart_overhead = '10h' is longer than hours = 2, the work: a restart would lose more than the "
+     "whole job; give the time a restart really loses"),
+    ('[jobs.a]\nimage = "x"\nhours = 20\ndeadline = "10h"\nrestart_overhead = "15h"\nspeed = {"H" = 3}\n',
+     "restart_overhead", "restart_overhead = '15h' is longer than deadline = '10h', the deadline's window: one "
+     "restart would miss the deadline"),
+    ('[defaults]\nrestart_overhead = "3h"\n[jobs.a]\nimage = "x"\nhours = 2\n', "restart_overhead",
+     "[jobs.a] restart_overhead = '3h' (from [defaults]) is longer than hours = 2, the work"),
 ])
 def test_a_bad_key_is_one_error_naming_key_and_file(tmp_path, text, key, fragment):
     path = write(tmp_path, text)
@@ -120,6 +129,15 @@ def test_a_bad_key_is_one_error_naming_key_and_file(tmp_path, text, key, fragmen
     assert fragment in message
     assert "\n" not in message
     assert info.value.key == key and info.value.path == str(path)
+
+
+def test_a_restart_overhead_within_the_work_and_the_window_loads(tmp_path):
+    # As long as the work is fine; the default 10m is never held to the work (a quick job's pod may take
+    # longer to start than to run); a deadline given as a time has its window from the first launch.
+    for table in ('hours = 2\nrestart_overhead = "2h"\n', "hours = 0.1\n",
+                  'hours = 2\ndeadline = 2026-01-01T00:00:00Z\nrestart_overhead = "90m"\n',
+                  'keep_running = true\nrestart_overhead = "1d"\n'):
+        load_config(write(tmp_path, f'[jobs.a]\nimage = "x"\nmin_vram = 24\n{table}'))
 
 
 def test_missing_and_broken_files(tmp_path):
@@ -136,6 +154,9 @@ def test_launch_options_go_through_the_same_validation():
     assert cfg.job.keep_running and cfg.policy.max_price == 0.5
     with pytest.raises(ConfigError, match=r"^--max-price -1: must be greater than 0$"):
         job_from_values("launch", {"max_price": -1, "image": "img"}, where="option")
+    with pytest.raises(ConfigError, match=r"^bidder launch --restart-overhead 150m is longer than --hours 2, the work"):
+        job_from_values("launch", {"hours": 2.0, "restart_overhead": timedelta(minutes=150), "image": "img"},
+                        where="option")
 
 
 def test_every_setting_is_documented_in_the_readme():

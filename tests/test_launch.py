@@ -234,6 +234,12 @@ def test_launch_asks_before_spending(env):
     # A bare number was read as seconds.
     (("--gpu", A6000, "--image", "img", "--hours", "5", "--deadline", "90"), 2, "'90' has no unit: give one, e.g. 90s"),
     (("--gpu", A6000, "--image", "img", "--restart-overhead", "5"), 2, "'5' has no unit"),
+    # A restart that would lose more than the whole job (as bidder.toml refuses it); the default 10m never is.
+    (("--gpu", A6000, "--image", "img", "--hours", "2", "--restart-overhead", "3h"), 2,
+     "Error: bidder launch --restart-overhead 3h is longer than --hours 2, the work: a restart would lose more "
+     "than the whole job"),
+    (("--gpu", A6000, "--image", "img", "--hours", "20", "--deadline", "10h", "--restart-overhead", "15h"), 2,
+     "--restart-overhead 15h is longer than --deadline 10h, the deadline's window"),
     # The option, not "option: job name ...".
     (("--gpu", A6000, "--image", "img", "--name", "../x"), 2, "Invalid value for --name: '../x' must be letters"),
 ])

@@ -189,6 +189,13 @@ def test_empty_gpu_and_unitless_durations_are_refused(db: Path) -> None:
     assert len(bare.stderr.strip().splitlines()) == 1
     zero = run(db, "--gpu", "RTX A6000", "--hours", "3", "--deadline", "0")  # 0 needs no unit: it is in the past
     assert zero.exit_code == 2 and "the deadline must be in the future" in zero.stderr
+    # A restart that loses more than the work, as launch and bidder.toml refuse it; the default 10m is not held to it.
+    long = run(db, "--gpu", "RTX A6000", "--hours", "2", "--restart-overhead", "150m")
+    assert long.exit_code == 2 and long.stderr.startswith(
+        "Error: --restart-overhead 150m is longer than --hours 2, the work: a restart would lose more than the "
+        "whole job; give the time a restart really loses"), long.stderr
+    assert len(long.stderr.strip().splitlines()) == 1
+    assert run(db, "--gpu", "RTX A6000", "--hours", "0.1").exit_code == 0
 
 
 def test_close_matches_rank_a_digit_transposition_first() -> None:

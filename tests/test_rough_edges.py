@@ -93,6 +93,35 @@ image = "runpod/pytorch:latest"
     assert not env.live_pods()
 
 
+@pytest.mark.parametrize(("key", "close"), [
+    ("NVIDIA RTX A6001", f"close matches: {A6000}"),          # a typo
+    ("A6000", f"close matches: {A6000}"),                     # part of a name: speed is looked up by id
+    ("RTX A6000", f"close matches: {A6000}"),                 # RunPod's display name, not its id
+])
+def test_a_speed_for_an_unknown_gpu_is_one_error_naming_it_and_the_close_ids(env, key, close):
+    # A speed whose GPU matches no pod's type id would leave that GPU at 1.0 without a word.
+    (env.tmp / "bidder.toml").write_text(f"""
+[jobs.fast]
+gpu = ["{A6000}"]
+speed = {{"{key}" = 2.0}}
+keep_running = true
+tolerance = "none"
+image = "runpod/pytorch:latest"
+""")
+    result = tick(env)
+    assert result.exit_code == 1, result.output
+    # One line: the key, then the closest ids, best first.
+    assert result.stderr.startswith(f"Error: {env.tmp / 'bidder.toml'}: [jobs.fast] speed: unknown GPU type "
+                                    f"{key!r}; {close}"), result.stderr
+    assert result.stderr.endswith(" (write the GPU type id in full)\n") and result.stderr.count("\n") == 1
+    assert not env.live_pods() and not env.store.actions()
+    # Written as the id, the same job runs.
+    config = (env.tmp / "bidder.toml").read_text()
+    (env.tmp / "bidder.toml").write_text(config.replace(f'speed = {{"{key}"', f'speed = {{"{A6000}"'))
+    result = tick(env)
+    assert result.exit_code == 0 and "fast: running: launched" in result.output, result.output + result.stderr
+
+
 @pytest.mark.parametrize(("table", "keys"), [
     ('gpu = ["NVIDIA RTX A6000"]\nimage = "img"\n', ("hours", "keep_running")),
     ('hours = 3\nimage = "img"\n', ("gpu", "min_vram")),

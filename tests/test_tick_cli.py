@@ -136,6 +136,42 @@ def test_jobs_lists_stops_and_starts(env):
     assert missing.exit_code == 1 and "no job 'nope'" in missing.stderr
 
 
+def test_jobs_stop_of_a_job_removed_from_bidder_toml_stops_its_pod(env):
+    # The tick no longer runs it, but its pod runs (and bills) on: the user wants it gone.
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    path = env.tmp / "bidder.toml"
+    path.write_text(CONFIG.replace("[jobs.train]", "[jobs.other]"))
+    env.emu.advance(600)
+
+    def jobs_stop(name: str, *extra: str):
+        return cli(env, "jobs", "--config", str(path), "stop", name, *common(env), *extra)
+
+    dry = jobs_stop("train", "--dry-run")
+    assert dry.exit_code == 0 and dry.output.startswith(f"train: no longer in {path}: [dry run] would stop pod {pod.id}")
+    assert pod.desired_status == "RUNNING"
+    result = jobs_stop("train")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.output == (f"train: no longer in {path}: finished; stop pod {pod.id} "
+                             f"(`bidder stop {pod.id} --terminate` deletes it)\n")
+    assert pod.desired_status == "EXITED"  # stopped, not deleted: its on_finish went with its table
+    billed = env.emu.world.true_spend(pod.id)
+    env.emu.advance(3600)
+    assert env.emu.world.true_spend(pod.id) == billed
+    # Again: nothing left to stop, said in one line; a name no one knows, likewise.
+    again = jobs_stop("train")
+    assert again.exit_code == 1 and again.stderr == (
+        f"Error: job 'train' is no longer in {path} (jobs: other) and has no pod running in the ledger: nothing to "
+        "stop (`bidder pods --all` shows its pods; `bidder stop ID --terminate` deletes one)\n")
+    nope = jobs_stop("nope")
+    assert nope.exit_code == 1 and nope.stderr == (
+        f"Error: no job 'nope' in {path} (jobs: other) nor in the ledger {env.tmp / 'bidder.db'}: `bidder jobs` "
+        "lists the jobs, `bidder pods --all` the pods\n")
+    missing = cli(env, "jobs", "--config", str(path), "stop", "nope", "--db", str(env.tmp / "typo.db"))
+    assert missing.exit_code == 1 and "no job 'nope'" in missing.stderr and not (env.tmp / "typo.db").exists()
+    assert len(env.emu.world.pods) == 1 and "Traceback" not in again.stderr + nope.stderr + missing.stderr
+
+
 def test_pods_and_stop_by_id_hold_the_job_until_started(env):
     assert tick(env).exit_code == 0
     pod = next(iter(env.emu.world.pods.values()))

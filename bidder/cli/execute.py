@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
+from click.core import ParameterSource
 
 from bidder.cli import main
 from bidder.cli.common import (
@@ -40,10 +41,18 @@ from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
-from bidder.jobs import DEFAULT_CONFIG, JOB_SETTINGS, MAX_DISK_GB, JobConfig, job_from_values, load_config
+from bidder.jobs import (
+    DEFAULT_CONFIG,
+    JOB_SETTINGS,
+    MAX_DISK_GB,
+    Config,
+    JobConfig,
+    job_from_values,
+    load_config,
+)
 from bidder.models import Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
-from bidder.store import Store, estimate_spend
+from bidder.store import LAUNCH_JOB, Store, estimate_spend
 from bidder.tick import job_progress, reopen_stopped_pod, run_tick
 from bidder.units import format_duration, to_iso
 
@@ -267,7 +276,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     name = options.pop("name")
     if name is not None and not name.strip():
         raise click.BadParameter("must not be empty (leave it out for bidder-launch)", param_hint="--name")
-    name = name or "bidder-launch"
+    name = name or LAUNCH_JOB
     try:
         _NAME_SETTING.parse(name)
     except ValueError as exc:
@@ -292,6 +301,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         options["market"] = "runpod"
         market_note = None if not resolve_vast_api_key() else (f"{', '.join(runpod_only)} {'is' if len(runpod_only) == 1 else 'are'} RunPod's: "
                        "planning on RunPod only")
+    if click.get_current_context().get_parameter_source("restart_overhead") is ParameterSource.DEFAULT:
+        options.pop("restart_overhead")  # the setting's default: job_from_values holds only a given one to the work
     values = {k: v for k, v in options.items() if v is not None and v != ()}
     try:
         config = job_from_values(name, {**values, "name": name}, where="option")
@@ -349,6 +360,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             return
         if not (yes or dry_run) and not click.confirm("Launch it?", default=False, err=True):
             raise click.Abort()
+        if not dry_run:  # its pods are the user's to stop: `bidder stop` says so, and holds no job for them
+            store.mark_launch(name)
         result = exs.get(decision.market or "runpod", ex).launch(config, job, config.policy, decision, now)
         if vast is not None:
             vast.close()
@@ -594,25 +607,55 @@ def _job_names(ctx: click.Context, name: str, config_path: str | None = None,
 def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, now_text: str | None,
               allow_past: bool, api_url: str, vast_url: str, sub_config_path: str | None, sub_db_path: str | None
               ) -> None:
-    """End a job: stop or terminate its pod (per on_finish) and mark it finished. Waits for a
+    """End a job: stop or terminate its pod (per on_finish) and mark it finished. A job no longer in
+    bidder.toml (or a `bidder launch`'s) whose pod the ledger has: its pod is stopped. Waits for a
     running tick to finish first (--wait)."""
-    jc, db_path, _ = _job_names(ctx, name, sub_config_path, sub_db_path)
+    config_path = sub_config_path or ctx.obj["config_path"]
+    db_path = sub_db_path or ctx.obj["db_path"]
+    config = load_config(config_path)
     parse_now(now_text)
+    # A job the tick no longer runs is still the user's to end: its pod would run (and bill) unwatched.
+    unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
+    on_finish = config.jobs[name].on_finish if unlisted is None else "stop"  # its on_finish went with it
     with Store.open(db_path) as store, _client(api_url) as client:
         now = api_now(store, client, now_text, allow_past=allow_past)
-        if not dry_run:
+        if not dry_run and unlisted is None:
             # Recorded first: the tick re-reads it before it acts, so even a tick that outlasts --wait ends the job.
             store.save_job_state(name, stop_requested=True, updated=now)
-        undone = ("nothing was sent" if dry_run else
-                  f"the stop is recorded and the next tick stops the job's pod ({jc.on_finish})")
+        undone = ("nothing was sent" if dry_run else "nothing was stopped" if unlisted is not None else
+                  f"the stop is recorded and the next tick stops the job's pod ({on_finish})")
         with _tick_lock(store, lock_wait, undone):
             exs = _executors(client, _vast_api(vast_url), store, dry_run=dry_run)
-            done = _finish_job(exs, store, jc, now)
-    click.echo(f"{name}: {done}")
+            done = _finish_job(exs, store, name, on_finish, now, kept_hint=unlisted is not None)
+    click.echo(f"{name}: {unlisted + ': ' if unlisted else ''}{done}")
 
 
-def _finish_job(exs: dict[str, Executor], store: Store, jc: JobConfig, now: datetime) -> str:
-    rows = store.managed_pods(jc.name, states=["active"])
+def _unlisted_job(config: Config, name: str, db_path: str) -> str:
+    """What a job that is not in bidder.toml is, when the ledger holds a pod of it to stop ("no longer
+    in bidder.toml", or a launch's); else one line saying there is no such job, or nothing to stop."""
+    known = ", ".join(config.jobs) or "none"
+    missing = ConfigError(f"no job {name!r} in {config.path} (jobs: {known}) nor in the ledger {db_path}: "
+                          "`bidder jobs` lists the jobs, `bidder pods --all` the pods", key=name, path=config.path)
+    if not Path(db_path).exists():
+        raise missing
+    with Store.open(db_path, create=False) as store:
+        state = store.job_state(name)
+        pods = store.managed_pods(name)
+        if state is None and not pods:
+            raise missing
+        launched = store.is_launch(name, state)
+        if not store.managed_pods(name, states=["active"]):
+            what = "(a `bidder launch`)" if launched else f"is no longer in {config.path} (jobs: {known}) and"
+            raise BidderError(f"job {name!r} {what} has no pod running in the ledger: nothing to stop (`bidder pods "
+                              "--all` shows its pods; `bidder stop ID --terminate` deletes one)")
+    return "launched by `bidder launch`" if launched else f"no longer in {config.path}"
+
+
+def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: str, now: datetime, *,
+                kept_hint: bool = False) -> str:
+    """Stop (or terminate) a job's pods and mark it finished. `kept_hint`: say how to delete a pod stopped
+    rather than terminated (a job whose on_finish is not known any more)."""
+    rows = store.managed_pods(name, states=["active"])
     parts = []
     ex = exs["runpod"]
     for row in rows:
@@ -625,17 +668,19 @@ def _finish_job(exs: dict[str, Executor], store: Store, jc: JobConfig, now: date
         row = store.pod(row["pod_id"]) or row
         if pod is None:
             continue
-        terminate = jc.on_finish == "terminate"
+        terminate = on_finish == "terminate"
         # A paused Vast instance resumes by itself: stopped even when it is not running now.
         if terminate or pod.desired_status == "RUNNING" or row.get("market") == "vast":
             request = ex.stop_pod(row, now, reason="stopped by `bidder jobs stop`", terminate=terminate)
             parts.append(f"{'would ' if request else ''}{'terminate' if terminate else 'stop'} pod {row['pod_id']}"
-                         + (f": {request.to_json(indent=None)}" if request else ""))
+                         + (f": {request.to_json(indent=None)}" if request else "")
+                         + (f" (`bidder stop {row['pod_id']} --terminate` deletes it)"
+                            if kept_hint and not terminate and not request else ""))
         elif not ex.dry_run:
             store.set_pod_state(row["pod_id"], state="stopped", ended=now, note="stopped by `bidder jobs stop`")
             parts.append(f"pod {row['pod_id']} was already stopped")
     if not ex.dry_run:
-        store.save_job_state(jc.name, state="finished", finished=now, stop_requested=None,
+        store.save_job_state(name, state="finished", finished=now, stop_requested=None,
                              note="stopped by `bidder jobs stop`", updated=now)
     return ("finished; " if not ex.dry_run else "[dry run] ") + ("; ".join(parts) or "it had no pod")
 
@@ -780,7 +825,10 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 click.echo(f"pod {row['pod_id']} no longer exists (marked gone in the ledger)")
                 continue
             row = store.pod(row["pod_id"]) or row
-            held = (f"held: pod stopped by `bidder stop`; `bidder jobs start {row['job']}` to continue"
+            launched = bool(row.get("job")) and store.is_launch(row["job"])
+            # A launch's job is held too (nothing may restart it), but no `jobs start` brings it back.
+            held = (f"pod {row['pod_id']} stopped by `bidder stop`" if launched else
+                    f"held: pod stopped by `bidder stop`; `bidder jobs start {row['job']}` to continue"
                     if row.get("job") else None)
             if held is not None and not dry_run:
                 # Written before the stop is sent: a stop whose answer never comes still ends the job held.
@@ -792,7 +840,19 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 continue
             if held is not None and not dry_run:
                 store.save_job_state(row["job"], state="held", updated=now, note=held, stop_intent=None)
-            market = row.get("market") or "runpod"
-            click.echo(f"{'terminated' if terminate else 'stopped'} pod {row['pod_id']}"
-                       + (f" on {market}" if market != "runpod" else "")
-                       + (f" (job {row['job']} is held)" if row.get("job") else ""))
+            click.echo(_stopped_line(row, terminate, launched))
+
+
+def _stopped_line(row: dict[str, Any], terminate: bool, launched: bool) -> str:
+    """What `bidder stop` did to the pod, and what becomes of it and of its job."""
+    market = row.get("market") or "runpod"
+    done = (f"{'terminated' if terminate else 'stopped'} pod {row['pod_id']}"
+            + (f" on {market}" if market != "runpod" else ""))
+    if not launched:
+        return done + (f" (job {row['job']} is held)" if row.get("job") else "")
+    disk = "disk" if market == "vast" else "volume"
+    if terminate:
+        return f"{done} (launched by `bidder launch`): deleted, with its {disk}"
+    kept = (f"Vast bills its {disk}'s storage until `bidder stop {row['pod_id']} --terminate`" if market == "vast"
+            else f"`bidder stop {row['pod_id']} --terminate` deletes it with its {disk}")
+    return f"{done} (launched by `bidder launch`): it no longer runs and nothing restarts it; {kept}"

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from bidder.cli import main
 from bidder.cli.common import (
@@ -31,6 +32,7 @@ from bidder.cli.common import (
 )
 from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now
 from bidder.errors import ApiError, BidderError, InsufficientHistory
+from bidder.jobs import option_shown, restart_overhead_error
 from bidder.models import Decision, JobSpec, Policy
 from bidder.store import Store
 from bidder.units import format_duration, to_iso
@@ -155,6 +157,11 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         raise click.UsageError("give either --gpu or --min-vram, not both")
     if deadline is not None and deadline.total_seconds() <= 0:
         raise click.BadParameter("the deadline must be in the future, e.g. 3d", param_hint="--deadline")
+    if click.get_current_context().get_parameter_source("restart_overhead") is not ParameterSource.DEFAULT:
+        given = {"restart_overhead": restart_overhead, "hours": hours, "deadline": deadline}
+        problem = restart_overhead_error(restart_overhead, hours, deadline, lambda key: option_shown(key, given[key]))
+        if problem:  # as `bidder launch` and bidder.toml refuse it
+            raise click.UsageError(problem)
     parse_now(now_text)
     store = Store.open(db_path, create=refresh)
     notes: list[str] = []

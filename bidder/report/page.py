@@ -424,7 +424,9 @@ def _write_page(store: Store, out: Path, *, since: datetime | None, until: datet
 
     store = _ReadOnce(store)  # type: ignore[assignment]  # a Store in every way that matters here
     report = spend_report(store, since, until, job=job, now=now)
-    states = [s for s in store.jobs() if job is None or s["name"] == job]
+    # A launch's job row is nobody's to keep (no tick runs it): its state is its pods'.
+    states = [{**s, "state": store.launch_state(s["name"]) or s.get("state")} if store.is_launch(s["name"], s) else s
+              for s in store.jobs() if job is None or s["name"] == job]
     steps[1] = 3 + len({_market_key(p) for p in report.pods})
     tick("spend")
     page = _Page()

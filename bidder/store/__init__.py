@@ -25,7 +25,14 @@ from __future__ import annotations
 from bidder.store.aggregates import AggregateStore, PriceBuckets
 from bidder.store.base import BUSY_TIMEOUT_S, DEFAULT_DB_PATH, epoch_to_datetime
 from bidder.store.history import FloorSeries, GpuTypeInfo, HistoryStore
-from bidder.store.ledger import SPOT_UNSUPPORTED_SINCE, LedgerStore, estimate_spend, run_starts, spend_terms
+from bidder.store.ledger import (
+    LAUNCH_JOB,
+    SPOT_UNSUPPORTED_SINCE,
+    LedgerStore,
+    estimate_spend,
+    run_starts,
+    spend_terms,
+)
 from bidder.store.schema import ACTION_KINDS, ACTION_OUTCOMES, SCHEMA_VERSION
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "ACTION_OUTCOMES",
     "BUSY_TIMEOUT_S",
     "DEFAULT_DB_PATH",
+    "LAUNCH_JOB",
     "SCHEMA_VERSION",
     "SPOT_UNSUPPORTED_SINCE",
     "FloorSeries",

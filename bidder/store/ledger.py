@@ -15,11 +15,15 @@ from bidder.errors import StoreError
 from bidder.store.base import StoreBase, _db_value, _from_row, _iso
 from bidder.store.schema import ACTION_KINDS
 
-__all__ = ["SPOT_UNSUPPORTED_SINCE", "LedgerStore", "estimate_spend", "spend_terms"]
+__all__ = ["LAUNCH_JOB", "SPOT_UNSUPPORTED_SINCE", "LedgerStore", "estimate_spend", "spend_terms"]
 
 #: Setting holding when the API first refused spot (ISO time); absent = spot allowed. Written by the
 #: collector (spot price fields gone) and the executor (spot mutations gone); read by the executor.
 SPOT_UNSUPPORTED_SINCE = "spot_unsupported_since"
+
+#: `bidder launch`'s job name when --name is not given. Its job-state field `launched_by` marks a
+#: launch's job under any name: pods started once by hand, which no tick runs, resumes or holds.
+LAUNCH_JOB = "bidder-launch"
 
 _JOB_COLUMNS = ("state", "pod_id", "work_done_hours", "spent", "interruptions", "started", "finished", "updated")
 _POD_COLUMNS = ("job", "name", "gpu_type_id", "cloud", "gpu_count", "kind", "bid_per_gpu", "created", "state",
@@ -232,6 +236,33 @@ class LedgerStore(StoreBase):
         if extra:
             out.update({k: v for k, v in json.loads(extra).items() if k not in out})
         return out
+
+    def mark_launch(self, name: str) -> None:
+        """Mark `name` as a job of `bidder launch`, unless the ledger already holds that name for
+        another job (a launch --name that a job of bidder.toml carries stays the tick's: held after a
+        stop, never restarted)."""
+        state = self.job_state(name)
+        if state is None or self.is_launch(name, state):
+            self.save_job_state(name, launched_by="bidder launch", note=None)  # a stopped pod's note is not the new one's
+
+    def is_launch(self, name: str, state: Mapping[str, Any] | None = None) -> bool:
+        """Whether `name` is a job of `bidder launch` (marked, or its default name from before marks)."""
+        state = self.job_state(name) if state is None else state
+        return name == LAUNCH_JOB or bool((state or {}).get("launched_by"))
+
+    def launch_state(self, name: str) -> str | None:
+        """A `bidder launch` job's state as its pods stand in the ledger (no tick keeps its row):
+        `running` while one of them runs, `stopped` while one is kept stopped, `ended` once all are
+        gone; None when it has no pod."""
+        pods = self.managed_pods(name)
+        if not pods:
+            return None
+        if any(p.get("state") == "active" and p.get("desired_status") == "RUNNING" for p in pods):
+            return "running"
+        if any(p.get("state") in ("active", "stopped", "retiring") and p.get("desired_status") != "TERMINATED"
+               for p in pods):
+            return "stopped"
+        return "ended"
 
     def save_job_state(self, name: str, **fields: Any) -> None:
         """Merge fields into a job's state. Known columns (state, pod_id, work_done_hours, spent,

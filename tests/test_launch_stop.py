@@ -1,0 +1,139 @@
+"""What becomes of a pod that `bidder launch` made, through the real CLI against the emulator over HTTP:
+`bidder stop` says what it did to the pod (no tick runs a launch, so no job is "held" for it to
+continue), the pod really stops billing and nothing restarts it, and the launch's job state (the HTML
+report's job states) follows its pods: ended once its pod is gone."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from click.testing import CliRunner
+from executor_helpers import A6000, RTX4090, make_env, seed_history
+from vast_helpers import seed_vast_history
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY
+from bidder.store import Store
+from bidder.units import to_iso
+
+
+@pytest.fixture
+def env(emulator, client, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    e = make_env(emulator, client, tmp_path)
+    yield e
+    e.store.close()
+
+
+def cli(env, *args: str):
+    return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, [*args])
+
+
+def common(env) -> list[str]:
+    return ["--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url, "--now", to_iso(env.emu.now)]
+
+
+def launched(env, *extra: str):
+    """The emulator's pod of a `bidder launch` (on-demand: the optimizer never waits for it)."""
+    before = set(env.emu.world.pods)
+    result = cli(env, "launch", "--gpu", A6000, "--tolerance", "none", "--image", "img", "--yes", *common(env), *extra)
+    assert result.exit_code == 0, result.output + result.stderr
+    [pod_id] = set(env.emu.world.pods) - before
+    return env.emu.world.pods[pod_id]
+
+
+def job_states(env) -> dict[str, dict[str, str]]:
+    """The HTML report's job states table (its CSV, written beside the page)."""
+    out = env.tmp / "report"
+    result = cli(env, "report", "--html", str(out), "--db", str(env.tmp / "bidder.db"), "--now", to_iso(env.emu.now))
+    assert result.exit_code == 0, result.output + result.stderr
+    csv_file = next(out.rglob("job-states.csv"))
+    return {row["job"]: row for row in csv.DictReader(csv_file.open())}
+
+
+def test_stop_says_what_it_did_to_a_launched_pod_and_the_pod_really_stops(env):
+    pod = launched(env)
+    env.emu.advance(3600)
+    result = cli(env, "stop", pod.id, *common(env))
+    assert result.exit_code == 0, result.output + result.stderr
+    # Not "job bidder-launch is held": no tick runs a launch, and `bidder jobs start` knows no such job.
+    assert result.output == (f"stopped pod {pod.id} (launched by `bidder launch`): it no longer runs and nothing "
+                             f"restarts it; `bidder stop {pod.id} --terminate` deletes it with its volume\n")
+    assert pod.desired_status == "EXITED"
+    billed = env.emu.world.true_spend(pod.id)
+    assert billed == pytest.approx(env.emu.world.on_demand(A6000, pod.cloud), rel=0.01)  # one hour
+    # Nothing restarts it: a tick leaves it stopped, and it bills nothing more.
+    (env.tmp / "bidder.toml").write_text("")
+    env.emu.advance(1800)
+    tick = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), *common(env))
+    assert tick.exit_code == 0, tick.output + tick.stderr
+    env.emu.advance(1800)
+    assert pod.desired_status == "EXITED" and env.emu.world.true_spend(pod.id) == billed
+    assert job_states(env)["bidder-launch"]["state"] == "stopped"
+    # Deleted on request, said as such.
+    gone = cli(env, "stop", pod.id, "--terminate", *common(env))
+    assert gone.exit_code == 0, gone.output + gone.stderr
+    assert gone.output == f"terminated pod {pod.id} (launched by `bidder launch`): deleted, with its volume\n"
+    assert pod.desired_status == "TERMINATED"
+    assert job_states(env)["bidder-launch"]["state"] == "ended"
+
+
+def test_a_managed_jobs_pod_is_still_held_by_stop(env):
+    # The tick's job keeps its words: held until `bidder jobs start`.
+    (env.tmp / "bidder.toml").write_text(f'[jobs.train]\ngpu = ["{A6000}"]\nkeep_running = true\n'
+                                         'tolerance = "none"\nimage = "img"\n')
+    assert cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), *common(env)).exit_code == 0
+    [pod] = env.live_pods()
+    result = cli(env, "stop", pod.id, *common(env))
+    assert result.output == f"stopped pod {pod.id} (job train is held)\n" and pod.desired_status == "EXITED"
+
+
+def test_a_launchs_state_follows_its_pod_ended_outside_bidder(env):
+    pod = launched(env, "--name", "nb")
+    assert job_states(env)["nb"]["state"] == "running"
+    env.client.terminate(pod.id)  # in the RunPod console, say
+    env.emu.advance(600)
+    assert cli(env, "pods", "--refresh", *common(env)).exit_code == 0  # bidder sees it gone
+    row = job_states(env)["nb"]
+    assert (row["state"], row["pod"]) == ("ended", pod.id)
+
+
+@pytest.fixture
+def vast_env(emulator, tmp_path):
+    with Store.open(tmp_path / "bidder.db") as store:
+        seed_history(store, emulator, gpus=(RTX4090,))
+        seed_vast_history(store, emulator)
+    return emulator, tmp_path
+
+
+def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):
+    emu, tmp = vast_env
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
+
+    def run(*args: str):
+        return runner.invoke(main, [*args, "--db", str(tmp / "bidder.db"), "--api-url", emu.url, "--vast-url",
+                                    emu.vast_url, "--now", to_iso(emu.now)])
+
+    result = run("launch", "--market", "vast", "--gpu", "RTX 4090", "--tolerance", "none", "--max-price", "0.6",
+                 "--image", "pytorch/pytorch", "--disk", "20", "--yes")
+    assert result.exit_code == 0, result.output + result.stderr
+    [inst] = [i for i in emu.vast.instances.values() if not i.destroyed]
+    emu.advance(1800)
+    stopped = run("stop", str(inst.id))
+    assert stopped.exit_code == 0, stopped.output + stopped.stderr
+    assert stopped.output == (f"stopped pod {inst.id} on vast (launched by `bidder launch`): it no longer runs and "
+                              f"nothing restarts it; Vast bills its disk's storage until `bidder stop {inst.id} "
+                              "--terminate`\n")
+    assert inst.intended == "stopped" and not inst.destroyed
+
+
+def test_jobs_stop_ends_a_launch_by_its_name(env):
+    # Not a job of bidder.toml, but the user named it: its pod is stopped, not "no job 'nb'".
+    pod = launched(env, "--name", "nb")
+    (env.tmp / "bidder.toml").write_text("")
+    result = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "stop", "nb", *common(env))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.output == (f"nb: launched by `bidder launch`: finished; stop pod {pod.id} "
+                             f"(`bidder stop {pod.id} --terminate` deletes it)\n")
+    assert pod.desired_status == "EXITED" and job_states(env)["nb"]["state"] == "stopped"
