@@ -90,6 +90,9 @@ class JobReport:
     pod_id: str | None = None
     spent: float = 0.0
     work_done_hours: float = 0.0
+    #: The calls this tick sent for the job that failed (a create, resume, stop or terminate the API
+    #: refused or left unanswered), one line each: `bidder tick` exits non-zero when any job has one.
+    failed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -223,14 +226,19 @@ class _Tick:
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
             self.collect(DECISION_FRESHNESS)
         for job in self.config.jobs.values():
+            start = len(self.ex.log)  # (every market's executor writes to this one log)
+            unsent: tuple[str, ...] = ()
             try:
-                self.report.jobs.append(self.handle_job(job))
+                report = self.handle_job(job)
             except ApiError as exc:
                 # One job's failed call (a stop the API refused) must not leave the others unattended.
                 # What was sent is in the ledger; the next tick reads the pods afresh and goes on.
                 message = f"this tick could not finish acting for the job ({exc}); the next tick looks again"
                 self.ex.emit(self.now, "error", job=job.name, error=str(exc))
-                self.report.jobs.append(self._report(job, "error", message))
+                report = self._report(job, "error", message)
+                unsent = (str(exc),)  # (a read that failed before any call was sent: no call event says it)
+            failed = _failed_calls(self.ex.log[start:]) or unsent
+            self.report.jobs.append(replace(report, failed=failed))
         known = set(self.config.jobs)
         for row in self.store.managed_pods(states=["active"]):
             if row.get("job") not in known and row.get("desired_status") == "RUNNING":
@@ -1014,6 +1022,33 @@ def _raises(decision: Decision, row: dict[str, Any]) -> bool:
 
 
 _MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
+
+#: The executor's events of calls that act on a pod, and what each is called for the user.
+_CALLS = {"rent_spot": "spot create", "deploy_on_demand": "on-demand create", "bid_resume": "bid resume",
+          "resume": "resume", "stop": "stop", "terminate": "terminate"}
+
+
+def _failed_calls(events: list[dict[str, Any]]) -> tuple[str, ...]:
+    """One line per call in `events` that failed: what was sent (which pod or name, on which market) and
+    what the API said. A create left unanswered ("unconfirmed": looked up by its name, not found) counts:
+    the job got no pod. A market's refusal for lack of capacity, a guard's refusal, a stop of a pod already
+    gone and spot's end (handled by falling back) are outcomes of their own, not failures."""
+    out = []
+    for e in events:
+        what = _CALLS.get(str(e.get("event")))
+        if what is None or e.get("outcome") not in ("error", "unconfirmed") or e.get("dry_run"):
+            continue
+        market = e.get("market") or "runpod"
+        if e["event"] in ("rent_spot", "deploy_on_demand"):
+            target = f"of {e.get('name')} ({e.get('gpu_type')}/{e.get('cloud')})"
+        else:
+            target = f"of pod {e.get('pod_id')}"
+        line = f"{what} {target} on {market} failed: {e.get('error')}"
+        if e["outcome"] == "unconfirmed":
+            line += (f"; no pod named {e.get('name')} exists yet, so the job has no pod (bidder looks the name up "
+                     "again before renting anything else)")
+        out.append(line)
+    return tuple(out)
 
 
 def _would(a: Attempt, market: str | None) -> str:

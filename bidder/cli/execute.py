@@ -376,10 +376,11 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     else:
         _print_launch(result, decision.market)
     if result.pod is None and not (dry_run and result.requests):
-        why = "; ".join([*(f"{a.gpu_type_id}/{a.cloud} {a.kind}: {a.outcome}" + (f" ({a.message})" if a.message else "")
-                           for a in result.attempts),
-                         *result.notes]) or "no alternative could be tried"
-        raise BidderError(f"nothing launched: {why}")
+        where = decision.market or "runpod"
+        why = "; ".join([*(f"{a.kind} {a.gpu_type_id}/{a.cloud} on {where}: {a.outcome}"
+                           + (f" ({a.message})" if a.message else "") for a in result.attempts),
+                         *_new_notes(result)]) or "no alternative could be tried"
+        raise BidderError(f"nothing launched for {name}: {why}")
 
 
 #: bidder.toml's `name` setting: how launch checks --name (a ledger job name and pod name prefix).
@@ -423,12 +424,18 @@ def _with_gpus(config: JobConfig, ids: tuple[str, ...]) -> JobConfig:
     return replace(config, job=replace(config.job, gpu_types=ids))
 
 
+def _new_notes(result: LaunchResult) -> list[str]:
+    """The launch's notes less those that repeat an attempt's message (a stopped launch's reason is both)."""
+    said = {a.message for a in result.attempts}
+    return [n for n in result.notes if n not in said]
+
+
 def _print_launch(result: LaunchResult, market: str | None = None) -> None:
     for i, a in enumerate(result.attempts, 1):
         price = f"bid ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" and a.bid_per_gpu else "on-demand"
         tail = f": {a.message}" if a.message and a.outcome not in ("ok",) else ""
         click.echo(f"Attempt {i}: {a.kind} {a.gpu_type_id} ({a.cloud}) {price} -> {a.outcome}{tail}")
-    for note in result.notes:
+    for note in _new_notes(result):
         click.echo(f"Note: {note}")
     if result.requests:
         _print_requests(result)
@@ -489,8 +496,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     pod, then per job launches, resumes after an interruption (podBidResume), waits, moves to
     on-demand, stops at the budget, or stops/terminates a finished job. Exit 0 when the cycle ran
     (even if it waited; also when another tick holds the lock), 1 with one line on stderr when it
-    could not (bad config, API down). With a Vast key (VAST_API_KEY), Vast is collected in the
-    same cycle and jobs with market vast or any act there too.
+    could not (bad config, API down) or, after every job was handled, when a call sent for a job
+    failed (a create, resume or stop the API refused or left unanswered). With a Vast key
+    (VAST_API_KEY), Vast is collected in the same cycle and jobs with market vast or any act there too.
     """
     parse_now(now_text)
     config = load_config(config_path)
@@ -532,9 +540,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
         click.echo(f"{prefix}no jobs in {config_path}")
-    failed = [job.name for job in report.jobs if job.state == "error"]
-    if failed:  # non-zero, so cron says so; the other jobs were handled
-        raise BidderError(f"the tick could not finish acting for {', '.join(failed)} (see above); "
+    failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
+    if failed:  # non-zero, so cron mails it; every job was handled first
+        raise BidderError(f"the tick could not finish acting for {' and for '.join(failed)}; "
                           "the next tick tries again")
 
 
