@@ -55,7 +55,7 @@ from bidder.errors import (
 )
 from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Attempt, Executor, exit_time, running_hours
 from bidder.gpu_names import check_gpu_ids, resolve_gpu_types
-from bidder.jobs import Config, JobConfig
+from bidder.jobs import Config, JobConfig, runpod_only
 from bidder.models import Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend, run_starts
@@ -208,6 +208,9 @@ class _Tick:
         self.listing_trusted = True
         self.unknown: dict[str, str] = {}  # job -> why one of its pods is in an unknown state
         self.unreadable: dict[str, str] = {}  # market -> why its pod list could not be read this tick
+        self.runpod_notes: dict[str, str] = {}  # job -> why it is planned on RunPod only (`keep_on_runpod`)
+        self.current: str | None = None  # the job being handled
+        self.decided: set[str] = set()  # jobs the optimizer decided for this tick
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market); never another
@@ -221,6 +224,7 @@ class _Tick:
     def run(self) -> TickReport:
         self.collect(self.config.collect_interval)
         self.resolve_gpus()
+        self.keep_on_runpod()
         self.ex.recheck_spot(self.now)
         self.poll()
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
@@ -228,8 +232,10 @@ class _Tick:
         for job in self.config.jobs.values():
             start = len(self.ex.log)  # (every market's executor writes to this one log)
             unsent: tuple[str, ...] = ()
+            self.current = job.name
             try:
                 report = self.handle_job(job)
+                report = self._say_runpod_only(job, report)
             except ApiError as exc:
                 # One job's failed call (a stop the API refused) must not leave the others unattended.
                 # What was sent is in the ledger; the next tick reads the pods afresh and goes on.
@@ -269,6 +275,34 @@ class _Tick:
                 jc = replace(jc, job=replace(jc.job, gpu_types=ids))
             jobs[name] = jc
         self.config = replace(self.config, jobs=jobs)
+
+    def keep_on_runpod(self) -> None:
+        """A job open to any market that gives settings only RunPod honours (`bidder.jobs.RUNPOD_ONLY`; a
+        Vast instance would run without them) is planned on RunPod alone, as `bidder launch` plans it. A
+        tick that cannot reach RunPod leaves it on Vast, and its decisions say what Vast does not get."""
+        jobs = {}
+        for name, jc in self.config.jobs.items():
+            given = runpod_only(jc.template)
+            if given and (jc.job.market or "any").lower() == "any" and "vast" in self.exs:
+                what = f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} RunPod's"
+                if "runpod" in self.exs:
+                    self.runpod_notes[name] = f"{what}: planned on RunPod only"
+                    jc = replace(jc, job=replace(jc.job, market="runpod"))
+                else:
+                    self.runpod_notes[name] = (f"{what}, and this tick cannot reach RunPod (no RUNPOD_API_KEY): "
+                                               f"a Vast instance runs without {'it' if len(given) == 1 else 'them'}")
+            jobs[name] = jc
+        self.config = replace(self.config, jobs=jobs)
+
+    def _say_runpod_only(self, jc: JobConfig, report: JobReport) -> JobReport:
+        """A job kept on RunPod by `keep_on_runpod` says so whenever it was decided for: its line, and the
+        note `bidder jobs` keeps."""
+        note = self.runpod_notes.get(jc.name)
+        if note is None or jc.name not in self.decided:
+            return report
+        report = replace(report, message=f"{report.message} ({note})")
+        self._save(jc, note=report.message)
+        return report
 
     def needs_decision(self) -> bool:
         """True when some job will decide this cycle: a pod stopped without bidder, or no pod yet."""
@@ -708,7 +742,8 @@ class _Tick:
         same = {gpu_type.lower(), names.get(gpu_type.lower(), "")} - {""}
         reasons = []
         if (job.market or "any").lower() not in ("any", market):
-            reasons.append(f"it is on {market}, and market = {job.market!r}")
+            kept = self.runpod_notes.get(jc.name) if jc.job.market == "runpod" else None
+            reasons.append(f"it is on {market}, and " + (kept or f"market = {job.market!r}"))
         if known and job.gpu_types:
             wanted = {g.strip().lower() for g in job.gpu_types}
             if not (same & (wanted | {names.get(w, "") for w in wanted} - {""})):
@@ -775,6 +810,8 @@ class _Tick:
 
     def _decide(self, job: JobSpec, policy: Policy, progress: JobProgress) -> Decision | str:
         """The decision, or the reason it cannot be made now (a wait)."""
+        if self.current is not None:
+            self.decided.add(self.current)
         try:
             return self.ex.decide(job, policy, self.now, progress)
         except Infeasible as exc:

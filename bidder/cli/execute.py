@@ -45,6 +45,7 @@ from bidder.jobs import (
     DEFAULT_CONFIG,
     JOB_SETTINGS,
     MAX_DISK_GB,
+    RUNPOD_ONLY,
     Config,
     JobConfig,
     job_from_values,
@@ -287,9 +288,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     if options.get("deadline") is not None and options["deadline"].total_seconds() <= 0:
         raise click.BadParameter("the deadline must be in the future, e.g. 3d", param_hint="--deadline")
     # Options only RunPod honours (the Vast create sends image, env and disk; README, "Vast"): with
-    # --market vast they are refused, with any they keep the launch on RunPod.
-    runpod_only = [flag for flag, key in (("--template-id", "template_id"), ("--network-volume", "network_volume"),
-                                          ("--ports", "ports")) if options.get(key) is not None]
+    # --market vast they are refused, with any they keep the launch on RunPod (as a tick keeps a job).
+    runpod_only = ["--" + key.replace("_", "-") for key in RUNPOD_ONLY if options.get(key) is not None]
     market_given = (options.get("market") or "any").lower()
     if runpod_only and market_given == "vast":
         raise click.UsageError(f"{', '.join(runpod_only)} {'is' if len(runpod_only) == 1 else 'are'} RunPod's: "
