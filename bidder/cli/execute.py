@@ -38,6 +38,7 @@ from bidder.cli.common import (
 )
 from bidder.cli.recommend import expected_interruptions
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
+from bidder.clock import ServerTimes
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
@@ -319,7 +320,10 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     markets = tuple(m for m in ("runpod", "vast") if (m == market or market == "any")
                     and (m != "vast" or vast is not None))
     with Store.open(db_path) as store, _client(api_url, retries) as client:
-        now = api_now(store, client, now_text, allow_past=allow_past)
+        # Either market may be the emulator, whose clock the refresh's rows must carry (RunPod's URL
+        # may be down while Vast's answers).
+        now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
+                      allow_past=allow_past)
         counts = sorted({1, config.job.gpu_count})
         sources: list[Any] = [RunPodSource(client, counts)] if "runpod" in markets else []
         if vast is not None:
@@ -507,7 +511,8 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     writer, handle = _log_writer(log_path)
     try:
         with Store.open(db_path) as store, _client(api_url, retries) as client:
-            now = api_now(store, client, now_text, allow_past=allow_past)
+            now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
+                          allow_past=allow_past)
             try:
                 # Without a RunPod key but with Vast's, the tick runs on Vast alone.
                 runpod = client if (vast is None or resolve_api_key()) else None
