@@ -7,7 +7,9 @@ quote per (GPU name, GPU count, tier) by `bidder.vast.summary.summarize_offers`.
 cycle share one timestamp and go to the store in one transaction, with one `collections` row per
 market. A failed market writes only its `collections` row with the error (never part of a
 snapshot) and does not block the other; `collect_markets` raises only when every market failed,
-`collect_once` (RunPod alone) raises the API error as it always did.
+`collect_once` (RunPod alone) raises the API error as it always did. A failure whose only time is
+the wall clock's fallback, in a database on the emulator's clock, writes no row at all: its time
+would be wrong (see `collect_markets`).
 
 When RunPod no longer serves the spot price fields (the client then asks without them), the
 snapshot is stored with NULL floors and the store setting `spot_unsupported_since` (the
@@ -134,7 +136,8 @@ class VastSource:
 @dataclass(frozen=True)
 class MarketResult:
     """One market's part of a cycle: quotes stored (0 when it failed), distinct (GPU type, cloud/tier)
-    among them, its `collections` row, the offers seen (Vast), its error."""
+    among them, its `collections` row (0: a failure not recorded, see `collect_markets`), the offers
+    seen (Vast), its error."""
 
     market: str
     quotes: int
@@ -202,7 +205,8 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
                     timer: Callable[[], float] = time.perf_counter, raise_if_all_failed: bool = True,
                     warn_spot_gone: bool = True) -> CycleResult:
     """One cycle over several markets at `now`: one request per market, then every market's rows
-    (snapshot or error row) in one transaction. A failed market does not block the others; when
+    (snapshot or error row, unless no API time is known: see below) in one transaction. A failed
+    market does not block the others; when
     every market failed, the first one's ApiError is raised (after the error rows are stored),
     unless `raise_if_all_failed` is False: then the result names every failure (`by_market`).
     `warn_spot_gone`: log a warning when this cycle marks spot unsupported (False: the caller
@@ -221,10 +225,16 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
             answer = exc
         fetched.append((source, answer, timer() - begun))
     results: list[MarketResult] = []
+    # A failure is stamped with the cycle's time. On the wall clock in a database the emulator's clock
+    # stamped, that time is only the fallback of a command that could not ask the emulator (it never
+    # answered): it would sit months off the history, so no row is written (the caller still has the
+    # error). Against RunPod the wall clock is the API's own, and the failure is recorded.
+    untimed = store.clock == "wall" and store.emulator_time() is not None
     with store.transaction():
         for source, answer, took in fetched:
             if isinstance(answer, ApiError):
-                row = store.record_collection(ts, [], duration_s=took, error=describe(answer), market=source.market)
+                row = 0 if untimed else store.record_collection(ts, [], duration_s=took, error=describe(answer),
+                                                                market=source.market)
                 results.append(MarketResult(source.market, 0, took, row, error=describe(answer), exception=answer))
                 continue
             row = store.record_collection(ts, answer.quotes, duration_s=took, gpu_types=answer.gpu_types,

@@ -63,7 +63,6 @@ restart_overhead = "10m"
 max_price = 0.6
 budget = 20
 image = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
-ports = "8888/http,22/tcp"
 on_finish = "terminate"
 """
 

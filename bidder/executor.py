@@ -630,7 +630,8 @@ class Executor:
         except SpotUnsupported as exc:
             self._finish(action, now, "error", error=str(exc))
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
-            self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
+            # (its own outcome, as a resume's: the launch falls back to on-demand; not a failed call)
+            self.emit(now, kind, name=name, outcome="spot_unsupported", error=str(exc), **_event_fields(ledger))
             raise
         except UnwantedInstance as exc:
             # Vast made an instance bidder did not ask for (on-demand despite the bid, a losing bid's):
@@ -1094,7 +1095,7 @@ class Executor:
             # Already gone: nothing runs, nothing bills. The ledger says so.
             self._finish(action, now, "error", error=str(exc))
             self.store.set_pod_state(pod_id, state="gone", ended=now, desired_status="TERMINATED", last_seen=now)
-            self.emit(now, kind, outcome="error", error=str(exc), **_event_fields(ledger))
+            self.emit(now, kind, outcome="gone", error=str(exc), **_event_fields(ledger))
             return None
         except ApiError as exc:
             self._finish(action, now, "error", error=str(exc))

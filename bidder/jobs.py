@@ -40,6 +40,7 @@ __all__ = [
     "JOB_SETTINGS",
     "LEDGER_ID_PATTERN",
     "MAX_DISK_GB",
+    "RUNPOD_ONLY",
     "SETTINGS",
     "Config",
     "JobConfig",
@@ -53,6 +54,7 @@ __all__ = [
     "pod_attempt",
     "pod_name",
     "restart_overhead_error",
+    "runpod_only",
 ]
 
 DEFAULT_CONFIG = "bidder.toml"
@@ -274,7 +276,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("cloud", "any", "any, secure or community (RunPod's clouds), verified or unverified (Vast's tiers).",
             _cloud),
     Setting("market", "any", "Where the job runs: any (the cheapest plan over the markets with history), "
-            "runpod or vast.", _choice("any", "runpod", "vast")),
+            "runpod or vast. A job giving ports, template_id, network_volume or data_center, which only RunPod "
+            "honours, is planned on RunPod alone under any.", _choice("any", "runpod", "vast")),
     Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
             "observed uptime, less restart_overhead per restart, reaches it.", _positive),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
@@ -305,11 +308,11 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("volume", 0, "Volume disk in GB at mount (kept while the pod is stopped; stays on its machine).",
             _whole(0, MAX_DISK_GB)),
     Setting("mount", "/workspace", "Where the volume is mounted.", _text),
-    Setting("ports", None, "Ports to expose, e.g. \"8888/http,22/tcp\".", _ports),
+    Setting("ports", None, "Ports to expose, e.g. \"8888/http,22/tcp\" (RunPod only: see market).", _ports),
     Setting("env", (), "Environment: a table {KEY = \"value\"} or a list of \"KEY=VALUE\".", _env),
-    Setting("template_id", None, "A RunPod template id.", _text),
-    Setting("network_volume", None, "A network volume id: data that follows the job to any machine.", _text),
-    Setting("data_center", None, "Only this data center (e.g. US-TX-3).", _text),
+    Setting("template_id", None, "A RunPod template id (RunPod only: see market).", _text),
+    Setting("network_volume", None, "A network volume id: data that follows the job to any machine (RunPod only: see market).", _text),
+    Setting("data_center", None, "Only this data center (e.g. US-TX-3; RunPod only: see market).", _text),
     Setting("docker_args", None, "Docker arguments (command) of the container.", _text),
     # What the executor does.
     Setting("on_finish", "stop", "When the job is done: stop (keep the volume, billed while stopped) or "
@@ -356,6 +359,16 @@ class PodTemplate:
     network_volume: str | None = None
     data_center: str | None = None
     docker_args: str | None = None
+
+
+#: The template's settings only RunPod honours: a Vast create sends none of them (README, "Acting on
+#: Vast"), so a job giving one and open to any market is planned on RunPod alone (launch and tick).
+RUNPOD_ONLY: tuple[str, ...] = ("template_id", "network_volume", "ports", "data_center")
+
+
+def runpod_only(template: PodTemplate) -> tuple[str, ...]:
+    """The RUNPOD_ONLY settings `template` gives, in that order."""
+    return tuple(key for key in RUNPOD_ONLY if getattr(template, key) is not None)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from bidder.errors import (
 )
 from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Attempt, Executor, exit_time, running_hours
 from bidder.gpu_names import check_gpu_ids, resolve_gpu_types
-from bidder.jobs import Config, JobConfig
+from bidder.jobs import Config, JobConfig, runpod_only
 from bidder.models import Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend, run_starts
@@ -90,6 +90,9 @@ class JobReport:
     pod_id: str | None = None
     spent: float = 0.0
     work_done_hours: float = 0.0
+    #: The calls this tick sent for the job that failed (a create, resume, stop or terminate the API
+    #: refused or left unanswered), one line each: `bidder tick` exits non-zero when any job has one.
+    failed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -205,6 +208,9 @@ class _Tick:
         self.listing_trusted = True
         self.unknown: dict[str, str] = {}  # job -> why one of its pods is in an unknown state
         self.unreadable: dict[str, str] = {}  # market -> why its pod list could not be read this tick
+        self.runpod_notes: dict[str, str] = {}  # job -> why it is planned on RunPod only (`keep_on_runpod`)
+        self.current: str | None = None  # the job being handled
+        self.decided: set[str] = set()  # jobs the optimizer decided for this tick
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market); never another
@@ -218,19 +224,27 @@ class _Tick:
     def run(self) -> TickReport:
         self.collect(self.config.collect_interval)
         self.resolve_gpus()
+        self.keep_on_runpod()
         self.ex.recheck_spot(self.now)
         self.poll()
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
             self.collect(DECISION_FRESHNESS)
         for job in self.config.jobs.values():
+            start = len(self.ex.log)  # (every market's executor writes to this one log)
+            unsent: tuple[str, ...] = ()
+            self.current = job.name
             try:
-                self.report.jobs.append(self.handle_job(job))
+                report = self.handle_job(job)
+                report = self._say_runpod_only(job, report)
             except ApiError as exc:
                 # One job's failed call (a stop the API refused) must not leave the others unattended.
                 # What was sent is in the ledger; the next tick reads the pods afresh and goes on.
                 message = f"this tick could not finish acting for the job ({exc}); the next tick looks again"
                 self.ex.emit(self.now, "error", job=job.name, error=str(exc))
-                self.report.jobs.append(self._report(job, "error", message))
+                report = self._report(job, "error", message)
+                unsent = (str(exc),)  # (a read that failed before any call was sent: no call event says it)
+            failed = _failed_calls(self.ex.log[start:]) or unsent
+            self.report.jobs.append(replace(report, failed=failed))
         known = set(self.config.jobs)
         for row in self.store.managed_pods(states=["active"]):
             if row.get("job") not in known and row.get("desired_status") == "RUNNING":
@@ -261,6 +275,34 @@ class _Tick:
                 jc = replace(jc, job=replace(jc.job, gpu_types=ids))
             jobs[name] = jc
         self.config = replace(self.config, jobs=jobs)
+
+    def keep_on_runpod(self) -> None:
+        """A job open to any market that gives settings only RunPod honours (`bidder.jobs.RUNPOD_ONLY`; a
+        Vast instance would run without them) is planned on RunPod alone, as `bidder launch` plans it. A
+        tick that cannot reach RunPod leaves it on Vast, and its decisions say what Vast does not get."""
+        jobs = {}
+        for name, jc in self.config.jobs.items():
+            given = runpod_only(jc.template)
+            if given and (jc.job.market or "any").lower() == "any" and "vast" in self.exs:
+                what = f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} RunPod's"
+                if "runpod" in self.exs:
+                    self.runpod_notes[name] = f"{what}: planned on RunPod only"
+                    jc = replace(jc, job=replace(jc.job, market="runpod"))
+                else:
+                    self.runpod_notes[name] = (f"{what}, and this tick cannot reach RunPod (no RUNPOD_API_KEY): "
+                                               f"a Vast instance runs without {'it' if len(given) == 1 else 'them'}")
+            jobs[name] = jc
+        self.config = replace(self.config, jobs=jobs)
+
+    def _say_runpod_only(self, jc: JobConfig, report: JobReport) -> JobReport:
+        """A job kept on RunPod by `keep_on_runpod` says so whenever it was decided for: its line, and the
+        note `bidder jobs` keeps."""
+        note = self.runpod_notes.get(jc.name)
+        if note is None or jc.name not in self.decided:
+            return report
+        report = replace(report, message=f"{report.message} ({note})")
+        self._save(jc, note=report.message)
+        return report
 
     def needs_decision(self) -> bool:
         """True when some job will decide this cycle: a pod stopped without bidder, or no pod yet."""
@@ -700,7 +742,8 @@ class _Tick:
         same = {gpu_type.lower(), names.get(gpu_type.lower(), "")} - {""}
         reasons = []
         if (job.market or "any").lower() not in ("any", market):
-            reasons.append(f"it is on {market}, and market = {job.market!r}")
+            kept = self.runpod_notes.get(jc.name) if jc.job.market == "runpod" else None
+            reasons.append(f"it is on {market}, and " + (kept or f"market = {job.market!r}"))
         if known and job.gpu_types:
             wanted = {g.strip().lower() for g in job.gpu_types}
             if not (same & (wanted | {names.get(w, "") for w in wanted} - {""})):
@@ -767,6 +810,8 @@ class _Tick:
 
     def _decide(self, job: JobSpec, policy: Policy, progress: JobProgress) -> Decision | str:
         """The decision, or the reason it cannot be made now (a wait)."""
+        if self.current is not None:
+            self.decided.add(self.current)
         try:
             return self.ex.decide(job, policy, self.now, progress)
         except Infeasible as exc:
@@ -1014,6 +1059,33 @@ def _raises(decision: Decision, row: dict[str, Any]) -> bool:
 
 
 _MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
+
+#: The executor's events of calls that act on a pod, and what each is called for the user.
+_CALLS = {"rent_spot": "spot create", "deploy_on_demand": "on-demand create", "bid_resume": "bid resume",
+          "resume": "resume", "stop": "stop", "terminate": "terminate"}
+
+
+def _failed_calls(events: list[dict[str, Any]]) -> tuple[str, ...]:
+    """One line per call in `events` that failed: what was sent (which pod or name, on which market) and
+    what the API said. A create left unanswered ("unconfirmed": looked up by its name, not found) counts:
+    the job got no pod. A market's refusal for lack of capacity, a guard's refusal, a stop of a pod already
+    gone and spot's end (handled by falling back) are outcomes of their own, not failures."""
+    out = []
+    for e in events:
+        what = _CALLS.get(str(e.get("event")))
+        if what is None or e.get("outcome") not in ("error", "unconfirmed") or e.get("dry_run"):
+            continue
+        market = e.get("market") or "runpod"
+        if e["event"] in ("rent_spot", "deploy_on_demand"):
+            target = f"of {e.get('name')} ({e.get('gpu_type')}/{e.get('cloud')})"
+        else:
+            target = f"of pod {e.get('pod_id')}"
+        line = f"{what} {target} on {market} failed: {e.get('error')}"
+        if e["outcome"] == "unconfirmed":
+            line += (f"; no pod named {e.get('name')} exists yet, so the job has no pod (bidder looks the name up "
+                     "again before renting anything else)")
+        out.append(line)
+    return tuple(out)
 
 
 def _would(a: Attempt, market: str | None) -> str:

@@ -4,6 +4,7 @@ client remembers it, commands run on it, and time never runs backwards silently.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from bidder.clock import SIM_NOW_HEADER, Clock, server_time
 from bidder.runpod import RunPodClient
 from bidder.sim import TEST_API_KEY, Emulator
 from bidder.store import Store, estimate_spend
+from bidder.vast import VastClient
 
 WALL = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 
@@ -65,6 +67,12 @@ def test_the_probe_goes_only_to_a_server_on_this_machine() -> None:
         local = RunPodClient(api_key="k", url="http://127.0.0.1:9/graphql", http=http)
         assert local.probe_server_now() is None and sent == ["http://127.0.0.1:9/sim/now"]
         assert local.probe_server_now() is None and len(sent) == 1  # it answered without the header: once
+        # Vast's client asks the same way: never Vast itself, a server on this machine once.
+        vast = VastClient(api_key="k", url="https://console.vast.ai", http=http)
+        assert vast.probe_server_now() is None and len(sent) == 1
+        local_vast = VastClient(api_key="k", url="http://127.0.0.1:9", http=http)
+        assert local_vast.probe_server_now() is None and sent[1:] == ["http://127.0.0.1:9/sim/now"]
+        assert local_vast.probe_server_now() is None and len(sent) == 2
 
 
 def test_clock_order_given_then_emulator_then_wall(emulator: Emulator, client) -> None:
@@ -182,16 +190,98 @@ def test_a_collect_that_could_not_reach_the_emulator_does_not_stop_the_next_ones
                                                                                 tmp_path: Path) -> None:
     db = str(tmp_path / "bidder.db")
     assert _cli("collect", "--db", db, "--api-url", emulator.url).exit_code == 0
-    # A mistyped URL: no answer, so no emulator clock; the error row is stamped with the wall clock.
+    # A mistyped URL: no answer, so no emulator clock. Its only time would be the wall clock's, months
+    # off this history: the failure is said (one line, exit 1) and no row is written.
     failed = _cli("collect", "--db", db, "--api-url", "http://127.0.0.1:1/graphql", "--retries", "1")
     assert failed.exit_code == 1 and len(failed.stderr.strip().splitlines()) == 1
     emulator.advance(600)
     again = _cli("collect", "--db", db, "--api-url", emulator.url)
     assert again.exit_code == 0, again.output + again.stderr
-    stamps = _collections(Path(db))
-    assert [ts for ts, clock in stamps if clock == "emulator"] == [datetime(2026, 1, 1, tzinfo=UTC),
-                                                                    datetime(2026, 1, 1, 0, 10, tzinfo=UTC)]
-    assert [clock for _, clock in stamps].count("wall") == 1  # the failed cycle's error row is kept
+    assert _collections(Path(db)) == [(datetime(2026, 1, 1, tzinfo=UTC), "emulator"),
+                                      (datetime(2026, 1, 1, 0, 10, tzinfo=UTC), "emulator")]
+
+
+# -- 5. a failed collection carries the API's time, or is not recorded ------------------------------
+FAR = datetime(2020, 3, 1, tzinfo=UTC)  # the emulator's clock, years from the wall clock
+DOWN = "http://127.0.0.1:9/graphql"     # nothing listens there
+
+
+@pytest.fixture
+def far() -> Iterator[Emulator]:
+    with Emulator(seed=0, start=FAR) as emu:
+        yield emu
+
+
+def _history(emu: Emulator, db: str, *, markets: str = "runpod", samples: int = 13) -> None:
+    """An hour of 5-minute snapshots through the real `bidder collect`, on the emulator's clock."""
+    for _ in range(samples):
+        collected = _both_cli(emu, "collect", "--db", db, "--api-url", emu.url, "--market",
+                              "any" if markets == "both" else markets)
+        assert collected.exit_code == 0, collected.output
+        emu.advance(300)
+
+
+def test_a_refresh_that_cannot_reach_the_emulator_records_nothing_and_keeps_its_clock(far: Emulator,
+                                                                                      tmp_path: Path) -> None:
+    db = str(tmp_path / "bidder.db")
+    _history(far, db)
+    before = _collections(Path(db))
+    # recommend --refresh, collect and launch against a URL that never answers: no API time is known,
+    # and the wall clock's time would sit years after this history. Each says its failure; none writes.
+    refresh = _cli("recommend", "--refresh", "--gpu", "RTX A6000", "--hours", "2", "--db", db, "--api-url", DOWN)
+    collect = _cli("collect", "--db", db, "--api-url", DOWN, "--retries", "1")
+    launch = _cli("launch", "--gpu", "RTX A6000", "--tolerance", "none", "--image", "img", "--yes", "--db", db,
+                  "--api-url", DOWN, "--retries", "1")
+    for failed in (refresh, collect, launch):
+        assert failed.exit_code == 1 and "Connection refused" in failed.stderr, failed.output
+        assert len(failed.stderr.strip().splitlines()) == 1
+    assert _collections(Path(db)) == before
+    # So the database is still on the emulator's clock: a read-only recommend decides as of its history.
+    later = _cli("recommend", "--gpu", "RTX A6000", "--hours", "2", "--db", db, "--format", "json")
+    assert later.exit_code == 0, later.output
+    assert json.loads(later.stdout)["history"]["to"] == "2020-03-01T01:00:00Z"
+
+
+def test_a_failed_collection_is_recorded_on_the_wall_clock_when_that_is_the_apis(tmp_path: Path) -> None:
+    # No emulator history (RunPod, which sends no clock): the wall clock is the API's, and the failed
+    # cycle keeps its row for whoever watches the collections.
+    db = str(tmp_path / "bidder.db")
+    failed = _cli("collect", "--db", db, "--api-url", DOWN, "--retries", "1")
+    assert failed.exit_code == 1
+    [(ts, clock)] = _collections(Path(db))
+    assert clock == "wall" and abs(datetime.now(UTC) - ts) < timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("command", ["launch", "tick"])
+def test_with_runpod_down_the_refresh_takes_the_emulators_time_from_vast(far: Emulator, tmp_path: Path,
+                                                                        command: str) -> None:
+    """RunPod's URL never answers, Vast's (the emulator) does: the cycle's rows, Vast's snapshot and
+    RunPod's failure alike, carry the emulator's time, not the wall clock's."""
+    db = str(tmp_path / "bidder.db")
+    _history(far, db, markets="both")
+    if command == "launch":
+        args = ["launch", "--gpu", "RTX 4090", "--tolerance", "none", "--image", "img", "--dry-run"]
+    else:
+        (tmp_path / "bidder.toml").write_text('[jobs.v]\ngpu = ["RTX 4090"]\nmarket = "vast"\nhours = 2\n'
+                                              'tolerance = "none"\nimage = "img"\n')
+        args = ["tick", "--config", str(tmp_path / "bidder.toml"), "--dry-run"]
+    result = _both_cli(far, *args, "--db", db, "--api-url", DOWN, "--retries", "1")
+    assert result.exit_code == 0, result.output
+    with Store.open(db) as store:
+        newest = store.collections(limit=2)
+    assert {(r["market"], r["ts"], r["clock"], r["error"] is None) for r in newest} == {
+        ("vast", far.now, "emulator", True), ("runpod", far.now, "emulator", False)}
+
+
+def test_an_older_databases_wall_clock_failure_does_not_take_it_off_the_emulators_clock(tmp_path: Path) -> None:
+    # A failed cycle stamped by the wall clock (what bidder wrote before) is no sign of the clock in use.
+    with Store.open(tmp_path / "bidder.db") as store:
+        store.clock = "emulator"
+        store.record_collection(FAR, [], duration_s=0.0, error="TransportError: x")
+        store.record_collection(FAR + timedelta(minutes=5), [], duration_s=0.0, error="TransportError: y")
+        store.clock = "wall"
+        store.record_collection(WALL, [], duration_s=0.0, error="TransportError: cannot connect")
+        assert store.emulator_time() == FAR + timedelta(minutes=5)
 
 
 def test_two_polls_in_the_same_second_are_both_kept(tmp_path: Path) -> None:

@@ -231,10 +231,11 @@ def test_jobs_and_pods_refuse_a_missing_database_and_create_nothing(env):
 
 
 def test_a_lost_create_is_said_once_on_the_job_line(env):
-    # The create's answer is lost and it never ran: the job waits; the reason is one text, not two.
+    # The create's answer is lost and it never ran: the job waits; the reason is one text, not two
+    # (the tick exits 1 for the failed call: tests/test_call_failures.py).
     env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal"}]}, status=500, execute=False)
     result = tick(env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     [line] = [x for x in result.output.splitlines() if x.startswith("train: ")]
     assert line.startswith("train: waiting: not launched: on_demand NVIDIA RTX A6000/COMMUNITY: error (the create's "
                            "answer was lost"), line

@@ -279,3 +279,47 @@ def test_a_vast_job_on_on_demand_moves_to_spot_and_ends_its_on_demand_instance(e
     finally:
         store.close()
         vclient.close()
+
+
+# -- settings only RunPod honours keep a job open to any market on RunPod ---------------------------
+
+OPEN = job("a", "any", gpus=f'"{RTX4090}", "{VAST4090}"', hours=10)
+
+
+def test_a_job_open_to_any_market_with_runpod_only_settings_is_placed_on_runpod(both):
+    env, api = both
+    # Vast is the cheaper plan here: the same job without ports would rent there.
+    control = tick(env, api, env.config(OPEN.replace("[jobs.a]", "[jobs.control]")), dry_run=True)
+    assert "(VERIFIED, vast)" in control.jobs[0].message, control.jobs[0].message
+    config = env.config(OPEN + 'ports = "8888/http,22/tcp"\ntemplate_id = "tmpl1"\n')
+    report = tick(env, api, config)
+    line = report.jobs[0].message
+    assert report.jobs[0].state == "running" and line.startswith("launched bidder-a-1-"), line
+    assert line.endswith("(template_id, ports are RunPod's: planned on RunPod only)") and "vast" not in line, line
+    [pod] = runpod_live(env.emu)
+    assert vast_live(env.emu) == [] and env.store.managed_pods("a")[0]["market"] == "runpod"
+    assert pod.ports == "8888/http,22/tcp"  # what a Vast instance would have run without
+    assert env.store.job_state("a")["note"] == line  # what `bidder jobs` shows
+
+
+def test_a_vast_instance_of_a_job_that_gains_a_runpod_only_setting_moves_to_runpod(both):
+    env, api = both
+    assert tick(env, api, env.config(OPEN)).jobs[0].message.endswith("spot @ $0.130/GPU-h")
+    [inst] = vast_live(env.emu)
+    env.emu.advance(600)
+    report = tick(env, api, env.config(OPEN + 'network_volume = "nv1"\n'))
+    line = report.jobs[0].message
+    assert line.startswith("the running pod no longer matches bidder.toml: it is on vast, and network_volume is "
+                           "RunPod's: planned on RunPod only; moved to bidder-a-2-"), line
+    assert inst.destroyed and vast_live(env.emu) == [] and len(runpod_live(env.emu)) == 1
+
+
+def test_without_runpods_key_such_a_job_stays_on_vast_and_says_what_it_runs_without(both):
+    env, api = both
+    config = env.config(OPEN + 'ports = "22/tcp"\n')
+    report = run_tick(None, env.store, config, env.emu.now, vast=api)  # Vast's key alone
+    line = report.jobs[0].message
+    assert report.jobs[0].state == "running" and "(VERIFIED, vast)" in line, line
+    assert line.endswith("(ports is RunPod's, and this tick cannot reach RunPod (no RUNPOD_API_KEY): a Vast "
+                         "instance runs without it)"), line
+    assert len(vast_live(env.emu)) == 1 and runpod_live(env.emu) == []

@@ -277,66 +277,15 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         sys.exit(1)
 
 
-def _vast_source(key: str, url: str, retries: int, filters: Any) -> tuple[Any, _HeardTime]:
-    """The collector's Vast source over Vast's REST client (`bidder/vast/client.py`), and the
-    emulator's time as Vast's answers tell it (bidder's emulator answers for Vast too)."""
+def _vast_source(key: str, url: str, retries: int, filters: Any) -> tuple[Any, Any]:
+    """The collector's Vast source over Vast's REST client (`bidder/vast/client.py`), and that client,
+    which tells the emulator's time as its answers carry it (bidder's emulator answers for Vast too)."""
     from bidder.collector import VastSource
     from bidder.runpod import RetryPolicy
     from bidder.vast.client import VastClient
 
-    retry = RetryPolicy(attempts=retries)
-    heard = _HeardTime(url, retry)
-    return VastSource(VastClient(api_key=key or None, url=url, retry=retry, http=heard.http), filters), heard
-
-
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class _HeardTime:
-    """A `bidder.clock.ServerTime` for Vast's client, which keeps no time itself: the newest
-    X-Bidder-Sim-Now header among the answers of `http` (the httpx client it is given), else one
-    `GET /sim/now` (no key) to a Vast URL on this machine, as RunPod's client probes its own URL."""
-
-    def __init__(self, url: str, retry: Any) -> None:
-        import httpx
-
-        self.url, self.retry = url, retry
-        self.http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0),
-                                 event_hooks={"response": [self._note]})
-        self._server_now: datetime | None = None
-        self._probed = False
-
-    def _note(self, response: Any) -> None:
-        from bidder.clock import server_time
-
-        seen = server_time(response.headers)
-        if seen is not None:
-            self._server_now = seen
-        self._probed = True
-
-    @property
-    def server_now(self) -> datetime | None:
-        return self._server_now
-
-    def probe_server_now(self) -> datetime | None:
-        from urllib.parse import urlsplit
-
-        import httpx
-
-        from bidder.runpod.errors_map import HTTPX_CAUGHT
-
-        if (urlsplit(self.url).hostname or "") not in _LOOPBACK or (self._probed and self._server_now is None):
-            return None
-        probe = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                self.http.get(probe)  # the response hook notes its time
-            except HTTPX_CAUGHT:
-                if attempt < self.retry.attempts:
-                    self.retry.sleep(self.retry.backoff(attempt))
-                continue
-            break
-        return self._server_now
+    client = VastClient(api_key=key or None, url=url, retry=RetryPolicy(attempts=retries))
+    return VastSource(client, filters), client
 
 
 # -- prices ------------------------------------------------------------------------------------------

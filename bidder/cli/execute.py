@@ -38,6 +38,7 @@ from bidder.cli.common import (
 )
 from bidder.cli.recommend import expected_interruptions
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
+from bidder.clock import ServerTimes
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
 from bidder.executor import Executor, LaunchResult
@@ -45,6 +46,7 @@ from bidder.jobs import (
     DEFAULT_CONFIG,
     JOB_SETTINGS,
     MAX_DISK_GB,
+    RUNPOD_ONLY,
     Config,
     JobConfig,
     job_from_values,
@@ -287,9 +289,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     if options.get("deadline") is not None and options["deadline"].total_seconds() <= 0:
         raise click.BadParameter("the deadline must be in the future, e.g. 3d", param_hint="--deadline")
     # Options only RunPod honours (the Vast create sends image, env and disk; README, "Vast"): with
-    # --market vast they are refused, with any they keep the launch on RunPod.
-    runpod_only = [flag for flag, key in (("--template-id", "template_id"), ("--network-volume", "network_volume"),
-                                          ("--ports", "ports")) if options.get(key) is not None]
+    # --market vast they are refused, with any they keep the launch on RunPod (as a tick keeps a job).
+    runpod_only = ["--" + key.replace("_", "-") for key in RUNPOD_ONLY if options.get(key) is not None]
     market_given = (options.get("market") or "any").lower()
     if runpod_only and market_given == "vast":
         raise click.UsageError(f"{', '.join(runpod_only)} {'is' if len(runpod_only) == 1 else 'are'} RunPod's: "
@@ -319,7 +320,10 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     markets = tuple(m for m in ("runpod", "vast") if (m == market or market == "any")
                     and (m != "vast" or vast is not None))
     with Store.open(db_path) as store, _client(api_url, retries) as client:
-        now = api_now(store, client, now_text, allow_past=allow_past)
+        # Either market may be the emulator, whose clock the refresh's rows must carry (RunPod's URL
+        # may be down while Vast's answers).
+        now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
+                      allow_past=allow_past)
         counts = sorted({1, config.job.gpu_count})
         sources: list[Any] = [RunPodSource(client, counts)] if "runpod" in markets else []
         if vast is not None:
@@ -376,10 +380,11 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     else:
         _print_launch(result, decision.market)
     if result.pod is None and not (dry_run and result.requests):
-        why = "; ".join([*(f"{a.gpu_type_id}/{a.cloud} {a.kind}: {a.outcome}" + (f" ({a.message})" if a.message else "")
-                           for a in result.attempts),
-                         *result.notes]) or "no alternative could be tried"
-        raise BidderError(f"nothing launched: {why}")
+        where = decision.market or "runpod"
+        why = "; ".join([*(f"{a.kind} {a.gpu_type_id}/{a.cloud} on {where}: {a.outcome}"
+                           + (f" ({a.message})" if a.message else "") for a in result.attempts),
+                         *_new_notes(result)]) or "no alternative could be tried"
+        raise BidderError(f"nothing launched for {name}: {why}")
 
 
 #: bidder.toml's `name` setting: how launch checks --name (a ledger job name and pod name prefix).
@@ -423,12 +428,18 @@ def _with_gpus(config: JobConfig, ids: tuple[str, ...]) -> JobConfig:
     return replace(config, job=replace(config.job, gpu_types=ids))
 
 
+def _new_notes(result: LaunchResult) -> list[str]:
+    """The launch's notes less those that repeat an attempt's message (a stopped launch's reason is both)."""
+    said = {a.message for a in result.attempts}
+    return [n for n in result.notes if n not in said]
+
+
 def _print_launch(result: LaunchResult, market: str | None = None) -> None:
     for i, a in enumerate(result.attempts, 1):
         price = f"bid ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" and a.bid_per_gpu else "on-demand"
         tail = f": {a.message}" if a.message and a.outcome not in ("ok",) else ""
         click.echo(f"Attempt {i}: {a.kind} {a.gpu_type_id} ({a.cloud}) {price} -> {a.outcome}{tail}")
-    for note in result.notes:
+    for note in _new_notes(result):
         click.echo(f"Note: {note}")
     if result.requests:
         _print_requests(result)
@@ -489,8 +500,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     pod, then per job launches, resumes after an interruption (podBidResume), waits, moves to
     on-demand, stops at the budget, or stops/terminates a finished job. Exit 0 when the cycle ran
     (even if it waited; also when another tick holds the lock), 1 with one line on stderr when it
-    could not (bad config, API down). With a Vast key (VAST_API_KEY), Vast is collected in the
-    same cycle and jobs with market vast or any act there too.
+    could not (bad config, API down) or, after every job was handled, when a call sent for a job
+    failed (a create, resume or stop the API refused or left unanswered). With a Vast key
+    (VAST_API_KEY), Vast is collected in the same cycle and jobs with market vast or any act there too.
     """
     parse_now(now_text)
     config = load_config(config_path)
@@ -499,7 +511,8 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     writer, handle = _log_writer(log_path)
     try:
         with Store.open(db_path) as store, _client(api_url, retries) as client:
-            now = api_now(store, client, now_text, allow_past=allow_past)
+            now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
+                          allow_past=allow_past)
             try:
                 # Without a RunPod key but with Vast's, the tick runs on Vast alone.
                 runpod = client if (vast is None or resolve_api_key()) else None
@@ -532,9 +545,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
         click.echo(f"{prefix}no jobs in {config_path}")
-    failed = [job.name for job in report.jobs if job.state == "error"]
-    if failed:  # non-zero, so cron says so; the other jobs were handled
-        raise BidderError(f"the tick could not finish acting for {', '.join(failed)} (see above); "
+    failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
+    if failed:  # non-zero, so cron mails it; every job was handled first
+        raise BidderError(f"the tick could not finish acting for {' and for '.join(failed)}; "
                           "the next tick tries again")
 
 

@@ -210,8 +210,11 @@ class LedgerStore(StoreBase):
     def emulator_time(self) -> datetime | None:
         """When the newest snapshot (the last collection written) was stamped by the emulator's clock:
         the newest time that clock stamped (snapshots and polls). None otherwise (wall clock, --now,
-        or no snapshot): commands that only read the database then use the wall clock."""
-        last = self._rows("SELECT clock, ts FROM collections ORDER BY id DESC LIMIT 1")
+        or no snapshot): commands that only read the database then use the wall clock. A failed
+        collection stamped by the wall clock does not count: it is a cycle that could not ask the
+        emulator its time (bidder writes none since, but an older database may hold some)."""
+        last = self._rows("SELECT clock, ts FROM collections WHERE NOT (clock = 'wall' AND error IS NOT NULL) "
+                          "ORDER BY id DESC LIMIT 1")
         if not last or last[0][0] != "emulator":
             return None
         snapshot = last[0][1]

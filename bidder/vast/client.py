@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from bidder import __version__
+from bidder.clock import server_time
 from bidder.errors import (
     ApiError,
     ConfigError,
@@ -56,6 +58,7 @@ DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"bidder/{__version__}"
 _MAX_PAGES = 400  # 10,000 instances: a guard against a server that never stops paging
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _check_url(url: str) -> str:
@@ -93,6 +96,9 @@ class VastClient:
         self._key = api_key.strip() if api_key is not None else None
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
+        # The emulator's virtual time from the newest answer's X-Bidder-Sim-Now (Vast never sends it).
+        self._server_now: datetime | None = None
+        self._probed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -113,6 +119,36 @@ class VastClient:
     def has_key(self) -> bool:
         return self._key is not None
 
+    # -- the server's clock (bidder.clock.ServerTime), as RunPodClient keeps it ----------------------
+    @property
+    def server_now(self) -> datetime | None:
+        """The emulator's time from the newest answer (None against Vast, and before any answer)."""
+        return self._server_now
+
+    def probe_server_now(self) -> datetime | None:
+        """One `GET /sim/now` (no key), only to a server on this machine (where bidder's emulator
+        listens) that has not already answered without the time; asked again as the retry policy says
+        while it does not answer yet. Never a request to Vast."""
+        if (urlsplit(self.url).hostname or "") not in _LOOPBACK or (self._probed and self._server_now is None):
+            return None
+        url = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                answer = self._http.get(url, headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
+            except HTTPX_CAUGHT:
+                if attempt < self.retry.attempts:
+                    self.retry.sleep(self.retry.backoff(attempt))
+                continue
+            self._note_time(answer)
+            break
+        return self._server_now
+
+    def _note_time(self, response: httpx.Response) -> None:
+        seen = server_time(response.headers)
+        if seen is not None:
+            self._server_now = seen
+        self._probed = True
+
     # -- transport -----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -123,10 +159,12 @@ class VastClient:
     def _send_raw(self, request: VastRequest) -> httpx.Response:
         url = request.url(self.url)
         try:
-            return self._http.request(request.method, url, json=request.body, headers=self._headers(),
-                                      timeout=self.timeout)
+            response = self._http.request(request.method, url, json=request.body, headers=self._headers(),
+                                          timeout=self.timeout)
         except HTTPX_CAUGHT as exc:
             raise from_httpx(exc, request.operation, url, self._key) from exc
+        self._note_time(response)
+        return response
 
     def rate_limit_wait(self, retry: int) -> float:
         """The computed wait before retry `retry` (1-based) after a 429: Vast gives no Retry-After."""
