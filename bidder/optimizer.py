@@ -61,14 +61,6 @@ slack shrinks at `1 − ρ/s_od` per hour, so spot runs for `t_sw = (S − R) / 
 `min(W, ρ·t_sw)` of the `W` units left; the rest is on-demand. The plan's expected cost per unit of work
 blends the two; it is the figure every candidate is ranked by (`expected_cost_per_hour`). When slack is
 at the reserve the job goes on-demand and, since on-demand keeps slack constant, stays there.
-The interruptions the job may still take (`A`: the tolerance's budget left in the window, see
-Constraints) are spent like slack: a spot option with hazard `λ` buys `s·(1 − λr)/λ` units of work per
-interruption, so it does at most `A·s·(1 − λr)/λ` of them and on-demand the rest (sooner than the slack
-alone would send it there). A bid the floor crosses often is then a short, cheap spell of spot before
-on-demand, ranked by what it costs in all, not ruled out for its rate: at tolerance medium on the
-emulator's trace this moved the RTX 4090 from 1.97x to 1.77x the optimum and the L40S from 1.63x to
-1.52x (both now under the floor rule, which takes 10-25 interruptions a day), the A100 at low from
-1.61x to 1.43x.
 
 A pod started now (or running) is not an average member of its plan: its first run faces the hazard
 `λ₁ = λ(b | the calm the floor has shown so far)` and no wait. So a bid now is two phases: the first run
@@ -240,11 +232,9 @@ def _short(name: str) -> str:
 
 
 def _plan(c: np.ndarray, rho: np.ndarray, work: float | np.ndarray, slack: float | np.ndarray, reserve: float, od_cost: float | None,
-          od_speed: float, horizon: float | np.ndarray, spot_cap: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          od_speed: float, horizon: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected cost per unit of work, spot share and completion hours of "spot (cost c, progress rho)
-    while slack lasts, then on-demand" for arrays of spot options. `spot_cap`: the most work spot may
-    do (the interruptions left, spent at the option's rate); the rest goes to on-demand sooner."""
+    while slack lasts, then on-demand" for arrays of spot options."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if od_cost is None:  # no on-demand fallback: spot must finish alone
             done = np.where(rho > 0, work / rho, np.inf)
@@ -255,10 +245,6 @@ def _plan(c: np.ndarray, rho: np.ndarray, work: float | np.ndarray, slack: float
         t_switch = np.maximum(t_switch, 0.0)
         spot_work = np.minimum(work, rho * t_switch)
         spot_work = np.where(np.isfinite(spot_work), spot_work, work)
-        if spot_cap is not None:
-            capped = spot_cap < spot_work
-            spot_work = np.where(capped, spot_cap, spot_work)
-            t_switch = np.where(capped, np.where(rho > 0, spot_work / np.where(rho > 0, rho, 1.0), 0.0), t_switch)
         share = np.where(work > 0, spot_work / np.where(work > 0, work, 1.0), 1.0)
         cost = np.where(share > 0, share * c + (1.0 - share) * od_cost, od_cost)
         completion = np.where(share >= 1.0, np.where(rho > 0, work / rho, np.inf),
@@ -740,23 +726,13 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                 if budget_left is not None:
                     ok &= total <= budget_left + 1e-9
                 return {"run": run, "cost": run, "per_day": per_day, "total": total, "ok": ok, "rho": rho}
-            # The interruptions left in the window are a budget to spend, not a rate to keep: spot at a
-            # bid the floor crosses often may do the work those interruptions buy, and on-demand the
-            # rest (without that, a bid was held to the tolerance's rate over the whole window: on the
-            # emulator's H100 at tolerance medium bidder paid 1.75x the optimum where a constant bid at
-            # 0.65x on-demand, spent until the budget ran out, paid 1.61x).
-            per_interruption = None
-            if od_cost is not None and math.isfinite(time_left):
-                per_interruption = np.where(lam > 0, s * keep / np.where(lam > 0, lam, 1.0), np.inf)
-            allowed = tolerance * max(time_left, 0.0) / 24.0
             if lam_now is not None:
                 cost, share, done = _two_phase(price, run, rho, lam_now, s, r, work, slack, reserve, od_cost,
-                                               od_speed, horizon, allowed, per_interruption)
+                                               od_speed, horizon)
             else:
                 slack_then = slack if delay is None else slack - delay
                 horizon_then = horizon if delay is None else horizon - delay
-                cost, share, done = _plan(run, rho, work, slack_then, reserve, od_cost, od_speed, horizon_then,
-                                          None if per_interruption is None else allowed * per_interruption)
+                cost, share, done = _plan(run, rho, work, slack_then, reserve, od_cost, od_speed, horizon_then)
                 if delay is not None:
                     done = done + delay
             # Interruptions per day of the job's window: its running hours over the time to the
@@ -887,14 +863,12 @@ def _cheapest(values: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
 
 
 def _two_phase(price: np.ndarray, run: np.ndarray, rho: np.ndarray, lam_now: np.ndarray, s: float, r: float,
-               work: float, slack: float, reserve: float, od_cost: float | None, od_speed: float, horizon: float,
-               allowed: float = math.inf, per_interruption: np.ndarray | None = None
+               work: float, slack: float, reserve: float, od_cost: float | None, od_speed: float, horizon: float
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cost per unit of work, spot share and completion of a pod started now: its first run lasts until
     the first interruption (hazard `lam_now`, that of the calm the floor has already shown) or the end
     of the work, with no waiting; the standing plan (`run`, `rho`) takes the rest of the work and the
-    slack left after it, and of the `allowed` interruptions what the first run is expected to leave
-    (each buying `per_interruption` work of the plan; None: no such limit)."""
+    slack left after it."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         hours = work / s
         p_int = -np.expm1(-lam_now * hours)
@@ -903,9 +877,8 @@ def _two_phase(price: np.ndarray, run: np.ndarray, rho: np.ndarray, lam_now: np.
         net = np.maximum(gross - p_int * r * s, 0.0)
         rest = np.maximum(work - net, 0.0)
         slack_then = slack - ran + net / od_speed
-        cap2 = None if per_interruption is None else np.maximum(allowed - p_int, 0.0) * per_interruption
         cost2, share2, done2 = _plan(run, rho, np.maximum(rest, 1e-9), slack_then, reserve, od_cost, od_speed,
-                                     horizon - ran, cap2)
+                                     horizon - ran)
         money = price / s * gross + np.where(rest > 1e-9, cost2 * rest, 0.0)
         cost = money / work
         share = np.minimum(np.maximum((net + np.where(rest > 1e-9, share2 * rest, 0.0)) / work, 0.0), 1.0)
