@@ -476,6 +476,7 @@ def test_a_decision_never_expects_more_than_the_windows_interruption_budget_left
     left_days = (jobspec.deadline - NOW).total_seconds() / 86400
     allowed = max(policy.tolerance * window_h / 24 - suffered, 0.0) / left_days
     if d.action == "spot":
-        assert d.expected_interruptions_per_day <= min(allowed, policy.tolerance) + 1e-6
+        # (the decision shows the rate to 4 decimals: a plan that spends the budget exactly may read 5e-5 over)
+        assert d.expected_interruptions_per_day <= min(allowed, policy.tolerance) + 5e-5
     if allowed <= 0:
         assert d.action != "spot"
