@@ -47,6 +47,7 @@ __all__ = [
     "PodTemplate",
     "Setting",
     "collect_settings",
+    "config_job_names",
     "job_from_values",
     "load_config",
     "option_shown",
@@ -636,25 +637,40 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
 COLLECT_KEYS = ("vast_verified_only", "vast_min_reliability")
 
 
+def _read_toml(path: str | Path) -> dict[str, Any] | None:
+    """bidder.toml parsed, unchecked; None when the file does not exist."""
+    text_path = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
+
+
 def collect_settings(path: str | Path = DEFAULT_CONFIG) -> dict[str, Any]:
     """`vast_verified_only` and `vast_min_reliability` from bidder.toml (defaults when the file does
     not exist), validated; the rest of the file is not read, so a job's typo never stops a collector."""
     text_path = str(path)
     values = {key: _parsed_default(key) for key in COLLECT_KEYS}
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
+    data = _read_toml(path)
+    if data is None:
         return values
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
     for key in COLLECT_KEYS:
         if key in data:
             values[key] = _clean(_GLOBAL_BY_NAME[key], data[key], "global", text_path)
     return values
+
+
+def config_job_names(path: str | Path = DEFAULT_CONFIG) -> tuple[str, ...]:
+    """The names of bidder.toml's [jobs.NAME] tables (none when the file does not exist). The jobs
+    themselves are not checked: a typo in one stops the tick, never a `bidder launch` beside it."""
+    jobs = (_read_toml(path) or {}).get("jobs")
+    return tuple(jobs) if isinstance(jobs, Mapping) else ()
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:

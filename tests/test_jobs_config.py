@@ -179,7 +179,7 @@ def test_every_job_option_of_launch_and_recommend_is_a_config_key():
 
     names = {s.name for s in SETTINGS}
     not_job = {"--dry-run", "--yes", "--format", "--retries", "--now", "--allow-past", "--db", "--api-url",
-               "--vast-url", "--refresh"}
+               "--vast-url", "--refresh", "--config"}
     for command in ("launch", "recommend"):
         for param in main.commands[command].params:
             option = param.opts[0]

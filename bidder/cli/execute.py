@@ -49,6 +49,7 @@ from bidder.jobs import (
     RUNPOD_ONLY,
     Config,
     JobConfig,
+    config_job_names,
     job_from_values,
     load_config,
 )
@@ -247,7 +248,10 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
               help="Launch only if the pods in the ledger (your managed jobs' and earlier launches') and this one "
                    "together cost at most this per hour, as bidder.toml's max_spend_per_hour caps `bidder tick`.")
 @click.option("--image", default=None, help="Docker image (required unless --template-id).")
-@click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch).")
+@click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch); not a "
+                                           "job of bidder.toml's (--config).")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True, type=click.Path(dir_okay=False),
+              help="The managed jobs file, whose job names --name must not take (none when the default is absent).")
 @click.option("--disk", type=click.IntRange(min=1, max=MAX_DISK_GB), default=40, show_default=True, help="Container disk, GB.")
 @click.option("--volume", type=click.IntRange(min=0, max=MAX_DISK_GB), default=0, show_default=True, help="Volume disk, GB.")
 @click.option("--mount", default="/workspace", show_default=True, help="Volume mount path.")
@@ -267,7 +271,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @api_options
 @vast_options
 def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | None, allow_past: bool, db_path: str,
-           api_url: str, vast_url: str, **options: Any) -> None:
+           api_url: str, vast_url: str, config_path: str, **options: Any) -> None:
     """Rent the cheapest GPU that fits, now: spot at the optimizer's bid, or on-demand.
 
     Takes a fresh price snapshot, decides from the stored history, shows the plan and asks before
@@ -283,6 +287,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         _NAME_SETTING.parse(name)
     except ValueError as exc:
         raise click.BadParameter(f"{name!r} {exc}", param_hint="--name") from None
+    _refuse_config_job(name, config_path)
     max_spend_per_hour = options.pop("max_spend_per_hour")
     if options.pop("keep_running") and options.get("hours") is not None:
         raise click.UsageError("give --hours or --keep-running, not both")
@@ -314,12 +319,13 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     if market in ("vast", "any"):
         from bidder.jobs import collect_settings
 
-        saved = collect_settings()
+        saved = collect_settings(config_path)
         vast = _vast_api(vast_url, retries, verified_only=saved["vast_verified_only"],
                          min_reliability=saved["vast_min_reliability"], required=market == "vast")
     markets = tuple(m for m in ("runpod", "vast") if (m == market or market == "any")
                     and (m != "vast" or vast is not None))
     with Store.open(db_path) as store, _client(api_url, retries) as client:
+        _refuse_managed_job(store, name, config_path)
         # Either market may be the emulator, whose clock the refresh's rows must carry (RunPod's URL
         # may be down while Vast's answers).
         now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
@@ -389,6 +395,35 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
 
 #: bidder.toml's `name` setting: how launch checks --name (a ledger job name and pod name prefix).
 _NAME_SETTING = next(s for s in JOB_SETTINGS if s.name == "name")
+
+
+# A launch's name is its job's row in the ledger: a managed job's name would make the launched pod
+# that job's (the tick adopts, moves or stops it), and a second pod for a job that has one.
+def _refuse_config_job(name: str, config_path: str) -> None:
+    """--name must not be a job of the jobs file (a missing default bidder.toml has none)."""
+    given = click.get_current_context().get_parameter_source("config_path") is not ParameterSource.DEFAULT
+    if given and not Path(config_path).is_file():
+        raise click.BadParameter(f"no jobs file at {config_path}: give the bidder.toml your jobs run from, or "
+                                 "leave --config out", param_hint="--config")
+    if name in config_job_names(config_path):
+        raise click.BadParameter(f"{name!r} is a job of {config_path} ([jobs.{name}]): a launch under its name "
+                                 "would share that job's ledger row, and the next `bidder tick` would take the "
+                                 "launched pod for the job's own; give another --name", param_hint="--name")
+
+
+def _refuse_managed_job(store: Store, name: str, config_path: str) -> None:
+    """--name must not be a managed job's that the ledger holds, even one removed from the jobs file:
+    its row (state, spend, pods) would be the launch's too, and a pod it still has would get a second."""
+    state = store.job_state(name)
+    if store.is_launch(name, state) or (state is None and not store.managed_pods(name)):
+        return
+    active = store.managed_pods(name, states=["active"])
+    has = (f" whose pod {active[-1]['pod_id']} is still there" if active else "")
+    worse = " and give it a second pod" if active else ""
+    stop = f" (`bidder jobs stop {name}` stops its pod)" if active else ""
+    raise click.BadParameter(f"{name!r} is a managed job in the ledger {store.path} (no longer in {config_path})"
+                             f"{has}: a launch under its name would share that job's ledger row{worse}; give "
+                             f"another --name{stop}", param_hint="--name")
 
 
 def _refresh_failures(cycle: Any, store: Store) -> str | None:
