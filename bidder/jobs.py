@@ -278,7 +278,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             _cloud),
     Setting("market", "any", "Where the job runs: any (the cheapest plan over the markets with history), "
             "runpod or vast. A job giving ports, template_id, network_volume or data_center, which only RunPod "
-            "honours, is planned on RunPod alone under any.", _choice("any", "runpod", "vast")),
+            "honours, is planned on RunPod alone under any; under vast one given in the job's own table is "
+            "refused, one from [defaults] left out (the tick says so).", _choice("any", "runpod", "vast")),
     Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
             "observed uptime, less restart_overhead per restart, reaches it.", _positive),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
@@ -534,6 +535,14 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
 
     # Only a restart_overhead the user gave: the default 10m may well exceed a few minutes' work (a
     # quick job whose pod takes longer to start than to run), and was nobody's mistake.
+    # A Vast job cannot honour RunPod's settings: refused where the job gives one itself; one it only
+    # inherits from [defaults] (written for its RunPod siblings) is left out, and the tick says so.
+    own = [key for key in RUNPOD_ONLY if key in clean and merged[key][1] == where]
+    if own and get("market") == "vast":
+        it = "it" if len(own) == 1 else "them"
+        raise _fail(f"{where} {', '.join(shown(k) for k in own)} {'is' if len(own) == 1 else 'are'} RunPod's, "
+                    f"but {shown('market')}: a Vast instance cannot honour {it}; leave {it} out or set "
+                    'market = "runpod"', own[0], path)
     overhead = "restart_overhead" in clean and restart_overhead_error(clean["restart_overhead"], get("hours"),
                                                                       get("deadline"), shown)
     if overhead:
