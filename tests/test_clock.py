@@ -427,3 +427,31 @@ def test_the_wall_clock_tolerates_a_minute_of_skew_a_virtual_clock_none() -> Non
     with pytest.raises(TimeRunsBackwards):
         check_not_past(WALL - timedelta(seconds=1), newest, where="db")
     check_not_past(WALL, newest, where="db")
+
+
+# -- 6. commands that act on pods take the emulator's time from whichever market answers -----------
+@pytest.mark.parametrize("command", [("pods", "--refresh"), ("stop", "POD"), ("jobs", "--config", "TOML", "stop", "v")])
+def test_with_runpod_down_pod_commands_take_the_emulators_time_from_vast(far: Emulator, tmp_path: Path,
+                                                                         command: tuple[str, ...]) -> None:
+    """RunPod's URL refuses connections, Vast's (the emulator, years from the wall clock) answers: the
+    poll and the stop of a Vast instance are stamped with the emulator's time, as launch and tick stamp
+    theirs, not with the wall clock's."""
+    db = str(tmp_path / "bidder.db")
+    _history(far, db, markets="both")
+    toml = tmp_path / "bidder.toml"
+    toml.write_text('[jobs.v]\ngpu = ["RTX 4090"]\nmarket = "vast"\nhours = 2\ntolerance = "none"\nimage = "img"\n')
+    ticked = _both_cli(far, "tick", "--config", str(toml), "--db", db, "--api-url", far.url)
+    assert ticked.exit_code == 0, ticked.output
+    with Store.open(db) as store:
+        [row] = store.managed_pods("v")
+    pod = str(row["pod_id"])
+    far.advance(600)
+    args = [pod if a == "POD" else str(toml) if a == "TOML" else a for a in command]
+    result = _both_cli(far, *args, "--db", db, "--api-url", DOWN)
+    assert result.exit_code == 0, result.output + result.stderr
+    with Store.open(db) as store:
+        last = store.observations(pod)[-1]
+        assert (last["ts"], last["clock"]) == (far.now, "emulator")
+        if command[0] != "pods":
+            stop = store.actions(pod_id=pod)[-1]
+            assert stop["kind"] == "stop" and stop["ts"] == far.now, stop

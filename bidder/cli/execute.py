@@ -111,6 +111,19 @@ def _vast_api(vast_url: str, retries: int = 4, *, verified_only: bool = True,
                       OfferFilters(verified_only=verified_only, min_reliability=min_reliability))
 
 
+def _closing(vast: Any | None) -> contextlib.AbstractContextManager[Any]:
+    """Vast's client closed after the block, when there is one."""
+    return contextlib.closing(vast) if vast is not None else contextlib.nullcontext()
+
+
+def _server_times(client: RunPodClient, vast: Any | None, markets: set[str]) -> ServerTimes:
+    """The command's clock from both markets, as launch and tick read it: the emulator's time is found
+    whichever market it answers for (RunPod's URL may be down while Vast's answers). Those of `markets`
+    (the pods' markets) are asked first, so a probe never waits on a market the command does not use."""
+    servers = [client, vast.client if vast is not None else None]
+    return ServerTimes(*(servers[::-1] if markets == {"vast"} else servers))
+
+
 def _executors(client: RunPodClient, vast: Any | None, store: Store, *, dry_run: bool = False,
                markets: tuple[str, ...] = ("runpod",), max_spend_per_hour: float | None = None) -> dict[str, Executor]:
     """One executor per configured market, sharing the store and the event log."""
@@ -665,15 +678,16 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
     # A job the tick no longer runs is still the user's to end: its pod would run (and bill) unwatched.
     unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
     on_finish = config.jobs[name].on_finish if unlisted is None else "stop"  # its on_finish went with it
-    with Store.open(db_path) as store, _client(api_url) as client:
-        now = api_now(store, client, now_text, allow_past=allow_past)
+    with Store.open(db_path) as store, _client(api_url) as client, _closing(_vast_api(vast_url)) as vast:
+        markets = {row.get("market") or "runpod" for row in store.managed_pods(name, states=["active"])}
+        now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)
         if not dry_run and unlisted is None:
             # Recorded first: the tick re-reads it before it acts, so even a tick that outlasts --wait ends the job.
             store.save_job_state(name, stop_requested=True, updated=now)
         undone = ("nothing was sent" if dry_run else "nothing was stopped" if unlisted is not None else
                   f"the stop is recorded and the next tick stops the job's pod ({on_finish})")
         with _tick_lock(store, lock_wait, undone):
-            exs = _executors(client, _vast_api(vast_url), store, dry_run=dry_run)
+            exs = _executors(client, vast, store, dry_run=dry_run)
             done = _finish_job(exs, store, name, on_finish, now, kept_hint=unlisted is not None)
     click.echo(f"{name}: {unlisted + ': ' if unlisted else ''}{done}")
 
@@ -772,22 +786,17 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             active = store.managed_pods(states=["active"])
             wanted = {row.get("market") or "runpod" for row in active}
             vast = _vast_api(vast_url) if "vast" in wanted else None
-            with _client(api_url) as client:
-                listing = {p.id: p for p in client.pods()} if "runpod" in wanted else {}  # tells the emulator's time
-                now = api_now(store, client, now_text, allow_past=allow_past)
+            with _client(api_url) as client, _closing(vast):
                 exs = _executors(client, vast, store)
-                for market, ex in exs.items():
-                    rows = [r for r in active if (r.get("market") or "runpod") == market]
-                    if not rows:
-                        continue
-                    if market != "runpod":
-                        listing = {p.id: p for p in ex.client.pods()}
-                    for row in rows:
+                # Each market's list first: its answer tells the emulator's time, whichever market it is.
+                listings = {m: {p.id: p for p in ex.client.pods()} for m, ex in exs.items() if m in wanted}
+                now = api_now(store, _server_times(client, vast, wanted), now_text, allow_past=allow_past)
+                for market, listing in listings.items():
+                    ex = exs[market]
+                    for row in (r for r in active if (r.get("market") or "runpod") == market):
                         # A pod missing from the list is asked for by id: a list is no proof that it ended.
                         pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
                         ex.observe(row, pod, now)
-            if vast is not None:
-                vast.close()
         rows = []
         for row in store.managed_pods(states=None if show_all else ["active"]):
             observations = store.observations(row["pod_id"])
@@ -841,9 +850,11 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
     if (pod_id is None) == (job_name is None):
         raise click.UsageError("give a POD id or --job NAME (one of them)")
     parse_now(now_text)
-    with Store.open(db_path) as store, _client(api_url) as client, \
-            (contextlib.nullcontext() if dry_run else _tick_lock(store, lock_wait, "nothing was stopped")):
-        now = api_now(store, client, now_text, allow_past=allow_past)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Store.open(db_path))
+        client = stack.enter_context(_client(api_url))
+        if not dry_run:
+            stack.enter_context(_tick_lock(store, lock_wait, "nothing was stopped"))
         if job_name is not None:
             rows = store.managed_pods(job_name, states=["active"])
             if not rows:
@@ -851,7 +862,9 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
         else:
             row = store.pod(pod_id or "")
             rows = [row] if row is not None else []
-        vast = _vast_api(vast_url) if any(r.get("market") == "vast" for r in rows) else None
+        markets = {r.get("market") or "runpod" for r in rows} or {"runpod"}  # a pod bidder does not know: RunPod's
+        vast = stack.enter_context(_closing(_vast_api(vast_url) if "vast" in markets else None))
+        now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)
         exs = _executors(client, vast, store, dry_run=dry_run)
         if not rows:  # a pod bidder does not manage: still the user's to stop (RunPod's)
             request = client.build_terminate(pod_id or "") if terminate else client.build_stop(pod_id or "")
