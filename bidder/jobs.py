@@ -533,8 +533,6 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
         raw, origin = merged[key]
         return f"{key} = {raw!r}" + ("" if origin == where else f" (from {origin})")
 
-    # Only a restart_overhead the user gave: the default 10m may well exceed a few minutes' work (a
-    # quick job whose pod takes longer to start than to run), and was nobody's mistake.
     # A Vast job cannot honour RunPod's settings: refused where the job gives one itself; one it only
     # inherits from [defaults] (written for its RunPod siblings) is left out, and the tick says so.
     own = [key for key in RUNPOD_ONLY if key in clean and merged[key][1] == where]
@@ -543,6 +541,8 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
         raise _fail(f"{where} {', '.join(shown(k) for k in own)} {'is' if len(own) == 1 else 'are'} RunPod's, "
                     f"but {shown('market')}: a Vast instance cannot honour {it}; leave {it} out or set "
                     'market = "runpod"', own[0], path)
+    # Only a restart_overhead the user gave: the default 10m may well exceed a few minutes' work (a
+    # quick job whose pod takes longer to start than to run), and was nobody's mistake.
     overhead = "restart_overhead" in clean and restart_overhead_error(clean["restart_overhead"], get("hours"),
                                                                       get("deadline"), shown)
     if overhead:
