@@ -47,6 +47,7 @@ __all__ = [
     "PodTemplate",
     "Setting",
     "collect_settings",
+    "config_job_names",
     "job_from_values",
     "load_config",
     "option_shown",
@@ -277,7 +278,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             _cloud),
     Setting("market", "any", "Where the job runs: any (the cheapest plan over the markets with history), "
             "runpod or vast. A job giving ports, template_id, network_volume or data_center, which only RunPod "
-            "honours, is planned on RunPod alone under any.", _choice("any", "runpod", "vast")),
+            "honours, is planned on RunPod alone under any; under vast one given in the job's own table is "
+            "refused, one from [defaults] left out (the tick says so).", _choice("any", "runpod", "vast")),
     Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
             "observed uptime, less restart_overhead per restart, reaches it.", _positive),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
@@ -531,6 +533,14 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
         raw, origin = merged[key]
         return f"{key} = {raw!r}" + ("" if origin == where else f" (from {origin})")
 
+    # A Vast job cannot honour RunPod's settings: refused where the job gives one itself; one it only
+    # inherits from [defaults] (written for its RunPod siblings) is left out, and the tick says so.
+    own = [key for key in RUNPOD_ONLY if key in clean and merged[key][1] == where]
+    if own and get("market") == "vast":
+        it = "it" if len(own) == 1 else "them"
+        raise _fail(f"{where} {', '.join(shown(k) for k in own)} {'is' if len(own) == 1 else 'are'} RunPod's, "
+                    f"but {shown('market')}: a Vast instance cannot honour {it}; leave {it} out or set "
+                    'market = "runpod"', own[0], path)
     # Only a restart_overhead the user gave: the default 10m may well exceed a few minutes' work (a
     # quick job whose pod takes longer to start than to run), and was nobody's mistake.
     overhead = "restart_overhead" in clean and restart_overhead_error(clean["restart_overhead"], get("hours"),
@@ -636,25 +646,40 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
 COLLECT_KEYS = ("vast_verified_only", "vast_min_reliability")
 
 
+def _read_toml(path: str | Path) -> dict[str, Any] | None:
+    """bidder.toml parsed, unchecked; None when the file does not exist."""
+    text_path = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
+
+
 def collect_settings(path: str | Path = DEFAULT_CONFIG) -> dict[str, Any]:
     """`vast_verified_only` and `vast_min_reliability` from bidder.toml (defaults when the file does
     not exist), validated; the rest of the file is not read, so a job's typo never stops a collector."""
     text_path = str(path)
     values = {key: _parsed_default(key) for key in COLLECT_KEYS}
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
+    data = _read_toml(path)
+    if data is None:
         return values
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
     for key in COLLECT_KEYS:
         if key in data:
             values[key] = _clean(_GLOBAL_BY_NAME[key], data[key], "global", text_path)
     return values
+
+
+def config_job_names(path: str | Path = DEFAULT_CONFIG) -> tuple[str, ...]:
+    """The names of bidder.toml's [jobs.NAME] tables (none when the file does not exist). The jobs
+    themselves are not checked: a typo in one stops the tick, never a `bidder launch` beside it."""
+    jobs = (_read_toml(path) or {}).get("jobs")
+    return tuple(jobs) if isinstance(jobs, Mapping) else ()
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:

@@ -209,6 +209,7 @@ class _Tick:
         self.unknown: dict[str, str] = {}  # job -> why one of its pods is in an unknown state
         self.unreadable: dict[str, str] = {}  # market -> why its pod list could not be read this tick
         self.runpod_notes: dict[str, str] = {}  # job -> why it is planned on RunPod only (`keep_on_runpod`)
+        self.runs_without: set[str] = set()  # jobs on Vast whose RunPod-only settings are left out
         self.current: str | None = None  # the job being handled
         self.decided: set[str] = set()  # jobs the optimizer decided for this tick
 
@@ -279,26 +280,40 @@ class _Tick:
     def keep_on_runpod(self) -> None:
         """A job open to any market that gives settings only RunPod honours (`bidder.jobs.RUNPOD_ONLY`; a
         Vast instance would run without them) is planned on RunPod alone, as `bidder launch` plans it. A
-        tick that cannot reach RunPod leaves it on Vast, and its decisions say what Vast does not get."""
+        tick that cannot reach RunPod leaves it on Vast, and its lines say what Vast does not get; so do
+        those of a job of market vast that inherits such a setting from [defaults] (one given in its own
+        table is refused when bidder.toml is read)."""
         jobs = {}
         for name, jc in self.config.jobs.items():
             given = runpod_only(jc.template)
-            if given and (jc.job.market or "any").lower() == "any" and "vast" in self.exs:
+            market = (jc.job.market or "any").lower()
+            if given and market in ("any", "vast") and "vast" in self.exs:
                 what = f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} RunPod's"
-                if "runpod" in self.exs:
+                without = f"a Vast instance runs without {'it' if len(given) == 1 else 'them'}"
+                if market == "vast":
+                    self.runpod_notes[name] = (f"{', '.join(given)}, from [defaults], {'is' if len(given) == 1 else 'are'}"
+                                               f" RunPod's, and market = 'vast': {without}")
+                    self.runs_without.add(name)
+                elif "runpod" in self.exs:
                     self.runpod_notes[name] = f"{what}: planned on RunPod only"
                     jc = replace(jc, job=replace(jc.job, market="runpod"))
                 else:
                     self.runpod_notes[name] = (f"{what}, and this tick cannot reach RunPod (no RUNPOD_API_KEY): "
-                                               f"a Vast instance runs without {'it' if len(given) == 1 else 'them'}")
+                                               f"{without}")
+                    self.runs_without.add(name)
             jobs[name] = jc
         self.config = replace(self.config, jobs=jobs)
 
     def _say_runpod_only(self, jc: JobConfig, report: JobReport) -> JobReport:
         """A job kept on RunPod by `keep_on_runpod` says so whenever it was decided for: its line, and the
-        note `bidder jobs` keeps."""
+        note `bidder jobs` keeps. One left on Vast without RunPod's settings says it too while it has an
+        instance there, whatever its line."""
         note = self.runpod_notes.get(jc.name)
-        if note is None or jc.name not in self.decided:
+        if note is None:
+            return report
+        on_vast = jc.name in self.runs_without and any(
+            row.get("market") == "vast" for row in self.store.managed_pods(jc.name, states=["active"]))
+        if jc.name not in self.decided and not on_vast:
             return report
         report = replace(report, message=f"{report.message} ({note})")
         self._save(jc, note=report.message)

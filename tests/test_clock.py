@@ -226,13 +226,12 @@ def test_a_refresh_that_cannot_reach_the_emulator_records_nothing_and_keeps_its_
     db = str(tmp_path / "bidder.db")
     _history(far, db)
     before = _collections(Path(db))
-    # recommend --refresh, collect and launch against a URL that never answers: no API time is known,
-    # and the wall clock's time would sit years after this history. Each says its failure; none writes.
-    refresh = _cli("recommend", "--refresh", "--gpu", "RTX A6000", "--hours", "2", "--db", db, "--api-url", DOWN)
+    # collect and launch against a URL that never answers: no API time is known, and the wall clock's
+    # time would sit years after this history. Each says its failure; none writes.
     collect = _cli("collect", "--db", db, "--api-url", DOWN, "--retries", "1")
     launch = _cli("launch", "--gpu", "RTX A6000", "--tolerance", "none", "--image", "img", "--yes", "--db", db,
                   "--api-url", DOWN, "--retries", "1")
-    for failed in (refresh, collect, launch):
+    for failed in (collect, launch):
         assert failed.exit_code == 1 and "Connection refused" in failed.stderr, failed.output
         assert len(failed.stderr.strip().splitlines()) == 1
     assert _collections(Path(db)) == before
@@ -240,6 +239,27 @@ def test_a_refresh_that_cannot_reach_the_emulator_records_nothing_and_keeps_its_
     later = _cli("recommend", "--gpu", "RTX A6000", "--hours", "2", "--db", db, "--format", "json")
     assert later.exit_code == 0, later.output
     assert json.loads(later.stdout)["history"]["to"] == "2020-03-01T01:00:00Z"
+
+
+def test_a_refresh_that_fails_decides_on_the_databases_own_time_and_says_so(far: Emulator, tmp_path: Path) -> None:
+    """recommend --refresh against a URL that never answers: the wall clock would make the emulator's
+    history years old ("the newest price snapshot is 2469.6d old"); it decides on the database's own
+    time, as `recommend` without --refresh does, and says that the refresh failed."""
+    db = str(tmp_path / "bidder.db")
+    _history(far, db)
+    before = _collections(Path(db))
+    args = ("recommend", "--refresh", "--gpu", "RTX A6000", "--hours", "2", "--db", db, "--api-url", DOWN)
+    table = _cli(*args)
+    assert table.exit_code == 0, table.output + table.stderr
+    note = next(line for line in table.stdout.splitlines() if line.startswith("Note: --refresh failed"))
+    assert note.startswith(f"Note: --refresh failed: could not refresh prices from {DOWN} (") and \
+        "Connection refused" in note, note
+    assert note.endswith(f"using the stored history, as of 2020-03-01T01:00:00Z: the emulator's time (the newest "
+                         f"snapshot in {db} was stamped by bidder's emulator; --now TIME to choose another)"), note
+    js = _cli(*args, "--format", "json")
+    assert js.exit_code == 0, js.output + js.stderr
+    assert json.loads(js.stdout)["history"]["to"] == "2020-03-01T01:00:00Z" and "--refresh failed" in js.stderr
+    assert _collections(Path(db)) == before  # nothing written on either clock
 
 
 def test_a_failed_collection_is_recorded_on_the_wall_clock_when_that_is_the_apis(tmp_path: Path) -> None:
@@ -407,3 +427,31 @@ def test_the_wall_clock_tolerates_a_minute_of_skew_a_virtual_clock_none() -> Non
     with pytest.raises(TimeRunsBackwards):
         check_not_past(WALL - timedelta(seconds=1), newest, where="db")
     check_not_past(WALL, newest, where="db")
+
+
+# -- 6. commands that act on pods take the emulator's time from whichever market answers -----------
+@pytest.mark.parametrize("command", [("pods", "--refresh"), ("stop", "POD"), ("jobs", "--config", "TOML", "stop", "v")])
+def test_with_runpod_down_pod_commands_take_the_emulators_time_from_vast(far: Emulator, tmp_path: Path,
+                                                                         command: tuple[str, ...]) -> None:
+    """RunPod's URL refuses connections, Vast's (the emulator, years from the wall clock) answers: the
+    poll and the stop of a Vast instance are stamped with the emulator's time, as launch and tick stamp
+    theirs, not with the wall clock's."""
+    db = str(tmp_path / "bidder.db")
+    _history(far, db, markets="both")
+    toml = tmp_path / "bidder.toml"
+    toml.write_text('[jobs.v]\ngpu = ["RTX 4090"]\nmarket = "vast"\nhours = 2\ntolerance = "none"\nimage = "img"\n')
+    ticked = _both_cli(far, "tick", "--config", str(toml), "--db", db, "--api-url", far.url)
+    assert ticked.exit_code == 0, ticked.output
+    with Store.open(db) as store:
+        [row] = store.managed_pods("v")
+    pod = str(row["pod_id"])
+    far.advance(600)
+    args = [pod if a == "POD" else str(toml) if a == "TOML" else a for a in command]
+    result = _both_cli(far, *args, "--db", db, "--api-url", DOWN)
+    assert result.exit_code == 0, result.output + result.stderr
+    with Store.open(db) as store:
+        last = store.observations(pod)[-1]
+        assert (last["ts"], last["clock"]) == (far.now, "emulator")
+        if command[0] != "pods":
+            stop = store.actions(pod_id=pod)[-1]
+            assert stop["kind"] == "stop" and stop["ts"] == far.now, stop

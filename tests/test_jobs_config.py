@@ -119,6 +119,13 @@ def test_absolute_deadline_and_pod_names(tmp_path):
      "restart would miss the deadline"),
     ('[defaults]\nrestart_overhead = "3h"\n[jobs.a]\nimage = "x"\nhours = 2\n', "restart_overhead",
      "[jobs.a] restart_overhead = '3h' (from [defaults]) is longer than hours = 2, the work"),
+    # RunPod's settings on a Vast job, given in its own table (it would run without them, unsaid).
+    ('[jobs.a]\nimage = "x"\nmarket = "vast"\nports = "22/tcp"\n', "ports",
+     "[jobs.a] ports = '22/tcp' is RunPod's, but market = 'vast': a Vast instance cannot honour it; leave it out "
+     'or set market = "runpod"'),
+    ('[defaults]\nmarket = "Vast"\n[jobs.a]\nimage = "x"\ndata_center = "US-TX-3"\ntemplate_id = "t"\n',
+     "template_id", "[jobs.a] template_id = 't', data_center = 'US-TX-3' are RunPod's, but market = 'Vast' (from "
+     "[defaults]): a Vast instance cannot honour them"),
 ])
 def test_a_bad_key_is_one_error_naming_key_and_file(tmp_path, text, key, fragment):
     path = write(tmp_path, text)
@@ -138,6 +145,13 @@ def test_a_restart_overhead_within_the_work_and_the_window_loads(tmp_path):
                   'hours = 2\ndeadline = 2026-01-01T00:00:00Z\nrestart_overhead = "90m"\n',
                   'keep_running = true\nrestart_overhead = "1d"\n'):
         load_config(write(tmp_path, f'[jobs.a]\nimage = "x"\nmin_vram = 24\n{table}'))
+
+
+def test_a_vast_job_may_inherit_runpods_settings_from_defaults(tmp_path):
+    # [defaults] written for the RunPod jobs beside it: the tick says what the instance runs without.
+    cfg = load_config(write(tmp_path, '[defaults]\nports = "22/tcp"\nnetwork_volume = "nv"\n[jobs.a]\nimage = "x"\n'
+                                      'market = "vast"\nmin_vram = 24\nhours = 1\n'))
+    assert cfg.job("a").template.ports == "22/tcp" and cfg.job("a").job.market == "vast"
 
 
 def test_missing_and_broken_files(tmp_path):
@@ -179,7 +193,7 @@ def test_every_job_option_of_launch_and_recommend_is_a_config_key():
 
     names = {s.name for s in SETTINGS}
     not_job = {"--dry-run", "--yes", "--format", "--retries", "--now", "--allow-past", "--db", "--api-url",
-               "--vast-url", "--refresh"}
+               "--vast-url", "--refresh", "--config"}
     for command in ("launch", "recommend"):
         for param in main.commands[command].params:
             option = param.opts[0]

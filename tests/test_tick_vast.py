@@ -323,3 +323,22 @@ def test_without_runpods_key_such_a_job_stays_on_vast_and_says_what_it_runs_with
     assert line.endswith("(ports is RunPod's, and this tick cannot reach RunPod (no RUNPOD_API_KEY): a Vast "
                          "instance runs without it)"), line
     assert len(vast_live(env.emu)) == 1 and runpod_live(env.emu) == []
+    env.emu.advance(600)  # and while it runs there undecided, each line still says so
+    later = run_tick(None, env.store, config, env.emu.now, vast=api).jobs[0].message
+    assert later.startswith("running on ") and later.endswith("a Vast instance runs without it)"), later
+
+
+def test_a_vast_job_that_inherits_runpod_only_settings_says_on_every_line_what_it_runs_without(both):
+    env, api = both
+    # [defaults] written for RunPod jobs; the Vast job takes them too (one in its own table is refused).
+    config = env.config('[defaults]\nports = "8888/http,22/tcp"\n' + job("v", "vast", hours=20))
+    note = "(ports, from [defaults], is RunPod's, and market = 'vast': a Vast instance runs without it)"
+    first = tick(env, api, config).jobs[0]
+    assert first.state == "running" and ", vast) spot @" in first.message, first.message
+    assert first.message.endswith(note), first.message
+    [inst] = vast_live(env.emu)
+    env.emu.advance(600)
+    later = tick(env, api, config).jobs[0]  # no decision now: the instance runs on, still without it
+    assert later.message.startswith("running on ") and later.message.endswith(note), later.message
+    assert env.store.job_state("v")["note"] == later.message  # what `bidder jobs` shows
+    assert vast_live(env.emu) == [inst] and runpod_live(env.emu) == []

@@ -49,6 +49,7 @@ from bidder.jobs import (
     RUNPOD_ONLY,
     Config,
     JobConfig,
+    config_job_names,
     job_from_values,
     load_config,
 )
@@ -108,6 +109,19 @@ def _vast_api(vast_url: str, retries: int = 4, *, verified_only: bool = True,
 
     return VastPodApi(VastClient(api_key=key, url=vast_url, retry=RetryPolicy(attempts=retries)),
                       OfferFilters(verified_only=verified_only, min_reliability=min_reliability))
+
+
+def _closing(vast: Any | None) -> contextlib.AbstractContextManager[Any]:
+    """Vast's client closed after the block, when there is one."""
+    return contextlib.closing(vast) if vast is not None else contextlib.nullcontext()
+
+
+def _server_times(client: RunPodClient, vast: Any | None, markets: set[str]) -> ServerTimes:
+    """The command's clock from both markets, as launch and tick read it: the emulator's time is found
+    whichever market it answers for (RunPod's URL may be down while Vast's answers). Those of `markets`
+    (the pods' markets) are asked first, so a probe never waits on a market the command does not use."""
+    servers = [client, vast.client if vast is not None else None]
+    return ServerTimes(*(servers[::-1] if markets == {"vast"} else servers))
 
 
 def _executors(client: RunPodClient, vast: Any | None, store: Store, *, dry_run: bool = False,
@@ -247,7 +261,10 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
               help="Launch only if the pods in the ledger (your managed jobs' and earlier launches') and this one "
                    "together cost at most this per hour, as bidder.toml's max_spend_per_hour caps `bidder tick`.")
 @click.option("--image", default=None, help="Docker image (required unless --template-id).")
-@click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch).")
+@click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch); not a "
+                                           "job of bidder.toml's (--config).")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True, type=click.Path(dir_okay=False),
+              help="The managed jobs file, whose job names --name must not take (none when the default is absent).")
 @click.option("--disk", type=click.IntRange(min=1, max=MAX_DISK_GB), default=40, show_default=True, help="Container disk, GB.")
 @click.option("--volume", type=click.IntRange(min=0, max=MAX_DISK_GB), default=0, show_default=True, help="Volume disk, GB.")
 @click.option("--mount", default="/workspace", show_default=True, help="Volume mount path.")
@@ -267,7 +284,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @api_options
 @vast_options
 def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | None, allow_past: bool, db_path: str,
-           api_url: str, vast_url: str, **options: Any) -> None:
+           api_url: str, vast_url: str, config_path: str, **options: Any) -> None:
     """Rent the cheapest GPU that fits, now: spot at the optimizer's bid, or on-demand.
 
     Takes a fresh price snapshot, decides from the stored history, shows the plan and asks before
@@ -283,6 +300,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         _NAME_SETTING.parse(name)
     except ValueError as exc:
         raise click.BadParameter(f"{name!r} {exc}", param_hint="--name") from None
+    _refuse_config_job(name, config_path)
     max_spend_per_hour = options.pop("max_spend_per_hour")
     if options.pop("keep_running") and options.get("hours") is not None:
         raise click.UsageError("give --hours or --keep-running, not both")
@@ -314,12 +332,13 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     if market in ("vast", "any"):
         from bidder.jobs import collect_settings
 
-        saved = collect_settings()
+        saved = collect_settings(config_path)
         vast = _vast_api(vast_url, retries, verified_only=saved["vast_verified_only"],
                          min_reliability=saved["vast_min_reliability"], required=market == "vast")
     markets = tuple(m for m in ("runpod", "vast") if (m == market or market == "any")
                     and (m != "vast" or vast is not None))
     with Store.open(db_path) as store, _client(api_url, retries) as client:
+        _refuse_managed_job(store, name, config_path)
         # Either market may be the emulator, whose clock the refresh's rows must carry (RunPod's URL
         # may be down while Vast's answers).
         now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
@@ -389,6 +408,35 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
 
 #: bidder.toml's `name` setting: how launch checks --name (a ledger job name and pod name prefix).
 _NAME_SETTING = next(s for s in JOB_SETTINGS if s.name == "name")
+
+
+# A launch's name is its job's row in the ledger: a managed job's name would make the launched pod
+# that job's (the tick adopts, moves or stops it), and a second pod for a job that has one.
+def _refuse_config_job(name: str, config_path: str) -> None:
+    """--name must not be a job of the jobs file (a missing default bidder.toml has none)."""
+    given = click.get_current_context().get_parameter_source("config_path") is not ParameterSource.DEFAULT
+    if given and not Path(config_path).is_file():
+        raise click.BadParameter(f"no jobs file at {config_path}: give the bidder.toml your jobs run from, or "
+                                 "leave --config out", param_hint="--config")
+    if name in config_job_names(config_path):
+        raise click.BadParameter(f"{name!r} is a job of {config_path} ([jobs.{name}]): a launch under its name "
+                                 "would share that job's ledger row, and the next `bidder tick` would take the "
+                                 "launched pod for the job's own; give another --name", param_hint="--name")
+
+
+def _refuse_managed_job(store: Store, name: str, config_path: str) -> None:
+    """--name must not be a managed job's that the ledger holds, even one removed from the jobs file:
+    its row (state, spend, pods) would be the launch's too, and a pod it still has would get a second."""
+    state = store.job_state(name)
+    if store.is_launch(name, state) or (state is None and not store.managed_pods(name)):
+        return
+    active = store.managed_pods(name, states=["active"])
+    has = (f" whose pod {active[-1]['pod_id']} is still there" if active else "")
+    worse = " and give it a second pod" if active else ""
+    stop = f" (`bidder jobs stop {name}` stops its pod)" if active else ""
+    raise click.BadParameter(f"{name!r} is a managed job in the ledger {store.path} (no longer in {config_path})"
+                             f"{has}: a launch under its name would share that job's ledger row{worse}; give "
+                             f"another --name{stop}", param_hint="--name")
 
 
 def _refresh_failures(cycle: Any, store: Store) -> str | None:
@@ -630,15 +678,16 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
     # A job the tick no longer runs is still the user's to end: its pod would run (and bill) unwatched.
     unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
     on_finish = config.jobs[name].on_finish if unlisted is None else "stop"  # its on_finish went with it
-    with Store.open(db_path) as store, _client(api_url) as client:
-        now = api_now(store, client, now_text, allow_past=allow_past)
+    with Store.open(db_path) as store, _client(api_url) as client, _closing(_vast_api(vast_url)) as vast:
+        markets = {row.get("market") or "runpod" for row in store.managed_pods(name, states=["active"])}
+        now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)
         if not dry_run and unlisted is None:
             # Recorded first: the tick re-reads it before it acts, so even a tick that outlasts --wait ends the job.
             store.save_job_state(name, stop_requested=True, updated=now)
         undone = ("nothing was sent" if dry_run else "nothing was stopped" if unlisted is not None else
                   f"the stop is recorded and the next tick stops the job's pod ({on_finish})")
         with _tick_lock(store, lock_wait, undone):
-            exs = _executors(client, _vast_api(vast_url), store, dry_run=dry_run)
+            exs = _executors(client, vast, store, dry_run=dry_run)
             done = _finish_job(exs, store, name, on_finish, now, kept_hint=unlisted is not None)
     click.echo(f"{name}: {unlisted + ': ' if unlisted else ''}{done}")
 
@@ -737,22 +786,17 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             active = store.managed_pods(states=["active"])
             wanted = {row.get("market") or "runpod" for row in active}
             vast = _vast_api(vast_url) if "vast" in wanted else None
-            with _client(api_url) as client:
-                listing = {p.id: p for p in client.pods()} if "runpod" in wanted else {}  # tells the emulator's time
-                now = api_now(store, client, now_text, allow_past=allow_past)
+            with _client(api_url) as client, _closing(vast):
                 exs = _executors(client, vast, store)
-                for market, ex in exs.items():
-                    rows = [r for r in active if (r.get("market") or "runpod") == market]
-                    if not rows:
-                        continue
-                    if market != "runpod":
-                        listing = {p.id: p for p in ex.client.pods()}
-                    for row in rows:
+                # Each market's list first: its answer tells the emulator's time, whichever market it is.
+                listings = {m: {p.id: p for p in ex.client.pods()} for m, ex in exs.items() if m in wanted}
+                now = api_now(store, _server_times(client, vast, wanted), now_text, allow_past=allow_past)
+                for market, listing in listings.items():
+                    ex = exs[market]
+                    for row in (r for r in active if (r.get("market") or "runpod") == market):
                         # A pod missing from the list is asked for by id: a list is no proof that it ended.
                         pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
                         ex.observe(row, pod, now)
-            if vast is not None:
-                vast.close()
         rows = []
         for row in store.managed_pods(states=None if show_all else ["active"]):
             observations = store.observations(row["pod_id"])
@@ -806,9 +850,11 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
     if (pod_id is None) == (job_name is None):
         raise click.UsageError("give a POD id or --job NAME (one of them)")
     parse_now(now_text)
-    with Store.open(db_path) as store, _client(api_url) as client, \
-            (contextlib.nullcontext() if dry_run else _tick_lock(store, lock_wait, "nothing was stopped")):
-        now = api_now(store, client, now_text, allow_past=allow_past)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Store.open(db_path))
+        client = stack.enter_context(_client(api_url))
+        if not dry_run:
+            stack.enter_context(_tick_lock(store, lock_wait, "nothing was stopped"))
         if job_name is not None:
             rows = store.managed_pods(job_name, states=["active"])
             if not rows:
@@ -816,7 +862,9 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
         else:
             row = store.pod(pod_id or "")
             rows = [row] if row is not None else []
-        vast = _vast_api(vast_url) if any(r.get("market") == "vast" for r in rows) else None
+        markets = {r.get("market") or "runpod" for r in rows} or {"runpod"}  # a pod bidder does not know: RunPod's
+        vast = stack.enter_context(_closing(_vast_api(vast_url) if "vast" in markets else None))
+        now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)
         exs = _executors(client, vast, store, dry_run=dry_run)
         if not rows:  # a pod bidder does not manage: still the user's to stop (RunPod's)
             request = client.build_terminate(pod_id or "") if terminate else client.build_stop(pod_id or "")

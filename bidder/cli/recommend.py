@@ -90,7 +90,17 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
         try:
             result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
         except ApiError as exc:
-            notes.append(f"could not refresh prices from {api_url} ({exc}); using the stored history")
+            failed = f"--refresh failed: could not refresh prices from {api_url} ({exc})"
+            if store.clock != "wall":  # --now, or the emulator told its time
+                notes.append(f"{failed}; using the stored history")
+                return now, exc
+            # The API told no time: the wall clock is not the history's (it may be the emulator's, years
+            # away), so decide on the database's own, as `recommend` without --refresh does.
+            now = db_now(store, None, allow_past=allow_past, say=False)
+            emulated = store.emulator_time() is not None
+            notes.append(f"{failed}; using the stored history" + (
+                f", as of {to_iso(now)}: the emulator's time (the newest snapshot in {store.path} was stamped by "
+                "bidder's emulator; --now TIME to choose another)" if emulated else ""))
             return now, exc
     notes.append(f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}")
     return now, None
@@ -185,8 +195,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         except InsufficientHistory as exc:
             if refresh_error is None:
                 raise
-            # The real cause first; the stored history's age is then measured on the wall clock (the
-            # API, whose clock it would be, did not answer).
+            # The real cause first, then why the stored history (on its own clock) cannot serve.
             raise BidderError(f"--refresh failed: could not take a price snapshot from {api_url} ({refresh_error}), "
                               f"and the stored prices cannot serve instead: "
                               f"{str(exc).removesuffix(REFRESH_HINT)}") from None

@@ -242,8 +242,8 @@ class LedgerStore(StoreBase):
 
     def mark_launch(self, name: str) -> None:
         """Mark `name` as a job of `bidder launch`, unless the ledger already holds that name for
-        another job (a launch --name that a job of bidder.toml carries stays the tick's: held after a
-        stop, never restarted)."""
+        another job (`bidder launch` refuses such a --name; should a tick write the row meanwhile, it
+        stays the tick's)."""
         state = self.job_state(name)
         if state is None or self.is_launch(name, state):
             self.save_job_state(name, launched_by="bidder launch", note=None)  # a stopped pod's note is not the new one's

@@ -1,0 +1,107 @@
+"""`bidder launch --name` never takes a managed job's name, through the real CLI against the emulator
+over HTTP: the name is the job's row in the ledger, so a launch under it would be taken by the next
+tick for the job's own pod (adopted, moved or stopped), or give a job that has a pod a second one."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY
+from bidder.units import to_iso
+
+
+@pytest.fixture
+def env(emulator, client, tmp_path, monkeypatch):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    monkeypatch.chdir(tmp_path)  # the default bidder.toml is the one in the current folder
+    e = make_env(emulator, client, tmp_path)
+    yield e
+    e.store.close()
+
+
+def cli(env, *args: str):
+    return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
+        main, [*args, "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url, "--now", to_iso(env.emu.now)])
+
+
+def launch(env, *args: str):
+    """An on-demand launch (the optimizer never waits for one)."""
+    return cli(env, "launch", "--gpu", A6000, "--tolerance", "none", "--image", "img", "--yes", *args)
+
+
+def refused(result, *fragments: str) -> str:
+    """The one `Error:` line of a refused option (exit 2), holding every fragment."""
+    assert result.exit_code == 2, result.output + result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: Invalid value for --name: ") and all(f in line for f in fragments), line
+    return line
+
+
+def test_a_job_of_the_default_bidder_toml_is_refused_before_anything_is_sent(env):
+    (env.tmp / "bidder.toml").write_text(ON_DEMAND_SERVICE)
+    line = refused(launch(env, "--name", "train"), "'train' is a job of bidder.toml ([jobs.train])",
+                   "give another --name")
+    assert "the next `bidder tick` would take the launched pod for the job's own" in line
+    # Nothing rented, nothing written for the job: its row is still the tick's to make.
+    assert env.emu.world.pods == {} and env.store.job_state("train") is None and env.store.actions("train") == []
+    # Another name launches beside it, and the tick then rents the job its own pod: one each.
+    assert launch(env, "--name", "nb").exit_code == 0
+    assert cli(env, "tick").exit_code == 0
+    assert sorted(p.name.split("-")[0] for p in env.live_pods()) == ["bidder", "nb"]
+
+
+def test_a_job_with_a_pod_never_gets_a_second_one_from_launch(env):
+    (env.tmp / "bidder.toml").write_text(ON_DEMAND_SERVICE)
+    assert cli(env, "tick").exit_code == 0
+    [pod] = env.live_pods()
+    env.emu.advance(300)
+    refused(launch(env, "--name", "train"), "'train' is a job of bidder.toml")
+    # The file the tick runs from, wherever it is; a dry run's rows would be the job's too.
+    config = env.tmp / "jobs.toml"
+    config.write_text(ON_DEMAND_SERVICE)
+    refused(launch(env, "--name", "train", "--config", str(config), "--dry-run"), f"'train' is a job of {config}")
+    assert env.live_pods() == [pod] and pod.desired_status == "RUNNING"
+    assert [a["kind"] for a in env.store.actions("train")] == ["deploy_on_demand"]  # no dry_run row either
+
+
+def test_a_removed_jobs_name_is_refused_while_the_ledger_holds_it(env):
+    (env.tmp / "bidder.toml").write_text(ON_DEMAND_SERVICE)
+    assert cli(env, "tick").exit_code == 0
+    [pod] = env.live_pods()
+    (env.tmp / "bidder.toml").write_text("")  # [jobs.train] removed; its pod runs on
+    env.emu.advance(300)
+    db = env.tmp / "bidder.db"
+    refused(launch(env, "--name", "train"),
+            f"'train' is a managed job in the ledger {db} (no longer in bidder.toml) whose pod {pod.id} is still "
+            "there: a launch under its name would share that job's ledger row and give it a second pod; give "
+            "another --name (`bidder jobs stop train` stops its pod)")
+    assert env.live_pods() == [pod] and pod.desired_status == "RUNNING"
+    # Its pod stopped, the row is still the job's (its state, spend and pods): a launch's pod there would be
+    # "job train is held" to `bidder stop`, and the job's again if [jobs.train] came back.
+    assert cli(env, "jobs", "stop", "train").exit_code == 0
+    refused(launch(env, "--name", "train"),
+            f"'train' is a managed job in the ledger {db} (no longer in bidder.toml): a launch under its name "
+            "would share that job's ledger row; give another --name")
+    assert env.running() == [] and env.store.job_state("train")["state"] == "finished"
+
+
+def test_a_launch_without_any_bidder_toml_and_a_launchs_own_name_again_still_work(env):
+    assert not (env.tmp / "bidder.toml").exists()
+    first = launch(env, "--name", "nb")
+    assert first.exit_code == 0, first.output + first.stderr
+    [pod] = env.live_pods()
+    assert cli(env, "stop", pod.id).exit_code == 0
+    again = launch(env, "--name", "nb")  # the ledger holds nb as a launch's: its name to use again
+    assert again.exit_code == 0, again.output + again.stderr
+    assert len(env.running()) == 1
+
+
+def test_a_config_file_given_must_exist(env):
+    result = launch(env, "--config", str(env.tmp / "nope.toml"))
+    assert result.exit_code == 2 and env.emu.world.pods == {}
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: Invalid value for --config: no jobs file at {env.tmp / 'nope.toml'}"), line
