@@ -18,8 +18,9 @@ work, interruptions, ... as exact floats). The cases:
 A missing AWS trace skips its cases (said so). `--check` compares case by case, bit for bit (the
 logs' SHA-256 and the metrics), prints the first differing action, and exits 1 on any difference.
 `analysis/results/decisions.json` (saved with --no-logs: hashes and metrics only) holds the record of
-the optimizer with plans (issue 11's fourth pass: the decisions of e64a5df, whose floor models learn a
-daily cycle where there is one and whose jobs on several markets also plan them as one pool); every
+the optimizer with plans (issue 11: the decisions of 3d88c31, whose rates spend the tolerance as a
+budget, whose floor models learn a daily cycle where there is one and whose jobs on several markets
+also plan them as one pool); every
 speed commit after it checks against it, and a change of the model saves a new one.
 """
 
