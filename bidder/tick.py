@@ -216,6 +216,7 @@ class _Tick:
         self.runs_without: set[str] = set()  # jobs on Vast whose RunPod-only settings are left out
         self.current: str | None = None  # the job being handled
         self.decided: set[str] = set()  # jobs the optimizer decided for this tick
+        self.launches: dict[str, str] = {}  # job -> why its name is a `bidder launch`'s that still has a pod
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market); never another
@@ -230,6 +231,7 @@ class _Tick:
         self.collect(self.config.collect_interval)
         self.resolve_gpus()
         self.keep_on_runpod()
+        self.launch_names()
         self.ex.recheck_spot(self.now)
         self.poll()
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
@@ -311,6 +313,27 @@ class _Tick:
                     self.runs_without.add(name)
             jobs[name] = jc
         self.config = replace(self.config, jobs=jobs)
+
+    def launch_names(self) -> None:
+        """A job whose name is a `bidder launch`'s (the ledger row is shared: `launch --name X` before
+        [jobs.X] was written) never takes the launch's pod for its own: while the launch has a pod the
+        ledger watches, the job is not run (`launches`). Once that pod is stopped or gone, the name is the
+        job's: the launch's marks on the row (its `launched_by`, the hold `bidder stop` left, its pod and
+        start) are cleared, so the job starts afresh with a pod of its own, never resuming the launch's."""
+        where = self.config.path or "bidder.toml"
+        for name in self.config.jobs:
+            state = self.store.job_state(name)
+            if state is None or not self.store.is_launch(name, state):
+                continue
+            active = self.store.managed_pods(name, states=["active"])
+            if active:
+                pod_id = active[-1]["pod_id"]
+                self.launches[name] = (f"{name} is the name of a `bidder launch` whose pod {pod_id} is still there: "
+                                       f"this job does not run until that pod is stopped (`bidder stop {pod_id}`) or "
+                                       f"the job is renamed in {where}; nothing is done for it")
+            elif not self.ex.dry_run:
+                self.store.save_job_state(name, launched_by=None, state=None, note=None, pod_id=None, started=None,
+                                          stop_intent=None, restop=None, updated=self.now)
 
     def _say_runpod_only(self, jc: JobConfig, report: JobReport) -> JobReport:
         """A job kept on RunPod by `keep_on_runpod` says so whenever it was decided for: its line, and the
@@ -529,6 +552,9 @@ class _Tick:
     def handle(self, jc: JobConfig) -> JobReport:
         state = self.store.job_state(jc.name) or {}
         self.seen[jc.name] = state
+        if jc.name in self.launches:  # never the job's pod: a launch's, which the user runs by hand
+            pods = self.store.managed_pods(jc.name, states=["active"])
+            return self._blocked(jc, "error", self.launches[jc.name], pods[-1]["pod_id"] if pods else None)
         if state.get("state") == "held":
             restop = None if self.ex.dry_run else self.store.pod(state.get("restop") or "")
             if restop is not None and restop.get("state") == "active" and restop.get("desired_status") == "RUNNING":
