@@ -93,6 +93,10 @@ class JobReport:
     #: The calls this tick sent for the job that failed (a create, resume, stop or terminate the API
     #: refused or left unanswered), one line each: `bidder tick` exits non-zero when any job has one.
     failed: tuple[str, ...] = ()
+    #: Why the tick cannot run the job until the user changes something (its market has no key in this
+    #: tick, its pod is on such a market, its name is a `bidder launch`'s): nothing else was done for it,
+    #: and `bidder tick` exits non-zero after handling every other job.
+    blocked: str | None = None
 
 
 @dataclass
@@ -212,6 +216,7 @@ class _Tick:
         self.runs_without: set[str] = set()  # jobs on Vast whose RunPod-only settings are left out
         self.current: str | None = None  # the job being handled
         self.decided: set[str] = set()  # jobs the optimizer decided for this tick
+        self.launches: dict[str, str] = {}  # job -> why its name is a `bidder launch`'s that still has a pod
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market); never another
@@ -226,6 +231,7 @@ class _Tick:
         self.collect(self.config.collect_interval)
         self.resolve_gpus()
         self.keep_on_runpod()
+        self.launch_names()
         self.ex.recheck_spot(self.now)
         self.poll()
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
@@ -244,6 +250,10 @@ class _Tick:
                 self.ex.emit(self.now, "error", job=job.name, error=str(exc))
                 report = self._report(job, "error", message)
                 unsent = (str(exc),)  # (a read that failed before any call was sent: no call event says it)
+            except ConfigError as exc:
+                # A job this tick cannot run (its market has no key here): the other jobs still are.
+                # (bidder.toml's own errors stopped the tick before any job: see load_config, resolve_gpus.)
+                report = self._blocked(job, "error", self._market_missing(job) or str(exc))
             failed = _failed_calls(self.ex.log[start:]) or unsent
             self.report.jobs.append(replace(report, failed=failed))
         known = set(self.config.jobs)
@@ -303,6 +313,27 @@ class _Tick:
                     self.runs_without.add(name)
             jobs[name] = jc
         self.config = replace(self.config, jobs=jobs)
+
+    def launch_names(self) -> None:
+        """A job whose name is a `bidder launch`'s (the ledger row is shared: `launch --name X` before
+        [jobs.X] was written) never takes the launch's pod for its own: while the launch has a pod the
+        ledger watches, the job is not run (`launches`). Once that pod is stopped or gone, the name is the
+        job's: the launch's marks on the row (its `launched_by`, the hold `bidder stop` left, its pod and
+        start) are cleared, so the job starts afresh with a pod of its own, never resuming the launch's."""
+        where = self.config.path or "bidder.toml"
+        for name in self.config.jobs:
+            state = self.store.job_state(name)
+            if state is None or not self.store.is_launch(name, state):
+                continue
+            active = self.store.managed_pods(name, states=["active"])
+            if active:
+                pod_id = active[-1]["pod_id"]
+                self.launches[name] = (f"{name} is the name of a `bidder launch` whose pod {pod_id} is still there: "
+                                       f"this job does not run until that pod is stopped (`bidder stop {pod_id}`) or "
+                                       f"the job is renamed in {where}; nothing is done for it")
+            elif not self.ex.dry_run:
+                self.store.save_job_state(name, launched_by=None, state=None, note=None, pod_id=None, started=None,
+                                          stop_intent=None, restop=None, updated=self.now)
 
     def _say_runpod_only(self, jc: JobConfig, report: JobReport) -> JobReport:
         """A job kept on RunPod by `keep_on_runpod` says so whenever it was decided for: its line, and the
@@ -521,6 +552,9 @@ class _Tick:
     def handle(self, jc: JobConfig) -> JobReport:
         state = self.store.job_state(jc.name) or {}
         self.seen[jc.name] = state
+        if jc.name in self.launches:  # never the job's pod: a launch's, which the user runs by hand
+            pods = self.store.managed_pods(jc.name, states=["active"])
+            return self._blocked(jc, "error", self.launches[jc.name], pods[-1]["pod_id"] if pods else None)
         if state.get("state") == "held":
             restop = None if self.ex.dry_run else self.store.pod(state.get("restop") or "")
             if restop is not None and restop.get("state") == "active" and restop.get("desired_status") == "RUNNING":
@@ -555,8 +589,9 @@ class _Tick:
             # A create whose answer never came: before anything else, the pod is found by its name.
             market = state.get("pending_market") or "runpod"
             if market not in self.exs:  # never create again while a create on an unreachable market may land
-                return self._report(jc, "unknown", f"a create on {market} named {state['pending_name']} awaits its "
-                                                   f"answer, and this tick cannot reach {market}: nothing is created")
+                return self._blocked(jc, "unknown", f"a create on {market} named {state['pending_name']} awaits its "
+                                                    f"answer, and this tick cannot reach {market}: set "
+                                                    f"{_KEYS.get(market, 'its key')}; nothing is created")
             self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now, keep=not ended)
         if not self.ex.dry_run:
             for market, ex in self.exs.items():
@@ -569,8 +604,8 @@ class _Tick:
         unreachable = sorted({r.get("market") or "runpod" for r in rows} - set(self.exs))
         if unreachable:  # a pod on a market this tick has no key for: nothing is known of it, nothing is done
             why = (f"its pod is on {unreachable[0]}, which this tick cannot reach: set "
-                   f"{'VAST_API_KEY' if unreachable[0] == 'vast' else 'RUNPOD_API_KEY'}; nothing is done for it")
-            return self._report(jc, "unknown", why, rows[-1]["pod_id"])
+                   f"{_KEYS.get(unreachable[0], 'its key')}; nothing is done for it (the pod is left as it is)")
+            return self._blocked(jc, "unknown", why, rows[-1]["pod_id"])
         row = rows[-1] if rows else None
         for extra in rows[:-1]:  # never two pods for one job: keep the newest
             failed = self._retire(jc, extra, f"the job moved to pod {rows[-1]['pod_id']}",
@@ -613,6 +648,9 @@ class _Tick:
                     and (self.store.pod(pid) or {}).get("job") == jc.name]
             row = self.store.pod(gone[-1]) if gone else None
         if row is None:
+            missing = self._market_missing(jc)
+            if missing is not None:  # nothing to decide on: say what to set, and the other jobs go on
+                return self._blocked(jc, "error", missing)
             return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                              interruptions=interruptions, started=started), spent)
         outcome = self.outcomes.get(row["pod_id"], "running" if row.get("desired_status") == "RUNNING" else "exited")
@@ -1038,6 +1076,25 @@ class _Tick:
                 return
             self.store.save_job_state(jc.name, updated=self.now, **fields)
 
+    def _blocked(self, jc: JobConfig, state: str, why: str, pod_id: str | None = None) -> JobReport:
+        """The line of a job this tick cannot run until the user changes something: nothing else is done
+        for it, and `bidder tick` exits non-zero once every other job is handled."""
+        self.ex.emit(self.now, "blocked", job=jc.name, pod_id=pod_id, message=why)
+        return replace(self._report(jc, state, why, pod_id), blocked=why)
+
+    def _market_missing(self, jc: JobConfig) -> str | None:
+        """Why the job's market cannot be acted on by this tick (None: it can): `market` names one whose
+        key is not set here."""
+        market = (jc.job.market or "any").lower()
+        if market == "any" or market in self.exs:
+            return None
+        if market == "vast":
+            key = "no Vast key: set VAST_API_KEY (or vast_api_key in ~/.config/bidder/config.toml)"
+        else:
+            key = "no RunPod key: set RUNPOD_API_KEY (or api_key in ~/.config/bidder/config.toml)"
+        others = " or ".join(repr(m) for m in (*(m for m in ("runpod", "vast") if m != market), "any"))
+        return f"market = {market!r}, and this tick has {key}, or choose market = {others}; nothing is rented for it"
+
     def _report(self, jc: JobConfig, state: str, message: str, pod_id: str | None = None) -> JobReport:
         job_state = self.store.job_state(jc.name) or {}
         return JobReport(jc.name, state, message, pod_id, float(job_state.get("spent") or 0.0),
@@ -1074,6 +1131,7 @@ def _raises(decision: Decision, row: dict[str, Any]) -> bool:
 
 
 _MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
+_KEYS = {"runpod": "RUNPOD_API_KEY", "vast": "VAST_API_KEY"}
 
 #: The executor's events of calls that act on a pod, and what each is called for the user.
 _CALLS = {"rent_spot": "spot create", "deploy_on_demand": "on-demand create", "bid_resume": "bid resume",

@@ -105,3 +105,33 @@ def test_a_config_file_given_must_exist(env):
     assert result.exit_code == 2 and env.emu.world.pods == {}
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: Invalid value for --config: no jobs file at {env.tmp / 'nope.toml'}"), line
+
+
+def test_a_launchs_pod_is_never_taken_by_a_job_added_under_its_name_later(env):
+    # `launch --name train` first, [jobs.train] written afterwards: the ledger row is shared, but the
+    # launch's pod is the user's, never the job's (adopted, moved, budget-stopped or finished by a tick).
+    (env.tmp / "bidder.toml").write_text("")
+    assert launch(env, "--name", "train").exit_code == 0
+    [pod] = env.live_pods()
+    (env.tmp / "bidder.toml").write_text(ON_DEMAND_SERVICE)
+    env.emu.advance(300)
+    result = cli(env, "tick")
+    assert result.exit_code == 1, result.output
+    why = (f"train is the name of a `bidder launch` whose pod {pod.id} is still there: this job does not run until "
+           f"that pod is stopped (`bidder stop {pod.id}`) or the job is renamed in bidder.toml; nothing is done for it")
+    [line] = [x for x in result.output.splitlines() if x.startswith("train: ")]
+    assert line.startswith(f"train: error: {why} (spent $"), line
+    assert result.stderr == f"Error: job train cannot run: {why}\n"
+    assert env.live_pods() == [pod] and pod.desired_status == "RUNNING"
+    assert [a["kind"] for a in env.store.actions("train")] == ["deploy_on_demand"]  # the launch's create alone
+    assert env.store.is_launch("train") and env.store.job_state("train")["state"] == "running"
+    # Stopped by the user, the launch's pod stays theirs; the name is the job's, which rents its own pod.
+    stopped = cli(env, "stop", pod.id)
+    assert stopped.exit_code == 0 and "launched by `bidder launch`" in stopped.output, stopped.output
+    env.emu.advance(300)
+    result = cli(env, "tick")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "train: running: launched bidder-train-2-" in result.output, result.output
+    [own] = env.running()  # (the launch's pod is stopped, not deleted: the user's to delete)
+    assert own.id != pod.id and pod.desired_status == "EXITED"
+    assert not env.store.is_launch("train") and env.store.job_state("train")["pod_id"] == own.id

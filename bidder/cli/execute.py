@@ -549,7 +549,8 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     on-demand, stops at the budget, or stops/terminates a finished job. Exit 0 when the cycle ran
     (even if it waited; also when another tick holds the lock), 1 with one line on stderr when it
     could not (bad config, API down) or, after every job was handled, when a call sent for a job
-    failed (a create, resume or stop the API refused or left unanswered). With a Vast key
+    failed (a create, resume or stop the API refused or left unanswered) or a job could not run (its
+    market has no key in this tick, its name is a `bidder launch`'s). With a Vast key
     (VAST_API_KEY), Vast is collected in the same cycle and jobs with market vast or any act there too.
     """
     parse_now(now_text)
@@ -593,10 +594,13 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
         click.echo(f"{prefix}no jobs in {config_path}")
+    # Non-zero, so cron mails it; every job was handled first.
+    problems = [f"job {job.name} cannot run: {job.blocked}" for job in report.jobs if job.blocked]
     failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
-    if failed:  # non-zero, so cron mails it; every job was handled first
-        raise BidderError(f"the tick could not finish acting for {' and for '.join(failed)}; "
-                          "the next tick tries again")
+    if failed:
+        problems.append(f"the tick could not finish acting for {' and for '.join(failed)}; the next tick tries again")
+    if problems:
+        raise BidderError("; ".join(problems))
 
 
 # -- jobs --------------------------------------------------------------------------------------------
