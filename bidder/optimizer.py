@@ -743,9 +743,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                 return {"run": run, "cost": run, "per_day": per_day, "total": total, "ok": ok, "rho": rho}
             # The interruptions left in the window are a budget to spend, not a rate to keep: spot at a
             # bid the floor crosses often may do the work those interruptions buy, and on-demand the
-            # rest (without that, a bid was held to the tolerance's rate over the whole window: on the
-            # emulator's H100 at tolerance medium bidder paid 1.75x the optimum where a constant bid at
-            # 0.65x on-demand, spent until the budget ran out, paid 1.61x).
+            # rest (a constant bid spent that way beat bidder at tolerance medium on the emulator's L40S
+            # and H100: analysis/study_tolerance_bound.py; what this gained and lost: optimizer-pass7.md).
             per_interruption = None
             if od_cost is not None and math.isfinite(time_left):
                 per_interruption = np.where(lam > 0, s * keep / np.where(lam > 0, lam, 1.0), np.inf)

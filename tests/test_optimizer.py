@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bidder.errors import Infeasible
 from bidder.market import MarketStats, market_stats
 from bidder.models import JobProgress, JobSpec, Policy, PriceQuote
-from bidder.optimizer import decide, decide_by_rates, reserve_hours, select_quotes
+from bidder.optimizer import _plan, decide, decide_by_rates, reserve_hours, select_quotes
 
 NOW = datetime(2026, 1, 8, tzinfo=UTC)
 STEP = 300.0
@@ -480,3 +480,22 @@ def test_a_decision_never_expects_more_than_the_windows_interruption_budget_left
         assert d.expected_interruptions_per_day <= min(allowed, policy.tolerance) + 5e-5
     if allowed <= 0:
         assert d.action != "spot"
+
+
+
+def test_the_tolerance_is_a_budget_a_plan_spends_before_on_demand() -> None:
+    # `_plan` with `spot_cap` (the work the interruptions left buy at the option's hazard): spot does
+    # at most that much and on-demand the rest, sooner than the slack alone would send it there.
+    c, rho = np.array([0.30, 0.30]), np.array([0.9, 0.9])
+    work, slack, reserve, od, od_speed, horizon = 40.0, 56.0, 1.0, 0.80, 1.0, 96.0
+    free_cost, free_share, free_done = _plan(c, rho, work, slack, reserve, od, od_speed, horizon)
+    assert np.all(free_share == 1.0)  # 56 h of slack: the whole work on spot
+    cap = np.array([10.0, 80.0])  # the budget buys 10 units of work on the first, more than all on the second
+    cost, share, done = _plan(c, rho, work, slack, reserve, od, od_speed, horizon, cap)
+    assert share[0] == pytest.approx(10.0 / 40.0)
+    assert cost[0] == pytest.approx(0.25 * 0.30 + 0.75 * 0.80)
+    assert done[0] == pytest.approx(10.0 / 0.9 + 30.0 / 1.0)  # spot until the budget is spent, then on-demand
+    assert (cost[1], share[1], done[1]) == (free_cost[1], free_share[1], free_done[1])  # a cap above: no change
+    # Without an on-demand fallback there is nothing to hand the rest to: the cap does not apply.
+    alone = _plan(c, rho, work, slack, reserve, None, od_speed, horizon, cap)
+    assert np.all(alone[1] == 1.0)
