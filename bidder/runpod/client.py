@@ -156,7 +156,56 @@ def _check_url(url: str) -> str:
     return url
 
 
-class RunPodClient:
+class EmulatorTime:
+    """The server's clock, for a client whose server may be bidder's emulator (RunPod's and Vast's
+    clients alike): `server_now` from the newest answer's X-Bidder-Sim-Now header, and
+    `probe_server_now`. The client sets `url`, `retry`, `timeout`, `_http`, `_server_now = None` and
+    `_probed = False`, and calls `_note_time` on every answer."""
+
+    url: str
+    retry: RetryPolicy
+    timeout: float
+    _http: httpx.Client
+    _server_now: datetime | None
+    _probed: bool
+
+    @property
+    def server_now(self) -> datetime | None:
+        """The server's own time from the newest answer, when the server is bidder's emulator (its
+        X-Bidder-Sim-Now header); None against RunPod or Vast, and before any answer."""
+        return self._server_now
+
+    def probe_server_now(self) -> datetime | None:
+        """Ask the server for its time with `GET /sim/now`, only when it may be bidder's emulator:
+        a server on this machine (the emulator listens on 127.0.0.1 only) that has not already
+        answered without the header. Never sends a request to RunPod or Vast; sends no key. None when the
+        server does not tell its time (then the caller uses the wall clock). A server that does not
+        answer yet (an emulator just started with `&`) is asked again as the retry policy says, as
+        the command's own first request would be: concluding "wall clock" from a refused connection
+        would stamp the emulator's data with the wrong time."""
+        host = urlsplit(self.url).hostname or ""
+        if host not in _LOOPBACK or (self._probed and self._server_now is None):
+            return None
+        url = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                answer = self._http.get(url, headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
+            except HTTPX_CAUGHT:
+                if attempt < self.retry.attempts:
+                    self.retry.sleep(self.retry.backoff(attempt))
+                continue
+            self._note_time(answer)
+            break
+        return self._server_now
+
+    def _note_time(self, response: httpx.Response) -> None:
+        seen = server_time(response.headers)
+        if seen is not None:
+            self._server_now = seen
+        self._probed = True
+
+
+class RunPodClient(EmulatorTime):
     """RunPod's GraphQL API (or bidder's emulator) as typed calls. See the module docstring.
 
     `api_key=None` sends no key: the catalogue and prices still work, `myself()` answers None and
@@ -207,41 +256,6 @@ class RunPodClient:
         """Whether RunPod still serves the spot price fields: None until a price or catalogue query
         has been answered, False once one was refused for asking for them (for this client's life)."""
         return self._spot_fields
-
-    @property
-    def server_now(self) -> datetime | None:
-        """The server's own time from the newest answer, when the server is bidder's emulator (its
-        X-Bidder-Sim-Now header); None against RunPod, and before any answer."""
-        return self._server_now
-
-    def probe_server_now(self) -> datetime | None:
-        """Ask the server for its time with `GET /sim/now`, only when it may be bidder's emulator:
-        a server on this machine (the emulator listens on 127.0.0.1 only) that has not already
-        answered without the header. Never sends a request to RunPod; sends no key. None when the
-        server does not tell its time (then the caller uses the wall clock). A server that does not
-        answer yet (an emulator just started with `&`) is asked again as the retry policy says, as
-        the command's own first request would be: concluding "wall clock" from a refused connection
-        would stamp the emulator's data with the wrong time."""
-        host = urlsplit(self.url).hostname or ""
-        if host not in _LOOPBACK or (self._probed and self._server_now is None):
-            return None
-        url = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                answer = self._http.get(url, headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
-            except HTTPX_CAUGHT:
-                if attempt < self.retry.attempts:
-                    self.retry.sleep(self.retry.backoff(attempt))
-                continue
-            self._note_time(answer)
-            break
-        return self._server_now
-
-    def _note_time(self, response: httpx.Response) -> None:
-        seen = server_time(response.headers)
-        if seen is not None:
-            self._server_now = seen
-        self._probed = True
 
     # -- transport -----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:

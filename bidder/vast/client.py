@@ -31,7 +31,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from bidder import __version__
-from bidder.clock import server_time
 from bidder.errors import (
     ApiError,
     ConfigError,
@@ -42,7 +41,7 @@ from bidder.errors import (
     RateLimited,
     UnwantedInstance,
 )
-from bidder.runpod.client import RetryPolicy
+from bidder.runpod.client import EmulatorTime, RetryPolicy
 from bidder.runpod.errors_map import HTTPX_CAUGHT, from_httpx
 from bidder.vast import operations as ops
 from bidder.vast.errors_map import classify, decode_response, error_fields, unexpected
@@ -58,7 +57,6 @@ DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"bidder/{__version__}"
 _MAX_PAGES = 400  # 10,000 instances: a guard against a server that never stops paging
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _check_url(url: str) -> str:
@@ -72,7 +70,7 @@ def _check_url(url: str) -> str:
     return url.rstrip("/")
 
 
-class VastClient:
+class VastClient(EmulatorTime):
     """Vast's REST API (or bidder's emulator) as typed calls. See the module docstring.
 
     `api_key=None` sends no key: the offer search still works [3rd]; instance calls raise
@@ -118,36 +116,6 @@ class VastClient:
     @property
     def has_key(self) -> bool:
         return self._key is not None
-
-    # -- the server's clock (bidder.clock.ServerTime), as RunPodClient keeps it ----------------------
-    @property
-    def server_now(self) -> datetime | None:
-        """The emulator's time from the newest answer (None against Vast, and before any answer)."""
-        return self._server_now
-
-    def probe_server_now(self) -> datetime | None:
-        """One `GET /sim/now` (no key), only to a server on this machine (where bidder's emulator
-        listens) that has not already answered without the time; asked again as the retry policy says
-        while it does not answer yet. Never a request to Vast."""
-        if (urlsplit(self.url).hostname or "") not in _LOOPBACK or (self._probed and self._server_now is None):
-            return None
-        url = str(httpx.URL(self.url).copy_with(path="/sim/now", query=None))
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                answer = self._http.get(url, headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
-            except HTTPX_CAUGHT:
-                if attempt < self.retry.attempts:
-                    self.retry.sleep(self.retry.backoff(attempt))
-                continue
-            self._note_time(answer)
-            break
-        return self._server_now
-
-    def _note_time(self, response: httpx.Response) -> None:
-        seen = server_time(response.headers)
-        if seen is not None:
-            self._server_now = seen
-        self._probed = True
 
     # -- transport -----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
