@@ -24,8 +24,10 @@ block it may wait (no cost, no work), run on-demand (pays on-demand, one block o
 level `j` (pays `edges[j]` per hour, pay-as-bid; the block's work if the next state is at most `j`, else
 it is interrupted half-way on average: half the block paid, no work) or keep its pod; a pod it ends
 (to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the restart
-overhead), as in the backtest engine. Missing the deadline costs more than the whole job on-demand
-(plus `DEADLINE_PENALTY` x on-demand per block of work left), and a block of waiting `WAIT_COST` of
+overhead), as in the backtest engine. An interrupted kept pod has in fact done half a block of work
+before its restart: `COUNT_INTERRUPTED_WORK` counts it (measured, not shipped: cheaper at tolerance
+high, dearer at medium and low on AWS; analysis/results/optimizer-pass8.md). Missing the deadline
+costs more than the whole job on-demand (plus `DEADLINE_PENALTY` x on-demand per block of work left), and a block of waiting `WAIT_COST` of
 one on-demand block, so a tie goes to acting now. An interruption costs `interruption_cost` dollars on top (the user's interruption
 tolerance priced as a penalty, see `bidder.optimizer`). With a daily model, the step τ blocks before
 the deadline uses the transitions of its block's phase, counted back from the deadline's time of day.
@@ -412,7 +414,7 @@ class Plan:
 
 def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
                interruption_cost: float = 0.0, cap: float = math.inf, first_row: int = 0,
-               last_row: int | None = None, clock_h: float | None = None) -> Plan:
+               last_row: int | None = None, clock_h: float | None = None, interrupted_work: bool = False) -> Plan:
     """Backward induction of the job's plan on `model` (see the module docstring). Levels above `cap`
     are not bid; on-demand above it is not used (the deadline then rests on spot alone). Only the
     rows τ >= `first_row` are kept (a table for every τ of a 7-day plan is about 90 MB), and only the rows
@@ -490,6 +492,14 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
 
     run_interp = interpolation(wi - speed, True)  # a block of running does `speed` blocks of reference work
     loss_interp = interpolation(wi + loss, False)
+    # `interrupted_work`: an interruption comes half-way through a block on average, when the pod has
+    # done half a block of work; the restart then loses `loss` (a pod started in the block keeps no
+    # less than nothing). Without it, the interrupted block keeps no work and a kept pod's loses `loss`.
+    cut = speed / 2 - loss
+    if not interrupted_work:
+        keep_cut, cut = loss_interp, 0.0
+    else:
+        keep_cut = interpolation(wi - cut, cut > 0) if cut else None
     share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
     # The tables are filled pod-major, [τ, pod, w, k], as the working arrays are (a transposing copy
     # of every step would cost more than the step), and returned as [τ, w, k, pod] views.
@@ -537,18 +547,18 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
         if k:
             run_interp(V[SPOT:SPOT + k], run_v)
             run_interp(N[SPOT:SPOT + k], run_n)
-            loss_interp(idle_v, lost_v)
-            loss_interp(idle_n, lost_n)
+            cut_v, cut_n = (idle_v, idle_n) if keep_cut is None else (keep_cut(idle_v, lost_v), keep_cut(idle_n, lost_n))
+            start_v, start_n = (cut_v, cut_n) if cut > 0 else (idle_v, idle_n)
             np.add(paid, run_v, out=ok_v)
             # Start: paid + run where the next state is at or under the level, else interrupted.
-            np.add(half, idle_v, out=ins[s_v])
+            np.add(half, start_v, out=ins[s_v])
             np.copyto(ins[s_v], ok_v, where=below)
-            np.add(1.0, idle_n, out=ins[s_n])
+            np.add(1.0, start_n, out=ins[s_n])
             np.copyto(ins[s_n], run_n, where=below)
-            # Keep: the same, but an interruption loses the restart's work.
-            np.add(half, lost_v, out=ins[k_v])
+            # Keep: the same, but an interruption loses the restart's work (counted: after half a block's).
+            np.add(half, cut_v, out=ins[k_v])
             np.copyto(ins[k_v], ok_v, where=below)
-            np.add(1.0, lost_n, out=ins[k_n])
+            np.add(1.0, cut_n, out=ins[k_n])
             np.copyto(ins[k_n], run_n, where=below)
         np.matmul(ins, phase_P_T[model.phase_of(clock_h - tau * dt)] if phased else P_T, out=prod)  # type: ignore[operator]
         all_v[0] += wait_cost
@@ -611,16 +621,19 @@ _plans: OrderedDict[tuple, Plan] = OrderedDict()
 
 
 def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float,
-             interruption_cost: float, cap: float, clock_h: float | None = None, rows: int | None = None) -> Plan:
+             interruption_cost: float, cap: float, clock_h: float | None = None, rows: int | None = None,
+             interrupted_work: bool = False) -> Plan:
     """`solve_plan`, remembered for the last few (model, job shape) pairs: the same model and job give
     the same table, so solving it once per refit is enough. `rows`: the table must reach τ = rows (a
     job's τ only falls, so solving up to its τ now covers its later decisions; a remembered table too
     short for another job of the same shape is solved again, further)."""
-    key = (id(model), round(work_h, 6), round(deadline_h, 6), restart_h, speed, interruption_cost, cap, clock_h)
+    key = (id(model), round(work_h, 6), round(deadline_h, 6), restart_h, speed, interruption_cost, cap, clock_h,
+           interrupted_work)
     plan = _plans.get(key)
     if plan is None or plan.model is not model or (rows is not None and plan.last_row < rows):
         plan = solve_plan(model, work_h, deadline_h, restart_h=restart_h, speed=speed,
-                          interruption_cost=interruption_cost, cap=cap, clock_h=clock_h, last_row=rows)
+                          interruption_cost=interruption_cost, cap=cap, clock_h=clock_h, last_row=rows,
+                          interrupted_work=interrupted_work)
         _plans[key] = plan
         while len(_plans) > PLAN_CACHE_SIZE:
             _plans.popitem(last=False)
@@ -637,6 +650,13 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
 #: the rates (synthetic seed 12: 1.58x against 1.49x); (0, 0.5) does neither
 #: (analysis/results/optimizer-pass4.md).
 INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
+#: Whether plans count the half block of work an interrupted pod did before its restart (`solve_plan`'s
+#: `interrupted_work`). Measured in optimizer passes 5 and 8 (analysis/results/optimizer-pass8.md,
+#: `analysis/study_interrupted_work.py`): at tolerance high 0.01-0.03 cheaper on AWS and most emulator
+#: types, but at medium and low the plans then expect more interruptions, fail the tolerance more
+#: often and leave AWS jobs to the rates (+0.04 to +0.10 the optimum at medium); counted only in the
+#: unpriced plans, synthetic markets lost 0.10 at high. Not shipped.
+COUNT_INTERRUPTED_WORK = False
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
 #: 7-day deadline is 69,000 cells (about 90 MB and 0.2 s to solve); longer jobs are left to the rates.
 MAX_PLAN_CELLS = 100_000
@@ -741,10 +761,12 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             tau = math.floor((time_left_h - PLAN_MARGIN_H) / dt)
             if whole_table:
                 plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
-                                interruption_cost=icost, cap=cap, clock_h=deadline_clock, rows=tau)
+                                interruption_cost=icost, cap=cap, clock_h=deadline_clock, rows=tau,
+                                interrupted_work=COUNT_INTERRUPTED_WORK)
             else:
                 plan = solve_plan(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
-                                  interruption_cost=icost, cap=cap, first_row=tau, clock_h=deadline_clock)
+                                  interruption_cost=icost, cap=cap, first_row=tau, clock_h=deadline_clock,
+                                  interrupted_work=COUNT_INTERRUPTED_WORK)
             w = work[i]
             loss = restart_h * m.speed / dt  # blocks of work a restart of a pod here loses
             state = model.state_of(m.recent_max)  # a pool's: its calmest market's

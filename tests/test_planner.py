@@ -370,7 +370,7 @@ def test_many_markets_choose_what_planning_each_alone_would() -> None:
 
 
 def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float,
-                 interruption_cost: float, cap: float, clock_h: float | None = None):
+                 interruption_cost: float, cap: float, clock_h: float | None = None, interrupted_work: bool = False):
     """The plan by explicit loops over τ, w, k and the pod, from the rules in the planner's docstring.
     Returns (values, interruptions, best action, gap to the second-best action) as dicts of
     (τ, w, k, pod); work between integer rows is read linearly (the last slope continuing past the
@@ -381,6 +381,8 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
     blocks = math.ceil(work_h / dt - 1e-9)
     horizon = max(1, math.ceil(deadline_h / dt - 1e-9))
     loss = restart_h * speed / dt
+    cut = speed / 2 - loss  # the work an interrupted block keeps: half a block run, less the restart
+    start_cut, keep_cut = (max(cut, 0.0), cut) if interrupted_work else (0.0, -loss)
     top = blocks + math.ceil(loss) + 2
     pods = range(levels + 2)
     V: dict = {}
@@ -433,9 +435,10 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
                         if s2 <= j:  # runs the block, pays its bid
                             c += P[s, s2] * (model.edges[j] * dt * pay + read(V, t - 1, w - speed, s2, SPOT + j, True))
                             n += P[s, s2] * read(N, t - 1, w - speed, s2, SPOT + j, True)
-                        else:  # interrupted half-way: half the block paid, no work, no pod
-                            c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost + V[t - 1, w, s2, 0])
-                            n += P[s, s2] * (1 + N[t - 1, w, s2, 0])
+                        else:  # interrupted half-way: half the block paid (counted: half run, less the restart)
+                            c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost
+                                             + read(V, t - 1, w - start_cut, s2, 0, True))
+                            n += P[s, s2] * (1 + read(N, t - 1, w - start_cut, s2, 0, True))
                     opts.append((SPOT + j, c, n))
                 opts.sort(key=lambda o: o[1])
                 code, c, n = opts[0]
@@ -472,10 +475,10 @@ def _scalar_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart
                             if s2 <= j:
                                 keep_c += P[s, s2] * (model.edges[j] * dt * pay + read(V, t - 1, w - speed, s2, pod, True))
                                 keep_n += P[s, s2] * read(N, t - 1, w - speed, s2, pod, True)
-                            else:  # interrupted: the restart's work is lost too
+                            else:  # interrupted: the restart lost (counted: half a block of work done first)
                                 keep_c += P[s, s2] * (model.edges[j] * dt / 2 + interruption_cost
-                                                      + read(V, t - 1, w + loss, s2, 0, False))
-                                keep_n += P[s, s2] * (1 + read(N, t - 1, w + loss, s2, 0, False))
+                                                      + read(V, t - 1, w - keep_cut, s2, 0, keep_cut > 0))
+                                keep_n += P[s, s2] * (1 + read(N, t - 1, w - keep_cut, s2, 0, keep_cut > 0))
                     if keep_c <= end_c:
                         V[t, w, s, pod], N[t, w, s, pod], act[t, w, s, pod] = keep_c, keep_n, pod
                     else:
@@ -505,7 +508,7 @@ def test_solve_plan_matches_an_independent_scalar_dp(case: int) -> None:
            "restart_h": (0.0, 0.25, 1.0, 0.4)[case % 4], "speed": (1.0, 1.7, 0.5, 1.0)[case // 2 % 4],
            "interruption_cost": (0.0, 0.5, 2.0)[case % 3],
            "cap": (math.inf, 0.95, float(model.edges[0]) + 1e-6 if levels else 0.5, 0.05)[case % 4],
-           "clock_h": float(rng.uniform(0, 24)) if phased else None}
+           "clock_h": float(rng.uniform(0, 24)) if phased else None, "interrupted_work": case % 5 != 4}
     plan = solve_plan(model, **job)
     V, N, act, gap = _scalar_plan(model, **job)
     compared = 0
@@ -656,6 +659,23 @@ def test_a_plan_solved_up_to_a_row_is_the_whole_plan_up_to_it() -> None:
     again = plan_for(model, 6.0, 30.0, **job, rows=40)
     assert again.last_row == 40 and np.array_equal(again.value, whole.value[:41])
     _plans.clear()
+
+
+def test_counting_an_interrupted_blocks_work_makes_no_state_dearer_and_keeping_cheaper() -> None:
+    # A kept pod interrupted half-way has done half a block of work, and the restart then loses a
+    # quarter hour: counted (`interrupted_work`, planner.COUNT_INTERRUPTED_WORK), no state of the job
+    # costs more than when the interrupted block keeps nothing, and a kept spot pod on a floor that
+    # often crosses its bid costs less.
+    markets = _two_noisy_markets(3)
+    model = markets[0].model
+    job = {"restart_h": 0.25, "speed": 1.0, "interruption_cost": 0.0, "cap": math.inf}
+    for speed in (1.0, 1.7):
+        counted = solve_plan(model, 10.0, 30.0, **dict(job, speed=speed), interrupted_work=True)
+        old = solve_plan(model, 10.0, 30.0, **dict(job, speed=speed))
+        rows = slice(0, 21)  # the job's own 20 blocks of work (the rows above are past it: extrapolation)
+        assert np.all(counted.value[:, rows] <= old.value[:, rows] * (1 + 1e-6))
+        kept, kept_old = (p.value[-1, 1:21, :, SPOT:SPOT + model.levels] for p in (counted, old))
+        assert np.any(kept < kept_old * (1 - 1e-3))
 
 
 def test_statistics_for_jobs_that_never_plan_skip_the_floor_model() -> None:

@@ -5,7 +5,8 @@
     python3 analysis/benchmarks/bench_planner.py --check 40 --repeats 3   # a quick run
 
 `reference_solve_plan` below is a verbatim copy of `solve_plan` as it was before it was optimised
-(commit db35d42): the benchmark times both in the same run (median of `--repeats` solves each) on the
+(commit db35d42), with the accounting of an interrupted block's work (optimizer pass 8, the
+`interrupted_work` switch) added to both: the benchmark times both in the same run (median of `--repeats` solves each) on the
 issue's job (100 GPU-hours, 7-day deadline, 15-minute restart overhead, interruption price 0) with a
 model fitted by `fit_floor_model` (12 levels, 0.5-hour blocks) on 30 days of the emulator's RTX 4090
 COMMUNITY floor, and prints seconds per solve old and new and the ratio.
@@ -15,7 +16,8 @@ COMMUNITY floor, and prints seconds per solve old and new and the ratio.
 synthetic floors (random walks, spiky, calm, with NaN gaps = no capacity, few distinct prices so fewer
 than 12 levels, none below on-demand so zero levels), jobs with varied work (1-100 h), deadlines (work
 to 7 days), restart (0, 0.25, 1 h), speed (0.5, 1, 1.7), interruption price (0, 0.5 x on-demand,
-2 x on-demand) and cap (none, between two levels, below every level, under on-demand). Exit status 1
+2 x on-demand), cap (none, between two levels, below every level, under on-demand) and the
+interrupted block's work counted or not. Exit status 1
 if any pair differs.
 """
 
@@ -48,7 +50,7 @@ NOW = 1_770_000_000.0
 # ---- the reference: solve_plan as it was (verbatim copy, renamed) ----------------------------------
 
 def reference_solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: float, speed: float = 1.0,
-               interruption_cost: float = 0.0, cap: float = math.inf) -> Plan:
+               interruption_cost: float = 0.0, cap: float = math.inf, interrupted_work: bool = False) -> Plan:
     """Backward induction of the job's plan on `model` (see the module docstring). Levels above `cap`
     are not bid; on-demand above it is not used (the deadline then rests on spot alone)."""
     dt = model.step_h
@@ -80,6 +82,7 @@ def reference_solve_plan(model: FloorModel, work_h: float, deadline_h: float, *,
 
     after_run = wi - speed  # a block of running does `speed` blocks of reference work
     after_loss = wi + loss
+    cut = speed / 2 - loss  # the work an interrupted block keeps, net of the restart
     share = np.minimum(wi / speed, 1.0)[:, None]  # the share of a block paid when the job ends inside it
     action = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.int8)
     value = np.zeros((horizon + 1, W + 1, n_states, n_pods), dtype=np.float32)
@@ -107,10 +110,13 @@ def reference_solve_plan(model: FloorModel, work_h: float, deadline_h: float, *,
         if k:
             run_v = interp(V[:, :, SPOT:SPOT + k], after_run, True).transpose(2, 0, 1)  # (j, W+1, k')
             run_n = interp(N[:, :, SPOT:SPOT + k], after_run, True).transpose(2, 0, 1)
-            lost_v, lost_n = interp(idle_v, after_loss, False), interp(idle_n, after_loss, False)
+            # Interrupted half-way: half a block of work done, the restart's lost (a start loses at most what it ran).
+            lost_v, lost_n = (interp(a, wi - cut, cut > 0) if cut else a for a in (idle_v, idle_n)) if interrupted_work \
+                else (interp(idle_v, after_loss, False), interp(idle_n, after_loss, False))
+            cut_v, cut_n = (lost_v, lost_n) if cut > 0 and interrupted_work else (idle_v, idle_n)
             ok_v = paid + run_v
-            start_v = np.where(below, ok_v, half + idle_v[None]) @ P_T
-            start_n = np.where(below, run_n, 1.0 + idle_n[None]) @ P_T
+            start_v = np.where(below, ok_v, half + cut_v[None]) @ P_T
+            start_n = np.where(below, run_n, 1.0 + cut_n[None]) @ P_T
             keep_v = np.where(below, ok_v, half + lost_v[None]) @ P_T
             keep_n = np.where(below, run_n, 1.0 + lost_n[None]) @ P_T
             start_v = np.where(can_start, start_v, np.inf)
@@ -224,7 +230,7 @@ def random_job(model: FloorModel, rng: np.random.Generator) -> dict:
         caps.append(float(model.edges[j]))  # exactly on one
     return {"work_h": work, "deadline_h": deadline, "restart_h": float(rng.choice([0.0, 0.25, 1.0])),
             "speed": float(rng.choice([0.5, 1.0, 1.7])), "interruption_cost": float(rng.choice([0.0, 0.5, 2.0])) * od,
-            "cap": float(caps[rng.integers(0, len(caps))])}
+            "cap": float(caps[rng.integers(0, len(caps))]), "interrupted_work": bool(rng.integers(0, 2))}
 
 
 def identical(a: Plan, b: Plan) -> bool:
