@@ -319,7 +319,10 @@ class _Tick:
         [jobs.X] was written) never takes the launch's pod for its own: while the launch has a pod the
         ledger watches, the job is not run (`launches`). Once that pod is stopped or gone, the name is the
         job's: the launch's marks on the row (its `launched_by`, the hold `bidder stop` left, its pod and
-        start) are cleared, so the job starts afresh with a pod of its own, never resuming the launch's."""
+        start) are cleared, so the job starts afresh with a pod of its own, never resuming the launch's,
+        and the launch's pods move to a launch of their own, "NAME (launch)": their spend and hours were
+        the launch's, not the job's budget and work (counted as the job's, a job could take the
+        launch's hours for work it had done, and finish before doing it)."""
         where = self.config.path or "bidder.toml"
         for name in self.config.jobs:
             state = self.store.job_state(name)
@@ -332,8 +335,14 @@ class _Tick:
                                        f"this job does not run until that pod is stopped (`bidder stop {pod_id}`) or "
                                        f"the job is renamed in {where}; nothing is done for it")
             elif not self.ex.dry_run:
+                pods = self.store.managed_pods(name)
+                if pods:
+                    own = f"{name} (launch)"
+                    for row in pods:
+                        self.store.set_pod_state(row["pod_id"], job=own)
+                    self.store.mark_launch(own)
                 self.store.save_job_state(name, launched_by=None, state=None, note=None, pod_id=None, started=None,
-                                          stop_intent=None, restop=None, updated=self.now)
+                                          stop_intent=None, restop=None, progress_cache=None, updated=self.now)
 
     def _say_runpod_only(self, jc: JobConfig, report: JobReport) -> JobReport:
         """A job kept on RunPod by `keep_on_runpod` says so whenever it was decided for: its line, and the

@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env
 
 from bidder.cli import main
+from bidder.jobs import load_config
 from bidder.sim import TEST_API_KEY
+from bidder.tick import job_progress
 from bidder.units import to_iso
 
 
@@ -135,3 +137,12 @@ def test_a_launchs_pod_is_never_taken_by_a_job_added_under_its_name_later(env):
     [own] = env.running()  # (the launch's pod is stopped, not deleted: the user's to delete)
     assert own.id != pod.id and pod.desired_status == "EXITED"
     assert not env.store.is_launch("train") and env.store.job_state("train")["pod_id"] == own.id
+    # The launch's pod is its own launch's now: its ten minutes are not the job's work or spend.
+    assert [r["pod_id"] for r in env.store.managed_pods("train")] == [own.id]
+    assert [r["pod_id"] for r in env.store.managed_pods("train (launch)")] == [pod.id]
+    assert env.store.is_launch("train (launch)")
+    env.emu.advance(3600)  # the job's hour (the launch's pod ran five minutes before it)
+    assert cli(env, "tick").exit_code == 0
+    [jc] = load_config(env.tmp / "bidder.toml").jobs.values()
+    work, spent, _ = job_progress(env.store, jc, save=False)
+    assert work == pytest.approx(1.0, abs=0.02) and spent == pytest.approx(own.cost_per_hr, rel=0.02), (work, spent)
