@@ -104,6 +104,9 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     ('[jobs.a]\nimage = "x"\nallow_spot = false\nallow_on_demand = false\n', "allow_on_demand", "neither"),
     ('[jobs.a]\nimage = "x"\ntolerance = "none"\nallow_on_demand = false\n', "tolerance", "on-demand only"),
     ('[jobs."bad name"]\nimage = "x"\n', "bad name", "job name 'bad name'"),
+    # `bidder launch`'s own name: every tick would take the job for a launch (and its pods for the launch's).
+    ('[jobs.bidder-launch]\nimage = "x"\n', "bidder-launch",
+     "[jobs.bidder-launch]: 'bidder-launch' is the name `bidder launch` gives its pods; give the job another name"),
     ('[jobs.a]\nimage = "x"\nmax_spend_per_hour = 3\n', "max_spend_per_hour", "is a global setting"),
     ('budget = 3\n', "budget", "is a job setting"),
     ('colour = "red"\n', "colour", "unknown top-level key 'colour'"),
