@@ -31,10 +31,8 @@ from typing import Any
 
 from bidder.errors import ConfigError
 from bidder.models import TOLERANCE_PRESETS, JobSpec, Policy, parse_tolerance
+from bidder.store.ledger import LAUNCH_JOB
 from bidder.units import parse_duration, parse_timestamp
-
-#: `bidder launch`'s job name without --name (the ledger's LAUNCH_JOB): no [jobs.NAME] may take it.
-LAUNCH_NAME = "bidder-launch"
 
 __all__ = [
     "COLLECT_KEYS",
@@ -637,7 +635,7 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
     for name, table in jobs_table.items():
         if not isinstance(table, Mapping):
             raise _fail(f"jobs.{name} must be a table: write [jobs.{name}]", name, path)
-        if name == LAUNCH_NAME:  # the ledger's row of `bidder launch`: a tick would take it for a launch
+        if name == LAUNCH_JOB:  # the ledger's row of `bidder launch`: a tick would take it for a launch
             raise _fail(f"[jobs.{name}]: {name!r} is the name `bidder launch` gives its pods; give the job "
                         "another name", name, path)
         jobs[name] = job_from_values(name, table, defaults=defaults, path=path)

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from bidder.errors import StoreError
-from bidder.jobs import LAUNCH_NAME
 from bidder.store.base import StoreBase, _db_value, _from_row, _iso
 from bidder.store.schema import ACTION_KINDS
 
@@ -24,7 +23,7 @@ SPOT_UNSUPPORTED_SINCE = "spot_unsupported_since"
 
 #: `bidder launch`'s job name when --name is not given. Its job-state field `launched_by` marks a
 #: launch's job under any name: pods started once by hand, which no tick runs, resumes or holds.
-LAUNCH_JOB = LAUNCH_NAME  # (bidder.jobs refuses a [jobs.NAME] of it)
+LAUNCH_JOB = "bidder-launch"  # (bidder.jobs refuses a [jobs.NAME] of it)
 
 _JOB_COLUMNS = ("state", "pod_id", "work_done_hours", "spent", "interruptions", "started", "finished", "updated")
 _POD_COLUMNS = ("job", "name", "gpu_type_id", "cloud", "gpu_count", "kind", "bid_per_gpu", "created", "state",
