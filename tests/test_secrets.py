@@ -120,3 +120,37 @@ def test_the_key_appears_nowhere(secret_emulator, caplog):
     assert leaks == []
     # Not even a fragment long enough to be useful.
     assert not any(SECRET[4:24] in t for t in seen.texts + logs)
+
+
+# -- a key no header may carry (a pasted line break, a space, a curly quote) ------------------------
+
+BROKEN_KEYS = [
+    ("rpa_FIRSTHALF0000\r\nSECONDHALF0000", "a line break at character 18"),
+    ("rpa_FIRSTHALF0000\nSECONDHALF0000", "a line break at character 18"),
+    ("rpa_FIRSTHALF0000 SECONDHALF0000", "a space or tab at character 18"),
+    ("\u201crpa_FIRSTHALF0000SECONDHALF0000\u201d", "a non-ASCII character (a curly quote?) at character 1"),
+]
+
+
+@pytest.mark.parametrize(("key", "told"), BROKEN_KEYS)
+@pytest.mark.parametrize("market", ["runpod", "vast"])
+def test_a_key_no_header_may_carry_is_refused_in_one_line_without_quoting_it(emulator, tmp_path, key, told, market):
+    """httpx refused such a key with the key itself in its message ("Illegal header value b'Bearer
+    rpa_...\\r\\n...'"), which went to the screen and the collections table; a non-ASCII one gave a
+    traceback. Now the client refuses it before any request, naming where it comes from."""
+    from click.testing import CliRunner
+
+    from bidder.cli import main
+
+    env_name = "RUNPOD_API_KEY" if market == "runpod" else "VAST_API_KEY"
+    db = tmp_path / "h.db"
+    result = CliRunner(env={env_name: key, "HOME": str(tmp_path)}).invoke(
+        main, ["collect", "--db", str(db), "--market", market, "--api-url", emulator.url,
+               "--vast-url", emulator.vast_url])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [f"Error: the API key ({env_name}, or {'api_key' if market == 'runpod' else 'vast_api_key'} "
+                     f"in the config file) holds {told}: copy the key again, without quotes or line breaks"], lines
+    for part in ("FIRSTHALF", "SECONDHALF"):
+        assert part not in result.output
+        assert not db.exists() or part.encode() not in db.read_bytes()

@@ -156,6 +156,27 @@ def _check_url(url: str) -> str:
     return url
 
 
+def checked_api_key(api_key: str | None, *, env: str, key: str) -> str | None:
+    """The key as it will travel in the Authorization header: stripped, and refused in one line when
+    empty or when it holds what no header value may (a line break from a pasted file, a space, a
+    curly quote): httpx would otherwise fail with the key itself in its message. The message names
+    where the key comes from (`env`, or `key` in the config file) and never quotes it."""
+    if api_key is None:
+        return None
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise ConfigError(f"the API key is empty: set {env} or leave it unset", key=key)
+    api_key = api_key.strip()
+    bad = next((c for c in api_key if not "!" <= c <= "~"), None)  # printable ASCII, no space
+    if bad is not None:
+        what = ("a line break" if bad in "\r\n" else "a space or tab" if bad.isspace()
+                else "a control character" if ord(bad) < 32 or ord(bad) == 127
+                else "a non-ASCII character (a curly quote?)")
+        raise ConfigError(f"the API key ({env}, or {key} in the config file) holds {what} at character "
+                          f"{api_key.index(bad) + 1}: copy the key again, without quotes or line breaks",
+                          key=key)
+    return api_key
+
+
 class EmulatorTime:
     """The server's clock, for a client whose server may be bidder's emulator (RunPod's and Vast's
     clients alike): `server_now` from the newest answer's X-Bidder-Sim-Now header, and
@@ -216,14 +237,12 @@ class RunPodClient(EmulatorTime):
 
     def __init__(self, api_key: str | None = None, url: str = DEFAULT_URL, http: httpx.Client | None = None,
                  retry: RetryPolicy | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
-        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-            raise ConfigError("the API key is empty: set RUNPOD_API_KEY or leave it unset", key="api_key")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}", key="timeout")
         self.url = _check_url(url)
         self.retry = retry if retry is not None else RetryPolicy()
         self.timeout = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
-        self._key = api_key.strip() if api_key is not None else None
+        self._key = checked_api_key(api_key, env="RUNPOD_API_KEY", key="api_key")
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
         self._spot_fields: bool | None = None

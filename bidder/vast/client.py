@@ -41,7 +41,7 @@ from bidder.errors import (
     RateLimited,
     UnwantedInstance,
 )
-from bidder.runpod.client import EmulatorTime, RetryPolicy
+from bidder.runpod.client import EmulatorTime, RetryPolicy, checked_api_key
 from bidder.runpod.errors_map import HTTPX_CAUGHT, from_httpx
 from bidder.vast import operations as ops
 from bidder.vast.errors_map import classify, decode_response, error_fields, unexpected
@@ -81,8 +81,6 @@ class VastClient(EmulatorTime):
     def __init__(self, api_key: str | None = None, url: str = DEFAULT_URL, http: httpx.Client | None = None,
                  retry: RetryPolicy | None = None, timeout: float = DEFAULT_TIMEOUT,
                  rate_limit_base: float = 1.0) -> None:
-        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-            raise ConfigError("the Vast API key is empty: set VAST_API_KEY or leave it unset", key="vast_api_key")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}", key="timeout")
         if isinstance(rate_limit_base, bool) or not isinstance(rate_limit_base, (int, float)) or rate_limit_base < 0:
@@ -91,7 +89,7 @@ class VastClient(EmulatorTime):
         self.retry = retry if retry is not None else RetryPolicy()
         self.timeout = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
         self.rate_limit_base = float(rate_limit_base)
-        self._key = api_key.strip() if api_key is not None else None
+        self._key = checked_api_key(api_key, env="VAST_API_KEY", key="vast_api_key")
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
         # The emulator's virtual time from the newest answer's X-Bidder-Sim-Now (Vast never sends it).
