@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sim_helpers import A6000, AUTH, gql, rent
 
-from bidder.errors import TraceFormatError
+from bidder.errors import ConfigError, TraceFormatError
 from bidder.models import PriceQuote
 from bidder.sim import Emulator, World, generate_quotes, generate_trace
 from bidder.sim.world import SPOT_NO_INSTANCES, BusinessError
@@ -184,6 +184,13 @@ def test_sim_now_and_advance_endpoints(emulator):
     assert emulator.now == datetime(2026, 1, 1, 0, 1, 30, tzinfo=UTC)
     bad = httpx.post(emulator.base_url + "/sim/advance", json={"seconds": -5}, timeout=10)
     assert bad.status_code == 400
+    # 1e30 seconds was taken, and the emulator then dropped every request (its clock past any date).
+    for seconds in (1e30, 366 * 86400 + 1):
+        huge = httpx.post(emulator.base_url + "/sim/advance", json={"seconds": seconds}, timeout=10)
+        assert huge.status_code == 400 and "from 0 to 31622400 (366 days)" in huge.text
+    assert httpx.get(emulator.base_url + "/sim/now", timeout=10).json()["now"] == "2026-01-01T00:01:30Z"
+    with pytest.raises(ConfigError, match="366 days"):
+        emulator.advance(float("inf"))
 
 
 def test_pods_are_found_by_name_in_myself(emulator):

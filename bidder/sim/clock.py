@@ -14,11 +14,20 @@ from datetime import UTC, datetime
 
 from bidder.errors import ConfigError
 
-__all__ = ["GRID_S", "Pacer", "VirtualClock", "from_epoch", "to_epoch"]
+__all__ = ["GRID_S", "MAX_ADVANCE_S", "Pacer", "VirtualClock", "check_advance", "from_epoch", "to_epoch"]
 
 #: The market's internal grid: prices step and interruptions are checked every GRID_S seconds
 #: of virtual time, whatever chunks time is advanced in (so a seed gives one history).
 GRID_S = 60
+#: The most one advance may move the clock: a spot pod's floors are checked on the grid over the whole
+#: span, so an advance of 1e30 seconds would never return (and no date that far off exists).
+MAX_ADVANCE_S = 366 * 86400
+
+
+def check_advance(seconds: float) -> None:
+    """Refuse a move backwards, by a non-number (NaN, inf) or by more than MAX_ADVANCE_S."""
+    if not 0 <= seconds <= MAX_ADVANCE_S:
+        raise ConfigError(f"seconds must be from 0 to {MAX_ADVANCE_S} (366 days) in one advance, got {seconds!r}")
 
 
 def to_epoch(value: datetime) -> float:
@@ -46,8 +55,7 @@ class VirtualClock:
         return from_epoch(self._now)
 
     def advance(self, seconds: float) -> float:
-        if not seconds >= 0:  # also rejects NaN
-            raise ConfigError(f"cannot move time backwards or by a non-number: {seconds!r}")
+        check_advance(seconds)
         self._now += float(seconds)
         return self._now
 

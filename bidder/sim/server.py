@@ -37,6 +37,7 @@ from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, e
 
 from bidder.clock import SIM_NOW_HEADER
 from bidder.sim import vast_routes
+from bidder.sim.clock import MAX_ADVANCE_S
 from bidder.sim.faults import FaultInjector, MalformedRules
 from bidder.sim.resolvers import CREATE_MUTATIONS, build_schema, context_for
 from bidder.sim.vast_world import VastWorld
@@ -244,10 +245,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _advance(self, body: bytes) -> None:
         try:
             seconds = json.loads(body or b"{}").get("seconds")
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_ADVANCE_S:
                 raise ValueError
         except (ValueError, AttributeError):
-            self._errors(400, 'give {"seconds": N} with N a number >= 0')
+            self._errors(400, f'give {{"seconds": N}} with N a number from 0 to {MAX_ADVANCE_S} (366 days)')
             return
         self._sim(200, {"now": to_iso(self.server.emulator.advance(seconds))})
 

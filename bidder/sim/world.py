@@ -34,7 +34,7 @@ import numpy as np
 
 from bidder.errors import ConfigError
 from bidder.sim.catalog import CLOUD_NAMES, GpuTypeInfo, load_catalog
-from bidder.sim.clock import VirtualClock, from_epoch, to_epoch
+from bidder.sim.clock import VirtualClock, check_advance, from_epoch, to_epoch
 from bidder.sim.prices import (
     DEFAULT_START,
     ModelMarket,
@@ -253,8 +253,7 @@ class World:
         """Move virtual time: interrupt outbid and reclaimed spot pods at the grid step it
         happens, bill every running pod per second up to the new time."""
         with self.lock:
-            if not seconds >= 0:
-                raise ConfigError(f"seconds must be >= 0, got {seconds!r}")
+            check_advance(seconds)
             t0, t1 = self.clock.now_s, self.clock.now_s + float(seconds)
             grids: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
             for pod in list(self.pods.values()):
