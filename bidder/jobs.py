@@ -32,7 +32,7 @@ from typing import Any
 from bidder.errors import ConfigError
 from bidder.models import TOLERANCE_PRESETS, JobSpec, Policy, parse_tolerance
 from bidder.store.ledger import LAUNCH_JOB
-from bidder.units import parse_duration, parse_timestamp
+from bidder.units import NoUnit, YearTooEarly, parse_duration, parse_timestamp
 
 __all__ = [
     "COLLECT_KEYS",
@@ -182,10 +182,14 @@ def _deadline(value: Any) -> timedelta | datetime:
     if isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value):
         try:
             return parse_timestamp(value)
+        except YearTooEarly:
+            raise
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO 8601 time such as 2026-03-01T12:00:00Z") from None
     try:
         return _positive_duration(value)
+    except NoUnit:
+        raise
     except ValueError:
         raise ValueError("must be a duration after the job starts (e.g. 3d) or a time "
                          "(e.g. 2026-03-01T12:00:00Z)") from None

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from bidder.errors import TraceFormatError
 from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, PriceQuote
-from bidder.units import is_naive, parse_timestamp, to_iso
+from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,8 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None) -> Iterator[
         except OverflowError:  # its offset moves it out of the years 1-9999 in UTC
             raise row.fail("ts", f"{row.text('ts')!r} is out of range: in UTC it must fall in the years "
                                  "1 to 9999") from None
+        except YearTooEarly as exc:
+            raise row.fail("ts", str(exc)) from None
         except ValueError:
             raise row.fail("ts", f"{row.text('ts')!r} is not an ISO 8601 time "
                                  f"(e.g. 2026-01-01T00:05:00Z)") from None

@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["DurationTooLong", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso"]
+__all__ = ["FIRST_YEAR", "DurationTooLong", "NoUnit", "YearTooEarly", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_DURATION_S = 100 * 365.25 * 86400
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_BARE_NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?$")
 
 
 class DurationTooLong(ValueError):
     """A duration over 100 years: well-formed, but no date that far off fits."""
 
 
-def parse_duration(text: str | float | int, *, default_unit: str = "s") -> timedelta:
-    """Parse "90s", "15m", "1.5h", "3d", "2w" (a bare number takes `default_unit`)."""
-    if isinstance(text, (int, float)):
-        seconds = float(text) * _UNITS[default_unit]
-    else:
-        match = _DURATION.match(text)
-        if not match:
-            raise ValueError(f"{text!r} is not a duration: use a number and a unit, e.g. 90s, 15m, 2h, 3d")
-        unit = (match.group(2) or default_unit).lower()
-        seconds = float(match.group(1)) * _UNITS[unit]
-    if seconds < 0:
-        raise ValueError(f"duration must not be negative, got {text!r}")
-    if not seconds <= _MAX_DURATION_S:  # also nan; past it a date before or after it would not fit
+class NoUnit(ValueError):
+    """A bare number given as a duration (seconds? minutes? days? refused rather than guessed)."""
+
+
+class YearTooEarly(ValueError):
+    """A well-formed time before FIRST_YEAR (a typo in the year)."""
+
+
+def parse_duration(text: str | float | int) -> timedelta:
+    """Parse "90s", "15m", "1.5h", "3d", "2w". A bare number other than 0 is refused: read as seconds,
+    "90" surprised users who meant minutes or days (a --deadline of 90 seconds, a loop every 5)."""
+    bare = str(text).strip()
+    if isinstance(text, (int, float)) or _BARE_NUMBER.match(bare):
+        number = float(text)
+        if not number >= 0 or math.isinf(number):
+            raise ValueError(f"'{bare}' is not a duration: use a number >= 0 and a unit, e.g. 90s, 15m, 2h, 3d")
+        if number:
+            raise NoUnit(f"'{bare}' has no unit: give one, e.g. {bare}s, {bare}m, {bare}h or {bare}d "
+                             "(s, m, h, d, w)")
+        return timedelta(0)
+    match = _DURATION.match(text)  # type: ignore[arg-type]
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: use a number and a unit, e.g. 90s, 15m, 2h, 3d")
+    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if not seconds <= _MAX_DURATION_S:  # past it a date before or after it would not fit
         raise DurationTooLong(f"duration {text!r} is over 100 years: give a shorter one")
     return timedelta(seconds=seconds)
 
@@ -57,12 +71,22 @@ def parse_int_list(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
+#: The first year a time may fall in: epoch seconds (the backtest, the emulator) start in 1970, and
+#: a year before it is a typo ("0226-01-01" for "2026-01-01").
+FIRST_YEAR = 1970
+
+
 def parse_timestamp(text: str) -> datetime:
-    """Parse ISO 8601 ("2026-01-02T03:04:05Z", with or without offset; naive means UTC)."""
+    """Parse ISO 8601 ("2026-01-02T03:04:05Z", with or without offset; naive means UTC). A year
+    before `FIRST_YEAR` is refused."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    value = value.astimezone(UTC)
+    if value.year < FIRST_YEAR:
+        raise YearTooEarly(f"{text.strip()!r} is in the year {value.year}: give a time from {FIRST_YEAR} on "
+                         "(check the year)")
+    return value
 
 
 def is_naive(text: str) -> bool:
@@ -75,4 +99,5 @@ def is_naive(text: str) -> bool:
 
 def to_iso(value: datetime) -> str:
     """The one text form bidder writes: UTC, seconds precision, 'Z' suffix (sorts as text)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    value = value.astimezone(UTC)
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}Z"  # (%Y is not zero-padded under 1000 on glibc)

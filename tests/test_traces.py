@@ -86,6 +86,9 @@ def test_defaults_and_zero_floor():
     ("2026-01-01T00:00:00Z,A,0.2,-0.5,SECURE,1,\n", 2, "uninterruptable_price", "not a price >= 0"),
     ("2026-01-01T00:00:00Z,A,0.2,inf,SECURE,1,\n", 2, "uninterruptable_price", "not a price >= 0"),
     ("yesterday,A,0.2,0.5,SECURE,1,\n", 2, "ts", "'yesterday' is not an ISO 8601 time"),
+    # A typo in the year: stored, it was written back unpadded ("226-01-01T...") and every later read failed.
+    ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,\n0226-01-01T00:05:00Z,A,0.2,0.5,SECURE,1,\n", 3, "ts",
+     "'0226-01-01T00:05:00Z' is in the year 226: give a time from 1970 on (check the year)"),
     ("2026-01-01T00:00:00Z,,0.2,0.5,SECURE,1,\n", 2, "gpu_type", "empty"),
     ("2026-01-01T00:00:00Z,A,0.2,0.5,MOON,1,\n", 2, "cloud", "'MOON' is not SECURE or COMMUNITY"),
     ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,0,\n", 2, "gpu_count", "'0' is not a positive whole number"),

@@ -8,7 +8,7 @@ from bidder.units import format_duration, parse_duration, parse_int_list, parse_
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("15m", 900), ("1.5h", 5400), ("3d", 259200), ("2w", 1209600), ("42", 42)],
+    [("90s", 90), ("15m", 900), ("1.5h", 5400), ("3d", 259200), ("2w", 1209600), ("0", 0)],
 )
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
@@ -44,3 +44,27 @@ def test_tolerance_presets_and_numbers():
         parse_tolerance("sometimes")
     with pytest.raises(ValueError, match=">= 0"):
         parse_tolerance("-1")
+
+
+def test_times_before_1970_are_refused_and_every_year_is_written_with_four_digits():
+    # A year under 1000 was written unpadded ("999-01-01T00:00:00Z"), which no read accepted again.
+    with pytest.raises(ValueError, match=r"'0999-01-01T00:00:00Z' is in the year 999: give a time from 1970 on"):
+        parse_timestamp("0999-01-01T00:00:00Z")
+    with pytest.raises(ValueError, match="in the year 1969"):
+        parse_timestamp("1969-12-31T23:59:59Z")
+    assert parse_timestamp("1970-01-01T00:00:00Z") == datetime(1970, 1, 1, tzinfo=UTC)
+    assert to_iso(datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC)) == "0999-01-02T03:04:05Z"
+    assert to_iso(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("90", "'90' has no unit: give one, e.g. 90s, 90m, 90h or 90d"),
+    (5, "'5' has no unit"), (2.5, "'2.5' has no unit"),
+    ("-5", "'-5' is not a duration"), (float("inf"), "'inf' is not a duration"),
+])
+def test_a_bare_number_is_not_a_duration(value, message):
+    """Read as seconds, `deadline = 2` in bidder.toml was a 2-second deadline and `--every 5` a loop
+    every 5 seconds against the real API: a unit is required everywhere (0 needs none)."""
+    with pytest.raises(ValueError, match=message):
+        parse_duration(value)
+    assert parse_duration(0) == parse_duration("0") == timedelta(0)

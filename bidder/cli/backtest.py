@@ -29,7 +29,7 @@ from bidder.cli.common import (
 )
 from bidder.cli.progress import Progress
 from bidder.errors import ConfigError
-from bidder.units import format_duration, parse_timestamp
+from bidder.units import YearTooEarly, format_duration, parse_timestamp
 
 __all__ = ["backtest"]
 
@@ -57,6 +57,8 @@ class _Timestamp(click.ParamType):
             return parse_timestamp(str(value))
         except OverflowError:  # an offset that moves it out of years 1-9999 in UTC
             self.fail(f"{value!r} is out of range: in UTC it must fall in the years 1 to 9999", param, ctx)
+        except YearTooEarly as exc:
+            self.fail(str(exc), param, ctx)
         except ValueError:
             self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)", param, ctx)
 

@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from bidder.models import parse_tolerance
-from bidder.units import DurationTooLong, parse_duration, parse_int_list, parse_timestamp
+from bidder.units import DurationTooLong, YearTooEarly, parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
     "CLOUD_CHOICE",
@@ -25,7 +24,6 @@ __all__ = [
     "DEFAULT_DB",
     "DEFAULT_VAST_URL",
     "DURATION",
-    "DURATION_WITH_UNIT",
     "HOURS_HELP",
     "INT_LIST",
     "MARKET_CHOICES",
@@ -72,20 +70,14 @@ class FiniteRange(click.FloatRange):
 
 
 class DurationType(click.ParamType):
-    """A duration such as 90s, 15m, 2h, 3d. `unit_required`: a bare number other than 0 is refused
-    (for --deadline and --restart-overhead, where "90" read as 90 seconds surprised users)."""
+    """A duration such as 90s, 15m, 2h, 3d. A bare number other than 0 is refused: "90" read as 90
+    seconds surprised users (a --deadline of 90 seconds, a collect loop every 5 seconds)."""
 
     name = "duration"
-
-    def __init__(self, unit_required: bool = False) -> None:
-        self.unit_required = unit_required
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
             return value
-        if self.unit_required and isinstance(value, str) and _BARE_NUMBER.match(value) and float(value) != 0:
-            self.fail(f"{value.strip()!r} has no unit: give one, e.g. {value.strip()}s, {value.strip()}m, "
-                      f"{value.strip()}h or {value.strip()}d (s, m, h, d, w)", param, ctx)
         try:
             return parse_duration(value)
         except ValueError as exc:
@@ -139,16 +131,15 @@ def parse_when(text: str | None, now: datetime, option: str, *, allow_all: bool 
         pass
     try:
         return parse_timestamp(text)
+    except YearTooEarly as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
     except ValueError:
         also = " nor 'all'" if allow_all else ""
         raise click.BadParameter(f"{text!r} is neither a duration before now (e.g. 7d, 12h) nor an ISO 8601 time "
                                  f"(e.g. 2026-01-01T00:00:00Z){also}", param_hint=option) from None
 
 
-_BARE_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 DURATION = DurationType()
-#: A duration that must carry its unit (a bare 0 aside): `recommend` and `launch`'s --deadline, --restart-overhead.
-DURATION_WITH_UNIT = DurationType(unit_required=True)
 INT_LIST = IntListType()
 TOLERANCE = ToleranceType()
 

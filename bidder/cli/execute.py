@@ -21,7 +21,7 @@ from click.core import ParameterSource
 from bidder.cli import main
 from bidder.cli.common import (
     CLOUD_CHOICE,
-    DURATION_WITH_UNIT,
+    DURATION,
     HOURS_HELP,
     MAX_HOURS,
     TOLERANCE,
@@ -251,11 +251,11 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None,
               help=f"{HOURS_HELP} (default: keep running).")
 @click.option("--keep-running", is_flag=True, default=False, help="A service with no end (the default).")
-@click.option("--deadline", type=DURATION_WITH_UNIT, default=None,
+@click.option("--deadline", type=DURATION, default=None,
               help="Finish within this long (needs --hours), e.g. 3d (a unit is required: s, m, h, d, w).")
 @click.option("--budget", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Most to spend on the job.")
-@click.option("--restart-overhead", type=DURATION_WITH_UNIT, default="10m", show_default=True,
+@click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
               help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--max-spend-per-hour", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
               help="Launch only if the pods in the ledger (your managed jobs' and earlier launches') and this one "

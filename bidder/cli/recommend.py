@@ -18,7 +18,7 @@ from click.core import ParameterSource
 from bidder.cli import main
 from bidder.cli.common import (
     CLOUD_CHOICE,
-    DURATION_WITH_UNIT,
+    DURATION,
     HOURS_HELP,
     MAX_HOURS,
     TOLERANCE,
@@ -119,13 +119,13 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 @click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None,
               help=f"{HOURS_HELP} (a batch job).")
 @click.option("--keep-running", is_flag=True, help="A service with no end: optimise cost per hour.")
-@click.option("--deadline", type=DURATION_WITH_UNIT, default=None, help="Finish within this long from now, e.g. 3d (a unit is required: s, m, h, d, w).")
+@click.option("--deadline", type=DURATION, default=None, help="Finish within this long from now, e.g. 3d (a unit is required: s, m, h, d, w).")
 @click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None,
               help="Most to pay per GPU-hour, bid or on-demand (USD).")
 @click.option("--budget", type=FiniteRange(min=0, min_open=True), default=None, help="Most to spend on the whole job (USD).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day you accept: none, low (0.5), medium (2), high (6) or a number.")
-@click.option("--restart-overhead", type=DURATION_WITH_UNIT, default="10m", show_default=True,
+@click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
               help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--min-savings", type=FiniteRange(min=0, max=1), default=0.15, show_default=True,
               help="Spot must beat on-demand by this share, after overheads.")

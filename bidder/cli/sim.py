@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -13,7 +13,7 @@ import click
 from bidder.cli import main
 from bidder.cli.common import DURATION, MAX_DAYS, MAX_RECLAIM_RATE, FiniteRange
 from bidder.errors import ConfigError
-from bidder.units import parse_timestamp, to_iso
+from bidder.units import YearTooEarly, parse_timestamp, to_iso
 
 __all__ = ["sim"]
 
@@ -34,6 +34,8 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
         return None
     try:
         return parse_timestamp(value)
+    except YearTooEarly as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z",
                                  ctx=ctx, param=param) from None
@@ -166,8 +168,12 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
         generate, write = generate_vast_quotes, write_vast_trace
     else:
         generate, write = generate_quotes, write_trace  # type: ignore[assignment]
+    first = start or DEFAULT_START
+    if first > datetime.max.replace(tzinfo=UTC) - timedelta(days=days + 1):  # its times must fit in the year 9999
+        raise click.BadParameter(f"{to_iso(first)} and {days:g} days run past the year 9999: give an earlier start",
+                                 param_hint="--start")
     try:
-        quotes = generate(seed, days, step_s, gpu_types or None, start=start or DEFAULT_START)
+        quotes = generate(seed, days, step_s, gpu_types or None, start=first)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--gpu") from None
     try:

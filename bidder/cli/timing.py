@@ -17,7 +17,7 @@ import click
 from bidder.cli import NOTES_KEY
 from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past
 from bidder.store import Store
-from bidder.units import is_naive, parse_timestamp, to_iso
+from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
 
 __all__ = ["allow_past_option", "api_now", "db_now", "now_option", "parse_now", "say_after"]
 
@@ -35,6 +35,8 @@ def parse_now(text: str | None) -> datetime | None:
         return None
     try:
         now = parse_timestamp(text)
+    except YearTooEarly as exc:
+        raise click.BadParameter(str(exc), param_hint="--now") from None
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
                                  param_hint="--now") from None
