@@ -553,11 +553,11 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                              budget_left, slack, reserve, od_cost, od_speed, horizon, time_left, progress,
                              spot_now, plans, rejected)
 
-    missing = [] if not spot_ok else [
+    missing = [] if not spot_ok else list(dict.fromkeys(  # (two clouds of one GPU often say the same)
         f"{_short(q.gpu_type_id)}: {(history_notes or {}).get((q.gpu_type_id, q.cloud, q.gpu_count))}"
         if len(markets) > 1 else str((history_notes or {}).get((q.gpu_type_id, q.cloud, q.gpu_count)))
         for q in markets if (q.gpu_type_id, q.cloud, q.gpu_count) not in stats
-        and (q.gpu_type_id, q.cloud, q.gpu_count) in (history_notes or {})]
+        and (q.gpu_type_id, q.cloud, q.gpu_count) in (history_notes or {})))
     if must_run_on_demand:
         assert best_od is not None
         best_od.note = (f"slack {max(slack, 0):.1f} h is at the {reserve:.1f} h reserve: on-demand until done "
@@ -575,7 +575,10 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                              "deadline", constraint="deadline")
         if rejected.best is not None:
             _, _, constraint, message = rejected.best
-            raise Infeasible(f"no candidate meets the {constraint.replace('_', ' ')}: {message}",
+            # Spot may be missing for lack of history, not for this constraint: say so, or the user
+            # loosens the constraint named and still gets no spot.
+            also = f" (and no spot: {'; '.join(missing)})" if missing else ""
+            raise Infeasible(f"no candidate meets the {constraint.replace('_', ' ')}: {message}{also}",
                              constraint=constraint)
         raise Infeasible("no candidate can run: no on-demand price and no spot history for the accepted GPU "
                          "types (collect more history with `bidder collect`)", constraint="history")

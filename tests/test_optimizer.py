@@ -418,6 +418,21 @@ def test_a_decision_made_for_lack_of_history_says_so() -> None:
     assert "history" not in decide_by_rates(job(), Policy(), [quote], stats, NOW, history_notes=notes).reasons[0]
 
 
+def test_when_a_limit_rules_out_on_demand_the_error_also_says_spot_lacks_history() -> None:
+    """It named the max price alone, so the user lowered it... while spot was out for want of history
+    (and two clouds of one GPU said the same note twice in the reasons)."""
+    quote, _ = CALM
+    other = PriceQuote(**{**quote.__dict__, "cloud": "SECURE"})
+    note = "not enough price history for spot yet: 3 of 12 samples"
+    notes = {("NVIDIA RTX A6000", cloud, 1): note for cloud in ("COMMUNITY", "SECURE")}
+    d = decide_by_rates(job(), Policy(), [quote, other], {}, NOW, history_notes=notes)
+    assert d.reasons[0].count(note) == 1, d.reasons[0]
+    with pytest.raises(Infeasible) as info:
+        decide_by_rates(job(), Policy(max_price=0.5), [quote, other], {}, NOW, history_notes=notes)
+    assert str(info.value) == ("no candidate meets the max price: RTX A6000 on-demand at $0.800 is over the max price "
+                               f"$0.500 (and no spot: RTX A6000: {note})")
+
+
 def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None:
     # Tolerance 2/day over a 4-day window is 8 interruptions in all. A job 2 days in that has had 3
     # may still expect up to 2/day; one that has had 8 has used the budget: on-demand for the rest.
