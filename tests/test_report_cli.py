@@ -90,6 +90,21 @@ def test_report_table(db):
                                  "0.790", "92"]
 
 
+@pytest.mark.parametrize(("status", "shown"), [("RUNNING", "running"), ("EXITED", "paused")])
+def test_a_managed_pod_shows_its_status_as_bidder_pods_does(db, status, shown):
+    """A pod a tick stopped (max_price lowered under it) stays "active" in the ledger, to be resumed:
+    the report showed "active" where `bidder pods` showed EXITED."""
+    with Store.open(db) as store:
+        store.set_pod_state("pod-a", desired_status=status)
+    table = run("report", "--db", db, "--since", "12h", *NOW)
+    assert table.exit_code == 0 and table.output.splitlines()[9].split()[-1] == shown
+    data = json.loads(run("report", "--db", db, "--since", "12h", "--format", "json", *NOW).output)
+    assert (data["pods"][0]["state"], data["pods"][0]["status"]) == ("active", status)  # the ledger's, as it is
+    with Store.open(db) as store:
+        store.set_pod_state("pod-a", state="stopped", ended=h(11))
+    assert run("report", "--db", db, "--since", "12h", *NOW).output.splitlines()[9].split()[-1] == "stopped"
+
+
 def test_report_json_shape(db):
     result = run("report", "--db", db, "--since", "all", "--format", "json", *NOW)
     assert result.exit_code == 0, result.output

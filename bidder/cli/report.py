@@ -363,6 +363,7 @@ def _job_row(job: Any) -> dict[str, Any]:
 
 def _pod_row(pod: Any) -> dict[str, Any]:
     row = _rounded(pod.to_dict(), 4)
+    row["state"] = pod.shown_state
     if row["saving_pct"] is not None:
         row["saving_pct"] = round(row["saving_pct"]) + 0
     return row

@@ -106,8 +106,18 @@ class PodSpend:
     interruption_times: tuple[datetime, ...] = field(default=(), repr=False)
     market: str = "runpod"
     unpolled_since: datetime | None = None
+    status: str | None = None  # the pod's last known status on its market (RUNNING, EXITED, ...)
     # Cumulative curve inside the period, for charts: (epoch seconds, USD spent, USD on-demand).
     curve: tuple[tuple[float, float, float], ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def shown_state(self) -> str | None:
+        """The state a table shows: the ledger's, except that a pod bidder still manages ("active")
+        is shown as running or paused (outbid, or stopped to be resumed), as `bidder pods` shows its
+        status: "active" beside a pod `bidder pods` lists as EXITED read as a contradiction."""
+        if self.state != "active" or not self.status:
+            return self.state
+        return {"RUNNING": "running", "EXITED": "paused"}.get(self.status, self.status.lower())
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -457,7 +467,8 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
         last_poll=observations[-1]["ts"] if observations else None, hours=hours, gpu_hours=gpu_hours,
         spend=spend, interruptions=len(cut), avg_per_gpu_hour=spend / gpu_hours if gpu_hours > 0 else None,
         on_demand_cost=on_demand_cost, saving=saving, saving_pct=_pct(saving, on_demand_cost),
-        interruption_times=tuple(cut), curve=curve, market=row.get("market") or "runpod", unpolled_since=unpolled)
+        interruption_times=tuple(cut), curve=curve, market=row.get("market") or "runpod", unpolled_since=unpolled,
+        status=row.get("desired_status"))
 
 
 def _merge_curves(curves: Iterable[tuple[tuple[float, float, float], ...]]) -> tuple[tuple[float, float, float], ...]:

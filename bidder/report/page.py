@@ -210,7 +210,7 @@ def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], s
 def _pod_rows(pods: Sequence[PodSpend]) -> list[Sequence[Any]]:
     return [(p.pod_id, p.gpu_type_id, p.cloud, p.kind, p.gpu_count, p.bid_per_gpu, p.hours, p.spend,
              p.interruptions, p.on_demand_cost, p.saving, None if p.saving_pct is None else round(p.saving_pct),
-             p.state) for p in pods]
+             p.shown_state) for p in pods]
 
 
 _POD_HEADERS = ("pod", "GPU type", "cloud", "kind", "GPUs", "bid $/GPU-h", "hours", "spent $", "interruptions",
