@@ -21,7 +21,7 @@ from bidder.errors import InsufficientHistory
 from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, MarketStats, market_stats
 from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, market_of
 from bidder.optimizer import decide, select_quotes, uses_plan
-from bidder.units import format_duration
+from bidder.units import format_duration, to_iso
 
 __all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "HistoryInfo", "advise", "gather_stats", "history_note"]
 
@@ -94,8 +94,8 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
         held = store.latest_quotes()
         if held:  # prices, but none in the hours before `now` (a --now before or far past the history)
             raise InsufficientHistory(f"no prices in the {format_duration(max_snapshot_age_hours * 3600)} before "
-                                      f"{now.isoformat()} in the database (its newest snapshot is "
-                                      f"{max(q.ts for q in held).isoformat()}): give a --now within its history")
+                                      f"{to_iso(now)} in the database (its newest snapshot is "
+                                      f"{to_iso(max(q.ts for q in held))}): give a --now within its history")
         raise InsufficientHistory("no prices in the database yet: collect a snapshot with `bidder collect` "
                                   "(or load history with `bidder import-trace FILE`)")
     newest = max(q.ts for q in quotes)

@@ -135,6 +135,20 @@ def test_history_errors(history_db, tmp_path):
     assert result.exit_code == 1 and "no price history in" in result.stderr and "bidder collect" in result.stderr
 
 
+def test_a_window_counted_back_from_the_wall_clock_ends_at_it(tmp_path):
+    """Imported rows dated after the wall clock were in `--since 1d` (the last day), with no upper end."""
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    trace = tmp_path / "later.csv"
+    trace.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n" + "".join(
+        f"{(later + timedelta(minutes=30 * i)).strftime('%Y-%m-%dT%H:%M:%SZ')},NVIDIA RTX A6000,0.2,0.5\n"
+        for i in range(4)))
+    db = str(tmp_path / "later.db")
+    assert run("import-trace", str(trace), "--db", db).exit_code == 0
+    result = run("history", "A6000", "--db", db, "--since", "1d")
+    assert result.exit_code == 1 and "no samples of NVIDIA RTX A6000 since" in result.stderr, result.output
+    assert run("history", "A6000", "--db", db, "--since", "all", "--format", "json").exit_code == 0
+
+
 def test_history_as_of_now_ends_the_window_at_now(history_db):
     """--now is an as-of time: the window ends at it (its own sample included), as --until would."""
     db, _ = history_db
