@@ -381,8 +381,9 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
         now = db_now(store, now_text, allow_past=allow_past) if counted else datetime.now(UTC)
         start = parse_since(since, now)
         # --until is exclusive; the window as of --now, or counted back from now (--since 1d: the last
-        # day), ends at now, its samples at that second included (imported rows dated later are not in it).
-        as_of = until is None and counted
+        # day), ends at now, its samples at that second included (imported rows dated later are not in it);
+        # with --allow-past the database's clock runs ahead of this machine's: its newest data stays in.
+        as_of = until is None and (now_text is not None or (counted and not allow_past))
         end = _not_before(now + timedelta(seconds=1) if as_of else parse_when(until, now, "--until"), start)
         names = gpu_names(store, market_filter(market))
         if not names:
