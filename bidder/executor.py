@@ -325,7 +325,8 @@ class Executor:
         the storage Vast bills for every instance it keeps, running, paused or stopped."""
         total = sum(float(a["expected_cost_per_hour"] or 0.0) for a in self.store.actions(outcome="pending")
                     if a["kind"] in ("rent_spot", "deploy_on_demand"))
-        for row in self.store.managed_pods(states=["active", "retiring"]):
+        # A stopped pod is kept (to resume, or for its disk), and a stopped Vast instance bills storage.
+        for row in self.store.managed_pods(states=["active", "retiring", "stopped"]):
             if row["pod_id"] == exclude_pod:
                 continue
             last = self.store.last_observation(row["pod_id"])

@@ -640,7 +640,10 @@ class _Tick:
             return self._report(jc, "finished", reason)
         policy = jc.policy
         if state.get("state") == "budget_stopped" and (policy.budget or 0) <= float(state.get("budget_at_stop") or 0):
-            return self._report(jc, "budget_stopped", state.get("note") or "stopped at its budget")
+            # The note is the stop's; the spend is today's (a kept Vast instance bills storage on).
+            over = " (over the budget: its kept instance bills storage)" if spent > (policy.budget or 0) + 1e-9 else ""
+            return self._report(jc, "budget_stopped", f"{state.get('note') or 'stopped at its budget'}; "
+                                                      f"spent ${spent:.2f} so far{over}")
         pending = None if self.ex.dry_run else self.ex.pending(jc)
         if pending is not None and (row is None or row.get("desired_status") != "RUNNING"):
             # Its create may still land: no launch, resume or move until it is found or its grace ends.
@@ -650,6 +653,10 @@ class _Tick:
         if not self.ex.dry_run and self._intervened(jc, self.store.job_state(jc.name) or {}):
             self.overruled.add(jc.name)  # re-read before acting: the user's stop came in meanwhile
             return self._report(jc, "held", "stopped by the user during this tick")
+        if row is None and state.get("state") == "budget_stopped":
+            # Its budget was raised: the job goes on on its own pod, where its volume and work are (as
+            # `bidder jobs start` does), not on a new one with the stopped one left behind.
+            row = self._reopened(jc)
         if row is None:
             # A pod found gone this tick (terminated outside bidder) is no longer active: held below,
             # never relaunched against the user's wish.
@@ -678,6 +685,17 @@ class _Tick:
                                current_action="spot" if row["kind"] == "spot" else "on_demand",
                                current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
         return self._restart(jc, job, policy, row, progress, state)
+
+    def _reopened(self, jc: JobConfig) -> dict[str, Any] | None:
+        """The job's stopped pod made its pod again (`reopen_stopped_pod`; a dry run only reads it as
+        reopened). None: it has none to resume (retired, terminated, or another pod came after it)."""
+        pods = self.store.managed_pods(jc.name)
+        if not pods or pods[-1].get("state") != "stopped":
+            return None
+        if self.ex.dry_run:
+            return {**pods[-1], "state": "active", "ended": None}
+        reopen_stopped_pod(self.store, jc.name)
+        return self.store.pod(pods[-1]["pod_id"])
 
     def _progress(self, jc: JobConfig) -> tuple[float, float, int]:
         """The job's (work done, spent, interruptions) from the ledger, saved in its state."""

@@ -285,6 +285,12 @@ def test_the_budget_stops_a_running_pod(env):
     assert spent > 2.0 - 0.33 - 0.33 * 0.25 - 1e-6
     assert env.store.job_state("train")["spent"] == pytest.approx(spent, rel=1e-3)
     assert reports[-1].jobs[0].message.startswith("budget")
+    # A budget raise resumes the job on its own pod (its volume, its work), never on a second one with
+    # the stopped pod left behind (a new pod was rented, the old one abandoned, before).
+    raised = env.tick(env.config(job + "budget = 5.0\n")).jobs[0]
+    assert raised.state == "running" and raised.pod_id == pod.id, raised.message
+    assert list(env.emu.world.pods) == [pod.id] and pod.desired_status == "RUNNING"
+    assert env.kinds("train") == ["deploy_on_demand:ok", "stop:ok", "resume:ok"]
 
 
 def test_spot_removed_falls_back_to_on_demand_and_is_remembered_until_a_recheck(env):

@@ -149,8 +149,15 @@ def test_the_budget_holds_on_vast_with_storage_in_the_ledger(both):
     [stop] = [a for a in env.store.actions("v") if a["kind"] == "stop"]
     assert stop["outcome"] == "ok" and "budget" in stop["reason"]
     env.emu.advance(600)
-    assert tick(env, api, lowered).jobs[0].state == "budget_stopped"  # and it stays stopped
-    assert not inst.was_running
+    stopped = tick(env, api, lowered).jobs[0]
+    assert stopped.state == "budget_stopped" and not inst.was_running  # and it stays stopped
+    # Its kept instance bills storage on: the line says today's spend, not the stop's.
+    assert stopped.message.endswith(f"; spent ${env.store.job_state('v')['spent']:.2f} so far"), stopped.message
+    # A budget raise starts the same instance again: no second one, the stopped one never left billing.
+    before = set(env.emu.vast.instances)
+    raised = tick(env, api, env.config(job("v", "vast", hours=100))).jobs[0]
+    assert raised.state in ("running", "waiting") and raised.pod_id == str(inst.id), raised.message
+    assert vast_live(env.emu) == [inst] and set(env.emu.vast.instances) == before
 
 
 def test_a_late_vast_create_carrying_the_jobs_label_is_destroyed_not_left_billing(both):

@@ -248,6 +248,32 @@ def test_max_spend_per_hour_counts_the_storage_of_a_paused_instance(both):
     assert [p for p in env.emu.world.pods.values() if p.desired_status == "RUNNING"] == []
 
 
+def test_max_spend_per_hour_counts_the_storage_of_an_instance_stopped_at_its_budget(both):
+    # A job stopped at its budget keeps its instance (its disk, its work) to resume: Vast bills that
+    # storage on, and max_spend_per_hour counted only running and paused instances (a launch passed it).
+    env, api = both
+    config, inst, row = _running(env, api)
+    env.emu.advance(600)
+    spent = env.store.job_state("v")["spent"] or 0.0
+    stopped = env.config(job("v", budget=round(spent + 0.05, 4)))
+    tick(env, api, stopped, advise=lambda *a: plan("spot", row["bid_per_gpu"], row["cloud"]))
+    assert env.store.job_state("v")["state"] == "budget_stopped" and env.store.pod(row["pod_id"])["state"] == "stopped"
+    assert not inst.was_running and not inst.destroyed
+    storage = env.store.last_observation(row["pod_id"])["storage_per_hr"]
+    assert storage and storage > 0
+    floors = {c: env.emu.world.floor(RTX4090, c) for c in ("COMMUNITY", "SECURE")}
+    cloud = next(c for c, f in floors.items() if f is not None and f < 0.6)
+    runpod_spot = Decision(action="spot", gpu_type_id=RTX4090, cloud=cloud, gpu_count=1, bid_per_gpu=0.6,
+                           expected_cost_per_hour=0.6, expected_interruptions_per_day=1.0, expected_total_cost=None,
+                           expected_completion_hours=None, reasons=("review",))
+    capped = env.config(f"max_spend_per_hour = {0.6 + storage / 2}\n" + job("v", budget=round(spent + 0.05, 4))
+                        + job("r", "runpod", gpus=f'"{RTX4090}"'))
+    v, r = tick(env, api, capped, advise=lambda job, *a: runpod_spot).jobs
+    assert v.state == "budget_stopped"
+    assert r.state == "waiting" and "max_spend_per_hour" in r.message, r.message
+    assert [p for p in env.emu.world.pods.values() if p.desired_status == "RUNNING"] == []
+
+
 # -- a losing bid whose stopped instance could not be destroyed: nothing else is rented, it is retiring -----
 def test_a_losing_bids_instance_that_cannot_be_destroyed_stops_the_launch_and_is_retiring(vx):
     emu, api, store = vx
