@@ -252,7 +252,7 @@ def test_max_spend_per_hour_counts_the_storage_of_an_instance_stopped_at_its_bud
     # A job stopped at its budget keeps its instance (its disk, its work) to resume: Vast bills that
     # storage on, and max_spend_per_hour counted only running and paused instances (a launch passed it).
     env, api = both
-    config, inst, row = _running(env, api)
+    _, inst, row = _running(env, api)
     env.emu.advance(600)
     spent = env.store.job_state("v")["spent"] or 0.0
     stopped = env.config(job("v", budget=round(spent + 0.05, 4)))
