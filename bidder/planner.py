@@ -759,6 +759,10 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             dt = model.step_h
             icost = price * model.on_demand  # per interruption: `price` hours of on-demand
             tau = math.floor((time_left_h - PLAN_MARGIN_H) / dt)
+            if work[i] > tau * m.speed + 1e-9:
+                # Not even every block to the plan's deadline (PLAN_MARGIN_H early) does the work: every
+                # value here holds the miss penalty (10 h in 10 h on-demand read as $10.23, not $3.30).
+                continue
             if whole_table:
                 plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
                                 interruption_cost=icost, cap=cap, clock_h=deadline_clock, rows=tau,

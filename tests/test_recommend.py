@@ -241,3 +241,16 @@ def test_interruptions_per_day_is_labelled_per_day_of_the_window_and_the_count_i
     assert service["expected_interruptions"] is None
     table = run(db, "--gpu", "RTX A6000", "--hours", "10", "--deadline", "3d").stdout
     assert "interruptions expected (" in table.splitlines()[1] and "per day to the deadline)" in table.splitlines()[1]
+
+
+def test_a_deadline_as_long_as_the_work_shows_what_on_demand_costs(db: Path) -> None:
+    """The plan stops half an hour before the deadline: 10 h of work in 10 h read as a missed
+    deadline inside it, and its expected cost carried the miss penalty ($10.23 for 10 h at $0.33 in
+    the emulator; a --budget then sent the job to the rates). Such a job is decided by the rates."""
+    for deadline in ("10h", "615m"):
+        result = run(db, "--gpu", "RTX A6000", "--hours", "10", "--deadline", deadline, "--tolerance", "high",
+                     "--format", "json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)["decision"]
+        assert data["action"] == "on_demand", data
+        assert data["expected_total_cost"] == pytest.approx(10 * 0.49), data
