@@ -225,17 +225,22 @@ def test_a_running_instance_whose_bid_is_no_longer_allowed_is_destroyed_while_th
     assert vast_live(env.emu) == []
 
 
+def _runpod_spot_at_60_cents(env) -> Decision:
+    """A plan for a RunPod RTX 4090 spot pod bidding $0.60 on a cloud whose floor is under it."""
+    floors = {c: env.emu.world.floor(RTX4090, c) for c in ("COMMUNITY", "SECURE")}
+    cloud = next(c for c, f in floors.items() if f is not None and f < 0.6)
+    return Decision(action="spot", gpu_type_id=RTX4090, cloud=cloud, gpu_count=1, bid_per_gpu=0.6,
+                    expected_cost_per_hour=0.6, expected_interruptions_per_day=1.0, expected_total_cost=None,
+                    expected_completion_hours=None, reasons=("review",))
+
+
 def test_max_spend_per_hour_counts_the_storage_of_a_paused_instance(both):
     # A paused instance bills its storage: with it, the RunPod spot pod at $0.60/h passes the cap.
     env, api = both
     inst, row, _ = _paused_at_its_bid(env, api)
     storage = env.store.last_observation(row["pod_id"])["storage_per_hr"]
     assert storage and storage > 0
-    floors = {c: env.emu.world.floor(RTX4090, c) for c in ("COMMUNITY", "SECURE")}
-    cloud = next(c for c, f in floors.items() if f is not None and f < 0.6)
-    runpod_spot = Decision(action="spot", gpu_type_id=RTX4090, cloud=cloud, gpu_count=1, bid_per_gpu=0.6,
-                           expected_cost_per_hour=0.6, expected_interruptions_per_day=1.0, expected_total_cost=None,
-                           expected_completion_hours=None, reasons=("review",))
+    runpod_spot = _runpod_spot_at_60_cents(env)
 
     def advise(job, *a):
         return runpod_spot if job.market == "runpod" else plan("spot", row["bid_per_gpu"], row["cloud"])
@@ -261,11 +266,7 @@ def test_max_spend_per_hour_counts_the_storage_of_an_instance_stopped_at_its_bud
     assert not inst.was_running and not inst.destroyed
     storage = env.store.last_observation(row["pod_id"])["storage_per_hr"]
     assert storage and storage > 0
-    floors = {c: env.emu.world.floor(RTX4090, c) for c in ("COMMUNITY", "SECURE")}
-    cloud = next(c for c, f in floors.items() if f is not None and f < 0.6)
-    runpod_spot = Decision(action="spot", gpu_type_id=RTX4090, cloud=cloud, gpu_count=1, bid_per_gpu=0.6,
-                           expected_cost_per_hour=0.6, expected_interruptions_per_day=1.0, expected_total_cost=None,
-                           expected_completion_hours=None, reasons=("review",))
+    runpod_spot = _runpod_spot_at_60_cents(env)
     capped = env.config(f"max_spend_per_hour = {0.6 + storage / 2}\n" + job("v", budget=round(spent + 0.05, 4))
                         + job("r", "runpod", gpus=f'"{RTX4090}"'))
     v, r = tick(env, api, capped, advise=lambda job, *a: runpod_spot).jobs
