@@ -702,18 +702,64 @@ class Executor:
         """Start managing `pod` as the job's pod. `created`: when its create was sent (default: now, less
         the uptime it reports): later polls are checked against it, so a pod found after a gap is not
         taken as younger than it is (every poll of it would be rejected, its cost never booked)."""
+        self._adopt_as(config.name, config.job.gpu_count, pod, kind, gpu_type_id, cloud, bid, now, name=name,
+                       created=created)
+
+    def _adopt_as(self, job: str, gpu_count: int, pod: Pod, kind: str, gpu_type_id: str, cloud: str,
+                  bid: float | None, now: datetime, *, name: str, created: datetime | None = None) -> None:
         if created is None:
             up = pod.uptime_seconds if pod.invalid is None else None
             # (an uptime over a day is no create bidder could have lost track of: read as now)
             created = now - timedelta(seconds=up) if up is not None and 0 < up < 86400 else now
-        self.store.add_pod(pod.id, job=config.name, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
-                           gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind,
+        self.store.add_pod(pod.id, job=job, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
+                           gpu_count=pod.gpu_count or gpu_count, kind=kind,
                            bid_per_gpu=bid if kind == "spot" else None, created=min(created, now), market=self.market)
         self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
         self._record_billing(pod.id, pod, now)  # Vast bills storage from the create on
-        state = self.store.job_state(config.name) or {}
-        self.store.save_job_state(config.name, pod_id=pod.id, state="running", started=state.get("started") or now,
+        state = self.store.job_state(job) or {}
+        self.store.save_job_state(job, pod_id=pod.id, state="running", started=state.get("started") or now,
                                   pending_name=None, pending_since=None, updated=now)
+
+    @staticmethod
+    def lost_launch_creates(store: Store) -> dict[str, str]:
+        """The pod names of `bidder launch` creates whose answers were lost (still looked up, or given
+        up), each with its launch's name. Only a second `bidder launch --name` under that name looks for
+        its pod; a launch that said "nothing launched" and was not run again is looked for here."""
+        names: dict[str, str] = {}
+        for state in store.jobs():
+            if not store.is_launch(state["name"], state):
+                continue
+            for lost in [state.get("pending_name"), *(state.get("lost_names") or [])]:
+                if lost:
+                    names[str(lost)] = state["name"]
+        return names
+
+    def adopt_launched(self, listing: Sequence[Pod], now: datetime) -> list[Pod]:
+        """Pods in `listing` the ledger does not know that carry the name of a lost launch create
+        (`lost_launch_creates`): that launch's pods from now on, watched and billed in the ledger,
+        listed by `bidder pods` and stopped by `bidder stop` (they are the user's: never stopped here).
+        Such a pod landed after its launch said "nothing launched" and ran unseen until the same
+        launch was run again."""
+        names = self.lost_launch_creates(self.store)
+        found = []
+        for pod in listing:
+            launch = names.get(pod.name or "")
+            if launch is None or pod.desired_status == "TERMINATED" or self.store.pod(pod.id) is not None:
+                continue
+            creates = [a for a in self.store.actions(launch) if a["kind"] in _CREATE_KINDS and not a.get("pod_id")]
+            last = creates[-1] if creates else {}
+            if last.get("outcome") == "pending":
+                self._finish(last["id"], now, "ok", pod_id=pod.id)
+            kind = "spot" if pod.is_spot else "on_demand"
+            self._adopt_as(launch, int(last.get("gpu_count") or 1), pod, kind,
+                           last.get("gpu_type_id") or pod.gpu_display_name or "unknown", last.get("cloud") or "ALL",
+                           last.get("bid_per_gpu"), now, name=pod.name or "")
+            self.emit(now, "adopted", job=launch, pod_id=pod.id, name=pod.name,
+                      message=f"pod {pod.id} named {pod.name} landed after `bidder launch --name {launch}` said nothing "
+                              f"was launched (its create's answer was lost): it runs and bills, and is watched as "
+                              f"the launch's pod from now on (`bidder stop {pod.id}` stops it)")
+            found.append(pod)
+        return found
 
     def adopt_pending(self, config: JobConfig, listing: Sequence[Pod], now: datetime, *,
                       keep: bool = True) -> Pod | None:

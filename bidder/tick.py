@@ -429,6 +429,7 @@ class _Tick:
                 if r.get("state") == "retiring" or r.get("market") == "vast"]
         # Any job that ever created a pod: a create that lands late is found by its name in the listing.
         created = any((self.store.job_state(name) or {}).get("attempts") for name in self.config.jobs)
+        created = created or bool(Executor.lost_launch_creates(self.store))  # a launch's late create is looked for too
         if not active and not created and not kept:
             return
         for market, ex in self.exs.items():
@@ -449,6 +450,8 @@ class _Tick:
             self.listings[market] = listing
             if market == self.ex.market:
                 self.listing = listing
+            if not self.ex.dry_run:  # a launch's create that landed after it said "nothing launched": watched
+                ex.adopt_launched(listing, self.now)  # (adopting it polls it; the next tick's listing polls it again)
             by_id = {p.id: p for p in listing}
             for row in billed:
                 ex.bill_kept(row, by_id.get(row["pod_id"]), self.now)

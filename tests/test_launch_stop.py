@@ -137,3 +137,47 @@ def test_jobs_stop_ends_a_launch_by_its_name(env):
     assert result.output == (f"nb: launched by `bidder launch`: finished; stop pod {pod.id} "
                              f"(`bidder stop {pod.id} --terminate` deletes it)\n")
     assert pod.desired_status == "EXITED" and job_states(env)["nb"]["state"] == "stopped"
+
+
+def test_a_launchs_create_that_lands_after_it_said_nothing_launched_is_watched(env):
+    """The create's answer is lost (a 500 after sending: it may have executed), the launch finds no pod
+    by its name and says "nothing launched", exit 1; the create lands later. That pod billed unseen:
+    `pods --refresh`, the report, `stop --job` and a tick knew nothing of it. Now the next listing (a
+    tick's, or `pods --refresh`) finds it by its name and watches it as the launch's pod."""
+    env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal Server Error"}]}, status=500,
+                    execute=False)
+    result = cli(env, "launch", "--gpu", A6000, "--tolerance", "none", "--image", "img", "--yes", "--name", "late",
+                 "--retries", "1", *common(env))
+    assert result.exit_code == 1 and "nothing launched for late" in result.stderr, result.output + result.stderr
+    name = env.store.job_state("late")["pending_name"]
+    assert env.emu.world.pods == {}
+    landed = env.emu.world.deploy_on_demand({"gpuTypeId": A6000, "cloudType": "COMMUNITY", "gpuCount": 1,
+                                             "name": name, "imageName": "img"})  # the create, landing late
+    env.emu.advance(600)
+    refreshed = cli(env, "pods", "--refresh", *common(env))
+    assert refreshed.exit_code == 0, refreshed.output + refreshed.stderr
+    assert f"note: pod {landed.id} named {name}, from a launch that said nothing was launched, is running" \
+        in refreshed.stderr
+    assert landed.id in refreshed.stdout and "late" in refreshed.stdout
+    row = env.store.pod(landed.id)
+    assert (row["job"], row["state"], row["kind"]) == ("late", "active", "on_demand")
+    assert env.store.job_state("late").get("pending_name") is None
+    env.emu.advance(600)
+    stopped = cli(env, "stop", "--job", "late", *common(env))
+    assert stopped.exit_code == 0, stopped.output + stopped.stderr
+    assert landed.desired_status == "EXITED"
+
+
+def test_a_tick_also_finds_a_launchs_late_create(env):
+    env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal Server Error"}]}, status=500,
+                    execute=False)
+    assert cli(env, "launch", "--gpu", A6000, "--tolerance", "none", "--image", "img", "--yes", "--name", "late",
+               "--retries", "1", *common(env)).exit_code == 1
+    name = env.store.job_state("late")["pending_name"]
+    landed = env.emu.world.deploy_on_demand({"gpuTypeId": A6000, "cloudType": "COMMUNITY", "gpuCount": 1,
+                                             "name": name, "imageName": "img"})
+    env.emu.advance(600)
+    config = env.config(f'[jobs.other]\ngpu = ["{A6000}"]\nhours = 1\ntolerance = "none"\nimage = "img"\n')
+    env.tick(config)
+    assert env.store.pod(landed.id)["job"] == "late"
+    assert [e for e in env.events if e.get("event") == "adopted" and e.get("pod_id") == landed.id]

@@ -789,7 +789,10 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
         if refresh:
             active = store.managed_pods(states=["active"])
             wanted = {row.get("market") or "runpod" for row in active}
-            vast = _vast_api(vast_url) if "vast" in wanted else None
+            lost = Executor.lost_launch_creates(store)  # a launch's create may have landed since it said "nothing launched"
+            vast = _vast_api(vast_url) if "vast" in wanted or lost else None
+            if lost:
+                wanted |= {"runpod"} | ({"vast"} if vast is not None else set())
             with _client(api_url) as client, _closing(vast):
                 exs = _executors(client, vast, store)
                 # Each market's list first: its answer tells the emulator's time, whichever market it is.
@@ -797,6 +800,9 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 now = api_now(store, _server_times(client, vast, wanted), now_text, allow_past=allow_past)
                 for market, listing in listings.items():
                     ex = exs[market]
+                    for pod in ex.adopt_launched(list(listing.values()), now):  # (adopting it polls it)
+                        click.echo(f"note: pod {pod.id} named {pod.name}, from a launch that said nothing was launched, "
+                                   f"is running: watched from now on (`bidder stop {pod.id}` stops it)", err=True)
                     for row in (r for r in active if (r.get("market") or "runpod") == market):
                         # A pod missing from the list is asked for by id: a list is no proof that it ended.
                         pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
