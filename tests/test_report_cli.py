@@ -448,3 +448,14 @@ def test_a_chart_path_that_is_no_file_name_or_whose_folder_is_a_file_is_refused(
     result = run("report", "--db", db, *NOW, "--chart", f"{db}/x.png")
     assert (result.exit_code, result.output) == (1, f"Error: cannot write the chart to {db}/x.png: {db} is a file, "
                                                     "not a folder; choose a file in a folder\n")
+
+
+def test_an_interruption_seen_by_the_newest_poll_is_in_a_report_that_ends_now(db):
+    """pod-a's pause is seen by the poll at 4.5 h. A report as of then (the emulator's clock is its
+    newest poll) ended its period there, exclusive, and left out the interruption `bidder pods` counted."""
+    at = ["--now", "2026-01-01T04:30:00Z"]
+    data = json.loads(run("report", "--db", db, "--since", "all", "--format", "json", *at).output)
+    assert data["pods"][0]["interruptions"] == 1 and data["totals"]["interruptions"] == 1
+    # A period that ends before that poll leaves it out.
+    assert json.loads(run("report", "--db", db, "--since", "all", "--until", "2026-01-01T04:00:00Z", "--format",
+                          "json", *NOW).output)["pods"][0]["interruptions"] == 0

@@ -449,8 +449,11 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
             on_demand_cost = float(od.sum())
     saving = None if on_demand_cost is None else on_demand_cost - spend
     gpu_hours = hours * gpu_count
+    # An interruption is dated at the poll that saw it: one seen by the poll at the period's end, when
+    # that end is now (the default), is in it, as `bidder pods` counts it (nothing later could hold it).
+    ends_now = now is not None and now.timestamp() == hi
     cut = [t for t in _interruptions(observations, actions, row.get("market") or DEFAULT_MARKET)
-           if lo <= t.timestamp() < hi]
+           if lo <= t.timestamp() < hi or (ends_now and t.timestamp() == hi)]
     curve: tuple[tuple[float, float, float], ...] = ()
     if seg.size:
         inside = share > 0
