@@ -193,6 +193,17 @@ def test_sim_now_and_advance_endpoints(emulator):
         emulator.advance(float("inf"))
 
 
+def test_the_clock_stops_at_the_last_date_it_can_hold():
+    """An emulator started an hour before the year 10000 took an advance of two hours, dropped the
+    request, and printed a traceback when stopped (no date holds the year 10000)."""
+    with Emulator(seed=0, start=datetime(9999, 12, 31, 23, 0, tzinfo=UTC)) as emu:
+        past = httpx.post(emu.base_url + "/sim/advance", json={"seconds": 7200}, timeout=10)
+        assert past.status_code == 400 and "past 9999-12-31T23:59:59Z" in past.text, past.text
+        assert httpx.get(emu.base_url + "/sim/now", timeout=10).json()["now"] == "9999-12-31T23:00:00Z"
+        assert httpx.post(emu.base_url + "/sim/advance", json={"seconds": 1800}, timeout=10).json() == {
+            "now": "9999-12-31T23:30:00Z"}
+
+
 def test_pods_are_found_by_name_in_myself(emulator):
     emulator.world.set_floor(A6000, COMMUNITY, 0.2)
     rent(emulator, 0.3, name="bidder-job-7")

@@ -24,10 +24,17 @@ GRID_S = 60
 MAX_ADVANCE_S = 366 * 86400
 
 
-def check_advance(seconds: float) -> None:
-    """Refuse a move backwards, by a non-number (NaN, inf) or by more than MAX_ADVANCE_S."""
+#: The last second a datetime can hold (9999-12-31T23:59:59Z): the clock never moves past it.
+LAST_EPOCH_S = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def check_advance(seconds: float, now_s: float | None = None) -> None:
+    """Refuse a move backwards, by a non-number (NaN, inf), by more than MAX_ADVANCE_S, or (from
+    `now_s`) past the last time a date can hold."""
     if not 0 <= seconds <= MAX_ADVANCE_S:
         raise ConfigError(f"seconds must be from 0 to {MAX_ADVANCE_S} (366 days) in one advance, got {seconds!r}")
+    if now_s is not None and now_s + seconds > LAST_EPOCH_S:
+        raise ConfigError(f"an advance of {seconds:g} s would move the clock past 9999-12-31T23:59:59Z")
 
 
 def to_epoch(value: datetime) -> float:
@@ -55,7 +62,7 @@ class VirtualClock:
         return from_epoch(self._now)
 
     def advance(self, seconds: float) -> float:
-        check_advance(seconds)
+        check_advance(seconds, self._now)
         self._now += float(seconds)
         return self._now
 

@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute_sync, parse, validate
 
 from bidder.clock import SIM_NOW_HEADER
+from bidder.errors import ConfigError
 from bidder.sim import vast_routes
 from bidder.sim.clock import MAX_ADVANCE_S
 from bidder.sim.faults import FaultInjector, MalformedRules
@@ -250,7 +251,12 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, AttributeError):
             self._errors(400, f'give {{"seconds": N}} with N a number from 0 to {MAX_ADVANCE_S} (366 days)')
             return
-        self._sim(200, {"now": to_iso(self.server.emulator.advance(seconds))})
+        try:
+            moved = self.server.emulator.advance(seconds)
+        except ConfigError as exc:  # past the last date the clock can hold
+            self._errors(400, str(exc))
+            return
+        self._sim(200, {"now": to_iso(moved)})
 
     def _auth(self) -> bool | None:
         """True = the right key, False = no key, None = a wrong key."""

@@ -253,7 +253,7 @@ class World:
         """Move virtual time: interrupt outbid and reclaimed spot pods at the grid step it
         happens, bill every running pod per second up to the new time."""
         with self.lock:
-            check_advance(seconds)
+            check_advance(seconds, self.clock.now_s)
             t0, t1 = self.clock.now_s, self.clock.now_s + float(seconds)
             grids: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
             for pod in list(self.pods.values()):
