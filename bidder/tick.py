@@ -330,10 +330,13 @@ class _Tick:
                 continue
             active = self.store.managed_pods(name, states=["active"])
             if active:
-                pod_id = active[-1]["pod_id"]
-                self.launches[name] = (f"{name} is the name of a `bidder launch` whose pod {pod_id} is still there: "
-                                       f"this job does not run until that pod is stopped (`bidder stop {pod_id}`) or "
-                                       f"the job is renamed in {where}; nothing is done for it")
+                ids = [row["pod_id"] for row in active]  # (launches under one name may have left several)
+                stops = "; ".join(f"`bidder stop {pod_id}`" for pod_id in ids)
+                self.launches[name] = (f"{name} is the name of a `bidder launch` whose "
+                                       f"{'pod ' + ids[0] + ' is' if len(ids) == 1 else 'pods ' + ', '.join(ids) + ' are'}"
+                                       f" still there: this job does not run until "
+                                       f"{'that pod is' if len(ids) == 1 else 'they are'} stopped ({stops}) or the job "
+                                       f"is renamed in {where}; nothing is done for it")
             elif not self.ex.dry_run:
                 pods = self.store.managed_pods(name)
                 if pods:

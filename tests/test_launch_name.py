@@ -146,3 +146,20 @@ def test_a_launchs_pod_is_never_taken_by_a_job_added_under_its_name_later(env):
     [jc] = load_config(env.tmp / "bidder.toml").jobs.values()
     work, spent, _ = job_progress(env.store, jc, save=False)
     assert work == pytest.approx(1.0, abs=0.02) and spent == pytest.approx(own.cost_per_hr, rel=0.02), (work, spent)
+
+
+def test_every_launch_pod_in_a_jobs_way_is_named_at_once(env):
+    # Two launches under one name left two pods; the tick named one, and after it was stopped the next.
+    (env.tmp / "bidder.toml").write_text("")
+    assert launch(env, "--name", "train").exit_code == 0
+    assert launch(env, "--name", "train").exit_code == 0
+    live = {p.id for p in env.live_pods()}
+    assert len(live) == 2
+    (env.tmp / "bidder.toml").write_text(ON_DEMAND_SERVICE)
+    env.emu.advance(300)
+    result = cli(env, "tick")
+    assert result.exit_code == 1, result.output
+    ids = [row["pod_id"] for row in env.store.managed_pods("train", states=["active"])]
+    assert set(ids) == live
+    assert (f"train is the name of a `bidder launch` whose pods {ids[0]}, {ids[1]} are still there: this job does "
+            f"not run until they are stopped (`bidder stop {ids[0]}`; `bidder stop {ids[1]}`)") in result.stderr
