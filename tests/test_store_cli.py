@@ -135,6 +135,18 @@ def test_history_errors(history_db, tmp_path):
     assert result.exit_code == 1 and "no price history in" in result.stderr and "bidder collect" in result.stderr
 
 
+def test_filters_that_match_none_of_the_history_say_what_it_holds(history_db):
+    """It said "no price history ... collect a snapshot" though the history was there, and "try --since
+    all" to a window given --since all."""
+    db, _ = history_db
+    result = run("history", "A6000", "--db", db, "--since", "all", "--cloud", "secure", "--gpu-count", "2")
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: no price history of NVIDIA RTX A6000 for --cloud secure --gpu-count 2 in {db}; "
+                             "it has community x1 (cloud x GPUs): choose one of those\n")
+    result = run("history", "A6000", "--db", db, "--since", "all", "--until", "2025-01-01T00:00:00Z")
+    assert result.exit_code == 1 and "(give a later --until, or leave it out)" in result.stderr, result.stderr
+
+
 def test_a_window_counted_back_from_the_wall_clock_ends_at_it(tmp_path):
     """Imported rows dated after the wall clock were in `--since 1d` (the last day), with no upper end."""
     later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)

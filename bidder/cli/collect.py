@@ -396,11 +396,16 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
                               + (" or choose a market with --market" if market_filter(market) is None else ""),
                               key="gpu")
         gpu_id = ids[0]
-        spans = [s for s in store.market_spans(market_filter(market)) if s["gpu_type_id"] == gpu_id
-                 and _cloud_filter(cloud) in (None, s["cloud"]) and gpu_count in (None, s["gpu_count"])]
+        held = [s for s in store.market_spans(market_filter(market)) if s["gpu_type_id"] == gpu_id]
+        spans = [s for s in held if _cloud_filter(cloud) in (None, s["cloud"]) and gpu_count in (None, s["gpu_count"])]
+        if not spans and held:  # the history is there: the filters match none of it
+            kinds = ", ".join(sorted({f"{s['cloud'].lower()} x{s['gpu_count']}" for s in held}))
+            given = " ".join([*([f"--cloud {cloud.lower()}"] if _cloud_filter(cloud) is not None else []),
+                              *([f"--gpu-count {gpu_count}"] if gpu_count is not None else [])])
+            raise click.ClickException(f"no price history of {gpu_id} for {given} in {db_path}; it has {kinds} "
+                                       "(cloud x GPUs): choose one of those")
         if not spans:
-            raise click.ClickException(f"no price history of {gpu_id} in {db_path} (for these filters); "
-                                       f"{_EMPTY_HINT}")
+            raise click.ClickException(f"no price history of {gpu_id} in {db_path}; {_EMPTY_HINT}")
         rows = []
         several = any(s["market"] != "runpod" for s in spans)
         for span in spans:
@@ -412,8 +417,9 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
         first, last = min(s["first_ts"] for s in spans), max(s["last_ts"] for s in spans)
         window = f"since {to_iso(start) if start else 'the start'}" + (
             f" as of {to_iso(now)}" if as_of else f" until {to_iso(end)}" if end is not None else "")
+        hint = "try --since all" if start is not None else "give a later --until, or leave it out"
         raise click.ClickException(f"no samples of {gpu_id} {window}; its history runs from {to_iso(first)} to "
-                                   f"{to_iso(last)} (try --since all)")
+                                   f"{to_iso(last)} ({hint})")
     if fmt == "table":
         window = f"since {to_iso(start)}" if start else "all history"
         window += f" as of {to_iso(now)}" if as_of else f" until {to_iso(end)}" if end is not None else ""
