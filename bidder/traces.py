@@ -4,8 +4,8 @@ A header row, then one row per quote. Required columns: `ts` (ISO 8601, UTC), `g
 `minimum_bid_price` (empty or 0 = no spot capacity), `uninterruptable_price` (empty = no
 on-demand), both USD per GPU-hour. Optional: `cloud` (the tier: SECURE | COMMUNITY for RunPod,
 default COMMUNITY; VERIFIED | UNVERIFIED for Vast, default VERIFIED), `gpu_count` (default 1),
-`stock_status`, `market` (runpod | vast; empty or absent = runpod, so every older trace is RunPod's).
-Other columns are ignored; rows may come in any order.
+`stock_status`, `market` (runpod | vast; empty or absent = runpod, so every older trace is RunPod's),
+`offers` (Vast: how many offers the prices summarise; empty = not known). Other columns are ignored; rows may come in any order.
 
     quotes = read_trace("data/traces/sim-seed1-14d.csv")     # TraceFormatError names line + column
     write_trace(quotes, sys.stdout)
@@ -31,14 +31,16 @@ from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MARKET_COLUMN", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace",
+__all__ = ["MARKET_COLUMN", "OFFERS_COLUMN", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace",
            "trace_text", "write_trace"]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("ts", "gpu_type", "minimum_bid_price", "uninterruptable_price")
 MARKET_COLUMN = "market"
-OPTIONAL_COLUMNS: tuple[str, ...] = ("cloud", "gpu_count", "stock_status", MARKET_COLUMN)
-#: The columns `write_trace` writes, in order (`market` last, and only when asked for or needed).
-TRACE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:-1]
+#: Vast's: how many offers the row's prices summarise (bidder prices shows it).
+OFFERS_COLUMN = "offers"
+OPTIONAL_COLUMNS: tuple[str, ...] = ("cloud", "gpu_count", "stock_status", MARKET_COLUMN, OFFERS_COLUMN)
+#: The columns `write_trace` writes, in order (`market` and `offers` last, and only when asked for or needed).
+TRACE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:3]
 #: A trace row's tier when its `cloud` is empty, per market.
 _DEFAULT_CLOUD = {"runpod": "COMMUNITY", "vast": "VERIFIED"}
 
@@ -159,6 +161,9 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None) -> Iterator[
             raise row.fail("gpu_count", f"{count_text!r} is not a positive whole number")
         floor = row.price("minimum_bid_price")
         on_demand = row.price("uninterruptable_price")
+        offers_text = row.text(OFFERS_COLUMN)
+        if offers_text and not offers_text.isdigit():
+            raise row.fail(OFFERS_COLUMN, f"{offers_text!r} is not a whole number of offers (empty = not known)")
         key = (to_iso(ts), market, gpu_type, cloud, int(count_text))
         if key in seen:
             where = "" if market == DEFAULT_MARKET else f" on {market}"
@@ -167,7 +172,8 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None) -> Iterator[
         seen[key] = line
         yield PriceQuote(ts=ts.replace(microsecond=0), gpu_type_id=gpu_type, cloud=cloud,
                          gpu_count=int(count_text), minimum_bid_price=floor, uninterruptable_price=on_demand,
-                         stock_status=row.text("stock_status") or None, market=market)
+                         stock_status=row.text("stock_status") or None, market=market,
+                         offer_count=int(offers_text) if offers_text else None)
 
 
 def read_trace(source: str | Path | IO[str], *, name: str | None = None) -> list[PriceQuote]:
@@ -193,13 +199,13 @@ def write_trace(quotes: Iterable[PriceQuote], out: str | Path | IO[str], *, mark
         quotes = quotes if isinstance(quotes, Sequence) else list(quotes)
         market = any(q.market != DEFAULT_MARKET for q in quotes)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(TRACE_COLUMNS + ((MARKET_COLUMN,) if market else ()))
+    writer.writerow(TRACE_COLUMNS + ((MARKET_COLUMN, OFFERS_COLUMN) if market else ()))
     count = 0
     for q in quotes:
         row: list[Any] = [to_iso(q.ts), q.gpu_type_id, _number(q.minimum_bid_price),
                           _number(q.uninterruptable_price), q.cloud, q.gpu_count, q.stock_status or ""]
         if market:
-            row.append(q.market)
+            row += [q.market, "" if q.offer_count is None else q.offer_count]
         elif q.market != DEFAULT_MARKET:
             raise ValueError(f"a {q.market} quote in a trace written without the market column")
         writer.writerow(row)

@@ -33,7 +33,7 @@ def test_a_vast_trace_backtests_exactly_like_the_same_prices_on_runpod(tmp_path)
     runpod, vast = tmp_path / "runpod.csv", tmp_path / "vast.csv"
     write_trace(_quotes(), runpod)
     write_trace(as_vast(_quotes()), vast)
-    assert vast.read_text().splitlines()[0].endswith(",market")
+    assert vast.read_text().splitlines()[0].endswith(",market,offers")
     a, b = backtest(runpod), backtest(vast)
     assert a["windows"] == b["windows"] == 3
     assert [s["cost"] for s in a["strategies"]] == [s["cost"] for s in b["strategies"]]

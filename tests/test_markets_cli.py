@@ -107,7 +107,7 @@ def test_export_adds_the_market_column_only_for_vast_rows_and_round_trips(dbs, t
     assert run("export", "--db", str(both), "--gpu", "RTX A6000").stdout.splitlines()[0].endswith("stock_status")
     out = tmp_path / "all.csv"
     assert run("export", "--db", str(both), "-o", str(out)).exit_code == 0
-    assert out.read_text().splitlines()[0].endswith(",market")
+    assert out.read_text().splitlines()[0].endswith(",market,offers")
     again = tmp_path / "again.db"
     imported = run("import-trace", str(out), "--db", str(again))
     assert imported.exit_code == 0 and "3 markets" in imported.output

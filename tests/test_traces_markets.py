@@ -35,7 +35,7 @@ def test_both_markets_in_one_trace_round_trip_exactly():
               q(T0, "RTX 4090", "VERIFIED", 0.22, 0.41, "vast"),
               q(T0, "RTX 4090", "UNVERIFIED", None, 0.35, "vast", count=2)]
     text = trace_text(quotes)
-    assert text.splitlines()[0].endswith(",market")
+    assert text.splitlines()[0].endswith(",market,offers")
     back = read_trace(io.StringIO(text))
     assert [(b.market, b.gpu_type_id, b.cloud, b.gpu_count, b.minimum_bid_price, b.uninterruptable_price)
             for b in back] == [(a.market, a.gpu_type_id, a.cloud, a.gpu_count, a.minimum_bid_price,
@@ -87,3 +87,28 @@ def test_import_keeps_each_markets_history_apart(tmp_path):
         assert store.markets() == [("RTX 4090", "COMMUNITY", 1), ("RTX 4090", "VERIFIED", 1, "vast")]
         assert len(store.floor_series("RTX 4090", "VERIFIED", 1, market="vast")) == 3
         assert store.import_quotes(read_trace(io.StringIO(trace_text(quotes))))[1] == 0
+
+
+def test_vasts_offer_count_survives_export_and_import(tmp_path):
+    """The `offers` column (how many Vast offers a row summarises, shown by `bidder prices`) was
+    dropped on import: a collected database exported and imported again showed `offers -`."""
+    from click.testing import CliRunner
+
+    from bidder.cli import main
+
+    quotes = [q(T0, "NVIDIA GeForce RTX 4090", "COMMUNITY", 0.31, 0.69),  # (in the export's order)
+              PriceQuote(ts=T0, gpu_type_id="RTX 4090", cloud="VERIFIED", gpu_count=1, minimum_bid_price=0.22,
+                         uninterruptable_price=0.41, market="vast", offer_count=8)]
+    [runpod, vast] = read_trace(io.StringIO(trace_text(quotes)))
+    assert (vast.offer_count, runpod.offer_count) == (8, None)
+    trace = tmp_path / "t.csv"
+    trace.write_text(trace_text(quotes))
+    db = str(tmp_path / "t.db")
+    runner = CliRunner()
+    assert runner.invoke(main, ["import-trace", str(trace), "--db", db]).exit_code == 0
+    exported = runner.invoke(main, ["export", "--db", db, "--since", "all"])
+    assert exported.exit_code == 0, exported.output
+    assert exported.stdout == trace.read_text()  # the same bytes back, offers included
+    with pytest.raises(TraceFormatError, match=r"line 2, column offers: 'many' is not a whole number of offers"):
+        read_trace(io.StringIO("ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,market,offers\n"
+                               "2026-01-01T00:00:00Z,RTX 4090,0.2,0.5,VERIFIED,vast,many\n"))
