@@ -73,7 +73,7 @@ from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.pod_api import as_pod_api, runpod_pod_spec
 from bidder.runpod import GraphQLRequest, Pod, PodSpec, RunPodClient
 from bidder.store import SPOT_UNSUPPORTED_SINCE, Store, estimate_spend
-from bidder.units import format_duration, parse_timestamp, to_iso
+from bidder.units import format_duration, parse_timestamp, to_iso, usd
 
 __all__ = [
     "COST_FACTOR",
@@ -360,13 +360,13 @@ class Executor:
         with_storage = f" with ${storage_per_hr:.3f}/h of storage" if storage_per_hr > 0 else ""
         if policy.budget is not None and job_spent + rate * hours_ahead > policy.budget + _CAP_SLACK:
             what = "another hour" if hours_ahead >= 1.0 else f"the {hours_ahead:.2f} h of work left"
-            return (f"the budget ${policy.budget:.2f} does not cover {what}: spent ${job_spent:.2f} + "
-                    f"${rate:.2f}/h{with_storage}")
+            return (f"the budget {usd(policy.budget)} does not cover {what}: spent {usd(job_spent)} + "
+                    f"{usd(rate)}/h{with_storage}")
         if self.max_spend_per_hour is not None:
             others = self.running_rate(exclude_pod)
             if others + rate > self.max_spend_per_hour + _CAP_SLACK:
-                return (f"max_spend_per_hour ${self.max_spend_per_hour:.2f}: running pods cost ${others:.2f}/h, "
-                        f"this one would add ${rate:.2f}/h{with_storage}")
+                return (f"max_spend_per_hour {usd(self.max_spend_per_hour)}: running pods cost {usd(others)}/h, "
+                        f"this one would add {usd(rate)}/h{with_storage}")
         return None
 
     def cost_ceiling(self, policy: Policy, *, job_spent: float, hours_ahead: float = 1.0) -> float | None:

@@ -6,7 +6,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["FIRST_YEAR", "DurationTooLong", "NoUnit", "YearTooEarly", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso"]
+__all__ = ["FIRST_YEAR", "DurationTooLong", "NoUnit", "YearTooEarly", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso", "usd"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_DURATION_S = 100 * 365.25 * 86400
@@ -45,6 +45,14 @@ def parse_duration(text: str | float | int) -> timedelta:
     if not seconds <= _MAX_DURATION_S:  # past it a date before or after it would not fit
         raise DurationTooLong(f"duration {text!r} is over 100 years: give a shorter one")
     return timedelta(seconds=seconds)
+
+
+def usd(value: float) -> str:
+    """Money in messages: cents ("$0.50"), or up to 4 decimals where the value has them ("$0.585",
+    "$0.1445"): a limit and the amounts compared with it print as they were compared (a cap of 0.585
+    printed "$0.58" read as if a rate of $0.58 passed it)."""
+    whole, _, frac = f"{value:.4f}".partition(".")
+    return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
 
 
 def format_duration(seconds: float) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 from bidder.errors import AboveCostLimit, MalformedAnswer, NoCapacity, PodNotFound
 from bidder.jobs import PodTemplate
 from bidder.runpod import Pod
+from bidder.units import usd
 from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
 from bidder.vast.offers import per_gpu, per_instance, storage_per_hour
 from bidder.vast.summary import OfferFilters, passes, tier_of
@@ -172,9 +173,9 @@ class VastPodApi:
         if not affordable:
             storage = min(o.storage_per_hr(spec.instance.disk_gb) for o in fits)
             raise AboveCostLimit(f"no Vast offer of {what} at a bid of ${bid_per_gpu:.3f}/GPU-h fits the "
-                                 f"${spec.max_cost_per_hr:.3f}/h the job's budget or max_spend_per_hour leaves: the "
-                                 f"bid costs ${compute:.3f}/h and the {spec.instance.disk_gb:g} GB disk at least "
-                                 f"${storage:.3f}/h of storage", operation="create_interruptible")
+                                 f"{usd(spec.max_cost_per_hr)}/h the job's budget or max_spend_per_hour leaves: the "
+                                 f"bid costs {usd(compute)}/h and the {spec.instance.disk_gb:g} GB disk at least "
+                                 f"{usd(storage)}/h of storage", operation="create_interruptible")
         return min(affordable, key=lambda o: (o.spot_floor_per_gpu or 0.0, -o.reliability, o.id))
 
     def _on_demand_offer(self, spec: VastCreate) -> Offer:
@@ -188,8 +189,8 @@ class VastPodApi:
         affordable = [o for o in fits if o.dph_total is not None and _within(o.dph_total, spec)]
         if not affordable:
             cheapest = min(o.dph_total or 0.0 for o in fits)
-            raise AboveCostLimit(f"no Vast on-demand offer of {what} fits the ${spec.max_cost_per_hr:.3f}/h the "
-                                 f"job's budget or max_spend_per_hour leaves: the cheapest costs ${cheapest:.3f}/h "
+            raise AboveCostLimit(f"no Vast on-demand offer of {what} fits the {usd(spec.max_cost_per_hr)}/h the "
+                                 f"job's budget or max_spend_per_hour leaves: the cheapest costs {usd(cheapest)}/h "
                                  "with its storage", operation="create_on_demand")
         return min(affordable, key=lambda o: (o.on_demand_per_gpu or 0.0, -o.reliability, o.id))
 

@@ -68,3 +68,11 @@ def test_a_bare_number_is_not_a_duration(value, message):
     with pytest.raises(ValueError, match=message):
         parse_duration(value)
     assert parse_duration(0) == parse_duration("0") == timedelta(0)
+
+
+def test_money_in_messages_keeps_the_decimals_it_was_compared_with():
+    # A cap of 0.585 printed "$0.58", and a Vast refusal's parts printed summing to the limit it passed.
+    from bidder.units import usd
+
+    assert [usd(x) for x in (0.5, 0.585, 0.1445, 0.33, 2.0, 0.0)] == \
+        ["$0.50", "$0.585", "$0.1445", "$0.33", "$2.00", "$0.00"]
