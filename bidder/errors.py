@@ -208,11 +208,18 @@ class InsufficientHistory(BidderError):
 
 
 class Infeasible(BidderError):
-    """No candidate meets the job's constraints. `constraint` names the one that ruled the last out."""
+    """No candidate meets the job's constraints. `constraint` names the one that ruled the last out;
+    `until_changed`: no price or time to come can make the job feasible, only a change of the job (its
+    deadline passed, or too near for its work even on-demand)."""
 
-    def __init__(self, message: str, *, constraint: str) -> None:
+    def __init__(self, message: str, *, constraint: str, until_changed: bool = False) -> None:
         super().__init__(message)
         self.constraint = constraint
+        self.until_changed = until_changed
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps the fields across processes (a backtest's workers)
+        return (functools.partial(type(self), constraint=self.constraint, until_changed=self.until_changed),
+                self.args)
 
 
 class TimeRunsBackwards(BidderError):

@@ -494,7 +494,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     if time_left <= 0 and not keep_running:
         # Not "no candidate meets the deadline" (which reads as if a later tick might find one).
         raise Infeasible(f"the deadline {job.deadline.strftime('%Y-%m-%dT%H:%M:%SZ')} has passed with "  # type: ignore[union-attr]
-                         f"{work:.2f} h of work left: set a later deadline to go on", constraint="deadline")
+                         f"{work:.2f} h of work left: set a later deadline to go on", constraint="deadline",
+                         until_changed=True)
     tolerance = _interruption_budget(tolerance, job, progress, now, time_left)
     spot_ok = policy.allow_spot and tolerance > 0
     reserve = reserve_hours(r)
@@ -572,7 +573,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         if not keep_running and work / fastest > time_left + 1e-9:  # nothing else could matter
             raise Infeasible(f"no candidate meets the deadline: {work:.1f} h of work cannot finish in the "
                              f"{time_left:.1f} h before the deadline, even on-demand at full speed: set a later "
-                             "deadline", constraint="deadline")
+                             "deadline", constraint="deadline", until_changed=True)
         if rejected.best is not None:
             _, _, constraint, message = rejected.best
             # Spot may be missing for lack of history, not for this constraint: say so, or the user

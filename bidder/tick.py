@@ -215,6 +215,7 @@ class _Tick:
         self.runpod_notes: dict[str, str] = {}  # job -> why it is planned on RunPod only (`keep_on_runpod`)
         self.runs_without: set[str] = set()  # jobs on Vast whose RunPod-only settings are left out
         self.current: str | None = None  # the job being handled
+        self.hopeless: dict[str, str] = {}  # job -> why only a change of the job can make it feasible
         self.decided: set[str] = set()  # jobs the optimizer decided for this tick
         self.launches: dict[str, str] = {}  # job -> why its name is a `bidder launch`'s that still has a pod
 
@@ -901,6 +902,8 @@ class _Tick:
         try:
             return self.ex.decide(job, policy, self.now, progress)
         except Infeasible as exc:
+            if exc.until_changed and self.current is not None:  # only the user can help: said as blocked
+                self.hopeless[self.current] = str(exc)
             if exc.constraint == "max_price" and policy.max_price is not None:
                 return f"{exc}; acts when a price is at or below ${policy.max_price:.3f}"
             return str(exc)
@@ -929,6 +932,9 @@ class _Tick:
         self.ex.emit(self.now, "wait", job=jc.name, pod_id=pod_id, message=message,
                      act_below=None if isinstance(decision, str) else decision.act_below)
         self._save(jc, state="waiting", note=message)
+        if isinstance(decision, str) and decision == self.hopeless.get(jc.name):
+            # A deadline passed or out of reach: waiting cannot help, so cron must hear of it (exit 1).
+            return replace(self._report(jc, "waiting", message, pod_id), blocked=decision)
         return self._report(jc, "waiting", message, pod_id)
 
     def _launch(self, jc: JobConfig, job: JobSpec, policy: Policy, progress: JobProgress,

@@ -4,6 +4,8 @@ jobs without an end or without a GPU, and the listing confirmation of `bidder po
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from click.testing import CliRunner
 from executor_helpers import A6000, make_env, named
@@ -262,3 +264,29 @@ def test_importing_collected_rows_changes_nothing(emulator, client, tmp_path):
     with Store.open(db) as store:
         after = [tuple(r) for r in store._rows("SELECT * FROM prices ORDER BY gpu_type_id, cloud, gpu_count", ())]
     assert after == before
+
+
+# -- a deadline passed, or too near for the work even on-demand: the tick says so as an error ------
+
+def test_a_deadline_out_of_reach_is_an_error_for_cron_not_a_wait(env):
+    """Such a job waited with exit 0 on every tick: cron never heard that only a later deadline helps."""
+    (env.tmp / "bidder.toml").write_text(f"""
+[jobs.late]
+gpu = ["{A6000}"]
+hours = 4
+deadline = "{to_iso(env.emu.now + timedelta(hours=2))}"
+image = "runpod/pytorch:latest"
+""")
+    result = tick(env)
+    assert result.exit_code == 1, result.output
+    why = "4.0 h of work cannot finish in the 2.0 h before the deadline, even on-demand at full speed"
+    assert f"late: waiting: no candidate meets the deadline: {why}" in result.output
+    assert result.stderr.startswith(f"Error: job late cannot run: no candidate meets the deadline: {why}")
+    assert env.emu.world.pods == {}
+    env.emu.advance(3 * 3600)  # past it
+    result = tick(env)
+    assert result.exit_code == 1 and "has passed with 4.00 h of work left: set a later deadline" in result.stderr
+    # A deadline in reach is a plain job again.
+    (env.tmp / "bidder.toml").write_text((env.tmp / "bidder.toml").read_text().replace(
+        to_iso(env.emu.now - timedelta(hours=1)), to_iso(env.emu.now + timedelta(hours=8))))
+    assert tick(env).exit_code == 0
