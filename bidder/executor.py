@@ -273,6 +273,12 @@ class Executor:
             job = replace(job, market=self.markets[0])
             market = self.markets[0]
         if market == "runpod":
+            if policy.allow_spot and not policy.allow_on_demand and self.spot_blocked():
+                # The optimizer would only see no candidate and ask for more history, which cannot help.
+                raise Infeasible(f"{SPOT_GONE_MESSAGE} (since {self.store.settings_get(SPOT_FLAG)}) and the job has "
+                                 f"allow_on_demand = false: nothing can run until spot is back (looked for once "
+                                 f"{format_duration(self.spot_recheck.total_seconds())} have passed since) or "
+                                 "on-demand is allowed", constraint="allow_on_demand")
             policy = self.effective_policy(policy)
         if self._advise is not None:
             return self._advise(job, policy, now, progress)

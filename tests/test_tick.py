@@ -268,6 +268,18 @@ def test_a_pod_terminated_outside_bidder_holds_the_job_instead_of_relaunching(en
     assert env.tick(config).jobs[0].state == "held" and env.live_pods() == []
 
 
+def test_spot_gone_and_on_demand_not_allowed_says_so_not_collect_more_history(env):
+    """It said "no on-demand price and no spot history (collect more history)": neither helps."""
+    env.emu.set_spot_enabled(False)  # RunPod after spot: no minimumBidPrice anywhere
+    config = env.config('spot_recheck = "2h"\n' + SERVICE_A6000 + "allow_on_demand = false\n")
+    job = env.tick(config).jobs[0]
+    assert job.state == "waiting" and env.emu.world.pods == {}, job.message
+    since = env.store.settings_get(SPOT_FLAG)
+    assert job.message == (f"RunPod no longer offers spot (interruptable) pods for this account (since {since}) and "
+                           "the job has allow_on_demand = false: nothing can run until spot is back (looked for once "
+                           "2.0h have passed since) or on-demand is allowed"), job.message
+
+
 def test_the_budget_stops_a_running_pod(env):
     # On-demand A6000 in community cloud costs 0.33/h; 10 h of work fits a 3.5 USD budget, which the
     # user cuts to 2.0 after 4 h: the pod must stop once spend + the next hour would pass it (~5.1 h).
