@@ -166,6 +166,27 @@ def test_chart_spend_and_prices_are_pngs(db, tmp_path):
     assert data[:8] == PNG and len(data) > 10_000
 
 
+def test_chart_prices_of_a_pod_draws_its_own_gpu_count(db, tmp_path):
+    """A 2-GPU pod's bid was drawn over the 1-GPU floors (or, with none, no chart): --gpu-count
+    defaults to the pod's."""
+    h100 = "NVIDIA H100 80GB HBM3"
+    with Store.open(db) as store:
+        store.import_quotes([PriceQuote(h(k), h100, "COMMUNITY", 2, 2.0, 2.99) for k in range(12)])
+        store.add_pod("pod-2", job="big", name="big-1", gpu_type_id=h100, cloud="COMMUNITY", gpu_count=2,
+                      kind="spot", bid_per_gpu=2.2, created=h(1))
+        for k in range(1, 6):
+            store.record_observation(h(k), "pod-2", desired_status="RUNNING", cost_per_hr=4.4,
+                                     uptime_seconds=(k - 1) * 3600.0)
+    out = tmp_path / "p.png"
+    result = run("chart", "prices", "--db", db, "--pod", "pod-2", "--since", "12h", *NOW, str(out))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Wrote {out}: {h100} community,"), result.output
+    assert out.read_bytes()[:8] == PNG
+    # Asked for 1-GPU prices (as before, by default), there are none of it.
+    one = run("chart", "prices", "--db", db, "--pod", "pod-2", "--gpu-count", "1", "--since", "12h", *NOW, str(out))
+    assert one.exit_code == 2 and "no price of NVIDIA H100 80GB HBM3 was ever recorded for pods of 1 GPUs" in one.stderr
+
+
 def test_chart_prices_defaults_to_the_types_pods_ran_on(db, tmp_path):
     out = tmp_path / "p.png"
     result = run("chart", "prices", "--db", db, "--since", "all", "--cloud", "community", *NOW, str(out))

@@ -480,6 +480,12 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
                 raise click.BadParameter(f"bidder manages no pod {pod_id!r}; "
                                          + (f"recent pods: {', '.join(known)}" if known else
                                             f"it manages none yet ({NO_PODS_HINT})"), param_hint="--pod")
+        if pod_row is not None:  # the pod's own prices unless told otherwise: a 4-GPU pod's bid over 1-GPU floors misled
+            ctx = click.get_current_context()
+            if ctx.get_parameter_source("gpu_count") is ParameterSource.DEFAULT:
+                gpu_count = int(pod_row.get("gpu_count") or 1)
+            if ctx.get_parameter_source("market") is ParameterSource.DEFAULT:
+                chosen = pod_row.get("market") or "runpod"
         if not store.markets():
             click.echo(f"No price history in {db_path} yet: no chart written. First {_NO_PRICES}.")
             return
