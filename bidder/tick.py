@@ -911,7 +911,13 @@ class _Tick:
             return f"{exc}; collect more history"
 
     def _volume_note(self, jc: JobConfig, row: dict[str, Any]) -> str | None:
-        """What a user must know while a stopped pod waits: its volume (and the work on it) stays there."""
+        """What a user must know while a stopped pod waits: its volume (and the work on it) stays there.
+        A paused Vast instance keeps its disk and resumes by itself: RunPod's resume-and-move rule is
+        not its own."""
+        if row.get("market") == "vast":
+            return (f"instance {row['pod_id']} waits paused with its disk (storage billed) and resumes by itself "
+                    f"when its bid is the highest again; to start afresh now: `bidder stop --job {jc.name} "
+                    f"--terminate`, then `bidder jobs start {jc.name}`")
         if jc.template.volume <= 0 or jc.template.network_volume is not None:
             return None
         return (f"the volume stays on pod {row['pod_id']} (stopped, still billed): bidder resumes that pod when "

@@ -165,6 +165,21 @@ def _paused_at_its_bid(env, api):
     return inst, row, machine
 
 
+def test_a_paused_instance_waiting_for_its_plan_is_told_as_vast_pauses(both):
+    # The wait line gave RunPod's rule ("bidder resumes that pod when its machine has room, after 3
+    # refusals it moves the job"), which a Vast instance paused at its bid never follows.
+    env, api = both
+    inst, row, _ = _paused_at_its_bid(env, api)
+    waits = Decision(action="wait", gpu_type_id=VAST4090, cloud=row["cloud"], gpu_count=1, bid_per_gpu=None,
+                     expected_cost_per_hour=0.3, expected_interruptions_per_day=1.0, expected_total_cost=None,
+                     expected_completion_hours=None, reasons=("wait for the floor",), market="vast",
+                     act_below=row["bid_per_gpu"] + 0.01)
+    line = tick(env, api, env.config(job("v")), advise=lambda *a: waits).jobs[0]
+    assert line.state == "waiting" and not inst.destroyed, line.message
+    assert (f"instance {row['pod_id']} waits paused with its disk (storage billed) and resumes by itself when its "
+            "bid is the highest again") in line.message and "refusals" not in line.message, line.message
+
+
 def test_a_paused_instance_gets_its_bid_lowered_to_a_lowered_cap(both):
     env, api = both
     inst, row, machine = _paused_at_its_bid(env, api)
