@@ -131,6 +131,10 @@ def test_jobs_lists_stops_and_starts(env):
     again = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"), "start",
                 "train")
     assert again.exit_code == 1 and "is finished" in again.stderr
+    # Its pod is kept stopped: the line says so, and how to pause a job rather than end it.
+    assert (f"(its pod {pod.id} is kept stopped, its volume billed: `bidder stop {pod.id} --terminate` ends it); to "
+            "pause a job and resume it on its own pod later, stop the pod instead (`bidder stop POD`, then "
+            "`bidder jobs start train`)") in again.stderr, again.stderr
     missing = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"), "stop",
                   "nope")
     assert missing.exit_code == 1 and "no job 'nope'" in missing.stderr

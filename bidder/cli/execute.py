@@ -763,7 +763,13 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
     with Store.open(db_path) as store, _tick_lock(store, lock_wait, f"job {name} was not changed"):
         state = store.job_state(name) or {}
         if state.get("state") == "finished":
-            raise BidderError(f"job {name} is finished; to run it again give it a new name in {config_path}")
+            pods = store.managed_pods(name)
+            kept = pods[-1]["pod_id"] if pods and pods[-1].get("state") == "stopped" else None
+            raise BidderError(f"job {name} is finished; to run it again give it a new name in {config_path}"
+                              + (f" (its pod {kept} is kept stopped, its volume billed: `bidder stop {kept} "
+                                 "--terminate` ends it); to pause a job and resume it on its own pod later, stop "
+                                 f"the pod instead (`bidder stop POD`, then `bidder jobs start {name}`)"
+                                 if kept else ""))
         store.save_job_state(name, state="new", note=None, stop_requested=None, budget_at_stop=None,
                              resume_failures=None)
         pod_id = reopen_stopped_pod(store, name)
