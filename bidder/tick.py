@@ -910,13 +910,23 @@ class _Tick:
         except InsufficientHistory as exc:
             return f"{exc}; collect more history"
 
+    def _vast_stopped(self, row: dict[str, Any]) -> bool:
+        """A Vast instance stopped by its owner (a budget stop, `bidder stop`), as this tick's listing
+        shows it: unlike one paused by a higher bid, it never resumes by itself, so it is started."""
+        if row.get("market") != "vast":
+            return False
+        pod = next((p for p in self.listings.get("vast", []) if p.id == row["pod_id"]), None)
+        return pod is not None and getattr(pod, "state", None) == "stopped"
+
     def _volume_note(self, jc: JobConfig, row: dict[str, Any]) -> str | None:
         """What a user must know while a stopped pod waits: its volume (and the work on it) stays there.
         A paused Vast instance keeps its disk and resumes by itself: RunPod's resume-and-move rule is
         not its own."""
         if row.get("market") == "vast":
-            return (f"instance {row['pod_id']} waits paused with its disk (storage billed) and resumes by itself "
-                    f"when its bid is the highest again; to start afresh now: `bidder stop --job {jc.name} "
+            how = ("is kept stopped with its disk (storage billed): bidder starts it when the plan bids on it again"
+                   if self._vast_stopped(row) else "waits paused with its disk (storage billed) and resumes by itself "
+                   "when its bid is the highest again")
+            return (f"instance {row['pod_id']} {how}; to start afresh now: `bidder stop --job {jc.name} "
                     f"--terminate`, then `bidder jobs start {jc.name}`")
         if jc.template.volume <= 0 or jc.template.network_volume is not None:
             return None
@@ -983,7 +993,7 @@ class _Tick:
                 note = failed or (f"instance {row['pod_id']} destroyed: its standing bid is no longer "
                                   f"allowed ({standing_refused})")
                 return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
-            unwanted = _resumes_unplanned(decision, row)
+            unwanted = None if self._vast_stopped(row) else _resumes_unplanned(decision, row)
             if unwanted is not None:
                 # While the job waits, a paused instance must not resume by itself at a bid the plan does
                 # not take (nothing fits the tolerance or budget, or the plan waits elsewhere or lower).
@@ -996,7 +1006,7 @@ class _Tick:
                 and (decision.market or "runpod") == (row.get("market") or "runpod"))
         failures = int(state.get("resume_failures") or 0)
         if (same and row.get("market") == "vast" and row["kind"] == "spot" and not _raises(decision, row)
-                and standing_refused is None):
+                and standing_refused is None and not self._vast_stopped(row)):
             # Vast: an outbid instance resumes by itself when its bid is the highest again; a bid at or
             # below the standing one changes nothing, so nothing is sent.
             return self._vast_resumed(jc, row, row.get("bid_per_gpu"))

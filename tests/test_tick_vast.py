@@ -156,8 +156,42 @@ def test_the_budget_holds_on_vast_with_storage_in_the_ledger(both):
     # A budget raise starts the same instance again: no second one, the stopped one never left billing.
     before = set(env.emu.vast.instances)
     raised = tick(env, api, env.config(job("v", "vast", hours=100))).jobs[0]
-    assert raised.state in ("running", "waiting") and raised.pod_id == str(inst.id), raised.message
+    assert raised.state == "running" and raised.pod_id == str(inst.id), raised.message
     assert vast_live(env.emu) == [inst] and set(env.emu.vast.instances) == before
+    # Started again (a stopped instance never resumes by itself, as one paused by a higher bid does).
+    assert inst.intended == "running" and inst.was_running
+
+
+def test_a_vast_instance_stopped_by_the_user_is_started_again_by_jobs_start(both):
+    # `bidder stop` holds the job and stops its instance (its disk kept); `bidder jobs start` reopens it.
+    # The tick took the stopped instance for one paused by a higher bid, said "it resumes by itself",
+    # and never started it.
+    from bidder.tick import reopen_stopped_pod
+
+    env, api = both
+    config = env.config(job("v", "vast", hours=100))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    [row] = env.store.managed_pods("v")
+    ex = Executor(api, env.store)
+    ex.stop_pod(row, env.emu.now, reason="stopped by `bidder stop`", state="stopped")
+    env.store.save_job_state("v", state="held", note="held: its pod was stopped by `bidder stop`")
+    assert inst.intended == "stopped"
+    env.emu.advance(600)
+    env.store.save_job_state("v", state="new", note=None)  # what `bidder jobs start v` does, with:
+    assert reopen_stopped_pod(env.store, "v") == str(inst.id)
+    bid, tier = row["bid_per_gpu"], row["cloud"]
+
+    def same_plan(job, policy, now, progress):  # the plan bids on the instance's own tier at its standing bid
+        from bidder.models import Decision
+
+        return Decision(action="spot", gpu_type_id=VAST4090, cloud=tier, gpu_count=1, bid_per_gpu=bid,
+                        expected_cost_per_hour=bid, expected_interruptions_per_day=1.0, expected_total_cost=None,
+                        expected_completion_hours=None, reasons=("same",), market="vast")
+
+    line = tick(env, api, config, advise=same_plan).jobs[0]
+    assert line.state == "running" and line.pod_id == str(inst.id), line.message
+    assert inst.intended == "running" and vast_live(env.emu) == [inst]
 
 
 def test_a_late_vast_create_carrying_the_jobs_label_is_destroyed_not_left_billing(both):
@@ -349,3 +383,4 @@ def test_a_vast_job_that_inherits_runpod_only_settings_says_on_every_line_what_i
     assert later.message.startswith("running on ") and later.message.endswith(note), later.message
     assert env.store.job_state("v")["note"] == later.message  # what `bidder jobs` shows
     assert vast_live(env.emu) == [inst] and runpod_live(env.emu) == []
+
