@@ -155,13 +155,28 @@ def _key(explicit: str | None, env: str, config_key: str) -> str | None:
         return from_env
     if USER_CONFIG.is_file():
         try:
-            data = tomllib.loads(USER_CONFIG.read_text())
+            data = tomllib.loads(USER_CONFIG.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise click.ClickException(f"cannot read {USER_CONFIG}: it is not UTF-8 text; write it again as "
+                                       "plain text (api_key = \"...\")") from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise click.ClickException(f"cannot read {USER_CONFIG}: {exc}") from None
+        # A misspelt name or a number would leave the key unset without a word (and a market unused).
+        unknown = sorted(set(data) - set(_CONFIG_KEYS))
+        if unknown:
+            raise click.ClickException(f"{USER_CONFIG}: unknown key {unknown[0]!r}; it holds "
+                                       f"{' and '.join(f'{k} ({m})' for k, m in _CONFIG_KEYS.items())} only")
         key = data.get(config_key)
-        if isinstance(key, str) and key:
+        if key is not None and not isinstance(key, str):
+            raise click.ClickException(f"{USER_CONFIG}: {config_key} must be text in quotes, e.g. "
+                                       f"{config_key} = \"...\"")
+        if key:
             return key
     return None
+
+
+#: The keys of ~/.config/bidder/config.toml, with the market each is for.
+_CONFIG_KEYS = {"api_key": "RunPod", "vast_api_key": "Vast"}
 
 
 def resolve_api_key(explicit: str | None = None) -> str | None:
