@@ -194,6 +194,36 @@ def test_a_vast_instance_stopped_by_the_user_is_started_again_by_jobs_start(both
     assert inst.intended == "running" and vast_live(env.emu) == [inst]
 
 
+@pytest.mark.parametrize("on_finish", ["terminate", "stop"])
+def test_jobs_stop_on_a_budget_stopped_vast_job_ends_or_names_its_kept_instance(both, on_finish):
+    # It said "finished; it had no pod" while the stopped instance went on billing its disk.
+    from click.testing import CliRunner
+
+    from bidder.cli import main
+    from bidder.units import to_iso
+
+    env, api = both
+    text = job("v", "vast", hours=100).replace('on_finish = "terminate"', f'on_finish = "{on_finish}"')
+    assert tick(env, api, env.config(text)).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    env.emu.advance(600)
+    spent = env.store.job_state("v")["spent"] or 0.0
+    stopped = env.config(text.replace("budget = 60", f"budget = {spent + 0.02:.4f}"))
+    assert tick(env, api, stopped).jobs[0].state == "budget_stopped"
+    assert inst.intended == "stopped" and not inst.destroyed
+    result = CliRunner(env={"RUNPOD_API_KEY": env.emu.api_key, "VAST_API_KEY": env.emu.api_key}).invoke(main, [
+        "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.store.path), "stop", "v",
+        "--api-url", env.emu.url, "--vast-url", env.emu.vast_url, "--now", to_iso(env.emu.now)])
+    assert result.exit_code == 0, result.output + result.stderr
+    if on_finish == "terminate":
+        assert result.output.strip() == f"v: finished; terminate its stopped pod {inst.id}" and inst.destroyed
+    else:
+        assert result.output.strip() == (f"v: finished; its pod {inst.id} is kept stopped, its disk billed "
+                                         f"(`bidder stop {inst.id} --terminate` deletes it)")
+        assert not inst.destroyed
+    assert env.store.job_state("v")["state"] == "finished"
+
+
 def test_a_late_vast_create_carrying_the_jobs_label_is_destroyed_not_left_billing(both):
     env, api = both
     config = env.config(job("v", "vast", hours=20))

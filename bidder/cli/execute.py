@@ -742,9 +742,21 @@ def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: st
                          + (f": {request.to_json(indent=None)}" if request else "")
                          + (f" (`bidder stop {row['pod_id']} --terminate` deletes it)"
                             if kept_hint and not terminate and not request else ""))
-        elif not ex.dry_run:
-            store.set_pod_state(row["pod_id"], state="stopped", ended=now, note="stopped by `bidder jobs stop`")
-            parts.append(f"pod {row['pod_id']} was already stopped")
+        else:
+            if not ex.dry_run:
+                store.set_pod_state(row["pod_id"], state="stopped", ended=now, note="stopped by `bidder jobs stop`")
+            parts.append(f"pod {row['pod_id']} {'is' if ex.dry_run else 'was'} already stopped")
+    if not rows:
+        # A pod kept stopped (a budget stop, `bidder stop`) still bills its disk: ended as on_finish says, or named.
+        for row in [r for r in store.managed_pods(name, states=["stopped"]) if r.get("desired_status") != "TERMINATED"]:
+            kept = _executor_for(exs, row)
+            if on_finish == "terminate":
+                request = kept.stop_pod(row, now, reason="stopped by `bidder jobs stop`", terminate=True)
+                parts.append(f"{'would ' if request else ''}terminate its stopped pod {row['pod_id']}"
+                             + (f": {request.to_json(indent=None)}" if request else ""))
+            else:
+                parts.append(f"its pod {row['pod_id']} is kept stopped, its disk billed (`bidder stop "
+                             f"{row['pod_id']} --terminate` deletes it)")
     if not ex.dry_run:
         store.save_job_state(name, state="finished", finished=now, stop_requested=None,
                              note="stopped by `bidder jobs stop`", updated=now)
