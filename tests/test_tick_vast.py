@@ -97,12 +97,18 @@ def test_a_paused_vast_instance_waits_raises_or_moves_never_two(both):
     assert report.jobs[0].state in ("running", "waiting")
 
 
-def test_an_outbid_instance_gets_its_bid_raised_when_the_plan_says_so(both):
-    env, api = both
-    config = env.config(job("v", "vast", hours=20))
+def _running(env, api, *, hours: float):
+    """Job v on Vast after its first tick: (its config, the one instance it runs on, its ledger row)."""
+    config = env.config(job("v", "vast", hours=hours))
     assert tick(env, api, config).jobs[0].state == "running"
     [inst] = vast_live(env.emu)
     [row] = env.store.managed_pods("v")
+    return config, inst, row
+
+
+def test_an_outbid_instance_gets_its_bid_raised_when_the_plan_says_so(both):
+    env, api = both
+    config, inst, row = _running(env, api, hours=20)
     bid, tier = row["bid_per_gpu"], row["cloud"]
     machine = int(env.emu.vast.market.machine_id[inst.machine])
     env.emu.vast.set_competitor(machine, bid + 0.05)
@@ -169,10 +175,7 @@ def test_a_vast_instance_stopped_by_the_user_is_started_again_by_jobs_start(both
     from bidder.tick import reopen_stopped_pod
 
     env, api = both
-    config = env.config(job("v", "vast", hours=100))
-    assert tick(env, api, config).jobs[0].state == "running"
-    [inst] = vast_live(env.emu)
-    [row] = env.store.managed_pods("v")
+    config, inst, row = _running(env, api, hours=100)
     ex = Executor(api, env.store)
     ex.stop_pod(row, env.emu.now, reason="stopped by `bidder stop`", state="stopped")
     env.store.save_job_state("v", state="held", note="held: its pod was stopped by `bidder stop`")
