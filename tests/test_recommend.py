@@ -156,6 +156,26 @@ def test_refresh_takes_a_snapshot_from_the_emulator(tmp_path: Path, emulator: Em
         assert store.last_collection_ts() is not None
 
 
+def test_refresh_takes_vasts_snapshot_too_for_a_job_open_to_vast(tmp_path: Path, emulator: Emulator,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """--refresh refreshed RunPod alone, then decided a Vast job on Vast's stored prices."""
+    monkeypatch.setenv("RUNPOD_API_KEY", emulator.api_key)
+    monkeypatch.setenv("VAST_API_KEY", emulator.api_key)
+    path = tmp_path / "fresh.db"
+    result = run(path, "--refresh", "--api-url", emulator.url, "--vast-url", emulator.vast_url, "--market", "vast",
+                 "--gpu", "RTX 4090", "--hours", "5", "--format", "json", now=None)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "refreshed Vast:" in result.stderr and "quotes at 2026-01-01T00:00:00Z" in result.stderr
+    assert json.loads(result.stdout)["decision"]["market"] == "vast"
+    with Store.open(path) as store:
+        assert {r["market"] for r in store.collections()} == {"runpod", "vast"}
+    # Without a Vast key, a Vast job is told its prices were not refreshed.
+    monkeypatch.delenv("VAST_API_KEY")
+    again = run(path, "--refresh", "--api-url", emulator.url, "--market", "vast", "--gpu", "RTX 4090", "--hours", "5",
+                "--format", "json", now=None)
+    assert "Vast prices not refreshed: no Vast API key (VAST_API_KEY)" in again.stderr, again.stderr
+
+
 def test_refresh_failure_warns_and_uses_the_stored_history(tmp_path: Path) -> None:
     path = tmp_path / "stored.db"
     fill(path, end=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2), days=1)

@@ -29,6 +29,8 @@ from bidder.cli.common import (
     format_option,
     market_option,
     resolve_api_key,
+    resolve_vast_api_key,
+    vast_options,
 )
 from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now
 from bidder.errors import ApiError, BidderError, InsufficientHistory
@@ -75,6 +77,32 @@ def decision_dict(d: Decision, window_hours: float | None = None) -> dict[str, A
         "market": d.market,
         "expected_interruptions": expected_interruptions(d, window_hours),  # added: the count, not a rate
     }
+
+
+def _refresh_vast(store: Store, vast_url: str, now: datetime, notes: list[str], *, asked: bool) -> None:
+    """Vast's snapshot too, with the collector's offer filters (bidder.toml's), when a Vast key is
+    set: a job open to Vast was decided on Vast's stored prices alone. A failure is a note (the
+    stored history still serves when recent enough)."""
+    from bidder.cli.collect import _vast_source
+    from bidder.collector import collect_markets
+    from bidder.jobs import collect_settings
+    from bidder.vast.summary import OfferFilters
+
+    key = resolve_vast_api_key()
+    if not key:
+        if asked:  # (--market any without a Vast key: a RunPod user, nothing to say)
+            notes.append("Vast prices not refreshed: no Vast API key (VAST_API_KEY); using its stored history")
+        return
+    saved = collect_settings()
+    filters = OfferFilters(verified_only=saved["vast_verified_only"], min_reliability=saved["vast_min_reliability"])
+    source, client = _vast_source(key, vast_url, 2, filters)
+    try:
+        cycle = collect_markets([source], store, now=now, raise_if_all_failed=False)
+    finally:
+        client.close()
+    [result] = cycle.by_market
+    notes.append(f"Vast prices not refreshed ({result.error}); using its stored history" if result.error
+                 else f"refreshed Vast: {result.quotes} quotes at {to_iso(cycle.ts)}")
 
 
 def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_past: bool,
@@ -140,11 +168,12 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 @format_option("table", "json")
 @db_option
 @api_options
+@vast_options
 def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int, cloud: str, market: str,
               hours: float | None,
               keep_running: bool, deadline: Any, max_price: float | None, budget: float | None, tolerance: float,
               restart_overhead: Any, min_savings: float, min_wait_savings: float, refresh: bool, now_text: str | None,
-              allow_past: bool, fmt: str, db_path: str, api_url: str) -> None:
+              allow_past: bool, fmt: str, db_path: str, api_url: str, vast_url: str) -> None:
     """Recommend how to buy GPU time for a job: spot at which bid, on-demand, or wait.
 
     Reads the price history in the database (see `bidder collect`), estimates each market's
@@ -179,6 +208,8 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     try:
         if refresh:
             now, refresh_error = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
+            if market.lower() in ("vast", "any"):
+                _refresh_vast(store, vast_url, now, notes, asked=market.lower() == "vast")
         else:
             now = db_now(store, now_text, allow_past=allow_past, notes=notes)
         gpu_types: tuple[str, ...] = ()
