@@ -565,7 +565,7 @@ def generate_vast_quotes(seed: int, days: float, step_s: int = 300, gpu_names: S
             raise ConfigError(f"unknown Vast GPU name {unknown[0]!r}; known: {', '.join(names)}", key="gpu_names")
         names = [n for n in names if n in set(gpu_names)]
     t0 = to_epoch(start)
-    steps = int(days * 86400 // step_s)  # the end excluded, as RunPod's traces (`generate_quotes`) have it
+    steps = int(days * 86400 // step_s) + 1
     storage = market.storage_cost * disk_gb / 720.0
     od_total = market.od_per_gpu * market.num_gpus + storage
     ok = market.reliability >= min_reliability
