@@ -1031,7 +1031,9 @@ class _Tick:
                 self._save(jc, state="running", note=message, resume_failures=None)
                 return self._report(jc, "running", message, row["pod_id"])
             if attempt.outcome == "dry_run":
-                return self._report(jc, "dry_run", f"would resume {row['pod_id']} ({request.operation if request else ''})",
+                bid = f" at ${attempt.bid_per_gpu:.4f}/GPU-h" if attempt.bid_per_gpu is not None else ""
+                sent = f" ({request.operation}): {request.to_json(indent=None)}" if request else ""
+                return self._report(jc, "dry_run", f"would resume {row['pod_id']}{bid}{sent} (not sent: dry run)",
                                     row["pod_id"])
             if attempt.outcome == "no_capacity":
                 self._save(jc, resume_failures=failures + 1)

@@ -80,16 +80,18 @@ class VastDryRun:
 
     request: VastRequest
     base_url: str
+    then: VastRequest | None = None  # a second request sent after the first (a stopped instance's start)
 
     @property
     def operation(self) -> str:
-        return self.request.operation
+        return self.request.operation + (f", then {self.then.operation}" if self.then is not None else "")
 
     def payload(self) -> dict[str, Any]:
         return self.request.to_dict(self.base_url)
 
     def to_json(self, indent: int | None = 2) -> str:
-        return self.request.to_text(self.base_url, indent=indent)
+        text = self.request.to_text(self.base_url, indent=indent)
+        return text if self.then is None else f"{text} then {self.then.to_text(self.base_url, indent=indent)}"
 
 
 def to_pod(inst: Instance) -> VastPod:
@@ -244,7 +246,18 @@ class VastPodApi:
         self.client.destroy(_id(pod_id))
 
     def build_bid_resume(self, pod_id: str, bid_per_gpu: float, gpu_count: int) -> VastDryRun:
-        return self._dry(self.client.build_change_bid(_id(pod_id), bid_per_gpu, gpu_count))
+        """What `bid_resume` would send: the bid change, and the start of an instance its owner stopped
+        (read from Vast, as `bid_resume` reads it; only the start when the bid stands as it is)."""
+        wanted = _id(pod_id)
+        inst = self.client.instance(wanted)
+        change = self.client.build_change_bid(wanted, bid_per_gpu, gpu_count)
+        current = per_gpu(inst.bid_price, gpu_count)
+        if inst.state != InstanceState.STOPPED:
+            return self._dry(change)
+        start = self.client.build_start(wanted)
+        if current is not None and abs(current - bid_per_gpu) <= _SLACK:
+            return self._dry(start)
+        return VastDryRun(change, self.client.url, then=start)
 
     def build_resume(self, pod_id: str, gpu_count: int) -> VastDryRun:
         return self._dry(self.client.build_start(_id(pod_id)))

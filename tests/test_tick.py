@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from executor_helpers import A6000, JOB, RTX4090, make_env, named
+from executor_helpers import A6000, JOB, RTX4090, interrupted_spot_pod, make_env, named
 
 from bidder.executor import SPOT_FLAG
 from bidder.models import Decision
@@ -126,6 +126,18 @@ def spot_at(bid: float):
     return lambda *a: Decision(action="spot", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1, bid_per_gpu=bid,
                                expected_cost_per_hour=bid, expected_interruptions_per_day=1.0,
                                expected_total_cost=None, expected_completion_hours=None, reasons=("review",))
+
+
+def test_a_dry_run_resume_prints_its_bid_and_request(env):
+    """It printed "would resume ID (podBidResume)": no price, no request, on a money-moving command."""
+    config = env.config(SERVICE_A6000)
+    pod = interrupted_spot_pod(env, config)
+    bid = round(pod.bid + 0.01, 3)
+    dry = env.tick(config, dry_run=True, advise=spot_at(bid)).jobs[0]
+    assert dry.state == "dry_run" and pod.desired_status == "EXITED", dry.message
+    assert dry.message.startswith(f"would resume {pod.id} at ${bid:.4f}/GPU-h (podBidResume): "), dry.message
+    assert f'"podId": "{pod.id}"' in dry.message and f'"bidPerGpu": {bid}' in dry.message, dry.message
+    assert dry.message.endswith("(not sent: dry run)")
 
 
 def test_a_lowered_max_price_rebids_a_running_spot_pod_under_it(env):

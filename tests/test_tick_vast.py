@@ -192,6 +192,11 @@ def test_a_vast_instance_stopped_by_the_user_is_started_again_by_jobs_start(both
                         expected_cost_per_hour=bid, expected_interruptions_per_day=1.0, expected_total_cost=None,
                         expected_completion_hours=None, reasons=("same",), market="vast")
 
+    # A dry run names what the real tick sends: the start (the bid stands as it is), not a bid change.
+    dry = tick(env, api, config, advise=same_plan, dry_run=True).jobs[0]
+    assert dry.state == "dry_run" and f"would resume {inst.id} at ${bid:.4f}/GPU-h (start): " in dry.message, \
+        dry.message
+    assert inst.intended == "stopped"
     line = tick(env, api, config, advise=same_plan).jobs[0]
     assert line.state == "running" and line.pod_id == str(inst.id), line.message
     assert inst.intended == "running" and vast_live(env.emu) == [inst]
