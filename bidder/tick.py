@@ -340,13 +340,19 @@ class _Tick:
                                        f"is renamed in {where}; nothing is done for it")
             elif not self.ex.dry_run:
                 pods = self.store.managed_pods(name)
-                if pods:
+                # A create of the launch whose answer was lost goes with it: landing later, its pod is the
+                # launch's (`Executor.adopt_launched`), never taken by the job for its own.
+                lost = {k: state[k] for k in ("pending_name", "pending_since", "lost_names") if state.get(k)}
+                if pods or lost:
                     own = f"{name} (launch)"
                     for row in pods:
                         self.store.set_pod_state(row["pod_id"], job=own)
                     self.store.mark_launch(own)
+                    if lost:
+                        self.store.save_job_state(own, **lost)
                 self.store.save_job_state(name, launched_by=None, state=None, note=None, pod_id=None, started=None,
-                                          stop_intent=None, restop=None, progress_cache=None, updated=self.now)
+                                          stop_intent=None, restop=None, progress_cache=None, pending_name=None,
+                                          pending_since=None, lost_names=None, updated=self.now)
 
     def _say_runpod_only(self, jc: JobConfig, report: JobReport) -> JobReport:
         """A job kept on RunPod by `keep_on_runpod` says so whenever it was decided for: its line, and the

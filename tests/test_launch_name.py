@@ -163,3 +163,25 @@ def test_every_launch_pod_in_a_jobs_way_is_named_at_once(env):
     assert set(ids) == live
     assert (f"train is the name of a `bidder launch` whose pods {ids[0]}, {ids[1]} are still there: this job does "
             f"not run until they are stopped (`bidder stop {ids[0]}`; `bidder stop {ids[1]}`)") in result.stderr
+
+
+def test_a_launchs_lost_create_stays_the_launchs_when_a_job_takes_its_name(env):
+    # `launch --name train` got no answer to its create ("nothing launched"); [jobs.train] is written and
+    # takes the name. The create landing later was the job's pending create in the ledger: the job took
+    # the launch's pod for its own, beside the pod it had rented. It is the launch's.
+    (env.tmp / "bidder.toml").write_text("")
+    env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal Server Error"}]}, status=500,
+                    execute=False)
+    assert launch(env, "--name", "train", "--retries", "1").exit_code == 1
+    lost = env.store.job_state("train")["pending_name"]
+    (env.tmp / "bidder.toml").write_text(ON_DEMAND_SERVICE)
+    env.emu.advance(300)
+    assert cli(env, "tick").exit_code == 0
+    [own] = env.live_pods()  # the job's own pod
+    landed = env.emu.world.deploy_on_demand({"gpuTypeId": A6000, "cloudType": "COMMUNITY", "gpuCount": 1,
+                                             "name": lost, "imageName": "img"})  # the launch's create, landing late
+    env.emu.advance(300)
+    assert cli(env, "tick").exit_code == 0
+    assert [row["pod_id"] for row in env.store.managed_pods("train", states=["active"])] == [own.id]
+    assert env.store.pod(landed.id)["job"] == "train (launch)"
+    assert own.desired_status == "RUNNING" and landed.desired_status == "RUNNING"  # the user's, as launched
