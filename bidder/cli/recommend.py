@@ -83,7 +83,7 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime, notes: list[str], 
     """Vast's snapshot too, with the collector's offer filters (bidder.toml's), when a Vast key is
     set: a job open to Vast was decided on Vast's stored prices alone. A failure is a note (the
     stored history still serves when recent enough)."""
-    from bidder.cli.collect import _vast_source
+    from bidder.cli.collect import vast_price_source
     from bidder.collector import collect_markets
     from bidder.jobs import collect_settings
     from bidder.vast.summary import OfferFilters
@@ -95,7 +95,7 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime, notes: list[str], 
         return
     saved = collect_settings()
     filters = OfferFilters(verified_only=saved["vast_verified_only"], min_reliability=saved["vast_min_reliability"])
-    source, client = _vast_source(key, vast_url, 2, filters)
+    source, client = vast_price_source(key, vast_url, 2, filters)
     try:
         cycle = collect_markets([source], store, now=now, raise_if_all_failed=False)
     finally:
