@@ -6,6 +6,7 @@ report's job states) follows its pods: ended once its pod is gone."""
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 from click.testing import CliRunner
@@ -126,6 +127,34 @@ def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):
                               f"nothing restarts it; Vast bills its disk's storage until `bidder stop {inst.id} "
                               "--terminate`\n")
     assert inst.intended == "stopped" and not inst.destroyed
+
+
+
+def test_pods_refresh_books_the_storage_a_stopped_vast_instance_bills(vast_env):
+    # A user of launch, stop and report alone (no tick in cron): `pods --refresh` is their poll, and a
+    # stopped instance's disk bills on. It was left out (only running pods were polled): the books
+    # showed the 30 minutes of compute and none of the 10 hours of storage after them.
+    emu, tmp = vast_env
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
+
+    def run(*args: str):
+        return runner.invoke(main, [*args, "--db", str(tmp / "bidder.db"), "--api-url", emu.url, "--vast-url",
+                                    emu.vast_url, "--now", to_iso(emu.now)])
+
+    result = run("launch", "--market", "vast", "--gpu", "RTX 4090", "--tolerance", "none", "--max-price", "0.6",
+                 "--image", "pytorch/pytorch", "--disk", "200", "--yes")
+    assert result.exit_code == 0, result.output + result.stderr
+    [inst] = [i for i in emu.vast.instances.values() if not i.destroyed]
+    emu.advance(1800)
+    assert run("stop", str(inst.id)).exit_code == 0
+    emu.advance(36000)
+    refreshed = run("pods", "--refresh", "--all", "--format", "json")
+    assert refreshed.exit_code == 0, refreshed.output + refreshed.stderr
+    [row] = [r for r in json.loads(refreshed.output) if r["pod"] == str(inst.id)]
+    billed = emu.vast.true_spend(inst.id)
+    assert billed > 10 * inst.storage_per_hr  # the storage of the 10 stopped hours is most of the bill
+    assert row["spent"] == pytest.approx(billed, abs=0.002)
+    assert row["cost_per_hr"] == pytest.approx(inst.storage_per_hr, abs=1e-4)  # its disk alone, not compute too
 
 
 def test_jobs_stop_ends_a_launch_by_its_name(env):

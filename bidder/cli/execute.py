@@ -806,7 +806,10 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
     with open_existing_store(db_path, "no pods yet") as store:
         if refresh:
             active = store.managed_pods(states=["active"])
-            wanted = {row.get("market") or "runpod" for row in active}
+            # As the tick does: a pod to retire and a stopped Vast instance (its disk) still bill.
+            kept = [r for r in store.managed_pods(states=["retiring", "stopped"])
+                    if r.get("state") == "retiring" or r.get("market") == "vast"]
+            wanted = {row.get("market") or "runpod" for row in (*active, *kept)}
             lost = Executor.lost_launch_creates(store)  # a launch's create may have landed since it said "nothing launched"
             vast = _vast_api(vast_url) if "vast" in wanted or lost else None
             if lost:
@@ -825,13 +828,19 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                         # A pod missing from the list is asked for by id: a list is no proof that it ended.
                         pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
                         ex.observe(row, pod, now)
+                    for row in (r for r in kept if (r.get("market") or "runpod") == market):
+                        ex.bill_kept(row, listing.get(row["pod_id"]), now)
         rows = []
         for row in store.managed_pods(states=None if show_all else ["active"]):
             observations = store.observations(row["pod_id"])
             last = observations[-1] if observations else None
             uptime = last.get("uptime_seconds") if last and last["desired_status"] == "RUNNING" else None
-            rate = None if last is None or last.get("cost_per_hr") is None else (
-                float(last["cost_per_hr"]) + float(last.get("storage_per_hr") or 0.0))  # Vast: + storage
+            storage = None if last is None or last.get("storage_per_hr") is None else float(last["storage_per_hr"])
+            if last is not None and last["desired_status"] != "RUNNING" and storage is not None:
+                rate: float | None = storage  # a stopped or paused Vast instance bills its disk alone
+            else:
+                rate = None if last is None or last.get("cost_per_hr") is None else (
+                    float(last["cost_per_hr"]) + (storage or 0.0))  # Vast: + storage
             rows.append({"pod": row["pod_id"], "market": row.get("market") or "runpod", "job": row.get("job"),
                          "name": row.get("name"),
                          "gpu": row.get("gpu_type_id"), "cloud": row.get("cloud"), "gpus": row.get("gpu_count"),
