@@ -158,17 +158,26 @@ def test_refresh_takes_a_snapshot_from_the_emulator(tmp_path: Path, emulator: Em
 
 def test_refresh_takes_vasts_snapshot_too_for_a_job_open_to_vast(tmp_path: Path, emulator: Emulator,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """--refresh refreshed RunPod alone, then decided a Vast job on Vast's stored prices."""
+    """--refresh refreshed RunPod alone, then decided a Vast job on Vast's stored prices. A Vast job
+    asks Vast alone: RunPod (here unreachable) is neither asked nor said to have failed, and Vast's
+    answer tells the emulator's time."""
     monkeypatch.setenv("RUNPOD_API_KEY", emulator.api_key)
     monkeypatch.setenv("VAST_API_KEY", emulator.api_key)
     path = tmp_path / "fresh.db"
-    result = run(path, "--refresh", "--api-url", emulator.url, "--vast-url", emulator.vast_url, "--market", "vast",
-                 "--gpu", "RTX 4090", "--hours", "5", "--format", "json", now=None)
+    result = run(path, "--refresh", "--api-url", "http://127.0.0.1:9/graphql", "--vast-url", emulator.vast_url,
+                 "--market", "vast", "--gpu", "RTX 4090", "--hours", "5", "--format", "json", now=None)
     assert result.exit_code == 0, result.output + result.stderr
     assert "refreshed Vast:" in result.stderr and "quotes at 2026-01-01T00:00:00Z" in result.stderr
+    assert "--refresh failed" not in result.stderr, result.stderr
     assert json.loads(result.stdout)["decision"]["market"] == "vast"
     with Store.open(path) as store:
-        assert {r["market"] for r in store.collections()} == {"runpod", "vast"}
+        assert {r["market"] for r in store.collections()} == {"vast"}
+    # --market any with Vast's key alone: Vast alone too.
+    monkeypatch.setenv("RUNPOD_API_KEY", "")
+    alone = run(path, "--refresh", "--api-url", "http://127.0.0.1:9/graphql", "--vast-url", emulator.vast_url,
+                "--gpu", "RTX 4090", "--hours", "5", "--format", "json", now=None)
+    assert alone.exit_code == 0 and "--refresh failed" not in alone.stderr, alone.output + alone.stderr
+    monkeypatch.setenv("RUNPOD_API_KEY", emulator.api_key)
     # Without a Vast key, a Vast job is told its prices were not refreshed.
     monkeypatch.delenv("VAST_API_KEY")
     again = run(path, "--refresh", "--api-url", emulator.url, "--market", "vast", "--gpu", "RTX 4090", "--hours", "5",

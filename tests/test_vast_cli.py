@@ -119,6 +119,27 @@ def test_launch_says_when_runpod_prices_could_not_be_refreshed(env):
     assert "the plan uses its stored prices of" in note and note.endswith("Vast's prices were refreshed"), note
 
 
+
+def test_launch_with_a_vast_key_alone_plans_and_acts_on_vast_alone(env):
+    # RunPod's price list answers without a key, so a keyless launch used to refresh RunPod, plan on
+    # it (its stored history was cheaper) and fail at RunPod's create: "give an API key".
+    emu, tmp = env
+    keys = {"RUNPOD_API_KEY": "", "VAST_API_KEY": TEST_API_KEY}
+    with Store.open(tmp / "bidder.db") as store:
+        before = {c["id"] for c in store.collections(limit=10**6)}
+    result = CliRunner(env=keys).invoke(main, [
+        "launch", "--gpu", RTX4090, "--gpu", VAST4090, "--hours", "2", "--tolerance", "none", "--max-price", "0.6",
+        "--image", "pytorch/pytorch", "--yes", "--db", str(tmp / "bidder.db"), "--api-url", emu.url,
+        "--vast-url", emu.vast_url, "--now", to_iso(emu.now)])
+    assert result.exit_code == 0, result.output + result.stderr
+    plan = next(line for line in result.stdout.splitlines() if line.startswith("Plan: "))
+    assert ", vast) " in plan and "Note:" not in result.output, result.output
+    assert len(live(emu)) == 1 and not emu.world.pods
+    with Store.open(tmp / "bidder.db") as store:
+        added = [c["market"] for c in store.collections(limit=10**6) if c["id"] not in before]
+    assert added == ["vast"]  # no RunPod request
+
+
 def test_tick_pods_jobs_and_stop_on_vast(env):
     emu, tmp = env
     config = ["--config", str(tmp / "bidder.toml")]

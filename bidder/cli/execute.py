@@ -335,13 +335,16 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         saved = collect_settings(config_path)
         vast = _vast_api(vast_url, retries, verified_only=saved["vast_verified_only"],
                          min_reliability=saved["vast_min_reliability"], required=market == "vast")
+    # With Vast's key alone, `any` is Vast alone (as for collect and tick): no RunPod request, no RunPod plan.
+    runpod_usable = market == "runpod" or vast is None or bool(resolve_api_key())
     markets = tuple(m for m in ("runpod", "vast") if (m == market or market == "any")
-                    and (m != "vast" or vast is not None))
+                    and (m != "vast" or vast is not None) and (m != "runpod" or runpod_usable))
     with Store.open(db_path) as store, _client(api_url, retries) as client:
         _refuse_managed_job(store, name, config_path)
         # Either market may be the emulator, whose clock the refresh's rows must carry (RunPod's URL
         # may be down while Vast's answers).
-        now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
+        now = api_now(store, ServerTimes(client if "runpod" in markets else None,
+                                         vast.client if vast is not None else None), now_text,
                       allow_past=allow_past)
         counts = sorted({1, config.job.gpu_count})
         sources: list[Any] = [RunPodSource(client, counts)] if "runpod" in markets else []

@@ -79,10 +79,12 @@ def decision_dict(d: Decision, window_hours: float | None = None) -> dict[str, A
     }
 
 
-def _refresh_vast(store: Store, vast_url: str, now: datetime, notes: list[str], *, asked: bool) -> None:
+def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list[str], *, asked: bool,
+                  now_text: str | None = None, allow_past: bool = False) -> datetime:
     """Vast's snapshot too, with the collector's offer filters (bidder.toml's), when a Vast key is
     set: a job open to Vast was decided on Vast's stored prices alone. A failure is a note (the
-    stored history still serves when recent enough)."""
+    stored history still serves when recent enough). `now` None: Vast alone is refreshed, and its
+    answer tells the time (the emulator's), as RunPod's does; returns the command's time."""
     from bidder.cli.collect import vast_price_source
     from bidder.collector import collect_markets
     from bidder.jobs import collect_settings
@@ -92,17 +94,23 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime, notes: list[str], 
     if not key:
         if asked:  # (--market any without a Vast key: a RunPod user, nothing to say)
             notes.append("Vast prices not refreshed: no Vast API key (VAST_API_KEY); using its stored history")
-        return
+        return now if now is not None else db_now(store, now_text, allow_past=allow_past, notes=notes)
     saved = collect_settings()
     filters = OfferFilters(verified_only=saved["vast_verified_only"], min_reliability=saved["vast_min_reliability"])
     source, client = vast_price_source(key, vast_url, 2, filters)
     try:
+        if now is None:
+            now = api_now(store, client, now_text, allow_past=allow_past)
         cycle = collect_markets([source], store, now=now, raise_if_all_failed=False)
     finally:
         client.close()
     [result] = cycle.by_market
     notes.append(f"Vast prices not refreshed ({result.error}); using its stored history" if result.error
                  else f"refreshed Vast: {result.quotes} quotes at {to_iso(cycle.ts)}")
+    if result.error and store.clock == "wall" and now_text is None:
+        # No time told: the wall clock is not the history's (it may be the emulator's), as for RunPod.
+        now = db_now(store, None, allow_past=allow_past, say=False)
+    return now
 
 
 def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_past: bool,
@@ -206,10 +214,15 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     notes: list[str] = []
     refresh_error: ApiError | None = None
     try:
-        if refresh:
+        # Vast's market, or any with Vast's key alone: RunPod is not asked (nor told of a failure).
+        vast_alone = market.lower() == "vast" or (market.lower() == "any" and not resolve_api_key()
+                                                  and bool(resolve_vast_api_key()))
+        if refresh and vast_alone:
+            now = _refresh_vast(store, vast_url, None, notes, asked=True, now_text=now_text, allow_past=allow_past)
+        elif refresh:
             now, refresh_error = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
-            if market.lower() in ("vast", "any"):
-                _refresh_vast(store, vast_url, now, notes, asked=market.lower() == "vast")
+            if market.lower() == "any":
+                _refresh_vast(store, vast_url, now, notes, asked=False)
         else:
             now = db_now(store, now_text, allow_past=allow_past, notes=notes)
         gpu_types: tuple[str, ...] = ()
