@@ -180,6 +180,7 @@ def test_a_wrong_key_is_an_auth_error(emulator):
     with pytest.raises(AuthError) as info:
         client.gpu_types()
     assert info.value.status == 401 and info.value.operation == "gpuTypes"
+    assert "check RUNPOD_API_KEY, or api_key in ~/.config/bidder/config.toml" in str(info.value)
 
 
 def test_spot_pod_life_cycle(client, emulator):

@@ -165,7 +165,9 @@ def test_offer_errors_map_to_no_capacity(emu, vast):
 def test_auth_errors(emu):
     with vast_client(emu, key="wrong-key") as wrong, pytest.raises(AuthError) as caught:
         wrong.search_offers()
-    assert caught.value.status == 401 and "VAST_API_KEY" in str(caught.value)
+    # Both places a key comes from are named: one from the config file was told "check VAST_API_KEY".
+    assert caught.value.status == 401 and "check VAST_API_KEY, or vast_api_key in ~/.config/bidder/config.toml" \
+        in str(caught.value)
     with vast_client(emu, key=None) as anonymous, pytest.raises(AuthError):
         anonymous.create_on_demand(1, spec())
 

@@ -84,6 +84,10 @@ HTTPX_CAUGHT: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL)
 _MAX_TEXT = 300
 
 
+#: Where the key comes from (the environment first, then the user's config file): both are named.
+_KEY_HINT = "check RUNPOD_API_KEY, or api_key in ~/.config/bidder/config.toml"
+
+
 def scrub(text: str, secret: str | None) -> str:
     """`text` on one line, shortened, with the secret (if any) replaced by ***."""
     if secret:
@@ -169,7 +173,7 @@ def classify_graphql(messages: tuple[str, ...], codes: tuple[str | None, ...], *
     if any((_VALIDATION.search(m) and _QUOTED_SPOT.search(m)) or _SPOT_RETIRED.search(m) for m in clean):
         return SpotUnsupported(text + " (RunPod no longer offers spot pods through this API)", **kwargs)
     if "UNAUTHENTICATED" in codes or any(t in m for m in lowered for t in _AUTH_TEXTS):
-        return AuthError(text + " (check RUNPOD_API_KEY)", operation=operation, status=status)
+        return AuthError(text + f" ({_KEY_HINT})", operation=operation, status=status)
     if any(t in m for m in lowered for t in NO_CAPACITY_TEXTS):
         return NoCapacity(text, **kwargs)
     if any(t in m for m in lowered for t in POD_NOT_FOUND_TEXTS):
@@ -191,7 +195,7 @@ def decode_response(response: httpx.Response, operation: str, *, pod_id: str | N
     body = _json_or_none(response)
     errors = _errors_of(body)
     if status == 401:
-        raise AuthError(f"{operation}: the API refused the key (HTTP 401): check RUNPOD_API_KEY",
+        raise AuthError(f"{operation}: the API refused the key (HTTP 401): {_KEY_HINT}",
                         operation=operation, status=401)
     if status == 429:
         retry_after = parse_retry_after(response)

@@ -45,7 +45,8 @@ __all__ = [
 NO_CAPACITY_CODES = frozenset({"no_such_ask"})
 #: Error codes meaning "no such instance" [docs].
 NOT_FOUND_CODES = frozenset({"no_such_instance"})
-_KEY_HINT = "check VAST_API_KEY"
+#: Where the key comes from (the environment first, then the user's config file): both are named.
+_KEY_HINT = "check VAST_API_KEY, or vast_api_key in ~/.config/bidder/config.toml"
 
 
 def _json_or_none(response: httpx.Response) -> Any:
