@@ -4,6 +4,8 @@ equal to Vast's billing within 1% over a week with pauses, and `any` landing whe
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from executor_helpers import RTX4090, Env, named
 from two_markets import VAST4090, runpod_live, tick, vast_live
@@ -219,6 +221,12 @@ def test_jobs_stop_on_a_budget_stopped_vast_job_ends_or_names_its_kept_instance(
     stopped = env.config(text.replace("budget = 60", f"budget = {spent + 0.02:.4f}"))
     assert tick(env, api, stopped).jobs[0].state == "budget_stopped"
     assert inst.intended == "stopped" and not inst.destroyed
+    # `bidder jobs` names the kept instance (its disk bills on): it showed "-".
+    listed = CliRunner().invoke(main, ["jobs", "--config", str(env.tmp / "bidder.toml"), "--db",
+                                       str(env.store.path), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.output)
+    assert (row["state"], row["pod"], row["market"]) == ("budget_stopped", str(inst.id), "vast")
     result = CliRunner(env={"RUNPOD_API_KEY": env.emu.api_key, "VAST_API_KEY": env.emu.api_key}).invoke(main, [
         "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.store.path), "stop", "v",
         "--api-url", env.emu.url, "--vast-url", env.emu.vast_url, "--now", to_iso(env.emu.now)])

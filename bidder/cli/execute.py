@@ -624,7 +624,10 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
             state = store.job_state(jc.name) or {}
             work, spent, interruptions = job_progress(store, jc, save=False)
             active = store.managed_pods(jc.name, states=["active"])
-            pod = active[-1] if active else None
+            # Else the pod it keeps stopped (a budget stop, `bidder stop`): it holds the job's disk, and
+            # on Vast bills storage; "-" hid it.
+            kept = [r for r in store.managed_pods(jc.name, states=["stopped"]) if r.get("desired_status") != "TERMINATED"]
+            pod = active[-1] if active else kept[-1] if kept else None
             rows.append({
                 "job": jc.name, "state": state.get("state") or "new", "pod": pod["pod_id"] if pod else None,
                 "market": (pod.get("market") or "runpod") if pod else None,
