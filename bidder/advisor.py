@@ -13,7 +13,7 @@ says which and why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -104,12 +104,33 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
         raise InsufficientHistory(f"the newest price snapshot is {format_duration(age_hours * 3600)} old "
                                   f"({newest.isoformat()}): collect a fresh one with `bidder collect`"
                                   + REFRESH_HINT, samples=len(quotes))
+    if job.disk_gb is not None:
+        quotes = with_storage(store, quotes)
     chosen = select_quotes(job, quotes)
     stats_params.setdefault("floor_model", uses_plan(job, policy))  # services and open-ended jobs need none
     stats, info = gather_stats(store, [q.key for q in chosen], now,
                                history_days=history_days, **stats_params)
     decision = decide(job, policy, quotes, stats, now, progress, history_notes=info.missing)
     return decision, info
+
+
+def with_storage(store: Any, quotes: list[Any]) -> list[Any]:
+    """Vast's quotes with their storage price (from the offers stored with them): an instance's disk
+    bills on top of its bid, and a plan or budget that leaves it out understates the job (a 500 GB
+    disk billed $0.10/h beside a $0.12 bid)."""
+    from bidder.vast.offers import SEARCH_DISK_GB
+
+    costs: dict[Any, dict[tuple[str, int], float]] = {}
+    out = []
+    for q in quotes:
+        if q.market == "vast" and q.storage_per_gb_month is None:
+            if q.ts not in costs:
+                costs[q.ts] = store.storage_costs(q.ts)
+            cost = costs[q.ts].get((q.gpu_type_id, q.gpu_count))
+            if cost is not None:
+                q = replace(q, storage_per_gb_month=cost, on_demand_storage_gb=SEARCH_DISK_GB)
+        out.append(q)
+    return out
 
 
 def _quotes_at(store: Any, now: datetime, max_age_hours: float) -> list[Any]:

@@ -555,7 +555,8 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
     job = JobSpec(gpu_types=get("gpu"), min_vram_gb=get("min_vram"), gpu_count=get("gpus"), cloud=get("cloud"),
                   work_hours=get("hours"), keep_running=get("hours") is None,
                   restart_overhead_hours=get("restart_overhead").total_seconds() / 3600,
-                  speed_factors=get("speed") or (), market=get("market"))
+                  speed_factors=get("speed") or (), market=get("market"),
+                  disk_gb=float(get("disk") + get("volume")))  # (a Vast instance's disk: both, as it is created)
     policy = Policy(max_price=get("max_price"), budget=get("budget"), tolerance=get("tolerance"),
                     min_savings=get("min_savings"), min_wait_savings=get("min_wait_savings"),
                     allow_spot=get("allow_spot"),

@@ -88,6 +88,9 @@ class PriceQuote:
     `uninterruptable_price` the on-demand price (None = no on-demand capacity). Both USD per GPU-hour.
     `market` is where it came from ("runpod" or "vast"); for Vast, `cloud` is the tier
     (VERIFIED / UNVERIFIED) and `offer_count` the number of offers the quote summarises.
+    `storage_per_gb_month`: what the market bills for an instance's disk, USD per GB-month, whether
+    the instance runs or not (Vast; None: no separate storage price), and `on_demand_storage_gb` the
+    disk whose storage `uninterruptable_price` already includes (Vast's search prices one).
     """
 
     ts: datetime
@@ -105,6 +108,8 @@ class PriceQuote:
     list_on_demand_price: float | None = None
     market: str = DEFAULT_MARKET
     offer_count: int | None = None
+    storage_per_gb_month: float | None = None
+    on_demand_storage_gb: float = 0.0
 
     @property
     def key(self) -> MarketKey:
@@ -133,6 +138,8 @@ class JobSpec:
     interruption (time to resume plus work since the last checkpoint). `speed_factors` maps a GPU
     type to its speed relative to the reference (e.g. {"NVIDIA H100 80GB HBM3": 3.0}); types not
     named run at 1.0. `market` is "runpod", "vast" or "any" (the optimizer ranks across markets).
+    `disk_gb`: the pod's disk, which a market with a storage price (Vast) bills on top of the GPU
+    price (None: storage is not counted).
     """
 
     gpu_types: tuple[str, ...] = ()
@@ -145,6 +152,7 @@ class JobSpec:
     restart_overhead_hours: float = 10 / 60
     speed_factors: tuple[tuple[str, float], ...] = ()
     market: str = "any"
+    disk_gb: float | None = None
 
     def speed_of(self, gpu_type_id: str) -> float:
         for name, factor in self.speed_factors:

@@ -375,6 +375,28 @@ def planned_choice(job: JobSpec, policy: Policy, markets: Sequence[MarketNow], p
                   reserve_h=reserve_hours(max(float(job.restart_overhead_hours), 0.0)))
 
 
+def storage_per_gpu_hour(job: JobSpec, q: PriceQuote, *, on_demand: bool = False) -> float:
+    """What the job's disk adds per GPU-hour on this market (Vast bills storage on top of the bid;
+    its on-demand price already holds the storage of `on_demand_storage_gb`): 0 where the market has no
+    storage price or the job names no disk. Counted per running hour: the hours an instance is paused
+    or stopped bill storage too, which this leaves out (a lower bound)."""
+    if q.storage_per_gb_month is None or job.disk_gb is None:
+        return 0.0
+    disk = float(job.disk_gb) - (q.on_demand_storage_gb if on_demand else 0.0)
+    return q.storage_per_gb_month * disk / 720.0 / max(q.gpu_count, 1)
+
+
+def _storage_notes(job: JobSpec, c: _Candidate) -> list[str]:
+    """The reason that says a candidate's cost holds its disk's storage (none where nothing is billed)."""
+    return [_storage_reason(job, c.quote)] if storage_per_gpu_hour(job, c.quote) > 0 else []
+
+
+def _storage_reason(job: JobSpec, q: PriceQuote) -> str:
+    per_hour = storage_per_gpu_hour(job, q) * q.gpu_count  # (an on-demand price holds some of it already)
+    return (f"with {MARKET_NAMES.get(q.market, q.market)}'s storage of the {float(job.disk_gb or 0):g} GB disk: "
+            f"${per_hour:.3f}/h while it runs (and while it is paused or stopped), counted in the cost")
+
+
 def _clock_hours(now: datetime) -> float:
     """The time of day of `now` in hours, UTC (the clock the floor models' daily phases are fitted on)."""
     return (now.timestamp() % 86400.0) / 3600.0
@@ -404,10 +426,13 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
         return None
     g = job.gpu_count
     work_left = max(float(job.work_hours) - progress.work_done_hours, 0.0)
-    total = choice.expected_cost * g
+    q = markets[choice.market]
+    # The plan prices the GPU; a market that bills the disk too (Vast) adds it for each running hour.
+    storage = storage_per_gpu_hour(job, q, on_demand=choice.action == "on_demand")
+    per_gpu = choice.expected_cost + storage * work_left / job.speed_of(q.gpu_type_id)
+    total = per_gpu * g
     if policy.budget is not None and total > policy.budget - progress.spent + 1e-9:
         return None  # the rates name the budget constraint (or find what fits it)
-    q = markets[choice.market]
     # The model the plan followed: the market's own, or the pool's (remembered since `choose` fitted it).
     model = pooled_model([views[i].model for i in choice.pool]) if choice.pool else None
     model = model or views[choice.market].model
@@ -435,6 +460,8 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     if choice.pool:
         reasons.append(f"planned over {len(choice.pool)} interchangeable markets as one pool: each start goes to the "
                        f"one whose floor was calmest over the last {model.step_h * 60:.0f} min")
+    if storage_per_gpu_hour(job, q) > 0:
+        reasons.append(_storage_reason(job, q))
     if choice.interruption_price > 0:
         reasons.append(f"interruptions priced at {choice.interruption_price:g} h of on-demand each to stay "
                        f"within the tolerance")
@@ -447,7 +474,7 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
             alts = ()
     return Decision(action=action, gpu_type_id=q.gpu_type_id, cloud=q.cloud, gpu_count=g,  # type: ignore[arg-type]
                     bid_per_gpu=bid if action == "spot" else None,
-                    expected_cost_per_hour=round(choice.expected_cost / work_left, 6) if work_left > 0 else 0.0,
+                    expected_cost_per_hour=round(per_gpu / work_left, 6) if work_left > 0 else 0.0,
                     expected_interruptions_per_day=round(choice.expected_interruptions / max(time_left / 24, 1e-9), 4),
                     expected_total_cost=round(total, 4), expected_completion_hours=None,
                     reasons=tuple(reasons), alternatives=alts,
@@ -501,8 +528,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     reserve = reserve_hours(r)
 
     # On-demand reference: the cheapest on-demand price per unit of work of any market the job accepts.
-    od_ref = min((q.uninterruptable_price / job.speed_of(q.gpu_type_id) for q in markets
-                  if q.uninterruptable_price), default=None)
+    od_ref = min(((q.uninterruptable_price + storage_per_gpu_hour(job, q, on_demand=True)) / job.speed_of(q.gpu_type_id)
+                  for q in markets if q.uninterruptable_price), default=None)
     rejected = _Rejections()
     ondemand: list[_Candidate] = []
     for q in markets:
@@ -510,7 +537,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         if price is None or not policy.allow_on_demand:
             continue
         s = job.speed_of(q.gpu_type_id)
-        cost = price / s
+        cost = (price + storage_per_gpu_hour(job, q, on_demand=True)) / s
         is_current = progress.current_action == "on_demand" and _same_market(progress, q)
         hours = None if keep_running else work / s
         total = cost * g * (24.0 if keep_running else work)
@@ -564,7 +591,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         best_od.note = (f"slack {max(slack, 0):.1f} h is at the {reserve:.1f} h reserve: on-demand until done "
                         "so the deadline is met")
         ranked = sorted(ondemand, key=lambda c: c.cost)
-        return _decision(best_od, ranked if alternatives else [], g, od_ref, keep_running, missing, multi)
+        return _decision(best_od, ranked if alternatives else [], g, od_ref, keep_running,
+                         [*missing, *_storage_notes(job, best_od)], multi)
 
     acting = ondemand + spot_now
     kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
@@ -631,8 +659,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             or not _worth_switching(current, chosen, r, work, job, keep_running, restart_cost)):
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
-    return _decision(chosen, others, g, od_ref, keep_running, missing if chosen.action != "spot" else (),
-                     multi)
+    return _decision(chosen, others, g, od_ref, keep_running,
+                     [*(missing if chosen.action != "spot" else ()), *_storage_notes(job, chosen)], multi)
 
 
 def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, now: datetime,
@@ -725,6 +753,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                      f"${cap:.3f}")
         return
     floor = q.minimum_bid_price
+    storage = storage_per_gpu_hour(job, q)
 
     def evaluate(price: np.ndarray, lam: np.ndarray, avail: np.ndarray, lam_now: np.ndarray | None = None,
                  delay: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -732,6 +761,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
 
         `lam_now`: the hazard of a pod started (or running) now, whose run comes first (two phases);
         `delay`: hours before the plan can start (slack spent waiting)."""
+        if storage:
+            price = price + storage  # what a running hour bills: the bid and the disk's storage
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             keep = np.maximum(1.0 - lam * r, 0.0)  # (np.clip is slower on small arrays)
             positive = keep > 0

@@ -59,7 +59,8 @@ def test_a_full_file_loads_into_jobspec_policy_and_template(tmp_path):
     # gpu in the job table replaces min_vram from [defaults].
     assert train.job == JobSpec(gpu_types=("NVIDIA RTX A6000", "NVIDIA A40"), min_vram_gb=None, gpu_count=2,
                                 cloud="ANY", work_hours=20.0, keep_running=False, deadline=None,
-                                restart_overhead_hours=0.25, speed_factors=(("NVIDIA A40", 1.2),))
+                                restart_overhead_hours=0.25, speed_factors=(("NVIDIA A40", 1.2),),
+                                disk_gb=80.0)  # disk + volume: the storage a Vast instance bills
     assert train.policy == Policy(max_price=0.6, budget=50.0, tolerance=0.5, min_savings=0.15)
     assert train.template.image == "runpod/pytorch:latest"
     assert train.template.ports == "8888/http,22/tcp"

@@ -140,6 +140,29 @@ def test_launch_with_a_vast_key_alone_plans_and_acts_on_vast_alone(env):
     assert added == ["vast"]  # no RunPod request
 
 
+
+def test_a_vast_plan_counts_its_disks_storage_and_the_budget_holds_it(env):
+    # A 500 GB disk bills ~$0.10/h beside a ~$0.12 bid: the plan said $1.25 in all for 10 hours, and a
+    # launch with a $2 budget went ahead on a job that cost more than $2.
+    def plan(disk: str, *extra: str):
+        result = cli(env, "launch", "--market", "vast", "--gpu", VAST4090, "--max-price", "0.6", "--hours", "10",
+                     "--tolerance", "high", "--image", "pytorch/pytorch", "--disk", disk, "--dry-run",
+                     "--format", "json", *extra)
+        return result
+
+    small, big = plan("10"), plan("500")
+    assert small.exit_code == 0 and big.exit_code == 0, small.output + big.output
+    small_d, big_d = json.loads(small.stdout)["decision"], json.loads(big.stdout)["decision"]
+    assert any("storage of the 500 GB disk" in r for r in big_d["reasons"]), big_d["reasons"]
+    storage_hours = big_d["expected_total_cost"] - small_d["expected_total_cost"]
+    assert storage_hours > 490 * 0.05 / 720 * 10 * 0.9  # at least the cheapest storage, for the 10 hours
+    # A budget between the two: the small disk fits it, the big one is refused before anything is sent.
+    budget = f"{(small_d['expected_total_cost'] + big_d['expected_total_cost']) / 2:.2f}"
+    assert plan("10", "--budget", budget).exit_code == 0
+    refused = plan("500", "--budget", budget)
+    assert refused.exit_code == 1 and "budget" in refused.output + refused.stderr, refused.output + refused.stderr
+
+
 def test_tick_pods_jobs_and_stop_on_vast(env):
     emu, tmp = env
     config = ["--config", str(tmp / "bidder.toml")]

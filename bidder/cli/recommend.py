@@ -34,7 +34,7 @@ from bidder.cli.common import (
 )
 from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now
 from bidder.errors import ApiError, BidderError, InsufficientHistory
-from bidder.jobs import option_shown, restart_overhead_error
+from bidder.jobs import MAX_DISK_GB, option_shown, restart_overhead_error
 from bidder.models import Decision, JobSpec, Policy
 from bidder.store import Store
 from bidder.units import format_duration, to_iso
@@ -168,6 +168,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 @click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
               help="Without a deadline, a wait for the spot floor to fall under a bid must save this share of "
                    "what can start now (a wait for a floor already under the bid to settle is not held to it).")
+@click.option("--disk", "disk_gb", type=click.IntRange(1, MAX_DISK_GB), default=40, show_default=True, metavar="GB",
+              help="The pod's disk: Vast bills its storage on top of the GPU price, counted in the cost.")
 @click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="Decide as of this ISO 8601 time (e.g. for imported traces). Default: the emulator's "
@@ -180,7 +182,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int, cloud: str, market: str,
               hours: float | None,
               keep_running: bool, deadline: Any, max_price: float | None, budget: float | None, tolerance: float,
-              restart_overhead: Any, min_savings: float, min_wait_savings: float, refresh: bool, now_text: str | None,
+              restart_overhead: Any, min_savings: float, min_wait_savings: float, disk_gb: int, refresh: bool,
+              now_text: str | None,
               allow_past: bool, fmt: str, db_path: str, api_url: str, vast_url: str) -> None:
     """Recommend how to buy GPU time for a job: spot at which bid, on-demand, or wait.
 
@@ -231,7 +234,8 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         job = JobSpec(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
                       work_hours=hours, keep_running=keep_running,
                       deadline=None if deadline is None else now + deadline,
-                      restart_overhead_hours=restart_overhead.total_seconds() / 3600.0, market=market.lower())
+                      restart_overhead_hours=restart_overhead.total_seconds() / 3600.0, market=market.lower(),
+                      disk_gb=float(disk_gb))
         policy = Policy(max_price=max_price, budget=budget, tolerance=tolerance, min_savings=min_savings,
                         min_wait_savings=min_wait_savings)
         try:

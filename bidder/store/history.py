@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import sqlite3
+import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -244,6 +245,15 @@ class HistoryStore(StoreBase):
             row["verified"] = None if row["verified"] is None else bool(row["verified"])
             out.append(row)
         return out
+
+    def storage_costs(self, ts: datetime) -> dict[tuple[str, int], float]:
+        """Vast's storage price (USD per GB-month) of each (GPU name, GPU count) in the offers stored at
+        `ts`: the median over its offers (the offer an executor rents is not known yet)."""
+        out: dict[tuple[str, int], list[float]] = {}
+        for name, count, cost in self._rows("SELECT gpu_name, num_gpus, storage_cost FROM offers WHERE ts = ? "
+                                            "AND storage_cost IS NOT NULL", (_iso(ts),)):
+            out.setdefault((name, int(count)), []).append(float(cost))
+        return {key: statistics.median(costs) for key, costs in out.items()}
 
     def gpu_types_updated(self) -> datetime | None:
         """When the catalogue was last refreshed from `gpuTypes` (None: never)."""

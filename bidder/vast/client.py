@@ -45,7 +45,7 @@ from bidder.runpod.client import EmulatorTime, RetryPolicy, checked_api_key
 from bidder.runpod.errors_map import HTTPX_CAUGHT, from_httpx
 from bidder.vast import operations as ops
 from bidder.vast.errors_map import classify, decode_response, error_fields, unexpected
-from bidder.vast.offers import Offer, per_instance
+from bidder.vast.offers import SEARCH_DISK_GB, Offer, per_instance
 from bidder.vast.operations import VastRequest
 from bidder.vast.types import Instance, InstanceSpec, parse_instance, parse_offer
 
@@ -187,7 +187,7 @@ class VastClient(EmulatorTime):
 
     def search_offers(self, gpu_names: Sequence[str] | None = None, num_gpus: Sequence[int] | int | None = None,
                       *, verified: bool | None = None, min_reliability: float | None = None,
-                      disk_gb: float = 10.0, limit: int = ops.DEFAULT_SEARCH_LIMIT) -> list[Offer]:
+                      disk_gb: float = SEARCH_DISK_GB, limit: int = ops.DEFAULT_SEARCH_LIMIT) -> list[Offer]:
         """Every rentable offer of these GPU names (Vast's spelling, e.g. "RTX 4090") and counts, in
         ONE request: each Offer carries its spot floor (`min_bid`) and on-demand price (`dph_total`,
         storage for `disk_gb` included), per instance. Works without a key. Retried."""

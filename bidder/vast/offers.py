@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Offer", "per_gpu", "per_instance", "storage_per_hour"]
+__all__ = ["SEARCH_DISK_GB", "Offer", "per_gpu", "per_instance", "storage_per_hour"]
+
+#: The disk a search prices (its `dph_total` includes this much storage): the collector's on-demand quotes.
+SEARCH_DISK_GB = 10.0
 
 
 def per_gpu(instance_price: float | None, num_gpus: int) -> float | None:

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bidder.errors import ConfigError
+from bidder.vast.offers import SEARCH_DISK_GB
 from bidder.vast.types import InstanceSpec
 
 __all__ = [
@@ -106,7 +107,7 @@ def _id(value: int, what: str) -> int:
 
 def build_search(gpu_names: Sequence[str] | None = None, num_gpus: Sequence[int] | int | None = None, *,
                  verified: bool | None = None, min_reliability: float | None = None,
-                 disk_gb: float = 10.0, limit: int = DEFAULT_SEARCH_LIMIT,
+                 disk_gb: float = SEARCH_DISK_GB, limit: int = DEFAULT_SEARCH_LIMIT,
                  extra: Mapping[str, Mapping[str, Any]] | None = None) -> VastRequest:
     """POST /api/v0/bundles/: every rentable offer (of these GPU names and counts) in ONE request.
 
