@@ -85,10 +85,12 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
 
 def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress: JobProgress | None = None,
            history_days: float = DEFAULT_HISTORY_DAYS,
-           max_snapshot_age_hours: float = DEFAULT_MAX_STALENESS_HOURS,
+           max_snapshot_age_hours: float = DEFAULT_MAX_STALENESS_HOURS, spot_off: frozenset[str] = frozenset(),
            **stats_params: Any) -> tuple[Decision, HistoryInfo]:
     """The optimizer's decision for `job` from the store's newest snapshot and history, and the history
-    it used. Raises InsufficientHistory when there is no usable snapshot, Infeasible as `decide` does."""
+    it used. Raises InsufficientHistory when there is no usable snapshot, Infeasible as `decide` does.
+    `spot_off`: markets whose spot is gone (RunPod's, when marked): their quotes offer on-demand only,
+    the other markets' spot stays (a job open to RunPod and Vast keeps Vast's spot)."""
     quotes = _quotes_at(store, now, max_snapshot_age_hours)
     if not quotes:
         held = store.latest_quotes()
@@ -106,9 +108,11 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
                                   + REFRESH_HINT, samples=len(quotes))
     if job.disk_gb is not None:
         quotes = with_storage(store, quotes)
+    if spot_off:
+        quotes = [replace(q, minimum_bid_price=None) if q.market in spot_off else q for q in quotes]
     chosen = select_quotes(job, quotes)
     stats_params.setdefault("floor_model", uses_plan(job, policy))  # services and open-ended jobs need none
-    stats, info = gather_stats(store, [q.key for q in chosen], now,
+    stats, info = gather_stats(store, [q.key for q in chosen if q.market not in spot_off], now,
                                history_days=history_days, **stats_params)
     decision = decide(job, policy, quotes, stats, now, progress, history_notes=info.missing)
     return decision, info

@@ -217,6 +217,12 @@ class _StopLaunch(BidderError):
     """Internal: an error after which trying other alternatives is pointless (spend limit, API down)."""
 
 
+
+def runpod_spot_gone(store: Any) -> bool:
+    """Whether RunPod's spot market is marked gone (`spot_unsupported_since`): spot mutations refused,
+    its price fields gone, or no spot price anywhere. It says nothing of Vast."""
+    return store.settings_get(SPOT_FLAG) is not None
+
 class Executor:
     """Carries decisions out against one API and one ledger. See the module docstring.
 
@@ -272,6 +278,9 @@ class Executor:
         if market == "any" and len(self.markets) == 1:
             job = replace(job, market=self.markets[0])
             market = self.markets[0]
+        spot_off: frozenset[str] = frozenset()
+        if market == "any" and "runpod" in self.markets and runpod_spot_gone(self.store):
+            spot_off = frozenset({"runpod"})  # RunPod's spot is out; Vast's is not
         if market == "runpod":
             if policy.allow_spot and not policy.allow_on_demand and self.spot_blocked():
                 # The optimizer would only see no candidate and ask for more history, which cannot help.
@@ -284,12 +293,14 @@ class Executor:
             return self._advise(job, policy, now, progress)
         from bidder.advisor import advise
 
-        decision, _info = advise(self.store, job, policy, now, progress=progress)
+        decision, _info = advise(self.store, job, policy, now, progress=progress, spot_off=spot_off)
         return decision
 
     # -- spot availability memory -----------------------------------------------------------------
     def spot_blocked(self) -> bool:
-        return self.store.settings_get(SPOT_FLAG) is not None
+        """RunPod's spot is gone (its flag is set): the flag is RunPod's alone, never Vast's (a Vast
+        executor took it for its own, and a job on Vast's live bid market rented on-demand only)."""
+        return self.market == "runpod" and runpod_spot_gone(self.store)
 
     def effective_policy(self, policy: Policy) -> Policy:
         return replace(policy, allow_spot=False) if policy.allow_spot and self.spot_blocked() else policy

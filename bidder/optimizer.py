@@ -450,8 +450,9 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     elif action == "on_demand":
         what = f"{where} on-demand at ${q.uninterruptable_price:.3f}: the plan's cheapest way to the deadline now"
     else:
+        floor = "none" if q.minimum_bid_price is None else f"${q.minimum_bid_price:.3f}"  # (spot gone: no floor)
         what = (f"{'keep ' if choice.action == 'keep' else ''}{where} spot at ${bid:.3f} (floor "
-                f"${q.minimum_bid_price:.3f}): the plan's bid level for the floor's state now")
+                f"{floor}): the plan's bid level for the floor's state now")
     reasons = [what,
                f"plan over {model.levels + 1} price states of the last {model.blocks * model.step_h:.0f} h"
                f"{' and the floor by time of day' if model.phase_trans is not None else ''}: "

@@ -1023,7 +1023,9 @@ class _Tick:
                     hours_ahead=self.hours_ahead(jc, progress.work_done_hours, row["gpu_type_id"]))
             except SpotUnsupported as exc:
                 self.ex.mark_spot_unsupported(self.now, exc)
-                fallback = self._decide(job, replace(policy, allow_spot=False), progress)
+                # RunPod's spot is gone, not Vast's: a job open to both may still take Vast's spot.
+                fallback = self._decide(job, policy if (job.market or "any").lower() == "any" and not self.ex.dry_run
+                                        else replace(policy, allow_spot=False), progress)
                 if isinstance(fallback, str) or fallback.action == "wait":
                     return self._wait(jc, f"{SPOT_GONE_MESSAGE}; on-demand is not possible within the policy: "
                                           f"{fallback if isinstance(fallback, str) else fallback.reasons[0]}",

@@ -9,6 +9,7 @@ and prints the decision, the alternatives and the reasons as a table or one JSON
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from bidder.cli.common import (
 )
 from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now
 from bidder.errors import ApiError, BidderError, InsufficientHistory
+from bidder.executor import SPOT_FLAG, SPOT_GONE_MESSAGE, runpod_spot_gone
 from bidder.jobs import MAX_DISK_GB, option_shown, restart_overhead_error
 from bidder.models import Decision, JobSpec, Policy
 from bidder.store import Store
@@ -238,8 +240,17 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
                       disk_gb=float(disk_gb))
         policy = Policy(max_price=max_price, budget=budget, tolerance=tolerance, min_savings=min_savings,
                         min_wait_savings=min_wait_savings)
+        spot_off: frozenset[str] = frozenset()
+        if market.lower() in ("runpod", "any") and runpod_spot_gone(store):
+            # As launch and tick decide: RunPod's spot is marked gone, so it is not advised (Vast's still is).
+            since = store.settings_get(SPOT_FLAG)
+            if market.lower() == "runpod":
+                policy = replace(policy, allow_spot=False)
+            spot_off = frozenset({"runpod"})
+            notes.append(f"{SPOT_GONE_MESSAGE} (since {since}): RunPod on-demand only until a tick's recheck "
+                         "sees spot again")
         try:
-            decision, info = advise(store, job, policy, now)
+            decision, info = advise(store, job, policy, now, spot_off=spot_off)
         except InsufficientHistory as exc:
             if refresh_error is None:
                 raise
