@@ -573,6 +573,14 @@ class _Tick:
 
     def handle(self, jc: JobConfig) -> JobReport:
         state = self.store.job_state(jc.name) or {}
+        intent = state.get("stop_intent") or {}
+        stopped = self.store.pod(intent.get("pod_id") or "") if intent else None
+        if stopped is not None and stopped.get("state") != "active" and not self.ex.dry_run:
+            # A stop that went through (its pod is no longer the job's running pod) whose command died
+            # before it wrote the job's state (`bidder stop` killed at its last write): the job ends
+            # where the stop meant it to, never launched again (a Vast job rented a second instance).
+            self.store.save_job_state(jc.name, **(intent.get("job") or {}), stop_intent=None, updated=self.now)
+            state = self.store.job_state(jc.name) or {}
         self.seen[jc.name] = state
         if jc.name in self.launches:  # never the job's pod: a launch's, which the user runs by hand
             pods = self.store.managed_pods(jc.name, states=["active"])

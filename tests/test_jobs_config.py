@@ -206,7 +206,7 @@ def test_every_job_option_of_launch_and_recommend_is_a_config_key():
 
     names = {s.name for s in SETTINGS}
     not_job = {"--dry-run", "--yes", "--format", "--retries", "--now", "--allow-past", "--db", "--api-url",
-               "--vast-url", "--refresh", "--config"}
+               "--vast-url", "--refresh", "--config", "--wait"}
     for command in ("launch", "recommend"):
         for param in main.commands[command].params:
             option = param.opts[0]

@@ -183,6 +183,12 @@ def test_a_launchs_create_that_lands_after_it_said_nothing_launched_is_watched(e
     landed = env.emu.world.deploy_on_demand({"gpuTypeId": A6000, "cloudType": "COMMUNITY", "gpuCount": 1,
                                              "name": name, "imageName": "img"})  # the create, landing late
     env.emu.advance(600)
+    # While a launch (or a tick) holds the tick's lock, its create may be in flight: not adopted. (A tick
+    # or refresh that took an in-flight create for a lost one adopted its pod, and the launch then failed
+    # while its pod ran.)
+    with env.store.exclusive_lock("tick"):
+        busy = cli(env, "pods", "--refresh", *common(env))
+    assert busy.exit_code == 0 and "note:" not in busy.stderr and env.store.pod(landed.id) is None, busy.stderr
     refreshed = cli(env, "pods", "--refresh", *common(env))
     assert refreshed.exit_code == 0, refreshed.output + refreshed.stderr
     assert f"note: pod {landed.id} named {name}, from a launch that said nothing was launched, is running" \
@@ -195,6 +201,18 @@ def test_a_launchs_create_that_lands_after_it_said_nothing_launched_is_watched(e
     stopped = cli(env, "stop", "--job", "late", *common(env))
     assert stopped.exit_code == 0, stopped.output + stopped.stderr
     assert landed.desired_status == "EXITED"
+
+
+def test_a_launch_creates_under_the_ticks_lock(env):
+    # A tick acting meanwhile would take the launch's create in flight for a lost one.
+    with env.store.exclusive_lock("tick"):
+        result = cli(env, "launch", "--gpu", A6000, "--tolerance", "none", "--image", "img", "--yes", "--wait", "0",
+                     *common(env))
+    assert result.exit_code == 1 and env.emu.world.pods == {}, result.output + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: a bidder tick is running") \
+        and "nothing was launched" in lines[0], lines
+    assert launched(env).desired_status == "RUNNING"  # the lock free: it launches
 
 
 def test_a_tick_also_finds_a_launchs_late_create(env):

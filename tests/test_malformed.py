@@ -220,18 +220,36 @@ def test_a_listing_without_the_running_pod_does_not_launch_a_second(env, spoiler
     assert all(row["pod_id"] == pod.id for row in env.store.managed_pods("train"))
 
 
-def test_a_listing_without_the_pod_and_no_pod_answer_leaves_the_job_alone(env):
+# An answer without its `pod` field proves nothing (RunPod says `"pod": null` for an unknown id): it
+# was read as "not found", the pod marked gone while it ran, and a `bidder stop` dropped.
+@pytest.mark.parametrize("answer", [b"<html>oops</html>", {"data": {}}])
+def test_a_listing_without_the_pod_and_no_pod_answer_leaves_the_job_alone(env, answer):
     assert tick(env).exit_code == 0
     [pod] = env.live_pods()
     env.emu.advance(300)
     env.emu.malform("myself", LISTING_SPOILERS["pods empty"])
-    env.emu.malform("pod", b"<html>oops</html>", content_type="text/html")
+    if isinstance(answer, bytes):
+        env.emu.malform("pod", answer, content_type="text/html")
+    else:
+        env.emu.malform("pod", answer)
     result = tick(env)
     assert result.exit_code == 0, result.output + result.stderr
     assert "train: unknown" in result.output
     assert [p.id for p in env.live_pods()] == [pod.id]
     assert env.store.pod(pod.id)["state"] == "active"
     assert [a["kind"] for a in env.store.actions("train")] == ["deploy_on_demand"]
+
+
+def test_a_stop_whose_pod_lookup_has_no_pod_field_is_one_error_and_sends_nothing_wrong(env):
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    env.emu.advance(300)
+    env.emu.malform("pod", {"data": {}})
+    result = cli(env, "stop", "--job", "train", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url,
+                 "--now", to_iso(env.emu.now))
+    line = one_line_error(result)
+    assert "no longer exists" not in line and "pod" in line, line
+    assert pod.desired_status == "RUNNING" and env.store.pod(pod.id)["state"] == "active"
 
 
 def test_a_stop_answered_wrongly_is_one_line_and_the_next_tick_finishes_it(env):

@@ -430,3 +430,23 @@ def test_a_vast_job_that_inherits_runpod_only_settings_says_on_every_line_what_i
     assert env.store.job_state("v")["note"] == later.message  # what `bidder jobs` shows
     assert vast_live(env.emu) == [inst] and runpod_live(env.emu) == []
 
+
+
+def test_a_stop_killed_before_its_last_write_is_not_undone_by_the_next_tick(both):
+    # `bidder stop --job v` writes its intent, stops the instance (the row leaves `active`), then saves
+    # the job held; killed between the last two, the next tick saw no pod and rented a second instance.
+    env, api = both
+    config = env.config(job("v", "vast", hours=30))
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    env.emu.advance(600)
+    [row] = env.store.managed_pods("v", states=["active"])
+    env.store.save_job_state("v", stop_intent={"pod_id": row["pod_id"], "job": {"state": "held",
+                                                                               "note": "held: stopped by the user"}})
+    Executor(api, env.store).stop_pod(row, env.emu.now, reason="stopped by `bidder stop`")
+    assert inst.intended == "stopped"  # (and the process dies here: no "held" written)
+    env.emu.advance(600)
+    line = tick(env, api, config).jobs[0]
+    assert line.state == "held", line.message
+    assert vast_live(env.emu) == [inst] and inst.intended == "stopped"
+    assert env.store.job_state("v").get("stop_intent") is None

@@ -224,6 +224,18 @@ def wait_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextlib.contextmanager
+def _lock_if_free(store: Store) -> Iterator[bool]:
+    """The tick's lock if no one holds it now (True), else nothing held (False)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(store.exclusive_lock("tick", wait=0.0))
+        except LockHeld:
+            yield False
+        else:
+            yield True
+
+
+@contextlib.contextmanager
 def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
     """The tick's lock for a command that changes a job or its pod: a tick running at the same time
     could undo it (resume a pod just stopped, save a job as running). `undone` says what did not happen."""
@@ -278,13 +290,14 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending.")
 @format_option("table", "json")
 @retries_option
+@wait_option
 @now_option
 @allow_past_option
 @db_option
 @api_options
 @vast_options
 def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | None, allow_past: bool, db_path: str,
-           api_url: str, vast_url: str, config_path: str, **options: Any) -> None:
+           api_url: str, vast_url: str, config_path: str, lock_wait: float, **options: Any) -> None:
     """Rent the cheapest GPU that fits, now: spot at the optimizer's bid, or on-demand.
 
     Takes a fresh price snapshot, decides from the stored history, shows the plan and asks before
@@ -386,9 +399,14 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             return
         if not (yes or dry_run) and not click.confirm("Launch it?", default=False, err=True):
             raise click.Abort()
-        if not dry_run:  # its pods are the user's to stop: `bidder stop` says so, and holds no job for them
-            store.mark_launch(name)
-        result = exs.get(decision.market or "runpod", ex).launch(config, job, config.policy, decision, now)
+        # The create under the tick's lock (taken after the question, which may wait on the user): a
+        # tick or `pods --refresh` running meanwhile took the launch's create in flight for a lost one,
+        # adopted its pod, and the launch then failed ("action 1 is already complete") while it ran.
+        with contextlib.ExitStack() as held:
+            if not dry_run:
+                held.enter_context(_tick_lock(store, lock_wait, "nothing was launched"))
+                store.mark_launch(name)  # its pods are the user's to stop: `bidder stop` says so
+            result = exs.get(decision.market or "runpod", ex).launch(config, job, config.policy, decision, now)
         if vast is not None:
             vast.close()
     if fmt == "json":
@@ -825,11 +843,16 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 # Each market's list first: its answer tells the emulator's time, whichever market it is.
                 listings = {m: {p.id: p for p in ex.client.pods()} for m, ex in exs.items() if m in wanted}
                 now = api_now(store, _server_times(client, vast, wanted), now_text, allow_past=allow_past)
+                # A launch's create in flight is not a lost one: adopted only while no launch (or tick)
+                # holds the tick's lock (else a tick adopts it, or the next refresh).
+                with _lock_if_free(store) as adopting:
+                    for market, listing in listings.items():
+                        for pod in exs[market].adopt_launched(list(listing.values()), now) if adopting else []:
+                            click.echo(f"note: pod {pod.id} named {pod.name}, from a launch that said nothing was "
+                                       f"launched, is running: watched from now on (`bidder stop {pod.id}` stops it)",
+                                       err=True)
                 for market, listing in listings.items():
                     ex = exs[market]
-                    for pod in ex.adopt_launched(list(listing.values()), now):  # (adopting it polls it)
-                        click.echo(f"note: pod {pod.id} named {pod.name}, from a launch that said nothing was launched, "
-                                   f"is running: watched from now on (`bidder stop {pod.id}` stops it)", err=True)
                     for row in (r for r in active if (r.get("market") or "runpod") == market):
                         # A pod missing from the list is asked for by id: a list is no proof that it ended.
                         pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])

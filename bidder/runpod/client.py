@@ -412,7 +412,12 @@ class RunPodClient(EmulatorTime):
     def pod(self, pod_id: str) -> Pod:
         """One pod; raises PodNotFound for an unknown (or terminated) id."""
         request = self.build_pod(pod_id)
-        value = self.execute(request, pod_id=pod_id).get("pod")
+        data = self.execute(request, pod_id=pod_id)
+        if "pod" not in data:
+            # RunPod answers `"pod": null` for an unknown id; an answer without the field proves nothing
+            # (taken for "not found", it marked a running pod gone and dropped a user's stop).
+            raise shape_error("pod", ValueError("the answer has no pod field"))
+        value = data["pod"]
         if value is None:
             raise PodNotFound(f"pod: pod not found: {pod_id}", pod_id=pod_id, operation="pod", status=200,
                               messages=("pod not found",), codes=(None,))
