@@ -687,8 +687,10 @@ class Executor:
                     self.store.save_job_state(config.name, pending_name=None, pending_since=None)
                     self.keep_retiring(config, found.id, name, cand, now, why=why)
                     raise _StopLaunch(why) from exc
-                self._finish(action, now, "ok", pod_id=found.id)
-                self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
+                with self.store.transaction():  # one write: the pod row never lags its finished create
+                    self._finish(action, now, "ok", pod_id=found.id)
+                    self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now,
+                               name=name)
                 self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
                           message=f"the create's answer was lost ({exc}); found pod {found.id} by its name")
                 return self._attempt(config, cand, "adopted", str(exc), name, found.id, cost), found, None
@@ -698,8 +700,11 @@ class Executor:
             self.store.save_job_state(config.name, pending_name=None, pending_since=None)
             self.emit(now, kind, name=name, outcome="error", error=str(exc), **_event_fields(ledger))
             raise _StopLaunch(str(exc)) from exc
-        self._finish(action, now, "ok", pod_id=pod.id)
-        self.adopt(config, pod, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
+        # One write: killed between the two, the next tick adopted the pod by its name without its bid,
+        # type or cloud (a lowered max_price was never held against it).
+        with self.store.transaction():
+            self._finish(action, now, "ok", pod_id=pod.id)
+            self.adopt(config, pod, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
         self.emit(now, kind, pod_id=pod.id, name=name, outcome="ok", **_event_fields(ledger))
         return self._attempt(config, cand, "ok", "", name, pod.id, cost), pod, None
 
@@ -817,10 +822,15 @@ class Executor:
         pending = [a for a in self.store.actions(config.name, outcome="pending")
                    if a["kind"] in ("rent_spot", "deploy_on_demand")]
         last = pending[-1] if pending else None
+        # A create already finished with this pod (by a process that died before it wrote the pod's row,
+        # on a ledger from before that was one write) still knows the pod's type, cloud and bid.
+        done = [a for a in self.store.actions(config.name) if a["kind"] in ("rent_spot", "deploy_on_demand")
+                and a.get("pod_id") == pod.id]
+        source = last or (done[-1] if done else {})
         kind = "spot" if pod.is_spot else "on_demand"
-        gpu_type_id = (last or {}).get("gpu_type_id") or (pod.gpu_display_name or "unknown")
-        cloud = (last or {}).get("cloud") or "ALL"
-        bid = (last or {}).get("bid_per_gpu")
+        gpu_type_id = source.get("gpu_type_id") or (pod.gpu_display_name or "unknown")
+        cloud = source.get("cloud") or "ALL"
+        bid = source.get("bid_per_gpu")
         if last is not None:
             self._finish(last["id"], now, "ok", pod_id=pod.id)
         if not keep:  # the job was ended (by the user, its budget) while its create was lost: no pod for it

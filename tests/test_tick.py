@@ -397,6 +397,25 @@ def test_a_create_left_pending_by_a_crash_is_adopted_at_the_next_tick(env):
     assert state["pod_id"] == created.id and "pending_name" not in state
 
 
+def test_a_create_finished_but_not_adopted_keeps_its_bid_type_and_cloud(env):
+    from bidder.runpod import PodSpec
+
+    config = env.config(SERVICE_A6000)
+    # A process died after it finished the create's action (with the pod's id) and before it wrote the
+    # pod's row: adopted by its name, the pod lost its bid ("$0.000/GPU-h"), type and cloud ("ALL"),
+    # and a lowered max_price was never held against it.
+    env.store.save_job_state("train", attempts=1, pending_name="bidder-train-1", pending_since=env.emu.now)
+    action = env.store.begin_action(env.emu.now, job="train", kind="rent_spot", gpu_type_id=A6000, cloud="COMMUNITY",
+                                    gpu_count=1, bid_per_gpu=0.2)
+    created = env.client.rent_interruptable(PodSpec(name="bidder-train-1", image_name="runpod/pytorch:latest",
+                                                    gpu_type_id=A6000, cloud_type="COMMUNITY"), 0.2)
+    env.store.finish_action(action, outcome="ok", pod_id=created.id, ts=env.emu.now)
+    env.emu.advance(300)
+    assert env.tick(config).jobs[0].state == "running"
+    row = env.store.pod(created.id)
+    assert (row["gpu_type_id"], row["cloud"], row["bid_per_gpu"]) == (A6000, "COMMUNITY", 0.2)
+    assert [p.id for p in env.live_pods()] == [created.id]
+
 def test_a_lost_create_during_a_move_is_adopted_and_the_old_pod_retired(env):
     from bidder.runpod import PodSpec
 
