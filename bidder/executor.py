@@ -47,7 +47,7 @@ import logging
 import re
 import secrets
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -743,26 +743,30 @@ class Executor:
                                   pending_name=None, pending_since=None, updated=now)
 
     @staticmethod
-    def lost_launch_creates(store: Store) -> dict[str, str]:
+    def lost_launch_creates(store: Store, *, jobs: Collection[str] | None = None) -> dict[str, str]:
         """The pod names of `bidder launch` creates whose answers were lost (still looked up, or given
         up), each with its launch's name. Only a second `bidder launch --name` under that name looks for
-        its pod; a launch that said "nothing launched" and was not run again is looked for here."""
+        its pod; a launch that said "nothing launched" and was not run again is looked for here.
+        `jobs` (a tick's bidder.toml jobs): also the lost creates of the ledger's jobs that are not
+        among them (renamed or removed since), which no job's own lookup would find any more."""
         names: dict[str, str] = {}
         for state in store.jobs():
-            if not store.is_launch(state["name"], state):
+            orphan = jobs is not None and state["name"] not in jobs
+            if not orphan and not store.is_launch(state["name"], state):
                 continue
             for lost in [state.get("pending_name"), *(state.get("lost_names") or [])]:
                 if lost:
                     names[str(lost)] = state["name"]
         return names
 
-    def adopt_launched(self, listing: Sequence[Pod], now: datetime) -> list[Pod]:
+    def adopt_launched(self, listing: Sequence[Pod], now: datetime, *,
+                       jobs: Collection[str] | None = None) -> list[Pod]:
         """Pods in `listing` the ledger does not know that carry the name of a lost launch create
         (`lost_launch_creates`): that launch's pods from now on, watched and billed in the ledger,
         listed by `bidder pods` and stopped by `bidder stop` (they are the user's: never stopped here).
         Such a pod landed after its launch said "nothing launched" and ran unseen until the same
         launch was run again."""
-        names = self.lost_launch_creates(self.store)
+        names = self.lost_launch_creates(self.store, jobs=jobs)
         found = []
         for pod in listing:
             launch = names.get(pod.name or "")
@@ -776,10 +780,12 @@ class Executor:
             self._adopt_as(launch, int(last.get("gpu_count") or 1), pod, kind,
                            last.get("gpu_type_id") or pod.gpu_display_name or "unknown", last.get("cloud") or "ALL",
                            last.get("bid_per_gpu"), now, name=pod.name or "")
+            whose = (f"landed after `bidder launch --name {launch}` said nothing was launched (its create's "
+                     "answer was lost)" if self.store.is_launch(launch) else
+                     f"is from a create of job {launch}, which is no longer in bidder.toml, whose answer was lost")
             self.emit(now, "adopted", job=launch, pod_id=pod.id, name=pod.name,
-                      message=f"pod {pod.id} named {pod.name} landed after `bidder launch --name {launch}` said nothing "
-                              f"was launched (its create's answer was lost): it runs and bills, and is watched as "
-                              f"the launch's pod from now on (`bidder stop {pod.id}` stops it)")
+                      message=f"pod {pod.id} named {pod.name} {whose}: it runs and bills, and is watched as "
+                              f"{launch}'s pod from now on (`bidder stop {pod.id}` stops it)")
             found.append(pod)
         return found
 

@@ -439,7 +439,8 @@ class _Tick:
                 if r.get("state") == "retiring" or r.get("market") == "vast"]
         # Any job that ever created a pod: a create that lands late is found by its name in the listing.
         created = any((self.store.job_state(name) or {}).get("attempts") for name in self.config.jobs)
-        created = created or bool(Executor.lost_launch_creates(self.store))  # a launch's late create is looked for too
+        # A launch's late create is looked for too, and one of a job renamed or removed from bidder.toml.
+        created = created or bool(Executor.lost_launch_creates(self.store, jobs=self.config.jobs))
         if not active and not created and not kept:
             return
         for market, ex in self.exs.items():
@@ -461,7 +462,7 @@ class _Tick:
             if market == self.ex.market:
                 self.listing = listing
             if not self.ex.dry_run:  # a launch's create that landed after it said "nothing launched": watched
-                ex.adopt_launched(listing, self.now)  # (adopting it polls it; the next tick's listing polls it again)
+                ex.adopt_launched(listing, self.now, jobs=self.config.jobs)  # (adopting it polls it; so does the next tick's listing)
             by_id = {p.id: p for p in listing}
             for row in billed:
                 ex.bill_kept(row, by_id.get(row["pod_id"]), self.now)

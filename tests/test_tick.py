@@ -416,6 +416,24 @@ def test_a_create_finished_but_not_adopted_keeps_its_bid_type_and_cloud(env):
     assert (row["gpu_type_id"], row["cloud"], row["bid_per_gpu"]) == (A6000, "COMMUNITY", 0.2)
     assert [p.id for p in env.live_pods()] == [created.id]
 
+def test_a_lost_create_of_a_job_renamed_since_is_found_and_watched(env):
+    from bidder.runpod import PodSpec
+
+    # train's create got no answer; then the user renamed the job to train2. Nothing looked for
+    # bidder-train-1 any more: the pod billed unseen by pods, report and `bidder stop`.
+    env.store.save_job_state("train", attempts=1, pending_name="bidder-train-1", pending_since=env.emu.now)
+    env.store.begin_action(env.emu.now, job="train", kind="rent_spot", gpu_type_id=A6000, cloud="COMMUNITY",
+                           gpu_count=1, bid_per_gpu=0.2)
+    created = env.client.rent_interruptable(PodSpec(name="bidder-train-1", image_name="runpod/pytorch:latest",
+                                                    gpu_type_id=A6000, cloud_type="COMMUNITY"), 0.2)
+    env.emu.advance(300)
+    report = env.tick(env.config(SERVICE_A6000.replace("[jobs.train]", "[jobs.train2]")))
+    row = env.store.pod(created.id)
+    assert row is not None and (row["job"], row["state"], row["bid_per_gpu"]) == ("train", "active", 0.2)
+    adopted = [e for e in report.events if e["event"] == "adopted"]
+    assert adopted and "job train, which is no longer in bidder.toml" in adopted[0]["message"], adopted
+    assert any(e["event"] == "unmanaged" and e["pod_id"] == created.id for e in report.events)
+
 def test_a_lost_create_during_a_move_is_adopted_and_the_old_pod_retired(env):
     from bidder.runpod import PodSpec
 
