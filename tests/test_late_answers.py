@@ -155,3 +155,32 @@ def test_a_late_create_adopted_after_a_gap_is_still_billed_against_the_budget(en
     assert pod.desired_status == "EXITED", (
         f"billed ${env.emu.world.true_spend(pod.id):.2f}, ledger spent ${env.store.job_state('train')['spent']:.2f}, "
         f"{report.jobs[0].state}: {report.jobs[0].message}; {len(rejected)} polls rejected, e.g. {rejected[:1]}")
+
+
+# -- 6. a launch cut off while its create is out says so -------------------------------------------
+def test_a_launch_terminated_while_its_create_is_out_says_a_pod_may_run(env):
+    # SIGTERM (a `timeout`, a shutdown) printed nothing, Ctrl-C "Aborted!", while the pod billed.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env.emu.set_faults("late_create=1,late_delay=4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bidder", "launch", "--gpu", A6000, "--tolerance", "none", "--image", "img", "--yes",
+         "--name", "cut", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url, "--now", to_iso(env.emu.now)],
+        env={**os.environ, "RUNPOD_API_KEY": env.emu.api_key}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    wait_for(lambda: (env.store.job_state("cut") or {}).get("pending_name") is not None, seconds=20)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    name = env.store.job_state("cut")["pending_name"]
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    assert err.strip().splitlines()[-1] == (
+        f"Interrupted: the create of {name} was sent and may have made a pod that runs and bills: `bidder pods "
+        "--refresh` finds it by its name and watches it (then `bidder stop ID`)"), err
+    env.emu.set_faults(None)
+    wait_for(lambda: len(env.emu.world.pods) == 1)  # it lands; the refresh the note names finds it
+    refreshed = cli(env, "pods", "--refresh", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url,
+                    "--now", to_iso(env.emu.now))
+    assert refreshed.exit_code == 0 and name in refreshed.stderr, refreshed.output + refreshed.stderr

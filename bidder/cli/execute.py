@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -406,7 +409,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             if not dry_run:
                 held.enter_context(_tick_lock(store, lock_wait, "nothing was launched"))
                 store.mark_launch(name)  # its pods are the user's to stop: `bidder stop` says so
-            result = exs.get(decision.market or "runpod", ex).launch(config, job, config.policy, decision, now)
+            with _said_if_cut_off(store, name):
+                result = exs.get(decision.market or "runpod", ex).launch(config, job, config.policy, decision, now)
         if vast is not None:
             vast.close()
     if fmt == "json":
@@ -425,6 +429,44 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
                            + (f" ({a.message})" if a.message else "") for a in result.attempts),
                          *_new_notes(result)]) or "no alternative could be tried"
         raise BidderError(f"nothing launched for {name}: {why}")
+
+
+@contextlib.contextmanager
+def _said_if_cut_off(store: Store, name: str) -> Iterator[None]:
+    """A launch stopped while its create may have gone out (Ctrl-C, SIGTERM from a timeout or a
+    shutdown, a database it cannot write any more) says so: the pod may run, and `bidder pods
+    --refresh` finds it by its name. It said only "Aborted!" (or nothing, on SIGTERM) while a pod billed."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # unwinds like Ctrl-C, so the note below is said
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    except (KeyboardInterrupt, BidderError) as exc:
+        sent = _sent_create(store, name)
+        if sent is None:
+            raise
+        note = (f"the create of {sent} was sent and may have made a pod that runs and bills: `bidder pods "
+                "--refresh` finds it by its name and watches it (then `bidder stop ID`)")
+        if isinstance(exc, KeyboardInterrupt):
+            click.echo(f"Interrupted: {note}", err=True)
+            sys.exit(130)
+        raise BidderError(f"{exc}; {note}") from None
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sent_create(store: Store, name: str) -> str | None:
+    """The name of the launch's create that went out without an answer (None: none, or unreadable)."""
+    try:
+        return (store.job_state(name) or {}).get("pending_name")
+    except BidderError:
+        return None
 
 
 #: bidder.toml's `name` setting: how launch checks --name (a ledger job name and pod name prefix).
