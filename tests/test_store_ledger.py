@@ -152,16 +152,3 @@ def test_run_starts_are_where_the_polls_turn_running_or_the_uptime_falls(tmp_pat
         polls = store.observations("p1")
     assert run_starts(polls) == [T0, T0 + timedelta(minutes=10), T0 + timedelta(minutes=25)]
     assert run_starts(polls[3:5]) == [] and run_starts([]) == []
-
-
-def test_vast_storage_is_booked_between_polls_of_one_clock_only():
-    # A stopped Vast instance (running total 600 s) polled on the emulator's clock, then by a tick
-    # with a --now 30 days ahead: the storage of those 30 days was never billed (it booked $51).
-    def vast(minutes: float, clock: str) -> dict:
-        return {"ts": T0 + timedelta(minutes=minutes), "desired_status": "EXITED", "cost_per_hr": 0.5,
-                "uptime_seconds": 600, "storage_per_hr": 0.07, "clock": clock}
-
-    stored = 0.5 * 600 / 3600
-    assert estimate_spend([vast(0, "virtual"), vast(60, "virtual")]) == pytest.approx(stored + 0.07)
-    assert estimate_spend([vast(0, "given"), vast(60, "given")]) == pytest.approx(stored + 0.07)
-    assert estimate_spend([vast(0, "virtual"), vast(60 * 24 * 30, "given")]) == pytest.approx(stored)

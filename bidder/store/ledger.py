@@ -413,11 +413,6 @@ def _billing_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[floa
         if _time_base(a) != _time_base(b):  # two clocks: only the running total vouches for anything
             ran = max(float(b_up) - float(a_up), 0.0) if a_up is not None and b_up is not None else 0.0
             dt = 0.0
-        elif a.get("clock", "wall") != b.get("clock", "wall"):
-            # A --now poll beside one on the emulator's clock: the running total bounds the compute,
-            # but nothing vouches for the storage's time between them (a --now 30 days ahead booked
-            # $51 of storage the emulator never billed). Storage counts between polls of one clock.
-            dt = 0.0
         usd = float(a.get("cost_per_hr") or 0) * ran / 3600 + float(a.get("storage_per_hr") or 0) * dt / 3600
         terms.append((usd, ran))
     return terms
