@@ -152,3 +152,15 @@ def test_run_starts_are_where_the_polls_turn_running_or_the_uptime_falls(tmp_pat
         polls = store.observations("p1")
     assert run_starts(polls) == [T0, T0 + timedelta(minutes=10), T0 + timedelta(minutes=25)]
     assert run_starts(polls[3:5]) == [] and run_starts([]) == []
+
+
+def test_vast_storage_is_booked_between_the_emulators_clock_and_a_now():
+    # The emulator's clock and a --now share one time line (the README's flows mix them): a stopped
+    # instance polled on the one, then with a --now 10 h later, billed those 10 h of storage.
+    def vast(minutes: float, clock: str) -> dict:
+        return {"ts": T0 + timedelta(minutes=minutes), "desired_status": "EXITED", "cost_per_hr": 0.5,
+                "uptime_seconds": 600, "storage_per_hr": 0.07, "clock": clock}
+
+    stored = 0.5 * 600 / 3600
+    assert estimate_spend([vast(0, "virtual"), vast(600, "given")]) == pytest.approx(stored + 0.7)
+    assert estimate_spend([vast(0, "wall"), vast(600, "given")]) == pytest.approx(stored)  # two time bases
