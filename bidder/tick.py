@@ -80,6 +80,10 @@ DECISION_FRESHNESS = timedelta(minutes=1)
 RESUME_FAILURES_BEFORE_MOVE = 3
 
 
+#: Job states a stop has already ended: a leftover stop intent never turns them into another.
+_ENDED = ("finished", "held", "budget_stopped")
+
+
 @dataclass(frozen=True)
 class JobReport:
     """One job's line of the tick: its state after the cycle and what happened."""
@@ -575,12 +579,18 @@ class _Tick:
     def handle(self, jc: JobConfig) -> JobReport:
         state = self.store.job_state(jc.name) or {}
         intent = state.get("stop_intent") or {}
-        stopped = self.store.pod(intent.get("pod_id") or "") if intent else None
-        if stopped is not None and stopped.get("state") != "active" and not self.ex.dry_run:
-            # A stop that went through (its pod is no longer the job's running pod) whose command died
-            # before it wrote the job's state (`bidder stop` killed at its last write): the job ends
-            # where the stop meant it to, never launched again (a Vast job rented a second instance).
-            self.store.save_job_state(jc.name, **(intent.get("job") or {}), stop_intent=None, updated=self.now)
+        if intent and not self.ex.dry_run:
+            stopped = self.store.pod(intent.get("pod_id") or "")
+            others = [r for r in self.store.managed_pods(jc.name, states=["active"]) if r["pod_id"] != intent.get("pod_id")]
+            if others or stopped is None:
+                # Stale: the job runs another pod now (a stop that failed, then a move), so nothing of
+                # this intent can still be in flight; applied, it held a job whose new pod ran unchecked.
+                self.store.save_job_state(jc.name, stop_intent=None)
+            elif stopped.get("state") in ("stopped", "terminated") and state.get("state") not in _ENDED:
+                # A stop that went through (its pod stopped, the job has no other) whose command died
+                # before it wrote the job's state (`bidder stop` killed at its last write): the job ends
+                # where the stop meant it to, never launched again (a Vast job rented a second instance).
+                self.store.save_job_state(jc.name, **(intent.get("job") or {}), stop_intent=None, updated=self.now)
             state = self.store.job_state(jc.name) or {}
         self.seen[jc.name] = state
         if jc.name in self.launches:  # never the job's pod: a launch's, which the user runs by hand

@@ -127,6 +127,10 @@ def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):
                               f"nothing restarts it; Vast bills its disk's storage until `bidder stop {inst.id} "
                               "--terminate`\n")
     assert inst.intended == "stopped" and not inst.destroyed
+    # At once (no poll since the stop), `pods` shows it at its storage rate, not compute + storage.
+    listed = runner.invoke(main, ["pods", "--all", "--format", "json", "--db", str(tmp / "bidder.db")])
+    [row] = json.loads(listed.output)
+    assert row["cost_per_hr"] == pytest.approx(inst.storage_per_hr, abs=1e-4), row
 
 
 

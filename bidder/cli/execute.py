@@ -849,7 +849,7 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
                                  f"the pod instead (`bidder stop POD`, then `bidder jobs start {name}`)"
                                  if kept else ""))
         store.save_job_state(name, state="new", note=None, stop_requested=None, budget_at_stop=None,
-                             resume_failures=None)
+                             resume_failures=None, stop_intent=None)  # (a leftover intent would hold it again)
         pod_id = reopen_stopped_pod(store, name)
     click.echo(f"{name}: the next tick runs it" + (f" (it resumes pod {pod_id}, where its volume is)" if pod_id else ""))
 
@@ -907,7 +907,9 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             last = observations[-1] if observations else None
             uptime = last.get("uptime_seconds") if last and last["desired_status"] == "RUNNING" else None
             storage = None if last is None or last.get("storage_per_hr") is None else float(last["storage_per_hr"])
-            if last is not None and last["desired_status"] != "RUNNING" and storage is not None:
+            # (the pod's own status: a stop bidder sent is known before any poll after it)
+            if last is not None and (row.get("desired_status") or last["desired_status"]) != "RUNNING" \
+                    and storage is not None:
                 rate: float | None = storage  # a stopped or paused Vast instance bills its disk alone
             else:
                 rate = None if last is None or last.get("cost_per_hr") is None else (

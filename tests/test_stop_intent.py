@@ -1,0 +1,62 @@
+"""A stop's intent (written before the stop is sent) is applied only while it can still be the job's
+last word: against the emulator over HTTP, a `bidder stop` whose stop failed leaves its intent behind,
+the job later moves to another pod, and that intent must not hold the job while the new pod runs."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from executor_helpers import A6000, make_env
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY
+from bidder.units import to_iso
+
+CONFIG = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+hours = 3
+tolerance = "none"
+budget = 100
+image = "runpod/pytorch:latest"
+"""
+
+
+def cli(env, *args):
+    return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, [*args])
+
+
+def tick(env):
+    result = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                 "--api-url", env.emu.url, "--now", to_iso(env.emu.now), "--retries", "1")
+    assert result.exit_code == 0, result.output + result.stderr
+    return result
+
+
+def test_a_failed_stops_leftover_intent_never_holds_the_job_after_it_moved(emulator, client, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    env = make_env(emulator, client, tmp_path)
+    (tmp_path / "bidder.toml").write_text(CONFIG)
+    tick(env)
+    [first] = env.live_pods()
+    env.emu.advance(300)
+    env.emu.malform("podStop", {"errors": [{"message": "Internal Server Error"}]}, status=500, execute=False,
+                    times=None)
+    stopped = cli(env, "stop", "--job", "train", "--db", str(tmp_path / "bidder.db"), "--api-url", env.emu.url,
+                  "--now", to_iso(env.emu.now))
+    assert stopped.exit_code == 1 and first.desired_status == "RUNNING"
+    env.emu.clear_malformed()
+    env.emu.advance(300)
+    tick(env)
+    # The user moves the job to the other cloud: the tick replaces the first pod by a second.
+    (tmp_path / "bidder.toml").write_text(CONFIG.replace('cloud = "community"', 'cloud = "secure"'))
+    for _ in range(3):
+        env.emu.advance(300)
+        tick(env)
+    [second] = env.running()
+    assert second.id != first.id and env.store.job_state("train")["state"] == "running"
+    # It was held ("pod stopped by `bidder stop`") while the second pod ran unchecked, past its 3 hours.
+    for _ in range(12):
+        env.emu.advance(1800)
+        tick(env)
+    assert env.running() == [] and env.store.job_state("train")["state"] == "finished"
