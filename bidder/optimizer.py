@@ -336,7 +336,8 @@ def plan_markets(job: JobSpec, markets: Sequence[PriceQuote], stats: Mapping[Mar
         st = stats.get(q.key)
         if st is None or st.floor_model is None:
             return None
-        out.append(MarketNow(st.floor_model, st.recent_max, q.minimum_bid_price, job.speed_of(q.gpu_type_id)))
+        out.append(MarketNow(st.floor_model, st.recent_max, q.minimum_bid_price, job.speed_of(q.gpu_type_id),
+                             storage=storage_per_gpu_hour(job, q)))
     return out
 
 
@@ -427,9 +428,7 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     g = job.gpu_count
     work_left = max(float(job.work_hours) - progress.work_done_hours, 0.0)
     q = markets[choice.market]
-    # The plan prices the GPU; a market that bills the disk too (Vast) adds it for each running hour.
-    storage = storage_per_gpu_hour(job, q, on_demand=choice.action == "on_demand")
-    per_gpu = choice.expected_cost + storage * work_left / job.speed_of(q.gpu_type_id)
+    per_gpu = choice.expected_cost  # (with the storage of a market that bills the disk too: MarketNow.storage)
     total = per_gpu * g
     if policy.budget is not None and total > policy.budget - progress.spent + 1e-9:
         return None  # the rates name the budget constraint (or find what fits it)

@@ -667,13 +667,16 @@ PLAN_MARGIN_H = 0.5
 @dataclass(frozen=True)
 class MarketNow:
     """One market as the planner sees it now: its model, the highest floor of the last block (NaN: no
-    capacity), the current floor (None: none) and the job's speed on it."""
+    capacity), the current floor (None: none), the job's speed on it, and what it bills per running
+    GPU-hour besides the price (`storage`: Vast's disk; the plan's money counts it, so a market whose
+    storage outweighs its cheaper floor is not chosen)."""
 
     model: FloorModel
     recent_max: float
     floor_now: float | None
     speed: float = 1.0
     members: tuple[int, ...] = ()  # a pool (see `pooled_model`): the markets it stands for
+    storage: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -792,6 +795,9 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 code, cost, expected = plan.at(tau, w, state, mode)
             cost -= icost * expected  # the plan's money, without the interruption price
             target = _target(code, 0 if restart else mode, members[i], markets, pod, model)
+            storage = markets[target].storage if m.members else m.storage  # (a pool's: where it acts)
+            if storage:
+                cost += storage * w * dt / m.speed  # each running hour of the work left bills it too
             keeps = code == mode and mode and target == pod.market
             reserved = pod is not None and not keeps and _held_in_reserve(code, target, pod, markets)
             # On-demand, which finishes in time, is not left for spot when the restart would leave less

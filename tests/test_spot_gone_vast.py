@@ -73,3 +73,29 @@ def test_recommend_follows_runpods_spot_flag(both):
     assert recommend("--market", "runpod")["action"] == "on_demand"
     both_markets = recommend("--gpu", VAST4090)
     assert not (both_markets["action"] == "spot" and both_markets["market"] == "runpod"), both_markets
+
+
+def test_the_plan_ranks_the_markets_with_vasts_storage(both):
+    # A batch job with a deadline follows the plan, which ranked markets on the GPU price alone and
+    # added the storage to the chosen plan afterwards: with a 4000 GB disk it waited for Vast at $11.10
+    # with RunPod's spot at $2.46 to start now (the rates path, without a deadline, ranked it right).
+    from datetime import timedelta
+
+    from bidder.advisor import advise
+
+    env, _ = both
+    now = env.emu.now
+    collected = CliRunner(env={"RUNPOD_API_KEY": env.emu.api_key, "VAST_API_KEY": env.emu.api_key}).invoke(main, [
+        "collect", "--db", str(env.store.path), "--api-url", env.emu.url, "--vast-url", env.emu.vast_url,
+        "--now", to_iso(now)])  # (Vast's offers, with their storage prices)
+    assert collected.exit_code == 0, collected.output + collected.stderr
+    policy = Policy(tolerance=6.0, max_price=0.6)
+    for disk in (1000.0, 4000.0):
+        for deadline in (None, now + timedelta(days=2)):
+            job = JobSpec(gpu_types=(RTX4090, VAST4090), work_hours=10, deadline=deadline, market="any", disk_gb=disk)
+            chosen, _ = advise(env.store, job, policy, now)
+            alone, _ = advise(env.store, JobSpec(gpu_types=(RTX4090,), work_hours=10, deadline=deadline,
+                                                 market="runpod", disk_gb=disk), policy, now)
+            assert alone.action != "wait"
+            assert not (chosen.market == "vast" and chosen.expected_total_cost > alone.expected_total_cost * 1.05), \
+                (disk, deadline, chosen, alone)
