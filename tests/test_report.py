@@ -196,6 +196,12 @@ def test_interruption_resume_and_bidder_stop(store):
     track = pod_track(store, "p")
     assert track.bids == (0.30, 0.35) and track.bid_ts == (h(0).timestamp(), h(5).timestamp())
     assert track.interruptions == (h(3.5).timestamp(),) and track.end == h(9).timestamp()
+    # A period's chart holds the period alone, as its tables count it: the bid in force at its start,
+    # no interruption from before it (a chart of 4-9 h drew the one at 3.5 h and counted it).
+    later = pod_track(store, "p", h(9), h(4))
+    assert later.interruptions == () and later.bids == (0.30, 0.35) and later.bid_ts[0] == h(4).timestamp()
+    assert pod_track(store, "p", h(3), h(0)).interruptions == () and pod_track(store, "p", h(3), h(0)).bids == (0.30,)
+    assert pod_track(store, "p", h(3.5), h(0), ends_now=True).interruptions == (h(3.5).timestamp(),)
     assert pod_track(store, "nope") is None
 
 
@@ -314,6 +320,26 @@ def test_a_vast_pod_seen_outbid_then_ended_in_the_same_tick_was_interrupted(stor
     assert pod_track(store, "v1").interruptions == (h(3.5).timestamp(),)
 
 
+def test_a_bid_raised_on_a_paused_vast_instance_is_no_restart(store):
+    """Outbid at 1 h, the tick raises the paused instance's bid (a bid_resume on Vast: no start, it
+    runs only once its bid is the highest) and it stays paused: one interruption, as `bidder pods`
+    counts it (the report counted the raise as running again, then a second interruption)."""
+    prices(store, range(4), gpu="RTX 4090", cloud="VERIFIED")
+    store.add_pod("v1", job="svc", name="svc-1", gpu_type_id="RTX 4090", cloud="VERIFIED", gpu_count=1,
+                  kind="spot", bid_per_gpu=0.149, created=h(0), market="vast")
+    store.finish_action(store.begin_action(h(0), job="svc", kind="rent_spot", bid_per_gpu=0.149), outcome="ok",
+                        pod_id="v1")
+    store.record_observation(h(0), "v1", desired_status="RUNNING", cost_per_hr=0.149, uptime_seconds=0.0,
+                             storage_per_hr=0.01)
+    for k in (1, 2, 3):
+        store.record_observation(h(k), "v1", desired_status="EXITED", cost_per_hr=0.149, uptime_seconds=3600.0,
+                                 storage_per_hr=0.01)
+        store.finish_action(store.begin_action(h(k), job="svc", kind="bid_resume", pod_id="v1",
+                                               bid_per_gpu=0.15 + k / 1000), outcome="ok")
+    [pod] = spend_report(store).pods
+    assert pod.interruption_times == (h(1),)
+    assert pod_track(store, "v1").interruptions == (h(1).timestamp(),)
+
 def test_the_silence_after_a_still_active_pods_last_poll_is_said_and_is_a_coverage_gap(store):
     """Polled hourly to 2 h, then nothing while the ledger still has it active: no spend is invented
     for 2-5 h, the report says it, and the poll coverage counts those 3 hours as a gap."""
@@ -338,3 +364,16 @@ def test_the_silence_after_a_still_active_pods_last_poll_is_said_and_is_a_covera
     store.set_pod_state("p1", state="terminated", ended=h(2))
     assert spend_report(store, since=h(0), until=h(5)).notes == ()
     assert observation_coverage(store, ["p1"], h(0), h(5), max_gap_hours=1.5).gaps == ()
+
+
+def test_jobs_whose_names_differ_in_case_keep_their_own_files_in_the_html_report(store, tmp_path):
+    # They shared one pods CSV and one spend chart: one job's rows were lost.
+    from bidder.report.page import write_html_report
+
+    prices(store, range(6))
+    running_pod(store, "p1", job="exp", hours=4)
+    running_pod(store, "p2", job="EXP", hours=4)
+    write_html_report(store, tmp_path / "r", since=h(0), until=h(5), now=h(5))
+    tables = sorted((tmp_path / "r").glob("pods-*.csv"))
+    assert len(tables) == 2 and sorted(t.read_text().count("\n") for t in tables) == [2, 2], tables
+    assert len(list((tmp_path / "r").glob("spend-*.png"))) == 2

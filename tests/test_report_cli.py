@@ -128,6 +128,8 @@ def test_report_csv_has_pod_job_and_total_rows(db):
     assert [(r["level"], r["job"], r["pod_id"]) for r in rows] == [
         ("pod", "train", "pod-a"), ("job", "train", ""), ("total", "", "")]
     assert {r["spend"] for r in rows} == {"2.7"} and rows[0]["gpu_type_id"] == A6000
+    # Which market and in which state each pod is (a mixed RunPod and Vast CSV could not tell).
+    assert (rows[0]["market"], rows[1]["market"]) == ("runpod", "") and rows[0]["state"] != ""
     assert rows[2]["saving"] == "4.41" and rows[2]["interruptions"] == "1"
 
 
@@ -208,8 +210,8 @@ def test_empty_database_is_an_empty_report_not_an_error(empty_db, tmp_path):
     assert data["notes"][0].startswith(f"Job 'train' has no pods in {empty_db} yet")
     result = run("report", "--db", empty_db, "--format", "csv")
     assert result.exit_code == 0 and result.stdout == (
-        "level,job,pod_id,gpu_type_id,cloud,kind,gpu_count,hours,gpu_hours,spend,avg_per_gpu_hour,interruptions,"
-        "on_demand_cost,saving,saving_pct\n")
+        "level,job,pod_id,market,gpu_type_id,cloud,kind,state,gpu_count,hours,gpu_hours,spend,avg_per_gpu_hour,"
+        "interruptions,on_demand_cost,saving,saving_pct\n")
     assert result.stderr.startswith("No managed pods")
     out = tmp_path / "x.png"
     result = run("chart", "prices", str(out), "--db", empty_db)
@@ -480,3 +482,16 @@ def test_an_interruption_seen_by_the_newest_poll_is_in_a_report_that_ends_now(db
     # A period that ends before that poll leaves it out.
     assert json.loads(run("report", "--db", db, "--since", "all", "--until", "2026-01-01T04:00:00Z", "--format",
                           "json", *NOW).output)["pods"][0]["interruptions"] == 0
+
+
+def test_the_text_report_rounds_once():
+    # Rounded to 4 places and then shown to 3, a bid of 0.152542 read 0.152 (the page and JSON: 0.153).
+    from bidder.cli.common import _cell
+    from bidder.cli.report import _pod_row
+    from bidder.report.data import PodSpend
+
+    pod = PodSpend(pod_id="p", job="j", name="n", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1, kind="spot",
+                   bid_per_gpu=0.152542, state="active", created=None, last_poll=None, hours=1.0, gpu_hours=1.0,
+                   spend=0.152542, interruptions=0, avg_per_gpu_hour=0.152542, on_demand_cost=None, saving=None,
+                   saving_pct=None)
+    assert _cell(_pod_row(pod)["bid_per_gpu"]) == "0.153"

@@ -76,8 +76,8 @@ _MARKET_COLUMNS = ("gpu_type_id", "cloud", "gpu_count", "samples", "median_floor
                    "median_on_demand", "spot_pct")
 _MARKET_HEADERS = ("GPU type", "cloud", "GPUs", "samples", "median floor", "min floor", "max floor",
                    "median on-demand", "spot available %")
-_CSV_COLUMNS = ("level", "job", "pod_id", "gpu_type_id", "cloud", "kind", "gpu_count", "hours", "gpu_hours",
-                "spend", "avg_per_gpu_hour", "interruptions", "on_demand_cost", "saving", "saving_pct")
+_CSV_COLUMNS = ("level", "job", "pod_id", "market", "gpu_type_id", "cloud", "kind", "state", "gpu_count", "hours",
+                "gpu_hours", "spend", "avg_per_gpu_hour", "interruptions", "on_demand_cost", "saving", "saving_pct")
 
 
 # -- shared options and helpers ------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def _html_report(db_path: str, out: Path, since_text: str, until_text: str | Non
 
 
 def _job_row(job: Any) -> dict[str, Any]:
-    row = _rounded(job.to_dict(), 4)
+    row = _rounded(job.to_dict())  # (the table shows 3 decimals: rounded to 4 first, 0.152542 read 0.152)
     for key in ("gpu_types", "clouds", "kinds"):
         row[key] = ", ".join(row[key]) or None
     if row["saving_pct"] is not None:
@@ -362,7 +362,7 @@ def _job_row(job: Any) -> dict[str, Any]:
 
 
 def _pod_row(pod: Any) -> dict[str, Any]:
-    row = _rounded(pod.to_dict(), 4)
+    row = _rounded(pod.to_dict())
     row["state"] = pod.shown_state
     if row["saving_pct"] is not None:
         row["saving_pct"] = round(row["saving_pct"]) + 0
@@ -397,7 +397,7 @@ def _print_table(result: Any, db_path: str) -> None:
 
 
 def _csv_rows(result: Any) -> list[dict[str, Any]]:
-    rows = [{"level": "pod", **_rounded(p.to_dict())} for p in result.pods]
+    rows = [{"level": "pod", **_rounded(p.to_dict()), "state": p.shown_state} for p in result.pods]
     for j in (*result.jobs, result.totals):
         row = _rounded(j.to_dict())
         rows.append({**row, "level": "total" if j is result.totals else "job",
@@ -471,7 +471,8 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     from bidder.report.data import pod_track, price_chart_data
 
     with _open(db_path) as store:
-        since, until = _window(since_text, until_text, db_now(store, now_text, allow_past=allow_past))
+        now = db_now(store, now_text, allow_past=allow_past)
+        since, until = _window(since_text, until_text, now)
         pod_row = None
         if pod_id is not None:
             pod_row = store.pod(pod_id)
@@ -494,7 +495,7 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
             ids.append(pod_row["gpu_type_id"])
         clouds = None if cloud.lower() == "any" else [cloud.upper()]
         series = price_chart_data(store, ids, clouds, gpu_count, since, until, market=chosen)
-        track = pod_track(store, pod_id, until) if pod_id is not None else None
+        track = pod_track(store, pod_id, until, since, ends_now=until == now) if pod_id is not None else None
         names = store.gpu_type_names()
         if not series:
             what = (f"No prices of {', '.join(ids) or 'any GPU type'} ({'any market' if chosen is None else chosen}, "

@@ -65,6 +65,7 @@ __all__ = [
 _STOP_KINDS = ("stop", "terminate")
 _BID_KINDS = ("rent_spot", "bid_resume")
 _START_KINDS = ("rent_spot", "bid_resume", "deploy_on_demand", "resume")
+_RENT_KINDS = ("rent_spot", "deploy_on_demand")
 _CLOUDS = ("SECURE", "COMMUNITY")
 _RUNNING_STATES = ("active", "retiring")  # the ledger's states of a pod that may still bill
 #: Polls further apart than this leave a gap (a cron that did not run): `bidder tick` polls every few minutes.
@@ -319,6 +320,13 @@ def _end(hi: float, now: datetime | None) -> float:
     return min(hi, now.timestamp()) if now is not None else hi
 
 
+def _starts_of(market: str) -> tuple[str, ...]:
+    """The actions after which a pod runs. On Vast a bid raised (or a start) on a paused instance is
+    not one: it runs only once its bid is the highest, which a poll shows (counted as running again,
+    the next poll's pause was a second interruption that `bidder pods` does not count)."""
+    return _RENT_KINDS if market == "vast" else _START_KINDS
+
+
 def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
                    market: str = DEFAULT_MARKET) -> list[datetime]:
     """Times the pod stopped without bidder asking (see the module docstring). A successful start
@@ -334,10 +342,11 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
     stops = [(a["ts"], a.get("id") or 0) for a in actions
              if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
     exit_after_stop = market != "vast"
+    starts = _starts_of(market)
     timeline: list[tuple[datetime, int, int, str | None]] = [(o["ts"], 0, 0, o.get("desired_status"))
                                                               for o in observations]
     timeline += [(a["ts"], 1, a.get("id") or 0, "RUNNING") for a in actions
-                 if a["kind"] in _START_KINDS and a["outcome"] == "ok"]
+                 if a["kind"] in starts and a["outcome"] == "ok"]
     timeline.sort(key=lambda item: (item[0], item[1], item[2]))
     out = []
     last_running: tuple[datetime, int] | None = None  # (time, ledger id of the start; 0 for a poll)
@@ -615,40 +624,52 @@ def _unpolled_note(pods: Sequence[PodSpend], hi: float, now: datetime | None) ->
 
 
 # -- price chart data ------------------------------------------------------------------------------
-def pod_track(store: Store, pod_id: str, until: datetime | None = None) -> PodTrack | None:
+def pod_track(store: Store, pod_id: str, until: datetime | None = None, since: datetime | None = None, *,
+              ends_now: bool = False) -> PodTrack | None:
     """A managed pod's bids (from its rent_spot/bid_resume actions, else its recorded bid) and
-    interruptions, for the price chart; None if bidder does not manage it."""
+    interruptions, for the price chart; None if bidder does not manage it. Within [since, until), as
+    the report's tables count them (`ends_now`: an interruption seen at `until`, when that is now, is
+    in it): a chart of a period drew bids and interruptions from outside it and counted them in its
+    legend. The bid in force at `since` starts the track there."""
     row = store.pod(pod_id)
     if row is None:
         return None
+    lo = -math.inf if since is None else since.timestamp()
+    hi = math.inf if until is None else until.timestamp()
     actions = store.actions(pod_id=pod_id)
     bids = [(a["ts"].timestamp(), float(a["bid_per_gpu"])) for a in actions
             if a["kind"] in _BID_KINDS and a["outcome"] == "ok" and a["bid_per_gpu"] is not None]
     if not bids and row.get("bid_per_gpu") is not None and row.get("created") is not None:
         bids = [(row["created"].timestamp(), float(row["bid_per_gpu"]))]
+    before = [b for b in bids if b[0] < lo]
+    bids = ([(lo, before[-1][1])] if before else []) + [b for b in bids if lo <= b[0] <= hi]
     observations = store.observations(pod_id)
     ends = [t for t in (row.get("ended"), row.get("last_seen")) if t is not None]
     ends += [o["ts"] for o in observations[-1:]]
     end = max(ends).timestamp() if ends else None
     if until is not None and end is not None:
         end = min(end, until.timestamp())
-    cut = _interruptions(observations, actions, row.get("market") or DEFAULT_MARKET)
-    stops = [a["ts"].timestamp() for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    market = row.get("market") or DEFAULT_MARKET
+    cut = _interruptions(observations, actions, market)
+    again = _running_again(observations, actions, cut, market)
+    inside = [i for i, t in enumerate(cut) if lo <= t.timestamp() < hi or (ends_now and t.timestamp() == hi)]
+    stops = [a["ts"].timestamp() for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")
+             and lo <= a["ts"].timestamp() <= hi]
     return PodTrack(pod_id=pod_id, gpu_type_id=row.get("gpu_type_id"), cloud=row.get("cloud"),
                     kind=row.get("kind") or "spot", bid_ts=tuple(t for t, _ in bids),
-                    bids=tuple(b for _, b in bids), end=end, interruptions=tuple(t.timestamp() for t in cut),
-                    market=row.get("market") or DEFAULT_MARKET, stops=tuple(stops),
-                    running_again=_running_again(observations, actions, cut))
+                    bids=tuple(b for _, b in bids), end=end, interruptions=tuple(cut[i].timestamp() for i in inside),
+                    market=market, stops=tuple(stops), running_again=tuple(again[i] for i in inside))
 
 
 def _running_again(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
-                   interruptions: Sequence[datetime]) -> tuple[float | None, ...]:
+                   interruptions: Sequence[datetime], market: str = DEFAULT_MARKET) -> tuple[float | None, ...]:
     """Per interruption, the first time after it the pod was running again: a RUNNING poll or a
     successful start (rent, resume), whichever came first; None if neither did. A start in the same
     tick as the poll that saw the interruption (a bid raised at once) counts: the ledger orders it
     after that poll."""
+    starts = _starts_of(market)
     running = sorted([o["ts"].timestamp() for o in observations if o.get("desired_status") == "RUNNING"]
-                     + [a["ts"].timestamp() for a in actions if a["kind"] in _START_KINDS and a["outcome"] == "ok"])
+                     + [a["ts"].timestamp() for a in actions if a["kind"] in starts and a["outcome"] == "ok"])
     out: list[float | None] = []
     for t in interruptions:
         k = int(np.searchsorted(running, t.timestamp(), side="left"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import html
 import io
 import math
@@ -228,14 +229,21 @@ def _jobs(page: _Page, report: SpendReport, states: Mapping[str, Mapping[str, An
                  f"{html.escape(', '.join(job.kinds))}. Spent {_money(job.spend)} for {job.hours:,.1f} h "
                  f"(on-demand {_money(job.on_demand_cost)}), {job.interruptions} interruption(s).</p>")
         if job.curve:
-            page.chart(f"spend-{_slug(job.job)}", f"Cumulative spend of job {job.job} against on-demand",
+            page.chart(f"spend-{_job_slug(job.job)}", f"Cumulative spend of job {job.job} against on-demand",
                        spend_chart(replace(report, jobs=(job,))))
         pods = [p for p in report.pods if (p.job or "-") == job.job]
-        page.table(f"pods-{_slug(job.job)}", _POD_HEADERS, _pod_rows(pods))
+        page.table(f"pods-{_job_slug(job.job)}", _POD_HEADERS, _pod_rows(pods))
 
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower()).strip("-") or "x"
+
+
+def _job_slug(name: str) -> str:
+    """A job's file name part, one per job: names that differ in case (or in characters a slug
+    replaces) shared one CSV and one chart, and a job's rows were lost."""
+    slug = _slug(name)
+    return slug if slug == name else f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
 def _market_key(pod: PodSpend) -> tuple[str, str, int, str] | None:
@@ -244,7 +252,7 @@ def _market_key(pod: PodSpend) -> tuple[str, str, int, str] | None:
     return pod.gpu_type_id, pod.cloud, pod.gpu_count, pod.market
 
 
-def _markets(page: _Page, store: Store, report: SpendReport, until: datetime,
+def _markets(page: _Page, store: Store, report: SpendReport, until: datetime, now: datetime,
              progress: Callable[[str], None]) -> None:
     from bidder.market import market_stats
     from bidder.report.charts import bid_tradeoff_chart, discount_heatmap, market_chart
@@ -267,7 +275,8 @@ def _markets(page: _Page, store: Store, report: SpendReport, until: datetime,
         if market_key(gpu, cloud, count, market) not in known:
             page.add('<p class="muted">No price history recorded for this market.</p>')
             continue
-        tracks = [t for t in (pod_track(store, p.pod_id, until) for p in pods) if t is not None]
+        tracks = [t for t in (pod_track(store, p.pod_id, until, report.since, ends_now=until == now)
+                              for p in pods) if t is not None]
         first = report.since.timestamp() if report.since else min(
             [s["first_ts"].timestamp() for s in store.market_spans()
              if s["gpu_type_id"] == gpu and s.get("market", "runpod") == market] or [0.0])
@@ -443,7 +452,7 @@ def _write_page(store: Store, out: Path, *, since: datetime | None, until: datet
         _headline(page, report, restart_overhead_hours or {}, store, now)
         tick("jobs")
         _jobs(page, report, {s["name"]: s for s in states})
-        _markets(page, store, report, until, tick)
+        _markets(page, store, report, until, now, tick)
     tick("current market")
     _current(page, store, states)
     text = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
