@@ -12,6 +12,7 @@ import pytest
 from bidder.models import PriceQuote
 from bidder.report.data import market_summary, observation_coverage, pod_track, price_chart_data, spend_report
 from bidder.store import Store, estimate_spend
+from bidder.units import to_iso
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 A6000 = "NVIDIA RTX A6000"
@@ -377,3 +378,17 @@ def test_jobs_whose_names_differ_in_case_keep_their_own_files_in_the_html_report
     tables = sorted((tmp_path / "r").glob("pods-*.csv"))
     assert len(tables) == 2 and sorted(t.read_text().count("\n") for t in tables) == [2, 2], tables
     assert len(list((tmp_path / "r").glob("spend-*.png"))) == 2
+
+
+def test_the_current_market_gives_each_markets_own_snapshot_time(store, tmp_path):
+    # One stamp, the cheapest row's, passed off a market's older prices as current.
+    from bidder.report.page import write_html_report
+
+    store.record_collection(h(1), [PriceQuote(h(1), "RTX 4090", "VERIFIED", 1, 0.12, 0.40, market="vast")],
+                            duration_s=0.1, market="vast")
+    prices(store, [0], floor=0.25)
+    write_html_report(store, tmp_path / "r", since=h(0), until=h(2), now=h(2))
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert f"(RunPod {to_iso(h(0))}; Vast {to_iso(h(1))})" in page
+    rows = (tmp_path / "r" / "current-market.csv").read_text().splitlines()
+    assert rows[0].startswith("GPU type,market,cloud") and rows[0].endswith(",snapshot")

@@ -302,22 +302,31 @@ def _markets(page: _Page, store: Store, report: SpendReport, until: datetime, no
                    bid_tradeoff_chart(stats, last_bid, label))
 
 
+_MARKET_LABELS = {"runpod": "RunPod", "vast": "Vast"}
+
+
 def _current(page: _Page, store: Store, states: Sequence[Mapping[str, Any]]) -> None:
     quotes = store.latest_quotes()
     quotes.sort(key=lambda q: (q.minimum_bid_price is None, q.minimum_bid_price or 0.0,
                                q.uninterruptable_price or math.inf))
-    when = to_iso(quotes[0].ts) if quotes else None
-    page.add(f'<h2 id="current">Current market</h2><p class="muted">The newest snapshot'
-             f"{' (' + when + ')' if when else ''}, cheapest spot floor first; USD per GPU-hour.</p>")
+    # Each market's newest snapshot has its own time: one stamp for the table (the cheapest row's) passed
+    # off a market's days-old prices as current.
+    newest: dict[str, datetime] = {}
+    for q in quotes:
+        newest[q.market] = max(q.ts, newest.get(q.market, q.ts))
+    when = "; ".join(f"{_MARKET_LABELS.get(m, m)} {to_iso(t)}" for m, t in sorted(newest.items()))
+    page.add(f'<h2 id="current">Current market</h2><p class="muted">The newest snapshot of each market'
+             f"{' (' + html.escape(when) + ')' if when else ''}, cheapest spot floor first; USD per GPU-hour.</p>")
     if quotes:
         shown = _CURRENT_ROWS if len(quotes) > _CURRENT_ROWS + 5 else len(quotes)
-        page.table("current-market", ("GPU type", "cloud", "GPUs", "spot floor", "on-demand", "spot discount %",
-                                      "stock"),
-                   [(q.display_name or q.gpu_type_id, q.cloud, q.gpu_count, q.minimum_bid_price,
-                     q.uninterruptable_price,
+        page.table("current-market", ("GPU type", "market", "cloud", "GPUs", "spot floor", "on-demand",
+                                      "spot discount %", "stock", "snapshot"),
+                   [(q.display_name or q.gpu_type_id, _MARKET_LABELS.get(q.market, q.market), q.cloud, q.gpu_count,
+                     q.minimum_bid_price, q.uninterruptable_price,
                      None if not (q.minimum_bid_price and q.uninterruptable_price)
-                     else round(100 * (1 - q.minimum_bid_price / q.uninterruptable_price)), q.stock_status)
-                    for q in quotes], left=2, shown=shown)
+                     else round(100 * (1 - q.minimum_bid_price / q.uninterruptable_price)), q.stock_status,
+                     to_iso(q.ts))
+                    for q in quotes], left=3, shown=shown)
     else:
         page.add('<p class="empty">No prices collected yet: run <code>bidder collect</code>.</p>')
     page.add('<h2 id="states">Job states</h2>')
