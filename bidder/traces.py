@@ -94,12 +94,27 @@ def iter_trace(source: str | Path | IO[str], *, name: str | None = None,
         try:
             yield from _parse(reader, label, notes)
         except UnicodeDecodeError:
-            line = reader.line_num + 1
+            line = reader.line_num + 1  # (a stream: the decoder reads ahead, so this is the earliest it can be)
+            if isinstance(source, (str, Path)):
+                line = _first_bad_line(Path(source)) or line
             raise TraceFormatError(f"{label} line {line}: not UTF-8 text (save the trace as UTF-8 CSV)",
                                    path=label, line=line) from None
         except csv.Error as exc:
             raise TraceFormatError(f"{label} line {reader.line_num}: malformed CSV: {exc}",
                                    path=label, line=reader.line_num) from None
+
+
+def _first_bad_line(path: Path) -> int | None:
+    """The line of a file's first byte that is not UTF-8 (the decoder reads a buffer ahead of the CSV
+    reader, which named line 1 for a bad byte on line 3)."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return data[:exc.start].count(b"\n") + 1
+    except OSError:
+        return None
+    return None
 
 
 def _parse(reader: Any, label: str, notes: list[str] | None = None) -> Iterator[PriceQuote]:

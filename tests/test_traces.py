@@ -119,6 +119,12 @@ def test_bad_headers_and_files(tmp_path):
     latin.write_bytes(HEADER.encode() + "2026-01-01T00:00:00Z,Caf\xe9,0.2,0.5,SECURE,1,\n".encode("latin-1"))
     with pytest.raises(TraceFormatError, match="not UTF-8 text"):
         read_trace(latin)
+    # The line of the bad byte, not the first (the decoder reads ahead of the CSV reader).
+    later = tmp_path / "later.csv"
+    later.write_bytes(HEADER.encode() + b"2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,\n"
+                      + "2026-01-01T00:05:00Z,Caf\xe9,0.2,0.5,SECURE,1,\n".encode("latin-1"))
+    with pytest.raises(TraceFormatError, match=r"later\.csv line 3: not UTF-8 text"):
+        read_trace(later)
     bom = tmp_path / "bom.csv"
     bom.write_text(HEADER + "2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,High\n", encoding="utf-8-sig")
     assert [q.stock_status for q in iter_trace(bom)] == ["High"]
