@@ -392,3 +392,20 @@ def test_the_current_market_gives_each_markets_own_snapshot_time(store, tmp_path
     assert f"(RunPod {to_iso(h(0))}; Vast {to_iso(h(1))})" in page
     rows = (tmp_path / "r" / "current-market.csv").read_text().splitlines()
     assert rows[0].startswith("GPU type,market,cloud") and rows[0].endswith(",snapshot")
+
+
+def test_a_kept_stopped_vast_instance_unpolled_in_the_period_is_said(store):
+    # Its disk bills storage until it is destroyed: a report of hours with no poll left it out silently.
+    prices(store, range(6), gpu="RTX 4090", cloud="VERIFIED")
+    store.add_pod("v1", job="train", name="train-1", gpu_type_id="RTX 4090", cloud="VERIFIED", gpu_count=1,
+                  kind="spot", bid_per_gpu=0.13, created=h(0), market="vast")
+    for k in range(3):
+        store.record_observation(h(k), "v1", desired_status="RUNNING", cost_per_hr=0.13, uptime_seconds=k * 3600.0,
+                                 storage_per_hr=0.014)
+    store.record_observation(h(2.5), "v1", desired_status="EXITED", cost_per_hr=0.13, uptime_seconds=2 * 3600.0,
+                             storage_per_hr=0.014)
+    store.set_pod_state("v1", state="stopped", ended=h(2.5), desired_status="EXITED")
+    report = spend_report(store, since=h(4), until=h(6))
+    assert [p.pod_id for p in report.pods] == ["v1"] and report.pods[0].unpolled_since == h(2.5)
+    assert report.notes[0].startswith("1 pod(s) still active (or kept stopped on Vast, billing storage) were last "
+                                      "polled at 2026-01-01T02:30:00Z"), report.notes

@@ -306,7 +306,11 @@ def _share_inside(seg: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _still_running(row: Mapping[str, Any]) -> bool:
-    """Whether the ledger still has the pod running (bidder has not ended it, nor seen it end)."""
+    """Whether the ledger still has the pod billing: running (bidder has not ended it, nor seen it
+    end), or a Vast instance kept stopped, whose disk bills storage until it is destroyed (a report
+    without a poll of it left it out without a word)."""
+    if row.get("market") == "vast" and row.get("state") == "stopped" and row.get("desired_status") != "TERMINATED":
+        return True
     return row.get("state") in _RUNNING_STATES and row.get("ended") is None
 
 
@@ -619,7 +623,9 @@ def _unpolled_note(pods: Sequence[PodSpend], hi: float, now: datetime | None) ->
         return f"at {to_iso(p.unpolled_since)} ({ago}: pod {p.pod_id})"
 
     listed = "; ".join(heard(p) for p in pods[:10]) + (f"; and {len(pods) - 10} more" if len(pods) > 10 else "")
-    return (f"{len(pods)} pod(s) still active were last polled {listed}: their spend since is not counted "
+    kept = " (or kept stopped on Vast, billing storage)" if any(p.market == "vast" and p.state == "stopped"
+                                                              for p in pods) else ""
+    return (f"{len(pods)} pod(s) still active{kept} were last polled {listed}: their spend since is not counted "
             "(the ledger books only what polls saw; `bidder tick` or `bidder pods --refresh` polls them)")
 
 
