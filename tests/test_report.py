@@ -409,3 +409,19 @@ def test_a_kept_stopped_vast_instance_unpolled_in_the_period_is_said(store):
     assert [p.pod_id for p in report.pods] == ["v1"] and report.pods[0].unpolled_since == h(2.5)
     assert report.notes[0].startswith("1 pod(s) still active (or kept stopped on Vast, billing storage) were last "
                                       "polled at 2026-01-01T02:30:00Z"), report.notes
+
+
+def test_a_report_of_a_past_period_shows_the_pod_as_it_stood_then(store):
+    # It showed today's bid (raised since) and "stopped" for a pod that ran on for hours after.
+    prices(store, range(10))
+    running_pod(store, hours=8, bid=0.30)
+    store.finish_action(store.begin_action(h(5), job="train", kind="bid_resume", pod_id="p1", bid_per_gpu=0.40),
+                        outcome="ok")
+    store.set_pod_state("p1", bid_per_gpu=0.40)
+    store.finish_action(store.begin_action(h(8), job="train", kind="stop", pod_id="p1"), outcome="ok")
+    store.record_observation(h(8), "p1", desired_status="EXITED", cost_per_hr=0.40, uptime_seconds=8 * 3600.0)
+    store.set_pod_state("p1", state="stopped", ended=h(8), desired_status="EXITED")
+    [then] = spend_report(store, since=h(0), until=h(3), now=h(10)).pods
+    assert (then.bid_per_gpu, then.state, then.status, then.last_poll) == (0.30, "active", "RUNNING", h(3))
+    [now] = spend_report(store, since=h(0), until=h(10), now=h(10)).pods
+    assert (now.bid_per_gpu, now.state, now.status, now.last_poll) == (0.40, "stopped", "EXITED", h(8))

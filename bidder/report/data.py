@@ -476,15 +476,33 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
             start = max(float(seg[inside, 0].min()), lo)
             curve = ((start, 0.0, 0.0), *zip(ends[order].tolist(), np.cumsum(usd[inside][order]).tolist(),
                                               np.cumsum(od[inside][order]).tolist(), strict=True))
+    bid, state, status, polls = _as_of(row, observations, actions, hi)
     return PodSpend(
         pod_id=pod_id, job=row.get("job"), name=row.get("name"), gpu_type_id=row.get("gpu_type_id"),
         cloud=row.get("cloud"), gpu_count=gpu_count, kind=row.get("kind") or "spot",
-        bid_per_gpu=row.get("bid_per_gpu"), state=row.get("state"), created=created,
-        last_poll=observations[-1]["ts"] if observations else None, hours=hours, gpu_hours=gpu_hours,
+        bid_per_gpu=bid, state=state, created=created,
+        last_poll=polls[-1]["ts"] if polls else None, hours=hours, gpu_hours=gpu_hours,
         spend=spend, interruptions=len(cut), avg_per_gpu_hour=spend / gpu_hours if gpu_hours > 0 else None,
         on_demand_cost=on_demand_cost, saving=saving, saving_pct=_pct(saving, on_demand_cost),
         interruption_times=tuple(cut), curve=curve, market=row.get("market") or "runpod", unpolled_since=unpolled,
-        status=row.get("desired_status"))
+        status=status)
+
+
+def _as_of(row: Mapping[str, Any], observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
+           hi: float) -> tuple[float | None, str | None, str | None, Sequence[Mapping[str, Any]]]:
+    """The pod's bid, ledger state, status and polls as they stood at the period's end `hi`: a report
+    of a past period showed today's (a bid raised since, "stopped" for a pod that ran to hours later)."""
+    # (as of `hi` itself: a report that ends now reads the poll a tick made now)
+    polls = [o for o in observations if o["ts"].timestamp() <= hi] if math.isfinite(hi) else observations
+    if len(polls) == len(observations) and (row.get("ended") is None or row["ended"].timestamp() <= hi):
+        return row.get("bid_per_gpu"), row.get("state"), row.get("desired_status"), observations  # nothing since
+    bids = [a for a in actions if a["kind"] in _BID_KINDS and a["outcome"] == "ok" and a.get("bid_per_gpu") is not None
+            and a["ts"].timestamp() <= hi]
+    bid = float(bids[-1]["bid_per_gpu"]) if bids else row.get("bid_per_gpu")
+    ended = row.get("ended")
+    state = row.get("state") if ended is not None and ended.timestamp() <= hi else "active"
+    status = polls[-1].get("desired_status") if polls else row.get("desired_status")
+    return bid, state, status, polls
 
 
 def _merge_curves(curves: Iterable[tuple[tuple[float, float, float], ...]]) -> tuple[tuple[float, float, float], ...]:
