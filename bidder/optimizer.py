@@ -337,7 +337,7 @@ def plan_markets(job: JobSpec, markets: Sequence[PriceQuote], stats: Mapping[Mar
         if st is None or st.floor_model is None:
             return None
         out.append(MarketNow(st.floor_model, st.recent_max, q.minimum_bid_price, job.speed_of(q.gpu_type_id),
-                             storage=storage_per_gpu_hour(job, q)))
+                             storage=storage_per_gpu_hour(job, q), od_storage=storage_per_gpu_hour(job, q, on_demand=True)))
     return out
 
 

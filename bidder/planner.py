@@ -677,6 +677,7 @@ class MarketNow:
     speed: float = 1.0
     members: tuple[int, ...] = ()  # a pool (see `pooled_model`): the markets it stands for
     storage: float = 0.0
+    od_storage: float = 0.0  # what on-demand adds (its price may hold some storage already)
 
 
 @dataclass(frozen=True)
@@ -795,9 +796,14 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 code, cost, expected = plan.at(tau, w, state, mode)
             cost -= icost * expected  # the plan's money, without the interruption price
             target = _target(code, 0 if restart else mode, members[i], markets, pod, model)
-            storage = markets[target].storage if m.members else m.storage  # (a pool's: where it acts)
+            # Each running hour of the work left bills it too. A pool's is its dearest member's: its plan
+            # may act on any of them later (read where it acts now, a wait on a RunPod market of a pool
+            # with Vast counted none and waited for floors only Vast's storage made cheap).
+            # (Spot and on-demand on one market differ in storage by what on-demand's price holds, a few
+            # GB: the plan's choice between them leaves that out; its money counts the one it chose.)
+            storage = m.od_storage if code == ON_DEMAND else m.storage
             if storage:
-                cost += storage * w * dt / m.speed  # each running hour of the work left bills it too
+                cost += storage * w * dt / m.speed
             keeps = code == mode and mode and target == pod.market
             reserved = pod is not None and not keeps and _held_in_reserve(code, target, pod, markets)
             # On-demand, which finishes in time, is not left for spot when the restart would leave less
@@ -852,7 +858,9 @@ def _pools_of(markets: Sequence[MarketNow], usable: Sequence[int]) -> list[Marke
     for speed, group in groups.items():
         model = pooled_model([markets[i].model for i in group]) if len(group) > 1 else None
         if model is not None:
-            pools.append(MarketNow(model, min(markets[i].recent_max for i in group), None, speed, tuple(group)))
+            pools.append(MarketNow(model, min(markets[i].recent_max for i in group), None, speed, tuple(group),
+                                   storage=max(markets[i].storage for i in group),
+                                   od_storage=max(markets[i].od_storage for i in group)))
     return pools
 
 

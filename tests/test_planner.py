@@ -719,3 +719,47 @@ def test_on_demand_is_not_left_for_spot_when_the_restart_would_eat_the_slack(sla
     # (whose reserve keeps on-demand), rather than choosing, or pricing, among misses.
     for tight in (0.1, 0.3, 0.45):
         assert choose(market, time_left_h=10 + tight, **args) is None  # type: ignore[arg-type]
+
+
+def _storage_markets(storage: float) -> list[MarketNow]:
+    """A steady RunPod market at $0.50 and a Vast market at $0.10 with hourly spikes every 6 h (one now),
+    whose disk bills `storage` per running hour."""
+    n = 6 * 288
+    k = (np.arange(n) - n) % 72
+    out = []
+    for floor, extra in ((np.full(n, 0.5), 0.0), (np.where(k < 60, 0.1, 3.0), storage)):
+        ts = NOW.timestamp() - STEP * np.arange(n, 0, -1)
+        model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
+        assert model is not None
+        out.append(MarketNow(model, float(floor[-6:].max()), float(floor[-1]), storage=extra))
+    return out
+
+
+def test_a_pool_of_runpod_and_vast_counts_vasts_storage() -> None:
+    # Vast at $0.10 + $2.00/h of storage never pays: a pool of both waited (on RunPod, whose storage is
+    # none) for the floors only Vast has, and said $1.13 for work that costs $5 on RunPod now.
+    runpod, vast = _storage_markets(2.0)
+    args = dict(work_h=10, window_h=48, work_left_h=10, time_left_h=48, restart_h=0.25, pod=None,
+                interruptions_allowed=100)
+    alone, both = choose([runpod], **args), choose([runpod, vast], **args)
+    assert alone is not None and alone.action == "spot" and both is not None
+    assert (both.action, both.market) == (alone.action, alone.market), both
+    assert both.expected_cost >= alone.expected_cost * 0.99, both
+
+
+def test_an_on_demand_plan_counts_only_the_storage_its_price_lacks() -> None:
+    # Vast's on-demand price holds the search's 10 GB of storage: an on-demand plan for a 10 GB disk adds
+    # none (it was charged the whole disk's storage, as spot is).
+    n = 6 * 288
+    ts = NOW.timestamp() - STEP * np.arange(n, 0, -1)
+    floor = np.full(n, 1.5)  # spot dearer than on-demand: the plan runs on-demand
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
+    assert model is not None
+    args = dict(work_h=4, window_h=48, work_left_h=4, time_left_h=48, restart_h=0.25, pod=None,
+                interruptions_allowed=100)
+    plain = choose([MarketNow(model, 1.5, 1.5)], **args)
+    vast = choose([MarketNow(model, 1.5, 1.5, storage=0.5, od_storage=0.0)], **args)
+    assert plain is not None and vast is not None and vast.action == plain.action == "on_demand"
+    assert vast.expected_cost == pytest.approx(plain.expected_cost)
+    dearer = choose([MarketNow(model, 1.5, 1.5, storage=0.5, od_storage=0.1)], **args)
+    assert dearer is not None and dearer.expected_cost == pytest.approx(plain.expected_cost + 0.1 * 4)
