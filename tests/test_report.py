@@ -199,9 +199,11 @@ def test_interruption_resume_and_bidder_stop(store):
     assert track.interruptions == (h(3.5).timestamp(),) and track.end == h(9).timestamp()
     # A period's chart holds the period alone, as its tables count it: the bid in force at its start,
     # no interruption from before it (a chart of 4-9 h drew the one at 3.5 h and counted it).
-    later = pod_track(store, "p", h(9), h(4))
-    assert later.interruptions == () and later.bids == (0.30, 0.35) and later.bid_ts[0] == h(4).timestamp()
+    later = pod_track(store, "p", h(9), h(4))  # (exited at 3.5 h: no bid runs at 4 h; the resume's from 5 h)
+    assert later.interruptions == () and later.bids == (0.35,) and later.bid_ts == (h(5).timestamp(),)
     assert pod_track(store, "p", h(3), h(0)).interruptions == () and pod_track(store, "p", h(3), h(0)).bids == (0.30,)
+    running = pod_track(store, "p", h(8), h(6))  # running at 6 h: the bid in force is drawn from there
+    assert running.bids == (0.35,) and running.bid_ts == (h(6).timestamp(),)
     assert pod_track(store, "p", h(3.5), h(0), ends_now=True).interruptions == (h(3.5).timestamp(),)
     assert pod_track(store, "nope") is None
 

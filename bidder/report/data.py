@@ -665,8 +665,6 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None, since: d
             if a["kind"] in _BID_KINDS and a["outcome"] == "ok" and a["bid_per_gpu"] is not None]
     if not bids and row.get("bid_per_gpu") is not None and row.get("created") is not None:
         bids = [(row["created"].timestamp(), float(row["bid_per_gpu"]))]
-    before = [b for b in bids if b[0] < lo]
-    bids = ([(lo, before[-1][1])] if before else []) + [b for b in bids if lo <= b[0] <= hi]
     observations = store.observations(pod_id)
     ends = [t for t in (row.get("ended"), row.get("last_seen")) if t is not None]
     ends += [o["ts"] for o in observations[-1:]]
@@ -676,6 +674,11 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None, since: d
     market = row.get("market") or DEFAULT_MARKET
     cut = _interruptions(observations, actions, market)
     again = _running_again(observations, actions, cut, market)
+    before = [b for b in bids if b[0] < lo]
+    # The bid in force at `since` is drawn from there only if the pod ran then: one interrupted, paused
+    # or stopped before it was drawn as a solid running bid over time it did not run.
+    carried = [(lo, before[-1][1])] if before and _running_at(lo, observations, actions, cut, market) else []
+    bids = carried + [b for b in bids if lo <= b[0] <= hi]
     inside = [i for i, t in enumerate(cut) if lo <= t.timestamp() < hi or (ends_now and t.timestamp() == hi)]
     stops = [a["ts"].timestamp() for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")
              and lo <= a["ts"].timestamp() <= hi]
@@ -683,6 +686,20 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None, since: d
                     kind=row.get("kind") or "spot", bid_ts=tuple(t for t, _ in bids),
                     bids=tuple(b for _, b in bids), end=end, interruptions=tuple(cut[i].timestamp() for i in inside),
                     market=market, stops=tuple(stops), running_again=tuple(again[i] for i in inside))
+
+
+def _running_at(t: float, observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
+                cut: Sequence[datetime], market: str) -> bool:
+    """Whether the pod was running at `t` by the ledger: its last sign of running before `t` (a RUNNING
+    poll, a start) is later than its last interruption or stop before `t`."""
+    starts = _starts_of(market)
+    ran = [o["ts"].timestamp() for o in observations if o.get("desired_status") == "RUNNING"]
+    ran += [a["ts"].timestamp() for a in actions if a["kind"] in starts and a["outcome"] == "ok"]
+    ended = [c.timestamp() for c in cut]
+    ended += [a["ts"].timestamp() for a in actions if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
+    last_ran = max((x for x in ran if x < t), default=None)
+    last_end = max((x for x in ended if x < t), default=-math.inf)
+    return last_ran is not None and last_ran > last_end
 
 
 def _running_again(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
