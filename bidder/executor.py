@@ -218,6 +218,23 @@ class _StopLaunch(BidderError):
 
 
 
+def stop_intent(store: Any, job: str, pod_id: str | None = None) -> dict[str, Any]:
+    """The job's stop intent (for `pod_id`, if given), or {} when there is none or it is stale: its pod
+    was seen running after it was written, so the stop it stood for never took effect (a `bidder stop`
+    that failed), and a later stop of that pod (a move whose answer was lost) is not that one: applied,
+    it held a job that had gone on running."""
+    intent = (store.job_state(job) or {}).get("stop_intent") or {}
+    if not intent or (pod_id is not None and intent.get("pod_id") != pod_id):
+        return {}
+    at = intent.get("at")
+    written = parse_timestamp(at) if isinstance(at, str) else None
+    if written is not None and any(o.get("desired_status") == "RUNNING" and o["ts"] > written
+                                   for o in store.observations(intent.get("pod_id") or "")):
+        store.save_job_state(job, stop_intent=None)
+        return {}
+    return intent
+
+
 def runpod_spot_gone(store: Any) -> bool:
     """Whether RunPod's spot market is marked gone (`spot_unsupported_since`): spot mutations refused,
     its price fields gone, or no spot price anywhere. It says nothing of Vast."""
@@ -1050,8 +1067,8 @@ class Executor:
         """The pod stopped as bidder's unconfirmed stop asked: complete the ledger, end the pod's row."""
         if action["outcome"] == "pending":
             self._finish(action["id"], now, "ok", pod_id=row["pod_id"])
-        intent = (self.store.job_state(row.get("job") or "") or {}).get("stop_intent") or {}
-        if intent.get("pod_id") == row["pod_id"] and intent.get("pod_state"):
+        intent = stop_intent(self.store, row.get("job") or "", row["pod_id"]) if row.get("job") else {}
+        if intent.get("pod_state"):
             state = str(intent["pod_state"])
         self.store.set_pod_state(row["pod_id"], state=state, desired_status=desired_status, ended=now, last_seen=now,
                                  note=action.get("reason"))

@@ -53,7 +53,15 @@ from bidder.errors import (
     SpotUnsupported,
     TransportError,
 )
-from bidder.executor import CREATE_GRACE, SPOT_GONE_MESSAGE, Attempt, Executor, exit_time, running_hours
+from bidder.executor import (
+    CREATE_GRACE,
+    SPOT_GONE_MESSAGE,
+    Attempt,
+    Executor,
+    exit_time,
+    running_hours,
+    stop_intent,
+)
 from bidder.gpu_names import check_gpu_ids, resolve_gpu_types
 from bidder.jobs import Config, JobConfig, runpod_only
 from bidder.models import Decision, JobProgress, JobSpec, Policy
@@ -533,8 +541,8 @@ class _Tick:
         name = row.get("job")
         if not name or self.ex.dry_run:
             return
-        intent = (self.store.job_state(name) or {}).get("stop_intent") or {}
-        if intent.get("pod_id") == row["pod_id"]:
+        intent = stop_intent(self.store, name, row["pod_id"])
+        if intent:
             self.store.save_job_state(name, **(intent.get("job") or {}), stop_intent=None, updated=self.now)
 
     # -- one job -----------------------------------------------------------------------------------
@@ -577,9 +585,9 @@ class _Tick:
         return current.get("state") in ("held", "finished") and current.get("state") != seen.get("state")
 
     def handle(self, jc: JobConfig) -> JobReport:
+        intent = {} if self.ex.dry_run else stop_intent(self.store, jc.name)
         state = self.store.job_state(jc.name) or {}
-        intent = state.get("stop_intent") or {}
-        if intent and not self.ex.dry_run:
+        if intent:
             stopped = self.store.pod(intent.get("pod_id") or "")
             others = [r for r in self.store.managed_pods(jc.name, states=["active"]) if r["pod_id"] != intent.get("pod_id")]
             if others or stopped is None:
@@ -764,7 +772,7 @@ class _Tick:
             # What the stop is for is written before it is sent: if its answer never comes (the tick is
             # killed, the API errs after stopping), the next tick reads the exit as this stop, not the user's.
             done = {"state": "budget_stopped", "note": why, "budget_at_stop": policy.budget}
-            self._save(jc, stop_intent={"pod_id": row["pod_id"], "job": done})
+            self._save(jc, stop_intent={"pod_id": row["pod_id"], "job": done, "at": to_iso(self.now)})
             try:
                 self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why)
             except ApiError as exc:
@@ -831,7 +839,7 @@ class _Tick:
         tick tries again). The intent is written before the stop is sent: if it executes but its answer
         is lost, the next tick reads the exit as this stop and keeps the pod the job's (it had been
         ended, and a new pod rented beside the old one's volume)."""
-        self._save(jc, stop_intent={"pod_id": row["pod_id"], "pod_state": "active"})
+        self._save(jc, stop_intent={"pod_id": row["pod_id"], "pod_state": "active", "at": to_iso(self.now)})
         try:
             self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why, state="active")
         except ApiError as exc:

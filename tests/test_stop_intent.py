@@ -60,3 +60,54 @@ def test_a_failed_stops_leftover_intent_never_holds_the_job_after_it_moved(emula
         env.emu.advance(1800)
         tick(env)
     assert env.running() == [] and env.store.job_state("train")["state"] == "finished"
+
+
+def test_a_stop_that_executed_though_its_answer_failed_still_holds_the_job(emulator, client, tmp_path):
+    # Its intent goes with the failure; the tick reads the exit as a stop outside it: held, not relaunched.
+    emulator.world.reclaim_rate_per_hour = 0.0
+    env = make_env(emulator, client, tmp_path)
+    (tmp_path / "bidder.toml").write_text(CONFIG)
+    tick(env)
+    [pod] = env.running()
+    env.emu.advance(300)
+    env.emu.malform("podStop", {"errors": [{"message": "Internal Server Error"}]}, status=500, execute=True,
+                    times=None)
+    stopped = cli(env, "stop", "--job", "train", "--db", str(tmp_path / "bidder.db"), "--api-url", env.emu.url,
+                  "--now", to_iso(env.emu.now))
+    assert stopped.exit_code == 1 and pod.desired_status == "EXITED"
+    env.emu.clear_malformed()
+    for _ in range(3):
+        env.emu.advance(300)
+        tick(env)
+    assert env.running() == [] and env.store.job_state("train")["state"] == "held"
+
+
+def test_a_failed_stops_intent_is_not_read_into_a_later_unconfirmed_stop_of_a_move(emulator, client, tmp_path):
+    # The user's stop failed; the job later moved, and the stop of its old pod executed with its answer
+    # lost. The next tick confirmed that stop with the user's old intent: held, "stopped by `bidder stop`".
+    emulator.world.reclaim_rate_per_hour = 0.0
+    env = make_env(emulator, client, tmp_path)
+    (tmp_path / "bidder.toml").write_text(CONFIG)
+    tick(env)
+    [first] = env.running()
+    env.emu.advance(300)
+    env.emu.malform("podStop", {"errors": [{"message": "Internal Server Error"}]}, status=500, execute=False,
+                    times=None)
+    stopped = cli(env, "stop", "--job", "train", "--db", str(tmp_path / "bidder.db"), "--api-url", env.emu.url,
+                  "--now", to_iso(env.emu.now))
+    assert stopped.exit_code == 1 and first.desired_status == "RUNNING"
+    env.emu.clear_malformed()
+    env.emu.advance(300)
+    tick(env)  # polls it running: the intent is stale from here on
+    (tmp_path / "bidder.toml").write_text(CONFIG.replace('cloud = "community"', 'cloud = "secure"'))
+    for op in ("podStop", "podTerminate"):
+        env.emu.malform(op, {"errors": [{"message": "Internal Server Error"}]}, status=500, execute=True, times=None)
+    env.emu.advance(300)
+    cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+        "--api-url", env.emu.url, "--now", to_iso(env.emu.now), "--retries", "1")  # (exit 1: its stop failed)
+    env.emu.clear_malformed()
+    for _ in range(3):
+        env.emu.advance(300)
+        tick(env)
+    state = env.store.job_state("train")
+    assert state["state"] != "held", state.get("note")

@@ -1003,7 +1003,7 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                     if row.get("job") else None)
             if held is not None and not dry_run:
                 # Written before the stop is sent: a stop whose answer never comes still ends the job held.
-                store.save_job_state(row["job"], stop_intent={"pod_id": row["pod_id"],
+                store.save_job_state(row["job"], stop_intent={"pod_id": row["pod_id"], "at": to_iso(now),
                                                               "job": {"state": "held", "note": held}})
             would_send = ex.stop_pod(row, now, reason="stopped by `bidder stop`", terminate=terminate)
             if would_send is not None:
