@@ -178,11 +178,20 @@ class VastPodApi:
                                  f"{usd(spec.max_cost_per_hr)}/h the job's budget or max_spend_per_hour leaves: the "
                                  f"bid costs {usd(compute)}/h and the {spec.instance.disk_gb:g} GB disk at least "
                                  f"{usd(storage)}/h of storage", operation="create_interruptible")
-        return min(affordable, key=lambda o: (o.spot_floor_per_gpu or 0.0, -o.reliability, o.id))
+        # Pay-as-bid: every offer that takes the bid costs the bid; what differs is its disk's storage
+        # (the lowest floor first took one whose storage was 3.5x another's: $0.298/h against $0.178/h).
+        disk = spec.instance.disk_gb
+        return min(affordable, key=lambda o: (round(o.storage_per_hr(disk), 6), o.spot_floor_per_gpu or 0.0,
+                                              -o.reliability, o.id))
 
     def _on_demand_offer(self, spec: VastCreate) -> Offer:
+        # max_price is per GPU-hour of compute, as the optimizer reads it: the search's price holds the
+        # job's disk too (a 2000 GB disk put every offer "over the max price", and the job waited for ever).
+        disk = spec.instance.disk_gb
         fits = [o for o in self.offers(spec) if o.on_demand_per_gpu is not None and (
-            spec.max_price_per_gpu is None or o.on_demand_per_gpu <= spec.max_price_per_gpu + _SLACK)]
+            spec.max_price_per_gpu is None
+            or per_gpu(max((o.dph_total or 0.0) - o.storage_per_hr(disk), 0.0), o.num_gpus)
+            <= spec.max_price_per_gpu + _SLACK)]
         what = f"{spec.num_gpus} x {spec.gpu_name} ({spec.tier.lower()})"
         if not fits:
             cap = "" if spec.max_price_per_gpu is None else f" at or below ${spec.max_price_per_gpu:.3f}/GPU-h"
@@ -194,7 +203,7 @@ class VastPodApi:
             raise AboveCostLimit(f"no Vast on-demand offer of {what} fits the {usd(spec.max_cost_per_hr)}/h the "
                                  f"job's budget or max_spend_per_hour leaves: the cheapest costs {usd(cheapest)}/h "
                                  "with its storage", operation="create_on_demand")
-        return min(affordable, key=lambda o: (o.on_demand_per_gpu or 0.0, -o.reliability, o.id))
+        return min(affordable, key=lambda o: (o.dph_total or 0.0, -o.reliability, o.id))  # (with its storage)
 
     def rent_interruptable(self, spec: VastCreate, bid_per_gpu: float) -> VastPod:
         offer = self._spot_offer(spec, bid_per_gpu)

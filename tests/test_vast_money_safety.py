@@ -4,6 +4,8 @@ budget passed, never the key in the ledger. Against the emulator over HTTP; each
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from executor_helpers import RTX4090
 from two_markets import VAST4090, tick, vast_live
 
@@ -487,3 +489,32 @@ def test_a_tick_whose_budget_leaves_no_room_for_the_storage_rents_nothing_and_sa
     line = tick(env, api, tight, advise=lambda j, *a: plan("spot", bid, row["cloud"])).jobs[1]
     assert len(env.emu.vast.instances) == inst_count, line.message  # nothing created for job v
     assert line.state != "running" and "storage" in line.message, (line.state, line.message)
+
+
+def _asked_offer(dry) -> int:
+    """The offer id a create's dry run would rent (its URL: /api/v0/asks/{id}/)."""
+    return int(dry.request.path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def test_a_bid_takes_the_offer_whose_storage_is_cheapest_among_those_it_wins(vx):
+    # Pay-as-bid: every offer under the bid costs the bid; the lowest floor took one whose 500 GB disk
+    # billed $0.168/h beside another's $0.048/h.
+    _, api, _ = vx
+    spec = api.spec(replace(vast_job().template, disk=500), "probe", VAST4090, 1, "VERIFIED")
+    offers = [o for o in api.offers(spec) if o.spot_floor_per_gpu]
+    bid = max(o.spot_floor_per_gpu for o in offers)  # every offer takes it
+    cheapest = min(offers, key=lambda o: (round(o.storage_per_hr(500), 6), o.spot_floor_per_gpu))
+    assert len({round(o.storage_per_hr(500), 6) for o in offers}) > 1  # (they differ: the choice matters)
+    assert _asked_offer(api.build_rent_interruptable(spec, bid)) == cheapest.id
+
+
+def test_an_on_demand_offer_is_held_to_max_price_without_its_disks_storage(vx):
+    # max_price is per GPU-hour of compute, as the optimizer reads it: with a 2000 GB disk the search's
+    # prices (storage included) were all "over the max price", and the job waited for ever.
+    _, api, _ = vx
+    spec = api.spec(replace(vast_job().template, disk=2000), "probe", VAST4090, 1, "VERIFIED")
+    offers = [o for o in api.offers(spec) if o.dph_total is not None]
+    compute = min(o.dph_total - o.storage_per_hr(2000) for o in offers)
+    assert all(o.dph_total > compute + 0.05 for o in offers)  # (storage alone lifts every price past the cap)
+    capped = replace(spec, max_price_per_gpu=compute + 0.01)
+    assert _asked_offer(api.build_deploy_on_demand(capped)) in {o.id for o in offers}
