@@ -150,6 +150,10 @@ def test_a_vast_plan_counts_its_disks_storage_and_the_budget_holds_it(env):
                      "--format", "json", *extra)
         return result
 
+    text = cli(env, "launch", "--market", "vast", "--gpu", VAST4090, "--max-price", "0.6", "--hours", "10",
+               "--tolerance", "high", "--image", "pytorch/pytorch", "--disk", "500", "--dry-run")
+    line = next(line for line in text.stdout.splitlines() if line.startswith("Plan: "))
+    assert re.search(r"= \$[\d.]+/h \+ \$0\.\d{3}/h storage, ", line), line  # (its hourly figure said none)
     small, big = plan("10"), plan("500")
     assert small.exit_code == 0 and big.exit_code == 0, small.output + big.output
     small_d, big_d = json.loads(small.stdout)["decision"], json.loads(big.stdout)["decision"]

@@ -165,9 +165,11 @@ def decision_dict(d: Decision) -> dict[str, Any]:
             "act_below": d.act_below, "reasons": list(d.reasons), "market": d.market}
 
 
-def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: float | None = None) -> str:
+def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: float | None = None,
+               storage_per_hr: float = 0.0) -> str:
     """The plan before "Launch it?": what, where and at what price per hour (`on_demand_price`: the
-    on-demand price per GPU-hour of the decision's market, shown for an on-demand plan)."""
+    on-demand price per GPU-hour of the decision's market, shown for an on-demand plan; `storage_per_hr`:
+    what the market adds for the disk, Vast's, which the total counts and the hourly figure said nothing of)."""
     if d.action == "wait":
         below = f" (acts when the floor is at or below ${d.act_below:.3f})" if d.act_below is not None else ""
         return f"wait{below}: {d.reasons[0] if d.reasons else ''}"
@@ -178,11 +180,13 @@ def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: 
         count = None if d.expected_completion_hours is None else expected_interruptions(d, window_hours)
         expect = (f"{d.expected_interruptions_per_day:.1f} interruptions/day expected" if count is None
                   else f"{count:.1f} interruptions expected over the job")
-        price = (f"spot, bid ${d.bid_per_gpu:.3f}/GPU-h x {d.gpu_count} {gpus} = ${d.bid_per_gpu * d.gpu_count:.3f}/h, "
-                 f"{expect}")
+        storage = f" + ${storage_per_hr:.3f}/h storage" if storage_per_hr > 0 else ""
+        price = (f"spot, bid ${d.bid_per_gpu:.3f}/GPU-h x {d.gpu_count} {gpus} = ${d.bid_per_gpu * d.gpu_count:.3f}/h"
+                 f"{storage}, {expect}")
     elif on_demand_price is not None:
+        storage = f" + about ${storage_per_hr:.3f}/h more storage" if storage_per_hr > 0 else ""
         price = (f"on-demand, ${on_demand_price:.3f}/GPU-h x {d.gpu_count} {gpus} = "
-                 f"${on_demand_price * d.gpu_count:.3f}/h, no interruptions")
+                 f"${on_demand_price * d.gpu_count:.3f}/h{storage}, no interruptions")
     else:
         price = "on-demand, no interruptions"
     cost = (f"; about ${d.expected_total_cost:.2f} in all" if d.expected_total_cost is not None
@@ -389,7 +393,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             click.echo(f"Note: {note}", err=fmt == "json")
         if fmt == "table":
             window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
-            click.echo(f"Plan: {_plan_line(decision, _on_demand_price(store, decision), window)}")
+            click.echo(f"Plan: {_plan_line(decision, _on_demand_price(store, decision), window, _storage(store, job, decision))}")
             for reason in decision.reasons[1:]:
                 click.echo(f"  {reason}")
         if decision.action == "wait":
@@ -467,6 +471,20 @@ def _sent_create(store: Store, name: str) -> str | None:
         return (store.job_state(name) or {}).get("pending_name")
     except BidderError:
         return None
+
+
+def _storage(store: Store, job: Any, d: Decision) -> float:
+    """What the decision's market bills per hour for the job's disk on top of its price, as the plan
+    counted it (Vast's median storage price; for on-demand, beyond what its price holds): 0 elsewhere."""
+    from bidder.advisor import with_storage
+    from bidder.optimizer import storage_per_gpu_hour
+
+    if d.market != "vast" or d.gpu_type_id is None or job.disk_gb is None:
+        return 0.0
+    for q in with_storage(store, store.latest_quotes("vast")):
+        if (q.gpu_type_id, q.cloud, q.gpu_count) == (d.gpu_type_id, d.cloud, d.gpu_count):
+            return storage_per_gpu_hour(job, q, on_demand=d.action == "on_demand") * d.gpu_count
+    return 0.0
 
 
 #: bidder.toml's `name` setting: how launch checks --name (a ledger job name and pod name prefix).
