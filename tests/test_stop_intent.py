@@ -33,19 +33,31 @@ def tick(env):
     return result
 
 
-def test_a_failed_stops_leftover_intent_never_holds_the_job_after_it_moved(emulator, client, tmp_path):
+def running_job(emulator, client, tmp_path):
+    """The job after its first tick: (env, its running pod)."""
     emulator.world.reclaim_rate_per_hour = 0.0
     env = make_env(emulator, client, tmp_path)
     (tmp_path / "bidder.toml").write_text(CONFIG)
     tick(env)
-    [first] = env.live_pods()
+    [pod] = env.running()
     env.emu.advance(300)
-    env.emu.malform("podStop", {"errors": [{"message": "Internal Server Error"}]}, status=500, execute=False,
+    return env, pod
+
+
+def failed_user_stop(env, *, executed: bool) -> None:
+    """`bidder stop --job train` whose podStop answers 500 every time (executed or not): exit 1."""
+    env.emu.malform("podStop", {"errors": [{"message": "Internal Server Error"}]}, status=500, execute=executed,
                     times=None)
-    stopped = cli(env, "stop", "--job", "train", "--db", str(tmp_path / "bidder.db"), "--api-url", env.emu.url,
+    stopped = cli(env, "stop", "--job", "train", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url,
                   "--now", to_iso(env.emu.now))
-    assert stopped.exit_code == 1 and first.desired_status == "RUNNING"
+    assert stopped.exit_code == 1, stopped.output + stopped.stderr
     env.emu.clear_malformed()
+
+
+def test_a_failed_stops_leftover_intent_never_holds_the_job_after_it_moved(emulator, client, tmp_path):
+    env, first = running_job(emulator, client, tmp_path)
+    failed_user_stop(env, executed=False)
+    assert first.desired_status == "RUNNING"
     env.emu.advance(300)
     tick(env)
     # The user moves the job to the other cloud: the tick replaces the first pod by a second.
@@ -63,19 +75,11 @@ def test_a_failed_stops_leftover_intent_never_holds_the_job_after_it_moved(emula
 
 
 def test_a_stop_that_executed_though_its_answer_failed_still_holds_the_job(emulator, client, tmp_path):
-    # Its intent goes with the failure; the tick reads the exit as a stop outside it: held, not relaunched.
-    emulator.world.reclaim_rate_per_hour = 0.0
-    env = make_env(emulator, client, tmp_path)
-    (tmp_path / "bidder.toml").write_text(CONFIG)
-    tick(env)
-    [pod] = env.running()
-    env.emu.advance(300)
-    env.emu.malform("podStop", {"errors": [{"message": "Internal Server Error"}]}, status=500, execute=True,
-                    times=None)
-    stopped = cli(env, "stop", "--job", "train", "--db", str(tmp_path / "bidder.db"), "--api-url", env.emu.url,
-                  "--now", to_iso(env.emu.now))
-    assert stopped.exit_code == 1 and pod.desired_status == "EXITED"
-    env.emu.clear_malformed()
+    # Its intent stays (the stop may have executed), and the next tick reads the exit as that stop: held,
+    # not relaunched.
+    env, pod = running_job(emulator, client, tmp_path)
+    failed_user_stop(env, executed=True)
+    assert pod.desired_status == "EXITED"
     for _ in range(3):
         env.emu.advance(300)
         tick(env)
@@ -85,18 +89,9 @@ def test_a_stop_that_executed_though_its_answer_failed_still_holds_the_job(emula
 def test_a_failed_stops_intent_is_not_read_into_a_later_unconfirmed_stop_of_a_move(emulator, client, tmp_path):
     # The user's stop failed; the job later moved, and the stop of its old pod executed with its answer
     # lost. The next tick confirmed that stop with the user's old intent: held, "stopped by `bidder stop`".
-    emulator.world.reclaim_rate_per_hour = 0.0
-    env = make_env(emulator, client, tmp_path)
-    (tmp_path / "bidder.toml").write_text(CONFIG)
-    tick(env)
-    [first] = env.running()
-    env.emu.advance(300)
-    env.emu.malform("podStop", {"errors": [{"message": "Internal Server Error"}]}, status=500, execute=False,
-                    times=None)
-    stopped = cli(env, "stop", "--job", "train", "--db", str(tmp_path / "bidder.db"), "--api-url", env.emu.url,
-                  "--now", to_iso(env.emu.now))
-    assert stopped.exit_code == 1 and first.desired_status == "RUNNING"
-    env.emu.clear_malformed()
+    env, first = running_job(emulator, client, tmp_path)
+    failed_user_stop(env, executed=False)
+    assert first.desired_status == "RUNNING"
     env.emu.advance(300)
     tick(env)  # polls it running: the intent is stale from here on
     (tmp_path / "bidder.toml").write_text(CONFIG.replace('cloud = "community"', 'cloud = "secure"'))
