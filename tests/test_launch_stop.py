@@ -108,7 +108,8 @@ def vast_env(emulator, tmp_path):
     return emulator, tmp_path
 
 
-def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):
+def launched_on_vast(vast_env, disk: str):
+    """A `bidder launch` on Vast: (a CLI runner on the emulator's URLs, key and time, the instance)."""
     emu, tmp = vast_env
     runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
 
@@ -117,9 +118,15 @@ def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):
                                     emu.vast_url, "--now", to_iso(emu.now)])
 
     result = run("launch", "--market", "vast", "--gpu", "RTX 4090", "--tolerance", "none", "--max-price", "0.6",
-                 "--image", "pytorch/pytorch", "--disk", "20", "--yes")
+                 "--image", "pytorch/pytorch", "--disk", disk, "--yes")
     assert result.exit_code == 0, result.output + result.stderr
     [inst] = [i for i in emu.vast.instances.values() if not i.destroyed]
+    return run, inst
+
+
+def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):
+    emu, tmp = vast_env
+    run, inst = launched_on_vast(vast_env, "20")
     emu.advance(1800)
     stopped = run("stop", str(inst.id))
     assert stopped.exit_code == 0, stopped.output + stopped.stderr
@@ -128,27 +135,17 @@ def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):
                               "--terminate`\n")
     assert inst.intended == "stopped" and not inst.destroyed
     # At once (no poll since the stop), `pods` shows it at its storage rate, not compute + storage.
-    listed = runner.invoke(main, ["pods", "--all", "--format", "json", "--db", str(tmp / "bidder.db")])
+    listed = CliRunner().invoke(main, ["pods", "--all", "--format", "json", "--db", str(tmp / "bidder.db")])
     [row] = json.loads(listed.output)
     assert row["cost_per_hr"] == pytest.approx(inst.storage_per_hr, abs=1e-4), row
-
 
 
 def test_pods_refresh_books_the_storage_a_stopped_vast_instance_bills(vast_env):
     # A user of launch, stop and report alone (no tick in cron): `pods --refresh` is their poll, and a
     # stopped instance's disk bills on. It was left out (only running pods were polled): the books
     # showed the 30 minutes of compute and none of the 10 hours of storage after them.
-    emu, tmp = vast_env
-    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
-
-    def run(*args: str):
-        return runner.invoke(main, [*args, "--db", str(tmp / "bidder.db"), "--api-url", emu.url, "--vast-url",
-                                    emu.vast_url, "--now", to_iso(emu.now)])
-
-    result = run("launch", "--market", "vast", "--gpu", "RTX 4090", "--tolerance", "none", "--max-price", "0.6",
-                 "--image", "pytorch/pytorch", "--disk", "200", "--yes")
-    assert result.exit_code == 0, result.output + result.stderr
-    [inst] = [i for i in emu.vast.instances.values() if not i.destroyed]
+    emu, _ = vast_env
+    run, inst = launched_on_vast(vast_env, "200")
     emu.advance(1800)
     assert run("stop", str(inst.id)).exit_code == 0
     emu.advance(36000)

@@ -377,16 +377,23 @@ def test_a_create_whose_answer_is_lost_leaves_exactly_one_pod(env):
     assert env.store.job_state("train")["attempts"] == 1
 
 
-def test_a_create_left_pending_by_a_crash_is_adopted_at_the_next_tick(env):
+def lost_create(env, name: str = "bidder-train-1"):
+    """What a tick that died after sending train's spot create leaves: the name reserved, the create's
+    action pending, and the pod (it landed). Returns (that action's id, the pod)."""
     from bidder.runpod import PodSpec
 
+    env.store.save_job_state("train", attempts=1, pending_name=name, pending_since=env.emu.now)
+    action = env.store.begin_action(env.emu.now, job="train", kind="rent_spot", gpu_type_id=A6000, cloud="COMMUNITY",
+                                    gpu_count=1, bid_per_gpu=0.2)
+    pod = env.client.rent_interruptable(PodSpec(name=name, image_name="runpod/pytorch:latest", gpu_type_id=A6000,
+                                                cloud_type="COMMUNITY"), 0.2)
+    return action, pod
+
+
+def test_a_create_left_pending_by_a_crash_is_adopted_at_the_next_tick(env):
     config = env.config(SERVICE_A6000)
     # A previous tick reserved the name and sent the create, then died before recording the pod.
-    env.store.save_job_state("train", attempts=1, pending_name="bidder-train-1", pending_since=env.emu.now)
-    env.store.begin_action(env.emu.now, job="train", kind="rent_spot", gpu_type_id=A6000, cloud="COMMUNITY",
-                           gpu_count=1, bid_per_gpu=0.2)
-    created = env.client.rent_interruptable(PodSpec(name="bidder-train-1", image_name="runpod/pytorch:latest",
-                                                    gpu_type_id=A6000, cloud_type="COMMUNITY"), 0.2)
+    _, created = lost_create(env)
     env.emu.advance(300)
     report = env.tick(config)
     assert report.jobs[0].state == "running"
@@ -398,17 +405,11 @@ def test_a_create_left_pending_by_a_crash_is_adopted_at_the_next_tick(env):
 
 
 def test_a_create_finished_but_not_adopted_keeps_its_bid_type_and_cloud(env):
-    from bidder.runpod import PodSpec
-
     config = env.config(SERVICE_A6000)
     # A process died after it finished the create's action (with the pod's id) and before it wrote the
     # pod's row: adopted by its name, the pod lost its bid ("$0.000/GPU-h"), type and cloud ("ALL"),
     # and a lowered max_price was never held against it.
-    env.store.save_job_state("train", attempts=1, pending_name="bidder-train-1", pending_since=env.emu.now)
-    action = env.store.begin_action(env.emu.now, job="train", kind="rent_spot", gpu_type_id=A6000, cloud="COMMUNITY",
-                                    gpu_count=1, bid_per_gpu=0.2)
-    created = env.client.rent_interruptable(PodSpec(name="bidder-train-1", image_name="runpod/pytorch:latest",
-                                                    gpu_type_id=A6000, cloud_type="COMMUNITY"), 0.2)
+    action, created = lost_create(env)
     env.store.finish_action(action, outcome="ok", pod_id=created.id, ts=env.emu.now)
     env.emu.advance(300)
     assert env.tick(config).jobs[0].state == "running"
@@ -417,15 +418,9 @@ def test_a_create_finished_but_not_adopted_keeps_its_bid_type_and_cloud(env):
     assert [p.id for p in env.live_pods()] == [created.id]
 
 def test_a_lost_create_of_a_job_renamed_since_is_found_and_watched(env):
-    from bidder.runpod import PodSpec
-
     # train's create got no answer; then the user renamed the job to train2. Nothing looked for
     # bidder-train-1 any more: the pod billed unseen by pods, report and `bidder stop`.
-    env.store.save_job_state("train", attempts=1, pending_name="bidder-train-1", pending_since=env.emu.now)
-    env.store.begin_action(env.emu.now, job="train", kind="rent_spot", gpu_type_id=A6000, cloud="COMMUNITY",
-                           gpu_count=1, bid_per_gpu=0.2)
-    created = env.client.rent_interruptable(PodSpec(name="bidder-train-1", image_name="runpod/pytorch:latest",
-                                                    gpu_type_id=A6000, cloud_type="COMMUNITY"), 0.2)
+    _, created = lost_create(env)
     env.emu.advance(300)
     report = env.tick(env.config(SERVICE_A6000.replace("[jobs.train]", "[jobs.train2]")))
     row = env.store.pod(created.id)
