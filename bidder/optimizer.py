@@ -12,8 +12,10 @@ that usually passes, a calm that usually lasts) and prices slack exactly, where 
 over all time. The plan is followed while its expected interruptions, averaged over the floor's usual
 states (at that hour, with a daily model), fit what is left of the window's budget, first as it is, then with each interruption priced
 at half an hour of on-demand (`planner.INTERRUPTION_PRICES`; a pod ended by choice or moved pays the
-same price); when neither fits (the tolerance binds), the rates decide, as they hold the budget to the
-tolerance more closely (dearer prices kept plans far under the budget, at a higher cost). A switch
+same price). When neither fits (the tolerance binds), the price is the budget's: the smallest of a grid
+about 1.2x apart, up to 4 hours of on-demand, whose plan fits (`planner.BUDGET_PRICES`, found by
+search per decision; a coarse ladder of 2 and 8 hours once tried kept plans far under the budget at a
+higher cost than the rates). When no price fits, the rates decide. A switch
 away from the running pod is checked in the pod and work it leaves the job with (its restart
 included), where the next decision will check it; so the plan and the rates do not hand a job back
 and forth, a restart lost at each hand-over. Nor does the plan move a running spot pod to another

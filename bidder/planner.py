@@ -56,6 +56,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 __all__ = [
+    "BUDGET_PRICES",
     "DEADLINE_PENALTY",
     "INTERRUPTION_PRICES",
     "STATE_WINDOW_H",
@@ -615,8 +616,14 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
 #: for one market, 272 and 1.5 GB for four; with 8, 45 and 0.8 GB, 280 and 0.8 GB (same results).
 #: 12 holds four markets' plans and their pool's at both interruption prices: with 8, the pool's plans
 #: pushed the markets' out and every decision solved them again (a four-type job over 28 days ran for
-#: over 20 minutes instead of 46 s).
+#: over 20 minutes instead of 46 s). Where the tolerance binds, a decision also reads the plans of the
+#: prices the budget's search tries (up to 7 more per market and pool): the plans the last decision and
+#: this one read are kept beyond the 12 (AWS both zones at tolerance medium: 24 plans at most solved
+#: them again at every decision, unfinished after 13 minutes; 40 took 7.7 minutes, 2,667 solves and 3.6 GB).
 PLAN_CACHE_SIZE = 12
+#: The keys of the plans `choose` read in its last call and reads in this one (never evicted).
+_read_before: set[tuple] = set()
+_read_now: set[tuple] = set()
 _plans: OrderedDict[tuple, Plan] = OrderedDict()
 
 
@@ -635,21 +642,29 @@ def plan_for(model: FloorModel, work_h: float, deadline_h: float, *, restart_h: 
                           interruption_cost=interruption_cost, cap=cap, clock_h=clock_h, last_row=rows,
                           interrupted_work=interrupted_work)
         _plans[key] = plan
-        while len(_plans) > PLAN_CACHE_SIZE:
-            _plans.popitem(last=False)
+        _read_now.add(key)
+        # Least recently used first, but not a plan this decision or the last one read.
+        spare = [k for k in _plans if k not in _read_now and k not in _read_before]
+        for old in spare[:max(len(_plans) - PLAN_CACHE_SIZE, 0)]:
+            del _plans[old]
     else:
         _plans.move_to_end(key)
+        _read_now.add(key)
     return plan
 
 
 #: The price of one interruption tried in turn (x the market's on-demand price per GPU-hour): the
-#: first whose plan expects no more interruptions than the job may still have is the one followed;
-#: when none does, the rates decide. With (0, 0.5, 2, 8) at tolerance medium the dear prices kept plans
-#: to 0.6-1.4 interruptions a day of the 2 allowed and cost up to 0.57x the optimum more than the rates
-#: on the synthetic markets; with 0 alone, jobs near the tolerance at high flipped between the plan and
-#: the rates (synthetic seed 12: 1.58x against 1.49x); (0, 0.5) does neither
-#: (analysis/results/optimizer-pass4.md).
+#: first whose plan expects no more interruptions than the job may still have is the one followed.
+#: With 0 alone, jobs near the tolerance at high flipped between the plan and the rates (synthetic
+#: seed 12: 1.58x against 1.49x); (0, 0.5) does not (analysis/results/optimizer-pass4.md).
 INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
+#: Where neither fits, the price is the smallest of this grid whose plan does (when none does, the
+#: rates decide): the tolerance as a budget and its price as a Lagrange multiplier, found for the job
+#: as it stands. The steps are fine (about 1.2x): a coarse (2, 8) kept plans to 0.6-1.4 interruptions a
+#: day of the 2 allowed and cost up to 0.57x the optimum more than the rates on synthetic markets
+#: (pass 4), and (0.5, 1, 2, 4, 8) still cost more than the rates on the emulator's L40S and H100 at
+#: tolerance medium (analysis/results/optimizer-pass9.md).
+BUDGET_PRICES: tuple[float, ...] = (0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0)
 #: Whether plans count the half block of work an interrupted pod did before its restart (`solve_plan`'s
 #: `interrupted_work`). Measured in optimizer passes 5 and 8 (analysis/results/optimizer-pass8.md,
 #: `analysis/study_interrupted_work.py`): at tolerance high 0.01-0.03 cheaper on AWS and most emulator
@@ -711,7 +726,8 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
            reserve_h: float = 0.0) -> Choice | None:
     """The planned action now over every market. The job's plans are solved for its whole size
     (`work_h` by `window_h`) and looked up at its current state, once per interruption price, cheapest
-    first, until one keeps the expected interruptions within `interruptions_allowed`. None: no market
+    first (`INTERRUPTION_PRICES`, then a search of `BUDGET_PRICES`), until one keeps the expected
+    interruptions within `interruptions_allowed`. None: no market
     has a model, or no price keeps them within it (the rates then decide). `whole_table`: keep each
     plan's whole table in `plan_for`'s cache for later decisions (a backtest); else solve it for this
     decision alone and keep only the row of now (tick, recommend, launch: a process per decision).
@@ -732,6 +748,10 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     place or replaced by on-demand, and on-demand by spot: a job of 2 hours in 3 has no more slack
     than the reserve, and its re-bid when the cheap hours come is most of what it saves; but not
     on-demand by spot when the restart would leave less slack than one more restart (`restart_h`)."""
+    if whole_table:  # a new decision: the plans the last one read are kept through this one
+        _read_before.clear()
+        _read_before.update(_read_now)
+        _read_now.clear()
     usable = [i for i, m in enumerate(markets) if m.model is not None]
     if not usable:
         return None
@@ -751,8 +771,10 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     deadline_clock = None if clock_h is None else round((clock_h + time_left_h - PLAN_MARGIN_H) * 60) % 1440 / 60
     bounds = {i: _cost_bound(options[i], work[i], cap) for i in usable}
     order = sorted(usable, key=lambda i: (bounds[i], i))
-    best: Choice | None = None
-    for price in INTERRUPTION_PRICES:
+
+    def planned_at(price: float) -> Choice | None:
+        """The best plan over every market with interruptions at `price`, if its typical interruptions
+        fit what is allowed (None: no plan, or it expects more)."""
         best, best_rank, best_i, held = None, math.inf, -1, None
         for i in order:
             if best is not None and bounds[i] > best_rank * (1 + 1e-6):
@@ -845,7 +867,31 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
         if best is not None and held is not None and \
                 held[0].typical_interruptions(*held[1:]) <= interruptions_allowed + 1e-9:
             return best
-    return None  # no plan keeps the interruptions within what is left: the rates decide
+        return None
+
+    for price in INTERRUPTION_PRICES:
+        choice = planned_at(price)
+        if choice is not None:
+            return choice
+    # The tolerance binds: the smallest price of the grid whose plan fits (a dearer price expects fewer
+    # interruptions), found by galloping up the grid (1, 2, 4... rungs at a time: a price at the cheap
+    # end costs one or two plans) and halving the last gap. None fits: the rates decide.
+    grid, lo, hi, found, step = BUDGET_PRICES, -1, -1, None, 1
+    while found is None and lo < len(grid) - 1:
+        hi = min(lo + step, len(grid) - 1)
+        found = planned_at(grid[hi])
+        if found is None:
+            lo, step = hi, step * 2
+    if found is None:
+        return None  # no plan keeps the interruptions within what is left: the rates decide
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        choice = planned_at(grid[mid])
+        if choice is None:
+            lo = mid
+        else:
+            hi, found = mid, choice
+    return found
 
 
 def _pools_of(markets: Sequence[MarketNow], usable: Sequence[int]) -> list[MarketNow]:

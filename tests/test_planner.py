@@ -154,7 +154,7 @@ def test_decide_follows_the_plan_for_a_batch_job_with_a_deadline_and_says_so() -
     assert again.action == "spot" and again.bid_per_gpu == d.bid_per_gpu
     assert again.reasons[0].startswith("keep ")
 
-def test_a_tolerance_the_plan_would_break_is_left_to_the_rates() -> None:
+def test_a_tolerance_the_cheapest_plan_would_break_prices_interruptions_or_is_left_to_the_rates() -> None:
     from bidder.optimizer import decide
 
     cycle = np.r_[np.full(30, 0.2), np.full(6, 0.6)]  # frequent short spikes under on-demand
@@ -162,8 +162,18 @@ def test_a_tolerance_the_plan_would_break_is_left_to_the_rates() -> None:
     free = decide(_job(), Policy(tolerance=6.0), quotes, stats, NOW)
     strict = decide(_job(), Policy(tolerance=0.3), quotes, stats, NOW)
     assert any(r.startswith("plan over") for r in free.reasons)
-    assert not any(r.startswith("plan over") for r in strict.reasons)
-    assert strict.expected_interruptions_per_day <= 0.3 + 1e-9
+    assert not any(r.startswith("interruptions priced") for r in free.reasons)
+    # The plan that waits out the spikes at $0.20 expects more than 0.3 a day: priced, it bids over them.
+    assert any(r.startswith("plan over") for r in strict.reasons)
+    assert any(r.startswith("interruptions priced at 0.7 h") for r in strict.reasons)
+    assert strict.action == "spot" and strict.bid_per_gpu == 0.6 and strict.expected_interruptions_per_day <= 0.3
+    # Where no price of the grid keeps within the tolerance, the rates decide.
+    rng = np.random.default_rng(3)
+    blocks = rng.choice([0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.5], 480, p=[0.35, 0.2, 0.15, 0.12, 0.1, 0.05, 0.03])
+    quotes, stats = _quotes_and_stats(np.repeat(blocks, 6))
+    rates = decide(_job(hours=20.0, deadline_h=48.0), Policy(tolerance=0.2), quotes, stats, NOW)
+    assert not any(r.startswith("plan over") for r in rates.reasons)
+    assert rates.expected_interruptions_per_day <= 0.2 + 1e-9
 
 
 def test_services_and_jobs_without_a_deadline_are_decided_by_the_rates() -> None:
@@ -676,6 +686,81 @@ def test_counting_an_interrupted_blocks_work_makes_no_state_dearer_and_keeping_c
         assert np.all(counted.value[:, rows] <= old.value[:, rows] * (1 + 1e-6))
         kept, kept_old = (p.value[-1, 1:21, :, SPOT:SPOT + model.levels] for p in (counted, old))
         assert np.any(kept < kept_old * (1 - 1e-3))
+
+
+def _levelled_market() -> MarketNow:
+    """Blocks at six prices under on-demand ($1), rarer the dearer, and now and then above it: each
+    dearer bid is interrupted less, none never."""
+    rng = np.random.default_rng(3)
+    blocks = rng.choice([0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.5], 480, p=[0.35, 0.2, 0.15, 0.12, 0.1, 0.05, 0.03])
+    ts, floor = _series(np.repeat(blocks, 6))
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None
+    return MarketNow(model, 0.2, 0.2)
+
+
+def test_a_tight_tolerance_prices_interruptions_at_the_smallest_price_that_keeps_within_it(monkeypatch) -> None:
+    import bidder.planner as planner
+
+    market = _levelled_market()
+    job = {"work_h": 20.0, "window_h": 48.0, "work_left_h": 20.0, "time_left_h": 48.0, "restart_h": 0.25, "pod": None}
+    ladder = planner.INTERRUPTION_PRICES + planner.BUDGET_PRICES
+
+    def fits_alone(price: float, allowed: float) -> bool:
+        with monkeypatch.context() as m:
+            m.setattr(planner, "INTERRUPTION_PRICES", (price,))
+            m.setattr(planner, "BUDGET_PRICES", ())
+            return choose([market], **job, interruptions_allowed=allowed) is not None
+
+    seen = set()
+    for allowed in (100.0, 4.0, 2.0, 1.0, 0.3):
+        choice = choose([market], **job, interruptions_allowed=allowed)
+        smallest = next((p for p in ladder if fits_alone(p, allowed)), None)  # the scan the search stands for
+        if smallest is None:
+            assert choice is None  # no price keeps within it: the rates decide
+            continue
+        assert choice is not None and choice.interruption_price == smallest
+        seen.add(smallest)
+    # The budget's grid is what holds the tolerances of 2 and 1: the fixed prices expect more.
+    assert {0.0, 0.5} < seen and seen - {0.0, 0.5} <= set(planner.BUDGET_PRICES)
+    # Without the grid, those jobs were left to the rates.
+    monkeypatch.setattr(planner, "BUDGET_PRICES", ())
+    assert choose([market], **job, interruptions_allowed=2.0) is None
+
+
+def test_the_plans_a_budget_search_reads_stay_cached_for_the_next_decision(monkeypatch) -> None:
+    import bidder.planner as planner
+
+    market = _levelled_market()
+    job = {"work_h": 20.0, "window_h": 48.0, "work_left_h": 20.0, "time_left_h": 48.0, "restart_h": 0.25,
+           "pod": None, "interruptions_allowed": 2.0}
+    monkeypatch.setattr(planner, "PLAN_CACHE_SIZE", 2)
+    planner._plans.clear()
+    first = choose([market], **job)
+    read = dict(planner._plans)
+    assert first is not None and len(read) > 2  # 0, 0.5 and the search's prices: more than the cache's size
+    again = choose([market], **dict(job, time_left_h=47.9, work_left_h=19.9))
+    assert again == replace(again, interruption_price=first.interruption_price)
+    assert all(planner._plans[k] is plan for k, plan in read.items())  # none solved again
+    # Decisions on two other jobs: the plans the last two decisions read stay, older ones go.
+    choose([market], **dict(job, work_h=10.0, work_left_h=10.0))
+    kept = set(planner._plans) - set(read)
+    choose([market], **dict(job, work_h=12.0, work_left_h=12.0))
+    assert not set(read) & set(planner._plans) and kept <= set(planner._plans)
+    planner._plans.clear()
+
+
+def test_a_decision_priced_by_the_budget_says_at_what_price() -> None:
+    from bidder.optimizer import decide
+
+    rng = np.random.default_rng(3)
+    blocks = rng.choice([0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.5], 480, p=[0.35, 0.2, 0.15, 0.12, 0.1, 0.05, 0.03])
+    quotes, stats = _quotes_and_stats(np.repeat(blocks, 6))
+    # 20 hours of work in 48 at one interruption a day: more than 0.5 h of on-demand per interruption.
+    d = decide(_job(hours=20.0, deadline_h=48.0), Policy(tolerance=1.0), quotes, stats, NOW)
+    priced = [r for r in d.reasons if r.startswith("interruptions priced at")]
+    assert any(r.startswith("plan over") for r in d.reasons) and priced
+    assert float(priced[0].split()[3]) > 0.5
 
 
 def test_statistics_for_jobs_that_never_plan_skip_the_floor_model() -> None:
