@@ -117,7 +117,7 @@ the tolerance (0: on-demand only), counted per day of the job's window: 24·λ t
 to the deadline (without one, to the expected completion) the plan keeps a spot pod running, and 24·λ
 for a service (with a deadline and a known start, `progress.started`, the window has a budget of
 `tolerance × window days` interruptions: those already suffered come out of it, and the rest of the
-window may expect at most what is left per day left, more than the tolerance after quiet days; so the realised
+window may expect at most what is left per day left, never more than the tolerance; so the realised
 count, not only the expected one, is held to the tolerance; without a deadline, a service with a
 known start has `tolerance × (days lived + 1)` for its life so far and the day ahead: on the shipped
 trace's RTX A6000 a service at tolerance low took 5.5 interruptions in 8 days where 4 were allowed,
@@ -669,10 +669,10 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
                          time_left: float) -> float:
     """The tolerance is per day of the job's window (start to deadline): `tolerance × window days`
     interruptions in all. What the job has already suffered comes out of that budget, so the rest of
-    the window may expect at most what is left of it per day left: more than the tolerance a day when
-    quiet days saved some. (Capped at the tolerance, the saved budget went unspent: the emulator's L40S
-    at tolerance medium cost 1.631x the optimum instead of 1.537x, AWS us-east-1a at low 2.322x
-    instead of 2.267x; analysis/results/optimizer-pass9.md.)
+    the window may expect at most what is left of it per day left, never more than the tolerance. (Not
+    capped, a quiet start's unused budget was spent late: cheaper on most jobs measured, but a backtest
+    of the emulator's RTX 4090 at tolerance low then took 4.0 interruptions a window where 3.5 were
+    allowed, against 0.5 capped; analysis/results/optimizer-pass9.md.)
     A job without a deadline (a service) has no window: its budget is `tolerance × days` over its life
     so far and the day ahead, so a spell of interruptions is paid back by a quieter day after it."""
     if progress.started is None:
@@ -684,7 +684,7 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
         return tolerance
     window_days = (job.deadline - progress.started).total_seconds() / 86400.0
     left = tolerance * window_days - progress.interruptions
-    return max(left, 0.0) / (time_left / 24.0)
+    return min(tolerance, max(left, 0.0) / (time_left / 24.0))
 
 
 def _join(a: str, b: str) -> str:
