@@ -20,8 +20,8 @@ logs' SHA-256 and the metrics), prints the first differing action, and exits 1 o
 `analysis/results/decisions.json` (saved with --no-logs: hashes and metrics only) holds the record of
 the optimizer with plans (issue 11: the decisions of 3d88c31, whose rates spend the tolerance as a
 budget, whose floor models learn a daily cycle where there is one and whose jobs on several markets
-also plan them as one pool; saved again for pass 9, ed0bfe9, whose plans price an interruption by the
-tolerance's budget where it binds, and whose budget keeps what quiet days did not use); every
+also plan them as one pool; saved again for pass 9, whose plans price an interruption by the tolerance's
+budget where it binds); every
 speed commit after it checks against it, and a change of the model saves a new one.
 """
 
