@@ -117,8 +117,10 @@ the tolerance (0: on-demand only), counted per day of the job's window: 24·λ t
 to the deadline (without one, to the expected completion) the plan keeps a spot pod running, and 24·λ
 for a service (with a deadline and a known start, `progress.started`, the window has a budget of
 `tolerance × window days` interruptions: those already suffered come out of it, and the rest of the
-window may expect at most what is left per day left, never more than the tolerance; so the realised
-count, not only the expected one, is held to the tolerance; without a deadline, a service with a
+window may expect at most what is left per day left, no more than the tolerance a day unless quiet
+days saved some: then t more, where t plus one standard deviation of a Poisson count, √t, fits what is
+left (`SAVED_BUDGET_MARGIN`); so the realised count, not only the expected one, is held to the
+tolerance; without a deadline, a service with a
 known start has `tolerance × (days lived + 1)` for its life so far and the day ahead: on the shipped
 trace's RTX A6000 a service at tolerance low took 5.5 interruptions in 8 days where 4 were allowed,
 its hazard estimates alone running low after each interruption); expected total <= the budget left; the
@@ -169,6 +171,9 @@ NO_DEADLINE_PATIENCE = 3.0
 KEEP_MARGIN = 1.1
 #: How many alternatives a Decision carries.
 MAX_ALTERNATIVES = 12
+#: Interruptions a quiet start left unused may be expected later in a job's window when that count plus
+#: this many of its standard deviations (Poisson) fits what is left (None: never above the tolerance).
+SAVED_BUDGET_MARGIN: float | None = 1.0
 
 
 
@@ -669,10 +674,11 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
                          time_left: float) -> float:
     """The tolerance is per day of the job's window (start to deadline): `tolerance × window days`
     interruptions in all. What the job has already suffered comes out of that budget, so the rest of
-    the window may expect at most what is left of it per day left, never more than the tolerance. (Not
-    capped, a quiet start's unused budget was spent late: cheaper on most jobs measured, but a backtest
-    of the emulator's RTX 4090 at tolerance low then took 4.0 interruptions a window where 3.5 were
-    allowed, against 0.5 capped; analysis/results/optimizer-pass9.md.)
+    the window may expect at most what is left of it per day left, and no more than the tolerance a day
+    unless what quiet days saved fits with a margin for the count's spread (`SAVED_BUDGET_MARGIN`).
+    Spent to the brim, a quiet start's saved budget took a backtest of the emulator's RTX 4090 at
+    tolerance low to 4.0 interruptions a window where 3.5 were allowed (analysis/results/optimizer-pass9.md);
+    with the margin, see optimizer-pass10.md.
     A job without a deadline (a service) has no window: its budget is `tolerance × days` over its life
     so far and the day ahead, so a spell of interruptions is paid back by a quieter day after it."""
     if progress.started is None:
@@ -683,8 +689,16 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
     if not math.isfinite(time_left) or time_left <= 0:
         return tolerance
     window_days = (job.deadline - progress.started).total_seconds() / 86400.0
-    left = tolerance * window_days - progress.interruptions
-    return min(tolerance, max(left, 0.0) / (time_left / 24.0))
+    left = max(tolerance * window_days - progress.interruptions, 0.0)
+    days_left = time_left / 24.0
+    capped = min(tolerance, left / days_left)
+    if SAVED_BUDGET_MARGIN is None:
+        return capped
+    # Budget a quiet start saved may be spent later, if the count's spread fits too: the rest of the
+    # window may expect t interruptions where t + m·√t <= left (Poisson: m standard deviations).
+    m = SAVED_BUDGET_MARGIN
+    saved = ((math.sqrt(m * m + 4.0 * left) - m) / 2.0) ** 2
+    return max(capped, saved / days_left)
 
 
 def _join(a: str, b: str) -> str:

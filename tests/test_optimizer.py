@@ -3,6 +3,7 @@ properties. `decide` follows a plan for batch jobs with a deadline: tests/test_p
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -454,18 +455,46 @@ def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None
                   JobProgress(work_done_hours=10, interruptions=8)).action == "spot"
 
 
-def test_a_quiet_start_does_not_raise_the_rest_of_the_windows_rate_above_the_tolerance() -> None:
+def test_a_quiet_start_saves_budget_that_is_spent_later_only_with_a_margin_for_the_counts_spread() -> None:
     from bidder.optimizer import _interruption_budget
 
-    # 2/day over a 4-day window is 8 in all. Two quiet days leave 8 for the last two, but the rest may
-    # still expect only 2 a day: spent late, the saved budget took a backtest over its total.
+    # 2/day over a 4-day window is 8 in all. Two quiet days leave 8 for the last two: the rest may expect
+    # t where t + sqrt(t) <= 8 (t = 5.63: 2.81 a day), not all 8 (spent to the brim, the saved budget
+    # took a backtest over its total), and never less than the tolerance a day.
     spec = job(hours=40, deadline_h=48)
     started = NOW - timedelta(hours=48)
-    assert _interruption_budget(2.0, spec, JobProgress(started=started), NOW, 48.0) == pytest.approx(2.0)
+    quiet = _interruption_budget(2.0, spec, JobProgress(started=started), NOW, 48.0)
+    t = quiet * 2.0
+    assert t + math.sqrt(t) == pytest.approx(8.0)
+    assert 2.0 < quiet < 4.0
+    # 6 suffered leave 2: the margin allows less than the cap would, so the cap (2 over 2 days) holds.
     assert _interruption_budget(2.0, spec, JobProgress(started=started, interruptions=6), NOW, 48.0) == \
         pytest.approx(1.0)
     assert _interruption_budget(2.0, spec, JobProgress(started=started, interruptions=9), NOW, 48.0) == 0.0
     assert _interruption_budget(2.0, spec, JobProgress(), NOW, 48.0) == 2.0  # no start: the tolerance as it is
+    # At the window's start nothing is saved: the tolerance a day, as capped.
+    fresh = _interruption_budget(2.0, spec, JobProgress(started=NOW), NOW, 48.0)
+    assert fresh == pytest.approx(2.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.1, 20.0), st.floats(0.05, 1.0), st.integers(0, 40), st.floats(1.0, 400.0))
+def test_the_budget_left_is_never_expected_beyond_its_total_or_its_spread(
+        tolerance: float, share_left: float, suffered: int, window_h: float) -> None:
+    from bidder.optimizer import _interruption_budget
+
+    spec = job(hours=window_h / 2, deadline_h=window_h * share_left)
+    time_left = window_h * share_left
+    progress = JobProgress(started=NOW - timedelta(hours=window_h - time_left), interruptions=suffered)
+    rate = _interruption_budget(tolerance, spec, progress, NOW, time_left)
+    expected, days_left = rate * time_left / 24.0, time_left / 24.0
+    left = max(tolerance * window_h / 24.0 - suffered, 0.0)
+    assert expected <= left + 1e-9
+    # Above the tolerance a day only with one standard deviation of the count to spare.
+    if rate > tolerance + 1e-9:
+        assert expected + math.sqrt(expected) <= left + 1e-9
+    else:
+        assert rate == pytest.approx(min(tolerance, left / days_left))
 
 
 def test_a_service_holds_its_interruptions_to_the_tolerance_over_its_life() -> None:
