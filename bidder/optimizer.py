@@ -118,8 +118,8 @@ to the deadline (without one, to the expected completion) the plan keeps a spot 
 for a service (with a deadline and a known start, `progress.started`, the window has a budget of
 `tolerance × window days` interruptions: those already suffered come out of it, and the rest of the
 window may expect at most what is left per day left, no more than the tolerance a day unless quiet
-days saved some: then t more, where t plus one standard deviation of a Poisson count, √t, fits what is
-left (`SAVED_BUDGET_MARGIN`); so the realised count, not only the expected one, is held to the
+days saved some: then the t interruptions whose count plus one standard deviation (Poisson: t + √t)
+fits what is left (`SAVED_BUDGET_MARGIN`); so the realised count, not only the expected one, is held to the
 tolerance; without a deadline, a service with a
 known start has `tolerance × (days lived + 1)` for its life so far and the day ahead: on the shipped
 trace's RTX A6000 a service at tolerance low took 5.5 interruptions in 8 days where 4 were allowed,
