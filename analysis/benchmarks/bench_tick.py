@@ -1,6 +1,7 @@
 """How fast is a `bidder tick`, and how close is the ledger's spend to what was billed?
 
     python3 analysis/benchmarks/bench_tick.py [--days 7] [--every 5] [--seed 0]
+    python3 analysis/benchmarks/bench_tick.py --days 1 --tolerance 24,0.5   # the same ticks at each tolerance
 
 Runs a managed job (110 GPU-hours due in a week on the A6000 community spot market) against the
 in-process emulator, one tick every --every virtual minutes for --days, and prints:
@@ -9,6 +10,9 @@ in-process emulator, one tick every --every virtual minutes for --days, and prin
      (`lowestPrice`, which a tick sends when prices are older than collect_interval, here every
      tick): the baselines a tick is compared to, measured in the same run,
   3. the ledger's spend against the emulator's own billing, with the interruptions seen.
+With several `--tolerance` values (interruptions a day, comma-separated; default 24, where the plan's
+first price fits) the whole run is repeated for each, in one process: at a tolerance that binds, a tick
+searches the interruption's price (`bidder.planner.BUDGET_PRICES`), solving a plan's row per price tried.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import tomllib
 from collections import defaultdict
 from pathlib import Path
 
+import bidder.planner as planner
 from bidder.jobs import parse_config
 from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import Emulator, generate_quotes
@@ -34,7 +39,7 @@ gpu = ["NVIDIA RTX A6000"]
 cloud = "community"
 hours = 110
 deadline = "7d"
-tolerance = 24
+tolerance = {tolerance}
 min_savings = 0
 image = "runpod/pytorch:latest"
 """
@@ -45,7 +50,26 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=7.0, help="virtual days of ticks")
     parser.add_argument("--every", type=float, default=5.0, help="virtual minutes between ticks")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tolerance", default="24", help="interruptions a day, comma-separated (default 24)")
     args = parser.parse_args()
+    try:
+        tolerances = [float(t) for t in args.tolerance.split(",")]
+    except ValueError:
+        parser.error(f"--tolerance {args.tolerance!r}: give numbers of interruptions a day, e.g. 24,0.5")
+    solve, solves = planner.solve_plan, [0]
+
+    def counted(*a: object, **kw: object) -> planner.Plan:
+        solves[0] += 1
+        return solve(*a, **kw)  # type: ignore[arg-type]
+
+    planner.solve_plan = counted  # type: ignore[assignment]  # counts the plans each tolerance's ticks solve
+    for tolerance in tolerances:
+        solves[0] = 0
+        run(args, tolerance)
+        print(f"plans solved: {solves[0]}\n")
+
+
+def run(args: argparse.Namespace, tolerance: float) -> None:
     with tempfile.TemporaryDirectory() as folder, Emulator(seed=args.seed, reclaim_rate_per_hour=0.05) as emu:
         store = Store.open(Path(folder) / "bidder.db")
         by_ts = defaultdict(list)  # three days of the emulator's own prices as history
@@ -55,7 +79,7 @@ def main() -> None:
             store.record_collection(ts, by_ts[ts], duration_s=0.0)
         emu.advance(3.5 * 86400)
         client = RunPodClient(api_key=emu.api_key, url=emu.url, retry=RetryPolicy(attempts=3, base=0.01))
-        config = parse_config(tomllib.loads(CONFIG), "bench.toml")
+        config = parse_config(tomllib.loads(CONFIG.format(tolerance=tolerance)), "bench.toml")
         ticks = int(args.days * 24 * 60 / args.every)
         durations = []
         for _ in range(ticks):
@@ -78,7 +102,8 @@ def main() -> None:
         billed = sum(emu.world.true_spend(p["pod_id"]) for p in pods)
         interruptions = sum(p["interruptions"] for p in pods)
         mean_tick, mean_poll = statistics.fmean(durations) * 1000, statistics.fmean(baseline) * 1000
-        print(f"{ticks} ticks every {args.every:g} virtual minutes over {args.days:g} days, seed {args.seed}")
+        print(f"{ticks} ticks every {args.every:g} virtual minutes over {args.days:g} days, seed {args.seed}, "
+              f"tolerance {tolerance:g} a day")
         print(f"tick: mean {mean_tick:.1f} ms, median {statistics.median(durations) * 1000:.1f} ms, "
               f"max {max(durations) * 1000:.0f} ms; total {sum(durations):.1f} s")
         mean_snap = statistics.fmean(snapshot) * 1000
