@@ -472,6 +472,11 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     if choice.interruption_price > 0:
         reasons.append(f"interruptions priced at {choice.interruption_price:g} h of on-demand each to stay "
                        f"within the tolerance")
+    if action == "spot":
+        budget = _interruption_budget(float(policy.tolerance), job, progress, now, time_left)
+        saved = _saved_budget_note(float(policy.tolerance), budget, job, progress, time_left)
+        if saved:
+            reasons.append(saved)
     alts: tuple[Decision, ...] = ()
     if alternatives:
         try:
@@ -666,8 +671,11 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             or not _worth_switching(current, chosen, r, work, job, keep_running, restart_cost)):
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
+    saved = _saved_budget_note(float(policy.tolerance), tolerance, job, progress, time_left) \
+        if chosen.action == "spot" else None
     return _decision(chosen, others, g, od_ref, keep_running,
-                     [*(missing if chosen.action != "spot" else ()), *_storage_notes(job, chosen)], multi)
+                     [*(missing if chosen.action != "spot" else ()), *_storage_notes(job, chosen),
+                      *((saved,) if saved else ())], multi)
 
 
 def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, now: datetime,
@@ -699,6 +707,21 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
     m = SAVED_BUDGET_MARGIN
     saved = ((math.sqrt(m * m + 4.0 * left) - m) / 2.0) ** 2
     return max(capped, saved / days_left)
+
+
+def _saved_budget_note(tolerance: float, budget: float, job: JobSpec, progress: JobProgress,
+                       time_left: float) -> str | None:
+    """The reason that says so when what quiet days saved lets the rest of the window expect more than
+    the tolerance a day (`budget`: `_interruption_budget`'s per day left); None when it does not."""
+    if job.deadline is None or progress.started is None or not budget > tolerance * (1 + 1e-9):
+        return None
+    days_left = time_left / 24.0
+    total = tolerance * (job.deadline - progress.started).total_seconds() / 86400.0
+    left = max(total - progress.interruptions, 0.0)
+    return (f"interruption budget: {progress.interruptions} of the window's {total:.1f} used, so the "
+            f"{days_left:.1f} days left may expect {budget * days_left:.1f} ({budget:.2f} a day, above the "
+            f"tolerance's {tolerance:g}: quiet days saved some; that count and one standard deviation fit the "
+            f"{left:.1f} left)")
 
 
 def _join(a: str, b: str) -> str:

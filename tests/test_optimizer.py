@@ -561,3 +561,19 @@ def test_the_tolerance_is_a_budget_a_plan_spends_before_on_demand() -> None:
     # Without an on-demand fallback there is nothing to hand the rest to: the cap does not apply.
     alone = _plan(c, rho, work, slack, reserve, None, od_speed, horizon, cap)
     assert np.all(alone[1] == 1.0)
+
+
+def test_a_spot_decision_says_when_quiet_days_saved_budget_lets_it_expect_more_than_the_tolerance() -> None:
+    # 2/day over a 4-day window, two quiet days gone: the last two may expect 5.6 (2.81 a day), and the
+    # reason says so; at the window's start nothing is saved and no such reason appears.
+    quotes, stats = inputs(CALM)
+    spec, policy = job(hours=20, deadline_h=48), Policy(tolerance=2.0)
+    quiet = decide_by_rates(spec, policy, quotes, stats, NOW, JobProgress(started=NOW - timedelta(hours=48)))
+    assert quiet.action == "spot"
+    assert "interruption budget: 0 of the window's 8.0 used, so the 2.0 days left may expect 5.6 (2.81 a day" \
+        in quiet.reasons[0]
+    fresh = decide_by_rates(spec, policy, quotes, stats, NOW, JobProgress(started=NOW))
+    assert fresh.action == "spot" and "interruption budget" not in " ".join(fresh.reasons)
+    planned = decide(spec, policy, quotes, stats, NOW, JobProgress(started=NOW - timedelta(hours=48)))
+    assert planned.action == "spot" and planned.reasons[0].startswith("RTX A6000 spot")  # the plan's decision
+    assert any(r.startswith("interruption budget: 0 of the window's 8.0 used") for r in planned.reasons)
