@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from study_interrupted_work import measure
+from study_interrupted_work import measure, tolerance_arg
 
 import bidder.optimizer as optimizer
 import bidder.planner as planner
@@ -30,9 +30,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trace")
     parser.add_argument("gpus", help="GPU types, |-separated")
-    parser.add_argument("--tolerance", default="medium")
+    parser.add_argument("--tolerance", default="medium", type=tolerance_arg)
     parser.add_argument("--margin", type=float, default=1.0, help="standard deviations held (default 1)")
     args = parser.parse_args()
+    if not args.margin >= 0:
+        parser.error(f"--margin {args.margin:g}: give the standard deviations to hold, 0 or more")
     allowed = parse_tolerance(args.tolerance) * 7.0
     lower: list[float] | None = None
     for label, margin in (("capped", None), (f"margin {args.margin:g}", args.margin)):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from study_interrupted_work import measure
+from study_interrupted_work import measure, tolerance_arg
 
 import bidder.planner as planner
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trace")
     parser.add_argument("gpus", help="GPU types, |-separated")
-    parser.add_argument("--tolerance", default="medium")
+    parser.add_argument("--tolerance", default="medium", type=tolerance_arg)
     args = parser.parse_args()
     grid = planner.BUDGET_PRICES
     solve, solves = planner.solve_plan, [0]

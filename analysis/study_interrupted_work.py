@@ -39,6 +39,15 @@ def _unpriced_only() -> None:
     planner.plan_for = plan_for  # type: ignore[assignment]
 
 
+def tolerance_arg(text: str) -> str:
+    """An argparse `type` for --tolerance: a bad value is the parser's one-line error, not a traceback."""
+    try:
+        parse_tolerance(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def measure(trace: str, gpus: str, tolerance: str, lower: list[float] | None = None
             ) -> tuple[np.ndarray, np.ndarray, bool, list[float]]:
     """bidder's cost / the optimum's lower bound per window, its interruptions, whether every deadline was
@@ -59,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trace")
     parser.add_argument("gpus", help="GPU types, |-separated")
-    parser.add_argument("--tolerance", default="high")
+    parser.add_argument("--tolerance", default="high", type=tolerance_arg)
     parser.add_argument("--variant", choices=("counted", "unpriced"), default="counted")
     args = parser.parse_args()
     lower: list[float] | None = None
