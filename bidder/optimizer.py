@@ -720,8 +720,8 @@ def _saved_budget_note(tolerance: float, budget: float, job: JobSpec, progress: 
     left = max(total - progress.interruptions, 0.0)
     return (f"interruption budget: {progress.interruptions} of the window's {total:.1f} used, so the "
             f"{days_left:.1f} days left may expect {budget * days_left:.1f} ({budget:.2f} a day, above the "
-            f"tolerance's {tolerance:g}: quiet days saved some; that count and one standard deviation fit the "
-            f"{left:.1f} left)")
+            f"tolerance's {tolerance:g}: quiet days saved some; that count and {SAVED_BUDGET_MARGIN:g} standard "
+            f"deviation(s) of it fit the {left:.1f} left)")
 
 
 def _join(a: str, b: str) -> str:
