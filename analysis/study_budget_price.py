@@ -1,6 +1,6 @@
-"""Optimizer pass 9: the interruption price found from the tolerance's budget.
+"""Optimizer passes 9 and 11: the interruption price found from the tolerance's budget.
 
-    python3 analysis/study_budget_price.py TRACE GPU[|GPU...] [--tolerance medium]
+    python3 analysis/study_budget_price.py TRACE GPU[|GPU...] [--tolerance medium] [--top HOURS]
 
 A plan is followed when its typical interruptions fit what is left of the job's budget (the
 tolerance x the window's days, less what it has suffered). Before this pass the planner tried two
@@ -12,7 +12,11 @@ restart, windows every 84 hours after 48 hours of history) through `run_backtest
 the mean interruptions a window, and the plans each run solved (the first run's wall time holds the
 optimum's too).
 
-Results and the reading: analysis/results/optimizer-pass9.md.
+`--top HOURS` (pass 11) runs the grid cut at HOURS first instead of no grid: `--top 4` is the grid
+as passes 9 and 10 shipped it, to compare with the grid that runs on to a day of on-demand. Each run
+also prints how many decisions no price fitted, which the rates then made.
+
+Results and the reading: analysis/results/optimizer-pass9.md, optimizer-pass11.md.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 
 from study_interrupted_work import measure, tolerance_arg
 
+import bidder.optimizer as optimizer
 import bidder.planner as planner
 
 
@@ -30,24 +35,36 @@ def main() -> None:
     parser.add_argument("trace")
     parser.add_argument("gpus", help="GPU types, |-separated")
     parser.add_argument("--tolerance", default="medium", type=tolerance_arg)
+    parser.add_argument("--top", type=float, default=None,
+                        help="first run the grid cut at this many hours of on-demand (default: no grid)")
     args = parser.parse_args()
+    if args.top is not None and not args.top > 0:
+        parser.error("--top must be a positive number of hours")
     grid = planner.BUDGET_PRICES
     solve, solves = planner.solve_plan, [0]
+    choose, to_rates = optimizer.choose, [0]
 
     def counted(*a: object, **kw: object) -> planner.Plan:
         solves[0] += 1
         return solve(*a, **kw)  # type: ignore[arg-type]
 
+    def planned(*a: object, **kw: object) -> planner.Choice | None:
+        choice = choose(*a, **kw)  # type: ignore[arg-type]
+        to_rates[0] += choice is None
+        return choice
+
     planner.solve_plan = counted  # type: ignore[assignment]
+    optimizer.choose = planned  # type: ignore[assignment]
+    first = ("before", ()) if args.top is None else (f"top {args.top:g}", tuple(p for p in grid if p <= args.top))
     lower: list[float] | None = None
-    for label, prices in (("before", ()), ("budget", grid)):
+    for label, prices in (first, ("budget", grid)):
         planner._plans.clear()
         planner.BUDGET_PRICES = prices
-        solves[0], t = 0, time.perf_counter()
+        solves[0], to_rates[0], t = 0, 0, time.perf_counter()
         x, intr, met, lower = measure(args.trace, args.gpus, args.tolerance, lower)
         print(f"{label:7s} {args.gpus[:40]:40s} {args.tolerance:6s} mean {x.mean():.3f} worst {x.max():.3f} "
               f"interruptions {intr.mean():.1f} a window, deadlines {'all met' if met else 'MISSED'}, "
-              f"{solves[0]} solves, {time.perf_counter() - t:.0f} s", flush=True)
+              f"{solves[0]} solves, {to_rates[0]} decisions to the rates, {time.perf_counter() - t:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -617,7 +617,7 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
 #: 12 holds four markets' plans and their pool's at both interruption prices: with 8, the pool's plans
 #: pushed the markets' out and every decision solved them again (a four-type job over 28 days ran for
 #: over 20 minutes instead of 46 s). Where the tolerance binds, a decision also reads the plans of the
-#: prices the budget's search tries (up to 7 more per market and pool): the plans the last decision and
+#: prices the budget's search tries (up to 8 more per market and pool): the plans the last decision and
 #: this one read are kept beyond the 12 (AWS both zones at tolerance medium: a plain cache of 24 solved
 #: them again at every decision, unfinished after 13 minutes; of 40, 7.7 minutes, 2,667 solves, 3.6 GB;
 #: with this rule, 2,754 solves and 3.4 GB).
@@ -664,14 +664,20 @@ INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
 #: as it stands. The steps are fine (about 1.2x): a coarse (2, 8) kept plans to 0.6-1.4 interruptions a
 #: day of the 2 allowed and cost up to 0.57x the optimum more than the rates on synthetic markets
 #: (pass 4), and (0.5, 1, 2, 4, 8) still cost more than the rates on the emulator's L40S and H100 at
-#: tolerance medium (analysis/results/optimizer-pass9.md).
-BUDGET_PRICES: tuple[float, ...] = (0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0)
+#: tolerance medium (analysis/results/optimizer-pass9.md). The grid runs on to a day of on-demand per
+#: interruption, where a plan keeps to on-demand and the safest bids: ended at 4 hours, it left 30% of
+#: AWS us-east-1a's decisions at tolerance low to the rates, the weaker policy there
+#: (analysis/results/optimizer-pass11.md).
+BUDGET_PRICES: tuple[float, ...] = (0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0,
+                                    4.8, 5.8, 7.0, 8.4, 10.0, 12.0, 14.5, 17.0, 20.0, 24.0)
 #: Whether plans count the half block of work an interrupted pod did before its restart (`solve_plan`'s
 #: `interrupted_work`). Measured in optimizer passes 5 and 8 (analysis/results/optimizer-pass8.md,
 #: `analysis/study_interrupted_work.py`): at tolerance high 0.01-0.03 cheaper on AWS and most emulator
 #: types, but at medium and low the plans then expect more interruptions, fail the tolerance more
 #: often and leave AWS jobs to the rates (+0.04 to +0.10 the optimum at medium); counted only in the
-#: unpriced plans, synthetic markets lost 0.10 at high. Not shipped.
+#: unpriced plans, synthetic markets lost 0.10 at high. Measured again in pass 11, on top of the
+#: budget's search: AWS still +0.02 at medium, with the rates deciding 1% of the decisions either way,
+#: so the loss is in the plans themselves (optimizer-pass11.md). Not shipped.
 COUNT_INTERRUPTED_WORK = False
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
 #: 7-day deadline is 69,000 cells (about 90 MB and 0.2 s to solve); longer jobs are left to the rates.

@@ -154,7 +154,8 @@ def test_decide_follows_the_plan_for_a_batch_job_with_a_deadline_and_says_so() -
     assert again.action == "spot" and again.bid_per_gpu == d.bid_per_gpu
     assert again.reasons[0].startswith("keep ")
 
-def test_a_tolerance_the_cheapest_plan_would_break_prices_interruptions_or_is_left_to_the_rates() -> None:
+def test_a_tolerance_the_cheapest_plan_would_break_prices_interruptions_or_is_left_to_the_rates(monkeypatch) -> None:
+    import bidder.planner as planner
     from bidder.optimizer import decide
 
     cycle = np.r_[np.full(30, 0.2), np.full(6, 0.6)]  # frequent short spikes under on-demand
@@ -167,8 +168,13 @@ def test_a_tolerance_the_cheapest_plan_would_break_prices_interruptions_or_is_le
     assert any(r.startswith("plan over") for r in strict.reasons)
     assert any(r.startswith("interruptions priced at 0.7 h") for r in strict.reasons)
     assert strict.action == "spot" and strict.bid_per_gpu == 0.6 and strict.expected_interruptions_per_day <= 0.3
-    # Where no price of the grid keeps within the tolerance, the rates decide.
+    # A tolerance that even the safest bid breaks: priced high enough, the plan keeps to on-demand.
     quotes, stats = _quotes_and_stats(_levelled_floor())
+    dear = decide(_job(hours=20.0, deadline_h=48.0), Policy(tolerance=0.2), quotes, stats, NOW)
+    assert dear.action == "on_demand" and any(r.startswith("plan over") for r in dear.reasons)
+    assert any(r.startswith("interruptions priced at 12 h") for r in dear.reasons)
+    # Where no price of the grid keeps within the tolerance (a grid that stops at 4 hours), the rates decide.
+    monkeypatch.setattr(planner, "BUDGET_PRICES", tuple(p for p in planner.BUDGET_PRICES if p <= 4.0))
     rates = decide(_job(hours=20.0, deadline_h=48.0), Policy(tolerance=0.2), quotes, stats, NOW)
     assert not any(r.startswith("plan over") for r in rates.reasons)
     assert rates.expected_interruptions_per_day <= 0.2 + 1e-9
@@ -725,6 +731,13 @@ def test_a_tight_tolerance_prices_interruptions_at_the_smallest_price_that_keeps
         seen.add(smallest)
     # The budget's grid is what holds the tolerances of 2 and 1: the fixed prices expect more.
     assert {0.0, 0.5} < seen and seen - {0.0, 0.5} <= set(planner.BUDGET_PRICES)
+    # A budget nearly spent is still planned: past 4 hours of on-demand an interruption is dear enough
+    # that the plan keeps to on-demand; a grid that stopped at 4 left that job to the rates.
+    nearly_spent = choose([market], **job, interruptions_allowed=0.3)
+    assert nearly_spent is not None and nearly_spent.interruption_price > 4.0
+    assert nearly_spent.action == "on_demand" and nearly_spent.expected_interruptions <= 0.3
+    monkeypatch.setattr(planner, "BUDGET_PRICES", tuple(p for p in planner.BUDGET_PRICES if p <= 4.0))
+    assert choose([market], **job, interruptions_allowed=0.3) is None
     # Without the grid, those jobs were left to the rates.
     monkeypatch.setattr(planner, "BUDGET_PRICES", ())
     assert choose([market], **job, interruptions_allowed=2.0) is None
