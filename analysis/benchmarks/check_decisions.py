@@ -21,7 +21,8 @@ logs' SHA-256 and the metrics), prints the first differing action, and exits 1 o
 the optimizer with plans (issue 11: the decisions of 3d88c31, whose rates spend the tolerance as a
 budget, whose floor models learn a daily cycle where there is one and whose jobs on several markets
 also plan them as one pool; saved again for pass 9, whose plans price an interruption by the tolerance's
-budget where it binds, and for pass 10, whose budget keeps what quiet days saved, spent with a margin); every
+budget where it binds, for pass 10, whose budget keeps what quiet days saved, spent with a margin, and for
+pass 11, whose budget's price grid runs on to 24 hours of on-demand); every
 speed commit after it checks against it, and a change of the model saves a new one.
 """
 
