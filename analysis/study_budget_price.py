@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from study_interrupted_work import measure, tolerance_arg
+from study_interrupted_work import measure, run_main, tolerance_arg
 
 import bidder.optimizer as optimizer
 import bidder.planner as planner
@@ -68,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

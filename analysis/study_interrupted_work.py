@@ -20,11 +20,15 @@ Results and the reading: analysis/results/optimizer-pass8.md.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 import bidder.planner as planner
 from bidder.backtest.engine import BacktestJob, load_trace, run_backtest
+from bidder.errors import BidderError
 from bidder.models import Policy, parse_tolerance
 
 
@@ -46,6 +50,16 @@ def tolerance_arg(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a study's `main`: a bad trace or GPU (bidder's own errors) is one line on stderr and exit 2,
+    not a traceback."""
+    try:
+        main()
+    except BidderError as exc:
+        print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def measure(trace: str, gpus: str, tolerance: str, lower: list[float] | None = None
@@ -84,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
