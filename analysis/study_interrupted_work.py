@@ -1,20 +1,25 @@
-"""Optimizer pass 8: does counting the work an interrupted pod did make the plans cheaper?
+"""Optimizer passes 8 and 12: which plans should count the work an interrupted pod did?
 
-    python3 analysis/study_interrupted_work.py TRACE GPU[|GPU...] [--tolerance high] [--variant counted]
+    python3 analysis/study_interrupted_work.py TRACE GPU[|GPU...] [--tolerance high] [--variant all]
 
-The planner's plans (`bidder.planner.solve_plan`) price a spot block the floor interrupts as half the
-block paid and no work; a kept pod's interruption also loses the restart overhead. In the backtest
-engine the pod has done about half a block of work by then, so the plan charges a kept pod's
+Without it, the planner's plans (`bidder.planner.solve_plan`) price a spot block the floor interrupts
+as half the block paid and no work; a kept pod's interruption also loses the restart overhead. In the
+backtest engine the pod has done about half a block of work by then, so that plan charges a kept pod's
 interruption half a block of work too much (a quarter hour with half-hour blocks and a 15-minute
-restart). `planner.COUNT_INTERRUPTED_WORK` switches to counting it. This runs the issue's job
-(100 GPU-hours, 7-day deadline, 15-minute restart, windows every 84 hours after 48 hours of history)
-through `run_backtest` with the shipped accounting and with one variant, and prints bidder's cost /
-the optimum's lower bound, mean and worst window, and the mean interruptions a window:
+restart). `planner.COUNT_INTERRUPTED_WORK` says which plans count it:
 
-    counted   every plan counts the interrupted block's work (COUNT_INTERRUPTED_WORK = True)
-    unpriced  only the plans at interruption price 0 count it; the priced ones keep the old charge
+    unpriced  (shipped since pass 12) the plans at the unpriced interruption prices
+              (`planner.INTERRUPTION_PRICES`), followed where the tolerance does not bind; the budget's
+              search plans without it
+    all       every plan counts it
+    none      no plan does (passes 1-11)
 
-Results and the reading: analysis/results/optimizer-pass8.md.
+This runs the issue's job (100 GPU-hours, 7-day deadline, 15-minute restart, windows every 84 hours
+after 48 hours of history) through `run_backtest` with the shipped setting and with `--variant`, and
+prints bidder's cost / the optimum's lower bound, mean and worst window, and the mean interruptions a
+window.
+
+Results and the reading: analysis/results/optimizer-pass8.md and optimizer-pass12.md.
 """
 
 from __future__ import annotations
@@ -30,17 +35,6 @@ import bidder.planner as planner
 from bidder.backtest.engine import BacktestJob, load_trace, run_backtest
 from bidder.errors import BidderError
 from bidder.models import Policy, parse_tolerance
-
-
-def _unpriced_only() -> None:
-    """Patch `choose` so that only the price-0 plans count the work (the variant measured and dropped)."""
-    original = planner.plan_for
-
-    def plan_for(*args: object, **kw: object) -> planner.Plan:
-        kw["interrupted_work"] = kw.get("interruption_cost") == 0
-        return original(*args, **kw)  # type: ignore[arg-type]
-
-    planner.plan_for = plan_for  # type: ignore[assignment]
 
 
 def tolerance_arg(text: str) -> str:
@@ -83,15 +77,12 @@ def main() -> None:
     parser.add_argument("trace")
     parser.add_argument("gpus", help="GPU types, |-separated")
     parser.add_argument("--tolerance", default="high", type=tolerance_arg)
-    parser.add_argument("--variant", choices=("counted", "unpriced"), default="counted")
+    parser.add_argument("--variant", choices=("all", "none"), default="all")
     args = parser.parse_args()
     lower: list[float] | None = None
-    for label in ("shipped", args.variant):
+    for label in (planner.COUNT_INTERRUPTED_WORK, args.variant):
         planner._plans.clear()
-        if label == "counted":
-            planner.COUNT_INTERRUPTED_WORK = True
-        elif label == "unpriced":
-            _unpriced_only()
+        planner.COUNT_INTERRUPTED_WORK = label
         x, intr, met, lower = measure(args.trace, args.gpus, args.tolerance, lower)
         print(f"{label:8s} {args.gpus[:40]:40s} {args.tolerance:6s} mean {x.mean():.3f} worst {x.max():.3f} "
               f"interruptions {intr.mean():.1f} a window, deadlines {'all met' if met else 'MISSED'}", flush=True)

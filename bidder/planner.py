@@ -25,8 +25,8 @@ level `j` (pays `edges[j]` per hour, pay-as-bid; the block's work if the next st
 it is interrupted half-way on average: half the block paid, no work) or keep its pod; a pod it ends
 (to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the restart
 overhead), as in the backtest engine. An interrupted kept pod has in fact done half a block of work
-before its restart: `COUNT_INTERRUPTED_WORK` counts it (measured, not shipped: cheaper at tolerance
-high, dearer at medium and low on AWS; analysis/results/optimizer-pass8.md). Missing the deadline
+before its restart: the plans followed where the tolerance does not bind count it, the budget's search
+does not (`COUNT_INTERRUPTED_WORK`; analysis/results/optimizer-pass12.md). Missing the deadline
 costs more than the whole job on-demand (plus `DEADLINE_PENALTY` x on-demand per block of work left), and a block of waiting `WAIT_COST` of
 one on-demand block, so a tie goes to acting now. An interruption costs `interruption_cost` dollars on top (the user's interruption
 tolerance priced as a penalty, see `bidder.optimizer`). With a daily model, the step τ blocks before
@@ -670,15 +670,17 @@ INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
 #: (analysis/results/optimizer-pass11.md).
 BUDGET_PRICES: tuple[float, ...] = (0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0,
                                     4.8, 5.8, 7.0, 8.4, 10.0, 12.0, 14.5, 17.0, 20.0, 24.0)
-#: Whether plans count the half block of work an interrupted pod did before its restart (`solve_plan`'s
-#: `interrupted_work`). Measured in optimizer passes 5 and 8 (analysis/results/optimizer-pass8.md,
-#: `analysis/study_interrupted_work.py`): at tolerance high 0.01-0.03 cheaper on AWS and most emulator
-#: types, but at medium and low the plans then expect more interruptions, fail the tolerance more
-#: often and leave AWS jobs to the rates (+0.04 to +0.10 the optimum at medium); counted only in the
-#: unpriced plans, synthetic markets lost 0.10 at high. Measured again in pass 11, on top of the
-#: budget's search: AWS still +0.02 at medium, with the rates deciding 1% of the decisions either way,
-#: so the loss is in the plans themselves (optimizer-pass11.md). Not shipped.
-COUNT_INTERRUPTED_WORK = False
+#: Which plans count the half block of work an interrupted pod did before its restart (`solve_plan`'s
+#: `interrupted_work`; the backtest engine keeps that work, as a job that checkpoints does):
+#: "unpriced" the plans of `INTERRUPTION_PRICES`, followed where the tolerance does not bind, and not the
+#: budget's search; "all"; "none". Counted everywhere (passes 5, 8, 11 and 12), plans were cheaper at
+#: tolerance high on every job measured but dearer at medium on five of eight: where the budget binds,
+#: counted plans ran a window of the emulator's RTX 4090 on-demand for 54 hours (5 with "none"),
+#: 1.60x -> 1.78x the optimum. "unpriced" keeps high's gain (AWS us-east-1a 1.367 -> 1.337, the
+#: emulator's H100 1.330 -> 1.298) and leaves every job measured at medium and low within 0.013 of
+#: "none" but one it makes cheaper (synthetic seed 11 at medium, 1.604 -> 1.565; optimizer-pass12.md).
+#: Pass 8's unpriced variant counted at price 0 alone and lost 0.10 on synthetic markets at high.
+COUNT_INTERRUPTED_WORK = "unpriced"
 #: The largest plan table (blocks to the deadline x blocks of work) solved: a 100-hour job with a
 #: 7-day deadline is 69,000 cells (about 90 MB and 0.2 s to solve); longer jobs are left to the rates.
 MAX_PLAN_CELLS = 100_000
@@ -783,6 +785,8 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
         """The best plan over every market with interruptions at `price`, if its typical interruptions
         fit what is allowed (None: no plan, or it expects more)."""
         best, best_rank, best_i, held = None, math.inf, -1, None
+        counted = COUNT_INTERRUPTED_WORK == "all" or (COUNT_INTERRUPTED_WORK == "unpriced"
+                                                      and price in INTERRUPTION_PRICES)
         for i in order:
             if best is not None and bounds[i] > best_rank * (1 + 1e-6):
                 break  # this market (and every later one) cannot beat the best plan
@@ -799,11 +803,11 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             if whole_table:
                 plan = plan_for(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
                                 interruption_cost=icost, cap=cap, clock_h=deadline_clock, rows=tau,
-                                interrupted_work=COUNT_INTERRUPTED_WORK)
+                                interrupted_work=counted)
             else:
                 plan = solve_plan(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
                                   interruption_cost=icost, cap=cap, first_row=tau, clock_h=deadline_clock,
-                                  interrupted_work=COUNT_INTERRUPTED_WORK)
+                                  interrupted_work=counted)
             w = work[i]
             loss = restart_h * m.speed / dt  # blocks of work a restart of a pod here loses
             state = model.state_of(m.recent_max)  # a pool's: its calmest market's
