@@ -9,8 +9,9 @@ in it (no spot capacity = +inf): a spot pod bidding `b` runs through a block exa
 is at most `b`. The bid levels `edges` are quantiles of those maxima below on-demand (the prices
 worth bidding); a block's state is the lowest level at or above its maximum (state K: above every
 level). The state moves from block to block as a Markov chain whose transition counts are weighted by
-recency (half-life `half_life_h`) and smoothed towards the overall mix of states, so a spike, a calm
-spell or a regime shows up as what it predicts for the next blocks. Where the floor has a daily cycle,
+recency (half-life `half_life_h`) and each row smoothed towards the overall mix of states by `PRIOR`
+transitions' weight, so a spike, a calm spell or a regime shows up as what it predicts for the next
+blocks. Where the floor has a daily cycle,
 the transitions into a block also depend on its quarter of the UTC day (`DAILY_PHASES`), each phase's
 rows pulled towards the all-day rows; the daily model is kept only when it forecasts the floor hours
 ahead better out of sample than the all-day chain and than the same model on days whose hours were
@@ -180,7 +181,10 @@ def daily_phase(hours: np.ndarray, phases: int) -> np.ndarray:
 
 
 #: The model's defaults: recency half-life (hours), bid levels, and the smoothing prior (transitions).
-HALF_LIFE_H, LEVELS, PRIOR = 168.0, 12, 2.0
+#: Half a transition: a state seen twice is read mostly from what followed it, not from the overall mix
+#: (2.0 until pass 14: AWS us-east-1a at tolerance high 1.34x -> 1.31x the optimum, worst window 1.91x
+#: -> 1.68x; analysis/results/optimizer-pass14.md).
+HALF_LIFE_H, LEVELS, PRIOR = 168.0, 12, 0.5
 
 
 def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: float, *, step_h: float = 0.5,

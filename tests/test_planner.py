@@ -69,6 +69,20 @@ def test_the_model_learns_that_spikes_pass_and_calm_persists() -> None:
     assert model.trans[calm, calm] > 0.8          # calm half-hours are followed by calm
     assert model.trans[spike, calm] > 0.3         # a spike's half-hour is often followed by calm
 
+def test_a_rare_state_is_read_from_its_own_transitions_more_than_from_the_mix() -> None:
+    # Calm at 0.2 for ten days but twice: a half-hour at 0.6, then an hour above on-demand (1.5).
+    floor = np.full(12 * 24 * 10, 0.2)
+    for start in (12 * 24 * 3, 12 * 24 * 7):
+        floor[start:start + 6], floor[start + 6:start + 18] = 0.6, 1.5
+    ts, floor = _series(floor)
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
+    assert model is not None
+    rare, above = model.state_of(0.6), len(model.edges)
+    assert model.state_of(1.5) == above != rare
+    # Both times 0.6 led above on-demand; the mix (calm 99% of the time) must not outweigh that.
+    assert model.trans[rare, above] > 0.5
+    assert model.trans[rare, above] > model.trans[rare, model.state_of(0.2)]
+
 def test_too_little_history_has_no_model() -> None:
     ts, floor = _series(np.full(100, 0.2))  # 8 hours
     assert fit_floor_model(ts, floor, 1.0, NOW.timestamp()) is None
