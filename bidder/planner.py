@@ -11,11 +11,10 @@ worth bidding); a block's state is the lowest level at or above its maximum (sta
 level). The state moves from block to block as a Markov chain whose transition counts are weighted by
 recency (half-life `half_life_h`) and each row smoothed towards the overall mix of states by `PRIOR`
 transitions' weight, so a spike, a calm spell or a regime shows up as what it predicts for the next
-blocks. Where the floor has a daily cycle,
-the transitions into a block also depend on its quarter of the UTC day (`DAILY_PHASES`), each phase's
-rows pulled towards the all-day rows; the daily model is kept only when it forecasts the floor hours
-ahead better out of sample than the all-day chain and than the same model on days whose hours were
-shuffled (`_daily_transitions`).
+blocks. Where the floor has a daily cycle, the transitions into a block also depend on its quarter of
+the UTC day (`DAILY_PHASES`), each phase's rows pulled towards the all-day rows; the daily model is
+kept only when it forecasts the floor hours ahead better out of sample than the all-day chain and than
+the same model on days whose hours were shuffled (`_daily_transitions`).
 
 The plan (`solve_plan`)
 -----------------------
