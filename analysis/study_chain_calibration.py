@@ -14,6 +14,11 @@ are grouped by the state they start from (cheap, middle, dear, above every level
 predicts what is realised in every group. A chain that predicts too little of the cheap share after
 cheap blocks and too much after dear ones forgets a spell too soon: the market has more memory than
 one half-hour step carries.
+
+Beside the chain, the naive forecast a day of memory gives: the share of the `--hours` hours before the
+block (the block included) that was cheap, read as the share ahead. Where it is closer to what came
+than the chain, by start state and in the mean absolute error over every block (the last lines), the
+market remembers more than the chain does.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ DAY = 86400.0
 
 
 def calibration(ts: np.ndarray, floor: np.ndarray, on_demand: float, hours: float, cheap: int
-                ) -> list[tuple[float, float, float]]:
-    """(start state / levels, predicted cheap share, realised cheap share) for every block forecast."""
+                ) -> list[tuple[float, float, float, float]]:
+    """(start state / levels, predicted cheap share, realised cheap share, the cheap share of the same
+    span before it) for every block forecast."""
     rows = []
     steps = int(hours / 0.5)
     first = math.ceil(float(ts[0]) / DAY) * DAY + 2 * DAY
@@ -44,16 +50,18 @@ def calibration(ts: np.ndarray, floor: np.ndarray, on_demand: float, hours: floa
         model = fit_floor_model(ts[:n], floor[:n], on_demand, float(epoch), phases=1)
         if model is None or model.levels <= cheap:
             continue
-        ahead = block_maxima(ts, floor, float(epoch) + (24 + hours) * 3600, 0.5, 48 + steps)
+        # The day forecast from (48 blocks), the span ahead of its last block, and the span before its first.
+        ahead = block_maxima(ts, floor, float(epoch) + (24 + hours) * 3600, 0.5, steps + 48 + steps)
         states = np.array([model.state_of(x) for x in ahead])
         power, shares = np.eye(model.levels + 1), []
         for _ in range(steps):
             power = power @ model.trans
             shares.append(power[:, :cheap].sum(axis=1))
         predicted = np.mean(shares, axis=0)  # by start state
-        for i in range(48):
+        for i in range(steps, steps + 48):
             rows.append((states[i] / model.levels, float(predicted[states[i]]),
-                         float(np.mean(states[i + 1:i + 1 + steps] < cheap))))
+                         float(np.mean(states[i + 1:i + 1 + steps] < cheap)),
+                         float(np.mean(states[i + 1 - steps:i + 1] < cheap))))
     return rows
 
 
@@ -73,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         traces = ([AWS_TRACE] if AWS_TRACE.is_file() else []) + sorted((ROOT / "data" / "traces").glob("*.csv"))
     lines = [f"Chain calibration: the share of the next {args.hours:g} h in the {args.cheap} cheapest states, "
              "predicted by the chain fitted that day and realised, by the state a block starts from",
-             "", "| trace | market | start state | blocks | predicted | realised |", "| --- | --- | --- | ---: | ---: | ---: |"]
+             "", f"| trace | market | start state | blocks | predicted | the last {args.hours:g} h | realised |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    errors = []
     for trace in traces:
         history = load_trace(trace)
         for m, market in enumerate(history.markets):
@@ -87,8 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                 sel = (rows[:, 0] >= lo) & (rows[:, 0] < hi)
                 if sel.any():
                     lines.append(f"| {trace.name} | {market.label} | {name} | {int(sel.sum()):,} | "
-                                 f"{rows[sel, 1].mean():.3f} | {rows[sel, 2].mean():.3f} |")
+                                 f"{rows[sel, 1].mean():.3f} | {rows[sel, 3].mean():.3f} | {rows[sel, 2].mean():.3f} |")
             print(lines[-1], file=sys.stderr, flush=True)
+            errors.append((trace.name, market.label, np.mean(np.abs(rows[:, 1] - rows[:, 2])),
+                           np.mean(np.abs(rows[:, 3] - rows[:, 2]))))
+    lines += ["", f"Mean absolute error of the cheap share over every block: the chain, the last {args.hours:g} h", "",
+              "| trace | market | chain | the last hours |", "| --- | --- | ---: | ---: |"]
+    lines += [f"| {t} | {m} | {a:.3f} | {b:.3f} |" for t, m, a, b in errors]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
