@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bidder.backtest.engine import load_trace
+from bidder.errors import BidderError
 from bidder.planner import block_maxima, fit_floor_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     errors = []
     for trace in traces:
-        history = load_trace(trace)
+        try:
+            history = load_trace(trace)
+        except BidderError as exc:  # a missing or malformed trace
+            print(f"study_chain_calibration: error: {exc}", file=sys.stderr)
+            return 2
         for m, market in enumerate(history.markets):
             od = history.on_demand[m][~np.isnan(history.on_demand[m])]
             if not len(od):

@@ -29,6 +29,7 @@ from bidder.backtest.engine import load_trace, run_backtest, window_starts
 from bidder.backtest.optimum import solve_optimum
 from bidder.backtest.strategies import Action, BidderFactory, HistoryView, RunState
 from bidder.backtest.types import BacktestJob, Market
+from bidder.errors import BidderError
 from bidder.models import JobSpec, Policy, parse_tolerance
 
 BANDS = ("floor < 0.3 od", "0.3-0.5 od", "0.5-1 od", "above od / none")
@@ -152,17 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=84.0, help="hours between window starts (default 84)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
-    if not args.trace.is_file():
-        parser.error(f"no trace at {args.trace}")
-    history = load_trace(args.trace)
+
+    def fail(message: str) -> int:
+        print(f"study_money_breakdown: error: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        tolerance = parse_tolerance(args.tolerance)
+        history = load_trace(args.trace)
+    except (ValueError, BidderError) as exc:  # a bad tolerance, a missing or malformed trace
+        return fail(str(exc))
     gpus = tuple(g for g in args.gpus.split("|") if g)
     known = {m.gpu_type_id for m in history.markets}
     if not gpus or any(g not in known for g in gpus):
-        parser.error(f"--gpus must name GPU types of the trace: {', '.join(sorted(known))}")
-    try:
-        tolerance = parse_tolerance(args.tolerance)
-    except ValueError as exc:
-        parser.error(str(exc))
+        return fail(f"--gpus must name GPU types of the trace, separated by |: {', '.join(sorted(known))}")
     job = BacktestJob(gpu_types=gpus, work_hours=100.0, deadline_hours=168.0, restart_overhead_hours=0.25)
     policy = Policy(tolerance=tolerance)
     selected = history.select(job)
