@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         history = load_trace(args.trace)
     except (ValueError, BidderError) as exc:  # a bad tolerance, a missing or malformed trace
         return fail(str(exc))
+    if not args.every > 0:
+        return fail(f"--every {args.every:g}: give the hours between window starts, more than 0")
     gpus = tuple(g for g in args.gpus.split("|") if g)
     known = {m.gpu_type_id for m in history.markets}
     if not gpus or any(g not in known for g in gpus):
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     policy = Policy(tolerance=tolerance)
     selected = history.select(job)
     tally, factory = Tally(), BidderFactory()
-    budget = tolerance * 7.0
+    budget = tolerance * job.deadline_hours / 24.0  # the window's interruptions allowed
 
     def counted(markets: list[Market], spec: JobSpec, pol: Policy) -> Counted:
         return Counted(factory(markets, spec, pol), selected, tally, budget)
