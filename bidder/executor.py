@@ -9,7 +9,8 @@
 Safety rules, each enforced here (not left to callers):
 - Every mutation is written to the ledger before it is sent (`begin_action`, outcome "pending") and
   completed after (`finish_action`), so a crash in between stays visible. A dry run writes
-  "dry_run" actions and builds the exact `GraphQLRequest` the client would send; nothing is sent.
+  "dry_run" actions and builds the exact `GraphQLRequest` the client would send; nothing is sent (its
+  polls of running pods are recorded, facts the preview's spend must read; no pod's state changes).
 - Creates are idempotent by name: a job's pods are named PREFIX-ATTEMPT-LEDGERID (LEDGERID: a short
   random id the database keeps, `ledger_id`, so two databases on one account never name two pods
   alike) with the attempt counter saved (and the name remembered as `pending_name`) BEFORE the
@@ -1026,16 +1027,14 @@ class Executor:
         else:
             outcome = "interrupted"
         if self.dry_run:
+            # A preview must read the spend and rate the real tick would (its budget stop, above all): a
+            # running pod's poll is a fact, recorded as the real tick records it. Nothing else is: no
+            # state change, so the real tick still sees every exit and interruption as new.
+            if status == "RUNNING":
+                self._record_poll(pod_id, pod, now, billing)
             return outcome
-        if billing is not None:  # Vast: what it bills (total running time, compute rate, storage), exact
-            self._record_billing(pod_id, pod, now)
-        elif status == "RUNNING":
-            uptime: float | None = pod.uptime_seconds
-            if uptime is None:  # container still starting: billed from the start of the run
-                start = self.run_start(pod_id, now)
-                uptime = max((now - start).total_seconds(), 0.0) if start is not None else None
-            self.store.record_observation(now, pod_id, desired_status=status, cost_per_hr=pod.cost_per_hr,
-                                          uptime_seconds=uptime)
+        if billing is not None or status == "RUNNING":
+            self._record_poll(pod_id, pod, now, billing)
         else:
             exit_at = self._record_exit(pod_id, pod.cost_per_hr, now, exit_time(pod.last_status_change)) \
                 if was_running else None
@@ -1049,6 +1048,22 @@ class Executor:
         if own is not None:
             self._confirm_own_stop(row, own, now, state="stopped", desired_status=status)
         return outcome
+
+    def _record_poll(self, pod_id: str, pod: Pod, now: datetime,
+                        billing: tuple[float, float | None, float | None] | None) -> None:
+        """The observation of a poll that bills: Vast's billing totals (any status), or a running
+        RunPod pod's rate and uptime."""
+        if billing is not None:  # Vast: what it bills (total running time, compute rate, storage), exact
+            storage, compute, running = billing
+            self.store.record_observation(now, pod_id, desired_status=pod.desired_status or "UNKNOWN",
+                                          cost_per_hr=compute, uptime_seconds=running, storage_per_hr=storage)
+            return
+        uptime: float | None = pod.uptime_seconds
+        if uptime is None:  # container still starting: billed from the start of the run
+            start = self.run_start(pod_id, now)
+            uptime = max((now - start).total_seconds(), 0.0) if start is not None else None
+        self.store.record_observation(now, pod_id, desired_status=pod.desired_status or "RUNNING",
+                                      cost_per_hr=pod.cost_per_hr, uptime_seconds=uptime)
 
     def own_stop(self, pod_id: str, *, terminate: bool = False) -> dict[str, Any] | None:
         """bidder's last stop (or terminate) of this pod when it is newer than the pod's last start and
@@ -1100,9 +1115,7 @@ class Executor:
         billing = _billing(pod)
         if billing is None or self.dry_run or pod is None:
             return
-        storage, compute, running = billing
-        self.store.record_observation(now, pod_id, desired_status=pod.desired_status or "UNKNOWN",
-                                      cost_per_hr=compute, uptime_seconds=running, storage_per_hr=storage)
+        self._record_poll(pod_id, pod, now, billing)
 
     # -- resuming and stopping ---------------------------------------------------------------------
     def resume(self, config: JobConfig, row: dict[str, Any], decision: Decision, policy: Policy, now: datetime,

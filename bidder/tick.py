@@ -230,6 +230,8 @@ class _Tick:
         self.hopeless: dict[str, str] = {}  # job -> why only a change of the job can make it feasible
         self.decided: set[str] = set()  # jobs the optimizer decided for this tick
         self.launches: dict[str, str] = {}  # job -> why its name is a `bidder launch`'s that still has a pod
+        self.would_send: dict[str, list[str]] = {}  # (dry run) job -> the stops it would send, request and all
+        self.dry_progress: dict[str, tuple[float, float]] = {}  # (dry run) job -> (work, spent) this tick read
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market); never another
@@ -550,7 +552,15 @@ class _Tick:
         """`handle`, then: if the user stopped the job meanwhile (another process, not under the tick's
         lock), their decision stands: nothing this tick saved undoes it, and a pod it started is stopped."""
         report = self.handle(jc)
-        if jc.name not in self.overruled or self.ex.dry_run:
+        if self.ex.dry_run:
+            would = self.would_send.get(jc.name)
+            if not would:
+                return report
+            # What it would send is what the line says first: nothing was stopped.
+            head = report.message if report.state == "dry_run" or report.message.startswith(f"{report.state}: ") \
+                else f"{report.state}: {report.message}"
+            return replace(report, state="dry_run", message=f"{'; '.join(would)}; then {head}")
+        if jc.name not in self.overruled:
             return report
         current = self.store.job_state(jc.name) or {}
         for row in self.store.managed_pods(jc.name):
@@ -740,7 +750,9 @@ class _Tick:
     def _progress(self, jc: JobConfig) -> tuple[float, float, int]:
         """The job's (work done, spent, interruptions) from the ledger, saved in its state."""
         work, spent, interruptions = job_progress(self.store, jc, save=not self.ex.dry_run)
-        if not self.ex.dry_run:
+        if self.ex.dry_run:
+            self.dry_progress[jc.name] = (work, spent)  # nothing is saved: the job's line reads it here
+        else:
             self.store.save_job_state(jc.name, work_done_hours=round(work, 6), spent=round(spent, 6),
                                       interruptions=interruptions, updated=self.now)
         return work, spent, interruptions
@@ -762,7 +774,7 @@ class _Tick:
         if policy.budget is not None and spent + rate * ahead > policy.budget + 1e-9:
             span = "the next hour" if ahead >= 1.0 else f"the {ahead:.2f} h of work left"
             why = (f"budget: spent ${spent:.2f} + {span} at ${rate:.2f}/h would pass ${policy.budget:.2f}; "
-                   f"pod {row['pod_id']} stopped")
+                   f"pod {row['pod_id']} {'would be ' if self.ex.dry_run else ''}stopped")
             storage = float((last or {}).get("storage_per_hr") or 0.0)
             if row.get("market") == "vast" and storage > 0:
                 # Stopped, the instance keeps its disk (the work on it), which Vast bills on: say so, and
@@ -774,7 +786,7 @@ class _Tick:
             done = {"state": "budget_stopped", "note": why, "budget_at_stop": policy.budget}
             self._save(jc, stop_intent={"pod_id": row["pod_id"], "job": done, "at": to_iso(self.now)})
             try:
-                self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why)
+                self._stop(jc, row, reason=why)
             except ApiError as exc:
                 message = f"{why}? not confirmed: the stop failed ({exc}); the next tick looks again"
                 return self._report(jc, "running", message, row["pod_id"])
@@ -799,7 +811,7 @@ class _Tick:
                                    current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
                                    current_action="on_demand", current_market=row.get("market") or "runpod")
             decision = self._decide(job, policy, progress)
-            if not isinstance(decision, str) and decision.action == "spot" and not self.ex.dry_run:
+            if not isinstance(decision, str) and decision.action == "spot":
                 # Ended on its own market: asked of RunPod, a Vast instance was "not found", taken as
                 # gone, and left running beside the new spot one.
                 failed = self._retire(jc, row, f"moving to spot: {decision.reasons[0]}",
@@ -841,7 +853,7 @@ class _Tick:
         ended, and a new pod rented beside the old one's volume)."""
         self._save(jc, stop_intent={"pod_id": row["pod_id"], "pod_state": "active", "at": to_iso(self.now)})
         try:
-            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=why, state="active")
+            self._stop(jc, row, reason=why, state="active")
         except ApiError as exc:
             return f"{why}; the stop failed ({exc}): the next tick tries again"
         self._save(jc, stop_intent=None)
@@ -1023,8 +1035,8 @@ class _Tick:
             if standing_refused is not None:
                 failed = self._retire(jc, row, f"its standing bid is no longer allowed: {standing_refused}",
                                       terminate=True)
-                note = failed or (f"instance {row['pod_id']} destroyed: its standing bid is no longer "
-                                  f"allowed ({standing_refused})")
+                note = failed or (f"instance {row['pod_id']} {'would be ' if self.ex.dry_run else ''}destroyed: its "
+                                  f"standing bid is no longer allowed ({standing_refused})")
                 return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
             unwanted = None if self._vast_stopped(row) else _resumes_unplanned(decision, row)
             if unwanted is not None:
@@ -1092,8 +1104,7 @@ class _Tick:
         nothing new is rented, since a pod whose stop failed may run on (a paused Vast instance resumes
         by itself when its bid is the highest again)."""
         try:
-            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=reason, terminate=terminate,
-                                                    state="retired")
+            self._stop(jc, row, reason=reason, terminate=terminate, state="retired")
         except ApiError as exc:
             return (f"pod {row['pod_id']} could not be ended ({exc}); nothing new is rented for this job until it "
                     "is: the next tick tries again")
@@ -1134,9 +1145,22 @@ class _Tick:
         terminate = jc.on_finish == "terminate"
         # A paused Vast instance resumes by itself: a finished job's instance is stopped even when paused.
         if terminate or row.get("desired_status") == "RUNNING" or row.get("market") == "vast":
-            self.ex_for(row.get("market")).stop_pod(row, self.now, reason=reason, terminate=terminate)
+            self._stop(jc, row, reason=reason, terminate=terminate)
         elif not self.ex.dry_run:
             self.store.set_pod_state(row["pod_id"], state="stopped", ended=self.now, note=reason)
+
+    def _stop(self, jc: JobConfig, row: dict[str, Any], *, reason: str, terminate: bool = False,
+              state: str | None = None) -> None:
+        """Stop (or terminate) one of the job's pods on its market. A dry run sends nothing: the exact
+        request it would send goes on the job's line (`handle_job`)."""
+        request = self.ex_for(row.get("market")).stop_pod(row, self.now, reason=reason, terminate=terminate,
+                                                          state=state)
+        if self.ex.dry_run and request is not None:
+            vast = row.get("market") == "vast"
+            verb = ("destroy" if vast else "terminate") if terminate else "stop"
+            self.would_send.setdefault(jc.name, []).append(
+                f"would {verb} {'instance' if vast else 'pod'} {row['pod_id']} ({request.operation}): "
+                f"{request.to_json(indent=None)} (not sent: dry run)")
 
     def _vast_resumed(self, jc: JobConfig, row: dict[str, Any], bid: float | None) -> JobReport:
         """After a Vast bid_resume: the bid now stands; the instance runs if it is the highest, else it
@@ -1189,8 +1213,9 @@ class _Tick:
 
     def _report(self, jc: JobConfig, state: str, message: str, pod_id: str | None = None) -> JobReport:
         job_state = self.store.job_state(jc.name) or {}
-        return JobReport(jc.name, state, message, pod_id, float(job_state.get("spent") or 0.0),
-                         float(job_state.get("work_done_hours") or 0.0))
+        work, spent = self.dry_progress.get(jc.name) or (float(job_state.get("work_done_hours") or 0.0),
+                                                         float(job_state.get("spent") or 0.0))
+        return JobReport(jc.name, state, message, pod_id, spent, work)
 
 
 def _ends_for_good(jc: JobConfig, row: dict[str, Any]) -> bool:

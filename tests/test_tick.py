@@ -558,12 +558,23 @@ def test_a_job_started_without_history_moves_from_on_demand_to_spot_once_spot_pa
         reason = next(e["reason"] for e in env.events if e["event"] == "deploy_on_demand")
         assert reason == ("RTX A6000 on-demand at $0.330: no interruptions, "
                           "not enough price history for spot yet: 1 of 12 samples")
-        moved = env.tick_until(config, lambda r: any(p.pod_type == "INTERRUPTABLE" for p in env.running()),
-                               hours=30.0)
+        # Each tick after a dry run of it: the dry run before the move shows it (it said "running" and
+        # sent nothing, as a preview should not).
+        for _ in range(30 * 12):
+            dry = env.tick(config, dry_run=True).jobs[0]
+            moved = env.tick(config)
+            if any(p.pod_type == "INTERRUPTABLE" for p in env.running()):
+                break
+            assert dry.state == "running", dry.message
+            env.emu.advance(300)
         assert moved.jobs[0].state == "running"
+        assert dry.state == "dry_run" and dry.message.startswith(f"would stop pod {pod.id} (podStop): "), dry.message
+        assert "(not sent: dry run); then would launch: spot NVIDIA RTX A6000 (COMMUNITY, runpod) bid $" \
+            in dry.message, dry.message
         running = env.running()
         assert len(running) == 1 and running[0].pod_type == "INTERRUPTABLE"
         assert pod.desired_status in ("EXITED", "TERMINATED")  # the on-demand pod was stopped
-        assert env.kinds("train")[:3] == ["deploy_on_demand:ok", "stop:ok", "rent_spot:ok"]
+        sent = [k for k in env.kinds("train") if not k.endswith(":dry_run")]
+        assert sent[:3] == ["deploy_on_demand:ok", "stop:ok", "rent_spot:ok"]
     finally:
         env.store.close()

@@ -105,6 +105,31 @@ def test_dry_run_tick_sends_no_mutation(env):
     assert [a["outcome"] for a in env.store.actions()] == ["dry_run"]
 
 
+def test_a_dry_run_tick_reads_its_own_poll_and_shows_the_budget_stop_it_would_send(env):
+    """It read the spend of the last real tick, so it said "running: $0.000/h (spent $0.00)" where the
+    real tick stopped the pod at its budget; and a stop it would send was neither shown nor called one."""
+    assert tick(env).exit_code == 0
+    pod = next(iter(env.emu.world.pods.values()))
+    env.emu.advance(1800)
+    (env.tmp / "bidder.toml").write_text(CONFIG + "budget = 0.4\n")
+    dry = tick(env, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    spent = env.emu.world.true_spend(pod.id)
+    assert spent == pytest.approx(0.165, abs=0.002)
+    line = next(x for x in dry.output.splitlines() if x.startswith("[dry run] train: "))
+    assert line.startswith(f"[dry run] train: dry_run: would stop pod {pod.id} (podStop): "), line
+    assert f'"podId": "{pod.id}"' in line and "(not sent: dry run); then budget_stopped: budget: spent $0.17 + " \
+        "the next hour at $0.33/h would pass $0.40; pod " + f"{pod.id} would be stopped" in line, line
+    assert line.endswith("(spent $0.17, 0.50 h done)"), line
+    assert pod.desired_status == "RUNNING"
+    assert [a["kind"] + ":" + a["outcome"] for a in env.store.actions()][-1] == "stop:dry_run"
+    real = tick(env)
+    assert real.exit_code == 0, real.stderr
+    assert (f"train: budget_stopped: budget: spent $0.17 + the next hour at $0.33/h would pass $0.40; "
+            f"pod {pod.id} stopped") in real.output
+    assert pod.desired_status == "EXITED"
+
+
 def test_jobs_lists_stops_and_starts(env):
     assert tick(env).exit_code == 0
     pod = next(iter(env.emu.world.pods.values()))

@@ -199,6 +199,12 @@ def test_a_paused_instance_whose_bid_is_no_longer_allowed_is_destroyed_while_the
     env, api = both
     inst, row, machine = _paused_at_its_bid(env, api)
     lowered = env.config(job("v", max_price=round(row["bid_per_gpu"] - 0.05, 4)))
+    # A dry run said "instance ... destroyed" and showed no request, while nothing was sent.
+    dry = tick(env, api, lowered, dry_run=True, advise=lambda *a: "the floor is above the cap").jobs[0]
+    assert dry.state == "dry_run" and not inst.destroyed, dry.message
+    assert dry.message.startswith(f'would destroy instance {inst.id} (destroy): {{"method": "DELETE", "url": '), dry.message
+    assert f"/instances/{inst.id}/" in dry.message and "(not sent: dry run); then waiting: " in dry.message
+    assert f"instance {inst.id} would be destroyed: its standing bid is no longer allowed" in dry.message
     report = tick(env, api, lowered, advise=lambda *a: "the floor is above the cap")  # the plan waits
     line = report.jobs[0]
     assert line.state == "waiting" and "no longer allowed" in line.message and inst.destroyed, line.message
