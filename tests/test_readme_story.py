@@ -190,6 +190,9 @@ def test_the_readme_emulator_story_tells_one_consistent_story(tmp_path: Path, mo
     report = _cli_json(env, "report", "--since", "2d", "--format", "json")
     reported = {p["pod_id"]: p for p in report["pods"]}
     assert set(listed) == set(reported) == set(pods)
+    # `jobs` and `report` give the job's spend to the same digits (jobs rounded to 4 places, then its
+    # table to 3: $2.483 against the report's $2.484).
+    assert train["spent"] == pytest.approx(sum(p["spend"] for p in report["pods"]), abs=5e-6)
     for pod_id, pod in pods.items():
         assert reported[pod_id]["spend"] == pytest.approx(listed[pod_id]["spent"], abs=1e-3)
         assert listed[pod_id]["spent"] == pytest.approx(pod["billed"], rel=0.005, abs=1e-3)

@@ -710,7 +710,7 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
                 "job": jc.name, "state": state.get("state") or "new", "pod": pod["pod_id"] if pod else None,
                 "market": (pod.get("market") or "runpod") if pod else None,
                 "gpu": pod["gpu_type_id"] if pod else None, "kind": pod["kind"] if pod else None,
-                "bid": pod.get("bid_per_gpu") if pod else None, "spent": round(spent, 4),
+                "bid": pod.get("bid_per_gpu") if pod else None, "spent": round(spent, 6),  # as `report`: one rounding
                 "budget": jc.policy.budget, "work_h": round(work, 3), "hours": jc.job.work_hours,
                 "interruptions": interruptions, "note": state.get("note"),
             })
