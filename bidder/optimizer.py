@@ -622,10 +622,11 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             also = f" (and no spot: {'; '.join(missing)})" if missing else ""
             raise Infeasible(f"no candidate meets the {constraint.replace('_', ' ')}: {message}{also}",
                              constraint=constraint)
-        if all(q.minimum_bid_price is None and q.uninterruptable_price is None for q in markets):
-            # Every market answered for this many GPUs with no price at all: no machine has that many.
-            raise Infeasible(f"no market offers {g} GPU(s) in one pod of the accepted GPU types now (their quotes "
-                             f"for {g} GPUs have no price): ask for fewer GPUs (--gpus)", constraint="gpu_type")
+        if g > 1 and all(q.minimum_bid_price is None and q.uninterruptable_price is None for q in markets):
+            # Every market answered for this many GPUs with no price at all: out of stock, or no machine
+            # has that many (asked for 100, the user was sent to collect more history).
+            raise Infeasible(f"no market offers {g} GPUs in one pod of the accepted GPU types now (no quote for "
+                             f"{g} GPUs has a price): ask for fewer GPUs (--gpus), or try later", constraint="gpu_type")
         raise Infeasible("no candidate can run: no on-demand price and no spot history for the accepted GPU "
                          "types (collect more history with `bidder collect`)", constraint="history")
 

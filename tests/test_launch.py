@@ -244,7 +244,7 @@ def test_launch_asks_before_spending(env):
     (("--gpu", A6000, "--image", "img", "--name", "../x"), 2, "Invalid value for --name: '../x' must be letters"),
     # No machine has that many GPUs: said so, not "no spot history" (which sent the user to collect more).
     (("--gpu", A6000, "--image", "img", "--gpus", "100"), 1,
-     "no market offers 100 GPU(s) in one pod of the accepted GPU types now"),
+     "no market offers 100 GPUs in one pod of the accepted GPU types now"),
 ])
 def test_launch_errors_are_one_line(env, args, code, fragment):
     result = launch(env, *args)
