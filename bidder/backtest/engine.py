@@ -26,7 +26,8 @@ buffers the engine fills sample by sample: the future is not in memory the strat
 `optimum` (`bidder.backtest.optimum`, batch jobs) is the exact offline optimum of this model: the
 cheapest plan of run segments, bids and markets that finishes by the deadline, knowing the whole
 window (a DP with a lower bound within 1% of the plan it replays). `cost_vs_optimum` divides by
-its lower bound, so no strategy is under 1.0 (the optimum's own row shows 1 + its gap).
+its lower bound, so no strategy that meets its deadline is under 1.0 (the optimum's own row shows
+1 + its gap).
 
 `hindsight` is the lower bound: the job's work in the cheapest slots before the deadline, each at
 min(floor, on-demand), with no interruption cost (keep-running: every slot at that price). No
@@ -34,10 +35,18 @@ strategy that finishes its work by the deadline can cost less (`tests/test_backt
 With different speed factors per GPU type, slots of several markets may be used at the same time
 (a relaxation), so the bound stays a bound.
 
+Both bounds are taken under the backtest's policy, as the strategies are: no spot slot whose floor
+is over `max_price`, no on-demand slot whose price is (and neither kind when `allow_spot` /
+`allow_on_demand` is off), so no peak rate over the cap. They bound the plans that never pay above
+the cap (a baseline that starts on-demand under it and keeps the pod as the price rises above it
+is not one). When no such plan can do the work by the deadline, the optimum is infeasible (an
+empty run, deadline_met False) and hindsight reports the work it could do, deadline_met False.
+
 Metrics per run: cost (USD), work hours done, deadline met, interruptions, hours of work lost to
 restarts, completion time (hours from the job's start), peak hourly rate (USD per pod-hour).
-`run_backtest` adds cost / hindsight, cost / optimum and cost / on-demand per window, and
-`summary()` gives the mean and the worst of each over the rolling windows.
+`run_backtest` adds cost / hindsight, cost / optimum and cost / on-demand per window (the first two
+None for a batch run that did not do its work: less work is not a saving), and `summary()` gives the
+mean and the worst of each over the rolling windows.
 """
 
 from __future__ import annotations
@@ -313,12 +322,13 @@ class _Run:
 
 # -- the hindsight bound ---------------------------------------------------------------------------------
 def hindsight(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, work_hours: float | None = None,
-              horizon_hours: float | None = None, record: bool = False) -> RunResult:
+              horizon_hours: float | None = None, policy: Policy | None = None, record: bool = False) -> RunResult:
     """The lower bound from `start_index`: `work_hours` (default: the job's) in the cheapest slots
     before `horizon_hours` (default: the deadline, else the end of the history), each slot at
     min(floor, on-demand) per unit of work, no interruption cost. Keep-running: every slot of the
     span at that price (slots with no price at all count as down time). When not enough slots
-    exist, the result has the work it could do, cost of all of it, and deadline_met False."""
+    exist, the result has the work it could do, cost of all of it, and deadline_met False.
+    `policy` (None: no limits): a price over its max_price, or of a kind it does not allow, is no price."""
     ts = history.ts
     t0 = float(ts[start_index])
     result = RunResult(name="hindsight", start=t0)
@@ -334,8 +344,14 @@ def hindsight(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, 
     starts = rel[:k]
     ends = np.minimum(np.append(rel[1:k + 1], data_end)[:k], horizon)
     hours = (ends - starts) / 3600
-    price = np.fmin(history.floor[:, start_index:start_index + k],
-                    history.on_demand_held()[:, start_index:start_index + k]) * job.gpu_count  # USD per pod-hour
+    floor = history.floor[:, start_index:start_index + k]
+    od = history.on_demand_held()[:, start_index:start_index + k]
+    if policy is not None:
+        cap = math.inf if policy.max_price is None else float(policy.max_price)
+        with np.errstate(invalid="ignore"):
+            floor = np.where((floor <= cap) & policy.allow_spot, floor, np.nan)
+            od = np.where((od <= cap) & policy.allow_on_demand, od, np.nan)
+    price = np.fmin(floor, od) * job.gpu_count  # USD per pod-hour
     if job.keep_running:
         cheapest = np.fmin.reduce(price, axis=0)
         up = ~np.isnan(cheapest)
@@ -408,6 +424,8 @@ class Window:
         feasible = bound is not None and bound.cost > 0 and bound.deadline_met is not False
         best = self.results.get("optimum")
         lower = None if best is None or not best.deadline_met else best.lower_bound
+        if r.deadline_met is not None and r.completion_hours is None:
+            feasible, lower = False, None  # a batch run that did not do its work is not cheaper than a bound
         return {
             "cost": r.cost,
             "cost_vs_hindsight": r.cost / bound.cost if feasible else None,  # type: ignore[union-attr]
@@ -605,10 +623,10 @@ class _Runs:
                                        seed=self.seed, reclaim_rate_per_hour=self.reclaim_rate_per_hour,
                                        decide_every_s=self.decide_every_s, record=record, progress=tick)
                 results[name].name = name
-            results["hindsight"] = hindsight(history, self.job, index, record=record)
+            results["hindsight"] = hindsight(history, self.job, index, policy=self.policy, record=record)
             if self.solve and not skipped:
                 try:
-                    results["optimum"] = optimum(history, self.job, index, record=record)[0]
+                    results["optimum"] = optimum(history, self.job, index, policy=self.policy, record=record)[0]
                 except ConfigError as exc:
                     if self.optimum_only:
                         raise
@@ -677,12 +695,12 @@ def _replay_in_processes(runs: _Runs, starts: Sequence[int], workers: int,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, ratio: float = DEFAULT_GRID_RATIO,
-            record: bool = False) -> tuple[RunResult, OptimumPlan]:
+def optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, policy: Policy | None = None,
+            ratio: float = DEFAULT_GRID_RATIO, record: bool = False) -> tuple[RunResult, OptimumPlan]:
     """The optimum's plan replayed by the engine (its cost is the plan's, the upper bound), with
-    `lower_bound` set to the DP's lower bound. An infeasible window gives an empty run with
-    deadline_met False."""
-    plan = solve_optimum(history, job, start_index, ratio=ratio)
+    `lower_bound` set to the DP's lower bound, within `policy`'s max_price, allow_spot and
+    allow_on_demand (None: no limits). An infeasible window gives an empty run with deadline_met False."""
+    plan = solve_optimum(history, job, start_index, policy=policy, ratio=ratio)
     if not plan.feasible:
         result = RunResult(name="optimum", start=float(history.ts[start_index]), deadline_met=False)
         return result, plan

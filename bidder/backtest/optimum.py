@@ -26,8 +26,13 @@ plan it finds, run at its real cheapest bids (each spot segment's highest floor,
 step above its level), is a real plan: its cost is an **upper bound** (`upper`), and the gap is
 under `ratio - 1` of the spot money. Spot levels above a market's highest on-demand price in the
 window are left out when that market always quotes on-demand (on-demand over the same span is
-never dearer). The optimum ignores `--max-price` and reclaims: it bounds every strategy under any
-cap. Speed: a few seconds per window and market (numpy over levels x work, a band of the work
+never dearer). The optimum ignores reclaims, and honours the policy given to it as the strategies
+do: with `max_price` a spot run needs floor <= the cap at every sample it spans (so its bid, the
+highest of those floors, is at most the cap, and so are the levels, rounded down from floors), an
+on-demand run needs the on-demand price <= the cap at every sample it spans (it ends before one
+above it), and `allow_spot` / `allow_on_demand` False leave that kind out. It then bounds the
+plans that never pay above the cap; when none finishes by the deadline the plan is infeasible.
+Speed: a few seconds per window and market (numpy over levels x work, a band of the work
 axis that can still finish); `analysis/benchmarks/bench_backtest.py` prints it.
 """
 
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
     from bidder.backtest.history import PriceHistory
     from bidder.backtest.strategies import Action, RunState
     from bidder.backtest.types import BacktestJob, HistoryView
+    from bidder.models import Policy
 
 __all__ = ["DEFAULT_GRID_RATIO", "EXACT_LEVELS", "MAX_CELLS", "OptimumPlan", "PlanStrategy", "Segment",
            "solve_optimum"]
@@ -178,10 +184,11 @@ def _work_unit(hours: np.ndarray, speeds: np.ndarray, work_hours: float, overhea
     return unit
 
 
-def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *,
+def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, policy: Policy | None = None,
                   ratio: float = DEFAULT_GRID_RATIO, exact_levels: int = EXACT_LEVELS) -> OptimumPlan:
     """The cheapest way to do `job.work_hours` by the deadline from sample `start_index` (batch
-    jobs only; see the module docstring for the model and the bounds)."""
+    jobs only; see the module docstring for the model and the bounds), within `policy`'s max_price,
+    allow_spot and allow_on_demand (None: no limits)."""
     if job.keep_running or job.work_hours is None:
         raise ValueError("the optimum is defined for batch jobs (work by a deadline), not kept-running services")
     if ratio <= 1:
@@ -191,9 +198,16 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
     count = job.gpu_count
     n_markets = len(history.markets)
     speeds = np.array([job.speed_of(m.gpu_type_id) for m in history.markets], dtype=float)
-    floor = history.floor[:, sl]
+    price_cap = math.inf if policy is None or policy.max_price is None else float(policy.max_price)
+    spot_allowed = policy is None or policy.allow_spot
+    od_allowed = policy is None or policy.allow_on_demand
+    floor = history.floor[:, sl] if spot_allowed else np.full((n_markets, k_steps), np.nan)
     od_raw = history.on_demand[:, sl]
-    od_held = history.on_demand_held()[:, sl]
+    od_uncapped = history.on_demand_held()[:, sl]
+    # A NaN on-demand price kills on-demand runs and bars starts: so is one over the cap (or all).
+    with np.errstate(invalid="ignore"):
+        od_barred = ~(od_uncapped <= price_cap) | (not od_allowed)
+    od_held = np.where(od_barred, np.nan, od_uncapped)
 
     unit = _work_unit(hours, speeds, float(job.work_hours), job.restart_overhead_hours)  # type: ignore[arg-type]
     gain = _integral(speeds[:, None] * hours[None, :] / unit)          # true work units per sample
@@ -213,8 +227,10 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
 
     levels, dead, levels_exact = [], [], True
     for m in range(n_markets):
-        always_od = bool(np.all(~np.isnan(od_raw[m]))) and k_steps > 0
-        cap = float(np.max(od_held[m])) if always_od else math.inf
+        always_od = od_allowed and bool(np.all(~np.isnan(od_raw[m]))) and k_steps > 0
+        # Above the window's highest on-demand price, on-demand is never dearer; when that is over
+        # the user's cap, the cap is the lower of the two anyway.
+        cap = min(float(np.max(od_uncapped[m])) if always_od else math.inf, price_cap)
         lv, dd, ex = _levels(floor[m], cap, ratio, exact_levels)
         levels.append(lv)
         dead.append(dd)
@@ -230,7 +246,7 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
     width = n_units + int(cum[:, -1].max(initial=0)) + 1
     spot = [np.full((lv.size, width), inf) for lv in levels]
     ond = [np.full(width, inf) for _ in range(n_markets)]
-    od_ok = ~np.isnan(od_raw)
+    od_ok = ~np.isnan(od_raw) & ~od_barred
     # Per sample: the highest work any run can have reached, and what is left to do after it.
     most = shift.max(axis=0) if n_markets else np.zeros(k_steps, dtype=np.int64)
     reach = np.concatenate([[0], np.cumsum(most)])
@@ -309,7 +325,7 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
             if c > 0:  # (the offset moves the runs to w + c; those past the work needed are done)
                 if s.shape[0]:
                     s[:, pl:ph] += price[:, None]
-                if math.isnan(od_price):  # no on-demand quote yet: no on-demand run can exist
+                if math.isnan(od_price):  # no on-demand quote yet, or over the cap: no on-demand run
                     od[pl:ph] = inf
                 else:
                     od[pl:ph] += od_price
@@ -340,7 +356,7 @@ def _backtrack(best: tuple[float, int, int, int, int], start_index: int, levels:
         return (float(levels[m][lvl]) if lvl >= 0 else float(od_held[m, j])) * count * float(hours[j])
 
     def alive(m: int, lvl: int, j: int) -> bool:
-        return lvl < 0 or lvl >= dead[m][j]
+        return not math.isnan(od_held[m, j]) if lvl < 0 else lvl >= dead[m][j]
 
     def can_start(m: int, lvl: int, j: int) -> bool:
         return bool(od_ok[m, j]) if lvl < 0 else lvl >= dead[m][j]

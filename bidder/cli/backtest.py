@@ -257,11 +257,19 @@ def _print_table(summary: dict[str, Any]) -> None:
                                                              else "") + f"; history to {hist['last_sample']} (last sample)")
     if job.get("optimum_skipped"):
         click.echo(f"no optimum row: {job['optimum_skipped']}")
+    cap = summary["policy"]["max_price"]
+    under = "" if cap is None else f" at or under --max-price {cap:g}"
     bad = summary.get("optimum_infeasible_windows")
     if bad:
-        click.echo("optimum: infeasible (no plan does the work by the deadline with these prices) in "
+        click.echo(f"optimum: infeasible (no plan does the work by the deadline with these prices{under}) in "
                    + ("every window: its row is blank" if bad == windows else
                       f"{bad} of {windows} windows: its row is over the other {windows - bad}"))
+    met = next((s["deadline_met_share"] for s in summary["strategies"] if s["name"] == "hindsight"), None)
+    if met is not None and met < 1:  # its cost is then of less work: say so, it is no bound there
+        short = round((1 - met) * windows)
+        click.echo(f"hindsight: too few hours with a price{under} to do the work by the deadline in "
+                   + ("every window" if short == windows else f"{short} of {windows} windows")
+                   + ": its row counts the work they hold")
     click.echo("")
     if windows > 1:
         click.echo("mean over windows:")
