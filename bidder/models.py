@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_MARKET",
     "MARKETS",
     "MARKET_CLOUDS",
+    "MAX_PRICE",
     "TOLERANCE_PRESETS",
     "Action",
     "Decision",
@@ -38,6 +39,10 @@ MARKETS: tuple[str, ...] = ("runpod", "vast")
 DEFAULT_MARKET = "runpod"
 #: The tiers ("clouds") of each market. Vast's tier is the offer's `verified` flag (data/README.md).
 MARKET_CLOUDS: dict[str, tuple[str, ...]] = {"runpod": CLOUDS, "vast": ("VERIFIED", "UNVERIFIED")}
+
+#: The most USD per hour of a pod or a GPU bidder believes a market (or a trace) that states it: no
+#: true price comes near it. It keeps impossible numbers (1e300) out of the store and every later sum.
+MAX_PRICE = 1000.0
 
 #: A market's key: (gpu_type_id, cloud, gpu_count) for RunPod, as it always was, and
 #: (gpu_type_id, cloud, gpu_count, market) for any other market (see `market_key`).

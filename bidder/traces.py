@@ -22,16 +22,17 @@ import io
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from bidder.errors import TraceFormatError
-from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, PriceQuote
+from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, MAX_PRICE, PriceQuote
 from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MARKET_COLUMN", "OFFERS_COLUMN", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace",
+__all__ = ["FUTURE_SLACK", "MARKET_COLUMN", "OFFERS_COLUMN", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace",
            "trace_text", "write_trace"]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("ts", "gpu_type", "minimum_bid_price", "uninterruptable_price")
@@ -41,6 +42,9 @@ OFFERS_COLUMN = "offers"
 OPTIONAL_COLUMNS: tuple[str, ...] = ("cloud", "gpu_count", "stock_status", MARKET_COLUMN, OFFERS_COLUMN)
 #: The columns `write_trace` writes, in order (`market` and `offers` last, and only when asked for or needed).
 TRACE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:3]
+#: How far after "now" a row's time may lie when the reader is given a now (`import-trace`): clocks
+#: differ, and a trace written on one ahead of this machine's is no mistake; a year 9999 is.
+FUTURE_SLACK = timedelta(days=1)
 #: A trace row's tier when its `cloud` is empty, per market.
 _DEFAULT_CLOUD = {"runpod": "COMMUNITY", "vast": "VERIFIED"}
 
@@ -68,15 +72,22 @@ class _Row:
             raise self.fail(column, f"{text!r} is not a number (USD per GPU-hour, e.g. 0.35)") from None
         if not math.isfinite(value) or value < 0:
             raise self.fail(column, f"{text!r} is not a price >= 0 (USD per GPU-hour)")
+        if value > MAX_PRICE:  # the bound the API clients hold the markets to
+            raise self.fail(column, f"{text!r} is above {MAX_PRICE:g} USD per GPU-hour, more than any GPU costs: "
+                                    "correct the price (USD per GPU-hour, e.g. 0.35)")
         return value if value > 0 else None  # RunPod's 0 means "none available", never free
 
 
 def iter_trace(source: str | Path | IO[str], *, name: str | None = None,
-               notes: list[str] | None = None) -> Iterator[PriceQuote]:
+               notes: list[str] | None = None, now: datetime | None = None,
+               now_is: str = "", future_hint: str = "") -> Iterator[PriceQuote]:
     """Yield the quotes of a trace, validating as it goes (a file path or an open text stream).
 
     Times without a timezone are read as UTC, and said once: appended to `notes` when given, else
-    logged as a warning.
+    logged as a warning. Given `now`, a row more than FUTURE_SLACK after it is refused (history
+    that has not happened yet would hide every later snapshot); `now_is` says whose time it is
+    (", the wall clock") and `future_hint` how else to fix it, both in that error. Without `now`
+    (a backtest, the emulator's replay) any time is fine: a trace there may be a made-up future.
 
     Raises TraceFormatError naming the line (the header is line 1) and column of the first problem,
     including a second row for the same (ts, gpu_type, cloud, gpu_count).
@@ -92,7 +103,7 @@ def iter_trace(source: str | Path | IO[str], *, name: str | None = None,
             handle = source
         reader = csv.reader(handle)
         try:
-            yield from _parse(reader, label, notes)
+            yield from _parse(reader, label, notes, now, now_is, future_hint)
         except UnicodeDecodeError:
             line = reader.line_num + 1  # (a stream: the decoder reads ahead, so this is the earliest it can be)
             if isinstance(source, (str, Path)):
@@ -117,7 +128,8 @@ def _first_bad_line(path: Path) -> int | None:
     return None
 
 
-def _parse(reader: Any, label: str, notes: list[str] | None = None) -> Iterator[PriceQuote]:
+def _parse(reader: Any, label: str, notes: list[str] | None = None, now: datetime | None = None,
+           now_is: str = "", future_hint: str = "") -> Iterator[PriceQuote]:
     header = next(reader, None)
     if header is None:
         raise TraceFormatError(f"{label} is empty: a trace needs a header row "
@@ -152,6 +164,10 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None) -> Iterator[
         except ValueError:
             raise row.fail("ts", f"{row.text('ts')!r} is not an ISO 8601 time "
                                  f"(e.g. 2026-01-01T00:05:00Z)") from None
+        if now is not None and ts - now > FUTURE_SLACK:  # (now + a day may not fit in a datetime)
+            raise row.fail("ts", f"{row.text('ts')!r} is more than a day after now ({to_iso(now)}{now_is}): a "
+                                 f"trace holds prices already quoted; correct the time (a typo in the year?)"
+                                 f"{future_hint}")
         if not told_naive and is_naive(row.text("ts")):
             told_naive = True  # once per trace: a trace is usually naive throughout
             note = (f"{label} line {line}: time {row.text('ts')!r} has no timezone: read as UTC (and so is every "

@@ -88,7 +88,13 @@ def test_prices_shows_the_market_column_only_when_vast_is_in_it(dbs):
 
 def test_history_resolves_names_per_market(dbs):
     both, _ = dbs
-    ambiguous = run("history", "RTX 4090", "--db", str(both), "--since", "all")
+    # A name both markets use for one GPU (RunPod's display name, Vast's id) covers both, as recommend's --gpu
+    # does; one matching different GPUs is refused.
+    mixed = run("history", "RTX 4090", "--db", str(both), "--since", "all", "--format", "json")
+    assert mixed.exit_code == 0, mixed.output
+    assert [(r["market"], r["gpu_type_id"]) for r in json.loads(mixed.output)] == [
+        ("runpod", RP4090), ("vast", "RTX 4090")]
+    ambiguous = run("history", "RTX", "--db", str(both), "--since", "all")
     assert ambiguous.exit_code == 1 and "choose a market with --market" in ambiguous.output
     vast = run("history", "RTX 4090", "--db", str(both), "--since", "all", "--market", "vast", "--format", "json")
     assert vast.exit_code == 0, vast.output

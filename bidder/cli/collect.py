@@ -389,14 +389,10 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
         if not names:
             where = "" if market_filter(market) is None else f" of market {market.lower()}"
             raise click.ClickException(f"no price history{where} in {db_path} yet; {_EMPTY_HINT}")
-        ids = resolve_gpu_types([gpu], names)
-        if len(ids) > 1:
-            raise ConfigError(f"{gpu!r} matches {len(ids)} GPU types ({', '.join(ids[:6])}"
-                              f"{', ...' if len(ids) > 6 else ''}); give one exactly"
-                              + (" or choose a market with --market" if market_filter(market) is None else ""),
-                              key="gpu")
-        gpu_id = ids[0]
-        held = [s for s in store.market_spans(market_filter(market)) if s["gpu_type_id"] == gpu_id]
+        every_span = store.market_spans(market_filter(market))
+        ids = _one_gpu(gpu, resolve_gpu_types([gpu], names), names, every_span, market_filter(market) is None)
+        held = [s for s in every_span if s["gpu_type_id"] in ids]
+        gpu_id = _gpu_title(ids, names, held)
         spans = [s for s in held if _cloud_filter(cloud) in (None, s["cloud"]) and gpu_count in (None, s["gpu_count"])]
         if not spans and held:  # the history is there: the filters match none of it
             kinds = ", ".join(sorted({f"{s['cloud'].lower()} x{s['gpu_count']}" for s in held}))
@@ -409,7 +405,7 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
         rows = []
         several = any(s["market"] != "runpod" for s in spans)
         for span in spans:
-            series = store.floor_series(gpu_id, span["cloud"], span["gpu_count"], since=start, until=end,
+            series = store.floor_series(span["gpu_type_id"], span["cloud"], span["gpu_count"], since=start, until=end,
                                         market=span["market"])
             if len(series):
                 rows.append(({"market": span["market"]} if several else {}) | _summary(series))
@@ -431,6 +427,31 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
                            "spot available %", "on-demand"])
     else:
         emit_rows(rows, list(rows[0]), fmt)
+
+
+def _one_gpu(gpu: str, ids: list[str], names: dict[str, str | None], spans: list[dict[str, Any]],
+             any_market: bool) -> list[str]:
+    """The GPU types `history` summarises for a name: the one it matches, or, as `recommend --gpu`
+    takes them, the one GPU under each market's spelling of it (RunPod's NVIDIA RTX A6000, shown as
+    RTX A6000, and Vast's RTX A6000): every match shows as the same name and no market holds two. A
+    name matching different GPUs (A100: A100 PCIe, A100 SXM) is refused, naming them."""
+    if len(ids) > 1:
+        shown = {(names.get(i) or i).strip().lower() for i in ids}
+        markets = [m for i in ids for m in {s["market"] for s in spans if s["gpu_type_id"] == i}]
+        if len(shown) > 1 or len(markets) != len(set(markets)):
+            raise ConfigError(f"{gpu!r} matches {len(ids)} GPU types ({', '.join(ids[:6])}"
+                              f"{', ...' if len(ids) > 6 else ''}); give one exactly"
+                              + (" or choose a market with --market" if any_market else ""), key="gpu")
+    return ids
+
+
+def _gpu_title(ids: list[str], names: dict[str, str | None], held: list[dict[str, Any]]) -> str:
+    """What `history` calls the GPU: its id, or one GPU on several markets as "RTX A6000 (runpod:
+    NVIDIA RTX A6000; vast: RTX A6000)"."""
+    where = sorted({(s["market"], s["gpu_type_id"]) for s in held})
+    if len(ids) == 1 or not where:
+        return " and ".join(ids)
+    return f"{names.get(ids[0]) or ids[0]} ({'; '.join(f'{m}: {i}' for m, i in where)})"
 
 
 def _summary(series: Any) -> dict[str, Any]:
@@ -458,15 +479,20 @@ def _summary(series: Any) -> dict[str, Any]:
 # -- import-trace and export -------------------------------------------------------------------------
 @main.command("import-trace", epilog=_EXAMPLE_IMPORT_TRACE)
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--now", "now_text", metavar="TIME", default=None,
+              help="Accept rows up to a day after TIME (ISO 8601). Default: the wall clock, or the newest "
+              "time in the database when that is later (a database of an emulator running ahead).")
 @db_option
-def import_trace(file: str, db_path: str) -> None:
+def import_trace(file: str, now_text: str | None, db_path: str) -> None:
     """Load a trace CSV (format: docs/traces.md; '-' reads stdin) into the price history.
 
-    All or nothing: a malformed row (named by line and column) stores nothing. Idempotent:
-    importing the same file again changes no row.
+    All or nothing: a malformed row (named by line and column) stores nothing, nor does a price
+    above 1000 USD per GPU-hour or a time more than a day after now. Idempotent: importing the
+    same file again changes no row.
     """
     from bidder.traces import iter_trace
 
+    given = parse_now(now_text)
     source: Any = sys.stdin if file == "-" else file
     if file != "-" and not Path(file).is_file():
         raise click.BadParameter(f"{file!r} is not a file", param_hint="FILE")
@@ -476,8 +502,10 @@ def import_trace(file: str, db_path: str) -> None:
     total = 0
     try:
         with _open(db_path, create=True) as store:
+            now, now_is = _import_now(store, given)
             total, changed = store.import_quotes(seen.count(iter_trace(
-                source, name="<stdin>" if file == "-" else None, notes=notes)))
+                source, name="<stdin>" if file == "-" else None, notes=notes, now=now, now_is=now_is,
+                future_hint=", or give --now TIME to import history up to TIME")))
     finally:
         seen.progress.close()
         if created and not total:  # a failed import into a new file leaves no empty database behind
@@ -492,6 +520,19 @@ def import_trace(file: str, db_path: str) -> None:
                f"{changed} new or changed; "
                f"{len(seen.markets)} markets ({len(seen.types)} GPU types), "
                f"{to_iso(seen.first)} to {to_iso(seen.last)}.")
+
+
+def _import_now(store: Store, given: datetime | None) -> tuple[datetime, str]:
+    """The now no imported row may lie more than a day after, and whose time it is: --now, else the
+    wall clock, or the newest time the database holds when later (written on the emulator's clock
+    running ahead, or with --now): a trace exported from that database imports back."""
+    if given is not None:
+        return given, ", given with --now"
+    wall = datetime.now(UTC)
+    newest = store.newest_time()
+    if newest is not None and newest[0] > wall:
+        return newest[0], f", the newest {newest[1]} in {store.path}"
+    return wall, ", the wall clock"
 
 
 def _not_before(end: datetime | None, start: datetime | None) -> datetime | None:

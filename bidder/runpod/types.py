@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bidder.errors import ConfigError
+from bidder.models import MAX_PRICE
 
 __all__ = [
     "CLOUD_TYPES",
@@ -45,9 +46,9 @@ SPOT_POD_TYPES = frozenset({"INTERRUPTABLE", "BID"})
 #: RunPod's `PodStatus` and `PodType` enums: any other value is a malformed answer.
 POD_STATUSES = frozenset({"CREATED", "RUNNING", "RESTARTING", "EXITED", "PAUSED", "DEAD", "TERMINATED"})
 POD_TYPES = frozenset({"INTERRUPTABLE", "RESERVED", "BID", "BACKGROUND"})
-#: Bounds no true answer passes (USD per hour of a pod or a GPU; seconds; GPUs of one pod). They keep
-#: impossible numbers out of the ledger and every later sum (no OverflowError on a 1e12 uptime).
-MAX_PRICE = 1000.0
+#: Bounds no true answer passes (USD per hour of a pod or a GPU: `bidder.models.MAX_PRICE`, which trace
+#: files share; seconds; GPUs of one pod). They keep impossible numbers out of the ledger and every later
+#: sum (no OverflowError on a 1e12 uptime).
 MAX_UPTIME_S = 10 * 365 * 86400
 MAX_GPU_COUNT = 1024
 

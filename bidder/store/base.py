@@ -34,6 +34,10 @@ _TIME_COLUMNS = frozenset({"ts", "finished_ts", "created", "last_seen", "ended",
                            "updated", "first_ts", "last_ts"})
 
 
+#: Tables every bidder database has had since schema version 1 (bidder.store.schema).
+_CORE_TABLES = frozenset({"gpu_types", "prices", "markets", "collections"})
+
+
 def _iso(value: datetime | str | None) -> str | None:
     if value is None:
         return None
@@ -139,6 +143,7 @@ class StoreBase:
     def _setup(self, busy_timeout_s: float) -> None:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._refuse_foreign()  # before WAL: switching the journal mode rewrites the file's header
             mode = self._wal(busy_timeout_s)
             if mode != "wal":
                 log.warning("%s: journal mode %s, not WAL (readers may block the writer)", self.path, mode)
@@ -165,6 +170,21 @@ class StoreBase:
                     raise
                 time.sleep(delay)  # lock contention, not market time
                 delay = min(delay * 2, 0.2)
+
+    def _refuse_foreign(self) -> None:
+        """Refuse, before anything is written to it, an SQLite file that is not bidder's: tables but
+        no bidder schema version, or a version without bidder's tables. Only reads, so another
+        program's database is left byte for byte as it was; in one statement, so one snapshot (a bidder
+        creating the file meanwhile is seen before its schema or after it, never half-way)."""
+        version, names = self._conn.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version), "
+            "(SELECT group_concat(name, char(10)) FROM sqlite_master WHERE type = 'table')").fetchone()
+        tables = set(names.split("\n")) if names else set()
+        if (version == 0 and tables) or (version > 0 and not tables >= _CORE_TABLES):
+            raise StoreError(f"{self.path} is an SQLite file but not a bidder database (it has "
+                             + ("tables and no bidder schema version" if version == 0 else
+                                f"schema version {version} but not bidder's tables")
+                             + "); point --db / BIDDER_DB at another file")
 
     def _migrate(self) -> None:
         version = self.schema_version()
