@@ -275,8 +275,9 @@ def test_capped_bounds_never_pay_above_the_cap_nor_beat_a_capped_strategy(histor
     runs += [replay(history, job, policy, RandomCappedStrategy(data.draw(st.integers(0, 99)), cap), start)
              for _ in range(2)]
     for r in runs:
-        # The bounds are of plans that never pay above the cap (a baseline that started on-demand
-        # under it may keep the pod as the price rises: that run is not one of them).
+        if r.name != "random":  # bidder and every baseline keep to the cap (the random strategy may not)
+            assert r.peak_rate <= top * (1 + 1e-9) + 1e-12, (r.name, r.peak_rate, top)
+        # The bounds are of plans that never pay above the cap.
         if r.deadline_met and r.peak_rate <= top:
             if r.name == "random" and not (policy.allow_spot and policy.allow_on_demand):
                 continue  # it ignores the flags
@@ -324,3 +325,17 @@ def test_cli_no_row_pays_above_the_max_price() -> None:
     assert by["hindsight"]["peak_rate"] <= 0.107 + 1e-9
     assert by["optimum"]["cost"] > 1.1 and by["optimum"]["cost"] >= data["optimum_bounds"]["lower"]
     assert by["floor"]["deadline_met_share"] == 1 and by["floor"]["cost_vs_optimum"] >= 1.0
+
+
+def test_the_on_demand_baseline_never_pays_a_price_risen_over_the_cap() -> None:
+    # It checked the cap only at its start: a pod started at 0.4 kept paying 0.9 under a 0.8 cap.
+    history = on_demand_only()
+    job = BacktestJob(work_hours=4, deadline_hours=8, restart_overhead_hours=0.0)
+    policy = Policy(max_price=0.8)
+    run = replay(history, job, policy, strategy_factory("on-demand")(history.markets, job, policy), 1)
+    assert run.peak_rate == pytest.approx(0.4)
+    assert run.deadline_met and run.work_hours == pytest.approx(4.0)
+    # Hours 1-2 at 0.4, hour 3 (0.9) skipped, hours 4-5 at 0.3: $1.40.
+    assert run.cost == pytest.approx(1.4)
+    free = replay(history, job, Policy(), strategy_factory("on-demand")(history.markets, job, Policy()), 1)
+    assert free.cost == pytest.approx(0.4 + 0.4 + 0.9 + 0.3)  # uncapped, as before: one run through the 0.9 hour

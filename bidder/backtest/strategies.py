@@ -165,12 +165,16 @@ class _Baseline:
 
 
 class OnDemand(_Baseline):
-    """Always on-demand, on the market with the cheapest on-demand price when it starts."""
+    """Always on-demand, on the market with the cheapest on-demand price when it starts; a pod whose
+    price rises over max_price is ended (as `bidder tick` ends one), and the next start is under it."""
 
     name = "on-demand"
 
     def decide(self, view: HistoryView, state: RunState) -> Action:
-        if state.pod is not None or not self.policy.allow_on_demand:
+        if state.pod is not None:
+            # (A NaN price, no quote now: the held one is paid, as the engine bills it.)
+            return WAIT if float(view.on_demand_now()[state.pod.market]) > self.cap else KEEP
+        if not self.policy.allow_on_demand:
             return KEEP
         best = self._cheapest(view.on_demand_now())
         return WAIT if best is None else Action("on_demand", best)
