@@ -5,20 +5,18 @@ and through `bidder backtest --max-price` on the shipped trace."""
 from __future__ import annotations
 
 import json
-import random
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from backtest_helpers import make_history
+from backtest_helpers import RandomStrategy, every_plan, make_history
 from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bidder.backtest.engine import (
     BacktestJob,
-    HistoryView,
     Market,
     PriceHistory,
     hindsight,
@@ -28,8 +26,8 @@ from bidder.backtest.engine import (
     strategy_factory,
 )
 from bidder.backtest.history import history_from_series
-from bidder.backtest.optimum import PlanStrategy, Segment, solve_optimum
-from bidder.backtest.strategies import BASELINE_NAMES, KEEP, WAIT, Action, RunState
+from bidder.backtest.optimum import PlanStrategy, solve_optimum
+from bidder.backtest.strategies import BASELINE_NAMES
 from bidder.cli import main
 from bidder.models import Policy
 
@@ -148,26 +146,6 @@ def test_keep_running_hindsight_counts_hours_over_the_cap_as_down() -> None:
 
 
 # -- brute force and random traces ------------------------------------------------------------------------
-def _every_plan(floor: np.ndarray, od_raw: np.ndarray, od_held: np.ndarray, k: int, cap: float) -> list[list[Segment]]:
-    """Every plan of segments over samples 0..k-1 that never pays above `cap`: a spot run bids the
-    highest floor it spans (capacity throughout, bid <= cap), an on-demand run needs a quote at its
-    start and the held price <= cap throughout."""
-    plans: list[list[Segment]] = []
-
-    def walk(i: int, done: list[Segment]) -> None:
-        plans.append(done)
-        for a in range(i, k):
-            for m in range(floor.shape[0]):
-                for e in range(a + 1, k + 1):
-                    if not np.isnan(od_raw[m, a]) and np.all(od_held[m, a:e] <= cap):
-                        walk(e, [*done, Segment("on_demand", m, a, e)])
-                    if not np.any(np.isnan(floor[m, a:e])) and np.max(floor[m, a:e]) <= cap:
-                        walk(e, [*done, Segment("spot", m, a, e, bid=float(np.max(floor[m, a:e])))])
-
-    walk(0, [])
-    return plans
-
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), markets=st.integers(1, 2), data=st.data())
 def test_capped_optimum_equals_the_cheapest_capped_plan_on_tiny_traces(seed: int, markets: int,
@@ -184,7 +162,7 @@ def test_capped_optimum_equals_the_cheapest_capped_plan_on_tiny_traces(seed: int
                       restart_overhead_hours=data.draw(st.sampled_from([0.0, 0.5, 1.0])))
     plan = solve_optimum(history, job, policy=Policy(max_price=cap))
     best = np.inf
-    for segments in _every_plan(history.floor, history.on_demand, history.on_demand_held(), k, cap):
+    for segments in every_plan(history.floor, history.on_demand, k, history.on_demand_held(), cap):
         if segments:
             r = replay(history, job, Policy(), PlanStrategy(segments), 0)
             if r.deadline_met:
@@ -194,27 +172,6 @@ def test_capped_optimum_equals_the_cheapest_capped_plan_on_tiny_traces(seed: int
     else:
         assert plan.feasible and plan.exact
         assert plan.lower == pytest.approx(best, rel=1e-9) and plan.upper == pytest.approx(best, rel=1e-9)
-
-
-class RandomCappedStrategy:
-    """Random markets, bids (never above the cap), waits and switches."""
-
-    name = "random"
-
-    def __init__(self, seed: int, cap: float) -> None:
-        self.rng, self.cap = random.Random(seed), cap
-
-    def decide(self, view: HistoryView, state: RunState) -> Action:
-        roll = self.rng.random()
-        m = self.rng.randrange(len(view.markets))
-        if roll < 0.7:
-            return KEEP
-        if roll < 0.8:
-            return WAIT
-        if roll < 0.85:
-            return Action("on_demand", m)
-        floor = view.floors_now()[m]
-        return Action("spot", m, min(self.cap, (0.5 if np.isnan(floor) else float(floor)) * self.rng.uniform(1.0, 1.5)))
 
 
 @st.composite
@@ -272,7 +229,7 @@ def test_capped_bounds_never_pay_above_the_cap_nor_beat_a_capped_strategy(histor
     spec = job.spec(datetime.fromtimestamp(float(history.ts[start]), UTC))
     runs = [replay(history, job, policy, strategy_factory(name)(history.markets, spec, policy), start)
             for name in ("bidder", *BASELINE_NAMES)]
-    runs += [replay(history, job, policy, RandomCappedStrategy(data.draw(st.integers(0, 99)), cap), start)
+    runs += [replay(history, job, policy, RandomStrategy(data.draw(st.integers(0, 99)), bids=(1.0, 1.5), cap=cap), start)
              for _ in range(2)]
     for r in runs:
         if r.name != "random":  # bidder and every baseline keep to the cap (the random strategy may not)
@@ -339,3 +296,4 @@ def test_the_on_demand_baseline_never_pays_a_price_risen_over_the_cap() -> None:
     assert run.cost == pytest.approx(1.4)
     free = replay(history, job, Policy(), strategy_factory("on-demand")(history.markets, job, Policy()), 1)
     assert free.cost == pytest.approx(0.4 + 0.4 + 0.9 + 0.3)  # uncapped, as before: one run through the 0.9 hour
+

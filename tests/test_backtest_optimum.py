@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from backtest_helpers import make_history
+from backtest_helpers import RandomStrategy, every_plan, make_history
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bidder.backtest.engine import (
     BacktestJob,
-    HistoryView,
     Market,
     PriceHistory,
     hindsight,
@@ -23,8 +21,8 @@ from bidder.backtest.engine import (
     strategy_factory,
 )
 from bidder.backtest.history import history_from_series
-from bidder.backtest.optimum import PlanStrategy, Segment, solve_optimum
-from bidder.backtest.strategies import BASELINE_NAMES, KEEP, WAIT, Action, RunState
+from bidder.backtest.optimum import PlanStrategy, solve_optimum
+from bidder.backtest.strategies import BASELINE_NAMES
 from bidder.errors import ConfigError
 from bidder.models import Policy
 
@@ -125,27 +123,6 @@ def test_run_backtest_reports_the_optimum_and_cost_vs_optimum() -> None:
 
 
 # -- random traces -----------------------------------------------------------------------------------------
-class RandomStrategy:
-    """Random markets, bids, waits and switches: plans nobody would choose."""
-
-    name = "random"
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-
-    def decide(self, view: HistoryView, state: RunState) -> Action:
-        roll = self.rng.random()
-        m = self.rng.randrange(len(view.markets))
-        if roll < 0.7:
-            return KEEP
-        if roll < 0.8:
-            return WAIT
-        if roll < 0.85:
-            return Action("on_demand", m)
-        floor = view.floors_now()[m]
-        return Action("spot", m, (0.5 if np.isnan(floor) else float(floor)) * self.rng.uniform(1.0, 2.0))
-
-
 @st.composite
 def traces(draw: st.DrawFn) -> PriceHistory:
     markets = draw(st.integers(1, 3))
@@ -245,25 +222,6 @@ def test_a_window_too_large_to_solve_is_left_out_with_the_reason(monkeypatch: py
     assert raised.value.key == "strategies"
 
 
-def _every_plan(floor: np.ndarray, od_raw: np.ndarray, k: int) -> list[list[Segment]]:
-    """Every plan of segments over samples 0..k-1: each sample idle or in a run; a spot run bids the
-    highest floor it spans (needs capacity throughout), an on-demand run needs a quote at its start."""
-    plans: list[list[Segment]] = []
-
-    def walk(i: int, done: list[Segment]) -> None:
-        plans.append(done)
-        for a in range(i, k):
-            for m in range(floor.shape[0]):
-                for e in range(a + 1, k + 1):
-                    if not np.isnan(od_raw[m, a]):
-                        walk(e, [*done, Segment("on_demand", m, a, e)])
-                    if not np.any(np.isnan(floor[m, a:e])):
-                        walk(e, [*done, Segment("spot", m, a, e, bid=float(np.max(floor[m, a:e])))])
-
-    walk(0, [])
-    return plans
-
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), markets=st.integers(1, 2), data=st.data())
 def test_optimum_equals_the_cheapest_of_every_plan_on_tiny_traces(seed: int, markets: int,
@@ -280,7 +238,7 @@ def test_optimum_equals_the_cheapest_of_every_plan_on_tiny_traces(seed: int, mar
                       restart_overhead_hours=data.draw(st.sampled_from([0.0, 0.5, 1.0])))
     plan = solve_optimum(history, job)
     best = np.inf
-    for segments in _every_plan(history.floor, history.on_demand, k):
+    for segments in every_plan(history.floor, history.on_demand, k):
         if segments:
             r = replay(history, job, Policy(), PlanStrategy(segments), 0)
             if r.deadline_met:

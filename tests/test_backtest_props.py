@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 
 import numpy as np
+from backtest_helpers import RandomStrategy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bidder.backtest.engine import (
     BacktestJob,
-    HistoryView,
     Market,
     PriceHistory,
     hindsight,
@@ -19,32 +18,10 @@ from bidder.backtest.engine import (
     strategy_factory,
 )
 from bidder.backtest.history import history_from_series
-from bidder.backtest.strategies import BASELINE_NAMES, KEEP, WAIT, Action, RunState
+from bidder.backtest.strategies import BASELINE_NAMES
 from bidder.models import Policy
 
 T0 = 1_767_225_600.0
-
-
-class RandomStrategy:
-    """Does odd things on purpose: random markets, bids, waits and switches."""
-
-    name = "random"
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-
-    def decide(self, view: HistoryView, state: RunState) -> Action:
-        roll = self.rng.random()
-        m = self.rng.randrange(len(view.markets))
-        if roll < 0.6:
-            return KEEP
-        if roll < 0.7:
-            return WAIT
-        if roll < 0.8:
-            return Action("on_demand", m)
-        floor = view.floors_now()[m]
-        base = 0.5 if np.isnan(floor) else float(floor)
-        return Action("spot", m, base * self.rng.uniform(0.8, 2.0))
 
 
 @st.composite
@@ -94,7 +71,7 @@ def test_hindsight_is_never_above_any_strategy(history: PriceHistory, data: st.D
     spec = job.spec(datetime.fromtimestamp(float(history.ts[start]), UTC))
     runs = [replay(history, job, policy, strategy_factory(name)(history.markets, spec, policy), start,
                    reclaim_rate_per_hour=reclaim) for name in ("bidder", *BASELINE_NAMES)]
-    runs.append(replay(history, job, policy, RandomStrategy(data.draw(st.integers(0, 99))), start,
+    runs.append(replay(history, job, policy, RandomStrategy(data.draw(st.integers(0, 99)), odds=(0.6, 0.7, 0.8), bids=(0.8, 2.0)), start,
                        reclaim_rate_per_hour=reclaim))
     for r in runs:
         assert r.cost >= 0 and r.work_hours <= job.work_hours + 1e-9  # type: ignore[operator]
