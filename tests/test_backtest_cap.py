@@ -297,3 +297,16 @@ def test_the_on_demand_baseline_never_pays_a_price_risen_over_the_cap() -> None:
     free = replay(history, job, Policy(), strategy_factory("on-demand")(history.markets, job, Policy()), 1)
     assert free.cost == pytest.approx(0.4 + 0.4 + 0.9 + 0.3)  # uncapped, as before: one run through the 0.9 hour
 
+
+def test_bidder_ends_an_on_demand_pod_whose_price_rises_over_the_cap() -> None:
+    # Found by the property test: bidder kept an on-demand pod through a rise from 1.514 to 2.423 under
+    # a 1.514 cap. `bidder tick` ends such a pod; the backtest's bidder now does too.
+    history = on_demand_only()
+    job = BacktestJob(work_hours=4, deadline_hours=8, restart_overhead_hours=0.0)
+    policy = Policy(max_price=0.8, tolerance=2.0)
+    spec = job.spec(datetime.fromtimestamp(float(history.ts[1]), UTC))
+    run = replay(history, job, policy, strategy_factory("bidder")(history.markets, spec, policy), 1)
+    assert run.peak_rate <= 0.8 and run.deadline_met and run.work_hours == pytest.approx(4.0)
+    free = replay(history, job, Policy(tolerance=2.0), strategy_factory("bidder")(history.markets, spec,
+                                                                                   Policy(tolerance=2.0)), 1)
+    assert free.peak_rate == pytest.approx(0.9)  # without a cap it runs through the 0.9 hour

@@ -367,6 +367,14 @@ class BidderStrategy:
         self.seen = view.n
 
     def decide(self, view: HistoryView, state: RunState) -> Action:
+        pod = state.pod
+        if pod is not None and pod.kind == "on_demand" and self.policy.max_price is not None \
+                and float(view.on_demand_now()[pod.market]) > self.policy.max_price:
+            # Its price rose over the cap: the pod is ended and the job decided again, as `bidder tick`
+            # does (it kept paying 2.42 under a 1.51 cap). Never the same pod again: that would be a keep.
+            action = self.decide(view, replace(state, pod=None))
+            same = action.kind == "keep" or (action.kind == "on_demand" and action.market == pod.market)
+            return WAIT if same else action
         if self.planned:
             action = self._planned(view, state)
             if action is not None:
