@@ -158,7 +158,7 @@ def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple
 
 def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[float, float, int, list[Any] | None]:
     """(USD, running hours, runs started, new cache entry [ts, USD, hours, runs] up to the second-newest
-    observation)."""
+    observation, or the first one at its time)."""
     base_spent = base_hours = 0.0
     base_runs = 0
     observations = None
@@ -181,7 +181,13 @@ def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[fl
     runs = base_runs + len(run_starts(observations))
     if len(observations) < 2:
         return spent, hours, runs, None
-    head = observations[:-1]
+    # The anchor is the first observation at its time: the next read starts at that time, so a poll at
+    # the same second before the anchor (a Vast instance's exit, then its resume at once) would be read
+    # again, its run start counted twice (work done 10 minutes short of the ledger's).
+    a = len(observations) - 2
+    while a > 0 and observations[a - 1]["ts"] == observations[a]["ts"]:
+        a -= 1
+    head = observations[:a + 1]
     anchor = [to_iso(head[-1]["ts"]), base_spent + estimate_spend(head), base_hours + running_hours(head),
               base_runs + len(run_starts(head))]
     return spent, hours, runs, anchor

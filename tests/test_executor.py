@@ -97,6 +97,16 @@ def test_a_stop_sent_by_bidder_is_dated_and_not_an_interruption(env):
     assert spend == pytest.approx(0.31 * 1600 / 3600) and spend == pytest.approx(env.emu.world.true_spend(pod.id))
 
 
+def recount(store, config):
+    """`job_progress` from every observation (its cache set aside, then put back): what the cache must equal."""
+    cache = (store.job_state(config.name) or {}).get("progress_cache")
+    store.save_job_state(config.name, progress_cache=None)
+    try:
+        return job_progress(store, config, save=False)
+    finally:
+        store.save_job_state(config.name, progress_cache=cache)
+
+
 def test_incremental_progress_equals_a_full_recount(env):
     config = job_from_values("t", {"gpu": [A6000], "image": "img", "hours": 5, "restart_overhead": "6m"})
     ex = Executor(env.client, env.store)
@@ -111,7 +121,7 @@ def test_incremental_progress_equals_a_full_recount(env):
             ex.resume(config, env.store.pod(pod.id), spot_decision(0.22), config.policy, env.emu.now, job_spent=0)
         ex.observe(env.store.pod(pod.id), env.client.pod(pod.id), env.emu.now)
         work, spent, interruptions = job_progress(env.store, config)  # uses and updates the cache
-        fresh = job_progress(env.store, config, save=False)
+        fresh = recount(env.store, config)
         assert (work, spent, interruptions) == pytest.approx(fresh)
     assert interruptions == 1
     assert spent == pytest.approx(env.emu.world.true_spend(pod.id), rel=1e-9)
@@ -123,6 +133,24 @@ def test_incremental_progress_equals_a_full_recount(env):
     env.store.save_job_state("t", progress_cache={pod.id: anchor[:3]})
     assert job_progress(env.store, config) == pytest.approx(fresh)
     assert len(env.store.job_state("t")["progress_cache"][pod.id]) == 4
+
+
+def test_the_progress_cache_counts_a_run_once_when_an_exit_and_a_resume_share_a_second(env):
+    # A Vast bid raise that resumes at once writes EXITED then RUNNING at the same time. The cache's
+    # anchor was the RUNNING one; the next read started at that time, read the EXITED one again, and
+    # counted the run twice: 3.50 h of work done where the ledger held 3.67.
+    config = job_from_values("t", {"gpu": [A6000], "image": "img", "hours": 10, "restart_overhead": "10m"})
+    env.store.add_pod("p1", job="t", name="bidder-t-1", gpu_type_id=A6000, cloud="COMMUNITY", gpu_count=1,
+                      kind="spot", bid_per_gpu=0.2, created=env.emu.now)
+    t0, hour = env.emu.now, timedelta(hours=1)
+    polls = [(0, "RUNNING", 0.0), (1, "RUNNING", 3600.0), (2, "EXITED", None), (2, "RUNNING", 0.0),
+             (3, "RUNNING", 3600.0), (4, "RUNNING", 7200.0)]
+    for h, status, uptime in polls:
+        env.store.record_observation(t0 + h * hour, "p1", desired_status=status, cost_per_hr=0.2,
+                                     uptime_seconds=uptime)
+        cached = job_progress(env.store, config)  # reads and updates the cache, as each tick does
+        assert cached == pytest.approx(recount(env.store, config)), (h, status)
+    assert cached[0] == pytest.approx(running_hours(env.store.observations("p1")) - 10 / 60)  # two runs: one restart
 
 
 def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
