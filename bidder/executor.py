@@ -909,8 +909,8 @@ class Executor:
     # -- polling -----------------------------------------------------------------------------------
     def bill_kept(self, row: dict[str, Any], pod: Pod | None, now: datetime) -> None:
         """A poll of a pod that bills without being a job's pod (one to retire; a stopped Vast instance,
-        whose disk bills storage): what it costs goes into the ledger. Nothing when the listing leaves
-        it out (no proof either way; the next poll's observation covers the time between)."""
+        whose disk bills storage): what it costs goes into the ledger. Nothing when `pod` is None (the
+        caller asks for one a listing left out by id, `confirm`, and marks it gone when it is)."""
         if pod is None or self.dry_run or pod.invalid is not None:  # (its price is not one bidder agreed to)
             return
         if _billing(pod) is not None:
@@ -988,8 +988,20 @@ class Executor:
             if not self.dry_run:
                 # Never polled: its launch is the evidence it started (at the create's time and price).
                 last = self.store.last_observation(pod_id) or self.store.record_launch(pod_id)
-                if last is not None and (row.get("desired_status") == "RUNNING"
-                                         or last.get("storage_per_hr") is not None):
+                if last is not None and last.get("storage_per_hr") is not None and isinstance(last.get("ts"), datetime):
+                    # Vast bills storage until the destroy and compute while it ran: its end is taken half-way
+                    # since the last poll (unbiased for a uniform end, as RunPod's below), its running total
+                    # grown to there only if it was running. (Stamped `now`, a kept instance destroyed in
+                    # Vast's console booked storage for the whole gap, and compute for half of it although
+                    # bidder had stopped it.)
+                    end = last["ts"] + (now - last["ts"]) / 2
+                    total = last.get("uptime_seconds")
+                    if total is not None and row.get("desired_status") == "RUNNING":
+                        total = float(total) + (end - last["ts"]).total_seconds()
+                    self.store.record_observation(end, pod_id, desired_status="TERMINATED",
+                                                  cost_per_hr=last.get("cost_per_hr"), uptime_seconds=total,
+                                                  storage_per_hr=last.get("storage_per_hr"))
+                elif last is not None and row.get("desired_status") == "RUNNING":
                     # It ended at an unknown moment since the last poll: half of that interval is booked
                     # (unbiased for a uniform end time), not none of it.
                     self.store.record_observation(now, pod_id, desired_status="TERMINATED",

@@ -485,7 +485,18 @@ class _Tick:
                 ex.adopt_launched(listing, self.now, jobs=self.config.jobs)  # (adopting it polls it; so does the next tick's listing)
             by_id = {p.id: p for p in listing}
             for row in billed:
-                ex.bill_kept(row, by_id.get(row["pod_id"]), self.now)
+                kept_pod = by_id.get(row["pod_id"])
+                if kept_pod is None:
+                    # Left out of the listing: no proof either way, so asked for by id. (A kept instance
+                    # destroyed in Vast's console was taken for there, its storage billed on in `report`.)
+                    try:
+                        kept_pod = ex.confirm(row["pod_id"])
+                    except ApiError:
+                        continue  # unknown this tick: the next one asks again
+                    if kept_pod is None:  # gone: booked and marked as any pod ended outside bidder
+                        ex.observe(row, None, self.now)
+                        continue
+                ex.bill_kept(row, kept_pod, self.now)
             rows += self._reappeared(market, by_id)
             for row in rows:
                 pod = by_id.get(row["pod_id"])

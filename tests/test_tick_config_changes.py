@@ -11,6 +11,7 @@ import pytest
 from executor_helpers import A6000, RTX4090, make_env, named
 from two_markets import VAST4090, runpod_live, tick, vast_live
 
+from bidder.report.data import spend_report
 from bidder.runpod import PodSpec
 
 ON_DEMAND = f"""
@@ -217,3 +218,33 @@ def test_a_paused_instance_is_destroyed_when_nothing_meets_the_tolerance(both):
     env.emu.vast.set_competitor(machine, None)
     env.emu.advance(1800)
     assert vast_live(env.emu) == []  # it cannot resume by itself and bill
+
+
+def test_a_kept_instance_destroyed_outside_bidder_is_found_gone_and_stops_billing(both):
+    # Stopped at its budget, its disk kept (Vast bills storage), then destroyed in Vast's console: every
+    # later tick still took it for there, `pods --all` and `report` kept it billing storage.
+    env, api = both
+    assert tick(env, api, env.config(VAST_SERVICE.format(budget=60))).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    env.emu.advance(1800)
+    low = env.config(VAST_SERVICE.format(budget=0.05))
+    assert tick(env, api, low).jobs[0].state == "budget_stopped"
+    assert not inst.destroyed and env.store.pod(str(inst.id))["state"] == "stopped"
+    env.emu.advance(600)
+    api.terminate(str(inst.id))  # the user, outside bidder
+    env.emu.advance(3600)
+    tick(env, api, low)
+    row = env.store.pod(str(inst.id))
+    assert row["state"] == "gone" and row["desired_status"] == "TERMINATED", row
+    *_, polled, last = env.store.observations(str(inst.id))
+    assert last["desired_status"] == "TERMINATED"
+    gap = (env.emu.now - polled["ts"]).total_seconds()
+    # Its end is unknown to bidder: taken half-way since the last poll; bidder had stopped it, so no compute.
+    assert (last["ts"] - polled["ts"]).total_seconds() == pytest.approx(gap / 2)
+    assert last["uptime_seconds"] == polled["uptime_seconds"]
+    booked = spend_report(env.store).pods[0].spend
+    billed = env.emu.vast.true_spend(inst.id)  # the emulator's own account, to the destroy
+    assert booked == pytest.approx(billed, abs=float(polled["storage_per_hr"]) * gap / 2 / 3600 + 1e-6)
+    env.emu.advance(3600)
+    tick(env, api, low)  # nothing more is booked for it
+    assert spend_report(env.store).pods[0].spend == pytest.approx(booked)
