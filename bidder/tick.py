@@ -1186,6 +1186,8 @@ class _Tick:
         old = row.get("bid_per_gpu")
         if bid is not None and old is not None and abs(bid - old) > 1e-9:
             what = f"bid {'raised' if bid > old else 'lowered'} from ${old:.3f} to ${bid:.3f}/GPU-h"
+        elif row.get("kind") != "spot":
+            what = "on-demand"  # (no bid: "bid $0.000/GPU-h kept" it said)
         else:
             what = f"bid ${bid or 0:.3f}/GPU-h kept"
         if pod.get("desired_status") == "RUNNING":

@@ -216,6 +216,13 @@ def test_tick_dry_run_and_jobs_stop_on_vast(env):
     assert inst.intended == "stopped" and not inst.was_running  # on_finish = stop: its disk kept
     again = cli(env, "tick", *config)
     assert "v: finished" in again.output and inst.intended == "stopped"
+    # Deleting the finished job's kept disk leaves the job finished (it became "held", waiting for a
+    # `jobs start` that would run it again).
+    deleted = cli(env, "stop", str(inst.id), "--terminate")
+    assert deleted.exit_code == 0, deleted.output
+    assert f"terminated pod {inst.id} on vast (job v stays finished)" in deleted.output and live(emu) == []
+    listing = cli(env, "jobs", *config, "--format", "json", apis=False)
+    assert json.loads(listing.output)[0]["state"] == "finished", listing.output
 
 
 def test_tick_with_a_vast_key_alone_runs_vast_jobs(env):

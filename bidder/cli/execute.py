@@ -1015,10 +1015,14 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 continue
             row = store.pod(row["pod_id"]) or row
             launched = bool(row.get("job")) and store.is_launch(row["job"])
+            # A job already ended (finished, or at its budget) stays so when its kept pod is stopped or
+            # deleted: held, `bidder jobs` showed a finished job as waiting for `jobs start`.
+            ended = (store.job_state(row["job"]) or {}).get("state") if row.get("job") and not launched else None
+            ended = ended if ended in ("finished", "budget_stopped") else None
             # A launch's job is held too (nothing may restart it), but no `jobs start` brings it back.
             held = (f"pod {row['pod_id']} stopped by `bidder stop`" if launched else
                     f"held: pod stopped by `bidder stop`; `bidder jobs start {row['job']}` to continue"
-                    if row.get("job") else None)
+                    if row.get("job") and ended is None else None)
             if held is not None and not dry_run:
                 # Written before the stop is sent: a stop whose answer never comes still ends the job held.
                 store.save_job_state(row["job"], stop_intent={"pod_id": row["pod_id"], "at": to_iso(now),
@@ -1029,14 +1033,17 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 continue
             if held is not None and not dry_run:
                 store.save_job_state(row["job"], state="held", updated=now, note=held, stop_intent=None)
-            click.echo(_stopped_line(row, terminate, launched))
+            click.echo(_stopped_line(row, terminate, launched, ended))
 
 
-def _stopped_line(row: dict[str, Any], terminate: bool, launched: bool) -> str:
-    """What `bidder stop` did to the pod, and what becomes of it and of its job."""
+def _stopped_line(row: dict[str, Any], terminate: bool, launched: bool, ended: str | None = None) -> str:
+    """What `bidder stop` did to the pod, and what becomes of it and of its job (`ended`: the state of a
+    job already finished or stopped at its budget, which it keeps)."""
     market = row.get("market") or "runpod"
     done = (f"{'terminated' if terminate else 'stopped'} pod {row['pod_id']}"
             + (f" on {market}" if market != "runpod" else ""))
+    if ended is not None:
+        return done + f" (job {row['job']} stays {ended.replace('_', ' ')})"
     if not launched:
         return done + (f" (job {row['job']} is held)" if row.get("job") else "")
     disk = "disk" if market == "vast" else "volume"
