@@ -19,6 +19,10 @@ one before's (a rising floor).
 A model that forecasts the floor well from every state can still be wrong about the moments bidder
 starts in: a job restarts after each interruption, so its starts gather in the spells when the floor
 moves most.
+
+`--oracle-minutes N` also prices a perfect forecast: bidder replayed again, but a spot start the floor
+would interrupt within N minutes waits instead (it reads the future: an oracle, a bound on what any
+forecast of a start's first minutes can save), both against the optimum's lower bound.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bidder.backtest.engine import load_trace, run_backtest
-from bidder.backtest.strategies import Action, BidderFactory, HistoryView, RunState
+from bidder.backtest.strategies import WAIT, Action, BidderFactory, HistoryView, RunState
 from bidder.backtest.types import BacktestJob, Market
 from bidder.errors import BidderError
 from bidder.models import JobSpec, Policy, parse_tolerance
@@ -88,6 +92,27 @@ class Watched:
         return now, bid, survival, bool(before <= bid), bool(last > before), block
 
 
+class Vetoing:
+    """The bidder strategy, but a spot start the floor would interrupt within `minutes` waits instead."""
+
+    def __init__(self, inner: Any, history: Any, minutes: float) -> None:
+        self.inner, self.history, self.seconds = inner, history, minutes * 60.0
+        self.name = inner.name
+        self.vetoed = 0
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        action = self.inner.decide(view, state)
+        pod = state.pod
+        if action.kind == "spot" and (pod is None or (pod.kind, pod.market, pod.bid) != ("spot", action.market, action.bid)):
+            ts = self.history.ts
+            ahead = self.history.floor[action.market, int(np.searchsorted(ts, view.now, side="left")):
+                                       int(np.searchsorted(ts, view.now + self.seconds, side="right"))]
+            if not np.all(ahead <= action.bid):  # NaN (no capacity) interrupts too
+                self.vetoed += 1
+                return WAIT
+        return action
+
+
 def table(runs: list[tuple[float, bool, bool, bool]]) -> list[str]:
     p = np.array([r[0] for r in runs])
     hit = np.array([r[1] for r in runs], dtype=bool)
@@ -116,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", default="high", help="interruption tolerance (default high)")
     parser.add_argument("--every", type=float, default=84.0, help="hours between window starts (default 84)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    parser.add_argument("--oracle-minutes", type=float, default=None, metavar="N",
+                        help="also replay bidder with every start the floor would interrupt within N minutes "
+                             "waiting instead, against the optimum")
     args = parser.parse_args(argv)
 
     def fail(message: str) -> int:
@@ -129,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     if not args.every > 0:
         return fail(f"--every {args.every:g}: give the hours between window starts, more than 0")
+    if args.oracle_minutes is not None and not args.oracle_minutes > 0:
+        return fail(f"--oracle-minutes {args.oracle_minutes:g}: give minutes, more than 0")
     known = {m.gpu_type_id for m in history.markets}
     if args.gpu not in known:
         return fail(f"--gpu must name one GPU type of the trace: {', '.join(sorted(known))}")
@@ -139,12 +169,36 @@ def main(argv: list[str] | None = None) -> int:
     def watched(markets: list[Market], spec: JobSpec, pol: Policy) -> Watched:
         return Watched(factory(markets, spec, pol), history, runs)
 
-    report = run_backtest(history, job, Policy(tolerance=tolerance), ["bidder"], every_hours=args.every,
+    oracle = args.oracle_minutes is not None
+    names = ["bidder", "optimum"] if oracle else ["bidder"]
+    report = run_backtest(history, job, Policy(tolerance=tolerance), names, every_hours=args.every,
                           factories={"bidder": watched})
     if not runs:
         return fail("bidder started no spot run with a model in any window: nothing to compare")
     lines = [f"{args.trace.name}, {args.gpu}, tolerance {args.tolerance}: {len(report.windows)} windows, "
              f"{len(runs)} spot runs with a first block decided", "", *table(runs)]
+    if oracle:
+        selected = history.select(job)
+        vetoing: list[Vetoing] = []
+
+        def vetoes(markets: list[Market], spec: JobSpec, pol: Policy) -> Vetoing:
+            vetoing.append(Vetoing(factory(markets, spec, pol), selected, args.oracle_minutes))
+            return vetoing[-1]
+
+        seen = run_backtest(history, job, Policy(tolerance=tolerance), ["bidder"], every_hours=args.every,
+                            factories={"bidder": vetoes})
+        bounds = [w.results["optimum"].lower_bound for w in report.windows]
+        if any(b is None for b in bounds):
+            return fail("the optimum is infeasible in some window: no ratio to compare")
+        plain = [w.results["bidder"] for w in report.windows]
+        told = [w.results["bidder"] for w in seen.windows]
+        lines += ["", f"bidder x the optimum: {np.mean([r.cost / b for r, b in zip(plain, bounds, strict=True)]):.3f} "
+                      f"({np.mean([r.interruptions for r in plain]):.1f} interruptions a window); with every start "
+                      f"the floor would interrupt within {args.oracle_minutes:g} minutes waiting instead (an oracle: "
+                      f"{sum(v.vetoed for v in vetoing)} starts): "
+                      f"{np.mean([r.cost / b for r, b in zip(told, bounds, strict=True)]):.3f} "
+                      f"({np.mean([r.interruptions for r in told]):.1f}); deadlines met "
+                      f"{sum(bool(r.deadline_met) for r in told)} of {len(told)}"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
