@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import subprocess
 import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -100,6 +102,22 @@ def test_trace_command_writes_a_readable_trace(tmp_path):
                            ("NVIDIA L4", "SECURE", 1)}
     bad = CliRunner().invoke(main, ["sim", "trace", str(out), "--gpu-type", "NVIDIA GTX 9999"])
     assert bad.exit_code == 2 and "unknown GPU type" in bad.output
+
+
+def test_trace_command_keeps_a_short_span_and_writes_to_stdout(tmp_path):
+    # 0.1 day at 1 h: instants 0, 1 and 2 h (it wrote 0 and 1); 0.001 day: its start (it wrote none).
+    for days, instants in (("0.1", 3), ("0.001", 1)):
+        out = tmp_path / f"d{days}.csv"
+        result = CliRunner().invoke(main, ["sim", "trace", str(out), "--days", days, "--step", "1h",
+                                           "--gpu", "NVIDIA L4"])
+        assert result.exit_code == 0, result.output
+        assert len({q.ts for q in read_trace(out)}) == instants, days
+    # '-' is stdout (it wrote a file named '-'), so `sim trace - | import-trace -` works.
+    result = CliRunner().invoke(main, ["sim", "trace", "-", "--days", "0.1", "--step", "1h", "--gpu", "NVIDIA L4"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("ts,gpu_type,minimum_bid_price,uninterruptable_price")
+    assert len(read_trace(io.StringIO(result.stdout))) == 3 and result.stderr == "Wrote 3 rows to stdout.\n"
+    assert not (Path.cwd() / "-").exists()
 
 
 def test_speed_mode_moves_the_clock_by_itself():

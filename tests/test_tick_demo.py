@@ -67,3 +67,8 @@ def test_demo_refuses_a_keep_folder_that_is_not_empty_or_not_a_folder(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--keep", str(tmp_path / "afile" / "sub")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.startswith(f"Error: Invalid value for '--keep': cannot use {tmp_path / 'afile' / 'sub'}")
+    # An empty name (it said "Invalid value for '--keep':  is not empty" of the current folder).
+    result = CliRunner().invoke(main, ["demo", "--keep", ""])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(
+        "Error: Invalid value for '--keep': give the folder to keep the demo's files in (an empty name is none)")

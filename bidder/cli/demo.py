@@ -73,6 +73,9 @@ def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
 def _keep_folder(keep: str) -> Path:
     """The --keep folder, made if missing. A folder that already holds files is refused: a second demo
     would collect into the first one's database and report a mix of both runs."""
+    if not keep.strip():  # Path("") is the current folder: never taken as the demo's
+        raise click.BadParameter("give the folder to keep the demo's files in (an empty name is none)",
+                                 param_hint="'--keep'")
     folder = Path(keep)
     try:
         folder.mkdir(parents=True, exist_ok=True)

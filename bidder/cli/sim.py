@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,7 +130,7 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
 
 
 @sim.command("trace")
-@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the market model.")
 @click.option("--days", type=FiniteRange(min=0, min_open=True, max=MAX_DAYS), default=7.0, show_default=True,
               help="Length of the trace in days.")
@@ -149,6 +150,9 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
     `--market vast`: one row per instant, Vast GPU name (--gpu 'RTX 4090'), GPU count and tier
     (VERIFIED/UNVERIFIED, in the `cloud` column), the cheapest floor and on-demand price per GPU among
     offers with reliability >= 0.95, and a `market` column (vast).
+
+    OUT '-' writes the CSV to stdout (`bidder sim trace - | bidder import-trace -`). Instants are
+    every --step from the start while inside --days (the start alone when --days is shorter).
 
     \b
     Example:
@@ -176,6 +180,10 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
         quotes = generate(seed, days, step_s, gpu_types or None, start=first)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--gpu") from None
+    if str(out) == "-":  # stdout, as `import-trace -` reads stdin: the CSV alone there, the count on stderr
+        count = write(quotes, sys.stdout)
+        click.echo(f"Wrote {count} rows to stdout.", err=True)
+        return
     try:
         count = write(quotes, out)
     except OSError as exc:

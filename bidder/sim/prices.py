@@ -279,7 +279,9 @@ def _sample(seed: int, days: float, step_s: int, gpu_types: Sequence[str] | None
     if unknown:
         raise ConfigError(f"unknown GPU type(s) {unknown}; known: {', '.join(catalog)}", key="gpu_types")
     t0 = to_epoch(start)
-    times = t0 + np.arange(int(days * 86400 // step_s)) * float(step_s)
+    # Every step inside the span [start, start + days): a span shorter than a step still has its start
+    # (0.1 day at 1 h gave 2 instants, 0.001 day none), a whole number of steps is as it always was.
+    times = t0 + np.arange(math.ceil(days * 86400 / step_s - 1e-9)) * float(step_s)
     stamps = [datetime.fromtimestamp(t, tz=UTC) for t in times]
     for gpu_type in wanted:
         info = catalog[gpu_type]
