@@ -694,7 +694,12 @@ class _Tick:
         if state.get("state") == "finished":
             if row is not None:
                 self._finish(jc, row, "finished earlier")
-            return self._report(jc, "finished", state.get("note") or "finished")
+            note = state.get("note") or "finished"
+            if note.startswith("work done:") and job.work_hours is not None and work < job.work_hours - 1e-9:
+                # `hours` raised after it finished: said, or the line kept the old figure beside `jobs`' new one.
+                note += (f"; bidder.toml now asks {job.work_hours:g} h, but a finished job is not run again: give it "
+                         "a new name to run more")
+            return self._report(jc, "finished", note)
         reason = None
         if state.get("stop_requested"):
             reason = "stopped by `bidder jobs stop`"

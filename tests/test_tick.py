@@ -464,6 +464,13 @@ def test_finished_work_terminates_the_pod_per_on_finish(env):
     # Work is counted from observed uptime: the pod ran one hour (to the tick), no more.
     assert env.emu.world.true_spend(pod.id) == pytest.approx(0.33 * 1.0, rel=0.01)
     assert env.store.job_state("train")["state"] == "finished"
+    # `hours` raised afterwards: the line says the job stays finished (it repeated "of 1 h").
+    more = env.config(SERVICE_A6000.replace("keep_running = true", "hours = 2").replace('"high"', '"none"')
+                      + 'on_finish = "terminate"\n')
+    line = env.tick(more).jobs[0]
+    assert line.state == "finished" and line.message.endswith(
+        "; bidder.toml now asks 2 h, but a finished job is not run again: give it a new name to run more"), line.message
+    assert env.kinds("train") == ["deploy_on_demand:ok", "terminate:ok"]
 
 
 def test_a_pod_stopped_outside_bidder_holds_the_job(env):
