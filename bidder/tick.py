@@ -121,6 +121,9 @@ class TickReport:
     price_failures: dict[str, str] = field(default_factory=dict)
     #: The markets whose snapshot this tick stored (when `collected`).
     collected_markets: tuple[str, ...] = ()
+    #: Markets whose API refused the key this tick (prices or pod list), each with what it said: the tick
+    #: handles every job it can, then exits non-zero (a wrong key in cron's environment must be seen).
+    refused_keys: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -421,6 +424,8 @@ class _Tick:
         for market in self.exs:
             if market in failed:
                 self._price_failure(market, failed[market])
+                if failed[market].startswith(f"{AuthError.__name__}:"):  # (`describe`'s line of the error)
+                    self.report.refused_keys[market] = failed[market]
             elif result is not None:
                 self.report.price_failures.pop(market, None)  # a retry in this tick got them
         if result is None:
@@ -475,6 +480,8 @@ class _Tick:
                 # (a budget to enforce, an interruption to answer) are still handled.
                 if len(self.exs) == 1:
                     raise
+                if isinstance(exc, AuthError):
+                    self.report.refused_keys[market] = describe(exc)
                 self.unreadable[market] = f"the {market} pod list could not be read ({exc})"
                 ex.emit(self.now, "unknown", message=self.unreadable[market], error=str(exc))
                 continue
@@ -647,8 +654,8 @@ class _Tick:
         if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
             return self._report(jc, "unknown", self.unknown[jc.name])
         blind = self._blind_spot(jc, state)
-        if blind is not None:
-            return self._report(jc, "unknown", f"{blind}: nothing is done for this job until it can be")
+        if blind is not None:  # its pod runs unwatched (no budget, no hours kept): exit non-zero, so cron mails
+            return self._blocked(jc, "unknown", f"{blind}: nothing is done for this job until it can be")
         if not self.ex.dry_run:
             for unwanted in self.store.managed_pods(jc.name, states=["retiring"]):
                 # A pod the job did not want whose destroy failed: ended before anything else is done.

@@ -225,6 +225,25 @@ def test_tick_dry_run_and_jobs_stop_on_vast(env):
     assert json.loads(listing.output)[0]["state"] == "finished", listing.output
 
 
+def test_a_tick_whose_vast_key_is_refused_exits_1_once_the_job_has_an_instance(env):
+    # It exited 0 ("v: unknown ..."): a wrong key in cron's environment left the instance unwatched,
+    # its budget and hours unkept, and nobody was mailed.
+    emu, tmp = env
+    config = ["--config", str(tmp / "bidder.toml")]
+    assert cli(env, "tick", *config).exit_code == 0
+    [inst] = live(emu)
+    emu.advance(600)
+    args = ["tick", *config, "--db", str(tmp / "bidder.db"), "--api-url", emu.url, "--vast-url", emu.vast_url,
+            "--now", to_iso(emu.now)]
+    wrong = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": "wrong-key"}).invoke(main, args)
+    assert wrong.exit_code == 1, wrong.output
+    assert "v: unknown: the vast pod list could not be read" in wrong.output
+    last = wrong.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "Vast refused the key (HTTP 401)" in last and "check VAST_API_KEY" in last
+    assert len(wrong.stderr.strip().splitlines()) == 2  # the price warning, then the one Error line
+    assert "wrong-key" not in wrong.output + wrong.stderr and live(emu) == [inst]
+
+
 def test_tick_with_a_vast_key_alone_runs_vast_jobs(env):
     emu, tmp = env
     keys = {"RUNPOD_API_KEY": "", "VAST_API_KEY": TEST_API_KEY}
