@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -128,6 +130,31 @@ def test_a_dry_run_tick_reads_its_own_poll_and_shows_the_budget_stop_it_would_se
     assert (f"train: budget_stopped: budget: spent $0.17 + the next hour at $0.33/h would pass $0.40; "
             f"pod {pod.id} stopped") in real.output
     assert pod.desired_status == "EXITED"
+
+
+def test_ctrl_c_while_a_create_is_out_says_so_and_exits_130(env):
+    # It said only "Aborted!" and exited 1, where `bidder launch` names the create that may have made a pod.
+    env.emu.set_faults("late_create=1,late_delay=20")  # the create's answer is 20 s away
+    proc = subprocess.Popen([sys.executable, "-c", "from bidder.cli import main; main()", "tick", "--config",
+                             str(env.tmp / "bidder.toml"), *common(env)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNPOD_API_KEY": TEST_API_KEY})
+    try:
+        deadline = time.monotonic() + 30
+        while not (env.store.job_state("train") or {}).get("pending_name"):  # written before the create is sent
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        name = env.store.job_state("train")["pending_name"]
+        time.sleep(0.5)  # (the create is on the wire)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        env.emu.set_faults(None)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (f"Interrupted: the create of {name} was sent and may have made a pod: "
+                                            "the next tick finds it by its name and watches it")
+    assert "Traceback" not in err
 
 
 def test_jobs_lists_stops_and_starts(env):

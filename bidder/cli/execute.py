@@ -630,8 +630,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     on-demand, stops at the budget, or stops/terminates a finished job. Exit 0 when the cycle ran
     (even if it waited; also when another tick holds the lock), 1 with one line on stderr when it
     could not (bad config, API down) or, after every job was handled, when a call sent for a job
-    failed (a create, resume or stop the API refused or left unanswered) or a job could not run (its
-    market has no key in this tick, its name is a `bidder launch`'s). With a Vast key
+    failed (a create, resume or stop the API refused or left unanswered), a job could not run (its
+    market has no key in this tick, its name is a `bidder launch`'s), a market refused its key, or a
+    job's pod is on a market whose pod list could not be read. 130 on Ctrl-C. With a Vast key
     (VAST_API_KEY), Vast is collected in the same cycle and jobs with market vast or any act there too.
     """
     parse_now(now_text)
@@ -647,6 +648,13 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
                 # Without a RunPod key but with Vast's, the tick runs on Vast alone.
                 runpod = client if (vast is None or resolve_api_key()) else None
                 report = run_tick(runpod, store, config, now, dry_run=dry_run, events=writer, vast=vast)
+            except KeyboardInterrupt:
+                # As `bidder launch` says it: a create may have gone out (it said only "Aborted!", exit 1).
+                sent = [n for n in (_sent_create(store, job) for job in config.jobs) if n]
+                note = ("; ".join(f"the create of {n} was sent and may have made a pod" for n in sent)
+                        + ": the next tick finds it by its name and watches it") if sent else "the next tick carries on from the ledger"
+                click.echo(f"Interrupted: {note}", err=True)
+                sys.exit(130)
             except LockHeld:
                 click.echo("another bidder tick is running (its lock is held): this one exits without acting")
                 return
