@@ -652,7 +652,7 @@ class _Tick:
             self._progress(jc)  # what its pods cost up to their stop, read since: the job's line says it
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
-            return self._blocked(jc, "unknown", self.unknown[jc.name])  # (unwatched meanwhile: exit non-zero)
+            return self._report(jc, "unknown", self.unknown[jc.name])
         blind = self._blind_spot(jc, state)
         if blind is not None:  # its pod runs unwatched (no budget, no hours kept): exit non-zero, so cron mails
             return self._blocked(jc, "unknown", f"{blind}: nothing is done for this job until it can be")
