@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from study_inputs import emit
 
 from bidder.backtest.engine import load_trace
 from bidder.errors import BidderError
@@ -109,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"Mean absolute error of the cheap share over every block: the chain, the last {args.hours:g} h", "",
               "| trace | market | chain | the last hours |", "| --- | --- | ---: | ---: |"]
     lines += [f"| {t} | {m} | {a:.3f} | {b:.3f} |" for t, m, a, b in errors]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    return 0
+    return emit(lines, args.out)
 
 
 if __name__ == "__main__":

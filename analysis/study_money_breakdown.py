@@ -20,17 +20,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from study_inputs import StudyError, add_window_options, emit, read_window_inputs
 
-from bidder.backtest.engine import load_trace, run_backtest, window_starts
+from bidder.backtest.engine import run_backtest, window_starts
 from bidder.backtest.optimum import solve_optimum
 from bidder.backtest.strategies import Action, BidderFactory, HistoryView, RunState
 from bidder.backtest.types import BacktestJob, Market
-from bidder.errors import BidderError
-from bidder.models import JobSpec, Policy, parse_tolerance
+from bidder.models import JobSpec, Policy
 
 BANDS = ("floor < 0.3 od", "0.3-0.5 od", "0.5-1 od", "above od / none")
 
@@ -147,11 +146,8 @@ def table(rows: list[tuple[str, Tally, float, dict[str, float]]], windows: int) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trace", type=Path, required=True, help="a trace CSV (the README's trace format)")
+    add_window_options(parser)
     parser.add_argument("--gpus", required=True, help="GPU types of the trace, separated by | (one job accepts each)")
-    parser.add_argument("--tolerance", default="high", help="interruption tolerance (default high)")
-    parser.add_argument("--every", type=float, default=84.0, help="hours between window starts (default 84)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
 
     def fail(message: str) -> int:
@@ -159,12 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
-        tolerance = parse_tolerance(args.tolerance)
-        history = load_trace(args.trace)
-    except (ValueError, BidderError) as exc:  # a bad tolerance, a missing or malformed trace
+        tolerance, history = read_window_inputs(args)
+    except StudyError as exc:
         return fail(str(exc))
-    if not args.every > 0:
-        return fail(f"--every {args.every:g}: give the hours between window starts, more than 0")
     gpus = tuple(g for g in args.gpus.split("|") if g)
     known = {m.gpu_type_id for m in history.markets}
     if not gpus or any(g not in known for g in gpus):
@@ -190,11 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"{args.trace.name}, {' + '.join(gpus)}, tolerance {args.tolerance}: {windows} windows "
              f"(bidder met {met} deadlines), means per window", "",
              *table([("bidder", tally, cost, mine), ("optimum", best, best_cost, {})], windows)]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    return 0
+    return emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from study_inputs import StudyError, add_window_options, emit, read_window_inputs
 
-from bidder.backtest.engine import load_trace, run_backtest
+from bidder.backtest.engine import run_backtest
 from bidder.backtest.strategies import WAIT, Action, BidderFactory, HistoryView, RunState
 from bidder.backtest.types import BacktestJob, Market
-from bidder.errors import BidderError
-from bidder.models import JobSpec, Policy, parse_tolerance
+from bidder.models import JobSpec, Policy
 from bidder.planner import recent_max
 
 BANDS = ((0.0, 0.7), (0.7, 0.85), (0.85, 0.95), (0.95, 1.0 + 1e-9))
@@ -136,11 +135,8 @@ def table(runs: list[tuple[float, bool, bool, bool]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trace", type=Path, required=True, help="a trace CSV (the README's trace format)")
+    add_window_options(parser)
     parser.add_argument("--gpu", required=True, help="one GPU type of the trace")
-    parser.add_argument("--tolerance", default="high", help="interruption tolerance (default high)")
-    parser.add_argument("--every", type=float, default=84.0, help="hours between window starts (default 84)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     parser.add_argument("--oracle-minutes", type=float, default=None, metavar="N",
                         help="also replay bidder with every start the floor would interrupt within N minutes "
                              "waiting instead, against the optimum")
@@ -151,12 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
-        tolerance = parse_tolerance(args.tolerance)
-        history = load_trace(args.trace)
-    except (ValueError, BidderError) as exc:  # a bad tolerance, a missing or malformed trace
+        tolerance, history = read_window_inputs(args)
+    except StudyError as exc:
         return fail(str(exc))
-    if not args.every > 0:
-        return fail(f"--every {args.every:g}: give the hours between window starts, more than 0")
     if args.oracle_minutes is not None and not args.oracle_minutes > 0:
         return fail(f"--oracle-minutes {args.oracle_minutes:g}: give minutes, more than 0")
     known = {m.gpu_type_id for m in history.markets}
@@ -199,11 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{np.mean([r.cost / b for r, b in zip(told, bounds, strict=True)]):.3f} "
                       f"({np.mean([r.interruptions for r in told]):.1f}); deadlines met "
                       f"{sum(bool(r.deadline_met) for r in told)} of {len(told)}"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    return 0
+    return emit(lines, args.out)
 
 
 if __name__ == "__main__":

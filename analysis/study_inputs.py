@@ -1,0 +1,45 @@
+"""What the window studies share (`study_money_breakdown.py`, `study_start_hazard.py`): their common
+options (a trace, a tolerance, the hours between window starts, `--out`), read and checked as one, and
+the table written to stdout and to `--out`. Bad input is a `StudyError` the script says in one line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bidder.backtest.engine import PriceHistory, load_trace
+from bidder.errors import BidderError
+from bidder.models import parse_tolerance
+
+
+class StudyError(Exception):
+    """Bad input to a study: one line for the user."""
+
+
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trace", type=Path, required=True, help="a trace CSV (the README's trace format)")
+    parser.add_argument("--tolerance", default="high", help="interruption tolerance (default high)")
+    parser.add_argument("--every", type=float, default=84.0, help="hours between window starts (default 84)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+
+
+def read_window_inputs(args: argparse.Namespace) -> tuple[float, PriceHistory]:
+    """(tolerance, history) of `add_window_options`' options; StudyError on a bad tolerance, a missing
+    or malformed trace, or window starts not more than 0 hours apart."""
+    try:
+        tolerance = parse_tolerance(args.tolerance)
+        history = load_trace(args.trace)
+    except (ValueError, BidderError) as exc:
+        raise StudyError(str(exc)) from None
+    if not args.every > 0:
+        raise StudyError(f"--every {args.every:g}: give the hours between window starts, more than 0")
+    return tolerance, history
+
+
+def emit(lines: list[str], out: Path | None) -> int:
+    """Print the study's table (and write it to `out`); the script's exit status, 0."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        out.write_text(text)
+    return 0
