@@ -14,9 +14,11 @@ EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from
               "or load history with `bidder import-trace FILE`")
 
 
-def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None]) -> list[str]:
+def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None], *,
+                      none_known: str | None = None) -> list[str]:
     """GPU type ids matching what the user typed: an exact id or display name (any case), else
-    every id or name containing it. Raises ConfigError listing close matches when nothing fits."""
+    every id or name containing it. Raises ConfigError listing close matches when nothing fits
+    (`none_known`: what to say instead when no type is known at all)."""
     out: list[str] = []
     for query in queries:
         text = query.strip().lower()
@@ -24,7 +26,8 @@ def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None]) -
         partial = [i for i, name in known.items() if text in i.lower() or text in (name or "").lower()]
         found = exact or partial
         if not found:
-            raise ConfigError(f"unknown GPU type {query!r}; {_hint(_close(query, known), known)}", key="gpu")
+            hint = none_known if none_known is not None and not known else _hint(_close(query, known), known)
+            raise ConfigError(f"unknown GPU type {query!r}; {hint}", key="gpu")
         out.extend(i for i in sorted(found) if i not in out)
     return out
 

@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_MARKET",
     "MARKETS",
     "MARKET_CLOUDS",
+    "MARKET_NAMES",
     "MAX_PRICE",
     "TOLERANCE_PRESETS",
     "Action",
@@ -37,6 +38,8 @@ CLOUDS: tuple[str, ...] = ("SECURE", "COMMUNITY")
 #: Bid markets a quote can come from; a quote without one is RunPod's (all history before Vast).
 MARKETS: tuple[str, ...] = ("runpod", "vast")
 DEFAULT_MARKET = "runpod"
+#: How each market is named to the user.
+MARKET_NAMES: dict[str, str] = {"runpod": "RunPod", "vast": "Vast"}
 #: The tiers ("clouds") of each market. Vast's tier is the offer's `verified` flag (data/README.md).
 MARKET_CLOUDS: dict[str, tuple[str, ...]] = {"runpod": CLOUDS, "vast": ("VERIFIED", "UNVERIFIED")}
 

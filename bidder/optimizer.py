@@ -146,7 +146,16 @@ import numpy as np
 
 from bidder.errors import Infeasible
 from bidder.market import MarketStats
-from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, PriceQuote
+from bidder.models import (
+    DEFAULT_MARKET,
+    MARKET_NAMES,
+    Decision,
+    JobProgress,
+    JobSpec,
+    MarketKey,
+    Policy,
+    PriceQuote,
+)
 from bidder.planner import Choice, MarketNow, PodNow, choose, pooled_model
 
 __all__ = [
@@ -1035,7 +1044,6 @@ def _fmt_hours(hours: float) -> str:
 
 
 #: How reasons name a market.
-MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
 
 
 def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool = False) -> str:

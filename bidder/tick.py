@@ -64,7 +64,7 @@ from bidder.executor import (
 )
 from bidder.gpu_names import check_gpu_ids, resolve_gpu_types
 from bidder.jobs import Config, JobConfig, runpod_only
-from bidder.models import Decision, JobProgress, JobSpec, Policy
+from bidder.models import MARKET_NAMES, Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend, run_starts
 from bidder.units import format_duration, parse_timestamp, to_iso
@@ -451,7 +451,7 @@ class _Tick:
         are decided instead: a failure in the `collections` table alone goes unseen."""
         last = self.store.last_collection_ts(market=market)
         fallback = f"deciding on the snapshot of {to_iso(last)}" if last is not None else "no earlier snapshot to decide on"
-        message = f"{_MARKET_NAMES.get(market, market)} prices not collected: {error}; {fallback}"
+        message = f"{MARKET_NAMES.get(market, market)} prices not collected: {error}; {fallback}"
         self.report.price_failures[market] = message
         self.ex.emit(self.now, "collect_failed", market=market, error=error, message=message)
 
@@ -1278,7 +1278,6 @@ def _raises(decision: Decision, row: dict[str, Any]) -> bool:
     return old is None or (decision.bid_per_gpu is not None and decision.bid_per_gpu > float(old) + 1e-9)
 
 
-_MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
 _KEYS = {"runpod": "RUNPOD_API_KEY", "vast": "VAST_API_KEY"}
 
 #: The executor's events of calls that act on a pod, and what each is called for the user.

@@ -283,3 +283,18 @@ def test_a_deadline_as_long_as_the_work_shows_what_on_demand_costs(db: Path) -> 
         data = json.loads(result.stdout)["decision"]
         assert data["action"] == "on_demand", data
         assert data["expected_total_cost"] == pytest.approx(10 * 0.49), data
+
+
+def test_a_market_with_no_history_is_named_when_another_market_has_some(db: Path) -> None:
+    """The database holds RunPod's prices only: asking for Vast's says so and how to collect them,
+    rather than "no GPU types are known yet" of a database that knows two."""
+    result = run(db, "--gpu", "RTX A6000", "--hours", "5", "--market", "vast")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: unknown GPU type 'RTX A6000'; no Vast GPU types are known yet (the database holds RunPod's "
+        "prices only); collect Vast's with `bidder collect` (VAST_API_KEY set), or use --market any"]
+    empty = db.parent / "empty.db"
+    with Store.open(empty):
+        pass
+    result = run(empty, "--gpu", "RTX A6000", "--hours", "5", "--market", "vast")
+    assert result.exit_code == 1 and "no GPU types are known yet; collect a snapshot" in result.output

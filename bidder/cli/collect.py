@@ -35,12 +35,12 @@ from bidder.cli.progress import Progress
 from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now
 from bidder.errors import ConfigError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
-from bidder.models import PriceQuote
+from bidder.models import MARKET_NAMES, PriceQuote
 from bidder.store import Store
 from bidder.units import format_duration, parse_duration, to_iso
 
 __all__ = ["collect", "export", "gpu_names", "history", "import_trace", "market_filter", "parse_since", "prices",
-           "resolve_gpu_types"]
+           "resolve_gpu_types", "resolve_in_market"]
 
 _EMPTY_HINT = EMPTY_HINT
 
@@ -116,10 +116,24 @@ def gpu_names(store: Store, market: str | None = None) -> dict[str, str | None]:
     return {i: n for i, n in names.items() if i in ids}
 
 
+def resolve_in_market(store: Store, queries: Iterable[str], market: str | None) -> list[str]:
+    """`resolve_gpu_types` over the GPU types with history in `market` (every market's when None);
+    when that market has none while another has, the error says so rather than "none known"."""
+    names = gpu_names(store, market)
+    others = [MARKET_NAMES.get(m, m) for m in store.market_names() if m != market] if market and not names else []
+    none_known = None
+    if others:
+        name = MARKET_NAMES.get(market, market)
+        key = "VAST_API_KEY" if market == "vast" else "RUNPOD_API_KEY"
+        none_known = (f"no {name} GPU types are known yet (the database holds {' and '.join(others)}'s prices only); "
+                      f"collect {name}'s with `bidder collect` ({key} set), or use --market any")
+    return resolve_gpu_types(queries, names, none_known=none_known)
+
+
 def _gpu_filter(store: Store, gpus: Sequence[str], market: str | None = None) -> list[str] | None:
     for name in gpus:
         _named(name, "--gpu")
-    return resolve_gpu_types(gpus, gpu_names(store, market)) if gpus else None
+    return resolve_in_market(store, gpus, market) if gpus else None
 
 
 def _named(name: str, param_hint: str) -> str:

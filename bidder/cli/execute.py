@@ -56,7 +56,7 @@ from bidder.jobs import (
     job_from_values,
     load_config,
 )
-from bidder.models import Decision
+from bidder.models import MARKET_NAMES, Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
 from bidder.tick import job_progress, reopen_stopped_pod, run_tick
@@ -378,9 +378,9 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             spot_note = ("no GPU type shows a spot price: RunPod no longer offers spot (interruptable) pods "
                          "for this account, it seems; on-demand only")
         if config.job.gpu_types:
-            from bidder.cli.collect import gpu_names, market_filter, resolve_gpu_types
+            from bidder.cli.collect import market_filter, resolve_in_market
 
-            ids = tuple(resolve_gpu_types(config.job.gpu_types, gpu_names(store, market_filter(market))))
+            ids = tuple(resolve_in_market(store, config.job.gpu_types, market_filter(market)))
             config = _with_gpus(config, ids)
         exs = _executors(client, vast, store, dry_run=dry_run, markets=markets, max_spend_per_hour=max_spend_per_hour)
         ex = exs["runpod"]
@@ -528,7 +528,6 @@ def _refresh_failures(cycle: Any, store: Store) -> str | None:
         return None
     from bidder.market import DEFAULT_MAX_STALENESS_HOURS
 
-    names = {"runpod": "RunPod", "vast": "Vast"}
     parts = []
     for r in failed:
         last = max((q.ts for q in store.latest_quotes(r.market)), default=None)
@@ -538,8 +537,8 @@ def _refresh_failures(cycle: Any, store: Store) -> str | None:
         else:
             kept = ("it has no stored prices" if last is None else
                     f"its stored prices ({to_iso(last)}) are too old to use") + ", so it is left out"
-        parts.append(f"{names.get(r.market, r.market)}'s prices could not be refreshed ({r.error}): {kept}")
-    fresh = [names.get(r.market, r.market) for r in cycle.by_market if not r.error]
+        parts.append(f"{MARKET_NAMES.get(r.market, r.market)}'s prices could not be refreshed ({r.error}): {kept}")
+    fresh = [MARKET_NAMES.get(r.market, r.market) for r in cycle.by_market if not r.error]
     return "; ".join(parts) + f"; {' and '.join(fresh)}'s prices were refreshed"
 
 

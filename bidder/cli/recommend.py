@@ -194,7 +194,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     budget, deadline and interruption tolerance, with the alternatives it weighed and why.
     """
     from bidder.advisor import REFRESH_HINT, advise
-    from bidder.cli.collect import gpu_names, market_filter, resolve_gpu_types
+    from bidder.cli.collect import market_filter, resolve_in_market
 
     if hours is None and not keep_running:
         raise click.UsageError("give the work with --hours N, or --keep-running for a service")
@@ -232,7 +232,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
             now = db_now(store, now_text, allow_past=allow_past, notes=notes)
         gpu_types: tuple[str, ...] = ()
         if gpus_named:
-            gpu_types = tuple(resolve_gpu_types(gpus_named, gpu_names(store, market_filter(market))))
+            gpu_types = tuple(resolve_in_market(store, gpus_named, market_filter(market)))
         job = JobSpec(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
                       work_hours=hours, keep_running=keep_running,
                       deadline=None if deadline is None else now + deadline,

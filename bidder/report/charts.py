@@ -33,6 +33,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bidder.models import MARKET_NAMES
+
 if TYPE_CHECKING:
     from bidder.market import MarketStats
     from bidder.report.data import PodTrack, SpendReport
@@ -49,7 +51,6 @@ INTERRUPTION = "#d62728"
 _MAX_CURVE_POINTS = 2000
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
-_MARKET_NAMES = {"runpod": "RunPod", "vast": "Vast"}
 #: A paused Vast instance's standing bid: dense black dots (on-demand is grey dashes).
 _PAUSED = (0, (1, 1))
 
@@ -189,7 +190,7 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
     spans: list[float] = []
     for k, s in enumerate(series):
         color = _PALETTE[k % len(_PALETTE)]
-        label = (_label(s.gpu_type_id, names) + (f" {_MARKET_NAMES.get(s.market, s.market)}" if len(markets) > 1 else "")
+        label = (_label(s.gpu_type_id, names) + (f" {MARKET_NAMES.get(s.market, s.market)}" if len(markets) > 1 else "")
                  + (f" {s.cloud.lower()}" if len(clouds) > 1 else ""))
         if s.gpu_count != 1:
             label += f" x{s.gpu_count}"
@@ -211,7 +212,7 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
             ax.plot(_dates(track.interruptions), _bid_at_interruptions(track), "x", color=INTERRUPTION, ms=8, mew=2,
                     label=f"interrupted ({len(track.interruptions)})")
         spans += [track.bid_ts[0], end]
-    where = f"{_MARKET_NAMES.get(next(iter(markets)), '')}: " if len(markets) == 1 and markets != {"runpod"} else ""
+    where = f"{MARKET_NAMES.get(next(iter(markets)), '')}: " if len(markets) == 1 and markets != {"runpod"} else ""
     ax.set_title(f"{where}Spot floor (solid) and on-demand (dashed), USD per GPU-hour\n{_span(spans)}",
                  fontsize=10)
     return _price_axes(fig, ax)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bidder.errors import ConfigError, InsufficientHistory
-from bidder.models import market_key
+from bidder.models import MARKET_NAMES, market_key
 from bidder.report.data import (
     JobSpend,
     PodSpend,
@@ -302,7 +302,6 @@ def _markets(page: _Page, store: Store, report: SpendReport, until: datetime, no
                    bid_tradeoff_chart(stats, last_bid, label))
 
 
-_MARKET_LABELS = {"runpod": "RunPod", "vast": "Vast"}
 
 
 def _current(page: _Page, store: Store, states: Sequence[Mapping[str, Any]]) -> None:
@@ -314,14 +313,14 @@ def _current(page: _Page, store: Store, states: Sequence[Mapping[str, Any]]) -> 
     newest: dict[str, datetime] = {}
     for q in quotes:
         newest[q.market] = max(q.ts, newest.get(q.market, q.ts))
-    when = "; ".join(f"{_MARKET_LABELS.get(m, m)} {to_iso(t)}" for m, t in sorted(newest.items()))
+    when = "; ".join(f"{MARKET_NAMES.get(m, m)} {to_iso(t)}" for m, t in sorted(newest.items()))
     page.add(f'<h2 id="current">Current market</h2><p class="muted">The newest snapshot of each market'
              f"{' (' + html.escape(when) + ')' if when else ''}, cheapest spot floor first; USD per GPU-hour.</p>")
     if quotes:
         shown = _CURRENT_ROWS if len(quotes) > _CURRENT_ROWS + 5 else len(quotes)
         page.table("current-market", ("GPU type", "market", "cloud", "GPUs", "spot floor", "on-demand",
                                       "spot discount %", "stock", "snapshot"),
-                   [(q.display_name or q.gpu_type_id, _MARKET_LABELS.get(q.market, q.market), q.cloud, q.gpu_count,
+                   [(q.display_name or q.gpu_type_id, MARKET_NAMES.get(q.market, q.market), q.cloud, q.gpu_count,
                      q.minimum_bid_price, q.uninterruptable_price,
                      None if not (q.minimum_bid_price and q.uninterruptable_price)
                      else round(100 * (1 - q.minimum_bid_price / q.uninterruptable_price)), q.stock_status,
