@@ -49,3 +49,16 @@ def test_a_config_file_bidder_cannot_use_is_one_line(emulator, tmp_path, config,
     if (tmp_path / "b.db").exists():
         with Store.open(tmp_path / "b.db") as store:
             assert store.collections() == []  # nothing collected without the key the file meant
+
+
+def test_a_config_path_that_is_a_folder_is_one_line(emulator, tmp_path):
+    """A folder where the file should be was skipped without a word: the key in it never read."""
+    (tmp_path / "cfg" / "bidder" / "config.toml").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNPOD_API_KEY", "VAST_API_KEY")}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "cfg"), BIDDER_DB=str(tmp_path / "b.db"))
+    result = subprocess.run([sys.executable, "-c", MAIN, "collect", "--market", "runpod", "--api-url", emulator.url],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [error] = result.stderr.strip().splitlines()
+    assert error == (f"Error: {tmp_path / 'cfg' / 'bidder' / 'config.toml'} is not a file; put api_key = \"...\" "
+                     "(and vast_api_key) in a file of that name, or set RUNPOD_API_KEY / VAST_API_KEY"), error

@@ -153,6 +153,9 @@ def _key(explicit: str | None, env: str, config_key: str) -> str | None:
     from_env = os.environ.get(env)
     if from_env:
         return from_env
+    if USER_CONFIG.exists() and not USER_CONFIG.is_file():  # a folder: the key the user meant is not read
+        raise click.ClickException(f"{USER_CONFIG} is not a file; put api_key = \"...\" (and vast_api_key) in a "
+                                   "file of that name, or set RUNPOD_API_KEY / VAST_API_KEY")
     if USER_CONFIG.is_file():
         try:
             data = tomllib.loads(USER_CONFIG.read_text(encoding="utf-8"))
