@@ -629,8 +629,9 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             # Spot may be missing for lack of history, not for this constraint: say so, or the user
             # loosens the constraint named and still gets no spot.
             also = f" (and no spot: {'; '.join(missing)})" if missing else ""
-            raise Infeasible(f"no candidate meets the {constraint.replace('_', ' ')}: {message}{also}",
-                             constraint=constraint)
+            what = ("can finish the work" if constraint == "deadline" and job.deadline is None
+                    else f"meets the {constraint.replace('_', ' ')}")
+            raise Infeasible(f"no candidate {what}: {message}{also}", constraint=constraint)
         if g > 1 and all(q.minimum_bid_price is None and q.uninterruptable_price is None for q in markets):
             # Every market answered for this many GPUs with no price at all: out of stock, or no machine
             # has that many (asked for 100, the user was sent to collect more history).
@@ -953,7 +954,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         for (i, j), only in picks:
             _reject_spot(q, st, i if rows is None else int(rows[i]), float(now_plan["per_day"][i, j]),
                          float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
-                         budget_left, keep_running, rejected, only=only, alone=bool(count[i, j] == 1))
+                         budget_left, keep_running, rejected, only=only, alone=bool(count[i, j] == 1),
+                         patience=None if math.isfinite(time_left) else horizon, fallback=od_cost is not None)
     # Waiting first spends slack: the expected rest of the floor's current excursion above b, then the
     # settling age the plan still needs.
     # Only bids in range with some time under them can make a plan (the rest are never valid).
@@ -1021,8 +1023,11 @@ def _two_phase(price: np.ndarray, run: np.ndarray, rho: np.ndarray, lam_now: np.
 
 def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cost: float, tolerance: float,
                  max_savings_cost: float, total: float, budget_left: float | None, keep_running: bool,
-                 rejected: _Rejections, *, only: str | None = None, alone: bool = True) -> None:
-    """Record why spot at bid index `i` was ruled out: the first constraint it breaks, or `only`."""
+                 rejected: _Rejections, *, only: str | None = None, alone: bool = True,
+                 patience: float | None = None, fallback: bool = True) -> None:
+    """Record why spot at bid index `i` was ruled out: the first constraint it breaks, or `only`.
+    `patience`: a job without a deadline, whose plans must finish within that many hours; `fallback`:
+    whether on-demand may finish what spot does not."""
     name = f"{_short(q.gpu_type_id)} spot at ${st.bids[i]:.3f}"
     per = "day" if keep_running else "day of the window"
     if only == "tolerance" or (only is None and per_day > tolerance):
@@ -1035,6 +1040,10 @@ def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cos
         assert budget_left is not None
         rejected.add(run_cost, "budget", _budget_message(q, f"spot at ${st.bids[i]:.3f}", total, budget_left,
                                                          keep_running), alone=alone)
+    elif patience is not None:  # no deadline: spot alone, with no on-demand to finish, is too slow
+        rejected.add(run_cost, "deadline", f"{name} is not expected to finish the work within {patience:.0f} h "
+                     f"({NO_DEADLINE_PATIENCE:g}x the work, how long a job without a deadline may take)"
+                     + ("" if fallback else ", and no on-demand is allowed to finish it"), alone=alone)
     else:
         rejected.add(run_cost, "deadline", f"{name} cannot finish before the deadline", alone=alone)
 

@@ -298,3 +298,16 @@ def test_a_market_with_no_history_is_named_when_another_market_has_some(db: Path
         pass
     result = run(empty, "--gpu", "RTX A6000", "--hours", "5", "--market", "vast")
     assert result.exit_code == 1 and "no GPU types are known yet; collect a snapshot" in result.output
+
+
+def test_spot_too_slow_without_a_deadline_is_not_called_a_missed_deadline(db: Path) -> None:
+    """No deadline, on-demand over the cap, and a bid the floor crosses too often to finish in the
+    patience a job without a deadline has: it said "cannot finish before the deadline" (there is none)."""
+    result = run(db, "--gpu", "RTX A6000", "--hours", "12", "--max-price", "0.25")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: no candidate can finish the work: RTX A6000 spot at $0.250 is not expected to finish the work "
+        "within 36 h (3x the work, how long a job without a deadline may take), and no on-demand is allowed to "
+        "finish it"]
+    late = run(db, "--gpu", "RTX A6000", "--hours", "12", "--max-price", "0.25", "--deadline", "30h")
+    assert late.exit_code == 1 and "no candidate can finish the work" not in late.output
