@@ -797,8 +797,12 @@ class _Tick:
     def _running(self, jc: JobConfig, job: JobSpec, row: dict[str, Any], policy: Policy, spent: float, work: float,
                  interruptions: int, started: datetime | None = None) -> JobReport:
         last = self.store.last_observation(row["pod_id"])
-        # Vast bills storage on top of the compute rate: the hours ahead cost both.
-        rate = float((last or {}).get("cost_per_hr") or 0.0) + float((last or {}).get("storage_per_hr") or 0.0)
+        # Vast bills storage on top of the compute rate: the hours ahead cost both. A pod adopted at this
+        # tick has no poll yet: its rate is the listing's (it read $0.000/h and the budget looked no hour ahead).
+        compute = (last or {}).get("cost_per_hr")
+        if compute is None:
+            compute = self._listed_rate(row)
+        rate = float(compute or 0.0) + float((last or {}).get("storage_per_hr") or 0.0)
         ahead = self.hours_ahead(jc, work, row.get("gpu_type_id"))
         if policy.budget is not None and spent + rate * ahead > policy.budget + 1e-9:
             span = "the next hour" if ahead >= 1.0 else f"the {ahead:.2f} h of work left"
@@ -933,11 +937,15 @@ class _Tick:
                 reasons.append(f"its on-demand price ${price:.3f}/GPU-h is above the max price ${policy.max_price:.3f}")
         return "; ".join(reasons) or None
 
+    def _listed_rate(self, row: dict[str, Any]) -> float | None:
+        """The pod's cost per hour (compute) in this tick's listing of its market, if it is there and sound."""
+        pod = next((p for p in self.listings.get(row.get("market") or "runpod", []) if p.id == row["pod_id"]), None)
+        return pod.cost_per_hr if pod is not None and pod.invalid is None else None
+
     def _on_demand_price(self, row: dict[str, Any], last: dict[str, Any] | None) -> float | None:
         """What a running on-demand pod costs per GPU-hour (compute; Vast's storage aside): this tick's
         listing (a pod adopted at this tick has no poll yet), else its last poll."""
-        pod = next((p for p in self.listings.get(row.get("market") or "runpod", []) if p.id == row["pod_id"]), None)
-        rate = pod.cost_per_hr if pod is not None and pod.invalid is None else None
+        rate = self._listed_rate(row)
         if rate is None:
             rate = (last or {}).get("cost_per_hr")
         count = int(row.get("gpu_count") or 1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from executor_helpers import A6000, JOB, RTX4090, interrupted_spot_pod, make_env, named
+from executor_helpers import A6000, JOB, ON_DEMAND_SERVICE, RTX4090, interrupted_spot_pod, make_env, named
 
 from bidder.executor import SPOT_FLAG
 from bidder.models import Decision
@@ -585,3 +585,22 @@ def test_a_job_started_without_history_moves_from_on_demand_to_spot_once_spot_pa
         assert sent[:3] == ["deploy_on_demand:ok", "stop:ok", "rent_spot:ok"]
     finally:
         env.store.close()
+
+
+def test_an_on_demand_pod_adopted_from_a_lost_create_shows_its_rate_at_once(env):
+    """Adopted at this tick, the pod has no poll yet: its line said "$0.000/h" (and the budget guard
+    looked no hour ahead) until the next tick; the rate is the listing's."""
+    from bidder.runpod import PodSpec
+
+    config = env.config(ON_DEMAND_SERVICE)
+    name = "bidder-train-1"  # (as `lost_create`: the name a dead tick reserved)
+    env.store.save_job_state("train", attempts=1, pending_name=name, pending_since=env.emu.now)
+    env.store.begin_action(env.emu.now, job="train", kind="deploy_on_demand", gpu_type_id=A6000,
+                           cloud="COMMUNITY", gpu_count=1)
+    created = env.client.deploy_on_demand(PodSpec(name=name, image_name="runpod/pytorch:latest", gpu_type_id=A6000,
+                                                  cloud_type="COMMUNITY"))
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert report.jobs[0].state == "running" and [p.id for p in env.live_pods()] == [created.id]
+    assert created.cost_per_hr and created.cost_per_hr > 0
+    assert f"on-demand: ${created.cost_per_hr:.3f}/h" in report.jobs[0].message, report.jobs[0].message
