@@ -189,6 +189,40 @@ def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
     assert "<span>Hours lost to restarts</span><b>0.2 h</b>" in page
 
 
+def test_a_pod_outbid_before_its_first_poll_is_a_run_and_its_restart_is_counted(env):
+    # The README's story: the first spot pod is outbid within minutes, before any poll saw it RUNNING.
+    # Its run was counted in hours and spend but not as a run: three runs counted as two restarts'
+    # worth one, and the job was finished 10 minutes of work early.
+    config = job_from_values("t", {"gpu": [A6000], "image": "img", "hours": 5, "restart_overhead": "6m"})
+    ex = Executor(env.client, env.store)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+
+    def run(pod_id: str, polls: int) -> None:
+        for _ in range(polls):
+            env.emu.advance(300)
+            ex.observe(env.store.pod(pod_id), env.client.pod(pod_id), env.emu.now)
+
+    def ran() -> float:
+        return sum(running_hours(env.store.observations(p["pod_id"])) for p in env.store.managed_pods("t"))
+
+    first = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
+    env.emu.advance(240)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.3)  # outbid 4 minutes in, before the first poll
+    env.emu.advance(60)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
+    ex.observe(env.store.pod(first.id), env.client.pod(first.id), env.emu.now)
+    assert env.store.pod(first.id)["interruptions"] == 1 and ran() == pytest.approx(4 / 60, abs=1 / 60)
+    ex.stop_pod(env.store.pod(first.id), env.emu.now, reason="moving", terminate=True)
+    second = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
+    run(second.id, 6)
+    ex.stop_pod(env.store.pod(second.id), env.emu.now, reason="a stop of bidder's own", state="active")
+    ex.resume(config, env.store.pod(second.id), spot_decision(0.25), config.policy, env.emu.now, job_spent=0)
+    run(second.id, 6)
+    work, _, interruptions = job_progress(env.store, config)
+    assert interruptions == 1 and work == pytest.approx(ran() - 0.2)  # three runs: two restarts
+    assert job_progress(env.store, config, save=False)[0] == pytest.approx(work)  # the cache agrees
+
+
 def test_names_are_deterministic_per_attempt_and_dry_runs_use_none(env):
     config = job_from_values("train", {"gpu": [A6000], "image": "img", "name": "exp"})
     ex = Executor(env.client, env.store)

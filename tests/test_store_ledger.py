@@ -154,6 +154,25 @@ def test_run_starts_are_where_the_polls_turn_running_or_the_uptime_falls(tmp_pat
     assert run_starts(polls[3:5]) == [] and run_starts([]) == []
 
 
+def test_a_run_no_poll_saw_running_is_a_run_start(tmp_path):
+    # A spot pod outbid before its first poll: its only trace is the exit observation (not RUNNING, the
+    # run's uptime). It was no run before, so a job counted one restart too few and finished early.
+    with Store.open(tmp_path / "b.db") as store:
+        for minutes, status, uptime in [(12, "EXITED", 720), (15, "EXITED", None), (30, "RUNNING", 300),
+                                        (40, "EXITED", 900), (50, "EXITED", 240)]:
+            store.record_observation(T0 + timedelta(minutes=minutes), "p1", desired_status=status,
+                                     cost_per_hr=0.3, uptime_seconds=uptime)
+        # Vast: the running total grew between two polls that were not RUNNING (paused, ran, paused).
+        for minutes, status, total in [(0, "EXITED", 600), (10, "EXITED", 600), (20, "EXITED", 900),
+                                       (30, "RUNNING", 960), (40, "EXITED", 1200)]:
+            store.record_observation(T0 + timedelta(minutes=minutes), "v1", desired_status=status, cost_per_hr=0.3,
+                                     uptime_seconds=total, storage_per_hr=0.01)
+        runpod, vast = store.observations("p1"), store.observations("v1")
+    # The exit at 40 ends the run seen at 30; the one at 50 is a run of its own, begun and ended unseen.
+    assert run_starts(runpod) == [T0 + timedelta(minutes=m) for m in (12, 30, 50)]
+    assert run_starts(vast) == [T0 + timedelta(minutes=m) for m in (0, 20, 30)]
+
+
 def test_vast_storage_is_booked_between_the_emulators_clock_and_a_now():
     # The emulator's clock and a --now share one time line (the README's flows mix them): a stopped
     # instance polled on the one, then with a --now 10 h later, billed those 10 h of storage.

@@ -330,17 +330,25 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
 def run_starts(observations: Sequence[Mapping[str, Any]]) -> list[Any]:
     """When a pod's runs started, as its polls show (oldest first): the first poll if RUNNING, each poll
     RUNNING after one that was not, and each RUNNING poll whose uptime fell below the one before's
-    (RunPod: it stopped and restarted in between; a Vast poll's running total never falls). Each is
-    dated by the poll that saw it."""
+    (RunPod: it stopped and restarted in between; a Vast poll's running total never falls). A run no
+    poll saw running counts too: a RunPod exit observation (not RUNNING, with the ended run's uptime)
+    after nothing or after a poll that was not RUNNING, and a Vast poll that is not RUNNING whose
+    running total grew since one that was not (a pod outbid before its first poll ran, and its restart
+    costs work as any other). Each is dated by the poll that saw it."""
     starts = []
     prev: Mapping[str, Any] | None = None
     for o in observations:
+        up = o.get("uptime_seconds")
+        after_idle = prev is None or prev.get("desired_status") != "RUNNING"
         if o.get("desired_status") == "RUNNING":
-            fresh = prev is None or prev.get("desired_status") != "RUNNING"
-            restarted = (o.get("storage_per_hr") is None and o.get("uptime_seconds") is not None
+            restarted = (o.get("storage_per_hr") is None and up is not None
                          and prev is not None and prev.get("uptime_seconds") is not None
-                         and o["uptime_seconds"] < prev["uptime_seconds"])
-            if fresh or restarted:
+                         and up < prev["uptime_seconds"])
+            if after_idle or restarted:
+                starts.append(o["ts"])
+        elif up and after_idle:
+            before = (prev or {}).get("uptime_seconds")
+            if o.get("storage_per_hr") is None or prev is None or (before is not None and up > before):
                 starts.append(o["ts"])
         prev = o
     return starts
