@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from executor_helpers import RTX4090
 from two_markets import VAST4090, tick, vast_live
 
@@ -151,6 +152,27 @@ def test_an_instance_answered_null_is_unknown_and_never_joined_by_a_second(both)
     assert vast_live(env.emu) == [inst] and env.store.pod(str(inst.id))["state"] == "active"  # still watched
     env.emu.advance(600)
     assert tick(env, api, config).jobs[0].state == "running" and vast_live(env.emu) == [inst]
+
+
+# -- a create whose read-back fails made an instance all the same: looked up by its label, never a second --
+@pytest.mark.parametrize(("action", "answer", "status"), [
+    ("spot", {"detail": "API requests too frequent endpoint threshold=5.5"}, 429),  # after the client's retries
+    ("on_demand", {"success": False, "error": "no_such_instance", "msg": "Instance not found."}, 404),
+])
+def test_a_create_whose_read_back_fails_is_adopted_and_never_joined_by_a_second(both, action, answer, status):
+    env, api = both
+    config = env.config(job("v"))
+    decision = plan(action, 0.55 if action == "spot" else None)
+    env.emu.malform("vast:show", answer, status=status, execute=False, times=4)
+    first = tick(env, api, config, advise=lambda *a: decision)
+    [inst] = vast_live(env.emu)
+    # It was "not launched", the name released: the next tick rented a second instance beside it.
+    assert first.jobs[0].state == "running", first.jobs[0].message
+    assert env.store.pod(str(inst.id))["state"] == "active"
+    for _ in range(3):
+        env.emu.advance(600)
+        tick(env, api, config, advise=lambda *a: decision)
+        assert vast_live(env.emu) == [inst]
 
 
 # -- a paused instance's standing bid is held to the policy as it stands now --------------------------------

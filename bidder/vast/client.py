@@ -39,6 +39,7 @@ from bidder.errors import (
     NotInterruptible,
     PodNotFound,
     RateLimited,
+    TransportError,
     UnwantedInstance,
 )
 from bidder.runpod.client import EmulatorTime, RetryPolicy, checked_api_key
@@ -213,7 +214,7 @@ class VastClient(EmulatorTime):
         """
         request = self.build_create_interruptible(offer_id, spec, bid_per_gpu, num_gpus=num_gpus)
         instance_id = self._create(request)
-        inst = self.instance(instance_id)
+        inst = self._read_back(instance_id, request.operation)
         if inst.is_bid is not True:
             destroyed = self._destroy_quietly(instance_id)
             fate = "destroyed it" if destroyed else f"COULD NOT destroy it: destroy instance {instance_id} now"
@@ -227,7 +228,19 @@ class VastClient(EmulatorTime):
 
     def create_on_demand(self, offer_id: int, spec: InstanceSpec) -> Instance:
         """Rent offer `offer_id` on-demand (no `price`). Sent once; the instance is read back."""
-        return self.instance(self._create(self.build_create_on_demand(offer_id, spec)))
+        request = self.build_create_on_demand(offer_id, spec)
+        return self._read_back(self._create(request), request.operation)
+
+    def _read_back(self, instance_id: int, operation: str) -> Instance:
+        """The instance a create just made, read back. It exists whatever this read answers: a failed
+        read (rate limited, "not found" while Vast's view lags, a spoiled answer) is a create whose
+        outcome is unknown, so the caller looks it up by its label and rents nothing else meanwhile
+        (taken as "nothing created", the job rented a second instance beside it)."""
+        try:
+            return self.instance(instance_id)
+        except ApiError as exc:
+            raise TransportError(f"{operation}: instance {instance_id} was created, but reading it back failed "
+                                 f"({exc})", operation=operation, maybe_executed=True) from exc
 
     def _create(self, request: VastRequest) -> int:
         response = self._send_raw(request)
