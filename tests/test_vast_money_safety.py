@@ -175,6 +175,21 @@ def test_a_create_whose_read_back_fails_is_adopted_and_never_joined_by_a_second(
         assert vast_live(env.emu) == [inst]
 
 
+# -- JSON nested too deep to read is an unreadable answer, never a RecursionError ---------------------------
+def test_answers_nested_too_deep_are_unreadable_answers_not_a_traceback(both):
+    env, api = both
+    config = env.config(job("v"))
+    env.emu.malform("vast:create", b'{"success": true, "new_contract": ' + b"[" * 100_000, times=1)
+    first = tick(env, api, config)  # a RecursionError escaped the create before
+    [inst] = vast_live(env.emu)  # it ran: found by its label
+    assert first.jobs[0].state == "running" and env.store.pod(str(inst.id))["state"] == "active"
+    env.emu.advance(600)
+    env.emu.malform("vast:list", b'{"instances": [' * 50_000, times=1)
+    tick(env, api, config)  # the listing: a traceback before
+    env.emu.advance(600)
+    assert tick(env, api, config).jobs[0].state == "running" and vast_live(env.emu) == [inst]
+
+
 # -- a paused instance's standing bid is held to the policy as it stands now --------------------------------
 def _paused_at_its_bid(env, api):
     config = env.config(job("v"))

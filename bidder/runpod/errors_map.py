@@ -55,6 +55,7 @@ __all__ = [
     "classify_graphql",
     "decode_response",
     "from_httpx",
+    "json_or_none",
     "parse_retry_after",
     "scrub",
     "shape_error",
@@ -181,7 +182,8 @@ def classify_graphql(messages: tuple[str, ...], codes: tuple[str | None, ...], *
     return GraphQLError(text, **kwargs)
 
 
-def _json_or_none(response: httpx.Response) -> Any:
+def json_or_none(response: httpx.Response) -> Any:
+    """The answer's JSON body, or None when it is not JSON (or is nested too deep to read)."""
     try:
         return json.loads(response.content)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
@@ -192,7 +194,7 @@ def decode_response(response: httpx.Response, operation: str, *, pod_id: str | N
                     secret: str | None = None) -> Mapping[str, Any]:
     """The `data` object of a successful answer; raises the bidder error of any other answer."""
     status = response.status_code
-    body = _json_or_none(response)
+    body = json_or_none(response)
     errors = _errors_of(body)
     if status == 401:
         raise AuthError(f"{operation}: the API refused the key (HTTP 401): {_KEY_HINT}",

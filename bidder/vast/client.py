@@ -20,7 +20,6 @@ instance may exist (`TransportError.maybe_executed`): look for it with `find_by_
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -43,7 +42,7 @@ from bidder.errors import (
     UnwantedInstance,
 )
 from bidder.runpod.client import EmulatorTime, RetryPolicy, checked_api_key
-from bidder.runpod.errors_map import HTTPX_CAUGHT, from_httpx
+from bidder.runpod.errors_map import HTTPX_CAUGHT, from_httpx, json_or_none
 from bidder.vast import operations as ops
 from bidder.vast.errors_map import classify, decode_response, error_fields, unexpected
 from bidder.vast.offers import SEARCH_DISK_GB, Offer, per_instance
@@ -244,10 +243,7 @@ class VastClient(EmulatorTime):
 
     def _create(self, request: VastRequest) -> int:
         response = self._send_raw(request)
-        try:
-            body = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            body = None
+        body = json_or_none(response)
         contract = body.get("new_contract") if isinstance(body, Mapping) else None
         refused = response.status_code >= 400 or (isinstance(body, Mapping) and body.get("success") is False)
         if contract is not None and refused and response.status_code not in (401, 403, 429):

@@ -15,7 +15,6 @@ Messages carry the operation, the status and Vast's own text, scrubbed of the ke
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +29,7 @@ from bidder.errors import (
     RateLimited,
     TransportError,
 )
-from bidder.runpod.errors_map import scrub
+from bidder.runpod.errors_map import json_or_none, scrub
 
 __all__ = [
     "NOT_FOUND_CODES",
@@ -47,13 +46,6 @@ NO_CAPACITY_CODES = frozenset({"no_such_ask"})
 NOT_FOUND_CODES = frozenset({"no_such_instance"})
 #: Where the key comes from (the environment first, then the user's config file): both are named.
 _KEY_HINT = "check VAST_API_KEY, or vast_api_key in ~/.config/bidder/config.toml"
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def error_fields(body: Any) -> tuple[str | None, str | None]:
@@ -88,7 +80,7 @@ def decode_response(response: httpx.Response, operation: str, *, instance_id: in
     there before the error reaches the caller (Vast sends no Retry-After [docs]).
     """
     status = response.status_code
-    body = _json_or_none(response)
+    body = json_or_none(response)
     code, text = error_fields(body)
     if status in (401, 403):
         detail = f": {scrub(text, secret)}" if text else ""
