@@ -936,10 +936,13 @@ class Executor:
         if pod.invalid is not None:  # a number the client found impossible (negative, non-finite, huge)
             return f"pod {row['pod_id']}: {pod.invalid}"
         created = row.get("created")
-        if pod.uptime_seconds is not None and isinstance(created, datetime):
+        # RunPod's uptime of the current run, or a Vast instance's total running time: neither can be
+        # longer than the pod has existed.
+        uptime = pod.uptime_seconds if pod.uptime_seconds is not None else getattr(pod, "running_seconds", None)
+        if uptime is not None and isinstance(created, datetime):
             since = (now - created).total_seconds()
-            if pod.uptime_seconds > since + UPTIME_SLACK_S:
-                return (f"pod {row['pod_id']}: uptime {pod.uptime_seconds:.0f} s is longer than the "
+            if uptime > since + UPTIME_SLACK_S:
+                return (f"pod {row['pod_id']}: uptime {uptime:.0f} s is longer than the "
                         f"{max(since, 0):.0f} s since it was created")
         agreed = self.agreed_rate(row)
         if pod.cost_per_hr is not None and agreed is not None and pod.cost_per_hr > agreed * COST_FACTOR + 0.01:

@@ -938,9 +938,12 @@ class _Tick:
         return "; ".join(reasons) or None
 
     def _listed_rate(self, row: dict[str, Any]) -> float | None:
-        """The pod's cost per hour (compute) in this tick's listing of its market, if it is there and sound."""
+        """The pod's cost per hour (compute) in this tick's listing of its market, if it is there and
+        could be true (a poll the executor sets aside is no price to act on: a $1e9 rate moved the job)."""
         pod = next((p for p in self.listings.get(row.get("market") or "runpod", []) if p.id == row["pod_id"]), None)
-        return pod.cost_per_hr if pod is not None and pod.invalid is None else None
+        if pod is None or self.ex_for(row.get("market")).implausible(row, pod, self.now) is not None:
+            return None
+        return pod.cost_per_hr
 
     def _on_demand_price(self, row: dict[str, Any], last: dict[str, Any] | None) -> float | None:
         """What a running on-demand pod costs per GPU-hour (compute; Vast's storage aside): this tick's

@@ -37,6 +37,7 @@ from typing import Any
 from bidder.errors import AboveCostLimit, MalformedAnswer, NoCapacity, PodNotFound
 from bidder.jobs import PodTemplate
 from bidder.runpod import Pod
+from bidder.runpod.types import MAX_UPTIME_S
 from bidder.units import usd
 from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
 from bidder.vast.offers import per_gpu, per_instance, storage_per_hour
@@ -94,6 +95,12 @@ class VastDryRun:
         return text if self.then is None else f"{text} then {self.then.to_text(self.base_url, indent=indent)}"
 
 
+#: Vast's `actual_status` values (VAST_API facts: null while provisioning, then these). Any other
+#: proves nothing of the instance: such a poll is set aside, not read as an exit.
+KNOWN_STATUSES = frozenset({"loading", "created", "scheduling", "running", "stopped", "exited", "inactive",
+                            "offline"})
+
+
 def to_pod(inst: Instance) -> VastPod:
     """The executor's view of an instance (see the module docstring)."""
     state = inst.state
@@ -111,10 +118,17 @@ def to_pod(inst: Instance) -> VastPod:
     elif inst.dph_total is not None and inst.dph_base is not None:
         storage = max(inst.dph_total - inst.dph_base, 0.0)
     compute = inst.dph_base if inst.dph_base is not None else inst.bid_price
-    # A negative or non-finite figure cannot be true: the poll is set aside (`invalid`), never booked.
+    # A negative, non-finite or huge figure cannot be true: the poll is set aside (`invalid`), never booked.
     bad = [f"{name} {value!r}" for name, value in (("dph_base", compute), ("storage", storage),
                                                     ("uptime_mins", inst.uptime_mins))
            if value is not None and not (math.isfinite(value) and value >= 0)]
+    if inst.uptime_mins is not None and math.isfinite(inst.uptime_mins) and inst.uptime_mins * 60.0 > MAX_UPTIME_S:
+        bad.append(f"uptime_mins {inst.uptime_mins!r} (over ten years)")
+    if compute is None:  # booked as free (storage only) and shown at $0.000/h
+        bad.append("dph_base None (no compute rate)")
+    actual = (inst.actual_status or "").lower()
+    if actual and actual not in KNOWN_STATUSES:  # taken for an exit, it was booked as an interruption
+        bad.append(f"actual_status {inst.actual_status!r} (not a status Vast documents)")
     return VastPod(id=str(inst.id), name=inst.label, desired_status=status,
                    pod_type="INTERRUPTABLE" if inst.is_bid else "RESERVED", cost_per_hr=compute,
                    gpu_count=inst.num_gpus, last_status_change=change, machine_id=None if inst.machine_id is None

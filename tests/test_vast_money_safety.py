@@ -116,6 +116,32 @@ def test_a_negative_rate_in_a_listing_is_set_aside_and_the_budget_holds(both):
 
 
 
+# -- a listing that cannot be true is set aside whole: no money lost or invented, no interruption, no move ---
+@pytest.mark.parametrize("spoil", [
+    {"uptime_mins": 20 * 365 * 24 * 60},  # twenty years: stored, it lost the interval's compute
+    {"dph_base": None, "dph_total": None},  # no rate: booked as free (storage only), shown at $0.003/h
+    {"dph_base": 1e9},  # set aside as a poll, but its rate moved the job ("above the max price")
+    {"actual_status": "weird", "intended_status": "weird"},  # taken for an exit: a lost restart, an interruption
+], ids=["uptime_20y", "no_rate", "rate_1e9", "unknown_status"])
+def test_one_impossible_listing_is_set_aside_and_the_ledger_keeps_to_the_bill(both, spoil):
+    env, api = both
+    config = env.config(job("v", max_price=0.6, hours=30).replace('tolerance = "high"', 'tolerance = "none"'))
+    for _ in range(4):
+        tick(env, api, config)
+        env.emu.advance(600)
+    [inst] = vast_live(env.emu)
+    env.emu.malform("vast:list", lambda p: {**p, "instances": [{**i, **spoil} for i in p["instances"]]}, times=1)
+    report = tick(env, api, config)
+    assert report.jobs[0].state == "running", report.jobs[0].message
+    assert any(e["event"] == "rejected_observation" for e in env.events)
+    for _ in range(3):
+        env.emu.advance(600)
+        tick(env, api, config)
+    assert vast_live(env.emu) == [inst] and env.store.pod(str(inst.id))["interruptions"] == 0
+    booked = env.store.job_state("v")["spent"]
+    assert booked == pytest.approx(env.emu.vast.true_spend(inst.id), abs=0.002), (booked, spoil)
+
+
 # -- one market's failed listing: the other market's jobs are still handled, its own are left alone -------
 def test_a_failed_vast_listing_leaves_vast_jobs_alone_and_runpod_budgets_enforced(both):
     env, api = both
