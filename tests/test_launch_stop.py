@@ -229,3 +229,30 @@ def test_a_tick_also_finds_a_launchs_late_create(env):
     env.tick(config)
     assert env.store.pod(landed.id)["job"] == "late"
     assert [e for e in env.events if e.get("event") == "adopted" and e.get("pod_id") == landed.id]
+
+
+def test_stop_job_reaches_a_finished_jobs_kept_pod_with_terminate_and_its_dry_run_says_nothing_was_sent(env):
+    # A finished job keeps its pod stopped (on_finish = "stop"), its volume billed on. `stop --job NAME
+    # --terminate` said "job t has no active pod" and left only the pod id to reach it by.
+    config = env.config(f'[jobs.t]\ngpu = ["{A6000}"]\ncloud = "community"\nhours = 0.2\ntolerance = "none"\n'
+                        'image = "img"\non_finish = "stop"\n')
+    for _ in range(12):
+        if env.tick(config).jobs[0].state == "finished":
+            break
+        env.emu.advance(600)
+    [row] = env.store.managed_pods("t")
+    pod = env.emu.world.pods[row["pod_id"]]
+    assert row["state"] == "stopped" and pod.desired_status == "EXITED"
+    plain = cli(env, "stop", "--job", "t", *common(env))
+    assert plain.exit_code == 1 and plain.output == (
+        f"Error: job t has no active pod in the ledger; its pod {pod.id} is kept stopped: add --terminate to "
+        "delete it (see `bidder pods --all`)\n")
+    dry = cli(env, "stop", "--job", "t", "--terminate", "--dry-run", *common(env))
+    assert dry.exit_code == 0, dry.output
+    head, operation, *request = dry.output.splitlines()
+    assert head == "Dry run: nothing was sent. The request it would send (header Authorization: Bearer ****):"
+    assert operation == "# podTerminate" and json.loads("\n".join(request))["variables"] == {"input": {"podId": pod.id}}
+    assert pod.desired_status == "EXITED"
+    done = cli(env, "stop", "--job", "t", "--terminate", *common(env))
+    assert done.exit_code == 0 and done.output == f"terminated pod {pod.id} (job t stays finished)\n", done.output
+    assert pod.desired_status == "TERMINATED" and env.store.job_state("t")["state"] == "finished"

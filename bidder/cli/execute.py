@@ -12,7 +12,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -212,9 +212,10 @@ def _pod_dict(pod: Pod) -> dict[str, Any]:
             "machine_id": pod.machine_id, "uptime_seconds": pod.uptime_seconds, "access": _pod_access(pod)}
 
 
-def _print_requests(result: LaunchResult) -> None:
+def _print_requests(requests: Sequence[Any]) -> None:
+    """A dry run's requests, exactly as they would be sent (the key masked)."""
     click.echo("Dry run: nothing was sent. The request it would send (header Authorization: Bearer ****):")
-    for request in result.requests:
+    for request in requests:
         click.echo(f"# {request.operation}")
         click.echo(request.to_json())
 
@@ -570,7 +571,7 @@ def _print_launch(result: LaunchResult, market: str | None = None) -> None:
     for note in _new_notes(result):
         click.echo(f"Note: {note}")
     if result.requests:
-        _print_requests(result)
+        _print_requests(result.requests)
         return
     if result.pod is not None and result.attempt is not None:
         pod, a = result.pod, result.attempt
@@ -993,8 +994,14 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
             stack.enter_context(_tick_lock(store, lock_wait, "nothing was stopped"))
         if job_name is not None:
             rows = store.managed_pods(job_name, states=["active"])
+            # A finished (or budget-stopped) job's kept pod is stopped, its disk billed on: --terminate ends it.
+            kept = store.managed_pods(job_name, states=["stopped"])
+            if not rows and terminate:
+                rows = kept
             if not rows:
-                raise BidderError(f"job {job_name} has no active pod in the ledger (see `bidder pods --all`)")
+                hint = (f"; its pod {kept[-1]['pod_id']} is kept stopped: add --terminate to delete it" if kept
+                        else "")
+                raise BidderError(f"job {job_name} has no active pod in the ledger{hint} (see `bidder pods --all`)")
         else:
             row = store.pod(pod_id or "")
             rows = [row] if row is not None else []
@@ -1005,7 +1012,7 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
         if not rows:  # a pod bidder does not manage: still the user's to stop (RunPod's)
             request = client.build_terminate(pod_id or "") if terminate else client.build_stop(pod_id or "")
             if dry_run:
-                click.echo(request.to_json())
+                _print_requests([request])
                 return
             if terminate:
                 client.terminate(pod_id or "")
@@ -1037,7 +1044,7 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                                                               "job": {"state": "held", "note": held}})
             would_send = ex.stop_pod(row, now, reason="stopped by `bidder stop`", terminate=terminate)
             if would_send is not None:
-                click.echo(would_send.to_json())
+                _print_requests([would_send])
                 continue
             if held is not None and not dry_run:
                 store.save_job_state(row["job"], state="held", updated=now, note=held, stop_intent=None)
