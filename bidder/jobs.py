@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bidder.errors import ConfigError
-from bidder.models import TOLERANCE_PRESETS, JobSpec, Policy, parse_tolerance
+from bidder.models import MAX_HOURS, MAX_PRICE, TOLERANCE_PRESETS, JobSpec, Policy, parse_tolerance
 from bidder.store.ledger import LAUNCH_JOB
 from bidder.units import NoUnit, YearTooEarly, parse_duration, parse_timestamp
 
@@ -88,6 +88,16 @@ def _positive(value: Any) -> float:
     if number <= 0:
         raise ValueError("must be greater than 0")
     return number
+
+
+def _at_most(limit: float, what: str) -> Callable[[Any], float]:
+    """A positive number no larger than `limit` (past it, a typo), as the command line's options take it."""
+    def parse(value: Any) -> float:
+        number = _positive(value)
+        if number > limit:
+            raise ValueError(f"must be at most {limit:,.0f} {what}")
+        return number
+    return parse
 
 
 def _fraction(value: Any) -> float:
@@ -286,7 +296,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             "honours, is planned on RunPod alone under any; under vast one given in the job's own table is "
             "refused, one from [defaults] left out (the tick says so).", _choice("any", "runpod", "vast")),
     Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
-            "observed uptime, less restart_overhead per restart, reaches it.", _positive),
+            "observed uptime, less restart_overhead per restart, reaches it.", _at_most(MAX_HOURS, "hours")),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
     Setting("deadline", None, "Finish by then: a duration after the first launch (3d) or a time "
             "(2026-03-01T12:00:00Z). Needs hours.", _deadline),
@@ -297,7 +307,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             "{\"NVIDIA H100 80GB HBM3\" = 3.0}; an id the price history does not know stops the tick.", _speed),
     # How to pay (Policy).
     Setting("max_price", None, "The most per GPU-hour, bid or on-demand (USD). No bid is ever above it.",
-            _positive),
+            _at_most(MAX_PRICE, "USD per GPU-hour")),
     Setting("budget", None, "The most the job may spend in total (USD): a running pod is stopped before "
             "spend plus its next hour (or the work left, if less) would pass it.", _positive),
     Setting("tolerance", "medium", "Interruptions per day accepted: none (on-demand only), low (0.5), "

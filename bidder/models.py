@@ -18,6 +18,7 @@ __all__ = [
     "MARKETS",
     "MARKET_CLOUDS",
     "MARKET_NAMES",
+    "MAX_HOURS",
     "MAX_PRICE",
     "TOLERANCE_PRESETS",
     "Action",
@@ -46,6 +47,8 @@ MARKET_CLOUDS: dict[str, tuple[str, ...]] = {"runpod": CLOUDS, "vast": ("VERIFIE
 #: The most USD per hour of a pod or a GPU bidder believes a market (or a trace) that states it: no
 #: true price comes near it. It keeps impossible numbers (1e300) out of the store and every later sum.
 MAX_PRICE = 1000.0
+#: The most hours of work a job (or a command's --hours) may ask: past it a figure is a typo.
+MAX_HOURS = 1_000_000.0
 
 #: A market's key: (gpu_type_id, cloud, gpu_count) for RunPod, as it always was, and
 #: (gpu_type_id, cloud, gpu_count, market) for any other market (see `market_key`).

@@ -23,6 +23,11 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("recommend", "--gpu", "A6000", "--hours", "10", "--max-price", "nan"), "'--max-price': 'nan' is not a finite"),
     (("recommend", "--gpu", "A6000", "--hours", "10", "--budget", "nan"), "'--budget': 'nan' is not a finite"),
     (("recommend", "--gpu", "A6000", "--hours", "10", "--min-savings", "nan"), "'--min-savings': 'nan'"),
+    # bidder.toml refuses both (a spot price of nothing; a price no market charges): so do the options.
+    (("recommend", "--gpu", "A6000", "--hours", "10", "--min-savings", "1"), "'--min-savings': 1.0 is not in the "
+                                                                             "range 0<=x<1"),
+    (("launch", "--gpu", "A6000", "--hours", "10", "--image", "x", "--max-price", "5000", "--dry-run"),
+     "'--max-price': 5000.0 is not in the range 0<x<=1000.0"),
     (("recommend", "--gpu", "A6000", "--hours", "10", "--deadline", "99999999d"), "is over 100 years"),
     (("launch", "--gpu", "A6000", "--hours", "10", "--deadline", "99999999d", "--image", "x", "--dry-run"),
      "is over 100 years"),

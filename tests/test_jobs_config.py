@@ -90,6 +90,10 @@ def test_absolute_deadline_and_pod_names(tmp_path):
 @pytest.mark.parametrize(("text", "key", "fragment"), [
     ('[jobs.a]\nimage = "x"\ngpus = 0\n', "gpus", "[jobs.a] gpus = 0: must be >= 1"),
     ('[jobs.a]\nimage = "x"\nmax_price = "cheap"\n', "max_price", "max_price = 'cheap': must be a number"),
+    # As the command line's --hours and --max-price: past these, a typo (1e308 hours launched a job).
+    ('[jobs.a]\nimage = "x"\nhours = 1e308\n', "hours", "[jobs.a] hours = 1e+308: must be at most 1,000,000 hours"),
+    ('[jobs.a]\nimage = "x"\nmax_price = 5000\n', "max_price",
+     "[jobs.a] max_price = 5000: must be at most 1,000 USD per GPU-hour"),
     ('[jobs.a]\nimage = "x"\ntolerance = "sometimes"\n', "tolerance", "neither a preset"),
     ('[jobs.a]\nimage = "x"\ncloud = "moon"\n', "cloud", "must be any, secure or community"),
     ('[jobs.a]\nimage = "x"\nports = "8888"\n', "ports", "'8888' is not PORT/http"),

@@ -22,6 +22,7 @@ from bidder.cli.common import (
     HOURS_HELP,
     MAX_DAYS,
     MAX_HOURS,
+    MAX_PRICE,
     MAX_RECLAIM_RATE,
     TOLERANCE,
     FiniteRange,
@@ -132,7 +133,7 @@ Example:
               help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day bidder accepts: none, low, medium, high or a number.")
-@click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
+@click.option("--max-price", type=FiniteRange(min=0, min_open=True, max=MAX_PRICE), default=None, metavar="USD",
               help="Most per GPU-hour any strategy may pay (bid or on-demand).")
 @click.option("--strategies", "strategy_text", default="all", show_default=True, metavar="LIST",
               help=f"Comma-separated: {', '.join(_STRATEGIES)}; or all.")

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bidder.models import parse_tolerance
+from bidder.models import MAX_HOURS, MAX_PRICE, parse_tolerance
 from bidder.units import DurationTooLong, YearTooEarly, parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "MARKET_CHOICES",
     "MAX_DAYS",
     "MAX_HOURS",
+    "MAX_PRICE",
     "MAX_RECLAIM_RATE",
     "TOLERANCE",
     "FiniteRange",
@@ -53,7 +54,7 @@ USER_CONFIG = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) /
 
 
 #: The largest values the numeric options take: past them a figure is a typo (and some would not fit a date).
-MAX_HOURS = 1_000_000.0
+#: MAX_HOURS and MAX_PRICE are bidder.models': bidder.toml's `hours` and `max_price` have the same bounds.
 MAX_DAYS = 3660.0
 MAX_RECLAIM_RATE = 60.0  # reclaims per hour: once a minute
 

@@ -27,6 +27,7 @@ from bidder.cli.common import (
     DURATION,
     HOURS_HELP,
     MAX_HOURS,
+    MAX_PRICE,
     TOLERANCE,
     FiniteRange,
     api_options,
@@ -266,7 +267,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @market_option("any", "Which market: runpod, vast, or any (the cheapest plan over the markets with history).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day accepted: none, low, medium, high or a number.")
-@click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None, metavar="USD",
+@click.option("--max-price", type=FiniteRange(min=0, min_open=True, max=MAX_PRICE), default=None, metavar="USD",
               help="Most per GPU-hour, bid or on-demand.")
 @click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None,
               help=f"{HOURS_HELP} (default: keep running).")

@@ -22,6 +22,7 @@ from bidder.cli.common import (
     DURATION,
     HOURS_HELP,
     MAX_HOURS,
+    MAX_PRICE,
     TOLERANCE,
     FiniteRange,
     api_options,
@@ -158,14 +159,14 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
               help=f"{HOURS_HELP} (a batch job).")
 @click.option("--keep-running", is_flag=True, help="A service with no end: optimise cost per hour.")
 @click.option("--deadline", type=DURATION, default=None, help="Finish within this long from now, e.g. 3d (a unit is required: s, m, h, d, w).")
-@click.option("--max-price", type=FiniteRange(min=0, min_open=True), default=None,
+@click.option("--max-price", type=FiniteRange(min=0, min_open=True, max=MAX_PRICE), default=None,
               help="Most to pay per GPU-hour, bid or on-demand (USD).")
 @click.option("--budget", type=FiniteRange(min=0, min_open=True), default=None, help="Most to spend on the whole job (USD).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
               help="Interruptions per day you accept: none, low (0.5), medium (2), high (6) or a number.")
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
               help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
-@click.option("--min-savings", type=FiniteRange(min=0, max=1), default=0.15, show_default=True,
+@click.option("--min-savings", type=FiniteRange(min=0, max=1, max_open=True), default=0.15, show_default=True,
               help="Spot must beat on-demand by this share, after overheads.")
 @click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
               help="Without a deadline, a wait for the spot floor to fall under a bid must save this share of "
