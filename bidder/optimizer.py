@@ -614,7 +614,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                         "so the deadline is met")
         ranked = sorted(ondemand, key=lambda c: c.cost)
         return _decision(best_od, ranked if alternatives else [], g, od_ref, keep_running,
-                         [*missing, *_storage_notes(job, best_od)], multi)
+                         [*missing, *_storage_notes(job, best_od)], multi, job.deadline is not None)
 
     acting = ondemand + spot_now
     kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
@@ -691,7 +691,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         if chosen.action == "spot" else None
     return _decision(chosen, others, g, od_ref, keep_running,
                      [*(missing if chosen.action != "spot" else ()), *_storage_notes(job, chosen),
-                      *((saved,) if saved else ())], multi)
+                      *((saved,) if saved else ())], multi, job.deadline is not None)
 
 
 def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, now: datetime,
@@ -1055,7 +1055,10 @@ def _fmt_hours(hours: float) -> str:
 #: How reasons name a market.
 
 
-def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool = False) -> str:
+def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool = False,
+            deadline: bool = True) -> str:
+    """The candidate's reason line; `deadline`: the job has one (else its on-demand rest finishes the
+    work within the time a job without a deadline may take)."""
     name = _short(c.quote.gpu_type_id)
     if multi or c.quote.market != DEFAULT_MARKET:  # RunPod-only reasons read as they always did
         name = f"{name} {c.quote.cloud.lower()} on {MARKET_NAMES.get(c.quote.market, c.quote.market)}"
@@ -1071,14 +1074,15 @@ def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool
         parts.append(f"{saving * 100:.0f}% under on-demand" if saving >= 0 else
                      f"{-saving * 100:.0f}% over on-demand")
     if not keep_running and c.action != "on_demand" and c.spot_share < 0.999:
-        parts.append(f"{c.spot_share * 100:.0f}% of the work on spot, the rest on-demand before the deadline")
+        parts.append(f"{c.spot_share * 100:.0f}% of the work on spot, the rest on-demand "
+                     + ("before the deadline" if deadline else "to finish in time"))
     if c.note:
         parts.append(c.note)
     return ", ".join(parts)
 
 
 def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: float | None,
-              keep_running: bool, notes: Sequence[str] = (), multi: bool = False) -> Decision:
+              keep_running: bool, notes: Sequence[str] = (), multi: bool = False, deadline: bool = True) -> Decision:
     def build(c: _Candidate, alternatives: tuple[Decision, ...] = (), extra: Sequence[str] = ()) -> Decision:
         return Decision(
             action=c.action,  # type: ignore[arg-type]
@@ -1090,7 +1094,7 @@ def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: floa
             expected_interruptions_per_day=round(c.per_day, 4),
             expected_total_cost=None if c.total is None else round(c.total, 4),
             expected_completion_hours=None if keep_running or c.completion is None else round(c.completion, 3),
-            reasons=(", ".join([_reason(c, od_ref, keep_running, multi), *extra]),),
+            reasons=(", ".join([_reason(c, od_ref, keep_running, multi, deadline), *extra]),),
             alternatives=alternatives,
             act_below=c.act_below,
             market=c.quote.market,

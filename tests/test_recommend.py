@@ -311,3 +311,13 @@ def test_spot_too_slow_without_a_deadline_is_not_called_a_missed_deadline(db: Pa
         "finish it"]
     late = run(db, "--gpu", "RTX A6000", "--hours", "12", "--max-price", "0.25", "--deadline", "30h")
     assert late.exit_code == 1 and "no candidate can finish the work" not in late.output
+
+
+def test_the_on_demand_rest_of_a_plan_without_a_deadline_is_not_said_to_be_before_one(db: Path) -> None:
+    """A job without a deadline whose plan leaves some work to on-demand said "the rest on-demand before
+    the deadline"."""
+    result = run(db, "--gpu", "RTX A6000", "--hours", "2", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    said = " ".join(r for d in (data["decision"], *data["alternatives"]) for r in d["reasons"])
+    assert "the rest on-demand to finish in time" in said and "before the deadline" not in said, said
