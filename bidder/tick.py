@@ -109,6 +109,9 @@ class JobReport:
     #: tick, its pod is on such a market, its name is a `bidder launch`'s): nothing else was done for it,
     #: and `bidder tick` exits non-zero after handling every other job.
     blocked: str | None = None
+    #: Why the job's spend passed its budget while none of its pods runs (a kept Vast instance's storage
+    #: bills on): `bidder tick` exits non-zero, so cron tells the user, who alone may delete the disk.
+    over_budget: str | None = None
 
 
 @dataclass
@@ -720,9 +723,15 @@ class _Tick:
         policy = jc.policy
         if state.get("state") == "budget_stopped" and (policy.budget or 0) <= float(state.get("budget_at_stop") or 0):
             # The note is the stop's; the spend is today's (a kept Vast instance bills storage on).
-            over = " (over the budget: its kept instance bills storage)" if spent > (policy.budget or 0) + 1e-9 else ""
-            return self._report(jc, "budget_stopped", f"{state.get('note') or 'stopped at its budget'}; "
-                                                      f"spent ${spent:.2f} so far{over}")
+            over = spent > (policy.budget or 0) + 1e-9
+            kept = self.store.managed_pods(jc.name, states=["active", "stopped", "retiring"])
+            report = self._report(jc, "budget_stopped", f"{state.get('note') or 'stopped at its budget'}; spent "
+                                  f"${spent:.2f} so far{' (over the budget: its kept instance bills storage)' if over else ''}")
+            if over and kept:  # (once deleted, nothing bills on: the overrun is history)
+                report = replace(report, over_budget=(
+                    f"job {jc.name} has spent ${spent:.2f}, over its budget of ${policy.budget or 0:.2f}, and its kept "
+                    f"instance's storage bills on: `bidder stop --job {jc.name} --terminate` deletes it (and its disk)"))
+            return report
         pending = None if self.ex.dry_run else self.ex.pending(jc)
         if pending is not None and (row is None or row.get("desired_status") != "RUNNING"):
             # Its create may still land: no launch, resume or move until it is found or its grace ends.

@@ -256,3 +256,36 @@ def test_tick_with_a_vast_key_alone_runs_vast_jobs(env):
     assert f"v: running: launched {name} on RTX 4090 (" in result.output and len(live(emu)) == 1
     with Store.open(tmp / "bidder.db") as store:
         assert {c["market"] for c in store.collections() if c["ts"] == store.collections()[-1]["ts"]} == {"vast"}
+
+
+def test_a_budget_stopped_jobs_kept_storage_past_its_budget_ends_the_tick_with_exit_1(env):
+    # Stopped at its budget, the job keeps its instance (its disk) stopped, and Vast bills the storage on:
+    # the spend passed the budget tick after tick, each exiting 0, and cron never told anyone.
+    emu, tmp = env
+    config = ["--config", str(tmp / "bidder.toml")]
+    assert cli(env, "tick", *config).exit_code == 0
+    [inst] = live(emu)
+    emu.advance(1800)
+    assert cli(env, "tick", *config).exit_code == 0
+    with Store.open(tmp / "bidder.db") as store:
+        spent = store.job_state("v")["spent"]
+    budget = round(spent + 0.01, 2)
+    (tmp / "bidder.toml").write_text(CONFIG.replace("disk = 20", f"disk = 20\nbudget = {budget}"))
+    emu.advance(600)
+    stopped = cli(env, "tick", *config)
+    assert stopped.exit_code == 0 and "v: budget_stopped: " in stopped.output, stopped.output
+    assert not inst.destroyed and inst.intended == "stopped"
+    over = None
+    for _ in range(40):  # the disk's storage alone, a cent and more
+        emu.advance(3600)
+        over = cli(env, "tick", *config)
+        if over.exit_code != 0:
+            break
+    assert over is not None and over.exit_code == 1, over.output
+    assert over.stderr.strip().splitlines()[-1].startswith(
+        "Error: job v has spent $") and (f"over its budget of ${budget:.2f}, and its kept instance's storage bills on: "
+                                          "`bidder stop --job v --terminate` deletes it (and its disk)") in over.stderr
+    ended = cli(env, "stop", "--job", "v", "--terminate")
+    assert ended.exit_code == 0 and inst.destroyed, ended.output
+    emu.advance(600)
+    assert cli(env, "tick", *config).exit_code == 0

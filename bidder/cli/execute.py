@@ -687,6 +687,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     # Non-zero, so cron mails it; every job was handled first.
     problems = [why.removeprefix("AuthError: ") for why in report.refused_keys.values()]  # (each says which key)
     problems += [f"job {job.name} cannot run: {job.blocked}" for job in report.jobs if job.blocked]
+    problems += [job.over_budget for job in report.jobs if job.over_budget]
     failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
     if failed:
         problems.append(f"the tick could not finish acting for {' and for '.join(failed)}; the next tick tries again")
