@@ -284,6 +284,14 @@ class _Tick:
             failed = _failed_calls(self.ex.log[start:]) or unsent
             self.report.jobs.append(replace(report, failed=failed))
         known = set(self.config.jobs)
+        if not self.ex.dry_run:
+            for state in self.store.jobs():
+                # A job taken out of bidder.toml is no longer run: its row said "running" for ever (the
+                # report's job states) while its pod was reclaimed. Its figures stay as last counted.
+                if (state["name"] not in known and state.get("state") not in (*_ENDED, "unmanaged")
+                        and not self.store.is_launch(state["name"])):
+                    self.store.save_job_state(state["name"], state="unmanaged",
+                                              note=f"not in {self.config.path} since {to_iso(self.now)}")
         for row in self.store.managed_pods(states=["active"]):
             if row.get("job") not in known and row.get("desired_status") == "RUNNING":
                 self.ex.emit(self.now, "unmanaged", pod_id=row["pod_id"], job=row.get("job"),

@@ -248,3 +248,20 @@ def test_a_kept_instance_destroyed_outside_bidder_is_found_gone_and_stops_billin
     env.emu.advance(3600)
     tick(env, api, low)  # nothing more is booked for it
     assert spend_report(env.store).pods[0].spend == pytest.approx(booked)
+
+
+# -- a job taken out of bidder.toml ------------------------------------------------------------
+def test_a_job_taken_out_of_the_config_is_unmanaged_and_runs_again_once_put_back(env):
+    # Its row said "running" for ever (the report's job states) while the pod it left was reclaimed.
+    config = env.config(spot_job())
+    pod = until_running(env, config, "s")
+    other = env.config(f'[jobs.other]\nimage = "img"\ngpu = ["{RTX4090}"]\nkeep_running = true\ntolerance = "none"\n')
+    env.emu.advance(300)
+    report = env.tick(other)
+    assert any(e["event"] == "unmanaged" and e["pod_id"] == pod.id for e in report.events)
+    state = env.store.job_state("s")
+    assert state["state"] == "unmanaged" and state["note"].startswith("not in "), state
+    env.emu.advance(300)
+    assert env.tick(config).jobs[0].state == "running"  # put back: its pod is its own again
+    assert env.store.job_state("s")["state"] == "running"
+    assert [r["pod_id"] for r in env.store.managed_pods("s", states=["active"])] == [pod.id]
