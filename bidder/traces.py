@@ -30,6 +30,15 @@ from bidder.errors import TraceFormatError
 from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, MAX_PRICE, PriceQuote
 from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
 
+#: The largest GPU count or offer count a trace row may state (past it, not a machine: a number that
+#: would not even fit the database's integers).
+MAX_TRACE_COUNT = 1_000_000
+
+
+def _whole(text: str) -> bool:
+    """Whether `text` is a whole number written in ASCII digits."""
+    return text.isascii() and text.isdigit()
+
 log = logging.getLogger(__name__)
 
 __all__ = ["FUTURE_SLACK", "MARKET_COLUMN", "OFFERS_COLUMN", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TRACE_COLUMNS", "iter_trace", "read_trace",
@@ -188,13 +197,15 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None, now: datetim
             raise row.fail("cloud", f"{row.text('cloud')!r} is not {' or '.join(MARKET_CLOUDS[market])}"
                                     + ("" if market == DEFAULT_MARKET else f" (the tiers of market {market})"))
         count_text = row.text("gpu_count") or "1"
-        if not count_text.isdigit() or int(count_text) < 1:
-            raise row.fail("gpu_count", f"{count_text!r} is not a positive whole number")
+        # ASCII digits only: str.isdigit() passes "²" (int() then raised a traceback) and reads "١" as 1.
+        if not _whole(count_text) or not 1 <= int(count_text) <= MAX_TRACE_COUNT:
+            raise row.fail("gpu_count", f"{count_text!r} is not a whole number from 1 to {MAX_TRACE_COUNT:,}")
         floor = row.price("minimum_bid_price")
         on_demand = row.price("uninterruptable_price")
         offers_text = row.text(OFFERS_COLUMN)
-        if offers_text and not offers_text.isdigit():
-            raise row.fail(OFFERS_COLUMN, f"{offers_text!r} is not a whole number of offers (empty = not known)")
+        if offers_text and not (_whole(offers_text) and int(offers_text) <= MAX_TRACE_COUNT):
+            raise row.fail(OFFERS_COLUMN, f"{offers_text!r} is not a whole number of offers up to {MAX_TRACE_COUNT:,} "
+                                          "(empty = not known)")
         key = (to_iso(ts), market, gpu_type, cloud, int(count_text))
         if key in seen:
             where = "" if market == DEFAULT_MARKET else f" on {market}"

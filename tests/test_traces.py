@@ -92,7 +92,12 @@ def test_defaults_and_zero_floor():
      "'0226-01-01T00:05:00Z' is in the year 226: give a time from 1970 on (check the year)"),
     ("2026-01-01T00:00:00Z,,0.2,0.5,SECURE,1,\n", 2, "gpu_type", "empty"),
     ("2026-01-01T00:00:00Z,A,0.2,0.5,MOON,1,\n", 2, "cloud", "'MOON' is not SECURE or COMMUNITY"),
-    ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,0,\n", 2, "gpu_count", "'0' is not a positive whole number"),
+    ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,0,\n", 2, "gpu_count", "'0' is not a whole number from 1 to 1,000,000"),
+    # A digit that is not ASCII: "²" raised a traceback from int(), "١" was read as 1.
+    ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,\u00b2,\n", 2, "gpu_count", "'\u00b2' is not a whole number from 1"),
+    ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,\u0661,\n", 2, "gpu_count", "'\u0661' is not a whole number from 1"),
+    # Past any machine, and past SQLite's integers (an OverflowError traceback from the import).
+    ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,99999999999999999999,\n", 2, "gpu_count", "from 1 to 1,000,000"),
     ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,\n\n2026-01-01T00:00:00Z,A,0.3,0.5,secure,1,\n", 4, "ts",
      "a second row for A SECURE x1 at 2026-01-01T00:00:00Z (the first is line 2)"),
     ("2026-01-01T00:00:00Z,A,0.2\n", 2, None, "3 fields, but the header has 7"),

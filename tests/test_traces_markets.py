@@ -112,3 +112,7 @@ def test_vasts_offer_count_survives_export_and_import(tmp_path):
     with pytest.raises(TraceFormatError, match=r"line 2, column offers: 'many' is not a whole number of offers"):
         read_trace(io.StringIO("ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,market,offers\n"
                                "2026-01-01T00:00:00Z,RTX 4090,0.2,0.5,VERIFIED,vast,many\n"))
+    for count in ("\u00b3", "99999999999999999999"):  # a traceback each (int() of "³"; SQLite's integers)
+        with pytest.raises(TraceFormatError, match=rf"line 2, column offers: '{count}' is not a whole number of offers"):
+            read_trace(io.StringIO("ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,market,offers\n"
+                                   f"2026-01-01T00:00:00Z,RTX 4090,0.2,0.5,VERIFIED,vast,{count}\n"))
