@@ -935,6 +935,13 @@ class Executor:
         Such a poll is not stored; the job goes on from the last good observation."""
         if pod.invalid is not None:  # a number the client found impossible (negative, non-finite, huge)
             return f"pod {row['pod_id']}: {pod.invalid}"
+        # A poll that does not say whether the pod runs, or a running pod that costs nothing, proves
+        # nothing: read as they came, the first was an interruption (a resume sent to a running pod),
+        # the second booked its hours at $0 and took the budget stop with it.
+        if pod.desired_status is None:
+            return f"pod {row['pod_id']}: no desiredStatus"
+        if pod.desired_status == "RUNNING" and not pod.cost_per_hr:  # (`observe` prices it at the agreed rate)
+            return f"pod {row['pod_id']}: running at no stated cost, and bidder agreed to no rate for it"
         created = row.get("created")
         # RunPod's uptime of the current run, or a Vast instance's total running time: neither can be
         # longer than the pod has existed.
@@ -1014,6 +1021,10 @@ class Executor:
             self.emit(now, "pod_gone", job=row.get("job"), pod_id=pod_id,
                       message="the API no longer shows this pod (terminated outside bidder?)")
             return "gone"
+        if pod.desired_status == "RUNNING" and not pod.cost_per_hr and (agreed := self.agreed_rate(row)):
+            # RunPod left the rate out (or said 0): it bills what bidder agreed to, not nothing (booked at
+            # $0, the hours went free and the budget stop with them). The highest agreed rate: never less.
+            pod = replace(pod, cost_per_hr=agreed)
         status = pod.desired_status or "UNKNOWN"
         was_running = row.get("desired_status") == "RUNNING"
         billing = _billing(pod)

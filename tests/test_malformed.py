@@ -302,6 +302,7 @@ def test_an_unreadable_poll_is_one_error_and_stores_nothing(env, where, field, v
     ("runtime", "uptimeInSeconds", -1, "uptimeInSeconds"),
     ("pod", "costPerHr", -4.63, "costPerHr"),                 # a negative spend
     ("pod", "costPerHr", float("nan"), "costPerHr"),
+    ("pod", "desiredStatus", None, "no desiredStatus"),       # read as UNKNOWN: an interruption, a podResume sent
 ])
 def test_a_poisoned_poll_is_rejected_and_the_job_goes_on(env, where, field, value, why):
     assert tick(env).exit_code == 0
@@ -323,6 +324,20 @@ def test_a_poisoned_poll_is_rejected_and_the_job_goes_on(env, where, field, valu
     state = env.store.job_state("train")
     assert 0 < state["spent"] < 1.0 and 0.2 < state["work_done_hours"] < 0.4
     assert [p.id for p in env.live_pods()] == [pod.id] and pod.desired_status == "RUNNING"
+
+
+@pytest.mark.parametrize("value", [None, 0], ids=["missing", "zero"])
+def test_a_running_pod_stated_at_no_cost_is_booked_at_the_rate_bidder_agreed_to(env, value):
+    # RunPod left costPerHr out (or said 0) for a while: those hours were booked at $0, and the budget
+    # stop went with them (a $4 budget, $3.36 billed, $0.22 booked).
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    env.emu.malform("myself", pod_field("costPerHr", value), times=None)
+    for _ in range(6):
+        env.emu.advance(1800)
+        assert tick(env).exit_code == 0
+    billed = env.emu.world.true_spend(pod.id)  # ($0.33/h, the rate bidder agreed to at the create)
+    assert billed > 0.9 and env.store.job_state("train")["spent"] == pytest.approx(billed, abs=0.01)
 
 
 # -- collect: a malformed snapshot is one error line and an error row, nothing else ----------------
