@@ -137,6 +137,24 @@ def test_a_run_that_did_not_do_its_work_is_not_cheaper_than_the_bounds() -> None
     assert by["hindsight"]["cost_vs_optimum"] == pytest.approx(1.4 / 2.0)
 
 
+def test_a_run_that_did_its_work_after_the_deadline_has_no_ratio_to_the_bounds() -> None:
+    # The floor spikes to 1.0 for 15 minutes of every hour: `floor` is outbid every hour, loses 30
+    # minutes at each restart and finishes 8 hours of work about 20 hours late, for a few cents. It
+    # read 0.06x the optimum and 0.7x hindsight, a bound no plan that meets the deadline reaches.
+    floors = np.where(np.arange(12 * 24 * 4) % 12 < 3, 1.0, 0.01)
+    history = make_history([floors], on_demand=0.5)
+    job = BacktestJob(work_hours=8, deadline_hours=10, restart_overhead_hours=0.5)
+    report = run_backtest(history, job, Policy(tolerance=6.0), ["floor", "optimum"], warmup_hours=0)
+    window = report.windows[0]
+    late = window.results["floor"]
+    assert late.deadline_met is False and late.completion_hours is not None and late.completion_hours > 20
+    assert late.cost < window.results["optimum"].cost  # cheaper, but late
+    metrics = window.metrics("floor")
+    assert metrics["cost_vs_optimum"] is None and metrics["cost_vs_hindsight"] is None
+    assert metrics["deadline_met_share"] == 0.0 and metrics["cost_vs_on_demand"] is not None
+    assert window.metrics("optimum")["cost_vs_optimum"] == pytest.approx(1.0, abs=0.01)
+
+
 def test_keep_running_hindsight_counts_hours_over_the_cap_as_down() -> None:
     history = on_demand_only()
     service = BacktestJob(work_hours=None, keep_running_hours=8)

@@ -45,8 +45,8 @@ empty run, deadline_met False) and hindsight reports the work it could do, deadl
 Metrics per run: cost (USD), work hours done, deadline met, interruptions, hours of work lost to
 restarts, completion time (hours from the job's start), peak hourly rate (USD per pod-hour).
 `run_backtest` adds cost / hindsight, cost / optimum and cost / on-demand per window (the first two
-None for a batch run that did not do its work: less work is not a saving), and `summary()` gives the
-mean and the worst of each over the rolling windows.
+None for a batch run that did not do its work by the deadline: less work, or late work, is not a
+saving), and `summary()` gives the mean and the worst of each over the rolling windows.
 """
 
 from __future__ import annotations
@@ -424,8 +424,10 @@ class Window:
         feasible = bound is not None and bound.cost > 0 and bound.deadline_met is not False
         best = self.results.get("optimum")
         lower = None if best is None or not best.deadline_met else best.lower_bound
-        if r.deadline_met is not None and r.completion_hours is None:
-            feasible, lower = False, None  # a batch run that did not do its work is not cheaper than a bound
+        if r.deadline_met is False:
+            # A batch run that did not do its work by the deadline is not cheaper than a bound that did:
+            # less work, or the work late (a run 20 h late showed 0.06x the optimum), is no saving.
+            feasible, lower = False, None
         return {
             "cost": r.cost,
             "cost_vs_hindsight": r.cost / bound.cost if feasible else None,  # type: ignore[union-attr]
