@@ -218,9 +218,40 @@ def test_max_spend_per_hour_counts_the_pods_already_running(env):
 
 
 def test_launch_asks_before_spending(env):
-    result = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", input="n\n")
-    assert result.exit_code == 1 and env.emu.world.pods == {}
-    assert "Launch it?" in result.stderr
+    for answer in ("n\n", ""):  # no, and no answer at all (end of input, as under cron): "Aborted!" alone
+        result = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", input=answer)
+        assert result.exit_code == 1 and env.emu.world.pods == {}
+        assert "Launch it?" in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == ("Error: nothing launched: not confirmed (answer y, or give "
+                                                          "--yes to launch without asking)"), result.stderr
+
+
+def test_what_launch_may_pay_past_the_plan_is_said_before_it_asks(env):
+    # The user agreed to spot at the plan's bid and got on-demand at half again as much (RunPod's spot
+    # refused, or no capacity): the question now names the most the alternatives may cost.
+    world = env.emu.world
+    result = launch(env, "--gpu", A6000, "--image", "img", "--tolerance", "high", input="n\n")
+    plan = next(line for line in result.stdout.splitlines() if line.startswith("Plan: "))
+    if "spot, bid $" not in plan:
+        pytest.skip("the optimizer waited or went on-demand at this moment of the market")
+    dearest = max(world.on_demand(A6000, c) for c in ("SECURE", "COMMUNITY") if (A6000, c) in world.markets)
+    said = [line for line in result.stderr.splitlines() if "if that finds no capacity" in line]
+    assert len(said) == 1 and said[0].startswith("  if that finds no capacity it tries the next alternatives, at up "
+                                                 "to $"), result.stderr
+    worst = float(said[0].rsplit("$", 1)[1].split("/")[0])
+    assert float(plan.split("bid $")[1].split("/")[0]) < worst <= dearest + 1e-9
+    assert result.stderr.index("if that finds") < result.stderr.index("Launch it?")
+
+
+def test_a_launch_says_its_budget_and_hours_only_chose_the_plan(env):
+    # A launch is not a managed job: a pod launched with --budget 8 ran on to $15.84 without a word.
+    result = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", "--hours", "3", "--budget", "8",
+                    "--yes")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert ("  it runs until then: --budget and --hours chose the plan, and nothing stops it there (a job in "
+            "bidder.toml, run by `bidder tick`, is stopped at its budget and its hours)") in result.stdout
+    plain = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", "--yes", "--name", "other")
+    assert plain.exit_code == 0 and "it runs until then" not in plain.stdout
 
 
 @pytest.mark.parametrize(("args", "code", "fragment"), [

@@ -406,8 +406,19 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             else:
                 click.echo("Nothing launched: the optimizer chose to wait (run it again later, or use `bidder tick`).")
             return
-        if not (yes or dry_run) and not click.confirm("Launch it?", default=False, err=True):
-            raise click.Abort()
+        if not (yes or dry_run):
+            worst = _most_it_may_pay(store, decision)
+            if worst is not None:  # what is confirmed is what may be bought, not the plan alone
+                click.echo(f"  if that finds no capacity it tries the next alternatives, at up to ${worst:.3f}/GPU-h",
+                           err=True)
+            try:
+                confirmed = click.confirm("Launch it?", default=False, err=True)
+            except click.Abort:  # (no answer: end of input, as under cron)
+                click.echo(err=True)  # (ends the question's line, so the error is a line of its own)
+                confirmed = False
+            if not confirmed:
+                raise BidderError("nothing launched: not confirmed (answer y, or give --yes to launch without "
+                                  "asking)")
         # The create under the tick's lock (taken after the question, which may wait on the user): a
         # tick or `pods --refresh` running meanwhile took the launch's create in flight for a lost one,
         # adopted its pod, and the launch then failed ("action 1 is already complete") while it ran.
@@ -428,7 +439,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             "requests": [{"operation": r.operation, **r.payload()} for r in result.requests],
         }, indent=2))
     else:
-        _print_launch(result, decision.market)
+        _print_launch(result, decision.market, [f"--{k}" for k in ("budget", "hours", "deadline")
+                                                if options.get(k) is not None])
     if result.pod is None and not (dry_run and result.requests):
         where = decision.market or "runpod"
         why = "; ".join([*(f"{a.kind} {a.gpu_type_id}/{a.cloud} on {where}: {a.outcome}"
@@ -544,14 +556,32 @@ def _refresh_failures(cycle: Any, store: Store) -> str | None:
     return "; ".join(parts) + f"; {' and '.join(fresh)}'s prices were refreshed"
 
 
-def _on_demand_price(store: Store, d: Decision) -> float | None:
-    """The on-demand price per GPU-hour of the decision's market in the newest snapshot (None if absent)."""
-    if d.action != "on_demand":
+def _on_demand_price(store: Store, d: Decision, *, spot_too: bool = False) -> float | None:
+    """The on-demand price per GPU-hour of the decision's market in the newest snapshot (None if absent;
+    of a spot decision's market too with `spot_too`)."""
+    if d.action != "on_demand" and not (spot_too and d.action == "spot"):
         return None
     for q in store.latest_quotes(d.market or "runpod"):
         if (q.gpu_type_id, q.cloud, q.gpu_count) == (d.gpu_type_id, d.cloud, d.gpu_count):
             return q.uninterruptable_price
-    return d.expected_cost_per_hour
+    return d.expected_cost_per_hour if d.action == "on_demand" else None
+
+
+def _most_it_may_pay(store: Store, d: Decision) -> float | None:
+    """The highest price per GPU-hour a launch of `d` may end up paying: an alternative it moves to when
+    the plan finds no capacity, or, RunPod's spot refused, on-demand (at most the plan's own GPU's: the
+    fallback takes the cheapest). None when that is no more than the plan's own price."""
+    def price(x: Decision) -> float | None:
+        return x.bid_per_gpu if x.action == "spot" else _on_demand_price(store, x)
+
+    prices = [p for x in (d, *d.alternatives) if x.action in ("spot", "on_demand") and (p := price(x)) is not None]
+    if any(x.action == "spot" and (x.market or "runpod") == "runpod" for x in (d, *d.alternatives)):
+        fallback = _on_demand_price(store, d, spot_too=True)
+        if fallback is not None:
+            prices.append(fallback)
+    own = price(d)
+    worst = max(prices, default=None)
+    return worst if worst is not None and own is not None and worst > own + 1e-9 else None
 
 
 def _with_gpus(config: JobConfig, ids: tuple[str, ...]) -> JobConfig:
@@ -564,7 +594,9 @@ def _new_notes(result: LaunchResult) -> list[str]:
     return [n for n in result.notes if n not in said]
 
 
-def _print_launch(result: LaunchResult, market: str | None = None) -> None:
+def _print_launch(result: LaunchResult, market: str | None = None, bounded: Sequence[str] = ()) -> None:
+    """The attempts, notes and the pod a launch made (`bounded`: the limits given, --budget, --hours,
+    which only chose the plan)."""
     for i, a in enumerate(result.attempts, 1):
         price = f"bid ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" and a.bid_per_gpu else "on-demand"
         tail = f": {a.message}" if a.message and a.outcome not in ("ok",) else ""
@@ -589,6 +621,9 @@ def _print_launch(result: LaunchResult, market: str | None = None) -> None:
         if not access:
             click.echo("  ports appear once the container is up: `bidder pods --refresh`")
         click.echo(f"  stop it: bidder stop {pod.id}")
+        if bounded:  # a launch is not watched: its limits chose the plan, nothing holds the pod to them
+            click.echo(f"  it runs until then: {' and '.join(bounded)} chose the plan, and nothing stops it there "
+                       "(a job in bidder.toml, run by `bidder tick`, is stopped at its budget and its hours)")
 
 
 # -- tick --------------------------------------------------------------------------------------------
