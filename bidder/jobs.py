@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from bidder.errors import ConfigError
-from bidder.models import MAX_HOURS, MAX_PRICE, TOLERANCE_PRESETS, JobSpec, Policy, parse_tolerance
+from bidder.models import (
+    MAX_GPU_COUNT,
+    MAX_HOURS,
+    MAX_PRICE,
+    TOLERANCE_PRESETS,
+    JobSpec,
+    Policy,
+    parse_tolerance,
+)
 from bidder.store.ledger import LAUNCH_JOB
 from bidder.units import NoUnit, YearTooEarly, parse_duration, parse_timestamp
 
@@ -288,7 +296,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             _text_list),
     Setting("min_vram", None, "Any GPU type with at least this many GB of VRAM (instead of gpu).",
             _whole(1)),
-    Setting("gpus", 1, "GPUs per pod (bids and prices are per GPU; a pod costs bid x gpus per hour).", _whole(1)),
+    Setting("gpus", 1, "GPUs per pod (bids and prices are per GPU; a pod costs bid x gpus per hour).",
+            _whole(1, MAX_GPU_COUNT)),
     Setting("cloud", "any", "any, secure or community (RunPod's clouds), verified or unverified (Vast's tiers).",
             _cloud),
     Setting("market", "any", "Where the job runs: any (the cheapest plan over the markets with history), "

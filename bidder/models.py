@@ -18,6 +18,7 @@ __all__ = [
     "MARKETS",
     "MARKET_CLOUDS",
     "MARKET_NAMES",
+    "MAX_GPU_COUNT",
     "MAX_HOURS",
     "MAX_PRICE",
     "TOLERANCE_PRESETS",
@@ -49,6 +50,8 @@ MARKET_CLOUDS: dict[str, tuple[str, ...]] = {"runpod": CLOUDS, "vast": ("VERIFIE
 MAX_PRICE = 1000.0
 #: The most hours of work a job (or a command's --hours) may ask: past it a figure is a typo.
 MAX_HOURS = 1_000_000.0
+#: The most GPUs in one pod any market offers (and the collector records): --gpus, `gpus`, --gpu-counts.
+MAX_GPU_COUNT = 16
 
 #: A market's key: (gpu_type_id, cloud, gpu_count) for RunPod, as it always was, and
 #: (gpu_type_id, cloud, gpu_count, market) for any other market (see `market_key`).

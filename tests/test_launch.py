@@ -187,6 +187,16 @@ def test_spot_unsupported_stops_when_on_demand_is_over_the_max_price(env):
     assert result.notes and result.notes[-1].startswith(SPOT_GONE_MESSAGE + ", and on-demand is not within the policy")
 
 
+def test_a_launch_whose_decision_fails_still_says_that_spot_is_gone(env):
+    # Every floor null: the launch marks spot gone and says so; under a cap below on-demand the decision
+    # then fails, and the error alone left the user thinking spot was still there to be had.
+    env.emu.set_spot_enabled(False)
+    result = launch(env, "--gpu", A6000, "--image", "img", "--max-price", "0.3", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "Note: no GPU type shows a spot price: RunPod no longer offers spot" in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: no candidate meets the max price")
+
+
 def test_no_bid_above_the_cap_is_ever_sent(env):
     config = job_from_values("cap", {"gpu": [A6000], "image": "img", "max_price": 0.2})
     ex = Executor(env.client, env.store)
@@ -274,8 +284,12 @@ def test_a_launch_says_its_budget_and_hours_only_chose_the_plan(env):
     # The option, not "option: job name ...".
     (("--gpu", A6000, "--image", "img", "--name", "../x"), 2, "Invalid value for --name: '../x' must be letters"),
     # No machine has that many GPUs: said so, not "no spot history" (which sent the user to collect more).
-    (("--gpu", A6000, "--image", "img", "--gpus", "100"), 1,
-     "no market offers 100 GPUs in one pod of the accepted GPU types now"),
+    (("--gpu", A6000, "--image", "img", "--gpus", "16"), 1,
+     "no market offers 16 GPUs in one pod of the accepted GPU types now"),
+    # Past any pod any market offers (and the collector records): refused before any request (a count past
+    # 2^31 reached the API: "Int cannot represent non 32-bit signed integer value").
+    (("--gpu", A6000, "--image", "img", "--gpus", "99999999999999999999"), 2,
+     "'--gpus': 99999999999999999999 is not in the range 1<=x<=16"),
 ])
 def test_launch_errors_are_one_line(env, args, code, fragment):
     result = launch(env, *args)

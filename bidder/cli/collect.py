@@ -35,7 +35,7 @@ from bidder.cli.progress import Progress
 from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now
 from bidder.errors import ConfigError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
-from bidder.models import MARKET_NAMES, PriceQuote
+from bidder.models import MARKET_NAMES, MAX_GPU_COUNT, PriceQuote
 from bidder.store import Store
 from bidder.units import format_duration, parse_duration, to_iso
 
@@ -53,10 +53,9 @@ Example:
   bidder collect --market vast --vast-min-reliability 0.9
 """
 DEFAULT_VAST_URL = "https://console.vast.ai"
-#: The most GPUs `collect --gpu-counts` asks RunPod to quote for one pod: its catalogue offers at most 12
-#: (maxGpuCount in the 2025-06-21 catalogue); 16 leaves room for larger pods. A count no pod has stored
-#: only empty rows. (Vast is not asked per count: its one search returns every offer.)
-MAX_GPU_COUNT = 16
+#: `collect --gpu-counts` asks RunPod to quote at most MAX_GPU_COUNT (bidder.models) GPUs for one pod: its
+#: catalogue offers at most 12 (maxGpuCount in the 2025-06-21 catalogue); 16 leaves room for larger pods. A
+#: count no pod has stored only empty rows. (Vast is not asked per count: its one search returns every offer.)
 _EXAMPLE_PRICES = """\b
 Example:
   bidder prices --min-vram 24 --cloud community

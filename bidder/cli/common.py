@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bidder.models import MAX_HOURS, MAX_PRICE, parse_tolerance
+from bidder.models import MAX_GPU_COUNT, MAX_HOURS, MAX_PRICE, parse_tolerance
 from bidder.units import DurationTooLong, YearTooEarly, parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "INT_LIST",
     "MARKET_CHOICES",
     "MAX_DAYS",
+    "MAX_GPU_COUNT",
     "MAX_HOURS",
     "MAX_PRICE",
     "MAX_RECLAIM_RATE",

@@ -26,6 +26,7 @@ from bidder.cli.common import (
     CLOUD_CHOICE,
     DURATION,
     HOURS_HELP,
+    MAX_GPU_COUNT,
     MAX_HOURS,
     MAX_PRICE,
     TOLERANCE,
@@ -262,7 +263,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--gpu", "gpu", multiple=True, metavar="NAME", help="Acceptable GPU type (repeat); id or name.")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
               help="Any GPU type with at least this much VRAM (instead of --gpu).")
-@click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True, help="GPUs in the pod.")
+@click.option("--gpus", type=click.IntRange(min=1, max=MAX_GPU_COUNT), default=1, show_default=True, help="GPUs in the pod.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True)
 @market_option("any", "Which market: runpod, vast, or any (the cheapest plan over the markets with history).")
 @click.option("--tolerance", type=TOLERANCE, default="medium", show_default=True,
@@ -389,10 +390,10 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         if spot_note is not None:
             ex.mark_spot_unsupported(now, reason="no GPU type shows a spot price")
         job = config.job_spec(now)
-        decision = ex.decide(job, config.policy, now)
         notes = [n for n in (market_note, refresh_note, spot_note) if n is not None]
-        for note in notes:  # (JSON keeps stdout to the one object)
+        for note in notes:  # (JSON keeps stdout to the one object; said before a decision that may fail)
             click.echo(f"Note: {note}", err=fmt == "json")
+        decision = ex.decide(job, config.policy, now)
         if fmt == "table":
             window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
             click.echo(f"Plan: {_plan_line(decision, _on_demand_price(store, decision), window, _storage(store, job, decision))}")

@@ -21,6 +21,7 @@ from bidder.cli.common import (
     CLOUD_CHOICE,
     DURATION,
     HOURS_HELP,
+    MAX_GPU_COUNT,
     MAX_HOURS,
     MAX_PRICE,
     TOLERANCE,
@@ -150,7 +151,7 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
               help="Acceptable GPU type (id, display name or part of one; repeatable).")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
               help="Any GPU type with at least this much VRAM (instead of --gpu).")
-@click.option("--gpus", "gpu_count", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--gpus", "gpu_count", type=click.IntRange(min=1, max=MAX_GPU_COUNT), default=1, show_default=True,
               help="GPUs per pod.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True,
               help="Which cloud (RunPod: secure, community) or tier (Vast: verified, unverified).")
