@@ -328,3 +328,17 @@ def test_bidder_ends_an_on_demand_pod_whose_price_rises_over_the_cap() -> None:
     free = replay(history, job, Policy(tolerance=2.0), strategy_factory("bidder")(history.markets, spec,
                                                                                    Policy(tolerance=2.0)), 1)
     assert free.peak_rate == pytest.approx(0.9)  # without a cap it runs through the 0.9 hour
+
+
+def test_a_bound_of_next_to_nothing_gives_no_ratio_and_the_json_stays_json() -> None:
+    # A trace whose floor is 1e-320 (a number the reader takes) made hindsight cost about nothing and
+    # every ratio to it inf: `--format json` wrote "Infinity", which no strict parser reads.
+    floors = np.where(np.arange(12 * 24 * 3) % 50 == 0, 0.5, 1e-320)
+    history = make_history([floors], on_demand=0.3)
+    job = BacktestJob(work_hours=5, deadline_hours=12, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(tolerance=6.0), ["floor", "on-demand", "optimum"], warmup_hours=0)
+    for window in report.windows:
+        for name in ("floor", "on-demand", "optimum"):
+            metrics = window.metrics(name)
+            assert metrics["cost_vs_hindsight"] is None and metrics["cost_vs_optimum"] is None
+    json.loads(json.dumps(report.summary()), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))

@@ -410,6 +410,10 @@ def hindsight(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, 
 
 
 # -- rolling windows and the report ----------------------------------------------------------------------
+#: A cost (USD) below which a bound is no scale to divide by: a billionth of a dollar.
+_NO_COST = 1e-9
+
+
 @dataclass
 class Window:
     """Every strategy's run from one start time (`results` includes "hindsight")."""
@@ -421,9 +425,11 @@ class Window:
     def metrics(self, name: str) -> dict[str, float | None]:
         """The METRIC_KEYS of one strategy in this window (None = not applicable)."""
         r, bound = self.results[name], self.results.get("hindsight")
-        feasible = bound is not None and bound.cost > 0 and bound.deadline_met is not False
+        # A bound of (next to) nothing is no scale: a price of 1e-320 made every ratio inf ("Infinity",
+        # which is not JSON).
+        feasible = bound is not None and bound.cost > _NO_COST and bound.deadline_met is not False
         best = self.results.get("optimum")
-        lower = None if best is None or not best.deadline_met else best.lower_bound
+        lower = None if best is None or not best.deadline_met or (best.lower_bound or 0) <= _NO_COST else best.lower_bound
         if r.deadline_met is False:
             # A batch run that did not do its work by the deadline is not cheaper than a bound that did:
             # less work, or the work late (a run 20 h late showed 0.06x the optimum), is no saving.
@@ -432,7 +438,7 @@ class Window:
             "cost": r.cost,
             "cost_vs_hindsight": r.cost / bound.cost if feasible else None,  # type: ignore[union-attr]
             "cost_vs_optimum": r.cost / lower if lower else None,
-            "cost_vs_on_demand": r.cost / self.on_demand_cost if self.on_demand_cost else None,
+            "cost_vs_on_demand": r.cost / self.on_demand_cost if (self.on_demand_cost or 0) > _NO_COST else None,
             "work_hours": r.work_hours,
             "deadline_met_share": None if r.deadline_met is None else float(r.deadline_met),
             "interruptions": float(r.interruptions),
