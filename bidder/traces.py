@@ -188,6 +188,8 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None, now: datetim
         gpu_type = row.text("gpu_type")
         if not gpu_type:
             raise row.fail("gpu_type", "empty: give a GPU type id such as NVIDIA RTX A6000")
+        if not gpu_type.isprintable():  # a newline or a NUL in a name split the tables that print it
+            raise row.fail("gpu_type", f"{gpu_type!r} holds a control character (a line break, a tab, a NUL)")
         market = row.text(MARKET_COLUMN).lower() or DEFAULT_MARKET
         if market not in MARKETS:
             raise row.fail(MARKET_COLUMN, f"{row.text(MARKET_COLUMN)!r} is not a market ({' or '.join(MARKETS)}; "

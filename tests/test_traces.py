@@ -91,6 +91,8 @@ def test_defaults_and_zero_floor():
     ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,\n0226-01-01T00:05:00Z,A,0.2,0.5,SECURE,1,\n", 3, "ts",
      "'0226-01-01T00:05:00Z' is in the year 226: give a time from 1970 on (check the year)"),
     ("2026-01-01T00:00:00Z,,0.2,0.5,SECURE,1,\n", 2, "gpu_type", "empty"),
+    # (A quoted line break: the record ends on line 3, the line named.)
+    ('2026-01-01T00:00:00Z,"G\nH",0.2,0.5,SECURE,1,\n', 3, "gpu_type", "'G\\nH' holds a control character"),
     ("2026-01-01T00:00:00Z,A,0.2,0.5,MOON,1,\n", 2, "cloud", "'MOON' is not SECURE or COMMUNITY"),
     ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,0,\n", 2, "gpu_count", "'0' is not a whole number from 1 to 1,000,000"),
     # A digit that is not ASCII: "²" raised a traceback from int(), "١" was read as 1.
