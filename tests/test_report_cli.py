@@ -232,6 +232,11 @@ def test_a_period_without_pods_says_how_to_widen_it(db):
     assert result.exit_code == 0
     assert result.output == ("No managed pod ran from 2025-12-30T00:00:00Z to 2025-12-31T00:00:00Z: all 1 pod(s) "
                              "ran outside this period; widen it, e.g. --since all.\n")
+    # From the first record on already: "--since all" was given, and only --until can widen it.
+    result = run("report", "--db", db, "--since", "all", "--until", "2025-12-31T00:00:00Z", *NOW)
+    assert result.exit_code == 0
+    assert result.output == ("No managed pod ran up to 2025-12-31T00:00:00Z: all 1 pod(s) ran outside this period; "
+                             "widen it, with a later --until (or none).\n")
 
 
 def test_bad_options_are_one_line_and_non_zero(db, tmp_path):

@@ -151,8 +151,9 @@ def _empty_message(report: Any, db_path: str) -> str:
     if report.managed_pods == 0:
         return f"No managed pods in {db_path} yet: nothing spent. To start, {NO_PODS_HINT}."
     what = f"job {report.job!r}'s {report.managed_pods}" if report.job else f"all {report.managed_pods}"
-    return (f"No managed pod ran {period}: {what} pod(s) ran outside this period; widen it, "
-            f"e.g. --since all.")
+    # From the first record on already (--since all), only --until can widen it.
+    widen = "e.g. --since all" if report.since is not None else "with a later --until (or none)"
+    return f"No managed pod ran {period}: {what} pod(s) ran outside this period; widen it, {widen}."
 
 
 def _rounded(value: Any, digits: int = 6) -> Any:
