@@ -205,5 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study_inputs import run_script
+
+    sys.exit(run_script("make_markets", main))
 

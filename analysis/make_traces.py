@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = text.count("\n") - 1
         if args.check:
             same = path.is_file() and path.read_text(encoding="utf-8") == text
-            print(f"{path}: {'matches' if same else 'DIFFERS from'} a fresh build ({rows} rows)")
+            print(f"{path}: {'matches' if same else 'DIFFERS from' if path.is_file() else 'is MISSING, unlike'} "
+                  f"a fresh build ({rows} rows)")
             status |= 0 if same else 1
         else:
             path.parent.mkdir(parents=True, exist_ok=True)

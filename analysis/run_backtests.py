@@ -409,7 +409,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"scenarios {', '.join(sc.key for sc in SCENARIOS)}", file=sys.stderr)
         return 2
     scenarios = [sc for sc in SCENARIOS if sc.key in keys]
-    every_h = parse_duration(args.every).total_seconds() / 3600
+    if args.workers < 1:
+        print(f"--workers {args.workers}: give at least 1 process", file=sys.stderr)
+        return 2
+    try:
+        every_h = parse_duration(args.every).total_seconds() / 3600
+    except ValueError as exc:
+        print(f"--every: {exc}", file=sys.stderr)
+        return 2
+    missing = [t for t in args.traces or () if not t.is_file()]
+    if missing:
+        print(f"--traces: {missing[0]} is not a file", file=sys.stderr)
+        return 2
     version = args.code_version or _code_version()  # the code as it runs, before the study writes anything
     with tempfile.TemporaryDirectory(prefix="bidder-markets-") as tmp:
         traces = args.traces
@@ -443,4 +454,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study_inputs import run_script
+
+    sys.exit(run_script("run_backtests", main))

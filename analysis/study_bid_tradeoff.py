@@ -30,6 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from study_inputs import StudyError, run_script
 
 from bidder.market import MarketStats, market_stats
 from bidder.models import Decision, JobSpec, Policy, PriceQuote
@@ -145,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-overhead-min", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    at = parse_timestamp(args.at) if args.at else (
+    try:
+        parsed = parse_timestamp(args.at) if args.at else None
+    except ValueError as exc:
+        raise StudyError(f"--at: {exc}") from None
+    at = parsed if args.at else (
         datetime(2016, 9, 6, 12, tzinfo=UTC) if args.trace == AWS_TRACE else None)
     r = args.restart_overhead_min / 60
     stats, quotes, decision, now, _job = study(args.trace, args.gpu, at, r)
@@ -172,4 +177,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script("study_bid_tradeoff", main))

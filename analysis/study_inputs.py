@@ -1,10 +1,13 @@
 """What the window studies share (`study_money_breakdown.py`, `study_start_hazard.py`): their common
 options (a trace, a tolerance, the hours between window starts, `--out`), read and checked as one, and
-the table written to stdout and to `--out`. Bad input is a `StudyError` the script says in one line."""
+the table written to stdout and to `--out`. Bad input is a `StudyError` the script says in one line;
+`run_script` says it so for the other analysis scripts too."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bidder.backtest.engine import PriceHistory, load_trace
@@ -43,3 +46,14 @@ def emit(lines: list[str], out: Path | None) -> int:
     if out:
         out.write_text(text)
     return 0
+
+
+def run_script(name: str, main: Callable[[], int | None]) -> int:
+    """Run an analysis script's `main`: bad input (a trace it cannot read or that is too short, an
+    unknown GPU, a folder it cannot write, a `StudyError`) is one `NAME: error: ...` line and exit 2,
+    as argparse says a bad option, never a traceback. Errors of the study itself still show theirs."""
+    try:
+        return main() or 0
+    except (BidderError, StudyError, OSError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2

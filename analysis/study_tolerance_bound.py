@@ -35,6 +35,7 @@ import time
 from functools import partial
 
 import numpy as np
+from study_inputs import StudyError, run_script
 
 from bidder.backtest.engine import BacktestJob, load_trace, run_backtest
 from bidder.backtest.optimum import solve_optimum
@@ -170,7 +171,10 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=0, help="only the first N windows (0: all)")
     parser.add_argument("--no-bound", action="store_true", help="skip the DPs (the rules only)")
     args = parser.parse_args()
-    tolerance = parse_tolerance(args.tolerance)
+    try:
+        tolerance = parse_tolerance(args.tolerance)
+    except ValueError as exc:
+        raise StudyError(f"--tolerance: {exc}") from None
     job = BacktestJob(gpu_types=tuple(args.gpu), work_hours=100.0, deadline_hours=168.0, restart_overhead_hours=0.25)
     history = load_trace(args.trace).select(job)
     allowed = math.floor(tolerance * job.deadline_hours / 24 + 1e-9)
@@ -215,4 +219,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script("study_tolerance_bound", main))
