@@ -18,8 +18,10 @@ TRACE = str(ANALYSIS.parent / "data" / "traces" / "sim-seed1-14d.csv")
     ("study_tolerance_bound.py", [TRACE, "--gpu", "NOPE"], "study_tolerance_bound: error: no market in the history "
                                                            "matches the job (NOPE"),
     ("study_bid_tradeoff.py", ["--trace", TRACE, "--at", "teatime"], "study_bid_tradeoff: error: --at: "),
-    ("run_backtests.py", ["--traces", "/nonexistent.csv"], "--traces: /nonexistent.csv is not a file"),
-    ("run_backtests.py", ["--workers", "0"], "--workers 0: give at least 1 process"),
+    # (Written into the test's folder, quick, should the check ever let it run: never analysis/results.)
+    ("run_backtests.py", ["--traces", "/nonexistent.csv", "--out", "."], "--traces: /nonexistent.csv is not a file"),
+    ("run_backtests.py", ["--workers", "0", "--out", ".", "--markets", "shipped", "--no-bidder", "--no-charts"],
+     "--workers 0: give at least 1 process"),
     ("make_markets.py", ["--out", "/proc/no-such-folder/markets", "--days", "1"], "make_markets: error: "),
 ])
 def test_bad_input_to_an_analysis_script_is_one_line(tmp_path, script, args, said):
