@@ -1030,7 +1030,7 @@ class Executor:
         billing = _billing(pod)
         why = self.implausible(row, pod, now)
         if why is not None:
-            log.warning("ignored an impossible poll: %s", why)
+            log.info("ignored an impossible poll: %s", why)  # (the event is the user's line: tick, pods --refresh)
             self.emit(now, "rejected_observation", job=row.get("job"), pod_id=pod_id,
                       message=f"ignored an impossible poll: {why}; the job goes on from the last good one")
             return "running" if was_running else "exited"

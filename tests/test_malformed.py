@@ -7,6 +7,9 @@ ledger is not proof that a pod ended. Against the emulator over HTTP, spoiling o
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -324,6 +327,20 @@ def test_a_poisoned_poll_is_rejected_and_the_job_goes_on(env, where, field, valu
     state = env.store.job_state("train")
     assert 0 < state["spent"] < 1.0 and 0.2 < state["work_done_hours"] < 0.4
     assert [p.id for p in env.live_pods()] == [pod.id] and pod.desired_status == "RUNNING"
+
+
+def test_pods_refresh_says_an_impossible_poll_once(env, tmp_path):
+    # It said nothing (the executor's log line, shown only by the CLI's logging, was all); the tick said
+    # it twice (that log line and its own warning).
+    assert tick(env).exit_code == 0
+    env.emu.advance(600)
+    env.emu.malform("myself", pod_field("costPerHr", 25.0))
+    result = subprocess.run([sys.executable, "-m", "bidder", "pods", "--refresh", "--db", str(env.tmp / "bidder.db"),
+                             "--api-url", env.emu.url, "--now", to_iso(env.emu.now)], capture_output=True, text=True,
+                            env={**os.environ, "RUNPOD_API_KEY": TEST_API_KEY}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("warning: ignored an impossible poll: pod ") and "far above" in line, result.stderr
 
 
 @pytest.mark.parametrize("value", [None, 0], ids=["missing", "zero"])

@@ -966,6 +966,8 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                         ex.observe(row, pod, now)
                     for row in (r for r in kept if (r.get("market") or "runpod") == market):
                         ex.bill_kept(row, listing.get(row["pod_id"]), now)
+                for event in (e for ex in exs.values() for e in ex.log if e["event"] == "rejected_observation"):
+                    click.echo(f"warning: {event.get('message', '')}", err=True)  # as the tick says it
         rows = []
         for row in store.managed_pods(states=None if show_all else ["active"]):
             observations = store.observations(row["pod_id"])

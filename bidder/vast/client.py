@@ -279,7 +279,7 @@ class VastClient(EmulatorTime):
         try:
             self.destroy(instance_id)
         except ApiError as exc:
-            log.error("could not destroy instance %s: %s", instance_id, exc)
+            log.info("could not destroy instance %s: %s", instance_id, exc)  # (the caller's error says so)
             return False
         return True
 
