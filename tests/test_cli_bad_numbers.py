@@ -55,6 +55,7 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("sim", "trace", "out.csv", "--days", "nan"), "'--days': 'nan' is not a finite number"),
     (("sim", "serve", "--speed", "inf"), "'--speed': inf is not in the range"),
     (("stop", "abc", "--wait", "nan"), "'--wait': 'nan' is not a finite number"),
+    (("stop", " "), "Invalid value for POD_ID: must not be empty"),  # (exit 1, "a pod id must be a non-empty string")
     (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--name", "", "--dry-run"),
      "--name: must not be empty"),
     (("sim", "serve", "--api-key", " "), "--api-key: must not be empty"),

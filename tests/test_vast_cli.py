@@ -287,5 +287,7 @@ def test_a_budget_stopped_jobs_kept_storage_past_its_budget_ends_the_tick_with_e
                                           "`bidder stop --job v --terminate` deletes it (and its disk)") in over.stderr
     ended = cli(env, "stop", "--job", "v", "--terminate")
     assert ended.exit_code == 0 and inst.destroyed, ended.output
+    [row] = json.loads(cli(env, "pods", "--all", "--format", "json", apis=False).output)
+    assert row["status"] == "TERMINATED" and row["cost_per_hr"] is None  # (it showed its storage rate on)
     emu.advance(600)
     assert cli(env, "tick", *config).exit_code == 0

@@ -975,9 +975,11 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             uptime = last.get("uptime_seconds") if last and last["desired_status"] == "RUNNING" else None
             storage = None if last is None or last.get("storage_per_hr") is None else float(last["storage_per_hr"])
             # (the pod's own status: a stop bidder sent is known before any poll after it)
-            if last is not None and (row.get("desired_status") or last["desired_status"]) != "RUNNING" \
+            if (row.get("desired_status") or (last or {}).get("desired_status")) == "TERMINATED":
+                rate: float | None = None  # deleted: it bills nothing now (Vast's storage showed on)
+            elif last is not None and (row.get("desired_status") or last["desired_status"]) != "RUNNING" \
                     and storage is not None:
-                rate: float | None = storage  # a stopped or paused Vast instance bills its disk alone
+                rate = storage  # a stopped or paused Vast instance bills its disk alone
             else:
                 rate = None if last is None or last.get("cost_per_hr") is None else (
                     float(last["cost_per_hr"]) + (storage or 0.0))  # Vast: + storage
@@ -1026,6 +1028,9 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
     running tick to finish first (--wait), so the tick cannot undo the stop."""
     if (pod_id is None) == (job_name is None):
         raise click.UsageError("give a POD id or --job NAME (one of them)")
+    if pod_id is not None and not pod_id.strip():
+        raise click.BadParameter("must not be empty: give the pod's id (`bidder pods --all` lists them)",
+                                 param_hint="POD_ID")
     parse_now(now_text)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(Store.open(db_path))
