@@ -169,6 +169,19 @@ def test_jobs_stop_ends_a_launch_by_its_name(env):
     assert pod.desired_status == "EXITED" and job_states(env)["nb"]["state"] == "stopped"
 
 
+def test_jobs_stop_ends_a_launch_without_any_bidder_toml(env):
+    # A user of `bidder launch` alone has no bidder.toml: "config file bidder.toml not found".
+    pod = launched(env, "--name", "nb")
+    missing = env.tmp / "none" / "bidder.toml"
+    result = cli(env, "jobs", "--config", str(missing), "stop", "nb", *common(env))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.output.startswith("nb: launched by `bidder launch`: finished; stop pod ")
+    assert pod.desired_status == "EXITED" and not missing.exists()
+    # And a database that is not there is said before the missing config (`bidder jobs` reads both).
+    listed = cli(env, "jobs", "--config", str(missing), "--db", str(env.tmp / "nope.db"))
+    assert listed.exit_code == 1 and "no bidder database at" in listed.stderr, listed.stderr
+
+
 def test_a_launchs_create_that_lands_after_it_said_nothing_launched_is_watched(env):
     """The create's answer is lost (a 500 after sending: it may have executed), the launch finds no pod
     by its name and says "nothing launched", exit 1; the create lands later. That pod billed unseen:

@@ -24,7 +24,8 @@ Example:
 
 @main.command("demo", epilog=_EXAMPLE)
 @click.option("--days", type=FiniteRange(min=0.25, max=14), default=3.0, show_default=True,
-              help="Simulated days of `bidder tick` for the managed job.")
+              help="Simulated days of `bidder tick` for the managed job: its deadline, and its size (half of "
+                   "those hours of work, at most 24).")
 @click.option("--history-days", type=FiniteRange(min=0.5, max=14), default=2.0, show_default=True,
               help="Simulated days of price history collected first.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The emulator's market seed.")
@@ -33,7 +34,7 @@ Example:
                    "folder (default: a temporary folder, removed; the report goes to a folder of its own, "
                    "printed at the end).")
 def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
-    """Run all of bidder against its embedded emulator (RunPod and Vast): no account, no money, about 20 s.
+    """Run all of bidder against its embedded emulator (RunPod and Vast): no account, no money, 25-45 s.
 
     Starts the emulator on a free port, collects both markets' price history on its virtual clock,
     shows prices and a recommendation, then runs a managed job open to both markets with `bidder

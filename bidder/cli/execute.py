@@ -57,6 +57,7 @@ from bidder.jobs import (
     config_job_names,
     job_from_values,
     load_config,
+    parse_config,
 )
 from bidder.models import MARKET_NAMES, Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
@@ -296,7 +297,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--network-volume", default=None, help="RunPod network volume id (data that follows the job; RunPod only).")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Alternatives to try when one has no capacity.")
-@click.option("--dry-run", is_flag=True, help="Print the exact GraphQL requests (key masked); send nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the exact requests (RunPod: GraphQL; Vast: REST; key masked); send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending.")
 @format_option("table", "json")
 @retries_option
@@ -742,9 +743,9 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
     ctx.obj = {"config_path": config_path, "db_path": db_path}
     if ctx.invoked_subcommand is not None:
         return
-    config = load_config(config_path)
     rows = []
-    with open_existing_store(db_path, "no job has run yet") as store:
+    with open_existing_store(db_path, "no job has run yet") as store:  # (a missing database said first)
+        config = load_config(config_path)
         for jc in config.jobs.values():
             state = store.job_state(jc.name) or {}
             work, spent, interruptions = job_progress(store, jc, save=False)
@@ -808,7 +809,8 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
     running tick to finish first (--wait)."""
     config_path = sub_config_path or ctx.obj["config_path"]
     db_path = sub_db_path or ctx.obj["db_path"]
-    config = load_config(config_path)
+    # A user of `bidder launch` alone has no bidder.toml: a launch's pod is still ended by its name.
+    config = load_config(config_path) if Path(config_path).exists() else parse_config({}, config_path)
     parse_now(now_text)
     # A job the tick no longer runs is still the user's to end: its pod would run (and bill) unwatched.
     unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
@@ -992,7 +994,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                          # A table shows "20m"; json and csv give numbers: the uptime in hours.
                          **({"uptime": format_duration(uptime) if uptime is not None else None} if fmt == "table"
                             else {"uptime_h": round(float(uptime) / 3600, 4) if uptime is not None else None}),
-                         "spent": round(estimate_spend(observations), 4),
+                         "spent": round(estimate_spend(observations), 6),  # as `report` and `jobs`: one rounding
                          "interruptions": row.get("interruptions"),
                          "last_seen": to_iso(row["last_seen"]) if row.get("last_seen") else None})
     columns = ["pod", *_market_column(rows), "job", "gpu", "kind", "bid", "status", "cost_per_hr", "uptime", "spent",
