@@ -1018,6 +1018,7 @@ class Executor:
                                                   cost_per_hr=last.get("cost_per_hr"), uptime_seconds=None,
                                                   storage_per_hr=last.get("storage_per_hr"))
                 self.store.set_pod_state(pod_id, state="gone", ended=now, desired_status="TERMINATED", last_seen=now)
+                self._ended_outside(row, "terminated", now)
             self.emit(now, "pod_gone", job=row.get("job"), pod_id=pod_id,
                       message="the API no longer shows this pod (terminated outside bidder?)")
             return "gone"
@@ -1073,7 +1074,18 @@ class Executor:
         self.store.set_pod_state(pod_id, **fields)
         if own is not None:
             self._confirm_own_stop(row, own, now, state="stopped", desired_status=status)
+        if outcome == "stopped_outside":
+            self._ended_outside(row, "stopped", now)
         return outcome
+
+    def _ended_outside(self, row: dict[str, Any], what: str, now: datetime) -> None:
+        """The user stopped or terminated the job's pod outside bidder: written with the poll that saw it,
+        for the tick to hold the job (`outside_end`). Seen first by `pods --refresh`, or by a tick killed
+        before it reached the job, the next poll reads the pod as merely stopped and the tick resumed it
+        (or rented another) against the user's wish."""
+        if row.get("job"):
+            self.store.save_job_state(row["job"], outside_end={"pod_id": row["pod_id"], "what": what,
+                                                               "at": to_iso(now)})
 
     def _record_poll(self, pod_id: str, pod: Pod, now: datetime,
                         billing: tuple[float, float | None, float | None] | None) -> None:

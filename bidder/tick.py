@@ -646,6 +646,9 @@ class _Tick:
                 self.store.save_job_state(jc.name, **(intent.get("job") or {}), stop_intent=None, updated=self.now)
             state = self.store.job_state(jc.name) or {}
         self.seen[jc.name] = state
+        if state.get("outside_end") and state.get("state") in _ENDED and not self.ex.dry_run:
+            self.store.save_job_state(jc.name, outside_end=None)  # (already ended or held: nothing to hold)
+            state = self.store.job_state(jc.name) or {}
         if jc.name in self.launches:  # never the job's pod: a launch's, which the user runs by hand
             pods = self.store.managed_pods(jc.name, states=["active"])
             return self._blocked(jc, "error", self.launches[jc.name], pods[-1]["pod_id"] if pods else None)
@@ -749,6 +752,9 @@ class _Tick:
         if not self.ex.dry_run and self._intervened(jc, self.store.job_state(jc.name) or {}):
             self.overruled.add(jc.name)  # re-read before acting: the user's stop came in meanwhile
             return self._report(jc, "held", "stopped by the user during this tick")
+        outside = state.get("outside_end")
+        if outside:  # the user stopped or terminated its pod outside bidder, seen by any poll since
+            return self._held_outside(jc, str(outside.get("pod_id")), str(outside.get("what")))
         if row is None and state.get("state") == "budget_stopped":
             # Its budget was raised: the job goes on on its own pod, where its volume and work are (as
             # `bidder jobs start` does), not on a new one with the stopped one left behind.
@@ -766,14 +772,8 @@ class _Tick:
             return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                              interruptions=interruptions, started=started), spent)
         outcome = self.outcomes.get(row["pod_id"], "running" if row.get("desired_status") == "RUNNING" else "exited")
-        if outcome in ("gone", "stopped_outside"):
-            why = ("its pod was terminated outside bidder" if outcome == "gone"
-                   else "its pod was stopped outside bidder")
-            note = f"held: {why}; `bidder jobs start {jc.name}` to continue"
-            if outcome == "stopped_outside" and not self.ex.dry_run:
-                self.store.set_pod_state(row["pod_id"], state="stopped", ended=self.now, note=why)
-            self._save(jc, state="held", note=note)
-            return self._report(jc, "held", note, row["pod_id"])
+        if outcome in ("gone", "stopped_outside"):  # (a dry run's: the real poll writes `outside_end`)
+            return self._held_outside(jc, row["pod_id"], "terminated" if outcome == "gone" else "stopped")
         if outcome == "running":
             return self._running(jc, job, row, policy, spent, work, interruptions, started)
         progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions, started=started,
@@ -781,6 +781,17 @@ class _Tick:
                                current_action="spot" if row["kind"] == "spot" else "on_demand",
                                current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
         return self._restart(jc, job, policy, row, progress, state)
+
+    def _held_outside(self, jc: JobConfig, pod_id: str, what: str) -> JobReport:
+        """Hold a job whose pod the user stopped or terminated outside bidder: never restarted against
+        their wish (`bidder jobs start NAME` lets the tick run it again)."""
+        why = f"its pod was {what} outside bidder"
+        note = f"held: {why}; `bidder jobs start {jc.name}` to continue"
+        row = self.store.pod(pod_id) or {}
+        if what == "stopped" and row.get("state") == "active" and not self.ex.dry_run:
+            self.store.set_pod_state(pod_id, state="stopped", ended=self.now, note=why)
+        self._save(jc, state="held", note=note, outside_end=None)
+        return self._report(jc, "held", note, pod_id)
 
     def _reopened(self, jc: JobConfig) -> dict[str, Any] | None:
         """The job's stopped pod made its pod again (`reopen_stopped_pod`; a dry run only reads it as

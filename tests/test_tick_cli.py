@@ -297,3 +297,28 @@ def test_a_lost_create_is_said_once_on_the_job_line(env):
                            "answer was lost"), line
     assert line.count("the create's answer was lost") == 1 and f"no pod named {named(env.store, 'bidder-train', 1)} exists yet" in line
     assert env.emu.world.pods == {}
+
+
+@pytest.mark.parametrize("what", ["stopped", "terminated"])
+def test_a_stop_outside_bidder_seen_first_by_pods_refresh_still_holds_the_job(env, what):
+    # `pods --refresh` saw the user's stop (or terminate) first; the next tick read the pod as merely
+    # stopped and resumed it (or rented another), against the user's wish. A tick killed after its polls
+    # and before the job did the same.
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    env.emu.advance(600)
+    assert tick(env).exit_code == 0
+    (env.client.stop if what == "stopped" else env.client.terminate)(pod.id)  # in RunPod's console
+    env.emu.advance(300)
+    assert cli(env, "pods", "--refresh", *common(env)).exit_code == 0
+    env.emu.advance(300)
+    for _ in range(2):
+        result = tick(env)
+        assert result.exit_code == 0 and f"train: held: its pod was {what} outside bidder" in result.output, result.output
+        assert env.live_pods() == [] or env.live_pods()[0].desired_status != "RUNNING"
+        assert len(env.emu.world.pods) == 1
+        env.emu.advance(300)
+    started = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                  "start", "train")
+    assert started.exit_code == 0, started.output
+    assert "train: running" in tick(env).output  # the user's own start: the job runs again

@@ -916,7 +916,8 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
                                  f"the pod instead (`bidder stop POD`, then `bidder jobs start {name}`)"
                                  if kept else ""))
         store.save_job_state(name, state="new", note=None, stop_requested=None, budget_at_stop=None,
-                             resume_failures=None, stop_intent=None)  # (a leftover intent would hold it again)
+                             resume_failures=None, stop_intent=None,  # (a leftover intent would hold it again)
+                             outside_end=None)  # (nor may an outside stop seen since)
         pod_id = reopen_stopped_pod(store, name)
     click.echo(f"{name}: the next tick runs it" + (f" (it resumes pod {pod_id}, where its volume is)" if pod_id else ""))
 
