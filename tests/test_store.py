@@ -318,6 +318,34 @@ def test_exclusive_lock_is_refused_at_once_to_a_second_holder(tmp_path):
             pass
 
 
+FULL_DISK_LOCK = textwrap.dedent("""
+    import resource, signal, sys
+    from bidder.errors import LockHeld
+    from bidder.store import Store
+    with Store.open(sys.argv[1]) as a, Store.open(sys.argv[1]) as b:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+        with a.exclusive_lock("tick"):
+            try:
+                with b.exclusive_lock("tick"):
+                    sys.exit("a second holder got the lock")
+            except LockHeld:
+                pass
+        with b.exclusive_lock("tick"):  # released
+            print("ok")
+""")
+
+
+def test_a_lock_whose_holder_note_cannot_be_written_still_locks(tmp_path):
+    # A full disk: writing "pid N" into the lock file failed, and closing it failed again (a traceback from
+    # every command that takes the tick's lock). The note is a courtesy; the flock is the lock.
+    path = tmp_path / "bidder.db"
+    Store.open(path).close()
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_LOCK, str(path)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 def test_exclusive_lock_across_processes_and_released_when_the_holder_exits(tmp_path):
     path = tmp_path / "bidder.db"
     Store.open(path).close()

@@ -303,19 +303,27 @@ class StoreBase:
                     waited = f" (waited {wait:g} s)" if wait > 0 else ""
                     raise LockHeld(f"another bidder ({holder}) holds the {name!r} lock on {self.path}{waited}; "
                                    f"it releases it when it finishes", holder=holder) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
+            _note_holder(handle, f"pid {os.getpid()}")
             try:
                 yield
             finally:
-                handle.seek(0)
-                handle.truncate()
-                handle.flush()
+                _note_holder(handle, "")
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         finally:
-            handle.close()
+            with contextlib.suppress(OSError):  # (a note that could not be written fails again here)
+                handle.close()
+
+
+def _note_holder(handle: Any, text: str) -> None:
+    """Write who holds a lock into its file: a courtesy for the next waiter's message. The flock is the
+    lock; a disk too full to take the note must not stop a command (it was a traceback)."""
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(text)
+        handle.flush()
+    except OSError:
+        pass
 
 
 
