@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -322,3 +323,28 @@ def test_a_stop_outside_bidder_seen_first_by_pods_refresh_still_holds_the_job(en
                   "start", "train")
     assert started.exit_code == 0, started.output
     assert "train: running" in tick(env).output  # the user's own start: the job runs again
+
+
+def test_a_tick_that_cannot_write_after_its_create_says_a_pod_may_run(env):
+    # The disk filled while the create was out: the tick said only "cannot write to ...", and cron mailed
+    # that line alone while the pod ran and billed (`bidder launch` says it, as on Ctrl-C).
+    db = str(env.tmp / "bidder.db")
+
+    def disk_full(payload):  # the create runs; then no pod row can be written
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TRIGGER full BEFORE INSERT ON pods BEGIN SELECT RAISE(ABORT, 'database or disk "
+                         "is full'); END")
+        return payload
+
+    env.emu.malform("podFindAndDeployOnDemand", disk_full)
+    result = tick(env)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    [pod] = env.live_pods()
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"Error: cannot write to {db}: database or disk is full; the create of {pod.name} was sent "
+                           "and may have made a pod that runs and bills: the next tick finds it by its name"), line
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER full")  # space again
+    env.emu.advance(300)
+    assert tick(env).exit_code == 0 and [p.id for p in env.live_pods()] == [pod.id]
+    assert env.store.pod(pod.id)["state"] == "active"

@@ -45,7 +45,7 @@ from bidder.cli.recommend import expected_interruptions
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.clock import ServerTimes
 from bidder.collector import RunPodSource, VastSource, collect_markets
-from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound
+from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound, StoreError
 from bidder.executor import Executor, LaunchResult
 from bidder.jobs import (
     DEFAULT_CONFIG,
@@ -696,6 +696,14 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             except LockHeld:
                 click.echo("another bidder tick is running (its lock is held): this one exits without acting")
                 return
+            except StoreError as exc:
+                # A database it can no longer write (a full disk): a create may be out, as on Ctrl-C.
+                sent = [n for n in (_sent_create(store, job) for job in config.jobs) if n]
+                if not sent:
+                    raise
+                raise BidderError(f"{exc}; " + "; ".join(f"the create of {n} was sent and may have made a pod that "
+                                                         "runs and bills" for n in sent)
+                                  + ": the next tick finds it by its name and watches it") from None
     finally:
         if handle is not None:
             handle.close()
