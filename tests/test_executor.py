@@ -153,9 +153,9 @@ def test_the_progress_cache_counts_a_run_once_when_an_exit_and_a_resume_share_a_
     assert cached[0] == pytest.approx(running_hours(env.store.observations("p1")) - 10 / 60)  # two runs: one restart
 
 
-def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
-    # The backtest and the optimizer lose `restart_overhead` of work at every run after the first: a
-    # stop and resume of bidder's own, or a move to another pod, restarts the work as an outbid does.
+def restarting_job(env):
+    """Job t (5 h of work, 6 minutes lost per restart) on the A6000 at a calm floor, its executor, a poller
+    `run(pod_id, polls)` (one poll every 5 minutes), and `ran()`: the hours its pods ran, from the ledger."""
     config = job_from_values("t", {"gpu": [A6000], "image": "img", "hours": 5, "restart_overhead": "6m"})
     ex = Executor(env.client, env.store)
     env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
@@ -168,6 +168,13 @@ def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
     def ran() -> float:
         return sum(running_hours(env.store.observations(p["pod_id"])) for p in env.store.managed_pods("t"))
 
+    return config, ex, run, ran
+
+
+def test_every_restart_loses_the_restart_overhead_not_only_an_interruption(env):
+    # The backtest and the optimizer lose `restart_overhead` of work at every run after the first: a
+    # stop and resume of bidder's own, or a move to another pod, restarts the work as an outbid does.
+    config, ex, run, ran = restarting_job(env)
     first = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
     run(first.id, 12)
     ex.stop_pod(env.store.pod(first.id), env.emu.now, reason="a move of bidder's own", state="active")
@@ -193,18 +200,7 @@ def test_a_pod_outbid_before_its_first_poll_is_a_run_and_its_restart_is_counted(
     # The README's story: the first spot pod is outbid within minutes, before any poll saw it RUNNING.
     # Its run was counted in hours and spend but not as a run: three runs counted as two restarts'
     # worth one, and the job was finished 10 minutes of work early.
-    config = job_from_values("t", {"gpu": [A6000], "image": "img", "hours": 5, "restart_overhead": "6m"})
-    ex = Executor(env.client, env.store)
-    env.emu.world.set_floor(A6000, "COMMUNITY", 0.2)
-
-    def run(pod_id: str, polls: int) -> None:
-        for _ in range(polls):
-            env.emu.advance(300)
-            ex.observe(env.store.pod(pod_id), env.client.pod(pod_id), env.emu.now)
-
-    def ran() -> float:
-        return sum(running_hours(env.store.observations(p["pod_id"])) for p in env.store.managed_pods("t"))
-
+    config, ex, run, ran = restarting_job(env)
     first = ex.launch(config, config.job, config.policy, spot_decision(0.25), env.emu.now).pod
     env.emu.advance(240)
     env.emu.world.set_floor(A6000, "COMMUNITY", 0.3)  # outbid 4 minutes in, before the first poll
