@@ -21,6 +21,7 @@ from bidder.cli.common import (
     DURATION,
     HOURS_HELP,
     MAX_DAYS,
+    MAX_GPU_COUNT,
     MAX_HOURS,
     MAX_PRICE,
     MAX_RECLAIM_RATE,
@@ -118,7 +119,7 @@ Example:
               help="Allowed GPU type (id, name or part of it); repeat for several. Default: every type.")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
               help="Instead of --gpu: every type with at least this much VRAM.")
-@click.option("--gpus", "gpu_count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+@click.option("--gpus", "gpu_count", type=click.IntRange(min=1, max=MAX_GPU_COUNT), default=1, show_default=True, metavar="N",
               help="GPUs per pod.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any",
               show_default=True, help="Only this cloud (RunPod) or tier (Vast).")
