@@ -138,6 +138,16 @@ def exit_time(last_status_change: str | None) -> datetime | None:
     return None
 
 
+def _created_by(pod: Pod, now: datetime) -> datetime:
+    """When a pod adopted without its create's time came to be, at the latest: now less its uptime
+    (RunPod's current run, or a Vast instance's total running time). Taken as now, a Vast instance
+    that had run 20 minutes read as running longer than it had existed, and every poll was set aside."""
+    up = pod.uptime_seconds if pod.uptime_seconds is not None else getattr(pod, "running_seconds", None)
+    up = up if pod.invalid is None else None
+    # (an uptime over a day is no create bidder could have lost track of: read as now)
+    return now - timedelta(seconds=up) if up is not None and 0 < up < 86400 else now
+
+
 def maybe_executed(error: ApiError) -> bool:
     """Whether the server may have done what a mutation asked, although `error` came back: a timeout
     or lost answer, a 5xx, a malformed answer (`MalformedAnswer`), RunPod's generic "Something went
@@ -748,9 +758,7 @@ class Executor:
     def _adopt_as(self, job: str, gpu_count: int, pod: Pod, kind: str, gpu_type_id: str, cloud: str,
                   bid: float | None, now: datetime, *, name: str, created: datetime | None = None) -> None:
         if created is None:
-            up = pod.uptime_seconds if pod.invalid is None else None
-            # (an uptime over a day is no create bidder could have lost track of: read as now)
-            created = now - timedelta(seconds=up) if up is not None and 0 < up < 86400 else now
+            created = _created_by(pod, now)
         self.store.add_pod(pod.id, job=job, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
                            gpu_count=pod.gpu_count or gpu_count, kind=kind,
                            bid_per_gpu=bid if kind == "spot" else None, created=min(created, now), market=self.market)
@@ -893,8 +901,8 @@ class Executor:
                               f"the job's pod")
             return
         self.store.add_pod(pod.id, job=config.name, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
-                           gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind, bid_per_gpu=bid, created=now,
-                           market=self.market)
+                           gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind, bid_per_gpu=bid,
+                           created=_created_by(pod, now), market=self.market)
         self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
         self.observe(self.store.pod(pod.id) or {"pod_id": pod.id}, pod, now)
         why = f"pod {pod.id} named {name} appeared late, after the job had moved on: retired"

@@ -13,7 +13,7 @@ from executor_helpers import named
 from bidder.executor import Executor
 from bidder.jobs import job_from_values
 from bidder.models import Decision
-from bidder.store import estimate_spend
+from bidder.store import Store, estimate_spend
 from bidder.vast_pods import VastPodApi
 
 GPU = "RTX 4090"
@@ -104,6 +104,23 @@ def test_a_lost_create_on_vast_leaves_exactly_one_instance(vx):
     again = ex.launch(cfg, cfg.job, cfg.policy, decision("spot", bid), emu.now)
     assert again.pod is None and len(live(emu)) == 1
     assert [a["kind"] for a in store.actions("t")] == ["rent_spot"]
+
+
+def test_an_instance_adopted_after_it_ran_a_while_is_polled_and_booked(vx, tmp_path):
+    # Adopted without its create's time (a lost create found late), it was dated now: its running total
+    # (20 minutes) read as longer than it had existed, and every poll was set aside as impossible.
+    emu, api, store = vx
+    cfg = config(max_price=5.0)
+    with Store.open(tmp_path / "other.db") as other:  # (the create this ledger lost track of)
+        made = Executor(api, other).launch(cfg, cfg.job, cfg.policy, decision("on_demand", None), emu.now).pod
+    emu.advance(1200)
+    ex = Executor(api, store)
+    ex.take_stray(cfg, api.pod(made.id), emu.now, keep=True)
+    for _ in range(3):
+        emu.advance(600)
+        assert ex.observe(store.pod(made.id), api.pod(made.id), emu.now) == "running"
+    assert not [e for e in ex.log if e["event"] == "rejected_observation"], ex.log
+    assert estimate_spend(store.observations(made.id)) == pytest.approx(emu.vast.true_spend(int(made.id)), abs=0.002)
 
 
 def test_an_outbid_instance_is_paused_then_its_bid_raised_within_the_cap(vx):
