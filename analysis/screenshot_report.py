@@ -8,6 +8,7 @@ Runs `bidder demo --days 7 --keep <tmp>`, opens `<tmp>/report/report.html` in he
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "analysis" / "results" / "report_screenshot.png"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # Options read before anything runs: `--help` ran the demo and overwrote the README's picture.
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help=f"the picture to write (default {OUT.relative_to(ROOT)})")
+    out = parser.parse_args(argv).out
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("needs Chromium: apt-get install chromium")
@@ -39,8 +44,8 @@ def main() -> None:
         bottom = (ink.getbbox() or (0, 0, 0, image.height))[3]
         image = image.crop((0, 0, image.width, min(image.height, bottom + 16)))
         image = image.resize((900, round(image.height * 900 / image.width)), Image.LANCZOS)
-        image.save(OUT, optimize=True)
-    print(f"wrote {OUT.relative_to(ROOT)} ({image.width} x {image.height})")
+        image.save(out, optimize=True)
+    print(f"wrote {out} ({image.width} x {image.height})")
 
 
 if __name__ == "__main__":

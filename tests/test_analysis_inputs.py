@@ -30,3 +30,13 @@ def test_bad_input_to_an_analysis_script_is_one_line(tmp_path, script, args, sai
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(said), result.stderr
+
+
+def test_the_screenshot_script_reads_its_options_before_it_runs(capsys, monkeypatch):
+    # `--help` ran the 7-day demo and overwrote analysis/results/report_screenshot.png.
+    monkeypatch.syspath_prepend(str(ANALYSIS))
+    import screenshot_report
+
+    with pytest.raises(SystemExit) as stop:
+        screenshot_report.main(["--help"])
+    assert stop.value.code == 0 and "usage:" in capsys.readouterr().out
