@@ -25,7 +25,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from bidder.models import (
     parse_tolerance,
 )
 from bidder.store.ledger import LAUNCH_JOB
-from bidder.units import NoUnit, YearTooEarly, parse_duration, parse_timestamp
+from bidder.units import NoUnit, YearTooEarly, is_naive, parse_duration, parse_timestamp
 
 __all__ = [
     "COLLECT_KEYS",
@@ -191,13 +191,21 @@ def _tolerance(value: Any) -> float:
     return parse_tolerance(value)
 
 
+_NAIVE_DEADLINE = ("no timezone: write it with one, e.g. {when}Z for UTC or {when}-05:00 "
+                   "for US Eastern standard time")
+
+
 def _deadline(value: Any) -> timedelta | datetime:
-    """A duration after the job's first launch ("3d") or an absolute time (ISO 8601 / TOML datetime)."""
-    if isinstance(value, (timedelta, datetime)) and not (isinstance(value, datetime) and value.tzinfo is None):
+    """A duration after the job's first launch ("3d") or an absolute time (ISO 8601 / TOML datetime)
+    with its timezone: a time without one is refused, since cron servers and their users rarely share
+    a timezone and a deadline read hours off is money (an early one buys on-demand, a late one misses)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(_NAIVE_DEADLINE.format(when=value.isoformat()))
+    if isinstance(value, (timedelta, datetime)):
         return value
-    if isinstance(value, datetime):
-        return parse_timestamp(value.isoformat())
     if isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value):
+        if is_naive(value):
+            raise ValueError(_NAIVE_DEADLINE.format(when=value.strip()))
         try:
             return parse_timestamp(value)
         except YearTooEarly:
@@ -308,7 +316,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             "observed uptime, less restart_overhead per restart, reaches it.", _at_most(MAX_HOURS, "hours")),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
     Setting("deadline", None, "Finish by then: a duration after the first launch (3d) or a time "
-            "(2026-03-01T12:00:00Z). Needs hours.", _deadline),
+            "with its timezone (2026-03-01T12:00:00Z, or -05:00 for an offset). Needs hours.", _deadline),
     Setting("restart_overhead", "10m", "Work lost at each restart, an interruption or a stop or move of "
             "bidder's own (time to resume plus work since the last checkpoint). One given longer than hours, or "
             "than a deadline given as a duration, is refused.", _duration),
@@ -486,7 +494,8 @@ def _clean(setting: Setting, raw: Any, where: str, path: str | None) -> Any:
         if where == "option":  # launch's command line: name the option as the user typed it
             shown = " ".join(raw) if isinstance(raw, (list, tuple)) else raw
             raise _fail(f"--{setting.name.replace('_', '-')} {shown}: {exc}", setting.name, path) from None
-        raise _fail(f"{where} {setting.name} = {raw!r}: {exc}", setting.name, path) from None
+        shown = raw.isoformat() if isinstance(raw, (date, time)) else repr(raw)  # TOML's dates as written
+        raise _fail(f"{where} {setting.name} = {shown}: {exc}", setting.name, path) from None
 
 
 def _check_keys(table: Mapping[str, Any], where: str, path: str | None) -> None:

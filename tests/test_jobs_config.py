@@ -110,6 +110,12 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = 2\n', "deadline",
      "[jobs.a] deadline = 2: '2' has no unit: give one, e.g. 2s, 2m, 2h or 2d (s, m, h, d, w)"),
     ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = "2"\n', "deadline", "'2' has no unit"),
+    # A time without a timezone was read as UTC, silently: 18:00 meant in New York is 5 hours earlier.
+    ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = 2026-12-07T18:00:00\n', "deadline",
+     "[jobs.a] deadline = 2026-12-07T18:00:00: no timezone: write it with one, e.g. 2026-12-07T18:00:00Z for UTC"),
+    ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = "2026-12-07 18:00"\n', "deadline",
+     "deadline = '2026-12-07 18:00': no timezone"),
+    ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = 2026-12-07\n', "deadline", "deadline = 2026-12-07: must be"),
     ('[jobs.a]\nimage = "x"\nrestart_overhead = 10\n', "restart_overhead",
      "[jobs.a] restart_overhead = 10: '10' has no unit: give one, e.g. 10s, 10m, 10h or 10d"),
     ('collect_interval = 5\n', "collect_interval", "'5' has no unit"),
