@@ -323,6 +323,32 @@ def test_a_vast_pod_seen_outbid_then_ended_in_the_same_tick_was_interrupted(stor
     assert pod_track(store, "v1").interruptions == (h(3.5).timestamp(),)
 
 
+def test_a_vast_instances_storage_is_in_its_on_demand_baseline_too(store):
+    """A Vast instance bills its disk whether it runs or not, on-demand or interruptible: the baseline
+    (what its hours would have cost on-demand) pays that storage too. Left out, an on-demand instance
+    with a 200 GB disk read -7% saved after its 2-hour run and -167% after a day kept stopped."""
+    for hour in range(30):
+        store.record_collection(h(hour), [PriceQuote(h(hour), "RTX 3090", "VERIFIED", 2, 0.15, 0.2376, market="vast")],
+                                duration_s=0.1)
+    store.add_pod("v1", job="lv", name="lv-1", gpu_type_id="RTX 3090", cloud="VERIFIED", gpu_count=2,
+                  kind="on_demand", bid_per_gpu=None, created=h(0), market="vast")
+    store.finish_action(store.begin_action(h(0), job="lv", kind="deploy_on_demand"), outcome="ok", pod_id="v1")
+    for k in range(3):
+        store.record_observation(h(k), "v1", desired_status="RUNNING", cost_per_hr=0.4752, uptime_seconds=k * 3600.0,
+                                 storage_per_hr=0.0683)
+    store.finish_action(store.begin_action(h(2), job="lv", kind="stop", pod_id="v1"), outcome="ok")
+    store.record_observation(h(26), "v1", desired_status="EXITED", cost_per_hr=0.4752, uptime_seconds=7200.0,
+                             storage_per_hr=0.0683)
+    [pod] = spend_report(store, since=h(0), until=h(26)).pods
+    assert pod.spend == pytest.approx(2 * 0.4752 + 26 * 0.0683)
+    assert pod.on_demand_cost == pytest.approx(pod.spend)
+    assert pod.saving == pytest.approx(0.0, abs=1e-9)
+    # A day of storage alone (the instance kept stopped): paid either way, nothing saved or lost.
+    [later] = spend_report(store, since=h(3), until=h(26)).pods
+    assert (later.hours, later.spend) == (0.0, pytest.approx(23 * 0.0683))
+    assert later.on_demand_cost == pytest.approx(later.spend)
+
+
 def test_a_bid_raised_on_a_paused_vast_instance_is_no_restart(store):
     """Outbid at 1 h, the tick raises the paused instance's bid (a bid_resume on Vast: no start, it
     runs only once its bid is the highest) and it stays paused: one interruption, as `bidder pods`

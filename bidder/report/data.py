@@ -78,8 +78,8 @@ class PodSpend:
     """One managed pod over the period. Money in USD; `avg_per_gpu_hour` USD per GPU-hour.
 
     `hours` are running hours of the pod in the period; `gpu_hours` = hours x gpu_count.
-    `on_demand_cost` is what those hours would have cost on-demand (None: no on-demand price was
-    ever recorded for its GPU type and cloud); `saving` = on_demand_cost - spend, `saving_pct` its
+    `on_demand_cost` is what those hours would have cost on-demand, with the storage a Vast instance
+    billed (paid either way; None: no on-demand price was ever recorded for its GPU type and cloud); `saving` = on_demand_cost - spend, `saving_pct` its
     share of on_demand_cost (0-100). `unpolled_since`: for a pod still active, its last poll (else its
     launch) when that was over MAX_POLL_GAP_HOURS before the period's end: its spend since is not
     counted (no poll vouches for it).
@@ -282,18 +282,20 @@ class _Step:
 
 # -- spend of one pod ------------------------------------------------------------------------------
 def _segments(observations: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """(start, end, USD, running hours) per stretch of time covered by estimate_spend's terms."""
+    """(start, end, USD, running hours, of the USD storage) per stretch of time covered by
+    estimate_spend's terms."""
     if not observations:
-        return np.zeros((0, 4))
+        return np.zeros((0, 5))
     terms = spend_terms(observations)
     first = observations[0]
     t0 = first["ts"].timestamp()
-    rows: list[tuple[float, float, float, float]] = []
+    rows: list[tuple[float, float, float, float, float]] = []
     if terms[0][1] > 0:
-        rows.append((t0 - terms[0][1], t0, terms[0][0], terms[0][1] / 3600))
+        rows.append((t0 - terms[0][1], t0, terms[0][0], terms[0][1] / 3600, terms[0][2]))
     ts = [o["ts"].timestamp() for o in observations]
-    rows += [(ts[i - 1], ts[i], usd, run / 3600) for i, (usd, run) in enumerate(terms[1:], start=1)]
-    return np.array(rows, dtype=float).reshape(-1, 4)
+    rows += [(ts[i - 1], ts[i], usd, run / 3600, stored)
+             for i, (usd, run, stored) in enumerate(terms[1:], start=1)]
+    return np.array(rows, dtype=float).reshape(-1, 5)
 
 
 def _share_inside(seg: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -446,6 +448,8 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
     share = _share_inside(seg, lo, hi) if seg.size else np.zeros(0)
     usd = seg[:, 2] * share if seg.size else np.zeros(0)
     run = seg[:, 3] * share if seg.size else np.zeros(0)
+    # A Vast instance's storage is paid whatever it runs on: the on-demand baseline pays it too.
+    stored = seg[:, 4] * share if seg.size else np.zeros(0)
     spend, hours = float(usd.sum()), float(run.sum())
     on_demand_cost: float | None = 0.0
     od = np.zeros(0)
@@ -455,10 +459,10 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
         mean = prices.mean(row.get("gpu_type_id"), row.get("cloud"), gpu_count, a, b,
                            market=row.get("market") or DEFAULT_MARKET)
         if mean is None:
-            on_demand_cost = None if hours > 0 else 0.0
-            od = np.zeros(len(seg))
+            on_demand_cost = None if hours > 0 else float(stored.sum())
+            od = stored
         else:
-            od = run * mean * gpu_count
+            od = run * mean * gpu_count + stored
             on_demand_cost = float(od.sum())
     saving = None if on_demand_cost is None else on_demand_cost - spend
     gpu_hours = hours * gpu_count

@@ -324,7 +324,7 @@ def estimate_spend(observations: Sequence[Mapping[str, Any]]) -> float:
     the pod's own uptime vouches for (its growth, when it grew), never a guess from the timestamps,
     so spend never exceeds uptime x rate however the clocks were mixed.
     """
-    return sum(usd for usd, _ in spend_terms(observations))
+    return sum(usd for usd, _, _ in spend_terms(observations))
 
 
 def run_starts(observations: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -354,10 +354,11 @@ def run_starts(observations: Sequence[Mapping[str, Any]]) -> list[Any]:
     return starts
 
 
-def spend_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
-    """`estimate_spend`'s terms, each (USD, running seconds): the first is the run before the first
-    poll, then one per pair of consecutive polls (the stretch between them). Reports place each term
-    on the time it covers; their sum is `estimate_spend`."""
+def spend_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, float]]:
+    """`estimate_spend`'s terms, each (USD, running seconds, of the USD the storage a Vast instance
+    bills): the first is the run before the first poll, then one per pair of consecutive polls (the
+    stretch between them). Reports place each term on the time it covers; their sum is `estimate_spend`.
+    Storage is apart because it is paid whatever the pod runs on: an on-demand baseline pays it too."""
     if not observations:
         return []
     if observations[0].get("storage_per_hr") is not None:
@@ -366,7 +367,7 @@ def spend_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, 
     # An observation that is not RUNNING but carries an uptime is an *exit observation* (written by the
     # executor at the moment a run ended, read from lastStatusChange): the run lasted that long.
     before = float(first["uptime_seconds"]) if first.get("uptime_seconds") else 0.0
-    terms = [(float(first.get("cost_per_hr") or 0) * before / 3600, before)]
+    terms = [(float(first.get("cost_per_hr") or 0) * before / 3600, before, 0.0)]
     for a, b in itertools.pairwise(observations):
         dt = (b["ts"] - a["ts"]).total_seconds() if isinstance(a["ts"], datetime) else float(b["ts"] - a["ts"])
         a_run = a.get("desired_status") == "RUNNING"
@@ -380,7 +381,7 @@ def spend_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, 
             if a_run and b_run and a_up is not None and b_up is not None and b_up > a_up:
                 run = float(b_up) - float(a_up)
                 usd = a_cost * run / 3600
-            terms.append((usd, run))
+            terms.append((usd, run, 0.0))
             continue
         # Uptime did not fall: one continuous run. (Counting its growth, not the interval, is what keeps
         # a jump of the polls' clock, e.g. a --now far from the API's own time, from booking a fortune.)
@@ -397,11 +398,11 @@ def spend_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, 
                 run += (dt - after) / 2
         elif a_run:
             usd, run = a_cost * dt / 2 / 3600, dt / 2
-        terms.append((usd, run))
+        terms.append((usd, run, 0.0))
     return terms
 
 
-def _billing_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+def _billing_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, float]]:
     """The terms of a Vast instance from its *billing observations* (`storage_per_hr` set):
     `uptime_seconds` is the instance's total running time so far (Vast's `uptime_mins`), `cost_per_hr`
     its compute rate (pay-as-bid per instance, or on-demand) and `storage_per_hr` the storage it bills
@@ -410,7 +411,7 @@ def _billing_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[floa
     poll), and stored for the whole interval. Without a running total, half the interval as for RunPod."""
     first = observations[0]
     before = float(first.get("uptime_seconds") or 0)
-    terms = [(float(first.get("cost_per_hr") or 0) * before / 3600, before)]
+    terms = [(float(first.get("cost_per_hr") or 0) * before / 3600, before, 0.0)]
     for a, b in itertools.pairwise(observations):
         dt = (b["ts"] - a["ts"]).total_seconds() if isinstance(a["ts"], datetime) else float(b["ts"] - a["ts"])
         a_up, b_up = a.get("uptime_seconds"), b.get("uptime_seconds")
@@ -421,8 +422,8 @@ def _billing_terms(observations: Sequence[Mapping[str, Any]]) -> list[tuple[floa
         if _time_base(a) != _time_base(b):  # two clocks: only the running total vouches for anything
             ran = max(float(b_up) - float(a_up), 0.0) if a_up is not None and b_up is not None else 0.0
             dt = 0.0
-        usd = float(a.get("cost_per_hr") or 0) * ran / 3600 + float(a.get("storage_per_hr") or 0) * dt / 3600
-        terms.append((usd, ran))
+        stored = float(a.get("storage_per_hr") or 0) * dt / 3600
+        terms.append((float(a.get("cost_per_hr") or 0) * ran / 3600 + stored, ran, stored))
     return terms
 
 
