@@ -160,3 +160,20 @@ def test_a_naive_now_is_read_as_utc_and_said(db):
     assert "--now 2026-01-01T00:00:00 has no timezone: read as UTC" in result.stderr
     quiet = CliRunner().invoke(main, ["pods", "--db", str(db), "--now", "2026-01-01T00:00:00Z"])
     assert quiet.exit_code == 0 and "UTC" not in quiet.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+@pytest.mark.parametrize("args", [["sim", "trace", "-", "--days", "1"], ["--help"]])
+def test_output_that_cannot_be_written_is_one_line_and_a_closed_pipe_is_quiet(args):
+    """stdout on a full disk: every command ended in a traceback (the tick's own Error line lost in it)."""
+    run = [sys.executable, "-c", "from bidder.cli import main; main()", *args]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(run, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (1, "Error: cannot write the output: No space left on device\n")
+    # `| head`: the reader went away; the command ends without a word, as click ends it.
+    piped = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert piped.stdout is not None
+    piped.stdout.readline()
+    piped.stdout.close()
+    _, err = piped.communicate(timeout=120)
+    assert b"Traceback" not in err and b"Error" not in err

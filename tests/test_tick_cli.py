@@ -64,6 +64,23 @@ def test_tick_runs_a_cycle_and_logs_one_json_line_per_action(env):
     assert len(log.read_text().splitlines()) == 3  # appended: the second cycle collected, nothing else
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+def test_a_log_it_cannot_write_does_not_stop_the_tick_from_acting(env):
+    """`--log` on a full disk crashed every tick before it handled a job: a pod ran on to $1.32 against
+    a $0.20 budget. The tick acts (here its budget stop), then says what the log missed, exit 1."""
+    assert tick(env).exit_code == 0
+    pod = next(iter(env.emu.world.pods.values()))
+    env.emu.advance(3600)
+    (env.tmp / "bidder.toml").write_text(CONFIG + "budget = 0.2\n")
+    result = tick(env, "--log", "/dev/full")
+    assert pod.desired_status == "EXITED"
+    assert "train: budget_stopped: " in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: could not write the --log file /dev/full: No space left on device (2 event(s) not written; the "
+        "ledger in the database has every action: `bidder report`)"]
+
+
 def test_a_second_tick_while_another_runs_exits_0_saying_so(env):
     # This process holds the tick lock; a real second process (the installed CLI) must give way.
     with env.store.exclusive_lock("tick"):

@@ -12,8 +12,10 @@ Exports: `main`.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -102,6 +104,16 @@ class BidderGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.commands)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as exc:  # (click itself ends quietly on a closed pipe: `bidder prices | head`)
+            if exc.filename is not None or exc.errno not in _OUTPUT_ERRNOS:
+                raise
+            _silence_stdout()
+            click.echo(f"Error: cannot write the output: {exc.strerror or exc}", err=True)
+            sys.exit(1)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             result = super().invoke(ctx)
@@ -115,6 +127,19 @@ class BidderGroup(click.Group):
         for line in ctx.meta.get(NOTES_KEY, ()):  # bidder.cli.timing.say_after: after success only
             click.echo(line, err=True)
         return result
+
+
+#: What a write to stdout fails with when it cannot be written (a full disk, a closed pipe, a quota):
+#: an OSError without a file name that reaches the group is the output's (files name themselves).
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG})
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit does not fail a second time."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # (a stdout with no file descriptor: nothing to repoint)
+        pass
 
 
 @click.group(cls=BidderGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})

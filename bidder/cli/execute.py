@@ -634,19 +634,41 @@ def _config_option(func: Callable[..., Any]) -> Callable[..., Any]:
                         type=click.Path(dir_okay=False), help="The managed jobs file.")(func)
 
 
-def _log_writer(path: str | None) -> tuple[Callable[[dict[str, Any]], None] | None, IO[str] | None]:
-    if path is None:
-        return None, None
-    try:
-        handle = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 (closed by the caller)
-    except OSError as exc:
-        raise click.BadParameter(f"cannot append to {path}: {exc.strerror}", param_hint="--log") from None
+class _EventLog:
+    """The --log file: one JSON line per event. A line it cannot write (a full disk) is counted, never
+    raised: the tick's actions (a budget stop among them) matter more than their log, and the ledger
+    in the database has every action anyway."""
 
-    def write(event: dict[str, Any]) -> None:
-        handle.write(json.dumps(event, sort_keys=True, default=str) + "\n")
-        handle.flush()
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lost = 0
+        self.error: str | None = None
+        try:
+            self.handle: IO[str] = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        except OSError as exc:
+            raise click.BadParameter(f"cannot append to {path}: {exc.strerror}", param_hint="--log") from None
 
-    return write, handle
+    def write(self, event: dict[str, Any]) -> None:
+        try:
+            self.handle.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+            self.handle.flush()
+        except OSError as exc:
+            self.lost += 1
+            self.error = self.error or exc.strerror or str(exc)
+
+    def close(self) -> None:
+        try:
+            self.handle.close()
+        except OSError as exc:  # the last buffered line could not be written either
+            self.error = self.error or exc.strerror or str(exc)
+
+    def problem(self) -> str | None:
+        """What the tick says when the log fell short (None: every event was written)."""
+        if self.error is None:
+            return None
+        lost = f"{self.lost} event(s) not written" if self.lost else "its last lines may be missing"
+        return (f"could not write the --log file {self.path}: {self.error} ({lost}; the ledger in the database "
+                "has every action: `bidder report`)")
 
 
 @main.command("tick", epilog=_EXAMPLE_TICK)
@@ -677,7 +699,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     config = load_config(config_path)
     vast = _vast_api(vast_url, retries, verified_only=config.vast_verified_only,
                      min_reliability=config.vast_min_reliability)
-    writer, handle = _log_writer(log_path)
+    log = _EventLog(log_path) if log_path is not None else None
     try:
         with Store.open(db_path) as store, _client(api_url, retries) as client:
             now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
@@ -685,7 +707,8 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             try:
                 # Without a RunPod key but with Vast's, the tick runs on Vast alone.
                 runpod = client if (vast is None or resolve_api_key()) else None
-                report = run_tick(runpod, store, config, now, dry_run=dry_run, events=writer, vast=vast)
+                report = run_tick(runpod, store, config, now, dry_run=dry_run,
+                                  events=log.write if log is not None else None, vast=vast)
             except KeyboardInterrupt:
                 # As `bidder launch` says it: a create may have gone out (it said only "Aborted!", exit 1).
                 sent = [n for n in (_sent_create(store, job) for job in config.jobs) if n]
@@ -705,8 +728,8 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
                                                          "runs and bills" for n in sent)
                                   + ": the next tick finds it by its name and watches it") from None
     finally:
-        if handle is not None:
-            handle.close()
+        if log is not None:
+            log.close()
         if vast is not None:
             vast.close()
     prefix = "[dry run] " if dry_run else ""
@@ -736,6 +759,8 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
     if failed:
         problems.append(f"the tick could not finish acting for {' and for '.join(failed)}; the next tick tries again")
+    if log is not None and (short := log.problem()):
+        problems.append(short)
     if problems:
         raise BidderError("; ".join(problems))
 
