@@ -12,6 +12,7 @@ Exports: `main`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import logging
@@ -136,10 +137,8 @@ _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, 
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null, so that Python's own flush at exit does not fail a second time."""
-    try:
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # (a stdout with no file descriptor)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # (a stdout with no file descriptor: nothing to repoint)
-        pass
 
 
 @click.group(cls=BidderGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})
