@@ -21,6 +21,7 @@ each (a test keeps them in step). Nothing here talks to the API or reads the clo
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -693,7 +694,7 @@ def _read_toml(path: str | Path) -> dict[str, Any] | None:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8-sig"))  # (a BOM: Notepad writes one)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
 
@@ -719,18 +720,26 @@ def config_job_names(path: str | Path = DEFAULT_CONFIG) -> tuple[str, ...]:
     return tuple(jobs) if isinstance(jobs, Mapping) else ()
 
 
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # (a folder removed under the process)
+        return "the current folder"
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     """Read and validate bidder.toml. Raises ConfigError (naming the key and the file) on any problem."""
     text_path = str(path)
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"config file {text_path} not found: create it (see the README's bidder.toml "
+        where = "" if Path(path).is_absolute() else f" in {_cwd()}"  # (cron runs in $HOME, or /)
+        raise ConfigError(f"config file {text_path} not found{where}: create it (see the README's bidder.toml "
                           "example) or pass --config PATH", path=text_path) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # (a BOM: Notepad writes one)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
     return parse_config(data, text_path)

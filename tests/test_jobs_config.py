@@ -185,6 +185,20 @@ def test_missing_and_broken_files(tmp_path):
         load_config(write(tmp_path, "[jobs.a\n"))
 
 
+def test_a_relative_config_not_found_names_the_folder_looked_in(tmp_path, monkeypatch):
+    """Cron runs in $HOME (or /): "config file bidder.toml not found" did not say where it looked."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=f"config file bidder.toml not found in {tmp_path}: create it"):
+        load_config("bidder.toml")
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Notepad's UTF-8 starts with a BOM: "Invalid statement (at line 1, column 1)" before."""
+    path = tmp_path / "bidder.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'[jobs.a]\nimage = "x"\nmin_vram = 24\nhours = 1\n')
+    assert load_config(path).job("a").job.work_hours == 1.0
+
+
 def test_launch_options_go_through_the_same_validation():
     cfg = job_from_values("launch", {"gpu": ("NVIDIA RTX A6000",), "gpus": 1, "max_price": 0.5, "image": "img",
                                       "env": ("A=1", "B=two=2"), "ports": "22/tcp"}, where="option")

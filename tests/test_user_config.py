@@ -62,3 +62,48 @@ def test_a_config_path_that_is_a_folder_is_one_line(emulator, tmp_path):
     [error] = result.stderr.strip().splitlines()
     assert error == (f"Error: {tmp_path / 'cfg' / 'bidder' / 'config.toml'} is not a file; put api_key = \"...\" "
                      "(and vast_api_key) in a file of that name, or set RUNPOD_API_KEY / VAST_API_KEY"), error
+
+
+def _env(tmp_path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNPOD_API_KEY", "VAST_API_KEY", "XDG_CONFIG_HOME")}
+    env.update(BIDDER_DB=str(tmp_path / "b.db"), **extra)
+    return env
+
+
+def test_a_key_file_others_can_read_is_said_and_still_used(emulator, tmp_path):
+    """A key in a file of mode 0644 is a key other users of the server can spend with (ssh refuses such
+    a file): said on stderr, once, so that cron mails it."""
+    result = collect(emulator, tmp_path, f'api_key = "{TEST_API_KEY}"\n'.encode())
+    path = tmp_path / "cfg" / "bidder" / "config.toml"
+    path.chmod(0o644)
+    result = collect(emulator, tmp_path, f'api_key = "{TEST_API_KEY}"\n'.encode())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"warning: {path} holds an API key and other users can read it (mode 644): "
+                                          f"chmod 600 {path}"]
+    path.chmod(0o600)
+    assert collect(emulator, tmp_path, f'api_key = "{TEST_API_KEY}"\n'.encode()).stderr == ""
+
+
+def test_an_empty_xdg_config_home_reads_no_key_from_the_current_folder(emulator, tmp_path):
+    """XDG_CONFIG_HOME="" made bidder read ./bidder/config.toml of whatever folder it ran in."""
+    (tmp_path / "bidder").mkdir()
+    (tmp_path / "bidder" / "config.toml").write_text('api_kee = "x"\n')
+    home = tmp_path / "home"
+    home.mkdir()
+    # (-P: the folder `bidder` in the current one would otherwise be the package imported)
+    result = subprocess.run([sys.executable, "-P", "-c", MAIN, "collect", "--market", "runpod", "--api-url", emulator.url],
+                            env=_env(tmp_path, XDG_CONFIG_HOME="", HOME=str(home)), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert "api_kee" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_no_home_at_all_still_runs_on_the_environments_key(emulator, tmp_path):
+    """No HOME and no passwd entry (cron as a bare uid): every command died in a traceback at import
+    ("Could not determine home directory"), even with the key in the environment."""
+    code = ("import os, pwd; pwd.getpwuid = lambda uid: (_ for _ in ()).throw(KeyError(uid)); "
+            "from bidder.cli import main; main()")
+    env = _env(tmp_path, RUNPOD_API_KEY=TEST_API_KEY)
+    env.pop("HOME", None)
+    result = subprocess.run([sys.executable, "-c", code, "collect", "--market", "runpod", "--api-url", emulator.url],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -51,7 +51,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_API_URL = "https://api.runpod.io/graphql"
 DEFAULT_DB = "data/bidder.db"
 DEFAULT_VAST_URL = "https://console.vast.ai"
-USER_CONFIG = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "bidder" / "config.toml"
+
+
+def user_config() -> Path | None:
+    """Where the API keys may live: $XDG_CONFIG_HOME/bidder/config.toml, else ~/.config/bidder/config.toml.
+    An empty or relative XDG_CONFIG_HOME is ignored, as the XDG spec says (it would read a key from
+    whatever folder cron runs in); None without a home (a user with no HOME and no passwd entry):
+    the keys then come from the environment only."""
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "bidder" / "config.toml"
+    try:
+        return Path.home() / ".config" / "bidder" / "config.toml"
+    except RuntimeError:  # "Could not determine home directory."
+        return None
 
 
 #: The largest values the numeric options take: past them a figure is a typo (and some would not fit a date).
@@ -155,29 +168,49 @@ def _key(explicit: str | None, env: str, config_key: str) -> str | None:
     from_env = os.environ.get(env)
     if from_env:
         return from_env
-    if USER_CONFIG.exists() and not USER_CONFIG.is_file():  # a folder: the key the user meant is not read
-        raise click.ClickException(f"{USER_CONFIG} is not a file; put api_key = \"...\" (and vast_api_key) in a "
+    path = user_config()
+    if path is None:
+        return None
+    if path.exists() and not path.is_file():  # a folder: the key the user meant is not read
+        raise click.ClickException(f"{path} is not a file; put api_key = \"...\" (and vast_api_key) in a "
                                    "file of that name, or set RUNPOD_API_KEY / VAST_API_KEY")
-    if USER_CONFIG.is_file():
+    if path.is_file():
         try:
-            data = tomllib.loads(USER_CONFIG.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8").removeprefix("\ufeff"))  # (Notepad's BOM)
         except UnicodeDecodeError:
-            raise click.ClickException(f"cannot read {USER_CONFIG}: it is not UTF-8 text; write it again as "
+            raise click.ClickException(f"cannot read {path}: it is not UTF-8 text; write it again as "
                                        "plain text (api_key = \"...\")") from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise click.ClickException(f"cannot read {USER_CONFIG}: {exc}") from None
+            raise click.ClickException(f"cannot read {path}: {exc}") from None
         # A misspelt name or a number would leave the key unset without a word (and a market unused).
         unknown = sorted(set(data) - set(_CONFIG_KEYS))
         if unknown:
-            raise click.ClickException(f"{USER_CONFIG}: unknown key {unknown[0]!r}; it holds "
+            raise click.ClickException(f"{path}: unknown key {unknown[0]!r}; it holds "
                                        f"{' and '.join(f'{k} ({m})' for k, m in _CONFIG_KEYS.items())} only")
         key = data.get(config_key)
         if key is not None and not isinstance(key, str):
-            raise click.ClickException(f"{USER_CONFIG}: {config_key} must be text in quotes, e.g. "
+            raise click.ClickException(f"{path}: {config_key} must be text in quotes, e.g. "
                                        f"{config_key} = \"...\"")
         if key:
+            _warn_if_others_can_read(path)
             return key
     return None
+
+
+_warned_readable: set[Path] = set()  # said once per process, not once per key
+
+
+def _warn_if_others_can_read(path: Path) -> None:
+    """A key file other users can read is a key they can spend with (ssh refuses such a file; bidder
+    says it, on stderr, so that cron mails it)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o044 and path not in _warned_readable:
+        _warned_readable.add(path)
+        click.echo(f"warning: {path} holds an API key and other users can read it (mode {mode & 0o777:o}): "
+                   f"chmod 600 {path}", err=True)
 
 
 #: The keys of ~/.config/bidder/config.toml, with the market each is for.
