@@ -253,6 +253,18 @@ def test_what_launch_may_pay_past_the_plan_is_said_before_it_asks(env):
     assert result.stderr.index("if that finds") < result.stderr.index("Launch it?")
 
 
+def test_what_launch_may_pay_past_the_plan_stays_under_the_max_price(env):
+    """With --max-price 0.3 it said "at up to $0.330/GPU-h": on-demand above the cap, which the fallback,
+    deciding again under the same cap, never buys."""
+    result = launch(env, "--gpu", A6000, "--image", "img", "--tolerance", "high", "--max-price", "0.3", input="n\n")
+    plan = next(line for line in result.stdout.splitlines() if line.startswith("Plan: "))
+    if "spot, bid $" not in plan:
+        pytest.skip("the optimizer waited or went on-demand at this moment of the market")
+    assert env.emu.world.on_demand(A6000, "COMMUNITY") > 0.3  # (the fallback that must not be named)
+    said = [line for line in result.stderr.splitlines() if "if that finds no capacity" in line]
+    assert all(float(line.rsplit("$", 1)[1].split("/")[0]) <= 0.3 for line in said), result.stderr
+
+
 def test_a_launch_says_its_budget_and_hours_only_chose_the_plan(env):
     # A launch is not a managed job: a pod launched with --budget 8 ran on to $15.84 without a word.
     result = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", "--hours", "3", "--budget", "8",

@@ -409,7 +409,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
                 click.echo("Nothing launched: the optimizer chose to wait (run it again later, or use `bidder tick`).")
             return
         if not (yes or dry_run):
-            worst = _most_it_may_pay(store, decision)
+            worst = _most_it_may_pay(store, decision, config.policy.max_price)
             if worst is not None:  # what is confirmed is what may be bought, not the plan alone
                 click.echo(f"  if that finds no capacity it tries the next alternatives, at up to ${worst:.3f}/GPU-h",
                            err=True)
@@ -569,17 +569,18 @@ def _on_demand_price(store: Store, d: Decision, *, spot_too: bool = False) -> fl
     return d.expected_cost_per_hour if d.action == "on_demand" else None
 
 
-def _most_it_may_pay(store: Store, d: Decision) -> float | None:
+def _most_it_may_pay(store: Store, d: Decision, max_price: float | None) -> float | None:
     """The highest price per GPU-hour a launch of `d` may end up paying: an alternative it moves to when
     the plan finds no capacity, or, RunPod's spot refused, on-demand (at most the plan's own GPU's: the
-    fallback takes the cheapest). None when that is no more than the plan's own price."""
+    fallback takes the cheapest, and only under `max_price`, the user's cap, as it decides again under
+    it). None when that is no more than the plan's own price."""
     def price(x: Decision) -> float | None:
         return x.bid_per_gpu if x.action == "spot" else _on_demand_price(store, x)
 
     prices = [p for x in (d, *d.alternatives) if x.action in ("spot", "on_demand") and (p := price(x)) is not None]
     if any(x.action == "spot" and (x.market or "runpod") == "runpod" for x in (d, *d.alternatives)):
         fallback = _on_demand_price(store, d, spot_too=True)
-        if fallback is not None:
+        if fallback is not None and (max_price is None or fallback <= max_price + 1e-9):
             prices.append(fallback)
     own = price(d)
     worst = max(prices, default=None)
