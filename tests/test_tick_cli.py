@@ -267,7 +267,7 @@ def test_pods_and_stop_by_id_hold_the_job_until_started(env):
     held = tick(env).output
     assert "train: held: pod stopped by `bidder stop`" in held and "held: held" not in held  # said once
     assert len(env.emu.world.pods) == 1
-    assert cli(env, "pods", "--db", str(env.tmp / "bidder.db")).output.startswith("no managed pods running")
+    assert cli(env, "pods", "--db", str(env.tmp / "bidder.db")).output.startswith("no managed pods billing")
     started = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
                   "start", "train")
     assert started.exit_code == 0

@@ -192,10 +192,17 @@ def test_tick_pods_jobs_and_stop_on_vast(env):
     assert pod["hours"] == pytest.approx(inst.running_s / 3600, rel=0.01)  # storage is money, not hours
     table = cli(env, "report", "--since", "all", apis=False)
     assert "market" in table.output and " vast " in table.output
+    # Kept stopped, its disk bills: `bidder pods` lists it at its storage rate (it showed "no managed pods
+    # running", the instance billing on out of sight); destroyed, it bills nothing and leaves the list.
+    assert cli(env, "stop", str(inst.id)).exit_code == 0
+    kept = json.loads(cli(env, "pods", "--format", "json", apis=False).output)
+    assert [(p["pod"], p["state"]) for p in kept] == [(str(inst.id), "stopped")]
+    assert kept[0]["cost_per_hr"] == pytest.approx(inst.storage_per_hr, abs=1e-4) and kept[0]["cost_per_hr"] > 0
     stopped = cli(env, "stop", str(inst.id), "--terminate")
     assert stopped.exit_code == 0, stopped.output
     assert f"terminated pod {inst.id} on vast (job v is held)" in stopped.output
     assert live(emu) == []
+    assert cli(env, "pods", apis=False).output.startswith("no managed pods billing")
 
 
 def test_tick_dry_run_and_jobs_stop_on_vast(env):

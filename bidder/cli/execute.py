@@ -12,7 +12,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -958,7 +958,8 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
 
 # -- pods and stop -----------------------------------------------------------------------------------
 @main.command("pods", epilog=_EXAMPLE_PODS)
-@click.option("--all", "show_all", is_flag=True, help="Also pods that bidder stopped, retired or lost.")
+@click.option("--all", "show_all", is_flag=True, help="Also pods that bill nothing any more: stopped (a Vast "
+              "instance kept stopped bills its disk, and is always listed), retired or lost.")
 @click.option("--refresh", is_flag=True, help="Poll the API first (records an observation of each pod).")
 @format_option("table", "json", "csv")
 @now_option
@@ -1006,7 +1007,9 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 for event in (e for ex in exs.values() for e in ex.log if e["event"] == "rejected_observation"):
                     click.echo(f"warning: {event.get('message', '')}", err=True)  # as the tick says it
         rows = []
-        for row in store.managed_pods(states=None if show_all else ["active"]):
+        for row in store.managed_pods(states=None if show_all else ["active", "retiring", "stopped"]):
+            if not show_all and not _bills(row):
+                continue
             observations = store.observations(row["pod_id"])
             last = observations[-1] if observations else None
             uptime = last.get("uptime_seconds") if last and last["desired_status"] == "RUNNING" else None
@@ -1037,9 +1040,17 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
     if fmt != "table":
         columns = list(rows[0]) if rows else columns
     if not rows and fmt == "table":
-        click.echo("no managed pods" + ("" if show_all else " running (use --all for stopped ones)"))
+        click.echo("no managed pods" + ("" if show_all else " billing (use --all for stopped ones)"))
         return
     emit_rows(rows, columns, fmt)
+
+
+def _bills(row: Mapping[str, Any]) -> bool:
+    """Whether a managed pod may still bill, as the tick judges it: active, still to retire, or a Vast
+    instance kept stopped (its disk bills storage until it is destroyed)."""
+    if row.get("state") in ("active", "retiring"):
+        return True
+    return row.get("market") == "vast" and row.get("desired_status") != "TERMINATED"
 
 
 def _money(value: Any) -> float | None:
