@@ -346,6 +346,20 @@ def test_a_lock_whose_holder_note_cannot_be_written_still_locks(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+def test_a_lock_file_that_is_a_symbolic_link_is_refused_and_its_target_untouched(tmp_path):
+    """The holder note truncates the lock file: through a link planted in a shared folder a tick emptied
+    the file it pointed at."""
+    path = tmp_path / "bidder.db"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("IMPORTANT USER DATA\n")
+    with Store.open(path) as store:
+        store.lock_path("tick").symlink_to(victim)
+        with pytest.raises(StoreError, match="is a symbolic link: bidder does not follow one there; remove it"), \
+                store.exclusive_lock("tick"):
+            pass
+    assert victim.read_text() == "IMPORTANT USER DATA\n"
+
+
 def test_exclusive_lock_across_processes_and_released_when_the_holder_exits(tmp_path):
     path = tmp_path / "bidder.db"
     Store.open(path).close()

@@ -7,11 +7,13 @@ import time when it is installed, which would cost every cron `bidder tick` a th
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import math
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -284,10 +286,7 @@ class StoreBase:
         The lock file sits beside the database's real file (`lock_path`): a symlink to the database,
         a relative or a `..` path all name the same lock, so two ticks on one database never run at once."""
         lock_path = self.lock_path(name)
-        try:
-            handle = open(lock_path, "a+")  # noqa: SIM115 (closed in finally)
-        except OSError as exc:
-            raise StoreError(f"cannot create lock file {lock_path}: {exc.strerror or exc}") from None
+        handle = _open_lock_file(lock_path)
         try:
             deadline = time.monotonic() + max(wait, 0.0)
             while True:
@@ -312,6 +311,23 @@ class StoreBase:
         finally:
             with contextlib.suppress(OSError):  # (a note that could not be written fails again here)
                 handle.close()
+
+
+def _open_lock_file(path: Path) -> Any:
+    """The lock file, opened to read and write, never through a symbolic link nor as anything but a
+    regular file: its holder note truncates it, and a link planted in a shared folder would have had
+    bidder empty the file it points at."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(f"lock file {path} is a symbolic link: bidder does not follow one there; remove "
+                             "it (bidder makes its own)") from None
+        raise StoreError(f"cannot create lock file {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StoreError(f"lock file {path} is not a regular file: remove it (bidder makes its own)")
+    return os.fdopen(fd, "r+")
 
 
 def _note_holder(handle: Any, text: str) -> None:
