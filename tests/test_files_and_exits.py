@@ -177,3 +177,19 @@ def test_output_that_cannot_be_written_is_one_line_and_a_closed_pipe_is_quiet(ar
     piped.stdout.close()
     _, err = piped.communicate(timeout=120)
     assert b"Traceback" not in err and b"Error" not in err
+
+
+def test_a_database_path_from_cron_with_a_tilde_is_the_home_one(tmp_path, monkeypatch):
+    """Cron does not expand `~` in `BIDDER_DB=~/bidder.db`: a folder named `~` was made in the current
+    one, and `bidder report` run by hand read another database."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    runner = CliRunner(env={"HOME": str(home), "BIDDER_DB": "~/history.db"})
+    result = runner.invoke(main, ["import-trace", "-"], input="ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+                                                             "2026-01-01T00:00:00Z,A,0.1,0.3\n")
+    assert result.exit_code == 0, result.output
+    assert (home / "history.db").is_file() and list(cwd.iterdir()) == []
+    empty = CliRunner().invoke(main, ["prices", "--db", ""])
+    assert empty.exit_code == 2 and "--db: is empty: give the database file" in empty.stderr

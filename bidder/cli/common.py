@@ -270,8 +270,23 @@ def db_option(func: F) -> F:
         default=DEFAULT_DB,
         show_default=True,
         type=click.Path(dir_okay=False),
+        callback=_db_path,
         help="SQLite file holding price history and the ledger (env BIDDER_DB).",
     )(func)
+
+
+def _db_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """`~` expanded (cron does not expand it in `BIDDER_DB=~/bidder.db`: a folder named `~` was made in
+    the current one, and the history split between two databases); an empty path refused."""
+    if not value.strip():
+        raise click.BadParameter("is empty: give the database file, e.g. data/bidder.db", param_hint="--db")
+    if value.startswith("~"):
+        expanded = os.path.expanduser(value)
+        if expanded.startswith("~"):  # (no such user, or no home to expand it to)
+            raise click.BadParameter(f"{value}: cannot tell whose home ~ is here; give the full path",
+                                     param_hint="--db")
+        return expanded
+    return value
 
 
 #: What to do when there is no ledger yet (the read-only commands' missing-database line).
