@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import socket
 
+import httpx
+
 from client_helpers import canned_server
 from test_secrets import Collected
 from vast_helpers import cheapest, fast_retry, spec
@@ -68,3 +70,15 @@ def test_the_vast_key_appears_nowhere(caplog):
     assert any("create_interruptible" in t for t in logs)
     leaks = [t for t in seen.texts + logs if SECRET in t or SECRET[5:25] in t]
     assert leaks == []
+
+
+def test_the_emulators_log_hides_a_key_given_in_the_url_however_it_is_spelt(caplog):
+    """`?api%5Fkey=KEY` (or API_KEY) was logged as sent: the scrub matched the literal `api_key=` only."""
+    caplog.set_level(logging.DEBUG, logger="bidder.sim.server")
+    with Emulator(seed=0, api_key=SECRET) as emu:
+        for query in (f"api_key={SECRET}", f"api%5Fkey={SECRET}", f"API_KEY={SECRET}", f"x=1&Api%5FKey={SECRET}"):
+            httpx.get(f"{emu.vast_url}/api/v1/instances/?{query}", timeout=10)
+    lines = [r.getMessage() for r in caplog.records if "/api/v1/instances/" in r.getMessage()]
+    assert len(lines) == 4 and all("=***" in line for line in lines), lines
+    assert not any(SECRET[5:25] in line for line in lines), lines
+    assert "x=1&" in lines[-1]  # other parameters stay readable

@@ -31,7 +31,7 @@ import threading
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, execute_sync, parse, validate
 
@@ -54,8 +54,15 @@ _HTML_429 = (b"<html><head><title>429 Too Many Requests</title></head><body><cen
              b"Requests</h1></center><hr><center>cloudflare</center></body></html>\n")
 _MAX_BODY = 1 << 20
 # graphql-core quotes names as 'X'; RunPod's server (graphql-js) as "X". Clients match on the text.
-_KEY_IN_URL = re.compile(r"(api_key=)[^&\s]*")
+# A query parameter of a logged request line: its name is compared decoded (api%5Fkey is api_key too).
+_QUERY_PARAM = re.compile(r"([?&])([^=&\s]*)=([^&\s]*)")
 _QUOTED_NAME = re.compile(r"'([$A-Za-z_][\w$!.\[\]]*)'")
+
+
+def _scrub_key(match: re.Match[str]) -> str:
+    """A query parameter as logged: an API key's value (its name in any case or %-encoding) is ***."""
+    sep, name, value = match.groups()
+    return f"{sep}{name}=***" if unquote_plus(name).lower() == "api_key" else match.group(0)
 
 
 class ServedEmulator(Protocol):
@@ -105,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line may carry ?api_key=...: keep keys out of logs.
-        scrubbed = tuple(_KEY_IN_URL.sub(r"\1***", a) if isinstance(a, str) else a for a in args)
+        scrubbed = tuple(_QUERY_PARAM.sub(_scrub_key, a) if isinstance(a, str) else a for a in args)
         log.debug("%s " + format, self.address_string(), *scrubbed)
 
     def end_headers(self) -> None:
