@@ -9,7 +9,6 @@ import logging
 import socket
 
 import httpx
-
 from client_helpers import canned_server
 from test_secrets import Collected
 from vast_helpers import cheapest, fast_retry, spec

@@ -61,7 +61,7 @@ _QUOTED_NAME = re.compile(r"'([$A-Za-z_][\w$!.\[\]]*)'")
 
 def _scrub_key(match: re.Match[str]) -> str:
     """A query parameter as logged: an API key's value (its name in any case or %-encoding) is ***."""
-    sep, name, value = match.groups()
+    sep, name, _value = match.groups()
     return f"{sep}{name}=***" if unquote_plus(name).lower() == "api_key" else match.group(0)
 
 
