@@ -37,6 +37,7 @@ Nothing reads the clock here: `now` comes from the caller (wall clock, or the em
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -63,7 +64,7 @@ from bidder.executor import (
     stop_intent,
 )
 from bidder.gpu_names import check_gpu_ids, resolve_gpu_types
-from bidder.jobs import Config, JobConfig, runpod_only
+from bidder.jobs import Config, JobConfig, config_job_names, runpod_only
 from bidder.models import MARKET_NAMES, Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend, run_starts
@@ -242,6 +243,7 @@ class _Tick:
         self.hopeless: dict[str, str] = {}  # job -> why only a change of the job can make it feasible
         self.decided: set[str] = set()  # jobs the optimizer decided for this tick
         self.launches: dict[str, str] = {}  # job -> why its name is a `bidder launch`'s that still has a pod
+        self.claimed: dict[str, str] = {}  # job -> why another bidder.toml on this database runs it
         self.would_send: dict[str, list[str]] = {}  # (dry run) job -> the stops it would send, request and all
         self.dry_progress: dict[str, tuple[float, float]] = {}  # (dry run) job -> (work, spent) this tick read
 
@@ -259,6 +261,7 @@ class _Tick:
         self.resolve_gpus()
         self.keep_on_runpod()
         self.launch_names()
+        self.other_configs()
         self.ex.recheck_spot(self.now)
         self.poll()
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
@@ -283,22 +286,63 @@ class _Tick:
                 report = self._blocked(job, "error", self._market_missing(job) or str(exc))
             failed = _failed_calls(self.ex.log[start:]) or unsent
             self.report.jobs.append(replace(report, failed=failed))
+            self._own(job)
         known = set(self.config.jobs)
         if not self.ex.dry_run:
             for state in self.store.jobs():
                 # A job taken out of bidder.toml is no longer run: its row said "running" for ever (the
                 # report's job states) while its pod was reclaimed. Its figures stay as last counted.
                 if (state["name"] not in known and state.get("state") not in (*_ENDED, "unmanaged")
-                        and not self.store.is_launch(state["name"])):
+                        and not self.store.is_launch(state["name"]) and not self._owned_elsewhere(state)):
                     self.store.save_job_state(state["name"], state="unmanaged",
                                               note=f"not in {self.config.path} since {to_iso(self.now)}")
         for row in self.store.managed_pods(states=["active"]):
-            if row.get("job") not in known and row.get("desired_status") == "RUNNING":
+            if row.get("job") not in known and row.get("desired_status") == "RUNNING" \
+                    and not self._owned_elsewhere(self.store.job_state(row.get("job") or "") or {}):
                 self.ex.emit(self.now, "unmanaged", pod_id=row["pod_id"], job=row.get("job"),
                              message=f"pod {row['pod_id']} (job {row.get('job')}) is running but its job is not "
                                      f"in {self.config.path}: stop it with `bidder stop {row['pod_id']}`")
         self.report.events = list(self.ex.log)
         return self.report
+
+    def other_configs(self) -> None:
+        """Two bidder.toml files on one database: each tick took the other's job of the same name for its
+        own and moved its pod to its own GPU, a new pod every tick, and called the other's jobs
+        unmanaged ("stop it"). Each job's row names the file that runs it (`config_file`, its real
+        path); a job another file still holds (the file is there and has the job) is not run here, and
+        says so. A file that moved, or dropped the job, hands it over to this one (`_own`)."""
+        if self.config.path is None:
+            return
+        mine = os.path.realpath(self.config.path)
+        for name in self.config.jobs:
+            state = self.store.job_state(name) or {}
+            owner = state.get("config_file")
+            if owner and owner != mine and self._owned_elsewhere(state):
+                self.claimed[name] = (f"job {name} is also in {owner}, whose ticks run it on this database: two "
+                                      f"config files on one database would fight over its pod; give each its own "
+                                      f"--db, or rename the job in one of them; nothing is done for it here")
+
+    def _own(self, jc: JobConfig) -> None:
+        """Write this bidder.toml's real path on the row of a job it ran (see `other_configs`)."""
+        if self.config.path is None or self.ex.dry_run or jc.name in self.claimed:
+            return
+        mine = os.path.realpath(self.config.path)
+        state = self.store.job_state(jc.name)
+        if state is not None and state.get("config_file") != mine:
+            self.store.save_job_state(jc.name, config_file=mine)
+
+    def _owned_elsewhere(self, state: dict[str, Any]) -> bool:
+        """Whether a job's row belongs to another bidder.toml that still has the job (one that cannot be
+        read counts as having it: a file half-written by an editor is no hand-over)."""
+        owner = state.get("config_file")
+        if not owner or (self.config.path is not None and owner == os.path.realpath(self.config.path)):
+            return False
+        if not os.path.exists(owner):
+            return False
+        try:
+            return state.get("name") in config_job_names(owner)
+        except ConfigError:
+            return True
 
     def resolve_gpus(self) -> None:
         """bidder.toml's GPU names resolved exactly as `--gpu` resolves them ("4090" -> the RunPod id);
@@ -649,6 +693,9 @@ class _Tick:
         if state.get("outside_end") and state.get("state") in _ENDED and not self.ex.dry_run:
             self.store.save_job_state(jc.name, outside_end=None)  # (already ended or held: nothing to hold)
             state = self.store.job_state(jc.name) or {}
+        if jc.name in self.claimed:  # another bidder.toml's job of the same name: never its pod
+            pods = self.store.managed_pods(jc.name, states=["active"])
+            return self._blocked(jc, "error", self.claimed[jc.name], pods[-1]["pod_id"] if pods else None)
         if jc.name in self.launches:  # never the job's pod: a launch's, which the user runs by hand
             pods = self.store.managed_pods(jc.name, states=["active"])
             return self._blocked(jc, "error", self.launches[jc.name], pods[-1]["pod_id"] if pods else None)

@@ -81,6 +81,38 @@ def test_a_log_it_cannot_write_does_not_stop_the_tick_from_acting(env):
         "ledger in the database has every action: `bidder report`)"]
 
 
+def test_two_config_files_on_one_database_never_fight_over_a_job(env):
+    """Two bidder.toml files on one database, each with a job `train` on its own GPU: each tick moved the
+    pod to its own GPU, four pods in four ticks, exit 0; with other names, each tick told the user to
+    stop the other file's running pod. The first file to run a job keeps it; the other says so, exit 1."""
+    (env.tmp / "a").mkdir()
+    (env.tmp / "b").mkdir()
+    first, second = env.tmp / "a" / "bidder.toml", env.tmp / "b" / "bidder.toml"
+    first.write_text(CONFIG)
+    second.write_text(CONFIG.replace("NVIDIA RTX A6000", "NVIDIA RTX A4000"))
+    assert cli(env, "tick", "--config", str(first), *common(env)).exit_code == 0
+    [pod] = env.emu.world.pods.values()
+    for _ in range(2):
+        env.emu.advance(900)
+        other = cli(env, "tick", "--config", str(second), *common(env))
+        assert other.exit_code == 1 and list(env.emu.world.pods.values()) == [pod], other.output
+        assert other.stderr.strip().splitlines()[-1].startswith(
+            f"Error: job train cannot run: job train is also in {first}, whose ticks run it on this database"), other.stderr
+        again = cli(env, "tick", "--config", str(first), *common(env))
+        assert again.exit_code == 0 and "train: running: running on NVIDIA RTX A6000" in again.output, again.output
+    assert pod.desired_status == "RUNNING" and len(env.emu.world.pods) == 1
+    # Another name in the second file: the first file's pod is not "unmanaged" there, nor its job.
+    second.write_text(CONFIG.replace("[jobs.train]", "[jobs.eval]").replace("NVIDIA RTX A6000", "NVIDIA RTX A4000"))
+    other = cli(env, "tick", "--config", str(second), *common(env))
+    assert other.exit_code == 0 and "unmanaged" not in other.output, other.output
+    assert env.store.job_state("train")["state"] != "unmanaged"
+    # The first file gives the job up (it moved away): the second one takes it from there.
+    first.unlink()
+    second.write_text(CONFIG.replace("NVIDIA RTX A6000", "NVIDIA RTX A4000"))
+    took = cli(env, "tick", "--config", str(second), *common(env))
+    assert took.exit_code == 0 and "train: running: " in took.output, took.output + took.stderr
+
+
 def test_a_second_tick_while_another_runs_exits_0_saying_so(env):
     # This process holds the tick lock; a real second process (the installed CLI) must give way.
     with env.store.exclusive_lock("tick"):
