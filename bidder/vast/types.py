@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from bidder.errors import ConfigError
+from bidder.models import MAX_PRICE
 from bidder.vast.offers import Offer, per_gpu
 
 __all__ = [
@@ -109,15 +110,26 @@ def parse_offer(raw: Any) -> Offer:
     num_gpus = _required_int(raw, "num_gpus")
     if num_gpus < 1:
         raise ValueError("field num_gpus should be >= 1")
+    gpu_name = _str(raw, "gpu_name") or ""
+    # A name a trace cannot carry back (empty, a control character) would make `bidder export`
+    # unreadable by `import-trace`; no true offer has one.
+    if not gpu_name.strip() or not gpu_name.isprintable() or gpu_name != gpu_name.strip():
+        raise ValueError(f"field gpu_name should be a GPU name, got {gpu_name!r}")
+    min_bid, dph_total = _price(raw, "min_bid"), _price(raw, "dph_total")
+    for name, value in (("min_bid", min_bid), ("dph_total", dph_total)):
+        # The bound RunPod's client and the trace reader hold prices to, per GPU-hour.
+        if value is not None and (per_gpu(value, num_gpus) or 0.0) > MAX_PRICE:
+            raise ValueError(f"field {name} should be a price up to {MAX_PRICE:g} USD per GPU-hour, got "
+                             f"{value:g} for {num_gpus} GPU(s)")
     return Offer(
         id=_required_int(raw, "id"),
         machine_id=_required_int(raw, "machine_id"),
         host_id=_int(raw, "host_id") or 0,
-        gpu_name=_str(raw, "gpu_name") or "",
+        gpu_name=gpu_name,
         num_gpus=num_gpus,
         gpu_ram_mb=_int(raw, "gpu_ram") or 0,
-        min_bid=_price(raw, "min_bid"),
-        dph_total=_price(raw, "dph_total"),
+        min_bid=min_bid,
+        dph_total=dph_total,
         reliability=_float(raw, "reliability") or 0.0,
         verified=bool(_bool(raw, "verified")),
         storage_cost=_float(raw, "storage_cost") or 0.0,

@@ -1,0 +1,67 @@
+"""A Vast snapshot through the real CLI against the emulator over HTTP: what `bidder collect --market
+vast` stores is the whole market or nothing, and whatever it stores `bidder export` writes and
+`bidder import-trace` reads back."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY
+from bidder.store import Store
+
+
+def collect(emu, db, *extra: str):
+    return CliRunner(env={"VAST_API_KEY": TEST_API_KEY}).invoke(
+        main, ["collect", "--market", "vast", "--db", str(db), "--vast-url", emu.vast_url, "--retries", "1", *extra])
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def stored(db) -> tuple[int, list[tuple]]:
+    with Store.open(db) as store:
+        prices = store._rows("SELECT count(*) FROM prices", ())[0][0]
+        return prices, [tuple(r) for r in store._rows("SELECT market, quotes, error FROM collections", ())]
+
+
+# -- an impossible offer: the answer is malformed, as a zero-GPU offer makes it --------------------
+
+@pytest.mark.parametrize("spoil", [
+    {"num_gpus": 1, "min_bid": 2500.0, "dph_total": 3000.0},   # $2,500 per GPU-hour
+    {"num_gpus": 2, "min_bid": 1.0, "dph_total": 2400.0},      # on-demand $1,200 per GPU-hour
+    {"gpu_name": ""},                                          # a name no trace can carry
+    {"gpu_name": "RTX\n4090"},
+], ids=["floor", "on-demand", "empty-name", "line-break"])
+def test_an_impossible_offer_is_a_malformed_search_and_nothing_is_stored(emulator, tmp_path, spoil):
+    emulator.malform("vast:search", lambda p: {"offers": [{**p["offers"][0], **spoil}, *p["offers"][1:]]})
+    line = one_line_error(collect(emulator, tmp_path / "b.db"))
+    assert "search_offers: unexpected answer from Vast" in line
+    prices, rows = stored(tmp_path / "b.db")
+    assert prices == 0 and len(rows) == 1 and rows[0][0] == "vast" and rows[0][2]
+
+
+def test_a_price_at_the_cap_is_stored_and_round_trips_through_export_and_import(emulator, tmp_path):
+    # $1000 per GPU-hour is the most a trace may state: an 8-GPU offer at $8000/h is just inside.
+    emulator.malform("vast:search", lambda p: {"offers": [
+        {**p["offers"][0], "gpu_name": "B200", "num_gpus": 8, "min_bid": 8000.0, "dph_total": 8000.0,
+         "verified": True, "reliability": 0.99}, *p["offers"][1:]]})
+    db = tmp_path / "b.db"
+    result = collect(emulator, db)
+    assert result.exit_code == 0, result.output + result.stderr
+    runner = CliRunner()
+    out, back = tmp_path / "t.csv", tmp_path / "back.csv"
+    exported = runner.invoke(main, ["export", "--db", str(db), "--since", "all", "--market", "vast", "-o", str(out)])
+    assert exported.exit_code == 0, exported.stderr
+    assert "B200,1000.0,1000.0,VERIFIED,8," in out.read_text()
+    imported = runner.invoke(main, ["import-trace", str(out), "--db", str(tmp_path / "c.db")])
+    assert imported.exit_code == 0, imported.stderr
+    again = runner.invoke(main, ["export", "--db", str(tmp_path / "c.db"), "--since", "all", "--market", "vast",
+                                 "-o", str(back)])
+    assert again.exit_code == 0 and back.read_text() == out.read_text()
