@@ -386,7 +386,8 @@ class RunPodClient(EmulatorTime):
             raise ConfigError(f"ts must be a timezone-aware datetime, got {ts!r}", key="ts")
         counts, wanted = ops.price_markets(gpu_counts, clouds)
         request, data = self._spot_fields_query(lambda spot: ops.build_lowest_prices(counts, wanted, spot=spot))
-        return self._parse(request.operation, lambda d: parse_quotes(d, ts, counts, wanted), data)
+        spot = self._spot_fields is not False
+        return self._parse(request.operation, lambda d: parse_quotes(d, ts, counts, wanted, spot=spot), data)
 
     # -- account and pods ----------------------------------------------------------------------
     def build_myself(self) -> GraphQLRequest:
@@ -483,8 +484,11 @@ def _items(data: Mapping[str, Any], name: str) -> list[Any]:
 
 
 def parse_quotes(data: Mapping[str, Any], ts: datetime, counts: tuple[int, ...],
-                 clouds: tuple[str, ...]) -> list[PriceQuote]:
-    """The PriceQuotes of a `build_lowest_prices(counts, clouds)` answer's data (see lowest_prices)."""
+                 clouds: tuple[str, ...], *, spot: bool = True) -> list[PriceQuote]:
+    """The PriceQuotes of a `build_lowest_prices(counts, clouds, spot=spot)` answer's data (see
+    lowest_prices). GraphQL answers every field asked for, null when empty: an alias or a field
+    left out is a broken answer (ValueError), never a price that is not there."""
+    fields = ops.lowest_price_fields(spot)
     quotes = []
     for raw in _items(data, "gpuTypes"):
         gpu = parse_gpu_type(raw)
@@ -492,9 +496,14 @@ def parse_quotes(data: Mapping[str, Any], ts: datetime, counts: tuple[int, ...],
             offered = gpu.offered_in(cloud)
             for count in counts:
                 alias = ops.price_alias(cloud, count)
-                lowest = raw.get(alias) if offered else None
+                if alias not in raw:
+                    raise ValueError(f"{alias} of {gpu.id} is missing from the answer")
+                lowest = raw[alias] if offered else None
                 if lowest is not None and not isinstance(lowest, Mapping):
                     raise ValueError(f"{alias} of {gpu.id} should be an object")
+                missing = [f for f in fields if f not in lowest] if lowest is not None else []
+                if missing:
+                    raise ValueError(f"{alias} of {gpu.id} is missing field(s) {', '.join(missing)}")
                 quotes.append(_quote(gpu, cloud, count, lowest or {}, ts))
     return quotes
 

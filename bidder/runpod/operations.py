@@ -40,6 +40,7 @@ __all__ = [
     "build_resume",
     "build_stop",
     "build_terminate",
+    "lowest_price_fields",
     "price_alias",
     "price_markets",
 ]
@@ -85,6 +86,11 @@ POD_FIELDS = ("id name imageName desiredStatus podType costPerHr adjustedCostPer
 
 def _fields(selection: str, spot: bool) -> str:
     return selection if spot else " ".join(f for f in selection.split() if f not in SPOT_PRICE_FIELDS)
+
+
+def lowest_price_fields(spot: bool = True) -> tuple[str, ...]:
+    """The fields each `lowestPrice` selection asks for (every one is in a true answer)."""
+    return tuple(_fields(LOWEST_PRICE_FIELDS, spot).split())
 
 
 # -- argument checks (library code: ConfigError, never assert) -----------------------------------

@@ -1,0 +1,67 @@
+"""A RunPod snapshot is stored whole or not at all (the emulator over HTTP, answers spoiled with
+`Emulator.malform`): a `lowestPrice` answer that leaves out fields it was asked for, or that prices
+fewer GPU types than the catalogue lists in the same moment, is a MalformedAnswer (one error row,
+nothing stored); GPU types RunPod really dropped (gone from both answers) are no error."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from bidder.cli import main
+from bidder.errors import MalformedAnswer
+from bidder.executor import SPOT_FLAG
+from bidder.models import CLOUDS
+from bidder.sim import TEST_API_KEY
+from bidder.store import Store
+
+
+def collect(emu, db):
+    return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
+        main, ["collect", "--market", "runpod", "--db", str(db), "--api-url", emu.url, "--retries", "1"])
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def without_prices(payload):
+    """Every lowestPrice object with its two price fields left out (absent, not null)."""
+    drop = {"minimumBidPrice", "uninterruptablePrice"}
+    return {"data": {"gpuTypes": [
+        {k: ({f: x for f, x in v.items() if f not in drop} if isinstance(v, dict) else v) for k, v in t.items()}
+        for t in payload["data"]["gpuTypes"]]}}
+
+
+def rows(db) -> tuple[int, list[tuple], str | None]:
+    with Store.open(db) as store:
+        prices = store._rows("SELECT count(*) FROM prices", ())[0][0]
+        collections = [tuple(r) for r in store._rows("SELECT quotes, error FROM collections ORDER BY id", ())]
+        return prices, collections, store.settings_get(SPOT_FLAG)
+
+
+@pytest.mark.parametrize("spoil", [
+    without_prices,
+    lambda p: {"data": {"gpuTypes": [{k: v for k, v in t.items() if k != "community1"}
+                                     for t in p["data"]["gpuTypes"]]}},
+], ids=["price-fields", "alias"])
+def test_a_snapshot_without_fields_it_asked_for_is_malformed(emulator, tmp_path, spoil):
+    emulator.malform("lowestPrices", spoil)
+    line = one_line_error(collect(emulator, tmp_path / "b.db"))
+    assert "lowestPrice" in line and "missing" in line
+    prices, collections, flag = rows(tmp_path / "b.db")
+    assert prices == 0 and len(collections) == 1 and collections[0][1] and flag is None
+
+
+def test_the_client_refuses_absent_price_fields_but_reads_nulls(emulator, client):
+    emulator.malform("lowestPrices", without_prices)
+    with pytest.raises(MalformedAnswer, match="missing field"):
+        client.lowest_prices((1,), CLOUDS, ts=emulator.now)
+    emulator.malform("lowestPrices", lambda p: {"data": {"gpuTypes": [
+        {k: ({**v, "minimumBidPrice": None} if isinstance(v, dict) else v) for k, v in t.items()}
+        for t in p["data"]["gpuTypes"]]}})
+    assert all(q.minimum_bid_price is None for q in client.lowest_prices((1,), CLOUDS, ts=emulator.now))
