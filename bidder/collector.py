@@ -2,7 +2,8 @@
 
 A cycle asks each market source once: RunPod with ONE `lowestPrice` request (every GPU type × both
 clouds × the configured GPU counts, through GraphQL aliases) plus a `gpuTypes` catalogue refresh at
-most daily; Vast with ONE offer search (every offer), stored whole in `offers` and reduced to one
+most daily (and when types its last refresh listed are missing from the prices: a cut answer, or
+types RunPod dropped); Vast with ONE offer search (every offer), stored whole in `offers` and reduced to one
 quote per (GPU name, GPU count, tier) by `bidder.vast.summary.summarize_offers`. All quotes of a
 cycle share one timestamp and go to the store in one transaction, with one `collections` row per
 market. A failed market writes only its `collections` row with the error (never part of a
@@ -107,12 +108,29 @@ class RunPodSource:
         catalogue = None
         refreshed = store.gpu_types_updated()
         if refreshed is None or ts - refreshed >= self.gpu_types_max_age:
-            try:
-                catalogue = self.client.gpu_types()
-            except ApiError as exc:
-                # The snapshot is complete without it; the next cycle tries the catalogue again.
-                log.warning("gpu_types refresh failed (prices stored anyway): %s", describe(exc))
+            catalogue = self._catalogue()
+        priced = {q.gpu_type_id for q in quotes}
+        if catalogue is None and refreshed is not None:
+            # Types the catalogue listed at its last refresh, missing from the prices: RunPod dropped
+            # them, or the answer was cut. The catalogue, asked now, tells which (one more request).
+            listed = {g.id for g in store.gpu_type_infos() if g.updated == refreshed}
+            if listed - priced:
+                catalogue = self._catalogue()
+        missing = sorted({g.id for g in catalogue or ()} - priced)
+        if missing:  # both answers list `gpuTypes` seconds apart: a type in one only is a cut answer
+            raise MalformedAnswer(
+                f"lowestPrice: the answer priced {len(priced)} GPU types, but the catalogue (gpuTypes) asked in the "
+                f"same cycle lists {len(missing)} more ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}):"
+                " a cut answer is not a snapshot", operation="lowestPrice")
         return MarketFetch(quotes=quotes, gpu_types=catalogue)
+
+    def _catalogue(self) -> list[Any] | None:
+        try:
+            return self.client.gpu_types()
+        except ApiError as exc:
+            # The snapshot is stored without it; the next cycle tries the catalogue again.
+            log.warning("gpu_types refresh failed (prices stored anyway): %s", describe(exc))
+            return None
 
 
 class VastSource:

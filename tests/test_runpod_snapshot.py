@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from client_helpers import Recorder
 
 from bidder.cli import main
+from bidder.collector import collect_once
 from bidder.errors import MalformedAnswer
 from bidder.executor import SPOT_FLAG
 from bidder.models import CLOUDS
+from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store
+
+KEEP = 3
 
 
 def collect(emu, db):
@@ -35,6 +40,10 @@ def without_prices(payload):
     return {"data": {"gpuTypes": [
         {k: ({f: x for f, x in v.items() if f not in drop} if isinstance(v, dict) else v) for k, v in t.items()}
         for t in payload["data"]["gpuTypes"]]}}
+
+
+def first_types(payload):
+    return {"data": {"gpuTypes": payload["data"]["gpuTypes"][:KEEP]}}
 
 
 def rows(db) -> tuple[int, list[tuple], str | None]:
@@ -65,3 +74,50 @@ def test_the_client_refuses_absent_price_fields_but_reads_nulls(emulator, client
         {k: ({**v, "minimumBidPrice": None} if isinstance(v, dict) else v) for k, v in t.items()}
         for t in p["data"]["gpuTypes"]]}})
     assert all(q.minimum_bid_price is None for q in client.lowest_prices((1,), CLOUDS, ts=emulator.now))
+
+
+def test_a_snapshot_cut_short_of_the_catalogue_asked_with_it_is_malformed(emulator, tmp_path):
+    emulator.malform("lowestPrices", first_types)
+    line = one_line_error(collect(emulator, tmp_path / "b.db"))
+    assert f"priced {KEEP} GPU types" in line and f"lists {len(emulator.world.gpu_types) - KEEP} more" in line
+    prices, collections, _ = rows(tmp_path / "b.db")
+    assert prices == 0 and len(collections) == 1 and collections[0][1]
+
+
+def runpod(emulator, recorder: Recorder) -> RunPodClient:
+    return RunPodClient(api_key=TEST_API_KEY, url=emulator.url, retry=RetryPolicy(attempts=1), http=recorder.http)
+
+
+def sent(recorder: Recorder) -> list[str]:
+    return [b["query"].split()[1].split("(")[0] for b in recorder.bodies]
+
+
+def test_a_cut_snapshot_between_catalogue_refreshes_is_checked_against_the_catalogue_now(emulator, tmp_path):
+    recorder = Recorder()
+    with Store.open(tmp_path / "b.db") as store:
+        collect_once(runpod(emulator, recorder), store, now=emulator.now)   # snapshot + daily catalogue
+        emulator.advance(300)
+        emulator.malform("lowestPrices", first_types)
+        with pytest.raises(MalformedAnswer, match="cut answer"):
+            collect_once(runpod(emulator, recorder), store, now=emulator.now)
+        assert sent(recorder) == ["lowestPrices", "gpuTypes", "lowestPrices", "gpuTypes"]
+        assert [r["error"] is None for r in store.collections()] == [False, True]  # newest first
+    recorder.close()
+
+
+def test_gpu_types_runpod_dropped_are_stored_and_cost_one_request_once(emulator, tmp_path):
+    recorder = Recorder()
+    total = len(emulator.world.gpu_types)
+    with Store.open(tmp_path / "b.db") as store:
+        collect_once(runpod(emulator, recorder), store, now=emulator.now)
+        emulator.malform("lowestPrices", first_types, times=None)
+        emulator.malform("gpuTypes", first_types, times=None)   # gone from the catalogue too: really dropped
+        for _ in range(2):
+            emulator.advance(300)
+            result = collect_once(runpod(emulator, recorder), store, now=emulator.now)
+            assert result.errors == {} and result.quotes == KEEP * len(CLOUDS)
+        # the first cycle after the drop asks the catalogue once; the next one prices alone
+        assert sent(recorder) == ["lowestPrices", "gpuTypes", "lowestPrices", "gpuTypes", "lowestPrices"]
+        assert len(store.latest_quotes("runpod")) == KEEP * len(CLOUDS)
+        assert len(store.price_history()) == total * len(CLOUDS) + 2 * KEEP * len(CLOUDS)
+    recorder.close()
