@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bidder.errors import ApiError, AuthError, BidderError, MalformedAnswer, RateLimited
+from bidder.errors import ApiError, AuthError, BidderError, IncompleteAnswer, MalformedAnswer, RateLimited
 from bidder.models import CLOUDS, PriceQuote
 from bidder.store import SPOT_UNSUPPORTED_SINCE as SPOT_FLAG
 from bidder.store import Store
@@ -144,10 +144,16 @@ class VastSource:
         self.filters = filters or OfferFilters()
 
     def fetch(self, store: Store, ts: datetime) -> MarketFetch:
-        offers = list(self.client.search_offers())
+        found = self.client.search_offers()
+        offers = list(found)
         if not offers:  # the whole market, unfiltered: none at all is a wrong answer, not a market
             raise MalformedAnswer("search: the answer listed no offers at all (an empty market is not a price "
                                   "snapshot)", operation="search")
+        if getattr(found, "complete", True) is False:
+            # The dearest offers were cut off: stored, their GPU types and counts would read as gone.
+            raise IncompleteAnswer(f"search: {len(offers):,} offers in {getattr(found, 'requests', 1)} searches and "
+                                   f"the last still filled its limit: the dearest offers are missing, so this is not "
+                                   f"a snapshot of the market", operation="search")
         return MarketFetch(quotes=summarize_offers(offers, ts, self.filters), offers=offers)
 
 

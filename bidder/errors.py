@@ -12,6 +12,8 @@
     │   ├── TransportError      connection refused/reset, timeout, HTTP 5xx, unreadable body
     │   │   └── MalformedAnswer an answer that is not what the operation returns (wrong types,
     │   │                       missing fields, impossible numbers, data null): maybe executed
+    │   ├── IncompleteAnswer    true answers that do not make a whole snapshot (a search cut at
+    │   │                       its limit that bidder could not page past)
     │   ├── NotInterruptible    Vast rented on-demand although a bid was sent (is_bid false)
     │   └── GraphQLError        the API answered with an `errors` array or HTTP 400
     │       ├── NoCapacity      "no instances available" / "does not have the resources"
@@ -37,6 +39,7 @@ __all__ = [
     "BidderError",
     "ConfigError",
     "GraphQLError",
+    "IncompleteAnswer",
     "Infeasible",
     "InsufficientHistory",
     "LockHeld",
@@ -165,6 +168,12 @@ class MalformedAnswer(TransportError):
     def __init__(self, message: str, *, operation: str | None = None, status: int | None = 200,
                  maybe_executed: bool = True) -> None:
         super().__init__(message, operation=operation, status=status, maybe_executed=maybe_executed)
+
+
+class IncompleteAnswer(ApiError):
+    """Every answer was true, but together they are not the whole market: a Vast search that still
+    filled its limit after the requests bidder allows itself. Stored as a failed collection, never
+    as a snapshot (the dearest offers, cut off, would read as gone)."""
 
 
 class GraphQLError(ApiError):

@@ -4,12 +4,18 @@ vast` stores is the whole market or nothing, and whatever it stores `bidder expo
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 from click.testing import CliRunner
+from vast_helpers import vast_client
 
 from bidder.cli import main
-from bidder.sim import TEST_API_KEY
+from bidder.sim import TEST_API_KEY, Emulator
 from bidder.store import Store
+from bidder.vast.operations import DEFAULT_SEARCH_LIMIT
+from bidder.vast.summary import summarize_offers
 
 
 def collect(emu, db, *extra: str):
@@ -65,3 +71,50 @@ def test_a_price_at_the_cap_is_stored_and_round_trips_through_export_and_import(
     again = runner.invoke(main, ["export", "--db", str(tmp_path / "c.db"), "--since", "all", "--market", "vast",
                                  "-o", str(back)])
     assert again.exit_code == 0 and back.read_text() == out.read_text()
+
+
+# -- a search that fills its limit is paged to the whole market -----------------------------------
+
+@pytest.fixture
+def big():
+    # 8,000 machines: 7,118 offers, more than one search's limit of 5,000 (cheapest dph_total first)
+    with Emulator(seed=0, vast_machines=8000) as emu:
+        yield emu
+
+
+def test_a_market_larger_than_the_search_limit_is_collected_whole(big, tmp_path):
+    whole = vast_client(big).search_offers(limit=100_000)
+    assert len(whole) > DEFAULT_SEARCH_LIMIT
+    result = collect(big, tmp_path / "b.db")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert f"from {len(whole)} offers" in result.output
+    with Store.open(tmp_path / "b.db") as store:
+        got = [(q.gpu_type_id, q.cloud, q.gpu_count, q.minimum_bid_price, q.uninterruptable_price, q.offer_count)
+               for q in store.latest_quotes("vast")]
+        assert sorted(o["offer_id"] for o in store.offers_at()) == sorted(o.id for o in whole)
+    want = [(q.gpu_type_id, q.cloud, q.gpu_count, q.minimum_bid_price, q.uninterruptable_price, q.offer_count)
+            for q in summarize_offers(whole, big.now)]
+    assert got == want
+    assert ("H100 SXM", "VERIFIED", 8) in {k[:3] for k in got}   # among the dearest: cut off before
+
+
+def test_the_client_pages_by_price_and_drops_the_offers_a_tie_repeats(emulator):
+    requests: list[dict] = []
+    http = httpx.Client(timeout=5.0, event_hooks={"request": [lambda r: requests.append(json.loads(r.content))]})
+    whole = vast_client(emulator).search_offers(limit=100_000)
+    paged = vast_client(emulator, http=http).search_offers(limit=100)
+    assert paged.complete and paged.requests == len(requests) >= len(whole) / 100
+    assert sorted(o.id for o in paged) == sorted(o.id for o in whole)   # each once, ties dropped
+    floors = [r["dph_total"]["gte"] for r in requests[1:]]
+    assert "dph_total" not in requests[0] and floors == sorted(floors) and floors[0] > 0
+    cut = vast_client(emulator).search_offers(limit=100, max_pages=2)
+    assert not cut.complete and cut.requests == 2 and len(cut) < len(whole)
+
+
+def test_a_search_that_cannot_be_paged_whole_is_an_error_row_not_a_snapshot(big, tmp_path):
+    first: dict = {}
+    big.malform("vast:search", lambda p: first.setdefault("answer", p), times=None)  # ignores dph_total
+    line = one_line_error(collect(big, tmp_path / "b.db"))
+    assert "IncompleteAnswer" not in line and "the dearest offers are missing" in line
+    prices, rows = stored(tmp_path / "b.db")
+    assert prices == 0 and len(rows) == 1 and "IncompleteAnswer" in rows[0][2]

@@ -45,7 +45,7 @@ from bidder.runpod.client import EmulatorTime, RetryPolicy, checked_api_key
 from bidder.runpod.errors_map import HTTPX_CAUGHT, from_httpx, json_or_none
 from bidder.vast import operations as ops
 from bidder.vast.errors_map import classify, decode_response, error_fields, unexpected
-from bidder.vast.offers import SEARCH_DISK_GB, Offer, per_instance
+from bidder.vast.offers import SEARCH_DISK_GB, Offer, OfferList, per_instance
 from bidder.vast.operations import VastRequest
 from bidder.vast.types import Instance, InstanceSpec, parse_instance, parse_offer
 
@@ -187,14 +187,35 @@ class VastClient(EmulatorTime):
 
     def search_offers(self, gpu_names: Sequence[str] | None = None, num_gpus: Sequence[int] | int | None = None,
                       *, verified: bool | None = None, min_reliability: float | None = None,
-                      disk_gb: float = SEARCH_DISK_GB, limit: int = ops.DEFAULT_SEARCH_LIMIT) -> list[Offer]:
+                      disk_gb: float = SEARCH_DISK_GB, limit: int = ops.DEFAULT_SEARCH_LIMIT,
+                      max_pages: int = ops.MAX_SEARCH_PAGES) -> OfferList:
         """Every rentable offer of these GPU names (Vast's spelling, e.g. "RTX 4090") and counts, in
-        ONE request: each Offer carries its spot floor (`min_bid`) and on-demand price (`dph_total`,
-        storage for `disk_gb` included), per instance. Works without a key. Retried."""
-        request = ops.build_search(gpu_names, num_gpus, verified=verified, min_reliability=min_reliability,
-                                   disk_gb=disk_gb, limit=limit)
-        body = self.execute(request)
-        return self._parse(request.operation, _offers, body)
+        ONE request while the answer stays under `limit`: each Offer carries its spot floor (`min_bid`)
+        and on-demand price (`dph_total`, storage for `disk_gb` included), per instance. Works without a
+        key. Retried.
+
+        An answer that fills `limit` (cheapest `dph_total` first) is followed by the next page: the same
+        search with `dph_total gte` its last price, offers already seen dropped (ties repeat). After
+        `max_pages` full answers, or a full answer that cannot be paged past (not in price order, a
+        last offer without a price, nothing new), the list is marked `complete=False`."""
+        seen: dict[int, Offer] = {}
+        floor: float | None = None
+        for page in range(1, max_pages + 1):
+            extra = {"dph_total": {"gte": floor}} if floor is not None else None
+            request = ops.build_search(gpu_names, num_gpus, verified=verified, min_reliability=min_reliability,
+                                       disk_gb=disk_gb, limit=limit, extra=extra)
+            offers: list[Offer] = self._parse(request.operation, _offers, self.execute(request))
+            new = [o for o in offers if o.id not in seen]
+            seen.update((o.id, o) for o in new)
+            if len(offers) < limit:
+                return OfferList(seen.values(), requests=page)
+            prices = [o.dph_total for o in offers]
+            last = prices[-1]
+            in_order = all(p is not None for p in prices) and prices == sorted(prices)  # type: ignore[type-var]
+            if not new or last is None or not in_order:
+                return OfferList(seen.values(), complete=False, requests=page)
+            floor = last
+        return OfferList(seen.values(), complete=False, requests=max_pages)
 
     # -- creates (sent once) ---------------------------------------------------------------------
     def build_create_interruptible(self, offer_id: int, spec: InstanceSpec, bid_per_gpu: float, *,

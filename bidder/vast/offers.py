@@ -6,9 +6,10 @@ conversion between the two goes through `per_gpu` / `per_instance` here, nowhere
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["SEARCH_DISK_GB", "Offer", "per_gpu", "per_instance", "storage_per_hour"]
+__all__ = ["SEARCH_DISK_GB", "Offer", "OfferList", "per_gpu", "per_instance", "storage_per_hour"]
 
 #: The disk a search prices (its `dph_total` includes this much storage): the collector's on-demand quotes.
 SEARCH_DISK_GB = 10.0
@@ -69,3 +70,13 @@ class Offer:
     def storage_per_hr(self, disk_gb: float) -> float:
         """What an instance of this offer with `disk_gb` of disk bills for storage, USD per hour."""
         return storage_per_hour(self.storage_cost, disk_gb)
+
+
+class OfferList(list[Offer]):
+    """A search's offers (a list), and whether they are all the search matched: `complete` is False
+    when the answers still filled the search's limit after the last request bidder allows itself
+    (the dearest offers are missing); `requests` is how many searches were sent."""
+
+    def __init__(self, offers: Iterable[Offer] = (), *, complete: bool = True, requests: int = 1) -> None:
+        super().__init__(offers)
+        self.complete, self.requests = complete, requests

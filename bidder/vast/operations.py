@@ -31,6 +31,7 @@ __all__ = [
     "INSTANCES_PAGE",
     "MAX_BID_PER_GPU",
     "MAX_PRICE",
+    "MAX_SEARCH_PAGES",
     "MIN_PRICE",
     "SEARCH_TYPE",
     "VastRequest",
@@ -51,6 +52,9 @@ MAX_PRICE = 128.0
 MAX_BID_PER_GPU = 32.0
 #: Offers asked for in one search. [?] Vast's own cap on `limit` is not documented; gpuhunt asks 3000.
 DEFAULT_SEARCH_LIMIT = 5000
+#: Searches one `search_offers` may send: an answer that fills its limit is followed by the next page,
+#: asked with `dph_total gte` the last price seen (Vast's search has no offset or page token).
+MAX_SEARCH_PAGES = 6
 #: Page size of GET /api/v1/instances/ [docs: at most 25].
 INSTANCES_PAGE = 25
 #: The search `type` that returns each offer's on-demand `dph_total` AND its `min_bid`, in ONE
