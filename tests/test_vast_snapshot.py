@@ -37,7 +37,7 @@ def stored(db) -> tuple[int, list[tuple]]:
         return prices, [tuple(r) for r in store._rows("SELECT market, quotes, error FROM collections", ())]
 
 
-# -- an impossible offer: the answer is malformed, as a zero-GPU offer makes it --------------------
+# -- an impossible offer: one host's listing, set aside; the rest is the market --------------------
 
 @pytest.mark.parametrize("spoil", [
     {"num_gpus": 1, "min_bid": 2500.0, "dph_total": 3000.0},   # $2,500 per GPU-hour
@@ -45,12 +45,22 @@ def stored(db) -> tuple[int, list[tuple]]:
     {"gpu_name": ""},                                          # a name no trace can carry
     {"gpu_name": "RTX\n4090"},
 ], ids=["floor", "on-demand", "empty-name", "line-break"])
-def test_an_impossible_offer_is_a_malformed_search_and_nothing_is_stored(emulator, tmp_path, spoil):
-    emulator.malform("vast:search", lambda p: {"offers": [{**p["offers"][0], **spoil}, *p["offers"][1:]]})
-    line = one_line_error(collect(emulator, tmp_path / "b.db"))
-    assert "search_offers: unexpected answer from Vast" in line
-    prices, rows = stored(tmp_path / "b.db")
-    assert prices == 0 and len(rows) == 1 and rows[0][0] == "vast" and rows[0][2]
+def test_an_impossible_offer_is_set_aside_and_the_rest_stored_and_exported_whole(emulator, tmp_path, spoil):
+    """Stored, a $2,500 floor made the database's own export unreadable by `import-trace`; a host sets
+    its own price, so one absurd listing is no reason to lose the market's snapshot either."""
+    emulator.malform("vast:search", lambda p: {"offers": [{**p["offers"][0], **spoil, "id": 999999999},
+                                                          *p["offers"][1:]]})
+    db = tmp_path / "b.db"
+    result = collect(emulator, db)
+    assert result.exit_code == 0, result.output + result.stderr
+    with Store.open(db) as store:
+        assert store._rows("SELECT count(*) FROM offers WHERE offer_id = 999999999", ())[0][0] == 0
+        assert store._rows("SELECT max(minimum_bid_price) FROM prices", ())[0][0] <= 1000
+    out = tmp_path / "t.csv"
+    runner = CliRunner()
+    assert runner.invoke(main, ["export", "--db", str(db), "--since", "all", "-o", str(out)]).exit_code == 0
+    imported = runner.invoke(main, ["import-trace", str(out), "--db", str(tmp_path / "c.db")])
+    assert imported.exit_code == 0, imported.stderr
 
 
 def test_a_price_at_the_cap_is_stored_and_round_trips_through_export_and_import(emulator, tmp_path):

@@ -47,7 +47,7 @@ from bidder.vast import operations as ops
 from bidder.vast.errors_map import classify, decode_response, error_fields, unexpected
 from bidder.vast.offers import SEARCH_DISK_GB, Offer, OfferList, per_instance
 from bidder.vast.operations import VastRequest
-from bidder.vast.types import Instance, InstanceSpec, parse_instance, parse_offer
+from bidder.vast.types import ImplausibleOffer, Instance, InstanceSpec, parse_instance, parse_offer
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "USER_AGENT", "VastClient"]
 
@@ -204,10 +204,10 @@ class VastClient(EmulatorTime):
             extra = {"dph_total": {"gte": floor}} if floor is not None else None
             request = ops.build_search(gpu_names, num_gpus, verified=verified, min_reliability=min_reliability,
                                        disk_gb=disk_gb, limit=limit, extra=extra)
-            offers: list[Offer] = self._parse(request.operation, _offers, self.execute(request))
+            offers, listed = self._parse(request.operation, _offers, self.execute(request))
             new = [o for o in offers if o.id not in seen]
             seen.update((o.id, o) for o in new)
-            if len(offers) < limit:
+            if listed < limit:
                 return OfferList(seen.values(), requests=page)
             prices = [o.dph_total for o in offers]
             last = prices[-1]
@@ -421,11 +421,20 @@ def _contract_id(value: Any) -> int | None:
     return None
 
 
-def _offers(body: Mapping[str, Any]) -> list[Offer]:
+def _offers(body: Mapping[str, Any]) -> tuple[list[Offer], int]:
+    """The offers of a search answer, and how many it listed (those set aside included: what fills
+    the search's limit)."""
     raw = body.get("offers")
     if not isinstance(raw, list):
         raise ValueError(f"offers should be a list, got {type(raw).__name__}")
-    return [parse_offer(o) for o in raw]
+    offers = []
+    for entry in raw:
+        try:
+            offers.append(parse_offer(entry))
+        except ImplausibleOffer as exc:  # one host's listing, not the answer: the rest is the market
+            offer_id = entry.get("id") if isinstance(entry, Mapping) else None
+            log.warning("Vast offer %s set aside: %s", offer_id, exc)
+    return offers, len(raw)
 
 
 def _page(body: Mapping[str, Any]) -> tuple[list[Instance], str | None]:

@@ -21,6 +21,7 @@ from bidder.vast.offers import Offer, per_gpu
 
 __all__ = [
     "OUTBID_TEXTS",
+    "ImplausibleOffer",
     "Instance",
     "InstanceSpec",
     "InstanceState",
@@ -103,8 +104,15 @@ def _price(obj: Mapping[str, Any], name: str) -> float | None:
 
 # -- offers ----------------------------------------------------------------------------------------
 
+class ImplausibleOffer(ValueError):
+    """A well-formed offer no renter would take as stated (a price past the bound every price in bidder
+    keeps to, a GPU name no trace could carry): one host's listing, set aside from the search, never
+    a reason to doubt the whole answer (as a missing field or a wrong type is)."""
+
+
 def parse_offer(raw: Any) -> Offer:
-    """One entry of a search answer's `offers` list."""
+    """One entry of a search answer's `offers` list (ValueError: the answer is malformed;
+    ImplausibleOffer: this offer alone is set aside)."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"an offer should be an object, got {type(raw).__name__}")
     num_gpus = _required_int(raw, "num_gpus")
@@ -114,12 +122,12 @@ def parse_offer(raw: Any) -> Offer:
     # A name a trace cannot carry back (empty, a control character) would make `bidder export`
     # unreadable by `import-trace`; no true offer has one.
     if not gpu_name.strip() or not gpu_name.isprintable() or gpu_name != gpu_name.strip():
-        raise ValueError(f"field gpu_name should be a GPU name, got {gpu_name!r}")
+        raise ImplausibleOffer(f"field gpu_name should be a GPU name, got {gpu_name!r}")
     min_bid, dph_total = _price(raw, "min_bid"), _price(raw, "dph_total")
     for name, value in (("min_bid", min_bid), ("dph_total", dph_total)):
         # The bound RunPod's client and the trace reader hold prices to, per GPU-hour.
         if value is not None and (per_gpu(value, num_gpus) or 0.0) > MAX_PRICE:
-            raise ValueError(f"field {name} should be a price up to {MAX_PRICE:g} USD per GPU-hour, got "
+            raise ImplausibleOffer(f"field {name} should be a price up to {MAX_PRICE:g} USD per GPU-hour, got "
                              f"{value:g} for {num_gpus} GPU(s)")
     return Offer(
         id=_required_int(raw, "id"),
