@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bidder.errors import ApiError, AuthError, BidderError, IncompleteAnswer, MalformedAnswer, RateLimited
+from bidder.errors import ApiError, AuthError, BidderError, IncompleteAnswer, MalformedAnswer, RateLimited, StoreBusy
 from bidder.models import CLOUDS, PriceQuote
 from bidder.store import SPOT_UNSUPPORTED_SINCE as SPOT_FLAG
 from bidder.store import Store
@@ -315,8 +315,10 @@ def run_every(interval_s: float, cycle: Callable[[datetime], object], *, now: Ca
     A cycle that raises ApiError is retried inside its slot after 15 s, 30 s, 60 s... (at least
     the server's Retry-After), never past the next slot; the delay keeps growing over consecutive
     failures (up to `backoff_max_s`, default the interval) and resets on success. Slots that pass
-    while waiting are skipped, never run in a burst. AuthError (a wrong key) and other errors end
-    the loop. `on_error(exc, retry_in_s or None)` hears each failure.
+    while waiting are skipped, never run in a burst. StoreBusy (another bidder held the database's
+    write lock past the busy timeout, e.g. a long `import-trace`) is tried again at the next slot: the
+    timeout already waited inside this one. AuthError (a wrong key) and other errors (a full disk, a
+    corrupt file: a person must act) end the loop. `on_error(exc, retry_in_s or None)` hears each failure.
     """
     if interval_s <= 0 or not math.isfinite(interval_s):
         raise BidderError(f"the collection interval must be a positive number of seconds, got {interval_s!r}")
@@ -342,6 +344,12 @@ def run_every(interval_s: float, cycle: Callable[[datetime], object], *, now: Ca
                 cycle(now())
             except AuthError:
                 raise
+            except StoreBusy as exc:
+                stats.failures += 1
+                stats.last_error = describe(exc)
+                if on_error is not None:
+                    on_error(exc, None)
+                break
             except ApiError as exc:
                 stats.failures += 1
                 stats.last_error = describe(exc)

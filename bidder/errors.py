@@ -4,7 +4,8 @@
     ├── ConfigError             bad user input or config (carries the key and the file, if any)
     ├── StoreError              the SQLite history/ledger could not be used
     │   ├── SchemaTooNew        the file was written by a newer bidder
-    │   └── LockHeld            another process holds the exclusive tick lock
+    │   ├── LockHeld            another process holds the exclusive tick lock
+    │   └── StoreBusy           another writer held the database past the busy timeout (transient)
     ├── TraceFormatError        a trace CSV is malformed (carries line and column)
     ├── ApiError                talking to the RunPod API (or the emulator) failed
     │   ├── AuthError           HTTP 401: the API key is missing or wrong
@@ -50,6 +51,7 @@ __all__ = [
     "RateLimited",
     "SchemaTooNew",
     "SpotUnsupported",
+    "StoreBusy",
     "StoreError",
     "TimeRunsBackwards",
     "TraceFormatError",
@@ -94,6 +96,11 @@ class LockHeld(StoreError):
     def __init__(self, message: str, *, holder: str | None = None) -> None:
         super().__init__(message)
         self.holder = holder
+
+
+class StoreBusy(StoreError):
+    """SQLite stayed busy (locked by another connection's write) past the busy timeout: another bidder
+    writing for long, such as a big `bidder import-trace`. Transient: the same write later succeeds."""
 
 
 class TraceFormatError(BidderError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,12 +18,12 @@ from client_helpers import Recorder
 
 from bidder.cli import main
 from bidder.collector import LoopStats, collect_once, run_every
-from bidder.errors import ApiError, AuthError, TransportError
+from bidder.errors import ApiError, AuthError, StoreBusy, StoreError, TransportError
 from bidder.executor import SPOT_FLAG, Executor
 from bidder.models import CLOUDS, Policy
 from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import TEST_API_KEY
-from bidder.store import Store
+from bidder.store import BUSY_TIMEOUT_S, Store
 from bidder.units import to_iso
 
 A6000 = "NVIDIA RTX A6000"
@@ -164,6 +165,73 @@ def test_every_stops_on_a_wrong_key(emulator, store):
         run_every(300, lambda now: collect_once(make_client(emulator, key="nope"), store, now=now),
                   now=lambda: emulator.now, sleep=emulator.advance, stats=stats)
     assert stats.slots == 1 and stats.ok == 0
+
+
+def _hold_write_lock(path) -> sqlite3.Connection:
+    """Another program's write transaction on the database (as a long `import-trace` holds one)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_every_waits_out_a_locked_database_until_the_next_interval(emulator, tmp_path):
+    """A write lock held past the busy timeout is transient: said, then tried at the next slot, not
+    the end of the loop (it ended a `collect --every` for good during a big import)."""
+    path = tmp_path / "bidder.db"
+    client = make_client(emulator)
+    with Store.open(path, busy_timeout_s=0.1) as store:
+        other = _hold_write_lock(path)
+        attempts, errors = [], []
+
+        def cycle(now):
+            attempts.append(now)
+            if len(attempts) == 2:
+                other.execute("ROLLBACK")  # the import is over
+            collect_once(client, store, now=now)
+
+        stats = run_every(300, cycle, now=lambda: emulator.now, sleep=emulator.advance, max_cycles=3,
+                          on_error=lambda exc, retry_in: errors.append((exc, retry_in)))
+        other.close()
+        assert (stats.slots, stats.ok, stats.failures, stats.skipped_slots) == (3, 2, 1, 0)
+        [(exc, retry_in)] = errors
+        assert isinstance(exc, StoreBusy) and retry_in is None and "database is locked" in str(exc)
+        assert [(t - attempts[0]).total_seconds() for t in attempts] == [0, 300, 600]
+        assert len(store.collections()) == 2
+
+
+def test_every_still_ends_on_a_store_error_that_waiting_does_not_cure(emulator, tmp_path):
+    path = tmp_path / "bidder.db"
+    with Store.open(path) as store:
+        store._conn.execute("PRAGMA query_only = ON")  # every write refused, as on a broken disk
+        stats = LoopStats()
+        with pytest.raises(StoreError) as raised:
+            run_every(300, lambda now: collect_once(make_client(emulator), store, now=now),
+                      now=lambda: emulator.now, sleep=emulator.advance, stats=stats)
+        assert not isinstance(raised.value, StoreBusy) and stats.slots == 1
+
+
+def test_cli_collect_every_goes_on_past_a_locked_database(emulator, tmp_path):
+    """The tester's case through the CLI: the database stays write-locked longer than the 30 s busy
+    timeout (one ~31 s wait); the loop says so on one line and stores the next interval's snapshot."""
+    db = tmp_path / "lk.db"
+    Store.open(db).close()
+    hold = (f"import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            f"c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep({BUSY_TIMEOUT_S + 1}); "
+            f"c.execute('ROLLBACK')")
+    other = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline() == "locked\n"
+        result = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
+            main, ["collect", "--every", "1s", "--cycles", "2", "--db", str(db), "--api-url", emulator.url])
+    finally:
+        other.communicate(timeout=60)
+    assert result.exit_code == 0, result.output
+    [told] = result.stderr.splitlines()
+    assert "snapshot not stored: cannot write to" in told and "database is locked" in told
+    assert told.endswith("; next try at the next interval")
+    assert result.stdout.splitlines()[-1].startswith("1 snapshots stored, 1 failed attempts, ")
+    with Store.open(db) as s:
+        assert [r["error"] for r in s.collections()] == [None]
 
 
 def test_two_collectors_at_once_on_one_file(emulator, tmp_path):

@@ -33,7 +33,7 @@ from bidder.cli.common import (
 )
 from bidder.cli.progress import Progress
 from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now
-from bidder.errors import ConfigError
+from bidder.errors import ConfigError, StoreError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
 from bidder.models import MARKET_NAMES, MAX_GPU_COUNT, PriceQuote
 from bidder.store import Store
@@ -268,7 +268,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
 
     def on_error(exc: BaseException, retry_in: float | None) -> None:
         then = f"retrying in {format_duration(retry_in)}" if retry_in else "next try at the next interval"
-        what = "every market failed" if id(exc) in told_each else f"collection failed: {exc}"
+        what = ("every market failed" if id(exc) in told_each else
+                f"snapshot not stored: {exc}" if isinstance(exc, StoreError) else f"collection failed: {exc}")
         click.echo(f"{to_iso(datetime.now(UTC))}  {what}; {then}", err=True)
 
     stats = LoopStats()

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from bidder.errors import LockHeld, SchemaTooNew, StoreError
+from bidder.errors import LockHeld, SchemaTooNew, StoreBusy, StoreError
 from bidder.store.schema import MIGRATIONS, SCHEMA_VERSION
 from bidder.units import parse_timestamp, to_iso
 
@@ -104,6 +104,7 @@ class StoreBase:
         #: Which clock stamps the snapshots and polls this connection writes (bidder.clock.CLOCK_SOURCES):
         #: the CLI sets it once it knows its time ("emulator" against bidder's emulator).
         self.clock = "wall"
+        self.busy_timeout_s = BUSY_TIMEOUT_S
 
     # -- opening, schema, transactions ------------------------------------------------------------
     @classmethod
@@ -143,6 +144,7 @@ class StoreBase:
         return store
 
     def _setup(self, busy_timeout_s: float) -> None:
+        self.busy_timeout_s = busy_timeout_s
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             self._refuse_foreign()  # before WAL: switching the journal mode rewrites the file's header
@@ -227,12 +229,12 @@ class StoreBase:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+            raise self._write_error(exc) from None
         try:
             yield self._conn
         except sqlite3.Error as exc:
             self._rollback()
-            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+            raise self._write_error(exc) from None
         except BaseException:
             self._rollback()
             raise
@@ -241,7 +243,15 @@ class StoreBase:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: sqlite3.Error) -> StoreError:
+        """A failed write as one StoreError; StoreBusy when another connection kept the lock past the busy
+        timeout (SQLITE_BUSY or SQLITE_LOCKED, extended codes too): that one is worth trying again later."""
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return StoreBusy(f"cannot write to {self.path}: {exc} (another process held its write lock for over "
+                             f"{self.busy_timeout_s:g} s)")
+        return StoreError(f"cannot write to {self.path}: {exc}")
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE) for a read-then-write that must see no other
