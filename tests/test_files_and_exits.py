@@ -5,10 +5,12 @@ export under a missing folder is one error; a 0-byte file is not silently made a
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +18,7 @@ from click.testing import CliRunner
 from bidder.cli import main
 from bidder.collector import collect_once
 from bidder.sim import TEST_API_KEY
-from bidder.store import Store
+from bidder.store import Store, discard_unused
 
 
 @pytest.fixture
@@ -109,6 +111,86 @@ def test_a_failed_import_into_a_new_file_leaves_no_database(tmp_path, rows):
     result = CliRunner().invoke(main, ["import-trace", str(trace), "--db", str(tmp_path / "new.db")])
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]  # no empty new.db (nor -wal, -shm)
+
+
+_HEADER = "ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+_MAIN = "from bidder.cli import main; main()"
+
+
+def test_a_failed_import_keeps_a_new_database_a_collector_took_up(emulator, tmp_path):
+    """The race of the tester: `import-trace` creates race.db, a `bidder collect` opens it and stores a
+    snapshot, then the import fails. The database is the collector's now: it stays, with its prices
+    (it was deleted under the collector, which had said "stored 76 quotes")."""
+    db = tmp_path / "race.db"
+    env = {**os.environ, "RUNPOD_API_KEY": TEST_API_KEY}
+    importer = subprocess.Popen([sys.executable, "-c", _MAIN, "import-trace", "-", "--db", str(db)], env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    importer.stdin.write(_HEADER + "2026-01-01T00:00:00Z,NVIDIA RTX A6000,0.3,0.5\n")
+    importer.stdin.flush()
+    deadline = time.monotonic() + 30
+    while not (db.exists() and db.stat().st_size > 0):  # the import made the file and waits for more rows
+        assert time.monotonic() < deadline and importer.poll() is None
+        time.sleep(0.05)
+    collector = subprocess.Popen([sys.executable, "-c", _MAIN, "-v", "collect", "--db", str(db), "--api-url",
+                                  emulator.url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # -v logs each HTTP request: once the first is answered, the collector has the database open.
+    for line in collector.stderr:
+        if "HTTP Request: POST" in line:
+            break
+    _, imported = importer.communicate("2026-01-01T00:05:00Z,NVIDIA RTX A6000,abc,0.5\n", timeout=60)
+    collected, _ = collector.communicate(timeout=60)
+    assert importer.returncode == 1 and "'abc' is not a number" in imported
+    assert collector.returncode == 0 and " stored " in collected
+    assert db.exists()
+    with Store.open(db) as store:
+        [row] = store.collections()
+        assert row["error"] is None and len(store.price_history()) == row["quotes"] > 0
+
+
+def test_a_new_database_someone_wrote_into_is_not_discarded(tmp_path):
+    db = tmp_path / "new.db"
+    with Store.open(db) as store:
+        store.settings_set("note", "another bidder's", ts=datetime(2026, 1, 1, tzinfo=UTC))
+        assert discard_unused(db) == f"{db} was kept: another bidder has it open"
+    assert discard_unused(db) == f"{db} was kept: another bidder wrote into it meanwhile (settings)"
+    with Store.open(db) as store:
+        assert store.settings_get("note") == "another bidder's"
+    Store.open(tmp_path / "unused.db").close()
+    assert discard_unused(tmp_path / "unused.db") is None and discard_unused(tmp_path / "never.db") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db"]
+
+
+def test_a_new_database_that_cannot_be_removed_is_one_note_not_a_traceback(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text(_HEADER + "2026-01-01T00:00:00Z,NVIDIA RTX A6000,0.3,0.5\n")
+    (tmp_path / "new.db-shm").mkdir()  # the import fails on it, and its removal too (unlink refuses a folder)
+    result = CliRunner().invoke(main, ["import-trace", str(trace), "--db", str(tmp_path / "new.db")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception  # no traceback
+    note, error = result.stderr.splitlines()
+    assert note == f"note: could not remove {tmp_path / 'new.db-shm'}: Is a directory"
+    assert error.startswith(f"Error: cannot write to {tmp_path / 'new.db'}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db-shm", "t.csv"]
+
+
+def _read_only_folder_works() -> bool:
+    probe = subprocess.run(["unshare", "-rm", "--propagation", "private", "sh", "-c",
+                            "mount -t tmpfs -o ro tmpfs /tmp"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or not _read_only_folder_works(),
+                    reason="needs unshare and a mount namespace to make a read-only file system")
+def test_an_import_into_a_read_only_folder_is_one_error_line(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text(_HEADER + "2026-01-01T00:00:00Z,NVIDIA RTX A6000,0.3,0.5\n")
+    rom = tmp_path / "rom"
+    rom.mkdir()
+    # A read-only file system in a mount namespace of the child's own: the test's machine is untouched.
+    script = f'mount -t tmpfs -o ro tmpfs {rom} && exec "$0" -c "$1" import-trace {trace} --db {rom}/new.db'
+    result = subprocess.run(["unshare", "-rm", "--propagation", "private", "sh", "-c", script, sys.executable,
+                             _MAIN], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"Error: cannot open {rom}/new.db: unable to open database file\n"
 
 
 def test_collect_every_fails_when_every_attempt_failed(tmp_path):

@@ -36,7 +36,7 @@ from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, pa
 from bidder.errors import ConfigError, StoreError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
 from bidder.models import MARKET_NAMES, MAX_GPU_COUNT, PriceQuote
-from bidder.store import Store
+from bidder.store import Store, discard_unused
 from bidder.units import format_duration, parse_duration, to_iso
 
 __all__ = ["collect", "export", "gpu_names", "history", "import_trace", "market_filter", "parse_since", "prices",
@@ -522,9 +522,10 @@ def import_trace(file: str, now_text: str | None, db_path: str) -> None:
                 future_hint=", or give --now TIME to import history up to TIME")))
     finally:
         seen.progress.close()
-        if created and not total:  # a failed import into a new file leaves no empty database behind
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(db_path + suffix).unlink(missing_ok=True)
+        # A failed import into a new file leaves no empty database behind, unless another bidder took it up.
+        kept = discard_unused(db_path) if created and not total else None
+        if kept:
+            click.echo(f"note: {kept}", err=True)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not total:

@@ -17,13 +17,13 @@ Modules: `schema` (versioned migrations), `base` (opening, transactions, the loc
 (prices, collections, catalogue, Vast offers), `aggregates` (time buckets and hour-of-week profiles
 computed by SQLite, for reports), `ledger` (actions, pods, observations, jobs, settings).
 Exports (`__all__`): `Store`, the schema's constants, `FloorSeries`, `GpuTypeInfo`, `PriceBuckets`,
-`estimate_spend`.
+`estimate_spend`, `discard_unused` (a new file a failed command leaves unused).
 """
 
 from __future__ import annotations
 
 from bidder.store.aggregates import AggregateStore, PriceBuckets
-from bidder.store.base import BUSY_TIMEOUT_S, DEFAULT_DB_PATH, epoch_to_datetime
+from bidder.store.base import BUSY_TIMEOUT_S, DEFAULT_DB_PATH, discard_unused, epoch_to_datetime
 from bidder.store.history import FloorSeries, GpuTypeInfo, HistoryStore
 from bidder.store.ledger import (
     LAUNCH_JOB,
@@ -47,6 +47,7 @@ __all__ = [
     "GpuTypeInfo",
     "PriceBuckets",
     "Store",
+    "discard_unused",
     "epoch_to_datetime",
     "estimate_spend",
     "run_starts",

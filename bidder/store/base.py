@@ -24,7 +24,7 @@ from bidder.errors import LockHeld, SchemaTooNew, StoreBusy, StoreError
 from bidder.store.schema import MIGRATIONS, SCHEMA_VERSION
 from bidder.units import parse_timestamp, to_iso
 
-__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_DB_PATH", "StoreBase", "epoch_to_datetime"]
+__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_DB_PATH", "StoreBase", "discard_unused", "epoch_to_datetime"]
 
 log = logging.getLogger("bidder.store")
 
@@ -93,6 +93,43 @@ def _stays_empty(file: Path, wait_s: float) -> bool:
         if time.monotonic() >= deadline:
             return True
         time.sleep(0.05)
+
+
+def discard_unused(path: str | Path) -> str | None:
+    """Remove the database at `path` (with its -wal, -shm and -journal) that a command created and then
+    wrote nothing into (a failed import), unless another bidder has it open or wrote into it meanwhile:
+    a collector that opened the new file must not go on writing into a deleted one. Both are checked
+    under an exclusive lock, held while the files go: SQLite refuses it at once while any other
+    connection has the file open (each one holds a shared lock). Returns None when the files are gone
+    (or were never made: the open failed), else one line saying why they stay."""
+    file = Path(path)
+    if not file.exists():
+        return None
+    try:
+        conn = sqlite3.connect(str(file), timeout=0, isolation_level=None)
+    except sqlite3.Error as exc:
+        return f"{file} was kept: {exc}"
+    try:
+        try:
+            conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # the lock below then waits for no one and stays
+            conn.execute("BEGIN EXCLUSIVE")
+            tables = [row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            written = [t for t in tables if conn.execute(f'SELECT EXISTS (SELECT 1 FROM "{t}")').fetchone()[0]]
+        except sqlite3.Error as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return f"{file} was kept: another bidder has it open"
+            return f"{file} was kept: {exc}"
+        if written:
+            return f"{file} was kept: another bidder wrote into it meanwhile ({', '.join(written)})"
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                Path(f"{file}{suffix}").unlink(missing_ok=True)
+            except OSError as exc:
+                return f"could not remove {file}{suffix}: {exc.strerror or exc}"
+        return None
+    finally:
+        conn.close()
 
 
 class StoreBase:
