@@ -93,6 +93,36 @@ def test_prices_reads_bidder_db_from_the_environment(db):
     assert result.exit_code == 0 and len(json.loads(result.output)) == 5
 
 
+def _stamp(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_prices_shows_the_newest_snapshot_at_or_before_now_not_one_dated_later(tmp_path):
+    """An imported trace running hours ahead of the clock: `prices` showed its last row as the current
+    price. It shows the newest snapshot at or before now, and says later ones exist."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    past, ahead = now - timedelta(minutes=10), now + timedelta(hours=3)
+    trace = tmp_path / "ahead.csv"
+    trace.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+                     f"{_stamp(past)},{A6000},0.2,0.5\n{_stamp(ahead)},{A6000},0.9,0.5\n")
+    db = str(tmp_path / "ahead.db")
+    assert run("import-trace", str(trace), "--db", db).exit_code == 0
+    result = run("prices", "--db", db, "--format", "json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert (row["ts"], row["spot_floor"]) == (_stamp(past), 0.2)
+    [note] = result.stderr.splitlines()
+    assert note.startswith(f"Note: {db} holds snapshots dated after now (") and "the wall clock), up to " in note
+    assert note.endswith(f"; shown is the newest at or before now (--now {_stamp(ahead)} shows the latest).")
+    later = run("prices", "--db", db, "--now", _stamp(ahead), "--format", "json")
+    assert later.exit_code == 0 and later.stderr == "", later.output
+    assert [r["spot_floor"] for r in json.loads(later.stdout)] == [0.9]
+    early = run("prices", "--db", db, "--now", _stamp(past - timedelta(minutes=1)))
+    assert early.exit_code == 1 and early.stderr == (
+        f"Error: no price snapshot at or before {_stamp(past - timedelta(minutes=1))} (--now) in {db}: every one "
+        f"is later, up to {_stamp(ahead)}; give --now TIME to see them\n")
+
+
 @pytest.fixture
 def history_db(tmp_path):
     """A6000 community: 100 samples 5 minutes apart, floor 0.01..1.00 with every 4th sample unavailable."""

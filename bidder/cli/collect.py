@@ -32,7 +32,7 @@ from bidder.cli.common import (
     resolve_vast_api_key,
 )
 from bidder.cli.progress import Progress
-from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now
+from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now, say_after
 from bidder.errors import ConfigError, StoreError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
 from bidder.models import MARKET_NAMES, MAX_GPU_COUNT, PriceQuote
@@ -312,23 +312,41 @@ def vast_price_source(key: str, url: str, retries: int, filters: Any) -> tuple[A
               help="Only quotes for pods of N GPUs (default: every count collected).")
 @market_option("any", _MARKET_HELP)
 @format_option("table", "json", "csv")
+@now_option(reads_only=True)
 @db_option
 def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: int | None, market: str, fmt: str,
-           db_path: str) -> None:
-    """Show the newest price snapshot of each market, cheapest first (prices in USD per GPU-hour).
+           now_text: str | None, db_path: str) -> None:
+    """Show the newest price snapshot of each market at or before now, cheapest first (prices in USD
+    per GPU-hour).
 
     `spot floor` is the lowest accepted bid (minimumBidPrice; for Vast the cheapest offer's
     min_bid per GPU; `-` = no spot capacity now), `spot discount %` what bidding the floor saves
-    against on-demand. A `market` column appears when Vast quotes are shown.
+    against on-demand. A `market` column appears when Vast quotes are shown. Snapshots dated after
+    now (a trace imported ahead of the clock) are not shown; a note says they exist.
     """
     for name in gpus:
         _named(name, "--gpu")
+    parse_now(now_text)
     with _open(db_path) as store:
-        quotes = store.latest_quotes(market_filter(market))
+        # As recommend and history take it: --now, else the emulator's time, else the wall clock (never
+        # refused: later snapshots are a note here, not an error).
+        now = db_now(store, now_text, allow_past=True, say=False)
+        when = ("--now" if now_text is not None else
+                "the emulator's time" if store.emulator_time() is not None else "the wall clock")
+        chosen_market = market_filter(market)
+        quotes = store.latest_quotes(chosen_market, at=now)
+        later = max((s["last_ts"] for s in store.market_spans(chosen_market)), default=None)
+        later = later if later is not None and later > now else None
+        where = "" if chosen_market is None else f" of market {market.lower()}"
+        if not quotes and later is not None:
+            raise click.ClickException(f"no price snapshot{where} at or before {to_iso(now)} ({when}) in {db_path}: "
+                                       f"every one is later, up to {to_iso(later)}; give --now TIME to see them")
         if not quotes:
-            where = "" if market_filter(market) is None else f" of market {market.lower()}"
             raise click.ClickException(f"no price snapshot{where} in {db_path} yet; {_EMPTY_HINT}")
-        wanted = _gpu_filter(store, gpus, market_filter(market))
+        if later is not None:
+            say_after(f"Note: {db_path} holds snapshots dated after now ({to_iso(now)}, {when}), up to "
+                      f"{to_iso(later)}; shown is the newest at or before now (--now {to_iso(later)} shows the latest).")
+        wanted = _gpu_filter(store, gpus, chosen_market)
     chosen = [q for q in quotes
               if (wanted is None or q.gpu_type_id in wanted)
               and (min_vram is None or (q.memory_in_gb is not None and q.memory_in_gb >= min_vram))

@@ -260,17 +260,26 @@ class HistoryStore(StoreBase):
         row = self._rows("SELECT max(updated) FROM gpu_types")[0]
         return parse_timestamp(row[0]) if row[0] else None
 
-    def latest_quotes(self, market: str | None = None) -> list[PriceQuote]:
+    def latest_quotes(self, market: str | None = None, at: datetime | None = None) -> list[PriceQuote]:
         """The newest snapshot of each market (of `market` alone, if given): every row at that
-        market's newest `ts` in `prices` (failed cycles write no rows). RunPod's rows come first."""
+        market's newest `ts` in `prices` (failed cycles write no rows), or its newest at or before `at`
+        when given (an imported trace may run ahead of now). RunPod's rows come first."""
         names = [market] if market is not None else [r[0] for r in self._rows(
             "SELECT DISTINCT market FROM markets ORDER BY market")]
+        until = _iso(at)
         out: list[PriceQuote] = []
         for name in names:
             # `markets.last_ts` is each market's newest prices.ts (kept by every write), read without a scan.
-            row = self._rows("SELECT max(last_ts) FROM markets WHERE market = ?", (name,))[0]
-            if row[0] is not None:
-                out.extend(self._iter_prices("p.market = ? AND p.ts = ?", [name, row[0]],
+            stamp = self._rows("SELECT max(last_ts) FROM markets WHERE market = ?", (name,))[0][0]
+            if stamp is not None and until is not None and stamp > until:
+                # Later prices are stored: each series' newest at or before `at` is one seek in the market
+                # index (a walk back along ts could cross millions of other markets' rows).
+                stamp = self._rows(
+                    "SELECT max((SELECT max(p.ts) FROM prices p WHERE p.market = m.market AND p.gpu_type_id = "
+                    "m.gpu_type_id AND p.cloud = m.cloud AND p.gpu_count = m.gpu_count AND p.ts <= ?)) "
+                    "FROM markets m WHERE m.market = ?", (until, name))[0][0]
+            if stamp is not None:
+                out.extend(self._iter_prices("p.market = ? AND p.ts = ?", [name, stamp],
                                              "p.gpu_type_id, p.cloud, p.gpu_count"))
         return out
 
