@@ -44,6 +44,8 @@ class HistoryInfo:
     notes: tuple[str, ...] = field(default=())
     #: Why a market has no statistics, per (gpu_type_id, cloud, gpu_count), for the decision's reasons.
     missing: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    #: The time of the snapshot each market (runpod, vast) the job could use was decided on (`advise`).
+    snapshots: dict[str, datetime] = field(default_factory=dict)
 
 
 def history_note(exc: InsufficientHistory, min_samples: int) -> str:
@@ -115,7 +117,10 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
     stats, info = gather_stats(store, [q.key for q in chosen if q.market not in spot_off], now,
                                history_days=history_days, **stats_params)
     decision = decide(job, policy, quotes, stats, now, progress, history_notes=info.missing)
-    return decision, info
+    snapshots: dict[str, datetime] = {}
+    for q in chosen:
+        snapshots[q.market] = max(snapshots.get(q.market, q.ts), q.ts)
+    return decision, replace(info, snapshots=snapshots)
 
 
 def with_storage(store: Any, quotes: list[Any]) -> list[Any]:

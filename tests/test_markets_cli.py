@@ -70,17 +70,17 @@ def run(*args: str):
 
 def test_prices_shows_the_market_column_only_when_vast_is_in_it(dbs):
     both, alone = dbs
-    mixed = run("prices", "--db", str(both))
+    mixed = run("prices", "--db", str(both), "--now", to_iso(NOW))  # (as of the history's end: current prices)
     assert mixed.exit_code == 0, mixed.output
     header = mixed.output.splitlines()[1].split()
     assert header[0] == "market" and header[-1] == "offers"
     cheapest = mixed.output.splitlines()[3].split()
     assert cheapest[:2] == ["vast", "RTX"] and cheapest[-1] == "12"
     # --market runpod prints exactly what a RunPod-only database prints
-    only = run("prices", "--db", str(both), "--market", "runpod").output
-    assert only == run("prices", "--db", str(alone)).output.replace(str(alone), str(both))
+    only = run("prices", "--db", str(both), "--market", "runpod", "--now", to_iso(NOW)).output
+    assert only == run("prices", "--db", str(alone), "--now", to_iso(NOW)).output.replace(str(alone), str(both))
     assert "market" not in only
-    data = json.loads(run("prices", "--db", str(both), "--market", "vast", "--format", "json").output)
+    data = json.loads(run("prices", "--db", str(both), "--market", "vast", "--format", "json").stdout)
     assert [(r["market"], r["gpu_type_id"], r["cloud"], r["offers"]) for r in data] == [
         ("vast", "RTX 4090", "VERIFIED", 12)]
     assert run("prices", "--db", str(alone), "--market", "vast").exit_code == 1
@@ -184,6 +184,29 @@ def test_a_market_whose_snapshot_is_stale_is_left_out_of_decisions(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {d["market"] for d in [data["decision"], *data["alternatives"]]} == {"runpod"}
+
+
+def test_recommend_says_how_old_a_markets_snapshot_is(tmp_path):
+    """Vast last collected 20 hours ago, RunPod just now: Vast's prices still count (under a day old),
+    and a note says their age (the decision gave none)."""
+    path = tmp_path / "aged.db"
+    fill(path)
+    later = NOW + timedelta(hours=20)
+    with Store.open(path) as store:
+        store.record_collection(later, [PriceQuote(ts=later, gpu_type_id=RP4090, cloud="COMMUNITY", gpu_count=1,
+                                                   minimum_bid_price=0.35, uninterruptable_price=0.69)],
+                                duration_s=0.1)
+    base = ["recommend", "--db", str(path), "--now", to_iso(later), "--min-vram", "24", "--hours", "4"]
+    told = (f"Vast's prices are from {to_iso(NOW)}, 20.0h before now ({to_iso(later)}): nothing was collected "
+            "since, so they may be out of date (`bidder collect` takes a fresh snapshot)")
+    result = run(*base, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert "vast" in {d["market"] for d in [data["decision"], *data["alternatives"]]}
+    assert told in result.stderr.splitlines()
+    assert f"Note: {told}" in run(*base).stdout.splitlines()
+    fresh = run(*base, "--market", "runpod", "--format", "json")  # RunPod's snapshot is the one just taken
+    assert fresh.exit_code == 0 and "before now" not in fresh.stderr
 
 
 def test_collect_reads_the_vast_filters_from_bidder_toml(tmp_path):

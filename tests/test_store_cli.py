@@ -42,8 +42,11 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+AS_OF = ("--now", "2026-01-01T00:00:00Z")  # the fixture's newest snapshot: current prices, as of then
+
+
 def test_prices_table_cheapest_first(db):
-    result = run("prices", "--db", db)
+    result = run("prices", "--db", db, *AS_OF)
     assert result.exit_code == 0, result.output
     assert result.output == (
         f"Snapshot of 2026-01-01T00:00:00Z from {db}: 5 of 5 quotes.\n"
@@ -58,12 +61,12 @@ def test_prices_table_cheapest_first(db):
 
 def test_prices_filters_and_json(db):
     result = run("prices", "--db", db, "--min-vram", "40", "--cloud", "secure", "--gpu-count", "1",
-                 "--format", "json")
+                 "--format", "json", *AS_OF)
     rows = json.loads(result.output)
     assert [(r["gpu_type_id"], r["spot_floor"], r["spot_discount_pct"]) for r in rows] == [
         (A6000, None, None), (H100, 1.5, 50)]
     assert rows[0]["display_name"] == "RTX A6000" and rows[0]["memory_in_gb"] == 48
-    csv_out = run("prices", "--db", db, "--gpu", "4090", "--format", "csv").output.splitlines()
+    csv_out = run("prices", "--db", db, "--gpu", "4090", "--format", "csv", *AS_OF).output.splitlines()
     assert csv_out[0].startswith("gpu_type_id,display_name,memory_in_gb,cloud,gpu_count,spot_floor,on_demand")
     assert csv_out[1].startswith(f"{RTX4090},RTX 4090,24,COMMUNITY,1,0.18,0.34,47,High")
     assert len(csv_out) == 2
@@ -88,8 +91,19 @@ def test_prices_errors_are_one_line(db, tmp_path):
     assert "`bidder collect`" in result.stderr and "bidder import-trace FILE" in result.stderr
 
 
+def test_prices_says_when_the_snapshot_shown_is_old(db):
+    """A snapshot 336 days old read like the current market; past a silence of the market model (an
+    hour without a snapshot: no collector ran) a note says how old it is."""
+    result = run("prices", "--db", db, "--now", "2026-12-03T00:00:00Z", "--format", "json")
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 5, result.output
+    assert result.stderr == ("Note: RunPod's prices are from 2026-01-01T00:00:00Z, 336.0d before now "
+                             "(2026-12-03T00:00:00Z): nothing was collected since, so they may be out of date "
+                             "(`bidder collect` takes a fresh snapshot).\n")
+    assert run("prices", "--db", db, "--now", "2026-01-01T01:00:00Z").stderr == ""  # an hour: not yet
+
+
 def test_prices_reads_bidder_db_from_the_environment(db):
-    result = CliRunner(env={"BIDDER_DB": db}).invoke(main, ["prices", "--format", "json"])
+    result = CliRunner(env={"BIDDER_DB": db}).invoke(main, ["prices", "--format", "json", *AS_OF])
     assert result.exit_code == 0 and len(json.loads(result.output)) == 5
 
 

@@ -32,7 +32,7 @@ from bidder.cli.common import (
     resolve_vast_api_key,
 )
 from bidder.cli.progress import Progress
-from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now, say_after
+from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now, say_after, stale_note
 from bidder.errors import ConfigError, StoreError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
 from bidder.models import MARKET_NAMES, MAX_GPU_COUNT, PriceQuote
@@ -347,6 +347,10 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
             say_after(f"Note: {db_path} holds snapshots dated after now ({to_iso(now)}, {when}), up to "
                       f"{to_iso(later)}; shown is the newest at or before now (--now {to_iso(later)} shows the latest).")
         wanted = _gpu_filter(store, gpus, chosen_market)
+    for name in sorted({q.market for q in quotes}):
+        stale = stale_note(name, max(q.ts for q in quotes if q.market == name), now)
+        if stale:
+            say_after(f"Note: {stale}.")
     chosen = [q for q in quotes
               if (wanted is None or q.gpu_type_id in wanted)
               and (min_vram is None or (q.memory_in_gb is not None and q.memory_in_gb >= min_vram))

@@ -35,7 +35,7 @@ from bidder.cli.common import (
     resolve_vast_api_key,
     vast_options,
 )
-from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now
+from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now, stale_note
 from bidder.errors import ApiError, BidderError, InsufficientHistory
 from bidder.executor import SPOT_FLAG, SPOT_GONE_MESSAGE, runpod_spot_gone
 from bidder.jobs import MAX_DISK_GB, option_shown, restart_overhead_error
@@ -263,6 +263,8 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     finally:
         store.close()
     notes.extend(info.notes)
+    # Prices over a day old are not used (advise); younger ones no collector refreshed say their age.
+    notes.extend(filter(None, (stale_note(m, ts, now) for m, ts in sorted(info.snapshots.items()))))
     window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
     if fmt == "json":
         click.echo(json.dumps({

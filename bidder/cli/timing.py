@@ -16,10 +16,11 @@ import click
 
 from bidder.cli import NOTES_KEY
 from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past
+from bidder.models import MARKET_NAMES
 from bidder.store import Store
-from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
+from bidder.units import YearTooEarly, format_duration, is_naive, parse_timestamp, to_iso
 
-__all__ = ["allow_past_option", "api_now", "db_now", "now_option", "parse_now", "say_after"]
+__all__ = ["allow_past_option", "api_now", "db_now", "now_option", "parse_now", "say_after", "stale_note"]
 
 _NOW_HELP = ("Act as if it were TIME (ISO 8601). Default: the API's clock: the virtual clock of `bidder sim "
              "serve` when pointed at it, else the wall clock.")
@@ -104,3 +105,16 @@ def db_now(store: Store, now_text: str | None, *, allow_past: bool = False, say:
     if not allow_past:
         check_not_past(now, store.newest_time(), where=str(store.path), slack=WALL_SLACK)
     return now
+
+
+def stale_note(market: str, ts: datetime, now: datetime) -> str | None:
+    """One line when the snapshot a command shows or decides on is older than a silence of the market's
+    statistics (bidder.market.SILENCE_MIN_HOURS: no collector has run since), else None."""
+    from bidder.market import SILENCE_MIN_HOURS  # (numpy and the planner: kept off other commands' start-up)
+
+    age = (now - ts).total_seconds()
+    if age <= SILENCE_MIN_HOURS * 3600:
+        return None
+    return (f"{MARKET_NAMES.get(market, market)}'s prices are from {to_iso(ts)}, {format_duration(age)} before now "
+            f"({to_iso(now)}): nothing was collected since, so they may be out of date (`bidder collect` takes a "
+            "fresh snapshot)")
