@@ -35,7 +35,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bidder.errors import ApiError, AuthError, BidderError, IncompleteAnswer, MalformedAnswer, RateLimited, StoreBusy
+from bidder.errors import (
+    ApiError,
+    AuthError,
+    BidderError,
+    IncompleteAnswer,
+    MalformedAnswer,
+    RateLimited,
+    StoreBusy,
+)
 from bidder.models import CLOUDS, PriceQuote
 from bidder.store import SPOT_UNSUPPORTED_SINCE as SPOT_FLAG
 from bidder.store import Store
