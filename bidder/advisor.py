@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bidder.errors import InsufficientHistory
+from bidder.machine_hazard import machine_hazard
 from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, MarketStats, market_stats
 from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, market_of
 from bidder.optimizer import decide, select_quotes, uses_plan
@@ -74,7 +75,10 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
             last = float(series.ts[-1]) if last is None else max(last, float(series.ts[-1]))
             samples += len(series)
         try:
-            stats[key] = market_stats(series, now.timestamp(), **stats_params)
+            stats[key], unknown = _with_machine_pauses(store, key, market_stats(series, now.timestamp(),
+                                                                                **stats_params), now)
+            if unknown:
+                notes.append(unknown)
         except InsufficientHistory as exc:
             where = "" if market_of(key) == DEFAULT_MARKET else f", {market_of(key)}"
             notes.append(f"{key[0]} ({key[1]}{where}): on-demand only: {exc}")
@@ -83,6 +87,29 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
                        to_ts=None if last is None else datetime.fromtimestamp(last, UTC),
                        samples=samples, markets=len(stats), notes=tuple(notes), missing=missing)
     return stats, info
+
+
+#: The offers read for a Vast market's machine pauses: with a 72-hour half-life, a week.
+MACHINE_HISTORY_DAYS = 7.0
+
+
+def _with_machine_pauses(store: Any, key: MarketKey, stats: MarketStats, now: datetime
+                         ) -> tuple[MarketStats, str | None]:
+    """A Vast market's statistics with the pauses its machines show and its floor does not
+    (`bidder.machine_hazard`): read from the offers the collector stored. Other markets are as they
+    are; so is a Vast market without enough stored offers (a history loaded from a trace), with a
+    note saying its interruptions may be more than expected."""
+    read = getattr(store, "machine_series", None)
+    if market_of(key) != "vast" or read is None:
+        return stats, None
+    ts, machine, min_bid = read(key[0], int(key[2]), key[1] == "VERIFIED",
+                                since=now - timedelta(days=MACHINE_HISTORY_DAYS), until=now + timedelta(seconds=1))
+    hazard = machine_hazard(ts, machine, min_bid, now.timestamp())
+    if hazard is None:
+        return stats, (f"{key[0]} ({key[1]}, vast): too few stored offers to see how often its machines are taken "
+                       "or outbid (each `bidder collect` stores them; a trace has none): the interruptions "
+                       "expected there count only its floor's, and may be too few")
+    return stats.with_machine_pauses(hazard.premiums, hazard.rates), None
 
 
 def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress: JobProgress | None = None,

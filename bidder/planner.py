@@ -101,6 +101,23 @@ class FloorModel:
     phase_mix: np.ndarray | None = None  # the share of blocks in each state, by phase (as `mix`)
     maxima: np.ndarray | None = None  # the block maxima it was fitted on (oldest first), for `pooled_model`
     end: float | None = None  # when its last block ends (epoch seconds)
+    # Pauses the floor does not show (Vast: outbid or displaced on the pod's own machine), per running
+    # hour, at bid premiums over the floor (`bidder.machine_hazard`); None: the floor is the whole story.
+    machine_premiums: np.ndarray | None = None
+    machine_rates: np.ndarray | None = None
+
+    def machine_pause(self, levels: int) -> np.ndarray | None:
+        """The chance a spot pod at level j is paused in a block whose floor is in state k' <= j for a
+        reason the floor does not show, [j, k'] (bid edges[j] over a floor of edges[k']): None without
+        machine rates."""
+        if self.machine_rates is None or self.machine_premiums is None or levels == 0:
+            return None
+        premium = self.edges[:levels, None] / np.maximum(self.edges[None, :], 1e-12) - 1.0
+        i = np.clip(np.searchsorted(self.machine_premiums, premium + 1e-12, side="right") - 1, 0,
+                    len(self.machine_premiums) - 1)
+        q = 1.0 - np.exp(-self.machine_rates[i] * self.step_h)
+        # state K (no level: above every bid) never runs; its column is the top level's
+        return np.concatenate([q, q[:, -1:]], axis=1)
 
     @property
     def levels(self) -> int:
@@ -347,6 +364,10 @@ def pooled_model(models: Sequence[FloorModel]) -> FloorModel | None:
         step_h = models[0].step_h
         pooled = _fit_maxima(maxima[pick, np.arange(n)], min(m.on_demand for m in models), float(models[0].end),
                              step_h=step_h, half_life_h=HALF_LIFE_H, levels=LEVELS, prior=PRIOR, phases=DAILY_PHASES)
+        paused = [m for m in models if m.machine_rates is not None]
+        if pooled is not None and paused:  # a start may go to any member: the worst machine's pauses
+            pooled = replace(pooled, machine_premiums=paused[0].machine_premiums,
+                             machine_rates=np.max([m.machine_rates for m in paused], axis=0))
     _pools[key] = (tuple(models), pooled)
     while len(_pools) > PLAN_CACHE_SIZE:
         _pools.popitem(last=False)
@@ -530,6 +551,8 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
     wait_cost = WAIT_COST * od * dt
     od_paid = np.repeat(od * dt * share, n_states, axis=1)
     codes = (SPOT + np.arange(k, dtype=np.int8))[:, None, None]
+    machine = model.machine_pause(k)
+    pause = None if machine is None else machine[:, None, :]  # (j, 1, k'): broadcast over work
     # One step's inputs to the transition product, batched: [idle N, od N, start N (k), idle V, od V,
     # start V (k), keep V (k), keep N (k)]; the product's first 2 + k matrices are the fresh job's
     # expected interruptions per option and the next 2 + k (once priced) its expected costs.
@@ -556,14 +579,18 @@ def solve_plan(model: FloorModel, work_h: float, deadline_h: float, *, restart_h
             np.add(paid, run_v, out=ok_v)
             # Start: paid + run where the next state is at or under the level, else interrupted.
             np.add(half, start_v, out=ins[s_v])
-            np.copyto(ins[s_v], ok_v, where=below)
             np.add(1.0, start_n, out=ins[s_n])
-            np.copyto(ins[s_n], run_n, where=below)
             # Keep: the same, but an interruption loses the restart's work (counted: after half a block's).
             np.add(half, cut_v, out=ins[k_v])
-            np.copyto(ins[k_v], ok_v, where=below)
             np.add(1.0, cut_n, out=ins[k_n])
-            np.copyto(ins[k_n], run_n, where=below)
+            if pause is None:
+                np.copyto(ins[s_v], ok_v, where=below)
+                np.copyto(ins[s_n], run_n, where=below)
+                np.copyto(ins[k_v], ok_v, where=below)
+                np.copyto(ins[k_n], run_n, where=below)
+            else:  # under the level too, the machine may pause it: ran with 1 - q, interrupted with q
+                for part, ran in ((s_v, ok_v), (s_n, run_n), (k_v, ok_v), (k_n, run_n)):
+                    np.copyto(ins[part], ran + pause * (ins[part] - ran), where=below)
         np.matmul(ins, phase_P_T[model.phase_of(clock_h - tau * dt)] if phased else P_T, out=prod)  # type: ignore[operator]
         all_v[0] += wait_cost
         od_v = all_v[1]

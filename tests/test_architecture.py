@@ -39,7 +39,7 @@ LAYERS: tuple[Layer, ...] = (
                       "bidder.vast.offers", "bidder.gpu_names", "bidder.clock")),
     Layer("clients", ("bidder.runpod", "bidder.vast")),
     Layer("store", ("bidder.store", "bidder.collector")),
-    Layer("market", ("bidder.planner", "bidder.market")),
+    Layer("market", ("bidder.planner", "bidder.market", "bidder.machine_hazard")),
     Layer("optimizer", ("bidder.optimizer", "bidder.advisor")),
     Layer("executor", ("bidder.executor", "bidder.jobs", "bidder.pod_api", "bidder.vast_pods")),
     Layer("tick", ("bidder.tick",)),

@@ -246,6 +246,25 @@ class HistoryStore(StoreBase):
             out.append(row)
         return out
 
+    def machine_series(self, gpu_name: str, num_gpus: int, verified: bool, since: datetime | None = None,
+                       until: datetime | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every stored Vast offer of one GPU name, count and tier (since inclusive, until exclusive), as
+        numpy arrays: snapshot time (epoch seconds), machine id, `min_bid` per GPU (NaN: none). What
+        `bidder.machine_hazard` reads a machine's pauses from."""
+        sql = (f"SELECT {_EPOCH}, machine_id, coalesce(min_bid / num_gpus, -1.0) FROM offers WHERE ts >= ? "
+               "AND ts < ? AND gpu_name = ? AND num_gpus = ? AND verified = ?")
+        params = (_iso(since) if since else "", _iso(until) if until else "~", gpu_name, int(num_gpus),
+                  1 if verified else 0)
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        try:
+            data = np.fromiter(cursor.execute(sql, params), dtype=[("t", "f8"), ("m", "i8"), ("b", "f8")])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from None
+        bid = data["b"].copy()
+        bid[bid < 0] = np.nan
+        return data["t"].copy(), data["m"].copy(), bid
+
     def storage_costs(self, ts: datetime) -> dict[tuple[str, int], float]:
         """Vast's storage price (USD per GB-month) of each (GPU name, GPU count) in the offers stored at
         `ts`: the median over its offers (the offer an executor rents is not known yet)."""
