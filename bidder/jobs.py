@@ -331,8 +331,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("tolerance", "medium", "Interruptions per day accepted: none (on-demand only), low (0.5), "
             "medium (2), high (6) or a number.", _tolerance),
     Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses.", _fraction),
-    Setting("min_wait_savings", 0.05, "Without a deadline, a wait for a lower floor must save this share of "
-            "what can start now.", _fraction),
+    Setting("min_wait_savings", 0.05, "Without a deadline, a wait for a lower floor (or, for a job with hours, "
+            "for the floor to settle under its bid) must save this share of what can start now.", _fraction),
     Setting("allow_spot", True, "false: never rent spot pods.", _bool),
     Setting("allow_on_demand", True, "false: never rent on-demand pods.", _bool),
     # The pod (PodSpec template).

@@ -219,9 +219,6 @@ class MarketStats:
     #: The longest silence (no sample for at least SILENCE_MIN_HOURS) that ended in the last
     #: SILENCE_LOOKBACK_HOURS, or the time since the last sample if longer; 0 when there was none.
     longest_silence_hours: float = 0.0
-    #: Pauses per running hour at each bid that the floor does not show (Vast: outbid or displaced on
-    #: the pod's own machine, `bidder.machine_hazard`), already in `hazard_by_age`; None: none known.
-    machine_rate: np.ndarray | None = None
 
     @property
     def key(self) -> MarketKey:
@@ -240,22 +237,20 @@ class MarketStats:
 
     @functools.cached_property
     def interruption_rate(self) -> np.ndarray:
-        """λ(b) per running hour: the upper bound on the outbid rate, plus the reclaim rate (and the
-        pauses on the pod's own machine, where known)."""
-        rate = poisson_rate_upper(self.outbid_events, self.running_hours, self.confidence) + self.reclaim_rate
-        return rate if self.machine_rate is None else rate + self.machine_rate
+        """λ(b) per running hour: the upper bound on the outbid rate, plus the reclaim rate."""
+        return poisson_rate_upper(self.outbid_events, self.running_hours, self.confidence) + self.reclaim_rate
 
     def with_machine_pauses(self, premiums: np.ndarray, rates: np.ndarray) -> MarketStats:
         """These statistics with the pauses the floor does not show (`rates` per running hour at bid
-        `premiums` over the floor now: `bidder.machine_hazard`) added to every hazard, and to the floor
-        model's plans."""
-        floor = self.floor_now if self.floor_now is not None and self.floor_now > 0 else None
-        premium = np.zeros_like(self.bids) if floor is None else self.bids / floor - 1.0
-        i = np.clip(np.searchsorted(premiums, premium + 1e-12, side="right") - 1, 0, len(premiums) - 1)
-        extra = rates[i]
+        `premiums` over the floor: `bidder.machine_hazard`) in the floor model's plans.
+
+        Not in the rates' hazards: there a pause that no calm of the floor prevents made a job without a
+        deadline wait, tick after tick, for the floor to stay calm long enough to be worth a bid (its
+        interruptions per day of the window fit the tolerance only by waiting), and it never ran; a plan
+        has its deadline to keep it moving."""
         model = None if self.floor_model is None else replace(self.floor_model, machine_premiums=premiums,
                                                               machine_rates=rates)
-        return replace(self, hazard_by_age=self.hazard_by_age + extra[:, None], machine_rate=extra, floor_model=model)
+        return replace(self, floor_model=model)
 
     @functools.cached_property
     def outbid_rate(self) -> np.ndarray:

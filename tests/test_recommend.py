@@ -321,3 +321,28 @@ def test_the_on_demand_rest_of_a_plan_without_a_deadline_is_not_said_to_be_befor
     data = json.loads(result.stdout)
     said = " ".join(r for d in (data["decision"], *data["alternatives"]) for r in d["reasons"])
     assert "the rest on-demand to finish in time" in said and "before the deadline" not in said, said
+
+
+def test_a_batch_jobs_wait_for_the_floor_to_settle_must_save_min_wait_savings(tmp_path):
+    """The emulator's seed 1 a week in: a 12-hour job without a deadline waited 5.3 hours for the Vast
+    floor, already under its bid, to settle ("waiting saves 0.8%, $0.01"), done in 26.3 h instead of
+    12.3 h. Held to `min_wait_savings` (5%) as a wait for a lower floor is, it bids now."""
+    runner = CliRunner()
+    db = tmp_path / "b.db"
+    for name, extra in (("rp.csv", ["--gpu", "NVIDIA GeForce RTX 4090"]), ("v.csv", ["--market", "vast", "--gpu", "RTX 4090"])):
+        made = runner.invoke(main, ["sim", "trace", str(tmp_path / name), "--seed", "1", "--days", "7", "--step", "15m",
+                                    *extra])
+        assert made.exit_code == 0, made.output
+        loaded = runner.invoke(main, ["import-trace", str(tmp_path / name), "--db", str(db),
+                                      "--now", "2026-01-08T00:00:00Z"])
+        assert loaded.exit_code == 0, loaded.stderr
+    args = ["recommend", "--db", str(db), "--now", "2026-01-08T00:00:00Z", "--gpu", "4090", "--hours", "12",
+            "--tolerance", "medium"]
+    result = runner.invoke(main, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)["decision"]
+    assert decision["action"] == "spot", decision
+    assert any("would save only" in r and "under the 5% worth a wait" in r for r in decision["reasons"])
+    # With the rule off, the settle wait comes back: it is the rule, not the market, that bids now.
+    loose = json.loads(runner.invoke(main, [*args, "--min-wait-savings", "0", "--format", "json"]).stdout)
+    assert loose["decision"]["action"] == "wait"

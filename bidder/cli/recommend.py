@@ -171,7 +171,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
               help="Spot must beat on-demand by this share, after overheads.")
 @click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
               help="Without a deadline, a wait for the spot floor to fall under a bid must save this share of "
-                   "what can start now (a wait for a floor already under the bid to settle is not held to it).")
+                   "what can start now; so must a job with --hours waiting for a floor already under the bid "
+                   "to settle (a --keep-running service's is not held to it).")
 @click.option("--disk", "disk_gb", type=click.IntRange(1, MAX_DISK_GB), default=40, show_default=True, metavar="GB",
               help="The pod's disk: Vast bills its storage on top of the GPU price, counted in the cost.")
 @click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
