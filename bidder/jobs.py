@@ -15,7 +15,7 @@ that drives it, `bidder launch`'s options and the README.
 Every key is checked when the file is read: a wrong one is one `ConfigError` naming the key, the
 table and the file. `SETTINGS` lists every key with its default and help; the README documents
 each (a test keeps them in step). Nothing here talks to the API or reads the clock: a relative
-`deadline = "3d"` becomes absolute through `JobConfig.job_spec(started)`.
+`deadline = "3d"` becomes absolute through `JobConfig.job_spec(first_seen)`.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ _NAIVE_DEADLINE = ("no timezone: write it with one, e.g. {when}Z for UTC or {whe
 
 
 def _deadline(value: Any) -> timedelta | datetime:
-    """A duration after the job's first launch ("3d") or an absolute time (ISO 8601 / TOML datetime)
+    """A duration after the first tick that saw the job ("3d") or an absolute time (ISO 8601 / TOML datetime)
     with its timezone: a time without one is refused, since cron servers and their users rarely share
     a timezone and a deadline read hours off is money (an early one buys on-demand, a late one misses)."""
     if isinstance(value, datetime) and value.tzinfo is None:
@@ -316,8 +316,9 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
             "observed uptime, less restart_overhead per restart, reaches it.", _at_most(MAX_HOURS, "hours")),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
-    Setting("deadline", None, "Finish by then: a duration after the first launch (3d) or a time "
-            "with its timezone (2026-03-01T12:00:00Z, or -05:00 for an offset). Needs hours.", _deadline),
+    Setting("deadline", None, "Finish by then: a duration from the first tick that saw the job (3d; waiting "
+            "does not move it) or a time with its timezone (2026-03-01T12:00:00Z, or -05:00 for an offset). "
+            "Needs hours.", _deadline),
     Setting("restart_overhead", "10m", "Work lost at each restart, an interruption or a stop or move of "
             "bidder's own (time to resume plus work since the last checkpoint). One given longer than hours, or "
             "than a deadline given as a duration, is refused.", _duration),
@@ -408,7 +409,7 @@ def runpod_only(template: PodTemplate) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class JobConfig:
-    """One managed job. `job.deadline` is None here: use `job_spec(started)` for the absolute one."""
+    """One managed job. `job.deadline` is None here: use `job_spec(first_seen)` for the absolute one."""
 
     name: str
     job: JobSpec
@@ -419,13 +420,13 @@ class JobConfig:
     max_attempts: int = 4
     values: tuple[tuple[str, Any], ...] = field(default=(), compare=False, repr=False)
 
-    def job_spec(self, started: datetime | None) -> JobSpec:
-        """The JobSpec with an absolute deadline: `started` + a relative one (None: not started yet,
-        so the deadline counts from `started` when it is given, else stays open)."""
+    def job_spec(self, first_seen: datetime | None) -> JobSpec:
+        """The JobSpec with an absolute deadline: `first_seen` (when the job's window opened: the first
+        tick that saw it, or a launch's now) + a relative one (None: not seen yet, so it stays open)."""
         if isinstance(self.deadline, datetime):
             return replace(self.job, deadline=self.deadline)
-        if isinstance(self.deadline, timedelta) and started is not None:
-            return replace(self.job, deadline=started + self.deadline)
+        if isinstance(self.deadline, timedelta) and first_seen is not None:
+            return replace(self.job, deadline=first_seen + self.deadline)
         return self.job
 
     def value(self, key: str) -> Any:
@@ -604,7 +605,7 @@ def restart_overhead_error(overhead: timedelta, hours: float | None, deadline: A
     """Why a job's restart overhead cannot be what was meant, naming both values as `shown(key)`
     writes them: longer than its work (a restart would lose more than the whole job) or than its
     deadline's window (one restart would miss the deadline). None when it fits. A deadline given as a
-    time has its window from the first launch, unknown here: not checked."""
+    time has its window from the first tick that sees the job, unknown here: not checked."""
     if hours is not None and overhead.total_seconds() > hours * 3600:
         other, why = "hours", "the work: a restart would lose more than the whole job"
     elif isinstance(deadline, timedelta) and overhead > deadline:

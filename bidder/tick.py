@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,6 +79,7 @@ __all__ = [
     "job_progress",
     "reopen_stopped_pod",
     "run_tick",
+    "window_start",
 ]
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,16 @@ def interruption_summary(last_status_change: str | None) -> str:
     when = exit_time(text)
     inside = " ".join(x for x in (why or "stopped by RunPod", f"at {when:%H:%M}" if when else "") if x)
     return f"interrupted ({inside})"
+
+
+def window_start(state: Mapping[str, Any]) -> datetime | None:
+    """When a job's relative deadline counts from: the first tick that saw it (`first_seen`), or for
+    a job a tick ran before `first_seen` was kept, its first launch (`started`), which its deadline
+    counted from then. None: no tick has seen it yet."""
+    seen = state.get("first_seen")
+    if isinstance(seen, str):
+        return parse_timestamp(seen)
+    return seen if seen is not None else state.get("started")
 
 
 def reopen_stopped_pod(store: Store, name: str) -> str | None:
@@ -429,6 +440,7 @@ class _Tick:
                     if lost:
                         self.store.save_job_state(own, **lost)
                 self.store.save_job_state(name, launched_by=None, state=None, note=None, pod_id=None, started=None,
+                                          first_seen=None,
                                           stop_intent=None, restop=None, progress_cache=None, pending_name=None,
                                           pending_since=None, lost_names=None, updated=self.now)
 
@@ -758,7 +770,12 @@ class _Tick:
                 return self._report(jc, str(state.get("state") or "unknown"), f"two pods: {failed}", extra["pod_id"])
         work, spent, interruptions = self._progress(jc)
         started = state.get("started")
-        job = jc.job_spec(started if started is not None else self.now)
+        # A relative deadline counts from the first tick that saw the job, not from its first launch:
+        # counted from a launch, a job whose plan waits had the whole window again at every tick.
+        seen = window_start(state) or self.now
+        if state.get("first_seen") is None and not self.ex.dry_run:
+            self.store.save_job_state(jc.name, first_seen=seen)
+        job = jc.job_spec(seen)
         if state.get("state") == "finished":
             if row is not None:
                 self._finish(jc, row, "finished earlier")

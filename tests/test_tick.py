@@ -4,11 +4,14 @@ creates, finishing, and jobs touched outside bidder."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 from executor_helpers import A6000, JOB, ON_DEMAND_SERVICE, RTX4090, interrupted_spot_pod, make_env, named
 
+from bidder.cli import main
 from bidder.executor import SPOT_FLAG
 from bidder.models import Decision
 from bidder.report.data import spend_report
@@ -518,6 +521,37 @@ def test_a_deadline_without_slack_goes_on_demand_from_the_start(env):
     assert report.jobs[0].state == "running"
     pod = the_pod(env)
     assert pod.pod_type == "RESERVED" and pod.gpu_type_id == A6000  # the cheapest on-demand of the three
+
+
+def test_a_relative_deadline_counts_from_the_first_tick_that_saw_the_job_not_from_a_launch(env):
+    # A job whose plan waits (spot above its cap, no on-demand) loses its window as it waits: counted
+    # from a launch that never came, every tick gave it the whole 7 h again and it waited for ever.
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.6)
+    config = env.config(f'[jobs.late]\ngpu = ["{A6000}"]\ncloud = "community"\nimage = "img"\nhours = 6\n'
+                        'deadline = "7h"\nmax_price = 0.3\nallow_on_demand = false\n')
+    first = env.emu.now
+    reports = env.run(config, minutes=120, every=30)
+    assert reports[0].jobs[0].state == "waiting" and not reports[0].jobs[0].blocked
+    assert env.emu.world.pods == {}
+    report = env.tick(config)  # 2 h after the first tick: 6 h of work no longer fit in the 5 h left
+    assert report.jobs[0].blocked and "cannot finish in the 5.0 h before the deadline" in report.jobs[0].blocked
+    listing = CliRunner().invoke(main, ["jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.store.path),
+                                        "--format", "json"])
+    assert listing.exit_code == 0, listing.output
+    assert json.loads(listing.stdout)[0]["deadline"] == to_iso(first + timedelta(hours=7))  # the one the tick used
+    table = CliRunner().invoke(main, ["jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.store.path)])
+    assert to_iso(first + timedelta(hours=7)) in table.stdout
+
+
+def test_a_job_a_tick_ran_before_first_seen_was_kept_counts_its_deadline_from_its_first_launch(env):
+    # (a ledger of an earlier bidder: its deadline never moves later than it was)
+    launched = env.emu.now - timedelta(hours=2)
+    env.store.save_job_state("late", state="waiting", started=launched)
+    config = env.config(f'[jobs.late]\ngpu = ["{A6000}"]\ncloud = "community"\nimage = "img"\nhours = 6\n'
+                        'deadline = "7h"\n')
+    report = env.tick(config)
+    assert report.jobs[0].blocked and "cannot finish in the 5.0 h before the deadline" in report.jobs[0].blocked
+    assert env.store.job_state("late")["first_seen"] == to_iso(launched)
 
 
 def test_a_second_tick_while_one_holds_the_lock_raises_lock_held(env):

@@ -62,7 +62,7 @@ from bidder.jobs import (
 from bidder.models import MARKET_NAMES, Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
-from bidder.tick import job_progress, reopen_stopped_pod, run_tick
+from bidder.tick import job_progress, reopen_stopped_pod, run_tick, window_start
 from bidder.units import format_duration, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
@@ -794,13 +794,15 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
                 "gpu": pod["gpu_type_id"] if pod else None, "kind": pod["kind"] if pod else None,
                 "bid": pod.get("bid_per_gpu") if pod else None, "spent": round(spent, 6),  # as `report`: one rounding
                 "budget": jc.policy.budget, "work_h": round(work, 3), "hours": jc.job.work_hours,
+                # The one the tick decides by (a relative one counts from the first tick that saw the job).
+                "deadline": to_iso(deadline) if (deadline := jc.job_spec(window_start(state)).deadline) else None,
                 "interruptions": interruptions, "note": state.get("note"),
             })
     columns = ["job", "state", "pod", *_market_column(rows), "gpu", "kind", "bid", "spent", "budget", "work_h",
-               "hours", "interruptions"]
-    if fmt in ("json", "csv"):
-        columns = ["job", "state", "pod", "market", *columns[3 + len(_market_column(rows)):]]
-    if fmt in ("json", "csv"):
+               "hours", *(["deadline"] if any(r["deadline"] for r in rows) else []), "interruptions"]
+    if fmt in ("json", "csv"):  # (a script's columns never come and go: market and deadline always)
+        columns = ["job", "state", "pod", "market", "gpu", "kind", "bid", "spent", "budget", "work_h", "hours",
+                   "deadline", "interruptions"]
         emit_rows(rows, [*columns, "note"], fmt)
     elif rows:
         emit_rows(rows, columns, "table")
