@@ -20,7 +20,8 @@ from bidder.units import to_iso
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEYS = {"action", "gpu_type", "cloud", "gpu_count", "bid_per_gpu", "expected_cost_per_hour",
         "expected_interruptions_per_day", "expected_total_cost", "expected_completion_hours", "reasons",
-        "market", "expected_interruptions"}  # market: added with Vast (issue 10); expected_interruptions: the count
+        "market", "expected_interruptions",  # market: added with Vast (issue 10); expected_interruptions: the count
+        "act_below"}  # added: the floor a wait waits for
 CATALOGUE = [GpuTypeInfo(id="NVIDIA RTX A6000", display_name="RTX A6000", memory_in_gb=48),
              GpuTypeInfo(id="NVIDIA GeForce RTX 4090", display_name="RTX 4090", memory_in_gb=24)]
 
@@ -346,3 +347,22 @@ def test_a_batch_jobs_wait_for_the_floor_to_settle_must_save_min_wait_savings(tm
     # With the rule off, the settle wait comes back: it is the rule, not the market, that bids now.
     loose = json.loads(runner.invoke(main, [*args, "--min-wait-savings", "0", "--format", "json"]).stdout)
     assert loose["decision"]["action"] == "wait"
+
+
+def test_json_of_a_wait_says_the_floor_it_waits_for(tmp_path: Path) -> None:
+    # The table's "until its spot floor is under $X" was in no JSON key: bid_per_gpu is a spot's alone.
+    db = tmp_path / "bidder.db"
+    fill(db, end=NOW - timedelta(minutes=5))
+    with Store.open(db) as store:  # a spike now: the floor above on-demand
+        store.record_collection(NOW, [PriceQuote(ts=NOW, gpu_type_id="NVIDIA RTX A6000", cloud="COMMUNITY",
+                                                 gpu_count=1, minimum_bid_price=0.6, uninterruptable_price=0.49)],
+                                duration_s=0.1)
+    args = ("--gpu", "RTX A6000", "--keep-running", "--tolerance", "high")
+    table = run(db, *args)
+    result = run(db, *args, "--format", "json")
+    assert table.exit_code == result.exit_code == 0, table.output + result.output
+    decision = json.loads(result.stdout)["decision"]
+    assert decision["action"] == "wait" and decision["bid_per_gpu"] is None
+    assert f"until its spot floor is under ${decision['act_below']:.4f}" in table.stdout
+    assert 0 < decision["act_below"] < 0.6
+    assert all(a["act_below"] is None for a in json.loads(result.stdout)["alternatives"] if a["action"] != "wait")

@@ -80,6 +80,8 @@ def decision_dict(d: Decision, window_hours: float | None = None) -> dict[str, A
         "reasons": list(d.reasons),
         "market": d.market,
         "expected_interruptions": expected_interruptions(d, window_hours),  # added: the count, not a rate
+        # added: the floor a wait acts at (the table's "until its spot floor is under $X"), else null
+        "act_below": d.act_below if d.action == "wait" else None,
     }
 
 
