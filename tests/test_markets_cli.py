@@ -283,3 +283,31 @@ def test_import_trace_from_stdin_says_standard_input(dbs, tmp_path):
     result = CliRunner().invoke(main, ["import-trace", "-", "--db", str(tmp_path / "in.db")], input=trace)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Imported ") and " rows from standard input into " in result.stdout
+
+
+def test_a_database_built_by_import_trace_names_runpods_gpu_types_as_a_collected_one_does(tmp_path):
+    # A trace carries no catalogue: imported, RunPod's "NVIDIA RTX A6000" had no display name nor VRAM,
+    # so --min-vram 48 found nothing, `history "RTX A6000"` showed Vast's alone, and recommend --market
+    # any dropped RunPod (Vast's id matched exactly, RunPod's only in part): Vast at $0.80, RunPod $0.23.
+    markets = [("runpod", A6000, "COMMUNITY", 0.49, 0.23), ("vast", "RTX A6000", "VERIFIED", 0.9, 0.8)]
+    collected, imported, trace = tmp_path / "collected.db", tmp_path / "imported.db", tmp_path / "t.csv"
+    fill(collected, markets)
+    assert run("export", "--db", str(collected), "--since", "all", "-o", str(trace)).exit_code == 0
+    loaded = run("import-trace", str(trace), "--db", str(imported))
+    assert loaded.exit_code == 0, loaded.output
+    now = ("--now", to_iso(NOW))
+    vram = run("prices", "--db", str(imported), "--min-vram", "48", *now)
+    assert vram.exit_code == 0 and A6000 in vram.stdout, vram.output
+    both = run("history", "RTX A6000", "--db", str(imported), "--since", "all", "--format", "json")
+    assert both.exit_code == 0, both.output
+    assert {r["market"] for r in json.loads(both.stdout)} == {"runpod", "vast"}
+    assert both.stdout == run("history", "RTX A6000", "--db", str(collected), "--since", "all",
+                              "--format", "json").stdout
+    args = ("recommend", "--gpu", "RTX A6000", "--market", "any", "--keep-running", "--format", "json", *now)
+    decided = json.loads(run(*args, "--db", str(imported)).stdout)
+    assert (decided["decision"]["market"], decided["decision"]["gpu_type"]) == ("runpod", A6000)
+    assert decided == json.loads(run(*args, "--db", str(collected)).stdout)
+    with Store.open(imported) as store:  # RunPod's names from its catalogue as bidder ships it, marked not
+        [row] = [t for t in store.gpu_type_infos() if t.id == A6000]  # refreshed: the next collect replaces it
+        assert (row.display_name, row.memory_in_gb, row.updated) == ("RTX A6000", 48, None)
+        assert store.gpu_types_updated() is None

@@ -168,4 +168,5 @@ def test_import_from_stdin_and_export_filters_to_a_file(tmp_path):
                                         "2026-01-01T03:00:00Z,NVIDIA RTX A6000,0.4,0.5,SECURE,1,\n")
     result = runner.invoke(main, ["export", "--db", db, "--gpu", "A7000"])
     assert result.exit_code == 1
-    assert result.stderr == "Error: unknown GPU type 'A7000'; close matches: NVIDIA RTX A6000\n"
+    # (its display name too: import-trace names RunPod's types from the shipped catalogue, as a collect does)
+    assert result.stderr == "Error: unknown GPU type 'A7000'; close matches: NVIDIA RTX A6000, RTX A6000\n"

@@ -526,8 +526,10 @@ def import_trace(file: str, now_text: str | None, db_path: str) -> None:
     above 1000 USD per GPU-hour or a time more than a day after now. Idempotent: importing the
     same file again changes no row.
     """
+    from bidder.sim.catalog import load_catalog  # RunPod's gpuTypes as recorded: names and VRAM a trace lacks
     from bidder.traces import iter_trace
 
+    catalogue = {t.id: (t.display_name, t.memory_in_gb) for t in load_catalog()}
     given = parse_now(now_text)
     source: Any = sys.stdin if file == "-" else file
     if file != "-" and not Path(file).is_file():
@@ -541,7 +543,7 @@ def import_trace(file: str, now_text: str | None, db_path: str) -> None:
             now, now_is = _import_now(store, given)
             total, changed = store.import_quotes(seen.count(iter_trace(
                 source, name="<stdin>" if file == "-" else None, notes=notes, now=now, now_is=now_is,
-                future_hint=", or give --now TIME to import history up to TIME")))
+                future_hint=", or give --now TIME to import history up to TIME")), catalogue=catalogue)
     finally:
         seen.progress.close()
         # A failed import into a new file leaves no empty database behind, unless another bidder took it up.

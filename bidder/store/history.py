@@ -169,11 +169,15 @@ class HistoryStore(StoreBase):
                  None if error is not None or gpu_types is None else len(gpu_types), error, market, self.clock))
             return int(cursor.lastrowid or 0)
 
-    def import_quotes(self, quotes: Iterable[PriceQuote]) -> tuple[int, int]:
+    def import_quotes(self, quotes: Iterable[PriceQuote],
+                      catalogue: Mapping[str, tuple[str | None, int | None]] | None = None) -> tuple[int, int]:
         """Bulk-write quotes, each at its own `ts` (trace import), in one transaction.
 
         Returns (rows read, rows new or changed): importing the same rows again changes nothing, and
         a row already collected keeps the columns a trace does not carry (GPU counts, list prices).
+        `catalogue` (RunPod id -> display name, VRAM in GB) names the RunPod types imported, which a
+        trace does not: filled where the `gpu_types` row lacks them, `updated` left NULL (not from
+        RunPod's API), so the next catalogue refresh of `collect` replaces them.
         """
         total = changed = 0
         spans: dict[tuple[str, str, str, int], tuple[str, str]] = {}
@@ -195,16 +199,23 @@ class HistoryStore(StoreBase):
             total += len(batch)
             changed = conn.total_changes - before
             conn.executemany(_UPSERT_MARKET, [(*key, first, last) for key, (first, last) in spans.items()])
+            ids = {key[1] for key in spans if key[0] == "runpod"}  # (Vast's ids are its own names)
+            self._note_names(conn, [(i, *(catalogue or {})[i]) for i in sorted(ids) if i in (catalogue or {})])
         return total, changed
 
     def _note_types(self, conn: sqlite3.Connection, quotes: Sequence[PriceQuote]) -> None:
         """Fill name and VRAM of types seen in quotes but never catalogued (no full refresh yet)."""
         seen = {(q.gpu_type_id, q.display_name, q.memory_in_gb) for q in quotes
                 if q.display_name is not None or q.memory_in_gb is not None}
+        self._note_names(conn, sorted(seen, key=str))
+
+    @staticmethod
+    def _note_names(conn: sqlite3.Connection, rows: Sequence[tuple[str, str | None, int | None]]) -> None:
+        """(id, display name, VRAM) where the catalogue lacks them; a refresh's values are never replaced."""
         conn.executemany(
             "INSERT INTO gpu_types (id, display_name, memory_in_gb) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE "
             "SET display_name = coalesce(display_name, excluded.display_name), "
-            "memory_in_gb = coalesce(memory_in_gb, excluded.memory_in_gb)", sorted(seen, key=str))
+            "memory_in_gb = coalesce(memory_in_gb, excluded.memory_in_gb)", rows)
 
     def _upsert_gpu_types(self, conn: sqlite3.Connection, gpu_types: Sequence[Any], stamp: str) -> None:
         rows = []
