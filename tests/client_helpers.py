@@ -123,3 +123,12 @@ def canned_server() -> Iterator[CannedServer]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def one_line_error(result: Any) -> str:
+    """The one `Error:` line a failed CLI run (click's Result) printed, checked: exit 1, no traceback."""
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]

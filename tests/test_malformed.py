@@ -13,6 +13,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from client_helpers import one_line_error
 from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env, named
 
 from bidder.cli import main
@@ -43,14 +44,6 @@ def cli(env, *args: str):
 def tick(env):
     return cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
                "--api-url", env.emu.url, "--now", to_iso(env.emu.now), "--retries", "1")
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output + result.stderr
-    assert "Traceback" not in result.output + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def pod_field(name: str, value):

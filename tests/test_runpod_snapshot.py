@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from client_helpers import Recorder
+from client_helpers import Recorder, one_line_error
 
 from bidder.cli import main
 from bidder.collector import collect_once
@@ -24,14 +24,6 @@ KEEP = 3
 def collect(emu, db):
     return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
         main, ["collect", "--market", "runpod", "--db", str(db), "--api-url", emu.url, "--retries", "1"])
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output + result.stderr
-    assert "Traceback" not in result.output + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def without_prices(payload):

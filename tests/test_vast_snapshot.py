@@ -9,6 +9,7 @@ import json
 import httpx
 import pytest
 from click.testing import CliRunner
+from client_helpers import one_line_error
 from vast_helpers import vast_client
 
 from bidder.cli import main
@@ -21,14 +22,6 @@ from bidder.vast.summary import summarize_offers
 def collect(emu, db, *extra: str):
     return CliRunner(env={"VAST_API_KEY": TEST_API_KEY}).invoke(
         main, ["collect", "--market", "vast", "--db", str(db), "--vast-url", emu.vast_url, "--retries", "1", *extra])
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output + result.stderr
-    assert "Traceback" not in result.output + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def stored(db) -> tuple[int, list[tuple]]:
