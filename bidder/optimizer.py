@@ -312,7 +312,19 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                                           alternatives=alternatives)
     if held > 0 or short:
         decision = replace(decision, reasons=(*decision.reasons, _silence_note(silence, held, short)))
+    if held > 0 and job.deadline is not None:
+        # Its rates were per day of the window held back; the job's own window is `held` hours longer.
+        # (Per day of the shorter one, times the job's window, 2.3 interruptions read as 2.9.)
+        window = (job.deadline - now).total_seconds() / 3600.0
+        decision = _per_day_of(decision, window / (window + held) if window > 0 else 1.0)
     return decision
+
+
+def _per_day_of(d: Decision, factor: float) -> Decision:
+    """`d` (and its alternatives) with the interruptions per day scaled by `factor`: the same count over
+    a longer window."""
+    return replace(d, expected_interruptions_per_day=round(d.expected_interruptions_per_day * factor, 4),
+                   alternatives=tuple(_per_day_of(a, factor) for a in d.alternatives))
 
 
 def hold_for_silence(job: JobSpec, progress: JobProgress, now: datetime, silence_h: float,

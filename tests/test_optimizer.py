@@ -4,6 +4,7 @@ properties. `decide` follows a plan for batch jobs with a deadline: tests/test_p
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -155,6 +156,11 @@ def test_a_silence_in_the_history_is_kept_in_hand_before_the_deadline() -> None:
     relaxed = decide(job(hours=40, deadline_h=160), Policy(), *inputs(silent), NOW)
     assert relaxed.action == "wait"
     assert "a gap of 8.1 h" in relaxed.reasons[-1] and "taken 8.1 h early" in relaxed.reasons[-1]
+    # Its interruptions per day are of the job's own 160 hours: the count is the one decided over the 152
+    # held back (per day of those, times the 160, 2.3 interruptions read as 2.9).
+    said = re.search(r"([\d.]+) interruptions in the 152 h to the deadline", relaxed.reasons[1])
+    assert said and float(said.group(1)) > 0, relaxed.reasons
+    assert relaxed.expected_interruptions_per_day * 160 / 24 == pytest.approx(float(said.group(1)), abs=0.05)
     # 6 hours of slack: less than the silence, so none is left to wait with.
     tight = decide(job(hours=40, deadline_h=46), Policy(), *inputs(silent), NOW)
     assert tight.action == "on_demand"
