@@ -77,6 +77,7 @@ __all__ = [
     "TickReport",
     "interruption_summary",
     "job_progress",
+    "other_config",
     "reopen_stopped_pod",
     "run_tick",
     "window_start",
@@ -220,6 +221,21 @@ def window_start(state: Mapping[str, Any]) -> datetime | None:
     return seen if seen is not None else state.get("started")
 
 
+def other_config(state: Mapping[str, Any], config_path: str | None) -> str | None:
+    """The other bidder.toml that runs a job on this database (its row's `config_file`), when that file
+    is not `config_path`, is still there and still has the job (one that cannot be read counts as having
+    it: a file half-written by an editor is no hand-over); else None."""
+    owner = state.get("config_file")
+    if not owner or (config_path is not None and owner == os.path.realpath(config_path)):
+        return None
+    if not os.path.exists(owner):
+        return None
+    try:
+        return str(owner) if state.get("name") in config_job_names(owner) else None
+    except ConfigError:
+        return str(owner)
+
+
 def reopen_stopped_pod(store: Store, name: str) -> str | None:
     """For `bidder jobs start`: the job's newest pod, if it was stopped (by `bidder stop`, outside
     bidder, or at the budget; not retired, not terminated), is the job's pod again, so the next tick
@@ -343,17 +359,7 @@ class _Tick:
             self.store.save_job_state(jc.name, config_file=mine)
 
     def _owned_elsewhere(self, state: dict[str, Any]) -> bool:
-        """Whether a job's row belongs to another bidder.toml that still has the job (one that cannot be
-        read counts as having it: a file half-written by an editor is no hand-over)."""
-        owner = state.get("config_file")
-        if not owner or (self.config.path is not None and owner == os.path.realpath(self.config.path)):
-            return False
-        if not os.path.exists(owner):
-            return False
-        try:
-            return state.get("name") in config_job_names(owner)
-        except ConfigError:
-            return True
+        return other_config(state, self.config.path) is not None
 
     def resolve_gpus(self) -> None:
         """bidder.toml's GPU names resolved exactly as `--gpu` resolves them ("4090" -> the RunPod id);

@@ -275,3 +275,8 @@ def test_a_database_path_from_cron_with_a_tilde_is_the_home_one(tmp_path, monkey
     assert (home / "history.db").is_file() and list(cwd.iterdir()) == []
     empty = CliRunner().invoke(main, ["prices", "--db", ""])
     assert empty.exit_code == 2 and "--db: is empty: give the database file" in empty.stderr
+    # `jobs stop NAME --db ~/...` (the subcommand's own --db) too: it made a new database under `./~`.
+    (cwd / "bidder.toml").write_text('[jobs.y]\nimage = "x"\nmin_vram = 24\nhours = 1\n')
+    stop = runner.invoke(main, ["jobs", "stop", "y", "--db", "~/history.db", "--dry-run"])
+    assert not (cwd / "~").exists(), stop.output + stop.stderr
+    assert runner.invoke(main, ["jobs", "stop", "y", "--db", ""]).exit_code == 2

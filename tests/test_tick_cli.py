@@ -101,6 +101,13 @@ def test_two_config_files_on_one_database_never_fight_over_a_job(env):
         again = cli(env, "tick", "--config", str(first), *common(env))
         assert again.exit_code == 0 and "train: running: running on NVIDIA RTX A6000" in again.output, again.output
     assert pod.desired_status == "RUNNING" and len(env.emu.world.pods) == 1
+    # `jobs stop`/`start` from the second file: it ended the first file's pod by its own on_finish.
+    for sub in ("stop", "start"):
+        refused = cli(env, "jobs", sub, "train", "--config", str(second), "--db", str(env.tmp / "bidder.db"),
+                      *(["--api-url", env.emu.url] if sub == "stop" else []))
+        assert refused.exit_code == 1 and pod.desired_status == "RUNNING", refused.output
+        assert refused.stderr.strip() == (f"Error: job train is run by {first} on this database, not by {second}: "
+                                          f"give --config {first} to act on it")
     # Another name in the second file: the first file's pod is not "unmanaged" there, nor its job.
     second.write_text(CONFIG.replace("[jobs.train]", "[jobs.eval]").replace("NVIDIA RTX A6000", "NVIDIA RTX A4000"))
     other = cli(env, "tick", "--config", str(second), *common(env))

@@ -37,6 +37,7 @@ __all__ = [
     "api_options",
     "db_option",
     "emit_rows",
+    "expand_db_path",
     "file_mode",
     "format_option",
     "market_option",
@@ -270,12 +271,12 @@ def db_option(func: F) -> F:
         default=DEFAULT_DB,
         show_default=True,
         type=click.Path(dir_okay=False),
-        callback=_db_path,
+        callback=expand_db_path,
         help="SQLite file holding price history and the ledger (env BIDDER_DB).",
     )(func)
 
 
-def _db_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def expand_db_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """`~` expanded (cron does not expand it in `BIDDER_DB=~/bidder.db`: a folder named `~` was made in
     the current one, and the history split between two databases); an empty path refused."""
     if not value.strip():

@@ -34,6 +34,7 @@ from bidder.cli.common import (
     api_options,
     db_option,
     emit_rows,
+    expand_db_path,
     format_option,
     market_option,
     open_existing_store,
@@ -62,7 +63,7 @@ from bidder.jobs import (
 from bidder.models import MARKET_NAMES, Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
-from bidder.tick import job_progress, reopen_stopped_pod, run_tick, window_start
+from bidder.tick import job_progress, other_config, reopen_stopped_pod, run_tick, window_start
 from bidder.units import format_duration, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
@@ -816,8 +817,22 @@ def _after_subcommand(func: Callable[..., Any]) -> Callable[..., Any]:
                         metavar="FILE", help=f"The managed jobs file (as `bidder jobs --config`; default "
                         f"{DEFAULT_CONFIG}).")(func)
     return click.option("--db", "sub_db_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+                        callback=lambda ctx, param, value: None if value is None else expand_db_path(ctx, param, value),
                         help="SQLite file holding price history and the ledger (as `bidder jobs --db`; "
                              "env BIDDER_DB).")(func)
+
+
+def _refuse_if_run_elsewhere(db_path: str, name: str, config_path: str) -> None:
+    """`jobs stop`/`start` act on a job only from the bidder.toml that runs it: from another file on
+    the same database, `jobs stop` ended the first file's pod by its own on_finish (terminate, where the
+    owner said stop)."""
+    if not Path(db_path).exists():
+        return
+    with Store.open(db_path, create=False) as store:
+        owner = other_config(store.job_state(name) or {}, config_path)
+    if owner is not None:
+        raise BidderError(f"job {name} is run by {owner} on this database, not by {config_path}: give "
+                          f"--config {owner} to act on it")
 
 
 def _job_names(ctx: click.Context, name: str, config_path: str | None = None,
@@ -849,6 +864,7 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
     config = load_config(config_path) if Path(config_path).exists() else parse_config({}, config_path)
     parse_now(now_text)
     # A job the tick no longer runs is still the user's to end: its pod would run (and bill) unwatched.
+    _refuse_if_run_elsewhere(db_path, name, config_path)
     unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
     on_finish = config.jobs[name].on_finish if unlisted is None else "stop"  # its on_finish went with it
     with Store.open(db_path) as store, _client(api_url) as client, _closing(_vast_api(vast_url)) as vast:
@@ -941,6 +957,7 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
                sub_db_path: str | None) -> None:
     """Let the tick run a held job again (held after a stop outside bidder, or at its budget)."""
     _, db_path, config_path = _job_names(ctx, name, sub_config_path, sub_db_path)  # the job must exist in the config
+    _refuse_if_run_elsewhere(db_path, name, config_path)
     with Store.open(db_path) as store, _tick_lock(store, lock_wait, f"job {name} was not changed"):
         state = store.job_state(name) or {}
         if state.get("state") == "finished":
