@@ -68,6 +68,7 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
     first: float | None = None
     last: float | None = None
     samples = 0
+    paused = ""  # the one note on Vast's machine pauses, from the first market that has them
     for key in keys:
         series = store.floor_series(key[0], key[1], key[2], since=since, until=until, market=market_of(key))
         if len(series):
@@ -79,10 +80,18 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
                                                                                 **stats_params), now)
             if unknown:
                 notes.append(unknown)
+            model = stats[key].floor_model
+            if model is not None and model.machine_rates is not None and not paused:
+                paused = (f"on Vast, the plans (jobs with hours and a deadline) count the pauses each machine "
+                          f"shows ({key[0]} {key[1].lower()}: {model.machine_rates[0]:.2f} an hour bidding its "
+                          "floor); the rates' figures (the alternatives, and jobs without a deadline) count only "
+                          "the floor's")
         except InsufficientHistory as exc:
             where = "" if market_of(key) == DEFAULT_MARKET else f", {market_of(key)}"
             notes.append(f"{key[0]} ({key[1]}{where}): on-demand only: {exc}")
             missing[key] = history_note(exc, stats_params.get("min_samples", DEFAULT_MIN_SAMPLES))
+    if paused:
+        notes.append(paused)
     info = HistoryInfo(from_ts=None if first is None else datetime.fromtimestamp(first, UTC),
                        to_ts=None if last is None else datetime.fromtimestamp(last, UTC),
                        samples=samples, markets=len(stats), notes=tuple(notes), missing=missing)
@@ -107,8 +116,9 @@ def _with_machine_pauses(store: Any, key: MarketKey, stats: MarketStats, now: da
     hazard = machine_hazard(ts, machine, min_bid, now.timestamp())
     if hazard is None:
         return stats, (f"{key[0]} ({key[1]}, vast): too few stored offers to see how often its machines are taken "
-                       "or outbid (each `bidder collect` stores them; a trace has none): the interruptions "
-                       "expected there count only its floor's, and may be too few")
+                       "or outbid (each `bidder collect` stores them, and two snapshots count when at most 1.5 h "
+                       "apart; a trace has none): the interruptions expected there count only its floor's, and "
+                       "may be too few")
     return stats.with_machine_pauses(hazard.premiums, hazard.rates), None
 
 

@@ -5,10 +5,10 @@ on-demand. The market's floor (the cheapest `min_bid` of many offers) shows neit
 while one machine after another is taken, so a plan read from the floor alone expected a fraction
 of the pauses that came (a job at tolerance low, told "0.00 interruptions expected", was paused
 within the hour and spent its allowance on its first pause). Each stored snapshot lists every offer
-with its machine and `min_bid`, so the machines themselves show it: between two snapshots a machine
-listed at or under a bid is either still listed at or under it, or it is gone (rented on-demand,
-or offline) or listed above it (a higher bid), which would have paused an instance there bidding
-that much.
+with its machine and `min_bid`, so the machines themselves show it: between two snapshots (at most
+MAX_PAIR_GAP_HOURS apart) a machine listed at or under a bid is either still listed at or under it,
+or it is gone (rented on-demand, or offline) or listed above it (a higher bid), which would have
+paused an instance there bidding that much.
 
 `machine_hazard(ts, machine, min_bid, premiums, now)` turns those pairs into a rate per running
 hour for each bid premium over the machine's own floor (its lowest `min_bid` in the window):
@@ -36,8 +36,9 @@ __all__ = ["MACHINE_PREMIUMS", "MIN_EXPOSURE_HOURS", "MachineHazard", "machine_h
 MACHINE_PREMIUMS = np.array([0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0])
 #: Below this much weighted exposure (machine-hours listed under the bid) no rate is given.
 MIN_EXPOSURE_HOURS = 24.0
-#: Two snapshots further apart than this say nothing about what happened between them.
-MAX_PAIR_GAP_HOURS = 1.0
+#: Two snapshots further apart than this say nothing about what happened between them (an hourly cron's
+#: snapshots, a second either side of the hour, still pair).
+MAX_PAIR_GAP_HOURS = 1.5
 
 
 @dataclass(frozen=True)
@@ -62,39 +63,54 @@ def machine_hazard(ts: np.ndarray, machine: np.ndarray, min_bid: np.ndarray, now
                    half_life_hours: float | None = 72.0, confidence: float = DEFAULT_CONFIDENCE,
                    premiums: np.ndarray = MACHINE_PREMIUMS) -> MachineHazard | None:
     """The pause rate by premium from stored offers of one market (one GPU name, count and tier):
-    `ts` (epoch seconds of the snapshot), `machine` (machine id) and `min_bid` (per GPU), one entry per
-    offer and snapshot. None when the history holds too little (under MIN_EXPOSURE_HOURS)."""
+    `ts` (epoch seconds of the snapshot), `machine` (machine id) and `min_bid` (per GPU; NaN: listed
+    without a bid price, which says nothing either way), one entry per offer and snapshot. A premium
+    with under MIN_EXPOSURE_HOURS of exposure takes the rate of the nearest one measured (a machine whose
+    `min_bid` wobbles is seldom listed at its very lowest); None when no premium is measured."""
     ts = np.asarray(ts, dtype=float)
     machine = np.asarray(machine, dtype=np.int64)
     min_bid = np.asarray(min_bid, dtype=float)
-    ok = np.isfinite(ts) & np.isfinite(min_bid) & (min_bid > 0) & (ts <= now)
+    ok = np.isfinite(ts) & (ts <= now)
     ts, machine, min_bid = ts[ok], machine[ok], min_bid[ok]
+    min_bid = np.where(min_bid > 0, min_bid, np.nan)
     snaps = np.unique(ts)
     if len(snaps) < 2:
         return None
     # Pairs of consecutive snapshots close enough to vouch for the time between them.
     gaps = np.diff(snaps)
     usable = gaps <= MAX_PAIR_GAP_HOURS * 3600.0
+    if not usable.any():
+        return None
     # Each machine's floor: its lowest min_bid in the window.
     ids, inverse = np.unique(machine, return_inverse=True)
     floor = np.full(len(ids), np.inf)
-    np.minimum.at(floor, inverse, min_bid)
-    # A (snapshot, machine) table of min_bid (NaN: not listed).
+    np.fmin.at(floor, inverse, min_bid)
+    # A (snapshot, machine) table of min_bid: NaN not listed, -1 listed without a price.
     s = np.searchsorted(snaps, ts)
     table = np.full((len(snaps), len(ids)), np.nan)
-    table[s, inverse] = min_bid
+    table[s, inverse] = np.where(np.isnan(min_bid), -1.0, min_bid)
     a, b = table[:-1][usable], table[1:][usable]
-    hours = (gaps[usable] / 3600.0)[:, None]
-    weight = np.ones_like(hours) if half_life_hours is None else \
-        0.5 ** ((now - snaps[:-1][usable]) / 3600.0 / half_life_hours)[:, None]
-    bids = floor[None, :, None] * (1.0 + np.asarray(premiums, dtype=float))[None, None, :]  # (1, machine, premium)
-    listed_under = (a[:, :, None] <= bids)  # NaN compares False: not listed, not exposed
-    paused = listed_under & ~(b[:, :, None] <= bids)  # gone, or listed above the bid
-    exposure = (listed_under * (hours * weight)[:, :, None]).sum(axis=(0, 1))
-    events = (paused * weight[:, :, None]).sum(axis=(0, 1))
-    if exposure[0] < MIN_EXPOSURE_HOURS:
+    known = (a > 0) & ~(b == -1.0)  # a price at the start, and at the end either a price or gone
+    hours = gaps[usable] / 3600.0
+    weight = np.ones_like(hours) if half_life_hours is None else 0.5 ** ((now - snaps[:-1][usable]) / 3600.0
+                                                                        / half_life_hours)
+    premiums = np.asarray(premiums, dtype=float)
+    exposure, events = np.zeros(len(premiums)), np.zeros(len(premiums))
+    for i, premium in enumerate(premiums):  # one (pair, machine) matrix at a time: memory stays flat
+        bid = floor * (1.0 + premium)
+        listed_under = known & (a <= bid)
+        paused = listed_under & ~(b <= bid)  # gone (NaN compares False), or listed above the bid
+        exposure[i] = float((listed_under * (hours * weight)[:, None]).sum())
+        events[i] = float((paused * weight[:, None]).sum())
+    measured = exposure >= MIN_EXPOSURE_HOURS
+    if not measured.any():
         return None
-    rates = poisson_rate_upper(events, exposure, confidence)
-    rates = np.minimum.accumulate(np.where(np.isfinite(rates), rates, np.inf))  # a higher bid never pauses more
-    return MachineHazard(premiums=np.asarray(premiums, dtype=float), rates=rates, exposure_hours=float(exposure[0]),
+    rates = np.where(measured, poisson_rate_upper(events, np.where(measured, exposure, 1.0), confidence), np.nan)
+    first = int(np.flatnonzero(measured)[0])
+    rates[:first] = rates[first]
+    for i in range(first + 1, len(rates)):  # a premium too little measured: the one under it
+        if np.isnan(rates[i]):
+            rates[i] = rates[i - 1]
+    rates = np.minimum.accumulate(rates)  # a higher bid never pauses more
+    return MachineHazard(premiums=premiums, rates=rates, exposure_hours=float(exposure[measured].max()),
                          machines=len(ids))

@@ -51,6 +51,24 @@ def test_too_little_history_gives_no_rate_and_gaps_vouch_for_nothing():
     assert machine_hazard(np.zeros(0), np.zeros(0, dtype=int), np.zeros(0), 0.0) is None
 
 
+def test_wobbling_prices_missing_prices_and_hourly_snapshots_are_read_as_they_are():
+    rng = np.random.default_rng(3)
+    ts, machine, bid, end = listing(72, 30, gone=0.004, outbid=0.0)  # gone 0.4% a snapshot: 0.048/h
+    # A min_bid that wobbles up to 3%: seldom listed at its very lowest, so premium 0 is thin; the rate
+    # is read where it is measured (it gave no rate at all, and the plan fell back to the floor).
+    wobbly = machine_hazard(ts, machine, bid * (1 + 0.03 * rng.random(len(bid))), end, half_life_hours=None)
+    assert wobbly is not None and 0.02 < wobbly.rate_at(0.0) < 0.10, wobbly
+    # A listing without a price (min_bid NULL) is no pause: it read 0.62/h on machines that never went.
+    calm_ts, calm_machine, calm_bid, calm_end = listing(72, 30, gone=0.0, outbid=0.0)
+    holes = calm_bid.copy()
+    holes[rng.random(len(holes)) < 0.05] = np.nan
+    assert machine_hazard(calm_ts, calm_machine, holes, calm_end, half_life_hours=None).rate_at(0.0) < 0.01
+    # Hourly snapshots, a second either side of the hour, still pair (half of them did not).
+    hourly = (ts % 3600 == 0)
+    jitter = np.where((ts // 3600) % 2 == 0, 1.0, -1.0)
+    assert machine_hazard(ts[hourly] + jitter[hourly], machine[hourly], bid[hourly], end) is not None
+
+
 def calm_model():
     # A calm floor at 0.10 (two days of 5-minute samples): the chain alone never expects an outbid.
     ts = np.arange(0, 48 * 3600, STEP)
@@ -142,6 +160,8 @@ def test_collected_offers_give_the_pauses_the_emulators_machines_have(emulator, 
                                    "--deadline", "2d", "--tolerance", tolerance, "--db", str(db),
                                    "--vast-url", emulator.vast_url, "--format", "json"])
         assert out.exit_code == 0, out.output + out.stderr
+        # The rates' figures (the alternatives) do not count the pauses: said, not left to be read as if.
+        assert "on Vast, the plans (jobs with hours and a deadline) count the pauses each machine shows" in out.stderr
         return json.loads(out.stdout)["decision"]
 
     # From the floor alone the plan expected 0.8 interruptions at low and 1.9 at medium, waiting for spot.
