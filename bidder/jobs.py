@@ -206,7 +206,10 @@ def _deadline(value: Any) -> timedelta | datetime:
         return value
     if isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value):
         if is_naive(value):
-            raise ValueError(_NAIVE_DEADLINE.format(when=value.strip()))
+            when = value.strip()
+            if not re.search(r"\d[T ]\d", when):  # a date alone (even "2026-01-03Z"): from its midnight
+                when = f"{when[:10]}T00:00:00"
+            raise ValueError(_NAIVE_DEADLINE.format(when=when))
         try:
             return parse_timestamp(value)
         except YearTooEarly:
@@ -218,7 +221,7 @@ def _deadline(value: Any) -> timedelta | datetime:
     except NoUnit:
         raise
     except ValueError:
-        raise ValueError("must be a duration after the job starts (e.g. 3d) or a time "
+        raise ValueError("must be a duration from the first tick that sees the job (e.g. 3d) or a time "
                          "(e.g. 2026-03-01T12:00:00Z)") from None
 
 

@@ -116,6 +116,11 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = "2026-12-07 18:00"\n', "deadline",
      "deadline = '2026-12-07 18:00': no timezone"),
     ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = 2026-12-07\n', "deadline", "deadline = 2026-12-07: must be"),
+    # A date alone: the fix it suggested ("2026-01-03Z") was refused in turn.
+    ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = "2026-01-03"\n', "deadline",
+     "e.g. 2026-01-03T00:00:00Z for UTC"),
+    ('[jobs.a]\nimage = "x"\nhours = 5\ndeadline = "2026-01-03Z"\n', "deadline",
+     "e.g. 2026-01-03T00:00:00Z for UTC"),
     ('[jobs.a]\nimage = "x"\nrestart_overhead = 10\n', "restart_overhead",
      "[jobs.a] restart_overhead = 10: '10' has no unit: give one, e.g. 10s, 10m, 10h or 10d"),
     ('collect_interval = 5\n', "collect_interval", "'5' has no unit"),
