@@ -22,7 +22,9 @@ The job's state at a block boundary: blocks left to the deadline `τ`, work left
 reference speed), the floor's state `k`, and the pod: none, on-demand, or spot at level `j`. Each
 block it may wait (no cost, no work), run on-demand (pays on-demand, one block of work), start spot at
 level `j` (pays `edges[j]` per hour, pay-as-bid; the block's work if the next state is at most `j`, else
-it is interrupted half-way on average: half the block paid, no work) or keep its pod; a pod it ends
+it is interrupted half-way on average: half the block paid, no work; on a market whose machines pause
+a pod the floor does not show, Vast's, `FloorModel.machine_pause` gives the chance it is interrupted
+anyway, by the bid's premium over the block's floor) or keep its pod; a pod it ends
 (to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the restart
 overhead), as in the backtest engine. An interrupted kept pod has in fact done half a block of work
 before its restart: the plans followed where the tolerance does not bind count it, the budget's search
