@@ -80,12 +80,12 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
                                                                                 **stats_params), now)
             if unknown:
                 notes.append(unknown)
-            model = stats[key].floor_model
-            if model is not None and model.machine_rates is not None and not paused:
-                paused = (f"on Vast, the plans (jobs with hours and a deadline) count the pauses each machine "
-                          f"shows ({key[0]} {key[1].lower()}: {model.machine_rates[0]:.2f} an hour bidding its "
-                          "floor); the rates' figures (the alternatives, and jobs without a deadline) count only "
-                          "the floor's")
+            machine = stats[key].machine_rate
+            if machine is not None and not paused:
+                floor = stats[key].floor_now
+                at_floor = float(machine[max(stats[key].index_of(floor), 0)] if floor else machine[0])
+                paused = (f"on Vast, the interruptions expected count the pauses each machine shows ({key[0]} "
+                          f"{key[1].lower()}: {at_floor:.2f} an hour bidding its floor), not only the floor's")
         except InsufficientHistory as exc:
             where = "" if market_of(key) == DEFAULT_MARKET else f", {market_of(key)}"
             notes.append(f"{key[0]} ({key[1]}{where}): on-demand only: {exc}")

@@ -219,6 +219,9 @@ class MarketStats:
     #: The longest silence (no sample for at least SILENCE_MIN_HOURS) that ended in the last
     #: SILENCE_LOOKBACK_HOURS, or the time since the last sample if longer; 0 when there was none.
     longest_silence_hours: float = 0.0
+    #: Pauses per running hour at each bid that the floor does not show (Vast: outbid or displaced on
+    #: the pod's own machine, `bidder.machine_hazard`), already in `hazard_by_age`; None: none known.
+    machine_rate: np.ndarray | None = None
 
     @property
     def key(self) -> MarketKey:
@@ -237,20 +240,22 @@ class MarketStats:
 
     @functools.cached_property
     def interruption_rate(self) -> np.ndarray:
-        """λ(b) per running hour: the upper bound on the outbid rate, plus the reclaim rate."""
-        return poisson_rate_upper(self.outbid_events, self.running_hours, self.confidence) + self.reclaim_rate
+        """λ(b) per running hour: the upper bound on the outbid rate, plus the reclaim rate (and the
+        pauses on the pod's own machine, where known)."""
+        rate = poisson_rate_upper(self.outbid_events, self.running_hours, self.confidence) + self.reclaim_rate
+        return rate if self.machine_rate is None else rate + self.machine_rate
 
     def with_machine_pauses(self, premiums: np.ndarray, rates: np.ndarray) -> MarketStats:
         """These statistics with the pauses the floor does not show (`rates` per running hour at bid
-        `premiums` over the floor: `bidder.machine_hazard`) in the floor model's plans.
-
-        Not in the rates' hazards: there a pause that no calm of the floor prevents made a job without a
-        deadline wait, tick after tick, for the floor to stay calm long enough to be worth a bid (its
-        interruptions per day of the window fit the tolerance only by waiting), and it never ran; a plan
-        has its deadline to keep it moving."""
+        `premiums` over the floor now: `bidder.machine_hazard`) added to every hazard, and to the floor
+        model's plans."""
+        floor = self.floor_now if self.floor_now is not None and self.floor_now > 0 else None
+        premium = np.zeros_like(self.bids) if floor is None else self.bids / floor - 1.0
+        i = np.clip(np.searchsorted(premiums, premium + 1e-12, side="right") - 1, 0, len(premiums) - 1)
+        extra = rates[i]
         model = None if self.floor_model is None else replace(self.floor_model, machine_premiums=premiums,
                                                               machine_rates=rates)
-        return replace(self, floor_model=model)
+        return replace(self, hazard_by_age=self.hazard_by_age + extra[:, None], machine_rate=extra, floor_model=model)
 
     @functools.cached_property
     def outbid_rate(self) -> np.ndarray:
@@ -308,6 +313,45 @@ class MarketStats:
         with np.errstate(divide="ignore", invalid="ignore"):
             beyond = np.where(c > 0, h / np.where(c > 0, c, 1.0) - e, e)
         return np.where(e > 0, np.maximum(beyond, 0.0), 0.0)
+
+    def settle_wait_hours(self) -> np.ndarray:
+        """Expected hours until the floor has stayed at or under `bids[i]` for `age_edges_hours[j]`
+        (0 where its calm already has), as a renewal from the completed runs and waits: a calm run that
+        ends early is followed by an excursion above the bid (its mean, `mean_wait_hours`) and a new run
+        from age 0, so reaching age a from age 0 takes `(E[min(X, a)] + (1 − P(X > a))·W) / P(X > a)`
+        hours. From the calm c shown so far the run goes on with the runs that outlived c's bin; with the
+        floor above the bid, the rest of the excursion (`residual_wait_hours`) comes first. A bid with no
+        completed run (the floor never crossed it upward in the history) takes the calm still missing.
+
+        Without the renewal, a wait for a calm the floor rarely keeps was priced at the calm still
+        missing: on a Vast floor wobbling around the bid a job waited three days for 5.3 quiet hours."""
+        edges = self.age_edges_hours
+        counts, hours = self.run_counts, self.run_hours
+        tail = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]  # [i, j]: runs longer than edges[j]
+        shorter = np.cumsum(hours, axis=1) - hours  # [i, j]: hours of the runs in bins before j
+        total = tail[:, 0]
+        wait = np.where(np.isfinite(self.mean_wait_hours), self.mean_wait_hours, np.inf)
+        rows = np.arange(len(self.bids))
+        calm = self.calm_hours
+        m = self.age_index(calm)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            reach = tail / total[:, None]  # P(X > a)
+            mean_run = (shorter + edges[None, :] * tail) / total[:, None]  # E[min(X, a)]
+            from_zero = (mean_run + np.where(reach < 1.0, (1.0 - reach) * wait[:, None], 0.0)) / reach
+            from_zero = np.where(reach > 0, from_zero, np.inf)
+            # From the calm c (floor under the bid now): the runs that outlived c's bin go on.
+            alive = tail[rows, m][:, None]
+            go_on = tail / alive
+            rest = (shorter - shorter[rows, m][:, None] + edges[None, :] * tail) / alive - calm[:, None]
+            rest = np.clip(rest, 0.0, np.maximum(edges[None, :] - calm[:, None], 0.0))
+            from_calm = rest + np.where(go_on < 1.0, (1.0 - go_on) * (wait[:, None] + from_zero), 0.0)
+            from_calm = np.where(alive > 0, from_calm, edges[None, :] - calm[:, None])
+        under = self.excursion_hours <= 0
+        renewal = np.where(under[:, None], from_calm, self.residual_wait_hours()[:, None] + from_zero)
+        missing = self.residual_wait_hours()[:, None] + np.maximum(edges[None, :] - calm[:, None], 0.0)
+        delay = np.where(total[:, None] > 0, renewal, missing)
+        settled = under[:, None] & (edges[None, :] <= calm[:, None] + 1e-9)
+        return np.where(settled, 0.0, np.maximum(delay, missing))
 
     def run_quantile(self, q: float) -> np.ndarray:
         """Run length (hours) at each bid that a share `q` of completed runs did not exceed."""

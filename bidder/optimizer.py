@@ -84,9 +84,11 @@ Waiting (DrAFTS-like reading of the market, Wolski and Brevik): the best standin
 market, bid and settling age has cost `κ`. If the best thing to do now costs more than `κ` (the floor is
 above the plan's bid, or just came back under it and has not settled), the job waits with `act_below`
 set to the plan's bid; as slack runs out the plans shift to higher bids and on-demand, so `κ` rises and
-the job acts. Waiting first spends slack: the expected rest of the floor's current excursion above
-the plan's bid (`MarketStats.residual_wait_hours`, from the completed waits that lasted as long) plus the
-settling age still missing; the plan is priced with the slack left after that. Without a deadline,
+the job acts. Waiting first spends slack: the expected time until the floor has stayed under the plan's
+bid for its settling age (`MarketStats.settle_wait_hours`: the rest of the current excursion above the
+bid, from the completed waits that lasted as long, then a renewal over the completed runs and waits, as
+a calm that ends too soon starts again after an excursion); the plan is priced with the slack left
+after that. Without a deadline,
 plans must finish within `NO_DEADLINE_PATIENCE` × the work, and since the time a wait takes is not priced
 there, a wait for the floor to fall is taken only if it saves at least `policy.min_wait_savings` (5%) of
 the best thing that can start now; the reasons say what waiting saves (share and dollars).
@@ -115,7 +117,8 @@ spike reset the calm, a restart lost each time: 1.3-1.4x on-demand).
 
 Constraints: bid <= `policy.max_price` and <= the on-demand price; expected interruptions per day <=
 the tolerance (0: on-demand only), counted per day of the job's window: 24·λ times the share of the time
-to the deadline (without one, to the expected completion) the plan keeps a spot pod running, and 24·λ
+to the deadline (without one, from the plan's start to its expected completion: a wait before it does not
+dilute the rate) the plan keeps a spot pod running, and 24·λ
 for a service (with a deadline and a known start, `progress.started`, the window has a budget of
 `tolerance × window days` interruptions: those already suffered come out of it, and the rest of the
 window may expect at most what is left per day left, no more than the tolerance a day unless quiet
@@ -874,12 +877,13 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                 horizon_then = horizon if delay is None else horizon - delay
                 cost, share, done = _plan(run, rho, work, slack_then, reserve, od_cost, od_speed, horizon_then,
                                           None if per_interruption is None else allowed * per_interruption)
-                if delay is not None:
-                    done = done + delay
             # Interruptions per day of the job's window: its running hours over the time to the
-            # deadline (without one, to the expected completion).
+            # deadline (without one, from the pod's start to the expected completion: a job that chose
+            # to wait first must not meet its tolerance by the idle days it spends waiting).
             running = share * work / (s * np.where(positive, keep, 1.0))
             window = np.full_like(done, time_left) if math.isfinite(time_left) else done
+            if delay is not None:
+                done = done + delay
             duty = np.where(np.isfinite(window) & (window > 0), np.minimum(np.maximum(running / window, 0.0), 1.0), 1.0)
             per_day = 24.0 * lam * duty
             total = cost * g * work
@@ -981,8 +985,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         rows = np.flatnonzero(in_range & (avail > 0).any(axis=1) & ~settled.all(axis=1))
         if not len(rows):
             return
-        delay = st.residual_wait_hours()[rows, None] + np.maximum(
-            st.age_edges_hours[None, :] - st.calm_hours[rows, None], 0.0)
+        delay = st.settle_wait_hours()[rows]
         plan = evaluate(np.broadcast_to(bids[rows, None], (len(rows), lam.shape[1])), lam[rows], avail[rows],
                         delay=delay)
         valid = plan["ok"] & (avail[rows] > 0) & ~settled[rows]

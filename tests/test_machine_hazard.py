@@ -4,6 +4,7 @@ what they do to a plan (`bidder.planner`) and to the rates (`bidder.market`)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bidder.machine_hazard import MACHINE_PREMIUMS, machine_hazard
 from bidder.planner import fit_floor_model, solve_plan
@@ -92,10 +93,10 @@ def test_a_plan_counts_the_machines_pauses_and_without_them_is_unchanged():
     assert n_plain < 0.5 and n > 2.0 and cost > cost_plain
 
 
-def test_the_pauses_go_to_the_floor_models_plans_and_leave_the_rates_as_they_were():
-    """Added to the rates' hazards, a pause no calm of the floor prevents made a job without a deadline
-    wait for ever for a calm long enough to fit its tolerance: only the plans (which have a deadline)
-    count them."""
+def test_the_rates_and_the_plans_add_the_machines_pauses_at_each_bids_premium():
+    """The rates add them at the bid's premium over the floor now (a first try made a job without a
+    deadline wait for ever for a calm long enough to fit its tolerance: see
+    tests/test_report_vast_charts.py and `MarketStats.settle_wait_hours`); the plans at every state's."""
     from bidder.market import market_stats
     from bidder.store import FloorSeries
 
@@ -105,10 +106,16 @@ def test_the_pauses_go_to_the_floor_models_plans_and_leave_the_rates_as_they_wer
     stats = market_stats(series, float(ts[-1] + 1), floor_model=True)
     rates = np.array([0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.1, 0.1])
     more = stats.with_machine_pauses(MACHINE_PREMIUMS, rates)
+    i = stats.index_of(0.15)  # about 50% over the floor: the grid's premium at or under its own
+    premium = stats.bids[i] / 0.10 - 1.0
+    expected = rates[np.searchsorted(MACHINE_PREMIUMS, premium + 1e-12, side="right") - 1]
+    assert 0.3 < premium <= 0.5 and expected in (0.2, 0.3)
+    assert more.interruption_rate[i] == pytest.approx(stats.interruption_rate[i] + expected)
+    assert more.interruption_rate[0] == pytest.approx(stats.interruption_rate[0] + 0.8)  # under the floor
+    assert np.allclose(more.hazard_by_age, stats.hazard_by_age + more.machine_rate[:, None])
     assert more.floor_model is not None and more.floor_model.machine_rates is rates
     assert stats.floor_model is not None and stats.floor_model.machine_rates is None
-    assert np.array_equal(more.hazard_by_age, stats.hazard_by_age)
-    assert np.array_equal(more.interruption_rate, stats.interruption_rate)
+    assert stats.machine_rate is None
 
 
 def test_collected_offers_give_the_pauses_the_emulators_machines_have(emulator, tmp_path):
@@ -160,8 +167,8 @@ def test_collected_offers_give_the_pauses_the_emulators_machines_have(emulator, 
                                    "--deadline", "2d", "--tolerance", tolerance, "--db", str(db),
                                    "--vast-url", emulator.vast_url, "--format", "json"])
         assert out.exit_code == 0, out.output + out.stderr
-        # The rates' figures (the alternatives) do not count the pauses: said, not left to be read as if.
-        assert "on Vast, the plans (jobs with hours and a deadline) count the pauses each machine shows" in out.stderr
+        # Said, with the rate at the floor, so the figures are not read as the floor's alone.
+        assert "on Vast, the interruptions expected count the pauses each machine shows (RTX 4090 verified:" in out.stderr
         return json.loads(out.stdout)["decision"]
 
     # From the floor alone the plan expected 0.8 interruptions at low and 1.9 at medium, waiting for spot.

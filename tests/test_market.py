@@ -121,6 +121,33 @@ def test_excursion_and_residual_wait() -> None:
     assert stats.excursion_hours[stats.index_of(0.6)] == 0.0
 
 
+def test_settle_wait_is_a_renewal_over_the_runs_and_waits() -> None:
+    """Runs of 1 h and 3 h under 0.3 in turn, each followed by an hour above it. A calm of 2.67 h
+    (the age edge the 3-h runs pass) is reached by half the runs: from a fresh run it takes
+    E[min(X, a)] + (1 - p)·W over p = (1.833 + 0.5·1) / 0.5 = 4.67 h, not the 2.67 h still missing."""
+    cycle = np.r_[np.full(12, 0.2), np.full(12, 0.5), np.full(36, 0.2), np.full(12, 0.5)]
+    a = int(np.flatnonzero(np.isclose(AGE_EDGES_HOURS, 8 / 3))[0])
+    fresh = 0.5 * (1 + 8 / 3) + 0.5 * 1.0
+    fresh /= 0.5
+    # 25 minutes into a run: it is a 3-h one with chance 1/2 (1.83 h more on the mean), else an hour's
+    # wait and a fresh start.
+    stats = market_stats(series(np.r_[np.tile(cycle, 25), np.full(6, 0.2)]), half_life_hours=None)
+    i = stats.index_of(0.3)
+    wait = stats.settle_wait_hours()[i]
+    assert stats.calm_hours[i] == pytest.approx(25 / 60)
+    assert wait[a] == pytest.approx((0.5 * 1 + 0.5 * 8 / 3 - 25 / 60) + 0.5 * (1.0 + fresh))
+    assert wait[a - 2] == pytest.approx(40 / 60 - 25 / 60)  # every run outlasts 40 minutes: the rest of it
+    assert wait[a + 1] == math.inf  # no run ever lasted 5.3 h
+    assert np.all(wait[stats.age_edges_hours <= 25 / 60] == 0.0)  # already settled
+    # Past 1.33 h the run is a 3-h one: only the calm still missing.
+    stats = market_stats(series(np.r_[np.tile(cycle, 25), np.full(24, 0.2)]), half_life_hours=None)
+    assert stats.settle_wait_hours()[i, a] == pytest.approx(8 / 3 - stats.calm_hours[i])
+    # A bid the floor never crossed upward (no completed run): the calm still missing, as before.
+    never = stats.index_of(0.6)
+    assert stats.settle_wait_hours()[never, -1] == pytest.approx(
+        max(stats.age_edges_hours[-1] - stats.calm_hours[never], 0.0))
+
+
 def test_upper_bound_matches_the_gamma_quantile() -> None:
     k = np.array([0, 1, 2, 5, 10, 50, 500], dtype=float)
     exact = gamma.ppf(0.8, k + 1) / 100.0

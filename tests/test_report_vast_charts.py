@@ -6,6 +6,7 @@ emulator over HTTP until it finishes), checked through the data each chart is dr
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from datetime import timedelta
 from itertools import pairwise
 
@@ -140,7 +141,7 @@ def test_a_paused_vast_instances_bid_is_drawn_until_it_is_destroyed(both, tmp_pa
     tracks = [pod_track(env.store, p["pod_id"], end) for p in env.store.managed_pods("v")]
     track = max(tracks, key=lambda t: len(t.interruptions))
     pod = env.store.pod(track.pod_id)
-    assert track.market == pod["market"] == "vast" and len(track.bids) == 1
+    assert track.market == pod["market"] == "vast"
     assert len(track.interruptions) >= 2, "the job must be paused more than once to mean anything"
     [destroyed] = track.stops
     spans = _bid_spans(track, track.end)
@@ -148,12 +149,15 @@ def test_a_paused_vast_instances_bid_is_drawn_until_it_is_destroyed(both, tmp_pa
     # each interruption starts a paused stretch and lies on the bid.
     assert spans[0][0] == track.bid_ts[0] and spans[-1][1] == destroyed
     assert all(a[1] == b[0] for a, b in pairwise(spans))
-    assert [s[0] for s in spans if s[3]] == list(track.interruptions)
-    assert all(s[2] == track.bids[0] for s in spans)
+    # (A pause the tick saw as it destroyed the instance, to move the job on, has no stretch to draw.)
+    drawn = [t for t in track.interruptions if t < destroyed]
+    assert len(drawn) >= 2 and [s[0] for s in spans if s[3]] == drawn
+    # Each stretch is drawn at the bid standing then (a re-bid of the paused instance moves it).
+    assert all(s[2] == track.bids[bisect_right(track.bid_ts, s[0]) - 1] for s in spans)
     running_x = [x for x, y in zip(*_bid_line(track, track.end), strict=True) if not math.isnan(y)]
-    assert max(running_x) == destroyed > track.interruptions[-1]
+    assert max(running_x) == destroyed > drawn[-1]
     paused_x = _paused_line(track, track.end)[0]
-    assert len(paused_x) == 3 * len(track.interruptions)
+    assert len(paused_x) == 3 * len(drawn)
 
     buckets = env.store.price_buckets(VAST4090, "VERIFIED", 1, since=start, until=end, bucket_s=900, market="vast")
     fig = market_chart(buckets, [track], "RTX 4090 (Vast, verified, 1 GPU)")

@@ -23,11 +23,11 @@ def test_demo_runs_the_whole_flow_and_reports_spend(tmp_path):
     assert "Prices now (USD per GPU-hour):" in out and "NVIDIA RTX A6000           COMMUNITY" in out
     assert re.search(r"RTX 4090 +VERIFIED .* vast\n", out)  # both markets' prices
     assert "Recommendation (" in out
-    # The job is open to both markets: this seed runs on both (the cheaper plan at each decision).
-    assert re.search(r"rented spot NVIDIA [^()]+ \((COMMUNITY|SECURE)\)", out) and "(VERIFIED, vast)" in out
-    assert "interrupted (outbid)" in out and "podBidResume" in out and "interrupted on Vast" in out
-    assert "resumed on Vast by itself" in out
-    assert re.search(r"\d+ pod\(s\) \(\d+ on runpod, \d+ on vast\)", out)
+    # The job is open to both markets. Vast's machines in the emulator are taken or outbid every hour or
+    # two (the offers the demo collects show it), so its plan keeps to RunPod's spot here.
+    assert re.search(r"rented spot NVIDIA [^()]+ \((COMMUNITY|SECURE)\)", out)
+    assert "interrupted (outbid)" in out and "podBidResume" in out
+    assert re.search(r"\d+ pod\(s\) \(\d+ on runpod(, \d+ on vast)?\)", out)
     spent = re.search(r"spent \$(\d+\.\d\d) by the ledger; the emulator billed \$(\d+\.\d\d)", out)
     assert spent and spent.group(1) == spent.group(2) and float(spent.group(1)) > 0
     assert re.search(r"on-demand \(no interruptions\) at \$0\.330/h.*bidder saved \d+%", out)
