@@ -330,7 +330,7 @@ class MarketStats:
         tail = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]  # [i, j]: runs longer than edges[j]
         shorter = np.cumsum(hours, axis=1) - hours  # [i, j]: hours of the runs in bins before j
         total = tail[:, 0]
-        wait = np.where(np.isfinite(self.mean_wait_hours), self.mean_wait_hours, np.inf)
+        wait = self.mean_wait_hours  # (+inf where the floor never came back under the bid)
         rows = np.arange(len(self.bids))
         calm = self.calm_hours
         m = self.age_index(calm)
@@ -347,8 +347,9 @@ class MarketStats:
             from_calm = rest + np.where(go_on < 1.0, (1.0 - go_on) * (wait[:, None] + from_zero), 0.0)
             from_calm = np.where(alive > 0, from_calm, edges[None, :] - calm[:, None])
         under = self.excursion_hours <= 0
-        renewal = np.where(under[:, None], from_calm, self.residual_wait_hours()[:, None] + from_zero)
-        missing = self.residual_wait_hours()[:, None] + np.maximum(edges[None, :] - calm[:, None], 0.0)
+        residual = self.residual_wait_hours()[:, None]
+        renewal = np.where(under[:, None], from_calm, residual + from_zero)
+        missing = residual + np.maximum(edges[None, :] - calm[:, None], 0.0)
         delay = np.where(total[:, None] > 0, renewal, missing)
         settled = under[:, None] & (edges[None, :] <= calm[:, None] + 1e-9)
         return np.where(settled, 0.0, np.maximum(delay, missing))
