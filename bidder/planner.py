@@ -45,7 +45,7 @@ is one more model: block i's price is the block maximum of the market whose maxi
 block i - 1, fitted as one market is. `choose` plans it beside each market alone; its state now is
 the calmest market's, a spot start goes to the calmest market whose floor is under the bid, and a pod
 already running on one of its markets is kept (or ended) in that market's own state, a fresh start
-after ending it read in the calmest's.
+after ending it read in the calmest's. Markets with machine pauses (Vast's) pool only with each other.
 """
 
 from __future__ import annotations
@@ -939,12 +939,14 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
 
 def _pools_of(markets: Sequence[MarketNow], usable: Sequence[int]) -> list[MarketNow]:
     """A pool (`pooled_model`) of every set of two or more markets the job runs on at the same speed:
-    one more option beside each market alone. Its state now is its calmest market's."""
-    groups: dict[float, list[int]] = {}
+    one more option beside each market alone. Its state now is its calmest market's. Markets whose
+    machines pause a pod the floor does not show (Vast's) pool only with each other: a pool prices
+    every start at its worst member's pauses, and a RunPod start has none."""
+    groups: dict[tuple[float, bool], list[int]] = {}
     for i in usable:
-        groups.setdefault(markets[i].speed, []).append(i)
+        groups.setdefault((markets[i].speed, markets[i].model.machine_rates is not None), []).append(i)
     pools = []
-    for speed, group in groups.items():
+    for (speed, _), group in groups.items():
         model = pooled_model([markets[i].model for i in group]) if len(group) > 1 else None
         if model is not None:
             pools.append(MarketNow(model, min(markets[i].recent_max for i in group), None, speed, tuple(group),

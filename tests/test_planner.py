@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bidder.backtest.engine import run_backtest
 from bidder.backtest.history import load_trace
 from bidder.backtest.types import BacktestJob
+from bidder.machine_hazard import MACHINE_PREMIUMS
 from bidder.market import market_stats
 from bidder.models import JobProgress, JobSpec, Policy, PriceQuote
 from bidder.planner import (
@@ -318,6 +319,21 @@ def test_a_job_on_zones_taking_turns_plans_over_the_pool() -> None:
     for pod in (PodNow(1, "spot", 0.8), PodNow(1, "on_demand")):
         moved = choose(markets, **dict(args, pod=pod))  # type: ignore[arg-type]
         assert moved is not None and (moved.action, moved.market) == ("spot", 0), pod
+
+
+def test_markets_whose_machines_pause_pool_only_with_each_other() -> None:
+    # A pool prices every start at its worst member's machine pauses: a RunPod zone pooled with a Vast
+    # market would be planned as if its pods paused as Vast's do.
+    markets, _ = _zones_taking_turns()
+    args = dict(work_h=40, window_h=60, work_left_h=40, time_left_h=60, restart_h=0.25, pod=None,
+                interruptions_allowed=100)
+    rates = np.full(len(MACHINE_PREMIUMS), 0.5)
+    paused = [replace(m, model=replace(m.model, machine_premiums=MACHINE_PREMIUMS,
+                                             machine_rates=rates)) for m in markets]
+    mixed = choose([markets[0], paused[1]], **args)  # type: ignore[arg-type]
+    assert mixed is not None and mixed.pool == ()
+    both = choose(paused, **args)  # type: ignore[arg-type]
+    assert both is not None and both.pool == (0, 1)
 
 
 def test_decide_on_clouds_taking_turns_starts_on_the_calm_one_and_says_it_plans_the_pool() -> None:
