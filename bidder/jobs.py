@@ -334,7 +334,9 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             "spend plus its next hour (or the work left, if less) would pass it.", _positive),
     Setting("tolerance", "medium", "Interruptions per day accepted: none (on-demand only), low (0.5), "
             "medium (2), high (6) or a number.", _tolerance),
-    Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses.", _fraction),
+    Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses, where the rates "
+            "decide (services, jobs without a deadline); a plan (hours and a deadline) weighs spot against on-demand "
+            "by its expected cost, interruptions and restarts included.", _fraction),
     Setting("min_wait_savings", 0.05, "Without a deadline, a wait for a lower floor (or, for a job with hours, "
             "for the floor to settle under its bid) must save this share of what can start now.", _fraction),
     Setting("allow_spot", True, "false: never rent spot pods.", _bool),

@@ -170,7 +170,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
 @click.option("--restart-overhead", type=DURATION, default="10m", show_default=True,
               help="Work lost at each restart, an interruption or a move (resume time plus work since the last checkpoint).")
 @click.option("--min-savings", type=FiniteRange(min=0, max=1, max_open=True), default=0.15, show_default=True,
-              help="Spot must beat on-demand by this share, after overheads.")
+              help="Spot must beat on-demand by this share, after overheads, where the rates decide (--keep-running, "
+                   "or no --deadline); a plan weighs spot against on-demand by its expected cost.")
 @click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
               help="Without a deadline, a wait for the spot floor to fall under a bid must save this share of "
                    "what can start now; so must a job with --hours waiting for a floor already under the bid "
