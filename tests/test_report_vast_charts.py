@@ -67,6 +67,16 @@ def test_chart_prices_draws_vasts_tiers(vast_db, tmp_path):
         assert out.read_bytes()[:8] == PNG
 
 
+def test_an_svg_or_pdf_chart_carries_no_local_wall_clock_date(vast_db, tmp_path):
+    # matplotlib stamps the machine's local time, which is neither UTC nor the clock of --now.
+    for name, stamp in (("c.svg", b"<dc:date>"), ("c.pdf", b"/CreationDate")):
+        out = tmp_path / name
+        result = run("chart", "prices", "--db", vast_db, "--market", "vast", "--since", "all", *TRACE_NOW, str(out))
+        assert result.exit_code == 0, result.output
+        data = out.read_bytes()
+        assert len(data) > 1000 and stamp not in data, name
+
+
 def test_no_prices_names_what_would_help_never_an_option_already_given(vast_db, tmp_path):
     out = tmp_path / "c.png"
     recorded = "recorded: vast verified (1, 2, 4, 8 GPUs); vast unverified (1, 2, 4, 8 GPUs)"

@@ -204,7 +204,10 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
                               "write to", key="chart") from None
         os.close(fd)
         try:
-            fig.savefig(tmp, dpi=120, format=kind)
+            # No creation date in the file: matplotlib's is the machine's local wall time, neither UTC nor
+            # the clock (virtual, or --now) the chart was drawn at.
+            undated = {"svg": {"Date": None}, "svgz": {"Date": None}, "pdf": {"CreationDate": None}}.get(kind)
+            fig.savefig(tmp, dpi=120, format=kind, metadata=undated)
             os.chmod(tmp, file_mode())  # mkstemp made it 0600: the chart gets the usual permissions
             os.replace(tmp, path)
         except OSError as exc:
