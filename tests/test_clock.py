@@ -91,6 +91,18 @@ def _cli(*args: str):
     return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, list(args))
 
 
+def test_collect_every_stamps_a_failed_cycle_by_the_emulators_clock(emulator: Emulator, tmp_path: Path) -> None:
+    # Its other lines carry the emulator's time: a failure stamped by the wall clock read as 11 months later.
+    emulator.advance(7200)
+    emulator.set_faults("500=1")
+    result = _cli("collect", "--db", str(tmp_path / "bidder.db"), "--api-url", emulator.url, "--every", "1s",
+                  "--cycles", "1", "--retries", "1")
+    assert result.exit_code == 1 and "every collection attempt failed" in result.stderr, result.output
+    [failed] = [line for line in result.stderr.splitlines() if "collection failed" in line]
+    assert failed.startswith("2026-01-01T02:00:00Z  collection failed:"), failed
+    assert "next try at the next interval" in failed
+
+
 def _collections(db: Path) -> list[tuple[datetime, str]]:
     with Store.open(db) as store:
         return [(r["ts"], r["clock"]) for r in reversed(store.collections())]

@@ -225,13 +225,16 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
 
     told_no_spot = False
     told_each: set[int] = set()  # errors already said market by market (every market failed)
+    cycle_now: datetime | None = None  # the time the last cycle ran at: its failure is stamped with it
 
     def cycle(slot: datetime | None) -> None:
-        nonlocal told_no_spot
+        nonlocal told_no_spot, cycle_now
         # The emulator's time when it is the API (asked afresh each cycle), else the loop's slot time.
+        cycle_now = slot
         now = api_now(store, ServerTimes(*times), now_text, allow_past=allow_past, fresh=slot is not None)
         if slot is not None and store.clock == "wall":
             now = slot
+        cycle_now = now
         result = collect_markets(sources, store, now=now, raise_if_all_failed=False, warn_spot_gone=False)
         failed = [part for part in result.by_market if part.exception is not None]
         if failed and len(failed) == len(result.by_market):
@@ -270,7 +273,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         then = f"retrying in {format_duration(retry_in)}" if retry_in else "next try at the next interval"
         what = ("every market failed" if id(exc) in told_each else
                 f"snapshot not stored: {exc}" if isinstance(exc, StoreError) else f"collection failed: {exc}")
-        click.echo(f"{to_iso(datetime.now(UTC))}  {what}; {then}", err=True)
+        # Stamped by the clock the cycle ran at (the emulator's, when it is the API), as its other lines are.
+        click.echo(f"{to_iso(cycle_now or datetime.now(UTC))}  {what}; {then}", err=True)
 
     stats = LoopStats()
     click.echo(f"Collecting every {format_duration(every.total_seconds())} into {db_path} (Ctrl-C stops).")
