@@ -343,7 +343,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("allow_on_demand", True, "false: never rent on-demand pods.", _bool),
     # The pod (PodSpec template).
     Setting("image", None, "Docker image of the pod (required unless template_id gives one).", _text),
-    Setting("name", None, "Pod name prefix (default: the job name); pods are named PREFIX-ATTEMPT.",
+    Setting("name", None, "Pod name prefix (default: bidder-JOB); pods are named PREFIX-ATTEMPT-LEDGERID (the database's id).",
             _name_prefix),
     Setting("disk", 40, "Container disk in GB (wiped when a pod stops).", _whole(1, MAX_DISK_GB)),
     Setting("volume", 0, "Volume disk in GB at mount (kept while the pod is stopped; stays on its machine).",

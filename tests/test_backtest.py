@@ -340,6 +340,10 @@ def test_rolling_windows() -> None:
     job = BacktestJob(work_hours=10, deadline_hours=48)
     starts = window_starts(history, job, every_hours=24, warmup_hours=24)
     assert [(history.ts[i] - T0) / 3600 for i in starts] == [24, 48, 72, 96, 120, 144, 168, 192]
+    # A start before the history: the grid runs from its first sample (it ran from the start given, so
+    # the first window, moved to the first sample, overlapped the second).
+    early = window_starts(history, job, start=T0 - 30 * 3600, every_hours=24)
+    assert [(history.ts[i] - T0) / 3600 for i in early] == [0, 24, 48, 72, 96, 120, 144, 168, 192]
     report = run_backtest(history, job, Policy(), every_hours=24, warmup_hours=24,
                           strategies=["on-demand", "floor", "hindsight"])
     summary = report.summary()

@@ -515,9 +515,12 @@ def _iso(epoch: float) -> str:
 
 def window_starts(history: PriceHistory, job: BacktestJob, *, start: float | None = None,
                   every_hours: float | None = None, warmup_hours: float = DEFAULT_WARMUP_HOURS) -> list[int]:
-    """Sample indices where windows start: from `start` (default: after `warmup_hours` of history),
-    then every `every_hours`, as long as the job's span (deadline or service span) fits the history."""
-    first = float(history.ts[0]) + warmup_hours * 3600 if start is None else start
+    """Sample indices where windows start: from `start` (default: after `warmup_hours` of history; a
+    `start` before the history, from its first sample), then every `every_hours`, as long as the job's
+    span (deadline or service span) fits the history."""
+    # (A grid counted from a start before the history put its first window at the first sample and
+    # the next one `every` after the old start: the two overlapped.)
+    first = float(history.ts[0]) + warmup_hours * 3600 if start is None else max(start, float(history.ts[0]))
     span = (job.span_hours or 0.0) * 3600
     last = history.end - span
     have = f"the history runs {_iso(float(history.ts[0]))} to its last sample at {_iso(float(history.ts[-1]))}"
