@@ -46,7 +46,7 @@ def test_chart_prices_draws_vasts_tiers(vast_db, tmp_path):
     with Store.open(vast_db, create=False) as store:
         series = price_chart_data(store, [VAST4090])
         assert [(s.market, s.cloud, s.gpu_count) for s in series] == [("vast", "VERIFIED", 1), ("vast", "UNVERIFIED", 1)]
-        assert all(len(s) == 97 for s in series)  # every 30 minutes for two days, both ends
+        assert all(len(s) == 96 for s in series)  # every 30 minutes for two days, the end excluded
         assert [s.cloud for s in price_chart_data(store, [VAST4090], ["VERIFIED"], 2)] == ["VERIFIED"]
         assert price_chart_data(store, [VAST4090], market="runpod") == []
         fig = price_chart(series, names=store.gpu_type_names())
@@ -91,7 +91,7 @@ def test_no_prices_names_what_would_help_never_an_option_already_given(vast_db, 
     assert result.exit_code == 2 and "community is not a cloud of vast; its clouds are verified, unverified" in (
         result.output)
     # History outside the period: not an error; the hint names the option that reaches it.
-    history = "their history runs from 2026-01-01T00:00:00Z to 2026-01-03T00:00:00Z"
+    history = "their history runs from 2026-01-01T00:00:00Z to 2026-01-02T23:30:00Z"
     result = run("chart", "prices", "--db", vast_db, "--since", "1d", "--now", "2026-01-10T00:00:00Z", str(out))
     assert result.exit_code == 0, result.output
     assert f"{history}; start the period earlier, e.g. --since all. No chart written." in result.output

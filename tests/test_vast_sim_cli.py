@@ -44,7 +44,8 @@ def test_trace_market_vast_writes_tiers_and_a_market_column(tmp_path):
                                        "--gpu-type", "RTX 4090", "--seed", "3"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 13 * 4 * 2  # instants x GPU counts x tiers
+    assert len(rows) == 12 * 4 * 2  # instants (the end excluded, as in RunPod's trace) x GPU counts x tiers
+    assert max(r["ts"] for r in rows) == "2026-01-01T11:00:00Z"
     assert {r["cloud"] for r in rows} == {"VERIFIED", "UNVERIFIED"} and {r["market"] for r in rows} == {"vast"}
     priced = [r for r in rows if r["minimum_bid_price"]]
     assert priced and all(float(r["minimum_bid_price"]) < float(r["uninterruptable_price"]) * 1.1 for r in priced)

@@ -42,7 +42,9 @@ def seed_vast_history(store: Any, emu: Emulator, days: float = 3.5, gpu_names: t
     from bidder.sim.vast_world import generate_vast_quotes
 
     by_ts: dict[Any, list[Any]] = defaultdict(list)
-    for q in generate_vast_quotes(emu.seed, days, 300, list(gpu_names), start=emu.now - timedelta(days=days)):
+    # (A trace's instants end before start + days: one step more ends on now.)
+    for q in generate_vast_quotes(emu.seed, days + 300 / 86400, 300, list(gpu_names),
+                                  start=emu.now - timedelta(days=days)):
         by_ts[q.ts].append(replace(q, market="vast"))
     for ts in sorted(by_ts):
         store.record_collection(ts, by_ts[ts], duration_s=0.0, market="vast")

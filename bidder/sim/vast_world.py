@@ -565,7 +565,8 @@ def generate_vast_quotes(seed: int, days: float, step_s: int = 300, gpu_names: S
             raise ConfigError(f"unknown Vast GPU name {unknown[0]!r}; known: {', '.join(names)}", key="gpu_names")
         names = [n for n in names if n in set(gpu_names)]
     t0 = to_epoch(start)
-    steps = int(days * 86400 // step_s) + 1
+    # The instants in [start, start + days), as RunPod's trace has them (this one ended on the last one too).
+    steps = math.ceil(days * 86400 / step_s - 1e-9)
     storage = market.storage_cost * disk_gb / 720.0
     od_total = market.od_per_gpu * market.num_gpus + storage
     ok = market.reliability >= min_reliability
