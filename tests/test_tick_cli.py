@@ -192,9 +192,12 @@ def test_a_dry_run_tick_reads_its_own_poll_and_shows_the_budget_stop_it_would_se
 def test_ctrl_c_while_a_create_is_out_says_so_and_exits_130(env):
     # It said only "Aborted!" and exited 1, where `bidder launch` names the create that may have made a pod.
     env.emu.set_faults("late_create=1,late_delay=20")  # the create's answer is 20 s away
+    # (The child gets the foreground's SIGINT: a test run started in the background without job control
+    # inherits it ignored, and the tick then ran on to exit 0. See test_collect_every_exits_130_on_ctrl_c.)
     proc = subprocess.Popen([sys.executable, "-c", "from bidder.cli import main; main()", "tick", "--config",
                              str(env.tmp / "bidder.toml"), *common(env)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNPOD_API_KEY": TEST_API_KEY})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNPOD_API_KEY": TEST_API_KEY},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 30
         while not (env.store.job_state("train") or {}).get("pending_name"):  # written before the create is sent
