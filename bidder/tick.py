@@ -271,6 +271,8 @@ class _Tick:
         self.decided: set[str] = set()  # jobs the optimizer decided for this tick
         self.launches: dict[str, str] = {}  # job -> why its name is a `bidder launch`'s that still has a pod
         self.claimed: dict[str, str] = {}  # job -> why another bidder.toml on this database runs it
+        self.unchecked: dict[str, str] = {}  # job -> why its GPU names cannot be checked yet (`resolve_gpus`)
+        self.collect_errors: dict[str, str] = {}  # market -> why its prices were not collected this tick
         self.would_send: dict[str, list[str]] = {}  # (dry run) job -> the stops it would send, request and all
         self.dry_progress: dict[str, tuple[float, float]] = {}  # (dry run) job -> (work, spent) this tick read
 
@@ -378,10 +380,36 @@ class _Tick:
                 try:
                     ids = tuple(resolve_gpu_types(jc.job.gpu_types, known))
                 except ConfigError as exc:
-                    raise ConfigError(f"{where}[jobs.{name}] gpu: {exc}", key="gpu", path=self.config.path) from None
-                jc = replace(jc, job=replace(jc.job, gpu_types=ids))
+                    unchecked = self._unchecked(jc)
+                    if unchecked is None:
+                        raise ConfigError(f"{where}[jobs.{name}] gpu: {exc}", key="gpu",
+                                          path=self.config.path) from None
+                    self.unchecked[name] = unchecked  # the job waits for its market; the others run
+                else:
+                    jc = replace(jc, job=replace(jc.job, gpu_types=ids))
             jobs[name] = jc
         self.config = replace(self.config, jobs=jobs)
+
+    def _unchecked(self, jc: JobConfig) -> str | None:
+        """Why a job's GPU name that matches nothing stored may still be right (None: it is wrong): a
+        market the job may run on has never been collected on this database, so its catalogue is not
+        here. On a new database whose first ticks could not reach RunPod (no key, or it was down), a
+        right name was refused as unknown, with Vast's name for the card as the "close match". (A job
+        open to any market counts the markets this tick has keys for.)"""
+        market = (jc.job.market or "any").lower()
+        reachable = [m for m in ("runpod", "vast") if m in self.exs] if market == "any" else [market]
+        markets = [m for m in reachable if self.store.last_collection_ts(market=m) is None]
+        if not markets:
+            return None
+        missing = self._market_missing(jc)
+        if missing is not None:
+            return missing
+        names = " or ".join(MARKET_NAMES.get(m, m) for m in markets)
+        why = "; ".join(f"{MARKET_NAMES.get(m, m)}'s prices could not be collected now: {self.collect_errors[m]}"
+                        for m in markets if m in self.collect_errors)
+        return (f"its GPU names ({', '.join(repr(g) for g in jc.job.gpu_types)}) cannot be checked yet: this database "
+                f"has no {names} GPU catalogue" + (f" ({why})" if why else "") +
+                f"; the first tick that collects {names} prices checks them; nothing is rented for it")
 
     def keep_on_runpod(self) -> None:
         """A job open to any market that gives settings only RunPod honours (`bidder.jobs.RUNPOD_ONLY`; a
@@ -525,6 +553,7 @@ class _Tick:
         last = self.store.last_collection_ts(market=market)
         fallback = f"deciding on the snapshot of {to_iso(last)}" if last is not None else "no earlier snapshot to decide on"
         message = f"{MARKET_NAMES.get(market, market)} prices not collected: {error}; {fallback}"
+        self.collect_errors[market] = error
         self.report.price_failures[market] = message
         self.ex.emit(self.now, "collect_failed", market=market, error=error, message=message)
 
@@ -717,6 +746,9 @@ class _Tick:
         if jc.name in self.launches:  # never the job's pod: a launch's, which the user runs by hand
             pods = self.store.managed_pods(jc.name, states=["active"])
             return self._blocked(jc, "error", self.launches[jc.name], pods[-1]["pod_id"] if pods else None)
+        if jc.name in self.unchecked:  # its GPU names wait for its market's catalogue
+            pods = self.store.managed_pods(jc.name, states=["active"])
+            return self._blocked(jc, "error", self.unchecked[jc.name], pods[-1]["pod_id"] if pods else None)
         if state.get("state") == "held":
             restop = None if self.ex.dry_run else self.store.pod(state.get("restop") or "")
             if restop is not None and restop.get("state") == "active" and restop.get("desired_status") == "RUNNING":

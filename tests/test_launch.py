@@ -330,6 +330,19 @@ def test_launch_with_the_api_down_exits_1_with_one_line(env, tmp_path):
     assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_runpod_name_on_a_new_database_whose_runpod_is_down_says_why_it_is_unknown(env, tmp_path):
+    # Only Vast answered the first collection: RunPod's id was "unknown", with Vast's name as the close match.
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
+    result = runner.invoke(main, ["launch", "--db", str(tmp_path / "new.db"), "--api-url", "http://127.0.0.1:9/graphql",
+                                  "--vast-url", env.emu.vast_url, "--now", to_iso(env.emu.now), "--gpu", A6000,
+                                  "--image", "img", "--dry-run"])
+    assert result.exit_code == 1, result.output
+    [error] = result.stderr.strip().splitlines()
+    assert error.startswith(f"Error: unknown GPU type '{A6000}'; "), error
+    assert error.endswith("the database holds no RunPod prices yet, so RunPod's GPU types are not known: collect "
+                          "them with `bidder collect` (RUNPOD_API_KEY set, RunPod reachable)"), error
+
+
 def test_every_execute_command_help_ends_with_an_example():
     for args in (["launch"], ["tick"], ["jobs"], ["jobs", "stop"], ["jobs", "start"], ["pods"], ["stop"], ["demo"]):
         result = CliRunner().invoke(main, [*args, "--help"])

@@ -1,9 +1,12 @@
-"""One job the tick cannot run (its market has no key here, or its name is a `bidder launch`'s) through
+"""One job the tick cannot run (its market has no key here, its name is a `bidder launch`'s, or its GPU
+names cannot be checked on a new database whose market was not reached) through
 the real CLI against the emulator: every other job is handled as usual, the job's line says what is
 wrong and how to fix it, nothing is rented or ended for it, and the tick exits 1 at the end with one
 `Error:` line. A whole-file error (a bad setting) still stops the tick before anything is done."""
 
 from __future__ import annotations
+
+import socket
 
 from click.testing import CliRunner
 from executor_helpers import RTX4090
@@ -105,3 +108,66 @@ def test_a_bad_setting_still_stops_the_tick_before_anything_is_done(both):
     assert one_error(result).startswith("Error: ")
     assert lines(result, "v") == [] and lines(result, "r") == []
     assert runpod_live(env.emu) == [] and vast_live(env.emu) == []
+
+
+def fresh_tick(emu, tmp, keys: dict, *extra: str, api_url: str | None = None):
+    """A tick on a database that holds nothing yet (no catalogue, no history)."""
+    args = ["tick", "--config", str(tmp / "bidder.toml"), "--db", str(tmp / "fresh.db"),
+            "--api-url", api_url or emu.url, "--vast-url", emu.vast_url, "--now", to_iso(emu.now), *extra]
+    return CliRunner(env={"HOME": str(tmp), **keys}).invoke(main, args)
+
+
+def test_a_runpod_job_on_a_new_database_without_a_runpod_key_is_told_about_the_key_not_its_gpu_name(
+        emulator, tmp_path):
+    # Its GPU name is RunPod's, and no RunPod catalogue was ever stored here: it was refused as an unknown
+    # GPU type, "close matches: RTX 4090" (Vast's name for the card), the whole tick stopped.
+    (tmp_path / "bidder.toml").write_text(RUNPOD_JOB + VAST_JOB)
+    result = fresh_tick(emulator, tmp_path, VAST_ONLY)
+    [r] = lines(result, "r")
+    assert r.startswith("r: error: market = 'runpod', and this tick has no RunPod key: set RUNPOD_API_KEY"), r
+    assert "unknown GPU type" not in result.output + result.stderr
+    [v] = lines(result, "v")
+    assert v.startswith("v: running: launched "), result.output
+    assert one_error(result).startswith("Error: job r cannot run: market = 'runpod'")
+    assert len(vast_live(emulator)) == 1 and runpod_live(emulator) == []
+
+
+def test_a_job_on_a_new_database_whose_runpod_is_down_waits_for_its_catalogue_then_runs(emulator, tmp_path):
+    with socket.socket() as s:  # a port nothing listens on: RunPod unreachable
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}/graphql"
+    (tmp_path / "bidder.toml").write_text(RUNPOD_JOB.replace('market = "runpod"', 'market = "any"') + VAST_JOB)
+    result = fresh_tick(emulator, tmp_path, BOTH_KEYS, api_url=down)
+    [r] = lines(result, "r")
+    assert r.startswith(f"r: error: its GPU names ('{RTX4090}') cannot be checked yet: this database has no RunPod "
+                        f"GPU catalogue (RunPod's prices could not be collected now: "), r
+    assert "cannot connect" in r and "the first tick that collects RunPod prices checks them" in r, r
+    [v] = lines(result, "v")
+    assert v.startswith("v: running: launched "), result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    warning, error = result.stderr.strip().splitlines()  # the failed collection's warning, then the job's error
+    assert warning.startswith("warning: RunPod prices not collected: TransportError: "), warning
+    assert error.startswith("Error: job r cannot run: its GPU names"), error
+    assert runpod_live(emulator) == [] and len(vast_live(emulator)) == 1
+    emulator.advance(300)
+    again = fresh_tick(emulator, tmp_path, BOTH_KEYS)  # RunPod answers: the name is RunPod's, and it runs
+    assert again.exit_code == 0, again.output + again.stderr
+    [r] = lines(again, "r")
+    assert r.startswith("r: running: launched "), again.output
+
+
+def test_a_wrong_gpu_name_is_still_refused_once_its_market_was_collected(emulator, tmp_path):
+    (tmp_path / "bidder.toml").write_text(RUNPOD_JOB)
+    assert fresh_tick(emulator, tmp_path, BOTH_KEYS).exit_code == 0
+    (tmp_path / "bidder.toml").write_text(RUNPOD_JOB.replace(RTX4090, "NVIDIA GeForce RTX 4900"))
+    emulator.advance(300)
+    error = one_error(fresh_tick(emulator, tmp_path, BOTH_KEYS))
+    assert "[jobs.r] gpu: unknown GPU type 'NVIDIA GeForce RTX 4900'; close matches: " in error, error
+
+
+def test_a_wrong_name_of_a_job_open_to_any_market_is_refused_where_only_runpod_has_a_key(emulator, tmp_path):
+    # Vast was never collected here, but this tick has no Vast key: its catalogue is not what is missing.
+    (tmp_path / "bidder.toml").write_text(RUNPOD_JOB.replace('market = "runpod"', 'market = "any"')
+                                          .replace(RTX4090, "NVIDIA GeForce RTX 4900"))
+    error = one_error(fresh_tick(emulator, tmp_path, RUNPOD_ONLY))
+    assert "[jobs.r] gpu: unknown GPU type 'NVIDIA GeForce RTX 4900'; close matches: " in error, error

@@ -119,14 +119,29 @@ def resolve_in_market(store: Store, queries: Iterable[str], market: str | None) 
     """`resolve_gpu_types` over the GPU types with history in `market` (every market's when None);
     when that market has none while another has, the error says so rather than "none known"."""
     names = gpu_names(store, market)
-    others = [MARKET_NAMES.get(m, m) for m in store.market_names() if m != market] if market and not names else []
+    held = store.market_names()
+    others = [MARKET_NAMES.get(m, m) for m in held if m != market] if market and not names else []
     none_known = None
     if others:
         name = MARKET_NAMES.get(market, market)
-        key = "VAST_API_KEY" if market == "vast" else "RUNPOD_API_KEY"
         none_known = (f"no {name} GPU types are known yet (the database holds {' and '.join(others)}'s prices only); "
-                      f"collect {name}'s with `bidder collect` ({key} set), or use --market any")
-    return resolve_gpu_types(queries, names, none_known=none_known)
+                      f"collect {name}'s with `bidder collect` ({_KEY_OF[market]} set), or use --market any")
+    try:
+        return resolve_gpu_types(queries, names, none_known=none_known)
+    except ConfigError as exc:
+        # A new database whose first collections reached one market and failed on the other: a right name
+        # of the other's was "unknown", its close match the reached market's name for the card.
+        missing = [m for m in _KEY_OF if m not in held and store.last_collection_ts(successful=False, market=m)
+                   and store.last_collection_ts(market=m) is None]
+        if market is not None or not held or not missing:
+            raise
+        name = MARKET_NAMES.get(missing[0], missing[0])
+        raise ConfigError(f"{exc}; the database holds no {name} prices yet, so {name}'s GPU types are not known: "
+                          f"collect them with `bidder collect` ({_KEY_OF[missing[0]]} set, {name} reachable)",
+                          key="gpu") from None
+
+
+_KEY_OF = {"runpod": "RUNPOD_API_KEY", "vast": "VAST_API_KEY"}
 
 
 def _gpu_filter(store: Store, gpus: Sequence[str], market: str | None = None) -> list[str] | None:
