@@ -72,6 +72,12 @@ def test_stop_says_what_it_did_to_a_launched_pod_and_the_pod_really_stops(env):
     env.emu.advance(1800)
     assert pod.desired_status == "EXITED" and env.emu.world.true_spend(pod.id) == billed
     assert job_states(env)["bidder-launch"]["state"] == "stopped"
+    # `bidder pods --all` lists it without the GPU price it showed while it ran (it read $0.330/h EXITED).
+    listed = cli(env, "pods", "--all", "--format", "json", *common(env)[:2])
+    assert listed.exit_code == 0, listed.output + listed.stderr
+    [row] = [r for r in json.loads(listed.output) if r["pod"] == pod.id]
+    assert row["status"] == "EXITED" and row["cost_per_hr"] is None, row
+    assert row["spent"] == pytest.approx(billed, abs=0.002)
     # Deleted on request, said as such.
     gone = cli(env, "stop", pod.id, "--terminate", *common(env))
     assert gone.exit_code == 0, gone.output + gone.stderr

@@ -1036,9 +1036,10 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             # (the pod's own status: a stop bidder sent is known before any poll after it)
             if (row.get("desired_status") or (last or {}).get("desired_status")) == "TERMINATED":
                 rate: float | None = None  # deleted: it bills nothing now (Vast's storage showed on)
-            elif last is not None and (row.get("desired_status") or last["desired_status"]) != "RUNNING" \
-                    and storage is not None:
-                rate = storage  # a stopped or paused Vast instance bills its disk alone
+            elif last is not None and (row.get("desired_status") or last["desired_status"]) != "RUNNING":
+                # A stopped or paused Vast instance bills its disk alone; a stopped RunPod pod, its volume
+                # (which RunPod's answer does not price): not the GPU's price it showed while it ran.
+                rate = storage
             else:
                 rate = None if last is None or last.get("cost_per_hr") is None else (
                     float(last["cost_per_hr"]) + (storage or 0.0))  # Vast: + storage
