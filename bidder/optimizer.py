@@ -644,6 +644,13 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             # Spot may be missing for lack of history, not for this constraint: say so, or the user
             # loosens the constraint named and still gets no spot.
             also = f" (and no spot: {'; '.join(missing)})" if missing else ""
+            floors = [q for q in markets if q.minimum_bid_price is not None]
+            if constraint == "max_price" and "on-demand" in message and not missing and spot_ok and floors and \
+                    all(q.minimum_bid_price > cap for q in floors):  # type: ignore[operator]
+                # Named for on-demand alone, the user could not tell whether spot was weighed at all.
+                low = min(floors, key=lambda q: q.minimum_bid_price)  # type: ignore[arg-type,return-value]
+                also = (f"; spot is over it too: the lowest spot floor now is {_short(low.gpu_type_id)}'s on "
+                        f"{MARKET_NAMES.get(low.market, low.market)}, ${low.minimum_bid_price:.3f}")
             what = ("can finish the work" if constraint == "deadline" and job.deadline is None
                     else f"meets the {constraint.replace('_', ' ')}")
             raise Infeasible(f"no candidate {what}: {message}{also}", constraint=constraint)

@@ -105,6 +105,10 @@ def test_max_price_caps_the_bid_and_infeasible_names_it() -> None:
     with pytest.raises(Infeasible, match="no candidate meets the max price") as info:
         decide_by_rates(job(), Policy(max_price=0.05), quotes, stats, NOW)
     assert info.value.constraint == "max_price"
+    # Named for on-demand alone, it left the user wondering whether spot was weighed at all.
+    floor = quotes[0].minimum_bid_price
+    assert str(info.value).endswith(f"; spot is over it too: the lowest spot floor now is RTX A6000's on RunPod, "
+                                    f"${floor:.3f}"), str(info.value)
 
 
 def test_budget_infeasible_and_gpu_type_infeasible() -> None:
