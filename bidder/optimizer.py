@@ -1057,7 +1057,7 @@ def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cos
     per = "day" if keep_running else "day of the window"
     if only == "tolerance" or (only is None and per_day > tolerance):
         rejected.add(run_cost, "tolerance", f"{name} expects {per_day:.1f} interruptions per {per}, over the "
-                     f"tolerance of {tolerance:g}/day", alone=alone)
+                     f"tolerance of {round(tolerance, 2):g}/day", alone=alone)
     elif only == "min_savings" or (only is None and run_cost > max_savings_cost):
         rejected.add(run_cost, "min_savings", f"{name} costs ${run_cost:.3f} per useful hour after restarts, "
                      "not enough under on-demand", alone=alone)

@@ -86,6 +86,15 @@ def test_stop_says_what_it_did_to_a_launched_pod_and_the_pod_really_stops(env):
     assert job_states(env)["bidder-launch"]["state"] == "ended"
 
 
+def test_stop_of_an_id_no_one_knows_says_so_and_where_to_look(env):
+    for extra in ((), ("--terminate",)):
+        result = cli(env, "stop", "nosuchpod", *extra, *common(env))
+        assert result.exit_code == 1, result.output
+        [error] = result.stderr.strip().splitlines()
+        assert error.startswith("Error: no pod nosuchpod: not in bidder's ledger, and RunPod has none by that id ("), error
+        assert error.endswith("); `bidder pods --all` lists the pods bidder knows, on every market"), error
+
+
 def test_a_managed_jobs_pod_is_still_held_by_stop(env):
     # The tick's job keeps its words: held until `bidder jobs start`.
     (env.tmp / "bidder.toml").write_text(f'[jobs.train]\ngpu = ["{A6000}"]\nkeep_running = true\n'

@@ -111,6 +111,15 @@ def test_max_price_caps_the_bid_and_infeasible_names_it() -> None:
                                     f"${floor:.3f}"), str(info.value)
 
 
+def test_the_tolerance_an_error_names_is_rounded() -> None:
+    # A third of an interruption a day read "over the tolerance of 0.333333/day" (a job's budget left
+    # per day, in a tick, "3.64583/day").
+    quotes, stats = inputs(CALM)
+    with pytest.raises(Infeasible) as info:
+        decide_by_rates(job(), Policy(max_price=0.35, tolerance=1 / 3), quotes, stats, NOW)
+    assert info.value.constraint == "tolerance" and str(info.value).endswith("over the tolerance of 0.33/day"), info.value
+
+
 def test_budget_infeasible_and_gpu_type_infeasible() -> None:
     quotes, stats = inputs(CALM)
     with pytest.raises(Infeasible, match="budget") as info:

@@ -1127,10 +1127,14 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
             if dry_run:
                 _print_requests([request])
                 return
-            if terminate:
-                client.terminate(pod_id or "")
-            else:
-                client.stop(pod_id or "")
+            try:
+                if terminate:
+                    client.terminate(pod_id or "")
+                else:
+                    client.stop(pod_id or "")
+            except PodNotFound as exc:
+                raise BidderError(f"no pod {pod_id}: not in bidder's ledger, and RunPod has none by that id ({exc}); "
+                                  "`bidder pods --all` lists the pods bidder knows, on every market") from None
             click.echo(f"{'terminated' if terminate else 'stopped'} pod {pod_id} (not managed by bidder)")
             return
         for row in rows:
