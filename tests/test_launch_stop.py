@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -137,6 +138,31 @@ def launched_on_vast(vast_env, disk: str):
     assert result.exit_code == 0, result.output + result.stderr
     [inst] = [i for i in emu.vast.instances.values() if not i.destroyed]
     return run, inst
+
+
+def test_pods_refresh_lists_how_to_reach_a_running_pod(env):
+    # The launch's hint sent the user to `bidder pods --refresh` for the ports, and it showed none.
+    pod = launched(env, "--ports", "8888/http,22/tcp")
+    env.emu.advance(300)
+    refreshed = cli(env, "pods", "--refresh", *common(env))
+    assert refreshed.exit_code == 0, refreshed.output + refreshed.stderr
+    [line] = [x for x in refreshed.output.splitlines() if x.startswith(f"{pod.id}: ")]
+    assert f"https://{pod.id}-8888.proxy.runpod.net  (8888/http)" in line and "ssh root@" in line, line
+    assert re.search(r"; ssh root@203\.0\.113\.\d+ -p \d+  \(22/tcp\)$", line), line  # (the emulator's public IPs)
+    # Without --refresh nothing was read from the API: no access to show.
+    listed = cli(env, "pods", "--format", "json", *common(env)[:2])
+    assert [r["access"] for r in json.loads(listed.output)] == [None]
+
+
+def test_a_vast_launch_says_where_to_connect(vast_env):
+    emu, tmp = vast_env
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
+    result = runner.invoke(main, ["launch", "--market", "vast", "--gpu", "RTX 4090", "--tolerance", "none",
+                                  "--image", "pytorch/pytorch", "--yes", "--db", str(tmp / "bidder.db"), "--api-url",
+                                  emu.url, "--vast-url", emu.vast_url, "--now", to_iso(emu.now)])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "  connect from Vast's console: cloud.vast.ai/instances, the instance's SSH button\n" in result.output
+    assert "bidder pods --refresh" not in result.output
 
 
 def test_stop_on_a_launched_vast_instance_says_its_storage_bills_on(vast_env):

@@ -622,8 +622,10 @@ def _print_launch(result: LaunchResult, market: str | None = None, bounded: Sequ
         access = _pod_access(pod)
         for line in access:
             click.echo(f"  {line}")
-        if not access:
-            click.echo("  ports appear once the container is up: `bidder pods --refresh`")
+        if not access and market == "vast":  # (bidder reads no connection details from Vast)
+            click.echo("  connect from Vast's console: cloud.vast.ai/instances, the instance's SSH button")
+        elif not access:
+            click.echo("  ports appear once the container is up: `bidder pods --refresh` lists them")
         click.echo(f"  stop it: bidder stop {pod.id}")
         if bounded:  # a launch is not watched: its limits chose the plan, nothing holds the pod to them
             click.echo(f"  it runs until then: {' and '.join(bounded)} chose the plan, and nothing stops it there "
@@ -991,6 +993,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
     """Managed pods of every market with status, price, uptime and spend (from the ledger). --refresh polls on the
     API's clock (the emulator's when pointed at `bidder sim serve`) or --now."""
     parse_now(now_text)
+    access: dict[str, str] = {}  # (--refresh) pod id -> how to reach it, from the pod list just read
     with open_existing_store(db_path, "no pods yet") as store:
         if refresh:
             active = store.managed_pods(states=["active"])
@@ -1006,6 +1009,8 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 exs = _executors(client, vast, store)
                 # Each market's list first: its answer tells the emulator's time, whichever market it is.
                 listings = {m: {p.id: p for p in ex.client.pods()} for m, ex in exs.items() if m in wanted}
+                access = {p.id: "; ".join(_pod_access(p)) for listing in listings.values() for p in listing.values()
+                          if p.desired_status == "RUNNING" and _pod_access(p)}
                 now = api_now(store, _server_times(client, vast, wanted), now_text, allow_past=allow_past)
                 # A launch's create in flight is not a lost one: adopted only while no launch (or tick)
                 # holds the tick's lock (else a tick adopts it, or the next refresh).
@@ -1054,7 +1059,8 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                             else {"uptime_h": round(float(uptime) / 3600, 4) if uptime is not None else None}),
                          "spent": round(estimate_spend(observations), 6),  # as `report` and `jobs`: one rounding
                          "interruptions": row.get("interruptions"),
-                         "last_seen": to_iso(row["last_seen"]) if row.get("last_seen") else None})
+                         "last_seen": to_iso(row["last_seen"]) if row.get("last_seen") else None,
+                         "access": access.get(row["pod_id"])})
     columns = ["pod", *_market_column(rows), "job", "gpu", "kind", "bid", "status", "cost_per_hr", "uptime", "spent",
                "interruptions"]
     if fmt != "table":
@@ -1063,6 +1069,10 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
         click.echo("no managed pods" + ("" if show_all else " billing (use --all for stopped ones)"))
         return
     emit_rows(rows, columns, fmt)
+    if fmt == "table":  # how to reach each running pod (its ports, once the container is up)
+        for row in rows:
+            if row["access"]:
+                click.echo(f"{row['pod']}: {row['access']}")
 
 
 def _bills(row: Mapping[str, Any]) -> bool:
