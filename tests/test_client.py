@@ -375,6 +375,11 @@ def test_bad_arguments_are_config_errors(client):
 def test_construction_checks_and_lifecycle(emulator):
     with pytest.raises(ConfigError, match="must not carry the key"):
         RunPodClient(api_key="k", url=f"{emulator.url}?api_key=k")
+    # Any query or fragment: `?API_KEY=` was sent, and a note printed the URL, key and all.
+    for tail in ("?API_KEY=rpa_SECRET", "?token=rpa_SECRET", "?x=1", "#rpa_SECRET"):
+        with pytest.raises(ConfigError, match="must not carry the key, a query or a fragment") as info:
+            RunPodClient(api_key="k", url=f"{emulator.url}{tail}")
+        assert "rpa_SECRET" not in str(info.value)
     with pytest.raises(ConfigError, match="http"):
         RunPodClient(url="ftp://example.com/graphql")
     with pytest.raises(ConfigError, match="empty"):

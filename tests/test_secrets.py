@@ -154,3 +154,18 @@ def test_a_key_no_header_may_carry_is_refused_in_one_line_without_quoting_it(emu
     for part in ("FIRSTHALF", "SECONDHALF"):
         assert part not in result.output
         assert not db.exists() or part.encode() not in db.read_bytes()
+
+
+@pytest.mark.parametrize("command", [["recommend", "--refresh", "--gpu", "A6000", "--hours", "1"], ["collect"]])
+def test_a_key_in_the_api_urls_query_is_refused_and_never_printed(emulator, tmp_path, command):
+    # `recommend --refresh --api-url ...?API_KEY=KEY` printed the URL, key and all, in its note.
+    from click.testing import CliRunner
+
+    from bidder.cli import main
+    from bidder.sim import TEST_API_KEY
+    url = f"{emulator.url}?API_KEY={SECRET}"
+    result = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "HOME": str(tmp_path)}).invoke(
+        main, [*command, "--db", str(tmp_path / "x.db"), "--api-url", url])
+    assert result.exit_code != 0 and SECRET not in result.output + result.stderr, result.output + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "must not carry the key, a query or a fragment" in line, line

@@ -220,8 +220,9 @@ def test_invalid_arguments_are_api_refusals_and_bad_input_is_refused_locally(emu
         vast.change_bid(inst.id, 40.0, 1)  # above 32 per GPU
     with pytest.raises(ConfigError):
         vast.create_interruptible(offer.id, spec(), 0.0, num_gpus=1)
-    with pytest.raises(ConfigError):
-        VastClient(api_key="k", url="https://console.vast.ai/?api_key=k")
+    for tail in ("?api_key=k", "?API_KEY=k", "?token=k", "#k"):
+        with pytest.raises(ConfigError, match="must not carry the key, a query or a fragment"):
+            VastClient(api_key="k", url=f"https://console.vast.ai/{tail}")
 
 
 def test_dry_run_twins_show_the_exact_request_with_the_key_masked(emu, vast):

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -149,10 +149,12 @@ def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"the API URL must be an http(s) URL such as {DEFAULT_URL}, got {url!r}", key="api_url")
-    if "api_key" in parse_qs(parts.query) or parts.username or parts.password:
-        # Keys in URLs end up in logs and shell history: only the Authorization header carries it.
-        raise ConfigError("the API URL must not carry the key (?api_key= or user:pass@): give the key in "
-                          "RUNPOD_API_KEY instead", key="api_url")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        # Keys in URLs end up in logs and shell history: only the Authorization header carries it. Any
+        # query is refused, not `api_key` alone: `?API_KEY=`, `?token=` went out in notes that print the URL.
+        raise ConfigError("the API URL must not carry the key, a query or a fragment (?api_key=, user:pass@, "
+                          f"#...): give the URL alone, such as {DEFAULT_URL}, and the key in RUNPOD_API_KEY",
+                          key="api_url")
     return url
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -63,10 +63,12 @@ def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"the Vast URL must be an http(s) URL such as {DEFAULT_URL}, got {url!r}", key="vast_url")
-    if "api_key" in parse_qs(parts.query) or parts.username or parts.password:
-        # Vast's legacy CLI put ?api_key= in URLs; keys in URLs end up in logs and shell history.
-        raise ConfigError("the Vast URL must not carry the key (?api_key= or user:pass@): give the key in "
-                          "VAST_API_KEY instead", key="vast_url")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        # Vast's legacy CLI put ?api_key= in URLs; keys in URLs end up in logs and shell history (any
+        # query is refused: `?API_KEY=`, `?token=` went out in notes that print the URL).
+        raise ConfigError("the Vast URL must not carry the key, a query or a fragment (?api_key=, user:pass@, "
+                          f"#...): give the URL alone, such as {DEFAULT_URL}, and the key in VAST_API_KEY",
+                          key="vast_url")
     return url.rstrip("/")
 
 
