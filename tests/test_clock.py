@@ -17,6 +17,7 @@ from bidder.clock import SIM_NOW_HEADER, Clock, server_time
 from bidder.runpod import RunPodClient
 from bidder.sim import TEST_API_KEY, Emulator
 from bidder.store import Store, estimate_spend
+from bidder.units import to_iso
 from bidder.vast import VastClient
 
 WALL = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
@@ -284,15 +285,30 @@ def test_a_failed_collection_is_recorded_on_the_wall_clock_when_that_is_the_apis
     assert clock == "wall" and abs(datetime.now(UTC) - ts) < timedelta(minutes=5)
 
 
-@pytest.mark.parametrize("command", ["launch", "tick"])
+@pytest.mark.parametrize("command", ["launch", "tick", "recommend"])
 def test_with_runpod_down_the_refresh_takes_the_emulators_time_from_vast(far: Emulator, tmp_path: Path,
                                                                         command: str) -> None:
     """RunPod's URL never answers, Vast's (the emulator) does: the cycle's rows, Vast's snapshot and
-    RunPod's failure alike, carry the emulator's time, not the wall clock's."""
+    RunPod's failure alike, carry the emulator's time, not the wall clock's. (`recommend --refresh`
+    stamped Vast's snapshot with the database's newest time, replacing that older snapshot, and on a
+    new database with the wall clock, after which every collection was refused as running backwards.)"""
     db = str(tmp_path / "bidder.db")
     _history(far, db, markets="both")
     if command == "launch":
         args = ["launch", "--gpu", "RTX 4090", "--tolerance", "none", "--image", "img", "--dry-run"]
+    elif command == "recommend":
+        far.advance(600)  # past the newest snapshot: its time is not the emulator's now
+        result = _both_cli(far, "recommend", "--refresh", "--gpu", "RTX 4090", "--hours", "2", "--db", db,
+                           "--api-url", DOWN)
+        assert result.exit_code == 0, result.output
+        assert "refreshed Vast: " in result.output and f"quotes at {to_iso(far.now)}" in result.output, result.output
+        assert f"; using RunPod's stored history, as of {to_iso(far.now)}: the time Vast's answer told" in result.output
+        with Store.open(db) as store:
+            [newest] = store.collections(limit=1)
+        assert (newest["market"], newest["ts"], newest["clock"], newest["error"]) == ("vast", far.now, "emulator", None)
+        collect = _both_cli(far, "collect", "--db", db, "--api-url", far.url, "--market", "any")
+        assert collect.exit_code == 0, collect.output  # (on the wall clock it was refused: time ran backwards)
+        return
     else:
         (tmp_path / "bidder.toml").write_text('[jobs.v]\ngpu = ["RTX 4090"]\nmarket = "vast"\nhours = 2\n'
                                               'tolerance = "none"\nimage = "img"\n')

@@ -233,7 +233,18 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         elif refresh:
             now, refresh_error = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
             if market.lower() == "any":
-                _refresh_vast(store, vast_url, now, notes, asked=False)
+                # RunPod unreached told no time (its `now` is the database's, or the wall clock): Vast's
+                # answer tells it, as `collect` does. Stamped with RunPod's stand-in, Vast's fresh prices
+                # replaced an older snapshot, or went down at the wall clock into an emulator's database,
+                # which then refused every later collection ("time would run backwards").
+                told = refresh_error is None or store.clock != "wall" or now_text is not None
+                before = now
+                now = _refresh_vast(store, vast_url, now if told else None, notes, asked=False, now_text=now_text,
+                                    allow_past=allow_past)
+                if now != before:  # RunPod's note said which time it fell back to: Vast's answer told another
+                    notes[:] = [n.split("; using the stored history")[0] + f"; using RunPod's stored history, as of "
+                                f"{to_iso(now)}: the time Vast's answer told" if n.startswith("--refresh failed")
+                                else n for n in notes]
         else:
             now = db_now(store, now_text, allow_past=allow_past, notes=notes)
         gpu_types: tuple[str, ...] = ()
