@@ -66,3 +66,15 @@ def test_nothing_to_draw_is_a_value_error(tmp_path):
         spend_chart(spend_report(empty))
     with pytest.raises(ValueError, match="needs at least one market series"):
         price_chart([])
+
+
+def test_a_market_of_one_sample_is_drawn_as_a_point_around_its_hour(store):
+    [series] = price_chart_data(store, [A6000], None, 1, None, None)
+    one = type(series)(**{**series.__dict__, "ts": series.ts[:1], "floor": series.floor[:1],
+                          "on_demand": series.on_demand[:1]})
+    fig = price_chart([one])
+    ax = fig.axes[0]
+    assert [line.get_marker() for line in ax.get_lines()] == ["o", "o"]  # a step line through one point draws nothing
+    low, high = ax.get_xlim()
+    assert high - low == pytest.approx(2 / 24)  # an hour either side (days on matplotlib's date axis), not years
+    plt.close(fig)

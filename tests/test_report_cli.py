@@ -214,8 +214,10 @@ def test_empty_database_is_an_empty_report_not_an_error(empty_db, tmp_path):
         "interruptions,on_demand_cost,saving,saving_pct\n")
     assert result.stderr.startswith("No managed pods")
     out = tmp_path / "x.png"
+    out.write_bytes(b"last week's chart")
     result = run("chart", "prices", str(out), "--db", empty_db)
-    assert result.exit_code == 0 and "no chart written" in result.output.lower() and not out.exists()
+    assert result.exit_code == 0 and f"wrote {out}, which says so" in result.output.lower(), result.output
+    assert out.read_bytes().startswith(b"\x89PNG")  # not last week's chart, which looked current
     # The spend chart says nothing ran: a cron job forwarding it must not send last week's.
     for args in (["report", "--chart", str(out)], ["chart", "spend", str(out)]):
         out.write_bytes(b"last week's chart")
@@ -500,3 +502,21 @@ def test_the_text_report_rounds_once():
                    spend=0.152542, interruptions=0, avg_per_gpu_hour=0.152542, on_demand_cost=None, saving=None,
                    saving_pct=None)
     assert _cell(_pod_row(pod)["bid_per_gpu"]) == "0.153"
+
+
+def test_a_chart_of_prices_up_to_now_holds_the_snapshot_taken_now(tmp_path):
+    # One snapshot, charted as of its time: "No prices ... end the period after it begins", no chart (the
+    # period [since, now) left out the sample at now, which `bidder history` counts); two drew no line.
+    path = tmp_path / "one.db"
+    with Store.open(path) as store:
+        store.record_collection(T0, [PriceQuote(T0, A6000, "COMMUNITY", 1, 0.25, 0.79)], duration_s=0.1,
+                                gpu_types=[{"id": A6000, "display_name": "RTX A6000", "memory_in_gb": 48}])
+    out = tmp_path / "one.png"
+    result = run("chart", "prices", str(out), "--db", str(path), "--gpu", A6000, "--since", "all",
+                 "--now", "2026-01-01T00:00:00Z")
+    assert result.exit_code == 0 and result.output.startswith(f"Wrote {out}: {A6000} "), result.output
+    assert out.read_bytes().startswith(PNG)
+    # --until stays exclusive: the same instant as its end is outside the period.
+    result = run("chart", "prices", str(out), "--db", str(path), "--gpu", A6000, "--since", "all",
+                 "--until", "2026-01-01T00:00:00Z", "--now", "2026-01-01T00:00:00Z")
+    assert result.exit_code == 0 and f"Wrote {out}, which says so." in result.output, result.output

@@ -92,15 +92,17 @@ def test_no_prices_names_what_would_help_never_an_option_already_given(vast_db, 
         result.output)
     # History outside the period: not an error; the hint names the option that reaches it.
     history = "their history runs from 2026-01-01T00:00:00Z to 2026-01-02T23:30:00Z"
+    # A chart that says so replaces the last one (a cron job forwarding it must not send a stale chart).
+    out.write_bytes(b"last week's chart")
     result = run("chart", "prices", "--db", vast_db, "--since", "1d", "--now", "2026-01-10T00:00:00Z", str(out))
     assert result.exit_code == 0, result.output
-    assert f"{history}; start the period earlier, e.g. --since all. No chart written." in result.output
+    assert f"{history}; start the period earlier, e.g. --since all. Wrote {out}, which says so." in result.output
+    assert out.read_bytes().startswith(b"\x89PNG")
     result = run("chart", "prices", "--db", vast_db, "--since", "all", "--until", "2025-12-01T00:00:00Z",
                  *TRACE_NOW, str(out))
     assert result.exit_code == 0, result.output
-    assert f"{history}; end the period after it begins (--until, --now). No chart written." in result.output
+    assert f"{history}; end the period after it begins (--until, --now). Wrote {out}, which says so." in result.output
     assert "try --since all" not in result.output
-    assert not out.exists()
 
 
 def test_a_vast_bid_stands_through_a_pause_until_stopped_or_re_bid():

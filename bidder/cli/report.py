@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,16 +219,21 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
         plt.close(fig)
 
 
-def _nothing_ran_chart(period: str) -> Any:
-    """The spend chart of a period in which nothing ran, saying so: a cron job that forwards the chart
-    must not send the last one written, which looks current."""
+def _notice_chart(title: str, text: str) -> Any:
+    """A chart with nothing to draw, saying why: a cron job that forwards the chart must not send the
+    last one written, which looks current."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 3))
     ax.axis("off")
-    ax.set_title("Cumulative spend per job against on-demand (USD)")
-    ax.text(0.5, 0.5, f"Nothing ran {period}: nothing spent.", ha="center", va="center", fontsize=14)
+    ax.set_title(title)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, wrap=True)
     return fig
+
+
+def _nothing_ran_chart(period: str) -> Any:
+    """The spend chart of a period in which nothing ran, saying so."""
+    return _notice_chart("Cumulative spend per job against on-demand (USD)", f"Nothing ran {period}: nothing spent.")
 
 
 # -- bidder report -------------------------------------------------------------------------------------
@@ -492,20 +497,25 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
             if ctx.get_parameter_source("market") is ParameterSource.DEFAULT:
                 chosen = pod_row.get("market") or "runpod"
         if not store.markets():
-            click.echo(f"No price history in {db_path} yet: no chart written. First {_NO_PRICES}.")
+            save_chart(_notice_chart(_PRICES_TITLE, f"No price history in {db_path} yet."), out)
+            click.echo(f"No price history in {db_path} yet: wrote {out}, which says so. First {_NO_PRICES}.")
             return
         ids = _resolve(store, gpus) if gpus else _default_gpus(store, pod_row, gpu_count, chosen)
         if pod_row is not None and pod_row.get("gpu_type_id") and pod_row["gpu_type_id"] not in ids:
             ids.append(pod_row["gpu_type_id"])
         clouds = None if cloud.lower() == "any" else [cloud.upper()]
-        series = price_chart_data(store, ids, clouds, gpu_count, since, until, market=chosen)
+        # A period that ends now holds the snapshot taken now, as `bidder history` does (--until is exclusive):
+        # without it, one snapshot charted nothing and two drew no line.
+        end = until + timedelta(seconds=1) if until_text is None else until
+        series = price_chart_data(store, ids, clouds, gpu_count, since, end, market=chosen)
         track = pod_track(store, pod_id, until, since, ends_now=until == now) if pod_id is not None else None
         names = store.gpu_type_names()
         if not series:
             what = (f"No prices of {', '.join(ids) or 'any GPU type'} ({'any market' if chosen is None else chosen}, "
                     f"{cloud.lower()} cloud, {gpu_count} GPU{'s' * (gpu_count != 1)}) {_period(since, until)}")
             hint = _no_prices_hint(store, ids, chosen, clouds, gpu_count, since, until)
-            click.echo(f"{what}: {hint}. No chart written.")
+            save_chart(_notice_chart(_PRICES_TITLE, f"{what}."), out)
+            click.echo(f"{what}: {hint}. Wrote {out}, which says so.")
             return
     save_chart(price_chart(series, track, names), out)
     markets = ", ".join(f"{s.gpu_type_id} {'' if s.market == 'runpod' else s.market + ' '}{s.cloud.lower()}"
@@ -513,6 +523,9 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     click.echo(f"Wrote {out}: {markets}, {_period(since, until)}"
                + (f"; pod {pod_id} bid and {len(track.interruptions)} interruption(s) marked" if track else "")
                + ".")
+
+
+_PRICES_TITLE = "Spot floor and on-demand, USD per GPU-hour"
 
 
 def _no_prices_hint(store: Store, ids: Sequence[str], market: str | None, clouds: Sequence[str] | None,

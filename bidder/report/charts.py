@@ -195,10 +195,11 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
         if s.gpu_count != 1:
             label += f" x{s.gpu_count}"
         x = _dates(s.ts)
-        ax.plot(x, s.floor, drawstyle="steps-post", color=color, lw=1.3, label=f"{label} floor")
+        dot = "o" if len(x) == 1 else None  # one sample: a step line through one point draws nothing
+        ax.plot(x, s.floor, drawstyle="steps-post", color=color, lw=1.3, marker=dot, ms=5, label=f"{label} floor")
         if not np.all(np.isnan(s.on_demand)):
-            ax.plot(x, s.on_demand, drawstyle="steps-post", color=color, lw=1.0, ls="--", alpha=0.8,
-                    label=f"{label} on-demand")
+            ax.plot(x, s.on_demand, drawstyle="steps-post", color=color, lw=1.0, ls="--", alpha=0.8, marker=dot,
+                    mfc="none", ms=5, label=f"{label} on-demand")
         spans += [float(s.ts[0]), float(s.ts[-1])]
     if track is not None and track.bids:
         end = track.end if track.end is not None else (max(spans) if spans else track.bid_ts[-1])
@@ -215,6 +216,8 @@ def price_chart(series: Sequence[FloorSeries], track: PodTrack | None = None,
     where = f"{MARKET_NAMES.get(next(iter(markets)), '')}: " if len(markets) == 1 and markets != {"runpod"} else ""
     ax.set_title(f"{where}Spot floor (solid) and on-demand (dashed), USD per GPU-hour\n{_span(spans)}",
                  fontsize=10)
+    if spans and min(spans) == max(spans):  # one instant: an hour either side, not matplotlib's years
+        ax.set_xlim(*_dates([spans[0] - 3600, spans[0] + 3600]))
     return _price_axes(fig, ax)
 
 
