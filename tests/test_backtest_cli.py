@@ -179,3 +179,16 @@ def test_help_ends_with_an_example() -> None:
 def test_optimum_alone_for_a_service_is_a_usage_error(trace: Path) -> None:
     result = invoke("--trace", str(trace), "--keep-running", "--days", "2", "--strategies", "optimum")
     assert result.exit_code == 2 and "batch job" in result.output and "Traceback" not in result.output
+
+
+def test_a_job_of_several_gpus_is_titled_by_its_pod_hours_and_gpu_hours(tmp_path: Path) -> None:
+    # "10 GPU-hour job" on a 2-GPU pod, whose on-demand row cost 10 h x 2 GPUs: the work is pod-hours.
+    two = [PriceQuote(**{**q.__dict__, "gpu_count": 2}) for q in _quotes() if q.gpu_type_id == "NVIDIA RTX A6000"]
+    path = tmp_path / "two.csv"
+    write_trace(two, path)
+    result = invoke("--trace", str(path), "--gpu", "A6000", "--gpus", "2", "--hours", "10", "--deadline", "1d",
+                    "--strategies", "on-demand", "--chart", str(tmp_path / "c.png"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("10 h on a 2-GPU pod (20 GPU-hours), deadline 24 h,"), result.stdout
+    on_demand = next(line for line in result.stdout.splitlines() if line.startswith("on-demand"))
+    assert float(on_demand.split()[1]) == pytest.approx(10 * 2 * 0.49, abs=0.01), on_demand

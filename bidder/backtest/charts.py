@@ -20,6 +20,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bidder.backtest.types import work_words
+
 if TYPE_CHECKING:
     from bidder.backtest.engine import BacktestReport
 
@@ -69,7 +71,7 @@ def cumulative_cost(report: BacktestReport, window: int = 0, ax: Axes | None = N
         ax.annotate("deadline", (job.deadline_hours, ax.get_ylim()[1]), ha="right", va="top", fontsize=8)
     start = datetime.fromtimestamp(win.start, UTC).strftime("%Y-%m-%d %H:%M UTC")
     what = (f"service kept running {job.keep_running_hours / 24:g} days" if job.keep_running_hours is not None
-            else f"{job.work_hours:g} GPU-hour job")
+            else work_words(job.work_hours or 0.0, job.gpu_count))
     markets = ", ".join(m.label for m in report.history.markets[:3]) + (
         f" (+{len(report.history.markets) - 3})" if len(report.history.markets) > 3 else "")
     ax.set_title(f"{what} from {start}\n{markets}", fontsize=10)

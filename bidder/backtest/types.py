@@ -16,7 +16,7 @@ import numpy as np
 from bidder.errors import ConfigError
 from bidder.models import DEFAULT_MARKET, JobSpec, MarketKey, market_key
 
-__all__ = ["BacktestJob", "HistoryView", "Market"]
+__all__ = ["BacktestJob", "HistoryView", "Market", "work_words"]
 
 
 # -- a market --------------------------------------------------------------------------------------------
@@ -41,6 +41,14 @@ class Market:
 
 
 # -- the job ---------------------------------------------------------------------------------------------
+def work_words(work_hours: float, gpu_count: int) -> str:
+    """A batch job's size for titles: "100 GPU-hour job" on one GPU; "10 h on a 2-GPU pod (20
+    GPU-hours)" on more (the work is the pod's hours: "10 GPU-hour job" priced 20)."""
+    if gpu_count == 1:
+        return f"{work_hours:g} GPU-hour job"
+    return f"{work_hours:g} h on a {gpu_count}-GPU pod ({work_hours * gpu_count:g} GPU-hours)"
+
+
 @dataclass(frozen=True)
 class BacktestJob:
     """A job placed at any start time: a batch of `work_hours` with a deadline `deadline_hours`

@@ -248,9 +248,11 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
 
 
 def _print_table(summary: dict[str, Any]) -> None:
+    from bidder.backtest.types import work_words
+
     job, hist = summary["job"], summary["history"]
     what = (f"service kept running {job['keep_running_days']:g} days" if job["keep_running"] else
-            f"{job['work_hours']:g} GPU-hour job, deadline {job['deadline_hours']:g} h")
+            f"{work_words(job['work_hours'], job['gpu_count'])}, deadline {job['deadline_hours']:g} h")
     windows = summary["windows"]
     click.echo(f"{what}, restart overhead {job['restart_overhead_hours'] * 60:g} min, "
                f"tolerance {summary['policy']['tolerance']:g}/day; {len(hist['markets'])} market(s): "
