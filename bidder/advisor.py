@@ -51,6 +51,8 @@ class HistoryInfo:
 
 def history_note(exc: InsufficientHistory, min_samples: int) -> str:
     """The reason line of a decision made without a market's spot statistics."""
+    if exc.not_offered:
+        return str(exc)  # ("not offered in community: none of its 41 samples has a price")
     if exc.samples < min_samples:
         return f"not enough price history for spot yet: {exc.samples} of {min_samples} samples"
     return f"no spot statistics yet: {exc}"
@@ -88,7 +90,8 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
                           f"{key[1].lower()}: {at_floor:.2f} an hour bidding its floor), not only the floor's")
         except InsufficientHistory as exc:
             where = "" if market_of(key) == DEFAULT_MARKET else f", {market_of(key)}"
-            notes.append(f"{key[0]} ({key[1]}{where}): on-demand only: {exc}")
+            notes.append(f"{key[0]} ({key[1]}{where}): " + (f"not offered: none of its {exc.samples} samples has a "
+                                                            "price" if exc.not_offered else f"on-demand only: {exc}"))
             missing[key] = history_note(exc, stats_params.get("min_samples", DEFAULT_MIN_SAMPLES))
     if paused:
         notes.append(paused)

@@ -215,12 +215,15 @@ class PodNotFound(GraphQLError):
 
 
 class InsufficientHistory(BidderError):
-    """Too little price history to estimate a market (names the GPU type and the sample count)."""
+    """Too little price history to estimate a market (names the GPU type and the sample count).
+    `not_offered`: the market was quoted without any price in every sample: more history will not help."""
 
-    def __init__(self, message: str, *, gpu_type_id: str | None = None, samples: int = 0) -> None:
+    def __init__(self, message: str, *, gpu_type_id: str | None = None, samples: int = 0,
+                 not_offered: bool = False) -> None:
         super().__init__(message)
         self.gpu_type_id = gpu_type_id
         self.samples = samples
+        self.not_offered = not_offered
 
 
 class Infeasible(BidderError):

@@ -766,6 +766,9 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
         g = bid_grid(reference_price)
     else:
         first = np.flatnonzero(has_price)
+        if len(first) == 0 and len(ts):  # quoted, never priced: not offered there, more history will not help
+            raise InsufficientHistory(f"not offered in {cloud_name.lower()}: none of its {len(ts)} samples has a price",
+                                      gpu_type_id=name, samples=len(ts), not_offered=True)
         if len(first) == 0:
             raise InsufficientHistory(f"no price history for {name} ({cloud_name})", gpu_type_id=name, samples=0)
         i0 = first[0]

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import gamma
 
+from bidder.advisor import history_note
 from bidder.errors import InsufficientHistory
 from bidder.market import (
     AGE_EDGES_HOURS,
@@ -250,6 +251,21 @@ def test_calm_lowers_the_hazard_of_a_bursty_market() -> None:
     assert stats.hazard_by_age[i, j_late] > fresh
     # No calm lasted 10.7 h: a plan waiting that long could never run.
     assert stats.exposure_by_age[i, j_late + 1] == 0.0
+
+
+def test_a_market_quoted_without_any_price_is_not_offered_not_short_of_history() -> None:
+    # "not enough price history for spot yet: 0 of 12 samples", over 41 samples of a GPU the cloud never
+    # priced: the user was sent to collect more.
+    never = series(np.full(41, np.nan), on_demand=np.nan)
+    with pytest.raises(InsufficientHistory) as info:
+        market_stats(never)
+    assert info.value.not_offered and info.value.samples == 41
+    assert str(info.value) == "not offered in community: none of its 41 samples has a price"
+    assert history_note(info.value, 12) == "not offered in community: none of its 41 samples has a price"
+    with pytest.raises(InsufficientHistory) as short:
+        market_stats(series(np.full(5, 0.2)))
+    assert not short.value.not_offered and history_note(short.value, 12) == (
+        "not enough price history for spot yet: 5 of 12 samples")
 
 
 def test_insufficient_history_names_the_market_and_count() -> None:
