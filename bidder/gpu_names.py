@@ -15,10 +15,11 @@ EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from
 
 
 def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None], *,
-                      none_known: str | None = None) -> list[str]:
+                      none_known: str | None = None, listed: str | None = None) -> list[str]:
     """GPU type ids matching what the user typed: an exact id or display name (any case), else
     every id or name containing it. Raises ConfigError listing close matches when nothing fits
-    (`none_known`: what to say instead when no type is known at all)."""
+    (`none_known`: what to say instead when no type is known at all; `listed`: where the known types
+    are listed, when none is close: `bidder prices` by default)."""
     out: list[str] = []
     for query in queries:
         text = query.strip().lower()
@@ -26,7 +27,7 @@ def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None], *
         partial = [i for i, name in known.items() if text in i.lower() or text in (name or "").lower()]
         found = exact or partial
         if not found:
-            hint = none_known if none_known is not None and not known else _hint(_close(query, known), known)
+            hint = none_known if none_known is not None and not known else _hint(_close(query, known), known, listed)
             raise ConfigError(f"unknown GPU type {query!r}; {hint}", key="gpu")
         out.extend(i for i in sorted(found) if i not in out)
     return out
@@ -59,10 +60,10 @@ def _close(query: str, known: Mapping[str, str | None]) -> list[str]:
     return close or difflib.get_close_matches(query, labels, n=5, cutoff=0.5)
 
 
-def _hint(close: list[str], known: Mapping[str, str | None]) -> str:
+def _hint(close: list[str], known: Mapping[str, str | None], listed: str | None = None) -> str:
     return (f"close matches: {', '.join(close)}" if close else
-            f"{len(known)} types are known; `bidder prices` lists them" if known else
-            "no GPU types are known yet; " + EMPTY_HINT)
+            f"{len(known)} type{'s are' if len(known) != 1 else ' is'} known; {listed or '`bidder prices` lists them'}"
+            if known else "no GPU types are known yet; " + EMPTY_HINT)
 
 
 def _likeness(text: str, label: str) -> float:

@@ -152,7 +152,9 @@ def _one_line_error(result, *fragments: str) -> None:
 
 def test_bad_inputs_give_one_line(tmp_path: Path, trace: Path) -> None:
     _one_line_error(invoke("--trace", str(tmp_path / "missing.csv")), "no trace file at", "missing.csv")
-    _one_line_error(invoke("--trace", str(trace), "--gpu", "H200"), "unknown GPU type 'H200'")
+    # The trace's types, not "`bidder prices` lists them" (which reads the database, not the trace).
+    _one_line_error(invoke("--trace", str(trace), "--gpu", "H200"), "unknown GPU type 'H200'; 2 types are known; the "
+                    "trace holds NVIDIA GeForce RTX 4090, NVIDIA RTX A6000")
     _one_line_error(invoke("--trace", str(trace), "--min-vram", "4000"), "no market in the history matches")
     bad = tmp_path / "bad.csv"
     bad.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"

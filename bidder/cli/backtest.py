@@ -207,7 +207,10 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     from bidder.models import Policy
 
     history, known = _load(trace, db_path)
-    gpu_types = tuple(resolve_gpu_types(gpus, known)) if gpus else ()
+    # (The history's types, not `bidder prices`'s: that lists the database, not a trace.)
+    held = ", ".join(sorted(known)[:8]) + (" ..." if len(known) > 8 else "")
+    gpu_types = tuple(resolve_gpu_types(gpus, known, listed=f"the {'trace' if trace else 'history'} holds {held}")
+                      ) if gpus else ()
     job = BacktestJob(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
                       work_hours=work_hours, deadline_hours=deadline_hours,
                       keep_running_hours=(days if days is not None else 30.0) * 24 if keep_running else None,
