@@ -120,6 +120,8 @@ def test_each_chart_and_table_is_a_file_beside_it(week):
         assert 10_000 < len(data) < 1_000_000, (png.name, len(data))
     pods = (out / "pods-svc.csv").read_text().splitlines()
     assert pods[0].startswith("pod,GPU type,cloud") and len(pods) == 1 + len(week["report"].pods)
+    numbers = [cell for line in pods[1:] for cell in line.split(",") if "." in cell and cell.replace(".", "").isdigit()]
+    assert numbers and all(len(n.split(".")[1]) <= 6 for n in numbers), numbers  # not 0.44999999999999996
     assert (out / "current-market.csv").read_text().count("\n") > 5
     mask = os.umask(0)
     os.umask(mask)

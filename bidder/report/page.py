@@ -346,7 +346,9 @@ def _write_files(out: Path, text: str, page: _Page, written: list[Path]) -> Path
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(headers)
-        writer.writerows(["" if v is None else v for v in row] for row in rows)
+        # Floats to 6 places, as `bidder report --format csv` gives them (not 0.44999999999999996).
+        writer.writerows(["" if v is None else round(v, 6) if isinstance(v, float) else v for v in row]
+                         for row in rows)
         files[f"{name}.csv"] = buffer.getvalue().encode()
     files["report.html"] = text.encode()
     mask = os.umask(0)
