@@ -194,3 +194,10 @@ def test_a_job_of_several_gpus_is_titled_by_its_pod_hours_and_gpu_hours(tmp_path
     assert result.stdout.startswith("10 h on a 2-GPU pod (20 GPU-hours), deadline 24 h,"), result.stdout
     on_demand = next(line for line in result.stdout.splitlines() if line.startswith("on-demand"))
     assert float(on_demand.split()[1]) == pytest.approx(10 * 2 * 0.49, abs=0.01), on_demand
+
+
+def test_a_window_spacing_under_an_hour_reads_as_minutes(trace: Path) -> None:
+    result = invoke("--trace", str(trace), "--gpu", "A6000", "--hours", "2", "--deadline", "4h", "--every", "30m",
+                    "--strategies", "on-demand", "--start", "2026-01-05T00:00:00Z", "--end", "2026-01-05T06:00:00Z")
+    assert result.exit_code == 0, result.output
+    assert " every 30m; history to " in result.stdout.splitlines()[1], result.stdout  # not "every 0.5 h"

@@ -260,7 +260,9 @@ def _print_table(summary: dict[str, Any]) -> None:
     click.echo(f"{what}, restart overhead {job['restart_overhead_hours'] * 60:g} min, "
                f"tolerance {summary['policy']['tolerance']:g}/day; {len(hist['markets'])} market(s): "
                f"{', '.join(hist['markets'][:4])}{' ...' if len(hist['markets']) > 4 else ''}")
-    click.echo(f"{windows} window(s) from {job['start']}" + (f" every {job['every_hours']:g} h" if job["every_hours"]
+    every = job["every_hours"]
+    click.echo(f"{windows} window(s) from {job['start']}" + ((f" every {every:g} h" if every >= 1 else
+                                                              f" every {format_duration(every * 3600)}") if every
                                                              else "") + f"; history to {hist['last_sample']} (last sample)")
     if job.get("optimum_skipped"):
         click.echo(f"no optimum row: {job['optimum_skipped']}")
