@@ -4,6 +4,7 @@ cheapest feasible type, fallback on NoCapacity, dry runs that send nothing, spot
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -125,6 +126,9 @@ def test_dry_run_sends_nothing_and_prints_the_mutation_without_the_key(env):
     assert [(a["kind"], a["outcome"]) for a in actions] == [("rent_spot", "dry_run")]
     assert actions[0]["bid_per_gpu"] == pytest.approx(fields["bidPerGpu"])
     assert env.store.job_state("bidder-launch") is None  # no attempt number was used up
+    # The plan shows the bid the request carries (to the tenth of a cent: "$0.148" read oddly beside 0.1485).
+    for said in (re.search(r"spot, bid \$([0-9.]+)/GPU-h", out), re.search(r"bid \$([0-9.]+)/GPU-h -> dry_run", out)):
+        assert said and float(said[1]) == pytest.approx(fields["bidPerGpu"], abs=1e-6), (fields["bidPerGpu"], out)
 
 
 def test_a_capacity_error_moves_to_the_next_alternative(env):

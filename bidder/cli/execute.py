@@ -185,7 +185,8 @@ def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: 
         expect = (f"{d.expected_interruptions_per_day:.1f} interruptions/day expected" if count is None
                   else f"{count:.1f} interruptions expected over the job")
         storage = f" + ${storage_per_hr:.3f}/h storage" if storage_per_hr > 0 else ""
-        price = (f"spot, bid ${d.bid_per_gpu:.3f}/GPU-h x {d.gpu_count} {gpus} = ${d.bid_per_gpu * d.gpu_count:.3f}/h"
+        price = (f"spot, bid ${_bid(d.bid_per_gpu)}/GPU-h x {d.gpu_count} {gpus} = "
+                 f"${_bid(d.bid_per_gpu * d.gpu_count)}/h"
                  f"{storage}, {expect}")
     elif on_demand_price is not None:
         storage = f" + about ${storage_per_hr:.3f}/h more storage" if storage_per_hr > 0 else ""
@@ -197,6 +198,12 @@ def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: 
             and d.expected_completion_hours is not None else "")
     where = f"{d.cloud}, vast" if d.market == "vast" else d.cloud
     return f"{d.gpu_type_id} ({where}) {price}{cost}"
+
+
+def _bid(value: float) -> str:
+    """A bid as sent, to the tenth of a cent when it has one: "$0.148" for the 0.1485 the request
+    carried left a user checking the dry run's exact request puzzled."""
+    return f"{value:.3f}" if abs(value * 1000 - round(value * 1000)) < 1e-6 else f"{value:.4f}"
 
 
 def _pod_access(pod: Pod) -> list[str]:
@@ -602,7 +609,7 @@ def _print_launch(result: LaunchResult, market: str | None = None, bounded: Sequ
     """The attempts, notes and the pod a launch made (`bounded`: the limits given, --budget, --hours,
     which only chose the plan)."""
     for i, a in enumerate(result.attempts, 1):
-        price = f"bid ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" and a.bid_per_gpu else "on-demand"
+        price = f"bid ${_bid(a.bid_per_gpu)}/GPU-h" if a.kind == "spot" and a.bid_per_gpu else "on-demand"
         tail = f": {a.message}" if a.message and a.outcome not in ("ok",) else ""
         click.echo(f"Attempt {i}: {a.kind} {a.gpu_type_id} ({a.cloud}) {price} -> {a.outcome}{tail}")
     for note in _new_notes(result):
@@ -613,7 +620,7 @@ def _print_launch(result: LaunchResult, market: str | None = None, bounded: Sequ
     if result.pod is not None and result.attempt is not None:
         pod, a = result.pod, result.attempt
         rate = pod.cost_per_hr if pod.cost_per_hr is not None else a.cost_per_hour
-        kind = f"spot at ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
+        kind = f"spot at ${_bid(a.bid_per_gpu or 0.0)}/GPU-h" if a.kind == "spot" else "on-demand"
         where = f"{a.cloud}, vast" if market == "vast" else a.cloud
         if market == "vast":  # Vast's compute rate (pay-as-bid) plus the storage it bills even when paused
             rate = (rate or 0) + float(getattr(pod, "storage_per_hr", 0) or 0)
