@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from bidder import __version__
-from bidder.errors import BidderError
+from bidder.errors import BidderError, TransportError
 
 __all__ = ["COMMAND_MODULES", "NOTES_KEY", "main"]
 
@@ -119,7 +119,11 @@ class BidderGroup(click.Group):
         try:
             result = super().invoke(ctx)
         except BidderError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            hint = ""
+            if isinstance(exc, TransportError) and "cannot connect" in str(exc):  # what to check, not only what failed
+                hint = ("; check the URL (--api-url or RUNPOD_API_URL; --vast-url or VAST_URL) and that the service "
+                        "is up")
+            click.echo(f"Error: {exc}{hint}", err=True)
             sys.exit(1)
         except click.UsageError as exc:  # one line, as every error (click's own prints the usage first)
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
