@@ -32,6 +32,7 @@ from typing import Any
 
 from bidder.errors import ConfigError
 from bidder.models import (
+    MARKET_CLOUDS,
     MAX_GPU_COUNT,
     MAX_HOURS,
     MAX_PRICE,
@@ -532,7 +533,9 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
     for key, raw in (defaults or {}).items():
         merged[key] = (raw, "[defaults]")
     for group in _EXCLUSIVE:
-        given = [k for k in group if k in values]
+        # keep_running = false (its default, written out) is no service beside hours; a value that is no
+        # boolean at all is left to its own check ("must be true or false"), not called "both".
+        given = [k for k in group if k in values and (k != "keep_running" or values[k] is True)]
         if len(given) > 1:
             raise _fail(f"{_lead(where)}sets both {_named(given[0], where)} and {_named(given[1], where)}: give one "
                         "of them", given[1], path)
@@ -573,6 +576,11 @@ def job_from_values(name: str, values: Mapping[str, Any], *, defaults: Mapping[s
         raw, origin = merged[key]
         return f"{key} = {raw!r}" + ("" if origin == where else f" (from {origin})")
 
+    # A cloud of the other market: the job waited at every tick for quotes that never come, exit 0.
+    market_clouds = MARKET_CLOUDS.get(str(get("market") or "any").lower())
+    if market_clouds is not None and get("cloud") != "ANY" and get("cloud") not in market_clouds:
+        raise _fail(f"{where} {shown('cloud')} is not a cloud of {shown('market')}: its clouds are "
+                    f"{', '.join(c.lower() for c in market_clouds)} (or any)", "cloud", path)
     # A Vast job cannot honour RunPod's settings: refused where the job gives one itself; one it only
     # inherits from [defaults] (written for its RunPod siblings) is left out, and the tick says so.
     own = [key for key in RUNPOD_ONLY if key in clean and merged[key][1] == where]

@@ -369,6 +369,9 @@ class _Tick:
         GPU type ids as written (a pod's type is looked up in it as it is): one that is not would
         leave its GPU at speed 1.0 without a word, so it is refused the same way."""
         known = self.store.gpu_type_names()
+        # A job of one market resolves its names in that market's: RunPod's "NVIDIA RTX A6000" under market =
+        # "vast" passed, and the job waited at every tick for a quote Vast never gives, exit 0.
+        held = {m: {key[0] for key in self.store.markets(m)} for m in ("runpod", "vast")}
         jobs = {}
         where = f"{self.config.path}: " if self.config.path else ""
         for name, jc in self.config.jobs.items():
@@ -376,9 +379,11 @@ class _Tick:
                 check_gpu_ids([gpu for gpu, _ in jc.job.speed_factors], known)
             except ConfigError as exc:
                 raise ConfigError(f"{where}[jobs.{name}] speed: {exc}", key="speed", path=self.config.path) from None
+            market = (jc.job.market or "any").lower()
+            names = known if market not in held else {i: n for i, n in known.items() if i in held[market]}
             if jc.job.gpu_types:
                 try:
-                    ids = tuple(resolve_gpu_types(jc.job.gpu_types, known))
+                    ids = tuple(resolve_gpu_types(jc.job.gpu_types, names))
                 except ConfigError as exc:
                     unchecked = self._unchecked(jc)
                     if unchecked is None:

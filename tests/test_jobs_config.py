@@ -103,6 +103,13 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     ('[jobs.a]\nhours = 3\n', "image", "needs image"),
     ('[jobs.a]\nimage = "x"\ndeadline = "2d"\n', "deadline", "deadline needs hours"),
     ('[jobs.a]\nimage = "x"\nhours = 2\nkeep_running = true\n', "keep_running", "sets both hours and keep_running"),
+    ('[jobs.a]\nimage = "x"\nhours = 2\nkeep_running = "yes"\n', "keep_running", "keep_running = 'yes': must be"),
+    # A cloud of the other market: the job waited at every tick for quotes that never come, exit 0.
+    ('[jobs.a]\nimage = "x"\nhours = 2\nmarket = "runpod"\ncloud = "verified"\n', "cloud",
+     "[jobs.a] cloud = 'verified' is not a cloud of market = 'runpod': its clouds are secure, community (or any)"),
+    ('[defaults]\ncloud = "secure"\n[jobs.a]\nimage = "x"\nhours = 2\nmarket = "vast"\n', "cloud",
+     "[jobs.a] cloud = 'secure' (from [defaults]) is not a cloud of market = 'vast': its clouds are verified, "
+     "unverified (or any)"),
     ('[jobs.a]\nimage = "x"\ngpu = ["A"]\nmin_vram = 3\n', "min_vram", "sets both gpu and min_vram"),
     ('[jobs.a]\nimage = "x"\nrestart_overhead = "soon"\n', "restart_overhead", "is not a duration"),
     # A bare number was read as seconds: `deadline = 2` a 2-second deadline (the job waited on every tick,
@@ -174,6 +181,12 @@ def test_a_restart_overhead_within_the_work_and_the_window_loads(tmp_path):
                   'hours = 2\ndeadline = 2026-01-01T00:00:00Z\nrestart_overhead = "90m"\n',
                   'keep_running = true\nrestart_overhead = "1d"\n'):
         load_config(write(tmp_path, f'[jobs.a]\nimage = "x"\nmin_vram = 24\n{table}'))
+
+
+def test_keep_running_false_written_out_beside_hours_loads(tmp_path):
+    # Its default, written out: refused as "sets both hours and keep_running".
+    config = load_config(write(tmp_path, '[jobs.a]\ngpu = ["A"]\nimage = "x"\nhours = 2\nkeep_running = false\n'))
+    assert config.jobs["a"].job.work_hours == 2 and not config.jobs["a"].job.keep_running
 
 
 def test_a_vast_job_may_inherit_runpods_settings_from_defaults(tmp_path):

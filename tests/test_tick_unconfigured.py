@@ -171,3 +171,13 @@ def test_a_wrong_name_of_a_job_open_to_any_market_is_refused_where_only_runpod_h
                                           .replace(RTX4090, "NVIDIA GeForce RTX 4900"))
     error = one_error(fresh_tick(emulator, tmp_path, RUNPOD_ONLY))
     assert "[jobs.r] gpu: unknown GPU type 'NVIDIA GeForce RTX 4900'; close matches: " in error, error
+
+
+def test_a_gpu_name_of_the_other_market_is_refused_for_a_job_of_one_market(both):
+    # RunPod's id under market = "vast" passed, and the job waited at every tick ("no current quote ...
+    # collect prices first"), exit 0: cron never told anyone.
+    env, _ = both
+    (env.tmp / "bidder.toml").write_text(VAST_JOB.replace(f'gpu = ["{VAST4090}"]', f'gpu = ["{RTX4090}"]'))
+    error = one_error(cli_tick(env, BOTH_KEYS))
+    assert f"[jobs.v] gpu: unknown GPU type '{RTX4090}'; close matches: " in error and VAST4090 in error, error
+    assert vast_live(env.emu) == [] and runpod_live(env.emu) == []
