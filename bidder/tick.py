@@ -1150,10 +1150,12 @@ class _Tick:
                     f"--terminate`, then `bidder jobs start {jc.name}`")
         if jc.template.volume <= 0 or jc.template.network_volume is not None:
             return None
-        return (f"the volume stays on pod {row['pod_id']} (stopped, still billed): bidder resumes that pod when "
-                f"its machine has room (after {RESUME_FAILURES_BEFORE_MOVE} refusals it moves the job to a new pod "
-                f"with an empty volume); to start afresh now: `bidder stop --job {jc.name} --terminate`, then "
-                f"`bidder jobs start {jc.name}`")
+        # (Said whatever the job waits for: "when its machine has room" read as the reason of a wait on the
+        # max price.)
+        return (f"the volume stays on pod {row['pod_id']} (stopped, still billed): when the job runs again, bidder "
+                f"resumes that pod if its machine has room (after {RESUME_FAILURES_BEFORE_MOVE} refusals it moves the "
+                f"job to a new pod with an empty volume); to start afresh now: `bidder stop --job {jc.name} "
+                f"--terminate`, then `bidder jobs start {jc.name}`")
 
     def _wait(self, jc: JobConfig, decision: Decision | str, pod_id: str | None = None,
               note: str | None = None) -> JobReport:

@@ -209,6 +209,9 @@ def test_jobs_start_says_where_the_volume_is_when_its_pod_cannot_resume(env):
     assert result.exit_code == 0, result.output + result.stderr
     line = next(x for x in result.output.splitlines() if x.startswith("train: "))
     assert "train: waiting" in line and f"the volume stays on pod {pod.id}" in line and "--terminate" in line
+    # Said whatever the wait is for (it read "resumes that pod when its machine has room" beside a wait on the
+    # max price): when the job runs again, if the machine has room.
+    assert "when the job runs again, bidder resumes that pod if its machine has room" in line, line
     assert len(env.emu.world.pods) == 1  # nothing new rented behind the user's back
 
 
