@@ -1016,8 +1016,9 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 exs = _executors(client, vast, store)
                 # Each market's list first: its answer tells the emulator's time, whichever market it is.
                 listings = {m: {p.id: p for p in ex.client.pods()} for m, ex in exs.items() if m in wanted}
-                access = {p.id: "; ".join(_pod_access(p)) for listing in listings.values() for p in listing.values()
-                          if p.desired_status == "RUNNING" and _pod_access(p)}
+                reach = {p.id: _pod_access(p) for listing in listings.values() for p in listing.values()
+                         if p.desired_status == "RUNNING"}
+                access = {pod_id: "; ".join(lines) for pod_id, lines in reach.items() if lines}
                 now = api_now(store, _server_times(client, vast, wanted), now_text, allow_past=allow_past)
                 # A launch's create in flight is not a lost one: adopted only while no launch (or tick)
                 # holds the tick's lock (else a tick adopts it, or the next refresh).
