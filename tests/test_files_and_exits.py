@@ -47,6 +47,25 @@ def test_an_export_under_a_missing_folder_is_one_error(db, tmp_path):
     assert len(lines) == 1 and "nope" in lines[0] and "does not exist" in lines[0]
 
 
+def test_an_export_that_selects_no_row_writes_nothing_and_says_what_the_database_holds(db, tmp_path):
+    out = tmp_path / "old.csv"
+    out.write_text("kept\n")
+    runner = CliRunner()
+    for args in (["--since", "2020-01-01", "--until", "2020-01-02", "-o", str(out)], ["--gpu-count", "7"],
+                 ["--market", "vast"]):
+        result = runner.invoke(main, ["export", "--db", str(db), *args])
+        assert result.exit_code == 1, result.output
+        assert result.stdout == ""  # not even the header: import-trace refuses a header-only file
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "nothing written" in lines[0], lines
+    assert out.read_text() == "kept\n"
+    said = runner.invoke(main, ["export", "--db", str(db), "--since", "2020-01-01", "--until", "2020-01-02"]).stderr
+    assert "period: 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z" in said and f"{db} holds 2026-" in said
+    assert "--gpu-count 7" in runner.invoke(main, ["export", "--db", str(db), "--gpu-count", "7"]).stderr
+    assert "no price history of market vast" in runner.invoke(main, ["export", "--db", str(db), "--market",
+                                                                     "vast"]).stderr
+
+
 def _export(db, out) -> object:
     return CliRunner().invoke(main, ["export", "--db", str(db), "-o", str(out)])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import stat
 import sys
@@ -661,12 +663,34 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
         with_market = any(
             next(iter(store.iter_prices(wanted, _cloud_filter(cloud), gpu_count, start, end, market=other)), None)
             is not None for other in store.market_names() if other != "runpod" and chosen in (None, other))
-        quotes = store.iter_prices(wanted, _cloud_filter(cloud), gpu_count, start, end, market=chosen)
-        if output is None:
-            count = write_trace(quotes, sys.stdout, market=with_market)
-        else:
-            count = _write_file(output, lambda handle: write_trace(quotes, handle, market=with_market))
+        rows = store.iter_prices(wanted, _cloud_filter(cloud), gpu_count, start, end, market=chosen)
+        with contextlib.closing(rows):  # a failed write must not leave the read open (and the WAL behind)
+            first = next(rows, None)
+            if first is None:  # a header-only file is no trace: import-trace refuses it
+                given = [*(f"--gpu {g!r}" for g in gpus),
+                         *([f"--cloud {cloud.lower()}"] if _cloud_filter(cloud) else []),
+                         *([f"--gpu-count {gpu_count}"] if gpu_count is not None else [])]
+                raise click.ClickException(_nothing_to_export(store, db_path, chosen, start, end, given))
+            quotes = itertools.chain([first], rows)
+            if output is None:
+                count = write_trace(quotes, sys.stdout, market=with_market)
+            else:
+                count = _write_file(output, lambda handle: write_trace(quotes, handle, market=with_market))
     click.echo(f"Exported {count} rows{f' to {output}' if output else ''}.", err=True)
+
+
+def _nothing_to_export(store: Store, db_path: str, market: str | None, start: datetime | None,
+                       end: datetime | None, given: list[str]) -> str:
+    """Why an export selects no row: the period and filters given against what the database holds."""
+    spans = store.market_spans(market)
+    where = "" if market is None else f" of market {market}"
+    if not spans:
+        return f"no price history{where} in {db_path} yet: nothing written; {_EMPTY_HINT}"
+    period = (f"{to_iso(start) if start else 'the start'} to {to_iso(end) if end else 'the end'}"
+              if start or end else "the whole history")
+    held = f"{to_iso(min(s['first_ts'] for s in spans))} to {to_iso(max(s['last_ts'] for s in spans))}"
+    return (f"no price rows{where} match (period: {period}{', ' + ' '.join(given) if given else ''}): "
+            f"nothing written; {db_path} holds {held}")
 
 
 def _write_file(output: str, write: Callable[[IO[str]], int]) -> int:
