@@ -143,9 +143,11 @@ def test_answers_the_emulator_never_gives():
         with pytest.raises(TransportError) as info:
             client.gpu_types()
         assert info.value.status == 502
-        server.set(404, "<html>Not found</html>")
-        with pytest.raises(TransportError, match="unexpected HTTP 404"):
-            client.gpu_types()
+        for gone in (404, 410):  # a mistyped URL, or RunPod's GraphQL retired: the way out is named
+            server.set(gone, "<html>Not found</html>")
+            with pytest.raises(TransportError, match=f"HTTP {gone} from the API: no GraphQL endpoint") as info:
+                client.gpu_types()
+            assert "unset RUNPOD_API_KEY" in str(info.value)
         server.set(400, "<html>Bad request</html>")
         with pytest.raises(GraphQLError, match="HTTP 400") as bad:
             client.gpu_types()

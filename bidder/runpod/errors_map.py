@@ -213,6 +213,11 @@ def decode_response(response: httpx.Response, operation: str, *, pod_id: str | N
             first = scrub(response.text, secret) if body is None else scrub(json.dumps(body), secret)
             errors = ((f"HTTP 400: {first}",), (None,))
         raise classify_graphql(*errors, operation=operation, status=400, pod_id=pod_id, secret=secret)
+    if status in (404, 410):  # no endpoint here: a mistyped URL, or (from early 2027) RunPod's GraphQL retired
+        raise TransportError(f"{operation}: HTTP {status} from the API: no GraphQL endpoint at this URL (mistyped? "
+                             "or RunPod has retired its GraphQL API, planned for early 2027: then unset "
+                             "RUNPOD_API_KEY, or set market = \"vast\", to run on Vast alone)",
+                             operation=operation, status=status, maybe_executed=True)  # a proxy's 404 proves nothing
     if status != 200:
         raise TransportError(f"{operation}: unexpected HTTP {status} from the API (is the URL a GraphQL "
                              f"endpoint?)", operation=operation, status=status, maybe_executed=status >= 300)
