@@ -205,6 +205,24 @@ def test_tick_pods_jobs_and_stop_on_vast(env):
     assert cli(env, "pods", apis=False).output.startswith("no managed pods billing")
 
 
+def test_pods_shows_an_outbid_instance_as_paused_not_exited(env):
+    emu, tmp = env
+    assert cli(env, "tick", "--config", str(tmp / "bidder.toml")).exit_code == 0
+    [inst] = live(emu)
+    emu.advance(300)
+    emu.vast.set_competitor(int(emu.vast.market.machine_id[inst.machine]), inst.price + 1.0)
+    emu.advance(300)
+    table = cli(env, "pods", "--refresh")
+    assert table.exit_code == 0, table.output
+    [line] = [row for row in table.output.splitlines() if row.startswith(str(inst.id))]
+    assert " PAUSED " in line and "EXITED" not in line  # EXITED read as stopped: it resumes and bills by itself
+    [pod] = json.loads(cli(env, "pods", "--format", "json", apis=False).output)
+    assert (pod["status"], pod["state"]) == ("EXITED", "active")  # for scripts, the market's status
+    assert cli(env, "stop", str(inst.id)).exit_code == 0
+    [line] = [row for row in cli(env, "pods", apis=False).output.splitlines() if row.startswith(str(inst.id))]
+    assert " EXITED " in line  # stopped by bidder: not paused
+
+
 def test_tick_dry_run_and_jobs_stop_on_vast(env):
     emu, tmp = env
     config = ["--config", str(tmp / "bidder.toml")]

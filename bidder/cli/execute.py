@@ -1060,7 +1060,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                          "name": row.get("name"),
                          "gpu": row.get("gpu_type_id"), "cloud": row.get("cloud"), "gpus": row.get("gpu_count"),
                          "kind": row.get("kind"), "bid": _money(row.get("bid_per_gpu")),
-                         "status": row.get("desired_status"), "state": row.get("state"),
+                         "status": _shown_status(row, fmt), "state": row.get("state"),
                          "cost_per_hr": _money(rate),
                          # A table shows "20m"; json and csv give numbers: the uptime in hours.
                          **({"uptime": format_duration(uptime) if uptime is not None else None} if fmt == "table"
@@ -1081,6 +1081,15 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
         for row in rows:
             if row["access"]:
                 click.echo(f"{row['pod']}: {row['access']}")
+
+
+def _shown_status(row: Mapping[str, Any], fmt: str) -> str | None:
+    """The status a table shows: the market's, except that a pod bidder still manages that exited is
+    PAUSED (outbid or reclaimed: a Vast instance resumes by itself and bills its disk meanwhile, a
+    RunPod pod waits for a tick's new bid), as `report` shows it; EXITED read as stopped for good.
+    JSON and CSV keep the market's status beside the ledger's `state`."""
+    status = row.get("desired_status")
+    return "PAUSED" if fmt == "table" and status == "EXITED" and row.get("state") == "active" else status
 
 
 def _bills(row: Mapping[str, Any]) -> bool:
