@@ -141,12 +141,14 @@ class TransportError(ApiError):
 
     `maybe_executed` is True when the request may have reached the server (a timeout or a
     dropped connection after sending): for a create, the pod may exist; look it up by name.
+    `market` ("runpod", "vast"; None: not said) names the API, for a hint of which URL to check.
     """
 
     def __init__(self, message: str, *, operation: str | None = None, status: int | None = None,
-                 maybe_executed: bool = False) -> None:
+                 maybe_executed: bool = False, market: str | None = None) -> None:
         super().__init__(message, operation=operation, status=status)
         self.maybe_executed = maybe_executed
+        self.market = market
 
 
 class UnwantedInstance(ApiError):

@@ -333,8 +333,8 @@ def test_launch_with_the_api_down_exits_1_with_one_line(env, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.strip().endswith("cannot connect (http://127.0.0.1:9/graphql): [Errno 111] Connection "
-                                          "refused; check the URL (--api-url or RUNPOD_API_URL; --vast-url or "
-                                          "VAST_URL) and that the service is up"), result.stderr
+                                          "refused; check the URL (--api-url or RUNPOD_API_URL) and that the "
+                                          "service is up"), result.stderr
 
 
 def test_a_runpod_name_on_a_new_database_whose_runpod_is_down_says_why_it_is_unknown(env, tmp_path):

@@ -96,6 +96,17 @@ def test_stop_of_an_id_no_one_knows_says_so_and_where_to_look(env):
         assert error.endswith("); `bidder pods --all` lists the pods bidder knows, on every market"), error
 
 
+def test_stop_of_an_unknown_id_without_a_runpod_key_sends_nothing_to_runpod(env):
+    # With Vast's key alone no request goes to RunPod (here a port nothing listens on: it was asked, and
+    # the error was "cannot connect"); an id the ledger does not know is not sent there.
+    result = CliRunner(env={"RUNPOD_API_KEY": "", "VAST_API_KEY": TEST_API_KEY}).invoke(
+        main, ["stop", "999999", "--db", str(env.tmp / "bidder.db"), "--api-url", "http://127.0.0.1:9/graphql",
+               "--vast-url", env.emu.vast_url])
+    assert result.exit_code == 1, result.output
+    [error] = result.stderr.strip().splitlines()
+    assert error.startswith("Error: no pod 999999 in bidder's ledger") and "no RunPod key is set" in error, error
+
+
 def test_a_managed_jobs_pod_is_still_held_by_stop(env):
     # The tick's job keeps its words: held until `bidder jobs start`.
     (env.tmp / "bidder.toml").write_text(f'[jobs.train]\ngpu = ["{A6000}"]\nkeep_running = true\n'

@@ -205,6 +205,16 @@ def test_tick_pods_jobs_and_stop_on_vast(env):
     assert cli(env, "pods", apis=False).output.startswith("no managed pods billing")
 
 
+def test_a_vast_url_that_cannot_be_reached_names_vasts_options_alone(env):
+    _, tmp = env
+    result = CliRunner(env={"RUNPOD_API_KEY": "", "VAST_API_KEY": TEST_API_KEY}).invoke(
+        main, ["collect", "--db", str(tmp / "bidder.db"), "--vast-url", "http://127.0.0.1:9", "--retries", "1"])
+    assert result.exit_code == 1, result.output
+    [error] = result.stderr.strip().splitlines()
+    assert error.endswith("; check the URL (--vast-url or VAST_URL) and that the service is up"), error
+    assert "RUNPOD" not in error and "--api-url" not in error
+
+
 def test_pods_shows_an_outbid_instance_as_paused_not_exited(env):
     emu, tmp = env
     assert cli(env, "tick", "--config", str(tmp / "bidder.toml")).exit_code == 0

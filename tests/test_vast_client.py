@@ -206,7 +206,17 @@ def test_server_errors_and_broken_connections_are_transport_errors(emu, vast):
     with VastClient(api_key="k", url=f"http://127.0.0.1:{port}", retry=fast_retry(1)) as nowhere:
         with pytest.raises(TransportError) as refused:
             nowhere.search_offers()
-        assert refused.value.maybe_executed is False
+        assert refused.value.maybe_executed is False and refused.value.market == "vast"
+
+
+def test_a_url_with_no_vast_api_behind_it_says_to_check_the_url_not_no_capacity(emu):
+    # The emulator's unknown route (as a mistyped path on any server) answers 404 without Vast's fields.
+    with VastClient(api_key=emu.api_key, url=f"{emu.vast_url}/apii", retry=fast_retry(1)) as wrong:
+        for call in (wrong.search_offers, wrong.instances):
+            with pytest.raises(TransportError) as info:
+                call()
+            assert "HTTP 404 at /apii/api/v" in str(info.value) and "is the Vast URL right?" in str(info.value)
+            assert not isinstance(info.value, NoCapacity)
 
 
 def test_invalid_arguments_are_api_refusals_and_bad_input_is_refused_locally(emu, vast):

@@ -121,8 +121,9 @@ class BidderGroup(click.Group):
         except BidderError as exc:
             hint = ""
             if isinstance(exc, TransportError) and "cannot connect" in str(exc):  # what to check, not only what failed
-                hint = ("; check the URL (--api-url or RUNPOD_API_URL; --vast-url or VAST_URL) and that the service "
-                        "is up")
+                where = {"runpod": "--api-url or RUNPOD_API_URL", "vast": "--vast-url or VAST_URL"}.get(
+                    exc.market or "", "--api-url or RUNPOD_API_URL; --vast-url or VAST_URL")
+                hint = f"; check the URL ({where}) and that the service is up"
             click.echo(f"Error: {exc}{hint}", err=True)
             sys.exit(1)
         except click.UsageError as exc:  # one line, as every error (click's own prints the usage first)

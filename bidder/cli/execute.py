@@ -1145,6 +1145,10 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
         else:
             row = store.pod(pod_id or "")
             rows = [row] if row is not None else []
+            if not rows and not dry_run and not resolve_api_key():  # (nothing is sent to RunPod without its key)
+                raise BidderError(f"no pod {pod_id} in bidder's ledger (`bidder pods --all` lists the pods it knows, "
+                                  "on every market); one it does not manage is stopped on RunPod only, and no "
+                                  "RunPod key is set (RUNPOD_API_KEY); a Vast instance of your own: Vast's console")
         markets = {r.get("market") or "runpod" for r in rows} or {"runpod"}  # a pod bidder does not know: RunPod's
         vast = stack.enter_context(_closing(_vast_api(vast_url) if "vast" in markets else None))
         now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)

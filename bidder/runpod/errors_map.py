@@ -109,19 +109,20 @@ def _what(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def from_httpx(exc: Exception, operation: str, url: str, secret: str | None = None) -> ApiError:
-    """The bidder error for an exception httpx raised while sending `operation` to `url`."""
+def from_httpx(exc: Exception, operation: str, url: str, secret: str | None = None, *,
+               market: str = "runpod") -> ApiError:
+    """The bidder error for an exception httpx raised while sending `operation` to `url` (of `market`)."""
     detail = scrub(str(exc), secret)
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return TransportError(f"{operation}: the API URL {scrub(url, secret)!r} is not usable: {detail}",
-                              operation=operation, maybe_executed=False)
+                              operation=operation, maybe_executed=False, market=market)
     maybe_executed = not isinstance(exc, NOT_SENT)
     text = f"{operation}: {_what(exc)} ({scrub(url, secret)})"
     if detail and detail not in text:
         text += f": {detail}"
     if maybe_executed:
         text += "; the request may have been executed"
-    return TransportError(text, operation=operation, maybe_executed=maybe_executed)
+    return TransportError(text, operation=operation, maybe_executed=maybe_executed, market=market)
 
 
 def parse_retry_after(response: httpx.Response) -> float | None:

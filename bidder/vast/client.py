@@ -130,7 +130,7 @@ class VastClient(EmulatorTime):
             response = self._http.request(request.method, url, json=request.body, headers=self._headers(),
                                           timeout=self.timeout)
         except HTTPX_CAUGHT as exc:
-            raise from_httpx(exc, request.operation, url, self._key) from exc
+            raise from_httpx(exc, request.operation, url, self._key, market="vast") from exc
         self._note_time(response)
         return response
 

@@ -5,6 +5,7 @@
     HTTP 5xx, 408, a body that is not JSON          -> TransportError(maybe_executed=True)
     error "no_such_instance" (any status)           -> PodNotFound
     error "no_such_ask", HTTP 404 / 410             -> NoCapacity
+    HTTP 404 / 405 with a body not Vast's            -> TransportError (no route there: a wrong URL)
     error "invalid_args" / "invalid_price", HTTP 400 -> GraphQLError (the generic API refusal)
     a 200 with "success": false                     -> by its error code, as above
 
@@ -58,6 +59,11 @@ def error_fields(body: Any) -> tuple[str | None, str | None]:
             str(text) if text is not None else None)
 
 
+def _vast_shaped(body: Any) -> bool:
+    """Whether a body reads as Vast's own answer (its refusals carry some of these fields)."""
+    return isinstance(body, Mapping) and any(k in body for k in ("success", "error", "msg", "message", "detail"))
+
+
 def classify(operation: str, status: int | None, code: str | None, text: str | None, *,
              instance_id: int | None = None, secret: str | None = None) -> ApiError:
     """The bidder error for a Vast refusal (see the module docstring)."""
@@ -93,6 +99,15 @@ def decode_response(response: httpx.Response, operation: str, *, instance_id: in
         detail = f": {scrub(text, secret)}" if text else ""
         raise TransportError(f"{operation}: server error (HTTP {status}){detail}", operation=operation,
                              status=status, maybe_executed=True)
+    if status in (404, 405) and code is None and not _vast_shaped(body):
+        # No route there (Vast's refusals carry `error` or `msg`): a wrong URL, not an offer gone.
+        try:
+            path = scrub(response.request.url.path, secret)
+        except RuntimeError:  # a response built without its request
+            path = "the Vast URL"
+        raise TransportError(f"{operation}: HTTP {status} at {path}, not an answer of Vast's API: is the Vast URL "
+                             "right? (Vast's is https://console.vast.ai; check --vast-url or VAST_URL)",
+                             operation=operation, status=status, maybe_executed=True, market="vast")
     if status >= 400:
         if code is None and text is None and body is None:
             text = scrub(response.text, secret) or None
