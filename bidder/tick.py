@@ -1195,8 +1195,10 @@ class _Tick:
             self._save(jc, state="running", pod_id=result.pod.id, note=message)
             return self._report(jc, "running", message, result.pod.id)
         if self.ex.dry_run and result.requests:
-            return self._report(jc, "dry_run", "would launch: " + "; ".join(_would(a, decision.market)
-                                                                            for a in result.attempts))
+            request = result.requests[-1]  # the dry run's attempt: the create it would send, request and all
+            sent = f" ({request.operation}): {request.to_json(indent=None)}"
+            return self._report(jc, "dry_run", "would launch: " + "; ".join(
+                _would(a, decision.market, sent if a.outcome == "dry_run" else "") for a in result.attempts))
         message = "not launched: " + "; ".join(x for x in (tries, notes) if x)
         self._save(jc, state="waiting", note=message)
         return self._report(jc, "waiting", message)
@@ -1456,8 +1458,9 @@ def _failed_calls(events: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _would(a: Attempt, market: str | None) -> str:
-    """A dry run's attempt for the user: what would be rented, where, and at what bid or price."""
+def _would(a: Attempt, market: str | None, sent: str = "") -> str:
+    """A dry run's attempt for the user: what would be rented, where, and at what bid or price, then
+    `sent` (the request it would send)."""
     if a.outcome != "dry_run":
         return f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message else "")
     where = f"{a.gpu_type_id} ({a.cloud}, {market or 'runpod'})"
@@ -1466,7 +1469,7 @@ def _would(a: Attempt, market: str | None) -> str:
         price += f" = ${a.cost_per_hour:.4f}/h" if a.cost_per_hour is not None else ""
     else:
         price = f"at ${a.cost_per_hour:.4f}/h" if a.cost_per_hour is not None else "at the on-demand price"
-    return f"{'spot' if a.kind == 'spot' else 'on-demand'} {where} {price} (not sent: dry run)"
+    return f"{'spot' if a.kind == 'spot' else 'on-demand'} {where} {price}{sent} (not sent: dry run)"
 
 
 def _where(cloud: str | None, market: str | None) -> str:

@@ -159,7 +159,12 @@ def test_dry_run_tick_sends_no_mutation(env):
     assert result.exit_code == 0, result.stderr
     # The market, the GPU, the cloud and the price (on-demand here) are on the line, not only in --log.
     assert ("[dry run] train: dry_run: would launch: on-demand NVIDIA RTX A6000 (COMMUNITY, runpod) at $0.3300/h "
-            "(not sent: dry run)") in result.output
+            "(podFindAndDeployOnDemand): {") in result.output, result.output
+    # The exact mutation and variables it would send, as `launch --dry-run` prints them.
+    sent = result.output.split("(podFindAndDeployOnDemand): ", 1)[1].rsplit(" (not sent: dry run)", 1)[0]
+    request = json.loads(sent)
+    assert "podFindAndDeployOnDemand" in request["query"]
+    assert request["variables"]["input"]["gpuTypeId"] == "NVIDIA RTX A6000", request
     assert env.emu.world.pods == {}
     assert [a["outcome"] for a in env.store.actions()] == ["dry_run"]
 

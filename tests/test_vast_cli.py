@@ -240,8 +240,13 @@ def test_tick_dry_run_and_jobs_stop_on_vast(env):
     assert dry.exit_code == 0, dry.output
     assert "[dry run] v: dry_run: would launch: spot RTX 4090 (" in dry.output and live(emu) == []
     # The market and the bid are on the line (as in --log): "spot RTX 4090 (VERIFIED, vast) bid $0.1234/GPU-h x 1 GPU"
-    assert re.search(r"would launch: spot RTX 4090 \(\w+, vast\) bid \$\d\.\d{4}/GPU-h x 1 GPU = \$\d\.\d{4}/h "
-                     r"\(not sent: dry run\)", dry.output), dry.output
+    shown = re.search(r"would launch: spot RTX 4090 \(\w+, vast\) bid \$(\d\.\d{4})/GPU-h x 1 GPU = \$\d\.\d{4}/h "
+                      r"\((\w+)\): (\{.*\}) \(not sent: dry run\)", dry.output)
+    assert shown, dry.output
+    request = json.loads(shown.group(3))  # the exact request, key masked, as `launch --dry-run` prints it
+    assert shown.group(2) == "create_interruptible" and request["method"] == "PUT"
+    assert request["headers"]["Authorization"] == "Bearer ***" and TEST_API_KEY not in dry.output
+    assert request["body"]["price"] == pytest.approx(float(shown.group(1)), abs=1e-4)  # 1 GPU: price = bid
     assert cli(env, "tick", *config).exit_code == 0
     [inst] = live(emu)
     emu.advance(600)
