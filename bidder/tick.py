@@ -115,6 +115,10 @@ class JobReport:
     #: Why the job's spend passed its budget while none of its pods runs (a kept Vast instance's storage
     #: bills on): `bidder tick` exits non-zero, so cron tells the user, who alone may delete the disk.
     over_budget: str | None = None
+    #: Why one of the job's pods could not be known this tick (missing from its market's list, and the
+    #: lookup by id failed): nothing was done for the job, whose budget and hours go unkept meanwhile, so
+    #: `bidder tick` exits non-zero (cron mails it), as for a pod list that could not be read.
+    unknown: str | None = None
 
 
 @dataclass
@@ -768,7 +772,7 @@ class _Tick:
             self._progress(jc)  # what its pods cost up to their stop, read since: the job's line says it
             return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
         if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
-            return self._report(jc, "unknown", self.unknown[jc.name])
+            return replace(self._report(jc, "unknown", self.unknown[jc.name]), unknown=self.unknown[jc.name])
         blind = self._blind_spot(jc, state)
         if blind is not None:  # its pod runs unwatched (no budget, no hours kept): exit non-zero, so cron mails
             return self._blocked(jc, "unknown", f"{blind}: nothing is done for this job until it can be")

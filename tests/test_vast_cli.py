@@ -215,6 +215,23 @@ def test_a_vast_url_that_cannot_be_reached_names_vasts_options_alone(env):
     assert "RUNPOD" not in error and "--api-url" not in error
 
 
+def test_a_tick_that_cannot_know_an_instances_state_exits_1(env):
+    # Left out of the list and answered `"instances": null`: nothing is done for the job, whose budget and
+    # hours go unkept meanwhile; exit 0 told cron all was well.
+    emu, tmp = env
+    config = ["--config", str(tmp / "bidder.toml")]
+    assert cli(env, "tick", *config).exit_code == 0
+    emu.advance(600)
+    emu.malform("vast:list", {"instances": [], "next_token": None}, times=1)
+    emu.malform("vast:show", {"instances": None}, times=1)
+    result = cli(env, "tick", *config)
+    assert result.exit_code == 1, result.output
+    assert "v: unknown: pod " in result.stdout and "no proof that it ended" in result.stdout
+    assert result.stderr.strip() == "Error: the state of v's pod is unknown (its line says why); the next tick asks again"
+    emu.advance(600)
+    assert cli(env, "tick", *config).exit_code == 0
+
+
 def test_pods_shows_an_outbid_instance_as_paused_not_exited(env):
     emu, tmp = env
     assert cli(env, "tick", "--config", str(tmp / "bidder.toml")).exit_code == 0

@@ -175,6 +175,7 @@ def test_an_instance_answered_null_is_unknown_and_never_joined_by_a_second(both)
     env.emu.malform("vast:show", {"instances": None}, times=1)
     report = tick(env, api, config)
     assert report.jobs[0].state == "unknown" and "no proof" in report.jobs[0].message, report.jobs[0].message
+    assert report.jobs[0].unknown == report.jobs[0].message  # `bidder tick` exits 1: cron mails it
     assert vast_live(env.emu) == [inst] and env.store.pod(str(inst.id))["state"] == "active"  # still watched
     env.emu.advance(600)
     assert tick(env, api, config).jobs[0].state == "running" and vast_live(env.emu) == [inst]
