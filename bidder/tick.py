@@ -330,11 +330,17 @@ class _Tick:
                     self.store.save_job_state(state["name"], state="unmanaged",
                                               note=f"not in {self.config.path} since {to_iso(self.now)}")
         for row in self.store.managed_pods(states=["active"]):
-            if row.get("job") not in known and row.get("desired_status") == "RUNNING" \
+            # A paused Vast instance counts too: it resumes by itself when its bid is the highest again,
+            # and bills its disk meanwhile (a RunPod pod that exited waits for a new bid that never comes).
+            paused = row.get("market") == "vast" and row.get("desired_status") == "EXITED"
+            if row.get("job") not in known and (row.get("desired_status") == "RUNNING" or paused) \
                     and not self._owned_elsewhere(self.store.job_state(row.get("job") or "") or {}):
+                what = ("is paused (outbid), resumes by itself and bills its disk meanwhile," if paused
+                        else "is running")
+                stop = f"bidder stop {row['pod_id']}" + (" --terminate" if paused else "")
                 self.ex.emit(self.now, "unmanaged", pod_id=row["pod_id"], job=row.get("job"),
-                             message=f"pod {row['pod_id']} (job {row.get('job')}) is running but its job is not "
-                                     f"in {self.config.path}: stop it with `bidder stop {row['pod_id']}`")
+                             message=f"pod {row['pod_id']} (job {row.get('job')}) {what} but its job is not "
+                                     f"in {self.config.path}: stop it with `{stop}`")
         self.report.events = list(self.ex.log)
         return self.report
 

@@ -232,6 +232,21 @@ def test_a_tick_that_cannot_know_an_instances_state_exits_1(env):
     assert cli(env, "tick", *config).exit_code == 0
 
 
+def test_a_paused_instance_of_a_job_taken_out_of_bidder_toml_is_named_with_how_to_end_it(env):
+    emu, tmp = env
+    assert cli(env, "tick", "--config", str(tmp / "bidder.toml")).exit_code == 0
+    [inst] = live(emu)
+    emu.advance(300)
+    emu.vast.set_competitor(int(emu.vast.market.machine_id[inst.machine]), inst.price + 1.0)
+    emu.advance(300)
+    (tmp / "bidder.toml").write_text(CONFIG.replace("[jobs.v]", "[jobs.w]"))  # job v taken out
+    result = cli(env, "tick", "--config", str(tmp / "bidder.toml"))
+    assert result.exit_code == 0, result.output
+    assert (f"unmanaged: pod {inst.id} (job v) is paused (outbid), resumes by itself and bills its disk meanwhile, "
+            f"but its job is not in {tmp / 'bidder.toml'}: stop it with `bidder stop {inst.id} --terminate`") \
+        in result.output, result.output
+
+
 def test_pods_shows_an_outbid_instance_as_paused_not_exited(env):
     emu, tmp = env
     assert cli(env, "tick", "--config", str(tmp / "bidder.toml")).exit_code == 0
