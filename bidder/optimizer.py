@@ -651,6 +651,13 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                 low = min(floors, key=lambda q: q.minimum_bid_price)  # type: ignore[arg-type,return-value]
                 also = (f"; spot is over it too: the lowest spot floor now is {_short(low.gpu_type_id)}'s on "
                         f"{MARKET_NAMES.get(low.market, low.market)}, ${low.minimum_bid_price:.3f}")
+            priced = [q for q in markets if q.uninterruptable_price is not None]
+            if constraint != "max_price" and policy.allow_on_demand and priced and \
+                    all(q.uninterruptable_price > cap for q in priced):  # type: ignore[operator]
+                # Named for spot alone, the user loosened the tolerance and met the max price next.
+                low = min(priced, key=lambda q: q.uninterruptable_price)  # type: ignore[arg-type,return-value]
+                also += (f"; on-demand is over the max price ${cap:.3f}: the lowest is {_short(low.gpu_type_id)}'s "
+                         f"on {MARKET_NAMES.get(low.market, low.market)}, ${low.uninterruptable_price:.3f}")
             what = ("can finish the work" if constraint == "deadline" and job.deadline is None
                     else f"meets the {constraint.replace('_', ' ')}")
             raise Infeasible(f"no candidate {what}: {message}{also}", constraint=constraint)

@@ -117,7 +117,14 @@ def test_the_tolerance_an_error_names_is_rounded() -> None:
     quotes, stats = inputs(CALM)
     with pytest.raises(Infeasible) as info:
         decide_by_rates(job(), Policy(max_price=0.35, tolerance=1 / 3), quotes, stats, NOW)
-    assert info.value.constraint == "tolerance" and str(info.value).endswith("over the tolerance of 0.33/day"), info.value
+    assert info.value.constraint == "tolerance" and "over the tolerance of 0.33/day;" in str(info.value), info.value
+    # Named for spot's tolerance alone, the user loosened it and met the max price next: on-demand is said too.
+    od = min(q.uninterruptable_price for q in quotes)
+    assert str(info.value).endswith(f"; on-demand is over the max price $0.350: the lowest is RTX A6000's on RunPod, "
+                                    f"${od:.3f}"), info.value
+    with pytest.raises(Infeasible) as unpriced:  # no max price: nothing of on-demand to say
+        decide_by_rates(job(), Policy(tolerance=1 / 3, allow_on_demand=False), quotes, stats, NOW)
+    assert "on-demand is over" not in str(unpriced.value)
 
 
 def test_budget_infeasible_and_gpu_type_infeasible() -> None:

@@ -309,7 +309,7 @@ def test_spot_too_slow_without_a_deadline_is_not_called_a_missed_deadline(db: Pa
     assert result.output.strip().splitlines() == [
         "Error: no candidate can finish the work: RTX A6000 spot at $0.250 is not expected to finish the work "
         "within 36 h (3x the work, how long a job without a deadline may take), and no on-demand is allowed to "
-        "finish it"]
+        "finish it; on-demand is over the max price $0.250: the lowest is RTX A6000's on RunPod, $0.490"]
     late = run(db, "--gpu", "RTX A6000", "--hours", "12", "--max-price", "0.25", "--deadline", "30h")
     assert late.exit_code == 1 and "no candidate can finish the work" not in late.output
 
