@@ -312,9 +312,12 @@ class Executor:
         if market == "runpod":
             if policy.allow_spot and not policy.allow_on_demand and self.spot_blocked():
                 # The optimizer would only see no candidate and ask for more history, which cannot help.
+                # With the spot price fields gone no snapshot can show spot back: no recheck is promised.
+                fields_gone = getattr(self.client, "spot_fields_supported", None) is False
+                back = ("RunPod's answers carry no spot prices at all now" if fields_gone else
+                        f"looked for once {format_duration(self.spot_recheck.total_seconds())} have passed since")
                 raise Infeasible(f"{SPOT_GONE_MESSAGE} (since {self.store.settings_get(SPOT_FLAG)}) and the job has "
-                                 f"allow_on_demand = false: nothing can run until spot is back (looked for once "
-                                 f"{format_duration(self.spot_recheck.total_seconds())} have passed since) or "
+                                 f"allow_on_demand = false: nothing can run until spot is back ({back}) or "
                                  "on-demand is allowed", constraint="allow_on_demand")
             policy = self.effective_policy(policy)
         if self._advise is not None:

@@ -293,6 +293,12 @@ def test_spot_gone_and_on_demand_not_allowed_says_so_not_collect_more_history(en
     assert job.message == (f"RunPod no longer offers spot (interruptable) pods for this account (since {since}) and "
                            "the job has allow_on_demand = false: nothing can run until spot is back (looked for once "
                            "2.0h have passed since) or on-demand is allowed"), job.message
+    # The spot price fields gone too: no snapshot can show spot back, so no recheck is promised.
+    env.emu.set_spot_enabled(False, fields=False)
+    env.emu.advance(600)
+    job = env.tick(config).jobs[0]
+    assert job.state == "waiting" and env.emu.world.pods == {}, job.message
+    assert "(RunPod's answers carry no spot prices at all now) or on-demand is allowed" in job.message, job.message
 
 
 def test_the_budget_stops_a_running_pod(env):
