@@ -538,6 +538,12 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         what = (", ".join(job.gpu_types) if job.gpu_types else
                 f">= {job.min_vram_gb} GB VRAM" if job.min_vram_gb is not None else "any GPU")
         where = "" if (job.market or "any").lower() == "any" else f" on market {job.market}"
+        counts = sorted({q.gpu_count for q in quotes})
+        if quotes and job.gpu_count not in counts:  # RunPod is quoted only for the GPU counts collected
+            raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}{where}: "
+                             f"the quotes collected are for pods of {', '.join(map(str, counts))} GPU(s); collect "
+                             f"RunPod's for {job.gpu_count} too (`bidder collect --gpu-counts "
+                             f"{','.join(map(str, sorted({*counts, job.gpu_count})))}`)", constraint="gpu_type")
         raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}{where}; "
                          "collect prices first (`bidder collect`) or widen --gpu/--min-vram/--cloud",
                          constraint="gpu_type")

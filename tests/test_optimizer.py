@@ -135,7 +135,12 @@ def test_budget_infeasible_and_gpu_type_infeasible() -> None:
     assert "$1.00 left in the budget" in str(info.value)
     with pytest.raises(Infeasible, match="no current quote for NVIDIA B200") as info:
         decide_by_rates(job(gpu_types=("NVIDIA B200",)), Policy(), quotes, stats, NOW)
-    assert info.value.constraint == "gpu_type"
+    assert info.value.constraint == "gpu_type" and "collect prices first" in str(info.value)
+    # Quotes for 1-GPU pods alone: collecting more of the same would not help; the GPU counts would.
+    with pytest.raises(Infeasible) as info:
+        decide_by_rates(job(gpu_count=2), Policy(), quotes, stats, NOW)
+    assert str(info.value).endswith("the quotes collected are for pods of 1 GPU(s); collect RunPod's for 2 too "
+                                    "(`bidder collect --gpu-counts 1,2`)"), info.value
 
 
 def test_deadline_that_even_on_demand_cannot_meet() -> None:
