@@ -90,6 +90,15 @@ def test_table_shows_decision_alternatives_reasons_and_history(db: Path) -> None
     assert "History: 1728 samples over 2 market(s)" in out
 
 
+def test_history_too_short_for_statistics_is_said_so_not_over_0_markets(tmp_path: Path) -> None:
+    path = tmp_path / "short.db"
+    fill(path, days=30 / 1440)  # six 5-minute snapshots
+    result = run(path, "--gpu", "RTX A6000", "--hours", "4")
+    assert result.exit_code == 0, result.output
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("History: ")]
+    assert line.startswith("History: 6 samples (no market has enough for statistics yet), "), line
+
+
 def test_tolerance_none_recommends_on_demand_and_keep_running_has_no_completion(db: Path) -> None:
     none = json.loads(run(db, "--hours", "10", "--tolerance", "none", "--format", "json").stdout)
     assert none["decision"]["action"] == "on_demand"

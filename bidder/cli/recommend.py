@@ -352,7 +352,9 @@ def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool, w
             click.echo(f"  {i}. {a.reasons[0] if a.reasons else ''}")
     span = (f"{to_iso(info.from_ts)} to {to_iso(info.to_ts)}" if info.from_ts and info.to_ts else "none")
     click.echo("")
-    click.echo(f"History: {info.samples} samples over {info.markets} market(s) with statistics, {span}")
+    over = (f"over {info.markets} market(s) with statistics" if info.markets else
+            "(no market has enough for statistics yet)")  # "over 0 market(s)" read as if none were read
+    click.echo(f"History: {info.samples} samples {over}, {span}")
     for note in notes:
         click.echo(f"Note: {note}")
 
