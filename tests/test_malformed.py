@@ -229,8 +229,8 @@ def test_a_listing_without_the_pod_and_no_pod_answer_leaves_the_job_alone(env, a
     else:
         env.emu.malform("pod", answer)
     result = tick(env)
-    assert result.exit_code == 0, result.output + result.stderr
-    assert "train: unknown" in result.output
+    assert result.exit_code == 1, result.output + result.stderr  # its budget goes unkept: cron must mail it
+    assert "train: unknown" in result.output and "the state of train's pod is unknown" in result.stderr
     assert [p.id for p in env.live_pods()] == [pod.id]
     assert env.store.pod(pod.id)["state"] == "active"
     assert [a["kind"] for a in env.store.actions("train")] == ["deploy_on_demand"]
