@@ -1262,6 +1262,9 @@ class Executor:
             raise
         self._finish(action, now, "ok", pod_id=pod_id)
         if was_running and self.market == "runpod":  # a Vast pod's poll at `now` holds its running total
+            # Never polled (its polls rejected, or none yet): its create is the evidence of its run and
+            # price, else the exit carried no rate and the run was booked at $0.
+            self.store.record_launch(pod_id)
             self._record_exit(pod_id, None, now, now)
         self.store.set_pod_state(pod_id, state=state or ("terminated" if terminate else "stopped"),
                                  desired_status="TERMINATED" if terminate else "EXITED", ended=now, last_seen=now,

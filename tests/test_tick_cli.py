@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -412,3 +413,20 @@ def test_a_tick_that_cannot_write_after_its_create_says_a_pod_may_run(env):
     env.emu.advance(300)
     assert tick(env).exit_code == 0 and [p.id for p in env.live_pods()] == [pod.id]
     assert env.store.pod(pod.id)["state"] == "active"
+
+
+def test_a_pod_stopped_before_any_good_poll_is_booked_at_its_launch_price_not_0(env):
+    """A tick whose poll of the pod was set aside (its time 2 h behind the API's: the uptime read as longer
+    than the pod's life) moved the job and booked the pod's run at $0: the exit had no rate."""
+    assert tick(env).exit_code == 0
+    [pod_id] = env.emu.world.pods
+    launched = env.emu.now
+    env.emu.advance(7200)
+    (env.tmp / "bidder.toml").write_text(CONFIG.replace('cloud = "community"', 'cloud = "secure"'))
+    result = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                 "--api-url", env.emu.url, "--now", to_iso(launched + timedelta(minutes=1)))
+    assert "ignored an impossible poll" in result.stderr, result.output + result.stderr
+    assert env.emu.world.pods[pod_id].desired_status != "RUNNING", result.output  # moved: the old pod stopped
+    [old] = [p for p in json.loads(cli(env, "pods", "--all", "--format", "json", "--db",
+                                       str(env.tmp / "bidder.db")).output) if p["pod"] == pod_id]
+    assert old["spent"] == pytest.approx(0.33 / 60, abs=1e-4), old  # the minute the tick knew of, at $0.33/h
