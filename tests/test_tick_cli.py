@@ -90,7 +90,7 @@ def test_two_config_files_on_one_database_never_fight_over_a_job(env):
     (env.tmp / "b").mkdir()
     first, second = env.tmp / "a" / "bidder.toml", env.tmp / "b" / "bidder.toml"
     first.write_text(CONFIG)
-    second.write_text(CONFIG.replace("NVIDIA RTX A6000", "NVIDIA RTX A4000"))
+    second.write_text(CONFIG.replace("NVIDIA RTX A6000", "NVIDIA RTX A4000") + "budget = 5\n")
     assert cli(env, "tick", "--config", str(first), *common(env)).exit_code == 0
     [pod] = env.emu.world.pods.values()
     for _ in range(2):
@@ -102,6 +102,14 @@ def test_two_config_files_on_one_database_never_fight_over_a_job(env):
         again = cli(env, "tick", "--config", str(first), *common(env))
         assert again.exit_code == 0 and "train: running: running on NVIDIA RTX A6000" in again.output, again.output
     assert pod.desired_status == "RUNNING" and len(env.emu.world.pods) == 1
+    # `bidder jobs` from the second file listed the job with its own hours and budget: the first file's apply.
+    listed = cli(env, "jobs", "--config", str(second), "--db", str(env.tmp / "bidder.db"))
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines()[-1] == (f"train: run by {first}, whose settings apply (budget, hours and "
+                                              f"deadline not shown); the [jobs.train] of {second} does not run")
+    [row] = json.loads(cli(env, "jobs", "--config", str(second), "--db", str(env.tmp / "bidder.db"),
+                           "--format", "json").output)
+    assert row["hours"] is None and row["budget"] is None and row["note"].startswith(f"train: run by {first}")
     # `jobs stop`/`start` from the second file: it ended the first file's pod by its own on_finish.
     for sub in ("stop", "start"):
         refused = cli(env, "jobs", sub, "train", "--config", str(second), "--db", str(env.tmp / "bidder.db"),

@@ -790,6 +790,7 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     rows = []
+    elsewhere: list[str] = []
     with open_existing_store(db_path, "no job has run yet") as store:  # (a missing database said first)
         config = load_config(config_path)
         for jc in config.jobs.values():
@@ -800,15 +801,22 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
             # on Vast bills storage; "-" hid it.
             kept = [r for r in store.managed_pods(jc.name, states=["stopped"]) if r.get("desired_status") != "TERMINATED"]
             pod = active[-1] if active else kept[-1] if kept else None
+            # Another bidder.toml runs it on this database: its settings are that file's, not these.
+            owner = other_config(state, config_path)
+            if owner is not None:
+                elsewhere.append(f"{jc.name}: run by {owner}, whose settings apply (budget, hours and deadline "
+                                 f"not shown); the [jobs.{jc.name}] of {config_path} does not run")
             rows.append({
                 "job": jc.name, "state": state.get("state") or "new", "pod": pod["pod_id"] if pod else None,
                 "market": (pod.get("market") or "runpod") if pod else None,
                 "gpu": pod["gpu_type_id"] if pod else None, "kind": pod["kind"] if pod else None,
                 "bid": pod.get("bid_per_gpu") if pod else None, "spent": round(spent, 6),  # as `report`: one rounding
-                "budget": jc.policy.budget, "work_h": round(work, 3), "hours": jc.job.work_hours,
+                "budget": None if owner else jc.policy.budget, "work_h": round(work, 3),
+                "hours": None if owner else jc.job.work_hours,
                 # The one the tick decides by (a relative one counts from the first tick that saw the job).
-                "deadline": to_iso(deadline) if (deadline := jc.job_spec(window_start(state)).deadline) else None,
-                "interruptions": interruptions, "note": state.get("note"),
+                "deadline": to_iso(deadline) if not owner and (deadline := jc.job_spec(window_start(state)).deadline)
+                else None,
+                "interruptions": interruptions, "note": elsewhere[-1] if owner else state.get("note"),
             })
     columns = ["job", "state", "pod", *_market_column(rows), "gpu", "kind", "bid", "spent", "budget", "work_h",
                "hours", *(["deadline"] if any(r["deadline"] for r in rows) else []), "interruptions"]
@@ -818,6 +826,8 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
         emit_rows(rows, [*columns, "note"], fmt)
     elif rows:
         emit_rows(rows, columns, "table")
+        for line in elsewhere:
+            click.echo(line)
     else:
         click.echo(f"no jobs in {config_path}")
 
