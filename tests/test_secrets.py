@@ -169,3 +169,60 @@ def test_a_key_in_the_api_urls_query_is_refused_and_never_printed(emulator, tmp_
     assert result.exit_code != 0 and SECRET not in result.output + result.stderr, result.output + result.stderr
     [line] = result.stderr.strip().splitlines()
     assert "must not carry the key, a query or a fragment" in line, line
+
+
+# -- a server that quotes part of the key, changes its case, or puts it in a header ------------------
+
+def test_a_piece_of_the_key_or_the_key_in_another_case_is_masked_too():
+    from bidder.runpod.errors_map import MIN_SECRET_PIECE, mask_secret
+
+    with canned_server() as server:
+        client = RunPodClient(api_key=SECRET, url=server.url, retry=NO_RETRY, timeout=2)
+        for status, body, headers, shown in (
+                (400, {"errors": [{"message": f"Invalid API key {SECRET[:24]}..."}]}, None, "Invalid API key ***"),
+                (400, {"errors": [{"message": f"key ...{SECRET[-20:]} revoked"}]}, None, "key ...*** revoked"),
+                (500, {"errors": [{"message": f"no user for {SECRET.lower()}"}]}, None, "no user for ***"),
+                (200, "<html>oops</html>", {"Content-Type": f"text/html; token={SECRET}"}, "text/html; token=***")):
+            server.set(status, body, headers)
+            with pytest.raises(BidderError) as info:
+                client.gpu_types()
+            said = f"{info.value} {info.value!r} {getattr(info.value, 'messages', '')}"
+            assert shown in said, said  # what the server said is there, the key's piece masked
+            for piece in (SECRET[:MIN_SECRET_PIECE], SECRET[-MIN_SECRET_PIECE:], SECRET[10:10 + MIN_SECRET_PIECE]):
+                assert piece.lower() not in said.lower(), said
+    # Ordinary words that share a few letters with the key stay as they are.
+    assert mask_secret("the key was revoked: rpa_S3C...", SECRET) == "the key was revoked: rpa_S3C..."
+
+
+def test_debug_logging_masks_the_key_in_headers_a_server_echoes(tmp_path):
+    """`bidder -vv`: httpcore logs every response header as sent; one echoing the key printed it."""
+    import subprocess
+    import sys
+
+    with canned_server() as server:
+        server.set(429, "<html>slow</html>", {"Retry-After": "1", "X-Echo": f"Bearer {SECRET}"})
+        env = {"RUNPOD_API_KEY": SECRET, "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        done = subprocess.run([sys.executable, "-m", "bidder", "-vv", "collect", "--market", "runpod",
+                               "--retries", "1", "--db", str(tmp_path / "x.db"), "--api-url", server.url],
+                              capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "X-Echo" in done.stderr or "x-echo" in done.stderr, done.stderr[-2000:]  # the header was logged
+    assert SECRET not in done.stderr and SECRET[4:16] not in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("url", [f"api.runpod.io/graphql?api_key={SECRET}",          # no scheme, a query
+                                 f"http://127.0.0.1:9/graphql;api_key={SECRET}",     # ;parameters
+                                 f"http://127.0.0.1:9/{SECRET}/graphql",             # the key in the path
+                                 f"http://[::1:9/graphql?api_key={SECRET}"])         # not a URL at all
+@pytest.mark.parametrize("market", ["runpod", "vast"])
+def test_a_url_that_carries_the_key_or_is_no_url_is_one_line_that_never_quotes_it(tmp_path, url, market):
+    from click.testing import CliRunner
+
+    from bidder.cli import main
+
+    env = {"RUNPOD_API_KEY": SECRET, "VAST_API_KEY": SECRET, "HOME": str(tmp_path)}
+    where = ["--api-url", url] if market == "runpod" else ["--vast-url", url]
+    result = CliRunner(env=env).invoke(main, ["collect", "--market", market, "--db", str(tmp_path / "x.db"), *where])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: the ") and SECRET[4:16] not in line, line

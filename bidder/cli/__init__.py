@@ -146,6 +146,20 @@ def _silence_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+class _MaskKeys(logging.Filter):
+    """Masks every API key this process was given (or a long piece of one) in a log line: httpcore's
+    debug lines (`-vv`) carry response headers as the server sent them, which may echo the key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bidder.runpod.errors_map import mask_known
+
+        message = record.getMessage()
+        masked = mask_known(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 @click.group(cls=BidderGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bidder")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug) to stderr.")
@@ -158,3 +172,6 @@ def main(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # httpx/httpcore log URLs and headers as servers send them
+        if not any(isinstance(f, _MaskKeys) for f in handler.filters):
+            handler.addFilter(_MaskKeys())

@@ -52,7 +52,7 @@ from bidder.errors import (
 )
 from bidder.models import CLOUDS, PriceQuote
 from bidder.runpod import operations as ops
-from bidder.runpod.errors_map import HTTPX_CAUGHT, decode_response, from_httpx, shape_error
+from bidder.runpod.errors_map import HTTPX_CAUGHT, decode_response, from_httpx, remember_secret, shape_error
 from bidder.runpod.operations import GraphQLRequest
 from bidder.runpod.types import (
     MAX_PRICE,
@@ -145,16 +145,23 @@ def retryable(error: ApiError) -> bool:
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
+def checked_url(url: str, *, what: str, example: str, env: str, key: str, secret: str | None = None) -> str:
+    """An API URL (`what`: "API URL", "Vast URL") as the client will use it, or one ConfigError. Keys in
+    URLs end up in logs and shell history: only the Authorization header carries one. So a URL with a
+    query, a fragment, a user or password, `;` parameters or the key itself is refused (any query, not
+    `api_key` alone: `?API_KEY=`, `?token=` went out in notes that print the URL), and before anything
+    else, so that no error quotes such a URL."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a port that is not a number raises here, not in httpx)
+    except ValueError as exc:  # "Invalid IPv6 URL", a bad port: the URL itself is not quoted
+        raise ConfigError(f"the {what} is not a valid URL ({exc}): give one such as {example}", key=key) from None
+    if (parts.query or parts.fragment or parts.username or parts.password or ";" in parts.path
+            or (secret is not None and secret in url)):
+        raise ConfigError(f"the {what} must not carry the key, a query or a fragment (?api_key=, user:pass@, "
+                          f";key=, #...): give the URL alone, such as {example}, and the key in {env}", key=key)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"the API URL must be an http(s) URL such as {DEFAULT_URL}, got {url!r}", key="api_url")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        # Keys in URLs end up in logs and shell history: only the Authorization header carries it. Any
-        # query is refused, not `api_key` alone: `?API_KEY=`, `?token=` went out in notes that print the URL.
-        raise ConfigError("the API URL must not carry the key, a query or a fragment (?api_key=, user:pass@, "
-                          f"#...): give the URL alone, such as {DEFAULT_URL}, and the key in RUNPOD_API_KEY",
-                          key="api_url")
+        raise ConfigError(f"the {what} must be an http(s) URL such as {example}, got {url!r}", key=key)
     return url
 
 
@@ -176,6 +183,7 @@ def checked_api_key(api_key: str | None, *, env: str, key: str) -> str | None:
         raise ConfigError(f"the API key ({env}, or {key} in the config file) holds {what} at character "
                           f"{api_key.index(bad) + 1}: copy the key again, without quotes or line breaks",
                           key=key)
+    remember_secret(api_key)  # masked in every log line of this process (`bidder -vv`: httpcore's headers)
     return api_key
 
 
@@ -241,10 +249,11 @@ class RunPodClient(EmulatorTime):
                  retry: RetryPolicy | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}", key="timeout")
-        self.url = _check_url(url)
+        self._key = checked_api_key(api_key, env="RUNPOD_API_KEY", key="api_key")
+        self.url = checked_url(url, what="API URL", example=DEFAULT_URL, env="RUNPOD_API_KEY", key="api_url",
+                               secret=self._key)
         self.retry = retry if retry is not None else RetryPolicy()
         self.timeout = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
-        self._key = checked_api_key(api_key, env="RUNPOD_API_KEY", key="api_key")
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
         self._spot_fields: bool | None = None

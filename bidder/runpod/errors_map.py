@@ -56,7 +56,10 @@ __all__ = [
     "decode_response",
     "from_httpx",
     "json_or_none",
+    "mask_known",
+    "mask_secret",
     "parse_retry_after",
+    "remember_secret",
     "scrub",
     "shape_error",
 ]
@@ -89,10 +92,58 @@ _MAX_TEXT = 300
 _KEY_HINT = "check RUNPOD_API_KEY, or api_key in ~/.config/bidder/config.toml"
 
 
+#: The shortest piece of a key that is masked: servers quote the start of a bad key ("rpa_SECRET...").
+#: Shorter pieces of a long random key give nothing away, and would mask ordinary words.
+MIN_SECRET_PIECE = 12
+#: Every API key a client of this process was given: the log filter (`bidder -vv`) masks them.
+_KNOWN_SECRETS: set[str] = set()
+
+
+def remember_secret(secret: str) -> None:
+    """Record a key this process sends, for `mask_known` (the log filter)."""
+    if len(secret) >= MIN_SECRET_PIECE:
+        _KNOWN_SECRETS.add(secret)
+
+
+def mask_secret(text: str, secret: str | None) -> str:
+    """`text` with every piece of `secret` at least MIN_SECRET_PIECE long, in any letter case (a server
+    that quotes the key's start, or lower-cases it), replaced by ***."""
+    if not secret or not text:
+        return text
+    if len(secret) < MIN_SECRET_PIECE:
+        return text.replace(secret, "***")
+    n = MIN_SECRET_PIECE
+    key = secret.lower()
+    pieces = {key[i:i + n] for i in range(len(key) - n + 1)}
+    low = text.lower()
+    hidden = [False] * len(text)
+    for i in range(len(text) - n + 1):
+        if low[i:i + n] in pieces:
+            hidden[i:i + n] = [True] * n
+    if not any(hidden):
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if hidden[i]:
+            out.append("***")
+            while i < len(text) and hidden[i]:
+                i += 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def mask_known(text: str) -> str:
+    """`text` with every key this process was given masked (see `remember_secret`)."""
+    for secret in _KNOWN_SECRETS:
+        text = mask_secret(text, secret)
+    return text
+
+
 def scrub(text: str, secret: str | None) -> str:
-    """`text` on one line, shortened, with the secret (if any) replaced by ***."""
-    if secret:
-        text = text.replace(secret, "***")
+    """`text` on one line, shortened, with the secret (if any), or any long piece of it, replaced by ***."""
+    text = mask_secret(text, secret)
     text = " ".join(text.split())
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT - 3] + "..."
 
@@ -223,7 +274,7 @@ def decode_response(response: httpx.Response, operation: str, *, pod_id: str | N
         raise TransportError(f"{operation}: unexpected HTTP {status} from the API (is the URL a GraphQL "
                              f"endpoint?)", operation=operation, status=status, maybe_executed=status >= 300)
     if body is None:
-        kind = response.headers.get("Content-Type", "no content type")
+        kind = scrub(response.headers.get("Content-Type", "no content type"), secret)
         raise MalformedAnswer(f"{operation}: the API answered HTTP 200 with a body that is not JSON ({kind})",
                               operation=operation, status=status)
     if errors is not None:

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -41,7 +40,7 @@ from bidder.errors import (
     TransportError,
     UnwantedInstance,
 )
-from bidder.runpod.client import EmulatorTime, RetryPolicy, checked_api_key
+from bidder.runpod.client import EmulatorTime, RetryPolicy, checked_api_key, checked_url
 from bidder.runpod.errors_map import HTTPX_CAUGHT, from_httpx, json_or_none
 from bidder.vast import operations as ops
 from bidder.vast.errors_map import classify, decode_response, error_fields, unexpected
@@ -59,19 +58,6 @@ USER_AGENT = f"bidder/{__version__}"
 _MAX_PAGES = 400  # 10,000 instances: a guard against a server that never stops paging
 
 
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"the Vast URL must be an http(s) URL such as {DEFAULT_URL}, got {url!r}", key="vast_url")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        # Vast's legacy CLI put ?api_key= in URLs; keys in URLs end up in logs and shell history (any
-        # query is refused: `?API_KEY=`, `?token=` went out in notes that print the URL).
-        raise ConfigError("the Vast URL must not carry the key, a query or a fragment (?api_key=, user:pass@, "
-                          f"#...): give the URL alone, such as {DEFAULT_URL}, and the key in VAST_API_KEY",
-                          key="vast_url")
-    return url.rstrip("/")
-
-
 class VastClient(EmulatorTime):
     """Vast's REST API (or bidder's emulator) as typed calls. See the module docstring.
 
@@ -87,11 +73,13 @@ class VastClient(EmulatorTime):
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}", key="timeout")
         if isinstance(rate_limit_base, bool) or not isinstance(rate_limit_base, (int, float)) or rate_limit_base < 0:
             raise ConfigError(f"rate_limit_base must be seconds >= 0, got {rate_limit_base!r}", key="rate_limit_base")
-        self.url = _check_url(url)
+        self._key = checked_api_key(api_key, env="VAST_API_KEY", key="vast_api_key")
+        # (Vast's legacy CLI put ?api_key= in URLs: refused, as any key in a URL)
+        self.url = checked_url(url, what="Vast URL", example=DEFAULT_URL, env="VAST_API_KEY", key="vast_url",
+                               secret=self._key).rstrip("/")
         self.retry = retry if retry is not None else RetryPolicy()
         self.timeout = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
         self.rate_limit_base = float(rate_limit_base)
-        self._key = checked_api_key(api_key, env="VAST_API_KEY", key="vast_api_key")
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
         # The emulator's virtual time from the newest answer's X-Bidder-Sim-Now (Vast never sends it).

@@ -116,7 +116,7 @@ def decode_response(response: httpx.Response, operation: str, *, instance_id: in
         raise TransportError(f"{operation}: unexpected HTTP {status} from Vast (is the URL Vast's console?)",
                              operation=operation, status=status, maybe_executed=status >= 300)
     if not isinstance(body, Mapping):
-        kind = response.headers.get("Content-Type", "no content type")
+        kind = scrub(response.headers.get("Content-Type", "no content type"), secret)
         raise TransportError(f"{operation}: Vast answered HTTP {status} with a body that is not a JSON object "
                              f"({kind})", operation=operation, status=status, maybe_executed=True)
     if body.get("success") is False:
