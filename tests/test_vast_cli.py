@@ -232,13 +232,20 @@ def test_a_tick_that_cannot_know_an_instances_state_exits_1(env):
     assert cli(env, "tick", *config).exit_code == 0
 
 
-def test_a_paused_instance_of_a_job_taken_out_of_bidder_toml_is_named_with_how_to_end_it(env):
+def _outbid_instance(env):
+    """The job's instance, launched by a tick, then outbid on its machine: paused by Vast."""
     emu, tmp = env
     assert cli(env, "tick", "--config", str(tmp / "bidder.toml")).exit_code == 0
     [inst] = live(emu)
     emu.advance(300)
     emu.vast.set_competitor(int(emu.vast.market.machine_id[inst.machine]), inst.price + 1.0)
     emu.advance(300)
+    return inst
+
+
+def test_a_paused_instance_of_a_job_taken_out_of_bidder_toml_is_named_with_how_to_end_it(env):
+    _, tmp = env
+    inst = _outbid_instance(env)
     (tmp / "bidder.toml").write_text(CONFIG.replace("[jobs.v]", "[jobs.w]"))  # job v taken out
     result = cli(env, "tick", "--config", str(tmp / "bidder.toml"))
     assert result.exit_code == 0, result.output
@@ -248,12 +255,7 @@ def test_a_paused_instance_of_a_job_taken_out_of_bidder_toml_is_named_with_how_t
 
 
 def test_pods_shows_an_outbid_instance_as_paused_not_exited(env):
-    emu, tmp = env
-    assert cli(env, "tick", "--config", str(tmp / "bidder.toml")).exit_code == 0
-    [inst] = live(emu)
-    emu.advance(300)
-    emu.vast.set_competitor(int(emu.vast.market.machine_id[inst.machine]), inst.price + 1.0)
-    emu.advance(300)
+    inst = _outbid_instance(env)
     table = cli(env, "pods", "--refresh")
     assert table.exit_code == 0, table.output
     [line] = [row for row in table.output.splitlines() if row.startswith(str(inst.id))]
