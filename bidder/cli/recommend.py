@@ -119,11 +119,15 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
     return now
 
 
-def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_past: bool,
-             notes: list[str]) -> tuple[datetime, ApiError | None]:
+def _refresh_failed(api_url: str, exc: ApiError) -> str:
+    return f"--refresh failed: could not refresh prices from {api_url} ({exc})"
+
+
+def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None,
+             allow_past: bool) -> tuple[datetime, ApiError | None, str]:
     """Take one snapshot through the collector, on the API's clock (or --now); a failure is a
-    warning, the stored history still serves when it is recent enough. Returns the command's time
-    and the refresh's error (None when it worked)."""
+    warning, the stored history still serves when it is recent enough. Returns the command's time,
+    the refresh's error (None when it worked) and the note that says what happened."""
     from bidder.collector import collect_once
     from bidder.runpod import RetryPolicy, RunPodClient
 
@@ -132,20 +136,17 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None, allow_
         try:
             result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
         except ApiError as exc:
-            failed = f"--refresh failed: could not refresh prices from {api_url} ({exc})"
+            failed = _refresh_failed(api_url, exc)
             if store.clock != "wall":  # --now, or the emulator told its time
-                notes.append(f"{failed}; using the stored history")
-                return now, exc
+                return now, exc, f"{failed}; using the stored history"
             # The API told no time: the wall clock is not the history's (it may be the emulator's, years
             # away), so decide on the database's own, as `recommend` without --refresh does.
             now = db_now(store, None, allow_past=allow_past, say=False)
             emulated = store.emulator_time() is not None
-            notes.append(f"{failed}; using the stored history" + (
+            return now, exc, f"{failed}; using the stored history" + (
                 f", as of {to_iso(now)}: the emulator's time (the newest snapshot in {store.path} was stamped by "
-                "bidder's emulator; --now TIME to choose another)" if emulated else ""))
-            return now, exc
-    notes.append(f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}")
-    return now, None
+                "bidder's emulator; --now TIME to choose another)" if emulated else "")
+    return now, None, f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}"
 
 
 @main.command("recommend", epilog=_EXAMPLE)
@@ -231,7 +232,8 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         if refresh and vast_alone:
             now = _refresh_vast(store, vast_url, None, notes, asked=True, now_text=now_text, allow_past=allow_past)
         elif refresh:
-            now, refresh_error = _refresh(store, api_url, gpu_count, now_text, allow_past, notes)
+            now, refresh_error, said = _refresh(store, api_url, gpu_count, now_text, allow_past)
+            at = len(notes)
             if market.lower() == "any":
                 # RunPod unreached told no time (its `now` is the database's, or the wall clock): Vast's
                 # answer tells it, as `collect` does. Stamped with RunPod's stand-in, Vast's fresh prices
@@ -241,10 +243,10 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
                 before = now
                 now = _refresh_vast(store, vast_url, now if told else None, notes, asked=False, now_text=now_text,
                                     allow_past=allow_past)
-                if now != before:  # RunPod's note said which time it fell back to: Vast's answer told another
-                    notes[:] = [n.split("; using the stored history")[0] + f"; using RunPod's stored history, as of "
-                                f"{to_iso(now)}: the time Vast's answer told" if n.startswith("--refresh failed")
-                                else n for n in notes]
+                if refresh_error is not None and now != before:  # Vast's answer told the time RunPod's could not
+                    said = (f"{_refresh_failed(api_url, refresh_error)}; using RunPod's stored history, as of "
+                            f"{to_iso(now)}: the time Vast's answer told")
+            notes.insert(at, said)
         else:
             now = db_now(store, now_text, allow_past=allow_past, notes=notes)
         gpu_types: tuple[str, ...] = ()
