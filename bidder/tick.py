@@ -852,9 +852,14 @@ class _Tick:
         if state.get("state") == "budget_stopped" and (policy.budget or 0) <= float(state.get("budget_at_stop") or 0):
             # The note is the stop's; the spend is today's (a kept Vast instance bills storage on).
             over = spent > (policy.budget or 0) + 1e-9
-            kept = self.store.managed_pods(jc.name, states=["active", "stopped", "retiring"])
+            # Only a kept Vast instance bills on (its disk, by the hour): a RunPod pod's spend stopped with it,
+            # and an overrun there is a budget lowered under what was already spent, not storage.
+            kept = [r for r in self.store.managed_pods(jc.name, states=["active", "stopped", "retiring"])
+                    if r.get("market") == "vast" and r.get("desired_status") != "TERMINATED"]
+            why = " (over the budget: its kept instance bills storage)" if over and kept else \
+                " (over the budget: it was set under what was already spent)" if over else ""
             report = self._report(jc, "budget_stopped", f"{state.get('note') or 'stopped at its budget'}; spent "
-                                  f"${spent:.2f} so far{' (over the budget: its kept instance bills storage)' if over else ''}")
+                                  f"${spent:.2f} so far{why}")
             if over and kept:  # (once deleted, nothing bills on: the overrun is history)
                 report = replace(report, over_budget=(
                     f"job {jc.name} has spent ${spent:.2f}, over its budget of ${policy.budget or 0:.2f}, and its kept "

@@ -326,6 +326,21 @@ def test_the_budget_stops_a_running_pod(env):
     assert env.kinds("train") == ["deploy_on_demand:ok", "stop:ok", "resume:ok"]
 
 
+def test_a_runpod_budget_cut_under_the_spend_stops_the_pod_without_a_storage_alarm(env):
+    # Its stopped pod bills nothing bidder counts: every later tick failed with "its kept instance's
+    # storage bills on: delete it (and its disk)", which is Vast's (a RunPod pod's spend stops with it).
+    job = SERVICE_A6000.replace("keep_running = true", "hours = 10").replace('"high"', '"none"')
+    env.run(env.config(job + "budget = 5\n"), minutes=3 * 60, every=15)
+    cut = env.config(job + "budget = 0.5\n")  # about $1 spent by now
+    first = env.tick(cut).jobs[0]
+    assert first.state == "budget_stopped", first.message
+    for _ in range(2):
+        env.emu.advance(900)
+        later = env.tick(cut).jobs[0]
+        assert later.state == "budget_stopped" and later.over_budget is None, later
+        assert later.message.endswith("(over the budget: it was set under what was already spent)"), later.message
+
+
 def test_spot_removed_falls_back_to_on_demand_and_is_remembered_until_a_recheck(env):
     config = env.config('spot_recheck = "2h"\n' + SERVICE_A6000)
     env.tick_until(config, running)

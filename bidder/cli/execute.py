@@ -1098,8 +1098,8 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
 def _shown_status(row: Mapping[str, Any], fmt: str) -> str | None:
     """The status a table shows: the market's, except that a pod bidder still manages that exited is
     PAUSED (outbid or reclaimed: a Vast instance resumes by itself and bills its disk meanwhile, a
-    RunPod pod waits for a tick's new bid), as `report` shows it; EXITED read as stopped for good.
-    JSON and CSV keep the market's status beside the ledger's `state`."""
+    RunPod pod waits for a tick's new bid; or stopped by a tick to be resumed), as `report` shows it;
+    EXITED read as stopped for good. JSON and CSV keep the market's status beside the ledger's `state`."""
     status = row.get("desired_status")
     return "PAUSED" if fmt == "table" and status == "EXITED" and row.get("state") == "active" else status
 
