@@ -837,6 +837,17 @@ class _Tick:
                 # `hours` raised after it finished: said, or the line kept the old figure beside `jobs`' new one.
                 note += (f"; bidder.toml now asks {job.work_hours:g} h, but a finished job is not run again: give it "
                          "a new name to run more")
+            elif note.startswith("work done:") and job.work_hours is None:
+                note += ("; bidder.toml now keeps it running, but a finished job is not run again: give it a new "
+                         "name to run it as a service")
+            if jc.on_finish == "terminate":
+                # on_finish set to "terminate" after it finished (its pod kept stopped, a Vast disk billing on):
+                # an edit holds from the next tick on.
+                for kept in self.store.managed_pods(jc.name, states=["stopped"]):
+                    if kept.get("desired_status") != "TERMINATED":
+                        self._stop(jc, kept, reason='on_finish = "terminate"', terminate=True)
+                        note += (f"; pod {kept['pod_id']} {'would be ' if self.ex.dry_run else ''}deleted "
+                                 '(on_finish = "terminate")')
             return self._report(jc, "finished", note)
         reason = None
         if state.get("stop_requested"):

@@ -497,6 +497,25 @@ def test_finished_work_terminates_the_pod_per_on_finish(env):
     assert env.kinds("train") == ["deploy_on_demand:ok", "terminate:ok"]
 
 
+def test_on_finish_set_to_terminate_after_the_job_finished_deletes_its_kept_pod(env):
+    # The edit did nothing: the stopped pod (on Vast, its disk) billed on, the line said nothing.
+    job = SERVICE_A6000.replace("keep_running = true", "hours = 1").replace('"high"', '"none"')
+    env.run(env.config(job), minutes=90, every=10)
+    [pod] = env.emu.world.pods.values()
+    assert pod.desired_status == "EXITED" and env.store.job_state("train")["state"] == "finished"
+    line = env.tick(env.config(job + 'on_finish = "terminate"\n')).jobs[0]
+    assert line.state == "finished" and line.message.endswith(f'; pod {pod.id} deleted (on_finish = "terminate")')
+    assert pod.desired_status == "TERMINATED" and env.kinds("train") == ["deploy_on_demand:ok", "stop:ok", "terminate:ok"]
+    env.emu.advance(600)
+    again = env.tick(env.config(job + 'on_finish = "terminate"\n')).jobs[0]
+    assert "deleted" not in again.message and env.kinds("train")[-1] == "terminate:ok"  # once
+    # Turned into a service afterwards: said, as for more hours.
+    service = env.tick(env.config(SERVICE_A6000.replace('"high"', '"none"'))).jobs[0]
+    assert service.state == "finished" and service.message.endswith(
+        "; bidder.toml now keeps it running, but a finished job is not run again: give it a new name to run it as "
+        "a service"), service.message
+
+
 def test_a_pod_stopped_outside_bidder_holds_the_job(env):
     config = env.config(SERVICE_A6000)
     env.tick_until(config, running)
