@@ -119,6 +119,8 @@ class JobReport:
     #: lookup by id failed): nothing was done for the job, whose budget and hours go unkept meanwhile, so
     #: `bidder tick` exits non-zero (cron mails it), as for a pod list that could not be read.
     unknown: str | None = None
+    #: Why the job cannot finish by its deadline while its pod runs on: `bidder tick` exits non-zero.
+    late: str | None = None
 
 
 @dataclass
@@ -693,6 +695,9 @@ class _Tick:
         """`handle`, then: if the user stopped the job meanwhile (another process, not under the tick's
         lock), their decision stands: nothing this tick saved undoes it, and a pod it started is stopped."""
         report = self.handle(jc)
+        late = self._late(jc, report)
+        if late is not None:  # its pod runs on, but the user must hear of it (cron mails a non-zero exit)
+            report = replace(report, message=f"{report.message}; {late}", late=late)
         if self.ex.dry_run:
             would = self.would_send.get(jc.name)
             if not would:
@@ -1345,6 +1350,25 @@ class _Tick:
         self.ex.emit(self.now, "moved", job=jc.name, pod_id=result.pod.id, message=message)
         self._save(jc, state="running", pod_id=result.pod.id, note=message, resume_failures=None)
         return self._report(jc, "running", message, result.pod.id)
+
+    def _late(self, jc: JobConfig, report: JobReport) -> str | None:
+        """Why a job whose pod runs cannot finish by its deadline (it passed, or too little is left for
+        the work even at the fastest speed), or None. Its pod runs on (stopping it would throw the work
+        away), but it is said: without a pod the job waits with "no candidate meets the deadline",
+        exit 1; with one the tick said "running" past the deadline, exit 0."""
+        if report.state != "running":
+            return None
+        job = jc.job_spec(window_start(self.store.job_state(jc.name) or {}) or self.now)
+        if job.deadline is None or job.work_hours is None or job.keep_running:
+            return None
+        left = max(job.work_hours - report.work_done_hours, 0.0)
+        fastest = max((job.speed_of(g) for g in job.gpu_types), default=1.0)
+        hours = (job.deadline - self.now).total_seconds() / 3600.0
+        if left / fastest <= hours + 1e-9:
+            return None
+        when = "has passed" if hours <= 0 else f"is {hours:.1f} h away"
+        return (f"its deadline {to_iso(job.deadline)} {when}: the {left:.1f} h of work left cannot finish by it; "
+                f"its pod runs on to finish the work: set a later deadline, or `bidder jobs stop {jc.name}`")
 
     def _finish(self, jc: JobConfig, row: dict[str, Any], reason: str) -> None:
         terminate = jc.on_finish == "terminate"

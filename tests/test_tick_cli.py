@@ -438,3 +438,23 @@ def test_a_pod_stopped_before_any_good_poll_is_booked_at_its_launch_price_not_0(
     [old] = [p for p in json.loads(cli(env, "pods", "--all", "--format", "json", "--db",
                                        str(env.tmp / "bidder.db")).output) if p["pod"] == pod_id]
     assert old["spent"] == pytest.approx(0.33 / 60, abs=1e-4), old  # the minute the tick knew of, at $0.33/h
+
+
+def test_a_running_job_that_can_no_longer_meet_its_deadline_says_so_and_exits_1(env):
+    # Its deadline cut under the work left (or passed): the pod ran on, "running", exit 0, past it.
+    job = CONFIG.replace("keep_running = true", "hours = 3")
+    (env.tmp / "bidder.toml").write_text(job + 'deadline = "1d"\n')
+    assert tick(env).exit_code == 0
+    env.emu.advance(1800)
+    (env.tmp / "bidder.toml").write_text(job + 'deadline = "1h"\n')  # 2.5 h of work left, 0.5 h to go
+    result = tick(env)
+    assert result.exit_code == 1, result.output
+    assert "train: running: running on NVIDIA RTX A6000" in result.stdout  # the pod runs on: its work is kept
+    assert "is 0.5 h away: the 2.5 h of work left cannot finish by it; its pod runs on to finish the work: set a " \
+           "later deadline, or `bidder jobs stop train`" in result.stdout, result.stdout
+    [error] = result.stderr.strip().splitlines()
+    assert error.startswith("Error: job train: its deadline ") and "`bidder jobs stop train`" in error, error
+    env.emu.advance(3600)
+    assert "has passed: the 1.5 h of work left cannot finish by it" in tick(env).stdout
+    (env.tmp / "bidder.toml").write_text(job + 'deadline = "2d"\n')  # a later deadline: all is well again
+    assert tick(env).exit_code == 0

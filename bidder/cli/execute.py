@@ -769,6 +769,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     problems += [job.over_budget for job in report.jobs if job.over_budget]
     problems += [f"the state of {job.name}'s pod is unknown (its line says why); the next tick asks again"
                  for job in report.jobs if job.unknown]
+    problems += [f"job {job.name}: {job.late}" for job in report.jobs if job.late]
     failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
     if failed:
         problems.append(f"the tick could not finish acting for {' and for '.join(failed)}; the next tick tries again")
