@@ -349,6 +349,25 @@ def test_a_vast_instances_storage_is_in_its_on_demand_baseline_too(store):
     assert later.on_demand_cost == pytest.approx(later.spend)
 
 
+def test_an_on_demand_pod_saves_nothing_whatever_the_price_recorded_while_it_ran(store):
+    # On Vast, renting the cheapest offer takes it off the listing: while it ran, the on-demand price
+    # recorded was the next offer's (0.42 -> 0.50 here), and the report said it saved 14%.
+    for hour in range(12):
+        od = 0.50 if 1 <= hour <= 10 else 0.42
+        store.record_collection(h(hour), [PriceQuote(h(hour), "RTX A6000", "VERIFIED", 2, 0.2, od, market="vast")],
+                                duration_s=0.1)
+    store.add_pod("v2", job="lv", name="lv-1", gpu_type_id="RTX A6000", cloud="VERIFIED", gpu_count=2,
+                  kind="on_demand", bid_per_gpu=None, created=h(0), market="vast")
+    store.finish_action(store.begin_action(h(0), job="lv", kind="deploy_on_demand"), outcome="ok", pod_id="v2")
+    for k in range(11):
+        store.record_observation(h(k), "v2", desired_status="RUNNING", cost_per_hr=0.84, uptime_seconds=k * 3600.0,
+                                 storage_per_hr=0.006)
+    [pod] = spend_report(store, since=h(0), until=h(10)).pods
+    assert pod.spend == pytest.approx(10 * (0.84 + 0.006))
+    assert pod.on_demand_cost == pytest.approx(pod.spend) and pod.saving == pytest.approx(0.0, abs=1e-9)
+    assert pod.curve[-1][1] == pytest.approx(pod.curve[-1][2])  # the spend chart's two lines meet
+
+
 def test_a_bid_raised_on_a_paused_vast_instance_is_no_restart(store):
     """Outbid at 1 h, the tick raises the paused instance's bid (a bid_resume on Vast: no start, it
     runs only once its bid is the highest) and it stays paused: one interruption, as `bidder pods`

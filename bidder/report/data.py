@@ -79,7 +79,8 @@ class PodSpend:
 
     `hours` are running hours of the pod in the period; `gpu_hours` = hours x gpu_count.
     `on_demand_cost` is what those hours would have cost on-demand, with the storage a Vast instance
-    billed (paid either way; None: no on-demand price was ever recorded for its GPU type and cloud); `saving` = on_demand_cost - spend, `saving_pct` its
+    billed (paid either way; None: no on-demand price was ever recorded for its GPU type and cloud); for
+    an on-demand pod, what it paid (it saved nothing); `saving` = on_demand_cost - spend, `saving_pct` its
     share of on_demand_cost (0-100). `unpolled_since`: for a pod still active, its last poll (else its
     launch) when that was over MAX_POLL_GAP_HOURS before the period's end: its spend since is not
     counted (no poll vouches for it).
@@ -453,7 +454,13 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
     spend, hours = float(usd.sum()), float(run.sum())
     on_demand_cost: float | None = 0.0
     od = np.zeros(0)
-    if seg.size:
+    if seg.size and row.get("kind") == "on_demand":
+        # It ran on-demand: its baseline is what it paid. (The market's cheapest on-demand price while it
+        # ran was not: on Vast, renting the cheapest offer takes it off the listing, so the price recorded
+        # meanwhile is the next offer's, and an on-demand pod "saved" 14%.)
+        od = usd
+        on_demand_cost = spend
+    elif seg.size:
         a = np.maximum(seg[:, 0], lo)
         b = np.maximum(np.minimum(seg[:, 1], hi), a)
         mean = prices.mean(row.get("gpu_type_id"), row.get("cloud"), gpu_count, a, b,
