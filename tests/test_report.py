@@ -414,6 +414,22 @@ def test_the_silence_after_a_still_active_pods_last_poll_is_said_and_is_a_covera
     assert observation_coverage(store, ["p1"], h(0), h(5), max_gap_hours=1.5).gaps == ()
 
 
+def test_a_runpod_pod_stopped_between_two_polls_is_no_gap_in_the_coverage(store):
+    # Stopped at its budget at 2 h, resumed at 20 h: the HTML report called the 18 stopped hours a gap
+    # in the polls ("bidder tick did not run") and counted them in the pod-hours covered.
+    prices(store, range(24))
+    running_pod(store, hours=2)
+    store.record_observation(h(2.1), "p1", desired_status="EXITED", cost_per_hr=None, uptime_seconds=None)
+    for k, at in enumerate((20, 21, 22)):
+        store.record_observation(h(at), "p1", desired_status="RUNNING", cost_per_hr=0.3, uptime_seconds=k * 3600.0)
+    coverage = observation_coverage(store, ["p1"], h(0), h(22), max_gap_hours=1.5)
+    assert coverage.gaps == () and coverage.span_hours == pytest.approx(2.1 + 2.0)
+    assert coverage.observed_hours == pytest.approx(coverage.span_hours)
+    # A silence while it ran is still one.
+    store.record_observation(h(23.9), "p1", desired_status="RUNNING", cost_per_hr=0.3, uptime_seconds=3.9 * 3600.0)
+    assert observation_coverage(store, ["p1"], h(0), h(24), max_gap_hours=1.5).gaps == (("p1", h(22), h(23.9)),)
+
+
 def test_jobs_whose_names_differ_in_case_keep_their_own_files_in_the_html_report(store, tmp_path):
     # They shared one pods CSV and one spend chart: one job's rows were lost.
     from bidder.report.page import write_html_report

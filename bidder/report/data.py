@@ -770,7 +770,9 @@ class Coverage:
     `span_hours` (from each pod's first to last poll, clipped to the period; for a pod still running,
     on to the period's end or `now`) lie between polls no further apart than `max_gap_hours`; `gaps`
     are the longer silences (pod id, start, end), `unpolled` the pods whose silence runs on to the
-    end (after their last poll, or their launch when never polled: spend the report cannot count)."""
+    end (after their last poll, or their launch when never polled: spend the report cannot count).
+    A RunPod pod's time after a poll that saw it stopped is no part of it: it bills nothing bidder
+    counts, and no tick polls it (a pod stopped at its budget read as a day-long gap in the polls)."""
 
     span_hours: float
     observed_hours: float
@@ -805,6 +807,11 @@ def observation_coverage(store: Store, pod_ids: Iterable[str], since: datetime |
         t = np.array(ts, dtype=float)
         a, b = np.clip(t[:-1], lo, hi), np.clip(t[1:], lo, hi)
         length = b - a
+        if row is not None and (row.get("market") or DEFAULT_MARKET) == "runpod" and observations:
+            # From a poll that saw it stopped to the next: nothing ran (the trailing stretch, if any, is
+            # a running pod's silence and stays).
+            stopped = np.array([o["desired_status"] != "RUNNING" for o in observations], dtype=bool)
+            length = np.where(stopped[:len(length)], 0.0, length)  # (interval i starts at poll i)
         span += float(length.sum()) / 3600
         long = (t[1:] - t[:-1]) > max_gap_hours * 3600
         observed += float(length[~long].sum()) / 3600
