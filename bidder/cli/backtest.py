@@ -82,7 +82,8 @@ def _load(trace: str | None, db_path: str | None) -> tuple[Any, dict[str, str | 
     if trace is not None:
         if not Path(trace).is_file():
             raise ConfigError(f"no trace file at {trace}: give the path of a CSV in the trace format "
-                              "(see data/traces/README.md)", key="trace")
+                              "(`bidder sim trace FILE` writes the emulator's market as one; `bidder export` "
+                              "your history)", key="trace")
         history = load_trace(trace)
     else:
         from bidder.store import Store
@@ -105,14 +106,17 @@ def _table(summary: dict[str, Any], key: str | None) -> list[dict[str, Any]]:
 
 _EXAMPLE = """\b
 Example:
-  bidder backtest --trace data/traces/sim-seed1-14d.csv --gpu A6000 --hours 100 --deadline 7d --every 1d
+  bidder sim trace a6000.csv --seed 1 --days 14 --gpu "NVIDIA RTX A6000"   # the emulator's market
+  bidder backtest --trace a6000.csv --gpu A6000 --hours 100 --deadline 7d --every 1d
   bidder backtest --db data/bidder.db --keep-running --days 30 --tolerance low --format json
 """
 
 
 @main.command(epilog=_EXAMPLE)
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Replay a trace CSV (format: docs/traces.md), e.g. data/traces/sim-seed1-14d.csv.")
+              help="Replay a trace CSV (format: docs/traces.md; columns ts, gpu_type, minimum_bid_price, "
+                   "uninterruptable_price, and optionally cloud, gpu_count, market), e.g. one `bidder sim trace` "
+                   "wrote.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help=f"Replay the history in this database instead (bidder's is {DEFAULT_DB}).")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",

@@ -70,7 +70,8 @@ Example:
 """
 _EXAMPLE_IMPORT_TRACE = """\b
 Example:
-  bidder import-trace data/traces/sim-seed1-14d.csv
+  bidder sim trace a6000.csv --seed 1 --days 14 --gpu "NVIDIA RTX A6000"
+  bidder import-trace a6000.csv
 """
 _EXAMPLE_EXPORT = """\b
 Example:
@@ -542,6 +543,10 @@ def _summary(series: Any) -> dict[str, Any]:
 @db_option
 def import_trace(file: str, now_text: str | None, db_path: str) -> None:
     """Load a trace CSV (format: docs/traces.md; '-' reads stdin) into the price history.
+
+    Columns, by name in a header row: ts (ISO 8601, UTC), gpu_type, minimum_bid_price (the spot
+    floor; empty: no spot then) and uninterruptable_price (on-demand), USD per GPU-hour; optionally
+    cloud (default COMMUNITY), gpu_count (default 1), stock_status, market (runpod or vast), offers.
 
     All or nothing: a malformed row (named by line and column) stores nothing, nor does a price
     above 1000 USD per GPU-hour or a time more than a day after now. Idempotent: importing the

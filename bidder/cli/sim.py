@@ -156,7 +156,7 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
 
     \b
     Example:
-      bidder sim trace data/traces/sim-seed1.csv --seed 1 --days 14 --step 5m
+      bidder sim trace sim-seed1.csv --seed 1 --days 14 --step 5m
     """
     from bidder.sim import generate_quotes
     from bidder.sim.prices import DEFAULT_START
