@@ -3,8 +3,13 @@ report (ledger equal to the emulator's billing), in well under 30 s."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 
+import pytest
 from click.testing import CliRunner
 
 from bidder.cli import main
@@ -72,3 +77,26 @@ def test_demo_refuses_a_keep_folder_that_is_not_empty_or_not_a_folder(tmp_path):
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(
         "Error: Invalid value for '--keep': give the folder to keep the demo's files in (an empty name is none)")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_demo_ended_by_a_signal_removes_its_temporary_files(tmp_path, sig, code):
+    # SIGTERM (`timeout`, a closed session) killed it at once and left a 30 MB database in /tmp.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "bidder", "demo", "--days", "1", "--history-days", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        first = proc.stdout.readline()  # under way: its database is made
+        assert first, proc.stderr.read()
+        assert any(scratch.iterdir())
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == code
+        assert "Traceback" not in proc.stderr.read()
+        assert list(scratch.iterdir()) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
