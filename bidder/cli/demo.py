@@ -36,7 +36,8 @@ Example:
                    "folder (default: a temporary folder, removed; the report goes to a folder of its own, "
                    "printed at the end).")
 def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
-    """Run all of bidder against its embedded emulator (RunPod and Vast): no account, no money, 25-60 s.
+    """Run all of bidder against its embedded emulator (RunPod and Vast): no account, no money, 25-60 s
+    on a 2-core machine with the default days (longer when it is busy, or with more days).
 
     Starts the emulator on a free port, collects both markets' price history on its virtual clock,
     shows prices and a recommendation, then runs a managed job open to both markets with `bidder
