@@ -265,3 +265,16 @@ def test_sim_pods_accounts_for_vast_instances_too(emu, vast):
     vast.destroy(inst.id)
     (row,) = httpx.get(emu.base_url + "/sim/pods", timeout=10).json()["vast_instances"]
     assert row["destroyed"] is True
+
+
+def test_an_offers_verification_is_read_from_vasts_text_not_a_flag():
+    # Vast's offers say `verification` ("verified", "unverified", "deverified"); `verified` is a search
+    # filter's name. Read as a flag, every real offer was unverified and the default tier found none.
+    from bidder.vast.types import parse_offer
+
+    base = {"id": 1, "machine_id": 2, "gpu_name": "RTX 4090", "num_gpus": 1, "min_bid": 0.2, "dph_total": 0.4}
+    assert parse_offer({**base, "verification": "verified"}).verified is True
+    assert parse_offer({**base, "verification": "unverified"}).verified is False
+    assert parse_offer({**base, "verification": "deverified"}).verified is False
+    assert parse_offer({**base, "verified": True}).verified is True  # an answer that carries the flag
+    assert parse_offer(base).verified is False

@@ -60,7 +60,7 @@ def test_a_price_at_the_cap_is_stored_and_round_trips_through_export_and_import(
     # $1000 per GPU-hour is the most a trace may state: an 8-GPU offer at $8000/h is just inside.
     emulator.malform("vast:search", lambda p: {"offers": [
         {**p["offers"][0], "gpu_name": "B200", "num_gpus": 8, "min_bid": 8000.0, "dph_total": 8000.0,
-         "verified": True, "reliability": 0.99}, *p["offers"][1:]]})
+         "verification": "verified", "reliability": 0.99}, *p["offers"][1:]]})
     db = tmp_path / "b.db"
     result = collect(emulator, db)
     assert result.exit_code == 0, result.output + result.stderr

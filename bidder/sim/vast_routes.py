@@ -153,7 +153,8 @@ def _search(emu: Emulator, query: Any) -> list[dict[str, Any]]:
                                                  f"{', '.join(_OPS)}.")
         conditions.append((name, condition))
     offers = [o for o in emu.vast.offers(float(storage), "bid" if kind == "bid" else "on-demand")
-              if all(_holds(o.get(name), condition) for name, condition in conditions if name in o)]
+              if all(_holds(_field(o, name), condition) for name, condition in conditions
+                     if name in o or name in _DERIVED)]
     order = query.get("order") or []
     for entry in reversed(order if isinstance(order, list) else []):
         if isinstance(entry, list) and entry and isinstance(entry[0], str):
@@ -163,6 +164,14 @@ def _search(emu: Emulator, query: Any) -> list[dict[str, Any]]:
     if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:
         offers = offers[:limit]
     return offers
+
+
+#: Filters on a field an answer does not carry as such: `verified` (a machine's `verification` text).
+_DERIVED = {"verified": lambda o: o.get("verification") == "verified"}
+
+
+def _field(offer: Mapping[str, Any], name: str) -> Any:
+    return _DERIVED[name](offer) if name in _DERIVED else offer.get(name)
 
 
 def _holds(value: Any, condition: Mapping[str, Any]) -> bool:

@@ -388,7 +388,7 @@ class VastWorld:
                 "id": int(ids[i]), "ask_contract_id": int(ids[i]), "machine_id": int(m.machine_id[i]),
                 "host_id": int(m.host_id[i]), "gpu_name": m.gpu_name(i), "num_gpus": n, "gpu_ram": m.gpu_ram(i),
                 "reliability": float(m.reliability[i]), "reliability2": float(m.reliability[i]),
-                "verified": bool(m.verified[i]), "external": False, "rentable": True, "rented": False,
+                "verification": _verification(m.verified[i]), "external": False, "rentable": True, "rented": False,
                 "geolocation": m.geo[i], "storage_cost": float(m.storage_cost[i]), "min_bid": min_bid,
                 "dph_base": base, "dph_total": round(base + storage, 6), "cpu_cores": 8 * n,
                 "cpu_cores_effective": 8.0 * n, "cpu_ram": 32_000 * n, "disk_space": 500.0,
@@ -409,7 +409,8 @@ class VastWorld:
         k = VastMarket.slot_of(self.now_s)
         hits = np.flatnonzero(self._offer_ids(k) == offer_id)
         if hits.size == 0:
-            raise VastError(404, "no_such_ask", f"Instance type by id {offer_id} is not available.")
+            # As Vast's docs give it: 404 `invalid_args`, the ask's absence in the text (410 says no_such_ask).
+            raise VastError(404, "invalid_args", f"no_such_ask Instance type by id {offer_id} is not available.")
         i = int(hits[0])
         od, _ = self._slot_state(k)
         if od[i] or i in self._ours():
@@ -522,13 +523,13 @@ class VastWorld:
         return {
             "id": inst.id, "actual_status": actual, "intended_status": intended, "cur_state": actual,
             "next_state": intended, "is_bid": inst.is_bid, "min_bid": round(self._min_bid_now(i), 6),
-            "bid_price": inst.price, "dph_base": inst.compute_per_hr,
+            "dph_base": inst.compute_per_hr,  # (a bid instance's bid: Vast's instances carry no bid_price)
             "dph_total": round(inst.compute_per_hr + inst.storage_per_hr, 6),
             "start_date": inst.created_s, "uptime_mins": round(inst.running_s / 60.0, 3), "status_msg": msg,
             "label": inst.label, "machine_id": int(m.machine_id[i]), "host_id": int(m.host_id[i]),
             "num_gpus": n, "gpu_name": m.gpu_name(i), "gpu_ram": m.gpu_ram(i),
             "storage_cost": float(m.storage_cost[i]), "disk_space": inst.disk_gb, "image_uuid": inst.image,
-            "reliability2": float(m.reliability[i]), "verified": bool(m.verified[i]),
+            "reliability2": float(m.reliability[i]), "verification": _verification(m.verified[i]),
         }
 
     def interruptions(self, instance_id: int) -> int:
@@ -604,3 +605,8 @@ def generate_vast_trace(seed: int, days: float, step_s: int = 300, gpu_names: Se
              "market": "vast", "offers": int((q.stock_status or "0").split()[0])}
             for q in generate_vast_quotes(seed, days, step_s, gpu_names, start=start, machines=machines,
                                           min_reliability=min_reliability)]
+
+
+def _verification(verified: bool) -> str:
+    """Vast's `verification` text of a machine (offers and instances say it so, not as a flag)."""
+    return "verified" if verified else "unverified"

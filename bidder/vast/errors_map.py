@@ -4,7 +4,8 @@
     HTTP 429 (no Retry-After from Vast)             -> RateLimited(retry_after = the client's computed back-off)
     HTTP 5xx, 408, a body that is not JSON          -> TransportError(maybe_executed=True)
     error "no_such_instance" (any status)           -> PodNotFound
-    error "no_such_ask", HTTP 404 / 410             -> NoCapacity
+    error "no_such_ask", HTTP 404 / 410             -> NoCapacity (also "invalid_args" whose text says the
+                                                       offer is not available: Vast's create answer then)
     HTTP 404 / 405 with a body not Vast's            -> TransportError (no route there: a wrong URL)
     error "invalid_args" / "invalid_price", HTTP 400 -> GraphQLError (the generic API refusal)
     a 200 with "success": false                     -> by its error code, as above
@@ -59,6 +60,10 @@ def error_fields(body: Any) -> tuple[str | None, str | None]:
             str(text) if text is not None else None)
 
 
+#: Lower-case fragments of Vast's texts for an offer no longer to be had.
+_OFFER_GONE_TEXTS = ("no_such_ask", "is not available", "no longer available")
+
+
 def _vast_shaped(body: Any) -> bool:
     """Whether a body reads as Vast's own answer (its refusals carry some of these fields)."""
     return isinstance(body, Mapping) and any(k in body for k in ("success", "error", "msg", "message", "detail"))
@@ -73,7 +78,10 @@ def classify(operation: str, status: int | None, code: str | None, text: str | N
                               "messages": (scrub(text, secret),) if text else (), "codes": (code,)}
     if code in NOT_FOUND_CODES:
         return PodNotFound(message, pod_id=None if instance_id is None else str(instance_id), **kwargs)
-    if code in NO_CAPACITY_CODES or (code is None and status in (404, 410)):
+    gone = status in (404, 410) and text is not None and any(t in text.lower() for t in _OFFER_GONE_TEXTS)
+    if code in NO_CAPACITY_CODES or (code is None and status in (404, 410)) or gone:
+        # (Vast answers a create on an offer taken meanwhile with 404 `invalid_args`, "... no_such_ask
+        # Instance type by id N is not available.": the next offer is tried, as for `no_such_ask`.)
         return NoCapacity(message, **kwargs)
     return GraphQLError(message, **kwargs)
 

@@ -139,7 +139,7 @@ def parse_offer(raw: Any) -> Offer:
         min_bid=min_bid,
         dph_total=dph_total,
         reliability=_float(raw, "reliability") or 0.0,
-        verified=bool(_bool(raw, "verified")),
+        verified=_verified(raw),
         storage_cost=_float(raw, "storage_cost") or 0.0,
         geolocation=_str(raw, "geolocation"),
     )
@@ -203,7 +203,7 @@ class Instance:
     machine_id: int | None
     num_gpus: int | None
     gpu_name: str | None
-    bid_price: float | None = None     # [?] not in Vast's documented fields; the emulator sends it
+    bid_price: float | None = None     # the instance's bid: `bid_price` if sent, else a bid instance's dph_base
     storage_cost: float | None = None
     disk_gb: float | None = None
 
@@ -236,6 +236,26 @@ def instance_state(inst: Instance) -> InstanceState:
     return InstanceState.UNKNOWN
 
 
+def _verified(raw: Mapping[str, Any]) -> bool:
+    """Whether an offer's machine is verified: Vast's answers say it as text, `verification`
+    ("verified", "unverified", "deverified"; vast-cli's offer type); `verified` is a search filter's
+    name, read only when an answer carries it as a flag."""
+    text = raw.get("verification")
+    if isinstance(text, str):
+        return text.strip().lower() == "verified"
+    return bool(_bool(raw, "verified"))
+
+
+def _bid_price(raw: Mapping[str, Any]) -> float | None:
+    """The instance's bid, USD per hour for the instance: `bid_price` when an answer has it (it is not
+    among Vast's documented instance fields), else a bid instance's `dph_base`, its compute rate, which
+    is its bid (pay-as-bid)."""
+    bid = _price(raw, "bid_price")
+    if bid is None and _bool(raw, "is_bid"):
+        bid = _price(raw, "dph_base")
+    return bid
+
+
 def parse_instance(raw: Any) -> Instance:
     if not isinstance(raw, Mapping):
         raise ValueError(f"an instance should be an object, got {type(raw).__name__}")
@@ -256,7 +276,7 @@ def parse_instance(raw: Any) -> Instance:
         machine_id=_int(raw, "machine_id"),
         num_gpus=_int(raw, "num_gpus"),
         gpu_name=_str(raw, "gpu_name"),
-        bid_price=_price(raw, "bid_price"),
+        bid_price=_bid_price(raw),
         storage_cost=_float(raw, "storage_cost"),
         disk_gb=_float(raw, "disk_space"),
     )
