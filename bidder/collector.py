@@ -51,11 +51,16 @@ from bidder.units import to_iso
 from bidder.vast.offers import Offer
 from bidder.vast.summary import OfferFilters, summarize_offers
 
-__all__ = ["GPU_TYPES_MAX_AGE", "SPOT_FIELDS_GONE_MESSAGE", "CycleResult", "LoopStats", "MarketFetch", "MarketResult",
+__all__ = ["DEFAULT_OFFERS_DAYS", "GPU_TYPES_MAX_AGE", "MIN_OFFERS_DAYS", "SPOT_FIELDS_GONE_MESSAGE", "CycleResult", "LoopStats", "MarketFetch", "MarketResult",
            "MarketSource", "OfferSearch", "PriceClient", "RunPodSource", "VastSource", "as_source", "collect_markets",
            "collect_once", "run_every"]
 
 log = logging.getLogger(__name__)
+
+#: Days of Vast's offers kept (bidder.toml's `vast_offers_days`): every offer of every cycle is stored,
+#: about 120 MB a day at a 5-minute cycle; decisions read the last MACHINE_HISTORY_DAYS (a week).
+DEFAULT_OFFERS_DAYS = 8.0
+MIN_OFFERS_DAYS = 7.0
 
 #: The catalogue (names, VRAM, list prices) changes rarely: refresh it at most this often.
 GPU_TYPES_MAX_AGE = timedelta(days=1)
@@ -88,6 +93,8 @@ class MarketFetch:
     quotes: list[PriceQuote]
     gpu_types: list[Any] | None = None
     offers: list[Offer] | None = None
+    #: Offers stored before this are deleted with the cycle's (None: all kept).
+    offers_since: datetime | None = None
 
 
 class MarketSource(Protocol):
@@ -147,9 +154,11 @@ class VastSource:
 
     market = "vast"
 
-    def __init__(self, client: OfferSearch, filters: OfferFilters | None = None) -> None:
+    def __init__(self, client: OfferSearch, filters: OfferFilters | None = None,
+                 offers_days: float = DEFAULT_OFFERS_DAYS) -> None:
         self.client = client
         self.filters = filters or OfferFilters()
+        self.offers_days = offers_days  # days of offers kept (0: all)
 
     def fetch(self, store: Store, ts: datetime) -> MarketFetch:
         found = self.client.search_offers()
@@ -162,7 +171,8 @@ class VastSource:
             raise IncompleteAnswer(f"search: {len(offers):,} offers in {getattr(found, 'requests', 1)} searches and "
                                    f"the last still filled its limit: the dearest offers are missing, so this is not "
                                    f"a snapshot of the market", operation="search")
-        return MarketFetch(quotes=summarize_offers(offers, ts, self.filters), offers=offers)
+        since = ts - timedelta(days=self.offers_days) if self.offers_days > 0 else None
+        return MarketFetch(quotes=summarize_offers(offers, ts, self.filters), offers=offers, offers_since=since)
 
 
 @dataclass(frozen=True)
@@ -270,7 +280,7 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
                 results.append(MarketResult(source.market, 0, took, row, error=describe(answer), exception=answer))
                 continue
             row = store.record_collection(ts, answer.quotes, duration_s=took, gpu_types=answer.gpu_types,
-                                          market=source.market, offers=answer.offers)
+                                          market=source.market, offers=answer.offers, offers_since=answer.offers_since)
             results.append(MarketResult(source.market, len(answer.quotes), took, row,
                                         offers=None if answer.offers is None else len(answer.offers),
                                         gpu_types_refreshed=None if answer.gpu_types is None

@@ -187,6 +187,16 @@ def _reliability(value: Any) -> float:
     return number
 
 
+def _offers_days(value: Any) -> float:
+    from bidder.collector import MIN_OFFERS_DAYS
+
+    number = _number(value)
+    if number != 0 and not MIN_OFFERS_DAYS <= number <= 3660:
+        raise ValueError(f"must be days from {MIN_OFFERS_DAYS:g} (decisions read a week of offers) to 3660, "
+                         "or 0 to keep every offer")
+    return number
+
+
 def _tolerance(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"must be a preset ({', '.join(TOLERANCE_PRESETS)}) or interruptions per day")
@@ -374,6 +384,10 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
             "offers form the UNVERIFIED tier).", _bool, "global"),
     Setting("vast_min_reliability", 0.95, "Collect Vast prices only from offers with at least this reliability "
             "score (0 to 1).", _reliability, "global"),
+    Setting("vast_offers_days", 8, "Days of Vast offers kept in the database (every offer of every collection, "
+            "about 120 MB a day at a 5-minute cycle); older ones are deleted as each collection is stored. At "
+            "least 7 (decisions read a machine's pauses over the last week); 0 keeps every offer.",
+            _offers_days, "global"),
 )
 
 SETTINGS: tuple[Setting, ...] = JOB_SETTINGS + GLOBAL_SETTINGS
@@ -451,6 +465,7 @@ class Config:
     spot_recheck: timedelta = timedelta(days=1)
     vast_verified_only: bool = True
     vast_min_reliability: float = 0.95
+    vast_offers_days: float = 8.0
 
     def job(self, name: str) -> JobConfig:
         if name not in self.jobs:
@@ -691,11 +706,12 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
     get = lambda key: globals_.get(key, _parsed_default(key))  # noqa: E731
     return Config(path=path, jobs=jobs, max_spend_per_hour=get("max_spend_per_hour"),
                   collect_interval=get("collect_interval"), spot_recheck=get("spot_recheck"),
-                  vast_verified_only=get("vast_verified_only"), vast_min_reliability=get("vast_min_reliability"))
+                  vast_verified_only=get("vast_verified_only"), vast_min_reliability=get("vast_min_reliability"),
+                  vast_offers_days=float(get("vast_offers_days")))
 
 
 #: The global keys `bidder collect` reads from bidder.toml.
-COLLECT_KEYS = ("vast_verified_only", "vast_min_reliability")
+COLLECT_KEYS = ("vast_verified_only", "vast_min_reliability", "vast_offers_days")
 
 
 def _read_toml(path: str | Path) -> dict[str, Any] | None:
@@ -714,7 +730,7 @@ def _read_toml(path: str | Path) -> dict[str, Any] | None:
 
 
 def collect_settings(path: str | Path = DEFAULT_CONFIG) -> dict[str, Any]:
-    """`vast_verified_only` and `vast_min_reliability` from bidder.toml (defaults when the file does
+    """`vast_verified_only`, `vast_min_reliability` and `vast_offers_days` from bidder.toml (defaults when the file does
     not exist), validated; the rest of the file is not read, so a job's typo never stops a collector."""
     text_path = str(path)
     values = {key: _parsed_default(key) for key in COLLECT_KEYS}

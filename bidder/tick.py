@@ -528,7 +528,7 @@ class _Tick:
         sources: list[object] = [RunPodSource(self.client, counts)] if "runpod" in self.exs else []
         vast = self.exs.get("vast")
         if vast is not None:  # one cycle, one request per market, one transaction
-            sources.append(VastSource(vast.client.client, vast.client.filters))
+            sources.append(VastSource(vast.client.client, vast.client.filters, self.config.vast_offers_days))
         try:
             result = collect_markets(sources, self.store, now=self.now)
         except (AuthError, MalformedAnswer, TransportError) as exc:

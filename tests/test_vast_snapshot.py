@@ -15,6 +15,7 @@ from vast_helpers import vast_client
 from bidder.cli import main
 from bidder.sim import TEST_API_KEY, Emulator
 from bidder.store import Store
+from bidder.units import to_iso
 from bidder.vast.operations import DEFAULT_SEARCH_LIMIT
 from bidder.vast.summary import summarize_offers
 
@@ -121,3 +122,32 @@ def test_a_search_that_cannot_be_paged_whole_is_an_error_row_not_a_snapshot(big,
     assert "IncompleteAnswer" not in line and "the dearest offers are missing" in line
     prices, rows = stored(tmp_path / "b.db")
     assert prices == 0 and len(rows) == 1 and "IncompleteAnswer" in rows[0][2]
+
+
+@pytest.mark.parametrize(("setting", "kept_first"), [(None, False), ("vast_offers_days = 10", True),
+                                                     ("vast_offers_days = 0", True)])
+def test_offers_older_than_vast_offers_days_are_deleted_as_a_collection_is_stored(emulator, tmp_path, monkeypatch,
+                                                                                    setting, kept_first):
+    # Every offer of every cycle is stored (about 120 MB a day at a 5-minute cycle) and nothing pruned
+    # them: 44 GB a year. The default keeps 8 days; decisions read the last week.
+    monkeypatch.chdir(tmp_path)
+    if setting is not None:
+        (tmp_path / "bidder.toml").write_text(setting + "\n")
+    db = tmp_path / "b.db"
+    assert collect(emulator, db).exit_code == 0
+    first = emulator.now
+    emulator.advance(9 * 86400)
+    assert collect(emulator, db).exit_code == 0
+    with Store.open(db) as store:
+        stamps = [r[0] for r in store._rows("SELECT DISTINCT ts FROM offers ORDER BY ts", ())]
+        assert store._rows("SELECT count(*) FROM prices", ())[0][0] > 0
+    assert (to_iso(first) in stamps) is kept_first and to_iso(emulator.now) in stamps, stamps
+
+
+def test_vast_offers_days_under_a_week_is_refused_in_one_line(emulator, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bidder.toml").write_text("vast_offers_days = 3\n")
+    result = collect(emulator, tmp_path / "b.db")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "vast_offers_days" in line and "from 7" in line, line

@@ -236,7 +236,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         filters = OfferFilters(
             verified_only=saved["vast_verified_only"] if vast_verified_only is None else vast_verified_only,
             min_reliability=saved["vast_min_reliability"] if vast_min_reliability is None else vast_min_reliability)
-        vast_source, vast_time = vast_price_source(vast_key or "", vast_url, retries, filters)
+        vast_source, vast_time = vast_price_source(vast_key or "", vast_url, retries, filters,
+                                                   saved["vast_offers_days"])
         sources.append(vast_source)
         times.append(vast_time)
     store = _open(db_path, create=True)
@@ -313,7 +314,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         sys.exit(1)
 
 
-def vast_price_source(key: str, url: str, retries: int, filters: Any) -> tuple[Any, Any]:
+def vast_price_source(key: str, url: str, retries: int, filters: Any, offers_days: float) -> tuple[Any, Any]:
     """The collector's Vast source over Vast's REST client (`bidder/vast/client.py`), and that client,
     which tells the emulator's time as its answers carry it (bidder's emulator answers for Vast too)."""
     from bidder.collector import VastSource
@@ -321,7 +322,7 @@ def vast_price_source(key: str, url: str, retries: int, filters: Any) -> tuple[A
     from bidder.vast.client import VastClient
 
     client = VastClient(api_key=key or None, url=url, retry=RetryPolicy(attempts=retries))
-    return VastSource(client, filters), client
+    return VastSource(client, filters, float(offers_days)), client
 
 
 # -- prices ------------------------------------------------------------------------------------------

@@ -381,7 +381,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         counts = sorted({1, config.job.gpu_count})
         sources: list[Any] = [RunPodSource(client, counts)] if "runpod" in markets else []
         if vast is not None:
-            sources.append(VastSource(vast.client, vast.filters))
+            sources.append(VastSource(vast.client, vast.filters, float(saved["vast_offers_days"])))
         cycle = collect_markets(sources, store, now=now)  # one cycle over the job's markets
         refresh_note = _refresh_failures(cycle, store)
         quotes = store.latest_quotes("runpod") if "runpod" in markets else []  # the snapshot just taken

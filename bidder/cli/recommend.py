@@ -103,7 +103,7 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
         return now if now is not None else db_now(store, now_text, allow_past=allow_past, notes=notes)
     saved = collect_settings()
     filters = OfferFilters(verified_only=saved["vast_verified_only"], min_reliability=saved["vast_min_reliability"])
-    source, client = vast_price_source(key, vast_url, 2, filters)
+    source, client = vast_price_source(key, vast_url, 2, filters, saved["vast_offers_days"])
     try:
         if now is None:
             now = api_now(store, client, now_text, allow_past=allow_past)

@@ -139,13 +139,16 @@ class HistoryStore(StoreBase):
 
     def record_collection(self, ts: datetime, quotes: Sequence[PriceQuote], *, duration_s: float,
                           error: str | None = None, gpu_types: Sequence[Any] | None = None,
-                          market: str = DEFAULT_MARKET, offers: Sequence[Any] | None = None) -> int:
+                          market: str = DEFAULT_MARKET, offers: Sequence[Any] | None = None,
+                          offers_since: datetime | None = None) -> int:
         """Store one market's collector cycle in one transaction; returns the `collections` row id.
 
         Every quote is stored at `ts` (a cycle's quotes share one timestamp). With `error`, only the
         `collections` row is written (quotes, offers and gpu_types are ignored): never part of a
         snapshot. `gpu_types` (client GpuType objects or GpuTypeInfo) refresh the `gpu_types` table;
-        `offers` (`bidder.vast.Offer`) go to the `offers` table. `market` names the collections row.
+        `offers` (`bidder.vast.Offer`) go to the `offers` table, and with `offers_since` the offers
+        stored before it are deleted (every offer of every cycle: about 120 MB a day at a 5-minute
+        cycle, of which decisions read the last week). `market` names the collections row.
         A snapshot at the same `ts` as an earlier one replaces its rows (two collectors at once).
         """
         stamp = _iso(ts) or ""
@@ -162,6 +165,8 @@ class HistoryStore(StoreBase):
                     self._upsert_gpu_types(conn, gpu_types, stamp)
                 if offers:
                     conn.executemany(_INSERT_OFFER, [_offer_row(stamp, o) for o in offers])
+                    if offers_since is not None:  # (the primary key leads with ts: a range, not a scan)
+                        conn.execute("DELETE FROM offers WHERE ts < ?", (_iso(offers_since),))
             cursor = conn.execute(
                 "INSERT INTO collections (ts, duration_s, quotes, gpu_types, error, market, clock) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
