@@ -212,10 +212,13 @@ def test_recommend_says_how_old_a_markets_snapshot_is(tmp_path):
 def test_collect_reads_the_vast_filters_from_bidder_toml(tmp_path):
     from bidder.jobs import collect_settings, load_config
 
-    assert collect_settings(tmp_path / "none.toml") == {"vast_verified_only": True, "vast_min_reliability": 0.95}
+    assert collect_settings(tmp_path / "none.toml") == {"vast_verified_only": True, "vast_min_reliability": 0.95,
+                                                        "vast_offers_days": 8}
     path = tmp_path / "bidder.toml"
-    path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\n[jobs.x]\nimage = 1\n")
-    assert collect_settings(path) == {"vast_verified_only": False, "vast_min_reliability": 0.9}  # job typo ignored
+    path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\nvast_offers_days = 30\n"
+                    "[jobs.x]\nimage = 1\n")
+    assert collect_settings(path) == {"vast_verified_only": False, "vast_min_reliability": 0.9,
+                                      "vast_offers_days": 30}  # job typo ignored
     path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\n")
     config = load_config(path)
     assert (config.vast_verified_only, config.vast_min_reliability) == (False, 0.9)
