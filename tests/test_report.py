@@ -51,6 +51,21 @@ def running_pod(store: Store, pod_id="p1", *, job="train", start=0.0, hours=10, 
                                  uptime_seconds=k * 3600.0)
 
 
+def vast_on_demand_pod(store: Store, pod_id: str, gpu: str, *, hours: int, rate: float, storage: float,
+                       on_demand, snapshots: int) -> None:
+    """Hourly Vast snapshots of a 2-GPU VERIFIED market (`on_demand(hour)` per GPU), and an on-demand
+    instance of job `lv` polled RUNNING at hours 0..hours-1, at `rate` per hour plus `storage`."""
+    for hour in range(snapshots):
+        store.record_collection(h(hour), [PriceQuote(h(hour), gpu, "VERIFIED", 2, 0.15, on_demand(hour), market="vast")],
+                                duration_s=0.1)
+    store.add_pod(pod_id, job="lv", name="lv-1", gpu_type_id=gpu, cloud="VERIFIED", gpu_count=2,
+                  kind="on_demand", bid_per_gpu=None, created=h(0), market="vast")
+    store.finish_action(store.begin_action(h(0), job="lv", kind="deploy_on_demand"), outcome="ok", pod_id=pod_id)
+    for k in range(hours):
+        store.record_observation(h(k), pod_id, desired_status="RUNNING", cost_per_hr=rate, uptime_seconds=k * 3600.0,
+                                 storage_per_hr=storage)
+
+
 def test_spot_pod_at_0_30_for_10_hours_against_0_79_on_demand(store):
     prices(store, range(13))
     running_pod(store)
@@ -327,15 +342,8 @@ def test_a_vast_instances_storage_is_in_its_on_demand_baseline_too(store):
     """A Vast instance bills its disk whether it runs or not, on-demand or interruptible: the baseline
     (what its hours would have cost on-demand) pays that storage too. Left out, an on-demand instance
     with a 200 GB disk read -7% saved after its 2-hour run and -167% after a day kept stopped."""
-    for hour in range(30):
-        store.record_collection(h(hour), [PriceQuote(h(hour), "RTX 3090", "VERIFIED", 2, 0.15, 0.2376, market="vast")],
-                                duration_s=0.1)
-    store.add_pod("v1", job="lv", name="lv-1", gpu_type_id="RTX 3090", cloud="VERIFIED", gpu_count=2,
-                  kind="on_demand", bid_per_gpu=None, created=h(0), market="vast")
-    store.finish_action(store.begin_action(h(0), job="lv", kind="deploy_on_demand"), outcome="ok", pod_id="v1")
-    for k in range(3):
-        store.record_observation(h(k), "v1", desired_status="RUNNING", cost_per_hr=0.4752, uptime_seconds=k * 3600.0,
-                                 storage_per_hr=0.0683)
+    vast_on_demand_pod(store, "v1", "RTX 3090", hours=3, rate=0.4752, storage=0.0683,
+                       on_demand=lambda hour: 0.2376, snapshots=30)
     store.finish_action(store.begin_action(h(2), job="lv", kind="stop", pod_id="v1"), outcome="ok")
     store.record_observation(h(26), "v1", desired_status="EXITED", cost_per_hr=0.4752, uptime_seconds=7200.0,
                              storage_per_hr=0.0683)
@@ -352,16 +360,8 @@ def test_a_vast_instances_storage_is_in_its_on_demand_baseline_too(store):
 def test_an_on_demand_pod_saves_nothing_whatever_the_price_recorded_while_it_ran(store):
     # On Vast, renting the cheapest offer takes it off the listing: while it ran, the on-demand price
     # recorded was the next offer's (0.42 -> 0.50 here), and the report said it saved 14%.
-    for hour in range(12):
-        od = 0.50 if 1 <= hour <= 10 else 0.42
-        store.record_collection(h(hour), [PriceQuote(h(hour), "RTX A6000", "VERIFIED", 2, 0.2, od, market="vast")],
-                                duration_s=0.1)
-    store.add_pod("v2", job="lv", name="lv-1", gpu_type_id="RTX A6000", cloud="VERIFIED", gpu_count=2,
-                  kind="on_demand", bid_per_gpu=None, created=h(0), market="vast")
-    store.finish_action(store.begin_action(h(0), job="lv", kind="deploy_on_demand"), outcome="ok", pod_id="v2")
-    for k in range(11):
-        store.record_observation(h(k), "v2", desired_status="RUNNING", cost_per_hr=0.84, uptime_seconds=k * 3600.0,
-                                 storage_per_hr=0.006)
+    vast_on_demand_pod(store, "v2", "RTX A6000", hours=11, rate=0.84, storage=0.006,
+                       on_demand=lambda hour: 0.50 if 1 <= hour <= 10 else 0.42, snapshots=12)
     [pod] = spend_report(store, since=h(0), until=h(10)).pods
     assert pod.spend == pytest.approx(10 * (0.84 + 0.006))
     assert pod.on_demand_cost == pytest.approx(pod.spend) and pod.saving == pytest.approx(0.0, abs=1e-9)
