@@ -20,7 +20,16 @@ from typing import Any
 from bidder.errors import InsufficientHistory
 from bidder.machine_hazard import machine_hazard
 from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, MarketStats, market_stats
-from bidder.models import DEFAULT_MARKET, Decision, JobProgress, JobSpec, MarketKey, Policy, market_of
+from bidder.models import (
+    DEFAULT_MARKET,
+    MACHINE_HISTORY_DAYS,
+    Decision,
+    JobProgress,
+    JobSpec,
+    MarketKey,
+    Policy,
+    market_of,
+)
 from bidder.optimizer import decide, select_quotes, uses_plan
 from bidder.units import format_duration, to_iso
 
@@ -99,10 +108,6 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
                        to_ts=None if last is None else datetime.fromtimestamp(last, UTC),
                        samples=samples, markets=len(stats), notes=tuple(notes), missing=missing)
     return stats, info
-
-
-#: The offers read for a Vast market's machine pauses: with a 72-hour half-life, a week.
-MACHINE_HISTORY_DAYS = 7.0
 
 
 def _with_machine_pauses(store: Any, key: MarketKey, stats: MarketStats, now: datetime

@@ -44,7 +44,7 @@ from bidder.errors import (
     RateLimited,
     StoreBusy,
 )
-from bidder.models import CLOUDS, PriceQuote
+from bidder.models import CLOUDS, MACHINE_HISTORY_DAYS, PriceQuote
 from bidder.store import SPOT_UNSUPPORTED_SINCE as SPOT_FLAG
 from bidder.store import Store
 from bidder.units import to_iso
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 #: Days of Vast's offers kept (bidder.toml's `vast_offers_days`): every offer of every cycle is stored,
 #: about 120 MB a day at a 5-minute cycle; decisions read the last MACHINE_HISTORY_DAYS (a week).
 DEFAULT_OFFERS_DAYS = 8.0
-MIN_OFFERS_DAYS = 7.0
+MIN_OFFERS_DAYS = MACHINE_HISTORY_DAYS
 
 #: The catalogue (names, VRAM, list prices) changes rarely: refresh it at most this often.
 GPU_TYPES_MAX_AGE = timedelta(days=1)

@@ -15,6 +15,7 @@ from typing import Literal
 __all__ = [
     "CLOUDS",
     "DEFAULT_MARKET",
+    "MACHINE_HISTORY_DAYS",
     "MARKETS",
     "MARKET_CLOUDS",
     "MARKET_NAMES",
@@ -42,7 +43,7 @@ MARKETS: tuple[str, ...] = ("runpod", "vast")
 DEFAULT_MARKET = "runpod"
 #: How each market is named to the user.
 MARKET_NAMES: dict[str, str] = {"runpod": "RunPod", "vast": "Vast"}
-#: The tiers ("clouds") of each market. Vast's tier is the offer's `verified` flag (data/README.md).
+#: The tiers ("clouds") of each market. Vast's tier is the offer's `verification` (data/README.md).
 MARKET_CLOUDS: dict[str, tuple[str, ...]] = {"runpod": CLOUDS, "vast": ("VERIFIED", "UNVERIFIED")}
 
 #: The most USD per hour of a pod or a GPU bidder believes a market (or a trace) that states it: no
@@ -52,6 +53,9 @@ MAX_PRICE = 1000.0
 MAX_HOURS = 1_000_000.0
 #: The most GPUs in one pod any market offers (and the collector records): --gpus, `gpus`, --gpu-counts.
 MAX_GPU_COUNT = 16
+#: Days of Vast offers a decision reads for its machines' pauses (a 72-hour half-life: a week); the
+#: collector never keeps fewer (`vast_offers_days`).
+MACHINE_HISTORY_DAYS = 7.0
 
 #: A market's key: (gpu_type_id, cloud, gpu_count) for RunPod, as it always was, and
 #: (gpu_type_id, cloud, gpu_count, market) for any other market (see `market_key`).
