@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bidder.errors import LockHeld, SchemaTooNew, StoreError
+from bidder.errors import LockHeld, SchemaTooNew, StoreError, TraceFormatError
 from bidder.models import PriceQuote
 from bidder.store import SCHEMA_VERSION, Store
 
@@ -240,6 +240,36 @@ def test_import_quotes_is_idempotent(store):
     assert store.import_quotes(changed) == (10, 1)
     assert store.price_history()[-1].minimum_bid_price == 0.5
     assert store.collections() == []  # imports are not collector cycles
+
+
+def test_import_reads_without_holding_the_write_lock(tmp_path):
+    """A long trace is read into a temporary table first: meanwhile a collector writes at once (busy
+    timeout 0); the import then writes, and a failed one leaves no row and no staging behind."""
+    path = tmp_path / "b.db"
+    importer = Store.open(path)
+    collector = Store.open(path, busy_timeout_s=0)
+    written: list[int] = []
+
+    def quotes(fail_at: int | None = None):
+        for i in range(30):
+            if i == 15:  # half-way through the file: a collection lands
+                ts = T0 + timedelta(days=1, minutes=5 * len(written))
+                collector.record_collection(ts, [quote(ts=ts, cloud="SECURE")], duration_s=0.01)
+                written.append(i)
+            if i == fail_at:
+                raise TraceFormatError(f"t.csv line {i + 2}, column ts: bad")
+            yield quote(ts=T0 + timedelta(minutes=5 * i))
+
+    assert importer.import_quotes(quotes()) == (30, 30)
+    assert written == [15]
+    with pytest.raises(TraceFormatError):
+        importer.import_quotes(quotes(fail_at=20))
+    assert len(written) == 2
+    assert len(importer.price_history(cloud="COMMUNITY")) == 30  # the failed import added nothing
+    assert importer.import_quotes(quotes()) == (30, 0)  # the staging table was dropped: the next import runs
+    assert importer._conn.execute("SELECT name FROM temp.sqlite_master").fetchall() == []
+    importer.close()
+    collector.close()
 
 
 def test_two_writers_at_once_on_one_file(tmp_path):

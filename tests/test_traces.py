@@ -112,6 +112,25 @@ def test_malformed_rows_name_line_and_column(body, line, column, message):
     assert (info.value.line, info.value.column) == (line, column)
 
 
+@pytest.mark.parametrize(("times", "line", "first"), [
+    (["00:00", "00:05", "00:05"], 4, 3),  # in order, the same time twice
+    (["00:00", "00:05", "00:10", "00:05"], 5, 3),  # an earlier time again, found among those in order
+    (["00:10", "00:00", "00:05", "00:00"], 5, 3),  # out of order twice: the first of them kept aside
+    (["00:10", "00:00", "00:05", "00:10"], 5, 2),
+])
+def test_a_second_row_for_a_market_and_time_in_any_order(times, line, first):
+    """The first row's line is named whatever order the rows come in; other markets at the same time
+    (a B row at every time) and the same market at other times are no duplicates."""
+    body = "".join(f"2026-01-01T{t}:00Z,A,0.2,0.5,SECURE,1,\n" for t in times)
+    rows = body.splitlines(keepends=True)
+    with pytest.raises(TraceFormatError) as info:
+        read_trace(io.StringIO(HEADER + "".join(rows)), name="t.csv")
+    assert (info.value.line, info.value.column) == (line, "ts")
+    assert f"(the first is line {first})" in str(info.value)
+    fine = rows[:-1] + [r.replace(",A,", ",B,") for r in rows[:-1]] + [rows[-1].replace(",1,", ",2,")]
+    assert len(read_trace(io.StringIO(HEADER + "".join(fine)))) == 2 * len(rows) - 1
+
+
 def test_bad_headers_and_files(tmp_path):
     with pytest.raises(TraceFormatError, match="line 1: the header lacks column uninterruptable_price"):
         read_trace(io.StringIO("ts,gpu_type,minimum_bid_price\n"), name="t.csv")

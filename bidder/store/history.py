@@ -45,8 +45,8 @@ _INSERT_PRICE = (
 #: Columns a trace CSV carries (besides the key): an import sets them. The others (available GPU
 #: counts, list prices...) are not in a trace: an import keeps what a collection stored there.
 _TRACE_VALUES = ("minimum_bid_price", "uninterruptable_price")
-_IMPORT_PRICE = (
-    f"INSERT INTO prices ({', '.join(_PRICE_COLUMNS)}) VALUES ({', '.join('?' * len(_PRICE_COLUMNS))}) "
+#: How an imported row meets one already stored, after `INSERT INTO prices (columns) <rows>`.
+_IMPORT_CONFLICT = (
     f"ON CONFLICT ({', '.join(_PRICE_KEY)}) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" if c in _TRACE_VALUES else f"{c} = coalesce(excluded.{c}, {c})"
                 for c in _PRICE_VALUES)
@@ -54,6 +54,13 @@ _IMPORT_PRICE = (
                               else f"(excluded.{c} IS NOT NULL AND {c} IS NOT excluded.{c})"
                               for c in _PRICE_VALUES)
 )
+#: An import is read into this table of the connection's temporary database first: writing it takes
+#: no lock on the price history, so a collect or tick runs on while a long trace is read.
+_STAGED = "temp.staged_prices"
+_STAGE_PRICE = f"INSERT INTO {_STAGED} VALUES ({', '.join('?' * len(_PRICE_COLUMNS))})"
+# (`WHERE true`: SQLite's parser needs it between an INSERT's SELECT and its ON CONFLICT)
+_IMPORT_PRICES = (f"INSERT INTO prices ({', '.join(_PRICE_COLUMNS)}) SELECT {', '.join(_PRICE_COLUMNS)} "
+                  f"FROM {_STAGED} WHERE true {_IMPORT_CONFLICT}")
 _UPSERT_MARKET = (
     "INSERT INTO markets (market, gpu_type_id, cloud, gpu_count, first_ts, last_ts) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (market, gpu_type_id, cloud, gpu_count) DO UPDATE SET "
@@ -176,7 +183,9 @@ class HistoryStore(StoreBase):
 
     def import_quotes(self, quotes: Iterable[PriceQuote],
                       catalogue: Mapping[str, tuple[str | None, int | None]] | None = None) -> tuple[int, int]:
-        """Bulk-write quotes, each at its own `ts` (trace import), in one transaction.
+        """Bulk-write quotes, each at its own `ts` (trace import), in one transaction: read first into a
+        temporary table, which holds no lock on the history (a year's trace reads for minutes, and a
+        collect or tick waiting for the write lock gives up after the busy timeout), then written at once.
 
         Returns (rows read, rows new or changed): importing the same rows again changes nothing, and
         a row already collected keeps the columns a trace does not carry (GPU counts, list prices).
@@ -186,8 +195,10 @@ class HistoryStore(StoreBase):
         """
         total = changed = 0
         spans: dict[tuple[str, str, str, int], tuple[str, str]] = {}
-        with self._write() as conn:
-            before = conn.total_changes
+        conn = self._conn
+        try:
+            conn.execute(f"DROP TABLE IF EXISTS {_STAGED}")
+            conn.execute(f"CREATE TABLE {_STAGED} ({', '.join(_PRICE_COLUMNS)})")
             batch: list[tuple[Any, ...]] = []
             for quote in quotes:
                 stamp = _iso(quote.ts) or ""
@@ -197,16 +208,33 @@ class HistoryStore(StoreBase):
                 first, last = spans.get(key, (stamp, stamp))
                 spans[key] = (min(first, stamp), max(last, stamp))
                 if len(batch) >= 10_000:
-                    conn.executemany(_IMPORT_PRICE, batch)
+                    conn.executemany(_STAGE_PRICE, batch)
                     total += len(batch)
                     batch.clear()
-            conn.executemany(_IMPORT_PRICE, batch)
+            conn.executemany(_STAGE_PRICE, batch)
             total += len(batch)
-            changed = conn.total_changes - before
-            conn.executemany(_UPSERT_MARKET, [(*key, first, last) for key, (first, last) in spans.items()])
-            ids = {key[1] for key in spans if key[0] == "runpod"}  # (Vast's ids are its own names)
-            self._note_names(conn, [(i, *(catalogue or {})[i]) for i in sorted(ids) if i in (catalogue or {})])
+        except sqlite3.Error as exc:
+            self._drop_staged()
+            raise StoreError(f"cannot stage the import in SQLite's temporary files: {exc} (free space in "
+                             "the temporary directory, or set SQLITE_TMPDIR to a larger one)") from None
+        except BaseException:
+            self._drop_staged()
+            raise
+        try:
+            with self._write() as conn:
+                before = conn.total_changes
+                conn.execute(_IMPORT_PRICES)
+                changed = conn.total_changes - before
+                conn.executemany(_UPSERT_MARKET, [(*key, first, last) for key, (first, last) in spans.items()])
+                ids = {key[1] for key in spans if key[0] == "runpod"}  # (Vast's ids are its own names)
+                self._note_names(conn, [(i, *(catalogue or {})[i]) for i in sorted(ids) if i in (catalogue or {})])
+        finally:
+            self._drop_staged()
         return total, changed
+
+    def _drop_staged(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute(f"DROP TABLE IF EXISTS {_STAGED}")
 
     def _note_types(self, conn: sqlite3.Connection, quotes: Sequence[PriceQuote]) -> None:
         """Fill name and VRAM of types seen in quotes but never catalogued (no full refresh yet)."""
