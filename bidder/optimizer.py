@@ -127,7 +127,9 @@ fits what is left (`SAVED_BUDGET_MARGIN`); so the realised count, not only the e
 tolerance; without a deadline, a service with a
 known start has `tolerance × (days lived + 1)` for its life so far and the day ahead: on the shipped
 trace's RTX A6000 a service at tolerance low took 5.5 interruptions in 8 days where 4 were allowed,
-its hazard estimates alone running low after each interruption); expected total <= the budget left; the
+its hazard estimates alone running low after each interruption); expected total <= the budget left
+(spent, with no on-demand within the max price or allowed, spot goes on at the highest bid that passes
+every other constraint, the least interrupted: waiting would leave the work undone past the deadline); the
 deadline; spot only when its cost per useful hour saves at least `policy.min_savings` over the best
 on-demand price per unit of work.
 
@@ -567,6 +569,19 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                          f"{work:.2f} h of work left: set a later deadline to go on", constraint="deadline",
                          until_changed=True)
     tolerance = _interruption_budget(tolerance, job, progress, now, time_left)
+    spent_note = None
+    if tolerance <= 0 < policy.tolerance and policy.allow_spot and not (policy.allow_on_demand and any(
+            q.uninterruptable_price is not None and q.uninterruptable_price <= cap for q in markets)):
+        # The window's budget is spent and on-demand is over the max price (or not allowed): without
+        # spot the job would wait past its deadline with its work undone (a backtest with the max price
+        # under on-demand met 5 of 9 deadlines that a bid at the max price met with no interruption).
+        # Spot goes on at the highest bid within the price, the one the floor crosses least.
+        tolerance = math.inf
+        spent_note = (f"interruption budget spent ({progress.interruptions} so far) and "
+                      + ("on-demand not allowed" if not policy.allow_on_demand else
+                         f"on-demand over the max price ${cap:.3f}")
+                      + ": spot goes on at the highest bid the policy allows (the max price, the min savings), "
+                        "the least interrupted, rather than leave the work undone")
     spot_ok = policy.allow_spot and tolerance > 0
     reserve = reserve_hours(r)
 
@@ -622,7 +637,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                 continue
             _spot_candidates(job, q, st, r, g, work, keep_running, cap, tolerance, max_savings_cost,
                              budget_left, slack, reserve, od_cost, od_speed, horizon, time_left, progress,
-                             spot_now, plans, rejected)
+                             spot_now, plans, rejected, highest_only=spent_note is not None)
 
     missing = [] if not spot_ok else list(dict.fromkeys(  # (two clouds of one GPU often say the same)
         f"{_short(q.gpu_type_id)}: {(history_notes or {}).get((q.gpu_type_id, q.cloud, q.gpu_count))}"
@@ -726,10 +741,11 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
     saved = _saved_budget_note(float(policy.tolerance), tolerance, job, progress, time_left) \
-        if chosen.action == "spot" else None
+        if chosen.action == "spot" and spent_note is None else None
     return _decision(chosen, others, g, od_ref, keep_running,
                      [*(missing if chosen.action != "spot" else ()), *_storage_notes(job, chosen),
-                      *((saved,) if saved else ())], multi, job.deadline is not None)
+                      *((saved,) if saved else ()), *((spent_note,) if spent_note and chosen.action == "spot" else ())],
+                     multi, job.deadline is not None)
 
 
 def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, now: datetime,
@@ -837,9 +853,11 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                      keep_running: bool, cap: float, tolerance: float, max_savings_cost: float,
                      budget_left: float | None, slack: float, reserve: float, od_cost: float | None,
                      od_speed: float, horizon: float, time_left: float, progress: JobProgress,
-                     spot_now: list[_Candidate], plans: list[_Candidate], rejected: _Rejections) -> None:
+                     spot_now: list[_Candidate], plans: list[_Candidate], rejected: _Rejections, *,
+                     highest_only: bool = False) -> None:
     """Add this market's best spot-now candidate (and the running pod's, if it is here) and its best
-    standing plan (what waiting buys)."""
+    standing plan (what waiting buys). `highest_only`: of the bids that pass every other constraint, the
+    highest (the least interrupted), not the cheapest."""
     s = job.speed_of(q.gpu_type_id)
     bids = st.bids
     top = min(cap, q.uninterruptable_price if q.uninterruptable_price else math.inf)
@@ -972,6 +990,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                             lam_now=np.broadcast_to(lam_now[:, None], (len(rows), lam.shape[1]))) if len(rows) else {}
         now_settled = settled[rows]
     ready = now_settled & now_plan["ok"] if now_plan else now_settled  # (no rows: none is settled)
+    if highest_only:
+        ready = _highest_row(ready)
     if ready.any():
         i, j = _cheapest(now_plan["cost"], ready)
         row = i if rows is None else int(rows[i])
@@ -1009,6 +1029,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         plan = evaluate(np.broadcast_to(bids[rows, None], (len(rows), lam.shape[1])), lam[rows], avail[rows],
                         delay=delay)
         valid = plan["ok"] & (avail[rows] > 0) & ~settled[rows]
+    if highest_only:
+        valid = _highest_row(valid)
     if not valid.any():
         return
     i, j = _cheapest(plan["cost"], valid)
@@ -1023,6 +1045,14 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
     plans.append(candidate("wait", plan, (i, j), lam[row], None, act_below=bid, note=note, delay=wait_delay,
                            waits_for_floor=floor is None or floor > bid + 1e-12))
+
+
+def _highest_row(mask: np.ndarray) -> np.ndarray:
+    """`mask` kept on its last row with any entry set (rows are bids, in increasing order)."""
+    if not mask.any():
+        return mask
+    top = int(np.flatnonzero(mask.any(axis=1))[-1])
+    return mask & (np.arange(mask.shape[0]) == top)[:, None]
 
 
 def _cheapest(values: np.ndarray, mask: np.ndarray) -> tuple[int, int]:

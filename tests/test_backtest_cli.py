@@ -201,3 +201,23 @@ def test_a_window_spacing_under_an_hour_reads_as_minutes(trace: Path) -> None:
                     "--strategies", "on-demand", "--start", "2026-01-05T00:00:00Z", "--end", "2026-01-05T06:00:00Z")
     assert result.exit_code == 0, result.output
     assert " every 30m; history to " in result.stdout.splitlines()[1], result.stdout  # not "every 0.5 h"
+
+
+def test_a_max_price_under_on_demand_still_meets_every_deadline_once_the_budget_is_spent(tmp_path: Path) -> None:
+    """Spot only (on-demand over the max price) at tolerance low: one interruption spends a 1-day window's
+    budget of 0.5. bidder used to wait from then on, past the deadline, with the work undone (5 of 9
+    deadlines met), where a bid at the max price met all 9; now spot goes on at the highest bid the cap
+    allows, and the tolerance still holds in the mean over the windows."""
+    trace = tmp_path / "sim.csv"
+    made = CliRunner().invoke(main, ["sim", "trace", str(trace), "--seed", "5", "--days", "7",
+                                     "--gpu", "NVIDIA GeForce RTX 4090", "--gpu", "NVIDIA L40S"])
+    assert made.exit_code == 0, made.output
+    result = invoke("--trace", str(trace), "--hours", "8", "--deadline", "24h", "--every", "12h", "--tolerance", "low",
+                    "--max-price", "0.2", "--strategies", "bidder,floor+0.10", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    bidder, fixed = data["strategies"][0], data["strategies"][1]
+    assert data["windows"] == 9 and bidder["name"] == "bidder"
+    assert bidder["deadline_met_share"] == 1.0 and bidder["worst"]["deadline_met_share"] == 1.0
+    assert bidder["interruptions"] <= 0.5  # per 1-day window: the tolerance, in the mean
+    assert bidder["peak_rate"] <= 0.2 and bidder["cost"] < fixed["cost"]

@@ -486,6 +486,31 @@ def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None
                   JobProgress(work_done_hours=10, interruptions=8)).action == "spot"
 
 
+def test_a_spent_budget_with_no_on_demand_within_the_policy_goes_on_at_the_highest_bid() -> None:
+    # The budget is spent (8 of 8) and on-demand ($0.80) is over the max price: waiting would leave the
+    # work undone past the deadline, so spot goes on, at the highest bid under the cap (the least
+    # interrupted), and says why. With on-demand under the cap, the budget holds: on-demand.
+    quotes, stats = inputs(CALM)
+    spec = job(hours=40, deadline_h=48)
+    spent = JobProgress(work_done_hours=10, interruptions=8, started=NOW - timedelta(hours=48))
+    fresh = decide_by_rates(spec, Policy(tolerance=2.0, max_price=0.6), quotes, stats, NOW,
+                            JobProgress(work_done_hours=10, interruptions=3, started=NOW - timedelta(hours=48)))
+    d = decide_by_rates(spec, Policy(tolerance=2.0, max_price=0.6), quotes, stats, NOW, spent)
+    assert d.action == "spot" and d.bid_per_gpu is not None and fresh.bid_per_gpu is not None
+    [bids] = [st.bids for st in stats.values()]
+    assert d.bid_per_gpu == float(bids[bids <= 0.6].max()) > fresh.bid_per_gpu
+    assert any("interruption budget spent (8 so far) and on-demand over the max price $0.600: spot goes on at "
+               "the highest bid the policy allows" in r for r in d.reasons), d.reasons
+    assert decide_by_rates(spec, Policy(tolerance=2.0, max_price=0.9), quotes, stats, NOW, spent).action == "on_demand"
+    # Without on-demand and a max price, the highest bid the min savings allow (15% under on-demand's $0.80).
+    no_od = decide_by_rates(spec, Policy(tolerance=2.0, allow_on_demand=False), quotes, stats, NOW, spent)
+    assert no_od.action == "spot" and fresh.bid_per_gpu < no_od.bid_per_gpu <= 0.8 * 0.85
+    assert any("and on-demand not allowed: spot goes on" in r for r in no_od.reasons), no_od.reasons
+    # Tolerance none is on-demand only, never this: over the cap, nothing can run.
+    with pytest.raises(Infeasible):
+        decide_by_rates(spec, Policy(tolerance=0.0, max_price=0.6), quotes, stats, NOW, spent)
+
+
 def test_a_quiet_start_saves_budget_that_is_spent_later_only_with_a_margin_for_the_counts_spread() -> None:
     from bidder.optimizer import _interruption_budget
 
