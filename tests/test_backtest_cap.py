@@ -151,7 +151,8 @@ def test_a_run_that_did_its_work_after_the_deadline_has_no_ratio_to_the_bounds()
     assert late.cost < window.results["optimum"].cost  # cheaper, but late
     metrics = window.metrics("floor")
     assert metrics["cost_vs_optimum"] is None and metrics["cost_vs_hindsight"] is None
-    assert metrics["deadline_met_share"] == 0.0 and metrics["cost_vs_on_demand"] is not None
+    # Nor to on-demand's, which does the work in time (a strategy that did no work read 0.000x, a saving).
+    assert metrics["deadline_met_share"] == 0.0 and metrics["cost_vs_on_demand"] is None
     assert window.metrics("optimum")["cost_vs_optimum"] == pytest.approx(1.0, abs=0.01)
 
 

@@ -221,3 +221,22 @@ def test_a_max_price_under_on_demand_still_meets_every_deadline_once_the_budget_
     assert bidder["deadline_met_share"] == 1.0 and bidder["worst"]["deadline_met_share"] == 1.0
     assert bidder["interruptions"] <= 0.5  # per 1-day window: the tolerance, in the mean
     assert bidder["peak_rate"] <= 0.2 and bidder["cost"] < fixed["cost"]
+
+
+def test_a_strategy_that_misses_deadlines_is_named_under_the_table_and_saves_nothing(trace: Path) -> None:
+    """No slack (20 hours due in 20): a spot strategy interrupted misses. Its cost is of less work, so
+    the table says so under it, and no x column (on-demand's included) reads its cost as a saving."""
+    args = ("--trace", str(trace), "--hours", "20", "--deadline", "20h", "--every", "1d", "--gpu", "4090",
+            "--strategies", "floor,on-demand")
+    data = json.loads(invoke(*args, "--format", "json").stdout)
+    floor = next(s for s in data["strategies"] if s["name"] == "floor")
+    assert floor["deadline_met_share"] < 1
+    windows = [w["strategies"]["floor"] for w in data["per_window"]]
+    missed = [w for w in windows if w["deadline_met_share"] == 0]
+    assert missed and all(w["cost_vs_on_demand"] is None and w["cost_vs_optimum"] is None for w in missed)
+    assert all(w["cost_vs_on_demand"] is not None for w in windows if w["deadline_met_share"] == 1)
+    table = invoke(*args)
+    assert table.exit_code == 0, table.output
+    assert (f"floor: missed {len(missed)} of {data['windows']} deadlines; its cost counts the work done by then "
+            f"({floor['work_hours']:g} of 20 h a window in the mean)") in table.output
+    assert "on-demand: missed" not in table.output

@@ -438,7 +438,8 @@ class Window:
             "cost": r.cost,
             "cost_vs_hindsight": r.cost / bound.cost if feasible else None,  # type: ignore[union-attr]
             "cost_vs_optimum": r.cost / lower if lower else None,
-            "cost_vs_on_demand": r.cost / self.on_demand_cost if (self.on_demand_cost or 0) > _NO_COST else None,
+            "cost_vs_on_demand": r.cost / self.on_demand_cost if (self.on_demand_cost or 0) > _NO_COST
+            and r.deadline_met is not False else None,
             "work_hours": r.work_hours,
             "deadline_met_share": None if r.deadline_met is None else float(r.deadline_met),
             "interruptions": float(r.interruptions),

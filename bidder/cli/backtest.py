@@ -290,6 +290,18 @@ def _print_table(summary: dict[str, Any]) -> None:
     if windows > 1:
         click.echo("\nworst window:")
         emit_rows(_table(summary, "worst"), _COLUMNS, "table", headers=_HEADERS)
+    late = [(s["name"], s["deadline_met_share"], s["work_hours"]) for s in summary["strategies"]
+            if s["name"] not in ("optimum", "hindsight") and s["deadline_met_share"] is not None
+            and s["deadline_met_share"] < 1]
+    if late:
+        click.echo("")
+    for name, met, work in late:  # its cost is of less work: the mean alone read as a saving
+        missed = round((1 - met) * windows)
+        click.echo(f"{name}: missed " + (f"{missed} of {windows} deadlines" if windows > 1 else "the deadline")
+                   + "; its cost counts the work done by then "
+                   + f"({work:g} of {job['work_hours']:g} h{' a window in the mean' if windows > 1 else ''}), "
+                   + "and its x columns leave "
+                   + f"{'that window' if missed == 1 else 'those windows'} out")
     bounds = summary.get("optimum_bounds")
     if bounds:
         click.echo(f"\noptimum: lower bound ${bounds['lower']:,.3f}, its plan ${bounds['upper']:,.3f} (mean over "
