@@ -193,13 +193,7 @@ def _quotes_at(store: Any, now: datetime, max_age_hours: float) -> list[Any]:
     newest market's is left out (its prices are no longer current)."""
     quotes = store.latest_quotes()
     if quotes and max(q.ts for q in quotes) > now:
-        newest: dict[MarketKey, Any] = {}
-        for q in store.price_history(since=now - timedelta(hours=max_age_hours), until=now + timedelta(seconds=1)):
-            newest[q.key] = q  # ordered by time: the last one wins
-        last_of: dict[str, datetime] = {}
-        for q in newest.values():
-            last_of[q.market] = max(last_of.get(q.market, q.ts), q.ts)
-        quotes = [q for q in newest.values() if q.ts == last_of[q.market]]
+        quotes = store.latest_quotes(at=now)
     if not quotes:
         return []
     last = max(q.ts for q in quotes)

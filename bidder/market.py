@@ -41,7 +41,12 @@ from typing import Any
 import numpy as np
 
 from bidder.errors import InsufficientHistory
-from bidder.models import DEFAULT_MARKET, MarketKey, market_key
+from bidder.models import (  # (SILENCE_MIN_HOURS: the store's too)
+    DEFAULT_MARKET,
+    SILENCE_MIN_HOURS,
+    MarketKey,
+    market_key,
+)
 from bidder.planner import FloorModel, fit_floor_model, recent_max
 
 __all__ = [
@@ -74,10 +79,6 @@ DEFAULT_RECLAIM_RATE_PER_HOUR = 0.01
 DEFAULT_CONFIDENCE = 0.8
 #: An interval between samples longer than this counts only this long (the collector was down).
 DEFAULT_MAX_GAP_HOURS = 1.0
-#: A time without samples at least this long is a silence: the collector, and the tick beside it, did
-#: not run, so nothing could act on the market (a job waiting on its slack loses the whole of it).
-#: Shorter gaps are left to the optimizer's deadline margin (half an hour) and its decision intervals.
-SILENCE_MIN_HOURS = 1.0
 #: Silences that ended this long before now are forgotten (a host down once a month is not down now).
 SILENCE_LOOKBACK_HOURS = 168.0
 #: Less history than this raises InsufficientHistory.

@@ -242,6 +242,25 @@ def test_import_quotes_is_idempotent(store):
     assert store.collections() == []  # imports are not collector cycles
 
 
+def test_latest_quotes_of_imported_series_sampled_at_their_own_times(store):
+    """A collector's snapshot is the rows at its time (a series missing from it is not current); an
+    imported trace's series may each keep their own times (:00 and :02), and each one's newest within
+    an hour of the market's newest is current: `prices` and `recommend` showed the :02 series alone."""
+    a6000 = [quote(ts=T0 + timedelta(minutes=5 * i), floor=0.2) for i in range(24)]
+    r4090 = [quote(ts=T0 + timedelta(minutes=5 * i + 2), gpu="NVIDIA GeForce RTX 4090", floor=0.3) for i in range(24)]
+    gone = [quote(ts=T0 - timedelta(hours=3), gpu="NVIDIA H100 80GB HBM3", floor=1.5)]  # stopped hours before
+    store.import_quotes([*a6000, *r4090, *gone])
+    latest = {q.gpu_type_id: q.ts for q in store.latest_quotes()}
+    assert latest == {A6000: a6000[-1].ts, "NVIDIA GeForce RTX 4090": r4090[-1].ts}
+    at = T0 + timedelta(minutes=61)  # at or before a time: the same per series
+    assert {q.gpu_type_id: q.ts for q in store.latest_quotes(at=at)} == {
+        A6000: T0 + timedelta(minutes=60), "NVIDIA GeForce RTX 4090": T0 + timedelta(minutes=57)}
+    # A collector's snapshot after them: its rows alone, as before.
+    later = T0 + timedelta(hours=3)
+    store.record_collection(later, [quote(ts=later, floor=0.25)], duration_s=0.1)
+    assert [(q.gpu_type_id, q.ts) for q in store.latest_quotes()] == [(A6000, later)]
+
+
 def test_import_reads_without_holding_the_write_lock(tmp_path):
     """A long trace is read into a temporary table first: meanwhile a collector writes at once (busy
     timeout 0); the import then writes, and a failed one leaves no row and no staging behind."""

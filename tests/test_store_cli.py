@@ -137,6 +137,28 @@ def test_prices_shows_the_newest_snapshot_at_or_before_now_not_one_dated_later(t
         f"is later, up to {_stamp(ahead)}; give --now TIME to see them\n")
 
 
+def test_an_imported_trace_whose_markets_keep_their_own_times_shows_and_weighs_every_market(tmp_path):
+    """The A6000 sampled at :00, the RTX 4090 at :02: `prices` showed the 4090 alone and `recommend`
+    bought it at $0.30 where the A6000's floor was $0.20."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [f"{_stamp(start + timedelta(minutes=5 * i + m))},{gpu},{floor},{od}\n" for i in range(288)
+            for m, gpu, floor, od in ((0, A6000, 0.2, 0.5), (2, "NVIDIA GeForce RTX 4090", 0.3, 0.7))]
+    trace = tmp_path / "offset.csv"
+    trace.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n" + "".join(rows))
+    db = str(tmp_path / "offset.db")
+    assert run("import-trace", str(trace), "--db", db).exit_code == 0
+    now = ("--now", "2026-01-01T12:03:00Z")
+    shown = run("prices", "--db", db, "--format", "json", *now)
+    assert shown.exit_code == 0, shown.output
+    assert {r["gpu_type_id"]: r["spot_floor"] for r in json.loads(shown.stdout)} == {
+        A6000: 0.2, "NVIDIA GeForce RTX 4090": 0.3}
+    advice = run("recommend", "--db", db, "--hours", "2", "--deadline", "6h", "--format", "json", *now)
+    assert advice.exit_code == 0, advice.output
+    chosen = json.loads(advice.stdout)
+    assert (chosen["decision"]["gpu_type"], chosen["decision"]["bid_per_gpu"]) == (A6000, 0.2)
+    assert {a["gpu_type"] for a in chosen["alternatives"]} == {A6000, "NVIDIA GeForce RTX 4090"}
+
+
 @pytest.fixture
 def history_db(tmp_path):
     """A6000 community: 100 samples 5 minutes apart, floor 0.01..1.00 with every 4th sample unavailable."""

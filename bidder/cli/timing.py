@@ -16,7 +16,7 @@ import click
 
 from bidder.cli import NOTES_KEY
 from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past
-from bidder.models import MARKET_NAMES
+from bidder.models import MARKET_NAMES, SILENCE_MIN_HOURS
 from bidder.store import Store
 from bidder.units import YearTooEarly, format_duration, is_naive, parse_timestamp, to_iso
 
@@ -109,8 +109,7 @@ def db_now(store: Store, now_text: str | None, *, allow_past: bool = False, say:
 
 def stale_note(market: str, ts: datetime, now: datetime) -> str | None:
     """One line when the snapshot a command shows or decides on is older than a silence of the market's
-    statistics (bidder.market.SILENCE_MIN_HOURS: no collector has run since), else None."""
-    from bidder.market import SILENCE_MIN_HOURS  # (numpy and the planner: kept off other commands' start-up)
+    statistics (bidder.models.SILENCE_MIN_HOURS: no collector has run since), else None."""
 
     age = (now - ts).total_seconds()
     if age <= SILENCE_MIN_HOURS * 3600:

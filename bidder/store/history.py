@@ -12,13 +12,13 @@ import sqlite3
 import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from bidder.errors import StoreError
-from bidder.models import DEFAULT_MARKET, MarketKey, PriceQuote, market_key
+from bidder.models import DEFAULT_MARKET, SILENCE_MIN_HOURS, MarketKey, PriceQuote, market_key
 from bidder.store.base import StoreBase, _flag, _from_row, _iso, _price
 from bidder.units import parse_timestamp
 
@@ -326,7 +326,9 @@ class HistoryStore(StoreBase):
     def latest_quotes(self, market: str | None = None, at: datetime | None = None) -> list[PriceQuote]:
         """The newest snapshot of each market (of `market` alone, if given): every row at that
         market's newest `ts` in `prices` (failed cycles write no rows), or its newest at or before `at`
-        when given (an imported trace may run ahead of now). RunPod's rows come first."""
+        when given (an imported trace may run ahead of now). Where that newest `ts` is not a collector's
+        snapshot but imported, each series' newest row within SILENCE_MIN_HOURS of it (a trace's series
+        need not share times). RunPod's rows come first."""
         names = [market] if market is not None else [r[0] for r in self._rows(
             "SELECT DISTINCT market FROM markets ORDER BY market")]
         until = _iso(at)
@@ -341,9 +343,21 @@ class HistoryStore(StoreBase):
                     "SELECT max((SELECT max(p.ts) FROM prices p WHERE p.market = m.market AND p.gpu_type_id = "
                     "m.gpu_type_id AND p.cloud = m.cloud AND p.gpu_count = m.gpu_count AND p.ts <= ?)) "
                     "FROM markets m WHERE m.market = ?", (until, name))[0][0]
-            if stamp is not None:
+            if stamp is None:
+                continue
+            if self._rows("SELECT 1 FROM collections WHERE market = ? AND ts = ? LIMIT 1", (name, stamp)):
                 out.extend(self._iter_prices("p.market = ? AND p.ts = ?", [name, stamp],
                                              "p.gpu_type_id, p.cloud, p.gpu_count"))
+                continue
+            # Imported rows, not a collector's snapshot: a trace may sample its series at their own
+            # times (one at :00, another at :02), and a price holds until its series' next row. Each
+            # series' newest within a silence of the market's newest is current (only the :02 series
+            # was shown, and `recommend` left the cheaper :00 one out).
+            since = _iso(parse_timestamp(stamp) - timedelta(hours=SILENCE_MIN_HOURS))
+            out.extend(self._iter_prices(
+                "p.market = ? AND p.ts >= ? AND p.ts = (SELECT max(q.ts) FROM prices q WHERE q.market = p.market "
+                "AND q.gpu_type_id = p.gpu_type_id AND q.cloud = p.cloud AND q.gpu_count = p.gpu_count "
+                "AND q.ts <= ?)", [name, since, stamp], "p.gpu_type_id, p.cloud, p.gpu_count"))
         return out
 
     def price_history(self, gpu_type_id: str | None = None, cloud: str | None = None,
