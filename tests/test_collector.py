@@ -9,7 +9,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from bidder.cli import main
 from bidder.collector import LoopStats, collect_once, run_every
 from bidder.errors import ApiError, AuthError, StoreBusy, StoreError, TransportError
 from bidder.executor import SPOT_FLAG, Executor
-from bidder.models import CLOUDS, Policy
+from bidder.models import CLOUDS, Policy, PriceQuote
 from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store
@@ -295,6 +296,36 @@ def test_cli_collect_every_loops_for_n_intervals(emulator, tmp_path):
     with Store.open(db) as s:
         stamps = sorted(r["ts"] for r in s.collections())
         assert stamps == [emulator.now, emulator.now]
+
+
+@pytest.mark.parametrize("how", ["replaced", "removed"])
+def test_cli_collect_every_follows_its_database_path_when_the_file_is_replaced_or_removed(emulator, tmp_path, how):
+    """A backup restored over the database (or the file removed) while the loop runs: it kept writing to
+    the file it had open, so its snapshots went into a deleted file, or its write-ahead log over the
+    new file's pages (a 4.8 MB database left with the loop's 400 rows). It opens the path again."""
+    db = tmp_path / "bidder.db"
+    backup = tmp_path / "backup.db"
+    with Store.open(backup) as s:
+        s.import_quotes([PriceQuote(ts=datetime(2025, 12, 1, tzinfo=UTC), gpu_type_id="NVIDIA RTX A6000",
+                                    cloud="SECURE", gpu_count=1, minimum_bid_price=0.2, uninterruptable_price=0.5)])
+    proc = _cli(emulator, db, "--every", "1s", "--cycles", "3")
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline(), proc.stdout.readline()]  # the loop's first line, then its first snapshot
+    assert " stored " in lines[1], lines
+    if how == "replaced":
+        os.replace(backup, db)
+    else:
+        for part in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            part.unlink(missing_ok=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"note: {db} was removed or replaced since the last snapshot: opening it again" in err
+    assert "2 snapshots stored" not in out and "3 snapshots stored" in out
+    with Store.open(db) as s:
+        assert s.schema_version() > 0 and len(s.collections()) == 2  # the two after the swap, here
+        imported = [q for q in s.price_history() if q.ts.year == 2025]
+        assert len(imported) == (1 if how == "replaced" else 0)
+        assert s._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_cli_collect_rejects_bad_options(tmp_path):

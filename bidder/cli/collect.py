@@ -247,7 +247,12 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     cycle_now: datetime | None = None  # the time the last cycle ran at: its failure is stamped with it
 
     def cycle(slot: datetime | None) -> None:
-        nonlocal told_no_spot, cycle_now
+        nonlocal told_no_spot, cycle_now, store
+        if store.moved_away():  # removed or replaced while the loop ran: write where the path points now
+            store.close_moved()
+            click.echo(f"{to_iso(cycle_now or datetime.now(UTC))}  note: {db_path} was removed or replaced since "
+                       "the last snapshot: opening it again", err=True)
+            store = _open(db_path, create=True)
         # The emulator's time when it is the API (asked afresh each cycle), else the loop's slot time.
         cycle_now = slot
         now = api_now(store, ServerTimes(*times), now_text, allow_past=allow_past, fresh=slot is not None)

@@ -80,6 +80,15 @@ def _from_row(row: Mapping[str, Any] | sqlite3.Row) -> dict[str, Any]:
 
 
 
+def _identity(file: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `file`, None when there is none."""
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _stays_empty(file: Path, wait_s: float) -> bool:
     """True when `file` exists with 0 bytes and stays so for a moment (up to 2 s): another bidder
     that is creating the database right now writes its first page within milliseconds."""
@@ -142,6 +151,7 @@ class StoreBase:
         #: the CLI sets it once it knows its time ("emulator" against bidder's emulator).
         self.clock = "wall"
         self.busy_timeout_s = BUSY_TIMEOUT_S
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     # -- opening, schema, transactions ------------------------------------------------------------
     @classmethod
@@ -178,7 +188,24 @@ class StoreBase:
         except BaseException:
             conn.close()
             raise
+        store._identity = _identity(file)
         return store
+
+    def moved_away(self) -> bool:
+        """Whether the path no longer names the file this connection has open: removed, or replaced by
+        another (a backup restored over it). A long-running writer reopens the path then: writing on,
+        `collect --every` stored its snapshots in a deleted file, or laid its write-ahead log over the
+        new one's pages."""
+        return _identity(self.path) != self._identity
+
+    def close_moved(self) -> None:
+        """Close a connection whose file was moved away (`moved_away`), its write-ahead log emptied into
+        that file first: the `-wal` beside the path is still this connection's, and SQLite would read its
+        pages into whatever database opens the path next (a restored backup showed the loop's rows, not
+        its own), and leaves it there on a plain close."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.close()
 
     def _setup(self, busy_timeout_s: float) -> None:
         self.busy_timeout_s = busy_timeout_s
