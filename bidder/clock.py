@@ -76,10 +76,17 @@ class ServerTimes:
         return max((t for t in (s.server_now for s in self.servers) if t is not None), default=None)
 
     def probe_server_now(self) -> datetime | None:
+        failed: Exception | None = None
         for server in self.servers:
-            told = server.probe_server_now()
+            try:
+                told = server.probe_server_now()
+            except Exception as exc:  # an emulator's address that did not answer: another may tell
+                failed = failed or exc
+                continue
             if told is not None:
                 return told
+        if failed is not None:
+            raise failed
         return self.server_now
 
 
@@ -100,6 +107,7 @@ class Clock:
         if self.server is not None:
             seen = self.server.server_now
             if seen is None or fresh:
+                # (A server that may be the emulator and does not answer raises: its time is unknown.)
                 seen = self.server.probe_server_now() or seen
             if seen is not None:
                 self.source = "emulator"

@@ -43,6 +43,7 @@ from bidder.errors import (
     MalformedAnswer,
     RateLimited,
     StoreBusy,
+    TimeRunsBackwards,
 )
 from bidder.models import CLOUDS, MACHINE_HISTORY_DAYS, PriceQuote
 from bidder.store import SPOT_UNSUPPORTED_SINCE as SPOT_FLAG
@@ -335,7 +336,8 @@ def run_every(interval_s: float, cycle: Callable[[datetime], object], *, now: Ca
     failures (up to `backoff_max_s`, default the interval) and resets on success. Slots that pass
     while waiting are skipped, never run in a burst. StoreBusy (another bidder held the database's
     write lock past the busy timeout, e.g. a long `import-trace`) is tried again at the next slot: the
-    timeout already waited inside this one. AuthError (a wrong key) and other errors (a full disk, a
+    timeout already waited inside this one; so is TimeRunsBackwards (a clock behind the newest data:
+    an emulator restarted, a wall clock stepped back, may catch up with it). AuthError (a wrong key) and other errors (a full disk, a
     corrupt file: a person must act) end the loop. `on_error(exc, retry_in_s or None)` hears each failure.
     """
     if interval_s <= 0 or not math.isfinite(interval_s):
@@ -362,7 +364,9 @@ def run_every(interval_s: float, cycle: Callable[[datetime], object], *, now: Ca
                 cycle(now())
             except AuthError:
                 raise
-            except StoreBusy as exc:
+            except (StoreBusy, TimeRunsBackwards) as exc:
+                # Tried at the next slot: the timeout already waited inside this one; a clock stepped
+                # back (an emulator restarted, a wall clock corrected) may catch up with the data.
                 stats.failures += 1
                 stats.last_error = describe(exc)
                 if on_error is not None:

@@ -276,13 +276,25 @@ def test_a_refresh_that_fails_decides_on_the_databases_own_time_and_says_so(far:
 
 
 def test_a_failed_collection_is_recorded_on_the_wall_clock_when_that_is_the_apis(tmp_path: Path) -> None:
-    # No emulator history (RunPod, which sends no clock): the wall clock is the API's, and the failed
+    # A service elsewhere (RunPod, which sends no clock): the wall clock is the API's, and the failed
     # cycle keeps its row for whoever watches the collections.
     db = str(tmp_path / "bidder.db")
-    failed = _cli("collect", "--db", db, "--api-url", DOWN, "--retries", "1")
+    failed = _cli("collect", "--db", db, "--api-url", "http://runpod-down.invalid/graphql", "--retries", "1")
     assert failed.exit_code == 1
     [(ts, clock)] = _collections(Path(db))
     assert clock == "wall" and abs(datetime.now(UTC) - ts) < timedelta(minutes=5)
+
+
+def test_an_address_on_this_machine_that_never_answers_has_no_time_and_writes_nothing(tmp_path: Path) -> None:
+    """It may be the emulator, started late: stamped with the wall clock, its failure (or its prices, once
+    a retry reached it) put the database years ahead of the emulator, and every later collect was refused
+    as running backwards."""
+    db = tmp_path / "bidder.db"
+    Store.open(db).close()
+    failed = _cli("collect", "--db", str(db), "--api-url", DOWN, "--retries", "1")
+    assert failed.exit_code == 1
+    assert failed.output.startswith("Error: reading the server's time: cannot connect (http://127.0.0.1:9/sim/now)")
+    assert _collections(db) == []
 
 
 @pytest.mark.parametrize("command", ["launch", "tick", "recommend"])

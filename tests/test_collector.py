@@ -328,6 +328,23 @@ def test_cli_collect_every_follows_its_database_path_when_the_file_is_replaced_o
         assert s._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_cli_collect_every_goes_on_when_its_clock_is_behind_the_data(emulator, tmp_path):
+    """An emulator restarted with an earlier clock (or a wall clock stepped back) is behind the newest
+    snapshot: each cycle is refused as running backwards, and the loop tries again at the next interval
+    (it ended at the first, exit 1, though the clock may catch up)."""
+    db = tmp_path / "bidder.db"
+    ahead = emulator.now + timedelta(hours=1)
+    with Store.open(db) as s:
+        s.record_collection(ahead, [PriceQuote(ts=ahead, gpu_type_id="NVIDIA RTX A6000", cloud="SECURE", gpu_count=1,
+                                               minimum_bid_price=0.2, uninterruptable_price=0.5)], duration_s=0.1)
+    result = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
+        main, ["collect", "--every", "1s", "--cycles", "2", "--db", str(db), "--api-url", emulator.url])
+    assert result.exit_code == 1
+    refused = [line for line in result.output.splitlines() if "collection failed: time would run backwards" in line]
+    assert len(refused) == 2 and all(line.endswith("; next try at the next interval") for line in refused)
+    assert "0 snapshots stored, 2 failed attempts" in result.output
+
+
 def test_cli_collect_rejects_bad_options(tmp_path):
     db = str(tmp_path / "bidder.db")
     runner = CliRunner()

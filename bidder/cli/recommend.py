@@ -132,8 +132,9 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None,
     from bidder.runpod import RetryPolicy, RunPodClient
 
     with RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=2)) as client:
-        now = api_now(store, client, now_text, allow_past=allow_past)
         try:
+            # (An emulator's address that does not answer raises here: its time is unknown.)
+            now = api_now(store, client, now_text, allow_past=allow_past)
             result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
         except ApiError as exc:
             failed = _refresh_failed(api_url, exc)

@@ -199,6 +199,8 @@ class EmulatorTime:
     _http: httpx.Client
     _server_now: datetime | None
     _probed: bool
+    #: Which API the client speaks (a connection error's hint names its URL setting).
+    market = "runpod"
 
     @property
     def server_now(self) -> datetime | None:
@@ -212,8 +214,11 @@ class EmulatorTime:
         answered without the header. Never sends a request to RunPod or Vast; sends no key. None when the
         server does not tell its time (then the caller uses the wall clock). A server that does not
         answer yet (an emulator just started with `&`) is asked again as the retry policy says, as
-        the command's own first request would be: concluding "wall clock" from a refused connection
-        would stamp the emulator's data with the wrong time."""
+        the command's own first request would be; one that never answers raises TransportError: its
+        time is unknown, and neither the wall clock (a late emulator's data was stamped 2026-12-06, and
+        every later collect refused as running backwards) nor the time it told before (a `collect
+        --every` cycle stored the restarted emulator's prices over the last snapshot, under its
+        time) may stand in for it."""
         host = urlsplit(self.url).hostname or ""
         if host not in _LOOPBACK or (self._probed and self._server_now is None):
             return None
@@ -221,10 +226,11 @@ class EmulatorTime:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 answer = self._http.get(url, headers={"User-Agent": USER_AGENT}, timeout=self.timeout)
-            except HTTPX_CAUGHT:
+            except HTTPX_CAUGHT as exc:
                 if attempt < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff(attempt))
-                continue
+                    continue
+                raise from_httpx(exc, "reading the server's time", url, market=self.market) from exc
             self._note_time(answer)
             break
         return self._server_now

@@ -66,6 +66,8 @@ class VastClient(EmulatorTime):
     is the first wait after a 429, in seconds [docs: about one request per second per endpoint].
     """
 
+    market = "vast"
+
     def __init__(self, api_key: str | None = None, url: str = DEFAULT_URL, http: httpx.Client | None = None,
                  retry: RetryPolicy | None = None, timeout: float = DEFAULT_TIMEOUT,
                  rate_limit_base: float = 1.0) -> None:
