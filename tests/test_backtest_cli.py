@@ -240,3 +240,25 @@ def test_a_strategy_that_misses_deadlines_is_named_under_the_table_and_saves_not
     assert (f"floor: missed {len(missed)} of {data['windows']} deadlines; its cost counts the work done by then "
             f"({floor['work_hours']:g} of 20 h a window in the mean)") in table.output
     assert "on-demand: missed" not in table.output
+
+
+def test_window_starts_in_a_gap_of_the_history_are_said_to_move(tmp_path: Path) -> None:
+    """Samples for days 0-1 and 3-4 only: a --start on day 2 ran from day 3 without a word, and --every
+    windows in the gap ran once, at its end, the rest dropped silently."""
+    quotes = [q for q in _quotes(days=4, step_min=5) if not 24 <= (q.ts - START).total_seconds() / 3600 < 72]
+    trace = tmp_path / "gap.csv"
+    write_trace(quotes, trace)
+    one = invoke("--trace", str(trace), "--hours", "2", "--deadline", "6h", "--start", "2026-01-02T12:00:00Z",
+                 "--gpu", "A6000")
+    assert one.exit_code == 0, one.output
+    assert one.stderr == ("note: 1 of 1 window start(s) fell in gaps of the history, each moved to the next sample "
+                          "(by up to 36 h)\n")
+    assert "1 window(s) from 2026-01-04T00:00:00Z" in one.stdout
+    grid = invoke("--trace", str(trace), "--hours", "2", "--deadline", "6h", "--start", "2026-01-01T00:00:00Z",
+                  "--every", "6h", "--gpu", "A6000", "--format", "json")
+    assert grid.exit_code == 0, grid.output
+    assert json.loads(grid.stdout)["job"]["starts_in_gaps"] == {"moved": 8, "of": 16, "windows": 8, "most_hours": 48.0}
+    assert "8 of 16 window start(s) fell in gaps" in grid.stderr and "run once: 8 window(s)" in grid.stderr
+    whole = invoke("--trace", str(trace), "--hours", "2", "--deadline", "6h", "--start", "2026-01-01T00:00:00Z",
+                   "--gpu", "A6000")
+    assert whole.exit_code == 0 and whole.stderr == ""  # a start on a sample: nothing to say

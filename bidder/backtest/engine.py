@@ -74,7 +74,7 @@ from bidder.backtest.strategies import (
 )
 from bidder.backtest.types import BacktestJob, HistoryView, Market
 from bidder.errors import ConfigError
-from bidder.models import Policy
+from bidder.models import SILENCE_MIN_HOURS, Policy
 
 __all__ = [
     "DEFAULT_WARMUP_HOURS",
@@ -518,7 +518,18 @@ def window_starts(history: PriceHistory, job: BacktestJob, *, start: float | Non
                   every_hours: float | None = None, warmup_hours: float = DEFAULT_WARMUP_HOURS) -> list[int]:
     """Sample indices where windows start: from `start` (default: after `warmup_hours` of history; a
     `start` before the history, from its first sample), then every `every_hours`, as long as the job's
-    span (deadline or service span) fits the history."""
+    span (deadline or service span) fits the history. A time between samples starts at the next one
+    (`start_times` gives the times asked for)."""
+    times = start_times(history, job, start=start, every_hours=every_hours, warmup_hours=warmup_hours)
+    last = history.end - (job.span_hours or 0.0) * 3600
+    indices = sorted({int(np.searchsorted(history.ts, t, side="left")) for t in times})
+    return [i for i in indices if i < len(history) and history.ts[i] <= last + 1e-6] or \
+        [int(np.searchsorted(history.ts, times[0], side="left"))]
+
+
+def start_times(history: PriceHistory, job: BacktestJob, *, start: float | None = None,
+                every_hours: float | None = None, warmup_hours: float = DEFAULT_WARMUP_HOURS) -> list[float]:
+    """The window start times asked for (epoch seconds), before `window_starts` places them on samples."""
     # (A grid counted from a start before the history put its first window at the first sample and
     # the next one `every` after the old start: the two overlapped.)
     first = float(history.ts[0]) + warmup_hours * 3600 if start is None else max(start, float(history.ts[0]))
@@ -531,10 +542,22 @@ def window_starts(history: PriceHistory, job: BacktestJob, *, start: float | Non
                           "give an earlier --start, a shorter --deadline/--days, or more history", key="start")
     if every_hours is not None and every_hours <= 0:
         raise ConfigError("--every must be a positive duration, e.g. 3.5d", key="every")
-    times = [first] if every_hours is None else list(np.arange(first, last + 1e-6, every_hours * 3600))
-    indices = sorted({int(np.searchsorted(history.ts, t, side="left")) for t in times})
-    return [i for i in indices if i < len(history) and history.ts[i] <= last + 1e-6] or \
-        [int(np.searchsorted(history.ts, first, side="left"))]
+    return [first] if every_hours is None else [float(t) for t in np.arange(first, last + 1e-6, every_hours * 3600)]
+
+
+def _moved_into_gaps(history: PriceHistory, times: Sequence[float], starts: Sequence[int]) -> dict[str, Any] | None:
+    """Start times that fell in a gap of the history (no sample for SILENCE_MIN_HOURS or more after
+    them): {"moved": how many, "of": how many asked, "windows": how many run, "most_hours": the
+    longest move}; None when none did. (A window starts at a sample: in a gap, at the gap's end.)"""
+    placed = np.searchsorted(history.ts, np.asarray(times), side="left")
+    ok = placed < len(history)
+    shift = np.full(len(times), np.inf)
+    shift[ok] = history.ts[placed[ok]] - np.asarray(times)[ok]
+    moved = shift[ok] >= SILENCE_MIN_HOURS * 3600
+    if not moved.any():
+        return None
+    return {"moved": int(moved.sum()), "of": len(times), "windows": len(starts),
+            "most_hours": _round(float(shift[ok][moved].max()) / 3600)}
 
 
 def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
@@ -564,6 +587,8 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
     if end is not None:
         history = history.between(None, end)
     starts = window_starts(history, job, start=start, every_hours=every_hours, warmup_hours=warmup_hours)
+    gaps = _moved_into_gaps(history, start_times(history, job, start=start, every_hours=every_hours,
+                                                 warmup_hours=warmup_hours), starts)
     if job.keep_running:  # the optimum is for a batch job (work by a deadline)
         strategies = [s for s in strategies if s != "optimum" or s in (factories or {})]
     solve = "optimum" in strategies and "optimum" not in (factories or {})
@@ -600,6 +625,8 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
               "seed": seed, "reclaim_rate_per_hour": reclaim_rate_per_hour, "decide_every_s": decide_every_s}
     if skipped:
         params["optimum_skipped"] = skipped
+    if gaps:
+        params["starts_in_gaps"] = gaps
     return BacktestReport(job=job, policy=policy, history=history, strategies=names, windows=windows, params=params)
 
 

@@ -234,6 +234,12 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     finally:
         progress.close()
     summary = report.summary()
+    gaps = report.params.get("starts_in_gaps")
+    if gaps:  # (a window starts at a sample: one asked for in a gap starts where the gap ends)
+        click.echo(f"note: {gaps['moved']} of {gaps['of']} window start(s) fell in gaps of the history, each "
+                   f"moved to the next sample (by up to {gaps['most_hours']:g} h)"
+                   + (f"; windows moved onto one sample run once: {gaps['windows']} window(s)"
+                      if gaps["windows"] < gaps["of"] else ""), err=True)
     infeasible = _optimum_infeasible(report, summary)
     summary["history"]["last_sample"] = _iso(float(report.history.ts[-1]))
     if chart:
