@@ -185,6 +185,26 @@ def test_history_summary_matches_numpy(history_db):
     assert "COMMUNITY     1       52  2026-01-01T04:00:00Z" in table.output
 
 
+def test_history_weighs_each_sample_by_the_time_it_held(tmp_path):
+    """0.20 sampled hourly for six days, then 0.60 every five minutes for one: counted by rows (144
+    against 288) the median was 0.60, though the floor was 0.20 six days in seven. Each price holds
+    until the next sample (a gap counts an hour at most), and the longest gap is shown."""
+    db = tmp_path / "irregular.db"
+    hourly = [q(T0 + timedelta(hours=h), A6000, "COMMUNITY", 0.2, 0.33) for h in range(144)]
+    fine = [q(T0 + timedelta(hours=144, minutes=5 * i), A6000, "COMMUNITY", 0.6, 0.33) for i in range(288)]
+    gap = [q(T0 + timedelta(hours=174), A6000, "COMMUNITY", 0.6, 0.33)]  # 6 hours after the last sample
+    with Store.open(db) as store:
+        store.import_quotes([*hourly, *fine, *gap])
+    result = run("history", "RTX A6000", "--since", "all", "--db", str(db), "--format", "json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert (row["samples"], row["min"], row["median"], row["max"]) == (433, 0.2, 0.2, 0.6)
+    assert row["p90"] == pytest.approx(0.6) and row["spot_available_pct"] == 100.0
+    assert row["longest_gap_h"] == pytest.approx(6.1, abs=0.05)
+    table = run("history", "RTX A6000", "--since", "all", "--db", str(db))
+    assert "longest gap h" in table.output.splitlines()[1]
+
+
 def test_history_errors(history_db, tmp_path):
     db, _ = history_db
     result = run("history", "A6000", "--db", db, "--since", "7d")  # the wall clock is long past 2026-01-01
