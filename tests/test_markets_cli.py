@@ -247,12 +247,19 @@ def _bidder(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def test_collect_says_each_failed_market_on_its_own_line(tmp_path):
     env = {"RUNPOD_API_KEY": "k", "VAST_API_KEY": "k"}
-    result = _bidder("collect", "--db", str(tmp_path / "x.db"), "--api-url", "http://127.0.0.1:1/graphql",
-                     "--vast-url", "http://127.0.0.1:1", "--retries", "1", env=env)
+    result = _bidder("collect", "--db", str(tmp_path / "x.db"), "--api-url", "http://runpod-down.invalid/graphql",
+                     "--vast-url", "http://vast-down.invalid", "--retries", "1", env=env)
     assert result.returncode == 1 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert [line.split(":")[:2] for line in lines] == [["Error", " runpod"], ["Error", " vast"]], lines
     assert "lowestPrice: cannot connect" in lines[0] and "search_offers: cannot connect" in lines[1]
+    # On this machine, where the emulator would listen, an address that never answers has no time: the
+    # command stops there, before any market is asked (and writes no row on a clock it cannot know).
+    local = _bidder("collect", "--db", str(tmp_path / "y.db"), "--api-url", "http://127.0.0.1:1/graphql",
+                    "--vast-url", "http://127.0.0.1:1", "--retries", "1", env=env)
+    assert local.returncode == 1 and local.stdout == ""
+    assert local.stderr.startswith("Error: reading the server's time: cannot connect (http://127.0.0.1:1/sim/now)")
+    assert local.stderr.count("\n") == 1
 
 
 def test_collect_says_once_that_runpod_serves_no_spot_prices(emulator, tmp_path):
