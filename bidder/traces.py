@@ -245,7 +245,7 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None, now: datetim
         first = seen.first((market, gpu_type, cloud, int(count_text)), second, line)
         if first is not None:
             where = "" if market == DEFAULT_MARKET else f" on {market}"
-            raise row.fail("ts", f"a second row for {gpu_type} {cloud} x{count_text}{where} at {to_iso(ts)} "
+            raise row.fail("ts", f"a second row for {gpu_type} {cloud} x{int(count_text)}{where} at {to_iso(ts)} "
                                  f"(the first is line {first})")
         yield PriceQuote(ts=ts, gpu_type_id=gpu_type, cloud=cloud,
                          gpu_count=int(count_text), minimum_bid_price=floor, uninterruptable_price=on_demand,

@@ -102,6 +102,9 @@ def test_defaults_and_zero_floor():
     ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,99999999999999999999,\n", 2, "gpu_count", "from 1 to 1,000,000"),
     ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,\n\n2026-01-01T00:00:00Z,A,0.3,0.5,secure,1,\n", 4, "ts",
      "a second row for A SECURE x1 at 2026-01-01T00:00:00Z (the first is line 2)"),
+    # (the count as a number, not as written: "x01" read as a typo of the row's)
+    ("2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,\n2026-01-01T00:00:00Z,A,0.3,0.5,SECURE,01,\n", 3, "ts",
+     "a second row for A SECURE x1 at 2026-01-01T00:00:00Z (the first is line 2)"),
     ("2026-01-01T00:00:00Z,A,0.2\n", 2, None, "3 fields, but the header has 7"),
 ])
 def test_malformed_rows_name_line_and_column(body, line, column, message):

@@ -61,7 +61,7 @@ def cumulative_cost(report: BacktestReport, window: int = 0, ax: Axes | None = N
         color = color_of(name)
         style = "--" if name == "hindsight" else "-"
         ax.plot(hours, spent, style, color=color, lw=1.6,
-                label=f"{name}: ${r.cost:,.2f}" + (f", {r.interruptions} interruptions" if r.interruptions else ""))
+                label=f"{name}: ${r.cost:,.2f}" + (f", {r.interruptions} interruption{'s' * (r.interruptions != 1)}" if r.interruptions else ""))
         if r.interruption_hours:
             at = np.interp(r.interruption_hours, hours, spent)
             ax.plot(r.interruption_hours, at, "x", color=color, ms=5, mew=1.2)
@@ -70,7 +70,8 @@ def cumulative_cost(report: BacktestReport, window: int = 0, ax: Axes | None = N
         ax.axvline(job.deadline_hours, color="black", lw=0.8, ls=":")
         ax.annotate("deadline", (job.deadline_hours, ax.get_ylim()[1]), ha="right", va="top", fontsize=8)
     start = datetime.fromtimestamp(win.start, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    what = (f"service kept running {job.keep_running_hours / 24:g} days" if job.keep_running_hours is not None
+    days = job.keep_running_hours / 24 if job.keep_running_hours is not None else 0.0
+    what = (f"service kept running {days:g} day{'s' * (days != 1)}" if job.keep_running_hours is not None
             else work_words(job.work_hours or 0.0, job.gpu_count))
     markets = ", ".join(m.label for m in report.history.markets[:3]) + (
         f" (+{len(report.history.markets) - 3})" if len(report.history.markets) > 3 else "")

@@ -264,7 +264,8 @@ def _print_table(summary: dict[str, Any]) -> None:
     from bidder.backtest.types import work_words
 
     job, hist = summary["job"], summary["history"]
-    what = (f"service kept running {job['keep_running_days']:g} days" if job["keep_running"] else
+    what = (f"service kept running {job['keep_running_days']:g} day{'s' * (job['keep_running_days'] != 1)}"
+            if job["keep_running"] else
             f"{work_words(job['work_hours'], job['gpu_count'])}, deadline {job['deadline_hours']:g} h")
     windows = summary["windows"]
     click.echo(f"{what}, restart overhead {job['restart_overhead_hours'] * 60:g} min, "
