@@ -117,7 +117,8 @@ class RunPodSource:
         self.gpu_types_max_age = gpu_types_max_age
 
     def fetch(self, store: Store, ts: datetime) -> MarketFetch:
-        quotes = self.client.lowest_prices(self.gpu_counts, self.clouds, ts=ts)
+        quotes = _one_of_each(self.client.lowest_prices(self.gpu_counts, self.clouds, ts=ts),
+                              lambda q: q.key, "lowestPrice", "GPU type, cloud and count")
         if not quotes:  # RunPod always lists its GPU types: an empty answer is a wrong one, not a market
             raise MalformedAnswer("lowestPrice: the answer listed no GPU types (an empty catalogue is not a "
                                   "price snapshot)", operation="lowestPrice")
@@ -163,7 +164,7 @@ class VastSource:
 
     def fetch(self, store: Store, ts: datetime) -> MarketFetch:
         found = self.client.search_offers()
-        offers = list(found)
+        offers = _one_of_each(list(found), lambda o: o.id, "search", "offer id")
         if not offers:  # the whole market, unfiltered: none at all is a wrong answer, not a market
             raise MalformedAnswer("search: the answer listed no offers at all (an empty market is not a price "
                                   "snapshot)", operation="search")
@@ -174,6 +175,20 @@ class VastSource:
                                    f"a snapshot of the market", operation="search")
         since = ts - timedelta(days=self.offers_days) if self.offers_days > 0 else None
         return MarketFetch(quotes=summarize_offers(offers, ts, self.filters), offers=offers, offers_since=since)
+
+
+def _one_of_each(items: list[Any], key: Callable[[Any], object], operation: str, what: str) -> list[Any]:
+    """`items` with exact repeats dropped; two different items under one key make the answer malformed:
+    stored, the last silently replaced the first (a repeated RTX A6000 at $0.001 became SECURE's floor,
+    and a repeated Vast offer's min_bid of $0.0001 the RTX 3090's), and the snapshot counted both."""
+    seen: dict[object, Any] = {}
+    for item in items:
+        k = key(item)
+        if k in seen and seen[k] != item:
+            raise MalformedAnswer(f"{operation}: the answer lists {what} {k!r} twice, with different values: "
+                                  "not a snapshot of the market", operation=operation)
+        seen.setdefault(k, item)
+    return list(seen.values()) if len(seen) < len(items) else items
 
 
 @dataclass(frozen=True)

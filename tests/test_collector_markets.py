@@ -136,3 +136,24 @@ def test_sources_are_recognised_by_what_they_can_do(emulator):
     assert isinstance(as_source(ListedOffers([])), VastSource)
     with pytest.raises(BidderError, match="not a market source"):
         as_source(object())
+
+
+def test_an_answer_listing_one_market_or_offer_twice_differently_is_not_stored(emulator, store):
+    """RunPod's answer listing the RTX A6000 twice, the second at $0.001 (stored, it replaced the first:
+    SECURE's floor read $0.001, and the snapshot counted 78 quotes for 76 rows), or Vast's listing one
+    offer id twice with another min_bid: a malformed answer, an error row. An exact repeat is dropped."""
+    def twice(payload):
+        types = payload["data"]["gpuTypes"]
+        first = types[0]
+        cheap = {**first, **{k: {**v, "minimumBidPrice": 0.001} for k, v in first.items() if isinstance(v, dict)
+                             and "minimumBidPrice" in v}}
+        return {"data": {"gpuTypes": [*types, cheap]}}
+
+    emulator.malform("lowestPrices", twice)
+    result = collect_markets([RunPodSource(runpod(emulator)), VastSource(ListedOffers([*OFFERS, offer(1, min_bid=0.0001)]))],
+                             store, now=emulator.now, raise_if_all_failed=False)
+    errors = {part.market: part.error for part in result.by_market}
+    assert "twice, with different values" in errors["runpod"] and "twice, with different values" in errors["vast"]
+    assert store.price_history() == []
+    again = collect_markets([VastSource(ListedOffers([*OFFERS, OFFERS[0]]))], store, now=emulator.now)
+    assert again.by_market[0].error is None and again.by_market[0].offers == len(OFFERS)
