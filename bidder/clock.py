@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from bidder.errors import TimeRunsBackwards
+from bidder.errors import ApiError, TimeRunsBackwards
 from bidder.units import parse_timestamp, to_iso
 
 __all__ = [
@@ -76,11 +76,11 @@ class ServerTimes:
         return max((t for t in (s.server_now for s in self.servers) if t is not None), default=None)
 
     def probe_server_now(self) -> datetime | None:
-        failed: Exception | None = None
+        failed: ApiError | None = None
         for server in self.servers:
             try:
                 told = server.probe_server_now()
-            except Exception as exc:  # an emulator's address that did not answer: another may tell
+            except ApiError as exc:  # an emulator's address that did not answer: another may tell
                 failed = failed or exc
                 continue
             if told is not None:

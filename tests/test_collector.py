@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -343,6 +344,24 @@ def test_cli_collect_every_goes_on_when_its_clock_is_behind_the_data(emulator, t
     refused = [line for line in result.output.splitlines() if "collection failed: time would run backwards" in line]
     assert len(refused) == 2 and all(line.endswith("; next try at the next interval") for line in refused)
     assert "0 snapshots stored, 2 failed attempts" in result.output
+
+
+def test_cli_collect_every_stopped_by_sigterm_says_what_it_stored(emulator, tmp_path):
+    """systemd's stop (SIGTERM) ended the loop at once, exit 143 with no word of what it had stored; it
+    ends it as Ctrl-C does, with the summary line, and the database whole."""
+    db = tmp_path / "bidder.db"
+    proc = _cli(emulator, db, "--every", "1s")
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    assert " stored " in proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Terminated." in err, err
+    [summary] = [line for line in out.splitlines() if "snapshots stored" in line]
+    stored = int(summary.split()[0])
+    with Store.open(db) as s:
+        assert stored >= 1 and len([r for r in s.collections() if r["error"] is None]) == stored
+        assert s._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_cli_collect_rejects_bad_options(tmp_path):

@@ -34,6 +34,7 @@ from bidder.cli.common import (
     resolve_vast_api_key,
 )
 from bidder.cli.progress import Progress
+from bidder.cli.signals import Terminated, sigterm_raises
 from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now, say_after, stale_note
 from bidder.errors import ConfigError, StoreError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
@@ -302,18 +303,21 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
 
     stats = LoopStats()
     click.echo(f"Collecting every {format_duration(every.total_seconds())} into {db_path} (Ctrl-C stops).")
+    stopped = 0  # the exit status of a stop by signal: Ctrl-C, or SIGTERM (systemd's stop, `timeout`)
     try:
-        run_every(every.total_seconds(), cycle, now=lambda: datetime.now(UTC), sleep=time.sleep,
-                  max_cycles=cycles, on_error=on_error, stats=stats)
+        with sigterm_raises():
+            run_every(every.total_seconds(), cycle, now=lambda: datetime.now(UTC), sleep=time.sleep,
+                      max_cycles=cycles, on_error=on_error, stats=stats)
     except KeyboardInterrupt:
-        interrupted = True
+        stopped = 130  # the shell's convention for Ctrl-C
         click.echo("Interrupted.", err=True)
-    else:
-        interrupted = False
+    except Terminated:
+        stopped = 143  # 128 + SIGTERM; it ended the loop with no word of what it had stored
+        click.echo("Terminated.", err=True)
     click.echo(f"{stats.ok} snapshots stored, {stats.failures} failed attempts, {stats.skipped_slots} "
                f"intervals skipped.")
-    if interrupted:
-        sys.exit(130)  # the shell's convention for Ctrl-C
+    if stopped:
+        sys.exit(stopped)
     if stats.ok == 0 and stats.failures > 0:
         click.echo("Error: every collection attempt failed", err=True)
         sys.exit(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -14,6 +13,7 @@ import click
 from bidder.cli import main
 from bidder.cli.common import FiniteRange
 from bidder.cli.progress import Progress
+from bidder.cli.signals import Terminated, sigterm_raises
 
 __all__ = ["demo"]
 
@@ -56,44 +56,34 @@ def demo(days: float, history_days: float, seed: int, keep: str | None) -> None:
 
     # SIGTERM (`timeout`, a killed session) ends it as Ctrl-C does: its temporary folders removed (the
     # default action killed it at once and left a 30 MB database in /tmp).
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        if keep is not None:
-            workdir = _keep_folder(keep)
-            result = run_demo(seed=seed, days=days, history_days=history_days, workdir=workdir, say=say,
-                              report_dir=workdir / "report", progress=progress)
-        else:
-            report_dir = Path(tempfile.mkdtemp(prefix="bidder-demo-report-"))
-            try:
-                with tempfile.TemporaryDirectory(prefix="bidder-demo-") as folder:
-                    result = run_demo(seed=seed, days=days, history_days=history_days, workdir=Path(folder),
-                                      say=say, report_dir=report_dir, progress=progress,
-                                      db_label="the demo's temporary database (removed; --keep DIR keeps it)")
-            except BaseException:  # Ctrl-C or a failure: no empty report folder left behind
-                shutil.rmtree(report_dir, ignore_errors=True)
-                raise
-    except KeyboardInterrupt:
-        progress.close()
-        click.echo("Interrupted: the demo stopped" + (f"; its files so far are in {keep}" if keep is not None
-                                                      else " and removed its temporary files"), err=True)
-        sys.exit(130)  # the shell's convention for Ctrl-C (and 128 + 15 for SIGTERM, below)
-    except _Terminated:
-        progress.close()
-        sys.exit(143)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_raises():
+        try:
+            if keep is not None:
+                workdir = _keep_folder(keep)
+                result = run_demo(seed=seed, days=days, history_days=history_days, workdir=workdir, say=say,
+                                  report_dir=workdir / "report", progress=progress)
+            else:
+                report_dir = Path(tempfile.mkdtemp(prefix="bidder-demo-report-"))
+                try:
+                    with tempfile.TemporaryDirectory(prefix="bidder-demo-") as folder:
+                        result = run_demo(seed=seed, days=days, history_days=history_days, workdir=Path(folder),
+                                          say=say, report_dir=report_dir, progress=progress,
+                                          db_label="the demo's temporary database (removed; --keep DIR keeps it)")
+                except BaseException:  # Ctrl-C or a failure: no empty report folder left behind
+                    shutil.rmtree(report_dir, ignore_errors=True)
+                    raise
+        except KeyboardInterrupt:
+            progress.close()
+            click.echo("Interrupted: the demo stopped" + (f"; its files so far are in {keep}" if keep is not None
+                                                          else " and removed its temporary files"), err=True)
+            sys.exit(130)  # the shell's convention for Ctrl-C (and 128 + 15 for SIGTERM, below)
+        except Terminated:
+            progress.close()
+            sys.exit(143)
     progress.close()
     click.echo(f"Cost report: {result.report} (open it in a browser; charts and tables beside it)")
     click.echo(f"Done in {time.perf_counter() - started:.1f} s of real time. Try it on your own jobs: "
                "`bidder sim serve`, then point --api-url at it.")
-
-
-class _Terminated(BaseException):
-    """SIGTERM arrived: raised in the main thread so that every `with` and `finally` runs."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise _Terminated
 
 
 def _keep_folder(keep: str) -> Path:
