@@ -23,6 +23,7 @@ from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, Mark
 from bidder.models import (
     DEFAULT_MARKET,
     MACHINE_HISTORY_DAYS,
+    PRICE_HISTORY_DAYS,
     Decision,
     JobProgress,
     JobSpec,
@@ -39,7 +40,7 @@ __all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "HistoryInfo", "advise", "gat
 REFRESH_HINT = " (or pass --refresh)"
 
 #: History read per market: with the default 72 h half-life, older samples weigh under 0.1%.
-DEFAULT_HISTORY_DAYS = 30.0
+DEFAULT_HISTORY_DAYS = PRICE_HISTORY_DAYS
 
 
 @dataclass(frozen=True)

@@ -261,14 +261,15 @@ def as_source(item: Any, *, gpu_counts: Sequence[int] = (1,), vast_filters: Offe
 
 def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
                     timer: Callable[[], float] = time.perf_counter, raise_if_all_failed: bool = True,
-                    warn_spot_gone: bool = True) -> CycleResult:
+                    warn_spot_gone: bool = True, prices_days: float = 0.0) -> CycleResult:
     """One cycle over several markets at `now`: one request per market, then every market's rows
     (snapshot or error row, unless no API time is known: see below) in one transaction. A failed
     market does not block the others; when
     every market failed, the first one's ApiError is raised (after the error rows are stored),
     unless `raise_if_all_failed` is False: then the result names every failure (`by_market`).
     `warn_spot_gone`: log a warning when this cycle marks spot unsupported (False: the caller
-    says so itself, from `spot_prices` / `spot_flag_set`)."""
+    says so itself, from `spot_prices` / `spot_flag_set`). `prices_days` (bidder.toml's, 0: keep all):
+    a market whose snapshot is stored loses its prices and cycles older than that many days."""
     if not sources:
         raise BidderError("no market to collect: configure a RunPod or Vast API key")
     ts = now.astimezone(UTC).replace(microsecond=0)
@@ -297,6 +298,8 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
                 continue
             row = store.record_collection(ts, answer.quotes, duration_s=took, gpu_types=answer.gpu_types,
                                           market=source.market, offers=answer.offers, offers_since=answer.offers_since)
+            if prices_days > 0:
+                store.prune_prices(source.market, ts - timedelta(days=prices_days))
             results.append(MarketResult(source.market, len(answer.quotes), took, row,
                                         offers=None if answer.offers is None else len(answer.offers),
                                         gpu_types_refreshed=None if answer.gpu_types is None

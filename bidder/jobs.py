@@ -36,6 +36,7 @@ from bidder.models import (
     MAX_GPU_COUNT,
     MAX_HOURS,
     MAX_PRICE,
+    PRICE_HISTORY_DAYS,
     TOLERANCE_PRESETS,
     JobSpec,
     Policy,
@@ -194,6 +195,14 @@ def _offers_days(value: Any) -> float:
     if number != 0 and not MIN_OFFERS_DAYS <= number <= 3660:
         raise ValueError(f"must be days from {MIN_OFFERS_DAYS:g} (decisions read a week of offers) to 3660, "
                          "or 0 to keep every offer")
+    return number
+
+
+def _prices_days(value: Any) -> float:
+    number = _number(value)
+    if number != 0 and not PRICE_HISTORY_DAYS + 1 <= number <= 36600:
+        raise ValueError(f"must be days from {PRICE_HISTORY_DAYS + 1:g} (decisions read {PRICE_HISTORY_DAYS:g} days "
+                         "of prices) to 36600, or 0 to keep all of it")
     return number
 
 
@@ -388,6 +397,9 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
             "about 120 MB a day at a 5-minute cycle); older ones are deleted as each collection is stored. At "
             "least 7 (decisions read a machine's pauses over the last week); 0 keeps every offer.",
             _offers_days, "global"),
+    Setting("prices_days", 0, "Days of price history kept in the database (about 10 MB a day for RunPod and "
+            "Vast at a 5-minute cycle); older prices and collector cycles are deleted as each collection is "
+            "stored. At least 31 (decisions read the last 30 days); 0 keeps all of it.", _prices_days, "global"),
 )
 
 SETTINGS: tuple[Setting, ...] = JOB_SETTINGS + GLOBAL_SETTINGS
@@ -466,6 +478,7 @@ class Config:
     vast_verified_only: bool = True
     vast_min_reliability: float = 0.95
     vast_offers_days: float = 8.0
+    prices_days: float = 0.0
 
     def job(self, name: str) -> JobConfig:
         if name not in self.jobs:
@@ -707,11 +720,11 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
     return Config(path=path, jobs=jobs, max_spend_per_hour=get("max_spend_per_hour"),
                   collect_interval=get("collect_interval"), spot_recheck=get("spot_recheck"),
                   vast_verified_only=get("vast_verified_only"), vast_min_reliability=get("vast_min_reliability"),
-                  vast_offers_days=float(get("vast_offers_days")))
+                  vast_offers_days=float(get("vast_offers_days")), prices_days=float(get("prices_days")))
 
 
 #: The global keys `bidder collect` reads from bidder.toml.
-COLLECT_KEYS = ("vast_verified_only", "vast_min_reliability", "vast_offers_days")
+COLLECT_KEYS = ("vast_verified_only", "vast_min_reliability", "vast_offers_days", "prices_days")
 
 
 def _read_toml(path: str | Path) -> dict[str, Any] | None:
@@ -730,7 +743,7 @@ def _read_toml(path: str | Path) -> dict[str, Any] | None:
 
 
 def collect_settings(path: str | Path = DEFAULT_CONFIG) -> dict[str, Any]:
-    """`vast_verified_only`, `vast_min_reliability` and `vast_offers_days` from bidder.toml (defaults when the file does
+    """`vast_verified_only`, `vast_min_reliability`, `vast_offers_days` and `prices_days` from bidder.toml (defaults when the file does
     not exist), validated; the rest of the file is not read, so a job's typo never stops a collector."""
     text_path = str(path)
     values = {key: _parsed_default(key) for key in COLLECT_KEYS}

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_GPU_COUNT",
     "MAX_HOURS",
     "MAX_PRICE",
+    "PRICE_HISTORY_DAYS",
     "SILENCE_MIN_HOURS",
     "TOLERANCE_PRESETS",
     "Action",
@@ -57,6 +58,9 @@ MAX_GPU_COUNT = 16
 #: Days of Vast offers a decision reads for its machines' pauses (a 72-hour half-life: a week); the
 #: collector never keeps fewer (`vast_offers_days`).
 MACHINE_HISTORY_DAYS = 7.0
+#: Days of price history a decision reads (its statistics and the plan's models); the collector never
+#: prunes closer than a day beyond it (`prices_days`).
+PRICE_HISTORY_DAYS = 30.0
 #: A time without samples at least this long is a silence: the collector, and the tick beside it, did
 #: not run, so nothing could act on the market (a job waiting on its slack loses the whole of it).
 #: Shorter gaps are left to the optimizer's deadline margin (half an hour) and its decision intervals.

@@ -530,7 +530,7 @@ class _Tick:
         if vast is not None:  # one cycle, one request per market, one transaction
             sources.append(VastSource(vast.client.client, vast.client.filters, self.config.vast_offers_days))
         try:
-            result = collect_markets(sources, self.store, now=self.now)
+            result = collect_markets(sources, self.store, now=self.now, prices_days=self.config.prices_days)
         except (AuthError, MalformedAnswer, TransportError) as exc:
             if not isinstance(exc, MalformedAnswer):
                 raise  # the API cannot be reached (or refuses the key): the tick cannot run (exit 1)

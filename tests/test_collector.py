@@ -364,6 +364,44 @@ def test_cli_collect_every_stopped_by_sigterm_says_what_it_stored(emulator, tmp_
         assert s._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_prices_older_than_prices_days_are_deleted_as_a_collection_is_stored(emulator, tmp_path, monkeypatch):
+    """RunPod's prices and the collector's cycles were never pruned (about 10 MB a day, 3.9 GB a year):
+    with `prices_days` each stored snapshot deletes its market's rows older than that; a series left
+    with none leaves `markets`. The default keeps all of it; under 31 days (what decisions read) is refused."""
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "bidder.db"
+    env = {"RUNPOD_API_KEY": TEST_API_KEY}
+
+    def collect():
+        result = CliRunner(env=env).invoke(main, ["collect", "--db", str(db), "--api-url", emulator.url])
+        assert result.exit_code == 0, result.output
+
+    collect()
+    first = emulator.now
+    emulator.advance(20 * 86400)
+    collect()
+    with Store.open(db) as s:  # (a series seen once, in the first cycle alone, to leave `markets` later)
+        s.import_quotes([PriceQuote(ts=first, gpu_type_id="NVIDIA GONE", cloud="SECURE", gpu_count=1,
+                                    minimum_bid_price=0.2, uninterruptable_price=0.5)])
+    emulator.advance(12 * 86400)
+    collect()  # no setting: everything kept
+    with Store.open(db) as s:
+        assert len({r["ts"] for r in s.collections()}) == 3
+    (tmp_path / "bidder.toml").write_text("prices_days = 31\n")
+    emulator.advance(86400)
+    collect()
+    with Store.open(db) as s:
+        stamps = sorted({q.ts for q in s.price_history()})
+        assert first not in stamps and len(stamps) == 3 and stamps[-1] == emulator.now
+        assert len(s.collections()) == 3
+        spans = s.market_spans()
+        assert "NVIDIA GONE" not in {m["gpu_type_id"] for m in spans}
+        assert min(m["first_ts"] for m in spans) == stamps[0]
+    (tmp_path / "bidder.toml").write_text("prices_days = 10\n")
+    refused = CliRunner(env=env).invoke(main, ["collect", "--db", str(db), "--api-url", emulator.url])
+    assert refused.exit_code == 1 and "prices_days" in refused.output and "from 31" in refused.output
+
+
 def test_cli_collect_rejects_bad_options(tmp_path):
     db = str(tmp_path / "bidder.db")
     runner = CliRunner()

@@ -213,15 +213,15 @@ def test_collect_reads_the_vast_filters_from_bidder_toml(tmp_path):
     from bidder.jobs import collect_settings, load_config
 
     assert collect_settings(tmp_path / "none.toml") == {"vast_verified_only": True, "vast_min_reliability": 0.95,
-                                                        "vast_offers_days": 8}
+                                                        "vast_offers_days": 8, "prices_days": 0}
     path = tmp_path / "bidder.toml"
     path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\nvast_offers_days = 30\n"
                     "[jobs.x]\nimage = 1\n")
     assert collect_settings(path) == {"vast_verified_only": False, "vast_min_reliability": 0.9,
-                                      "vast_offers_days": 30}  # job typo ignored
-    path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\n")
+                                      "vast_offers_days": 30, "prices_days": 0}  # job typo ignored
+    path.write_text("vast_verified_only = false\nvast_min_reliability = 0.9\nprices_days = 45\n")
     config = load_config(path)
-    assert (config.vast_verified_only, config.vast_min_reliability) == (False, 0.9)
+    assert (config.vast_verified_only, config.vast_min_reliability, config.prices_days) == (False, 0.9, 45)
     path.write_text("vast_min_reliability = 95\n")
     with pytest.raises(ConfigError, match="vast_min_reliability = 95: must be a reliability score from 0 to 1"):
         collect_settings(path)

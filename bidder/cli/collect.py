@@ -224,6 +224,9 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         raise ConfigError("no Vast API key: set VAST_API_KEY (or vast_api_key in ~/.config/bidder/config.toml)",
                           key="market")
     wanted = wanted or ["runpod"]  # no key at all: RunPod's request says what is missing
+    from bidder.jobs import collect_settings
+
+    saved = collect_settings()  # bidder.toml's collector settings (its jobs are not read)
     sources: list[Any] = []
     times: list[Any] = []  # every market's client tells the emulator's time (its answers carry it)
     if "runpod" in wanted:
@@ -231,9 +234,6 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         sources.append(RunPodSource(client, gpu_counts))
         times.append(client)
     if "vast" in wanted:
-        from bidder.jobs import collect_settings
-
-        saved = collect_settings()
         filters = OfferFilters(
             verified_only=saved["vast_verified_only"] if vast_verified_only is None else vast_verified_only,
             min_reliability=saved["vast_min_reliability"] if vast_min_reliability is None else vast_min_reliability)
@@ -260,7 +260,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         if slot is not None and store.clock == "wall":
             now = slot
         cycle_now = now
-        result = collect_markets(sources, store, now=now, raise_if_all_failed=False, warn_spot_gone=False)
+        result = collect_markets(sources, store, now=now, raise_if_all_failed=False, warn_spot_gone=False,
+                                 prices_days=float(saved["prices_days"]))
         failed = [part for part in result.by_market if part.exception is not None]
         if failed and len(failed) == len(result.by_market):
             if len(failed) == 1 or every is not None:

@@ -181,6 +181,21 @@ class HistoryStore(StoreBase):
                  None if error is not None or gpu_types is None else len(gpu_types), error, market, self.clock))
             return int(cursor.lastrowid or 0)
 
+    def prune_prices(self, market: str, before: datetime) -> int:
+        """Delete `market`'s price rows and collector cycles stamped before `before` (the collector's
+        `prices_days`); a series with no row left leaves `markets`, the others' first_ts moves up.
+        Returns the price rows deleted. (The primary key leads with ts: a range, not a scan.)"""
+        stamp = _iso(before)
+        with self._write() as conn:
+            gone = conn.execute("DELETE FROM prices WHERE ts < ? AND market = ?", (stamp, market)).rowcount
+            conn.execute("DELETE FROM collections WHERE ts < ? AND market = ?", (stamp, market))
+            conn.execute("DELETE FROM markets WHERE market = ? AND last_ts < ?", (market, stamp))
+            conn.execute(
+                "UPDATE markets SET first_ts = (SELECT min(p.ts) FROM prices p WHERE p.market = markets.market AND "
+                "p.gpu_type_id = markets.gpu_type_id AND p.cloud = markets.cloud AND p.gpu_count = markets.gpu_count) "
+                "WHERE market = ? AND first_ts < ?", (market, stamp))
+        return int(gone)
+
     def import_quotes(self, quotes: Iterable[PriceQuote],
                       catalogue: Mapping[str, tuple[str | None, int | None]] | None = None) -> tuple[int, int]:
         """Bulk-write quotes, each at its own `ts` (trace import), in one transaction: read first into a
