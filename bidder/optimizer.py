@@ -637,7 +637,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                 continue
             _spot_candidates(job, q, st, r, g, work, keep_running, cap, tolerance, max_savings_cost,
                              budget_left, slack, reserve, od_cost, od_speed, horizon, time_left, progress,
-                             spot_now, plans, rejected, highest_only=spent_note is not None)
+                             spot_now, plans, rejected, highest_only=spent_note is not None,
+                             tolerance_given=float(policy.tolerance))
 
     missing = [] if not spot_ok else list(dict.fromkeys(  # (two clouds of one GPU often say the same)
         f"{_short(q.gpu_type_id)}: {(history_notes or {}).get((q.gpu_type_id, q.cloud, q.gpu_count))}"
@@ -854,7 +855,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                      budget_left: float | None, slack: float, reserve: float, od_cost: float | None,
                      od_speed: float, horizon: float, time_left: float, progress: JobProgress,
                      spot_now: list[_Candidate], plans: list[_Candidate], rejected: _Rejections, *,
-                     highest_only: bool = False) -> None:
+                     highest_only: bool = False, tolerance_given: float | None = None) -> None:
     """Add this market's best spot-now candidate (and the running pod's, if it is here) and its best
     standing plan (what waiting buys). `highest_only`: of the bids that pass every other constraint, the
     highest (the least interrupted), not the cheapest."""
@@ -1014,7 +1015,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
             _reject_spot(q, st, i if rows is None else int(rows[i]), float(now_plan["per_day"][i, j]),
                          float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
                          budget_left, keep_running, rejected, only=only, alone=bool(count[i, j] == 1),
-                         patience=None if math.isfinite(time_left) else horizon, fallback=od_cost is not None)
+                         patience=None if math.isfinite(time_left) else horizon, fallback=od_cost is not None,
+                         tolerance_given=tolerance_given)
     # Waiting first spends slack: the expected rest of the floor's current excursion above b, then the
     # settling age the plan still needs.
     # Only bids in range with some time under them can make a plan (the rest are never valid).
@@ -1092,15 +1094,21 @@ def _two_phase(price: np.ndarray, run: np.ndarray, rho: np.ndarray, lam_now: np.
 def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cost: float, tolerance: float,
                  max_savings_cost: float, total: float, budget_left: float | None, keep_running: bool,
                  rejected: _Rejections, *, only: str | None = None, alone: bool = True,
-                 patience: float | None = None, fallback: bool = True) -> None:
+                 patience: float | None = None, fallback: bool = True, tolerance_given: float | None = None) -> None:
     """Record why spot at bid index `i` was ruled out: the first constraint it breaks, or `only`.
     `patience`: a job without a deadline, whose plans must finish within that many hours; `fallback`:
-    whether on-demand may finish what spot does not."""
+    whether on-demand may finish what spot does not; `tolerance_given`: the policy's, when `tolerance`
+    is what the window's budget has left of it."""
     name = f"{_short(q.gpu_type_id)} spot at ${st.bids[i]:.3f}"
     per = "day" if keep_running else "day of the window"
     if only == "tolerance" or (only is None and per_day > tolerance):
+        # (Under the policy's, `tolerance` is the budget left: "over the tolerance of 0.3/day" read as a
+        # mistake to a job set to 6 a day.)
+        left = tolerance_given is not None and tolerance < tolerance_given - 1e-9
+        limit = (f"{round(tolerance, 2):g}/day the window's interruption budget has left (the tolerance is "
+                 f"{round(tolerance_given, 2):g}/day)" if left else f"tolerance of {round(tolerance, 2):g}/day")  # type: ignore[arg-type]
         rejected.add(run_cost, "tolerance", f"{name} expects {per_day:.1f} interruptions per {per}, over the "
-                     f"tolerance of {round(tolerance, 2):g}/day", alone=alone)
+                     f"{limit}", alone=alone)
     elif only == "min_savings" or (only is None and run_cost > max_savings_cost):
         rejected.add(run_cost, "min_savings", f"{name} costs ${run_cost:.3f} per useful hour after restarts, "
                      "not enough under on-demand", alone=alone)

@@ -511,6 +511,17 @@ def test_a_spent_budget_with_no_on_demand_within_the_policy_goes_on_at_the_highe
         decide_by_rates(spec, Policy(tolerance=0.0, max_price=0.6), quotes, stats, NOW, spent)
 
 
+def test_a_tolerance_error_says_when_it_is_the_budget_left_not_the_tolerance() -> None:
+    # 7 of the window's 8 used, 2 days left: 0.5 a day left of a tolerance of 2. It read "over the
+    # tolerance of 0.5/day" to a job set to 2 (a tick's job at "high" read "0.3/day").
+    quotes, stats = inputs(market(spikes=3.0))
+    spec = job(hours=12, deadline_h=48)
+    used = JobProgress(work_done_hours=2, interruptions=7, started=NOW - timedelta(hours=48))
+    with pytest.raises(Infeasible) as info:
+        decide_by_rates(spec, Policy(tolerance=2.0, max_price=0.5), quotes, stats, NOW, used)
+    assert "over the 0.5/day the window's interruption budget has left (the tolerance is 2/day)" in str(info.value)
+
+
 def test_a_quiet_start_saves_budget_that_is_spent_later_only_with_a_margin_for_the_counts_spread() -> None:
     from bidder.optimizer import _interruption_budget
 
