@@ -277,6 +277,14 @@ def test_jobs_stop_of_a_job_removed_from_bidder_toml_stops_its_pod(env):
     def jobs_stop(name: str, *extra: str):
         return cli(env, "jobs", "--config", str(path), "stop", name, *common(env), *extra)
 
+    # `bidder jobs` lists it with the pod that still bills (it showed the file's jobs alone).
+    listed = cli(env, "jobs", "--config", str(path), "--db", str(env.tmp / "bidder.db"))
+    assert listed.exit_code == 0, listed.output
+    assert f"train: not in {path}, but its pod {pod.id} still runs: stop it with `bidder jobs stop train`" \
+        in listed.output, listed.output
+    rows = json.loads(cli(env, "jobs", "--config", str(path), "--db", str(env.tmp / "bidder.db"), "--format",
+                          "json").output)
+    assert [(r["job"], r["state"], r["pod"]) for r in rows if r["job"] == "train"] == [("train", "unmanaged", pod.id)]
     dry = jobs_stop("train", "--dry-run")
     assert dry.exit_code == 0 and dry.output.startswith(f"train: no longer in {path}: [dry run] would stop pod {pod.id}")
     assert pod.desired_status == "RUNNING"
@@ -285,6 +293,7 @@ def test_jobs_stop_of_a_job_removed_from_bidder_toml_stops_its_pod(env):
     assert result.output == (f"train: no longer in {path}: finished; stop pod {pod.id} "
                              f"(`bidder stop {pod.id} --terminate` deletes it)\n")
     assert pod.desired_status == "EXITED"  # stopped, not deleted: its on_finish went with its table
+    assert "train" not in cli(env, "jobs", "--config", str(path), "--db", str(env.tmp / "bidder.db")).output
     billed = env.emu.world.true_spend(pod.id)
     env.emu.advance(3600)
     assert env.emu.world.true_spend(pod.id) == billed
