@@ -23,18 +23,21 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from bidder.errors import ApiError, TimeRunsBackwards
+from bidder.errors import ApiError, ConfigError, TimeRunsBackwards
 from bidder.units import parse_timestamp, to_iso
 
 __all__ = [
     "CLOCK_SOURCES",
+    "LAST_NOW",
     "SIM_NOW_HEADER",
     "WALL_SLACK",
     "Clock",
     "ServerTime",
     "ServerTimes",
     "check_not_past",
+    "check_not_too_late",
     "server_time",
+    "too_late",
 ]
 
 #: The response header carrying the emulator's virtual time. RunPod never sends it.
@@ -136,3 +139,24 @@ def check_not_past(now: datetime, newest: tuple[datetime, str] | None, *, where:
         f"time would run backwards: this command's time {to_iso(now)} is before the newest {what} in {where} "
         f"({to_iso(ts)}); give --now at or after it, or --allow-past to replay an earlier time on purpose",
         now=now, newest=ts)
+
+
+#: The latest time a command runs at. Commands add durations to their time: a --deadline or a --since
+#: of up to 100 years (bidder.units.parse_duration), up to 1,000,000 hours of work (MAX_HOURS: 114
+#: years). A datetime ends with the year 9999: two centuries before it leave room for any of them.
+LAST_NOW = datetime(9800, 1, 1, tzinfo=UTC)
+
+
+def too_late(now: datetime) -> str | None:
+    """Why `now` cannot be a command's time (it is after LAST_NOW), else None."""
+    if now <= LAST_NOW:
+        return None
+    return (f"is after {to_iso(LAST_NOW)}, the latest time bidder runs at (a deadline or a window of up to "
+            "115 years after it must still end by the year 9999)")
+
+
+def check_not_too_late(now: datetime, *, what: str, fix: str) -> None:
+    """Refuse a command's time after LAST_NOW: `what` names where it came from, `fix` what to do."""
+    why = too_late(now)
+    if why is not None:
+        raise ConfigError(f"{what}, {to_iso(now)}, {why}; {fix}")

@@ -587,7 +587,7 @@ def import_trace(file: str, now_text: str | None, db_path: str) -> None:
     from bidder.traces import iter_trace
 
     catalogue = {t.id: (t.display_name, t.memory_in_gb) for t in load_catalog()}
-    given = parse_now(now_text)
+    given = parse_now(now_text, adds_durations=False)
     source: Any = sys.stdin if file == "-" else file
     if file != "-" and not Path(file).is_file():
         raise click.BadParameter(f"{file!r} is not a file", param_hint="FILE")

@@ -13,6 +13,7 @@ import click
 
 from bidder.cli import main
 from bidder.cli.common import DURATION, MAX_DAYS, MAX_RECLAIM_RATE, FiniteRange
+from bidder.clock import too_late
 from bidder.errors import ConfigError
 from bidder.units import YearTooEarly, parse_timestamp, to_iso
 
@@ -92,9 +93,16 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
 
     if api_key is not None and not api_key.strip():
         raise click.BadParameter("must not be empty (leave it out for the test key)", param_hint="--api-key")
+    # The emulator's clock is the time of every command pointed at it (bidder.clock.LAST_NOW).
+    if start is not None and too_late(start):
+        raise click.BadParameter(f"{to_iso(start)} {too_late(start)}: give an earlier time", param_hint="--start")
     emu = Emulator(seed=seed, api_key=api_key or TEST_API_KEY, start=start, trace=trace, faults=faults,  # type: ignore[arg-type]
                    spot_enabled=not (no_spot or no_spot_fields), spot_fields=not no_spot_fields, port=port,
                    speed=speed, reclaim_rate_per_hour=reclaim_rate)
+    late = too_late(emu.now)
+    if late is not None:  # a trace's first row
+        raise click.BadParameter(f"{trace} starts at {to_iso(emu.now)}, which {late}: give --start TIME, an "
+                                 "earlier time to replay it from", param_hint="--trace")
     try:
         emu.start()
     except OSError as exc:

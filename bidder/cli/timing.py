@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from bidder.cli import NOTES_KEY
-from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past
+from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past, check_not_too_late, too_late
 from bidder.models import MARKET_NAMES, SILENCE_MIN_HOURS
 from bidder.store import Store
 from bidder.units import YearTooEarly, format_duration, is_naive, parse_timestamp, to_iso
@@ -31,7 +31,9 @@ _DB_NOW_HELP = ("As of TIME (ISO 8601). Default: the emulator's time when the ne
 _told_naive: set[str] = set()  # a --now without a timezone is said once per process, not per parse
 
 
-def parse_now(text: str | None) -> datetime | None:
+def parse_now(text: str | None, *, adds_durations: bool = True) -> datetime | None:
+    """--now as a time. `adds_durations`: refuse one after bidder.clock.LAST_NOW (False for
+    import-trace, which only looks a day past it, and takes a history near the year 9999)."""
     if text is None:
         return None
     try:
@@ -41,6 +43,9 @@ def parse_now(text: str | None) -> datetime | None:
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
                                  param_hint="--now") from None
+    why = too_late(now) if adds_durations else None
+    if why is not None:
+        raise click.BadParameter(f"{text.strip()!r} {why}: give an earlier time", param_hint="--now")
     if is_naive(text) and text not in _told_naive:
         _told_naive.add(text)
         click.echo(f"note: --now {text} has no timezone: read as UTC", err=True)
@@ -67,6 +72,9 @@ def api_now(store: Store, server: ServerTime | None, now_text: str | None, *, al
     clock. Marks what the store writes with that clock and refuses a time before the newest data."""
     clock = Clock(parse_now(now_text), server)
     now = clock.now(fresh=fresh)
+    if clock.source == "emulator":
+        check_not_too_late(now, what="the emulator's clock",
+                           fix="restart `bidder sim serve` with an earlier --start, or give --now TIME")
     store.clock = clock.source
     if not allow_past:
         check_not_past(now, store.newest_time(), where=str(store.path),
@@ -94,6 +102,8 @@ def db_now(store: Store, now_text: str | None, *, allow_past: bool = False, say:
         return given
     emulated = store.emulator_time()
     if emulated is not None:
+        check_not_too_late(emulated, what=f"the emulator's clock that stamped the newest snapshot in {store.path}",
+                           fix="give --now TIME")
         text = (f"time {to_iso(emulated)} is the emulator's clock (the newest snapshot in {store.path} was "
                 f"stamped by bidder's emulator); --now TIME to choose another")
         if notes is not None:
