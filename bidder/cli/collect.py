@@ -24,6 +24,7 @@ from bidder.cli.common import (
     INT_LIST,
     FiniteRange,
     api_options,
+    checked_url_option,
     db_option,
     emit_rows,
     file_mode,
@@ -185,7 +186,7 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
               help="Vast: verified machines only, or unverified ones too (tier UNVERIFIED); default: "
               "vast_verified_only in ./bidder.toml, else verified only.")
 @click.option("--vast-url", envvar="VAST_URL", default=DEFAULT_VAST_URL, show_default=True,
-              help="Vast's API: its console, or an emulator's (env VAST_URL).")
+              callback=checked_url_option, help="Vast's API: its console, or an emulator's (env VAST_URL).")
 @now_option
 @allow_past_option
 @db_option

@@ -35,6 +35,7 @@ __all__ = [
     "TOLERANCE",
     "FiniteRange",
     "api_options",
+    "checked_url_option",
     "db_option",
     "emit_rows",
     "expand_db_path",
@@ -228,6 +229,22 @@ def resolve_vast_api_key(explicit: str | None = None) -> str | None:
     return _key(explicit, "VAST_API_KEY", "vast_api_key")
 
 
+def checked_url_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--api-url and --vast-url as the clients will take them (bidder.runpod.client.checked_url), refused
+    as the command line is read: a command opens (or creates) its database before it makes a client."""
+    from bidder.runpod.client import checked_url
+
+    vast = param.name == "vast_url"
+    try:  # the key, so that a URL holding it is never quoted; an unreadable config is the command's to say
+        secret = resolve_vast_api_key() if vast else resolve_api_key()
+    except click.ClickException:
+        secret = None
+    return checked_url(value, what="Vast URL" if vast else "API URL",
+                       example=DEFAULT_VAST_URL if vast else DEFAULT_API_URL,
+                       env="VAST_API_KEY" if vast else "RUNPOD_API_KEY", key=param.name or "", secret=secret,
+                       where=f" ({param.opts[0]} or {getattr(param, 'envvar', None)})")
+
+
 def vast_options(func: F) -> F:
     """--vast-url (or VAST_URL, as Vast's own CLI). The key comes from VAST_API_KEY or the config file."""
     return click.option(
@@ -235,6 +252,7 @@ def vast_options(func: F) -> F:
         envvar="VAST_URL",
         default=DEFAULT_VAST_URL,
         show_default=True,
+        callback=checked_url_option,
         help="Vast's API base URL, or an emulator's from `bidder sim serve` (env VAST_URL).",
     )(func)
 
@@ -259,6 +277,7 @@ def api_options(func: F) -> F:
         envvar="RUNPOD_API_URL",
         default=DEFAULT_API_URL,
         show_default=True,
+        callback=checked_url_option,
         help="GraphQL endpoint: RunPod's, or an emulator's from `bidder sim serve` (env RUNPOD_API_URL).",
     )(func)
 

@@ -145,23 +145,36 @@ def retryable(error: ApiError) -> bool:
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def checked_url(url: str, *, what: str, example: str, env: str, key: str, secret: str | None = None) -> str:
-    """An API URL (`what`: "API URL", "Vast URL") as the client will use it, or one ConfigError. Keys in
-    URLs end up in logs and shell history: only the Authorization header carries one. So a URL with a
-    query, a fragment, a user or password, `;` parameters or the key itself is refused (any query, not
-    `api_key` alone: `?API_KEY=`, `?token=` went out in notes that print the URL), and before anything
-    else, so that no error quotes such a URL."""
+def checked_url(url: str, *, what: str, example: str, env: str, key: str, secret: str | None = None,
+                where: str = "") -> str:
+    """An API URL (`what`: "API URL", "Vast URL"; `where`: where it came from, as the CLI names it) as
+    the client will use it, or one ConfigError. Keys in URLs end up in logs and shell history: only the
+    Authorization header carries one. So a URL with a query, a fragment, a user or password, `;`
+    parameters or the key itself is refused (any query, not `api_key` alone: `?API_KEY=`, `?token=`
+    went out in notes that print the URL), and before anything else, so that no error quotes such a
+    URL. So is a URL holding a space or a non-printable character (a line break from a pasted file):
+    urlsplit drops some of them unsaid, and httpx refuses them mid-command."""
+    bad = next((i for i, c in enumerate(url) if c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        char = url[bad]
+        name = ("a line break" if char in "\r\n" else "a tab" if char == "\t" else "a space" if char == " "
+                else f"a space (U+{ord(char):04X})" if char.isspace()
+                else f"a non-printable character (U+{ord(char):04X})")
+        raise ConfigError(f"the {what}{where} holds {name} at character {bad + 1}: give the URL without it, "
+                          f"such as {example}", key=key)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (a port that is not a number raises here, not in httpx)
     except ValueError as exc:  # "Invalid IPv6 URL", a bad port: the URL itself is not quoted
-        raise ConfigError(f"the {what} is not a valid URL ({exc}): give one such as {example}", key=key) from None
+        raise ConfigError(f"the {what}{where} is not a valid URL ({exc}): give one such as {example}",
+                          key=key) from None
     if (parts.query or parts.fragment or parts.username or parts.password or ";" in parts.path
             or (secret is not None and secret in url)):
-        raise ConfigError(f"the {what} must not carry the key, a query or a fragment (?api_key=, user:pass@, "
-                          f";key=, #...): give the URL alone, such as {example}, and the key in {env}", key=key)
+        raise ConfigError(f"the {what}{where} must not carry the key, a query or a fragment (?api_key=, "
+                          f"user:pass@, ;key=, #...): give the URL alone, such as {example}, and the key in {env}",
+                          key=key)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"the {what} must be an http(s) URL such as {example}, got {url!r}", key=key)
+        raise ConfigError(f"the {what}{where} must be an http(s) URL such as {example}, got {url!r}", key=key)
     return url
 
 
