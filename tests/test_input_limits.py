@@ -205,6 +205,21 @@ def test_a_foreign_sqlite_file_is_refused_and_left_byte_for_byte(tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bidder.toml", "o.db", "t.csv"]  # no -wal, -shm
 
 
+@pytest.mark.parametrize("tables", ["CREATE TABLE prices(x);", ""], ids=["tables", "empty"])
+def test_a_file_with_a_negative_schema_version_is_refused_untouched(tmp_path, tables):
+    """`pragma user_version=-5` (no bidder writes one) ended in `KeyError: -4` looking up a migration."""
+    other = tmp_path / "neg.db"
+    conn = sqlite3.connect(other)
+    conn.executescript(tables + "PRAGMA user_version = -5;")
+    conn.close()
+    before = other.read_bytes()
+    for command in (("prices",), ("collect", "--market", "runpod", "--api-url", "http://127.0.0.1:1/graphql")):
+        line = one_error(cli(*command, "--db", str(other), env={"RUNPOD_API_KEY": TEST_API_KEY}))
+        assert line == (f"Error: {other} is an SQLite file but not a bidder database (it has schema version -5, "
+                        "which no bidder writes); point --db / BIDDER_DB at another file")
+        assert other.read_bytes() == before and _journal_mode(other) == "delete"
+
+
 def test_a_file_with_a_schema_version_but_not_bidders_tables_is_refused_untouched(tmp_path):
     other = tmp_path / "versioned.db"
     _foreign(other)

@@ -241,16 +241,18 @@ class StoreBase:
 
     def _refuse_foreign(self) -> None:
         """Refuse, before anything is written to it, an SQLite file that is not bidder's: tables but
-        no bidder schema version, or a version without bidder's tables. Only reads, so another
+        no bidder schema version, a version without bidder's tables, or a negative version (bidder's
+        count up from 0; another program set it). Only reads, so another
         program's database is left byte for byte as it was; in one statement, so one snapshot (a bidder
         creating the file meanwhile is seen before its schema or after it, never half-way)."""
         version, names = self._conn.execute(
             "SELECT (SELECT user_version FROM pragma_user_version), "
             "(SELECT group_concat(name, char(10)) FROM sqlite_master WHERE type = 'table')").fetchone()
         tables = set(names.split("\n")) if names else set()
-        if (version == 0 and tables) or (version > 0 and not tables >= _CORE_TABLES):
+        if version < 0 or (version == 0 and tables) or (version > 0 and not tables >= _CORE_TABLES):
             raise StoreError(f"{self.path} is an SQLite file but not a bidder database (it has "
                              + ("tables and no bidder schema version" if version == 0 else
+                                f"schema version {version}, which no bidder writes" if version < 0 else
                                 f"schema version {version} but not bidder's tables")
                              + "); point --db / BIDDER_DB at another file")
 
