@@ -280,6 +280,16 @@ def test_output_that_cannot_be_written_is_one_line_and_a_closed_pipe_is_quiet(ar
     assert b"Traceback" not in err and b"Error" not in err
 
 
+@pytest.mark.parametrize("args", [["export"], ["history", "RTX 4090", "--since", "all", "--format", "csv"],
+                                  ["prices"]], ids=lambda a: a[0])
+def test_a_closed_stdout_is_one_line_not_a_traceback(db, args):
+    """`bidder export >&-`: Python leaves sys.stdout None, and csv.writer(None) ended in a TypeError
+    traceback (click.echo dropped the lines of `prices` and exited 0)."""
+    run = [sys.executable, "-c", "from bidder.cli import main; main()", *args, "--db", str(db)]
+    proc = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *run], stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (1, "Error: cannot write the output: standard output is closed\n")
+
+
 def test_a_database_path_from_cron_with_a_tilde_is_the_home_one(tmp_path, monkeypatch):
     """Cron does not expand `~` in `BIDDER_DB=~/bidder.db`: a folder named `~` was made in the current
     one, and `bidder report` run by hand read another database."""

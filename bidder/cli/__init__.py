@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
+import io
 import logging
 import os
 import sys
@@ -106,6 +107,8 @@ class BidderGroup(click.Group):
         return sorted(self.commands)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        if sys.stdout is None:  # started with stdout closed (`>&-`): click.echo skips None unsaid, csv fails
+            sys.stdout = _ClosedOutput()
         try:
             return super().main(*args, **kwargs)
         except OSError as exc:  # (click itself ends quietly on a closed pipe: `bidder prices | head`)
@@ -135,9 +138,18 @@ class BidderGroup(click.Group):
         return result
 
 
-#: What a write to stdout fails with when it cannot be written (a full disk, a closed pipe, a quota):
-#: an OSError without a file name that reaches the group is the output's (files name themselves).
-_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG})
+#: What a write to stdout fails with when it cannot be written (a full disk, a closed pipe, a quota,
+#: no stdout at all): an OSError without a file name that reaches the group is the output's (files
+#: name themselves).
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF})
+
+
+class _ClosedOutput(io.TextIOBase):
+    """stdout when the process started without one: a write fails as a closed descriptor does, so a
+    command with output to give says it cannot, in one line, rather than losing it unsaid."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
 
 
 def _silence_stdout() -> None:
