@@ -114,6 +114,19 @@ def test_an_export_to_a_place_that_cannot_be_written_is_one_error(db, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bidder.db", "plain", "s.sock"]
 
 
+def test_a_sim_trace_that_cannot_be_written_whole_leaves_the_old_file(tmp_path):
+    """`(ulimit -f 100; bidder sim trace t.csv)` over a trace: it was written in place, and the failed
+    write left a truncated CSV, the old content gone."""
+    out = tmp_path / "t.csv"
+    out.write_text("old content\n")
+    run = [sys.executable, "-c", "from bidder.cli import main; main()", "sim", "trace", str(out), "--days", "1"]
+    proc = subprocess.run(["sh", "-c", 'ulimit -f 100; exec "$@"', "sh", *run], capture_output=True, text=True,
+                          timeout=120)
+    assert (proc.returncode, proc.stderr) == (1, f"Error: cannot write {out}: File too large\n"), proc.stderr
+    assert out.read_text() == "old content\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]  # no temporary file left
+
+
 def test_a_zero_byte_file_is_not_made_a_database(tmp_path):
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")

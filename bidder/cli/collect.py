@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import stat
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 import numpy as np
@@ -27,12 +24,12 @@ from bidder.cli.common import (
     checked_url_option,
     db_option,
     emit_rows,
-    file_mode,
     format_option,
     market_option,
     parse_when,
     resolve_api_key,
     resolve_vast_api_key,
+    write_file,
 )
 from bidder.cli.progress import Progress
 from bidder.cli.signals import Terminated, sigterm_raises
@@ -712,7 +709,7 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
             if output is None:
                 count = write_trace(quotes, sys.stdout, market=with_market)
             else:
-                count = _write_file(output, lambda handle: write_trace(quotes, handle, market=with_market))
+                count = write_file(output, lambda handle: write_trace(quotes, handle, market=with_market))
     click.echo(f"Exported {count} rows{f' to {output}' if output else ''}.", err=True)
 
 
@@ -730,45 +727,3 @@ def _nothing_to_export(store: Store, db_path: str, market: str | None, start: da
             f"nothing written; {db_path} holds {held}")
 
 
-def _write_file(output: str, write: Callable[[IO[str]], int]) -> int:
-    """Write `output` through `write(handle)`, returning what it returns. A regular file (or a new
-    one) is written whole or not at all: a temporary file beside it, then renamed over it; a symlink's
-    target is the file replaced, never the link. Anything else that is not a folder (a FIFO, a
-    character device such as /dev/stdout) is written directly: replacing it would destroy it. A place
-    that cannot be written is one ConfigError ("cannot write ...: reason"), never a traceback."""
-    given = Path(output)
-    try:
-        mode = given.stat().st_mode  # through symlinks
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
-    if mode is not None and stat.S_ISDIR(mode):
-        raise ConfigError(f"cannot write {output}: it is a folder", key="output")
-    if mode is not None and not stat.S_ISREG(mode):
-        try:  # opened by the name given: /dev/stdout's links end in a pipe no path names
-            with given.open("w", newline="", encoding="utf-8") as handle:
-                return write(handle)
-        except OSError as exc:
-            raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
-    target = Path(os.path.realpath(given)) if given.is_symlink() else given
-    folder = target.parent
-    if not folder.is_dir():
-        why = "is not a folder" if folder.exists() else "does not exist (create it first)"
-        raise ConfigError(f"cannot write {output}: folder {folder} {why}", key="output")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {output}: {exc.strerror or exc} (in folder {folder})", key="output") from None
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            count = write(handle)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count

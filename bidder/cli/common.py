@@ -6,15 +6,18 @@ import csv
 import json
 import math
 import os
+import stat
 import sys
+import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
+from bidder.errors import ConfigError
 from bidder.models import MAX_GPU_COUNT, MAX_HOURS, MAX_PRICE, parse_tolerance
 from bidder.units import DurationTooLong, YearTooEarly, parse_duration, parse_int_list, parse_timestamp
 
@@ -46,6 +49,7 @@ __all__ = [
     "resolve_api_key",
     "resolve_vast_api_key",
     "vast_options",
+    "write_file",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -318,7 +322,6 @@ def open_existing_store(db_path: str, nothing: str) -> Any:
     """The database at `db_path` for a command that only reads it (`report`, `jobs`, `pods`): a missing
     file is a ConfigError ("no bidder database at ...: `nothing`; ..."), never a new empty database
     (a mistyped --db would otherwise be created, with its folders, and shown as empty)."""
-    from bidder.errors import ConfigError
     from bidder.store import Store
 
     if not Path(db_path).exists():
@@ -382,3 +385,46 @@ def file_mode() -> int:
     os.umask(mask)
     return 0o666 & ~mask
 
+
+def write_file(output: str, write: Callable[[IO[str]], int]) -> int:
+    """Write `output` through `write(handle)`, returning what it returns. A regular file (or a new
+    one) is written whole or not at all: a temporary file beside it, then renamed over it; a symlink's
+    target is the file replaced, never the link. Anything else that is not a folder (a FIFO, a
+    character device such as /dev/stdout) is written directly: replacing it would destroy it. A place
+    that cannot be written is one ConfigError ("cannot write ...: reason"), never a traceback."""
+    given = Path(output)
+    try:
+        mode = given.stat().st_mode  # through symlinks
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise ConfigError(f"cannot write {output}: it is a folder", key="output")
+    if mode is not None and not stat.S_ISREG(mode):
+        try:  # opened by the name given: /dev/stdout's links end in a pipe no path names
+            with given.open("w", newline="", encoding="utf-8") as handle:
+                return write(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    folder = target.parent
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist (create it first)"
+        raise ConfigError(f"cannot write {output}: folder {folder} {why}", key="output")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc} (in folder {folder})", key="output") from None
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            count = write(handle)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}", key="output") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count

@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from bidder.cli import main
-from bidder.cli.common import DURATION, MAX_DAYS, MAX_RECLAIM_RATE, FiniteRange
+from bidder.cli.common import DURATION, MAX_DAYS, MAX_RECLAIM_RATE, FiniteRange, write_file
 from bidder.clock import too_late
 from bidder.errors import ConfigError
 from bidder.units import YearTooEarly, parse_timestamp, to_iso
@@ -192,8 +192,5 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
         count = write(quotes, sys.stdout)
         click.echo(f"Wrote {count} rows to stdout.", err=True)
         return
-    try:
-        count = write(quotes, out)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    count = write_file(str(out), lambda handle: write(quotes, handle))  # whole or not at all, as export -o
     click.echo(f"Wrote {count} rows to {out}.")
