@@ -107,6 +107,23 @@ def test_stop_of_an_unknown_id_without_a_runpod_key_sends_nothing_to_runpod(env)
     assert error.startswith("Error: no pod 999999 in bidder's ledger") and "no RunPod key is set" in error, error
 
 
+@pytest.mark.parametrize("where", ["missing.db", "nodir/missing.db"])
+def test_stop_with_a_db_that_does_not_exist_creates_nothing_and_stops_nothing(env, where):
+    """`bidder stop ID --db missing.db` made the database (with its folder and lock file), found no pod
+    in it and stopped a pod of the real ledger as one bidder does not manage."""
+    pod = launched(env)
+    db = env.tmp / "other"
+    db.mkdir()
+    for extra in (("--dry-run",), ()):
+        result = cli(env, "stop", pod.id, *extra, "--db", str(db / where), "--api-url", env.emu.url)
+        assert result.exit_code == 1, result.output + result.stderr
+        [error] = result.stderr.strip().splitlines()
+        assert error.startswith(f"Error: no bidder database at {db / where}: no pods yet; "), error
+        assert error.endswith("(or point --db / BIDDER_DB at your database)"), error
+    assert list(db.iterdir()) == []
+    assert pod.desired_status == "RUNNING"
+
+
 def test_a_managed_jobs_pod_is_still_held_by_stop(env):
     # The tick's job keeps its words: held until `bidder jobs start`.
     (env.tmp / "bidder.toml").write_text(f'[jobs.train]\ngpu = ["{A6000}"]\nkeep_running = true\n'

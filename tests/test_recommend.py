@@ -220,6 +220,25 @@ def test_a_failed_refresh_says_why_and_does_not_suggest_refresh(tmp_path: Path) 
     assert "the newest price snapshot is" in lines[0] and "--refresh)" not in lines[0]
 
 
+@pytest.mark.parametrize("market", ["runpod", "vast", "any"])
+def test_a_failed_refresh_into_a_new_database_names_the_failure_and_leaves_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, market: str) -> None:
+    """`recommend --db missing.db --refresh` against a URL that does not answer left missing.db behind
+    and said "unknown GPU type '4090'; no GPU types are known yet", not that it could not connect."""
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_" + "K" * 40)
+    monkeypatch.setenv("VAST_API_KEY", "V" * 40)
+    result = run(tmp_path / "missing.db", "--refresh", "--api-url", "http://127.0.0.1:9/graphql", "--vast-url",
+                 "http://127.0.0.1:9", "--market", market, "--gpu", "4090", "--hours", "5", now=None)
+    assert result.exit_code == 1, result.output + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    runpod = "--refresh failed: could not refresh prices from http://127.0.0.1:9/graphql (lowestPrice: cannot connect"
+    vast = "Vast prices not refreshed (TransportError: search_offers: cannot connect"
+    assert line.startswith("Error: " + (vast if market == "vast" else runpod)), line
+    assert (vast in line) == (market != "runpod"), line
+    assert line.endswith(f"and {tmp_path / 'missing.db'} was new: no stored prices to use instead"), line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_empty_gpu_and_unitless_durations_are_refused(db: Path) -> None:
     empty = run(db, "--gpu", "", "--hours", "3")
     assert empty.exit_code == 2 and "Invalid value for --gpu: must not be empty" in empty.stderr

@@ -1158,7 +1158,8 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                                  param_hint="POD_ID")
     parse_now(now_text)
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(Store.open(db_path))
+        # As `pods` does: a mistyped --db was created (and a pod of the real ledger stopped as unmanaged).
+        store = stack.enter_context(open_existing_store(db_path, "no pods yet"))
         client = stack.enter_context(_client(api_url))
         if not dry_run:
             stack.enter_context(_tick_lock(store, lock_wait, "nothing was stopped"))

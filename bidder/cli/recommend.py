@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -40,7 +41,7 @@ from bidder.errors import ApiError, BidderError, InsufficientHistory
 from bidder.executor import SPOT_FLAG, SPOT_GONE_MESSAGE, runpod_spot_gone
 from bidder.jobs import MAX_DISK_GB, option_shown, restart_overhead_error
 from bidder.models import Decision, JobSpec, Policy
-from bidder.store import Store
+from bidder.store import Store, discard_unused
 from bidder.units import format_duration, to_iso
 
 __all__ = ["decision_dict", "expected_interruptions", "recommend"]
@@ -85,6 +86,9 @@ def decision_dict(d: Decision, window_hours: float | None = None) -> dict[str, A
     }
 
 
+_VAST_FAILED = "Vast prices not refreshed"
+
+
 def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list[str], *, asked: bool,
                   now_text: str | None = None, allow_past: bool = False) -> datetime:
     """Vast's snapshot too, with the collector's offer filters (bidder.toml's), when a Vast key is
@@ -111,7 +115,7 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
     finally:
         client.close()
     [result] = cycle.by_market
-    notes.append(f"Vast prices not refreshed ({result.error}); using its stored history" if result.error
+    notes.append(f"{_VAST_FAILED} ({result.error}); using its stored history" if result.error
                  else f"refreshed Vast: {result.quotes} quotes at {to_iso(cycle.ts)}")
     if result.error and store.clock == "wall" and now_text is None:
         # No time told: the wall clock is not the history's (it may be the emulator's), as for RunPod.
@@ -223,6 +227,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         if problem:  # as `bidder launch` and bidder.toml refuse it
             raise click.UsageError(problem)
     parse_now(now_text)
+    created = refresh and not Path(db_path).exists()
     store = Store.open(db_path, create=refresh)
     notes: list[str] = []
     refresh_error: ApiError | None = None
@@ -250,6 +255,11 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
             notes.insert(at, said)
         else:
             now = db_now(store, now_text, allow_past=allow_past, notes=notes)
+        if created and store.last_collection_ts() is None:  # no history to fall back on: the failure is the cause
+            failed = [*([_refresh_failed(api_url, refresh_error)] if refresh_error is not None else []),
+                      *(n.removesuffix("; using its stored history") for n in notes if n.startswith(_VAST_FAILED))]
+            raise BidderError(f"{'; '.join(failed) or '--refresh stored no prices'}, and {db_path} was new: no "
+                              "stored prices to use instead")
         gpu_types: tuple[str, ...] = ()
         if gpus_named:
             gpu_types = tuple(resolve_in_market(store, gpus_named, market_filter(market)))
@@ -278,6 +288,13 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
             raise BidderError(f"--refresh failed: could not take a price snapshot from {api_url} ({refresh_error}), "
                               f"and the stored prices cannot serve instead: "
                               f"{str(exc).removesuffix(REFRESH_HINT)}") from None
+    except BaseException:
+        store.close()
+        if created:  # a failed refresh leaves no new database behind (`import-trace` does the same)
+            kept = discard_unused(db_path)
+            if kept:
+                click.echo(f"note: {kept}", err=True)
+        raise
     finally:
         store.close()
     notes.extend(info.notes)

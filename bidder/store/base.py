@@ -106,7 +106,8 @@ def _stays_empty(file: Path, wait_s: float) -> bool:
 
 def discard_unused(path: str | Path) -> str | None:
     """Remove the database at `path` (with its -wal, -shm and -journal) that a command created and then
-    wrote nothing into (a failed import), unless another bidder has it open or wrote into it meanwhile:
+    wrote nothing into (a failed import; a refresh that could not connect records only its failed
+    collection, which is no data), unless another bidder has it open or wrote into it meanwhile:
     a collector that opened the new file must not go on writing into a deleted one. Both are checked
     under an exclusive lock, held while the files go: SQLite refuses it at once while any other
     connection has the file open (each one holds a shared lock). Returns None when the files are gone
@@ -124,7 +125,9 @@ def discard_unused(path: str | Path) -> str | None:
             conn.execute("BEGIN EXCLUSIVE")
             tables = [row[0] for row in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-            written = [t for t in tables if conn.execute(f'SELECT EXISTS (SELECT 1 FROM "{t}")').fetchone()[0]]
+            written = [t for t in tables if conn.execute(
+                f'SELECT EXISTS (SELECT 1 FROM "{t}"{" WHERE error IS NULL" if t == "collections" else ""})'
+            ).fetchone()[0]]
         except sqlite3.Error as exc:
             if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return f"{file} was kept: another bidder has it open"
