@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -470,6 +471,30 @@ def test_an_unwritable_chart_path_is_one_error_line(db, command, out):
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert result.output.startswith(f"Error: cannot write the chart to {out}: ")
     assert result.output.endswith("; choose a folder you can write to\n")
+
+
+def _read_only_mounts() -> bool:
+    probe = subprocess.run(["unshare", "-rm", "--propagation", "private", "sh", "-c", "mount -t tmpfs -o ro tmpfs /tmp"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or not _read_only_mounts(),
+                    reason="needs unshare and a mount namespace to make a read-only file system")
+@pytest.mark.parametrize("which", ["db", "empty_db"])
+def test_a_chart_into_a_read_only_folder_is_refused_before_the_report(request, tmp_path, which):
+    """`report --chart rodir/x.png` printed the whole report, then failed to write the chart."""
+    db = request.getfixturevalue(which)
+    rom = tmp_path / "rom"
+    rom.mkdir()
+    # A read-only file system in a mount namespace of the child's own: the test's machine is untouched.
+    script = f'mount -t tmpfs -o ro tmpfs {rom} && exec "$0" -m bidder "$@"'
+    result = subprocess.run(["unshare", "-rm", "--propagation", "private", "sh", "-c", script, sys.executable,
+                             "report", "--db", db, "--since", "all", *NOW, "--chart", f"{rom}/x.png"],
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (1, ""), result.stdout + result.stderr
+    assert result.stderr == (f"Error: cannot write the chart to {rom}/x.png: Read-only file system; choose a folder "
+                             "you can write to\n")
 
 
 def test_a_chart_path_that_is_no_file_name_or_whose_folder_is_a_file_is_refused(db, tmp_path):

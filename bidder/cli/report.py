@@ -169,7 +169,8 @@ def _rounded(value: Any, digits: int = 6) -> Any:
 
 def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
     """The image format of chart file `out` (its suffix; none: png), checked before any work is done:
-    one matplotlib can write, in a folder that exists. A usage error or ConfigError otherwise."""
+    one matplotlib can write, in a folder that exists and takes a new file. A usage error or
+    ConfigError otherwise."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     if not out.strip():
@@ -187,6 +188,13 @@ def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist; create it first",
                           key="chart")
+    try:  # a file made and removed: a read-only file system stops root too, where os.access says yes to a mode
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the chart to {out}: {exc.strerror or exc}; choose a folder you can "
+                          "write to", key="chart") from None
+    os.close(fd)
+    os.unlink(probe)
     return kind
 
 
