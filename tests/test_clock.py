@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from bidder.cli import main
 from bidder.clock import SIM_NOW_HEADER, Clock, server_time
+from bidder.models import PriceQuote
 from bidder.runpod import RunPodClient
 from bidder.sim import TEST_API_KEY, Emulator
 from bidder.store import Store, estimate_spend
@@ -191,7 +192,11 @@ def test_a_time_before_the_newest_data_is_refused_in_one_line(emulator: Emulator
     assert replay.exit_code == 0, replay.output
     # A read-only command on the wall clock refuses data from its future; --now is an as-of time.
     future = str(tmp_path / "future.db")
-    assert _cli("collect", "--db", future, "--api-url", emulator.url, "--now", "2099-01-01T00:00:00Z").exit_code == 0
+    # (Stored directly: collect refuses a --now more than a day after every clock.)
+    far = datetime(2099, 1, 1, tzinfo=UTC)
+    with Store.open(future) as store:
+        store.record_collection(far, [PriceQuote(ts=far, gpu_type_id="NVIDIA RTX A6000", cloud="SECURE", gpu_count=1,
+                                                 minimum_bid_price=0.2, uninterruptable_price=0.5)], duration_s=0.1)
     wall = _cli("history", "RTX A6000", "--db", future, "--since", "7d")
     assert wall.exit_code == 1 and "time would run backwards" in wall.stderr
     assert _cli("history", "RTX A6000", "--db", future, "--since", "7d", "--allow-past").exit_code == 0

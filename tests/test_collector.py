@@ -404,6 +404,26 @@ def test_prices_older_than_prices_days_are_deleted_as_a_collection_is_stored(emu
     assert refused.exit_code == 1 and "prices_days" in refused.output and "from 31" in refused.output
 
 
+def test_cli_collect_refuses_a_now_far_after_every_clock(emulator, tmp_path):
+    """`collect --now 2030-...` stored a snapshot in 2030, deleted every Vast offer older than 8 days
+    before it, and every later collection was refused as running backwards. A --now more than a day
+    after the wall clock, the newest data and the emulator's clock is refused; the emulator's own time,
+    or a day ahead of the newest data, is not."""
+    db = tmp_path / "bidder.db"
+    env = {"RUNPOD_API_KEY": TEST_API_KEY}
+
+    def collect(now):
+        return CliRunner(env=env).invoke(main, ["collect", "--db", str(db), "--api-url", emulator.url, "--now", now])
+
+    far = collect("2030-01-01T00:00:00Z")
+    assert far.exit_code == 2 and "Invalid value for --now: 2030-01-01T00:00:00Z is more than a day after now" \
+        in far.output, far.output
+    assert not db.exists() or Store.open(db).collections() == []
+    assert collect(to_iso(emulator.now)).exit_code == 0
+    ahead = emulator.now + timedelta(hours=12)
+    assert collect(to_iso(ahead)).exit_code == 0  # within a day of the newest data
+
+
 def test_cli_collect_rejects_bad_options(tmp_path):
     db = str(tmp_path / "bidder.db")
     runner = CliRunner()

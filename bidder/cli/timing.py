@@ -16,6 +16,7 @@ import click
 
 from bidder.cli import NOTES_KEY
 from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past, check_not_too_late, too_late
+from bidder.errors import ApiError
 from bidder.models import MARKET_NAMES, SILENCE_MIN_HOURS
 from bidder.store import Store
 from bidder.units import YearTooEarly, format_duration, is_naive, parse_timestamp, to_iso
@@ -75,11 +76,41 @@ def api_now(store: Store, server: ServerTime | None, now_text: str | None, *, al
     if clock.source == "emulator":
         check_not_too_late(now, what="the emulator's clock",
                            fix="restart `bidder sim serve` with an earlier --start, or give --now TIME")
+    if clock.source == "given":
+        _not_far_ahead(now, store, server)
     store.clock = clock.source
     if not allow_past:
         check_not_past(now, store.newest_time(), where=str(store.path),
                        slack=WALL_SLACK if clock.source == "wall" else timedelta(0))
     return now
+
+
+#: How far after every clock a --now given to a command that writes may lie (as a trace's rows may).
+FUTURE_SLACK = timedelta(days=1)
+
+
+def _not_far_ahead(given: datetime, store: Store, server: ServerTime | None) -> None:
+    """Refuse a --now more than FUTURE_SLACK after the wall clock, the newest data and the API's own
+    time (the emulator's, asked only then): a collection stamped in 2030 deleted every Vast offer older
+    than 8 days before it, and refused every later collection as running backwards."""
+    newest = store.newest_time()
+    times = [datetime.now(UTC), *([newest[0]] if newest else [])]
+    if given - max(times) <= FUTURE_SLACK:
+        return
+    told = None
+    if server is not None:
+        try:
+            told = server.server_now or server.probe_server_now()
+        except ApiError:  # (a server that may be the emulator, not answering: no time to compare with)
+            told = None
+    if told is not None and given - told <= FUTURE_SLACK:
+        return
+    raise click.BadParameter(
+        f"{to_iso(given)} is more than a day after now ({to_iso(max(times))}, "
+        + ("the newest data in the database" if newest and newest[0] >= times[0] else "the wall clock")
+        + (f"; the API's clock says {to_iso(told)}" if told is not None else "")
+        + "): what this command stores would sit in the future, and every later command would be refused as "
+          "running backwards; give --now at or before now", param_hint="--now")
 
 
 def say_after(line: str) -> None:
