@@ -88,7 +88,8 @@ def test_stop_says_what_it_did_to_a_launched_pod_and_the_pod_really_stops(env):
 
 
 def test_stop_of_an_id_no_one_knows_says_so_and_where_to_look(env):
-    for extra in ((), ("--terminate",)):
+    # (--dry-run too: it printed a podStop request and exited 0 for an id RunPod has not; it looks the pod up.)
+    for extra in ((), ("--terminate",), ("--dry-run",)):
         result = cli(env, "stop", "nosuchpod", *extra, *common(env))
         assert result.exit_code == 1, result.output
         [error] = result.stderr.strip().splitlines()

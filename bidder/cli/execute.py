@@ -1186,10 +1186,12 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
         exs = _executors(client, vast, store, dry_run=dry_run)
         if not rows:  # a pod bidder does not manage: still the user's to stop (RunPod's)
             request = client.build_terminate(pod_id or "") if terminate else client.build_stop(pod_id or "")
-            if dry_run:
-                _print_requests([request])
-                return
             try:
+                if dry_run:
+                    if resolve_api_key():  # looked up (a read): a dry run of a wrong id printed a request, exit 0
+                        client.pod(pod_id or "")
+                    _print_requests([request])
+                    return
                 if terminate:
                     client.terminate(pod_id or "")
                 else:
