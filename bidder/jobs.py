@@ -353,7 +353,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("budget", None, "The most the job may spend in total (USD): a running pod is stopped before "
             "spend plus its next hour (or the work left, if less) would pass it.", _positive),
     Setting("tolerance", "medium", "Interruptions per day accepted: none (on-demand only), low (0.5), "
-            "medium (2), high (6) or a number.", _tolerance),
+            "medium (2), high (6) or a number up to 1,440 (one a minute).", _tolerance),
     Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses, where the rates "
             "decide (services, jobs without a deadline); a plan (hours and a deadline) weighs spot against on-demand "
             "by its expected cost, interruptions and restarts included.", _fraction),

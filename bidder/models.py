@@ -7,7 +7,6 @@ otherwise; bids are always per GPU. Timestamps are timezone-aware UTC `datetime`
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -22,6 +21,7 @@ __all__ = [
     "MAX_GPU_COUNT",
     "MAX_HOURS",
     "MAX_PRICE",
+    "MAX_TOLERANCE",
     "PRICE_HISTORY_DAYS",
     "SILENCE_MIN_HOURS",
     "TOLERANCE_PRESETS",
@@ -85,6 +85,9 @@ def market_of(key: tuple[object, ...]) -> str:
 
 #: Interruption tolerance presets: the most expected interruptions per day a job accepts.
 TOLERANCE_PRESETS: dict[str, float] = {"none": 0.0, "low": 0.5, "medium": 2.0, "high": 6.0}
+#: The largest tolerance: an interruption every minute (prices step on a minute grid at best); past it
+#: a figure is a typo, and inf turned off the interruption budget without a word.
+MAX_TOLERANCE = 1440.0
 
 Action = Literal["spot", "on_demand", "wait"]
 
@@ -102,8 +105,9 @@ def parse_tolerance(value: str | float) -> float:
         except ValueError:
             names = ", ".join(TOLERANCE_PRESETS)
             raise ValueError(f"tolerance {value!r} is neither a preset ({names}) nor a number") from None
-    if math.isnan(number) or number < 0:
-        raise ValueError(f"tolerance must be >= 0 interruptions per day, got {value!r}")
+    if not 0 <= number <= MAX_TOLERANCE:  # (nan and inf too)
+        raise ValueError(f"tolerance must be from 0 to {MAX_TOLERANCE:g} interruptions per day (one a minute), "
+                         f"got {value!r}")
     return number
 
 

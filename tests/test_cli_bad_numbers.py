@@ -51,6 +51,13 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     ((*BATCH, "--restart-overhead", "2d"), "--restart-overhead: must be shorter than the deadline (24.0h)"),
     ((*BATCH, "--chart", "out.txt"), "--chart: cannot write a .txt chart; use one of"),
     ((*BATCH, "--format", "csv", "--json"), "--json is --format json: give one of --json and --format csv"),
+    # inf turned the interruption budget off, unsaid; past one a minute a tolerance is a typo.
+    (("recommend", "--gpu", "A6000", "--hours", "10", "--tolerance", "inf"),
+     "'--tolerance': tolerance must be from 0 to 1440 interruptions per day (one a minute), got 'inf'"),
+    (("recommend", "--gpu", "A6000", "--hours", "10", "--tolerance", "1e400"), "'--tolerance': tolerance must be"),
+    (("launch", "--gpu", "A6000", "--hours", "10", "--image", "x", "--tolerance", "1e308", "--dry-run"),
+     "'--tolerance': tolerance must be from 0 to 1440"),
+    ((*BATCH, "--tolerance", "infinity"), "'--tolerance': tolerance must be from 0 to 1440"),
     (("sim", "trace", "out.csv", "--days", "1e9"), "'--days': 1000000000.0 is not in the range"),
     (("sim", "trace", "out.csv", "--days", "nan"), "'--days': 'nan' is not a finite number"),
     (("sim", "serve", "--speed", "inf"), "'--speed': inf is not in the range"),
