@@ -72,6 +72,12 @@ def test_serve_with_own_key_and_no_spot():
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["--faults", "boom=1"], "Invalid value for '--faults': bad fault item 'boom=1'"),
+    # An answer held forever (a server thread hung for good), and a key whose last value silently won.
+    (["--faults", "delay=inf"], "Invalid value for '--faults': fault setting delay is seconds: give 0..3600 (an "
+                                "hour), got inf"),
+    (["--faults", "late_create=1,late_delay=1e9"], "fault setting late_delay is seconds: give 0..3600"),
+    (["--faults", "429=0.1,429=0.2"], "Invalid value for '--faults': fault 429 is given twice in "
+                                      "'429=0.1,429=0.2': give it once"),
     (["--speed", "0"], "Invalid value for '--speed'"),
     (["--start", "yesterday"], "'yesterday' is not an ISO 8601 time"),
     (["--trace", "/nonexistent/trace.csv"], "does not exist"),

@@ -68,6 +68,9 @@ _RATE_KEYS = {"429": "rate_429", "500": "rate_500", "internal": "rate_internal",
               "late_resume": "late_resume", "slow_stop": "slow_stop"}
 _PARAM_KEYS = {"delay": "timeout_delay", "retry_after": "retry_after", "html": "html_share",
                "late_delay": "late_delay"}
+#: The longest a fault may hold an answer back, in seconds (`delay`, `retry_after`, `late_delay`): an
+#: hour, 120 times the client's 30 s timeout; past it (inf, 1e9) a server thread hangs for good.
+MAX_FAULT_DELAY = 3600.0
 #: Faults drawn per mutation of one kind (not per request), with the operations they apply to.
 OPERATION_FAULTS: dict[str, frozenset[str]] = {
     "lost_create": frozenset({"podRentInterruptable", "podFindAndDeployOnDemand"}),
@@ -103,6 +106,11 @@ class FaultSpec:
             if getattr(self, name) > 1:
                 raise ConfigError(f"fault setting {name} is a probability: give 0..1, got {getattr(self, name)}",
                                   key=name)
+        for name in _PARAM_KEYS:
+            value = getattr(self, _PARAM_KEYS[name])
+            if name != "html" and value > MAX_FAULT_DELAY:
+                raise ConfigError(f"fault setting {name} is seconds: give 0..{MAX_FAULT_DELAY:g} (an hour), "
+                                  f"got {value:g}", key=_PARAM_KEYS[name])
         if self.request_rate > 1 + 1e-9:
             raise ConfigError(f"the per-request fault rates add up to {self.request_rate:g}; they must total <= 1",
                               key="faults")
@@ -128,6 +136,8 @@ class FaultSpec:
             if not sep or attr is None:
                 known = ", ".join([*_RATE_KEYS, *_PARAM_KEYS])
                 raise ConfigError(f"bad fault item {part!r}: use NAME=NUMBER with NAME one of {known}", key="faults")
+            if attr in values:  # (the last one silently won)
+                raise ConfigError(f"fault {name} is given twice in {text!r}: give it once", key="faults")
             try:
                 values[attr] = float(raw)
             except ValueError:
