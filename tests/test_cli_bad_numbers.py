@@ -66,6 +66,9 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--name", "", "--dry-run"),
      "--name: must not be empty"),
     (("sim", "serve", "--api-key", " "), "--api-key: must not be empty"),
+    # A key no client can send (the client refuses it): the emulator started and printed it.
+    (("sim", "serve", "--api-key", "a b"), "--api-key: holds a space or tab at character 2: no client can send"),
+    (("sim", "serve", "--api-key", "k\nx"), "--api-key: holds a line break at character 2"),
     (("collect", "--vast-min-reliability", "nan"), "'--vast-min-reliability': 'nan' is not a finite number"),
 ])
 def test_a_number_no_user_means_is_refused_naming_the_option(tmp_path, monkeypatch, args, said):

@@ -93,6 +93,14 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
 
     if api_key is not None and not api_key.strip():
         raise click.BadParameter("must not be empty (leave it out for the test key)", param_hint="--api-key")
+    if api_key is not None:
+        from bidder.runpod.client import api_key_fault
+
+        api_key = api_key.strip()  # (as a client sends it)
+        fault = api_key_fault(api_key)
+        if fault is not None:  # no client could send it: every request would get 401
+            raise click.BadParameter(f"holds {fault}: no client can send such a key; give printable ASCII "
+                                     "without spaces", param_hint="--api-key")
     # The emulator's clock is the time of every command pointed at it (bidder.clock.LAST_NOW).
     if start is not None and too_late(start):
         raise click.BadParameter(f"{to_iso(start)} {too_late(start)}: give an earlier time", param_hint="--start")

@@ -178,6 +178,18 @@ def checked_url(url: str, *, what: str, example: str, env: str, key: str, secret
     return url
 
 
+def api_key_fault(api_key: str) -> str | None:
+    """What in a stripped key no header value may hold ("a line break at character 3"), never quoting
+    the key; None when it can travel. The emulator's --api-key takes only keys a client can send."""
+    bad = next((c for c in api_key if not "!" <= c <= "~"), None)  # printable ASCII, no space
+    if bad is None:
+        return None
+    what = ("a line break" if bad in "\r\n" else "a space or tab" if bad.isspace()
+            else "a control character" if ord(bad) < 32 or ord(bad) == 127
+            else "a non-ASCII character (a curly quote?)")
+    return f"{what} at character {api_key.index(bad) + 1}"
+
+
 def checked_api_key(api_key: str | None, *, env: str, key: str) -> str | None:
     """The key as it will travel in the Authorization header: stripped, and refused in one line when
     empty or when it holds what no header value may (a line break from a pasted file, a space, a
@@ -188,14 +200,10 @@ def checked_api_key(api_key: str | None, *, env: str, key: str) -> str | None:
     if not isinstance(api_key, str) or not api_key.strip():
         raise ConfigError(f"the API key is empty: set {env} or leave it unset", key=key)
     api_key = api_key.strip()
-    bad = next((c for c in api_key if not "!" <= c <= "~"), None)  # printable ASCII, no space
-    if bad is not None:
-        what = ("a line break" if bad in "\r\n" else "a space or tab" if bad.isspace()
-                else "a control character" if ord(bad) < 32 or ord(bad) == 127
-                else "a non-ASCII character (a curly quote?)")
-        raise ConfigError(f"the API key ({env}, or {key} in the config file) holds {what} at character "
-                          f"{api_key.index(bad) + 1}: copy the key again, without quotes or line breaks",
-                          key=key)
+    fault = api_key_fault(api_key)
+    if fault is not None:
+        raise ConfigError(f"the API key ({env}, or {key} in the config file) holds {fault}: copy the key "
+                          "again, without quotes or line breaks", key=key)
     remember_secret(api_key)  # masked in every log line of this process (`bidder -vv`: httpcore's headers)
     return api_key
 
