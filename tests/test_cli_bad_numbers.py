@@ -50,6 +50,7 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     ((*BATCH, "--max-price", "nan"), "'--max-price': 'nan' is not a finite number"),
     ((*BATCH, "--restart-overhead", "2d"), "--restart-overhead: must be shorter than the deadline (24.0h)"),
     ((*BATCH, "--chart", "out.txt"), "--chart: cannot write a .txt chart; use one of"),
+    ((*BATCH, "--chart", ""), "--chart: the chart's file name is empty; give one, e.g. spend.png"),  # (ignored)
     ((*BATCH, "--format", "csv", "--json"), "--json is --format json: give one of --json and --format csv"),
     # inf turned the interruption budget off, unsaid; past one a minute a tolerance is a typo.
     (("recommend", "--gpu", "A6000", "--hours", "10", "--tolerance", "inf"),

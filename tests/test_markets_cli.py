@@ -279,12 +279,19 @@ def test_collect_refuses_gpu_counts_no_pod_has(tmp_path):
     assert not (tmp_path / "x.db").exists()
 
 
-def test_an_empty_gpu_name_is_refused_not_matched_to_every_gpu(dbs):
+def test_an_empty_gpu_name_is_refused_not_matched_to_every_gpu(dbs, tmp_path):
     _, runpod_only = dbs
-    for args in (("prices", "--gpu", ""), ("history", " "), ("export", "--gpu", "")):
-        result = run(*args, "--db", str(runpod_only))
+    db = ("--db", str(runpod_only))
+    trace = str(Path(__file__).resolve().parents[1] / "data" / "traces" / "sim-seed1-14d.csv")
+    # backtest ran every GPU type, chart prices drew the three cheapest.
+    for args in (("prices", "--gpu", "", *db), ("history", " ", *db), ("export", "--gpu", "", *db),
+                 ("chart", "prices", str(tmp_path / "c.png"), "--gpu", "", *db),
+                 ("backtest", "--trace", trace, "--hours", "5", "--deadline", "1d", "--gpu", "")):
+        result = run(*args)
         assert result.exit_code == 2 and result.stdout == "", args
+        assert "Invalid value for --gpu: a GPU name must not be empty" in result.stderr or args[0] == "history"
         assert "a GPU name must not be empty" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "c.png").exists()
 
 
 def test_import_trace_from_stdin_says_standard_input(dbs, tmp_path):

@@ -27,6 +27,7 @@ from bidder.cli.common import (
     MAX_RECLAIM_RATE,
     TOLERANCE,
     FiniteRange,
+    checked_gpu_name,
     emit_rows,
 )
 from bidder.cli.progress import Progress
@@ -181,11 +182,13 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
         raise click.UsageError("--days goes with --keep-running (a batch job takes --hours and --deadline)")
     if gpus and min_vram is not None:
         raise click.UsageError("give --gpu or --min-vram, not both")
+    for name in gpus:
+        checked_gpu_name(name)
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("must be after --start", param_hint="--end")
     if every is not None and every.total_seconds() <= 0:  # 0 would quietly replay one window
         raise click.BadParameter("must be above 0, e.g. 3.5d", param_hint="--every")
-    if chart:
+    if chart is not None:  # (an empty name too: refused there, not ignored)
         from bidder.cli.report import check_chart_path
 
         check_chart_path(chart, param_hint="--chart")  # before the replay, not after it
@@ -242,7 +245,7 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
                       if gaps["windows"] < gaps["of"] else ""), err=True)
     infeasible = _optimum_infeasible(report, summary)
     summary["history"]["last_sample"] = _iso(float(report.history.ts[-1]))
-    if chart:
+    if chart is not None:
         _write_chart(report, chart)
     if fmt == "json":
         summary["per_window"] = [{"start": _iso(w.start), "strategies": {

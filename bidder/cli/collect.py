@@ -21,6 +21,7 @@ from bidder.cli.common import (
     INT_LIST,
     FiniteRange,
     api_options,
+    checked_gpu_name,
     checked_url_option,
     db_option,
     emit_rows,
@@ -148,16 +149,8 @@ _KEY_OF = {"runpod": "RUNPOD_API_KEY", "vast": "VAST_API_KEY"}
 
 def _gpu_filter(store: Store, gpus: Sequence[str], market: str | None = None) -> list[str] | None:
     for name in gpus:
-        _named(name, "--gpu")
+        checked_gpu_name(name, "--gpu")
     return resolve_in_market(store, gpus, market) if gpus else None
-
-
-def _named(name: str, param_hint: str) -> str:
-    """A GPU name, refused when empty: "" is part of every name and would match every GPU type."""
-    if not name.strip():
-        raise click.BadParameter("a GPU name must not be empty (give an id, a display name or part of one)",
-                                 param_hint=param_hint)
-    return name
 
 
 _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the database."
@@ -356,7 +349,7 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
     now (a trace imported ahead of the clock) are not shown; a note says they exist.
     """
     for name in gpus:
-        _named(name, "--gpu")
+        checked_gpu_name(name, "--gpu")
     parse_now(now_text)
     with _open(db_path) as store:
         # As recommend and history take it: --now, else the emulator's time, else the wall clock (never
@@ -442,7 +435,7 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     and the share of time spot capacity was available, per cloud and GPU count.
     """
     parse_now(now_text)
-    _named(gpu, "GPU")
+    checked_gpu_name(gpu, "GPU")
     with _open(db_path) as store:
         counted = now_text is not None or _relative(since) or _relative(until)
         now = db_now(store, now_text, allow_past=allow_past) if counted else datetime.now(UTC)
@@ -685,7 +678,7 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
     from bidder.traces import write_trace
 
     for name in gpus:
-        _named(name, "--gpu")
+        checked_gpu_name(name, "--gpu")
     with _open(db_path) as store:
         counted = _relative(since) or _relative(until)
         now = db_now(store, None, allow_past=True, say=False) if counted else datetime.now(UTC)

@@ -38,6 +38,7 @@ __all__ = [
     "TOLERANCE",
     "FiniteRange",
     "api_options",
+    "checked_gpu_name",
     "checked_url_option",
     "db_option",
     "emit_rows",
@@ -127,6 +128,14 @@ class ToleranceType(click.ParamType):
             return parse_tolerance(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def checked_gpu_name(name: str, param_hint: str = "--gpu") -> str:
+    """A GPU name, refused when empty: "" is part of every name and would match every GPU type."""
+    if not name.strip():
+        raise click.BadParameter("a GPU name must not be empty (give an id, a display name or part of one)",
+                                 param_hint=param_hint)
+    return name
 
 
 #: How every command's --hours begins (the same words as bidder.toml's `hours`).

@@ -23,6 +23,7 @@ from bidder.cli import main
 from bidder.cli.common import (
     CLOUD_CHOICE,
     NO_PODS_HINT,
+    checked_gpu_name,
     db_option,
     emit_rows,
     file_mode,
@@ -480,6 +481,8 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
 
     _check_window_options(since_text, until_text, now_text)
     check_chart_path(out)
+    for name in gpus:
+        checked_gpu_name(name)
     chosen = None if market.lower() == "any" else market.lower()
     if chosen is not None and cloud.lower() != "any" and cloud.upper() not in MARKET_CLOUDS[chosen]:
         raise click.BadParameter(f"{cloud.lower()} is not a cloud of {chosen}; its clouds are "
