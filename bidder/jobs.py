@@ -707,6 +707,8 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
             known = ", ".join(["defaults", "jobs", *_GLOBAL_BY_NAME])
             raise _fail(f"unknown top-level key {key!r}; known: {known}", key, path)
     _check_keys(defaults, "[defaults]", path)
+    for key, raw in defaults.items():  # on their own: one every job overrides was never read, nor checked
+        _clean(_JOB_BY_NAME[key], raw, "[defaults]", path)
     jobs: dict[str, JobConfig] = {}
     for name, table in jobs_table.items():
         if not isinstance(table, Mapping):

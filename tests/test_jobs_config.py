@@ -148,6 +148,10 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     ('colour = "red"\n', "colour", "unknown top-level key 'colour'"),
     ('collect_interval = "0s"\n', "collect_interval", "must be longer than 0"),
     ('[defaults]\ngpus = "two"\n[jobs.a]\nimage = "x"\n', "gpus", "[defaults] gpus = 'two'"),
+    # Checked on their own, though every job overrides it (and with no job at all).
+    ('[defaults]\nhours = -1\n[jobs.a]\nimage = "x"\ngpu = ["A"]\nhours = 2\n', "hours",
+     "[defaults] hours = -1: must be greater than 0"),
+    ('[defaults]\ntolerance = "sometimes"\n', "tolerance", "[defaults] tolerance = 'sometimes': tolerance"),
     ('jobs = 3\n', "jobs", "jobs must hold tables"),
     # A restart that loses more than the whole job, or than the whole window: a unit mistyped (10h for 10m).
     ('[jobs.a]\nimage = "x"\nhours = 2\nrestart_overhead = "10h"\n', "restart_overhead",
