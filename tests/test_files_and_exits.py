@@ -47,6 +47,18 @@ def test_an_export_under_a_missing_folder_is_one_error(db, tmp_path):
     assert len(lines) == 1 and "nope" in lines[0] and "does not exist" in lines[0]
 
 
+def test_an_export_to_dash_writes_stdout_and_an_empty_name_is_refused(db, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # '-' was written as a file of that name here
+    plain = CliRunner().invoke(main, ["export", "--db", str(db)])
+    dash = CliRunner().invoke(main, ["export", "--db", str(db), "-o", "-"])
+    assert dash.exit_code == 0 and dash.stdout == plain.stdout and dash.stdout.startswith("ts,gpu_type,")
+    assert dash.stderr == plain.stderr and dash.stderr.startswith("Exported ") and " to " not in dash.stderr
+    empty = CliRunner().invoke(main, ["export", "--db", str(db), "-o", ""])  # "cannot write : it is a folder"
+    assert (empty.exit_code, empty.stdout) == (2, "")
+    assert empty.stderr.startswith("Error: Invalid value for --output: is empty: give a file name, or - for stdout")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bidder.db"]
+
+
 def test_an_export_that_selects_no_row_writes_nothing_and_says_what_the_database_holds(db, tmp_path):
     out = tmp_path / "old.csv"
     out.write_text("kept\n")

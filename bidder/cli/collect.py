@@ -665,8 +665,9 @@ class _Tally:
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="Only this GPU type (repeatable).")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write to this file (written whole or not at all) instead of stdout.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True), default=None,
+              callback=lambda ctx, param, value: _output(value),
+              help="Write to this file (written whole or not at all) instead of stdout ('-': stdout).")
 @market_option("any", _MARKET_HELP)
 @db_option
 def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: str, gpu_count: int | None,
@@ -704,6 +705,13 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
             else:
                 count = write_file(output, lambda handle: write_trace(quotes, handle, market=with_market))
     click.echo(f"Exported {count} rows{f' to {output}' if output else ''}.", err=True)
+
+
+def _output(value: str | None) -> str | None:
+    """-o's file; None for stdout: no -o, or '-' (as `sim trace -` writes and `import-trace -` reads)."""
+    if value is not None and not value.strip():  # ("cannot write : it is a folder")
+        raise click.BadParameter("is empty: give a file name, or - for stdout", param_hint="--output")
+    return None if value == "-" else value
 
 
 def _nothing_to_export(store: Store, db_path: str, market: str | None, start: datetime | None,
