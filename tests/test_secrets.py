@@ -226,3 +226,24 @@ def test_a_url_that_carries_the_key_or_is_no_url_is_one_line_that_never_quotes_i
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("Error: the ") and SECRET[4:16] not in line, line
+
+
+@pytest.mark.parametrize(("variable", "option", "command"), [
+    ("RUNPOD_API_URL", "--api-url", ["collect", "--market", "runpod"]),
+    ("VAST_URL", "--vast-url", ["collect", "--market", "vast"]),
+    ("RUNPOD_API_URL", "--api-url", ["launch", "--gpu", "A6000", "--hours", "1", "--image", "x"]),
+    ("VAST_URL", "--vast-url", ["tick"]),
+])
+def test_an_empty_url_variable_is_refused_not_read_as_the_real_service(tmp_path, variable, option, command):
+    # click reads "" as unset: the key went to api.runpod.io / console.vast.ai, where --api-url '' is refused.
+    from click.testing import CliRunner
+
+    from bidder.cli import main
+
+    env = {"RUNPOD_API_KEY": SECRET, "VAST_API_KEY": SECRET, "HOME": str(tmp_path), variable: ""}
+    result = CliRunner(env=env).invoke(main, [*command, "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: Invalid value for '{option}': {variable} is set but empty: set it to a URL "
+                           "such as https://"), line
+    assert not (tmp_path / "x.db").exists()

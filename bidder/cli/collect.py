@@ -20,6 +20,7 @@ from bidder.cli.common import (
     DURATION,
     INT_LIST,
     FiniteRange,
+    UrlOption,
     api_options,
     checked_gpu_name,
     checked_url_option,
@@ -175,7 +176,7 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
 @click.option("--vast-verified-only/--vast-unverified", default=None,
               help="Vast: verified machines only, or unverified ones too (tier UNVERIFIED); default: "
               "vast_verified_only in ./bidder.toml, else verified only.")
-@click.option("--vast-url", envvar="VAST_URL", default=DEFAULT_VAST_URL, show_default=True,
+@click.option("--vast-url", envvar="VAST_URL", default=DEFAULT_VAST_URL, show_default=True, cls=UrlOption,
               callback=checked_url_option, help="Vast's API: its console, or an emulator's (env VAST_URL).")
 @now_option
 @allow_past_option

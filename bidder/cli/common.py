@@ -37,6 +37,7 @@ __all__ = [
     "MAX_RECLAIM_RATE",
     "TOLERANCE",
     "FiniteRange",
+    "UrlOption",
     "api_options",
     "checked_gpu_name",
     "checked_url_option",
@@ -256,6 +257,17 @@ def checked_url_option(ctx: click.Context, param: click.Parameter, value: str) -
                        example=DEFAULT_VAST_URL if vast else DEFAULT_API_URL,
                        env="VAST_API_KEY" if vast else "RUNPOD_API_KEY", key=param.name or "", secret=secret,
                        where=f" ({param.opts[0]} or {getattr(param, 'envvar', None)})")
+class UrlOption(click.Option):
+    """An option whose environment variable set to "" is refused: click reads an empty variable as
+    unset, so the key went to the real service's default URL, where the option given empty is refused.
+    (Asked only when the option is not on the command line.)"""
+
+    def resolve_envvar_value(self, ctx: click.Context) -> str | None:
+        value = super().resolve_envvar_value(ctx)
+        if value is None and isinstance(self.envvar, str) and os.environ.get(self.envvar) == "":
+            raise click.BadParameter(f"{self.envvar} is set but empty: set it to a URL such as {self.default}, "
+                                     "or unset it", ctx=ctx, param=self)
+        return value
 
 
 def vast_options(func: F) -> F:
@@ -264,6 +276,7 @@ def vast_options(func: F) -> F:
         "--vast-url",
         envvar="VAST_URL",
         default=DEFAULT_VAST_URL,
+        cls=UrlOption,
         show_default=True,
         callback=checked_url_option,
         help="Vast's API base URL, or an emulator's from `bidder sim serve` (env VAST_URL).",
@@ -289,6 +302,7 @@ def api_options(func: F) -> F:
         "--api-url",
         envvar="RUNPOD_API_URL",
         default=DEFAULT_API_URL,
+        cls=UrlOption,
         show_default=True,
         callback=checked_url_option,
         help="GraphQL endpoint: RunPod's, or an emulator's from `bidder sim serve` (env RUNPOD_API_URL).",
