@@ -42,8 +42,10 @@ def test_tolerance_presets_and_numbers():
     assert parse_tolerance("3") == 3.0
     with pytest.raises(ValueError, match="preset"):
         parse_tolerance("sometimes")
-    with pytest.raises(ValueError, match=">= 0"):
-        parse_tolerance("-1")
+    for bad in ("-1", "inf", "1e308", float("nan"), 1441):
+        with pytest.raises(ValueError, match="tolerance must be from 0 to 1440 interruptions per day"):
+            parse_tolerance(bad)
+    assert parse_tolerance(1440) == 1440.0
 
 
 def test_times_before_1970_are_refused_and_every_year_is_written_with_four_digits():
