@@ -68,11 +68,13 @@ def format_duration(seconds: float) -> str:
 
 def parse_int_list(text: str) -> tuple[int, ...]:
     """Parse "1,2,4,8" into (1, 2, 4, 8); every item must be a positive integer."""
-    items = [part.strip() for part in text.split(",") if part.strip()]
-    if not items:
+    items = [part.strip() for part in text.split(",")]
+    if not any(items):
         raise ValueError(f"{text!r} is empty: give comma-separated whole numbers, e.g. 1,2,4")
     values = []
     for item in items:
+        if not item:  # "1,,2": a number left out, as a plain '' is refused
+            raise ValueError(f"{text!r} has an empty item: give comma-separated whole numbers, e.g. 1,2,4")
         if not item.isdigit() or int(item) < 1:
             raise ValueError(f"{item!r} in {text!r} is not a positive whole number")
         values.append(int(item))

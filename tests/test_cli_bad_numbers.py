@@ -71,6 +71,10 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("sim", "serve", "--api-key", "a b"), "--api-key: holds a space or tab at character 2: no client can send"),
     (("sim", "serve", "--api-key", "k\nx"), "--api-key: holds a line break at character 2"),
     (("collect", "--vast-min-reliability", "nan"), "'--vast-min-reliability': 'nan' is not a finite number"),
+    (("collect", "--gpu-counts", "1,,2"), "'--gpu-counts': '1,,2' has an empty item: give comma-separated whole"),
+    # The last of the two flags silently won.
+    (("collect", "--vast-verified-only", "--vast-unverified"),
+     "--vast-verified-only and --vast-unverified contradict each other: give one of them"),
 ])
 def test_a_number_no_user_means_is_refused_naming_the_option(tmp_path, monkeypatch, args, said):
     monkeypatch.chdir(tmp_path)

@@ -28,6 +28,9 @@ def test_parse_int_list():
     assert parse_int_list("8, 1,2,2") == (1, 2, 8)
     with pytest.raises(ValueError, match="positive whole number"):
         parse_int_list("1,0")
+    for text in ("1,,2", "1,2,", ",1"):
+        with pytest.raises(ValueError, match="has an empty item"):
+            parse_int_list(text)
 
 
 def test_timestamps_round_trip_in_utc():

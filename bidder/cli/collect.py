@@ -173,9 +173,11 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
 @click.option("--vast-min-reliability", type=FiniteRange(0, 1), default=None, metavar="SCORE",
               help="Vast: summarise only offers with at least this reliability (every offer is stored; default: "
               "vast_min_reliability in ./bidder.toml, else 0.95).")
-@click.option("--vast-verified-only/--vast-unverified", default=None,
-              help="Vast: verified machines only, or unverified ones too (tier UNVERIFIED); default: "
-              "vast_verified_only in ./bidder.toml, else verified only.")
+# Two flags, not one --x/--y pair: with a pair the last given silently won over the other.
+@click.option("--vast-verified-only", is_flag=True, default=False,
+              help="Vast: verified machines only (default: vast_verified_only in ./bidder.toml, else verified only).")
+@click.option("--vast-unverified", is_flag=True, default=False,
+              help="Vast: unverified machines too (tier UNVERIFIED).")
 @click.option("--vast-url", envvar="VAST_URL", default=DEFAULT_VAST_URL, show_default=True, cls=UrlOption,
               callback=checked_url_option, help="Vast's API: its console, or an emulator's (env VAST_URL).")
 @now_option
@@ -183,7 +185,7 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
 @db_option
 @api_options
 def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | None, retries: int, market: str,
-            vast_min_reliability: float | None, vast_verified_only: bool | None, vast_url: str,
+            vast_min_reliability: float | None, vast_verified_only: bool, vast_unverified: bool, vast_url: str,
             now_text: str | None, allow_past: bool, db_path: str, api_url: str) -> None:
     """Record one price snapshot of every market: RunPod (every GPU type, both clouds, the given
     GPU counts) and Vast (every offer, summarised per GPU, GPU count and tier).
@@ -202,6 +204,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         raise click.BadParameter("the interval must be at least 1s (5m is a good choice)", param_hint="--every")
     if cycles is not None and every is None:
         raise click.UsageError("--cycles only makes sense with --every")
+    if vast_verified_only and vast_unverified:
+        raise click.UsageError("--vast-verified-only and --vast-unverified contradict each other: give one of them")
     too_many = [n for n in gpu_counts if n > MAX_GPU_COUNT]
     if too_many:
         raise click.BadParameter(f"{too_many[0]} GPUs is more than any pod offers (at most {MAX_GPU_COUNT}); "
@@ -227,7 +231,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         times.append(client)
     if "vast" in wanted:
         filters = OfferFilters(
-            verified_only=saved["vast_verified_only"] if vast_verified_only is None else vast_verified_only,
+            verified_only=(True if vast_verified_only else False if vast_unverified else saved["vast_verified_only"]),
             min_reliability=saved["vast_min_reliability"] if vast_min_reliability is None else vast_min_reliability)
         vast_source, vast_time = vast_price_source(vast_key or "", vast_url, retries, filters,
                                                    saved["vast_offers_days"])
