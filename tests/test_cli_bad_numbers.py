@@ -45,6 +45,10 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("history", "A6000", "--since", "1.5"), "--since: '1.5' has no unit"),
     (("history", "A6000", "--since", "2026-01-10T00:00:00Z", "--until", "2026-01-05T00:00:00Z"),
      "--until: the window is empty: 2026-01-05T00:00:00Z is not after --since 2026-01-10T00:00:00Z"),
+    # A zero-length window (exit 0), and a --since after now blamed on --until, which was not given.
+    (("history", "A6000", "--since", "0d"), "--since: the period is empty: --since 0d ("),
+    (("history", "A6000", "--now", "2026-01-10T00:00:00Z", "--since", "2026-02-01T00:00:00Z"),
+     "--since: the period is empty: --since 2026-02-01T00:00:00Z is not before now (2026-01-10T00:00:00Z)"),
     ((*BATCH[:3], "--hours", "inf"), "'--hours': inf is not in the range"),
     ((*BATCH, "--reclaim-rate", "inf"), "'--reclaim-rate': inf is not in the range"),
     ((*BATCH, "--max-price", "nan"), "'--max-price': 'nan' is not a finite number"),

@@ -445,6 +445,11 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
         counted = now_text is not None or _relative(since) or _relative(until)
         now = db_now(store, now_text, allow_past=allow_past) if counted else datetime.now(UTC)
         start = parse_since(since, now)
+        if until is None and not allow_past and start is not None and start >= now:
+            # As report and chart say it; --until, not given, was blamed for a --since after now.
+            said = since.strip() + ("" if since.strip() == to_iso(start) else f" ({to_iso(start)})")
+            raise click.BadParameter(f"the period is empty: --since {said} is not before now ({to_iso(now)})",
+                                     param_hint="--since")
         # --until is exclusive; the window as of --now, or counted back from now (--since 1d: the last
         # day), ends at now, its samples at that second included (imported rows dated later are not in it);
         # with --allow-past the database's clock runs ahead of this machine's: its newest data stays in.
