@@ -53,6 +53,10 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     ((*BATCH, "--reclaim-rate", "inf"), "'--reclaim-rate': inf is not in the range"),
     ((*BATCH, "--max-price", "nan"), "'--max-price': 'nan' is not a finite number"),
     ((*BATCH, "--restart-overhead", "2d"), "--restart-overhead: must be shorter than the deadline (24.0h)"),
+    # The deadline typed, the overhead the default: --restart-overhead, not given, was blamed.
+    ((*BATCH[:-2], "--deadline", "10m"), "--deadline: must be longer than the restart overhead (10m, the default "
+                                         "--restart-overhead), e.g. 1d"),
+    ((*BATCH[:-2], "--deadline", "0s"), "--deadline: must be longer than 0, e.g. 7d"),
     ((*BATCH, "--chart", "out.txt"), "--chart: cannot write a .txt chart; use one of"),
     ((*BATCH, "--chart", ""), "--chart: the chart's file name is empty; give one, e.g. spend.png"),  # (ignored)
     ((*BATCH, "--format", "csv", "--json"), "--json is --format json: give one of --json and --format csv"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from bidder.cli import main
 from bidder.cli.common import (
@@ -192,7 +193,15 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
         from bidder.cli.report import check_chart_path
 
         check_chart_path(chart, param_hint="--chart")  # before the replay, not after it
+    if not keep_running and deadline.total_seconds() <= 0:
+        raise click.BadParameter("must be longer than 0, e.g. 7d", param_hint="--deadline")
     if not keep_running and restart_overhead >= deadline:
+        ctx = click.get_current_context()
+        given = lambda name: ctx.get_parameter_source(name) is not ParameterSource.DEFAULT  # noqa: E731
+        if given("deadline") and not given("restart_overhead"):  # blame what the user typed, not the default
+            overhead = format_duration(restart_overhead.total_seconds())
+            raise click.BadParameter(f"must be longer than the restart overhead ({overhead}, the default "
+                                     "--restart-overhead), e.g. 1d", param_hint="--deadline")
         raise click.BadParameter(f"must be shorter than the deadline ({format_duration(deadline.total_seconds())})",
                                  param_hint="--restart-overhead")
     work_hours = None if keep_running else (hours if hours is not None else 100.0)
