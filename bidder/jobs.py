@@ -145,10 +145,24 @@ def _bool(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control(text: str, what: str = "") -> str:
+    """`text`, refused when it holds a control character (a line break from a pasted file, a tab): it
+    would travel into the create request as it is."""
+    bad = _CONTROL.search(text)
+    if bad:
+        name = "a line break" if bad.group() in "\r\n" else f"a control character ({bad.group()!r})"
+        raise ValueError(f"{what}holds {name} at character {bad.start() + 1}: write it on one line, without "
+                         "control characters")
+    return text
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
-    return value.strip()
+    return _no_control(value).strip()
 
 
 def _text_list(value: Any) -> tuple[str, ...]:
@@ -270,14 +284,16 @@ def _env(value: Any) -> tuple[tuple[str, str], ...]:
             pairs.append((key.strip(), val))
     else:
         raise ValueError('must be a table {KEY = "value"} or a list of "KEY=VALUE" strings')
-    out = []
+    out: dict[str, str] = {}
     for key, val in pairs:
         if not _ENV_KEY.match(key):
             raise ValueError(f"{key!r} is not a valid environment variable name")
         if isinstance(val, bool) or not isinstance(val, (str, int, float)):
             raise ValueError(f"the value of {key} must be a string or a number")
-        out.append((key, str(val)))
-    return tuple(out)
+        if key in out:  # every one was sent, and the pod kept one of them
+            raise ValueError(f"{key} is given twice ({key}={out[key]!r}, {key}={str(val)!r}): give it once")
+        out[key] = _no_control(str(val), f"the value of {key} ")
+    return tuple(out.items())
 
 
 def _speed(value: Any) -> tuple[tuple[str, float], ...]:
@@ -370,7 +386,7 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             _whole(0, MAX_DISK_GB)),
     Setting("mount", "/workspace", "Where the volume is mounted.", _text),
     Setting("ports", None, "Ports to expose, e.g. \"8888/http,22/tcp\" (RunPod only: see market).", _ports),
-    Setting("env", (), "Environment: a table {KEY = \"value\"} or a list of \"KEY=VALUE\".", _env),
+    Setting("env", (), "Environment: a table {KEY = \"value\"} or a list of \"KEY=VALUE\" (each KEY once).", _env),
     Setting("template_id", None, "A RunPod template id (RunPod only: see market).", _text),
     Setting("network_volume", None, "A network volume id: data that follows the job to any machine (RunPod only: see market).", _text),
     Setting("data_center", None, "Only this data center (e.g. US-TX-3; RunPod only: see market).", _text),
@@ -529,6 +545,7 @@ def _clean(setting: Setting, raw: Any, where: str, path: str | None) -> Any:
     except ValueError as exc:
         if where == "option":  # launch's command line: name the option as the user typed it
             shown = " ".join(raw) if isinstance(raw, (list, tuple)) else raw
+            shown = repr(shown) if isinstance(shown, str) and _CONTROL.search(shown) else shown  # (one line)
             raise _fail(f"--{setting.name.replace('_', '-')} {shown}: {exc}", setting.name, path) from None
         shown = raw.isoformat() if isinstance(raw, (date, time)) else repr(raw)  # TOML's dates as written
         raise _fail(f"{where} {setting.name} = {shown}: {exc}", setting.name, path) from None

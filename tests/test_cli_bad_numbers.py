@@ -74,6 +74,13 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("stop", " "), "Invalid value for POD_ID: must not be empty"),  # (exit 1, "a pod id must be a non-empty string")
     (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--name", "", "--dry-run"),
      "--name: must not be empty"),
+    # Control characters went into the create request; of a repeated --env every one was sent.
+    (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x/y\n", "--dry-run"),
+     "--image 'x/y\\n': holds a line break at character 4: write it on one line, without control characters"),
+    (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--env", "A=b\nc", "--dry-run"),
+     "--env 'A=b\\nc': the value of A holds a line break at character 2"),
+    (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--env", "A=1", "--env", "A=2", "--dry-run"),
+     "--env A=1 A=2: A is given twice (A='1', A='2'): give it once"),
     (("sim", "serve", "--api-key", " "), "--api-key: must not be empty"),
     # A key no client can send (the client refuses it): the emulator started and printed it.
     (("sim", "serve", "--api-key", "a b"), "--api-key: holds a space or tab at character 2: no client can send"),
