@@ -81,6 +81,12 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
      "--env 'A=b\\nc': the value of A holds a line break at character 2"),
     (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--env", "A=1", "--env", "A=2", "--dry-run"),
      "--env A=1 A=2: A is given twice (A='1', A='2'): give it once"),
+    # /dev/null read as a file of no jobs: the tick did nothing, exit 0, where launch refused it.
+    (("tick", "--config", "/dev/null", "--dry-run"), "--config: no jobs file at /dev/null: give the bidder.toml"),
+    (("jobs", "--config", "/dev/null"), "--config: no jobs file at /dev/null"),
+    (("tick", "--config", "", "--dry-run"), "--config: is empty: give the bidder.toml your jobs run from"),  # (" : Is a
+    (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--config", "", "--dry-run"),  # directory")
+     "--config: is empty: give the bidder.toml"),
     (("sim", "serve", "--api-key", " "), "--api-key: must not be empty"),
     # A key no client can send (the client refuses it): the emulator started and printed it.
     (("sim", "serve", "--api-key", "a b"), "--api-key: holds a space or tab at character 2: no client can send"),

@@ -295,6 +295,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--name", default=None, help="Pod name prefix and ledger job name (default: bidder-launch); not a "
                                            "job of bidder.toml's (--config).")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True, type=click.Path(dir_okay=False),
+              callback=lambda ctx, param, value: _checked_config(ctx, param, value),
               help="The managed jobs file, whose job names --name must not take (none when the default is absent).")
 @click.option("--disk", type=click.IntRange(min=1, max=MAX_DISK_GB), default=40, show_default=True, help="Container disk, GB.")
 @click.option("--volume", type=click.IntRange(min=0, max=MAX_DISK_GB), default=0, show_default=True, help="Volume disk, GB.")
@@ -640,9 +641,24 @@ def _print_launch(result: LaunchResult, market: str | None = None, bounded: Sequ
 
 
 # -- tick --------------------------------------------------------------------------------------------
+def _checked_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--config: refused when empty, or when it names something other than a file (/dev/null read as
+    a file of no jobs, and the tick did nothing, exit 0, where launch refused it). A missing file is
+    left to the command (tick says "not found"; launch refuses a --config given)."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("is empty: give the bidder.toml your jobs run from, or leave --config out",
+                                 param_hint="--config")
+    if Path(value).exists() and not Path(value).is_file():
+        raise click.BadParameter(f"no jobs file at {value}: give the bidder.toml your jobs run from, or leave "
+                                 "--config out", param_hint="--config")
+    return value
+
+
 def _config_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-                        type=click.Path(dir_okay=False), help="The managed jobs file.")(func)
+                        type=click.Path(dir_okay=False), callback=_checked_config, help="The managed jobs file.")(func)
 
 
 class _EventLog:
@@ -853,7 +869,7 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
 def _after_subcommand(func: Callable[..., Any]) -> Callable[..., Any]:
     """`bidder jobs`'s --config and --db, accepted after the subcommand too (`bidder jobs stop x --db f`)."""
     func = click.option("--config", "sub_config_path", default=None, type=click.Path(dir_okay=False),
-                        metavar="FILE", help=f"The managed jobs file (as `bidder jobs --config`; default "
+                        callback=_checked_config, metavar="FILE", help=f"The managed jobs file (as `bidder jobs --config`; default "
                         f"{DEFAULT_CONFIG}).")(func)
     return click.option("--db", "sub_db_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
                         callback=lambda ctx, param, value: None if value is None else expand_db_path(ctx, param, value),
