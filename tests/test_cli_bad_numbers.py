@@ -43,6 +43,11 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("report", "--until", "1767400000"), "--until: '1767400000' has no unit: give a duration before now (e.g. 7d, "
                                           "12h, 30m) or an ISO 8601 time (e.g. 2026-01-03T00:00:00Z)"),
     (("history", "A6000", "--since", "1.5"), "--since: '1.5' has no unit"),
+    # A cloud of the other market: "no quote matches these filters", "collect prices first".
+    (("prices", "--cloud", "verified", "--market", "runpod"),
+     "--cloud: verified is not a cloud of runpod; its clouds are secure, community"),
+    (("recommend", "--gpu", "A6000", "--hours", "1", "--cloud", "secure", "--market", "vast"),
+     "--cloud: secure is not a cloud of vast; its clouds are verified, unverified"),
     (("history", "A6000", "--since", "2026-01-10T00:00:00Z", "--until", "2026-01-05T00:00:00Z"),
      "--until: the window is empty: 2026-01-05T00:00:00Z is not after --since 2026-01-10T00:00:00Z"),
     # A zero-length window (exit 0), and a --since after now blamed on --until, which was not given.

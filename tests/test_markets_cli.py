@@ -138,7 +138,7 @@ def test_recommend_ranks_across_markets_and_names_the_market(dbs):
     assert runpod["market"] == "runpod" and "on RunPod" not in runpod["reasons"][0]  # RunPod alone reads as before
     assert json.loads(run(*base, "--market", "vast", "--cloud", "verified").stdout)["decision"]["market"] == "vast"
     none = run(*base[:-2], "--market", "vast", "--cloud", "secure")
-    assert none.exit_code == 1 and "on market vast" in none.output
+    assert none.exit_code == 2 and "Invalid value for --cloud: secure is not a cloud of vast" in none.output
 
 
 def test_the_market_job_key():

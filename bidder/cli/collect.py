@@ -22,6 +22,7 @@ from bidder.cli.common import (
     FiniteRange,
     UrlOption,
     api_options,
+    check_market_cloud,
     checked_gpu_name,
     checked_url_option,
     db_option,
@@ -355,6 +356,7 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
     """
     for name in gpus:
         checked_gpu_name(name, "--gpu")
+    check_market_cloud(market, cloud)
     parse_now(now_text)
     with _open(db_path) as store:
         # As recommend and history take it: --now, else the emulator's time, else the wall clock (never

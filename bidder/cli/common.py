@@ -18,7 +18,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from bidder.errors import ConfigError
-from bidder.models import MAX_GPU_COUNT, MAX_HOURS, MAX_PRICE, parse_tolerance
+from bidder.models import MARKET_CLOUDS, MAX_GPU_COUNT, MAX_HOURS, MAX_PRICE, parse_tolerance
 from bidder.units import DurationTooLong, YearTooEarly, parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "FiniteRange",
     "UrlOption",
     "api_options",
+    "check_market_cloud",
     "checked_gpu_name",
     "checked_url_option",
     "db_option",
@@ -288,6 +289,15 @@ CLOUD_CHOICE = click.Choice(["secure", "community", "verified", "unverified", "a
 
 #: `--market` values: one market, or every one ("any").
 MARKET_CHOICES = ("runpod", "vast", "any")
+
+
+def check_market_cloud(market: str, cloud: str) -> None:
+    """--cloud must be one of --market's (RunPod's clouds, Vast's tiers): else nothing could match, and
+    the command said only that no quote matched (or to collect prices first)."""
+    chosen, cloud = market.lower(), cloud.lower()
+    if chosen != "any" and cloud != "any" and cloud.upper() not in MARKET_CLOUDS[chosen]:
+        raise click.BadParameter(f"{cloud} is not a cloud of {chosen}; its clouds are "
+                                 f"{', '.join(c.lower() for c in MARKET_CLOUDS[chosen])}", param_hint="--cloud")
 
 
 def market_option(default: str, help: str) -> Callable[[F], F]:

@@ -28,6 +28,7 @@ from bidder.cli.common import (
     TOLERANCE,
     FiniteRange,
     api_options,
+    check_market_cloud,
     db_option,
     emit_rows,
     format_option,
@@ -219,6 +220,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
                                  param_hint="--gpu")
     if gpus_named and min_vram is not None:
         raise click.UsageError("give either --gpu or --min-vram, not both")
+    check_market_cloud(market, cloud)
     if deadline is not None and deadline.total_seconds() <= 0:
         raise click.BadParameter("the deadline must be in the future, e.g. 3d", param_hint="--deadline")
     if click.get_current_context().get_parameter_source("restart_overhead") is not ParameterSource.DEFAULT:

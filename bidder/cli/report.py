@@ -23,6 +23,7 @@ from bidder.cli import main
 from bidder.cli.common import (
     CLOUD_CHOICE,
     NO_PODS_HINT,
+    check_market_cloud,
     checked_gpu_name,
     db_option,
     emit_rows,
@@ -477,16 +478,12 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     clouds and Vast's tiers, with a managed pod's bid and interruptions when --pod is given (a
     paused Vast instance's standing bid dotted). Writes OUT.png.
     """
-    from bidder.models import MARKET_CLOUDS
-
     _check_window_options(since_text, until_text, now_text)
     check_chart_path(out)
     for name in gpus:
         checked_gpu_name(name)
     chosen = None if market.lower() == "any" else market.lower()
-    if chosen is not None and cloud.lower() != "any" and cloud.upper() not in MARKET_CLOUDS[chosen]:
-        raise click.BadParameter(f"{cloud.lower()} is not a cloud of {chosen}; its clouds are "
-                                 f"{', '.join(c.lower() for c in MARKET_CLOUDS[chosen])}", param_hint="--cloud")
+    check_market_cloud(market, cloud)
     from bidder.report.charts import price_chart
     from bidder.report.data import pod_track, price_chart_data
 
