@@ -547,7 +547,8 @@ def _clean(setting: Setting, raw: Any, where: str, path: str | None) -> Any:
             shown = " ".join(raw) if isinstance(raw, (list, tuple)) else raw
             shown = repr(shown) if isinstance(shown, str) and _CONTROL.search(shown) else shown  # (one line)
             raise _fail(f"--{setting.name.replace('_', '-')} {shown}: {exc}", setting.name, path) from None
-        shown = raw.isoformat() if isinstance(raw, (date, time)) else repr(raw)  # TOML's dates as written
+        shown = (raw.isoformat() if isinstance(raw, (date, time))  # TOML's dates and booleans as written
+                 else str(raw).lower() if isinstance(raw, bool) else repr(raw))
         raise _fail(f"{where} {setting.name} = {shown}: {exc}", setting.name, path) from None
 
 

@@ -92,6 +92,13 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("tick", "--config", "", "--dry-run"), "--config: is empty: give the bidder.toml your jobs run from"),  # (" : Is a
     (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--config", "", "--dry-run"),  # directory")
      "--config: is empty: give the bidder.toml"),
+    # Empty paths and names said "cannot write .: Is a directory", "cannot append to : Is a directory", "job  has
+    # no active pod"; a database path holding a line break split every message about it in two.
+    (("sim", "trace", ""), "Invalid value for OUT: is empty: give a file name, or - for stdout"),
+    (("tick", "--log", "", "--dry-run"), "--log: is empty: give a file name, e.g. tick.jsonl"),
+    (("stop", "--job", ""), "--job: must not be empty: give the job's name (`bidder jobs` lists them)"),
+    (("prices", "--db", "base.db\n"), "--db: 'base.db\\n' holds a control character (a line break?): give the "
+                                      "database file's name on one line"),
     (("sim", "serve", "--api-key", " "), "--api-key: must not be empty"),
     # A key no client can send (the client refuses it): the emulator started and printed it.
     (("sim", "serve", "--api-key", "a b"), "--api-key: holds a space or tab at character 2: no client can send"),

@@ -139,6 +139,16 @@ def test_a_sim_trace_that_cannot_be_written_whole_leaves_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]  # no temporary file left
 
 
+@pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys: no file can be made there, root or not")
+def test_a_database_in_a_folder_it_cannot_write_says_why_as_export_does(tmp_path):
+    # SQLite says only "unable to open database file"; export said "Permission denied (in folder ...)".
+    trace = tmp_path / "t.csv"
+    trace.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n2026-01-01T00:00:00Z,G,0.1,0.5\n")
+    result = CliRunner().invoke(main, ["import-trace", str(trace), "--db", "/sys/bidder-test.db"])
+    assert (result.exit_code, result.stderr) == (1, "Error: cannot open /sys/bidder-test.db: Permission denied "
+                                                    "(in folder /sys)\n")
+
+
 def test_a_zero_byte_file_is_not_made_a_database(tmp_path):
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
@@ -234,7 +244,8 @@ def test_an_import_into_a_read_only_folder_is_one_error_line(tmp_path):
     result = subprocess.run(["unshare", "-rm", "--propagation", "private", "sh", "-c", script, sys.executable,
                              _MAIN], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr
-    assert result.stderr == f"Error: cannot open {rom}/new.db: unable to open database file\n"
+    # SQLite's "unable to open database file" named no cause.
+    assert result.stderr == f"Error: cannot open {rom}/new.db: Read-only file system (in folder {rom})\n"
 
 
 def test_collect_every_fails_when_every_attempt_failed(tmp_path):

@@ -91,6 +91,7 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     ('[jobs.a]\nimage = "x"\ngpus = 0\n', "gpus", "[jobs.a] gpus = 0: must be >= 1"),
     ('[jobs.a]\nimage = "x"\ngpus = 17\n', "gpus", "[jobs.a] gpus = 17: must be <= 16"),  # as --gpus
     ('[jobs.a]\nimage = "x"\nmax_price = "cheap"\n', "max_price", "max_price = 'cheap': must be a number"),
+    ('[jobs.a]\nimage = "x"\nhours = true\n', "hours", "[jobs.a] hours = true: must be a number"),  # (not True)
     # As the command line's --hours and --max-price: past these, a typo (1e308 hours launched a job).
     ('[jobs.a]\nimage = "x"\nhours = 1e308\n', "hours", "[jobs.a] hours = 1e+308: must be at most 1,000,000 hours"),
     ('[jobs.a]\nimage = "x"\nmax_price = 5000\n', "max_price",

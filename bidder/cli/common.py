@@ -337,6 +337,9 @@ def expand_db_path(ctx: click.Context, param: click.Parameter, value: str) -> st
     the current one, and the history split between two databases); an empty path refused."""
     if not value.strip():
         raise click.BadParameter("is empty: give the database file, e.g. data/bidder.db", param_hint="--db")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):  # (BIDDER_DB=$'x.db\n': every message split in two)
+        raise click.BadParameter(f"{value!r} holds a control character (a line break?): give the database file's "
+                                 "name on one line", param_hint="--db")
     if value.startswith("~"):
         expanded = os.path.expanduser(value)
         if expanded.startswith("~"):  # (no such user, or no home to expand it to)

@@ -661,6 +661,12 @@ def _config_option(func: Callable[..., Any]) -> Callable[..., Any]:
                         type=click.Path(dir_okay=False), callback=_checked_config, help="The managed jobs file.")(func)
 
 
+def _log_path(value: str | None) -> str | None:
+    if value is not None and not value.strip():  # ("cannot append to : Is a directory")
+        raise click.BadParameter("is empty: give a file name, e.g. tick.jsonl", param_hint="--log")
+    return value
+
+
 class _EventLog:
     """The --log file: one JSON line per event. A line it cannot write (a full disk) is counted, never
     raised: the tick's actions (a budget stop among them) matter more than their log, and the ledger
@@ -700,7 +706,8 @@ class _EventLog:
 
 @main.command("tick", epilog=_EXAMPLE_TICK)
 @_config_option
-@click.option("--log", "log_path", default=None, metavar="FILE", help="Append one JSON line per action to FILE.")
+@click.option("--log", "log_path", default=None, metavar="FILE", callback=lambda ctx, param, value: _log_path(value),
+              help="Append one JSON line per action to FILE.")
 @click.option("--dry-run", is_flag=True, help="Decide and record dry_run actions; send no mutation.")
 @retries_option
 @now_option
@@ -1172,6 +1179,9 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
     if pod_id is not None and not pod_id.strip():
         raise click.BadParameter("must not be empty: give the pod's id (`bidder pods --all` lists them)",
                                  param_hint="POD_ID")
+    if job_name is not None and not job_name.strip():  # ("job  has no active pod")
+        raise click.BadParameter("must not be empty: give the job's name (`bidder jobs` lists them)",
+                                 param_hint="--job")
     parse_now(now_text)
     with contextlib.ExitStack() as stack:
         # As `pods` does: a mistyped --db was created (and a pod of the real ledger stopped as unmanaged).

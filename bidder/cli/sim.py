@@ -146,7 +146,7 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
 
 
 @sim.command("trace")
-@click.argument("out", type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, allow_dash=True))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the market model.")
 @click.option("--days", type=FiniteRange(min=0, min_open=True, max=MAX_DAYS), default=7.0, show_default=True,
               help="Length of the trace in days.")
@@ -158,7 +158,7 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
               help="First timestamp, ISO 8601 (default 2026-01-01T00:00:00Z).")
 @click.option("--market", type=click.Choice(["runpod", "vast"]), default="runpod", show_default=True,
               help="Which emulated market: RunPod's (clouds SECURE/COMMUNITY) or Vast's (tiers VERIFIED/UNVERIFIED).")
-def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[str, ...],
+def trace_cmd(out: str, seed: int, days: float, step: object, gpu_types: tuple[str, ...],
               old_gpu_types: tuple[str, ...], start: datetime | None, market: str) -> None:
     """Write the emulator's market model, sampled on a grid, as a trace CSV (format: docs/traces.md).
 
@@ -178,6 +178,8 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
     from bidder.sim.prices import DEFAULT_START
     from bidder.traces import write_trace
 
+    if not out.strip():  # (read as ".": "cannot write .: Is a directory")
+        raise click.BadParameter("is empty: give a file name, or - for stdout", param_hint="OUT")
     gpu_types = gpu_types + old_gpu_types
     step_s = int(step.total_seconds())  # type: ignore[attr-defined]
     if step_s < 1:
@@ -196,7 +198,7 @@ def trace_cmd(out: Path, seed: int, days: float, step: object, gpu_types: tuple[
         quotes = generate(seed, days, step_s, gpu_types or None, start=first)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--gpu") from None
-    if str(out) == "-":  # stdout, as `import-trace -` reads stdin: the CSV alone there, the count on stderr
+    if out == "-":  # stdout, as `import-trace -` reads stdin: the CSV alone there, the count on stderr
         count = write(quotes, sys.stdout)
         click.echo(f"Wrote {count} rows to stdout.", err=True)
         return

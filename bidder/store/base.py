@@ -80,6 +80,27 @@ def _from_row(row: Mapping[str, Any] | sqlite3.Row) -> dict[str, Any]:
 
 
 
+def _why_not_open(file: Path) -> str | None:
+    """Why SQLite could not open `file` ("unable to open database file" says nothing), as `export` says
+    it: the folder, where SQLite makes its -wal and -shm files beside the database, and the file
+    itself are tried the same way. None when both open."""
+    import tempfile
+
+    folder = file.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{file.name}.", suffix=".probe")
+    except OSError as exc:
+        return f"{exc.strerror or exc} (in folder {folder})"
+    os.close(fd)
+    os.unlink(tmp)
+    if file.exists():
+        try:
+            os.close(os.open(file, os.O_RDWR))
+        except OSError as exc:
+            return str(exc.strerror or exc)
+    return None
+
+
 def _identity(file: Path) -> tuple[int, int] | None:
     """(device, inode) of the file at `file`, None when there is none."""
     try:
@@ -183,11 +204,17 @@ class StoreBase:
             # isolation_level=None: bidder opens every transaction itself (BEGIN IMMEDIATE for writes).
             conn = sqlite3.connect(str(file), timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {file}: {exc}") from None
+            raise StoreError(f"cannot open {file}: {_why_not_open(file) or exc}") from None
         conn.row_factory = sqlite3.Row
         store = cls(file, conn)
         try:
             store._setup(busy_timeout_s)
+        except StoreError as exc:
+            conn.close()
+            why = "unable to open database file" in str(exc) and _why_not_open(file)
+            if why:
+                raise StoreError(f"cannot open {file}: {why}") from None
+            raise
         except BaseException:
             conn.close()
             raise
