@@ -258,6 +258,8 @@ def checked_url_option(ctx: click.Context, param: click.Parameter, value: str) -
                        example=DEFAULT_VAST_URL if vast else DEFAULT_API_URL,
                        env="VAST_API_KEY" if vast else "RUNPOD_API_KEY", key=param.name or "", secret=secret,
                        where=f" ({param.opts[0]} or {getattr(param, 'envvar', None)})")
+
+
 class UrlOption(click.Option):
     """An option whose environment variable set to "" is refused: click reads an empty variable as
     unset, so the key went to the real service's default URL, where the option given empty is refused.
