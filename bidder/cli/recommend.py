@@ -97,7 +97,7 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
     stored history still serves when recent enough). `now` None: Vast alone is refreshed, and its
     answer tells the time (the emulator's), as RunPod's does; returns the command's time."""
     from bidder.cli.collect import vast_price_source
-    from bidder.collector import collect_markets
+    from bidder.collector import collect_markets, describe
     from bidder.jobs import collect_settings
     from bidder.vast.summary import OfferFilters
 
@@ -109,16 +109,21 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
     saved = collect_settings()
     filters = OfferFilters(verified_only=saved["vast_verified_only"], min_reliability=saved["vast_min_reliability"])
     source, client = vast_price_source(key, vast_url, 2, filters, saved["vast_offers_days"])
+    error: str | None = None
     try:
         if now is None:
-            now = api_now(store, client, now_text, allow_past=allow_past)
-        cycle = collect_markets([source], store, now=now, raise_if_all_failed=False)
+            try:
+                now = api_now(store, client, now_text, allow_past=allow_past)
+            except ApiError as exc:  # (a Vast URL on this machine that never answers: its time is unknown)
+                error = describe(exc)
+        if error is None:
+            cycle = collect_markets([source], store, now=now, raise_if_all_failed=False)
+            error = cycle.by_market[0].error
     finally:
         client.close()
-    [result] = cycle.by_market
-    notes.append(f"{_VAST_FAILED} ({result.error}); using its stored history" if result.error
-                 else f"refreshed Vast: {result.quotes} quotes at {to_iso(cycle.ts)}")
-    if result.error and store.clock == "wall" and now_text is None:
+    notes.append(f"{_VAST_FAILED} ({error}); using its stored history" if error
+                 else f"refreshed Vast: {cycle.by_market[0].quotes} quotes at {to_iso(cycle.ts)}")
+    if error and store.clock == "wall" and now_text is None:
         # No time told: the wall clock is not the history's (it may be the emulator's), as for RunPod.
         now = db_now(store, None, allow_past=allow_past, say=False)
     return now
