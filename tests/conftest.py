@@ -9,6 +9,7 @@ import pytest
 from executor_helpers import RTX4090, Env, seed_history
 from vast_helpers import seed_vast_history, vast_client
 
+from bidder.collector import collect_once
 from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import Emulator
 from bidder.store import Store
@@ -34,6 +35,16 @@ def client(emulator: Emulator) -> Iterator[RunPodClient]:
     retry = RetryPolicy(attempts=3, base=0.01, max_delay=0.05, max_total=10.0, rng=random.Random(0))
     with RunPodClient(api_key=emulator.api_key, url=emulator.url, retry=retry, timeout=5.0) as c:
         yield c
+
+
+# -- a database with one RunPod snapshot (owner: CLI area) ------------------------------------------
+@pytest.fixture
+def snapshot_db(emulator, client, tmp_path):
+    """tmp_path / "bidder.db" holding one snapshot of the `emulator`'s RunPod prices (GPU count 1)."""
+    path = tmp_path / "bidder.db"
+    with Store.open(path) as store:
+        collect_once(client, store, now=emulator.now, gpu_counts=(1,))
+    return path
 
 
 # -- Vast, and both markets at once (owner: executor area) ------------------------------------------

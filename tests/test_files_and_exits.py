@@ -16,17 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from bidder.cli import main
-from bidder.collector import collect_once
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store, discard_unused
 
 
 @pytest.fixture
-def db(emulator, client, tmp_path):
-    path = tmp_path / "bidder.db"
-    with Store.open(path) as store:
-        collect_once(client, store, now=emulator.now, gpu_counts=(1,))
-    return path
+def db(snapshot_db):
+    return snapshot_db
 
 
 def test_an_export_file_gets_the_umask_permissions(db, tmp_path):

@@ -36,11 +36,8 @@ def one_line(result, code: int = 1) -> str:
 
 
 @pytest.fixture
-def db(emulator, client, tmp_path):
-    path = tmp_path / "bidder.db"
-    with Store.open(path) as store:
-        collect_once(client, store, now=emulator.now, gpu_counts=(1,))
-    return path
+def db(snapshot_db):
+    return snapshot_db
 
 
 @pytest.mark.parametrize("args", [
