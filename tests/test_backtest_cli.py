@@ -237,7 +237,8 @@ def test_a_strategy_that_misses_deadlines_is_named_under_the_table_and_saves_not
     assert all(w["cost_vs_on_demand"] is not None for w in windows if w["deadline_met_share"] == 1)
     table = invoke(*args)
     assert table.exit_code == 0, table.output
-    assert (f"floor: missed {len(missed)} of {data['windows']} deadlines; its cost counts the work done by then "
+    assert (f"floor: missed {len(missed)} of {data['windows']} deadlines; its cost is of the work it did, late or "
+            "short of the job "
             f"({floor['work_hours']:g} of 20 h a window in the mean)") in table.output
     assert "on-demand: missed" not in table.output
 

@@ -317,7 +317,7 @@ def _print_table(summary: dict[str, Any]) -> None:
     for name, met, work in late:  # its cost is of less work: the mean alone read as a saving
         missed = round((1 - met) * windows)
         click.echo(f"{name}: missed " + (f"{missed} of {windows} deadlines" if windows > 1 else "the deadline")
-                   + "; its cost counts the work done by then "
+                   + "; its cost is of the work it did, late or short of the job "
                    + f"({work:g} of {job['work_hours']:g} h{' a window in the mean' if windows > 1 else ''}), "
                    + "and its x columns leave "
                    + f"{'that window' if missed == 1 else 'those windows'} out")
