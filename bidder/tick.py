@@ -335,11 +335,15 @@ class _Tick:
             # A paused Vast instance counts too: it resumes by itself when its bid is the highest again,
             # and bills its disk meanwhile (a RunPod pod that exited waits for a new bid that never comes).
             paused = row.get("market") == "vast" and row.get("desired_status") == "EXITED"
-            if row.get("job") not in known and (row.get("desired_status") == "RUNNING" or paused) \
+            # A RunPod pod outbid (or reclaimed) keeps its volume, which RunPod bills while it is stopped,
+            # and no tick bids for it again: the warning stopped at the outbid, the volume billed on.
+            stopped = (row.get("market") or "runpod") == "runpod" and row.get("desired_status") == "EXITED"
+            if row.get("job") not in known and (row.get("desired_status") == "RUNNING" or paused or stopped) \
                     and not self._owned_elsewhere(self.store.job_state(row.get("job") or "") or {}):
                 what = ("is paused (outbid), resumes by itself and bills its disk meanwhile," if paused
-                        else "is running")
-                stop = f"bidder stop {row['pod_id']}" + (" --terminate" if paused else "")
+                        else "is stopped (outbid or reclaimed) and keeps its volume, which RunPod bills while "
+                             "it is stopped," if stopped else "is running")
+                stop = f"bidder stop {row['pod_id']}" + (" --terminate" if paused or stopped else "")
                 self.ex.emit(self.now, "unmanaged", pod_id=row["pod_id"], job=row.get("job"),
                              message=f"pod {row['pod_id']} (job {row.get('job')}) {what} but its job is not "
                                      f"in {self.config.path}: stop it with `{stop}`")

@@ -265,3 +265,32 @@ def test_a_job_taken_out_of_the_config_is_unmanaged_and_runs_again_once_put_back
     assert env.tick(config).jobs[0].state == "running"  # put back: its pod is its own again
     assert env.store.job_state("s")["state"] == "running"
     assert [r["pod_id"] for r in env.store.managed_pods("s", states=["active"])] == [pod.id]
+
+
+def test_a_removed_jobs_runpod_pod_once_outbid_is_still_named_and_not_shown_paused(env):
+    """Outbid, a RunPod pod keeps its volume, which RunPod bills while it is stopped, and no tick bids for
+    it again once its job is out of bidder.toml: the tick's warning stopped at the outbid, and `pods`
+    showed it PAUSED, as if it would come back."""
+    from click.testing import CliRunner
+
+    from bidder.cli import main
+    from bidder.sim import TEST_API_KEY
+
+    config = env.config(spot_job())
+    pod = until_running(env, config, "s")
+    other = env.config(f'[jobs.other]\nimage = "img"\ngpu = ["{RTX4090}"]\nkeep_running = true\ntolerance = "none"\n')
+    env.emu.advance(300)
+    env.tick(other)
+    env.emu.world.set_floor(A6000, "COMMUNITY", round((pod.bid or 0.0) + 0.03, 3))  # outbid
+    env.emu.advance(300)
+    env.tick(other)
+    assert pod.desired_status == "EXITED"
+    env.emu.advance(300)
+    report = env.tick(other)
+    [warning] = [e for e in report.events if e["event"] == "unmanaged" and e["pod_id"] == pod.id]
+    assert "is stopped (outbid or reclaimed) and keeps its volume, which RunPod bills while it is stopped" \
+        in warning["message"] and f"`bidder stop {pod.id} --terminate`" in warning["message"]
+    shown = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, ["pods", "--db", str(env.store.path)])
+    assert shown.exit_code == 0, shown.output
+    [line] = [row for row in shown.output.splitlines() if row.startswith(pod.id)]
+    assert "EXITED" in line and "PAUSED" not in line, shown.output

@@ -1113,7 +1113,8 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                          "name": row.get("name"),
                          "gpu": row.get("gpu_type_id"), "cloud": row.get("cloud"), "gpus": row.get("gpu_count"),
                          "kind": row.get("kind"), "bid": _money(row.get("bid_per_gpu")),
-                         "status": _shown_status(row, fmt), "state": row.get("state"),
+                         "status": _shown_status(row, fmt, store.job_state(row.get("job") or "") or {}),
+                         "state": row.get("state"),
                          "cost_per_hr": _money(rate),
                          # A table shows "20m"; json and csv give numbers: the uptime in hours.
                          **({"uptime": format_duration(uptime) if uptime is not None else None} if fmt == "table"
@@ -1136,13 +1137,16 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 click.echo(f"{row['pod']}: {row['access']}")
 
 
-def _shown_status(row: Mapping[str, Any], fmt: str) -> str | None:
+def _shown_status(row: Mapping[str, Any], fmt: str, job: Mapping[str, Any]) -> str | None:
     """The status a table shows: the market's, except that a pod bidder still manages that exited is
     PAUSED (outbid or reclaimed: a Vast instance resumes by itself and bills its disk meanwhile, a
     RunPod pod waits for a tick's new bid; or stopped by a tick to be resumed), as `report` shows it;
-    EXITED read as stopped for good. JSON and CSV keep the market's status beside the ledger's `state`."""
+    EXITED read as stopped for good. A RunPod pod of a job taken out of bidder.toml (`job`'s ledger
+    state unmanaged) is EXITED: no tick bids for it again. JSON and CSV keep the market's status
+    beside the ledger's `state`."""
     status = row.get("desired_status")
-    return "PAUSED" if fmt == "table" and status == "EXITED" and row.get("state") == "active" else status
+    left = job.get("state") == "unmanaged" and (row.get("market") or "runpod") == "runpod"
+    return "PAUSED" if fmt == "table" and status == "EXITED" and row.get("state") == "active" and not left else status
 
 
 def _bills(row: Mapping[str, Any]) -> bool:
