@@ -239,7 +239,7 @@ def test_a_strategy_that_misses_deadlines_is_named_under_the_table_and_saves_not
     assert table.exit_code == 0, table.output
     assert (f"floor: missed {len(missed)} of {data['windows']} deadlines; its cost is of the work it did, late or "
             "short of the job "
-            f"({floor['work_hours']:g} of 20 h a window in the mean)") in table.output
+            f"({round(floor['work_hours'], 2):g} of 20 h a window in the mean)") in table.output
     assert "on-demand: missed" not in table.output
 
 

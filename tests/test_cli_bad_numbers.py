@@ -87,8 +87,8 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--env", "A=1", "--env", "A=2", "--dry-run"),
      "--env A=1 A=2: A is given twice (A='1', A='2'): give it once"),
     # /dev/null read as a file of no jobs: the tick did nothing, exit 0, where launch refused it.
-    (("tick", "--config", "/dev/null", "--dry-run"), "--config: no jobs file at /dev/null: give the bidder.toml"),
-    (("jobs", "--config", "/dev/null"), "--config: no jobs file at /dev/null"),
+    (("tick", "--config", "/dev/null", "--dry-run"), "--config: /dev/null is not a regular file, not a jobs file: give the bidder.toml"),
+    (("jobs", "--config", "/dev/null"), "--config: /dev/null is not a regular file, not a jobs file"),
     (("tick", "--config", "", "--dry-run"), "--config: is empty: give the bidder.toml your jobs run from"),  # (" : Is a
     (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--config", "", "--dry-run"),  # directory")
      "--config: is empty: give the bidder.toml"),

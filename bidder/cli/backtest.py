@@ -318,7 +318,7 @@ def _print_table(summary: dict[str, Any]) -> None:
         missed = round((1 - met) * windows)
         click.echo(f"{name}: missed " + (f"{missed} of {windows} deadlines" if windows > 1 else "the deadline")
                    + "; its cost is of the work it did, late or short of the job "
-                   + f"({work:g} of {job['work_hours']:g} h{' a window in the mean' if windows > 1 else ''}), "
+                   + f"({round(work, 2):g} of {job['work_hours']:g} h{' a window in the mean' if windows > 1 else ''}), "
                    + "and its x columns leave "
                    + f"{'that window' if missed == 1 else 'those windows'} out")
     bounds = summary.get("optimum_bounds")

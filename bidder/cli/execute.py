@@ -522,7 +522,7 @@ def _refuse_config_job(name: str, config_path: str) -> None:
     """--name must not be a job of the jobs file (a missing default bidder.toml has none)."""
     given = click.get_current_context().get_parameter_source("config_path") is not ParameterSource.DEFAULT
     if given and not Path(config_path).is_file():
-        raise click.BadParameter(f"no jobs file at {config_path}: give the bidder.toml your jobs run from, or "
+        raise click.BadParameter(f"{_not_a_jobs_file(config_path)}: give the bidder.toml your jobs run from, or "
                                  "leave --config out", param_hint="--config")
     if name in config_job_names(config_path):
         raise click.BadParameter(f"{name!r} is a job of {config_path} ([jobs.{name}]): a launch under its name "
@@ -651,9 +651,15 @@ def _checked_config(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter("is empty: give the bidder.toml your jobs run from, or leave --config out",
                                  param_hint="--config")
     if Path(value).exists() and not Path(value).is_file():
-        raise click.BadParameter(f"no jobs file at {value}: give the bidder.toml your jobs run from, or leave "
+        raise click.BadParameter(f"{_not_a_jobs_file(value)}: give the bidder.toml your jobs run from, or leave "
                                  "--config out", param_hint="--config")
     return value
+
+
+def _not_a_jobs_file(path: str) -> str:
+    """Why `path` (no regular file) is no jobs file: missing, or something else (a folder, /dev/null)."""
+    what = "a folder" if Path(path).is_dir() else "not a regular file" if Path(path).exists() else None
+    return f"no jobs file at {path}" if what is None else f"{path} is {what}, not a jobs file"
 
 
 def _config_option(func: Callable[..., Any]) -> Callable[..., Any]:
