@@ -28,6 +28,7 @@ from bidder.units import parse_timestamp, to_iso
 
 __all__ = [
     "CLOCK_SOURCES",
+    "FUTURE_SLACK",
     "LAST_NOW",
     "SIM_NOW_HEADER",
     "WALL_SLACK",
@@ -122,6 +123,10 @@ class Clock:
         return {"given": "the time given with --now", "emulator": "the emulator's virtual clock",
                 "wall": "the wall clock"}[self.source]
 
+
+#: How far after now a time may lie in what a command stores: clocks differ, and a trace written on
+#: one ahead of this machine's is no mistake; a year 9999 is (import-trace's rows, a writing command's --now).
+FUTURE_SLACK = timedelta(days=1)
 
 #: On the wall clock, data up to this far ahead is not "the future": two cron jobs started together
 #: (collect and tick) may write in either order, and machines' clocks differ by a few seconds.

@@ -24,10 +24,11 @@ import logging
 import math
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bidder.clock import FUTURE_SLACK
 from bidder.errors import TraceFormatError
 from bidder.models import DEFAULT_MARKET, MARKET_CLOUDS, MARKETS, MAX_PRICE, PriceQuote
 from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
@@ -53,9 +54,6 @@ OFFERS_COLUMN = "offers"
 OPTIONAL_COLUMNS: tuple[str, ...] = ("cloud", "gpu_count", "stock_status", MARKET_COLUMN, OFFERS_COLUMN)
 #: The columns `write_trace` writes, in order (`market` and `offers` last, and only when asked for or needed).
 TRACE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:3]
-#: How far after "now" a row's time may lie when the reader is given a now (`import-trace`): clocks
-#: differ, and a trace written on one ahead of this machine's is no mistake; a year 9999 is.
-FUTURE_SLACK = timedelta(days=1)
 #: A trace row's tier when its `cloud` is empty, per market.
 _DEFAULT_CLOUD = {"runpod": "COMMUNITY", "vast": "VERIFIED"}
 

@@ -15,7 +15,15 @@ from typing import Any
 import click
 
 from bidder.cli import NOTES_KEY
-from bidder.clock import WALL_SLACK, Clock, ServerTime, check_not_past, check_not_too_late, too_late
+from bidder.clock import (
+    FUTURE_SLACK,
+    WALL_SLACK,
+    Clock,
+    ServerTime,
+    check_not_past,
+    check_not_too_late,
+    too_late,
+)
 from bidder.errors import ApiError
 from bidder.models import MARKET_NAMES, SILENCE_MIN_HOURS
 from bidder.store import Store
@@ -83,10 +91,6 @@ def api_now(store: Store, server: ServerTime | None, now_text: str | None, *, al
         check_not_past(now, store.newest_time(), where=str(store.path),
                        slack=WALL_SLACK if clock.source == "wall" else timedelta(0))
     return now
-
-
-#: How far after every clock a --now given to a command that writes may lie (as a trace's rows may).
-FUTURE_SLACK = timedelta(days=1)
 
 
 def _not_far_ahead(given: datetime, store: Store, server: ServerTime | None) -> None:
