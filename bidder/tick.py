@@ -77,6 +77,7 @@ __all__ = [
     "TickReport",
     "interruption_summary",
     "job_progress",
+    "left_billing",
     "other_config",
     "reopen_stopped_pod",
     "run_tick",
@@ -334,18 +335,13 @@ class _Tick:
         for row in self.store.managed_pods(states=["active"]):
             # A paused Vast instance counts too: it resumes by itself when its bid is the highest again,
             # and bills its disk meanwhile (a RunPod pod that exited waits for a new bid that never comes).
-            paused = row.get("market") == "vast" and row.get("desired_status") == "EXITED"
-            # A RunPod pod outbid (or reclaimed) keeps its volume, which RunPod bills while it is stopped,
-            # and no tick bids for it again: the warning stopped at the outbid, the volume billed on.
-            stopped = (row.get("market") or "runpod") == "runpod" and row.get("desired_status") == "EXITED"
-            if row.get("job") not in known and (row.get("desired_status") == "RUNNING" or paused or stopped) \
+            what = left_billing(row)
+            if row.get("job") not in known and what is not None \
                     and not self._owned_elsewhere(self.store.job_state(row.get("job") or "") or {}):
-                what = ("is paused (outbid), resumes by itself and bills its disk meanwhile," if paused
-                        else "is stopped (outbid or reclaimed) and keeps its volume, which RunPod bills while "
-                             "it is stopped," if stopped else "is running")
-                stop = f"bidder stop {row['pod_id']}" + (" --terminate" if paused or stopped else "")
+                running = row.get("desired_status") == "RUNNING"
+                stop = f"bidder stop {row['pod_id']}" + ("" if running else " --terminate")
                 self.ex.emit(self.now, "unmanaged", pod_id=row["pod_id"], job=row.get("job"),
-                             message=f"pod {row['pod_id']} (job {row.get('job')}) {what} but its job is not "
+                             message=f"pod {row['pod_id']} (job {row.get('job')}) {what}{'' if running else ','} but its job is not "
                                      f"in {self.config.path}: stop it with `{stop}`")
         self.report.events = list(self.ex.log)
         return self.report
@@ -1528,6 +1524,20 @@ def _would(a: Attempt, market: str | None, sent: str = "") -> str:
 
 def _where(cloud: str | None, market: str | None) -> str:
     return f"{cloud}, vast" if market == "vast" else f"{cloud}"
+
+
+def left_billing(row: Mapping[str, Any]) -> str | None:
+    """How an active pod of the ledger bills when no job runs it (its job left bidder.toml), or None
+    when it does not: running; a Vast instance paused (outbid: it resumes by itself, its disk billing
+    meanwhile); a RunPod pod outbid or reclaimed (its volume, billed while it is stopped, and no tick
+    bids for it again: the warning stopped at the outbid, the volume billed on)."""
+    status, market = row.get("desired_status"), row.get("market") or "runpod"
+    if status == "RUNNING":
+        return "is running"
+    if status == "EXITED":
+        return ("is paused (outbid), resumes by itself and bills its disk meanwhile" if market == "vast" else
+                "is stopped (outbid or reclaimed) and keeps its volume, which RunPod bills while it is stopped")
+    return None
 
 
 def run_tick(client: RunPodClient | None, store: Store, config: Config, now: datetime, *, dry_run: bool = False,

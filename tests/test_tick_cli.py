@@ -280,7 +280,7 @@ def test_jobs_stop_of_a_job_removed_from_bidder_toml_stops_its_pod(env):
     # `bidder jobs` lists it with the pod that still bills (it showed the file's jobs alone).
     listed = cli(env, "jobs", "--config", str(path), "--db", str(env.tmp / "bidder.db"))
     assert listed.exit_code == 0, listed.output
-    assert f"train: not in {path}, but its pod {pod.id} still runs: stop it with `bidder jobs stop train`" \
+    assert f"train: not in {path}, but its pod {pod.id} is running: stop it with `bidder jobs stop train`" \
         in listed.output, listed.output
     rows = json.loads(cli(env, "jobs", "--config", str(path), "--db", str(env.tmp / "bidder.db"), "--format",
                           "json").output)

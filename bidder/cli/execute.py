@@ -63,7 +63,7 @@ from bidder.jobs import (
 from bidder.models import MARKET_NAMES, Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
-from bidder.tick import job_progress, other_config, reopen_stopped_pod, run_tick, window_start
+from bidder.tick import job_progress, left_billing, other_config, reopen_stopped_pod, run_tick, window_start
 from bidder.units import format_duration, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
@@ -852,19 +852,16 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
         # out, so the list of jobs showed nothing running while a pod billed for days).
         for pod in store.managed_pods(states=["active"]):
             name = pod.get("job") or ""
-            paused = pod.get("market") == "vast" and pod.get("desired_status") == "EXITED"
-            if name in config.jobs or store.is_launch(name) or not (pod.get("desired_status") == "RUNNING" or paused) \
+            what = left_billing(pod)  # (as the tick names such a pod)
+            if name in config.jobs or store.is_launch(name) or what is None \
                     or other_config(store.job_state(name) or {}, config_path) is not None:
                 continue
             stop = f"bidder jobs stop {name}"
             rows.append({"job": name, "state": "unmanaged", "pod": pod["pod_id"], "market": pod.get("market") or "runpod",
                          "gpu": pod["gpu_type_id"], "kind": pod["kind"], "bid": pod.get("bid_per_gpu"),
                          "spent": None, "budget": None, "work_h": None, "hours": None, "deadline": None,
-                         "interruptions": None,
-                         "note": f"not in {config_path}: its pod {'is paused (outbid) and bills its disk' if paused else 'still runs'}"
-                                 f"; stop it with `{stop}`"})
-            elsewhere.append(f"{name}: not in {config_path}, but its pod {pod['pod_id']} "
-                             f"{'is paused (outbid) and bills its disk' if paused else 'still runs'}: stop it with `{stop}`")
+                         "interruptions": None, "note": f"not in {config_path}: its pod {what}; stop it with `{stop}`"})
+            elsewhere.append(f"{name}: not in {config_path}, but its pod {pod['pod_id']} {what}: stop it with `{stop}`")
     columns = ["job", "state", "pod", *_market_column(rows), "gpu", "kind", "bid", "spent", "budget", "work_h",
                "hours", *(["deadline"] if any(r["deadline"] for r in rows) else []), "interruptions"]
     if fmt in ("json", "csv"):  # (a script's columns never come and go: market and deadline always)
