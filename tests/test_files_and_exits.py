@@ -252,6 +252,45 @@ def test_collect_every_fails_when_every_attempt_failed(tmp_path):
     assert "0 snapshots stored" in result.output
 
 
+_NO_ONE = "http://127.0.0.1:9/graphql"  # the loopback's discard port: nothing listens, the connection is refused
+
+
+def _collect(db, *args):
+    return CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(
+        main, ["collect", "--market", "runpod", "--retries", "1", "--db", str(db), "--api-url", _NO_ONE, *args])
+
+
+@pytest.mark.parametrize("args", [[], ["--every", "1s", "--cycles", "1"]], ids=["once", "every"])
+def test_a_failed_collect_into_a_new_file_leaves_no_database(tmp_path, args):
+    """A loopback API is asked the emulator's time first; with no answer there is no time to stamp a
+    failure with, so nothing is written, and a schema-only new.db stayed behind all the same."""
+    result = _collect(tmp_path / "new.db", *args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output + result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: ") and "Connection refused" in result.stderr
+    assert sorted(tmp_path.iterdir()) == []  # no new.db (nor -wal, -shm)
+
+
+def test_a_failed_collect_keeps_a_new_database_that_recorded_the_failure(tmp_path):
+    """With --now the failure has a time and is recorded, as `collect --help` says: that row is the
+    run's record for cron, so the new file stays."""
+    db = tmp_path / "new.db"
+    result = _collect(db, "--now", "2026-01-01T00:00:00Z")
+    assert result.exit_code == 1 and "Connection refused" in result.stderr and "note:" not in result.stderr
+    with Store.open(db) as store:
+        [row] = store.collections()
+        assert row["quotes"] == 0 and "Connection refused" in row["error"]
+
+
+def test_a_failed_collect_leaves_a_database_that_was_there(tmp_path):
+    db = tmp_path / "old.db"
+    Store.open(db).close()  # schema only, as a failed collect left it before: still the user's file
+    result = _collect(db)
+    assert result.exit_code == 1 and "note:" not in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
+    with Store.open(db) as store:
+        assert store.collections() == []
+
+
 def test_collect_every_exits_130_on_ctrl_c(emulator, tmp_path):
     env = {**os.environ, "RUNPOD_API_KEY": TEST_API_KEY}
     # Ctrl-C at a terminal reaches a foreground process whose SIGINT is the default. A test run started

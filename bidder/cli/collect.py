@@ -238,14 +238,16 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
                                                    saved["vast_offers_days"])
         sources.append(vast_source)
         times.append(vast_time)
+    created = not Path(db_path).exists()
     store = _open(db_path, create=True)
 
+    wrote = False  # whether this run wrote a row: a snapshot, or a failure stamped with a known time
     told_no_spot = False
     told_each: set[int] = set()  # errors already said market by market (every market failed)
     cycle_now: datetime | None = None  # the time the last cycle ran at: its failure is stamped with it
 
     def cycle(slot: datetime | None) -> None:
-        nonlocal told_no_spot, cycle_now, store
+        nonlocal told_no_spot, cycle_now, store, wrote
         if store.moved_away():  # removed or replaced while the loop ran: write where the path points now
             store.close_moved()
             click.echo(f"{to_iso(cycle_now or datetime.now(UTC))}  note: {db_path} was removed or replaced since "
@@ -260,6 +262,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         result = collect_markets(sources, store, now=now, raise_if_all_failed=False, warn_spot_gone=False,
                                  prices_days=float(saved["prices_days"]))
         failed = [part for part in result.by_market if part.exception is not None]
+        wrote = wrote or any(part.collection_id for part in result.by_market)  # (0: no row written)
         if failed and len(failed) == len(result.by_market):
             if len(failed) == 1 or every is not None:
                 if len(failed) > 1:  # the loop says each market's error, then retries (or stops on a wrong key)
@@ -288,37 +291,45 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
         if result.errors and every is None:
             raise click.ClickException(f"{', '.join(result.errors)} failed (the other market was stored)")
 
-    if every is None:
-        cycle(None)
-        return
-
-    def on_error(exc: BaseException, retry_in: float | None) -> None:
-        then = f"retrying in {format_duration(retry_in)}" if retry_in else "next try at the next interval"
-        what = ("every market failed" if id(exc) in told_each else
-                f"snapshot not stored: {exc}" if isinstance(exc, StoreError) else f"collection failed: {exc}")
-        # Stamped by the clock the cycle ran at (the emulator's, when it is the API), as its other lines are.
-        click.echo(f"{to_iso(cycle_now or datetime.now(UTC))}  {what}; {then}", err=True)
-
-    stats = LoopStats()
-    click.echo(f"Collecting every {format_duration(every.total_seconds())} into {db_path} (Ctrl-C stops).")
-    stopped = 0  # the exit status of a stop by signal: Ctrl-C, or SIGTERM (systemd's stop, `timeout`)
     try:
-        with sigterm_raises():
-            run_every(every.total_seconds(), cycle, now=lambda: datetime.now(UTC), sleep=time.sleep,
-                      max_cycles=cycles, on_error=on_error, stats=stats)
-    except KeyboardInterrupt:
-        stopped = 130  # the shell's convention for Ctrl-C
-        click.echo("Interrupted.", err=True)
-    except Terminated:
-        stopped = 143  # 128 + SIGTERM; it ended the loop with no word of what it had stored
-        click.echo("Terminated.", err=True)
-    click.echo(f"{stats.ok} snapshots stored, {stats.failures} failed attempts, {stats.skipped_slots} "
-               f"intervals skipped.")
-    if stopped:
-        sys.exit(stopped)
-    if stats.ok == 0 and stats.failures > 0:
-        click.echo("Error: every collection attempt failed", err=True)
-        sys.exit(1)
+        if every is None:
+            cycle(None)
+            return
+
+        def on_error(exc: BaseException, retry_in: float | None) -> None:
+            then = f"retrying in {format_duration(retry_in)}" if retry_in else "next try at the next interval"
+            what = ("every market failed" if id(exc) in told_each else
+                    f"snapshot not stored: {exc}" if isinstance(exc, StoreError) else f"collection failed: {exc}")
+            # Stamped by the clock the cycle ran at (the emulator's, when it is the API), as its other lines are.
+            click.echo(f"{to_iso(cycle_now or datetime.now(UTC))}  {what}; {then}", err=True)
+
+        stats = LoopStats()
+        click.echo(f"Collecting every {format_duration(every.total_seconds())} into {db_path} (Ctrl-C stops).")
+        stopped = 0  # the exit status of a stop by signal: Ctrl-C, or SIGTERM (systemd's stop, `timeout`)
+        try:
+            with sigterm_raises():
+                run_every(every.total_seconds(), cycle, now=lambda: datetime.now(UTC), sleep=time.sleep,
+                          max_cycles=cycles, on_error=on_error, stats=stats)
+        except KeyboardInterrupt:
+            stopped = 130  # the shell's convention for Ctrl-C
+            click.echo("Interrupted.", err=True)
+        except Terminated:
+            stopped = 143  # 128 + SIGTERM; it ended the loop with no word of what it had stored
+            click.echo("Terminated.", err=True)
+        click.echo(f"{stats.ok} snapshots stored, {stats.failures} failed attempts, {stats.skipped_slots} "
+                   f"intervals skipped.")
+        if stopped:
+            sys.exit(stopped)
+        if stats.ok == 0 and stats.failures > 0:
+            click.echo("Error: every collection attempt failed", err=True)
+            sys.exit(1)
+    finally:
+        store.close()
+        # A run that wrote no row (it failed before it knew what time to stamp) leaves no new database
+        # behind, as `import-trace` does; a failure it recorded keeps the file, as does a database that was there.
+        kept = discard_unused(db_path) if created and not wrote else None
+        if kept:
+            click.echo(f"note: {kept}", err=True)
 
 
 def vast_price_source(key: str, url: str, retries: int, filters: Any, offers_days: float) -> tuple[Any, Any]:
