@@ -39,6 +39,16 @@ def test_cumulative_cost_draws_every_strategy_and_marks_interruptions() -> None:
     plt.close(fig)
 
 
+def test_the_legend_lists_strategies_in_the_order_given() -> None:
+    history = make_history([square_wave(24 * 3, 0.2, 1.5, period_h=6)], on_demand=1.0)
+    report = run_backtest(history, BacktestJob(work_hours=10, deadline_hours=24), Policy(),
+                          ["hindsight", "floor", "optimum", "on-demand"], record_window=0)
+    fig = cumulative_cost(report)
+    labels = [t.get_text().split(":")[0] for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["hindsight", "floor", "optimum", "on-demand"]
+    plt.close(fig)
+
+
 def test_unrecorded_window_is_refused() -> None:
     with pytest.raises(ValueError, match="not recorded"):
         cumulative_cost(_report(record_window=None))

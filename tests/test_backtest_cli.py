@@ -110,6 +110,27 @@ def test_json_flag_table_and_csv(trace: Path) -> None:
     assert [r.split(",")[0] for r in rows[1:]] == ["on-demand", "floor", "hindsight"]
 
 
+def test_strategies_are_reported_in_the_order_given(trace: Path) -> None:
+    """`--strategies hindsight,floor,optimum,on-demand` was reported in the fixed order (on-demand,
+    floor, optimum, hindsight). The order given holds in the table, CSV and JSON (per window too), with
+    the same numbers, the bounds' ratios included, as `all`."""
+    given = ["hindsight", "floor", "optimum", "on-demand"]
+    args = ("--trace", str(trace), "--gpu", "A6000", "--hours", "10", "--deadline", "1d", "--every", "1d")
+    data = json.loads(invoke(*args, "--strategies", ",".join(given), "--json").stdout)
+    assert [s["name"] for s in data["strategies"]] == given
+    assert all(list(w["strategies"]) == given for w in data["per_window"])
+    every = {s["name"]: s for s in json.loads(invoke(*args, "--json").stdout)["strategies"]}
+    assert list(every) == NAMES  # all: the usual order
+    for row in data["strategies"]:
+        assert row == every[row["name"]]
+        assert None not in (row["cost_vs_hindsight"], row["cost_vs_optimum"], row["cost_vs_on_demand"])
+    table = invoke(*args, "--strategies", ",".join(given)).stdout.splitlines()
+    head = table.index(next(line for line in table if line.startswith("strategy")))
+    assert [line.split()[0] for line in table[head + 2:head + 2 + len(given)]] == given
+    rows = invoke(*args, "--strategies", ",".join(given), "--format", "csv").stdout.splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == given
+
+
 def test_keep_running(trace: Path) -> None:
     result = invoke("--trace", str(trace), "--gpu", "A6000", "--keep-running", "--days", "2", "--tolerance", "low",
                     "--strategies", "on-demand,hindsight", "--format", "json")
