@@ -49,6 +49,27 @@ def test_the_legend_lists_strategies_in_the_order_given() -> None:
     plt.close(fig)
 
 
+def test_a_cumulative_cost_line_is_flat_where_nothing_was_paid() -> None:
+    """Spot at 0.2 only in hours 2-4 and 20-22 (1.5 otherwise, over on-demand's 1.0): the hindsight
+    bound and the floor rule pay only there. The hindsight line ran straight from (4 h, $0.40) to the
+    end of its first slot after 20 h, and from (0, 0) to 2 h 5 min, as if paying through the idle hours;
+    a replayed rule's line began to rise a sample before it started paying."""
+    hours = np.arange(48 * 12) / 12  # 5-minute samples
+    floor = np.where(((hours >= 2) & (hours < 4)) | ((hours >= 20) & (hours < 22)), 0.2, 1.5)
+    report = run_backtest(make_history([floor], on_demand=1.0), BacktestJob(work_hours=4, deadline_hours=24),
+                          Policy(), ["floor", "hindsight"], record_window=0, warmup_hours=0)
+    fig = cumulative_cost(report)
+    lines = {line.get_label().split(":")[0]: line for line in fig.axes[0].get_lines() if line.get_marker() != "x"}
+    for name in ("hindsight", "floor"):
+        x, y = lines[name].get_xdata(), lines[name].get_ydata()
+        assert np.all(np.diff(x) >= 0) and y[-1] == pytest.approx(report.windows[0].results[name].cost)
+        rising = [(a, b) for a, b, up in zip(x[:-1], x[1:], np.diff(y) > 1e-12, strict=True) if up]
+        assert rising and all(2 - 1e-9 <= a < b <= 4 + 1e-9 or 20 - 1e-9 <= a < b <= 22 + 1e-9
+                              for a, b in rising), (name, rising)
+        assert np.interp([2.0, 4.0, 20.0], x, y) == pytest.approx([0.0, 0.4, 0.4]), name
+    plt.close(fig)
+
+
 def test_unrecorded_window_is_refused() -> None:
     with pytest.raises(ValueError, match="not recorded"):
         cumulative_cost(_report(record_window=None))

@@ -306,7 +306,13 @@ class _Run:
                     self.end_run(t, forced=True)
                     self.act(t, True)
             if self.record:
-                result.curve.append((t / 3600, result.cost))
+                # A chart joins the points with straight lines: one where this segment's spending ended,
+                # and one at its end when the pod stood idle from there (a line drawn from an idle
+                # segment's start to the next paid point read as spending across it).
+                if t > float(rel[i]):
+                    result.curve.append((t / 3600, result.cost))
+                if not self.kind and not done and t < seg_end:
+                    result.curve.append((seg_end / 3600, result.cost))
             self.i += 1
             if self.progress is not None and (self.i - self.start_index) % 4096 == 0:
                 self.progress(4096)
@@ -401,11 +407,17 @@ def hindsight(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, 
     result.completion_hours = float(np.max(slot_start[used] + amount / slot_speed[used] * 3600)) / 3600
     result.deadline_met = True
     if record:
-        # Cumulative cost in time order of the slots used (for charts).
-        when = slot_start[used] + amount / slot_speed[used] * 3600
-        by_time = np.argsort(when, kind="stable")
-        spent = np.cumsum((per_work[used] * amount)[by_time])
-        result.curve = [(0.0, 0.0), *zip((when[by_time] / 3600).tolist(), spent.tolist(), strict=True)]
+        # Cumulative cost for charts, in time order of the slots used: it rises from a slot's start to
+        # the end of its work and is flat between slots (the unused hours cost nothing). Markets used
+        # in the same slot (speeds differ) share one rise.
+        begun, slot = np.unique(slot_start[used], return_inverse=True)
+        finished = np.zeros(len(begun))
+        np.maximum.at(finished, slot, slot_start[used] + amount / slot_speed[used] * 3600)
+        paid = np.bincount(slot, weights=per_work[used] * amount, minlength=len(begun))
+        spent = np.cumsum(paid)
+        x = np.column_stack([begun, finished]).ravel() / 3600  # each slot's start, then the end of its work
+        y = np.column_stack([spent - paid, spent]).ravel()
+        result.curve = [(0.0, 0.0), *zip(x.tolist(), y.tolist(), strict=True)]
     return result
 
 
