@@ -4,9 +4,11 @@ export under a missing folder is one error; a 0-byte file is not silently made a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from click.testing import CliRunner
 from bidder.cli import main
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store, discard_unused
+from bidder.store.schema import SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -242,6 +245,56 @@ def test_an_import_into_a_read_only_folder_is_one_error_line(tmp_path):
     assert result.returncode == 1, result.stderr
     # SQLite's "unable to open database file" named no cause.
     assert result.stderr == f"Error: cannot open {rom}/new.db: Read-only file system (in folder {rom})\n"
+
+
+def _read_only(target, *command):
+    """`bidder COMMAND` with `target` (a file or folder) bind-mounted read-only in a mount namespace of
+    the child's own (the test's machine is untouched; root's write access does not pass a read-only mount)."""
+    script = (f'mount --bind {target} {target} && mount -o remount,ro,bind {target} && exec "$0" -c "$@"')
+    return subprocess.run(["unshare", "-rm", "--propagation", "private", "sh", "-c", script, sys.executable, _MAIN,
+                           *command], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or not _read_only_folder_works(),
+                    reason="needs unshare and a mount namespace to make a read-only file system")
+def test_an_older_database_that_cannot_be_written_says_it_needs_upgrading_once(tmp_path):
+    db = tmp_path / "old.db"
+    Store.open(db).close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # as version 5 left it: no offers_market index
+        conn.execute("DROP INDEX offers_market")
+        conn.execute("PRAGMA user_version = 5")
+        conn.commit()
+    before = db.read_bytes()
+    result = _read_only(db, "report", "--since", "all", "--db", str(db))
+    assert result.returncode == 1, result.stderr
+    # It said "cannot write to old.db: attempt to write a readonly database" to a command that only reads.
+    assert result.stderr == (f"Error: {db} was written by an older bidder (schema version 5): this bidder upgrades it "
+                             f"to version {SCHEMA_VERSION} the first time it opens it, which needs write access: "
+                             "Read-only file system. Run any bidder command on it once as a user who can write the "
+                             "file and its folder\n")
+    assert db.read_bytes() == before
+    # Once upgraded by someone who can write it, the read-only file reads.
+    Store.open(db).close()
+    result = _read_only(db, "report", "--since", "all", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv to run a command without root's file access")
+def test_a_database_in_a_folder_it_cannot_write_names_the_folder(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    Store.open(folder / "b.db").close()
+    folder.chmod(0o555)  # SQLite cannot make the -wal and -shm files beside the database
+    try:
+        # Without the capabilities that let root write anywhere, the folder's mode holds (as for any user).
+        result = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", sys.executable,
+                                 "-c", _MAIN, "report", "--since", "all", "--db", str(folder / "b.db")],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    # It said "cannot use data/b.db as a bidder database: attempt to write a readonly database".
+    assert result.stderr == f"Error: cannot open {folder / 'b.db'}: Permission denied (in folder {folder})\n"
 
 
 def test_collect_every_fails_when_every_attempt_failed(tmp_path):

@@ -211,7 +211,9 @@ class StoreBase:
             store._setup(busy_timeout_s)
         except StoreError as exc:
             conn.close()
-            why = "unable to open database file" in str(exc) and _why_not_open(file)
+            # SQLite names no cause for these; a folder it cannot make the -wal and -shm files in is one
+            why = any(text in str(exc) for text in ("unable to open database file", "readonly database")) \
+                and _why_not_open(file)
             if why:
                 raise StoreError(f"cannot open {file}: {why}") from None
             raise
@@ -291,6 +293,18 @@ class StoreBase:
         if version == SCHEMA_VERSION:
             return
         self._check_version(version)
+        try:
+            self._upgrade()
+        except StoreError as exc:
+            if "readonly database" not in str(exc) or version == 0:
+                raise
+            raise StoreError(
+                f"{self.path} was written by an older bidder (schema version {version}): this bidder upgrades it "
+                f"to version {SCHEMA_VERSION} the first time it opens it, which needs write access: "
+                f"{_why_not_open(self.path) or 'the file is read-only'}. Run any bidder command on it once "
+                "as a user who can write the file and its folder") from None
+
+    def _upgrade(self) -> None:
         with self._write():
             version = self.schema_version()  # re-read under the write lock: another process may have won
             self._check_version(version)
