@@ -4,6 +4,7 @@ for the command line (`--gpu`) and bidder.toml (`gpu = [...]`)."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 
 from bidder.errors import ConfigError
@@ -17,14 +18,17 @@ EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from
 def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None], *,
                       none_known: str | None = None, listed: str | None = None) -> list[str]:
     """GPU type ids matching what the user typed: an exact id or display name (any case), else
-    every id or name containing it. Raises ConfigError listing close matches when nothing fits
+    every id or name containing it as whole words ("A100" names the A100s, "4090" the RTX 4090; "RTX
+    A40" is not the RTX A4000, nor "A40" its prefix: a type bought by a partial word would be another
+    GPU than the one meant). Raises ConfigError listing close matches when nothing fits
     (`none_known`: what to say instead when no type is known at all; `listed`: where the known types
     are listed, when none is close: `bidder prices` by default)."""
     out: list[str] = []
     for query in queries:
         text = query.strip().lower()
         exact = [i for i, name in known.items() if text in (i.lower(), (name or "").lower())]
-        partial = [i for i, name in known.items() if text in i.lower() or text in (name or "").lower()]
+        words = re.compile(rf"(?<![a-z0-9]){re.escape(text)}(?![a-z0-9])")
+        partial = [i for i, name in known.items() if words.search(i.lower()) or words.search((name or "").lower())]
         found = exact or partial
         if not found:
             hint = none_known if none_known is not None and not known else _hint(_close(query, known), known, listed)

@@ -270,6 +270,26 @@ def test_close_matches_rank_a_digit_transposition_first() -> None:
     assert close[:2] == ["NVIDIA GeForce RTX 4090", "RTX 4090"], close
 
 
+def test_a_partial_name_matches_whole_words_only() -> None:
+    """"RTX A40" (meaning the A40) was read as part of "RTX A4000" and bought that GPU instead."""
+    from bidder.errors import ConfigError
+    from bidder.gpu_names import resolve_gpu_types
+
+    known = {"NVIDIA A40": "A40", "NVIDIA RTX A4000": "RTX A4000", "NVIDIA RTX A4500": "RTX A4500",
+             "NVIDIA RTX 4000 Ada Generation": "RTX 4000 Ada", "NVIDIA A100 80GB PCIe": "A100 80GB PCIe",
+             "NVIDIA A100-SXM4-80GB": "A100 SXM", "NVIDIA GeForce RTX 4090": "RTX 4090"}
+    with pytest.raises(ConfigError) as info:
+        resolve_gpu_types(["RTX A40"], known)
+    assert "close matches: " in str(info.value) and "A40" in str(info.value).split("close matches: ")[1]
+    with pytest.raises(ConfigError):
+        resolve_gpu_types(["A45"], known)  # part of "A4500": no GPU of that name
+    assert resolve_gpu_types(["A40"], known) == ["NVIDIA A40"]  # the display name, exactly
+    assert resolve_gpu_types(["a100"], known) == ["NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB"]  # a family
+    assert resolve_gpu_types(["4090"], known) == ["NVIDIA GeForce RTX 4090"]
+    assert resolve_gpu_types(["rtx a4000"], known) == ["NVIDIA RTX A4000"]
+    assert resolve_gpu_types(["4000 ada"], known) == ["NVIDIA RTX 4000 Ada Generation"]
+
+
 def test_infeasible_names_the_constraint_that_binds(db: Path) -> None:
     """10 h of work in a 1 h deadline is the deadline's fault, whatever the tolerance; a budget that
     rules out every bid the tolerance allows (and on-demand) is the budget's, not the tolerance's."""
