@@ -76,6 +76,8 @@ def _likeness(text: str, label: str) -> float:
     words = label.lower().split()
     best = max(difflib.SequenceMatcher(None, text, cand).ratio() for cand in (label.lower(), *words))
     typed = text.split()
+    if set(words) <= set(typed):
+        best = max(best, 0.9)  # every word of the name, with more besides ("RTX A40" for "A40")
     for t in typed:
         for w in words:
             if len(t) == len(w) > 1 and t != w and sorted(t) == sorted(w):
