@@ -26,7 +26,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,9 @@ def _deadline(value: Any) -> timedelta | datetime:
     a timezone and a deadline read hours off is money (an early one buys on-demand, a late one misses)."""
     if isinstance(value, datetime) and value.tzinfo is None:
         raise ValueError(_NAIVE_DEADLINE.format(when=value.isoformat()))
-    if isinstance(value, (timedelta, datetime)):
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)  # as a quoted time is read: every later line says it in UTC
+    if isinstance(value, timedelta):
         return value
     if isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value):
         if is_naive(value):

@@ -162,6 +162,7 @@ from bidder.models import (
     PriceQuote,
 )
 from bidder.planner import Choice, MarketNow, PodNow, choose, pooled_model
+from bidder.units import to_iso
 
 __all__ = [
     "DEADLINE_MARGIN_HOURS",
@@ -565,7 +566,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     time_left = math.inf if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
     if time_left <= 0 and not keep_running:
         # Not "no candidate meets the deadline" (which reads as if a later tick might find one).
-        raise Infeasible(f"the deadline {job.deadline.strftime('%Y-%m-%dT%H:%M:%SZ')} has passed with "  # type: ignore[union-attr]
+        raise Infeasible(f"the deadline {to_iso(job.deadline)} has passed with "  # type: ignore[union-attr]
                          f"{work:.2f} h of work left: set a later deadline to go on", constraint="deadline",
                          until_changed=True)
     tolerance = _interruption_budget(tolerance, job, progress, now, time_left)

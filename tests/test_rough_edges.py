@@ -4,7 +4,7 @@ jobs without an end or without a GPU, and the listing confirmation of `bidder po
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -270,6 +270,22 @@ def test_importing_collected_rows_changes_nothing(emulator, client, tmp_path):
 
 
 # -- a deadline passed, or too near for the work even on-demand: the tick says so as an error ------
+
+def test_a_passed_toml_datetime_deadline_with_an_offset_is_said_in_utc(env):
+    """An unquoted TOML time with an offset was said as its local clock with a Z (5 hours off in New
+    York), while `bidder jobs` gave the UTC time: one job, two deadlines."""
+    due = (env.emu.now - timedelta(hours=1)).astimezone(timezone(timedelta(hours=-5)))
+    (env.tmp / "bidder.toml").write_text(f"""
+[jobs.late]
+gpu = ["{A6000}"]
+hours = 4
+deadline = {due.isoformat()}
+image = "runpod/pytorch:latest"
+""")
+    result = tick(env)
+    assert result.exit_code == 1, result.output
+    assert f"the deadline {to_iso(due)} has passed with 4.00 h of work left" in result.stderr, result.stderr
+
 
 def test_a_deadline_out_of_reach_is_an_error_for_cron_not_a_wait(env):
     """Such a job waited with exit 0 on every tick: cron never heard that only a later deadline helps."""
