@@ -129,6 +129,23 @@ def test_two_config_files_on_one_database_never_fight_over_a_job(env):
     assert took.exit_code == 0 and "train: running: " in took.output, took.output + took.stderr
 
 
+def test_a_tick_lock_held_for_half_an_hour_is_an_error(env):
+    """A tick that stopped moving held the lock while every later tick gave way with exit 0: cron's
+    mail never said that no job had been looked after for hours."""
+    with env.store.exclusive_lock("tick"):
+        lock = env.store.lock_path("tick")
+        taken = os.stat(lock).st_mtime
+        os.utime(lock, (taken - 29 * 60, taken - 29 * 60))  # a slow tick: given way to, quietly
+        assert tick(env).exit_code == 0
+        os.utime(lock, (taken - 31 * 60, taken - 31 * 60))
+        stuck = tick(env)
+    assert stuck.exit_code == 1, stuck.output
+    assert stuck.stderr == (f"Error: another bidder tick (pid {os.getpid()}) has held its lock for 31 min: it may be "
+                            "stuck; this tick did not act. Stop that process if it is not moving (the next tick "
+                            "carries on from the ledger)\n")
+    assert env.emu.world.pods == {}
+
+
 def test_a_second_tick_while_another_runs_exits_0_saying_so(env):
     # This process holds the tick lock; a real second process (the installed CLI) must give way.
     with env.store.exclusive_lock("tick"):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -490,6 +492,19 @@ def _said_if_cut_off(store: Store, name: str) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+#: A tick lock held this long (minutes, by the wall clock) makes the tick that finds it an error, not a
+#: quiet exit: a tick retries a slow API for a few minutes at most (122 s behind 65-second answers).
+STUCK_TICK_MINUTES = 30.0
+
+
+def _lock_held_minutes(store: Store) -> float | None:
+    """How long the tick lock has been held: its holder writes its note on taking it (None: unknown)."""
+    try:
+        return max(time.time() - os.stat(store.lock_path("tick")).st_mtime, 0.0) / 60.0
+    except OSError:
+        return None
+
+
 def _sent_create(store: Store, name: str) -> str | None:
     """The name of the launch's create that went out without an answer (None: none, or unreadable)."""
     try:
@@ -756,7 +771,14 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
                         + ": the next tick finds it by its name and watches it") if sent else "the next tick carries on from the ledger"
                 click.echo(f"Interrupted: {note}", err=True)
                 sys.exit(130)
-            except LockHeld:
+            except LockHeld as exc:
+                held = _lock_held_minutes(store)
+                if held is not None and held >= STUCK_TICK_MINUTES:
+                    # Cron gives way quietly to a slow tick; a lock held this long is a tick that stopped
+                    # moving (a hung call), and every job waits on it: said as an error, for cron's mail.
+                    raise BidderError(f"another bidder tick ({exc.holder or 'another process'}) has held its lock "
+                                      f"for {held:.0f} min: it may be stuck; this tick did not act. Stop that "
+                                      "process if it is not moving (the next tick carries on from the ledger)") from None
                 click.echo("another bidder tick is running (its lock is held): this one exits without acting")
                 return
             except StoreError as exc:
