@@ -247,3 +247,29 @@ def test_an_empty_url_variable_is_refused_not_read_as_the_real_service(tmp_path,
     assert line.startswith(f"Error: Invalid value for '{option}': {variable} is set but empty: set it to a URL "
                            "such as https://"), line
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_server_quoting_the_other_markets_key_has_it_masked_too(tmp_path):
+    """Each client masked only its own key: a gateway in front of both markets that quoted the request
+    back printed the RunPod key in Vast's error (and the Vast key in RunPod's) and stored both in the
+    database's collections rows."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    vast_secret = "vast_DIFFERENT9PIECES9OF9TEXT9ZZ"  # shares no 12 characters with SECRET
+    with canned_server() as server:
+        server.set(400, f'{{"error": "bad request", "msg": "got keys {SECRET} and {vast_secret}"}}',
+                   {"Content-Type": "application/json"})
+        env = {"RUNPOD_API_KEY": SECRET, "VAST_API_KEY": vast_secret, "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        done = subprocess.run([sys.executable, "-m", "bidder", "-vv", "collect", "--retries", "1", "--now",
+                               "2026-01-01T00:00:00Z", "--db", str(tmp_path / "x.db"), "--api-url", server.url,
+                               "--vast-url", server.url], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "got keys" in done.stderr, done.stderr[-2000:]  # what the server said is shown, masked
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        stored = "\n".join(conn.iterdump())
+    assert "got keys" in stored  # the failures were recorded
+    for key in (SECRET, vast_secret):
+        for text in (done.stdout, done.stderr, stored):
+            assert key[6:18].lower() not in text.lower(), text[-2000:]

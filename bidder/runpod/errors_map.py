@@ -107,7 +107,12 @@ def remember_secret(secret: str) -> None:
 
 def mask_secret(text: str, secret: str | None) -> str:
     """`text` with every piece of `secret` at least MIN_SECRET_PIECE long, in any letter case (a server
-    that quotes the key's start, or lower-cases it), replaced by ***."""
+    that quotes the key's start, or lower-cases it), replaced by ***; and so every other key this
+    process holds (a gateway in front of both markets may quote the other market's key)."""
+    return mask_known(_mask_one(text, secret))
+
+
+def _mask_one(text: str, secret: str | None) -> str:
     if not secret or not text:
         return text
     if len(secret) < MIN_SECRET_PIECE:
@@ -137,7 +142,7 @@ def mask_secret(text: str, secret: str | None) -> str:
 def mask_known(text: str) -> str:
     """`text` with every key this process was given masked (see `remember_secret`)."""
     for secret in _KNOWN_SECRETS:
-        text = mask_secret(text, secret)
+        text = _mask_one(text, secret)
     return text
 
 
