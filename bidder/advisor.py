@@ -100,8 +100,12 @@ def gather_stats(store: Any, keys: list[MarketKey], now: datetime, *,
                           f"{key[1].lower()}: {at_floor:.2f} an hour bidding its floor), not only the floor's")
         except InsufficientHistory as exc:
             where = "" if market_of(key) == DEFAULT_MARKET else f", {market_of(key)}"
+            more = ""
+            if not exc.not_offered and market_of(key) == DEFAULT_MARKET and int(key[2]) != 1:
+                # `bidder collect` quotes 1-GPU pods unless told: more of the same collects never help here
+                more = f"; RunPod quotes {key[2]}-GPU pods only when asked: `bidder collect --gpu-counts 1,{key[2]}`"
             notes.append(f"{key[0]} ({key[1]}{where}): " + (f"not offered: none of its {exc.samples} samples has a "
-                                                            "price" if exc.not_offered else f"on-demand only: {exc}"))
+                                                            "price" if exc.not_offered else f"on-demand only: {exc}{more}"))
             missing[key] = history_note(exc, stats_params.get("min_samples", DEFAULT_MIN_SAMPLES))
     if paused:
         notes.append(paused)

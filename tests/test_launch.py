@@ -358,3 +358,18 @@ def test_every_execute_command_help_ends_with_an_example():
         tail = result.output.rstrip().splitlines()
         assert any(line.strip().startswith("Example") for line in tail[-6:]), args
         assert tail[-1].strip().startswith("bidder ") or tail[-1].strip().startswith("*/5"), args
+
+
+def test_an_on_demand_plan_for_lack_of_spot_history_says_so_and_how_to_collect_it(env):
+    """The history holds 1- and 2-GPU quotes: a 4-GPU launch planned on-demand with no word why (its
+    reason was left out of the plan), and `bidder collect` alone never adds 4-GPU quotes."""
+    result = launch(env, "--gpu", A6000, "--gpus", "4", "--tolerance", "high", "--image", "img", "--dry-run")
+    assert result.exit_code == 0, result.output + result.stderr
+    plan, why = result.output.splitlines()[:2]
+    assert plan.startswith("Plan: NVIDIA RTX A6000") and "on-demand" in plan, plan
+    assert why.startswith("  why: ") and "not enough price history for spot yet: 1 of 12 samples" in why, why
+    advice = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, [
+        "recommend", "--gpu", A6000, "--gpus", "4", "--keep-running", "--db", str(env.tmp / "bidder.db"),
+        "--now", to_iso(env.emu.now)])
+    assert advice.exit_code == 0, advice.output + advice.stderr
+    assert "RunPod quotes 4-GPU pods only when asked: `bidder collect --gpu-counts 1,4`" in advice.output

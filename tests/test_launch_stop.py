@@ -339,3 +339,21 @@ def test_stop_job_reaches_a_finished_jobs_kept_pod_with_terminate_and_its_dry_ru
     done = cli(env, "stop", "--job", "t", "--terminate", *common(env))
     assert done.exit_code == 0 and done.output == f"terminated pod {pod.id} (job t stays finished)\n", done.output
     assert pod.desired_status == "TERMINATED" and env.store.job_state("t")["state"] == "finished"
+
+
+def test_a_second_stop_of_a_terminated_pod_leaves_its_end_as_it_was(env):
+    """Polled again, the deleted pod's "not found" was read as a pod gone outside bidder: the ledger's
+    `terminated` became `gone` (and the report's job state with it) while `pods --all` said TERMINATED."""
+    pod = launched(env)
+    env.emu.advance(600)
+    done = cli(env, "stop", pod.id, "--terminate", *common(env))
+    assert done.exit_code == 0, done.output + done.stderr
+    with Store.open(env.tmp / "bidder.db") as store:
+        before = store.pod(pod.id)
+    assert before["state"] == "terminated"
+    env.emu.advance(600)
+    again = cli(env, "stop", pod.id, *common(env))
+    assert again.exit_code == 0, again.output + again.stderr
+    assert again.output == f"pod {pod.id} is already terminated (ended {to_iso(before['ended'])}): nothing to stop\n"
+    with Store.open(env.tmp / "bidder.db") as store:
+        assert store.pod(pod.id) == before

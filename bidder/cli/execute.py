@@ -408,9 +408,13 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         decision = ex.decide(job, config.policy, now)
         if fmt == "table":
             window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
-            click.echo(f"Plan: {_plan_line(decision, _on_demand_price(store, decision), window, _storage(store, job, decision))}")
-            for reason in decision.reasons[1:]:
-                click.echo(f"  {reason}")
+            plan = _plan_line(decision, _on_demand_price(store, decision), window, _storage(store, job, decision))
+            click.echo(f"Plan: {plan}")
+            # Every reason the plan line does not already say, as `recommend` says them: the first is why
+            # this one (an on-demand plan chosen for lack of spot history said nothing of it)
+            for reason in decision.reasons:
+                if reason not in plan:
+                    click.echo(f"  why: {reason}")
         if decision.action == "wait":
             if fmt == "json":
                 click.echo(json.dumps({"decision": decision_dict(decision), "attempts": [], "pod": None,
@@ -1257,6 +1261,11 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
             click.echo(f"{'terminated' if terminate else 'stopped'} pod {pod_id} (not managed by bidder)")
             return
         for row in rows:
+            if row.get("state") in ("terminated", "gone"):
+                # Its end is in the ledger already: polled again, "not found" read as a pod gone outside
+                # bidder, and a terminate of its own was rewritten as `gone`.
+                click.echo(f"pod {row['pod_id']} is already {row['state']} (ended {_ended_at(row)}): nothing to stop")
+                continue
             ex = _executor_for(exs, row)
             try:
                 ex.observe(row, ex.client.pod(row["pod_id"]), now)
@@ -1285,6 +1294,11 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
             if held is not None and not dry_run:
                 store.save_job_state(row["job"], state="held", updated=now, note=held, stop_intent=None)
             click.echo(_stopped_line(row, terminate, launched, ended))
+
+
+def _ended_at(row: dict[str, Any]) -> str:
+    ended = row.get("ended")
+    return to_iso(ended) if isinstance(ended, datetime) else str(ended or "at an unknown time")
 
 
 def _stopped_line(row: dict[str, Any], terminate: bool, launched: bool, ended: str | None = None) -> str:
