@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from bidder.errors import ConfigError
 
-__all__ = ["EMPTY_HINT", "check_gpu_ids", "resolve_gpu_types"]
+__all__ = ["EMPTY_HINT", "check_gpu_ids", "resolve_gpu_types", "several_named"]
 
 EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from cron, see the README), "
               "or load history with `bidder import-trace FILE`")
@@ -35,6 +35,26 @@ def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None], *
             raise ConfigError(f"unknown GPU type {query!r}; {hint}", key="gpu")
         out.extend(i for i in sorted(found) if i not in out)
     return out
+
+
+def several_named(queries: Iterable[str], known: Mapping[str, str | None], *, shown: int = 5) -> list[str]:
+    """A note for each name the user typed that matched several GPU types by part ("'3090' names 2 GPU
+    types: ..."): a job accepts each of them, and the one bought may not be the card meant ("6000" is
+    the RTX 6000 Ada, not the A6000). Exact names and names matching one type need no note."""
+    notes = []
+    for query in queries:
+        try:
+            found = resolve_gpu_types([query], known)
+        except ConfigError:
+            continue
+        text = query.strip().lower()
+        if len(found) < 2 or any(text in (i.lower(), (known.get(i) or "").lower()) for i in found):
+            continue
+        names = [known.get(i) or i for i in found]
+        listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+        notes.append(f"{query!r} names {len(found)} GPU types: {listed}; the job accepts each (give a full name "
+                     "to choose one)")
+    return notes
 
 
 def check_gpu_ids(names: Iterable[str], known: Mapping[str, str | None]) -> None:

@@ -258,6 +258,10 @@ def select_quotes(job: JobSpec, quotes: Sequence[PriceQuote]) -> list[PriceQuote
     return [newest[k] for k in sorted(newest, key=lambda k: (len(k) > 3, k))]
 
 
+#: The markets without spot statistics a decision's reason names one by one (the rest are counted).
+MAX_HISTORY_NOTES = 3
+
+
 def _short(name: str) -> str:
     """'NVIDIA RTX A6000' -> 'RTX A6000' for reasons."""
     return name[7:] if name.startswith("NVIDIA ") else name
@@ -646,6 +650,9 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         if len(markets) > 1 else str((history_notes or {}).get((q.gpu_type_id, q.cloud, q.gpu_count)))
         for q in markets if (q.gpu_type_id, q.cloud, q.gpu_count) not in stats
         and (q.gpu_type_id, q.cloud, q.gpu_count) in (history_notes or {})))
+    if len(missing) > MAX_HISTORY_NOTES:  # (`--gpu nvidia` made one reason of 17 such notes, 2,000 characters)
+        missing = [*missing[:MAX_HISTORY_NOTES], f"and {len(missing) - MAX_HISTORY_NOTES} more GPU types "
+                   "without spot statistics (`bidder recommend`'s notes name each)"]
     if must_run_on_demand:
         assert best_od is not None
         best_od.note = (f"slack {max(slack, 0):.1f} h is at the {reserve:.1f} h reserve: on-demand until done "

@@ -373,3 +373,14 @@ def test_an_on_demand_plan_for_lack_of_spot_history_says_so_and_how_to_collect_i
         "--now", to_iso(env.emu.now)])
     assert advice.exit_code == 0, advice.output + advice.stderr
     assert "RunPod quotes 4-GPU pods only when asked: `bidder collect --gpu-counts 1,4`" in advice.output
+
+
+def test_a_gpu_name_naming_several_types_is_said_before_the_plan(env):
+    """`--gpu nvidia` planned whichever card was cheapest among every NVIDIA type, with no word of it."""
+    result = launch(env, "--gpu", "nvidia", "--tolerance", "none", "--image", "img", "--dry-run")
+    assert result.exit_code == 0, result.output + result.stderr
+    note = result.output.splitlines()[0]
+    assert re.fullmatch(r"Note: 'nvidia' names \d+ GPU types: (\S[^,]*, ){4}\S[^,;]* and \d+ more; the job accepts "
+                        r"each \(give a full name to choose one\)", note), note
+    exact = launch(env, "--gpu", A6000, "--tolerance", "none", "--image", "img", "--dry-run")
+    assert exact.output.startswith("Plan: "), exact.output

@@ -465,6 +465,17 @@ def test_when_a_limit_rules_out_on_demand_the_error_also_says_spot_lacks_history
                                f"$0.500 (and no spot: RTX A6000: {note})")
 
 
+def test_a_decision_names_a_few_markets_without_history_and_counts_the_rest() -> None:
+    """`--gpu nvidia` made one reason of 17 such notes, about 2,000 characters on one line."""
+    quote, _ = CALM
+    quotes = [PriceQuote(**{**quote.__dict__, "gpu_type_id": f"NVIDIA T{i}"}) for i in range(6)]
+    notes = {(q.gpu_type_id, q.cloud, 1): f"not enough price history for spot yet: {i} of 12 samples"
+             for i, q in enumerate(quotes)}
+    reason = decide_by_rates(job(), Policy(), quotes, {}, NOW, history_notes=notes).reasons[0]
+    assert reason.count("not enough price history") == 3, reason
+    assert reason.endswith(", and 3 more GPU types without spot statistics (`bidder recommend`'s notes name each)")
+
+
 def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None:
     # Tolerance 2/day over a 4-day window is 8 interruptions in all. A job 2 days in that has had 3
     # may still expect up to 2/day; one that has had 8 has used the budget: on-demand for the rest.

@@ -290,6 +290,21 @@ def test_a_partial_name_matches_whole_words_only() -> None:
     assert resolve_gpu_types(["4000 ada"], known) == ["NVIDIA RTX 4000 Ada Generation"]
 
 
+def test_a_name_that_names_several_types_by_part_says_which() -> None:
+    """"3090" bought the RTX 3090 Ti, "6000" the RTX 6000 Ada (not the A6000), with no word of it."""
+    from bidder.gpu_names import several_named
+
+    known = {f"NVIDIA GeForce RTX {n}": f"RTX {n}" for n in ("3090", "3090 Ti", "4090")}
+    known |= {"NVIDIA RTX A6000": "RTX A6000", "NVIDIA RTX 6000 Ada Generation": "RTX 6000 Ada"}
+    assert several_named(["3090"], known) == [
+        "'3090' names 2 GPU types: RTX 3090, RTX 3090 Ti; the job accepts each (give a full name to choose one)"]
+    assert several_named(["RTX 3090", "4090", "6000", "nothing"], known) == []  # exact, one type, none
+    many = {f"NVIDIA T{i}": f"T{i}" for i in range(8)}
+    assert several_named(["nvidia"], many) == [
+        "'nvidia' names 8 GPU types: T0, T1, T2, T3, T4 and 3 more; the job accepts each (give a full name to "
+        "choose one)"]
+
+
 def test_infeasible_names_the_constraint_that_binds(db: Path) -> None:
     """10 h of work in a 1 h deadline is the deadline's fault, whatever the tolerance; a budget that
     rules out every bid the tolerance allows (and on-demand) is the budget's, not the tolerance's."""

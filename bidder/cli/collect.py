@@ -38,13 +38,13 @@ from bidder.cli.progress import Progress
 from bidder.cli.signals import Terminated, sigterm_raises
 from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now, say_after, stale_note
 from bidder.errors import ConfigError, StoreError
-from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types
+from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types, several_named
 from bidder.models import MARKET_NAMES, MAX_GPU_COUNT, SILENCE_MIN_HOURS, PriceQuote
 from bidder.store import Store, discard_unused
 from bidder.units import format_duration, parse_duration, to_iso
 
 __all__ = ["collect", "export", "gpu_names", "history", "import_trace", "market_filter", "parse_since", "prices",
-           "resolve_gpu_types", "resolve_in_market"]
+           "resolve_gpu_types", "resolve_in_market", "several_note"]
 
 _EMPTY_HINT = EMPTY_HINT
 
@@ -147,6 +147,11 @@ def resolve_in_market(store: Store, queries: Iterable[str], market: str | None) 
 
 
 _KEY_OF = {"runpod": "RUNPOD_API_KEY", "vast": "VAST_API_KEY"}
+
+
+def several_note(store: Store, queries: Iterable[str], market: str | None) -> list[str]:
+    """`several_named` over the GPU types with history in `market` (as `resolve_in_market` reads them)."""
+    return several_named(queries, gpu_names(store, market))
 
 
 def _gpu_filter(store: Store, gpus: Sequence[str], market: str | None = None) -> list[str] | None:

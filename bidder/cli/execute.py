@@ -392,17 +392,19 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         if any(q.uninterruptable_price for q in quotes) and not any(q.minimum_bid_price for q in quotes):
             spot_note = ("no GPU type shows a spot price: RunPod no longer offers spot (interruptable) pods "
                          "for this account, it seems; on-demand only")
+        several: list[str] = []  # a --gpu that named several types by part, each accepted: said
         if config.job.gpu_types:
-            from bidder.cli.collect import market_filter, resolve_in_market
+            from bidder.cli.collect import market_filter, resolve_in_market, several_note
 
             ids = tuple(resolve_in_market(store, config.job.gpu_types, market_filter(market)))
+            several = several_note(store, config.job.gpu_types, market_filter(market))
             config = _with_gpus(config, ids)
         exs = _executors(client, vast, store, dry_run=dry_run, markets=markets, max_spend_per_hour=max_spend_per_hour)
         ex = exs["runpod"]
         if spot_note is not None:
             ex.mark_spot_unsupported(now, reason="no GPU type shows a spot price")
         job = config.job_spec(now)
-        notes = [n for n in (market_note, refresh_note, spot_note) if n is not None]
+        notes = [n for n in (market_note, refresh_note, spot_note) if n is not None] + several
         for note in notes:  # (JSON keeps stdout to the one object; said before a decision that may fail)
             click.echo(f"Note: {note}", err=fmt == "json")
         decision = ex.decide(job, config.policy, now)

@@ -212,7 +212,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
     budget, deadline and interruption tolerance, with the alternatives it weighed and why.
     """
     from bidder.advisor import REFRESH_HINT, advise
-    from bidder.cli.collect import market_filter, resolve_in_market
+    from bidder.cli.collect import market_filter, resolve_in_market, several_note
 
     if hours is None and not keep_running:
         raise click.UsageError("give the work with --hours N, or --keep-running for a service")
@@ -270,6 +270,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
         gpu_types: tuple[str, ...] = ()
         if gpus_named:
             gpu_types = tuple(resolve_in_market(store, gpus_named, market_filter(market)))
+            notes.extend(several_note(store, gpus_named, market_filter(market)))
         job = JobSpec(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
                       work_hours=hours, keep_running=keep_running,
                       deadline=None if deadline is None else now + deadline,
