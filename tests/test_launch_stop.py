@@ -61,7 +61,8 @@ def test_stop_says_what_it_did_to_a_launched_pod_and_the_pod_really_stops(env):
     assert result.exit_code == 0, result.output + result.stderr
     # Not "job bidder-launch is held": no tick runs a launch, and `bidder jobs start` knows no such job.
     assert result.output == (f"stopped pod {pod.id} (launched by `bidder launch`): it no longer runs and nothing "
-                             f"restarts it; `bidder stop {pod.id} --terminate` deletes it with its volume\n")
+                             f"restarts it; RunPod bills its volume disk, if it has one, while it is stopped: "
+                             f"`bidder stop {pod.id} --terminate` deletes it with its volume\n")
     assert pod.desired_status == "EXITED"
     billed = env.emu.world.true_spend(pod.id)
     assert billed == pytest.approx(env.emu.world.on_demand(A6000, pod.cloud), rel=0.01)  # one hour
@@ -357,3 +358,19 @@ def test_a_second_stop_of_a_terminated_pod_leaves_its_end_as_it_was(env):
     assert again.output == f"pod {pod.id} is already terminated (ended {to_iso(before['ended'])}): nothing to stop\n"
     with Store.open(env.tmp / "bidder.db") as store:
         assert store.pod(pod.id) == before
+
+
+def test_bidder_pods_lists_a_stopped_runpod_pod_whose_volume_still_bills(env):
+    """It said "no managed pods billing" while RunPod billed the stopped pod's volume disk."""
+    pod = launched(env, "--volume", "50")
+    env.emu.advance(600)
+    assert cli(env, "stop", pod.id, *common(env)).exit_code == 0
+    listed = cli(env, "pods", *common(env)[:2])
+    assert listed.exit_code == 0, listed.output + listed.stderr
+    assert pod.id in listed.output and "EXITED" in listed.output, listed.output
+    assert listed.output.splitlines()[-1] == (
+        "stopped RunPod pods keep their volume disk, which RunPod bills while they are stopped: "
+        f"`bidder stop {pod.id} --terminate` deletes one")
+    # Deleted, it bills nothing: gone from the list.
+    assert cli(env, "stop", pod.id, "--terminate", *common(env)).exit_code == 0
+    assert cli(env, "pods", *common(env)[:2]).output == "no managed pods billing (use --all for ended ones)\n"

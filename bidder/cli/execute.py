@@ -1159,13 +1159,17 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
     if fmt != "table":
         columns = list(rows[0]) if rows else columns
     if not rows and fmt == "table":
-        click.echo("no managed pods" + ("" if show_all else " billing (use --all for stopped ones)"))
+        click.echo("no managed pods" + ("" if show_all else " billing (use --all for ended ones)"))
         return
     emit_rows(rows, columns, fmt)
     if fmt == "table":  # how to reach each running pod (its ports, once the container is up)
         for row in rows:
             if row["access"]:
                 click.echo(f"{row['pod']}: {row['access']}")
+        kept = [r["pod"] for r in rows if r["state"] == "stopped" and r["market"] == "runpod"]
+        if kept:  # (RunPod's answers do not price it: no rate or spend is shown for it)
+            click.echo(f"stopped RunPod pods keep their volume disk, which RunPod bills while they are stopped: "
+                       f"`bidder stop {kept[0]} --terminate` deletes one")
 
 
 def _shown_status(row: Mapping[str, Any], fmt: str, job: Mapping[str, Any]) -> str | None:
@@ -1181,11 +1185,12 @@ def _shown_status(row: Mapping[str, Any], fmt: str, job: Mapping[str, Any]) -> s
 
 
 def _bills(row: Mapping[str, Any]) -> bool:
-    """Whether a managed pod may still bill, as the tick judges it: active, still to retire, or a Vast
-    instance kept stopped (its disk bills storage until it is destroyed)."""
+    """Whether a managed pod may still bill: active, still to retire, or kept stopped and not deleted (a
+    Vast instance's disk bills storage until it is destroyed; a RunPod pod's volume disk, while it is
+    stopped: listed, though bidder cannot tell a pod with no volume, which bills nothing stopped)."""
     if row.get("state") in ("active", "retiring"):
         return True
-    return row.get("market") == "vast" and row.get("desired_status") != "TERMINATED"
+    return row.get("state") == "stopped" and row.get("desired_status") != "TERMINATED"
 
 
 def _money(value: Any) -> float | None:
@@ -1317,5 +1322,6 @@ def _stopped_line(row: dict[str, Any], terminate: bool, launched: bool, ended: s
     if terminate:
         return f"{done} (launched by `bidder launch`): deleted, with its {disk}"
     kept = (f"Vast bills its {disk}'s storage until `bidder stop {row['pod_id']} --terminate`" if market == "vast"
-            else f"`bidder stop {row['pod_id']} --terminate` deletes it with its {disk}")
+            else f"RunPod bills its volume disk, if it has one, while it is stopped: `bidder stop {row['pod_id']} "
+                 "--terminate` deletes it with its volume")
     return f"{done} (launched by `bidder launch`): it no longer runs and nothing restarts it; {kept}"
