@@ -161,9 +161,11 @@ class _Page:
 def _restarts(store: Store, report: SpendReport, job: JobSpend) -> int:
     """A job's restarts in the report's period, as the tick counts them: runs started in it but the
     job's first, or its interruptions in it, if more (a job waiting to run again after one)."""
-    owned = [p["pod_id"] for p in store.managed_pods(job.job)]  # oldest first
-    # The job's first run is its oldest pod's that ran; pods of no job (`bidder launch`; the report's
-    # job "-") are each their own job.
+    # The job's first run is its oldest pod's that ran. Each pod of `bidder launch` (under its default
+    # name or a --name) is a job of its own, as is a pod of no job (the report's "-"): a second launch
+    # under one name restarts nothing (three launches read as two restarts of one job).
+    launched = job.job == "-" or store.is_launch(job.job)
+    owned = [] if launched else [p["pod_id"] for p in store.managed_pods(job.job)]  # oldest first
     groups = [(owned, job.pods)] if owned else [((pod,), (pod,)) for pod in job.pods]
     inside = 0
     for pods, in_period in groups:
