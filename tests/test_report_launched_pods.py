@@ -5,6 +5,7 @@ over HTTP: its restarts and its poll coverage must be true of those pods."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -62,3 +63,39 @@ def test_launches_under_the_default_name_are_no_restarts_of_each_other(user, emu
     html = page(user, tmp_path)
     assert card(html, "Interruptions")[0] == "0"
     assert card(html, "Hours lost to restarts")[0] == "0.0 h"
+
+
+def test_a_runpod_and_a_vast_launch_unpolled_for_an_hour_show_the_same_gap_and_its_cause(user, emulator, tmp_path):
+    # Launched together, first polled an hour later: the Vast instance's gap was listed and the RunPod
+    # pod's not (its launch wrote no poll, so its life began at its first poll), and the gap was put
+    # down to `bidder tick`, which this user never runs.
+    start = emulator.now
+    pods = [launch(user, "runpod"), launch(user, "vast")]
+    emulator.advance(3600)
+    user("pods", "--refresh")
+    emulator.advance(900)
+    user("pods", "--refresh")
+    for pod in pods:
+        user("stop", pod, "--terminate")
+    html = page(user, tmp_path)
+    note = re.search(r'<p class="note">(1|2) gap\(s\)[^<]*</p>', html).group(0)
+    for pod in pods:
+        assert f"pod {pod} from {to_iso(start)} to {to_iso(start + timedelta(hours=1))}" in note, note
+    assert "pods of `bidder launch` (polled only when `bidder pods --refresh`" in note
+    assert "did not run" not in note
+    assert card(html, "Poll coverage") == ("20%", "of 2.5 pod-hours between polls")
+
+
+def test_a_managed_jobs_gap_is_still_put_down_to_the_tick(user, emulator, tmp_path):
+    (tmp_path / "bidder.toml").write_text(f'[jobs.train]\ngpu = ["{RTX4090}"]\nimage = "img"\nhours = 5\n'
+                                          'tolerance = "none"\nmarket = "runpod"\n')
+    tick = ("tick", "--config", str(tmp_path / "bidder.toml"))
+    user(*tick)
+    for step in (900, 3600, 900):
+        emulator.advance(step)
+        user(*tick)
+    [pod] = [p for p in emulator.world.pods]
+    html = page(user, tmp_path, "--config", str(tmp_path / "bidder.toml"))
+    note = re.search(r'<p class="note">1 gap\(s\)[^<]*</p>', html).group(0)
+    assert f"pods of managed jobs (bidder tick did not run, or could not reach the API): pod {pod} from" in note
+    assert "bidder launch" not in note

@@ -767,7 +767,7 @@ def price_chart_data(store: Store, gpu_type_ids: Sequence[str], clouds: Sequence
 @dataclass(frozen=True)
 class Coverage:
     """How much of the pods' lives in the period bidder's polls saw. `observed_hours` of
-    `span_hours` (from each pod's first to last poll, clipped to the period; for a pod still running,
+    `span_hours` (from each pod's launch, read as a poll, to its last poll, clipped to the period; for a pod still running,
     on to the period's end or `now`) lie between polls no further apart than `max_gap_hours`; `gaps`
     are the longer silences (pod id, start, end), `unpolled` the pods whose silence runs on to the
     end (after their last poll, or their launch when never polled: spend the report cannot count).
@@ -797,21 +797,26 @@ def observation_coverage(store: Store, pod_ids: Iterable[str], since: datetime |
     for pod_id in pod_ids:
         observations = store.observations(pod_id)
         ts = [o["ts"].timestamp() for o in observations]
+        stopped = [o["desired_status"] != "RUNNING" for o in observations]
         row = store.pod(pod_id)
+        created = row.get("created") if row is not None else None
+        if isinstance(created, datetime) and (not ts or created.timestamp() < ts[0]):
+            # Its life starts at its launch, a RunPod pod's too: a Vast launch writes a poll then and a
+            # RunPod launch none, so a RunPod pod's silence from its launch to its first poll went unseen.
+            ts, stopped = [created.timestamp(), *ts], [False, *stopped]
         heard = _last_heard(row, observations) if row is not None and _still_running(row) else None
         trailing = heard is not None and math.isfinite(end) and heard.timestamp() < end
         if trailing:  # the silence of a pod still running, to the end: a gap like any other
-            ts = ([] if observations else [heard.timestamp()]) + ts + [end]
+            ts = [*ts, end]
         if len(ts) < 2:
             continue
         t = np.array(ts, dtype=float)
         a, b = np.clip(t[:-1], lo, hi), np.clip(t[1:], lo, hi)
         length = b - a
-        if row is not None and (row.get("market") or DEFAULT_MARKET) == "runpod" and observations:
+        if row is not None and (row.get("market") or DEFAULT_MARKET) == "runpod":
             # From a poll that saw it stopped to the next: nothing ran (the trailing stretch, if any, is
             # a running pod's silence and stays).
-            stopped = np.array([o["desired_status"] != "RUNNING" for o in observations], dtype=bool)
-            length = np.where(stopped[:len(length)], 0.0, length)  # (interval i starts at poll i)
+            length = np.where(np.array(stopped[:len(length)], dtype=bool), 0.0, length)  # (interval i starts at poll i)
         span += float(length.sum()) / 3600
         long = (t[1:] - t[:-1]) > max_gap_hours * 3600
         observed += float(length[~long].sum()) / 3600

@@ -197,10 +197,10 @@ def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], s
         f'<div class="card"><span>{html.escape(k)}</span><b>{html.escape(v)}</b><span>{html.escape(h)}</span></div>'
         for k, v, h in cards) + "</div>")
     if coverage.gaps:
-        listed = "; ".join(f"pod {p} from {to_iso(a)} to {to_iso(b)}" for p, a, b in coverage.gaps[:5])
+        launched = {p.pod_id for p in report.pods if not p.job or store.is_launch(p.job)}
         more = f" and {len(coverage.gaps) - 5} more" if len(coverage.gaps) > 5 else ""
         page.add(f'<p class="note">{len(coverage.gaps)} gap(s) longer than {coverage.max_gap_hours * 60:.0f} min '
-                 f"between polls (bidder tick did not run, or could not reach the API): {html.escape(listed)}{more}. "
+                 f"between polls: {html.escape(_gap_causes(coverage.gaps[:5], launched))}{more}. "
                  "Spend over a gap is estimated from the polls on either side"
                  + ("; after the last poll of a pod still active it is not counted (see the note below)"
                     if coverage.unpolled else "") + ".</p>")
@@ -208,6 +208,21 @@ def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], s
         page.add('<p class="muted">No gap longer than 30 minutes between polls of any pod in the period.</p>')
     for note in report.notes:
         page.add(f'<p class="note">{html.escape(note)}</p>')
+
+
+def _gap_causes(gaps: Sequence[tuple[str, datetime, datetime]], launched: set[str]) -> str:
+    """The gaps listed with what leaves each kind: a managed job's pod is polled by every `bidder tick`,
+    a pod of `bidder launch` (no job's) by no cron of its own: blaming the tick sent its user to a tick
+    they never set up."""
+    parts = []
+    for kind, why in (("of managed jobs", "bidder tick did not run, or could not reach the API"),
+                      ("of `bidder launch`", "polled only when `bidder pods --refresh`, `bidder stop` or a "
+                                             "`bidder tick` runs: none ran, or none could reach the API")):
+        listed = "; ".join(f"pod {p} from {to_iso(a)} to {to_iso(b)}" for p, a, b in gaps
+                           if (p in launched) == (kind != "of managed jobs"))
+        if listed:
+            parts.append(f"pods {kind} ({why}): {listed}")
+    return "; and ".join(parts)
 
 
 def _pod_rows(pods: Sequence[PodSpend]) -> list[Sequence[Any]]:
