@@ -180,14 +180,22 @@ def with_storage(store: Any, quotes: list[Any]) -> list[Any]:
     from bidder.vast.offers import SEARCH_DISK_GB
 
     costs: dict[Any, dict[tuple[str, int], float]] = {}
+    offers: dict[Any, dict[tuple[str, int, bool], list[tuple[float, float]]]] = {}
     out = []
     for q in quotes:
         if q.market == "vast" and q.storage_per_gb_month is None:
             if q.ts not in costs:
                 costs[q.ts] = store.storage_costs(q.ts)
+                offers[q.ts] = store.on_demand_storage_costs(q.ts)
             cost = costs[q.ts].get((q.gpu_type_id, q.gpu_count))
             if cost is not None:
-                q = replace(q, storage_per_gb_month=cost, on_demand_storage_gb=SEARCH_DISK_GB)
+                # On-demand rents the offer behind the on-demand price, whose disk bills at its own price, not
+                # the median (the plan said $0.349/h for an instance billed $0.351/h).
+                od = None if q.uninterruptable_price is None else min(
+                    (c for price, c in offers[q.ts].get((q.gpu_type_id, q.gpu_count, q.cloud == "VERIFIED"), [])
+                     if abs(price - q.uninterruptable_price) <= 1e-6), default=None)
+                q = replace(q, storage_per_gb_month=cost, on_demand_storage_gb=SEARCH_DISK_GB,
+                            on_demand_storage_per_gb_month=od)
         out.append(q)
     return out
 

@@ -121,7 +121,9 @@ class PriceQuote:
     (VERIFIED / UNVERIFIED) and `offer_count` the number of offers the quote summarises.
     `storage_per_gb_month`: what the market bills for an instance's disk, USD per GB-month, whether
     the instance runs or not (Vast; None: no separate storage price), and `on_demand_storage_gb` the
-    disk whose storage `uninterruptable_price` already includes (Vast's search prices one).
+    disk whose storage `uninterruptable_price` already includes (Vast's search prices one), at
+    `on_demand_storage_per_gb_month`, the storage price of the offer behind that price (None: not
+    known; `storage_per_gb_month` stands in).
     """
 
     ts: datetime
@@ -141,6 +143,7 @@ class PriceQuote:
     offer_count: int | None = None
     storage_per_gb_month: float | None = None
     on_demand_storage_gb: float = 0.0
+    on_demand_storage_per_gb_month: float | None = None
 
     @property
     def key(self) -> MarketKey:

@@ -422,17 +422,42 @@ def storage_per_gpu_hour(job: JobSpec, q: PriceQuote, *, on_demand: bool = False
     or stopped bill storage too, which this leaves out (a lower bound)."""
     if q.storage_per_gb_month is None or job.disk_gb is None:
         return 0.0
-    disk = float(job.disk_gb) - (q.on_demand_storage_gb if on_demand else 0.0)
-    return q.storage_per_gb_month * disk / 720.0 / max(q.gpu_count, 1)
+    if on_demand:
+        return (disk_storage_per_hour(job, q, on_demand=True) - _storage_price(q, True) * q.on_demand_storage_gb
+                / 720.0) / max(q.gpu_count, 1)
+    return disk_storage_per_hour(job, q) / max(q.gpu_count, 1)
+
+
+def _storage_price(q: PriceQuote, on_demand: bool) -> float:
+    """USD per GB-month of the disk: on-demand, the offer's behind the on-demand price (the one rented)."""
+    if on_demand and q.on_demand_storage_per_gb_month is not None:
+        return q.on_demand_storage_per_gb_month
+    return q.storage_per_gb_month or 0.0
+
+
+def disk_storage_per_hour(job: JobSpec, q: PriceQuote, *, on_demand: bool = False) -> float:
+    """What the market bills per hour for the job's whole disk, per instance (Vast: GB x $/GB-month / 720 h)."""
+    if q.storage_per_gb_month is None or job.disk_gb is None:
+        return 0.0
+    return _storage_price(q, on_demand) * float(job.disk_gb) / 720.0
+
+
+def on_demand_per_gpu_hour(job: JobSpec, q: PriceQuote) -> float | None:
+    """The on-demand price per GPU-hour with the job's disk: what an on-demand instance bills (Vast's price
+    holds the searched disk's storage; the rest of the job's disk is added)."""
+    if q.uninterruptable_price is None:
+        return None
+    return q.uninterruptable_price + storage_per_gpu_hour(job, q, on_demand=True)
 
 
 def _storage_notes(job: JobSpec, c: _Candidate) -> list[str]:
     """The reason that says a candidate's cost holds its disk's storage (none where nothing is billed)."""
-    return [_storage_reason(job, c.quote)] if storage_per_gpu_hour(job, c.quote) > 0 else []
+    return [_storage_reason(job, c.quote, on_demand=c.action == "on_demand")] \
+        if storage_per_gpu_hour(job, c.quote) > 0 else []
 
 
-def _storage_reason(job: JobSpec, q: PriceQuote) -> str:
-    per_hour = storage_per_gpu_hour(job, q) * q.gpu_count  # (an on-demand price holds some of it already)
+def _storage_reason(job: JobSpec, q: PriceQuote, *, on_demand: bool = False) -> str:
+    per_hour = disk_storage_per_hour(job, q, on_demand=on_demand)  # the whole disk, as the bill shows it
     return (f"with {MARKET_NAMES.get(q.market, q.market)}'s storage of the {float(job.disk_gb or 0):g} GB disk: "
             f"${per_hour:.3f}/h while it runs (and while it is paused or stopped), counted in the cost")
 
@@ -486,7 +511,7 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
         what = (f"wait: the plan starts spot on {where} when the floor is under ${choice.start_below:.3f}"
                 if choice.start_below is not None else f"wait: the plan expects {where}'s floor to fall")
     elif action == "on_demand":
-        what = f"{where} on-demand at ${q.uninterruptable_price:.3f}: the plan's cheapest way to the deadline now"
+        what = f"{where} on-demand at ${on_demand_per_gpu_hour(job, q):.3f}: the plan's cheapest way to the deadline now"
     else:
         floor = "none" if q.minimum_bid_price is None else f"${q.minimum_bid_price:.3f}"  # (spot gone: no floor)
         what = (f"{'keep ' if choice.action == 'keep' else ''}{where} spot at ${bid:.3f} (floor "
@@ -500,7 +525,7 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
         reasons.append(f"planned over {len(choice.pool)} interchangeable markets as one pool: each start goes to the "
                        f"one whose floor was calmest over the last {model.step_h * 60:.0f} min")
     if storage_per_gpu_hour(job, q) > 0:
-        reasons.append(_storage_reason(job, q))
+        reasons.append(_storage_reason(job, q, on_demand=action == "on_demand"))
     if choice.interruption_price > 0:
         reasons.append(f"interruptions priced at {choice.interruption_price:g} h of on-demand each to stay "
                        f"within the tolerance")
@@ -1147,7 +1172,8 @@ def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool
     if multi or c.quote.market != DEFAULT_MARKET:  # RunPod-only reasons read as they always did
         name = f"{name} {c.quote.cloud.lower()} on {MARKET_NAMES.get(c.quote.market, c.quote.market)}"
     if c.action == "on_demand":
-        head = f"{name} on-demand at ${c.quote.uninterruptable_price:.3f}: no interruptions"
+        # Its price with the disk's storage (Vast's), as its cost counts it: run cost x speed.
+        head = f"{name} on-demand at ${c.run_cost * (c.progress_rate or 1.0):.3f}: no interruptions"
     elif c.action == "spot":
         head = f"{name} spot at ${c.bid:.3f}: {c.per_day:.1f} interruptions/day"
     else:

@@ -174,8 +174,8 @@ def decision_dict(d: Decision) -> dict[str, Any]:
 def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: float | None = None,
                storage_per_hr: float = 0.0) -> str:
     """The plan before "Launch it?": what, where and at what price per hour (`on_demand_price`: the
-    on-demand price per GPU-hour of the decision's market, shown for an on-demand plan; `storage_per_hr`:
-    what the market adds for the disk, Vast's, which the total counts and the hourly figure said nothing of)."""
+    on-demand price per GPU-hour of the decision's market, shown for an on-demand plan (on Vast its
+    compute alone); `storage_per_hr`: what the market bills for the whole disk, Vast's)."""
     if d.action == "wait":
         below = f" (acts when the floor is at or below ${d.act_below:.3f})" if d.act_below is not None else ""
         return f"wait{below}: {d.reasons[0] if d.reasons else ''}"
@@ -191,9 +191,10 @@ def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: 
                  f"${_bid(d.bid_per_gpu * d.gpu_count)}/h"
                  f"{storage}, {expect}")
     elif on_demand_price is not None:
-        storage = f" + about ${storage_per_hr:.3f}/h more storage" if storage_per_hr > 0 else ""
+        total = on_demand_price * d.gpu_count
+        storage = f" + ${storage_per_hr:.3f}/h storage = ${total + storage_per_hr:.3f}/h" if storage_per_hr > 0 else ""
         price = (f"on-demand, ${on_demand_price:.3f}/GPU-h x {d.gpu_count} {gpus} = "
-                 f"${on_demand_price * d.gpu_count:.3f}/h{storage}, no interruptions")
+                 f"${total:.3f}/h{storage}, no interruptions")
     else:
         price = "on-demand, no interruptions"
     cost = (f"; about ${d.expected_total_cost:.2f} in all" if d.expected_total_cost is not None
@@ -410,7 +411,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         decision = ex.decide(job, config.policy, now)
         if fmt == "table":
             window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
-            plan = _plan_line(decision, _on_demand_price(store, decision), window, _storage(store, job, decision))
+            od_price, storage = _plan_prices(store, job, decision)
+            plan = _plan_line(decision, od_price, window, storage)
             click.echo(f"Plan: {plan}")
             # Every reason the plan line does not already say, as `recommend` says them: the first is why
             # this one (an on-demand plan chosen for lack of spot history said nothing of it)
@@ -519,18 +521,25 @@ def _sent_create(store: Store, name: str) -> str | None:
         return None
 
 
-def _storage(store: Store, job: Any, d: Decision) -> float:
-    """What the decision's market bills per hour for the job's disk on top of its price, as the plan
-    counted it (Vast's median storage price; for on-demand, beyond what its price holds): 0 elsewhere."""
+def _plan_prices(store: Store, job: Any, d: Decision) -> tuple[float | None, float]:
+    """The plan line's on-demand price per GPU-hour (`_on_demand_price`) and what the market bills per
+    hour for the job's whole disk (Vast's; 0 elsewhere), as the plan counted them. On Vast on-demand
+    the price is the compute alone: the search's price holds the storage of a 10 GB disk, which the
+    line said beside "more storage" for the rest, at another price ($0.343 + $0.006 for a $0.351 bill)."""
     from bidder.advisor import with_storage
-    from bidder.optimizer import storage_per_gpu_hour
+    from bidder.optimizer import disk_storage_per_hour, storage_per_gpu_hour
 
+    price = _on_demand_price(store, d)
     if d.market != "vast" or d.gpu_type_id is None or job.disk_gb is None:
-        return 0.0
+        return price, 0.0
+    on_demand = d.action == "on_demand"
     for q in with_storage(store, store.latest_quotes("vast")):
         if (q.gpu_type_id, q.cloud, q.gpu_count) == (d.gpu_type_id, d.cloud, d.gpu_count):
-            return storage_per_gpu_hour(job, q, on_demand=d.action == "on_demand") * d.gpu_count
-    return 0.0
+            storage = disk_storage_per_hour(job, q, on_demand=on_demand)
+            if on_demand and price is not None:  # (the price with the disk's storage, less the whole disk's)
+                price = price + storage_per_gpu_hour(job, q, on_demand=True) - storage / d.gpu_count
+            return price, storage
+    return price, 0.0
 
 
 #: bidder.toml's `name` setting: how launch checks --name (a ledger job name and pod name prefix).

@@ -333,6 +333,16 @@ class HistoryStore(StoreBase):
             out.setdefault((name, int(count)), []).append(float(cost))
         return {key: statistics.median(costs) for key, costs in out.items()}
 
+    def on_demand_storage_costs(self, ts: datetime) -> dict[tuple[str, int, bool], list[tuple[float, float]]]:
+        """Each stored offer at `ts` as (on-demand price per GPU-hour, storage price USD per GB-month), by
+        (GPU name, GPU count, verified): the offer behind a quote's on-demand price is found by its price."""
+        out: dict[tuple[str, int, bool], list[tuple[float, float]]] = {}
+        for name, count, verified, dph, cost in self._rows(
+                "SELECT gpu_name, num_gpus, verified, dph_total, storage_cost FROM offers WHERE ts = ? "
+                "AND storage_cost IS NOT NULL AND dph_total IS NOT NULL", (_iso(ts),)):
+            out.setdefault((name, int(count), bool(verified)), []).append((float(dph) / int(count), float(cost)))
+        return out
+
     def gpu_types_updated(self) -> datetime | None:
         """When the catalogue was last refreshed from `gpuTypes` (None: never)."""
         row = self._rows("SELECT max(updated) FROM gpu_types")[0]

@@ -1,0 +1,52 @@
+"""A Vast on-demand plan, through the real CLI against the emulator over HTTP: `bidder launch`'s plan,
+its launch line and `bidder recommend`'s table and text all say the price the emulator bills (compute
+plus the storage of the job's disk at the rented offer's storage price)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+from executor_helpers import RTX4090, seed_history
+from vast_helpers import seed_vast_history
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY
+from bidder.store import Store
+from bidder.units import to_iso
+
+
+@pytest.mark.parametrize("disk", ["40", "300"])
+def test_plan_launch_line_and_recommend_say_the_vast_on_demand_bill(emulator, tmp_path, disk):
+    with Store.open(tmp_path / "bidder.db") as store:
+        seed_history(store, emulator, gpus=(RTX4090,))
+        seed_vast_history(store, emulator)
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
+    common = ["--db", str(tmp_path / "bidder.db"), "--api-url", emulator.url, "--vast-url", emulator.vast_url,
+              "--now", to_iso(emulator.now)]
+    job = ["--gpu", "RTX 4090", "--market", "vast", "--tolerance", "none", "--hours", "2", "--disk", disk]
+    launched = runner.invoke(main, ["launch", *job, "--image", "img", "--yes", *common])
+    assert launched.exit_code == 0, launched.output + launched.stderr
+    [inst] = [i for i in emulator.vast.instances.values() if not i.destroyed]
+    bill = inst.compute_per_hr + inst.storage_per_hr  # what the emulator bills per hour
+    plan = re.search(r"^Plan: .* on-demand, \$([\d.]+)/GPU-h x 1 GPU = \$[\d.]+/h \+ \$([\d.]+)/h storage = "
+                     r"\$([\d.]+)/h, no interruptions", launched.output, re.M)
+    assert plan, launched.output
+    compute, storage, total = map(float, plan.groups())
+    assert f"on-demand, ${bill:.3f}/h\n" in launched.output  # the launch line
+    if disk != "40":
+        # A disk so large that an offer dearer at 10 GB but with cheaper storage is cheaper in all: the
+        # launch rents that one, and the plan (priced on the offer behind the on-demand quote) is the most
+        # it pays, never less.
+        assert total >= round(bill, 3), launched.output
+        return
+    assert (compute, storage, total) == (round(inst.compute_per_hr, 3), round(inst.storage_per_hr, 3),
+                                         round(bill, 3)), launched.output
+
+    recommended = runner.invoke(main, ["recommend", *job, *common])
+    assert recommended.exit_code == 0, recommended.output + recommended.stderr
+    table = float(re.search(r"expected \$([\d.]+) per useful GPU-hour", recommended.output).group(1))
+    assert table == pytest.approx(bill, abs=1e-4)
+    assert f"on Vast on-demand at ${bill:.3f}: no interruptions, with Vast's storage of the {disk} GB disk: " \
+           f"${inst.storage_per_hr:.3f}/h" in recommended.output
