@@ -336,7 +336,8 @@ class _Tick:
             # A paused Vast instance counts too: it resumes by itself when its bid is the highest again,
             # and bills its disk meanwhile (a RunPod pod that exited waits for a new bid that never comes).
             what = left_billing(row)
-            if row.get("job") not in known and what is not None \
+            # (A `bidder launch` pod was never the tick's: the user started it by hand, to run until they stop it.)
+            if row.get("job") not in known and what is not None and not self.store.is_launch(row.get("job") or "") \
                     and not self._owned_elsewhere(self.store.job_state(row.get("job") or "") or {}):
                 running = row.get("desired_status") == "RUNNING"
                 stop = f"bidder stop {row['pod_id']}" + ("" if running else " --terminate")

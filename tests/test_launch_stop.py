@@ -374,3 +374,15 @@ def test_bidder_pods_lists_a_stopped_runpod_pod_whose_volume_still_bills(env):
     # Deleted, it bills nothing: gone from the list.
     assert cli(env, "stop", pod.id, "--terminate", *common(env)).exit_code == 0
     assert cli(env, "pods", *common(env)[:2]).output == "no managed pods billing (use --all for ended ones)\n"
+
+
+def test_a_tick_does_not_tell_the_user_to_stop_a_running_launch_pod(env):
+    """Each tick said "pod X (job bidder-launch) is running but its job is not in bidder.toml: stop it"
+    of a notebook the user had launched by hand to keep."""
+    pod = launched(env)
+    (env.tmp / "bidder.toml").write_text("")
+    env.emu.advance(600)
+    tick = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), *common(env))
+    assert tick.exit_code == 0, tick.output + tick.stderr
+    assert "unmanaged" not in tick.output and "stop it" not in tick.output, tick.output
+    assert pod.desired_status == "RUNNING"
