@@ -209,12 +209,15 @@ def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[fl
     return spent, hours, runs, anchor
 
 
-def interruption_summary(last_status_change: str | None) -> str:
-    """"interrupted (outbid at 05:47)" from RunPod's "Exited by Runpod: outbid at <date>" (UTC)."""
+def interruption_summary(last_status_change: str | None, seen: datetime | None = None) -> str:
+    """"interrupted (outbid at 05:47)" from RunPod's "Exited by Runpod: outbid at <date>" (UTC); Vast's
+    "Exited by Vast: outbid or displaced (<its status message>)" tells no time: "interrupted (outbid or
+    displaced, seen at 05:50)", by the poll that saw it (`seen`), without the message (said twice, nested)."""
     text = last_status_change or ""
-    why = text.split(":", 1)[1].split(" at ", 1)[0].strip() if ":" in text else ""
+    why = text.split(":", 1)[1].split(" at ", 1)[0].split(" (", 1)[0].strip() if ":" in text else ""
     when = exit_time(text)
-    inside = " ".join(x for x in (why or "stopped by RunPod", f"at {when:%H:%M}" if when else "") if x)
+    at = f"at {when:%H:%M}" if when else f", seen at {seen:%H:%M}" if seen else ""
+    inside = (why or "stopped by RunPod") + (f" {at}" if when else at)
     return f"interrupted ({inside})"
 
 
@@ -648,7 +651,7 @@ class _Tick:
                             message="resumed by itself: its bid is the highest again")
                 if outcome == "interrupted" and pod is not None:
                     ex.emit(self.now, "interrupted", job=row.get("job"), pod_id=row["pod_id"],
-                            message=pod.last_status_change, summary=interruption_summary(pod.last_status_change))
+                            message=pod.last_status_change, summary=interruption_summary(pod.last_status_change, self.now))
 
     def _reappeared(self, market: str, by_id: dict[str, Pod]) -> list[dict[str, Any]]:
         """Pods the ledger took for gone that this listing shows alive (a wrong answer is no proof that

@@ -42,7 +42,11 @@ def test_a_vast_job_runs_three_days_with_pauses_one_instance_and_spend_within_on
     interrupted = 0
     for _ in range(3 * 24 * 4):  # every 15 virtual minutes for three days (the executor's test: a week)
         report = tick(env, api, config)
-        interrupted += sum(1 for e in report.events if e["event"] == "interrupted")
+        for e in (e for e in report.events if e["event"] == "interrupted"):
+            interrupted += 1
+            # Said once, with when it was seen (it read "outbid or displaced (Instance paused: outbid by a
+            # higher bid or displaced by an on-demand rental.)", nested and twice, with no time).
+            assert e["summary"] == f"interrupted (outbid or displaced, seen at {env.emu.now:%H:%M})", e["summary"]
         live = vast_live(env.emu)
         assert len(live) <= 1, [i.id for i in live]  # never two live instances for one job
         seen_ids |= {i.id for i in live}
