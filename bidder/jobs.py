@@ -375,7 +375,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses, where the rates "
             "decide (services, jobs without a deadline); a plan (hours and a deadline) weighs spot against on-demand "
             "by its expected cost, interruptions and restarts included.", _fraction),
-    Setting("min_wait_savings", 0.05, "Without a deadline, a wait for a lower floor (or, for a job with hours, "
+    Setting("min_wait_savings", 0.05, "Without a deadline (or with one but no on-demand under the policy to fall "
+            "back on), a wait for a lower floor (or, for a job with hours, "
             "for the floor to settle under its bid) must save this share of what can start now.", _fraction),
     Setting("allow_spot", True, "false: never rent spot pods.", _bool),
     Setting("allow_on_demand", True, "false: never rent on-demand pods.", _bool),

@@ -91,7 +91,10 @@ a calm that ends too soon starts again after an excursion); the plan is priced w
 after that. Without a deadline,
 plans must finish within `NO_DEADLINE_PATIENCE` × the work, and since the time a wait takes is not priced
 there, a wait for the floor to fall is taken only if it saves at least `policy.min_wait_savings` (5%) of
-the best thing that can start now; the reasons say what waiting saves (share and dollars).
+the best thing that can start now; the reasons say what waiting saves (share and dollars). So is a job
+with a deadline but no on-demand under the policy (no fallback: slack prices nothing) waiting for the
+floor to fall (not to settle: that buys fewer interruptions, which the tolerance counts), and with its
+interruption budget spent such a job does not wait at all (spot goes on at the highest bid).
 
 On-demand is not a one-way door: a job on on-demand is judged by the same keep-or-switch rule as a
 spot pod, so it moves to spot when the saving pays for the restart (above the reserve). A market
@@ -733,10 +736,19 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     current = next((c for c in acting if c.current), None)
     best_now = min((c for c in acting), key=rank_key, default=None)
     chosen: _Candidate | None
+    # Without an on-demand fallback under the policy (over --max-price, or not allowed) no slack prices a
+    # wait's time, and a wait that never comes leaves the work undone: such a job waits for the floor to
+    # fall only when it saves `min_wait_savings`, as a job without a deadline does, and never once its
+    # interruption budget is spent (spot goes on then, at the highest bid: waits for a cheaper floor to
+    # settle, re-read every decision, ran a 10-hour job in a day under a $0.20 cap out of time at 3.7 h).
+    no_fallback = od_cost is None and job.deadline is not None
+    if spent_note is not None and best_now is not None:
+        kappa = None
     if best_act is not None and (kappa is None or best_act.cost <= kappa.cost + 1e-12):
         chosen = best_act
-    elif job.deadline is None and kappa is not None and best_now is not None and (
-            kappa.waits_for_floor or not keep_running) and (
+    elif kappa is not None and best_now is not None and (
+            (job.deadline is None and (kappa.waits_for_floor or not keep_running))
+            or (no_fallback and kappa.waits_for_floor)) and (
             best_now.cost - kappa.cost < policy.min_wait_savings * best_now.cost):
         # (A batch job's wait for the floor to settle under the bid is held to the rule too: such waits
         # saved 0.4-0.8% for 5-14 hours, and on Vast, where the floor rarely stays calm, never ended.)

@@ -403,6 +403,33 @@ def test_a_wait_must_save_min_wait_savings_of_what_can_start_now() -> None:
     assert decide_by_rates(work, Policy(min_wait_savings=saving - 0.01), quotes, stats, NOW).action == "wait"
 
 
+def test_without_an_on_demand_fallback_a_deadline_job_waits_only_when_it_pays_and_never_on_a_spent_budget() -> None:
+    """On-demand over the max price: no slack prices a wait's time, and on a history of 20-minute samples a
+    10-hour job due in a day waited for a floor to settle 2-5% cheaper, again at every decision, until
+    even spot could not finish (5 of 7 deadlines met, then 7 of 7 with this rule)."""
+    quotes, stats = inputs(market(last=0.5))  # the floor is up, at 0.5; usually 0.35; on-demand 0.8
+    work = job(hours=10, deadline_h=40)
+    fresh = JobProgress(work_done_hours=0, started=NOW)
+    waits = decide_by_rates(work, Policy(max_price=0.6, min_wait_savings=0.0), quotes, stats, NOW, fresh)
+    assert waits.action == "wait", waits.reasons
+    spot = next(a for a in waits.alternatives if a.action == "spot")
+    saving = 1 - waits.expected_cost_per_hour / spot.expected_cost_per_hour
+    acts = decide_by_rates(work, Policy(max_price=0.6, min_wait_savings=saving + 0.01), quotes, stats, NOW, fresh)
+    assert acts.action == "spot" and f"would save only {saving * 100:.1f}%" in acts.reasons[0], acts.reasons
+    assert decide_by_rates(work, Policy(max_price=0.6, min_wait_savings=saving - 0.01), quotes, stats, NOW,
+                           fresh).action == "wait"
+    # With on-demand under the cap the slack prices the wait, as before: the job waits.
+    assert decide_by_rates(work, Policy(min_wait_savings=saving + 0.01), quotes, stats, NOW, fresh).action == "wait"
+    # The window's budget spent (7 of 2 a day over 60 h): spot goes on now at the highest bid, not a wait for
+    # the other cloud's floor to settle under $0.32 (expecting 1.5 interruptions a day more).
+    quotes, stats = inputs(market(last=0.55), market(cloud="SECURE", last=0.3, seed=4))
+    spent = JobProgress(work_done_hours=2, interruptions=7, started=NOW - timedelta(hours=20))
+    went = decide_by_rates(job(hours=10, deadline_h=40), Policy(tolerance=2.0, max_price=0.6, min_wait_savings=0.0),
+                           quotes, stats, NOW, spent)
+    assert went.action == "spot" and went.bid_per_gpu == 0.6, went.reasons
+    assert any("interruption budget spent (7 so far)" in r for r in went.reasons), went.reasons
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.data(), st.floats(0.0, 1.0))
 def test_a_wait_taken_always_saves_at_least_min_wait_savings(data: st.DataObject, threshold: float) -> None:
