@@ -48,11 +48,12 @@ def several_named(queries: Iterable[str], known: Mapping[str, str | None], *, sh
         except ConfigError:
             continue
         text = query.strip().lower()
-        if len(found) < 2 or any(text in (i.lower(), (known.get(i) or "").lower()) for i in found):
+        # One card on two markets (RunPod's "NVIDIA RTX A6000", Vast's "RTX A6000") is one name here.
+        names = list(dict.fromkeys(known.get(i) or i for i in found))
+        if len(names) < 2 or any(text in (i.lower(), (known.get(i) or "").lower()) for i in found):
             continue
-        names = [known.get(i) or i for i in found]
         listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
-        notes.append(f"{query!r} names {len(found)} GPU types: {listed}; the job accepts each (give a full name "
+        notes.append(f"{query!r} names {len(names)} GPU types: {listed}; the job accepts each (give a full name "
                      "to choose one)")
     return notes
 

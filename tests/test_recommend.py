@@ -299,6 +299,11 @@ def test_a_name_that_names_several_types_by_part_says_which() -> None:
     assert several_named(["3090"], known) == [
         "'3090' names 2 GPU types: RTX 3090, RTX 3090 Ti; the job accepts each (give a full name to choose one)"]
     assert several_named(["RTX 3090", "4090", "6000", "nothing"], known) == []  # exact, one type, none
+    # One card on both markets (Vast names it as RunPod displays it) is one type, said once.
+    both = known | {"RTX 4090": "RTX 4090", "RTX 3090": "RTX 3090"}
+    assert several_named(["4090"], both) == []
+    assert several_named(["3090"], both) == [
+        "'3090' names 2 GPU types: RTX 3090, RTX 3090 Ti; the job accepts each (give a full name to choose one)"]
     many = {f"NVIDIA T{i}": f"T{i}" for i in range(8)}
     assert several_named(["nvidia"], many) == [
         "'nvidia' names 8 GPU types: T0, T1, T2, T3, T4 and 3 more; the job accepts each (give a full name to "
