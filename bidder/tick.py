@@ -790,7 +790,9 @@ class _Tick:
             return replace(self._report(jc, "unknown", self.unknown[jc.name]), unknown=self.unknown[jc.name])
         blind = self._blind_spot(jc, state)
         if blind is not None:  # its pod runs unwatched (no budget, no hours kept): exit non-zero, so cron mails
-            return self._blocked(jc, "unknown", f"{blind}: nothing is done for this job until it can be")
+            # Unknown, not blocked: nothing the user must change, the next tick reads the list again.
+            why = f"{blind}: nothing is done for this job until it can be"
+            return replace(self._report(jc, "unknown", why), unknown=why)
         if not self.ex.dry_run:
             for unwanted in self.store.managed_pods(jc.name, states=["retiring"]):
                 # A pod the job did not want whose destroy failed: ended before anything else is done.

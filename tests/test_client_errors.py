@@ -61,6 +61,16 @@ def test_internal_server_error_in_a_200_is_a_graphql_error_with_its_code(emulato
     assert info.value.status == 200
 
 
+def test_a_read_that_timed_out_does_not_say_it_may_have_been_executed(emulator):
+    """A pod list that timed out said "the request may have been executed": of a read, it means nothing."""
+    emulator.set_faults("timeout=1,delay=0.6")
+    client = make_client(emulator, timeout=0.2)
+    with pytest.raises(TransportError) as info:
+        client.pods()
+    emulator.set_faults(None)
+    assert "no answer within the timeout" in str(info.value) and "may have been executed" not in str(info.value)
+
+
 def test_a_late_answer_is_a_timeout_that_may_have_executed(emulator):
     emulator.world.set_floor(A6000, "COMMUNITY", 0.2)
     emulator.set_faults("timeout=1,delay=0.6")

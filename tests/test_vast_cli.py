@@ -365,3 +365,25 @@ def test_a_budget_stopped_jobs_kept_storage_past_its_budget_ends_the_tick_with_e
     assert row["status"] == "TERMINATED" and row["cost_per_hr"] is None  # (it showed its storage rate on)
     emu.advance(600)
     assert cli(env, "tick", *config).exit_code == 0
+
+
+def test_a_pod_list_that_cannot_be_read_is_one_cause_said_once_for_every_job_it_leaves_unknown(env):
+    """A timed-out listing made each job's line "job v cannot run: the vast pod list could not be read
+    (... the request may have been executed)", the whole cause again for every job on the Error line:
+    "cannot run" is for what the user must change, and a read is never half-executed."""
+    emu, tmp = env
+    (tmp / "bidder.toml").write_text(CONFIG + CONFIG.replace("[jobs.v]", "[jobs.w]"))
+    config = ["--config", str(tmp / "bidder.toml")]
+    assert cli(env, "tick", *config).exit_code == 0
+    assert len(live(emu)) == 2
+    emu.advance(600)
+    emu.malform("vast:list", {"error": "server_error", "msg": "try again later"}, status=500, times=None)
+    result = cli(env, "tick", *config, "--retries", "1")
+    emu.clear_malformed()
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "v: unknown: the vast pod list could not be read" in result.stdout, result.stdout + result.stderr
+    assert "w: unknown: the vast pod list could not be read" in result.stdout, result.stdout
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.endswith("the state of the pods of v and w is unknown (their lines say why); the next tick asks "
+                          "again"), error
+    assert "cannot run" not in error and "may have been executed" not in result.output + result.stderr

@@ -833,8 +833,12 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     problems = [why.removeprefix("AuthError: ") for why in report.refused_keys.values()]  # (each says which key)
     problems += [f"job {job.name} cannot run: {job.blocked}" for job in report.jobs if job.blocked]
     problems += [job.over_budget for job in report.jobs if job.over_budget]
-    problems += [f"the state of {job.name}'s pod is unknown (its line says why); the next tick asks again"
-                 for job in report.jobs if job.unknown]
+    unknown = [job.name for job in report.jobs if job.unknown]  # (one cause often holds them all: said once)
+    if len(unknown) == 1:
+        problems.append(f"the state of {unknown[0]}'s pod is unknown (its line says why); the next tick asks again")
+    elif unknown:
+        names = ", ".join(unknown[:-1]) + " and " + unknown[-1]
+        problems.append(f"the state of the pods of {names} is unknown (their lines say why); the next tick asks again")
     problems += [f"job {job.name}: {job.late}" for job in report.jobs if job.late]
     failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
     if failed:

@@ -251,7 +251,7 @@ class EmulatorTime:
                 if attempt < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff(attempt))
                     continue
-                raise from_httpx(exc, "reading the server's time", url, market=self.market) from exc
+                raise from_httpx(exc, "reading the server's time", url, market=self.market, changes=False) from exc
             self._note_time(answer)
             break
         return self._server_now
@@ -326,7 +326,8 @@ class RunPodClient(EmulatorTime):
             response = self._http.post(self.url, json=request.payload(), headers=self._headers(),
                                        timeout=self.timeout)
         except HTTPX_CAUGHT as exc:
-            raise from_httpx(exc, request.operation, self.url, self._key) from exc
+            raise from_httpx(exc, request.operation, self.url, self._key,
+                             changes=request.query.lstrip().startswith("mutation")) from exc
         self._note_time(response)
         return decode_response(response, request.operation, pod_id=pod_id, secret=self._key)
 

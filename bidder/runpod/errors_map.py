@@ -166,8 +166,10 @@ def _what(exc: BaseException) -> str:
 
 
 def from_httpx(exc: Exception, operation: str, url: str, secret: str | None = None, *,
-               market: str = "runpod") -> ApiError:
-    """The bidder error for an exception httpx raised while sending `operation` to `url` (of `market`)."""
+               market: str = "runpod", changes: bool = True) -> ApiError:
+    """The bidder error for an exception httpx raised while sending `operation` to `url` (of `market`).
+    `changes`: the request changes something (a mutation, a PUT or DELETE): only then does its text say it
+    may have been executed (of a read that timed out it made no sense)."""
     detail = scrub(str(exc), secret)
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return TransportError(f"{operation}: the API URL {scrub(url, secret)!r} is not usable: {detail}",
@@ -176,7 +178,7 @@ def from_httpx(exc: Exception, operation: str, url: str, secret: str | None = No
     text = f"{operation}: {_what(exc)} ({scrub(url, secret)})"
     if detail and detail not in text:
         text += f": {detail}"
-    if maybe_executed:
+    if maybe_executed and changes:
         text += "; the request may have been executed"
     return TransportError(text, operation=operation, maybe_executed=maybe_executed, market=market)
 

@@ -120,7 +120,8 @@ class VastClient(EmulatorTime):
             response = self._http.request(request.method, url, json=request.body, headers=self._headers(),
                                           timeout=self.timeout)
         except HTTPX_CAUGHT as exc:
-            raise from_httpx(exc, request.operation, url, self._key, market="vast") from exc
+            raise from_httpx(exc, request.operation, url, self._key, market="vast",
+                             changes=request.method != "GET") from exc
         self._note_time(response)
         return response
 
