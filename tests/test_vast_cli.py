@@ -198,6 +198,10 @@ def test_tick_pods_jobs_and_stop_on_vast(env):
     kept = json.loads(cli(env, "pods", "--format", "json", apis=False).output)
     assert [(p["pod"], p["state"]) for p in kept] == [(str(inst.id), "stopped")]
     assert kept[0]["cost_per_hr"] == pytest.approx(inst.storage_per_hr, abs=1e-4) and kept[0]["cost_per_hr"] > 0
+    # The table says how to end that storage, as it does for a stopped RunPod pod's volume.
+    assert cli(env, "pods", apis=False).output.splitlines()[-1] == (
+        "stopped Vast instances keep their disk, whose storage Vast bills until they are destroyed: "
+        f"`bidder stop {inst.id} --terminate` deletes one")
     stopped = cli(env, "stop", str(inst.id), "--terminate")
     assert stopped.exit_code == 0, stopped.output
     assert f"terminated pod {inst.id} on vast (job v is held)" in stopped.output
@@ -363,6 +367,8 @@ def test_a_budget_stopped_jobs_kept_storage_past_its_budget_ends_the_tick_with_e
     assert ended.exit_code == 0 and inst.destroyed, ended.output
     [row] = json.loads(cli(env, "pods", "--all", "--format", "json", apis=False).output)
     assert row["status"] == "TERMINATED" and row["cost_per_hr"] is None  # (it showed its storage rate on)
+    # Its uptime is its total running time, destroyed too (one destroyed instance showed it, another "-").
+    assert row["uptime_h"] == pytest.approx(inst.running_s / 3600, abs=0.1) and row["uptime_h"] > 0, row
     emu.advance(600)
     assert cli(env, "tick", *config).exit_code == 0
 

@@ -1141,7 +1141,12 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 continue
             observations = store.observations(row["pod_id"])
             last = observations[-1] if observations else None
-            uptime = last.get("uptime_seconds") if last and last["desired_status"] == "RUNNING" else None
+            if row.get("market") == "vast":  # its total running time: as true of an instance that ended
+                uptime = next((o["uptime_seconds"] for o in reversed(observations)
+                               if o.get("uptime_seconds") is not None), None)
+            else:  # RunPod's counts the current run: none once the pod stopped (the row's status, not the last poll's)
+                running = (row.get("desired_status") or (last or {}).get("desired_status")) == "RUNNING"
+                uptime = last.get("uptime_seconds") if last and running else None
             storage = None if last is None or last.get("storage_per_hr") is None else float(last["storage_per_hr"])
             # (the pod's own status: a stop bidder sent is known before any poll after it)
             if (row.get("desired_status") or (last or {}).get("desired_status")) == "TERMINATED":
@@ -1179,10 +1184,15 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
         for row in rows:
             if row["access"]:
                 click.echo(f"{row['pod']}: {row['access']}")
-        kept = [r["pod"] for r in rows if r["state"] == "stopped" and r["market"] == "runpod"]
-        if kept:  # (RunPod's answers do not price it: no rate or spend is shown for it)
-            click.echo(f"stopped RunPod pods keep their volume disk, which RunPod bills while they are stopped: "
-                       f"`bidder stop {kept[0]} --terminate` deletes one")
+        # Kept stopped, a pod bills its disk until it is deleted (RunPod's answers do not price the volume).
+        kept = [r for r in rows if r["state"] == "stopped" and r["status"] != "TERMINATED"]
+        for market, said in (("runpod", "stopped RunPod pods keep their volume disk, which RunPod bills while they "
+                                        "are stopped"),
+                             ("vast", "stopped Vast instances keep their disk, whose storage Vast bills until "
+                                      "they are destroyed")):
+            ids = [r["pod"] for r in kept if r["market"] == market]
+            if ids:
+                click.echo(f"{said}: `bidder stop {ids[0]} --terminate` deletes one")
 
 
 def _shown_status(row: Mapping[str, Any], fmt: str, job: Mapping[str, Any]) -> str | None:
