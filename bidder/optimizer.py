@@ -788,9 +788,15 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
     saved = _saved_budget_note(float(policy.tolerance), tolerance, job, progress, time_left) \
         if chosen.action == "spot" and spent_note is None else None
+    # On-demand chosen where a spot bid would have cost less, ruled out by a limit: said (a Vast service
+    # went on-demand, its machines' pauses over the tolerance at every bid, with no word of spot).
+    ruled_out = rejected.best
+    no_spot = (f"no spot: {ruled_out[3]}" if chosen.action == "on_demand" and spot_ok and ruled_out is not None
+               and " spot at $" in ruled_out[3] and ruled_out[1] < chosen.cost else None)
     return _decision(chosen, others, g, od_ref, keep_running,
-                     [*(missing if chosen.action != "spot" else ()), *_storage_notes(job, chosen),
-                      *((saved,) if saved else ()), *((spent_note,) if spent_note and chosen.action == "spot" else ())],
+                     [*(missing if chosen.action != "spot" else ()), *((no_spot,) if no_spot else ()),
+                      *_storage_notes(job, chosen), *((saved,) if saved else ()),
+                      *((spent_note,) if spent_note and chosen.action == "spot" else ())],
                      multi, job.deadline is not None)
 
 

@@ -503,6 +503,19 @@ def test_a_decision_names_a_few_markets_without_history_and_counts_the_rest() ->
     assert reason.endswith(", and 3 more GPU types without spot statistics (`bidder recommend`'s notes name each)")
 
 
+def test_on_demand_chosen_over_a_cheaper_spot_a_limit_ruled_out_says_why() -> None:
+    """A Vast service went on-demand (its machines' pauses over the tolerance at every bid) with no word
+    of spot: on-demand's reason alone read as if spot had not been weighed."""
+    quotes, stats = inputs(SPIKY)  # spikes: every bid expects more than a few interruptions a day
+    d = decide_by_rates(job(hours=None, deadline_h=None), Policy(tolerance=2.0), quotes, stats, NOW)
+    assert d.action == "on_demand"
+    assert re.search(r"no interruptions, no spot: RTX 4090 spot at \$0\.\d{3} expects \d+\.\d interruptions per "
+                     r"day, over the tolerance of 2/day$", d.reasons[0]), d.reasons[0]
+    # Tolerance none asks for on-demand: nothing to explain.
+    assert "no spot" not in decide_by_rates(job(hours=None, deadline_h=None), Policy(tolerance=0.0), quotes, stats,
+                                            NOW).reasons[0]
+
+
 def test_interruptions_already_suffered_come_out_of_the_windows_budget() -> None:
     # Tolerance 2/day over a 4-day window is 8 interruptions in all. A job 2 days in that has had 3
     # may still expect up to 2/day; one that has had 8 has used the budget: on-demand for the rest.
