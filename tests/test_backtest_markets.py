@@ -60,3 +60,52 @@ def test_the_cloud_option_picks_a_vast_tier(tmp_path):
     assert backtest(vast, "--cloud", "verified")["windows"] == 3
     result = CliRunner().invoke(main, ["backtest", "--trace", str(vast), "--hours", "20", "--cloud", "secure"])
     assert result.exit_code != 0 and "RTX 4090 VERIFIED (vast)" in result.output
+
+
+def _both_markets(tmp_path: Path) -> tuple[Path, Path]:
+    """The same two days as a trace and as a database: RunPod's two GPU types and Vast's two."""
+    quotes = _quotes(days=2) + as_vast(_quotes(days=2, seed=3))
+    trace, db = tmp_path / "both.csv", tmp_path / "both.db"
+    write_trace(quotes, trace)
+    with Store.open(db) as store:
+        store.import_quotes(quotes)
+    return trace, db
+
+
+def _markets_replayed(*args: str) -> list[str]:
+    result = CliRunner().invoke(main, ["backtest", *args, "--hours", "5", "--deadline", "12h", "--start",
+                                       "2026-01-01T12:00:00Z", "--strategies", "on-demand", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["history"]["markets"]
+
+
+def test_market_keeps_one_markets_history_in_a_trace_and_a_database_alike(tmp_path):
+    trace, db = _both_markets(tmp_path)
+    vast = ["RTX 4090 VERIFIED (vast)", "RTX A6000 VERIFIED (vast)"]
+    runpod = ["NVIDIA GeForce RTX 4090 COMMUNITY", "NVIDIA RTX A6000 COMMUNITY"]
+    for source in (("--trace", str(trace)), ("--db", str(db))):
+        assert _markets_replayed(*source) == runpod + vast
+        assert _markets_replayed(*source, "--market", "vast") == vast
+        assert _markets_replayed(*source, "--market", "RunPod") == runpod
+        # --gpu names a GPU type of the market chosen (Vast's RTX 4090, not RunPod's)
+        assert _markets_replayed(*source, "--market", "vast", "--gpu", "4090") == vast[:1]
+
+
+def test_market_on_a_trace_without_a_market_column_is_runpods(tmp_path):
+    trace = tmp_path / "runpod.csv"
+    write_trace(_quotes(days=2), trace)
+    assert "market" not in trace.read_text().splitlines()[0]
+    assert _markets_replayed("--trace", str(trace), "--market", "runpod") == _markets_replayed("--trace", str(trace))
+    result = CliRunner().invoke(main, ["backtest", "--trace", str(trace), "--market", "vast", "--hours", "5",
+                                       "--deadline", "12h"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (f"Error: {trace} holds no vast rows (its markets: runpod): give another --market, "
+                             "or leave it out\n")
+
+
+def test_market_and_cloud_must_agree(tmp_path):
+    trace, _ = _both_markets(tmp_path)
+    result = CliRunner().invoke(main, ["backtest", "--trace", str(trace), "--market", "vast", "--cloud", "community"])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "community is not a cloud of vast; its clouds are verified, unverified" in result.stderr
+

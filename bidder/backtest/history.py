@@ -144,22 +144,36 @@ def history_from_quotes(quotes: Iterable[PriceQuote], vram: Mapping[str, int | N
     return history_from_series(series)
 
 
-def load_trace(path: str | Path) -> PriceHistory:
+def load_trace(path: str | Path, *, market: str | None = None) -> PriceHistory:
     """A trace CSV (docs/traces.md, read by `bidder.traces`); raises TraceFormatError naming the
-    line and column of a bad row. VRAM comes from RunPod's catalogue for the types it knows."""
+    line and column of a bad row. VRAM comes from RunPod's catalogue for the types it knows.
+    `market` (runpod, vast) keeps that market's rows only (a row with no market is RunPod's)."""
     from bidder.sim.catalog import load_catalog
     from bidder.traces import read_trace
 
     catalog = load_catalog()
-    return history_from_quotes(read_trace(path), vram={g.id: g.memory_in_gb for g in catalog},
+    quotes = read_trace(path)
+    if market is not None:
+        held = sorted({q.market for q in quotes})
+        quotes = [q for q in quotes if q.market == market]
+        if not quotes:
+            raise ConfigError(f"{path} holds no {market} rows (its markets: {', '.join(held)}): "
+                              "give another --market, or leave it out", key="market")
+    return history_from_quotes(quotes, vram={g.id: g.memory_in_gb for g in catalog},
                                names={g.id: g.display_name for g in catalog})
 
 
-def load_store(store: Any, since: datetime | None = None, until: datetime | None = None) -> PriceHistory:
-    """Every market's history from a `bidder.store.Store` (through `floor_series`)."""
+def load_store(store: Any, since: datetime | None = None, until: datetime | None = None, *,
+               market: str | None = None) -> PriceHistory:
+    """Every market's history from a `bidder.store.Store` (through `floor_series`); `market`
+    (runpod, vast) keeps that market's only."""
     infos = {g.id: g for g in store.gpu_type_infos()}
     series = []
-    for key in store.markets():
+    keys = store.markets(market)
+    if market is not None and not keys and store.market_names():
+        raise ConfigError(f"{store.path} holds no {market} history (its markets: {', '.join(store.market_names())}): "
+                          "give another --market, or leave it out", key="market")
+    for key in keys:
         gpu_type_id, cloud, count = key[0], key[1], key[2]
         fs = store.floor_series(gpu_type_id, cloud, count, since=since, until=until, market=market_of(key))
         info = infos.get(gpu_type_id)

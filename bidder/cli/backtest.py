@@ -28,8 +28,10 @@ from bidder.cli.common import (
     MAX_RECLAIM_RATE,
     TOLERANCE,
     FiniteRange,
+    check_market_cloud,
     checked_gpu_name,
     emit_rows,
+    market_option,
 )
 from bidder.cli.progress import Progress
 from bidder.errors import ConfigError
@@ -78,20 +80,23 @@ def _strategies(text: str) -> tuple[str, ...]:
     return names
 
 
-def _load(trace: str | None, db_path: str | None) -> tuple[Any, dict[str, str | None]]:
+def _load(trace: str | None, db_path: str | None, market: str) -> tuple[Any, dict[str, str | None]]:
     from bidder.backtest.engine import load_store, load_trace
+    from bidder.cli.collect import market_filter
+
+    chosen = market_filter(market)
 
     if trace is not None:
         if not Path(trace).is_file():
             raise ConfigError(f"no trace file at {trace}: give the path of a CSV in the trace format "
                               "(`bidder sim trace FILE` writes the emulator's market as one; `bidder export` "
                               "your history)", key="trace")
-        history = load_trace(trace)
+        history = load_trace(trace, market=chosen)
     else:
         from bidder.store import Store
 
         with Store.open(db_path or DEFAULT_DB, create=False) as store:
-            history = load_store(store)
+            history = load_store(store, market=chosen)
     known: dict[str, str | None] = {}
     for m in history.markets:
         known.setdefault(m.gpu_type_id, m.display_name)
@@ -129,6 +134,8 @@ Example:
               help="GPUs per pod.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any",
               show_default=True, help="Only this cloud (RunPod) or tier (Vast).")
+@market_option("any", "Only this market (RunPod or Vast); any = every market in the history (a trace without "
+               "a market column is RunPod's).")
 @click.option("--hours", type=FiniteRange(min=0, min_open=True, max=MAX_HOURS), default=None, metavar="H",
               help=f"{HOURS_HELP} (default 100).")
 @click.option("--keep-running", is_flag=True, help="A service kept running for --days instead of a batch job.")
@@ -163,7 +170,7 @@ Example:
               help="Replay the --every windows in N processes (same results; each process holds its own "
                    "plans, up to about 1 GB for a 100-hour job on several GPU types).")
 def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_vram: int | None, gpu_count: int,
-             cloud: str, hours: float | None, keep_running: bool, days: float | None, deadline: timedelta,
+             cloud: str, market: str, hours: float | None, keep_running: bool, days: float | None, deadline: timedelta,
              restart_overhead: timedelta, tolerance: float, max_price: float | None, strategy_text: str,
              start: datetime | None, end: datetime | None, every: timedelta | None, seed: int,
              reclaim_rate: float, fmt: str, as_json: bool, chart: str | None, workers: int) -> None:
@@ -185,6 +192,7 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
         raise click.UsageError("give --gpu or --min-vram, not both")
     for name in gpus:
         checked_gpu_name(name)
+    check_market_cloud(market, cloud)
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("must be after --start", param_hint="--end")
     if every is not None and every.total_seconds() <= 0:  # 0 would quietly replay one window
@@ -222,11 +230,12 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     from bidder.cli.collect import resolve_gpu_types
     from bidder.models import Policy
 
-    history, known = _load(trace, db_path)
+    history, known = _load(trace, db_path, market)
     # (The history's types, not `bidder prices`'s: that lists the database, not a trace.)
     held = ", ".join(sorted(known)[:8]) + (" ..." if len(known) > 8 else "")
-    gpu_types = tuple(resolve_gpu_types(gpus, known, listed=f"the {'trace' if trace else 'history'} holds {held}")
-                      ) if gpus else ()
+    whose = (f"the {'trace' if trace else 'history'} holds" if market.lower() == "any" else
+             f"the {'trace' if trace else 'history'}'s {market.lower()} rows hold")
+    gpu_types = tuple(resolve_gpu_types(gpus, known, listed=f"{whose} {held}")) if gpus else ()
     job = BacktestJob(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
                       work_hours=work_hours, deadline_hours=deadline_hours,
                       keep_running_hours=(days if days is not None else 30.0) * 24 if keep_running else None,
