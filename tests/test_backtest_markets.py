@@ -109,3 +109,34 @@ def test_market_and_cloud_must_agree(tmp_path):
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
     assert "community is not a cloud of vast; its clouds are verified, unverified" in result.stderr
 
+
+def test_min_vram_on_a_trace_names_the_types_whose_memory_it_does_not_give(tmp_path):
+    """A trace carries no VRAM, and RunPod's catalogue knows none of Vast's names: --min-vram on an
+    export left Vast's types out of a backtest that on the database kept them, without a word."""
+    vram = {"NVIDIA RTX A6000": 48, "NVIDIA GeForce RTX 4090": 24, "RTX A6000": 48, "RTX 4090": 24}
+    quotes = [replace(q, memory_in_gb=vram[q.gpu_type_id]) for q in _quotes(days=3) + as_vast(_quotes(days=3))]
+    trace, db = tmp_path / "exported.csv", tmp_path / "collected.db"
+    write_trace(quotes, trace)
+    cycles: dict = {}
+    for q in quotes:
+        cycles.setdefault((q.ts, q.market), []).append(q)
+    with Store.open(db) as store:  # collected: RunPod's catalogue and Vast's offers gave the memory
+        for (ts, market), cycle in sorted(cycles.items()):
+            store.record_collection(ts, cycle, duration_s=0.1, market=market)
+
+    def run(*args: str):
+        result = CliRunner().invoke(main, ["backtest", *args, "--hours", "5", "--deadline", "12h", "--strategies",
+                                           "on-demand", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["history"]["markets"], result.stderr
+
+    on_db, said = run("--db", str(db), "--min-vram", "40")
+    assert on_db == ["NVIDIA RTX A6000 COMMUNITY", "RTX A6000 VERIFIED (vast)"] and said == ""
+    on_trace, said = run("--trace", str(trace), "--min-vram", "40")
+    assert on_trace == ["NVIDIA RTX A6000 COMMUNITY"]
+    assert said == ("note: --min-vram leaves out RTX 4090, RTX A6000: the trace does not give their memory; to "
+                    "include them, name the GPU types wanted with --gpu instead\n")
+    named, said = run("--trace", str(trace), "--gpu", "RTX A6000")
+    assert named == on_db and said == ""
+    # Only the types the job could use are named: RunPod's alone leaves out none.
+    assert run("--trace", str(trace), "--min-vram", "40", "--market", "runpod")[1] == ""

@@ -244,6 +244,8 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     if start is not None and start.timestamp() < float(history.ts[0]):
         click.echo(f"note: --start {_iso(start.timestamp())} is before the history begins: the first window starts "
                    f"at its first sample, {_iso(float(history.ts[0]))}, with no warm-up", err=True)
+    if min_vram is not None:
+        _say_memory_unknown(history, job, "the trace" if trace else db_path)
     policy = Policy(max_price=max_price, tolerance=tolerance)
     progress = Progress("backtest")
     try:
@@ -334,6 +336,18 @@ def _print_table(summary: dict[str, Any]) -> None:
     if bounds:
         click.echo(f"\noptimum: lower bound ${bounds['lower']:,.3f}, its plan ${bounds['upper']:,.3f} (mean over "
                    f"windows; gap at most {100 * bounds['worst_gap']:.2f}%); x optimum is cost / the lower bound")
+
+
+def _say_memory_unknown(history: Any, job: Any, source: str | None) -> None:
+    """--min-vram keeps the types whose memory is known: a trace gives none for Vast's names (nor for
+    labels RunPod's catalogue lacks), so the same backtest on an export would drop them without a word.
+    Vast's names are not looked up: one name comes with several memory sizes (A100 SXM4: 40 or 80 GB)."""
+    left_out = sorted({m.gpu_type_id for m in history.markets if m.memory_in_gb is None
+                       and m.gpu_count == job.gpu_count and job.cloud in ("ANY", m.cloud)})
+    if left_out:
+        shown = ", ".join(left_out[:8]) + (f" and {len(left_out) - 8} more" if len(left_out) > 8 else "")
+        click.echo(f"note: --min-vram leaves out {shown}: {source} does not give their memory; to include "
+                   "them, name the GPU types wanted with --gpu instead", err=True)
 
 
 def _check_representable(history: Any, job: Any, end: datetime | None) -> None:
