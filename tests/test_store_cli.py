@@ -203,6 +203,10 @@ def test_history_weighs_each_sample_by_the_time_it_held(tmp_path):
     assert row["longest_gap_h"] == pytest.approx(6.1, abs=0.05)
     table = run("history", "RTX A6000", "--since", "all", "--db", str(db))
     assert "longest gap h" in table.output.splitlines()[1]
+    # The table shows these shares and hours as the JSON rounds them (it read 100.000 and 6.100).
+    cells = table.output.splitlines()[3].split()
+    assert cells[-3:] == [f"{row['spot_available_pct']:.1f}", "0.330", f"{row['longest_gap_h']:.1f}"] == \
+        ["100.0", "0.330", "6.1"]
 
 
 def test_history_errors(history_db, tmp_path):

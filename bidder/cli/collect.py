@@ -512,7 +512,8 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
         emit_rows(rows, [*lead, "cloud", "gpu_count", "samples", "from", "to", "min", "median", "p90", "max",
                          "spot_available_pct", "on_demand", "longest_gap_h"], fmt,
                   headers=[*lead, "cloud", "GPUs", "samples", "from", "to", "min", "median", "p90", "max",
-                           "spot available %", "on-demand", "longest gap h"])
+                           "spot available %", "on-demand", "longest gap h"],
+                  decimals={"spot_available_pct": 1, "longest_gap_h": 1})  # as _summary rounds them
     else:
         emit_rows(rows, list(rows[0]), fmt)
 

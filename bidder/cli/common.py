@@ -10,7 +10,7 @@ import stat
 import sys
 import tempfile
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -380,8 +380,10 @@ def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
 
 
 def emit_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str,
-              headers: Sequence[str] | None = None) -> None:
-    """Print rows as an aligned table, a JSON list, or CSV with a header."""
+              headers: Sequence[str] | None = None, decimals: Mapping[str, int] | None = None) -> None:
+    """Print rows as an aligned table, a JSON list, or CSV with a header. A table shows floats with 3
+    decimals (prices), or a column's own `decimals` where its values are rounded coarser (the table
+    would else show digits the JSON does not have: 5.800 for 5.8)."""
     if fmt == "json":
         click.echo(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=2, default=str))
         return
@@ -392,7 +394,7 @@ def emit_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str,
             writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
         return
     heads = list(headers or columns)
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    cells = [[_cell(r.get(c), (decimals or {}).get(c, 3)) for c in columns] for r in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
     numeric = [all(_is_number(r.get(c)) for r in rows if r.get(c) is not None) for c in columns]
     def line(values: Sequence[str]) -> str:
@@ -408,11 +410,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, places: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.{places}f}"
     return str(value)
 
 
