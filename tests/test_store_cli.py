@@ -134,7 +134,8 @@ def test_prices_shows_the_newest_snapshot_at_or_before_now_not_one_dated_later(t
     early = run("prices", "--db", db, "--now", _stamp(past - timedelta(minutes=1)))
     assert early.exit_code == 1 and early.stderr == (
         f"Error: no price snapshot at or before {_stamp(past - timedelta(minutes=1))} (--now) in {db}: every one "
-        f"is later, up to {_stamp(ahead)}; give --now TIME to see them\n")
+        f"is later, from {_stamp(past)} to {_stamp(ahead)}; give --now {_stamp(ahead)} (or any time from "
+        f"{_stamp(past)} on) to see them\n")  # (it said "give --now TIME" to a --now already given)
 
 
 def test_an_imported_trace_whose_markets_keep_their_own_times_shows_and_weighs_every_market(tmp_path):

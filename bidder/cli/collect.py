@@ -382,12 +382,15 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
                 "the emulator's time" if store.emulator_time() is not None else "the wall clock")
         chosen_market = market_filter(market)
         quotes = store.latest_quotes(chosen_market, at=now)
-        later = max((s["last_ts"] for s in store.market_spans(chosen_market)), default=None)
+        spans = store.market_spans(chosen_market)
+        later = max((s["last_ts"] for s in spans), default=None)
         later = later if later is not None and later > now else None
         where = "" if chosen_market is None else f" of market {market.lower()}"
-        if not quotes and later is not None:
+        if not quotes and later is not None:  # (--now too early, or given none: the clock is before the history)
+            first = min(s["first_ts"] for s in spans)
             raise click.ClickException(f"no price snapshot{where} at or before {to_iso(now)} ({when}) in {db_path}: "
-                                       f"every one is later, up to {to_iso(later)}; give --now TIME to see them")
+                                       f"every one is later, from {to_iso(first)} to {to_iso(later)}; give --now "
+                                       f"{to_iso(later)} (or any time from {to_iso(first)} on) to see them")
         if not quotes:
             raise click.ClickException(f"no price snapshot{where} in {db_path} yet; {_EMPTY_HINT}")
         if later is not None:
