@@ -283,4 +283,5 @@ def test_window_starts_in_a_gap_of_the_history_are_said_to_move(tmp_path: Path) 
     assert "8 of 16 window start(s) fell in gaps" in grid.stderr and "run once: 8 window(s)" in grid.stderr
     whole = invoke("--trace", str(trace), "--hours", "2", "--deadline", "6h", "--start", "2026-01-01T00:00:00Z",
                    "--gpu", "A6000")
-    assert whole.exit_code == 0 and whole.stderr == ""  # a start on a sample: nothing to say
+    assert whole.exit_code == 0 and "fell in gaps" not in whole.stderr  # a start on a sample: none moved
+    # (this one the history's first: a note says it has no warm-up, tests/test_backtest_cli_inputs.py)

@@ -87,10 +87,26 @@ def test_start_before_the_history_says_where_it_moved() -> None:
     assert result.stderr.strip() == ("note: --start 2025-12-01T00:00:00Z is before the history begins: the first "
                                      "window starts at its first sample, 2026-01-01T00:00:00Z, with no warm-up")
     assert json.loads(result.stdout)["job"]["start"] == "2026-01-01T00:00:00Z"
-    # A start inside the history gets no note.
+    # A start the default warm-up of 48 h (or more) into the history gets no note.
     inside = invoke("--trace", str(SHIPPED), "--gpu", "A6000", "--hours", "5", "--deadline", "12h",
-                    "--strategies", "on-demand", "--start", "2026-01-01T00:00:00Z")
+                    "--strategies", "on-demand", "--start", "2026-01-03T00:00:00Z")
     assert inside.exit_code == 0 and "note:" not in inside.stderr
+
+
+def test_start_with_less_than_the_default_warm_up_says_so() -> None:
+    """A --start at the first sample ran with no warm-up, and one a few hours in with a few hours of
+    it, and neither said so (only a start before the history did)."""
+    def note(start: str) -> str:
+        result = invoke("--trace", str(SHIPPED), "--gpu", "A6000", "--hours", "5", "--deadline", "12h",
+                        "--strategies", "on-demand", "--start", start)
+        assert result.exit_code == 0, result.output
+        return result.stderr.strip()
+
+    assert note("2026-01-01T00:00:00Z") == ("note: --start 2026-01-01T00:00:00Z is the history's first sample: the "
+                                            "first window starts with no warm-up (the default start leaves 48 h)")
+    assert note("2026-01-01T06:30:00Z") == (
+        "note: --start 2026-01-01T06:30:00Z leaves 6.5 h of warm-up: the first window starts at 2026-01-01T06:30:00Z, "
+        "6.5 h after the history begins (2026-01-01T00:00:00Z); the default start leaves 48 h")
 
 
 def test_times_near_the_year_10000_are_refused_in_one_line(tmp_path: Path) -> None:

@@ -241,9 +241,6 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
                       keep_running_hours=(days if days is not None else 30.0) * 24 if keep_running else None,
                       restart_overhead_hours=restart_overhead.total_seconds() / 3600)
     _check_representable(history, job, end)
-    if start is not None and start.timestamp() < float(history.ts[0]):
-        click.echo(f"note: --start {_iso(start.timestamp())} is before the history begins: the first window starts "
-                   f"at its first sample, {_iso(float(history.ts[0]))}, with no warm-up", err=True)
     if min_vram is not None:
         _say_memory_unknown(history, job, "the trace" if trace else db_path)
     policy = Policy(max_price=max_price, tolerance=tolerance)
@@ -257,6 +254,8 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     finally:
         progress.close()
     summary = report.summary()
+    if start is not None and report.windows:  # (after the replay: a run refused says its one line alone)
+        _say_warmup(start.timestamp(), report.windows[0].start, float(history.ts[0]))
     gaps = report.params.get("starts_in_gaps")
     if gaps:  # (a window starts at a sample: one asked for in a gap starts where the gap ends)
         click.echo(f"note: {gaps['moved']} of {gaps['of']} window start(s) fell in gaps of the history, each "
@@ -336,6 +335,25 @@ def _print_table(summary: dict[str, Any]) -> None:
     if bounds:
         click.echo(f"\noptimum: lower bound ${bounds['lower']:,.3f}, its plan ${bounds['upper']:,.3f} (mean over "
                    f"windows; gap at most {100 * bounds['worst_gap']:.2f}%); x optimum is cost / the lower bound")
+
+
+def _say_warmup(start: float, window: float, first: float) -> None:
+    """A --start that leaves the strategies less history to learn from than the default start does:
+    the history's `first` sample to the first `window`'s start (a start in a gap moves to its end)."""
+    from bidder.backtest.engine import DEFAULT_WARMUP_HOURS
+
+    warmup = (window - first) / 3600
+    if start < first:
+        click.echo(f"note: --start {_iso(start)} is before the history begins: the first window starts "
+                   f"at its first sample, {_iso(first)}, with no warm-up", err=True)
+    elif warmup == 0:
+        click.echo(f"note: --start {_iso(start)} is the history's first sample: the first window starts with no "
+                   f"warm-up (the default start leaves {DEFAULT_WARMUP_HOURS:g} h)", err=True)
+    elif warmup < DEFAULT_WARMUP_HOURS:
+        hours = f"{round(warmup, 2):g} h"
+        click.echo(f"note: --start {_iso(start)} leaves {hours} of warm-up: the first window starts at {_iso(window)}, "
+                   f"{hours} after the history begins ({_iso(first)}); the default start leaves "
+                   f"{DEFAULT_WARMUP_HOURS:g} h", err=True)
 
 
 def _say_memory_unknown(history: Any, job: Any, source: str | None) -> None:
