@@ -4,7 +4,6 @@ for the command line (`--gpu`) and bidder.toml (`gpu = [...]`)."""
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping
 
 from bidder.errors import ConfigError
@@ -18,23 +17,45 @@ EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from
 def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None], *,
                       none_known: str | None = None, listed: str | None = None) -> list[str]:
     """GPU type ids matching what the user typed: an exact id or display name (any case), else
-    every id or name containing it as whole words ("A100" names the A100s, "4090" the RTX 4090; "RTX
-    A40" is not the RTX A4000, nor "A40" its prefix: a type bought by a partial word would be another
-    GPU than the one meant). Raises ConfigError listing close matches when nothing fits
+    every id or name containing it from a word's edge to a word's edge, letters turning to digits
+    counting as one (`_names_part`: "A100" names the A100s, "6000" the RTX A6000 and the RTX 6000 Ada;
+    "RTX A40" is not the RTX A4000: a type bought by digits that run on is another GPU than the one
+    meant). Raises ConfigError listing close matches when nothing fits
     (`none_known`: what to say instead when no type is known at all; `listed`: where the known types
     are listed, when none is close: `bidder prices` by default)."""
     out: list[str] = []
     for query in queries:
         text = query.strip().lower()
         exact = [i for i, name in known.items() if text in (i.lower(), (name or "").lower())]
-        words = re.compile(rf"(?<![a-z0-9]){re.escape(text)}(?![a-z0-9])")
-        partial = [i for i, name in known.items() if words.search(i.lower()) or words.search((name or "").lower())]
+        partial = [i for i, name in known.items() if _names_part(text, i.lower()) or _names_part(text, (name or "").lower())]
         found = exact or partial
         if not found:
             hint = none_known if none_known is not None and not known else _hint(_close(query, known), known, listed)
             raise ConfigError(f"unknown GPU type {query!r}; {hint}", key="gpu")
         out.extend(i for i in sorted(found) if i not in out)
     return out
+
+
+def _names_part(text: str, name: str) -> bool:
+    """Whether `text` is a part of `name` that starts and ends where a word does, or where letters turn
+    to digits or back: "6000" in "RTX A6000" and "RTX 6000Ada", "A100 SXM" in "A100 SXM4", "4080" in
+    "RTX 4080S"; not "A40" in "RTX A4000" nor "L4" in "L40S" (digits run on), nor "RT" in "RTX"."""
+    start = name.find(text)
+    while start >= 0:
+        end = start + len(text)
+        if _edge(name, start) and _edge(name, end):
+            return True
+        start = name.find(text, start + 1)
+    return False
+
+
+def _edge(name: str, i: int) -> bool:
+    """Whether position `i` of `name` is a word's edge: the name's start or end, beside a character that
+    is not a letter or digit, or between a letter and a digit."""
+    if i == 0 or i == len(name):
+        return True
+    a, b = name[i - 1], name[i]
+    return not (a.isdigit() and b.isdigit()) and not (a.isalpha() and b.isalpha())
 
 
 def several_named(queries: Iterable[str], known: Mapping[str, str | None], *, shown: int = 5) -> list[str]:

@@ -283,6 +283,16 @@ def test_a_partial_name_matches_whole_words_only() -> None:
     assert "A40" in str(info.value).split("close matches: ")[1].split(", "), info.value  # the one meant
     with pytest.raises(ConfigError):
         resolve_gpu_types(["A45"], known)  # part of "A4500": no GPU of that name
+    # Where letters turn to digits (or back) a word's part still names it, as before: Vast's "A100 SXM4"
+    # for RunPod's "A100 SXM", "RTX 4080S" for "4080", the A6000 for "6000" (a bidder.toml naming those
+    # stopped every tick when they were refused).
+    vast = {"A100 SXM4": "A100 SXM4", "RTX 4080S": "RTX 4080S", "RTX 6000Ada": "RTX 6000Ada", "RTX A6000": "RTX A6000",
+            "L40S": "L40S"}
+    assert resolve_gpu_types(["A100 SXM"], vast) == ["A100 SXM4"]
+    assert resolve_gpu_types(["4080"], vast) == ["RTX 4080S"]
+    assert resolve_gpu_types(["6000"], vast) == ["RTX 6000Ada", "RTX A6000"]
+    with pytest.raises(ConfigError):
+        resolve_gpu_types(["L4"], vast)  # the L4 is not the L40S: digits run on
     assert resolve_gpu_types(["A40"], known) == ["NVIDIA A40"]  # the display name, exactly
     assert resolve_gpu_types(["a100"], known) == ["NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB"]  # a family
     assert resolve_gpu_types(["4090"], known) == ["NVIDIA GeForce RTX 4090"]
@@ -298,7 +308,9 @@ def test_a_name_that_names_several_types_by_part_says_which() -> None:
     known |= {"NVIDIA RTX A6000": "RTX A6000", "NVIDIA RTX 6000 Ada Generation": "RTX 6000 Ada"}
     assert several_named(["3090"], known) == [
         "'3090' names 2 GPU types: RTX 3090, RTX 3090 Ti; the job accepts each (give a full name to choose one)"]
-    assert several_named(["RTX 3090", "4090", "6000", "nothing"], known) == []  # exact, one type, none
+    assert several_named(["RTX 3090", "4090", "nothing"], known) == []  # exact, one type, none
+    assert several_named(["6000"], known) == [
+        "'6000' names 2 GPU types: RTX 6000 Ada, RTX A6000; the job accepts each (give a full name to choose one)"]
     # One card on both markets (Vast names it as RunPod displays it) is one type, said once.
     both = known | {"RTX 4090": "RTX 4090", "RTX 3090": "RTX 3090"}
     assert several_named(["4090"], both) == []

@@ -127,7 +127,7 @@ Example:
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help=f"Replay the history in this database instead (bidder's is {DEFAULT_DB}).")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
-              help="Allowed GPU type (id, display name or whole words of one); repeat for several. Default: every type.")
+              help="Allowed GPU type (id, display name or a part of one); repeat for several. Default: every type.")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
               help="Instead of --gpu: every type with at least this much VRAM.")
 @click.option("--gpus", "gpu_count", type=click.IntRange(min=1, max=MAX_GPU_COUNT), default=1, show_default=True, metavar="N",

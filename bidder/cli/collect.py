@@ -351,7 +351,7 @@ def vast_price_source(key: str, url: str, retries: int, filters: Any, offers_day
 # -- prices ------------------------------------------------------------------------------------------
 @main.command("prices", epilog=_EXAMPLE_PRICES)
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
-              help="Only this GPU type (id, display name or whole words of one; repeatable).")
+              help="Only this GPU type (id, display name or a part of one; repeatable).")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB", help="At least this much VRAM.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N",

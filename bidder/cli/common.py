@@ -135,7 +135,7 @@ class ToleranceType(click.ParamType):
 def checked_gpu_name(name: str, param_hint: str = "--gpu") -> str:
     """A GPU name, refused when empty: "" is part of every name and would match every GPU type."""
     if not name.strip():
-        raise click.BadParameter("a GPU name must not be empty (give an id, a display name or whole words of one)",
+        raise click.BadParameter("a GPU name must not be empty (give an id, a display name or a part of one)",
                                  param_hint=param_hint)
     return name
 

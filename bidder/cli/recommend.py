@@ -162,7 +162,7 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None,
 
 @main.command("recommend", epilog=_EXAMPLE)
 @click.option("--gpu", "gpus_named", multiple=True, metavar="NAME",
-              help="Acceptable GPU type (id, display name or whole words of one; repeatable).")
+              help="Acceptable GPU type (id, display name or a part of one; repeatable).")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
               help="Any GPU type with at least this much VRAM (instead of --gpu).")
 @click.option("--gpus", "gpu_count", type=click.IntRange(min=1, max=MAX_GPU_COUNT), default=1, show_default=True,

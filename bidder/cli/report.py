@@ -461,7 +461,7 @@ def _resolve(store: Store, gpus: Sequence[str]) -> list[str]:
 @chart.command("prices", epilog=_EXAMPLE_CHART_PRICES)
 @click.argument("out", metavar="OUT.png", type=click.Path(dir_okay=False))
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
-              help="GPU type (id, display name or whole words of one; repeatable). Default: the types bidder's pods "
+              help="GPU type (id, display name or a part of one; repeatable). Default: the types bidder's pods "
                    "ran on, else the 3 cheapest spot floors now.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
 @click.option("--gpu-count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
