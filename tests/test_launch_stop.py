@@ -360,20 +360,23 @@ def test_a_second_stop_of_a_terminated_pod_leaves_its_end_as_it_was(env):
         assert store.pod(pod.id) == before
 
 
-def test_bidder_pods_lists_a_stopped_runpod_pod_whose_volume_still_bills(env):
-    """It said "no managed pods billing" while RunPod billed the stopped pod's volume disk."""
+def test_bidder_pods_says_a_stopped_runpod_pods_volume_bills_and_how_to_delete_it(env):
+    """It said "no managed pods billing" while RunPod billed the stopped pod's volume disk. The ledger does
+    not know a pod's volume (one with none bills nothing stopped), so --all lists it, with how to delete it."""
     pod = launched(env, "--volume", "50")
     env.emu.advance(600)
     assert cli(env, "stop", pod.id, *common(env)).exit_code == 0
-    listed = cli(env, "pods", *common(env)[:2])
+    assert cli(env, "pods", *common(env)[:2]).output == (
+        "no managed pods billing (use --all for stopped ones: a stopped RunPod pod's volume, if it has one, bills)\n")
+    listed = cli(env, "pods", "--all", *common(env)[:2])
     assert listed.exit_code == 0, listed.output + listed.stderr
     assert pod.id in listed.output and "EXITED" in listed.output, listed.output
     assert listed.output.splitlines()[-1] == (
         "stopped RunPod pods keep their volume disk, which RunPod bills while they are stopped: "
         f"`bidder stop {pod.id} --terminate` deletes one")
-    # Deleted, it bills nothing: gone from the list.
+    # Deleted, it bills nothing: no line.
     assert cli(env, "stop", pod.id, "--terminate", *common(env)).exit_code == 0
-    assert cli(env, "pods", *common(env)[:2]).output == "no managed pods billing (use --all for ended ones)\n"
+    assert "bills while they are stopped" not in cli(env, "pods", "--all", *common(env)[:2]).output
 
 
 def test_a_tick_does_not_tell_the_user_to_stop_a_running_launch_pod(env):

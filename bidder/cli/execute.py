@@ -1177,7 +1177,8 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
     if fmt != "table":
         columns = list(rows[0]) if rows else columns
     if not rows and fmt == "table":
-        click.echo("no managed pods" + ("" if show_all else " billing (use --all for ended ones)"))
+        click.echo("no managed pods" + ("" if show_all else " billing (use --all for stopped ones: a stopped "
+                                                            "RunPod pod's volume, if it has one, bills)"))
         return
     emit_rows(rows, columns, fmt)
     if fmt == "table":  # how to reach each running pod (its ports, once the container is up)
@@ -1208,12 +1209,13 @@ def _shown_status(row: Mapping[str, Any], fmt: str, job: Mapping[str, Any]) -> s
 
 
 def _bills(row: Mapping[str, Any]) -> bool:
-    """Whether a managed pod may still bill: active, still to retire, or kept stopped and not deleted (a
-    Vast instance's disk bills storage until it is destroyed; a RunPod pod's volume disk, while it is
-    stopped: listed, though bidder cannot tell a pod with no volume, which bills nothing stopped)."""
+    """Whether a managed pod bills, as far as the ledger can tell: active, still to retire, or a Vast
+    instance kept stopped (its disk bills storage until it is destroyed). A RunPod pod kept stopped bills
+    its volume disk if it has one, which the ledger does not hold (a pod with none bills nothing stopped,
+    and `--volume` defaults to 0): listed by --all, with a line on how to delete it."""
     if row.get("state") in ("active", "retiring"):
         return True
-    return row.get("state") == "stopped" and row.get("desired_status") != "TERMINATED"
+    return row.get("market") == "vast" and row.get("desired_status") != "TERMINATED"
 
 
 def _money(value: Any) -> float | None:
