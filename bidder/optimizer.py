@@ -791,7 +791,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     # On-demand chosen where a spot bid would have cost less, ruled out by a limit: said (a Vast service
     # went on-demand, its machines' pauses over the tolerance at every bid, with no word of spot).
     ruled_out = rejected.best
-    no_spot = (f"no spot: {ruled_out[3]}" if chosen.action == "on_demand" and spot_ok and ruled_out is not None
+    no_spot = (f"no spot: the cheapest, {ruled_out[3]}" if chosen.action == "on_demand" and spot_ok and ruled_out is not None
                and " spot at $" in ruled_out[3] and ruled_out[1] < chosen.cost else None)
     return _decision(chosen, others, g, od_ref, keep_running,
                      [*(missing if chosen.action != "spot" else ()), *((no_spot,) if no_spot else ()),

@@ -509,7 +509,7 @@ def test_on_demand_chosen_over_a_cheaper_spot_a_limit_ruled_out_says_why() -> No
     quotes, stats = inputs(SPIKY)  # spikes: every bid expects more than a few interruptions a day
     d = decide_by_rates(job(hours=None, deadline_h=None), Policy(tolerance=2.0), quotes, stats, NOW)
     assert d.action == "on_demand"
-    assert re.search(r"no interruptions, no spot: RTX 4090 spot at \$0\.\d{3} expects \d+\.\d interruptions per "
+    assert re.search(r"no interruptions, no spot: the cheapest, RTX 4090 spot at \$0\.\d{3} expects \d+\.\d interruptions per "
                      r"day, over the tolerance of 2/day$", d.reasons[0]), d.reasons[0]
     # Tolerance none asks for on-demand: nothing to explain.
     assert "no spot" not in decide_by_rates(job(hours=None, deadline_h=None), Policy(tolerance=0.0), quotes, stats,

@@ -140,7 +140,7 @@ def test_a_tick_lock_held_for_half_an_hour_is_an_error(env):
         os.utime(lock, (taken - 31 * 60, taken - 31 * 60))
         stuck = tick(env)
     assert stuck.exit_code == 1, stuck.output
-    assert stuck.stderr == (f"Error: another bidder tick (pid {os.getpid()}) has held its lock for 31 min: it may be "
+    assert stuck.stderr == (f"Error: another bidder (pid {os.getpid()}) has held the tick lock for 31 min: it may be "
                             "stuck; this tick did not act. Stop that process if it is not moving (the next tick "
                             "carries on from the ledger)\n")
     assert env.emu.world.pods == {}

@@ -791,7 +791,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
                 if held is not None and held >= STUCK_TICK_MINUTES:
                     # Cron gives way quietly to a slow tick; a lock held this long is a tick that stopped
                     # moving (a hung call), and every job waits on it: said as an error, for cron's mail.
-                    raise BidderError(f"another bidder tick ({exc.holder or 'another process'}) has held its lock "
+                    # (`launch`, `stop` and `pods --refresh` take the same lock: the holder is a bidder, not
+                    # always a tick.)
+                    raise BidderError(f"another bidder ({exc.holder or 'another process'}) has held the tick lock "
                                       f"for {held:.0f} min: it may be stuck; this tick did not act. Stop that "
                                       "process if it is not moving (the next tick carries on from the ledger)") from None
                 click.echo("another bidder tick is running (its lock is held): this one exits without acting")
