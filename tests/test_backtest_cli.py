@@ -177,6 +177,11 @@ def test_bad_inputs_give_one_line(tmp_path: Path, trace: Path) -> None:
     _one_line_error(invoke("--trace", str(trace), "--gpu", "H200"), "unknown GPU type 'H200'; 2 types are known; the "
                     "trace holds NVIDIA GeForce RTX 4090, NVIDIA RTX A6000")
     _one_line_error(invoke("--trace", str(trace), "--min-vram", "4000"), "no market in the history matches")
+    # A GPU count the history lacks names the job's own type at the counts and clouds it has (it listed
+    # the first markets of every type, alphabetically).
+    _one_line_error(invoke("--trace", str(trace), "--gpu", "4090", "--gpus", "3"),
+                    "no market in the history matches the job (NVIDIA GeForce RTX 4090, 3 GPU(s), cloud ANY); the "
+                    "history has these GPU types as: NVIDIA GeForce RTX 4090 COMMUNITY")
     bad = tmp_path / "bad.csv"
     bad.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
                    "2026-01-01T00:00:00Z,A,0.2,0.5\n2026-01-01T00:05:00Z,A,cheap,0.5\n")

@@ -83,10 +83,14 @@ class PriceHistory:
         if not keep:
             wanted = (", ".join(job.gpu_types) if job.gpu_types else
                       f">= {job.min_vram_gb} GB VRAM" if job.min_vram_gb is not None else "any GPU type")
-            have = sorted({m.label for m in self.markets})
+            # The job's own GPU types first, at the counts and clouds the history has them (a --gpus 3 the
+            # history lacks listed the first 8 markets of every type, alphabetically).
+            own = sorted({m.label for m in self.markets if m.gpu_type_id in job.gpu_types})
+            have = own or sorted({m.label for m in self.markets})
             shown = ", ".join(have[:8]) + (f" and {len(have) - 8} more" if len(have) > 8 else "")
             raise ConfigError(f"no market in the history matches the job ({wanted}, {job.gpu_count} GPU(s), "
-                              f"cloud {job.cloud}); the history has: {shown}", key="gpu")
+                              f"cloud {job.cloud}); the history has{' these GPU types as' if own else ''}: {shown}",
+                              key="gpu")
         return self.subset(keep)
 
 
