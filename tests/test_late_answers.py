@@ -171,7 +171,10 @@ def test_a_launch_terminated_while_its_create_is_out_says_a_pod_may_run(env):
          "--name", "cut", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url, "--now", to_iso(env.emu.now)],
         env={**os.environ, "RUNPOD_API_KEY": env.emu.api_key}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
-    wait_for(lambda: (env.store.job_state("cut") or {}).get("pending_name") is not None, seconds=20)
+    # Signalled once the emulator holds the create (its name is saved just before it is sent: signalled
+    # then, on a busy machine the create sometimes never left, and no pod landed).
+    wait_for(lambda: (env.store.job_state("cut") or {}).get("pending_name") is not None
+             and env.emu.fault_injector.counts["late_create"] >= 1, seconds=20)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     name = env.store.job_state("cut")["pending_name"]
