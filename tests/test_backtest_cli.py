@@ -154,6 +154,23 @@ def test_db_gives_the_same_numbers_as_the_trace(tmp_path: Path, trace: Path) -> 
     assert from_db["windows"] == from_trace["windows"] == 4     # starts at day 2, 3, 4, 5
 
 
+def test_bidder_db_is_the_database_when_no_trace_or_db_is_given(tmp_path: Path, trace: Path) -> None:
+    """The README says `bidder backtest` replays your own history: BIDDER_DB, the database every other
+    command reads, is it when neither --trace nor --db is given (a --trace still replaces it)."""
+    db = tmp_path / "bidder.db"
+    with Store.open(db) as store:
+        store.import_quotes(_quotes())
+    args = ("--hours", "10", "--deadline", "1d", "--strategies", "on-demand,floor", "--format", "json")
+    runner = CliRunner()
+    by_env = runner.invoke(main, ["backtest", *args], env={"BIDDER_DB": str(db)})
+    assert by_env.exit_code == 0, by_env.output
+    assert json.loads(by_env.stdout)["strategies"] == json.loads(invoke("--db", str(db), *args).stdout)["strategies"]
+    by_trace = runner.invoke(main, ["backtest", "--trace", str(trace), *args], env={"BIDDER_DB": str(tmp_path / "x.db")})
+    assert by_trace.exit_code == 0, by_trace.output
+    neither = runner.invoke(main, ["backtest", *args], env={"BIDDER_DB": ""})
+    _one_line_error(neither, "give exactly one of --trace FILE or --db FILE", "BIDDER_DB")
+
+
 def test_chart(tmp_path: Path, trace: Path) -> None:
     out = tmp_path / "cost.png"
     result = invoke("--trace", str(trace), "--hours", "10", "--deadline", "1d", "--strategies",

@@ -7,6 +7,7 @@ charts), imported inside the command so other commands start fast.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from bidder.cli.common import (
     check_market_cloud,
     checked_gpu_name,
     emit_rows,
+    expand_db_path,
     market_option,
 )
 from bidder.cli.progress import Progress
@@ -80,6 +82,11 @@ def _strategies(text: str) -> tuple[str, ...]:
     return names
 
 
+def _db_path(value: str | None) -> str | None:
+    """--db or BIDDER_DB as the other commands read it (`~` expanded, an empty name refused)."""
+    return None if value is None else expand_db_path(click.get_current_context(), None, value)  # type: ignore[arg-type]
+
+
 def _load(trace: str | None, db_path: str | None, market: str) -> tuple[Any, dict[str, str | None]]:
     from bidder.backtest.engine import load_store, load_trace
     from bidder.cli.collect import market_filter
@@ -125,7 +132,9 @@ Example:
                    "uninterruptable_price, and optionally cloud, gpu_count, market), e.g. one `bidder sim trace` "
                    "wrote.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help=f"Replay the history in this database instead (bidder's is {DEFAULT_DB}).")
+              callback=lambda ctx, param, value: _db_path(value),
+              help=f"Replay the history in this database instead (bidder's is {DEFAULT_DB}; without --trace "
+                   "or --db, env BIDDER_DB).")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
               help="Allowed GPU type (id, display name or a part of one); repeat for several. Default: every type.")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
@@ -182,8 +191,12 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     hindsight (the cheapest hours with no restart cost: a bound no plan reaches). With --every,
     the job starts again at each offset and the mean and the worst window of each metric are shown.
     """
+    if trace is None and db_path is None and os.environ.get("BIDDER_DB"):
+        # the database every other command reads (a --trace replaces it: not "both given")
+        db_path = _db_path(os.environ["BIDDER_DB"])
     if (trace is None) == (db_path is None):
-        raise click.UsageError("give exactly one of --trace FILE or --db FILE")
+        raise click.UsageError(f"give exactly one of --trace FILE or --db FILE (e.g. --db {DEFAULT_DB}, or set "
+                               "BIDDER_DB)" if trace is None else "give exactly one of --trace FILE or --db FILE")
     if keep_running and hours is not None:
         raise click.UsageError("--hours is for batch jobs; a --keep-running service takes --days")
     if days is not None and not keep_running:
