@@ -73,7 +73,7 @@ from bidder.units import parse_duration
 __all__ = ["SCENARIOS", "Scenario", "job_groups", "main", "run_study"]
 
 ROOT = Path(__file__).resolve().parent.parent
-AWS_TRACE = Path("/work/shared/traces/aws-g2-2016-us-east-1ac.csv")
+AWS_TRACE = ROOT / "data" / "aws-g2-2016-us-east-1ac.csv"  # where the README says to save it (not shipped)
 RESULTS = ROOT / "analysis" / "results"
 UNCAPPED = "floor (uncapped)"
 SHOWN = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", UNCAPPED, "optimum")

@@ -40,7 +40,7 @@ from bidder.units import parse_timestamp, to_iso
 
 __all__ = ["plot_tradeoff", "study"]
 
-AWS_TRACE = Path("/work/shared/traces/aws-g2-2016-us-east-1ac.csv")
+AWS_TRACE = Path(__file__).resolve().parent.parent / "data" / "aws-g2-2016-us-east-1ac.csv"  # where the README says to save it
 SHIPPED_TRACE = Path(__file__).resolve().parent.parent / "data" / "traces" / "sim-seed1-14d.csv"
 OUT = Path(__file__).resolve().parent / "results" / "study_bid_tradeoff.png"
 

@@ -36,7 +36,7 @@ from bidder.errors import BidderError
 from bidder.planner import block_maxima, fit_floor_model
 
 ROOT = Path(__file__).resolve().parent.parent
-AWS_TRACE = Path("/work/shared/traces/aws-g2-2016-us-east-1ac.csv")
+AWS_TRACE = ROOT / "data" / "aws-g2-2016-us-east-1ac.csv"  # where the README says to save it (not shipped)
 DAY = 86400.0
 
 

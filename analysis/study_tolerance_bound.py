@@ -2,7 +2,7 @@
 
     python3 analysis/study_tolerance_bound.py data/traces/sim-seed1-14d.csv --gpu "NVIDIA H100 80GB HBM3" \
         --tolerance medium
-    python3 analysis/study_tolerance_bound.py ../shared/traces/aws-g2-2016-us-east-1ac.csv \
+    python3 analysis/study_tolerance_bound.py data/aws-g2-2016-us-east-1ac.csv \
         --gpu g2.2xlarge/us-east-1a --tolerance medium --every 84
 
 Issue 11 asks that at tolerance medium and low bidder be cheaper than every baseline that meets its

@@ -31,7 +31,7 @@ from bidder.backtest.history import load_trace
 from bidder.errors import BidderError
 
 ROOT = Path(__file__).resolve().parents[1]
-AWS_TRACE = ROOT.parent / "shared" / "traces" / "aws-g2-2016-us-east-1ac.csv"
+AWS_TRACE = ROOT / "data" / "aws-g2-2016-us-east-1ac.csv"  # where the README says to save it (not shipped)
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 

@@ -11,7 +11,7 @@ work, interruptions, ... as exact floats). The cases:
     sim-1     data/traces/sim-seed1-14d.csv, RTX 4090 COMMUNITY, 30 h batch job, 3-day deadline, every 12 h
     sim-4     the same trace, RTX 4090 + A100 80GB PCIe, both clouds (4 markets), same job
     sim-keep  the same trace, RTX 4090 COMMUNITY, kept running 4 days, every 2 days
-    aws-1a    /work/shared/traces/aws-g2-2016-us-east-1ac.csv (or --aws FILE), the first 40 days of
+    aws-1a    data/aws-g2-2016-us-east-1ac.csv (or --aws FILE; the README's "Results" says how to make it), the first 40 days of
               us-east-1a: 100 h batch job, 7-day deadline, every 3.5 days
     aws-2     the same slice, us-east-1a and us-east-1c, same job
 
@@ -44,7 +44,7 @@ from bidder.models import JobSpec, Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "data" / "traces" / "sim-seed1-14d.csv"
-AWS = Path("/work/shared/traces/aws-g2-2016-us-east-1ac.csv")
+AWS = ROOT / "data" / "aws-g2-2016-us-east-1ac.csv"  # where the README says to save it (not shipped)
 DAY = 86400.0
 
 

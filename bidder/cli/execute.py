@@ -77,8 +77,8 @@ Example:
   bidder launch --min-vram 24 --tolerance none --image runpod/pytorch:latest --dry-run
 """
 _EXAMPLE_TICK = """\b
-Example (crontab, every 5 minutes):
-  */5 * * * * cd /srv/bidder && bidder tick --config bidder.toml --log tick.jsonl
+Example (crontab, every 5 minutes; cron's PATH is /usr/bin:/bin, so bidder's full path: `which bidder`):
+  */5 * * * * cd /srv/bidder && /path/to/venv/bin/bidder tick --config bidder.toml --log tick.jsonl
 """
 _EXAMPLE_JOBS = """\b
 Example:
