@@ -755,16 +755,25 @@ class Executor:
         """Start managing `pod` as the job's pod. `created`: when its create was sent (default: now, less
         the uptime it reports): later polls are checked against it, so a pod found after a gap is not
         taken as younger than it is (every poll of it would be rejected, its cost never booked)."""
+        # The volume its create asked for (0: none): RunPod bills it while the pod is stopped. A RunPod
+        # template may bring a volume of its own: with one and no volume given, unknown.
+        template = config.template
+        sent = (template.volume if self.market == "runpod" and (template.volume or template.template_id is None)
+                else None)
         self._adopt_as(config.name, config.job.gpu_count, pod, kind, gpu_type_id, cloud, bid, now, name=name,
-                       created=created)
+                       created=created, volume=sent)
 
     def _adopt_as(self, job: str, gpu_count: int, pod: Pod, kind: str, gpu_type_id: str, cloud: str,
-                  bid: float | None, now: datetime, *, name: str, created: datetime | None = None) -> None:
+                  bid: float | None, now: datetime, *, name: str, created: datetime | None = None,
+                  volume: int | None = None) -> None:
         if created is None:
             created = _created_by(pod, now)
+        # RunPod's own answer first (`volumeInGb`), else what bidder sent; neither: unknown (NULL).
+        volume = pod.volume_in_gb if pod.volume_in_gb is not None and pod.invalid is None else volume
         self.store.add_pod(pod.id, job=job, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
                            gpu_count=pod.gpu_count or gpu_count, kind=kind,
-                           bid_per_gpu=bid if kind == "spot" else None, created=min(created, now), market=self.market)
+                           bid_per_gpu=bid if kind == "spot" else None, created=min(created, now), market=self.market,
+                           volume_in_gb=volume)
         self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
         self._record_billing(pod.id, pod, now)  # Vast bills storage from the create on
         state = self.store.job_state(job) or {}

@@ -262,6 +262,7 @@ def test_an_older_database_that_cannot_be_written_says_it_needs_upgrading_once(t
     Store.open(db).close()
     with contextlib.closing(sqlite3.connect(db)) as conn:  # as version 5 left it: no offers_market index
         conn.execute("DROP INDEX offers_market")
+        conn.execute("ALTER TABLE pods DROP COLUMN volume_in_gb")  # (nor version 7's column)
         conn.execute("PRAGMA user_version = 5")
         conn.commit()
     before = db.read_bytes()

@@ -78,7 +78,7 @@ LOWEST_PRICE_FIELDS = "minimumBidPrice uninterruptablePrice stockStatus availabl
 #: once RunPod has dropped them (asking for an unknown field fails the whole request).
 SPOT_PRICE_FIELDS = frozenset({"minimumBidPrice", "secureSpotPrice", "communitySpotPrice"})
 POD_FIELDS = ("id name imageName desiredStatus podType costPerHr adjustedCostPerHr gpuCount lastStatusChange "
-              "lowestBidPriceToResume machineId machine { podHostId gpuDisplayName location } "
+              "lowestBidPriceToResume machineId volumeInGb machine { podHostId gpuDisplayName location } "
               "runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } }")
 
 

@@ -47,10 +47,11 @@ SPOT_POD_TYPES = frozenset({"INTERRUPTABLE", "BID"})
 POD_STATUSES = frozenset({"CREATED", "RUNNING", "RESTARTING", "EXITED", "PAUSED", "DEAD", "TERMINATED"})
 POD_TYPES = frozenset({"INTERRUPTABLE", "RESERVED", "BID", "BACKGROUND"})
 #: Bounds no true answer passes (USD per hour of a pod or a GPU: `bidder.models.MAX_PRICE`, which trace
-#: files share; seconds; GPUs of one pod). They keep impossible numbers out of the ledger and every later
-#: sum (no OverflowError on a 1e12 uptime).
+#: files share; seconds; GPUs of one pod; GB of a volume). They keep impossible numbers out of the ledger
+#: and every later sum (no OverflowError on a 1e12 uptime).
 MAX_UPTIME_S = 10 * 365 * 86400
 MAX_GPU_COUNT = 1024
+MAX_VOLUME_GB = 1_000_000
 
 
 # -- field readers: absent/null -> None, wrong type -> ValueError ---------------------------------
@@ -227,8 +228,9 @@ class Pod:
     (on-demand). `cost_per_hr` is USD per hour for the whole pod. `uptime_seconds` and `ports`
     come from `runtime`, which RunPod sends as null until the container is up and after a stop:
     then `uptime_seconds` is None and `ports` is empty. `last_status_change` is RunPod's free text
-    ("Rented by User: ...", "Exited by Runpod: ..."). `invalid` is set (and the impossible numbers
-    read None) when a pod list carried a number for this pod that cannot be true: the poll must
+    ("Rented by User: ...", "Exited by Runpod: ..."). `volume_in_gb`: the volume disk RunPod bills
+    while the pod is stopped (None: not said, or unreadable). `invalid` is set (and the impossible
+    numbers read None) when a pod list carried a number for this pod that cannot be true: the poll must
     not be stored (see `parse_pod(lenient=True)`).
     """
 
@@ -248,6 +250,7 @@ class Pod:
     adjusted_cost_per_hr: float | None = None
     location: str | None = None
     invalid: str | None = None
+    volume_in_gb: int | None = None
 
     @property
     def is_spot(self) -> bool:
@@ -304,7 +307,17 @@ def _parse_pod(obj: Any, *, strict: bool) -> Pod:
         uptime_seconds=None if runtime is None else whole(runtime, "uptimeInSeconds", hi=MAX_UPTIME_S),
         ports=() if runtime is None else tuple(_port(p) for p in _list(runtime, "ports") if p is not None),
         adjusted_cost_per_hr=num(obj, "adjustedCostPerHr", hi=MAX_PRICE), location=_str(machine, "location"),
+        volume_in_gb=_volume(obj),
     )
+
+
+def _volume(obj: Mapping[str, Any]) -> int | None:
+    """`volumeInGb`, or None when it cannot be read: only `bidder pods` shows it, so a wrong one must
+    not cost the poll of the pod (its status and price)."""
+    try:
+        return _int(obj, "volumeInGb", hi=MAX_VOLUME_GB)
+    except ValueError:  # (ImpossibleValue too)
+        return None
 
 
 def _or_none(reader: Any) -> Any:

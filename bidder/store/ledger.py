@@ -27,7 +27,7 @@ LAUNCH_JOB = "bidder-launch"  # (bidder.jobs refuses a [jobs.NAME] of it)
 
 _JOB_COLUMNS = ("state", "pod_id", "work_done_hours", "spent", "interruptions", "started", "finished", "updated")
 _POD_COLUMNS = ("job", "name", "gpu_type_id", "cloud", "gpu_count", "kind", "bid_per_gpu", "created", "state",
-                "desired_status", "last_seen", "ended", "interruptions", "note", "market")
+                "desired_status", "last_seen", "ended", "interruptions", "note", "market", "volume_in_gb")
 
 
 class LedgerStore(StoreBase):
@@ -83,19 +83,22 @@ class LedgerStore(StoreBase):
     # -- ledger: pods and observations --------------------------------------------------------------
     def add_pod(self, pod_id: str, *, job: str | None, name: str | None, gpu_type_id: str | None,
                 cloud: str | None, gpu_count: int | None, kind: str, bid_per_gpu: float | None,
-                created: datetime, market: str = "runpod") -> None:
+                created: datetime, market: str = "runpod", volume_in_gb: int | None = None) -> None:
         """Start managing a pod (kind "spot" or "on_demand") of `market` (runpod | vast). Adding a known
-        id updates its fields."""
+        id updates its fields. `volume_in_gb`: a RunPod pod's volume disk (0: none; None: unknown, and
+        a volume already known is kept)."""
         if kind not in ("spot", "on_demand"):
             raise StoreError(f"pod kind must be 'spot' or 'on_demand', got {kind!r}")
-        values = (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, _iso(created), market)
+        values = (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, _iso(created), market,
+                  volume_in_gb)
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO pods (pod_id, job, name, gpu_type_id, cloud, gpu_count, kind, bid_per_gpu, created, "
-                "market) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET job = excluded.job, "
-                "name = excluded.name, gpu_type_id = excluded.gpu_type_id, cloud = excluded.cloud, "
-                "gpu_count = excluded.gpu_count, kind = excluded.kind, bid_per_gpu = excluded.bid_per_gpu, "
-                "created = excluded.created, market = excluded.market", values)
+                "market, volume_in_gb) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET "
+                "job = excluded.job, name = excluded.name, gpu_type_id = excluded.gpu_type_id, "
+                "cloud = excluded.cloud, gpu_count = excluded.gpu_count, kind = excluded.kind, "
+                "bid_per_gpu = excluded.bid_per_gpu, created = excluded.created, market = excluded.market, "
+                "volume_in_gb = coalesce(excluded.volume_in_gb, volume_in_gb)", values)
 
     def managed_pods(self, job: str | None = None, *, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Pods bidder manages, oldest first; optionally one job's, or only those in `states`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["ACTION_KINDS", "ACTION_OUTCOMES", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: Mutations the ledger records (issue 5), and the outcomes an action row can have.
 ACTION_KINDS: tuple[str, ...] = ("rent_spot", "bid_resume", "deploy_on_demand", "resume", "stop", "terminate")
@@ -221,5 +221,10 @@ ALTER TABLE pod_observations ADD COLUMN storage_per_hr REAL;
     # every offer stored (23 ms a decision on the demo's two days).
     6: """
 CREATE INDEX offers_market ON offers (gpu_name, num_gpus, verified, ts);
+""",
+    # A RunPod pod's volume disk (GB), which RunPod bills while the pod is stopped: NULL (unknown) for
+    # every pod already there.
+    7: """
+ALTER TABLE pods ADD COLUMN volume_in_gb INTEGER;
 """,
 }
