@@ -60,9 +60,10 @@ def test_stop_says_what_it_did_to_a_launched_pod_and_the_pod_really_stops(env):
     result = cli(env, "stop", pod.id, *common(env))
     assert result.exit_code == 0, result.output + result.stderr
     # Not "job bidder-launch is held": no tick runs a launch, and `bidder jobs start` knows no such job.
+    # (Launched without --volume: RunPod bills nothing for it stopped; tests/test_pods_volume.py has one with.)
     assert result.output == (f"stopped pod {pod.id} (launched by `bidder launch`): it no longer runs and nothing "
-                             f"restarts it; RunPod bills its volume disk, if it has one, while it is stopped: "
-                             f"`bidder stop {pod.id} --terminate` deletes it with its volume\n")
+                             f"restarts it; it has no volume, so it bills nothing while stopped "
+                             f"(`bidder stop {pod.id} --terminate` deletes it)\n")
     assert pod.desired_status == "EXITED"
     billed = env.emu.world.true_spend(pod.id)
     assert billed == pytest.approx(env.emu.world.on_demand(A6000, pod.cloud), rel=0.01)  # one hour
@@ -358,25 +359,6 @@ def test_a_second_stop_of_a_terminated_pod_leaves_its_end_as_it_was(env):
     assert again.output == f"pod {pod.id} is already terminated (ended {to_iso(before['ended'])}): nothing to stop\n"
     with Store.open(env.tmp / "bidder.db") as store:
         assert store.pod(pod.id) == before
-
-
-def test_bidder_pods_says_a_stopped_runpod_pods_volume_bills_and_how_to_delete_it(env):
-    """It said "no managed pods billing" while RunPod billed the stopped pod's volume disk. The ledger does
-    not know a pod's volume (one with none bills nothing stopped), so --all lists it, with how to delete it."""
-    pod = launched(env, "--volume", "50")
-    env.emu.advance(600)
-    assert cli(env, "stop", pod.id, *common(env)).exit_code == 0
-    assert cli(env, "pods", *common(env)[:2]).output == (
-        "no managed pods billing (use --all for stopped ones: a stopped RunPod pod's volume, if it has one, bills)\n")
-    listed = cli(env, "pods", "--all", *common(env)[:2])
-    assert listed.exit_code == 0, listed.output + listed.stderr
-    assert pod.id in listed.output and "EXITED" in listed.output, listed.output
-    assert listed.output.splitlines()[-1] == (
-        "stopped RunPod pods keep their volume disk, which RunPod bills while they are stopped: "
-        f"`bidder stop {pod.id} --terminate` deletes one")
-    # Deleted, it bills nothing: no line.
-    assert cli(env, "stop", pod.id, "--terminate", *common(env)).exit_code == 0
-    assert "bills while they are stopped" not in cli(env, "pods", "--all", *common(env)[:2]).output
 
 
 def test_a_tick_does_not_tell_the_user_to_stop_a_running_launch_pod(env):

@@ -48,7 +48,7 @@ from bidder.cli.recommend import expected_interruptions
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.clock import ServerTimes
 from bidder.collector import RunPodSource, VastSource, collect_markets
-from bidder.errors import BidderError, ConfigError, LockHeld, PodNotFound, StoreError
+from bidder.errors import ApiError, BidderError, ConfigError, LockHeld, PodNotFound, StoreError
 from bidder.executor import Executor, LaunchResult
 from bidder.jobs import (
     DEFAULT_CONFIG,
@@ -1086,7 +1086,8 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
 # -- pods and stop -----------------------------------------------------------------------------------
 @main.command("pods", epilog=_EXAMPLE_PODS)
 @click.option("--all", "show_all", is_flag=True, help="Also pods that bill nothing any more: stopped (a Vast "
-              "instance kept stopped bills its disk, and is always listed), retired or lost.")
+              "instance kept stopped bills its disk, a RunPod pod its volume if it has one: those are always "
+              "listed), retired or lost.")
 @click.option("--refresh", is_flag=True, help="Poll the API first (records an observation of each pod).")
 @format_option("table", "json", "csv")
 @now_option
@@ -1103,9 +1104,11 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
     with open_existing_store(db_path, "no pods yet") as store:
         if refresh:
             active = store.managed_pods(states=["active"])
-            # As the tick does: a pod to retire and a stopped Vast instance (its disk) still bill.
+            # As the tick does: a pod to retire and a stopped Vast instance (its disk) still bill. A stopped
+            # RunPod pod too (its volume, if any): one deleted in RunPod's console is no longer listed.
             kept = [r for r in store.managed_pods(states=["retiring", "stopped"])
-                    if r.get("state") == "retiring" or r.get("market") == "vast"]
+                    if r.get("state") == "retiring" or r.get("market") == "vast"
+                    or r.get("desired_status") != "TERMINATED"]
             wanted = {row.get("market") or "runpod" for row in (*active, *kept)}
             lost = Executor.lost_launch_creates(store)  # a launch's create may have landed since it said "nothing launched"
             vast = _vast_api(vast_url) if "vast" in wanted or lost else None
@@ -1133,13 +1136,17 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                         # A pod missing from the list is asked for by id: a list is no proof that it ended.
                         pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
                         ex.observe(row, pod, now)
+                        _note_volume(store, row, pod)
                     for row in (r for r in kept if (r.get("market") or "runpod") == market):
-                        ex.bill_kept(row, listing.get(row["pod_id"]), now)
+                        _poll_kept(store, ex, row, listing.get(row["pod_id"]), now)
                 for event in (e for ex in exs.values() for e in ex.log if e["event"] == "rejected_observation"):
                     click.echo(f"warning: {event.get('message', '')}", err=True)  # as the tick says it
         rows = []
+        unknown = False  # a stopped RunPod pod left out whose volume the ledger does not know: it may bill
         for row in store.managed_pods(states=None if show_all else ["active", "retiring", "stopped"]):
             if not show_all and not _bills(row):
+                unknown = unknown or (row.get("market") != "vast" and row.get("desired_status") != "TERMINATED"
+                                      and _kept_volume(row) is None)
                 continue
             observations = store.observations(row["pod_id"])
             last = observations[-1] if observations else None
@@ -1155,7 +1162,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 rate: float | None = None  # deleted: it bills nothing now (Vast's storage showed on)
             elif last is not None and (row.get("desired_status") or last["desired_status"]) != "RUNNING":
                 # A stopped or paused Vast instance bills its disk alone; a stopped RunPod pod, its volume
-                # (which RunPod's answer does not price): not the GPU's price it showed while it ran.
+                # (`volume_gb`: RunPod's answers do not price it): not the GPU's price it showed while it ran.
                 rate = storage
             else:
                 rate = None if last is None or last.get("cost_per_hr") is None else (
@@ -1173,14 +1180,16 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                          "spent": round(estimate_spend(observations), 6),  # as `report` and `jobs`: one rounding
                          "interruptions": row.get("interruptions"),
                          "last_seen": to_iso(row["last_seen"]) if row.get("last_seen") else None,
+                         # A RunPod pod's volume disk, billed while it is stopped (None: unknown, or Vast's).
+                         "volume_gb": row.get("volume_in_gb") if row.get("market") != "vast" else None,
                          "access": access.get(row["pod_id"])})
     columns = ["pod", *_market_column(rows), "job", "gpu", "kind", "bid", "status", "cost_per_hr", "uptime", "spent",
                "interruptions"]
     if fmt != "table":
         columns = list(rows[0]) if rows else columns
     if not rows and fmt == "table":
-        click.echo("no managed pods" + ("" if show_all else " billing (use --all for stopped ones: a stopped "
-                                                            "RunPod pod's volume, if it has one, bills)"))
+        click.echo("no managed pods" + ("" if show_all else " billing") + (
+            " (use --all for stopped ones: a stopped RunPod pod's volume, if it has one, bills)" if unknown else ""))
         return
     emit_rows(rows, columns, fmt)
     if fmt == "table":  # how to reach each running pod (its ports, once the container is up)
@@ -1189,13 +1198,44 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 click.echo(f"{row['pod']}: {row['access']}")
         # Kept stopped, a pod bills its disk until it is deleted (RunPod's answers do not price the volume).
         kept = [r for r in rows if r["state"] == "stopped" and r["status"] != "TERMINATED"]
+        for r in kept:
+            if r["market"] == "runpod" and r["volume_gb"]:
+                click.echo(f"{r['pod']}: stopped, it keeps its {r['volume_gb']} GB volume, which RunPod bills while "
+                           f"it is stopped: `bidder stop {r['pod']} --terminate` deletes it")
         for market, said in (("runpod", "stopped RunPod pods keep their volume disk, which RunPod bills while they "
                                         "are stopped"),
                              ("vast", "stopped Vast instances keep their disk, whose storage Vast bills until "
                                       "they are destroyed")):
-            ids = [r["pod"] for r in kept if r["market"] == market]
+            # (a RunPod pod known to have no volume bills nothing stopped; one known to have one is named above)
+            ids = [r["pod"] for r in kept if r["market"] == market and (market == "vast" or r["volume_gb"] is None)]
             if ids:
                 click.echo(f"{said}: `bidder stop {ids[0]} --terminate` deletes one")
+
+
+def _poll_kept(store: Store, ex: Executor, row: dict[str, Any], pod: Pod | None, now: datetime) -> None:
+    """`pods --refresh`'s poll of a pod kept to retire or kept stopped, as the tick's: one the listing
+    left out is asked for by id, and only the API's "not found" marks it gone (a listing, empty or not,
+    proves nothing); an answer that cannot be read leaves it as it was, and listed."""
+    if pod is None:
+        try:
+            pod = ex.confirm(row["pod_id"])
+        except ApiError as exc:
+            click.echo(f"warning: pod {row['pod_id']} could not be read ({exc}): listed as last seen", err=True)
+            return
+        if pod is None:  # gone: booked and marked as `stop` marks a pod deleted outside bidder
+            ex.observe(row, None, now)
+            return
+    ex.bill_kept(row, pod, now)
+    _note_volume(store, row, pod)
+
+
+def _note_volume(store: Store, row: Mapping[str, Any], pod: Pod | None) -> None:
+    """A RunPod pod's volume as RunPod's answer gives it (`volumeInGb`), into the ledger when it is news:
+    it tells whether the pod bills while stopped."""
+    if pod is None or pod.invalid is not None or pod.volume_in_gb is None:
+        return
+    if (row.get("market") or "runpod") == "runpod" and row.get("volume_in_gb") != pod.volume_in_gb:
+        store.set_pod_state(row["pod_id"], volume_in_gb=pod.volume_in_gb)
 
 
 def _shown_status(row: Mapping[str, Any], fmt: str, job: Mapping[str, Any]) -> str | None:
@@ -1211,13 +1251,22 @@ def _shown_status(row: Mapping[str, Any], fmt: str, job: Mapping[str, Any]) -> s
 
 
 def _bills(row: Mapping[str, Any]) -> bool:
-    """Whether a managed pod bills, as far as the ledger can tell: active, still to retire, or a Vast
-    instance kept stopped (its disk bills storage until it is destroyed). A RunPod pod kept stopped bills
-    its volume disk if it has one, which the ledger does not hold (a pod with none bills nothing stopped,
-    and `--volume` defaults to 0): listed by --all, with a line on how to delete it."""
+    """Whether a managed pod bills, as far as the ledger can tell: active, still to retire, a Vast
+    instance kept stopped (its disk bills storage until it is destroyed), or a RunPod pod kept stopped
+    with a volume disk. One known to have none bills nothing stopped (`--volume` defaults to 0); one
+    whose volume the ledger does not know (recorded before it held them) is listed by --all, with a
+    line on how to delete it."""
     if row.get("state") in ("active", "retiring"):
         return True
-    return row.get("market") == "vast" and row.get("desired_status") != "TERMINATED"
+    if row.get("desired_status") == "TERMINATED":
+        return False
+    return row.get("market") == "vast" or (row.get("state") == "stopped" and bool(_kept_volume(row)))
+
+
+def _kept_volume(row: Mapping[str, Any]) -> int | None:
+    """A RunPod pod's volume in GB as the ledger holds it (0: none; None: unknown)."""
+    value = row.get("volume_in_gb")
+    return None if value is None else int(value)
 
 
 def _money(value: Any) -> float | None:
@@ -1302,7 +1351,10 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                 continue
             ex = _executor_for(exs, row)
             try:
-                ex.observe(row, ex.client.pod(row["pod_id"]), now)
+                pod = ex.client.pod(row["pod_id"])
+                ex.observe(row, pod, now)
+                if not dry_run:
+                    _note_volume(store, row, pod)
             except PodNotFound:
                 ex.observe(row, None, now)
                 click.echo(f"pod {row['pod_id']} no longer exists (marked gone in the ledger)")
@@ -1348,7 +1400,14 @@ def _stopped_line(row: dict[str, Any], terminate: bool, launched: bool, ended: s
     disk = "disk" if market == "vast" else "volume"
     if terminate:
         return f"{done} (launched by `bidder launch`): deleted, with its {disk}"
-    kept = (f"Vast bills its {disk}'s storage until `bidder stop {row['pod_id']} --terminate`" if market == "vast"
-            else f"RunPod bills its volume disk, if it has one, while it is stopped: `bidder stop {row['pod_id']} "
-                 "--terminate` deletes it with its volume")
+    delete = f"`bidder stop {row['pod_id']} --terminate`"
+    volume = _kept_volume(row)
+    if market == "vast":
+        kept = f"Vast bills its {disk}'s storage until {delete}"
+    elif volume is None:  # (a pod recorded before the ledger held volumes)
+        kept = f"RunPod bills its volume disk, if it has one, while it is stopped: {delete} deletes it with its volume"
+    elif volume:
+        kept = f"RunPod bills its {volume} GB volume while it is stopped: {delete} deletes it with its volume"
+    else:
+        kept = f"it has no volume, so it bills nothing while stopped ({delete} deletes it)"
     return f"{done} (launched by `bidder launch`): it no longer runs and nothing restarts it; {kept}"
