@@ -36,6 +36,7 @@ Nothing reads the clock here: `now` comes from the caller (wall clock, or the em
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -297,14 +298,17 @@ class _Tick:
     # -- the cycle ---------------------------------------------------------------------------------
     def run(self) -> TickReport:
         self.collect(self.config.collect_interval)
+        self.alive()
         self.resolve_gpus()
         self.keep_on_runpod()
         self.launch_names()
         self.other_configs()
         self.ex.recheck_spot(self.now)
         self.poll()
+        self.alive()
         if self.needs_decision():  # decide on fresh prices: an outbid pod means the floor just moved
             self.collect(DECISION_FRESHNESS)
+            self.alive()
         for job in self.config.jobs.values():
             start = len(self.ex.log)  # (every market's executor writes to this one log)
             unsent: tuple[str, ...] = ()
@@ -326,6 +330,7 @@ class _Tick:
             failed = _failed_calls(self.ex.log[start:]) or unsent
             self.report.jobs.append(replace(report, failed=failed))
             self._own(job)
+            self.alive()
         known = set(self.config.jobs)
         if not self.ex.dry_run:
             for state in self.store.jobs():
@@ -349,6 +354,13 @@ class _Tick:
                                      f"in {self.config.path}: stop it with `{stop}`")
         self.report.events = list(self.ex.log)
         return self.report
+
+    def alive(self) -> None:
+        """Touch the tick lock's file: the next tick judges a held lock by its time (`bidder tick`'s
+        STUCK_TICK_MINUTES), which then means no progress for that long, not a long tick: one of many
+        jobs behind a slow API, moving all along, was reported stuck at 30 minutes."""
+        with contextlib.suppress(OSError):  # (a courtesy to the next tick: never a reason to stop this one)
+            os.utime(self.store.lock_path("tick"))
 
     def other_configs(self) -> None:
         """Two bidder.toml files on one database: each tick took the other's job of the same name for its

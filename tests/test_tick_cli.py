@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from executor_helpers import ON_DEMAND_SERVICE, make_env, named
 
 from bidder.cli import main
+from bidder.jobs import load_config
 from bidder.sim import TEST_API_KEY
+from bidder.tick import run_tick
 from bidder.units import to_iso
 
 CONFIG = ON_DEMAND_SERVICE
@@ -140,10 +142,35 @@ def test_a_tick_lock_held_for_half_an_hour_is_an_error(env):
         os.utime(lock, (taken - 31 * 60, taken - 31 * 60))
         stuck = tick(env)
     assert stuck.exit_code == 1, stuck.output
-    assert stuck.stderr == (f"Error: another bidder (pid {os.getpid()}) has held the tick lock for 31 min: it may be "
-                            "stuck; this tick did not act. Stop that process if it is not moving (the next tick "
-                            "carries on from the ledger)\n")
+    assert stuck.stderr == (f"Error: another bidder (pid {os.getpid()}) has held the tick lock with no progress for "
+                            "31 min: it may be stuck; this tick did not act. Stop that process if it is not moving "
+                            "(the next tick carries on from the ledger)\n")
     assert env.emu.world.pods == {}
+
+
+def test_a_long_tick_that_is_still_moving_is_not_taken_for_stuck(env):
+    """The alarm read the lock's age: a tick of many jobs behind a slow API, 31 minutes in and still
+    acting, was reported stuck (exit 1, cron's mail). It marks each job done on the lock file, so
+    a tick that started 31 minutes ago and just finished a job is given way to quietly."""
+    (env.tmp / "bidder.toml").write_text(CONFIG + CONFIG.replace("[jobs.train]", "[jobs.eval]"))
+    lock = env.store.lock_path("tick")
+    seen: dict[str, object] = {}
+
+    def during(event: dict[str, object]) -> None:
+        if event.get("job") == "train" and "backdated" not in seen:
+            # The first job took half an hour (a slow API): the lock was taken 31 minutes ago.
+            then = time.time() - 31 * 60
+            os.utime(lock, (then, then))
+            seen["backdated"] = True
+        elif event.get("job") == "eval" and "other" not in seen:
+            seen["other"] = tick(env)  # a cron tick started while the long one works on its second job
+
+    config = load_config(str(env.tmp / "bidder.toml"))
+    report = run_tick(env.client, env.store, config, env.emu.now, events=during)
+    assert [j.state for j in report.jobs] == ["running", "running"], report.jobs
+    other = seen["other"]
+    assert other.exit_code == 0, other.output + other.stderr
+    assert other.output.strip() == "another bidder tick is running (its lock is held): this one exits without acting"
 
 
 def test_a_second_tick_while_another_runs_exits_0_saying_so(env):

@@ -500,13 +500,15 @@ def _said_if_cut_off(store: Store, name: str) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-#: A tick lock held this long (minutes, by the wall clock) makes the tick that finds it an error, not a
-#: quiet exit: a tick retries a slow API for a few minutes at most (122 s behind 65-second answers).
+#: A tick lock held this long (minutes, by the wall clock) with no progress makes the tick that finds it an
+#: error, not a quiet exit: a tick retries a slow API for a few minutes at most (122 s behind 65-second answers).
 STUCK_TICK_MINUTES = 30.0
 
 
 def _lock_held_minutes(store: Store) -> float | None:
-    """How long the tick lock has been held: its holder writes its note on taking it (None: unknown)."""
+    """How long the tick lock's holder has shown no progress (None: unknown): it writes its note on taking
+    it, and a tick touches the file after each step and each job (`bidder.tick`), so a long tick that
+    moves never reads as stuck."""
     try:
         return max(time.time() - os.stat(store.lock_path("tick")).st_mtime, 0.0) / 60.0
     except OSError:
@@ -789,12 +791,12 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             except LockHeld as exc:
                 held = _lock_held_minutes(store)
                 if held is not None and held >= STUCK_TICK_MINUTES:
-                    # Cron gives way quietly to a slow tick; a lock held this long is a tick that stopped
-                    # moving (a hung call), and every job waits on it: said as an error, for cron's mail.
+                    # Cron gives way quietly to a slow tick; a lock held this long with no progress is a tick
+                    # that stopped moving (a hung call), and every job waits on it: an error, for cron's mail.
                     # (`launch`, `stop` and `pods --refresh` take the same lock: the holder is a bidder, not
                     # always a tick.)
                     raise BidderError(f"another bidder ({exc.holder or 'another process'}) has held the tick lock "
-                                      f"for {held:.0f} min: it may be stuck; this tick did not act. Stop that "
+                                      f"with no progress for {held:.0f} min: it may be stuck; this tick did not act. Stop that "
                                       "process if it is not moving (the next tick carries on from the ledger)") from None
                 click.echo("another bidder tick is running (its lock is held): this one exits without acting")
                 return
