@@ -39,9 +39,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bidder.collector import RunPodSource, VastSource, collect_markets, describe
@@ -53,6 +56,7 @@ from bidder.errors import (
     InsufficientHistory,
     MalformedAnswer,
     SpotUnsupported,
+    StoreError,
     TransportError,
 )
 from bidder.executor import (
@@ -76,6 +80,7 @@ __all__ = [
     "RESUME_FAILURES_BEFORE_MOVE",
     "JobReport",
     "TickReport",
+    "dry_run_copy",
     "interruption_summary",
     "job_progress",
     "left_billing",
@@ -1556,6 +1561,32 @@ def left_billing(row: Mapping[str, Any]) -> str | None:
         return ("is paused (outbid), resumes by itself and bills its disk meanwhile" if market == "vast" else
                 "is stopped (outbid or reclaimed) and keeps its volume, which RunPod bills while it is stopped")
     return None
+
+
+@contextlib.contextmanager
+def dry_run_copy(store: Store) -> Iterator[Store]:
+    """A scratch copy of `store`'s database (in the temp folder, deleted afterwards) for `bidder tick
+    --dry-run`: the dry run collects, polls and records its `dry_run` actions there as a real tick would
+    (so it decides on the prices and reads the spend the real tick will), and the user's database, its
+    ledger and its lock file are left as they were (its polls, prices and job states were written there)."""
+    with tempfile.TemporaryDirectory(prefix="bidder-dry-run-") as folder:
+        scratch = Path(folder) / "dry-run.db"
+        try:
+            source = sqlite3.connect(Path(store.path).resolve().as_uri() + "?mode=ro", uri=True)
+            try:
+                target = sqlite3.connect(scratch)
+                try:
+                    source.backup(target)  # (a consistent snapshot, even while a real tick writes)
+                finally:
+                    target.close()
+            finally:
+                source.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot copy {store.path} for a dry run: {exc}") from None
+        copy = Store.open(scratch)
+        copy.clock = store.clock  # (what the copy stores is marked as the real tick would mark it)
+        with copy:
+            yield copy
 
 
 def run_tick(client: RunPodClient | None, store: Store, config: Config, now: datetime, *, dry_run: bool = False,

@@ -219,18 +219,42 @@ def test_dry_run_tick_sends_no_mutation(env):
     assert "podFindAndDeployOnDemand" in request["query"]
     assert request["variables"]["input"]["gpuTypeId"] == "NVIDIA RTX A6000", request
     assert env.emu.world.pods == {}
-    assert [a["outcome"] for a in env.store.actions()] == ["dry_run"]
+    assert env.store.actions() == []  # (a dry run changes nothing in the database)
+
+
+def test_a_dry_run_tick_creates_no_database(env):
+    missing = env.tmp / "none.db"
+    result = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(missing), "--api-url", env.emu.url,
+                 "--dry-run")
+    assert result.exit_code == 1 and not missing.exists() and env.emu.world.pods == {}
+    assert result.stderr.startswith(f"Error: no bidder database at {missing}: collect prices first"), result.stderr
+
+
+def _dump(env) -> str:
+    """The database as SQL text, read by a connection of its own."""
+    conn = sqlite3.connect(env.tmp / "bidder.db")
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
 
 
 def test_a_dry_run_tick_reads_its_own_poll_and_shows_the_budget_stop_it_would_send(env):
     """It read the spend of the last real tick, so it said "running: $0.000/h (spent $0.00)" where the
-    real tick stopped the pod at its budget; and a stop it would send was neither shown nor called one."""
+    real tick stopped the pod at its budget; and a stop it would send was neither shown nor called one.
+    It reads its poll, and decides on fresh prices, in a scratch copy: it wrote its poll, its price
+    snapshot and its dry_run actions into the user's ledger: a preview must change nothing."""
     assert tick(env).exit_code == 0
     pod = next(iter(env.emu.world.pods.values()))
     env.emu.advance(1800)
     (env.tmp / "bidder.toml").write_text(CONFIG + "budget = 0.4\n")
+    before, lock = _dump(env), env.store.lock_path("tick")
+    locked = os.stat(lock).st_mtime_ns
     dry = tick(env, "--dry-run")
     assert dry.exit_code == 0, dry.stderr
+    assert dry.output.startswith(f"[dry run] collected a price snapshot at {to_iso(env.emu.now)}"), dry.output
+    assert _dump(env) == before  # no poll, no prices, no action, no job state: byte for byte
+    assert os.stat(lock).st_mtime_ns == locked  # nor its lock
     spent = env.emu.world.true_spend(pod.id)
     assert spent == pytest.approx(0.165, abs=0.002)
     line = next(x for x in dry.output.splitlines() if x.startswith("[dry run] train: "))
@@ -239,7 +263,6 @@ def test_a_dry_run_tick_reads_its_own_poll_and_shows_the_budget_stop_it_would_se
         "the next hour at $0.33/h would pass $0.40; pod " + f"{pod.id} would be stopped" in line, line
     assert line.endswith("(spent $0.17, 0.50 h done)"), line
     assert pod.desired_status == "RUNNING"
-    assert [a["kind"] + ":" + a["outcome"] for a in env.store.actions()][-1] == "stop:dry_run"
     real = tick(env)
     assert real.exit_code == 0, real.stderr
     assert (f"train: budget_stopped: budget: spent $0.17 + the next hour at $0.33/h would pass $0.40; "

@@ -65,7 +65,15 @@ from bidder.jobs import (
 from bidder.models import MARKET_NAMES, Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
-from bidder.tick import job_progress, left_billing, other_config, reopen_stopped_pod, run_tick, window_start
+from bidder.tick import (
+    dry_run_copy,
+    job_progress,
+    left_billing,
+    other_config,
+    reopen_stopped_pod,
+    run_tick,
+    window_start,
+)
 from bidder.units import format_duration, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
@@ -746,7 +754,8 @@ class _EventLog:
 @_config_option
 @click.option("--log", "log_path", default=None, metavar="FILE", callback=lambda ctx, param, value: _log_path(value),
               help="Append one JSON line per action to FILE.")
-@click.option("--dry-run", is_flag=True, help="Decide and record dry_run actions; send no mutation.")
+@click.option("--dry-run", is_flag=True, help="Decide and print what it would send; send no mutation and change "
+              "nothing in the database (it runs on a scratch copy).")
 @retries_option
 @now_option
 @allow_past_option
@@ -773,13 +782,16 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
                      min_reliability=config.vast_min_reliability)
     log = _EventLog(log_path) if log_path is not None else None
     try:
-        with Store.open(db_path) as store, _client(api_url, retries) as client:
+        # A dry run changes nothing: no database is created for it, and it runs on a scratch copy.
+        with Store.open(db_path, create=not dry_run) as store, _client(api_url, retries) as client, \
+                contextlib.ExitStack() as scratch:
             now = api_now(store, ServerTimes(client, vast.client if vast is not None else None), now_text,
                           allow_past=allow_past)
             try:
                 # Without a RunPod key but with Vast's, the tick runs on Vast alone.
                 runpod = client if (vast is None or resolve_api_key()) else None
-                report = run_tick(runpod, store, config, now, dry_run=dry_run,
+                ticked = scratch.enter_context(dry_run_copy(store)) if dry_run else store
+                report = run_tick(runpod, ticked, config, now, dry_run=dry_run,
                                   events=log.write if log is not None else None, vast=vast)
             except KeyboardInterrupt:
                 # As `bidder launch` says it: a create may have gone out (it said only "Aborted!", exit 1).
