@@ -4,11 +4,12 @@ for the command line (`--gpu`) and bidder.toml (`gpu = [...]`)."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 
 from bidder.errors import ConfigError
 
-__all__ = ["EMPTY_HINT", "check_gpu_ids", "resolve_gpu_types", "several_named"]
+__all__ = ["EMPTY_HINT", "check_gpu_ids", "resolve_gpu_types", "same_cards", "several_named"]
 
 EMPTY_HINT = ("collect a snapshot with `bidder collect` (or every 5 minutes from cron, see the README), "
               "or load history with `bidder import-trace FILE`")
@@ -69,14 +70,67 @@ def several_named(queries: Iterable[str], known: Mapping[str, str | None], *, sh
         except ConfigError:
             continue
         text = query.strip().lower()
-        # One card on two markets (RunPod's "NVIDIA RTX A6000", Vast's "RTX A6000") is one name here.
-        names = list(dict.fromkeys(known.get(i) or i for i in found))
+        # One card on two markets (RunPod's "NVIDIA RTX A6000", Vast's "RTX A6000"; RunPod's "A100 SXM",
+        # Vast's "A100 SXM4") is one type here: the count is of cards, not of names.
+        names = [_label(card, known) for card in same_cards(found, known)]
         if len(names) < 2 or any(text in (i.lower(), (known.get(i) or "").lower()) for i in found):
             continue
         listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
         notes.append(f"{query!r} names {len(names)} GPU types: {listed}; the job accepts each (give a full name "
                      "to choose one)")
     return notes
+
+
+def _label(card: list[str], known: Mapping[str, str | None]) -> str:
+    """A card's display names, each once whatever its case ("A100 SXM4 / A100 SXM"; "A100 PCIe")."""
+    labels: dict[str, str] = {}
+    for gpu_id in card:
+        shown = known.get(gpu_id) or gpu_id
+        labels.setdefault(shown.lower(), shown)
+    return " / ".join(labels.values())
+
+
+#: Words of a GPU's name that tell its maker or line, not the card ("NVIDIA GeForce RTX 4090").
+_MAKER_WORDS = frozenset({"nvidia", "geforce", "tesla", "amd", "instinct"})
+
+
+def same_cards(ids: Iterable[str], known: Mapping[str, str | None]) -> list[list[str]]:
+    """`ids` grouped by card: two ids are one card when a name of each (its id or display name, less the
+    maker's words and its memory size, "A100-SXM4-80GB" as "a 100 sxm 4") is the same and their memory
+    sizes, where a name gives one, agree. So RunPod's "NVIDIA A100-SXM4-80GB" (shown "A100 SXM") and
+    Vast's "A100 SXM4" are one card, and so are "A100 PCIe" and "A100 PCIE"; the V100 SXM2 of 16 GB and
+    of 32 GB, the RTX 3090 and the 3090 Ti are not. A group's memory is its first sized member's, so an
+    unsized name ("V100 SXM2" on another market) never joins two sizes into one card."""
+    groups: list[tuple[set[str], list[int | None], list[str]]] = []
+    for gpu_id in ids:
+        keys, memory = _card_keys(gpu_id, known.get(gpu_id))
+        for names, size, members in groups:
+            if names & keys and (memory is None or size[0] is None or memory == size[0]):
+                names |= keys
+                size[0] = size[0] if size[0] is not None else memory
+                members.append(gpu_id)
+                break
+        else:
+            groups.append((set(keys), [memory], [gpu_id]))
+    return [members for _, _, members in groups]
+
+
+def _card_keys(gpu_id: str, name: str | None) -> tuple[set[str], int | None]:
+    """The names a GPU type goes by without its maker's words or memory ("NVIDIA A100-SXM4-80GB" ->
+    "a 100 sxm 4"; letters and digits apart, so "RTX 6000Ada" is "rtx 6000 ada"), and its memory in GB
+    if one of its names gives it ("80GB")."""
+    keys, memory = set(), None
+    for label in (gpu_id, name or ""):
+        words = re.findall(r"[a-z]+|\d+", label.lower())
+        rest = []
+        for k, word in enumerate(words):
+            if word.isdigit() and k + 1 < len(words) and words[k + 1] == "gb":
+                memory = memory if memory is not None else int(word)
+            elif not (word == "gb" and k > 0 and words[k - 1].isdigit()) and word not in _MAKER_WORDS:
+                rest.append(word)
+        if rest:
+            keys.add(" ".join(rest))
+    return keys, memory
 
 
 def check_gpu_ids(names: Iterable[str], known: Mapping[str, str | None]) -> None:

@@ -68,7 +68,7 @@ from bidder.executor import (
     running_hours,
     stop_intent,
 )
-from bidder.gpu_names import check_gpu_ids, resolve_gpu_types
+from bidder.gpu_names import check_gpu_ids, resolve_gpu_types, several_named
 from bidder.jobs import Config, JobConfig, config_job_names, runpod_only
 from bidder.models import MARKET_NAMES, Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
@@ -291,6 +291,7 @@ class _Tick:
         self.collect_errors: dict[str, str] = {}  # market -> why its prices were not collected this tick
         self.would_send: dict[str, list[str]] = {}  # (dry run) job -> the stops it would send, request and all
         self.dry_progress: dict[str, tuple[float, float]] = {}  # (dry run) job -> (work, spent) this tick read
+        self.gpu_words: dict[str, tuple[str, ...]] = {}  # job -> its `gpu` names as bidder.toml writes them
 
     def ex_for(self, market: str | None) -> Executor:
         """The executor acting on `market` (a pod row's market, a decision's market); never another
@@ -321,6 +322,7 @@ class _Tick:
             try:
                 report = self.handle_job(job)
                 report = self._say_runpod_only(job, report)
+                report = self._say_several(job, report)
             except ApiError as exc:
                 # One job's failed call (a stop the API refused) must not leave the others unattended.
                 # What was sent is in the ledger; the next tick reads the pods afresh and goes on.
@@ -415,6 +417,7 @@ class _Tick:
             market = (jc.job.market or "any").lower()
             names = known if market not in held else {i: n for i, n in known.items() if i in held[market]}
             if jc.job.gpu_types:
+                self.gpu_words[name] = jc.job.gpu_types  # (as written: `_say_several` reads them)
                 try:
                     ids = tuple(resolve_gpu_types(jc.job.gpu_types, names))
                 except ConfigError as exc:
@@ -530,6 +533,24 @@ class _Tick:
         report = replace(report, message=f"{report.message} ({note})")
         self._save(jc, note=report.message)
         return report
+
+    def _say_several(self, jc: JobConfig, report: JobReport) -> JobReport:
+        """A `gpu` name that names several GPU types by part ("3090": the RTX 3090 and the 3090 Ti) is said
+        on the job's line once, as `bidder launch` says it, not at every tick: the note is kept in the job's
+        state (`gpu_note`) and said again only when it changes (a new type in the catalogue, a new name)."""
+        words = self.gpu_words.get(jc.name)
+        if not words or jc.name in self.claimed or jc.name in self.launches:  # (not this file's row to write)
+            return report
+        market = (jc.job.market or "any").lower()  # (RunPod alone for a job `keep_on_runpod` kept there)
+        known = self.store.gpu_type_names()
+        if market in ("runpod", "vast"):
+            held = {key[0] for key in self.store.markets(market)}
+            known = {i: n for i, n in known.items() if i in held}
+        note = "; ".join(several_named(words, known)) or None
+        if note == (self.store.job_state(jc.name) or {}).get("gpu_note"):
+            return report
+        self._save(jc, gpu_note=note)
+        return report if note is None else replace(report, message=f"{report.message}; note: {note}")
 
     def needs_decision(self) -> bool:
         """True when some job will decide this cycle: a pod stopped without bidder, or no pod yet."""

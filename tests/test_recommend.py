@@ -316,6 +316,17 @@ def test_a_name_that_names_several_types_by_part_says_which() -> None:
     assert several_named(["4090"], both) == []
     assert several_named(["3090"], both) == [
         "'3090' names 2 GPU types: RTX 3090, RTX 3090 Ti; the job accepts each (give a full name to choose one)"]
+    # RunPod's "A100 SXM" (id NVIDIA A100-SXM4-80GB) is Vast's "A100 SXM4", and Vast's "A100 PCIE" RunPod's
+    # "A100 PCIe": two cards, not four types; the V100 SXM2 of 16 GB and of 32 GB stay two, whatever the
+    # other market calls one of them.
+    a100 = {"NVIDIA A100-SXM4-80GB": "A100 SXM", "NVIDIA A100 80GB PCIe": "A100 PCIe", "A100 SXM4": "A100 SXM4",
+            "A100 PCIE": "A100 PCIE"}
+    assert several_named(["A100"], a100) == [
+        "'A100' names 2 GPU types: A100 PCIE, A100 SXM4 / A100 SXM; the job accepts each (give a "
+        "full name to choose one)"]
+    v100 = {"Tesla V100-SXM2-16GB": "V100 SXM2", "Tesla V100-SXM2-32GB": "V100 SXM2 32GB", "V100 SXM2": "V100 SXM2"}
+    assert several_named(["V100"], v100) == [
+        "'V100' names 2 GPU types: V100 SXM2, V100 SXM2 32GB; the job accepts each (give a full name to choose one)"]
     many = {f"NVIDIA T{i}": f"T{i}" for i in range(8)}
     assert several_named(["nvidia"], many) == [
         "'nvidia' names 8 GPU types: T0, T1, T2, T3, T4 and 3 more; the job accepts each (give a full name to "

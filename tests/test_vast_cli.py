@@ -393,3 +393,20 @@ def test_a_pod_list_that_cannot_be_read_is_one_cause_said_once_for_every_job_it_
     assert error.endswith("the state of the pods of v and w is unknown (their lines say why); the next tick asks "
                           "again"), error
     assert "cannot run" not in error and "may have been executed" not in result.output + result.stderr
+
+
+def test_tick_says_once_which_cards_a_gpu_name_names_counting_one_card_on_two_markets_once(env):
+    """`bidder tick` bought whichever card `gpu = ["A100"]` named, with no word of it (`launch` says it);
+    and the note counted RunPod's "A100 SXM" and Vast's "A100 SXM4", one card, as two types."""
+    emu, tmp = env
+    (tmp / "bidder.toml").write_text('[jobs.big]\ngpu = ["A100"]\nkeep_running = true\ntolerance = "none"\n'
+                                     'image = "img"\n')
+    config = ["--config", str(tmp / "bidder.toml")]
+    first = cli(env, "tick", *config)
+    assert first.exit_code == 0, first.output
+    [line] = [x for x in first.output.splitlines() if x.startswith("big: ")]
+    assert ("; note: 'A100' names 2 GPU types: A100 SXM4 / A100 SXM, A100 PCIe; the job accepts each (give a full "
+            "name to choose one) (spent $") in line, line
+    emu.advance(300)
+    again = cli(env, "tick", *config)  # said once, not in every tick's line
+    assert again.exit_code == 0 and "big: running: " in again.output and "names" not in again.output, again.output
