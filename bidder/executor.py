@@ -433,11 +433,16 @@ class Executor:
         return float((self.store.last_observation(pod_id) or {}).get("storage_per_hr") or 0.0)
 
     def _on_demand_price(self, gpu_type_id: str, cloud: str, gpu_count: int) -> float | None:
+        """The on-demand price per GPU-hour that `max_price` caps: the compute, as the optimizer holds it
+        (`on_demand_compute`: Vast's quote less the storage of the disk its search priced)."""
+        from bidder.advisor import with_storage
+        from bidder.optimizer import on_demand_compute
+
         best = None
         for q in self.store.latest_quotes(self.market):
             if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
-                best = q.uninterruptable_price
-        return best
+                best = q
+        return None if best is None else on_demand_compute(with_storage(self.store, [best])[0])
 
     # -- launching ---------------------------------------------------------------------------------
     def _candidates(self, decision: Decision, bound: int) -> list[_Candidate]:

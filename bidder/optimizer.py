@@ -175,6 +175,7 @@ __all__ = [
     "decide",
     "decide_by_rates",
     "hold_for_silence",
+    "on_demand_compute",
     "plan_markets",
     "planned_choice",
     "reserve_hours",
@@ -445,6 +446,18 @@ def disk_storage_per_hour(job: JobSpec, q: PriceQuote, *, on_demand: bool = Fals
     return _storage_price(q, on_demand) * float(job.disk_gb) / 720.0
 
 
+def on_demand_compute(q: PriceQuote) -> float | None:
+    """What `max_price` caps of an on-demand quote, per GPU-hour: its compute alone, as of a bid. Vast's
+    price holds the storage of the 10 GB disk its search priced (`on_demand_storage_gb`), left out here:
+    it was held against the cap while the launch's offer and the plan's line took the compute alone (a
+    $0.383 cap refused a plan it showed at $0.382). The job's own disk bills on both kinds alike, counted
+    in the cost, the budget and `max_spend_per_hour`, never in the cap (a 2000 GB disk put every offer
+    over it). RunPod's price is its compute."""
+    if q.uninterruptable_price is None:
+        return None
+    return q.uninterruptable_price - _storage_price(q, True) * q.on_demand_storage_gb / 720.0 / max(q.gpu_count, 1)
+
+
 def on_demand_per_gpu_hour(job: JobSpec, q: PriceQuote) -> float | None:
     """The on-demand price per GPU-hour with the job's disk: what an on-demand instance bills (Vast's price
     holds the searched disk's storage; the rest of the job's disk is added)."""
@@ -604,7 +617,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     tolerance = _interruption_budget(tolerance, job, progress, now, time_left)
     spent_note = None
     if tolerance <= 0 < policy.tolerance and policy.allow_spot and not (policy.allow_on_demand and any(
-            q.uninterruptable_price is not None and q.uninterruptable_price <= cap for q in markets)):
+            (od := on_demand_compute(q)) is not None and od <= cap for q in markets)):
         # The window's budget is spent and on-demand is over the max price (or not allowed): without
         # spot the job would wait past its deadline with its work undone (a backtest with the max price
         # under on-demand met 5 of 9 deadlines that a bid at the max price met with no interruption).
@@ -632,12 +645,14 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         is_current = progress.current_action == "on_demand" and _same_market(progress, q)
         hours = None if keep_running else work / s
         total = cost * g * (24.0 if keep_running else work)
-        over_price = price > cap
+        od = on_demand_compute(q)  # what the cap holds, as it holds a bid: storage aside
+        compute = price if od is None else od
+        over_price = compute > cap
         over_budget = budget_left is not None and total > budget_left + 1e-9
         late = hours is not None and hours > time_left + 1e-9
         alone = over_price + over_budget + late == 1  # (for the error's choice of constraint only)
         if over_price:
-            rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at ${price:.3f} is over the "
+            rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at ${compute:.3f} is over the "
                          f"max price ${cap:.3f}", alone=alone)
             continue
         if over_budget:
@@ -709,13 +724,13 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                 low = min(floors, key=lambda q: q.minimum_bid_price)  # type: ignore[arg-type,return-value]
                 also = (f"; spot is over it too: the lowest spot floor now is {_short(low.gpu_type_id)}'s on "
                         f"{MARKET_NAMES.get(low.market, low.market)}, ${low.minimum_bid_price:.3f}")
-            priced = [q for q in markets if q.uninterruptable_price is not None]
+            priced = [(od, q) for q in markets if (od := on_demand_compute(q)) is not None]
             if constraint != "max_price" and policy.allow_on_demand and priced and \
-                    all(q.uninterruptable_price > cap for q in priced):  # type: ignore[operator]
+                    all(od > cap for od, _ in priced):
                 # Named for spot alone, the user loosened the tolerance and met the max price next.
-                low = min(priced, key=lambda q: q.uninterruptable_price)  # type: ignore[arg-type,return-value]
+                low_price, low = min(priced, key=lambda pair: pair[0])
                 also += (f"; on-demand is over the max price ${cap:.3f}: the lowest is {_short(low.gpu_type_id)}'s "
-                         f"on {MARKET_NAMES.get(low.market, low.market)}, ${low.uninterruptable_price:.3f}")
+                         f"on {MARKET_NAMES.get(low.market, low.market)}, ${low_price:.3f}")
             what = ("can finish the work" if constraint == "deadline" and job.deadline is None
                     else f"meets the {constraint.replace('_', ' ')}")
             raise Infeasible(f"no candidate {what}: {message}{also}", constraint=constraint)

@@ -50,3 +50,45 @@ def test_plan_launch_line_and_recommend_say_the_vast_on_demand_bill(emulator, tm
     assert table == pytest.approx(bill, abs=1e-4)
     assert f"on Vast on-demand at ${bill:.3f}: no interruptions, with Vast's storage of the {disk} GB disk: " \
            f"${inst.storage_per_hr:.3f}/h" in recommended.output
+
+
+def test_the_max_price_holds_vast_on_demand_to_its_compute_in_the_plan_and_the_launch_alike(emulator, tmp_path):
+    """The optimizer (and the launch's own check) held the cap to Vast's on-demand quote, which holds the
+    storage of the 10 GB disk Vast's search priced, while the plan line and the offer the launch rents
+    took the compute alone: a cap above the $0.382 the plan showed was refused as "on-demand at $0.385".
+    One rule now, as for a bid: the compute per GPU-hour; the job's own disk counts in cost and budget."""
+    from bidder.advisor import with_storage
+
+    with Store.open(tmp_path / "bidder.db") as store:
+        seed_history(store, emulator, gpus=(RTX4090,))
+        seed_vast_history(store, emulator)
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
+    common = ["--db", str(tmp_path / "bidder.db"), "--api-url", emulator.url, "--vast-url", emulator.vast_url,
+              "--now", to_iso(emulator.now)]
+    assert runner.invoke(main, ["collect", *common]).exit_code == 0  # (the offers, with their storage prices)
+    with Store.open(tmp_path / "bidder.db") as store:
+        [q] = [q for q in with_storage(store, store.latest_quotes("vast"))
+               if (q.gpu_type_id, q.cloud, q.gpu_count) == ("RTX 4090", "VERIFIED", 1)]
+    # The storage of the 10 GB the quote holds (at its offer's storage price, else the market's median).
+    searched = (q.on_demand_storage_per_gb_month or q.storage_per_gb_month) * q.on_demand_storage_gb / 720.0
+    compute = q.uninterruptable_price - searched
+    assert searched > 0.001
+    job = ["--gpu", "RTX 4090", "--market", "vast", "--cloud", "verified", "--tolerance", "none", "--hours", "2"]
+
+    def both(cap: float) -> tuple:
+        given = ["--max-price", f"{cap:.5f}"]
+        return (runner.invoke(main, ["recommend", *job, *given, *common]),
+                runner.invoke(main, ["launch", *job, *given, "--image", "img", "--dry-run", *common]))
+
+    # Over the compute by less than the 10 GB's storage: both plan it, the launch finds its offer.
+    plan, launch = both(compute + searched / 2)
+    assert plan.exit_code == 0 and "on Vast on-demand at $" in plan.output, plan.output + plan.stderr
+    assert launch.exit_code == 0, launch.output + launch.stderr
+    assert f"Plan: RTX 4090 (VERIFIED, vast) on-demand, ${compute:.3f}/GPU-h" in launch.output, launch.output
+    assert "Attempt 1: on_demand RTX 4090 (VERIFIED) on-demand -> dry_run" in launch.output, launch.output
+    # Under the compute: both refuse it, naming the price the plan line shows.
+    cap = compute - searched / 2
+    why = f"Error: no candidate meets the max price: RTX 4090 on-demand at ${compute:.3f} is over the max price ${cap:.3f}"
+    for refused in both(cap):
+        assert refused.exit_code == 1 and refused.stderr.startswith(why), refused.output + refused.stderr
+    assert [i for i in emulator.vast.instances.values() if not i.destroyed] == []
