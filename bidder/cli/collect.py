@@ -175,7 +175,7 @@ _MARKET_HELP = "Only this market (RunPod or Vast); any = every market in the dat
 @click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
               help="Attempts per request on a transient error (429, 5xx, timeout); 1 = fail at once.")
 @market_option("any", "Markets to collect; any = every market with a configured API key (RUNPOD_API_KEY, "
-               "VAST_API_KEY).")
+               "VAST_API_KEY; with neither, RunPod's, whose prices need no key).")
 @click.option("--vast-min-reliability", type=FiniteRange(0, 1), default=None, metavar="SCORE",
               help="Vast: summarise only offers with at least this reliability (every offer is stored; default: "
               "vast_min_reliability in ./bidder.toml, else 0.95).")
@@ -225,7 +225,7 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     if market == "vast" and not vast_key:
         raise ConfigError("no Vast API key: set VAST_API_KEY (or vast_api_key in ~/.config/bidder/config.toml)",
                           key="market")
-    wanted = wanted or ["runpod"]  # no key at all: RunPod's request says what is missing
+    wanted = wanted or ["runpod"]  # no key at all: RunPod's prices (its `gpuTypes` needs none)
     from bidder.jobs import collect_settings
 
     saved = collect_settings()  # bidder.toml's collector settings (its jobs are not read)
