@@ -342,7 +342,8 @@ class Setting:
 
 JOB_SETTINGS: tuple[Setting, ...] = (
     # What the job needs (JobSpec).
-    Setting("gpu", (), "Acceptable GPU types (RunPod gpuTypeId, e.g. \"NVIDIA RTX A6000\"); or use min_vram.",
+    Setting("gpu", (), "Acceptable GPU types: an id or name as `bidder prices` shows it (RunPod's \"NVIDIA RTX A6000\", "
+            "Vast's \"RTX A6000\") or a part of one (\"A6000\"); or use min_vram.",
             _text_list),
     Setting("min_vram", None, "Any GPU type with at least this many GB of VRAM (instead of gpu).",
             _whole(1)),
@@ -384,8 +385,10 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("image", None, "Docker image of the pod (required unless template_id gives one).", _text),
     Setting("name", None, "Pod name prefix (default: bidder-JOB); pods are named PREFIX-ATTEMPT-LEDGERID (the database's id).",
             _name_prefix),
-    Setting("disk", 40, "Container disk in GB (wiped when a pod stops).", _whole(1, MAX_DISK_GB)),
-    Setting("volume", 0, "Volume disk in GB at mount (kept while the pod is stopped; stays on its machine).",
+    Setting("disk", 40, "Container disk in GB (RunPod: wiped when a pod stops; Vast: the instance's disk with volume, "
+            "kept and billed while it is stopped).", _whole(1, MAX_DISK_GB)),
+    Setting("volume", 0, "Volume disk in GB at mount (kept while the pod is stopped; stays on its machine; Vast adds it "
+            "to the instance's disk).",
             _whole(0, MAX_DISK_GB)),
     Setting("mount", "/workspace", "Where the volume is mounted.", _text),
     Setting("ports", None, "Ports to expose, e.g. \"8888/http,22/tcp\" (RunPod only: see market).", _ports),
@@ -395,8 +398,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("data_center", None, "Only this data center (e.g. US-TX-3; RunPod only: see market).", _text),
     Setting("docker_args", None, "Docker arguments (command) of the container.", _text),
     # What the executor does.
-    Setting("on_finish", "stop", "When the job is done: stop (keep the volume, billed while stopped) or "
-            "terminate (delete the pod).", _choice("stop", "terminate")),
+    Setting("on_finish", "stop", "When the job is done: stop (keep the pod and its disk: RunPod bills its volume, Vast "
+            "the whole disk, while stopped) or terminate (delete the pod and its disk).", _choice("stop", "terminate")),
     Setting("max_attempts", 4, "How many alternatives a launch tries when one has no capacity.", _whole(1)),
 )
 

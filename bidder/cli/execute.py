@@ -767,7 +767,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     """One cron cycle of the managed jobs in bidder.toml.
 
     Collects prices when the last snapshot is older than collect_interval, polls every managed
-    pod, then per job launches, resumes after an interruption (podBidResume), waits, moves to
+    pod, then per job launches, resumes after an interruption (a new bid), waits, moves to
     on-demand, stops at the budget, or stops/terminates a finished job. Exit 0 when the cycle ran
     (even if it waited; also when another tick holds the lock), 1 with one line on stderr when it
     could not (bad config, API down) or, after every job was handled, when a call sent for a job
