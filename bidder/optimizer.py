@@ -127,7 +127,9 @@ for a service (with a deadline and a known start, `progress.started`, the window
 window may expect at most what is left per day left, no more than the tolerance a day unless quiet
 days saved some: then the t interruptions whose count plus one standard deviation (Poisson: t + √t)
 fits what is left (`SAVED_BUDGET_MARGIN`); so the realised count, not only the expected one, is held to the
-tolerance; without a deadline, a service with a
+tolerance; an interruption being whole, a budget of one or more with under one left allows no more spot
+(the next would take the window over; a window whose whole budget is under one keeps it as an expected
+count); without a deadline, a service with a
 known start has `tolerance × (days lived + 1)` for its life so far and the day ahead: on the shipped
 trace's RTX A6000 a service at tolerance low took 5.5 interruptions in 8 days where 4 were allowed,
 its hazard estimates alone running low after each interruption); expected total <= the budget left
@@ -811,7 +813,9 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     return _decision(chosen, others, g, od_ref, keep_running,
                      [*(missing if chosen.action != "spot" else ()), *((no_spot,) if no_spot else ()),
                       *_storage_notes(job, chosen), *((saved,) if saved else ()),
-                      *((spent_note,) if spent_note and chosen.action == "spot" else ())],
+                      *((spent_note,) if spent_note and chosen.action == "spot" else ()),
+                      *((whole,) if (whole := _whole_budget_note(float(policy.tolerance), job, progress))
+                        and chosen.action != "spot" and policy.allow_spot else ())],
                      multi, job.deadline is not None)
 
 
@@ -820,7 +824,8 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
     """The tolerance is per day of the job's window (start to deadline): `tolerance × window days`
     interruptions in all. What the job has already suffered comes out of that budget, so the rest of
     the window may expect at most what is left of it per day left, and no more than the tolerance a day
-    unless what quiet days saved fits with a margin for the count's spread (`SAVED_BUDGET_MARGIN`).
+    unless what quiet days saved fits with a margin for the count's spread (`SAVED_BUDGET_MARGIN`), and
+    nothing once under one interruption is left of a budget of one or more (an interruption is whole).
     Spent to the brim, a quiet start's saved budget took a backtest of the emulator's RTX 4090 at
     tolerance low to 4.0 interruptions a window where 3.5 were allowed (analysis/results/optimizer-pass9.md);
     with the margin, see optimizer-pass10.md.
@@ -834,7 +839,16 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
     if not math.isfinite(time_left) or time_left <= 0:
         return tolerance
     window_days = (job.deadline - progress.started).total_seconds() / 86400.0
-    left = max(tolerance * window_days - progress.interruptions, 0.0)
+    total = tolerance * window_days
+    left = max(total - progress.interruptions, 0.0)
+    if total >= 1.0 and left < 1.0 - 1e-9:
+        # An interruption is a whole event: with under one left, the next takes the window over its
+        # budget, whatever its chance. Followed as an expected count, the fraction left bought a last
+        # start that took 9 of 42 windows at tolerance low to 4 where 3.5 were allowed (the job's mean
+        # over the tolerance on two emulator seeds); holding it costs 2.9% on the nine jobs where it
+        # binds (analysis/results/optimizer-pass17.md). A window whose whole budget is under one (a day
+        # at low) has no whole interruption to spend: its fraction stays an expected count.
+        return 0.0
     days_left = time_left / 24.0
     capped = min(tolerance, left / days_left)
     if SAVED_BUDGET_MARGIN is None:
@@ -844,6 +858,19 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
     m = SAVED_BUDGET_MARGIN
     saved = ((math.sqrt(m * m + 4.0 * left) - m) / 2.0) ** 2
     return max(capped, saved / days_left)
+
+
+def _whole_budget_note(tolerance: float, job: JobSpec, progress: JobProgress) -> str | None:
+    """The reason that says so when under one interruption is left of the window's budget of one or
+    more (`_interruption_budget` then allows no more spot); None when it is not."""
+    if job.deadline is None or progress.started is None:
+        return None
+    total = tolerance * (job.deadline - progress.started).total_seconds() / 86400.0
+    left = total - progress.interruptions
+    if not (total >= 1.0 and 0.0 < left < 1.0 - 1e-9):
+        return None
+    return (f"interruption budget: {progress.interruptions} of the window's {total:.1f} used; under one left, "
+            "no more spot (the next interruption would take the window over its tolerance)")
 
 
 def _saved_budget_note(tolerance: float, budget: float, job: JobSpec, progress: JobProgress,
