@@ -439,6 +439,25 @@ def test_jobs_and_pods_refuse_a_missing_database_and_create_nothing(env):
     assert result.exit_code == 0 and "train" in result.output and "running" in result.output
 
 
+def test_jobs_stop_and_start_refuse_a_missing_database_and_leave_the_pod_running(env):
+    """`jobs stop train --db typo.db` made typo.db and its lock file, said "train: finished; it had no
+    pod", exit 0, while the job's real pod ran on (and `jobs start` made the file too)."""
+    assert tick(env).exit_code == 0
+    [pod] = env.emu.world.pods.values()
+    typo = env.tmp / "bidder.dbb"
+    config = ["--config", str(env.tmp / "bidder.toml")]
+    for args in (["jobs", "stop", "train", *config, "--db", str(typo), "--api-url", env.emu.url],
+                 ["jobs", "stop", "train", "--dry-run", *config, "--db", str(typo), "--api-url", env.emu.url],
+                 ["jobs", *config, "--db", str(typo), "stop", "train", "--api-url", env.emu.url],
+                 ["jobs", "start", "train", *config, "--db", str(typo)]):
+        result = cli(env, *args)
+        assert result.exit_code == 1, (args, result.output)
+        [error] = result.stderr.strip().splitlines()
+        assert error.startswith(f"Error: no bidder database at {typo}: "), (args, error)
+        assert sorted(p.name for p in env.tmp.iterdir() if p.name.startswith("bidder.dbb")) == [], args
+    assert pod.desired_status == "RUNNING"
+
+
 def test_a_lost_create_is_said_once_on_the_job_line(env):
     # The create's answer is lost and it never ran: the job waits; the reason is one text, not two
     # (the tick exits 1 for the failed call: tests/test_call_failures.py).

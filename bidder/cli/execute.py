@@ -989,7 +989,10 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
     _refuse_if_run_elsewhere(db_path, name, config_path)
     unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
     on_finish = config.jobs[name].on_finish if unlisted is None else "stop"  # its on_finish went with it
-    with Store.open(db_path) as store, _client(api_url) as client, _closing(_vast_api(vast_url)) as vast:
+    # A mistyped --db was created (with its lock file) and the job "finished; it had no pod" while its
+    # real pod ran on: refused, as `stop` and `jobs` refuse it.
+    with open_existing_store(db_path, "no job has run yet") as store, _client(api_url) as client, \
+            _closing(_vast_api(vast_url)) as vast:
         markets = {row.get("market") or "runpod" for row in store.managed_pods(name, states=["active"])}
         now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)
         if not dry_run and unlisted is None:
@@ -1080,7 +1083,8 @@ def jobs_start(ctx: click.Context, name: str, lock_wait: float, sub_config_path:
     """Let the tick run a held job again (held after a stop outside bidder, or at its budget)."""
     _, db_path, config_path = _job_names(ctx, name, sub_config_path, sub_db_path)  # the job must exist in the config
     _refuse_if_run_elsewhere(db_path, name, config_path)
-    with Store.open(db_path) as store, _tick_lock(store, lock_wait, f"job {name} was not changed"):
+    with open_existing_store(db_path, "no job has run yet") as store, \
+            _tick_lock(store, lock_wait, f"job {name} was not changed"):  # (a typo'd --db is not created)
         state = store.job_state(name) or {}
         if state.get("state") == "finished":
             pods = store.managed_pods(name)
