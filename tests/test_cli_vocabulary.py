@@ -252,6 +252,7 @@ def test_jobs_subcommands_take_config_and_db_after_their_name(tmp_path):
     config = tmp_path / "my.toml"
     config.write_text('[jobs.train]\ngpu = ["NVIDIA RTX A6000"]\nhours = 2\nimage = "img"\n')
     db = tmp_path / "j.db"
+    Store.open(str(db)).close()  # (`jobs start` refuses a database that does not exist)
     runner = CliRunner()
     before = runner.invoke(main, ["jobs", "--config", str(config), "--db", str(db), "start", "train"])
     after = runner.invoke(main, ["jobs", "start", "train", "--config", str(config), "--db", str(db)])
