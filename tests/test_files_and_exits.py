@@ -434,3 +434,25 @@ def test_a_database_path_from_cron_with_a_tilde_is_the_home_one(tmp_path, monkey
     stop = runner.invoke(main, ["jobs", "stop", "y", "--db", "~/history.db", "--dry-run"])
     assert not (cwd / "~").exists(), stop.output + stop.stderr
     assert runner.invoke(main, ["jobs", "stop", "y", "--db", ""]).exit_code == 2
+
+
+def test_a_bad_option_leaves_an_older_database_as_it_was(tmp_path):
+    """`history A6000 --since 1e3s` on a version-6 file exited 2 and had upgraded it to version 7 on the
+    way (the options were read once the file was open): a usage error changes no file."""
+    db = tmp_path / "v6.db"
+    Store.open(db).close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # as version 6 left it
+        conn.execute("ALTER TABLE pods DROP COLUMN volume_in_gb")
+        conn.execute("PRAGMA user_version = 6")
+        conn.commit()
+    before = db.read_bytes()
+    for args in (["history", "A6000", "--since", "1e3s"], ["history", "A6000", "--until", "nope"],
+                 ["history", "A6000", "--market", "vast", "--cloud", "secure"],
+                 ["export", "--since", "1e3s"], ["export", "--until", "x"],
+                 ["export", "--market", "vast", "--cloud", "secure"]):
+        result = CliRunner().invoke(main, [*args, "--db", str(db)])
+        assert result.exit_code == 2, (args, result.output)
+        assert "Invalid value for --" in result.stderr, (args, result.stderr)
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 6, args
+        assert db.read_bytes() == before, args

@@ -36,7 +36,16 @@ from bidder.cli.common import (
 )
 from bidder.cli.progress import Progress
 from bidder.cli.signals import Terminated, sigterm_raises
-from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now, say_after, stale_note
+from bidder.cli.timing import (
+    allow_past_option,
+    api_now,
+    check_window_options,
+    db_now,
+    now_option,
+    parse_now,
+    say_after,
+    stale_note,
+)
 from bidder.errors import ConfigError, StoreError
 from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types, several_named
 from bidder.models import MARKET_NAMES, MAX_GPU_COUNT, SILENCE_MIN_HOURS, PriceQuote
@@ -460,8 +469,9 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     """Summarise one GPU type's spot floor over a window: min, median, p90, max (USD per GPU-hour)
     and the share of time spot capacity was available, per cloud and GPU count.
     """
-    parse_now(now_text)
     checked_gpu_name(gpu, "GPU")
+    check_market_cloud(market, cloud)
+    check_window_options(since, until, now_text)  # before the file is opened (which migrates an older one)
     with _open(db_path) as store:
         counted = now_text is not None or _relative(since) or _relative(until)
         now = db_now(store, now_text, allow_past=allow_past) if counted else datetime.now(UTC)
@@ -712,6 +722,8 @@ def export(since: str | None, until: str | None, gpus: tuple[str, ...], cloud: s
 
     for name in gpus:
         checked_gpu_name(name, "--gpu")
+    check_market_cloud(market, cloud)
+    check_window_options(since, until, None)  # before the file is opened (which migrates an older one)
     with _open(db_path) as store:
         counted = _relative(since) or _relative(until)
         now = db_now(store, None, allow_past=True, say=False) if counted else datetime.now(UTC)

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from bidder.cli.common import (
     open_existing_store,
     parse_when,
 )
-from bidder.cli.timing import allow_past_option, db_now, now_option, parse_now
+from bidder.cli.timing import allow_past_option, check_window_options, db_now, now_option
 from bidder.errors import ConfigError
 from bidder.store import Store
 from bidder.units import to_iso
@@ -91,14 +91,6 @@ def _window_options(func: Any) -> Any:
     func = click.option("--since", "since_text", metavar="WHEN", default="7d", show_default=True,
                         help="Period start: a duration before now (7d, 12h), an ISO 8601 time, or 'all'.")(func)
     return func
-
-
-def _check_window_options(since_text: str, until_text: str | None, now_text: str | None) -> None:
-    """Bad --since/--until/--now fail before any file is opened. Whether the period is empty waits for
-    `_window`: a duration counts back from the database's clock, known only once it is open."""
-    now = parse_now(now_text) or datetime.now(UTC)
-    parse_when(until_text, now, "--until")
-    parse_when(since_text, now, "--since", allow_all=True)
 
 
 def _given(option: str) -> bool:
@@ -273,7 +265,7 @@ def report(since_text: str, until_text: str | None, now_text: str | None, allow_
     An empty period is not an error (exit 0). With --html DIR, the same numbers as a page to open and
     forward, with the markets the jobs ran in drawn (prices, bids, interruptions, when spot is cheapest).
     """
-    _check_window_options(since_text, until_text, now_text)  # bad options fail before any file is opened
+    check_window_options(since_text, until_text, now_text)  # bad options fail before any file is opened
     if chart is not None:
         check_chart_path(chart, param_hint="--chart")
     if html_dir is not None:
@@ -478,7 +470,7 @@ def chart_prices(out: str, gpus: tuple[str, ...], cloud: str, gpu_count: int, po
     clouds and Vast's tiers, with a managed pod's bid and interruptions when --pod is given (a
     paused Vast instance's standing bid dotted). Writes OUT.png.
     """
-    _check_window_options(since_text, until_text, now_text)
+    check_window_options(since_text, until_text, now_text)
     check_chart_path(out)
     for name in gpus:
         checked_gpu_name(name)
@@ -587,7 +579,7 @@ def chart_spend(out: str, job: str | None, since_text: str, until_text: str | No
     """Cumulative spend per job over the period against what the same running hours would have cost
     on-demand, interruptions marked. Writes OUT.png (the chart of `bidder report --chart`).
     """
-    _check_window_options(since_text, until_text, now_text)
+    check_window_options(since_text, until_text, now_text)
     check_chart_path(out)
     from bidder.report.charts import spend_chart
     from bidder.report.data import spend_report

@@ -29,7 +29,8 @@ from bidder.models import MARKET_NAMES, SILENCE_MIN_HOURS
 from bidder.store import Store
 from bidder.units import YearTooEarly, format_duration, is_naive, parse_timestamp, to_iso
 
-__all__ = ["allow_past_option", "api_now", "db_now", "now_option", "parse_now", "say_after", "stale_note"]
+__all__ = ["allow_past_option", "api_now", "check_window_options", "db_now", "now_option", "parse_now", "say_after",
+           "stale_note"]
 
 _NOW_HELP = ("Act as if it were TIME (ISO 8601). Default: the API's clock: the virtual clock of `bidder sim "
              "serve` when pointed at it, else the wall clock.")
@@ -59,6 +60,17 @@ def parse_now(text: str | None, *, adds_durations: bool = True) -> datetime | No
         _told_naive.add(text)
         click.echo(f"note: --now {text} has no timezone: read as UTC", err=True)
     return now
+
+
+def check_window_options(since_text: str | None, until_text: str | None, now_text: str | None) -> None:
+    """Bad --since/--until/--now fail before any file is opened (opening one migrates an older database:
+    a usage error must leave it as it was). Whether the period is empty waits for the command: a
+    duration counts back from the database's clock, known only once it is open."""
+    from bidder.cli.common import parse_when
+
+    now = parse_now(now_text) or datetime.now(UTC)
+    parse_when(until_text, now, "--until")
+    parse_when(since_text, now, "--since", allow_all=True)
 
 
 def now_option(func: Callable[..., Any] | None = None, *, reads_only: bool = False) -> Any:
