@@ -132,3 +132,15 @@ def test_a_now_outside_the_history_says_where_the_history_is(tmp_path):
     assert result.stderr.strip() == ("Error: no prices in the 24.0h before 2016-09-06T12:00:00Z in the database "
                                      "(its newest snapshot is 2026-01-14T23:55:00Z): give a --now within its "
                                      "history")  # the times as bidder writes them (the wall clock's had microseconds)
+
+
+@pytest.mark.parametrize("command", [("export",), ("prices",), ("history", "A6000"),
+                                     ("chart", "prices", "out.png", "--gpu", "A6000")])
+def test_a_gpu_count_past_any_stored_row_is_a_usage_error(snapshot_db, command):
+    """`export --gpu-count 99999999999999999999999` ended in a 35-line OverflowError traceback (the number
+    went to SQLite); the readers of stored prices take a count any stored row may hold."""
+    result = CliRunner().invoke(main, [*command, "--gpu-count", "99999999999999999999999", "--db", str(snapshot_db)],
+                                prog_name="bidder")
+    assert result.exit_code == 2 and "Traceback" not in result.output + result.stderr, result.output
+    [error] = result.stderr.strip().splitlines()
+    assert "'--gpu-count': 99999999999999999999999 is not in the range 1<=x<=1000000" in error, error

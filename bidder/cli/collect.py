@@ -18,6 +18,7 @@ from bidder.cli import main
 from bidder.cli.common import (
     CLOUD_CHOICE,
     DURATION,
+    GPU_COUNT_FILTER,
     INT_LIST,
     FiniteRange,
     UrlOption,
@@ -363,7 +364,7 @@ def vast_price_source(key: str, url: str, retries: int, filters: Any, offers_day
               help="Only this GPU type (id, display name or a part of one; repeatable).")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB", help="At least this much VRAM.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
-@click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--gpu-count", type=GPU_COUNT_FILTER, default=None, metavar="N",
               help="Only quotes for pods of N GPUs (default: every count collected).")
 @market_option("any", _MARKET_HELP)
 @format_option("table", "json", "csv")
@@ -453,7 +454,7 @@ def _cheapest(quote: PriceQuote) -> float | None:
 @click.option("--until", default=None, metavar="WHEN",
               help="Window end: an ISO 8601 time or a duration before now (default: now).")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
-@click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
+@click.option("--gpu-count", type=GPU_COUNT_FILTER, default=None, metavar="N", help="Only pods of N GPUs.")
 @market_option("any", _MARKET_HELP)
 @format_option("table", "json", "csv")
 @click.option("--now", "now_text", metavar="TIME", default=None,
@@ -706,7 +707,7 @@ class _Tally:
               help="Only before this: an ISO 8601 time or a duration before now (default: no end).")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME", help="Only this GPU type (repeatable).")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
-@click.option("--gpu-count", type=click.IntRange(min=1), default=None, metavar="N", help="Only pods of N GPUs.")
+@click.option("--gpu-count", type=GPU_COUNT_FILTER, default=None, metavar="N", help="Only pods of N GPUs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True), default=None,
               callback=lambda ctx, param, value: _output(value),
               help="Write to this file (written whole or not at all) instead of stdout ('-': stdout).")

@@ -19,6 +19,7 @@ import click
 
 from bidder.errors import ConfigError
 from bidder.models import MARKET_CLOUDS, MAX_GPU_COUNT, MAX_HOURS, MAX_PRICE, parse_tolerance
+from bidder.traces import MAX_TRACE_COUNT
 from bidder.units import DurationTooLong, YearTooEarly, parse_duration, parse_int_list, parse_timestamp
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_DB",
     "DEFAULT_VAST_URL",
     "DURATION",
+    "GPU_COUNT_FILTER",
     "HOURS_HELP",
     "INT_LIST",
     "MARKET_CHOICES",
@@ -80,6 +82,12 @@ def user_config() -> Path | None:
 #: MAX_HOURS and MAX_PRICE are bidder.models': bidder.toml's `hours` and `max_price` have the same bounds.
 MAX_DAYS = 3660.0
 MAX_RECLAIM_RATE = 60.0  # reclaims per hour: once a minute
+
+
+#: --gpu-count of the commands that read stored prices (prices, history, export, chart prices): any count a
+#: stored row may hold (a trace's, up to bidder.traces.MAX_TRACE_COUNT, may pass MAX_GPU_COUNT); unbounded,
+#: a count past SQLite's integers ended export in an OverflowError traceback.
+GPU_COUNT_FILTER = click.IntRange(min=1, max=MAX_TRACE_COUNT)
 
 
 class FiniteRange(click.FloatRange):

@@ -22,6 +22,7 @@ from click.core import ParameterSource
 from bidder.cli import main
 from bidder.cli.common import (
     CLOUD_CHOICE,
+    GPU_COUNT_FILTER,
     NO_PODS_HINT,
     check_market_cloud,
     checked_gpu_name,
@@ -456,7 +457,7 @@ def _resolve(store: Store, gpus: Sequence[str]) -> list[str]:
               help="GPU type (id, display name or a part of one; repeatable). Default: the types bidder's pods "
                    "ran on, else the 3 cheapest spot floors now.")
 @click.option("--cloud", type=CLOUD_CHOICE, default="any", show_default=True, help="Only this cloud.")
-@click.option("--gpu-count", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+@click.option("--gpu-count", type=GPU_COUNT_FILTER, default=1, show_default=True, metavar="N",
               help="Prices quoted for pods of N GPUs.")
 @click.option("--pod", "pod_id", default=None, metavar="POD_ID",
               help="Mark this managed pod's bid and its interruptions (adds its GPU type).")
