@@ -77,6 +77,11 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     (("sim", "serve", "--speed", "inf"), "'--speed': inf is not in the range"),
     (("stop", "abc", "--wait", "nan"), "'--wait': 'nan' is not a finite number"),
     (("stop", " "), "Invalid value for POD_ID: must not be empty"),  # (exit 1, "a pod id must be a non-empty string")
+    # A line break went to podStop with the id, and the error naming it split over two lines.
+    (("stop", "abc\n"), "Invalid value for POD_ID: 'abc\\n' holds a line break at character 4: give the pod's id on "
+                        "one line, without control characters"),
+    (("stop", "--job", "train\n"), "--job: 'train\\n' holds a line break at character 6: give the job's name on one"),
+    (("stop", "3pzo 5nuevq61rq"), "POD_ID: '3pzo 5nuevq61rq' cannot be a pod id: RunPod's are letters and digits"),
     (("launch", "--gpu", "A6000", "--hours", "1", "--image", "x", "--name", "", "--dry-run"),
      "--name: must not be empty"),
     # Control characters went into the create request; of a repeated --env every one was sent.

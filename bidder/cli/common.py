@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -43,6 +44,8 @@ __all__ = [
     "api_options",
     "check_market_cloud",
     "checked_gpu_name",
+    "checked_job_name",
+    "checked_pod_id",
     "checked_url_option",
     "db_option",
     "emit_rows",
@@ -145,6 +148,50 @@ def checked_gpu_name(name: str, param_hint: str = "--gpu") -> str:
     if not name.strip():
         raise click.BadParameter("a GPU name must not be empty (give an id, a display name or a part of one)",
                                  param_hint=param_hint)
+    return name
+
+
+#: A pod id as the markets issue them: RunPod's, 14 lowercase letters and digits (3pzo5nuevq61rq), and
+#: Vast's instance ids, digits; widened (capitals, - and _, up to 64) so that no real id is refused.
+_POD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _control_char(text: str) -> str | None:
+    """How to name the first control character of `text` (None: it holds none)."""
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is None:
+        return None
+    return f"a line break at character {text.index(bad) + 1}" if bad in "\r\n" else \
+        f"a control character ({bad!r}) at character {text.index(bad) + 1}"
+
+
+def checked_pod_id(pod_id: str, param_hint: str = "POD_ID") -> str:
+    """A pod id that a market could have issued: one with a line break went to podStop as it was, and
+    every message naming it split over two lines."""
+    if not pod_id.strip():
+        raise click.BadParameter("must not be empty: give the pod's id (`bidder pods --all` lists them)",
+                                 param_hint=param_hint)
+    control = _control_char(pod_id)
+    if control is not None:
+        raise click.BadParameter(f"{pod_id!r} holds {control}: give the pod's id on one line, without "
+                                 "control characters (`bidder pods --all` lists them)", param_hint=param_hint)
+    if not _POD_ID.fullmatch(pod_id):
+        raise click.BadParameter(f"{pod_id!r} cannot be a pod id: RunPod's are letters and digits (e.g. "
+                                 "3pzo5nuevq61rq), Vast's digits (`bidder pods --all` lists them)",
+                                 param_hint=param_hint)
+    return pod_id
+
+
+def checked_job_name(name: str, param_hint: str = "--job") -> str:
+    """A job's name as given to a command, refused empty ("job  has no active pod") or holding a control
+    character (the message naming it split over two lines)."""
+    if not name.strip():
+        raise click.BadParameter("must not be empty: give the job's name (`bidder jobs` lists them)",
+                                 param_hint=param_hint)
+    control = _control_char(name)
+    if control is not None:
+        raise click.BadParameter(f"{name!r} holds {control}: give the job's name on one line, without "
+                                 "control characters (`bidder jobs` lists them)", param_hint=param_hint)
     return name
 
 

@@ -34,6 +34,8 @@ from bidder.cli.common import (
     TOLERANCE,
     FiniteRange,
     api_options,
+    checked_job_name,
+    checked_pod_id,
     db_option,
     emit_rows,
     expand_db_path,
@@ -1310,12 +1312,10 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
     running tick to finish first (--wait), so the tick cannot undo the stop."""
     if (pod_id is None) == (job_name is None):
         raise click.UsageError("give a POD id or --job NAME (one of them)")
-    if pod_id is not None and not pod_id.strip():
-        raise click.BadParameter("must not be empty: give the pod's id (`bidder pods --all` lists them)",
-                                 param_hint="POD_ID")
-    if job_name is not None and not job_name.strip():  # ("job  has no active pod")
-        raise click.BadParameter("must not be empty: give the job's name (`bidder jobs` lists them)",
-                                 param_hint="--job")
+    if pod_id is not None:
+        checked_pod_id(pod_id)
+    if job_name is not None:
+        checked_job_name(job_name)
     parse_now(now_text)
     with contextlib.ExitStack() as stack:
         # As `pods` does: a mistyped --db was created (and a pod of the real ledger stopped as unmanaged).
