@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import ON_DEMAND_SERVICE, make_env, named
+from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env, named
 
 from bidder.cli import main
 from bidder.jobs import load_config
@@ -438,6 +438,33 @@ def test_jobs_and_pods_refuse_a_missing_database_and_create_nothing(env):
     result = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"))
     assert result.exit_code == 0 and "train" in result.output and "running" in result.output
 
+
+@pytest.mark.parametrize(("change", "said"), [
+    (("gpu = [\"RTX 9999\"]", None), "[jobs.train] gpu: unknown GPU type 'RTX 9999'; close matches: "),
+    ((None, "speed = { \"A6000\" = 2.0 }"), "[jobs.train] speed: unknown GPU type 'A6000'; close matches: "
+                                                "NVIDIA RTX A6000 (write the GPU type id in full)"),
+])
+def test_jobs_says_a_job_whose_gpu_names_the_tick_refuses_cannot_run(env, change, said):
+    """`bidder jobs` listed a job whose `gpu` matches no GPU type (or whose `speed` key is no GPU type id)
+    as new, exit 0, with no word, while every `bidder tick` of the file exited 1 on it."""
+    assert tick(env).exit_code == 0  # (the catalogue collected)
+    gpu, speed = change
+    config = CONFIG.replace(f'gpu = ["{A6000}"]', gpu) if gpu else CONFIG + speed + "\n"
+    (env.tmp / "bidder.toml").write_text(config)
+    refused = tick(env)
+    assert refused.exit_code == 1 and said in refused.stderr, refused.stderr
+    args = ["jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db")]
+    listed = cli(env, *args)
+    assert listed.exit_code == 0, listed.output + listed.stderr
+    line = listed.output.strip().splitlines()[-1]
+    assert line.startswith(f"train: cannot run: {said}") and line.endswith(
+        f"`bidder tick` refuses {env.tmp / 'bidder.toml'} until it is fixed (no job of it runs)"), line
+    as_json = cli(env, *args, "--format", "json")
+    assert json.loads(as_json.stdout)[0]["note"] == line
+    assert as_json.stderr == f"warning: {line}\n"
+    # The file as it was lists without the line.
+    (env.tmp / "bidder.toml").write_text(CONFIG)
+    assert "cannot run" not in cli(env, *args).output
 
 def test_jobs_stop_and_start_refuse_a_missing_database_and_leave_the_pod_running(env):
     """`jobs stop train --db typo.db` made typo.db and its lock file, said "train: finished; it had no

@@ -882,6 +882,7 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
     elsewhere: list[str] = []
     with open_existing_store(db_path, "no job has run yet") as store:  # (a missing database said first)
         config = load_config(config_path)
+        refused = _refused_gpus(store, config)
         for jc in config.jobs.values():
             state = store.job_state(jc.name) or {}
             work, spent, interruptions = job_progress(store, jc, save=False)
@@ -895,6 +896,8 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
             if owner is not None:
                 elsewhere.append(f"{jc.name}: run by {owner}, whose settings apply (budget, hours and deadline "
                                  f"not shown); the [jobs.{jc.name}] of {config_path} does not run")
+            if jc.name in refused:  # listed as it stands, and said: no tick runs this file until it is fixed
+                elsewhere.append(f"{jc.name}: cannot run: {refused[jc.name]}")
             rows.append({
                 "job": jc.name, "state": state.get("state") or "new", "pod": pod["pod_id"] if pod else None,
                 "market": (pod.get("market") or "runpod") if pod else None,
@@ -905,7 +908,8 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
                 # The one the tick decides by (a relative one counts from the first tick that saw the job).
                 "deadline": to_iso(deadline) if not owner and (deadline := jc.job_spec(window_start(state)).deadline)
                 else None,
-                "interruptions": interruptions, "note": elsewhere[-1] if owner else state.get("note"),
+                "interruptions": interruptions,
+                "note": elsewhere[-1] if owner or jc.name in refused else state.get("note"),
             })
         # A job taken out of bidder.toml whose pod still bills (the tick says so each time; `jobs` left it
         # out, so the list of jobs showed nothing running while a pod billed for days).
@@ -927,12 +931,55 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
         columns = ["job", "state", "pod", "market", "gpu", "kind", "bid", "spent", "budget", "work_h", "hours",
                    "deadline", "interruptions"]
         emit_rows(rows, [*columns, "note"], fmt)
+        for name, why in refused.items():  # (in the note column too; a script's reader may not look there)
+            click.echo(f"warning: {name}: cannot run: {why}", err=True)
     elif rows:
         emit_rows(rows, columns, "table")
         for line in elsewhere:
             click.echo(line)
     else:
         click.echo(f"no jobs in {config_path}")
+
+
+def _refused_gpus(store: Store, config: Config) -> dict[str, str]:
+    """Job -> why `bidder tick` refuses its GPU names on this database (`gpu` matching no GPU type of its
+    market, a `speed` key that is no GPU type id), checked as the tick checks them: `bidder jobs` listed
+    such a job as new, exit 0, while every tick of the file failed. Names it cannot check yet (a market
+    never collected here, whose catalogue the tick fetches first) are left to the tick."""
+    from bidder.gpu_names import check_gpu_ids, resolve_gpu_types
+
+    known = store.gpu_type_names()
+    if not known:
+        return {}
+    held = {m: {key[0] for key in store.markets(m)} for m in ("runpod", "vast")}
+    refused = {}
+    fix = f"`bidder tick` refuses {config.path} until it is fixed (no job of it runs)"
+    for name, jc in config.jobs.items():
+        try:
+            check_gpu_ids([gpu for gpu, _ in jc.job.speed_factors], known)
+        except ConfigError as exc:
+            refused[name] = f"[jobs.{name}] speed: {exc}; {fix}"
+            continue
+        market = (jc.job.market or "any").lower()
+        if not jc.job.gpu_types:
+            continue
+        names = known if market not in held else {i: n for i, n in known.items() if i in held[market]}
+        try:
+            resolve_gpu_types(jc.job.gpu_types, names)
+        except ConfigError as exc:
+            markets = _tick_markets() if market == "any" else [market]
+            if all(store.last_collection_ts(market=m) is not None for m in markets):
+                refused[name] = f"[jobs.{name}] gpu: {exc}; {fix}"
+    return refused
+
+
+def _tick_markets() -> list[str]:
+    """The markets a tick runs a job of market `any` on: those with a key (RunPod's when neither has one)."""
+    try:
+        vast_key = bool(resolve_vast_api_key())
+        return [*(["runpod"] if resolve_api_key() or not vast_key else []), *(["vast"] if vast_key else [])]
+    except click.ClickException:  # (an unreadable config.toml: said by the commands that use the keys)
+        return ["runpod", "vast"]
 
 
 def _after_subcommand(func: Callable[..., Any]) -> Callable[..., Any]:
