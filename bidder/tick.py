@@ -1201,9 +1201,28 @@ class _Tick:
                 self.hopeless[self.current] = str(exc)
             if exc.constraint == "max_price" and policy.max_price is not None:
                 return f"{exc}; acts when a price is at or below ${policy.max_price:.3f}"
+            if exc.constraint == "gpu_type":
+                return self._no_quote(job, str(exc))
             return str(exc)
         except InsufficientHistory as exc:
             return f"{exc}; collect more history"
+
+    def _no_quote(self, job: JobSpec, message: str) -> str:
+        """The optimizer's "no current quote" in bidder.toml's words: it told a tick's user to run `bidder
+        collect` (the tick collects) and to widen --gpu/--min-vram/--cloud, options bidder.toml does not
+        have; and a min_vram above every GPU type's memory waited as if prices were missing."""
+        hint = "collect prices first (`bidder collect`) or widen --gpu/--min-vram/--cloud"
+        if not message.endswith(hint):  # (another cause, e.g. the GPU counts collected: its own fix)
+            return message
+        head = message[: -len(hint)].rstrip("; ")
+        market = (job.market or "any").lower()
+        memory = [q.memory_in_gb for q in self.store.latest_quotes(None if market == "any" else market, at=self.now)
+                  if q.memory_in_gb is not None]
+        if job.min_vram_gb is not None and not job.gpu_types and memory and max(memory) < job.min_vram_gb:
+            where = "" if market == "any" else f" on market {market}"
+            return (f"{head}: no GPU type{where} has that much memory (the most is {max(memory)} GB a GPU): lower "
+                    "min_vram in bidder.toml, or name GPU types with gpu")
+        return f"{head}: widen gpu, min_vram or cloud in bidder.toml"
 
     def _vast_stopped(self, row: dict[str, Any]) -> bool:
         """A Vast instance stopped by its owner (a budget stop, `bidder stop`), as this tick's listing

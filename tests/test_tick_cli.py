@@ -466,6 +466,20 @@ def test_jobs_says_a_job_whose_gpu_names_the_tick_refuses_cannot_run(env, change
     (env.tmp / "bidder.toml").write_text(CONFIG)
     assert "cannot run" not in cli(env, *args).output
 
+def test_a_min_vram_no_gpu_type_has_is_said_in_bidder_tomls_words(env):
+    """A tick's job with min_vram = 10000 waited with "collect prices first (`bidder collect`) or widen
+    --gpu/--min-vram/--cloud": the tick collects its own prices, and bidder.toml has keys, not options."""
+    (env.tmp / "bidder.toml").write_text(CONFIG.replace(f'gpu = ["{A6000}"]', "min_vram = 10000"))
+    result = tick(env)
+    assert result.exit_code == 0, result.output + result.stderr
+    [line] = [x for x in result.output.splitlines() if x.startswith("train: ")]
+    largest = max(q.memory_in_gb or 0 for q in env.store.latest_quotes())
+    assert line.startswith("train: waiting: no current quote for >= 10000 GB VRAM with 1 GPU(s) in cloud COMMUNITY "
+                           f"on market runpod: no GPU type has that much memory (the most is {largest} GB a GPU): "
+                           "lower min_vram in bidder.toml, or name GPU types with gpu (spent $0.00"), line
+    assert not env.emu.world.pods
+
+
 def test_jobs_stop_and_start_refuse_a_missing_database_and_leave_the_pod_running(env):
     """`jobs stop train --db typo.db` made typo.db and its lock file, said "train: finished; it had no
     pod", exit 0, while the job's real pod ran on (and `jobs start` made the file too)."""
