@@ -43,7 +43,7 @@ from bidder.models import (
     parse_tolerance,
 )
 from bidder.store.ledger import LAUNCH_JOB
-from bidder.units import NoUnit, YearTooEarly, is_naive, parse_duration, parse_timestamp
+from bidder.units import DurationTooLong, NoUnit, YearTooEarly, is_naive, parse_duration, parse_timestamp
 
 __all__ = [
     "COLLECT_KEYS",
@@ -254,7 +254,7 @@ def _deadline(value: Any) -> timedelta | datetime:
             raise ValueError(f"{value!r} is not an ISO 8601 time such as 2026-03-01T12:00:00Z") from None
     try:
         return _positive_duration(value)
-    except NoUnit:
+    except (NoUnit, DurationTooLong):  # (a duration, well-formed: "must be a duration or a time" misled)
         raise
     except ValueError:
         raise ValueError("must be a duration from the first tick that sees the job (e.g. 3d) or a time "
@@ -764,7 +764,9 @@ def _read_toml(path: str | Path) -> dict[str, Any] | None:
         raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
     try:
         return tomllib.loads(raw.decode("utf-8-sig"))  # (a BOM: Notepad writes one)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError:  # (the codec's "can't decode byte 0xda in position 31" said nothing useful)
+        raise ConfigError(f"{text_path}: not UTF-8 text: is it bidder.toml?", path=text_path) from None
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
 
 
@@ -809,6 +811,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
         raise ConfigError(f"cannot read config file {text_path}: {exc.strerror}", path=text_path) from None
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))  # (a BOM: Notepad writes one)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError:  # (the codec's "can't decode byte 0xda in position 31" said nothing useful)
+        raise ConfigError(f"{text_path}: not UTF-8 text: is it bidder.toml?", path=text_path) from None
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{text_path}: not valid TOML: {exc}", path=text_path) from None
     return parse_config(data, text_path)

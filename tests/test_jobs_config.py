@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bidder.errors import ConfigError
-from bidder.jobs import SETTINGS, job_from_values, load_config, pod_name
+from bidder.jobs import SETTINGS, collect_settings, job_from_values, load_config, pod_name
 from bidder.models import JobSpec, Policy
 
 EXAMPLE = """
@@ -157,6 +157,9 @@ def test_absolute_deadline_and_pod_names(tmp_path):
      "[defaults] hours = -1: must be greater than 0"),
     ('[defaults]\ntolerance = "sometimes"\n', "tolerance", "[defaults] tolerance = 'sometimes': tolerance"),
     ('jobs = 3\n', "jobs", "jobs must hold tables"),
+    # A duration, too long: "must be a duration ... or a time" (restart_overhead said "over 100 years").
+    ('[jobs.a]\nimage = "x"\nmin_vram = 24\nhours = 1\ndeadline = "99999999w"\n', "deadline",
+     "[jobs.a] deadline = '99999999w': duration '99999999w' is over 100 years: give a shorter one"),
     # A restart that loses more than the whole job, or than the whole window: a unit mistyped (10h for 10m).
     ('[jobs.a]\nimage = "x"\nhours = 2\nrestart_overhead = "10h"\n', "restart_overhead",
      "[jobs.a] restart_overhead = '10h' is longer than hours = 2, the work: a restart would lose more than the "
@@ -212,6 +215,16 @@ def test_missing_and_broken_files(tmp_path):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[jobs.a\n"))
+
+
+def test_a_file_that_is_not_utf8_text_asks_whether_it_is_bidder_toml(tmp_path):
+    """`tick --config bidder.db` said "not valid TOML: 'utf-8' codec can't decode byte 0xda in position 31"."""
+    path = tmp_path / "bidder.db"
+    path.write_bytes(b"SQLite format 3\x00\x10\x00\x01\x01\x00\x40\x20\x20\x00\x00\x00\x02\xda\xff")
+    for read in (load_config, collect_settings):
+        with pytest.raises(ConfigError) as info:
+            read(path)
+        assert str(info.value) == f"{path}: not UTF-8 text: is it bidder.toml?"
 
 
 def test_a_relative_config_not_found_names_the_folder_looked_in(tmp_path, monkeypatch):
