@@ -39,6 +39,9 @@ def test_the_key_from_the_config_file_is_used(emulator, tmp_path):
     (b"api_key = 12345\n", 'api_key must be text in quotes, e.g. api_key = "..."'),
     # Not UTF-8: a traceback before.
     (b'api_key = "\xff\xfe"\n', 'cannot read {path}: it is not UTF-8 text; write it again as plain text'),
+    # Unquoted: "Invalid value (at line 1, column 11)" said nothing of quotes (and the key is not quoted back).
+    (b"api_key = CFGSECRET\n", 'cannot read {path}: Invalid value (at line 1, column 11) (strings need quotes: '
+                               'api_key = "...")'),
 ])
 def test_a_config_file_bidder_cannot_use_is_one_line(emulator, tmp_path, config, line):
     result = collect(emulator, tmp_path, config)
@@ -46,6 +49,7 @@ def test_a_config_file_bidder_cannot_use_is_one_line(emulator, tmp_path, config,
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     [error] = result.stderr.strip().splitlines()
     assert error.startswith("Error: ") and line.format(path=path) in error, error
+    assert "CFGSECRET" not in result.stdout + result.stderr
     if (tmp_path / "b.db").exists():
         with Store.open(tmp_path / "b.db") as store:
             assert store.collections() == []  # nothing collected without the key the file meant

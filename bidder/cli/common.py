@@ -252,7 +252,9 @@ def _key(explicit: str | None, env: str, config_key: str) -> str | None:
         except UnicodeDecodeError:
             raise click.ClickException(f"cannot read {path}: it is not UTF-8 text; write it again as "
                                        "plain text (api_key = \"...\")") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except tomllib.TOMLDecodeError as exc:  # (its message gives the place, never the text: no key in it)
+            raise click.ClickException(f"cannot read {path}: {exc} (strings need quotes: api_key = \"...\")") from None
+        except OSError as exc:
             raise click.ClickException(f"cannot read {path}: {exc}") from None
         # A misspelt name or a number would leave the key unset without a word (and a market unused).
         unknown = sorted(set(data) - set(_CONFIG_KEYS))
