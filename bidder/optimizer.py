@@ -167,7 +167,7 @@ from bidder.models import (
     PriceQuote,
 )
 from bidder.planner import Choice, MarketNow, PodNow, choose, pooled_model
-from bidder.units import to_iso
+from bidder.units import to_iso, usd_limit
 
 __all__ = [
     "DEADLINE_MARGIN_HOURS",
@@ -627,7 +627,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         tolerance = math.inf
         spent_note = (f"interruption budget spent ({progress.interruptions} so far) and "
                       + ("on-demand not allowed" if not policy.allow_on_demand else
-                         f"on-demand over the max price ${cap:.3f}")
+                         f"on-demand over the max price {usd_limit(cap)}")
                       + ": spot goes on at the highest bid the policy allows (the max price, the min savings), "
                         "the least interrupted, rather than leave the work undone")
     spot_ok = policy.allow_spot and tolerance > 0
@@ -655,7 +655,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         alone = over_price + over_budget + late == 1  # (for the error's choice of constraint only)
         if over_price:
             rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at ${compute:.3f} is over the "
-                         f"max price ${cap:.3f}", alone=alone)
+                         f"max price {usd_limit(cap)}", alone=alone)
             continue
         if over_budget:
             assert budget_left is not None
@@ -731,7 +731,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                     all(od > cap for od, _ in priced):
                 # Named for spot alone, the user loosened the tolerance and met the max price next.
                 low_price, low = min(priced, key=lambda pair: pair[0])
-                also += (f"; on-demand is over the max price ${cap:.3f}: the lowest is {_short(low.gpu_type_id)}'s "
+                also += (f"; on-demand is over the max price {usd_limit(cap)}: the lowest is {_short(low.gpu_type_id)}'s "
                          f"on {MARKET_NAMES.get(low.market, low.market)}, ${low_price:.3f}")
             what = ("can finish the work" if constraint == "deadline" and job.deadline is None
                     else f"meets the {constraint.replace('_', ' ')}")
@@ -958,7 +958,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     in_range = bids <= top + 1e-12
     if not in_range.any():
         rejected.add(bids[0] / s, "max_price", f"{_short(q.gpu_type_id)} spot: no bid fits under the max price "
-                     f"${cap:.3f}")
+                     f"{usd_limit(cap)}")
         return
     floor = q.minimum_bid_price
     storage = storage_per_gpu_hour(job, q)

@@ -73,7 +73,7 @@ from bidder.jobs import Config, JobConfig, config_job_names, runpod_only
 from bidder.models import MARKET_NAMES, Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend, run_starts
-from bidder.units import format_duration, parse_timestamp, to_iso
+from bidder.units import format_duration, parse_timestamp, to_iso, usd_limit
 
 __all__ = [
     "DECISION_FRESHNESS",
@@ -1075,7 +1075,7 @@ class _Tick:
         not stand. It is decided again under the new cap, as a stopped pod is: a lower bid on its machine,
         a move, or a wait. A Vast instance takes the lower bid while it runs; RunPod cannot change a
         running pod's bid, so the pod is stopped first and bid-resumed (its volume stays with it)."""
-        why = f"its bid ${float(row['bid_per_gpu']):.3f}/GPU-h is above the max price ${policy.max_price:.3f}"
+        why = f"its bid ${float(row['bid_per_gpu']):.3f}/GPU-h is above the max price {usd_limit(policy.max_price)}"
         if (row.get("market") or "runpod") != "vast":
             failed = self._stop_keeping(jc, row, why)
             if failed is not None:
@@ -1144,7 +1144,7 @@ class _Tick:
                 reasons.append("it is on-demand, and allow_on_demand = false")
             price = self._on_demand_price(row, last)
             if price is not None and policy.max_price is not None and price > policy.max_price + 1e-9:
-                reasons.append(f"its on-demand price ${price:.3f}/GPU-h is above the max price ${policy.max_price:.3f}")
+                reasons.append(f"its on-demand price ${price:.3f}/GPU-h is above the max price {usd_limit(policy.max_price)}")
         return "; ".join(reasons) or None
 
     def _listed_rate(self, row: dict[str, Any]) -> float | None:
@@ -1200,7 +1200,7 @@ class _Tick:
             if exc.until_changed and self.current is not None:  # only the user can help: said as blocked
                 self.hopeless[self.current] = str(exc)
             if exc.constraint == "max_price" and policy.max_price is not None:
-                return f"{exc}; acts when a price is at or below ${policy.max_price:.3f}"
+                return f"{exc}; acts when a price is at or below {usd_limit(policy.max_price)}"
             if exc.constraint == "gpu_type":
                 return self._no_quote(job, str(exc))
             return str(exc)

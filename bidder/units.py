@@ -6,7 +6,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["FIRST_YEAR", "DurationTooLong", "NoUnit", "YearTooEarly", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso", "usd"]
+__all__ = ["FIRST_YEAR", "DurationTooLong", "NoUnit", "YearTooEarly", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso", "usd", "usd_limit"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_DURATION_S = 100 * 365.25 * 86400
@@ -53,6 +53,13 @@ def usd(value: float) -> str:
     printed "$0.58" read as if a rate of $0.58 passed it)."""
     whole, _, frac = f"{value:.4f}".partition(".")
     return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
+
+
+def usd_limit(value: float) -> str:
+    """A limit the user set (a max price): 3 decimals as prices are shown, and more where it has them (a
+    --max-price of 0.0001 printed "$0.000", as if no price at all were allowed)."""
+    digits = len(f"{value:.10f}".rstrip("0").partition(".")[2])
+    return f"${value:.{max(digits, 3)}f}"
 
 
 def format_duration(seconds: float) -> str:

@@ -119,6 +119,10 @@ def test_infeasible_is_one_line_naming_the_constraint(db: Path) -> None:
     assert budget.exit_code == 1 and "Error: no candidate meets the budget" in budget.stderr
     late = run(db, "--hours", "100", "--deadline", "1d")
     assert late.exit_code == 1 and "Error: no candidate meets the deadline" in late.stderr
+    # A cap under a tenth of a cent is printed as given: "the max price $0.000" read as no price allowed.
+    tiny = run(db, "--gpu", "RTX A6000", "--hours", "10", "--max-price", "0.0001")
+    assert tiny.exit_code == 1 and "max price $0.0001" in tiny.stderr and "$0.000 " not in tiny.stderr, tiny.stderr
+    assert "max price $0.050" in result.stderr  # (three decimals as before where they are enough)
 
 
 def test_bad_input_exits_with_a_clear_line(db: Path, tmp_path: Path) -> None:
