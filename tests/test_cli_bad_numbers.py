@@ -100,6 +100,9 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     # Empty paths and names said "cannot write .: Is a directory", "cannot append to : Is a directory", "job  has
     # no active pod"; a database path holding a line break split every message about it in two.
     (("sim", "trace", ""), "Invalid value for OUT: is empty: give a file name, or - for stdout"),
+    # "" is part of every name: it listed the 38 known ones as if none matched.
+    (("sim", "trace", "out.csv", "--gpu", ""), "--gpu: must not be empty: give a GPU type (RunPod's id, e.g. "
+                                               "'NVIDIA RTX A6000'; Vast's name, e.g. 'RTX 4090')"),
     (("tick", "--log", "", "--dry-run"), "--log: is empty: give a file name, e.g. tick.jsonl"),
     (("stop", "--job", ""), "--job: must not be empty: give the job's name (`bidder jobs` lists them)"),
     (("prices", "--db", "base.db\n"), "--db: 'base.db\\n' holds a control character (a line break?): give the "

@@ -62,7 +62,7 @@ def test_an_export_that_selects_no_row_writes_nothing_and_says_what_the_database
     out = tmp_path / "old.csv"
     out.write_text("kept\n")
     runner = CliRunner()
-    for args in (["--since", "2020-01-01", "--until", "2020-01-02", "-o", str(out)], ["--gpu-count", "7"],
+    for args in (["--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02T00:00:00Z", "-o", str(out)], ["--gpu-count", "7"],
                  ["--market", "vast"]):
         result = runner.invoke(main, ["export", "--db", str(db), *args])
         assert result.exit_code == 1, result.output
@@ -386,6 +386,23 @@ def test_a_naive_now_is_read_as_utc_and_said(db):
     assert "--now 2026-01-01T00:00:00 has no timezone: read as UTC" in result.stderr
     quiet = CliRunner().invoke(main, ["pods", "--db", str(db), "--now", "2026-01-01T00:00:00Z"])
     assert quiet.exit_code == 0 and "UTC" not in quiet.stderr
+
+
+
+@pytest.mark.parametrize("args", [["history", "A6000", "--since", "2026-01-01T00:00:00"],
+                                  ["export", "--until", "2026-01-01T00:00:00"],
+                                  ["report", "--since", "2026-01-01T00:00:00"],
+                                  ["sim", "trace", "-", "--days", "0.01", "--start", "2026-01-01T00:00:00"],
+                                  ["backtest", "--hours", "1", "--deadline", "1d", "--start", "2026-01-01T00:00:00"]])
+def test_a_naive_since_until_or_start_is_read_as_utc_and_said_once(db, args):
+    """--since, --until and sim trace's --start without a timezone were taken as UTC without a word, where
+    --now says it."""
+    option = args[-2]
+    result = CliRunner().invoke(main, [*args, *(["--db", str(db)] if args[0] != "sim" else [])])
+    notes = [x for x in result.stderr.splitlines() if "read as UTC" in x]
+    assert notes == [f"note: {option} 2026-01-01T00:00:00 has no timezone: read as UTC"], result.stderr
+    quiet = CliRunner().invoke(main, [*args[:-1], args[-1] + "Z", *(["--db", str(db)] if args[0] != "sim" else [])])
+    assert "read as UTC" not in quiet.stderr
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")

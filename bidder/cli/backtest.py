@@ -34,10 +34,11 @@ from bidder.cli.common import (
     emit_rows,
     expand_db_path,
     market_option,
+    say_naive,
 )
 from bidder.cli.progress import Progress
 from bidder.errors import ConfigError
-from bidder.units import YearTooEarly, format_duration, parse_timestamp
+from bidder.units import YearTooEarly, format_duration, is_naive, parse_timestamp
 
 __all__ = ["backtest"]
 
@@ -62,13 +63,16 @@ class _Timestamp(click.ParamType):
         if isinstance(value, datetime):
             return value
         try:
-            return parse_timestamp(str(value))
+            when = parse_timestamp(str(value))
         except OverflowError:  # an offset that moves it out of years 1-9999 in UTC
             self.fail(f"{value!r} is out of range: in UTC it must fall in the years 1 to 9999", param, ctx)
         except YearTooEarly as exc:
             self.fail(str(exc), param, ctx)
         except ValueError:
             self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)", param, ctx)
+        if is_naive(str(value)):
+            say_naive(param.opts[0] if param is not None else "TIME", str(value))
+        return when
 
 
 def _strategies(text: str) -> tuple[str, ...]:

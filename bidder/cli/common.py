@@ -21,7 +21,14 @@ import click
 from bidder.errors import ConfigError
 from bidder.models import MARKET_CLOUDS, MAX_GPU_COUNT, MAX_HOURS, MAX_PRICE, parse_tolerance
 from bidder.traces import MAX_TRACE_COUNT
-from bidder.units import DurationTooLong, YearTooEarly, parse_duration, parse_int_list, parse_timestamp
+from bidder.units import (
+    DurationTooLong,
+    YearTooEarly,
+    is_naive,
+    parse_duration,
+    parse_int_list,
+    parse_timestamp,
+)
 
 __all__ = [
     "CLOUD_CHOICE",
@@ -56,6 +63,7 @@ __all__ = [
     "parse_when",
     "resolve_api_key",
     "resolve_vast_api_key",
+    "say_naive",
     "vast_options",
     "write_file",
 ]
@@ -217,13 +225,29 @@ def parse_when(text: str | None, now: datetime, option: str, *, allow_all: bool 
     except ValueError:
         pass
     try:
-        return parse_timestamp(text)
+        when = parse_timestamp(text)
     except YearTooEarly as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
     except ValueError:
         also = " nor 'all'" if allow_all else ""
         raise click.BadParameter(f"{text!r} is neither a duration before now (e.g. 7d, 12h) nor an ISO 8601 time "
                                  f"(e.g. 2026-01-01T00:00:00Z){also}", param_hint=option) from None
+    if is_naive(text):
+        say_naive(option, text)
+    return when
+
+
+_told_naive: set[tuple[str, str]] = set()  # (outside a command: said once per process)
+
+
+def say_naive(option: str, text: str) -> None:
+    """Say once per command that a time without a timezone is read as UTC, as --now does (a window
+    read in UTC when the user meant local time was hours off, unsaid)."""
+    ctx = click.get_current_context(silent=True)
+    told = ctx.meta.setdefault("bidder.told_naive", set()) if ctx is not None else _told_naive
+    if (option, text) not in told:
+        told.add((option, text))
+        click.echo(f"note: {option} {text} has no timezone: read as UTC", err=True)
 
 
 DURATION = DurationType()

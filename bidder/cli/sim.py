@@ -12,10 +12,10 @@ from types import FrameType
 import click
 
 from bidder.cli import main
-from bidder.cli.common import DURATION, MAX_DAYS, MAX_RECLAIM_RATE, FiniteRange, write_file
+from bidder.cli.common import DURATION, MAX_DAYS, MAX_RECLAIM_RATE, FiniteRange, say_naive, write_file
 from bidder.clock import too_late
 from bidder.errors import ConfigError
-from bidder.units import YearTooEarly, parse_timestamp, to_iso
+from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
 
 __all__ = ["sim"]
 
@@ -35,12 +35,15 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     if value is None:
         return None
     try:
-        return parse_timestamp(value)
+        start = parse_timestamp(value)
     except YearTooEarly as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z",
                                  ctx=ctx, param=param) from None
+    if is_naive(value):
+        say_naive("--start", value)
+    return start
 
 
 @main.group("sim")
@@ -181,6 +184,9 @@ def trace_cmd(out: str, seed: int, days: float, step: object, gpu_types: tuple[s
     if not out.strip():  # (read as ".": "cannot write .: Is a directory")
         raise click.BadParameter("is empty: give a file name, or - for stdout", param_hint="OUT")
     gpu_types = gpu_types + old_gpu_types
+    if any(not name.strip() for name in gpu_types):  # (it listed every GPU type as the known ones)
+        raise click.BadParameter("must not be empty: give a GPU type (RunPod's id, e.g. 'NVIDIA RTX A6000'; Vast's "
+                                 "name, e.g. 'RTX 4090'), or leave --gpu out for every one", param_hint="--gpu")
     step_s = int(step.total_seconds())  # type: ignore[attr-defined]
     if step_s < 1:
         raise click.BadParameter("the step must be at least 1 second", param_hint="--step")
