@@ -6,7 +6,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["FIRST_YEAR", "DurationTooLong", "NoUnit", "YearTooEarly", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso", "usd", "usd_limit"]
+__all__ = ["FIRST_YEAR", "DurationTooLong", "NoUnit", "PastYear9999", "YearTooEarly", "format_duration", "is_naive", "parse_duration", "parse_int_list", "parse_timestamp", "to_iso", "usd", "usd_limit"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_DURATION_S = 100 * 365.25 * 86400
@@ -24,6 +24,11 @@ class NoUnit(ValueError):
 
 class YearTooEarly(ValueError):
     """A well-formed time before FIRST_YEAR (a typo in the year)."""
+
+
+class PastYear9999(YearTooEarly):
+    """A well-formed time that its offset moves past the year 9999 in UTC. A YearTooEarly, so that every
+    caller refusing a year out of range says its message (it was an OverflowError traceback)."""
 
 
 def parse_duration(text: str | float | int) -> timedelta:
@@ -99,7 +104,10 @@ def parse_timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise PastYear9999(f"{text.strip()!r} is out of range: in UTC it must fall in the years 1 to 9999") from None
     if value.year < FIRST_YEAR:
         raise YearTooEarly(f"{text.strip()!r} is in the year {value.year}: give a time from {FIRST_YEAR} on "
                          "(check the year)")

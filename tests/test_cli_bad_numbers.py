@@ -100,6 +100,12 @@ BATCH = ("backtest", "--trace", TRACE, "--hours", "5", "--deadline", "1d")
     # Empty paths and names said "cannot write .: Is a directory", "cannot append to : Is a directory", "job  has
     # no active pod"; a database path holding a line break split every message about it in two.
     (("sim", "trace", ""), "Invalid value for OUT: is empty: give a file name, or - for stdout"),
+    # An offset that moves a time past the year 9999 in UTC: an OverflowError traceback.
+    (("history", "A6000", "--since", "9999-12-31T23:00:00-05:00"),
+     "--since: '9999-12-31T23:00:00-05:00' is out of range: in UTC it must fall in the years 1 to 9999"),
+    (("report", "--now", "9999-12-31T23:00:00-05:00"), "--now: '9999-12-31T23:00:00-05:00' is out of range"),
+    (("sim", "trace", "out.csv", "--start", "9999-12-31T23:00:00-05:00"),
+     "'--start': '9999-12-31T23:00:00-05:00' is out of range"),
     # "" is part of every name: it listed the 38 known ones as if none matched.
     (("sim", "trace", "out.csv", "--gpu", ""), "--gpu: must not be empty: give a GPU type (RunPod's id, e.g. "
                                                "'NVIDIA RTX A6000'; Vast's name, e.g. 'RTX 4090')"),

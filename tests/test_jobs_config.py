@@ -157,6 +157,8 @@ def test_absolute_deadline_and_pod_names(tmp_path):
      "[defaults] hours = -1: must be greater than 0"),
     ('[defaults]\ntolerance = "sometimes"\n', "tolerance", "[defaults] tolerance = 'sometimes': tolerance"),
     ('jobs = 3\n', "jobs", "jobs must hold tables"),
+    ('[jobs.a]\nimage = "x"\nmin_vram = 24\nhours = 1\ndeadline = "9999-12-31T23:00:00-05:00"\n', "deadline",
+     "'9999-12-31T23:00:00-05:00' is out of range: in UTC it must fall in the years 1 to 9999"),  # (a traceback)
     # A duration, too long: "must be a duration ... or a time" (restart_overhead said "over 100 years").
     ('[jobs.a]\nimage = "x"\nmin_vram = 24\nhours = 1\ndeadline = "99999999w"\n', "deadline",
      "[jobs.a] deadline = '99999999w': duration '99999999w' is over 100 years: give a shorter one"),
