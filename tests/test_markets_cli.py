@@ -253,6 +253,9 @@ def test_collect_says_each_failed_market_on_its_own_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert [line.split(":")[:2] for line in lines] == [["Error", " runpod"], ["Error", " vast"]], lines
     assert "lowestPrice: cannot connect" in lines[0] and "search_offers: cannot connect" in lines[1]
+    # As the help says it (it said "one line and exit 1 on failure").
+    helped = " ".join(_bidder("collect", "--help", env={}).stdout.split())
+    assert "on failure exit 1 with one `Error:` line per market that failed" in helped, helped
     # On this machine, where the emulator would listen, an address that never answers has no time: the
     # command stops there, before any market is asked (and writes no row on a clock it cannot know).
     local = _bidder("collect", "--db", str(tmp_path / "y.db"), "--api-url", "http://127.0.0.1:1/graphql",

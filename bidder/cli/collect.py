@@ -207,9 +207,9 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     GPU counts) and Vast (every offer, summarised per GPU, GPU count and tier).
 
     One API request per market per snapshot; RunPod's catalogue (names, VRAM) is refreshed at most
-    daily. For cron, run it without --every: exit 0 on success, one line and exit 1 on failure
-    (the failure is recorded in the `collections` table, one row per market; a market that fails
-    does not keep the other from being stored).
+    daily. For cron, run it without --every: exit 0 on success; on failure exit 1 with one `Error:`
+    line per market that failed (each failure is also recorded in the `collections` table, one row
+    per market; a market that fails does not keep the other from being stored).
     """
     from bidder.clock import ServerTimes
     from bidder.collector import SPOT_FIELDS_GONE_MESSAGE, LoopStats, RunPodSource, collect_markets, run_every
