@@ -49,7 +49,7 @@ import re
 import secrets
 import string
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,6 +73,7 @@ from bidder.jobs import JobConfig, PodTemplate, pod_attempt, pod_name
 from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.pod_api import as_pod_api, runpod_pod_spec
 from bidder.runpod import GraphQLRequest, Pod, PodSpec, RunPodClient
+from bidder.runpod.errors_map import mask_known
 from bidder.store import SPOT_UNSUPPORTED_SINCE, Store, estimate_spend
 from bidder.units import format_duration, parse_timestamp, to_iso, usd
 
@@ -90,6 +91,7 @@ __all__ = [
     "maybe_executed",
     "pod_spec",
     "running_hours",
+    "shown_request",
 ]
 
 log = logging.getLogger(__name__)
@@ -1305,3 +1307,44 @@ def _event_fields(ledger: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in ledger.items() if k != "kind"}
     out["gpu_type"] = out.pop("gpu_type_id", None)
     return out
+
+
+# -- what a dry run prints ---------------------------------------------------------------------------
+#: An env var whose name holds one of these is a secret (a key the pod needs is no less one): a dry
+#: run prints its value as HIDDEN. (PASS covers PASSWORD.)
+SECRET_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASS|CREDENTIAL", re.IGNORECASE)
+HIDDEN = "****"
+#: Said beside a printed request that shows HIDDEN values (or masked keys).
+HIDDEN_NOTE = ("secret values (API keys; env vars named like KEY, TOKEN, SECRET, PASSWORD, CREDENTIAL) show "
+               f"as {HIDDEN} or ***: they are sent as given")
+
+
+def shown_request(request: Any) -> Any:
+    """`request` (a GraphQLRequest, or a Vast dry run or request) as a dry run prints it: the values of
+    env vars whose names look secret as HIDDEN, and every API key this process holds masked wherever
+    it appears (a --env OTHER=$RUNPOD_API_KEY too). Equal to `request` when nothing was hidden."""
+    if isinstance(request, GraphQLRequest):
+        return replace(request, variables=_hidden(request.variables))
+    names = {f.name for f in fields(request)}
+    if "then" in names:  # Vast's dry run: its request, and the one sent after it (a stopped instance's start)
+        return replace(request, request=shown_request(request.request),
+                       then=None if request.then is None else shown_request(request.then))
+    return replace(request, body=_hidden(request.body))
+
+
+def _hidden(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _hidden_env(v) if k == "env" else _hidden(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hidden(v) for v in value]
+    return mask_known(value) if isinstance(value, str) else value
+
+
+def _hidden_env(env: Any) -> Any:
+    """RunPod's env ([{"key": NAME, "value": V}]) or Vast's ({NAME: V}) with secret values hidden."""
+    if isinstance(env, dict):
+        return {k: HIDDEN if SECRET_ENV_NAME.search(str(k)) else _hidden(v) for k, v in env.items()}
+    if isinstance(env, list):
+        return [{**e, "value": HIDDEN} if isinstance(e, dict) and SECRET_ENV_NAME.search(str(e.get("key")))
+                else _hidden(e) for e in env]
+    return _hidden(env)

@@ -66,6 +66,7 @@ from bidder.executor import (
     Executor,
     exit_time,
     running_hours,
+    shown_request,
     stop_intent,
 )
 from bidder.gpu_names import check_gpu_ids, resolve_gpu_types, several_named
@@ -1290,7 +1291,7 @@ class _Tick:
             return self._report(jc, "running", message, result.pod.id)
         if self.ex.dry_run and result.requests:
             request = result.requests[-1]  # the dry run's attempt: the create it would send, request and all
-            sent = f" ({request.operation}): {request.to_json(indent=None)}"
+            sent = f" ({request.operation}): {shown_request(request).to_json(indent=None)}"
             return self._report(jc, "dry_run", "would launch: " + "; ".join(
                 _would(a, decision.market, sent if a.outcome == "dry_run" else "") for a in result.attempts))
         message = "not launched: " + "; ".join(x for x in (tries, notes) if x)
@@ -1352,7 +1353,7 @@ class _Tick:
                 return self._report(jc, "running", message, row["pod_id"])
             if attempt.outcome == "dry_run":
                 bid = f" at ${attempt.bid_per_gpu:.4f}/GPU-h" if attempt.bid_per_gpu is not None else ""
-                sent = f" ({request.operation}): {request.to_json(indent=None)}" if request else ""
+                sent = f" ({request.operation}): {shown_request(request).to_json(indent=None)}" if request else ""
                 return self._report(jc, "dry_run", f"would resume {row['pod_id']}{bid}{sent} (not sent: dry run)",
                                     row["pod_id"])
             if attempt.outcome == "no_capacity":
@@ -1452,7 +1453,7 @@ class _Tick:
             verb = ("destroy" if vast else "terminate") if terminate else "stop"
             self.would_send.setdefault(jc.name, []).append(
                 f"would {verb} {'instance' if vast else 'pod'} {row['pod_id']} ({request.operation}): "
-                f"{request.to_json(indent=None)} (not sent: dry run)")
+                f"{shown_request(request).to_json(indent=None)} (not sent: dry run)")
 
     def _vast_resumed(self, jc: JobConfig, row: dict[str, Any], bid: float | None) -> JobReport:
         """After a Vast bid_resume: the bid now stands; the instance runs if it is the highest, else it

@@ -120,7 +120,7 @@ def test_dry_run_sends_nothing_and_prints_the_mutation_without_the_key(env):
     assert body["query"].startswith("mutation podRentInterruptable($input: PodRentInterruptableInput!)")
     fields = body["variables"]["input"]
     assert fields["gpuTypeId"] == A6000 and fields["name"] == named(env.store, "bidder-launch", 1) and fields["gpuCount"] == 1
-    assert fields["bidPerGpu"] > 0 and fields["env"] == [{"key": "TOKEN", "value": "abc"}]
+    assert fields["bidPerGpu"] > 0 and fields["env"] == [{"key": "TOKEN", "value": "****"}]  # (a secret's name: masked)
     assert TEST_API_KEY not in out and TEST_API_KEY not in result.stderr
     actions = env.store.actions()
     assert [(a["kind"], a["outcome"]) for a in actions] == [("rent_spot", "dry_run")]

@@ -51,7 +51,7 @@ from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.clock import ServerTimes
 from bidder.collector import RunPodSource, VastSource, collect_markets
 from bidder.errors import ApiError, BidderError, ConfigError, LockHeld, PodNotFound, StoreError
-from bidder.executor import Executor, LaunchResult
+from bidder.executor import HIDDEN_NOTE, Executor, LaunchResult, shown_request
 from bidder.jobs import (
     DEFAULT_CONFIG,
     JOB_SETTINGS,
@@ -66,6 +66,7 @@ from bidder.jobs import (
 )
 from bidder.models import MARKET_NAMES, Decision
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
+from bidder.runpod.errors_map import mask_known
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
 from bidder.tick import (
     dry_run_copy,
@@ -237,11 +238,13 @@ def _pod_dict(pod: Pod) -> dict[str, Any]:
 
 
 def _print_requests(requests: Sequence[Any]) -> None:
-    """A dry run's requests, exactly as they would be sent (the key masked)."""
-    click.echo("Dry run: nothing was sent. The request it would send (header Authorization: Bearer ****):")
-    for request in requests:
+    """A dry run's requests, exactly as they would be sent but for the key and other secrets, masked."""
+    shown = [shown_request(r) for r in requests]
+    hidden = f"; {HIDDEN_NOTE}" if shown != list(requests) else ""
+    click.echo(f"Dry run: nothing was sent. The request it would send (header Authorization: Bearer ****{hidden}):")
+    for request in shown:
         click.echo(f"# {request.operation}")
-        click.echo(request.to_json())
+        click.echo(mask_known(request.to_json()))
 
 
 #: Seconds `bidder stop` and `bidder jobs stop/start` wait for a running tick to finish (`--wait`).
@@ -319,7 +322,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--network-volume", default=None, help="RunPod network volume id (data that follows the job; RunPod only).")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Alternatives to try when one has no capacity.")
-@click.option("--dry-run", is_flag=True, help="Print the exact requests (RunPod: GraphQL; Vast: REST; key masked); send nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the exact requests (RunPod: GraphQL; Vast: REST; the key and secret env values masked); send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending.")
 @format_option("table", "json")
 @retries_option
@@ -462,12 +465,13 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         if vast is not None:
             vast.close()
     if fmt == "json":
+        shown = [shown_request(r) for r in result.requests]  # (secrets masked, as the table shows them)
         click.echo(json.dumps({
             "decision": decision_dict(decision),
             "attempts": [vars(a) for a in result.attempts],
             "pod": None if result.pod is None else _pod_dict(result.pod),
-            "notes": list(result.notes), "dry_run": dry_run,
-            "requests": [{"operation": r.operation, **r.payload()} for r in result.requests],
+            "notes": [*result.notes, *([HIDDEN_NOTE] if shown != list(result.requests) else [])], "dry_run": dry_run,
+            "requests": [{"operation": r.operation, **r.payload()} for r in shown],
         }, indent=2))
     else:
         _print_launch(result, decision.market, [f"--{k}" for k in ("budget", "hours", "deadline")
