@@ -52,9 +52,9 @@ from bidder.units import to_iso
 from bidder.vast.offers import Offer
 from bidder.vast.summary import OfferFilters, summarize_offers
 
-__all__ = ["DEFAULT_OFFERS_DAYS", "GPU_TYPES_MAX_AGE", "MIN_OFFERS_DAYS", "SPOT_FIELDS_GONE_MESSAGE", "CycleResult", "LoopStats", "MarketFetch", "MarketResult",
-           "MarketSource", "OfferSearch", "PriceClient", "RunPodSource", "VastSource", "as_source", "collect_markets",
-           "collect_once", "run_every"]
+__all__ = ["DEFAULT_OFFERS_DAYS", "GPU_TYPES_MAX_AGE", "MIN_OFFERS_DAYS", "SPOT_FIELDS_GONE_MESSAGE", "CycleResult", "HeldRunPodSource", "HeldVastSource",
+           "LoopStats", "MarketFetch", "MarketResult", "MarketSource", "OfferSearch", "PriceClient", "RunPodSource", "VastSource", "as_source", "collect_markets",
+           "collect_once", "cycle_time", "run_every"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,44 @@ class VastSource:
         return MarketFetch(quotes=summarize_offers(offers, ts, self.filters), offers=offers, offers_since=since)
 
 
+class _Held:
+    """A market source that keeps its first answer (or ApiError) and gives it to every later fetch, with
+    no second request: `bidder launch` fetches first (`hold`), plans on the answer with nothing of it
+    stored in the user's database, and stores the same answer once the launch is accepted."""
+
+    _answer: MarketFetch | ApiError | None = None
+
+    def hold(self, store: Store, now: datetime) -> MarketFetch | ApiError:
+        """The answer of a cycle at `now` (asked now, unless held already)."""
+        try:
+            return self.fetch(store, cycle_time(now))
+        except ApiError as exc:
+            return exc
+
+    def fetch(self, store: Store, ts: datetime) -> MarketFetch:
+        if self._answer is None:
+            try:
+                self._answer = super().fetch(store, ts)  # type: ignore[misc]
+            except ApiError as exc:
+                self._answer = exc
+        if isinstance(self._answer, ApiError):
+            raise self._answer
+        return self._answer
+
+
+class HeldRunPodSource(_Held, RunPodSource):
+    """RunPod's source, its answer held (`_Held`)."""
+
+
+class HeldVastSource(_Held, VastSource):
+    """Vast's source, its answer held (`_Held`)."""
+
+
+def cycle_time(now: datetime) -> datetime:
+    """The time a cycle at `now` stamps its rows with (whole seconds, UTC)."""
+    return now.astimezone(UTC).replace(microsecond=0)
+
+
 def _one_of_each(items: list[Any], key: Callable[[Any], object], operation: str, what: str) -> list[Any]:
     """`items` with exact repeats dropped; two different items under one key make the answer malformed:
     stored, the last silently replaced the first (a repeated RTX A6000 at $0.001 became SECURE's floor,
@@ -272,7 +310,7 @@ def collect_markets(sources: Sequence[Any], store: Store, *, now: datetime,
     a market whose snapshot is stored loses its prices and cycles older than that many days."""
     if not sources:
         raise BidderError("no market to collect: configure a RunPod or Vast API key")
-    ts = now.astimezone(UTC).replace(microsecond=0)
+    ts = cycle_time(now)
     started = timer()
     fetched: list[tuple[MarketSource, MarketFetch | ApiError, float]] = []
     for item in sources:

@@ -312,7 +312,8 @@ def test_with_runpod_down_the_refresh_takes_the_emulators_time_from_vast(far: Em
     db = str(tmp_path / "bidder.db")
     _history(far, db, markets="both")
     if command == "launch":
-        args = ["launch", "--gpu", "RTX 4090", "--tolerance", "none", "--image", "img", "--dry-run"]
+        # (A dry run keeps nothing: a launch that goes ahead, on Vast, as RunPod cannot be reached.)
+        args = ["launch", "--gpu", "RTX 4090", "--cloud", "verified", "--tolerance", "none", "--image", "img", "--yes"]
     elif command == "recommend":
         far.advance(600)  # past the newest snapshot: its time is not the emulator's now
         result = _both_cli(far, "recommend", "--refresh", "--gpu", "RTX 4090", "--hours", "2", "--db", db,

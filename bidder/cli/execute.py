@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,7 +50,7 @@ from bidder.cli.common import (
 from bidder.cli.recommend import expected_interruptions
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.clock import ServerTimes
-from bidder.collector import RunPodSource, VastSource, collect_markets
+from bidder.collector import HeldRunPodSource, HeldVastSource, collect_markets
 from bidder.errors import ApiError, BidderError, ConfigError, LockHeld, PodNotFound, StoreError
 from bidder.executor import HIDDEN_NOTE, Executor, LaunchResult, shown_request
 from bidder.jobs import (
@@ -322,7 +323,8 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 @click.option("--network-volume", default=None, help="RunPod network volume id (data that follows the job; RunPod only).")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Alternatives to try when one has no capacity.")
-@click.option("--dry-run", is_flag=True, help="Print the exact requests (RunPod: GraphQL; Vast: REST; the key and secret env values masked); send nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the exact requests (RunPod: GraphQL; Vast: REST; the key and secret env values masked); "
+                   "send nothing and change nothing in the database.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending.")
 @format_option("table", "json")
 @retries_option
@@ -336,8 +338,8 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
            api_url: str, vast_url: str, config_path: str, lock_wait: float, **options: Any) -> None:
     """Rent the cheapest GPU that fits, now: spot at the optimizer's bid, or on-demand.
 
-    Takes a fresh price snapshot, decides from the stored history, shows the plan and asks before
-    spending (unless --yes). On "no capacity" it moves to the next alternative; if RunPod no longer
+    Takes a fresh price snapshot (stored once the launch goes ahead), decides from the stored history,
+    shows the plan and asks before spending (unless --yes). On "no capacity" it moves to the next alternative; if RunPod no longer
     offers spot it says so and continues on-demand when your max price and budget allow.
     """
     parse_now(now_text)
@@ -388,82 +390,104 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
     runpod_usable = market == "runpod" or vast is None or bool(resolve_api_key())
     markets = tuple(m for m in ("runpod", "vast") if (m == market or market == "any")
                     and (m != "vast" or vast is not None) and (m != "runpod" or runpod_usable))
-    with Store.open(db_path) as store, _client(api_url, retries) as client:
-        _refuse_managed_job(store, name, config_path)
+    with _client(api_url, retries) as client, _closing(vast), contextlib.ExitStack() as stores:
+        # A launch that launches nothing changes nothing. It plans on a scratch store (a dry run on a copy
+        # of the database, as `tick --dry-run` does; a database not there yet on a new, empty one), or on
+        # the database in a transaction rolled back after the plan; the snapshot it took is stored only
+        # once the pod is to be made (a refused launch wrote its snapshot, a dry run its actions too).
+        store = stores.enter_context(Store.open(db_path, create=False)) if Path(db_path).exists() else None
+        plan_store = (stores.enter_context(_empty_store()) if store is None else
+                      stores.enter_context(dry_run_copy(store)) if dry_run else store)
+        if store is not None:
+            _refuse_managed_job(store, name, config_path)
         # Either market may be the emulator, whose clock the refresh's rows must carry (RunPod's URL
         # may be down while Vast's answers).
-        now = api_now(store, ServerTimes(client if "runpod" in markets else None,
-                                         vast.client if vast is not None else None), now_text,
-                      allow_past=allow_past)
+        timed = store if store is not None else plan_store  # (its errors name the user's database)
+        now = api_now(timed, ServerTimes(client if "runpod" in markets else None,
+                                         vast.client if vast is not None else None), now_text, allow_past=allow_past)
+        plan_store.clock = timed.clock
         counts = sorted({1, config.job.gpu_count})
-        sources: list[Any] = [RunPodSource(client, counts)] if "runpod" in markets else []
+        sources: list[Any] = [HeldRunPodSource(client, counts)] if "runpod" in markets else []
         if vast is not None:
-            sources.append(VastSource(vast.client, vast.filters, float(saved["vast_offers_days"])))
-        cycle = collect_markets(sources, store, now=now)  # one cycle over the job's markets
-        refresh_note = _refresh_failures(cycle, store)
-        quotes = store.latest_quotes("runpod") if "runpod" in markets else []  # the snapshot just taken
-        spot_note = None
-        if any(q.uninterruptable_price for q in quotes) and not any(q.minimum_bid_price for q in quotes):
-            spot_note = ("no GPU type shows a spot price: RunPod no longer offers spot (interruptable) pods "
-                         "for this account, it seems; on-demand only")
-        several: list[str] = []  # a --gpu that named several types by part, each accepted: said
-        if config.job.gpu_types:
-            from bidder.cli.collect import market_filter, resolve_in_market, several_note
+            sources.append(HeldVastSource(vast.client, vast.filters, float(saved["vast_offers_days"])))
+        for source in sources:  # (the requests, before the plan holds the database's write lock)
+            source.hold(plan_store, now)
+        with contextlib.ExitStack() as planning:
+            if plan_store is store:
+                planning.enter_context(_rolled_back(store))
+            cycle = collect_markets(sources, plan_store, now=now)  # one cycle over the job's markets
+            refresh_note = _refresh_failures(cycle, plan_store)
+            quotes = plan_store.latest_quotes("runpod") if "runpod" in markets else []  # the snapshot just taken
+            spot_note = None
+            if any(q.uninterruptable_price for q in quotes) and not any(q.minimum_bid_price for q in quotes):
+                spot_note = ("no GPU type shows a spot price: RunPod no longer offers spot (interruptable) pods "
+                             "for this account, it seems; on-demand only")
+            several: list[str] = []  # a --gpu that named several types by part, each accepted: said
+            if config.job.gpu_types:
+                from bidder.cli.collect import market_filter, resolve_in_market, several_note
 
-            ids = tuple(resolve_in_market(store, config.job.gpu_types, market_filter(market)))
-            several = several_note(store, config.job.gpu_types, market_filter(market))
-            config = _with_gpus(config, ids)
-        exs = _executors(client, vast, store, dry_run=dry_run, markets=markets, max_spend_per_hour=max_spend_per_hour)
-        ex = exs["runpod"]
-        if spot_note is not None:
-            ex.mark_spot_unsupported(now, reason="no GPU type shows a spot price")
-        job = config.job_spec(now)
-        notes = [n for n in (market_note, refresh_note, spot_note) if n is not None] + several
-        for note in notes:  # (JSON keeps stdout to the one object; said before a decision that may fail)
-            click.echo(f"Note: {note}", err=fmt == "json")
-        decision = ex.decide(job, config.policy, now)
-        if fmt == "table":
-            window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
-            od_price, storage = _plan_prices(store, job, decision)
-            plan = _plan_line(decision, od_price, window, storage)
-            click.echo(f"Plan: {plan}")
-            # Every reason the plan line does not already say, as `recommend` says them: the first is why
-            # this one (an on-demand plan chosen for lack of spot history said nothing of it)
-            for reason in decision.reasons:
-                if reason not in plan:
-                    click.echo(f"  why: {reason}")
-        if decision.action == "wait":
-            if fmt == "json":
-                click.echo(json.dumps({"decision": decision_dict(decision), "attempts": [], "pod": None,
-                                       "notes": ["the optimizer chose to wait: nothing launched"],
-                                       "dry_run": dry_run}, indent=2))
-            else:
-                click.echo("Nothing launched: the optimizer chose to wait (run it again later, or use `bidder tick`).")
-            return
-        if not (yes or dry_run):
-            worst = _most_it_may_pay(store, decision, config.policy.max_price)
-            if worst is not None:  # what is confirmed is what may be bought, not the plan alone
-                click.echo(f"  if that finds no capacity it tries the next alternatives, at up to ${worst:.3f}/GPU-h",
-                           err=True)
-            try:
-                confirmed = click.confirm("Launch it?", default=False, err=True)
-            except click.Abort:  # (no answer: end of input, as under cron)
-                click.echo(err=True)  # (ends the question's line, so the error is a line of its own)
-                confirmed = False
-            if not confirmed:
-                raise BidderError("nothing launched: not confirmed (answer y, or give --yes to launch without "
-                                  "asking)")
-        # The create under the tick's lock (taken after the question, which may wait on the user): a
-        # tick or `pods --refresh` running meanwhile took the launch's create in flight for a lost one,
-        # adopted its pod, and the launch then failed ("action 1 is already complete") while it ran.
-        with contextlib.ExitStack() as held:
-            if not dry_run:
-                held.enter_context(_tick_lock(store, lock_wait, "nothing was launched"))
-                store.mark_launch(name)  # its pods are the user's to stop: `bidder stop` says so
-            with _said_if_cut_off(store, name):
+                ids = tuple(resolve_in_market(plan_store, config.job.gpu_types, market_filter(market)))
+                several = several_note(plan_store, config.job.gpu_types, market_filter(market))
+                config = _with_gpus(config, ids)
+            exs = _executors(client, vast, plan_store, dry_run=dry_run, markets=markets,
+                             max_spend_per_hour=max_spend_per_hour)
+            ex = exs["runpod"]
+            if spot_note is not None:
+                ex.mark_spot_unsupported(now, reason="no GPU type shows a spot price")
+            job = config.job_spec(now)
+            notes = [n for n in (market_note, refresh_note, spot_note) if n is not None] + several
+            for note in notes:  # (JSON keeps stdout to the one object; said before a decision that may fail)
+                click.echo(f"Note: {note}", err=fmt == "json")
+            decision = ex.decide(job, config.policy, now)
+            if fmt == "table":
+                window = None if job.deadline is None else (job.deadline - now).total_seconds() / 3600.0
+                od_price, storage = _plan_prices(plan_store, job, decision)
+                plan = _plan_line(decision, od_price, window, storage)
+                click.echo(f"Plan: {plan}")
+                # Every reason the plan line does not already say, as `recommend` says them: the first is why
+                # this one (an on-demand plan chosen for lack of spot history said nothing of it)
+                for reason in decision.reasons:
+                    if reason not in plan:
+                        click.echo(f"  why: {reason}")
+            if decision.action == "wait":
+                if fmt == "json":
+                    click.echo(json.dumps({"decision": decision_dict(decision), "attempts": [], "pod": None,
+                                           "notes": ["the optimizer chose to wait: nothing launched"],
+                                           "dry_run": dry_run}, indent=2))
+                else:
+                    click.echo("Nothing launched: the optimizer chose to wait (run it again later, or use `bidder tick`).")
+                return
+            worst = None if yes or dry_run else _most_it_may_pay(plan_store, decision, config.policy.max_price)
+            if dry_run:  # (its dry_run actions go to the scratch copy)
                 result = exs.get(decision.market or "runpod", ex).launch(config, job, config.policy, decision, now)
-        if vast is not None:
-            vast.close()
+        if not dry_run:
+            if not yes:
+                if worst is not None:  # what is confirmed is what may be bought, not the plan alone
+                    click.echo(f"  if that finds no capacity it tries the next alternatives, at up to ${worst:.3f}/GPU-h",
+                               err=True)
+                try:
+                    confirmed = click.confirm("Launch it?", default=False, err=True)
+                except click.Abort:  # (no answer: end of input, as under cron)
+                    click.echo(err=True)  # (ends the question's line, so the error is a line of its own)
+                    confirmed = False
+                if not confirmed:
+                    raise BidderError("nothing launched: not confirmed (answer y, or give --yes to launch without "
+                                      "asking)")
+            if store is None:  # (a first launch makes the database)
+                store = stores.enter_context(Store.open(db_path))
+                store.clock = plan_store.clock
+            # The create under the tick's lock (taken after the question, which may wait on the user): a
+            # tick or `pods --refresh` running meanwhile took the launch's create in flight for a lost one,
+            # adopted its pod, and the launch then failed ("action 1 is already complete") while it ran.
+            with _tick_lock(store, lock_wait, "nothing was launched"):
+                collect_markets(sources, store, now=now)  # the snapshot the plan was made on, now kept
+                exs = _executors(client, vast, store, markets=markets, max_spend_per_hour=max_spend_per_hour)
+                if spot_note is not None:
+                    exs["runpod"].mark_spot_unsupported(now, reason="no GPU type shows a spot price")
+                store.mark_launch(name)  # its pods are the user's to stop: `bidder stop` says so
+                with _said_if_cut_off(store, name):
+                    result = exs.get(decision.market or "runpod", exs["runpod"]).launch(config, job, config.policy,
+                                                                                        decision, now)
     if fmt == "json":
         shown = [shown_request(r) for r in result.requests]  # (secrets masked, as the table shows them)
         click.echo(json.dumps({
@@ -482,6 +506,27 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
                            + (f" ({a.message})" if a.message else "") for a in result.attempts),
                          *_new_notes(result)]) or "no alternative could be tried"
         raise BidderError(f"nothing launched for {name}: {why}")
+
+
+@contextlib.contextmanager
+def _empty_store() -> Iterator[Store]:
+    """A new, empty database in the temp folder (deleted afterwards): what a launch plans on when
+    --db is not there yet (a dry run creates nothing; a launch makes it once the pod is to be made)."""
+    with tempfile.TemporaryDirectory(prefix="bidder-launch-") as folder, Store.open(Path(folder) / "plan.db") as store:
+        yield store
+
+
+class _RolledBack(Exception):
+    """Ends `_rolled_back`'s transaction."""
+
+
+@contextlib.contextmanager
+def _rolled_back(store: Store) -> Iterator[None]:
+    """The block's writes to `store` in one transaction, always rolled back: a launch plans on the
+    snapshot it has just taken as if stored, and keeps nothing of it unless it goes on to launch."""
+    with contextlib.suppress(_RolledBack), store.transaction():
+        yield
+        raise _RolledBack
 
 
 @contextlib.contextmanager
