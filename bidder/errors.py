@@ -22,6 +22,8 @@
     │       └── PodNotFound     the pod id is unknown
     ├── InsufficientHistory     too little price history to estimate the market
     ├── TimeRunsBackwards       a command's time is before the newest data (carries now, newest)
+    ├── KeyRefused              a market refused the key while a command refreshed its prices (an
+    │                           AuthError made final: stored prices would hide a key to fix)
     └── Infeasible              no candidate meets the job's constraints (names the constraint)
 
 No message in this tree ever contains the API key: the client builds messages from the operation
@@ -43,6 +45,7 @@ __all__ = [
     "IncompleteAnswer",
     "Infeasible",
     "InsufficientHistory",
+    "KeyRefused",
     "LockHeld",
     "MalformedAnswer",
     "NoCapacity",
@@ -251,3 +254,14 @@ class TimeRunsBackwards(BidderError):
         super().__init__(message)
         self.now = now
         self.newest = newest
+
+
+class KeyRefused(BidderError):
+    """A market refused the user's key (its AuthError) while `recommend --refresh` or `launch` refreshed
+    its prices. An API that cannot be reached leaves them the stored prices; a wrong key is the user's
+    to fix, so the command stops and says so, as `bidder collect` does: "MARKET: the error"."""
+
+    def __init__(self, market: str, error: ApiError) -> None:
+        super().__init__(f"{market}: {error}")
+        self.market = market
+        self.error = error

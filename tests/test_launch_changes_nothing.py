@@ -56,7 +56,7 @@ def test_a_refused_launch_leaves_the_database_as_it_was(env, args, fragment):
 
 def test_a_wrong_key_leaves_the_database_as_it_was(env):
     before = _dump(env)
-    result = _launch(env, "--gpu", A6000, "--yes", key="rpa_WRONGKEY000000000000000000000")
+    result = _launch(env, "--gpu", A6000, "--yes", key="rpa_wrongkey_abcdefghijklmnopqrstuv")
     assert result.exit_code == 1 and "refused the key (HTTP 401)" in result.stderr, result.output
     assert _dump(env) == before
 

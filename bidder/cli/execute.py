@@ -51,7 +51,16 @@ from bidder.cli.recommend import expected_interruptions
 from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
 from bidder.clock import ServerTimes
 from bidder.collector import HeldRunPodSource, HeldVastSource, collect_markets
-from bidder.errors import ApiError, BidderError, ConfigError, LockHeld, PodNotFound, StoreError
+from bidder.errors import (
+    ApiError,
+    AuthError,
+    BidderError,
+    ConfigError,
+    KeyRefused,
+    LockHeld,
+    PodNotFound,
+    StoreError,
+)
 from bidder.executor import HIDDEN_NOTE, Executor, LaunchResult, shown_request
 from bidder.jobs import (
     DEFAULT_CONFIG,
@@ -410,8 +419,12 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         sources: list[Any] = [HeldRunPodSource(client, counts)] if "runpod" in markets else []
         if vast is not None:
             sources.append(HeldVastSource(vast.client, vast.filters, float(saved["vast_offers_days"])))
-        for source in sources:  # (the requests, before the plan holds the database's write lock)
-            source.hold(plan_store, now)
+        # The requests, before the plan holds the database's write lock. A refused key is an error, not
+        # a market left out or planned on its stored prices: the user's key needs fixing.
+        answers = {source.market: source.hold(plan_store, now) for source in sources}
+        refused = [KeyRefused(market, a) for market, a in answers.items() if isinstance(a, AuthError)]
+        if refused:
+            raise BidderError("; ".join(map(str, refused))) if len(refused) > 1 else refused[0]
         with contextlib.ExitStack() as planning:
             if plan_store is store:
                 planning.enter_context(_rolled_back(store))

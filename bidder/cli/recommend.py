@@ -38,7 +38,7 @@ from bidder.cli.common import (
     vast_options,
 )
 from bidder.cli.timing import allow_past_option, api_now, db_now, parse_now, stale_note
-from bidder.errors import ApiError, BidderError, InsufficientHistory
+from bidder.errors import ApiError, AuthError, BidderError, InsufficientHistory, KeyRefused
 from bidder.executor import SPOT_FLAG, SPOT_GONE_MESSAGE, runpod_spot_gone
 from bidder.jobs import MAX_DISK_GB, option_shown, restart_overhead_error
 from bidder.models import Decision, JobSpec, Policy
@@ -97,7 +97,7 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
     stored history still serves when recent enough). `now` None: Vast alone is refreshed, and its
     answer tells the time (the emulator's), as RunPod's does; returns the command's time."""
     from bidder.cli.collect import vast_price_source
-    from bidder.collector import collect_markets, describe
+    from bidder.collector import HeldVastSource, collect_markets, describe
     from bidder.jobs import collect_settings
     from bidder.vast.summary import OfferFilters
 
@@ -108,7 +108,8 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
         return now if now is not None else db_now(store, now_text, allow_past=allow_past, notes=notes)
     saved = collect_settings()
     filters = OfferFilters(verified_only=saved["vast_verified_only"], min_reliability=saved["vast_min_reliability"])
-    source, client = vast_price_source(key, vast_url, 2, filters, saved["vast_offers_days"])
+    found, client = vast_price_source(key, vast_url, 2, filters, saved["vast_offers_days"])
+    source = HeldVastSource(found.client, found.filters, found.offers_days)
     error: str | None = None
     try:
         if now is None:
@@ -117,6 +118,7 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
             except ApiError as exc:  # (a Vast URL on this machine that never answers: its time is unknown)
                 error = describe(exc)
         if error is None:
+            _key_accepted("vast", source.hold(store, now))
             cycle = collect_markets([source], store, now=now, raise_if_all_failed=False)
             error = cycle.by_market[0].error
     finally:
@@ -129,6 +131,13 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
     return now
 
 
+def _key_accepted(market: str, answer: Any) -> None:
+    """A refresh whose key the market refused is the command's error (KeyRefused), not a note: the
+    stored prices serve when the API cannot be reached, but a wrong key is the user's to fix."""
+    if isinstance(answer, AuthError):
+        raise KeyRefused(market, answer)
+
+
 def _refresh_failed(api_url: str, exc: ApiError) -> str:
     return f"--refresh failed: could not refresh prices from {api_url} ({exc})"
 
@@ -138,14 +147,16 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None,
     """Take one snapshot through the collector, on the API's clock (or --now); a failure is a
     warning, the stored history still serves when it is recent enough. Returns the command's time,
     the refresh's error (None when it worked) and the note that says what happened."""
-    from bidder.collector import collect_once
+    from bidder.collector import HeldRunPodSource, collect_markets
     from bidder.runpod import RetryPolicy, RunPodClient
 
     with RunPodClient(api_key=resolve_api_key(), url=api_url, retry=RetryPolicy(attempts=2)) as client:
         try:
             # (An emulator's address that does not answer raises here: its time is unknown.)
             now = api_now(store, client, now_text, allow_past=allow_past)
-            result = collect_once(client, store, now=now, gpu_counts=sorted({1, gpus}))
+            source = HeldRunPodSource(client, sorted({1, gpus}))
+            _key_accepted("runpod", source.hold(store, now))  # (before anything of it is stored)
+            result = collect_markets([source], store, now=now)
         except ApiError as exc:
             failed = _refresh_failed(api_url, exc)
             if store.clock != "wall":  # --now, or the emulator told its time
@@ -191,7 +202,8 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None,
                    "to settle (a --keep-running service's is not held to it).")
 @click.option("--disk", "disk_gb", type=click.IntRange(1, MAX_DISK_GB), default=40, show_default=True, metavar="GB",
               help="The pod's disk: Vast bills its storage on top of the GPU price, counted in the cost.")
-@click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (needs a reachable API).")
+@click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (an API that cannot be reached leaves the stored prices to "
+                   "decide on; a refused key is an error).")
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="Decide as of this ISO 8601 time (e.g. for imported traces). Default: the emulator's "
                    "time when the newest snapshot (or --refresh) came from `bidder sim serve`, else the wall clock.")
