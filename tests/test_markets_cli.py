@@ -149,13 +149,6 @@ def test_the_market_job_key():
         job_from_values("j", {"market": "lambda", "image": "img"})
 
 
-def test_collect_vast_without_a_key_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.delenv("VAST_API_KEY", raising=False)
-    result = run("collect", "--market", "vast", "--db", str(tmp_path / "x.db"))
-    assert result.exit_code == 1 and "no Vast API key: set VAST_API_KEY" in result.output
-    assert not (tmp_path / "x.db").exists()
-
-
 def test_the_runpod_executor_decides_among_runpods_quotes_and_refuses_vast(dbs, emulator):
     from bidder.executor import Executor
     from bidder.models import JobSpec, Policy
