@@ -1494,23 +1494,46 @@ class _Tick:
         return replace(self._report(jc, state, why, pod_id), blocked=why)
 
     def _market_missing(self, jc: JobConfig) -> str | None:
-        """Why the job's market cannot be acted on by this tick (None: it can): `market` names one whose
-        key is not set here."""
-        market = (jc.job.market or "any").lower()
-        if market == "any" or market in self.exs:
-            return None
-        if market == "vast":
-            key = "no Vast key: set VAST_API_KEY (or vast_api_key in ~/.config/bidder/config.toml)"
-        else:
-            key = "no RunPod key: set RUNPOD_API_KEY (or api_key in ~/.config/bidder/config.toml)"
-        others = " or ".join(repr(m) for m in (*(m for m in ("runpod", "vast") if m != market), "any"))
-        return f"market = {market!r}, and this tick has {key}, or choose market = {others}; nothing is rented for it"
+        return _missing_key(jc, self.exs)
 
     def _report(self, jc: JobConfig, state: str, message: str, pod_id: str | None = None) -> JobReport:
         job_state = self.store.job_state(jc.name) or {}
         work, spent = self.dry_progress.get(jc.name) or (float(job_state.get("work_done_hours") or 0.0),
                                                          float(job_state.get("spent") or 0.0))
         return JobReport(jc.name, state, message, pod_id, spent, work)
+
+
+def _missing_key(jc: JobConfig, markets: Mapping[str, object] | tuple[str, ...]) -> str | None:
+    """Why the job's market cannot be acted on by a tick on `markets` (None: it can): `market` names one
+    whose key is not set here."""
+    market = (jc.job.market or "any").lower()
+    if market == "any" or market in markets:
+        return None
+    if market == "vast":
+        key = "no Vast key: set VAST_API_KEY (or vast_api_key in ~/.config/bidder/config.toml)"
+    else:
+        key = "no RunPod key: set RUNPOD_API_KEY (or api_key in ~/.config/bidder/config.toml)"
+    others = " or ".join(repr(m) for m in (*(m for m in ("runpod", "vast") if m != market), "any"))
+    return f"market = {market!r}, and this tick has {key}, or choose market = {others}; nothing is rented for it"
+
+
+def _no_market(store: Store, config: Config, now: datetime, dry_run: bool,
+               events: Callable[[dict[str, Any]], None] | None) -> TickReport:
+    """A tick with no market to act on, every job on one without its key here (no key at all, and every
+    job Vast's: RunPod is not asked for them): each job's line says which key to set; nothing is sent."""
+    whys = {name: _missing_key(jc, ()) for name, jc in config.jobs.items()}
+    if not whys or None in whys.values():
+        raise ConfigError("no market to act on: set RUNPOD_API_KEY or VAST_API_KEY", key="api_key")
+    report = TickReport(ts=now)
+    for name, why in whys.items():
+        record = {"ts": to_iso(now), "event": "blocked", "job": name, "message": why, **({"dry_run": True} if dry_run else {})}
+        report.events.append(record)
+        if events is not None:
+            events(record)
+        state = store.job_state(name) or {}
+        report.jobs.append(JobReport(name, "error", str(why), None, float(state.get("spent") or 0.0),
+                                     float(state.get("work_done_hours") or 0.0), blocked=why))
+    return report
 
 
 def _ends_for_good(jc: JobConfig, row: dict[str, Any]) -> bool:
@@ -1636,9 +1659,10 @@ def run_tick(client: RunPodClient | None, store: Store, config: Config, now: dat
              vast: Any | None = None) -> TickReport:
     """One cycle under the exclusive tick lock (LockHeld at once if another tick holds it). `vast` (a
     `bidder.vast_pods.VastPodApi`) adds Vast: collected in the same cycle, its pods polled, and jobs
-    with market `vast` or `any` decided and acted on there too. `client` None (no RunPod key): Vast alone."""
+    with market `vast` or `any` decided and acted on there too. `client` None (no RunPod key): Vast alone;
+    both None: each job's line says which key to set (every job must be on a market without one)."""
     if client is None and vast is None:
-        raise ConfigError("no market to act on: set RUNPOD_API_KEY or VAST_API_KEY", key="api_key")
+        return _no_market(store, config, now, dry_run, events)
     markets = tuple(m for m, api in (("runpod", client), ("vast", vast)) if api is not None)
     with store.exclusive_lock("tick"):
         first = client if client is not None else vast

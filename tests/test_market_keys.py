@@ -5,30 +5,53 @@ URL is a canned server on 127.0.0.1 that records every request it gets (it must 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
-from client_helpers import CannedServer, canned_server
+from client_helpers import one_line_error
 from vast_helpers import seed_vast_history
 
 from bidder.cli import main
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store
+from bidder.units import to_iso
 
 NO_KEYS = {"RUNPOD_API_KEY": None, "VAST_API_KEY": None}
 VAST_ONLY = {"RUNPOD_API_KEY": None, "VAST_API_KEY": TEST_API_KEY}
 
 
+class _Record(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def answer(self) -> None:
+        self.server.seen.append(f"{self.command} {self.path}")  # type: ignore[attr-defined]
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_DELETE = answer
+
+
 @pytest.fixture
-def runpod_trap() -> Iterator[CannedServer]:
-    with canned_server() as server:
-        server.set(502, "Bad Gateway")
-        yield server
+def runpod_trap() -> Iterator[ThreadingHTTPServer]:
+    """RunPod's URL: a server that records every request (any method) and answers 502."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Record)
+    server.seen = []  # type: ignore[attr-defined]
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/graphql"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
 
 
-def run(emu, tmp, keys: dict, *args: str, api_url: str | None = None):
-    urls = ["--api-url", api_url or emu.url, "--vast-url", emu.vast_url]
+def run(emu, tmp, keys: dict, *args: str, api_url: str | None = None, now: bool = False):
+    urls = ["--api-url", api_url or emu.url, "--vast-url", emu.vast_url, *(["--now", to_iso(emu.now)] if now else [])]
     env = {"HOME": str(tmp), "XDG_CONFIG_HOME": None, "RUNPOD_API_URL": None, "VAST_URL": None, **keys}
     return CliRunner(env=env).invoke(main, [*args, "--db", str(tmp / "bidder.db"), *urls])
 
@@ -56,3 +79,29 @@ def test_collect_without_a_vast_key_on_a_database_of_vast_collections_warns(emul
     with_key = run(emulator, tmp_path, VAST_ONLY, "collect")  # the key back: both said nothing
     assert with_key.exit_code == 0 and with_key.stderr == "", with_key.stderr
     assert "vast: stored " in with_key.output
+
+
+# -- tick ---------------------------------------------------------------------------------------------
+VAST_JOB = """
+[jobs.v]
+gpu = ["RTX 4090"]
+market = "vast"
+hours = 2
+max_price = 0.5
+image = "pytorch/pytorch"
+"""
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_tick_of_vast_jobs_without_any_key_says_to_set_vast_api_key_and_asks_runpod_nothing(
+        emulator, tmp_path, runpod_trap, dry_run):
+    (tmp_path / "bidder.toml").write_text(VAST_JOB + VAST_JOB.replace("jobs.v", "jobs.w"))
+    Store.open(tmp_path / "bidder.db").close()  # (a dry run refuses a database that is not there)
+    result = run(emulator, tmp_path, NO_KEYS, "tick", "--config", str(tmp_path / "bidder.toml"),
+                 *(["--dry-run"] if dry_run else []), api_url=runpod_trap.url, now=True)
+    prefix = "[dry run] " if dry_run else ""
+    for job in ("v", "w"):
+        assert f"{prefix}{job}: error: market = 'vast', and this tick has no Vast key: set VAST_API_KEY" in result.output
+    error = one_line_error(result)
+    assert error.startswith("Error: job v cannot run: market = 'vast', and this tick has no Vast key"), error
+    assert runpod_trap.seen == [] and emulator.vast.instances == {}
