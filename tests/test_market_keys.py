@@ -105,3 +105,30 @@ def test_a_tick_of_vast_jobs_without_any_key_says_to_set_vast_api_key_and_asks_r
     error = one_line_error(result)
     assert error.startswith("Error: job v cannot run: market = 'vast', and this tick has no Vast key"), error
     assert runpod_trap.seen == [] and emulator.vast.instances == {}
+
+
+# -- launch -------------------------------------------------------------------------------------------
+LAUNCH = ["launch", "--gpu", "4090", "--hours", "2", "--max-price", "0.5", "--image", "x"]
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    (["--ports", "8888/http,22/tcp"], "--ports is RunPod's, and no RunPod key is set (RUNPOD_API_KEY): drop it "
+                                      "to launch on Vast"),
+    (["--network-volume", "nv1", "--template-id", "t1"], "--template-id, --network-volume are RunPod's, and no "
+                                                         "RunPod key is set (RUNPOD_API_KEY): drop them"),
+    (["--market", "runpod"], "--market runpod, and no RunPod key is set (RUNPOD_API_KEY): set it, or use --market vast"),
+])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_launch_only_runpod_could_serve_with_vasts_key_alone_is_one_line_and_sends_nothing(
+        emulator, tmp_path, runpod_trap, given, said, dry_run):
+    result = run(emulator, tmp_path, VAST_ONLY, *LAUNCH, *given, "--dry-run" if dry_run else "--yes",
+                 api_url=runpod_trap.url)
+    assert one_line_error(result).startswith(f"Error: {said}")
+    assert runpod_trap.seen == [] and emulator.vast.instances == {}
+
+
+def test_a_launch_with_vasts_key_alone_plans_on_vast_and_asks_runpod_nothing(emulator, tmp_path, runpod_trap):
+    result = run(emulator, tmp_path, VAST_ONLY, *LAUNCH, "--cloud", "verified", "--dry-run", api_url=runpod_trap.url)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.output.startswith("Plan: RTX 4090 (VERIFIED, vast) ")
+    assert runpod_trap.seen == []

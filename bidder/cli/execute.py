@@ -375,6 +375,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
                                "a Vast instance cannot honour "
                                f"{'it' if len(runpod_only) == 1 else 'them'}; leave "
                                f"{'it' if len(runpod_only) == 1 else 'them'} out or use --market runpod")
+    _refuse_runpod_without_key(market_given, runpod_only)
     market_note = None
     if runpod_only and market_given == "any":
         options["market"] = "runpod"
@@ -519,6 +520,22 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
                            + (f" ({a.message})" if a.message else "") for a in result.attempts),
                          *_new_notes(result)]) or "no alternative could be tried"
         raise BidderError(f"nothing launched for {name}: {why}")
+
+
+def _refuse_runpod_without_key(market: str, runpod_only: list[str]) -> None:
+    """With Vast's key alone, a launch only RunPod could serve (--market runpod, a RunPod-only option) is
+    refused before any request: it asked RunPod's prices, then planned a RunPod pod, though nothing may
+    be rented there without a key."""
+    if market == "vast" or resolve_api_key() or not resolve_vast_api_key():
+        return
+    key = "no RunPod key is set (RUNPOD_API_KEY)"
+    if market == "runpod":
+        raise ConfigError(f"--market runpod, and {key}: set it, or use --market vast",
+                          key="market")
+    if runpod_only:
+        one = len(runpod_only) == 1
+        raise ConfigError(f"{', '.join(runpod_only)} {'is' if one else 'are'} RunPod's, and {key}: drop "
+                          f"{'it' if one else 'them'} to launch on Vast", key="market")
 
 
 @contextlib.contextmanager
