@@ -117,6 +117,8 @@ LAUNCH = ["launch", "--gpu", "4090", "--hours", "2", "--max-price", "0.5", "--im
     (["--network-volume", "nv1", "--template-id", "t1"], "--template-id, --network-volume are RunPod's, and no "
                                                          "RunPod key is set (RUNPOD_API_KEY): drop them"),
     (["--market", "runpod"], "--market runpod, and no RunPod key is set (RUNPOD_API_KEY): set it, or use --market vast"),
+    (["--cloud", "secure"], "--cloud secure is a RunPod cloud, and no RunPod key is set (RUNPOD_API_KEY): give "
+                            "--cloud verified, unverified or any"),
 ])
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_a_launch_only_runpod_could_serve_with_vasts_key_alone_is_one_line_and_sends_nothing(

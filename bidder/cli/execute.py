@@ -375,7 +375,7 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
                                "a Vast instance cannot honour "
                                f"{'it' if len(runpod_only) == 1 else 'them'}; leave "
                                f"{'it' if len(runpod_only) == 1 else 'them'} out or use --market runpod")
-    _refuse_runpod_without_key(market_given, runpod_only)
+    _refuse_runpod_without_key(market_given, runpod_only, (options.get("cloud") or "any").lower())
     market_note = None
     if runpod_only and market_given == "any":
         options["market"] = "runpod"
@@ -522,10 +522,10 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         raise BidderError(f"nothing launched for {name}: {why}")
 
 
-def _refuse_runpod_without_key(market: str, runpod_only: list[str]) -> None:
-    """With Vast's key alone, a launch only RunPod could serve (--market runpod, a RunPod-only option) is
-    refused before any request: it asked RunPod's prices, then planned a RunPod pod, though nothing may
-    be rented there without a key."""
+def _refuse_runpod_without_key(market: str, runpod_only: list[str], cloud: str) -> None:
+    """With Vast's key alone, a launch only RunPod could serve (--market runpod, a RunPod-only option, a
+    RunPod cloud) is refused before any request: it asked RunPod's prices, then planned a RunPod pod (or
+    said to collect prices for SECURE on Vast), though nothing may be rented there without a key."""
     if market == "vast" or resolve_api_key() or not resolve_vast_api_key():
         return
     key = "no RunPod key is set (RUNPOD_API_KEY)"
@@ -536,6 +536,9 @@ def _refuse_runpod_without_key(market: str, runpod_only: list[str]) -> None:
         one = len(runpod_only) == 1
         raise ConfigError(f"{', '.join(runpod_only)} {'is' if one else 'are'} RunPod's, and {key}: drop "
                           f"{'it' if one else 'them'} to launch on Vast", key="market")
+    if cloud in ("secure", "community"):
+        raise ConfigError(f"--cloud {cloud} is a RunPod cloud, and {key}: give --cloud verified, unverified or any "
+                          "to launch on Vast", key="cloud")
 
 
 @contextlib.contextmanager
