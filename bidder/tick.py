@@ -78,12 +78,14 @@ from bidder.units import format_duration, parse_timestamp, to_iso, usd_limit
 
 __all__ = [
     "DECISION_FRESHNESS",
+    "KEPT_NOTE_EVERY",
     "RESUME_FAILURES_BEFORE_MOVE",
     "JobReport",
     "TickReport",
     "dry_run_copy",
     "interruption_summary",
     "job_progress",
+    "kept_billing",
     "left_billing",
     "other_config",
     "reopen_stopped_pod",
@@ -97,6 +99,9 @@ log = logging.getLogger(__name__)
 DECISION_FRESHNESS = timedelta(minutes=1)
 #: A spot pod whose machine refuses `podBidResume` this many ticks in a row is replaced elsewhere.
 RESUME_FAILURES_BEFORE_MOVE = 3
+#: A finished job whose pod is kept stopped (billing its disk) says so on its line at most this often:
+#: cron mails every tick's output, and a line that changes at every tick is noise, one that never does hides it.
+KEPT_NOTE_EVERY = timedelta(days=1)
 
 
 #: Job states a stop has already ended: a leftover stop intent never turns them into another.
@@ -898,7 +903,7 @@ class _Tick:
                         self._stop(jc, kept, reason='on_finish = "terminate"', terminate=True)
                         note += (f"; pod {kept['pod_id']} {'would be ' if self.ex.dry_run else ''}deleted "
                                  '(on_finish = "terminate")')
-            return self._report(jc, "finished", note)
+            return self._report(jc, "finished", self._say_kept(jc, note))
         reason = None
         if state.get("stop_requested"):
             reason = "stopped by `bidder jobs stop`"
@@ -908,7 +913,7 @@ class _Tick:
             if row is not None:
                 self._finish(jc, row, reason)
             self._save(jc, state="finished", finished=self.now, note=reason, stop_requested=None)
-            return self._report(jc, "finished", reason)
+            return self._report(jc, "finished", self._say_kept(jc, reason))
         policy = jc.policy
         if state.get("state") == "budget_stopped" and (policy.budget or 0) <= float(state.get("budget_at_stop") or 0):
             # The note is the stop's; the spend is today's (a kept Vast instance bills storage on).
@@ -964,6 +969,23 @@ class _Tick:
                                current_action="spot" if row["kind"] == "spot" else "on_demand",
                                current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
         return self._restart(jc, job, policy, row, progress, state)
+
+    def _say_kept(self, jc: JobConfig, message: str) -> str:
+        """A finished job's line, with what its kept pods bill (`kept_billing`) when that is news: the
+        first time, when the pods change, and once a day (job state `kept_said`), not at every tick."""
+        kept = kept_billing(self.store, jc.name)
+        if self.would_send.get(jc.name):  # (a dry run that would stop or delete them: not kept yet, or not for long)
+            return message
+        said = (self.store.job_state(jc.name) or {}).get("kept_said") or {}
+        if kept is None:
+            if said:
+                self._save(jc, kept_said=None)
+            return message
+        pods, at = kept[0], said.get("at")
+        if said.get("pods") == pods and at and self.now - parse_timestamp(at) < KEPT_NOTE_EVERY:
+            return message
+        self._save(jc, kept_said={"pods": pods, "at": to_iso(self.now)})
+        return f"{message}; {kept[1]}"
 
     def _held_outside(self, jc: JobConfig, pod_id: str, what: str) -> JobReport:
         """Hold a job whose pod the user stopped or terminated outside bidder: never restarted against
@@ -1625,6 +1647,30 @@ def left_billing(row: Mapping[str, Any]) -> str | None:
         return ("is paused (outbid), resumes by itself and bills its disk meanwhile" if market == "vast" else
                 "is stopped (outbid or reclaimed) and keeps its volume, which RunPod bills while it is stopped")
     return None
+
+
+def kept_billing(store: Store, name: str) -> tuple[list[str], str] | None:
+    """(pod ids, a line for the user) of a job's pods kept stopped that bill on, or None: a Vast instance
+    bills its disk's storage until it is destroyed, a RunPod pod the volume it has (one with none, the
+    default, or one the ledger does not know, bills nothing that can be said). A finished job's pod is
+    kept stopped by `on_finish = "stop"`: its spend rose while the tick said only "finished"."""
+    ids, parts = [], []
+    for row in store.managed_pods(name, states=["stopped"]):
+        pod_id = row["pod_id"]
+        if row.get("desired_status") == "TERMINATED":
+            continue
+        if row.get("market") == "vast":
+            storage = float((store.last_observation(pod_id) or {}).get("storage_per_hr") or 0.0)
+            rate = f"${storage:.3f}/h of storage" if storage > 0 else "storage"
+            parts.append(f"instance {pod_id} is kept stopped with its disk, which bills {rate} (Vast) until "
+                         f"`bidder stop {pod_id} --terminate` deletes it")
+        elif row.get("volume_in_gb"):
+            parts.append(f"pod {pod_id} is kept stopped with its {int(row['volume_in_gb'])} GB volume, which RunPod "
+                         f"bills while it is stopped, until `bidder stop {pod_id} --terminate` deletes it")
+        else:
+            continue
+        ids.append(pod_id)
+    return (ids, "; ".join(parts)) if ids else None
 
 
 @contextlib.contextmanager

@@ -81,6 +81,7 @@ from bidder.store import LAUNCH_JOB, Store, estimate_spend
 from bidder.tick import (
     dry_run_copy,
     job_progress,
+    kept_billing,
     left_billing,
     other_config,
     reopen_stopped_pod,
@@ -980,8 +981,13 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
             if owner is not None:
                 elsewhere.append(f"{jc.name}: run by {owner}, whose settings apply (budget, hours and deadline "
                                  f"not shown); the [jobs.{jc.name}] of {config_path} does not run")
-            if jc.name in refused:  # listed as it stands, and said: no tick runs this file until it is fixed
-                elsewhere.append(f"{jc.name}: cannot run: {refused[jc.name]}")
+            cannot = f"cannot run: {refused[jc.name]}" if jc.name in refused else None
+            if cannot is not None:  # listed as it stands, and said: no tick runs this file until it is fixed
+                elsewhere.append(f"{jc.name}: {cannot}")
+            # A pod kept stopped bills its disk (a finished job's, by on_finish = "stop"): the table said "finished".
+            billing = kept_billing(store, jc.name) if owner is None and not active else None
+            if billing is not None:
+                elsewhere.append(f"{jc.name}: {billing[1]}")
             rows.append({
                 "job": jc.name, "state": state.get("state") or "new", "pod": pod["pod_id"] if pod else None,
                 "market": (pod.get("market") or "runpod") if pod else None,
@@ -993,7 +999,8 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
                 "deadline": to_iso(deadline) if not owner and (deadline := jc.job_spec(window_start(state)).deadline)
                 else None,
                 "interruptions": interruptions,
-                "note": elsewhere[-1] if owner or jc.name in refused else state.get("note"),
+                "note": elsewhere[-1] if owner else "; ".join(
+                    n for n in (cannot or state.get("note"), billing and billing[1]) if n) or None,
             })
         # A job taken out of bidder.toml whose pod still bills (the tick says so each time; `jobs` left it
         # out, so the list of jobs showed nothing running while a pod billed for days).
