@@ -23,6 +23,7 @@ from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, Mark
 from bidder.models import (
     DEFAULT_MARKET,
     MACHINE_HISTORY_DAYS,
+    MARKET_NAMES,
     PRICE_HISTORY_DAYS,
     Decision,
     JobProgress,
@@ -31,16 +32,22 @@ from bidder.models import (
     Policy,
     market_of,
 )
-from bidder.optimizer import decide, select_quotes, uses_plan
+from bidder.optimizer import decide, on_demand_compute, select_quotes, storage_per_gpu_hour, uses_plan
 from bidder.units import format_duration, to_iso
 
-__all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "HistoryInfo", "advise", "gather_stats", "history_note"]
+__all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "RESCUE_MARGIN_HOURS", "HistoryInfo", "advise", "gather_stats",
+           "history_note", "on_demand_rescue"]
 
 #: The end of the stale-snapshot message (`bidder recommend` drops it when its --refresh failed).
 REFRESH_HINT = " (or pass --refresh)"
 
 #: History read per market: with the default 72 h half-life, older samples weigh under 0.1%.
 DEFAULT_HISTORY_DAYS = PRICE_HISTORY_DAYS
+
+#: A job nothing can run now whose deadline only an on-demand run the policy refuses can still meet is
+#: warned once its slack (the time left less that run) is under the run's own hours plus this: about as
+#: long to act as the job needs, and a few hours more for a user who reads cron's mail late.
+RESCUE_MARGIN_HOURS = 3.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,53 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
     for q in chosen:
         snapshots[q.market] = max(snapshots.get(q.market, q.ts), q.ts)
     return decision, replace(info, snapshots=snapshots)
+
+
+def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *, work_left: float, spent: float,
+                     markets: tuple[str, ...] | None = None) -> str | None:
+    """For a job nothing can run now (the optimizer found no candidate): why it misses its deadline unless
+    the user acts, when the only run left that can meet it is on-demand the policy refuses (over
+    `max_price` or the budget), and what to change; None when on-demand is allowed and within the policy,
+    none could finish in time, or the slack is not yet under the run's hours + `RESCUE_MARGIN_HOURS`.
+    Without it such a job waited with exit 0 until the deadline was out of reach even on-demand.
+    `markets`: the markets the caller can rent on (a job open to any market, with one key set)."""
+    if job.deadline is None or job.keep_running or work_left <= 0 or not policy.allow_on_demand:
+        return None
+    time_left = (job.deadline - now).total_seconds() / 3600.0
+    quotes = _quotes_at(store, now, DEFAULT_MAX_STALENESS_HOURS)
+    if job.disk_gb is not None:
+        quotes = with_storage(store, quotes)
+    options = []  # (total, compute per GPU-hour as max_price holds it, hours, quote): runs that finish in time
+    for q in select_quotes(job, quotes):
+        if not q.uninterruptable_price or (markets is not None and q.market not in markets):
+            continue
+        hours = work_left / job.speed_of(q.gpu_type_id)
+        if hours > time_left + 1e-9:
+            continue
+        compute = on_demand_compute(q)
+        total = (q.uninterruptable_price + storage_per_gpu_hour(job, q, on_demand=True)) * job.gpu_count * hours
+        options.append((total, q.uninterruptable_price if compute is None else compute, hours, q))
+    if not options:
+        return None
+    left = None if policy.budget is None else policy.budget - spent
+    if any((policy.max_price is None or compute <= policy.max_price + 1e-9) and (left is None or total <= left + 1e-9)
+           for total, compute, _, _ in options):
+        return None  # an on-demand run within the policy: the optimizer takes it when the slack runs out
+    total, compute, hours, q = min(options, key=lambda o: o[0])
+    if time_left - hours > hours + RESCUE_MARGIN_HOURS:
+        return None
+    what = f"{q.gpu_type_id} on-demand on {MARKET_NAMES.get(q.market, q.market)}"
+    over, change = [], []
+    if policy.max_price is not None and compute > policy.max_price + 1e-9:
+        over.append(f"is ${compute:.3f}/GPU-h, over the max price ${policy.max_price:.3f}")
+        change.append(f"raise max_price to ${compute:.3f}")
+    if left is not None and total > left + 1e-9:
+        over.append(f"would cost ${total:.2f} for the work, over the ${max(left, 0.0):.2f} left in the budget")
+        change.append(f"raise budget to ${spent + total:.2f}")
+    run = "" if abs(hours - work_left) < 0.05 else f" ({hours:.1f} h on {q.gpu_type_id})"
+    return (f"only on-demand can still finish its {work_left:.1f} h of work{run} by its deadline "
+            f"{to_iso(job.deadline)}, {time_left:.1f} h away, and {what} {' and '.join(over)}: "
+            f"{' and '.join(change)} or move the deadline, or the job misses it")
 
 
 def with_storage(store: Any, quotes: list[Any]) -> list[Any]:

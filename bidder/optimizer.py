@@ -235,10 +235,20 @@ class _Rejections:
     named, not the tolerance that also rules out the cheaper bids."""
 
     best: tuple[bool, float, str, str] | None = None  # (not alone, cost, constraint, message)
+    #: The cheapest spot bid ruled out, by whatever (cost, message): named beside an on-demand `best`.
+    spot: tuple[float, str] | None = None
 
-    def add(self, cost: float, constraint: str, message: str, *, alone: bool = True) -> None:
+    def add(self, cost: float, constraint: str, message: str, *, alone: bool = True, spot_note: str | None = None) -> None:
+        """`spot_note`: what the spot slot says instead of `message` (a late plan's budget: its cost is inf)."""
         if self.best is None or (not alone, cost) < self.best[:2]:
             self.best = (not alone, cost, constraint, message)
+        if _is_spot(message) and (self.spot is None or cost < self.spot[0]):
+            self.spot = (cost, spot_note or message)
+
+
+def _is_spot(message: str) -> bool:
+    """Whether a rejection's message is a spot bid's (each names "<GPU> spot at $bid" or "<GPU> spot: ...")."""
+    return " spot at $" in message or " spot: " in message
 
 
 def select_quotes(job: JobSpec, quotes: Sequence[PriceQuote]) -> list[PriceQuote]:
@@ -726,6 +736,10 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                 low = min(floors, key=lambda q: q.minimum_bid_price)  # type: ignore[arg-type,return-value]
                 also = (f"; spot is over it too: the lowest spot floor now is {_short(low.gpu_type_id)}'s on "
                         f"{MARKET_NAMES.get(low.market, low.market)}, ${low.minimum_bid_price:.3f}")
+            elif not _is_spot(message) and not missing and spot_ok and rejected.spot is not None:
+                # Named for on-demand alone (spot was ruled out by several limits, on-demand by one), the line
+                # said only the max price while spot floors sat under it: spot's own reason is said too.
+                also = f"; no spot: the cheapest, {rejected.spot[1]}"
             priced = [(od, q) for q in markets if (od := on_demand_compute(q)) is not None]
             if constraint != "max_price" and policy.allow_on_demand and priced and \
                     all(od > cap for od, _ in priced):
@@ -1109,7 +1123,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                          float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
                          budget_left, keep_running, rejected, only=only, alone=bool(count[i, j] == 1),
                          patience=None if math.isfinite(time_left) else horizon, fallback=od_cost is not None,
-                         tolerance_given=tolerance_given)
+                         tolerance_given=tolerance_given, late=bool(fails["deadline"][i, j]) and only is None)
     # Waiting first spends slack: the expected rest of the floor's current excursion above b, then the
     # settling age the plan still needs.
     # Only bids in range with some time under them can make a plan (the rest are never valid).
@@ -1187,13 +1201,16 @@ def _two_phase(price: np.ndarray, run: np.ndarray, rho: np.ndarray, lam_now: np.
 def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cost: float, tolerance: float,
                  max_savings_cost: float, total: float, budget_left: float | None, keep_running: bool,
                  rejected: _Rejections, *, only: str | None = None, alone: bool = True,
-                 patience: float | None = None, fallback: bool = True, tolerance_given: float | None = None) -> None:
+                 patience: float | None = None, fallback: bool = True, tolerance_given: float | None = None,
+                 late: bool = False) -> None:
     """Record why spot at bid index `i` was ruled out: the first constraint it breaks, or `only`.
     `patience`: a job without a deadline, whose plans must finish within that many hours; `fallback`:
     whether on-demand may finish what spot does not; `tolerance_given`: the policy's, when `tolerance`
-    is what the window's budget has left of it."""
+    is what the window's budget has left of it; `late`: its plan cannot finish by the deadline either
+    (said after another constraint: loosened alone, that one would not make it choosable)."""
     name = f"{_short(q.gpu_type_id)} spot at ${st.bids[i]:.3f}"
     per = "day" if keep_running else "day of the window"
+    tail = ", and cannot finish before the deadline" if late and patience is None else ""
     if only == "tolerance" or (only is None and per_day > tolerance):
         # (Under the policy's, `tolerance` is the budget left: "over the tolerance of 0.3/day" read as a
         # mistake to a job set to 6 a day.)
@@ -1201,14 +1218,16 @@ def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cos
         limit = (f"{round(tolerance, 2):g}/day the window's interruption budget has left (the tolerance is "
                  f"{round(tolerance_given, 2):g}/day)" if left else f"tolerance of {round(tolerance, 2):g}/day")  # type: ignore[arg-type]
         rejected.add(run_cost, "tolerance", f"{name} expects {per_day:.1f} interruptions per {per}, over the "
-                     f"{limit}", alone=alone)
+                     f"{limit}{tail}", alone=alone)
     elif only == "min_savings" or (only is None and run_cost > max_savings_cost):
         rejected.add(run_cost, "min_savings", f"{name} costs ${run_cost:.3f} per useful hour after restarts, "
-                     "not enough under on-demand", alone=alone)
+                     f"not enough under on-demand{tail}", alone=alone)
     elif only == "budget" or (only is None and budget_left is not None and total > budget_left):
         assert budget_left is not None
+        # (A plan that cannot finish by the deadline has no total: "would cost $inf" is not why to say.)
         rejected.add(run_cost, "budget", _budget_message(q, f"spot at ${st.bids[i]:.3f}", total, budget_left,
-                                                         keep_running), alone=alone)
+                                                         keep_running), alone=alone,
+                     spot_note=f"{name} cannot finish before the deadline" if tail else None)
     elif patience is not None:  # no deadline: spot alone, with no on-demand to finish, is too slow
         rejected.add(run_cost, "deadline", f"{name} is not expected to finish the work within {patience:.0f} h "
                      f"({NO_DEADLINE_PATIENCE:g}x the work, how long a job without a deadline may take)"

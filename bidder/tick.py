@@ -134,6 +134,9 @@ class JobReport:
     unknown: str | None = None
     #: Why the job cannot finish by its deadline while its pod runs on: `bidder tick` exits non-zero.
     late: str | None = None
+    #: Why the waiting job misses its deadline unless the user acts now (only on-demand over its max price
+    #: or budget can still meet it: `bidder.advisor.on_demand_rescue`): `bidder tick` exits non-zero.
+    at_risk: str | None = None
 
 
 @dataclass
@@ -290,6 +293,7 @@ class _Tick:
         self.runs_without: set[str] = set()  # jobs on Vast whose RunPod-only settings are left out
         self.current: str | None = None  # the job being handled
         self.hopeless: dict[str, str] = {}  # job -> why only a change of the job can make it feasible
+        self.infeasible: set[str] = set()  # jobs whose last decision this tick found no candidate at all
         self.decided: set[str] = set()  # jobs the optimizer decided for this tick
         self.launches: dict[str, str] = {}  # job -> why its name is a `bidder launch`'s that still has a pod
         self.claimed: dict[str, str] = {}  # job -> why another bidder.toml on this database runs it
@@ -746,6 +750,9 @@ class _Tick:
         late = self._late(jc, report)
         if late is not None:  # its pod runs on, but the user must hear of it (cron mails a non-zero exit)
             report = replace(report, message=f"{report.message}; {late}", late=late)
+        risk = self._at_risk(jc, report)
+        if risk is not None:  # said while raising max_price or the budget can still save the deadline
+            report = replace(report, message=f"{report.message}; {risk}", at_risk=risk)
         if self.ex.dry_run:
             would = self.would_send.get(jc.name)
             if not would:
@@ -1217,12 +1224,17 @@ class _Tick:
         """The decision, or the reason it cannot be made now (a wait)."""
         if self.current is not None:
             self.decided.add(self.current)
+            self.infeasible.discard(self.current)
         try:
             return self.ex.decide(job, policy, self.now, progress)
         except Infeasible as exc:
+            if self.current is not None:
+                self.infeasible.add(self.current)
             if exc.until_changed and self.current is not None:  # only the user can help: said as blocked
                 self.hopeless[self.current] = str(exc)
             if exc.constraint == "max_price" and policy.max_price is not None:
+                if "; no spot: " in str(exc):  # (spot floors under the cap were ruled out by other limits)
+                    return f"{exc}; acts when on-demand is at or below {usd_limit(policy.max_price)} or a spot bid fits"
                 return f"{exc}; acts when a price is at or below {usd_limit(policy.max_price)}"
             if exc.constraint == "gpu_type":
                 return self._no_quote(job, str(exc))
@@ -1455,6 +1467,19 @@ class _Tick:
         when = "has passed" if hours <= 0 else f"is {hours:.1f} h away"
         return (f"its deadline {to_iso(job.deadline)} {when}: the {left:.1f} h of work left cannot finish by it; "
                 f"its pod runs on to finish the work: set a later deadline, or `bidder jobs stop {jc.name}`")
+
+    def _at_risk(self, jc: JobConfig, report: JobReport) -> str | None:
+        """Why a job that waits because nothing fits its policy misses its deadline unless the user acts
+        (`on_demand_rescue`), or None. It waited with exit 0, saying only the max price, until even
+        on-demand could not finish: then "cannot run", when raising the max price no longer helped."""
+        if report.state != "waiting" or report.blocked or jc.name not in self.infeasible:
+            return None
+        from bidder.advisor import on_demand_rescue
+
+        job = jc.job_spec(window_start(self.store.job_state(jc.name) or {}) or self.now)
+        left = max((job.work_hours or 0.0) - report.work_done_hours, 0.0)
+        return on_demand_rescue(self.store, job, jc.policy, self.now, work_left=left, spent=report.spent,
+                                markets=tuple(self.exs))
 
     def _finish(self, jc: JobConfig, row: dict[str, Any], reason: str) -> None:
         terminate = jc.on_finish == "terminate"

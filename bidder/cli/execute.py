@@ -857,8 +857,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     (even if it waited; also when another tick holds the lock), 1 with one line on stderr when it
     could not (bad config, API down) or, after every job was handled, when a call sent for a job
     failed (a create, resume or stop the API refused or left unanswered), a job could not run (its
-    market has no key in this tick, its name is a `bidder launch`'s), a market refused its key, or a
-    job's pod is on a market whose pod list could not be read. 130 on Ctrl-C. With a Vast key
+    market has no key in this tick, its name is a `bidder launch`'s), a market refused its key, a
+    job's pod is on a market whose pod list could not be read, or a waiting job's deadline can only be
+    met by on-demand over its max_price or budget (the line says what to raise). 130 on Ctrl-C. With a Vast key
     (VAST_API_KEY), Vast is collected in the same cycle and jobs with market vast or any act there too.
     """
     parse_now(now_text)
@@ -943,6 +944,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
         names = ", ".join(unknown[:-1]) + " and " + unknown[-1]
         problems.append(f"the state of the pods of {names} is unknown (their lines say why); the next tick asks again")
     problems += [f"job {job.name}: {job.late}" for job in report.jobs if job.late]
+    problems += [f"job {job.name}: {job.at_risk}" for job in report.jobs if job.at_risk]
     failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
     if failed:
         problems.append(f"the tick could not finish acting for {' and for '.join(failed)}; the next tick tries again")
