@@ -32,11 +32,18 @@ from bidder.models import (
     Policy,
     market_of,
 )
-from bidder.optimizer import decide, on_demand_compute, select_quotes, storage_per_gpu_hour, uses_plan
+from bidder.optimizer import (
+    decide,
+    disk_storage_per_hour,
+    on_demand_compute,
+    select_quotes,
+    storage_per_gpu_hour,
+    uses_plan,
+)
 from bidder.units import format_duration, to_iso
 
-__all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "RESCUE_MARGIN_HOURS", "HistoryInfo", "advise", "gather_stats",
-           "history_note", "on_demand_rescue"]
+__all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "RESCUE_MARGIN_HOURS", "HistoryInfo", "advise", "disk_storage",
+           "gather_stats", "history_note", "on_demand_rescue"]
 
 #: The end of the stale-snapshot message (`bidder recommend` drops it when its --refresh failed).
 REFRESH_HINT = " (or pass --refresh)"
@@ -225,6 +232,19 @@ def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *,
     return (f"only on-demand can still finish its {work_left:.1f} h of work{run} by its deadline "
             f"{to_iso(job.deadline)}, {time_left:.1f} h away, and {what} {' and '.join(over)}: "
             f"{' and '.join(change)} or move the deadline, or the job misses it")
+
+
+def disk_storage(store: Any, job: JobSpec, market: str | None, gpu_type_id: str, cloud: str, gpu_count: int, *,
+                 on_demand: bool = False) -> float:
+    """What `market` bills per hour for the job's whole disk on an instance of that offer type, from the
+    newest snapshot (Vast's storage; 0 elsewhere, or when unknown): said beside a bid or price, as
+    `bidder launch`'s plan says it ("$0.2112/h + $0.020/h storage"); the tick's lines said the bid alone."""
+    if market != "vast" or job.disk_gb is None:
+        return 0.0
+    for q in with_storage(store, store.latest_quotes("vast")):
+        if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
+            return disk_storage_per_hour(job, q, on_demand=on_demand)
+    return 0.0
 
 
 def with_storage(store: Any, quotes: list[Any]) -> list[Any]:

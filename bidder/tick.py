@@ -1318,7 +1318,7 @@ class _Tick:
         notes = " ".join(n for n in result.notes if not any(a.message == n for a in result.attempts))
         if result.pod is not None and result.attempt is not None:
             a = result.attempt
-            what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
+            what = _rate(a, self._storage(job, a, decision.market, result.pod))
             message = (f"launched {a.name} on {a.gpu_type_id} ({_where(a.cloud, decision.market)}) {what}"
                        + (f"; {notes}" if notes else ""))
             self._save(jc, state="running", pod_id=result.pod.id, note=message)
@@ -1327,7 +1327,8 @@ class _Tick:
             request = result.requests[-1]  # the dry run's attempt: the create it would send, request and all
             sent = f" ({request.operation}): {shown_request(request).to_json(indent=None)}"
             return self._report(jc, "dry_run", "would launch: " + "; ".join(
-                _would(a, decision.market, sent if a.outcome == "dry_run" else "") for a in result.attempts))
+                _would(a, decision.market, sent if a.outcome == "dry_run" else "", self._storage(job, a, decision.market))
+                for a in result.attempts))
         message = "not launched: " + "; ".join(x for x in (tries, notes) if x)
         self._save(jc, state="waiting", note=message)
         return self._report(jc, "waiting", message)
@@ -1431,12 +1432,13 @@ class _Tick:
         if result.pod is None or result.attempt is None:
             tries = "; ".join(f"{a.kind} {a.gpu_type_id}: {a.outcome}" for a in result.attempts)
             if self.ex.dry_run and result.requests:
-                moves = "; ".join(_would(a, decision.market) for a in result.attempts)
+                moves = "; ".join(_would(a, decision.market, storage=self._storage(job, a, decision.market))
+                                  for a in result.attempts)
                 return self._report(jc, "dry_run", f"would end {row['pod_id']} and move to {moves}", row["pod_id"])
             return self._wait(jc, f"pod {row['pod_id']} ended to move the job, but no new pod: "
                                   + "; ".join(x for x in (tries, *result.notes) if x))
         a = result.attempt
-        what = f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
+        what = _rate(a, self._storage(job, a, decision.market, result.pod))
         parts = [f"moved to {a.name} on {a.gpu_type_id} ({_where(a.cloud, decision.market)}) {what}"]
         if note:
             parts.insert(0, note)
@@ -1448,6 +1450,19 @@ class _Tick:
         self.ex.emit(self.now, "moved", job=jc.name, pod_id=result.pod.id, message=message)
         self._save(jc, state="running", pod_id=result.pod.id, note=message, resume_failures=None)
         return self._report(jc, "running", message, result.pod.id)
+
+    def _storage(self, job: JobSpec, a: Attempt, market: str | None, pod: Pod | None = None) -> float:
+        """What the attempt's instance bills per hour for the job's disk (Vast's storage; 0 elsewhere):
+        the rented instance's own when its answer says it (`pod`), else the plan's estimate."""
+        if market != "vast":
+            return 0.0
+        billed = getattr(pod, "storage_per_hr", None)
+        if billed:
+            return float(billed)
+        from bidder.advisor import disk_storage
+
+        return disk_storage(self.store, job, market, a.gpu_type_id, a.cloud, a.gpu_count,
+                            on_demand=a.kind != "spot")
 
     def _late(self, jc: JobConfig, report: JobReport) -> str | None:
         """Why a job whose pod runs cannot finish by its deadline (it passed, or too little is left for
@@ -1642,9 +1657,10 @@ def _failed_calls(events: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _would(a: Attempt, market: str | None, sent: str = "") -> str:
-    """A dry run's attempt for the user: what would be rented, where, and at what bid or price, then
-    `sent` (the request it would send)."""
+def _would(a: Attempt, market: str | None, sent: str = "", storage: float = 0.0) -> str:
+    """A dry run's attempt for the user: what would be rented, where, and at what bid or price (and the
+    disk's `storage` per hour, Vast's, as `bidder launch`'s plan says it), then `sent` (the request it
+    would send)."""
     if a.outcome != "dry_run":
         return f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message else "")
     where = f"{a.gpu_type_id} ({a.cloud}, {market or 'runpod'})"
@@ -1653,7 +1669,18 @@ def _would(a: Attempt, market: str | None, sent: str = "") -> str:
         price += f" = ${a.cost_per_hour:.4f}/h" if a.cost_per_hour is not None else ""
     else:
         price = f"at ${a.cost_per_hour:.4f}/h" if a.cost_per_hour is not None else "at the on-demand price"
+    price += f" + ${storage:.3f}/h storage" if storage > 0 else ""
     return f"{'spot' if a.kind == 'spot' else 'on-demand'} {where} {price}{sent} (not sent: dry run)"
+
+
+def _rate(a: Attempt, storage: float) -> str:
+    """A rented pod's bid or kind for its line, with its disk's storage per hour when it has one (Vast)."""
+    if storage <= 0:
+        return f"spot @ ${a.bid_per_gpu:.3f}/GPU-h" if a.kind == "spot" else "on-demand"
+    if a.kind == "spot":
+        return f"spot @ ${a.bid_per_gpu:.3f}/GPU-h + ${storage:.3f}/h storage"
+    price = f" at ${a.cost_per_hour:.3f}/h" if a.cost_per_hour is not None else ""
+    return f"on-demand{price} + ${storage:.3f}/h storage"
 
 
 def _where(cloud: str | None, market: str | None) -> str:

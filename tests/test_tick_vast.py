@@ -395,7 +395,7 @@ def test_a_job_open_to_any_market_with_runpod_only_settings_is_placed_on_runpod(
 
 def test_a_vast_instance_of_a_job_that_gains_a_runpod_only_setting_moves_to_runpod(both):
     env, api = both
-    assert tick(env, api, env.config(OPEN)).jobs[0].message.endswith("spot @ $0.130/GPU-h")
+    assert tick(env, api, env.config(OPEN)).jobs[0].message.endswith("spot @ $0.130/GPU-h + $0.003/h storage")
     [inst] = vast_live(env.emu)
     env.emu.advance(600)
     report = tick(env, api, env.config(OPEN + 'network_volume = "nv1"\n'))

@@ -166,6 +166,30 @@ def test_a_vast_plan_counts_its_disks_storage_and_the_budget_holds_it(env):
     assert refused.exit_code == 1 and "budget" in refused.output + refused.stderr, refused.output + refused.stderr
 
 
+@pytest.mark.parametrize("tolerance", ["high", "none"])
+def test_tick_says_the_disks_storage_as_launchs_plan_does(env, tolerance):
+    # tick --dry-run said the bid (or on-demand's compute) alone, launch's plan "+ $0.008/h storage" beside it.
+    emu, tmp = env
+    (tmp / "bidder.toml").write_text(CONFIG.replace('tolerance = "high"', f'tolerance = "{tolerance}"')
+                                     .replace("disk = 20", "disk = 90"))
+    plan = cli(env, "launch", "--market", "vast", "--gpu", VAST4090, "--max-price", "0.6", "--hours", "10",
+               "--tolerance", tolerance, "--image", "pytorch/pytorch", "--disk", "90", "--dry-run")
+    [line] = [line for line in plan.stdout.splitlines() if line.startswith("Plan: ")]
+    said = re.search(r"x 1 GPU = \$(\d\.\d+)/h \+ \$(0\.\d{3})/h storage", line)
+    dry = cli(env, "tick", "--config", str(tmp / "bidder.toml"), "--dry-run")
+    # "on-demand RTX 4090 (VERIFIED, vast) at $0.3441/h + $0.019/h storage (create_on_demand)", or
+    # "spot RTX 4090 (VERIFIED, vast) bid $0.2112/GPU-h x 1 GPU = $0.2112/h + $0.020/h storage (create_interruptible)"
+    shown = re.search(r"would launch: (spot|on-demand) RTX 4090 \(\w+, vast\) (?:at|bid \$[\d.]+/GPU-h x 1 GPU =) "
+                      r"\$(\d\.\d{4})/h \+ \$(0\.\d{3})/h storage \(create_", dry.output)
+    assert dry.exit_code == 0 and said and shown, line + "\n" + dry.output
+    assert shown[1] == ("on-demand" if tolerance == "none" else "spot")
+    assert f"{float(shown[2]):.{len(said[1]) - 2}f}" == said[1] and shown[3] == said[2], line + "\n" + dry.output
+    # Launched, the line says what the instance it rented bills for its disk (its machine's storage price).
+    ran = cli(env, "tick", "--config", str(tmp / "bidder.toml"))
+    [inst] = live(emu)
+    assert ran.exit_code == 0 and f" + ${inst.storage_per_hr:.3f}/h storage (spent $" in ran.output, ran.output
+
+
 def test_tick_pods_jobs_and_stop_on_vast(env):
     emu, tmp = env
     config = ["--config", str(tmp / "bidder.toml")]
@@ -278,7 +302,7 @@ def test_tick_dry_run_and_jobs_stop_on_vast(env):
     assert "[dry run] v: dry_run: would launch: spot RTX 4090 (" in dry.output and live(emu) == []
     # The market and the bid are on the line (as in --log): "spot RTX 4090 (VERIFIED, vast) bid $0.1234/GPU-h x 1 GPU"
     shown = re.search(r"would launch: spot RTX 4090 \(\w+, vast\) bid \$(\d\.\d{4})/GPU-h x 1 GPU = \$\d\.\d{4}/h "
-                      r"\((\w+)\): (\{.*\}) \(not sent: dry run\)", dry.output)
+                      r"\+ \$0\.\d{3}/h storage \((\w+)\): (\{.*\}) \(not sent: dry run\)", dry.output)
     assert shown, dry.output
     request = json.loads(shown.group(3))  # the exact request, key masked, as `launch --dry-run` prints it
     assert shown.group(2) == "create_interruptible" and request["method"] == "PUT"
