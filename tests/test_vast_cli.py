@@ -190,6 +190,25 @@ def test_tick_says_the_disks_storage_as_launchs_plan_does(env, tolerance):
     assert ran.exit_code == 0 and f" + ${inst.storage_per_hr:.3f}/h storage (spent $" in ran.output, ran.output
 
 
+def test_pods_says_when_its_figures_are_from_an_old_poll(env):
+    # An hour after a launch, `pods` still showed "RUNNING 0s 0.000" with no word that nothing had polled since.
+    emu, tmp = env
+    assert cli(env, "tick", "--config", str(tmp / "bidder.toml")).exit_code == 0
+    polled = emu.now
+    emu.advance(600)
+    fresh = cli(env, "pods")
+    assert fresh.exit_code == 0 and "last poll" not in fresh.output, fresh.output  # (10 minutes: a tick's cadence)
+    emu.advance(3000)
+    old = cli(env, "pods")
+    assert old.exit_code == 0, old.output
+    lines = old.output.splitlines()
+    assert lines[3] == f"as of the last poll at {polled:%H:%M} UTC (60m ago): --refresh polls now", old.output
+    refreshed = cli(env, "pods", "--refresh")
+    assert refreshed.exit_code == 0 and "last poll" not in refreshed.output, refreshed.output
+    assert "last poll" not in cli(env, "pods").output  # (polled now)
+    assert "last poll" not in cli(env, "pods", "--format", "json").output  # (its last_seen says it)
+
+
 def test_tick_pods_jobs_and_stop_on_vast(env):
     emu, tmp = env
     config = ["--config", str(tmp / "bidder.toml")]

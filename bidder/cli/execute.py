@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,7 +48,7 @@ from bidder.cli.common import (
     vast_options,
 )
 from bidder.cli.recommend import expected_interruptions
-from bidder.cli.timing import allow_past_option, api_now, now_option, parse_now
+from bidder.cli.timing import allow_past_option, api_now, db_now, now_option, parse_now
 from bidder.clock import ServerTimes
 from bidder.collector import HeldRunPodSource, HeldVastSource, collect_markets
 from bidder.errors import (
@@ -1302,6 +1302,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 for event in (e for ex in exs.values() for e in ex.log if e["event"] == "rejected_observation"):
                     click.echo(f"warning: {event.get('message', '')}", err=True)  # as the tick says it
         rows = []
+        polled: list[datetime] = []  # the last poll of each listed pod whose figures move on (a tick polls it)
         unknown = False  # a stopped RunPod pod left out whose volume the ledger does not know: it may bill
         for row in store.managed_pods(states=None if show_all else ["active", "retiring", "stopped"]):
             if not show_all and not _bills(row):
@@ -1317,6 +1318,9 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                 running = (row.get("desired_status") or (last or {}).get("desired_status")) == "RUNNING"
                 uptime = last.get("uptime_seconds") if last and running else None
             storage = None if last is None or last.get("storage_per_hr") is None else float(last["storage_per_hr"])
+            if last is not None and (row.get("desired_status") or last["desired_status"]) != "TERMINATED" and (
+                    row.get("state") in ("active", "retiring") or row.get("market") == "vast"):
+                polled.append(last["ts"])  # (a stopped RunPod pod's figures stay as they are: no tick polls it)
             # (the pod's own status: a stop bidder sent is known before any poll after it)
             if (row.get("desired_status") or (last or {}).get("desired_status")) == "TERMINATED":
                 rate: float | None = None  # deleted: it bills nothing now (Vast's storage showed on)
@@ -1343,6 +1347,8 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                          # A RunPod pod's volume disk, billed while it is stopped (None: unknown, or Vast's).
                          "volume_gb": row.get("volume_in_gb") if row.get("market") != "vast" else None,
                          "access": access.get(row["pod_id"])})
+        # The ledger's figures are as of each pod's last poll: an hour after a launch they read "RUNNING 0s 0.000".
+        stale = None if refresh or not polled or fmt != "table" else _stale_polls(store, max(polled), now_text)
     columns = ["pod", *_market_column(rows), "job", "gpu", "kind", "bid", "status", "cost_per_hr", "uptime", "spent",
                "interruptions"]
     if fmt != "table":
@@ -1352,6 +1358,8 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             " (use --all for stopped ones: a stopped RunPod pod's volume, if it has one, bills)" if unknown else ""))
         return
     emit_rows(rows, columns, fmt)
+    if stale:
+        click.echo(stale)
     if fmt == "table":  # how to reach each running pod (its ports, once the container is up)
         for row in rows:
             if row["access"]:
@@ -1370,6 +1378,21 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             ids = [r["pod"] for r in kept if r["market"] == market and (market == "vast" or r["volume_gb"] is None)]
             if ids:
                 click.echo(f"{said}: `bidder stop {ids[0]} --terminate` deletes one")
+
+
+#: `bidder pods` says its figures are old when the newest poll is older than this (a tick polls every few minutes).
+STALE_POLL = timedelta(minutes=15)
+
+
+def _stale_polls(store: Store, newest: datetime, now_text: str | None) -> str | None:
+    """The note under `pods`' table when its figures are old: as of the newest poll of the pods it lists,
+    over STALE_POLL before now (--now, the emulator's time that stamped the newest data, or the wall clock)."""
+    now = db_now(store, now_text, allow_past=True, say=False)
+    age = now - newest
+    if age <= STALE_POLL:
+        return None
+    when = f"{newest:%H:%M}" if age < timedelta(days=1) else f"{newest:%Y-%m-%d %H:%M}"
+    return f"as of the last poll at {when} UTC ({format_duration(age.total_seconds())} ago): --refresh polls now"
 
 
 def _poll_kept(store: Store, ex: Executor, row: dict[str, Any], pod: Pod | None, now: datetime) -> None:
