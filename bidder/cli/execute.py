@@ -296,7 +296,7 @@ def _tick_lock(store: Store, wait: float, undone: str) -> Iterator[None]:
 
 # -- launch ------------------------------------------------------------------------------------------
 @main.command("launch", epilog=_EXAMPLE_LAUNCH)
-@click.option("--gpu", "gpu", multiple=True, metavar="NAME", help="Acceptable GPU type (repeat); id or name.")
+@click.option("--gpu", "gpu", multiple=True, metavar="NAME", help="Acceptable GPU type (repeat); id or name, or a part of one. Without --gpu or --min-vram: any GPU type.")
 @click.option("--min-vram", type=click.IntRange(min=1), default=None, metavar="GB",
               help="Any GPU type with at least this much VRAM (instead of --gpu).")
 @click.option("--gpus", type=click.IntRange(min=1, max=MAX_GPU_COUNT), default=1, show_default=True, help="GPUs in the pod.")
