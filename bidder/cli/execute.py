@@ -1002,7 +1002,8 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
                 else None,
                 "interruptions": interruptions,
                 "note": elsewhere[-1] if owner else "; ".join(
-                    n for n in (cannot or state.get("note"), billing and billing[1]) if n) or None,
+                    n for n in (f"{jc.name}: {cannot}" if cannot else state.get("note"), billing and billing[1])
+                    if n) or None,
             })
         # A job taken out of bidder.toml whose pod still bills (the tick says so each time; `jobs` left it
         # out, so the list of jobs showed nothing running while a pod billed for days).
