@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterator
 
 import pytest
-from executor_helpers import RTX4090, Env, seed_history
+from executor_helpers import RTX4090, Env, make_env, seed_history
 from vast_helpers import seed_vast_history, vast_client
 
 from bidder.collector import collect_once
@@ -45,6 +45,17 @@ def snapshot_db(emulator, client, tmp_path):
     with Store.open(path) as store:
         collect_once(client, store, now=emulator.now, gpu_counts=(1,))
     return path
+
+
+# -- a ledger over the emulator with no random reclaims (owner: executor area) ----------------------
+@pytest.fixture
+def env(emulator, client, tmp_path):
+    """`executor_helpers.Env` with price history, the emulator reclaiming nothing at random (a test
+    file's own `env` fixture replaces it)."""
+    emulator.world.reclaim_rate_per_hour = 0.0
+    e = make_env(emulator, client, tmp_path)
+    yield e
+    e.store.close()
 
 
 # -- Vast, and both markets at once (owner: executor area) ------------------------------------------

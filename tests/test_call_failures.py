@@ -10,7 +10,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, interrupted_spot_pod, make_env, named
+from executor_helpers import A6000, interrupted_spot_pod, named
 from two_markets import VAST4090, tick, vast_live
 
 from bidder.cli import main
@@ -41,14 +41,6 @@ keep_running = true
 tolerance = "none"
 image = "runpod/pytorch:latest"
 """
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def cli(env, *args: str):

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, make_env
+from executor_helpers import A6000
 
 from bidder.cli import main
 from bidder.sim import TEST_API_KEY
@@ -21,14 +20,6 @@ HIDDEN = "****"  # what a dry run shows for a secret env value
 PASSWORD = "pw-0123456789-secret"
 ENV = ("--env", f"RUNPOD_API_KEY={TEST_API_KEY}", "--env", f"OTHER={TEST_API_KEY}", "--env", "HF_Token=hf_abc",
        "--env", f"DB_PASSWORD={PASSWORD}", "--env", "PLAIN=hello")
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def _run(env, *args: str):

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A40, A6000, GPUS, RTX4090, make_env, named
+from executor_helpers import A40, A6000, GPUS, RTX4090, named
 
 from bidder.cli import main
 from bidder.collector import collect_once
@@ -18,14 +18,6 @@ from bidder.jobs import job_from_values
 from bidder.models import Decision
 from bidder.sim import TEST_API_KEY
 from bidder.units import to_iso
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def launch(env, *args: str, input: str | None = None):

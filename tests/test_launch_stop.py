@@ -11,21 +11,13 @@ import re
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, RTX4090, make_env, seed_history
+from executor_helpers import A6000, RTX4090, seed_history
 from vast_helpers import seed_vast_history
 
 from bidder.cli import main
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store
 from bidder.units import to_iso
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def cli(env, *args: str):

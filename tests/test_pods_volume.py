@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, make_env
+from executor_helpers import A6000
 
 from bidder.cli import main
 from bidder.sim import TEST_API_KEY
@@ -21,14 +20,6 @@ from bidder.store.schema import MIGRATIONS
 from bidder.units import to_iso
 
 UNKNOWN_LINE = "stopped RunPod pods keep their volume disk, which RunPod bills while they are stopped"
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def cli(env, *args: str):

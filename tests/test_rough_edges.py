@@ -8,7 +8,7 @@ from datetime import timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, make_env, named
+from executor_helpers import A6000, named
 
 from bidder.cli import main
 from bidder.errors import ConfigError
@@ -16,14 +16,6 @@ from bidder.jobs import load_config
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store
 from bidder.units import to_iso
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def cli(env, *args: str):
