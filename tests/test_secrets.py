@@ -194,6 +194,24 @@ def test_a_piece_of_the_key_or_the_key_in_another_case_is_masked_too():
     assert mask_secret("the key was revoked: rpa_S3C...", SECRET) == "the key was revoked: rpa_S3C..."
 
 
+def test_two_keys_sharing_a_piece_are_both_masked_whole():
+    """Masked one after another, the first key's mask cut the run of a second key sharing a piece with it
+    (zero-padded keys do), and up to 11 of its characters stayed visible ("******EMULATOR")."""
+    from bidder.runpod.errors_map import _KNOWN_SECRETS, mask_known, remember_secret
+
+    first, second = "rpa_00000000000000000000000000000000KEYONE", "rpa_00000000000000000000000000000000EMULATOR"
+    held = set(_KNOWN_SECRETS)
+    try:
+        remember_secret(first)
+        remember_secret(second)
+        shown = mask_known(f"a={first} b={second} c={second.lower()}")
+        assert shown == "a=*** b=*** c=***", shown
+        assert "EMULATOR" not in shown.upper() and "KEYONE" not in shown.upper()
+    finally:
+        _KNOWN_SECRETS.clear()
+        _KNOWN_SECRETS.update(held)
+
+
 def test_debug_logging_masks_the_key_in_headers_a_server_echoes(tmp_path):
     """`bidder -vv`: httpcore logs every response header as sent; one echoing the key printed it."""
     import subprocess

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -109,22 +109,24 @@ def mask_secret(text: str, secret: str | None) -> str:
     """`text` with every piece of `secret` at least MIN_SECRET_PIECE long, in any letter case (a server
     that quotes the key's start, or lower-cases it), replaced by ***; and so every other key this
     process holds (a gateway in front of both markets may quote the other market's key)."""
-    return mask_known(_mask_one(text, secret))
+    return _masked(text, (secret, *_KNOWN_SECRETS))
 
 
-def _mask_one(text: str, secret: str | None) -> str:
-    if not secret or not text:
+def mask_known(text: str) -> str:
+    """`text` with every key this process was given masked (see `remember_secret`)."""
+    return _masked(text, _KNOWN_SECRETS)
+
+
+def _masked(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with every piece of each secret replaced by ***, all found in the text as given: masked
+    one after another, a key sharing a piece with another (zero-padded keys do) kept the characters the
+    first mask had cut from its run."""
+    if not text:
         return text
-    if len(secret) < MIN_SECRET_PIECE:
-        return text.replace(secret, "***")
-    n = MIN_SECRET_PIECE
-    key = secret.lower()
-    pieces = {key[i:i + n] for i in range(len(key) - n + 1)}
-    low = text.lower()
     hidden = [False] * len(text)
-    for i in range(len(text) - n + 1):
-        if low[i:i + n] in pieces:
-            hidden[i:i + n] = [True] * n
+    for secret in secrets:
+        if secret:
+            _mark(text, secret, hidden)
     if not any(hidden):
         return text
     out, i = [], 0
@@ -139,11 +141,22 @@ def _mask_one(text: str, secret: str | None) -> str:
     return "".join(out)
 
 
-def mask_known(text: str) -> str:
-    """`text` with every key this process was given masked (see `remember_secret`)."""
-    for secret in _KNOWN_SECRETS:
-        text = _mask_one(text, secret)
-    return text
+def _mark(text: str, secret: str, hidden: list[bool]) -> None:
+    """Mark in `hidden` the characters of `text` inside `secret` itself (a short one) or inside any piece
+    of it MIN_SECRET_PIECE long, in any letter case."""
+    if len(secret) < MIN_SECRET_PIECE:
+        at = text.find(secret)
+        while at >= 0:
+            hidden[at:at + len(secret)] = [True] * len(secret)
+            at = text.find(secret, at + 1)
+        return
+    n = MIN_SECRET_PIECE
+    key = secret.lower()
+    pieces = {key[i:i + n] for i in range(len(key) - n + 1)}
+    low = text.lower()
+    for i in range(len(text) - n + 1):
+        if low[i:i + n] in pieces:
+            hidden[i:i + n] = [True] * n
 
 
 def scrub(text: str, secret: str | None) -> str:
