@@ -134,6 +134,12 @@ def test_launch_with_a_vast_key_alone_plans_and_acts_on_vast_alone(env):
     plan = next(line for line in result.stdout.splitlines() if line.startswith("Plan: "))
     assert ", vast) " in plan and "Note:" not in result.output, result.output
     assert len(live(emu)) == 1 and not emu.world.pods
+    # The launched line says the compute and the storage apart, as the plan line does (their sum, $0.146/h
+    # beside a $0.1350/GPU-h bid, read as a rate above the bid).
+    [inst] = live(emu)
+    said = re.search(r"^Launched pod \S+ .*, \$(\d+\.\d{3})/h \+ \$(\d+\.\d{3})/h storage$", result.stdout, re.M)
+    assert said is not None, result.stdout
+    assert float(said.group(2)) == pytest.approx(inst.storage_per_hr, abs=5e-4)
     with Store.open(tmp / "bidder.db") as store:
         added = [c["market"] for c in store.collections(limit=10**6) if c["id"] not in before]
     assert added == ["vast"]  # no RunPod request

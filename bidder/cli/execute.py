@@ -748,10 +748,11 @@ def _print_launch(result: LaunchResult, market: str | None = None, bounded: Sequ
         rate = pod.cost_per_hr if pod.cost_per_hr is not None else a.cost_per_hour
         kind = f"spot at ${_bid(a.bid_per_gpu or 0.0)}/GPU-h" if a.kind == "spot" else "on-demand"
         where = f"{a.cloud}, vast" if market == "vast" else a.cloud
-        if market == "vast":  # Vast's compute rate (pay-as-bid) plus the storage it bills even when paused
-            rate = (rate or 0) + float(getattr(pod, "storage_per_hr", 0) or 0)
-        click.echo(f"Launched pod {pod.id} ({a.name}): {a.gpu_type_id} x{a.gpu_count} ({where}) {kind}, "
-                   f"${rate or 0:.3f}/h")
+        hourly = f"${rate or 0:.3f}/h"
+        if market == "vast":  # Vast's compute rate (pay-as-bid) and the storage it bills even when paused, as
+            # the plan line says them (their sum read as a rate above the bid: "$0.1350/GPU-h, $0.146/h")
+            hourly += f" + ${float(getattr(pod, 'storage_per_hr', 0) or 0):.3f}/h storage"
+        click.echo(f"Launched pod {pod.id} ({a.name}): {a.gpu_type_id} x{a.gpu_count} ({where}) {kind}, {hourly}")
         access = _pod_access(pod)
         for line in access:
             click.echo(f"  {line}")
