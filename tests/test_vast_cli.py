@@ -137,7 +137,8 @@ def test_launch_with_a_vast_key_alone_plans_and_acts_on_vast_alone(env):
     # The launched line says the compute and the storage apart, as the plan line does (their sum, $0.146/h
     # beside a $0.1350/GPU-h bid, read as a rate above the bid).
     [inst] = live(emu)
-    said = re.search(r"^Launched pod \S+ .*, \$(\d+\.\d{3})/h \+ \$(\d+\.\d{3})/h storage$", result.stdout, re.M)
+    said = re.search(r"^Launched pod \S+ .*, \$(\d+\.\d{3})/h \+ \$(\d+\.\d{3})/h storage = \$[\d.]+/h$", result.stdout,
+                     re.M)
     assert said is not None, result.stdout
     assert float(said.group(2)) == pytest.approx(inst.storage_per_hr, abs=5e-4)
     with Store.open(tmp / "bidder.db") as store:

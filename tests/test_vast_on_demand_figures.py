@@ -34,7 +34,8 @@ def test_plan_launch_line_and_recommend_say_the_vast_on_demand_bill(emulator, tm
                      r"\$([\d.]+)/h, no interruptions", launched.output, re.M)
     assert plan, launched.output
     compute, storage, total = map(float, plan.groups())
-    assert f"on-demand, ${bill:.3f}/h\n" in launched.output  # the launch line
+    # the launch line: the compute, the storage and their sum, the bill
+    assert re.search(rf"on-demand, \$[\d.]+/h \+ \$[\d.]+/h storage = \${bill:.3f}/h\n", launched.output), launched.output
     if disk != "40":
         # A disk so large that an offer dearer at 10 GB but with cheaper storage is cheaper in all: the
         # launch rents that one, and the plan (priced on the offer behind the on-demand quote) is the most

@@ -750,8 +750,9 @@ def _print_launch(result: LaunchResult, market: str | None = None, bounded: Sequ
         where = f"{a.cloud}, vast" if market == "vast" else a.cloud
         hourly = f"${rate or 0:.3f}/h"
         if market == "vast":  # Vast's compute rate (pay-as-bid) and the storage it bills even when paused, as
-            # the plan line says them (their sum read as a rate above the bid: "$0.1350/GPU-h, $0.146/h")
-            hourly += f" + ${float(getattr(pod, 'storage_per_hr', 0) or 0):.3f}/h storage"
+            # the plan line says them (their sum alone read as a rate above the bid: "$0.1350/GPU-h, $0.146/h")
+            storage = float(getattr(pod, "storage_per_hr", 0) or 0)
+            hourly += f" + ${storage:.3f}/h storage = ${(rate or 0) + storage:.3f}/h"
         click.echo(f"Launched pod {pod.id} ({a.name}): {a.gpu_type_id} x{a.gpu_count} ({where}) {kind}, {hourly}")
         access = _pod_access(pod)
         for line in access:
