@@ -173,16 +173,20 @@ def _control_char(text: str) -> str | None:
         f"a control character ({bad!r}) at character {text.index(bad) + 1}"
 
 
-def checked_pod_id(pod_id: str, param_hint: str = "POD_ID") -> str:
-    """A pod id that a market could have issued: one with a line break went to podStop as it was, and
-    every message naming it split over two lines."""
-    if not pod_id.strip():
-        raise click.BadParameter("must not be empty: give the pod's id (`bidder pods --all` lists them)",
-                                 param_hint=param_hint)
-    control = _control_char(pod_id)
+def _one_line(value: str, what: str, listing: str, param_hint: str) -> None:
+    """Refuse `value` (a pod's id, a job's name) empty or holding a control character: such a value went
+    to the API as it was, and every message naming it split over two lines."""
+    if not value.strip():
+        raise click.BadParameter(f"must not be empty: give {what} ({listing} lists them)", param_hint=param_hint)
+    control = _control_char(value)
     if control is not None:
-        raise click.BadParameter(f"{pod_id!r} holds {control}: give the pod's id on one line, without "
-                                 "control characters (`bidder pods --all` lists them)", param_hint=param_hint)
+        raise click.BadParameter(f"{value!r} holds {control}: give {what} on one line, without control "
+                                 f"characters ({listing} lists them)", param_hint=param_hint)
+
+
+def checked_pod_id(pod_id: str, param_hint: str = "POD_ID") -> str:
+    """A pod id that a market could have issued (one with a line break went to podStop as it was)."""
+    _one_line(pod_id, "the pod's id", "`bidder pods --all`", param_hint)
     if not _POD_ID.fullmatch(pod_id):
         raise click.BadParameter(f"{pod_id!r} cannot be a pod id: RunPod's are letters and digits (e.g. "
                                  "3pzo5nuevq61rq), Vast's digits (`bidder pods --all` lists them)",
@@ -192,14 +196,8 @@ def checked_pod_id(pod_id: str, param_hint: str = "POD_ID") -> str:
 
 def checked_job_name(name: str, param_hint: str = "--job") -> str:
     """A job's name as given to a command, refused empty ("job  has no active pod") or holding a control
-    character (the message naming it split over two lines)."""
-    if not name.strip():
-        raise click.BadParameter("must not be empty: give the job's name (`bidder jobs` lists them)",
-                                 param_hint=param_hint)
-    control = _control_char(name)
-    if control is not None:
-        raise click.BadParameter(f"{name!r} holds {control}: give the job's name on one line, without "
-                                 "control characters (`bidder jobs` lists them)", param_hint=param_hint)
+    character."""
+    _one_line(name, "the job's name", "`bidder jobs`", param_hint)
     return name
 
 
