@@ -1569,22 +1569,27 @@ def _missing_key(jc: JobConfig, markets: Mapping[str, object] | tuple[str, ...])
     """Why the job's market cannot be acted on by a tick on `markets` (None: it can): `market` names one
     whose key is not set here."""
     market = (jc.job.market or "any").lower()
+    if market == "any" and not markets:  # (a tick with no key at all: neither market is asked)
+        return ("market = 'any', and this tick has no key for either market: set RUNPOD_API_KEY or VAST_API_KEY "
+                "(or api_key or vast_api_key in ~/.config/bidder/config.toml); nothing is rented for it")
     if market == "any" or market in markets:
         return None
     if market == "vast":
         key = "no Vast key: set VAST_API_KEY (or vast_api_key in ~/.config/bidder/config.toml)"
     else:
         key = "no RunPod key: set RUNPOD_API_KEY (or api_key in ~/.config/bidder/config.toml)"
+    # (Another market is a way out only when this tick has a key for one.)
     others = " or ".join(repr(m) for m in (*(m for m in ("runpod", "vast") if m != market), "any"))
-    return f"market = {market!r}, and this tick has {key}, or choose market = {others}; nothing is rented for it"
+    choose = f", or choose market = {others}" if markets else ""
+    return f"market = {market!r}, and this tick has {key}{choose}; nothing is rented for it"
 
 
 def _no_market(store: Store, config: Config, now: datetime, dry_run: bool,
                events: Callable[[dict[str, Any]], None] | None) -> TickReport:
-    """A tick with no market to act on, every job on one without its key here (no key at all, and every
-    job Vast's: RunPod is not asked for them): each job's line says which key to set; nothing is sent."""
+    """A tick with no key at all: no market is asked (RunPod's prices need no key, but no job could be
+    acted on there); each job's line says which key to set; nothing is sent."""
     whys = {name: _missing_key(jc, ()) for name, jc in config.jobs.items()}
-    if not whys or None in whys.values():
+    if not whys:
         raise ConfigError("no market to act on: set RUNPOD_API_KEY or VAST_API_KEY", key="api_key")
     report = TickReport(ts=now)
     for name, why in whys.items():
@@ -1758,7 +1763,7 @@ def run_tick(client: RunPodClient | None, store: Store, config: Config, now: dat
     """One cycle under the exclusive tick lock (LockHeld at once if another tick holds it). `vast` (a
     `bidder.vast_pods.VastPodApi`) adds Vast: collected in the same cycle, its pods polled, and jobs
     with market `vast` or `any` decided and acted on there too. `client` None (no RunPod key): Vast alone;
-    both None: each job's line says which key to set (every job must be on a market without one)."""
+    both None (no key at all): each job's line says which key to set, and nothing is sent."""
     if client is None and vast is None:
         return _no_market(store, config, now, dry_run, events)
     markets = tuple(m for m, api in (("runpod", client), ("vast", vast)) if api is not None)

@@ -107,6 +107,32 @@ def test_a_tick_of_vast_jobs_without_any_key_says_to_set_vast_api_key_and_asks_r
     assert runpod_trap.seen == [] and emulator.vast.instances == {}
 
 
+
+NO_KEY_LINES = {  # what a tick with no key at all says of a job of each market
+    "vast": "market = 'vast', and this tick has no Vast key: set VAST_API_KEY (or vast_api_key in "
+            "~/.config/bidder/config.toml); nothing is rented for it",
+    "runpod": "market = 'runpod', and this tick has no RunPod key: set RUNPOD_API_KEY (or api_key in "
+              "~/.config/bidder/config.toml); nothing is rented for it",
+    "any": "market = 'any', and this tick has no key for either market: set RUNPOD_API_KEY or VAST_API_KEY (or "
+           "api_key or vast_api_key in ~/.config/bidder/config.toml); nothing is rented for it",
+}
+
+
+@pytest.mark.parametrize("markets", [("vast", "any"), ("runpod", "vast"), ("any",), ("runpod",)])
+def test_a_tick_without_any_key_says_each_jobs_key_and_asks_no_market(emulator, tmp_path, runpod_trap, markets):
+    # (A Vast job beside an `any` one sent 4 requests to RunPod and failed at its pod list, "myself: ...";
+    # so did a RunPod job's tick, whose RunPod prices needed no key but whose pods did.)
+    jobs = "".join(VAST_JOB.replace("jobs.v", f"jobs.j{i}").replace("'vast'", repr(m)).replace('"vast"', f'"{m}"')
+                   for i, m in enumerate(markets))
+    (tmp_path / "bidder.toml").write_text(jobs)
+    result = run(emulator, tmp_path, NO_KEYS, "tick", "--config", str(tmp_path / "bidder.toml"), api_url=runpod_trap.url)
+    assert result.stdout.splitlines() == [f"j{i}: error: {NO_KEY_LINES[m]} (spent $0.00, 0.00 h done)"
+                                          for i, m in enumerate(markets)]
+    assert one_line_error(result) == "Error: " + "; ".join(f"job j{i} cannot run: {NO_KEY_LINES[m]}"
+                                                           for i, m in enumerate(markets))
+    assert runpod_trap.seen == [] and emulator.vast.instances == {}
+
+
 # -- launch -------------------------------------------------------------------------------------------
 LAUNCH = ["launch", "--gpu", "4090", "--hours", "2", "--max-price", "0.5", "--image", "x"]
 

@@ -873,10 +873,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
         # A dry run changes nothing: no database is created for it, and it runs on a scratch copy.
         with Store.open(db_path, create=not dry_run) as store, _client(api_url, retries) as client, \
                 contextlib.ExitStack() as scratch:
-            # Without a RunPod key, RunPod is not asked when Vast's is set (the tick runs on Vast alone), nor
-            # when every job is Vast's (no key at all: each job's line says to set VAST_API_KEY).
-            all_vast = bool(config.jobs) and all((jc.job.market or "any").lower() == "vast" for jc in config.jobs.values())
-            runpod = client if resolve_api_key() or (vast is None and not all_vast) else None
+            # Without a RunPod key, RunPod is not asked: with Vast's the tick runs on Vast alone; with no key at
+            # all nothing is sent, and each job's line says which key to set.
+            runpod = client if resolve_api_key() else None
             now = api_now(store, ServerTimes(runpod, vast.client if vast is not None else None), now_text,
                           allow_past=allow_past)
             try:
