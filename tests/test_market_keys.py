@@ -160,3 +160,27 @@ def test_a_launch_with_vasts_key_alone_plans_on_vast_and_asks_runpod_nothing(emu
     assert result.exit_code == 0, result.output + result.stderr
     assert result.output.startswith("Plan: RTX 4090 (VERIFIED, vast) ")
     assert runpod_trap.seen == []
+
+
+# -- recommend ----------------------------------------------------------------------------------------
+VAST_HOW = ("collect them with `bidder collect --market runpod` (RunPod's prices need no key; no RunPod key is set, "
+            "RUNPOD_API_KEY, which renting there needs)")
+
+
+@pytest.mark.parametrize(("keys", "how", "refresh"), [
+    (VAST_ONLY, VAST_HOW, False),
+    (VAST_ONLY, VAST_HOW, True),  # (its refresh asks Vast alone)
+    (NO_KEYS, "collect them (`bidder collect`: RunPod's prices need no key)", False),
+])
+@pytest.mark.parametrize("cloud", ["secure", "community"])
+def test_recommend_of_a_runpod_cloud_on_vasts_prices_alone_says_runpod_has_none(
+        emulator, tmp_path, runpod_trap, keys, how, refresh, cloud):
+    # (It said "no current quote for RTX 4090 ... in cloud SECURE; collect prices first", though Vast's were.)
+    with Store.open(tmp_path / "bidder.db") as store:
+        seed_vast_history(store, emulator, days=0.5)
+    result = run(emulator, tmp_path, keys, "recommend", "--gpu", "4090", "--hours", "4", "--cloud", cloud,
+                 *(["--refresh"] if refresh else []), api_url=runpod_trap.url)
+    assert one_line_error(result) == (
+        f"Error: --cloud {cloud} is a RunPod cloud, and {tmp_path / 'bidder.db'} holds no RunPod prices (Vast's "
+        f"instances are VERIFIED or UNVERIFIED): {how}, or give --cloud verified, unverified or any to decide on Vast's")
+    assert runpod_trap.seen == []

@@ -171,6 +171,21 @@ def _refresh(store: Store, api_url: str, gpus: int, now_text: str | None,
     return now, None, f"refreshed: {result.quotes} quotes at {to_iso(result.ts)}"
 
 
+def _runpod_cloud_has_prices(store: Store, cloud: str, market: str, db_path: str) -> None:
+    """--cloud secure|community is RunPod's alone: with no RunPod prices stored (Vast's key alone collects
+    Vast alone), nothing can match, and the optimizer said to "collect prices first", which the user had."""
+    if cloud.lower() not in ("secure", "community") or "runpod" in store.market_names():
+        return
+    if resolve_api_key() or not resolve_vast_api_key():
+        how = "collect them (`bidder collect`" + ("" if resolve_api_key() else ": RunPod's prices need no key") + ")"
+    else:  # (`bidder collect` collects the markets with a key: Vast's alone here)
+        how = ("collect them with `bidder collect --market runpod` (RunPod's prices need no key; no RunPod key is "
+               "set, RUNPOD_API_KEY, which renting there needs)")
+    vast = "" if market.lower() == "runpod" else ", or give --cloud verified, unverified or any to decide on Vast's"
+    raise BidderError(f"--cloud {cloud.lower()} is a RunPod cloud, and {db_path} holds no RunPod prices (Vast's "
+                      f"instances are VERIFIED or UNVERIFIED): {how}{vast}")
+
+
 @main.command("recommend", epilog=_EXAMPLE)
 @click.option("--gpu", "gpus_named", multiple=True, metavar="NAME",
               help="Acceptable GPU type (id, display name or a part of one; repeatable).")
@@ -280,6 +295,7 @@ def recommend(gpus_named: tuple[str, ...], min_vram: int | None, gpu_count: int,
                       *(n.removesuffix("; using its stored history") for n in notes if n.startswith(_VAST_FAILED))]
             raise BidderError(f"{'; '.join(failed) or '--refresh stored no prices'}, and {db_path} was new: no "
                               "stored prices to use instead")
+        _runpod_cloud_has_prices(store, cloud, market, db_path)
         gpu_types: tuple[str, ...] = ()
         if gpus_named:
             gpu_types = tuple(resolve_in_market(store, gpus_named, market_filter(market)))
