@@ -1,6 +1,7 @@
 """One market's key missing, through the real CLI against the emulator: what needs no key is done
 without one (Vast's offer search), what needs the missing key is refused in one line naming it
-before any request, and nothing is sent to RunPod without RunPod's key when Vast's is set. RunPod's
+before any request, and nothing is sent to RunPod without RunPod's key when Vast's is set (nor by a
+tick with no key at all). RunPod's
 URL is a canned server on 127.0.0.1 that records every request it gets (it must get none)."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 from client_helpers import one_line_error
+from executor_helpers import RTX4090
+from two_markets import runpod_live, vast_live
 from vast_helpers import seed_vast_history
 
 from bidder.cli import main
@@ -184,3 +187,63 @@ def test_recommend_of_a_runpod_cloud_on_vasts_prices_alone_says_runpod_has_none(
         f"Error: --cloud {cloud} is a RunPod cloud, and {tmp_path / 'bidder.db'} holds no RunPod prices (Vast's "
         f"instances are VERIFIED or UNVERIFIED): {how}, or give --cloud verified, unverified or any to decide on Vast's")
     assert runpod_trap.seen == []
+
+
+# -- stop, jobs stop, pods --refresh: a ledger with a pod on each market, then Vast's key alone ---------
+BOTH_KEYS = {"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY}
+TWO_JOBS = f"""
+[jobs.r]
+gpu = ["{RTX4090}"]
+market = "runpod"
+hours = 20
+tolerance = "none"
+image = "runpod/pytorch:latest"
+""" + VAST_JOB.replace('max_price = 0.5', 'tolerance = "none"')
+
+
+@pytest.fixture
+def two_pods(both, tmp_path):
+    """The `both` ledger after a tick with both keys: job r's on-demand pod on RunPod, job v's on Vast."""
+    env, _ = both
+    (tmp_path / "bidder.toml").write_text(TWO_JOBS)
+    ticked = run(env.emu, tmp_path, BOTH_KEYS, "tick", "--config", str(tmp_path / "bidder.toml"), now=True)
+    assert ticked.exit_code == 0, ticked.output + ticked.stderr
+    [pod], [instance] = runpod_live(env.emu), vast_live(env.emu)
+    env.emu.advance(600)
+    return env, pod, instance
+
+
+def no_runpod_key(pod_id: str, act: str) -> str:
+    return (f"Error: pod {pod_id} is on runpod, and no RunPod key is set: set RUNPOD_API_KEY (or api_key in "
+            f"~/.config/bidder/config.toml) to {act} it; nothing was sent")
+
+
+@pytest.mark.parametrize(("extra", "act"), [((), "stop"), (("--dry-run",), "stop"), (("--terminate",), "terminate")])
+def test_stop_of_a_runpod_pod_with_vasts_key_alone_is_one_line_and_sends_nothing(two_pods, runpod_trap, extra, act):
+    # (It read the pod and the clock keyless from RunPod and failed at its 401: "pod: You must be authenticated".)
+    env, pod, _ = two_pods
+    result = run(env.emu, env.tmp, VAST_ONLY, "stop", pod.id, *extra, api_url=runpod_trap.url)
+    assert one_line_error(result) == no_runpod_key(pod.id, act)
+    assert runpod_trap.seen == [] and pod.desired_status == "RUNNING"
+    assert env.store.pod(pod.id)["state"] == "active"
+
+
+def test_jobs_stop_of_a_runpod_job_with_vasts_key_alone_is_one_line_and_records_nothing(two_pods, runpod_trap):
+    env, pod, _ = two_pods
+    result = run(env.emu, env.tmp, VAST_ONLY, "jobs", "--config", str(env.tmp / "bidder.toml"), "stop", "r",
+                 api_url=runpod_trap.url)
+    assert one_line_error(result) == no_runpod_key(pod.id, "stop")
+    assert runpod_trap.seen == [] and pod.desired_status == "RUNNING"
+    assert not (env.store.job_state("r") or {}).get("stop_requested")
+
+
+def test_pods_refresh_with_vasts_key_alone_polls_vast_and_lists_runpods_pods_as_last_seen(two_pods, runpod_trap):
+    # (It asked RunPod's pod list keyless and failed, exit 1: "myself: ... give an API key (RUNPOD_API_KEY)".)
+    env, pod, instance = two_pods
+    polls = len(env.store.observations(str(instance.id)))
+    result = run(env.emu, env.tmp, VAST_ONLY, "pods", "--refresh", api_url=runpod_trap.url)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.stderr == ("warning: the pods on runpod were not polled: no RunPod key is set (RUNPOD_API_KEY); "
+                             "they are listed as last seen\n")
+    assert {line.split()[0] for line in result.stdout.splitlines()[2:]} == {pod.id, str(instance.id)}
+    assert runpod_trap.seen == [] and len(env.store.observations(str(instance.id))) == polls + 1

@@ -173,6 +173,20 @@ def _executor_for(exs: dict[str, Executor], row: dict[str, Any]) -> Executor:
     return exs[market]
 
 
+def _refuse_pods_without_key(rows: list[dict[str, Any]], vast: Any | None, act: str) -> None:
+    """One line before any request when a pod to act on is on a market with no key here: nothing can be
+    done there (a RunPod pod with Vast's key alone was read keyless, its clock asked, and a 401 came back)."""
+    for row in rows:
+        market = row.get("market") or "runpod"
+        if market == "runpod" and not resolve_api_key():
+            raise ConfigError(f"pod {row['pod_id']} is on runpod, and no RunPod key is set: set RUNPOD_API_KEY (or "
+                              f"api_key in ~/.config/bidder/config.toml) to {act} it; nothing was sent", key="api_key")
+        if market == "vast" and vast is None:
+            raise ConfigError(f"pod {row['pod_id']} is on vast, and no Vast key is set: set VAST_API_KEY (or "
+                              f"vast_api_key in ~/.config/bidder/config.toml) to {act} it; nothing was sent",
+                              key="vast_api_key")
+
+
 def _market_column(rows: list[dict[str, Any]]) -> list[str]:
     """RunPod-only tables read as they always did; with a Vast pod in them, each row names its market."""
     return ["market"] if any(r.get("market") not in (None, "runpod") for r in rows) else []
@@ -1137,7 +1151,11 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
     # real pod ran on: refused, as `stop` and `jobs` refuse it.
     with open_existing_store(db_path, "no job has run yet") as store, _client(api_url) as client, \
             _closing(_vast_api(vast_url)) as vast:
-        markets = {row.get("market") or "runpod" for row in store.managed_pods(name, states=["active"])}
+        active = store.managed_pods(name, states=["active"])
+        markets = {row.get("market") or "runpod" for row in active}
+        _refuse_pods_without_key(active or ([r for r in store.managed_pods(name, states=["stopped"])
+                                             if r.get("desired_status") != "TERMINATED"] if on_finish == "terminate"
+                                            else []), vast, "terminate" if on_finish == "terminate" else "stop")
         now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)
         if not dry_run and unlisted is None:
             # Recorded first: the tick re-reads it before it acts, so even a tick that outlasts --wait ends the job.
@@ -1271,38 +1289,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             kept = [r for r in store.managed_pods(states=["retiring", "stopped"])
                     if r.get("state") == "retiring" or r.get("market") == "vast"
                     or r.get("desired_status") != "TERMINATED"]
-            wanted = {row.get("market") or "runpod" for row in (*active, *kept)}
-            lost = Executor.lost_launch_creates(store)  # a launch's create may have landed since it said "nothing launched"
-            vast = _vast_api(vast_url) if "vast" in wanted or lost else None
-            if lost:
-                wanted |= {"runpod"} | ({"vast"} if vast is not None else set())
-            with _client(api_url) as client, _closing(vast):
-                exs = _executors(client, vast, store)
-                # Each market's list first: its answer tells the emulator's time, whichever market it is.
-                listings = {m: {p.id: p for p in ex.client.pods()} for m, ex in exs.items() if m in wanted}
-                reach = {p.id: _pod_access(p) for listing in listings.values() for p in listing.values()
-                         if p.desired_status == "RUNNING"}
-                access = {pod_id: "; ".join(lines) for pod_id, lines in reach.items() if lines}
-                now = api_now(store, _server_times(client, vast, wanted), now_text, allow_past=allow_past)
-                # A launch's create in flight is not a lost one: adopted only while no launch (or tick)
-                # holds the tick's lock (else a tick adopts it, or the next refresh).
-                with _lock_if_free(store) as adopting:
-                    for market, listing in listings.items():
-                        for pod in exs[market].adopt_launched(list(listing.values()), now) if adopting else []:
-                            click.echo(f"note: pod {pod.id} named {pod.name}, from a launch that said nothing was "
-                                       f"launched, is running: watched from now on (`bidder stop {pod.id}` stops it)",
-                                       err=True)
-                for market, listing in listings.items():
-                    ex = exs[market]
-                    for row in (r for r in active if (r.get("market") or "runpod") == market):
-                        # A pod missing from the list is asked for by id: a list is no proof that it ended.
-                        pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
-                        ex.observe(row, pod, now)
-                        _note_volume(store, row, pod)
-                    for row in (r for r in kept if (r.get("market") or "runpod") == market):
-                        _poll_kept(store, ex, row, listing.get(row["pod_id"]), now)
-                for event in (e for ex in exs.values() for e in ex.log if e["event"] == "rejected_observation"):
-                    click.echo(f"warning: {event.get('message', '')}", err=True)  # as the tick says it
+            access = _poll_pods(store, active, kept, api_url, vast_url, now_text, allow_past)
         rows = []
         polled: list[datetime] = []  # the last poll of each listed pod whose figures move on (a tick polls it)
         unknown = False  # a stopped RunPod pod left out whose volume the ledger does not know: it may bill
@@ -1380,6 +1367,59 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
             ids = [r["pod"] for r in kept if r["market"] == market and (market == "vast" or r["volume_gb"] is None)]
             if ids:
                 click.echo(f"{said}: `bidder stop {ids[0]} --terminate` deletes one")
+
+
+def _poll_pods(store: Store, active: list[dict[str, Any]], kept: list[dict[str, Any]], api_url: str, vast_url: str,
+               now_text: str | None, allow_past: bool) -> dict[str, str]:
+    """`pods --refresh`'s poll of each market of the ledger's pods (and of a launch's lost create): pod id ->
+    how to reach it, from the pod lists read. A market with no key here is not asked (RunPod's pod list
+    needs one: with Vast's key alone the whole refresh failed at it); its pods are listed as last seen,
+    and stderr says so."""
+    held = {row.get("market") or "runpod" for row in (*active, *kept)}
+    wanted = set(held)
+    lost = Executor.lost_launch_creates(store)  # a launch's create may have landed since it said "nothing launched"
+    vast = _vast_api(vast_url) if "vast" in wanted or lost else None
+    if lost:
+        wanted |= {"runpod"} | ({"vast"} if vast is not None else set())
+    keyless = {m for m in wanted if not (resolve_api_key() if m == "runpod" else vast is not None)}
+    for market in sorted(keyless & held):
+        key = "RUNPOD_API_KEY" if market == "runpod" else "VAST_API_KEY"
+        click.echo(f"warning: the pods on {market} were not polled: no {MARKET_NAMES[market]} key is set ({key}); "
+                   "they are listed as last seen", err=True)
+    wanted -= keyless
+    if not wanted:
+        if vast is not None:
+            vast.close()
+        return {}
+    with _client(api_url) as client, _closing(vast):
+        exs = _executors(client, vast, store)
+        # Each market's list first: its answer tells the emulator's time, whichever market it is.
+        listings = {m: {p.id: p for p in ex.client.pods()} for m, ex in exs.items() if m in wanted}
+        reach = {p.id: _pod_access(p) for listing in listings.values() for p in listing.values()
+                 if p.desired_status == "RUNNING"}
+        times = ServerTimes(client if "runpod" in wanted else None,
+                            vast.client if vast is not None and "vast" in wanted else None)
+        now = api_now(store, times, now_text, allow_past=allow_past)
+        # A launch's create in flight is not a lost one: adopted only while no launch (or tick)
+        # holds the tick's lock (else a tick adopts it, or the next refresh).
+        with _lock_if_free(store) as adopting:
+            for market, listing in listings.items():
+                for pod in exs[market].adopt_launched(list(listing.values()), now) if adopting else []:
+                    click.echo(f"note: pod {pod.id} named {pod.name}, from a launch that said nothing was "
+                               f"launched, is running: watched from now on (`bidder stop {pod.id}` stops it)",
+                               err=True)
+        for market, listing in listings.items():
+            ex = exs[market]
+            for row in (r for r in active if (r.get("market") or "runpod") == market):
+                # A pod missing from the list is asked for by id: a list is no proof that it ended.
+                pod = listing.get(row["pod_id"]) or ex.confirm(row["pod_id"])
+                ex.observe(row, pod, now)
+                _note_volume(store, row, pod)
+            for row in (r for r in kept if (r.get("market") or "runpod") == market):
+                _poll_kept(store, ex, row, listing.get(row["pod_id"]), now)
+        for event in (e for ex in exs.values() for e in ex.log if e["event"] == "rejected_observation"):
+            click.echo(f"warning: {event.get('message', '')}", err=True)  # as the tick says it
+    return {pod_id: "; ".join(lines) for pod_id, lines in reach.items() if lines}
 
 
 #: `bidder pods` says its figures are old when the newest poll is older than this (a tick polls every few minutes).
@@ -1507,6 +1547,8 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
                                   "RunPod key is set (RUNPOD_API_KEY); a Vast instance of your own: Vast's console")
         markets = {r.get("market") or "runpod" for r in rows} or {"runpod"}  # a pod bidder does not know: RunPod's
         vast = stack.enter_context(_closing(_vast_api(vast_url) if "vast" in markets else None))
+        _refuse_pods_without_key([r for r in rows if r.get("state") not in ("terminated", "gone")], vast,
+                                 "terminate" if terminate else "stop")
         now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)
         exs = _executors(client, vast, store, dry_run=dry_run)
         if not rows:  # a pod bidder does not manage: still the user's to stop (RunPod's)
