@@ -7,9 +7,10 @@ What the executor calls, and what it means on Vast:
 - `spec(template, name, gpu, count, tier)`: a `VastCreate`; the pod name is the instance's `label`
   (deterministic per attempt, how a lost create is found again by `pods()`).
 - `rent_interruptable(spec, bid)`: ONE search for offers of that GPU name, count and tier passing the
-  filters, the cheapest whose spot floor (`min_bid` per GPU) is at or below the bid, then ONE create
-  with `price` = bid x GPUs (`bidder.vast.offers.per_instance`, the only conversion). The client
-  reads it back and destroys it if Vast made it on-demand or the bid lost (NoCapacity).
+  filters; of those whose spot floor (`min_bid` per GPU) is at or below the bid, the one whose disk
+  bills least (`bidder.vast.pick`, the rule the plan prices by), then ONE create with `price` = bid x
+  GPUs (`bidder.vast.offers.per_instance`, the only conversion). The client reads it back and destroys
+  it if Vast made it on-demand or the bid lost (NoCapacity).
 - `deploy_on_demand(spec)`: the cheapest on-demand offer, never one above the spec's
   `max_price_per_gpu` (the job's cap) per GPU.
 - Both take only offers whose instance costs at most the spec's `max_cost_per_hr` in all (compute and
@@ -41,7 +42,8 @@ from bidder.runpod.types import MAX_UPTIME_S
 from bidder.units import usd
 from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
 from bidder.vast.offers import per_gpu, per_instance, storage_per_hour
-from bidder.vast.summary import OfferFilters, passes, tier_of
+from bidder.vast.pick import of_market, spot_rank, takes_bid
+from bidder.vast.summary import OfferFilters
 
 __all__ = ["VastCreate", "VastDryRun", "VastPod", "VastPodApi", "to_pod"]
 
@@ -173,13 +175,10 @@ class VastPodApi:
         found = self.client.search_offers([spec.gpu_name], [spec.num_gpus], disk_gb=spec.instance.disk_gb,
                                           verified=True if spec.tier == "VERIFIED" else None,
                                           min_reliability=self.filters.min_reliability)
-        return [o for o in found if o.gpu_name == spec.gpu_name and o.num_gpus == spec.num_gpus
-                and passes(o, _tier_filters(self.filters, spec.tier))
-                and (spec.tier in ("ALL", "ANY") or tier_of(o) == spec.tier)]
+        return of_market(found, spec.gpu_name, spec.num_gpus, spec.tier, self.filters)
 
     def _spot_offer(self, spec: VastCreate, bid_per_gpu: float) -> Offer:
-        fits = [o for o in self.offers(spec) if o.spot_floor_per_gpu is not None
-                and o.spot_floor_per_gpu <= bid_per_gpu + _SLACK]
+        fits = [o for o in self.offers(spec) if takes_bid(o, bid_per_gpu)]
         what = f"{spec.num_gpus} x {spec.gpu_name} ({spec.tier.lower()})"
         if not fits:
             raise NoCapacity(f"no Vast offer of {what} takes a bid of ${bid_per_gpu:.3f}/GPU-h now",
@@ -192,11 +191,9 @@ class VastPodApi:
                                  f"{usd(spec.max_cost_per_hr)}/h the job's budget or max_spend_per_hour leaves: the "
                                  f"bid costs {usd(compute)}/h and the {spec.instance.disk_gb:g} GB disk at least "
                                  f"{usd(storage)}/h of storage", operation="create_interruptible")
-        # Pay-as-bid: every offer that takes the bid costs the bid; what differs is its disk's storage
-        # (the lowest floor first took one whose storage was 3.5x another's: $0.298/h against $0.178/h).
-        disk = spec.instance.disk_gb
-        return min(affordable, key=lambda o: (round(o.storage_per_hr(disk), 6), o.spot_floor_per_gpu or 0.0,
-                                              -o.reliability, o.id))
+        # The plan priced the disk at this offer's storage (`bidder.vast.pick`, one rule for both): the
+        # one whose disk bills least is also the one most within the cost limit, the bid being the same.
+        return min(affordable, key=lambda o: spot_rank(o, spec.instance.disk_gb))
 
     def _on_demand_offer(self, spec: VastCreate) -> Offer:
         # max_price is per GPU-hour of compute, as the optimizer reads it: the search's price holds the
@@ -298,12 +295,6 @@ class VastPodApi:
 def _within(cost_per_hr: float, spec: VastCreate) -> bool:
     """Whether an instance costing `cost_per_hr` in all fits the spec's `max_cost_per_hr`."""
     return spec.max_cost_per_hr is None or cost_per_hr <= spec.max_cost_per_hr + _SLACK
-
-
-def _tier_filters(filters: OfferFilters, tier: str) -> OfferFilters:
-    # A job that asked for the unverified tier takes unverified offers even when collection skips them.
-    return OfferFilters(verified_only=filters.verified_only and tier != "UNVERIFIED",
-                        min_reliability=filters.min_reliability)
 
 
 def _id(pod_id: str) -> int:
