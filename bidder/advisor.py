@@ -173,7 +173,7 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
                                   f"({newest.isoformat()}): collect a fresh one with `bidder collect`"
                                   + REFRESH_HINT, samples=len(quotes))
     if job.disk_gb is not None:
-        quotes = with_storage(store, quotes)
+        quotes = with_storage(store, quotes, job.disk_gb)
     if spot_off:
         quotes = [replace(q, minimum_bid_price=None) if q.market in spot_off else q for q in quotes]
     chosen = select_quotes(job, quotes)
@@ -200,7 +200,7 @@ def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *,
     time_left = (job.deadline - now).total_seconds() / 3600.0
     quotes = _quotes_at(store, now, DEFAULT_MAX_STALENESS_HOURS)
     if job.disk_gb is not None:
-        quotes = with_storage(store, quotes)
+        quotes = with_storage(store, quotes, job.disk_gb)
     options = []  # (total, compute per GPU-hour as max_price holds it, hours, quote): runs that finish in time
     for q in select_quotes(job, quotes):
         if not q.uninterruptable_price or (markets is not None and q.market not in markets):
@@ -235,43 +235,61 @@ def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *,
 
 
 def disk_storage(store: Any, job: JobSpec, market: str | None, gpu_type_id: str, cloud: str, gpu_count: int, *,
-                 on_demand: bool = False) -> float:
+                 on_demand: bool = False, bid_per_gpu: float | None = None) -> float:
     """What `market` bills per hour for the job's whole disk on an instance of that offer type, from the
     newest snapshot (Vast's storage; 0 elsewhere, or when unknown): said beside a bid or price, as
-    `bidder launch`'s plan says it ("$0.2112/h + $0.020/h storage"); the tick's lines said the bid alone."""
+    `bidder launch`'s plan says it ("$0.2112/h + $0.020/h storage"); the tick's lines said the bid alone.
+    On spot, of the offer `bid_per_gpu` rents (see `with_storage`)."""
     if market != "vast" or job.disk_gb is None:
         return 0.0
-    for q in with_storage(store, store.latest_quotes("vast")):
+    for q in with_storage(store, store.latest_quotes("vast"), job.disk_gb):
         if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
-            return disk_storage_per_hour(job, q, on_demand=on_demand)
+            return disk_storage_per_hour(job, q, on_demand=on_demand, bid=None if on_demand else bid_per_gpu)
     return 0.0
 
 
-def with_storage(store: Any, quotes: list[Any]) -> list[Any]:
-    """Vast's quotes with their storage price (from the offers stored with them): an instance's disk
+def with_storage(store: Any, quotes: list[Any], disk_gb: float | None = None) -> list[Any]:
+    """Vast's quotes with their storage prices, from the offers stored with them: an instance's disk
     bills on top of its bid, and a plan or budget that leaves it out understates the job (a 500 GB
-    disk billed $0.10/h beside a $0.12 bid)."""
+    disk billed $0.10/h beside a $0.12 bid). Each is the price of the offer the launch rents, over the
+    offers the quote summarises: on spot, of the offer each bid rents (`PriceQuote.spot_storage`, by
+    the launch's own rule, `bidder.vast.pick`, for a disk of `disk_gb`; `storage_per_gb_month` is the
+    lowest floor's), on-demand of the offer behind the on-demand price."""
     from bidder.vast.offers import SEARCH_DISK_GB
+    from bidder.vast.pick import spot_storage_steps
+    from bidder.vast.summary import offers_of
 
-    costs: dict[Any, dict[tuple[str, int], float]] = {}
-    offers: dict[Any, dict[tuple[str, int, bool], list[tuple[float, float]]]] = {}
+    disk = SEARCH_DISK_GB if disk_gb is None else float(disk_gb)
+    offers: dict[Any, list[Any]] = {}
     out = []
     for q in quotes:
         if q.market == "vast" and q.storage_per_gb_month is None:
-            if q.ts not in costs:
-                costs[q.ts] = store.storage_costs(q.ts)
-                offers[q.ts] = store.on_demand_storage_costs(q.ts)
-            cost = costs[q.ts].get((q.gpu_type_id, q.gpu_count))
+            if q.ts not in offers:
+                offers[q.ts] = _stored_offers(store, q.ts)
+            mine = offers_of(q, offers[q.ts])
+            steps = spot_storage_steps(mine, disk)
+            # On-demand rents the offer behind the on-demand price, whose disk bills at its own price (the
+            # plan said $0.349/h for an instance billed $0.351/h).
+            od = None if q.uninterruptable_price is None else min(
+                (o.storage_cost for o in mine if o.on_demand_per_gpu is not None
+                 and abs(o.on_demand_per_gpu - q.uninterruptable_price) <= 1e-6), default=None)
+            cost = steps[0][1] if steps else od
             if cost is not None:
-                # On-demand rents the offer behind the on-demand price, whose disk bills at its own price, not
-                # the median (the plan said $0.349/h for an instance billed $0.351/h).
-                od = None if q.uninterruptable_price is None else min(
-                    (c for price, c in offers[q.ts].get((q.gpu_type_id, q.gpu_count, q.cloud == "VERIFIED"), [])
-                     if abs(price - q.uninterruptable_price) <= 1e-6), default=None)
                 q = replace(q, storage_per_gb_month=cost, on_demand_storage_gb=SEARCH_DISK_GB,
-                            on_demand_storage_per_gb_month=od)
+                            on_demand_storage_per_gb_month=od, spot_storage=steps)
         out.append(q)
     return out
+
+
+def _stored_offers(store: Any, ts: datetime) -> list[Any]:
+    """The Vast offers stored at `ts` that state a storage price, as the search answered them."""
+    from bidder.vast.offers import Offer
+
+    return [Offer(id=int(r["offer_id"]), machine_id=int(r["machine_id"]), host_id=r["host_id"], gpu_name=r["gpu_name"],
+                  num_gpus=int(r["num_gpus"]), gpu_ram_mb=r["gpu_ram_mb"] or 0, min_bid=r["min_bid"],
+                  dph_total=r["dph_total"], reliability=float("nan") if r["reliability"] is None else r["reliability"],
+                  verified=bool(r["verified"]), storage_cost=float(r["storage_cost"]), geolocation=r["geolocation"])
+            for r in store.offers_at(ts) if r["storage_cost"] is not None]
 
 
 def _quotes_at(store: Any, now: datetime, max_age_hours: float) -> list[Any]:

@@ -123,7 +123,10 @@ class PriceQuote:
     the instance runs or not (Vast; None: no separate storage price), and `on_demand_storage_gb` the
     disk whose storage `uninterruptable_price` already includes (Vast's search prices one), at
     `on_demand_storage_per_gb_month`, the storage price of the offer behind that price (None: not
-    known; `storage_per_gb_month` stands in).
+    known; `storage_per_gb_month` stands in). `spot_storage`: the storage price of the offer a spot bid
+    rents, by bid: ((bid per GPU-hour from, USD per GB-month), ...), bids rising (Vast's launch rents,
+    of the offers a bid wins, the one whose disk bills least: `bidder.vast.pick`); a bid under the
+    first at the first's. Empty, or no bid known: `storage_per_gb_month`.
     """
 
     ts: datetime
@@ -144,6 +147,7 @@ class PriceQuote:
     storage_per_gb_month: float | None = None
     on_demand_storage_gb: float = 0.0
     on_demand_storage_per_gb_month: float | None = None
+    spot_storage: tuple[tuple[float, float], ...] = ()
 
     @property
     def key(self) -> MarketKey:

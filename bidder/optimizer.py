@@ -151,6 +151,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import numpy as np
 
@@ -392,7 +393,8 @@ def plan_markets(job: JobSpec, markets: Sequence[PriceQuote], stats: Mapping[Mar
         if st is None or st.floor_model is None:
             return None
         out.append(MarketNow(st.floor_model, st.recent_max, q.minimum_bid_price, job.speed_of(q.gpu_type_id),
-                             storage=storage_per_gpu_hour(job, q), od_storage=storage_per_gpu_hour(job, q, on_demand=True)))
+                             storage=storage_per_gpu_hour(job, q), od_storage=storage_per_gpu_hour(job, q, on_demand=True),
+                             spot_storage=partial(_spot_storage_at, job, q) if q.spot_storage else None))
     return out
 
 
@@ -431,31 +433,57 @@ def planned_choice(job: JobSpec, policy: Policy, markets: Sequence[MarketNow], p
                   reserve_h=reserve_hours(max(float(job.restart_overhead_hours), 0.0)))
 
 
-def storage_per_gpu_hour(job: JobSpec, q: PriceQuote, *, on_demand: bool = False) -> float:
+def storage_per_gpu_hour(job: JobSpec, q: PriceQuote, *, on_demand: bool = False, bid: float | None = None) -> float:
     """What the job's disk adds per GPU-hour on this market (Vast bills storage on top of the bid;
     its on-demand price already holds the storage of `on_demand_storage_gb`): 0 where the market has no
     storage price or the job names no disk. Counted per running hour: the hours an instance is paused
-    or stopped bill storage too, which this leaves out (a lower bound)."""
+    or stopped bill storage too, which this leaves out (a lower bound). `bid`: spot's, per GPU-hour,
+    whose offer's storage it is (`PriceQuote.spot_storage`)."""
     if q.storage_per_gb_month is None or job.disk_gb is None:
         return 0.0
     if on_demand:
         return (disk_storage_per_hour(job, q, on_demand=True) - _storage_price(q, True) * q.on_demand_storage_gb
                 / 720.0) / max(q.gpu_count, 1)
-    return disk_storage_per_hour(job, q) / max(q.gpu_count, 1)
+    return disk_storage_per_hour(job, q, bid=bid) / max(q.gpu_count, 1)
 
 
-def _storage_price(q: PriceQuote, on_demand: bool) -> float:
-    """USD per GB-month of the disk: on-demand, the offer's behind the on-demand price (the one rented)."""
+def _spot_storage_at(job: JobSpec, q: PriceQuote, bid: float) -> float:
+    return storage_per_gpu_hour(job, q, bid=bid)
+
+
+def _spot_storage_per_gpu_hour(job: JobSpec, q: PriceQuote, bids: np.ndarray) -> np.ndarray:
+    """`storage_per_gpu_hour` of spot at each of `bids` (the optimizer's grid)."""
+    if q.storage_per_gb_month is None or job.disk_gb is None:
+        return np.zeros_like(bids, dtype=float)
+    return _spot_storage_price(q, bids) * (float(job.disk_gb) / 720.0 / max(q.gpu_count, 1))
+
+
+def _storage_price(q: PriceQuote, on_demand: bool, bid: float | None = None) -> float:
+    """USD per GB-month of the disk of the offer rented: on-demand, the offer's behind the on-demand price;
+    spot, the offer's the bid rents."""
     if on_demand and q.on_demand_storage_per_gb_month is not None:
         return q.on_demand_storage_per_gb_month
-    return q.storage_per_gb_month or 0.0
+    if on_demand or bid is None:
+        return q.storage_per_gb_month or 0.0
+    return float(_spot_storage_price(q, np.asarray(bid, dtype=float)))
 
 
-def disk_storage_per_hour(job: JobSpec, q: PriceQuote, *, on_demand: bool = False) -> float:
-    """What the market bills per hour for the job's whole disk, per instance (Vast: GB x $/GB-month / 720 h)."""
+def _spot_storage_price(q: PriceQuote, bids: np.ndarray) -> np.ndarray:
+    """USD per GB-month of the offer each bid rents (`PriceQuote.spot_storage`; a bid under every floor at
+    the lowest floor's). Vast's plan said the median offer's: $0.733/h of storage for a 3000 GB disk,
+    and the instance its bid rented billed $0.517/h."""
+    if not q.spot_storage:
+        return np.full_like(bids, q.storage_per_gb_month or 0.0, dtype=float)
+    floors, prices = zip(*q.spot_storage, strict=True)
+    return np.asarray(prices)[np.maximum(np.searchsorted(floors, bids + 1e-9, side="right") - 1, 0)]
+
+
+def disk_storage_per_hour(job: JobSpec, q: PriceQuote, *, on_demand: bool = False, bid: float | None = None) -> float:
+    """What the market bills per hour for the job's whole disk, per instance (Vast: GB x $/GB-month / 720 h),
+    on spot at `bid` (see `storage_per_gpu_hour`)."""
     if q.storage_per_gb_month is None or job.disk_gb is None:
         return 0.0
-    return _storage_price(q, on_demand) * float(job.disk_gb) / 720.0
+    return _storage_price(q, on_demand, bid) * float(job.disk_gb) / 720.0
 
 
 def on_demand_compute(q: PriceQuote) -> float | None:
@@ -480,12 +508,13 @@ def on_demand_per_gpu_hour(job: JobSpec, q: PriceQuote) -> float | None:
 
 def _storage_notes(job: JobSpec, c: _Candidate) -> list[str]:
     """The reason that says a candidate's cost holds its disk's storage (none where nothing is billed)."""
-    return [_storage_reason(job, c.quote, on_demand=c.action == "on_demand")] \
+    bid = c.bid if c.action == "spot" else c.act_below
+    return [_storage_reason(job, c.quote, on_demand=c.action == "on_demand", bid=bid)] \
         if storage_per_gpu_hour(job, c.quote) > 0 else []
 
 
-def _storage_reason(job: JobSpec, q: PriceQuote, *, on_demand: bool = False) -> str:
-    per_hour = disk_storage_per_hour(job, q, on_demand=on_demand)  # the whole disk, as the bill shows it
+def _storage_reason(job: JobSpec, q: PriceQuote, *, on_demand: bool = False, bid: float | None = None) -> str:
+    per_hour = disk_storage_per_hour(job, q, on_demand=on_demand, bid=bid)  # the whole disk, as the bill shows it
     return (f"with {MARKET_NAMES.get(q.market, q.market)}'s storage of the {float(job.disk_gb or 0):g} GB disk: "
             f"${per_hour:.3f}/h while it runs (and while it is paused or stopped), counted in the cost")
 
@@ -553,7 +582,8 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
         reasons.append(f"planned over {len(choice.pool)} interchangeable markets as one pool: each start goes to the "
                        f"one whose floor was calmest over the last {model.step_h * 60:.0f} min")
     if storage_per_gpu_hour(job, q) > 0:
-        reasons.append(_storage_reason(job, q, on_demand=action == "on_demand"))
+        reasons.append(_storage_reason(job, q, on_demand=action == "on_demand",
+                                       bid=bid if action == "spot" else choice.start_below))
     if choice.interruption_price > 0:
         reasons.append(f"interruptions priced at {choice.interruption_price:g} h of on-demand each to stay "
                        f"within the tolerance")
@@ -983,8 +1013,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
 
         `lam_now`: the hazard of a pod started (or running) now, whose run comes first (two phases);
         `delay`: hours before the plan can start (slack spent waiting)."""
-        if storage:
-            price = price + storage  # what a running hour bills: the bid and the disk's storage
+        if storage:  # what a running hour bills: the bid and the disk's storage, of the offer that bid rents
+            price = price + _spot_storage_per_gpu_hour(job, q, price)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             keep = np.maximum(1.0 - lam * r, 0.0)  # (np.clip is slower on small arrays)
             positive = keep > 0

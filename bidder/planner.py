@@ -734,6 +734,13 @@ class MarketNow:
     members: tuple[int, ...] = ()  # a pool (see `pooled_model`): the markets it stands for
     storage: float = 0.0
     od_storage: float = 0.0  # what on-demand adds (its price may hold some storage already)
+    # `storage` on spot at a bid: the offer that bid rents's (Vast's disks bill at each offer's own
+    # price, `bidder.optimizer.storage_per_gpu_hour`). None: `storage` at any bid.
+    spot_storage: Callable[[float], float] | None = None
+
+    def storage_at(self, bid: float) -> float:
+        """What a running GPU-hour bills besides the price on spot at `bid`."""
+        return self.storage if self.spot_storage is None else self.spot_storage(bid)
 
 
 @dataclass(frozen=True)
@@ -866,7 +873,9 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             # with Vast counted none and waited for floors only Vast's storage made cheap).
             # (Spot and on-demand on one market differ in storage by what on-demand's price holds, a few
             # GB: the plan's choice between them leaves that out; its money counts the one it chose.)
-            storage = m.od_storage if code == ON_DEMAND else m.storage
+            # A spot run's is that of the offer its bid rents (a pool's: its dearest member's, as above).
+            storage = (m.od_storage if code == ON_DEMAND else m.storage_at(float(model.edges[code - SPOT]))
+                       if code >= SPOT else m.storage)
             if storage:
                 cost += storage * w * dt / m.speed
             keeps = code == mode and mode and target == pod.market

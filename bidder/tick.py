@@ -1453,7 +1453,8 @@ class _Tick:
 
     def _storage(self, job: JobSpec, a: Attempt, market: str | None, pod: Pod | None = None) -> float:
         """What the attempt's instance bills per hour for the job's disk (Vast's storage; 0 elsewhere):
-        the rented instance's own when its answer says it (`pod`), else the plan's estimate."""
+        the rented instance's own when its answer says it (`pod`), else the plan's: on spot, the storage
+        of the offer the attempt's bid rents."""
         if market != "vast":
             return 0.0
         billed = getattr(pod, "storage_per_hr", None)
@@ -1462,7 +1463,7 @@ class _Tick:
         from bidder.advisor import disk_storage
 
         return disk_storage(self.store, job, market, a.gpu_type_id, a.cloud, a.gpu_count,
-                            on_demand=a.kind != "spot")
+                            on_demand=a.kind != "spot", bid_per_gpu=a.bid_per_gpu)
 
     def _late(self, jc: JobConfig, report: JobReport) -> str | None:
         """Why a job whose pod runs cannot finish by its deadline (it passed, or too little is left for

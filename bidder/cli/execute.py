@@ -634,7 +634,8 @@ def _plan_prices(store: Store, job: Any, d: Decision) -> tuple[float | None, flo
     """The plan line's on-demand price per GPU-hour (`_on_demand_price`) and what the market bills per
     hour for the job's whole disk (Vast's; 0 elsewhere), as the plan counted them. On Vast on-demand
     the price is the compute alone: the search's price holds the storage of a 10 GB disk, which the
-    line said beside "more storage" for the rest, at another price ($0.343 + $0.006 for a $0.351 bill)."""
+    line said beside "more storage" for the rest, at another price ($0.343 + $0.006 for a $0.351 bill).
+    On spot the storage is that of the offer the bid rents, as the launch picks it."""
     from bidder.advisor import with_storage
     from bidder.optimizer import disk_storage_per_hour, storage_per_gpu_hour
 
@@ -642,9 +643,9 @@ def _plan_prices(store: Store, job: Any, d: Decision) -> tuple[float | None, flo
     if d.market != "vast" or d.gpu_type_id is None or job.disk_gb is None:
         return price, 0.0
     on_demand = d.action == "on_demand"
-    for q in with_storage(store, store.latest_quotes("vast")):
+    for q in with_storage(store, store.latest_quotes("vast"), job.disk_gb):
         if (q.gpu_type_id, q.cloud, q.gpu_count) == (d.gpu_type_id, d.cloud, d.gpu_count):
-            storage = disk_storage_per_hour(job, q, on_demand=on_demand)
+            storage = disk_storage_per_hour(job, q, on_demand=on_demand, bid=d.bid_per_gpu)
             if on_demand and price is not None:  # (the price with the disk's storage, less the whole disk's)
                 price = price + storage_per_gpu_hour(job, q, on_demand=True) - storage / d.gpu_count
             return price, storage

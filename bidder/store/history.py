@@ -9,7 +9,6 @@ import contextlib
 import functools
 import json
 import sqlite3
-import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -323,25 +322,6 @@ class HistoryStore(StoreBase):
         bid = data["b"].copy()
         bid[bid < 0] = np.nan
         return data["t"].copy(), data["m"].copy(), bid
-
-    def storage_costs(self, ts: datetime) -> dict[tuple[str, int], float]:
-        """Vast's storage price (USD per GB-month) of each (GPU name, GPU count) in the offers stored at
-        `ts`: the median over its offers (the offer an executor rents is not known yet)."""
-        out: dict[tuple[str, int], list[float]] = {}
-        for name, count, cost in self._rows("SELECT gpu_name, num_gpus, storage_cost FROM offers WHERE ts = ? "
-                                            "AND storage_cost IS NOT NULL", (_iso(ts),)):
-            out.setdefault((name, int(count)), []).append(float(cost))
-        return {key: statistics.median(costs) for key, costs in out.items()}
-
-    def on_demand_storage_costs(self, ts: datetime) -> dict[tuple[str, int, bool], list[tuple[float, float]]]:
-        """Each stored offer at `ts` as (on-demand price per GPU-hour, storage price USD per GB-month), by
-        (GPU name, GPU count, verified): the offer behind a quote's on-demand price is found by its price."""
-        out: dict[tuple[str, int, bool], list[tuple[float, float]]] = {}
-        for name, count, verified, dph, cost in self._rows(
-                "SELECT gpu_name, num_gpus, verified, dph_total, storage_cost FROM offers WHERE ts = ? "
-                "AND storage_cost IS NOT NULL AND dph_total IS NOT NULL", (_iso(ts),)):
-            out.setdefault((name, int(count), bool(verified)), []).append((float(dph) / int(count), float(cost)))
-        return out
 
     def gpu_types_updated(self) -> datetime | None:
         """When the catalogue was last refreshed from `gpuTypes` (None: never)."""

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from bidder.models import PriceQuote
 from bidder.vast.offers import Offer
 
-__all__ = ["DEFAULT_MIN_RELIABILITY", "MARKET", "TIERS", "OfferFilters", "passes", "summarize_offers", "tier_of"]
+__all__ = ["DEFAULT_MIN_RELIABILITY", "MARKET", "TIERS", "OfferFilters", "offers_of", "passes", "summarize_offers",
+           "tier_of"]
 
 MARKET = "vast"
 #: Tiers of Vast's quotes (their `cloud`), from the offer's `verified` flag.
@@ -93,3 +94,16 @@ def summarize_offers(offers: Iterable[Offer], ts: datetime, filters: OfferFilter
                        uninterruptable_price=on_demand[key], memory_in_gb=memory.get(key), display_name=name,
                        market=MARKET, offer_count=counts[key])
             for key in sorted(counts) for name, count, tier in [key]]
+
+
+def offers_of(quote: PriceQuote, offers: Iterable[Offer]) -> list[Offer]:
+    """The offers `quote` summarises, among `offers` (its snapshot's: every offer is stored, filters
+    aside): its GPU name, count and tier's that passed the collection's filters. Those filters are not
+    stored, but a minimum reliability keeps a tier's most reliable offers: they are the quote's
+    `offer_count` most reliable (without a count, those passing the default filters)."""
+    tier = [o for o in offers if (o.gpu_name, int(o.num_gpus), tier_of(o)) == (quote.gpu_type_id, quote.gpu_count,
+                                                                             quote.cloud)
+            and passes(o, OfferFilters(verified_only=False, min_reliability=0.0))]
+    if quote.offer_count is None:
+        return [o for o in tier if passes(o, OfferFilters(verified_only=False))]  # (the default reliability)
+    return sorted(tier, key=lambda o: -float(o.reliability))[:quote.offer_count]
