@@ -884,12 +884,15 @@ class _Tick:
             if failed is not None:
                 return self._report(jc, str(state.get("state") or "unknown"), f"two pods: {failed}", extra["pod_id"])
         work, spent, interruptions = self._progress(jc)
-        started = state.get("started")
         # A relative deadline counts from the first tick that saw the job, not from its first launch:
         # counted from a launch, a job whose plan waits had the whole window again at every tick.
         seen = window_start(state) or self.now
         if state.get("first_seen") is None and not self.ex.dry_run:
             self.store.save_job_state(jc.name, first_seen=seen)
+        # The interruption budget's window too (tolerance x days from there to the deadline), as a backtest
+        # counts it from the window's start: from the first launch, a job that waited a day before it
+        # launched had a day less of budget, and none at all (the tolerance a day, unbudgeted) before.
+        started = seen
         job = jc.job_spec(seen)
         if state.get("state") == "finished":
             if row is not None:

@@ -678,3 +678,25 @@ def test_an_on_demand_pod_adopted_from_a_lost_create_shows_its_rate_at_once(env)
     assert report.jobs[0].state == "running" and [p.id for p in env.live_pods()] == [created.id]
     assert created.cost_per_hr and created.cost_per_hr > 0
     assert f"on-demand: ${created.cost_per_hr:.3f}/h" in report.jobs[0].message, report.jobs[0].message
+
+
+def test_the_interruption_budget_counts_from_the_first_tick_that_saw_the_job_as_a_backtest_counts_it(env):
+    # 1.5 interruptions a day over a 2-day window is a budget of 3. The job waits a day (spot over its cap),
+    # then runs and is interrupted once: 1 of 3 used, so spot goes on. Counted from its first launch, the
+    # window was a day, its budget 1.5 ("under one left, no more spot"): on-demand for the rest.
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.6)
+    config = env.config(f'[jobs.w]\ngpu = ["{A6000}"]\ncloud = "community"\nimage = "img"\nhours = 4\n'
+                        'deadline = "48h"\ntolerance = 1.5\nmax_price = 0.5\n')
+    reports = env.run(config, minutes=24 * 60, every=60)  # (ticked hourly: a gap in the prices takes the deadline early)
+    assert {r.jobs[0].state for r in reports} == {"waiting"}  # spot over the cap, on-demand not needed yet
+    env.emu.world.release_floor(A6000, "COMMUNITY")
+    env.tick_until(config, lambda r: r.jobs[0].state == "running", hours=2)
+    pod = the_pod(env)
+    assert pod.pod_type == "INTERRUPTABLE", env.store.actions("w")[-1]["reason"]
+    env.emu.advance(600)
+    env.emu.world.set_floor(A6000, "COMMUNITY", round(pod.bid + 0.03, 3))  # outbid once
+    env.emu.advance(300)
+    env.emu.world.release_floor(A6000, "COMMUNITY")
+    env.tick_until(config, lambda r: r.jobs[0].state == "running", hours=2)
+    assert env.store.job_state("w")["interruptions"] == 1
+    assert env.kinds("w")[-1] in ("bid_resume:ok", "rent_spot:ok"), [a["reason"] for a in env.store.actions("w")]
