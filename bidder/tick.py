@@ -1083,8 +1083,9 @@ class _Tick:
             # On-demand is not a one-way door: the optimizer's keep-or-switch rule (the running pod is
             # in the progress) says when a move to spot pays for its restart. The on-demand pod is
             # stopped before the spot one is launched, so the job never has two pods.
+            gpu_type, cloud, known = self._as_quoted(row)
             progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions, started=started,
-                                   current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
+                                   current_gpu_type_id=gpu_type, current_cloud=cloud,
                                    current_action="on_demand", current_market=row.get("market") or "runpod")
             decision = self._decide(job, policy, progress)
             if not isinstance(decision, str) and decision.action == "spot":
@@ -1097,10 +1098,50 @@ class _Tick:
                     return self._report(jc, "running", message, row["pod_id"])
                 return self._launch(jc, job, policy, JobProgress(work_done_hours=work, spent=spent,
                                                                  interruptions=interruptions, started=started), spent)
+            if not isinstance(decision, str) and decision.action == "wait" and known:
+                # A wait is a decision too: kept, the pod ran on-demand for hours where the plan expected a
+                # third of its cost. (A decision that could not be made, a str, keeps it, as the backtest
+                # does; so does a wait that could not weigh the pod, its GPU type unknown.)
+                return self._on_demand_waits(jc, row, decision)
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
         message = f"running on {row['gpu_type_id']} ({_where(row['cloud'], row.get('market'))}) {kind}: ${rate:.3f}/h"
         self._save(jc, state="running", pod_id=row["pod_id"], note=message, resume_failures=None)
         return self._report(jc, "running", message, row["pod_id"])
+
+    def _as_quoted(self, row: dict[str, Any]) -> tuple[str, str | None, bool]:
+        """The pod's GPU type and cloud as the quotes name them, so that its decision finds the pod among
+        its markets and weighs keeping it, and whether that type is known at all. A pod adopted without
+        its create's record has its GPU's display name and cloud "ALL" (None here: any cloud of its type):
+        matched by no market, its decision would wait as if the job had no pod (a service's too)."""
+        gpu_type, cloud = str(row.get("gpu_type_id") or ""), str(row.get("cloud") or "")
+        names = self.store.gpu_type_names()
+        if gpu_type not in names:
+            ids = [i for i, name in names.items() if name and name.lower() == gpu_type.lower()]
+            gpu_type = ids[0] if len(ids) == 1 else gpu_type
+        return gpu_type, None if cloud.upper() in ("", "ALL", "ANY") else cloud, gpu_type in names
+
+    def _on_demand_waits(self, jc: JobConfig, row: dict[str, Any], decision: Decision) -> JobReport:
+        """The decision for a job on a running on-demand pod is to wait: the pod is ended as the move to
+        spot ends it (never two pods), the job waits, and a later tick starts spot as usual. The pod was in
+        the decision's progress: the plan and the rates wait off it only when that pays for its restart
+        (a service never does). The rates cannot weigh it when its own on-demand is ruled out (over the
+        budget for the rest, no price quoted): it is ended then too, as the backtest ends a pod on any
+        wait. If the stop fails, the pod runs on and the line says so."""
+        terminate = _ends_for_good(jc, row)
+        why = decision.reasons[0] if decision.reasons else "wait"
+        failed = self._retire(jc, row, f"on-demand ended to {why if why.startswith('wait') else f'wait: {why}'}",
+                              terminate=terminate)
+        if failed is not None:
+            return self._report(jc, "running", f"running on-demand; the job would wait, but {failed}", row["pod_id"])
+        vast = row.get("market") == "vast"
+        ended = ("destroyed" if vast else "terminated") if terminate else "stopped"
+        parts = [f"on-demand {'instance' if vast else 'pod'} {row['pod_id']} "
+                 f"{'would be ' if self.ex.dry_run else ''}{ended} to wait"]
+        parts += decision.reasons[1:2]  # (a plan's second reason: what it expects the rest to cost)
+        if jc.template.volume > 0 and jc.template.network_volume is None and not vast:
+            kept = "its volume is deleted with it" if terminate else "the volume stays on it (stopped, still billed)"
+            parts.append(f"warning: {kept}; the next pod starts with an empty volume (use network_volume to carry data)")
+        return self._wait(jc, decision, note="; ".join(parts))
 
     def _above_cap(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any],
                    progress: JobProgress) -> JobReport:

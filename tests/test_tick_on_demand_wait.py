@@ -1,0 +1,205 @@
+"""A running on-demand pod whose decision is to wait is ended, as the move to spot ends it: against the
+emulator over HTTP, on RunPod (through `bidder tick`) and on Vast, with the plan's decision and the
+rates'. Kept, an on-demand fallback ran 14 hours ($4.73) while the plan said "wait, spot under $0.115"."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+from executor_helpers import A6000, RTX4090, Env, make_env, seed_history
+from two_markets import VAST4090, vast_live
+from two_markets import tick as tick_both
+from vast_helpers import seed_vast_history, vast_client
+
+from bidder.cli import main
+from bidder.sim import TEST_API_KEY
+from bidder.sim.world import SPOT_NO_INSTANCES
+from bidder.store import Store
+from bidder.units import to_iso
+from bidder.vast.summary import OfferFilters
+from bidder.vast_pods import VastPodApi
+
+#: The audit's job: 24 GPU-hours in 3 days, tolerance high. On the emulator (seed 0) at the end of the
+#: standard history the plan waits for the A6000's floor to fall a little, then bids.
+BATCH = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+hours = 24
+deadline = "3d"
+tolerance = "high"
+image = "runpod/pytorch:latest"
+"""
+
+NO_SPOT = {"errors": [{"message": SPOT_NO_INSTANCES}]}
+
+
+@pytest.fixture
+def env(emulator, client, tmp_path):
+    emulator.world.reclaim_rate_per_hour = 0.0
+    e = make_env(emulator, client, tmp_path)
+    yield e
+    e.store.close()
+
+
+def cli_tick(env, *extra: str):
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY})
+    return runner.invoke(main, ["tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                                "--api-url", env.emu.url, "--now", to_iso(env.emu.now), *extra])
+
+
+def job_line(result, name: str = "train") -> str:
+    return next(x for x in result.output.splitlines() if f"{name}: " in x and not x.startswith("collected"))
+
+
+def dump(env) -> str:
+    conn = sqlite3.connect(env.tmp / "bidder.db")
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def on_demand_fallback(env, config=None, jobs: int = 1) -> list:
+    """Spot answers "no instances available" until each job has a pod: the launch falls back to the
+    decision's on-demand alternative. Returns the on-demand pods, spot answering again."""
+    env.emu.malform("podRentInterruptable", NO_SPOT, execute=False, times=None)
+    for _ in range(24):
+        if config is None:
+            assert cli_tick(env).exit_code == 0
+        else:
+            env.tick(config)
+        if len(env.live_pods()) == jobs:
+            break
+        env.emu.advance(300)
+    env.emu.clear_malformed()
+    pods = env.live_pods()
+    assert len(pods) == jobs and all(p.pod_type == "RESERVED" for p in pods), pods
+    env.emu.advance(300)
+    return pods
+
+
+def test_an_on_demand_fallback_is_stopped_when_the_plan_waits_and_spot_starts_later(env):
+    (env.tmp / "bidder.toml").write_text(BATCH + "volume = 20\n")
+    [pod] = on_demand_fallback(env)
+    assert env.kinds("train")[-1] == "deploy_on_demand:ok"
+    # The dry run says what it would send and changes nothing.
+    before = dump(env)
+    dry = cli_tick(env, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    line = job_line(dry)
+    assert line.startswith(f"[dry run] train: dry_run: would stop pod {pod.id} (podStop): "), line
+    assert ("(not sent: dry run); then waiting: wait: the plan starts spot on RTX A6000 when the floor is under $"
+            in line), line
+    assert f"; on-demand pod {pod.id} would be stopped to wait; plan over " in line, line
+    assert pod.desired_status == "RUNNING" and dump(env) == before
+    # The tick follows the decision: the on-demand pod is stopped, the job waits and says why.
+    result = cli_tick(env)
+    assert result.exit_code == 0, result.output
+    line = job_line(result)
+    assert line.startswith("train: waiting: wait: the plan starts spot on RTX A6000 when the floor is under $"), line
+    assert f"; on-demand pod {pod.id} stopped to wait; plan over " in line and "expected $" in line, line
+    assert ("warning: the volume stays on it (stopped, still billed); the next pod starts with an empty volume "
+            "(use network_volume to carry data)") in line, line
+    assert pod.desired_status == "EXITED" and env.live_pods() == [pod]  # stopped (on_finish = "stop"), not two
+    stop = env.store.actions("train")[-1]
+    assert (stop["kind"], stop["outcome"], stop["pod_id"]) == ("stop", "ok", pod.id)
+    assert stop["reason"].startswith("on-demand ended to wait: the plan starts spot on RTX A6000"), stop["reason"]
+    state = env.store.job_state("train")
+    # Started as a fallback a tick ago and stopped at once: its five minutes are booked, no interruption.
+    assert state["state"] == "waiting" and state["interruptions"] == 0
+    assert state["spent"] == pytest.approx(0.33 * 5 / 60, abs=0.002)
+    assert env.store.pod(pod.id)["state"] == "retired"
+    # Later ticks start spot as usual, on a pod of its own: never two running.
+    config = env.config(BATCH + "volume = 20\n")
+    for _ in range(12 * 12):
+        env.emu.advance(300)
+        report = env.tick(config)
+        assert len(env.running()) <= 1
+        if env.running():
+            break
+    [spot] = env.running()
+    assert spot.pod_type == "INTERRUPTABLE" and report.jobs[0].state == "running", report.jobs[0].message
+    assert [k for k in env.kinds("train") if not k.endswith(":dry_run")][-3:] == [
+        "deploy_on_demand:ok", "stop:ok", "rent_spot:ok"]
+
+
+def test_an_on_demand_pod_whose_stop_fails_runs_on_and_the_line_says_so(env):
+    (env.tmp / "bidder.toml").write_text(BATCH)
+    [pod] = on_demand_fallback(env)
+    env.emu.malform("podStop", {"errors": [{"message": "Something went wrong. Please try again later."}]},
+                    status=500, execute=False, times=None)
+    result = cli_tick(env)
+    line = job_line(result)
+    assert line.startswith(f"train: running: running on-demand; the job would wait, but pod {pod.id} could not be "
+                           "ended ("), line
+    assert "nothing new is rented for this job until it is: the next tick tries again" in line, line
+    assert pod.desired_status == "RUNNING" and env.live_pods() == [pod]
+    assert env.kinds("train")[-1] == "stop:error"
+    env.emu.clear_malformed()
+    env.emu.advance(300)
+    line = job_line(cli_tick(env))
+    assert line.startswith("train: waiting: wait: "), line
+    assert pod.desired_status == "EXITED" and env.kinds("train")[-1] == "stop:ok"
+
+
+def test_the_rates_wait_stops_a_batch_jobs_on_demand_pod_and_a_service_keeps_its_own(env):
+    # Without a deadline the rates decide; they weigh the running on-demand pod (its restart) when they
+    # wait for the floor to fall. A service never waits off a running pod: it keeps on-demand.
+    config = env.config(f"""
+[jobs.batch]
+gpu = ["{A6000}"]
+cloud = "community"
+hours = 24
+tolerance = "high"
+image = "runpod/pytorch:latest"
+
+[jobs.svc]
+gpu = ["{A6000}"]
+cloud = "community"
+keep_running = true
+tolerance = "high"
+image = "runpod/pytorch:latest"
+""")
+    pods = on_demand_fallback(env, config, jobs=2)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.3)  # spot over its usual level, under on-demand's $0.33
+    report = env.tick(config)
+    batch, svc = sorted(report.jobs, key=lambda j: j.name)
+    ids = {env.store.pod(p.id)["job"]: p for p in pods}
+    assert batch.state == "waiting" and batch.message.startswith("wait for RTX A6000 spot under $"), batch.message
+    assert "waiting saves " in batch.message and f"; on-demand pod {ids['batch'].id} stopped to wait" in batch.message
+    assert ids["batch"].desired_status == "EXITED"
+    assert svc.state == "running" and "on-demand: $0.330/h" in svc.message, svc.message
+    assert ids["svc"].desired_status == "RUNNING"
+
+
+def test_a_vast_on_demand_instance_is_destroyed_when_the_plan_waits(emulator, client, tmp_path):
+    # No Vast history at the first tick: on-demand. With history, the plan (the instance in its
+    # progress) waits: the instance is destroyed on Vast (its disk cannot follow the job).
+    emulator.world.reclaim_rate_per_hour = 0.0
+    store = Store.open(tmp_path / "bidder.db")
+    seed_history(store, emulator, gpus=(RTX4090,))
+    vclient = vast_client(emulator)
+    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.95))
+    env = Env(emulator, client, store, tmp_path)
+    try:
+        config = env.config(f'[jobs.v]\ngpu = ["{VAST4090}"]\nmarket = "vast"\nhours = 24\ndeadline = "3d"\n'
+                            'tolerance = "high"\nimage = "pytorch/pytorch"\ndisk = 20\n')
+        assert tick_both(env, api, config).jobs[0].state == "running"
+        [first] = vast_live(emulator)
+        assert not first.is_bid
+        seed_vast_history(store, emulator)
+        emulator.advance(300)
+        job = tick_both(env, api, config).jobs[0]
+        assert job.state == "waiting" and job.message.startswith("wait: the plan starts spot on RTX 4090 verified on "
+                                                                 "Vast when the floor is under $"), job.message
+        assert f"; on-demand instance {first.id} destroyed to wait; plan over " in job.message, job.message
+        assert first.destroyed and vast_live(emulator) == []
+        assert env.kinds("v") == ["deploy_on_demand:ok", "terminate:ok"]
+        emulator.advance(300)
+        assert tick_both(env, api, config).jobs[0].state == "waiting" and vast_live(emulator) == []
+    finally:
+        store.close()
+        vclient.close()
