@@ -107,6 +107,7 @@ def test_a_create_answered_500_that_made_its_pod_is_adopted_by_its_name_and_the_
     assert result.exit_code == 0, result.output
     [pod] = env.live_pods()
     assert pod.name == named(env.store, "bidder-train", 1) and "adopted" in result.output
+    assert "adopted: train: " in result.output  # (whose pod it is: a tick of several jobs said not)
     assert jobs(env)["train"]["pod"] == pod.id
     env.emu.advance(300)
     assert run_tick(env).exit_code == 0 and env.live_pods() == [pod]

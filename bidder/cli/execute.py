@@ -944,7 +944,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
                    f"{job.work_done_hours:.2f} h done)")
     for event in report.events:
         if event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
-            click.echo(f"{prefix}{event['event']}: {event.get('message', '')}")
+            # (An adoption names its job: with several jobs, "found pod X by its name" said not whose.)
+            job = f"{event['job']}: " if event["event"] == "adopted" and event.get("job") else ""
+            click.echo(f"{prefix}{event['event']}: {job}{event.get('message', '')}")
         elif event["event"] in ("rejected_observation", "foreign_pod"):
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
