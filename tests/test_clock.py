@@ -142,6 +142,9 @@ def test_collect_takes_the_emulators_time_from_vast_too(emulator: Emulator, tmp_
     emulator.advance(600)
     down = _both_cli(emulator, "collect", "--db", db, "--api-url", "http://127.0.0.1:1/graphql", "--retries", "1")
     assert down.exit_code == 1 and "runpod: collection failed" in down.stderr
+    # One line, the cause in it and what was stored (a cron mail of the Error: line alone said what failed).
+    [line] = down.stderr.splitlines()
+    assert line.startswith("Error: runpod: collection failed: ") and line.endswith(" (vast stored)"), line
     assert _collections(Path(db)) == [(datetime(2026, 1, 1, 1, tzinfo=UTC), "emulator")] + [
         (datetime(2026, 1, 1, 1, 10, tzinfo=UTC), "emulator")] * 2 + [
         (datetime(2026, 1, 1, 1, 20, tzinfo=UTC), "emulator")] * 2

@@ -293,7 +293,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
             raise click.ClickException(f"{failed[-1].market}: {failed[-1].exception}")
         for part in result.by_market:
             if part.error is not None:
-                click.echo(f"{to_iso(result.ts)}  {part.market}: collection failed: {part.error}", err=True)
+                if every is not None:  # (one collect says it in its Error: line, below)
+                    click.echo(f"{to_iso(result.ts)}  {part.market}: collection failed: {part.error}", err=True)
             elif part.market == "runpod":
                 catalogue = (f", catalogue of {part.gpu_types_refreshed} types refreshed"
                              if part.gpu_types_refreshed else "")
@@ -307,7 +308,11 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
             told_no_spot = True  # once per run: the loop would repeat it every interval
             click.echo(f"{SPOT_FIELDS_GONE_MESSAGE}.")  # here only: the collector is told not to log it too
         if result.errors and every is None:
-            raise click.ClickException(f"{', '.join(result.errors)} failed (the other market was stored)")
+            # One line with its cause: it said "runpod failed (the other market was stored)", the cause on
+            # a line of its own above it, and a mail of the Error: line alone did not say what went wrong.
+            stored = ", ".join(p.market for p in result.by_market if p.error is None)
+            raise click.ClickException("; ".join(f"{p.market}: collection failed: {p.error}" for p in result.by_market
+                                                 if p.error is not None) + f" ({stored} stored)")
 
     try:
         if every is None:
