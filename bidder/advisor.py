@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bidder.errors import InsufficientHistory
-from bidder.machine_hazard import machine_hazard
+from bidder.machine_hazard import MachineHazard, machine_hazard
 from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, MarketStats, market_stats
 from bidder.models import (
     DEFAULT_MARKET,
@@ -43,7 +43,7 @@ from bidder.optimizer import (
 from bidder.units import format_duration, to_iso
 
 __all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "RESCUE_MARGIN_HOURS", "HistoryInfo", "advise", "disk_storage",
-           "gather_stats", "history_note", "on_demand_rescue"]
+           "gather_stats", "history_note", "machine_pauses", "on_demand_rescue"]
 
 #: The end of the stale-snapshot message (`bidder recommend` drops it when its --refresh failed).
 REFRESH_HINT = " (or pass --refresh)"
@@ -135,18 +135,27 @@ def _with_machine_pauses(store: Any, key: MarketKey, stats: MarketStats, now: da
     (`bidder.machine_hazard`): read from the offers the collector stored. Other markets are as they
     are; so is a Vast market without enough stored offers (a history loaded from a trace), with a
     note saying its interruptions may be more than expected."""
-    read = getattr(store, "machine_series", None)
-    if market_of(key) != "vast" or read is None:
+    if market_of(key) != "vast" or getattr(store, "machine_series", None) is None:
         return stats, None
-    ts, machine, min_bid = read(key[0], int(key[2]), key[1] == "VERIFIED",
-                                since=now - timedelta(days=MACHINE_HISTORY_DAYS), until=now + timedelta(seconds=1))
-    hazard = machine_hazard(ts, machine, min_bid, now.timestamp())
+    hazard = machine_pauses(store, key, now)
     if hazard is None:
         return stats, (f"{key[0]} ({key[1]}, vast): too few stored offers to see how often its machines are taken "
                        "or outbid (each `bidder collect` stores them, and two snapshots count when at most 1.5 h "
                        "apart; a trace has none): the interruptions expected there count only its floor's, and "
                        "may be too few")
     return stats.with_machine_pauses(hazard.premiums, hazard.rates), None
+
+
+def machine_pauses(store: Any, key: MarketKey, now: datetime) -> MachineHazard | None:
+    """How often a Vast market's machines pause an instance, as of `now`: `bidder.machine_hazard` on the
+    offers `store.machine_series` holds from the last MACHINE_HISTORY_DAYS up to `now` (a backtest
+    passes its stored offers, read once: `bidder.backtest.machines`). None: too few, or not Vast."""
+    read = getattr(store, "machine_series", None)
+    if market_of(key) != "vast" or read is None:
+        return None
+    ts, machine, min_bid = read(key[0], int(key[2]), key[1] == "VERIFIED",
+                                since=now - timedelta(days=MACHINE_HISTORY_DAYS), until=now + timedelta(seconds=1))
+    return machine_hazard(ts, machine, min_bid, now.timestamp())
 
 
 def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress: JobProgress | None = None,
