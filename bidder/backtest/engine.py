@@ -11,6 +11,9 @@ The simulated world follows RunPod's rules, as the emulator does:
   on-demand price (held through gaps with no on-demand quote); nothing is paid while no pod runs;
 - a spot pod is interrupted at the first sample whose floor is above its bid, or that has no spot
   capacity (NaN floor), and after an Exp(rate) running time when a reclaim rate is set (seeded);
+  on a Vast market of a history that holds the collector's stored offers it is also paused by its
+  machine (rented on-demand or outbid there), at the rate those offers show for its bid's premium
+  over the floor: seeded events every strategy meets alike (`bidder.backtest.machines`);
   it can only start when the floor is at or under its bid; on-demand never interrupts and starts
   whenever the market quotes an on-demand price;
 - when a run ends without finishing the job (interrupted, or stopped by the strategy to switch),
@@ -34,6 +37,9 @@ min(floor, on-demand), with no interruption cost (keep-running: every slot at th
 strategy that finishes its work by the deadline can cost less (`tests/test_backtest_props.py`).
 With different speed factors per GPU type, slots of several markets may be used at the same time
 (a relaxation), so the bound stays a bound.
+
+Neither bound foresees Vast's machine pauses (random events: the optimum's plan is replayed without
+them, hindsight has no interruption cost), so both stay bounds, looser where the pauses cost.
 
 Both bounds are taken under the backtest's policy, as the strategies are: no spot slot whose floor
 is over `max_price`, no on-demand slot whose price is (and neither kind when `allow_spot` /
@@ -113,7 +119,7 @@ class _Feeder:
 
     def __init__(self, history: PriceHistory) -> None:
         self.history = history
-        self.view = HistoryView(history.markets, len(history))
+        self.view = HistoryView(history.markets, len(history), machines=history.machines)
 
     def fill_to(self, n: int) -> None:
         """Reveal samples up to index n - 1 (never moves backwards)."""
@@ -143,6 +149,7 @@ class RunResult:
     completion_hours: float | None = None
     peak_rate: float = 0.0            # USD per hour of the pod (bid or on-demand x GPU count)
     failed_starts: int = 0            # starts refused (bid under the floor, no capacity)
+    machine_pauses: int = 0           # of the interruptions, Vast's pauses by the run's machine
     decisions: int = 0
     switches: int = 0                 # runs the strategy ended itself (to wait, re-bid or move)
     steps: int = 0                    # samples replayed
@@ -162,13 +169,15 @@ def strategy_factory(name: str) -> StrategyFactory:
 
 def replay(history: PriceHistory, job: BacktestJob, policy: Policy, strategy: Strategy, start_index: int = 0,
            *, seed: int = 0, reclaim_rate_per_hour: float = 0.0, decide_every_s: float | None = None,
-           record: bool = False, progress: Callable[[int], None] | None = None) -> RunResult:
+           record: bool = False, progress: Callable[[int], None] | None = None,
+           machine_pauses: bool = True) -> RunResult:
     """Run `strategy` on `job` from sample `start_index` (see the module docstring for the rules).
 
     `policy` is the strategy's business (its factory got it); the engine only enforces the market.
+    `machine_pauses`: pause Vast spot runs by their machines where `history.machines` holds offers.
     """
     return _Run(history, job, strategy, start_index, seed, reclaim_rate_per_hour, decide_every_s, record,
-                progress).run()
+                progress, machine_pauses).run()
 
 
 class _Run:
@@ -176,7 +185,7 @@ class _Run:
 
     def __init__(self, history: PriceHistory, job: BacktestJob, strategy: Strategy, start_index: int, seed: int,
                  reclaim_rate: float, decide_every_s: float | None, record: bool,
-                 progress: Callable[[int], None] | None) -> None:
+                 progress: Callable[[int], None] | None, machine_pauses: bool = True) -> None:
         self.history, self.job, self.strategy = history, job, strategy
         self.floor, self.od_raw, self.od_held = history.floor, history.on_demand, history.on_demand_held()
         self.start_index = start_index
@@ -190,6 +199,12 @@ class _Run:
         self.speeds = [1.0 if job.keep_running else job.speed_of(m.gpu_type_id) for m in history.markets]
         self.reclaim_rate = reclaim_rate
         self.rng = random.Random(f"{seed}|{start_index}")
+        self.seed = seed
+        # Vast markets whose machines pause a spot run (stored offers; see bidder.backtest.machines).
+        self.machines = history.machines if machine_pauses else None
+        self.paused_by_machine = [self.machines is not None and m.market == "vast" for m in history.markets]
+        self.keys = [m.key for m in history.markets]
+        self.last_pause = -math.inf  # the last machine pause met (epoch s): never met twice
         self.decide_every_s, self.record, self.progress = decide_every_s, record, progress
         self.feeder = _Feeder(history)
         self.result = RunResult(name=getattr(strategy, "name", type(strategy).__name__), start=self.t0)
@@ -198,6 +213,11 @@ class _Run:
         # The pod, if any: kind "spot" | "on_demand" | "" (none), market, bid, run start, work this run.
         self.kind, self.market, self.bid, self.started, self.run_work = "", -1, math.nan, 0.0, 0.0
         self.reclaim_at = math.inf
+
+    def segment(self, i: int) -> tuple[float, float]:
+        """Sample i's span in epoch seconds, as the history has it (the same in every window)."""
+        ts = self.history.ts
+        return float(ts[i]), float(ts[i + 1]) if i + 1 < len(ts) else self.history.end
 
     def pod_info(self) -> PodInfo | None:
         if not self.kind:
@@ -290,6 +310,12 @@ class _Run:
                         t_next, event = t_done, "done"
                 if self.reclaim_at < t_next:
                     t_next, event = self.reclaim_at, "reclaimed"
+                if self.kind == "spot" and self.paused_by_machine[m]:
+                    at = self.machines.pause_after(  # type: ignore[union-attr]
+                        self.keys[m], max(self.t0 + t, self.last_pause), self.t0 + t_next,
+                        self.segment(i), self.bid, float(self.floor[m, i]), self.seed)
+                    if at - self.t0 < t_next:
+                        t_next, event, self.last_pause = at - self.t0, "paused", at
                 hours = (t_next - t) / 3600
                 if hours > 0:
                     result.cost += rate * hours
@@ -302,7 +328,8 @@ class _Run:
                     self.work = needed  # type: ignore[assignment]
                     result.completion_hours = t / 3600
                     self.kind, done = "", True
-                elif event == "reclaimed":
+                elif event in ("reclaimed", "paused"):
+                    result.machine_pauses += event == "paused"
                     self.end_run(t, forced=True)
                     self.act(t, True)
             if self.record:
@@ -638,6 +665,9 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
               "seed": seed, "reclaim_rate_per_hour": reclaim_rate_per_hour, "decide_every_s": decide_every_s}
     if skipped:
         params["optimum_skipped"] = skipped
+    if any(m.market == "vast" for m in history.markets):
+        first = None if history.machines is None else history.machines.first
+        params["machine_pauses"] = {"simulated": first is not None, "offers_from": None if first is None else _iso(first)}
     if gaps:
         params["starts_in_gaps"] = gaps
     return BacktestReport(job=job, policy=policy, history=history, strategies=names, windows=windows, params=params)
@@ -756,7 +786,10 @@ def optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0, *, po
     if not plan.feasible:
         result = RunResult(name="optimum", start=float(history.ts[start_index]), deadline_met=False)
         return result, plan
-    result = replay(history, job, Policy(), PlanStrategy(plan.segments), start_index, record=record)
+    # Its plan knows the window's floor, not Vast's machine pauses (random: no plan foresees them), and is
+    # replayed as planned: a bound on what the floor allows, not a run that met the pauses.
+    result = replay(history, job, Policy(), PlanStrategy(plan.segments), start_index, record=record,
+                    machine_pauses=False)
     result.name = "optimum"
     result.lower_bound = plan.lower
     return result, plan

@@ -38,6 +38,9 @@ class PriceHistory:
     on_demand: np.ndarray
     markets: tuple[Market, ...]
     step_s: float
+    #: The stored Vast offers of its markets (`bidder.backtest.machines.MachineOffers`): the engine pauses
+    #: Vast spot runs by their machines, and bidder plans with those pauses. None: a trace's history.
+    machines: Any = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

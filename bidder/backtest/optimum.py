@@ -26,8 +26,9 @@ plan it finds, run at its real cheapest bids (each spot segment's highest floor,
 step above its level), is a real plan: its cost is an **upper bound** (`upper`), and the gap is
 under `ratio - 1` of the spot money. Spot levels above a market's highest on-demand price in the
 window are left out when that market always quotes on-demand (on-demand over the same span is
-never dearer). The optimum ignores reclaims, and honours the policy given to it as the strategies
-do: with `max_price` a spot run needs floor <= the cap at every sample it spans (so its bid, the
+never dearer). The optimum ignores reclaims and Vast's machine pauses (random events no plan can
+foresee: its plan is replayed without them, so it bounds what the floor allows), and honours the
+policy given to it as the strategies do: with `max_price` a spot run needs floor <= the cap at every sample it spans (so its bid, the
 highest of those floors, is at most the cap, and so are the levels, rounded down from floors), an
 on-demand run needs the on-demand price <= the cap at every sample it spans (it ends before one
 above it), and `allow_spot` / `allow_on_demand` False leave that kind out. It then bounds the

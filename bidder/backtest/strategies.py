@@ -309,7 +309,8 @@ REFIT_HOURS = 24.0
 
 class FloorModels:
     """Each market's price-state model (`bidder.planner`), fitted on what the view has revealed up to
-    the last refit time, and shared by the windows of one backtest."""
+    the last refit time (with a Vast market's machine pauses as of then, where the history holds the
+    collector's stored offers, as the tick's plans have them), and shared by the windows of one backtest."""
 
     def __init__(self, markets: Sequence[Market]) -> None:
         self.markets = tuple(markets)
@@ -324,8 +325,12 @@ class FloorModels:
                 n = int(np.searchsorted(view.ts, epoch, side="right"))
                 od = view.on_demand(i)[:n]
                 known = od[~np.isnan(od)]
-                self.fits[key] = None if not len(known) else fit_floor_model(
+                model = None if not len(known) else fit_floor_model(
                     view.ts[:n], view.floor(i)[:n], float(known[-1]), epoch)
+                hazard = None if model is None else view.machine_hazard(i, epoch)
+                if hazard is not None:  # Vast's machines pause a pod the floor does not show (as the tick plans)
+                    model = replace(model, machine_premiums=hazard.premiums, machine_rates=hazard.rates)
+                self.fits[key] = model
             out.append(self.fits[key])
         return out
 
@@ -336,6 +341,8 @@ class BidderStrategy:
     One `FloorTracker` per market takes each sample once, as the view reveals it (incremental,
     never recomputed); at each decision the trackers' statistics, the latest quote of every market
     and the job's progress (the running pod, so the optimizer's hysteresis applies) go to `decide`.
+    On a Vast market of a history with stored offers, the statistics count its machines' pauses, from
+    the offers up to the decision (`HistoryView.machine_hazard`), as `bidder tick` counts them.
     A market whose tracker still lacks history gets no statistics (on-demand only there, as in
     production). When `decide` raises Infeasible, the strategy runs on-demand if the deadline is
     the constraint (finish as soon as possible), else keeps what it has; `notes` counts such calls.
@@ -382,11 +389,13 @@ class BidderStrategy:
         self._catch_up(view)
         now = view.now
         stats: dict[MarketKey, MarketStats] = {}
-        for market, st in zip(self.markets, stats_of(self.trackers, now), strict=True):
+        for i, (market, st) in enumerate(zip(self.markets, stats_of(self.trackers, now), strict=True)):
             if st is None:
                 self.notes["insufficient history"] += 1
-            else:
-                stats[market.key] = st
+                continue
+            hazard = view.machine_hazard(i)
+            # Vast's machine pauses, from the offers stored up to now, as the tick counts them.
+            stats[market.key] = st if hazard is None else st.with_machine_pauses(hazard.premiums, hazard.rates)
         last = float(view.ts[-1])
         at = datetime.fromtimestamp(now, UTC)
         sampled = at if last == now else datetime.fromtimestamp(last, UTC)

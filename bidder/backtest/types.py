@@ -111,13 +111,15 @@ class HistoryView:
     """The market as it has been shown so far: samples 0..n-1 of every market, and `now`.
 
     The engine writes each sample into these buffers only when its time comes, so nothing here
-    (not even `.base` of a returned array) holds a future price. Arrays are read-only views.
+    (not even `.base` of a returned array) holds a future price. Arrays are read-only views. Vast's
+    stored offers (a database's) are read through `machine_hazard` alone, which takes none after now.
     """
 
-    __slots__ = ("_floor", "_n", "_now", "_on_demand", "_ts", "markets")
+    __slots__ = ("_floor", "_machines", "_n", "_now", "_on_demand", "_ts", "markets")
 
-    def __init__(self, markets: Sequence[Market], capacity: int) -> None:
+    def __init__(self, markets: Sequence[Market], capacity: int, machines: Any = None) -> None:
         self.markets: tuple[Market, ...] = tuple(markets)
+        self._machines = machines  # `bidder.backtest.machines.MachineOffers`, or None
         self._ts = np.full(capacity, np.nan)
         self._floor = np.full((len(self.markets), capacity), np.nan)
         self._on_demand = np.full((len(self.markets), capacity), np.nan)
@@ -152,3 +154,12 @@ class HistoryView:
 
     def on_demand_now(self) -> np.ndarray:
         return self._on_demand[:, self._n - 1].copy()
+
+    def machine_hazard(self, market: int, at: float | None = None) -> Any:
+        """How often a Vast market's machines pause a spot instance (`bidder.machine_hazard.MachineHazard`),
+        fitted on the offers stored up to `at` (default: now; never later than now). None: no stored
+        offers (a trace), too few, or not a Vast market."""
+        m = self.markets[market]
+        if self._machines is None or m.market != "vast":
+            return None
+        return self._machines.hazard(m.key, self._now if at is None else min(at, self._now))

@@ -43,6 +43,8 @@ from bidder.units import YearTooEarly, format_duration, is_naive, parse_timestam
 __all__ = ["backtest"]
 
 _STRATEGIES = ("bidder", "on-demand", "floor", "floor+0.10", "bid-on-demand", "optimum", "hindsight")
+#: The replayed strategies that run spot: the ones Vast's machine pauses interrupt.
+_SPOT_STRATEGIES = {"bidder", "floor", "floor+0.10", "bid-on-demand"}
 _COLUMNS = ("name", "cost", "cost_vs_hindsight", "cost_vs_optimum", "cost_vs_on_demand", "work_hours",
             "deadline_met_share", "interruptions", "restart_hours_lost", "completion_hours", "peak_rate")
 _HEADERS = ("strategy", "cost $", "x hindsight", "x optimum", "x on-demand", "work h", "deadline met",
@@ -171,7 +173,8 @@ Example:
 @click.option("--every", type=DURATION, default=None, metavar="DURATION",
               help="Start the same job again every DURATION across the history (rolling windows) and "
                    "report the mean and the worst window.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the reclaim draws.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random reclaims (--reclaim-rate) and of Vast's machine pauses (--db).")
 @click.option("--reclaim-rate", type=FiniteRange(min=0, max=MAX_RECLAIM_RATE), default=0.0, show_default=True, metavar="PER_HOUR",
               help="Random reclaims per running hour of a spot pod, that no bid avoids.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
@@ -260,6 +263,7 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     _check_representable(history, job, end)
     if min_vram is not None:
         _say_memory_unknown(history, job, "the trace" if trace else db_path)
+    history = _machine_offers(history, job, db_path if trace is None else None, bool(set(names) & _SPOT_STRATEGIES))
     policy = Policy(max_price=max_price, tolerance=tolerance)
     progress = Progress("backtest")
     try:
@@ -274,6 +278,7 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     if start is not None and report.windows:  # (after the replay: a run refused says its one line alone)
         _say_warmup(start.timestamp(), report.windows[0].start, float(history.ts[0]))
     gaps = report.params.get("starts_in_gaps")
+    _say_offers_late(report, db_path)
     if gaps:  # (a window starts at a sample: one asked for in a gap starts where the gap ends)
         click.echo(f"note: {gaps['moved']} of {gaps['of']} window start(s) fell in gaps of the history, each "
                    f"moved to the next sample (by up to {gaps['most_hours']:g} h)"
@@ -316,6 +321,9 @@ def _print_table(summary: dict[str, Any]) -> None:
                                                              else "") + f"; history to {hist['last_sample']} (last sample)")
     if job.get("optimum_skipped"):
         click.echo(f"no optimum row: {job['optimum_skipped']}")
+    if (job.get("machine_pauses") or {}).get("simulated"):
+        click.echo(f"Vast spot runs are also paused by their machines, at the rates the stored offers show (seed "
+                   f"{job['seed']}, the same pauses for every strategy); the optimum and hindsight do not foresee them")
     cap = summary["policy"]["max_price"]
     under = "" if cap is None else f" at or under --max-price {cap:g}"
     bad = summary.get("optimum_infeasible_windows")
@@ -352,6 +360,45 @@ def _print_table(summary: dict[str, Any]) -> None:
     if bounds:
         click.echo(f"\noptimum: lower bound ${bounds['lower']:,.3f}, its plan ${bounds['upper']:,.3f} (mean over "
                    f"windows; gap at most {100 * bounds['worst_gap']:.2f}%); x optimum is cost / the lower bound")
+
+
+def _machine_offers(history: Any, job: Any, db_path: str | None, spot: bool) -> Any:
+    """The job's markets of `history` with the Vast offers the database stored (the replay then pauses
+    Vast spot runs by their machines, and bidder plans with those pauses, as `bidder tick` does); without
+    any (a trace, or none stored), one warning line when a Vast market is replayed by a strategy that
+    runs spot (`spot`: on-demand is never paused, and the bounds foresee no pause)."""
+    from bidder.backtest.machines import with_machine_offers
+
+    chosen = history.select(job)
+    if not any(m.market == "vast" for m in chosen.markets):
+        return history
+    if db_path is not None:
+        from bidder.store import Store
+
+        with Store.open(db_path, create=False) as store:
+            chosen = with_machine_offers(chosen, store)
+        if chosen.machines is not None:
+            return chosen
+    if not spot:
+        return history
+    where = "a trace holds no offers" if db_path is None else f"{db_path} holds no stored offers of these markets"
+    click.echo(f"warning: Vast's machine pauses are not simulated ({where}): a Vast spot run here is interrupted "
+               "only when the floor rises over its bid, not when its machine is rented on-demand or outbid, so its "
+               "interruptions and cost are a lower bound; back-test a database `bidder collect` filled (it stores "
+               "Vast's offers) to count them", err=True)
+    return history
+
+
+def _say_offers_late(report: Any, db_path: str | None) -> None:
+    """Vast's offers are kept `vast_offers_days` (the prices longer): a window before them counts only the
+    floor's interruptions on Vast."""
+    machines = report.history.machines
+    first = None if machines is None else machines.first
+    if first is None or not report.windows or first <= report.windows[0].start:
+        return
+    click.echo(f"note: {db_path} holds Vast's offers from {_iso(first)} on (it keeps `vast_offers_days` of "
+               "them): until enough of them are stored to measure, a window's Vast spot runs are interrupted only "
+               "by the floor, and their interruptions and cost are a lower bound", err=True)
 
 
 def _say_warmup(start: float, window: float, first: float) -> None:
