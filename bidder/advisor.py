@@ -13,17 +13,20 @@ says which and why.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bidder.errors import InsufficientHistory
+from bidder.errors import Infeasible, InsufficientHistory
 from bidder.machine_hazard import MachineHazard, machine_hazard
 from bidder.market import DEFAULT_MAX_STALENESS_HOURS, DEFAULT_MIN_SAMPLES, MarketStats, market_stats
 from bidder.models import (
     DEFAULT_MARKET,
     MACHINE_HISTORY_DAYS,
     MARKET_NAMES,
+    MAX_TOLERANCE,
     PRICE_HISTORY_DAYS,
     Decision,
     JobProgress,
@@ -31,6 +34,9 @@ from bidder.models import (
     MarketKey,
     Policy,
     market_of,
+)
+from bidder.optimizer import (
+    _short as _short_gpu,
 )
 from bidder.optimizer import (
     decide,
@@ -197,15 +203,21 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
 
 
 def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *, work_left: float, spent: float,
-                     markets: tuple[str, ...] | None = None) -> str | None:
+                     markets: tuple[str, ...] | None = None,
+                     spot: Callable[[Policy, JobProgress], Decision] | None = None, interruptions: int | None = None,
+                     started: datetime | None = None) -> tuple[str | None, str | None]:
     """For a job nothing can run now (the optimizer found no candidate): why it misses its deadline unless
     the user acts, when the only run left that can meet it is on-demand the policy refuses (over
     `max_price` or the budget), and what to change; None when on-demand is allowed and within the policy,
     none could finish in time, or the slack is not yet under the run's hours + `RESCUE_MARGIN_HOURS`.
     Without it such a job waited with exit 0 until the deadline was out of reach even on-demand.
-    `markets`: the markets the caller can rent on (a job open to any market, with one key set)."""
+    `markets`: the markets the caller can rent on (a job open to any market, with one key set).
+    `spot`: the optimizer's decision for a policy and progress (the tick's own `decide`): with it, a job
+    whose spot under the cap can still finish in time beyond its tolerance is not said to miss its deadline
+    (`interruptions` so far, of the window from `started`, are said then).
+    Returns (the alarm, or None; the note said instead of it, or None)."""
     if job.deadline is None or job.keep_running or work_left <= 0 or not policy.allow_on_demand:
-        return None
+        return None, None
     time_left = (job.deadline - now).total_seconds() / 3600.0
     quotes = _quotes_at(store, now, DEFAULT_MAX_STALENESS_HOURS)
     if job.disk_gb is not None:
@@ -221,14 +233,14 @@ def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *,
         total = (q.uninterruptable_price + storage_per_gpu_hour(job, q, on_demand=True)) * job.gpu_count * hours
         options.append((total, q.uninterruptable_price if compute is None else compute, hours, q))
     if not options:
-        return None
+        return None, None
     left = None if policy.budget is None else policy.budget - spent
     if any((policy.max_price is None or compute <= policy.max_price + 1e-9) and (left is None or total <= left + 1e-9)
            for total, compute, _, _ in options):
-        return None  # an on-demand run within the policy: the optimizer takes it when the slack runs out
+        return None, None  # an on-demand run within the policy: the optimizer takes it when the slack runs out
     total, compute, hours, q = min(options, key=lambda o: o[0])
     if time_left - hours > hours + RESCUE_MARGIN_HOURS:
-        return None
+        return None, None
     what = f"{q.gpu_type_id} on-demand on {MARKET_NAMES.get(q.market, q.market)}"
     over, change = [], []
     if policy.max_price is not None and compute > policy.max_price + 1e-9:
@@ -238,9 +250,42 @@ def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *,
         over.append(f"would cost ${total:.2f} for the work, over the ${max(left, 0.0):.2f} left in the budget")
         change.append(f"raise budget to ${spent + total:.2f}")
     run = "" if abs(hours - work_left) < 0.05 else f" ({hours:.1f} h on {q.gpu_type_id})"
+    fits = None if spot is None else _spot_in_time(spot, job, policy, now, work_left=work_left, spent=spent,
+                                                   time_left=time_left)
+    if fits is not None:
+        # Not "only on-demand": spot under the cap can still finish, beyond the tolerance, and the
+        # optimizer takes it as what is left of the budget allows (an audit's job cried wolf for 17 h,
+        # then resumed spot by itself and finished 16.7 h early). Should spot stop fitting, the alarm comes.
+        where = f"{_short_gpu(fits.gpu_type_id or '')} spot at ${fits.bid_per_gpu or fits.act_below or 0:.3f}"
+        used = "" if interruptions is None or started is None else (
+            f" ({interruptions} of the window's {policy.tolerance * (job.deadline - started).total_seconds() / 86400:.3g} used)")
+        return None, (f"not only on-demand: {where} can still finish its {work_left:.1f} h by the deadline, "
+                      f"{time_left:.1f} h away, beyond the tolerance ({fits.expected_interruptions_per_day:.1f} "
+                      f"interruptions/day); it waits for spot that fits its interruption budget{used}, and this "
+                      f"becomes an error only if none does while spot can still finish; {what} "
+                      f"{' and '.join(over)}: {' and '.join(change)} to finish within the tolerance")
     return (f"only on-demand can still finish its {work_left:.1f} h of work{run} by its deadline "
             f"{to_iso(job.deadline)}, {time_left:.1f} h away, and {what} {' and '.join(over)}: "
-            f"{' and '.join(change)} or move the deadline, or the job misses it")
+            f"{' and '.join(change)} or move the deadline, or the job misses it"), None
+
+
+def _spot_in_time(spot: Callable[[Policy, JobProgress], Decision], job: JobSpec, policy: Policy, now: datetime, *,
+                  work_left: float, spent: float, time_left: float) -> Decision | None:
+    """The optimizer's spot decision for the job with its tolerance lifted (as a spent budget lifts it)
+    and no on-demand, when that spot run finishes by the deadline within the cap and budget; else None."""
+    if not policy.allow_spot or job.work_hours is None:
+        return None
+    lifted = replace(policy, tolerance=MAX_TOLERANCE, allow_on_demand=False)
+    try:
+        d = spot(lifted, JobProgress(work_done_hours=max(job.work_hours - work_left, 0.0), spent=spent))
+    except (Infeasible, InsufficientHistory):
+        return None
+    if d.action not in ("spot", "wait") or d.expected_completion_hours is None or d.gpu_type_id is None:
+        return None
+    cost = d.expected_total_cost
+    if cost is None or not math.isfinite(cost) or d.expected_completion_hours > time_left + 1e-9:
+        return None
+    return d
 
 
 def disk_storage(store: Any, job: JobSpec, market: str | None, gpu_type_id: str, cloud: str, gpu_count: int, *,

@@ -235,6 +235,9 @@ class JobProgress:
     current_action: Action | None = None
     current_bid_per_gpu: float | None = None
     current_market: str | None = None
+    #: Whether that pod runs now (False: stopped or interrupted, so deciding on it resumes it): said in the
+    #: reasons ("keeps the running pod" was said of a pod stopped 36 h).
+    current_running: bool = True
     #: When the job started (None = unknown): with a deadline, the interruptions it has had come out of
     #: its window's budget of `tolerance` per day.
     started: datetime | None = None

@@ -1112,7 +1112,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
             if keepable.any():
                 j = int(np.flatnonzero(keepable)[np.argmin(cur["cost"][keepable])])
                 spot_now.append(candidate("spot", cur, (j,), lam_i, float(current_bid), current=True,
-                                          note="keeps the running pod (a re-bid costs a restart)"))
+                                          note="keeps the running pod (a re-bid costs a restart)"
+                                          if progress.current_running else "resumes its stopped pod at its bid"))
     # -- standing plans: "bid b once the floor has stayed under b for a" for every (b, a). A plan whose
     # condition already holds is a bid now (its first run is judged by the hazard at the calm it has
     # shown so far); the best of the others is what waiting buys.
@@ -1288,6 +1289,14 @@ def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool
     else:
         head = f"wait for {name} spot under ${c.act_below:.3f}: {c.per_day:.1f} interruptions/day expected then"
     parts = [head]
+    if not math.isfinite(c.cost) and c.action != "on_demand":
+        # Spot alone is not expected to finish, and no on-demand within the policy can finish the rest
+        # (its cost is infinite): "inf% over on-demand, ... the rest on-demand" it said, on-demand over the cap.
+        parts.append(f"{c.spot_share * 100:.0f}% of the work expected done on spot by the deadline, and no "
+                     "on-demand within the policy for the rest")
+        if c.note:
+            parts.append(c.note)
+        return ", ".join(parts)
     if od_ref and c.action != "on_demand":
         saving = 1.0 - c.cost / od_ref
         parts.append(f"{saving * 100:.0f}% under on-demand" if saving >= 0 else

@@ -750,9 +750,11 @@ class _Tick:
         late = self._late(jc, report)
         if late is not None:  # its pod runs on, but the user must hear of it (cron mails a non-zero exit)
             report = replace(report, message=f"{report.message}; {late}", late=late)
-        risk = self._at_risk(jc, report)
+        risk, note = self._at_risk(jc, report)
         if risk is not None:  # said while raising max_price or the budget can still save the deadline
             report = replace(report, message=f"{report.message}; {risk}", at_risk=risk)
+        elif note is not None:  # spot can still save it: said on the line, no alarm
+            report = replace(report, message=f"{report.message}; {note}")
         if self.ex.dry_run:
             would = self.would_send.get(jc.name)
             if not would:
@@ -977,7 +979,8 @@ class _Tick:
         progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions, started=started,
                                current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
                                current_action="spot" if row["kind"] == "spot" else "on_demand",
-                               current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod")
+                               current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod",
+                               current_running=False)
         return self._restart(jc, job, policy, row, progress, state)
 
     def _say_kept(self, jc: JobConfig, message: str) -> str:
@@ -1528,18 +1531,23 @@ class _Tick:
         return (f"its deadline {to_iso(job.deadline)} {when}: the {left:.1f} h of work left cannot finish by it; "
                 f"its pod runs on to finish the work: set a later deadline, or `bidder jobs stop {jc.name}`")
 
-    def _at_risk(self, jc: JobConfig, report: JobReport) -> str | None:
+    def _at_risk(self, jc: JobConfig, report: JobReport) -> tuple[str | None, str | None]:
         """Why a job that waits because nothing fits its policy misses its deadline unless the user acts
-        (`on_demand_rescue`), or None. It waited with exit 0, saying only the max price, until even
-        on-demand could not finish: then "cannot run", when raising the max price no longer helped."""
+        (`on_demand_rescue`), or None; and the note said instead when spot under the cap can still finish
+        beyond the tolerance. It waited with exit 0, saying only the max price, until even on-demand could
+        not finish: then "cannot run", when raising the max price no longer helped."""
         if report.state != "waiting" or report.blocked or jc.name not in self.infeasible:
-            return None
+            return None, None
         from bidder.advisor import on_demand_rescue
 
-        job = jc.job_spec(window_start(self.store.job_state(jc.name) or {}) or self.now)
+        state = self.store.job_state(jc.name) or {}
+        started = window_start(state) or self.now
+        job = jc.job_spec(started)
         left = max((job.work_hours or 0.0) - report.work_done_hours, 0.0)
         return on_demand_rescue(self.store, job, jc.policy, self.now, work_left=left, spent=report.spent,
-                                markets=tuple(self.exs))
+                                markets=tuple(self.exs), interruptions=int(state.get("interruptions") or 0),
+                                started=started,
+                                spot=lambda policy, progress: self.ex.decide(job, policy, self.now, progress))
 
     def _finish(self, jc: JobConfig, row: dict[str, Any], reason: str) -> None:
         terminate = jc.on_finish == "terminate"

@@ -66,3 +66,65 @@ def test_a_waiting_job_names_spots_reason_and_exits_1_while_its_deadline_can_sti
     # A job with a day and more of slack waits with its reason alone: nothing to alarm cron about yet.
     assert early.startswith("early: waiting: no candidate meets the tolerance") and "only on-demand" not in early
     assert [i for i in emulator.vast.instances.values() if not i.destroyed] == []  # nothing was rented
+
+
+def test_a_job_whose_spot_can_still_finish_beyond_its_tolerance_is_not_alarmed_and_spot_resumes(emulator, client,
+                                                                                              tmp_path):
+    """An audit's job (tolerance low, on-demand over its max price) had part of its interruption budget
+    spent and spot over what was left: the alarm said "only on-demand can still finish" on 205 ticks (17 h),
+    then the tick resumed spot by itself and finished early. Spot under the cap could still finish beyond
+    the tolerance all along: said on the line, exit 0. The resume of its stopped pod says so, not "keeps
+    the running pod"."""
+    from executor_helpers import A6000, make_env
+
+    emulator.world.reclaim_rate_per_hour = 0.0
+    env = make_env(emulator, client, tmp_path)
+    (tmp_path / "bidder.toml").write_text(f'[jobs.anyj]\ngpu = ["{A6000}"]\ncloud = "community"\nimage = "img"\n'
+                                          'hours = 48\ndeadline = "6d"\ntolerance = "low"\nmax_price = 0.25\n'
+                                          'budget = 15\n')
+
+    def tick():
+        result = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": ""}).invoke(main, [
+            "tick", "--config", str(tmp_path / "bidder.toml"), "--db", str(tmp_path / "bidder.db"),
+            "--api-url", emulator.url, "--now", to_iso(emulator.now)])
+        return result, next(line for line in result.stdout.splitlines() if line.startswith("anyj:"))
+
+    try:
+        lines = []
+        for step in range(152):  # every 30 minutes, as cron's 5 minutes would see it
+            if step == 5:  # one interruption (1 of the window's 3), resumed at once
+                [pod] = env.running()
+                emulator.world.set_floor(A6000, "COMMUNITY", round(pod.bid + 0.03, 3))
+                emulator.advance(300)
+                emulator.world.release_floor(A6000, "COMMUNITY")
+            if step == 16:  # spot over the cap for 40 h: the second, and a spiky history spot must now fit
+                emulator.world.set_floor(A6000, "COMMUNITY", 0.30)
+            if step == 96:
+                emulator.world.release_floor(A6000, "COMMUNITY")
+            result, line = tick()
+            lines.append(line)
+            assert result.exit_code == 0, (step, result.output)  # the alarm exited 1 from hour 60 on
+            assert "only on-demand can still finish" not in line, (step, line)
+            emulator.advance(1800)
+        resumes = [a["reason"] for a in env.store.actions("anyj") if a["kind"] == "bid_resume"]
+        assert resumes and "resumes its stopped pod at its bid" in resumes[0] and \
+            not any("keeps the running pod" in r for r in resumes), resumes
+        # Spot over what is left of the budget, on-demand over the cap, slack under the run plus 3 h:
+        noted = [line for line in lines if "not only on-demand" in line]
+        assert noted, "\n".join(f"{i} {x[:230]}" for i, x in enumerate(lines))
+        assert re.search(r"no candidate meets the tolerance: .*; not only on-demand: RTX A6000 spot at \$0\.\d{3} can "
+                         r"still finish its [\d.]+ h by the deadline, [\d.]+ h away, beyond the tolerance \([\d.]+ "
+                         r"interruptions/day\); it waits for spot that fits its interruption budget \(2 of the "
+                         r"window's 3 used\), and this becomes an error only if none does while spot can still "
+                         r"finish; NVIDIA RTX A6000 on-demand on RunPod is \$0\.330/GPU-h, over the max price "
+                         r"\$0\.250: raise max_price to \$0\.330 to finish within the tolerance \(spent", noted[0]), noted[0]
+        # The optimizer's own rule then resumes spot, with no user action.
+        for _ in range(48):
+            result, line = tick()
+            if "running" in line.split(":", 2)[1]:
+                break
+            assert result.exit_code == 0, result.output
+            emulator.advance(1800)
+        assert [p.pod_type for p in env.running()] == ["INTERRUPTABLE"], line
+    finally:
+        env.store.close()
