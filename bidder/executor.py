@@ -775,6 +775,11 @@ class Executor:
                   volume: int | None = None) -> None:
         if created is None:
             created = _created_by(pod, now)
+        elif pod.uptime_seconds is not None and pod.invalid is None and 0 < pod.uptime_seconds < 86400:
+            # A create that landed after it was sent (late, its answer lost): RunPod's uptime dates the run,
+            # never before the send. Dated at the send, a pod adopted 15 min after and outbid before its
+            # first poll was booked those 15 min (its exit's run counts from `run_start`).
+            created = max(created, now - timedelta(seconds=pod.uptime_seconds))
         # RunPod's own answer first (`volumeInGb`), else what bidder sent; neither: unknown (NULL).
         volume = pod.volume_in_gb if pod.volume_in_gb is not None and pod.invalid is None else volume
         self.store.add_pod(pod.id, job=job, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
@@ -824,7 +829,7 @@ class Executor:
             kind = "spot" if pod.is_spot else "on_demand"
             self._adopt_as(launch, int(last.get("gpu_count") or 1), pod, kind,
                            last.get("gpu_type_id") or pod.gpu_display_name or "unknown", last.get("cloud") or "ALL",
-                           last.get("bid_per_gpu"), now, name=pod.name or "")
+                           last.get("bid_per_gpu"), now, name=pod.name or "", created=last.get("ts"))
             whose = (f"landed after `bidder launch --name {launch}` said nothing was launched (its create's "
                      "answer was lost)" if self.store.is_launch(launch) else
                      f"is from a create of job {launch}, which is no longer in bidder.toml, whose answer was lost")
@@ -995,11 +1000,15 @@ class Executor:
 
     def run_start(self, pod_id: str, before: datetime) -> datetime | None:
         """When the pod's current (or last) run began, from the ledger: the later of its last successful
-        start action and (last RUNNING poll - its uptime)."""
+        start action (never before the pod's `created`) and (last RUNNING poll - its uptime)."""
         best: datetime | None = None
         for action in self.store.actions(pod_id=pod_id, outcome="ok"):
             if action["kind"] in _START_KINDS and action["ts"] <= before:
                 best = action["ts"] if best is None else max(best, action["ts"])
+        created = (self.store.pod(pod_id) or {}).get("created")
+        if best is not None and isinstance(created, datetime) and created <= before:
+            # No run began before the pod existed: a late create's action is dated when it was sent.
+            best = max(best, created)
         for obs in reversed(self.store.observations(pod_id)):
             if obs["ts"] > before:
                 continue
