@@ -86,6 +86,7 @@ __all__ = [
     "interruption_summary",
     "job_progress",
     "kept_billing",
+    "kept_budget",
     "left_billing",
     "other_config",
     "reopen_stopped_pod",
@@ -915,7 +916,7 @@ class _Tick:
                         self._stop(jc, kept, reason='on_finish = "terminate"', terminate=True)
                         note += (f"; pod {kept['pod_id']} {'would be ' if self.ex.dry_run else ''}deleted "
                                  '(on_finish = "terminate")')
-            return self._report(jc, "finished", self._say_kept(jc, note))
+            return self._finished(jc, note, spent)
         reason = None
         if state.get("stop_requested"):
             reason = "stopped by `bidder jobs stop`"
@@ -925,7 +926,7 @@ class _Tick:
             if row is not None:
                 self._finish(jc, row, reason)
             self._save(jc, state="finished", finished=self.now, note=reason, stop_requested=None)
-            return self._report(jc, "finished", self._say_kept(jc, reason))
+            return self._finished(jc, reason, spent)
         policy = jc.policy
         if state.get("state") == "budget_stopped" and (policy.budget or 0) <= float(state.get("budget_at_stop") or 0):
             # The note is the stop's; the spend is today's (a kept Vast instance bills storage on).
@@ -983,9 +984,21 @@ class _Tick:
                                current_running=False)
         return self._restart(jc, job, policy, row, progress, state)
 
-    def _say_kept(self, jc: JobConfig, message: str) -> str:
-        """A finished job's line, with what its kept pods bill (`kept_billing`) when that is news: the
-        first time, when the pods change, and once a day (job state `kept_said`), not at every tick."""
+    def _finished(self, jc: JobConfig, message: str, spent: float) -> JobReport:
+        """A finished job's report: what its kept pods bill (`_say_kept`, with when their storage takes the
+        spend over the budget); once it has, an error at every tick (exit 1), as a job stopped at its budget
+        gets: it returned before that check, and its kept disk billed on past the budget, exit 0."""
+        budget = None if self.would_send.get(jc.name) else kept_budget(self.store, jc.name, spent, jc.policy.budget)
+        if budget is not None and budget[1] is not None:
+            report = self._report(jc, "finished", f"{self._say_kept(jc, message)}; over its budget: its kept "
+                                                  "instance bills storage")
+            return replace(report, over_budget=budget[1])
+        return self._report(jc, "finished", self._say_kept(jc, message, budget[0] if budget else None))
+
+    def _say_kept(self, jc: JobConfig, message: str, then: str | None = None) -> str:
+        """A finished job's line, with what its kept pods bill (`kept_billing`; `then`: when that passes
+        the budget) when that is news: the first time, when the pods change, and once a day (job state
+        `kept_said`), not at every tick."""
         kept = kept_billing(self.store, jc.name)
         if self.would_send.get(jc.name):  # (a dry run that would stop or delete them: not kept yet, or not for long)
             return message
@@ -998,7 +1011,7 @@ class _Tick:
         if said.get("pods") == pods and at and self.now - parse_timestamp(at) < KEPT_NOTE_EVERY:
             return message
         self._save(jc, kept_said={"pods": pods, "at": to_iso(self.now)})
-        return f"{message}; {kept[1]}"
+        return f"{message}; {kept[1]}" + (f"; {then}" if then else "")
 
     def _held_outside(self, jc: JobConfig, pod_id: str, what: str) -> JobReport:
         """Hold a job whose pod the user stopped or terminated outside bidder: never restarted against
@@ -1781,6 +1794,37 @@ def kept_billing(store: Store, name: str) -> tuple[list[str], str] | None:
             continue
         ids.append(pod_id)
     return (ids, "; ".join(parts)) if ids else None
+
+
+def kept_budget(store: Store, name: str, spent: float, budget: float | None) -> tuple[str, str | None] | None:
+    """(note, error) of a job whose Vast instances kept stopped bill storage against its budget, or None
+    (no budget, none kept). The note follows `kept_billing`'s line: when the storage takes the spend over
+    the budget at its rate, or that it has; the error (None while under the budget) is one line on what
+    bills and how to delete it. A RunPod pod's stopped volume is left out: the ledger
+    books no rate for it (RunPod's answers do not price it), so its spend never moves. A finished job's
+    instance kept by `on_finish = "stop"` billed its job from $0.31 past a $0.60 budget while every tick
+    said "finished", exit 0."""
+    if budget is None:
+        return None
+    rows = [r for r in store.managed_pods(name, states=["stopped"])
+            if r.get("market") == "vast" and r.get("desired_status") != "TERMINATED"]
+    if not rows:
+        return None
+    polls = [store.last_observation(r["pod_id"]) or {} for r in rows]
+    rate = sum(float(p.get("storage_per_hr") or 0.0) for p in polls)
+    ids = ", ".join(r["pod_id"] for r in rows)
+    bills = f"${rate:.3f}/h of storage" if rate > 0 else "storage"
+    delete = f"`bidder stop --job {name} --terminate` deletes it (and its disk)"
+    if spent > budget + 1e-9:
+        return (f"its spend, ${spent:.2f}, is over its budget of ${budget:.2f}: {delete}",
+                f"job {name} has spent ${spent:.2f}, over its budget of ${budget:.2f}, and its kept instance {ids} "
+                f"bills {bills} on: {delete}")
+    seen = [p["ts"] for p in polls if isinstance(p.get("ts"), datetime)]
+    if rate <= 0 or not seen:
+        return None
+    hours = (budget - spent) / rate
+    return (f"at {bills} its spend passes its budget of ${budget:.2f} in about {format_duration(hours * 3600)} "
+            f"(at {to_iso(max(seen) + timedelta(hours=hours))}) unless {delete}", None)
 
 
 @contextlib.contextmanager

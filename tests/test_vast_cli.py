@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -420,6 +421,59 @@ def test_a_budget_stopped_jobs_kept_storage_past_its_budget_ends_the_tick_with_e
     assert row["uptime_h"] == pytest.approx(inst.running_s / 3600, abs=0.1) and row["uptime_h"] > 0, row
     emu.advance(600)
     assert cli(env, "tick", *config).exit_code == 0
+
+
+def test_a_finished_jobs_kept_storage_past_its_budget_ends_the_tick_with_exit_1_and_was_foretold(env):
+    # on_finish = "stop" keeps the finished job's instance (its disk) stopped, and Vast bills the storage on:
+    # the spend passed the budget ($12 -> $14.05 in a cron week) while every tick said "finished", exit 0.
+    emu, tmp = env
+    finite = CONFIG.replace("hours = 10", "hours = 0.5").replace("disk = 20", 'disk = 200\non_finish = "stop"')
+    (tmp / "bidder.toml").write_text(finite + "budget = 2\n")
+    config = ["--config", str(tmp / "bidder.toml")]
+    for _ in range(12):
+        done = cli(env, "tick", *config)
+        assert done.exit_code == 0, done.output + done.stderr
+        if "v: finished: " in done.output:
+            break
+        emu.advance(600)
+    [inst] = live(emu)
+    assert inst.intended == "stopped"
+    with Store.open(tmp / "bidder.db") as store:
+        spent = store.job_state("v")["spent"]
+        poll = store.last_observation(str(inst.id))
+    rate = poll["storage_per_hr"]
+    # Said before the crossing: when the storage passes the budget at this rate.
+    at = to_iso(poll["ts"] + timedelta(hours=(2 - spent) / rate))
+    assert (f"at ${rate:.3f}/h of storage its spend passes its budget of $2.00 in about ") in done.output
+    assert (f"(at {at}) unless `bidder stop --job v --terminate` deletes it (and its disk)") in done.output, done.output
+    budget = round(spent + 0.05, 2)  # (lowered: the next hours of storage pass it)
+    (tmp / "bidder.toml").write_text(finite + f"budget = {budget}\n")
+    before = None
+    for _ in range(40):
+        emu.advance(900)
+        over = cli(env, "tick", *config)
+        if over.exit_code != 0:
+            break
+        before = over
+    assert over.exit_code == 1 and before is not None and "v: finished: " in before.output, over.output
+    with Store.open(tmp / "bidder.db") as store:
+        now_spent = store.job_state("v")["spent"]
+    assert now_spent > budget and now_spent - budget < rate / 4 + 0.005  # (within a tick's storage of the crossing)
+    assert "v: finished: " in over.output and "over its budget: its kept instance bills storage" in over.output
+    [line] = over.stderr.strip().splitlines()
+    assert line == (f"Error: job v has spent ${now_spent:.2f}, over its budget of ${budget:.2f}, and its kept instance "
+                    f"{inst.id} bills ${rate:.3f}/h of storage on: `bidder stop --job v --terminate` deletes it (and "
+                    "its disk)"), line
+    assert not inst.destroyed  # (the user asked to keep it: theirs to delete)
+    listing = cli(env, "jobs", *config, apis=False)
+    assert listing.exit_code == 0 and listing.output.splitlines()[-1].endswith(
+        f"; its spend, ${now_spent:.2f}, is over its budget of ${budget:.2f}: `bidder stop --job v --terminate` "
+        "deletes it (and its disk)"), listing.output
+    ended = cli(env, "stop", "--job", "v", "--terminate")
+    assert ended.exit_code == 0 and inst.destroyed, ended.output
+    emu.advance(600)
+    after = cli(env, "tick", *config)
+    assert after.exit_code == 0 and "v: finished" in after.output, after.output + after.stderr
 
 
 def test_a_pod_list_that_cannot_be_read_is_one_cause_said_once_for_every_job_it_leaves_unknown(env):

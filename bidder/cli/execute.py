@@ -82,6 +82,7 @@ from bidder.tick import (
     dry_run_copy,
     job_progress,
     kept_billing,
+    kept_budget,
     left_billing,
     other_config,
     reopen_stopped_pod,
@@ -1007,6 +1008,10 @@ def jobs(ctx: click.Context, config_path: str, fmt: str, db_path: str) -> None:
             # A pod kept stopped bills its disk (a finished job's, by on_finish = "stop"): the table said "finished".
             billing = kept_billing(store, jc.name) if owner is None and not active else None
             if billing is not None:
+                # With when that storage passes the budget, or that it has: `jobs` showed "spent 14.053
+                # budget 12.000" and said nothing of it.
+                over = kept_budget(store, jc.name, spent, jc.policy.budget)
+                billing = (billing[0], f"{billing[1]}; {over[0]}") if over is not None else billing
                 elsewhere.append(f"{jc.name}: {billing[1]}")
             rows.append({
                 "job": jc.name, "state": state.get("state") or "new", "pod": pod["pod_id"] if pod else None,
