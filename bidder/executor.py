@@ -464,10 +464,12 @@ class Executor:
         return out[:bound]
 
     def launch(self, config: JobConfig, job: JobSpec, policy: Policy, decision: Decision, now: datetime, *,
-               job_spent: float = 0.0, hours_ahead: float = 1.0) -> LaunchResult:
+               job_spent: float = 0.0, hours_ahead: float = 1.0, progress: JobProgress | None = None) -> LaunchResult:
         """Create the decided pod, moving to the next alternative on NoCapacity (up to
         `config.max_attempts`), falling back to on-demand when spot is gone and the policy allows it.
-        Never raises for one refused alternative; raises ApiError when the API cannot be used at all."""
+        Never raises for one refused alternative; raises ApiError when the API cannot be used at all.
+        `progress` (a tick's: where the job stands): a spot decision's on-demand alternative is tried
+        only if the decision with that pod running keeps it (`_keeps_on_demand`)."""
         policy = self.effective_policy(policy)
         attempts: list[Attempt] = []
         notes: list[str] = []
@@ -507,6 +509,11 @@ class Executor:
             cand = queue.pop(0)
             if cand.kind == "spot" and not policy.allow_spot:
                 continue
+            if cand.kind == "on_demand" and decision.action == "spot" and progress is not None and not tried_fallback:
+                why = self._keeps_on_demand(job, policy, now, progress, cand)
+                if why is not None:
+                    notes.append(f"no on-demand fallback on {cand.gpu_type_id}/{cand.cloud}: {why}")
+                    continue
             try:
                 attempt, pod, request = self._create(config, cand, policy, now, job_spent, hours_ahead, taken)
             except SpotUnsupported as exc:
@@ -540,6 +547,22 @@ class Executor:
         if not attempts and not notes:
             notes.append("no alternative could be tried (spot not allowed and no on-demand alternative)")
         return LaunchResult(decision, tuple(attempts), None, tuple(requests), tuple(notes))
+
+    def _keeps_on_demand(self, job: JobSpec, policy: Policy, now: datetime, progress: JobProgress,
+                         cand: _Candidate) -> str | None:
+        """Why the decision, with `cand`'s on-demand pod running, would not keep it (None: it would).
+        A tick decides on the running pod next time: an on-demand pod rented because spot had no capacity
+        while the plan would rather wait was ended at the next tick (4 times in 48 h, $0.11)."""
+        running = replace(progress, current_gpu_type_id=cand.gpu_type_id, current_cloud=cand.cloud,
+                          current_action="on_demand", current_bid_per_gpu=None, current_market=self.market,
+                          current_running=True)
+        try:
+            decision = self.decide(job, policy, now, running)
+        except (Infeasible, InsufficientHistory):
+            return None  # a decision that cannot be made keeps a running pod (as a tick does)
+        if decision.action == "on_demand":
+            return None
+        return f"the next decision would end it ({decision.reasons[0] if decision.reasons else decision.action})"
 
     def _on_demand_fallback(self, job: JobSpec, policy: Policy, now: datetime,
                             job_spent: float) -> tuple[Decision | None, str]:

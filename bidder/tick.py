@@ -1264,7 +1264,7 @@ class _Tick:
         self.ex.emit(self.now, "not_allowed", job=jc.name, pod_id=row["pod_id"], message=head)
         decision = self._decide(job, policy, progress)
         if not isinstance(decision, str) and decision.action != "wait":
-            report = self._move(jc, job, policy, row, decision, progress.spent)
+            report = self._move(jc, job, policy, row, decision, progress.spent, progress=progress)
             return replace(report, message=f"{head}; {report.message}")
         would = "would be " if self.ex.dry_run else ""
         if (row.get("market") or "runpod") == "vast":
@@ -1370,7 +1370,8 @@ class _Tick:
         if isinstance(decision, str) or decision.action == "wait":
             return self._wait(jc, decision)
         result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent,
-                                                     hours_ahead=self.hours_ahead(jc, progress.work_done_hours, None))
+                                                     hours_ahead=self.hours_ahead(jc, progress.work_done_hours, None),
+                                                     progress=progress)
         tries = "; ".join(f"{a.kind} {a.gpu_type_id}/{a.cloud}: {a.outcome}" + (f" ({a.message})" if a.message
                                                                                  and a.outcome != "ok" else "")
                           for a in result.attempts)
@@ -1455,7 +1456,7 @@ class _Tick:
                 self._save(jc, resume_failures=failures + 1)
             return self._wait(jc, f"could not resume {row['pod_id']}: {attempt.message}", row["pod_id"],
                               note=self._volume_note(jc, row))
-        return self._move(jc, job, policy, row, decision, progress.spent)
+        return self._move(jc, job, policy, row, decision, progress.spent, progress=progress)
 
     def _standing_bid_refused(self, jc: JobConfig, policy: Policy, row: dict[str, Any],
                               progress: JobProgress) -> str | None:
@@ -1480,15 +1481,17 @@ class _Tick:
         return None
 
     def _move(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], decision: Decision,
-              spent: float, note: str | None = None) -> JobReport:
+              spent: float, note: str | None = None, progress: JobProgress | None = None) -> JobReport:
         """A new pod where the decision says. The old (stopped) one is retired first, so the job never has
-        two pods: if it cannot be, nothing is rented; if the new one cannot be rented, the job waits."""
+        two pods: if it cannot be, nothing is rented; if the new one cannot be rented, the job waits.
+        `progress`: the job's, for the launch's check of an on-demand fallback (`Executor.launch`)."""
         terminate = _ends_for_good(jc, row)
         failed = self._retire(jc, row, f"the job moves: {decision.reasons[0] if decision.reasons else decision.action}",
                               terminate=terminate)
         if failed is not None:
             return self._wait(jc, f"could not move the job: {failed}", row["pod_id"])
-        result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent)
+        result = self.ex_for(decision.market).launch(jc, job, policy, decision, self.now, job_spent=spent,
+                                                     progress=progress)
         if result.pod is None or result.attempt is None:
             tries = "; ".join(f"{a.kind} {a.gpu_type_id}: {a.outcome}" for a in result.attempts)
             if self.ex.dry_run and result.requests:

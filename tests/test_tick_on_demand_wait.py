@@ -5,6 +5,7 @@ rates'. Kept, an on-demand fallback ran 14 hours ($4.73) while the plan said "wa
 from __future__ import annotations
 
 import sqlite3
+import tomllib
 
 import pytest
 from click.testing import CliRunner
@@ -62,28 +63,40 @@ def dump(env) -> str:
         conn.close()
 
 
-def on_demand_fallback(env, config=None, jobs: int = 1) -> list:
-    """Spot answers "no instances available" until each job has a pod: the launch falls back to the
-    decision's on-demand alternative. Returns the on-demand pods, spot answering again."""
-    env.emu.malform("podRentInterruptable", NO_SPOT, execute=False, times=None)
-    for _ in range(24):
-        if config is None:
+def on_demand_pods(env, text: str, *, cli: bool = True, jobs: int = 1) -> list:
+    """Each job of bidder.toml `text` on an on-demand pod, as the audit's ticks had it: the ticks bid
+    against spot answering "no instances available" until every job's decision bids, then a tick with
+    allow_spot = false at that moment rents on-demand (a spot create refused no longer falls back to an
+    on-demand pod the next decision would end: test_a_planned_spot_refused_for_capacity_waits_...). Then
+    bidder.toml is `text` again and five minutes pass."""
+    no_spot = text.replace('image = "runpod/pytorch:latest"\n', 'image = "runpod/pytorch:latest"\nallow_spot = false\n')
+    assert no_spot.count("allow_spot = false") == jobs
+
+    def tick(toml: str) -> None:
+        if cli:
+            (env.tmp / "bidder.toml").write_text(toml)
             assert cli_tick(env).exit_code == 0
         else:
-            env.tick(config)
-        if len(env.live_pods()) == jobs:
+            env.tick(env.config(toml))
+
+    env.emu.malform("podRentInterruptable", NO_SPOT, execute=False, times=None)
+    for _ in range(24):
+        tick(text)
+        if all("rent_spot:error" in env.kinds(name) for name in tomllib.loads(text)["jobs"]):
             break
         env.emu.advance(300)
     env.emu.clear_malformed()
+    assert env.live_pods() == []
+    tick(no_spot)
+    (env.tmp / "bidder.toml").write_text(text)
     pods = env.live_pods()
     assert len(pods) == jobs and all(p.pod_type == "RESERVED" for p in pods), pods
     env.emu.advance(300)
     return pods
 
 
-def test_an_on_demand_fallback_is_stopped_when_the_plan_waits_and_spot_starts_later(env):
-    (env.tmp / "bidder.toml").write_text(BATCH + "volume = 20\n")
-    [pod] = on_demand_fallback(env)
+def test_an_on_demand_pod_is_stopped_when_the_plan_waits_and_spot_starts_later(env):
+    [pod] = on_demand_pods(env, BATCH + "volume = 20\n")
     assert env.kinds("train")[-1] == "deploy_on_demand:ok"
     # The dry run says what it would send and changes nothing.
     before = dump(env)
@@ -108,7 +121,7 @@ def test_an_on_demand_fallback_is_stopped_when_the_plan_waits_and_spot_starts_la
     assert (stop["kind"], stop["outcome"], stop["pod_id"]) == ("stop", "ok", pod.id)
     assert stop["reason"].startswith("on-demand ended to wait: the plan starts spot on RTX A6000"), stop["reason"]
     state = env.store.job_state("train")
-    # Started as a fallback a tick ago and stopped at once: its five minutes are booked, no interruption.
+    # Started a tick ago and stopped at once: its five minutes are booked, no interruption.
     assert state["state"] == "waiting" and state["interruptions"] == 0
     assert state["spent"] == pytest.approx(0.33 * 5 / 60, abs=0.002)
     assert env.store.pod(pod.id)["state"] == "retired"
@@ -127,8 +140,7 @@ def test_an_on_demand_fallback_is_stopped_when_the_plan_waits_and_spot_starts_la
 
 
 def test_an_on_demand_pod_whose_stop_fails_runs_on_and_the_line_says_so(env):
-    (env.tmp / "bidder.toml").write_text(BATCH)
-    [pod] = on_demand_fallback(env)
+    [pod] = on_demand_pods(env, BATCH)
     env.emu.malform("podStop", {"errors": [{"message": "Something went wrong. Please try again later."}]},
                     status=500, execute=False, times=None)
     result = cli_tick(env)
@@ -148,7 +160,7 @@ def test_an_on_demand_pod_whose_stop_fails_runs_on_and_the_line_says_so(env):
 def test_the_rates_wait_stops_a_batch_jobs_on_demand_pod_and_a_service_keeps_its_own(env):
     # Without a deadline the rates decide; they weigh the running on-demand pod (its restart) when they
     # wait for the floor to fall. A service never waits off a running pod: it keeps on-demand.
-    config = env.config(f"""
+    text = f"""
 [jobs.batch]
 gpu = ["{A6000}"]
 cloud = "community"
@@ -162,8 +174,9 @@ cloud = "community"
 keep_running = true
 tolerance = "high"
 image = "runpod/pytorch:latest"
-""")
-    pods = on_demand_fallback(env, config, jobs=2)
+"""
+    pods = on_demand_pods(env, text, cli=False, jobs=2)
+    config = env.config(text)
     env.emu.world.set_floor(A6000, "COMMUNITY", 0.3)  # spot over its usual level, under on-demand's $0.33
     report = env.tick(config)
     batch, svc = sorted(report.jobs, key=lambda j: j.name)
@@ -203,3 +216,31 @@ def test_a_vast_on_demand_instance_is_destroyed_when_the_plan_waits(emulator, cl
     finally:
         store.close()
         vclient.close()
+
+
+def test_a_planned_spot_refused_for_capacity_waits_instead_of_renting_on_demand(env):
+    # Spot answers "no instances available" for the job's whole window, ticked hourly. The plan's spot
+    # create is refused; the decision's on-demand alternative is not rented while the decision with that
+    # pod running would end it (before: a new on-demand pod at almost every tick, each ended at the next,
+    # its restart lost). On-demand comes once, when the deadline wants it, and runs to the end.
+    config = env.config(BATCH)
+    env.emu.malform("podRentInterruptable", NO_SPOT, execute=False, times=None)
+    refused = None
+    for _ in range(72):
+        report = env.tick(config)
+        job = report.jobs[0]
+        assert len(env.running()) <= 1
+        if refused is None and job.message.startswith("not launched: spot NVIDIA RTX A6000/COMMUNITY: no_capacity"):
+            refused = job
+        if job.state == "finished":
+            break
+        env.emu.advance(3600)
+    assert refused is not None and refused.state == "waiting" and env.store.job_state("train")
+    assert ("; no on-demand fallback on NVIDIA RTX A6000/COMMUNITY: the next decision would end it (RTX A6000 spot "
+            "at $") in refused.message, refused.message
+    assert job.state == "finished" and job.message == "work done: 24.00 of 24 h", job.message
+    kinds = env.kinds("train")
+    assert kinds.count("deploy_on_demand:ok") == 1 and kinds[-2:] == ["deploy_on_demand:ok", "stop:ok"], kinds
+    assert set(kinds[:-2]) == {"rent_spot:error"}
+    # Its 24 h on-demand at $0.33, nothing else (before: $9.57, 29 on-demand pods for 24.33 h of work).
+    assert env.store.job_state("train")["spent"] == pytest.approx(24 * 0.33, abs=0.01)
