@@ -1398,6 +1398,13 @@ class _Tick:
                  state: dict[str, Any]) -> JobReport:
         """The job's pod is stopped and bidder did not stop it: resume, wait, or move."""
         decision = self._decide(job, policy, progress)
+        doomed = self._under_floor(row, decision)
+        if doomed is not None:
+            # RunPod refuses a bid resume under the floor (each refusal counted toward a move that leaves the
+            # volume behind): the job is decided as a fresh start, whose spot bid is the plan's for the floor now.
+            decision = self._decide(job, policy, replace(progress, current_gpu_type_id=None, current_cloud=None,
+                                                         current_action=None, current_bid_per_gpu=None,
+                                                         current_market=None))
         # A paused Vast instance resumes by itself at its standing bid: a bid the policy no longer allows
         # (a lowered cap, budget or max_spend_per_hour) must not stand while it waits.
         standing_refused = self._standing_bid_refused(jc, policy, row, progress)
@@ -1415,7 +1422,9 @@ class _Tick:
                 failed = self._retire(jc, row, f"the job waits: {unwanted}", terminate=True)
                 note = failed or f"instance {row['pod_id']} {'would be ' if self.ex.dry_run else ''}destroyed: {unwanted}"
                 return self._wait(jc, decision, None if failed is None else row["pod_id"], note=note)
-            return self._wait(jc, decision, row["pod_id"], note=self._volume_note(jc, row))
+            return self._wait(jc, decision, row["pod_id"],
+                              note="; ".join(x for x in (doomed and f"pod {row['pod_id']} not resumed: {doomed}",
+                                                         self._volume_note(jc, row)) if x) or None)
         same = (decision.gpu_type_id == row["gpu_type_id"] and decision.cloud == row["cloud"]
                 and decision.action == ("spot" if row["kind"] == "spot" else "on_demand")
                 and (decision.market or "runpod") == (row.get("market") or "runpod"))
@@ -1444,7 +1453,8 @@ class _Tick:
                 return self._vast_resumed(jc, row, attempt.bid_per_gpu)
             if attempt.outcome == "ok":
                 what = f"podBidResume at ${attempt.bid_per_gpu:.3f}/GPU-h" if row["kind"] == "spot" else "podResume"
-                message = f"resumed {row['pod_id']} on {row['gpu_type_id']} ({row['cloud']}): {what}"
+                message = (f"resumed {row['pod_id']} on {row['gpu_type_id']} ({row['cloud']}): {what}"
+                           + (f", re-bid at the plan's price for the floor now: {doomed}" if doomed else ""))
                 self._save(jc, state="running", note=message, resume_failures=None)
                 return self._report(jc, "running", message, row["pod_id"])
             if attempt.outcome == "dry_run":
@@ -1456,7 +1466,26 @@ class _Tick:
                 self._save(jc, resume_failures=failures + 1)
             return self._wait(jc, f"could not resume {row['pod_id']}: {attempt.message}", row["pod_id"],
                               note=self._volume_note(jc, row))
-        return self._move(jc, job, policy, row, decision, progress.spent, progress=progress)
+        return self._move(jc, job, policy, row, decision, progress.spent, progress=progress,
+                          note=doomed and f"pod {row['pod_id']} not resumed: {doomed}")
+
+    def _under_floor(self, row: dict[str, Any], decision: Decision | str) -> str | None:
+        """Why resuming the stopped RunPod spot pod at the decision's bid is bound to be refused: the plan
+        "kept" its bid while the floor rose above it (None: not such a resume). The floor is the quote's
+        this tick (the one the plan's reason names), else the pod's lowestBidPriceToResume."""
+        if isinstance(decision, str) or decision.action != "spot" or row["kind"] != "spot" \
+                or (row.get("market") or "runpod") != "runpod" or (decision.market or "runpod") != "runpod" \
+                or (decision.gpu_type_id, decision.cloud) != (row["gpu_type_id"], row["cloud"]):
+            return None
+        bid, g = decision.bid_per_gpu, int(row.get("gpu_count") or decision.gpu_count)
+        floor = next((q.minimum_bid_price for q in reversed(self.store.latest_quotes("runpod", at=self.now))
+                      if (q.gpu_type_id, q.cloud, q.gpu_count) == (row["gpu_type_id"], row["cloud"], g)), None)
+        if floor is None:
+            pod = next((p for p in self.listings.get("runpod", []) if p.id == row["pod_id"]), None)
+            floor = getattr(pod, "lowest_bid_price_to_resume", None)
+        if bid is None or floor is None or bid >= floor - 1e-9:
+            return None
+        return f"its kept bid ${bid:.3f} is under the floor ${floor:.3f}, which RunPod refuses"
 
     def _standing_bid_refused(self, jc: JobConfig, policy: Policy, row: dict[str, Any],
                               progress: JobProgress) -> str | None:

@@ -1,0 +1,52 @@
+"""A stopped spot pod whose plan "keeps" its bid under the floor is never sent a doomed resume: against
+the emulator over HTTP, the tick waits on the pod (its volume kept) or re-bids it on its machine at the
+plan's price for the floor now. Before, RunPod refused each resume ("keep RTX A6000 spot at $0.136 (floor
+$0.144)"), and after three refusals the job moved to a new pod, its volume left behind."""
+
+from __future__ import annotations
+
+import pytest
+from executor_helpers import A6000, live
+
+#: 24 GPU-hours due in 40 hours, tolerance high: on the emulator (seed 0) at the end of the standard
+#: history the plan bids $0.140 at once, and for a fresh start at a floor of $0.144 it first waits, then
+#: bids above it.
+BATCH = f"""
+[jobs.train]
+gpu = ["{A6000}"]
+cloud = "community"
+hours = 24
+deadline = "40h"
+tolerance = "high"
+image = "runpod/pytorch:latest"
+volume = 20
+"""
+
+
+def test_a_kept_bid_under_the_floor_waits_on_its_pod_then_re_bids_it_at_the_plans_price(env):
+    config = env.config(BATCH)
+    job = env.tick(config).jobs[0]
+    [pod] = live(env)
+    assert job.state == "running" and pod.pod_type == "INTERRUPTABLE" and pod.bid == pytest.approx(0.14), job.message
+    env.emu.advance(3600)
+    assert env.tick(config).jobs[0].state == "running"
+    # The floor rises over its bid and stays there (ticked hourly): outbid, and the plan keeps the bid.
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.144)
+    assert pod.desired_status == "EXITED"
+    lines = []
+    for _ in range(3):
+        env.emu.advance(3600)
+        lines.append(env.tick(config).jobs[0])
+    waited, waited_again, rebid = lines
+    for line in (waited, waited_again):
+        assert line.state == "waiting" and line.message.startswith("wait: the plan starts spot on RTX A6000 when "
+                                                                   "the floor is under $"), line.message
+        assert (f"; pod {pod.id} not resumed: its kept bid $0.140 is under the floor $0.144, which RunPod refuses; "
+                f"the volume stays on pod {pod.id}") in line.message, line.message
+    assert rebid.state == "running" and rebid.message == (
+        f"resumed {pod.id} on {A6000} (COMMUNITY): podBidResume at $0.146/GPU-h, re-bid at the plan's price for the "
+        "floor now: its kept bid $0.140 is under the floor $0.144, which RunPod refuses"), rebid.message
+    # The same pod (its volume with it), at a bid over the floor; no resume was refused, nothing moved.
+    assert live(env) == [pod] and pod.desired_status == "RUNNING" and pod.bid == pytest.approx(0.146)
+    assert env.kinds("train") == ["rent_spot:ok", "bid_resume:ok"]
+    assert env.store.job_state("train").get("resume_failures") is None
