@@ -322,6 +322,12 @@ def _last_heard(row: Mapping[str, Any], observations: Sequence[Mapping[str, Any]
     return observations[-1]["ts"] if observations else row.get("created")
 
 
+def _counted(row: Mapping[str, Any]) -> int | None:
+    """The interruptions the pod's record holds (the executor's, from RunPod's status text)."""
+    value = row.get("interruptions")
+    return None if value is None else int(value)
+
+
 def _end(hi: float, now: datetime | None) -> float:
     """Where a silence in the period stops: its end, or `now` if earlier (no poll is missing yet)."""
     return min(hi, now.timestamp()) if now is not None else hi
@@ -335,7 +341,7 @@ def _starts_of(market: str) -> tuple[str, ...]:
 
 
 def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],
-                   market: str = DEFAULT_MARKET) -> list[datetime]:
+                   market: str = DEFAULT_MARKET, counted: int | None = None) -> list[datetime]:
     """Times the pod stopped without bidder asking (see the module docstring). A successful start
     (rent, resume) counts as running from its time, like a RUNNING poll: a pod resumed and outbid
     again before the next poll was interrupted too. At equal times a poll comes before an action
@@ -343,9 +349,13 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
     tick (a bid above a lowered cap, re-placed) leave the pod running, and its next exit is counted.
 
     A stop at the very time of an exit observation: on RunPod that observation is the exit bidder
-    writes as it stops a running pod (after the stop: its own); on Vast bidder writes none when it
-    stops an instance, so it is the tick's poll, made before the stop (an outbid seen, then the pod
-    ended to move the job): an interruption."""
+    writes as it stops a running pod (after the stop: its own) when a poll (or start) at that same
+    second saw it running, since every stop of bidder's follows a poll of the pod; with no sign of
+    running at that second, the exit was the poll's, seen before the stop was sent (an outbid RunPod
+    stamped on the second of the tick, then the pod ended to move the job): an interruption, as
+    `counted` (the pod's own record of the exits RunPod's status text called its own; None: not known)
+    allows beside the others found, so bidder's own stop is never counted. On Vast bidder writes no
+    exit when it stops an instance, so it is always the tick's poll: an interruption."""
     stops = [(a["ts"], a.get("id") or 0) for a in actions
              if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
     exit_after_stop = market != "vast"
@@ -355,17 +365,25 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
     timeline += [(a["ts"], 1, a.get("id") or 0, "RUNNING") for a in actions
                  if a["kind"] in starts and a["outcome"] == "ok"]
     timeline.sort(key=lambda item: (item[0], item[1], item[2]))
-    out = []
+    out, same_second = [], []
     last_running: tuple[datetime, int] | None = None  # (time, ledger id of the start; 0 for a poll)
     for ts, _, action_id, status in timeline:
         if status == "RUNNING":
             last_running = (ts, action_id)
             continue
-        if last_running is not None and not any(last_running <= (s, i) and (s < ts or (s == ts and exit_after_stop))
-                                                for s, i in stops):
-            out.append(ts)
+        if last_running is not None:
+            after = [s for s, i in stops if last_running <= (s, i)]
+            if any(s < ts for s in after):
+                pass  # bidder stopped it before this exit
+            elif exit_after_stop and ts in after:
+                if last_running[0] < ts:
+                    same_second.append(ts)  # seen stopped by the poll before bidder's stop of that second
+            else:
+                out.append(ts)
         last_running = None
-    return out
+    if counted is not None:
+        same_second = same_second[:max(counted - len(out), 0)]
+    return sorted(out + same_second)
 
 
 class _OnDemand:
@@ -476,7 +494,7 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
     # An interruption is dated at the poll that saw it: one seen by the poll at the period's end, when
     # that end is now (the default), is in it, as `bidder pods` counts it (nothing later could hold it).
     ends_now = now is not None and now.timestamp() == hi
-    cut = [t for t in _interruptions(observations, actions, row.get("market") or DEFAULT_MARKET)
+    cut = [t for t in _interruptions(observations, actions, row.get("market") or DEFAULT_MARKET, _counted(row))
            if lo <= t.timestamp() < hi or (ends_now and t.timestamp() == hi)]
     curve: tuple[tuple[float, float, float], ...] = ()
     if seg.size:
@@ -683,7 +701,7 @@ def pod_track(store: Store, pod_id: str, until: datetime | None = None, since: d
     if until is not None and end is not None:
         end = min(end, until.timestamp())
     market = row.get("market") or DEFAULT_MARKET
-    cut = _interruptions(observations, actions, market)
+    cut = _interruptions(observations, actions, market, _counted(row))
     again = _running_again(observations, actions, cut, market)
     before = [b for b in bids if b[0] < lo]
     # The bid in force at `since` is drawn from there only if the pod ran then: one interrupted, paused
