@@ -1382,7 +1382,8 @@ class _Tick:
             what = _rate(a, self._storage(job, a, decision.market, result.pod))
             message = (f"launched {a.name} on {a.gpu_type_id} ({_where(a.cloud, decision.market)}) {what}"
                        + (f"; {notes}" if notes else ""))
-            self._save(jc, state="running", pod_id=result.pod.id, note=message)
+            # (a new pod starts with no refused resumes: a failed move may have left its old pod's)
+            self._save(jc, state="running", pod_id=result.pod.id, note=message, resume_failures=None)
             return self._report(jc, "running", message, result.pod.id)
         if self.ex.dry_run and result.requests:
             request = result.requests[-1]  # the dry run's attempt: the create it would send, request and all

@@ -50,3 +50,22 @@ def test_a_kept_bid_under_the_floor_waits_on_its_pod_then_re_bids_it_at_the_plan
     assert live(env) == [pod] and pod.desired_status == "RUNNING" and pod.bid == pytest.approx(0.146)
     assert env.kinds("train") == ["rent_spot:ok", "bid_resume:ok"]
     assert env.store.job_state("train").get("resume_failures") is None
+
+
+def test_a_launch_clears_the_resume_failures_a_failed_move_left(env):
+    """A move whose new pod could not be rented leaves the job waiting with its old pod's resume failures
+    counted; the pod it launches later starts with none, so its first interruption is resumed (on its own
+    volume), not moved at once."""
+    config = env.config(BATCH)
+    env.store.save_job_state("train", state="waiting", resume_failures=3)  # as that failed move left it
+    assert env.tick(config).jobs[0].state == "running"
+    [pod] = live(env)
+    assert env.store.job_state("train").get("resume_failures") is None
+    env.emu.advance(3600)
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.5)  # outbid
+    assert pod.desired_status == "EXITED"
+    env.emu.world.set_floor(A6000, "COMMUNITY", 0.12)  # and back under its bid
+    env.emu.advance(600)
+    line = env.tick(config).jobs[0]
+    assert line.state == "running" and line.message.startswith(f"resumed {pod.id}"), line.message
+    assert live(env) == [pod] and env.kinds("train") == ["rent_spot:ok", "bid_resume:ok"]
