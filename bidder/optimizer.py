@@ -167,7 +167,7 @@ from bidder.models import (
     Policy,
     PriceQuote,
 )
-from bidder.planner import Choice, MarketNow, PodNow, choose, pooled_model
+from bidder.planner import Choice, MarketNow, PodNow, choose, pause_levels, pooled_model
 from bidder.units import to_iso, usd_limit
 
 __all__ = [
@@ -555,7 +555,7 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
         return None  # the rates name the budget constraint (or find what fits it)
     # The model the plan followed: the market's own, or the pool's (remembered since `choose` fitted it).
     model = pooled_model([views[i].model for i in choice.pool]) if choice.pool else None
-    model = model or views[choice.market].model
+    model = pause_levels(model or views[choice.market].model)  # the levels the plan had (Vast's pause levels)
     time_left = (job.deadline - now).total_seconds() / 3600.0
     action, bid = choice.action, choice.bid
     if action == "keep":

@@ -24,7 +24,8 @@ block it may wait (no cost, no work), run on-demand (pays on-demand, one block o
 level `j` (pays `edges[j]` per hour, pay-as-bid; the block's work if the next state is at most `j`, else
 it is interrupted half-way on average: half the block paid, no work; on a market whose machines pause
 a pod the floor does not show, Vast's, `FloorModel.machine_pause` gives the chance it is interrupted
-anyway, by the bid's premium over the block's floor) or keep its pod; a pod it ends
+anyway, by the bid's premium over the block's floor; such a market's levels also hold the bids at
+the pauses' own premiums, `pause_levels`) or keep its pod; a pod it ends
 (to switch or wait) and a spot pod the floor interrupts lose `restart_h` of work (the restart
 overhead), as in the backtest engine. An interrupted kept pod has in fact done half a block of work
 before its restart: the plans followed where the tolerance does not bind count it, the budget's search
@@ -70,6 +71,7 @@ __all__ = [
     "block_maxima",
     "choose",
     "fit_floor_model",
+    "pause_levels",
     "plan_for",
     "pooled_model",
     "recent_max",
@@ -221,8 +223,9 @@ def fit_floor_model(ts: np.ndarray, floor: np.ndarray, on_demand: float, now: fl
 
 
 def _fit_maxima(maxima: np.ndarray, on_demand: float, now: float, *, step_h: float, half_life_h: float,
-                levels: int, prior: float, phases: int) -> FloorModel:
-    """`fit_floor_model` from the block maxima (oldest first, the last block ending at `now`)."""
+                levels: int, prior: float, phases: int, extra_edges: np.ndarray | None = None) -> FloorModel:
+    """`fit_floor_model` from the block maxima (oldest first, the last block ending at `now`);
+    `extra_edges`: bid levels added to the quantiles (`pause_levels`)."""
     blocks = len(maxima)
     age_h = step_h * np.arange(blocks - 1, -1, -1, dtype=float)
     weight = 0.5 ** (age_h / half_life_h)
@@ -237,6 +240,8 @@ def _fit_maxima(maxima: np.ndarray, on_demand: float, now: float, *, step_h: flo
         targets = cum[-1] * np.arange(1, levels + 1) / levels  # equal weighted shares of those blocks
         picks = np.searchsorted(cum, targets - 1e-12, side="left").clip(0, len(values) - 1)
         edges = np.unique(values[picks])
+    if extra_edges is not None and len(extra_edges):
+        edges = np.union1d(edges, extra_edges)
     k = len(edges)
     state = np.where(known, np.searchsorted(edges, np.where(known, maxima, 0.0), side="left"), k)
     counts = np.zeros((k + 1, k + 1))
@@ -374,6 +379,44 @@ def pooled_model(models: Sequence[FloorModel]) -> FloorModel | None:
     while len(_pools) > PLAN_CACHE_SIZE:
         _pools.popitem(last=False)
     return pooled
+
+
+def pause_levels(model: FloorModel) -> FloorModel:
+    """`model` with bid levels that buy fewer machine pauses, where it has machine rates (Vast's).
+
+    The levels are quantiles of the floor's block maxima: the bids worth making against the floor
+    alone. Against its machine's pauses a bid buys more the higher it is over the floor
+    (`bidder.machine_hazard`; on emulator seed 2's RTX A6000, 0.89 pauses an hour at the floor, 0.52 at
+    30% over it, 0.30 at twice it), but that floor's maxima spanned 12% over its lowest level: no plan
+    could bid where the pauses fall, and where the tolerance binds, at the budget's first interruption
+    price every level paused about as often and the plan ran on-demand. Here the bids at the rates' own
+    premiums over the lowest level, above every quantile and under on-demand, are levels too (the chain
+    refitted on the same maxima). Unchanged without machine rates (RunPod, a trace's Vast)."""
+    if model.machine_rates is None or model.machine_premiums is None or model.maxima is None or model.levels == 0 \
+            or model.end is None:
+        return model
+    hit = _leveled.get(id(model))
+    if hit is not None and hit[0] is model:
+        _leveled.move_to_end(id(model))
+        return hit[1]
+    extra = float(model.edges[0]) * (1.0 + np.asarray(model.machine_premiums, dtype=float))
+    extra = extra[(extra > float(model.edges[-1]) * (1 + 1e-9)) & (extra < model.on_demand)]
+    leveled = model
+    if len(extra):
+        leveled = replace(_fit_maxima(model.maxima, model.on_demand, model.end, step_h=model.step_h,
+                                      half_life_h=HALF_LIFE_H, levels=LEVELS, prior=PRIOR, phases=DAILY_PHASES,
+                                      extra_edges=extra),
+                          blocks=model.blocks, machine_premiums=model.machine_premiums,
+                          machine_rates=model.machine_rates)
+    _leveled[id(model)] = (model, leveled)
+    while len(_leveled) > 4 * PLAN_CACHE_SIZE:
+        _leveled.popitem(last=False)
+    return leveled
+
+
+#: Models with pause levels (`pause_levels`) by the id of the model they were made from, kept with it (so
+#: the id stays its own): a backtest's plans are cached by their model's id, so one model, one leveled.
+_leveled: OrderedDict[int, tuple[FloorModel, FloorModel]] = OrderedDict()
 
 
 @dataclass(frozen=True, eq=False)
@@ -807,6 +850,9 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     if (window_h / step + 1) * (work_h / step + 4) > MAX_PLAN_CELLS:
         return None  # too long a job for one table: the rates decide
     options = [*markets, *_pools_of(markets, usable)]
+    # Vast's markets (machine pauses known): bid levels that buy fewer pauses too.
+    options = [o if o.model is None or o.model.machine_rates is None else replace(o, model=pause_levels(o.model))
+               for o in options]
     usable += range(len(markets), len(options))
     members = {i: options[i].members or (i,) for i in usable}
     work = {}

@@ -159,3 +159,20 @@ def test_no_offer_stored_after_a_decision_changes_it(collected):
         before = [e for e in clean if e[0] < cut]
         assert before and before == [e for e in dirty if e[0] < cut]
         assert clean != dirty  # (once revealed, they are read)
+
+
+def test_a_vast_plan_bids_over_every_floor_seen_to_buy_fewer_pauses(collected):
+    """The plan's bid levels were the floor's quantiles: against Vast's machine pauses, which fall as the
+    bid rises over the floor (0.88 an hour at the floor here), no plan could bid over the highest floor
+    seen, and at tolerance high it bid that floor's top. Its levels now hold the bids at the pauses' own
+    premiums (`bidder.planner.pause_levels`): it bids over every floor seen, expecting fewer pauses."""
+    db, _ = collected
+    said = CliRunner().invoke(main, ["recommend", "--db", str(db), "--market", "vast", "--gpu", "RTX 4090", "--hours",
+                                     "3", "--deadline", "8h", "--tolerance", "high", "--now", START, "--format", "json"])
+    assert said.exit_code == 0, said.output
+    decision = json.loads(said.stdout)["decision"]
+    with Store.open(db, create=False) as store:
+        seen = store.floor_series("RTX 4090", "VERIFIED", 1, until=datetime(2026, 1, 2, 1, 0, 1, tzinfo=UTC),
+                                  market="vast")
+    assert decision["action"] == "spot" and "the plan's bid level" in decision["reasons"][0]
+    assert float(np.nanmax(seen.floor)) < decision["bid_per_gpu"] < float(seen.on_demand[-1])
