@@ -1141,14 +1141,19 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         # names the constraint that rules out the cheapest candidate otherwise choosable).
         with np.errstate(invalid="ignore"):
             fails = {"tolerance": now_plan["per_day"] > tolerance + 1e-12,
-                     "min_savings": now_plan["run"] > max_savings_cost,
-                     "budget": (now_plan["total"] > budget_left + 1e-9 if budget_left is not None
-                                else np.zeros(now_settled.shape, dtype=bool)),
-                     "deadline": ~np.isfinite(now_plan["cost"])}
-        count = sum(f.astype(int) for f in fails.values())
+                     "min_savings": now_plan["run"] > max_savings_cost}
+            if budget_left is not None:  # (without a budget it rules out nothing)
+                fails["budget"] = now_plan["total"] > budget_left + 1e-9
+            fails["deadline"] = ~np.isfinite(now_plan["cost"])
+        count = np.zeros(now_settled.shape, dtype=np.int8)
+        for f in fails.values():
+            count += f
+        single = now_settled & (count == 1)
         picks = [(_cheapest(now_plan["run"], now_settled), None)]
-        picks += [(_cheapest(now_plan["run"], now_settled & f & (count == 1)), name)
-                  for name, f in fails.items() if (now_settled & f & (count == 1)).any()]
+        for name, f in fails.items():
+            alone_here = single & f
+            if alone_here.any():
+                picks.append((_cheapest(now_plan["run"], alone_here), name))
         for (i, j), only in picks:
             _reject_spot(q, st, i if rows is None else int(rows[i]), float(now_plan["per_day"][i, j]),
                          float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
