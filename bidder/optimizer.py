@@ -149,7 +149,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -235,16 +235,40 @@ class _Rejections:
     choosable), the cheapest first. So a budget that rules out every bid the tolerance allows is
     named, not the tolerance that also rules out the cheaper bids."""
 
-    best: tuple[bool, float, str, str] | None = None  # (not alone, cost, constraint, message)
-    #: The cheapest spot bid ruled out, by whatever (cost, message): named beside an on-demand `best`.
-    spot: tuple[float, str] | None = None
+    _best: tuple[bool, float, str, str] | None = None  # (not alone, cost, constraint, message)
+    _spot: tuple[float, str] | None = None
+    #: Rejections not yet worked out (`defer`), in the order they came: most decisions never read them.
+    _pending: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def best(self) -> tuple[bool, float, str, str] | None:
+        """(not alone, cost, constraint, message) of the rejection an error names."""
+        self._flush()
+        return self._best
+
+    @property
+    def spot(self) -> tuple[float, str] | None:
+        """The cheapest spot bid ruled out, by whatever (cost, message): named beside an on-demand `best`."""
+        self._flush()
+        return self._spot
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """`work` adds rejections when they are first read (the same ones, in the same order)."""
+        self._pending.append(work)
+
+    def _flush(self) -> None:
+        while self._pending:
+            todo, self._pending = self._pending, []
+            for work in todo:
+                work()
 
     def add(self, cost: float, constraint: str, message: str, *, alone: bool = True, spot_note: str | None = None) -> None:
         """`spot_note`: what the spot slot says instead of `message` (a late plan's budget: its cost is inf)."""
-        if self.best is None or (not alone, cost) < self.best[:2]:
-            self.best = (not alone, cost, constraint, message)
-        if _is_spot(message) and (self.spot is None or cost < self.spot[0]):
-            self.spot = (cost, spot_note or message)
+        self._flush()  # (what was deferred before this came first)
+        if self._best is None or (not alone, cost) < self._best[:2]:
+            self._best = (not alone, cost, constraint, message)
+        if _is_spot(message) and (self._spot is None or cost < self._spot[0]):
+            self._spot = (cost, spot_note or message)
 
 
 def _is_spot(message: str) -> bool:
@@ -314,14 +338,15 @@ def _plan(c: np.ndarray, rho: np.ndarray, work: float | np.ndarray, slack: float
 def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
            stats: Mapping[MarketKey, MarketStats], now: datetime,
            progress: JobProgress | None = None, *, history_notes: Mapping[MarketKey, str] | None = None,
-           alternatives: bool = True) -> Decision:
+           alternatives: bool = True, reasons: bool = True) -> Decision:
     """The best action for `job` now, with ranked alternatives. Raises Infeasible naming the constraint.
 
     A batch job with a deadline whose markets all have a price-state model (`MarketStats.floor_model`)
     follows its plan (`bidder.planner`, see "Plans" above); every other job, or a plan that breaks the
     budget, is decided by the rates (`decide_by_rates`). `quotes` are the current quotes (the newest
     per market is used); `stats` the market statistics per market key (`PriceQuote.key`).
-    `alternatives=False` leaves the ranked alternatives out (a backtest never reads them).
+    `alternatives=False` leaves the ranked alternatives out (a backtest never reads them); `reasons=False`
+    the rates' reasons too (a backtest's replay of a service: the same action, bid and figures).
     """
     progress = progress or JobProgress()
     silence, held, short = 0.0, 0.0, False
@@ -336,7 +361,7 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     planned = None if short else _planned_decision(job, policy, quotes, stats, now, progress, alternatives,
                                                    history_notes)
     decision = planned or decide_by_rates(job, policy, quotes, stats, now, progress, history_notes=history_notes,
-                                          alternatives=alternatives)
+                                          alternatives=alternatives, reasons=reasons)
     if held > 0 or short:
         decision = replace(decision, reasons=(*decision.reasons, _silence_note(silence, held, short)))
     if held > 0 and job.deadline is not None:
@@ -611,7 +636,7 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
 def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                     stats: Mapping[MarketKey, MarketStats], now: datetime,
                     progress: JobProgress | None = None, *, history_notes: Mapping[MarketKey, str] | None = None,
-                    alternatives: bool = True) -> Decision:
+                    alternatives: bool = True, reasons: bool = True) -> Decision:
     """The best action for `job` now, with ranked alternatives. Raises Infeasible naming the constraint.
 
     `quotes` are the current quotes (the newest per market is used); `stats` the market statistics per
@@ -620,7 +645,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     why (e.g. "not enough price history for spot yet: 3 of 12 samples"): a decision that lacks spot for
     that reason says so in its reasons. With quotes from more than one market, every reason names the
     market. `alternatives=False` leaves the ranked alternatives out (a backtest never reads them); the
-    decision itself is the same.
+    decision itself is the same. `reasons=False` leaves its reasons out (empty; nor are the rejected
+    bids worked out unless an error must name one): the same action, bid and figures.
     """
     progress = progress or JobProgress()
     markets = select_quotes(job, quotes)
@@ -744,7 +770,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                         "so the deadline is met")
         ranked = sorted(ondemand, key=lambda c: c.cost)
         return _decision(best_od, ranked if alternatives else [], g, od_ref, keep_running,
-                         [*missing, *_storage_notes(job, best_od)], multi, job.deadline is not None)
+                         [*missing, *_storage_notes(job, best_od)], multi, job.deadline is not None, reasons)
 
     acting = ondemand + spot_now
     kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
@@ -847,6 +873,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
             or not _worth_switching(current, chosen, r, work, job, keep_running, restart_cost)):
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
+    if not reasons:
+        return _decision(chosen, others, g, od_ref, keep_running, reasons=False)
     saved = _saved_budget_note(float(policy.tolerance), tolerance, job, progress, time_left) \
         if chosen.action == "spot" and spent_note is None else None
     # On-demand chosen where a spot bid would have cost less, ruled out by a limit: said (a Vast service
@@ -1137,29 +1165,10 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         spot_now.append(candidate("spot", now_plan, (i, j), lam[row], float(bids[row])))
         best_ready = float(now_plan["cost"][i, j])
     elif now_settled.any():  # something could run now: say which constraint stops the cheapest
-        # The cheapest bid, and for each constraint the cheapest bid it alone rules out (the error
-        # names the constraint that rules out the cheapest candidate otherwise choosable).
-        with np.errstate(invalid="ignore"):
-            fails = {"tolerance": now_plan["per_day"] > tolerance + 1e-12,
-                     "min_savings": now_plan["run"] > max_savings_cost}
-            if budget_left is not None:  # (without a budget it rules out nothing)
-                fails["budget"] = now_plan["total"] > budget_left + 1e-9
-            fails["deadline"] = ~np.isfinite(now_plan["cost"])
-        count = np.zeros(now_settled.shape, dtype=np.int8)
-        for f in fails.values():
-            count += f
-        single = now_settled & (count == 1)
-        picks = [(_cheapest(now_plan["run"], now_settled), None)]
-        for name, f in fails.items():
-            alone_here = single & f
-            if alone_here.any():
-                picks.append((_cheapest(now_plan["run"], alone_here), name))
-        for (i, j), only in picks:
-            _reject_spot(q, st, i if rows is None else int(rows[i]), float(now_plan["per_day"][i, j]),
-                         float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
-                         budget_left, keep_running, rejected, only=only, alone=bool(count[i, j] == 1),
-                         patience=None if math.isfinite(time_left) else horizon, fallback=od_cost is not None,
-                         tolerance_given=tolerance_given, late=bool(fails["deadline"][i, j]) and only is None)
+        # (worked out only if an error or a reason reads it: a backtest's decisions rarely do)
+        rejected.defer(partial(_reject_settled, q, st, now_plan, now_settled, rows, tolerance, max_savings_cost,
+                               budget_left, keep_running, rejected,
+                               None if math.isfinite(time_left) else horizon, od_cost is not None, tolerance_given))
     # Waiting first spends slack: the expected rest of the floor's current excursion above b, then the
     # settling age the plan still needs.
     # Only bids in range with some time under them can make a plan (the rest are never valid).
@@ -1190,6 +1199,36 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
     plans.append(candidate("wait", plan, (i, j), lam[row], None, act_below=bid, note=note, delay=wait_delay,
                            waits_for_floor=floor is None or floor > bid + 1e-12))
+
+
+def _reject_settled(q: PriceQuote, st: MarketStats, now_plan: dict[str, np.ndarray], now_settled: np.ndarray,
+                    rows: np.ndarray | None, tolerance: float, max_savings_cost: float, budget_left: float | None,
+                    keep_running: bool, rejected: _Rejections, patience: float | None, fallback: bool,
+                    tolerance_given: float | None) -> None:
+    """Why no bid that could start now (`now_settled`, of the evaluation `now_plan` on `rows` of the
+    grid, None: all) was ready: the cheapest bid, and for each constraint the cheapest bid it alone rules
+    out (the error names the constraint that rules out the cheapest candidate otherwise choosable)."""
+    with np.errstate(invalid="ignore"):
+        fails = {"tolerance": now_plan["per_day"] > tolerance + 1e-12,
+                 "min_savings": now_plan["run"] > max_savings_cost}
+        if budget_left is not None:  # (without a budget it rules out nothing)
+            fails["budget"] = now_plan["total"] > budget_left + 1e-9
+        fails["deadline"] = ~np.isfinite(now_plan["cost"])
+    count = np.zeros(now_settled.shape, dtype=np.int8)
+    for f in fails.values():
+        count += f
+    single = now_settled & (count == 1)
+    picks = [(_cheapest(now_plan["run"], now_settled), None)]
+    for name, f in fails.items():
+        alone_here = single & f
+        if alone_here.any():
+            picks.append((_cheapest(now_plan["run"], alone_here), name))
+    for (i, j), only in picks:
+        _reject_spot(q, st, i if rows is None else int(rows[i]), float(now_plan["per_day"][i, j]),
+                     float(now_plan["run"][i, j]), tolerance, max_savings_cost, float(now_plan["total"][i, j]),
+                     budget_left, keep_running, rejected, only=only, alone=bool(count[i, j] == 1),
+                     patience=patience, fallback=fallback, tolerance_given=tolerance_given,
+                     late=bool(fails["deadline"][i, j]) and only is None)
 
 
 def _highest_row(mask: np.ndarray) -> np.ndarray:
@@ -1315,7 +1354,8 @@ def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool
 
 
 def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: float | None,
-              keep_running: bool, notes: Sequence[str] = (), multi: bool = False, deadline: bool = True) -> Decision:
+              keep_running: bool, notes: Sequence[str] = (), multi: bool = False, deadline: bool = True,
+              reasons: bool = True) -> Decision:
     def build(c: _Candidate, alternatives: tuple[Decision, ...] = (), extra: Sequence[str] = ()) -> Decision:
         return Decision(
             action=c.action,  # type: ignore[arg-type]
@@ -1327,7 +1367,7 @@ def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: floa
             expected_interruptions_per_day=round(c.per_day, 4),
             expected_total_cost=None if c.total is None else round(c.total, 4),
             expected_completion_hours=None if keep_running or c.completion is None else round(c.completion, 3),
-            reasons=(", ".join([_reason(c, od_ref, keep_running, multi, deadline), *extra]),),
+            reasons=(", ".join([_reason(c, od_ref, keep_running, multi, deadline), *extra]),) if reasons else (),
             alternatives=alternatives,
             act_below=c.act_below,
             market=c.quote.market,

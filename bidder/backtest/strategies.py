@@ -416,7 +416,7 @@ class BidderStrategy:
                                current_market=current.market if current else None,
                                started=self._started(state.start))
         try:
-            decision = decide(self.job, self.policy, quotes, stats, at, progress, alternatives=False)
+            decision = decide(self.job, self.policy, quotes, stats, at, progress, alternatives=False, reasons=False)
         except Infeasible as exc:
             self.notes[f"infeasible: {exc.constraint}"] += 1
             if exc.constraint == "deadline" and (pod is None or pod.kind != "on_demand"):
