@@ -158,13 +158,14 @@ def _age_hazard_bounds(events: np.ndarray, exposure: np.ndarray, confidence: flo
     """
     shapes = AGE_PRIOR_EVENTS + events
     shapes[:, 0] = events[:, 0] + 1.0
-    # Age by age down the columns, on transposed copies: a contiguous row per age costs numpy less.
-    rates_t, shapes_t = exposure.T.copy(), shapes.T
-    for j in range(1, events.shape[1]):
+    # Age by age down the columns, as lists of column views made once (indexing per step costs numpy more).
+    rates = exposure.T.copy()
+    rate_cols, shape_cols = list(rates), list(shapes.T)
+    for j in range(1, len(rate_cols)):
         # prior worth n0 events at the previous age's posterior mean: rate n0 / mean (1 · r is r, exactly)
-        prior = rates_t[j - 1] if AGE_PRIOR_EVENTS == 1.0 else AGE_PRIOR_EVENTS * rates_t[j - 1]
-        rates_t[j] += prior / shapes_t[j - 1]
-    return _gamma_upper(shapes, rates_t.T, confidence)
+        prior = rate_cols[j - 1] if AGE_PRIOR_EVENTS == 1.0 else AGE_PRIOR_EVENTS * rate_cols[j - 1]
+        rate_cols[j] += prior / shape_cols[j - 1]
+    return _gamma_upper(shapes, rates.T, confidence)
 
 
 @dataclass(frozen=True, eq=False)
@@ -721,14 +722,8 @@ def _hazards(run_n: np.ndarray, run_h: np.ndarray, run_d: np.ndarray, calm: np.n
     """λ(b | run age >= a_j), row by row: completed runs longer than a_j are the events; their
     (recency-weighted) time beyond a_j, plus the current censored run's, is the exposure.
     Returns (events, exposure, hazard)."""
-    events, exposure = _beyond_ages(run_n, run_h, run_d, p.decay)
-    # The current run's part: only levels with a calm (the floor at or under them) have one; the others'
-    # would add _decayed_hours(0) = 0.
-    rows = np.flatnonzero(~(calm <= 0.0))
-    if len(rows) == len(calm):
-        exposure += _decayed_hours(calm[:, None] - AGE_EDGES_HOURS[None, :], p.decay)
-    elif len(rows):
-        exposure[rows] += _decayed_hours(calm[rows, None] - AGE_EDGES_HOURS[None, :], p.decay)
+    events, completed = _beyond_ages(run_n, run_h, run_d, p.decay)
+    exposure = completed + _decayed_hours(calm[:, None] - AGE_EDGES_HOURS[None, :], p.decay)
     return events, exposure, _age_hazard_bounds(events, exposure, p.confidence) + p.reclaim
 
 
