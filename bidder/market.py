@@ -141,9 +141,8 @@ def _gamma_upper(shape: np.ndarray, rate: np.ndarray, confidence: float) -> np.n
     shape = np.maximum(shape, 1e-9)
     base = np.maximum(1.0 - 1.0 / (9.0 * shape) + z / (3.0 * np.sqrt(shape)), 0.0)
     quantile = shape * (base * base * base)  # (`** 3` calls pow(): 10x slower on these small arrays)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        upper = quantile / rate  # (dividing everywhere and masking costs less than two np.where)
-    upper[~(rate > 0)] = np.inf
+    upper = np.full_like(quantile, np.inf)  # (a `where=` divide: no errstate to enter, no mask to invert)
+    np.divide(quantile, rate, out=upper, where=rate > 0)
     return upper
 
 
