@@ -1046,8 +1046,9 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             keep = np.maximum(1.0 - lam * r, 0.0)  # (np.clip is slower on small arrays)
             positive = keep > 0
-            run = price / keep / s  # (two np.where cost more than dividing everywhere and masking)
-            run[~positive] = np.inf
+            # (inf where nothing is kept: a `where=` divide costs less than np.where or masking after)
+            run = np.divide(price, keep, out=np.full(keep.shape, np.inf), where=positive)
+            run /= s
             rho = s * avail * keep
             if keep_running:  # pure spot, all the time: its cost is its cost per useful hour
                 per_day = 24.0 * lam
@@ -1145,7 +1146,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     # -- standing plans: "bid b once the floor has stayed under b for a" for every (b, a). A plan whose
     # condition already holds is a bid now (its first run is judged by the hazard at the calm it has
     # shown so far); the best of the others is what waiting buys.
-    settled = actionable[:, None] & (st.age_edges_hours[None, :] <= st.calm_hours[:, None] + 1e-9) & (avail > 0)
+    has_time = avail > 0
+    settled = actionable[:, None] & (st.age_edges_hours[None, :] <= st.calm_hours[:, None] + 1e-9) & has_time
     best_ready = math.inf
     rows: np.ndarray | None = None  # the rows an evaluation holds (None: every row, in place)
     if service is not None:
@@ -1160,7 +1162,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     if highest_only:
         ready = _highest_row(ready)
     if ready.any():
-        i, j = _cheapest(now_plan["cost"], ready)
+        i, j = _cheapest_finite(now_plan["cost"], ready)
         row = i if rows is None else int(rows[i])
         spot_now.append(candidate("spot", now_plan, (i, j), lam[row], float(bids[row])))
         best_ready = float(now_plan["cost"][i, j])
@@ -1174,20 +1176,20 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     # Only bids in range with some time under them can make a plan (the rest are never valid).
     delay = None
     if service is not None:
-        plan, valid, rows = service, service["ok"] & (avail > 0) & ~settled & in_range[:, None], None
+        plan, valid, rows = service, service["ok"] & has_time & ~settled & in_range[:, None], None
     else:
-        rows = np.flatnonzero(in_range & (avail > 0).any(axis=1) & ~settled.all(axis=1))
+        rows = np.flatnonzero(in_range & has_time.any(axis=1) & ~settled.all(axis=1))
         if not len(rows):
             return
         delay = st.settle_wait_hours()[rows]
         plan = evaluate(np.broadcast_to(bids[rows, None], (len(rows), lam.shape[1])), lam[rows], avail[rows],
                         delay=delay)
-        valid = plan["ok"] & (avail[rows] > 0) & ~settled[rows]
+        valid = plan["ok"] & has_time[rows] & ~settled[rows]
     if highest_only:
         valid = _highest_row(valid)
     if not valid.any():
         return
-    i, j = _cheapest(plan["cost"], valid)
+    i, j = _cheapest_finite(plan["cost"], valid)
     if float(plan["cost"][i, j]) >= best_ready:
         return  # this market's bid now is no dearer than anything waiting buys
     wait_delay = 0.0 if delay is None else float(delay[i, j])
@@ -1243,6 +1245,12 @@ def _cheapest(values: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
     """(row, column) of the smallest of `values` where `mask` holds (the first in row-major order on a tie)."""
     flat = np.flatnonzero(mask.ravel())
     k = int(flat[np.argmin(values.ravel()[flat])])
+    return divmod(k, mask.shape[1])
+
+
+def _cheapest_finite(values: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
+    """`_cheapest` where every value `mask` holds is finite (a plan that is "ok"): in two numpy calls."""
+    k = int(np.where(mask, values, np.inf).argmin())
     return divmod(k, mask.shape[1])
 
 
