@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -366,6 +367,27 @@ def test_identical_inputs_give_identical_decisions(data: st.DataObject) -> None:
     assert first.reasons == second.reasons
     assert [(a.action, a.gpu_type_id, a.bid_per_gpu, a.expected_cost_per_hour) for a in first.alternatives] == \
         [(a.action, a.gpu_type_id, a.bid_per_gpu, a.expected_cost_per_hour) for a in second.alternatives]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_a_decision_without_reasons_is_the_same_decision_and_the_same_error(data: st.DataObject) -> None:
+    """`reasons=False` (a backtest's replay) leaves the reasons out and works out rejected bids only for
+    an error: the action, bid and figures are those of the full decision, and an error is the same."""
+    quotes, stats, jobspec, policy = _policy_job(data)
+    progress = JobProgress(current_gpu_type_id=quotes[0].gpu_type_id, current_cloud=quotes[0].cloud,
+                           current_action=data.draw(st.sampled_from(["spot", "on_demand", None])),
+                           current_bid_per_gpu=quotes[0].uninterruptable_price * 0.5)
+    try:
+        full = decide_by_rates(jobspec, policy, quotes, stats, NOW, progress, alternatives=False)
+    except Infeasible as exc:
+        with pytest.raises(Infeasible) as lean:
+            decide_by_rates(jobspec, policy, quotes, stats, NOW, progress, alternatives=False, reasons=False)
+        assert (str(lean.value), lean.value.constraint) == (str(exc), exc.constraint)
+        return
+    lean = decide_by_rates(jobspec, policy, quotes, stats, NOW, progress, alternatives=False, reasons=False)
+    assert lean.reasons == () and full.reasons
+    assert replace(lean, reasons=full.reasons) == full
 
 
 def test_a_running_spot_pod_of_a_batch_job_is_not_stopped_just_to_wait() -> None:
