@@ -49,7 +49,7 @@ from bidder.optimizer import (
 from bidder.units import format_duration, to_iso
 
 __all__ = ["DEFAULT_HISTORY_DAYS", "REFRESH_HINT", "RESCUE_MARGIN_HOURS", "HistoryInfo", "advise", "disk_storage",
-           "gather_stats", "history_note", "machine_pauses", "on_demand_rescue"]
+           "gather_stats", "history_note", "machine_pauses", "on_demand_rescue", "spot_pauses", "with_storage"]
 
 #: The end of the stale-snapshot message (`bidder recommend` drops it when its --refresh failed).
 REFRESH_HINT = " (or pass --refresh)"
@@ -188,7 +188,7 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
                                   f"({newest.isoformat()}): collect a fresh one with `bidder collect`"
                                   + REFRESH_HINT, samples=len(quotes))
     if job.disk_gb is not None:
-        quotes = with_storage(store, quotes, job.disk_gb)
+        quotes = with_storage(store, quotes, job.disk_gb, job=job)
     if spot_off:
         quotes = [replace(q, minimum_bid_price=None) if q.market in spot_off else q for q in quotes]
     chosen = select_quotes(job, quotes)
@@ -296,24 +296,27 @@ def disk_storage(store: Any, job: JobSpec, market: str | None, gpu_type_id: str,
     On spot, of the offer `bid_per_gpu` rents (see `with_storage`)."""
     if market != "vast" or job.disk_gb is None:
         return 0.0
-    for q in with_storage(store, store.latest_quotes("vast"), job.disk_gb):
+    for q in with_storage(store, store.latest_quotes("vast"), job.disk_gb, job=job):
         if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
             return disk_storage_per_hour(job, q, on_demand=on_demand, bid=None if on_demand else bid_per_gpu)
     return 0.0
 
 
-def with_storage(store: Any, quotes: list[Any], disk_gb: float | None = None) -> list[Any]:
+def with_storage(store: Any, quotes: list[Any], disk_gb: float | None = None, *, job: JobSpec | None = None
+                 ) -> list[Any]:
     """Vast's quotes with their storage prices, from the offers stored with them: an instance's disk
     bills on top of its bid, and a plan or budget that leaves it out understates the job (a 500 GB
     disk billed $0.10/h beside a $0.12 bid). Each is the price of the offer the launch rents, over the
     offers the quote summarises: on spot, of the offer each bid rents (`PriceQuote.spot_storage`, by
-    the launch's own rule, `bidder.vast.pick`, for a disk of `disk_gb`; `storage_per_gb_month` is the
-    lowest floor's), on-demand of the offer behind the on-demand price."""
+    the launch's own rule, `bidder.vast.pick`, for a disk of `disk_gb` and, for the markets `job`
+    accepts, its pauses: `spot_pauses`; `storage_per_gb_month` is the lowest floor's), on-demand of the
+    offer behind the on-demand price."""
     from bidder.vast.offers import SEARCH_DISK_GB
-    from bidder.vast.pick import spot_storage_steps
+    from bidder.vast.pick import NO_PAUSES, spot_storage_steps
     from bidder.vast.summary import offers_of
 
     disk = SEARCH_DISK_GB if disk_gb is None else float(disk_gb)
+    wanted = set() if job is None else {q.key for q in select_quotes(job, quotes)}
     offers: dict[Any, list[Any]] = {}
     out = []
     for q in quotes:
@@ -321,7 +324,8 @@ def with_storage(store: Any, quotes: list[Any], disk_gb: float | None = None) ->
             if q.ts not in offers:
                 offers[q.ts] = _stored_offers(store, q.ts)
             mine = offers_of(q, offers[q.ts])
-            steps = spot_storage_steps(mine, disk)
+            pauses = spot_pauses(store, job, q) if job is not None and q.key in wanted else NO_PAUSES
+            steps = spot_storage_steps(mine, disk, pauses)
             # On-demand rents the offer behind the on-demand price, whose disk bills at its own price (the
             # plan said $0.349/h for an instance billed $0.351/h).
             od = None if q.uninterruptable_price is None else min(
@@ -333,6 +337,15 @@ def with_storage(store: Any, quotes: list[Any], disk_gb: float | None = None) ->
                             on_demand_storage_per_gb_month=od, spot_storage=steps)
         out.append(q)
     return out
+
+
+def spot_pauses(store: Any, job: JobSpec, quote: Any) -> Any:
+    """What a spot create on `quote`'s Vast market counts a pause at (`bidder.vast.pick.Pauses`): the
+    market's machine hazard as of the quote's snapshot and the job's restart overhead. The plan's
+    storage (`with_storage`) and the launch (the executor) read it alike, so they name one offer."""
+    from bidder.vast.pick import Pauses
+
+    return Pauses(machine_pauses(store, quote.key, quote.ts), max(float(job.restart_overhead_hours), 0.0))
 
 
 def _stored_offers(store: Any, ts: datetime) -> list[Any]:

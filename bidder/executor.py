@@ -446,6 +446,17 @@ class Executor:
                 best = q
         return None if best is None else on_demand_compute(with_storage(self.store, [best])[0])
 
+    def _spot_pauses(self, job: JobSpec, gpu_type_id: str, cloud: str, gpu_count: int) -> Any:
+        """What Vast's pick counts a pause at (`bidder.advisor.spot_pauses` on the market's newest
+        snapshot, as the plan read it): the offer rented is the one whose storage the plan priced."""
+        from bidder.advisor import spot_pauses
+        from bidder.vast.pick import NO_PAUSES
+
+        for q in self.store.latest_quotes(self.market):
+            if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
+                return spot_pauses(self.store, job, q)
+        return NO_PAUSES
+
     # -- launching ---------------------------------------------------------------------------------
     def _candidates(self, decision: Decision, bound: int) -> list[_Candidate]:
         out: list[_Candidate] = []
@@ -678,6 +689,8 @@ class Executor:
             name = pod_name(config.template.name_prefix, attempt_no, self.ledger_id())
         spec = self.api.spec(config.template, name, cand.gpu_type_id, g, cand.cloud, max_price_per_gpu=policy.max_price,
                              max_cost_per_hr=self.cost_ceiling(policy, job_spent=job_spent, hours_ahead=hours_ahead))
+        if cand.kind == "spot" and self.market == "vast":  # Vast picks the offer: by the plan's own pauses
+            spec = replace(spec, pauses=self._spot_pauses(config.job, cand.gpu_type_id, cand.cloud, g))
         kind = "rent_spot" if cand.kind == "spot" else "deploy_on_demand"
         ledger: dict[str, Any] = {"job": config.name, "kind": kind, "gpu_type_id": cand.gpu_type_id,
                                   "cloud": cand.cloud, "gpu_count": g, "bid_per_gpu": cand.bid_per_gpu,

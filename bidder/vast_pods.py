@@ -7,8 +7,10 @@ What the executor calls, and what it means on Vast:
 - `spec(template, name, gpu, count, tier)`: a `VastCreate`; the pod name is the instance's `label`
   (deterministic per attempt, how a lost create is found again by `pods()`).
 - `rent_interruptable(spec, bid)`: ONE search for offers of that GPU name, count and tier passing the
-  filters; of those whose spot floor (`min_bid` per GPU) is at or below the bid, the one whose disk
-  bills least (`bidder.vast.pick`, the rule the plan prices by), then ONE create with `price` = bid x
+  filters; of those whose spot floor (`min_bid` per GPU) is at or below the bid, the one cheapest per
+  useful hour: the bid and the disk's storage, less the work its machine's pauses lose at the bid's
+  premium over that machine's floor (`bidder.vast.pick` with the spec's `pauses`, the rule the plan
+  prices by), then ONE create with `price` = bid x
   GPUs (`bidder.vast.offers.per_instance`, the only conversion). The client reads it back and destroys
   it if Vast made it on-demand or the bid lost (NoCapacity).
 - `deploy_on_demand(spec)`: the cheapest on-demand offer, never one above the spec's
@@ -42,7 +44,7 @@ from bidder.runpod.types import MAX_UPTIME_S
 from bidder.units import usd
 from bidder.vast import Instance, InstanceSpec, InstanceState, Offer, VastClient, VastRequest
 from bidder.vast.offers import per_gpu, per_instance, storage_per_hour
-from bidder.vast.pick import of_market, spot_rank, takes_bid
+from bidder.vast.pick import NO_PAUSES, Pauses, of_market, spot_pick, takes_bid
 from bidder.vast.summary import OfferFilters
 
 __all__ = ["VastCreate", "VastDryRun", "VastPod", "VastPodApi", "to_pod"]
@@ -71,6 +73,7 @@ class VastCreate:
     tier: str
     max_price_per_gpu: float | None = None
     max_cost_per_hr: float | None = None  # the instance in all, compute and storage (None: no limit)
+    pauses: Pauses = NO_PAUSES  # what a spot create counts a pause at (`bidder.vast.pick`; the executor sets it)
 
     @property
     def name(self) -> str:
@@ -191,9 +194,11 @@ class VastPodApi:
                                  f"{usd(spec.max_cost_per_hr)}/h the job's budget or max_spend_per_hour leaves: the "
                                  f"bid costs {usd(compute)}/h and the {spec.instance.disk_gb:g} GB disk at least "
                                  f"{usd(storage)}/h of storage", operation="create_interruptible")
-        # The plan priced the disk at this offer's storage (`bidder.vast.pick`, one rule for both): the
-        # one whose disk bills least is also the one most within the cost limit, the bid being the same.
-        return min(affordable, key=lambda o: spot_rank(o, spec.instance.disk_gb))
+        # The plan priced the disk at this offer's storage (`bidder.vast.pick`, one rule for both): of the
+        # offers within the cost limit, the cheapest per useful hour, pauses counted.
+        offer = spot_pick(affordable, bid_per_gpu, spec.instance.disk_gb, spec.pauses)
+        assert offer is not None  # (every affordable offer takes the bid)
+        return offer
 
     def _on_demand_offer(self, spec: VastCreate) -> Offer:
         # max_price is per GPU-hour of compute, as the optimizer reads it: the search's price holds the

@@ -87,7 +87,7 @@ def test_at_every_bid_the_plan_prices_the_storage_of_the_offer_the_launch_rents(
     runner = CliRunner(env={"RUNPOD_API_KEY": "", "VAST_API_KEY": TEST_API_KEY})
     collected = runner.invoke(main, ["collect", "--db", str(db), "--vast-url", emulator.vast_url])
     assert collected.exit_code == 0, collected.output + collected.stderr
-    cfg = job_from_values("t", {"gpu": ["RTX 4090"], "image": "img", "market": "vast", "disk": 500})
+    cfg = job_from_values("t", {"gpu": ["RTX 4090"], "image": "img", "market": "vast", "disk": 3000})
     api = VastPodApi(vast_client(emulator), OfferFilters())
     spec = api.spec(cfg.template, "probe", "RTX 4090", 1, "VERIFIED")
     offers = {o.id: o for o in api.offers(spec)}
@@ -99,7 +99,7 @@ def test_at_every_bid_the_plan_prices_the_storage_of_the_offer_the_launch_rents(
             dry = api.build_rent_interruptable(spec, bid)
             offer = offers[int(dry.request.path.rstrip("/").rsplit("/", 1)[-1])]
             planned = disk_storage(store, cfg.job, "vast", "RTX 4090", "VERIFIED", 1, bid_per_gpu=bid)
-            assert planned == pytest.approx(offer.storage_per_hr(500)), (bid, offer)
+            assert planned == pytest.approx(offer.storage_per_hr(3000)), (bid, offer)
             seen.add(offer.storage_cost)
     assert len(seen) >= 2, seen  # (the bids rent offers of different storage prices: the choice matters)
     api.close()

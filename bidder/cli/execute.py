@@ -644,7 +644,7 @@ def _plan_prices(store: Store, job: Any, d: Decision) -> tuple[float | None, flo
     if d.market != "vast" or d.gpu_type_id is None or job.disk_gb is None:
         return price, 0.0
     on_demand = d.action == "on_demand"
-    for q in with_storage(store, store.latest_quotes("vast"), job.disk_gb):
+    for q in with_storage(store, store.latest_quotes("vast"), job.disk_gb, job=job):
         if (q.gpu_type_id, q.cloud, q.gpu_count) == (d.gpu_type_id, d.cloud, d.gpu_count):
             storage = disk_storage_per_hour(job, q, on_demand=on_demand, bid=d.bid_per_gpu)
             if on_demand and price is not None:  # (the price with the disk's storage, less the whole disk's)
