@@ -761,8 +761,9 @@ class Executor:
                     self.store.save_job_state(config.name, pending_name=None, pending_since=None)
                     self.keep_retiring(config, found.id, name, cand, now, why=why)
                     raise _StopLaunch(why) from exc
+                cost = ledger["expected_cost_per_hour"] = self._rented_cost(cand.kind, found, cost)
                 with self.store.transaction():  # one write: the pod row never lags its finished create
-                    self._finish(action, now, "ok", pod_id=found.id)
+                    self._finish(action, now, "ok", pod_id=found.id, cost=cost)
                     self.adopt(config, found, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now,
                                name=name)
                 self.emit(now, "adopted", job=config.name, pod_id=found.id, name=name,
@@ -776,15 +777,27 @@ class Executor:
             raise _StopLaunch(str(exc)) from exc
         # One write: killed between the two, the next tick adopted the pod by its name without its bid,
         # type or cloud (a lowered max_price was never held against it).
+        cost = ledger["expected_cost_per_hour"] = self._rented_cost(cand.kind, pod, cost)
         with self.store.transaction():
-            self._finish(action, now, "ok", pod_id=pod.id)
+            self._finish(action, now, "ok", pod_id=pod.id, cost=cost)
             self.adopt(config, pod, cand.kind, cand.gpu_type_id, cand.cloud, cand.bid_per_gpu, now, name=name)
         self.emit(now, kind, pod_id=pod.id, name=name, outcome="ok", **_event_fields(ledger))
         return self._attempt(config, cand, "ok", "", name, pod.id, cost), pod, None
 
     def _finish(self, action_id: int, now: datetime, outcome: str, *, pod_id: str | None = None,
-                error: str | None = None) -> None:
-        self.store.finish_action(action_id, outcome=outcome, pod_id=pod_id, error=error, ts=now)
+                error: str | None = None, cost: float | None = None) -> None:
+        self.store.finish_action(action_id, outcome=outcome, pod_id=pod_id, error=error, ts=now,
+                                 expected_cost_per_hour=cost)
+
+    def _rented_cost(self, kind: str, pod: Pod, cost: float | None) -> float | None:
+        """The rate a new pod bills per hour (all GPUs): a Vast on-demand instance's own compute price,
+        from the offer the create rented (the quote's was $0.477/h, the instance billed $0.446/h); else
+        `cost`, the price the create was sent at."""
+        billed = pod.cost_per_hr
+        if self.market != "vast" or kind != "on_demand" or pod.invalid is not None or billed is None \
+                or not billed > 0:
+            return cost
+        return float(billed)
 
     def find_by_name(self, name: str) -> Pod | None:
         """The account's pod with this name (the newest if several) that the ledger does not know yet,

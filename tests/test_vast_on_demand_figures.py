@@ -93,3 +93,43 @@ def test_the_max_price_holds_vast_on_demand_to_its_compute_in_the_plan_and_the_l
     for refused in both(cap):
         assert refused.exit_code == 1 and refused.stderr.startswith(why), refused.output + refused.stderr
     assert [i for i in emulator.vast.instances.values() if not i.destroyed] == []
+
+
+def test_a_tick_says_and_records_the_rented_offers_on_demand_price_not_the_quotes(emulator, tmp_path):
+    """The audit: "moved to ... on-demand at $0.477/h + $0.003/h storage", the ledger's expected cost
+    0.4775, and the instance billed $0.4458/h: the line and the ledger said the snapshot's quote, while
+    Vast's launch rents an offer of its own choosing. The offer behind the quote is taken before the
+    tick here: the line, the attempt and the ledger say the instance's own price."""
+    from vast_helpers import vast_client
+
+    from bidder.advisor import with_storage
+    from bidder.jobs import job_from_values
+    from bidder.optimizer import on_demand_compute
+    from bidder.vast.summary import OfferFilters
+    from bidder.vast_pods import VastPodApi
+
+    db, config = tmp_path / "bidder.db", tmp_path / "bidder.toml"
+    config.write_text('[jobs.od]\nmarket = "vast"\ngpu = ["RTX 4090"]\ncloud = "verified"\nhours = 2\n'
+                      'tolerance = "none"\ndisk = 20\nimage = "img"\n')
+    runner = CliRunner(env={"RUNPOD_API_KEY": "", "VAST_API_KEY": TEST_API_KEY, "VAST_URL": emulator.vast_url})
+    collected = runner.invoke(main, ["collect", "--market", "vast", "--db", str(db)])
+    assert collected.exit_code == 0, collected.output + collected.stderr
+    with Store.open(db) as store:
+        [quote] = [q for q in with_storage(store, store.latest_quotes("vast"))
+                   if (q.gpu_type_id, q.cloud, q.gpu_count) == ("RTX 4090", "VERIFIED", 1)]
+    quoted = on_demand_compute(quote)
+    with VastPodApi(vast_client(emulator), OfferFilters()) as api:
+        template = job_from_values("t", {"gpu": ["RTX 4090"], "image": "img", "market": "vast", "disk": 20}).template
+        probe = api.spec(template, "probe", "RTX 4090", 1, "VERIFIED")
+        first = min((o for o in api.offers(probe) if o.dph_total is not None), key=lambda o: o.dph_total)
+        emulator.vast.set_on_demand_renter(first.machine_id, True)  # (another user rents it first)
+    ticked = runner.invoke(main, ["tick", "--config", str(config), "--db", str(db)])
+    assert ticked.exit_code == 0, ticked.output + ticked.stderr
+    [inst] = [i for i in emulator.vast.instances.values() if not i.destroyed]
+    assert not inst.is_bid and round(inst.compute_per_hr, 3) != round(quoted, 3), (inst.compute_per_hr, quoted)
+    assert f"on-demand at ${inst.compute_per_hr:.3f}/h + ${inst.storage_per_hr:.3f}/h storage" in ticked.output, \
+        ticked.output
+    with Store.open(db) as store:
+        [create] = [a for a in store.actions("od") if a["kind"] == "deploy_on_demand"]
+    assert create["outcome"] == "ok" and create["expected_cost_per_hour"] == pytest.approx(inst.compute_per_hr)
+

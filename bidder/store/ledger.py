@@ -54,9 +54,12 @@ class LedgerStore(StoreBase):
             return int(cursor.lastrowid or 0)
 
     def finish_action(self, action_id: int, *, outcome: str, pod_id: str | None = None,
-                      error: str | None = None, ts: datetime | None = None) -> None:
+                      error: str | None = None, ts: datetime | None = None,
+                      expected_cost_per_hour: float | None = None) -> None:
         """Complete a pending action: outcome "ok" or "error" (with the error text); `pod_id` fills in
-        the id a create returned. `ts` is when the call returned (optional)."""
+        the id a create returned. `ts` is when the call returned (optional). `expected_cost_per_hour`:
+        the rate the created pod states, when it differs from the one the action was begun with (a Vast
+        on-demand create rents an offer of its own choosing)."""
         if outcome not in ("ok", "error"):
             raise StoreError(f"finish_action outcome must be 'ok' or 'error', got {outcome!r}")
         with self._write() as conn:
@@ -66,8 +69,9 @@ class LedgerStore(StoreBase):
             if row["outcome"] != "pending":
                 raise StoreError(f"action {action_id} is already complete (outcome {row['outcome']!r})")
             conn.execute(
-                "UPDATE actions SET outcome = ?, pod_id = coalesce(?, pod_id), error = ?, finished_ts = ? "
-                "WHERE id = ?", (outcome, pod_id, error, _iso(ts), action_id))
+                "UPDATE actions SET outcome = ?, pod_id = coalesce(?, pod_id), error = ?, finished_ts = ?, "
+                "expected_cost_per_hour = coalesce(?, expected_cost_per_hour) WHERE id = ?",
+                (outcome, pod_id, error, _iso(ts), expected_cost_per_hour, action_id))
 
     def actions(self, job: str | None = None, *, outcome: str | None = None,
                 pod_id: str | None = None) -> list[dict[str, Any]]:
