@@ -28,14 +28,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from bidder.machine_hazard import MachineHazard
 from bidder.vast.offers import Offer
 from bidder.vast.summary import OfferFilters, passes, tier_of
 
-__all__ = ["MIN_USEFUL", "NO_FIT_MARGIN", "Pauses", "of_market", "spot_pick", "spot_storage_steps", "takes_bid"]
+__all__ = ["MIN_USEFUL", "NO_FIT_MARGIN", "PauseRates", "Pauses", "of_market", "spot_pick", "spot_storage_steps", "takes_bid"]
 
 _SLACK = 1e-9
 #: The least share of a running hour counted useful: an offer pausing more than this allows is priced as
@@ -46,12 +46,21 @@ MIN_USEFUL = 0.1
 NO_FIT_MARGIN = 0.05
 
 
+class PauseRates(Protocol):
+    """Pauses per running hour by the bid's premium over a machine's own floor, measured at `premiums`
+    (`bidder.machine_hazard.MachineHazard`, fitted by the market layer; a client takes it as given)."""
+
+    premiums: np.ndarray
+
+    def rate_at(self, premium: np.ndarray | float) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Pauses:
     """What the pick counts a pause at: the market's pause rate by the bid's premium over a machine's own
     floor (`bidder.machine_hazard`; None: not fitted) and the work each pause loses, hours."""
 
-    hazard: MachineHazard | None = None
+    hazard: PauseRates | None = None
     restart_h: float = 0.0
 
 
