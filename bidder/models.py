@@ -125,7 +125,7 @@ class PriceQuote:
     `on_demand_storage_per_gb_month`, the storage price of the offer behind that price (None: not
     known; `storage_per_gb_month` stands in). `spot_storage`: the storage price of the offer a spot bid
     rents, by bid: ((bid per GPU-hour from, USD per GB-month), ...), bids rising (Vast's launch rents,
-    of the offers a bid wins, the one whose disk bills least: `bidder.vast.pick`); a bid under the
+    of the offers a bid wins, the one cheapest per useful hour, pauses counted: `bidder.vast.pick`); a bid under the
     first at the first's. Empty, or no bid known: `storage_per_gb_month`.
     """
 
