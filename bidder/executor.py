@@ -20,8 +20,10 @@ Safety rules, each enforced here (not left to callers):
   created again until that check has been made, in this call or at the next tick. A create that may
   have executed and is not found yet keeps its name for CREATE_GRACE (it may land late): ticks look
   it up again and rent nothing else for the job; after that the name is remembered as lost
-  (`lost_names`), the next create reuses it, and a pod carrying a lost name that the ledger does not
-  know (`strays`) is watched from then on.
+  (`lost_names`) and a pod carrying a lost name that the ledger does not know (`strays`) is watched
+  from then on: retired, or the job's pod if it has none and no create pending. Every create gets a
+  name of its own (a new attempt number), never a lost one: reused, a second lost create's lookup by
+  name took the first's late pod for its own, and its own pod ran beside it until a tick retired it.
 - Never anything by name that this ledger did not lose: a pod carrying one of a job's names that
   is neither known to the ledger (by id) nor the name of a create of its whose answer was lost is
   another database's (or the user's): it is left alone, with one `foreign_pod` warning per tick.
@@ -603,21 +605,21 @@ class Executor:
         return lid
 
     def next_name(self, config: JobConfig) -> tuple[int, str]:
-        """(attempt number, name) of the next create: a new number, or the name of a create that
-        may still land (`reuse_name`, set when its grace ran out)."""
+        """(attempt number, name) of the next create: always a new number, never a lost create's name
+        (a pod found by it must be that create's). A `reuse_name` older ledgers kept is not used: it is
+        a lost name (`lost_names`), its late pod a stray."""
         state = self.store.job_state(config.name) or {}
         attempts = int(state.get("attempts") or 0)
-        if state.get("reuse_name"):
-            return attempts, str(state["reuse_name"])
         return attempts + 1, pod_name(config.template.name_prefix, attempts + 1, self.ledger_id())
 
     def lost_names(self, config: JobConfig) -> set[str]:
         """Names of this job's creates whose answers this ledger lost and gave up looking for (their
         grace ended): a pod carrying one is this ledger's, landed late. (The create still looked up,
-        `pending_name`, is not among them.) Read from the job's state, and from the closing errors of
-        the ledger's create actions for a ledger written before that state was kept."""
+        `pending_name`, is not among them.) Read from the job's state (with the `reuse_name` older
+        ledgers kept for the next create), and from the closing errors of the ledger's create actions
+        for a ledger written before that state was kept."""
         state = self.store.job_state(config.name) or {}
-        names = {str(n) for n in state.get("lost_names") or []}
+        names = {str(n) for n in [*(state.get("lost_names") or []), state.get("reuse_name")] if n}
         for action in self.store.actions(config.name, outcome="error"):
             match = _GAVE_UP_RE.match(action.get("error") or "") if action["kind"] in _CREATE_KINDS else None
             if match:
@@ -680,11 +682,9 @@ class Executor:
             return self._attempt(config, cand, "refused", why_not, cost=cost), None, None
         attempt_no, name = self.next_name(config)
         while taken and name in taken:
-            # A pod not in the ledger has this name: never a second pod of one name (a lookup by it
-            # could find the other). Another database's is warned about; a lost create of this job's
-            # that has just landed is taken by the next tick (`strays`). The next number is free.
-            if name not in self.lost_names(config):
-                self.warn_foreign(config, taken[name], now, skipped=name)
+            # A pod not in the ledger has this new name: another database's (never a lost create of
+            # this ledger's, whose numbers are all spent), warned about. Never two pods of one name.
+            self.warn_foreign(config, taken[name], now, skipped=name)
             attempt_no += 1
             name = pod_name(config.template.name_prefix, attempt_no, self.ledger_id())
         spec = self.api.spec(config.template, name, cand.gpu_type_id, g, cand.cloud, max_price_per_gpu=policy.max_price,
@@ -711,7 +711,7 @@ class Executor:
             return self._attempt(config, cand, "dry_run", "not sent (dry run)", name, cost=cost), None, request
         # The name is reserved before the call: a lost answer is found by it later, never re-created blindly.
         self.store.save_job_state(config.name, attempts=attempt_no, pending_name=name, pending_since=now,
-                                  reuse_name=None, pending_market=self.market)
+                                  pending_market=self.market)
         action = self.store.begin_action(now, **ledger)
         try:
             if cand.kind == "spot":
@@ -907,19 +907,19 @@ class Executor:
                           message=f"no pod named {name} yet; its create may still land: looked up again until "
                                   f"{to_iso(since_at + CREATE_GRACE)} before anything else is rented")
                 return None
-            # The grace is over: the next create reuses this name (next_name), so a create that
-            # lands later still carries the job's name and is found (`strays`) rather than run unwatched.
+            # The grace is over: the next create takes a new name (next_name), so a pod of this one that
+            # lands later is never taken for that create's; it is found as a stray (`strays`).
             self.emit(now, "pending_expired", job=config.name, name=name,
                       message=f"no pod named {name} appeared within {format_duration(CREATE_GRACE.total_seconds())}: the next "
-                              f"create reuses the name")
+                              f"create takes a new name; a pod named {name} landing later is retired (or kept "
+                              "as the job's pod while it has none)")
             for action in self.store.actions(config.name, outcome="pending"):
                 if action["kind"] in _CREATE_KINDS:
                     self._finish(action["id"], now, "error",
                                  error=_GAVE_UP.format(name=name, grace=format_duration(CREATE_GRACE.total_seconds())))
             # Remembered as lost: a pod that lands with this name later is this ledger's (`strays`).
             lost = sorted({*(state.get("lost_names") or []), name})
-            self.store.save_job_state(config.name, pending_since=None, reuse_name=name, pending_name=None,
-                                      lost_names=lost)
+            self.store.save_job_state(config.name, pending_since=None, pending_name=None, lost_names=lost)
             return None
         pod = matches[-1]
         since = state.get("pending_since")

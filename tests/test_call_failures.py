@@ -93,11 +93,12 @@ def test_a_create_refused_with_500_fails_the_tick_after_every_job_is_handled(env
     again = run_tick(env)
     assert again.exit_code == 0, again.output
     assert "may still land" in again.output and len(env.live_pods()) == 1
-    # After the grace its create is sent again, under the same name: one pod for the job.
+    # After the grace a create is sent again, under a new name (a pod of the lost one is a stray): one pod.
     env.emu.advance(CREATE_GRACE.total_seconds())
     later = run_tick(env)
     assert later.exit_code == 0, later.output
-    assert sorted(p.name for p in env.live_pods()) == sorted([name, named(env.store, "bidder-second", 1)])
+    assert sorted(p.name for p in env.live_pods()) == sorted([named(env.store, "bidder-first", 2),
+                                                              named(env.store, "bidder-second", 1)])
 
 
 def test_a_create_answered_500_that_made_its_pod_is_adopted_by_its_name_and_the_tick_succeeds(env):
