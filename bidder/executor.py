@@ -682,9 +682,11 @@ class Executor:
             return self._attempt(config, cand, "refused", why_not, cost=cost), None, None
         attempt_no, name = self.next_name(config)
         while taken and name in taken:
-            # A pod not in the ledger has this new name: another database's (never a lost create of
-            # this ledger's, whose numbers are all spent), warned about. Never two pods of one name.
-            self.warn_foreign(config, taken[name], now, skipped=name)
+            # A pod not in the ledger has this new name: another database's, warned about (a lost create
+            # of this ledger's only if the job's attempt count was reset: a stray then). Never two pods
+            # of one name.
+            if name not in self.lost_names(config):
+                self.warn_foreign(config, taken[name], now, skipped=name)
             attempt_no += 1
             name = pod_name(config.template.name_prefix, attempt_no, self.ledger_id())
         spec = self.api.spec(config.template, name, cand.gpu_type_id, g, cand.cloud, max_price_per_gpu=policy.max_price,
