@@ -97,7 +97,13 @@ floor to fall (not to settle: that buys fewer interruptions, which the tolerance
 interruption budget spent such a job does not wait at all (spot goes on at the highest bid).
 
 On-demand is not a one-way door: a job on on-demand is judged by the same keep-or-switch rule as a
-spot pod, so it moves to spot when the saving pays for the restart (above the reserve). A market
+spot pod, so it moves to spot when the saving pays for the restart (above the reserve). The running
+on-demand pod is priced at its own rate when the caller knows it (`JobProgress.current_price_per_gpu`;
+the tick does, a backtest's pod pays the quote): held to `max_price` and costed at that rate, not at its
+market's quote (a Vast instance takes its offer off the listing: a pod at $0.3485 read as the next
+offer's $0.3607, over a $0.35 cap, and was ended for spot), and it is its market's on-demand option
+(the plans' fallback too); a new pod is held to the quote. Where the plan would end it for a cap its own
+rate is within (its market's on-demand over it), the rates decide. A market
 without statistics gets on-demand candidates only, and the reasons say why (`history_notes`: "not
 enough price history for spot yet: N of M samples").
 
@@ -523,6 +529,33 @@ def on_demand_compute(q: PriceQuote) -> float | None:
     return q.uninterruptable_price - _storage_price(q, True) * q.on_demand_storage_gb / 720.0 / max(q.gpu_count, 1)
 
 
+def _own_rate(progress: JobProgress, q: PriceQuote) -> float | None:
+    """The running on-demand pod's own compute rate per GPU-hour when it is on `q`'s market
+    (`JobProgress.current_price_per_gpu`); None: no such pod there, or its rate is not known."""
+    own = progress.current_price_per_gpu
+    if own is None or progress.current_action != "on_demand" or not progress.current_running \
+            or not _same_market(progress, q) or not 0 < own < math.inf:
+        return None
+    return float(own)
+
+
+def _own_price(q: PriceQuote, progress: JobProgress) -> float | None:
+    """`q`'s on-demand price as the running pod on it bills: its own compute with the storage the quote's
+    price holds (Vast's searched disk); None: no running on-demand pod there with a known rate."""
+    own = _own_rate(progress, q)
+    if own is None:
+        return None
+    compute = on_demand_compute(q)
+    return own if compute is None or q.uninterruptable_price is None else q.uninterruptable_price - compute + own
+
+
+def _on_demand_cap_price(q: PriceQuote, progress: JobProgress) -> float | None:
+    """What `max_price` holds of on-demand on `q`'s market: the running pod's own rate there, else the
+    quote's compute (`on_demand_compute`). A new pod is always held to the quote."""
+    own = _own_rate(progress, q)
+    return own if own is not None else on_demand_compute(q)
+
+
 def on_demand_per_gpu_hour(job: JobSpec, q: PriceQuote) -> float | None:
     """The on-demand price per GPU-hour with the job's disk: what an on-demand instance bills (Vast's price
     holds the searched disk's storage; the rest of the job's disk is added)."""
@@ -568,7 +601,13 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     views = plan_markets(job, markets, stats) if markets else None
     if views is None:
         return None
-    choice = planned_choice(job, policy, views, _pod_now(progress, markets), now, progress)
+    pod = _pod_now(progress, markets)
+    own = None if pod is None else _own_rate(progress, markets[pod.market])
+    if own is not None and policy.max_price is not None and own <= policy.max_price < views[pod.market].model.on_demand:
+        # The plan prices on-demand at the market's quote, over the cap, and would end a pod whose own rate
+        # is within it: the rates weigh that pod at its own rate.
+        return None
+    choice = planned_choice(job, policy, views, pod, now, progress)
     if choice is None or choice.market is None:
         return None
     g = job.gpu_count
@@ -685,7 +724,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     tolerance = _interruption_budget(tolerance, job, progress, now, time_left)
     spent_note = None
     if tolerance <= 0 < policy.tolerance and policy.allow_spot and not (policy.allow_on_demand and any(
-            (od := on_demand_compute(q)) is not None and od <= cap for q in markets)):
+            (od := _on_demand_cap_price(q, progress)) is not None and od <= cap for q in markets)):
         # The window's budget is spent and on-demand is over the max price (or not allowed): without
         # spot the job would wait past its deadline with its work undone (a backtest with the max price
         # under on-demand met 5 of 9 deadlines that a bid at the max price met with no interruption).
@@ -699,13 +738,16 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     spot_ok = policy.allow_spot and tolerance > 0
     reserve = reserve_hours(r)
 
-    # On-demand reference: the cheapest on-demand price per unit of work of any market the job accepts.
-    od_ref = min(((q.uninterruptable_price + storage_per_gpu_hour(job, q, on_demand=True)) / job.speed_of(q.gpu_type_id)
-                  for q in markets if q.uninterruptable_price), default=None)
+    # On-demand reference: the cheapest on-demand price per unit of work of any market the job accepts
+    # (the running on-demand pod's at its own rate too).
+    od_ref = min(((price + storage_per_gpu_hour(job, q, on_demand=True)) / job.speed_of(q.gpu_type_id)
+                  for q in markets for price in (q.uninterruptable_price, _own_price(q, progress)) if price),
+                 default=None)
     rejected = _Rejections()
     ondemand: list[_Candidate] = []
     for q in markets:
-        price = q.uninterruptable_price
+        # The running on-demand pod is priced at its own rate (a new pod there would be that pod).
+        price = _own_price(q, progress) or q.uninterruptable_price
         if price is None or not policy.allow_on_demand:
             continue
         s = job.speed_of(q.gpu_type_id)
@@ -713,7 +755,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         is_current = progress.current_action == "on_demand" and _same_market(progress, q)
         hours = None if keep_running else work / s
         total = cost * g * (24.0 if keep_running else work)
-        od = on_demand_compute(q)  # what the cap holds, as it holds a bid: storage aside
+        od = _on_demand_cap_price(q, progress)  # what the cap holds, as it holds a bid: storage aside
         compute = price if od is None else od
         over_price = compute > cap
         over_budget = budget_left is not None and total > budget_left + 1e-9
@@ -796,7 +838,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                 # Named for on-demand alone (spot was ruled out by several limits, on-demand by one), the line
                 # said only the max price while spot floors sat under it: spot's own reason is said too.
                 also = f"; no spot: the cheapest, {rejected.spot[1]}"
-            priced = [(od, q) for q in markets if (od := on_demand_compute(q)) is not None]
+            priced = [(od, q) for q in markets if (od := _on_demand_cap_price(q, progress)) is not None]
             if constraint != "max_price" and policy.allow_on_demand and priced and \
                     all(od > cap for od, _ in priced):
                 # Named for spot alone, the user loosened the tolerance and met the max price next.

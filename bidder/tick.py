@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sqlite3
 import tempfile
@@ -1100,9 +1101,12 @@ class _Tick:
             # in the progress) says when a move to spot pays for its restart. The on-demand pod is
             # stopped before the spot one is launched, so the job never has two pods.
             gpu_type, cloud, known = self._as_quoted(row)
+            # Weighed at its own rate: its market's quote no longer lists the offer it rented (a $0.3485
+            # Vast instance read as the next offer's $0.3607 over a $0.35 cap, and was ended for spot).
             progress = JobProgress(work_done_hours=work, spent=spent, interruptions=interruptions, started=started,
                                    current_gpu_type_id=gpu_type, current_cloud=cloud,
-                                   current_action="on_demand", current_market=row.get("market") or "runpod")
+                                   current_action="on_demand", current_market=row.get("market") or "runpod",
+                                   current_price_per_gpu=self._own_rate(row, last))
             decision = self._decide(job, policy, progress)
             if not isinstance(decision, str) and decision.action == "spot":
                 # Ended on its own market: asked of RunPod, a Vast instance was "not found", taken as
@@ -1253,6 +1257,17 @@ class _Tick:
             rate = (last or {}).get("cost_per_hr")
         count = int(row.get("gpu_count") or 1)
         return float(rate) / max(count, 1) if rate is not None else None
+
+    def _own_rate(self, row: dict[str, Any], last: dict[str, Any] | None) -> float | None:
+        """What a running on-demand pod bills per GPU-hour (compute): this tick's listing or its last poll
+        (`_on_demand_price`), else the rate its latest start was recorded at (the ledger's launch price)."""
+        rate = self._on_demand_price(row, last)
+        if rate is None:
+            starts = [a for a in self.store.actions(pod_id=row["pod_id"], outcome="ok")
+                      if a["kind"] in ("deploy_on_demand", "resume") and a.get("expected_cost_per_hour")]
+            if starts:
+                rate = float(starts[-1]["expected_cost_per_hour"]) / max(int(row.get("gpu_count") or 1), 1)
+        return rate if rate is not None and 0 < rate < math.inf else None
 
     def _replace_pod(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], why: str,
                      progress: JobProgress) -> JobReport:
