@@ -47,6 +47,7 @@ guessing half the interval. Without a readable time it falls back to that unbias
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import string
@@ -447,6 +448,25 @@ class Executor:
             if (q.gpu_type_id, q.cloud, q.gpu_count) == (gpu_type_id, cloud, gpu_count):
                 best = q
         return None if best is None else on_demand_compute(with_storage(self.store, [best])[0])
+
+    def _resume_price(self, row: dict[str, Any], gpu_count: int) -> float | None:
+        """The compute per GPU-hour a stopped on-demand pod bills once started again, as `max_price`, the
+        budget and `max_spend_per_hour` hold it. Vast: the instance's own price, which it keeps (its offer
+        is off the listing while it is rented, so the quote is another offer's: $0.382 for one billing
+        $0.351): its last poll's rate, else its ledger's latest start; the quote when neither is known.
+        RunPod: the quote, as for a create: its API (RUNPOD_API.md) says nothing of what a podResume
+        bills, and its on-demand price is one per GPU type and cloud, not the pod's own offer's."""
+        quote = self._on_demand_price(row["gpu_type_id"], row["cloud"], gpu_count)
+        if self.market != "vast":
+            return quote
+        rate = (self.store.last_observation(row["pod_id"]) or {}).get("cost_per_hr")
+        if not (rate is not None and 0 < rate < math.inf):
+            starts = [a for a in self.store.actions(pod_id=row["pod_id"], outcome="ok")
+                      if a["kind"] in ("deploy_on_demand", "resume") and a.get("expected_cost_per_hour")]
+            rate = float(starts[-1]["expected_cost_per_hour"]) if starts else None
+        if rate is None or not 0 < rate < math.inf:
+            return quote
+        return float(rate) / max(gpu_count, 1)
 
     def _spot_pauses(self, job: JobSpec, gpu_type_id: str, cloud: str, gpu_count: int) -> Any:
         """What Vast's pick counts a pause at (`bidder.advisor.spot_pauses` on the market's newest
@@ -1252,7 +1272,7 @@ class Executor:
         spot = row["kind"] == "spot"
         cand = _Candidate(row["kind"], row["gpu_type_id"], row["cloud"], decision.bid_per_gpu if spot else None,
                           decision.reasons[0] if decision.reasons else "", decision)
-        price = cand.bid_per_gpu if spot else self._on_demand_price(row["gpu_type_id"], row["cloud"], g)
+        price = cand.bid_per_gpu if spot else self._resume_price(row, g)
         if not spot and price is None:
             price = decision.expected_cost_per_hour
         cost = None if price is None else price * g
@@ -1292,7 +1312,8 @@ class Executor:
             if isinstance(exc, SpotUnsupported):
                 raise
             return self._attempt(config, cand, outcome, str(exc), row.get("name") or "", pod_id, cost), None
-        self._finish(action, now, "ok", pod_id=pod_id)
+        cost = ledger["expected_cost_per_hour"] = self._rented_cost("spot" if spot else "on_demand", pod, cost)
+        self._finish(action, now, "ok", pod_id=pod_id, cost=cost)
         self._record_billing(pod_id, pod, now)  # a new bid bills from now (Vast)
         fields: dict[str, Any] = {"desired_status": pod.desired_status or "RUNNING", "last_seen": now}
         if spot:

@@ -1466,7 +1466,7 @@ class _Tick:
                                       row["pod_id"])
                 return self._move(jc, job, policy, row, fallback, progress.spent, note=SPOT_GONE_MESSAGE)
             if attempt.outcome == "ok" and row.get("market") == "vast":
-                return self._vast_resumed(jc, row, attempt.bid_per_gpu)
+                return self._vast_resumed(jc, row, attempt.bid_per_gpu, attempt)
             if attempt.outcome == "ok":
                 what = f"podBidResume at ${attempt.bid_per_gpu:.3f}/GPU-h" if row["kind"] == "spot" else "podResume"
                 message = (f"resumed {row['pod_id']} on {row['gpu_type_id']} ({row['cloud']}): {what}"
@@ -1631,15 +1631,17 @@ class _Tick:
                 f"would {verb} {'instance' if vast else 'pod'} {row['pod_id']} ({request.operation}): "
                 f"{shown_request(request).to_json(indent=None)} (not sent: dry run)")
 
-    def _vast_resumed(self, jc: JobConfig, row: dict[str, Any], bid: float | None) -> JobReport:
+    def _vast_resumed(self, jc: JobConfig, row: dict[str, Any], bid: float | None,
+                      attempt: Attempt | None = None) -> JobReport:
         """After a Vast bid_resume: the bid now stands; the instance runs if it is the highest, else it
-        waits paused (billing storage) and resumes by itself when it is."""
+        waits paused (billing storage) and resumes by itself when it is. `attempt`: the start just sent
+        (an on-demand one says the instance's own rate, as a launch does)."""
         pod = self.store.pod(row["pod_id"]) or row
         old = row.get("bid_per_gpu")
         if bid is not None and old is not None and abs(bid - old) > 1e-9:
             what = f"bid {'raised' if bid > old else 'lowered'} from ${old:.3f} to ${bid:.3f}/GPU-h"
-        elif row.get("kind") != "spot":
-            what = "on-demand"  # (no bid: "bid $0.000/GPU-h kept" it said)
+        elif row.get("kind") != "spot":  # (no bid: "bid $0.000/GPU-h kept" it said)
+            what = "on-demand" if attempt is None else _rate(attempt, self.ex_for("vast").storage_of(row["pod_id"]))
         else:
             what = f"bid ${bid or 0:.3f}/GPU-h kept"
         if pod.get("desired_status") == "RUNNING":
