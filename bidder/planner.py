@@ -62,6 +62,7 @@ __all__ = [
     "BUDGET_PRICES",
     "DEADLINE_PENALTY",
     "INTERRUPTION_PRICES",
+    "LEAVE_ON_DEMAND_MARGIN",
     "STATE_WINDOW_H",
     "Choice",
     "FloorModel",
@@ -745,6 +746,12 @@ INTERRUPTION_PRICES: tuple[float, ...] = (0.0, 0.5)
 #: (analysis/results/optimizer-pass11.md).
 BUDGET_PRICES: tuple[float, ...] = (0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0,
                                     4.8, 5.8, 7.0, 8.4, 10.0, 12.0, 14.5, 17.0, 20.0, 24.0)
+#: A running on-demand pod is ended to wait only when the wait's typical interruptions fit within the
+#: interruptions allowed divided by this (a wait already begun needs them within the allowance itself): the
+#: optimizer's `KEEP_MARGIN` for a running spot pod, the other way round. Without it, on the emulator's
+#: RTX 4090 at tolerance medium a job whose wait fitted by a hair ended on-demand to wait, rented it again
+#: a tick later when the wait no longer fitted, and so on.
+LEAVE_ON_DEMAND_MARGIN = 1.1
 #: Which plans count the half block of work an interrupted pod did before its restart (`solve_plan`'s
 #: `interrupted_work`; the backtest engine keeps that work, as a job that checkpoints does):
 #: "unpriced" the plans of `INTERRUPTION_PRICES`, followed where the tolerance does not bind, and not the
@@ -838,7 +845,10 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
     minutes, losing each run's work, until it missed its deadline. A spot pod may still be re-bid in
     place or replaced by on-demand, and on-demand by spot: a job of 2 hours in 3 has no more slack
     than the reserve, and its re-bid when the cheap hours come is most of what it saves; but not
-    on-demand by spot when the restart would leave less slack than one more restart (`restart_h`)."""
+    on-demand by spot when the restart would leave less slack than one more restart (`restart_h`).
+    A running on-demand pod is ended to wait only for a plan whose typical interruptions fit within
+    `interruptions_allowed / LEAVE_ON_DEMAND_MARGIN`; the search then goes on to dearer prices, whose
+    plans keep it or wait with fewer interruptions."""
     if whole_table:  # a new decision: the plans the last one read are kept through this one
         _read_before.clear()
         _read_before.update(_read_now)
@@ -961,9 +971,14 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 rank += icost  # moving ends the pod: priced as the plan prices ending it
             if best is None or rank < best_rank or (rank == best_rank and i < best_i):  # ties: first market
                 best, best_rank, best_i, held = choice, rank, i, (plan, tau, *_after(choice, model, w, mode, loss))
-        # The tolerance is held to the best market's typical interruptions (read once, for it alone).
-        if best is not None and held is not None and \
-                held[0].typical_interruptions(*held[1:]) <= interruptions_allowed + 1e-9:
+        # The tolerance is held to the best market's typical interruptions (read once, for it alone). A
+        # running on-demand pod is ended to wait only when the wait fits with `LEAVE_ON_DEMAND_MARGIN`
+        # to spare (a Schmitt trigger): a wait that fits by a hair stops fitting a tick later, and the
+        # job rents on-demand again, a restart lost each time.
+        allowed = interruptions_allowed
+        if best is not None and pod is not None and pod.kind == "on_demand" and best.action == "wait":
+            allowed /= LEAVE_ON_DEMAND_MARGIN
+        if best is not None and held is not None and held[0].typical_interruptions(*held[1:]) <= allowed + 1e-9:
             return best
         return None
 

@@ -930,3 +930,51 @@ def test_the_plans_followed_where_the_tolerance_does_not_bind_count_an_interrupt
     _, cost, expected = plan(bound.interruption_price, True)
     assert abs(cost - icost * expected - bound.expected_cost) > 1e-3  # (counted, it would differ)
     _plans.clear()
+
+
+def _ended_on_demand_to_wait(tolerance: float) -> tuple[int, str]:
+    """A 24-hour job due in 3 days, 10-minute restarts, on on-demand on the shipped trace's RTX 4090 community
+    as it stood on its day 7 (statistics held): the plan's decision (`planned_choice`, as `decide` takes it;
+    its tables kept from one decision to the next) every 10 minutes for 18 hours, the job on whatever the last
+    decision chose. Returns the on-demand pods ended to wait, and the actions (O on-demand, W wait)."""
+    from bidder.optimizer import plan_markets, planned_choice
+
+    history = load_trace("data/traces/sim-seed1-14d.csv")
+    i = next(k for k, m in enumerate(history.markets) if m.gpu_type_id == "NVIDIA GeForce RTX 4090"
+             and m.cloud == "COMMUNITY")
+    end = float(history.ts[0]) + 7 * 86400
+    shown = history.ts <= end
+    series = SimpleNamespace(ts=history.ts[shown], floor=history.floor[i][shown], on_demand=history.on_demand[i][shown],
+                             gpu_type_id=history.markets[i].gpu_type_id, cloud="COMMUNITY", gpu_count=1)
+    stats = market_stats(series, end)
+    start = datetime.fromtimestamp(end, UTC)
+    quote = PriceQuote(ts=start, gpu_type_id=series.gpu_type_id, cloud="COMMUNITY", gpu_count=1,
+                       minimum_bid_price=float(series.floor[-1]), uninterruptable_price=float(series.on_demand[-1]))
+    job = JobSpec(gpu_types=(series.gpu_type_id,), work_hours=24.0, deadline=start + timedelta(days=3),
+                  restart_overhead_hours=1 / 6)
+    markets = plan_markets(job, [quote], {quote.key: stats})
+    assert markets is not None
+    pod: PodNow | None = PodNow(0, "on_demand")
+    done, actions = 0.0, ""
+    for step in range(18 * 6):
+        choice = planned_choice(job, Policy(tolerance=tolerance), markets, pod, start + timedelta(minutes=10 * step),
+                                JobProgress(work_done_hours=done, started=start), whole_job=True)
+        assert choice is not None and choice.action in ("keep", "on_demand", "wait"), choice
+        actions += "W" if choice.action == "wait" else "O"
+        done += 1 / 6 if pod is not None and choice.action != "wait" else 0.0  # (a pod just rented starts up)
+        pod = None if choice.action == "wait" else PodNow(0, "on_demand")
+    return actions.count("OW"), actions
+
+
+def test_a_job_on_on_demand_stops_to_wait_only_for_a_wait_that_fits_the_tolerance_with_room(monkeypatch) -> None:
+    # The wait's plan fitted the tolerance by a hair: on-demand was ended to wait, rented again when the wait
+    # no longer fitted a tick later (less of the window left, no work done), ended again once on-demand had
+    # done some work, and so on: five on-demand pods in 18 hours, each a restart (the emulator's Vast RTX 4090
+    # at tolerance medium rented five or six live).
+    import bidder.planner as planner
+
+    ended, actions = _ended_on_demand_to_wait(1.75)
+    assert ended <= 2, actions
+    monkeypatch.setattr(planner, "LEAVE_ON_DEMAND_MARGIN", 1.0)  # a wait that fits by a hair ends on-demand
+    flipping, actions = _ended_on_demand_to_wait(1.75)
+    assert flipping >= 4, actions
