@@ -31,7 +31,10 @@ it lacked is room: a wait that fits by a hair stops fitting at the next decision
 left, no work done), the job rents on-demand again, and once that has done some work the wait fits
 again. A 24-hour job due in 3 days on the shipped trace's RTX 4090 community (tolerance 1.75 a day, the
 plan's decision every 10 minutes) ended on-demand to wait 5 times in 18 hours, 2 with the margin; live
-on the emulator's Vast RTX 4090 at tolerance medium, 2 on-demand instances -> 1, $7.32 -> $6.80. Markets the job runs on at
+on the emulator's Vast RTX 4090 at tolerance medium, on-demand instances 2 -> 1 ($7.32 -> $6.80, seed 0)
+and 5 -> 1 ($7.33 -> $7.03, seed 1); its RTX A6000 unchanged. Backtested (check_decisions, tolerance 2),
+on-demand held longer costs a little where no flip was: the emulator's trace +0.44% on one market
+(switches 34 -> 33) and +0.57% on four, AWS unchanged. Markets the job runs on at
 the same speed (zones or clouds of one GPU, interchangeable types) are also planned as one pool
 (`planner.pooled_model`): a chain over the floor of whichever market was calmest in the block before,
 so the plan knows that when one market spikes the next start can go to another; the pool is one more
