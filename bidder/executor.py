@@ -451,21 +451,26 @@ class Executor:
 
     def _resume_price(self, row: dict[str, Any], gpu_count: int) -> float | None:
         """The compute per GPU-hour a stopped on-demand pod bills once started again, as `max_price`, the
-        budget and `max_spend_per_hour` hold it. Vast: the instance's own price, which it keeps (its offer
-        is off the listing while it is rented, so the quote is another offer's: $0.382 for one billing
-        $0.351): its last poll's rate, else its ledger's latest start; the quote when neither is known.
-        RunPod: the quote, as for a create: its API (RUNPOD_API.md) says nothing of what a podResume
-        bills, and its on-demand price is one per GPU type and cloud, not the pod's own offer's."""
-        quote = self._on_demand_price(row["gpu_type_id"], row["cloud"], gpu_count)
+        budget and `max_spend_per_hour` hold it: its own rate where it keeps one (`own_resume_rate`), else
+        the quote, as for a create."""
+        own = self.own_resume_rate(row, gpu_count)
+        return own if own is not None else self._on_demand_price(row["gpu_type_id"], row["cloud"], gpu_count)
+
+    def own_resume_rate(self, row: dict[str, Any], gpu_count: int) -> float | None:
+        """A stopped on-demand pod's own compute rate per GPU-hour, where it keeps one. Vast: the instance's
+        own price (its offer is off the listing while it is rented, so the quote is another offer's: $0.382
+        for one billing $0.351): its last poll's rate, else its ledger's latest start. RunPod: None (the
+        quote): its API (RUNPOD_API.md) says nothing of what a podResume bills, and its on-demand price is
+        one per GPU type and cloud, not the pod's own offer's."""
         if self.market != "vast":
-            return quote
+            return None
         rate = (self.store.last_observation(row["pod_id"]) or {}).get("cost_per_hr")
         if not (rate is not None and 0 < rate < math.inf):
             starts = [a for a in self.store.actions(pod_id=row["pod_id"], outcome="ok")
                       if a["kind"] in ("deploy_on_demand", "resume") and a.get("expected_cost_per_hour")]
             rate = float(starts[-1]["expected_cost_per_hour"]) if starts else None
         if rate is None or not 0 < rate < math.inf:
-            return quote
+            return None
         return float(rate) / max(gpu_count, 1)
 
     def _spot_pauses(self, job: JobSpec, gpu_type_id: str, cloud: str, gpu_count: int) -> Any:

@@ -235,9 +235,10 @@ class JobProgress:
     current_action: Action | None = None
     current_bid_per_gpu: float | None = None
     current_market: str | None = None
-    #: What that pod, if on-demand and running, bills per GPU-hour (compute, as `max_price` caps it): its
-    #: own rate, not its market's quote (None: not known, priced at the quote). A Vast instance rents an
-    #: offer the quote then no longer lists: its $0.3485 read as the next offer's $0.3607, over a $0.35 cap.
+    #: What that pod, if on-demand, bills per GPU-hour (compute, as `max_price` caps it) when running: its
+    #: own rate, not its market's quote (None: not known, or not its own, priced at the quote: a stopped
+    #: RunPod pod resumes at the quote; a stopped Vast instance keeps its offer's price). A Vast instance rents
+    #: an offer the quote then no longer lists: its $0.3485 read as the next offer's $0.3607, over a $0.35 cap.
     current_price_per_gpu: float | None = None
     #: Whether that pod runs now (False: stopped or interrupted, so deciding on it resumes it): said in the
     #: reasons ("keeps the running pod" was said of a pod stopped 36 h).

@@ -109,9 +109,10 @@ floor to fall (not to settle: that buys fewer interruptions, which the tolerance
 interruption budget spent such a job does not wait at all (spot goes on at the highest bid).
 
 On-demand is not a one-way door: a job on on-demand is judged by the same keep-or-switch rule as a
-spot pod, so it moves to spot when the saving pays for the restart (above the reserve). The running
+spot pod, so it moves to spot when the saving pays for the restart (above the reserve). The job's
 on-demand pod is priced at its own rate when the caller knows it (`JobProgress.current_price_per_gpu`;
-the tick does, a backtest's pod pays the quote): held to `max_price` and costed at that rate, not at its
+the tick does for a running pod and a stopped Vast instance, which keeps its offer's price; a backtest's
+pod pays the quote): held to `max_price` and costed at that rate, not at its
 market's quote (a Vast instance takes its offer off the listing: a pod at $0.3485 read as the next
 offer's $0.3607, over a $0.35 cap, and was ended for spot), and it is its market's on-demand option
 (the plans' fallback too); a new pod is held to the quote. Where the plan would end it for a cap its own
@@ -542,10 +543,11 @@ def on_demand_compute(q: PriceQuote) -> float | None:
 
 
 def _own_rate(progress: JobProgress, q: PriceQuote) -> float | None:
-    """The running on-demand pod's own compute rate per GPU-hour when it is on `q`'s market
-    (`JobProgress.current_price_per_gpu`); None: no such pod there, or its rate is not known."""
+    """The job's on-demand pod's own compute rate per GPU-hour when it is on `q`'s market
+    (`JobProgress.current_price_per_gpu`: the caller gives it for a pod that keeps its rate, running or
+    a stopped Vast instance); None: no such pod there, or its rate is not known."""
     own = progress.current_price_per_gpu
-    if own is None or progress.current_action != "on_demand" or not progress.current_running \
+    if own is None or progress.current_action != "on_demand" \
             or not _same_market(progress, q) or not 0 < own < math.inf:
         return None
     return float(own)

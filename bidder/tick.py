@@ -982,7 +982,7 @@ class _Tick:
                                current_gpu_type_id=row["gpu_type_id"], current_cloud=row["cloud"],
                                current_action="spot" if row["kind"] == "spot" else "on_demand",
                                current_bid_per_gpu=row.get("bid_per_gpu"), current_market=row.get("market") or "runpod",
-                               current_running=False)
+                               current_running=False, current_price_per_gpu=self._stopped_rate(row))
         return self._restart(jc, job, policy, row, progress, state)
 
     def _finished(self, jc: JobConfig, message: str, spent: float) -> JobReport:
@@ -1267,6 +1267,15 @@ class _Tick:
                       if a["kind"] in ("deploy_on_demand", "resume") and a.get("expected_cost_per_hour")]
             if starts:
                 rate = float(starts[-1]["expected_cost_per_hour"]) / max(int(row.get("gpu_count") or 1), 1)
+        return rate if rate is not None and 0 < rate < math.inf else None
+
+    def _stopped_rate(self, row: dict[str, Any]) -> float | None:
+        """What a stopped on-demand pod bills per GPU-hour once started again, when that is its own rate: a
+        Vast instance keeps its offer's price (`Executor._resume_price`), which the quote, another offer's
+        while it is rented, is not (a RunPod pod resumes at the quote: None)."""
+        if row.get("kind") == "spot" or (row.get("market") or "runpod") != "vast" or "vast" not in self.exs:
+            return None
+        rate = self.ex_for("vast").own_resume_rate(row, int(row.get("gpu_count") or 1))
         return rate if rate is not None and 0 < rate < math.inf else None
 
     def _replace_pod(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], why: str,

@@ -87,3 +87,20 @@ def test_a_vast_on_demand_resume_within_max_spend_per_hour_is_not_refused_for_th
     assert od.intended == "running" and vast_live(env.emu) == [od]
     assert [a["kind"] + ":" + a["outcome"] for a in env.store.actions("v")] == [
         "deploy_on_demand:ok", "stop:ok", "resume:ok"]
+
+
+def test_a_stopped_vast_on_demand_instance_under_the_max_price_is_resumed_though_the_quote_is_over_it(vast_env):
+    """The decision weighed the stopped instance at its market's quote (another offer's, over the cap) and
+    the job waited, "no candidate meets the max price", while its own instance, under the cap, billed
+    storage: it is weighed at its own rate, as a running one is."""
+    env, api = vast_env
+    od = stopped_on_demand(env, api)
+    quoted = quoted_compute(env.store)
+    assert quoted > od.compute_per_hr + 0.005, (quoted, od.compute_per_hr)
+    cap = (od.compute_per_hr + quoted) / 2
+    job = JOB.format(top="").replace('image = "img"', f'image = "img"\nmax_price = {cap:.4f}')
+    line = tick(env, api, env.config(job)).jobs[0]
+    assert line.state == "running" and line.pod_id == str(od.id), line.message
+    assert od.intended == "running" and vast_live(env.emu) == [od]
+    assert [a["kind"] + ":" + a["outcome"] for a in env.store.actions("v")] == [
+        "deploy_on_demand:ok", "stop:ok", "resume:ok"]
