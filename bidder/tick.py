@@ -1690,13 +1690,16 @@ class _Tick:
         return JobReport(jc.name, state, message, pod_id, spent, work)
 
 
+_NOTHING_RENTED = "; nothing is rented for it"
+
+
 def _missing_key(jc: JobConfig, markets: Mapping[str, object] | tuple[str, ...]) -> str | None:
     """Why the job's market cannot be acted on by a tick on `markets` (None: it can): `market` names one
     whose key is not set here."""
     market = (jc.job.market or "any").lower()
     if market == "any" and not markets:  # (a tick with no key at all: neither market is asked)
         return ("market = 'any', and this tick has no key for either market: set RUNPOD_API_KEY or VAST_API_KEY "
-                "(or api_key or vast_api_key in ~/.config/bidder/config.toml); nothing is rented for it")
+                "(or api_key or vast_api_key in ~/.config/bidder/config.toml)" + _NOTHING_RENTED)
     if market == "any" or market in markets:
         return None
     if market == "vast":
@@ -1706,7 +1709,7 @@ def _missing_key(jc: JobConfig, markets: Mapping[str, object] | tuple[str, ...])
     # (Another market is a way out only when this tick has a key for one.)
     others = " or ".join(repr(m) for m in (*(m for m in ("runpod", "vast") if m != market), "any"))
     choose = f", or choose market = {others}" if markets else ""
-    return f"market = {market!r}, and this tick has {key}{choose}; nothing is rented for it"
+    return f"market = {market!r}, and this tick has {key}{choose}{_NOTHING_RENTED}"
 
 
 def _no_market(store: Store, config: Config, now: datetime, dry_run: bool,
@@ -1717,13 +1720,21 @@ def _no_market(store: Store, config: Config, now: datetime, dry_run: bool,
     if not whys:
         raise ConfigError("no market to act on: set RUNPOD_API_KEY or VAST_API_KEY", key="api_key")
     report = TickReport(ts=now)
+    pods: dict[str, str | None] = {}
+    for name in whys:
+        rows = store.managed_pods(name, states=["active"])
+        pods[name] = rows[-1]["pod_id"] if rows else None
+        if rows:  # "nothing is rented for it" read as all well while the job's pod ran on, unwatched
+            market = rows[-1].get("market") or "runpod"
+            whys[name] = (str(whys[name]).removesuffix(_NOTHING_RENTED) + f"; its pod {rows[-1]['pod_id']} on "
+                          f"{market} is left as it is, unwatched, and goes on billing")
     for name, why in whys.items():
         record = {"ts": to_iso(now), "event": "blocked", "job": name, "message": why, **({"dry_run": True} if dry_run else {})}
         report.events.append(record)
         if events is not None:
             events(record)
         state = store.job_state(name) or {}
-        report.jobs.append(JobReport(name, "error", str(why), None, float(state.get("spent") or 0.0),
+        report.jobs.append(JobReport(name, "error", str(why), pods[name], float(state.get("spent") or 0.0),
                                      float(state.get("work_done_hours") or 0.0), blocked=why))
     return report
 

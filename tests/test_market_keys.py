@@ -136,6 +136,21 @@ def test_a_tick_without_any_key_says_each_jobs_key_and_asks_no_market(emulator, 
     assert runpod_trap.seen == [] and emulator.vast.instances == {}
 
 
+def test_a_tick_without_any_key_says_the_jobs_running_instance_is_left_unwatched(emulator, tmp_path, runpod_trap):
+    # ("nothing is rented for it" was said of a job whose on-demand instance ran on, billing, unwatched.)
+    (tmp_path / "bidder.toml").write_text(VAST_JOB + 'tolerance = "none"\n')
+    config = ["tick", "--config", str(tmp_path / "bidder.toml")]
+    rented = run(emulator, tmp_path, VAST_ONLY, *config, api_url=runpod_trap.url)
+    assert rented.exit_code == 0, rented.output + rented.stderr
+    [instance] = emulator.vast.instances
+    result = run(emulator, tmp_path, NO_KEYS, *config, api_url=runpod_trap.url)
+    said = (f"market = 'vast', and this tick has no Vast key: set VAST_API_KEY (or vast_api_key in "
+            f"~/.config/bidder/config.toml); its pod {instance} on vast is left as it is, unwatched, and goes on billing")
+    assert result.stdout.startswith(f"v: error: {said} (spent $"), result.stdout
+    assert one_line_error(result) == f"Error: job v cannot run: {said}"
+    assert runpod_trap.seen == [] and not emulator.vast.instances[instance].destroyed
+
+
 # -- launch -------------------------------------------------------------------------------------------
 LAUNCH = ["launch", "--gpu", "4090", "--hours", "2", "--max-price", "0.5", "--image", "x"]
 
