@@ -466,3 +466,15 @@ def test_json_of_a_wait_says_the_floor_it_waits_for(tmp_path: Path) -> None:
     assert f"until its spot floor is under ${decision['act_below']:.4f}" in table.stdout
     assert 0 < decision["act_below"] < 0.6
     assert all(a["act_below"] is None for a in json.loads(result.stdout)["alternatives"] if a["action"] != "wait")
+
+
+def test_a_plans_alternatives_are_said_to_be_the_rates_figures_not_the_plans(db: Path) -> None:
+    # (A plan's on-demand listed above a rates' spot row with a lower total, no word why, read as a mistake.)
+    planned = run(db, "--gpu", "RTX A6000", "--hours", "40", "--deadline", "3d")
+    assert planned.exit_code == 0, planned.output
+    assert "why: plan over " in planned.stdout
+    assert ("Alternatives weighed (best first; * is the plan's choice, the others the rates' (a simpler model: a "
+            "lower total among them is not one the plan found cheaper); bid = ") in planned.stdout
+    service = run(db, "--min-vram", "24", "--keep-running", "--tolerance", "high")  # the rates decide: one model, nothing to say
+    assert service.exit_code == 0, service.output
+    assert "Alternatives weighed (best first; bid = " in service.stdout

@@ -395,7 +395,11 @@ def _print_table(d: Decision, info: Any, notes: list[str], keep_running: bool, w
         click.echo("")
         per = ("" if keep_running else "; intr/day = per day to the deadline" if window is not None
                else "; intr/day = per day to completion")
-        click.echo(f"Alternatives weighed (best first; bid = spot bid, or for wait the floor it waits for{per}):")
+        # A plan's choice beside the rates' cheaper-looking totals read as a mistake: say whose figures they are.
+        planned = any(r.startswith("plan over ") for r in d.reasons)
+        whose = ("; * is the plan's choice, the others the rates' (a simpler model: a lower total among them is not "
+                 "one the plan found cheaper)" if planned else "")
+        click.echo(f"Alternatives weighed (best first{whose}; bid = spot bid, or for wait the floor it waits for{per}):")
         rows = [_row("*", d)] + [_row(i, a) for i, a in enumerate(d.alternatives, start=1)]
         # RunPod-only tables read as before; with another market in them, each row names its market.
         lead = ("market",) if any(a.market not in (None, "runpod") for a in (d, *d.alternatives)) else ()
