@@ -68,6 +68,18 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+def test_prices_says_what_vasts_on_demand_column_holds_that_max_price_does_not(dbs):
+    # (The table's $0.372, max_price's error's $0.369 and recommend's $0.380 for one card, unexplained.)
+    both, alone = dbs
+    note = ("Note: Vast's on-demand is its offer's whole price, with the storage of the 10 GB disk its search "
+            "prices; max_price caps it without that storage, and recommend, launch and tick add your job's own disk "
+            "(--disk) at the offer's storage price.")
+    mixed = run("prices", "--db", str(both), "--now", to_iso(NOW))
+    assert mixed.exit_code == 0, mixed.output
+    assert mixed.stderr.splitlines() == [note]
+    runpod = run("prices", "--db", str(alone), "--now", to_iso(NOW))
+    assert runpod.exit_code == 0 and runpod.stderr == "", runpod.stderr
+
 def test_prices_shows_the_market_column_only_when_vast_is_in_it(dbs):
     both, alone = dbs
     mixed = run("prices", "--db", str(both), "--now", to_iso(NOW))  # (as of the history's end: current prices)

@@ -52,6 +52,7 @@ from bidder.gpu_names import EMPTY_HINT, resolve_gpu_types, several_named
 from bidder.models import MARKET_NAMES, MAX_GPU_COUNT, SILENCE_MIN_HOURS, PriceQuote
 from bidder.store import Store, discard_unused
 from bidder.units import format_duration, parse_duration, to_iso
+from bidder.vast.offers import SEARCH_DISK_GB
 
 __all__ = ["collect", "export", "gpu_names", "history", "import_trace", "market_filter", "parse_since", "prices",
            "resolve_gpu_types", "resolve_in_market", "several_note"]
@@ -445,6 +446,12 @@ def prices(gpus: tuple[str, ...], min_vram: int | None, cloud: str, gpu_count: i
         if several:
             columns, headers = ["market", *columns, "offers"], ["market", *headers, "offers"]
         emit_rows(rows, columns, fmt, headers=headers)
+        # Three on-demand figures for one card (here, in max_price's errors, in recommend) read as a bug.
+        if any(q.market == "vast" and q.uninterruptable_price is not None for q in chosen):
+            say_after(f"Note: Vast's on-demand is its offer's whole price, with the storage of the "
+                      f"{SEARCH_DISK_GB:g} GB disk its search prices; max_price caps it without that "
+                      "storage, and recommend, launch and tick add your job's own disk (--disk) at the offer's "
+                      "storage price.")
     else:
         emit_rows(rows, list(rows[0]), fmt)
 
