@@ -29,12 +29,20 @@ def resolve_gpu_types(queries: Iterable[str], known: Mapping[str, str | None], *
         text = query.strip().lower()
         exact = [i for i, name in known.items() if text in (i.lower(), (name or "").lower())]
         partial = [i for i, name in known.items() if _names_part(text, i.lower()) or _names_part(text, (name or "").lower())]
-        found = exact or partial
+        # "rtx4090", "A100-SXM4": the name as written without its spaces, dashes or underscores (an
+        # error whose close match was that very name made the user retype it).
+        bare = [i for i, name in known.items() if _bare(text) and _bare(text) in (_bare(i), _bare(name or ""))]
+        found = exact or partial or bare
         if not found:
             hint = none_known if none_known is not None and not known else _hint(_close(query, known), known, listed)
             raise ConfigError(f"unknown GPU type {query!r}; {hint}", key="gpu")
         out.extend(i for i in sorted(found) if i not in out)
     return out
+
+
+def _bare(name: str) -> str:
+    """`name` in lower case without spaces, dashes and underscores."""
+    return re.sub(r"[\s_-]+", "", name.lower())
 
 
 def _names_part(text: str, name: str) -> bool:

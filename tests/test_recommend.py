@@ -478,3 +478,16 @@ def test_a_plans_alternatives_are_said_to_be_the_rates_figures_not_the_plans(db:
     service = run(db, "--min-vram", "24", "--keep-running", "--tolerance", "high")  # the rates decide: one model, nothing to say
     assert service.exit_code == 0, service.output
     assert "Alternatives weighed (best first; bid = " in service.stdout
+
+
+def test_a_name_typed_without_its_space_or_with_a_dash_is_that_gpu(db: Path) -> None:
+    # ("rtx4090" was refused with "close matches: RTX 4090, ...": the very name, to be typed again.)
+    for typed in ("rtx4090", "RTX-4090"):
+        result = run(db, "--gpu", typed, "--hours", "2", "--format", "json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["decision"]["gpu_type"] == "NVIDIA GeForce RTX 4090"
+    history = CliRunner().invoke(main, ["history", "rtx4090", "--db", str(db), "--now", to_iso(NOW)])
+    assert history.exit_code == 0 and history.stdout.startswith("NVIDIA GeForce RTX 4090: "), history.output
+    for wrong in ("rtx409", "-"):  # (still a name in full, and never an empty one)
+        refused = run(db, "--gpu", wrong, "--hours", "2")
+        assert refused.exit_code != 0 and "Traceback" not in refused.output, refused.output
