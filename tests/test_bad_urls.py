@@ -64,3 +64,17 @@ def test_a_line_break_in_vast_url_is_one_line_and_no_file(emulator, tmp_path):
         line = run(tmp_path, [*command, "--db", str(tmp_path / "v.db")], {"VAST_URL": emulator.vast_url + "\n"})
         assert line.startswith("Error: the Vast URL (--vast-url or VAST_URL) holds a line break "
                                f"at character {len(emulator.vast_url) + 1}"), line
+
+
+@pytest.mark.parametrize(("tail", "whose"), [("/api/v0", "an API path bidder adds itself"),
+                                             ("/api/v0/", "an API path bidder adds itself"),
+                                             ("/graphql", "RunPod's API path")])
+def test_a_vast_url_ending_in_an_api_path_is_one_line_naming_it_and_no_file(emulator, tmp_path, tail, whose):
+    # (Vast's docs write https://console.vast.ai/api/v0/...: a VAST_URL copied from them asked
+    # /api/v0/api/v0/bundles/, and the emulator's answer read "not_found; no route", not a wrong URL.)
+    for command in (["collect", "--market", "vast"], ["pods", "--refresh"]):
+        line = run(tmp_path, [*command, "--db", str(tmp_path / "v.db")], {"VAST_URL": emulator.vast_url + tail})
+        assert line == (f"Error: the Vast URL (--vast-url or VAST_URL) ends in {tail.rstrip('/')}, {whose}: give the "
+                        "server's address alone, such as https://console.vast.ai (or http://127.0.0.1:PORT for "
+                        "`bidder sim serve`)"), line
+    assert emulator.vast.instances == {}

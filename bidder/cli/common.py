@@ -333,10 +333,16 @@ def checked_url_option(ctx: click.Context, param: click.Parameter, value: str) -
         secret = resolve_vast_api_key() if vast else resolve_api_key()
     except click.ClickException:
         secret = None
-    return checked_url(value, what="Vast URL" if vast else "API URL",
-                       example=DEFAULT_VAST_URL if vast else DEFAULT_API_URL,
-                       env="VAST_API_KEY" if vast else "RUNPOD_API_KEY", key=param.name or "", secret=secret,
-                       where=f" ({param.opts[0]} or {getattr(param, 'envvar', None)})")
+    where = f" ({param.opts[0]} or {getattr(param, 'envvar', None)})"
+    url = checked_url(value, what="Vast URL" if vast else "API URL",
+                      example=DEFAULT_VAST_URL if vast else DEFAULT_API_URL,
+                      env="VAST_API_KEY" if vast else "RUNPOD_API_KEY", key=param.name or "", secret=secret,
+                      where=where)
+    if vast:
+        from bidder.vast.client import checked_vast_base
+
+        checked_vast_base(url, where)
+    return url
 
 
 class UrlOption(click.Option):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -48,7 +49,7 @@ from bidder.vast.offers import SEARCH_DISK_GB, Offer, OfferList, per_instance
 from bidder.vast.operations import VastRequest
 from bidder.vast.types import ImplausibleOffer, Instance, InstanceSpec, parse_instance, parse_offer
 
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "USER_AGENT", "VastClient"]
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "USER_AGENT", "VastClient", "checked_vast_base"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,19 @@ DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"bidder/{__version__}"
 _MAX_PAGES = 400  # 10,000 instances: a guard against a server that never stops paging
+
+
+def checked_vast_base(url: str, where: str = "") -> str:
+    """`url` if it is a server's address, not an API path under it: Vast's docs write their endpoints
+    as https://console.vast.ai/api/v0/..., and a VAST_URL copied from them asked /api/v0/api/v0/bundles/
+    (the emulator's 404 read "no route", not "wrong URL"); RunPod's /graphql copied over did the same."""
+    path = urlsplit(url).path.rstrip("/").lower()
+    tail = next((t for t in ("/api/v0", "/api/v1", "/api", "/graphql") if path.endswith(t)), None)
+    if tail is not None:
+        whose = "RunPod's API path" if tail == "/graphql" else "an API path bidder adds itself"
+        raise ConfigError(f"the Vast URL{where} ends in {tail}, {whose}: give the server's address alone, such as "
+                          f"{DEFAULT_URL} (or http://127.0.0.1:PORT for `bidder sim serve`)", key="vast_url")
+    return url
 
 
 class VastClient(EmulatorTime):
@@ -77,8 +91,8 @@ class VastClient(EmulatorTime):
             raise ConfigError(f"rate_limit_base must be seconds >= 0, got {rate_limit_base!r}", key="rate_limit_base")
         self._key = checked_api_key(api_key, env="VAST_API_KEY", key="vast_api_key")
         # (Vast's legacy CLI put ?api_key= in URLs: refused, as any key in a URL)
-        self.url = checked_url(url, what="Vast URL", example=DEFAULT_URL, env="VAST_API_KEY", key="vast_url",
-                               secret=self._key).rstrip("/")
+        self.url = checked_vast_base(checked_url(url, what="Vast URL", example=DEFAULT_URL, env="VAST_API_KEY",
+                                                 key="vast_url", secret=self._key)).rstrip("/")
         self.retry = retry if retry is not None else RetryPolicy()
         self.timeout = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
         self.rate_limit_base = float(rate_limit_base)
