@@ -260,3 +260,12 @@ def test_jobs_subcommands_take_config_and_db_after_their_name(tmp_path):
     assert before.output == after.output == "train: the next tick runs it\n"
     listing = runner.invoke(main, ["jobs", "--config", str(config), "--db", str(db), "--format", "csv"])
     assert listing.exit_code == 0 and listing.stdout.splitlines()[0].startswith("job,state,pod,")
+
+
+@pytest.mark.parametrize("group", ["chart", "sim"])
+def test_a_group_alone_shows_its_help_as_bidder_alone_does_not_an_error_holding_it(group):
+    # (`bidder chart` printed "Error: Usage: bidder chart ..." with the whole help, then "(see ... --help)".)
+    alone = CliRunner().invoke(main, [group])
+    assert alone.exit_code == CliRunner().invoke(main, []).exit_code, alone.output
+    assert alone.stderr.startswith(f"Usage: main {group} [OPTIONS] COMMAND [ARGS]..."), alone.stderr
+    assert "Error" not in alone.stderr and "Traceback" not in alone.output

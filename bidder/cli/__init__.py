@@ -130,12 +130,19 @@ class BidderGroup(click.Group):
             click.echo(f"Error: {exc}{hint}", err=True)
             sys.exit(1)
         except click.UsageError as exc:  # one line, as every error (click's own prints the usage first)
+            if isinstance(exc, _NO_ARGS_IS_HELP):  # `bidder chart` alone: its help as `bidder` alone gives it,
+                exc.show()                         # not "Error: Usage: ..." with the help inside
+                sys.exit(exc.exit_code)
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
             click.echo(f"Error: {exc.format_message()} (see `{where} --help`)", err=True)
             sys.exit(exc.exit_code)
         for line in ctx.meta.get(NOTES_KEY, ()):  # bidder.cli.timing.say_after: after success only
             click.echo(line, err=True)
         return result
+
+
+#: A group given no command (click >= 8.2; before it, the group printed its help and exited 0 itself).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 #: What a write to stdout fails with when it cannot be written (a full disk, a closed pipe, a quota,
