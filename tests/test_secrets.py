@@ -282,7 +282,7 @@ def test_a_server_quoting_the_other_markets_key_has_it_masked_too(tmp_path):
         env = {"RUNPOD_API_KEY": SECRET, "VAST_API_KEY": vast_secret, "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
         done = subprocess.run([sys.executable, "-m", "bidder", "-vv", "collect", "--retries", "1", "--now",
                                "2026-01-01T00:00:00Z", "--db", str(tmp_path / "x.db"), "--api-url", server.url,
-                               "--vast-url", server.url], capture_output=True, text=True, env=env, timeout=120)
+                               "--vast-url", server.url.removesuffix("/graphql")], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 1, done.stderr
     assert "got keys" in done.stderr, done.stderr[-2000:]  # what the server said is shown, masked
     with sqlite3.connect(tmp_path / "x.db") as conn:
