@@ -170,6 +170,7 @@ def _show_recommendation(store: Store, job: Any, policy: Any, emu: Emulator, say
     what = (f"spot on {decision.gpu_type_id} ({where}) at ${decision.bid_per_gpu:.3f}/GPU-h"
             if decision.action == "spot" else
             f"on-demand {decision.gpu_type_id} ({where})" if decision.action == "on_demand" else
+            f"wait (acts when {decision.act_when})" if decision.act_when else
             f"wait (acts at a floor of ${decision.act_below:.3f} or less)" if decision.act_below is not None else "wait")
     say(f"Recommendation ({info.samples} samples of history): {what}")
     for reason in decision.reasons:
@@ -211,7 +212,8 @@ def _run_ticks(emu: Emulator, client: RunPodClient, vast: VastPodApi, store: Sto
             say(f"{stamp()}  interrupted ({why})")
         elif kind == "wait" and event.get("act_below") is not None and not waiting[0]:
             waiting[0] = True
-            say(f"{stamp()}  waiting: acts when the spot floor is at or below ${event['act_below']:.3f}")
+            say(f"{stamp()}  waiting: acts when "
+                + (event.get("act_when") or f"the spot floor is at or below ${event['act_below']:.3f}"))
         elif kind == "wait" and not waiting[0]:
             waiting[0] = True
             say(f"{stamp()}  waiting: {event.get('message')}")

@@ -254,8 +254,9 @@ class Decision:
 
     `expected_cost_per_hour` is USD per GPU-hour of useful work (restart losses included);
     `expected_total_cost` is USD for the remaining work (for keep-running jobs: per day).
-    For `wait`, `act_below` is the spot floor at which it would act, and gpu_type_id/cloud name
-    the market it is waiting on; `market` is the market ("runpod", "vast") of the pod or wait.
+    For `wait`, `act_below` is the spot floor at which it would act, `act_when` the whole condition in
+    words (how long the floor must stay there first, e.g. "its spot floor has stayed at or below $0.133
+    for 30 min"), and gpu_type_id/cloud name the market it is waiting on; `market` is the market ("runpod", "vast") of the pod or wait.
     `alternatives` are the other candidates weighed, best first.
     """
 
@@ -272,3 +273,4 @@ class Decision:
     alternatives: tuple[Decision, ...] = field(default=(), compare=False)
     act_below: float | None = None
     market: str | None = None
+    act_when: str | None = field(default=None, compare=False)

@@ -243,6 +243,7 @@ class _Candidate:
     progress_rate: float = 0.0  # work per wall-clock hour on this candidate's plan (rho; on-demand: speed)
     delay: float = 0.0  # wait: expected hours until the plan's condition holds (slack it spends first)
     waits_for_floor: bool = False  # wait: for the floor to fall under the bid (not only to settle under it)
+    act_when: str | None = None  # wait: its condition in words (`Decision.act_when`)
     note: str = ""
 
 
@@ -642,9 +643,13 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     where = _short(q.gpu_type_id)
     if len({m.market for m in markets}) > 1 or q.market != DEFAULT_MARKET:  # as the rates name markets
         where = f"{where} {q.cloud.lower()} on {MARKET_NAMES.get(q.market, q.market)}"
+    act_when = None
+    if action == "wait" and choice.start_below is not None:
+        recent = min(views[i].recent_max for i in choice.pool) if choice.pool else views[choice.market].recent_max
+        act_when = _plan_wait_words(choice, recent)
     if action == "wait":
-        what = (f"wait: the plan starts spot on {where} when the floor is under ${choice.start_below:.3f}"
-                if choice.start_below is not None else f"wait: the plan expects {where}'s floor to fall")
+        what = (f"wait: the plan starts spot on {where} when {act_when}"
+                if act_when is not None else f"wait: the plan expects {where}'s floor to fall")
     elif action == "on_demand":
         what = f"{where} on-demand at ${on_demand_per_gpu_hour(job, q):.3f}: the plan's cheapest way to the deadline now"
     else:
@@ -683,7 +688,22 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
                     expected_interruptions_per_day=round(choice.expected_interruptions / max(time_left / 24, 1e-9), 4),
                     expected_total_cost=round(total, 4), expected_completion_hours=None,
                     reasons=tuple(reasons), alternatives=alts,
-                    act_below=choice.start_below if action == "wait" else None, market=q.market)
+                    act_below=choice.start_below if action == "wait" else None, market=q.market,
+                    act_when=act_when)
+
+
+def _plan_wait_words(choice: Choice, recent: float) -> str:
+    """What a plan's wait waits for, in words. The plan reads the floor's state as the highest floor of
+    its state window (`planner.recent_max`), so a floor already under the level does not start it until
+    the window has no higher price left ("until the floor is under $0.133" read while it was $0.119,
+    the window still holding $0.146)."""
+    below = f"${choice.start_below:.4f}"
+    if choice.start_after_h <= 0:  # the plan would bid now: the floor is above its bid
+        return f"its spot floor is at or below {below}"
+    window = _fmt_hours(choice.start_after_h)
+    seen = (f"it had no capacity in the last {window}" if not math.isfinite(recent)
+            else f"its highest in the last {window} was ${recent:.4f}")
+    return f"its spot floor has stayed at or below {below} for {window} ({seen})"
 
 
 def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
@@ -1255,7 +1275,10 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     note = ("bids once the floor " + (f"has stayed under ${bid:.3f} for {_fmt_hours(settle)}" if settle > 0
                                       else f"is under ${bid:.3f}")
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
+    act_when = (f"its spot floor has stayed at or below ${bid:.4f} for {_fmt_hours(settle)}" if settle > 0
+                else f"its spot floor is at or below ${bid:.4f}")
     plans.append(candidate("wait", plan, (i, j), lam[row], None, act_below=bid, note=note, delay=wait_delay,
+                           act_when=act_when,
                            waits_for_floor=floor is None or floor > bid + 1e-12))
 
 
@@ -1435,6 +1458,7 @@ def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: floa
             alternatives=alternatives,
             act_below=c.act_below,
             market=c.quote.market,
+            act_when=c.act_when,
         )
 
     alts = tuple(build(c) for c in ranked[:MAX_ALTERNATIVES + 1] if c is not chosen)[:MAX_ALTERNATIVES]

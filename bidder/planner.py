@@ -176,10 +176,15 @@ def block_maxima(ts: np.ndarray, floor: np.ndarray, end: float, step_h: float, b
 STATE_WINDOW_H: float | None = None
 
 
+def state_window_h(step_h: float) -> float:
+    """How far back the floor's state now looks, in hours (`STATE_WINDOW_H`, else one block)."""
+    return step_h if STATE_WINDOW_H is None else STATE_WINDOW_H
+
+
 def recent_max(ts: np.ndarray, floor: np.ndarray, now: float, step_h: float) -> float:
     """The highest floor over the state window before `now` (the price in force at its start
     included; +inf when a sample in it had no capacity): what `FloorModel.state_of` reads."""
-    window = (step_h if STATE_WINDOW_H is None else STATE_WINDOW_H) * 3600.0
+    window = state_window_h(step_h) * 3600.0
     lo = max(int(np.searchsorted(ts, now - window, side="right")) - 1, 0)
     hi = int(np.searchsorted(ts, now, side="right"))
     recent = floor[lo:max(hi, lo + 1)]
@@ -806,7 +811,8 @@ class PodNow:
 class Choice:
     """What the plan does now. `action`: keep | wait | spot | on_demand; `expected_cost` USD per GPU for
     the rest of the work; `expected_interruptions` for the rest of the window; `start_below` (wait):
-    the floor under which the plan would start spot soonest."""
+    the floor under which the plan would start spot soonest; `start_after_h` (wait): how long the floor
+    must have stayed at or below it first (the state window `recent_max` reads; 0: the floor now)."""
 
     action: str
     market: int | None
@@ -816,6 +822,7 @@ class Choice:
     interruption_price: float
     start_below: float | None = None
     pool: tuple[int, ...] = ()  # followed the plan of the pool of these markets (empty: of `market` alone)
+    start_after_h: float = 0.0
 
 
 def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work_left_h: float,
@@ -953,8 +960,10 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             elif code == WAIT:
                 # The highest floor state under which the plan would start now: it waits for that.
                 starts = np.flatnonzero(plan.actions_at(tau, w, 0)[:state] >= SPOT)
+                # (It starts once the state, the highest floor of the state window, is that low.)
                 choice = Choice("wait", target, None, cost, expected, price,
-                                start_below=float(model.edges[starts[-1]]) if len(starts) else None)
+                                start_below=float(model.edges[starts[-1]]) if len(starts) else None,
+                                start_after_h=state_window_h(model.step_h))
             elif code == ON_DEMAND:
                 choice = Choice("on_demand", target, None, cost, expected, price)
             else:

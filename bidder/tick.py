@@ -1381,7 +1381,8 @@ class _Tick:
         if note:
             message = f"{message}; {note}"
         self.ex.emit(self.now, "wait", job=jc.name, pod_id=pod_id, message=message,
-                     act_below=None if isinstance(decision, str) else decision.act_below)
+                     act_below=None if isinstance(decision, str) else decision.act_below,
+                     act_when=None if isinstance(decision, str) else decision.act_when)
         self._save(jc, state="waiting", note=message)
         if isinstance(decision, str) and decision == self.hopeless.get(jc.name):
             # A deadline passed or out of reach: waiting cannot help, so cron must hear of it (exit 1).

@@ -214,7 +214,10 @@ def _plan_line(d: Decision, on_demand_price: float | None = None, window_hours: 
     on-demand price per GPU-hour of the decision's market, shown for an on-demand plan (on Vast its
     compute alone); `storage_per_hr`: what the market bills for the whole disk, Vast's)."""
     if d.action == "wait":
-        below = f" (acts when the floor is at or below ${d.act_below:.3f})" if d.act_below is not None else ""
+        if d.act_when and d.reasons and d.act_when in d.reasons[0]:
+            return d.reasons[0]  # the plan's "wait: ... starts spot on X when <the condition>"
+        below = (f" (acts when {d.act_when})" if d.act_when else
+                 f" (acts when the floor is at or below ${d.act_below:.3f})" if d.act_below is not None else "")
         return f"wait{below}: {d.reasons[0] if d.reasons else ''}"
     gpus = "GPU" if d.gpu_count == 1 else "GPUs"
     if d.action == "spot":

@@ -82,7 +82,7 @@ def decision_dict(d: Decision, window_hours: float | None = None) -> dict[str, A
         "reasons": list(d.reasons),
         "market": d.market,
         "expected_interruptions": expected_interruptions(d, window_hours),  # added: the count, not a rate
-        # added: the floor a wait acts at (the table's "until its spot floor is under $X"), else null
+        # added: the floor a wait acts at (the table's "until its spot floor ... $X"), else null
         "act_below": d.act_below if d.action == "wait" else None,
     }
 
@@ -361,7 +361,8 @@ def _headline(d: Decision) -> str:
         return f"ON-DEMAND  {where}"
     if d.gpu_type_id is None:
         return "NOTHING TO DO"
-    below = f" until its spot floor is under ${d.act_below:.4f}" if d.act_below is not None else ""
+    below = (f" until {d.act_when}" if d.act_when else
+             f" until its spot floor is at or below ${d.act_below:.4f}" if d.act_below is not None else "")
     return f"WAIT  for {where}{below}"
 
 
