@@ -392,6 +392,26 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     return decision
 
 
+def _gpu_count_advice(quotes: Sequence[PriceQuote], gpus: int) -> str:
+    """What to do when no quote has `gpus` GPUs, by market: RunPod is quoted only for the GPU counts
+    collected (collect that count too); Vast's collect stores every offer there is, so its counts are the
+    machines it had (another count, or later: collecting RunPod's counts would not help there)."""
+    parts = []
+    for market in sorted({q.market for q in quotes}, key=lambda m: m != DEFAULT_MARKET):
+        counts = sorted({q.gpu_count for q in quotes if q.market == market})
+        listed = ", ".join(map(str, counts))
+        if market == DEFAULT_MARKET:
+            parts.append(f"the quotes collected are for pods of {listed} GPU(s); collect RunPod's for {gpus} too "
+                         f"(`bidder collect --gpu-counts {','.join(map(str, sorted({*counts, gpus})))}`)")
+        else:
+            name = MARKET_NAMES.get(market, market)
+            parts.append(f"{name}'s offers at the last collect had {listed} GPU(s) per machine, none {gpus} (its "
+                         f"collect stores every offer there is): ask for one of those counts (--gpus), or try later")
+    if len(parts) > 1:
+        parts[0] = f"on RunPod {parts[0]}"
+    return "; ".join(parts)
+
+
 def _per_day_of(d: Decision, factor: float) -> Decision:
     """`d` (and its alternatives) with the interruptions per day scaled by `factor`: the same count over
     a longer window."""
@@ -727,12 +747,11 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         what = (", ".join(job.gpu_types) if job.gpu_types else
                 f">= {job.min_vram_gb} GB VRAM" if job.min_vram_gb is not None else "any GPU")
         where = "" if (job.market or "any").lower() == "any" else f" on market {job.market}"
-        counts = sorted({q.gpu_count for q in quotes})
-        if quotes and job.gpu_count not in counts:  # RunPod is quoted only for the GPU counts collected
+        asked = [q for q in quotes if where == "" or q.market == job.market.lower()]
+        counts = sorted({q.gpu_count for q in asked})
+        if asked and job.gpu_count not in counts:
             raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}{where}: "
-                             f"the quotes collected are for pods of {', '.join(map(str, counts))} GPU(s); collect "
-                             f"RunPod's for {job.gpu_count} too (`bidder collect --gpu-counts "
-                             f"{','.join(map(str, sorted({*counts, job.gpu_count})))}`)", constraint="gpu_type")
+                             + _gpu_count_advice(asked, job.gpu_count), constraint="gpu_type")
         raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}{where}; "
                          "collect prices first (`bidder collect`) or widen --gpu/--min-vram/--cloud",
                          constraint="gpu_type")
