@@ -378,17 +378,21 @@ def decide(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                       default=0.0)
         job, held, short = hold_for_silence(job, progress, now, silence, [
             job.speed_of(q.gpu_type_id) for q in markets if q.uninterruptable_price])
+    factor = 1.0
+    if held > 0 and job.deadline is not None:
+        # Its rates are per day of the window held back; the job's own window is `held` hours longer.
+        # (Per day of the shorter one, times the job's window, 2.3 interruptions read as 2.9.) The reasons
+        # say the same rates as the figures (they said 5.5 a day beside a figure of 5.38).
+        window = (job.deadline - now).total_seconds() / 3600.0
+        factor = window / (window + held) if window > 0 else 1.0
     planned = None if short else _planned_decision(job, policy, quotes, stats, now, progress, alternatives,
-                                                   history_notes)
+                                                   history_notes, factor)
     decision = planned or decide_by_rates(job, policy, quotes, stats, now, progress, history_notes=history_notes,
-                                          alternatives=alternatives, reasons=reasons)
+                                          alternatives=alternatives, reasons=reasons, per_day_factor=factor)
     if held > 0 or short:
         decision = replace(decision, reasons=(*decision.reasons, _silence_note(silence, held, short)))
-    if held > 0 and job.deadline is not None:
-        # Its rates were per day of the window held back; the job's own window is `held` hours longer.
-        # (Per day of the shorter one, times the job's window, 2.3 interruptions read as 2.9.)
-        window = (job.deadline - now).total_seconds() / 3600.0
-        decision = _per_day_of(decision, window / (window + held) if window > 0 else 1.0)
+    if factor != 1.0:
+        decision = _per_day_of(decision, factor)
     return decision
 
 
@@ -628,8 +632,10 @@ def _pod_now(progress: JobProgress, markets: Sequence[PriceQuote]) -> PodNow | N
 
 def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                       stats: Mapping[MarketKey, MarketStats], now: datetime, progress: JobProgress,
-                      alternatives: bool, history_notes: Mapping[MarketKey, str] | None) -> Decision | None:
-    """The plan's decision as a Decision (None: the rates decide)."""
+                      alternatives: bool, history_notes: Mapping[MarketKey, str] | None,
+                      per_day_factor: float = 1.0) -> Decision | None:
+    """The plan's decision as a Decision (None: the rates decide); `per_day_factor`: its alternatives'
+    (see `decide_by_rates`)."""
     if not uses_plan(job, policy):
         return None
     markets = select_quotes(job, quotes)
@@ -698,7 +704,8 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
     alts: tuple[Decision, ...] = ()
     if alternatives:
         try:
-            by_rates = decide_by_rates(job, policy, quotes, stats, now, progress, history_notes=history_notes)
+            by_rates = decide_by_rates(job, policy, quotes, stats, now, progress, history_notes=history_notes,
+                                       per_day_factor=per_day_factor)
             alts = (by_rates, *by_rates.alternatives)[:MAX_ALTERNATIVES]
         except Infeasible:
             alts = ()
@@ -729,7 +736,7 @@ def _plan_wait_words(choice: Choice, recent: float) -> str:
 def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                     stats: Mapping[MarketKey, MarketStats], now: datetime,
                     progress: JobProgress | None = None, *, history_notes: Mapping[MarketKey, str] | None = None,
-                    alternatives: bool = True, reasons: bool = True) -> Decision:
+                    alternatives: bool = True, reasons: bool = True, per_day_factor: float = 1.0) -> Decision:
     """The best action for `job` now, with ranked alternatives. Raises Infeasible naming the constraint.
 
     `quotes` are the current quotes (the newest per market is used); `stats` the market statistics per
@@ -740,6 +747,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     market. `alternatives=False` leaves the ranked alternatives out (a backtest never reads them); the
     decision itself is the same. `reasons=False` leaves its reasons out (empty; nor are the rejected
     bids worked out unless an error must name one): the same action, bid and figures.
+    `per_day_factor`: what the reasons' interruptions per day are multiplied by (`decide`'s, after a
+    gap in the history: per day of the job's own window, as `decide` scales the figures).
     """
     progress = progress or JobProgress()
     markets = select_quotes(job, quotes)
@@ -865,7 +874,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                         "so the deadline is met")
         ranked = sorted(ondemand, key=lambda c: c.cost)
         return _decision(best_od, ranked if alternatives else [], g, od_ref, keep_running,
-                         [*missing, *_storage_notes(job, best_od)], multi, job.deadline is not None, reasons)
+                         [*missing, *_storage_notes(job, best_od)], multi, job.deadline is not None, reasons,
+                         per_day_factor)
 
     acting = ondemand + spot_now
     kappa = min(plans, key=lambda c: (c.cost, c.bid or 0.0), default=None)
@@ -969,7 +979,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         chosen = current
     others = sorted(acting + ([kappa] if kappa is not None else []), key=rank_key) if alternatives else []
     if not reasons:
-        return _decision(chosen, others, g, od_ref, keep_running, reasons=False)
+        return _decision(chosen, others, g, od_ref, keep_running, reasons=False, per_day_factor=per_day_factor)
     saved = _saved_budget_note(float(policy.tolerance), tolerance, job, progress, time_left) \
         if chosen.action == "spot" and spent_note is None else None
     # On-demand chosen where a spot bid would have cost less, ruled out by a limit: said (a Vast service
@@ -983,7 +993,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                       *((spent_note,) if spent_note and chosen.action == "spot" else ()),
                       *((whole,) if (whole := _whole_budget_note(float(policy.tolerance), job, progress))
                         and chosen.action != "spot" and policy.allow_spot else ())],
-                     multi, job.deadline is not None)
+                     multi, job.deadline is not None, per_day_factor=per_day_factor)
 
 
 def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, now: datetime,
@@ -1425,9 +1435,10 @@ def _fmt_hours(hours: float) -> str:
 
 
 def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool = False,
-            deadline: bool = True) -> str:
+            deadline: bool = True, per_day_factor: float = 1.0) -> str:
     """The candidate's reason line; `deadline`: the job has one (else its on-demand rest finishes the
-    work within the time a job without a deadline may take)."""
+    work within the time a job without a deadline may take); `per_day_factor`: see `decide_by_rates`."""
+    per_day = c.per_day * per_day_factor
     name = _short(c.quote.gpu_type_id)
     if multi or c.quote.market != DEFAULT_MARKET:  # RunPod-only reasons read as they always did
         name = f"{name} {c.quote.cloud.lower()} on {MARKET_NAMES.get(c.quote.market, c.quote.market)}"
@@ -1435,9 +1446,9 @@ def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool
         # Its price with the disk's storage (Vast's), as its cost counts it: run cost x speed.
         head = f"{name} on-demand at ${c.run_cost * (c.progress_rate or 1.0):.3f}: no interruptions"
     elif c.action == "spot":
-        head = f"{name} spot at ${c.bid:.3f}: {c.per_day:.1f} interruptions/day"
+        head = f"{name} spot at ${c.bid:.3f}: {per_day:.1f} interruptions/day"
     else:
-        head = f"wait for {name} spot under ${c.act_below:.3f}: {c.per_day:.1f} interruptions/day expected then"
+        head = f"wait for {name} spot under ${c.act_below:.3f}: {per_day:.1f} interruptions/day expected then"
     parts = [head]
     if not math.isfinite(c.cost) and c.action != "on_demand":
         # Spot alone is not expected to finish, and no on-demand within the policy can finish the rest
@@ -1461,7 +1472,7 @@ def _reason(c: _Candidate, od_ref: float | None, keep_running: bool, multi: bool
 
 def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: float | None,
               keep_running: bool, notes: Sequence[str] = (), multi: bool = False, deadline: bool = True,
-              reasons: bool = True) -> Decision:
+              reasons: bool = True, per_day_factor: float = 1.0) -> Decision:
     def build(c: _Candidate, alternatives: tuple[Decision, ...] = (), extra: Sequence[str] = ()) -> Decision:
         return Decision(
             action=c.action,  # type: ignore[arg-type]
@@ -1473,7 +1484,8 @@ def _decision(chosen: _Candidate, ranked: list[_Candidate], g: int, od_ref: floa
             expected_interruptions_per_day=round(c.per_day, 4),
             expected_total_cost=None if c.total is None else round(c.total, 4),
             expected_completion_hours=None if keep_running or c.completion is None else round(c.completion, 3),
-            reasons=(", ".join([_reason(c, od_ref, keep_running, multi, deadline), *extra]),) if reasons else (),
+            reasons=(", ".join([_reason(c, od_ref, keep_running, multi, deadline, per_day_factor), *extra]),)
+            if reasons else (),
             alternatives=alternatives,
             act_below=c.act_below,
             market=c.quote.market,
