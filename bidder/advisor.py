@@ -39,6 +39,7 @@ from bidder.optimizer import (
     _short as _short_gpu,
 )
 from bidder.optimizer import (
+    cap_price_words,
     decide,
     disk_storage_per_hour,
     on_demand_compute,
@@ -244,7 +245,7 @@ def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *,
     what = f"{q.gpu_type_id} on-demand on {MARKET_NAMES.get(q.market, q.market)}"
     over, change = [], []
     if policy.max_price is not None and compute > policy.max_price + 1e-9:
-        over.append(f"is ${compute:.3f}/GPU-h, over the max price ${policy.max_price:.3f}")
+        over.append(f"is {cap_price_words(q, compute, '/GPU-h')}, over the max price ${policy.max_price:.3f}")
         change.append(f"raise max_price to ${compute:.3f}")
     if left is not None and total > left + 1e-9:
         over.append(f"would cost ${total:.2f} for the work, over the ${max(left, 0.0):.2f} left in the budget")

@@ -194,6 +194,7 @@ __all__ = [
     "KEEP_MARGIN",
     "MAX_ALTERNATIVES",
     "NO_DEADLINE_PATIENCE",
+    "cap_price_words",
     "decide",
     "decide_by_rates",
     "hold_for_silence",
@@ -567,6 +568,17 @@ def on_demand_compute(q: PriceQuote) -> float | None:
     return q.uninterruptable_price - _storage_price(q, True) * q.on_demand_storage_gb / 720.0 / max(q.gpu_count, 1)
 
 
+def cap_price_words(q: PriceQuote, price: float, unit: str = "") -> str:
+    """`price` (per GPU-hour; `unit` follows it), what `max_price` holds of `q`'s on-demand, said as its
+    compute where the quote holds storage too (Vast's): "$0.344" read as a misquote of the $0.346 `prices`
+    shows."""
+    if not q.on_demand_storage_gb or q.uninterruptable_price is None or q.storage_per_gb_month is None:
+        return f"${price:.3f}{unit}"
+    return (f"${price:.3f}{unit} of compute ({MARKET_NAMES.get(q.market, q.market)}'s on-demand quote, "
+            f"${q.uninterruptable_price:.3f}, holds a {q.on_demand_storage_gb:g} GB disk's storage too, which the max "
+            f"price does not cap)")
+
+
 def _own_rate(progress: JobProgress, q: PriceQuote) -> float | None:
     """The job's on-demand pod's own compute rate per GPU-hour when it is on `q`'s market
     (`JobProgress.current_price_per_gpu`: the caller gives it for a pod that keeps its rate, running or
@@ -824,8 +836,8 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         late = hours is not None and hours > time_left + 1e-9
         alone = over_price + over_budget + late == 1  # (for the error's choice of constraint only)
         if over_price:
-            rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at ${compute:.3f} is over the "
-                         f"max price {usd_limit(cap)}", alone=alone)
+            rejected.add(cost, "max_price", f"{_short(q.gpu_type_id)} on-demand at {cap_price_words(q, compute)} is "
+                         f"over the max price {usd_limit(cap)}", alone=alone)
             continue
         if over_budget:
             assert budget_left is not None
@@ -907,7 +919,7 @@ def decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                 # Named for spot alone, the user loosened the tolerance and met the max price next.
                 low_price, low = min(priced, key=lambda pair: pair[0])
                 also += (f"; on-demand is over the max price {usd_limit(cap)}: the lowest is {_short(low.gpu_type_id)}'s "
-                         f"on {MARKET_NAMES.get(low.market, low.market)}, ${low_price:.3f}")
+                         f"on {MARKET_NAMES.get(low.market, low.market)}, {cap_price_words(low, low_price)}")
             what = ("can finish the work" if constraint == "deadline" and job.deadline is None
                     else f"meets the {constraint.replace('_', ' ')}")
             raise Infeasible(f"no candidate {what}: {message}{also}", constraint=constraint)

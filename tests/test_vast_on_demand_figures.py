@@ -89,7 +89,7 @@ def test_the_max_price_holds_vast_on_demand_to_its_compute_in_the_plan_and_the_l
     assert "Attempt 1: on_demand RTX 4090 (VERIFIED) on-demand -> dry_run" in launch.output, launch.output
     # Under the compute: both refuse it, naming the price the plan line shows.
     cap = compute - searched / 2
-    why = f"Error: no candidate meets the max price: RTX 4090 on-demand at ${compute:.3f} is over the max price ${cap:.3f}"
+    why = f"Error: no candidate meets the max price: RTX 4090 on-demand at ${compute:.3f} of compute (Vast's on-demand quote"
     for refused in both(cap):
         assert refused.exit_code == 1 and refused.stderr.startswith(why), refused.output + refused.stderr
     assert [i for i in emulator.vast.instances.values() if not i.destroyed] == []
@@ -133,3 +133,30 @@ def test_a_tick_says_and_records_the_rented_offers_on_demand_price_not_the_quote
         [create] = [a for a in store.actions("od") if a["kind"] == "deploy_on_demand"]
     assert create["outcome"] == "ok" and create["expected_cost_per_hour"] == pytest.approx(inst.compute_per_hr)
 
+
+
+def test_an_error_naming_vasts_on_demand_says_it_is_the_compute_and_the_quote_prices_shows(emulator, tmp_path):
+    """"on-demand is over the max price $0.200: the lowest is RTX 4090's on Vast, $0.344" while `prices`
+    showed $0.346: the figure is the compute the max price caps, and the error now says so, with the quote."""
+    from bidder.advisor import with_storage
+
+    with Store.open(tmp_path / "bidder.db") as store:
+        seed_vast_history(store, emulator)
+    runner = CliRunner(env={"RUNPOD_API_KEY": None, "VAST_API_KEY": TEST_API_KEY})
+    common = ["--db", str(tmp_path / "bidder.db"), "--vast-url", emulator.vast_url, "--now", to_iso(emulator.now)]
+    assert runner.invoke(main, ["collect", "--market", "vast", *common]).exit_code == 0
+    with Store.open(tmp_path / "bidder.db") as store:
+        [q] = [q for q in with_storage(store, store.latest_quotes("vast"))
+               if (q.gpu_type_id, q.cloud, q.gpu_count) == ("RTX 4090", "VERIFIED", 1)]
+    compute = q.uninterruptable_price - (q.on_demand_storage_per_gb_month or q.storage_per_gb_month) * 10 / 720.0
+    prices = runner.invoke(main, ["prices", "--db", common[1]])
+    shown = re.search(r"^vast\s+RTX 4090\s+24\s+VERIFIED\s+1\s+[\d.]+\s+([\d.]+)", prices.stdout, re.M)
+    assert shown and float(shown[1]) == round(q.uninterruptable_price, 3), prices.output
+    said = (f"${compute:.3f} of compute (Vast's on-demand quote, ${shown[1]}, holds a 10 GB disk's storage too, "
+            "which the max price does not cap)")
+    job = ["--gpu", "RTX 4090", "--market", "vast", "--cloud", "verified", "--hours", "24", "--max-price", "0.2"]
+    for limits, where in ((["--tolerance", "none"], "no candidate meets the max price: RTX 4090 on-demand at "),
+                          (["--deadline", "3d", "--tolerance", "0.1"], "on-demand is over the max price $0.200: the "
+                                                                       "lowest is RTX 4090's on Vast, ")):
+        refused = runner.invoke(main, ["recommend", *job, *limits, *common])
+        assert refused.exit_code == 1 and f"{where}{said}" in refused.stderr, refused.output
