@@ -376,9 +376,12 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("min_savings", 0.15, "Spot must beat on-demand by this share, after restart losses, where the rates "
             "decide (services, jobs without a deadline); a plan (hours and a deadline) weighs spot against on-demand "
             "by its expected cost, interruptions and restarts included.", _fraction),
-    Setting("min_wait_savings", 0.05, "Without a deadline (or with one but no on-demand under the policy to fall "
-            "back on), a wait for a lower floor (or, for a job with hours, "
-            "for the floor to settle under its bid) must save this share of what can start now.", _fraction),
+    Setting("min_wait_savings", 0.05, "Without a deadline, a wait for the spot floor to fall under a bid must save "
+            "this share of what can start now, and so must a job with hours waiting for a floor already under its bid "
+            "to settle (a service's wait to settle need not). With a deadline the slack prices a wait instead, and "
+            "this applies only when no on-demand under the policy can fall back, to a wait for the floor to fall: a "
+            "wait for the floor to settle need not save it (it buys fewer interruptions, which the tolerance "
+            "counts).", _fraction),
     Setting("allow_spot", True, "false: never rent spot pods.", _bool),
     Setting("allow_on_demand", True, "false: never rent on-demand pods.", _bool),
     # The pod (PodSpec template).

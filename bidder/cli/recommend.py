@@ -211,10 +211,11 @@ def _runpod_cloud_has_prices(store: Store, cloud: str, market: str, db_path: str
               help="Spot must beat on-demand by this share, after overheads, where the rates decide (--keep-running, "
                    "or no --deadline); a plan weighs spot against on-demand by its expected cost.")
 @click.option("--min-wait-savings", type=FiniteRange(min=0, max=1), default=0.05, show_default=True,
-              help="Without a deadline (or with one but no on-demand under the policy: --max-price under it), a "
-                   "wait for the spot floor to fall under a bid must save this share of "
+              help="Without a deadline, a wait for the spot floor to fall under a bid must save this share of "
                    "what can start now; so must a job with --hours waiting for a floor already under the bid "
-                   "to settle (a --keep-running service's is not held to it).")
+                   "to settle (a --keep-running service's is not held to it). With a --deadline only a wait for "
+                   "the floor to fall is held to it, and only with no on-demand under the policy (--max-price "
+                   "under it).")
 @click.option("--disk", "disk_gb", type=click.IntRange(1, MAX_DISK_GB), default=40, show_default=True, metavar="GB",
               help="The pod's disk: Vast bills its storage on top of the GPU price, counted in the cost.")
 @click.option("--refresh", is_flag=True, help="Take a fresh price snapshot first (an API that cannot be reached leaves the stored prices to "
