@@ -258,7 +258,17 @@ def test_pods_refresh_with_vasts_key_alone_polls_vast_and_lists_runpods_pods_as_
     polls = len(env.store.observations(str(instance.id)))
     result = run(env.emu, env.tmp, VAST_ONLY, "pods", "--refresh", api_url=runpod_trap.url)
     assert result.exit_code == 0, result.output + result.stderr
-    assert result.stderr == ("warning: the pods on runpod were not polled: no RunPod key is set (RUNPOD_API_KEY); "
-                             "they are listed as last seen\n")
+    assert result.stderr == ("warning: the pods on runpod were not polled: no RunPod key is set (RUNPOD_API_KEY, or "
+                             "api_key in ~/.config/bidder/config.toml); they are listed as last seen\n")
     assert {line.split()[0] for line in result.stdout.splitlines()[2:]} == {pod.id, str(instance.id)}
     assert runpod_trap.seen == [] and len(env.store.observations(str(instance.id))) == polls + 1
+
+
+def test_pods_refresh_with_runpods_key_alone_names_both_places_vasts_key_may_live(two_pods):
+    # (It named VAST_API_KEY alone; a user whose key is in config.toml looked for a variable to set.)
+    env, pod, instance = two_pods
+    result = run(env.emu, env.tmp, {"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": None}, "pods", "--refresh")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.stderr == ("warning: the pods on vast were not polled: no Vast key is set (VAST_API_KEY, or "
+                             "vast_api_key in ~/.config/bidder/config.toml); they are listed as last seen\n")
+    assert {line.split()[0] for line in result.stdout.splitlines()[2:]} == {pod.id, str(instance.id)}

@@ -1394,9 +1394,10 @@ def _poll_pods(store: Store, active: list[dict[str, Any]], kept: list[dict[str, 
         wanted |= {"runpod"} | ({"vast"} if vast is not None else set())
     keyless = {m for m in wanted if not (resolve_api_key() if m == "runpod" else vast is not None)}
     for market in sorted(keyless & held):
-        key = "RUNPOD_API_KEY" if market == "runpod" else "VAST_API_KEY"
-        click.echo(f"warning: the pods on {market} were not polled: no {MARKET_NAMES[market]} key is set ({key}); "
-                   "they are listed as last seen", err=True)
+        # (Both places a key may live, as the other key messages say: a config.toml user read only the variable.)
+        key = ("RUNPOD_API_KEY, or api_key" if market == "runpod" else "VAST_API_KEY, or vast_api_key")
+        click.echo(f"warning: the pods on {market} were not polled: no {MARKET_NAMES[market]} key is set ({key} in "
+                   "~/.config/bidder/config.toml); they are listed as last seen", err=True)
     wanted -= keyless
     if not wanted:
         if vast is not None:
