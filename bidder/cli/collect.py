@@ -79,7 +79,8 @@ Example:
 _EXAMPLE_HISTORY = """\b
 Example:
   bidder history "RTX A6000" --since 7d
-  bidder history "NVIDIA GeForce RTX 4090" --since all --cloud community
+  bidder history "NVIDIA GeForce RTX 4090" --since all --cloud community   # RunPod's name
+  bidder history "RTX 4090" --market vast --cloud verified                 # Vast's name
 """
 _EXAMPLE_IMPORT_TRACE = """\b
 Example:
