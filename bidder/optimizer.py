@@ -1313,8 +1313,8 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     row = i if rows is None else int(rows[i])
     bid = float(bids[row])
     settle = float(st.age_edges_hours[j])
-    note = ("bids once the floor " + (f"has stayed under ${bid:.3f} for {_fmt_hours(settle)}" if settle > 0
-                                      else f"is under ${bid:.3f}")
+    note = ("bids once the floor " + (f"has stayed at or below ${bid:.3f} for {_fmt_hours(settle)}" if settle > 0
+                                      else f"is at or below ${bid:.3f}")
             + f" (floor now {'none' if floor is None else f'${floor:.3f}'})")
     act_when = (f"its spot floor has stayed at or below ${bid:.4f} for {_fmt_hours(settle)}" if settle > 0
                 else f"its spot floor is at or below ${bid:.4f}")
