@@ -79,6 +79,7 @@ def test_collect_without_a_vast_key_on_a_database_of_vast_collections_warns(emul
     assert "stored " in result.output  # RunPod's prices, as before
     [warning] = result.stderr.splitlines()
     assert warning.startswith("warning: ") and "VAST_API_KEY" in warning and "--market vast" in warning
+    assert "vast_api_key in ~/.config/bidder/config.toml" in warning  # both places the key may live
     with_key = run(emulator, tmp_path, VAST_ONLY, "collect")  # the key back: both said nothing
     assert with_key.exit_code == 0 and with_key.stderr == "", with_key.stderr
     assert "vast: stored " in with_key.output

@@ -197,7 +197,7 @@ def test_refresh_takes_vasts_snapshot_too_for_a_job_open_to_vast(tmp_path: Path,
     monkeypatch.delenv("VAST_API_KEY")
     again = run(path, "--refresh", "--api-url", emulator.url, "--market", "vast", "--gpu", "RTX 4090", "--hours", "5",
                 "--format", "json", now=None)
-    assert "Vast prices not refreshed: no Vast API key (VAST_API_KEY)" in again.stderr, again.stderr
+    assert "Vast prices not refreshed: no Vast API key (VAST_API_KEY, or vast_api_key in ~/.config/bidder/config.toml)" in again.stderr, again.stderr
 
 
 def test_refresh_failure_warns_and_uses_the_stored_history(tmp_path: Path) -> None:

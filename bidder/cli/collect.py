@@ -257,7 +257,8 @@ def collect(every: timedelta | None, gpu_counts: tuple[int, ...], cycles: int | 
     store = _open(db_path, create=True)
     if market == "any" and not vast_key and store.last_collection_ts(market="vast") is not None:
         # A cron whose VAST_API_KEY went missing would else collect RunPod alone, exit 0, without a word.
-        click.echo(f"warning: {db_path} holds Vast collections, but no Vast key is set in this run (VAST_API_KEY): "
+        click.echo(f"warning: {db_path} holds Vast collections, but no Vast key is set in this run (VAST_API_KEY, or vast_api_key in "
+                   "~/.config/bidder/config.toml): "
                    "Vast's prices are not collected; set it, or give --market vast (its offers need no key)",
                    err=True)
 

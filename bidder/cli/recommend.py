@@ -104,7 +104,7 @@ def _refresh_vast(store: Store, vast_url: str, now: datetime | None, notes: list
     key = resolve_vast_api_key()
     if not key:
         if asked:  # (--market any without a Vast key: a RunPod user, nothing to say)
-            notes.append("Vast prices not refreshed: no Vast API key (VAST_API_KEY); using its stored history")
+            notes.append("Vast prices not refreshed: no Vast API key (VAST_API_KEY, or vast_api_key in ~/.config/bidder/config.toml); using its stored history")
         return now if now is not None else db_now(store, now_text, allow_past=allow_past, notes=notes)
     saved = collect_settings()
     filters = OfferFilters(verified_only=saved["vast_verified_only"], min_reliability=saved["vast_min_reliability"])
