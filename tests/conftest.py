@@ -75,6 +75,20 @@ def both(emulator, client, tmp_path):
 
 
 @pytest.fixture
+def vast_calm(emulator, client, tmp_path):
+    """As `both`, with no RunPod reclaims and offers of reliability >= 0.9 (the on-demand rate tests)."""
+    emulator.world.reclaim_rate_per_hour = 0.0
+    store = Store.open(tmp_path / "bidder.db")
+    seed_history(store, emulator, gpus=(RTX4090,))
+    seed_vast_history(store, emulator)
+    vclient = vast_client(emulator)
+    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.9))
+    yield Env(emulator, client, store, tmp_path), api
+    store.close()
+    vclient.close()
+
+
+@pytest.fixture
 def vx(emulator, tmp_path):
     """(emulator, a VastPodApi on it, an empty ledger) for the executor on Vast."""
     client = vast_client(emulator)

@@ -7,15 +7,11 @@ in 1.5 virtual hours)."""
 from __future__ import annotations
 
 import pytest
-from executor_helpers import RTX4090, Env, seed_history
 from two_markets import VAST4090, tick, vast_live
-from vast_helpers import seed_vast_history, vast_client
 
 from bidder.advisor import advise, with_storage
 from bidder.optimizer import on_demand_compute
 from bidder.store import Store
-from bidder.vast.summary import OfferFilters
-from bidder.vast_pods import VastPodApi
 
 #: Tolerance medium over a 10-hour window: a budget under one interruption, spent by the first.
 JOB = """
@@ -32,27 +28,14 @@ disk = 20
 """
 
 
-@pytest.fixture
-def vast_env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    store = Store.open(tmp_path / "bidder.db")
-    seed_history(store, emulator, gpus=(RTX4090,))
-    seed_vast_history(store, emulator)
-    vclient = vast_client(emulator)
-    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.9))
-    yield Env(emulator, client, store, tmp_path), api
-    store.close()
-    vclient.close()
-
-
 def quoted_compute(store: Store) -> float:
     [q] = [q for q in with_storage(store, store.latest_quotes("vast"))
            if (q.gpu_type_id, q.cloud, q.gpu_count) == (VAST4090, "VERIFIED", 1)]
     return float(on_demand_compute(q))
 
 
-def test_a_vast_on_demand_instance_under_the_cap_is_kept_when_the_next_quote_is_over_it(vast_env):
-    env, api = vast_env
+def test_a_vast_on_demand_instance_under_the_cap_is_kept_when_the_next_quote_is_over_it(vast_calm):
+    env, api = vast_calm
     emu = env.emu
     offers = sorted((o for o in emu.vast.offers() if (o["gpu_name"], o["num_gpus"], o["verification"])
                      == (VAST4090, 1, "verified") and o["reliability"] >= 0.9), key=lambda o: o["dph_base"])

@@ -6,15 +6,12 @@ quote (max_spend_per_hour, the budget) and recorded at it in the ledger."""
 from __future__ import annotations
 
 import pytest
-from executor_helpers import RTX4090, Env, seed_history
+from executor_helpers import Env
 from test_vast_on_demand_own_rate import quoted_compute
 from two_markets import tick, vast_live
-from vast_helpers import seed_vast_history, vast_client
 
 from bidder.executor import Executor
-from bidder.store import Store
 from bidder.tick import reopen_stopped_pod
-from bidder.vast.summary import OfferFilters
 from bidder.vast_pods import VastPodApi
 
 JOB = """{top}
@@ -27,19 +24,6 @@ tolerance = "none"
 image = "img"
 disk = 20
 """
-
-
-@pytest.fixture
-def vast_env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    store = Store.open(tmp_path / "bidder.db")
-    seed_history(store, emulator, gpus=(RTX4090,))
-    seed_vast_history(store, emulator)
-    vclient = vast_client(emulator)
-    api = VastPodApi(vclient, OfferFilters(verified_only=True, min_reliability=0.9))
-    yield Env(emulator, client, store, tmp_path), api
-    store.close()
-    vclient.close()
 
 
 def stopped_on_demand(env: Env, api: VastPodApi):
@@ -61,8 +45,8 @@ def stopped_on_demand(env: Env, api: VastPodApi):
     return od
 
 
-def test_a_resumed_vast_on_demand_instance_is_said_and_recorded_at_its_own_rate(vast_env):
-    env, api = vast_env
+def test_a_resumed_vast_on_demand_instance_is_said_and_recorded_at_its_own_rate(vast_calm):
+    env, api = vast_calm
     od = stopped_on_demand(env, api)
     line = tick(env, api, env.config(JOB.format(top=""))).jobs[0]
     quoted = quoted_compute(env.store)
@@ -74,8 +58,8 @@ def test_a_resumed_vast_on_demand_instance_is_said_and_recorded_at_its_own_rate(
     assert resume["outcome"] == "ok" and resume["expected_cost_per_hour"] == pytest.approx(od.compute_per_hr)
 
 
-def test_a_vast_on_demand_resume_within_max_spend_per_hour_is_not_refused_for_the_quote(vast_env):
-    env, api = vast_env
+def test_a_vast_on_demand_resume_within_max_spend_per_hour_is_not_refused_for_the_quote(vast_calm):
+    env, api = vast_calm
     od = stopped_on_demand(env, api)
     quoted = quoted_compute(env.store)
     # The user's spending cap, set while it was stopped: over the instance's own rate and its disk, under
@@ -89,11 +73,11 @@ def test_a_vast_on_demand_resume_within_max_spend_per_hour_is_not_refused_for_th
         "deploy_on_demand:ok", "stop:ok", "resume:ok"]
 
 
-def test_a_stopped_vast_on_demand_instance_under_the_max_price_is_resumed_though_the_quote_is_over_it(vast_env):
+def test_a_stopped_vast_on_demand_instance_under_the_max_price_is_resumed_though_the_quote_is_over_it(vast_calm):
     """The decision weighed the stopped instance at its market's quote (another offer's, over the cap) and
     the job waited, "no candidate meets the max price", while its own instance, under the cap, billed
     storage: it is weighed at its own rate, as a running one is."""
-    env, api = vast_env
+    env, api = vast_calm
     od = stopped_on_demand(env, api)
     quoted = quoted_compute(env.store)
     assert quoted > od.compute_per_hr + 0.005, (quoted, od.compute_per_hr)
