@@ -34,7 +34,9 @@ plan's decision every 10 minutes) ended on-demand to wait 5 times in 18 hours, 2
 on the emulator's Vast RTX 4090 at tolerance medium, on-demand instances 2 -> 1 ($7.32 -> $6.80, seed 0)
 and 5 -> 1 ($7.33 -> $7.03, seed 1); its RTX A6000 unchanged. Backtested (check_decisions, tolerance 2),
 on-demand held longer costs a little where no flip was: the emulator's trace +0.44% on one market
-(switches 34 -> 33) and +0.57% on four, AWS unchanged. Markets the job runs on at
+(switches 34 -> 33) and +0.57% on four, AWS unchanged; at tolerance low the study at 93c4592 (with the
+whole-interruption rule since its last run) has AWS 2.12-2.41x -> 2.17-2.44x the optimum, no window over 3
+of its 3.5 interruptions (4 before). Markets the job runs on at
 the same speed (zones or clouds of one GPU, interchangeable types) are also planned as one pool
 (`planner.pooled_model`): a chain over the floor of whichever market was calmest in the block before,
 so the plan knows that when one market spikes the next start can go to another; the pool is one more
