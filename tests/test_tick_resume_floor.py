@@ -40,7 +40,7 @@ def test_a_kept_bid_under_the_floor_waits_on_its_pod_then_re_bids_it_at_the_plan
     waited, waited_again, rebid = lines
     for line in (waited, waited_again):
         assert line.state == "waiting" and line.message.startswith("wait: the plan starts spot on RTX A6000 when "
-                                                                   "the floor is under $"), line.message
+                                                                   "its spot floor "), line.message
         assert (f"; pod {pod.id} not resumed: its kept bid $0.140 is under the floor $0.144, which RunPod refuses; "
                 f"the volume stays on pod {pod.id}") in line.message, line.message
     assert rebid.state == "running" and rebid.message == (
