@@ -465,13 +465,17 @@ class Executor:
         if self.market != "vast":
             return None
         rate = (self.store.last_observation(row["pod_id"]) or {}).get("cost_per_hr")
-        if not (rate is not None and 0 < rate < math.inf):
-            starts = [a for a in self.store.actions(pod_id=row["pod_id"], outcome="ok")
-                      if a["kind"] in ("deploy_on_demand", "resume") and a.get("expected_cost_per_hour")]
-            rate = float(starts[-1]["expected_cost_per_hour"]) if starts else None
-        if rate is None or not 0 < rate < math.inf:
-            return None
-        return float(rate) / max(gpu_count, 1)
+        if rate is not None and 0 < rate < math.inf:
+            return float(rate) / max(gpu_count, 1)
+        return self.started_rate(row["pod_id"], gpu_count)
+
+    def started_rate(self, pod_id: str, gpu_count: int) -> float | None:
+        """The compute per GPU-hour an on-demand pod's latest start (create or resume) was recorded at in
+        the ledger (a Vast one's at the rate its answer showed); None: no such start."""
+        starts = [a for a in self.store.actions(pod_id=pod_id, outcome="ok")
+                  if a["kind"] in ("deploy_on_demand", "resume") and a.get("expected_cost_per_hour")]
+        rate = float(starts[-1]["expected_cost_per_hour"]) if starts else None
+        return rate / max(gpu_count, 1) if rate is not None and 0 < rate < math.inf else None
 
     def _spot_pauses(self, job: JobSpec, gpu_type_id: str, cloud: str, gpu_count: int) -> Any:
         """What Vast's pick counts a pause at (`bidder.advisor.spot_pauses` on the market's newest

@@ -1263,10 +1263,7 @@ class _Tick:
         (`_on_demand_price`), else the rate its latest start was recorded at (the ledger's launch price)."""
         rate = self._on_demand_price(row, last)
         if rate is None:
-            starts = [a for a in self.store.actions(pod_id=row["pod_id"], outcome="ok")
-                      if a["kind"] in ("deploy_on_demand", "resume") and a.get("expected_cost_per_hour")]
-            if starts:
-                rate = float(starts[-1]["expected_cost_per_hour"]) / max(int(row.get("gpu_count") or 1), 1)
+            rate = self.ex.started_rate(row["pod_id"], int(row.get("gpu_count") or 1))
         return rate if rate is not None and 0 < rate < math.inf else None
 
     def _stopped_rate(self, row: dict[str, Any]) -> float | None:
