@@ -4,6 +4,7 @@ rates'. Kept, an on-demand fallback ran 14 hours ($4.73) while the plan said "wa
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import tomllib
 
@@ -105,7 +106,7 @@ def test_an_on_demand_pod_is_stopped_when_the_plan_waits_and_spot_starts_later(e
     line = job_line(dry)
     assert line.startswith(f"[dry run] train: dry_run: would stop pod {pod.id} (podStop): "), line
     assert ("(not sent: dry run); then waiting: wait: the plan starts spot on RTX A6000 when its spot floor "
-            in line), line
+            in line and "at or below $" in line), line
     assert f"; on-demand pod {pod.id} would be stopped to wait; plan over " in line, line
     assert pod.desired_status == "RUNNING" and dump(env) == before
     # The tick follows the decision: the on-demand pod is stopped, the job waits and says why.
@@ -113,6 +114,7 @@ def test_an_on_demand_pod_is_stopped_when_the_plan_waits_and_spot_starts_later(e
     assert result.exit_code == 0, result.output
     line = job_line(result)
     assert line.startswith("train: waiting: wait: the plan starts spot on RTX A6000 when its spot floor "), line
+    assert re.search(r"when its spot floor (is|has stayed) at or below \$", line), line
     assert f"; on-demand pod {pod.id} stopped to wait; plan over " in line and "expected $" in line, line
     assert ("warning: the volume stays on it (stopped, still billed); the next pod starts with an empty volume "
             "(use network_volume to carry data)") in line, line
@@ -208,6 +210,7 @@ def test_a_vast_on_demand_instance_is_destroyed_when_the_plan_waits(emulator, cl
         job = tick_both(env, api, config).jobs[0]
         assert job.state == "waiting" and job.message.startswith("wait: the plan starts spot on RTX 4090 verified on "
                                                                  "Vast when its spot floor "), job.message
+        assert re.search(r"when its spot floor (is|has stayed) at or below \$", job.message), job.message
         assert f"; on-demand instance {first.id} destroyed to wait; plan over " in job.message, job.message
         assert first.destroyed and vast_live(emulator) == []
         assert env.kinds("v") == ["deploy_on_demand:ok", "terminate:ok"]

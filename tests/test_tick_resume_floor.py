@@ -5,6 +5,8 @@ $0.144)"), and after three refusals the job moved to a new pod, its volume left 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from executor_helpers import A6000, live
 
@@ -41,6 +43,7 @@ def test_a_kept_bid_under_the_floor_waits_on_its_pod_then_re_bids_it_at_the_plan
     for line in (waited, waited_again):
         assert line.state == "waiting" and line.message.startswith("wait: the plan starts spot on RTX A6000 when "
                                                                    "its spot floor "), line.message
+        assert re.search(r"when its spot floor (is|has stayed) at or below \$", line.message), line.message
         assert (f"; pod {pod.id} not resumed: its kept bid $0.140 is under the floor $0.144, which RunPod refuses; "
                 f"the volume stays on pod {pod.id}") in line.message, line.message
     assert rebid.state == "running" and rebid.message == (
