@@ -1123,6 +1123,11 @@ class _Tick:
                 # third of its cost. (A decision that could not be made, a str, keeps it, as the backtest
                 # does; so does a wait that could not weigh the pod, its GPU type unknown.)
                 return self._on_demand_waits(jc, row, decision)
+        if row["kind"] == "spot" and bid is not None:
+            redecided = self._spot_decided_again(jc, job, policy, row, float(bid), JobProgress(
+                work_done_hours=work, spent=spent, interruptions=interruptions, started=started))
+            if redecided is not None:
+                return redecided
         kind = f"spot @ ${row.get('bid_per_gpu') or 0:.3f}/GPU-h" if row["kind"] == "spot" else "on-demand"
         message = f"running on {row['gpu_type_id']} ({_where(row['cloud'], row.get('market'))}) {kind}: ${rate:.3f}/h"
         self._save(jc, state="running", pod_id=row["pod_id"], note=message, resume_failures=None)
@@ -1180,6 +1185,55 @@ class _Tick:
         report = self._restart(jc, job, policy, row, progress, self.store.job_state(jc.name) or {})
         stopped = ("" if (row.get("market") or "runpod") == "vast" else
                    f"; pod {row['pod_id']} {'would be ' if self.ex.dry_run else ''}stopped")
+        return replace(report, message=f"{why}{stopped}: {report.message}")
+
+    def _spot_decided_again(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], bid: float,
+                            progress: JobProgress) -> JobReport | None:
+        """A running spot pod is decided again at every tick, as the backtest decides it at every step:
+        None when the decision keeps it (or cannot be made), else the tick's line after carrying it out,
+        as for a stopped pod (`_restart`): re-bid on its machine, moved, or stopped to wait. Kept until
+        outbid, a pod bid at $0.44 in a spike paid that until the floor rose over it, where the plan
+        re-bids near the floor: the AWS trace's 100-hour jobs cost 1.63x the optimum instead of 1.31x
+        (analysis/results/spot-redecided.md). RunPod cannot change a running pod's bid: it is stopped
+        (kept, with its volume) and bid-resumed, a restart as the plan prices it. A Vast instance takes a
+        higher bid in place; a lower one is not sent (it would save under 0.5%, vast-pauses.md section 7)."""
+        gpu_type, cloud, known = self._as_quoted(row)
+        if not known:
+            return None  # (a pod adopted without its create's record: no market to weigh it on)
+        market = row.get("market") or "runpod"
+        progress = replace(progress, current_gpu_type_id=gpu_type, current_cloud=cloud, current_action="spot",
+                           current_bid_per_gpu=bid, current_market=market)
+        g = int(row.get("gpu_count") or job.gpu_count)
+        floor = next((q.minimum_bid_price for q in reversed(self.store.latest_quotes(market, at=self.now))
+                      if (q.gpu_type_id, q.gpu_count) == (gpu_type, g) and (cloud is None or q.cloud == cloud)), None)
+        if floor is None or floor > bid + 1e-9:
+            # Its market not quoted now (a Vast offer leaves the listing while rented), or a snapshot that
+            # shows it outbid while it runs: the decision could not weigh keeping it (an instance was
+            # moved to the next tier at $0.002 more). It runs on, and an interruption is decided as ever.
+            return None
+        decision = self._decide(job, policy, progress)
+        if isinstance(decision, str):
+            return None  # no decision now: the pod runs on, as the backtest keeps it
+        same = (decision.gpu_type_id == gpu_type and (cloud is None or decision.cloud == cloud)
+                and (decision.market or "runpod") == market)
+        if same and decision.action == "spot" and decision.bid_per_gpu is not None and (
+                abs(decision.bid_per_gpu - bid) <= 1e-9 or (market == "vast" and decision.bid_per_gpu < bid)):
+            return None
+        if market == "vast" and decision.action == "wait" and _resumes_unplanned(decision, row) is None:
+            return None  # it waits to bid on this offer type at or above this bid: the running one is that
+        why = f"its spot pod at ${bid:.3f}/GPU-h decided again ({decision.reasons[0] if decision.reasons else decision.action})"
+        # A re-bid or a wait keeps the RunPod pod the job's, stopped (its volume with it); a move retires it
+        # (`_move`: ended before anything new is rented).
+        kept = market != "vast" and (decision.action == "wait" or (same and decision.action == "spot"))
+        if kept:
+            failed = self._stop_keeping(jc, row, why)
+            if failed is not None:
+                return self._report(jc, "running", failed, row["pod_id"])
+            if not self.ex.dry_run:
+                row = self.store.pod(row["pod_id"]) or row
+        self.ex.emit(self.now, "decided_again", job=jc.name, pod_id=row["pod_id"], message=why)
+        report = self._restart(jc, job, policy, row, progress, self.store.job_state(jc.name) or {})
+        stopped = f"; pod {row['pod_id']} {'would be ' if self.ex.dry_run else ''}stopped" if kept else ""
         return replace(report, message=f"{why}{stopped}: {report.message}")
 
     def _stop_keeping(self, jc: JobConfig, row: dict[str, Any], why: str) -> str | None:

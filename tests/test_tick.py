@@ -422,8 +422,10 @@ def test_a_create_left_pending_by_a_crash_is_adopted_at_the_next_tick(env):
     report = env.tick(config)
     assert report.jobs[0].state == "running"
     assert [p.id for p in env.live_pods()] == [created.id]
-    assert env.kinds("train") == ["rent_spot:ok"]
-    assert env.store.actions("train")[0]["pod_id"] == created.id
+    # Adopted, then decided again as any running spot pod: its $0.20 bid (the lost create's) is re-bid on
+    # the same pod, never a second one.
+    assert env.kinds("train") == ["rent_spot:ok", "stop:ok", "bid_resume:ok"]
+    assert {a["pod_id"] for a in env.store.actions("train")} == {created.id}
     state = env.store.job_state("train")
     assert state["pod_id"] == created.id and "pending_name" not in state
 
@@ -436,9 +438,13 @@ def test_a_create_finished_but_not_adopted_keeps_its_bid_type_and_cloud(env):
     action, created = lost_create(env)
     env.store.finish_action(action, outcome="ok", pod_id=created.id, ts=env.emu.now)
     env.emu.advance(300)
-    assert env.tick(config).jobs[0].state == "running"
+    line = env.tick(config).jobs[0]
+    assert line.state == "running"
+    # Adopted with the create's bid ($0.20, not $0.000), type and cloud; then decided again at that bid.
+    assert line.message.startswith("its spot pod at $0.200/GPU-h decided again (RTX A6000 spot at $"), line.message
     row = env.store.pod(created.id)
-    assert (row["gpu_type_id"], row["cloud"], row["bid_per_gpu"]) == (A6000, "COMMUNITY", 0.2)
+    assert (row["gpu_type_id"], row["cloud"]) == (A6000, "COMMUNITY")
+    assert row["bid_per_gpu"] == env.store.actions("train")[-1]["bid_per_gpu"] < 0.2
     assert [p.id for p in env.live_pods()] == [created.id]
 
 def test_a_lost_create_of_a_job_renamed_since_is_found_and_watched(env):

@@ -1,0 +1,106 @@
+"""What re-deciding a running spot pod at every step is worth: bidder as it is, against bidder whose
+running spot pod is kept until the floor interrupts it (how `bidder tick` acted before it re-decided
+running spot pods: it re-decided a stopped pod, and an on-demand one, never a running spot pod).
+
+    python3 analysis/study_spot_redecided.py --trace data/aws-g2-2016-us-east-1ac.csv --gpus "g2.2xlarge/us-east-1a"
+    python3 analysis/study_spot_redecided.py --trace T.csv --gpus "A|B" --tolerance medium --out F.md
+
+The issue's batch job (100 GPU-hours, 7-day deadline, 15-minute restart overhead, a window every 84
+hours after 48 hours of history) on the GPU types of `--gpus` (several: one job that accepts each).
+Prints, per strategy, the mean cost, cost / the optimum's lower bound (mean over windows, and the worst
+window), interruptions, runs bidder ended itself (re-bids, moves, on-demand, waits), and deadlines met;
+then, for bidder as it is, what it did with the running spot pods it ended (per window): re-bid on the
+same market, moved to spot on another, moved to on-demand, or stopped to wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+from study_inputs import StudyError, add_window_options, emit, read_window_inputs, run_script
+
+from bidder.backtest.engine import run_backtest
+from bidder.backtest.strategies import KEEP, Action, BidderFactory, HistoryView, RunState, Strategy
+from bidder.backtest.types import BacktestJob, Market
+from bidder.models import JobSpec, Policy
+
+
+class Counted:
+    """bidder as it is, counting what it does with a running spot pod it ends."""
+
+    name = "bidder"
+
+    def __init__(self, inner: Strategy, ends: Counter[str]) -> None:
+        self.inner, self.ends = inner, ends
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        action = self.inner.decide(view, state)
+        pod = state.pod
+        same = action.kind == "keep" or (action.kind == "spot" and action.market == pod.market
+                                         and action.bid == pod.bid) if pod is not None else True
+        if pod is not None and pod.kind == "spot" and not state.just_interrupted and not same:
+            self.ends["re-bid, same market" if action.kind == "spot" and action.market == pod.market else
+                      "spot on another market" if action.kind == "spot" else
+                      "on-demand" if action.kind == "on_demand" else "wait"] += 1
+        return action
+
+
+class KeptSpot:
+    """bidder whose running spot pod is kept until the floor interrupts it."""
+
+    name = "spot kept"
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        action = self.inner.decide(view, state)
+        pod = state.pod
+        if pod is not None and pod.kind == "spot" and not state.just_interrupted:
+            return KEEP
+        return action
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_window_options(parser)
+    parser.add_argument("--gpus", required=True, help="GPU types of the trace, separated by | (one job accepts each)")
+    args = parser.parse_args(argv)
+    tolerance, history = read_window_inputs(args)
+    gpus = tuple(g for g in args.gpus.split("|") if g)
+    known = {m.gpu_type_id for m in history.markets}
+    if not gpus or any(g not in known for g in gpus):
+        raise StudyError(f"--gpus must name GPU types of the trace, separated by |: {', '.join(sorted(known))}")
+    job = BacktestJob(gpu_types=gpus, work_hours=100.0, deadline_hours=168.0, restart_overhead_hours=0.25)
+    policy = Policy(tolerance=tolerance)
+    ends: Counter[str] = Counter()
+    shipped, kept = BidderFactory(), BidderFactory()
+
+    def counted(markets: list[Market], spec: JobSpec, pol: Policy) -> Counted:
+        return Counted(shipped(markets, spec, pol), ends)
+
+    def kept_spot(markets: list[Market], spec: JobSpec, pol: Policy) -> KeptSpot:
+        return KeptSpot(kept(markets, spec, pol))
+
+    report = run_backtest(history, job, policy, ["bidder", "spot kept", "optimum"], every_hours=args.every,
+                          factories={"bidder": counted, "spot kept": kept_spot})
+    windows = report.windows
+    n = len(windows)
+    lines = [f"{args.trace.name}, {' + '.join(gpus)}, tolerance {args.tolerance}: {n} windows, means per window", "",
+             "| strategy | cost $ | x optimum (worst) | interruptions | runs ended by the strategy | deadlines met |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name in ("bidder", "spot kept", "optimum"):
+        results = [w.results[name] for w in windows]
+        ratios = [r.cost / w.results["optimum"].cost for r, w in zip(results, windows, strict=True)]
+        lines.append(f"| {name} | {sum(r.cost for r in results) / n:.2f} | {sum(ratios) / n:.3f} ({max(ratios):.3f}) | "
+                     f"{sum(r.interruptions for r in results) / n:.1f} | {sum(r.switches for r in results) / n:.1f} | "
+                     f"{sum(bool(r.deadline_met) for r in results)} of {n} |")
+    lines += ["", "bidder's running spot pods ended, by what came next (per window): "
+              + (", ".join(f"{k} {v / n:.1f}" for k, v in ends.most_common()) or "none")]
+    return emit(lines, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(run_script("study_spot_redecided", main))
