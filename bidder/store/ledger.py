@@ -342,9 +342,41 @@ def run_starts(observations: Sequence[Mapping[str, Any]]) -> list[Any]:
     after nothing or after a poll that was not RUNNING, and a Vast poll that is not RUNNING whose
     running total grew since one that was not (a pod outbid before its first poll ran, and its restart
     costs work as any other). Each is dated by the poll that saw it."""
+    return [observations[i]["ts"] for i in _run_start_indices(observations)]
+
+
+def run_lengths(observations: Sequence[Mapping[str, Any]], *, carried: bool = False) -> tuple[float, list[float]]:
+    """Running seconds of each run `run_starts` finds (oldest first), as (the seconds before the first
+    of them, of a run begun before these observations; [the seconds of each run]). Their sum is
+    `spend_terms`' running seconds: a stretch between two polls that spans a restart gives the new run
+    the uptime its poll shows (at most the stretch) and the ended run the rest. `carried`: the first
+    observation is a cache's anchor, its own first term and run start counted already: both left out."""
+    starts = set(_run_start_indices(observations))
+    seconds = [run for _, run, _ in spend_terms(observations)]
+    if carried and observations:
+        starts.discard(0)
+        seconds[0] = 0.0
+    before, runs = 0.0, []
+    for k, run in enumerate(seconds):
+        if k in starts:
+            new = run if k == 0 else min(run, float(observations[k].get("uptime_seconds") or 0.0))
+            if runs:
+                runs[-1] += run - new
+            else:
+                before += run - new
+            runs.append(new)
+        elif runs:
+            runs[-1] += run
+        else:
+            before += run
+    return before, runs
+
+
+def _run_start_indices(observations: Sequence[Mapping[str, Any]]) -> list[int]:
+    """`run_starts`, as indices into `observations`."""
     starts = []
     prev: Mapping[str, Any] | None = None
-    for o in observations:
+    for i, o in enumerate(observations):
         up = o.get("uptime_seconds")
         after_idle = prev is None or prev.get("desired_status") != "RUNNING"
         if o.get("desired_status") == "RUNNING":
@@ -352,11 +384,11 @@ def run_starts(observations: Sequence[Mapping[str, Any]]) -> list[Any]:
                          and prev is not None and prev.get("uptime_seconds") is not None
                          and up < prev["uptime_seconds"])
             if after_idle or restarted:
-                starts.append(o["ts"])
+                starts.append(i)
         elif up and after_idle:
             before = (prev or {}).get("uptime_seconds")
             if o.get("storage_per_hr") is None or prev is None or (before is not None and up > before):
-                starts.append(o["ts"])
+                starts.append(i)
         prev = o
     return starts
 
