@@ -356,7 +356,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
             "honours, is planned on RunPod alone under any; under vast one given in the job's own table is "
             "refused, one from [defaults] left out (the tick says so).", _choice("any", "runpod", "vast")),
     Setting("hours", None, "Work to do, in running hours of one pod at speed 1.0; the job ends when "
-            "observed uptime, less restart_overhead per restart, reaches it.", _at_most(MAX_HOURS, "hours")),
+            "observed uptime, less what each restart lost (restart_overhead, or the run it ended if shorter), "
+            "reaches it.", _at_most(MAX_HOURS, "hours")),
     Setting("keep_running", False, "A service with no end: runs until `bidder jobs stop NAME`.", _bool),
     Setting("deadline", None, "Finish by then: a duration from the first tick that saw the job (3d; waiting "
             "does not move it) or a time with its timezone (2026-03-01T12:00:00Z, or -05:00 for an offset). "

@@ -74,7 +74,8 @@ from bidder.gpu_names import check_gpu_ids, resolve_gpu_types, several_named
 from bidder.jobs import Config, JobConfig, config_job_names, runpod_only
 from bidder.models import MARKET_NAMES, Decision, JobProgress, JobSpec, Policy
 from bidder.runpod import Pod, RunPodClient
-from bidder.store import Store, estimate_spend, run_starts
+from bidder.store import Store, estimate_spend
+from bidder.store.ledger import run_lengths
 from bidder.units import format_duration, parse_timestamp, to_iso, usd_limit
 
 __all__ = [
@@ -159,71 +160,115 @@ class TickReport:
 
 def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple[float, float, int]:
     """(work done in hours at speed 1.0, USD spent, interruptions) of a job, from the ledger: each
-    pod's observed running hours times its GPU type's speed, less `restart_overhead` per restart: every
-    run but the job's first (a run starts where a pod's polls turn RUNNING), or every interruption while
-    the job waits to run again, if more. A move or a stop and resume of bidder's own restarts the work
-    as an interruption does (the backtest and the optimizer count it so; counted per interruption
+    pod's observed running hours times its GPU type's speed, less what each restart lost. A restart is
+    every run but the job's first (a run starts where a pod's polls turn RUNNING), or every interruption
+    while the job waits to run again, if more. A move or a stop and resume of bidder's own restarts the
+    work as an interruption does (the backtest and the optimizer count it so; counted per interruption
     alone, a job moved three times was taken for finished 30 minutes of work early).
 
-    Spend and hours are sums over consecutive observation pairs, so they are kept per pod up to the
-    second-newest observation (job state `progress_cache`) and only newer pairs are read at each tick:
-    a tick stays as fast in a job's third month as in its first hour. `save=False` leaves the cache.
+    As in the backtest, a restart loses the work of the run it ended, up to `restart_overhead`: the run
+    before each run but the first loses min(restart_overhead, its running hours x speed), so a pod
+    outbid or paused minutes after each start loses those minutes, not the whole overhead each time.
+    Of the interruptions beyond the runs, the first is the end of the job's newest run when no poll sees
+    it RUNNING any more (it loses that run's work, up to the overhead); any other is a run no poll saw,
+    whose work is not known, and loses the whole overhead.
+
+    Spend, hours and runs are sums over consecutive observation pairs, so they are kept per pod up to
+    the second-newest observation (job state `progress_cache`, with the restart losses of the pod's
+    ended runs and the hours of its newest run) and only newer pairs are read at each tick: a tick stays
+    as fast in a job's third month as in its first hour. `save=False` leaves the cache.
     """
     state = store.job_state(config.name) or {}
     cache: dict[str, list[Any]] = dict(state.get("progress_cache") or {})
-    spent = hours = 0.0
+    overhead = config.job.restart_overhead_hours
+    spent = hours = lost = 0.0
     interruptions = runs = 0
+    newest: tuple[_PodRuns, float] | None = None  # the pod of the job's newest run, and its speed
     for row in store.managed_pods(config.name):
         pod_id = row["pod_id"]
-        pod_spent, pod_hours, pod_runs, anchor = _pod_totals(store, pod_id, cache.get(pod_id))
+        speed = config.job.speed_of(row.get("gpu_type_id") or "")
+        pod, anchor = _pod_totals(store, pod_id, cache.get(pod_id), overhead / speed)
         if anchor is not None:
             cache[pod_id] = anchor
-        spent += pod_spent
-        hours += pod_hours * config.job.speed_of(row.get("gpu_type_id") or "")
-        runs += pod_runs
+        spent += pod.spent
+        hours += pod.hours * speed
+        lost += pod.lost * speed
+        if pod.runs:
+            if newest is not None:  # (a job's pods run one after another: this run ended that pod's last)
+                lost += min(overhead, newest[0].last * newest[1])
+            newest = (pod, speed)
+        runs += pod.runs
         interruptions += int(row.get("interruptions") or 0)
     if save and cache != (state.get("progress_cache") or {}):
         store.save_job_state(config.name, progress_cache=cache)
-    restarts = max(runs - 1, interruptions)
-    work = max(hours - restarts * config.job.restart_overhead_hours, 0.0)
+    extra = max(runs - 1, interruptions) - max(runs - 1, 0)
+    if extra > 0 and newest is not None and not newest[0].running:
+        lost += min(overhead, newest[0].last * newest[1])
+        extra -= 1
+    work = max(hours - lost - extra * overhead, 0.0)
     return work, spent, interruptions
 
 
-def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None) -> tuple[float, float, int, list[Any] | None]:
-    """(USD, running hours, runs started, new cache entry [ts, USD, hours, runs] up to the second-newest
-    observation, or the first one at its time)."""
-    base_spent = base_hours = 0.0
-    base_runs = 0
+@dataclass(frozen=True)
+class _PodRuns:
+    """One pod's sums: USD, running hours, runs started, the restart losses of its runs but the newest
+    (running hours, each at most the cap), the running hours of its newest run, and whether its newest
+    observation is RUNNING."""
+
+    spent: float = 0.0
+    hours: float = 0.0
+    runs: int = 0
+    lost: float = 0.0
+    last: float = 0.0
+    running: bool = False
+
+
+def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None, cap: float) -> tuple[_PodRuns, list[Any] | None]:
+    """A pod's sums, each ended run losing at most `cap` running hours (restart_overhead / speed), and
+    the new cache entry [ts, USD, hours, runs, cap, lost, last] up to the second-newest observation (or
+    the first one at its time). An entry of another cap (restart_overhead or speed changed) or of an
+    older bidder (3 or 4 values) is not read: all observations are."""
+    base = _PodRuns()
     observations = None
-    if cached is not None and len(cached) == 4:  # (an entry of three, from before runs were counted: read all)
+    if cached is not None and len(cached) == 7 and cached[4] == cap:
         since = parse_timestamp(cached[0])
         observations = store.observations(pod_id, since=since)
         if observations and observations[0]["ts"] == since:
-            base_spent, base_hours, base_runs = float(cached[1]), float(cached[2]), int(cached[3])
             # The cached sums already hold the anchor's own first term: count only later pairs.
-            base_spent -= estimate_spend(observations[:1])
-            base_hours -= running_hours(observations[:1])
-            base_runs -= len(run_starts(observations[:1]))
+            base = _PodRuns(float(cached[1]) - estimate_spend(observations[:1]),
+                            float(cached[2]) - running_hours(observations[:1]),
+                            int(cached[3]), float(cached[5]), float(cached[6]))
         else:
             observations = None
+    carried = observations is not None
     if observations is None:
         observations = store.observations(pod_id)
-        base_runs = 0
-    spent = base_spent + estimate_spend(observations)
-    hours = base_hours + running_hours(observations)
-    runs = base_runs + len(run_starts(observations))
+    pod = _fold_runs(base, observations, carried, cap)
+    pod = replace(pod, running=bool(observations) and observations[-1].get("desired_status") == "RUNNING")
     if len(observations) < 2:
-        return spent, hours, runs, None
+        return pod, None
     # The anchor is the first observation at its time: the next read starts at that time, so a poll at
     # the same second before the anchor (a Vast instance's exit, then its resume at once) would be read
     # again, its run start counted twice (work done 10 minutes short of the ledger's).
     a = len(observations) - 2
     while a > 0 and observations[a - 1]["ts"] == observations[a]["ts"]:
         a -= 1
-    head = observations[:a + 1]
-    anchor = [to_iso(head[-1]["ts"]), base_spent + estimate_spend(head), base_hours + running_hours(head),
-              base_runs + len(run_starts(head))]
-    return spent, hours, runs, anchor
+    head = _fold_runs(base, observations[:a + 1], carried, cap)
+    anchor = [to_iso(observations[a]["ts"]), head.spent, head.hours, head.runs, cap, head.lost, head.last]
+    return pod, anchor
+
+
+def _fold_runs(base: _PodRuns, observations: list[dict[str, Any]], carried: bool, cap: float) -> _PodRuns:
+    """`base` (the cached sums, or nothing) with `observations` added; `carried`: they start at the
+    cache's anchor, counted in `base` already."""
+    before, lengths = run_lengths(observations, carried=carried)
+    lost, last, runs = base.lost, base.last + before / 3600, base.runs
+    for seconds in lengths:
+        if runs:  # this run's start ended the one before: it lost its work, up to the cap
+            lost += min(cap, last)
+        last, runs = seconds / 3600, runs + 1
+    return _PodRuns(base.spent + estimate_spend(observations), base.hours + running_hours(observations),
+                    runs, lost, last)
 
 
 def interruption_summary(last_status_change: str | None, seen: datetime | None = None) -> str:
