@@ -1,6 +1,9 @@
-"""What re-deciding a running spot pod at every step is worth: bidder as it is, against bidder whose
-running spot pod is kept until the floor interrupts it (how `bidder tick` acted before it re-decided
-running spot pods: it re-decided a stopped pod, and an on-demand one, never a running spot pod).
+"""What deciding a spot pod as the backtest does is worth to a tick: bidder as it is, against two ways
+`bidder tick` acted before: a running spot pod kept until the floor interrupts it ("spot kept": ticks
+re-decided a stopped pod and an on-demand one, never a running spot pod), and an interrupted spot pod
+weighed at its old bid ("stopped pod weighed"): the decision after an interruption had the stopped pod
+in it, read as a pod kept at no restart, and a keep bid it back in at the bid just outbid (a bid under
+the floor then: decided as a fresh start, as the tick's `_under_floor` did), until the job ran another.
 
     python3 analysis/study_spot_redecided.py --trace data/aws-g2-2016-us-east-1ac.csv --gpus "g2.2xlarge/us-east-1a"
     python3 analysis/study_spot_redecided.py --trace T.csv --gpus "A|B" --tolerance medium --out F.md
@@ -18,11 +21,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from dataclasses import replace
 
 from study_inputs import StudyError, add_window_options, emit, read_window_inputs, run_script
 
 from bidder.backtest.engine import run_backtest
-from bidder.backtest.strategies import KEEP, Action, BidderFactory, HistoryView, RunState, Strategy
+from bidder.backtest.strategies import KEEP, Action, BidderFactory, HistoryView, PodInfo, RunState, Strategy
 from bidder.backtest.types import BacktestJob, Market
 from bidder.models import JobSpec, Policy
 
@@ -63,6 +67,35 @@ class KeptSpot:
         return action
 
 
+class StoppedWeighed:
+    """bidder deciding an interrupted spot pod with that pod in the decision at its old bid, as ticks did."""
+
+    name = "stopped pod weighed"
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+        self.last: tuple[int, float] | None = None  # the spot pod the job ran last (market, bid)
+        self.stopped: tuple[int, float] | None = None  # that pod, interrupted, while the job has no other
+
+    def decide(self, view: HistoryView, state: RunState) -> Action:
+        pod = state.pod
+        if pod is not None:
+            self.last = (pod.market, pod.bid) if pod.kind == "spot" and pod.bid is not None else None
+            self.stopped = None
+            return self.inner.decide(view, state)
+        if state.just_interrupted and self.last is not None:
+            self.stopped = self.last
+        if self.stopped is None:
+            return self.inner.decide(view, state)
+        market, bid = self.stopped
+        action = self.inner.decide(view, replace(state, pod=PodInfo("spot", market, bid, state.now, 0.0)))
+        if action.kind == "keep" or (action.kind == "spot" and action.market == market and action.bid == bid):
+            if not float(view.floors_now()[market]) <= bid:
+                return self.inner.decide(view, state)  # its bid under the floor: decided as a fresh start
+            return Action("spot", market, bid)  # bid back in at its old bid
+        return action
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_window_options(parser)
@@ -76,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     job = BacktestJob(gpu_types=gpus, work_hours=100.0, deadline_hours=168.0, restart_overhead_hours=0.25)
     policy = Policy(tolerance=tolerance)
     ends: Counter[str] = Counter()
-    shipped, kept = BidderFactory(), BidderFactory()
+    shipped, kept, weighed = BidderFactory(), BidderFactory(), BidderFactory()
 
     def counted(markets: list[Market], spec: JobSpec, pol: Policy) -> Counted:
         return Counted(shipped(markets, spec, pol), ends)
@@ -84,14 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     def kept_spot(markets: list[Market], spec: JobSpec, pol: Policy) -> KeptSpot:
         return KeptSpot(kept(markets, spec, pol))
 
-    report = run_backtest(history, job, policy, ["bidder", "spot kept", "optimum"], every_hours=args.every,
-                          factories={"bidder": counted, "spot kept": kept_spot})
+    def stopped_weighed(markets: list[Market], spec: JobSpec, pol: Policy) -> StoppedWeighed:
+        return StoppedWeighed(weighed(markets, spec, pol))
+
+    names = ["bidder", "spot kept", "stopped pod weighed", "optimum"]
+    report = run_backtest(history, job, policy, names, every_hours=args.every,
+                          factories={"bidder": counted, "spot kept": kept_spot, "stopped pod weighed": stopped_weighed})
     windows = report.windows
     n = len(windows)
     lines = [f"{args.trace.name}, {' + '.join(gpus)}, tolerance {args.tolerance}: {n} windows, means per window", "",
              "| strategy | cost $ | x optimum (worst) | interruptions | runs ended by the strategy | deadlines met |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name in ("bidder", "spot kept", "optimum"):
+    for name in names:
         results = [w.results[name] for w in windows]
         ratios = [r.cost / w.results["optimum"].cost for r, w in zip(results, windows, strict=True)]
         lines.append(f"| {name} | {sum(r.cost for r in results) / n:.2f} | {sum(ratios) / n:.3f} ({max(ratios):.3f}) | "

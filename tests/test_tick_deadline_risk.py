@@ -73,8 +73,8 @@ def test_a_job_whose_spot_can_still_finish_beyond_its_tolerance_is_not_alarmed_a
     """An audit's job (tolerance low, on-demand over its max price) had part of its interruption budget
     spent and spot over what was left: the alarm said "only on-demand can still finish" on 205 ticks (17 h),
     then the tick resumed spot by itself and finished early. Spot under the cap could still finish beyond
-    the tolerance all along: said on the line, exit 0. The resume of its stopped pod says so, not "keeps
-    the running pod"."""
+    the tolerance all along: said on the line, exit 0. The resume of its stopped pod gives its bid's
+    reason, not "keeps the running pod"."""
     from executor_helpers import A6000, make_env
 
     emulator.world.reclaim_rate_per_hour = 0.0
@@ -107,7 +107,8 @@ def test_a_job_whose_spot_can_still_finish_beyond_its_tolerance_is_not_alarmed_a
             assert "only on-demand can still finish" not in line, (step, line)
             emulator.advance(1800)
         resumes = [a["reason"] for a in env.store.actions("anyj") if a["kind"] == "bid_resume"]
-        assert resumes and "resumes its stopped pod at its bid" in resumes[0] and \
+        # (A stopped RunPod spot pod is decided as a fresh start: its resume gives the fresh bid's reason.)
+        assert resumes and resumes[0].startswith("RTX A6000 spot at $") and \
             not any("keeps the running pod" in r for r in resumes), resumes
         # Spot over what is left of the budget, on-demand over the cap, slack under the run plus 3 h:
         noted = [line for line in lines if "not only on-demand" in line]

@@ -1,7 +1,8 @@
-"""A stopped spot pod whose plan "keeps" its bid under the floor is never sent a doomed resume: against
-the emulator over HTTP, the tick waits on the pod (its volume kept) or re-bids it on its machine at the
-plan's price for the floor now. Before, RunPod refused each resume ("keep RTX A6000 spot at $0.136 (floor
-$0.144)"), and after three refusals the job moved to a new pod, its volume left behind."""
+"""A stopped spot pod is decided as a fresh start (as the backtest decides after an interruption), so a
+bid under the floor is never sent: against the emulator over HTTP, the tick waits on the pod (its volume
+kept) and then re-bids it on its machine at the plan's price for the floor now. Before, the plan "kept"
+the old bid while the floor stayed over it ("keep RTX A6000 spot at $0.136 (floor $0.144)"), RunPod
+refused each resume, and after three refusals the job moved to a new pod, its volume left behind."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_a_kept_bid_under_the_floor_waits_on_its_pod_then_re_bids_it_at_the_plan
     assert job.state == "running" and pod.pod_type == "INTERRUPTABLE" and pod.bid == pytest.approx(0.14), job.message
     env.emu.advance(3600)
     assert env.tick(config).jobs[0].state == "running"
-    # The floor rises over its bid and stays there (ticked hourly): outbid, and the plan keeps the bid.
+    # The floor rises over its bid and stays there (ticked hourly): outbid; the plan, deciding afresh, waits.
     env.emu.world.set_floor(A6000, "COMMUNITY", 0.144)
     assert pod.desired_status == "EXITED"
     lines = []
@@ -44,11 +45,10 @@ def test_a_kept_bid_under_the_floor_waits_on_its_pod_then_re_bids_it_at_the_plan
         assert line.state == "waiting" and line.message.startswith("wait: the plan starts spot on RTX A6000 when "
                                                                    "its spot floor "), line.message
         assert re.search(r"when its spot floor (is|has stayed) at or below \$", line.message), line.message
-        assert (f"; pod {pod.id} not resumed: its kept bid $0.140 is under the floor $0.144, which RunPod refuses; "
-                f"the volume stays on pod {pod.id}") in line.message, line.message
+        assert f"; the volume stays on pod {pod.id} (stopped, still billed)" in line.message, line.message
+        assert "keep" not in line.message and "$0.140" not in line.message, line.message  # not its old bid
     assert rebid.state == "running" and rebid.message == (
-        f"resumed {pod.id} on {A6000} (COMMUNITY): podBidResume at $0.146/GPU-h, re-bid at the plan's price for the "
-        "floor now: its kept bid $0.140 is under the floor $0.144, which RunPod refuses"), rebid.message
+        f"resumed {pod.id} on {A6000} (COMMUNITY): podBidResume at $0.146/GPU-h"), rebid.message
     # The same pod (its volume with it), at a bid over the floor; no resume was refused, nothing moved.
     assert live(env) == [pod] and pod.desired_status == "RUNNING" and pod.bid == pytest.approx(0.146)
     assert env.kinds("train") == ["rent_spot:ok", "bid_resume:ok"]
