@@ -22,7 +22,7 @@ from bidder.runpod import RetryPolicy, RunPodClient
 from bidder.sim import Emulator, generate_quotes
 from bidder.sim.world import SimPod
 from bidder.store import Store
-from bidder.tick import TickReport, run_tick
+from bidder.tick import TickReport, job_progress, run_tick
 
 A6000 = "NVIDIA RTX A6000"
 RTX4090 = "NVIDIA GeForce RTX 4090"
@@ -195,3 +195,13 @@ def interrupted_spot_pod(env: Env, config: Config) -> SimPod:
     env.emu.world.release_floor(A6000, "COMMUNITY")
     assert pod.desired_status == "EXITED"
     return pod
+
+
+def recount(store: Store, config: Any) -> tuple[float, float, int]:
+    """`job_progress` from every observation (its cache set aside, then put back): what the cache must equal."""
+    cache = (store.job_state(config.name) or {}).get("progress_cache")
+    store.save_job_state(config.name, progress_cache=None)
+    try:
+        return job_progress(store, config, save=False)
+    finally:
+        store.save_job_state(config.name, progress_cache=cache)

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from executor_helpers import A6000, make_env
+from executor_helpers import A6000, make_env, recount
 
 from bidder.executor import LEDGER_ID, Executor, exit_time, running_hours
 from bidder.jobs import LEDGER_ID_PATTERN, job_from_values
@@ -95,16 +95,6 @@ def test_a_stop_sent_by_bidder_is_dated_and_not_an_interruption(env):
     assert env.emu.world.pods[pod.id].desired_status == "EXITED"
     spend = estimate_spend(env.store.observations(pod.id))
     assert spend == pytest.approx(0.31 * 1600 / 3600) and spend == pytest.approx(env.emu.world.true_spend(pod.id))
-
-
-def recount(store, config):
-    """`job_progress` from every observation (its cache set aside, then put back): what the cache must equal."""
-    cache = (store.job_state(config.name) or {}).get("progress_cache")
-    store.save_job_state(config.name, progress_cache=None)
-    try:
-        return job_progress(store, config, save=False)
-    finally:
-        store.save_job_state(config.name, progress_cache=cache)
 
 
 def test_incremental_progress_equals_a_full_recount(env):

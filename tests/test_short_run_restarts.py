@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from executor_helpers import A6000
+from executor_helpers import A6000, recount
 
 from bidder.backtest.engine import replay
 from bidder.backtest.history import PriceHistory
@@ -69,16 +69,6 @@ def record(store, pod_id, polls) -> None:
     for minute, status, uptime in polls:
         store.record_observation(T0 + timedelta(minutes=minute), pod_id, desired_status=status, cost_per_hr=0.3,
                                  uptime_seconds=uptime)
-
-
-def full_read(store, config):
-    """`job_progress` from every observation (its cache set aside, then put back)."""
-    cache = (store.job_state(config.name) or {}).get("progress_cache")
-    store.save_job_state(config.name, progress_cache=None)
-    try:
-        return job_progress(store, config, save=False)
-    finally:
-        store.save_job_state(config.name, progress_cache=cache)
 
 
 class FixedBid:
@@ -144,7 +134,7 @@ def test_the_cached_progress_equals_a_full_read_and_reads_only_new_observations(
             record(store, "p1", [poll])
             config = configs[i * len(configs) // (len(polls) - 1)]
             cached = job_progress(store, config)  # reads and updates the cache, as each tick does
-            assert cached == pytest.approx(full_read(store, config)), poll
+            assert cached == pytest.approx(recount(store, config)), poll
         entry = store.job_state("t")["progress_cache"]["p1"]
         assert len(entry) == 7 and entry[0] == to_iso(T0 + timedelta(minutes=polls[-2][0]))
         ran = running_hours(store.observations("p1"))
@@ -166,5 +156,5 @@ def test_a_cache_entry_of_an_older_bidder_is_read_again_from_every_observation(t
         store.save_job_state("t", progress_cache={"p1": old})
         work = job_progress(store, job())[0]
         assert work == pytest.approx(running_hours(rows) - 39 / 60)
-        assert work == pytest.approx(full_read(store, job())[0])
+        assert work == pytest.approx(recount(store, job())[0])
         assert len(store.job_state("t")["progress_cache"]["p1"]) == 7  # rewritten in the new shape

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, make_env
+from executor_helpers import A6000
 from two_markets import VAST4090, tick, vast_live
 
 from bidder.cli import main
@@ -38,14 +37,6 @@ tolerance = "{{tolerance}}"
 image = "pytorch/pytorch"
 disk = 20
 """
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def running_at_low(env):
