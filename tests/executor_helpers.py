@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import random
 import shutil
+import sqlite3
 import tempfile
 import time
 import tomllib
@@ -205,3 +206,12 @@ def recount(store: Store, config: Any) -> tuple[float, float, int]:
         return job_progress(store, config, save=False)
     finally:
         store.save_job_state(config.name, progress_cache=cache)
+
+
+def dump(env: Env) -> str:
+    """The env's whole database as SQL text: what a dry run must leave as it was."""
+    conn = sqlite3.connect(env.tmp / "bidder.db")
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()

@@ -5,12 +5,11 @@ rates'. Kept, an on-demand fallback ran 14 hours ($4.73) while the plan said "wa
 from __future__ import annotations
 
 import re
-import sqlite3
 import tomllib
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, RTX4090, Env, make_env, seed_history
+from executor_helpers import A6000, RTX4090, Env, dump, make_env, seed_history
 from two_markets import VAST4090, vast_live
 from two_markets import tick as tick_both
 from vast_helpers import seed_vast_history, vast_client
@@ -54,14 +53,6 @@ def cli_tick(env, *extra: str):
 
 def job_line(result, name: str = "train") -> str:
     return next(x for x in result.output.splitlines() if f"{name}: " in x and not x.startswith("collected"))
-
-
-def dump(env) -> str:
-    conn = sqlite3.connect(env.tmp / "bidder.db")
-    try:
-        return "\n".join(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def on_demand_pods(env, text: str, *, cli: bool = True, jobs: int = 1) -> list:

@@ -7,10 +7,8 @@ real SQLite, the real tick and CLI."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from click.testing import CliRunner
-from executor_helpers import A6000
+from executor_helpers import A6000, dump
 from two_markets import VAST4090, tick, vast_live
 
 from bidder.cli import main
@@ -55,14 +53,6 @@ def cli_tick(env, *extra: str):
     runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY})
     return runner.invoke(main, ["tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
                                 "--api-url", env.emu.url, "--now", to_iso(env.emu.now), *extra])
-
-
-def dump(env) -> str:
-    conn = sqlite3.connect(env.tmp / "bidder.db")
-    try:
-        return "\n".join(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def test_a_running_spot_pod_is_re_bid_on_itself_when_the_plan_bids_lower(env):
