@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bidder.backtest.engine import PriceHistory, load_trace
+from bidder.backtest.types import BacktestJob
 from bidder.errors import BidderError
 from bidder.models import parse_tolerance
 
@@ -37,6 +38,16 @@ def read_window_inputs(args: argparse.Namespace) -> tuple[float, PriceHistory]:
     if not args.every > 0:
         raise StudyError(f"--every {args.every:g}: give the hours between window starts, more than 0")
     return tolerance, history
+
+
+def issue_job(gpus_option: str, history: PriceHistory) -> BacktestJob:
+    """The issue's batch job (100 GPU-hours, 7-day deadline, 15-minute restart overhead) on the GPU types
+    of `--gpus` ("A|B": one job that accepts each); StudyError when one is not a GPU type of the trace."""
+    gpus = tuple(g for g in gpus_option.split("|") if g)
+    known = {m.gpu_type_id for m in history.markets}
+    if not gpus or any(g not in known for g in gpus):
+        raise StudyError(f"--gpus must name GPU types of the trace, separated by |: {', '.join(sorted(known))}")
+    return BacktestJob(gpu_types=gpus, work_hours=100.0, deadline_hours=168.0, restart_overhead_hours=0.25)
 
 
 def emit(lines: list[str], out: Path | None) -> int:

@@ -23,7 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from study_inputs import StudyError, add_window_options, emit, read_window_inputs
+from study_inputs import StudyError, add_window_options, emit, issue_job, read_window_inputs
 
 from bidder.backtest.engine import run_backtest, window_starts
 from bidder.backtest.optimum import solve_optimum
@@ -156,13 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         tolerance, history = read_window_inputs(args)
+        job = issue_job(args.gpus, history)
     except StudyError as exc:
         return fail(str(exc))
-    gpus = tuple(g for g in args.gpus.split("|") if g)
-    known = {m.gpu_type_id for m in history.markets}
-    if not gpus or any(g not in known for g in gpus):
-        return fail(f"--gpus must name GPU types of the trace, separated by |: {', '.join(sorted(known))}")
-    job = BacktestJob(gpu_types=gpus, work_hours=100.0, deadline_hours=168.0, restart_overhead_hours=0.25)
+    gpus = job.gpu_types
     policy = Policy(tolerance=tolerance)
     selected = history.select(job)
     tally, factory = Tally(), BidderFactory()

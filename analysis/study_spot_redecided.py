@@ -23,11 +23,11 @@ import sys
 from collections import Counter
 from dataclasses import replace
 
-from study_inputs import StudyError, add_window_options, emit, read_window_inputs, run_script
+from study_inputs import add_window_options, emit, issue_job, read_window_inputs, run_script
 
 from bidder.backtest.engine import run_backtest
 from bidder.backtest.strategies import KEEP, Action, BidderFactory, HistoryView, PodInfo, RunState, Strategy
-from bidder.backtest.types import BacktestJob, Market
+from bidder.backtest.types import Market
 from bidder.models import JobSpec, Policy
 
 
@@ -102,11 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", required=True, help="GPU types of the trace, separated by | (one job accepts each)")
     args = parser.parse_args(argv)
     tolerance, history = read_window_inputs(args)
-    gpus = tuple(g for g in args.gpus.split("|") if g)
-    known = {m.gpu_type_id for m in history.markets}
-    if not gpus or any(g not in known for g in gpus):
-        raise StudyError(f"--gpus must name GPU types of the trace, separated by |: {', '.join(sorted(known))}")
-    job = BacktestJob(gpu_types=gpus, work_hours=100.0, deadline_hours=168.0, restart_overhead_hours=0.25)
+    job = issue_job(args.gpus, history)
     policy = Policy(tolerance=tolerance)
     ends: Counter[str] = Counter()
     shipped, kept, weighed = BidderFactory(), BidderFactory(), BidderFactory()
@@ -125,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                           factories={"bidder": counted, "spot kept": kept_spot, "stopped pod weighed": stopped_weighed})
     windows = report.windows
     n = len(windows)
-    lines = [f"{args.trace.name}, {' + '.join(gpus)}, tolerance {args.tolerance}: {n} windows, means per window", "",
+    lines = [f"{args.trace.name}, {' + '.join(job.gpu_types)}, tolerance {args.tolerance}: {n} windows, means per window", "",
              "| strategy | cost $ | x optimum (worst) | interruptions | runs ended by the strategy | deadlines met |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name in names:
