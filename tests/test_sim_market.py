@@ -233,6 +233,34 @@ def test_trace_replay_holds_values_between_rows(tmp_path):
         assert gpu["id"] == "g2.2xlarge/us-east-1a" and gpu["memoryInGb"] is None
 
 
+def test_a_start_within_the_trace_replays_it_at_its_own_times(tmp_path):
+    """A start inside the trace's span plays the trace's prices of that time (as `bidder backtest --start`
+    reads a trace); one outside it plays the first row at the start. The live AWS runs of
+    spot-redecided.md imported the history up to a window's start while the emulator, given that start,
+    played the trace's first row there: a market 48 hours (and for window 17, 60 days) off its history."""
+    def quote(ts: str, floor: float) -> PriceQuote:
+        return PriceQuote(ts=datetime.fromisoformat(ts), gpu_type_id="g2.2xlarge/us-east-1a", cloud=COMMUNITY,
+                          gpu_count=1, minimum_bid_price=floor, uninterruptable_price=0.65)
+
+    path = tmp_path / "trace.csv"
+    write_trace([quote("2016-06-22T12:00:00+00:00", 0.12), quote("2016-06-22T12:10:00+00:00", 0.9),
+                 quote("2016-06-22T12:20:00+00:00", 0.3)], path)
+    query = "{ gpuTypes { lowestPrice(input: {gpuCount: 1}) { minimumBidPrice } } }"
+
+    def floors(start: datetime) -> list[float]:
+        with Emulator(trace=path, start=start) as emu:
+            seen = []
+            for _ in range(3):
+                seen.append(gql(emu, query).json()["data"]["gpuTypes"][0]["lowestPrice"]["minimumBidPrice"])
+                emu.advance(600)
+            return seen
+
+    assert floors(datetime(2016, 6, 22, 12, 10, tzinfo=UTC)) == [0.9, 0.3, 0.3]
+    assert floors(datetime(2016, 6, 22, 12, 20, tzinfo=UTC)) == [0.3, 0.3, 0.3]  # its last row: still its own time
+    assert floors(datetime(2026, 1, 1, tzinfo=UTC)) == [0.12, 0.9, 0.3]  # after it: shifted to the start
+    assert floors(datetime(2016, 6, 22, 11, tzinfo=UTC)) == [0.12, 0.9, 0.3]  # before it: shifted too
+
+
 def test_trace_errors_name_line_and_column(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n2026-01-01T00:00:00Z,x,cheap,1\n")

@@ -89,6 +89,23 @@ def test_serve_rejects_bad_options_in_one_line(args, needle):
     assert "Traceback" not in result.output
 
 
+def test_serve_says_how_it_plays_a_trace(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+                    "2016-06-22T12:00:00Z,z,0.12,0.65\n2016-06-22T13:00:00Z,z,0.2,0.65\n")
+    for start, said in (("2016-06-22T12:30:00Z", f"Market: trace {path}, at its own times;"),
+                        ("2016-06-24T12:00:00Z", f"Market: trace {path}, its first row (2016-06-22T12:00:00Z) "
+                                                 "played at the start, 2.0d later than its own times;")):
+        proc, url = _serve("--trace", str(path), "--start", start)
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline() for _ in range(3)]
+            assert lines[1].startswith(f"Virtual clock at {start};")
+            assert lines[2].startswith(said), lines[2]
+        finally:
+            _finish(proc)
+
+
 def test_serve_reports_a_bad_trace_file(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("ts,gpu_type\n")

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -15,7 +16,7 @@ from bidder.cli import main
 from bidder.cli.common import DURATION, MAX_DAYS, MAX_RECLAIM_RATE, FiniteRange, say_naive, write_file
 from bidder.clock import too_late
 from bidder.errors import ConfigError
-from bidder.units import YearTooEarly, is_naive, parse_timestamp, to_iso
+from bidder.units import YearTooEarly, format_duration, is_naive, parse_timestamp, to_iso
 
 __all__ = ["sim"]
 
@@ -56,6 +57,15 @@ def sim() -> None:
     """
 
 
+def _replayed(trace: Path, emu: Any) -> str:
+    """How the emulator plays `trace`: at its own times, or shifted to the virtual start."""
+    offset = emu.world.trace_offset_s
+    if not offset:
+        return f"trace {trace}, at its own times"
+    return (f"trace {trace}, its first row ({to_iso(emu.now - timedelta(seconds=offset))}) played at the start, "
+            f"{format_duration(abs(offset))} {'later' if offset > 0 else 'earlier'} than its own times")
+
+
 @sim.command("serve")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port on 127.0.0.1 (0 = any free port).")
@@ -66,7 +76,9 @@ def sim() -> None:
 @click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Replay this trace CSV (format: docs/traces.md) instead of the market model.")
 @click.option("--start", callback=_start, default=None, metavar="TIME",
-              help="Virtual start time, ISO 8601 (default 2026-01-01T00:00:00Z, or the trace's first row).")
+              help="Virtual start time, ISO 8601 (default 2026-01-01T00:00:00Z, or the trace's first row). With "
+                   "--trace, a time within the trace replays it from there at its own times; a time outside it "
+                   "replays the trace from its first row at that time.")
 @click.option("--speed", type=FiniteRange(min=0, min_open=True, max=1e6), default=None, metavar="N",
               help="Move the clock N market seconds per real second (default: only on POST /sim/advance).")
 @click.option("--faults", callback=_faults, default=None, metavar="SPEC",
@@ -132,7 +144,7 @@ def serve(port: int, api_key: str | None, seed: int, trace: Path | None, start: 
                  else f"moves on POST {emu.base_url}/sim/advance {{\"seconds\": N}}")
         click.echo(f"Virtual clock at {to_iso(emu.now)}; it {clock}.")
         spot = ("off, spot price fields removed" if no_spot_fields else "off" if no_spot else "on")
-        click.echo(f"Market: {'trace ' + str(trace) if trace else f'model, seed {seed}'}; spot {spot}; "
+        click.echo(f"Market: {_replayed(trace, emu) if trace else f'model, seed {seed}'}; spot {spot}; "
                    f"faults {emu.faults or 'off'}.")
         click.echo(f"Read it with GET {emu.base_url}/sim/now; every answer carries it in the X-Bidder-Sim-Now "
                    "header, and bidder commands pointed here run on it.")

@@ -180,6 +180,7 @@ class World:
         self.market_machines: dict[tuple[str, str], list[Machine]] = {}
         self.pods: dict[str, SimPod] = {}
         self._pins: dict[tuple[str, str], float | None] = {}
+        self.trace_offset_s = 0.0  # virtual time - trace time, when replaying a trace
         self._ids = random.Random(f"{seed}|ids")
         if trace is None:
             self._build_model(seed)
@@ -200,7 +201,11 @@ class World:
     def _build_trace(self, path: str | Path, start: datetime | None) -> float:
         series = load_trace_series(path)
         first = min(float(times[0]) for times, _, _ in series.values())
-        offset = (to_epoch(start) - first) if start is not None else 0.0
+        last = max(float(times[-1]) for times, _, _ in series.values())
+        # A start within the trace replays it from there at its own times (as `bidder backtest --start`
+        # reads one); a start outside it plays the trace's first row at the start (an old trace as today).
+        offset = 0.0 if start is None or first <= to_epoch(start) <= last else to_epoch(start) - first
+        self.trace_offset_s = offset
         catalog = {info.id: info for info in load_catalog()}
         chosen: dict[tuple[str, str], int] = {}
         for gpu_type, cloud, count in series:  # one series per market: the smallest GPU count
