@@ -72,7 +72,15 @@ from bidder.executor import (
 )
 from bidder.gpu_names import check_gpu_ids, resolve_gpu_types, several_named
 from bidder.jobs import Config, JobConfig, config_job_names, runpod_only
-from bidder.models import MARKET_NAMES, Decision, JobProgress, JobSpec, Policy
+from bidder.models import (
+    MACHINE_HISTORY_DAYS,
+    MARKET_NAMES,
+    PRICE_HISTORY_DAYS,
+    Decision,
+    JobProgress,
+    JobSpec,
+    Policy,
+)
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.store.ledger import run_lengths
@@ -2004,30 +2012,65 @@ def kept_budget(store: Store, name: str, spent: float, budget: float | None) -> 
             f"(at {to_iso(max(seen) + timedelta(hours=hours))}) unless {delete}", None)
 
 
+#: What a dry run's scratch copy keeps of the two tables that grow without end (`prices_days` = 0 keeps a
+#: year's 3-4 GB): the days of prices and of Vast offers that decisions read (30 and 7), and one more.
+DRY_RUN_PRICE_DAYS = PRICE_HISTORY_DAYS + 1
+DRY_RUN_OFFER_DAYS = MACHINE_HISTORY_DAYS + 1
+
+
 @contextlib.contextmanager
-def dry_run_copy(store: Store) -> Iterator[Store]:
+def dry_run_copy(store: Store, now: datetime | None = None) -> Iterator[Store]:
     """A scratch copy of `store`'s database (in the temp folder, deleted afterwards) for `bidder tick
-    --dry-run`: the dry run collects, polls and records its `dry_run` actions there as a real tick would
-    (so it decides on the prices and reads the spend the real tick will), and the user's database, its
-    ledger and its lock file are left as they were (its polls, prices and job states were written there)."""
+    --dry-run` and `bidder launch --dry-run`: the dry run collects, polls and records its `dry_run` actions
+    there as a real run would (so it decides on the prices and reads the spend the real one will), and the
+    user's database, its ledger and its lock file are left as they were. With `now`, the copy holds only
+    the prices and Vast offers a decision at `now` reads (`DRY_RUN_PRICE_DAYS`, `DRY_RUN_OFFER_DAYS`
+    before it, and any later), and the rest whole: the dry run of a year-old database copied it all."""
     with tempfile.TemporaryDirectory(prefix="bidder-dry-run-") as folder:
         scratch = Path(folder) / "dry-run.db"
         try:
-            source = sqlite3.connect(Path(store.path).resolve().as_uri() + "?mode=ro", uri=True)
-            try:
-                target = sqlite3.connect(scratch)
-                try:
-                    source.backup(target)  # (a consistent snapshot, even while a real tick writes)
-                finally:
-                    target.close()
-            finally:
-                source.close()
+            _copy_database(Path(store.path).resolve(), scratch, now)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot copy {store.path} for a dry run: {exc}") from None
         copy = Store.open(scratch)
         copy.clock = store.clock  # (what the copy stores is marked as the real tick would mark it)
         with copy:
             yield copy
+
+
+def _copy_database(source: Path, target: Path, now: datetime | None) -> None:
+    """`source` into a new file `target`, in one read of it (a consistent snapshot, even while a real tick
+    writes): every table, index and the schema version; with `now`, of `prices` and `offers` only the rows
+    from their days before `now` on."""
+    since = {} if now is None else {"prices": to_iso(now - timedelta(days=DRY_RUN_PRICE_DAYS)),
+                                    "offers": to_iso(now - timedelta(days=DRY_RUN_OFFER_DAYS))}
+    conn = sqlite3.connect(target.as_uri(), uri=True, isolation_level=None)  # (uri: the ATTACH below is one)
+    try:
+        conn.execute("ATTACH DATABASE ? AS src", (source.as_uri() + "?mode=ro",))
+        conn.execute("BEGIN")
+        version = conn.execute("PRAGMA src.user_version").fetchone()[0]
+        objects = conn.execute("SELECT type, name, sql FROM src.sqlite_master WHERE sql IS NOT NULL "
+                               "AND name NOT LIKE 'sqlite_%' ORDER BY type = 'table' DESC, rowid").fetchall()
+        for kind, name, sql in objects:
+            if kind != "table":
+                continue
+            conn.execute(sql)
+            quoted = '"' + name.replace('"', '""') + '"'
+            if name in since:
+                conn.execute(f"INSERT INTO main.{quoted} SELECT * FROM src.{quoted} WHERE ts >= ?", (since[name],))
+            else:
+                conn.execute(f"INSERT INTO main.{quoted} SELECT * FROM src.{quoted}")
+        if conn.execute("SELECT 1 FROM src.sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+            conn.execute("DELETE FROM main.sqlite_sequence")
+            conn.execute("INSERT INTO main.sqlite_sequence SELECT * FROM src.sqlite_sequence")
+        for kind, _name, sql in objects:
+            if kind != "table":
+                conn.execute(sql)  # indexes (and any view or trigger) once the rows are in
+        conn.execute(f"PRAGMA main.user_version = {int(version)}")
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE src")
+    finally:
+        conn.close()
 
 
 def run_tick(client: RunPodClient | None, store: Store, config: Config, now: datetime, *, dry_run: bool = False,

@@ -425,15 +425,14 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
         # the database in a transaction rolled back after the plan; the snapshot it took is stored only
         # once the pod is to be made (a refused launch wrote its snapshot, a dry run its actions too).
         store = stores.enter_context(Store.open(db_path, create=False)) if Path(db_path).exists() else None
-        plan_store = (stores.enter_context(_empty_store()) if store is None else
-                      stores.enter_context(dry_run_copy(store)) if dry_run else store)
+        timed = store if store is not None else stores.enter_context(_empty_store())
         if store is not None:
             _refuse_managed_job(store, name, config_path)
         # Either market may be the emulator, whose clock the refresh's rows must carry (RunPod's URL
         # may be down while Vast's answers).
-        timed = store if store is not None else plan_store  # (its errors name the user's database)
         now = api_now(timed, ServerTimes(client if "runpod" in markets else None,
                                          vast.client if vast is not None else None), now_text, allow_past=allow_past)
+        plan_store = stores.enter_context(dry_run_copy(timed, now)) if dry_run and store is not None else timed
         plan_store.clock = timed.clock
         counts = sorted({1, config.job.gpu_count})
         sources: list[Any] = [HeldRunPodSource(client, counts)] if "runpod" in markets else []
@@ -898,7 +897,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             now = api_now(store, ServerTimes(runpod, vast.client if vast is not None else None), now_text,
                           allow_past=allow_past)
             try:
-                ticked = scratch.enter_context(dry_run_copy(store)) if dry_run else store
+                ticked = scratch.enter_context(dry_run_copy(store, now)) if dry_run else store
                 report = run_tick(runpod, ticked, config, now, dry_run=dry_run,
                                   events=log.write if log is not None else None, vast=vast)
             except KeyboardInterrupt:
