@@ -174,12 +174,14 @@ def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple
     work as an interruption does (the backtest and the optimizer count it so; counted per interruption
     alone, a job moved three times was taken for finished 30 minutes of work early).
 
-    As in the backtest, a restart loses the work of the run it ended, up to `restart_overhead`: the run
-    before each run but the first loses min(restart_overhead, its running hours x speed), so a pod
-    outbid or paused minutes after each start loses those minutes, not the whole overhead each time.
-    Of the interruptions beyond the runs, the first is the end of the job's newest run when no poll sees
-    it RUNNING any more (it loses that run's work, up to the overhead); any other is a run no poll saw,
-    whose work is not known, and loses the whole overhead.
+    As in the backtest and the plan, a restart loses the work of the run it ended, up to `restart_overhead`
+    of its running time (time to resume and work since the last checkpoint): the run before each run but
+    the first loses min(restart_overhead, its running hours) x speed, so a pod outbid or paused minutes
+    after each start loses those minutes, not the whole overhead each time; on a GPU at speed 3, 10 minutes
+    of overhead are 30 minutes of reference work (they were counted as 10: a job on a fast GPU was taken
+    for done early). Of the interruptions beyond the runs, the first is the end of the job's newest run
+    when no poll sees it RUNNING any more (it loses that run's work, up to the overhead); any other is a
+    run no poll saw, whose work is not known, and loses the whole overhead.
 
     Spend, hours and runs are sums over consecutive observation pairs, so they are kept per pod up to
     the second-newest observation (job state `progress_cache`, with the restart losses of the pod's
@@ -195,7 +197,7 @@ def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple
     for row in store.managed_pods(config.name):
         pod_id = row["pod_id"]
         speed = config.job.speed_of(row.get("gpu_type_id") or "")
-        pod, anchor = _pod_totals(store, pod_id, cache.get(pod_id), overhead / speed)
+        pod, anchor = _pod_totals(store, pod_id, cache.get(pod_id), overhead)
         if anchor is not None:
             cache[pod_id] = anchor
         spent += pod.spent
@@ -203,7 +205,7 @@ def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple
         lost += pod.lost * speed
         if pod.runs:
             if newest is not None:  # (a job's pods run one after another: this run ended that pod's last)
-                lost += min(overhead, newest[0].last * newest[1])
+                lost += min(overhead, newest[0].last) * newest[1]
             newest = (pod, speed)
         runs += pod.runs
         interruptions += int(row.get("interruptions") or 0)
@@ -211,9 +213,9 @@ def job_progress(store: Store, config: JobConfig, *, save: bool = True) -> tuple
         store.save_job_state(config.name, progress_cache=cache)
     extra = max(runs - 1, interruptions) - max(runs - 1, 0)
     if extra > 0 and newest is not None and not newest[0].running:
-        lost += min(overhead, newest[0].last * newest[1])
+        lost += min(overhead, newest[0].last) * newest[1]
         extra -= 1
-    work = max(hours - lost - extra * overhead, 0.0)
+    work = max(hours - lost - extra * overhead * (newest[1] if newest is not None else 1.0), 0.0)
     return work, spent, interruptions
 
 
@@ -232,7 +234,7 @@ class _PodRuns:
 
 
 def _pod_totals(store: Store, pod_id: str, cached: list[Any] | None, cap: float) -> tuple[_PodRuns, list[Any] | None]:
-    """A pod's sums, each ended run losing at most `cap` running hours (restart_overhead / speed), and
+    """A pod's sums, each ended run losing at most `cap` running hours (restart_overhead), and
     the new cache entry [ts, USD, hours, runs, cap, lost, last] up to the second-newest observation (or
     the first one at its time). An entry of another cap (restart_overhead or speed changed) or of an
     older bidder (3 or 4 values) is not read: all observations are."""

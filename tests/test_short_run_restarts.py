@@ -80,9 +80,9 @@ class FixedBid:
         return KEEP if state.pod is not None else Action("spot", 0, 0.3)
 
 
-def engine_work(runs, *, tail: int, overhead_h: float) -> float:
-    """The backtest's work done (speed 1.0) after `runs` (minutes, GAP apart, the floor over the bid in
-    between), one sample a minute, the history ending `tail` minutes after the last run's end."""
+def engine_work(runs, *, tail: int, overhead_h: float, speed: float = 1.0) -> float:
+    """The backtest's work done (the GPU at `speed`) after `runs` (minutes, GAP apart, the floor over the
+    bid in between), one sample a minute, the history ending `tail` minutes after the last run's end."""
     floor: list[float] = []
     for i, length in enumerate(runs):
         floor += [0.2] * length + [0.5] * (GAP if i < len(runs) - 1 else tail)
@@ -90,7 +90,8 @@ def engine_work(runs, *, tail: int, overhead_h: float) -> float:
     history = PriceHistory(ts=ts, floor=np.array([floor]), on_demand=np.full((1, len(floor)), 1.0),
                            markets=(Market(A6000, "COMMUNITY"),), step_s=60.0)
     result = replay(history, BacktestJob(gpu_types=(A6000,), work_hours=1000.0, deadline_hours=None,
-                                         restart_overhead_hours=overhead_h), Policy(), FixedBid())
+                                         restart_overhead_hours=overhead_h, speed_factors=((A6000, speed),)),
+                    Policy(), FixedBid())
     assert result.interruptions == len(runs) - (tail == 0)  # (the replay met the runs the ledger shows)
     return result.work_hours
 
@@ -105,6 +106,22 @@ def test_runs_shorter_than_the_overhead_lose_only_their_own_work_as_in_the_backt
     assert interruptions == len(RUNS) - 1
     assert work == pytest.approx(ran - 39 / 60)
     assert work == pytest.approx(engine_work(RUNS, tail=0, overhead_h=10 / 60))
+
+
+def test_on_a_faster_gpu_a_restart_loses_its_running_time_times_the_speed_as_in_the_backtest(tmp_path):
+    """restart_overhead is running time (resume, work since the checkpoint): at speed 2 the 10 minutes
+    are 20 minutes of reference work, as the backtest and the plan count them. The tick took 10 (the
+    overhead in reference work): 58 minutes lost where the backtest loses 78, a job counted done early."""
+    with ledger(tmp_path, {"p1": run_polls(RUNS, running_last=True)}, {"p1": len(RUNS) - 1}) as store:
+        work, _, _ = job_progress(store, job(speed=2.0), save=False)
+        ran = running_hours(store.observations("p1"))
+    assert work == pytest.approx(2 * ran - 2 * 39 / 60)
+    assert work == pytest.approx(engine_work(RUNS, tail=0, overhead_h=10 / 60, speed=2.0))
+    runs = (60, 3, 45, 3)  # waiting after its last run, and one run no poll saw: the whole overhead x speed
+    (tmp_path / "w").mkdir()
+    with ledger(tmp_path / "w", {"p1": run_polls(runs, running_last=False)}, {"p1": len(runs) + 1}) as store:
+        work, _, _ = job_progress(store, job(speed=2.0), save=False)
+    assert work == pytest.approx(2 * (111 - 26 - 10) / 60)
 
 
 def test_a_job_waiting_after_a_short_run_loses_that_run_as_in_the_backtest(tmp_path):
