@@ -21,6 +21,7 @@ import csv
 import hashlib
 import html
 import io
+import itertools
 import math
 import os
 import re
@@ -42,6 +43,7 @@ from bidder.report.data import (
     spend_report,
 )
 from bidder.store import Store, run_starts
+from bidder.store.ledger import run_lengths
 from bidder.units import to_iso
 
 __all__ = ["Progress", "write_html_report"]
@@ -158,27 +160,49 @@ class _Page:
         self.parts.append(text)
 
 
-def _restarts(store: Store, report: SpendReport, job: JobSpend) -> int:
-    """A job's restarts in the report's period, as the tick counts them: runs started in it but the
-    job's first, or its interruptions in it, if more (a job waiting to run again after one)."""
+def _hours_lost(store: Store, report: SpendReport, job: JobSpend, overhead: float) -> float:
+    """Running hours a job's restarts in the report's period lost, as the tick counts its work done
+    (`bidder.tick.job_progress`): each run but the job's first ended the one before, which lost its
+    work up to `overhead`; interruptions in the period beyond those restarts (a job waiting to run
+    again) lose the newest run's work (up to `overhead`) if no poll sees it running, then `overhead`
+    each (runs no poll saw). It was restarts x overhead: a pod outbid minutes after each start lost
+    those minutes, not the overhead, in the job's work but not in this card."""
     # The job's first run is its oldest pod's that ran. Each pod of `bidder launch` (under its default
     # name or a --name) is a job of its own, as is a pod of no job (the report's "-"): a second launch
     # under one name restarts nothing (three launches read as two restarts of one job).
     launched = job.job == "-" or store.is_launch(job.job)
     owned = [] if launched else [p["pod_id"] for p in store.managed_pods(job.job)]  # oldest first
     groups = [(owned, job.pods)] if owned else [((pod,), (pod,)) for pod in job.pods]
-    inside = 0
+    lost, inside = 0.0, 0
+    newest: tuple[float, bool] | None = None  # the newest run's running hours, and whether a poll sees it run
     for pods, in_period in groups:
-        first = next((starts[0] for pod in pods if (starts := run_starts(store.observations(pod)))), None)
-        inside += sum(1 for pod in in_period for ts in run_starts(store.observations(pod)) if ts != first
-                      and (report.since is None or ts >= report.since) and (report.until is None or ts < report.until))
-    return max(inside, job.interruptions)
+        runs: list[tuple[float, bool]] = []  # (running hours, started in the period) of each run, oldest first
+        for pod in pods:
+            observations = store.observations(pod)
+            before, lengths = run_lengths(observations)
+            if runs and before:  # (a run of the pod before, polled on into these observations)
+                runs[-1] = (runs[-1][0] + before / 3600, runs[-1][1])
+            runs += [(seconds / 3600, pod in in_period and (report.since is None or ts >= report.since)
+                      and (report.until is None or ts < report.until))
+                     for ts, seconds in zip(run_starts(observations), lengths, strict=True)]
+            if lengths:
+                newest = (lengths[-1] / 3600, observations[-1].get("desired_status") == "RUNNING")
+        for (ended, _), (_, counted) in itertools.pairwise(runs):
+            if counted:  # this run's start ended the one before: it lost its work, up to the overhead
+                lost += min(overhead, ended)
+                inside += 1
+    extra = job.interruptions - inside
+    if extra > 0 and newest is not None and not newest[1]:
+        lost += min(overhead, newest[0])
+        extra -= 1
+    lost += max(extra, 0) * overhead
+    return lost
 
 
 def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], store: Store,
               now: datetime) -> None:
     t = report.totals
-    lost = sum(_restarts(store, report, j) * overhead.get(j.job, _DEFAULT_OVERHEAD_HOURS) for j in report.jobs)
+    lost = sum(_hours_lost(store, report, j, overhead.get(j.job, _DEFAULT_OVERHEAD_HOURS)) for j in report.jobs)
     saving = "-" if t.saving is None else _money(t.saving)
     # No percentage without an on-demand cost to take it of (a pod that ran 0 hours, or polled once).
     saving += "" if t.saving_pct is None else f" ({t.saving_pct:.0f}%)"
@@ -189,7 +213,7 @@ def _headline(page: _Page, report: SpendReport, overhead: Mapping[str, float], s
              ("Saved", saving, "against on-demand"),
              ("Hours run", f"{t.hours:,.1f} h", f"{t.gpu_hours:,.1f} GPU-hours"),
              ("Interruptions", f"{t.interruptions:,}", "stops bidder did not ask for"),
-             ("Hours lost to restarts", f"{lost:,.1f} h", "restarts x each job's restart overhead"),
+             ("Hours lost to restarts", f"{lost:,.1f} h", "each restart: the run it ended, up to the restart overhead"),
              ("Poll coverage", "-" if share is None else f"{100 * share:.0f}%",
               f"of {coverage.span_hours:,.1f} pod-hours between polls"
               + (", and after the last poll of a pod still active" if coverage.unpolled else ""))]
