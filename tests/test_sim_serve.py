@@ -96,7 +96,7 @@ def test_serve_says_how_it_plays_a_trace(tmp_path):
     for start, said in (("2016-06-22T12:30:00Z", f"Market: trace {path}, at its own times;"),
                         ("2016-06-24T12:00:00Z", f"Market: trace {path}, its first row (2016-06-22T12:00:00Z) "
                                                  "played at the start, 2.0d later than its own times;")):
-        proc, url = _serve("--trace", str(path), "--start", start)
+        proc, _ = _serve("--trace", str(path), "--start", start)
         try:
             assert proc.stdout is not None
             lines = [proc.stdout.readline() for _ in range(3)]
