@@ -158,6 +158,12 @@ def test_answers_the_emulator_never_gives():
             with pytest.raises(TransportError, match=f"HTTP {gone} from the API: no GraphQL endpoint") as info:
                 client.gpu_types()
             assert "unset RUNPOD_API_KEY" in str(info.value)
+        # A key RunPod made Read Only (or a proxy) is refused, and said so, not taken for a wrong URL.
+        server.set(403, '{"errors": [{"message": "forbidden"}]}')
+        with pytest.raises(TransportError, match="HTTP 403 \\(forbidden\\) from the API: the key may not be") as info:
+            client.rent_interruptable(SPEC, 0.6)
+        assert "Read/Write access" in str(info.value) and "GraphQL endpoint" not in str(info.value)
+        assert info.value.maybe_executed  # (a refusal is no proof the create was not made: looked up by name)
         server.set(400, "<html>Bad request</html>")
         with pytest.raises(GraphQLError, match="HTTP 400") as bad:
             client.gpu_types()

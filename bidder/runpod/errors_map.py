@@ -6,6 +6,7 @@
       RemoteProtocolError, CloseError, DecodingError, ...    (it may have reached the server)
     HTTP 401                                                 -> AuthError
     HTTP 429 (JSON or an HTML page)                          -> RateLimited(retry_after)
+    HTTP 403 (a key with Read Only GraphQL access, a proxy)  -> TransportError, saying both
     HTTP 5xx, 408, other unexpected status                   -> TransportError
     HTTP 200 with a body that is not JSON (HTML, truncated,  -> MalformedAnswer (maybe executed)
       nested too deep), or without data and errors
@@ -290,6 +291,11 @@ def decode_response(response: httpx.Response, operation: str, *, pod_id: str | N
                              "or RunPod has retired its GraphQL API, planned for early 2027: then unset "
                              "RUNPOD_API_KEY, or set market = \"vast\", to run on Vast alone)",
                              operation=operation, status=status, maybe_executed=True)  # a proxy's 404 proves nothing
+    if status == 403:  # (said apart: "is the URL a GraphQL endpoint?" sent a read-only key's owner astray)
+        raise TransportError(f"{operation}: HTTP 403 (forbidden) from the API: the key may not be allowed this "
+                             "operation (a RunPod key whose GraphQL access is Read Only or None can read prices but "
+                             "not create, resume or stop pods: give bidder one with Read/Write access), or a proxy or "
+                             "firewall refused the request", operation=operation, status=status, maybe_executed=True)
     if status != 200:
         raise TransportError(f"{operation}: unexpected HTTP {status} from the API (is the URL a GraphQL "
                              f"endpoint?)", operation=operation, status=status, maybe_executed=status >= 300)
