@@ -8,8 +8,7 @@ import sqlite3
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
-from executor_helpers import A6000, GPUS, make_env
+from executor_helpers import A6000, GPUS
 
 from bidder.sim import generate_quotes
 from bidder.tick import DRY_RUN_OFFER_DAYS, DRY_RUN_PRICE_DAYS, dry_run_copy, run_tick
@@ -24,14 +23,6 @@ deadline = "2d"
 tolerance = "high"
 image = "runpod/pytorch:latest"
 """
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def _old_spikes(env, days_ago: float) -> None:

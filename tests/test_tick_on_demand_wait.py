@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, RTX4090, Env, dump, make_env, seed_history
+from executor_helpers import A6000, RTX4090, Env, dump, seed_history
 from two_markets import VAST4090, vast_live
 from two_markets import tick as tick_both
 from vast_helpers import seed_vast_history, vast_client
@@ -35,14 +35,6 @@ image = "runpod/pytorch:latest"
 """
 
 NO_SPOT = {"errors": [{"message": SPOT_NO_INSTANCES}]}
-
-
-@pytest.fixture
-def env(emulator, client, tmp_path):
-    emulator.world.reclaim_rate_per_hour = 0.0
-    e = make_env(emulator, client, tmp_path)
-    yield e
-    e.store.close()
 
 
 def cli_tick(env, *extra: str):
