@@ -179,9 +179,7 @@ def _hours_lost(store: Store, report: SpendReport, job: JobSpend, overhead: floa
         runs: list[tuple[float, bool]] = []  # (running hours, started in the period) of each run, oldest first
         for pod in pods:
             observations = store.observations(pod)
-            before, lengths = run_lengths(observations)
-            if runs and before:  # (a run of the pod before, polled on into these observations)
-                runs[-1] = (runs[-1][0] + before / 3600, runs[-1][1])
+            _, lengths = run_lengths(observations)  # (a pod's whole polls: no run before them)
             runs += [(seconds / 3600, pod in in_period and (report.since is None or ts >= report.since)
                       and (report.until is None or ts < report.until))
                      for ts, seconds in zip(run_starts(observations), lengths, strict=True)]
