@@ -741,3 +741,73 @@ def test_a_spot_decision_says_when_quiet_days_saved_budget_lets_it_expect_more_t
     planned = decide(spec, policy, quotes, stats, NOW, JobProgress(started=NOW - timedelta(hours=48)))
     assert planned.action == "spot" and planned.reasons[0].startswith("RTX A6000 spot")  # the plan's decision
     assert any(r.startswith("interruption budget: 0 of the window's 8.0 used") for r in planned.reasons)
+
+
+A40 = market("NVIDIA A40", od=0.4, calm=0.6, spikes=3.0, seed=5, vram=48)
+
+
+def _running(q: PriceQuote, bid: float | None, **kw: object) -> JobProgress:
+    return JobProgress(current_gpu_type_id=q.gpu_type_id, current_cloud=q.cloud, current_market=q.market,
+                       current_action="spot" if bid is not None else "on_demand", current_bid_per_gpu=bid,
+                       **kw)  # type: ignore[arg-type]
+
+
+def _same_pod(d: object, q_id: str | None, cloud: str | None, action: str | None, bid: float | None) -> bool:
+    return (d.action, d.gpu_type_id, d.cloud) == (action, q_id, cloud) and (  # type: ignore[attr-defined]
+        action != "spot" or abs(d.bid_per_gpu - bid) < 1e-9)  # type: ignore[attr-defined,operator]
+
+
+def test_a_move_the_new_pod_would_not_survive_its_own_restart_is_not_taken() -> None:
+    """A move's restart loses work, and with it the new pod's plan may no longer pass: a job due in 15
+    hours without an on-demand fallback re-bid its A40 pod $0.252 -> $0.244 -> $0.252 -> $0.244 in a cron
+    run, the cheaper bid passing only before its own restart. A move is taken only if the job, once the
+    restart is behind it, keeps the new pod."""
+    quotes, stats = inputs(SPIKY)
+    spec, policy = job(hours=9.3, deadline_h=23.1), Policy(tolerance=0.5, allow_on_demand=False)
+    running = _running(SPIKY[0], 0.686, work_done_hours=7.9, started=NOW - timedelta(hours=16.7))
+    fresh = decide_by_rates(spec, policy, quotes, stats, NOW, replace(running, current_action=None,
+                                                                      current_bid_per_gpu=None))
+    assert fresh.action == "spot" and fresh.bid_per_gpu == pytest.approx(0.322)  # no pod: it bids $0.322
+    # Moved there, the restart loses 15 minutes of work: 1.65 hours left expect more interruptions in
+    # the window than 1.4 did, over the tolerance, and nothing can run (not even the pod it moved to).
+    moved = replace(running, work_done_hours=7.9 - 0.25, current_bid_per_gpu=0.322)
+    with pytest.raises(Infeasible, match=r"over the tolerance of 0\.5/day"):
+        decide_by_rates(spec, policy, quotes, stats, NOW, moved)
+    kept = decide_by_rates(spec, policy, quotes, stats, NOW, running)
+    assert kept.action == "spot" and kept.bid_per_gpu == pytest.approx(0.686), kept.reasons
+    assert "keeps the running pod" in kept.reasons[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_pod_the_rates_move_a_job_to_is_the_pod_they_keep_once_the_move_is_behind_it(data: st.DataObject) -> None:
+    chosen = data.draw(st.lists(st.sampled_from(range(4)), min_size=1, max_size=2, unique=True))
+    quotes, stats = inputs(*([CALM, SPIKY, FAST, A40][i] for i in chosen))
+    hours = data.draw(st.floats(2, 100))
+    spec = job(hours=hours, deadline_h=data.draw(st.floats(hours * 1.02, hours * 3)))
+    policy = Policy(max_price=data.draw(st.one_of(st.none(), st.floats(0.2, 3.0))), allow_on_demand=data.draw(
+        st.booleans()), tolerance=data.draw(st.sampled_from([0.5, 2.0, 6.0])))
+    q = data.draw(st.sampled_from(quotes))
+    grid = stats[q.key].bids
+    bid = data.draw(st.one_of(st.none(), st.sampled_from([float(b) for b in grid[grid >= q.minimum_bid_price]])))
+    running = _running(q, bid, work_done_hours=data.draw(st.floats(0, hours * 0.9)),
+                       interruptions=data.draw(st.integers(0, 5)),
+                       started=NOW - timedelta(hours=data.draw(st.floats(0, 24))))
+    try:
+        d = decide_by_rates(spec, policy, quotes, stats, NOW, running)
+    except Infeasible:
+        return
+    if d.action == "wait" or _same_pod(d, q.gpu_type_id, q.cloud, running.current_action, bid):
+        return
+    # What the ledger shows at the next decision: the restart's work lost (a move is no interruption).
+    moved = replace(running, work_done_hours=max(running.work_done_hours - 0.25 * spec.speed_of(q.gpu_type_id), 0.0),
+                    current_gpu_type_id=d.gpu_type_id,
+                    current_cloud=d.cloud, current_action=d.action, current_bid_per_gpu=d.bid_per_gpu)
+    try:
+        then = decide_by_rates(spec, policy, quotes, stats, NOW, moved)
+    except Infeasible:
+        # Only when nothing survives the restart: the running pod was no candidate, nor is any pod after it.
+        with pytest.raises(Infeasible):
+            decide_by_rates(spec, policy, quotes, stats, NOW, replace(moved, current_action=None))
+        return
+    assert _same_pod(then, d.gpu_type_id, d.cloud, d.action, d.bid_per_gpu), (d.reasons, then.reasons)
