@@ -49,8 +49,10 @@ class Recorded:
 
     def decide(self, view: Any, state: Any) -> Any:
         action = self.strategy.decide(view, state)
-        if action.kind in ("spot", "on_demand"):
-            pod = state.pod
+        pod = state.pod
+        if action.kind in ("spot", "on_demand") and not (
+                pod is not None and pod.kind == action.kind and pod.market == action.market
+                and (action.kind == "on_demand" or pod.bid == action.bid)):  # (the engine keeps that pod)
             left = None if pod is None else (pod.kind, pod.market, pod.bid, (view.now - pod.started) / 3600.0)
             self.starts.append(Start(view.now, action.kind, action.market, action.bid, left))
         return action
@@ -63,11 +65,11 @@ def churn(windows: list[list[Start]]) -> dict[str, float]:
     for starts in windows:
         for i, s in enumerate(starts):
             if s.left is not None:
-                kind, market, bid, age = s.left
+                kind, market, _bid, age = s.left
                 ages.append(age)
                 if market != s.market:
                     cross += 1
-                elif kind == s.kind == "spot" and bid != s.bid:
+                elif kind == s.kind == "spot":
                     rebids += 1
                 else:
                     switches += 1
