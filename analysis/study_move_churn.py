@@ -21,6 +21,7 @@ import numpy as np
 
 from bidder.backtest.engine import BacktestJob, load_trace, run_backtest
 from bidder.backtest.strategies import BidderFactory
+from bidder.errors import BidderError
 from bidder.models import Policy, parse_tolerance
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +93,13 @@ def main() -> None:
     parser.add_argument("--gpu", action="append", default=[], help="a market of the trace (repeat; default: all)")
     parser.add_argument("--tolerance", default="high")
     args = parser.parse_args()
+    try:
+        policy = Policy(tolerance=parse_tolerance(args.tolerance))
+        history = load_trace(args.trace)
+    except (BidderError, ValueError) as exc:
+        parser.exit(2, f"study_move_churn.py: {exc}\n")  # one line, no traceback
     job = BacktestJob(gpu_types=tuple(args.gpu), min_vram_gb=None, gpu_count=1, cloud="ANY", work_hours=100.0,
                       deadline_hours=168.0, keep_running_hours=None, restart_overhead_hours=0.25)
-    policy = Policy(tolerance=parse_tolerance(args.tolerance))
     inner = BidderFactory()
     windows: list[list[Start]] = []
 
@@ -102,8 +107,10 @@ def main() -> None:
         windows.append([])
         return Recorded(inner(markets, spec, pol), windows[-1])
 
-    report = run_backtest(load_trace(args.trace), job, policy, ["bidder"], every_hours=84.0,
-                          factories={"bidder": recorded})
+    try:
+        report = run_backtest(history, job, policy, ["bidder"], every_hours=84.0, factories={"bidder": recorded})
+    except BidderError as exc:  # e.g. a --gpu the trace does not hold
+        parser.exit(2, f"study_move_churn.py: {exc}\n")
     bidder = report.aggregate("bidder")
     c = churn(windows)
     print(f"{args.trace.name}, {' + '.join(args.gpu) or 'every market'}, tolerance {args.tolerance}: "
