@@ -174,6 +174,13 @@ def _age_hazard_bounds(events: np.ndarray, exposure: np.ndarray, confidence: flo
     return _gamma_upper(shapes, rates.T, confidence, shape_at_least_one=AGE_PRIOR_EVENTS >= 1.0 and confidence >= 0.5)
 
 
+def _rate_at(premiums: np.ndarray, rates: np.ndarray, premium: np.ndarray) -> np.ndarray:
+    """`rates` at each premium: the grid's at the largest premium at or under it (under the grid: the
+    lowest premium's)."""
+    i = np.clip(np.searchsorted(premiums, premium + 1e-12, side="right") - 1, 0, len(premiums) - 1)
+    return rates[i]
+
+
 @dataclass(frozen=True, eq=False)
 class MarketStats:
     """Statistics of one market at time `now` (epoch seconds), vectorised over the bid grid `bids`.
@@ -232,6 +239,10 @@ class MarketStats:
     #: Pauses per running hour at each bid that the floor does not show (Vast: outbid or displaced on
     #: the pod's own machine, `bidder.machine_hazard`), already in `hazard_by_age`; None: none known.
     machine_rate: np.ndarray | None = None
+    #: The pause rate per running hour by bid premium over a machine's own floor that `machine_rate` was
+    #: read from (`bidder.machine_hazard`): for a running pod whose machine's minimum bid is known.
+    pause_premiums: np.ndarray | None = None
+    pause_rates: np.ndarray | None = None
 
     @property
     def key(self) -> MarketKey:
@@ -261,11 +272,19 @@ class MarketStats:
         model's plans."""
         floor = self.floor_now if self.floor_now is not None and self.floor_now > 0 else None
         premium = np.zeros_like(self.bids) if floor is None else self.bids / floor - 1.0
-        i = np.clip(np.searchsorted(premiums, premium + 1e-12, side="right") - 1, 0, len(premiums) - 1)
-        extra = rates[i]
+        extra = _rate_at(premiums, rates, premium)
         model = None if self.floor_model is None else replace(self.floor_model, machine_premiums=premiums,
                                                               machine_rates=rates)
-        return replace(self, hazard_by_age=self.hazard_by_age + extra[:, None], machine_rate=extra, floor_model=model)
+        return replace(self, hazard_by_age=self.hazard_by_age + extra[:, None], machine_rate=extra, floor_model=model,
+                       pause_premiums=premiums, pause_rates=rates)
+
+    def pause_rate_over(self, bid: float, machine_min_bid: float) -> float | None:
+        """The pauses per running hour of a pod bidding `bid` on a machine whose own minimum bid is
+        `machine_min_bid` (per GPU), where `machine_rate` reads every bid over the market's floor now
+        (the cheapest offer listed, the machine a new pod rents). None: no machine pauses known."""
+        if self.pause_premiums is None or self.pause_rates is None or not machine_min_bid > 0:
+            return None
+        return float(_rate_at(self.pause_premiums, self.pause_rates, np.asarray([bid / machine_min_bid - 1.0]))[0])
 
     @functools.cached_property
     def outbid_rate(self) -> np.ndarray:

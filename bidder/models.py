@@ -240,6 +240,12 @@ class JobProgress:
     #: RunPod pod resumes at the quote; a stopped Vast instance keeps its offer's price). A Vast instance rents
     #: an offer the quote then no longer lists: its $0.3485 read as the next offer's $0.3607, over a $0.35 cap.
     current_price_per_gpu: float | None = None
+    #: A running Vast spot instance's own machine's minimum bid now, per GPU, as its poll reads it (None:
+    #: not known, or not Vast). Its pauses are priced by its bid's premium over that, as they were
+    #: measured, not over the market's floor (the cheapest offer listed), which moves as others rent and
+    #: list: read over that, a $0.1645 instance that had run 1.75 h unpaused was 1.4% over a $0.162 floor
+    #: (19.3 pauses a day), ended for on-demand, and rented again at the same bid 15 minutes later.
+    current_machine_min_bid_per_gpu: float | None = None
     #: Whether that pod runs now (False: stopped or interrupted, so deciding on it resumes it): said in the
     #: reasons ("keeps the running pod" was said of a pod stopped 36 h).
     current_running: bool = True

@@ -127,7 +127,9 @@ during which it lasts (the new pod's expected run, at most the work left; when s
 current pod's) must exceed the restart's cost: `r` hours of work redone at the new price or, with a
 deadline, the new plan's extra cost for that work and the slack the restart spends, if more. A
 running pod is also kept while its expected interruptions stay within `KEEP_MARGIN` of the tolerance
-(the estimates move with every sample). And a move must stand: decided again just after it (the work
+(the estimates move with every sample); a running Vast instance's machine pauses are read at its bid's
+premium over its own machine's minimum bid when the poll gives it, not over the floor now (the next
+offer, once it rents the cheapest). And a move must stand: decided again just after it (the work
 its restart loses taken off, the new pod running), the rates must keep the new pod, or the running pod
 stays (if it is no candidate either, the job takes what it would choose once the restart is behind it).
 Without that, a job due in 15 hours with no on-demand fallback re-bid its A40 pod $0.252 -> $0.244 ->
@@ -808,7 +810,7 @@ def _after_switch(job: JobSpec, progress: JobProgress, decision: Decision) -> Jo
     return replace(progress, work_done_hours=max(progress.work_done_hours - lost, 0.0),
                    current_gpu_type_id=decision.gpu_type_id, current_cloud=decision.cloud, current_action=decision.action,
                    current_bid_per_gpu=decision.bid_per_gpu, current_market=decision.market,
-                   current_price_per_gpu=None, current_running=True)
+                   current_price_per_gpu=None, current_running=True, current_machine_min_bid_per_gpu=None)
 
 
 def _runs_on(d: Decision, action: str | None, gpu_type_id: str | None, cloud: str | None, market: str | None,
@@ -1313,7 +1315,13 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         i = st.index_of(current_bid)
         if i >= 0:
             lam_i, avail_i = lam[i], avail[i]
-            if service is not None and current_bid == bids[i]:
+            # A Vast instance's pauses by its bid's premium over its own machine's minimum bid, where the
+            # grid reads them over the market's floor now (`JobProgress.current_machine_min_bid_per_gpu`).
+            own = None if st.machine_rate is None or progress.current_machine_min_bid_per_gpu is None else \
+                st.pause_rate_over(float(current_bid), float(progress.current_machine_min_bid_per_gpu))
+            if own is not None:
+                lam_i = lam_i - st.machine_rate[i] + own  # type: ignore[index]
+            if service is not None and current_bid == bids[i] and own is None:
                 cur = {k: v[i] for k, v in service.items()}
             else:
                 lam_run = None if keep_running else np.full(lam_i.shape, float(lam_i[st.age_index(st.calm_hours[i])]))

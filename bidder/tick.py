@@ -1252,6 +1252,15 @@ class _Tick:
                    f"; pod {row['pod_id']} {'would be ' if self.ex.dry_run else ''}stopped")
         return replace(report, message=f"{why}{stopped}: {report.message}")
 
+    def _machine_min_bid(self, market: str, pod_id: str, gpu_count: int) -> float | None:
+        """The minimum bid on the machine of a Vast instance this tick's listing holds, per GPU (None: not
+        Vast, not in the listing, or not said): what its pauses are priced over (`JobProgress`)."""
+        pod = next((p for p in self.listings.get(market) or () if p.id == pod_id), None) if market == "vast" else None
+        min_bid = getattr(pod, "min_bid", None)
+        if min_bid is None or not math.isfinite(min_bid) or min_bid <= 0 or gpu_count <= 0:
+            return None
+        return float(min_bid) / gpu_count
+
     def _spot_decided_again(self, jc: JobConfig, job: JobSpec, policy: Policy, row: dict[str, Any], bid: float,
                             progress: JobProgress) -> JobReport | None:
         """A running spot pod is decided again at every tick, as the backtest decides it at every step:
@@ -1266,9 +1275,10 @@ class _Tick:
         if not known:
             return None  # (a pod adopted without its create's record: no market to weigh it on)
         market = row.get("market") or "runpod"
-        progress = replace(progress, current_gpu_type_id=gpu_type, current_cloud=cloud, current_action="spot",
-                           current_bid_per_gpu=bid, current_market=market)
         g = int(row.get("gpu_count") or job.gpu_count)
+        progress = replace(progress, current_gpu_type_id=gpu_type, current_cloud=cloud, current_action="spot",
+                           current_bid_per_gpu=bid, current_market=market,
+                           current_machine_min_bid_per_gpu=self._machine_min_bid(market, row["pod_id"], g))
         floor = next((q.minimum_bid_price for q in reversed(self.store.latest_quotes(market, at=self.now))
                       if (q.gpu_type_id, q.gpu_count) == (gpu_type, g) and (cloud is None or q.cloud == cloud)), None)
         if floor is None or floor > bid + 1e-9:

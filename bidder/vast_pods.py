@@ -61,6 +61,7 @@ class VastPod(Pod):
     bid_price: float | None = None
     state: str | None = None
     market: str = "vast"
+    min_bid: float | None = None  # the machine's minimum bid now, per instance (its pauses: `JobProgress`)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def to_pod(inst: Instance) -> VastPod:
                    else str(inst.machine_id), gpu_display_name=inst.gpu_name, uptime_seconds=None,
                    storage_per_hr=storage if storage is not None else 0.0,
                    running_seconds=None if inst.uptime_mins is None else inst.uptime_mins * 60.0,
-                   bid_price=inst.bid_price, state=str(state),
+                   bid_price=inst.bid_price, state=str(state), min_bid=inst.min_bid,
                    invalid="impossible " + ", ".join(bad) if bad else None)
 
 

@@ -811,3 +811,37 @@ def test_a_pod_the_rates_move_a_job_to_is_the_pod_they_keep_once_the_move_is_beh
             decide_by_rates(spec, policy, quotes, stats, NOW, replace(moved, current_action=None))
         return
     assert _same_pod(then, d.gpu_type_id, d.cloud, d.action, d.bid_per_gpu), (d.reasons, then.reasons)
+
+
+def test_a_vast_instance_is_judged_by_its_own_machines_minimum_bid_not_the_next_offer() -> None:
+    """A Vast instance's pauses were measured by its bid's premium over its machine's own floor. Renting
+    the cheapest offer takes it off the listing, so the market's floor becomes the next offer's: a
+    $0.1645 instance read 1.4% over a $0.162 floor (19.3 pauses a day at tolerance high) was ended for
+    on-demand, and rented again at the same bid once the machine it left was listed again. Read over
+    its own machine's minimum bid (the poll's), it is kept."""
+    from bidder.machine_hazard import MACHINE_PREMIUMS
+
+    floor = np.full(3 * 288, 0.10) * np.random.default_rng(5).uniform(0.97, 1.03, 3 * 288)
+    floor[-1] = 0.158  # our instance rents the $0.10 machine: the next offer is the floor now
+    ts = NOW.timestamp() - STEP * np.arange(len(floor))[::-1]
+    series = SimpleNamespace(ts=ts, floor=floor, on_demand=np.full(len(floor), 0.40), gpu_type_id="RTX 4090",
+                             cloud="VERIFIED", gpu_count=1, market="vast")
+    rates = np.array([0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.1, 0.1])  # pauses an hour by premium
+    stats = market_stats(series, NOW.timestamp()).with_machine_pauses(MACHINE_PREMIUMS, rates)
+    quote = PriceQuote(ts=NOW, gpu_type_id="RTX 4090", cloud="VERIFIED", gpu_count=1, minimum_bid_price=0.158,
+                       uninterruptable_price=0.40, memory_in_gb=24, display_name="RTX 4090", market="vast")
+    quotes, by_key = [quote], {quote.key: stats}
+    spec, policy = job(hours=10.0, deadline_h=None, market="vast"), Policy(tolerance=6.0)
+    running = JobProgress(work_done_hours=1.75, current_gpu_type_id="RTX 4090", current_cloud="VERIFIED",
+                          current_market="vast", current_action="spot", current_bid_per_gpu=0.16,
+                          started=NOW - timedelta(hours=2))
+    assert stats.pause_rate_over(0.16, 0.158) == 0.8 and stats.pause_rate_over(0.16, 0.10) == 0.2
+    over_the_next_offer = decide(spec, policy, quotes, by_key, NOW, running)
+    assert not (over_the_next_offer.action == "spot" and over_the_next_offer.bid_per_gpu == pytest.approx(0.16))
+    own = decide(spec, policy, quotes, by_key, NOW, replace(running, current_machine_min_bid_per_gpu=0.10))
+    assert own.action == "spot" and own.bid_per_gpu == pytest.approx(0.16), own.reasons
+    assert "keeps the running pod" in own.reasons[0]
+    assert own.expected_interruptions_per_day <= 6.0
+    # A machine whose minimum bid has risen to just under the bid (a competitor) is as close to a pause.
+    close = decide(spec, policy, quotes, by_key, NOW, replace(running, current_machine_min_bid_per_gpu=0.158))
+    assert not (close.action == "spot" and close.bid_per_gpu == pytest.approx(0.16))

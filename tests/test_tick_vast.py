@@ -454,3 +454,36 @@ def test_a_stop_killed_before_its_last_write_is_not_undone_by_the_next_tick(both
     assert line.state == "held", line.message
     assert vast_live(env.emu) == [inst] and inst.intended == "stopped"
     assert env.store.job_state("v").get("stop_intent") is None
+
+
+def test_a_running_instance_is_decided_again_over_its_own_machines_minimum_bid(both):
+    """The decision on a running Vast instance prices its pauses by its bid's premium over its own
+    machine's minimum bid, as the poll reads it (`JobProgress.current_machine_min_bid_per_gpu`): over the
+    market's floor (the next offer, once it rents the cheapest), a healthy instance was ended for
+    on-demand and rented again 15 minutes later."""
+    from bidder.models import Decision
+
+    env, api = both
+    config = env.config(job("v", "vast", hours=20) + 'cloud = "verified"\n')  # a tier of many machines
+    assert tick(env, api, config).jobs[0].state == "running"
+    [inst] = vast_live(env.emu)
+    [row] = env.store.managed_pods("v")
+    bid, tier = row["bid_per_gpu"], row["cloud"]
+    machine = int(env.emu.vast.market.machine_id[inst.machine])
+    env.emu.vast.set_competitor(machine, round(bid * 0.9, 4))  # a competitor under the bid: it still runs
+    env.emu.advance(600)
+    seen = []
+
+    def keep(job, policy, now, progress):
+        seen.append((progress.current_bid_per_gpu, progress.current_machine_min_bid_per_gpu))
+        return Decision(action="spot", gpu_type_id=VAST4090, cloud=tier, gpu_count=1, bid_per_gpu=bid,
+                        expected_cost_per_hour=bid, expected_interruptions_per_day=1.0, expected_total_cost=None,
+                        expected_completion_hours=None, reasons=("keep",), market="vast")
+
+    report = tick(env, api, config, advise=keep)
+    assert report.jobs[0].state == "running" and vast_live(env.emu) == [inst] and inst.was_running
+    polled = vast_client(env.emu).instance(inst.id)  # what Vast says of the instance's machine now
+    assert polled.min_bid is not None and polled.min_bid / polled.num_gpus < bid
+    assert seen == [(bid, pytest.approx(polled.min_bid / polled.num_gpus))]
+    assert polled.min_bid / polled.num_gpus >= bid * 0.9 - 1e-9  # the competitor's bid, not the host's floor
+    assert [a["kind"] for a in env.store.actions("v")] == ["rent_spot"]
