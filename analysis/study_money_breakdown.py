@@ -13,6 +13,11 @@ split by how much of the window's interruption budget was used when they ran. Th
 (`bidder.backtest.optimum`, perfect foresight) is split the same way from its plan's segments. Means
 per window. A strategy that pays on-demand where the optimum waited, or bids far above the floor it
 runs on, shows it here.
+
+Timing or price: each hour run is also valued at the median of the cheapest floor in its 6-hour UTC
+span (00-06, 06-12, ...; at most on-demand). That value's difference between bidder and the optimum
+is when they ran (the spans their hours fell in); what each paid over it, spot and on-demand apart,
+is what they paid for those hours. The three rows add up to the cost.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from bidder.backtest.types import BacktestJob, Market
 from bidder.models import JobSpec, Policy
 
 BANDS = ("floor < 0.3 od", "0.3-0.5 od", "0.5-1 od", "above od / none")
+SPAN_S = 6 * 3600  # the spans whose floor median values an hour run (module docstring)
+_span_medians: dict[int, np.ndarray] = {}
 
 
 def band(history: Any, i: int) -> str:
@@ -39,6 +46,23 @@ def band(history: Any, i: int) -> str:
     floors = history.floor[:, i]
     share = np.nanmin(floors) / np.nanmin(history.on_demand[:, i]) if not np.isnan(floors).all() else np.inf
     return BANDS[int(np.searchsorted([0.3, 0.5, 1.0], share, side="right"))]
+
+
+def span_median(history: Any, i: int) -> float:
+    """The median of the cheapest floor of the job's markets over sample `i`'s 6-hour UTC span, at most
+    the cheapest on-demand (no capacity counts as above it)."""
+    medians = _span_medians.get(id(history))
+    if medians is None:
+        with np.errstate(all="ignore"):
+            cheapest = np.nanmin(np.where(np.isnan(history.floor), np.inf, history.floor), axis=0)
+            od = np.nanmin(history.on_demand, axis=0)
+        span = (history.ts // SPAN_S).astype(np.int64)
+        medians = np.empty(len(span))
+        for s in np.unique(span):
+            at = span == s
+            medians[at] = min(float(np.median(cheapest[at])), float(np.nanmin(od[at])))
+        _span_medians[id(history)] = medians
+    return float(medians[i])
 
 
 class Tally:
@@ -50,14 +74,22 @@ class Tally:
         self.floor_paid = 0.0
         self.od_by_budget: dict[str, float] = defaultdict(float)
         self.runs = 0  # pods started
+        self.at_median = 0.0  # every hour run, at its span's floor median
+        self.over_median: dict[str, float] = defaultdict(float)  # paid over it, by kind
 
     def add(self, history: Any, i: int, hours: float, kind: str, market: int, bid: float | None) -> None:
         self.hours[(kind, band(history, i))] += hours
         if kind == "spot":
-            self.paid[kind] += hours * float(bid)  # type: ignore[arg-type]
+            price = float(bid)  # type: ignore[arg-type]
             self.floor_paid += hours * float(history.floor[market, i])
         elif kind == "on-demand":
-            self.paid[kind] += hours * float(history.on_demand[market, i])
+            price = float(history.on_demand[market, i])
+        else:
+            return
+        self.paid[kind] += hours * price
+        median = span_median(history, i)
+        self.at_median += hours * median
+        self.over_median[kind] += hours * (price - median)
 
 
 class Counted:
@@ -130,6 +162,9 @@ def table(rows: list[tuple[str, Tally, float, dict[str, float]]], windows: int) 
         row(f"{kind} paid (USD)", [f"{t.paid[kind] / windows:.2f}" for _, t, _, _ in rows])
     row("spot paid / the floor run on", [f"{t.paid['spot'] / t.floor_paid:.3f}" if t.floor_paid else "-"
                                         for _, t, _, _ in rows])
+    row("hours run, at their 6-h span's floor median (USD)", [f"{t.at_median / windows:.2f}" for _, t, _, _ in rows])
+    for kind in ("spot", "on-demand"):
+        row(f"{kind} paid over that median (USD)", [f"{t.over_median[kind] / windows:.2f}" for _, t, _, _ in rows])
     row("runs started", [f"{t.runs / windows:.1f}" for _, t, _, _ in rows])
     row("restart hours lost", [f"{extra.get('lost', float('nan')):.1f}" if 'lost' in extra else "-"
                                for _, _, _, extra in rows])
