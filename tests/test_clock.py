@@ -179,6 +179,30 @@ def test_the_emulator_clock_note_follows_success_and_never_sits_above_an_error(e
     assert bad.stderr.startswith("Error: unknown GPU type '4900'")
 
 
+@pytest.mark.parametrize("since", ["2020-06-01T00:00:00Z",   # after the emulator's time, before the wall clock
+                                   "2999-01-01T00:00:00Z"])  # after both
+def test_every_read_command_checks_a_since_against_the_databases_own_time(far: Emulator, tmp_path: Path,
+                                                                         since: str) -> None:
+    """A database the emulator stamped (2020-03-01): `history --since TIME` without --now checked TIME
+    against the wall clock, as report, chart and `history --now` do not. A TIME between the two read as
+    "no samples ... (try --since all)", exit 1; one after both named the wall clock as now."""
+    db = str(tmp_path / "bidder.db")
+    _history(far, db)  # an hour of snapshots, the newest at 2020-03-01T01:00:00Z
+    said = f"the period is empty: --since {since} is not before now (2020-03-01T01:00:00Z)"
+    for args in (("history", "RTX A6000"), ("history", "RTX A6000", "--now", "2020-03-01T01:00:00Z"),
+                 ("report",), ("chart", "prices", str(tmp_path / "p.png")),
+                 ("chart", "spend", str(tmp_path / "s.png"))):
+        result = _cli(*args, "--since", since, "--db", db)
+        assert result.exit_code == 2, (args, result.output)
+        [line] = result.stderr.splitlines()  # the error alone
+        assert line.startswith(f"Error: Invalid value for --since: {said} (see `"), (args, line)
+    # A --since in the history still reads it, to its newest sample (the window's end is not moved).
+    ok = _cli("history", "RTX A6000", "--since", "2020-03-01T00:30:00Z", "--db", db, "--format", "json")
+    assert ok.exit_code == 0, ok.output
+    assert {(row["from"], row["to"]) for row in json.loads(ok.stdout)} == {("2020-03-01T00:30:00Z",
+                                                                            "2020-03-01T01:00:00Z")}
+
+
 # -- 4. time never runs backwards silently ------------------------------------------------------------
 def test_a_time_before_the_newest_data_is_refused_in_one_line(emulator: Emulator, tmp_path: Path) -> None:
     db = str(tmp_path / "bidder.db")

@@ -492,7 +492,11 @@ def history(gpu: str, since: str, until: str | None, cloud: str, gpu_count: int 
     check_window_options(since, until, now_text)  # before the file is opened (which migrates an older one)
     with _open(db_path) as store:
         counted = now_text is not None or _relative(since) or _relative(until)
-        now = db_now(store, now_text, allow_past=allow_past) if counted else datetime.now(UTC)
+        # The command's one clock, as report and chart take it (db_now): --now, else the emulator's time
+        # when it stamped the newest snapshot, else the wall clock. An ISO --since was checked against the
+        # wall clock (an emulator's database: a --since after its time read as "no samples", exit 1).
+        # Only a window counted from now refuses a wall clock behind the newest data (and says the clock).
+        now = db_now(store, now_text, allow_past=allow_past or not counted, say=counted)
         start = parse_since(since, now)
         if until is None and not allow_past and start is not None and start >= now:
             # As report and chart say it; --until, not given, was blamed for a --since after now.
