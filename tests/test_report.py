@@ -319,9 +319,10 @@ def test_a_pod_resumed_and_outbid_before_the_next_poll_was_interrupted(store):
 
 def test_a_vast_pod_seen_outbid_then_ended_in_the_same_tick_was_interrupted(store):
     """The ledger of `bidder demo --days 2 --seed 7`: a Vast instance's poll sees it EXITED (outbid) at
-    3 h and the same tick terminates it to move the job. The poll came first: one interruption, as
-    `bidder pods` counts it. (On RunPod an EXITED at a stop's own time is bidder's exit record: see
-    test_interruption_resume_and_bidder_stop.)"""
+    3 h and the same tick terminates it to move the job. The poll came first (the one before the stop did
+    not see it running): one interruption, as the tick counted it in the pod's record and `bidder pods`
+    shows it. (An EXITED at a stop's own time after a poll that saw the pod running is that stop's: see
+    test_interruption_resume_and_bidder_stop and the next test.)"""
     prices(store, range(4), gpu="RTX 4090", cloud="VERIFIED")
     store.add_pod("v1", job="train", name="train-1", gpu_type_id="RTX 4090", cloud="VERIFIED", gpu_count=1,
                   kind="spot", bid_per_gpu=0.13, created=h(0), market="vast")
@@ -332,10 +333,39 @@ def test_a_vast_pod_seen_outbid_then_ended_in_the_same_tick_was_interrupted(stor
                                  storage_per_hr=0.014)
     store.record_observation(h(3.5), "v1", desired_status="EXITED", cost_per_hr=0.13, uptime_seconds=3 * 3600.0,
                              storage_per_hr=0.014)
+    store.set_pod_state("v1", desired_status="EXITED", interruptions=1)  # (the tick's poll counted it)
     store.finish_action(store.begin_action(h(3.5), job="train", kind="terminate", pod_id="v1"), outcome="ok")
     [pod] = spend_report(store).pods
     assert pod.interruption_times == (h(3.5),)
     assert pod_track(store, "v1").interruptions == (h(3.5).timestamp(),)
+
+
+def test_a_vast_instance_stopped_by_bidder_then_polled_on_the_same_second_was_not_interrupted(store):
+    """`bidder stop --job train` polls the instance RUNNING at 3 h and stops it; the tick cron runs on that
+    same second polls it EXITED (on Vast a stop writes no exit of its own). That poll came after the stop
+    it shares its second with, which caused the exit: no interruption, as the pod's record (0) and
+    `bidder pods` say. The report counted one: on Vast it took every EXITED on a stop's second for a poll
+    made before the stop."""
+    prices(store, range(5), gpu="RTX 4090", cloud="VERIFIED")
+    store.add_pod("v1", job="train", name="train-1", gpu_type_id="RTX 4090", cloud="VERIFIED", gpu_count=1,
+                  kind="on_demand", bid_per_gpu=None, created=h(0), market="vast")
+    store.finish_action(store.begin_action(h(0), job="train", kind="deploy_on_demand"), outcome="ok", pod_id="v1")
+    for k in range(4):
+        store.record_observation(h(k), "v1", desired_status="RUNNING", cost_per_hr=0.4, uptime_seconds=k * 3600.0,
+                                 storage_per_hr=0.014)
+    store.finish_action(store.begin_action(h(3), job="train", kind="stop", pod_id="v1"), outcome="ok")
+    store.record_observation(h(3), "v1", desired_status="EXITED", cost_per_hr=0.4, uptime_seconds=3 * 3600.0,
+                             storage_per_hr=0.014)
+    store.record_observation(h(3.25), "v1", desired_status="EXITED", cost_per_hr=0.4, uptime_seconds=3 * 3600.0,
+                             storage_per_hr=0.014)
+    store.finish_action(store.begin_action(h(3.25), job="train", kind="resume", pod_id="v1"), outcome="ok")
+    for t in (3.25, 4):
+        store.record_observation(h(t), "v1", desired_status="RUNNING", cost_per_hr=0.4,
+                                 uptime_seconds=(3 + t - 3.25) * 3600.0, storage_per_hr=0.014)
+    [pod] = spend_report(store).pods
+    assert store.pod("v1")["interruptions"] == 0
+    assert (pod.interruptions, pod.interruption_times) == (0, ())
+    assert pod_track(store, "v1").interruptions == ()
 
 
 def test_a_vast_instances_storage_is_in_its_on_demand_baseline_too(store):

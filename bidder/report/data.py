@@ -348,17 +348,18 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
     (a tick polls first, then acts), and actions keep the ledger's order: a stop and a resume in one
     tick (a bid above a lowered cap, re-placed) leave the pod running, and its next exit is counted.
 
-    A stop at the very time of an exit observation: on RunPod that observation is the exit bidder
-    writes as it stops a running pod (after the stop: its own) when a poll (or start) at that same
-    second saw it running, since every stop of bidder's follows a poll of the pod; with no sign of
-    running at that second, the exit was the poll's, seen before the stop was sent (an outbid RunPod
-    stamped on the second of the tick, then the pod ended to move the job): an interruption, as
-    `counted` (the pod's own record of the exits RunPod's status text called its own; None: not known)
-    allows beside the others found, so bidder's own stop is never counted. On Vast bidder writes no
-    exit when it stops an instance, so it is always the tick's poll: an interruption."""
+    A stop at the very time of an exit observation, on either market: every stop of bidder's follows a
+    poll of the pod at its second (a tick polls, then acts; `bidder stop` and `jobs stop` poll, then
+    stop). When a poll (or start) at that second saw the pod running, the stop caused the exit, and the
+    exit observation came after it: the exit RunPod's stop writes, or any later poll on that second (on
+    Vast, where a stop writes none: the tick cron runs right after the user's `bidder stop --job`).
+    Not an interruption, as `bidder pods` does not count it. With no sign of running at that second, the
+    exit was the poll's, seen before the stop was sent (outbid, then the pod ended to move the job): an
+    interruption, as `counted` (the pod's own record: the interruptions the executor counted from the
+    market's answers, which `bidder pods` and `bidder jobs` show; None: not known) allows beside the
+    others found, so bidder's own stop is never counted."""
     stops = [(a["ts"], a.get("id") or 0) for a in actions
              if a["kind"] in _STOP_KINDS and a["outcome"] in ("ok", "pending")]
-    exit_after_stop = market != "vast"
     starts = _starts_of(market)
     timeline: list[tuple[datetime, int, int, str | None]] = [(o["ts"], 0, 0, o.get("desired_status"))
                                                               for o in observations]
@@ -375,7 +376,7 @@ def _interruptions(observations: Sequence[Mapping[str, Any]], actions: Sequence[
             after = [s for s, i in stops if last_running <= (s, i)]
             if any(s < ts for s in after):
                 pass  # bidder stopped it before this exit
-            elif exit_after_stop and ts in after:
+            elif ts in after:
                 if last_running[0] < ts:
                     same_second.append(ts)  # seen stopped by the poll before bidder's stop of that second
             else:
