@@ -1402,11 +1402,14 @@ def _event_fields(ledger: dict[str, Any]) -> dict[str, Any]:
 # -- what a dry run prints ---------------------------------------------------------------------------
 #: An env var whose name holds one of these is a secret (a key the pod needs is no less one): a dry
 #: run prints its value as HIDDEN. (PASS covers PASSWORD.)
-SECRET_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASS|CREDENTIAL", re.IGNORECASE)
+SECRET_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASS|CREDENTIAL|AUTH|PRIVATE|(^|_)PAT(_|$)", re.IGNORECASE)
 HIDDEN = "****"
+#: The password of a URL's user info (`postgres://user:PASSWORD@host`, `https://user:TOKEN@github.com`),
+#: wherever a printed request holds one: an env var named DB_URL or a start command carries it too.
+URL_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)@", re.IGNORECASE)
 #: Said beside a printed request that shows HIDDEN values (or masked keys).
-HIDDEN_NOTE = ("secret values (API keys; env vars named like KEY, TOKEN, SECRET, PASSWORD, CREDENTIAL) show "
-               f"as {HIDDEN} or ***: they are sent as given")
+HIDDEN_NOTE = ("secret values (API keys; env vars named like KEY, TOKEN, SECRET, PASSWORD, CREDENTIAL, AUTH, "
+               f"PRIVATE, PAT; passwords in URLs) show as {HIDDEN} or ***: they are sent as given")
 
 
 def shown_request(request: Any) -> Any:
@@ -1427,7 +1430,7 @@ def _hidden(value: Any) -> Any:
         return {k: _hidden_env(v) if k == "env" else _hidden(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_hidden(v) for v in value]
-    return mask_known(value) if isinstance(value, str) else value
+    return URL_PASSWORD.sub(rf"\g<1>{HIDDEN}@", mask_known(value)) if isinstance(value, str) else value
 
 
 def _hidden_env(env: Any) -> Any:

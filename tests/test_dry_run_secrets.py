@@ -1,6 +1,6 @@
 """A dry run prints the request it would send with the secrets in it masked: every API key the process
-holds wherever it appears, and the values of env vars whose names look secret (KEY, TOKEN, SECRET,
-PASSWORD, CREDENTIAL). `bidder launch` and `bidder tick` over the emulator; neither the database nor
+holds wherever it appears, the values of env vars whose names look secret (KEY, TOKEN, SECRET,
+PASSWORD, CREDENTIAL, AUTH, PRIVATE, PAT) and the passwords of URLs. `bidder launch` and `bidder tick` over the emulator; neither the database nor
 the tick's --log holds them."""
 
 from __future__ import annotations
@@ -18,8 +18,14 @@ from bidder.units import to_iso
 HIDDEN = "****"  # what a dry run shows for a secret env value
 #: Values a user passes to the pod that the dry run must not print (the key itself under another name too).
 PASSWORD = "pw-0123456789-secret"
+URL_SECRET = "url-pw-0123456789"  # a password in a URL, under a name that says nothing (DB_URL)
+PAT = "ghp_0123456789abcdef"  # a GitHub personal access token
 ENV = ("--env", f"RUNPOD_API_KEY={TEST_API_KEY}", "--env", f"OTHER={TEST_API_KEY}", "--env", "HF_Token=hf_abc",
-       "--env", f"DB_PASSWORD={PASSWORD}", "--env", "PLAIN=hello")
+       "--env", f"DB_PASSWORD={PASSWORD}", "--env", "PLAIN=hello", "--env", f"DB_URL=postgres://me:{URL_SECRET}@db:5432/x",
+       "--env", f"GITHUB_PAT={PAT}", "--env", "PYTHONPATH=/app:/lib", "--env", "SITE=https://example.com:8443/a@b")
+SHOWN = {"RUNPOD_API_KEY": HIDDEN, "OTHER": "***", "HF_Token": HIDDEN, "DB_PASSWORD": HIDDEN, "PLAIN": "hello",
+         "DB_URL": f"postgres://me:{HIDDEN}@db:5432/x", "GITHUB_PAT": HIDDEN, "PYTHONPATH": "/app:/lib",
+         "SITE": "https://example.com:8443/a@b"}
 
 
 def _run(env, *args: str):
@@ -35,7 +41,7 @@ def _dump(env) -> str:
 
 def _no_secret_in(*texts: str) -> None:
     for text in texts:
-        for secret in (TEST_API_KEY, "hf_abc", PASSWORD):
+        for secret in (TEST_API_KEY, "hf_abc", PASSWORD, URL_SECRET, PAT):
             assert secret not in text, (secret, text)
 
 
@@ -49,8 +55,7 @@ def test_launchs_dry_run_masks_the_key_and_secret_env_values_it_would_send(env):
     assert "they are sent as given" in header, header
     body = json.loads(out[out.index("# podFindAndDeployOnDemand") + len("# podFindAndDeployOnDemand"):])
     sent = {e["key"]: e["value"] for e in body["variables"]["input"]["env"]}
-    assert sent == {"RUNPOD_API_KEY": HIDDEN, "OTHER": "***", "HF_Token": HIDDEN, "DB_PASSWORD": HIDDEN,
-                    "PLAIN": "hello"}
+    assert sent == SHOWN
 
 
 def test_launchs_json_dry_run_on_vast_masks_them_too(env):
@@ -60,8 +65,7 @@ def test_launchs_json_dry_run_on_vast_masks_them_too(env):
     _no_secret_in(result.output, result.stderr, _dump(env))
     out = json.loads(result.output)
     [request] = out["requests"]
-    assert request["body"]["env"] == {"RUNPOD_API_KEY": HIDDEN, "OTHER": "***", "HF_Token": HIDDEN,
-                                      "DB_PASSWORD": HIDDEN, "PLAIN": "hello"}
+    assert request["body"]["env"] == SHOWN
     assert any("they are sent as given" in note for note in out["notes"]), out["notes"]
 
 
