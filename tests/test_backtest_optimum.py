@@ -248,3 +248,43 @@ def test_optimum_equals_the_cheapest_of_every_plan_on_tiny_traces(seed: int, mar
     else:
         assert plan.feasible and plan.exact
         assert plan.lower == pytest.approx(best, rel=1e-9) and plan.upper == pytest.approx(best, rel=1e-9)
+
+
+def test_samples_a_few_seconds_off_their_grid_are_put_on_it_and_the_optimum_is_exact(tmp_path) -> None:
+    """A collector's 5-minute samples come 0-3 seconds late. With steps of 299-303 s the optimum had no
+    whole work unit: it found no plan that finished ("infeasible" in every window, while on-demand
+    finished) or a bound 30-50% too low. The history puts such samples on their grid, so the same
+    prices a few seconds off give the same optimum as on the exact grid; a trace on its grid is
+    unchanged to the bit, and samples too far off are left where they are."""
+    from click.testing import CliRunner
+
+    from bidder.backtest.history import on_grid
+    from bidder.cli import main
+
+    rng = np.random.default_rng(7)
+    n = 4 * 288
+    exact = T0 + 300.0 * np.arange(n)
+    late = exact + rng.integers(0, 4, n)
+    floor = np.round(0.4 * np.exp(np.cumsum(rng.normal(0, 0.02, n))), 4)
+    assert on_grid(exact) is exact
+    assert np.array_equal(on_grid(late), exact + np.median(late - exact))
+    scattered = exact + rng.integers(0, 100, n)  # up to 100 s late: not a grid a few seconds off
+    assert on_grid(scattered) is scattered
+    results = {}
+    for name, ts in (("exact", exact), ("late", late)):
+        path = tmp_path / f"{name}.csv"
+        rows = [f"{datetime.fromtimestamp(t, UTC).strftime('%Y-%m-%dT%H:%M:%SZ')},NVIDIA RTX A6000,{f},1.0"
+                for t, f in zip(ts, floor, strict=True)]
+        path.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n" + "\n".join(rows) + "\n")
+        out = CliRunner().invoke(main, ["backtest", "--trace", str(path), "--hours", "10", "--deadline", "1d",
+                                        "--restart-overhead", "15m", "--every", "1d", "--tolerance", "high",
+                                        "--strategies", "on-demand,optimum", "--format", "json"])
+        assert out.exit_code == 0, out.output
+        import json
+
+        summary = json.loads(out.output)
+        results[name] = {s["name"]: s for s in summary["strategies"]}
+        assert not summary.get("optimum_infeasible_windows"), summary.get("optimum_infeasible_windows")
+    assert results["late"]["optimum"]["cost"] == pytest.approx(results["exact"]["optimum"]["cost"])
+    assert results["late"]["on-demand"]["cost_vs_optimum"] == pytest.approx(
+        results["exact"]["on-demand"]["cost_vs_optimum"])

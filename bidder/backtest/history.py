@@ -106,13 +106,39 @@ def ffill(values: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Timestamps all within this share of their usual step (and at most SNAP_MAX_S seconds) of a regular
+#: grid of that step are put on it. A collector's 5-minute samples come a few seconds late; steps of
+#: 299-303 s left the optimum no whole work unit, and it found no plan (or a bound 30-50% too low).
+SNAP_SHARE, SNAP_MAX_S = 0.05, 30.0
+
+
+def on_grid(ts: np.ndarray) -> np.ndarray:
+    """`ts` (ascending epoch seconds) moved onto the regular grid of its median step (whole seconds) when
+    every sample is within SNAP_SHARE of a step and SNAP_MAX_S of it and their order holds; else `ts`
+    itself, as is a trace already on such a grid (unchanged to the bit)."""
+    if ts.size < 3:
+        return ts
+    step = float(np.round(np.median(np.diff(ts))))
+    if not step > 0:
+        return ts
+    rel = ts - ts[0]
+    offset = float(np.round(np.median(rel - np.round(rel / step) * step)))  # the grid's phase
+    snapped = ts[0] + offset + np.round((rel - offset) / step) * step
+    moved = np.abs(snapped - ts)
+    if not moved.max() > 0 or moved.max() > min(SNAP_SHARE * step, SNAP_MAX_S) or np.any(np.diff(snapped) <= 0):
+        return ts
+    return snapped
+
+
 def history_from_series(series: Sequence[tuple[Market, np.ndarray, np.ndarray, np.ndarray]],
                        step_s: float | None = None) -> PriceHistory:
-    """Put per-market series (ts, floor, on_demand) on the union of their timestamps, each price held."""
+    """Put per-market series (ts, floor, on_demand) on the union of their timestamps, each price held
+    (the union moved onto a regular grid when it is within seconds of one: `on_grid`)."""
     series = [s for s in series if len(s[1])]
     if not series:
         raise ConfigError("the price history is empty: import a trace or collect prices first", key="history")
     grid = np.unique(np.concatenate([s[1] for s in series]))
+    snapped = on_grid(grid)
     floor = np.full((len(series), grid.size), np.nan)
     on_demand = np.full((len(series), grid.size), np.nan)
     steps = []
@@ -124,7 +150,9 @@ def history_from_series(series: Sequence[tuple[Market, np.ndarray, np.ndarray, n
         floor[row, seen] = fl[pos[seen]]
         on_demand[row, seen] = od[pos[seen]]
         if ts.size > 1:
-            steps.append(float(np.median(np.diff(ts))))
+            own = snapped[np.searchsorted(grid, ts)]  # (the grid holds every ts; moved as the grid is)
+            steps.append(float(np.median(np.diff(own))))
+    grid = snapped
     if step_s is None:
         step_s = min(steps) if steps else 300.0
     return PriceHistory(ts=grid.astype(float), floor=floor, on_demand=on_demand,
