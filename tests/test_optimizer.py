@@ -845,3 +845,36 @@ def test_a_vast_instance_is_judged_by_its_own_machines_minimum_bid_not_the_next_
     # A machine whose minimum bid has risen to just under the bid (a competitor) is as close to a pause.
     close = decide(spec, policy, quotes, by_key, NOW, replace(running, current_machine_min_bid_per_gpu=0.158))
     assert not (close.action == "spot" and close.bid_per_gpu == pytest.approx(0.16))
+
+
+def test_a_running_spot_pod_is_kept_where_stopping_it_the_job_would_bid_the_same_at_once() -> None:
+    """A stop must stand, as the tick decides: on a restless floor a 10-hour job due in 22 hours at
+    tolerance low had no plan within the tolerance while its pod ran (so the rates waited, stopping
+    it), and from no pod the plan bid the same: it is kept, and says why."""
+    rng = np.random.default_rng(0)
+    n = 6 * 288
+    a = math.exp(-300 / (3 * 3600))
+    x = np.zeros(n)
+    eps = rng.normal(0, 0.3 * math.sqrt(1 - a * a), n)
+    for i in range(1, n):
+        x[i] = a * x[i - 1] + eps[i]
+    floor = 0.5 * np.exp(x) * (1 + 0.3 * np.sin(2 * np.pi * ((np.arange(n) * 300 / 3600) % 24 - 8) / 24))
+    i = 606
+    t0 = 1_767_225_600.0
+    ts = t0 + STEP * np.arange(i + 1)
+    now = datetime.fromtimestamp(ts[-1], UTC)
+    series = SimpleNamespace(ts=ts, floor=floor[:i + 1], on_demand=np.full(i + 1, 1.0), gpu_type_id="G",
+                             cloud="COMMUNITY", gpu_count=1)
+    stats = market_stats(series, ts[-1], floor_model=True)
+    quote = PriceQuote(ts=now, gpu_type_id="G", cloud="COMMUNITY", gpu_count=1, minimum_bid_price=float(floor[i]),
+                       uninterruptable_price=1.0, memory_in_gb=48, display_name="G")
+    spec, policy = JobSpec(work_hours=10.0, deadline=now + timedelta(hours=22), restart_overhead_hours=0.25), \
+        Policy(tolerance=0.5)
+    fresh = decide(spec, policy, [quote], {quote.key: stats}, now,
+                   JobProgress(work_done_hours=1.0, started=now - timedelta(hours=2)))
+    assert fresh.action == "spot", fresh.reasons
+    running = JobProgress(work_done_hours=1.25, started=now - timedelta(hours=2), current_gpu_type_id="G",
+                          current_cloud="COMMUNITY", current_action="spot", current_bid_per_gpu=fresh.bid_per_gpu)
+    kept = decide(spec, policy, [quote], {quote.key: stats}, now, running)
+    assert kept.action == "spot" and kept.bid_per_gpu == fresh.bid_per_gpu, kept.reasons
+    assert kept.reasons[0].startswith("keeps the running pod: stopped to wait")

@@ -374,12 +374,27 @@ class BidderStrategy:
         self.seen = view.n
 
     def decide(self, view: HistoryView, state: RunState) -> Action:
+        action = self._decide(view, state)
+        pod = state.pod
+        if action.kind == "wait" and pod is not None and pod.kind == "spot":
+            # A stop must stand (`optimizer.decide` holds the tick to it): decided again just after the
+            # stop, its restart's work lost, the job must not start the same pod at once. Here the plan,
+            # which the rates' `decide` does not see in a replay, is asked too.
+            lost = max(float(self.job.restart_overhead_hours), 0.0) * self.job.speed_of(self.markets[pod.market].gpu_type_id)
+            again = self._decide(view, replace(state, pod=None, work_done_hours=max(state.work_done_hours - lost, 0.0),
+                                               work_left_hours=None if state.work_left_hours is None
+                                               else state.work_left_hours + lost))
+            if again.kind == "spot" and again.market == pod.market and again.bid == pod.bid:
+                return KEEP
+        return action
+
+    def _decide(self, view: HistoryView, state: RunState) -> Action:
         pod = state.pod
         if pod is not None and pod.kind == "on_demand" and self.policy.max_price is not None \
                 and float(view.on_demand_now()[pod.market]) > self.policy.max_price:
             # Its price rose over the cap: the pod is ended and the job decided again, as `bidder tick`
             # does (it kept paying 2.42 under a 1.51 cap). Never the same pod again: that would be a keep.
-            action = self.decide(view, replace(state, pod=None))
+            action = self._decide(view, replace(state, pod=None))
             same = action.kind == "keep" or (action.kind == "on_demand" and action.market == pod.market)
             return WAIT if same else action
         if self.planned:
