@@ -132,12 +132,12 @@ premium over its own machine's minimum bid when the poll gives it, not over the 
 offer, once it rents the cheapest). And a move must stand: decided again just after it (the work
 its restart loses taken off, the new pod running), the rates must keep the new pod, or the running pod
 stays (if it is no candidate either, the job takes what it would choose once the restart is behind it).
-A stop must stand too (`_stop_must_stand`): a running spot pod is not stopped to wait when, decided again
-just after the stop, the job would start the same pod at once.
 Without that, a job due in 15 hours with no on-demand fallback re-bid its A40 pod $0.252 -> $0.244 ->
 $0.252 -> $0.244 in 25 minutes, the cheaper bid passing only before its restart; on 20,000 random running
 states 3 moves change, and none of `check_decisions.py`'s. So calling `decide` at every tick (a backtest
 calls it every 5 minutes) does not thrash.
+A stop must stand too (`_stop_must_stand`): a running spot pod is not stopped to wait when, decided again
+just after the stop, the job would start the same pod at once.
 Keep-running jobs (a service) minimise cost per hour the same way (a plan is pure spot; its cost is
 its cost per useful hour). A running spot pod (a service's or a batch job's) that still meets the
 constraints is never stopped just to wait: it runs until a cheaper pod replaces it (re-bid, keep-or-
