@@ -208,8 +208,9 @@ def test_stop_is_retried(emulator, recorder):
 def test_terminate_whose_answer_was_lost_is_done_when_the_retry_finds_the_pod_gone(emulator, recorder):
     world = emulator.world
     world.set_floor(A6000, "COMMUNITY", 0.2)
+    # The pod is made with the usual timeout: rented under the short one, a loaded CI machine timed out.
+    pod = make_client(emulator, recorder=recorder).rent_interruptable(SPEC, 0.3)
     client = make_client(emulator, recorder=recorder, timeout=0.15)
-    pod = client.rent_interruptable(SPEC, 0.3)
 
     def between_sends(n: int) -> None:
         emulator.set_faults(None)
