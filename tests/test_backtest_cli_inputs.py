@@ -1,5 +1,6 @@
 """`bidder backtest` on inputs it must refuse or explain: an impossible job, an optimum with no plan,
-a --start before the history, times near the year 10000, and how it names the history's times."""
+a --start before the history, times near the year 10000, how it names the history's times, and a
+history with no price (at all, for the GPU asked, or in its windows)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ def invoke(*args: str):
     return CliRunner().invoke(main, ["backtest", *args])
 
 
-def _write(path: Path, rows: list[tuple[datetime, str, str]]) -> Path:
+def _write(path: Path, rows: list[tuple[datetime, str, str]], gpu: str = "A") -> Path:
     """A one-market trace: (time, floor, on-demand) per row, empty = none."""
     lines = ["ts,gpu_type,minimum_bid_price,uninterruptable_price"]
-    lines += [f"{ts.isoformat().replace('+00:00', 'Z')},A,{floor},{od}" for ts, floor, od in rows]
+    lines += [f"{ts.isoformat().replace('+00:00', 'Z')},{gpu},{floor},{od}" for ts, floor, od in rows]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -58,22 +59,29 @@ def _spot_only(tmp_path: Path) -> Path:
 def test_an_optimum_with_no_plan_is_infeasible_not_zero(tmp_path: Path) -> None:
     trace = str(_spot_only(tmp_path))
     common = ("--trace", trace, "--hours", "5", "--deadline", "12h", "--strategies", "floor,optimum")
-    # One window (from day 2.5): no capacity at all, so no plan finishes.
-    table = invoke(*common, "--start", "2026-01-03T12:00:00Z")
+    # One window (from day 2.5 less an hour): an hour of spot, then no capacity at all, so no plan finishes.
+    # (From day 2.5 the window would hold no price at all: refused, see test_a_history_with_no_price_...)
+    table = invoke(*common, "--start", "2026-01-03T11:00:00Z")
     assert table.exit_code == 0, table.output
     assert ("optimum: infeasible (no plan does the work by the deadline with these prices) in every window: "
             "its row is blank") in table.stdout
     row = next(line for line in table.stdout.splitlines() if line.startswith("optimum "))
     assert row.split()[1:] == ["-"] * 10
-    data = json.loads(invoke(*common, "--start", "2026-01-03T12:00:00Z", "--format", "json").stdout)
+    data = json.loads(invoke(*common, "--start", "2026-01-03T11:00:00Z", "--format", "json").stdout)
     best = next(s for s in data["strategies"] if s["name"] == "optimum")
     assert best["cost"] is None and best["work_hours"] is None and best["worst"]["cost"] is None
     assert data["optimum_infeasible_windows"] == 1
     assert all(v is None for v in data["per_window"][0]["strategies"]["optimum"].values())
     # Four windows (days 2, 2.5, 3, 3.5): the first can run on spot, the other three cannot. The row is
     # the feasible window's, not a mean with three $0 windows.
-    many = json.loads(invoke(*common, "--every", "12h", "--format", "json").stdout)
+    result = invoke(*common, "--every", "12h", "--format", "json")
+    many = json.loads(result.stdout)
     assert many["windows"] == 4 and many["optimum_infeasible_windows"] == 3
+    # Those three hold no price at all: not an error among several windows, but said.
+    assert result.stderr.strip() == ("note: 3 of 4 windows hold no price for the job (no floor, no on-demand from "
+                                     "their start on): no strategy buys anything there, and their $0 counts in "
+                                     "the mean cost")
+    assert many["job"]["windows_without_price"] == 3
     best = next(s for s in many["strategies"] if s["name"] == "optimum")
     assert best["cost"] == 1.0 and best["work_hours"] == 5 and best["deadline_met_share"] == 1.0
     text = invoke(*common, "--every", "12h").stdout
@@ -145,3 +153,91 @@ def test_history_times_name_the_last_sample_in_z(tmp_path: Path) -> None:
                    "--strategies", "on-demand")
     assert table.exit_code == 0, table.output
     assert "; history to 2026-01-01T03:00:00Z (last sample)" in table.stdout
+
+
+def _no_output_but_the_error(result, chart: Path) -> str:
+    line = _one_line_error(result, 1)
+    assert not chart.exists()
+    return line
+
+
+def test_a_history_with_no_price_at_all_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Every price cell empty (or 0): every strategy bought nothing, and the run reported $0 and no
+    deadline met for all of them, exit 0."""
+    times = [START + timedelta(minutes=15 * k) for k in range(4 * 24 * 4)]
+    chart = tmp_path / "cost.png"
+    for cells in (("", ""), ("0", "0"), ("", "0")):
+        trace = _write(tmp_path / "none.csv", [(ts, *cells) for ts in times])
+        line = _no_output_but_the_error(invoke("--trace", str(trace), "--hours", "10", "--deadline", "1d",
+                                               "--chart", str(chart), "--format", "json"), chart)
+        assert line == (f"Error: {trace} holds no price: every minimum_bid_price and uninterruptable_price is "
+                        "empty (or 0), so a backtest has nothing to buy; fill in the prices (USD per GPU-hour, "
+                        "docs/traces.md) or replay another trace")
+    # The same rows imported into a database (the import takes them: no capacity is a fact to keep).
+    db = tmp_path / "none.db"
+    imported = CliRunner().invoke(main, ["import-trace", str(trace), "--db", str(db)])
+    assert imported.exit_code == 0, imported.output
+    line = _no_output_but_the_error(invoke("--db", str(db), "--hours", "10", "--deadline", "1d"), chart)
+    assert line == (f"Error: {db} holds no price: no quote it stored has a spot floor or an on-demand price, so a "
+                    "backtest has nothing to buy; collect prices (`bidder collect`) or import a trace that has them")
+    # --market keeps rows with no price while the others have some: the market is named.
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price,market\n"
+                     + "".join(f"{ts.isoformat().replace('+00:00', 'Z')},A,0.2,0.5,runpod\n"
+                               f"{ts.isoformat().replace('+00:00', 'Z')},B,,,vast\n" for ts in times), encoding="utf-8")
+    line = _no_output_but_the_error(invoke("--trace", str(mixed), "--market", "vast", "--hours", "10",
+                                           "--deadline", "1d"), chart)
+    assert line == (f"Error: {mixed} holds no vast price: every minimum_bid_price and uninterruptable_price of its "
+                    "vast rows is empty (or 0); give another --market, or leave it out")
+
+
+def test_no_price_for_the_gpu_asked_names_the_markets_that_have_one(tmp_path: Path) -> None:
+    times = [START + timedelta(minutes=15 * k) for k in range(4 * 24 * 4)]
+    trace = tmp_path / "two.csv"
+    trace.write_text("ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
+                     + "".join(f"{ts.isoformat().replace('+00:00', 'Z')},A,,\n"
+                               f"{ts.isoformat().replace('+00:00', 'Z')},B,0.2,0.5\n" for ts in times), encoding="utf-8")
+    chart = tmp_path / "cost.png"
+    line = _no_output_but_the_error(invoke("--trace", str(trace), "--gpu", "A", "--hours", "10", "--deadline", "1d",
+                                           "--chart", str(chart)), chart)
+    assert line == ("Error: no price for the job's market A COMMUNITY: every minimum_bid_price and "
+                    "uninterruptable_price of its rows is empty (or 0); the history has prices for B COMMUNITY: "
+                    "choose among them (--gpu, --gpus, --cloud)")
+    # The type that has prices runs; so does the whole trace (B's prices are there to buy).
+    for args in (("--gpu", "B"), ()):
+        ok = invoke("--trace", str(trace), *args, "--hours", "10", "--deadline", "1d", "--strategies",
+                    "on-demand,floor", "--format", "json")
+        assert ok.exit_code == 0, ok.output
+        costs = {s["name"]: s["cost"] for s in json.loads(ok.stdout)["strategies"]}
+        assert costs == {"on-demand": 5.0, "floor": 2.0}
+
+
+def test_no_price_in_any_window_says_where_the_prices_are(tmp_path: Path) -> None:
+    """Prices for the first day only, rows with none after: the default start (2 days in) leaves every
+    window without a price; a --start within the first day runs."""
+    rows = [(START + timedelta(minutes=15 * k), "0.2" if k < 4 * 24 else "", "0.5" if k < 4 * 24 else "")
+            for k in range(4 * 24 * 4)]
+    trace = str(_write(tmp_path / "day-one.csv", rows))
+    chart = tmp_path / "cost.png"
+    line = _no_output_but_the_error(invoke("--trace", trace, "--hours", "10", "--deadline", "1d", "--every", "12h",
+                                           "--chart", str(chart)), chart)
+    assert line == ("Error: no window has a price for the job's market A COMMUNITY: its prices run "
+                    "2026-01-01T00:00:00Z to 2026-01-01T23:45:00Z, and the 3 window(s) from 2026-01-03T00:00:00Z "
+                    "hold none (every minimum_bid_price and uninterruptable_price there is empty); give a --start at "
+                    "or before 2026-01-01T23:45:00Z")
+    # A service's windows too (each its own span).
+    line = _one_line_error(invoke("--trace", trace, "--keep-running", "--days", "0.5", "--every", "12h"), 1)
+    assert line.startswith("Error: no window has a price for the job's market A COMMUNITY: its prices run ")
+    # Prices only after the --end given: a later --end.
+    late = str(_write(tmp_path / "late.csv", [(ts, "", "") if k < 3 * 24 * 4 else (ts, "0.2", "0.5")
+                                              for k, (ts, _, _) in enumerate(rows)]))
+    line = _one_line_error(invoke("--trace", late, "--hours", "5", "--deadline", "6h", "--start", "2026-01-02T00:00:00Z",
+                                  "--end", "2026-01-03T00:00:00Z"), 1)
+    assert line.endswith("its prices run 2026-01-04T00:00:00Z to 2026-01-04T23:45:00Z, and the 1 window(s) from "
+                         "2026-01-02T00:00:00Z hold none (every minimum_bid_price and uninterruptable_price there is "
+                         "empty); give an --end after 2026-01-04T00:00:00Z")
+    # The --start it suggests works: the window buys the first day's prices.
+    ok = invoke("--trace", trace, "--hours", "10", "--deadline", "1d", "--start", "2026-01-01T12:00:00Z",
+                "--strategies", "on-demand", "--format", "json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["strategies"][0]["cost"] == 5.0

@@ -599,6 +599,45 @@ def _moved_into_gaps(history: PriceHistory, times: Sequence[float], starts: Sequ
             "most_hours": _round(float(shift[ok][moved].max()) / 3600)}
 
 
+def _windows_without_price(full: PriceHistory, chosen: PriceHistory, history: PriceHistory, job: BacktestJob,
+                           starts: Sequence[int]) -> int:
+    """How many windows hold no price at all for the job: no floor and no on-demand in any of its
+    markets from the window's start to the end of its run (a batch job runs on past its deadline, to
+    the history's end; a service for its span), where every strategy buys nothing. ConfigError when
+    no window holds one (it reported $0 and no deadline met for every strategy, and exited 0).
+    `full` is the whole history, `chosen` the job's markets of it, `history` those up to the end given."""
+    priced = history.priced()
+    seen = np.concatenate([[0], np.cumsum(priced)])
+    span = job.keep_running_hours
+    ends = [len(history) if span is None else int(np.searchsorted(history.ts, history.ts[i] + span * 3600, "left"))
+            for i in starts]
+    empty = sum(1 for i, e in zip(starts, ends, strict=True) if seen[e] == seen[i])
+    if empty < len(starts):
+        return empty
+    labels = [m.label for m in chosen.markets]
+    whose = (f"the job's market {labels[0]}" if len(labels) == 1 else
+             f"the job's markets ({', '.join(labels[:4])}{' ...' if len(labels) > 4 else ''})")
+    when = chosen.ts[chosen.priced()]
+    if not when.size:
+        others = [m.label for i, m in enumerate(full.markets)
+                  if not (np.isnan(full.floor[i]) & np.isnan(full.on_demand[i])).all()]
+        where = (f"the history has prices for {', '.join(others[:4])}{' ...' if len(others) > 4 else ''}: choose "
+                 "among them (--gpu, --gpus, --cloud)" if others else "the history holds no price at all")
+        raise ConfigError(f"no price for {whose}: every minimum_bid_price and uninterruptable_price of "
+                          f"{'its' if len(labels) == 1 else 'their'} rows is empty (or 0); {where}", key="gpu")
+    first, last = float(when[0]), float(when[-1])
+    window = float(history.ts[starts[0]])
+    if last < window:
+        fix = f"give a --start at or before {_iso(last)}"
+    elif first >= history.end:
+        fix = f"give an --end after {_iso(first)}"
+    else:  # a service's windows fall between its prices
+        fix = "give another --start or --every"
+    raise ConfigError(f"no window has a price for {whose}: {'its' if len(labels) == 1 else 'their'} prices run "
+                      f"{_iso(first)} to {_iso(last)}, and the {len(starts)} window(s) from {_iso(window)} hold none "
+                      f"(every minimum_bid_price and uninterruptable_price there is empty); {fix}", key="start")
+
+
 def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
                  strategies: Sequence[str] = STRATEGY_NAMES, *, start: float | None = None, end: float | None = None,
                  every_hours: float | None = None, warmup_hours: float = DEFAULT_WARMUP_HOURS, seed: int = 0,
@@ -623,10 +662,10 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
     if unknown:
         raise ConfigError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGY_NAMES)} or all",
                           key="strategies")
-    history = history.select(job)
-    if end is not None:
-        history = history.between(None, end)
+    full, chosen = history, history.select(job)
+    history = chosen if end is None else chosen.between(None, end)
     starts = window_starts(history, job, start=start, every_hours=every_hours, warmup_hours=warmup_hours)
+    unpriced = _windows_without_price(full, chosen, history, job, starts)
     gaps = _moved_into_gaps(history, start_times(history, job, start=start, every_hours=every_hours,
                                                  warmup_hours=warmup_hours), starts)
     if job.keep_running:  # the optimum is for a batch job (work by a deadline)
@@ -670,6 +709,8 @@ def run_backtest(history: PriceHistory, job: BacktestJob, policy: Policy,
         params["machine_pauses"] = {"simulated": first is not None, "offers_from": None if first is None else _iso(first)}
     if gaps:
         params["starts_in_gaps"] = gaps
+    if unpriced:
+        params["windows_without_price"] = unpriced
     return BacktestReport(job=job, policy=policy, history=history, strategies=names, windows=windows, params=params)
 
 

@@ -49,6 +49,10 @@ class PriceHistory:
     def end(self) -> float:
         return float(self.ts[-1]) + self.step_s
 
+    def priced(self) -> np.ndarray:
+        """(N,) bool: the samples at which some market quotes a price (a floor or an on-demand)."""
+        return ~(np.isnan(self.floor) & np.isnan(self.on_demand)).all(axis=0)
+
     def on_demand_held(self) -> np.ndarray:
         """On-demand prices carried forward through NaN gaps (what a running on-demand pod pays)."""
         return ffill(self.on_demand)
@@ -187,15 +191,27 @@ def load_trace(path: str | Path, *, market: str | None = None) -> PriceHistory:
     from bidder.traces import read_trace
 
     catalog = load_catalog()
-    quotes = read_trace(path)
+    quotes = everything = read_trace(path)
     if market is not None:
         held = sorted({q.market for q in quotes})
         quotes = [q for q in quotes if q.market == market]
         if not quotes:
             raise ConfigError(f"{path} holds no {market} rows (its markets: {', '.join(held)}): "
                               "give another --market, or leave it out", key="market")
+    if not any(_priced(q) for q in quotes):  # (every strategy bought nothing: $0, no deadline met, exit 0)
+        if any(_priced(q) for q in everything):
+            raise ConfigError(f"{path} holds no {market} price: every minimum_bid_price and uninterruptable_price "
+                              f"of its {market} rows is empty (or 0); give another --market, or leave it out",
+                              key="market")
+        raise ConfigError(f"{path} holds no price: every minimum_bid_price and uninterruptable_price is empty (or "
+                          "0), so a backtest has nothing to buy; fill in the prices (USD per GPU-hour, "
+                          "docs/traces.md) or replay another trace", key="trace")
     return history_from_quotes(quotes, vram={g.id: g.memory_in_gb for g in catalog},
                                names={g.id: g.display_name for g in catalog})
+
+
+def _priced(quote: PriceQuote) -> bool:
+    return quote.minimum_bid_price is not None or quote.uninterruptable_price is not None
 
 
 def load_store(store: Any, since: datetime | None = None, until: datetime | None = None, *,
@@ -212,7 +228,12 @@ def load_store(store: Any, since: datetime | None = None, until: datetime | None
         gpu_type_id, cloud, count = key[0], key[1], key[2]
         fs = store.floor_series(gpu_type_id, cloud, count, since=since, until=until, market=market_of(key))
         info = infos.get(gpu_type_id)
-        market = Market(gpu_type_id, cloud, count, memory_in_gb=info.memory_in_gb if info else None,
-                        display_name=info.display_name if info else None, market=market_of(key))
-        series.append((market, fs.ts, fs.floor, fs.on_demand))
-    return history_from_series(series)
+        series.append((Market(gpu_type_id, cloud, count, memory_in_gb=info.memory_in_gb if info else None,
+                              display_name=info.display_name if info else None, market=market_of(key)),
+                       fs.ts, fs.floor, fs.on_demand))
+    history = history_from_series(series)
+    if not history.priced().any():
+        raise ConfigError(f"{store.path} holds no price: no {market + ' ' if market else ''}quote it stored has a "
+                          "spot floor or an on-demand price, so a backtest has nothing to buy; collect prices "
+                          "(`bidder collect`) or import a trace that has them", key="history")
+    return history

@@ -284,6 +284,11 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
                    f"moved to the next sample (by up to {gaps['most_hours']:g} h)"
                    + (f"; windows moved onto one sample run once: {gaps['windows']} window(s)"
                       if gaps["windows"] < gaps["of"] else ""), err=True)
+    unpriced = report.params.get("windows_without_price")
+    if unpriced:  # (none of them at all is refused: run_backtest raises)
+        click.echo(f"note: {unpriced} of {len(report.windows)} windows hold no price for the job (no floor, no "
+                   f"on-demand{' from their start on' if not keep_running else ''}): no strategy buys anything "
+                   "there, and their $0 counts in the mean cost", err=True)
     infeasible = _optimum_infeasible(report, summary)
     summary["history"]["last_sample"] = _iso(float(report.history.ts[-1]))
     if chart is not None:
