@@ -145,6 +145,18 @@ def test_gpu_count_and_speed_factors() -> None:
     assert bound.cost == pytest.approx(5.0) and bound.cost <= r.cost
 
 
+def test_bid_on_demand_takes_the_market_on_demand_takes_speeds_counted() -> None:
+    # Per unit of work: on-demand 0.3 at speed 1 is 0.3, 1.0 at speed 4 is 0.25; by floor per unit of work
+    # the slow type (0.05) beats the fast one (0.125), where the bid of 0.3 cost 3.0 for 2.5's work.
+    history = make_history([np.full(200, 0.05), np.full(200, 0.5)], names=["slow", "fast"],
+                           on_demand=np.array([[0.3], [1.0]]))
+    job = BacktestJob(work_hours=10, deadline_hours=None, speed_factors=(("fast", 4.0),))
+    on_demand, bid = run("on-demand", history, job, record=True), run("bid-on-demand", history, job, record=True)
+    assert on_demand.log[0][1] == Action("on_demand", 1)
+    assert bid.log[0][1] == Action("spot", 1, 1.0)  # the fast type's own on-demand price
+    assert bid.cost == pytest.approx(on_demand.cost) and bid.cost == pytest.approx(2.5)
+
+
 def test_max_price_and_allow_flags_are_respected() -> None:
     history = make_history([square_wave(30, 0.2, 0.5)], on_demand=0.8)
     job = BacktestJob(work_hours=5, deadline_hours=None)

@@ -17,7 +17,8 @@ restart overhead) before starting the new one.
 
 The baselines are the rules people use today; they do not plan, so a deadline they miss is
 reported missed, not rescued. Each picks, when it has no pod, the cheapest market by current
-price per unit of work, and stays there until interrupted. The spot rules never bid above the
+price per unit of work (the price it would pay: on-demand, the floor, or for bid-on-demand its bid,
+the on-demand price), and stays there until interrupted. The spot rules never bid above the
 market's on-demand price (nobody knowingly pays more for spot than for on-demand; the
 yardstick for these rules, 2.3-5.1x of hindsight on the AWS trace, assumes the same): while every
 floor is above it they wait. `FloorBid(..., above_on_demand=True)` is the uncapped variant.
@@ -26,7 +27,8 @@ floor is above it they wait. `FloorBid(..., above_on_demand=True)` is the uncapp
     floor           bid the current floor; after an interruption, bid the new floor (what SkyPilot
                     and dstack do on RunPod)
     floor+0.10      the floor plus 10 cents (a common hand rule)
-    bid-on-demand   bid the on-demand price (the old AWS advice)
+    bid-on-demand   bid the on-demand price (the old AWS advice), on the market the on-demand rule
+                    takes (cheapest on-demand per unit of work, among those whose floor is under it)
     bidder          the production optimizer (`bidder.optimizer.decide`) fed by one incremental
                     `bidder.market.FloorTracker` per market
 
@@ -208,8 +210,14 @@ class FloorBid(_Baseline):
 
 
 class BidOnDemand(_Baseline):
-    """Bid the on-demand price (capped) on the cheapest market by floor whose floor is at or under
-    that bid; wait while every floor is above it."""
+    """Bid a market's own on-demand price (capped at max_price) on the market the on-demand rule would
+    take: the cheapest bid per unit of work among the markets whose floor is at or under it (ties: the
+    lowest floor per unit of work); wait while every floor is above its market's bid. A pod pays its
+    bid, so it starts at no more per unit of work than the on-demand rule pays, and loses restarts to
+    interruptions on top.
+    (It took the cheapest floor and bid that market's on-demand: on three types at on-demand 0.3, 1.5
+    and 4.0, a 10-hour job bid 4.0 on the one with the lowest floor and cost $40 where on-demand cost $3.)
+    A market with no on-demand quote now has nothing to bid."""
 
     name = "bid-on-demand"
 
@@ -217,12 +225,15 @@ class BidOnDemand(_Baseline):
         if state.pod is not None or not self.policy.allow_spot:
             return KEEP
         floors = view.floors_now()
-        bids = np.minimum(view.on_demand_now(), self.cap)
+        bids = np.minimum(view.on_demand_now(), self.cap)  # NaN on-demand: no bid
         with np.errstate(invalid="ignore"):
-            usable = np.where(floors <= bids, floors, np.nan)
-        best = self._cheapest(usable)
-        if best is None:
+            usable = floors <= bids
+            per_work = _cost_per_work(np.where(usable, bids, np.nan), self.speeds)
+        cheapest = float(per_work.min())
+        if math.isinf(cheapest):
             return WAIT
+        ties = np.where(usable & (per_work <= cheapest * (1 + 1e-12)), floors, np.nan)
+        best = int(np.argmin(_cost_per_work(ties, self.speeds)))
         return Action("spot", best, float(bids[best]))
 
 
