@@ -1,7 +1,7 @@
 """Trace files: the CSV exchange format for price history (documented in docs/traces.md).
 
 A header row, then one row per quote. Required columns: `ts` (ISO 8601, UTC), `gpu_type`,
-`minimum_bid_price` (empty or 0 = no spot capacity), `uninterruptable_price` (empty = no
+`minimum_bid_price` (empty or 0 = no spot capacity), `uninterruptable_price` (empty or 0 = no
 on-demand), both USD per GPU-hour. Optional: `cloud` (the tier: SECURE | COMMUNITY for RunPod,
 default COMMUNITY; VERIFIED | UNVERIFIED for Vast, default VERIFIED), `gpu_count` (default 1),
 `stock_status`, `market` (runpod | vast; empty or absent = runpod, so every older trace is RunPod's),
