@@ -129,8 +129,9 @@ def traces(draw: st.DrawFn) -> PriceHistory:
     samples = draw(st.integers(12, 120))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     step = draw(st.sampled_from([300.0, 900.0]))
-    regular = draw(st.booleans())
-    steps = np.full(samples, step) if regular else rng.choice([300.0, 600.0, 900.0], size=samples)
+    spacing = draw(st.sampled_from(["regular", "multiples", "irregular"]))
+    steps = (np.full(samples, step) if spacing == "regular" else rng.choice([300.0, 600.0, 900.0], size=samples)
+             if spacing == "multiples" else np.round(rng.uniform(20, 1800, samples)))  # (whole seconds, no grid)
     ts = T0 + np.concatenate([[0.0], np.cumsum(steps[:-1])])
     decimals = draw(st.sampled_from([2, 3, 6]))
     series = []
@@ -168,9 +169,9 @@ def test_optimum_is_between_hindsight_and_every_strategy(history: PriceHistory, 
         assert bound.cost <= plan.lower * (1 + 1e-9) + 1e-12, (bound.cost, plan.lower)
         assert plan.lower <= plan.upper * (1 + 1e-9) + 1e-12
         # The plan is real: the engine replays it to its cost, by the deadline.
-        assert plan.work_exact
         assert result.deadline_met and result.cost == pytest.approx(plan.upper, rel=1e-9, abs=1e-12)
-        assert plan.gap < 0.01
+        if plan.work_exact:  # (else the gap is also what the phased counts' rounding costs: reported)
+            assert plan.gap < 0.01
     policy = Policy(tolerance=2.0)
     spec = job.spec(datetime.fromtimestamp(float(history.ts[start]), UTC))
     runs = [replay(history, job, policy, strategy_factory(name)(history.markets, spec, policy), start)
