@@ -467,6 +467,19 @@ class Plan:
         count = float(self.interruptions[t, lo, state, pod]) * (1 - f) + float(self.interruptions[t, hi, state, pod]) * f
         return int(self.action[t, act, state, pod]), value, count
 
+    def last_block(self, blocks_left: int, work_blocks: float, state: int, pod: int) -> tuple[float, float]:
+        """(expected cost, expected interruptions) of the plan's action with under one block of work
+        left, read off the rows of one and two blocks (extrapolated to `work_blocks`): `at` reads it
+        between none ($0: done) and one, which scales a start's fixed cost, its restart, down with the
+        work (a pod ended to wait with 5 minutes of work left read its restart's 15 minutes as 1)."""
+        t = min(max(blocks_left - self.first_row, 0), self.action.shape[0] - 1)
+        if self.action.shape[1] < 3:
+            return self.at(blocks_left, work_blocks, state, pod)[1:]
+        v1, v2 = float(self.value[t, 1, state, pod]), float(self.value[t, 2, state, pod])
+        n1, n2 = float(self.interruptions[t, 1, state, pod]), float(self.interruptions[t, 2, state, pod])
+        f = 1.0 - min(max(work_blocks, 0.0), 1.0)
+        return max(v1 - f * (v2 - v1), 0.0), max(n1 - f * (n2 - n1), 0.0)
+
     def typical_interruptions(self, blocks_left: int, work_blocks: float, pod: int) -> float:
         """Expected interruptions from here, averaged over the floor's states as often as they occur
         (at this time of day, when the plan follows the daily phases): what the tolerance is held to,
@@ -929,6 +942,17 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                     cost += icost
             else:
                 code, cost, expected = plan.at(tau, w, state, mode)
+            if here and mode == ON_DEMAND and code != mode and w < 1.0 - 1e-9:
+                # The last block of work on on-demand: ended (to wait, or for spot), the rest costs the
+                # restart's work too, which the table's whole-block rows cannot show for a fraction of
+                # one; kept, it costs that fraction on-demand. A 10-hour job with 5 minutes left ended
+                # its on-demand pod to wait for spot and paid a 15-minute restart to finish (tolerance
+                # low on three synthetic seeds: 1.004-1.008x on-demand).
+                ended, _ = plan.last_block(tau, w, model.state_of(markets[pod.market].recent_max) if m.members
+                                           else state, mode)
+                kept = model.on_demand * dt * w / m.speed
+                if kept <= ended + 1e-12:
+                    code, cost, expected, restart = mode, kept, 0.0, False
             cost -= icost * expected  # the plan's money, without the interruption price
             target = _target(code, 0 if restart else mode, members[i], markets, pod, model)
             # Each running hour of the work left bills it too. A pool's is its dearest member's: its plan

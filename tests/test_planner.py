@@ -978,3 +978,22 @@ def test_a_job_on_on_demand_stops_to_wait_only_for_a_wait_that_fits_the_toleranc
     monkeypatch.setattr(planner, "LEAVE_ON_DEMAND_MARGIN", 1.0)  # a wait that fits by a hair ends on-demand
     flipping, actions = _ended_on_demand_to_wait(1.75)
     assert flipping >= 4, actions
+
+
+def test_an_on_demand_pod_in_the_last_block_of_work_is_kept_unless_ending_it_pays_for_its_restart() -> None:
+    # The plan's rows are whole blocks (half an hour): between none left ($0) and one, whose start
+    # loses a restart, the table read the restart scaled down with the work. A 10-hour job with 5
+    # minutes left ended its on-demand pod to wait for spot, and paid a 15-minute restart to finish.
+    rng = np.random.default_rng(1)
+    ts, floor = _series(np.where(rng.random(12 * 24 * 20) < 0.002, 0.9, 0.3))
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
+    assert model is not None
+    market = [MarketNow(model, float(floor[-6:].max()), float(floor[-1]))]
+    args = dict(work_h=10, window_h=24, time_left_h=12.0, restart_h=0.5, interruptions_allowed=100,
+                pod=PodNow(0, "on_demand"), reserve_h=1.5)
+    # 6 minutes left: $0.10 on-demand; ended, 36 minutes of spot at $0.30 ($0.18).
+    kept = choose(market, work_left_h=0.1, **args)  # type: ignore[arg-type]
+    assert kept is not None and kept.action == "keep" and kept.expected_cost == pytest.approx(0.1)
+    # Three hours left: spot's saving pays for the restart, as before.
+    moved = choose(market, work_left_h=3.0, **args)  # type: ignore[arg-type]
+    assert moved is not None and moved.action == "spot"
