@@ -517,7 +517,7 @@ def solve_optimum(history: PriceHistory, job: BacktestJob, start_index: int = 0,
         return plan
     upper_count = _phased_count(hours, speeds, units[1], work_hours, overhead_hours, upper=True)
     _, segments, upper = solve(upper_count, True)
-    from bidder.backtest.engine import hindsight  # (the engine imports this module)
+    from bidder.backtest.hindsight import hindsight
 
     bound = hindsight(history, job, start_index, policy=policy)
     lower = max(best_low[0], bound.cost if bound.deadline_met else 0.0)
