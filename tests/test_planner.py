@@ -837,11 +837,7 @@ def test_on_demand_is_not_left_for_spot_when_the_restart_would_eat_the_slack(sla
     # values were all missed-deadline edge, chose the cheaper miss (since the plan leaves states past
     # its own deadline to the rates, its values keep the pod here; `choose`'s `bare` check stays as
     # the guard for any that would not).
-    rng = np.random.default_rng(1)
-    ts, floor = _series(np.where(rng.random(12 * 24 * 20) < 0.002, 0.9, 0.05))
-    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
-    assert model is not None
-    market = [MarketNow(model, float(floor[-6:].max()), float(floor[-1]))]
+    market = _calm_with_rare_spikes(0.05)
     args = dict(work_h=20, window_h=48, work_left_h=10, restart_h=1.0, interruptions_allowed=100,
                 pod=PodNow(0, "on_demand"), reserve_h=1.0)
     held = choose(market, time_left_h=10 + slack_h, **args)  # type: ignore[arg-type]
@@ -854,6 +850,15 @@ def test_on_demand_is_not_left_for_spot_when_the_restart_would_eat_the_slack(sla
     # (whose reserve keeps on-demand), rather than choosing, or pricing, among misses.
     for tight in (0.1, 0.3, 0.45):
         assert choose(market, time_left_h=10 + tight, **args) is None  # type: ignore[arg-type]
+
+
+def _calm_with_rare_spikes(calm: float) -> list[MarketNow]:
+    """One market: 20 days at `calm` with rare spikes to $0.90 (on-demand $1), calm now."""
+    rng = np.random.default_rng(1)
+    ts, floor = _series(np.where(rng.random(12 * 24 * 20) < 0.002, 0.9, calm))
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
+    assert model is not None
+    return [MarketNow(model, float(floor[-6:].max()), float(floor[-1]))]
 
 
 def _storage_markets(storage: float) -> list[MarketNow]:
@@ -984,11 +989,7 @@ def test_an_on_demand_pod_in_the_last_block_of_work_is_kept_unless_ending_it_pay
     # The plan's rows are whole blocks (half an hour): between none left ($0) and one, whose start
     # loses a restart, the table read the restart scaled down with the work. A 10-hour job with 5
     # minutes left ended its on-demand pod to wait for spot, and paid a 15-minute restart to finish.
-    rng = np.random.default_rng(1)
-    ts, floor = _series(np.where(rng.random(12 * 24 * 20) < 0.002, 0.9, 0.3))
-    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp(), phases=1)
-    assert model is not None
-    market = [MarketNow(model, float(floor[-6:].max()), float(floor[-1]))]
+    market = _calm_with_rare_spikes(0.3)
     args = dict(work_h=10, window_h=24, time_left_h=12.0, restart_h=0.5, interruptions_allowed=100,
                 pod=PodNow(0, "on_demand"), reserve_h=1.5)
     # 6 minutes left: $0.10 on-demand; ended, 36 minutes of spot at $0.30 ($0.18).
