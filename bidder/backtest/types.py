@@ -103,7 +103,8 @@ class BacktestJob:
                 "keep_running": self.keep_running,
                 "keep_running_days": None if self.keep_running_hours is None else self.keep_running_hours / 24,
                 "deadline_hours": None if self.keep_running else self.deadline_hours,
-                "restart_overhead_hours": self.restart_overhead_hours}
+                "restart_overhead_hours": self.restart_overhead_hours,
+                **({"speed_factors": dict(self.speed_factors)} if self.speed_factors else {})}
 
 
 # -- what a strategy sees --------------------------------------------------------------------------------

@@ -50,12 +50,26 @@ _COLUMNS = ("name", "cost", "cost_vs_hindsight", "cost_vs_optimum", "cost_vs_on_
 _HEADERS = ("strategy", "cost $", "x hindsight", "x optimum", "x on-demand", "work h", "deadline met",
             "interruptions", "restart h lost", "completion h", "peak $/h")
 
-#: The speed of the fastest GPU a job may get (work hours per running hour). The command takes no
-#: speed factors, so every type runs at 1.0; a job whose work takes longer than its deadline at this
-#: speed cannot finish in any window.
-_FASTEST_SPEED = 1.0
+#: The largest `--speed` factor (work hours per running hour of a GPU, against the reference's 1.0).
+_MAX_SPEED = 100.0
 #: The latest time Python's datetime holds (9999-12-31T23:59:59Z): every window must end by then.
 _LAST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def _speed_factor(text: str) -> tuple[str, float]:
+    """`--speed GPU=FACTOR` read: the GPU as typed and its factor (finite, over 0, at most `_MAX_SPEED`)."""
+    name, sep, value = text.rpartition("=")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"{text!r} is not GPU=FACTOR, e.g. --speed H100=3", param_hint="--speed")
+    try:
+        factor = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} in {text!r} is not a number, e.g. --speed H100=3",
+                                 param_hint="--speed") from None
+    if not (0 < factor <= _MAX_SPEED):  # (NaN fails too)
+        raise click.BadParameter(f"{text!r}: the factor must be above 0 and at most {_MAX_SPEED:g}",
+                                 param_hint="--speed")
+    return name.strip(), factor
 
 
 class _Timestamp(click.ParamType):
@@ -182,6 +196,10 @@ Example:
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json (with every window's metrics).")
 @click.option("--chart", type=click.Path(dir_okay=False, writable=True), default=None, metavar="PNG",
               help="Draw cumulative cost of the first window per strategy, interruptions marked.")
+@click.option("--speed", "speed_text", multiple=True, metavar="GPU=FACTOR",
+              help="How fast a GPU type works against the reference (1.0), as bidder.toml's speed: "
+                   "--speed H100=3 --speed A6000=1.2; work is counted in reference hours (repeatable; "
+                   "types not named run at 1.0).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Replay the --every windows in N processes (same results; each process holds its own "
                    "plans, up to about 1 GB for a 100-hour job on several GPU types).")
@@ -189,7 +207,8 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
              cloud: str, market: str, hours: float | None, keep_running: bool, days: float | None, deadline: timedelta,
              restart_overhead: timedelta, tolerance: float, max_price: float | None, strategy_text: str,
              start: datetime | None, end: datetime | None, every: timedelta | None, seed: int,
-             reclaim_rate: float, fmt: str, as_json: bool, chart: str | None, workers: int) -> None:
+             reclaim_rate: float, fmt: str, as_json: bool, chart: str | None, speed_text: tuple[str, ...],
+             workers: int) -> None:
     """Replay price history through bidder and the usual rules, against the hindsight bound.
 
     Prints one row per strategy: bidder (the production optimizer), on-demand, floor (bid the
@@ -232,9 +251,10 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
                                      "--restart-overhead), e.g. 1d", param_hint="--deadline")
         raise click.BadParameter(f"must be shorter than the deadline ({format_duration(deadline.total_seconds())})",
                                  param_hint="--restart-overhead")
+    factors = [_speed_factor(text) for text in speed_text]
     work_hours = None if keep_running else (hours if hours is not None else 100.0)
     deadline_hours = deadline.total_seconds() / 3600
-    if work_hours is not None and work_hours / _FASTEST_SPEED > deadline_hours:
+    if work_hours is not None and work_hours / max([1.0, *(f for _, f in factors)]) > deadline_hours:
         raise click.UsageError(f"{work_hours:g} h of work cannot finish within a {deadline_hours:g} h deadline "
                                "(even on-demand, at the fastest GPU's speed): give a later --deadline or fewer --hours")
     names = _strategies(strategy_text)
@@ -256,8 +276,18 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
     whose = (f"the {'trace' if trace else 'history'} holds" if market.lower() == "any" else
              f"the {'trace' if trace else 'history'}'s {market.lower()} rows hold")
     gpu_types = tuple(resolve_gpu_types(gpus, known, listed=f"{whose} {held}")) if gpus else ()
+    speeds: dict[str, float] = {}
+    for name, factor in factors:
+        ids = resolve_gpu_types([name], known, listed=f"{whose} {held}")
+        if len(ids) > 1:
+            raise click.BadParameter(f"{name!r} names {len(ids)} GPU types ({', '.join(ids[:4])}"
+                                     f"{' ...' if len(ids) > 4 else ''}): give one by its full name", param_hint="--speed")
+        if ids[0] in speeds and speeds[ids[0]] != factor:
+            raise click.BadParameter(f"{ids[0]} is given two speeds ({speeds[ids[0]]:g} and {factor:g}): give one",
+                                     param_hint="--speed")
+        speeds[ids[0]] = factor
     job = BacktestJob(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
-                      work_hours=work_hours, deadline_hours=deadline_hours,
+                      speed_factors=tuple(sorted(speeds.items())), work_hours=work_hours, deadline_hours=deadline_hours,
                       keep_running_hours=(days if days is not None else 30.0) * 24 if keep_running else None,
                       restart_overhead_hours=restart_overhead.total_seconds() / 3600)
     _check_representable(history, job, end)
