@@ -1,4 +1,4 @@
-"""`bidder backtest --speed GPU=FACTOR`: GPU types of different speeds, as bidder.toml's `speed`, through
+"""`bidder backtest --gpu-speed GPU=FACTOR`: GPU types of different speeds, as bidder.toml's `speed`, through
 the CLI on a small trace. Without it every type ran at 1.0, so a job on a fast type and a slow one could
 not be backtested as it runs (a backtest audit had to use the Python API)."""
 
@@ -37,7 +37,7 @@ def test_a_faster_gpu_does_the_work_in_fewer_hours_and_on_demand_takes_it_when_c
     assert plain.exit_code == 0, plain.output
     by = {s["name"]: s for s in json.loads(plain.stdout)["strategies"]}
     assert by["on-demand"]["cost"] == pytest.approx(12.0)  # SLOW, 12 h at $1.00
-    fast = _run(trace, "--speed", "FAST=3")
+    fast = _run(trace, "--gpu-speed", "FAST=3")
     assert fast.exit_code == 0, fast.output
     report = json.loads(fast.stdout)
     assert report["job"]["speed_factors"] == {"FAST": 3.0}
@@ -47,7 +47,7 @@ def test_a_faster_gpu_does_the_work_in_fewer_hours_and_on_demand_takes_it_when_c
     assert by["hindsight"]["cost"] == pytest.approx(9.6)
     # A job the deadline rules out at speed 1.0 fits at the fast type's speed.
     assert _run(trace, "--hours", "40").exit_code != 0
-    assert _run(trace, "--hours", "40", "--speed", "FAST=3").exit_code == 0
+    assert _run(trace, "--hours", "40", "--gpu-speed", "FAST=3").exit_code == 0
 
 
 @pytest.mark.parametrize(("value", "says"), [
@@ -56,11 +56,11 @@ def test_a_faster_gpu_does_the_work_in_fewer_hours_and_on_demand_takes_it_when_c
     ("FAST=1e9", "above 0 and at most 100"), ("NOPE=2", "unknown GPU type 'NOPE'"),
 ])
 def test_a_bad_speed_is_one_line_and_a_non_zero_exit(tmp_path: Path, value: str, says: str) -> None:
-    result = _run(_trace(tmp_path / "two.csv"), "--speed", value)
+    result = _run(_trace(tmp_path / "two.csv"), "--gpu-speed", value)
     assert result.exit_code != 0 and says in result.output, result.output
     assert "Traceback" not in result.output and not result.stdout.strip().startswith("{")
 
 
 def test_two_speeds_for_one_type_are_refused(tmp_path: Path) -> None:
-    result = _run(_trace(tmp_path / "two.csv"), "--speed", "FAST=2", "--speed", "fast=3")
+    result = _run(_trace(tmp_path / "two.csv"), "--gpu-speed", "FAST=2", "--gpu-speed", "fast=3")
     assert result.exit_code == 2 and "FAST is given two speeds (2 and 3)" in result.output, result.output

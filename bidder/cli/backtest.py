@@ -50,25 +50,25 @@ _COLUMNS = ("name", "cost", "cost_vs_hindsight", "cost_vs_optimum", "cost_vs_on_
 _HEADERS = ("strategy", "cost $", "x hindsight", "x optimum", "x on-demand", "work h", "deadline met",
             "interruptions", "restart h lost", "completion h", "peak $/h")
 
-#: The largest `--speed` factor (work hours per running hour of a GPU, against the reference's 1.0).
+#: The largest `--gpu-speed` factor (work hours per running hour of a GPU, against the reference's 1.0).
 _MAX_SPEED = 100.0
 #: The latest time Python's datetime holds (9999-12-31T23:59:59Z): every window must end by then.
 _LAST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 def _speed_factor(text: str) -> tuple[str, float]:
-    """`--speed GPU=FACTOR` read: the GPU as typed and its factor (finite, over 0, at most `_MAX_SPEED`)."""
+    """`--gpu-speed GPU=FACTOR` read: the GPU as typed and its factor (finite, over 0, at most `_MAX_SPEED`)."""
     name, sep, value = text.rpartition("=")
     if not sep or not name.strip():
-        raise click.BadParameter(f"{text!r} is not GPU=FACTOR, e.g. --speed H100=3", param_hint="--speed")
+        raise click.BadParameter(f"{text!r} is not GPU=FACTOR, e.g. --gpu-speed H100=3", param_hint="--gpu-speed")
     try:
         factor = float(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} in {text!r} is not a number, e.g. --speed H100=3",
-                                 param_hint="--speed") from None
+        raise click.BadParameter(f"{value!r} in {text!r} is not a number, e.g. --gpu-speed H100=3",
+                                 param_hint="--gpu-speed") from None
     if not (0 < factor <= _MAX_SPEED):  # (NaN fails too)
         raise click.BadParameter(f"{text!r}: the factor must be above 0 and at most {_MAX_SPEED:g}",
-                                 param_hint="--speed")
+                                 param_hint="--gpu-speed")
     return name.strip(), factor
 
 
@@ -196,9 +196,9 @@ Example:
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json (with every window's metrics).")
 @click.option("--chart", type=click.Path(dir_okay=False, writable=True), default=None, metavar="PNG",
               help="Draw cumulative cost of the first window per strategy, interruptions marked.")
-@click.option("--speed", "speed_text", multiple=True, metavar="GPU=FACTOR",
+@click.option("--gpu-speed", "speed_text", multiple=True, metavar="GPU=FACTOR",
               help="How fast a GPU type works against the reference (1.0), as bidder.toml's speed: "
-                   "--speed H100=3 --speed A6000=1.2; work is counted in reference hours (repeatable; "
+                   "--gpu-speed H100=3 --gpu-speed A6000=1.2; work is counted in reference hours (repeatable; "
                    "types not named run at 1.0).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Replay the --every windows in N processes (same results; each process holds its own "
@@ -281,10 +281,10 @@ def backtest(trace: str | None, db_path: str | None, gpus: tuple[str, ...], min_
         ids = resolve_gpu_types([name], known, listed=f"{whose} {held}")
         if len(ids) > 1:
             raise click.BadParameter(f"{name!r} names {len(ids)} GPU types ({', '.join(ids[:4])}"
-                                     f"{' ...' if len(ids) > 4 else ''}): give one by its full name", param_hint="--speed")
+                                     f"{' ...' if len(ids) > 4 else ''}): give one by its full name", param_hint="--gpu-speed")
         if ids[0] in speeds and speeds[ids[0]] != factor:
             raise click.BadParameter(f"{ids[0]} is given two speeds ({speeds[ids[0]]:g} and {factor:g}): give one",
-                                     param_hint="--speed")
+                                     param_hint="--gpu-speed")
         speeds[ids[0]] = factor
     job = BacktestJob(gpu_types=gpu_types, min_vram_gb=min_vram, gpu_count=gpu_count, cloud=cloud.upper(),
                       speed_factors=tuple(sorted(speeds.items())), work_hours=work_hours, deadline_hours=deadline_hours,
