@@ -164,11 +164,8 @@ count); without a deadline, a service with a
 known start has `tolerance × (days lived + 1)` for its life so far and the day ahead: on the shipped
 trace's RTX A6000 a service at tolerance low took 5.5 interruptions in 8 days where 4 were allowed,
 its hazard estimates alone running low after each interruption); expected total <= the budget left
-(spent, under one whole interruption left, spot only at a bid the floor has never crossed whose chance
-of a new high over it in the T hours left, T / (calm + T) for a bid calm for `calm` hours, fits what is
-left (`_uncrossed`); else on-demand, or with no on-demand within the max price or allowed, spot at the
-highest bid that passes every other constraint, the least interrupted: waiting would leave the work
-undone past the deadline); the
+(spent, with no on-demand within the max price or allowed, spot goes on at the highest bid that passes
+every other constraint, the least interrupted: waiting would leave the work undone past the deadline); the
 deadline; spot only when its cost per useful hour saves at least `policy.min_savings` over the best
 on-demand price per unit of work.
 
@@ -240,18 +237,6 @@ def reserve_hours(restart_overhead_hours: float) -> float:
     return 2.0 * restart_overhead_hours + DEADLINE_MARGIN_HOURS
 
 
-@dataclass(frozen=True)
-class _Spent:
-    """The window's interruption budget is spent (under one whole interruption left): spot only at a bid
-    the floor has never crossed whose chance of a new high over it in the `hours` left (`_uncrossed`)
-    fits what is `left` of the budget; with none, on-demand where it is within the policy (`fallback`),
-    else the highest bid allowed."""
-
-    hours: float
-    left: float
-    fallback: bool
-
-
 @dataclass
 class _Candidate:
     """One thing the job could do now (or wait for), with the numbers it is ranked by."""
@@ -273,7 +258,6 @@ class _Candidate:
     waits_for_floor: bool = False  # wait: for the floor to fall under the bid (not only to settle under it)
     act_when: str | None = None  # wait: its condition in words (`Decision.act_when`)
     note: str = ""
-    uncrossed: bool = False  # spot with the interruption budget spent: at a bid the floor never crossed
 
 
 @dataclass
@@ -910,27 +894,19 @@ def _decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                          f"{work:.2f} h of work left: set a later deadline to go on", constraint="deadline",
                          until_changed=True)
     tolerance = _interruption_budget(tolerance, job, progress, now, time_left)
-    spent_note: tuple[str, str, str] | None = None
-    spent: _Spent | None = None
-    if tolerance <= 0 < policy.tolerance and policy.allow_spot:
-        # The window's budget is spent. Spot may still go on at a bid the floor has never crossed, where
-        # that is cheaper than on-demand and the chance of a new high over it fits what is left of the
-        # budget: a job at tolerance low on a floor near $0.001 spent 3 of its 3.5 interruptions and
-        # ran the rest on-demand at 60x the floor (3.2x the optimum; 2.1x with this).
-        fallback = policy.allow_on_demand and any(
-            (od := _on_demand_cap_price(q, progress)) is not None and od <= cap for q in markets)
-        total = _whole_budget(float(policy.tolerance), job, progress, now)
-        spent = _Spent(time_left if math.isfinite(time_left) else 24.0,
-                       max(total - progress.interruptions, 0.0) if math.isfinite(total) else 0.0, fallback)
+    spent_note = None
+    if tolerance <= 0 < policy.tolerance and policy.allow_spot and not (policy.allow_on_demand and any(
+            (od := _on_demand_cap_price(q, progress)) is not None and od <= cap for q in markets)):
+        # The window's budget is spent and on-demand is over the max price (or not allowed): without
+        # spot the job would wait past its deadline with its work undone (a backtest with the max price
+        # under on-demand met 5 of 9 deadlines that a bid at the max price met with no interruption).
+        # Spot goes on at the highest bid within the price, the one the floor crosses least.
         tolerance = math.inf
-        # (Said of a spot pod chosen: at a bid never crossed, or at the highest for want of one.)
-        spent_note = (f"interruption budget spent ({progress.interruptions} so far)", (
-            "spot only at a bid the floor has never crossed, cheaper than on-demand" if fallback else
-            "spot only at a bid the floor has never crossed"), (
-            " and " + ("on-demand not allowed" if not policy.allow_on_demand else
-                       f"on-demand over the max price {usd_limit(cap)}")
-            + ": spot goes on at the highest bid the policy allows (the max price, the min savings), "
-              "the least interrupted, rather than leave the work undone"))
+        spent_note = (f"interruption budget spent ({progress.interruptions} so far) and "
+                      + ("on-demand not allowed" if not policy.allow_on_demand else
+                         f"on-demand over the max price {usd_limit(cap)}")
+                      + ": spot goes on at the highest bid the policy allows (the max price, the min savings), "
+                        "the least interrupted, rather than leave the work undone")
     spot_ok = policy.allow_spot and tolerance > 0
     reserve = reserve_hours(r)
 
@@ -991,7 +967,7 @@ def _decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                 continue
             _spot_candidates(job, q, st, r, g, work, keep_running, cap, tolerance, max_savings_cost,
                              budget_left, slack, reserve, od_cost, od_speed, horizon, time_left, progress,
-                             spot_now, plans, rejected, spent=spent,
+                             spot_now, plans, rejected, highest_only=spent_note is not None,
                              tolerance_given=float(policy.tolerance))
 
     missing = [] if not spot_ok else list(dict.fromkeys(  # (two clouds of one GPU often say the same)
@@ -1125,8 +1101,7 @@ def _decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
     return _decision(chosen, others, g, od_ref, keep_running,
                      [*(missing if chosen.action != "spot" else ()), *((no_spot,) if no_spot else ()),
                       *_storage_notes(job, chosen), *((saved,) if saved else ()),
-                      *((spent_note[0] + (f": {spent_note[1]}" if chosen.uncrossed else spent_note[2]),)
-                        if spent_note and chosen.action == "spot" else ()),
+                      *((spent_note,) if spent_note and chosen.action == "spot" else ()),
                       *((whole,) if (whole := _whole_budget_note(float(policy.tolerance), job, progress))
                         and chosen.action != "spot" and policy.allow_spot else ())],
                      multi, job.deadline is not None, per_day_factor=per_day_factor)
@@ -1171,15 +1146,6 @@ def _interruption_budget(tolerance: float, job: JobSpec, progress: JobProgress, 
     m = SAVED_BUDGET_MARGIN
     saved = ((math.sqrt(m * m + 4.0 * left) - m) / 2.0) ** 2
     return max(capped, saved / days_left)
-
-
-def _whole_budget(tolerance: float, job: JobSpec, progress: JobProgress, now: datetime) -> float:
-    """The interruptions the job's window allows in all (`_interruption_budget`): `tolerance × window
-    days` with a deadline, `tolerance × (days lived + 1)` without; inf when the job has no start yet."""
-    if progress.started is None:
-        return math.inf
-    end = job.deadline if job.deadline is not None else now + timedelta(days=1)
-    return tolerance * max((end - progress.started).total_seconds() / 86400.0, 0.0)
 
 
 def _whole_budget_note(tolerance: float, job: JobSpec, progress: JobProgress) -> str | None:
@@ -1270,11 +1236,10 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                      budget_left: float | None, slack: float, reserve: float, od_cost: float | None,
                      od_speed: float, horizon: float, time_left: float, progress: JobProgress,
                      spot_now: list[_Candidate], plans: list[_Candidate], rejected: _Rejections, *,
-                     spent: _Spent | None = None, tolerance_given: float | None = None) -> None:
+                     highest_only: bool = False, tolerance_given: float | None = None) -> None:
     """Add this market's best spot-now candidate (and the running pod's, if it is here) and its best
-    standing plan (what waiting buys). `spent`: the interruption budget is spent (`_Spent`): only bids
-    the floor never crossed, or with none and no fallback, the highest that passes every other
-    constraint (the least interrupted), not the cheapest."""
+    standing plan (what waiting buys). `highest_only`: of the bids that pass every other constraint, the
+    highest (the least interrupted), not the cheapest."""
     s = job.speed_of(q.gpu_type_id)
     bids = st.bids
     top = min(cap, q.uninterruptable_price if q.uninterruptable_price else math.inf)
@@ -1283,15 +1248,6 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
         rejected.add(bids[0] / s, "max_price", f"{_short(q.gpu_type_id)} spot: no bid fits under the max price "
                      f"{usd_limit(cap)}")
         return
-    highest_only = uncrossed_only = False
-    if spent is not None:
-        uncrossed = in_range & _uncrossed(st, spent)
-        if uncrossed.any():
-            in_range, uncrossed_only = uncrossed, True
-        elif spent.fallback:
-            return  # on-demand runs the rest
-        else:
-            highest_only = True
     floor = q.minimum_bid_price
     storage = storage_per_gpu_hour(job, q)
 
@@ -1386,7 +1342,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                                                    and _same_market(progress, q)) else None
     if current_bid is not None and floor is not None and floor - 1e-12 <= current_bid <= top + 1e-12:
         i = st.index_of(current_bid)
-        if i >= 0 and (spent is None or highest_only or in_range[i]):
+        if i >= 0:
             lam_i, avail_i = lam[i], avail[i]
             # A Vast instance's pauses by its bid's premium over its own machine's minimum bid, where the
             # grid reads them over the market's floor now (`JobProgress.current_machine_min_bid_per_gpu`).
@@ -1408,8 +1364,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
                 j = int(np.flatnonzero(keepable)[np.argmin(cur["cost"][keepable])])
                 spot_now.append(candidate("spot", cur, (j,), lam_i, float(current_bid), current=True,
                                           note="keeps the running pod (a re-bid costs a restart)"
-                                          if progress.current_running else "resumes its stopped pod at its bid",
-                                          uncrossed=uncrossed_only))
+                                          if progress.current_running else "resumes its stopped pod at its bid"))
     # -- standing plans: "bid b once the floor has stayed under b for a" for every (b, a). A plan whose
     # condition already holds is a bid now (its first run is judged by the hazard at the calm it has
     # shown so far); the best of the others is what waiting buys.
@@ -1431,9 +1386,7 @@ def _spot_candidates(job: JobSpec, q: PriceQuote, st: MarketStats, r: float, g: 
     if ready.any():
         i, j = _cheapest_finite(now_plan["cost"], ready)
         row = i if rows is None else int(rows[i])
-        spot_now.append(candidate("spot", now_plan, (i, j), lam[row], float(bids[row]), note=(
-            f"the floor has stayed under ${float(bids[row]):.3f} for {_fmt_days(float(st.calm_hours[row]))}"
-            if uncrossed_only else ""), uncrossed=uncrossed_only))
+        spot_now.append(candidate("spot", now_plan, (i, j), lam[row], float(bids[row])))
         best_ready = float(now_plan["cost"][i, j])
     elif now_settled.any():  # something could run now: say which constraint stops the cheapest
         # (worked out only if an error or a reason reads it: a backtest's decisions rarely do)
@@ -1503,22 +1456,6 @@ def _reject_settled(q: PriceQuote, st: MarketStats, now_plan: dict[str, np.ndarr
                      budget_left, keep_running, rejected, only=only, alone=bool(count[i, j] == 1),
                      patience=patience, fallback=fallback, tolerance_given=tolerance_given,
                      late=bool(fails["deadline"][i, j]) and only is None)
-
-
-def _uncrossed(st: MarketStats, spent: _Spent) -> np.ndarray:
-    """Bids of the grid a job whose budget is spent may take: never crossed by the floor in the history
-    (only a reclaim or a new high stops them), and whose chance of a new high over them in the hours
-    left fits what is left of the budget. That chance is read as `T / (calm + T)` for a bid the floor
-    has stayed under for `calm` hours (the highest of `calm + T` hours falls in the last `T` that often,
-    were the floor a fair draw). So a budget of 3.5 with 3 used (0.5 left) takes a bid calm for the
-    time left; one of 2 with 2 used, none. Where pauses come from the machine, not the floor (Vast),
-    none: a machine's pause rate is never measured as nil."""
-    if st.machine_rate is not None or spent.left <= 0:
-        return np.zeros(st.bids.shape, dtype=bool)
-    calm = st.calm_hours
-    # (Events are recency-weighted sums: a crossing 90 days old still weighs 1e-9 at a 72-hour half-life;
-    # under that is the sums' rounding.)
-    return (st.outbid_events < 1e-9) & (calm > 0) & (spent.hours <= spent.left * (calm + spent.hours) + 1e-9)
 
 
 def _highest_row(mask: np.ndarray) -> np.ndarray:
@@ -1609,10 +1546,6 @@ def _reject_spot(q: PriceQuote, st: MarketStats, i: int, per_day: float, run_cos
 
 def _fmt_hours(hours: float) -> str:
     return f"{hours * 60:.0f} min" if hours < 1.5 else f"{hours:.1f} h"
-
-
-def _fmt_days(hours: float) -> str:
-    return _fmt_hours(hours) if hours < 48.0 else f"{hours / 24.0:.1f} days"
 
 
 #: How reasons name a market.

@@ -447,26 +447,3 @@ def test_a_running_spot_pod_is_not_stopped_to_wait_when_the_job_would_bid_the_sa
              and actions[i + 2] == actions[i]]
     assert flaps == [] and run.deadline_met
     assert run.cost < 10.0 * 0.85, run.cost  # (the pod it keeps is the one the plan starts: one interruption here)
-
-
-def test_a_spent_budget_bids_where_the_floor_never_went_not_on_demand_at_sixty_times_the_floor() -> None:
-    """Tolerance low (1.5 interruptions in a 3-day window) on a floor near $0.001 that crosses any bid
-    under its highest: a 30-hour job was interrupted once and ran the rest on-demand at $0.20, 60x the
-    floor ($0.31 and $0.35 a window). A bid over every floor seen, calm for longer than the time left,
-    risks a new high about as often as the half interruption left allows: $0.09, no more interrupted."""
-    from datetime import UTC, datetime
-
-    rng = np.random.default_rng(3)
-    floor = 0.001 * np.exp(rng.normal(0, 0.3, 8 * 288))
-    history = make_history([floor], on_demand=0.2)
-    job = BacktestJob(work_hours=30, deadline_hours=72, restart_overhead_hours=0.25)
-    policy = Policy(tolerance=0.5)
-    for start in (2 * 288, 5 * 288):  # (the windows whose one interruption spends the budget)
-        strategy = strategy_factory("bidder")(history.markets, job.spec(datetime.fromtimestamp(
-            float(history.ts[start]), UTC)), policy)
-        run = replay(history, job, policy, strategy, start, record=True)
-        assert run.deadline_met and run.interruptions == 1
-        assert run.cost < 0.15, run.cost  # on-demand alone: $6.00
-        assert not any(a.kind == "on_demand" for _, a in run.log)
-        last_t, last = [(t, a) for t, a in run.log if a.kind == "spot"][-1]
-        assert last.bid > floor[history.ts <= last_t].max()

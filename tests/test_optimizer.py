@@ -452,42 +452,6 @@ def test_without_an_on_demand_fallback_a_deadline_job_waits_only_when_it_pays_an
     assert any("interruption budget spent (7 so far)" in r for r in went.reasons), went.reasons
 
 
-def test_a_spent_budget_still_bids_where_the_floor_never_went_rather_than_buy_on_demand() -> None:
-    """With under one interruption left of the window's budget, on-demand is not the only safe thing: a
-    bid the floor has never crossed is stopped only by a reclaim or a new high, whose chance in the T
-    hours left, T / (calm + T) for a bid calm for `calm` hours, may take what is left (a job at
-    tolerance low on a floor near $0.001 ran its last day on-demand at 60x the floor instead)."""
-    policy = Policy(tolerance=2.125)  # 8.5 in the window of 4 days
-    spent = JobProgress(work_done_hours=20, interruptions=8, started=NOW - timedelta(hours=48))  # 0.5 left
-    late = job(hours=40, deadline_h=48)
-    calm = market(spikes=0.0, seed=5)  # 10 days in $0.238-0.322, on-demand $0.80
-    highest = float(floor_series(0.8, 0.35, 0.0, 10, 5).max())
-    d = decide_by_rates(late, policy, *inputs(calm), NOW, spent)
-    assert d.action == "spot" and highest < d.bid_per_gpu < highest + 0.01, d.reasons
-    assert "the floor has stayed under $0.328 for 10.0 days" in d.reasons[0], d.reasons
-    assert "interruption budget spent (8 so far): spot only at a bid the floor has never crossed, cheaper than " \
-        "on-demand" in d.reasons[0], d.reasons
-    # Without on-demand under the cap, that bid too, not the highest the cap allows.
-    capped = Policy(tolerance=2.125, max_price=0.5)
-    assert decide_by_rates(late, capped, *inputs(calm), NOW, spent).bid_per_gpu == d.bid_per_gpu
-    # Nothing left (8 of 8): a new high's chance does not fit; on-demand, or under the cap the highest bid.
-    whole = Policy(tolerance=2.0)
-    assert decide_by_rates(late, whole, *inputs(calm), NOW, spent).action == "on_demand"
-    assert decide_by_rates(late, Policy(tolerance=2.0, max_price=0.5), *inputs(calm), NOW, spent).bid_per_gpu == 0.496
-    # Over the budget (such a bid was crossed: a new high): on-demand.
-    over = JobProgress(work_done_hours=20, interruptions=9, started=NOW - timedelta(hours=48))
-    assert decide_by_rates(late, policy, *inputs(calm), NOW, over).action == "on_demand"
-    # Spikes over on-demand crossed every bid under it: on-demand, as before.
-    assert decide_by_rates(late, policy, *inputs(CALM), NOW, spent).action == "on_demand"
-    # A day of calm for two days left: a new high's chance (2 in 3) is over the 0.5 left; on-demand.
-    short = market(spikes=0.0, seed=5, days=1.0)
-    assert decide_by_rates(late, policy, *inputs(short), NOW, spent).action == "on_demand"
-    # Budget left: the rule is not used (the tolerance is spent on cheaper bids).
-    fresh = decide_by_rates(late, policy, *inputs(calm), NOW,
-                            JobProgress(work_done_hours=20, interruptions=0, started=NOW - timedelta(hours=48)))
-    assert fresh.action == "spot" and not any("budget spent" in r for r in fresh.reasons), fresh.reasons
-
-
 @settings(max_examples=40, deadline=None)
 @given(st.data(), st.floats(0.0, 1.0))
 def test_a_wait_taken_always_saves_at_least_min_wait_savings(data: st.DataObject, threshold: float) -> None:
