@@ -8,7 +8,10 @@ Time is cut into blocks of `step_h` hours ending at the fit time. A block's pric
 in it (no spot capacity = +inf): a spot pod bidding `b` runs through a block exactly when that maximum
 is at most `b`. The bid levels `edges` are quantiles of those maxima below on-demand (the prices
 worth bidding); a block's state is the lowest level at or above its maximum (state K: above every
-level). The state moves from block to block as a Markov chain whose transition counts are weighted by
+level). Over the highest block seen, where the floor has set new highs and under on-demand, up to three
+record levels (`RECORD_MULTIPLES` of it): the top state moves into them as often as a block near the
+highest so far was followed by a new high in their band, and each leaves as the top does, one level up
+(`_record_rates`, `_with_records`). The state moves from block to block as a Markov chain whose transition counts are weighted by
 recency (half-life `half_life_h`) and each row smoothed towards the overall mix of states by `PRIOR`
 transitions' weight, so a spike, a calm spell or a regime shows up as what it predicts for the next
 blocks. Where the floor has a daily cycle, the transitions into a block also depend on its quarter of
@@ -55,6 +58,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -110,6 +114,7 @@ class FloorModel:
     # hour, at bid premiums over the floor (`bidder.machine_hazard`); None: the floor is the whole story.
     machine_premiums: np.ndarray | None = None
     machine_rates: np.ndarray | None = None
+    record_levels: int = 0  # the top levels over the highest block seen (`RECORD_MULTIPLES`)
 
     def machine_pause(self, levels: int) -> np.ndarray | None:
         """The chance a spot pod at level j is paused in a block whose floor is in state k' <= j for a
@@ -246,8 +251,13 @@ def _fit_maxima(maxima: np.ndarray, on_demand: float, now: float, *, step_h: flo
         targets = cum[-1] * np.arange(1, levels + 1) / levels  # equal weighted shares of those blocks
         picks = np.searchsorted(cum, targets - 1e-12, side="left").clip(0, len(values) - 1)
         edges = np.unique(values[picks])
+    records = None
     if extra_edges is not None and len(extra_edges):
         edges = np.union1d(edges, extra_edges)
+    elif len(edges) >= 2:
+        records = _record_rates(maxima, weight, on_demand, float(edges[-2] / edges[-1]), int(24 / step_h), edges[-1])
+        if records is not None:
+            edges = np.concatenate([edges, records[0]])
     k = len(edges)
     state = np.where(known, np.searchsorted(edges, np.where(known, maxima, 0.0), side="left"), k)
     counts = np.zeros((k + 1, k + 1))
@@ -265,8 +275,73 @@ def _fit_maxima(maxima: np.ndarray, on_demand: float, now: float, *, step_h: flo
             phase_mix = np.zeros((phases, k + 1))
             np.add.at(phase_mix, (phase[known], state[known]), weight[known])
             phase_mix = (phase_mix + mix) / (phase_mix.sum(axis=1, keepdims=True) + 1.0)  # a phase never seen: the mix
+    if records is not None:
+        trans = _with_records(trans, len(records[0]), records[1])
+        if phase_trans is not None:
+            phase_trans = np.stack([_with_records(t, len(records[0]), records[1]) for t in phase_trans])
     return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=float(on_demand), blocks=blocks, mix=mix,
-                      phase_trans=phase_trans, phase_mix=phase_mix, maxima=maxima, end=float(now))
+                      phase_trans=phase_trans, phase_mix=phase_mix, maxima=maxima, end=float(now),
+                      record_levels=0 if records is None else len(records[0]))
+
+
+#: Bid levels over the highest block maximum seen, as multiples of it (those under on-demand), and the
+#: floor's moves into them (`_record_rates`): a floor trending up sets new highs, and with the highest
+#: block seen as its top level a plan could neither see the top bid crossed nor bid over it.
+RECORD_MULTIPLES = (1.1, 1.25, 1.5)
+
+
+def _record_rates(maxima: np.ndarray, weight: np.ndarray, on_demand: float, band: float, warmup: int,
+                  top: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The record levels and how often the floor rose into them: (levels, rates), rates[i] the
+    recency-weighted share of blocks, among those following a block in the top band (at least `band`
+    times the highest block so far, as the top state is now), whose maximum went over the highest so
+    far by the i-th step of `RECORD_MULTIPLES` (the last: over every record level, under on-demand).
+    Counted after the first `warmup` blocks (the highest so far means little on the first day).
+    None when no record level is under on-demand, no block set a record under on-demand, or the top
+    band never came."""
+    levels = np.asarray([m * top for m in RECORD_MULTIPLES if m * top < on_demand], dtype=float)
+    if not len(levels):  # a top within 10% of on-demand: on-demand is the bid over it
+        return None
+    finite = np.isfinite(maxima)
+    highest = np.fmax.accumulate(np.where(finite, maxima, -np.inf))  # the highest block so far
+    before, after = maxima[:-1], maxima[1:]
+    ref = highest[:-1]
+    w = weight[1:] * (finite[:-1] & (ref > 0) & (before >= band * ref) & ~np.isnan(after))
+    w[:warmup] = 0.0
+    total = w.sum()
+    if not total > 0:
+        return None
+    ratio = np.where(np.isfinite(after) & (after < on_demand), after / np.where(ref > 0, ref, 1.0), 0.0)
+    bounds = np.concatenate([[1.0], np.asarray(RECORD_MULTIPLES[:len(levels)]), [np.inf]])
+    rates = np.array([w[(ratio > lo) & (ratio <= hi)].sum() for lo, hi in pairwise(bounds)]) / total
+    if not rates.sum() > 0:
+        return None
+    return levels, rates
+
+
+def _with_records(trans: np.ndarray, added: int, rates: np.ndarray) -> np.ndarray:
+    """`trans` with the top state's records: its row moves `rates` (see `_record_rates`) from its
+    states at or under the top to the record levels' states and the state above, and each record
+    level's row is the top's one level up (down moves to the same levels, staying stays, each band
+    of rise one level higher)."""
+    out = trans.copy()
+    above = trans.shape[0] - 1
+    t = above - added - 1  # the highest quantile level's state
+    row = out[t]
+    kept = row[:t + 1].sum()
+    moved = min(float(rates.sum()), kept * (1 - 1e-9))
+    row[:t + 1] *= 1 - moved / kept
+    row[t + 1:above] += rates[:added] * (moved / rates.sum())
+    row[above] += rates[added] * (moved / rates.sum())
+    for j in range(added):
+        u = t + 1 + j
+        up = np.zeros_like(row)
+        up[:t] = row[:t]
+        up[u] += row[t]
+        for i in range(added + 1):
+            up[min(u + 1 + i, above)] += row[t + 1 + i]
+        out[u] = up
+    return out
 
 
 #: How far ahead (hours) the daily model must forecast the floor better than the all-day one, and
@@ -406,7 +481,7 @@ def pause_levels(model: FloorModel) -> FloorModel:
         _leveled.move_to_end(id(model))
         return hit[1]
     extra = float(model.edges[0]) * (1.0 + np.asarray(model.machine_premiums, dtype=float))
-    extra = extra[(extra > float(model.edges[-1]) * (1 + 1e-9)) & (extra < model.on_demand)]
+    extra = extra[(extra > float(model.edges[-1 - model.record_levels]) * (1 + 1e-9)) & (extra < model.on_demand)]
     leveled = model
     if len(extra):
         leveled = replace(_fit_maxima(model.maxima, model.on_demand, model.end, step_h=model.step_h,

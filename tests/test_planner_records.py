@@ -1,0 +1,88 @@
+"""The plan's levels over the highest floor seen (`bidder.planner.RECORD_MULTIPLES`): a floor trending up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from bidder.backtest.engine import run_backtest
+from bidder.backtest.history import load_trace
+from bidder.backtest.types import BacktestJob
+from bidder.models import Policy
+from bidder.planner import RECORD_MULTIPLES, fit_floor_model
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+STEP = 300.0
+
+
+def _rising(days: int = 20, seed: int = 3, od: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A floor rising a cent a day from $0.10 (so a new high every few hours), with a few hours' memory
+    in its noise; 5-minute samples ending at NOW."""
+    rng = np.random.default_rng(seed)
+    n = days * 288
+    noise, shock = np.zeros(n), rng.normal(0.0, 0.08 * np.sqrt(1 - 0.98**2), n)
+    for i in range(1, n):
+        noise[i] = 0.98 * noise[i - 1] + shock[i]
+    floor = (0.10 + 0.01 * np.arange(n) / 288) * np.exp(noise + rng.normal(0.0, 0.03, n))
+    return NOW.timestamp() - STEP * np.arange(n, 0, -1), np.minimum(floor, od * 0.99)
+
+
+def test_a_floor_trending_up_gets_bid_levels_over_its_highest_block_and_moves_into_them() -> None:
+    ts, floor = _rising()
+    model = fit_floor_model(ts, floor, 0.5, NOW.timestamp())
+    assert model is not None and model.record_levels >= 1
+    top = model.levels - 1 - model.record_levels  # the highest quantile level: the highest block seen
+    highest = float(np.max(model.maxima[np.isfinite(model.maxima)]))
+    assert model.edges[top] == highest
+    assert np.allclose(model.edges[top + 1:], [m * highest for m in RECORD_MULTIPLES[:model.record_levels]])
+    assert model.edges[-1] < model.on_demand
+    for trans in [model.trans, *([] if model.phase_trans is None else model.phase_trans)]:
+        assert np.allclose(trans.sum(axis=1), 1.0) and (trans >= 0).all()
+        assert trans[top, top + 1:].sum() > 0.01  # new highs come from the top: it is not a safe bid
+        assert trans[top, top + 1] > trans[top, -1]  # small rises more often than large ones
+    # A record level rises as the top does, one level up; its down moves go where the top's do.
+    first = top + 1
+    assert model.trans[first, first] == model.trans[top, top]
+    assert np.array_equal(model.trans[first, :top], model.trans[top, :top])
+
+
+def test_a_floor_that_sets_no_new_highs_keeps_its_highest_block_as_its_top_level() -> None:
+    # Calm at 0.2 for 5 hours, an hour at 0.8, again and again: the same high every day.
+    cycle = np.r_[np.full(60, 0.2), np.full(12, 0.8)]
+    floor = np.tile(cycle, 40)
+    ts = NOW.timestamp() - STEP * np.arange(len(floor), 0, -1)
+    model = fit_floor_model(ts, floor, 1.0, NOW.timestamp())
+    assert model is not None and model.record_levels == 0 and model.edges[-1] == 0.8
+
+
+def test_no_record_level_within_a_tenth_of_on_demand() -> None:
+    ts, floor = _rising()
+    highest = float(floor.max())
+    model = fit_floor_model(ts, floor, highest * 1.05, NOW.timestamp())  # on-demand is the bid over the top
+    assert model is not None and model.record_levels == 0 and model.edges[-1] <= highest
+
+
+def _rising_trace(path) -> object:
+    ts, floor = _rising()
+    start = datetime.fromtimestamp(ts[0], UTC)
+    lines = ["ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,gpu_count,stock_status"]
+    lines += [f"{(start + timedelta(minutes=5 * i)).strftime('%Y-%m-%dT%H:%M:%SZ')},X,{floor[i]:.4f},0.5,COMMUNITY,1,"
+              for i in range(len(floor))]
+    path.write_text("\n".join(lines) + "\n")
+    return load_trace(path)
+
+
+def test_a_job_on_a_rising_floor_bids_over_its_highs_and_beats_a_fixed_premium(tmp_path) -> None:
+    # With the highest block seen as its top level, the plan read a bid at it as never crossed; each new
+    # high interrupted it, and with no level over it the job ended on on-demand: 10 hours due in a day,
+    # tolerance high, $3.35 a window against bidding the floor + $0.10's $3.02.
+    history = _rising_trace(tmp_path / "rising.csv")
+    job = BacktestJob(gpu_types=("X",), work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(tolerance=6.0), ("bidder", "floor+0.10"), every_hours=24)
+    assert len(report.windows) >= 15
+    ours = [w.results["bidder"] for w in report.windows]
+    assert all(r.deadline_met for r in ours)
+    assert np.mean([r.interruptions for r in ours]) <= 6.0
+    premium = np.mean([w.results["floor+0.10"].cost for w in report.windows])
+    assert np.mean([r.cost for r in ours]) < 0.95 * premium, (np.mean([r.cost for r in ours]), premium)
