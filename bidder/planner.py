@@ -7,7 +7,8 @@ The model (`fit_floor_model`)
 Time is cut into blocks of `step_h` hours ending at the fit time. A block's price is the highest floor
 in it (no spot capacity = +inf): a spot pod bidding `b` runs through a block exactly when that maximum
 is at most `b`. The bid levels `edges` are quantiles of those maxima below on-demand (the prices
-worth bidding); a block's state is the lowest level at or above its maximum (state K: above every
+worth bidding), and where a level's blocks fall in two clusters, the top of the lower one
+(`_cluster_tops`); a block's state is the lowest level at or above its maximum (state K: above every
 level). Over the highest block seen, where the floor has set new highs and under on-demand, up to three
 record levels (`RECORD_MULTIPLES` of it): the top state moves into them as often as a block near the
 highest so far was followed by a new high in their band, and each leaves as the top does, one level up
@@ -251,6 +252,7 @@ def _fit_maxima(maxima: np.ndarray, on_demand: float, now: float, *, step_h: flo
         targets = cum[-1] * np.arange(1, levels + 1) / levels  # equal weighted shares of those blocks
         picks = np.searchsorted(cum, targets - 1e-12, side="left").clip(0, len(values) - 1)
         edges = np.unique(values[picks])
+        edges = np.union1d(edges, _cluster_tops(values, edges))
     records = None
     if extra_edges is not None and len(extra_edges):
         edges = np.union1d(edges, extra_edges)
@@ -282,6 +284,30 @@ def _fit_maxima(maxima: np.ndarray, on_demand: float, now: float, *, step_h: flo
     return FloorModel(step_h=step_h, edges=edges, trans=trans, on_demand=float(on_demand), blocks=blocks, mix=mix,
                       phase_trans=phase_trans, phase_mix=phase_mix, maxima=maxima, end=float(now),
                       record_levels=0 if records is None else len(records[0]))
+
+
+#: A quantile level's state whose blocks fall in two clusters this far apart (the higher's lowest block over
+#: the lower's highest) gets a level at the lower cluster's top (`_cluster_tops`).
+CLUSTER_GAP = 1.25
+
+
+def _cluster_tops(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Levels at the top of the lower of two clusters inside one state: `values` (sorted ascending) are
+    the block maxima under on-demand, `edges` the quantile levels. Equal-weight quantiles on a floor
+    with two modes (weekdays and weekends, two regimes) put no level between them: the state spanning
+    the gap held the cheap mode's highest blocks and the dear mode's lowest, so no bid covered the cheap
+    mode without the dear one's price. Each state's widest gap between consecutive blocks, where over
+    `CLUSTER_GAP`, gets a level at the block under it."""
+    state = np.searchsorted(edges, values, side="left")
+    ratio = values[1:] / np.maximum(values[:-1], 1e-12)
+    inside = state[1:] == state[:-1]
+    tops = []
+    for j in np.unique(state[1:][inside]):
+        at = np.flatnonzero(inside & (state[1:] == j))
+        best = at[np.argmax(ratio[at])]
+        if ratio[best] > CLUSTER_GAP:
+            tops.append(values[best])
+    return np.asarray(tops, dtype=float)
 
 
 #: Bid levels over the highest block maximum seen, as multiples of it (those under on-demand), and the

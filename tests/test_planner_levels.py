@@ -1,4 +1,5 @@
-"""The plan's levels over the highest floor seen (`bidder.planner.RECORD_MULTIPLES`): a floor trending up."""
+"""The plan's bid levels beyond the quantiles: over the highest floor seen where the floor trends up
+(`bidder.planner.RECORD_MULTIPLES`), and between the modes of a floor with two (`CLUSTER_GAP`)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,34 @@ from bidder.backtest.engine import run_backtest
 from bidder.backtest.history import load_trace
 from bidder.backtest.types import BacktestJob
 from bidder.models import Policy
-from bidder.planner import RECORD_MULTIPLES, fit_floor_model
+from bidder.planner import CLUSTER_GAP, RECORD_MULTIPLES, fit_floor_model
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 STEP = 300.0
 
 
-def _rising(days: int = 20, seed: int = 3, od: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """A floor rising a cent a day from $0.10 (so a new high every few hours), with a few hours' memory
-    in its noise; 5-minute samples ending at NOW."""
-    rng = np.random.default_rng(seed)
-    n = days * 288
+def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Log-noise with a few hours' memory (AR(1) over 5-minute samples) and a little jitter."""
     noise, shock = np.zeros(n), rng.normal(0.0, 0.08 * np.sqrt(1 - 0.98**2), n)
     for i in range(1, n):
         noise[i] = 0.98 * noise[i - 1] + shock[i]
-    floor = (0.10 + 0.01 * np.arange(n) / 288) * np.exp(noise + rng.normal(0.0, 0.03, n))
+    return np.exp(noise + rng.normal(0.0, 0.03, n))
+
+
+def _rising(days: int = 20, seed: int = 3, od: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A floor rising a cent a day from $0.10 (so a new high every few hours); 5-minute samples ending
+    at NOW."""
+    n = days * 288
+    floor = (0.10 + 0.01 * np.arange(n) / 288) * _noise(n, np.random.default_rng(seed))
     return NOW.timestamp() - STEP * np.arange(n, 0, -1), np.minimum(floor, od * 0.99)
+
+
+def _weekly(days: int = 24, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """$0.30 on weekdays, $0.10 at weekends (Saturday and Sunday, UTC); on-demand $0.50."""
+    n = days * 288
+    ts = NOW.timestamp() - STEP * np.arange(n, 0, -1)
+    weekend = np.array([datetime.fromtimestamp(t, UTC).weekday() >= 5 for t in ts])
+    return ts, np.where(weekend, 0.10, 0.30) * _noise(n, np.random.default_rng(seed))
 
 
 def test_a_floor_trending_up_gets_bid_levels_over_its_highest_block_and_moves_into_them() -> None:
@@ -63,8 +76,23 @@ def test_no_record_level_within_a_tenth_of_on_demand() -> None:
     assert model is not None and model.record_levels == 0 and model.edges[-1] <= highest
 
 
-def _rising_trace(path) -> object:
-    ts, floor = _rising()
+def test_a_floor_with_two_modes_gets_a_level_over_the_cheap_one() -> None:
+    # Twelve equal-weight quantiles put three levels in the weekend mode, the highest at its 87th
+    # percentile, and the next among the weekdays' prices: no bid covered a weekend without a weekday's price.
+    ts, floor = _weekly()
+    model = fit_floor_model(ts, floor, 0.5, NOW.timestamp())
+    assert model is not None
+    cheap = model.maxima[model.maxima < 0.2]
+    dear = model.maxima[model.maxima >= 0.2]
+    between = model.edges[(model.edges >= cheap.max()) & (model.edges < dear.min())]
+    assert len(between) == 1 and dear.min() / between[0] > CLUSTER_GAP
+    assert model.state_of(float(cheap.max())) < model.state_of(float(dear.min()))
+    # A floor of one mode keeps its quantiles.
+    one = fit_floor_model(ts, 0.30 * floor / np.where(floor < 0.2, 0.10, 0.30), 0.5, NOW.timestamp())
+    assert one is not None and one.levels - one.record_levels <= 12
+
+
+def _trace(path, ts: np.ndarray, floor: np.ndarray) -> object:
     start = datetime.fromtimestamp(ts[0], UTC)
     lines = ["ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,gpu_count,stock_status"]
     lines += [f"{(start + timedelta(minutes=5 * i)).strftime('%Y-%m-%dT%H:%M:%SZ')},X,{floor[i]:.4f},0.5,COMMUNITY,1,"
@@ -77,7 +105,7 @@ def test_a_job_on_a_rising_floor_bids_over_its_highs_and_beats_a_fixed_premium(t
     # With the highest block seen as its top level, the plan read a bid at it as never crossed; each new
     # high interrupted it, and with no level over it the job ended on on-demand: 10 hours due in a day,
     # tolerance high, $3.35 a window against bidding the floor + $0.10's $3.02.
-    history = _rising_trace(tmp_path / "rising.csv")
+    history = _trace(tmp_path / "rising.csv", *_rising())
     job = BacktestJob(gpu_types=("X",), work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
     report = run_backtest(history, job, Policy(tolerance=6.0), ("bidder", "floor+0.10"), every_hours=24)
     assert len(report.windows) >= 15
@@ -86,3 +114,18 @@ def test_a_job_on_a_rising_floor_bids_over_its_highs_and_beats_a_fixed_premium(t
     assert np.mean([r.interruptions for r in ours]) <= 6.0
     premium = np.mean([w.results["floor+0.10"].cost for w in report.windows])
     assert np.mean([r.cost for r in ours]) < 0.95 * premium, (np.mean([r.cost for r in ours]), premium)
+
+
+def test_a_job_at_the_weekend_bids_over_the_weekend_floor_not_the_weekdays(tmp_path) -> None:
+    # Without a level between the modes a weekend job at tolerance low bid a weekday price ($0.34) or
+    # inside the weekend's noise, and went on-demand after one interruption: 10 hours due in a day,
+    # $3.71 a window against bidding the floor + $0.10's $3.53 (now $3.40).
+    history = _trace(tmp_path / "weekly.csv", *_weekly(days=28, seed=2))
+    job = BacktestJob(gpu_types=("X",), work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(tolerance=0.5), ("bidder", "floor+0.10"), every_hours=24)
+    assert len(report.windows) >= 20
+    ours = [w.results["bidder"] for w in report.windows]
+    assert all(r.deadline_met for r in ours)
+    assert np.mean([r.interruptions for r in ours]) <= 0.5
+    premium = np.mean([w.results["floor+0.10"].cost for w in report.windows])
+    assert np.mean([r.cost for r in ours]) < premium, (np.mean([r.cost for r in ours]), premium)
