@@ -252,7 +252,7 @@ def _fit_maxima(maxima: np.ndarray, on_demand: float, now: float, *, step_h: flo
         targets = cum[-1] * np.arange(1, levels + 1) / levels  # equal weighted shares of those blocks
         picks = np.searchsorted(cum, targets - 1e-12, side="left").clip(0, len(values) - 1)
         edges = np.unique(values[picks])
-        edges = np.union1d(edges, _cluster_tops(values, edges))
+        edges = np.union1d(edges, _cluster_tops(values, edges, maxima))
     records = None
     if extra_edges is not None and len(extra_edges):
         edges = np.union1d(edges, extra_edges)
@@ -287,17 +287,21 @@ def _fit_maxima(maxima: np.ndarray, on_demand: float, now: float, *, step_h: flo
 
 
 #: A quantile level's state whose blocks fall in two clusters this far apart (the higher's lowest block over
-#: the lower's highest) gets a level at the lower cluster's top (`_cluster_tops`).
+#: the lower's highest) gets a level at the lower cluster's top (`_cluster_tops`), if the floor stays at or
+#: under it for more than a block as often as not (`CLUSTER_STAY`: a bid there would hold).
 CLUSTER_GAP = 1.25
+CLUSTER_STAY = 0.5
 
 
-def _cluster_tops(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def _cluster_tops(values: np.ndarray, edges: np.ndarray, maxima: np.ndarray) -> np.ndarray:
     """Levels at the top of the lower of two clusters inside one state: `values` (sorted ascending) are
-    the block maxima under on-demand, `edges` the quantile levels. Equal-weight quantiles on a floor
-    with two modes (weekdays and weekends, two regimes) put no level between them: the state spanning
-    the gap held the cheap mode's highest blocks and the dear mode's lowest, so no bid covered the cheap
-    mode without the dear one's price. Each state's widest gap between consecutive blocks, where over
-    `CLUSTER_GAP`, gets a level at the block under it."""
+    the block maxima under on-demand, `edges` the quantile levels, `maxima` every block maximum in time
+    order. Equal-weight quantiles on a floor with two modes (weekdays and weekends, two regimes) put no
+    level between them: the state spanning the gap held the cheap mode's highest blocks and the dear
+    mode's lowest, so no bid covered the cheap mode without the dear one's price. Each state's widest
+    gap between consecutive blocks, where over `CLUSTER_GAP`, gets a level at the block under it, when
+    a block at or under that level was followed by another more often than `CLUSTER_STAY` (a mode that
+    lasts; a floor whose blocks fall there now and then, one at a time, is no mode to bid on)."""
     state = np.searchsorted(edges, values, side="left")
     ratio = values[1:] / np.maximum(values[:-1], 1e-12)
     inside = state[1:] == state[:-1]
@@ -306,7 +310,9 @@ def _cluster_tops(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
         at = np.flatnonzero(inside & (state[1:] == j))
         best = at[np.argmax(ratio[at])]
         if ratio[best] > CLUSTER_GAP:
-            tops.append(values[best])
+            under = maxima[:-1] <= values[best]  # NaN (unknown) compares False
+            if (maxima[1:][under] <= values[best]).mean() > CLUSTER_STAY:
+                tops.append(values[best])
     return np.asarray(tops, dtype=float)
 
 

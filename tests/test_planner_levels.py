@@ -92,6 +92,16 @@ def test_a_floor_with_two_modes_gets_a_level_over_the_cheap_one() -> None:
     assert one is not None and one.levels - one.record_levels <= 12
 
 
+def test_a_floor_that_dips_a_block_at_a_time_gets_no_level_for_the_dips() -> None:
+    # $0.20 or $0.80 drawn for every 5-minute sample: a half-hour block's highest is $0.20 one time in 64,
+    # and the next block is almost never another such. A level at $0.20 would be no bid to run on.
+    n = 30 * 288
+    ts = NOW.timestamp() - STEP * np.arange(n, 0, -1)
+    model = fit_floor_model(ts, np.random.default_rng(2).choice([0.2, 0.8], n), 1.0, NOW.timestamp())
+    assert model is not None and 0.2 not in model.edges and model.maxima is not None
+    assert (model.maxima == 0.2).sum() >= 10  # the dips are there; they are not a mode
+
+
 def _trace(path, ts: np.ndarray, floor: np.ndarray) -> object:
     start = datetime.fromtimestamp(ts[0], UTC)
     lines = ["ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,gpu_count,stock_status"]

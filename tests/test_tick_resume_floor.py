@@ -12,8 +12,8 @@ import pytest
 from executor_helpers import A6000, live
 
 #: 24 GPU-hours due in 40 hours, tolerance high: on the emulator (seed 0) at the end of the standard
-#: history the plan bids $0.140 at once, and for a fresh start at a floor of $0.144 it first waits, then
-#: bids above it.
+#: history the plan bids $0.140 at once, and for a fresh start at a floor of $0.144 it first waits (a few
+#: hours, for the floor to fall back), then bids above it.
 BATCH = f"""
 [jobs.train]
 gpu = ["{A6000}"]
@@ -37,11 +37,12 @@ def test_a_kept_bid_under_the_floor_waits_on_its_pod_then_re_bids_it_at_the_plan
     env.emu.world.set_floor(A6000, "COMMUNITY", 0.144)
     assert pod.desired_status == "EXITED"
     lines = []
-    for _ in range(3):
+    while len(lines) < 6 and (not lines or lines[-1].state == "waiting"):
         env.emu.advance(3600)
         lines.append(env.tick(config).jobs[0])
-    waited, waited_again, rebid = lines
-    for line in (waited, waited_again):
+    *waits, rebid = lines
+    assert len(waits) >= 2, [line.message for line in lines]  # 2 hours before the cluster-top levels, 4 with them
+    for line in waits:
         assert line.state == "waiting" and line.message.startswith("wait: the plan starts spot on RTX A6000 when "
                                                                    "its spot floor "), line.message
         assert re.search(r"when its spot floor (is|has stayed) at or below \$", line.message), line.message
