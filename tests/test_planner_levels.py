@@ -111,31 +111,30 @@ def _trace(path, ts: np.ndarray, floor: np.ndarray) -> object:
     return load_trace(path)
 
 
+def _daily_jobs(history, *, tolerance: float, windows: int) -> tuple[float, float]:
+    """10 hours due in a day, a window a day: bidder's and floor+0.10's mean cost a window, once every
+    deadline is checked met and bidder's interruptions within the tolerance in the mean."""
+    job = BacktestJob(gpu_types=("X",), work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(tolerance=tolerance), ("bidder", "floor+0.10"), every_hours=24)
+    assert len(report.windows) >= windows
+    ours = [w.results["bidder"] for w in report.windows]
+    assert all(r.deadline_met for r in ours)
+    assert np.mean([r.interruptions for r in ours]) <= tolerance
+    return (float(np.mean([r.cost for r in ours])),
+            float(np.mean([w.results["floor+0.10"].cost for w in report.windows])))
+
+
 def test_a_job_on_a_rising_floor_bids_over_its_highs_and_beats_a_fixed_premium(tmp_path) -> None:
     # With the highest block seen as its top level, the plan read a bid at it as never crossed; each new
     # high interrupted it, and with no level over it the job ended on on-demand: 10 hours due in a day,
     # tolerance high, $3.35 a window against bidding the floor + $0.10's $3.02.
-    history = _trace(tmp_path / "rising.csv", *_rising())
-    job = BacktestJob(gpu_types=("X",), work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
-    report = run_backtest(history, job, Policy(tolerance=6.0), ("bidder", "floor+0.10"), every_hours=24)
-    assert len(report.windows) >= 15
-    ours = [w.results["bidder"] for w in report.windows]
-    assert all(r.deadline_met for r in ours)
-    assert np.mean([r.interruptions for r in ours]) <= 6.0
-    premium = np.mean([w.results["floor+0.10"].cost for w in report.windows])
-    assert np.mean([r.cost for r in ours]) < 0.95 * premium, (np.mean([r.cost for r in ours]), premium)
+    ours, premium = _daily_jobs(_trace(tmp_path / "rising.csv", *_rising()), tolerance=6.0, windows=15)
+    assert ours < 0.95 * premium, (ours, premium)
 
 
 def test_a_job_at_the_weekend_bids_over_the_weekend_floor_not_the_weekdays(tmp_path) -> None:
     # Without a level between the modes a weekend job at tolerance low bid a weekday price ($0.34) or
     # inside the weekend's noise, and went on-demand after one interruption: 10 hours due in a day,
     # $3.71 a window against bidding the floor + $0.10's $3.53 (now $3.40).
-    history = _trace(tmp_path / "weekly.csv", *_weekly(days=28, seed=2))
-    job = BacktestJob(gpu_types=("X",), work_hours=10, deadline_hours=24, restart_overhead_hours=0.25)
-    report = run_backtest(history, job, Policy(tolerance=0.5), ("bidder", "floor+0.10"), every_hours=24)
-    assert len(report.windows) >= 20
-    ours = [w.results["bidder"] for w in report.windows]
-    assert all(r.deadline_met for r in ours)
-    assert np.mean([r.interruptions for r in ours]) <= 0.5
-    premium = np.mean([w.results["floor+0.10"].cost for w in report.windows])
-    assert np.mean([r.cost for r in ours]) < premium, (np.mean([r.cost for r in ours]), premium)
+    ours, premium = _daily_jobs(_trace(tmp_path / "weekly.csv", *_weekly(days=28, seed=2)), tolerance=0.5, windows=20)
+    assert ours < premium, (ours, premium)
