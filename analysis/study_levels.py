@@ -80,6 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="also write the table here (Markdown)")
     args = parser.parse_args()
+    if args.out and not args.out.parent.is_dir():  # found before five minutes of backtests, not after
+        parser.error(f"--out: no folder {args.out.parent}; create it or write elsewhere")
     rows = ["| market | job | tolerance | windows | bidder | interruptions (allowed) | floor | floor+0.10 | on-demand | "
             "optimum |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     with tempfile.TemporaryDirectory() as folder:
