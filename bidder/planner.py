@@ -1017,8 +1017,18 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             model = m.model
             dt = model.step_h
             icost = price * model.on_demand  # per interruption: `price` hours of on-demand
-            tau = math.floor((time_left_h - PLAN_MARGIN_H) / dt)
-            if work[i] > tau * m.speed + 1e-9:
+            blocks = (time_left_h - PLAN_MARGIN_H) / dt
+            tau = math.floor(blocks)
+            w = work[i]
+            if here and w > tau * m.speed + 1e-9:
+                # Between two block boundaries the plan reads the row of the one below, as if the rest
+                # of this block were lost; a running pod works through it. Where that rest decides
+                # whether the job still fits the plan, it counts: the pod is read at the next boundary,
+                # kept to it. (A 2-hour job due in 3 re-bid its spot pod down at a boundary; five minutes
+                # later the row below held 3 blocks for its 3.33 blocks of work, and the rates, left to
+                # decide, moved it to on-demand: 1.06x on-demand, analysis/results/odd-markets.txt.)
+                w = max(w - (blocks - tau) * m.speed, 0.0)
+            if w > tau * m.speed + 1e-9:
                 # Not even every block to the plan's deadline (PLAN_MARGIN_H early) does the work: every
                 # value here holds the miss penalty (10 h in 10 h on-demand read as $10.23, not $3.30).
                 continue
@@ -1030,34 +1040,36 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 plan = solve_plan(model, work_h, window_h, restart_h=restart_h, speed=m.speed,
                                   interruption_cost=icost, cap=cap, first_row=tau, clock_h=deadline_clock,
                                   interrupted_work=counted)
-            w = work[i]
             loss = restart_h * m.speed / dt  # blocks of work a restart of a pod here loses
             state = model.state_of(m.recent_max)  # a pool's: its calmest market's
             mode = 0
             if here:
                 mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
             restart = False  # a pool's pod ended for a fresh start, read in the calmest market's state
-            if here and m.members and mode:
+            if here and w <= 1e-9:  # the pod finishes before the block ends (the table's rows hold no keep there)
+                code, cost, expected = mode, work[i] * dt / m.speed * (model.on_demand if mode == ON_DEMAND
+                                                                        else pod.bid or 0.0), 0.0
+            elif here and m.members and mode:
                 # The pod runs on one market of the pool: kept (or ended), it lives in that market's
                 # state; a fresh start after ending it goes to the calmest. Read in the calmest state
                 # alone, a pod on a spiking market looked safe to keep, and a job on synthetic seed
                 # 12 ran its last two days on-demand (2.30x the optimum, against 1.94x without pools).
                 code, cost, expected = plan.at(tau, w, model.state_of(markets[pod.market].recent_max), mode)
-                fresh = plan.at(tau, w + loss, state, 0)
+                fresh = plan.at(tau, work[i] + loss, state, 0)
                 if fresh[0] != WAIT and fresh[1] + icost < cost:  # ending is priced as an interruption
                     (code, cost, expected), restart = fresh, True
                     cost += icost
             else:
                 code, cost, expected = plan.at(tau, w, state, mode)
-            if here and mode == ON_DEMAND and code != mode and w < 1.0 - 1e-9:
+            if here and mode == ON_DEMAND and code != mode and work[i] < 1.0 - 1e-9:
                 # The last block of work on on-demand: ended (to wait, or for spot), the rest costs the
                 # restart's work too, which the table's whole-block rows cannot show for a fraction of
                 # one; kept, it costs that fraction on-demand. A 10-hour job with 5 minutes left ended
                 # its on-demand pod to wait for spot and paid a 15-minute restart to finish (tolerance
                 # low on three synthetic seeds: 1.004-1.008x on-demand).
-                ended, _ = plan.last_block(tau, w, model.state_of(markets[pod.market].recent_max) if m.members
+                ended, _ = plan.last_block(tau, work[i], model.state_of(markets[pod.market].recent_max) if m.members
                                            else state, mode)
-                kept = model.on_demand * dt * w / m.speed
+                kept = model.on_demand * dt * work[i] / m.speed
                 if kept <= ended + 1e-12:
                     code, cost, expected, restart = mode, kept, 0.0, False
             cost -= icost * expected  # the plan's money, without the interruption price
@@ -1082,7 +1094,7 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             if reserved or bare:
                 # Not when its restart eats the reserve (or, leaving on-demand for spot, the slack).
                 lost = loss if mode else 0.0  # moving here: the loss is already in w
-                if time_left_h - (w + lost) * dt / m.speed < (reserve_h if reserved else restart_h):
+                if time_left_h - (work[i] + lost) * dt / m.speed < (reserve_h if reserved else restart_h):
                     if not mode:
                         continue  # the pod is elsewhere: this market is not an option now
                     code, target, keeps = mode, pod.market, True  # the pod is here: keep it (ranked by the state's value, the plan's best)
@@ -1110,7 +1122,9 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             if pod is not None and not here:
                 rank += icost  # moving ends the pod: priced as the plan prices ending it
             if best is None or rank < best_rank or (rank == best_rank and i < best_i):  # ties: first market
-                best, best_rank, best_i, held = choice, rank, i, (plan, tau, *_after(choice, model, w, mode, loss))
+                ended = mode and choice.action != "keep"  # ending the pod now: the work it would do to the boundary is not done
+                best, best_rank, best_i, held = choice, rank, i, (plan, tau, *_after(choice, model, work[i] if ended else w,
+                                                                                     mode, loss))
         # The tolerance is held to the best market's typical interruptions (read once, for it alone). A
         # running on-demand pod is ended to wait only when the wait fits with `LEAVE_ON_DEMAND_MARGIN`
         # to spare (a Schmitt trigger): a wait that fits by a hair stops fitting a tick later, and the

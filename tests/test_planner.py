@@ -998,3 +998,24 @@ def test_an_on_demand_pod_in_the_last_block_of_work_is_kept_unless_ending_it_pay
     # Three hours left: spot's saving pays for the restart, as before.
     moved = choose(market, work_left_h=3.0, **args)  # type: ignore[arg-type]
     assert moved is not None and moved.action == "spot"
+
+
+def test_a_running_pod_that_finishes_by_the_next_blocks_end_stays_in_the_plan(tmp_path) -> None:
+    # A floor of $0.20 and $0.70 taking turns every 3 hours; a 2-hour job due in 3 starts on spot at $0.70,
+    # and half an hour in re-bids at $0.20 (the floor stays there 2.5 hours more). Five minutes later the
+    # plan read the row of the block boundary below (3 whole blocks for 3.33 blocks of work: the deadline
+    # missed), left the job to the rates, which moved it to on-demand: 1.06x on-demand. Counting the work
+    # the pod does to the block's end keeps it in the plan, on the $0.20 pod.
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    lines = ["ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,gpu_count,stock_status"]
+    lines += [f"{(start + timedelta(minutes=5 * i)).strftime('%Y-%m-%dT%H:%M:%SZ')},X,"
+              f"{0.2 if (i // 36) % 2 == 0 else 0.7:.4f},1.0,COMMUNITY,1," for i in range(12 * 24 * 5)]
+    (tmp_path / "two.csv").write_text("\n".join(lines) + "\n")
+    history = load_trace(tmp_path / "two.csv")
+    job = BacktestJob(gpu_types=("X",), work_hours=2, deadline_hours=3, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(tolerance=6.0), ("bidder", "on-demand"), every_hours=24)
+    assert len(report.windows) >= 2
+    for window in report.windows:
+        ours = window.results["bidder"]
+        assert ours.deadline_met and ours.interruptions == 0
+        assert ours.cost <= 0.2 * 1.75 + 0.7 * 0.5 + 1e-9, (ours.cost, ours.switches)  # never on-demand
