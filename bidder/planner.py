@@ -1020,14 +1020,16 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
             blocks = (time_left_h - PLAN_MARGIN_H) / dt
             tau = math.floor(blocks)
             w = work[i]
-            if here and w > tau * m.speed + 1e-9:
-                # Between two block boundaries the plan reads the row of the one below, as if the rest
-                # of this block were lost; a running pod works through it. Where that rest decides
-                # whether the job still fits the plan, it counts: the pod is read at the next boundary,
-                # kept to it. (A 2-hour job due in 3 re-bid its spot pod down at a boundary; five minutes
-                # later the row below held 3 blocks for its 3.33 blocks of work, and the rates, left to
-                # decide, moved it to on-demand: 1.06x on-demand, analysis/results/odd-markets.txt.)
-                w = max(w - (blocks - tau) * m.speed, 0.0)
+            ahead = (blocks - tau) * m.speed if here else 0.0
+            if ahead:
+                # Between two block boundaries the plan's row is the boundary's below, as if the rest of
+                # this block were lost; a running pod works through it, so it is read at the next
+                # boundary, kept to it (and ending it now is read from the row below as it stands, with
+                # its restart). Read as lost, the rest took up to a block of the job's slack five minutes
+                # after each boundary and gave it back at the next: a 2-hour job due in 3 started spot at a
+                # boundary, found its kept pod near its deadline's penalty 5 minutes later and moved to
+                # on-demand, a restart lost (the emulator's RTX 4090 and L40S: 1.04x on-demand).
+                w = max(w - ahead, 0.0)
             if w > tau * m.speed + 1e-9:
                 # Not even every block to the plan's deadline (PLAN_MARGIN_H early) does the work: every
                 # value here holds the miss penalty (10 h in 10 h on-demand read as $10.23, not $3.30).
@@ -1061,6 +1063,13 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                     cost += icost
             else:
                 code, cost, expected = plan.at(tau, w, state, mode)
+                if ahead:  # kept to the boundary (then as the plan says there), or ended now
+                    fresh = plan.at(tau, work[i] + loss, state, 0)
+                    if fresh[1] + icost < cost:
+                        (code, cost, expected), restart = fresh, True
+                        cost += icost
+                    else:
+                        code = mode
             if here and mode == ON_DEMAND and code != mode and work[i] < 1.0 - 1e-9:
                 # The last block of work on on-demand: ended (to wait, or for spot), the rest costs the
                 # restart's work too, which the table's whole-block rows cannot show for a fraction of
