@@ -1049,27 +1049,26 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 mode = 1 if pod.kind == "on_demand" else SPOT + max(model.level_of_bid(pod.bid or 0.0), 0)
             restart = False  # a pool's pod ended for a fresh start, read in the calmest market's state
             if here and w <= 1e-9:  # the pod finishes before the block ends (the table's rows hold no keep there)
-                code, cost, expected = mode, work[i] * dt / m.speed * (model.on_demand if mode == ON_DEMAND
-                                                                        else pod.bid or 0.0), 0.0
-            elif here and m.members and mode:
-                # The pod runs on one market of the pool: kept (or ended), it lives in that market's
+                code, cost, expected = mode, work[i] * dt / m.speed * (markets[pod.market].model.on_demand
+                                                                        if mode == ON_DEMAND else pod.bid or 0.0), 0.0
+            elif here:
+                # A pod of a pool runs on one of its markets: kept (or ended), it lives in that market's
                 # state; a fresh start after ending it goes to the calmest. Read in the calmest state
                 # alone, a pod on a spiking market looked safe to keep, and a job on synthetic seed
                 # 12 ran its last two days on-demand (2.30x the optimum, against 1.94x without pools).
-                code, cost, expected = plan.at(tau, w, model.state_of(markets[pod.market].recent_max), mode)
-                fresh = plan.at(tau, work[i] + loss, state, 0)
-                if fresh[0] != WAIT and fresh[1] + icost < cost:  # ending is priced as an interruption
-                    (code, cost, expected), restart = fresh, True
-                    cost += icost
-            else:
-                code, cost, expected = plan.at(tau, w, state, mode)
-                if ahead:  # kept to the boundary (then as the plan says there), or ended now
+                code, cost, expected = plan.at(tau, w, model.state_of(markets[pod.market].recent_max)
+                                               if m.members else state, mode)
+                if m.members or ahead:  # kept (to the boundary, then as the plan says there), or ended now
+                    rest_h = ahead / m.speed * dt  # kept, the pod is paid to the boundary
+                    cost += rest_h * (markets[pod.market].model.on_demand if mode == ON_DEMAND else pod.bid or 0.0)
                     fresh = plan.at(tau, work[i] + loss, state, 0)
-                    if fresh[1] + icost < cost:
+                    if (fresh[0] != WAIT or not m.members) and fresh[1] + icost < cost:  # ending is priced as an interruption
                         (code, cost, expected), restart = fresh, True
                         cost += icost
-                    else:
+                    elif ahead:
                         code = mode
+            else:
+                code, cost, expected = plan.at(tau, w, state, mode)
             if here and mode == ON_DEMAND and code != mode and work[i] < 1.0 - 1e-9:
                 # The last block of work on on-demand: ended (to wait, or for spot), the rest costs the
                 # restart's work too, which the table's whole-block rows cannot show for a fraction of
