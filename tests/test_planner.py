@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,6 +36,7 @@ from bidder.planner import (
     choose,
     fit_floor_model,
     pooled_model,
+    recent_max,
     solve_plan,
 )
 
@@ -1019,3 +1021,31 @@ def test_a_running_pod_that_finishes_by_the_next_blocks_end_stays_in_the_plan(tm
         ours = window.results["bidder"]
         assert ours.deadline_met and ours.interruptions == 0
         assert ours.cost <= 0.2 * 1.75 + 0.7 * 0.5 + 1e-9, (ours.cost, ours.switches)  # never on-demand
+
+
+def test_a_kept_pod_is_read_at_the_next_block_boundary_between_boundaries() -> None:
+    # A 2-hour job due in 3 starts spot at a block boundary. Five minutes later its kept pod was read
+    # from the row of the boundary below, as if the rest of the block were lost: its expected cost
+    # jumped 3.5x (0.33 -> 1.16, slack gone to the deadline's penalty) and on the emulator's trace such
+    # jobs moved to on-demand, a restart lost, in most windows (1.04x on-demand). Kept to the boundary
+    # and paid to it, the pod's expected cost only falls through the block, and it is kept.
+    rng = np.random.default_rng(0)
+    n = 14 * 288
+    x, shock = np.zeros(n), rng.normal(0.0, 0.1 * np.sqrt(1 - 0.97**2), n)
+    for i in range(1, n):
+        x[i] = 0.97 * x[i - 1] + shock[i]
+    ts, floor = _series(0.13 * np.exp(x))
+    model = fit_floor_model(ts, floor, 0.34, NOW.timestamp())
+    market = MarketNow(model, recent_max(ts, floor, NOW.timestamp(), model.step_h), float(floor[-1]), 1.0)
+    args = dict(work_h=2.0, window_h=3.0, restart_h=0.25, interruptions_allowed=0.75)
+    start = choose([market], work_left_h=2.0, time_left_h=3.0, pod=None, **args)  # type: ignore[arg-type]
+    assert start is not None and start.action == "spot"
+    costs = [start.expected_cost]
+    for minutes in (5, 10, 15, 20, 25):
+        later = choose([market], work_left_h=2.0 - minutes / 60, time_left_h=3.0 - minutes / 60,  # type: ignore[arg-type]
+                       pod=PodNow(0, "spot", start.bid), **args)
+        assert later is not None and later.action == "keep", minutes
+        costs.append(later.expected_cost)
+    assert all(b < a for a, b in pairwise(costs)), costs
+    # Paid to the boundary, it costs what the rest of the block costs at its bid more than at the boundary.
+    assert costs[1] - costs[-1] == pytest.approx(start.bid * 20 / 60)
