@@ -40,7 +40,9 @@ tolerance priced as a penalty, see `bidder.optimizer`). With a daily model, the 
 the deadline uses the transitions of its block's phase, counted back from the deadline's time of day.
 Backward induction over `τ` (vectorised over `w` and `k`) gives the expected cost of every state and
 the best action in each; the table is the plan for every job of that size and deadline until the
-model is refitted, so a decision is a lookup.
+model is refitted, so a decision is a lookup. Decisions come between the blocks' boundaries too (every
+few minutes): there a running pod is read at the next boundary, kept to it (its work done and its price
+paid to it), or ended now, read from the boundary below with its restart (`choose`).
 
 Pools (`pooled_model`, `choose`)
 --------------------------------
@@ -1052,10 +1054,11 @@ def choose(markets: Sequence[MarketNow], *, work_h: float, window_h: float, work
                 code, cost, expected = mode, work[i] * dt / m.speed * (markets[pod.market].model.on_demand
                                                                         if mode == ON_DEMAND else pod.bid or 0.0), 0.0
             elif here:
-                # A pod of a pool runs on one of its markets: kept (or ended), it lives in that market's
-                # state; a fresh start after ending it goes to the calmest. Read in the calmest state
-                # alone, a pod on a spiking market looked safe to keep, and a job on synthetic seed
-                # 12 ran its last two days on-demand (2.30x the optimum, against 1.94x without pools).
+                # Kept, or ended now for a fresh start. A pod of a pool runs on one of its markets: kept (or
+                # ended), it lives in that market's state; a fresh start after ending it goes to the
+                # calmest. Read in the calmest state alone, a pod on a spiking market looked safe to keep,
+                # and a job on synthetic seed 12 ran its last two days on-demand (2.30x the optimum,
+                # against 1.94x without pools).
                 code, cost, expected = plan.at(tau, w, model.state_of(markets[pod.market].recent_max)
                                                if m.members else state, mode)
                 if m.members or ahead:  # kept (to the boundary, then as the plan says there), or ended now
