@@ -29,7 +29,8 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
 
 def read_window_inputs(args: argparse.Namespace) -> tuple[float, PriceHistory]:
     """(tolerance, history) of `add_window_options`' options; StudyError on a bad tolerance, a missing
-    or malformed trace, or window starts not more than 0 hours apart."""
+    or malformed trace, window starts not more than 0 hours apart, or an `--out` whose folder is missing
+    (said before the study runs, not after)."""
     try:
         tolerance = parse_tolerance(args.tolerance)
         history = load_trace(args.trace)
@@ -37,6 +38,8 @@ def read_window_inputs(args: argparse.Namespace) -> tuple[float, PriceHistory]:
         raise StudyError(str(exc)) from None
     if not args.every > 0:
         raise StudyError(f"--every {args.every:g}: give the hours between window starts, more than 0")
+    if args.out is not None and not args.out.resolve().parent.is_dir():
+        raise StudyError(f"--out {args.out}: its folder does not exist")
     return tolerance, history
 
 

@@ -24,6 +24,8 @@ TRACE = str(ANALYSIS.parent / "data" / "traces" / "sim-seed1-14d.csv")
      "--workers 0: give at least 1 process"),
     ("make_markets.py", ["--out", "/proc/no-such-folder/markets", "--days", "1"], "make_markets: error: "),
     ("study_quantile_rule.py", ["--trace", TRACE, "--gpus", "NOPE"], "study_quantile_rule: error: --gpus must name"),
+    ("study_quantile_rule.py", ["--trace", TRACE, "--gpus", "NVIDIA L40S", "--out", "/proc/no-such-folder/q.md"],
+     "study_quantile_rule: error: --out /proc/no-such-folder/q.md: its folder does not exist"),
     ("study_quantile_rule.py", ["--trace", TRACE, "--gpus", "NVIDIA RTX A6000|NVIDIA L40S"],
      "study_quantile_rule: error: --gpus: give one GPU type"),
 ])
