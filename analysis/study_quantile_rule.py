@@ -30,10 +30,10 @@ from bidder.models import Policy
 
 QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SPANS_H = (6.0, 24.0, 72.0)
-SLACK_H = 4.0  # on-demand to the end once the slack is under this (a deadline is never missed by waiting)
+SLACK_H = 4.0  # on-demand to the end once the slack is under this (room for a restart and an interrupted run)
 
 
-def quantile_rule(q: float, span_h: float):
+def quantile_rule(q: float, span_h: float) -> type[_Baseline]:
     """The strategy factory of the rule at quantile `q` of the last `span_h` hours (first market only)."""
 
     class QuantileRule(_Baseline):
@@ -45,8 +45,8 @@ def quantile_rule(q: float, span_h: float):
                 return Action("on_demand", 0) if slack < SLACK_H and state.pod.kind == "spot" else KEEP
             if slack < SLACK_H:
                 return Action("on_demand", 0)
-            n = view.n
-            recent = view.floor(0)[max(0, n - int(span_h * 3600 / 300)):n]
+            first = int(np.searchsorted(view.ts, view.now - span_h * 3600.0, side="left"))
+            recent = view.floor(0)[first:]
             # A sample's own value (no interpolation: between a price and no capacity, inf - inf is NaN)
             bid = float(np.quantile(np.where(np.isnan(recent), np.inf, recent), q, method="inverted_cdf")) \
                 if len(recent) else math.inf
