@@ -233,8 +233,9 @@ class MarketStats:
     floor_model: FloorModel | None = None
     #: The highest floor of the model's last block (NaN: no capacity in it): the floor's state now.
     recent_max: float = math.nan
-    #: The longest silence (no sample for at least SILENCE_MIN_HOURS) that ended in the last
-    #: SILENCE_LOOKBACK_HOURS, or the time since the last sample if longer; 0 when there was none.
+    #: The longest silence (no priced sample for at least SILENCE_MIN_HOURS: none taken, or none with a
+    #: floor or an on-demand price) that ended in the last SILENCE_LOOKBACK_HOURS, or the time since the
+    #: last priced sample if longer; 0 when there was none.
     longest_silence_hours: float = 0.0
     #: Pauses per running hour at each bid that the floor does not show (Vast: outbid or displaced on
     #: the pod's own machine, `bidder.machine_hazard`), already in `hazard_by_age`; None: none known.
@@ -436,7 +437,8 @@ class _Params:
 
 class SilenceLog:
     """The silences of a stream of sample times (gaps of at least SILENCE_MIN_HOURS), kept for
-    SILENCE_LOOKBACK_HOURS: O(1) per sample. `longest(now)` is `longest_silence_hours` of the times fed."""
+    SILENCE_LOOKBACK_HOURS: O(1) per sample. `longest(now)` is `longest_silence_hours` of the times fed
+    (the tracker feeds it the samples that quote a price: one without any is no time to act in)."""
 
     def __init__(self) -> None:
         self.last_ts: float | None = None
@@ -559,7 +561,8 @@ class FloorTracker:
         if self.first_ts is None:
             self.first_ts = ts
             self._t0 = ts
-        self._silences.add(ts)
+        if (floor is not None and floor > 0) or (on_demand is not None and on_demand > 0):
+            self._silences.add(ts)  # a sample with no price at all (no capacity) is no more use than none
         if self._p.decay and self._p.decay * (ts - self._t0) > _RESCALE_AT:
             self._rescale(ts)
         w = self._weight(ts)
@@ -867,7 +870,8 @@ def market_stats(series: Any, now_epoch: float | None = None, *,
                       excursion,
                       n_samples, float(ts[-1] - ts[0]) / 3600.0, last_floor,
                       float(known_od[-1]) if len(known_od) else None, now, p,
-                      longest_silence_hours=longest_silence_hours(ts, now))
+                      longest_silence_hours=longest_silence_hours(ts[np.isfinite(od) & (od > 0) | finite & (floor > 0)],
+                                                                  now))
     if len(known_od) and floor_model:
         model = fit_floor_model(ts, floor, float(known_od[-1]), now)
         if model is not None:

@@ -61,8 +61,9 @@ MACHINE_HISTORY_DAYS = 7.0
 #: Days of price history a decision reads (its statistics and the plan's models); the collector never
 #: prunes closer than a day beyond it (`prices_days`).
 PRICE_HISTORY_DAYS = 30.0
-#: A time without samples at least this long is a silence: the collector, and the tick beside it, did
-#: not run, so nothing could act on the market (a job waiting on its slack loses the whole of it).
+#: A time without priced samples at least this long is a silence: the collector, and the tick beside it,
+#: did not run, or the market quoted no price at all (no capacity, spot or on-demand), so nothing could
+#: act on it (a job waiting on its slack loses the whole of it).
 #: Shorter gaps are left to the optimizer's deadline margin (half an hour) and its decision intervals.
 SILENCE_MIN_HOURS = 1.0
 

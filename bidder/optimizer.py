@@ -169,11 +169,11 @@ every other constraint, the least interrupted: waiting would leave the work undo
 deadline; spot only when its cost per useful hour saves at least `policy.min_savings` over the best
 on-demand price per unit of work.
 
-Gaps in the history (`MarketStats.longest_silence_hours`: no sample for an hour or more in the last week,
-in any of the job's markets, so neither the collector nor the tick ran, and nothing could act) are kept
-in hand: a batch job's deadline is taken that much earlier (`hold_for_silence`), for the plan and the
-rates alike, so a job waiting on its slack when the next gap comes still finishes; with less slack
-than the gap, the rates run it on-demand.
+Gaps in the history (`MarketStats.longest_silence_hours`: no priced sample for an hour or more in the last
+week, in any of the job's markets: neither the collector nor the tick ran, or no market had capacity at
+any price; nothing could act) are kept in hand: a batch job's deadline is taken that much earlier
+(`hold_for_silence`), for the plan and the rates alike, so a job waiting on its slack when the next gap
+comes still finishes; with less slack than the gap, the rates run it on-demand.
 """
 
 from __future__ import annotations
@@ -466,7 +466,8 @@ def _per_day_of(d: Decision, factor: float) -> Decision:
 def hold_for_silence(job: JobSpec, progress: JobProgress, now: datetime, silence_h: float,
                      on_demand_speeds: Sequence[float]) -> tuple[JobSpec, float, bool]:
     """The job as planned after a silence in its markets' history (`MarketStats.longest_silence_hours`:
-    hours in which neither the collector nor the tick ran): its deadline `silence_h` earlier, so a job
+    hours in which no market of the job had a price: neither the collector nor the tick ran, or none had
+    capacity): its deadline `silence_h` earlier, so a job
     waiting on its slack when the next silence comes still finishes. Returns (job, hours held, short);
     `short`: less than the silence is left before on-demand must start (the deadline is then moved to
     where the fastest on-demand pod (`on_demand_speeds`) just finishes, and the rates decide: they run
@@ -486,8 +487,8 @@ def hold_for_silence(job: JobSpec, progress: JobProgress, now: datetime, silence
 
 
 def _silence_note(silence_h: float, held: float, short: bool) -> str:
-    gap = (f"the price history has a gap of {silence_h:.1f} h in the last week (neither the collector nor the tick "
-           f"ran: nothing could act), so the deadline is taken")
+    gap = (f"the price history has a gap of {silence_h:.1f} h in the last week (no price in any of the job's markets: "
+           f"the collector did not run, or none had capacity; nothing could act), so the deadline is taken")
     if short:
         return f"{gap} {held:.1f} h early, all the slack left: on-demand until done"
     return f"{gap} {held:.1f} h early, in case the next gap comes while the job waits"

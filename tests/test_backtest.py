@@ -346,6 +346,33 @@ def test_a_job_waiting_on_its_slack_keeps_the_silences_of_its_history_in_hand() 
     assert report.aggregate("bidder")["cost_vs_on_demand"] < 1.0
 
 
+def test_a_job_keeps_in_hand_the_outages_of_its_history_in_which_nothing_had_capacity() -> None:
+    # Sampled every 5 minutes, but twice the market had no capacity at any price for 40 hours (no floor,
+    # no on-demand): once before the job, and again near its deadline. Spot at $0.20 half of each day,
+    # $0.90 the other half, on-demand $1.00: a 72-hour job due in 7 days waits through the dear halves.
+    # Outages were not silences: bidder waited into the second with 24 hours of work left and finished
+    # 8.5 hours late, where every simple rule finished in time. It now holds the outage of its last week
+    # back from the deadline, as it holds a collector's silence.
+    from bidder.backtest.engine import Market
+    from bidder.backtest.history import history_from_series
+
+    hours = np.arange(12 * 24 * 14) / 12.0
+    floor = np.where(hours % 24 < 12, 0.20, 0.90)
+    on_demand = np.ones(len(hours))
+    for day in (3.0, 10.2):
+        dark = (hours >= day * 24) & (hours < day * 24 + 40)
+        floor[dark] = on_demand[dark] = np.nan
+    history = history_from_series([(Market("X", "SECURE"), T0 + 3600.0 * hours, floor, on_demand)])
+    job = BacktestJob(work_hours=72, deadline_hours=168, restart_overhead_hours=0.25)
+    report = run_backtest(history, job, Policy(tolerance=6.0), ["bidder", "floor", "on-demand"],
+                          start=T0 + 5 * 86400.0)
+    (window,) = report.windows
+    assert window.results["floor"].deadline_met
+    bidder = window.results["bidder"]
+    assert bidder.deadline_met and bidder.work_hours == pytest.approx(72.0)
+    assert bidder.cost < 0.5 * window.results["on-demand"].cost  # it still ran the cheap halves
+
+
 # -- windows and selection -------------------------------------------------------------------------------
 def test_rolling_windows() -> None:
     history = make_history([np.full(12 * 24 * 10, 0.3)])           # 10 days

@@ -227,6 +227,29 @@ def test_the_longest_silence_of_the_last_week() -> None:
     assert market_stats(whole, float(later.ts[0])).longest_silence_hours == pytest.approx(8 + 5 / 60)
 
 
+def test_samples_with_no_price_at_all_are_a_silence_and_a_spot_outage_is_not() -> None:
+    # Sampled every 5 minutes throughout, but for 8 hours three days before the end the market had no
+    # capacity at any price (no floor, no on-demand): nothing could act then, as in a collector outage.
+    floor = np.full(12 * 24 * 10, 0.2)
+    dark = slice(-12 * 24 * 3, -12 * 24 * 3 + 12 * 8)
+    floor[dark] = np.nan
+    s = series(floor)
+    s.on_demand[dark] = np.nan
+    now = float(s.ts[-1])
+    assert feed(FloorTracker("GPU"), s).stats(now).longest_silence_hours == pytest.approx(8 + 5 / 60)
+    assert market_stats(s, now, max_staleness_hours=None).longest_silence_hours == pytest.approx(8 + 5 / 60)
+    # Only spot gone (on-demand still sold): a job could run, so no silence.
+    s.on_demand[dark] = 1.0
+    assert feed(FloorTracker("GPU"), s).stats(now).longest_silence_hours == 0.0
+    assert market_stats(s, now, max_staleness_hours=None).longest_silence_hours == 0.0
+    # An outage going on now counts from the last priced sample.
+    s = series(np.r_[np.full(12 * 24 * 3, 0.2), np.full(12 * 5, np.nan)])
+    s.on_demand[-12 * 5:] = np.nan
+    now = float(s.ts[-1])
+    assert feed(FloorTracker("GPU"), s).stats(now).longest_silence_hours == pytest.approx(5.0)
+    assert market_stats(s, now, max_staleness_hours=None).longest_silence_hours == pytest.approx(5.0)
+
+
 def test_recent_history_weighs_more() -> None:
     floor = np.r_[np.full(12 * 24 * 10, 0.2), np.full(12 * 24, 0.6)]  # 10 calm days, then a day at 0.6
     slow = market_stats(series(floor), half_life_hours=None)

@@ -141,6 +141,11 @@ class Strategy(Protocol):
 StrategyFactory = Callable[[Sequence["Market"], JobSpec, Policy], Strategy]
 
 
+def _priced(floor: np.ndarray, on_demand: np.ndarray) -> np.ndarray:
+    """Which samples quote a price at all (a floor or an on-demand price): the times something could act."""
+    return np.isfinite(floor) & (floor > 0) | np.isfinite(on_demand) & (on_demand > 0)
+
+
 def _cost_per_work(prices: np.ndarray, speeds: np.ndarray) -> np.ndarray:
     """Price per unit of work; NaN prices (no capacity) become +inf so argmin skips them."""
     with np.errstate(invalid="ignore"):
@@ -475,9 +480,12 @@ class BidderStrategy:
                                started=self._started(state.start))
         at = datetime.fromtimestamp(now, UTC)
         job = self.job
-        # The silences `decide` reads from the trackers, read here from the view's times.
-        silence = longest_silence_hours(ts[max(int(np.searchsorted(ts, now - SILENCE_LOOKBACK_HOURS * 3600.0)) - 1, 0):],
-                                        now)
+        # The silences `decide` reads from the trackers, read here from the view: per market, its priced
+        # times (a floor or an on-demand price), and the shortest of the markets', as `decide` takes it.
+        first = max(int(np.searchsorted(ts, now - SILENCE_LOOKBACK_HOURS * 3600.0)) - 1, 0)
+        recent = ts[first:]
+        silence = min(longest_silence_hours(recent[_priced(view.floor(i)[first:], view.on_demand(i)[first:])], now)
+                      for i in range(len(models)))
         if silence > 0:
             od = view.on_demand_now()
             job, _, short = hold_for_silence(job, progress, at, silence, [
