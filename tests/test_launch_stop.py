@@ -363,3 +363,30 @@ def test_a_tick_does_not_tell_the_user_to_stop_a_running_launch_pod(env):
     assert tick.exit_code == 0, tick.output + tick.stderr
     assert "unmanaged" not in tick.output and "stop it" not in tick.output, tick.output
     assert pod.desired_status == "RUNNING"
+
+
+def _dump(path) -> list[str]:
+    import sqlite3
+    with sqlite3.connect(path) as conn:
+        return list(conn.iterdump())
+
+
+def test_dry_runs_of_stop_and_jobs_stop_leave_the_ledger_as_it_was(env):
+    # A dry run of `bidder stop` polled the pod and recorded its stop in the user's ledger (a "stop ...
+    # stopped by `bidder stop`" action that never happened, and the poll of a preview), where `launch
+    # --dry-run` and `tick --dry-run` change nothing in the database.
+    pod = launched(env)
+    env.emu.advance(3600)
+    db = env.tmp / "bidder.db"
+    before = _dump(db)
+    for args in (["stop", pod.id, "--dry-run"], ["stop", pod.id, "--terminate", "--dry-run"],
+                 ["jobs", "stop", "bidder-launch", "--dry-run"]):
+        extra = ["--config", str(env.tmp / "none.toml")] if args[0] == "jobs" else []
+        result = cli(env, *args, *common(env), *extra)
+        assert result.exit_code == 0, (args, result.output, result.stderr)
+        assert "mutation podStop" in result.output or "mutation podTerminate" in result.output, (args, result.output)
+        assert _dump(db) == before, args
+    assert pod.desired_status == "RUNNING"
+    # The real stop still records its action and the pod's poll.
+    assert cli(env, "stop", pod.id, *common(env)).exit_code == 0
+    assert _dump(db) != before and pod.desired_status == "EXITED"

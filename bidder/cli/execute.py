@@ -1172,9 +1172,11 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
             store.save_job_state(name, stop_requested=True, updated=now)
         undone = ("nothing was sent" if dry_run else "nothing was stopped" if unlisted is not None else
                   f"the stop is recorded and the next tick stops the job's pod ({on_finish})")
-        with _tick_lock(store, lock_wait, undone):
-            exs = _executors(client, vast, store, dry_run=dry_run)
-            done = _finish_job(exs, store, name, on_finish, now, kept_hint=unlisted is not None)
+        # A dry run polls and records its `dry_run` actions in a scratch copy (the ledger is left as it was).
+        with (contextlib.nullcontext() if dry_run else _tick_lock(store, lock_wait, undone)), \
+                (dry_run_copy(store, now) if dry_run else contextlib.nullcontext(store)) as acting:
+            exs = _executors(client, vast, acting, dry_run=dry_run)
+            done = _finish_job(exs, acting, name, on_finish, now, kept_hint=unlisted is not None)
     click.echo(f"{name}: {unlisted + ': ' if unlisted else ''}{done}")
 
 
@@ -1561,6 +1563,8 @@ def stop(pod_id: str | None, job_name: str | None, terminate: bool, dry_run: boo
         _refuse_pods_without_key([r for r in rows if r.get("state") not in ("terminated", "gone")], vast,
                                  "terminate" if terminate else "stop")
         now = api_now(store, _server_times(client, vast, markets), now_text, allow_past=allow_past)
+        if dry_run:  # its poll and `dry_run` action go to a scratch copy: the ledger is left as it was
+            store = stack.enter_context(dry_run_copy(store, now))
         exs = _executors(client, vast, store, dry_run=dry_run)
         if not rows:  # a pod bidder does not manage: still the user's to stop (RunPod's)
             request = client.build_terminate(pod_id or "") if terminate else client.build_stop(pod_id or "")
