@@ -7,6 +7,8 @@ volume unknown and worded as before."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 
@@ -179,3 +181,32 @@ def test_a_version_6_ledger_keeps_its_pods_and_their_volume_is_unknown(tmp_path)
     everything = runner.invoke(main, ["pods", "--all", "--db", str(path)])
     assert everything.exit_code == 0, everything.output + everything.stderr
     assert everything.output.splitlines()[-1] == f"{UNKNOWN_LINE}: `bidder stop oldpod --terminate` deletes one"
+
+
+def test_a_launched_spot_pod_outbid_is_shown_stopped_with_its_volume_not_paused(env):
+    # Nothing bids for a `bidder launch`'s pod again (no tick runs a launch): outbid, it showed PAUSED,
+    # which says "waits for a tick's new bid", and no line said that its volume bills while it is stopped.
+    before = set(env.emu.world.pods)
+    result = cli(env, "launch", "--gpu", A6000, "--cloud", "community", "--tolerance", "high", "--max-price", "0.6",
+                 "--image", "img", "--volume", "20", "--yes", *api(env))
+    assert result.exit_code == 0, result.output + result.stderr
+    [pod_id] = set(env.emu.world.pods) - before
+    pod = env.emu.world.pods[pod_id]
+    assert pod.is_spot, result.output
+    env.emu.advance(600)
+    env.emu.world.set_floor(A6000, pod.cloud, 0.9)  # over its bid: RunPod stops it
+    env.emu.advance(600)
+    assert pod.desired_status == "EXITED"
+    table = cli(env, "pods", "--refresh", *api(env))
+    assert table.exit_code == 0, table.output + table.stderr
+    [line] = [x for x in table.output.splitlines() if x.startswith(pod_id) and "A6000" in x]
+    assert " EXITED " in line and "PAUSED" not in line, table.output
+    assert (f"{pod_id}: stopped by RunPod and not bid for again, it keeps its 20 GB volume, which RunPod bills while "
+            f"it is stopped: `bidder stop {pod_id} --terminate` deletes it") in table.output.splitlines()
+    row = listed(env)[pod_id]
+    assert (row["status"], row["state"]) == ("EXITED", "active")  # JSON: the market's status, the ledger's state
+    # The cost report's pod row says what its job says (the HTML page's jobs: "stopped"), not "paused".
+    report = cli(env, "report", "--format", "csv", *db(env), "--now", to_iso(env.emu.now))
+    assert report.exit_code == 0, report.output + report.stderr
+    [spent] = [r for r in csv.DictReader(io.StringIO(report.output)) if r["pod_id"] == pod_id]
+    assert spent["state"] == "stopped", spent

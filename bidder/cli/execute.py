@@ -1336,7 +1336,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
                          "name": row.get("name"),
                          "gpu": row.get("gpu_type_id"), "cloud": row.get("cloud"), "gpus": row.get("gpu_count"),
                          "kind": row.get("kind"), "bid": _money(row.get("bid_per_gpu")),
-                         "status": _shown_status(row, fmt, store.job_state(row.get("job") or "") or {}),
+                         "status": _shown_status(row, fmt, store),
                          "state": row.get("state"),
                          "cost_per_hr": _money(rate),
                          # A table shows "20m"; json and csv give numbers: the uptime in hours.
@@ -1365,11 +1365,14 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
         for row in rows:
             if row["access"]:
                 click.echo(f"{row['pod']}: {row['access']}")
-        # Kept stopped, a pod bills its disk until it is deleted (RunPod's answers do not price the volume).
-        kept = [r for r in rows if r["state"] == "stopped" and r["status"] != "TERMINATED"]
+        # Kept stopped, a pod bills its disk until it is deleted (RunPod's answers do not price the volume);
+        # so does a RunPod pod outbid (or reclaimed) that nothing bids for again (shown EXITED, not PAUSED).
+        kept = [r for r in rows if (r["state"] == "stopped" or (r["state"] == "active" and r["status"] == "EXITED"))
+                and r["status"] != "TERMINATED"]
         for r in kept:
             if r["market"] == "runpod" and r["volume_gb"]:
-                click.echo(f"{r['pod']}: stopped, it keeps its {r['volume_gb']} GB volume, which RunPod bills while "
+                how = "stopped" if r["state"] == "stopped" else "stopped by RunPod and not bid for again"
+                click.echo(f"{r['pod']}: {how}, it keeps its {r['volume_gb']} GB volume, which RunPod bills while "
                            f"it is stopped: `bidder stop {r['pod']} --terminate` deletes it")
         for market, said in (("runpod", "stopped RunPod pods keep their volume disk, which RunPod bills while they "
                                         "are stopped"),
@@ -1476,16 +1479,16 @@ def _note_volume(store: Store, row: Mapping[str, Any], pod: Pod | None) -> None:
         store.set_pod_state(row["pod_id"], volume_in_gb=pod.volume_in_gb)
 
 
-def _shown_status(row: Mapping[str, Any], fmt: str, job: Mapping[str, Any]) -> str | None:
+def _shown_status(row: Mapping[str, Any], fmt: str, store: Store) -> str | None:
     """The status a table shows: the market's, except that a pod bidder still manages that exited is
     PAUSED (outbid or reclaimed: a Vast instance resumes by itself and bills its disk meanwhile, a
     RunPod pod waits for a tick's new bid; or stopped by a tick to be resumed), as `report` shows it;
-    EXITED read as stopped for good. A RunPod pod of a job taken out of bidder.toml (`job`'s ledger
-    state unmanaged) is EXITED: no tick bids for it again. JSON and CSV keep the market's status
-    beside the ledger's `state`."""
+    EXITED read as stopped for good. A RunPod pod nothing bids for again (`Store.comes_back`: a `bidder
+    launch`'s, or one of a job taken out of bidder.toml) is EXITED: it showed PAUSED, said to wait for a
+    tick's new bid that never comes. JSON and CSV keep the market's status beside the ledger's `state`."""
     status = row.get("desired_status")
-    left = job.get("state") == "unmanaged" and (row.get("market") or "runpod") == "runpod"
-    return "PAUSED" if fmt == "table" and status == "EXITED" and row.get("state") == "active" and not left else status
+    paused = fmt == "table" and status == "EXITED" and row.get("state") == "active"
+    return "PAUSED" if paused and store.comes_back(row) else status
 
 
 def _bills(row: Mapping[str, Any]) -> bool:

@@ -109,6 +109,8 @@ class PodSpend:
     market: str = "runpod"
     unpolled_since: datetime | None = None
     status: str | None = None  # the pod's last known status on its market (RUNNING, EXITED, ...)
+    #: Whether, exited while active, it comes back (`Store.comes_back`): shown paused, else stopped.
+    comes_back: bool = field(default=True, repr=False, compare=False)
     # Cumulative curve inside the period, for charts: (epoch seconds, USD spent, USD on-demand).
     curve: tuple[tuple[float, float, float], ...] = field(default=(), repr=False, compare=False)
 
@@ -116,14 +118,17 @@ class PodSpend:
     def shown_state(self) -> str | None:
         """The state a table shows: the ledger's, except that a pod bidder still manages ("active")
         is shown as running or paused (outbid, or stopped to be resumed), as `bidder pods` shows its
-        status: "active" beside a pod `bidder pods` lists as EXITED read as a contradiction."""
+        status: "active" beside a pod `bidder pods` lists as EXITED read as a contradiction. One that
+        nothing bids for again (a `bidder launch`'s RunPod pod, outbid) is stopped, as its job is."""
         if self.state != "active" or not self.status:
             return self.state
-        return {"RUNNING": "running", "EXITED": "paused"}.get(self.status, self.status.lower())
+        return {"RUNNING": "running", "EXITED": "paused" if self.comes_back else "stopped"}.get(
+            self.status, self.status.lower())
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("curve")
+        out.pop("comes_back")  # (in `shown_state`)
         out["interruption_times"] = [to_iso(t) for t in self.interruption_times]
         for key in ("created", "last_poll", "unpolled_since"):
             out[key] = to_iso(out[key]) if out[key] is not None else None
@@ -515,7 +520,7 @@ def _pod_spend(store: Store, row: Mapping[str, Any], prices: _OnDemand, lo: floa
         spend=spend, interruptions=len(cut), avg_per_gpu_hour=spend / gpu_hours if gpu_hours > 0 else None,
         on_demand_cost=on_demand_cost, saving=saving, saving_pct=_pct(saving, on_demand_cost),
         interruption_times=tuple(cut), curve=curve, market=row.get("market") or "runpod", unpolled_since=unpolled,
-        status=status)
+        status=status, comes_back=store.comes_back(row))
 
 
 def _as_of(row: Mapping[str, Any], observations: Sequence[Mapping[str, Any]], actions: Sequence[Mapping[str, Any]],

@@ -260,6 +260,17 @@ class LedgerStore(StoreBase):
         state = self.job_state(name) if state is None else state
         return name == LAUNCH_JOB or bool((state or {}).get("launched_by"))
 
+    def comes_back(self, pod: Mapping[str, Any]) -> bool:
+        """Whether a pod the ledger holds active comes back once it exited (outbid or reclaimed), so is
+        shown paused, not stopped: a Vast instance resumes by itself when its bid is over the floor again;
+        a RunPod pod only by a tick's new bid, which no tick makes for a `bidder launch`'s pod or for one
+        of a job taken out of bidder.toml (its ledger state `unmanaged`)."""
+        job = pod.get("job")
+        if (pod.get("market") or "runpod") != "runpod" or not job:
+            return True
+        state = self.job_state(job) or {}
+        return state.get("state") != "unmanaged" and not self.is_launch(job, state)
+
     def launch_state(self, name: str) -> str | None:
         """A `bidder launch` job's state as its pods stand in the ledger (no tick keeps its row):
         `running` while one of them runs, `stopped` while one is kept stopped, `ended` once all are
