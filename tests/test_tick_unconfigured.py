@@ -181,3 +181,33 @@ def test_a_gpu_name_of_the_other_market_is_refused_for_a_job_of_one_market(both)
     error = one_error(cli_tick(env, BOTH_KEYS))
     assert f"[jobs.v] gpu: unknown GPU type '{RTX4090}'; close matches: " in error and VAST4090 in error, error
     assert vast_live(env.emu) == [] and runpod_live(env.emu) == []
+
+
+def test_a_tick_whose_runpod_cannot_be_reached_handles_every_job_then_exits_1(both):
+    # RunPod down, Vast answering: a RunPod job waiting under its max price was decided on RunPod's last
+    # snapshot and the tick exited 0, so cron reported success for as long as RunPod was down (the
+    # README: a price API that cannot be reached stops the tick with exit 1). Now every job is handled
+    # first, then one `Error:` line says so. (A job with a pod there is `unknown`: exit 1 already.)
+    env, _ = both
+    (env.tmp / "bidder.toml").write_text(RUNPOD_JOB + "max_price = 0.01\n" + VAST_JOB)
+    assert cli_tick(env, BOTH_KEYS).exit_code == 0
+    env.emu.advance(3600)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}/graphql"
+    args = ["tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+            "--api-url", down, "--vast-url", env.emu.vast_url, "--now", to_iso(env.emu.now)]
+    result = CliRunner(env={"HOME": str(env.tmp), **BOTH_KEYS}).invoke(main, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output + result.stderr
+    assert "collected a price snapshot" in result.output and "(vast only)" in result.output, result.output
+    [r] = lines(result, "r")
+    assert r.startswith("r: waiting: "), r
+    [v] = lines(result, "v")
+    assert v.startswith("v: running: "), result.output
+    warning, error = result.stderr.strip().splitlines()
+    assert warning.startswith("warning: RunPod prices not collected: TransportError: "), warning
+    assert error.startswith("Error: RunPod's API could not be reached (TransportError: ") and error.endswith(
+        "its jobs were decided on its last snapshot; the next tick tries again"), error
+    # With RunPod back, the tick exits 0 again.
+    env.emu.advance(300)
+    assert cli_tick(env, BOTH_KEYS).exit_code == 0

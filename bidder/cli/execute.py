@@ -969,6 +969,8 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
     failed = [f"{job.name} ({'; '.join(job.failed)})" for job in report.jobs if job.failed]
     if failed:
         problems.append(f"the tick could not finish acting for {' and for '.join(failed)}; the next tick tries again")
+    problems += [f"{MARKET_NAMES.get(market, market)}'s API could not be reached ({why}): its jobs were decided on "
+                 "its last snapshot; the next tick tries again" for market, why in report.unreachable.items()]
     if log is not None and (short := log.problem()):
         problems.append(short)
     if problems:
