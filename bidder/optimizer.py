@@ -856,6 +856,10 @@ def _decision_is_current(d: Decision, progress: JobProgress) -> bool:
                     progress.current_market, progress.current_bid_per_gpu)
 
 
+#: How to fix a --min-vram no GPU type has (`bidder tick` says it in bidder.toml's words).
+VRAM_HINT = "lower --min-vram, or name GPU types with --gpu"
+
+
 def _decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
                      stats: Mapping[MarketKey, MarketStats], now: datetime, progress: JobProgress, *,
                      history_notes: Mapping[MarketKey, str] | None, alternatives: bool, reasons: bool,
@@ -872,6 +876,12 @@ def _decide_by_rates(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote],
         if asked and job.gpu_count not in counts:
             raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}{where}: "
                              + _gpu_count_advice(asked, job.gpu_count), constraint="gpu_type")
+        memory = [q.memory_in_gb for q in asked if q.memory_in_gb is not None]
+        if job.min_vram_gb is not None and not job.gpu_types and memory and max(memory) < job.min_vram_gb:
+            # (collecting prices would not help: it said to)
+            raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}{where}: "
+                             f"no GPU type has that much memory (the most is {max(memory)} GB a GPU): "
+                             + VRAM_HINT, constraint="gpu_type")
         raise Infeasible(f"no current quote for {what} with {job.gpu_count} GPU(s) in cloud {job.cloud}{where}; "
                          "collect prices first (`bidder collect`) or widen --gpu/--min-vram/--cloud",
                          constraint="gpu_type")

@@ -81,6 +81,7 @@ from bidder.models import (
     JobSpec,
     Policy,
 )
+from bidder.optimizer import VRAM_HINT
 from bidder.runpod import Pod, RunPodClient
 from bidder.store import Store, estimate_spend
 from bidder.store.ledger import run_lengths
@@ -1463,6 +1464,8 @@ class _Tick:
         collect` (the tick collects) and to widen --gpu/--min-vram/--cloud, options bidder.toml does not
         have; and a min_vram above every GPU type's memory waited as if prices were missing."""
         hint = "collect prices first (`bidder collect`) or widen --gpu/--min-vram/--cloud"
+        if message.endswith(VRAM_HINT):  # no GPU type has that much memory
+            return message.removesuffix(VRAM_HINT) + "lower min_vram in bidder.toml, or name GPU types with gpu"
         if not message.endswith(hint):  # (another cause, e.g. the GPU counts collected: its own fix)
             return message
         head = message[: -len(hint)].rstrip("; ")

@@ -91,6 +91,19 @@ def test_table_shows_decision_alternatives_reasons_and_history(db: Path) -> None
     assert "History: 1728 samples over 2 market(s)" in out
 
 
+def test_a_min_vram_no_gpu_type_has_is_said_so_not_to_collect_prices(db: Path) -> None:
+    # It said "collect prices first (`bidder collect`) or widen ...": collecting would not help.
+    with Store.open(db) as store:
+        largest = max(q.memory_in_gb or 0 for q in store.latest_quotes())
+    result = run(db, "--min-vram", "9999", "--hours", "5")
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: no current quote for >= 9999 GB VRAM with 1 GPU(s)"), line
+    assert line.endswith(f"no GPU type has that much memory (the most is {largest} GB a GPU): lower --min-vram, "
+                         "or name GPU types with --gpu"), line
+    assert "bidder collect" not in line
+
+
 def test_history_too_short_for_statistics_is_said_so_not_over_0_markets(tmp_path: Path) -> None:
     path = tmp_path / "short.db"
     fill(path, days=30 / 1440)  # six 5-minute snapshots
