@@ -165,8 +165,9 @@ class TickReport:
     #: handles every job it can, then exits non-zero (a wrong key in cron's environment must be seen).
     refused_keys: dict[str, str] = field(default_factory=dict)
     #: Markets whose price API could not be reached this tick (no connection, a timeout, a 5xx) while the
-    #: other's answered, each with what failed: as a refused key, the tick handles every job it can on the
-    #: last good snapshot, then exits non-zero (cron reported success while RunPod was down).
+    #: other's answered, and that a job of bidder.toml may run on, each with what failed: as a refused key,
+    #: the tick handles every job it can on the last good snapshot, then exits non-zero (cron reported
+    #: success while RunPod was down).
     unreachable: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -658,8 +659,9 @@ class _Tick:
                 self._price_failure(market, failed[market])
                 if failed[market].startswith(f"{AuthError.__name__}:"):  # (`describe`'s line of the error)
                     self.report.refused_keys[market] = failed[market]
-                elif failed[market].startswith(f"{TransportError.__name__}:"):
-                    self.report.unreachable[market] = failed[market]
+                elif failed[market].startswith(f"{TransportError.__name__}:") and any(
+                        (j.job.market or "any").lower() in (market, "any") for j in self.config.jobs.values()):
+                    self.report.unreachable[market] = failed[market]  # (a job may run there: it must be seen)
             elif result is not None:
                 self.report.price_failures.pop(market, None)  # a retry in this tick got them
         if result is None:
