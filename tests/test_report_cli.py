@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -545,3 +548,27 @@ def test_a_chart_of_prices_up_to_now_holds_the_snapshot_taken_now(tmp_path):
     result = run("chart", "prices", str(out), "--db", str(path), "--gpu", A6000, "--since", "all",
                  "--until", "2026-01-01T00:00:00Z", "--now", "2026-01-01T00:00:00Z")
     assert result.exit_code == 0 and f"Wrote {out}, which says so." in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["report", "--chart"], ["chart", "spend"], ["chart", "prices"]])
+def test_a_chart_goes_through_a_symlink_and_into_a_fifo_without_replacing_them(db, tmp_path, command):
+    # The chart was written beside the path and renamed over it: a published `latest.png -> week.png`
+    # became a file of its own (week.png went on showing the old chart), a FIFO's reader got nothing, and,
+    # as root, a chart to /dev/stdout made /dev/stdout a regular file for every program on the machine.
+    shared = tmp_path / "share"
+    shared.mkdir()
+    (shared / "week.png").write_text("old")
+    link = tmp_path / "latest.png"
+    link.symlink_to(shared / "week.png")
+    result = run(*command, str(link), "--db", db, "--since", "all", *NOW)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and (shared / "week.png").read_bytes().startswith(PNG)
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)  # (none may hang the run)
+    reader.start()
+    result = run(*command, str(fifo), "--db", db, "--since", "all", *NOW)
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and got and got[0].startswith(PNG)

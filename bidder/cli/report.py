@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -177,14 +178,17 @@ def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
         raise click.BadParameter(f"cannot write a .{kind} chart; use one of "
                                  f"{', '.join('.' + k for k in sorted(supported))} (e.g. out.png)",
                                  param_hint=param_hint)
-    if path.parent.exists() and not path.parent.is_dir():
-        raise ConfigError(f"cannot write the chart to {out}: {path.parent} is a file, not a folder; choose a file in "
-                          "a folder", key="chart")
-    if not path.parent.is_dir():
-        raise ConfigError(f"cannot write the chart to {out}: folder {path.parent} does not exist; create it first",
+    target = _chart_target(out)
+    if target is None:
+        return kind  # a FIFO or a device: written as it is (opened when the chart is saved)
+    if target.parent.exists() and not target.parent.is_dir():
+        raise ConfigError(f"cannot write the chart to {out}: {target.parent} is a file, not a folder; choose a file "
+                          "in a folder", key="chart")
+    if not target.parent.is_dir():
+        raise ConfigError(f"cannot write the chart to {out}: folder {target.parent} does not exist; create it first",
                           key="chart")
     try:  # a file made and removed: a read-only file system stops root too, where os.access says yes to a mode
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as exc:
         raise ConfigError(f"cannot write the chart to {out}: {exc.strerror or exc}; choose a folder you can "
                           "write to", key="chart") from None
@@ -193,13 +197,42 @@ def check_chart_path(out: str, *, param_hint: str = "OUT") -> str:
     return kind
 
 
+def _chart_target(out: str) -> Path | None:
+    """The file a chart written to `out` replaces: `out`, or the file its symlink points to (never the
+    link: a published `latest.png -> week.png` went on pointing at the old chart). None: `out` is a FIFO
+    or a device such as /dev/stdout, written directly (replaced by a file, it is destroyed: as root, a
+    chart to /dev/stdout made it a regular file for every program on the machine)."""
+    path = Path(out)
+    try:
+        mode = path.stat().st_mode  # through symlinks
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise ConfigError(f"cannot write the chart to {out}: it is a folder; give a file name, e.g. {out}/chart.png",
+                          key="chart")
+    if mode is not None and not stat.S_ISREG(mode):
+        return None
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
-    """Write the figure to `out` all at once (a temporary file renamed into place), then close it."""
+    """Write the figure to `out` all at once (a temporary file renamed into place; a symlink's target
+    replaced, a FIFO or a device written directly: `_chart_target`), then close it."""
     import matplotlib.pyplot as plt
 
     try:
         kind = check_chart_path(out, param_hint=param_hint)
-        path = Path(out)
+        # No creation date in the file: matplotlib's is the machine's local wall time, neither UTC nor
+        # the clock (virtual, or --now) the chart was drawn at.
+        undated = {"svg": {"Date": None}, "svgz": {"Date": None}, "pdf": {"CreationDate": None}}.get(kind)
+        path = _chart_target(out)
+        if path is None:  # a FIFO or a device: written directly, by the name given
+            try:
+                with open(out, "wb") as handle:
+                    fig.savefig(handle, dpi=120, format=kind, metadata=undated)
+            except OSError as exc:
+                raise ConfigError(f"cannot write the chart to {out}: {exc.strerror or exc}", key="chart") from None
+            return
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         except OSError as exc:
@@ -207,9 +240,6 @@ def save_chart(fig: Any, out: str, *, param_hint: str = "OUT") -> None:
                               "write to", key="chart") from None
         os.close(fd)
         try:
-            # No creation date in the file: matplotlib's is the machine's local wall time, neither UTC nor
-            # the clock (virtual, or --now) the chart was drawn at.
-            undated = {"svg": {"Date": None}, "svgz": {"Date": None}, "pdf": {"CreationDate": None}}.get(kind)
             fig.savefig(tmp, dpi=120, format=kind, metadata=undated)
             os.chmod(tmp, file_mode())  # mkstemp made it 0600: the chart gets the usual permissions
             os.replace(tmp, path)
