@@ -114,6 +114,34 @@ def test_serve_reports_a_bad_trace_file(tmp_path):
     assert result.output.strip().startswith(f"Error: {path} line 1: the header lacks column minimum_bid_price")
 
 
+def test_serve_says_it_does_not_replay_a_traces_vast_rows(tmp_path):
+    # A trace of `sim trace --market vast` (or an export of a database with Vast's rows) was grouped by
+    # GPU type and cloud alone: its Vast GPU became a RunPod type without prices, and Vast's API went on
+    # serving the model, while the startup line said "Market: trace ...".
+    head = "ts,gpu_type,minimum_bid_price,uninterruptable_price,cloud,gpu_count,stock_status,market,offers\n"
+    vast = "2026-01-01T00:00:00Z,RTX 4090,0.12,0.35,VERIFIED,1,11 offers,vast,11\n"
+    only = tmp_path / "v.csv"
+    only.write_text(head + vast)
+    result = CliRunner().invoke(main, ["sim", "serve", "--trace", str(only)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == (f"Error: {only} holds no RunPod rows (its 1 rows are another market's, Vast's): the "
+                                     "emulator replays a trace on RunPod's API only, and Vast's API serves its own "
+                                     "offer model (--seed); give a trace of RunPod's market"), result.output
+    both = tmp_path / "both.csv"
+    both.write_text(head + vast + "2026-01-01T00:00:00Z,NVIDIA RTX A6000,0.2,0.5,SECURE,1,,runpod,\n")
+    proc, url = _serve("--trace", str(both))
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[2].startswith(f"Market: trace {both}, at its own times (RunPod's rows; its 1 Vast rows are not "
+                                   "replayed: Vast's API serves the model);"), lines[2]
+        quotes = httpx.post(url, headers={"Authorization": f"Bearer {TEST_API_KEY}"}, json={
+            "query": "{ gpuTypes { id } }"}, timeout=10).json()["data"]["gpuTypes"]
+        assert [q["id"] for q in quotes] == ["NVIDIA RTX A6000"]  # no RunPod type made of the Vast row
+    finally:
+        _finish(proc)
+
+
 def test_trace_command_writes_a_readable_trace(tmp_path):
     out = tmp_path / "sim.csv"
     result = CliRunner().invoke(main, ["sim", "trace", str(out), "--seed", "4", "--days", "1", "--step", "10m",

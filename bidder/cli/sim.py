@@ -60,10 +60,13 @@ def sim() -> None:
 def _replayed(trace: Path, emu: Any) -> str:
     """How the emulator plays `trace`: at its own times, or shifted to the virtual start."""
     offset = emu.world.trace_offset_s
+    other = emu.world.trace_other_rows
+    # (Vast's API serves the emulator's offer model whatever the trace: a Vast row is not replayed)
+    left = f" (RunPod's rows; its {other} Vast rows are not replayed: Vast's API serves the model)" if other else ""
     if not offset:
-        return f"trace {trace}, at its own times"
+        return f"trace {trace}, at its own times{left}"
     return (f"trace {trace}, its first row ({to_iso(emu.now - timedelta(seconds=offset))}) played at the start, "
-            f"{format_duration(abs(offset))} {'later' if offset > 0 else 'earlier'} than its own times")
+            f"{format_duration(abs(offset))} {'later' if offset > 0 else 'earlier'} than its own times{left}")
 
 
 @sim.command("serve")

@@ -249,14 +249,20 @@ class TraceMarket:
 
 # -- trace files -----------------------------------------------------------------------------------
 
-def load_trace_series(path: str | Path) -> dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def load_trace_series(path: str | Path) -> tuple[dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
+                                                 int]:
     """Read a trace CSV (parsed by `bidder.traces`, so errors name the line and column) into
     {(gpu_type, cloud, gpu_count): (epoch times, floors with NaN for no spot, on-demand prices with
-    NaN for none)}, each sorted by time."""
+    NaN for none)}, each sorted by time, of RunPod's rows; and how many rows of other markets (Vast's:
+    its API is the emulator's offer model) were left out."""
     from bidder.traces import read_trace
 
     rows: dict[tuple[str, str, int], list[tuple[float, float, float]]] = {}
+    other = 0
     for q in read_trace(path):
+        if q.market != "runpod":
+            other += 1
+            continue
         rows.setdefault((q.gpu_type_id, q.cloud, q.gpu_count), []).append((
             q.ts.timestamp(),
             math.nan if q.minimum_bid_price is None else q.minimum_bid_price,
@@ -266,7 +272,7 @@ def load_trace_series(path: str | Path) -> dict[tuple[str, str, int], tuple[np.n
         values.sort(key=lambda r: r[0])
         arr = np.array(values, dtype=float)
         out[key] = (arr[:, 0], arr[:, 1], arr[:, 2])
-    return out
+    return out, other
 
 
 def _sample(seed: int, days: float, step_s: int, gpu_types: Sequence[str] | None, start: datetime,

@@ -181,6 +181,7 @@ class World:
         self.pods: dict[str, SimPod] = {}
         self._pins: dict[tuple[str, str], float | None] = {}
         self.trace_offset_s = 0.0  # virtual time - trace time, when replaying a trace
+        self.trace_other_rows = 0  # a replayed trace's rows of another market (Vast's), not replayed
         self._ids = random.Random(f"{seed}|ids")
         if trace is None:
             self._build_model(seed)
@@ -199,7 +200,11 @@ class World:
                 self.markets[(info.id, cloud)] = ModelMarket(seed, market_params(seed, info, cloud))
 
     def _build_trace(self, path: str | Path, start: datetime | None) -> float:
-        series = load_trace_series(path)
+        series, self.trace_other_rows = load_trace_series(path)
+        if not series:
+            raise ConfigError(f"{path} holds no RunPod rows (its {self.trace_other_rows} rows are another market's, "
+                              "Vast's): the emulator replays a trace on RunPod's API only, and Vast's API serves its "
+                              "own offer model (--seed); give a trace of RunPod's market", key="trace")
         first = min(float(times[0]) for times, _, _ in series.values())
         last = max(float(times[-1]) for times, _, _ in series.values())
         # A start within the trace replays it from there at its own times (as `bidder backtest --start`
