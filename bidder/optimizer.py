@@ -727,7 +727,9 @@ def _planned_decision(job: JobSpec, policy: Policy, quotes: Sequence[PriceQuote]
         act_when = _plan_wait_words(choice, recent)
     if action == "wait":
         what = (f"wait: the plan starts spot on {where} when {act_when}"
-                if act_when is not None else f"wait: the plan expects {where}'s floor to fall")
+                if act_when is not None else f"wait: the plan starts spot on {where} at no floor now (its model of the "
+                f"floor's states, from the last {_fmt_hours(model.blocks * model.step_h)} of history, waits for it to "
+                f"move, or for a cheaper time of day)")
     elif action == "on_demand":
         what = f"{where} on-demand at ${on_demand_per_gpu_hour(job, q):.3f}: the plan's cheapest way to the deadline now"
     else:
