@@ -467,8 +467,8 @@ def hold_for_silence(job: JobSpec, progress: JobProgress, now: datetime, silence
                      on_demand_speeds: Sequence[float]) -> tuple[JobSpec, float, bool]:
     """The job as planned after a silence in its markets' history (`MarketStats.longest_silence_hours`:
     hours in which no market of the job had a price: neither the collector nor the tick ran, or none had
-    capacity): its deadline `silence_h` earlier, so a job
-    waiting on its slack when the next silence comes still finishes. Returns (job, hours held, short);
+    capacity): its deadline `silence_h` earlier, so a job waiting on its slack when the next silence
+    comes still finishes. Returns (job, hours held, short);
     `short`: less than the silence is left before on-demand must start (the deadline is then moved to
     where the fastest on-demand pod (`on_demand_speeds`) just finishes, and the rates decide: they run
     on-demand with no slack left). A job without a deadline, or no silence, is returned as it is.
