@@ -404,24 +404,35 @@ def test_prices_older_than_prices_days_are_deleted_as_a_collection_is_stored(emu
     assert refused.exit_code == 1 and "prices_days" in refused.output and "from 31" in refused.output
 
 
-def test_cli_collect_refuses_a_now_far_after_every_clock(emulator, tmp_path):
+def test_cli_collect_refuses_a_now_after_the_apis_clock(emulator, tmp_path):
     """`collect --now 2030-...` stored a snapshot in 2030, deleted every Vast offer older than 8 days
-    before it, and every later collection was refused as running backwards. A --now more than a day
-    after the wall clock, the newest data and the emulator's clock is refused; the emulator's own time,
-    or a day ahead of the newest data, is not."""
+    before it, and every later collection was refused as running backwards; a --now five months after
+    the emulator's clock (but before the wall clock, which a day of slack let through) deleted the whole
+    price history the same way. A --now after the API's own clock is refused and stores nothing; the
+    emulator's own time is taken, and a plain collect goes on after a refusal."""
     db = tmp_path / "bidder.db"
     env = {"RUNPOD_API_KEY": TEST_API_KEY}
 
-    def collect(now):
-        return CliRunner(env=env).invoke(main, ["collect", "--db", str(db), "--api-url", emulator.url, "--now", now])
+    def collect(*now):
+        return CliRunner(env=env).invoke(main, ["collect", "--db", str(db), "--api-url", emulator.url,
+                                                *(("--now", now[0]) if now else ())])
 
     far = collect("2030-01-01T00:00:00Z")
-    assert far.exit_code == 2 and "Invalid value for --now: 2030-01-01T00:00:00Z is more than a day after now" \
-        in far.output, far.output
+    assert far.exit_code == 2 and ("Invalid value for --now: 2030-01-01T00:00:00Z is after the API's clock "
+                                   f"({to_iso(emulator.now)}, the emulator's virtual clock)") in far.output, far.output
     assert not db.exists() or Store.open(db).collections() == []
     assert collect(to_iso(emulator.now)).exit_code == 0
-    ahead = emulator.now + timedelta(hours=12)
-    assert collect(to_iso(ahead)).exit_code == 0  # within a day of the newest data
+    with Store.open(db) as store:
+        first = store.collections()
+    emulator.advance(1800)
+    for ahead in (timedelta(hours=12), timedelta(days=150)):
+        refused = collect(to_iso(emulator.now + ahead))
+        assert refused.exit_code == 2 and "is after the API's clock" in refused.output, refused.output
+        with Store.open(db) as store:
+            assert store.collections() == first  # nothing stored, nothing pruned
+    assert collect().exit_code == 0
+    with Store.open(db) as store:
+        assert len(store.collections()) == 2
 
 
 def test_cli_collect_rejects_bad_options(tmp_path):

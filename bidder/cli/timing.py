@@ -16,7 +16,6 @@ import click
 
 from bidder.cli import NOTES_KEY
 from bidder.clock import (
-    FUTURE_SLACK,
     WALL_SLACK,
     Clock,
     ServerTime,
@@ -106,27 +105,25 @@ def api_now(store: Store, server: ServerTime | None, now_text: str | None, *, al
 
 
 def _not_far_ahead(given: datetime, store: Store, server: ServerTime | None) -> None:
-    """Refuse a --now more than FUTURE_SLACK after the wall clock, the newest data and the API's own
-    time (the emulator's, asked only then): a collection stamped in 2030 deleted every Vast offer older
-    than 8 days before it, and refused every later collection as running backwards."""
-    newest = store.newest_time()
-    times = [datetime.now(UTC), *([newest[0]] if newest else [])]
-    if given - max(times) <= FUTURE_SLACK:
-        return
+    """Refuse a --now after the API's own clock (the emulator's, asked of the server, else the wall
+    clock) by more than WALL_SLACK: what the command stores (prices, polls, actions) is the API's as of
+    its own time. Stamped later, it prunes what is older than the stamp, and every later command on the
+    API's clock is refused as running backwards: a collect at --now five months ahead of the emulator
+    (still before the wall clock, which a day of slack on max(wall clock, newest data) let through)
+    deleted the whole price history and stopped every later collect and tick."""
     told = None
     if server is not None:
         try:
             told = server.server_now or server.probe_server_now()
-        except ApiError:  # (a server that may be the emulator, not answering: no time to compare with)
+        except ApiError:  # an emulator not answering: the command's own first request will say so
             told = None
-    if told is not None and given - told <= FUTURE_SLACK:
+    api, whose = (told, "the emulator's virtual clock") if told is not None else (datetime.now(UTC), "the wall clock")
+    if given - api <= WALL_SLACK:
         return
     raise click.BadParameter(
-        f"{to_iso(given)} is more than a day after now ({to_iso(max(times))}, "
-        + ("the newest data in the database" if newest and newest[0] >= times[0] else "the wall clock")
-        + (f"; the API's clock says {to_iso(told)}" if told is not None else "")
-        + "): what this command stores would sit in the future, and every later command would be refused as "
-          "running backwards; give --now at or before now", param_hint="--now")
+        f"{to_iso(given)} is after the API's clock ({to_iso(api)}, {whose}): what this command stores would "
+        "sit in the future, pruning what is older and making every later command refuse as running "
+        f"backwards; give --now at or before {to_iso(api)}, or leave it out", param_hint="--now")
 
 
 def say_after(line: str) -> None:
