@@ -906,6 +906,16 @@ class Executor:
             last = creates[-1] if creates else {}
             if last.get("outcome") == "pending":
                 self._finish(last["id"], now, "ok", pod_id=pod.id)
+            ended = (self.store.job_state(launch) or {}).get("state") in ("finished", "budget_stopped")
+            if ended and not self.store.is_launch(launch):
+                # A job ended (`bidder jobs stop`, its budget) and then taken out of bidder.toml: its late pod
+                # is retired as it is while the job is still in the file; adopted, it ran on unwatched.
+                self.store.save_job_state(launch, pending_name=None, pending_since=None)
+                self._retire_late(launch, pod, last, now, terminate=self.market == "vast",
+                                  why=f"pod {pod.id} named {pod.name} landed after job {launch} had ended (its create's "
+                                      "answer was lost; the job is no longer in bidder.toml): retired")
+                found.append(pod)
+                continue
             kind = "spot" if pod.is_spot else "on_demand"
             self._adopt_as(launch, int(last.get("gpu_count") or 1), pod, kind,
                            last.get("gpu_type_id") or pod.gpu_display_name or "unknown", last.get("cloud") or "ALL",
@@ -1004,15 +1014,24 @@ class Executor:
                       message=f"pod {pod.id} named {name} appeared late (its create's answer was lost): it is "
                               f"the job's pod")
             return
-        self.store.add_pod(pod.id, job=config.name, name=name, gpu_type_id=gpu_type_id, cloud=cloud,
-                           gpu_count=pod.gpu_count or config.job.gpu_count, kind=kind, bid_per_gpu=bid,
+        terminate = config.on_finish == "terminate" or self.market == "vast"  # a Vast disk bills until destroyed
+        self._retire_late(config.name, pod, {**last, "gpu_count": config.job.gpu_count}, now, terminate=terminate,
+                          why=f"pod {pod.id} named {name} appeared late, after the job had moved on: retired")
+
+    def _retire_late(self, job: str, pod: Pod, create: dict[str, Any], now: datetime, *, terminate: bool,
+                     why: str) -> None:
+        """Watch a pod of a lost create (`create`: its ledger action) that no job wants, and end it at once:
+        stopped, or terminated when `terminate`; its cost so far is booked to `job`."""
+        kind = "spot" if pod.is_spot else "on_demand"
+        self.store.add_pod(pod.id, job=job, name=pod.name or "",
+                           gpu_type_id=create.get("gpu_type_id") or pod.gpu_display_name or "unknown",
+                           cloud=create.get("cloud") or "ALL", gpu_count=pod.gpu_count or int(create.get("gpu_count") or 1),
+                           kind=kind, bid_per_gpu=create.get("bid_per_gpu") if kind == "spot" else None,
                            created=_created_by(pod, now), market=self.market)
         self.store.set_pod_state(pod.id, desired_status=pod.desired_status or "RUNNING", last_seen=now)
         self.observe(self.store.pod(pod.id) or {"pod_id": pod.id}, pod, now)
-        why = f"pod {pod.id} named {name} appeared late, after the job had moved on: retired"
-        self.emit(now, "stray", job=config.name, pod_id=pod.id, name=name, message=why)
-        row = self.store.pod(pod.id) or {"pod_id": pod.id, "job": config.name}
-        terminate = config.on_finish == "terminate" or self.market == "vast"  # a Vast disk bills until destroyed
+        self.emit(now, "stray", job=job, pod_id=pod.id, name=pod.name, message=why)
+        row = self.store.pod(pod.id) or {"pod_id": pod.id, "job": job}
         if terminate or row.get("desired_status") == "RUNNING":
             self.stop_pod(row, now, reason=why, terminate=terminate, state="retired")
         else:

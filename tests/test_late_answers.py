@@ -47,6 +47,34 @@ def test_jobs_stop_while_a_create_is_pending_is_not_undone(env):
     assert len(env.emu.world.pods) == 1, [(p.name, p.desired_status) for p in env.emu.world.pods.values()]
 
 
+def test_a_create_landing_after_its_job_was_stopped_and_taken_out_of_the_file_is_retired(env):
+    # The job ended by `bidder jobs stop`, then deleted from bidder.toml: its late pod was adopted as a
+    # removed job's and ran on, unwatched, at exit 0 (found by an audit).
+    config = env.config(ON_DEMAND)
+    env.emu.set_faults("late_create=1,late_delay=3")
+    env.tick(config)
+    env.emu.set_faults(None)
+    stopped = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+                  "stop", "train", "--api-url", env.emu.url, "--now", to_iso(env.emu.now))
+    assert stopped.exit_code == 0 and "got no answer: if that pod lands, the next tick retires it" in stopped.output, \
+        stopped.output
+    empty = env.config("")
+    wait_for(lambda: len(env.emu.world.pods) == 1)  # the late create lands
+    env.emu.advance(300)
+    env.tick(empty)
+    [pod] = env.emu.world.pods.values()
+    assert pod.desired_status != "RUNNING", pod.desired_status
+    row = env.store.pod(pod.id)
+    assert row["job"] == "train" and row["state"] == "retired", row
+    [stray] = [e for e in env.events if e.get("event") == "stray"]
+    assert "landed after job train had ended" in stray["message"]
+    assert not [e for e in env.events if e.get("event") == "adopted"]
+    for _ in range(3):  # and it stays ended
+        env.emu.advance(300)
+        env.tick(empty)
+    assert pod.desired_status != "RUNNING" and env.store.job_state("train")["state"] == "finished"
+
+
 # -- 2. max_spend_per_hour does not count a create awaiting its answer ------------------------------
 TWO_JOBS = f"""
 max_spend_per_hour = 0.5

@@ -1243,6 +1243,9 @@ def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: st
             else:
                 parts.append(f"its pod {row['pod_id']} is kept stopped, its disk billed (`bidder stop "
                              f"{row['pod_id']} --terminate` deletes it)")
+    lost = (store.job_state(name) or {}).get("pending_name")
+    if lost:  # "it had no pod" while a create may still land read as nothing left to watch
+        parts.append(f"its create of a pod named {lost} got no answer: if that pod lands, the next tick retires it")
     if not ex.dry_run:
         store.save_job_state(name, state="finished", finished=now, stop_requested=None,
                              note="stopped by `bidder jobs stop`", updated=now)
