@@ -378,13 +378,21 @@ class Executor:
         the storage Vast bills for every instance it keeps, running, paused or stopped."""
         total = sum(float(a["expected_cost_per_hour"] or 0.0) for a in self.store.actions(outcome="pending")
                     if a["kind"] in ("rent_spot", "deploy_on_demand"))
+        ended = set()
+        if self.dry_run:
+            # A dry run (on its scratch copy, `bidder.tick.dry_run_copy`) counts the starts it would make and
+            # not the pods it would end, as the real tick's rate would have them: it previewed two jobs' pods
+            # that max_spend_per_hour let the real tick start only one of.
+            would = self.store.actions(outcome="dry_run")
+            total += sum(float(a["expected_cost_per_hour"] or 0.0) for a in would if a["kind"] in _START_KINDS)
+            ended = {a["pod_id"] for a in would if a["kind"] in ("stop", "terminate") and a.get("pod_id")}
         # A stopped pod is kept (to resume, or for its disk), and a stopped Vast instance bills storage.
         for row in self.store.managed_pods(states=["active", "retiring", "stopped"]):
             if row["pod_id"] == exclude_pod:
                 continue
             last = self.store.last_observation(row["pod_id"])
             total += float((last or {}).get("storage_per_hr") or 0.0)
-            if row.get("desired_status") != "RUNNING":
+            if row.get("desired_status") != "RUNNING" or row["pod_id"] in ended:
                 continue
             rate = last["cost_per_hr"] if last is not None and last.get("cost_per_hr") else None
             # A (re)start after the last poll sets the rate: its ledger row carries the pod's cost per hour.

@@ -924,7 +924,8 @@ class _Tick:
                                                f"{state['pending_name']} may exist: nothing is created this tick")
         # A job the user or its budget ended takes no pod from a create that lands late: it is retired.
         ended = state.get("state") in ("finished", "budget_stopped") or bool(state.get("stop_requested"))
-        if not self.ex.dry_run and state.get("pending_name"):
+        # (A dry run too, on its scratch copy: it previewed a second pod while the real tick waited for this one.)
+        if state.get("pending_name"):
             # A create whose answer never came: before anything else, the pod is found by its name.
             market = state.get("pending_market") or "runpod"
             if market not in self.exs:  # never create again while a create on an unreachable market may land
@@ -932,13 +933,12 @@ class _Tick:
                                                     f"answer, and this tick cannot reach {market}: set "
                                                     f"{_KEYS.get(market, 'its key')}; nothing is created")
             self.ex_for(market).adopt_pending(jc, self.listings.get(market, []), self.now, keep=not ended)
-        if not self.ex.dry_run:
-            for market, ex in self.exs.items():
-                for stray in ex.strays(jc, self.listings.get(market, []), now=self.now):
-                    # A create that landed after bidder stopped looking: watched from now on, never left running.
-                    keep = (not ended and not self.store.managed_pods(jc.name, states=["active"])
-                            and not ex.pending(jc))
-                    ex.take_stray(jc, stray, self.now, keep=keep)
+        for market, ex in self.exs.items():
+            for stray in ex.strays(jc, self.listings.get(market, []), now=self.now):
+                # A create that landed after bidder stopped looking: watched from now on, never left running.
+                keep = (not ended and not self.store.managed_pods(jc.name, states=["active"])
+                        and not ex.pending(jc))
+                ex.take_stray(jc, stray, self.now, keep=keep)
         rows = self.store.managed_pods(jc.name, states=["active"])
         unreachable = sorted({r.get("market") or "runpod" for r in rows} - set(self.exs))
         if unreachable:  # a pod on a market this tick has no key for: nothing is known of it, nothing is done
@@ -1009,7 +1009,7 @@ class _Tick:
                     f"job {jc.name} has spent ${spent:.2f}, over its budget of ${policy.budget or 0:.2f}, and its kept "
                     f"instance's storage bills on: `bidder stop --job {jc.name} --terminate` deletes it (and its disk)"))
             return report
-        pending = None if self.ex.dry_run else self.ex.pending(jc)
+        pending = self.ex.pending(jc)
         if pending is not None and (row is None or row.get("desired_status") != "RUNNING"):
             # Its create may still land: no launch, resume or move until it is found or its grace ends.
             return self._wait(jc, f"the create of {pending} got no answer and may still land: nothing else is "
@@ -2081,6 +2081,8 @@ def _copy_database(source: Path, target: Path, now: datetime | None) -> None:
             quoted = '"' + name.replace('"', '""') + '"'
             if name in since:
                 conn.execute(f"INSERT INTO main.{quoted} SELECT * FROM src.{quoted} WHERE ts >= ?", (since[name],))
+            elif name == "actions":  # the copy's dry-run actions are this dry run's (`Executor.running_rate`)
+                conn.execute("INSERT INTO main.actions SELECT * FROM src.actions WHERE outcome != 'dry_run'")
             else:
                 conn.execute(f"INSERT INTO main.{quoted} SELECT * FROM src.{quoted}")
         if conn.execute("SELECT 1 FROM src.sqlite_master WHERE name = 'sqlite_sequence'").fetchone():

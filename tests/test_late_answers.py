@@ -215,3 +215,44 @@ def test_a_launch_terminated_while_its_create_is_out_says_a_pod_may_run(env):
     refreshed = cli(env, "pods", "--refresh", "--db", str(env.tmp / "bidder.db"), "--api-url", env.emu.url,
                     "--now", to_iso(env.emu.now))
     assert refreshed.exit_code == 0 and name in refreshed.stderr, refreshed.output + refreshed.stderr
+
+
+# -- a dry run previews what the real tick does --------------------------------------------------------
+def _tick_cli(env, *extra: str):
+    return cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"),
+               "--api-url", env.emu.url, "--now", to_iso(env.emu.now), *extra)
+
+
+def test_a_dry_run_counts_its_own_starts_against_max_spend_per_hour(env):
+    # It recorded its would-be creates as dry-run actions, which the rate did not count: it previewed
+    # both jobs' pods ($0.66/h under a $0.50/h cap) where the real tick started one (found by an audit).
+    env.config(TWO_JOBS)
+    dry = _tick_cli(env, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "[dry run] a: dry_run: would launch: on-demand" in dry.output, dry.output
+    refused = "b: waiting: not launched: on_demand NVIDIA RTX A6000/COMMUNITY: refused (max_spend_per_hour $0.50"
+    assert f"[dry run] {refused}" in dry.output, dry.output
+    assert env.emu.world.pods == {} and env.store.actions() == []
+    real = _tick_cli(env)
+    assert real.exit_code == 0 and "a: running: launched" in real.output and refused in real.output, real.output
+
+
+def test_a_dry_run_waits_for_a_create_that_may_still_land_and_previews_its_pod(env):
+    # It skipped the lost create's lookup: "would launch" a second pod while the real tick waited for
+    # the first, and again after it had landed, where the real tick adopted it (found by an audit).
+    config = env.config(ON_DEMAND)
+    env.emu.set_faults("late_create=1,late_delay=3")
+    env.tick(config)
+    env.emu.set_faults(None)
+    dry = _tick_cli(env, "--dry-run")
+    assert dry.exit_code == 0 and "would launch" not in dry.output, dry.output
+    assert "[dry run] train: waiting: the create of bidder-train-1-" in dry.output and "may still land" in dry.output
+    wait_for(lambda: len(env.emu.world.pods) == 1)  # it lands
+    [pod] = env.emu.world.pods.values()
+    env.emu.advance(300)
+    dry = _tick_cli(env, "--dry-run")
+    assert dry.exit_code == 0 and "would launch" not in dry.output, dry.output
+    assert env.store.pod(pod.id) is None and env.store.job_state("train")["pending_name"] == pod.name  # nothing written
+    real = _tick_cli(env)
+    assert real.exit_code == 0 and f"adopted: train: found pod {pod.id}" in real.output, real.output
+    assert len(env.emu.world.pods) == 1
