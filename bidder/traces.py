@@ -171,7 +171,8 @@ def _parse(reader: Any, label: str, notes: list[str] | None = None, now: datetim
     if header is None:
         raise TraceFormatError(f"{label} is empty: a trace needs a header row "
                                f"({','.join(REQUIRED_COLUMNS)}) and data rows", path=label, line=1)
-    header = [h.strip().lstrip("\ufeff") for h in header]
+    # Column names in any case: a spreadsheet's TS,GPU_TYPE,... was refused as lacking column ts.
+    header = [h.strip().lstrip("\ufeff").lower() for h in header]
     for column in REQUIRED_COLUMNS:
         if column not in header:
             raise TraceFormatError(f"{label} line 1: the header lacks column {column}; a trace needs "

@@ -158,6 +158,11 @@ def test_bad_headers_and_files(tmp_path):
     bom = tmp_path / "bom.csv"
     bom.write_text(HEADER + "2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,High\n", encoding="utf-8-sig")
     assert [q.stock_status for q in iter_trace(bom)] == ["High"]
+    # A spreadsheet's upper-case header was refused as lacking column ts.
+    upper = read_trace(io.StringIO(HEADER.upper() + "2026-01-01T00:00:00Z,A,0.2,0.5,SECURE,1,High\n"))
+    assert [(q.gpu_type_id, q.minimum_bid_price, q.stock_status) for q in upper] == [("A", 0.2, "High")]
+    with pytest.raises(TraceFormatError, match="line 1: column ts appears twice"):
+        read_trace(io.StringIO("ts,gpu_type,minimum_bid_price,uninterruptable_price,TS\n"), name="t.csv")
 
 
 def test_a_malformed_import_stores_nothing(tmp_path):
