@@ -60,6 +60,7 @@ __all__ = [
     "Setting",
     "collect_settings",
     "config_job_names",
+    "config_pod_prefixes",
     "job_from_values",
     "load_config",
     "option_shown",
@@ -823,6 +824,22 @@ def config_job_names(path: str | Path = DEFAULT_CONFIG) -> tuple[str, ...]:
     themselves are not checked: a typo in one stops the tick, never a `bidder launch` beside it."""
     jobs = (_read_toml(path) or {}).get("jobs")
     return tuple(jobs) if isinstance(jobs, Mapping) else ()
+
+
+def config_pod_prefixes(path: str | Path = DEFAULT_CONFIG) -> dict[str, str]:
+    """Each pod-name prefix of bidder.toml's jobs (their `name`, else [defaults]', else bidder-JOB) with
+    its job, read as `config_job_names` reads the names: unchecked (a value that is no text is left out,
+    for the tick to refuse)."""
+    data = _read_toml(path) or {}
+    jobs, defaults = data.get("jobs"), data.get("defaults")
+    defaults = defaults if isinstance(defaults, Mapping) else {}
+    prefixes: dict[str, str] = {}
+    for job, table in (jobs.items() if isinstance(jobs, Mapping) else ()):
+        table = table if isinstance(table, Mapping) else {}
+        prefix = table["name"] if "name" in table else defaults.get("name", f"bidder-{job}")
+        if isinstance(prefix, str):
+            prefixes.setdefault(prefix.strip(), job)
+    return prefixes
 
 
 def _cwd() -> str:

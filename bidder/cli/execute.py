@@ -70,6 +70,7 @@ from bidder.jobs import (
     Config,
     JobConfig,
     config_job_names,
+    config_pod_prefixes,
     job_from_values,
     load_config,
     parse_config,
@@ -671,6 +672,11 @@ def _refuse_config_job(name: str, config_path: str) -> None:
         raise click.BadParameter(f"{name!r} is a job of {config_path} ([jobs.{name}]): a launch under its name "
                                  "would share that job's ledger row, and the next `bidder tick` would take the "
                                  "launched pod for the job's own; give another --name", param_hint="--name")
+    job = config_pod_prefixes(config_path).get(name)
+    if job is not None:  # (the launch's pods are named NAME-ATTEMPT-LEDGERID, as the job's: a lost create is found by it)
+        raise click.BadParameter(f"{name!r} is the pod-name prefix of [jobs.{job}] in {config_path}: the launch's pods "
+                                 "would be named as that job's, and a create whose answer was lost could adopt the "
+                                 "other's pod; give another --name", param_hint="--name")
 
 
 def _refuse_managed_job(store: Store, name: str, config_path: str) -> None:
