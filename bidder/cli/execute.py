@@ -1154,16 +1154,25 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
               allow_past: bool, api_url: str, vast_url: str, sub_config_path: str | None, sub_db_path: str | None
               ) -> None:
     """End a job: stop or terminate its pod (per on_finish) and mark it finished. A job no longer in
-    bidder.toml (or a `bidder launch`'s) whose pod the ledger has: its pod is stopped. Waits for a
-    running tick to finish first (--wait)."""
+    bidder.toml (or a `bidder launch`'s) whose pod the ledger has: its pod is stopped, as is a job's
+    while bidder.toml cannot be read. Waits for a running tick to finish first (--wait)."""
     config_path = sub_config_path or ctx.obj["config_path"]
     db_path = sub_db_path or ctx.obj["db_path"]
     # A user of `bidder launch` alone has no bidder.toml: a launch's pod is still ended by its name.
-    config = load_config(config_path) if Path(config_path).exists() else parse_config({}, config_path)
+    unread = None
+    try:
+        config = load_config(config_path) if Path(config_path).exists() else parse_config({}, config_path)
+    except ConfigError as exc:
+        # A broken file (a typo mid-edit) stops every tick: the job's pod is still ended, from the ledger,
+        # as a removed job's is (stopped: its on_finish is in the file).
+        config, unread = parse_config({}, config_path), str(exc)
     parse_now(now_text)
     # A job the tick no longer runs is still the user's to end: its pod would run (and bill) unwatched.
     _refuse_if_run_elsewhere(db_path, name, config_path)
-    unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
+    unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path, unread)
+    if unread is not None:
+        click.echo(f"warning: {unread}; acting on {name} from the ledger: its pod is stopped, not terminated "
+                   "(its on_finish cannot be read)", err=True)
     on_finish = config.jobs[name].on_finish if unlisted is None else "stop"  # its on_finish went with it
     # A mistyped --db was created (with its lock file) and the job "finished; it had no pod" while its
     # real pod ran on: refused, as `stop` and `jobs` refuse it.
@@ -1188,12 +1197,16 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
     click.echo(f"{name}: {unlisted + ': ' if unlisted else ''}{done}")
 
 
-def _unlisted_job(config: Config, name: str, db_path: str) -> str:
+def _unlisted_job(config: Config, name: str, db_path: str, unread: str | None = None) -> str:
     """What a job that is not in bidder.toml is, when the ledger holds a pod of it to stop ("no longer
-    in bidder.toml", or a launch's); else one line saying there is no such job, or nothing to stop."""
+    in bidder.toml", or a launch's); else one line saying there is no such job, or nothing to stop.
+    `unread`: why bidder.toml could not be read (its jobs unknown: every job is looked up in the ledger)."""
     known = ", ".join(config.jobs) or "none"
     missing = ConfigError(f"no job {name!r} in {config.path} (jobs: {known}) nor in the ledger {db_path}: "
                           "`bidder jobs` lists the jobs, `bidder pods --all` the pods", key=name, path=config.path)
+    if unread is not None:
+        missing = ConfigError(f"{unread}; no job {name!r} in the ledger {db_path} either: fix the file, or "
+                              "`bidder pods --all` lists the pods (`bidder stop ID` stops one)", path=config.path)
     if not Path(db_path).exists():
         raise missing
     with Store.open(db_path, create=False) as store:
@@ -1203,10 +1216,15 @@ def _unlisted_job(config: Config, name: str, db_path: str) -> str:
             raise missing
         launched = store.is_launch(name, state)
         if not store.managed_pods(name, states=["active"]):
+            if unread is not None and not launched:  # (the job may still run once the file is fixed: say how to end it)
+                raise BidderError(f"{unread}; job {name!r} has no pod running in the ledger, so nothing was stopped: "
+                                  f"fix the file, then `bidder jobs stop {name}` ends the job")
             what = "(a `bidder launch`)" if launched else f"is no longer in {config.path} (jobs: {known}) and"
             raise BidderError(f"job {name!r} {what} has no pod running in the ledger: nothing to stop (`bidder pods "
                               "--all` shows its pods; `bidder stop ID --terminate` deletes one)")
-    return "launched by `bidder launch`" if launched else f"no longer in {config.path}"
+    if launched:
+        return "launched by `bidder launch`"
+    return f"from the ledger ({config.path} could not be read)" if unread is not None else f"no longer in {config.path}"
 
 
 def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: str, now: datetime, *,
