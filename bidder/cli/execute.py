@@ -80,6 +80,7 @@ from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.runpod.errors_map import mask_known
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
 from bidder.tick import (
+    KEPT_NOTE_EVERY,
     dry_run_copy,
     job_progress,
     kept_billing,
@@ -90,7 +91,7 @@ from bidder.tick import (
     run_tick,
     window_start,
 )
-from bidder.units import format_duration, to_iso
+from bidder.units import format_duration, parse_timestamp, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
 
@@ -906,6 +907,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
                 ticked = scratch.enter_context(dry_run_copy(store, now)) if dry_run else store
                 report = run_tick(runpod, ticked, config, now, dry_run=dry_run,
                                   events=log.write if log is not None else None, vast=vast)
+                warn_unmanaged = _unmanaged_news(ticked, report.events, now)
             except KeyboardInterrupt:
                 # As `bidder launch` says it: a create may have gone out (it said only "Aborted!", exit 1).
                 sent = [n for n in (_sent_create(store, job) for job in config.jobs) if n]
@@ -952,7 +954,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
         click.echo(f"{prefix}{job.name}: {job.state}: {message} (spent ${job.spent:.2f}, "
                    f"{job.work_done_hours:.2f} h done)")
     for event in report.events:
-        if event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
+        if event["event"] == "unmanaged" and event.get("job") in warn_unmanaged:  # (for cron's mail)
+            click.echo(f"{prefix}warning: unmanaged: {event.get('message', '')}", err=True)
+        elif event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
             # (An adoption names its job: with several jobs, "found pod X by its name" said not whose.)
             job = f"{event['job']}: " if event["event"] == "adopted" and event.get("job") else ""
             click.echo(f"{prefix}{event['event']}: {job}{event.get('message', '')}")
@@ -981,6 +985,29 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
         problems.append(short)
     if problems:
         raise BidderError("; ".join(problems))
+
+
+def _unmanaged_news(store: Store, events: Sequence[Mapping[str, Any]], now: datetime) -> set[str]:
+    """The jobs whose `unmanaged` pods (a job taken out of bidder.toml, its pod billing with no budget
+    watched) are news, for stderr: the first time, when what is said changes, and once a day (job state
+    `unmanaged_said`), as a finished job's kept pods are said; the other ticks say them in the log alone."""
+    said_now: dict[str, list[str]] = {}
+    for event in events:
+        if event["event"] == "unmanaged":
+            said_now.setdefault(str(event.get("job")), []).append(str(event.get("message")))
+    news = set()
+    for state in store.jobs():
+        name, said = state["name"], state.get("unmanaged_said") or {}
+        messages = sorted(said_now.pop(name, []))
+        if not messages:
+            if said:  # (back in bidder.toml, or its pod ended: said afresh if it is left again)
+                store.save_job_state(name, unmanaged_said=None)
+            continue
+        at = said.get("at")
+        if said.get("messages") != messages or not at or now - parse_timestamp(at) >= KEPT_NOTE_EVERY:
+            store.save_job_state(name, unmanaged_said={"messages": messages, "at": to_iso(now)})
+            news.add(name)
+    return news | set(said_now)  # (a pod whose job has no row to remember it by: said every time)
 
 
 # -- jobs --------------------------------------------------------------------------------------------
