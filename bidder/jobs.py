@@ -60,6 +60,7 @@ __all__ = [
     "Setting",
     "collect_settings",
     "config_job_names",
+    "config_pod_prefixes",
     "job_from_values",
     "load_config",
     "option_shown",
@@ -387,8 +388,8 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("allow_on_demand", True, "false: never rent on-demand pods.", _bool),
     # The pod (PodSpec template).
     Setting("image", None, "Docker image of the pod (required unless template_id gives one).", _text),
-    Setting("name", None, "Pod name prefix (default: bidder-JOB); pods are named PREFIX-ATTEMPT-LEDGERID (the database's id).",
-            _name_prefix),
+    Setting("name", None, "Pod name prefix (default: bidder-JOB), the job's own: not another job's, nor bidder-launch "
+            "(`bidder launch`'s); pods are named PREFIX-ATTEMPT-LEDGERID (the database's id).", _name_prefix),
     Setting("disk", 40, "Container disk in GB (RunPod: wiped when a pod stops; Vast: the instance's disk with volume, "
             "kept and billed while it is stopped).", _whole(1, MAX_DISK_GB)),
     Setting("volume", 0, "Volume disk in GB at mount (kept while the pod is stopped; stays on its machine; Vast adds it "
@@ -713,6 +714,35 @@ def _check_complete(name: str, values: Mapping[str, Any], path: str | None) -> N
                     "give one of them", "gpu", path)
 
 
+def _check_pod_names(jobs: Mapping[str, JobConfig], tables: Mapping[str, Any], defaults: Mapping[str, Any],
+                     path: str | None) -> None:
+    """Every job names its pods with a prefix of its own: a create whose answer was lost is found again
+    by its name (`pod_name`), so a prefix shared with another job, or with `bidder launch`'s, let one
+    adopt the other's pod (and a tick stop a launched pod when the job finished). Distinct prefixes
+    never share a name, even one a prefix of the other (`a`, `a-1`): a name ends in -ATTEMPT, digits,
+    then perhaps -LEDGERID, which starts with a letter."""
+    def origin(name: str) -> str:  # where the job's prefix came from, as the user wrote it
+        if "name" in tables[name]:
+            return f"name = {tables[name]['name']!r}"
+        return f"name = {defaults['name']!r} from [defaults]" if "name" in defaults else "by default bidder-JOB"
+
+    owners: dict[str, str] = {}
+    for name, jc in jobs.items():
+        prefix = jc.template.name_prefix
+        if prefix == LAUNCH_JOB:
+            raise _fail(f"[jobs.{name}] names its pods {prefix}-ATTEMPT-LEDGERID ({origin(name)}), as `bidder launch` "
+                        "names its own: a create whose answer was lost could adopt a launched pod as the job's; give "
+                        f'[jobs.{name}] a name of its own, e.g. name = "job-{name}"', "name", path)
+        other = owners.setdefault(prefix, name)
+        if other != name:
+            shared = "name" not in tables[other] and "name" not in tables[name]  # (both from [defaults])
+            fix = ("take name out of [defaults]" if shared else "give each job a name = \"...\" of its own") + \
+                  " (left out, a job's pods are named bidder-JOB-ATTEMPT-LEDGERID)"
+            raise _fail(f"[jobs.{other}] ({origin(other)}) and [jobs.{name}] ({origin(name)}) both name their pods "
+                        f"{prefix}-ATTEMPT-LEDGERID: a create whose answer was lost could adopt the other job's "
+                        f"pod; {fix}", "name", path)
+
+
 def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
     """A Config from a parsed TOML document (see the module docstring for its shape)."""
     globals_: dict[str, Any] = {}
@@ -746,6 +776,7 @@ def parse_config(data: Mapping[str, Any], path: str | None = None) -> Config:
                         "another name", name, path)
         jobs[name] = job_from_values(name, table, defaults=defaults, path=path)
         _check_complete(name, {**defaults, **table}, path)
+    _check_pod_names(jobs, jobs_table, defaults, path)
     get = lambda key: globals_.get(key, _parsed_default(key))  # noqa: E731
     return Config(path=path, jobs=jobs, max_spend_per_hour=get("max_spend_per_hour"),
                   collect_interval=get("collect_interval"), spot_recheck=get("spot_recheck"),
@@ -793,6 +824,22 @@ def config_job_names(path: str | Path = DEFAULT_CONFIG) -> tuple[str, ...]:
     themselves are not checked: a typo in one stops the tick, never a `bidder launch` beside it."""
     jobs = (_read_toml(path) or {}).get("jobs")
     return tuple(jobs) if isinstance(jobs, Mapping) else ()
+
+
+def config_pod_prefixes(path: str | Path = DEFAULT_CONFIG) -> dict[str, str]:
+    """Each pod-name prefix of bidder.toml's jobs (their `name`, else [defaults]', else bidder-JOB) with
+    its job, read as `config_job_names` reads the names: unchecked (a value that is no text is left out,
+    for the tick to refuse)."""
+    data = _read_toml(path) or {}
+    jobs, defaults = data.get("jobs"), data.get("defaults")
+    defaults = defaults if isinstance(defaults, Mapping) else {}
+    prefixes: dict[str, str] = {}
+    for job, table in (jobs.items() if isinstance(jobs, Mapping) else ()):
+        table = table if isinstance(table, Mapping) else {}
+        prefix = table["name"] if "name" in table else defaults.get("name", f"bidder-{job}")
+        if isinstance(prefix, str):
+            prefixes.setdefault(prefix.strip(), job)
+    return prefixes
 
 
 def _cwd() -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bidder.errors import ConfigError
-from bidder.jobs import SETTINGS, collect_settings, job_from_values, load_config, pod_name
+from bidder.jobs import SETTINGS, collect_settings, job_from_values, load_config, pod_attempt, pod_name
 from bidder.models import JobSpec, Policy
 
 EXAMPLE = """
@@ -87,6 +87,20 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     assert pod_name(a.template.name_prefix, 3) == "exp7-3"
 
 
+def test_pod_name_prefixes_of_their_own_load_and_never_claim_each_others_names(tmp_path):
+    # One prefix the start of another's (a, a-1, a-1-xyzw): names end in -ATTEMPT then -LEDGERID (a letter
+    # first), so no name is two jobs'; one [defaults] name for a single job is its own.
+    cfg = load_config(write(tmp_path, '[defaults]\nimage = "x"\ngpu = ["A"]\nhours = 1\nname = "solo"\n'
+                                      '[jobs.a]\nname = "a"\n[jobs.a-1]\nname = "a-1"\n[jobs.c]\nname = "a-1-xyzw"\n'))
+    prefixes = [jc.template.name_prefix for jc in cfg.jobs.values()]
+    names = {pod_name(p, n, lid): p for p in prefixes for n in (1, 2, 12) for lid in (None, "xyzw", "k3f9x")}
+    assert len(names) == 3 * 3 * 3
+    for name, own in names.items():
+        assert [p for p in prefixes if pod_attempt(p, name) is not None] == [own], name
+    assert load_config(write(tmp_path, '[defaults]\nname = "solo"\n[jobs.a]\nimage = "x"\nmin_vram = 24\n'
+                                       'hours = 1\n')).job("a").template.name_prefix == "solo"
+
+
 @pytest.mark.parametrize(("text", "key", "fragment"), [
     ('[jobs.a]\nimage = "x"\ngpus = 0\n', "gpus", "[jobs.a] gpus = 0: must be >= 1"),
     ('[jobs.a]\nimage = "x"\ngpus = 17\n', "gpus", "[jobs.a] gpus = 17: must be <= 16"),  # as --gpus
@@ -147,6 +161,22 @@ def test_absolute_deadline_and_pod_names(tmp_path):
     # `bidder launch`'s own name: every tick would take the job for a launch (and its pods for the launch's).
     ('[jobs.bidder-launch]\nimage = "x"\n', "bidder-launch",
      "[jobs.bidder-launch]: 'bidder-launch' is the name `bidder launch` gives its pods; give the job another name"),
+    # A pod-name prefix shared with `bidder launch`'s or another job's: a lost create adopted the other's pod
+    # (a launch's and job launch's creates, both bidder-launch-1-xxxxx, were adopted crosswise).
+    ('[jobs.launch]\nimage = "x"\ngpu = ["A"]\nhours = 1\n', "name",
+     "[jobs.launch] names its pods bidder-launch-ATTEMPT-LEDGERID (by default bidder-JOB), as `bidder launch` names "
+     'its own: a create whose answer was lost could adopt a launched pod as the job\'s; give [jobs.launch] a name '
+     'of its own, e.g. name = "job-launch"'),
+    ('[jobs.a]\nimage = "x"\ngpu = ["A"]\nhours = 1\nname = "bidder-launch"\n', "name",
+     "[jobs.a] names its pods bidder-launch-ATTEMPT-LEDGERID (name = 'bidder-launch'), as `bidder launch`"),
+    ('[defaults]\nname = "shared"\nimage = "x"\ngpu = ["A"]\nhours = 1\n[jobs.a]\n[jobs.b]\n', "name",
+     "[jobs.a] (name = 'shared' from [defaults]) and [jobs.b] (name = 'shared' from [defaults]) both name their "
+     "pods shared-ATTEMPT-LEDGERID: a create whose answer was lost could adopt the other job's pod; take name out "
+     "of [defaults] (left out, a job's pods are named bidder-JOB-ATTEMPT-LEDGERID)"),
+    ('[defaults]\nimage = "x"\ngpu = ["A"]\nhours = 1\n[jobs.a]\nname = "bidder-b"\n[jobs.b]\n', "name",
+     "[jobs.a] (name = 'bidder-b') and [jobs.b] (by default bidder-JOB) both name their pods "
+     'bidder-b-ATTEMPT-LEDGERID: a create whose answer was lost could adopt the other job\'s pod; give each job a '
+     'name = "..." of its own'),
     ('[jobs.a]\nimage = "x"\nmax_spend_per_hour = 3\n', "max_spend_per_hour", "is a global setting"),
     ('budget = 3\n', "budget", "is a job setting"),
     ('colour = "red"\n', "colour", "unknown top-level key 'colour'"),

@@ -56,6 +56,18 @@ def test_a_job_of_the_default_bidder_toml_is_refused_before_anything_is_sent(env
     assert sorted(p.name.split("-")[0] for p in env.live_pods()) == ["bidder", "nb"]
 
 
+def test_a_jobs_pod_name_prefix_is_refused_as_a_launchs_name(env):
+    # The launch's pods would be named as the job's (bidder-train-1-LEDGERID each): a lost create of one
+    # was adopted by the other.
+    (env.tmp / "bidder.toml").write_text(ON_DEMAND_SERVICE + '\n[jobs.nb]\nname = "exp"\nimage = "i"\nmin_vram = 24\n'
+                                                            "hours = 1\n")
+    refused(launch(env, "--name", "bidder-train"), "'bidder-train' is the pod-name prefix of [jobs.train] in "
+            "bidder.toml: the launch's pods would be named as that job's", "give another --name")
+    refused(launch(env, "--name", "exp"), "'exp' is the pod-name prefix of [jobs.nb]")
+    assert env.emu.world.pods == {} and env.store.actions("bidder-train") == []
+    assert launch(env, "--name", "bidder-nb").exit_code == 0  # (nb's pods are exp-ATTEMPT-LEDGERID)
+
+
 def test_a_job_with_a_pod_never_gets_a_second_one_from_launch(env):
     (env.tmp / "bidder.toml").write_text(ON_DEMAND_SERVICE)
     assert cli(env, "tick").exit_code == 0

@@ -378,6 +378,79 @@ def test_jobs_stop_of_a_job_removed_from_bidder_toml_stops_its_pod(env):
     assert len(env.emu.world.pods) == 1 and "Traceback" not in again.stderr + nope.stderr + missing.stderr
 
 
+def test_a_removed_jobs_billing_pod_is_a_warning_on_stderr_when_news_and_once_a_day(env):
+    # Renamed in bidder.toml, the job's pod billed on with no budget watched, said on stdout alone (the
+    # log), every tick: cron, which mails stderr, never said it.
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    path = env.tmp / "bidder.toml"
+    path.write_text(CONFIG.replace("[jobs.train]", "[jobs.renamed]"))
+    said = (f"unmanaged: pod {pod.id} (job train) is running but its job is not in {path}: stop it with "
+            f"`bidder stop {pod.id}`")
+    dry = tick(env, "--dry-run")  # says it too, and keeps nothing: the tick below says it again
+    assert dry.exit_code == 0 and f"[dry run] warning: {said}" in dry.stderr, dry.stderr
+    log = env.tmp / "tick.jsonl"
+    ticks = []
+    for step in (300, 300, 300, 86400 - 600, 300):
+        env.emu.advance(step)
+        result = tick(env, "--log", str(log))
+        assert result.exit_code == 0, result.output + result.stderr
+        ticks.append((f"warning: {said}" in result.stderr.splitlines(), said in result.stdout.splitlines()))
+    # News at the first tick, then in the log alone, then again a day after it was said.
+    assert ticks == [(True, False), (False, True), (False, True), (True, False), (False, True)]
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sum(e["event"] == "unmanaged" and e["pod_id"] == pod.id for e in events) == 5  # (the log has each)
+    # Back in bidder.toml the job runs its pod again; taken out once more, that is news at once.
+    path.write_text(CONFIG)
+    env.emu.advance(300)
+    assert said not in tick(env).output
+    path.write_text(CONFIG.replace("[jobs.train]", "[jobs.renamed]"))
+    env.emu.advance(300)
+    assert f"warning: {said}" in tick(env).stderr
+
+
+def test_jobs_stop_with_a_broken_bidder_toml_stops_the_jobs_pod_from_the_ledger(env):
+    # A syntax error mid-edit stops every tick; `jobs stop` said only "not valid TOML", exit 1, while the
+    # job's pod billed on (the user had to find its ID for `bidder stop ID`).
+    assert tick(env).exit_code == 0
+    [pod] = env.live_pods()
+    path = env.tmp / "bidder.toml"
+    path.write_text("[jobs.train\n")
+    env.emu.advance(600)
+
+    def jobs_stop(name: str, *extra: str):
+        return cli(env, "jobs", "--config", str(path), "stop", name, *common(env), *extra)
+
+    warning = (f"warning: {path}: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column "
+               "12); acting on train from the ledger: its pod is stopped, not terminated (its on_finish cannot be "
+               "read)\n")
+    dry = jobs_stop("train", "--dry-run")
+    assert dry.exit_code == 0 and dry.stderr == warning, dry.stderr
+    assert dry.stdout.startswith(f"train: from the ledger ({path} could not be read): [dry run] would stop pod {pod.id}")
+    assert pod.desired_status == "RUNNING"
+    result = jobs_stop("train")
+    assert result.exit_code == 0 and result.stderr == warning, result.stderr
+    assert result.stdout == (f"train: from the ledger ({path} could not be read): finished; stop pod {pod.id} "
+                             f"(`bidder stop {pod.id} --terminate` deletes it)\n")
+    assert pod.desired_status == "EXITED"
+    # Nothing left to stop, or a name the ledger does not know: one line, with why the file was not read.
+    again = jobs_stop("train")
+    assert again.exit_code == 1 and again.stderr == (
+        f"Error: {path}: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 12); job "
+        "'train' has no pod running in the ledger, so nothing was stopped: fix the file, then `bidder jobs stop "
+        "train` ends the job\n")
+    nope = jobs_stop("nope")
+    assert nope.exit_code == 1 and nope.stderr.startswith(f"Error: {path}: not valid TOML: ") and nope.stderr.endswith(
+        f"; no job 'nope' in the ledger {env.tmp / 'bidder.db'} either: fix the file, or `bidder pods --all` lists "
+        "the pods (`bidder stop ID` stops one)\n") and len(nope.stderr.splitlines()) == 1
+    # The file fixed, the job stays finished: no pod is rented for it again.
+    path.write_text(CONFIG)
+    env.emu.advance(300)
+    fixed = tick(env)
+    assert fixed.exit_code == 0 and "train: finished" in fixed.output, fixed.output
+    assert [p.desired_status for p in env.emu.world.pods.values()] == ["EXITED"]
+
+
 def test_pods_and_stop_by_id_hold_the_job_until_started(env):
     assert tick(env).exit_code == 0
     pod = next(iter(env.emu.world.pods.values()))

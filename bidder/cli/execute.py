@@ -70,6 +70,7 @@ from bidder.jobs import (
     Config,
     JobConfig,
     config_job_names,
+    config_pod_prefixes,
     job_from_values,
     load_config,
     parse_config,
@@ -79,6 +80,7 @@ from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.runpod.errors_map import mask_known
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
 from bidder.tick import (
+    KEPT_NOTE_EVERY,
     dry_run_copy,
     job_progress,
     kept_billing,
@@ -89,7 +91,7 @@ from bidder.tick import (
     run_tick,
     window_start,
 )
-from bidder.units import format_duration, to_iso
+from bidder.units import format_duration, parse_timestamp, to_iso
 
 __all__ = ["decision_dict", "jobs", "launch", "pods", "stop", "tick"]
 
@@ -671,6 +673,11 @@ def _refuse_config_job(name: str, config_path: str) -> None:
         raise click.BadParameter(f"{name!r} is a job of {config_path} ([jobs.{name}]): a launch under its name "
                                  "would share that job's ledger row, and the next `bidder tick` would take the "
                                  "launched pod for the job's own; give another --name", param_hint="--name")
+    job = config_pod_prefixes(config_path).get(name)
+    if job is not None:  # (the launch's pods are named NAME-ATTEMPT-LEDGERID, as the job's: a lost create is found by it)
+        raise click.BadParameter(f"{name!r} is the pod-name prefix of [jobs.{job}] in {config_path}: the launch's pods "
+                                 "would be named as that job's, and a create whose answer was lost could adopt the "
+                                 "other's pod; give another --name", param_hint="--name")
 
 
 def _refuse_managed_job(store: Store, name: str, config_path: str) -> None:
@@ -900,6 +907,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
                 ticked = scratch.enter_context(dry_run_copy(store, now)) if dry_run else store
                 report = run_tick(runpod, ticked, config, now, dry_run=dry_run,
                                   events=log.write if log is not None else None, vast=vast)
+                warn_unmanaged = _unmanaged_news(ticked, report.events, now)
             except KeyboardInterrupt:
                 # As `bidder launch` says it: a create may have gone out (it said only "Aborted!", exit 1).
                 sent = [n for n in (_sent_create(store, job) for job in config.jobs) if n]
@@ -946,7 +954,9 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
         click.echo(f"{prefix}{job.name}: {job.state}: {message} (spent ${job.spent:.2f}, "
                    f"{job.work_done_hours:.2f} h done)")
     for event in report.events:
-        if event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
+        if event["event"] == "unmanaged" and event.get("job") in warn_unmanaged:  # (for cron's mail)
+            click.echo(f"{prefix}warning: unmanaged: {event.get('message', '')}", err=True)
+        elif event["event"] in ("unmanaged", "spot_unsupported", "spot_recheck", "adopted"):
             # (An adoption names its job: with several jobs, "found pod X by its name" said not whose.)
             job = f"{event['job']}: " if event["event"] == "adopted" and event.get("job") else ""
             click.echo(f"{prefix}{event['event']}: {job}{event.get('message', '')}")
@@ -975,6 +985,29 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
         problems.append(short)
     if problems:
         raise BidderError("; ".join(problems))
+
+
+def _unmanaged_news(store: Store, events: Sequence[Mapping[str, Any]], now: datetime) -> set[str]:
+    """The jobs whose `unmanaged` pods (a job taken out of bidder.toml, its pod billing with no budget
+    watched) are news, for stderr: the first time, when what is said changes, and once a day (job state
+    `unmanaged_said`), as a finished job's kept pods are said; the other ticks say them in the log alone."""
+    said_now: dict[str, list[str]] = {}
+    for event in events:
+        if event["event"] == "unmanaged":
+            said_now.setdefault(str(event.get("job")), []).append(str(event.get("message")))
+    news = set()
+    for state in store.jobs():
+        name, said = state["name"], state.get("unmanaged_said") or {}
+        messages = sorted(said_now.pop(name, []))
+        if not messages:
+            if said:  # (back in bidder.toml, or its pod ended: said afresh if it is left again)
+                store.save_job_state(name, unmanaged_said=None)
+            continue
+        at = said.get("at")
+        if said.get("messages") != messages or not at or now - parse_timestamp(at) >= KEPT_NOTE_EVERY:
+            store.save_job_state(name, unmanaged_said={"messages": messages, "at": to_iso(now)})
+            news.add(name)
+    return news | set(said_now)  # (a pod whose job has no row to remember it by: said every time)
 
 
 # -- jobs --------------------------------------------------------------------------------------------
@@ -1148,16 +1181,25 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
               allow_past: bool, api_url: str, vast_url: str, sub_config_path: str | None, sub_db_path: str | None
               ) -> None:
     """End a job: stop or terminate its pod (per on_finish) and mark it finished. A job no longer in
-    bidder.toml (or a `bidder launch`'s) whose pod the ledger has: its pod is stopped. Waits for a
-    running tick to finish first (--wait)."""
+    bidder.toml (or a `bidder launch`'s) whose pod the ledger has: its pod is stopped, as is a job's
+    while bidder.toml cannot be read. Waits for a running tick to finish first (--wait)."""
     config_path = sub_config_path or ctx.obj["config_path"]
     db_path = sub_db_path or ctx.obj["db_path"]
     # A user of `bidder launch` alone has no bidder.toml: a launch's pod is still ended by its name.
-    config = load_config(config_path) if Path(config_path).exists() else parse_config({}, config_path)
+    unread = None
+    try:
+        config = load_config(config_path) if Path(config_path).exists() else parse_config({}, config_path)
+    except ConfigError as exc:
+        # A broken file (a typo mid-edit) stops every tick: the job's pod is still ended, from the ledger,
+        # as a removed job's is (stopped: its on_finish is in the file).
+        config, unread = parse_config({}, config_path), str(exc)
     parse_now(now_text)
     # A job the tick no longer runs is still the user's to end: its pod would run (and bill) unwatched.
     _refuse_if_run_elsewhere(db_path, name, config_path)
-    unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path)
+    unlisted = None if name in config.jobs else _unlisted_job(config, name, db_path, unread)
+    if unread is not None:
+        click.echo(f"warning: {unread}; acting on {name} from the ledger: its pod is stopped, not terminated "
+                   "(its on_finish cannot be read)", err=True)
     on_finish = config.jobs[name].on_finish if unlisted is None else "stop"  # its on_finish went with it
     # A mistyped --db was created (with its lock file) and the job "finished; it had no pod" while its
     # real pod ran on: refused, as `stop` and `jobs` refuse it.
@@ -1182,12 +1224,16 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
     click.echo(f"{name}: {unlisted + ': ' if unlisted else ''}{done}")
 
 
-def _unlisted_job(config: Config, name: str, db_path: str) -> str:
+def _unlisted_job(config: Config, name: str, db_path: str, unread: str | None = None) -> str:
     """What a job that is not in bidder.toml is, when the ledger holds a pod of it to stop ("no longer
-    in bidder.toml", or a launch's); else one line saying there is no such job, or nothing to stop."""
+    in bidder.toml", or a launch's); else one line saying there is no such job, or nothing to stop.
+    `unread`: why bidder.toml could not be read (its jobs unknown: every job is looked up in the ledger)."""
     known = ", ".join(config.jobs) or "none"
     missing = ConfigError(f"no job {name!r} in {config.path} (jobs: {known}) nor in the ledger {db_path}: "
                           "`bidder jobs` lists the jobs, `bidder pods --all` the pods", key=name, path=config.path)
+    if unread is not None:
+        missing = ConfigError(f"{unread}; no job {name!r} in the ledger {db_path} either: fix the file, or "
+                              "`bidder pods --all` lists the pods (`bidder stop ID` stops one)", path=config.path)
     if not Path(db_path).exists():
         raise missing
     with Store.open(db_path, create=False) as store:
@@ -1197,10 +1243,15 @@ def _unlisted_job(config: Config, name: str, db_path: str) -> str:
             raise missing
         launched = store.is_launch(name, state)
         if not store.managed_pods(name, states=["active"]):
+            if unread is not None and not launched:  # (the job may still run once the file is fixed: say how to end it)
+                raise BidderError(f"{unread}; job {name!r} has no pod running in the ledger, so nothing was stopped: "
+                                  f"fix the file, then `bidder jobs stop {name}` ends the job")
             what = "(a `bidder launch`)" if launched else f"is no longer in {config.path} (jobs: {known}) and"
             raise BidderError(f"job {name!r} {what} has no pod running in the ledger: nothing to stop (`bidder pods "
                               "--all` shows its pods; `bidder stop ID --terminate` deletes one)")
-    return "launched by `bidder launch`" if launched else f"no longer in {config.path}"
+    if launched:
+        return "launched by `bidder launch`"
+    return f"from the ledger ({config.path} could not be read)" if unread is not None else f"no longer in {config.path}"
 
 
 def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: str, now: datetime, *,
