@@ -960,6 +960,8 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             # (An adoption names its job: with several jobs, "found pod X by its name" said not whose.)
             job = f"{event['job']}: " if event["event"] == "adopted" and event.get("job") else ""
             click.echo(f"{prefix}{event['event']}: {job}{event.get('message', '')}")
+        elif event["event"] == "stray":  # a late create's pod no job wanted, ended at once (it billed till now)
+            click.echo(f"{prefix}retired: {event.get('job')}: {event.get('message', '')}")
         elif event["event"] in ("rejected_observation", "foreign_pod"):
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
