@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from bidder.errors import ConfigError
-from bidder.models import MAX_GPU_COUNT, MAX_PRICE
+from bidder.models import MAX_GPU_COUNT, MAX_PRICE, MIN_PRICE
 from bidder.vast.offers import Offer, per_gpu
 
 __all__ = [
@@ -144,10 +144,10 @@ def parse_offer(raw: Any) -> Offer:
         raise ImplausibleOffer(f"field gpu_name should be a GPU name, got {gpu_name!r}")
     min_bid, dph_total = _price(raw, "min_bid"), _price(raw, "dph_total")
     for name, value in (("min_bid", min_bid), ("dph_total", dph_total)):
-        # The bound RunPod's client and the trace reader hold prices to, per GPU-hour.
-        if value is not None and (per_gpu(value, num_gpus) or 0.0) > MAX_PRICE:
-            raise ImplausibleOffer(f"field {name} should be a price up to {MAX_PRICE:g} USD per GPU-hour, got "
-                             f"{value:g} for {num_gpus} GPU(s)")
+        # The bounds RunPod's client holds prices to, per GPU-hour (the trace reader the upper one).
+        if value is not None and not MIN_PRICE <= (per_gpu(value, num_gpus) or 0.0) <= MAX_PRICE:
+            raise ImplausibleOffer(f"field {name} should be a price from {MIN_PRICE:g} to {MAX_PRICE:g} USD per "
+                                   f"GPU-hour, got {value:g} for {num_gpus} GPU(s)")
     return Offer(
         id=offer_id,
         machine_id=machine_id,
