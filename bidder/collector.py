@@ -122,6 +122,12 @@ class RunPodSource:
         if not quotes:  # RunPod always lists its GPU types: an empty answer is a wrong one, not a market
             raise MalformedAnswer("lowestPrice: the answer listed no GPU types (an empty catalogue is not a "
                                   "price snapshot)", operation="lowestPrice")
+        if not any(q.minimum_bid_price is not None or q.uninterruptable_price is not None for q in quotes):
+            # One type sold out is a market (the optimizer reads it so); all of them at once is a wrong
+            # answer: stored, it hid the history and the tick saw the whole market gone.
+            raise MalformedAnswer(f"lowestPrice: not one of the {len(quotes)} GPU types, clouds and counts has a price "
+                                  "(every floor and on-demand price null or 0): not a price snapshot",
+                                  operation="lowestPrice")
         catalogue = None
         refreshed = store.gpu_types_updated()
         if refreshed is None or ts - refreshed >= self.gpu_types_max_age:
@@ -168,6 +174,9 @@ class VastSource:
         if not offers:  # the whole market, unfiltered: none at all is a wrong answer, not a market
             raise MalformedAnswer("search: the answer listed no offers at all (an empty market is not a price "
                                   "snapshot)", operation="search")
+        if not any(o.min_bid is not None or o.dph_total is not None for o in offers):  # (as RunPod's, above)
+            raise MalformedAnswer(f"search: not one of the {len(offers):,} offers has a price (every min_bid and "
+                                  "dph_total null or 0): not a price snapshot", operation="search")
         if getattr(found, "complete", True) is False:
             # The dearest offers were cut off: stored, their GPU types and counts would read as gone.
             raise IncompleteAnswer(f"search: {len(offers):,} offers in {getattr(found, 'requests', 1)} searches and "

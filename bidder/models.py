@@ -22,6 +22,7 @@ __all__ = [
     "MAX_HOURS",
     "MAX_PRICE",
     "MAX_TOLERANCE",
+    "MIN_PRICE",
     "PRICE_HISTORY_DAYS",
     "SILENCE_MIN_HOURS",
     "TOLERANCE_PRESETS",
@@ -51,6 +52,10 @@ MARKET_CLOUDS: dict[str, tuple[str, ...]] = {"runpod": CLOUDS, "vast": ("VERIFIE
 #: The most USD per hour of a pod or a GPU bidder believes a market (or a trace) that states it: no
 #: true price comes near it. It keeps impossible numbers (1e300) out of the store and every later sum.
 MAX_PRICE = 1000.0
+#: The least USD per GPU-hour bidder believes a market states as a price (0 or less is the markets'
+#: "none"): a tenth of a cent, Vast's smallest bid per instance-hour; the cheapest price in RunPod's
+#: catalogue is $0.06. Stored, a floor of 1e-9 read as a 100% spot discount.
+MIN_PRICE = 0.001
 #: The most hours of work a job (or a command's --hours) may ask: past it a figure is a typo.
 MAX_HOURS = 1_000_000.0
 #: The most GPUs in one pod any market offers (and the collector records): --gpus, `gpus`, --gpu-counts.

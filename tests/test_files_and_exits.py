@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from bidder.cli import main
+from bidder.cli.signals import Terminated, sigterm_raises
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store, discard_unused
 from bidder.store.schema import SCHEMA_VERSION
@@ -198,6 +199,30 @@ def test_a_failed_import_keeps_a_new_database_a_collector_took_up(emulator, tmp_
     with Store.open(db) as store:
         [row] = store.collections()
         assert row["error"] is None and len(store.price_history()) == row["quotes"] > 0
+
+
+def test_an_import_stopped_by_sigterm_leaves_no_new_database(tmp_path):
+    """SIGTERM (`timeout`, systemd's stop, `kill`) ended an import at once and left its new file, -wal
+    and -shm behind with no price in them; it unwinds as a failure does: the file is removed, exit 143."""
+    db = tmp_path / "new.db"
+    importer = subprocess.Popen([sys.executable, "-c", _MAIN, "import-trace", "-", "--db", str(db)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        importer.stdin.write(_HEADER + "2026-01-01T00:00:00Z,NVIDIA RTX A6000,0.3,0.5\n")
+        importer.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not (db.exists() and db.stat().st_size > 0):  # the import made the file and waits for more rows
+            assert time.monotonic() < deadline and importer.poll() is None
+            time.sleep(0.05)
+        importer.send_signal(signal.SIGTERM)
+        out, err = importer.communicate(timeout=60)
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+            importer.wait()
+    assert importer.returncode == 143, err
+    assert err == "Terminated: nothing imported\n" and out == ""
+    assert list(tmp_path.iterdir()) == []  # no new.db, -wal or -shm
 
 
 def test_a_new_database_someone_wrote_into_is_not_discarded(tmp_path):
@@ -473,3 +498,16 @@ def test_a_bad_option_leaves_an_older_database_as_it_was(tmp_path):
         with contextlib.closing(sqlite3.connect(db)) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == 6, args
         assert db.read_bytes() == before, args
+
+
+def test_a_sigterm_held_for_a_write_is_raised_when_the_block_ends():
+    # An import's write, once begun, is finished whole: SIGTERM is raised after it, not in its commit.
+    with pytest.raises(Terminated), sigterm_raises() as sigterm:
+        sigterm.hold()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)  # (the handler runs at once in the main thread; it only notes the signal)
+        finished = True
+    assert finished
+    with pytest.raises(Terminated), sigterm_raises():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)

@@ -113,3 +113,54 @@ def test_gpu_types_runpod_dropped_are_stored_and_cost_one_request_once(emulator,
         assert len(store.latest_quotes("runpod")) == KEEP * len(CLOUDS)
         assert len(store.price_history()) == total * len(CLOUDS) + 2 * KEEP * len(CLOUDS)
     recorder.close()
+
+
+def priced(value, keep: int = 0):
+    """Every lowestPrice object with both prices set to `value` (null, 0), but for the first `keep` GPU types."""
+    def spoil(payload):
+        types = payload["data"]["gpuTypes"]
+        return {"data": {"gpuTypes": types[:keep] + [
+            {k: ({**v, "minimumBidPrice": value, "uninterruptablePrice": value} if isinstance(v, dict) else v)
+             for k, v in t.items()} for t in types[keep:]]}}
+    return spoil
+
+
+@pytest.mark.parametrize("value", [None, 0], ids=["null", "zero"])
+def test_an_answer_with_no_price_anywhere_is_malformed_and_the_last_snapshot_stays(emulator, tmp_path, value):
+    """Every floor and on-demand price null (or 0, RunPod's "none") was stored as a snapshot of 76 quotes
+    without a price: until the next good cycle `recommend` and the tick saw the whole market gone."""
+    db = tmp_path / "b.db"
+    assert collect(emulator, db).exit_code == 0
+    emulator.advance(600)
+    emulator.malform("lowestPrices", priced(value))
+    line = one_line_error(collect(emulator, db))
+    assert "not one of the" in line and "has a price" in line
+    prices, collections, _ = rows(db)
+    assert len(collections) == 2 and collections[1][0] == 0 and collections[1][1].startswith("MalformedAnswer")
+    with Store.open(db) as store:
+        newest = store.latest_quotes("runpod")
+        assert len(newest) == prices and any(q.minimum_bid_price for q in newest)
+
+
+def test_gpu_types_sold_out_beside_one_with_a_price_are_a_snapshot(emulator, tmp_path):
+    # A type with no floor and no on-demand is sold out (the optimizer reads it so): only an answer where
+    # no market at all has a price is refused.
+    emulator.malform("lowestPrices", priced(None, keep=1))
+    result = collect(emulator, tmp_path / "b.db")
+    assert result.exit_code == 0, result.output + result.stderr
+    with Store.open(tmp_path / "b.db") as store:
+        quotes = store.latest_quotes("runpod")
+        assert 0 < len({q.gpu_type_id for q in quotes if q.minimum_bid_price or q.uninterruptable_price}) <= 1
+
+
+@pytest.mark.parametrize("value", [1e-9, 0.0009])
+def test_a_price_below_a_tenth_of_a_cent_is_malformed(emulator, tmp_path, value):
+    # A floor of 1e-9 was stored: `prices` showed 0.000 and a 100% spot discount.
+    emulator.malform("lowestPrices", lambda p: {"data": {"gpuTypes": [
+        {**p["data"]["gpuTypes"][0], **{k: {**v, "minimumBidPrice": value}
+                                        for k, v in p["data"]["gpuTypes"][0].items() if isinstance(v, dict)}},
+        *p["data"]["gpuTypes"][1:]]}})
+    line = one_line_error(collect(emulator, tmp_path / "b.db"))
+    assert "minimumBidPrice" in line and "0.001" in line
+    prices, collections, _ = rows(tmp_path / "b.db")
+    assert prices == 0 and len(collections) == 1 and collections[0][1]

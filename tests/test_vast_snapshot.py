@@ -36,9 +36,11 @@ def stored(db) -> tuple[int, list[tuple]]:
 @pytest.mark.parametrize("spoil", [
     {"num_gpus": 1, "min_bid": 2500.0, "dph_total": 3000.0},   # $2,500 per GPU-hour
     {"num_gpus": 2, "min_bid": 1.0, "dph_total": 2400.0},      # on-demand $1,200 per GPU-hour
+    {"num_gpus": 1, "min_bid": 1e-9},                          # a 100% spot discount
+    {"num_gpus": 8, "min_bid": 0.5, "dph_total": 0.0072},      # on-demand $0.0009 per GPU-hour
     {"gpu_name": ""},                                          # a name no trace can carry
     {"gpu_name": "RTX\n4090"},
-], ids=["floor", "on-demand", "empty-name", "line-break"])
+], ids=["floor", "on-demand", "tiny-floor", "tiny-on-demand", "empty-name", "line-break"])
 def test_an_impossible_offer_is_set_aside_and_the_rest_stored_and_exported_whole(emulator, tmp_path, spoil):
     """Stored, a $2,500 floor made the database's own export unreadable by `import-trace`; a host sets
     its own price, so one absurd listing is no reason to lose the market's snapshot either."""
@@ -50,11 +52,67 @@ def test_an_impossible_offer_is_set_aside_and_the_rest_stored_and_exported_whole
     with Store.open(db) as store:
         assert store._rows("SELECT count(*) FROM offers WHERE offer_id = 999999999", ())[0][0] == 0
         assert store._rows("SELECT max(minimum_bid_price) FROM prices", ())[0][0] <= 1000
+        assert store._rows("SELECT min(minimum_bid_price) FROM prices", ())[0][0] >= 0.001
+        assert store._rows("SELECT min(uninterruptable_price) FROM prices", ())[0][0] >= 0.001
     out = tmp_path / "t.csv"
     runner = CliRunner()
     assert runner.invoke(main, ["export", "--db", str(db), "--since", "all", "-o", str(out)]).exit_code == 0
     imported = runner.invoke(main, ["import-trace", str(out), "--db", str(tmp_path / "c.db")])
     assert imported.exit_code == 0, imported.stderr
+
+
+def _without(offer: dict, name: str) -> dict:
+    return {k: v for k, v in offer.items() if k != name}
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda o: {**o, "num_gpus": 0},
+    lambda o: {**o, "num_gpus": 1.5},
+    lambda o: {**o, "num_gpus": 2**63},   # (stored, it failed the write with a traceback)
+    lambda o: _without(o, "num_gpus"),
+    lambda o: _without(o, "id"),
+    lambda o: _without(o, "machine_id"),
+], ids=["no-gpu", "half-a-gpu", "2**63-gpus", "no-num_gpus", "no-id", "no-machine_id"])
+def test_an_offer_with_no_gpu_or_no_id_is_set_aside_and_the_rest_stored(emulator, tmp_path, caplog, spoil):
+    """One listing with 0 or 1.5 GPUs, or without an id, failed the whole search ("field num_gpus should
+    be >= 1") on every cycle while it stayed listed, though an empty GPU name was set aside."""
+    whole = vast_client(emulator).search_offers(limit=100_000)
+    odd = {}
+
+    def one_odd(p):
+        odd.update(p["offers"][0])
+        return {"offers": [spoil(p["offers"][0]), *p["offers"][1:]]}
+
+    emulator.malform("vast:search", one_odd)
+    db = tmp_path / "b.db"
+    result = collect(emulator, db)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert f"from {len(whole) - 1} offers" in result.output
+    [warning] = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    named = f"offer {odd['id']}" if "id" in spoil(odd) else f"offer without an id (machine {odd['machine_id']}"
+    assert named in warning and "Traceback" not in result.stderr
+    with Store.open(db) as store:
+        assert odd["id"] not in {o["offer_id"] for o in store.offers_at()}
+
+
+def test_a_search_whose_every_offer_is_set_aside_is_an_error_row_not_a_snapshot(emulator, tmp_path, caplog):
+    emulator.malform("vast:search", lambda p: {"offers": [{**o, "num_gpus": 0} for o in p["offers"]]})
+    line = one_line_error(collect(emulator, tmp_path / "b.db"))
+    assert "every one of the" in line and "num_gpus should be a whole number 1..16, got 0" in line
+    assert not [r for r in caplog.records if "set aside" in r.getMessage()]  # the error says it, once
+    prices, rows = stored(tmp_path / "b.db")
+    assert prices == 0 and len(rows) == 1 and "every one of the" in rows[0][2]
+
+
+@pytest.mark.parametrize("value", [None, 0], ids=["null", "zero"])
+def test_a_search_with_no_price_on_any_offer_is_an_error_row_not_a_snapshot(emulator, tmp_path, value):
+    """Every min_bid and dph_total null was stored as "24 quotes from 258 offers", every one without a price."""
+    emulator.malform("vast:search", lambda p: {"offers": [{**o, "min_bid": value, "dph_total": value}
+                                                          for o in p["offers"]]})
+    line = one_line_error(collect(emulator, tmp_path / "b.db"))
+    assert "not one of the" in line and "offers has a price" in line
+    prices, rows = stored(tmp_path / "b.db")
+    assert prices == 0 and len(rows) == 1 and rows[0][2].startswith("MalformedAnswer")
 
 
 def test_a_price_at_the_cap_is_stored_and_round_trips_through_export_and_import(emulator, tmp_path):

@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -650,18 +650,31 @@ def import_trace(file: str, now_text: str | None, db_path: str) -> None:
     notes: list[str] = []
     created = not Path(db_path).exists()
     total = 0
+    terminated = False
+    # SIGTERM (`timeout`, systemd's stop) unwinds as a failure does: the default action killed the process
+    # at once and left the new database, -wal and -shm behind with no price in them. Once every row is
+    # read, SIGTERM waits for the write to end: stopped just after its commit, the import said "nothing
+    # imported" of rows it had stored, and kept the new file as "another bidder wrote into it".
     try:
-        with _open(db_path, create=True) as store:
-            now, now_is = _import_now(store, given)
-            total, changed = store.import_quotes(seen.count(iter_trace(
-                source, name="<stdin>" if file == "-" else None, notes=notes, now=now, now_is=now_is,
-                future_hint=", or give --now TIME to import history up to TIME")), catalogue=catalogue)
-    finally:
-        seen.progress.close()
-        # A failed import into a new file leaves no empty database behind, unless another bidder took it up.
-        kept = discard_unused(db_path) if created and not total else None
-        if kept:
-            click.echo(f"note: {kept}", err=True)
+        with sigterm_raises() as sigterm:
+            try:
+                with _open(db_path, create=True) as store:
+                    now, now_is = _import_now(store, given)
+                    total, changed = store.import_quotes(_then(seen.count(iter_trace(
+                        source, name="<stdin>" if file == "-" else None, notes=notes, now=now, now_is=now_is,
+                        future_hint=", or give --now TIME to import history up to TIME")), sigterm.hold),
+                        catalogue=catalogue)
+            finally:
+                seen.progress.close()
+                # A failed import into a new file leaves no empty database behind, unless another bidder took it up.
+                kept = discard_unused(db_path) if created and not total else None
+                if kept:
+                    click.echo(f"note: {kept}", err=True)
+    except Terminated:
+        if not total:
+            click.echo("Terminated: nothing imported", err=True)
+            sys.exit(143)  # 128 + SIGTERM
+        terminated = True
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not total:
@@ -671,6 +684,15 @@ def import_trace(file: str, now_text: str | None, db_path: str) -> None:
                f"{changed} new or changed; "
                f"{len(seen.markets)} markets ({len(seen.types)} GPU types), "
                f"{to_iso(seen.first)} to {to_iso(seen.last)}.")
+    if terminated:
+        click.echo("Terminated (after the import was written whole).", err=True)
+        sys.exit(143)
+
+
+def _then(items: Iterable[Any], done: Callable[[], object]) -> Iterator[Any]:
+    """`items`, then `done()` once the last is read."""
+    yield from items
+    done()
 
 
 def _import_now(store: Store, given: datetime | None) -> tuple[datetime, str]:

@@ -7,7 +7,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
-__all__ = ["Terminated", "sigterm_raises"]
+__all__ = ["SigtermRaiser", "Terminated", "sigterm_raises"]
 
 
 class Terminated(BaseException):
@@ -15,15 +15,32 @@ class Terminated(BaseException):
     `except Exception` of a retry loop takes it for a failure to retry."""
 
 
-def _raise(signum: int, frame: object) -> None:
-    raise Terminated
+class SigtermRaiser:
+    """The handler `sigterm_raises` installs: raises Terminated, or after `hold()` only notes the signal,
+    so that a write begun is finished whole (the block's end raises it then)."""
+
+    def __init__(self) -> None:
+        self.held = self.arrived = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.held:
+            self.arrived = True
+            return
+        raise Terminated
+
+    def hold(self) -> None:
+        """From now to the block's end SIGTERM waits (raised as Terminated when the block ends without error)."""
+        self.held = True
 
 
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
+def sigterm_raises() -> Iterator[SigtermRaiser]:
     """Within the block, SIGTERM raises Terminated; the previous handler is restored after it."""
-    previous = signal.signal(signal.SIGTERM, _raise)
+    raiser = SigtermRaiser()
+    previous = signal.signal(signal.SIGTERM, raiser)
     try:
-        yield
+        yield raiser
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if raiser.arrived:
+        raise Terminated

@@ -50,7 +50,7 @@ from bidder.errors import (
     SpotUnsupported,
     TransportError,
 )
-from bidder.models import CLOUDS, PriceQuote
+from bidder.models import CLOUDS, MIN_PRICE, PriceQuote
 from bidder.runpod import operations as ops
 from bidder.runpod.errors_map import HTTPX_CAUGHT, decode_response, from_httpx, remember_secret, shape_error
 from bidder.runpod.operations import GraphQLRequest
@@ -554,8 +554,9 @@ def _quote(gpu: GpuType, cloud: str, count: int, lowest: Mapping[str, Any], ts: 
             return None
         if not finite_number(value):
             raise ValueError(f"{name} of {gpu.id} should be a number, got a {type(value).__name__} value")
-        if value > MAX_PRICE:
-            raise ValueError(f"{name} of {gpu.id} should be a price up to {MAX_PRICE:g} USD per GPU-hour")
+        if value > MAX_PRICE or 0 < value < MIN_PRICE:  # (0 or less is RunPod's "none": price_or_none)
+            raise ValueError(f"{name} of {gpu.id} should be a price from {MIN_PRICE:g} to {MAX_PRICE:g} USD per "
+                             f"GPU-hour, got {value:g}")
         return float(value)
 
     counts = lowest.get("availableGpuCounts") or []

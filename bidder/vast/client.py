@@ -430,18 +430,30 @@ def _contract_id(value: Any) -> int | None:
 
 def _offers(body: Mapping[str, Any]) -> tuple[list[Offer], int]:
     """The offers of a search answer, and how many it listed (those set aside included: what fills
-    the search's limit)."""
+    the search's limit). An answer whose every offer is set aside is malformed: no market is that."""
     raw = body.get("offers")
     if not isinstance(raw, list):
         raise ValueError(f"offers should be a list, got {type(raw).__name__}")
-    offers = []
+    offers: list[Offer] = []
+    set_aside: list[tuple[str, ImplausibleOffer]] = []
     for entry in raw:
         try:
             offers.append(parse_offer(entry))
         except ImplausibleOffer as exc:  # one host's listing, not the answer: the rest is the market
-            offer_id = entry.get("id") if isinstance(entry, Mapping) else None
-            log.warning("Vast offer %s set aside: %s", offer_id, exc)
+            set_aside.append((_named(entry), exc))
+    if set_aside and not offers:
+        raise ValueError(f"every one of the {len(raw)} offers it listed was set aside (the first, "
+                         f"{set_aside[0][0]}: {set_aside[0][1]})")
+    for named, why in set_aside:
+        log.warning("Vast %s set aside: %s", named, why)
     return offers, len(raw)
+
+
+def _named(entry: Mapping[str, Any]) -> str:
+    """An offer as a warning names it: by its id, else by its machine and GPU (its id is what is missing)."""
+    if entry.get("id") is not None:
+        return f"offer {entry['id']!r}"
+    return f"offer without an id (machine {entry.get('machine_id')!r}, GPU {entry.get('gpu_name')!r})"
 
 
 def _page(body: Mapping[str, Any]) -> tuple[list[Instance], str | None]:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from bidder.errors import ConfigError
-from bidder.models import MAX_PRICE
+from bidder.models import MAX_GPU_COUNT, MAX_PRICE, MIN_PRICE
 from bidder.vast.offers import Offer, per_gpu
 
 __all__ = [
@@ -105,9 +105,29 @@ def _price(obj: Mapping[str, Any], name: str) -> float | None:
 # -- offers ----------------------------------------------------------------------------------------
 
 class ImplausibleOffer(ValueError):
-    """A well-formed offer no renter would take as stated (a price past the bound every price in bidder
-    keeps to, a GPU name no trace could carry): one host's listing, set aside from the search, never
-    a reason to doubt the whole answer (as a missing field or a wrong type is)."""
+    """A well-formed offer no renter could take as stated (no id or machine, no GPU or half of one, a
+    price past the bound every price in bidder keeps to, a GPU name no trace could carry): one host's
+    listing, set aside from the search, never a reason to doubt the whole answer (as a field of the
+    wrong JSON type is: Vast's format changed, and every offer would be read wrong)."""
+
+
+#: The largest whole number SQLite stores: an id past it failed the snapshot's write with a traceback.
+_MAX_ID = 2**63 - 1
+
+
+def _offer_int(raw: Mapping[str, Any], name: str, least: int, most: int) -> int:
+    """A whole number an offer cannot do without (its id, machine, GPU count): of the wrong JSON type the
+    answer is malformed (ValueError); absent, fractional or outside least..most this listing is
+    (ImplausibleOffer)."""
+    value = raw.get(name)
+    if value is None:
+        raise ImplausibleOffer(f"field {name} is missing")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"field {name} should be a whole number, got {_kind(value)}")
+    if value != int(value) or not least <= value <= most:
+        raise ImplausibleOffer(f"field {name} should be a whole number {least}..{most}, got {value!r}")
+    return int(value)
 
 
 def parse_offer(raw: Any) -> Offer:
@@ -115,9 +135,8 @@ def parse_offer(raw: Any) -> Offer:
     ImplausibleOffer: this offer alone is set aside)."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"an offer should be an object, got {type(raw).__name__}")
-    num_gpus = _required_int(raw, "num_gpus")
-    if num_gpus < 1:
-        raise ValueError("field num_gpus should be >= 1")
+    offer_id, machine_id = _offer_int(raw, "id", 0, _MAX_ID), _offer_int(raw, "machine_id", 0, _MAX_ID)
+    num_gpus = _offer_int(raw, "num_gpus", 1, MAX_GPU_COUNT)  # (the most GPUs any market puts in one pod)
     gpu_name = _str(raw, "gpu_name") or ""
     # A name a trace cannot carry back (empty, a control character) would make `bidder export`
     # unreadable by `import-trace`; no true offer has one.
@@ -125,13 +144,13 @@ def parse_offer(raw: Any) -> Offer:
         raise ImplausibleOffer(f"field gpu_name should be a GPU name, got {gpu_name!r}")
     min_bid, dph_total = _price(raw, "min_bid"), _price(raw, "dph_total")
     for name, value in (("min_bid", min_bid), ("dph_total", dph_total)):
-        # The bound RunPod's client and the trace reader hold prices to, per GPU-hour.
-        if value is not None and (per_gpu(value, num_gpus) or 0.0) > MAX_PRICE:
-            raise ImplausibleOffer(f"field {name} should be a price up to {MAX_PRICE:g} USD per GPU-hour, got "
-                             f"{value:g} for {num_gpus} GPU(s)")
+        # The bounds RunPod's client holds prices to, per GPU-hour (the trace reader the upper one).
+        if value is not None and not MIN_PRICE <= (per_gpu(value, num_gpus) or 0.0) <= MAX_PRICE:
+            raise ImplausibleOffer(f"field {name} should be a price from {MIN_PRICE:g} to {MAX_PRICE:g} USD per "
+                                   f"GPU-hour, got {value:g} for {num_gpus} GPU(s)")
     return Offer(
-        id=_required_int(raw, "id"),
-        machine_id=_required_int(raw, "machine_id"),
+        id=offer_id,
+        machine_id=machine_id,
         host_id=_int(raw, "host_id") or 0,
         gpu_name=gpu_name,
         num_gpus=num_gpus,
