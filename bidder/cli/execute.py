@@ -950,7 +950,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             # (An adoption names its job: with several jobs, "found pod X by its name" said not whose.)
             job = f"{event['job']}: " if event["event"] == "adopted" and event.get("job") else ""
             click.echo(f"{prefix}{event['event']}: {job}{event.get('message', '')}")
-        elif event["event"] in ("rejected_observation", "foreign_pod"):
+        elif event["event"] in ("rejected_observation", "foreign_pod", "price_changed"):
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
         click.echo(f"{prefix}no jobs in {config_path}")
@@ -1435,7 +1435,8 @@ def _poll_pods(store: Store, active: list[dict[str, Any]], kept: list[dict[str, 
                 _note_volume(store, row, pod)
             for row in (r for r in kept if (r.get("market") or "runpod") == market):
                 _poll_kept(store, ex, row, listing.get(row["pod_id"]), now)
-        for event in (e for ex in exs.values() for e in ex.log if e["event"] == "rejected_observation"):
+        for event in (e for ex in exs.values() for e in ex.log if e["event"] in ("rejected_observation",
+                                                                                   "price_changed")):
             click.echo(f"warning: {event.get('message', '')}", err=True)  # as the tick says it
     return {pod_id: "; ".join(lines) for pod_id, lines in reach.items() if lines}
 
