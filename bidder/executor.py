@@ -1025,6 +1025,12 @@ class Executor:
         caller asks for one a listing left out by id, `confirm`, and marks it gone when it is)."""
         if pod is None or self.dry_run or pod.invalid is not None:  # (its price is not one bidder agreed to)
             return
+        if _billing(pod) is None and row.get("state") == "stopped" and "RUNNING" in (pod.desired_status,
+                                                                                   row.get("desired_status")):
+            # A RunPod pod kept stopped that runs again (restarted outside bidder), or that ran and stopped:
+            # polled as any pod, so its run is booked from its restart and its end from lastStatusChange.
+            self.observe(row, pod, now)
+            return
         if _billing(pod) is not None:
             self._record_billing(row["pod_id"], pod, now)
         else:
@@ -1183,7 +1189,14 @@ class Executor:
         by_user = (pod.last_status_change or "").lower().startswith("exited by user")
         if status == "RUNNING":
             outcome = "running"
-            repriced = self._note_price(row, pod, now)
+            # Kept stopped, it runs: no start of bidder's (a resume makes its pod the job's, `active`, first).
+            restarted = not was_running and row.get("state") == "stopped"
+            repriced = self._note_price(row, pod, now, say=not restarted)
+            if restarted:
+                self.emit(now, "restarted_outside", job=row.get("job"), pod_id=pod_id,
+                          message=f"pod {pod_id}, kept stopped, was restarted outside bidder: it runs at "
+                                  f"${float(pod.cost_per_hr or 0):.3f}/h, booked from its restart; "
+                                  f"`bidder stop {pod_id}` stops it")
             if repriced and billing is not None and not self.dry_run:
                 self._record_repriced(pod_id, pod, now)
         elif not was_running:
@@ -1225,7 +1238,7 @@ class Executor:
             self._ended_outside(row, "stopped", now)
         return outcome
 
-    def _note_price(self, row: dict[str, Any], pod: Pod, now: datetime) -> bool:
+    def _note_price(self, row: dict[str, Any], pod: Pod, now: datetime, *, say: bool = True) -> bool:
         """A running pod billed at a price bidder never set (its bid changed outside bidder: Vast's console,
         a podBidResume): booked as the API says, said once (`price_changed`), and a spot pod's bid in the
         ledger becomes the one it runs at, so the job's max price and budget rules weigh that bid."""
@@ -1251,6 +1264,8 @@ class Executor:
             if agreed is None or cost <= agreed * COST_FACTOR + 0.01 or last.get("cost_per_hr") == cost:
                 return False
             was, now_at = f"the ${agreed:.3f}/h bidder agreed to", f"${cost:.3f}/h"
+        if not say:
+            return True
         self.emit(now, "price_changed", job=row.get("job"), pod_id=pod_id,
                   message=f"pod {pod_id}: its price was changed outside bidder: it runs at {now_at}, not {was}; "
                           f"booked at what {MARKET_NAMES.get(self.market, self.market)} bills")

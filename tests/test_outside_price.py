@@ -5,6 +5,8 @@ HTTP, real SQLite, the CLI through click's CliRunner."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 from executor_helpers import RTX4090, seed_history
@@ -13,6 +15,7 @@ from two_markets import VAST4090, tick, vast_live
 from vast_helpers import seed_vast_history
 
 from bidder.cli import main
+from bidder.executor import running_hours
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store, estimate_spend
 from bidder.units import to_iso
@@ -143,3 +146,63 @@ def test_a_runpod_pod_that_runs_on_cannot_change_its_price(env):
     assert "has run on since the last poll" in event["message"], event
     assert env.store.observations(pod.id) == before
 
+
+# -- a RunPod pod kept stopped that the user restarts outside bidder ---------------------------------------
+
+def _held_then_restarted(env, config):
+    """The job runs an hour, its pod is stopped outside bidder (the job is held), then bid-resumed by hand at
+    10% over its old bid. Returns the pod."""
+    env.tick_until(config, lambda r: r.jobs[0].state == "running", every=10)
+    [pod] = env.running()
+    for _ in range(6):
+        env.emu.advance(600)
+        env.tick(config)
+    env.client.stop(pod.id)
+    for _ in range(3):
+        env.emu.advance(600)
+        assert env.tick(config).jobs[0].state == "held"
+    env.client.bid_resume(pod.id, round(pod.bid_per_gpu * 1.1, 4), pod.gpu_count)
+    return pod
+
+
+def test_a_held_jobs_pod_restarted_outside_bidder_is_watched_and_booked_from_its_restart(env):
+    # Never polled (only active pods were), its six hours went unbooked: `held ... (spent $0.49)` while the
+    # emulator billed $1.03; its next exit was then booked without its time and not counted as an interruption.
+    config = env.config(RUNPOD_JOB.replace(RTX4090, "NVIDIA RTX A6000"))
+    pod = _held_then_restarted(env, config)
+    for _ in range(36):  # six hours
+        env.emu.advance(600)
+        report = env.tick(config)
+        assert report.jobs[0].state == "held"  # held: the tick neither runs it nor stops it
+    assert f"its pod {pod.id} was restarted outside bidder and runs at $" in report.jobs[0].message
+    [said] = [e for e in env.events if e["event"] == "restarted_outside"]  # once, when it was found running
+    assert said["pod_id"] == pod.id
+    assert not [e for e in env.events if e["event"] in ("price_changed", "rejected_observation")]
+    row = env.store.pod(pod.id)
+    assert row["desired_status"] == "RUNNING" and row["bid_per_gpu"] == pytest.approx(pod.bid_per_gpu)
+    assert estimate_spend(env.store.observations(pod.id)) == pytest.approx(env.emu.world.true_spend(pod.id), abs=1e-6)
+    assert report.jobs[0].spent == pytest.approx(env.emu.world.true_spend(pod.id), abs=1e-6)
+    # RunPod outbids it 5 minutes after a poll: booked to that moment (lastStatusChange), one interruption.
+    env.emu.advance(300)
+    env.emu.world.set_floor(pod.gpu_type_id, pod.cloud, 5.0)
+    env.emu.advance(300)
+    report = env.tick(config)
+    assert estimate_spend(env.store.observations(pod.id)) == pytest.approx(env.emu.world.true_spend(pod.id), abs=1e-6)
+    assert env.store.pod(pod.id)["interruptions"] == pod.interruptions == 1
+    assert running_hours(env.store.observations(pod.id)) == pytest.approx(1 + 6 + 5 / 60, abs=1e-3)
+    assert "restarted outside bidder" not in report.jobs[0].message
+
+
+def test_pods_refresh_shows_a_stopped_pod_restarted_outside_bidder_running(env):
+    env.store.clock = "given"  # (the ticks' polls on the time line of the CLI's --now)
+    config = env.config(RUNPOD_JOB.replace(RTX4090, "NVIDIA RTX A6000"))
+    pod = _held_then_restarted(env, config)
+    env.emu.advance(3600)
+    keys = {"RUNPOD_API_KEY": TEST_API_KEY}
+    result = CliRunner(env=keys).invoke(main, ["pods", "--refresh", "--format", "json", "--db", str(env.tmp / "bidder.db"),
+                                               "--api-url", env.emu.url, "--now", to_iso(env.emu.now)])
+    assert result.exit_code == 0, result.output
+    assert f"warning: pod {pod.id}, kept stopped, was restarted outside bidder" in result.stderr
+    [shown] = [p for p in json.loads(result.stdout) if p["pod"] == pod.id]
+    assert shown["status"] == "RUNNING" and shown["cost_per_hr"] == pytest.approx(pod.cost_per_hr), shown
+    assert shown["spent"] == pytest.approx(env.emu.world.true_spend(pod.id), abs=1e-3)
