@@ -6,6 +6,7 @@ HTTP, real SQLite, the CLI through click's CliRunner."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +17,7 @@ from vast_helpers import seed_vast_history
 
 from bidder.cli import main
 from bidder.executor import running_hours
+from bidder.report.data import spend_report
 from bidder.sim import TEST_API_KEY
 from bidder.store import Store, estimate_spend
 from bidder.units import to_iso
@@ -206,3 +208,10 @@ def test_pods_refresh_shows_a_stopped_pod_restarted_outside_bidder_running(env):
     [shown] = [p for p in json.loads(result.stdout) if p["pod"] == pod.id]
     assert shown["status"] == "RUNNING" and shown["cost_per_hr"] == pytest.approx(pod.cost_per_hr), shown
     assert shown["spent"] == pytest.approx(env.emu.world.true_spend(pod.id), abs=1e-3)
+    # The report puts that hour's dollars in that hour, not spread over the stretch since the pod was seen
+    # stopped: the half hour it stood stopped cost nothing (it showed a third of the run's dollars there).
+    restarted = env.emu.now - timedelta(hours=1)
+    stopped = spend_report(env.store, since=restarted - timedelta(minutes=30), until=restarted)
+    assert stopped.totals.spend == pytest.approx(0.0, abs=1e-6)
+    ran = spend_report(env.store, since=restarted, until=env.emu.now + timedelta(seconds=1))
+    assert ran.totals.spend == pytest.approx(pod.cost_per_hr, abs=1e-3)
