@@ -73,7 +73,7 @@ from bidder.errors import (
     UnwantedInstance,
 )
 from bidder.jobs import JobConfig, PodTemplate, pod_attempt, pod_name
-from bidder.models import Decision, JobProgress, JobSpec, Policy, PriceQuote
+from bidder.models import MARKET_NAMES, Decision, JobProgress, JobSpec, Policy, PriceQuote
 from bidder.pod_api import as_pod_api, runpod_pod_spec
 from bidder.runpod import GraphQLRequest, Pod, PodSpec, RunPodClient
 from bidder.runpod.errors_map import mask_known
@@ -1052,6 +1052,12 @@ class Executor:
         caller asks for one a listing left out by id, `confirm`, and marks it gone when it is)."""
         if pod is None or self.dry_run or pod.invalid is not None:  # (its price is not one bidder agreed to)
             return
+        if _billing(pod) is None and row.get("state") == "stopped" and "RUNNING" in (pod.desired_status,
+                                                                                   row.get("desired_status")):
+            # A RunPod pod kept stopped that runs again (restarted outside bidder), or that ran and stopped:
+            # polled as any pod, so its run is booked from its restart and its end from lastStatusChange.
+            self.observe(row, pod, now)
+            return
         if _billing(pod) is not None:
             self._record_billing(row["pod_id"], pod, now)
         else:
@@ -1070,8 +1076,9 @@ class Executor:
     def implausible(self, row: dict[str, Any], pod: Pod, now: datetime) -> str | None:
         """Why this poll of a managed pod cannot be true (None: it can): a number the client found
         impossible (negative, non-finite, huge: `Pod.invalid`), an uptime longer than the time since
-        bidder created the pod, or a cost per hour far above any rate bidder agreed to for it.
-        Such a poll is not stored; the job goes on from the last good observation."""
+        bidder created the pod, or a cost per hour far above any rate bidder agreed to for it that the
+        pod's own fields do not back (`_unexplained_cost`: a bid changed outside bidder is billed, and
+        booked). Such a poll is not stored; the job goes on from the last good observation."""
         if pod.invalid is not None:  # a number the client found impossible (negative, non-finite, huge)
             return f"pod {row['pod_id']}: {pod.invalid}"
         # A poll that does not say whether the pod runs, or a running pod that costs nothing, proves
@@ -1092,8 +1099,35 @@ class Executor:
                         f"{max(since, 0):.0f} s since it was created")
         agreed = self.agreed_rate(row)
         if pod.cost_per_hr is not None and agreed is not None and pod.cost_per_hr > agreed * COST_FACTOR + 0.01:
-            return (f"pod {row['pod_id']}: cost ${pod.cost_per_hr:.3f}/h is far above the ${agreed:.3f}/h "
-                    "bidder agreed to")
+            # A bid raised outside bidder (Vast's console, a podBidResume) is billed as the API says; one
+            # number alone, which the pod's other fields do not back, is a wrong answer (a garbage cost).
+            unexplained = self._unexplained_cost(row, pod, now)
+            if unexplained is not None:
+                return (f"pod {row['pod_id']}: cost ${pod.cost_per_hr:.3f}/h is far above the ${agreed:.3f}/h "
+                        f"bidder agreed to, and {unexplained}")
+        return None
+
+    def _unexplained_cost(self, row: dict[str, Any], pod: Pod, now: datetime) -> str | None:
+        """Why the pod's own fields do not back its cost per hour (None: they do). Vast: compute plus
+        storage (storage_cost x disk) must add up to the instance's `dph_total`. RunPod: `adjustedCostPerHr`
+        must say the same, and the run must be new since the last poll that saw it running: RunPod sets a
+        pod's price only when it starts (a podBidResume), never while it runs."""
+        cost = float(pod.cost_per_hr or 0.0)
+        billing = _billing(pod)
+        if billing is not None:
+            total = getattr(pod, "total_per_hr", None)
+            if total is None or not math.isfinite(total):
+                return "no dph_total confirms it"
+            if abs(total - (cost + billing[0])) > 0.005 + 0.01 * total:
+                return f"its dph_total ${total:.3f}/h does not add up to it"
+            return None
+        other = pod.adjusted_cost_per_hr
+        if other is None or abs(other - cost) > 0.005 + 0.01 * cost:
+            return "its adjustedCostPerHr does not say it too"
+        last = self.store.last_observation(row["pod_id"])
+        if (row.get("desired_status") == "RUNNING" and last is not None and last["desired_status"] == "RUNNING"
+                and pod.uptime_seconds is not None and pod.uptime_seconds >= (now - last["ts"]).total_seconds()):
+            return "the pod has run on since the last poll (RunPod prices a run when it starts)"
         return None
 
     def agreed_rate(self, row: dict[str, Any]) -> float | None:
@@ -1182,6 +1216,16 @@ class Executor:
         by_user = (pod.last_status_change or "").lower().startswith("exited by user")
         if status == "RUNNING":
             outcome = "running"
+            # Kept stopped, it runs: no start of bidder's (a resume makes its pod the job's, `active`, first).
+            restarted = not was_running and row.get("state") == "stopped"
+            repriced = self._note_price(row, pod, now, say=not restarted)
+            if restarted:
+                self.emit(now, "restarted_outside", job=row.get("job"), pod_id=pod_id,
+                          message=f"pod {pod_id}, kept stopped, was restarted outside bidder: it runs at "
+                                  f"${float(pod.cost_per_hr or 0):.3f}/h, booked from its restart; "
+                                  f"`bidder stop {pod_id}` stops it")
+            if repriced and billing is not None and not self.dry_run:
+                self._record_repriced(pod_id, pod, now)
         elif not was_running:
             # Still stopped, as last seen; unless the user stopped it since (it ran in between: a resume
             # whose answer was lost went through), which is theirs to undo, not the tick's.
@@ -1220,6 +1264,55 @@ class Executor:
         if outcome == "stopped_outside":
             self._ended_outside(row, "stopped", now)
         return outcome
+
+    def _note_price(self, row: dict[str, Any], pod: Pod, now: datetime, *, say: bool = True) -> bool:
+        """A running pod billed at a price bidder never set (its bid changed outside bidder: Vast's console,
+        a podBidResume): booked as the API says, said once (`price_changed`), and a spot pod's bid in the
+        ledger becomes the one it runs at, so the job's max price and budget rules weigh that bid."""
+        cost, pod_id = pod.cost_per_hr, row["pod_id"]
+        if not cost:
+            return False
+        n = int(pod.gpu_count or row.get("gpu_count") or 1)
+        if row.get("kind") == "spot":
+            bid = cost / n
+            own = [float(a["bid_per_gpu"]) for a in self.store.actions(pod_id=pod_id)
+                   if a["kind"] in _START_KINDS and a.get("bid_per_gpu")]
+            if row.get("bid_per_gpu"):
+                own.append(float(row["bid_per_gpu"]))
+            if not own or any(abs(bid - b) <= max(0.001, 0.01 * b) for b in own):
+                return False  # (a bid of bidder's: nothing new; none known: an adopted pod, nothing to compare)
+            if not self.dry_run:
+                self.store.set_pod_state(pod_id, bid_per_gpu=round(bid, 6))
+            was = f"bidder's bid ${float(row.get('bid_per_gpu') or own[-1]):.4f}/GPU-h"
+            now_at = f"${bid:.4f}/GPU-h (${cost:.3f}/h)"
+        else:
+            agreed = self.agreed_rate(row)
+            last = self.store.last_observation(pod_id) or {}
+            if agreed is None or cost <= agreed * COST_FACTOR + 0.01 or last.get("cost_per_hr") == cost:
+                return False
+            was, now_at = f"the ${agreed:.3f}/h bidder agreed to", f"${cost:.3f}/h"
+        if not say:
+            return True
+        self.emit(now, "price_changed", job=row.get("job"), pod_id=pod_id,
+                  message=f"pod {pod_id}: its price was changed outside bidder: it runs at {now_at}, not {was}; "
+                          f"booked at what {MARKET_NAMES.get(self.market, self.market)} bills")
+        return True
+
+    def _record_repriced(self, pod_id: str, pod: Pod, now: datetime) -> None:
+        """A Vast instance's new price took effect at an unknown moment since the last poll: from half-way
+        (unbiased for a uniform moment, as an end between polls is booked), an observation at the new rate
+        with the running total half-grown. Else the whole interval went at the old rate."""
+        last = self.store.last_observation(pod_id)
+        running = getattr(pod, "running_seconds", None)
+        if last is None or last.get("storage_per_hr") is None or not isinstance(last.get("ts"), datetime) \
+                or last["ts"] >= now:
+            return
+        total = last.get("uptime_seconds")
+        if total is not None and running is not None and running >= float(total):
+            total = float(total) + (running - float(total)) / 2
+        self.store.record_observation((last["ts"] + (now - last["ts"]) / 2).replace(microsecond=0), pod_id,
+                                      desired_status=last["desired_status"], cost_per_hr=pod.cost_per_hr,
+                                      uptime_seconds=total, storage_per_hr=last.get("storage_per_hr"))
 
     def _ended_outside(self, row: dict[str, Any], what: str, now: datetime) -> None:
         """The user stopped or terminated the job's pod outside bidder: written with the poll that saw it,

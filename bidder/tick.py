@@ -728,6 +728,16 @@ class _Tick:
             if not self.ex.dry_run:  # a launch's create that landed after it said "nothing launched": watched
                 ex.adopt_launched(listing, self.now, jobs=self.config.jobs)  # (adopting it polls it; so does the next tick's listing)
             by_id = {p.id: p for p in listing}
+            # A RunPod pod kept stopped (a held or finished job's) may be restarted outside bidder: read in
+            # this listing, polled only when it runs (or ran at the last poll), so it never bills unbooked.
+            for row in self.store.managed_pods(states=["stopped"]):
+                if (row.get("market") or "runpod") != market or market == "vast":
+                    continue
+                again = by_id.get(row["pod_id"])
+                if again is None and row.get("desired_status") == "RUNNING":
+                    billed.append(row)  # (left out while it ran: asked for by id below, as a kept pod is)
+                elif again is not None and "RUNNING" in (again.desired_status, row.get("desired_status")):
+                    ex.bill_kept(row, again, self.now)
             for row in billed:
                 kept_pod = by_id.get(row["pod_id"])
                 if kept_pod is None:
@@ -904,7 +914,15 @@ class _Tick:
                                            now=self.now):
                         ex.take_stray(jc, stray, self.now, keep=False)
             self._progress(jc)  # what its pods cost up to their stop, read since: the job's line says it
-            return self._report(jc, "held", state.get("note") or "held: `bidder jobs start` to continue")
+            note = state.get("note") or "held: `bidder jobs start` to continue"
+            for run in self.store.managed_pods(jc.name, states=["stopped"]):
+                if run.get("desired_status") == "RUNNING":
+                    # Held means the tick neither restarts nor stops it: the user's pod runs, watched and booked.
+                    rate = (self.store.last_observation(run["pod_id"]) or {}).get("cost_per_hr") or 0.0
+                    note += (f"; its pod {run['pod_id']} was restarted outside bidder and runs at ${rate:.3f}/h, "
+                             f"not run by the tick: `bidder jobs start {jc.name}` hands it back (budget, hours), "
+                             f"`bidder stop {run['pod_id']}` stops it")
+            return self._report(jc, "held", note)
         if jc.name in self.unknown:  # never launch (or act) for a job while one of its pods is unknown
             return replace(self._report(jc, "unknown", self.unknown[jc.name]), unknown=self.unknown[jc.name])
         blind = self._blind_spot(jc, state)

@@ -62,6 +62,9 @@ class VastPod(Pod):
     state: str | None = None
     market: str = "vast"
     min_bid: float | None = None  # the machine's minimum bid now, per instance (its pauses: `JobProgress`)
+    #: `dph_total` as stated, when the storage was read apart from it (storage_cost x disk): compute plus
+    #: storage must add up to it, a check on `cost_per_hr` (`Executor.implausible`). None: nothing to check.
+    total_per_hr: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,9 @@ def to_pod(inst: Instance) -> VastPod:
         status, change = "EXITED", f"Exited by user: stopped ({inst.status_msg or 'stopped'})"
     else:
         status, change = "EXITED", f"Exited by Vast: {inst.status_msg or inst.actual_status or 'unknown status'}"
-    storage = None
+    storage, total = None, None
     if inst.storage_cost is not None and inst.disk_gb is not None:
-        storage = storage_per_hour(inst.storage_cost, inst.disk_gb)
+        storage, total = storage_per_hour(inst.storage_cost, inst.disk_gb), inst.dph_total
     elif inst.dph_total is not None and inst.dph_base is not None:
         storage = max(inst.dph_total - inst.dph_base, 0.0)
     compute = inst.dph_base if inst.dph_base is not None else inst.bid_price
@@ -141,7 +144,7 @@ def to_pod(inst: Instance) -> VastPod:
                    else str(inst.machine_id), gpu_display_name=inst.gpu_name, uptime_seconds=None,
                    storage_per_hr=storage if storage is not None else 0.0,
                    running_seconds=None if inst.uptime_mins is None else inst.uptime_mins * 60.0,
-                   bid_price=inst.bid_price, state=str(state), min_bid=inst.min_bid,
+                   bid_price=inst.bid_price, state=str(state), min_bid=inst.min_bid, total_per_hr=total,
                    invalid="impossible " + ", ".join(bad) if bad else None)
 
 

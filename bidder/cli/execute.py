@@ -962,7 +962,7 @@ def tick(config_path: str, log_path: str | None, dry_run: bool, retries: int, no
             click.echo(f"{prefix}{event['event']}: {job}{event.get('message', '')}")
         elif event["event"] == "stray":  # a late create's pod no job wanted, ended at once (it billed till now)
             click.echo(f"{prefix}retired: {event.get('job')}: {event.get('message', '')}")
-        elif event["event"] in ("rejected_observation", "foreign_pod"):
+        elif event["event"] in ("rejected_observation", "foreign_pod", "price_changed", "restarted_outside"):
             click.echo(f"{prefix}warning: {event.get('message', '')}", err=True)
     if not report.jobs:
         click.echo(f"{prefix}no jobs in {config_path}")
@@ -1491,7 +1491,9 @@ def _poll_pods(store: Store, active: list[dict[str, Any]], kept: list[dict[str, 
                 _note_volume(store, row, pod)
             for row in (r for r in kept if (r.get("market") or "runpod") == market):
                 _poll_kept(store, ex, row, listing.get(row["pod_id"]), now)
-        for event in (e for ex in exs.values() for e in ex.log if e["event"] == "rejected_observation"):
+        for event in (e for ex in exs.values() for e in ex.log if e["event"] in ("rejected_observation",
+                                                                                   "price_changed",
+                                                                                   "restarted_outside")):
             click.echo(f"warning: {event.get('message', '')}", err=True)  # as the tick says it
     return {pod_id: "; ".join(lines) for pod_id, lines in reach.items() if lines}
 
@@ -1551,12 +1553,12 @@ def _shown_status(row: Mapping[str, Any], fmt: str, store: Store) -> str | None:
 
 def _bills(row: Mapping[str, Any]) -> bool:
     """Whether a managed pod bills, as far as the ledger can tell: active, still to retire, a Vast
-    instance kept stopped (its disk bills storage until it is destroyed), or a RunPod pod kept stopped
-    with a volume disk. One known to have none bills nothing stopped (`--volume` defaults to 0); one
+    instance kept stopped (its disk bills storage until it is destroyed), a RunPod pod kept stopped
+    with a volume disk, or one restarted outside bidder. One known to have none bills nothing stopped (`--volume` defaults to 0); one
     whose volume the ledger does not know (recorded before it held them) is listed by --all, with a
     line on how to delete it."""
-    if row.get("state") in ("active", "retiring"):
-        return True
+    if row.get("state") in ("active", "retiring") or row.get("desired_status") == "RUNNING":
+        return True  # (a pod kept stopped that was restarted outside bidder runs and bills)
     if row.get("desired_status") == "TERMINATED":
         return False
     return row.get("market") == "vast" or (row.get("state") == "stopped" and bool(_kept_volume(row)))

@@ -299,8 +299,13 @@ def _segments(observations: Sequence[Mapping[str, Any]]) -> np.ndarray:
     if terms[0][1] > 0:
         rows.append((t0 - terms[0][1], t0, terms[0][0], terms[0][1] / 3600, terms[0][2]))
     ts = [o["ts"].timestamp() for o in observations]
-    rows += [(ts[i - 1], ts[i], usd, run / 3600, stored)
-             for i, (usd, run, stored) in enumerate(terms[1:], start=1)]
+    for i, (usd, run, stored) in enumerate(terms[1:], start=1):
+        start = ts[i - 1]
+        if observations[i - 1].get("desired_status") != "RUNNING" and observations[i].get("storage_per_hr") is None:
+            # A RunPod run that no poll saw begin ended (or runs) at the stretch's end, its uptime long: its
+            # dollars are there, not spread over the hours it was stopped (a restart outside bidder).
+            start = max(start, ts[i] - run)
+        rows.append((start, ts[i], usd, run / 3600, stored))
     return np.array(rows, dtype=float).reshape(-1, 5)
 
 
