@@ -1279,8 +1279,11 @@ class Executor:
                    if a["kind"] in _START_KINDS and a.get("bid_per_gpu")]
             if row.get("bid_per_gpu"):
                 own.append(float(row["bid_per_gpu"]))
-            if not own or any(abs(bid - b) <= max(0.001, 0.01 * b) for b in own):
-                return False  # (a bid of bidder's: nothing new; none known: an adopted pod, nothing to compare)
+            # Within 10% is a bid of bidder's: neither API promises a cost of exactly bid x GPUs, and a fee or a
+            # rounding read as the user's change would move the ledger's bid (one near the cap re-bid at every
+            # tick). None known: an adopted pod, nothing to compare. (The poll is booked at its cost either way.)
+            if not own or any(abs(bid - b) <= max(0.001, 0.10 * b) for b in own):
+                return False
             if not self.dry_run:
                 self.store.set_pod_state(pod_id, bid_per_gpu=round(bid, 6))
             was = f"bidder's bid ${float(row.get('bid_per_gpu') or own[-1]):.4f}/GPU-h"
