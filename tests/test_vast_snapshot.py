@@ -72,7 +72,11 @@ def _without(offer: dict, name: str) -> dict:
     lambda o: _without(o, "num_gpus"),
     lambda o: _without(o, "id"),
     lambda o: _without(o, "machine_id"),
-], ids=["no-gpu", "half-a-gpu", "2**63-gpus", "no-num_gpus", "no-id", "no-machine_id"])
+    lambda o: {**o, "host_id": 2**63},    # (stored whole numbers past SQLite's failed the write too)
+    lambda o: {**o, "gpu_ram": 2**64},
+    lambda o: {**o, "gpu_ram": -1},
+], ids=["no-gpu", "half-a-gpu", "2**63-gpus", "no-num_gpus", "no-id", "no-machine_id", "2**63-host", "2**64-MB",
+        "negative-MB"])
 def test_an_offer_with_no_gpu_or_no_id_is_set_aside_and_the_rest_stored(emulator, tmp_path, caplog, spoil):
     """One listing with 0 or 1.5 GPUs, or without an id, failed the whole search ("field num_gpus should
     be >= 1") on every cycle while it stayed listed, though an empty GPU name was set aside."""

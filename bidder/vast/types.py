@@ -130,6 +130,12 @@ def _offer_int(raw: Mapping[str, Any], name: str, least: int, most: int) -> int:
     return int(value)
 
 
+def _offer_count(raw: Mapping[str, Any], name: str) -> int:
+    """A whole number an offer may leave out (its host, its GPU memory): 0 when absent; otherwise as
+    `_offer_int`, from 0 (a host_id or gpu_ram past SQLite's integers failed the snapshot's write)."""
+    return 0 if raw.get(name) is None else _offer_int(raw, name, 0, _MAX_ID)
+
+
 def parse_offer(raw: Any) -> Offer:
     """One entry of a search answer's `offers` list (ValueError: the answer is malformed;
     ImplausibleOffer: this offer alone is set aside)."""
@@ -151,10 +157,10 @@ def parse_offer(raw: Any) -> Offer:
     return Offer(
         id=offer_id,
         machine_id=machine_id,
-        host_id=_int(raw, "host_id") or 0,
+        host_id=_offer_count(raw, "host_id"),
         gpu_name=gpu_name,
         num_gpus=num_gpus,
-        gpu_ram_mb=_int(raw, "gpu_ram") or 0,
+        gpu_ram_mb=_offer_count(raw, "gpu_ram"),
         min_bid=min_bid,
         dph_total=dph_total,
         reliability=_float(raw, "reliability") or 0.0,
