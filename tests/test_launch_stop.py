@@ -390,3 +390,21 @@ def test_dry_runs_of_stop_and_jobs_stop_leave_the_ledger_as_it_was(env):
     # The real stop still records its action and the pod's poll.
     assert cli(env, "stop", pod.id, *common(env)).exit_code == 0
     assert _dump(db) != before and pod.desired_status == "EXITED"
+
+
+def test_a_vast_instance_the_user_stopped_outside_bidder_is_stopped_not_paused(vast_env):
+    # Shown PAUSED, it read as an instance that resumes by itself when its bid is over the floor again;
+    # one its owner stopped never does (found by an audit).
+    run, inst = launched_on_vast(vast_env, "20")
+    emu, _ = vast_env
+    emu.vast.set_state(inst.id, "stopped")  # in Vast's console, say
+    emu.advance(600)
+    table = run("pods", "--refresh")
+    assert table.exit_code == 0, table.output + table.stderr
+    [line] = [x for x in table.output.splitlines() if str(inst.id) in x and "EXITED" in x]
+    assert "PAUSED" not in line
+    report = CliRunner().invoke(main, ["report", "--since", "all", "--db", str(vast_env[1] / "bidder.db"),
+                                       "--now", to_iso(emu.now)])
+    assert report.exit_code == 0, report.output
+    [row] = [x for x in report.output.splitlines() if str(inst.id) in x]
+    assert row.endswith(" stopped") and "paused" not in row, report.output

@@ -264,11 +264,14 @@ class LedgerStore(StoreBase):
         """Whether a pod the ledger holds active comes back once it exited (outbid or reclaimed), so is
         shown paused, not stopped: a Vast instance resumes by itself when its bid is over the floor again;
         a RunPod pod only by a tick's new bid, which no tick makes for a `bidder launch`'s pod or for one
-        of a job taken out of bidder.toml (its ledger state `unmanaged`)."""
+        of a job taken out of bidder.toml (its ledger state `unmanaged`). Neither comes back once the user
+        stopped it outside bidder (its job's `outside_end`)."""
         job = pod.get("job")
+        state = (self.job_state(job) or {}) if job else {}
+        if (state.get("outside_end") or {}).get("pod_id") == pod.get("pod_id"):
+            return False  # stopped by the user outside bidder: nothing resumes it (a Vast one showed PAUSED)
         if (pod.get("market") or "runpod") != "runpod" or not job:
             return True
-        state = self.job_state(job) or {}
         return state.get("state") != "unmanaged" and not self.is_launch(job, state)
 
     def launch_state(self, name: str) -> str | None:
