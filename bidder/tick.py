@@ -562,6 +562,15 @@ class _Tick:
         the launch's, not the job's budget and work (counted as the job's, a job could take the
         launch's hours for work it had done, and finish before doing it)."""
         where = self.config.path or "bidder.toml"
+        for name, jc in self.config.jobs.items():
+            prefix = jc.template.name_prefix
+            if prefix != name and self.store.is_launch(prefix):
+                # Pods named as a launch's (`launch --name bidder-x`, then [jobs.x]): each counts its own
+                # attempts, so a create whose answer was lost could be found as the other's pod.
+                self.launches[name] = (f"[jobs.{name}] names its pods {prefix}-ATTEMPT-LEDGERID, as `bidder launch "
+                                       f"--name {prefix}` named its pods in this ledger: a create whose answer was "
+                                       f"lost could be taken for the other's pod; give [jobs.{name}] a name = \"...\" "
+                                       f"of its own in {where}; nothing is done for it")
         for name in self.config.jobs:
             state = self.store.job_state(name)
             if state is None or not self.store.is_launch(name, state):

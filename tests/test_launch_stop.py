@@ -408,3 +408,21 @@ def test_a_vast_instance_the_user_stopped_outside_bidder_is_stopped_not_paused(v
     assert report.exit_code == 0, report.output
     [row] = [x for x in report.output.splitlines() if str(inst.id) in x]
     assert row.endswith(" stopped") and "paused" not in row, report.output
+
+
+def test_a_job_whose_pods_would_be_named_as_a_launchs_is_not_run(env):
+    # `bidder launch --name bidder-x`, then [jobs.x]: both named their pods bidder-x-ATTEMPT-LEDGERID, each
+    # counting its own attempts, so a create whose answer was lost could adopt the other's pod. (A launch
+    # under a bidder.toml job's prefix is refused; this is the other order.)
+    pod = launched(env, "--name", "bidder-x")
+    (env.tmp / "bidder.toml").write_text(f'[jobs.x]\ngpu = ["{A6000}"]\nkeep_running = true\n'
+                                         'tolerance = "none"\nimage = "img"\n')
+    ticked = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), *common(env))
+    assert ticked.exit_code == 1, ticked.output + ticked.stderr
+    assert ("x: error: [jobs.x] names its pods bidder-x-ATTEMPT-LEDGERID, as `bidder launch --name bidder-x` named "
+            "its pods in this ledger") in ticked.output, ticked.output
+    assert [p.id for p in env.emu.world.pods.values()] == [pod.id]  # nothing rented for it
+    (env.tmp / "bidder.toml").write_text(f'[jobs.x]\nname = "job-x"\ngpu = ["{A6000}"]\nkeep_running = true\n'
+                                         'tolerance = "none"\nimage = "img"\n')
+    ticked = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), *common(env))
+    assert ticked.exit_code == 0 and "x: running: launched job-x-1-" in ticked.output, ticked.output
