@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from executor_helpers import A6000, ON_DEMAND_SERVICE, make_env
+from executor_helpers import A6000, ON_DEMAND_SERVICE, RTX4090, make_env
 
 from bidder.cli import main
 from bidder.jobs import load_config
@@ -197,3 +197,39 @@ def test_a_launchs_lost_create_stays_the_launchs_when_a_job_takes_its_name(env):
     assert [row["pod_id"] for row in env.store.managed_pods("train", states=["active"])] == [own.id]
     assert env.store.pod(landed.id)["job"] == "train (launch)"
     assert own.desired_status == "RUNNING" and landed.desired_status == "RUNNING"  # the user's, as launched
+
+
+def test_a_launch_that_finds_an_earlier_launchs_pod_unlike_its_request_rents_nothing_and_says_so(env):
+    # A launch's create got no answer; the next launch, for another GPU type and image, "launched"
+    # the earlier on-demand A6000 at exit 0, its last line reading as the pod it asked for (found by an audit).
+    env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal Server Error"}]}, status=500,
+                    execute=False)
+    assert launch(env, "--retries", "1").exit_code == 1
+    lost = env.store.job_state("bidder-launch")["pending_name"]
+    landed = env.emu.world.deploy_on_demand({"gpuTypeId": A6000, "cloudType": "COMMUNITY", "gpuCount": 1,
+                                             "name": lost, "imageName": "img"})  # the create, landing late
+    env.emu.advance(60)
+    other = cli(env, "launch", "--gpu", RTX4090, "--tolerance", "none", "--max-price", "0.35", "--image", "other:img",
+                "--yes")
+    assert other.exit_code == 1, other.output + other.stderr
+    [line] = other.stderr.strip().splitlines()
+    assert line.startswith(f"Error: nothing new launched for bidder-launch: an earlier launch's create whose answer "
+                           f"was lost landed, pod {landed.id}, now watched as bidder-launch's, and it is not what this "
+                           f"launch asks for (a {A6000}, not {RTX4090}; image img, not other:img)"), line
+    assert [p.id for p in env.live_pods()] == [landed.id]  # nothing else rented
+    assert env.store.pod(landed.id)["job"] == "bidder-launch"
+    again = launch(env)  # one that fits is found as before (it finds none now: the pod is adopted)
+    assert again.exit_code == 0, again.output + again.stderr
+
+
+def test_the_same_launch_again_finds_its_earlier_pod(env):
+    env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal Server Error"}]}, status=500,
+                    execute=False)
+    assert launch(env, "--retries", "1").exit_code == 1
+    lost = env.store.job_state("bidder-launch")["pending_name"]
+    landed = env.emu.world.deploy_on_demand({"gpuTypeId": A6000, "cloudType": "COMMUNITY", "gpuCount": 1,
+                                             "name": lost, "imageName": "img"})
+    env.emu.advance(60)
+    again = launch(env)
+    assert again.exit_code == 0 and f"-> adopted: created earlier; its answer was lost" in again.output, again.output
+    assert f"Launched pod {landed.id}" in again.output and [p.id for p in env.live_pods()] == [landed.id]

@@ -426,3 +426,36 @@ def test_a_job_whose_pods_would_be_named_as_a_launchs_is_not_run(env):
                                          'tolerance = "none"\nimage = "img"\n')
     ticked = cli(env, "tick", "--config", str(env.tmp / "bidder.toml"), *common(env))
     assert ticked.exit_code == 0 and "x: running: launched job-x-1-" in ticked.output, ticked.output
+
+
+def test_a_launch_looks_up_an_earlier_create_lost_on_the_other_market_first(vast_env):
+    # A Vast create's answer was lost; a RunPod launch looked only at RunPod for it and rented a second pod
+    # while the Vast instance ran, the ledger knowing only the RunPod one (found by an audit).
+    emu, tmp = vast_env
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
+
+    def run(*args: str):
+        return runner.invoke(main, [*args, "--db", str(tmp / "bidder.db"), "--api-url", emu.url, "--vast-url",
+                                    emu.vast_url, "--now", to_iso(emu.now)])
+
+    emu.malform("vast:create", {"success": False, "error": "server_error", "msg": "Internal error"}, status=500)
+    emu.malform("vast:list", {"instances": []}, times=20)  # not listed yet when the launch looks it up
+    first = run("launch", "--market", "vast", "--gpu", "RTX 4090", "--tolerance", "none", "--max-price", "0.6",
+                "--image", "img", "--yes", "--retries", "1")
+    assert first.exit_code == 1, first.output + first.stderr
+    [inst] = [i for i in emu.vast.instances.values() if not i.destroyed]  # it was made all the same
+    emu.clear_malformed()
+    emu.advance(60)
+    runpod = ("launch", "--gpu", RTX4090, "--tolerance", "none", "--max-price", "0.6", "--image", "img", "--yes")
+    refused = run(*runpod, "--market", "runpod")  # it does not look at Vast: within the grace, nothing rented
+    assert refused.exit_code == 1 and "may still make a pod there, which this launch does not look at" in refused.stderr
+    assert emu.world.pods == {}, "a second pod, on RunPod"
+    either = run(*runpod, "--market", "any")  # the plan is RunPod's: it looks on Vast, finds the instance,
+    assert either.exit_code == 1, either.output + either.stderr  # and, another GPU name than asked, rents nothing
+    assert f"adopted: created earlier on vast; its answer was lost" in either.output
+    assert "Launched pod" not in either.output and emu.world.pods == {}, either.output
+    assert (f"nothing new launched for bidder-launch: an earlier launch's create whose answer was lost landed, pod "
+            f"{inst.id}, now watched as bidder-launch's, and it is not what this launch asks for (a RTX 4090, not "
+            f"{RTX4090})") in either.stderr
+    with Store.open(tmp / "bidder.db") as store:
+        assert store.pod(str(inst.id))["job"] == "bidder-launch"

@@ -61,7 +61,7 @@ from bidder.errors import (
     PodNotFound,
     StoreError,
 )
-from bidder.executor import HIDDEN_NOTE, Executor, LaunchResult, shown_request
+from bidder.executor import CREATE_GRACE, HIDDEN_NOTE, Attempt, Executor, LaunchResult, shown_request
 from bidder.jobs import (
     DEFAULT_CONFIG,
     JOB_SETTINGS,
@@ -75,7 +75,7 @@ from bidder.jobs import (
     load_config,
     parse_config,
 )
-from bidder.models import MARKET_NAMES, Decision
+from bidder.models import MARKET_NAMES, Decision, JobSpec
 from bidder.runpod import Pod, RetryPolicy, RunPodClient
 from bidder.runpod.errors_map import mask_known
 from bidder.store import LAUNCH_JOB, Store, estimate_spend
@@ -520,8 +520,9 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
                     exs["runpod"].mark_spot_unsupported(now, reason="no GPU type shows a spot price")
                 store.mark_launch(name)  # its pods are the user's to stop: `bidder stop` says so
                 with _said_if_cut_off(store, name):
-                    result = exs.get(decision.market or "runpod", exs["runpod"]).launch(config, job, config.policy,
-                                                                                        decision, now)
+                    result = _earlier_create(exs, store, config, decision, now) or exs.get(
+                        decision.market or "runpod", exs["runpod"]).launch(config, job, config.policy, decision, now)
+    unasked = _not_asked(result, job, config)
     if fmt == "json":
         shown = [shown_request(r) for r in result.requests]  # (secrets masked, as the table shows them)
         click.echo(json.dumps({
@@ -531,15 +532,83 @@ def launch(dry_run: bool, yes: bool, fmt: str, retries: int, now_text: str | Non
             "notes": [*result.notes, *([HIDDEN_NOTE] if shown != list(result.requests) else [])], "dry_run": dry_run,
             "requests": [{"operation": r.operation, **r.payload()} for r in shown],
         }, indent=2))
-    else:
-        _print_launch(result, decision.market, [f"--{k}" for k in ("budget", "hours", "deadline")
-                                                if options.get(k) is not None])
+    else:  # (a pod unlike the request is not shown as launched: the error below says what it is)
+        _print_launch(replace(result, pod=None) if unasked else result, decision.market,
+                      [f"--{k}" for k in ("budget", "hours", "deadline") if options.get(k) is not None])
+    if unasked:  # (its attempt says it was adopted: not this launch's pod, and nothing else was rented)
+        pod = result.pod
+        raise BidderError(f"nothing new launched for {name}: an earlier launch's create whose answer was lost landed, "
+                          f"pod {pod.id}, now watched as {name}'s, and it is not what this launch asks for ("
+                          f"{'; '.join(unasked)}): `bidder stop {pod.id} --terminate` ends it, then launch again")
     if result.pod is None and not (dry_run and result.requests):
         where = decision.market or "runpod"
         why = "; ".join([*(f"{a.kind} {a.gpu_type_id}/{a.cloud} on {where}: {a.outcome}"
                            + (f" ({a.message})" if a.message else "") for a in result.attempts),
                          *_new_notes(result)]) or "no alternative could be tried"
         raise BidderError(f"nothing launched for {name}: {why}")
+
+
+def _earlier_create(exs: dict[str, Executor], store: Store, config: JobConfig, decision: Decision,
+                    now: datetime) -> LaunchResult | None:
+    """An earlier create of this launch (its --name) whose answer was lost on the other market than the
+    plan's: looked up there first, as the plan's executor looks one up on its own (only there: a Vast
+    instance landed while a RunPod launch rented a second pod, the ledger knowing one). Found: adopted,
+    the launch's result; not yet, within its grace, or on a market this launch has no key for: nothing
+    else is rented. None: no such create (or its grace passed: it is a lost name, a stray if it lands)."""
+    state = store.job_state(config.name) or {}
+    other, pending = state.get("pending_market") or "runpod", state.get("pending_name")
+    if not pending or other == (decision.market or "runpod"):
+        return None
+    if other not in exs:  # (--market, or no key for it): within the grace it may still land there
+        since = state.get("pending_since")
+        since_at = parse_timestamp(since) if isinstance(since, str) else since
+        if since_at is None or now - since_at >= CREATE_GRACE:
+            return None  # a lost name: `pods --refresh` or a tick finds its pod if it lands
+        return LaunchResult(decision, notes=(f"the create of {pending} on {other} got no answer and may still make a pod "
+                                             f"there, which this launch does not look at: launch with --market "
+                                             f"{other} or any (or `bidder pods --refresh`) to find it; nothing else "
+                                             f"is rented until {to_iso(since_at + CREATE_GRACE)}",))
+    ex = exs[other]
+    found = ex.adopt_pending(config, ex.client.pods(), now)
+    if found is not None:
+        row = store.pod(found.id) or {}
+        attempt = Attempt("spot" if found.is_spot else "on_demand", row.get("gpu_type_id") or "",
+                          row.get("cloud") or "", int(found.gpu_count or row.get("gpu_count") or 1),
+                          row.get("bid_per_gpu"), found.cost_per_hr, found.name or "", "adopted",
+                          f"created earlier on {other}; its answer was lost", found.id)
+        return LaunchResult(decision, (attempt,), found, (), (f"adopted pod {found.id} ({found.name}) from an earlier "
+                                                              f"create on {other}",), attempt)
+    if ex.pending(config) is not None:
+        return LaunchResult(decision, notes=(f"the create of {pending} on {other} may still land: nothing else is "
+                                             "rented until it is found or its grace ends",))
+    return None
+
+
+def _not_asked(result: LaunchResult, job: JobSpec, config: JobConfig) -> list[str]:
+    """How a pod the launch adopted (an earlier create's, found by its name) differs from what this launch
+    asks for: its GPU type, count, price, kind and image (an earlier launch for an on-demand RTX 4090 came
+    back as the result of one for spot RTX 3070 under $0.10, at exit 0). Empty: it fits, or was rented now."""
+    pod, a = result.pod, result.attempt
+    if pod is None or a is None or a.outcome != "adopted":
+        return []
+    policy, why = config.policy, []
+    wanted = {name.strip().lower() for name in job.gpu_types}  # (matched as `select_quotes` matches quotes)
+    if wanted and not {a.gpu_type_id.lower(), (pod.gpu_display_name or "").lower()} & wanted:
+        why.append(f"a {a.gpu_type_id}, not {' or '.join(job.gpu_types)}")
+    count = int(pod.gpu_count or a.gpu_count or 1)
+    if count != job.gpu_count:
+        why.append(f"{count} GPU(s), not {job.gpu_count}")
+    rate = pod.cost_per_hr if pod.cost_per_hr is not None else a.cost_per_hour
+    if policy.max_price is not None and rate is not None and rate / count > policy.max_price + 1e-9:
+        why.append(f"${rate / count:.3f}/GPU-h, over --max-price ${policy.max_price:.3f}")
+    if a.kind == "spot" and (not policy.allow_spot or policy.tolerance <= 0):
+        why.append("spot, where no interruption is accepted")
+    if a.kind == "on_demand" and not policy.allow_on_demand:
+        why.append("on-demand, which this launch does not allow")
+    image, running = config.template.image, getattr(pod, "image_name", None)
+    if image and running and running != image:
+        why.append(f"image {running}, not {image}")
+    return why
 
 
 def _refuse_runpod_without_key(market: str, runpod_only: list[str], cloud: str) -> None:
