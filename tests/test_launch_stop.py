@@ -228,8 +228,8 @@ def test_jobs_stop_ends_a_launch_by_its_name(env):
     (env.tmp / "bidder.toml").write_text("")
     result = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "stop", "nb", *common(env))
     assert result.exit_code == 0, result.output + result.stderr
-    assert result.output == (f"nb: launched by `bidder launch`: finished; stop pod {pod.id} "
-                             f"(`bidder stop {pod.id} --terminate` deletes it)\n")
+    assert result.output == (f"nb: launched by `bidder launch`: finished; stop pod {pod.id}; it has no volume, so "
+                             f"it bills nothing while stopped (`bidder stop {pod.id} --terminate` deletes it)\n")
     assert pod.desired_status == "EXITED" and job_states(env)["nb"]["state"] == "stopped"
 
 
@@ -459,3 +459,15 @@ def test_a_launch_looks_up_an_earlier_create_lost_on_the_other_market_first(vast
             f"{RTX4090})") in either.stderr
     with Store.open(tmp / "bidder.db") as store:
         assert store.pod(str(inst.id))["job"] == "bidder-launch"
+
+
+def test_jobs_stop_says_the_volume_a_stopped_pod_bills_on(env):
+    # `bidder stop` said it; `jobs stop` said only "stop pod ID", and the volume billed on unsaid (found by an
+    # audit following the README's bidder.toml, whose [defaults] give every job a 40 GB volume).
+    pod = launched(env, "--name", "nb", "--volume", "20")
+    (env.tmp / "bidder.toml").write_text("")
+    result = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "stop", "nb", *common(env))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.output == (f"nb: launched by `bidder launch`: finished; stop pod {pod.id}; RunPod bills its 20 GB "
+                             f"volume while it is stopped: `bidder stop {pod.id} --terminate` deletes it with its "
+                             "volume\n")

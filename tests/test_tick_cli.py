@@ -315,7 +315,8 @@ def test_jobs_lists_stops_and_starts(env):
     stopped = cli(env, "jobs", "--config", str(env.tmp / "bidder.toml"), "--db", str(env.tmp / "bidder.db"), "stop",
                   "train", "--api-url", env.emu.url, "--now", to_iso(env.emu.now))
     assert stopped.exit_code == 0, stopped.stderr
-    assert stopped.output.strip() == f"train: finished; stop pod {pod.id}"
+    assert stopped.output.strip() == (f"train: finished; stop pod {pod.id}; it has no volume, so it bills nothing "
+                                      f"while stopped (`bidder stop {pod.id} --terminate` deletes it)")
     assert pod.desired_status == "EXITED"
     env.emu.advance(300)
     result = tick(env)
@@ -357,8 +358,8 @@ def test_jobs_stop_of_a_job_removed_from_bidder_toml_stops_its_pod(env):
     assert pod.desired_status == "RUNNING"
     result = jobs_stop("train")
     assert result.exit_code == 0, result.output + result.stderr
-    assert result.output == (f"train: no longer in {path}: finished; stop pod {pod.id} "
-                             f"(`bidder stop {pod.id} --terminate` deletes it)\n")
+    assert result.output == (f"train: no longer in {path}: finished; stop pod {pod.id}; it has no volume, so it "
+                             f"bills nothing while stopped (`bidder stop {pod.id} --terminate` deletes it)\n")
     assert pod.desired_status == "EXITED"  # stopped, not deleted: its on_finish went with its table
     assert "train" not in cli(env, "jobs", "--config", str(path), "--db", str(env.tmp / "bidder.db")).output
     billed = env.emu.world.true_spend(pod.id)
@@ -430,8 +431,9 @@ def test_jobs_stop_with_a_broken_bidder_toml_stops_the_jobs_pod_from_the_ledger(
     assert pod.desired_status == "RUNNING"
     result = jobs_stop("train")
     assert result.exit_code == 0 and result.stderr == warning, result.stderr
-    assert result.stdout == (f"train: from the ledger ({path} could not be read): finished; stop pod {pod.id} "
-                             f"(`bidder stop {pod.id} --terminate` deletes it)\n")
+    assert result.stdout == (f"train: from the ledger ({path} could not be read): finished; stop pod {pod.id}; it "
+                             f"has no volume, so it bills nothing while stopped (`bidder stop {pod.id} --terminate` "
+                             "deletes it)\n")
     assert pod.desired_status == "EXITED"
     # Nothing left to stop, or a name the ledger does not know: one line, with why the file was not read.
     again = jobs_stop("train")

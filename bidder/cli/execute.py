@@ -1291,7 +1291,7 @@ def jobs_stop(ctx: click.Context, name: str, dry_run: bool, lock_wait: float, no
         with (contextlib.nullcontext() if dry_run else _tick_lock(store, lock_wait, undone)), \
                 (dry_run_copy(store, now) if dry_run else contextlib.nullcontext(store)) as acting:
             exs = _executors(client, vast, acting, dry_run=dry_run)
-            done = _finish_job(exs, acting, name, on_finish, now, kept_hint=unlisted is not None)
+            done = _finish_job(exs, acting, name, on_finish, now)
     click.echo(f"{name}: {unlisted + ': ' if unlisted else ''}{done}")
 
 
@@ -1325,10 +1325,8 @@ def _unlisted_job(config: Config, name: str, db_path: str, unread: str | None = 
     return f"from the ledger ({config.path} could not be read)" if unread is not None else f"no longer in {config.path}"
 
 
-def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: str, now: datetime, *,
-                kept_hint: bool = False) -> str:
-    """Stop (or terminate) a job's pods and mark it finished. `kept_hint`: say how to delete a pod stopped
-    rather than terminated (a job whose on_finish is not known any more)."""
+def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: str, now: datetime) -> str:
+    """Stop (or terminate) a job's pods and mark it finished; a pod stopped says what it bills on."""
     rows = store.managed_pods(name, states=["active"])
     parts = []
     ex = exs["runpod"]
@@ -1346,10 +1344,10 @@ def _finish_job(exs: dict[str, Executor], store: Store, name: str, on_finish: st
         # A paused Vast instance resumes by itself: stopped even when it is not running now.
         if terminate or pod.desired_status == "RUNNING" or row.get("market") == "vast":
             request = ex.stop_pod(row, now, reason="stopped by `bidder jobs stop`", terminate=terminate)
+            # Stopped, what it bills on is said, as `bidder stop` says it (a 40 GB volume billed on unsaid).
             parts.append(f"{'would ' if request else ''}{'terminate' if terminate else 'stop'} pod {row['pod_id']}"
                          + (f": {request.to_json(indent=None)}" if request else "")
-                         + (f" (`bidder stop {row['pod_id']} --terminate` deletes it)"
-                            if kept_hint and not terminate and not request else ""))
+                         + (f"; {_kept_bill(store.pod(row['pod_id']) or row)}" if not terminate and not request else ""))
         else:
             if not ex.dry_run:
                 store.set_pod_state(row["pod_id"], state="stopped", ended=now, note="stopped by `bidder jobs stop`")
@@ -1772,14 +1770,17 @@ def _stopped_line(row: dict[str, Any], terminate: bool, launched: bool, ended: s
     disk = "disk" if market == "vast" else "volume"
     if terminate:
         return f"{done} (launched by `bidder launch`): deleted, with its {disk}"
+    return f"{done} (launched by `bidder launch`): it no longer runs and nothing restarts it; {_kept_bill(row)}"
+
+
+def _kept_bill(row: dict[str, Any]) -> str:
+    """What a pod kept stopped bills on, and how to delete it."""
     delete = f"`bidder stop {row['pod_id']} --terminate`"
     volume = _kept_volume(row)
-    if market == "vast":
-        kept = f"Vast bills its {disk}'s storage until {delete}"
-    elif volume is None:  # (a pod recorded before the ledger held volumes)
-        kept = f"RunPod bills its volume disk, if it has one, while it is stopped: {delete} deletes it with its volume"
-    elif volume:
-        kept = f"RunPod bills its {volume} GB volume while it is stopped: {delete} deletes it with its volume"
-    else:
-        kept = f"it has no volume, so it bills nothing while stopped ({delete} deletes it)"
-    return f"{done} (launched by `bidder launch`): it no longer runs and nothing restarts it; {kept}"
+    if (row.get("market") or "runpod") == "vast":
+        return f"Vast bills its disk's storage until {delete}"
+    if volume is None:  # (a pod recorded before the ledger held volumes)
+        return f"RunPod bills its volume disk, if it has one, while it is stopped: {delete} deletes it with its volume"
+    if volume:
+        return f"RunPod bills its {volume} GB volume while it is stopped: {delete} deletes it with its volume"
+    return f"it has no volume, so it bills nothing while stopped ({delete} deletes it)"
