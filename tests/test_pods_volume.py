@@ -210,3 +210,23 @@ def test_a_launched_spot_pod_outbid_is_shown_stopped_with_its_volume_not_paused(
     assert report.exit_code == 0, report.output + report.stderr
     [spent] = [r for r in csv.DictReader(io.StringIO(report.output)) if r["pod_id"] == pod_id]
     assert spent["state"] == "stopped", spent
+
+
+def test_a_launched_spot_pod_outbid_with_no_volume_is_not_listed_as_billing(env):
+    # Outbid for good with no volume, it bills nothing, yet plain `bidder pods` ("the managed pods that bill")
+    # listed it until `bidder stop` (found by a README audit).
+    before = set(env.emu.world.pods)
+    result = cli(env, "launch", "--gpu", A6000, "--cloud", "community", "--tolerance", "high", "--max-price", "0.6",
+                 "--image", "img", "--yes", *api(env))
+    assert result.exit_code == 0, result.output + result.stderr
+    [pod_id] = set(env.emu.world.pods) - before
+    pod = env.emu.world.pods[pod_id]
+    assert pod.is_spot, result.output
+    env.emu.advance(600)
+    env.emu.world.set_floor(A6000, pod.cloud, 0.9)  # over its bid: RunPod stops it
+    env.emu.advance(600)
+    assert cli(env, "pods", "--refresh", *api(env)).exit_code == 0
+    billing = cli(env, "pods", *db(env))
+    assert billing.exit_code == 0 and pod_id not in billing.output, billing.output
+    everything = cli(env, "pods", "--all", *db(env))
+    assert pod_id in everything.output, everything.output

@@ -1431,7 +1431,7 @@ def pods(show_all: bool, refresh: bool, fmt: str, now_text: str | None, allow_pa
         polled: list[datetime] = []  # the last poll of each listed pod whose figures move on (a tick polls it)
         unknown = False  # a stopped RunPod pod left out whose volume the ledger does not know: it may bill
         for row in store.managed_pods(states=None if show_all else ["active", "retiring", "stopped"]):
-            if not show_all and not _bills(row):
+            if not show_all and not _bills(row, store.comes_back(row)):
                 unknown = unknown or (row.get("market") != "vast" and row.get("desired_status") != "TERMINATED"
                                       and _kept_volume(row) is None)
                 continue
@@ -1618,12 +1618,16 @@ def _shown_status(row: Mapping[str, Any], fmt: str, store: Store) -> str | None:
     return "PAUSED" if paused and store.comes_back(row) else status
 
 
-def _bills(row: Mapping[str, Any]) -> bool:
+def _bills(row: Mapping[str, Any], comes_back: bool = True) -> bool:
     """Whether a managed pod bills, as far as the ledger can tell: active, still to retire, a Vast
     instance kept stopped (its disk bills storage until it is destroyed), a RunPod pod kept stopped
     with a volume disk, or one restarted outside bidder. One known to have none bills nothing stopped (`--volume` defaults to 0); one
     whose volume the ledger does not know (recorded before it held them) is listed by --all, with a
-    line on how to delete it."""
+    line on how to delete it. An active RunPod pod exited that nothing bids for again (`comes_back`
+    False: a `bidder launch`'s outbid) is as one kept stopped: it was listed with no volume, billing nothing."""
+    runpod = (row.get("market") or "runpod") == "runpod"
+    if row.get("state") == "active" and row.get("desired_status") == "EXITED" and runpod and not comes_back:
+        return _kept_volume(row) != 0
     if row.get("state") in ("active", "retiring") or row.get("desired_status") == "RUNNING":
         return True  # (a pod kept stopped that was restarted outside bidder runs and bills)
     if row.get("desired_status") == "TERMINATED":
