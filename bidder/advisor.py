@@ -33,6 +33,7 @@ from bidder.models import (
     JobSpec,
     MarketKey,
     Policy,
+    PriceQuote,
     market_of,
 )
 from bidder.optimizer import (
@@ -196,11 +197,35 @@ def advise(store: Any, job: JobSpec, policy: Policy, now: datetime, *, progress:
     stats_params.setdefault("floor_model", uses_plan(job, policy))  # services and open-ended jobs need none
     stats, info = gather_stats(store, [q.key for q in chosen if q.market not in spot_off], now,
                                history_days=history_days, **stats_params)
-    decision = decide(job, policy, quotes, stats, now, progress, history_notes=info.missing)
+    uncounted = _runpod_count_note(job, quotes, chosen)
+    if uncounted is not None:
+        info = replace(info, notes=(*info.notes, uncounted))
+    try:
+        decision = decide(job, policy, quotes, stats, now, progress, history_notes=info.missing)
+    except Infeasible as exc:
+        if uncounted is None:
+            raise
+        raise Infeasible(f"{exc}; {uncounted}", constraint=exc.constraint, until_changed=exc.until_changed) from None
     snapshots: dict[str, datetime] = {}
     for q in chosen:
         snapshots[q.market] = max(snapshots.get(q.market, q.ts), q.ts)
     return decision, replace(info, snapshots=snapshots)
+
+
+def _runpod_count_note(job: JobSpec, quotes: list[PriceQuote], chosen: list[PriceQuote]) -> str | None:
+    """A job of several GPUs open to RunPod and another market, that RunPod has no quote of that count for
+    though it has the job's GPU types at other counts: RunPod quotes only the counts collected, so it was
+    left out in silence, and a dearer Vast offer recommended (None: nothing to say)."""
+    if job.gpu_count == 1 or (job.market or "any") != "any" or not chosen or any(
+            q.market == DEFAULT_MARKET for q in chosen):
+        return None  # (no market at that count: the optimizer's own error says what each has)
+    other = select_quotes(replace(job, gpu_count=1), [q for q in quotes if q.market == DEFAULT_MARKET])
+    if not other:
+        return None
+    counts = sorted({q.gpu_count for q in quotes if q.market == DEFAULT_MARKET})
+    return (f"RunPod is left out: its prices were collected for pods of {', '.join(map(str, counts))} GPU(s), none "
+            f"{job.gpu_count}; `bidder collect --gpu-counts {','.join(map(str, sorted({*counts, job.gpu_count})))}` "
+            "quotes those too")
 
 
 def on_demand_rescue(store: Any, job: JobSpec, policy: Policy, now: datetime, *, work_left: float, spent: float,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -471,3 +472,21 @@ def test_jobs_stop_says_the_volume_a_stopped_pod_bills_on(env):
     assert result.output == (f"nb: launched by `bidder launch`: finished; stop pod {pod.id}; RunPod bills its 20 GB "
                              f"volume while it is stopped: `bidder stop {pod.id} --terminate` deletes it with its "
                              "volume\n")
+
+
+def test_recommend_says_runpod_is_left_out_of_a_several_gpu_job_for_lack_of_its_quotes(vast_env):
+    # `--gpus 2` open to both markets, on prices collected for 1-GPU pods: RunPod was dropped in silence and
+    # a dearer Vast offer recommended, or "no candidate" said with no word of RunPod (found by an audit).
+    emu, tmp = vast_env
+    conn = sqlite3.connect(tmp / "bidder.db")  # RunPod's 2-GPU quotes gone: collected for 1-GPU pods alone
+    with conn:
+        conn.execute("DELETE FROM prices WHERE gpu_count = 2 AND market = 'runpod'")
+    conn.close()
+    runner = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY, "VAST_API_KEY": TEST_API_KEY})
+    note = ("RunPod is left out: its prices were collected for pods of 1 GPU(s), none 2; `bidder collect --gpu-counts "
+            "1,2` quotes those too")
+    for cap in ("0.6", "0.05"):
+        result = runner.invoke(main, ["recommend", "--gpu", "RTX 4090", "--gpus", "2", "--keep-running", "--tolerance",
+                                      "none", "--max-price", cap, "--db", str(tmp / "bidder.db"), "--now",
+                                      to_iso(emu.now)])
+        assert note in result.output + result.stderr, (cap, result.output + result.stderr)
