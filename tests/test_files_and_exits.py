@@ -171,20 +171,32 @@ _HEADER = "ts,gpu_type,minimum_bid_price,uninterruptable_price\n"
 _MAIN = "from bidder.cli import main; main()"
 
 
+def _importing(db, env=None) -> subprocess.Popen:
+    """`import-trace -` into `db` from a subprocess, given one row: once it has made the file, waiting for
+    more rows on its stdin."""
+    importer = subprocess.Popen([sys.executable, "-c", _MAIN, "import-trace", "-", "--db", str(db)], env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    importer.stdin.write(_HEADER + "2026-01-01T00:00:00Z,NVIDIA RTX A6000,0.3,0.5\n")
+    importer.stdin.flush()
+    deadline = time.monotonic() + 30
+    try:
+        while not (db.exists() and db.stat().st_size > 0):  # the import made the file and waits for more rows
+            assert time.monotonic() < deadline and importer.poll() is None
+            time.sleep(0.05)
+    except BaseException:
+        importer.kill()
+        importer.wait()
+        raise
+    return importer
+
+
 def test_a_failed_import_keeps_a_new_database_a_collector_took_up(emulator, tmp_path):
     """The race of the tester: `import-trace` creates race.db, a `bidder collect` opens it and stores a
     snapshot, then the import fails. The database is the collector's now: it stays, with its prices
     (it was deleted under the collector, which had said "stored 76 quotes")."""
     db = tmp_path / "race.db"
     env = {**os.environ, "RUNPOD_API_KEY": TEST_API_KEY}
-    importer = subprocess.Popen([sys.executable, "-c", _MAIN, "import-trace", "-", "--db", str(db)], env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    importer.stdin.write(_HEADER + "2026-01-01T00:00:00Z,NVIDIA RTX A6000,0.3,0.5\n")
-    importer.stdin.flush()
-    deadline = time.monotonic() + 30
-    while not (db.exists() and db.stat().st_size > 0):  # the import made the file and waits for more rows
-        assert time.monotonic() < deadline and importer.poll() is None
-        time.sleep(0.05)
+    importer = _importing(db, env)
     collector = subprocess.Popen([sys.executable, "-c", _MAIN, "-v", "collect", "--db", str(db), "--api-url",
                                   emulator.url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # -v logs each HTTP request: once the first is answered, the collector has the database open.
@@ -205,15 +217,8 @@ def test_an_import_stopped_by_sigterm_leaves_no_new_database(tmp_path):
     """SIGTERM (`timeout`, systemd's stop, `kill`) ended an import at once and left its new file, -wal
     and -shm behind with no price in them; it unwinds as a failure does: the file is removed, exit 143."""
     db = tmp_path / "new.db"
-    importer = subprocess.Popen([sys.executable, "-c", _MAIN, "import-trace", "-", "--db", str(db)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    importer = _importing(db)
     try:
-        importer.stdin.write(_HEADER + "2026-01-01T00:00:00Z,NVIDIA RTX A6000,0.3,0.5\n")
-        importer.stdin.flush()
-        deadline = time.monotonic() + 30
-        while not (db.exists() and db.stat().st_size > 0):  # the import made the file and waits for more rows
-            assert time.monotonic() < deadline and importer.poll() is None
-            time.sleep(0.05)
         importer.send_signal(signal.SIGTERM)
         out, err = importer.communicate(timeout=60)
     finally:

@@ -199,9 +199,9 @@ def test_a_launchs_lost_create_stays_the_launchs_when_a_job_takes_its_name(env):
     assert own.desired_status == "RUNNING" and landed.desired_status == "RUNNING"  # the user's, as launched
 
 
-def test_a_launch_that_finds_an_earlier_launchs_pod_unlike_its_request_rents_nothing_and_says_so(env):
-    # A launch's create got no answer; the next launch, for another GPU type and image, "launched"
-    # the earlier on-demand A6000 at exit 0, its last line reading as the pod it asked for (found by an audit).
+def _lost_launch_create_landed(env):
+    """A launch (on-demand A6000, image img) whose create got no answer, then its pod landing a minute
+    later: the pod."""
     env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal Server Error"}]}, status=500,
                     execute=False)
     assert launch(env, "--retries", "1").exit_code == 1
@@ -209,6 +209,13 @@ def test_a_launch_that_finds_an_earlier_launchs_pod_unlike_its_request_rents_not
     landed = env.emu.world.deploy_on_demand({"gpuTypeId": A6000, "cloudType": "COMMUNITY", "gpuCount": 1,
                                              "name": lost, "imageName": "img"})  # the create, landing late
     env.emu.advance(60)
+    return landed
+
+
+def test_a_launch_that_finds_an_earlier_launchs_pod_unlike_its_request_rents_nothing_and_says_so(env):
+    # A launch's create got no answer; the next launch, for another GPU type and image, "launched"
+    # the earlier on-demand A6000 at exit 0, its last line reading as the pod it asked for (found by an audit).
+    landed = _lost_launch_create_landed(env)
     other = cli(env, "launch", "--gpu", RTX4090, "--tolerance", "none", "--max-price", "0.35", "--image", "other:img",
                 "--yes")
     assert other.exit_code == 1, other.output + other.stderr
@@ -223,13 +230,7 @@ def test_a_launch_that_finds_an_earlier_launchs_pod_unlike_its_request_rents_not
 
 
 def test_the_same_launch_again_finds_its_earlier_pod(env):
-    env.emu.malform("podFindAndDeployOnDemand", {"errors": [{"message": "Internal Server Error"}]}, status=500,
-                    execute=False)
-    assert launch(env, "--retries", "1").exit_code == 1
-    lost = env.store.job_state("bidder-launch")["pending_name"]
-    landed = env.emu.world.deploy_on_demand({"gpuTypeId": A6000, "cloudType": "COMMUNITY", "gpuCount": 1,
-                                             "name": lost, "imageName": "img"})
-    env.emu.advance(60)
+    landed = _lost_launch_create_landed(env)
     again = launch(env)
-    assert again.exit_code == 0 and f"-> adopted: created earlier; its answer was lost" in again.output, again.output
+    assert again.exit_code == 0 and "-> adopted: created earlier; its answer was lost" in again.output, again.output
     assert f"Launched pod {landed.id}" in again.output and [p.id for p in env.live_pods()] == [landed.id]

@@ -453,7 +453,7 @@ def test_a_launch_looks_up_an_earlier_create_lost_on_the_other_market_first(vast
     assert emu.world.pods == {}, "a second pod, on RunPod"
     either = run(*runpod, "--market", "any")  # the plan is RunPod's: it looks on Vast, finds the instance,
     assert either.exit_code == 1, either.output + either.stderr  # and, another GPU name than asked, rents nothing
-    assert f"adopted: created earlier on vast; its answer was lost" in either.output
+    assert "adopted: created earlier on vast; its answer was lost" in either.output
     assert "Launched pod" not in either.output and emu.world.pods == {}, either.output
     assert (f"nothing new launched for bidder-launch: an earlier launch's create whose answer was lost landed, pod "
             f"{inst.id}, now watched as bidder-launch's, and it is not what this launch asks for (a RTX 4090, not "

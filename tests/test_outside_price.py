@@ -70,13 +70,19 @@ def test_a_vast_bid_raised_in_vasts_console_is_booked_at_what_vast_bills(cli_env
     assert booked > 0.8
 
 
-def test_a_vast_cost_its_dph_total_does_not_back_is_still_impossible(both):
-    env, api = both
+def _vast_job_running(env, api):
+    """VAST_JOB's config, ticked for half an hour: (the config, its one live instance)."""
     config = env.config(VAST_JOB)
     for _ in range(3):
         tick(env, api, config)
         env.emu.advance(600)
     [inst] = vast_live(env.emu)
+    return config, inst
+
+
+def test_a_vast_cost_its_dph_total_does_not_back_is_still_impossible(both):
+    env, api = both
+    config, inst = _vast_job_running(env, api)
     before = env.store.observations(str(inst.id))
     env.emu.malform("vast:list", lambda p: {**p, "instances": [{**i, "dph_base": 25.0} for i in p["instances"]]},
                     times=1)
@@ -102,11 +108,7 @@ disk = 20
 
 def test_a_managed_vast_bid_raised_over_the_max_price_outside_bidder_is_bid_again_under_it(both):
     env, api = both
-    config = env.config(VAST_JOB)
-    for _ in range(3):
-        tick(env, api, config)
-        env.emu.advance(600)
-    [inst] = vast_live(env.emu)
+    config, inst = _vast_job_running(env, api)
     env.emu.vast.change_bid(inst.id, 1.5)  # $1.50/GPU-h: past the job's $0.60 cap
     env.emu.advance(600)
     report = tick(env, api, config)

@@ -183,12 +183,11 @@ def test_a_version_6_ledger_keeps_its_pods_and_their_volume_is_unknown(tmp_path)
     assert everything.output.splitlines()[-1] == f"{UNKNOWN_LINE}: `bidder stop oldpod --terminate` deletes one"
 
 
-def test_a_launched_spot_pod_outbid_is_shown_stopped_with_its_volume_not_paused(env):
-    # Nothing bids for a `bidder launch`'s pod again (no tick runs a launch): outbid, it showed PAUSED,
-    # which says "waits for a tick's new bid", and no line said that its volume bills while it is stopped.
+def _launched_spot_outbid(env, *extra: str) -> str:
+    """A `bidder launch` of an A6000 spot pod (`extra`: more options), outbid ten minutes later: its id."""
     before = set(env.emu.world.pods)
     result = cli(env, "launch", "--gpu", A6000, "--cloud", "community", "--tolerance", "high", "--max-price", "0.6",
-                 "--image", "img", "--volume", "20", "--yes", *api(env))
+                 "--image", "img", *extra, "--yes", *api(env))
     assert result.exit_code == 0, result.output + result.stderr
     [pod_id] = set(env.emu.world.pods) - before
     pod = env.emu.world.pods[pod_id]
@@ -197,6 +196,13 @@ def test_a_launched_spot_pod_outbid_is_shown_stopped_with_its_volume_not_paused(
     env.emu.world.set_floor(A6000, pod.cloud, 0.9)  # over its bid: RunPod stops it
     env.emu.advance(600)
     assert pod.desired_status == "EXITED"
+    return pod_id
+
+
+def test_a_launched_spot_pod_outbid_is_shown_stopped_with_its_volume_not_paused(env):
+    # Nothing bids for a `bidder launch`'s pod again (no tick runs a launch): outbid, it showed PAUSED,
+    # which says "waits for a tick's new bid", and no line said that its volume bills while it is stopped.
+    pod_id = _launched_spot_outbid(env, "--volume", "20")
     table = cli(env, "pods", "--refresh", *api(env))
     assert table.exit_code == 0, table.output + table.stderr
     [line] = [x for x in table.output.splitlines() if x.startswith(pod_id) and "A6000" in x]
@@ -215,16 +221,7 @@ def test_a_launched_spot_pod_outbid_is_shown_stopped_with_its_volume_not_paused(
 def test_a_launched_spot_pod_outbid_with_no_volume_is_not_listed_as_billing(env):
     # Outbid for good with no volume, it bills nothing, yet plain `bidder pods` ("the managed pods that bill")
     # listed it until `bidder stop` (found by a README audit).
-    before = set(env.emu.world.pods)
-    result = cli(env, "launch", "--gpu", A6000, "--cloud", "community", "--tolerance", "high", "--max-price", "0.6",
-                 "--image", "img", "--yes", *api(env))
-    assert result.exit_code == 0, result.output + result.stderr
-    [pod_id] = set(env.emu.world.pods) - before
-    pod = env.emu.world.pods[pod_id]
-    assert pod.is_spot, result.output
-    env.emu.advance(600)
-    env.emu.world.set_floor(A6000, pod.cloud, 0.9)  # over its bid: RunPod stops it
-    env.emu.advance(600)
+    pod_id = _launched_spot_outbid(env)
     assert cli(env, "pods", "--refresh", *api(env)).exit_code == 0
     billing = cli(env, "pods", *db(env))
     assert billing.exit_code == 0 and pod_id not in billing.output, billing.output
