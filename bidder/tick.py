@@ -2001,9 +2001,14 @@ def left_billing(row: Mapping[str, Any]) -> str | None:
     status, market = row.get("desired_status"), row.get("market") or "runpod"
     if status == "RUNNING":
         return "is running"
+    if status == "EXITED" and market == "vast":
+        return "is paused (outbid), resumes by itself and bills its disk meanwhile"
     if status == "EXITED":
-        return ("is paused (outbid), resumes by itself and bills its disk meanwhile" if market == "vast" else
-                "is stopped (outbid or reclaimed) and keeps its volume, which RunPod bills while it is stopped")
+        volume = row.get("volume_in_gb")
+        if volume == 0:  # (none, the default: it bills nothing stopped, and `pods` no longer lists it as billing)
+            return None
+        return ("is stopped (outbid or reclaimed) and keeps its " + ("volume" if volume is None else f"{volume} GB volume")
+                + ", which RunPod bills while it is stopped")
     return None
 
 

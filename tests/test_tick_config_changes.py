@@ -276,7 +276,7 @@ def test_a_removed_jobs_runpod_pod_once_outbid_is_still_named_and_not_shown_paus
     from bidder.cli import main
     from bidder.sim import TEST_API_KEY
 
-    config = env.config(spot_job())
+    config = env.config(spot_job(extra="volume = 20"))
     pod = until_running(env, config, "s")
     other = env.config(f'[jobs.other]\nimage = "img"\ngpu = ["{RTX4090}"]\nkeep_running = true\ntolerance = "none"\n')
     env.emu.advance(300)
@@ -288,9 +288,34 @@ def test_a_removed_jobs_runpod_pod_once_outbid_is_still_named_and_not_shown_paus
     env.emu.advance(300)
     report = env.tick(other)
     [warning] = [e for e in report.events if e["event"] == "unmanaged" and e["pod_id"] == pod.id]
-    assert "is stopped (outbid or reclaimed) and keeps its volume, which RunPod bills while it is stopped" \
+    assert "is stopped (outbid or reclaimed) and keeps its 20 GB volume, which RunPod bills while it is stopped" \
         in warning["message"] and f"`bidder stop {pod.id} --terminate`" in warning["message"]
     shown = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, ["pods", "--db", str(env.store.path)])
     assert shown.exit_code == 0, shown.output
-    [line] = [row for row in shown.output.splitlines() if row.startswith(pod.id)]
+    [line] = [row for row in shown.output.splitlines() if row.startswith(f"{pod.id} ")]  # (its table row)
     assert "EXITED" in line and "PAUSED" not in line, shown.output
+    assert f"{pod.id}: stopped by RunPod and not bid for again, it keeps its 20 GB volume" in shown.output
+
+
+def test_a_removed_jobs_runpod_pod_outbid_with_no_volume_is_not_warned_of_as_billing(env):
+    # With no volume (the default) it bills nothing stopped: the tick warned of "its volume, which RunPod
+    # bills" at every tick, and `pods` listed it among the pods that bill.
+    from click.testing import CliRunner
+
+    from bidder.cli import main
+    from bidder.sim import TEST_API_KEY
+
+    config = env.config(spot_job())
+    pod = until_running(env, config, "s")
+    other = env.config(f'[jobs.other]\nimage = "img"\ngpu = ["{RTX4090}"]\nkeep_running = true\ntolerance = "none"\n')
+    env.emu.advance(300)
+    assert [e for e in env.tick(other).events if e["event"] == "unmanaged" and e["pod_id"] == pod.id]  # running
+    env.emu.world.set_floor(A6000, "COMMUNITY", round((pod.bid or 0.0) + 0.03, 3))  # outbid
+    env.emu.advance(300)
+    env.tick(other)
+    assert pod.desired_status == "EXITED" and env.store.pod(pod.id)["volume_in_gb"] == 0
+    env.emu.advance(300)
+    report = env.tick(other)
+    assert not [e for e in report.events if e["event"] == "unmanaged" and e["pod_id"] == pod.id]
+    shown = CliRunner(env={"RUNPOD_API_KEY": TEST_API_KEY}).invoke(main, ["pods", "--db", str(env.store.path)])
+    assert shown.exit_code == 0 and pod.id not in shown.output, shown.output
