@@ -29,14 +29,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from study_inputs import emit
+from study_inputs import add_forecast_options, emit, forecast_markets, run_script
 
-from bidder.backtest.engine import load_trace
-from bidder.errors import BidderError
 from bidder.planner import block_maxima, fit_floor_model
 
-ROOT = Path(__file__).resolve().parent.parent
-AWS_TRACE = ROOT / "data" / "aws-g2-2016-us-east-1ac.csv"  # where the README says to save it (not shipped)
 DAY = 86400.0
 
 
@@ -72,41 +68,25 @@ BANDS = (("cheap", 0.0, 0.34), ("middle", 0.34, 0.67), ("dear", 0.67, 0.99), ("a
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--traces", nargs="*", type=Path, default=None,
-                        help="trace CSVs (default: the AWS 2016 trace, when present, and data/traces/*.csv)")
-    parser.add_argument("--hours", type=float, default=24.0, help="how far ahead the share is forecast (default 24)")
-    parser.add_argument("--cheap", type=int, default=4, help="the cheap states: the lowest N levels (default 4)")
+    add_forecast_options(parser)
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
-    traces = args.traces
-    if traces is None:
-        traces = ([AWS_TRACE] if AWS_TRACE.is_file() else []) + sorted((ROOT / "data" / "traces").glob("*.csv"))
     lines = [f"Chain calibration: the share of the next {args.hours:g} h in the {args.cheap} cheapest states, "
              "predicted by the chain fitted that day and realised, by the state a block starts from",
              "", f"| trace | market | start state | blocks | predicted | the last {args.hours:g} h | realised |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     errors = []
-    for trace in traces:
-        try:
-            history = load_trace(trace)
-        except BidderError as exc:  # a missing or malformed trace
-            print(f"study_chain_calibration: error: {exc}", file=sys.stderr)
-            return 2
-        for m, market in enumerate(history.markets):
-            od = history.on_demand[m][~np.isnan(history.on_demand[m])]
-            if not len(od):
-                continue
-            rows = np.array(calibration(history.ts, history.floor[m], float(od.max()), args.hours, args.cheap))
-            if not len(rows):
-                continue
-            for name, lo, hi in BANDS:
-                sel = (rows[:, 0] >= lo) & (rows[:, 0] < hi)
-                if sel.any():
-                    lines.append(f"| {trace.name} | {market.label} | {name} | {int(sel.sum()):,} | "
-                                 f"{rows[sel, 1].mean():.3f} | {rows[sel, 3].mean():.3f} | {rows[sel, 2].mean():.3f} |")
-            print(lines[-1], file=sys.stderr, flush=True)
-            errors.append((trace.name, market.label, np.mean(np.abs(rows[:, 1] - rows[:, 2])),
-                           np.mean(np.abs(rows[:, 3] - rows[:, 2]))))
+    for trace, label, ts, floor, on_demand in forecast_markets(args.traces):
+        rows = np.array(calibration(ts, floor, on_demand, args.hours, args.cheap))
+        if not len(rows):
+            continue
+        for name, lo, hi in BANDS:
+            sel = (rows[:, 0] >= lo) & (rows[:, 0] < hi)
+            if sel.any():
+                lines.append(f"| {trace} | {label} | {name} | {int(sel.sum()):,} | "
+                             f"{rows[sel, 1].mean():.3f} | {rows[sel, 3].mean():.3f} | {rows[sel, 2].mean():.3f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+        errors.append((trace, label, np.mean(np.abs(rows[:, 1] - rows[:, 2])), np.mean(np.abs(rows[:, 3] - rows[:, 2]))))
     lines += ["", f"Mean absolute error of the cheap share over every block: the chain, the last {args.hours:g} h", "",
               "| trace | market | chain | the last hours |", "| --- | --- | ---: | ---: |"]
     lines += [f"| {t} | {m} | {a:.3f} | {b:.3f} |" for t, m, a, b in errors]
@@ -114,4 +94,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script("study_chain_calibration", main))

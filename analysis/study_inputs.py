@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import numpy as np
 
 from bidder.backtest.engine import PriceHistory, load_trace
 from bidder.backtest.types import BacktestJob
 from bidder.errors import BidderError
 from bidder.models import parse_tolerance
+
+#: Where the README says to save the AWS 2016 trace (not shipped).
+AWS_TRACE = Path(__file__).resolve().parent.parent / "data" / "aws-g2-2016-us-east-1ac.csv"
 
 
 class StudyError(Exception):
@@ -71,3 +76,30 @@ def run_script(name: str, main: Callable[[], int | None]) -> int:
     except (BidderError, StudyError, OSError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def add_forecast_options(parser: argparse.ArgumentParser) -> None:
+    """The forecast studies' options: --traces (read by `forecast_markets`), --hours ahead, --cheap states."""
+    parser.add_argument("--traces", nargs="*", type=Path, default=None,
+                        help="trace CSVs (default: the AWS 2016 trace, when present, and data/traces/*.csv)")
+    parser.add_argument("--hours", type=float, default=24.0, help="how far ahead the share is forecast (default 24)")
+    parser.add_argument("--cheap", type=int, default=4, help="the cheap states: the lowest N levels (default 4)")
+
+
+def forecast_markets(given: list[Path] | None) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, float]]:
+    """(trace name, market label, sample times, floors, its highest on-demand price) of each market with an
+    on-demand price in the traces `given`, else in the AWS 2016 trace (when saved where the README says)
+    and data/traces/*.csv: what the forecast studies (study_chain_calibration.py, study_regime_chain.py)
+    read. StudyError on a trace that cannot be read."""
+    traces = given
+    if traces is None:
+        traces = ([AWS_TRACE] if AWS_TRACE.is_file() else []) + sorted((AWS_TRACE.parent / "traces").glob("*.csv"))
+    for trace in traces:
+        try:
+            history = load_trace(trace)
+        except BidderError as exc:  # a missing or malformed trace
+            raise StudyError(str(exc)) from None
+        for m, market in enumerate(history.markets):
+            od = history.on_demand[m][~np.isnan(history.on_demand[m])]
+            if len(od):
+                yield trace.name, market.label, history.ts, history.floor[m], float(od.max())

@@ -25,14 +25,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from study_inputs import emit, run_script
+from study_inputs import add_forecast_options, emit, forecast_markets, run_script
 
-from bidder.backtest.engine import load_trace
-from bidder.errors import BidderError
 from bidder.planner import HALF_LIFE_H, PRIOR, block_maxima, fit_floor_model
 
-ROOT = Path(__file__).resolve().parent.parent
-AWS_TRACE = ROOT / "data" / "aws-g2-2016-us-east-1ac.csv"  # where the README says to save it (not shipped)
 DAY = 86400.0
 STEP_H = 0.5  # the planner's block
 
@@ -106,10 +102,7 @@ def errors(ts: np.ndarray, floor: np.ndarray, on_demand: float, hours: float, ch
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--traces", nargs="*", type=Path, default=None,
-                        help="trace CSVs (default: the AWS 2016 trace, when present, and data/traces/*.csv)")
-    parser.add_argument("--hours", type=float, default=24.0, help="how far ahead the share is forecast (default 24)")
-    parser.add_argument("--cheap", type=int, default=4, help="the cheap states: the lowest N levels (default 4)")
+    add_forecast_options(parser)
     parser.add_argument("--low", type=int, default=1, help="calm from a block at this level or under (default 1)")
     parser.add_argument("--high", type=float, default=1.0,
                         help="dear from a block at this share of the levels or above (default 1.0: above every level)")
@@ -117,29 +110,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="transitions' weight pulling a regime's row to the all-regime row (default 4)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
-    traces = args.traces
-    if traces is None:
-        traces = ([AWS_TRACE] if AWS_TRACE.is_file() else []) + sorted((ROOT / "data" / "traces").glob("*.csv"))
     lines = [f"Forecast of the share of the next {args.hours:g} h in the {args.cheap} cheapest states, mean absolute "
              f"error over every block: the planner's chain, the chain with a regime (calm at level {args.low} or "
              f"under, dear at {args.high:g} of the levels or above, pull {args.pull:g}), and the last "
              f"{args.hours:g} h read as the next", "",
              "| trace | market | blocks | chain | regime chain | the last hours |", "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for trace in traces:
-        try:
-            history = load_trace(trace)
-        except BidderError as exc:  # a missing or malformed trace
-            print(f"study_regime_chain: error: {exc}", file=sys.stderr)
-            return 2
-        for m, market in enumerate(history.markets):
-            od = history.on_demand[m][~np.isnan(history.on_demand[m])]
-            if not len(od):
-                continue
-            chain, regime, naive, blocks = errors(history.ts, history.floor[m], float(od.max()), args.hours, args.cheap,
-                                                  args.low, args.high, args.pull)
-            if blocks:
-                lines.append(f"| {trace.name} | {market.label} | {blocks:,} | {chain:.3f} | {regime:.3f} | {naive:.3f} |")
-                print(lines[-1], file=sys.stderr, flush=True)
+    for trace, label, ts, floor, on_demand in forecast_markets(args.traces):
+        chain, regime, naive, blocks = errors(ts, floor, on_demand, args.hours, args.cheap, args.low, args.high, args.pull)
+        if blocks:
+            lines.append(f"| {trace} | {label} | {blocks:,} | {chain:.3f} | {regime:.3f} | {naive:.3f} |")
+            print(lines[-1], file=sys.stderr, flush=True)
     return emit(lines, args.out)
 
 
